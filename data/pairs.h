@@ -1,0 +1,70 @@
+/* pairs.h — preference pairs: loading pre-tokenized JSONL, truncation, epoch order, micro-batch packing.
+ *
+ * defines: Pair, PairSet, pairs_load_jsonl, pairs_free, pairs_truncate, pairs_epoch_order, MicroBatch,
+ *          microbatch_pack, microbatch_free.
+ * JSONL line: {"prompt_ids": [int...], "chosen_ids": [int...], "rejected_ids": [int...],
+ *              optional "ref_chosen_logp": float, "ref_rejected_logp": float}. Unknown fields are ignored.
+ * Errors: sd_die("<file>:<line>", "...") naming the field and what was expected (empty chosen/rejected,
+ * missing field, non-integer id, id outside [0, vocab) when vocab > 0, invalid JSON).
+ * Ownership: PairSet owns every Pair's arrays; MicroBatch owns its arrays (microbatch_free).
+ */
+#ifndef SD_PAIRS_H
+#define SD_PAIRS_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    int *prompt, *chosen, *rejected;       /* token ids */
+    int n_prompt, n_chosen, n_rejected;
+    bool has_ref;
+    double ref_chosen_logp, ref_rejected_logp;
+    int line;                              /* 1-based line in the source file */
+} Pair;
+
+typedef struct {
+    Pair *pairs;
+    size_t n;
+    bool all_have_ref;                     /* every pair carries ref_chosen_logp and ref_rejected_logp */
+    size_t n_truncated;                    /* pairs changed by pairs_truncate */
+    char *source;
+} PairSet;
+
+/* vocab_size > 0 checks every id against it. Dies on the first malformed line. */
+PairSet *pairs_load_jsonl(const char *path, int vocab_size);
+void pairs_free(PairSet *ps);
+
+/* Truncation as the SimPO reference trainer (TRL CPOTrainer, truncation_mode keep_end): with
+ * longer = max(n_chosen, n_rejected): if n_prompt + longer > max_length, keep the last max_prompt_length prompt
+ * tokens; if still n_prompt + longer > max_length, cut each response to max_length - max_prompt_length tokens.
+ * Counts changed pairs in ps->n_truncated. */
+void pairs_truncate(PairSet *ps, int max_length, int max_prompt_length);
+
+/* order[0..n) for epoch `epoch`: identity when !shuffle, else a Fisher-Yates permutation drawn from
+ * sd_hash64(seed, epoch, ·) — a pure function of (n, seed, epoch), so resume and any DP layout see one order. */
+void pairs_epoch_order(size_t *order, size_t n, bool shuffle, long seed, long epoch);
+
+/* A micro-batch of whole pairs packed back to back without padding: sequence 2i is pair i's chosen
+ * (prompt + chosen), 2i+1 its rejected (prompt + rejected).
+ *   ids[Ntok]          input token of each position
+ *   targets[Ntok]      next token (ids[t+1] within the sequence); -1 where no log-prob is taken
+ *   resp_mask: a position t counts when targets[t] is a response token, i.e. t+1 >= start + n_prompt
+ *   pos[Ntok]          position inside its sequence (0-based)
+ *   seq_of[Ntok]       sequence index of each position
+ *   cu_seqlens[S+1]    sequence offsets
+ *   n_resp[S]          response tokens per sequence (log-prob count)
+ *   pair_index[P]      global index (into PairSet) of each pair
+ */
+typedef struct {
+    int P, S;                 /* pairs, sequences (= 2P) */
+    size_t Ntok;              /* packed tokens */
+    int *ids, *targets, *pos, *seq_of;
+    int *cu_seqlens;          /* [S+1] */
+    int *n_resp;              /* [S] */
+    size_t *pair_index;       /* [P] */
+    const Pair **pairs;       /* [P] views into the PairSet (not owned) */
+} MicroBatch;
+
+/* Packs pairs ps->pairs[idx[0..P)] into a new MicroBatch. */
+MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P);
+void microbatch_free(MicroBatch *mb);
+#endif

@@ -1,0 +1,105 @@
+/* backend.h — the kernel interface every backend implements (a struct of function pointers).
+ *
+ * defines: Backend, backend_cpu().
+ * The model, the loss path and the optimizer are written once against this interface; the CPU backend
+ * (src/cpu/, fp32, OpenMP + OpenBLAS) is the reference every other backend must reproduce.
+ *
+ * Conventions for every op:
+ *   - All tensors are fp32, row-major, contiguous, in the backend's memory (host memory for the CPU backend).
+ *   - Shapes use the style guide's letters: N rows (tokens), C model width, NH / NKV query / key-value heads of
+ *     this rank, HD head dim, FF MLP width of this rank, V_loc / V_off the vocabulary slice of this rank.
+ *     All sizes are element counts, never bytes, unless the name says bytes.
+ *   - "writes" means the output is overwritten; "accumulates" means += (gradient buffers).
+ *   - No op allocates memory visible to the caller; scratch lives inside the op and is freed there.
+ *   - Packed variable-length batches: S sequences back to back, sequence s occupies rows
+ *     [cu_seqlens[s], cu_seqlens[s+1]); attention is causal inside each sequence only.
+ */
+#ifndef SD_BACKEND_H
+#define SD_BACKEND_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct Backend {
+    const char *name;
+
+    /* memory (bytes) */
+    void *(*alloc)(size_t bytes, const char *what); /* zeroed; never NULL (dies naming what) */
+    void (*free)(void *p);
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);       /* backend -> backend */
+    void (*upload)(void *dst, const void *host_src, size_t bytes);   /* host -> backend */
+    void (*download)(void *host_dst, const void *src, size_t bytes); /* backend -> host */
+
+    /* C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C.
+     * op(A) = A when !transA (A stored [M,K]) or A^T when transA (A stored [K,M]); same for B
+     * (B stored [K,N] when !transB, [N,K] when transB). A linear layer y = x W^T with an HF weight W[out,in]
+     * is matmul(y, x, W, N, out, in, false, true, 1, 0). beta = 1 accumulates. */
+    void (*matmul)(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
+                   float alpha, float beta);
+
+    /* y[i] += x[i] */
+    void (*add)(float *y, const float *x, size_t n);
+    /* x[i] *= s */
+    void (*scale)(float *x, float s, size_t n);
+    /* returns sum of x[i]^2, accumulated in double */
+    double (*sumsq)(const float *x, size_t n);
+
+    /* embedding of a vocabulary slice: out[n,:] = W[ids[n]-V_off,:] when V_off <= ids[n] < V_off+V_loc, else 0.
+     * W is [V_loc, C]. writes out[N,C]. */
+    void (*embed_fwd)(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
+    /* dW[ids[n]-V_off,:] += dout[n,:] for ids in the slice. accumulates dW[V_loc,C]. */
+    void (*embed_bwd)(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
+
+    /* RMSNorm as HF Llama: rstd[n] = 1/sqrt(mean(x[n,:]^2) + eps), out = x * rstd * w.
+     * writes out[N,C], rstd[N]. */
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+    /* accumulates dx[N,C] and dw[C] given dout[N,C] and the forward's x, w, rstd. */
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                        size_t N, int C);
+
+    /* Rotary embedding, HF "rotate_half" layout: for head h of row n and i < HD/2, with c = cos[pos[n]*HD/2 + i],
+     * s = sin[...]: (x1, x2) = (x[i], x[i+HD/2]) -> (x1*c - x2*s, x2*c + x1*s). In place on x[N, H*HD].
+     * pos[n] is the position of row n inside its own sequence. cos/sin tables are [max_pos, HD/2]. */
+    void (*rope_fwd)(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+    /* the transpose (inverse rotation), in place on the gradient dx[N, H*HD]. */
+    void (*rope_bwd)(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+
+    /* Causal grouped-query attention over packed sequences, softmax(q k^T / sqrt(HD)) v.
+     * q[N, NH*HD], k, v [N, NKV*HD]; query head h reads kv head h / (NH/NKV).
+     * writes out[N, NH*HD] and lse[N*NH] (log-sum-exp of the scaled scores of row n, head h at n*NH+h). */
+    void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                     int S, int NH, int NKV, int HD);
+    /* writes dq[N,NH*HD], dk, dv [N,NKV*HD] from dout and the forward's q, k, v, out, lse. */
+    void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                     const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                     int NKV, int HD);
+
+    /* SwiGLU: out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). writes out[N,FF]. */
+    void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t N, int FF);
+    /* writes dgate[N,FF], dup[N,FF]. */
+    void (*swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                       int FF);
+
+    /* Log-softmax statistics of a vocabulary slice, the building block of (vocab-parallel) log-probs:
+     * logits[N, V_loc] hold columns V_off .. V_off+V_loc-1 of the full vocabulary; targets[n] are global ids.
+     * writes maxv[n] = max_j logits[n,j], sumexp[n] = sum_j exp(logits[n,j] - maxv[n]) and
+     * tgt[n] = logits[n, targets[n]-V_off] when the target lies in the slice, else 0. */
+    void (*xent_stats)(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
+                       int V_loc, int V_off);
+    /* In place, logits -> d(loss)/d(logits): with lse[n] the full-vocabulary log-sum-exp and g[n] =
+     * d(loss)/d(logp[n]) where logp[n] = logit[target] - lse[n]:
+     * dlogits[n,j] = g[n] * ([j+V_off == targets[n]] - exp(logits[n,j] - lse[n])). */
+    void (*xent_bwd)(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                     int V_off);
+
+    /* One AdamW step (torch semantics) on n elements: p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), with bc1 = 1-b1^t, bc2 = 1-b2^t given by the caller.
+     * g is read-only; p, m, v are updated in place. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                  float wd, double bc1, double bc2);
+} Backend;
+
+/* The fp32 CPU reference backend (static storage; never freed). */
+const Backend *backend_cpu(void);
+
+#endif

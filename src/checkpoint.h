@@ -1,0 +1,67 @@
+/* checkpoint.h — HDF5 training checkpoints, written atomically, keyed by global tensor names.
+ *
+ * defines: CkptTensor, CkptMeta, ckpt_prepare, ckpt_write_rank, ckpt_commit, ckpt_save, ckpt_find_latest, ckpt_open, ckpt_read, ckpt_close, CkptReader.
+ * Layout on disk (docs/formats.md):
+ *   <dir>/step-NNNNNNNN/rank-RRRRR.h5   this rank's slices: /param/<name>, /exp_avg/<name>, /exp_avg_sq/<name>,
+ *                                      each with attributes global_shape (int64[]) and offset (int64[])
+ *   <dir>/step-NNNNNNNN/index.h5        written last by rank 0: virtual datasets /param/<name>, ... assembling
+ *                                      every full tensor from the rank files, and group /meta with attributes
+ *                                      step, data_epoch, data_pos, seed, config_yaml, model_config_json, layout
+ *   <dir>/latest                       text file naming the newest complete step directory
+ * The step directory is first written as step-NNNNNNNN.tmp and renamed when complete, then `latest` is replaced
+ * atomically; a crash leaves at most a stray .tmp directory, never a half checkpoint as the latest.
+ * Ownership: CkptTensor data pointers are the caller's; CkptReader owns what it opened (ckpt_close).
+ */
+#ifndef SD_CHECKPOINT_H
+#define SD_CHECKPOINT_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *name;          /* global (HF) name */
+    int ndim;
+    int64_t global_shape[4];
+    int64_t offset[4];         /* this slice's offset in the global tensor */
+    int64_t local_shape[4];    /* this slice's shape */
+    const float *param, *exp_avg, *exp_avg_sq;  /* local slice data (exp_avg* may be NULL: not saved) */
+} CkptTensor;
+
+typedef struct {
+    long step;                 /* optimizer steps done */
+    long data_epoch;           /* epoch of the next unseen pair */
+    long data_pos;             /* index into that epoch's order of the next unseen pair */
+    long seed;
+    const char *config_yaml;   /* resolved config */
+    const char *model_config_json;
+    const char *layout;        /* e.g. "dp1-pp1-tp1-zero0" */
+} CkptMeta;
+
+/* Saving is three phases so that several ranks can share it; the caller puts a barrier between them:
+ *   rank 0:     ckpt_prepare(dir, step)             creates <dir>/step-NNNNNNNN.tmp (removing a stale one)
+ *   every rank: ckpt_write_rank(dir, step, rank, tensors, n)   writes rank-RRRRR.h5 into the .tmp directory
+ *   rank 0:     ckpt_commit(dir, meta, world)        builds index.h5 from the rank files' datasets and
+ *               attributes (every tensor must be covered exactly once, else it dies naming the tensor), renames
+ *               the directory into place, replaces `latest`, and returns the final path (caller frees).
+ * ckpt_save does all three for a single-rank job. */
+void ckpt_prepare(const char *dir, long step);
+void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *tensors, int n);
+char *ckpt_commit(const char *dir, const CkptMeta *meta, int world);
+char *ckpt_save(const char *dir, const CkptMeta *meta, const CkptTensor *tensors, int n);
+
+/* Path of the newest complete checkpoint under dir (via `latest`, else the highest step-* with index.h5), or
+ * NULL when there is none. Caller frees. Accepts a step directory or an index.h5 path as well. */
+char *ckpt_find_latest(const char *dir_or_path);
+
+typedef struct CkptReader CkptReader;
+/* Opens <step_dir>/index.h5; dies naming the file when it is missing or malformed. */
+CkptReader *ckpt_open(const char *step_dir);
+/* Meta strings are owned by the reader. */
+const CkptMeta *ckpt_meta(const CkptReader *r);
+/* Reads a hyperslab [offset, offset+count) of the full tensor group/name (group: "param", "exp_avg",
+ * "exp_avg_sq") into out (fp32). Dies naming the tensor when it is absent or the slice is out of range. */
+void ckpt_read(CkptReader *r, const char *group, const char *name, int ndim, const int64_t *offset,
+               const int64_t *count, float *out);
+/* Global shape of a tensor; returns ndim, or -1 when absent. */
+int ckpt_shape(CkptReader *r, const char *group, const char *name, int64_t *shape_out);
+void ckpt_close(CkptReader *r);
+#endif

@@ -1,0 +1,86 @@
+/* config.h — the run configuration: YAML (libyaml) into one typed, validated struct.
+ *
+ * defines: Config, LossType, LrSchedule, config_load, config_load_string, config_free, config_to_yaml,
+ *          config_print_reference.
+ * One table of keys (name, type, default, range, help) in config.c drives parsing, validation, error messages
+ * and the generated reference (docs/config.md, `simpo_dist --config-reference`).
+ * Errors: sd_die("<file>:<line>:<col>", "key 'optim.lr': expected a positive float, found \"3e-4x\"");
+ *         unknown keys, wrong types, out-of-range values and missing required keys are all fatal.
+ * Paths: relative paths in the file (model.init, data.train, checkpoint.dir, ...) are resolved against the
+ *        directory of the config file, and stored resolved.
+ * Ownership: config_load returns a heap Config; config_free frees it and every string inside.
+ */
+#ifndef SD_CONFIG_H
+#define SD_CONFIG_H
+#include <stdbool.h>
+#include "model_config.h"
+
+typedef enum { LOSS_SIMPO = 0, LOSS_SIMPO_HINGE, LOSS_DPO } LossType;
+typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE } LrSchedule;
+
+typedef struct {
+    char *source;               /* path of the YAML file ("<string>" for config_load_string) */
+    char *text;                 /* the YAML text as read (kept for checkpoints) */
+
+    /* model: */
+    char *model_init;           /* model.init: HF directory, or NULL when model.config is given */
+    bool has_model_config;      /* model.config: {...HF config.json fields...} given */
+    ModelConfig model_config;   /* parsed from model.config (same keys and defaults as config.json) */
+    long model_seed;            /* model.seed (default 0): random init seed */
+    char *model_dtype;          /* model.dtype: "fp32" (default) | "bf16" */
+    char *device;               /* device: "cpu" | "cuda" | "auto" (default auto) */
+
+    /* data: */
+    char *data_train;           /* data.train (required): JSONL path */
+    int max_length;             /* data.max_length (default 2048) */
+    int max_prompt_length;      /* data.max_prompt_length (default 1800) */
+    bool shuffle;               /* data.shuffle (default true) */
+
+    /* loss: */
+    LossType loss_type;         /* loss.type: simpo | simpo_hinge | dpo (default simpo) */
+    double beta;                /* loss.beta (default 2.0) */
+    double gamma_beta_ratio;    /* loss.gamma_beta_ratio (default 0.5) */
+    double sft_weight;          /* loss.sft_weight (default 0) */
+    double label_smoothing;     /* loss.label_smoothing (default 0, in [0, 0.5)) */
+
+    /* optim: */
+    double lr;                  /* optim.lr (default 1e-6), > 0 */
+    double beta1, beta2;        /* optim.betas: [b1, b2] (default [0.9, 0.999]), each in [0, 1) */
+    double eps;                 /* optim.eps (default 1e-8) */
+    double weight_decay;        /* optim.weight_decay (default 0) */
+    double max_grad_norm;       /* optim.max_grad_norm (default 1.0; 0 disables clipping) */
+    LrSchedule schedule;        /* optim.schedule: constant | linear | cosine (default cosine) */
+    int warmup_steps;           /* optim.warmup_steps (default 0) */
+    double warmup_ratio;        /* optim.warmup_ratio (default 0; used when warmup_steps is 0) */
+    double min_lr_ratio;        /* optim.min_lr_ratio (default 0): floor of linear/cosine as a fraction of lr */
+
+    /* train: */
+    int global_batch_pairs;     /* train.global_batch_pairs (default 128) */
+    int micro_batch_pairs;      /* train.micro_batch_pairs (default 2); must divide global_batch_pairs */
+    long max_steps;             /* train.max_steps (default 0: use epochs) */
+    double epochs;              /* train.epochs (default 1) */
+    long seed;                  /* train.seed (default 0): data shuffling */
+
+    /* checkpoint: */
+    char *ckpt_dir;             /* checkpoint.dir (default "out") */
+    long ckpt_every_steps;      /* checkpoint.every_steps (default 0: only at the end) */
+    int ckpt_keep;              /* checkpoint.keep (default 0: keep all) */
+
+    /* log: */
+    long log_every_steps;       /* log.every_steps (default 1) */
+
+    /* parallel: */
+    int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2, default 0) */
+    char *comm_backend;         /* parallel.backend: mpi | nccl | auto (default auto) */
+} Config;
+
+/* Reads and validates path; dies with file:line:col on any error. */
+Config *config_load(const char *path);
+/* Same from a string; `name` is used in errors, `base_dir` resolves relative paths. */
+Config *config_load_string(const char *yaml, const char *name, const char *base_dir);
+void config_free(Config *c);
+/* The resolved configuration as YAML (every key, defaults filled in). Caller frees. */
+char *config_to_yaml(const Config *c);
+/* Markdown reference of every key (name, type, default, range, help), printed to stdout. */
+void config_print_reference(void);
+#endif
