@@ -1,1 +1,45 @@
-int main(void){return 0;}
+/* main.c — the simpo_dist command line: dispatches to the subcommands in src/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+#include "comm.h"
+#include "commands.h"
+#include "config.h"
+
+static const char *USAGE =
+    "simpo_dist — SimPO preference optimisation for Llama-family models (C, MPI, CUDA)\n"
+    "usage:\n"
+    "  simpo_dist CONFIG.yaml                 train (same as: simpo_dist run CONFIG.yaml)\n"
+    "  simpo_dist score --model HF_DIR --data PAIRS.jsonl [--out FILE]\n"
+    "  simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR\n"
+    "  simpo_dist --config-reference          every config key (docs/config.md)\n"
+    "  simpo_dist --version | --help          (each subcommand also takes --help)\n"
+    "Under MPI: mpirun -np N simpo_dist CONFIG.yaml\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("simpo_dist %s\nbackends: cpu (fp32, OpenMP + OpenBLAS)%s\ncollectives: mpi\n", SIMPO_VERSION,
+#ifdef SIMPO_HAVE_CUDA
+               ", cuda"
+#else
+               ""
+#endif
+        );
+        return 0;
+    }
+    if (!strcmp(argv[1], "--config-reference")) {
+        config_print_reference();
+        return 0;
+    }
+    comm_init(&argc, &argv);
+    int rc;
+    if (!strcmp(argv[1], "score")) rc = cmd_score(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "export")) rc = cmd_export(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "run")) rc = cmd_train(argc - 1, argv + 1);
+    else rc = cmd_train(argc, argv);
+    comm_finalize();
+    return rc;
+}

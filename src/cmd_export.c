@@ -1,0 +1,56 @@
+/* cmd_export.c — `simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR`: the parameters of a checkpoint (the
+ * newest complete one under a checkpoint dir, or the given step dir / index.h5) as a Hugging Face model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "commands.h"
+#include "model.h"
+#include "util.h"
+
+static const char *USAGE =
+    "usage: simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR [--shard-gb GB]\n"
+    "  DIR_OR_FILE: a checkpoint.dir (its newest complete checkpoint), a step-NNNNNNNN dir, or its index.h5.\n"
+    "  Writes HF_DIR/config.json and model.safetensors (sharded with model.safetensors.index.json above\n"
+    "  --shard-gb, default 5), float32, Hugging Face tensor names.\n";
+
+int cmd_export(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL;
+    double shard_gb = 5.0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) sd_die("export", "unknown argument or missing value: '%s' (see --help)", argv[i]);
+        if (!strcmp(argv[i], "--checkpoint")) ckpt = argv[++i];
+        else if (!strcmp(argv[i], "--out")) out = argv[++i];
+        else if (!strcmp(argv[i], "--shard-gb")) {
+            char *end;
+            shard_gb = strtod(argv[++i], &end);
+            if (*end || shard_gb <= 0) sd_die("export", "--shard-gb: expected a positive number, found '%s'", argv[i]);
+        } else sd_die("export", "unknown argument '%s' (see simpo_dist export --help)", argv[i]);
+    }
+    if (!ckpt || !out) sd_die("export", "--checkpoint and --out are required (see simpo_dist export --help)");
+    char *step_dir = ckpt_find_latest(ckpt);
+    if (!step_dir) sd_die(ckpt, "no complete checkpoint found (a checkpoint is complete when its index.h5 exists)");
+    CkptReader *r = ckpt_open(step_dir);
+    const CkptMeta *meta = ckpt_meta(r);
+    char *where = sd_path_join(step_dir, "index.h5:/meta/model_config_json");
+    ModelConfig mc = model_config_from_json(meta->model_config_json, where);
+    Model *m = model_create(&mc, backend_cpu(), 1);
+    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        ckpt_read(r, "param", p->name, p->ndim, p->off, p->shape_loc, host + p->offset);
+    }
+    m->be->upload(m->params, host, m->nparams * sizeof(float));
+    model_export_hf(m, out, (size_t)(shard_gb * 1e9));
+    fprintf(stderr, "simpo_dist: exported %s (step %ld) to %s\n", step_dir, meta->step, out);
+    free(host);
+    free(where);
+    model_free(m);
+    ckpt_close(r);
+    free(step_dir);
+    return 0;
+}

@@ -1,0 +1,421 @@
+/* model.c — Llama decoder forward/backward against the Backend interface. See model.h.
+ *
+ * One transformer block, x -> x2 -> x_out:
+ *   ln1 = rmsnorm(x); q,k,v = ln1 Wq^T, ln1 Wk^T, ln1 Wv^T; rope(q, k); att = attention(q, k, v)
+ *   x2 = x + att Wo^T; ln2 = rmsnorm(x2); g, u = ln2 Wg^T, ln2 Wu^T; h = silu(g) * u; x_out = x2 + h Wd^T
+ * Only positions that predict a response token reach the LM head: their final hidden rows are gathered, the
+ * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
+ * so [tokens x vocab] logits never exist.
+ */
+#include "model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "safetensors.h"
+#include "util.h"
+
+/* Saved activations of one micro-batch, carved from one allocation sized for max_tokens (shapes per layer). */
+typedef struct Acts {
+    float *base;
+    float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...] */
+    float *xL, *rstdf, *xf;                     /* final residual [N,C], rstd [N], normed [N,C] */
+    float *hs, *lse_row;                        /* gathered rows [M,C], their log-sum-exp [M] */
+    float *logits, *mx, *se, *tgt, *gchunk;     /* LM head chunk [R,V], [R] x4 */
+    float *dx, *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dhs; /* backward scratch */
+    int *ids, *pos, *cu, *tg;                   /* backend copies of the batch's index arrays */
+    int *rows;                                  /* host: token position of gathered row r */
+    size_t M;                                   /* gathered rows of the current micro-batch */
+    int chunk;                                  /* LM-head rows per chunk */
+} Acts;
+
+static size_t lmhead_chunk_rows(int V) {
+    size_t r = ((size_t)1 << 22) / (size_t)V; /* ~16 MiB of fp32 logits per chunk */
+    return r < 16 ? 16 : r;
+}
+
+/* ---- parameter table ---- */
+static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *name, int64_t d0, int64_t d1,
+                     SplitKind split, bool decay) {
+    ParamSpec *p = &m->specs[(*n)++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->role = role;
+    p->layer = layer;
+    p->ndim = d1 ? 2 : 1;
+    p->shape[0] = p->shape_loc[0] = d0;
+    p->shape[1] = p->shape_loc[1] = d1 ? d1 : 0;
+    p->split = split;
+    p->decay = decay;
+    p->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+}
+
+static void build_specs(Model *m) {
+    int C = m->C, FF = m->FF, V = m->V, L = m->L, QD = m->NH * m->HD, KD = m->NKV * m->HD;
+    m->specs = sd_calloc((size_t)L * 9 + 3, sizeof(ParamSpec), "parameter table");
+    int n = 0;
+    char nm[96];
+    add_spec(m, &n, P_EMBED, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
+    /* the seven projections of a block and their tensor-parallel style, as Megatron / picotron list them */
+    for (int l = 0; l < L; l++) {
+#define LNAME(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
+        add_spec(m, &n, P_LN1, l, LNAME("input_layernorm.weight"), C, 0, SPLIT_REPL, false);
+        add_spec(m, &n, P_WQ, l, LNAME("self_attn.q_proj.weight"), QD, C, SPLIT_COL, true);
+        add_spec(m, &n, P_WK, l, LNAME("self_attn.k_proj.weight"), KD, C, SPLIT_COL, true);
+        add_spec(m, &n, P_WV, l, LNAME("self_attn.v_proj.weight"), KD, C, SPLIT_COL, true);
+        add_spec(m, &n, P_WO, l, LNAME("self_attn.o_proj.weight"), C, QD, SPLIT_ROW, true);
+        add_spec(m, &n, P_LN2, l, LNAME("post_attention_layernorm.weight"), C, 0, SPLIT_REPL, false);
+        add_spec(m, &n, P_WG, l, LNAME("mlp.gate_proj.weight"), FF, C, SPLIT_COL, true);
+        add_spec(m, &n, P_WU, l, LNAME("mlp.up_proj.weight"), FF, C, SPLIT_COL, true);
+        add_spec(m, &n, P_WD, l, LNAME("mlp.down_proj.weight"), C, FF, SPLIT_ROW, true);
+#undef LNAME
+    }
+    add_spec(m, &n, P_NORM, -1, "model.norm.weight", C, 0, SPLIT_REPL, false);
+    if (!m->mc.tie_word_embeddings) add_spec(m, &n, P_LMHEAD, -1, "lm_head.weight", V, C, SPLIT_VOCAB, true);
+    m->nspecs = n;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        m->specs[i].offset = off;
+        off += m->specs[i].numel;
+    }
+    m->nparams = off;
+}
+
+static void point_views(Model *m, float *base, LayerW *w, float **embed, float **norm, float **lm) {
+    *lm = NULL;
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        float *t = base + p->offset;
+        LayerW *lw = p->layer >= 0 ? &w[p->layer] : NULL;
+        switch (p->role) {
+        case P_EMBED: *embed = t; break;
+        case P_NORM: *norm = t; break;
+        case P_LMHEAD: *lm = t; break;
+        case P_LN1: lw->ln1 = t; break;
+        case P_WQ: lw->wq = t; break;
+        case P_WK: lw->wk = t; break;
+        case P_WV: lw->wv = t; break;
+        case P_WO: lw->wo = t; break;
+        case P_LN2: lw->ln2 = t; break;
+        case P_WG: lw->wg = t; break;
+        case P_WU: lw->wu = t; break;
+        case P_WD: lw->wd = t; break;
+        }
+    }
+    if (!*lm) *lm = *embed; /* tied */
+}
+
+static void alloc_acts(Model *m) {
+    Acts *a = sd_calloc(1, sizeof *a, "activations");
+    size_t N = m->max_tokens, L = (size_t)m->L, C = (size_t)m->C, QD = (size_t)m->NH * m->HD,
+           KD = (size_t)m->NKV * m->HD, FF = (size_t)m->FF, NH = (size_t)m->NH, V = (size_t)m->V;
+    a->chunk = (int)lmhead_chunk_rows(m->V);
+    size_t R = (size_t)a->chunk;
+    size_t per_layer = N * (C * 4 + 2 + QD * 2 + KD * 2 + NH + FF * 3);
+    size_t total = L * per_layer + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
+                   N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C);
+    a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
+    float *c = a->base;
+#define TAKE(ptr, cnt) (ptr = c, c += (cnt))
+    TAKE(a->x, L * N * C); TAKE(a->rstd1, L * N); TAKE(a->ln1, L * N * C);
+    TAKE(a->q, L * N * QD); TAKE(a->k, L * N * KD); TAKE(a->v, L * N * KD);
+    TAKE(a->att, L * N * QD); TAKE(a->lse, L * N * NH); TAKE(a->x2, L * N * C);
+    TAKE(a->rstd2, L * N); TAKE(a->ln2, L * N * C);
+    TAKE(a->g, L * N * FF); TAKE(a->u, L * N * FF); TAKE(a->h, L * N * FF);
+    TAKE(a->xL, N * C); TAKE(a->rstdf, N); TAKE(a->xf, N * C);
+    TAKE(a->hs, N * C); TAKE(a->lse_row, N);
+    TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
+    TAKE(a->dx, N * C); TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD);
+    TAKE(a->dk, N * KD); TAKE(a->dv, N * KD); TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
+    TAKE(a->dhs, N * C);
+#undef TAKE
+    a->ids = m->be->alloc(N * sizeof(int), "token ids");
+    a->pos = m->be->alloc(N * sizeof(int), "positions");
+    a->tg = m->be->alloc(N * sizeof(int), "targets");
+    a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
+    a->rows = sd_alloc(N * sizeof(int), "gathered rows");
+    m->acts = a;
+}
+
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
+    model_config_validate(mc, "model");
+    Model *m = sd_calloc(1, sizeof *m, "model");
+    m->mc = *mc;
+    m->be = be;
+    m->C = mc->hidden_size;
+    m->NH = mc->num_attention_heads;
+    m->NKV = mc->num_key_value_heads;
+    m->HD = mc->head_dim;
+    m->FF = mc->intermediate_size;
+    m->V = mc->vocab_size;
+    m->L = mc->num_hidden_layers;
+    m->max_tokens = max_tokens ? max_tokens : 1;
+    build_specs(m);
+    size_t bytes = sd_mul_size(m->nparams, sizeof(float), "parameters");
+    m->params = be->alloc(bytes, "parameters");
+    m->grads = be->alloc(bytes, "gradients");
+    m->w = sd_calloc((size_t)m->L, sizeof(LayerW), "layer views");
+    m->dw = sd_calloc((size_t)m->L, sizeof(LayerW), "layer views");
+    point_views(m, m->params, m->w, &m->embed, &m->norm, &m->lm_head);
+    point_views(m, m->grads, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
+    m->rope_max = mc->max_position_embeddings;
+    float *cs, *sn;
+    model_config_rope_tables(mc, m->rope_max, &cs, &sn);
+    size_t tb = sd_mul_size((size_t)m->rope_max, (size_t)(m->HD / 2) * sizeof(float), "rope table");
+    m->rope_cos = be->alloc(tb, "rope cos");
+    m->rope_sin = be->alloc(tb, "rope sin");
+    be->upload(m->rope_cos, cs, tb);
+    be->upload(m->rope_sin, sn, tb);
+    free(cs);
+    free(sn);
+    alloc_acts(m);
+    return m;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    const Backend *be = m->be;
+    if (m->acts) {
+        be->free(m->acts->base);
+        be->free(m->acts->ids);
+        be->free(m->acts->pos);
+        be->free(m->acts->tg);
+        be->free(m->acts->cu);
+        free(m->acts->rows);
+        free(m->acts);
+    }
+    be->free(m->params);
+    be->free(m->grads);
+    be->free(m->rope_cos);
+    be->free(m->rope_sin);
+    free(m->w);
+    free(m->dw);
+    free(m->specs);
+    free(m);
+}
+
+const ParamSpec *model_find_param(const Model *m, const char *name) {
+    for (int i = 0; i < m->nspecs; i++)
+        if (strcmp(m->specs[i].name, name) == 0) return &m->specs[i];
+    return NULL;
+}
+
+void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nparams * sizeof(float)); }
+
+void model_init_random(Model *m, long seed) {
+    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "init"), "init");
+    double std = m->mc.initializer_range;
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        float *t = host + p->offset;
+        bool gain = p->role == P_LN1 || p->role == P_LN2 || p->role == P_NORM;
+        int64_t cols = p->ndim == 2 ? p->shape[1] : 1, cols_loc = p->ndim == 2 ? p->shape_loc[1] : 1;
+        for (size_t e = 0; e < p->numel; e++) {
+            /* global element index of local element e, so any slicing sees the same numbers */
+            uint64_t r = (uint64_t)(p->off[0] + (int64_t)(e / (size_t)cols_loc));
+            uint64_t c = (uint64_t)((p->ndim == 2 ? p->off[1] : 0) + (int64_t)(e % (size_t)cols_loc));
+            t[e] = gain ? 1.0f : (float)(std * sd_normal((uint64_t)seed, (uint64_t)i, r * (uint64_t)cols + c));
+        }
+    }
+    m->be->upload(m->params, host, m->nparams * sizeof(float));
+    free(host);
+}
+
+void model_load_hf(Model *m, const char *hf_dir) {
+    StDir *d = st_open_dir(hf_dir);
+    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "weights"), "weights");
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        const StTensor *t = st_find(d, p->name);
+        if (!t) sd_die(hf_dir, "tensor '%s' is missing from the checkpoint", p->name);
+        bool ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+        if (!ok)
+            sd_die(hf_dir, "tensor '%s': expected shape [%lld%s%lld], found ndim %d [%lld, %lld]", p->name,
+                   (long long)p->shape[0], p->ndim == 2 ? ", " : "", p->ndim == 2 ? (long long)p->shape[1] : 0LL,
+                   t->ndim, (long long)t->shape[0], t->ndim > 1 ? (long long)t->shape[1] : 0LL);
+        st_read_f32(d, t, host + p->offset);
+    }
+    m->be->upload(m->params, host, m->nparams * sizeof(float));
+    free(host);
+    st_close(d);
+}
+
+void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
+    sd_mkdirs(out_dir);
+    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
+    m->be->download(host, m->params, m->nparams * sizeof(float));
+    StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "export list");
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        outs[i].name = p->name;
+        outs[i].ndim = p->ndim;
+        outs[i].shape[0] = p->shape[0];
+        outs[i].shape[1] = p->shape[1];
+        outs[i].data = host + p->offset;
+    }
+    st_write_model(out_dir, outs, m->nspecs, shard_bytes, 0);
+    char *json = model_config_to_json(&m->mc);
+    char *path = sd_path_join(out_dir, "config.json");
+    sd_write_file_atomic(path, json, strlen(json));
+    free(path);
+    free(json);
+    free(outs);
+    free(host);
+}
+
+/* ---- forward ---- */
+
+/* y[N,out] = x[N,in] W[out,in]^T (+ y when acc) */
+static void linear(const Backend *be, float *y, const float *x, const float *W, size_t N, int in, int out, bool acc) {
+    be->matmul(y, x, W, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
+}
+/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x */
+static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const float *x, const float *W,
+                       size_t N, int in, int out, bool acc_dx) {
+    be->matmul(dx, dy, W, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
+    be->matmul(dW, dy, x, out, in, (int)N, true, false, 1.0f, 1.0f);
+}
+
+void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
+    const Backend *be = m->be;
+    Acts *a = m->acts;
+    size_t N = mb->Ntok;
+    if (N > m->max_tokens)
+        sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
+               m->max_tokens);
+    for (int s = 0; s < mb->S; s++) {
+        int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
+        if (len > m->rope_max)
+            sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
+    }
+    int C = m->C, NH = m->NH, NKV = m->NKV, HD = m->HD, FF = m->FF, V = m->V;
+    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD;
+    be->upload(a->ids, mb->ids, N * sizeof(int));
+    be->upload(a->pos, mb->pos, N * sizeof(int));
+    be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
+    float eps = (float)m->mc.rms_norm_eps;
+
+    float *x = a->x; /* layer 0 input */
+    be->embed_fwd(x, a->ids, m->embed, N, C, 0, V);
+    for (int l = 0; l < m->L; l++) {
+        const LayerW *w = &m->w[l];
+        float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
+              *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
+              *x2 = a->x2 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C, *g = a->g + (size_t)l * N * FF,
+              *u = a->u + (size_t)l * N * FF, *h = a->h + (size_t)l * N * FF;
+        be->rmsnorm_fwd(ln1, a->rstd1 + (size_t)l * N, xl, w->ln1, N, C, eps);
+        linear(be, q, ln1, w->wq, N, C, (int)QD, false);
+        linear(be, k, ln1, w->wk, N, C, (int)KD, false);
+        linear(be, v, ln1, w->wv, N, C, (int)KD, false);
+        be->rope_fwd(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_fwd(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        be->attn_fwd(att, a->lse + (size_t)l * N * NH, q, k, v, a->cu, mb->S, NH, NKV, HD);
+        be->copy(x2, xl, N * C * sizeof(float));
+        linear(be, x2, att, w->wo, N, (int)QD, C, true);
+        be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, x2, w->ln2, N, C, eps);
+        linear(be, g, ln2, w->wg, N, C, FF, false);
+        linear(be, u, ln2, w->wu, N, C, FF, false);
+        be->swiglu_fwd(h, g, u, N, FF);
+        float *xo = l + 1 < m->L ? a->x + (size_t)(l + 1) * N * C : a->xL;
+        be->copy(xo, x2, N * C * sizeof(float));
+        linear(be, xo, h, w->wd, N, FF, C, true);
+    }
+    if (m->L == 0) be->copy(a->xL, x, N * C * sizeof(float));
+    be->rmsnorm_fwd(a->xf, a->rstdf, a->xL, m->norm, N, C, eps);
+
+    /* gather the rows that predict a response token */
+    size_t M = 0;
+    int *tg_host = sd_alloc(N * sizeof(int), "targets");
+    for (size_t t = 0; t < N; t++)
+        if (mb->targets[t] >= 0) {
+            a->rows[M] = (int)t;
+            tg_host[M] = mb->targets[t];
+            if (mb->targets[t] >= V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->targets[t], V);
+            M++;
+        }
+    a->M = M;
+    be->upload(a->tg, tg_host, M * sizeof(int));
+    free(tg_host);
+    for (size_t r = 0; r < M; r++)
+        be->copy(a->hs + r * C, a->xf + (size_t)a->rows[r] * C, (size_t)C * sizeof(float));
+
+    for (int s = 0; s < mb->S; s++) {
+        out[s].sum = 0.0;
+        out[s].n = 0;
+    }
+    size_t R = (size_t)a->chunk;
+    float *hm = sd_alloc(R * 3 * sizeof(float), "lm head stats"), *hs_ = hm + R, *ht = hm + 2 * R;
+    float *lse_host = sd_alloc((M ? M : 1) * sizeof(float), "lse");
+    for (size_t r0 = 0; r0 < M; r0 += R) {
+        size_t n = M - r0 < R ? M - r0 : R;
+        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, 0);
+        be->download(hm, a->mx, n * sizeof(float));
+        be->download(hs_, a->se, n * sizeof(float));
+        be->download(ht, a->tgt, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            double lse = (double)hm[i] + log((double)hs_[i]);
+            lse_host[r0 + i] = (float)lse;
+            int s = mb->seq_of[a->rows[r0 + i]];
+            out[s].sum += (double)ht[i] - lse;
+            out[s].n++;
+        }
+    }
+    be->upload(a->lse_row, lse_host, M * sizeof(float));
+    free(lse_host);
+    free(hm);
+}
+
+/* ---- backward ---- */
+
+void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
+    const Backend *be = m->be;
+    Acts *a = m->acts;
+    size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
+    int C = m->C, NH = m->NH, NKV = m->NKV, HD = m->HD, FF = m->FF, V = m->V;
+    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD;
+
+    /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
+    float *gh = sd_alloc(R * sizeof(float), "lm head grads");
+    for (size_t r0 = 0; r0 < M; r0 += R) {
+        size_t n = M - r0 < R ? M - r0 : R;
+        for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
+        be->upload(a->gchunk, gh, n * sizeof(float));
+        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, 0);
+        linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+    }
+    free(gh);
+    /* scatter the gathered rows' gradient back to token positions */
+    be->zero(a->dtmp, N * C * sizeof(float));
+    for (size_t r = 0; r < M; r++)
+        be->copy(a->dtmp + (size_t)a->rows[r] * C, a->dhs + r * C, (size_t)C * sizeof(float));
+    be->zero(a->dx, N * C * sizeof(float));
+    be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
+
+    for (int l = m->L - 1; l >= 0; l--) {
+        const LayerW *w = &m->w[l];
+        LayerW *dw = &m->dw[l];
+        float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
+              *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
+              *x2 = a->x2 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C, *g = a->g + (size_t)l * N * FF,
+              *u = a->u + (size_t)l * N * FF, *h = a->h + (size_t)l * N * FF;
+        /* MLP: x_out = x2 + h Wd^T; dx holds d/dx_out and becomes d/dx2 */
+        linear_bwd(be, a->dh, dw->wd, a->dx, h, w->wd, N, FF, C, false);
+        be->swiglu_bwd(a->dg, a->du, a->dh, g, u, N, FF);
+        linear_bwd(be, a->dtmp, dw->wg, a->dg, ln2, w->wg, N, C, FF, false);
+        linear_bwd(be, a->dtmp, dw->wu, a->du, ln2, w->wu, N, C, FF, true);
+        be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, x2, w->ln2, a->rstd2 + (size_t)l * N, N, C);
+        /* attention: x2 = x + att Wo^T; dx becomes d/dx */
+        linear_bwd(be, a->datt, dw->wo, a->dx, att, w->wo, N, (int)QD, C, false);
+        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + (size_t)l * N * NH, a->cu, mb->S, NH,
+                     NKV, HD);
+        be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, ln1, w->wq, N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, ln1, w->wk, N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, ln1, w->wv, N, C, (int)KD, true);
+        be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, xl, w->ln1, a->rstd1 + (size_t)l * N, N, C);
+    }
+    be->embed_bwd(m->dembed, a->dx, a->ids, N, C, 0, V);
+}

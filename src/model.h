@@ -1,0 +1,87 @@
+/* model.h — the Llama-family decoder: parameter table, weights, forward and backward over a packed batch.
+ *
+ * defines: SplitKind, ParamSpec, Model, model_create, model_free, model_init_random, model_load_hf,
+ *          model_forward_logprobs, model_backward, model_param, SeqLogp.
+ * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
+ * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
+ * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
+ * Ownership: Model owns params, grads (flat, backend memory), the activation arena and the rope tables;
+ * model_free releases them. Pointers returned by model_param are views.
+ * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
+ */
+#ifndef SD_MODEL_H
+#define SD_MODEL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "backend.h"
+#include "model_config.h"
+#include "pairs.h"
+
+typedef enum { SPLIT_REPL = 0, SPLIT_COL, SPLIT_ROW, SPLIT_VOCAB } SplitKind;
+
+typedef enum { P_EMBED = 0, P_LN1, P_WQ, P_WK, P_WV, P_WO, P_LN2, P_WG, P_WU, P_WD, P_NORM, P_LMHEAD } ParamRole;
+
+typedef struct {
+    char name[96];           /* HF name, global layer index */
+    ParamRole role;
+    int layer;               /* global layer, -1 outside the stack */
+    int ndim;
+    int64_t shape[2];        /* global */
+    int64_t shape_loc[2];    /* this rank's slice */
+    int64_t off[2];          /* slice offset in the global tensor */
+    SplitKind split;
+    bool decay;              /* weight decay applies (not to RMSNorm gains) */
+    size_t numel;            /* local elements */
+    size_t offset;           /* in the flat param/grad buffers (elements) */
+} ParamSpec;
+
+/* Per-layer weight views into the flat buffers. */
+typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd; } LayerW;
+
+typedef struct Model {
+    ModelConfig mc;
+    const Backend *be;
+    int C, NH, NKV, HD, FF, V, L;        /* global sizes (tp = 1 today: local == global) */
+    ParamSpec *specs;
+    int nspecs;
+    size_t nparams;                      /* local elements in the flat buffers */
+    float *params, *grads;               /* [nparams] backend memory */
+    LayerW *w, *dw;                      /* [L] views */
+    float *embed, *norm, *lm_head;       /* views; lm_head == embed when tied */
+    float *dembed, *dnorm, *dlm_head;
+    float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
+    int rope_max;
+    size_t max_tokens;                   /* activation arena capacity (tokens) */
+    struct Acts *acts;                   /* activation arena (model.c) */
+} Model;
+
+/* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
+ * max_tokens packed tokens. Weights are uninitialised until model_init_random or model_load_hf. */
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens);
+void model_free(Model *m);
+/* HF Llama init: linears and embedding ~ N(0, initializer_range), RMSNorm gains 1; element e of parameter p is
+ * sd_normal(seed, p, global index of e), so any slicing of the model gets the same numbers. */
+void model_init_random(Model *m, long seed);
+/* Loads every parameter from an HF directory (config.json already parsed into m->mc). Dies naming the tensor and
+ * both shapes on a mismatch, or a missing tensor. lm_head may be absent when tied. */
+void model_load_hf(Model *m, const char *hf_dir);
+/* Writes config.json + safetensors (sharded above shard_bytes) with HF names. */
+void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes);
+/* Finds a spec by HF name, NULL when absent. */
+const ParamSpec *model_find_param(const Model *m, const char *name);
+
+/* Per-sequence response log-probs of a micro-batch. */
+typedef struct {
+    double sum;     /* sum of log p(response token) */
+    int n;          /* response tokens */
+} SeqLogp;
+
+/* Forward pass over the packed micro-batch; fills out[mb->S] and keeps the activations for model_backward.
+ */
+void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out);
+/* Backward from d(loss)/d(sum of log-probs of sequence s) = dsum[s]; accumulates into m->grads.
+ * Must follow model_forward_logprobs on the same micro-batch. */
+void model_backward(Model *m, const MicroBatch *mb, const double *dsum);
+void model_zero_grads(Model *m);
+#endif

@@ -1,0 +1,36 @@
+/* optim.h — AdamW over the flat parameter buffer, learning-rate schedules, global grad-norm clipping.
+ *
+ * defines: Optim, optim_create, optim_free, optim_lr_at, optim_total_steps, optim_grad_norm, optim_step.
+ * Ownership: Optim owns exp_avg / exp_avg_sq ([nparams] each, backend memory, zeroed at creation).
+ * Semantics follow torch.optim.AdamW and the Hugging Face schedulers (docs/optim.md):
+ *   lr(s) for 0-based step s with W warmup steps and T total steps:
+ *     s < W: lr * s / max(1, W)
+ *     constant: lr;  linear: lr * max(0, (T - s) / max(1, T - W));
+ *     cosine: lr * max(0, 0.5 * (1 + cos(pi * (s - W) / max(1, T - W))))
+ *   and with min_lr_ratio r > 0 the decaying part is r + (1 - r) * factor.
+ *   Clipping as torch.nn.utils.clip_grad_norm_: when the global L2 norm exceeds max_grad_norm, every gradient
+ *   is multiplied by max_grad_norm / (norm + 1e-6).
+ */
+#ifndef SD_OPTIM_H
+#define SD_OPTIM_H
+#include "config.h"
+#include "model.h"
+
+typedef struct {
+    float *exp_avg, *exp_avg_sq;   /* [nparams] backend memory */
+    size_t n;
+    long step;                     /* optimizer steps done */
+    double lr, beta1, beta2, eps, weight_decay, max_grad_norm, min_lr_ratio;
+    LrSchedule schedule;
+    long warmup_steps, total_steps;
+} Optim;
+
+Optim *optim_create(const Config *c, const Model *m, long total_steps);
+void optim_free(Optim *o, const Backend *be);
+/* Learning rate for 0-based step s. */
+double optim_lr_at(const Optim *o, long s);
+/* Global L2 norm of m->grads (double accumulation). */
+double optim_grad_norm(const Model *m);
+/* Clips (with the given norm), then one AdamW step at lr; weight decay only where spec->decay. */
+void optim_step(Optim *o, Model *m, double grad_norm, double lr);
+#endif

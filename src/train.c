@@ -1,0 +1,294 @@
+/* train.c — see train.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "train.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "comm.h"
+#include "loss.h"
+#include "model.h"
+#include "optim.h"
+#include "pairs.h"
+#include "util.h"
+
+typedef struct {
+    const Config *cfg;
+    ProcessGrid *grid;
+    Model *model;
+    Optim *optim;
+    PairSet *data;
+    LossParams lp;
+    long steps_per_epoch, total_steps;
+    long epoch, pos;            /* data position of the next unseen pair */
+    size_t *order;              /* current epoch's order */
+    long order_epoch;
+    char *metrics_path;
+} Trainer;
+
+static ModelConfig resolve_model_config(const Config *c) {
+    if (c->model_init) return model_config_load(c->model_init);
+    return c->model_config;
+}
+
+static void load_checkpoint(Trainer *t, const char *step_dir) {
+    Model *m = t->model;
+    CkptReader *r = ckpt_open(step_dir);
+    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "checkpoint"), "checkpoint");
+    const char *groups[3] = {"param", "exp_avg", "exp_avg_sq"};
+    float *dst[3] = {m->params, t->optim->exp_avg, t->optim->exp_avg_sq};
+    for (int gi = 0; gi < 3; gi++) {
+        for (int i = 0; i < m->nspecs; i++) {
+            const ParamSpec *p = &m->specs[i];
+            int64_t shape[4];
+            int nd = ckpt_shape(r, groups[gi], p->name, shape);
+            if (nd != p->ndim || shape[0] != p->shape[0] || (nd == 2 && shape[1] != p->shape[1]))
+                sd_die(step_dir, "tensor '%s/%s' does not match the model (missing or another shape)", groups[gi],
+                       p->name);
+            ckpt_read(r, groups[gi], p->name, p->ndim, p->off, p->shape_loc, host + p->offset);
+        }
+        m->be->upload(dst[gi], host, m->nparams * sizeof(float));
+    }
+    free(host);
+    const CkptMeta *meta = ckpt_meta(r);
+    t->optim->step = meta->step;
+    t->epoch = meta->data_epoch;
+    t->pos = meta->data_pos;
+    if (meta->seed != t->cfg->seed)
+        fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
+                meta->seed);
+    ckpt_close(r);
+}
+
+static void save_checkpoint(Trainer *t) {
+    Model *m = t->model;
+    ProcessGrid *g = t->grid;
+    const Config *c = t->cfg;
+    long step = t->optim->step;
+    if (g->rank == 0) ckpt_prepare(c->ckpt_dir, step);
+    comm_barrier(g, GROUP_WORLD);
+    /* every parameter is replicated across DP ranks (no ZeRO yet): DP rank 0 writes, the others write empty files */
+    int n = g->dp_rank == 0 ? m->nspecs : 0;
+    float *host = NULL;
+    CkptTensor *ts = sd_calloc((size_t)m->nspecs, sizeof *ts, "checkpoint list");
+    if (n) {
+        size_t bytes = sd_mul_size(m->nparams, 3 * sizeof(float), "checkpoint");
+        host = sd_alloc(bytes, "checkpoint");
+        m->be->download(host, m->params, m->nparams * sizeof(float));
+        m->be->download(host + m->nparams, t->optim->exp_avg, m->nparams * sizeof(float));
+        m->be->download(host + 2 * m->nparams, t->optim->exp_avg_sq, m->nparams * sizeof(float));
+        for (int i = 0; i < n; i++) {
+            const ParamSpec *p = &m->specs[i];
+            ts[i].name = p->name;
+            ts[i].ndim = p->ndim;
+            for (int d = 0; d < p->ndim; d++) {
+                ts[i].global_shape[d] = p->shape[d];
+                ts[i].offset[d] = p->off[d];
+                ts[i].local_shape[d] = p->shape_loc[d];
+            }
+            ts[i].param = host + p->offset;
+            ts[i].exp_avg = host + m->nparams + p->offset;
+            ts[i].exp_avg_sq = host + 2 * m->nparams + p->offset;
+        }
+    }
+    ckpt_write_rank(c->ckpt_dir, step, g->rank, ts, n);
+    comm_barrier(g, GROUP_WORLD);
+    if (g->rank == 0) {
+        char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&m->mc), layout[64];
+        snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
+        CkptMeta meta = {step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout};
+        char *path = ckpt_commit(c->ckpt_dir, &meta, g->world);
+        fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
+        free(path);
+        free(cfg_yaml);
+        free(mc_json);
+    }
+    comm_barrier(g, GROUP_WORLD);
+    free(ts);
+    free(host);
+}
+
+/* The global batch of step: fills idx[global_batch_pairs] and advances the data position. */
+static void next_global_batch(Trainer *t, size_t *idx) {
+    long B = t->cfg->global_batch_pairs;
+    if (t->pos + B > (long)t->data->n) {
+        t->epoch++;
+        t->pos = 0;
+    }
+    if (t->order_epoch != t->epoch) {
+        pairs_epoch_order(t->order, t->data->n, t->cfg->shuffle, t->cfg->seed, t->epoch);
+        t->order_epoch = t->epoch;
+    }
+    for (long i = 0; i < B; i++) idx[i] = t->order[t->pos + i];
+    t->pos += B;
+}
+
+/* Keeps only metrics lines of steps <= upto (a resumed run rewrites what the interrupted one logged after its
+ * last checkpoint). */
+static void trim_metrics(const char *path, long upto) {
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    if (!text) return;
+    char *out = sd_alloc(len + 1, "metrics");
+    size_t o = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
+        long s = -1;
+        if (sscanf(line, "{\"step\": %ld", &s) == 1 && s <= upto) {
+            memcpy(out + o, line, n);
+            o += n;
+        }
+        line += n;
+    }
+    sd_write_file_atomic(path, out, o);
+    free(out);
+    free(text);
+}
+
+static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long steps_done_this_run, int quiet) {
+    if (t->grid->rank != 0) return;
+    FILE *f = fopen(t->metrics_path, "a");
+    if (!f) sd_die(t->metrics_path, "cannot append metrics");
+    fprintf(f,
+            "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
+            "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
+            "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g}\n",
+            sm->step, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
+            sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s);
+    fclose(f);
+    if (quiet) return;
+    double per_step = elapsed / (double)(steps_done_this_run > 0 ? steps_done_this_run : 1);
+    long eta = (long)(per_step * (double)(t->total_steps - sm->step));
+    fprintf(stderr,
+            "step %ld/%ld | loss %.4f | margin %.4f | acc %.3f | grad_norm %.3f | lr %.3e | %.0f tok/s | ETA "
+            "%ld:%02ld:%02ld\n",
+            sm->step, t->total_steps, sm->loss, sm->margin, sm->accuracy, sm->grad_norm, sm->lr, sm->tokens_per_s,
+            eta / 3600, (eta / 60) % 60, eta % 60);
+}
+
+int train_run(const Config *c, const TrainOptions *opt) {
+    Trainer T = {0}, *t = &T;
+    t->cfg = c;
+    t->grid = grid_init(c->tp, c->pp);
+    ProcessGrid *g = t->grid;
+    if (c->tp != 1 || c->pp != 1 || c->zero != 0)
+        sd_die(c->source, "parallel: tp, pp and zero other than 1, 1, 0 are not supported by this build yet");
+    if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
+        sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
+               "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
+
+    ModelConfig mc = resolve_model_config(c);
+    size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
+    t->model = model_create(&mc, backend_cpu(), max_tokens);
+    Model *m = t->model;
+    if (c->model_init) model_load_hf(m, c->model_init);
+    else model_init_random(m, c->model_seed);
+
+    t->data = pairs_load_jsonl(c->data_train, mc.vocab_size);
+    if (loss_needs_reference(c->loss_type) && !t->data->all_have_ref)
+        sd_die(c->data_train, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line",
+               loss_type_name(c->loss_type));
+    pairs_truncate(t->data, c->max_length, c->max_prompt_length);
+    if (g->rank == 0 && t->data->n_truncated)
+        fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
+                t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
+    t->steps_per_epoch = (long)(t->data->n / (size_t)c->global_batch_pairs);
+    if (t->steps_per_epoch == 0)
+        sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
+               t->data->n, c->global_batch_pairs);
+    t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
+    t->optim = optim_create(c, m, t->total_steps);
+    t->lp = loss_params_from_config(c);
+    t->order = sd_alloc(t->data->n * sizeof(size_t), "epoch order");
+    t->order_epoch = -1;
+
+    sd_mkdirs(c->ckpt_dir);
+    t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
+    char *latest = ckpt_find_latest(c->ckpt_dir);
+    if (latest) {
+        load_checkpoint(t, latest);
+        if (g->rank == 0) {
+            fprintf(stderr, "simpo_dist: resuming from %s (step %ld)\n", latest, t->optim->step);
+            trim_metrics(t->metrics_path, t->optim->step);
+        }
+        free(latest);
+    } else if (g->rank == 0) {
+        remove(t->metrics_path);
+    }
+    if (g->rank == 0) {
+        char desc[96];
+        fprintf(stderr, "simpo_dist: %s | %d layers, %zu parameters | %zu pairs, %ld steps/epoch, %ld steps | loss %s\n",
+                grid_describe(g, desc, sizeof desc), m->L, m->nparams, t->data->n, t->steps_per_epoch,
+                t->total_steps, loss_type_name(c->loss_type));
+    }
+
+    long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
+    size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
+    SeqLogp *seq = sd_alloc((size_t)2 * (size_t)mbp * sizeof(SeqLogp), "log-probs");
+    double *dsum = sd_alloc((size_t)2 * (size_t)mbp * sizeof(double), "log-prob grads");
+    double t_start = sd_now();
+    long start_step = t->optim->step;
+    while (t->optim->step < t->total_steps) {
+        double t0 = sd_now();
+        next_global_batch(t, idx);
+        long chosen_tokens = 0;
+        for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
+        model_zero_grads(m);
+        /* sums over the pairs of this rank: loss, rewards, accuracy, log-probs, tokens */
+        double acc[8] = {0};
+        for (long p0 = g->dp_rank * B_loc; p0 < (g->dp_rank + 1) * B_loc; p0 += mbp) {
+            MicroBatch *mb = microbatch_pack(t->data, idx + p0, (int)mbp);
+            model_forward_logprobs(m, mb, seq);
+            for (int p = 0; p < mb->P; p++) {
+                const Pair *pr = mb->pairs[p];
+                PairStats ps = {seq[2 * p].sum, seq[2 * p + 1].sum, seq[2 * p].n, seq[2 * p + 1].n,
+                                pr->ref_chosen_logp, pr->ref_rejected_logp};
+                if (ps.n_w == 0 || ps.n_l == 0)
+                    sd_die(c->data_train, "line %d: a response has no predictable token", pr->line);
+                LossOut lo;
+                loss_pair(&t->lp, &ps, B, chosen_tokens, &lo);
+                dsum[2 * p] = lo.d_sum_w;
+                dsum[2 * p + 1] = lo.d_sum_l;
+                acc[0] += lo.loss;
+                acc[1] += lo.reward_w;
+                acc[2] += lo.reward_l;
+                acc[3] += lo.reward_w > lo.reward_l ? 1.0 : 0.0;
+                acc[4] += lo.logp_w;
+                acc[5] += lo.logp_l;
+            }
+            acc[6] += (double)mb->Ntok;
+            model_backward(m, mb, dsum);
+            microbatch_free(mb);
+        }
+        comm_allreduce_sum_f32(g, GROUP_DP, m->grads, m->nparams);
+        comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
+        double gn = optim_grad_norm(m);
+        double lr = optim_lr_at(t->optim, t->optim->step);
+        optim_step(t->optim, m, gn, lr);
+        double dt = sd_now() - t0;
+        StepMetrics sm = {t->optim->step, acc[0], acc[1] / B, acc[2] / B, (acc[1] - acc[2]) / B, acc[3] / B,
+                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6]};
+        if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
+            log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);
+        bool last = t->optim->step == t->total_steps;
+        bool stop = opt && opt->stop_at_step > 0 && t->optim->step >= opt->stop_at_step;
+        if (last || stop || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
+            save_checkpoint(t);
+        if (stop && !last) {
+            if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld as asked\n", t->optim->step);
+            break;
+        }
+    }
+    free(idx);
+    free(seq);
+    free(dsum);
+    free(t->order);
+    free(t->metrics_path);
+    pairs_free(t->data);
+    optim_free(t->optim, m->be);
+    model_free(m);
+    grid_free(g);
+    return 0;
+}

@@ -1,0 +1,44 @@
+# Bad input (config, data, model, command line) gives one clear error naming the file/line/key, a non-zero exit,
+# and nothing half-written.
+source "$(dirname "$0")/lib.bash"
+cp -r "$FIX/tiny-a" "$TMP/fx"
+cd "$TMP/fx"
+base='model: {init: model}
+data: {train: pairs.jsonl, max_length: 256, max_prompt_length: 128, shuffle: false}
+train: {global_batch_pairs: 6, micro_batch_pairs: 2, max_steps: 1}
+checkpoint: {dir: out}'
+printf '%s\noptim: {lrr: 1.0}\n' "$base" > unknown.yaml
+expect_error "unknown key" "unknown.yaml:5" "$BIN" unknown.yaml
+expect_error "unknown key named" "optim.lrr" "$BIN" unknown.yaml
+printf '%s\noptim: {lr: 3e-4x}\n' "$base" > badfloat.yaml
+expect_error "bad float" "optim.lr" "$BIN" badfloat.yaml
+printf '%s\noptim: {lr: -1.0}\n' "$base" > range.yaml
+expect_error "out of range" "optim.lr" "$BIN" range.yaml
+printf 'model: {init: model}\ntrain: {max_steps: 1}\n' > missing.yaml
+expect_error "missing data.train" "data.train" "$BIN" missing.yaml
+printf 'model: {init: nowhere}\ndata: {train: pairs.jsonl}\n' > nomodel.yaml
+expect_error "missing model dir" "nowhere" "$BIN" nomodel.yaml
+printf 'model: {init: model}\ndata: {train: nothere.jsonl}\n' > nodata.yaml
+expect_error "missing data file" "nothere.jsonl" "$BIN" nodata.yaml
+{ head -1 pairs.jsonl; echo '{"prompt_ids": [1, 2], "chosen_ids": [3, "x"], "rejected_ids": [4]}'; } > badline.jsonl
+printf '%s\n' "$base" | sed 's/pairs.jsonl/badline.jsonl/' > badline.yaml
+expect_error "bad JSONL line" "badline.jsonl:2" "$BIN" badline.yaml
+{ head -1 pairs.jsonl; echo '{"prompt_ids": [1, 2], "chosen_ids": [3, 4'; } > badjson.jsonl
+printf '%s\n' "$base" | sed 's/pairs.jsonl/badjson.jsonl/' > badjson.yaml
+expect_error "invalid JSON line" "badjson.jsonl:2" "$BIN" badjson.yaml
+{ head -1 pairs.jsonl; echo '{"prompt_ids": [1, 2], "chosen_ids": [3, 999], "rejected_ids": [4]}'; } > badid.jsonl
+printf '%s\n' "$base" | sed 's/pairs.jsonl/badid.jsonl/' > badid.yaml
+expect_error "token id outside vocab" "badid.jsonl:2" "$BIN" badid.yaml
+printf '%s\nloss: {type: dpo}\n' "$base" | sed 's/pairs.jsonl/noref.jsonl/' > noref.yaml
+sed 's/, "ref_chosen_logp.*}/}/' pairs.jsonl > noref.jsonl
+expect_error "dpo without reference log-probs" "ref_chosen_logp" "$BIN" noref.yaml
+expect_error "unknown score flag" "unknown argument '--bogus'" "$BIN" score --bogus x
+expect_error "score without model" "--model" "$BIN" score --data pairs.jsonl
+expect_error "export of an empty dir" "no complete checkpoint" "$BIN" export --checkpoint "$TMP/empty" --out "$TMP/hf"
+mkdir -p "$TMP/empty"
+expect_error "export of an empty dir (exists)" "no complete checkpoint" "$BIN" export --checkpoint "$TMP/empty" --out "$TMP/hf"
+expect_error "missing config file" "nope.yaml" "$BIN" nope.yaml
+# nothing half-written by any of the failed runs
+if [ -z "$(ls out 2>/dev/null | grep step-)" ]; then ok "no checkpoint written by failed runs"; else bad "failed runs left $(ls out)"; fi
+[ ! -e "$TMP/hf" ] && ok "failed export wrote nothing" || bad "failed export left $TMP/hf"
+finish

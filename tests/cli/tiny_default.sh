@@ -1,0 +1,17 @@
+# The README's run command on the embedded default config: trains, the loss falls and reward accuracy rises.
+source "$(dirname "$0")/lib.bash"
+cp -r "$SRC/configs" "$TMP/configs"
+cd "$TMP"
+if "$BIN" configs/tiny.yaml 2> train.log; then ok "tiny default trains"; else bad "tiny failed: $(tail -5 train.log)"; fi
+M=out/tiny/metrics.jsonl
+n=$(wc -l < $M)
+[ "$n" -eq 60 ] && ok "60 steps logged" || bad "$n metrics lines"
+first=$(metric $M 1 loss); last=$(awk 'NR>50' $M | grep -o '"loss": [-0-9.eE+]*' | awk '{s+=$2} END {print s/NR}')
+acc0=$(head -10 $M | grep -o '"rewards/accuracies": [0-9.eE+-]*' | awk '{s+=$2} END {print s/NR}')
+acc1=$(tail -10 $M | grep -o '"rewards/accuracies": [0-9.eE+-]*' | awk '{s+=$2} END {print s/NR}')
+echo "loss $first -> $last, accuracy $acc0 -> $acc1"
+awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.5 * a)}' && ok "loss falls" || bad "loss $first -> $last"
+awk -v a="$acc0" -v b="$acc1" 'BEGIN {exit !(b > a + 0.2 && b > 0.8)}' && ok "accuracy rises" || bad "accuracy $acc0 -> $acc1"
+[ -f out/tiny/step-00000030/index.h5 ] && [ -f out/tiny/step-00000060/index.h5 ] && ok "checkpoints every 30 steps" \
+  || bad "checkpoints: $(ls out/tiny)"
+finish
