@@ -50,8 +50,7 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         size_t off = p->offset;
-        be->adamw(m->params + off, m->grads + off, o->exp_avg + off, o->exp_avg_sq + off, p->numel, (float)lr,
-                  (float)o->beta1, (float)o->beta2, (float)o->eps, p->decay ? (float)o->weight_decay : 0.0f, bc1,
-                  bc2);
+        be->adamw(m->params + off, m->grads + off, o->exp_avg + off, o->exp_avg_sq + off, p->numel, lr, o->beta1,
+                  o->beta2, o->eps, p->decay ? o->weight_decay : 0.0, bc1, bc2);
     }
 }

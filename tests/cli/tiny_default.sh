@@ -5,10 +5,11 @@ cd "$TMP"
 if "$BIN" configs/tiny.yaml 2> train.log; then ok "tiny default trains"; else bad "tiny failed: $(tail -5 train.log)"; fi
 M=out/tiny/metrics.jsonl
 n=$(wc -l < $M)
-[ "$n" -eq 60 ] && ok "60 steps logged" || bad "$n metrics lines"
-first=$(metric $M 1 loss); last=$(awk 'NR>50' $M | grep -o '"loss": [-0-9.eE+]*' | awk '{s+=$2} END {print s/NR}')
-acc0=$(head -10 $M | grep -o '"rewards/accuracies": [0-9.eE+-]*' | awk '{s+=$2} END {print s/NR}')
-acc1=$(tail -10 $M | grep -o '"rewards/accuracies": [0-9.eE+-]*' | awk '{s+=$2} END {print s/NR}')
+# log.every_steps 5 over 60 steps: 12 lines
+[ "$n" -eq 12 ] && ok "12 logged steps" || bad "$n metrics lines"
+mean() { grep -o "\"$1\": [-0-9.eE+]*" | awk '{s+=$2; n++} END {print (n ? s/n : "nan")}'; }
+first=$(head -2 $M | mean loss); last=$(tail -3 $M | mean loss)
+acc0=$(head -2 $M | mean rewards/accuracies); acc1=$(tail -3 $M | mean rewards/accuracies)
 echo "loss $first -> $last, accuracy $acc0 -> $acc1"
 awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.5 * a)}' && ok "loss falls" || bad "loss $first -> $last"
 awk -v a="$acc0" -v b="$acc1" 'BEGIN {exit !(b > a + 0.2 && b > 0.8)}' && ok "accuracy rises" || bad "accuracy $acc0 -> $acc1"

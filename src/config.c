@@ -1,0 +1,474 @@
+/* config.c — YAML run configuration, driven by one table of keys. See config.h.
+ * The table below is the single source of truth: parsing, defaults, range checks, error messages,
+ * config_to_yaml and the reference in docs/config.md (`simpo_dist --config-reference`) all read it. */
+#define _GNU_SOURCE
+#include "config.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+#include "util.h"
+
+typedef enum { K_INT, K_LONG, K_FLOAT, K_BOOL, K_STR, K_PATH, K_ENUM, K_SENUM, K_PAIR, K_MODEL } KType;
+
+typedef struct {
+    const char *key;        /* dotted name */
+    KType type;
+    size_t off;             /* field offset in Config */
+    const char *dflt;       /* default as YAML text; NULL: no default (optional unless required) */
+    double min, max;        /* inclusive range for numbers (NAN: unbounded) */
+    int min_excl;           /* 1: min is exclusive */
+    int max_excl;           /* 1: max is exclusive */
+    const char *choices;    /* enum values separated by '|' (K_ENUM stores the index, K_SENUM the string) */
+    const char *help;
+} KeySpec;
+
+#define F(field) offsetof(Config, field)
+#define U NAN
+static const KeySpec KEYS[] = {
+    {"model.init", K_PATH, F(model_init), NULL, U, U, 0, 0, NULL,
+     "Hugging Face model directory (config.json + safetensors) to start from; or give model.config"},
+    {"model.config", K_MODEL, F(model_config), NULL, U, U, 0, 0, NULL,
+     "HF config.json fields (mapping) of a randomly initialised model; or give model.init"},
+    {"model.seed", K_LONG, F(model_seed), "0", 0, U, 0, 0, NULL, "seed of the random initialisation"},
+    {"model.dtype", K_SENUM, F(model_dtype), "fp32", U, U, 0, 0, "fp32|bf16",
+     "compute precision (bf16 needs the CUDA backend)"},
+    {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
+    {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL, "training pairs, JSONL (required)"},
+    {"data.max_length", K_INT, F(max_length), "2048", 2, 1048576, 0, 0, NULL,
+     "longest prompt + response in tokens; longer pairs are truncated like the SimPO reference trainer"},
+    {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
+     "prompt tokens kept (from the end) when a pair is too long; must be < max_length"},
+    {"data.shuffle", K_BOOL, F(shuffle), "true", U, U, 0, 0, NULL, "shuffle pairs each epoch (seeded by train.seed)"},
+    {"loss.type", K_ENUM, F(loss_type), "simpo", U, U, 0, 0, "simpo|simpo_hinge|dpo", "objective (docs/losses.md)"},
+    {"loss.beta", K_FLOAT, F(beta), "2.0", 0, U, 1, 0, NULL, "reward scale beta"},
+    {"loss.gamma_beta_ratio", K_FLOAT, F(gamma_beta_ratio), "0.5", 0, U, 0, 0, NULL,
+     "SimPO target margin as a fraction of beta (gamma = beta * ratio)"},
+    {"loss.sft_weight", K_FLOAT, F(sft_weight), "0.0", 0, U, 0, 0, NULL,
+     "weight of the token-mean NLL of chosen responses added to the loss"},
+    {"loss.label_smoothing", K_FLOAT, F(label_smoothing), "0.0", 0, 0.5, 0, 1, NULL,
+     "label smoothing eps of the sigmoid losses, in [0, 0.5)"},
+    {"optim.lr", K_FLOAT, F(lr), "1.0e-6", 0, U, 1, 0, NULL, "peak learning rate"},
+    {"optim.betas", K_PAIR, F(beta1), "[0.9, 0.999]", 0, 1, 0, 1, NULL, "AdamW [beta1, beta2], each in [0, 1)"},
+    {"optim.eps", K_FLOAT, F(eps), "1.0e-8", 0, U, 1, 0, NULL, "AdamW epsilon"},
+    {"optim.weight_decay", K_FLOAT, F(weight_decay), "0.0", 0, U, 0, 0, NULL,
+     "decoupled weight decay (not applied to RMSNorm gains)"},
+    {"optim.max_grad_norm", K_FLOAT, F(max_grad_norm), "1.0", 0, U, 0, 0, NULL,
+     "global gradient-norm clipping threshold; 0 disables"},
+    {"optim.schedule", K_ENUM, F(schedule), "cosine", U, U, 0, 0, "constant|linear|cosine",
+     "learning-rate schedule after warmup"},
+    {"optim.warmup_steps", K_INT, F(warmup_steps), "0", 0, U, 0, 0, NULL, "linear warmup steps"},
+    {"optim.warmup_ratio", K_FLOAT, F(warmup_ratio), "0.0", 0, 1, 0, 1, NULL,
+     "warmup as a fraction of total steps (ceil), used when warmup_steps is 0"},
+    {"optim.min_lr_ratio", K_FLOAT, F(min_lr_ratio), "0.0", 0, 1, 0, 0, NULL,
+     "floor of the linear/cosine decay as a fraction of lr"},
+    {"train.global_batch_pairs", K_INT, F(global_batch_pairs), "128", 1, U, 0, 0, NULL,
+     "preference pairs per optimizer step (all ranks, all micro-batches)"},
+    {"train.micro_batch_pairs", K_INT, F(micro_batch_pairs), "2", 1, U, 0, 0, NULL,
+     "pairs per forward/backward (chosen and rejected packed together); divides global_batch_pairs"},
+    {"train.max_steps", K_LONG, F(max_steps), "0", 0, U, 0, 0, NULL, "optimizer steps; 0: derive from train.epochs"},
+    {"train.epochs", K_FLOAT, F(epochs), "1.0", 0, U, 1, 0, NULL, "epochs when max_steps is 0"},
+    {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
+    {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
+     "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
+    {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,
+     "checkpoint interval in steps (0: only at the end; the end always gets one)"},
+    {"checkpoint.keep", K_INT, F(ckpt_keep), "0", 0, U, 0, 0, NULL, "newest checkpoints to keep (0: all)"},
+    {"log.every_steps", K_LONG, F(log_every_steps), "1", 1, U, 0, 0, NULL, "progress line and metrics interval"},
+    {"parallel.tp", K_INT, F(tp), "1", 1, 4096, 0, 0, NULL, "tensor-parallel ranks"},
+    {"parallel.pp", K_INT, F(pp), "1", 1, 4096, 0, 0, NULL, "pipeline-parallel stages"},
+    {"parallel.zero", K_INT, F(zero), "0", 0, 2, 0, 0, NULL,
+     "0: replicated optimizer state; 1: shard AdamW state over DP; 2: also gradients"},
+    {"parallel.backend", K_SENUM, F(comm_backend), "auto", U, U, 0, 0, "auto|mpi|nccl", "collectives backend"},
+};
+#define NKEYS (int)(sizeof KEYS / sizeof KEYS[0])
+static const char *SECTIONS[] = {"model", "data", "loss", "optim", "train", "checkpoint", "log", "parallel"};
+#define NSECTIONS (int)(sizeof SECTIONS / sizeof SECTIONS[0])
+
+typedef struct {
+    const char *file;
+    const char *base_dir;
+    yaml_document_t *doc;
+    int seen[sizeof KEYS / sizeof KEYS[0]];
+    int line[sizeof KEYS / sizeof KEYS[0]];
+} Ctx;
+
+static const char *where_at(const Ctx *x, const yaml_node_t *n, char *buf, size_t cap) {
+    if (n) snprintf(buf, cap, "%s:%zu:%zu", x->file, n->start_mark.line + 1, n->start_mark.column + 1);
+    else snprintf(buf, cap, "%s", x->file);
+    return buf;
+}
+
+static int find_key(const char *key) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].key, key)) return i;
+    return -1;
+}
+
+static const char *type_name(const KeySpec *k) {
+    switch (k->type) {
+    case K_INT: case K_LONG: return "integer";
+    case K_FLOAT: return "float";
+    case K_BOOL: return "bool";
+    case K_STR: return "string";
+    case K_PATH: return "path";
+    case K_ENUM: case K_SENUM: return "one of";
+    case K_PAIR: return "[float, float]";
+    case K_MODEL: return "mapping";
+    }
+    return "?";
+}
+
+static void check_range(const KeySpec *k, double v, const char *where, const char *text) {
+    int lo_bad = !isnan(k->min) && (k->min_excl ? v <= k->min : v < k->min);
+    int hi_bad = !isnan(k->max) && (k->max_excl ? v >= k->max : v > k->max);
+    if (!lo_bad && !hi_bad) return;
+    char lo[64] = "", hi[64] = "";
+    if (!isnan(k->min)) snprintf(lo, sizeof lo, "%s %g", k->min_excl ? ">" : ">=", k->min);
+    if (!isnan(k->max)) snprintf(hi, sizeof hi, "%s%s %g", lo[0] ? " and " : "", k->max_excl ? "<" : "<=", k->max);
+    sd_die(where, "key '%s': expected a value %s%s, found %s", k->key, lo, hi, text);
+}
+
+static double parse_float(const KeySpec *k, const char *s, const char *where) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) sd_die(where, "key '%s': expected a float, found \"%s\"", k->key, s);
+    return v;
+}
+
+/* sets one scalar key from its YAML text */
+static void set_scalar(Config *c, const KeySpec *k, const char *s, const char *where, const char *base_dir) {
+    char *field = (char *)c + k->off;
+    switch (k->type) {
+    case K_INT:
+    case K_LONG: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (!*s || *end || errno) sd_die(where, "key '%s': expected an integer, found \"%s\"", k->key, s);
+        if (k->type == K_INT && (v > 2147483647LL || v < -2147483647LL))
+            sd_die(where, "key '%s': %s is too large", k->key, s);
+        check_range(k, (double)v, where, s);
+        if (k->type == K_INT) *(int *)field = (int)v;
+        else *(long *)field = (long)v;
+        break;
+    }
+    case K_FLOAT: {
+        double v = parse_float(k, s, where);
+        check_range(k, v, where, s);
+        *(double *)field = v;
+        break;
+    }
+    case K_BOOL: {
+        const char *t[] = {"true", "yes", "on"}, *f[] = {"false", "no", "off"};
+        int val = -1;
+        for (int i = 0; i < 3; i++) {
+            if (!strcasecmp(s, t[i])) val = 1;
+            if (!strcasecmp(s, f[i])) val = 0;
+        }
+        if (val < 0) sd_die(where, "key '%s': expected true or false, found \"%s\"", k->key, s);
+        *(bool *)field = val;
+        break;
+    }
+    case K_STR:
+    case K_PATH: {
+        if (!*s) sd_die(where, "key '%s': expected a %s, found an empty value", k->key, type_name(k));
+        char **dst = (char **)field;
+        free(*dst);
+        *dst = k->type == K_PATH ? sd_path_join(base_dir, s) : sd_strdup(s);
+        break;
+    }
+    case K_ENUM:
+    case K_SENUM: {
+        int idx = 0, found = -1;
+        const char *p = k->choices;
+        while (*p) {
+            size_t n = strcspn(p, "|");
+            if (strlen(s) == n && !strncmp(p, s, n)) found = idx;
+            idx++;
+            p += n + (p[n] == '|');
+        }
+        if (found < 0) sd_die(where, "key '%s': expected one of %s, found \"%s\"", k->key, k->choices, s);
+        if (k->type == K_ENUM) *(int *)field = found;
+        else {
+            free(*(char **)field);
+            *(char **)field = sd_strdup(s);
+        }
+        break;
+    }
+    default:
+        sd_die(where, "key '%s': expected a %s", k->key, type_name(k));
+    }
+}
+
+/* YAML subtree -> JSON text (for model.config) */
+static cJSON *to_json(Ctx *x, yaml_node_t *n) {
+    if (n->type == YAML_MAPPING_NODE) {
+        cJSON *o = cJSON_CreateObject();
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(x->doc, p->key), *vn = yaml_document_get_node(x->doc, p->value);
+            char w[512];
+            if (kn->type != YAML_SCALAR_NODE) sd_die(where_at(x, kn, w, sizeof w), "model.config: keys must be names");
+            cJSON_AddItemToObject(o, (char *)kn->data.scalar.value, to_json(x, vn));
+        }
+        return o;
+    }
+    if (n->type == YAML_SEQUENCE_NODE) {
+        cJSON *a = cJSON_CreateArray();
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
+            cJSON_AddItemToArray(a, to_json(x, yaml_document_get_node(x->doc, *it)));
+        return a;
+    }
+    const char *s = (const char *)n->data.scalar.value;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (!strcmp(s, "true")) return cJSON_CreateTrue();
+        if (!strcmp(s, "false")) return cJSON_CreateFalse();
+        if (!strcmp(s, "null") || !strcmp(s, "~") || !*s) return cJSON_CreateNull();
+        char *end;
+        double v = strtod(s, &end);
+        if (*s && !*end) return cJSON_CreateNumber(v);
+    }
+    return cJSON_CreateString(s);
+}
+
+static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
+    const KeySpec *k = &KEYS[ki];
+    char w[512];
+    where_at(x, vn, w, sizeof w);
+    if (x->seen[ki]) sd_die(w, "key '%s' appears twice (first on line %d)", k->key, x->line[ki]);
+    x->seen[ki] = 1;
+    x->line[ki] = (int)vn->start_mark.line + 1;
+    if (k->type == K_MODEL) {
+        if (vn->type != YAML_MAPPING_NODE)
+            sd_die(w, "key 'model.config': expected a mapping of Hugging Face config.json fields");
+        cJSON *j = to_json(x, vn);
+        char *js = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        char w2[600];
+        snprintf(w2, sizeof w2, "%s: model.config", w);
+        c->model_config = model_config_from_json(js, w2);
+        c->has_model_config = true;
+        cJSON_free(js);
+        return;
+    }
+    if (k->type == K_PAIR) {
+        if (vn->type != YAML_SEQUENCE_NODE || vn->data.sequence.items.top - vn->data.sequence.items.start != 2)
+            sd_die(w, "key '%s': expected a list of two floats [b1, b2]", k->key);
+        double *dst = (double *)((char *)c + k->off);
+        for (int i = 0; i < 2; i++) {
+            yaml_node_t *it = yaml_document_get_node(x->doc, vn->data.sequence.items.start[i]);
+            where_at(x, it, w, sizeof w);
+            if (it->type != YAML_SCALAR_NODE) sd_die(w, "key '%s': expected a float", k->key);
+            const char *s = (const char *)it->data.scalar.value;
+            dst[i] = parse_float(k, s, w);
+            check_range(k, dst[i], w, s);
+        }
+        return;
+    }
+    if (vn->type != YAML_SCALAR_NODE) sd_die(w, "key '%s': expected a %s, found a %s", k->key, type_name(k),
+                                             vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
+    set_scalar(c, k, (const char *)vn->data.scalar.value, w, x->base_dir);
+}
+
+static void set_defaults(Config *c) {
+    for (int i = 0; i < NKEYS; i++) {
+        const KeySpec *k = &KEYS[i];
+        if (!k->dflt) continue;
+        if (k->type == K_PAIR) { /* "[a, b]" */
+            double *d = (double *)((char *)c + k->off);
+            if (sscanf(k->dflt, "[%lf, %lf]", &d[0], &d[1]) != 2) sd_die("config table", "bad default of %s", k->key);
+        } else set_scalar(c, k, k->dflt, "config table", "");
+    }
+}
+
+static void validate(const Config *c, const Ctx *x) {
+    char w[512];
+    snprintf(w, sizeof w, "%s", x->file);
+    if (!c->data_train) sd_die(w, "key 'data.train' is required (the training pairs, JSONL)");
+    if (!c->model_init && !c->has_model_config) sd_die(w, "one of 'model.init' or 'model.config' is required");
+    if (c->model_init && c->has_model_config)
+        sd_die(w, "'model.init' and 'model.config' exclude each other (line %d and %d)", x->line[find_key("model.init")],
+               x->line[find_key("model.config")]);
+    if (c->max_prompt_length >= c->max_length)
+        sd_die(w, "key 'data.max_prompt_length' (%d) must be smaller than data.max_length (%d)", c->max_prompt_length,
+               c->max_length);
+    if (c->global_batch_pairs % c->micro_batch_pairs)
+        sd_die(w, "key 'train.micro_batch_pairs' (%d) must divide train.global_batch_pairs (%d)", c->micro_batch_pairs,
+               c->global_batch_pairs);
+}
+
+static Config *load(const char *yaml_text, size_t len, const char *name, const char *base_dir) {
+    Config *c = sd_calloc(1, sizeof *c, "config");
+    c->source = sd_strdup(name);
+    c->text = sd_alloc(len + 1, "config text");
+    memcpy(c->text, yaml_text, len);
+    c->text[len] = 0;
+    set_defaults(c);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)c->text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        char w[512];
+        snprintf(w, sizeof w, "%s:%zu:%zu", name, parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+        sd_die(w, "invalid YAML: %s%s%s", parser.problem ? parser.problem : "syntax error",
+               parser.context ? " " : "", parser.context ? parser.context : "");
+    }
+    Ctx x = {.file = name, .base_dir = base_dir, .doc = &doc};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    char w[512];
+    if (root && root->type != YAML_MAPPING_NODE) sd_die(where_at(&x, root, w, sizeof w), "expected a mapping of sections");
+    for (yaml_node_pair_t *p = root ? root->data.mapping.pairs.start : NULL; root && p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(&doc, p->key), *vn = yaml_document_get_node(&doc, p->value);
+        if (kn->type != YAML_SCALAR_NODE) sd_die(where_at(&x, kn, w, sizeof w), "expected a section name");
+        const char *sec = (const char *)kn->data.scalar.value;
+        int is_section = 0;
+        for (int i = 0; i < NSECTIONS; i++) is_section |= !strcmp(sec, SECTIONS[i]);
+        if (!is_section) {
+            int ki = find_key(sec);
+            if (ki < 0) sd_die(where_at(&x, kn, w, sizeof w), "unknown key '%s' (sections: model, data, loss, optim, "
+                               "train, checkpoint, log, parallel; top-level key: device)", sec);
+            set_node(c, &x, ki, vn);
+            continue;
+        }
+        if (vn->type == YAML_SCALAR_NODE && !*vn->data.scalar.value) continue; /* empty section */
+        if (vn->type != YAML_MAPPING_NODE) sd_die(where_at(&x, vn, w, sizeof w), "section '%s': expected a mapping", sec);
+        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
+            yaml_node_t *k2 = yaml_document_get_node(&doc, q->key), *v2 = yaml_document_get_node(&doc, q->value);
+            if (k2->type != YAML_SCALAR_NODE) sd_die(where_at(&x, k2, w, sizeof w), "expected a key name");
+            char full[256];
+            snprintf(full, sizeof full, "%s.%s", sec, (const char *)k2->data.scalar.value);
+            int ki = find_key(full);
+            if (ki < 0) sd_die(where_at(&x, k2, w, sizeof w), "unknown key '%s'", full);
+            set_node(c, &x, ki, v2);
+        }
+    }
+    validate(c, &x);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return c;
+}
+
+Config *config_load(const char *path) {
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    if (!text) sd_die(path, "cannot read the config file: %s", strerror(errno));
+    char *dir = sd_path_dir(path);
+    Config *c = load(text, len, path, dir);
+    free(dir);
+    free(text);
+    return c;
+}
+
+Config *config_load_string(const char *yaml, const char *name, const char *base_dir) {
+    return load(yaml, strlen(yaml), name, base_dir ? base_dir : "");
+}
+
+void config_free(Config *c) {
+    if (!c) return;
+    for (int i = 0; i < NKEYS; i++)
+        if (KEYS[i].type == K_STR || KEYS[i].type == K_PATH || KEYS[i].type == K_SENUM)
+            free(*(char **)((char *)c + KEYS[i].off));
+    free(c->source);
+    free(c->text);
+    free(c);
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < *cap - *len) {
+            *len += (size_t)n;
+            return;
+        }
+        *cap = *cap * 2 + (size_t)(n > 0 ? n : 0);
+        *buf = sd_realloc(*buf, *cap, "yaml");
+    }
+}
+
+static void quoted(char **b, size_t *l, size_t *cap, const char *s) {
+    append(b, l, cap, "\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') append(b, l, cap, "\\%c", *s);
+        else append(b, l, cap, "%c", *s);
+    }
+    append(b, l, cap, "\"");
+}
+
+char *config_to_yaml(const Config *c) {
+    size_t cap = 4096, len = 0;
+    char *b = sd_alloc(cap, "yaml");
+    b[0] = 0;
+    char cur[32] = "";
+    for (int i = 0; i < NKEYS; i++) {
+        const KeySpec *k = &KEYS[i];
+        const char *dot = strchr(k->key, '.');
+        const char *name = dot ? dot + 1 : k->key;
+        const char *field = (const char *)c + k->off;
+        char sec[32] = "";
+        if (dot) snprintf(sec, sizeof sec, "%.*s", (int)(dot - k->key), k->key);
+        if (k->type == K_MODEL && !c->has_model_config) continue;
+        if ((k->type == K_PATH || k->type == K_STR) && !*(char *const *)field) continue;
+        if (strcmp(sec, cur)) { /* sections are contiguous in the table */
+            if (sec[0]) append(&b, &len, &cap, "%s:\n", sec);
+            snprintf(cur, sizeof cur, "%s", sec);
+        }
+        append(&b, &len, &cap, "%s%s: ", sec[0] ? "  " : "", name);
+        switch (k->type) {
+        case K_INT: append(&b, &len, &cap, "%d\n", *(const int *)field); break;
+        case K_LONG: append(&b, &len, &cap, "%ld\n", *(const long *)field); break;
+        case K_FLOAT: append(&b, &len, &cap, "%.17g\n", *(const double *)field); break;
+        case K_BOOL: append(&b, &len, &cap, "%s\n", *(const bool *)field ? "true" : "false"); break;
+        case K_STR: case K_PATH: case K_SENUM:
+            quoted(&b, &len, &cap, *(char *const *)field);
+            append(&b, &len, &cap, "\n");
+            break;
+        case K_ENUM: {
+            int idx = *(const int *)field;
+            const char *p = k->choices;
+            for (int j = 0; j < idx; j++) p += strcspn(p, "|") + 1;
+            append(&b, &len, &cap, "%.*s\n", (int)strcspn(p, "|"), p);
+            break;
+        }
+        case K_PAIR: append(&b, &len, &cap, "[%.17g, %.17g]\n", ((const double *)field)[0], ((const double *)field)[1]); break;
+        case K_MODEL: {
+            char *js = model_config_to_json(&c->model_config);
+            cJSON *j = cJSON_Parse(js);
+            char *one = cJSON_PrintUnformatted(j);
+            append(&b, &len, &cap, "%s\n", one);
+            cJSON_free(one);
+            cJSON_Delete(j);
+            free(js);
+            break;
+        }
+        }
+    }
+    return b;
+}
+
+void config_print_reference(void) {
+    printf("| key | type | default | range | meaning |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < NKEYS; i++) {
+        const KeySpec *k = &KEYS[i];
+        char range[96] = "";
+        if (k->choices) snprintf(range, sizeof range, "%s", k->choices);
+        else if (!isnan(k->min) || !isnan(k->max)) {
+            char lo[40] = "", hi[40] = "";
+            if (!isnan(k->min)) snprintf(lo, sizeof lo, "%s %g", k->min_excl ? ">" : ">=", k->min);
+            if (!isnan(k->max)) snprintf(hi, sizeof hi, "%s%s %g", lo[0] ? ", " : "", k->max_excl ? "<" : "<=", k->max);
+            snprintf(range, sizeof range, "%s%s", lo, hi);
+        }
+        printf("| `%s` | %s | %s | %s | %s |\n", k->key, k->type == K_ENUM || k->type == K_SENUM ? "enum" : type_name(k),
+               k->dflt ? k->dflt : (strcmp(k->key, "data.train") ? "—" : "required"), range, k->help);
+    }
+}

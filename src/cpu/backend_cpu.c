@@ -1,0 +1,61 @@
+/* backend_cpu.c — the fp32 CPU reference backend: memory ops, elementwise helpers and the function-pointer
+ * table. The kernels themselves live in the other files of src/cpu/ (declared in cpu_ops.h). */
+#include <stdlib.h>
+#include <string.h>
+#include "backend.h"
+#include "cpu_ops.h"
+#include "util.h"
+
+static void *cpu_alloc(size_t bytes, const char *what) { return sd_calloc(1, bytes, what); }
+static void cpu_free(void *p) { free(p); }
+static void cpu_zero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+/* copy / upload / download are all host memcpy; memmove so that overlapping ranges are harmless. */
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+
+static void cpu_add(float *y, const float *x, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+static void cpu_scale(float *x, float s, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+static double cpu_sumsq(const float *x, size_t n) {
+    double acc = 0.0;
+#pragma omp parallel for reduction(+ : acc) if (n > 65536)
+    for (size_t i = 0; i < n; i++) acc += (double)x[i] * (double)x[i];
+    return acc;
+}
+
+static const Backend g_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .matmul = cpu_matmul,
+    .add = cpu_add,
+    .scale = cpu_scale,
+    .sumsq = cpu_sumsq,
+    .embed_fwd = cpu_embed_fwd,
+    .embed_bwd = cpu_embed_bwd,
+    .rmsnorm_fwd = cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .rope_fwd = cpu_rope_fwd,
+    .rope_bwd = cpu_rope_bwd,
+    .attn_fwd = cpu_attn_fwd,
+    .attn_bwd = cpu_attn_bwd,
+    .swiglu_fwd = cpu_swiglu_fwd,
+    .swiglu_bwd = cpu_swiglu_bwd,
+    .xent_stats = cpu_xent_stats,
+    .xent_bwd = cpu_xent_bwd,
+    .adamw = cpu_adamw,
+};
+
+const Backend *backend_cpu(void) { return &g_cpu; }

@@ -1,0 +1,41 @@
+/* cpu_ops.h — private to src/cpu/: the fp32 CPU kernels behind backend_cpu() (see backend.h for semantics).
+ *
+ * Each function here has exactly the signature and meaning of the Backend member of the same name
+ * (cpu_<member>); backend_cpu.c puts them into the function-pointer table. One concern per file:
+ * matmul.c, norm.c (rmsnorm, embedding), rope.c, attention.c, swiglu.c, xent.c, adamw.c.
+ */
+#ifndef SD_CPU_OPS_H
+#define SD_CPU_OPS_H
+#include <stdbool.h>
+#include <stddef.h>
+
+void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
+                float alpha, float beta);
+
+void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
+void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
+void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cpu_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                     size_t N, int C);
+
+void cpu_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cpu_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+
+void cpu_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                  int S, int NH, int NKV, int HD);
+void cpu_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                  const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                  int NKV, int HD);
+
+void cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
+void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                    int FF);
+
+void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
+                    int V_loc, int V_off);
+void cpu_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                  int V_off);
+
+void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, double b1, double b2,
+               double eps, double wd, double bc1, double bc2);
+#endif

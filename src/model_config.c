@@ -1,0 +1,218 @@
+/* model_config.c — HF config.json <-> ModelConfig, and the RoPE tables. See model_config.h. */
+#include "model_config.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "util.h"
+
+/* Reads an optional number; dies naming the key when it is present with another type. */
+static double num_or(const cJSON *o, const char *key, double dflt, const char *where, const char *ctx) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) return dflt;
+    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) > 0 && cJSON_IsNumber(cJSON_GetArrayItem(it, 0)))
+        return cJSON_GetArrayItem(it, 0)->valuedouble; /* eos_token_id may be a list */
+    if (!cJSON_IsNumber(it)) sd_die(where, "key '%s%s': expected a number", ctx, key);
+    return it->valuedouble;
+}
+static int int_or(const cJSON *o, const char *key, int dflt, const char *where, const char *ctx) {
+    double d = num_or(o, key, dflt, where, ctx);
+    if (d != floor(d) || d < -2147483647.0 || d > 2147483647.0)
+        sd_die(where, "key '%s%s': expected an integer, found %g", ctx, key, d);
+    return (int)d;
+}
+static int int_req(const cJSON *o, const char *key, const char *where) {
+    if (!cJSON_GetObjectItemCaseSensitive(o, key)) sd_die(where, "key '%s' is required", key);
+    return int_or(o, key, 0, where, "");
+}
+static const char *str_or(const cJSON *o, const char *key, const char *dflt, const char *where, const char *ctx) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) return dflt;
+    if (!cJSON_IsString(it)) sd_die(where, "key '%s%s': expected a string", ctx, key);
+    return it->valuestring;
+}
+
+/* rope_scaling / rope_parameters: {rope_type|type, factor, low_freq_factor, high_freq_factor, ...} */
+static void read_rope(ModelConfig *mc, const cJSON *r, const char *where, const char *ctx) {
+    if (!r || cJSON_IsNull(r)) return;
+    if (!cJSON_IsObject(r)) sd_die(where, "key '%s': expected an object or null", ctx);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s.", ctx);
+    mc->rope_theta = num_or(r, "rope_theta", mc->rope_theta, where, prefix);
+    const char *type = str_or(r, "rope_type", NULL, where, prefix);
+    if (!type) type = str_or(r, "type", "default", where, prefix);
+    if (!strcmp(type, "default")) mc->rope_type = ROPE_DEFAULT;
+    else if (!strcmp(type, "linear")) mc->rope_type = ROPE_LINEAR;
+    else if (!strcmp(type, "llama3")) mc->rope_type = ROPE_LLAMA3;
+    else sd_die(where, "key '%srope_type': '%s' is not supported (default, linear, llama3)", prefix, type);
+    if (mc->rope_type != ROPE_DEFAULT) {
+        if (!cJSON_GetObjectItemCaseSensitive(r, "factor")) sd_die(where, "key '%sfactor' is required", prefix);
+        mc->rope_factor = num_or(r, "factor", 1.0, where, prefix);
+        if (!(mc->rope_factor > 0)) sd_die(where, "key '%sfactor': expected a positive number", prefix);
+    }
+    if (mc->rope_type == ROPE_LLAMA3) {
+        const char *req[3] = {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+        for (int i = 0; i < 3; i++)
+            if (!cJSON_GetObjectItemCaseSensitive(r, req[i])) sd_die(where, "key '%s%s' is required", prefix, req[i]);
+        mc->rope_low_freq_factor = num_or(r, "low_freq_factor", 1.0, where, prefix);
+        mc->rope_high_freq_factor = num_or(r, "high_freq_factor", 4.0, where, prefix);
+        mc->rope_original_max_position_embeddings = int_or(r, "original_max_position_embeddings", 8192, where, prefix);
+        if (!(mc->rope_high_freq_factor > mc->rope_low_freq_factor))
+            sd_die(where, "key '%shigh_freq_factor' must exceed low_freq_factor", prefix);
+    }
+}
+
+ModelConfig model_config_from_json(const char *json_text, const char *where) {
+    cJSON *o = cJSON_Parse(json_text);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        sd_die(where, "invalid JSON (expected a config.json object)");
+    }
+    ModelConfig mc;
+    memset(&mc, 0, sizeof mc);
+    const char *mt = str_or(o, "model_type", NULL, where, "");
+    if (mt && strcmp(mt, "llama") && strcmp(mt, "mistral"))
+        sd_die(where, "key 'model_type': '%s' is not a Llama-family model (llama, mistral)", mt);
+    const char *act = str_or(o, "hidden_act", "silu", where, "");
+    if (strcmp(act, "silu")) sd_die(where, "key 'hidden_act': expected \"silu\", found \"%s\"", act);
+    const char *flags[2] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, flags[i]);
+        if (b && !cJSON_IsFalse(b) && !cJSON_IsNull(b)) sd_die(where, "key '%s': only false is supported", flags[i]);
+    }
+    mc.vocab_size = int_req(o, "vocab_size", where);
+    mc.hidden_size = int_req(o, "hidden_size", where);
+    mc.intermediate_size = int_req(o, "intermediate_size", where);
+    mc.num_hidden_layers = int_req(o, "num_hidden_layers", where);
+    mc.num_attention_heads = int_req(o, "num_attention_heads", where);
+    mc.num_key_value_heads = int_or(o, "num_key_value_heads", mc.num_attention_heads, where, "");
+    mc.head_dim = int_or(o, "head_dim", mc.num_attention_heads > 0 ? mc.hidden_size / mc.num_attention_heads : 0,
+                         where, "");
+    mc.max_position_embeddings = int_or(o, "max_position_embeddings", 2048, where, "");
+    mc.rms_norm_eps = num_or(o, "rms_norm_eps", 1e-6, where, "");
+    mc.rope_theta = num_or(o, "rope_theta", 10000.0, where, "");
+    mc.rope_type = ROPE_DEFAULT;
+    mc.rope_factor = 1.0;
+    read_rope(&mc, cJSON_GetObjectItemCaseSensitive(o, "rope_parameters"), where, "rope_parameters");
+    read_rope(&mc, cJSON_GetObjectItemCaseSensitive(o, "rope_scaling"), where, "rope_scaling");
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings");
+    if (tie && !cJSON_IsBool(tie)) sd_die(where, "key 'tie_word_embeddings': expected true or false");
+    mc.tie_word_embeddings = tie && cJSON_IsTrue(tie);
+    mc.initializer_range = num_or(o, "initializer_range", 0.02, where, "");
+    mc.bos_token_id = int_or(o, "bos_token_id", -1, where, "");
+    mc.eos_token_id = int_or(o, "eos_token_id", -1, where, "");
+    mc.pad_token_id = int_or(o, "pad_token_id", -1, where, "");
+    cJSON_Delete(o);
+    model_config_validate(&mc, where);
+    return mc;
+}
+
+ModelConfig model_config_load(const char *hf_dir) {
+    char *path = sd_path_join(hf_dir, "config.json");
+    char *text = sd_read_file(path, NULL);
+    if (!text) sd_die(path, "cannot read the model's config.json (is model.init a Hugging Face model directory?)");
+    ModelConfig mc = model_config_from_json(text, path);
+    free(text);
+    free(path);
+    return mc;
+}
+
+void model_config_validate(const ModelConfig *mc, const char *where) {
+    struct { const char *k; int v; } pos[] = {
+        {"vocab_size", mc->vocab_size}, {"hidden_size", mc->hidden_size},
+        {"intermediate_size", mc->intermediate_size}, {"num_attention_heads", mc->num_attention_heads},
+        {"num_key_value_heads", mc->num_key_value_heads}, {"head_dim", mc->head_dim},
+        {"max_position_embeddings", mc->max_position_embeddings},
+    };
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i].v <= 0) sd_die(where, "key '%s': expected a positive integer, found %d", pos[i].k, pos[i].v);
+    if (mc->num_hidden_layers < 0) sd_die(where, "key 'num_hidden_layers': expected >= 0");
+    if (mc->num_attention_heads % mc->num_key_value_heads)
+        sd_die(where, "key 'num_key_value_heads': %d does not divide num_attention_heads %d", mc->num_key_value_heads,
+               mc->num_attention_heads);
+    if (mc->head_dim % 2) sd_die(where, "key 'head_dim': expected an even number, found %d", mc->head_dim);
+    if (!(mc->rms_norm_eps > 0)) sd_die(where, "key 'rms_norm_eps': expected a positive number");
+    if (!(mc->rope_theta > 0)) sd_die(where, "key 'rope_theta': expected a positive number");
+}
+
+char *model_config_to_json(const ModelConfig *mc) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", "llama");
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddFalseToObject(o, "attention_bias");
+    cJSON_AddFalseToObject(o, "mlp_bias");
+    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
+    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    cJSON_AddNumberToObject(o, "vocab_size", mc->vocab_size);
+    cJSON_AddNumberToObject(o, "hidden_size", mc->hidden_size);
+    cJSON_AddNumberToObject(o, "intermediate_size", mc->intermediate_size);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", mc->num_hidden_layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", mc->num_attention_heads);
+    cJSON_AddNumberToObject(o, "num_key_value_heads", mc->num_key_value_heads);
+    cJSON_AddNumberToObject(o, "head_dim", mc->head_dim);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", mc->max_position_embeddings);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", mc->rms_norm_eps);
+    cJSON_AddNumberToObject(o, "rope_theta", mc->rope_theta);
+    if (mc->rope_type == ROPE_DEFAULT) cJSON_AddNullToObject(o, "rope_scaling");
+    else {
+        cJSON *r = cJSON_AddObjectToObject(o, "rope_scaling");
+        cJSON_AddStringToObject(r, "rope_type", mc->rope_type == ROPE_LINEAR ? "linear" : "llama3");
+        cJSON_AddNumberToObject(r, "factor", mc->rope_factor);
+        if (mc->rope_type == ROPE_LLAMA3) {
+            cJSON_AddNumberToObject(r, "low_freq_factor", mc->rope_low_freq_factor);
+            cJSON_AddNumberToObject(r, "high_freq_factor", mc->rope_high_freq_factor);
+            cJSON_AddNumberToObject(r, "original_max_position_embeddings", mc->rope_original_max_position_embeddings);
+        }
+    }
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", mc->tie_word_embeddings);
+    cJSON_AddNumberToObject(o, "initializer_range", mc->initializer_range);
+    if (mc->bos_token_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", mc->bos_token_id);
+    if (mc->eos_token_id >= 0) cJSON_AddNumberToObject(o, "eos_token_id", mc->eos_token_id);
+    if (mc->pad_token_id >= 0) cJSON_AddNumberToObject(o, "pad_token_id", mc->pad_token_id);
+    cJSON_AddBoolToObject(o, "use_cache", 1);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!s) sd_die("config.json", "cannot serialise the model config");
+    char *out = sd_strdup(s);
+    cJSON_free(s);
+    return out;
+}
+
+void model_config_rope_tables(const ModelConfig *mc, int max_pos, float **cos_out, float **sin_out) {
+    int half = mc->head_dim / 2;
+    float *inv = sd_alloc((size_t)half * sizeof(float), "rope");
+    /* transformers: inv_freq = 1 / base ** (arange(0, dim, 2).float() / dim), all in float32 */
+    for (int i = 0; i < half; i++)
+        inv[i] = 1.0f / powf((float)mc->rope_theta, (float)(2 * i) / (float)mc->head_dim);
+    if (mc->rope_type == ROPE_LINEAR) {
+        for (int i = 0; i < half; i++) inv[i] = inv[i] / (float)mc->rope_factor;
+    } else if (mc->rope_type == ROPE_LLAMA3) { /* transformers _compute_llama3_parameters */
+        float factor = (float)mc->rope_factor, lo = (float)mc->rope_low_freq_factor,
+              hi = (float)mc->rope_high_freq_factor, old = (float)mc->rope_original_max_position_embeddings;
+        float lo_wl = old / lo, hi_wl = old / hi;
+        for (int i = 0; i < half; i++) {
+            float wl = 2.0f * (float)M_PI / inv[i];
+            float f = wl > lo_wl ? inv[i] / factor : inv[i];
+            float smooth = (old / wl - lo) / (hi - lo);
+            float smoothed = (1.0f - smooth) * f / factor + smooth * f;
+            if (!(wl < hi_wl) && !(wl > lo_wl)) f = smoothed;
+            inv[i] = f;
+        }
+    }
+    size_t n = sd_mul_size((size_t)max_pos, (size_t)half, "rope table");
+    float *c = sd_alloc(n * sizeof(float), "rope cos"), *s = sd_alloc(n * sizeof(float), "rope sin");
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            float f = (float)p * inv[i]; /* float32 product, as torch's matmul of float tensors */
+            /* cos/sin of the float32 angle, rounded once to float (torch's float32 cos is correctly rounded
+             * to within an ulp; computing in double then rounding gives the nearest float) */
+            c[(size_t)p * half + i] = (float)cos((double)f);
+            s[(size_t)p * half + i] = (float)sin((double)f);
+        }
+    free(inv);
+    *cos_out = c;
+    *sin_out = s;
+}

@@ -1,0 +1,57 @@
+/* test_ops_adamw.c — AdamW (torch semantics) against a float64 reimplementation over 3 steps, with wd = 0 and
+ * wd > 0, a large learning rate (so the update and the decay are far above fp32 rounding) and tiny gradients
+ * (so eps matters). */
+#include <stdint.h>
+#include "backend.h"
+#include "test_util.h"
+
+static uint64_t g_rng = 0x3c6ef372fe94f82bULL;
+static double urand(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void run(size_t n, float lr, float wd, float b1, float b2, float eps) {
+    float *p = sd_alloc(n * 4, "p"), *g = sd_alloc(n * 4, "g"), *m = sd_calloc(n, 4, "m"), *v = sd_calloc(n, 4, "v");
+    double *P = sd_alloc(n * 8, "P"), *Mm = sd_calloc(n, 8, "M"), *Vv = sd_calloc(n, 8, "V");
+    double *Am = sd_calloc(n, 8, "|M|"); /* the m recursion on |g|: the scale m's rounding errors are relative to */
+    for (size_t i = 0; i < n; i++) P[i] = p[i] = (float)(urand() * 4 - 2);
+    for (int t = 1; t <= 3; t++) {
+        for (size_t i = 0; i < n; i++) {
+            double sc = i % 10 == 0 ? 1e-9 : 1.0; /* every tenth gradient is tiny: eps dominates the denominator */
+            g[i] = (float)((urand() * 2 - 1) * sc);
+        }
+        double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+        backend_cpu()->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+        for (size_t i = 0; i < n; i++) {
+            P[i] -= (double)lr * wd * P[i];
+            Mm[i] = (double)b1 * Mm[i] + (1 - (double)b1) * g[i];
+            Am[i] = (double)b1 * Am[i] + (1 - (double)b1) * fabs(g[i]);
+            Vv[i] = (double)b2 * Vv[i] + (1 - (double)b2) * (double)g[i] * g[i];
+            P[i] -= (double)lr / bc1 * Mm[i] / (sqrt(Vv[i]) / sqrt(bc2) + eps);
+        }
+        double ep = 0, em = 0, ev = 0;
+        for (size_t i = 0; i < n; i++) {
+            ep = fmax(ep, fabs(p[i] - P[i]) / fmax(1.0, fabs(P[i])));
+            em = fmax(em, fabs(m[i] - Mm[i]) / Am[i]); /* m may cancel to ~0: compare with its terms */
+            ev = fmax(ev, fabs(v[i] - Vv[i]) / Vv[i]);
+        }
+        /* fp32: each state element goes through a handful of roundings per step (2^-24 ~ 6e-8 each), so after 3
+         * steps p, m, v stay within ~5e-7 relative of float64; a wrong bias correction, a missing decay or eps
+         * in the wrong place changes p by >= lr * 1e-2 ~ 1e-4. */
+        CHECK(ep < 1e-6, "adamw step %d lr=%g wd=%g: p rel err %.3g", t, lr, wd, ep);
+        CHECK(em < 1e-6, "adamw step %d: m rel err %.3g", t, em);
+        CHECK(ev < 1e-6, "adamw step %d: v rel err %.3g", t, ev);
+        printf("adamw n=%zu lr=%g wd=%g step %d: p %.2g m %.2g v %.2g\n", n, lr, wd, t, ep, em, ev);
+    }
+    free(p), free(g), free(m), free(v), free(P), free(Mm), free(Vv), free(Am);
+}
+
+int main(void) {
+    run(1000, 1e-2f, 0.0f, 0.9f, 0.999f, 1e-8f);
+    run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f);
+    run(300000, 3e-2f, 0.5f, 0.8f, 0.95f, 1e-6f); /* large enough for the OpenMP path */
+    TEST_END();
+}

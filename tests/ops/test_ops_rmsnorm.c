@@ -1,0 +1,134 @@
+/* test_ops_rmsnorm.c — RMSNorm forward (out, rstd) against float64 HF formulas; backward (accumulating dx, dw)
+ * against a float64 analytic gradient and against central finite differences of L = sum(out * R). */
+#include <stdint.h>
+#include "backend.h"
+#include "test_util.h"
+
+static uint64_t g_rng = 0x2545f4914f6cdd1dULL;
+static double urand(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+static void fill(float *x, size_t n, double lo, double hi) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * urand());
+}
+/* max |a - b| / max |b| */
+static double rel_err(const float *a, const double *b, size_t n) {
+    double e = 0, m = 1e-300;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(a[i] - b[i]));
+        m = fmax(m, fabs(b[i]));
+    }
+    return e / m;
+}
+
+static const Backend *be;
+static size_t N;
+static int C;
+static float eps = 1e-5f;
+
+/* L = sum(out * R) in double, out from the kernel */
+static double loss(const float *x, const float *w, const float *R) {
+    float *out = sd_alloc(N * C * sizeof(float), "out"), *rstd = sd_alloc(N * sizeof(float), "rstd");
+    be->rmsnorm_fwd(out, rstd, x, w, N, C, eps);
+    double L = 0;
+    for (size_t i = 0; i < N * C; i++) L += (double)out[i] * R[i];
+    free(out), free(rstd);
+    return L;
+}
+
+/* central differences on `cnt` random elements of t (an input of loss()), compared with the analytic g;
+ * the step of element i is 1e-2 * scale[i] (the rms of its row for x, so the tiny row gets a tiny step). */
+static double fd_check(float *t, size_t n, const float *g, const double *scale, const float *x, const float *w,
+                       const float *R, int cnt) {
+    double err = 0, gmax = 1e-300;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    for (int c = 0; c < cnt; c++) {
+        size_t i = (size_t)(urand() * n);
+        float x0 = t[i];
+        float xp = (float)(x0 + 1e-2 * scale[i]), xm = (float)(x0 - 1e-2 * scale[i]);
+        t[i] = xp;
+        double Lp = loss(x, w, R);
+        t[i] = xm;
+        double Lm = loss(x, w, R);
+        t[i] = x0;
+        double fd = (Lp - Lm) / ((double)xp - (double)xm);
+        err = fmax(err, fabs(fd - g[i]));
+    }
+    return err / gmax;
+}
+
+static void run(size_t N_, int C_) {
+    N = N_, C = C_;
+    size_t NC = N * C;
+    float *x = sd_alloc(NC * 4, "x"), *w = sd_alloc(C * 4, "w"), *out = sd_alloc(NC * 4, "out");
+    float *rstd = sd_alloc(N * 4, "rstd"), *R = sd_alloc(NC * 4, "R");
+    float *dx = sd_alloc(NC * 4, "dx"), *dw = sd_alloc(C * 4, "dw"), *dx0 = sd_alloc(NC * 4, "dx0");
+    float *dw0 = sd_alloc(C * 4, "dw0");
+    double *ro = sd_alloc(NC * 8, "ref out"), *rr = sd_alloc(N * 8, "ref rstd");
+    double *rdx = sd_alloc(NC * 8, "ref dx"), *rdw = sd_alloc(C * 8, "ref dw");
+    fill(x, NC, -2, 2);
+    for (int r = 0; r < 2 && (size_t)r < N; r++) /* a tiny row and a large one: eps matters, scale matters */
+        for (int i = 0; i < C; i++) x[r * C + i] *= r == 0 ? 1e-3f : 50.0f;
+    fill(w, C, 0.5, 1.5);
+    fill(R, NC, -1, 1);
+    be->rmsnorm_fwd(out, rstd, x, w, N, C, eps);
+    for (size_t n = 0; n < N; n++) {
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += (double)x[n * C + i] * x[n * C + i];
+        rr[n] = 1.0 / sqrt(ss / C + (double)eps);
+        for (int i = 0; i < C; i++) ro[n * C + i] = (double)w[i] * x[n * C + i] * rr[n];
+    }
+    /* fp32 evaluation of the same formula: a handful of roundings, each 2^-24 ~ 6e-8 relative */
+    double e_out = rel_err(out, ro, NC), e_r = 0;
+    for (size_t n = 0; n < N; n++) e_r = fmax(e_r, fabs(rstd[n] - rr[n]) / rr[n]);
+    CHECK(e_out < 1e-6, "rmsnorm_fwd N=%zu C=%d out rel err %.3g", N, C, e_out);
+    CHECK(e_r < 1e-6, "rmsnorm_fwd N=%zu C=%d rstd rel err %.3g", N, C, e_r);
+
+    /* backward: accumulates into pre-filled dx, dw */
+    fill(dx0, NC, -1, 1);
+    fill(dw0, C, -1, 1);
+    memcpy(dx, dx0, NC * 4);
+    memcpy(dw, dw0, C * 4);
+    be->rmsnorm_bwd(dx, dw, R, x, w, rstd, N, C);
+    for (int i = 0; i < C; i++) rdw[i] = 0;
+    for (size_t n = 0; n < N; n++) {
+        double r = rr[n], dot = 0;
+        for (int i = 0; i < C; i++) dot += (double)R[n * C + i] * w[i] * x[n * C + i];
+        for (int i = 0; i < C; i++) {
+            size_t k = n * C + i;
+            rdx[k] = r * w[i] * R[k] - r * r * r / C * x[k] * dot;
+            rdw[i] += (double)R[k] * x[k] * r;
+        }
+    }
+    for (size_t k = 0; k < NC; k++) dx[k] -= dx0[k]; /* remove the pre-filled part to compare gradients */
+    for (int i = 0; i < C; i++) dw[i] -= dw0[i];
+    double e_dx = rel_err(dx, rdx, NC), e_dw = rel_err(dw, rdw, C);
+    /* float64 reference: the kernel's only error is fp32 rounding (and subtracting the O(1) pre-fill) */
+    CHECK(e_dx < 1e-5, "rmsnorm_bwd dx vs float64 rel err %.3g", e_dx);
+    CHECK(e_dw < 1e-5, "rmsnorm_bwd dw vs float64 rel err %.3g", e_dw);
+    /* finite differences, h = 1e-2 of the row's rms in fp32: truncation O(h^2 f''') and cancellation
+     * ~sqrt(NC) 2^-24 |L| / h measure <= 1e-4 of the largest gradient here; 1e-3 leaves 10x margin while a wrong
+     * term (e.g. a dropped r^3 correction or a missing w) gives O(1) errors. */
+    double *hx = sd_alloc(NC * 8, "steps x"), *hw = sd_alloc(C * 8, "steps w");
+    for (size_t k = 0; k < NC; k++) hx[k] = sqrt(1.0 / (rr[k / C] * rr[k / C]) - eps);
+    for (int i = 0; i < C; i++) hw[i] = 1.0;
+    double f_dx = fd_check(x, NC, dx, hx, x, w, R, 40), f_dw = fd_check(w, C, dw, hw, x, w, R, 20);
+    free(hx), free(hw);
+    CHECK(f_dx < 1e-3, "rmsnorm_bwd dx vs finite differences rel err %.3g", f_dx);
+    CHECK(f_dw < 1e-3, "rmsnorm_bwd dw vs finite differences rel err %.3g", f_dw);
+    printf("rmsnorm N=%zu C=%d: fwd %.2g/%.2g, bwd %.2g/%.2g, fd %.2g/%.2g\n", N, C, e_out, e_r, e_dx, e_dw, f_dx,
+           f_dw);
+    free(x), free(w), free(out), free(rstd), free(R), free(dx), free(dw), free(dx0), free(dw0);
+    free(ro), free(rr), free(rdx), free(rdw);
+}
+
+int main(void) {
+    be = backend_cpu();
+    run(7, 16);
+    run(33, 64);
+    run(3, 1000);
+    TEST_END();
+}
