@@ -1,0 +1,95 @@
+/* test_config.c — the YAML config: the fixture's run.yaml, defaults, flow vs block style, the resolved-YAML round
+ * trip, model.config with nested rope_scaling, and every error class with its key and line. */
+#include "config.h"
+#include "test_util.h"
+
+static const char *g_yaml;
+static void load_it(void *arg) {
+    (void)arg;
+    Config *c = config_load_string(g_yaml, "t.yaml", "/base");
+    config_free(c);
+}
+static int err(const char *yaml, const char *want) {
+    g_yaml = yaml;
+    return expect_die(load_it, NULL, want);
+}
+
+#define MIN "model: {init: m}\ndata: {train: p.jsonl}\n"
+
+int main(void) {
+    /* the fixture config */
+    char *p = fixture_path("tiny-a/run.yaml");
+    Config *c = config_load(p);
+    char *dir = sd_path_dir(p);
+    char *want_model = sd_path_join(dir, "model"), *want_data = sd_path_join(dir, "pairs.jsonl");
+    CHECK(!strcmp(c->model_init, want_model), "model.init resolved: %s", c->model_init);
+    CHECK(!strcmp(c->data_train, want_data), "data.train resolved: %s", c->data_train);
+    CHECK(c->max_length == 256 && c->max_prompt_length == 128 && !c->shuffle, "data keys");
+    CHECK(c->loss_type == LOSS_SIMPO && c->beta == 2.0 && c->gamma_beta_ratio == 0.5, "loss keys");
+    CHECK(c->lr == 1e-3 && c->beta1 == 0.9 && c->beta2 == 0.999 && c->eps == 1e-8 && c->weight_decay == 0.01, "optim");
+    CHECK(c->max_grad_norm == 1.0 && c->schedule == SCHED_CONSTANT && c->warmup_steps == 0, "optim 2");
+    CHECK(c->global_batch_pairs == 6 && c->micro_batch_pairs == 2 && c->max_steps == 2 && c->seed == 0, "train");
+    CHECK(c->ckpt_every_steps == 2 && c->log_every_steps == 1, "checkpoint/log");
+
+    /* round trip through the resolved YAML */
+    char *y = config_to_yaml(c);
+    Config *c2 = config_load_string(y, "resolved.yaml", "");
+    char *y2 = config_to_yaml(c2);
+    CHECK(!strcmp(y, y2), "config_to_yaml round trip:\n%s\n---\n%s", y, y2);
+    CHECK(!strcmp(c2->model_init, c->model_init) && c2->lr == c->lr && c2->beta2 == c->beta2, "round-trip values");
+    config_free(c2);
+    free(y2);
+    free(y);
+    config_free(c);
+    free(p); free(dir); free(want_model); free(want_data);
+
+    /* defaults, block style, model.config with rope_scaling */
+    c = config_load_string("model:\n  seed: 7\n  config:\n    vocab_size: 100\n    hidden_size: 32\n"
+                           "    intermediate_size: 64\n    num_hidden_layers: 2\n    num_attention_heads: 4\n"
+                           "    num_key_value_heads: 2\n    rope_theta: 500000.0\n    tie_word_embeddings: true\n"
+                           "    rope_scaling: {rope_type: llama3, factor: 8.0, low_freq_factor: 1.0,\n"
+                           "                   high_freq_factor: 4.0, original_max_position_embeddings: 8192}\n"
+                           "data:\n  train: p.jsonl\n",
+                           "t.yaml", "/base");
+    CHECK(c->has_model_config && c->model_config.vocab_size == 100 && c->model_config.head_dim == 8, "model.config");
+    CHECK(c->model_config.rope_type == ROPE_LLAMA3 && c->model_config.rope_factor == 8.0 &&
+              c->model_config.rope_theta == 500000.0 && c->model_config.tie_word_embeddings, "rope_scaling");
+    CHECK(c->model_seed == 7 && !c->model_init, "model.seed");
+    CHECK(!strcmp(c->data_train, "/base/p.jsonl"), "relative path against base dir: %s", c->data_train);
+    CHECK(c->max_length == 2048 && c->max_prompt_length == 1800 && c->shuffle, "data defaults");
+    CHECK(c->beta == 2.0 && c->lr == 1e-6 && c->schedule == SCHED_COSINE && c->global_batch_pairs == 128, "defaults");
+    CHECK(c->tp == 1 && c->pp == 1 && c->zero == 0 && !strcmp(c->comm_backend, "auto"), "parallel defaults");
+    y = config_to_yaml(c);
+    c2 = config_load_string(y, "resolved.yaml", "");
+    CHECK(c2->model_config.rope_type == ROPE_LLAMA3 && c2->model_config.rope_low_freq_factor == 1.0,
+          "model.config survives the round trip");
+    config_free(c2);
+    free(y);
+    config_free(c);
+
+    /* errors: key and line */
+    CHECK(err(MIN "optim: {lrr: 1.0}\n", "t.yaml:3:9: unknown key 'optim.lrr'"), "unknown key");
+    CHECK(err(MIN "optimizer: {lr: 1.0}\n", "t.yaml:3:1: unknown key 'optimizer'"), "unknown section");
+    CHECK(err(MIN "optim: {lr: 3e-4x}\n", "t.yaml:3:13: key 'optim.lr': expected a float, found \"3e-4x\""), "bad float");
+    CHECK(err(MIN "optim: {lr: -1}\n", "key 'optim.lr': expected a value > 0"), "lr range");
+    CHECK(err(MIN "train: {micro_batch_pairs: 2.5}\n", "key 'train.micro_batch_pairs': expected an integer"), "int");
+    CHECK(err(MIN "data: {shuffle: maybe}\n", "expected true or false"), "bool");
+    CHECK(err(MIN "loss: {type: ppo}\n", "key 'loss.type': expected one of simpo|simpo_hinge|dpo"), "enum");
+    CHECK(err(MIN "loss: {label_smoothing: 0.5}\n", "key 'loss.label_smoothing': expected a value >= 0 and < 0.5"),
+          "exclusive bound");
+    CHECK(err(MIN "optim: {betas: [0.9]}\n", "key 'optim.betas': expected a list of two floats"), "pair");
+    CHECK(err(MIN "optim: {betas: [0.9, 1.0]}\n", "key 'optim.betas'"), "pair range");
+    CHECK(err(MIN "parallel: {zero: 3}\n", "key 'parallel.zero'"), "zero range");
+    CHECK(err("model: {init: m}\n", "key 'data.train' is required"), "missing data.train");
+    CHECK(err("data: {train: p.jsonl}\n", "one of 'model.init' or 'model.config' is required"), "missing model");
+    CHECK(err(MIN "train: {global_batch_pairs: 6, micro_batch_pairs: 4}\n", "must divide"), "divisibility");
+    CHECK(err(MIN "data: {max_length: 100, max_prompt_length: 100}\n", "max_prompt_length"), "prompt < length");
+    CHECK(err("model: {init: m}\ndata: {train: p.jsonl}\ndata: {train: q.jsonl}\n", "appears twice"), "duplicate");
+    CHECK(err("model: {init: m\n", "t.yaml:2:1: invalid YAML"), "syntax error");
+    CHECK(err(MIN "optim: {lr: [1]}\n", "key 'optim.lr': expected a float, found a list"), "list for scalar");
+    CHECK(err("model:\n  config: {vocab_size: 10}\ndata: {train: p.jsonl}\n", "t.yaml:2:11: model.config"),
+          "model.config error names the line");
+    CHECK(err("model:\n  config: {vocab_size: 10}\ndata: {train: p.jsonl}\n", "'hidden_size' is required"),
+          "model.config missing field");
+    TEST_END();
+}
