@@ -3,7 +3,6 @@
  * Hugging Face format and back bit-exactly, a BF16 import, and resume determinism (2 steps + resume + 2 steps
  * equals 4 steps, bit for bit). Tolerances from tests/fixtures/README.md: losses 1e-5 relative; parameters 1e-4
  * absolute except a handful of elements (Adam's first-update sign flips on ~zero gradients) within 2.5e-3. */
-#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>

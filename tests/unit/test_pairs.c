@@ -1,6 +1,5 @@
 /* test_pairs.c — JSONL pairs: parsing, the fixture, truncation as the SimPO reference trainer does it, the epoch
  * order, micro-batch packing (exact arrays written by hand), and malformed lines named by file:line and field. */
-#define _GNU_SOURCE
 #include <stdlib.h>
 #include <unistd.h>
 #include "pairs.h"
