@@ -1,85 +1,127 @@
-/* pairs.c — see pairs.h. */
+/* pairs.c — see pairs.h.
+ * Loading reads the JSONL file line by line with getline (lines can be long); error paths release what they hold
+ * before sd_die so that a trapped error leaks nothing. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "pairs.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "util.h"
 
-/* An array of token ids; dies naming file:line and the field. */
-static int *read_ids(const cJSON *o, const char *field, int *n_out, int vocab, int allow_empty, const char *where) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, field);
-    if (!a) sd_die(where, "field '%s' is missing (expected an array of token ids)", field);
-    if (!cJSON_IsArray(a)) sd_die(where, "field '%s': expected an array of token ids", field);
+/* What pairs_load_jsonl holds while it reads; released by load_die before dying. */
+typedef struct {
+    FILE *f;
+    char *line;
+    cJSON *obj;
+    PairSet *ps;
+    char where[4096];   /* "<file>:<line>" */
+} Load;
+
+SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
+    char msg[2048], where[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    memcpy(where, L->where, sizeof where);
+    if (L->f) fclose(L->f);
+    free(L->line);
+    cJSON_Delete(L->obj);
+    pairs_free(L->ps);
+    sd_die(where, "%s", msg);
+}
+
+/* An array of token ids (field `field` of the line's object); the caller frees. */
+static int *read_ids(Load *L, const char *field, int *n_out, int vocab, bool allow_empty) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(L->obj, field);
+    const char *what = allow_empty ? "an array of token ids" : "a non-empty array of token ids";
+    if (!a) load_die(L, "field '%s' is missing (expected %s)", field, what);
+    if (!cJSON_IsArray(a)) load_die(L, "field '%s': expected %s", field, what);
     int n = cJSON_GetArraySize(a);
-    if (n == 0 && !allow_empty) sd_die(where, "field '%s': expected a non-empty array of token ids", field);
-    int *ids = sd_alloc(sizeof(int) * (size_t)(n ? n : 1), field);
+    if (n == 0 && !allow_empty) load_die(L, "field '%s': expected %s", field, what);
     int i = 0;
     for (const cJSON *x = a->child; x; x = x->next, i++) {
-        if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 0 ||
-            x->valuedouble > 2147483647.0)
-            sd_die(where, "field '%s': element %d is not a non-negative integer token id", field, i);
-        ids[i] = (int)x->valuedouble;
-        if (vocab > 0 && ids[i] >= vocab)
-            sd_die(where, "field '%s': token id %d is outside the vocabulary (vocab_size %d)", field, ids[i], vocab);
+        if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble))
+            load_die(L, "field '%s': element %d is not an integer token id", field, i);
+        if (x->valuedouble < 0) load_die(L, "field '%s': element %d is a negative token id", field, i);
+        if (x->valuedouble > 2147483647.0)
+            load_die(L, "field '%s': element %d (%.0f) is too large for a token id", field, i, x->valuedouble);
+        if (vocab > 0 && x->valuedouble >= vocab)
+            load_die(L, "field '%s': token id %d is outside the vocabulary (vocab_size %d)", field,
+                     (int)x->valuedouble, vocab);
     }
+    int *ids = sd_alloc(sizeof(int) * (size_t)(n ? n : 1), field);
+    i = 0;
+    for (const cJSON *x = a->child; x; x = x->next) ids[i++] = (int)x->valuedouble;
     *n_out = n;
     return ids;
 }
 
 PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
-    FILE *f = fopen(path, "r");
-    if (!f) sd_die(path, "cannot open: %s", strerror(errno));
-    PairSet *ps = sd_calloc(1, sizeof *ps, "pairs");
+    Load L;
+    memset(&L, 0, sizeof L);
+    snprintf(L.where, sizeof L.where, "%s", path);
+    L.f = fopen(path, "r");
+    if (!L.f) load_die(&L, "cannot open: %s", strerror(errno));
+    L.ps = sd_calloc(1, sizeof(PairSet), "pairs");
+    PairSet *ps = L.ps;
     ps->source = sd_strdup(path);
-    size_t cap = 0;
-    char *line = NULL, where[4096];
-    size_t lcap = 0;
+    ps->all_have_ref = true;
+    size_t cap = 0, lcap = 0;
     ssize_t len;
     int lineno = 0;
-    ps->all_have_ref = true;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
+    errno = 0;
+    while ((len = getline(&L.line, &lcap, L.f)) >= 0) {
         lineno++;
-        int blank = 1;
-        for (ssize_t i = 0; i < len && blank; i++) blank = (line[i] == ' ' || line[i] == '\t' || line[i] == '\n' || line[i] == '\r');
+        snprintf(L.where, sizeof L.where, "%s:%d", path, lineno);
+        bool blank = true;
+        for (ssize_t i = 0; i < len && blank; i++)
+            blank = L.line[i] == ' ' || L.line[i] == '\t' || L.line[i] == '\n' || L.line[i] == '\r';
         if (blank) continue;
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        cJSON *o = cJSON_Parse(line);
-        if (!o || !cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            sd_die(where, "invalid JSON (expected one object per line with prompt_ids, chosen_ids, rejected_ids)");
-        }
+        if ((ssize_t)strlen(L.line) != len) load_die(&L, "invalid JSON (the line holds a NUL byte)");
+        /* require_null_terminated: nothing but whitespace may follow the object */
+        L.obj = cJSON_ParseWithOpts(L.line, NULL, 1);
+        if (!L.obj || !cJSON_IsObject(L.obj))
+            load_die(&L, "invalid JSON (expected one object per line with prompt_ids, chosen_ids, rejected_ids)");
         if (ps->n == cap) {
             cap = cap ? 2 * cap : 256;
-            ps->pairs = sd_realloc(ps->pairs, cap * sizeof(Pair), "pairs");
+            ps->pairs = sd_realloc(ps->pairs, sd_mul_size(cap, sizeof(Pair), "pairs"), "pairs");
         }
         Pair *p = &ps->pairs[ps->n];
         memset(p, 0, sizeof *p);
         p->line = lineno;
-        p->prompt = read_ids(o, "prompt_ids", &p->n_prompt, vocab_size, 1, where);
-        p->chosen = read_ids(o, "chosen_ids", &p->n_chosen, vocab_size, 0, where);
-        p->rejected = read_ids(o, "rejected_ids", &p->n_rejected, vocab_size, 0, where);
-        const cJSON *rw = cJSON_GetObjectItemCaseSensitive(o, "ref_chosen_logp"),
-                    *rl = cJSON_GetObjectItemCaseSensitive(o, "ref_rejected_logp");
-        if ((rw != NULL) != (rl != NULL))
-            sd_die(where, "field '%s' is missing (ref_chosen_logp and ref_rejected_logp come together)",
-                   rw ? "ref_rejected_logp" : "ref_chosen_logp");
-        if (rw) {
-            if (!cJSON_IsNumber(rw) || !cJSON_IsNumber(rl))
-                sd_die(where, "fields 'ref_chosen_logp', 'ref_rejected_logp': expected numbers");
+        ps->n++; /* counted now so that pairs_free releases a half-read pair on an error */
+        p->prompt = read_ids(&L, "prompt_ids", &p->n_prompt, vocab_size, true);
+        p->chosen = read_ids(&L, "chosen_ids", &p->n_chosen, vocab_size, false);
+        p->rejected = read_ids(&L, "rejected_ids", &p->n_rejected, vocab_size, false);
+        const cJSON *rc = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_chosen_logp"),
+                    *rr = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_rejected_logp");
+        if ((rc != NULL) != (rr != NULL))
+            load_die(&L, "field '%s' is missing (ref_chosen_logp and ref_rejected_logp come together)",
+                     rc ? "ref_rejected_logp" : "ref_chosen_logp");
+        if (rc) {
+            if (!cJSON_IsNumber(rc)) load_die(&L, "field 'ref_chosen_logp': expected a number");
+            if (!cJSON_IsNumber(rr)) load_die(&L, "field 'ref_rejected_logp': expected a number");
             p->has_ref = true;
-            p->ref_chosen_logp = rw->valuedouble;
-            p->ref_rejected_logp = rl->valuedouble;
+            p->ref_chosen_logp = rc->valuedouble;
+            p->ref_rejected_logp = rr->valuedouble;
         } else ps->all_have_ref = false;
-        ps->n++;
-        cJSON_Delete(o);
+        cJSON_Delete(L.obj);
+        L.obj = NULL;
     }
-    free(line);
-    fclose(f);
-    if (ps->n == 0) sd_die(path, "holds no preference pairs");
+    snprintf(L.where, sizeof L.where, "%s", path);
+    if (ferror(L.f)) load_die(&L, "read error: %s", strerror(errno ? errno : EIO));
+    free(L.line);
+    L.line = NULL;
+    fclose(L.f);
+    L.f = NULL;
+    if (ps->n == 0) load_die(&L, "holds no preference pairs (empty file)");
     return ps;
 }
 
@@ -95,56 +137,79 @@ void pairs_free(PairSet *ps) {
     free(ps);
 }
 
+/* TRL CPOTrainer.tokenize_row (which the SimPO trainer uses) with truncation_mode "keep_end":
+ *     longer = max(len(chosen), len(rejected))
+ *     if len(prompt) + longer > max_length:  prompt = prompt[-max_prompt_length:]
+ *     if len(prompt) + longer > max_length:  chosen = chosen[:max_length - max_prompt_length]
+ *                                            rejected = rejected[:max_length - max_prompt_length]
+ * `longer` is taken before the responses are cut (as there). Requires 0 < max_prompt_length < max_length (the
+ * config checks it; Python's prompt[-0:] would keep the whole prompt, which is not what anyone means). */
 void pairs_truncate(PairSet *ps, int max_length, int max_prompt_length) {
+    if (max_prompt_length <= 0 || max_prompt_length >= max_length)
+        sd_die("pairs", "truncation needs 0 < max_prompt_length (%d) < max_length (%d)", max_prompt_length,
+               max_length);
+    int keep = max_length - max_prompt_length;
     for (size_t i = 0; i < ps->n; i++) {
         Pair *p = &ps->pairs[i];
-        int longer = p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected, changed = 0;
-        if (p->n_prompt + longer > max_length && p->n_prompt > max_prompt_length) {
-            /* keep_end: the prompt keeps its last max_prompt_length tokens */
+        int longer = p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected;
+        bool changed = false;
+        if ((long)p->n_prompt + longer > max_length && p->n_prompt > max_prompt_length) {
             memmove(p->prompt, p->prompt + (p->n_prompt - max_prompt_length), sizeof(int) * (size_t)max_prompt_length);
             p->n_prompt = max_prompt_length;
-            changed = 1;
+            changed = true;
         }
-        if (p->n_prompt + longer > max_length) {
-            int keep = max_length - max_prompt_length;
-            if (p->n_chosen > keep) p->n_chosen = keep, changed = 1;
-            if (p->n_rejected > keep) p->n_rejected = keep, changed = 1;
+        if ((long)p->n_prompt + longer > max_length) {
+            if (p->n_chosen > keep) p->n_chosen = keep, changed = true;
+            if (p->n_rejected > keep) p->n_rejected = keep, changed = true;
         }
-        ps->n_truncated += (size_t)changed;
+        ps->n_truncated += changed;
     }
 }
 
-/* Fisher-Yates from the back: for i = n-1 .. 1, j = sd_hash64(seed, epoch, i) % (i + 1), swap(order[i], order[j]).
- * Part of the checkpoint format: resume relies on the same order for the same (n, seed, epoch). */
+/* The epoch order (part of the checkpoint format: a resumed run recomputes it, so it must never change):
+ *     order[i] = i for all i
+ *     if shuffle: for i = n-1 down to 1:
+ *         j = sd_hash64((uint64_t)seed, (uint64_t)epoch, (uint64_t)i) % (i + 1)
+ *         swap(order[i], order[j])
+ * i.e. Fisher-Yates from the back with the draw for position i taken from the counter-based hash at index i. */
 void pairs_epoch_order(size_t *order, size_t n, bool shuffle, long seed, long epoch) {
     for (size_t i = 0; i < n; i++) order[i] = i;
     if (!shuffle) return;
     for (size_t i = n; i-- > 1;) {
-        size_t j = (size_t)(sd_hash64((uint64_t)seed, (uint64_t)epoch, i) % (uint64_t)(i + 1));
+        size_t j = (size_t)(sd_hash64((uint64_t)seed, (uint64_t)epoch, (uint64_t)i) % (uint64_t)(i + 1));
         size_t t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
 }
 
+/* Sequence s = 2i + r (r = 0 chosen, 1 rejected) of pair i occupies [cu_seqlens[s], cu_seqlens[s+1]) and holds
+ * prompt ++ response. Position k predicts token k+1: targets[k] = ids[k+1] when k+1 is a response position
+ * (k+1 >= n_prompt) and k+1 is inside the sequence, else -1 (prompt positions, and the last position).
+ * n_resp[s] counts the positions with a target, i.e. the response tokens that are predicted. With a non-empty
+ * prompt that is the response length; with an EMPTY prompt the first response token has no preceding position,
+ * cannot be predicted, and is not counted (n_resp = response length - 1). */
 MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P) {
+    if (P < 0) sd_die("pairs", "micro-batch of %d pairs", P);
     MicroBatch *mb = sd_calloc(1, sizeof *mb, "micro-batch");
     mb->P = P;
     mb->S = 2 * P;
     size_t N = 0;
     for (int i = 0; i < P; i++) {
+        if (idx[i] >= ps->n) sd_die("pairs", "pair index %zu out of range (%zu pairs)", idx[i], ps->n);
         const Pair *p = &ps->pairs[idx[i]];
-        N += (size_t)2 * p->n_prompt + p->n_chosen + p->n_rejected;
+        N += (size_t)2 * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
     }
+    if (N > 2147483647u) sd_die("pairs", "micro-batch of %zu tokens exceeds the int range", N);
     mb->Ntok = N;
     mb->ids = sd_alloc(sizeof(int) * (N ? N : 1), "ids");
     mb->targets = sd_alloc(sizeof(int) * (N ? N : 1), "targets");
     mb->pos = sd_alloc(sizeof(int) * (N ? N : 1), "positions");
     mb->seq_of = sd_alloc(sizeof(int) * (N ? N : 1), "sequence index");
     mb->cu_seqlens = sd_alloc(sizeof(int) * (size_t)(mb->S + 1), "cu_seqlens");
-    mb->n_resp = sd_alloc(sizeof(int) * (size_t)mb->S, "response lengths");
-    mb->pair_index = sd_alloc(sizeof(size_t) * (size_t)P, "pair index");
-    mb->pairs = sd_alloc(sizeof(Pair *) * (size_t)P, "pair views");
+    mb->n_resp = sd_alloc(sizeof(int) * (size_t)(mb->S ? mb->S : 1), "response lengths");
+    mb->pair_index = sd_alloc(sizeof(size_t) * (size_t)(P ? P : 1), "pair index");
+    mb->pairs = sd_alloc(sizeof(Pair *) * (size_t)(P ? P : 1), "pair views");
     size_t t = 0;
     for (int i = 0; i < P; i++) {
         const Pair *p = &ps->pairs[idx[i]];
@@ -161,10 +226,8 @@ MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P) {
                 mb->pos[t + k] = k;
                 mb->seq_of[t + k] = s;
             }
-            /* position k predicts token k+1; it counts when token k+1 is a response token. With an empty prompt
-             * the first response token has no predecessor and is not counted. */
             for (int k = 0; k < len; k++) {
-                int is_resp = k + 1 < len && k + 1 >= p->n_prompt;
+                bool is_resp = k + 1 < len && k + 1 >= p->n_prompt;
                 mb->targets[t + k] = is_resp ? mb->ids[t + k + 1] : -1;
                 mb->n_resp[s] += is_resp;
             }

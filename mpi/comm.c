@@ -101,6 +101,9 @@ void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n) 
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) {
     allreduce(g, k, buf, n, MPI_FLOAT, 4, MPI_MAX);
 }
+void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n) {
+    allreduce(g, k, buf, n, MPI_DOUBLE, 8, MPI_MAX);
+}
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
     if (g->g[k].size == 1 || bytes == 0) return;
     for (size_t off = 0; off < bytes; off += CHUNK) {

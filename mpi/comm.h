@@ -47,6 +47,7 @@ const char *grid_describe(const ProcessGrid *g, char *buf, size_t cap);
 void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
+void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root);
 void comm_barrier(ProcessGrid *g, GroupKind k);
 /* Reads and resets the byte counters. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "safetensors.h"
+#include "tp.h"
 #include "util.h"
 
 /* Saved activations of one micro-batch, carved from one allocation sized for max_tokens (shapes per layer). */
@@ -47,7 +48,13 @@ static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *na
     p->shape[1] = p->shape_loc[1] = d1 ? d1 : 0;
     p->split = split;
     p->decay = decay;
-    p->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    /* this TP rank's slice: column and vocab splits cut rows, row splits cut columns */
+    int dim = split == SPLIT_ROW ? 1 : (split == SPLIT_COL || split == SPLIT_VOCAB) ? 0 : -1;
+    if (dim >= 0 && m->tp > 1) {
+        p->shape_loc[dim] = p->shape[dim] / m->tp;
+        p->off[dim] = (int64_t)m->tp_rank * p->shape_loc[dim];
+    }
+    p->numel = (size_t)p->shape_loc[0] * (size_t)(d1 ? p->shape_loc[1] : 1);
 }
 
 static void build_specs(Model *m) {
@@ -107,9 +114,9 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
 
 static void alloc_acts(Model *m) {
     Acts *a = sd_calloc(1, sizeof *a, "activations");
-    size_t N = m->max_tokens, L = (size_t)m->L, C = (size_t)m->C, QD = (size_t)m->NH * m->HD,
-           KD = (size_t)m->NKV * m->HD, FF = (size_t)m->FF, NH = (size_t)m->NH, V = (size_t)m->V;
-    a->chunk = (int)lmhead_chunk_rows(m->V);
+    size_t N = m->max_tokens, L = (size_t)m->L, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
+           KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, V = (size_t)m->V_loc;
+    a->chunk = (int)lmhead_chunk_rows(m->V_loc);
     size_t R = (size_t)a->chunk;
     size_t per_layer = N * (C * 4 + 2 + QD * 2 + KD * 2 + NH + FF * 3);
     size_t total = L * per_layer + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
@@ -137,7 +144,12 @@ static void alloc_acts(Model *m) {
     m->acts = a;
 }
 
-Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
+static int div_exact(int a, int b, const char *what) {
+    if (a % b) sd_die("parallel.tp", "%d tensor-parallel ranks must divide %s (%d)", b, what, a);
+    return a / b;
+}
+
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid) {
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -149,6 +161,14 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens)
     m->FF = mc->intermediate_size;
     m->V = mc->vocab_size;
     m->L = mc->num_hidden_layers;
+    m->grid = grid;
+    m->tp = tp_size(grid);
+    m->tp_rank = tp_rank(grid);
+    m->NKV_loc = div_exact(m->NKV, m->tp, "num_key_value_heads");
+    m->NH_loc = div_exact(m->NH, m->tp, "num_attention_heads");
+    m->FF_loc = div_exact(m->FF, m->tp, "intermediate_size");
+    m->V_loc = div_exact(m->V, m->tp, "vocab_size");
+    m->V_off = m->tp_rank * m->V_loc;
     m->max_tokens = max_tokens ? max_tokens : 1;
     build_specs(m);
     size_t bytes = sd_mul_size(m->nparams, sizeof(float), "parameters");
@@ -202,6 +222,16 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
 
 void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nparams * sizeof(float)); }
 
+double model_grad_sumsq(const Model *m) {
+    double s = 0.0;
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        if (p->split == SPLIT_REPL && m->tp_rank != 0) continue; /* identical on every TP rank: count once */
+        s += m->be->sumsq(m->grads + p->offset, p->numel);
+    }
+    return s;
+}
+
 void model_init_random(Model *m, long seed) {
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "init"), "init");
     double std = m->mc.initializer_range;
@@ -233,7 +263,16 @@ void model_load_hf(Model *m, const char *hf_dir) {
             sd_die(hf_dir, "tensor '%s': expected shape [%lld%s%lld], found ndim %d [%lld, %lld]", p->name,
                    (long long)p->shape[0], p->ndim == 2 ? ", " : "", p->ndim == 2 ? (long long)p->shape[1] : 0LL,
                    t->ndim, (long long)t->shape[0], t->ndim > 1 ? (long long)t->shape[1] : 0LL);
-        st_read_f32(d, t, host + p->offset);
+        if (p->numel == t->numel) st_read_f32(d, t, host + p->offset);
+        else { /* a TP slice: read the whole tensor, keep this rank's rectangle */
+            float *full = sd_alloc(sd_mul_size(t->numel, sizeof(float), p->name), p->name);
+            st_read_f32(d, t, full);
+            size_t cols = (size_t)p->shape[1], lc = (size_t)p->shape_loc[1];
+            for (int64_t r = 0; r < p->shape_loc[0]; r++)
+                memcpy(host + p->offset + (size_t)r * lc, full + (size_t)(p->off[0] + r) * cols + (size_t)p->off[1],
+                       lc * sizeof(float));
+            free(full);
+        }
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
     free(host);
@@ -241,6 +280,7 @@ void model_load_hf(Model *m, const char *hf_dir) {
 }
 
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
+    if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
     sd_mkdirs(out_dir);
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
     m->be->download(host, m->params, m->nparams * sizeof(float));
@@ -275,6 +315,22 @@ static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy,
     be->matmul(dx, dy, W, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     be->matmul(dW, dy, x, out, in, (int)N, true, false, 1.0f, 1.0f);
 }
+/* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
+static void row_parallel_residual(Model *m, float *out, const float *residual, const float *x, const float *W,
+                                  size_t N, int in_loc) {
+    const Backend *be = m->be;
+    size_t n = N * (size_t)m->C;
+    if (m->tp == 1) {
+        be->copy(out, residual, n * sizeof(float));
+        linear(be, out, x, W, N, in_loc, m->C, true);
+        return;
+    }
+    float *part = m->acts->dtmp; /* free during the forward */
+    linear(be, part, x, W, N, in_loc, m->C, false);
+    tp_reduce(m->grid, part, n);
+    be->copy(out, residual, n * sizeof(float));
+    be->add(out, part, n);
+}
 
 void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
     const Backend *be = m->be;
@@ -288,7 +344,7 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
         if (len > m->rope_max)
             sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
     }
-    int C = m->C, NH = m->NH, NKV = m->NKV, HD = m->HD, FF = m->FF, V = m->V;
+    int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD;
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
@@ -296,7 +352,8 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
     float eps = (float)m->mc.rms_norm_eps;
 
     float *x = a->x; /* layer 0 input */
-    be->embed_fwd(x, a->ids, m->embed, N, C, 0, V);
+    be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
+    tp_reduce(m->grid, x, N * (size_t)C);
     for (int l = 0; l < m->L; l++) {
         const LayerW *w = &m->w[l];
         float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
@@ -310,15 +367,13 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
         be->rope_fwd(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_fwd(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         be->attn_fwd(att, a->lse + (size_t)l * N * NH, q, k, v, a->cu, mb->S, NH, NKV, HD);
-        be->copy(x2, xl, N * C * sizeof(float));
-        linear(be, x2, att, w->wo, N, (int)QD, C, true);
+        row_parallel_residual(m, x2, xl, att, w->wo, N, (int)QD);
         be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, x2, w->ln2, N, C, eps);
         linear(be, g, ln2, w->wg, N, C, FF, false);
         linear(be, u, ln2, w->wu, N, C, FF, false);
         be->swiglu_fwd(h, g, u, N, FF);
         float *xo = l + 1 < m->L ? a->x + (size_t)(l + 1) * N * C : a->xL;
-        be->copy(xo, x2, N * C * sizeof(float));
-        linear(be, xo, h, w->wd, N, FF, C, true);
+        row_parallel_residual(m, xo, x2, h, w->wd, N, FF);
     }
     if (m->L == 0) be->copy(a->xL, x, N * C * sizeof(float));
     be->rmsnorm_fwd(a->xf, a->rstdf, a->xL, m->norm, N, C, eps);
@@ -328,9 +383,9 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
     int *tg_host = sd_alloc(N * sizeof(int), "targets");
     for (size_t t = 0; t < N; t++)
         if (mb->targets[t] >= 0) {
+            if (mb->targets[t] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->targets[t], m->V);
             a->rows[M] = (int)t;
             tg_host[M] = mb->targets[t];
-            if (mb->targets[t] >= V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->targets[t], V);
             M++;
         }
     a->M = M;
@@ -339,31 +394,40 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
     for (size_t r = 0; r < M; r++)
         be->copy(a->hs + r * C, a->xf + (size_t)a->rows[r] * C, (size_t)C * sizeof(float));
 
+    /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
+    size_t R = (size_t)a->chunk;
+    float *hf = sd_alloc(R * 3 * sizeof(float), "lm head stats");
+    double *mx = sd_alloc((M ? M : 1) * 3 * sizeof(double), "lm head stats"), *se = mx + (M ? M : 1), *tgt = se + (M ? M : 1);
+    for (size_t r0 = 0; r0 < M; r0 += R) {
+        size_t n = M - r0 < R ? M - r0 : R;
+        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, m->V_off);
+        be->download(hf, a->mx, n * sizeof(float));
+        be->download(hf + R, a->se, n * sizeof(float));
+        be->download(hf + 2 * R, a->tgt, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            mx[r0 + i] = hf[i];
+            se[r0 + i] = hf[R + i];
+            tgt[r0 + i] = hf[2 * R + i];
+        }
+    }
+    tp_vocab_combine(m->grid, mx, se, tgt, M);
     for (int s = 0; s < mb->S; s++) {
         out[s].sum = 0.0;
         out[s].n = 0;
     }
-    size_t R = (size_t)a->chunk;
-    float *hm = sd_alloc(R * 3 * sizeof(float), "lm head stats"), *hs_ = hm + R, *ht = hm + 2 * R;
     float *lse_host = sd_alloc((M ? M : 1) * sizeof(float), "lse");
-    for (size_t r0 = 0; r0 < M; r0 += R) {
-        size_t n = M - r0 < R ? M - r0 : R;
-        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
-        be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, 0);
-        be->download(hm, a->mx, n * sizeof(float));
-        be->download(hs_, a->se, n * sizeof(float));
-        be->download(ht, a->tgt, n * sizeof(float));
-        for (size_t i = 0; i < n; i++) {
-            double lse = (double)hm[i] + log((double)hs_[i]);
-            lse_host[r0 + i] = (float)lse;
-            int s = mb->seq_of[a->rows[r0 + i]];
-            out[s].sum += (double)ht[i] - lse;
-            out[s].n++;
-        }
+    for (size_t r = 0; r < M; r++) {
+        double lse = mx[r] + log(se[r]);
+        lse_host[r] = (float)lse;
+        int s = mb->seq_of[a->rows[r]];
+        out[s].sum += tgt[r] - lse;
+        out[s].n++;
     }
     be->upload(a->lse_row, lse_host, M * sizeof(float));
     free(lse_host);
-    free(hm);
+    free(mx);
+    free(hf);
 }
 
 /* ---- backward ---- */
@@ -372,8 +436,8 @@ void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
     const Backend *be = m->be;
     Acts *a = m->acts;
     size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
-    int C = m->C, NH = m->NH, NKV = m->NKV, HD = m->HD, FF = m->FF, V = m->V;
-    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD;
+    int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
+    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
 
     /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
     float *gh = sd_alloc(R * sizeof(float), "lm head grads");
@@ -382,15 +446,16 @@ void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
         for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
         be->upload(a->gchunk, gh, n * sizeof(float));
         linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
-        be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, 0);
+        be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
         linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
     }
     free(gh);
+    tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
     /* scatter the gathered rows' gradient back to token positions */
-    be->zero(a->dtmp, N * C * sizeof(float));
+    be->zero(a->dtmp, NC * sizeof(float));
     for (size_t r = 0; r < M; r++)
         be->copy(a->dtmp + (size_t)a->rows[r] * C, a->dhs + r * C, (size_t)C * sizeof(float));
-    be->zero(a->dx, N * C * sizeof(float));
+    be->zero(a->dx, NC * sizeof(float));
     be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
 
     for (int l = m->L - 1; l >= 0; l--) {
@@ -400,11 +465,12 @@ void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
               *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
               *x2 = a->x2 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C, *g = a->g + (size_t)l * N * FF,
               *u = a->u + (size_t)l * N * FF, *h = a->h + (size_t)l * N * FF;
-        /* MLP: x_out = x2 + h Wd^T; dx holds d/dx_out and becomes d/dx2 */
+        /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
         linear_bwd(be, a->dh, dw->wd, a->dx, h, w->wd, N, FF, C, false);
         be->swiglu_bwd(a->dg, a->du, a->dh, g, u, N, FF);
         linear_bwd(be, a->dtmp, dw->wg, a->dg, ln2, w->wg, N, C, FF, false);
         linear_bwd(be, a->dtmp, dw->wu, a->du, ln2, w->wu, N, C, FF, true);
+        tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, x2, w->ln2, a->rstd2 + (size_t)l * N, N, C);
         /* attention: x2 = x + att Wo^T; dx becomes d/dx */
         linear_bwd(be, a->datt, dw->wo, a->dx, att, w->wo, N, (int)QD, C, false);
@@ -415,7 +481,8 @@ void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
         linear_bwd(be, a->dtmp, dw->wq, a->dq, ln1, w->wq, N, C, (int)QD, false);
         linear_bwd(be, a->dtmp, dw->wk, a->dk, ln1, w->wk, N, C, (int)KD, true);
         linear_bwd(be, a->dtmp, dw->wv, a->dv, ln1, w->wv, N, C, (int)KD, true);
+        tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, xl, w->ln1, a->rstd1 + (size_t)l * N, N, C);
     }
-    be->embed_bwd(m->dembed, a->dx, a->ids, N, C, 0, V);
+    be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
 }

@@ -18,6 +18,8 @@
 #include "model_config.h"
 #include "pairs.h"
 
+struct ProcessGrid;
+
 typedef enum { SPLIT_REPL = 0, SPLIT_COL, SPLIT_ROW, SPLIT_VOCAB } SplitKind;
 
 typedef enum { P_EMBED = 0, P_LN1, P_WQ, P_WK, P_WV, P_WO, P_LN2, P_WG, P_WU, P_WD, P_NORM, P_LMHEAD } ParamRole;
@@ -42,7 +44,10 @@ typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd; } LayerW;
 typedef struct Model {
     ModelConfig mc;
     const Backend *be;
-    int C, NH, NKV, HD, FF, V, L;        /* global sizes (tp = 1 today: local == global) */
+    int C, NH, NKV, HD, FF, V, L;        /* global sizes */
+    struct ProcessGrid *grid;            /* tensor-parallel group (NULL: one rank); not owned */
+    int tp, tp_rank;
+    int NH_loc, NKV_loc, FF_loc, V_loc, V_off; /* this TP rank's heads, MLP width and vocabulary slice */
     ParamSpec *specs;
     int nspecs;
     size_t nparams;                      /* local elements in the flat buffers */
@@ -57,8 +62,11 @@ typedef struct Model {
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
- * max_tokens packed tokens. Weights are uninitialised until model_init_random or model_load_hf. */
-Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens);
+ * max_tokens packed tokens. With a grid whose TP group has tp > 1 ranks, this rank holds the Megatron-style
+ * slices: column-parallel q/k/v/gate/up (rows), row-parallel o/down (columns), vocab-parallel embedding and LM
+ * head (rows); tp must divide the KV heads, the MLP width and the vocabulary (dies naming them).
+ * Weights are uninitialised until model_init_random or model_load_hf. */
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid);
 void model_free(Model *m);
 /* HF Llama init: linears and embedding ~ N(0, initializer_range), RMSNorm gains 1; element e of parameter p is
  * sd_normal(seed, p, global index of e), so any slicing of the model gets the same numbers. */
@@ -66,7 +74,7 @@ void model_init_random(Model *m, long seed);
 /* Loads every parameter from an HF directory (config.json already parsed into m->mc). Dies naming the tensor and
  * both shapes on a mismatch, or a missing tensor. lm_head may be absent when tied. */
 void model_load_hf(Model *m, const char *hf_dir);
-/* Writes config.json + safetensors (sharded above shard_bytes) with HF names. */
+/* Writes config.json + safetensors (sharded above shard_bytes) with HF names; a model without TP. */
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes);
 /* Finds a spec by HF name, NULL when absent. */
 const ParamSpec *model_find_param(const Model *m, const char *name);
@@ -84,4 +92,7 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out);
  * Must follow model_forward_logprobs on the same micro-batch. */
 void model_backward(Model *m, const MicroBatch *mb, const double *dsum);
 void model_zero_grads(Model *m);
+/* Sum of squared gradients this rank contributes to the global norm: its slices of split parameters, and
+ * replicated parameters (RMSNorm gains) on TP rank 0 only, so the TP all-reduce counts them once. */
+double model_grad_sumsq(const Model *m);
 #endif

@@ -2,6 +2,7 @@
 #include "optim.h"
 #include <math.h>
 #include <stdlib.h>
+#include "comm.h"
 #include "util.h"
 
 Optim *optim_create(const Config *c, const Model *m, long total_steps) {
@@ -39,7 +40,11 @@ double optim_lr_at(const Optim *o, long s) {
     return o->lr * f;
 }
 
-double optim_grad_norm(const Model *m) { return sqrt(m->be->sumsq(m->grads, m->nparams)); }
+double optim_grad_norm(const Model *m) {
+    double s = model_grad_sumsq(m);
+    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1); /* slices of TP ranks; replicas counted once */
+    return sqrt(s);
+}
 
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     const Backend *be = m->be;

@@ -29,7 +29,7 @@ Optim *optim_create(const Config *c, const Model *m, long total_steps);
 void optim_free(Optim *o, const Backend *be);
 /* Learning rate for 0-based step s. */
 double optim_lr_at(const Optim *o, long s);
-/* Global L2 norm of m->grads (double accumulation). */
+/* Global L2 norm of the gradients of all model-parallel ranks (double accumulation; replicated tensors once). */
 double optim_grad_norm(const Model *m);
 /* Clips (with the given norm), then one AdamW step at lr; weight decay only where spec->decay. */
 void optim_step(Optim *o, Model *m, double grad_norm, double lr);

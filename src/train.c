@@ -68,7 +68,8 @@ static void save_checkpoint(Trainer *t) {
     long step = t->optim->step;
     if (g->rank == 0) ckpt_prepare(c->ckpt_dir, step);
     comm_barrier(g, GROUP_WORLD);
-    /* every parameter is replicated across DP ranks (no ZeRO yet): DP rank 0 writes, the others write empty files */
+    /* parameters are replicated across DP ranks (no ZeRO yet): DP rank 0 writes its TP slices, replicated tensors
+     * (RMSNorm gains) only from TP rank 0; the other ranks write empty rank files */
     int n = g->dp_rank == 0 ? m->nspecs : 0;
     float *host = NULL;
     CkptTensor *ts = sd_calloc((size_t)m->nspecs, sizeof *ts, "checkpoint list");
@@ -78,19 +79,23 @@ static void save_checkpoint(Trainer *t) {
         m->be->download(host, m->params, m->nparams * sizeof(float));
         m->be->download(host + m->nparams, t->optim->exp_avg, m->nparams * sizeof(float));
         m->be->download(host + 2 * m->nparams, t->optim->exp_avg_sq, m->nparams * sizeof(float));
-        for (int i = 0; i < n; i++) {
+        int k = 0;
+        for (int i = 0; i < m->nspecs; i++) {
             const ParamSpec *p = &m->specs[i];
-            ts[i].name = p->name;
-            ts[i].ndim = p->ndim;
+            if (p->split == SPLIT_REPL && g->tp_rank != 0) continue;
+            CkptTensor *ct = &ts[k++];
+            ct->name = p->name;
+            ct->ndim = p->ndim;
             for (int d = 0; d < p->ndim; d++) {
-                ts[i].global_shape[d] = p->shape[d];
-                ts[i].offset[d] = p->off[d];
-                ts[i].local_shape[d] = p->shape_loc[d];
+                ct->global_shape[d] = p->shape[d];
+                ct->offset[d] = p->off[d];
+                ct->local_shape[d] = p->shape_loc[d];
             }
-            ts[i].param = host + p->offset;
-            ts[i].exp_avg = host + m->nparams + p->offset;
-            ts[i].exp_avg_sq = host + 2 * m->nparams + p->offset;
+            ct->param = host + p->offset;
+            ct->exp_avg = host + m->nparams + p->offset;
+            ct->exp_avg_sq = host + 2 * m->nparams + p->offset;
         }
+        n = k;
     }
     ckpt_write_rank(c->ckpt_dir, step, g->rank, ts, n);
     comm_barrier(g, GROUP_WORLD);
@@ -173,15 +178,15 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (c->tp != 1 || c->pp != 1 || c->zero != 0)
-        sd_die(c->source, "parallel: tp, pp and zero other than 1, 1, 0 are not supported by this build yet");
+    if (c->pp != 1 || c->zero != 0)
+        sd_die(c->source, "parallel: pp and zero other than 1 and 0 are not supported by this build yet");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
     ModelConfig mc = resolve_model_config(c);
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
-    t->model = model_create(&mc, backend_cpu(), max_tokens);
+    t->model = model_create(&mc, backend_cpu(), max_tokens, g);
     Model *m = t->model;
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
@@ -224,6 +229,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                 t->total_steps, loss_type_name(c->loss_type));
     }
 
+    sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     SeqLogp *seq = sd_alloc((size_t)2 * (size_t)mbp * sizeof(SeqLogp), "log-probs");

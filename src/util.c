@@ -14,6 +14,9 @@
 static void (*g_abort_hook)(int) = NULL;  /* process-wide: the one way out of a multi-rank job */
 static int g_rank = 0, g_world = 1;
 static void (*g_die_trap)(const char *) = NULL;
+static bool g_startup = true; /* errors now are the same on every rank: let rank 0 speak for all */
+
+void sd_set_startup_phase(bool on) { g_startup = on; }
 
 void sd_set_abort_hook(void (*hook)(int), int rank, int world) {
     g_abort_hook = hook;
@@ -32,6 +35,10 @@ void sd_die(const char *where, const char *fmt, ...) {
     if (off < (int)sizeof msg) vsnprintf(msg + off, sizeof msg - (size_t)off, fmt, ap);
     va_end(ap);
     if (g_die_trap) g_die_trap(msg);
+    /* During start-up every rank checks the same config, data and layout and would print the same line: the
+     * other ranks give rank 0 a moment to print it once and abort the job. An error only this rank sees is still
+     * printed, after the pause. */
+    if (g_world > 1 && g_rank != 0 && g_startup) sleep(3);
     fprintf(stderr, "%s\n", msg);
     fflush(stderr);
     if (g_abort_hook) g_abort_hook(1);

@@ -23,6 +23,10 @@
 SD_NORETURN void sd_die(const char *where, const char *fmt, ...) SD_PRINTF(2, 3);
 /* Installed by mpi/comm.c once MPI is initialised: called by sd_die instead of exit(1). */
 void sd_set_abort_hook(void (*hook)(int code), int rank, int world);
+/* Start-up phase (the default): an error is assumed to be seen by every rank alike, so ranks other than 0 wait a
+ * few seconds before printing it (rank 0's abort usually ends them first: one line per job, not per rank).
+ * The trainer turns it off once set-up is done. */
+void sd_set_startup_phase(bool on);
 /* Test hook: when set, sd_die calls it (it must longjmp away) instead of stopping; the message is kept. */
 void sd_set_die_trap(void (*trap)(const char *msg));
 

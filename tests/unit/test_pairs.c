@@ -38,6 +38,13 @@ int main(void) {
     CHECK(ps->n == 2 && !ps->all_have_ref, "two pairs, blank line skipped");
     CHECK(ps->pairs[0].n_prompt == 3 && ps->pairs[0].n_chosen == 3 && ps->pairs[0].n_rejected == 2, "lengths");
     CHECK(ps->pairs[1].line == 3, "line numbers count blank lines: %d", ps->pairs[1].line);
+    {
+        int pr[] = {1, 5, 6}, ch[] = {7, 8, 2}, rj[] = {9, 2};
+        CHECK(eq(ps->pairs[0].prompt, pr, 3) && eq(ps->pairs[0].chosen, ch, 3) && eq(ps->pairs[0].rejected, rj, 2),
+              "ids parsed");
+        CHECK(!ps->pairs[0].has_ref && !ps->pairs[1].has_ref, "no reference log-probs");
+        CHECK(!strcmp(ps->source, p), "source path kept");
+    }
 
     /* packing: pair 0 -> seqs [1 5 6 7 8 2] and [1 5 6 9 2]; pair 1 -> [1 3] and [1 4 4] */
     size_t idx[2] = {0, 1};
@@ -82,6 +89,86 @@ int main(void) {
     pairs_free(ps);
     free(p);
 
+    /* reference log-probs, an empty prompt, CRLF line ends, a long line */
+    {
+        char *lp = write_file("r.jsonl", "{\"prompt_ids\": [], \"chosen_ids\": [4, 5, 6], \"rejected_ids\": [7, 8], "
+                                         "\"ref_chosen_logp\": -1.5, \"ref_rejected_logp\": -2e1}\r\n"
+                                         "  \t \r\n"
+                                         "{\"rejected_ids\": [3], \"chosen_ids\": [2], \"prompt_ids\": [1], "
+                                         "\"ref_rejected_logp\": 0, \"ref_chosen_logp\": -0.25, \"meta\": {\"a\": [1]}}");
+        PairSet *q = pairs_load_jsonl(lp, 9);
+        CHECK(q->n == 2 && q->all_have_ref && q->pairs[0].has_ref, "both pairs carry references");
+        CHECK(q->pairs[0].n_prompt == 0 && q->pairs[0].ref_chosen_logp == -1.5 && q->pairs[0].ref_rejected_logp == -20.0,
+              "empty prompt, reference values");
+        CHECK(q->pairs[1].line == 3 && q->pairs[1].ref_chosen_logp == -0.25 && q->pairs[1].ref_rejected_logp == 0.0,
+              "second pair (no trailing newline)");
+        /* empty prompt: the first response token has no predecessor and is not predicted */
+        size_t i0 = 0;
+        MicroBatch *m = microbatch_pack(q, &i0, 1);
+        int ids0[] = {4, 5, 6, 7, 8}, tg0[] = {5, 6, -1, 8, -1}, pos0[] = {0, 1, 2, 0, 1}, cu0[] = {0, 3, 5},
+            nr0[] = {2, 1}, so0[] = {0, 0, 0, 1, 1};
+        CHECK(m->Ntok == 5 && eq(m->ids, ids0, 5) && eq(m->targets, tg0, 5) && eq(m->pos, pos0, 5) &&
+                  eq(m->cu_seqlens, cu0, 3) && eq(m->n_resp, nr0, 2) && eq(m->seq_of, so0, 5),
+              "empty prompt packing: n_resp counts predictable tokens only");
+        CHECK(m->pairs[0] == &q->pairs[0] && m->pair_index[0] == 0, "pair views");
+        microbatch_free(m);
+        /* packing in a given order: pair 1 then pair 0 */
+        size_t i10[2] = {1, 0};
+        m = microbatch_pack(q, i10, 2);
+        int ids1[] = {1, 2, 1, 3, 4, 5, 6, 7, 8}, tg1[] = {2, -1, 3, -1, 5, 6, -1, 8, -1}, cu1[] = {0, 2, 4, 7, 9},
+            nr1[] = {1, 1, 2, 1};
+        CHECK(m->Ntok == 9 && eq(m->ids, ids1, 9) && eq(m->targets, tg1, 9) && eq(m->cu_seqlens, cu1, 5) &&
+                  eq(m->n_resp, nr1, 4) && m->pair_index[0] == 1 && m->pair_index[1] == 0,
+              "packing follows idx");
+        microbatch_free(m);
+        pairs_free(q);
+        free(lp);
+
+        /* a long line (getline, not a fixed buffer) */
+        size_t cap = 64 + 20 * 8000;
+        char *text = sd_alloc(cap, "test");
+        int off = snprintf(text, cap, "{\"prompt_ids\": [1], \"rejected_ids\": [2], \"chosen_ids\": [");
+        for (int i = 0; i < 20000; i++) off += snprintf(text + off, cap - (size_t)off, "%s%d", i ? "," : "", i % 7);
+        snprintf(text + off, cap - (size_t)off, "]}\n");
+        lp = write_file("long.jsonl", text);
+        q = pairs_load_jsonl(lp, 7);
+        CHECK(q->n == 1 && q->pairs[0].n_chosen == 20000 && q->pairs[0].chosen[19999] == 19999 % 7, "long line");
+        pairs_free(q);
+        free(lp);
+        free(text);
+    }
+
+    /* truncation, more cases (max_length 8, max_prompt_length 3: responses keep 5) */
+    {
+        char *tp = write_file("t2.jsonl",
+                              /* prompt short, responses long: prompt untouched, responses cut to 5 */
+                              "{\"prompt_ids\": [1,2], \"chosen_ids\": [10,11,12,13,14,15,16,17], \"rejected_ids\": [20,21,22]}\n"
+                              /* prompt long, rejected long: prompt keeps its end; then only rejected is cut */
+                              "{\"prompt_ids\": [1,2,3,4,5,6], \"chosen_ids\": [10,11], \"rejected_ids\": [20,21,22,23,24,25,26]}\n"
+                              /* exactly max_length: untouched */
+                              "{\"prompt_ids\": [1,2,3,4,5], \"chosen_ids\": [10,11,12], \"rejected_ids\": [20]}\n"
+                              /* prompt long, responses fit after the prompt cut: only the prompt changes */
+                              "{\"prompt_ids\": [1,2,3,4,5,6,7], \"chosen_ids\": [10,11,12,13], \"rejected_ids\": [20]}\n");
+        PairSet *q = pairs_load_jsonl(tp, 0);
+        pairs_truncate(q, 8, 3);
+        Pair *a = &q->pairs[0], *b = &q->pairs[1], *c = &q->pairs[2], *e = &q->pairs[3];
+        int a_p[] = {1, 2}, a_c[] = {10, 11, 12, 13, 14}, a_r[] = {20, 21, 22};
+        int b_p[] = {4, 5, 6}, b_c[] = {10, 11}, b_r[] = {20, 21, 22, 23, 24};
+        int c_p[] = {1, 2, 3, 4, 5}, c_c[] = {10, 11, 12}, c_r[] = {20};
+        int e_p[] = {5, 6, 7}, e_c[] = {10, 11, 12, 13}, e_r[] = {20};
+        CHECK(a->n_prompt == 2 && eq(a->prompt, a_p, 2) && a->n_chosen == 5 && eq(a->chosen, a_c, 5) &&
+                  a->n_rejected == 3 && eq(a->rejected, a_r, 3), "short prompt kept, responses cut to 5");
+        CHECK(b->n_prompt == 3 && eq(b->prompt, b_p, 3) && b->n_chosen == 2 && eq(b->chosen, b_c, 2) &&
+                  b->n_rejected == 5 && eq(b->rejected, b_r, 5), "prompt end kept, long response cut");
+        CHECK(c->n_prompt == 5 && eq(c->prompt, c_p, 5) && c->n_chosen == 3 && eq(c->chosen, c_c, 3) &&
+                  c->n_rejected == 1 && eq(c->rejected, c_r, 1), "exactly max_length untouched");
+        CHECK(e->n_prompt == 3 && eq(e->prompt, e_p, 3) && e->n_chosen == 4 && eq(e->chosen, e_c, 4) &&
+                  e->n_rejected == 1 && eq(e->rejected, e_r, 1), "prompt cut alone suffices");
+        CHECK(q->n_truncated == 3, "three pairs changed: %zu", q->n_truncated);
+        pairs_free(q);
+        free(tp);
+    }
+
     /* epoch order */
     size_t o1[50], o2[50], o3[50], seen[50] = {0};
     pairs_epoch_order(o1, 50, true, 3, 0);
@@ -98,6 +185,21 @@ int main(void) {
     int ident = 1;
     for (int i = 0; i < 50; i++) ident &= o3[i] == (size_t)i;
     CHECK(ident, "no shuffle: file order");
+    /* the documented procedure (part of the checkpoint format) */
+    {
+        size_t want[50];
+        for (size_t i = 0; i < 50; i++) want[i] = i;
+        for (size_t i = 49; i >= 1; i--) {
+            size_t j = (size_t)(sd_hash64(3, 0, i) % (i + 1)), tmp = want[i];
+            want[i] = want[j];
+            want[j] = tmp;
+        }
+        CHECK(!memcmp(o1, want, sizeof want), "Fisher-Yates from the back with sd_hash64(seed, epoch, i) %% (i+1)");
+        size_t one = 7;
+        pairs_epoch_order(&one, 1, true, 3, 0);
+        CHECK(one == 0, "n = 1");
+        pairs_epoch_order(NULL, 0, true, 3, 0);
+    }
 
     /* malformed lines */
     const char *ok = "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3]}\n";
@@ -115,9 +217,33 @@ int main(void) {
     BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_chosen_logp\": -1}", 0,
         "ref_rejected_logp");
     BAD("[1, 2]", 0, "bad.jsonl:2: invalid JSON");
-    CHECK(bad("\n\n", 0, "holds no preference pairs"), "empty file");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3]} trailing", 0, "bad.jsonl:2: invalid JSON");
+    BAD("{\"chosen_ids\": [2], \"rejected_ids\": [3]}", 0, "bad.jsonl:2: field 'prompt_ids' is missing");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2]}", 0, "bad.jsonl:2: field 'rejected_ids' is missing");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": []}", 0,
+        "bad.jsonl:2: field 'rejected_ids': expected a non-empty array of token ids");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": \"2\", \"rejected_ids\": [3]}", 0,
+        "bad.jsonl:2: field 'chosen_ids': expected a non-empty array of token ids");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2, \"x\"], \"rejected_ids\": [3]}", 0,
+        "bad.jsonl:2: field 'chosen_ids': element 1 is not an integer token id");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [-3]}", 0,
+        "bad.jsonl:2: field 'rejected_ids': element 0 is a negative token id");
+    BAD("{\"prompt_ids\": [1e12], \"chosen_ids\": [2], \"rejected_ids\": [3]}", 0,
+        "bad.jsonl:2: field 'prompt_ids': element 0");
+    BAD("{\"prompt_ids\": [10], \"chosen_ids\": [2], \"rejected_ids\": [3]}", 10,
+        "bad.jsonl:2: field 'prompt_ids': token id 10 is outside the vocabulary (vocab_size 10)");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_rejected_logp\": -1}", 0,
+        "bad.jsonl:2: field 'ref_chosen_logp' is missing");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_chosen_logp\": \"a\", "
+        "\"ref_rejected_logp\": -1}", 0, "bad.jsonl:2: field 'ref_chosen_logp': expected a number");
+    BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_chosen_logp\": -1, "
+        "\"ref_rejected_logp\": null}", 0, "bad.jsonl:2: field 'ref_rejected_logp': expected a number");
+    CHECK(bad("\n{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3]}\n{oops}\n", 0, "bad.jsonl:3: invalid JSON"),
+          "line numbers count blank lines in errors");
+    CHECK(bad("\n\n", 0, "bad.jsonl: holds no preference pairs"), "blank file");
+    CHECK(bad("", 0, "bad.jsonl: holds no preference pairs"), "empty file");
     g_path = sd_path_join(dir, "absent.jsonl");
-    CHECK(expect_die(load_it, NULL, "absent.jsonl: cannot open"), "missing file");
+    CHECK(expect_die(load_it, NULL, "absent.jsonl: cannot open: No such file or directory"), "missing file");
     free(g_path);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
