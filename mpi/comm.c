@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "util.h"
 
 static void abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
@@ -103,6 +104,21 @@ void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) {
 }
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n) {
     allreduce(g, k, buf, n, MPI_DOUBLE, 8, MPI_MAX);
+}
+void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank) {
+    if (g->g[k].size == 1) {
+        memcpy(out, in, per_rank * sizeof(float));
+        return;
+    }
+    if (per_rank > (size_t)INT32_MAX) sd_die("comm", "reduce-scatter of %zu elements per rank is too large", per_rank);
+    MPI_Reduce_scatter_block(in, out, (int)per_rank, MPI_FLOAT, MPI_SUM, comm_of(g, k));
+    g->bytes[COLL_REDUCE_SCATTER] += per_rank * (size_t)g->g[k].size * sizeof(float);
+}
+void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
+    if (g->g[k].size == 1) return;
+    if (per_rank > (size_t)INT32_MAX) sd_die("comm", "all-gather of %zu elements per rank is too large", per_rank);
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)per_rank, MPI_FLOAT, comm_of(g, k));
+    g->bytes[COLL_ALLGATHER] += per_rank * (size_t)g->g[k].size * sizeof(float);
 }
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
     if (g->g[k].size == 1 || bytes == 0) return;

@@ -5,8 +5,11 @@
  * collectives no-ops, so single-rank code and unit tests run the same path without mpirun.
  * Rank placement: TP innermost, then PP, then DP (rank = (dp_rank * pp + pp_rank) * tp + tp_rank), so a TP group
  * stays inside a node.
- * Byte counters: every collective adds the bytes it sends from this rank (payload size; the algorithm's real
- * traffic is documented in docs/design.md) to grid->bytes[kind]; the trainer logs and resets them per step.
+ * Byte counters: every collective adds the size in bytes of the whole logical buffer it reduces or assembles
+ * (all-reduce: the buffer; reduce-scatter: the full input; all-gather: the full output; broadcast: the buffer, at
+ * the root) to grid->bytes[kind], on every rank of a group of size > 1. The wire traffic of the algorithm
+ * (ring: 2 (p-1)/p of that for all-reduce, (p-1)/p for the others) is in docs/design.md. The trainer logs and
+ * resets the counters per step.
  * Ownership: grid_init allocates the grid and its communicators; grid_free releases both.
  * Only mpi/ includes <mpi.h>.
  */
@@ -48,6 +51,10 @@ void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
+/* out[per_rank] = sum over the group of in[rank * per_rank ...]; in has size * per_rank elements. */
+void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank);
+/* In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
+void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root);
 void comm_barrier(ProcessGrid *g, GroupKind k);
 /* Reads and resets the byte counters. */

@@ -171,7 +171,9 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     m->V_off = m->tp_rank * m->V_loc;
     m->max_tokens = max_tokens ? max_tokens : 1;
     build_specs(m);
-    size_t bytes = sd_mul_size(m->nparams, sizeof(float), "parameters");
+    size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
+    m->nalloc = (m->nparams + align - 1) / align * align;
+    size_t bytes = sd_mul_size(m->nalloc, sizeof(float), "parameters");
     m->params = be->alloc(bytes, "parameters");
     m->grads = be->alloc(bytes, "gradients");
     m->w = sd_calloc((size_t)m->L, sizeof(LayerW), "layer views");
@@ -220,7 +222,7 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
     return NULL;
 }
 
-void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nparams * sizeof(float)); }
+void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nalloc * sizeof(float)); }
 
 double model_grad_sumsq(const Model *m) {
     double s = 0.0;

@@ -51,7 +51,8 @@ typedef struct Model {
     ParamSpec *specs;
     int nspecs;
     size_t nparams;                      /* local elements in the flat buffers */
-    float *params, *grads;               /* [nparams] backend memory */
+    size_t nalloc;                       /* allocated: nparams padded to a multiple of 64 x DP ranks (ZeRO shards) */
+    float *params, *grads;               /* [nalloc] backend memory; the padding stays zero */
     LayerW *w, *dw;                      /* [L] views */
     float *embed, *norm, *lm_head;       /* views; lm_head == embed when tied */
     float *dembed, *dnorm, *dlm_head;

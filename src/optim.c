@@ -5,9 +5,10 @@
 #include "comm.h"
 #include "util.h"
 
-Optim *optim_create(const Config *c, const Model *m, long total_steps) {
+Optim *optim_create(const Config *c, const Model *m, const ZeroPlan *plan, long total_steps) {
     Optim *o = sd_calloc(1, sizeof *o, "optimizer");
-    o->n = m->nparams;
+    o->plan = plan;
+    o->n = zero_state_elems(plan);
     size_t bytes = sd_mul_size(o->n, sizeof(float), "optimizer state");
     o->exp_avg = m->be->alloc(bytes, "AdamW exp_avg");
     o->exp_avg_sq = m->be->alloc(bytes, "AdamW exp_avg_sq");
@@ -40,22 +41,29 @@ double optim_lr_at(const Optim *o, long s) {
     return o->lr * f;
 }
 
-double optim_grad_norm(const Model *m) {
-    double s = model_grad_sumsq(m);
-    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1); /* slices of TP ranks; replicas counted once */
+double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
+    double s = 0.0;
+    for (int i = 0; i < plan->npieces; i++) {
+        const OwnedPiece *pc = &plan->pieces[i];
+        if (m->specs[pc->param].split == SPLIT_REPL && m->tp_rank != 0) continue; /* same on every TP rank */
+        s += m->be->sumsq(m->grads + pc->flat.start, pc->flat.end - pc->flat.start);
+    }
+    if (m->grid && plan->stage >= 1) comm_allreduce_sum_f64(m->grid, GROUP_DP, &s, 1); /* shards partition */
+    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1);
     return sqrt(s);
 }
 
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     const Backend *be = m->be;
+    const ZeroPlan *z = o->plan;
     if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm)
-        be->scale(m->grads, (float)(o->max_grad_norm / (grad_norm + 1e-6)), m->nparams);
+        be->scale(m->grads + z->own.start, (float)(o->max_grad_norm / (grad_norm + 1e-6)), z->own.end - z->own.start);
     o->step++;
     double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
-    for (int i = 0; i < m->nspecs; i++) {
-        const ParamSpec *p = &m->specs[i];
-        size_t off = p->offset;
-        be->adamw(m->params + off, m->grads + off, o->exp_avg + off, o->exp_avg_sq + off, p->numel, lr, o->beta1,
-                  o->beta2, o->eps, p->decay ? o->weight_decay : 0.0, bc1, bc2);
+    for (int i = 0; i < z->npieces; i++) {
+        const OwnedPiece *pc = &z->pieces[i];
+        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
+        be->adamw(m->params + off, m->grads + off, o->exp_avg + st, o->exp_avg_sq + st, n, lr, o->beta1, o->beta2,
+                  o->eps, m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
     }
 }

@@ -15,9 +15,11 @@
 #define SD_OPTIM_H
 #include "config.h"
 #include "model.h"
+#include "zero.h"
 
 typedef struct {
-    float *exp_avg, *exp_avg_sq;   /* [nparams] backend memory */
+    float *exp_avg, *exp_avg_sq;   /* [zero_state_elems(plan)] backend memory: the moments of plan->own */
+    const ZeroPlan *plan;          /* which part of the flat buffers this rank updates (not owned) */
     size_t n;
     long step;                     /* optimizer steps done */
     double lr, beta1, beta2, eps, weight_decay, max_grad_norm, min_lr_ratio;
@@ -25,12 +27,14 @@ typedef struct {
     long warmup_steps, total_steps;
 } Optim;
 
-Optim *optim_create(const Config *c, const Model *m, long total_steps);
+Optim *optim_create(const Config *c, const Model *m, const ZeroPlan *plan, long total_steps);
 void optim_free(Optim *o, const Backend *be);
 /* Learning rate for 0-based step s. */
 double optim_lr_at(const Optim *o, long s);
-/* Global L2 norm of the gradients of all model-parallel ranks (double accumulation; replicated tensors once). */
-double optim_grad_norm(const Model *m);
-/* Clips (with the given norm), then one AdamW step at lr; weight decay only where spec->decay. */
+/* Global L2 norm of the gradients (double accumulation) over the pieces each rank owns, summed over the DP group
+ * when the plan shards (stage >= 1) and over the TP group, replicated tensors counted once. Collective. */
+double optim_grad_norm(const Model *m, const ZeroPlan *plan);
+/* Clips the owned gradients (with the given norm), then one AdamW step at lr on the owned pieces; weight decay
+ * only where spec->decay. The caller all-gathers the parameters afterwards (zero_gather_params). */
 void optim_step(Optim *o, Model *m, double grad_norm, double lr);
 #endif

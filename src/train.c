@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "checkpoint.h"
+#include "train_state.h"
+#include "zero.h"
 #include "comm.h"
 #include "loss.h"
 #include "model.h"
@@ -18,6 +20,7 @@ typedef struct {
     ProcessGrid *grid;
     Model *model;
     Optim *optim;
+    ZeroPlan *plan;
     PairSet *data;
     LossParams lp;
     long steps_per_epoch, total_steps;
@@ -33,85 +36,24 @@ static ModelConfig resolve_model_config(const Config *c) {
 }
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
-    Model *m = t->model;
-    CkptReader *r = ckpt_open(step_dir);
-    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "checkpoint"), "checkpoint");
-    const char *groups[3] = {"param", "exp_avg", "exp_avg_sq"};
-    float *dst[3] = {m->params, t->optim->exp_avg, t->optim->exp_avg_sq};
-    for (int gi = 0; gi < 3; gi++) {
-        for (int i = 0; i < m->nspecs; i++) {
-            const ParamSpec *p = &m->specs[i];
-            int64_t shape[4];
-            int nd = ckpt_shape(r, groups[gi], p->name, shape);
-            if (nd != p->ndim || shape[0] != p->shape[0] || (nd == 2 && shape[1] != p->shape[1]))
-                sd_die(step_dir, "tensor '%s/%s' does not match the model (missing or another shape)", groups[gi],
-                       p->name);
-            ckpt_read(r, groups[gi], p->name, p->ndim, p->off, p->shape_loc, host + p->offset);
-        }
-        m->be->upload(dst[gi], host, m->nparams * sizeof(float));
-    }
-    free(host);
-    const CkptMeta *meta = ckpt_meta(r);
-    t->optim->step = meta->step;
-    t->epoch = meta->data_epoch;
-    t->pos = meta->data_pos;
-    if (meta->seed != t->cfg->seed)
+    long seed;
+    state_load(step_dir, t->model, t->optim, &t->optim->step, &t->epoch, &t->pos, &seed);
+    if (seed != t->cfg->seed && t->grid->rank == 0)
         fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
-                meta->seed);
-    ckpt_close(r);
+                seed);
 }
 
 static void save_checkpoint(Trainer *t) {
-    Model *m = t->model;
     ProcessGrid *g = t->grid;
     const Config *c = t->cfg;
-    long step = t->optim->step;
-    if (g->rank == 0) ckpt_prepare(c->ckpt_dir, step);
-    comm_barrier(g, GROUP_WORLD);
-    /* parameters are replicated across DP ranks (no ZeRO yet): DP rank 0 writes its TP slices, replicated tensors
-     * (RMSNorm gains) only from TP rank 0; the other ranks write empty rank files */
-    int n = g->dp_rank == 0 ? m->nspecs : 0;
-    float *host = NULL;
-    CkptTensor *ts = sd_calloc((size_t)m->nspecs, sizeof *ts, "checkpoint list");
-    if (n) {
-        size_t bytes = sd_mul_size(m->nparams, 3 * sizeof(float), "checkpoint");
-        host = sd_alloc(bytes, "checkpoint");
-        m->be->download(host, m->params, m->nparams * sizeof(float));
-        m->be->download(host + m->nparams, t->optim->exp_avg, m->nparams * sizeof(float));
-        m->be->download(host + 2 * m->nparams, t->optim->exp_avg_sq, m->nparams * sizeof(float));
-        int k = 0;
-        for (int i = 0; i < m->nspecs; i++) {
-            const ParamSpec *p = &m->specs[i];
-            if (p->split == SPLIT_REPL && g->tp_rank != 0) continue;
-            CkptTensor *ct = &ts[k++];
-            ct->name = p->name;
-            ct->ndim = p->ndim;
-            for (int d = 0; d < p->ndim; d++) {
-                ct->global_shape[d] = p->shape[d];
-                ct->offset[d] = p->off[d];
-                ct->local_shape[d] = p->shape_loc[d];
-            }
-            ct->param = host + p->offset;
-            ct->exp_avg = host + m->nparams + p->offset;
-            ct->exp_avg_sq = host + 2 * m->nparams + p->offset;
-        }
-        n = k;
-    }
-    ckpt_write_rank(c->ckpt_dir, step, g->rank, ts, n);
-    comm_barrier(g, GROUP_WORLD);
-    if (g->rank == 0) {
-        char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&m->mc), layout[64];
-        snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
-        CkptMeta meta = {step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout};
-        char *path = ckpt_commit(c->ckpt_dir, &meta, g->world);
-        fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
-        free(path);
-        free(cfg_yaml);
-        free(mc_json);
-    }
-    comm_barrier(g, GROUP_WORLD);
-    free(ts);
-    free(host);
+    char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&t->model->mc), layout[64];
+    snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
+    CkptMeta meta = {t->optim->step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout};
+    char *path = state_save(c->ckpt_dir, &meta, g, t->model, t->optim);
+    if (path) fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
+    free(path);
+    free(cfg_yaml);
+    free(mc_json);
 }
 
 /* The global batch of step: fills idx[global_batch_pairs] and advances the data position. */
@@ -178,8 +120,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (c->pp != 1 || c->zero != 0)
-        sd_die(c->source, "parallel: pp and zero other than 1 and 0 are not supported by this build yet");
+    if (c->pp != 1) sd_die(c->source, "parallel.pp other than 1 is not supported by this build yet");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
@@ -204,7 +145,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
         sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
                t->data->n, c->global_batch_pairs);
     t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
-    t->optim = optim_create(c, m, t->total_steps);
+    size_t *offs = sd_alloc(sizeof(size_t) * 2 * (size_t)m->nspecs, "zero plan"), *nums = offs + m->nspecs;
+    for (int i = 0; i < m->nspecs; i++) offs[i] = m->specs[i].offset, nums[i] = m->specs[i].numel;
+    t->plan = zero_plan_create(c->zero, g->dp, g->dp_rank, m->nparams, m->nalloc, offs, nums, m->nspecs);
+    free(offs);
+    float *rs_scratch = c->zero >= 2 ? m->be->alloc(t->plan->shard * sizeof(float), "reduce-scatter buffer") : NULL;
+    t->optim = optim_create(c, m, t->plan, t->total_steps);
     t->lp = loss_params_from_config(c);
     t->order = sd_alloc(t->data->n * sizeof(size_t), "epoch order");
     t->order_epoch = -1;
@@ -268,11 +214,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
             model_backward(m, mb, dsum);
             microbatch_free(mb);
         }
-        comm_allreduce_sum_f32(g, GROUP_DP, m->grads, m->nparams);
+        zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
-        double gn = optim_grad_norm(m);
+        double gn = optim_grad_norm(m, t->plan);
         double lr = optim_lr_at(t->optim, t->optim->step);
         optim_step(t->optim, m, gn, lr);
+        zero_gather_params(g, t->plan, m->params);
         double dt = sd_now() - t0;
         StepMetrics sm = {t->optim->step, acc[0], acc[1] / B, acc[2] / B, (acc[1] - acc[2]) / B, acc[3] / B,
                           acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6]};
@@ -294,6 +241,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     free(t->metrics_path);
     pairs_free(t->data);
     optim_free(t->optim, m->be);
+    if (rs_scratch) m->be->free(rs_scratch);
+    zero_plan_free(t->plan);
     model_free(m);
     grid_free(g);
     return 0;

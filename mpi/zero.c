@@ -1,0 +1,79 @@
+/* zero.c — see zero.h. */
+#include "zero.h"
+#include <stdlib.h>
+#include <string.h>
+#include "util.h"
+
+ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pad, const size_t *offsets,
+                           const size_t *numels, int nparams) {
+    if (n_pad % (size_t)dp || n_pad < n)
+        sd_die("zero", "flat buffer of %zu elements (padded %zu) cannot be cut into %d shards", n, n_pad, dp);
+    ZeroPlan *z = sd_calloc(1, sizeof *z, "zero plan");
+    z->stage = stage;
+    z->dp = dp;
+    z->dp_rank = dp_rank;
+    z->n = n;
+    z->n_pad = n_pad;
+    z->shard = n_pad / (size_t)dp;
+    if (stage == 0) {
+        z->own = (Range){0, n};
+    } else {
+        size_t a = (size_t)dp_rank * z->shard, b = a + z->shard;
+        z->own = (Range){a < n ? a : n, b < n ? b : n};
+    }
+    z->pieces = sd_calloc((size_t)(nparams ? nparams : 1), sizeof(OwnedPiece), "zero pieces");
+    for (int i = 0; i < nparams; i++) {
+        size_t a = offsets[i], b = offsets[i] + numels[i];
+        size_t s = a > z->own.start ? a : z->own.start, e = b < z->own.end ? b : z->own.end;
+        if (s >= e) continue;
+        z->pieces[z->npieces++] = (OwnedPiece){i, {s, e}, s - a};
+    }
+    return z;
+}
+
+void zero_plan_free(ZeroPlan *z) {
+    if (!z) return;
+    free(z->pieces);
+    free(z);
+}
+
+size_t zero_state_elems(const ZeroPlan *z) { return z->stage == 0 ? z->n : z->shard; }
+
+void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *scratch) {
+    if (g->dp == 1) return;
+    if (z->stage < 2) {
+        comm_allreduce_sum_f32(g, GROUP_DP, grads, z->n_pad);
+        return;
+    }
+    comm_reduce_scatter_f32(g, GROUP_DP, grads, scratch, z->shard);
+    memcpy(grads + (size_t)z->dp_rank * z->shard, scratch, z->shard * sizeof(float));
+}
+
+void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params) {
+    if (g->dp == 1 || z->stage == 0) return;
+    comm_allgather_f32(g, GROUP_DP, params, z->shard);
+}
+
+int zero_range_rects(int64_t rows, int64_t cols, size_t start, size_t len, int64_t off[3][2], int64_t cnt[3][2]) {
+    (void)rows;
+    int k = 0;
+    size_t c = (size_t)cols, pos = start, end = start + len;
+    if (len == 0) return 0;
+    if (pos % c) { /* partial first row */
+        size_t take = c - pos % c < end - pos ? c - pos % c : end - pos;
+        off[k][0] = (int64_t)(pos / c), off[k][1] = (int64_t)(pos % c), cnt[k][0] = 1, cnt[k][1] = (int64_t)take;
+        k++;
+        pos += take;
+    }
+    if (end - pos >= c) { /* whole rows */
+        size_t nr = (end - pos) / c;
+        off[k][0] = (int64_t)(pos / c), off[k][1] = 0, cnt[k][0] = (int64_t)nr, cnt[k][1] = cols;
+        k++;
+        pos += nr * c;
+    }
+    if (pos < end) { /* partial last row */
+        off[k][0] = (int64_t)(pos / c), off[k][1] = 0, cnt[k][0] = 1, cnt[k][1] = (int64_t)(end - pos);
+        k++;
+    }
+    return k;
+}

@@ -1,0 +1,50 @@
+/* zero.h — ZeRO partitioning of the flat gradient / optimizer buffers across data-parallel ranks.
+ *
+ * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_grads, zero_gather_params,
+ *          zero_range_rects.
+ * Layout (Megatron's distributed optimizer): the flat buffer of this model-parallel rank (n elements, padded by
+ * the model to n_pad, a multiple of dp) is cut into dp contiguous shards of n_pad / dp elements; DP rank r owns
+ * [r * shard, (r + 1) * shard), clipped to n. Shards cut through parameters; the plan lists, once, the pieces of
+ * parameters this rank owns, and the AdamW step, weight-decay mask, grad norm and checkpoint writer iterate them.
+ *   stage 0: no sharding (own = everything, every DP rank updates its full replica); grads all-reduced
+ *   stage 1: AdamW moments for the own shard only; grads all-reduced; updated shards all-gathered
+ *   stage 2: as 1, but grads reduce-scattered: only the own shard of the grad buffer holds the reduced sum
+ * Ownership: zero_plan_create allocates the plan and its pieces; zero_plan_free frees both.
+ */
+#ifndef SD_ZERO_H
+#define SD_ZERO_H
+#include <stddef.h>
+#include <stdint.h>
+#include "comm.h"
+
+typedef struct { size_t start, end; } Range;   /* half-open, elements of the flat buffer */
+
+typedef struct {
+    int param;        /* index into the caller's parameter list */
+    Range flat;       /* the piece in the flat buffer */
+    size_t in_param;  /* offset of the piece inside the parameter (elements) */
+} OwnedPiece;
+
+typedef struct {
+    int stage, dp, dp_rank;
+    size_t n, n_pad, shard;
+    Range own;                /* this rank's range, clipped to n (may be empty) */
+    OwnedPiece *pieces;
+    int npieces;
+} ZeroPlan;
+
+/* offsets/numels describe the nparams parameters in the flat buffer; n_pad % dp must be 0 (dies otherwise). */
+ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pad, const size_t *offsets,
+                           const size_t *numels, int nparams);
+void zero_plan_free(ZeroPlan *z);
+/* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
+size_t zero_state_elems(const ZeroPlan *z);
+/* Sums the gradients of the DP group: all-reduce (stages 0, 1) or reduce-scatter into the own shard (stage 2).
+ * grads has n_pad elements; scratch has shard elements (stage 2 only, may be NULL otherwise). */
+void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *scratch);
+/* After each rank updated its own shard: all-gather the parameters (stages >= 1). params has n_pad elements. */
+void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params);
+/* Rectangles covering the flat range [start, start + len) of a row-major [rows, cols] tensor: a partial first row,
+ * whole rows, a partial last row (at most 3). off/cnt are (row, col) pairs; returns the count. */
+int zero_range_rects(int64_t rows, int64_t cols, size_t start, size_t len, int64_t off[3][2], int64_t cnt[3][2]);
+#endif
