@@ -131,6 +131,32 @@ void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int 
 void comm_barrier(ProcessGrid *g, GroupKind k) {
     if (g->g[k].size > 1) MPI_Barrier(comm_of(g, k));
 }
+_Static_assert(sizeof(MPI_Request) <= sizeof(((CommReq *)0)->opaque), "CommReq too small for MPI_Request");
+
+static int p2p_count(size_t n) {
+    if (n > (size_t)INT32_MAX) sd_die("comm", "point-to-point message of %zu elements is too large", n);
+    return (int)n;
+}
+void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req) {
+    comm_wait(req);
+    MPI_Isend(buf, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), (MPI_Request *)req->opaque);
+    req->active = 1;
+    g->bytes[COLL_SENDRECV] += n * sizeof(float);
+}
+void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, int tag) {
+    MPI_Recv(buf, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), MPI_STATUS_IGNORE);
+}
+void comm_wait(CommReq *req) {
+    if (!req->active) return;
+    MPI_Wait((MPI_Request *)req->opaque, MPI_STATUS_IGNORE);
+    req->active = 0;
+}
+void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer) {
+    MPI_Sendrecv(sbuf, p2p_count(n), MPI_FLOAT, peer, 7, rbuf, p2p_count(n), MPI_FLOAT, peer, 7, comm_of(g, k),
+                 MPI_STATUS_IGNORE);
+    g->bytes[COLL_SENDRECV] += n * sizeof(float);
+}
+
 void comm_take_bytes(ProcessGrid *g, uint64_t out[COLL_KINDS]) {
     for (int i = 0; i < COLL_KINDS; i++) {
         out[i] = g->bytes[i];

@@ -57,6 +57,16 @@ void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root);
 void comm_barrier(ProcessGrid *g, GroupKind k);
+/* Point-to-point (pipeline stages). A request handle for a non-blocking send; zero-initialise before first use. */
+typedef struct { unsigned char opaque[64]; int active; } CommReq;
+/* Starts sending n floats to group rank peer; buf must stay untouched until comm_wait(req). */
+void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req);
+/* Blocks until n floats from group rank peer with this tag arrived in buf. */
+void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, int tag);
+/* Completes a send started by comm_isend_f32; no-op on an inactive request. */
+void comm_wait(CommReq *req);
+/* Exchanges n floats with group rank peer (send from sbuf, receive into rbuf). */
+void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer);
 /* Reads and resets the byte counters. */
 void comm_take_bytes(ProcessGrid *g, uint64_t out[COLL_KINDS]);
 #endif

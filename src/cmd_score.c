@@ -38,7 +38,7 @@ int cmd_score(int argc, char **argv) {
         size_t n = (size_t)2 * p->n_prompt + p->n_chosen + p->n_rejected;
         if (n > max_tokens) max_tokens = n;
     }
-    Model *m = model_create(&mc, backend_cpu(), max_tokens, NULL);
+    Model *m = model_create(&mc, backend_cpu(), max_tokens, NULL, 1);
     model_load_hf(m, model_dir);
     FILE *out = out_path ? fopen(out_path, "w") : stdout;
     if (!out) sd_die(out_path, "cannot open for writing");

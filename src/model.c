@@ -57,14 +57,21 @@ static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *na
     p->numel = (size_t)p->shape_loc[0] * (size_t)(d1 ? p->shape_loc[1] : 1);
 }
 
+/* stream of the init RNG for a tensor: a hash of its global name, so every stage and slicing draws the same */
+static uint64_t name_stream(const char *name) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *name; name++) h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+    return h;
+}
+
 static void build_specs(Model *m) {
-    int C = m->C, FF = m->FF, V = m->V, L = m->L, QD = m->NH * m->HD, KD = m->NKV * m->HD;
-    m->specs = sd_calloc((size_t)L * 9 + 3, sizeof(ParamSpec), "parameter table");
+    int C = m->C, FF = m->FF, V = m->V, QD = m->NH * m->HD, KD = m->NKV * m->HD;
+    m->specs = sd_calloc((size_t)m->L_loc * 9 + 4, sizeof(ParamSpec), "parameter table");
     int n = 0;
     char nm[96];
-    add_spec(m, &n, P_EMBED, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
+    if (m->first_stage) add_spec(m, &n, P_EMBED, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
     /* the seven projections of a block and their tensor-parallel style, as Megatron / picotron list them */
-    for (int l = 0; l < L; l++) {
+    for (int l = m->L_off; l < m->L_off + m->L_loc; l++) {
 #define LNAME(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
         add_spec(m, &n, P_LN1, l, LNAME("input_layernorm.weight"), C, 0, SPLIT_REPL, false);
         add_spec(m, &n, P_WQ, l, LNAME("self_attn.q_proj.weight"), QD, C, SPLIT_COL, true);
@@ -77,8 +84,16 @@ static void build_specs(Model *m) {
         add_spec(m, &n, P_WD, l, LNAME("mlp.down_proj.weight"), C, FF, SPLIT_ROW, true);
 #undef LNAME
     }
-    add_spec(m, &n, P_NORM, -1, "model.norm.weight", C, 0, SPLIT_REPL, false);
-    if (!m->mc.tie_word_embeddings) add_spec(m, &n, P_LMHEAD, -1, "lm_head.weight", V, C, SPLIT_VOCAB, true);
+    if (m->last_stage) {
+        add_spec(m, &n, P_NORM, -1, "model.norm.weight", C, 0, SPLIT_REPL, false);
+        if (!m->mc.tie_word_embeddings) add_spec(m, &n, P_LMHEAD, -1, "lm_head.weight", V, C, SPLIT_VOCAB, true);
+        else if (!m->first_stage) {
+            /* tied head on a later stage: a mirror of the first stage's embedding, kept identical by summing the
+             * two gradients (model_tied_grads); not saved and not counted in the norm */
+            add_spec(m, &n, P_LMHEAD, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
+            m->specs[n - 1].mirror = true;
+        }
+    }
     m->nspecs = n;
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -89,11 +104,11 @@ static void build_specs(Model *m) {
 }
 
 static void point_views(Model *m, float *base, LayerW *w, float **embed, float **norm, float **lm) {
-    *lm = NULL;
+    *lm = *embed = *norm = NULL;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         float *t = base + p->offset;
-        LayerW *lw = p->layer >= 0 ? &w[p->layer] : NULL;
+        LayerW *lw = p->layer >= 0 ? &w[p->layer - m->L_off] : NULL;
         switch (p->role) {
         case P_EMBED: *embed = t; break;
         case P_NORM: *norm = t; break;
@@ -109,12 +124,11 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
         case P_WD: lw->wd = t; break;
         }
     }
-    if (!*lm) *lm = *embed; /* tied */
+    if (!*lm) *lm = *embed; /* tied, one stage */
 }
 
-static void alloc_acts(Model *m) {
-    Acts *a = sd_calloc(1, sizeof *a, "activations");
-    size_t N = m->max_tokens, L = (size_t)m->L, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
+static void alloc_acts(Model *m, Acts *a) {
+    size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
            KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, V = (size_t)m->V_loc;
     a->chunk = (int)lmhead_chunk_rows(m->V_loc);
     size_t R = (size_t)a->chunk;
@@ -141,7 +155,6 @@ static void alloc_acts(Model *m) {
     a->tg = m->be->alloc(N * sizeof(int), "targets");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
     a->rows = sd_alloc(N * sizeof(int), "gathered rows");
-    m->acts = a;
 }
 
 static int div_exact(int a, int b, const char *what) {
@@ -149,7 +162,14 @@ static int div_exact(int a, int b, const char *what) {
     return a / b;
 }
 
-Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid) {
+void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
+    int base = L / pp, extra = L % pp; /* the first L % pp stages take one more layer */
+    *count = base + (stage < extra);
+    *first = stage * base + (stage < extra ? stage : extra);
+}
+
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                    int nslots) {
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -169,6 +189,13 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     m->FF_loc = div_exact(m->FF, m->tp, "intermediate_size");
     m->V_loc = div_exact(m->V, m->tp, "vocab_size");
     m->V_off = m->tp_rank * m->V_loc;
+    m->pp = grid ? grid->pp : 1;
+    m->pp_rank = grid ? grid->pp_rank : 0;
+    if (m->pp > m->L)
+        sd_die("parallel.pp", "%d pipeline stages for %d layers: every stage needs at least one layer", m->pp, m->L);
+    model_stage_layers(m->L, m->pp, m->pp_rank, &m->L_off, &m->L_loc);
+    m->first_stage = m->pp_rank == 0;
+    m->last_stage = m->pp_rank == m->pp - 1;
     m->max_tokens = max_tokens ? max_tokens : 1;
     build_specs(m);
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
@@ -176,8 +203,8 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     size_t bytes = sd_mul_size(m->nalloc, sizeof(float), "parameters");
     m->params = be->alloc(bytes, "parameters");
     m->grads = be->alloc(bytes, "gradients");
-    m->w = sd_calloc((size_t)m->L, sizeof(LayerW), "layer views");
-    m->dw = sd_calloc((size_t)m->L, sizeof(LayerW), "layer views");
+    m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
+    m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     point_views(m, m->params, m->w, &m->embed, &m->norm, &m->lm_head);
     point_views(m, m->grads, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
     m->rope_max = mc->max_position_embeddings;
@@ -190,22 +217,25 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     be->upload(m->rope_sin, sn, tb);
     free(cs);
     free(sn);
-    alloc_acts(m);
+    m->nslots = nslots > 0 ? nslots : 1;
+    m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
+    for (int i = 0; i < m->nslots; i++) alloc_acts(m, &m->acts[i]);
     return m;
 }
 
 void model_free(Model *m) {
     if (!m) return;
     const Backend *be = m->be;
-    if (m->acts) {
-        be->free(m->acts->base);
-        be->free(m->acts->ids);
-        be->free(m->acts->pos);
-        be->free(m->acts->tg);
-        be->free(m->acts->cu);
-        free(m->acts->rows);
-        free(m->acts);
+    for (int i = 0; m->acts && i < m->nslots; i++) {
+        Acts *a = &m->acts[i];
+        be->free(a->base);
+        be->free(a->ids);
+        be->free(a->pos);
+        be->free(a->tg);
+        be->free(a->cu);
+        free(a->rows);
     }
+    free(m->acts);
     be->free(m->params);
     be->free(m->grads);
     be->free(m->rope_cos);
@@ -228,7 +258,7 @@ double model_grad_sumsq(const Model *m) {
     double s = 0.0;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        if (p->split == SPLIT_REPL && m->tp_rank != 0) continue; /* identical on every TP rank: count once */
+        if (p->mirror || (p->split == SPLIT_REPL && m->tp_rank != 0)) continue; /* counted elsewhere */
         s += m->be->sumsq(m->grads + p->offset, p->numel);
     }
     return s;
@@ -246,7 +276,7 @@ void model_init_random(Model *m, long seed) {
             /* global element index of local element e, so any slicing sees the same numbers */
             uint64_t r = (uint64_t)(p->off[0] + (int64_t)(e / (size_t)cols_loc));
             uint64_t c = (uint64_t)((p->ndim == 2 ? p->off[1] : 0) + (int64_t)(e % (size_t)cols_loc));
-            t[e] = gain ? 1.0f : (float)(std * sd_normal((uint64_t)seed, (uint64_t)i, r * (uint64_t)cols + c));
+            t[e] = gain ? 1.0f : (float)(std * sd_normal((uint64_t)seed, name_stream(p->name), r * (uint64_t)cols + c));
         }
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
@@ -318,8 +348,8 @@ static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy,
     be->matmul(dW, dy, x, out, in, (int)N, true, false, 1.0f, 1.0f);
 }
 /* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
-static void row_parallel_residual(Model *m, float *out, const float *residual, const float *x, const float *W,
-                                  size_t N, int in_loc) {
+static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const float *x,
+                                  const float *W, size_t N, int in_loc) {
     const Backend *be = m->be;
     size_t n = N * (size_t)m->C;
     if (m->tp == 1) {
@@ -327,16 +357,23 @@ static void row_parallel_residual(Model *m, float *out, const float *residual, c
         linear(be, out, x, W, N, in_loc, m->C, true);
         return;
     }
-    float *part = m->acts->dtmp; /* free during the forward */
+    float *part = a->dtmp; /* free during the forward */
     linear(be, part, x, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, part, n);
     be->copy(out, residual, n * sizeof(float));
     be->add(out, part, n);
 }
 
-void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
+float *model_stage_input(Model *m, int slot) { return m->acts[slot].x; }
+float *model_stage_output(Model *m, int slot) { return m->acts[slot].xL; }
+float *model_stage_grad(Model *m, int slot) { return m->acts[slot].dx; }
+
+void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) { model_forward(m, mb, 0, out); }
+void model_backward(Model *m, const MicroBatch *mb, const double *dsum) { model_backward_slot(m, mb, 0, dsum); }
+
+void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     const Backend *be = m->be;
-    Acts *a = m->acts;
+    Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
     if (N > m->max_tokens)
         sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
@@ -354,9 +391,11 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
     float eps = (float)m->mc.rms_norm_eps;
 
     float *x = a->x; /* layer 0 input */
-    be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
-    tp_reduce(m->grid, x, N * (size_t)C);
-    for (int l = 0; l < m->L; l++) {
+    if (m->first_stage) {
+        be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
+        tp_reduce(m->grid, x, N * (size_t)C);
+    } /* else: the previous stage's output was received into x */
+    for (int l = 0; l < m->L_loc; l++) {
         const LayerW *w = &m->w[l];
         float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
               *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
@@ -369,15 +408,16 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
         be->rope_fwd(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_fwd(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         be->attn_fwd(att, a->lse + (size_t)l * N * NH, q, k, v, a->cu, mb->S, NH, NKV, HD);
-        row_parallel_residual(m, x2, xl, att, w->wo, N, (int)QD);
+        row_parallel_residual(m, a, x2, xl, att, w->wo, N, (int)QD);
         be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, x2, w->ln2, N, C, eps);
         linear(be, g, ln2, w->wg, N, C, FF, false);
         linear(be, u, ln2, w->wu, N, C, FF, false);
         be->swiglu_fwd(h, g, u, N, FF);
-        float *xo = l + 1 < m->L ? a->x + (size_t)(l + 1) * N * C : a->xL;
-        row_parallel_residual(m, xo, x2, h, w->wd, N, FF);
+        float *xo = l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * N * C : a->xL;
+        row_parallel_residual(m, a, xo, x2, h, w->wd, N, FF);
     }
-    if (m->L == 0) be->copy(a->xL, x, N * C * sizeof(float));
+    if (m->L_loc == 0) be->copy(a->xL, x, N * C * sizeof(float));
+    if (!m->last_stage) return; /* the output xL goes to the next stage */
     be->rmsnorm_fwd(a->xf, a->rstdf, a->xL, m->norm, N, C, eps);
 
     /* gather the rows that predict a response token */
@@ -434,33 +474,34 @@ void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) {
 
 /* ---- backward ---- */
 
-void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
+void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum) {
     const Backend *be = m->be;
-    Acts *a = m->acts;
+    Acts *a = &m->acts[slot];
     size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
 
-    /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
-    float *gh = sd_alloc(R * sizeof(float), "lm head grads");
-    for (size_t r0 = 0; r0 < M; r0 += R) {
-        size_t n = M - r0 < R ? M - r0 : R;
-        for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
-        be->upload(a->gchunk, gh, n * sizeof(float));
-        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
-        be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-        linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
-    }
-    free(gh);
-    tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
-    /* scatter the gathered rows' gradient back to token positions */
-    be->zero(a->dtmp, NC * sizeof(float));
-    for (size_t r = 0; r < M; r++)
-        be->copy(a->dtmp + (size_t)a->rows[r] * C, a->dhs + r * C, (size_t)C * sizeof(float));
-    be->zero(a->dx, NC * sizeof(float));
-    be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
-
-    for (int l = m->L - 1; l >= 0; l--) {
+    if (m->last_stage) {
+        /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
+        float *gh = sd_alloc(R * sizeof(float), "lm head grads");
+        for (size_t r0 = 0; r0 < M; r0 += R) {
+            size_t n = M - r0 < R ? M - r0 : R;
+            for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
+            be->upload(a->gchunk, gh, n * sizeof(float));
+            linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+            be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        }
+        free(gh);
+        tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
+        /* scatter the gathered rows' gradient back to token positions */
+        be->zero(a->dtmp, NC * sizeof(float));
+        for (size_t r = 0; r < M; r++)
+            be->copy(a->dtmp + (size_t)a->rows[r] * C, a->dhs + r * C, (size_t)C * sizeof(float));
+        be->zero(a->dx, NC * sizeof(float));
+        be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
+    } /* else: the next stage's d(loss)/d(output) was received into dx */
+    for (int l = m->L_loc - 1; l >= 0; l--) {
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
         float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
@@ -486,5 +527,5 @@ void model_backward(Model *m, const MicroBatch *mb, const double *dsum) {
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, xl, w->ln1, a->rstd1 + (size_t)l * N, N, C);
     }
-    be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
+    if (m->first_stage) be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
 }

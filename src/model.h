@@ -34,6 +34,8 @@ typedef struct {
     int64_t off[2];          /* slice offset in the global tensor */
     SplitKind split;
     bool decay;              /* weight decay applies (not to RMSNorm gains) */
+    bool mirror;             /* a copy of a tensor another pipeline stage owns (tied LM head): not saved, not
+                              * counted in the grad norm; kept equal by summing gradients */
     size_t numel;            /* local elements */
     size_t offset;           /* in the flat param/grad buffers (elements) */
 } ParamSpec;
@@ -48,26 +50,33 @@ typedef struct Model {
     struct ProcessGrid *grid;            /* tensor-parallel group (NULL: one rank); not owned */
     int tp, tp_rank;
     int NH_loc, NKV_loc, FF_loc, V_loc, V_off; /* this TP rank's heads, MLP width and vocabulary slice */
+    int pp, pp_rank, L_loc, L_off;       /* pipeline stage: layers [L_off, L_off + L_loc) */
+    bool first_stage, last_stage;        /* embedding on the first, final norm + LM head on the last */
     ParamSpec *specs;
     int nspecs;
     size_t nparams;                      /* local elements in the flat buffers */
     size_t nalloc;                       /* allocated: nparams padded to a multiple of 64 x DP ranks (ZeRO shards) */
     float *params, *grads;               /* [nalloc] backend memory; the padding stays zero */
-    LayerW *w, *dw;                      /* [L] views */
-    float *embed, *norm, *lm_head;       /* views; lm_head == embed when tied */
+    LayerW *w, *dw;                      /* [L_loc] views (local layer index) */
+    float *embed, *norm, *lm_head;       /* views (NULL on stages without them); lm_head == embed when tied on
+                                          * one stage */
     float *dembed, *dnorm, *dlm_head;
     float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
     int rope_max;
     size_t max_tokens;                   /* activation arena capacity (tokens) */
-    struct Acts *acts;                   /* activation arena (model.c) */
+    int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
+    struct Acts *acts;                   /* [nslots] activation arenas (model.c) */
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
- * max_tokens packed tokens. With a grid whose TP group has tp > 1 ranks, this rank holds the Megatron-style
+ * max_tokens packed tokens in each of nslots activation slots. With a grid whose TP group has tp > 1 ranks, this rank holds the Megatron-style
  * slices: column-parallel q/k/v/gate/up (rows), row-parallel o/down (columns), vocab-parallel embedding and LM
  * head (rows); tp must divide the KV heads, the MLP width and the vocabulary (dies naming them).
  * Weights are uninitialised until model_init_random or model_load_hf. */
-Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid);
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                    int nslots);
+/* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
+void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);
 /* HF Llama init: linears and embedding ~ N(0, initializer_range), RMSNorm gains 1; element e of parameter p is
  * sd_normal(seed, p, global index of e), so any slicing of the model gets the same numbers. */
@@ -86,11 +95,20 @@ typedef struct {
     int n;          /* response tokens */
 } SeqLogp;
 
-/* Forward pass over the packed micro-batch; fills out[mb->S] and keeps the activations for model_backward.
- */
+/* Forward of this stage over the packed micro-batch in activation slot `slot`. The first stage embeds mb->ids;
+ * later stages read their input from model_stage_input(m, slot), placed there by the caller. The last stage
+ * fills out[mb->S]; earlier stages leave their output in model_stage_output(m, slot). */
+void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
+/* Backward of this stage, accumulating into m->grads: the last stage starts from dsum[s] = d(loss)/d(sum of
+ * log-probs of sequence s); earlier stages from d(loss)/d(output) placed in model_stage_grad(m, slot). Afterwards
+ * model_stage_grad(m, slot) holds d(loss)/d(input) (what a non-first stage sends back). Must follow
+ * model_forward of the same micro-batch in the same slot. */
+void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum);
+float *model_stage_input(Model *m, int slot);   /* [Ntok, C] */
+float *model_stage_output(Model *m, int slot);  /* [Ntok, C] */
+float *model_stage_grad(Model *m, int slot);    /* [Ntok, C] */
+/* One stage, slot 0. */
 void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out);
-/* Backward from d(loss)/d(sum of log-probs of sequence s) = dsum[s]; accumulates into m->grads.
- * Must follow model_forward_logprobs on the same micro-batch. */
 void model_backward(Model *m, const MicroBatch *mb, const double *dsum);
 void model_zero_grads(Model *m);
 /* Sum of squared gradients this rank contributes to the global norm: its slices of split parameters, and

@@ -50,6 +50,7 @@ double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
     }
     if (m->grid && plan->stage >= 1) comm_allreduce_sum_f64(m->grid, GROUP_DP, &s, 1); /* shards partition */
     if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1);
+    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_PP, &s, 1); /* each stage its own layers */
     return sqrt(s);
 }
 

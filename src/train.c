@@ -7,6 +7,7 @@
 #include <string.h>
 #include "checkpoint.h"
 #include "train_state.h"
+#include "train_step.h"
 #include "zero.h"
 #include "comm.h"
 #include "loss.h"
@@ -120,14 +121,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (c->pp != 1) sd_die(c->source, "parallel.pp other than 1 is not supported by this build yet");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
     ModelConfig mc = resolve_model_config(c);
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
-    t->model = model_create(&mc, backend_cpu(), max_tokens, g);
+    int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
+    t->model = model_create(&mc, backend_cpu(), max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb));
     Model *m = t->model;
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
@@ -178,8 +179,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
-    SeqLogp *seq = sd_alloc((size_t)2 * (size_t)mbp * sizeof(SeqLogp), "log-probs");
-    double *dsum = sd_alloc((size_t)2 * (size_t)mbp * sizeof(double), "log-prob grads");
     double t_start = sd_now();
     long start_step = t->optim->step;
     while (t->optim->step < t->total_steps) {
@@ -188,33 +187,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
         long chosen_tokens = 0;
         for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
         model_zero_grads(m);
-        /* sums over the pairs of this rank: loss, rewards, accuracy, log-probs, tokens */
-        double acc[8] = {0};
-        for (long p0 = g->dp_rank * B_loc; p0 < (g->dp_rank + 1) * B_loc; p0 += mbp) {
-            MicroBatch *mb = microbatch_pack(t->data, idx + p0, (int)mbp);
-            model_forward_logprobs(m, mb, seq);
-            for (int p = 0; p < mb->P; p++) {
-                const Pair *pr = mb->pairs[p];
-                PairStats ps = {seq[2 * p].sum, seq[2 * p + 1].sum, seq[2 * p].n, seq[2 * p + 1].n,
-                                pr->ref_chosen_logp, pr->ref_rejected_logp};
-                if (ps.n_w == 0 || ps.n_l == 0)
-                    sd_die(c->data_train, "line %d: a response has no predictable token", pr->line);
-                LossOut lo;
-                loss_pair(&t->lp, &ps, B, chosen_tokens, &lo);
-                dsum[2 * p] = lo.d_sum_w;
-                dsum[2 * p + 1] = lo.d_sum_l;
-                acc[0] += lo.loss;
-                acc[1] += lo.reward_w;
-                acc[2] += lo.reward_l;
-                acc[3] += lo.reward_w > lo.reward_l ? 1.0 : 0.0;
-                acc[4] += lo.logp_w;
-                acc[5] += lo.logp_l;
-            }
-            acc[6] += (double)mb->Ntok;
-            model_backward(m, mb, dsum);
-            microbatch_free(mb);
-        }
+        double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens */
+        StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
+                         (int)mbp, B, chosen_tokens};
+        step_run_microbatches(&work, acc);
+        step_sync_tied_grads(g, m);
         zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
+        comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
         double gn = optim_grad_norm(m, t->plan);
         double lr = optim_lr_at(t->optim, t->optim->step);
@@ -235,8 +214,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
     }
     free(idx);
-    free(seq);
-    free(dsum);
     free(t->order);
     free(t->metrics_path);
     pairs_free(t->data);

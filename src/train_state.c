@@ -46,7 +46,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
     if (g->dp_rank == 0)
         for (int i = 0; i < m->nspecs; i++) {
             const ParamSpec *p = &m->specs[i];
-            if (p->split == SPLIT_REPL && g->tp_rank != 0) continue;
+            if (p->mirror || (p->split == SPLIT_REPL && g->tp_rank != 0)) continue;
             fill(&ts[n], p, p->off, p->shape_loc);
             ts[n++].param = hp + p->offset;
         }
@@ -54,7 +54,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
         for (int i = 0; i < z->npieces; i++) {
             const OwnedPiece *pc = &z->pieces[i];
             const ParamSpec *p = &m->specs[pc->param];
-            if (p->split == SPLIT_REPL && g->tp_rank != 0) continue;
+            if (p->mirror || (p->split == SPLIT_REPL && g->tp_rank != 0)) continue;
             int64_t off[3][2], cnt[3][2];
             int k = piece_rects(p, pc, off, cnt);
             size_t at = pc->flat.start - z->own.start;

@@ -38,7 +38,7 @@ static void setup(Setup *s) {
     char *mdir = fixture_path("tiny-a/model"), *pairs = fixture_path("tiny-a/pairs.jsonl");
     ModelConfig mc = model_config_load(mdir);
     s->ps = pairs_load_jsonl(pairs, mc.vocab_size);
-    s->m = model_create(&mc, backend_cpu(), 256, NULL);
+    s->m = model_create(&mc, backend_cpu(), 256, NULL, 1);
     model_load_hf(s->m, mdir);
     free(mdir);
     free(pairs);

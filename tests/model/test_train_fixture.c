@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     char *eargv[] = {"export", "--checkpoint", c->ckpt_dir, "--out", hf, NULL};
     CHECK(cmd_export(5, eargv) == 0, "export failed");
     ModelConfig mc = model_config_load(hf);
-    Model *m = model_create(&mc, backend_cpu(), 1, NULL);
+    Model *m = model_create(&mc, backend_cpu(), 1, NULL, 1);
     model_load_hf(m, hf);
     CkptReader *r = ckpt_open(s2);
     float *want = sd_alloc(m->nparams * 4, "want");
@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
     model_export_hf(m, hf2, (size_t)20000); /* tiny shards: exercises the sharded layout */
     char *idx = sd_path_join(hf2, "model.safetensors.index.json");
     CHECK(sd_file_exists(idx), "sharded export wrote no index");
-    Model *m2 = model_create(&mc, backend_cpu(), 1, NULL);
+    Model *m2 = model_create(&mc, backend_cpu(), 1, NULL, 1);
     model_load_hf(m2, hf2);
     CHECK(memcmp(m2->params, m->params, m->nparams * 4) == 0, "sharded export/import is not bit-exact");
 

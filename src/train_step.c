@@ -1,0 +1,99 @@
+/* train_step.c — see train_step.h. */
+#include "train_step.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pipeline.h"
+#include "util.h"
+
+int step_slots(int pp, int stage, int n_mb) {
+    int s = pp - stage;
+    return s < n_mb ? s : n_mb;
+}
+
+/* the loss of a micro-batch's pairs on the last stage: d(loss)/d(sum log-prob) per sequence, metrics */
+static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *seq, double *dsum, double acc[8]) {
+    for (int p = 0; p < mb->P; p++) {
+        const Pair *pr = mb->pairs[p];
+        PairStats ps = {seq[2 * p].sum, seq[2 * p + 1].sum, seq[2 * p].n, seq[2 * p + 1].n, pr->ref_chosen_logp,
+                        pr->ref_rejected_logp};
+        if (ps.n_w == 0 || ps.n_l == 0)
+            sd_die(w->data->source, "line %d: a response has no predictable token", pr->line);
+        LossOut lo;
+        loss_pair(w->lp, &ps, w->batch_pairs, w->chosen_tokens, &lo);
+        dsum[2 * p] = lo.d_sum_w;
+        dsum[2 * p + 1] = lo.d_sum_l;
+        acc[0] += lo.loss;
+        acc[1] += lo.reward_w;
+        acc[2] += lo.reward_l;
+        acc[3] += lo.reward_w > lo.reward_l ? 1.0 : 0.0;
+        acc[4] += lo.logp_w;
+        acc[5] += lo.logp_l;
+    }
+    acc[6] += (double)mb->Ntok;
+}
+
+void step_run_microbatches(const StepWork *w, double acc[8]) {
+    Model *m = w->m;
+    ProcessGrid *g = w->g;
+    int n_mb = w->n_mb, mbp = w->mbp, stage = g->pp_rank, pp = g->pp;
+    MicroBatch **mbs = sd_alloc(sizeof *mbs * (size_t)n_mb, "micro-batches");
+    for (int i = 0; i < n_mb; i++) mbs[i] = microbatch_pack(w->data, w->idx + (size_t)i * (size_t)mbp, mbp);
+    double *dsum = sd_calloc((size_t)n_mb * 2 * (size_t)mbp, sizeof(double), "log-prob grads");
+    SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
+    int cap = schedule_max_actions(n_mb);
+    PpAction *plan = sd_alloc(sizeof *plan * (size_t)cap, "schedule");
+    int na = schedule_1f1b(plan, cap, n_mb, pp, stage);
+    if (m->nslots < step_slots(pp, stage, n_mb))
+        sd_die("pipeline", "%d activation slots for %d micro-batches in flight", m->nslots, step_slots(pp, stage, n_mb));
+    CommReq *fwd_req = sd_calloc((size_t)m->nslots * 2, sizeof(CommReq), "send requests"), *bwd_req = fwd_req + m->nslots;
+    const char *trace = getenv("SIMPO_TRACE");
+    int tracing = trace && strstr(trace, "pp");
+    for (int k = 0; k < na; k++) {
+        int i = plan[k].mb, slot = i % m->nslots;
+        MicroBatch *mb = mbs[i];
+        size_t nc = mb->Ntok * (size_t)m->C;
+        if (tracing) fprintf(stderr, "[pp stage %d] %s mb %d\n", stage, pp_op_name(plan[k].op), i);
+        switch (plan[k].op) {
+        case PP_RECV_FWD: comm_recv_f32(g, GROUP_PP, model_stage_input(m, slot), nc, stage - 1, 2 * i); break;
+        case PP_FWD:
+            comm_wait(&fwd_req[slot]); /* the slot's output buffer may still be on its way to the next stage */
+            model_forward(m, mb, slot, seq);
+            if (m->last_stage) micro_loss(w, mb, seq, dsum + (size_t)i * 2 * (size_t)mbp, acc);
+            break;
+        case PP_SEND_FWD:
+            comm_isend_f32(g, GROUP_PP, model_stage_output(m, slot), nc, stage + 1, 2 * i, &fwd_req[slot]);
+            break;
+        case PP_RECV_BWD:
+            comm_wait(&bwd_req[slot]);
+            comm_recv_f32(g, GROUP_PP, model_stage_grad(m, slot), nc, stage + 1, 2 * i + 1);
+            break;
+        case PP_BWD:
+            comm_wait(&bwd_req[slot]);
+            model_backward_slot(m, mb, slot, dsum + (size_t)i * 2 * (size_t)mbp);
+            break;
+        case PP_SEND_BWD:
+            comm_isend_f32(g, GROUP_PP, model_stage_grad(m, slot), nc, stage - 1, 2 * i + 1, &bwd_req[slot]);
+            break;
+        }
+    }
+    for (int s = 0; s < 2 * m->nslots; s++) comm_wait(&fwd_req[s]);
+    free(fwd_req);
+    free(plan);
+    free(seq);
+    free(dsum);
+    for (int i = 0; i < n_mb; i++) microbatch_free(mbs[i]);
+    free(mbs);
+}
+
+void step_sync_tied_grads(ProcessGrid *g, Model *m) {
+    if (g->pp == 1 || !m->mc.tie_word_embeddings || !(m->first_stage || m->last_stage)) return;
+    float *mine = m->first_stage ? m->dembed : m->dlm_head;
+    const ParamSpec *p = m->first_stage ? &m->specs[0] : NULL;
+    for (int i = 0; !p && i < m->nspecs; i++)
+        if (m->specs[i].mirror) p = &m->specs[i];
+    float *other = sd_alloc(p->numel * sizeof(float), "tied gradient");
+    comm_sendrecv_f32(g, GROUP_PP, mine, other, p->numel, m->first_stage ? g->pp - 1 : 0);
+    m->be->add(mine, other, p->numel);
+    free(other);
+}
