@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,18 @@
 #include "optim.h"
 #include "pairs.h"
 #include "util.h"
+
+/* Set by SIGTERM / SIGUSR1 (how Slurm and PBS pre-empt): finish the step, checkpoint, exit 0. */
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 typedef struct {
     const Config *cfg;
@@ -177,6 +190,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
+    install_stop_handlers();
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     double t_start = sd_now();
@@ -205,11 +219,16 @@ int train_run(const Config *c, const TrainOptions *opt) {
         if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
             log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);
         bool last = t->optim->step == t->total_steps;
-        bool stop = opt && opt->stop_at_step > 0 && t->optim->step >= opt->stop_at_step;
+        double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
+        comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
+        bool stop = (opt && opt->stop_at_step > 0 && t->optim->step >= opt->stop_at_step) || sig > 0;
+        if (sig > 0 && g->rank == 0)
+            fprintf(stderr, "simpo_dist: signal %d: checkpointing after step %ld and stopping (rerun to resume)\n",
+                    (int)sig, t->optim->step);
         if (last || stop || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
         if (stop && !last) {
-            if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld as asked\n", t->optim->step);
+            if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld\n", t->optim->step);
             break;
         }
     }
