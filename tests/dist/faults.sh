@@ -43,8 +43,8 @@ mk kill 100000 5; sed -i 's/every_steps: 5}/every_steps: 1}/' configs/kill.yaml
 $MPI 2 "$BIN" configs/kill.yaml --quiet 2> kill.log & pid=$!
 wait_lines out/kill/metrics.jsonl 12
 victim=$(pgrep -P $pid | tail -1); t0=$(date +%s); kill -KILL $victim
-( sleep 60; kill -KILL $pid 2>/dev/null ) & guard=$!
-wait $pid; rc=$?; t1=$(date +%s); kill $guard 2>/dev/null
+( sleep 60; kill -KILL $pid ) >/dev/null 2>&1 & guard=$!
+wait $pid; rc=$?; t1=$(date +%s); pkill -P $guard 2>/dev/null; kill $guard 2>/dev/null
 [ $rc -ne 0 ] && [ $((t1 - t0)) -lt 30 ] && ok "killed rank ends the job (exit $rc after $((t1 - t0)) s)" \
   || bad "killed rank: exit $rc after $((t1 - t0)) s"
 pgrep -f "configs/kill.yaml" >/dev/null && bad "ranks left running" || ok "no rank left running"
