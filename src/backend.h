@@ -25,6 +25,7 @@ typedef struct Backend {
     /* memory (bytes) */
     void *(*alloc)(size_t bytes, const char *what); /* zeroed; never NULL (dies naming what) */
     void (*free)(void *p);
+    size_t (*bytes_in_use)(void);                               /* bytes this backend's alloc currently holds */
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes);       /* backend -> backend */
     void (*upload)(void *dst, const void *host_src, size_t bytes);   /* host -> backend */

@@ -130,7 +130,8 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
 static void alloc_acts(Model *m, Acts *a) {
     size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
            KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, V = (size_t)m->V_loc;
-    a->chunk = (int)lmhead_chunk_rows(m->V_loc);
+    size_t rows = lmhead_chunk_rows(m->V_loc);
+    a->chunk = (int)(rows < m->max_tokens ? rows : m->max_tokens); /* never more rows than a micro-batch has */
     size_t R = (size_t)a->chunk;
     size_t per_layer = N * (C * 4 + 2 + QD * 2 + KD * 2 + NH + FF * 3);
     size_t total = L * per_layer + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "train_state.h"
 #include "train_step.h"
+#include "plan.h"
 #include "zero.h"
 #include "comm.h"
 #include "loss.h"
@@ -115,9 +116,13 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
     fprintf(f,
             "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
             "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
-            "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g}\n",
+            "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
+            "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
+            "\"comm/p2p_bytes\": %llu}\n",
             sm->step, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
-            sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s);
+            sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
+            (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
+            (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV]);
     fclose(f);
     if (quiet) return;
     double per_step = elapsed / (double)(steps_done_this_run > 0 ? steps_done_this_run : 1);
@@ -127,6 +132,42 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
             "%ld:%02ld:%02ld\n",
             sm->step, t->total_steps, sm->loss, sm->margin, sm->accuracy, sm->grad_norm, sm->lr, sm->tokens_per_s,
             eta / 3600, (eta / 60) % 60, eta % 60);
+}
+
+_Static_assert(COLL_KINDS == 5, "StepMetrics.comm has one entry per collective kind");
+
+/* Every rank: the memory its layout should take by the formulas of plan.c next to what its backend allocated. */
+static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backend *be) {
+    MemPlan mp = plan_memory(pl);
+    const double MiB = 1048576.0;
+    fprintf(stderr,
+            "simpo_dist: memory plan rank %d (dp %d pp %d tp %d): weights %.1f MiB, gradients %.1f MiB, optimizer "
+            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB; planned %zu bytes, allocated %zu bytes\n",
+            g->rank, g->dp_rank, g->pp_rank, g->tp_rank, mp.weights / MiB, mp.grads / MiB, mp.optimizer / MiB,
+            mp.activations / MiB, mp.slots, mp.other / MiB, mp.total, be->bytes_in_use());
+}
+
+/* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
+static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet *ps, const size_t *idx, int mbp,
+                            const uint64_t used[COLL_KINDS]) {
+    size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
+    for (int i = 0; i < pl->n_mb; i++)
+        for (int p = 0; p < mbp; p++) {
+            const Pair *pr = &ps->pairs[idx[(size_t)i * (size_t)mbp + (size_t)p]];
+            tok[i] += 2 * (size_t)pr->n_prompt + (size_t)pr->n_chosen + (size_t)pr->n_rejected;
+            /* position t predicts token t+1: a response of n tokens after a non-empty prompt gives n log-probs */
+            resp[i] += (size_t)(pr->n_chosen + pr->n_rejected) - (pr->n_prompt == 0 ? 2 : 0);
+        }
+    uint64_t want[COLL_KINDS];
+    plan_step_bytes(pl, tok, resp, want);
+    fprintf(stderr,
+            "simpo_dist: comm bytes rank %d step 1: allreduce %llu/%llu reduce_scatter %llu/%llu allgather %llu/%llu "
+            "p2p %llu/%llu (measured/planned)\n",
+            g->rank, (unsigned long long)used[COLL_ALLREDUCE], (unsigned long long)want[COLL_ALLREDUCE],
+            (unsigned long long)used[COLL_REDUCE_SCATTER], (unsigned long long)want[COLL_REDUCE_SCATTER],
+            (unsigned long long)used[COLL_ALLGATHER], (unsigned long long)want[COLL_ALLGATHER],
+            (unsigned long long)used[COLL_SENDRECV], (unsigned long long)want[COLL_SENDRECV]);
+    free(tok);
 }
 
 int train_run(const Config *c, const TrainOptions *opt) {
@@ -189,6 +230,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
                 t->total_steps, loss_type_name(c->loss_type));
     }
 
+    PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb};
+    print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     install_stop_handlers();
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
@@ -213,20 +256,24 @@ int train_run(const Config *c, const TrainOptions *opt) {
         double lr = optim_lr_at(t->optim, t->optim->step);
         optim_step(t->optim, m, gn, lr);
         zero_gather_params(g, t->plan, m->params);
+        double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
+        comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;
         StepMetrics sm = {t->optim->step, acc[0], acc[1] / B, acc[2] / B, (acc[1] - acc[2]) / B, acc[3] / B,
-                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6]};
+                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6], {0}};
+        comm_take_bytes(g, sm.comm);
         if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
             log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);
         bool last = t->optim->step == t->total_steps;
-        double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
-        comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         bool stop = (opt && opt->stop_at_step > 0 && t->optim->step >= opt->stop_at_step) || sig > 0;
         if (sig > 0 && g->rank == 0)
             fprintf(stderr, "simpo_dist: signal %d: checkpointing after step %ld and stopping (rerun to resume)\n",
                     (int)sig, t->optim->step);
+        if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
+                                                             (int)mbp, sm.comm);
         if (last || stop || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
+        comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* checkpoint traffic is not the step's */
         if (stop && !last) {
             if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld\n", t->optim->step);
             break;

@@ -8,6 +8,7 @@
  */
 #ifndef SD_TRAIN_H
 #define SD_TRAIN_H
+#include <stdint.h>
 #include "config.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     long step;
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l, grad_norm, lr, tokens_per_s;
     long tokens;
+    uint64_t comm[5];    /* this rank's collective bytes in the step, by CollKind (mpi/comm.h) */
 } StepMetrics;
 
 /* Returns 0 on success. */

@@ -1,13 +1,34 @@
+#define _POSIX_C_SOURCE 200112L
 /* backend_cpu.c — the fp32 CPU reference backend: memory ops, elementwise helpers and the function-pointer
  * table. The kernels themselves live in the other files of src/cpu/ (declared in cpu_ops.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
 #include "cpu_ops.h"
 #include "util.h"
 
-static void *cpu_alloc(size_t bytes, const char *what) { return sd_calloc(1, bytes, what); }
-static void cpu_free(void *p) { free(p); }
+/* Every block carries a 64-byte header with its size, so the backend can report the bytes it holds (the memory
+ * plan is checked against this) and blocks stay 64-byte aligned for vector loads. */
+#define HDR 64
+static size_t g_in_use = 0, g_peak = 0; /* allocations happen on the main thread only */
+static void *cpu_alloc(size_t bytes, const char *what) {
+    if (bytes > SIZE_MAX - HDR) sd_die("memory", "cannot allocate %zu bytes for %s", bytes, what);
+    void *base = NULL;
+    if (posix_memalign(&base, HDR, HDR + bytes) != 0) sd_die("memory", "cannot allocate %zu bytes for %s", bytes, what);
+    memset(base, 0, HDR + bytes);
+    *(size_t *)base = bytes;
+    g_in_use += bytes;
+    if (g_in_use > g_peak) g_peak = g_in_use;
+    return (char *)base + HDR;
+}
+static void cpu_free(void *p) {
+    if (!p) return;
+    char *base = (char *)p - HDR;
+    g_in_use -= *(size_t *)base;
+    free(base);
+}
+static size_t cpu_bytes_in_use(void) { return g_in_use; }
 static void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
@@ -35,6 +56,7 @@ static const Backend g_cpu = {
     .name = "cpu",
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .bytes_in_use = cpu_bytes_in_use,
     .zero = cpu_zero,
     .copy = cpu_copy,
     .upload = cpu_copy,

@@ -1,0 +1,75 @@
+/* plan.c — see plan.h. The formulas restate, independently of the allocation code, what each part of the
+ * trainer holds and sends; docs/design.md lists them. */
+#include "plan.h"
+
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+static void stage_layers(int L, int pp, int stage, int *first, int *count) {
+    *count = L / pp + (stage < L % pp);
+    *first = stage * (L / pp) + (stage < L % pp ? stage : L % pp);
+}
+
+MemPlan plan_memory(const PlanLayout *l) {
+    const ModelConfig *mc = &l->mc;
+    size_t C = (size_t)mc->hidden_size, HD = (size_t)mc->head_dim, tp = (size_t)l->tp;
+    size_t NH = (size_t)mc->num_attention_heads / tp, NKV = (size_t)mc->num_key_value_heads / tp;
+    size_t FF = (size_t)mc->intermediate_size / tp, V = (size_t)mc->vocab_size / tp, QD = NH * HD, KD = NKV * HD;
+    int L0, Ll;
+    stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
+    int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1;
+    MemPlan p = {0};
+    /* parameters: per layer two gains, q/k/v/gate/up rows and o/down columns of this TP rank */
+    p.params = (size_t)Ll * (2 * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
+    if (first) p.params += V * C;                                 /* embedding slice */
+    if (last) p.params += C + (!mc->tie_word_embeddings || !first ? V * C : 0); /* norm, head (or its mirror) */
+    size_t align = 64 * (size_t)l->dp, n_pad = div_up(p.params, align) * align;
+    p.weights = 4 * n_pad;
+    p.grads = 4 * n_pad;
+    p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
+    /* activations of one slot (fp32): every layer keeps its inputs, norms, q/k/v, attention output and lse, the
+     * MLP's gate/up/hidden; then the final norm, the gathered rows, one LM-head chunk of R rows, and the backward's
+     * scratch; plus four int arrays (ids, positions, targets, cu_seqlens) */
+    size_t N = l->max_tokens, R = ((size_t)1 << 22) / V;
+    if (R < 16) R = 16;
+    if (R > N) R = N;
+    size_t floats = (size_t)Ll * N * (4 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF) + N * (3 * C + 1) + N * (C + 1) +
+                    R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C);
+    p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
+    if (p.slots < 1) p.slots = 1;
+    p.activations = (size_t)p.slots * (4 * floats + 4 * (4 * N + 1));
+    /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
+    p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
+    p.total = p.weights + p.grads + p.optimizer + p.activations + p.other;
+    return p;
+}
+
+void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]) {
+    const ModelConfig *mc = &l->mc;
+    for (int k = 0; k < COLL_KINDS; k++) out[k] = 0;
+    MemPlan mp = plan_memory(l);
+    size_t C = (size_t)mc->hidden_size, align = 64 * (size_t)l->dp, n_pad = div_up(mp.params, align) * align;
+    int L0, Ll;
+    stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
+    int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1, world = l->dp * l->tp * l->pp;
+    for (int i = 0; i < l->n_mb; i++) {
+        size_t nc = 4 * tokens[i] * C;
+        if (l->tp > 1) {
+            /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads */
+            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * 4 * nc;
+            /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
+            if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
+        }
+        if (l->pp > 1) out[COLL_SENDRECV] += (last ? 0 : nc) + (first ? 0 : nc);
+    }
+    if (l->pp > 1 && mc->tie_word_embeddings && (first || last))
+        out[COLL_SENDRECV] += 4 * (size_t)mc->vocab_size / (size_t)l->tp * C; /* tied head mirror */
+    if (l->dp > 1) {
+        if (l->zero == 2) out[COLL_REDUCE_SCATTER] += 4 * n_pad;
+        else out[COLL_ALLREDUCE] += 4 * n_pad;
+        if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
+    }
+    /* scalars: metrics (8 doubles) over PP and DP; grad norm over DP (sharded), TP, PP; the stop flag */
+    out[COLL_ALLREDUCE] += 64 * ((l->pp > 1) + (l->dp > 1));
+    out[COLL_ALLREDUCE] += 8 * ((l->zero >= 1 && l->dp > 1) + (l->tp > 1) + (l->pp > 1));
+    out[COLL_ALLREDUCE] += 8 * (world > 1);
+}

@@ -1,0 +1,33 @@
+/* plan.h — what a rank of a given layout should allocate and send, from closed-form formulas (docs/design.md,
+ * "Memory and communication per rank"). The trainer prints both next to what it measured (backend allocations,
+ * collective byte counters), and tests hold the two equal; the planner of a later issue reuses these formulas.
+ *
+ * defines: PlanLayout, MemPlan, plan_layout, plan_memory, plan_step_bytes.
+ * Units: bytes; element counts as size_t.
+ */
+#ifndef SD_PLAN_H
+#define SD_PLAN_H
+#include <stddef.h>
+#include <stdint.h>
+#include "comm.h"
+#include "model_config.h"
+
+typedef struct {
+    ModelConfig mc;
+    int dp, tp, pp, zero;
+    int dp_rank, tp_rank, pp_rank;
+    size_t max_tokens;      /* tokens per micro-batch the activations are sized for (2 x pairs x max_length) */
+    int n_mb;               /* micro-batches per step on this rank */
+} PlanLayout;
+
+typedef struct {
+    size_t params;          /* parameters held (elements), before padding */
+    size_t weights, grads, optimizer, activations, other, total; /* bytes */
+    int slots;              /* activation slots (micro-batches in flight) */
+} MemPlan;
+
+MemPlan plan_memory(const PlanLayout *l);
+/* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed
+ * tokens and resp[i] response (log-prob) tokens, i < l->n_mb. */
+void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]);
+#endif
