@@ -46,6 +46,13 @@ static void group_make(Group *grp, int color, int key) {
     grp->comm = c;
 }
 
+void grid_coords(int rank, int tp, int pp, int *dp_rank, int *pp_rank, int *tp_rank) {
+    *tp_rank = rank % tp;
+    *pp_rank = (rank / tp) % pp;
+    *dp_rank = rank / (tp * pp);
+}
+int grid_rank(int dp_rank, int pp_rank, int tp_rank, int tp, int pp) { return (dp_rank * pp + pp_rank) * tp + tp_rank; }
+
 ProcessGrid *grid_init(int tp, int pp) {
     ProcessGrid *g = sd_calloc(1, sizeof *g, "process grid");
     g->world = comm_world_size();
@@ -55,9 +62,7 @@ ProcessGrid *grid_init(int tp, int pp) {
     g->tp = tp;
     g->pp = pp;
     g->dp = g->world / (tp * pp);
-    g->tp_rank = g->rank % tp;
-    g->pp_rank = (g->rank / tp) % pp;
-    g->dp_rank = g->rank / (tp * pp);
+    grid_coords(g->rank, tp, pp, &g->dp_rank, &g->pp_rank, &g->tp_rank);
     group_make(&g->g[GROUP_WORLD], 0, g->rank);
     /* ranks sharing (pp, tp) form a DP group, and so on */
     group_make(&g->g[GROUP_DP], g->pp_rank * tp + g->tp_rank, g->dp_rank);

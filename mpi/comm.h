@@ -40,6 +40,9 @@ void comm_finalize(void);
 int comm_world_rank(void);
 int comm_world_size(void);
 
+/* Rank placement, pure: rank = (dp_rank * pp + pp_rank) * tp + tp_rank (TP innermost, then PP, then DP). */
+void grid_coords(int rank, int tp, int pp, int *dp_rank, int *pp_rank, int *tp_rank);
+int grid_rank(int dp_rank, int pp_rank, int tp_rank, int tp, int pp);
 /* Builds the grid; world % (tp*pp) must divide (dies naming parallel.tp/pp and the world size). */
 ProcessGrid *grid_init(int tp, int pp);
 void grid_free(ProcessGrid *g);

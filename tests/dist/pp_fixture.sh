@@ -17,6 +17,15 @@ run_case pp2_mb2 2 2 "{pp: 2}"
 run_case tp2_pp2 4 2 "{tp: 2, pp: 2}"
 run_case pp2_dp2_zero1 4 1 "{pp: 2, zero: 1}"
 run_case dp2_tp2_pp2_zero1 8 1 "{tp: 2, pp: 2, zero: 1}"
+# save under tp2 x pp2, resume under dp2 x zero2; and the reverse
+setup a2b 1; cp base.yaml a.yaml; cp base.yaml b.yaml
+echo "parallel: {tp: 2, pp: 2}" >> a.yaml; echo "parallel: {zero: 2}" >> b.yaml
+$MPI 4 "$BIN" a.yaml --stop-at-step 1 2> a.log && $MPI 2 "$BIN" b.yaml 2> b.log \
+  && "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "tp2 pp2 -> dp2 zero2" || bad "tp2pp2 -> dp2z2: $(tail -2 a.log b.log)"
+setup b2a 1; cp base.yaml a.yaml; cp base.yaml b.yaml
+echo "parallel: {tp: 2, pp: 2}" >> a.yaml; echo "parallel: {zero: 2}" >> b.yaml
+$MPI 2 "$BIN" b.yaml --stop-at-step 1 2> b.log && $MPI 4 "$BIN" a.yaml 2> a.log \
+  && "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "dp2 zero2 -> tp2 pp2" || bad "dp2z2 -> tp2pp2: $(tail -2 a.log b.log)"
 # the 1F1B executor agrees with the schedule trace
 setup trace 1; echo "parallel: {pp: 2}" >> run.yaml
 SIMPO_TRACE=pp $MPI 2 "$BIN" run.yaml 2> trace.log
