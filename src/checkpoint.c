@@ -848,3 +848,29 @@ void ckpt_close(CkptReader *r) {
     free(r->layout);
     free(r);
 }
+
+/* Keeps the newest `keep` complete step directories under dir (never the one `latest` names), removing older ones. */
+void ckpt_prune(const char *dir, int keep) {
+    if (keep <= 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    long *steps = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long s;
+        char tail;
+        if (sscanf(e->d_name, "step-%ld%c", &s, &tail) != 1) continue; /* skips .tmp and anything else */
+        if (n == cap) steps = sd_realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof(long), "steps");
+        steps[n++] = s;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        size_t newer = 0;
+        for (size_t j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer < (size_t)keep) continue;
+        char *p = step_dir_path(dir, steps[i], false);
+        remove_tree(p);
+        free(p);
+    }
+    free(steps);
+}

@@ -48,6 +48,9 @@ void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *ten
 char *ckpt_commit(const char *dir, const CkptMeta *meta, int world);
 char *ckpt_save(const char *dir, const CkptMeta *meta, const CkptTensor *tensors, int n);
 
+/* Rank 0, after a commit: keeps the newest `keep` step directories (checkpoint.keep), removes the older ones. */
+void ckpt_prune(const char *dir, int keep);
+
 /* Path of the newest complete checkpoint under dir (via `latest`, else the highest step-* with index.h5), or
  * NULL when there is none. Caller frees. Accepts a step directory or an index.h5 path as well. */
 char *ckpt_find_latest(const char *dir_or_path);

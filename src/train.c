@@ -65,7 +65,10 @@ static void save_checkpoint(Trainer *t) {
     snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
     CkptMeta meta = {t->optim->step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout};
     char *path = state_save(c->ckpt_dir, &meta, g, t->model, t->optim);
-    if (path) fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
+    if (path) {
+        fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
+        ckpt_prune(c->ckpt_dir, c->ckpt_keep);
+    }
     free(path);
     free(cfg_yaml);
     free(mc_json);
@@ -175,6 +178,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
+    if (!strcmp(c->comm_backend, "nccl"))
+        sd_die(c->source, "parallel.backend: nccl needs GPU buffers, and this build has no CUDA backend (use mpi or auto)");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);

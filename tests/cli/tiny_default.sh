@@ -15,4 +15,12 @@ awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.5 * a)}' && ok "loss falls" 
 awk -v a="$acc0" -v b="$acc1" 'BEGIN {exit !(b > a + 0.2 && b > 0.8)}' && ok "accuracy rises" || bad "accuracy $acc0 -> $acc1"
 [ -f out/tiny/step-00000030/index.h5 ] && [ -f out/tiny/step-00000060/index.h5 ] && ok "checkpoints every 30 steps" \
   || bad "checkpoints: $(ls out/tiny)"
+# checkpoint.keep: only the newest checkpoints stay
+sed 's|checkpoint: {dir: ../out/tiny, every_steps: 30}|checkpoint: {dir: ../out/keep, every_steps: 10, keep: 2}|' configs/tiny.yaml > configs/keep.yaml
+"$BIN" configs/keep.yaml --quiet 2>/dev/null
+[ "$(ls out/keep | grep -c '^step-')" -eq 2 ] && [ -d out/keep/step-00000050 ] && [ -d out/keep/step-00000060 ] \
+  && ok "checkpoint.keep 2 keeps steps 50 and 60" || bad "keep: $(ls out/keep)"
+# parallel.backend nccl is refused clearly in a build without CUDA
+echo "parallel: {backend: nccl}" | cat configs/tiny.yaml - > configs/nccl.yaml
+expect_error "nccl without CUDA" "parallel.backend: nccl needs GPU buffers" "$BIN" configs/nccl.yaml
 finish
