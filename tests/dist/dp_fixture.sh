@@ -1,8 +1,7 @@
 # Data parallel (replicated optimizer state) under mpirun on the tiny-a fixture: parameters after step 2 equal
 # the HF float64 reference for 2 and 3 ranks, and the checkpoint written by several ranks exports.
 source "$(dirname "$0")/../cli/lib.bash"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe --bind-to none -np"
+source "$(dirname "$0")/dist.bash"
 for np in 2 3; do
   mkdir -p "$TMP/np$np"; cp -r "$FIX/tiny-a/." "$TMP/np$np/"
   cd "$TMP/np$np"

@@ -2,8 +2,7 @@
 # checkpoint and exit 0, and a rerun resumes and finishes equal, bit for bit, to an uninterrupted run; a rank
 # killed with SIGKILL ends the whole job non-zero within seconds, and the latest complete checkpoint still exports.
 source "$(dirname "$0")/../cli/lib.bash"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe --bind-to none -np"
+source "$(dirname "$0")/dist.bash"
 cp -r "$SRC/configs" "$TMP/configs"; cd "$TMP"
 mk() { # name max_steps every
   sed -e "s|dir: ../out/tiny, every_steps: 30|dir: ../out/$1, every_steps: $3|" -e "s|max_steps: 60|max_steps: $2|" \

@@ -2,8 +2,7 @@
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
 # first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, tied embeddings across stages).
 source "$(dirname "$0")/../cli/lib.bash"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe --bind-to none -np"
+source "$(dirname "$0")/dist.bash"
 check_log() { # name log
   local mem comm badm badc
   mem=$(grep -c "memory plan rank" "$2"); comm=$(grep -c "comm bytes rank" "$2")

@@ -3,15 +3,7 @@
 # (the LM head on the last stage mirrors the first stage's embedding) trains the same under pp4, pp2 x tp2 and
 # pp2 x dp2 x zero2 as on one rank; checkpoints move between pipeline layouts.
 source "$(dirname "$0")/../cli/lib.bash"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe --bind-to none -np"
-setup() { rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
-          sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: ${2:-1}/" run.yaml; cp run.yaml base.yaml; }
-run_case() { # name np micro parallel-line
-  setup "$1" "$3"; echo "parallel: $4" >> run.yaml
-  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
-  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
-}
+source "$(dirname "$0")/dist.bash"
 run_case pp2 2 1 "{pp: 2}"
 run_case pp2_mb2 2 2 "{pp: 2}"
 run_case tp2_pp2 4 2 "{tp: 2, pp: 2}"

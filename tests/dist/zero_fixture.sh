@@ -2,20 +2,12 @@
 # parameters after step 2 equal the HF float64 reference for several layouts, ZeRO-1 equals the replicated
 # optimizer bit for bit, and checkpoints written with sharded moments resume under other layouts.
 source "$(dirname "$0")/../cli/lib.bash"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe --bind-to none -np"
-setup() { rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
-          sed -i 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' run.yaml; cp run.yaml base.yaml; }
-run_case() { # name np parallel-line
-  setup "$1"; echo "parallel: $3" >> run.yaml
-  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
-  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
-}
-run_case dp2_zero0 2 "{zero: 0}"
-run_case dp2_zero1 2 "{zero: 1}"
-run_case dp2_zero2 2 "{zero: 2}"
-run_case dp3_zero2 3 "{zero: 2}"
-run_case dp2_tp2_zero2 4 "{tp: 2, zero: 2}"
+source "$(dirname "$0")/dist.bash"
+run_case dp2_zero0 2 1 "{zero: 0}"
+run_case dp2_zero1 2 1 "{zero: 1}"
+run_case dp2_zero2 2 1 "{zero: 2}"
+run_case dp3_zero2 3 1 "{zero: 2}"
+run_case dp2_tp2_zero2 4 1 "{tp: 2, zero: 2}"
 for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/dp2_zero0/out/step-00000002/index.h5" "$TMP/dp2_zero1/out/step-00000002/index.h5" /$g /$g \
     && ok "zero1 = zero0 bit for bit (/$g)" || bad "zero1 differs from zero0 in /$g"

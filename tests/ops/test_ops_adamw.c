@@ -4,14 +4,9 @@
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
+#define OPS_SEED 0x3c6ef372fe94f82bULL
+#include "ops_common.h"
 
-static uint64_t g_rng = 0x3c6ef372fe94f82bULL;
-static double urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static void run(size_t n, float lr, float wd, float b1, float b2, float eps) {
     float *p = sd_alloc(n * 4, "p"), *g = sd_alloc(n * 4, "g"), *m = sd_calloc(n, 4, "m"), *v = sd_calloc(n, 4, "v");

@@ -6,25 +6,9 @@
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
+#define OPS_SEED 0x853c49e6748fea9bULL
+#include "ops_common.h"
 
-static uint64_t g_rng = 0x853c49e6748fea9bULL;
-static double urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static void fill(float *x, size_t n, double lo, double hi) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * urand());
-}
-static double rel_err(const float *a, const double *b, size_t n) {
-    double e = 0, m = 1e-300;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        m = fmax(m, fabs(b[i]));
-    }
-    return e / m;
-}
 
 static const Backend *be;
 static const int *cu;

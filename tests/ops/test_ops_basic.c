@@ -3,17 +3,8 @@
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
-static double urand(void) { /* xorshift64, uniform in [0, 1) */
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static void fill(float *x, size_t n, double lo, double hi) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * urand());
-}
+#define OPS_SEED 0x9e3779b97f4a7c15ULL
+#include "ops_common.h"
 
 /* C[M,N] = alpha op(A) op(B) + beta C in double; A stored [M,K] or [K,M], B stored [K,N] or [N,K]. */
 static void ref_matmul(double *C, const float *A, const float *B, int M, int N, int K, int tA, int tB, double alpha,

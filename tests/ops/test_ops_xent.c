@@ -7,17 +7,9 @@
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
+#define OPS_SEED 0xbb67ae8584caa73bULL
+#include "ops_common.h"
 
-static uint64_t g_rng = 0xbb67ae8584caa73bULL;
-static double urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static void fill(float *x, size_t n, double lo, double hi) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * urand());
-}
 
 enum { N = 8, V = 53 };
 static const Backend *be;

@@ -1,0 +1,13 @@
+# Helpers of the mpirun tests (sourced after tests/cli/lib.bash; not a test itself).
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+MPI="mpirun --oversubscribe --bind-to none -np"
+# setup NAME [MICRO]: a copy of the tiny-a fixture in $TMP/NAME with micro_batch_pairs MICRO (default 1), as the
+# current directory; base.yaml keeps the config without a parallel section.
+setup() { rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
+          sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: ${2:-1}/" run.yaml; cp run.yaml base.yaml; }
+# run_case NAME NP MICRO PARALLEL: trains the fixture under the layout and checks the parameters after step 2.
+run_case() {
+  setup "$1" "$3"; echo "parallel: $4" >> run.yaml
+  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
+  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
+}
