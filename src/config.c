@@ -46,7 +46,8 @@ static const KeySpec KEYS[] = {
     {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
      "prompt tokens kept (from the end) when a pair is too long; must be < max_length"},
     {"data.shuffle", K_BOOL, F(shuffle), "true", U, U, 0, 0, NULL, "shuffle pairs each epoch (seeded by train.seed)"},
-    {"loss.type", K_ENUM, F(loss_type), "simpo", U, U, 0, 0, "simpo|simpo_hinge|dpo", "objective (docs/losses.md)"},
+    {"loss.type", K_ENUM, F(loss_type), "simpo", U, U, 0, 0,
+     "simpo|simpo_hinge|dpo|cpo_simpo|ipo|rdpo|cpo|orpo|rrhf|slic", "objective (docs/losses.md)"},
     {"loss.beta", K_FLOAT, F(beta), "2.0", 0, U, 1, 0, NULL, "reward scale beta"},
     {"loss.gamma_beta_ratio", K_FLOAT, F(gamma_beta_ratio), "0.5", 0, U, 0, 0, NULL,
      "SimPO target margin as a fraction of beta (gamma = beta * ratio)"},
@@ -54,6 +55,10 @@ static const KeySpec KEYS[] = {
      "weight of the token-mean NLL of chosen responses added to the loss"},
     {"loss.label_smoothing", K_FLOAT, F(label_smoothing), "0.0", 0, 0.5, 0, 1, NULL,
      "label smoothing eps of the sigmoid losses, in [0, 0.5)"},
+    {"loss.alpha", K_FLOAT, F(loss_alpha), "0.0", U, U, 0, 0, NULL, "R-DPO length-regularisation weight alpha"},
+    {"loss.delta", K_FLOAT, F(loss_delta), "1.0", 0, U, 0, 0, NULL, "SLiC-HF hinge margin delta"},
+    {"loss.lambda", K_FLOAT, F(loss_lambda), "1.0", 0, U, 0, 0, NULL,
+     "NLL weight of cpo, rrhf, slic; weight of the odds-ratio term of orpo"},
     {"optim.lr", K_FLOAT, F(lr), "1.0e-6", 0, U, 1, 0, NULL, "peak learning rate"},
     {"optim.betas", K_PAIR, F(beta1), "[0.9, 0.999]", 0, 1, 0, 1, NULL, "AdamW [beta1, beta2], each in [0, 1)"},
     {"optim.eps", K_FLOAT, F(eps), "1.0e-8", 0, U, 1, 0, NULL, "AdamW epsilon"},
@@ -299,6 +304,8 @@ static void validate(const Config *c, const Ctx *x) {
     if (c->max_prompt_length >= c->max_length)
         sd_die(w, "key 'data.max_prompt_length' (%d) must be smaller than data.max_length (%d)", c->max_prompt_length,
                c->max_length);
+    if (c->loss_type == LOSS_CPO_SIMPO && !(c->sft_weight > 0))
+        sd_die(w, "loss.type cpo_simpo is SimPO plus an NLL term: set loss.sft_weight > 0");
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die(w, "key 'train.micro_batch_pairs' (%d) must divide train.global_batch_pairs (%d)", c->micro_batch_pairs,
                c->global_batch_pairs);

@@ -15,7 +15,10 @@
 #include <stdbool.h>
 #include "model_config.h"
 
-typedef enum { LOSS_SIMPO = 0, LOSS_SIMPO_HINGE, LOSS_DPO } LossType;
+typedef enum {
+    LOSS_SIMPO = 0, LOSS_SIMPO_HINGE, LOSS_DPO, LOSS_CPO_SIMPO, LOSS_IPO, LOSS_RDPO, LOSS_CPO, LOSS_ORPO, LOSS_RRHF,
+    LOSS_SLIC
+} LossType; /* order = the choices of loss.type in config.c */
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE } LrSchedule;
 
 typedef struct {
@@ -37,11 +40,14 @@ typedef struct {
     bool shuffle;               /* data.shuffle (default true) */
 
     /* loss: */
-    LossType loss_type;         /* loss.type: simpo | simpo_hinge | dpo (default simpo) */
+    LossType loss_type;         /* loss.type (default simpo); docs/losses.md */
     double beta;                /* loss.beta (default 2.0) */
     double gamma_beta_ratio;    /* loss.gamma_beta_ratio (default 0.5) */
     double sft_weight;          /* loss.sft_weight (default 0) */
     double label_smoothing;     /* loss.label_smoothing (default 0, in [0, 0.5)) */
+    double loss_alpha;          /* loss.alpha (default 0): R-DPO length term */
+    double loss_delta;          /* loss.delta (default 1): SLiC-HF margin */
+    double loss_lambda;         /* loss.lambda (default 1): NLL weight of CPO, RRHF, SLiC; odds-ratio weight of ORPO */
 
     /* optim: */
     double lr;                  /* optim.lr (default 1e-6), > 0 */

@@ -23,13 +23,14 @@ typedef struct {
     double beta, gamma;       /* gamma = beta * gamma_beta_ratio (simpo family) */
     double label_smoothing;
     double sft_weight;
+    double alpha, delta, lambda; /* R-DPO length weight, SLiC margin, NLL / odds-ratio weight (docs/losses.md) */
 } LossParams;
 
 typedef struct {
     double loss;              /* this pair's contribution to the batch loss */
     double d_sum_w, d_sum_l;  /* d(contribution)/d(sum_w), d(sum_l) */
     double reward_w, reward_l;/* the objective's implicit rewards (metrics) */
-    double logp_w, logp_l;    /* the log-probs the objective uses: averages (simpo family) or sums (dpo) */
+    double logp_w, logp_l;    /* the log-probs the objective compares: averages or sums (docs/losses.md) */
     double pref_loss;         /* the preference term alone, unscaled (for metrics) */
 } LossOut;
 

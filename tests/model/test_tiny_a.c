@@ -79,7 +79,7 @@ int main(void) {
     cJSON *exp = load_expected();
     Setup s;
     setup(&s);
-    LossParams simpo = {LOSS_SIMPO, 2.0, 1.0, 0.0, 0.0};
+    LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
     double met[6];
     double loss = loss_and_grads(&s, simpo, met);
 
@@ -137,9 +137,9 @@ int main(void) {
     /* other objectives: loss and grad norm at the initial weights */
     const cJSON *other = cJSON_GetObjectItemCaseSensitive(exp, "other_losses");
     struct { const char *name; LossParams lp; } objs[3] = {
-        {"simpo_hinge", {LOSS_SIMPO_HINGE, 2.0, 1.0, 0.0, 0.0}},
-        {"dpo", {LOSS_DPO, 0.1, 0.0, 0.0, 0.0}},
-        {"simpo_sft", {LOSS_SIMPO, 2.0, 1.0, 0.0, 0.5}},
+        {"simpo_hinge", {.type = LOSS_SIMPO_HINGE, .beta = 2.0, .gamma = 1.0}},
+        {"dpo", {.type = LOSS_DPO, .beta = 0.1}},
+        {"simpo_sft", {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0, .sft_weight = 0.5}},
     };
     for (int k = 0; k < 3; k++) {
         double l = loss_and_grads(&s, objs[k].lp, met), g = grad_norm(s.m);
