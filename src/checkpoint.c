@@ -545,6 +545,7 @@ static void write_index(Collect *c, const char *path, const CkptMeta *meta, int 
     write_attr_i64(m, h5file, "data_pos", meta->data_pos);
     write_attr_i64(m, h5file, "seed", meta->seed);
     write_attr_i64(m, h5file, "world", world);
+    write_attr_i64(m, h5file, "skipped", meta->skipped);
     write_attr_str(m, h5file, "config_yaml", meta->config_yaml);
     write_attr_str(m, h5file, "model_config_json", meta->model_config_json);
     write_attr_str(m, h5file, "layout", meta->layout);
@@ -726,6 +727,7 @@ CkptReader *ckpt_open(const char *step_dir) {
     r->meta.data_epoch = (long)read_meta_i64(m, where, "data_epoch");
     r->meta.data_pos = (long)read_meta_i64(m, where, "data_pos");
     r->meta.seed = (long)read_meta_i64(m, where, "seed");
+    r->meta.skipped = H5Aexists(m, "skipped") > 0 ? (long)read_meta_i64(m, where, "skipped") : 0;
     r->config_yaml = read_attr_str(m, where, "config_yaml");
     r->model_config_json = read_attr_str(m, where, "model_config_json");
     r->layout = read_attr_str(m, where, "layout");

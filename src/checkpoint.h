@@ -34,6 +34,8 @@ typedef struct {
     const char *config_yaml;   /* resolved config */
     const char *model_config_json;
     const char *layout;        /* e.g. "dp1-pp1-tp1-zero0" */
+    long skipped;              /* steps skipped for non-finite values (train.nonfinite: skip); AdamW's t is
+                                * step - skipped. Absent in older checkpoints: 0 */
 } CkptMeta;
 
 /* Saving is three phases so that several ranks can share it; the caller puts a barrier between them:

@@ -80,6 +80,8 @@ static const KeySpec KEYS[] = {
     {"train.max_steps", K_LONG, F(max_steps), "0", 0, U, 0, 0, NULL, "optimizer steps; 0: derive from train.epochs"},
     {"train.epochs", K_FLOAT, F(epochs), "1.0", 0, U, 1, 0, NULL, "epochs when max_steps is 0"},
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
+    {"train.nonfinite", K_ENUM, F(nonfinite_skip), "stop", U, U, 0, 0, "stop|skip",
+     "a non-finite loss or gradient norm: stop with an error naming the tensor, or skip the update"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

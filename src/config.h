@@ -66,6 +66,7 @@ typedef struct {
     long max_steps;             /* train.max_steps (default 0: use epochs) */
     double epochs;              /* train.epochs (default 1) */
     long seed;                  /* train.seed (default 0): data shuffling */
+    int nonfinite_skip;         /* train.nonfinite: stop (0, default) | skip (1) */
 
     /* checkpoint: */
     char *ckpt_dir;             /* checkpoint.dir (default "out") */

@@ -41,6 +41,11 @@ double optim_lr_at(const Optim *o, long s) {
     return o->lr * f;
 }
 
+void optim_skip(Optim *o) {
+    o->step++;
+    o->skipped++;
+}
+
 double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
     double s = 0.0;
     for (int i = 0; i < plan->npieces; i++) {
@@ -60,7 +65,8 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm)
         be->scale(m->grads + z->own.start, (float)(o->max_grad_norm / (grad_norm + 1e-6)), z->own.end - z->own.start);
     o->step++;
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
+    double t = (double)(o->step - o->skipped); /* AdamW's update count */
+    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
         size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;

@@ -21,7 +21,8 @@ typedef struct {
     float *exp_avg, *exp_avg_sq;   /* [zero_state_elems(plan)] backend memory: the moments of plan->own */
     const ZeroPlan *plan;          /* which part of the flat buffers this rank updates (not owned) */
     size_t n;
-    long step;                     /* optimizer steps done */
+    long step;                     /* training steps done (updates and skipped steps) */
+    long skipped;                  /* steps whose update was skipped (non-finite values); AdamW's t = step - skipped */
     double lr, beta1, beta2, eps, weight_decay, max_grad_norm, min_lr_ratio;
     LrSchedule schedule;
     long warmup_steps, total_steps;
@@ -31,6 +32,8 @@ Optim *optim_create(const Config *c, const Model *m, const ZeroPlan *plan, long 
 void optim_free(Optim *o, const Backend *be);
 /* Learning rate for 0-based step s. */
 double optim_lr_at(const Optim *o, long s);
+/* Counts a step without an update (train.nonfinite: skip). */
+void optim_skip(Optim *o);
 /* Global L2 norm of the gradients (double accumulation) over the pieces each rank owns, summed over the DP group
  * when the plan shards (stage >= 1) and over the TP group, replicated tensors counted once. Collective. */
 double optim_grad_norm(const Model *m, const ZeroPlan *plan);

@@ -3,6 +3,7 @@
 #include "train.h"
 #include <math.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static ModelConfig resolve_model_config(const Config *c) {
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
     long seed;
-    state_load(step_dir, t->model, t->optim, &t->optim->step, &t->epoch, &t->pos, &seed);
+    state_load(step_dir, t->model, t->optim, &t->epoch, &t->pos, &seed);
     if (seed != t->cfg->seed && t->grid->rank == 0)
         fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
                 seed);
@@ -63,7 +64,7 @@ static void save_checkpoint(Trainer *t) {
     const Config *c = t->cfg;
     char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&t->model->mc), layout[64];
     snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
-    CkptMeta meta = {t->optim->step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout};
+    CkptMeta meta = {t->optim->step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout, t->optim->skipped};
     char *path = state_save(c->ckpt_dir, &meta, g, t->model, t->optim);
     if (path) {
         fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
@@ -117,12 +118,12 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
     FILE *f = fopen(t->metrics_path, "a");
     if (!f) sd_die(t->metrics_path, "cannot append metrics");
     fprintf(f,
-            "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
+            "{\"step\": %ld, \"skipped_steps\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
             "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
             "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
             "\"comm/p2p_bytes\": %llu}\n",
-            sm->step, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
+            sm->step, t->optim->skipped, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
             sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV]);
@@ -171,6 +172,32 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
             (unsigned long long)used[COLL_ALLGATHER], (unsigned long long)want[COLL_ALLGATHER],
             (unsigned long long)used[COLL_SENDRECV], (unsigned long long)want[COLL_SENDRECV]);
     free(tok);
+}
+
+/* train.nonfinite: stop. Names the step and the first tensor (in this layout's order, lowest rank first) with a
+ * non-finite gradient; nothing is written. */
+static void stop_nonfinite(Trainer *t, double loss, double gn) {
+    ProcessGrid *g = t->grid;
+    Model *m = t->model;
+    const ZeroPlan *z = t->plan;
+    const char *bad = NULL;
+    for (int i = 0; i < z->npieces && !bad; i++) {
+        const OwnedPiece *pc = &z->pieces[i];
+        for (size_t e = pc->flat.start; e < pc->flat.end && !bad; e++)
+            if (!isfinite(m->grads[e])) bad = m->specs[pc->param].name;
+    }
+    double first = bad ? -(double)g->rank : -1e18; /* max of -rank: the lowest rank that found one */
+    comm_allreduce_max_f64(g, GROUP_WORLD, &first, 1);
+    long step = t->optim->step + 1;
+    if (bad && -first == (double)g->rank)
+        sd_die("train.nonfinite", "step %ld: non-finite gradient norm (%g), loss %g; first non-finite gradient in "
+               "tensor '%s' (rank %d); stopping without writing (set train.nonfinite: skip to skip such steps)",
+               step, gn, loss, bad, g->rank);
+    if (!bad && first < -1e17 && g->rank == 0)
+        sd_die("train.nonfinite", "step %ld: non-finite loss %g (gradient norm %g); stopping without writing", step,
+               loss, gn);
+    sleep(30); /* the rank that reported aborts the job */
+    exit(1);
 }
 
 int train_run(const Config *c, const TrainOptions *opt) {
@@ -239,6 +266,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     install_stop_handlers();
+    const char *inj = getenv("SIMPO_INJECT_NONFINITE"); /* tests: a NaN gradient on rank 0 at this step */
+    long inject_step = inj ? atol(inj) : 0;
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     double t_start = sd_now();
@@ -253,14 +282,22 @@ int train_run(const Config *c, const TrainOptions *opt) {
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens};
         step_run_microbatches(&work, acc);
+        if (inject_step == t->optim->step + 1 && g->rank == 0) m->grads[m->nparams / 2] = NAN; /* tests */
         step_sync_tied_grads(g, m);
         zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
         double gn = optim_grad_norm(m, t->plan);
         double lr = optim_lr_at(t->optim, t->optim->step);
-        optim_step(t->optim, m, gn, lr);
-        zero_gather_params(g, t->plan, m->params);
+        if (isfinite(gn) && isfinite(acc[0])) {
+            optim_step(t->optim, m, gn, lr);
+            zero_gather_params(g, t->plan, m->params);
+        } else if (c->nonfinite_skip) {
+            optim_skip(t->optim);
+            if (g->rank == 0)
+                fprintf(stderr, "simpo_dist: step %ld: non-finite loss (%g) or gradient norm (%g): update skipped "
+                        "(train.nonfinite: skip; %ld skipped so far)\n", t->optim->step, acc[0], gn, t->optim->skipped);
+        } else stop_nonfinite(t, acc[0], gn);
         double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
         comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;

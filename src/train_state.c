@@ -74,7 +74,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
     return path;
 }
 
-void state_load(const char *step_dir, Model *m, Optim *o, long *step, long *epoch, long *pos, long *seed) {
+void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed) {
     const ZeroPlan *z = o->plan;
     CkptReader *r = ckpt_open(step_dir);
     size_t ns = o->n;
@@ -105,7 +105,8 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *step, long *epoc
     m->be->upload(o->exp_avg_sq, hv, ns * sizeof(float));
     free(hp);
     const CkptMeta *meta = ckpt_meta(r);
-    *step = meta->step;
+    o->step = meta->step;
+    o->skipped = meta->skipped;
     *epoch = meta->data_epoch;
     *pos = meta->data_pos;
     *seed = meta->seed;

@@ -18,6 +18,7 @@
 /* Collective over the job: rank 0 prepares and commits; meta->step names the directory. Returns the committed
  * path on rank 0 (caller frees), NULL elsewhere. */
 char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Model *m, const Optim *o);
-/* Loads this rank's parameter slices and moment pieces into m and o, and the position the checkpoint saved. */
-void state_load(const char *step_dir, Model *m, Optim *o, long *step, long *epoch, long *pos, long *seed);
+/* Loads this rank's parameter slices and moment pieces into m and o (with o->step, o->skipped), and the data
+ * position the checkpoint saved. */
+void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed);
 #endif

@@ -115,7 +115,7 @@ static void test_single(void) {
     char *yaml = sd_alloc(big + 1, "yaml");
     for (size_t i = 0; i < big; i++) yaml[i] = (char)('a' + i % 26);
     yaml[big] = 0;
-    CkptMeta meta = {5, 2, 17, 1234, yaml, "{\"hidden_size\": 4, \"name\": \"t\\u00e9st\"}", NULL};
+    CkptMeta meta = {5, 2, 17, 1234, yaml, "{\"hidden_size\": 4, \"name\": \"t\\u00e9st\"}", NULL, 0};
     char *path = ckpt_save(dir, &meta, ts, 4);
     char *want = path2(dir, "step-00000005");
     CHECK(strcmp(path, want) == 0, "save returns %s", path);
@@ -234,7 +234,7 @@ static void test_multi(void) {
         ckpt_write_rank(dir, step, rank, ts, n);
         for (int i = 0; i < nb; i++) free(bufs[i]);
     }
-    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1"};
+    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1", 0};
     char *path = ckpt_commit(dir, &meta, 3);
     CkptReader *r = ckpt_open(path);
     CHECK(strcmp(ckpt_meta(r)->layout, "dp3-pp1-tp1-zero1") == 0, "layout");
@@ -281,7 +281,7 @@ typedef struct {
 } CommitArg;
 static void do_commit(void *p) {
     CommitArg *a = p;
-    CkptMeta meta = {a->step, 0, 0, 0, "", "", ""};
+    CkptMeta meta = {a->step, 0, 0, 0, "", "", "", 0};
     char *path = ckpt_commit(a->dir, &meta, a->world);
     free(path);
 }
@@ -417,7 +417,7 @@ static void test_errors(void) {
 static void save_one(const char *dir, long step, float *data) {
     int64_t g[1] = {4}, z[1] = {0};
     CkptTensor t = tensor("w", 1, g, z, g, data, data, data);
-    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0"};
+    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0", 0};
     free(ckpt_save(dir, &meta, &t, 1));
 }
 
@@ -460,7 +460,7 @@ static void test_atomic(void) {
     CHECK(!sd_file_exists(sidx), "stale .tmp content removed by prepare");
     CHECK(sd_dir_exists(stale), "fresh .tmp created");
     /* commit step 2: `latest` names it */
-    CkptMeta meta = {2, 0, 0, 0, "", "", ""};
+    CkptMeta meta = {2, 0, 0, 0, "", "", "", 0};
     char *p = ckpt_commit(dir, &meta, 1);
     CHECK(strcmp(p, s2) == 0, "commit returns step 2");
     free(p);
