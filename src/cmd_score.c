@@ -1,5 +1,6 @@
 /* cmd_score.c — `simpo_dist score --model HF_DIR --data pairs.jsonl [--out FILE]`: per-pair response log-probs
  * of a Hugging Face model, one JSON line per pair in input order (the fixtures' field names). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +10,36 @@
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--out FILE]\n"
+    "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--out FILE | --write-ref FILE]\n"
     "  Writes one JSON line per pair, in input order: chosen_logp, rejected_logp (sums over response tokens),\n"
     "  chosen_avg_logp, rejected_avg_logp (sum / tokens), chosen_tokens, rejected_tokens. No truncation.\n"
-    "  --out FILE   write there instead of stdout\n";
+    "  --out FILE        write there instead of stdout\n"
+    "  --write-ref FILE  instead: copy every pair of PAIRS.jsonl to FILE with ref_chosen_logp and\n"
+    "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n";
+
+/* The raw text of every line of path (caller frees lines and the array). */
+static char **read_lines(const char *path, size_t *n_out) {
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    if (!text) sd_die(path, "cannot read");
+    size_t cap = 64, n = 0;
+    char **lines = sd_alloc(cap * sizeof(char *), "lines");
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (n == cap) lines = sd_realloc(lines, (cap *= 2) * sizeof(char *), "lines");
+        lines[n] = sd_alloc(l + 1, "line");
+        memcpy(lines[n], p, l);
+        lines[n++][l] = 0;
+        p += l + (nl != NULL);
+    }
+    free(text);
+    *n_out = n;
+    return lines;
+}
 
 int cmd_score(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = NULL;
+    const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -24,12 +48,14 @@ int cmd_score(int argc, char **argv) {
         const char **dst = !strcmp(argv[i], "--model") ? &model_dir
                            : !strcmp(argv[i], "--data") ? &data
                            : !strcmp(argv[i], "--out")  ? &out_path
+                           : !strcmp(argv[i], "--write-ref") ? &ref_path
                                                         : NULL;
         if (!dst) sd_die("score", "unknown argument '%s' (see simpo_dist score --help)", argv[i]);
         if (i + 1 >= argc) sd_die("score", "%s needs a value", argv[i]);
         *dst = argv[++i];
     }
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
+    if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_jsonl(data, mc.vocab_size);
     size_t max_tokens = 1;
@@ -40,12 +66,34 @@ int cmd_score(int argc, char **argv) {
     }
     Model *m = model_create(&mc, backend_cpu(), max_tokens, NULL, 1);
     model_load_hf(m, model_dir);
-    FILE *out = out_path ? fopen(out_path, "w") : stdout;
-    if (!out) sd_die(out_path, "cannot open for writing");
+    size_t nlines = 0;
+    char **lines = ref_path ? read_lines(data, &nlines) : NULL;
+    char *tmp = NULL;
+    if (ref_path) { /* written to a temporary name, renamed when complete */
+        tmp = sd_alloc(strlen(ref_path) + 5, "path");
+        sprintf(tmp, "%s.tmp", ref_path);
+    }
+    const char *dest = ref_path ? tmp : out_path;
+    FILE *out = dest ? fopen(dest, "w") : stdout;
+    if (!out) sd_die(dest, "cannot open for writing");
     for (size_t i = 0; i < ps->n; i++) {
         MicroBatch *mb = microbatch_pack(ps, &i, 1);
         SeqLogp s[2];
         model_forward_logprobs(m, mb, s);
+        if (ref_path) {
+            const Pair *p = &ps->pairs[i];
+            cJSON *o = cJSON_Parse(lines[p->line - 1]);
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_chosen_logp");
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_rejected_logp");
+            cJSON_AddNumberToObject(o, "ref_chosen_logp", s[0].sum);
+            cJSON_AddNumberToObject(o, "ref_rejected_logp", s[1].sum);
+            char *js = cJSON_PrintUnformatted(o);
+            fprintf(out, "%s\n", js);
+            cJSON_free(js);
+            cJSON_Delete(o);
+            microbatch_free(mb);
+            continue;
+        }
         fprintf(out,
                 "{\"chosen_logp\": %.17g, \"rejected_logp\": %.17g, \"chosen_avg_logp\": %.17g, "
                 "\"rejected_avg_logp\": %.17g, \"chosen_tokens\": %d, \"rejected_tokens\": %d}\n",
@@ -53,7 +101,11 @@ int cmd_score(int argc, char **argv) {
                 s[1].n);
         microbatch_free(mb);
     }
-    if (out != stdout && fclose(out) != 0) sd_die(out_path, "write failed");
+    if (out != stdout && fclose(out) != 0) sd_die(dest, "write failed");
+    if (ref_path && rename(tmp, ref_path) != 0) sd_die(ref_path, "cannot rename %s into place", tmp);
+    for (size_t i = 0; i < nlines; i++) free(lines[i]);
+    free(lines);
+    free(tmp);
     model_free(m);
     pairs_free(ps);
     return 0;

@@ -16,4 +16,14 @@ done
 "$TOOLS/check_params" hf "$FIX/tiny-a/step2.safetensors" && ok "exported params = step2" || bad "exported params"
 "$BIN" score --model hf --data pairs.jsonl --out scores.jsonl && [ "$(wc -l < scores.jsonl)" -eq 6 ] \
   && ok "score on the exported model" || bad "score"
+# score --write-ref: the pairs with this model's summed log-probs as the reference (for dpo, ipo, rdpo)
+"$BIN" score --model model --data pairs.jsonl --write-ref ref.jsonl 2>/dev/null && [ "$(wc -l < ref.jsonl)" -eq 6 ] \
+  && ok "write-ref writes every pair" || bad "write-ref failed"
+"$BIN" score --model model --data pairs.jsonl --out s0.jsonl 2>/dev/null
+paste -d' ' <(grep -o '"ref_chosen_logp": *[-0-9.e]*' ref.jsonl | sed 's/.*: *//') \
+            <(grep -o '"chosen_logp": *[-0-9.e]*' s0.jsonl | sed 's/.*: *//') \
+  | awk '{d = $1 - $2; if (d < 0) d = -d; if (d > 1e-12 * ($2 < 0 ? -$2 : $2)) bad++} END {exit bad > 0 || NR != 6}' \
+  && ok "write-ref values = score's chosen_logp" || bad "write-ref values differ"
+grep -q '"prompt_ids":\[1,289,241' ref.jsonl && ok "write-ref keeps the pair's fields" || bad "fields lost: $(head -c 200 ref.jsonl)"
+[ ! -e ref.jsonl.tmp ] && ok "no temporary left" || bad "ref.jsonl.tmp left"
 finish
