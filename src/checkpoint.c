@@ -305,6 +305,7 @@ void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *ten
             write_attr_i64s(ds, h5file, "global_shape", t->global_shape, t->ndim);
             write_attr_i64s(ds, h5file, "offset", t->offset, t->ndim);
             write_attr_str(ds, h5file, "tensor", t->name);
+            write_attr_i64(ds, h5file, "checksum", (int64_t)ckpt_hash(src[gi], elems));
             H5(H5Dclose(ds), t->name);
             H5(H5Sclose(sp), "close dataspace");
         }

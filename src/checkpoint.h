@@ -53,6 +53,15 @@ char *ckpt_save(const char *dir, const CkptMeta *meta, const CkptTensor *tensors
 /* Rank 0, after a commit: keeps the newest `keep` step directories (checkpoint.keep), removes the older ones. */
 void ckpt_prune(const char *dir, int keep);
 
+/* FNV-1a 64 over the bytes of n floats: the `checksum` attribute of every rank-file dataset. */
+uint64_t ckpt_hash(const float *data, size_t n);
+/* Reads every dataset of every rank file of a step directory and compares it with its checksum; also checks that
+ * index.h5 and all rank files open. Returns 1 when sound, else 0 with the reason in why (never dies). */
+int ckpt_verify(const char *step_dir, char *why, size_t cap);
+/* The newest step directory under dir that ckpt_verify accepts; each damaged newer one is reported on stderr as a
+ * warning. NULL when there is none. Caller frees. */
+char *ckpt_find_latest_valid(const char *dir);
+
 /* Path of the newest complete checkpoint under dir (via `latest`, else the highest step-* with index.h5), or
  * NULL when there is none. Caller frees. Accepts a step directory or an index.h5 path as well. */
 char *ckpt_find_latest(const char *dir_or_path);

@@ -244,7 +244,18 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     sd_mkdirs(c->ckpt_dir);
     t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
-    char *latest = ckpt_find_latest(c->ckpt_dir);
+    /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
+    char *latest = NULL;
+    {
+        char pick[4096] = "";
+        if (g->rank == 0) {
+            latest = ckpt_find_latest_valid(c->ckpt_dir);
+            if (latest) snprintf(pick, sizeof pick, "%s", latest);
+            free(latest);
+        }
+        comm_bcast_bytes(g, GROUP_WORLD, pick, sizeof pick, 0);
+        latest = pick[0] ? sd_strdup(pick) : NULL;
+    }
     if (latest) {
         load_checkpoint(t, latest);
         if (g->rank == 0) {
