@@ -32,7 +32,8 @@ int cmd_export(int argc, char **argv) {
         } else sd_die("export", "unknown argument '%s' (see simpo_dist export --help)", argv[i]);
     }
     if (!ckpt || !out) sd_die("export", "--checkpoint and --out are required (see simpo_dist export --help)");
-    char *step_dir = ckpt_find_latest(ckpt);
+    char *step_dir = ckpt_find_latest_valid(ckpt); /* a checkpoint.dir: the newest sound one */
+    if (!step_dir) step_dir = ckpt_find_latest(ckpt); /* a step directory or index.h5 named directly */
     if (!step_dir) sd_die(ckpt, "no complete checkpoint found (a checkpoint is complete when its index.h5 exists)");
     CkptReader *r = ckpt_open(step_dir);
     const CkptMeta *meta = ckpt_meta(r);
