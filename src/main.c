@@ -11,6 +11,7 @@ static const char *USAGE =
     "  simpo_dist CONFIG.yaml                 train (same as: simpo_dist run CONFIG.yaml)\n"
     "  simpo_dist score --model HF_DIR --data PAIRS.jsonl [--out FILE]\n"
     "  simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR\n"
+    "  simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] ...   layouts, memory and step time per rank\n"
     "  simpo_dist --config-reference          every config key (docs/config.md)\n"
     "  simpo_dist --version | --help          (each subcommand also takes --help)\n"
     "Under MPI: mpirun -np N simpo_dist CONFIG.yaml\n";
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     int rc;
     if (!strcmp(argv[1], "score")) rc = cmd_score(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "export")) rc = cmd_export(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "plan")) rc = cmd_plan(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "run")) rc = cmd_train(argc - 1, argv + 1);
     else rc = cmd_train(argc, argv);
     comm_finalize();
