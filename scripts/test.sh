@@ -18,5 +18,5 @@ if [ "${SIMPO_SKIP_ASAN:-0}" != 1 ]; then
   export OMPI_MCA_mca_base_component_disable_dlclose=1
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0:use_tls=0:fast_unwind_on_malloc=0"
   export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
-  (cd build-asan && ctest --output-on-failure -j 2 -L 'unit|ops|model' --timeout 900)
+  (cd build-asan && ctest --output-on-failure -j 2 -L 'unit|ops|model|fuzz' --timeout 900)
 fi

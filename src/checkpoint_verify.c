@@ -123,7 +123,7 @@ char *ckpt_find_latest_valid(const char *dir) {
         steps[n++] = s;
     }
     closedir(d);
-    qsort(steps, n, sizeof(long), cmp_desc);
+    if (n) qsort(steps, n, sizeof(long), cmp_desc);
     char *found = NULL;
     for (size_t i = 0; i < n && !found; i++) {
         char name[40], why[1024];

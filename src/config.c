@@ -258,10 +258,12 @@ static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
         cJSON *j = to_json(x, vn);
         char *js = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
+        sd_cleanup_push(cJSON_free, js);
         char w2[600];
         snprintf(w2, sizeof w2, "%s: model.config", w);
         c->model_config = model_config_from_json(js, w2);
         c->has_model_config = true;
+        sd_cleanup_pop();
         cJSON_free(js);
         return;
     }
@@ -313,29 +315,45 @@ static void validate(const Config *c, const Ctx *x) {
                c->global_batch_pairs);
 }
 
+/* what load() owns while it reads, freed by sd_die's cleanups when the input is rejected */
+typedef struct {
+    Config *c;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int parser_up, doc_loaded;
+} LoadState;
+static void load_cleanup(void *arg) {
+    LoadState *st = arg;
+    if (st->doc_loaded) yaml_document_delete(&st->doc);
+    if (st->parser_up) yaml_parser_delete(&st->parser);
+    config_free(st->c);
+}
+
 static Config *load(const char *yaml_text, size_t len, const char *name, const char *base_dir) {
-    Config *c = sd_calloc(1, sizeof *c, "config");
+    LoadState st = {0};
+    sd_cleanup_push(load_cleanup, &st);
+    Config *c = st.c = sd_calloc(1, sizeof *c, "config");
     c->source = sd_strdup(name);
     c->text = sd_alloc(len + 1, "config text");
     memcpy(c->text, yaml_text, len);
     c->text[len] = 0;
     set_defaults(c);
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)c->text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
+    yaml_parser_initialize(&st.parser);
+    st.parser_up = 1;
+    yaml_parser_set_input_string(&st.parser, (const unsigned char *)c->text, len);
+    if (!yaml_parser_load(&st.parser, &st.doc)) {
         char w[512];
-        snprintf(w, sizeof w, "%s:%zu:%zu", name, parser.problem_mark.line + 1, parser.problem_mark.column + 1);
-        sd_die(w, "invalid YAML: %s%s%s", parser.problem ? parser.problem : "syntax error",
-               parser.context ? " " : "", parser.context ? parser.context : "");
+        snprintf(w, sizeof w, "%s:%zu:%zu", name, st.parser.problem_mark.line + 1, st.parser.problem_mark.column + 1);
+        sd_die(w, "invalid YAML: %s%s%s", st.parser.problem ? st.parser.problem : "syntax error",
+               st.parser.context ? " " : "", st.parser.context ? st.parser.context : "");
     }
-    Ctx x = {.file = name, .base_dir = base_dir, .doc = &doc};
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    st.doc_loaded = 1;
+    Ctx x = {.file = name, .base_dir = base_dir, .doc = &st.doc};
+    yaml_node_t *root = yaml_document_get_root_node(&st.doc);
     char w[512];
     if (root && root->type != YAML_MAPPING_NODE) sd_die(where_at(&x, root, w, sizeof w), "expected a mapping of sections");
     for (yaml_node_pair_t *p = root ? root->data.mapping.pairs.start : NULL; root && p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(&doc, p->key), *vn = yaml_document_get_node(&doc, p->value);
+        yaml_node_t *kn = yaml_document_get_node(&st.doc, p->key), *vn = yaml_document_get_node(&st.doc, p->value);
         if (kn->type != YAML_SCALAR_NODE) sd_die(where_at(&x, kn, w, sizeof w), "expected a section name");
         const char *sec = (const char *)kn->data.scalar.value;
         int is_section = 0;
@@ -350,7 +368,7 @@ static Config *load(const char *yaml_text, size_t len, const char *name, const c
         if (vn->type == YAML_SCALAR_NODE && !*vn->data.scalar.value) continue; /* empty section */
         if (vn->type != YAML_MAPPING_NODE) sd_die(where_at(&x, vn, w, sizeof w), "section '%s': expected a mapping", sec);
         for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
-            yaml_node_t *k2 = yaml_document_get_node(&doc, q->key), *v2 = yaml_document_get_node(&doc, q->value);
+            yaml_node_t *k2 = yaml_document_get_node(&st.doc, q->key), *v2 = yaml_document_get_node(&st.doc, q->value);
             if (k2->type != YAML_SCALAR_NODE) sd_die(where_at(&x, k2, w, sizeof w), "expected a key name");
             char full[256];
             snprintf(full, sizeof full, "%s.%s", sec, (const char *)k2->data.scalar.value);
@@ -360,8 +378,9 @@ static Config *load(const char *yaml_text, size_t len, const char *name, const c
         }
     }
     validate(c, &x);
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    sd_cleanup_pop();
+    yaml_document_delete(&st.doc);
+    yaml_parser_delete(&st.parser);
     return c;
 }
 
@@ -369,8 +388,12 @@ Config *config_load(const char *path) {
     size_t len;
     char *text = sd_read_file(path, &len);
     if (!text) sd_die(path, "cannot read the config file: %s", strerror(errno));
+    sd_cleanup_push(free, text);
     char *dir = sd_path_dir(path);
+    sd_cleanup_push(free, dir);
     Config *c = load(text, len, path, dir);
+    sd_cleanup_pop();
+    sd_cleanup_pop();
     free(dir);
     free(text);
     return c;

@@ -69,6 +69,7 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
         cJSON_Delete(o);
         sd_die(where, "invalid JSON (expected a config.json object)");
     }
+    sd_cleanup_push((void (*)(void *))cJSON_Delete, o);
     ModelConfig mc;
     memset(&mc, 0, sizeof mc);
     const char *mt = str_or(o, "model_type", NULL, where, "");
@@ -103,6 +104,7 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     mc.bos_token_id = int_or(o, "bos_token_id", -1, where, "");
     mc.eos_token_id = int_or(o, "eos_token_id", -1, where, "");
     mc.pad_token_id = int_or(o, "pad_token_id", -1, where, "");
+    sd_cleanup_pop();
     cJSON_Delete(o);
     model_config_validate(&mc, where);
     return mc;
@@ -112,7 +114,11 @@ ModelConfig model_config_load(const char *hf_dir) {
     char *path = sd_path_join(hf_dir, "config.json");
     char *text = sd_read_file(path, NULL);
     if (!text) sd_die(path, "cannot read the model's config.json (is model.init a Hugging Face model directory?)");
+    sd_cleanup_push(free, text);
+    sd_cleanup_push(free, path);
     ModelConfig mc = model_config_from_json(text, path);
+    sd_cleanup_pop();
+    sd_cleanup_pop();
     free(text);
     free(path);
     return mc;

@@ -18,6 +18,27 @@ static bool g_startup = true; /* errors now are the same on every rank: let rank
 
 void sd_set_startup_phase(bool on) { g_startup = on; }
 
+#define SD_MAX_CLEANUPS 32
+static struct { void (*fn)(void *); void *arg; } g_cleanups[SD_MAX_CLEANUPS];
+static int g_ncleanups = 0;
+void sd_cleanup_push(void (*fn)(void *), void *arg) {
+    if (g_ncleanups == SD_MAX_CLEANUPS) {
+        fprintf(stderr, "simpo_dist: internal: cleanup stack full\n");
+        abort();
+    }
+    g_cleanups[g_ncleanups].fn = fn;
+    g_cleanups[g_ncleanups++].arg = arg;
+}
+void sd_cleanup_pop(void) {
+    if (g_ncleanups > 0) g_ncleanups--;
+}
+static void run_cleanups(void) {
+    while (g_ncleanups > 0) {
+        g_ncleanups--;
+        g_cleanups[g_ncleanups].fn(g_cleanups[g_ncleanups].arg);
+    }
+}
+
 void sd_set_abort_hook(void (*hook)(int), int rank, int world) {
     g_abort_hook = hook;
     g_rank = rank;
@@ -34,6 +55,7 @@ void sd_die(const char *where, const char *fmt, ...) {
     va_start(ap, fmt);
     if (off < (int)sizeof msg) vsnprintf(msg + off, sizeof msg - (size_t)off, fmt, ap);
     va_end(ap);
+    run_cleanups();
     if (g_die_trap) g_die_trap(msg);
     /* During start-up every rank checks the same config, data and layout and would print the same line: the
      * other ranks give rank 0 a moment to print it once and abort the job. An error only this rank sees is still

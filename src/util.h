@@ -23,6 +23,12 @@
 SD_NORETURN void sd_die(const char *where, const char *fmt, ...) SD_PRINTF(2, 3);
 /* Installed by mpi/comm.c once MPI is initialised: called by sd_die instead of exit(1). */
 void sd_set_abort_hook(void (*hook)(int code), int rank, int world);
+/* Cleanups that sd_die runs (innermost first) before it prints and stops, or before a test or fuzz trap takes
+ * over: a parser registers the half-built state it owns while it reads, so a rejected input leaks nothing even
+ * when the die is trapped. Push after allocating, pop (without running) when the state is handed to the caller. */
+void sd_cleanup_push(void (*fn)(void *), void *arg);
+void sd_cleanup_pop(void);
+
 /* Start-up phase (the default): an error is assumed to be seen by every rank alike, so ranks other than 0 wait a
  * few seconds before printing it (rank 0's abort usually ends them first: one line per job, not per rank).
  * The trainer turns it off once set-up is done. */
