@@ -23,18 +23,17 @@ typedef struct {
     char where[4096];   /* "<file>:<line>" */
 } Load;
 
-SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
-    char msg[2048], where[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    memcpy(where, L->where, sizeof where);
+static void load_release(void *arg) {
+    Load *L = arg;
     if (L->f) fclose(L->f);
     free(L->line);
     cJSON_Delete(L->obj);
     pairs_free(L->ps);
-    sd_die(where, "%s", msg);
+}
+SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sd_die_release(load_release, L, L->where, fmt, ap);
 }
 
 /* An array of token ids (field `field` of the line's object); the caller frees. */

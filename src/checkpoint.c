@@ -347,15 +347,11 @@ static void collect_free(Collect *c) {
 
 /* Frees everything the commit holds, then dies (the message is formatted first). */
 SD_NORETURN static void commit_die(Collect *c, const char *where, const char *fmt, ...) SD_PRINTF(3, 4);
+static void collect_release(void *c) { collect_free(c); }
 SD_NORETURN static void commit_die(Collect *c, const char *where, const char *fmt, ...) {
-    char w[1024], msg[3072];
-    snprintf(w, sizeof w, "%s", where);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    collect_free(c);
-    sd_die(w, "%s", msg);
+    sd_die_release(collect_release, c, where, fmt, ap);
 }
 
 /* Reads every slice of one rank file into c. */

@@ -57,15 +57,11 @@ static void res_free(Res *r) {
     res_init(r);
 }
 /* Formats the message first (it may quote names owned by the resources), releases everything, then dies. */
+static void res_release(void *r) { res_free(r); }
 SD_NORETURN SD_PRINTF(3, 4) static void res_die(Res *r, const char *where, const char *fmt, ...) {
-    char w[1024], msg[3072];
-    snprintf(w, sizeof w, "%s", where);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    res_free(r);
-    sd_die(w, "%s", msg);
+    sd_die_release(res_release, r, where, fmt, ap);
 }
 
 /* A JSON number that is an integer in [0, 2^53]. */

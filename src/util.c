@@ -67,6 +67,14 @@ void sd_die(const char *where, const char *fmt, ...) {
     exit(1);
 }
 
+void sd_die_release(void (*release)(void *), void *arg, const char *where, const char *fmt, va_list ap) {
+    char w[4096], msg[3072];
+    snprintf(w, sizeof w, "%s", where ? where : "error");
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    release(arg);
+    sd_die(w, "%s", msg);
+}
+
 void *sd_alloc(size_t bytes, const char *what) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) sd_die("memory", "cannot allocate %zu bytes for %s", bytes, what);

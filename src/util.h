@@ -9,6 +9,7 @@
 #define SD_UTIL_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #if defined(__GNUC__)
@@ -21,6 +22,9 @@
 
 /* Stops the job. `where` names the user's input (file:line, config key, tensor) or our own module. */
 SD_NORETURN void sd_die(const char *where, const char *fmt, ...) SD_PRINTF(2, 3);
+/* sd_die for a parser that holds resources the message may quote: formats the message first, then calls
+ * release(arg), then dies with where (copied before release). */
+SD_NORETURN void sd_die_release(void (*release)(void *), void *arg, const char *where, const char *fmt, va_list ap);
 /* Installed by mpi/comm.c once MPI is initialised: called by sd_die instead of exit(1). */
 void sd_set_abort_hook(void (*hook)(int code), int rank, int world);
 /* Cleanups that sd_die runs (innermost first) before it prints and stops, or before a test or fuzz trap takes
