@@ -1,5 +1,6 @@
 /* test_config.c — the YAML config: the fixture's run.yaml, defaults, flow vs block style, the resolved-YAML round
  * trip, model.config with nested rope_scaling, and every error class with its key and line. */
+#include <glob.h>
 #include "config.h"
 #include "test_util.h"
 
@@ -66,6 +67,20 @@ int main(void) {
     config_free(c2);
     free(y);
     config_free(c);
+
+    /* every shipped config loads (recipes and the tiny default) */
+    const char *src = getenv("SIMPO_SRC");
+    char pat[4096];
+    snprintf(pat, sizeof pat, "%s/configs/recipes/*.yaml", src ? src : "..");
+    glob_t gl;
+    int found = glob(pat, 0, NULL, &gl) == 0 ? (int)gl.gl_pathc : 0;
+    CHECK(found >= 5, "%d recipes under %s", found, pat);
+    for (int i = 0; i < found; i++) {
+        Config *r = config_load(gl.gl_pathv[i]);
+        CHECK(r->global_batch_pairs == 128 && r->schedule == SCHED_COSINE, "recipe %s", gl.gl_pathv[i]);
+        config_free(r);
+    }
+    if (found) globfree(&gl);
 
     /* errors: key and line */
     CHECK(err(MIN "optim: {lrr: 1.0}\n", "t.yaml:3:9: unknown key 'optim.lrr'"), "unknown key");
