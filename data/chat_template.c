@@ -1,0 +1,354 @@
+/* chat_template.c — recognises a tokenizer_config.json chat template by family and renders it (see chat_template.h).
+ * Rendering is written per family rather than by a Jinja interpreter: the families' templates are short, and
+ * code that states each one's output is easier to check against HF than a general interpreter. Recognition is
+ * strict (markers that only the supported variant has), so a variant we do not render is refused by name. */
+#include "chat_template.h"
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "util.h"
+
+static const char *FAMILY_NAMES[] = {"llama3", "llama2", "mistral", "chatml", "gemma"};
+
+const char *chat_family_name(ChatFamily f) { return FAMILY_NAMES[f]; }
+
+/* ---- a growable string ---- */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} Buf;
+
+static void buf_add(Buf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->s = sd_realloc(b->s, b->cap, "chat template output");
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+static void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+/* Length of the Python-whitespace code point at s (str.strip()'s set), 0 when s is not one. */
+static size_t py_space_len(const unsigned char *s, size_t avail) {
+    if (avail >= 1 && ((s[0] >= 9 && s[0] <= 13) || (s[0] >= 28 && s[0] <= 32))) return 1;
+    if (avail >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+    if (avail >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3;               /* U+1680 */
+    if (avail >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
+        ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF)) /* U+2000-200A, 2028/9, 202F */
+        return 3;
+    if (avail >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3;               /* U+205F */
+    if (avail >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3;               /* U+3000 */
+    return 0;
+}
+
+/* Jinja's |trim and Python's str.strip(): the span of s without leading and trailing whitespace. */
+static void strip_span(const char *s, const char **start, size_t *len) {
+    const unsigned char *a = (const unsigned char *)s, *e = a + strlen(s);
+    size_t k;
+    while (a < e && (k = py_space_len(a, (size_t)(e - a)))) a += k;
+    for (;;) { /* trailing: find the last code point start and test it */
+        const unsigned char *p = e;
+        if (p == a) break;
+        do p--; while (p > a && (*p & 0xC0) == 0x80);
+        if (py_space_len(p, (size_t)(e - p)) == (size_t)(e - p)) e = p;
+        else break;
+    }
+    *start = (const char *)a;
+    *len = (size_t)(e - a);
+}
+static void buf_stripped(Buf *b, const char *s) {
+    const char *st;
+    size_t n;
+    strip_span(s, &st, &n);
+    buf_add(b, st, n);
+}
+
+/* ---- recognition ---- */
+
+static bool family_from_name(const char *name, ChatFamily *f) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, FAMILY_NAMES[i])) {
+            *f = (ChatFamily)i;
+            return true;
+        }
+    return false;
+}
+
+/* chatml: the system message a template writes when the conversation has none (Qwen's "You are Qwen, ..."),
+ * read from the template's literal "<|im_start|>system\n<text><|im_end|>". NULL when there is none. */
+static char *chatml_default_system(const char *tmpl) {
+    static const char *mark = "<|im_start|>system\\n";
+    for (const char *p = strstr(tmpl, mark); p; p = strstr(p + 1, mark)) {
+        const char *txt = p + strlen(mark), *end = strstr(txt, "<|im_end|>");
+        if (!end || end == txt) continue;
+        bool literal = true; /* the text must be part of the same string literal */
+        for (const char *q = txt; q < end; q++)
+            if (*q == '\'' || *q == '"' || *q == '{' || *q == '}') literal = false;
+        if (!literal) continue;
+        size_t n = (size_t)(end - txt);
+        char *s = sd_alloc(n + 1, "chat template");
+        memcpy(s, txt, n);
+        s[n] = 0;
+        return s;
+    }
+    return NULL;
+}
+
+static void detect(const char *tmpl, const char *name, ChatTemplate *ct) {
+    if (strstr(tmpl, "<|start_header_id|>")) {
+        if (strstr(tmpl, "Cutting Knowledge Date") || strstr(tmpl, "tools"))
+            sd_die(name, "chat_template: a Llama 3.1+ template with tools and dates; simpo_dist renders the Llama 3 "
+                         "template (set data.chat_template: llama3 to use it)");
+        ct->family = CHAT_LLAMA3;
+    } else if (strstr(tmpl, "<|im_start|>")) {
+        ct->family = CHAT_CHATML;
+        ct->default_system = chatml_default_system(tmpl);
+    } else if (strstr(tmpl, "<start_of_turn>")) {
+        ct->family = CHAT_GEMMA;
+    } else if (strstr(tmpl, "<<SYS>>") && strstr(tmpl, "[INST]")) {
+        ct->family = CHAT_LLAMA2;
+    } else if (strstr(tmpl, "'[INST] ' + message['content'] + ' [/INST]'")) {
+        ct->family = CHAT_MISTRAL;
+    } else {
+        char head[61];
+        snprintf(head, sizeof head, "%s", tmpl);
+        for (char *p = head; *p; p++)
+            if (*p == '\n') *p = ' ';
+        sd_die(name, "chat_template is none of the families simpo_dist renders (llama3, llama2, mistral, chatml, "
+                     "gemma): it begins \"%s\"; set data.chat_template to one of them if it is equivalent", head);
+    }
+}
+
+static const char *default_bos(ChatFamily f) {
+    return f == CHAT_LLAMA3 ? "<|begin_of_text|>" : f == CHAT_GEMMA ? "<bos>" : f == CHAT_CHATML ? "" : "<s>";
+}
+static const char *default_eos(ChatFamily f) {
+    return f == CHAT_LLAMA3 ? "<|eot_id|>" : f == CHAT_GEMMA ? "<eos>" : f == CHAT_CHATML ? "<|im_end|>" : "</s>";
+}
+
+static void ct_free_void(void *p) { chat_template_free(p); }
+
+static ChatTemplate *ct_new(const char *name) {
+    ChatTemplate *ct = sd_calloc(1, sizeof *ct, "chat template");
+    ct->source = sd_strdup(name);
+    return ct;
+}
+static void ct_finish(ChatTemplate *ct, const char *bos, const char *eos) {
+    ct->bos = sd_strdup(bos ? bos : default_bos(ct->family));
+    ct->eos = sd_strdup(eos ? eos : default_eos(ct->family));
+}
+
+ChatTemplate *chat_template_from_text(const char *tmpl, const char *bos, const char *eos, const char *name) {
+    ChatTemplate *ct = ct_new(name);
+    sd_cleanup_push(ct_free_void, ct);
+    detect(tmpl, name, ct);
+    ct_finish(ct, bos, eos);
+    sd_cleanup_pop();
+    return ct;
+}
+
+/* A special-token field of tokenizer_config.json: a string, an AddedToken object {"content": ...}, or null. */
+static const char *token_field(const cJSON *cfg, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (cJSON_IsString(v)) return v->valuestring;
+    if (cJSON_IsObject(v)) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "content");
+        if (cJSON_IsString(c)) return c->valuestring;
+    }
+    return NULL;
+}
+
+static void cjson_free_void(void *p) { cJSON_Delete(p); }
+
+ChatTemplate *chat_template_load(const char *dir, const char *family_override) {
+    char *path = sd_path_join(dir, "tokenizer_config.json");
+    sd_cleanup_push(free, path);
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    if (!text) sd_die(path, "cannot read (the tokenizer directory must hold tokenizer_config.json)");
+    cJSON *cfg = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        sd_die(path, "not a JSON object");
+    }
+    sd_cleanup_push(cjson_free_void, cfg);
+    const cJSON *tv = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    const char *tmpl = cJSON_IsString(tv) ? tv->valuestring : NULL;
+    if (cJSON_IsArray(tv)) { /* [{"name": "default", "template": ...}, ...] */
+        const cJSON *e;
+        cJSON_ArrayForEach(e, tv) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *t = cJSON_GetObjectItemCaseSensitive(e, "template");
+            if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default") && cJSON_IsString(t)) tmpl = t->valuestring;
+        }
+    }
+    ChatTemplate *ct = ct_new(path);
+    sd_cleanup_push(ct_free_void, ct);
+    if (family_override && strcmp(family_override, "auto")) {
+        if (!family_from_name(family_override, &ct->family))
+            sd_die("data.chat_template", "'%s' is not a chat template family (auto, llama3, llama2, mistral, chatml, "
+                                         "gemma)", family_override);
+        if (ct->family == CHAT_CHATML && tmpl) ct->default_system = chatml_default_system(tmpl);
+    } else if (!tmpl) {
+        sd_die(path, "has no chat_template; name the family with data.chat_template (llama3, llama2, mistral, "
+                     "chatml, gemma) or use data.format: text");
+    } else {
+        detect(tmpl, path, ct);
+    }
+    const char *bos = token_field(cfg, "bos_token"), *eos = token_field(cfg, "eos_token");
+    /* Llama 3.1+ configs name <|eot_id|> as eos; the template's BOS is still <|begin_of_text|> */
+    ct_finish(ct, bos, ct->family == CHAT_LLAMA3 ? NULL : eos);
+    sd_cleanup_pop();
+    sd_cleanup_pop();
+    cJSON_Delete(cfg);
+    sd_cleanup_pop();
+    free(path);
+    return ct;
+}
+
+void chat_template_free(ChatTemplate *ct) {
+    if (!ct) return;
+    free(ct->bos);
+    free(ct->eos);
+    free(ct->default_system);
+    free(ct->source);
+    free(ct);
+}
+
+const char *chat_end_of_turn(const ChatTemplate *ct) {
+    switch (ct->family) {
+    case CHAT_LLAMA3: return "<|eot_id|>";
+    case CHAT_CHATML: return "<|im_end|>";
+    case CHAT_GEMMA: return "<end_of_turn>";
+    default: return ct->eos;
+    }
+}
+
+/* ---- rendering ---- */
+
+static void fail(Buf *b, const char *where, const ChatTemplate *ct, const char *fmt, ...) SD_PRINTF(4, 5);
+static void fail(Buf *b, const char *where, const ChatTemplate *ct, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(b->s);
+    sd_die(where ? where : ct->source, "%s chat template: %s", chat_family_name(ct->family), msg);
+}
+
+/* The [INST] and gemma templates require user, assistant, user, ... (after an optional leading system). */
+static void check_alternation(Buf *b, const ChatMessage *m, int n, const char *where, const ChatTemplate *ct) {
+    for (int i = 0; i < n; i++) {
+        bool user = !strcmp(m[i].role, "user");
+        if (user != (i % 2 == 0) || (!user && strcmp(m[i].role, "assistant")))
+            fail(b, where, ct, "conversation roles must alternate user/assistant/user/assistant/... (message %d is "
+                               "'%s')", i + 1, m[i].role);
+    }
+}
+
+char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n, bool add_generation_prompt,
+                         const char *where) {
+    Buf b = {0};
+    buf_str(&b, "");
+    switch (ct->family) {
+    case CHAT_LLAMA3:
+        for (int i = 0; i < n; i++) {
+            if (i == 0) buf_str(&b, ct->bos);
+            buf_str(&b, "<|start_header_id|>");
+            buf_str(&b, msgs[i].role);
+            buf_str(&b, "<|end_header_id|>\n\n");
+            buf_stripped(&b, msgs[i].content);
+            buf_str(&b, "<|eot_id|>");
+        }
+        if (add_generation_prompt) buf_str(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case CHAT_CHATML: {
+        if (n > 0 && !strcmp(msgs[0].role, "system")) {
+            buf_str(&b, "<|im_start|>system\n");
+            buf_str(&b, msgs[0].content);
+            buf_str(&b, "<|im_end|>\n");
+        } else if (ct->default_system) {
+            buf_str(&b, "<|im_start|>system\n");
+            buf_str(&b, ct->default_system);
+            buf_str(&b, "<|im_end|>\n");
+        }
+        for (int i = 0; i < n; i++) {
+            if (i == 0 && !strcmp(msgs[0].role, "system")) continue;
+            buf_str(&b, "<|im_start|>");
+            buf_str(&b, msgs[i].role);
+            buf_str(&b, "\n");
+            buf_str(&b, msgs[i].content);
+            buf_str(&b, "<|im_end|>\n");
+        }
+        if (add_generation_prompt) buf_str(&b, "<|im_start|>assistant\n");
+        break;
+    }
+    case CHAT_GEMMA:
+        if (n > 0 && !strcmp(msgs[0].role, "system")) fail(&b, where, ct, "system role not supported");
+        check_alternation(&b, msgs, n, where, ct);
+        buf_str(&b, ct->bos);
+        for (int i = 0; i < n; i++) {
+            buf_str(&b, "<start_of_turn>");
+            buf_str(&b, !strcmp(msgs[i].role, "assistant") ? "model" : msgs[i].role);
+            buf_str(&b, "\n");
+            buf_stripped(&b, msgs[i].content);
+            buf_str(&b, "<end_of_turn>\n");
+        }
+        if (add_generation_prompt) buf_str(&b, "<start_of_turn>model\n");
+        break;
+    case CHAT_LLAMA2: {
+        const char *sys = NULL;
+        if (n > 0 && !strcmp(msgs[0].role, "system")) sys = msgs[0].content, msgs++, n--;
+        check_alternation(&b, msgs, n, where, ct);
+        for (int i = 0; i < n; i++) {
+            Buf c = {0};
+            if (i == 0 && sys) {
+                buf_str(&c, "<<SYS>>\n");
+                buf_str(&c, sys);
+                buf_str(&c, "\n<</SYS>>\n\n");
+            }
+            buf_str(&c, msgs[i].content);
+            if (!strcmp(msgs[i].role, "user")) {
+                buf_str(&b, ct->bos);
+                buf_str(&b, "[INST] ");
+                buf_stripped(&b, c.s);
+                buf_str(&b, " [/INST]");
+            } else {
+                buf_str(&b, " ");
+                buf_stripped(&b, c.s);
+                buf_str(&b, " ");
+                buf_str(&b, ct->eos);
+            }
+            free(c.s);
+        }
+        break; /* the template has no generation prompt: the prompt ends with " [/INST]" */
+    }
+    case CHAT_MISTRAL:
+        if (n > 0 && !strcmp(msgs[0].role, "system")) fail(&b, where, ct, "only user and assistant roles are supported");
+        check_alternation(&b, msgs, n, where, ct);
+        buf_str(&b, ct->bos);
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(msgs[i].role, "user")) {
+                buf_str(&b, "[INST] ");
+                buf_str(&b, msgs[i].content);
+                buf_str(&b, " [/INST]");
+            } else {
+                buf_str(&b, msgs[i].content);
+                buf_str(&b, ct->eos);
+            }
+        }
+        break;
+    }
+    return b.s;
+}
+
+char *chat_render_response(const ChatTemplate *ct, const char *content) {
+    Buf b = {0};
+    buf_stripped(&b, content);
+    buf_str(&b, chat_end_of_turn(ct));
+    return b.s;
+}

