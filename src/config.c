@@ -47,7 +47,7 @@ static const KeySpec KEYS[] = {
      "prompt tokens kept (from the end) when a pair is too long; must be < max_length"},
     {"data.shuffle", K_BOOL, F(shuffle), "true", U, U, 0, 0, NULL, "shuffle pairs each epoch (seeded by train.seed)"},
     {"loss.type", K_ENUM, F(loss_type), "simpo", U, U, 0, 0,
-     "simpo|simpo_hinge|dpo|cpo_simpo|ipo|rdpo|cpo|orpo|rrhf|slic", "objective (docs/losses.md)"},
+     "simpo|simpo_hinge|dpo|cpo_simpo|ipo|rdpo|cpo|orpo|rrhf|slic|kto", "objective (docs/losses.md)"},
     {"loss.beta", K_FLOAT, F(beta), "2.0", 0, U, 1, 0, NULL, "reward scale beta"},
     {"loss.gamma_beta_ratio", K_FLOAT, F(gamma_beta_ratio), "0.5", 0, U, 0, 0, NULL,
      "SimPO target margin as a fraction of beta (gamma = beta * ratio)"},

@@ -17,7 +17,7 @@
 
 typedef enum {
     LOSS_SIMPO = 0, LOSS_SIMPO_HINGE, LOSS_DPO, LOSS_CPO_SIMPO, LOSS_IPO, LOSS_RDPO, LOSS_CPO, LOSS_ORPO, LOSS_RRHF,
-    LOSS_SLIC
+    LOSS_SLIC, LOSS_KTO
 } LossType; /* order = the choices of loss.type in config.c */
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE } LrSchedule;
 

@@ -2,16 +2,17 @@
  * statistics. See loss.h; formulas, rewards and citations in docs/losses.md. */
 #include "loss.h"
 #include <math.h>
+#include "util.h"
 
 LossParams loss_params_from_config(const Config *c) {
     LossParams lp = {c->loss_type,      c->beta,       c->beta * c->gamma_beta_ratio, c->label_smoothing, c->sft_weight,
                      c->loss_alpha,     c->loss_delta, c->loss_lambda};
     return lp;
 }
-int loss_needs_reference(LossType t) { return t == LOSS_DPO || t == LOSS_IPO || t == LOSS_RDPO; }
+int loss_needs_reference(LossType t) { return t == LOSS_DPO || t == LOSS_IPO || t == LOSS_RDPO || t == LOSS_KTO; }
 const char *loss_type_name(LossType t) {
     static const char *names[] = {"simpo", "simpo_hinge", "dpo", "cpo_simpo", "ipo", "rdpo", "cpo", "orpo", "rrhf",
-                                  "slic"};
+                                  "slic", "kto"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -92,6 +93,8 @@ void loss_pair(const LossParams *lp, const PairStats *ps, long batch_pairs, long
         dw = al - aw > 0 ? -1.0 / nw : 0.0, dl = al - aw > 0 ? 1.0 / nl : 0.0;
         break;
     }
+    case LOSS_KTO: /* coupled through the micro-batch's KL estimates: loss_microbatch */
+        sd_die("loss", "kto is a function of the whole micro-batch (loss_microbatch)");
     case LOSS_SLIC: { /* SLiC-HF: max(0, delta - S_w + S_l) + lambda NLL */
         o->logp_w = ps->sum_w, o->logp_l = ps->sum_l;
         o->reward_w = ps->sum_w, o->reward_l = ps->sum_l;
@@ -113,4 +116,50 @@ void loss_pair(const LossParams *lp, const PairStats *ps, long batch_pairs, long
         o->loss += -k * ps->sum_w;
         o->d_sum_w += -k;
     }
+}
+
+/* KTO, paired form (TRL's DPOTrainer loss_type "kto_pair", the form the SimPO paper ran): with log-ratios
+ * c_i = S_w,i - R_w,i and r_i = S_l,i - R_l,i and the micro-batch's KL estimates KL_c = max(0, mean_j c_j),
+ * KL_r = max(0, mean_j r_j) (TRL takes them over the per-device batch, gradients flowing through them),
+ *   loss = 1/(2B) sum_i [(1 - sigma(beta (c_i - KL_r))) + (1 - sigma(beta (KL_c - r_i)))].
+ * A micro-batch holds the same pairs in every parallel layout (train.micro_batch_pairs), so the value is
+ * layout-free. */
+static void kto_microbatch(const LossParams *lp, const PairStats *ps, int P, long batch_pairs, LossOut *out) {
+    const double b = lp->beta;
+    double mc = 0, mr = 0;
+    for (int i = 0; i < P; i++) mc += ps[i].sum_w - ps[i].ref_w, mr += ps[i].sum_l - ps[i].ref_l;
+    mc /= P, mr /= P;
+    const double klc = mc > 0 ? mc : 0, klr = mr > 0 ? mr : 0, k = 1.0 / (2.0 * (double)batch_pairs);
+    double g1 = 0, g2 = 0; /* sums over i of sigma'(z1_i), sigma'(z2_i) */
+    for (int i = 0; i < P; i++) {
+        double c = ps[i].sum_w - ps[i].ref_w, r = ps[i].sum_l - ps[i].ref_l;
+        double s1 = sigmoid(b * (c - klr)), s2 = sigmoid(b * (klc - r));
+        g1 += s1 * (1 - s1), g2 += s2 * (1 - s2);
+        LossOut *o = &out[i];
+        o->pref_loss = (1 - s1) + (1 - s2);
+        o->loss = o->pref_loss * k;
+        o->d_sum_w = -k * b * s1 * (1 - s1); /* the KL terms are added below */
+        o->d_sum_l = k * b * s2 * (1 - s2);
+        o->reward_w = b * c, o->reward_l = b * r;
+        o->logp_w = ps[i].sum_w, o->logp_l = ps[i].sum_l;
+    }
+    for (int i = 0; i < P; i++) {
+        if (mc > 0) out[i].d_sum_w += -k * b * g2 / P; /* d/dKL_c of every term 2, dKL_c/dc_i = 1/P */
+        if (mr > 0) out[i].d_sum_l += k * b * g1 / P;  /* d/dKL_r of every term 1 */
+    }
+}
+
+void loss_microbatch(const LossParams *lp, const PairStats *ps, int P, long batch_pairs, long batch_chosen_tokens,
+                     LossOut *out) {
+    if (lp->type != LOSS_KTO) {
+        for (int i = 0; i < P; i++) loss_pair(lp, &ps[i], batch_pairs, batch_chosen_tokens, &out[i]);
+        return;
+    }
+    kto_microbatch(lp, ps, P, batch_pairs, out);
+    if (lp->sft_weight != 0.0 && batch_chosen_tokens > 0)
+        for (int i = 0; i < P; i++) {
+            double k = lp->sft_weight / (double)batch_chosen_tokens;
+            out[i].loss += -k * ps[i].sum_w;
+            out[i].d_sum_w += -k;
+        }
 }

@@ -1,6 +1,6 @@
 /* loss.h — preference objectives as pure functions of per-pair statistics.
  *
- * defines: PairStats, LossParams, LossOut, loss_params_from_config, loss_pair.
+ * defines: PairStats, LossParams, LossOut, loss_params_from_config, loss_pair, loss_microbatch.
  * A loss never touches the model: it sees summed response log-probs and token counts (plus reference log-probs
  * for objectives that need them) and returns its value and d(loss)/d(summed log-prob) for each sequence.
  * The batch loss is the SUM over the global batch's pairs of LossOut.loss: each pair's term is already divided
@@ -38,6 +38,10 @@ LossParams loss_params_from_config(const Config *c);
 /* batch_pairs: pairs in the global batch; batch_chosen_tokens: chosen response tokens in the global batch
  * (only used with sft_weight > 0). */
 void loss_pair(const LossParams *lp, const PairStats *ps, long batch_pairs, long batch_chosen_tokens, LossOut *out);
+/* The pairs of one micro-batch: loss_pair for each, except kto, whose reference point couples the pairs of a
+ * micro-batch (docs/losses.md). out[P]. */
+void loss_microbatch(const LossParams *lp, const PairStats *ps, int P, long batch_pairs, long batch_chosen_tokens,
+                     LossOut *out);
 /* Whether the objective reads reference log-probs from the data. */
 int loss_needs_reference(LossType t);
 const char *loss_type_name(LossType t);

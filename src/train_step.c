@@ -13,14 +13,18 @@ int step_slots(int pp, int stage, int n_mb) {
 
 /* the loss of a micro-batch's pairs on the last stage: d(loss)/d(sum log-prob) per sequence, metrics */
 static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *seq, double *dsum, double acc[8]) {
+    PairStats *ps = sd_alloc(sizeof *ps * (size_t)mb->P, "pair stats");
+    LossOut *los = sd_alloc(sizeof *los * (size_t)mb->P, "pair losses");
     for (int p = 0; p < mb->P; p++) {
         const Pair *pr = mb->pairs[p];
-        PairStats ps = {seq[2 * p].sum, seq[2 * p + 1].sum, seq[2 * p].n, seq[2 * p + 1].n, pr->ref_chosen_logp,
-                        pr->ref_rejected_logp};
-        if (ps.n_w == 0 || ps.n_l == 0)
+        ps[p] = (PairStats){seq[2 * p].sum, seq[2 * p + 1].sum, seq[2 * p].n, seq[2 * p + 1].n, pr->ref_chosen_logp,
+                            pr->ref_rejected_logp};
+        if (ps[p].n_w == 0 || ps[p].n_l == 0)
             sd_die(w->data->source, "line %d: a response has no predictable token", pr->line);
-        LossOut lo;
-        loss_pair(w->lp, &ps, w->batch_pairs, w->chosen_tokens, &lo);
+    }
+    loss_microbatch(w->lp, ps, mb->P, w->batch_pairs, w->chosen_tokens, los);
+    for (int p = 0; p < mb->P; p++) {
+        const LossOut lo = los[p];
         dsum[2 * p] = lo.d_sum_w;
         dsum[2 * p + 1] = lo.d_sum_l;
         acc[0] += lo.loss;
@@ -30,6 +34,8 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
         acc[4] += lo.logp_w;
         acc[5] += lo.logp_l;
     }
+    free(ps);
+    free(los);
     acc[6] += (double)mb->Ntok;
 }
 

@@ -26,4 +26,13 @@ paste -d' ' <(grep -o '"ref_chosen_logp": *[-0-9.e]*' ref.jsonl | sed 's/.*: *//
   && ok "write-ref values = score's chosen_logp" || bad "write-ref values differ"
 grep -q '"prompt_ids":\[1,289,241' ref.jsonl && ok "write-ref keeps the pair's fields" || bad "fields lost: $(head -c 200 ref.jsonl)"
 [ ! -e ref.jsonl.tmp ] && ok "no temporary left" || bad "ref.jsonl.tmp left"
+# kto against a reference equal to the initial model: every log-ratio and both KL estimates are 0 at step 1, so
+# each pair's two terms are 1 - sigma(0) = 0.5 and the loss is 0.5 (to fp32 log-prob noise, 1e-6); step 2 is lower.
+sed -e 's/pairs.jsonl/ref.jsonl/' -e 's/type: simpo,/type: kto, beta: 0.1, gamma_beta_ratio: 0.5, sft_weight: 0.0, label_smoothing: 0.0}/' \
+    -e 's/^loss: {type: kto.*0.0}.*$/loss: {type: kto, beta: 0.1}/' -e 's/dir: out/dir: out_kto/' run.yaml > kto.yaml
+if "$BIN" kto.yaml 2> kto.log; then
+  l1=$(metric out_kto/metrics.jsonl 1 loss); l2=$(metric out_kto/metrics.jsonl 2 loss)
+  awk -v a="$l1" -v b="$l2" 'BEGIN {exit !((a - 0.5)^2 < 1e-12 && b < 0.5 && b > 0)}' \
+    && ok "kto: step-1 loss 0.5 at the reference, lower at step 2 ($l1, $l2)" || bad "kto losses $l1 $l2"
+else bad "kto run failed: $(tail -3 kto.log)"; fi
 finish

@@ -42,6 +42,7 @@ static double reference(const LossParams *lp, const PairStats *p) {
     }
     case LOSS_RRHF: return relu(-aw + al);
     case LOSS_SLIC: return relu(lp->delta - p->sum_w + p->sum_l);
+    case LOSS_KTO: break; /* a micro-batch function: kto_checks */
     }
     return NAN;
 }
@@ -52,7 +53,67 @@ static double nll_w(const LossParams *lp) {
     return k;
 }
 
+/* KTO, paired (TRL kto_pair), written out over the whole micro-batch: terms 1 - sigma(beta (c_i - KL_r)) and
+ * 1 - sigma(beta (KL_c - r_i)), KL from the micro-batch means clamped at 0, averaged over 2B. */
+static double kto_reference(double beta, const PairStats *ps, int P, long B) {
+    double mc = 0, mr = 0, tot = 0;
+    for (int i = 0; i < P; i++) mc += (ps[i].sum_w - ps[i].ref_w) / P, mr += (ps[i].sum_l - ps[i].ref_l) / P;
+    double klc = fmax(mc, 0), klr = fmax(mr, 0);
+    for (int i = 0; i < P; i++) {
+        double c = ps[i].sum_w - ps[i].ref_w, r = ps[i].sum_l - ps[i].ref_l;
+        tot += 1 - 1 / (1 + exp(-beta * (c - klr))) + 1 - 1 / (1 + exp(-beta * (klc - r)));
+    }
+    return tot / (2.0 * B);
+}
+static double kto_total(const LossParams *lp, const PairStats *ps, int P, long B) {
+    LossOut o[8];
+    loss_microbatch(lp, ps, P, B, 1, o);
+    double t = 0;
+    for (int i = 0; i < P; i++) t += o[i].loss;
+    return t;
+}
+static void kto_checks(void) {
+    /* three micro-batches: both KL estimates positive, both clamped to zero, one of each */
+    PairStats mbs[3][3] = {
+        {{-10, -20, 4, 5, -12, -21}, {-5, -9, 2, 3, -6, -10}, {-7, -8, 3, 3, -7.5, -8.2}},
+        {{-10, -20, 4, 5, -9, -19}, {-5, -9, 2, 3, -4, -8}, {-7, -8, 3, 3, -6.5, -7.2}},
+        {{-10, -20, 4, 5, -12, -19}, {-5, -9, 2, 3, -6, -8}, {-7, -8, 3, 3, -7.5, -7.2}},
+    };
+    LossParams lp = {.type = LOSS_KTO, .beta = 0.3};
+    const long B = 6;
+    for (int k = 0; k < 3; k++) {
+        PairStats *ps = mbs[k];
+        LossOut o[3];
+        loss_microbatch(&lp, ps, 3, B, 1, o);
+        double want = kto_reference(lp.beta, ps, 3, B), got = o[0].loss + o[1].loss + o[2].loss;
+        CHECK(fabs(got - want) <= 1e-12, "kto micro-batch %d: loss %.15g want %.15g", k, got, want);
+        for (int i = 0; i < 3; i++)
+            for (int side = 0; side < 2; side++) {
+                double h = 1e-5, save;
+                double *x = side ? &ps[i].sum_l : &ps[i].sum_w;
+                save = *x;
+                *x = save + h;
+                double up = kto_total(&lp, ps, 3, B);
+                *x = save - h;
+                double dn = kto_total(&lp, ps, 3, B);
+                *x = save;
+                double fd = (up - dn) / (2 * h), an = side ? o[i].d_sum_l : o[i].d_sum_w;
+                CHECK(fabs(fd - an) <= 1e-8, "kto mb %d pair %d %s: analytic %.10g fd %.10g", k, i,
+                      side ? "rejected" : "chosen", an, fd);
+            }
+        CHECK(fabs(o[1].reward_w - 0.3 * (ps[1].sum_w - ps[1].ref_w)) < 1e-12, "kto reward = beta (S - R)");
+    }
+    CHECK(loss_needs_reference(LOSS_KTO), "kto reads reference log-probs");
+    /* other objectives through loss_microbatch equal loss_pair */
+    LossParams s = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
+    LossOut a[3], b;
+    loss_microbatch(&s, mbs[0], 3, B, 1, a);
+    loss_pair(&s, &mbs[0][2], B, 1, &b);
+    CHECK(a[2].loss == b.loss && a[2].d_sum_l == b.d_sum_l, "loss_microbatch = loss_pair for simpo");
+}
+
 int main(void) {
+    kto_checks();
     PairStats cases[4] = {
         {-12.5, -30.25, 5, 9, -11.0, -29.0},
         {-40.0, -10.0, 8, 3, -41.5, -9.0},
