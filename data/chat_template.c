@@ -163,7 +163,7 @@ static const char *token_field(const cJSON *cfg, const char *key) {
 
 static void cjson_free_void(void *p) { cJSON_Delete(p); }
 
-ChatTemplate *chat_template_load(const char *dir, const char *family_override) {
+static ChatTemplate *load(const char *dir, const char *family_override, bool required) {
     char *path = sd_path_join(dir, "tokenizer_config.json");
     sd_cleanup_push(free, path);
     size_t len;
@@ -184,6 +184,13 @@ ChatTemplate *chat_template_load(const char *dir, const char *family_override) {
             const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *t = cJSON_GetObjectItemCaseSensitive(e, "template");
             if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default") && cJSON_IsString(t)) tmpl = t->valuestring;
         }
+    }
+    if (!tmpl && !required && (!family_override || !strcmp(family_override, "auto"))) {
+        sd_cleanup_pop();
+        cJSON_Delete(cfg);
+        sd_cleanup_pop();
+        free(path);
+        return NULL;
     }
     ChatTemplate *ct = ct_new(path);
     sd_cleanup_push(ct_free_void, ct);
@@ -207,6 +214,13 @@ ChatTemplate *chat_template_load(const char *dir, const char *family_override) {
     sd_cleanup_pop();
     free(path);
     return ct;
+}
+
+ChatTemplate *chat_template_load(const char *dir, const char *family_override) {
+    return load(dir, family_override, true);
+}
+ChatTemplate *chat_template_load_optional(const char *dir, const char *family_override) {
+    return load(dir, family_override, false);
 }
 
 void chat_template_free(ChatTemplate *ct) {

@@ -30,7 +30,7 @@ typedef struct {
     const char *content;
 } ChatMessage;
 
-typedef struct {
+typedef struct ChatTemplate {
     ChatFamily family;
     char *bos, *eos;          /* bos_token / eos_token strings from tokenizer_config.json (family defaults if absent) */
     char *default_system;     /* chatml: system message the template inserts when none is given (NULL: none) */
@@ -41,6 +41,8 @@ typedef struct {
  * looking at the template. Dies naming the file when there is no template and no override, or when the template
  * is not one of the known families. */
 ChatTemplate *chat_template_load(const char *dir, const char *family_override);
+/* The same, except that a tokenizer_config.json without chat_template (and no override) gives NULL. */
+ChatTemplate *chat_template_load_optional(const char *dir, const char *family_override);
 /* The same from a template string and bos/eos (NULL: family defaults); `name` for messages. Dies on unknown. */
 ChatTemplate *chat_template_from_text(const char *tmpl, const char *bos, const char *eos, const char *name);
 void chat_template_free(ChatTemplate *ct);

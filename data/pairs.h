@@ -29,8 +29,39 @@ typedef struct {
     char *source;
 } PairSet;
 
-/* vocab_size > 0 checks every id against it. Dies on the first malformed line. */
+/* vocab_size > 0 checks every id against it. Dies on the first malformed line. Token-id lines only. */
 PairSet *pairs_load_jsonl(const char *path, int vocab_size);
+
+/* How JSONL lines become pairs (data.format). With a tokenizer, lines may also be
+ *   chat: {"prompt": str | [messages], "chosen": [messages] | str, "rejected": [messages] | str}, UltraFeedback style:
+ *         when chosen is a message list of 2+ messages, the prompt is chosen[:-1] (rejected[:-1] must equal it) and
+ *         `prompt` is optional; the prompt is rendered with the chat template and the generation prompt, each
+ *         response is its last message's content, stripped, + the end-of-turn token (chat_template.h);
+ *   text: {"prompt": str, "chosen": str, "rejected": str} encoded verbatim (no BOS/EOS added; special-token
+ *         strings in the text are matched).
+ * "auto" takes a line with prompt_ids as ids, otherwise chat when a chat template is given, else text.
+ * Tokenizer and chat template are borrowed. */
+struct Tokenizer;
+struct ChatTemplate;
+typedef struct {
+    const char *format;                 /* "auto" | "ids" | "chat" | "text" */
+    const struct Tokenizer *tok;        /* NULL: only id lines */
+    const struct ChatTemplate *chat;    /* NULL: no chat lines */
+    int vocab_size;                     /* > 0: every id (given or produced) is checked against it */
+} PairsFormat;
+PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt);
+/* The tokenized dataset in HDF5 (layout in data/pairs_h5.c and docs/formats.md). pairs_write_h5 writes PATH.tmp
+ * and renames it; tokenizer and data_format are recorded as attributes (may be NULL). pairs_load_h5 checks every
+ * size, offset and id (vocab_size > 0) and dies naming the file and dataset. */
+void pairs_write_h5(const PairSet *ps, const char *path, const char *tokenizer, const char *data_format);
+PairSet *pairs_load_h5(const char *path, int vocab_size);
+/* Whether path starts with the HDF5 signature. */
+bool pairs_is_h5(const char *path);
+/* One chat/text line (cJSON object) into p->prompt/chosen/rejected. Returns false with a message in err when the
+ * line is malformed (missing field, wrong type, empty response, rejected by the template). (data/pairs_text.c) */
+struct cJSON;
+bool pair_from_text(const struct cJSON *obj, const PairsFormat *fmt, const char *where, Pair *p, char *err,
+                    size_t errlen);
 void pairs_free(PairSet *ps);
 
 /* Truncation as the SimPO reference trainer (TRL CPOTrainer, truncation_mode keep_end): with

@@ -38,6 +38,10 @@ typedef struct {
     int max_length;             /* data.max_length (default 2048) */
     int max_prompt_length;      /* data.max_prompt_length (default 1800) */
     bool shuffle;               /* data.shuffle (default true) */
+    char *data_format;          /* data.format: auto | ids | chat | text (default auto) */
+    char *data_tokenizer;       /* data.tokenizer: HF tokenizer directory (tokenizer.json, tokenizer_config.json) */
+    char *chat_template;        /* data.chat_template: auto | llama3 | llama2 | mistral | chatml | gemma */
+    char *data_prepared;        /* data.prepared: where `prepare` writes the HDF5 dataset (NULL: data.train + .h5) */
 
     /* loss: */
     LossType loss_type;         /* loss.type (default simpo); docs/losses.md */

@@ -1,0 +1,19 @@
+/* train_data.h — loading the training pairs a config names (data.* keys).
+ *
+ * defines: train_data_load, train_data_load_path, train_model_config.
+ * data.train may be an HDF5 dataset written by `simpo_dist prepare` (recognised by its signature) or JSONL whose
+ * lines are token ids, chat messages or text (data.format, data.tokenizer, data.chat_template; data/pairs.h).
+ * Untruncated: the caller applies pairs_truncate. Ownership: the caller frees the PairSet with pairs_free.
+ * vocab_size > 0 checks every id against the model's vocabulary.
+ */
+#ifndef SD_TRAIN_DATA_H
+#define SD_TRAIN_DATA_H
+#include "config.h"
+#include "pairs.h"
+
+PairSet *train_data_load(const Config *c, int vocab_size);
+/* The same for another file with the config's data settings (prepare, analyze). */
+PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size);
+/* The model's HF config: model.init's config.json, or the model.config mapping. */
+ModelConfig train_model_config(const Config *c);
+#endif
