@@ -63,6 +63,12 @@ static int *read_ids(Load *L, const char *field, int *n_out, int vocab, bool all
 }
 
 PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
+    PairsFormat f = {"ids", NULL, NULL, vocab_size};
+    return pairs_load_jsonl_fmt(path, &f);
+}
+
+PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
+    const int vocab_size = fmt->vocab_size;
     Load L;
     memset(&L, 0, sizeof L);
     snprintf(L.where, sizeof L.where, "%s", path);
@@ -87,7 +93,8 @@ PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
         /* require_null_terminated: nothing but whitespace may follow the object */
         L.obj = cJSON_ParseWithOpts(L.line, NULL, 1);
         if (!L.obj || !cJSON_IsObject(L.obj))
-            load_die(&L, "invalid JSON (expected one object per line with prompt_ids, chosen_ids, rejected_ids)");
+            load_die(&L, "invalid JSON (expected one object per line: prompt_ids, chosen_ids, rejected_ids, or "
+                         "prompt, chosen, rejected)");
         if (ps->n == cap) {
             cap = cap ? 2 * cap : 256;
             ps->pairs = sd_realloc(ps->pairs, sd_mul_size(cap, sizeof(Pair), "pairs"), "pairs");
@@ -96,9 +103,17 @@ PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
         memset(p, 0, sizeof *p);
         p->line = lineno;
         ps->n++; /* counted now so that pairs_free releases a half-read pair on an error */
-        p->prompt = read_ids(&L, "prompt_ids", &p->n_prompt, vocab_size, true);
-        p->chosen = read_ids(&L, "chosen_ids", &p->n_chosen, vocab_size, false);
-        p->rejected = read_ids(&L, "rejected_ids", &p->n_rejected, vocab_size, false);
+        if (!strcmp(fmt->format, "ids") || cJSON_GetObjectItemCaseSensitive(L.obj, "prompt_ids")) {
+            p->prompt = read_ids(&L, "prompt_ids", &p->n_prompt, vocab_size, true);
+            p->chosen = read_ids(&L, "chosen_ids", &p->n_chosen, vocab_size, false);
+            p->rejected = read_ids(&L, "rejected_ids", &p->n_rejected, vocab_size, false);
+        } else {
+            char err[512];
+            sd_cleanup_push(load_release, &L); /* the chat template dies itself on what it rejects */
+            bool ok = pair_from_text(L.obj, fmt, L.where, p, err, sizeof err);
+            sd_cleanup_pop();
+            if (!ok) load_die(&L, "%s", err);
+        }
         const cJSON *rc = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_chosen_logp"),
                     *rr = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_rejected_logp");
         if ((rc != NULL) != (rr != NULL))

@@ -1,6 +1,7 @@
 /* train.c — see train.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
+#include "train_data.h"
 #include <math.h>
 #include <signal.h>
 #include <unistd.h>
@@ -46,10 +47,6 @@ typedef struct {
     char *metrics_path;
 } Trainer;
 
-static ModelConfig resolve_model_config(const Config *c) {
-    if (c->model_init) return model_config_load(c->model_init);
-    return c->model_config;
-}
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
     long seed;
@@ -211,7 +208,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
-    ModelConfig mc = resolve_model_config(c);
+    ModelConfig mc = train_model_config(c);
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     t->model = model_create(&mc, backend_cpu(), max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb));
@@ -219,7 +216,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
-    t->data = pairs_load_jsonl(c->data_train, mc.vocab_size);
+    t->data = train_data_load(c, mc.vocab_size);
     if (loss_needs_reference(c->loss_type) && !t->data->all_have_ref)
         sd_die(c->data_train, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line",
                loss_type_name(c->loss_type));

@@ -1,0 +1,65 @@
+/* cmd_prepare.c — `simpo_dist prepare CONFIG.yaml [--out FILE]`: tokenizes data.train once into the HDF5 dataset
+ * (data/pairs_h5.c) that training then reads (point data.train at it), and prints what the data holds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "config.h"
+#include "train_data.h"
+#include "util.h"
+
+static const char *USAGE =
+    "usage: simpo_dist prepare CONFIG.yaml [--out FILE]\n"
+    "  Tokenizes data.train (JSONL: token ids, chat messages or text; data.format, data.tokenizer,\n"
+    "  data.chat_template) into an HDF5 dataset: FILE, else data.prepared, else data.train with .h5 for its\n"
+    "  extension. Set data.train to that file to train from it. Pairs are stored untruncated; the summary\n"
+    "  counts how many data.max_length / data.max_prompt_length would truncate.\n";
+
+static char *default_out(const char *train) {
+    const char *dot = strrchr(train, '.'), *slash = strrchr(train, '/');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - train) : strlen(train);
+    char *out = sd_alloc(stem + 4, "path");
+    memcpy(out, train, stem);
+    strcpy(out + stem, ".h5");
+    return out;
+}
+
+int cmd_prepare(int argc, char **argv) {
+    const char *cfg_path = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--out")) {
+            if (i + 1 >= argc) sd_die("prepare", "--out needs a value");
+            out = argv[++i];
+        } else if (argv[i][0] == '-') sd_die("prepare", "unknown option '%s' (see simpo_dist prepare --help)", argv[i]);
+        else if (cfg_path) sd_die("prepare", "one config file expected, found '%s' and '%s'", cfg_path, argv[i]);
+        else cfg_path = argv[i];
+    }
+    if (!cfg_path) sd_die("prepare", "a config file is required (see simpo_dist prepare --help)");
+    Config *c = config_load(cfg_path);
+    if (pairs_is_h5(c->data_train)) sd_die(c->data_train, "is already a prepared HDF5 dataset");
+    ModelConfig mc = train_model_config(c);
+    double t0 = sd_now();
+    PairSet *ps = train_data_load(c, mc.vocab_size);
+    char *dest = out ? sd_strdup(out) : c->data_prepared ? sd_strdup(c->data_prepared) : default_out(c->data_train);
+    pairs_write_h5(ps, dest, c->data_tokenizer, c->data_format);
+    long tok[3] = {0, 0, 0}, mx[3] = {0, 0, 0};
+    for (size_t i = 0; i < ps->n; i++) {
+        const Pair *p = &ps->pairs[i];
+        long n[3] = {p->n_prompt, p->n_chosen, p->n_rejected};
+        for (int k = 0; k < 3; k++) tok[k] += n[k], mx[k] = n[k] > mx[k] ? n[k] : mx[k];
+    }
+    pairs_truncate(ps, c->max_length, c->max_prompt_length);
+    printf("prepared %s: %zu pairs from %s in %.2f s\n", dest, ps->n, c->data_train, sd_now() - t0);
+    printf("  tokens: prompt %ld (max %ld), chosen %ld (max %ld), rejected %ld (max %ld)\n", tok[0], mx[0], tok[1],
+           mx[1], tok[2], mx[2]);
+    printf("  %zu pairs would be truncated at max_length %d / max_prompt_length %d\n", ps->n_truncated,
+           c->max_length, c->max_prompt_length);
+    printf("  reference log-probs: %s\n", ps->all_have_ref ? "yes" : "no");
+    free(dest);
+    pairs_free(ps);
+    config_free(c);
+    return 0;
+}
