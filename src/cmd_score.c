@@ -7,12 +7,16 @@
 #include "commands.h"
 #include "model.h"
 #include "pairs.h"
+#include "train_data.h"
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--out FILE | --write-ref FILE]\n"
+    "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--tokenizer DIR] [--format F] [--chat-template T]\n"
+    "                        [--out FILE | --write-ref FILE]\n"
     "  Writes one JSON line per pair, in input order: chosen_logp, rejected_logp (sums over response tokens),\n"
     "  chosen_avg_logp, rejected_avg_logp (sum / tokens), chosen_tokens, rejected_tokens. No truncation.\n"
+    "  --tokenizer DIR   for chat or text lines (docs/formats.md); --format auto|ids|chat|text and\n"
+    "  --chat-template   auto|llama3|llama2|mistral|chatml|gemma as data.format / data.chat_template\n"
     "  --out FILE        write there instead of stdout\n"
     "  --write-ref FILE  instead: copy every pair of PAIRS.jsonl to FILE with ref_chosen_logp and\n"
     "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n";
@@ -39,7 +43,8 @@ static char **read_lines(const char *path, size_t *n_out) {
 }
 
 int cmd_score(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL;
+    const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL, *tok = NULL, *fmt = NULL,
+               *family = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -49,6 +54,9 @@ int cmd_score(int argc, char **argv) {
                            : !strcmp(argv[i], "--data") ? &data
                            : !strcmp(argv[i], "--out")  ? &out_path
                            : !strcmp(argv[i], "--write-ref") ? &ref_path
+                           : !strcmp(argv[i], "--tokenizer") ? &tok
+                           : !strcmp(argv[i], "--format") ? &fmt
+                           : !strcmp(argv[i], "--chat-template") ? &family
                                                         : NULL;
         if (!dst) sd_die("score", "unknown argument '%s' (see simpo_dist score --help)", argv[i]);
         if (i + 1 >= argc) sd_die("score", "%s needs a value", argv[i]);
@@ -57,7 +65,8 @@ int cmd_score(int argc, char **argv) {
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ModelConfig mc = model_config_load(model_dir);
-    PairSet *ps = pairs_load_jsonl(data, mc.vocab_size);
+    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family);
+    if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     size_t max_tokens = 1;
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];

@@ -8,24 +8,31 @@
 #include "tokenizer.h"
 #include "util.h"
 
-PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size) {
+PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
+                        const char *chat_family) {
     if (pairs_is_h5(path)) return pairs_load_h5(path, vocab_size);
-    bool text = strcmp(c->data_format, "ids") != 0;
-    if (!c->data_tokenizer && (!strcmp(c->data_format, "chat") || !strcmp(c->data_format, "text")))
-        sd_die(c->source, "data.format %s needs data.tokenizer (a Hugging Face tokenizer directory)", c->data_format);
-    Tokenizer *tok = text && c->data_tokenizer ? tokenizer_load(c->data_tokenizer) : NULL;
+    if (!format) format = "auto";
+    if (!chat_family) chat_family = "auto";
+    bool text = strcmp(format, "ids") != 0;
+    if (!tokenizer_dir && (!strcmp(format, "chat") || !strcmp(format, "text")))
+        sd_die(path, "data.format %s needs data.tokenizer (a Hugging Face tokenizer directory)", format);
+    Tokenizer *tok = text && tokenizer_dir ? tokenizer_load(tokenizer_dir) : NULL;
     ChatTemplate *ct = NULL;
-    if (tok && strcmp(c->data_format, "text"))
-        ct = !strcmp(c->data_format, "chat") ? chat_template_load(c->data_tokenizer, c->chat_template)
-                                              : chat_template_load_optional(c->data_tokenizer, c->chat_template);
+    if (tok && strcmp(format, "text"))
+        ct = !strcmp(format, "chat") ? chat_template_load(tokenizer_dir, chat_family)
+                                     : chat_template_load_optional(tokenizer_dir, chat_family);
     if (tok && vocab_size > 0 && tokenizer_vocab_size(tok) > vocab_size)
         fprintf(stderr, "simpo_dist: warning: %s has %d tokens, the model's vocab_size is %d (ids beyond it are "
-                        "errors)\n", c->data_tokenizer, tokenizer_vocab_size(tok), vocab_size);
-    PairsFormat f = {c->data_format, tok, ct, vocab_size};
+                        "errors)\n", tokenizer_dir, tokenizer_vocab_size(tok), vocab_size);
+    PairsFormat f = {format, tok, ct, vocab_size};
     PairSet *ps = pairs_load_jsonl_fmt(path, &f);
     chat_template_free(ct);
     tokenizer_free(tok);
     return ps;
+}
+
+PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size) {
+    return pairs_load_any(path, vocab_size, c->data_format, c->data_tokenizer, c->chat_template);
 }
 
 PairSet *train_data_load(const Config *c, int vocab_size) { return train_data_load_path(c, c->data_train, vocab_size); }

@@ -1,6 +1,6 @@
 /* train_data.h — loading the training pairs a config names (data.* keys).
  *
- * defines: train_data_load, train_data_load_path, train_model_config.
+ * defines: train_data_load, train_data_load_path, pairs_load_any, train_model_config.
  * data.train may be an HDF5 dataset written by `simpo_dist prepare` (recognised by its signature) or JSONL whose
  * lines are token ids, chat messages or text (data.format, data.tokenizer, data.chat_template; data/pairs.h).
  * Untruncated: the caller applies pairs_truncate. Ownership: the caller frees the PairSet with pairs_free.
@@ -14,6 +14,10 @@
 PairSet *train_data_load(const Config *c, int vocab_size);
 /* The same for another file with the config's data settings (prepare, analyze). */
 PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size);
+/* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
+ * (NULL or "auto": recognised from tokenizer_config.json). Used by score, analyze and the trainer. */
+PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
+                        const char *chat_family);
 /* The model's HF config: model.init's config.json, or the model.config mapping. */
 ModelConfig train_model_config(const Config *c);
 #endif

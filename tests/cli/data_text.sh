@@ -45,6 +45,13 @@ if [ -s cfg/out_h5/metrics.jsonl ] && diff <(strip_time cfg/out_jsonl/metrics.js
   ok "HDF5 dataset trains to the same metrics as JSONL"
 else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_h5/metrics.jsonl) | head -4)"; fi
 
+# score on text lines (tokenized with --tokenizer) = score on the prepared dataset
+"$BIN" export --checkpoint cfg/out_jsonl --out hf 2>/dev/null || bad "export"
+"$BIN" score --model hf --data cfg/data/text_pairs.jsonl --tokenizer "$TOK" --out s_text.jsonl 2>/dev/null
+"$BIN" score --model hf --data cfg/data/text_pairs.h5 --out s_h5.jsonl 2>/dev/null
+[ "$(wc -l < s_text.jsonl)" = 24 ] && cmp -s s_text.jsonl s_h5.jsonl && ok "score: text lines = prepared dataset" \
+  || bad "score text vs h5: $(diff s_text.jsonl s_h5.jsonl | head -3)"
+
 # resume: stop after step 2 (shuffled data), rerun: steps 3 and 4 equal the uninterrupted run's
 sed -e 's|dir: out_jsonl|dir: out_resume|' cfg/text.yaml > cfg/resume.yaml
 "$BIN" cfg/resume.yaml --stop-at-step 2 2> r1.log && "$BIN" cfg/resume.yaml 2> r2.log || bad "resume runs: $(tail -2 r1.log r2.log)"
