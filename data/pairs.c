@@ -1,5 +1,7 @@
 /* pairs.c — see pairs.h.
- * Loading reads the JSONL file line by line with getline (lines can be long); error paths release what they hold
+ * Loading reads the JSONL file line by line, at most PAIRS_MAX_LINE_BYTES a line, and a pair may hold at most
+ * PAIRS_MAX_PAIR_TOKENS tokens (both limits in pairs.h): a damaged or hostile file cannot make us allocate what it
+ * likes. Error paths release what they hold
  * before sd_die so that a trapped error leaks nothing. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -67,6 +69,27 @@ PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
     return pairs_load_jsonl_fmt(path, &f);
 }
 
+/* getline with a bound: reads one line into *buf (grown as needed); returns its length, -1 at end of file, and
+ * -2 when the line is longer than max bytes (the rest is not read). */
+static ssize_t read_line_bounded(char **buf, size_t *cap, FILE *f, size_t max) {
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (n + 2 > *cap) {
+            size_t nc = *cap ? 2 * *cap : 4096;
+            if (nc > max + 2) nc = max + 2;
+            if (n + 2 > nc) return -2;
+            *buf = sd_realloc(*buf, nc, "line");
+            *cap = nc;
+        }
+        (*buf)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (n == 0 && c == EOF) return -1;
+    (*buf)[n] = 0;
+    return (ssize_t)n;
+}
+
 PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
     const int vocab_size = fmt->vocab_size;
     Load L;
@@ -82,9 +105,12 @@ PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
     ssize_t len;
     int lineno = 0;
     errno = 0;
-    while ((len = getline(&L.line, &lcap, L.f)) >= 0) {
+    for (;;) {
+        len = read_line_bounded(&L.line, &lcap, L.f, PAIRS_MAX_LINE_BYTES);
+        if (len == -1) break;
         lineno++;
         snprintf(L.where, sizeof L.where, "%s:%d", path, lineno);
+        if (len == -2) load_die(&L, "line longer than %d bytes (the limit of one preference pair)", PAIRS_MAX_LINE_BYTES);
         bool blank = true;
         for (ssize_t i = 0; i < len && blank; i++)
             blank = L.line[i] == ' ' || L.line[i] == '\t' || L.line[i] == '\n' || L.line[i] == '\r';
@@ -114,6 +140,11 @@ PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
             sd_cleanup_pop();
             if (!ok) load_die(&L, "%s", err);
         }
+        if ((long)p->n_prompt + p->n_chosen > PAIRS_MAX_PAIR_TOKENS ||
+            (long)p->n_prompt + p->n_rejected > PAIRS_MAX_PAIR_TOKENS)
+            load_die(&L, "a sequence of %d tokens (prompt %d + response %d) exceeds the limit of %d tokens", 
+                     p->n_prompt + (p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected), p->n_prompt,
+                     p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected, PAIRS_MAX_PAIR_TOKENS);
         const cJSON *rc = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_chosen_logp"),
                     *rr = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_rejected_logp");
         if ((rc != NULL) != (rr != NULL))

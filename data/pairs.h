@@ -13,6 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Limits on one JSONL line and one pair (prompt + the longer response), errors naming the line beyond them: far
+ * above any real preference pair (UltraFeedback's longest lines are ~100 KB), far below what would exhaust memory. */
+#define PAIRS_MAX_LINE_BYTES (64 << 20)
+#define PAIRS_MAX_PAIR_TOKENS (1 << 20)
+
 typedef struct {
     int *prompt, *chosen, *rejected;       /* token ids */
     int n_prompt, n_chosen, n_rejected;

@@ -242,6 +242,24 @@ int main(void) {
           "line numbers count blank lines in errors");
     CHECK(bad("\n\n", 0, "bad.jsonl: holds no preference pairs"), "blank file");
     CHECK(bad("", 0, "bad.jsonl: holds no preference pairs"), "empty file");
+    /* limits: a line longer than PAIRS_MAX_LINE_BYTES, a pair longer than PAIRS_MAX_PAIR_TOKENS (errors name the line) */
+    {
+        size_t n = (size_t)PAIRS_MAX_LINE_BYTES + 200; /* line 2 alone is longer than the limit */
+        char *big = malloc(n + 64);
+        strcpy(big, "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3]}\n{\"x\": \"");
+        size_t k = strlen(big);
+        memset(big + k, 'a', n - k);
+        strcpy(big + n, "\"}\n");
+        CHECK(bad(big, 0, "bad.jsonl:2: line longer than 67108864 bytes"), "line length limit");
+        int T = PAIRS_MAX_PAIR_TOKENS;
+        char *q = big;
+        q += sprintf(q, "{\"prompt_ids\": [1], \"chosen_ids\": [");
+        for (int i = 0; i < T; i++) q += sprintf(q, i ? ",2" : "2");
+        sprintf(q, "], \"rejected_ids\": [3]}\n");
+        CHECK(bad(big, 0, "bad.jsonl:1: a sequence of 1048577 tokens (prompt 1 + response 1048576) exceeds the limit"),
+              "tokens per pair limit");
+        free(big);
+    }
     g_path = sd_path_join(dir, "absent.jsonl");
     CHECK(expect_die(load_it, NULL, "absent.jsonl: cannot open: No such file or directory"), "missing file");
     free(g_path);
