@@ -1,0 +1,176 @@
+/* cmd_plot.c — `simpo_dist plot METRICS.jsonl --out DIR`: training curves of a metrics.jsonl (the trainer's log,
+ * src/train.c log_step) as SVG line charts, one file per group of fields, step on the x axis. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "commands.h"
+#include "svg.h"
+#include "util.h"
+
+static const char *USAGE =
+    "usage: simpo_dist plot METRICS.jsonl --out DIR\n"
+    "  Line charts of a training run's metrics.jsonl against step, one SVG per group, into DIR:\n"
+    "  loss.svg, rewards.svg (rewards/chosen, rewards/rejected, rewards/margins), accuracy.svg\n"
+    "  (rewards/accuracies), logps.svg (logps/chosen, logps/rejected), lr.svg, grad_norm.svg.\n"
+    "  Non-finite values (nan, inf) and absent fields are skipped; a malformed line stops with FILE:LINE.\n";
+
+#define MAX_KEYS 3
+typedef struct {
+    const char *file, *title, *ylabel;
+    const char *keys[MAX_KEYS];
+    double ylo, yhi; /* fixed y range when ylo < yhi */
+} Group;
+
+static const Group GROUPS[] = {
+    {"loss.svg", "Training loss", "loss", {"loss"}, 0, 0},
+    {"rewards.svg", "Rewards", "reward", {"rewards/chosen", "rewards/rejected", "rewards/margins"}, 0, 0},
+    {"accuracy.svg", "Reward accuracy", "accuracy", {"rewards/accuracies"}, 0, 1.05},
+    {"logps.svg", "Log-probabilities of the responses", "log-prob", {"logps/chosen", "logps/rejected"}, 0, 0},
+    {"lr.svg", "Learning rate", "lr", {"lr"}, 0, 0},
+    {"grad_norm.svg", "Gradient norm (before clipping)", "grad norm", {"grad_norm"}, 0, 0},
+};
+#define NGROUPS ((int)(sizeof GROUPS / sizeof GROUPS[0]))
+
+/* Case-insensitive: does s start with word w, not followed by a letter or digit? */
+static size_t match_word(const char *s, const char *w) {
+    size_t n = strlen(w);
+    if (strncasecmp(s, w, n) != 0 || isalnum((unsigned char)s[n])) return 0;
+    return n;
+}
+
+/* The trainer prints a non-finite double with %g ("nan", "-nan", "inf"), which is not JSON: outside strings,
+ * such tokens become null (caller frees). */
+static char *nonfinite_to_null(const char *s) {
+    char *o = sd_alloc(2 * strlen(s) + 1, "metrics line"), *q = o;
+    int in_str = 0;
+    while (*s) {
+        if (in_str) {
+            if (*s == '\\' && s[1]) *q++ = *s++;
+            else if (*s == '"') in_str = 0;
+            *q++ = *s++;
+            continue;
+        }
+        if (*s == '"') {
+            in_str = 1;
+            *q++ = *s++;
+            continue;
+        }
+        const char *t = s + (*s == '-' || *s == '+');
+        size_t k = match_word(t, "nan");
+        if (!k) k = match_word(t, "infinity");
+        if (!k) k = match_word(t, "inf");
+        if (k) {
+            memcpy(q, "null", 4);
+            q += 4;
+            s = t + k;
+            continue;
+        }
+        *q++ = *s++;
+    }
+    *q = 0;
+    return o;
+}
+
+static int blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+typedef struct {
+    size_t n, cap;
+    double *step;
+    double *val[NGROUPS][MAX_KEYS];
+} Curves;
+
+static void curves_push(Curves *c) {
+    if (c->n < c->cap) return;
+    c->cap = c->cap ? 2 * c->cap : 64;
+    c->step = sd_realloc(c->step, c->cap * sizeof(double), "metrics");
+    for (int g = 0; g < NGROUPS; g++)
+        for (int k = 0; k < MAX_KEYS && GROUPS[g].keys[k]; k++)
+            c->val[g][k] = sd_realloc(c->val[g][k], c->cap * sizeof(double), "metrics");
+}
+
+/* Reads every line of path into c; dies naming path:line on a malformed one. */
+static void read_metrics(const char *path, Curves *c) {
+    size_t len;
+    char *text = sd_read_file(path, &len);
+    if (!text) sd_die(path, "cannot read: %s", strerror(errno));
+    char where[4096];
+    int lineno = 0;
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        lineno++;
+        if (nl) *nl = 0;
+        char *line = p;
+        p += l + (nl != NULL);
+        if (blank(line, l)) continue;
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        char *clean = nonfinite_to_null(line);
+        cJSON *o = cJSON_Parse(clean);
+        free(clean);
+        if (!o) sd_die(where, "invalid JSON");
+        if (!cJSON_IsObject(o)) sd_die(where, "not a JSON object (a metrics line of simpo_dist training)");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
+        if (!cJSON_IsNumber(st)) sd_die(where, "\"step\" missing or not a number");
+        curves_push(c);
+        c->step[c->n] = st->valuedouble;
+        for (int g = 0; g < NGROUPS; g++)
+            for (int k = 0; k < MAX_KEYS && GROUPS[g].keys[k]; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, GROUPS[g].keys[k]);
+                if (v && !cJSON_IsNumber(v) && !cJSON_IsNull(v))
+                    sd_die(where, "\"%s\" is not a number", GROUPS[g].keys[k]);
+                c->val[g][k][c->n] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+            }
+        c->n++;
+        cJSON_Delete(o);
+    }
+    free(text);
+    if (c->n == 0) sd_die(path, "no metrics lines");
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *metrics = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--out")) {
+            if (i + 1 >= argc) sd_die("plot", "--out needs a value");
+            out = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            sd_die("plot", "unknown argument '%s' (see simpo_dist plot --help)", argv[i]);
+        } else if (metrics) {
+            sd_die("plot", "one METRICS.jsonl only (got '%s' and '%s')", metrics, argv[i]);
+        } else {
+            metrics = argv[i];
+        }
+    }
+    if (!metrics || !out) sd_die("plot", "METRICS.jsonl and --out DIR are required (see simpo_dist plot --help)");
+    Curves c = {0};
+    read_metrics(metrics, &c);
+    sd_mkdirs(out);
+    for (int g = 0; g < NGROUPS; g++) {
+        const Group *gr = &GROUPS[g];
+        SvgFig *f = svg_new(720, 420, gr->title, "step", gr->ylabel);
+        if (gr->ylo < gr->yhi) svg_ylim(f, gr->ylo, gr->yhi);
+        for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++) svg_line(f, gr->keys[k], c.step, c.val[g][k], c.n);
+        char *path = sd_path_join(out, gr->file);
+        svg_write(f, path);
+        printf("%s\n", path);
+        free(path);
+        svg_free(f);
+    }
+    free(c.step);
+    for (int g = 0; g < NGROUPS; g++)
+        for (int k = 0; k < MAX_KEYS; k++) free(c.val[g][k]);
+    return 0;
+}

@@ -1,0 +1,76 @@
+# `simpo_dist plot METRICS.jsonl --out DIR`: one SVG per group of training metrics, each valid XML with one
+# polyline per series holding its finite points; non-finite values (the trainer prints nan/inf) are skipped;
+# a malformed line stops with FILE:LINE.
+source "$(dirname "$0")/lib.bash"
+cd "$TMP"
+PY=$(command -v python3) || { echo "python3 not found"; exit 1; }
+
+# check_svgs DIR 'file:series[:points],...': each file parses, has that many polylines, and the first series
+# that many points (when given)
+check_svgs() {
+  "$PY" - "$1" "$2" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+fails = []
+for spec in sys.argv[2].split(","):
+    f, nser, *npts = spec.split(":")
+    try:
+        root = ET.parse(f"{sys.argv[1]}/{f}").getroot()
+    except Exception as e:
+        fails.append(f"{f}: {e}"); continue
+    lines = [g for g in root.iter(ns + "g") if "line" in g.get("class", "").split()]
+    polys = [p for g in lines for p in g.findall(ns + "polyline")]
+    if len(lines) != int(nser) or len(polys) != int(nser):
+        fails.append(f"{f}: {len(lines)} series, {len(polys)} polylines, want {nser}")
+    if npts and polys and len(polys[0].get("points").split()) != int(npts[0]):
+        fails.append(f"{f}: first series has {len(polys[0].get('points').split())} points, want {npts[0]}")
+    if root.find(f".//{ns}text[@class='title']") is None: fails.append(f"{f}: no title")
+    if len(root.findall(f".//{ns}text[@class='tick']")) < 4: fails.append(f"{f}: too few tick labels")
+print("\n".join(fails) or "all SVGs parse with the expected series")
+sys.exit(1 if fails else 0)
+EOF
+}
+ALL='loss.svg:1,rewards.svg:3,accuracy.svg:1,logps.svg:2,lr.svg:1,grad_norm.svg:1'
+
+# a real run: the tiny default config stopped after step 10 (metrics every 5 steps: two lines)
+cp -r "$SRC/configs" configs
+if "$BIN" configs/tiny.yaml --stop-at-step 10 --quiet 2> train.log; then ok "tiny run to step 10"
+else bad "tiny run: $(tail -3 train.log)"; fi
+M=out/tiny/metrics.jsonl
+"$BIN" plot $M --out plots > plot.txt 2>&1 && ok "plot exits 0" || bad "plot failed: $(cat plot.txt)"
+[ "$(grep -c '\.svg$' plot.txt)" -eq 6 ] && ok "names the six files" || bad "plot output: $(cat plot.txt)"
+out=$(check_svgs plots "$ALL,loss.svg:1:$(wc -l < $M)" 2>&1) && ok "training run: $out" || bad "$out"
+[ -z "$(ls plots | grep '\.tmp$')" ] && ok "no temporaries left" || bad "left: $(ls plots)"
+
+# by hand: nan, -nan, inf and null values and an absent field are skipped; blank lines ignored
+cat > m.jsonl <<'EOF'
+{"step": 1, "loss": 0.7, "rewards/chosen": -1, "rewards/rejected": -1.2, "rewards/margins": 0.2, "rewards/accuracies": 0.5, "logps/chosen": -2, "logps/rejected": -2.4, "grad_norm": 3.5, "lr": 1e-6}
+{"step": 2, "loss": nan, "rewards/chosen": -0.9, "rewards/rejected": -1.4, "rewards/margins": 0.5, "rewards/accuracies": 0.75, "logps/chosen": -1.8, "logps/rejected": -2.8, "grad_norm": inf, "lr": 2e-6}
+
+{"step": 3, "loss": 0.5, "rewards/chosen": -0.8, "rewards/rejected": -1.6, "rewards/margins": 0.8, "rewards/accuracies": 1, "logps/chosen": -1.6, "logps/rejected": -3.2, "grad_norm": -nan, "lr": 3e-6, "note": "inf nan"}
+{"step": 4, "loss": 0.4, "rewards/chosen": null, "rewards/rejected": -1.7, "rewards/margins": 1.0, "rewards/accuracies": 1, "logps/chosen": -1.5, "logps/rejected": -3.3, "lr": 2e-6}
+EOF
+"$BIN" plot m.jsonl --out hand > hand.txt 2>&1 && ok "hand-written metrics" || bad "hand: $(cat hand.txt)"
+out=$(check_svgs hand "$ALL,loss.svg:1:3,rewards.svg:3:3,grad_norm.svg:1:1,lr.svg:1:4" 2>&1) \
+  && ok "non-finite skipped: $out" || bad "$out"
+grep -q 'e-06' hand/lr.svg && ok "small learning rates in exponent form" || bad "lr ticks: $(grep -o 'class="tick"[^<]*<' hand/lr.svg | head -3)"
+# rewrites in place (atomic rename over the old file)
+"$BIN" plot m.jsonl --out hand > /dev/null 2>&1 && ok "rerun over existing plots" || bad "rerun failed"
+
+# errors: FILE:LINE for malformed lines, the file for a missing or empty one
+{ head -2 m.jsonl; echo '{"step": 3, "loss": 0.5'; } > bad.jsonl
+expect_error "invalid JSON names file:line" "bad.jsonl:3" "$BIN" plot bad.jsonl --out e1
+{ head -1 m.jsonl; echo '{"loss": 0.5}'; } > nostep.jsonl
+expect_error "missing step names file:line" "nostep.jsonl:2" "$BIN" plot nostep.jsonl --out e2
+{ echo '{"step": 1, "loss": "low"}'; } > str.jsonl
+expect_error "non-number value names file:line and key" 'str.jsonl:1: "loss"' "$BIN" plot str.jsonl --out e3
+echo '[1, 2]' > arr.jsonl
+expect_error "non-object line" "arr.jsonl:1" "$BIN" plot arr.jsonl --out e4
+: > empty.jsonl
+expect_error "empty file" "empty.jsonl" "$BIN" plot empty.jsonl --out e5
+expect_error "missing file" "nothere.jsonl" "$BIN" plot nothere.jsonl --out e6
+expect_error "missing --out" "--out" "$BIN" plot m.jsonl
+expect_error "unknown flag" "unknown argument '--bogus'" "$BIN" plot m.jsonl --bogus
+[ -z "$(ls -d e? 2>/dev/null)" ] && ok "failed runs wrote nothing" || bad "failed runs left $(ls -d e?)"
+"$BIN" plot --help | grep -q "usage: simpo_dist plot" && ok "--help" || bad "--help"
+finish
