@@ -12,6 +12,7 @@
 #include <string.h>
 #include "commands.h"
 #include "model.h"
+#include "score.h"
 #include "pairs.h"
 #include "stats.h"
 #include "svg.h"
@@ -36,23 +37,6 @@ static const char *USAGE =
 
 /* Response log-probs of every pair of ps under the model in model_dir (config mc), as cmd_score computes them:
  * out[2i] chosen, out[2i+1] rejected. */
-static void score_pairs(const char *model_dir, const ModelConfig *mc, const PairSet *ps, SeqLogp *out) {
-    size_t max_tokens = 1;
-    for (size_t i = 0; i < ps->n; i++) {
-        const Pair *p = &ps->pairs[i];
-        size_t n = (size_t)2 * p->n_prompt + p->n_chosen + p->n_rejected;
-        if (n > max_tokens) max_tokens = n;
-    }
-    Model *m = model_create(mc, backend_cpu(), max_tokens, NULL, 1);
-    model_load_hf(m, model_dir);
-    for (size_t i = 0; i < ps->n; i++) {
-        MicroBatch *mb = microbatch_pack(ps, &i, 1);
-        model_forward_logprobs(m, mb, &out[2 * i]);
-        microbatch_free(mb);
-    }
-    model_free(m);
-}
-
 static double avg_of(SeqLogp s) { return s.n ? s.sum / s.n : 0.0; }
 
 /* One implicit reward over all pairs. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "commands.h"
 #include "model.h"
+#include "score.h"
 #include "pairs.h"
 #include "train_data.h"
 #include "util.h"
@@ -67,14 +68,8 @@ int cmd_score(int argc, char **argv) {
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family);
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
-    size_t max_tokens = 1;
-    for (size_t i = 0; i < ps->n; i++) {
-        const Pair *p = &ps->pairs[i];
-        size_t n = (size_t)2 * p->n_prompt + p->n_chosen + p->n_rejected;
-        if (n > max_tokens) max_tokens = n;
-    }
-    Model *m = model_create(&mc, backend_cpu(), max_tokens, NULL, 1);
-    model_load_hf(m, model_dir);
+    SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
+    score_pairs(model_dir, &mc, ps, all);
     size_t nlines = 0;
     char **lines = ref_path ? read_lines(data, &nlines) : NULL;
     char *tmp = NULL;
@@ -86,9 +81,7 @@ int cmd_score(int argc, char **argv) {
     FILE *out = dest ? fopen(dest, "w") : stdout;
     if (!out) sd_die(dest, "cannot open for writing");
     for (size_t i = 0; i < ps->n; i++) {
-        MicroBatch *mb = microbatch_pack(ps, &i, 1);
-        SeqLogp s[2];
-        model_forward_logprobs(m, mb, s);
+        const SeqLogp *s = &all[2 * i];
         if (ref_path) {
             const Pair *p = &ps->pairs[i];
             cJSON *o = cJSON_Parse(lines[p->line - 1]);
@@ -100,7 +93,6 @@ int cmd_score(int argc, char **argv) {
             fprintf(out, "%s\n", js);
             cJSON_free(js);
             cJSON_Delete(o);
-            microbatch_free(mb);
             continue;
         }
         fprintf(out,
@@ -108,14 +100,13 @@ int cmd_score(int argc, char **argv) {
                 "\"rejected_avg_logp\": %.17g, \"chosen_tokens\": %d, \"rejected_tokens\": %d}\n",
                 s[0].sum, s[1].sum, s[0].n ? s[0].sum / s[0].n : 0.0, s[1].n ? s[1].sum / s[1].n : 0.0, s[0].n,
                 s[1].n);
-        microbatch_free(mb);
     }
     if (out != stdout && fclose(out) != 0) sd_die(dest, "write failed");
     if (ref_path && rename(tmp, ref_path) != 0) sd_die(ref_path, "cannot rename %s into place", tmp);
     for (size_t i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
     free(tmp);
-    model_free(m);
+    free(all);
     pairs_free(ps);
     return 0;
 }
