@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli_args.h"
 #include "commands.h"
 #include "model.h"
 #include "score.h"
@@ -168,26 +169,12 @@ static void write_plots(const char *out_dir, const Reward *simpo, const double *
 int cmd_analyze(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *ref_dir = NULL, *out_dir = NULL, *beta_s = NULL,
                *dpo_beta_s = NULL, *buckets_s = NULL, *tok = NULL, *fmt = NULL, *family = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        const char **dst = !strcmp(argv[i], "--model")      ? &model_dir
-                           : !strcmp(argv[i], "--data")     ? &data
-                           : !strcmp(argv[i], "--ref")      ? &ref_dir
-                           : !strcmp(argv[i], "--out")      ? &out_dir
-                           : !strcmp(argv[i], "--beta")     ? &beta_s
-                           : !strcmp(argv[i], "--dpo-beta") ? &dpo_beta_s
-                           : !strcmp(argv[i], "--buckets")  ? &buckets_s
-                           : !strcmp(argv[i], "--tokenizer") ? &tok
-                           : !strcmp(argv[i], "--format")   ? &fmt
-                           : !strcmp(argv[i], "--chat-template") ? &family
-                                                            : NULL;
-        if (!dst) sd_die("analyze", "unknown argument '%s' (see simpo_dist analyze --help)", argv[i]);
-        if (i + 1 >= argc) sd_die("analyze", "%s needs a value", argv[i]);
-        *dst = argv[++i];
-    }
+    const CliOpt opts[] = {{"--model", &model_dir, NULL},     {"--data", &data, NULL},
+                           {"--ref", &ref_dir, NULL},         {"--out", &out_dir, NULL},
+                           {"--beta", &beta_s, NULL},         {"--dpo-beta", &dpo_beta_s, NULL},
+                           {"--buckets", &buckets_s, NULL},   {"--tokenizer", &tok, NULL},
+                           {"--format", &fmt, NULL},          {"--chat-template", &family, NULL}};
+    if (cli_parse("analyze", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir || !data) sd_die("analyze", "--model and --data are required (see simpo_dist analyze --help)");
     double beta = beta_s ? parse_positive("--beta", beta_s) : 2.0;
     double dpo_beta = dpo_beta_s ? parse_positive("--dpo-beta", dpo_beta_s) : 0.1;

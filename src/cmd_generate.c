@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chat_template.h"
+#include "cli_args.h"
 #include "commands.h"
 #include "generate.h"
 #include "model.h"
@@ -240,30 +241,13 @@ int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *tok_dir = NULL, *prompt = NULL, *prompt_ids = NULL, *data = NULL,
                *out_path = NULL, *max_new_s = "256", *temp_s = "0", *top_p_s = "1", *seed_s = "0";
     bool no_chat = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--no-chat")) {
-            no_chat = true;
-            continue;
-        }
-        const char **dst = !strcmp(argv[i], "--model")            ? &model_dir
-                           : !strcmp(argv[i], "--tokenizer")      ? &tok_dir
-                           : !strcmp(argv[i], "--prompt")         ? &prompt
-                           : !strcmp(argv[i], "--prompt-ids")     ? &prompt_ids
-                           : !strcmp(argv[i], "--data")           ? &data
-                           : !strcmp(argv[i], "--out")            ? &out_path
-                           : !strcmp(argv[i], "--max-new-tokens") ? &max_new_s
-                           : !strcmp(argv[i], "--temperature")    ? &temp_s
-                           : !strcmp(argv[i], "--top-p")          ? &top_p_s
-                           : !strcmp(argv[i], "--seed")           ? &seed_s
-                                                                  : NULL;
-        if (!dst) sd_die("generate", "unknown argument '%s' (see simpo_dist generate --help)", argv[i]);
-        if (i + 1 >= argc) sd_die("generate", "%s needs a value", argv[i]);
-        *dst = argv[++i];
-    }
+    const CliOpt opts[] = {{"--model", &model_dir, NULL},       {"--tokenizer", &tok_dir, NULL},
+                           {"--prompt", &prompt, NULL},         {"--prompt-ids", &prompt_ids, NULL},
+                           {"--data", &data, NULL},             {"--out", &out_path, NULL},
+                           {"--max-new-tokens", &max_new_s, NULL}, {"--temperature", &temp_s, NULL},
+                           {"--top-p", &top_p_s, NULL},         {"--seed", &seed_s, NULL},
+                           {"--no-chat", NULL, &no_chat}};
+    if (cli_parse("generate", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir) sd_die("generate", "--model is required (see simpo_dist generate --help)");
     if ((prompt != NULL) + (prompt_ids != NULL) + (data != NULL) != 1)
         sd_die("generate", "give exactly one of --prompt, --prompt-ids and --data (see simpo_dist generate --help)");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli_args.h"
 #include "commands.h"
 #include "model.h"
 #include "score.h"
@@ -46,23 +47,11 @@ static char **read_lines(const char *path, size_t *n_out) {
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL, *tok = NULL, *fmt = NULL,
                *family = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        const char **dst = !strcmp(argv[i], "--model") ? &model_dir
-                           : !strcmp(argv[i], "--data") ? &data
-                           : !strcmp(argv[i], "--out")  ? &out_path
-                           : !strcmp(argv[i], "--write-ref") ? &ref_path
-                           : !strcmp(argv[i], "--tokenizer") ? &tok
-                           : !strcmp(argv[i], "--format") ? &fmt
-                           : !strcmp(argv[i], "--chat-template") ? &family
-                                                        : NULL;
-        if (!dst) sd_die("score", "unknown argument '%s' (see simpo_dist score --help)", argv[i]);
-        if (i + 1 >= argc) sd_die("score", "%s needs a value", argv[i]);
-        *dst = argv[++i];
-    }
+    const CliOpt opts[] = {{"--model", &model_dir, NULL},  {"--data", &data, NULL},
+                           {"--out", &out_path, NULL},     {"--write-ref", &ref_path, NULL},
+                           {"--tokenizer", &tok, NULL},    {"--format", &fmt, NULL},
+                           {"--chat-template", &family, NULL}};
+    if (cli_parse("score", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ModelConfig mc = model_config_load(model_dir);
