@@ -1,10 +1,15 @@
-/* comm.c — ProcessGrid and collectives over MPI. See comm.h. */
+/* comm.c — ProcessGrid and collectives over MPI (staged through host buffers for a backend whose memory the host
+ * cannot touch), or NCCL for the f32 buffers when grid_use_nccl was called. See comm.h. */
 #include "comm.h"
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "util.h"
+#ifdef SIMPO_HAVE_NCCL
+#include "comm_nccl.h"
+#endif
 
 static void abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
@@ -72,6 +77,10 @@ ProcessGrid *grid_init(int tp, int pp) {
 }
 void grid_free(ProcessGrid *g) {
     if (!g) return;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) nccl_grid_free(g->nccl);
+#endif
+    free(g->stage);
     for (int k = 0; k < GROUP_COUNT; k++) {
         MPI_Comm *c = g->g[k].comm;
         if (c) {
@@ -86,7 +95,60 @@ const char *grid_describe(const ProcessGrid *g, char *buf, size_t cap) {
     return buf;
 }
 
+void grid_set_backend(ProcessGrid *g, const Backend *be) { g->be = be; }
+
+bool comm_nccl_built(void) {
+#ifdef SIMPO_HAVE_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+
+const char *comm_nccl_unusable(ProcessGrid *g) {
+#ifdef SIMPO_HAVE_NCCL
+    static char why[256];
+    if (!g->be || g->be->host_addressable) {
+        snprintf(why, sizeof why, "NCCL needs GPU buffers; the model is on the %s backend",
+                 g->be ? g->be->name : "host");
+        return why;
+    }
+    return nccl_unusable(g, why, sizeof why);
+#else
+    (void)g;
+    return "this build has no NCCL (nccl.h and libnccl were not found when it was configured)";
+#endif
+}
+
+void grid_use_nccl(ProcessGrid *g) {
+#ifdef SIMPO_HAVE_NCCL
+    const char *why = comm_nccl_unusable(g);
+    if (why) sd_die("parallel.backend", "nccl: %s", why);
+    if (!g->nccl) g->nccl = nccl_grid_create(g);
+#else
+    sd_die("parallel.backend", "nccl: this build has no NCCL (nccl.h and libnccl were not found when it was "
+           "configured)");
+#endif
+}
+
+const char *comm_f32_library(const ProcessGrid *g) { return g->nccl ? "nccl" : "mpi"; }
+
 static MPI_Comm comm_of(ProcessGrid *g, GroupKind k) { return *(MPI_Comm *)g->g[k].comm; }
+
+/* The MPI path with backend memory the host cannot touch goes through host buffers. */
+static bool staged(const ProcessGrid *g) { return g->be && !g->be->host_addressable; }
+static float *stage_buf(ProcessGrid *g, size_t n) {
+    if (n > g->stage_cap) {
+        free(g->stage);
+        g->stage = sd_alloc(sd_mul_size(n, sizeof(float), "staging buffer"), "staging buffer");
+        g->stage_cap = n;
+    }
+    return g->stage;
+}
+void comm_copy_f32(ProcessGrid *g, float *dst, const float *src, size_t n) {
+    if (g->be) g->be->copy(dst, src, n * sizeof(float));
+    else if (n && dst != src) memmove(dst, src, n * sizeof(float));
+}
 
 /* MPI counts are int: split large buffers into chunks */
 #define CHUNK ((size_t)1 << 30)
@@ -98,40 +160,107 @@ static void allreduce(ProcessGrid *g, GroupKind k, void *buf, size_t n, MPI_Data
     }
     g->bytes[COLL_ALLREDUCE] += n * esz;
 }
-void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) {
-    allreduce(g, k, buf, n, MPI_FLOAT, 4, MPI_SUM);
+/* f32 all-reduce of backend memory: NCCL, MPI in place, or MPI on a host copy */
+static void allreduce_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, MPI_Op op) {
+    if (g->g[k].size == 1 || n == 0) return;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        nccl_allreduce_f32(g->nccl, k, buf, n, op == MPI_MAX);
+        g->bytes[COLL_ALLREDUCE] += n * sizeof(float);
+        return;
+    }
+#endif
+    if (!staged(g)) {
+        allreduce(g, k, buf, n, MPI_FLOAT, sizeof(float), op);
+        return;
+    }
+    float *h = stage_buf(g, n);
+    g->be->download(h, buf, n * sizeof(float));
+    allreduce(g, k, h, n, MPI_FLOAT, sizeof(float), op);
+    g->be->upload(buf, h, n * sizeof(float));
 }
+void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) { allreduce_f32(g, k, buf, n, MPI_SUM); }
+void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) { allreduce_f32(g, k, buf, n, MPI_MAX); }
 void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n) {
     allreduce(g, k, buf, n, MPI_DOUBLE, 8, MPI_SUM);
-}
-void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n) {
-    allreduce(g, k, buf, n, MPI_FLOAT, 4, MPI_MAX);
 }
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n) {
     allreduce(g, k, buf, n, MPI_DOUBLE, 8, MPI_MAX);
 }
+static int mpi_count(size_t n, const char *what) {
+    if (n > (size_t)INT32_MAX) sd_die("comm", "%s of %zu elements per rank is too large", what, n);
+    return (int)n;
+}
 void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank) {
-    if (g->g[k].size == 1) {
-        memcpy(out, in, per_rank * sizeof(float));
+    int size = g->g[k].size;
+    if (size == 1) {
+        comm_copy_f32(g, out, in, per_rank);
         return;
     }
-    if (per_rank > (size_t)INT32_MAX) sd_die("comm", "reduce-scatter of %zu elements per rank is too large", per_rank);
-    MPI_Reduce_scatter_block(in, out, (int)per_rank, MPI_FLOAT, MPI_SUM, comm_of(g, k));
-    g->bytes[COLL_REDUCE_SCATTER] += per_rank * (size_t)g->g[k].size * sizeof(float);
+    size_t total = per_rank * (size_t)size;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) nccl_reduce_scatter_f32(g->nccl, k, in, out, per_rank);
+    else
+#endif
+    if (staged(g)) {
+        float *h = stage_buf(g, total + per_rank);
+        g->be->download(h, in, total * sizeof(float));
+        MPI_Reduce_scatter_block(h, h + total, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM,
+                                 comm_of(g, k));
+        g->be->upload(out, h + total, per_rank * sizeof(float));
+    } else {
+        MPI_Reduce_scatter_block(in, out, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(g, k));
+    }
+    g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
 }
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
-    if (g->g[k].size == 1) return;
-    if (per_rank > (size_t)INT32_MAX) sd_die("comm", "all-gather of %zu elements per rank is too large", per_rank);
-    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)per_rank, MPI_FLOAT, comm_of(g, k));
-    g->bytes[COLL_ALLGATHER] += per_rank * (size_t)g->g[k].size * sizeof(float);
+    int size = g->g[k].size;
+    if (size == 1) return;
+    size_t total = per_rank * (size_t)size;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) nccl_allgather_f32(g->nccl, k, buf, per_rank);
+    else
+#endif
+    if (staged(g)) {
+        float *h = stage_buf(g, total), *mine = h + (size_t)g->g[k].rank * per_rank;
+        g->be->download(mine, buf + (size_t)g->g[k].rank * per_rank, per_rank * sizeof(float));
+        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, mpi_count(per_rank, "all-gather"), MPI_FLOAT,
+                      comm_of(g, k));
+        g->be->upload(buf, h, total * sizeof(float));
+    } else {
+        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, mpi_count(per_rank, "all-gather"), MPI_FLOAT,
+                      comm_of(g, k));
+    }
+    g->bytes[COLL_ALLGATHER] += total * sizeof(float);
 }
-void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
-    if (g->g[k].size == 1 || bytes == 0) return;
+static void bcast_host(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
     for (size_t off = 0; off < bytes; off += CHUNK) {
         size_t c = bytes - off < CHUNK ? bytes - off : CHUNK;
         MPI_Bcast((char *)buf + off, (int)c, MPI_BYTE, root, comm_of(g, k));
     }
+}
+void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
+    if (g->g[k].size == 1 || bytes == 0) return;
+    bcast_host(g, k, buf, bytes, root);
     if (g->g[k].rank == root) g->bytes[COLL_BCAST] += bytes;
+}
+void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root) {
+    if (g->g[k].size == 1 || n == 0) return;
+    size_t bytes = n * sizeof(float);
+    bool me = g->g[k].rank == root;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) nccl_bcast_f32(g->nccl, k, buf, n, root);
+    else
+#endif
+    if (staged(g)) {
+        float *h = stage_buf(g, n);
+        if (me) g->be->download(h, buf, bytes);
+        bcast_host(g, k, h, bytes, root);
+        if (!me) g->be->upload(buf, h, bytes);
+    } else {
+        bcast_host(g, k, buf, bytes, root);
+    }
+    if (me) g->bytes[COLL_BCAST] += bytes;
 }
 void comm_barrier(ProcessGrid *g, GroupKind k) {
     if (g->g[k].size > 1) MPI_Barrier(comm_of(g, k));
@@ -142,24 +271,66 @@ static int p2p_count(size_t n) {
     if (n > (size_t)INT32_MAX) sd_die("comm", "point-to-point message of %zu elements is too large", n);
     return (int)n;
 }
+/* CommReq.active: 1 an MPI request, 2 a queued NCCL send */
 void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req) {
     comm_wait(req);
-    MPI_Isend(buf, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), (MPI_Request *)req->opaque);
-    req->active = 1;
     g->bytes[COLL_SENDRECV] += n * sizeof(float);
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        nccl_isend_f32(g->nccl, k, buf, n, peer, req->opaque);
+        req->active = 2;
+        return;
+    }
+#endif
+    const void *src = buf;
+    if (staged(g)) { /* the host copy lives until comm_wait */
+        req->staged = sd_alloc(sd_mul_size(n, sizeof(float), "send buffer"), "send buffer");
+        g->be->download(req->staged, buf, n * sizeof(float));
+        src = req->staged;
+    }
+    MPI_Isend(src, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), (MPI_Request *)req->opaque);
+    req->active = 1;
 }
 void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, int tag) {
-    MPI_Recv(buf, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), MPI_STATUS_IGNORE);
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        nccl_recv_f32(g->nccl, k, buf, n, peer);
+        return;
+    }
+#endif
+    float *dst = staged(g) ? stage_buf(g, n) : buf;
+    MPI_Recv(dst, p2p_count(n), MPI_FLOAT, peer, tag, comm_of(g, k), MPI_STATUS_IGNORE);
+    if (dst != buf) g->be->upload(buf, dst, n * sizeof(float));
 }
 void comm_wait(CommReq *req) {
     if (!req->active) return;
+#ifdef SIMPO_HAVE_NCCL
+    if (req->active == 2) nccl_wait(req->opaque);
+    else
+#endif
     MPI_Wait((MPI_Request *)req->opaque, MPI_STATUS_IGNORE);
     req->active = 0;
+    free(req->staged);
+    req->staged = NULL;
 }
 void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer) {
-    MPI_Sendrecv(sbuf, p2p_count(n), MPI_FLOAT, peer, 7, rbuf, p2p_count(n), MPI_FLOAT, peer, 7, comm_of(g, k),
-                 MPI_STATUS_IGNORE);
     g->bytes[COLL_SENDRECV] += n * sizeof(float);
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        nccl_sendrecv_f32(g->nccl, k, sbuf, rbuf, n, peer);
+        return;
+    }
+#endif
+    if (!staged(g)) {
+        MPI_Sendrecv(sbuf, p2p_count(n), MPI_FLOAT, peer, 7, rbuf, p2p_count(n), MPI_FLOAT, peer, 7, comm_of(g, k),
+                     MPI_STATUS_IGNORE);
+        return;
+    }
+    float *h = stage_buf(g, sd_mul_size(n, 2, "sendrecv"));
+    g->be->download(h, sbuf, n * sizeof(float));
+    MPI_Sendrecv(h, p2p_count(n), MPI_FLOAT, peer, 7, h + n, p2p_count(n), MPI_FLOAT, peer, 7, comm_of(g, k),
+                 MPI_STATUS_IGNORE);
+    g->be->upload(rbuf, h + n, n * sizeof(float));
 }
 
 void comm_take_bytes(ProcessGrid *g, uint64_t out[COLL_KINDS]) {

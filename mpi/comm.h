@@ -1,22 +1,32 @@
 /* comm.h — the process grid (dp x pp x tp over MPI_COMM_WORLD) and the collectives every module uses.
  *
- * defines: ProcessGrid, Group, grid_init, grid_free, grid_describe, comm_* collectives, comm_bytes.
+ * defines: ProcessGrid, Group, grid_init, grid_free, grid_describe, grid_set_backend, grid_use_nccl,
+ *          comm_nccl_built, comm_* collectives, comm_bytes.
  * No globals: a ProcessGrid * is passed to everything that communicates. Every group of size 1 makes the
  * collectives no-ops, so single-rank code and unit tests run the same path without mpirun.
  * Rank placement: TP innermost, then PP, then DP (rank = (dp_rank * pp + pp_rank) * tp + tp_rank), so a TP group
  * stays inside a node.
+ * Two kinds of buffers:
+ *   - the f32 collectives and point-to-point calls take buffers in the memory of the grid's backend
+ *     (grid_set_backend; host memory when none is set). With MPI, a backend whose memory is not host-addressable
+ *     (the CUDA backend, the strict CPU backend) is staged through host buffers: download, MPI, upload — so several
+ *     ranks can share one GPU. With NCCL (grid_use_nccl; builds with SIMPO_HAVE_NCCL) they go to NCCL directly.
+ *   - the f64 and byte collectives and the barrier take host memory and always use MPI (metrics, norms, flags).
  * Byte counters: every collective adds the size in bytes of the whole logical buffer it reduces or assembles
  * (all-reduce: the buffer; reduce-scatter: the full input; all-gather: the full output; broadcast: the buffer, at
- * the root) to grid->bytes[kind], on every rank of a group of size > 1. The wire traffic of the algorithm
- * (ring: 2 (p-1)/p of that for all-reduce, (p-1)/p for the others) is in docs/design.md. The trainer logs and
- * resets the counters per step.
- * Ownership: grid_init allocates the grid and its communicators; grid_free releases both.
- * Only mpi/ includes <mpi.h>.
+ * the root; send: the message) to grid->bytes[kind], on every rank of a group of size > 1, whichever library
+ * moves it. The wire traffic of the algorithm (ring: 2 (p-1)/p of that for all-reduce, (p-1)/p for the others) is
+ * in docs/design.md. The trainer logs and resets the counters per step.
+ * Ownership: grid_init allocates the grid and its communicators; grid_free releases both (and the NCCL ones).
+ * Only mpi/ includes <mpi.h> (and <nccl.h>).
  */
 #ifndef SD_COMM_H
 #define SD_COMM_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct Backend;
 
 typedef enum { GROUP_WORLD = 0, GROUP_DP, GROUP_PP, GROUP_TP, GROUP_COUNT } GroupKind;
 typedef enum { COLL_ALLREDUCE = 0, COLL_REDUCE_SCATTER, COLL_ALLGATHER, COLL_BCAST, COLL_SENDRECV, COLL_KINDS } CollKind;
@@ -32,6 +42,10 @@ typedef struct ProcessGrid {
     int dp_rank, pp_rank, tp_rank;
     Group g[GROUP_COUNT];
     uint64_t bytes[COLL_KINDS];
+    const struct Backend *be;  /* memory of the f32 buffers (grid_set_backend); NULL: host memory */
+    void *nccl;                /* NCCL communicators when grid_use_nccl was called (mpi/comm_nccl.c) */
+    float *stage;              /* host staging buffer of the MPI path for a non-host-addressable backend */
+    size_t stage_cap;          /* its capacity (floats) */
 } ProcessGrid;
 
 /* MPI_Init (if needed) and sd_die's abort hook. Safe to call once per process. */
@@ -48,20 +62,44 @@ ProcessGrid *grid_init(int tp, int pp);
 void grid_free(ProcessGrid *g);
 /* "DP(2)-PP(1)-TP(2)-Rank(3)" into buf. */
 const char *grid_describe(const ProcessGrid *g, char *buf, size_t cap);
+/* The backend whose memory the f32 buffers live in (not owned; NULL: host memory). Set before the first call. */
+void grid_set_backend(ProcessGrid *g, const struct Backend *be);
+/* Whether this build has the NCCL collectives (SIMPO_HAVE_NCCL). */
+bool comm_nccl_built(void);
+/* Collective over the world (in an NCCL build): NULL when grid_use_nccl can work — GPU buffers, a backend with a
+ * sync hook, one GPU per rank — else the reason (static storage). */
+const char *comm_nccl_unusable(ProcessGrid *g);
+/* Collective over the world: from now on the f32 collectives and point-to-point calls use NCCL, one communicator
+ * per group of the grid (the unique id broadcast over that group's MPI communicator) and, for the pipeline group, a
+ * second one so that the two directions of point-to-point traffic never queue behind each other. Needs a build
+ * with NCCL, a backend set whose memory is GPU memory with this rank's device current, and comm_nccl_unusable
+ * NULL on every rank (dies naming the reason otherwise). */
+void grid_use_nccl(ProcessGrid *g);
+/* "nccl" or "mpi": what moves the f32 buffers. */
+const char *comm_f32_library(const ProcessGrid *g);
 
-/* In-place sums / max over a group. */
+/* Backend memory (see above). In-place sums / max over a group. */
 void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
-void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
-void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
-/* out[per_rank] = sum over the group of in[rank * per_rank ...]; in has size * per_rank elements. */
+/* Backend memory. out[per_rank] = sum over the group of in[rank * per_rank ...]; in has size * per_rank elements. */
 void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank);
-/* In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
+/* Backend memory. In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
+/* Backend memory. n floats of group rank root's buf to every rank's buf. */
+void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root);
+/* Host memory, MPI. */
+void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
+void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root);
 void comm_barrier(ProcessGrid *g, GroupKind k);
-/* Point-to-point (pipeline stages). A request handle for a non-blocking send; zero-initialise before first use. */
-typedef struct { unsigned char opaque[64]; int active; } CommReq;
+/* Point-to-point (pipeline stages), backend memory. A request handle for a non-blocking send; zero-initialise
+ * before first use. Messages between two ranks arrive in the order they were sent (NCCL has no tags: the tag only
+ * checks the MPI path). */
+typedef struct {
+    unsigned char opaque[64];
+    int active;
+    float *staged;           /* host copy being sent (MPI path with a non-host-addressable backend) */
+} CommReq;
 /* Starts sending n floats to group rank peer; buf must stay untouched until comm_wait(req). */
 void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req);
 /* Blocks until n floats from group rank peer with this tag arrived in buf. */
@@ -70,6 +108,8 @@ void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, 
 void comm_wait(CommReq *req);
 /* Exchanges n floats with group rank peer (send from sbuf, receive into rbuf). */
 void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer);
+/* Copies n floats within the grid's backend memory (memcpy for host memory). */
+void comm_copy_f32(ProcessGrid *g, float *dst, const float *src, size_t n);
 /* Reads and resets the byte counters. */
 void comm_take_bytes(ProcessGrid *g, uint64_t out[COLL_KINDS]);
 #endif

@@ -7,8 +7,9 @@
  *   vocab-parallel embed   tp_reduce of the rows         identity (each rank updates its own rows)
  *   vocab-parallel logp    tp_vocab_combine (max, then sums of rescaled exp-sums and target logits)
  *
- * Every function is a no-op when g is NULL or the TP group has one rank. Buffers are host memory (the CPU
- * backend's) or whatever the collectives backend accepts; sizes are element counts.
+ * Every function is a no-op when g is NULL or the TP group has one rank. The f32 buffers of tp_reduce and
+ * tp_copy_bwd are in the grid's backend memory (comm.h stages or hands them to NCCL); tp_vocab_combine works on
+ * host doubles. Sizes are element counts.
  */
 #ifndef SD_TP_H
 #define SD_TP_H

@@ -46,7 +46,7 @@ void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *s
         return;
     }
     comm_reduce_scatter_f32(g, GROUP_DP, grads, scratch, z->shard);
-    memcpy(grads + (size_t)z->dp_rank * z->shard, scratch, z->shard * sizeof(float));
+    comm_copy_f32(g, grads + (size_t)z->dp_rank * z->shard, scratch, z->shard); /* backend memory */
 }
 
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params) {

@@ -40,7 +40,8 @@ void zero_plan_free(ZeroPlan *z);
 /* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
 size_t zero_state_elems(const ZeroPlan *z);
 /* Sums the gradients of the DP group: all-reduce (stages 0, 1) or reduce-scatter into the own shard (stage 2).
- * grads has n_pad elements; scratch has shard elements (stage 2 only, may be NULL otherwise). */
+ * grads has n_pad elements; scratch has shard elements (stage 2 only, may be NULL otherwise); both in the grid's
+ * backend memory. */
 void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *scratch);
 /* After each rank updated its own shard: all-gather the parameters (stages >= 1). params has n_pad elements. */
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params);

@@ -1,11 +1,14 @@
 /* backend.h — the kernel interface every backend implements (a struct of function pointers).
  *
- * defines: Backend, backend_cpu().
+ * defines: Backend, backend_cpu(), backend_cpu_strict().
  * The model, the loss path and the optimizer are written once against this interface; the CPU backend
  * (src/cpu/, fp32, OpenMP + OpenBLAS) is the reference every other backend must reproduce.
  *
  * Conventions for every op:
  *   - All tensors are fp32, row-major, contiguous, in the backend's memory (host memory for the CPU backend).
+ *     Only a backend with host_addressable set may have its memory read or written by the host directly (or
+ *     handed to MPI); every other caller goes through upload / download, and index arrays (ids, pos, cu_seqlens,
+ *     targets) are uploaded like the rest. The strict CPU backend (backend_cpu_strict) enforces this on CPU.
  *   - Shapes use the style guide's letters: N rows (tokens), C model width, NH / NKV query / key-value heads of
  *     this rank, HD head dim, FF MLP width of this rank, V_loc / V_off the vocabulary slice of this rank.
  *     All sizes are element counts, never bytes, unless the name says bytes.
@@ -21,6 +24,14 @@
 
 typedef struct Backend {
     const char *name;
+    /* true: the backend's memory is ordinary host memory (the CPU backend), so MPI and the host may touch it.
+     * false (the default of a designated initializer, so the safe one): collectives stage through host buffers
+     * and nothing on the host dereferences it (the CUDA and the strict CPU backends). */
+    bool host_addressable;
+    /* Waits until all work the backend queued has finished; called before a collectives library that runs on its
+     * own streams (NCCL) touches the buffers. NULL for a backend whose ops have finished when they return; a GPU
+     * backend with asynchronous ops must set it (cuda_synchronize), or parallel.backend: nccl refuses it. */
+    void (*sync)(void);
 
     /* memory (bytes) */
     void *(*alloc)(size_t bytes, const char *what); /* zeroed; never NULL (dies naming what) */
@@ -102,5 +113,10 @@ typedef struct Backend {
 
 /* The fp32 CPU reference backend (static storage; never freed). */
 const Backend *backend_cpu(void);
+/* The CPU kernels behind an emulated device memory, for tests (src/cpu/backend_strict.c): alloc hands out
+ * addresses the host cannot touch (PROT_NONE) and keeps the data in a shadow block; every op checks that each
+ * pointer argument lies, with its element count, inside a block it allocated (dies naming the op and the
+ * argument), and upload / download check that their host side is not backend memory. host_addressable false. */
+const Backend *backend_cpu_strict(void);
 
 #endif

@@ -200,7 +200,13 @@ static char *read_attr_str(hid_t obj, const char *where, const char *name) {
         }
         H5(H5Tset_size(mt, sz), "set string size");
         out = sd_alloc(sz + 1, "string attribute");
-        H5(H5Aread(a, mt, out), name);
+        if (H5Aread(a, mt, out) < 0) {
+            free(out);
+            H5Tclose(mt);
+            H5Tclose(t);
+            H5Aclose(a);
+            h5_fail(where, name);
+        }
         out[sz] = 0;
     }
     H5(H5Tclose(mt), "close string type");
@@ -686,6 +692,7 @@ struct CkptReader {
     char *index_path;
     CkptMeta meta;
     char *config_yaml, *model_config_json, *layout;
+    int64_t world;             /* /meta/world, or 0 when the index has none (older checkpoints) */
 };
 
 static int64_t read_meta_i64(hid_t m, const char *where, const char *name) {
@@ -694,32 +701,46 @@ static int64_t read_meta_i64(hid_t m, const char *where, const char *name) {
     return v;
 }
 
+/* What ckpt_open holds while it reads /meta, released when it dies (registered with sd_cleanup_push: a trapped die,
+ * in the tests and fuzz_ckpt, must not leak the reader, its strings or its HDF5 handles). */
+typedef struct {
+    hid_t f, m;
+    char *index, *where, *fmt, *dir;
+    CkptReader *r; /* once it exists it owns f and index */
+} OpenState;
+static void open_release(void *p) {
+    OpenState *o = p;
+    if (o->m >= 0) H5Gclose(o->m);
+    if (o->r) ckpt_close(o->r);
+    else {
+        if (o->f >= 0) H5Fclose(o->f);
+        free(o->index);
+    }
+    free(o->where);
+    free(o->fmt);
+    free(o->dir);
+}
+
 CkptReader *ckpt_open(const char *step_dir) {
     h5_quiet();
-    char *index = sd_file_exists(step_dir) ? sd_strdup(step_dir) : sd_path_join(step_dir, "index.h5");
-    if (!sd_file_exists(index)) {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", index);
-        free(index);
-        sd_die(buf, "no such checkpoint index (not a complete checkpoint directory)");
-    }
-    hid_t f = H5Fis_hdf5(index) > 0 ? H5Fopen(index, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    if (f < 0) {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", index);
-        free(index);
-        sd_die(buf, "not a readable HDF5 file");
-    }
-    const char *h5file = index;
-    char *where = sd_printf_alloc("%s:/meta", index);
-    if (H5(H5Lexists(f, "meta", H5P_DEFAULT), "meta") <= 0) sd_die(where, "group is missing");
-    hid_t m = H5(H5Gopen2(f, "meta", H5P_DEFAULT), "open /meta");
-    char *fmt = read_attr_str(m, where, "format");
-    if (strcmp(fmt, CKPT_FORMAT) != 0) sd_die(where, "unsupported checkpoint format '%s' (expected %s)", fmt, CKPT_FORMAT);
-    free(fmt);
-    CkptReader *r = sd_calloc(1, sizeof *r, "checkpoint reader");
-    r->file = f;
-    r->index_path = index;
+    OpenState o = {.f = -1, .m = -1};
+    o.index = sd_file_exists(step_dir) ? sd_strdup(step_dir) : sd_path_join(step_dir, "index.h5");
+    sd_cleanup_push(open_release, &o);
+    if (!sd_file_exists(o.index)) sd_die(o.index, "no such checkpoint index (not a complete checkpoint directory)");
+    o.f = H5Fis_hdf5(o.index) > 0 ? H5Fopen(o.index, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    if (o.f < 0) sd_die(o.index, "not a readable HDF5 file");
+    const char *h5file = o.index;
+    o.where = sd_printf_alloc("%s:/meta", o.index);
+    const char *where = o.where;
+    if (H5(H5Lexists(o.f, "meta", H5P_DEFAULT), "meta") <= 0) sd_die(where, "group is missing");
+    o.m = H5(H5Gopen2(o.f, "meta", H5P_DEFAULT), "open /meta");
+    hid_t m = o.m;
+    o.fmt = read_attr_str(m, where, "format");
+    if (strcmp(o.fmt, CKPT_FORMAT) != 0)
+        sd_die(where, "unsupported checkpoint format '%s' (expected %s)", o.fmt, CKPT_FORMAT);
+    CkptReader *r = o.r = sd_calloc(1, sizeof *r, "checkpoint reader");
+    r->file = o.f;
+    r->index_path = o.index;
     r->meta.step = (long)read_meta_i64(m, where, "step");
     r->meta.data_epoch = (long)read_meta_i64(m, where, "data_epoch");
     r->meta.data_pos = (long)read_meta_i64(m, where, "data_pos");
@@ -735,27 +756,26 @@ CkptReader *ckpt_open(const char *step_dir) {
     if (H5(H5Aexists(m, "world"), "world") > 0) {
         int64_t world = read_meta_i64(m, where, "world");
         if (world < 1 || world > 10000000) sd_die(where, "implausible world size %lld", (long long)world);
-        char *dir = sd_path_dir(index);
+        o.dir = sd_path_dir(o.index);
         for (int64_t rk = 0; rk < world; rk++) {
             char fname[64];
             snprintf(fname, sizeof fname, "rank-%05lld.h5", (long long)rk);
-            char *rp = sd_path_join(dir, fname);
+            char *rp = sd_path_join(o.dir, fname);
             if (!sd_file_exists(rp)) {
                 char buf[4096];
                 snprintf(buf, sizeof buf, "%s", rp);
                 free(rp);
-                free(dir);
-                free(where);
-                H5Gclose(m);
-                ckpt_close(r);
                 sd_die(buf, "rank file of this checkpoint is missing");
             }
             free(rp);
         }
-        free(dir);
+        r->world = world;
     }
+    sd_cleanup_pop();
     H5(H5Gclose(m), "close /meta");
-    free(where);
+    free(o.where);
+    free(o.fmt);
+    free(o.dir);
     return r;
 }
 
@@ -802,40 +822,130 @@ int ckpt_shape(CkptReader *r, const char *group, const char *name, int64_t *shap
     return nd;
 }
 
+/* HDF5 ids a read holds (the tensor, the sources of a virtual one, dataspaces), closed together; registered as a
+ * cleanup, so a read that dies releases them too. */
+typedef struct {
+    hid_t *ids;
+    size_t n, cap;
+} Held;
+static void held_add(Held *h, hid_t id) {
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 8;
+        h->ids = sd_realloc(h->ids, sd_mul_size(h->cap, sizeof *h->ids, "HDF5 ids"), "HDF5 ids");
+    }
+    h->ids[h->n++] = id;
+}
+static void held_release(void *p) {
+    Held *h = p;
+    for (size_t i = h->n; i-- > 0;) {
+        H5I_type_t t = H5Iget_type(h->ids[i]);
+        if (t == H5I_FILE) H5Fclose(h->ids[i]);
+        else if (t == H5I_DATASPACE) H5Sclose(h->ids[i]);
+        else if (t == H5I_GENPROP_LST) H5Pclose(h->ids[i]);
+        else if (t == H5I_DATASET) H5Dclose(h->ids[i]);
+    }
+    free(h->ids);
+    memset(h, 0, sizeof *h);
+}
+
+/* "rank-<digits>.h5", the only source file name our writer uses; the rank in *rank. */
+static bool rank_file_name(const char *s, int64_t *rank) {
+    if (strncmp(s, "rank-", 5) != 0) return false;
+    const char *p = s + 5;
+    int64_t v = 0;
+    int nd = 0;
+    for (; *p >= '0' && *p <= '9'; p++, nd++) {
+        if (nd >= 9) return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (nd == 0 || strcmp(p, ".h5") != 0) return false;
+    *rank = v;
+    return true;
+}
+
+/* A virtual tensor may only map this checkpoint's rank files (rank-NNNNN.h5 beside index.h5, a rank below
+ * /meta/world), and what it maps there must exist and hold plain data. libhdf5 follows a virtual dataset that
+ * maps, directly or through another file, back to itself until the stack overflows, and silently reads the fill
+ * value where a source is missing; a damaged or crafted checkpoint (tests/fuzz/fuzz_ckpt.c: an index copied over a
+ * rank file, a tensor remapped to index.h5) must be an error naming the tensor instead. The source files and
+ * datasets are added to *h and stay open through the read, which then reuses them. */
+static void check_sources(CkptReader *r, hid_t ds, const char *where, Held *h) {
+    const char *h5file = where;
+    hid_t dcpl = H5(H5Dget_create_plist(ds), "dataset creation list");
+    held_add(h, dcpl);
+    if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return;
+    size_t count = 0;
+    H5(H5Pget_virtual_count(dcpl, &count), "virtual mappings");
+    char *dir = sd_path_dir(r->index_path);
+    sd_cleanup_push(free, dir);
+    for (size_t i = 0; i < count; i++) {
+        char fname[64], dname[4096];
+        ssize_t fl = H5(H5Pget_virtual_filename(dcpl, i, fname, sizeof fname), "virtual mapping");
+        ssize_t dl = H5(H5Pget_virtual_dsetname(dcpl, i, dname, sizeof dname), "virtual mapping");
+        int64_t rank;
+        if ((size_t)fl >= sizeof fname || !rank_file_name(fname, &rank) || (r->world > 0 && rank >= r->world))
+            sd_die(where, "virtual tensor maps '%s', which is not a rank file of this checkpoint", fname);
+        /* the name as stored: '%' is written "%%" (vds_escape); anything else with '%' is not ours */
+        char *q = dname;
+        for (const char *p = dname; *p; p++) {
+            if (*p == '%' && p[1] != '%') sd_die(where, "virtual tensor maps an unexpected dataset name '%s'", dname);
+            *q++ = *p;
+            if (*p == '%') p++;
+        }
+        *q = 0;
+        if ((size_t)dl >= sizeof dname) sd_die(where, "virtual tensor maps a dataset name of %zd bytes", dl);
+        char *path = sd_path_join(dir, fname);
+        hid_t sf = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+        free(path);
+        if (sf < 0) sd_die(where, "source %s is missing or not HDF5", fname);
+        held_add(h, sf);
+        hid_t sd = H5Lexists(sf, dname, H5P_DEFAULT) > 0 ? H5Dopen2(sf, dname, H5P_DEFAULT) : -1;
+        if (sd < 0) sd_die(where, "source %s:%s is missing", fname, dname);
+        held_add(h, sd);
+        hid_t sp = H5(H5Dget_create_plist(sd), "dataset creation list");
+        held_add(h, sp);
+        if (H5Pget_layout(sp) == H5D_VIRTUAL)
+            sd_die(where, "source %s:%s is itself a virtual dataset (a rank file holds plain data)", fname, dname);
+    }
+    sd_cleanup_pop();
+    free(dir);
+}
+
 void ckpt_read(CkptReader *r, const char *group, const char *name, int ndim, const int64_t *offset,
                const int64_t *count, float *out) {
     char where[1024];
     snprintf(where, sizeof where, "%s:/%s/%s", r->index_path, group ? group : "(null)", name ? name : "(null)");
     hid_t ds = open_tensor(r, group, name);
     if (ds < 0) sd_die(where, "tensor is not in the checkpoint");
+    Held held = {0};
+    sd_cleanup_push(held_release, &held);
+    held_add(&held, ds);
     const char *h5file = where;
     int64_t shape[CKPT_MAX_NDIM];
     int nd = tensor_dims(where, ds, shape);
-    if (nd != ndim) {
-        H5Dclose(ds);
-        sd_die(where, "tensor has %d dimensions, %d requested", nd, ndim);
-    }
+    if (nd != ndim) sd_die(where, "tensor has %d dimensions, %d requested", nd, ndim);
     hsize_t start[CKPT_MAX_NDIM], cnt[CKPT_MAX_NDIM];
     size_t n = 1;
     for (int d = 0; d < nd; d++) {
-        if (offset[d] < 0 || count[d] < 0 || offset[d] > shape[d] || count[d] > shape[d] - offset[d]) {
-            H5Dclose(ds);
-            sd_die(where, "slice [%lld, %lld) of dim %d is outside the tensor's size %lld", (long long)offset[d],
-                   (long long)offset[d] + (long long)count[d], d, (long long)shape[d]);
-        }
+        if (offset[d] < 0 || count[d] < 0 || offset[d] > shape[d] || count[d] > shape[d] - offset[d])
+            /* offset and count, not offset + count: the sum may overflow */
+            sd_die(where, "slice (offset %lld, count %lld) of dim %d is outside the tensor's size %lld",
+                   (long long)offset[d], (long long)count[d], d, (long long)shape[d]);
         start[d] = (hsize_t)offset[d];
         cnt[d] = (hsize_t)count[d];
         n *= (size_t)count[d];  /* bounded by the checked product of shape */
     }
     if (n > 0) {
+        check_sources(r, ds, where, &held);
         hid_t fsp = H5(H5Dget_space(ds), "dataspace");
+        held_add(&held, fsp);
         H5(H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, cnt, NULL), "select hyperslab");
         hid_t msp = H5(H5Screate_simple(nd, cnt, NULL), "memory dataspace");
+        held_add(&held, msp);
         H5(H5Dread(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, out), "read");
-        H5(H5Sclose(msp), "memory dataspace");
-        H5(H5Sclose(fsp), "dataspace");
     }
-    H5(H5Dclose(ds), "close dataset");
+    sd_cleanup_pop();
+    held_release(&held);
 }
 
 void ckpt_close(CkptReader *r) {

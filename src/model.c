@@ -183,6 +183,12 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     m->V = mc->vocab_size;
     m->L = mc->num_hidden_layers;
     m->grid = grid;
+    if (grid) { /* the collectives of the model run on its buffers: the grid must know whose memory they are */
+        if (grid->be && grid->be != be)
+            sd_die("model", "the process grid moves %s buffers, the model is on the %s backend", grid->be->name,
+                   be->name);
+        grid_set_backend(grid, be);
+    }
     m->tp = tp_size(grid);
     m->tp_rank = tp_rank(grid);
     m->NKV_loc = div_exact(m->NKV, m->tp, "num_key_value_heads");

@@ -19,6 +19,9 @@
 #include "optim.h"
 #include "pairs.h"
 #include "util.h"
+#ifdef SIMPO_HAVE_CUDA
+#include "backend_cuda.h"
+#endif
 
 /* Set by SIGTERM / SIGUSR1 (how Slurm and PBS pre-empt): finish the step, checkpoint, exit 0. */
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -172,7 +175,8 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
 }
 
 /* train.nonfinite: stop. Names the step and the first tensor (in this layout's order, lowest rank first) with a
- * non-finite gradient; nothing is written. */
+ * non-finite gradient; nothing is written. A piece holds a non-finite value exactly when its sum of squares (in
+ * double, so finite fp32 values never overflow it) is not finite: the backend answers, the host reads nothing. */
 static void stop_nonfinite(Trainer *t, double loss, double gn) {
     ProcessGrid *g = t->grid;
     Model *m = t->model;
@@ -180,8 +184,8 @@ static void stop_nonfinite(Trainer *t, double loss, double gn) {
     const char *bad = NULL;
     for (int i = 0; i < z->npieces && !bad; i++) {
         const OwnedPiece *pc = &z->pieces[i];
-        for (size_t e = pc->flat.start; e < pc->flat.end && !bad; e++)
-            if (!isfinite(m->grads[e])) bad = m->specs[pc->param].name;
+        if (!isfinite(m->be->sumsq(m->grads + pc->flat.start, pc->flat.end - pc->flat.start)))
+            bad = m->specs[pc->param].name;
     }
     double first = bad ? -(double)g->rank : -1e18; /* max of -rank: the lowest rank that found one */
     comm_allreduce_max_f64(g, GROUP_WORLD, &first, 1);
@@ -197,13 +201,77 @@ static void stop_nonfinite(Trainer *t, double loss, double gn) {
     exit(1);
 }
 
+/* The backend of this rank: SIMPO_BACKEND (tests: cpu | cpu_strict) overrides the device key; device: cuda needs a
+ * CUDA build and a visible device, auto takes cuda when both hold. Every rank must end up on the same kind. */
+static const Backend *pick_backend(const Config *c, ProcessGrid *g, bool *gpu) {
+    const Backend *be = NULL;
+    *gpu = false;
+    const char *env = getenv("SIMPO_BACKEND");
+    if (env && *env) {
+        if (!strcmp(env, "cpu")) be = backend_cpu();
+        else if (!strcmp(env, "cpu_strict")) be = backend_cpu_strict();
+        else sd_die("SIMPO_BACKEND", "unknown backend '%s' (cpu or cpu_strict; leave it unset to follow the device "
+                    "key)", env);
+    } else if (!strcmp(c->device, "cpu")) {
+        be = backend_cpu();
+    } else {
+#ifdef SIMPO_HAVE_CUDA
+        bool avail = cuda_device_available();
+        if (!avail && !strcmp(c->device, "cuda"))
+            sd_die(c->source, "device: cuda, but rank %d sees no CUDA device (use device: cpu or auto)", g->rank);
+        if (avail) {
+            cuda_set_device_from_local_rank();
+            be = backend_cuda();
+            *gpu = true;
+        } else {
+            be = backend_cpu();
+        }
+#else
+        if (!strcmp(c->device, "cuda"))
+            sd_die(c->source, "device: cuda needs a build with the CUDA backend; this one has none (nvcc was not "
+                   "found when it was configured). Use device: cpu or auto");
+        be = backend_cpu();
+#endif
+    }
+    /* ranks on different kinds of backend cannot share collectives (names may carry the device: compare kinds) */
+    double kind = *gpu ? 2 : be == backend_cpu() ? 0 : 1, lo = -kind, hi = kind;
+    comm_allreduce_max_f64(g, GROUP_WORLD, &lo, 1);
+    comm_allreduce_max_f64(g, GROUP_WORLD, &hi, 1);
+    if (-lo != hi)
+        sd_die("device", "the ranks picked different backends (rank %d: %s); every rank needs the same device",
+               g->rank, be->name);
+    comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* start-up traffic is no step's */
+    return be;
+}
+
+/* parallel.backend: what moves the backend's buffers. nccl needs GPU buffers, an NCCL build and one GPU per rank;
+ * auto takes nccl when all hold and there is more than one rank, else MPI (staged through host memory for GPU
+ * buffers). */
+static void pick_collectives(const Config *c, ProcessGrid *g, bool gpu) {
+#ifdef SIMPO_HAVE_CUDA
+    const char *why = "the model is on the CPU (use device: cuda, or mpi or auto)";
+#else
+    const char *why = "this build has no CUDA backend (use mpi or auto)";
+#endif
+    if (!strcmp(c->comm_backend, "nccl")) {
+        if (!gpu) sd_die(c->source, "parallel.backend: nccl needs GPU buffers, and %s", why);
+        if (!comm_nccl_built())
+            sd_die(c->source, "parallel.backend: nccl, but this build has no NCCL (nccl.h / libnccl were not found "
+                   "when it was configured; use mpi or auto)");
+        grid_use_nccl(g);
+    } else if (!strcmp(c->comm_backend, "auto") && gpu && comm_nccl_built() && g->world > 1) {
+        const char *no = comm_nccl_unusable(g); /* collective; the same answer on every rank */
+        if (!no) grid_use_nccl(g);
+        else if (g->rank == 0)
+            fprintf(stderr, "simpo_dist: parallel.backend auto: MPI staged through host memory, not NCCL: %s\n", no);
+    }
+}
+
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (!strcmp(c->comm_backend, "nccl"))
-        sd_die(c->source, "parallel.backend: nccl needs GPU buffers, and this build has no CUDA backend (use mpi or auto)");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
@@ -211,7 +279,11 @@ int train_run(const Config *c, const TrainOptions *opt) {
     ModelConfig mc = train_model_config(c);
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
-    t->model = model_create(&mc, backend_cpu(), max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb));
+    bool gpu;
+    const Backend *be = pick_backend(c, g, &gpu);
+    grid_set_backend(g, be);
+    pick_collectives(c, g, gpu);
+    t->model = model_create(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb));
     Model *m = t->model;
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
@@ -265,9 +337,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
     if (g->rank == 0) {
         char desc[96];
-        fprintf(stderr, "simpo_dist: %s | %d layers, %zu parameters | %zu pairs, %ld steps/epoch, %ld steps | loss %s\n",
+        fprintf(stderr, "simpo_dist: %s | %d layers, %zu parameters | %zu pairs, %ld steps/epoch, %ld steps | loss %s "
+                "| backend %s, collectives %s\n",
                 grid_describe(g, desc, sizeof desc), m->L, m->nparams, t->data->n, t->steps_per_epoch,
-                t->total_steps, loss_type_name(c->loss_type));
+                t->total_steps, loss_type_name(c->loss_type), m->be->name, comm_f32_library(g));
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb};
@@ -290,7 +363,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens};
         step_run_microbatches(&work, acc);
-        if (inject_step == t->optim->step + 1 && g->rank == 0) m->grads[m->nparams / 2] = NAN; /* tests */
+        if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
+            float nan = NAN;
+            m->be->upload(m->grads + m->nparams / 2, &nan, sizeof nan);
+        }
         step_sync_tied_grads(g, m);
         zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */

@@ -98,8 +98,8 @@ void step_sync_tied_grads(ProcessGrid *g, Model *m) {
     const ParamSpec *p = m->first_stage ? &m->specs[0] : NULL;
     for (int i = 0; !p && i < m->nspecs; i++)
         if (m->specs[i].mirror) p = &m->specs[i];
-    float *other = sd_alloc(p->numel * sizeof(float), "tied gradient");
+    float *other = m->be->alloc(p->numel * sizeof(float), "tied gradient"); /* backend memory, like mine */
     comm_sendrecv_f32(g, GROUP_PP, mine, other, p->numel, m->first_stage ? g->pp - 1 : 0);
     m->be->add(mine, other, p->numel);
-    free(other);
+    m->be->free(other);
 }

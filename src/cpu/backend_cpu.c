@@ -54,6 +54,7 @@ static double cpu_sumsq(const float *x, size_t n) {
 
 static const Backend g_cpu = {
     .name = "cpu",
+    .host_addressable = true,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .bytes_in_use = cpu_bytes_in_use,

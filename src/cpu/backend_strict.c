@@ -1,0 +1,346 @@
+#define _DEFAULT_SOURCE
+/* backend_strict.c — the CPU kernels behind an emulated device memory (see backend.h, backend_cpu_strict).
+ *
+ * What a GPU backend needs from the rest of the program, checked on a machine without one:
+ *   - alloc reserves an address range with no access rights (mmap PROT_NONE, never touched) and keeps the data in
+ *     a separate shadow block; the "device pointer" it returns faults on any host load or store, so a host
+ *     dereference of backend memory (or MPI handed backend memory) dies at once, and a SIGSEGV handler names the
+ *     block before the previous handler (ASan's, MPI's or the default) takes over;
+ *   - every op translates each pointer argument (floats and the int index arrays) into the shadow, after checking
+ *     that it lies, with the element count the op will touch, inside one block this backend allocated; otherwise it
+ *     dies naming the op, the argument and the block;
+ *   - upload / download / copy / zero check their backend side the same way, and that the host side of upload and
+ *     download is not backend memory.
+ * The kernels are the CPU backend's, called on the shadow blocks (64-byte aligned like the CPU backend's), so the
+ * numbers are the CPU backend's bit for bit. Allocation happens on one thread, as in the CPU backend.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "backend.h"
+#include "util.h"
+
+typedef struct {
+    char *dev;          /* the address handed out: PROT_NONE, span bytes reserved */
+    char *shadow;       /* where the data lives */
+    size_t bytes, span;
+    char what[56];
+} Block;
+
+static Block *g_blocks; /* sorted by dev */
+static size_t g_n, g_cap, g_in_use;
+static const Backend *g_cpu;
+static struct sigaction g_old_segv;
+static int g_segv_installed;
+
+/* the block whose reserved span holds p, or NULL */
+static Block *find_span(const void *p) {
+    size_t lo = 0, hi = g_n;
+    uintptr_t a = (uintptr_t)p;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        Block *b = &g_blocks[mid];
+        if (a < (uintptr_t)b->dev) hi = mid;
+        else if (a >= (uintptr_t)b->dev + b->span) lo = mid + 1;
+        else return b;
+    }
+    return NULL;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    Block *b = find_span(si->si_addr);
+    if (b) {
+        char msg[256];
+        int n = snprintf(msg, sizeof msg,
+                         "simpo_dist: strict backend: the host touched backend memory at %p (block '%s', offset %zu "
+                         "of %zu bytes); go through upload/download\n",
+                         si->si_addr, b->what, (size_t)((char *)si->si_addr - b->dev), b->bytes);
+        if (n > 0 && write(2, msg, (size_t)n) < 0) { /* nothing more to do */ }
+    }
+    /* hand the fault to whoever handled it before (ASan, MPI or the default): the access faults again on return */
+    sigaction(sig, &g_old_segv, NULL);
+}
+
+static void install_segv(void) {
+    if (g_segv_installed) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_old_segv);
+    g_segv_installed = 1;
+}
+
+static void *strict_alloc(size_t bytes, const char *what) {
+    if (!g_cpu) g_cpu = backend_cpu();
+    install_segv();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t need = bytes ? bytes : 1;
+    if (need > SIZE_MAX - 2 * page) sd_die("memory", "cannot allocate %zu bytes for %s", bytes, what);
+    size_t span = (need + page - 1) / page * page + page; /* a guard page keeps blocks from touching */
+    void *dev = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *shadow = NULL;
+    if (dev == MAP_FAILED || posix_memalign(&shadow, 64, need) != 0)
+        sd_die("memory", "strict backend: cannot allocate %zu bytes for %s", bytes, what);
+    memset(shadow, 0, need);
+    if (g_n == g_cap) {
+        g_cap = g_cap ? 2 * g_cap : 64;
+        g_blocks = sd_realloc(g_blocks, g_cap * sizeof *g_blocks, "strict backend registry");
+    }
+    size_t at = g_n;
+    while (at > 0 && (uintptr_t)g_blocks[at - 1].dev > (uintptr_t)dev) at--;
+    memmove(&g_blocks[at + 1], &g_blocks[at], (g_n - at) * sizeof *g_blocks);
+    Block *b = &g_blocks[at];
+    b->dev = dev;
+    b->shadow = shadow;
+    b->bytes = bytes;
+    b->span = span;
+    snprintf(b->what, sizeof b->what, "%s", what ? what : "?");
+    g_n++;
+    g_in_use += bytes;
+    return dev;
+}
+
+static void strict_free(void *p) {
+    if (!p) return;
+    Block *b = find_span(p);
+    if (!b || (char *)p != b->dev)
+        sd_die("strict backend", "free(%p): not the start of a block this backend allocated%s%s%s", p,
+               b ? " (inside '" : "", b ? b->what : "", b ? "')" : "");
+    g_in_use -= b->bytes;
+    munmap(b->dev, b->span);
+    free(b->shadow);
+    size_t i = (size_t)(b - g_blocks);
+    memmove(&g_blocks[i], &g_blocks[i + 1], (g_n - i - 1) * sizeof *g_blocks);
+    g_n--;
+    if (g_n == 0) {
+        free(g_blocks);
+        g_blocks = NULL;
+        g_cap = 0;
+    }
+}
+
+static size_t strict_bytes_in_use(void) { return g_in_use; }
+
+/* The shadow address of backend pointer p, which the op will access for bytes bytes (elements of esz bytes). */
+static void *xlate(const void *p, size_t bytes, size_t esz, const char *op, const char *arg) {
+    if (!p) {
+        if (bytes == 0) return NULL;
+        sd_die("strict backend", "%s: argument '%s' is NULL (%zu bytes)", op, arg, bytes);
+    }
+    Block *b = find_span(p);
+    if (!b)
+        sd_die("strict backend", "%s: argument '%s' (%p) is not memory this backend allocated (host memory handed "
+               "to an op?)", op, arg, p);
+    size_t off = (size_t)((const char *)p - b->dev);
+    if (off > b->bytes || bytes > b->bytes - off)
+        sd_die("strict backend", "%s: argument '%s' needs %zu bytes at offset %zu of block '%s', which holds %zu", op,
+               arg, bytes, off, b->what, b->bytes);
+    if (esz > 1 && (uintptr_t)p % esz)
+        sd_die("strict backend", "%s: argument '%s' (%p, block '%s') is not aligned to its %zu-byte elements", op, arg,
+               p, b->what, esz);
+    return b->shadow + off;
+}
+static size_t nbytes(size_t n, size_t esz, const char *op) { return sd_mul_size(n, esz, op); }
+#define F(p, n, arg) ((float *)xlate((p), nbytes((n), sizeof(float), OP), sizeof(float), OP, (arg)))
+#define I(p, n, arg) ((int *)xlate((p), nbytes((n), sizeof(int), OP), sizeof(int), OP, (arg)))
+
+/* the host side of a transfer must not be (or overlap) backend memory */
+static void host_side(const void *h, size_t bytes, const char *op, const char *arg) {
+    if (!bytes) return;
+    uintptr_t a = (uintptr_t)h, e = a + bytes;
+    for (size_t i = 0; i < g_n; i++) {
+        const Block *b = &g_blocks[i];
+        if (a < (uintptr_t)b->dev + b->span && e > (uintptr_t)b->dev)
+            sd_die("strict backend", "%s: argument '%s' (%p) is backend memory (block '%s'), expected host memory",
+                   op, arg, h, b->what);
+    }
+}
+
+static void strict_zero(void *p, size_t bytes) {
+    const char *OP = "zero";
+    void *s = xlate(p, bytes, 1, OP, "p");
+    if (bytes) memset(s, 0, bytes);
+}
+static void strict_copy(void *dst, const void *src, size_t bytes) {
+    const char *OP = "copy";
+    void *d = xlate(dst, bytes, 1, OP, "dst");
+    const void *s = xlate(src, bytes, 1, OP, "src");
+    if (bytes && d != s) memmove(d, s, bytes);
+}
+static void strict_upload(void *dst, const void *host_src, size_t bytes) {
+    const char *OP = "upload";
+    void *d = xlate(dst, bytes, 1, OP, "dst");
+    host_side(host_src, bytes, OP, "host_src");
+    if (bytes) memcpy(d, host_src, bytes);
+}
+static void strict_download(void *host_dst, const void *src, size_t bytes) {
+    const char *OP = "download";
+    host_side(host_dst, bytes, OP, "host_dst");
+    const void *s = xlate(src, bytes, 1, OP, "src");
+    if (bytes) memcpy(host_dst, s, bytes);
+}
+
+static void strict_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
+                          float alpha, float beta) {
+    const char *OP = "matmul";
+    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul: negative size M %d N %d K %d", M, N, K);
+    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
+    g_cpu->matmul(F(C, m * n, "C"), F(A, m * k, "A"), F(B, k * n, "B"), M, N, K, transA, transB, alpha, beta);
+}
+static void strict_add(float *y, const float *x, size_t n) {
+    const char *OP = "add";
+    g_cpu->add(F(y, n, "y"), F(x, n, "x"), n);
+}
+static void strict_scale(float *x, float s, size_t n) {
+    const char *OP = "scale";
+    g_cpu->scale(F(x, n, "x"), s, n);
+}
+static double strict_sumsq(const float *x, size_t n) {
+    const char *OP = "sumsq";
+    return g_cpu->sumsq(F(x, n, "x"), n);
+}
+static void strict_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
+    const char *OP = "embed_fwd";
+    g_cpu->embed_fwd(F(out, N * (size_t)C, "out"), I(ids, N, "ids"), F(W, (size_t)V_loc * (size_t)C, "W"), N, C,
+                     V_off, V_loc);
+}
+static void strict_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc) {
+    const char *OP = "embed_bwd";
+    g_cpu->embed_bwd(F(dW, (size_t)V_loc * (size_t)C, "dW"), F(dout, N * (size_t)C, "dout"), I(ids, N, "ids"), N, C,
+                     V_off, V_loc);
+}
+static void strict_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
+    const char *OP = "rmsnorm_fwd";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_fwd(F(out, nc, "out"), F(rstd, N, "rstd"), F(x, nc, "x"), F(w, (size_t)C, "w"), N, C, eps);
+}
+static void strict_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                               const float *rstd, size_t N, int C) {
+    const char *OP = "rmsnorm_bwd";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_bwd(F(dx, nc, "dx"), F(dw, (size_t)C, "dw"), F(dout, nc, "dout"), F(x, nc, "x"),
+                       F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
+}
+/* rope: the tables must hold the rows of every position the batch uses (pos is read from the shadow) */
+static void rope_args(const char *OP, float *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
+                      int HD, float **xs, const int **ps, const float **css, const float **sns) {
+    *xs = F(x, N * (size_t)H * (size_t)HD, "x");
+    *ps = I(pos, N, "pos");
+    size_t rows = 0;
+    for (size_t n = 0; n < N; n++) {
+        if ((*ps)[n] < 0) sd_die("strict backend", "%s: pos[%zu] = %d is negative", OP, n, (*ps)[n]);
+        if ((size_t)(*ps)[n] + 1 > rows) rows = (size_t)(*ps)[n] + 1;
+    }
+    *css = F(cs, rows * (size_t)(HD / 2), "cos");
+    *sns = F(sn, rows * (size_t)(HD / 2), "sin");
+}
+static void strict_rope_fwd(float *x, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
+    float *xs;
+    const int *ps;
+    const float *css, *sns;
+    rope_args("rope_fwd", x, pos, cs, sn, N, H, HD, &xs, &ps, &css, &sns);
+    g_cpu->rope_fwd(xs, ps, css, sns, N, H, HD);
+}
+static void strict_rope_bwd(float *dx, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
+    float *xs;
+    const int *ps;
+    const float *css, *sns;
+    rope_args("rope_bwd", dx, pos, cs, sn, N, H, HD, &xs, &ps, &css, &sns);
+    g_cpu->rope_bwd(xs, ps, css, sns, N, H, HD);
+}
+/* tokens of a packed batch: cu_seqlens (read from the shadow) must start at 0 and not decrease */
+static size_t packed_tokens(const char *OP, const int *cu, int S) {
+    if (S < 0) sd_die("strict backend", "%s: %d sequences", OP, S);
+    if (cu[0] != 0) sd_die("strict backend", "%s: cu_seqlens[0] = %d, expected 0", OP, cu[0]);
+    for (int s = 0; s < S; s++)
+        if (cu[s + 1] < cu[s]) sd_die("strict backend", "%s: cu_seqlens decreases at %d", OP, s + 1);
+    return (size_t)cu[S];
+}
+static void strict_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                            const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    const char *OP = "attn_fwd";
+    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
+    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    g_cpu->attn_fwd(F(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), F(q, N * QD, "q"), F(k, N * KD, "k"),
+                    F(v, N * KD, "v"), cu, S, NH, NKV, HD);
+}
+static void strict_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                            const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                            int NKV, int HD) {
+    const char *OP = "attn_bwd";
+    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
+    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    g_cpu->attn_bwd(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
+                    F(q, N * QD, "q"), F(k, N * KD, "k"), F(v, N * KD, "v"), F(out, N * QD, "out"),
+                    F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD);
+}
+static void strict_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+    const char *OP = "swiglu_fwd";
+    size_t n = N * (size_t)FF;
+    g_cpu->swiglu_fwd(F(out, n, "out"), F(gate, n, "gate"), F(up, n, "up"), N, FF);
+}
+static void strict_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                              size_t N, int FF) {
+    const char *OP = "swiglu_bwd";
+    size_t n = N * (size_t)FF;
+    g_cpu->swiglu_bwd(F(dgate, n, "dgate"), F(dup, n, "dup"), F(dout, n, "dout"), F(gate, n, "gate"), F(up, n, "up"),
+                      N, FF);
+}
+static void strict_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets,
+                              size_t N, int V_loc, int V_off) {
+    const char *OP = "xent_stats";
+    g_cpu->xent_stats(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"),
+                      F(logits, N * (size_t)V_loc, "logits"), I(targets, N, "targets"), N, V_loc, V_off);
+}
+static void strict_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                            int V_off) {
+    const char *OP = "xent_bwd";
+    g_cpu->xent_bwd(F(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
+                    I(targets, N, "targets"), N, V_loc, V_off);
+}
+static void strict_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, double b1, double b2,
+                         double eps, double wd, double bc1, double bc2) {
+    const char *OP = "adamw";
+    g_cpu->adamw(F(p, n, "p"), F(g, n, "g"), F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+
+static const Backend g_strict = {
+    .name = "cpu_strict",
+    .host_addressable = false,
+    .alloc = strict_alloc,
+    .free = strict_free,
+    .bytes_in_use = strict_bytes_in_use,
+    .zero = strict_zero,
+    .copy = strict_copy,
+    .upload = strict_upload,
+    .download = strict_download,
+    .matmul = strict_matmul,
+    .add = strict_add,
+    .scale = strict_scale,
+    .sumsq = strict_sumsq,
+    .embed_fwd = strict_embed_fwd,
+    .embed_bwd = strict_embed_bwd,
+    .rmsnorm_fwd = strict_rmsnorm_fwd,
+    .rmsnorm_bwd = strict_rmsnorm_bwd,
+    .rope_fwd = strict_rope_fwd,
+    .rope_bwd = strict_rope_bwd,
+    .attn_fwd = strict_attn_fwd,
+    .attn_bwd = strict_attn_bwd,
+    .swiglu_fwd = strict_swiglu_fwd,
+    .swiglu_bwd = strict_swiglu_bwd,
+    .xent_stats = strict_xent_stats,
+    .xent_bwd = strict_xent_bwd,
+    .adamw = strict_adamw,
+};
+
+const Backend *backend_cpu_strict(void) {
+    if (!g_cpu) g_cpu = backend_cpu();
+    return &g_strict;
+}
