@@ -966,9 +966,11 @@ void ckpt_prune(const char *dir, int keep) {
     long *steps = NULL;
     size_t n = 0, cap = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        long s;
-        char tail;
-        if (sscanf(e->d_name, "step-%ld%c", &s, &tail) != 1) continue; /* skips .tmp and anything else */
+        /* only names this writer makes, step- and 8 digits: skips .tmp, and a stray "step-12" or "step--5" that
+         * would otherwise stand for (and remove) another directory */
+        const char *nm = e->d_name;
+        if (strlen(nm) != 13 || strncmp(nm, "step-", 5) || strspn(nm + 5, "0123456789") != 8) continue;
+        long s = strtol(nm + 5, NULL, 10);
         if (n == cap) steps = sd_realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof(long), "steps");
         steps[n++] = s;
     }

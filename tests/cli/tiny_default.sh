@@ -17,8 +17,11 @@ awk -v a="$acc0" -v b="$acc1" 'BEGIN {exit !(b > a + 0.2 && b > 0.8)}' && ok "ac
   || bad "checkpoints: $(ls out/tiny)"
 # checkpoint.keep: only the newest checkpoints stay
 sed 's|checkpoint: {dir: ../out/tiny, every_steps: 30}|checkpoint: {dir: ../out/keep, every_steps: 10, keep: 2}|' configs/tiny.yaml > configs/keep.yaml
+mkdir -p out/keep/step-12 out/keep/step--5   # strays the pruner must neither count nor take for checkpoints
 "$BIN" configs/keep.yaml --quiet 2>/dev/null
-[ "$(ls out/keep | grep -c '^step-')" -eq 2 ] && [ -d out/keep/step-00000050 ] && [ -d out/keep/step-00000060 ] \
+[ -d out/keep/step-12 ] && [ -d out/keep/step--5 ] && ok "pruning leaves stray step-* directories alone" \
+  || bad "strays removed: $(ls out/keep)"
+[ "$(ls out/keep | grep -cE '^step-[0-9]{8}$')" -eq 2 ] && [ -d out/keep/step-00000050 ] && [ -d out/keep/step-00000060 ] \
   && ok "checkpoint.keep 2 keeps steps 50 and 60" || bad "keep: $(ls out/keep)"
 # parallel.backend nccl is refused clearly in a build without CUDA
 echo "parallel: {backend: nccl}" | cat configs/tiny.yaml - > configs/nccl.yaml
