@@ -39,7 +39,7 @@ int cmd_export(int argc, char **argv) {
     const CkptMeta *meta = ckpt_meta(r);
     char *where = sd_path_join(step_dir, "index.h5:/meta/model_config_json");
     ModelConfig mc = model_config_from_json(meta->model_config_json, where);
-    Model *m = model_create(&mc, backend_cpu(), 1, NULL, 1);
+    Model *m = model_create_inference(&mc, backend_cpu(), 1);
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];

@@ -292,7 +292,7 @@ int cmd_generate(int argc, char **argv) {
         if (need > max_pos) need = max_pos;
         if (need > cap) cap = (int)need;
     }
-    Model *m = model_create(&mc, backend_cpu(), 1, NULL, 1);
+    Model *m = model_create_inference(&mc, backend_cpu(), 1);
     model_load_hf(m, model_dir);
     Generator *g = gen_create(m, cap);
 

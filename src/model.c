@@ -169,8 +169,8 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
     *first = stage * base + (stage < extra ? stage : extra);
 }
 
-Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                    int nslots) {
+static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                     int nslots, bool with_grads) {
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -209,11 +209,11 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     m->nalloc = (m->nparams + align - 1) / align * align;
     size_t bytes = sd_mul_size(m->nalloc, sizeof(float), "parameters");
     m->params = be->alloc(bytes, "parameters");
-    m->grads = be->alloc(bytes, "gradients");
+    m->grads = with_grads ? be->alloc(bytes, "gradients") : NULL;
     m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     point_views(m, m->params, m->w, &m->embed, &m->norm, &m->lm_head);
-    point_views(m, m->grads, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
+    if (with_grads) point_views(m, m->grads, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
     m->rope_max = mc->max_position_embeddings;
     float *cs, *sn;
     model_config_rope_tables(mc, m->rope_max, &cs, &sn);
@@ -228,6 +228,15 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
     m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
     for (int i = 0; i < m->nslots; i++) alloc_acts(m, &m->acts[i]);
     return m;
+}
+
+Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                    int nslots) {
+    return create(mc, be, max_tokens, grid, nslots, true);
+}
+
+Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
+    return create(mc, be, max_tokens, NULL, 1, false);
 }
 
 void model_free(Model *m) {

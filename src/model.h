@@ -1,6 +1,6 @@
 /* model.h — the Llama-family decoder: parameter table, weights, forward and backward over a packed batch.
  *
- * defines: SplitKind, ParamSpec, Model, model_create, model_free, model_init_random, model_load_hf,
+ * defines: SplitKind, ParamSpec, Model, model_create, model_create_inference, model_free, model_init_random, model_load_hf,
  *          model_forward_logprobs, model_backward, model_param, SeqLogp.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
@@ -75,6 +75,10 @@ typedef struct Model {
  * Weights are uninitialised until model_init_random or model_load_hf. */
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots);
+/* One rank, one activation slot and no gradient buffer (half the weight memory of model_create): for score,
+ * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
+ * called on it (m->grads is NULL). */
+Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

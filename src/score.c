@@ -8,7 +8,7 @@ void score_pairs(const char *model_dir, const ModelConfig *mc, const PairSet *ps
         size_t n = (size_t)2 * p->n_prompt + p->n_chosen + p->n_rejected;
         if (n > max_tokens) max_tokens = n;
     }
-    Model *m = model_create(mc, backend_cpu(), max_tokens, NULL, 1);
+    Model *m = model_create_inference(mc, backend_cpu(), max_tokens);
     model_load_hf(m, model_dir);
     for (size_t i = 0; i < ps->n; i++) {
         MicroBatch *mb = microbatch_pack(ps, &i, 1);
