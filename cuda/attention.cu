@@ -1,0 +1,475 @@
+/* attention.cu — causal grouped-query attention over packed variable-length sequences, fp32, flash-attention
+ * style: tiles of queries and keys in shared memory, online softmax, no T x T matrix anywhere.
+ *
+ * Tiles. Rows are cut into tiles of BR = 32 rows that never cross a sequence boundary; a block handles one tile
+ * and one head. Which (sequence, first row) a block's tile is, each block works out from cu_seqlens itself (a
+ * warp-wide prefix sum over the sequences' tile counts), so no tile table is built or uploaded. The host needs
+ * the number of tiles (and N = cu_seqlens[S]) for the launch: every attention call downloads the S + 1 entries
+ * of cu_seqlens (a small synchronous copy; the trainer calls attention twice per layer per micro-batch).
+ *
+ * Thread layout (all three kernels): 8 warps x 32 lanes. Warp w owns RPW = 4 rows of the block's tile ("outer"
+ * rows); the inner tile has BC = 32 rows, one per lane. Score-like products (q.k, dout.v) run over head dims
+ * with the outer rows broadcast from shared memory and the lane's inner row read as float4 (rows padded to an
+ * odd number of float4s: conflict-free); accumulations (P V, dS K, P^T dO, dS^T Q) keep RPW x HD/32 values per
+ * thread in registers, lane = head dim (mod 32), with probabilities passed between lanes by shuffles.
+ *
+ *   attn_fwd_k    block = (query tile, query head): for key tiles up to the diagonal: S = Q K^T scale, online
+ *                 softmax (running max m and sum l per row), O = O alpha + P V; writes out = O / l and
+ *                 lse = m + log l.
+ *   attn_dq_k     block = (query tile, query head): recomputes P = exp(S - lse) from the forward's lse,
+ *                 dP = dO V^T, dS = P (dP - D) scale with D = rowsum(dO * out) (attn_d_k), dQ = dS K.
+ *   attn_dkdv_k   block = (key tile, kv head): loops over the query heads of the group and the query tiles at and
+ *                 after the key tile: dV += P^T dO, dK += dS^T Q, accumulated in registers and written once.
+ * No atomics: dK / dV of a kv head are summed over its query heads inside one block (in the CPU reference's
+ * order: head, then query), dQ in its own pass. Results are deterministic.
+ *
+ * Limits: HD <= 256 (register accumulators are sized for HD rounded up to 64, 128 or 256); any HD works, an HD
+ * that is a multiple of 8 is fastest. Shared memory per block: (BR + 2 BC) or (2 BR + 2 BC) rows of HD + 4
+ * floats: 100 / 133 KB at HD = 256, within the opt-in limit of sm_80 and sm_90. NH must be a multiple of NKV. */
+#include <stdlib.h>
+#include "cuda_common.cuh"
+
+enum { BR = 32, BC = 32, NWARPS = 8, RPW = BR / NWARPS, NTHREADS = NWARPS * 32, HD_MAX = 256 };
+
+/* padded shared-memory row stride (floats) for head dim HD: a multiple of 4 (float4 rows) whose float4 count is
+ * odd, so that 8 lanes reading 8 different rows as float4 hit 8 different bank groups */
+static int smem_stride(int HD) {
+    int hdp4 = (HD + 3) / 4;
+    return 4 * (hdp4 + 1 + (hdp4 & 1));
+}
+
+/* The tile this block handles: tiles of BR rows, sequence by sequence. Sets st, en (the sequence's rows) and r0
+ * (the tile's first row); en == st when the index is out of range (cannot happen with the host's count). */
+__device__ void find_tile(const int *cu, int S, int tile, int *st, int *en, int *r0) {
+    __shared__ int info[3];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0) info[0] = info[1] = info[2] = 0;
+    __syncthreads();
+    if (warp == 0) {
+        int base = 0; /* tiles in the sequences before this chunk of 32 */
+        for (int s0 = 0; s0 < S; s0 += 32) {
+            int s = s0 + lane, a = 0, b = 0, nt = 0;
+            if (s < S) {
+                a = cu[s];
+                b = cu[s + 1];
+                nt = b > a ? (b - a + BR - 1) / BR : 0;
+            }
+            int inc = nt;
+            for (int o = 1; o < 32; o <<= 1) {
+                int y = __shfl_up_sync(CU_FULL_MASK, inc, o);
+                if (lane >= o) inc += y;
+            }
+            int exc = inc - nt;
+            bool mine = s < S && tile >= base + exc && tile < base + inc;
+            unsigned bal = __ballot_sync(CU_FULL_MASK, mine);
+            if (bal) { /* warp-uniform */
+                if (mine) {
+                    info[0] = a;
+                    info[1] = b;
+                    info[2] = a + (tile - base - exc) * BR;
+                }
+                break;
+            }
+            base += __shfl_sync(CU_FULL_MASK, inc, 31);
+        }
+    }
+    __syncthreads();
+    *st = info[0];
+    *en = info[1];
+    *r0 = info[2];
+}
+
+/* rows [r0, r0 + nvalid) of a [rows, row_stride] tensor, columns col_off .. col_off + HD, into sm[BROWS][SD];
+ * padding columns and missing rows are zeros */
+template <int BROWS>
+__device__ __forceinline__ void load_rows(float *sm, const float *g, size_t row_stride, size_t col_off, int r0,
+                                          int nvalid, int HD, int SD) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int r = warp; r < BROWS; r += NWARPS) {
+        const float *src = g + (size_t)(r0 + (r < nvalid ? r : 0)) * row_stride + col_off;
+        for (int d = lane; d < SD; d += 32) sm[r * SD + d] = (r < nvalid && d < HD) ? src[d] : 0.0f;
+    }
+}
+
+/* acc[r] += dot(rows (w RPW + r) of A, row `lane` of B) over the padded head dims (float4 steps) */
+__device__ __forceinline__ void dot_rows(float (&acc)[RPW], const float *A, const float *B, int SD, int n4) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float4 *b4 = (const float4 *)(B + lane * SD);
+    for (int d4 = 0; d4 < n4; d4++) {
+        float4 bb = b4[d4];
+#pragma unroll
+        for (int r = 0; r < RPW; r++) {
+            float4 aa = ((const float4 *)(A + (warp * RPW + r) * SD))[d4];
+            acc[r] += aa.x * bb.x;
+            acc[r] += aa.y * bb.y;
+            acc[r] += aa.z * bb.z;
+            acc[r] += aa.w * bb.w;
+        }
+    }
+}
+/* two products sharing the loop: acc1 += A1 . B1[lane], acc2 += A2 . B2[lane] */
+__device__ __forceinline__ void dot_rows2(float (&acc1)[RPW], float (&acc2)[RPW], const float *A1, const float *B1,
+                                          const float *A2, const float *B2, int SD, int n4) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float4 *b1 = (const float4 *)(B1 + lane * SD), *b2 = (const float4 *)(B2 + lane * SD);
+    for (int d4 = 0; d4 < n4; d4++) {
+        float4 x1 = b1[d4], x2 = b2[d4];
+#pragma unroll
+        for (int r = 0; r < RPW; r++) {
+            float4 a1 = ((const float4 *)(A1 + (warp * RPW + r) * SD))[d4];
+            float4 a2 = ((const float4 *)(A2 + (warp * RPW + r) * SD))[d4];
+            acc1[r] += a1.x * x1.x;
+            acc1[r] += a1.y * x1.y;
+            acc1[r] += a1.z * x1.z;
+            acc1[r] += a1.w * x1.w;
+            acc2[r] += a2.x * x2.x;
+            acc2[r] += a2.y * x2.y;
+            acc2[r] += a2.z * x2.z;
+            acc2[r] += a2.w * x2.w;
+        }
+    }
+}
+
+/* ---- forward ---- */
+
+template <int NC> /* NC = head dims per lane = HD_max / 32 */
+__global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, const float *q, const float *k,
+                                                       const float *v, const int *cu, int S, int NH, int NKV, int HD,
+                                                       int SD, float scale) {
+    extern __shared__ float4 smem4[];
+    float *Qs = (float *)smem4, *Ks = Qs + BR * SD, *Vs = Ks + BC * SD;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
+    const int h = blockIdx.y, kvh = h / (NH / NKV);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, q0;
+    find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    if (en <= st) return;
+    const int nq = min(BR, en - q0), qlast = q0 + nq - 1;
+    load_rows<BR>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
+
+    float m[RPW], l[RPW], acc[RPW][NC];
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++) acc[r][c] = 0.0f;
+    }
+    for (int k0 = st; k0 <= qlast; k0 += BC) {
+        const int nk = min(BC, en - k0), jmax = min(nk, qlast - k0 + 1);
+        __syncthreads(); /* the previous tile's readers are done (and Qs is loaded, first time) */
+        load_rows<BC>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+        load_rows<BC>(Vs, v, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+        __syncthreads();
+        float s[RPW];
+#pragma unroll
+        for (int r = 0; r < RPW; r++) s[r] = 0.0f;
+        dot_rows(s, Qs, Ks, SD, n4);
+        const int j = k0 + lane;
+#pragma unroll
+        for (int r = 0; r < RPW; r++) {
+            int i = min(q0 + warp * RPW + r, qlast); /* rows past the sequence mirror its last row (never written) */
+            float x = (lane < nk && j <= i) ? s[r] * scale : -INFINITY;
+            float mn = fmaxf(m[r], cu_warp_max(x));
+            float p = x == -INFINITY ? 0.0f : expf(x - mn);
+            float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+            l[r] = l[r] * alpha + cu_warp_sum(p);
+            m[r] = mn;
+#pragma unroll
+            for (int c = 0; c < NC; c++) acc[r][c] *= alpha;
+            s[r] = p;
+        }
+        for (int jj = 0; jj < jmax; jj++) {
+            float vv[NC];
+#pragma unroll
+            for (int c = 0; c < NC; c++) vv[c] = lane + 32 * c < HD ? Vs[jj * SD + lane + 32 * c] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < RPW; r++) {
+                float pj = __shfl_sync(CU_FULL_MASK, s[r], jj);
+#pragma unroll
+                for (int c = 0; c < NC; c++) acc[r][c] += pj * vv[c];
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        int row = q0 + warp * RPW + r;
+        if (row > qlast) continue;
+        float inv = 1.0f / l[r];
+        float *o = out + (size_t)row * qs + (size_t)h * HD;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (lane + 32 * c < HD) o[lane + 32 * c] = acc[r][c] * inv;
+        if (lane == 0) lse[(size_t)row * NH + h] = m[r] + logf(l[r]);
+    }
+}
+
+/* ---- backward ---- */
+
+/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N-1: one warp per (row, head) */
+__global__ void attn_d_k(float *D, const float *dout, const float *out, int n0, int N, int NH, int HD) {
+    const int lane = threadIdx.x & 31;
+    const size_t total = (size_t)(N - n0) * NH;
+    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
+         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
+        size_t n = n0 + w / NH, h = w % NH;
+        const float *a = dout + n * NH * HD + h * HD, *b = out + n * NH * HD + h * HD;
+        float s = 0.0f;
+        for (int d = lane; d < HD; d += 32) s += a[d] * b[d];
+        s = cu_warp_sum(s);
+        if (lane == 0) D[n * NH + h] = s;
+    }
+}
+
+template <int NC>
+__global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *dout, const float *q, const float *k,
+                                                      const float *v, const float *lse, const float *D,
+                                                      const int *cu, int S, int NH, int NKV, int HD, int SD,
+                                                      float scale) {
+    extern __shared__ float4 smem4[];
+    float *Qs = (float *)smem4, *dOs = Qs + BR * SD, *Ks = dOs + BR * SD, *Vs = Ks + BC * SD;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
+    const int h = blockIdx.y, kvh = h / (NH / NKV);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, q0;
+    find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    if (en <= st) return;
+    const int nq = min(BR, en - q0), qlast = q0 + nq - 1;
+    load_rows<BR>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
+    load_rows<BR>(dOs, dout, qs, (size_t)h * HD, q0, nq, HD, SD);
+    float lr[RPW], Dr[RPW], acc[RPW][NC];
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        int i = q0 + warp * RPW + r;
+        lr[r] = i <= qlast ? lse[(size_t)i * NH + h] : 0.0f;
+        Dr[r] = i <= qlast ? D[(size_t)i * NH + h] : 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++) acc[r][c] = 0.0f;
+    }
+    for (int k0 = st; k0 <= qlast; k0 += BC) {
+        const int nk = min(BC, en - k0), jmax = min(nk, qlast - k0 + 1);
+        __syncthreads();
+        load_rows<BC>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+        load_rows<BC>(Vs, v, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+        __syncthreads();
+        float s[RPW], dp[RPW];
+#pragma unroll
+        for (int r = 0; r < RPW; r++) s[r] = dp[r] = 0.0f;
+        dot_rows2(s, dp, Qs, Ks, dOs, Vs, SD, n4);
+        const int j = k0 + lane;
+#pragma unroll
+        for (int r = 0; r < RPW; r++) {
+            int i = q0 + warp * RPW + r;
+            bool ok = i <= qlast && lane < nk && j <= i;
+            float p = ok ? expf(s[r] * scale - lr[r]) : 0.0f;
+            s[r] = p * (dp[r] - Dr[r]) * scale; /* dS */
+        }
+        for (int jj = 0; jj < jmax; jj++) {
+            float kv[NC];
+#pragma unroll
+            for (int c = 0; c < NC; c++) kv[c] = lane + 32 * c < HD ? Ks[jj * SD + lane + 32 * c] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < RPW; r++) {
+                float dsj = __shfl_sync(CU_FULL_MASK, s[r], jj);
+#pragma unroll
+                for (int c = 0; c < NC; c++) acc[r][c] += dsj * kv[c];
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        int row = q0 + warp * RPW + r;
+        if (row > qlast) continue;
+        float *o = dq + (size_t)row * qs + (size_t)h * HD;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (lane + 32 * c < HD) o[lane + 32 * c] = acc[r][c];
+    }
+}
+
+template <int NC>
+__global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, const float *dout, const float *q,
+                                                        const float *k, const float *v, const float *lse,
+                                                        const float *D, const int *cu, int S, int NH, int NKV,
+                                                        int HD, int SD, float scale) {
+    extern __shared__ float4 smem4[];
+    float *Ks = (float *)smem4, *Vs = Ks + BR * SD, *Qs = Vs + BR * SD, *dOs = Qs + BC * SD;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
+    const int kvh = blockIdx.y, group = NH / NKV;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, k0;
+    find_tile(cu, S, blockIdx.x, &st, &en, &k0);
+    if (en <= st) return;
+    const int nk = min(BR, en - k0);
+    load_rows<BR>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+    load_rows<BR>(Vs, v, ks, (size_t)kvh * HD, k0, nk, HD, SD);
+    float ak[RPW][NC], av[RPW][NC];
+#pragma unroll
+    for (int r = 0; r < RPW; r++)
+#pragma unroll
+        for (int c = 0; c < NC; c++) ak[r][c] = av[r][c] = 0.0f;
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        for (int q0 = k0; q0 < en; q0 += BC) {
+            const int nq = min(BC, en - q0), iq = q0 + lane;
+            __syncthreads();
+            load_rows<BC>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
+            load_rows<BC>(dOs, dout, qs, (size_t)h * HD, q0, nq, HD, SD);
+            const float lq = lane < nq ? lse[(size_t)iq * NH + h] : 0.0f;
+            const float Dq = lane < nq ? D[(size_t)iq * NH + h] : 0.0f;
+            __syncthreads();
+            float s[RPW], dp[RPW];
+#pragma unroll
+            for (int r = 0; r < RPW; r++) s[r] = dp[r] = 0.0f;
+            dot_rows2(s, dp, Ks, Qs, Vs, dOs, SD, n4); /* s = k_r . q_lane, dp = v_r . dout_lane */
+            float p[RPW];
+#pragma unroll
+            for (int r = 0; r < RPW; r++) {
+                int kr = k0 + warp * RPW + r;
+                bool ok = warp * RPW + r < nk && lane < nq && kr <= iq;
+                p[r] = ok ? expf(s[r] * scale - lq) : 0.0f;
+                s[r] = p[r] * (dp[r] - Dq) * scale; /* dS */
+            }
+            for (int jj = 0; jj < nq; jj++) {
+                float o[NC], qv[NC];
+#pragma unroll
+                for (int c = 0; c < NC; c++) {
+                    bool in = lane + 32 * c < HD;
+                    o[c] = in ? dOs[jj * SD + lane + 32 * c] : 0.0f;
+                    qv[c] = in ? Qs[jj * SD + lane + 32 * c] : 0.0f;
+                }
+#pragma unroll
+                for (int r = 0; r < RPW; r++) {
+                    float pj = __shfl_sync(CU_FULL_MASK, p[r], jj), dsj = __shfl_sync(CU_FULL_MASK, s[r], jj);
+#pragma unroll
+                    for (int c = 0; c < NC; c++) {
+                        av[r][c] += pj * o[c];
+                        ak[r][c] += dsj * qv[c];
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        int row = k0 + warp * RPW + r;
+        if (row - k0 >= nk) continue;
+        float *ok_ = dk + (size_t)row * ks + (size_t)kvh * HD, *ov = dv + (size_t)row * ks + (size_t)kvh * HD;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (lane + 32 * c < HD) {
+                ok_[lane + 32 * c] = ak[r][c];
+                ov[lane + 32 * c] = av[r][c];
+            }
+    }
+}
+
+/* ---- host side ---- */
+
+typedef struct {
+    int *cu;    /* host copy of cu_seqlens[0..S] */
+    int tiles;  /* sum over sequences of ceil(T_s / BR) */
+} Layout;
+
+static Layout layout_of(const int *d_cu, int S, const char *op) {
+    Layout L;
+    L.cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
+    cu_download(L.cu, d_cu, ((size_t)S + 1) * sizeof(int));
+    long tiles = 0;
+    for (int s = 0; s < S; s++) {
+        int T = L.cu[s + 1] - L.cu[s];
+        if (T < 0 || L.cu[s] < 0)
+            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
+                   L.cu[s], s + 1, L.cu[s + 1]);
+        tiles += (T + BR - 1) / BR;
+    }
+    if (tiles > INT32_MAX) sd_die("cuda", "%s: %ld row tiles exceed the grid limit", op, tiles);
+    L.tiles = (int)tiles;
+    return L;
+}
+
+static void check_shape(int NH, int NKV, int HD, const char *op) {
+    if (NH <= 0 || NKV <= 0 || NH % NKV)
+        sd_die("cuda", "%s: %d query heads are not a multiple of %d kv heads", op, NH, NKV);
+    if (HD <= 0 || HD > HD_MAX) sd_die("cuda", "%s: head dim %d is outside 1..%d", op, HD, HD_MAX);
+    if (NH > 65535 || NKV > 65535) sd_die("cuda", "%s: %d heads exceed the grid limit", op, NH);
+}
+
+/* opt a kernel into `bytes` of dynamic shared memory (raising the kernel's limit when a larger head dim needs
+ * more), or die naming the device's limit. *set holds the limit this kernel was given so far. */
+static void want_smem(const void *kernel, size_t bytes, int *set, const char *op, int HD) {
+    if ((int)bytes > cu_smem_optin())
+        sd_die("cuda", "%s: head dim %d needs %zu bytes of shared memory per block, the device allows %d", op, HD,
+               bytes, cu_smem_optin());
+    if (bytes <= 48 * 1024 || (int)bytes <= *set) return;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    *set = (int)bytes;
+}
+
+template <int NC>
+static void launch_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu,
+                       int S, int NH, int NKV, int HD, int tiles) {
+    static int opted = 0;
+    int SD = smem_stride(HD);
+    size_t smem = (size_t)(BR + 2 * BC) * SD * sizeof(float);
+    want_smem((const void *)attn_fwd_k<NC>, smem, &opted, "attn_fwd", HD);
+    attn_fwd_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
+        out, lse, q, k, v, cu, S, NH, NKV, HD, SD, 1.0f / sqrtf((float)HD));
+    CUDA_LAUNCH_CHECK("attn_fwd");
+}
+
+template <int NC>
+static void launch_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
+                       int HD, int tiles) {
+    static int opted_q = 0, opted_kv = 0;
+    int SD = smem_stride(HD);
+    size_t smem = (size_t)(2 * BR + 2 * BC) * SD * sizeof(float);
+    float scale = 1.0f / sqrtf((float)HD);
+    want_smem((const void *)attn_dq_k<NC>, smem, &opted_q, "attn_bwd", HD);
+    want_smem((const void *)attn_dkdv_k<NC>, smem, &opted_kv, "attn_bwd", HD);
+    attn_dq_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
+        dq, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale);
+    CUDA_LAUNCH_CHECK("attn_bwd (dq)");
+    attn_dkdv_k<NC><<<dim3((unsigned)tiles, (unsigned)NKV), NTHREADS, smem, cu_stream()>>>(
+        dk, dv, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale);
+    CUDA_LAUNCH_CHECK("attn_bwd (dk, dv)");
+}
+
+void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                   int S, int NH, int NKV, int HD) {
+    if (S <= 0) return;
+    check_shape(NH, NKV, HD, "attn_fwd");
+    Layout L = layout_of(cu_seqlens, S, "attn_fwd");
+    int tiles = L.tiles;
+    free(L.cu);
+    if (!tiles) return;
+    if (HD <= 64) launch_fwd<2>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+    else if (HD <= 128) launch_fwd<4>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+    else launch_fwd<8>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+}
+
+void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                   const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                   int NKV, int HD) {
+    if (S <= 0) return;
+    check_shape(NH, NKV, HD, "attn_bwd");
+    Layout L = layout_of(cu_seqlens, S, "attn_bwd");
+    const int n0 = L.cu[0], N = L.cu[S], tiles = L.tiles;
+    free(L.cu);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
+    if (n0 > 0) {
+        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)n0 * qs * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
+    }
+    if (!tiles) return;
+    float *D = (float *)cu_scratch((size_t)N * NH * sizeof(float), "attn_bwd rowsum(dout * out)");
+    size_t warps = (size_t)(N - n0) * NH;
+    attn_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dout, out, n0, N, NH, HD);
+    CUDA_LAUNCH_CHECK("attn_bwd (D)");
+    if (HD <= 64) launch_bwd<2>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    else if (HD <= 128) launch_bwd<4>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    else launch_bwd<8>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    cu_scratch_free(D);
+}

@@ -1,0 +1,242 @@
+/* backend_cuda.cu — device selection, the backend's stream and cuBLAS handle, memory ops (alloc zeroed, free,
+ * bytes_in_use, zero, copy, upload, download), op scratch and the function-pointer table.
+ *
+ * Memory: every block is a cudaMalloc of its own, zeroed before alloc returns; a host-side table remembers its
+ * size so bytes_in_use reports exactly what the caller holds (the memory plan is checked against it). Op scratch
+ * comes from CUDA's stream-ordered pool instead (cu_scratch) and is not counted, like the CPU ops' malloc scratch.
+ * Ordering: see backend_cuda.h. upload and download synchronise the stream (the host buffer is free to reuse, the
+ * downloaded bytes are final); zero and copy are enqueued and ordered before every later op. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend_cuda.h"
+#include "cuda_common.cuh"
+
+typedef struct {
+    void *p;
+    size_t bytes;
+} Block;
+
+static struct {
+    bool ready;
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    bool tf32;
+    int smem_optin;
+    char name[320];
+    size_t in_use;
+    Block *blocks; /* live allocations (host table) */
+    size_t nblocks, cap;
+} g;
+
+cudaStream_t cu_stream(void) { return g.stream; }
+cublasHandle_t cu_blas(void) { return g.blas; }
+bool cu_tf32(void) { return g.tf32; }
+int cu_smem_optin(void) { return g.smem_optin; }
+
+bool cuda_device_available(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        return false;
+    }
+    return n > 0;
+}
+
+static int device_count_or_die(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess)
+        sd_die("cuda", "no usable CUDA device: %s (is the NVIDIA driver installed and a GPU visible? check "
+                       "nvidia-smi and CUDA_VISIBLE_DEVICES)", cudaGetErrorString(e));
+    if (n == 0) sd_die("cuda", "no CUDA device visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    return n;
+}
+
+void cuda_set_device_from_local_rank(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"};
+    long lr = 0;
+    const char *from = NULL;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0] && !from; i++) {
+        const char *s = getenv(vars[i]);
+        if (!s || !*s) continue;
+        char *end = NULL;
+        lr = strtol(s, &end, 10);
+        if (*end || lr < 0) sd_die("cuda", "%s=%s is not a local rank (a non-negative integer)", vars[i], s);
+        from = vars[i];
+    }
+    int n = device_count_or_die();
+    int dev = (int)(lr % n);
+    if (g.ready && g.device != dev)
+        sd_die("cuda", "cuda_set_device_from_local_rank: the backend is already initialised on device %d, local "
+                       "rank %ld (%s) asks for device %d; select the device before backend_cuda()",
+               g.device, lr, from ? from : "unset", dev);
+    CUDA_CHECK(cudaSetDevice(dev));
+}
+
+static void init_once(void) {
+    if (g.ready) return;
+    device_count_or_die();
+    CUDA_CHECK(cudaGetDevice(&g.device));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, g.device));
+    snprintf(g.name, sizeof g.name, "%s (device %d, sm_%d%d)", prop.name, g.device, prop.major, prop.minor);
+    if (prop.major < 7)
+        sd_die("cuda", "%s: compute capability %d.%d is too old (the backend is built for sm_80 / sm_90)", g.name,
+               prop.major, prop.minor);
+    CUDA_CHECK(cudaDeviceGetAttribute(&g.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, g.device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&g.blas));
+    CUBLAS_CHECK(cublasSetStream(g.blas, g.stream));
+    const char *t = getenv("SIMPO_CUDA_TF32");
+    g.tf32 = t && strcmp(t, "1") == 0;
+    if (t && *t && strcmp(t, "0") != 0 && strcmp(t, "1") != 0)
+        sd_die("cuda", "SIMPO_CUDA_TF32=%s: expected 0 or 1", t);
+    /* fp32 math unless TF32 is asked for (matmul.cu also picks the compute type) */
+    CUBLAS_CHECK(cublasSetMathMode(g.blas, g.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    /* keep op scratch in the pool between ops instead of returning it to the driver at every sync */
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g.device));
+    uint64_t keep = UINT64_MAX;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    g.ready = true;
+}
+
+const char *cuda_device_name(void) {
+    init_once();
+    return g.name;
+}
+void cuda_synchronize(void) {
+    if (g.ready) CUDA_CHECK(cudaStreamSynchronize(g.stream));
+}
+void *cuda_stream(void) {
+    init_once();
+    return (void *)g.stream;
+}
+
+/* ---- memory ---- */
+
+static void *cuda_alloc(size_t bytes, const char *what) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        sd_die("cuda", "cannot allocate %zu bytes for %s on %s (%zu of %zu MiB free, this backend holds %zu "
+                       "MiB): %s", bytes, what, g.name, fr >> 20, tot >> 20, g.in_use >> 20, cudaGetErrorString(e));
+    }
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.stream));
+    CUDA_CHECK(cudaStreamSynchronize(g.stream)); /* zeroed for whoever touches it next, on any stream */
+    if (g.nblocks == g.cap) {
+        g.cap = g.cap ? 2 * g.cap : 64;
+        g.blocks = (Block *)sd_realloc(g.blocks, g.cap * sizeof(Block), "cuda allocation table");
+    }
+    g.blocks[g.nblocks].p = p;
+    g.blocks[g.nblocks].bytes = bytes;
+    g.nblocks++;
+    g.in_use += bytes;
+    return p;
+}
+
+static void cuda_free(void *p) {
+    if (!p) return;
+    size_t i = g.nblocks;
+    while (i > 0 && g.blocks[i - 1].p != p) i--; /* recent blocks are freed first: search from the end */
+    if (i == 0) sd_die("cuda", "free of %p, which the CUDA backend did not allocate (or freed already)", p);
+    g.in_use -= g.blocks[i - 1].bytes;
+    g.blocks[i - 1] = g.blocks[g.nblocks - 1];
+    g.nblocks--;
+    CUDA_CHECK(cudaStreamSynchronize(g.stream)); /* enqueued ops may still use p */
+    CUDA_CHECK(cudaFree(p));
+}
+
+static size_t cuda_bytes_in_use(void) { return g.in_use; }
+
+static void cuda_zero(void *p, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.stream));
+}
+
+/* backend -> backend; overlapping ranges behave like memmove (through a scratch copy) */
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    const char *d = (const char *)dst, *s = (const char *)src;
+    if (d < s + bytes && s < d + bytes) {
+        void *tmp = cu_scratch(bytes, "overlapping copy");
+        CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
+        CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, g.stream));
+        cu_scratch_free(tmp);
+        return;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
+}
+
+void cu_upload(void *dst, const void *host_src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, g.stream));
+    CUDA_CHECK(cudaStreamSynchronize(g.stream));
+}
+void cu_download(void *host_dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, g.stream));
+    CUDA_CHECK(cudaStreamSynchronize(g.stream));
+}
+
+void *cu_scratch(size_t bytes, const char *what) {
+    void *p = NULL;
+    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, g.stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        sd_die("cuda", "cannot take %zu bytes of scratch for %s on %s (%zu of %zu MiB free): %s", bytes, what,
+               g.name, fr >> 20, tot >> 20, cudaGetErrorString(e));
+    }
+    return p;
+}
+void cu_scratch_free(void *p) {
+    if (p) CUDA_CHECK(cudaFreeAsync(p, g.stream));
+}
+
+/* ---- the table ---- */
+
+static Backend g_cuda;
+
+const Backend *backend_cuda(void) {
+    init_once();
+    if (!g_cuda.name) {
+        Backend b;
+        memset(&b, 0, sizeof b);
+        b.name = "cuda";
+        b.alloc = cuda_alloc;
+        b.free = cuda_free;
+        b.bytes_in_use = cuda_bytes_in_use;
+        b.zero = cuda_zero;
+        b.copy = cuda_copy;
+        b.upload = cu_upload;
+        b.download = cu_download;
+        b.matmul = cuda_matmul;
+        b.add = cuda_add;
+        b.scale = cuda_scale;
+        b.sumsq = cuda_sumsq;
+        b.embed_fwd = cuda_embed_fwd;
+        b.embed_bwd = cuda_embed_bwd;
+        b.rmsnorm_fwd = cuda_rmsnorm_fwd;
+        b.rmsnorm_bwd = cuda_rmsnorm_bwd;
+        b.rope_fwd = cuda_rope_fwd;
+        b.rope_bwd = cuda_rope_bwd;
+        b.attn_fwd = cuda_attn_fwd;
+        b.attn_bwd = cuda_attn_bwd;
+        b.swiglu_fwd = cuda_swiglu_fwd;
+        b.swiglu_bwd = cuda_swiglu_bwd;
+        b.xent_stats = cuda_xent_stats;
+        b.xent_bwd = cuda_xent_bwd;
+        b.adamw = cuda_adamw;
+        b.host_addressable = false; /* collectives stage through host (MPI) or go to NCCL on this stream */
+        b.sync = cuda_synchronize;  /* NCCL orders its streams after the backend's work through this */
+        g_cuda = b;
+    }
+    return &g_cuda;
+}

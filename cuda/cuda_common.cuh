@@ -1,0 +1,143 @@
+/* cuda_common.cuh — private to cuda/: error checks, the backend's stream and cuBLAS handle, scratch memory,
+ * launch helpers, deterministic warp/block reductions, and the cuda_<op> kernels behind backend_cuda().
+ *
+ * Each cuda_<member> function has exactly the signature and meaning of the Backend member of the same name
+ * (see src/backend.h); backend_cuda.cu puts them into the function-pointer table. One concern per file:
+ * backend_cuda.cu (memory, device, table), matmul.cu, elementwise.cu (add, scale, sumsq), embed.cu, norm.cu,
+ * rope.cu, swiglu.cu, attention.cu, xent.cu, adamw.cu.
+ * Every op enqueues on cu_stream(); see backend_cuda.h for the ordering contract.
+ * Reductions are deterministic: fixed trees whose shape depends only on the problem size, never on timing
+ * (no float atomics anywhere), so two runs of an op on the same device give bitwise-identical results.
+ */
+#ifndef SD_CUDA_COMMON_CUH
+#define SD_CUDA_COMMON_CUH
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+extern "C" {
+#include "backend.h"
+#include "util.h"
+}
+
+/* the file name without its directory, for error messages */
+static inline const char *cu_base(const char *path) {
+    const char *b = path;
+    for (const char *p = path; *p; p++)
+        if (*p == '/') b = p + 1;
+    return b;
+}
+#define CUDA_CHECK(call)                                                                                        \
+    do {                                                                                                        \
+        cudaError_t e_ = (call);                                                                                \
+        if (e_ != cudaSuccess)                                                                                  \
+            sd_die("cuda", "%s:%d: %s failed: %s (%s)", cu_base(__FILE__), __LINE__, #call,                  \
+                   cudaGetErrorString(e_), cudaGetErrorName(e_));                                               \
+    } while (0)
+/* after every kernel launch: a bad configuration shows here; faults inside the kernel show at the next sync */
+#define CUDA_LAUNCH_CHECK(what)                                                                                 \
+    do {                                                                                                        \
+        cudaError_t e_ = cudaGetLastError();                                                                    \
+        if (e_ != cudaSuccess)                                                                                  \
+            sd_die("cuda", "%s:%d: launch of %s failed: %s", cu_base(__FILE__), __LINE__, what,                \
+                   cudaGetErrorString(e_));                                                                     \
+    } while (0)
+#define CUBLAS_CHECK(call)                                                                                      \
+    do {                                                                                                        \
+        cublasStatus_t s_ = (call);                                                                             \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                        \
+            sd_die("cuda", "%s:%d: %s failed: %s", cu_base(__FILE__), __LINE__, #call,                       \
+                   cublasGetStatusString(s_));                                                                  \
+    } while (0)
+
+/* backend state (backend_cuda.cu); valid once backend_cuda() has run */
+cudaStream_t cu_stream(void);
+cublasHandle_t cu_blas(void);
+bool cu_tf32(void);                 /* SIMPO_CUDA_TF32=1 */
+int cu_smem_optin(void);            /* max dynamic shared memory per block (bytes) after opt-in */
+/* Scratch for one op: stream-ordered (cudaMallocAsync / cudaFreeAsync on cu_stream()), so taking and releasing
+ * it inside an op costs no synchronisation. Not counted in bytes_in_use (like the CPU ops' malloc scratch). */
+void *cu_scratch(size_t bytes, const char *what);
+void cu_scratch_free(void *p);
+/* host <-> device copies on the stream, synchronised (used by ops that need host values) */
+void cu_download(void *host_dst, const void *src, size_t bytes);
+void cu_upload(void *dst, const void *host_src, size_t bytes);
+
+/* blocks for a grid-stride loop over n elements: enough to fill the device, capped */
+static inline unsigned cu_grid(size_t n, int threads) {
+    size_t b = (n + (size_t)threads - 1) / (size_t)threads;
+    if (b > 65536) b = 65536;
+    return b ? (unsigned)b : 1u;
+}
+
+/* ---- deterministic reductions (fixed shapes) ---- */
+#define CU_FULL_MASK 0xffffffffu
+__device__ __forceinline__ float cu_warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(CU_FULL_MASK, x, o));
+    return x;
+}
+__device__ __forceinline__ float cu_warp_sum(float x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(CU_FULL_MASK, x, o);
+    return x;
+}
+/* Sum over the block of one double per thread, a fixed binary tree in shared memory; every thread gets the
+ * result. THREADS is blockDim.x, a power of two; sh holds THREADS doubles. */
+template <int THREADS>
+__device__ __forceinline__ double cu_block_sum(double v, double *sh) {
+    int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int s = THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) sh[t] += sh[t + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+template <int THREADS>
+__device__ __forceinline__ float cu_block_max(float v, float *sh) {
+    int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int s = THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) sh[t] = fmaxf(sh[t], sh[t + s]);
+        __syncthreads();
+    }
+    float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* ---- the ops (one file each) ---- */
+void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
+                 float alpha, float beta);
+void cuda_add(float *y, const float *x, size_t n);
+void cuda_scale(float *x, float s, size_t n);
+double cuda_sumsq(const float *x, size_t n);
+/* x = beta == 0 ? 0 : beta * x (matmul with K = 0) */
+void cuda_beta_scale(float *x, float beta, size_t n);
+
+void cuda_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
+void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
+void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      size_t N, int C);
+void cuda_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cuda_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                   int S, int NH, int NKV, int HD);
+void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                   const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                   int NKV, int HD);
+void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
+void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                     int FF);
+void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
+                     int V_loc, int V_off);
+void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                   int V_off);
+void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, double b1, double b2,
+                double eps, double wd, double bc1, double bc2);
+#endif

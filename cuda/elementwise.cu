@@ -1,0 +1,68 @@
+/* elementwise.cu — y += x, x *= s, C = beta C (matmul with K = 0), and the sum of squares in double.
+ *
+ * sumsq is a deterministic two-pass reduction: a fixed grid (its size depends only on n) of blocks each sums a
+ * grid-stride slice in double and reduces it with a fixed tree; one block then adds the per-block partials in
+ * a fixed tree. Same n, same device: bitwise the same result. */
+#include "cuda_common.cuh"
+
+__global__ void add_k(float *y, const float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+__global__ void scale_k(float *x, float s, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+__global__ void beta_scale_k(float *x, float beta, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] = beta == 0.0f ? 0.0f : beta * x[i];
+}
+
+void cuda_add(float *y, const float *x, size_t n) {
+    if (!n) return;
+    add_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(y, x, n);
+    CUDA_LAUNCH_CHECK("add");
+}
+void cuda_scale(float *x, float s, size_t n) {
+    if (!n) return;
+    scale_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(x, s, n);
+    CUDA_LAUNCH_CHECK("scale");
+}
+void cuda_beta_scale(float *x, float beta, size_t n) {
+    if (!n) return;
+    beta_scale_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(x, beta, n);
+    CUDA_LAUNCH_CHECK("matmul (K = 0)");
+}
+
+enum { SS_THREADS = 256, SS_MAX_BLOCKS = 1024 };
+
+__global__ void __launch_bounds__(SS_THREADS) sumsq_partial_k(double *part, const float *x, size_t n) {
+    __shared__ double sh[SS_THREADS];
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)SS_THREADS + threadIdx.x; i < n; i += (size_t)gridDim.x * SS_THREADS)
+        s += (double)x[i] * (double)x[i];
+    s = cu_block_sum<SS_THREADS>(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void __launch_bounds__(SS_THREADS) sumsq_final_k(double *out, const double *part, int nb) {
+    __shared__ double sh[SS_THREADS];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < nb; i += SS_THREADS) s += part[i];
+    s = cu_block_sum<SS_THREADS>(s, sh);
+    if (threadIdx.x == 0) *out = s;
+}
+
+double cuda_sumsq(const float *x, size_t n) {
+    if (!n) return 0.0;
+    size_t nb = (n + (size_t)SS_THREADS * 8 - 1) / ((size_t)SS_THREADS * 8); /* >= 8 elements per thread */
+    if (nb > SS_MAX_BLOCKS) nb = SS_MAX_BLOCKS;
+    double *part = (double *)cu_scratch((nb + 1) * sizeof(double), "sumsq partials");
+    sumsq_partial_k<<<(unsigned)nb, SS_THREADS, 0, cu_stream()>>>(part + 1, x, n);
+    CUDA_LAUNCH_CHECK("sumsq");
+    sumsq_final_k<<<1, SS_THREADS, 0, cu_stream()>>>(part, part + 1, (int)nb);
+    CUDA_LAUNCH_CHECK("sumsq (final)");
+    double r = 0.0;
+    cu_download(&r, part, sizeof r);
+    cu_scratch_free(part);
+    return r;
+}

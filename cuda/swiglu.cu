@@ -1,0 +1,34 @@
+/* swiglu.cu — out = silu(gate) * up with silu(x) = x / (1 + exp(-x)) (the formula of src/cpu/swiglu.c), and its
+ * gradient d silu(g)/dg = sig(g) (1 + g (1 - sig(g))). Elementwise, grid-stride, IEEE expf and division. */
+#include "cuda_common.cuh"
+
+__global__ void swiglu_fwd_k(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+__global__ void swiglu_bwd_k(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                             size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float g = gate[i], dy = dout[i];
+        float sig = 1.0f / (1.0f + expf(-g));
+        float silu = g / (1.0f + expf(-g));
+        dgate[i] = dy * up[i] * sig * (1.0f + g * (1.0f - sig));
+        dup[i] = dy * silu;
+    }
+}
+
+void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    if (!n) return;
+    swiglu_fwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
+    CUDA_LAUNCH_CHECK("swiglu_fwd");
+}
+void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                     int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    if (!n) return;
+    swiglu_bwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
+    CUDA_LAUNCH_CHECK("swiglu_bwd");
+}

@@ -1,0 +1,122 @@
+/* cuda_runtime.h (emulation) — the subset of the CUDA runtime and device intrinsics that the .cu files of cuda/
+ * use, for compiling the backend's kernels with g++ and running them on the CPU (docs/gpu.md, "Without a GPU"). Not the real
+ * header: it shadows it only in the emulation build (tests/gpu/emu/run.sh). Device memory is host memory;
+ * a kernel launch runs its blocks one after another, the threads of a block as cooperative coroutines that
+ * switch at __syncthreads and at every warp collective, so barriers and shuffles behave as on a GPU. */
+#ifndef EMU_CUDA_RUNTIME_H
+#define EMU_CUDA_RUNTIME_H
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+struct float4 {
+    float x, y, z, w;
+};
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+
+typedef enum {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorNoDevice = 100,
+} cudaError_t;
+typedef void *cudaStream_t;
+typedef void *cudaMemPool_t;
+typedef enum {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3
+} cudaMemcpyKind;
+enum { cudaStreamNonBlocking = 1 };
+typedef enum { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 } cudaDeviceAttr;
+typedef enum { cudaMemPoolAttrReleaseThreshold = 4 } cudaMemPoolAttr;
+typedef enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribute;
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor;
+};
+
+const char *cudaGetErrorString(cudaError_t e);
+const char *cudaGetErrorName(cudaError_t e);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDevice(int *d);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int d);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v);
+cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot);
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s);
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t bytes, cudaMemcpyKind k, cudaStream_t st);
+cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s);
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s);
+cudaError_t cudaFuncSetAttribute(const void *f, cudaFuncAttribute a, int v);
+
+/* ---- device side ---- */
+void __syncthreads(void);
+uint64_t emu_warp_exchange(uint64_t v, int src_lane); /* value of lane src_lane (all lanes call) */
+unsigned emu_warp_ballot(int pred);
+static inline int emu_lane(void) {
+    return (int)((threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31);
+}
+template <class T> static inline uint64_t emu_bits(T v) {
+    uint64_t u = 0;
+    __builtin_memcpy(&u, &v, sizeof v);
+    return u;
+}
+template <class T> static inline T emu_from(uint64_t u) {
+    T v;
+    __builtin_memcpy(&v, &u, sizeof v);
+    return v;
+}
+template <class T> static inline T __shfl_sync(unsigned mask, T v, int src) {
+    return emu_from<T>(emu_warp_exchange(emu_bits(v), src & 31));
+}
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int m) {
+    return emu_from<T>(emu_warp_exchange(emu_bits(v), emu_lane() ^ m));
+}
+template <class T> static inline T __shfl_up_sync(unsigned mask, T v, unsigned d) {
+    int l = emu_lane(), s = l - (int)d;
+    return emu_from<T>(emu_warp_exchange(emu_bits(v), s < 0 ? l : s));
+}
+static inline unsigned __ballot_sync(unsigned mask, int pred) { return emu_warp_ballot(pred); }
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
+
+/* kernel launches: cu2cpp.py turns k<<<g, b, smem, s>>>(args) into emu_launch(emu_cfg(g, b, smem, s), lambda) */
+struct EmuCfg {
+    dim3 grid, block;
+    size_t smem;
+};
+static inline EmuCfg emu_cfg(dim3 g, dim3 b, size_t smem = 0, cudaStream_t s = 0) {
+    EmuCfg c = {g, b, smem};
+    return c;
+}
+void emu_run(EmuCfg c, void (*invoke)(void *), void *arg);
+template <class F> static inline void emu_launch(EmuCfg c, F f) {
+    emu_run(c, [](void *a) { (*(F *)a)(); }, &f);
+}
+void *emu_dyn_smem(void);
+#endif

@@ -1,0 +1,343 @@
+/* emu.cpp — the CPU emulation of the CUDA runtime subset in cuda_runtime.h / cublas_v2.h (this directory).
+ *
+ * A launch runs the grid's blocks one after another. The threads of a block are coroutines on one OS thread
+ * (a hand-written x86-64 context switch: no syscalls), resumed round-robin; a thread runs until it waits at a
+ * barrier. __syncthreads waits for every live thread of the block; a warp collective (shuffle, ballot) is
+ * "write my value, wait for the warp, read, wait for the warp". Threads that return count as arrived, as on
+ * sm_70+. A round in which every live thread only re-checks an unreleased barrier is a deadlock (a barrier
+ * under divergent control flow) and aborts. Dynamic shared memory is filled with NaNs before every block, so a
+ * read before the block wrote it shows in the results. Launch configurations are checked against sm_90 limits.
+ * Device memory is guarded: every cudaMalloc is its own mapping, kept PROT_NONE except while an emulated device
+ * operation (kernel, memcpy, memset, GEMM) runs, so host code that dereferences a device pointer (a model that is
+ * not backend-clean, a test reading device memory) dies with SIGSEGV, as it would on a GPU. EMU_GUARD=0 turns
+ * the guard off. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "cublas_v2.h"
+#include "cuda_runtime.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+/* ---- coroutines ---- */
+extern "C" void emu_ctx_switch(void **save_sp, void *new_sp);
+asm(R"(
+.text
+.globl emu_ctx_switch
+.type emu_ctx_switch,@function
+emu_ctx_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+)");
+
+enum { MAX_THREADS = 1024, STACK = 128 * 1024, SMEM_OPTIN = 232448 };
+struct Co {
+    void *sp;
+    bool done;
+    uint3 tid;
+};
+struct Bar {
+    int arrived, live;
+    unsigned gen;
+};
+static Co g_co[MAX_THREADS];
+static char *g_stacks;
+static int g_n, g_cur;
+static void *g_sched_sp;
+static void (*g_invoke)(void *);
+static void *g_arg;
+static Bar g_block, g_warp[MAX_THREADS / 32];
+static uint64_t g_slot[MAX_THREADS];
+static long g_stall;
+static char *g_smem;
+static cudaError_t g_last = cudaSuccess;
+
+static void dev_open(void);
+static void dev_close(void);
+static void yield(void) { emu_ctx_switch(&g_co[g_cur].sp, g_sched_sp); }
+
+static void release(Bar *b) {
+    b->arrived = 0;
+    b->gen++;
+    g_stall = 0;
+}
+static void wait_at(Bar *b) {
+    unsigned gen = b->gen;
+    if (++b->arrived == b->live) {
+        release(b);
+        return;
+    }
+    while (b->gen == gen) {
+        if (++g_stall > 4L * g_n + 64) {
+            fprintf(stderr, "emu: deadlock: block (%u,%u,%u) thread %d waits at a barrier no other thread reaches\n",
+                    blockIdx.x, blockIdx.y, blockIdx.z, g_cur);
+            abort();
+        }
+        yield();
+    }
+}
+static int linear_tid(void) { return g_cur; }
+
+static void trampoline(void) {
+    g_invoke(g_arg);
+    g_co[g_cur].done = true;
+    g_stall = 0;
+    Bar *w = &g_warp[linear_tid() / 32];
+    g_block.live--;
+    w->live--;
+    if (g_block.arrived && g_block.arrived == g_block.live) release(&g_block);
+    if (w->arrived && w->arrived == w->live) release(w);
+    yield();
+    abort(); /* never resumed */
+}
+
+void __syncthreads(void) { wait_at(&g_block); }
+uint64_t emu_warp_exchange(uint64_t v, int src) {
+    int t = linear_tid(), w0 = t & ~31;
+    Bar *w = &g_warp[t / 32];
+    g_slot[t] = v;
+    wait_at(w);
+    uint64_t r = g_slot[w0 + src];
+    wait_at(w);
+    return r;
+}
+unsigned emu_warp_ballot(int pred) {
+    int t = linear_tid(), w0 = t & ~31;
+    Bar *w = &g_warp[t / 32];
+    g_slot[t] = pred != 0;
+    wait_at(w);
+    unsigned r = 0;
+    for (int l = 0; l < 32 && w0 + l < g_n; l++)
+        if (g_slot[w0 + l]) r |= 1u << l;
+    wait_at(w);
+    return r;
+}
+void *emu_dyn_smem(void) { return g_smem; }
+
+void emu_run(EmuCfg c, void (*invoke)(void *), void *arg) {
+    unsigned nt = c.block.x * c.block.y * c.block.z;
+    if (nt == 0 || nt > MAX_THREADS || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||
+        c.grid.x > 2147483647u || c.grid.y > 65535 || c.grid.z > 65535 || c.smem > SMEM_OPTIN) {
+        fprintf(stderr, "emu: invalid launch: grid (%u,%u,%u) block (%u,%u,%u) smem %zu\n", c.grid.x, c.grid.y,
+                c.grid.z, c.block.x, c.block.y, c.block.z, c.smem);
+        g_last = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (!g_stacks) g_stacks = (char *)malloc((size_t)MAX_THREADS * STACK);
+    if (!g_smem) g_smem = (char *)aligned_alloc(16, SMEM_OPTIN);
+    dev_open();
+    g_invoke = invoke;
+    g_arg = arg;
+    blockDim = c.block;
+    gridDim = c.grid;
+    g_n = (int)nt;
+    for (unsigned bz = 0; bz < c.grid.z; bz++)
+        for (unsigned by = 0; by < c.grid.y; by++)
+            for (unsigned bx = 0; bx < c.grid.x; bx++) {
+                blockIdx.x = bx, blockIdx.y = by, blockIdx.z = bz;
+                float nan = __builtin_nanf("");
+                for (size_t i = 0; i < c.smem / 4; i++) memcpy(g_smem + 4 * i, &nan, 4);
+                g_block.arrived = 0, g_block.live = g_n, g_block.gen = 0;
+                for (int w = 0; w < (g_n + 31) / 32; w++)
+                    g_warp[w].arrived = 0, g_warp[w].live = g_n - 32 * w < 32 ? g_n - 32 * w : 32, g_warp[w].gen = 0;
+                for (int t = 0; t < g_n; t++) {
+                    Co *co = &g_co[t];
+                    co->done = false;
+                    co->tid.x = t % c.block.x;
+                    co->tid.y = (t / c.block.x) % c.block.y;
+                    co->tid.z = t / (c.block.x * c.block.y);
+                    uintptr_t top = ((uintptr_t)(g_stacks + (size_t)(t + 1) * STACK)) & ~(uintptr_t)15;
+                    void **sp = (void **)top;
+                    *--sp = 0;                      /* fake return address of trampoline */
+                    *--sp = (void *)trampoline;     /* popped by ret */
+                    for (int r = 0; r < 6; r++) *--sp = 0; /* rbp rbx r12-r15 */
+                    co->sp = sp;
+                }
+                g_stall = 0;
+                for (int left = g_n; left > 0;) {
+                    left = 0;
+                    for (g_cur = 0; g_cur < g_n; g_cur++) {
+                        if (g_co[g_cur].done) continue;
+                        threadIdx = g_co[g_cur].tid;
+                        emu_ctx_switch(&g_sched_sp, g_co[g_cur].sp);
+                        left += !g_co[g_cur].done;
+                    }
+                }
+            }
+    dev_close();
+}
+
+/* ---- guarded device memory ---- */
+struct Mapping {
+    void *p;
+    size_t len;
+};
+static Mapping *g_maps;
+static size_t g_nmaps, g_capmaps;
+static int g_guard = -1, g_open = 0;
+static bool guard_on(void) {
+    if (g_guard < 0) {
+        const char *e = getenv("EMU_GUARD");
+        g_guard = !(e && strcmp(e, "0") == 0);
+    }
+    return g_guard;
+}
+static void protect_all(int prot) {
+    for (size_t i = 0; i < g_nmaps; i++)
+        if (mprotect(g_maps[i].p, g_maps[i].len, prot) != 0) {
+            perror("emu: mprotect");
+            abort();
+        }
+}
+/* device memory readable and writable while a device operation runs (calls nest) */
+static void dev_open(void) {
+    if (guard_on() && g_open++ == 0) protect_all(PROT_READ | PROT_WRITE);
+}
+static void dev_close(void) {
+    if (guard_on() && --g_open == 0) protect_all(PROT_NONE);
+}
+static void *dev_map(size_t bytes) {
+    size_t len = (bytes + 4095) / 4096 * 4096;
+    void *p = mmap(NULL, len ? len : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    memset(p, 0xA5, bytes); /* fresh device memory is garbage, not zeros: alloc's own zeroing is then tested */
+    if (guard_on() && !g_open) mprotect(p, len ? len : 4096, PROT_NONE);
+    if (g_nmaps == g_capmaps) {
+        g_capmaps = g_capmaps ? 2 * g_capmaps : 256;
+        g_maps = (Mapping *)realloc(g_maps, g_capmaps * sizeof *g_maps);
+    }
+    g_maps[g_nmaps].p = p;
+    g_maps[g_nmaps].len = len ? len : 4096;
+    g_nmaps++;
+    return p;
+}
+static int dev_unmap(void *p) {
+    for (size_t i = 0; i < g_nmaps; i++)
+        if (g_maps[i].p == p) {
+            munmap(p, g_maps[i].len);
+            g_maps[i] = g_maps[--g_nmaps];
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- runtime API ---- */
+const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated CUDA error"; }
+const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = g_last;
+    g_last = cudaSuccess;
+    return e;
+}
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaGetDevice(int *d) {
+    *d = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, "CPU emulation of CUDA");
+    p->major = 9, p->minor = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
+    *v = SMEM_OPTIN;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    *s = (void *)1;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int d) {
+    *p = (void *)1;
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) { return cudaSuccess; }
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    *p = dev_map(bytes);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    return dev_unmap(p) == 0 ? cudaSuccess : cudaErrorInvalidValue;
+}
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
+    *fr = *tot = (size_t)80 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
+    dev_open();
+    memset(p, v, bytes);
+    dev_close();
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t bytes, cudaMemcpyKind k, cudaStream_t st) {
+    const char *a = (const char *)d, *b = (const char *)s;
+    if (a < b + bytes && b < a + bytes && d != s) {
+        fprintf(stderr, "emu: cudaMemcpyAsync with overlapping ranges (undefined in CUDA)\n");
+        abort();
+    }
+    dev_open();
+    memcpy(d, s, bytes);
+    dev_close();
+    return cudaSuccess;
+}
+cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s) { return cudaFree(p); }
+cudaError_t cudaFuncSetAttribute(const void *f, cudaFuncAttribute a, int v) {
+    return v <= SMEM_OPTIN ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+/* ---- cuBLAS ---- */
+cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = (void *)1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
+const char *cublasGetStatusString(cublasStatus_t s) { return s ? "CUBLAS_STATUS_INVALID_VALUE" : "success"; }
+/* column-major C[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C, with cuBLAS's argument checks */
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A_, cudaDataType at, int lda, const void *B_,
+                            cudaDataType bt, int ldb, const void *beta, void *C_, cudaDataType ct, int ldc,
+                            cublasComputeType_t comp, cublasGemmAlgo_t algo) {
+    if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
+        ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    dev_open();
+    const float *A = (const float *)A_, *B = (const float *)B_;
+    float *C = (float *)C_, al = *(const float *)alpha, be = *(const float *)beta;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float a = ta == CUBLAS_OP_N ? A[i + (size_t)p * lda] : A[p + (size_t)i * lda];
+                float b = tb == CUBLAS_OP_N ? B[p + (size_t)j * ldb] : B[j + (size_t)p * ldb];
+                s += a * b;
+            }
+            float *c = &C[i + (size_t)j * ldc];
+            *c = be == 0.0f ? al * s : al * s + be * *c;
+        }
+    dev_close();
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,553 @@
+/* test_cuda_ops.c — every op of the CUDA backend against the fp32 CPU reference backend (src/cpu/), on random
+ * inputs: odd sizes, GQA ratios 1 / 2 / 4, head dims 16 .. 256, packed sequences of lengths 0, 1, 7, 64, 130 and
+ * more than 32 sequences at once, vocabulary slices with targets outside them. Also: memory ops and bytes_in_use,
+ * "writes" ops must not leak stale output contents, "accumulates" ops must add to what is there, and every op is
+ * deterministic (a second GPU run is bitwise identical). Without a CUDA device it prints "SKIPPED: no CUDA device"
+ * and exits 77, which ctest reports as skipped.
+ *
+ * Tolerances (normwise: max|gpu - cpu| / max|cpu| over the tensor; fp32 unit roundoff u = 2^-24 ~ 6e-8). Both
+ * sides are fp32 with the same formulas; they differ by summation order, fused multiply-adds and CUDA's expf
+ * (<= 2 ulp) vs glibc's, so the bounds are a few u times the number of rounding steps, with ~10x margin:
+ *   exact (bitwise): memory ops, add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
+ *   sumsq 1e-12 relative (double accumulation of exact products, order only)
+ *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
+ *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa)
+ *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu fwd 1e-6, bwd 2e-6; xent sumexp 1e-6 (elementwise), xent_bwd
+ *     1e-6; adamw 1e-6 (double math rounded once)
+ *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
+ *     (2e-6 and 1e-5), since here both sides carry their own rounding
+ * A perf section at the end prints GPU timings of a Llama-8B-sized layer's matmul and attention (no checks);
+ * SIMPO_GPU_SKIP_PERF=1 skips it. */
+#include <stdint.h>
+#include "backend.h"
+#include "backend_cuda.h"
+#include "test_util.h"
+#define OPS_SEED 0x2545f4914f6cdd1dULL
+#include "ops_common.h"
+
+static const Backend *cpu, *gpu;
+
+/* ---- helpers ---- */
+static float *hrand(size_t n, double lo, double hi) {
+    float *x = sd_alloc((n ? n : 1) * sizeof(float), "host tensor");
+    fill(x, n, lo, hi);
+    return x;
+}
+static float *hconst(size_t n, float v) {
+    float *x = sd_alloc((n ? n : 1) * sizeof(float), "host tensor");
+    for (size_t i = 0; i < n; i++) x[i] = v;
+    return x;
+}
+static float *hcopy(const float *src, size_t n) {
+    float *x = sd_alloc((n ? n : 1) * sizeof(float), "host tensor");
+    if (n) memcpy(x, src, n * sizeof(float));
+    return x;
+}
+static void *up(const void *h, size_t bytes) { /* a device copy of a host array */
+    void *d = gpu->alloc(bytes, "test tensor");
+    gpu->upload(d, h, bytes);
+    return d;
+}
+static float *down(const void *d, size_t n) { /* a host copy of a device float array */
+    float *h = sd_alloc((n ? n : 1) * sizeof(float), "host copy");
+    gpu->download(h, d, n * sizeof(float));
+    return h;
+}
+
+/* normwise relative difference max|got - want| / max|want|; fails (naming the worst element) above tol. A NaN or
+ * infinity on one side only (or infinities that differ) fails outright. */
+static double cmp(const char *what, const float *got, const float *want, size_t n, double tol) {
+    double e = 0, m = 1e-30;
+    size_t at = 0, bad = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(want[i])) {
+            int same = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i];
+            if (!same && bad == SIZE_MAX) bad = i;
+            continue;
+        }
+        double d = fabs((double)got[i] - want[i]);
+        if (d > e) e = d, at = i;
+        m = fmax(m, fabs(want[i]));
+    }
+    double r = e / m;
+    if (bad != SIZE_MAX) r = INFINITY, at = bad;
+    CHECK(r <= tol, "%s: normwise diff %.3g > %.3g; worst [%zu] gpu %.9g cpu %.9g (max |cpu| %.3g)", what, r, tol,
+          at, n ? got[at] : 0.0, n ? want[at] : 0.0, m);
+    return r;
+}
+static void bitwise(const char *what, const void *a, const void *b, size_t bytes) {
+    CHECK(bytes == 0 || memcmp(a, b, bytes) == 0, "%s: not bitwise identical", what);
+}
+
+/* ---- memory ---- */
+static void t_memory(void) {
+    size_t base = gpu->bytes_in_use(), n = 100003;
+    float *a = gpu->alloc(n * sizeof(float), "a"), *b = gpu->alloc(n * sizeof(float), "b");
+    CHECK(gpu->bytes_in_use() == base + 2 * n * sizeof(float), "bytes_in_use counts allocations: %zu vs %zu",
+          gpu->bytes_in_use(), base + 2 * n * sizeof(float));
+    float *h = down(a, n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= h[i] == 0.0f;
+    CHECK(zero, "alloc returns zeroed memory");
+    float *x = hrand(n, -2, 2);
+    gpu->upload(a, x, n * sizeof(float));
+    gpu->copy(b, a, n * sizeof(float));
+    gpu->download(h, b, n * sizeof(float));
+    bitwise("upload -> copy -> download", h, x, n * sizeof(float));
+    /* overlapping copies behave like memmove (as the CPU backend) */
+    float *ref = hcopy(x, n);
+    memmove(ref + 1000, ref + 10, 50000 * sizeof(float));
+    gpu->copy(b + 1000, b + 10, 50000 * sizeof(float));
+    memmove(ref + 3, ref + 7, 20000 * sizeof(float));
+    gpu->copy(b + 3, b + 7, 20000 * sizeof(float));
+    gpu->download(h, b, n * sizeof(float));
+    bitwise("overlapping copy == memmove", h, ref, n * sizeof(float));
+    gpu->zero(b + 5, 100 * sizeof(float));
+    gpu->download(h, b, n * sizeof(float));
+    zero = 1;
+    for (size_t i = 5; i < 105; i++) zero &= h[i] == 0.0f;
+    CHECK(zero && h[4] == ref[4] && h[105] == ref[105], "zero clears exactly the range");
+    void *z = gpu->alloc(0, "empty");
+    CHECK(z != NULL, "alloc(0) is not NULL");
+    gpu->free(z);
+    gpu->free(NULL);
+    gpu->free(a);
+    gpu->free(b);
+    CHECK(gpu->bytes_in_use() == base, "bytes_in_use back to %zu after free (got %zu)", base, gpu->bytes_in_use());
+    free(h), free(x), free(ref);
+}
+
+/* ---- add, scale, sumsq ---- */
+static void t_elementwise(size_t n) {
+    float *y = hrand(n, -1, 1), *x = hrand(n, -3, 3);
+    float *dy = up(y, n * 4), *dx = up(x, n * 4);
+    cpu->add(y, x, n);
+    gpu->add(dy, dx, n);
+    float *g = down(dy, n);
+    bitwise("add", g, y, n * 4);
+    free(g);
+    cpu->scale(y, -0.37f, n);
+    gpu->scale(dy, -0.37f, n);
+    g = down(dy, n);
+    bitwise("scale", g, y, n * 4);
+    double sc = cpu->sumsq(y, n), sg = gpu->sumsq(dy, n), sg2 = gpu->sumsq(dy, n);
+    CHECK(fabs(sg - sc) <= 1e-12 * sc + 1e-300, "sumsq n=%zu: gpu %.17g cpu %.17g", n, sg, sc);
+    CHECK(sg == sg2, "sumsq deterministic");
+    CHECK(gpu->sumsq(dy, 0) == 0.0, "sumsq of nothing is 0");
+    free(g), free(y), free(x);
+    gpu->free(dy), gpu->free(dx);
+}
+
+/* ---- matmul ---- */
+static void t_matmul(int M, int N, int K) {
+    const char *t = getenv("SIMPO_CUDA_TF32");
+    double tol = (t && strcmp(t, "1") == 0) ? 2e-3 : 1e-5 * (1 + K / 1024.0);
+    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+    for (int tA = 0; tA < 2; tA++)
+        for (int tB = 0; tB < 2; tB++)
+            for (int acc = 0; acc < 2; acc++) {
+                float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C = hrand(nc, -1, 1);
+                float *dA = up(A, na * 4), *dB = up(B, nb * 4), *dC = up(C, nc * 4), *dC2 = up(C, nc * 4);
+                float alpha = acc ? 0.75f : 1.0f, beta = acc ? 1.0f : 0.0f;
+                cpu->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
+                gpu->matmul(dC, dA, dB, M, N, K, tA, tB, alpha, beta);
+                gpu->matmul(dC2, dA, dB, M, N, K, tA, tB, alpha, beta);
+                float *g = down(dC, nc), *g2 = down(dC2, nc);
+                char what[96];
+                snprintf(what, sizeof what, "matmul M=%d N=%d K=%d tA=%d tB=%d acc=%d", M, N, K, tA, tB, acc);
+                cmp(what, g, C, nc, tol);
+                bitwise(what, g, g2, nc * 4);
+                free(A), free(B), free(C), free(g), free(g2);
+                gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dC2);
+            }
+}
+static void t_matmul_k0(void) {
+    float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
+    gpu->matmul(dC, NULL, NULL, 2, 3, 0, false, false, 1.0f, 0.5f);
+    gpu->download(g, dC, sizeof g);
+    CHECK(g[0] == 0.5f && g[5] == 3.0f, "matmul K=0 beta=0.5: C = beta C");
+    gpu->matmul(dC, NULL, NULL, 2, 3, 0, false, true, 1.0f, 0.0f);
+    gpu->download(g, dC, sizeof g);
+    CHECK(g[0] == 0.0f && g[5] == 0.0f, "matmul K=0 beta=0 writes zeros");
+    /* the linear-layer convention of backend.h: y = x W^T with W[out,in] */
+    float x[6] = {1, 2, 3, 4, 5, 6}, W[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1}, y[8];
+    float *dx = up(x, sizeof x), *dW = up(W, sizeof W), *dy = gpu->alloc(sizeof y, "y");
+    gpu->matmul(dy, dx, dW, 2, 4, 3, false, true, 1, 0);
+    gpu->download(y, dy, sizeof y);
+    float want[8] = {1, 2, 3, 6, 4, 5, 6, 15};
+    bitwise("linear layer y = x W^T", y, want, sizeof want);
+    gpu->free(dC), gpu->free(dx), gpu->free(dW), gpu->free(dy);
+}
+
+/* ---- embedding ---- */
+static void t_embed(size_t N, int C, int V, int V_off, int V_loc, int id_range) {
+    int *ids = sd_alloc(N * sizeof(int), "ids");
+    for (size_t n = 0; n < N; n++) ids[n] = (int)(urand() * id_range) % V;
+    if (N > 3) ids[1] = ids[2] = ids[N - 1]; /* repeats */
+    size_t nw = (size_t)V_loc * C, no = N * (size_t)C;
+    float *W = hrand(nw, -1, 1), *out = hconst(no, 9.0f), *dout = hrand(no, -1, 1), *dW = hrand(nw, -1, 1);
+    int *dids = up(ids, N * sizeof(int));
+    float *dWt = up(W, nw * 4), *dout_d = up(dout, no * 4), *dout_g = up(out, no * 4), *ddW = up(dW, nw * 4);
+    float *ddW2 = up(dW, nw * 4);
+    cpu->embed_fwd(out, ids, W, N, C, V_off, V_loc);
+    gpu->embed_fwd(dout_g, dids, dWt, N, C, V_off, V_loc);
+    float *g = down(dout_g, no);
+    char what[96];
+    snprintf(what, sizeof what, "embed_fwd N=%zu C=%d V_off=%d V_loc=%d", N, C, V_off, V_loc);
+    bitwise(what, g, out, no * 4);
+    free(g);
+    cpu->embed_bwd(dW, dout, ids, N, C, V_off, V_loc);
+    gpu->embed_bwd(ddW, dout_d, dids, N, C, V_off, V_loc);
+    gpu->embed_bwd(ddW2, dout_d, dids, N, C, V_off, V_loc);
+    g = down(ddW, nw);
+    float *g2 = down(ddW2, nw);
+    snprintf(what, sizeof what, "embed_bwd N=%zu C=%d V_off=%d V_loc=%d (accumulates, CPU order)", N, C, V_off,
+             V_loc);
+    bitwise(what, g, dW, nw * 4);
+    bitwise("embed_bwd deterministic", g, g2, nw * 4);
+    free(g), free(g2), free(ids), free(W), free(out), free(dout), free(dW);
+    gpu->free(dids), gpu->free(dWt), gpu->free(dout_d), gpu->free(dout_g), gpu->free(ddW), gpu->free(ddW2);
+}
+
+/* ---- RMSNorm ---- */
+static void t_rmsnorm(size_t N, int C, float eps, double xamp) {
+    size_t nx = N * (size_t)C;
+    float *x = hrand(nx, -xamp, xamp), *w = hrand((size_t)C, 0.5, 1.5);
+    float *out = hconst(nx, 5.0f), *rstd = hconst(N, 5.0f);
+    float *dout = hrand(nx, -1, 1), *dx = hrand(nx, -1, 1), *dw = hrand((size_t)C, -1, 1);
+    float *d_x = up(x, nx * 4), *d_w = up(w, (size_t)C * 4), *d_out = up(out, nx * 4), *d_rstd = up(rstd, N * 4);
+    float *d_dout = up(dout, nx * 4), *d_dx = up(dx, nx * 4), *d_dw = up(dw, (size_t)C * 4);
+    float *d_dx2 = up(dx, nx * 4), *d_dw2 = up(dw, (size_t)C * 4);
+    cpu->rmsnorm_fwd(out, rstd, x, w, N, C, eps);
+    gpu->rmsnorm_fwd(d_out, d_rstd, d_x, d_w, N, C, eps);
+    float *go = down(d_out, nx), *gr = down(d_rstd, N);
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm_fwd out N=%zu C=%d", N, C);
+    cmp(what, go, out, nx, 1e-6);
+    cmp("rmsnorm_fwd rstd", gr, rstd, N, 1e-6);
+    /* backward from the CPU forward's rstd on both sides (the op under test is the backward) */
+    gpu->upload(d_rstd, rstd, N * 4);
+    cpu->rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C);
+    gpu->rmsnorm_bwd(d_dx, d_dw, d_dout, d_x, d_w, d_rstd, N, C);
+    gpu->rmsnorm_bwd(d_dx2, d_dw2, d_dout, d_x, d_w, d_rstd, N, C);
+    float *gdx = down(d_dx, nx), *gdw = down(d_dw, (size_t)C), *gdx2 = down(d_dx2, nx), *gdw2 = down(d_dw2, (size_t)C);
+    snprintf(what, sizeof what, "rmsnorm_bwd dx N=%zu C=%d (accumulates)", N, C);
+    cmp(what, gdx, dx, nx, 2e-6);
+    snprintf(what, sizeof what, "rmsnorm_bwd dw N=%zu C=%d (accumulates)", N, C);
+    cmp(what, gdw, dw, (size_t)C, 2e-6);
+    bitwise("rmsnorm_bwd dx deterministic", gdx, gdx2, nx * 4);
+    bitwise("rmsnorm_bwd dw deterministic", gdw, gdw2, (size_t)C * 4);
+    free(x), free(w), free(out), free(rstd), free(dout), free(dx), free(dw), free(go), free(gr);
+    free(gdx), free(gdw), free(gdx2), free(gdw2);
+    gpu->free(d_x), gpu->free(d_w), gpu->free(d_out), gpu->free(d_rstd), gpu->free(d_dout), gpu->free(d_dx);
+    gpu->free(d_dw), gpu->free(d_dx2), gpu->free(d_dw2);
+}
+
+/* ---- RoPE ---- */
+static void t_rope(size_t N, int H, int HD, int max_pos) {
+    int half = HD / 2, *pos = sd_alloc(N * sizeof(int), "pos");
+    for (size_t n = 0; n < N; n++) pos[n] = (int)(urand() * max_pos);
+    pos[0] = 0, pos[N - 1] = max_pos - 1;
+    size_t nt = (size_t)max_pos * half, nx = N * (size_t)H * HD;
+    float *cs = sd_alloc(nt * 4, "cos"), *sn = sd_alloc(nt * 4, "sin");
+    for (size_t i = 0; i < nt; i++) { /* a real rotation table: cos^2 + sin^2 = 1 */
+        double a = urand() * 6.283185307179586;
+        cs[i] = (float)cos(a), sn[i] = (float)sin(a);
+    }
+    float *x = hrand(nx, -2, 2);
+    int *d_pos = up(pos, N * sizeof(int));
+    float *d_cs = up(cs, nt * 4), *d_sn = up(sn, nt * 4), *d_x = up(x, nx * 4);
+    cpu->rope_fwd(x, pos, cs, sn, N, H, HD);
+    gpu->rope_fwd(d_x, d_pos, d_cs, d_sn, N, H, HD);
+    float *g = down(d_x, nx);
+    char what[96];
+    snprintf(what, sizeof what, "rope_fwd N=%zu H=%d HD=%d", N, H, HD);
+    cmp(what, g, x, nx, 1e-6);
+    gpu->upload(d_x, x, nx * 4); /* the backward from identical inputs */
+    cpu->rope_bwd(x, pos, cs, sn, N, H, HD);
+    gpu->rope_bwd(d_x, d_pos, d_cs, d_sn, N, H, HD);
+    free(g);
+    g = down(d_x, nx);
+    snprintf(what, sizeof what, "rope_bwd N=%zu H=%d HD=%d", N, H, HD);
+    cmp(what, g, x, nx, 1e-6);
+    free(g), free(pos), free(cs), free(sn), free(x);
+    gpu->free(d_pos), gpu->free(d_cs), gpu->free(d_sn), gpu->free(d_x);
+}
+
+/* ---- SwiGLU ---- */
+static void t_swiglu(size_t N, int FF) {
+    size_t n = N * (size_t)FF;
+    float *gate = hrand(n, -8, 8), *upv = hrand(n, -2, 2), *dout = hrand(n, -1, 1);
+    float *out = hconst(n, 3.0f), *dg = hconst(n, 3.0f), *du = hconst(n, 3.0f);
+    float *d_gate = up(gate, n * 4), *d_up = up(upv, n * 4), *d_dout = up(dout, n * 4), *d_out = up(out, n * 4);
+    float *d_dg = up(dg, n * 4), *d_du = up(du, n * 4);
+    cpu->swiglu_fwd(out, gate, upv, N, FF);
+    gpu->swiglu_fwd(d_out, d_gate, d_up, N, FF);
+    cpu->swiglu_bwd(dg, du, dout, gate, upv, N, FF);
+    gpu->swiglu_bwd(d_dg, d_du, d_dout, d_gate, d_up, N, FF);
+    float *go = down(d_out, n), *gg = down(d_dg, n), *gu = down(d_du, n);
+    char what[96];
+    snprintf(what, sizeof what, "swiglu_fwd N=%zu FF=%d", N, FF);
+    cmp(what, go, out, n, 1e-6);
+    cmp("swiglu_bwd dgate", gg, dg, n, 2e-6);
+    cmp("swiglu_bwd dup", gu, du, n, 2e-6);
+    free(gate), free(upv), free(dout), free(out), free(dg), free(du), free(go), free(gg), free(gu);
+    gpu->free(d_gate), gpu->free(d_up), gpu->free(d_dout), gpu->free(d_out), gpu->free(d_dg), gpu->free(d_du);
+}
+
+/* ---- cross-entropy over a vocabulary slice ---- */
+static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
+    size_t nl = N * (size_t)V_loc;
+    float *lg = hrand(nl, -amp, amp);
+    if (V_loc > 0)
+        for (int j = 0; j < V_loc; j++) lg[j] += 60.0f; /* row 0 shifted: max subtraction must keep exp finite */
+    int *tg = sd_alloc(N * sizeof(int), "targets");
+    for (size_t n = 0; n < N; n++) tg[n] = (int)(urand() * V) % V; /* often outside the slice */
+    if (N > 2) tg[0] = V_off, tg[1] = V_off + V_loc - 1;       /* slice edges */
+    float *mx = hconst(N, 7), *se = hconst(N, 7), *tt = hconst(N, 7);
+    int *d_tg = up(tg, N * sizeof(int));
+    float *d_lg = up(lg, (nl ? nl : 1) * 4), *d_mx = up(mx, N * 4), *d_se = up(se, N * 4), *d_tt = up(tt, N * 4);
+    cpu->xent_stats(mx, se, tt, lg, tg, N, V_loc, V_off);
+    gpu->xent_stats(d_mx, d_se, d_tt, d_lg, d_tg, N, V_loc, V_off);
+    float *gm = down(d_mx, N), *gs = down(d_se, N), *gt = down(d_tt, N);
+    char what[96];
+    snprintf(what, sizeof what, "xent_stats N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
+    bitwise("xent_stats maxv", gm, mx, N * 4);
+    bitwise("xent_stats tgt", gt, tt, N * 4);
+    double worst = 0;
+    for (size_t n = 0; n < N; n++)
+        worst = fmax(worst, se[n] == 0 ? fabs(gs[n]) : fabs(gs[n] - se[n]) / se[n]);
+    CHECK(worst <= 1e-6, "%s: sumexp rel diff %.3g", what, worst);
+    gpu->xent_stats(d_mx, d_se, d_tt, d_lg, d_tg, N, V_loc, V_off);
+    float *gs2 = down(d_se, N);
+    bitwise("xent_stats deterministic", gs, gs2, N * 4);
+    if (V_loc > 0) { /* backward with the slice's own lse (a stand-in for the full-vocabulary one) and random g */
+        float *lse = sd_alloc(N * 4, "lse"), *g = hrand(N, -1, 1);
+        for (size_t n = 0; n < N; n++) lse[n] = mx[n] + logf(se[n]);
+        float *d_lse = up(lse, N * 4), *d_g = up(g, N * 4);
+        cpu->xent_bwd(lg, lse, g, tg, N, V_loc, V_off);
+        gpu->xent_bwd(d_lg, d_lse, d_g, d_tg, N, V_loc, V_off);
+        float *gl = down(d_lg, nl);
+        snprintf(what, sizeof what, "xent_bwd N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
+        cmp(what, gl, lg, nl, 1e-6);
+        free(lse), free(g), free(gl);
+        gpu->free(d_lse), gpu->free(d_g);
+    }
+    free(lg), free(tg), free(mx), free(se), free(tt), free(gm), free(gs), free(gt), free(gs2);
+    gpu->free(d_tg), gpu->free(d_lg), gpu->free(d_mx), gpu->free(d_se), gpu->free(d_tt);
+}
+
+/* ---- AdamW ---- */
+static void t_adamw(size_t n, long t, double wd) {
+    float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+    g[0] = 0.0f; /* a zero gradient: the update is -lr m / (sqrt(v) + eps) */
+    float *d_p = up(p, n * 4), *d_g = up(g, n * 4), *d_m = up(m, n * 4), *d_v = up(v, n * 4);
+    double b1 = 0.9, b2 = 0.999, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
+    cpu->adamw(p, g, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    gpu->adamw(d_p, d_g, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    float *gp = down(d_p, n), *gm = down(d_m, n), *gv = down(d_v, n);
+    cmp("adamw p", gp, p, n, 1e-6);
+    cmp("adamw m", gm, m, n, 1e-6);
+    cmp("adamw v", gv, v, n, 1e-6);
+    free(p), free(g), free(m), free(v), free(gp), free(gm), free(gv);
+    gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_v);
+}
+
+/* ---- attention ---- */
+static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
+    int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
+    cu[0] = n0;
+    for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
+    int N = cu[S];
+    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH;
+    float *q = hrand(nq, -amp, amp), *k = hrand(nk, -amp, amp), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
+    float *out = hconst(nq, 7), *lse = hconst(nl, 7); /* rows before cu[0] are not written by either side */
+    float *dq = hconst(nq, 1234), *dk = hconst(nk, -777), *dv = hconst(nk, -777); /* written: stale must not leak */
+    int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
+    float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
+    float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
+    float *d_dv = up(dv, nk * 4);
+    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD);
+    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    float *go = down(d_out, nq), *gl = down(d_lse, nl);
+    char what[160];
+    snprintf(what, sizeof what, "attn S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    double eo = cmp(what, go, out, nq, 5e-6), el = cmp("  lse", gl, lse, nl, 5e-6);
+    /* each side's backward from its own forward (the GPU path end to end) */
+    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD);
+    float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
+    double eq = cmp("  dq", gdq, dq, nq, 2e-5), ek = cmp("  dk", gdk, dk, nk, 2e-5);
+    double ev = cmp("  dv", gdv, dv, nk, 2e-5);
+    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, eo, el, eq, ek, ev);
+    /* determinism: a second forward and backward into fresh (differently prefilled) buffers */
+    float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
+    gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
+    gpu->copy(d_lse2, d_lse, nl * 4);
+    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD);
+    float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
+          *gdv2 = down(d_dv, nk);
+    bitwise("  attn_fwd out deterministic", go, go2, nq * 4);
+    bitwise("  attn_fwd lse deterministic", gl, gl2, nl * 4);
+    bitwise("  attn_bwd dq deterministic", gdq, gdq2, nq * 4);
+    bitwise("  attn_bwd dk deterministic", gdk, gdk2, nk * 4);
+    bitwise("  attn_bwd dv deterministic", gdv, gdv2, nk * 4);
+    free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+    free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
+    gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
+    gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
+}
+
+/* a single length-1 sequence: out == v exactly and lse is the only score */
+static void t_attn_len1(void) {
+    int cu[2] = {0, 1};
+    float q[64], k[64], v[64], out[64], lse[1];
+    fill(q, 64, -1, 1), fill(k, 64, -1, 1), fill(v, 64, -1, 1);
+    int *d_cu = up(cu, sizeof cu);
+    float *d_q = up(q, sizeof q), *d_k = up(k, sizeof k), *d_v = up(v, sizeof v);
+    float *d_o = gpu->alloc(sizeof out, "out"), *d_l = gpu->alloc(sizeof lse, "lse");
+    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, 1, 1, 1, 64);
+    gpu->download(out, d_o, sizeof out);
+    gpu->download(lse, d_l, sizeof lse);
+    double s = 0;
+    for (int d = 0; d < 64; d++) s += (double)q[d] * k[d];
+    CHECK(memcmp(out, v, sizeof v) == 0, "attention over one token: out == v");
+    CHECK(fabs(lse[0] - s / 8.0) < 1e-5, "attention over one token: lse == score (%g vs %g)", lse[0], s / 8.0);
+    gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_o), gpu->free(d_l);
+}
+
+/* ---- GPU timings at training sizes (informational) ---- */
+static void perf(void) {
+    int N = 4096, C = 4096, NH = 32, NKV = 8, HD = 128, S = 4;
+    int cu[5] = {0, 1024, 2048, 3072, 4096};
+    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD;
+    float *d_x = gpu->alloc((size_t)N * C * 4, "x"), *d_w = gpu->alloc((size_t)C * C * 4, "w");
+    float *d_y = gpu->alloc((size_t)N * C * 4, "y");
+    float *hx = hrand((size_t)N * C, -1, 1);
+    gpu->upload(d_x, hx, (size_t)N * C * 4);
+    gpu->upload(d_w, hx, (size_t)C * C * 4);
+    gpu->matmul(d_y, d_x, d_w, N, C, C, false, true, 1, 0); /* warm-up */
+    cuda_synchronize();
+    double t0 = sd_now();
+    for (int i = 0; i < 5; i++) gpu->matmul(d_y, d_x, d_w, N, C, C, false, true, 1, 0);
+    cuda_synchronize();
+    double tm = (sd_now() - t0) / 5;
+    printf("perf: matmul %dx%dx%d fp32: %.2f ms, %.1f TFLOP/s\n", N, C, C, tm * 1e3, 2.0 * N * C * C / tm / 1e12);
+    int *d_cu = up(cu, sizeof cu);
+    float *d_q = gpu->alloc(nq * 4, "q"), *d_k = gpu->alloc(nk * 4, "k"), *d_v = gpu->alloc(nk * 4, "v");
+    float *d_o = gpu->alloc(nq * 4, "o"), *d_l = gpu->alloc((size_t)N * NH * 4, "lse");
+    float *d_dq = gpu->alloc(nq * 4, "dq"), *d_dk = gpu->alloc(nk * 4, "dk"), *d_dv = gpu->alloc(nk * 4, "dv");
+    gpu->copy(d_q, d_x, nq * 4);
+    gpu->copy(d_k, d_x, nk * 4);
+    gpu->copy(d_v, d_y, nk * 4);
+    gpu->scale(d_q, 0.1f, nq);
+    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD); /* warm-up */
+    cuda_synchronize();
+    t0 = sd_now();
+    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    cuda_synchronize();
+    double tf = sd_now() - t0;
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD); /* warm-up */
+    cuda_synchronize();
+    t0 = sd_now();
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD);
+    cuda_synchronize();
+    double tb = sd_now() - t0;
+    double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * HD; /* causal: QK^T and PV over half the square */
+    printf("perf: attention %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms (%.1f TFLOP/s), bwd %.2f ms "
+           "(%.1f TFLOP/s at 2.5x fwd flops)\n", S, 1024, NH, NKV, HD, tf * 1e3, flop / tf / 1e12, tb * 1e3,
+           2.5 * flop / tb / 1e12);
+    free(hx);
+    gpu->free(d_x), gpu->free(d_w), gpu->free(d_y), gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k);
+    gpu->free(d_v), gpu->free(d_o), gpu->free(d_l), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv);
+}
+
+static const char *g_only; /* argv[1]: run only the sections whose name contains it */
+static int want(const char *section) { return !g_only || strstr(section, g_only) != NULL; }
+
+int main(int argc, char **argv) {
+    g_only = argc > 1 ? argv[1] : NULL;
+    if (!cuda_device_available()) {
+        printf("SKIPPED: no CUDA device\n");
+        return 77;
+    }
+    cuda_set_device_from_local_rank();
+    cpu = backend_cpu();
+    gpu = backend_cuda();
+    CHECK(gpu && gpu->name && strcmp(gpu->name, "cuda") == 0, "backend_cuda() names itself cuda");
+    printf("device: %s\n", cuda_device_name());
+
+    if (want("memory")) t_memory();
+    if (want("elementwise")) {
+        t_elementwise(1);
+        t_elementwise(1000);
+        t_elementwise(3000001);
+    }
+    if (want("matmul")) {
+        t_matmul_k0();
+        t_matmul(7, 5, 9);
+        t_matmul(1, 3, 1);
+        t_matmul(65, 48, 130);
+        t_matmul(1, 257, 64);
+        t_matmul(513, 1031, 769);
+    }
+    if (want("embed")) {
+        t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */
+        t_embed(512, 4096, 128, 0, 128, 128);  /* whole vocabulary, many repeats */
+        t_embed(300, 64, 1000, 0, 1000, 3);    /* three distinct ids: long groups */
+        t_embed(5, 33, 50, 25, 25, 20);        /* no id inside the slice */
+    }
+    if (want("rmsnorm")) {
+        t_rmsnorm(1, 64, 1e-5f, 1.0);
+        t_rmsnorm(37, 200, 1e-6f, 3.0);
+        t_rmsnorm(130, 4096, 1e-5f, 1.0);
+        t_rmsnorm(2000, 33, 1e-5f, 0.01); /* many row chunks in the dw reduction; small x: eps matters */
+    }
+    if (want("rope")) {
+        t_rope(130, 4, 64, 300);
+        t_rope(37, 8, 128, 64);
+        t_rope(5, 3, 16, 8);
+    }
+    if (want("swiglu")) {
+        t_swiglu(1, 1);
+        t_swiglu(37, 1001);
+        t_swiglu(256, 11008);
+    }
+    if (want("xent")) {
+        t_xent(33, 1000, 0, 1000, 8);      /* whole vocabulary */
+        t_xent(33, 500, 500, 1000, 8);     /* second half: targets often outside */
+        t_xent(7, 1, 3, 10, 4);            /* one column */
+        t_xent(5, 0, 0, 10, 4);            /* empty slice: max -inf, sumexp 0 */
+        t_xent(4, 128256, 0, 128256, 30);  /* Llama-3 vocabulary rows */
+    }
+    if (want("adamw")) {
+        t_adamw(1, 1, 0.1);
+        t_adamw(100003, 1, 0.1);
+        t_adamw(100003, 10, 0.0);
+    }
+    if (want("attn")) {
+        t_attn_len1();
+        {
+            static const int a[] = {1, 7, 64, 130};
+            t_attn(a, 4, 0, 4, 4, 64, 1.0);   /* plain multi-head */
+            t_attn(a, 4, 0, 4, 2, 64, 1.0);   /* GQA 2 */
+            t_attn(a, 4, 0, 8, 2, 128, 1.0);  /* GQA 4, HD 128 */
+            t_attn(a, 4, 0, 8, 8, 128, 2.0);  /* peaked softmax */
+            t_attn(a, 4, 0, 2, 1, 256, 0.7);  /* HD 256 */
+            static const int b[] = {5, 0, 33, 1}; /* an empty sequence; rows before cu[0] */
+            t_attn(b, 4, 3, 4, 2, 64, 1.0);
+            static const int c[] = {200};
+            t_attn(c, 1, 0, 4, 1, 16, 1.0);   /* tiny head dim, one kv head */
+            t_attn(c, 1, 0, 2, 2, 72, 1.0);   /* head dim not a multiple of 8 */
+            t_attn(c, 1, 0, 3, 1, 20, 1.0);   /* odd float4 count, 3 query heads */
+            static const int d[] = {1000, 24};
+            t_attn(d, 2, 0, 4, 2, 128, 1.0);  /* many tiles per sequence */
+            int e[70];
+            for (int i = 0; i < 70; i++) e[i] = 1 + (int)(urand() * 40); /* more sequences than a warp scans at once */
+            t_attn(e, 70, 0, 4, 2, 64, 1.0);
+        }
+    }
+    if (want("perf") && !getenv("SIMPO_GPU_SKIP_PERF")) perf(); /* the CPU emulation (tests/gpu/emu) skips it */
+    TEST_END();
+}
