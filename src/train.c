@@ -272,6 +272,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
+    if (!strcmp(c->model_dtype, "bf16")) /* refused rather than silently trained in fp32 */
+        sd_die(c->source, "model.dtype: bf16 mixed precision is not built yet (the CUDA backend computes in fp32); "
+                          "use model.dtype: fp32");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);

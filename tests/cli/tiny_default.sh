@@ -26,4 +26,7 @@ mkdir -p out/keep/step-12 out/keep/step--5   # strays the pruner must neither co
 # parallel.backend nccl is refused clearly in a build without CUDA
 echo "parallel: {backend: nccl}" | cat configs/tiny.yaml - > configs/nccl.yaml
 expect_error "nccl without CUDA" "parallel.backend: nccl needs GPU buffers" "$BIN" configs/nccl.yaml
+# model.dtype bf16 is refused until mixed precision exists, never trained silently in fp32
+sed 's|^model:|model:\n  dtype: bf16|' configs/tiny.yaml > configs/bf16.yaml
+expect_error "bf16 refused by name" "model.dtype: bf16 mixed precision is not built yet" "$BIN" configs/bf16.yaml
 finish
