@@ -499,24 +499,33 @@ static void ld_tries(Ld *L) {
     free(nb[1].p);
 }
 
+/* A step of type "Sequence" (a normalizer, pre-tokenizer or decoder): load(L, element, path, depth + 1) for each
+ * element of the array o[key], which must hold objects; false for any other type. Dies past 16 levels of nesting,
+ * whatever the type. */
+typedef void (*LdStep)(Ld *L, const cJSON *o, const char *path, int depth);
+static bool ld_sequence(Ld *L, const cJSON *o, const char *type, const char *key, const char *path, int depth,
+                        LdStep load) {
+    char sub[256];
+    if (depth > 16) LD_DIE(L, "%s: Sequence nested too deeply", path);
+    if (strcmp(type, "Sequence") != 0) return false;
+    const cJSON *arr = jget(o, key);
+    if (!cJSON_IsArray(arr)) LD_DIE(L, "%s.%s must be an array", path, key);
+    int i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        snprintf(sub, sizeof sub, "%s.%s[%d]", path, key, i);
+        if (jnull(e)) LD_DIE(L, "%s must be an object", sub);
+        load(L, e, sub, depth + 1);
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ normalizers */
 static void ld_norm(Ld *L, const cJSON *o, const char *path, int depth) {
     Tokenizer *t = L->t;
     if (jnull(o)) return;
     const char *type = ld_type(L, o, path);
-    char sub[256], q[100];
-    if (depth > 16) LD_DIE(L, "%s: Sequence nested too deeply", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = jget(o, "normalizers");
-        if (!cJSON_IsArray(arr)) LD_DIE(L, "%s.normalizers must be an array", path);
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof sub, "%s.normalizers[%d]", path, i);
-            if (jnull(e)) LD_DIE(L, "%s must be an object", sub);
-            ld_norm(L, e, sub, depth + 1);
-        }
-        return;
-    }
+    char q[100];
+    if (ld_sequence(L, o, type, "normalizers", path, depth, ld_norm)) return;
     if (t->n_norm == TK_MAX_STEPS) LD_DIE(L, "%s: more than %d normalizers", path, TK_MAX_STEPS);
     TkNorm *n = &t->norm[t->n_norm];
     memset(n, 0, sizeof *n);
@@ -563,19 +572,8 @@ static void ld_pre(Ld *L, const cJSON *o, const char *path, int depth) {
     Tokenizer *t = L->t;
     if (jnull(o)) return;
     const char *type = ld_type(L, o, path);
-    char sub[256], q[100];
-    if (depth > 16) LD_DIE(L, "%s: Sequence nested too deeply", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = jget(o, "pretokenizers");
-        if (!cJSON_IsArray(arr)) LD_DIE(L, "%s.pretokenizers must be an array", path);
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%d]", path, i);
-            if (jnull(e)) LD_DIE(L, "%s must be an object", sub);
-            ld_pre(L, e, sub, depth + 1);
-        }
-        return;
-    }
+    char q[100];
+    if (ld_sequence(L, o, type, "pretokenizers", path, depth, ld_pre)) return;
     if (t->n_pre == TK_MAX_STEPS) LD_DIE(L, "%s: more than %d pre-tokenizers", path, TK_MAX_STEPS);
     TkPreTok *p = &t->pre[t->n_pre];
     memset(p, 0, sizeof *p);
@@ -620,20 +618,9 @@ static void ld_dec(Ld *L, const cJSON *o, const char *path, int depth) {
     Tokenizer *t = L->t;
     if (jnull(o)) return;
     const char *type = ld_type(L, o, path);
-    char sub[256], q[100];
+    char q[100];
     t->has_decoder = true;
-    if (depth > 16) LD_DIE(L, "%s: Sequence nested too deeply", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = jget(o, "decoders");
-        if (!cJSON_IsArray(arr)) LD_DIE(L, "%s.decoders must be an array", path);
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof sub, "%s.decoders[%d]", path, i);
-            if (jnull(e)) LD_DIE(L, "%s must be an object", sub);
-            ld_dec(L, e, sub, depth + 1);
-        }
-        return;
-    }
+    if (ld_sequence(L, o, type, "decoders", path, depth, ld_dec)) return;
     if (t->n_dec == TK_MAX_STEPS) LD_DIE(L, "%s: more than %d decoders", path, TK_MAX_STEPS);
     TkDecoder *d = &t->dec[t->n_dec];
     memset(d, 0, sizeof *d);

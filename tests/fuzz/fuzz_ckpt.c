@@ -280,21 +280,34 @@ static hid_t open_rw(unsigned fsel) {
 }
 static hid_t open_index_rw(unsigned step_sel) { return open_rw(step_sel & 1 ? 3 : 0); }
 
-/* The idx-th link (by name) of group g of file f, opened as a dataset; name (malloc'd) in *name. -1 when none. */
-static hid_t open_nth(hid_t f, unsigned g, unsigned idx, hid_t *grp, char **name) {
-    *grp = H5Gopen2(f, k_groups[g % 3], H5P_DEFAULT);
-    *name = NULL;
-    if (*grp < 0) return -1;
+/* The idx-th link (by name) of group g of file f, opened as a dataset: ds (-1 when none), its group grp (-1 when that
+ * did not open; none when f < 0) and the link's name (malloc'd; NULL when none). nth_close closes what is open. */
+typedef struct {
+    hid_t grp, ds;
+    char *name;
+} Nth;
+static Nth open_nth(hid_t f, unsigned g, unsigned idx) {
+    Nth n = {-1, -1, NULL};
+    if (f < 0) return n;
+    n.grp = H5Gopen2(f, k_groups[g % 3], H5P_DEFAULT);
+    if (n.grp < 0) return n;
     H5G_info_t info;
-    if (H5Gget_info(*grp, &info) < 0 || info.nlinks == 0) return -1;
+    if (H5Gget_info(n.grp, &info) < 0 || info.nlinks == 0) return n;
     hsize_t li = idx % info.nlinks;
-    ssize_t len = H5Lget_name_by_idx(*grp, ".", H5_INDEX_NAME, H5_ITER_INC, li, NULL, 0, H5P_DEFAULT);
-    if (len < 0) return -1;
-    *name = calloc((size_t)len + 1, 1);
-    H5Lget_name_by_idx(*grp, ".", H5_INDEX_NAME, H5_ITER_INC, li, *name, (size_t)len + 1, H5P_DEFAULT);
+    ssize_t len = H5Lget_name_by_idx(n.grp, ".", H5_INDEX_NAME, H5_ITER_INC, li, NULL, 0, H5P_DEFAULT);
+    if (len < 0) return n;
+    n.name = calloc((size_t)len + 1, 1);
+    H5Lget_name_by_idx(n.grp, ".", H5_INDEX_NAME, H5_ITER_INC, li, n.name, (size_t)len + 1, H5P_DEFAULT);
     H5O_info_t oi;
-    if (H5Oget_info_by_name(*grp, *name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET) return -1;
-    return H5Dopen2(*grp, *name, H5P_DEFAULT);
+    if (H5Oget_info_by_name(n.grp, n.name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET) return n;
+    n.ds = H5Dopen2(n.grp, n.name, H5P_DEFAULT);
+    return n;
+}
+static void nth_close(Nth *n) {
+    if (n->ds >= 0) H5Dclose(n->ds);
+    if (n->grp >= 0) H5Gclose(n->grp);
+    free(n->name);
+    *n = (Nth){-1, -1, NULL};
 }
 
 /* Creates attribute name (file type ft, space sp) and writes v (memory type mt) when v is not NULL. */
@@ -442,12 +455,9 @@ static void ds_replace(hid_t f, Rd *r) {
         else elems *= dims[d];
     }
     unsigned flags = u8(r); /* bit 0: write data; bit 1: keep the old attributes */
-    hid_t grp;
-    char *name;
-    hid_t old = open_nth(f, g, idx, &grp, &name);
-    if (old < 0) {
-        if (grp >= 0) H5Gclose(grp);
-        free(name);
+    Nth n = open_nth(f, g, idx);
+    if (n.ds < 0) {
+        nth_close(&n);
         return;
     }
     hid_t t = -1;
@@ -471,7 +481,7 @@ static void ds_replace(hid_t f, Rd *r) {
     hid_t sp = rank == 0   ? H5Screate(H5S_SCALAR)
                : rank == 6 ? H5Screate(H5S_NULL)
                            : H5Screate_simple((int)rank, dims, NULL);
-    hid_t nd = H5Dcreate2(grp, "__new", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t nd = H5Dcreate2(n.grp, "__new", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (nd >= 0) {
         if ((flags & 1) && !huge && rank != 6 && elems <= 4096 && dtype != 6 && dtype != 7) {
             float *v = malloc((elems ? elems : 1) * sizeof *v);
@@ -481,18 +491,17 @@ static void ds_replace(hid_t f, Rd *r) {
         }
         if (flags & 2) {
             hsize_t ai = 0;
-            H5Aiterate2(old, H5_INDEX_NAME, H5_ITER_INC, &ai, copy_attr_cb, &nd);
+            H5Aiterate2(n.ds, H5_INDEX_NAME, H5_ITER_INC, &ai, copy_attr_cb, &nd);
         }
         H5Dclose(nd);
-        H5Dclose(old);
-        old = -1;
-        if (H5Ldelete(grp, name, H5P_DEFAULT) >= 0) H5Lmove(grp, "__new", grp, name, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dclose(n.ds);
+        n.ds = -1;
+        if (H5Ldelete(n.grp, n.name, H5P_DEFAULT) >= 0)
+            H5Lmove(n.grp, "__new", n.grp, n.name, H5P_DEFAULT, H5P_DEFAULT);
     }
-    if (old >= 0) H5Dclose(old);
     H5Sclose(sp);
     H5Tclose(t);
-    H5Gclose(grp);
-    free(name);
+    nth_close(&n);
 }
 
 static void add_link(hid_t f, Rd *r) {
@@ -550,14 +559,10 @@ static void corrupt_data(unsigned fsel, Rd *r) {
     unsigned g = u8(r), idx = u8(r), off = u16(r), x = u8(r) | 1;
     hid_t f = open_rw(fsel);
     if (f < 0) return;
-    hid_t grp;
-    char *name;
-    hid_t ds = open_nth(f, g, idx, &grp, &name);
-    haddr_t addr = ds >= 0 ? H5Dget_offset(ds) : HADDR_UNDEF;
-    hsize_t size = ds >= 0 ? H5Dget_storage_size(ds) : 0;
-    if (ds >= 0) H5Dclose(ds);
-    if (grp >= 0) H5Gclose(grp);
-    free(name);
+    Nth n = open_nth(f, g, idx);
+    haddr_t addr = n.ds >= 0 ? H5Dget_offset(n.ds) : HADDR_UNDEF;
+    hsize_t size = n.ds >= 0 ? H5Dget_storage_size(n.ds) : 0;
+    nth_close(&n);
     H5Fclose(f);
     if (addr == HADDR_UNDEF || size == 0) return;
     char *p = work_path(k_files[fsel % NFILES]);
@@ -576,35 +581,31 @@ static void corrupt_data(unsigned fsel, Rd *r) {
 /* The dataset's checksum attribute set to the hash of what it now reads as (fp32). */
 static void rehash(hid_t f, Rd *r) {
     unsigned g = u8(r), idx = u8(r);
-    hid_t grp;
-    char *name;
-    hid_t ds = open_nth(f, g, idx, &grp, &name);
-    hid_t dcpl = ds >= 0 ? H5Dget_create_plist(ds) : -1;
+    Nth nth = open_nth(f, g, idx);
+    hid_t dcpl = nth.ds >= 0 ? H5Dget_create_plist(nth.ds) : -1;
     if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_VIRTUAL) { /* the harness must not read what may map to itself */
-        H5Dclose(ds);
-        ds = -1;
+        H5Dclose(nth.ds);
+        nth.ds = -1;
     }
     if (dcpl >= 0) H5Pclose(dcpl);
-    if (ds >= 0) {
-        hid_t sp = H5Dget_space(ds);
+    if (nth.ds >= 0) {
+        hid_t sp = H5Dget_space(nth.ds);
         hssize_t n = H5Sget_simple_extent_npoints(sp);
         if (n >= 0 && n <= 65536) {
             float *v = calloc((size_t)(n ? n : 1), sizeof *v);
-            if (n == 0 || H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) {
+            if (n == 0 || H5Dread(nth.ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) {
                 int64_t sum = (int64_t)ckpt_hash(v, (size_t)n);
-                if (H5Aexists(ds, "checksum") > 0) H5Adelete(ds, "checksum");
+                if (H5Aexists(nth.ds, "checksum") > 0) H5Adelete(nth.ds, "checksum");
                 hid_t ssp = H5Screate(H5S_SCALAR);
-                hid_t a = H5Acreate2(ds, "checksum", H5T_STD_I64LE, ssp, H5P_DEFAULT, H5P_DEFAULT);
+                hid_t a = H5Acreate2(nth.ds, "checksum", H5T_STD_I64LE, ssp, H5P_DEFAULT, H5P_DEFAULT);
                 if (a >= 0) H5Awrite(a, H5T_NATIVE_INT64, &sum), H5Aclose(a);
                 H5Sclose(ssp);
             }
             free(v);
         }
         H5Sclose(sp);
-        H5Dclose(ds);
     }
-    if (grp >= 0) H5Gclose(grp);
-    free(name);
+    nth_close(&nth);
 }
 
 /* An index tensor remapped: one mapping of its whole extent to a source the input picks. */
@@ -612,23 +613,20 @@ static void vds_replace(hid_t f, Rd *r) {
     unsigned g = u8(r), idx = u8(r), fsrc = u8(r) % 7, dsrc = u8(r) % 6, shape = u8(r) % 4;
     static const char *const srcf[7] = {"rank-00000.h5", "rank-00001.h5", "rank-00009.h5", "index.h5", ".",
                                         "rank-%b.h5", "rank-00000.h5%%"};
-    hid_t grp;
-    char *name;
-    hid_t old = open_nth(f, g, idx, &grp, &name);
-    if (old < 0) {
-        if (grp >= 0) H5Gclose(grp);
-        free(name);
+    Nth n = open_nth(f, g, idx);
+    if (n.ds < 0) {
+        nth_close(&n);
         return;
     }
-    hid_t osp = H5Dget_space(old);
+    hid_t osp = H5Dget_space(n.ds);
     int nd = H5Sget_simple_extent_ndims(osp);
     hsize_t dims[8] = {0};
     if (nd >= 1 && nd <= 4) H5Sget_simple_extent_dims(osp, dims, NULL);
     H5Sclose(osp);
-    H5Dclose(old);
+    H5Dclose(n.ds);
+    n.ds = -1;
     if (nd < 1 || nd > 4) {
-        H5Gclose(grp);
-        free(name);
+        nth_close(&n);
         return;
     }
     if (shape == 1) dims[0] += 1;               /* bigger than the source */
@@ -637,9 +635,9 @@ static void vds_replace(hid_t f, Rd *r) {
     char dset[1200];
     const char *grp_name = k_groups[g % 3];
     switch (dsrc) {
-    case 0: snprintf(dset, sizeof dset, "/%s/%s", grp_name, name); break;
-    case 1: snprintf(dset, sizeof dset, "/param/%s", name); break;
-    case 2: snprintf(dset, sizeof dset, "/%s/%s@1", grp_name, name); break;
+    case 0: snprintf(dset, sizeof dset, "/%s/%s", grp_name, n.name); break;
+    case 1: snprintf(dset, sizeof dset, "/param/%s", n.name); break;
+    case 2: snprintf(dset, sizeof dset, "/%s/%s@1", grp_name, n.name); break;
     case 3: snprintf(dset, sizeof dset, "/meta"); break;
     case 4: snprintf(dset, sizeof dset, "/nope"); break;
     default: snprintf(dset, sizeof dset, "/param/lm_head.weight"); break;
@@ -649,16 +647,16 @@ static void vds_replace(hid_t f, Rd *r) {
     const float nan = NAN;
     H5Pset_fill_value(dcpl, H5T_NATIVE_FLOAT, &nan);
     H5Pset_virtual(dcpl, vsp, srcf[fsrc], dset, ssp);
-    hid_t nds = H5Dcreate2(grp, "__new", H5T_IEEE_F32LE, vsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t nds = H5Dcreate2(n.grp, "__new", H5T_IEEE_F32LE, vsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (nds >= 0) {
         H5Dclose(nds);
-        if (H5Ldelete(grp, name, H5P_DEFAULT) >= 0) H5Lmove(grp, "__new", grp, name, H5P_DEFAULT, H5P_DEFAULT);
+        if (H5Ldelete(n.grp, n.name, H5P_DEFAULT) >= 0)
+            H5Lmove(n.grp, "__new", n.grp, n.name, H5P_DEFAULT, H5P_DEFAULT);
     }
     H5Pclose(dcpl);
     H5Sclose(vsp);
     H5Sclose(ssp);
-    H5Gclose(grp);
-    free(name);
+    nth_close(&n);
 }
 
 /* ---- the slice of the partial reads ---- */
@@ -687,17 +685,12 @@ static void apply_ops(Rd *r) {
             f = open_rw(u8(r));
             unsigned g = u8(r), idx = u8(r);
             const char *a = k_ds_attrs[u8(r) % 5];
-            if (f < 0) break;
-            hid_t grp;
-            char *name;
-            hid_t ds = open_nth(f, g, idx, &grp, &name);
-            if (ds >= 0) {
-                if (code == 2) set_attr(ds, a, r);
-                else if (H5Aexists(ds, a) > 0) H5Adelete(ds, a);
-                H5Dclose(ds);
+            Nth n = open_nth(f, g, idx);
+            if (n.ds >= 0) {
+                if (code == 2) set_attr(n.ds, a, r);
+                else if (H5Aexists(n.ds, a) > 0) H5Adelete(n.ds, a);
             }
-            if (grp >= 0) H5Gclose(grp);
-            free(name);
+            nth_close(&n);
             break;
         }
         case 4: /* DS_REPLACE */
@@ -707,14 +700,10 @@ static void apply_ops(Rd *r) {
         case 5: { /* DS_DELETE */
             f = open_rw(u8(r));
             unsigned g = u8(r), idx = u8(r);
-            if (f < 0) break;
-            hid_t grp;
-            char *name;
-            hid_t ds = open_nth(f, g, idx, &grp, &name);
-            if (ds >= 0) H5Dclose(ds);
-            if (name) H5Ldelete(grp, name, H5P_DEFAULT);
-            if (grp >= 0) H5Gclose(grp);
-            free(name);
+            Nth n = open_nth(f, g, idx);
+            if (n.ds >= 0) H5Dclose(n.ds), n.ds = -1;
+            if (n.name) H5Ldelete(n.grp, n.name, H5P_DEFAULT);
+            nth_close(&n);
             break;
         }
         case 6: /* ADD_LINK */

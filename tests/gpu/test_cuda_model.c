@@ -13,14 +13,12 @@
 #include <math.h>
 #include "backend_cuda.h"
 #include "config.h"
+#include "fixture_common.h"
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
 #include "safetensors.h"
 #include "test_util.h"
-
-static double jnum(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k)->valuedouble; }
-static int rel_ok(double got, double want, double rtol) { return fabs(got - want) <= rtol * fabs(want); }
 
 typedef struct {
     SeqLogp seq[12];
@@ -30,42 +28,10 @@ typedef struct {
 
 /* loss over all 6 pairs in one micro-batch, forward + backward; fills r (grads downloaded to the host) */
 static void run(Model *m, const PairSet *ps, LossParams lp, Run *r) {
-    size_t idx[6] = {0, 1, 2, 3, 4, 5};
-    MicroBatch *mb = microbatch_pack(ps, idx, 6);
-    model_zero_grads(m);
-    model_forward_logprobs(m, mb, r->seq);
-    long chosen = 0;
-    for (int i = 0; i < 6; i++) chosen += r->seq[2 * i].n;
-    double dsum[12];
-    r->loss = 0;
-    for (int k = 0; k < 6; k++) r->met[k] = 0;
-    for (int i = 0; i < 6; i++) {
-        const Pair *p = mb->pairs[i];
-        PairStats st = {r->seq[2 * i].sum, r->seq[2 * i + 1].sum, r->seq[2 * i].n, r->seq[2 * i + 1].n,
-                        p->ref_chosen_logp, p->ref_rejected_logp};
-        LossOut o;
-        loss_pair(&lp, &st, 6, chosen, &o);
-        r->loss += o.loss;
-        dsum[2 * i] = o.d_sum_w;
-        dsum[2 * i + 1] = o.d_sum_l;
-        r->met[0] += o.reward_w / 6;
-        r->met[1] += o.reward_l / 6;
-        r->met[2] += (o.reward_w - o.reward_l) / 6;
-        r->met[3] += (o.reward_w > o.reward_l) / 6.0;
-        r->met[4] += o.logp_w / 6;
-        r->met[5] += o.logp_l / 6;
-    }
-    model_backward(m, mb, dsum);
-    microbatch_free(mb);
+    r->loss = fixture_loss_and_grads(m, ps, lp, r->seq, r->met);
     r->gnorm = sqrt(model_grad_sumsq(m));
     if (!r->grads) r->grads = sd_alloc(m->nparams * sizeof(float), "host grads");
     m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
-}
-
-static Model *load_model(const ModelConfig *mc, const Backend *be, const char *mdir) {
-    Model *m = model_create(mc, be, 256, NULL, 1);
-    model_load_hf(m, mdir);
-    return m;
 }
 
 int main(void) {
@@ -78,19 +44,10 @@ int main(void) {
     printf("device: %s\n", cuda_device_name());
     size_t base = gpu->bytes_in_use();
 
-    char *mdir = fixture_path("tiny-a/model"), *pairs = fixture_path("tiny-a/pairs.jsonl");
-    char *ep = fixture_path("tiny-a/expected.json");
-    char *text = sd_read_file(ep, NULL);
-    if (!text) {
-        fprintf(stderr, "cannot read %s\n", ep);
-        return 1;
-    }
-    cJSON *exp = cJSON_Parse(text);
-    free(text);
-    free(ep);
-    ModelConfig mc = model_config_load(mdir);
-    PairSet *ps = pairs_load_jsonl(pairs, mc.vocab_size);
-    Model *mc_cpu = load_model(&mc, backend_cpu(), mdir), *mg = load_model(&mc, gpu, mdir);
+    cJSON *exp = load_json("tiny-a/expected.json");
+    ModelConfig mc = fixture_model_config();
+    PairSet *ps = fixture_pairs(&mc);
+    Model *mc_cpu = fixture_model(&mc, backend_cpu()), *mg = fixture_model(&mc, gpu);
 
     LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
     Run rc = {0}, rg = {0}, rg2 = {0};
@@ -98,72 +55,38 @@ int main(void) {
     run(mg, ps, simpo, &rg);
 
     /* per-sequence log-probs: GPU vs CPU and vs the fixture */
-    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(exp, "pairs");
-    double worst_cpu = 0, worst_fix = 0;
+    double worst_cpu = 0;
     for (int s = 0; s < 12; s++) {
-        const cJSON *e = cJSON_GetArrayItem(pj, s / 2);
-        double want = jnum(e, s % 2 ? "rejected_logp" : "chosen_logp");
         CHECK(rg.seq[s].n == rc.seq[s].n, "sequence %d: %d response tokens on the GPU, %d on the CPU", s,
               rg.seq[s].n, rc.seq[s].n);
         worst_cpu = fmax(worst_cpu, fabs(rg.seq[s].sum - rc.seq[s].sum) / fabs(rc.seq[s].sum));
-        worst_fix = fmax(worst_fix, fabs(rg.seq[s].sum - want) / fabs(want));
     }
-    printf("log-probs: worst relative difference %.3g vs CPU, %.3g vs fixture\n", worst_cpu, worst_fix);
+    printf("log-probs: worst relative difference %.3g vs CPU\n", worst_cpu);
     CHECK(worst_cpu <= 1e-5, "log-probs differ from the CPU backend by %.3g relative", worst_cpu);
-    CHECK(worst_fix <= 1e-5, "log-probs differ from the fixture by %.3g relative", worst_fix);
+    check_fixture_logprobs(exp, rg.seq, "GPU ");
 
     /* loss, metrics, grad norm */
-    const cJSON *st1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(exp, "steps"), 0);
     CHECK(rel_ok(rg.loss, rc.loss, 1e-5), "simpo loss %.10g vs CPU %.10g", rg.loss, rc.loss);
-    CHECK(rel_ok(rg.loss, jnum(st1, "loss"), 1e-5), "simpo loss %.10g vs fixture %.10g", rg.loss, jnum(st1, "loss"));
-    const cJSON *em = cJSON_GetObjectItemCaseSensitive(exp, "metrics");
-    const char *names[6] = {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                            "logps/chosen", "logps/rejected"};
-    for (int k = 0; k < 6; k++) {
-        CHECK(rel_ok(rg.met[k], rc.met[k], 1e-5), "%s %.10g vs CPU %.10g", names[k], rg.met[k], rc.met[k]);
-        CHECK(rel_ok(rg.met[k], jnum(em, names[k]), 1e-5), "%s %.10g vs fixture %.10g", names[k], rg.met[k],
-              jnum(em, names[k]));
-    }
+    for (int k = 0; k < 6; k++)
+        CHECK(rel_ok(rg.met[k], rc.met[k], 1e-5), "%s %.10g vs CPU %.10g", fixture_metric_names[k], rg.met[k],
+              rc.met[k]);
     CHECK(rel_ok(rg.gnorm, rc.gnorm, 1e-5), "grad norm %.10g vs CPU %.10g", rg.gnorm, rc.gnorm);
-    CHECK(rel_ok(rg.gnorm, jnum(st1, "grad_norm"), 1e-5), "grad norm %.10g vs fixture %.10g", rg.gnorm,
-          jnum(st1, "grad_norm"));
+    check_fixture_step1(exp, rg.loss, rg.met, rg.gnorm);
 
     /* every gradient tensor, vs CPU and vs the fixture */
-    char *gp = fixture_path("tiny-a/grads.safetensors");
-    StDir *gd = st_open_file(gp);
-    free(gp);
     double worst_rel = 0;
     for (int i = 0; i < mg->nspecs; i++) {
         const ParamSpec *p = &mg->specs[i];
         const float *g = rg.grads + p->offset, *c = rc.grads + p->offset;
-        double maxc = 0, dc = 0;
-        size_t atc = 0;
-        for (size_t e = 0; e < p->numel; e++) {
-            maxc = fmax(maxc, fabs(c[e]));
-            double d = fabs((double)g[e] - c[e]);
-            if (d > dc || isnan(d)) dc = isnan(d) ? INFINITY : d, atc = e;
-        }
+        double maxc;
+        size_t atc;
+        double dc = fixture_max_diff(g, c, p->numel, &maxc, &atc);
         worst_rel = fmax(worst_rel, dc / fmax(maxc, 1e-30));
         CHECK(dc <= 2e-5 * maxc, "grad %s vs CPU: element %zu gpu %.8g cpu %.8g (max |cpu| %.3g)", p->name, atc,
               g[atc], c[atc], maxc);
-        const StTensor *t = st_find(gd, p->name);
-        CHECK(t != NULL, "gradient %s missing from the fixture", p->name);
-        if (!t) continue;
-        float *ref = sd_alloc(t->numel * sizeof(float), "ref");
-        st_read_f32(gd, t, ref);
-        double maxr = 0, dr = 0;
-        size_t atr = 0;
-        for (size_t e = 0; e < p->numel; e++) {
-            maxr = fmax(maxr, fabs(ref[e]));
-            double d = fabs((double)g[e] - ref[e]);
-            if (d > dr || isnan(d)) dr = isnan(d) ? INFINITY : d, atr = e;
-        }
-        CHECK(dr <= 1e-4 * maxr, "grad %s vs fixture: element %zu gpu %.8g want %.8g (max |ref| %.3g)", p->name, atr,
-              g[atr], ref[atr], maxr);
-        free(ref);
     }
     printf("gradients: worst per-tensor difference vs CPU %.3g of the tensor's max\n", worst_rel);
-    st_close(gd);
+    check_fixture_grads(mg, rg.grads);
 
     /* determinism: the same forward + backward again, bitwise */
     run(mg, ps, simpo, &rg2);
@@ -174,26 +97,13 @@ int main(void) {
           "gradients of a second GPU run are bitwise identical");
 
     /* other objectives: loss and grad norm vs CPU and fixture */
-    const cJSON *other = cJSON_GetObjectItemCaseSensitive(exp, "other_losses");
-    struct {
-        const char *name;
-        LossParams lp;
-    } objs[3] = {
-        {"simpo_hinge", {.type = LOSS_SIMPO_HINGE, .beta = 2.0, .gamma = 1.0}},
-        {"dpo", {.type = LOSS_DPO, .beta = 0.1}},
-        {"simpo_sft", {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0, .sft_weight = 0.5}},
-    };
     for (int k = 0; k < 3; k++) {
-        run(mc_cpu, ps, objs[k].lp, &rc);
-        run(mg, ps, objs[k].lp, &rg);
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(other, objs[k].name);
-        CHECK(rel_ok(rg.loss, rc.loss, 1e-5), "%s loss %.10g vs CPU %.10g", objs[k].name, rg.loss, rc.loss);
-        CHECK(rel_ok(rg.gnorm, rc.gnorm, 1e-5), "%s grad norm %.10g vs CPU %.10g", objs[k].name, rg.gnorm,
-              rc.gnorm);
-        CHECK(rel_ok(rg.loss, jnum(e, "loss"), 1e-5), "%s loss %.10g vs fixture %.10g", objs[k].name, rg.loss,
-              jnum(e, "loss"));
-        CHECK(rel_ok(rg.gnorm, jnum(e, "grad_norm"), 1e-5), "%s grad norm %.10g vs fixture %.10g", objs[k].name,
-              rg.gnorm, jnum(e, "grad_norm"));
+        const FixtureObjective *o = &fixture_objectives[k];
+        run(mc_cpu, ps, o->lp, &rc);
+        run(mg, ps, o->lp, &rg);
+        CHECK(rel_ok(rg.loss, rc.loss, 1e-5), "%s loss %.10g vs CPU %.10g", o->name, rg.loss, rc.loss);
+        CHECK(rel_ok(rg.gnorm, rc.gnorm, 1e-5), "%s grad norm %.10g vs CPU %.10g", o->name, rg.gnorm, rc.gnorm);
+        check_fixture_other(exp, o->name, rg.loss, rg.gnorm);
     }
 
     model_free(mg);
@@ -203,7 +113,5 @@ int main(void) {
     free(rc.grads), free(rg.grads), free(rg2.grads);
     pairs_free(ps);
     cJSON_Delete(exp);
-    free(mdir);
-    free(pairs);
     TEST_END();
 }

@@ -18,27 +18,13 @@
 #include "checkpoint.h"
 #include "comm.h"
 #include "config.h"
+#include "fixture_common.h"
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
 #include "safetensors.h"
 #include "test_util.h"
 #include "train.h"
-
-static double jnum(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k)->valuedouble; }
-static int rel_ok(double got, double want, double rtol) { return fabs(got - want) <= rtol * fabs(want); }
-static cJSON *load_json(const char *rel) {
-    char *p = fixture_path(rel);
-    char *text = sd_read_file(p, NULL);
-    if (!text) {
-        fprintf(stderr, "cannot read %s\n", p);
-        exit(1);
-    }
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    free(p);
-    return j;
-}
 
 /* ---- 1. the backend itself ---- */
 static const Backend *S;
@@ -107,239 +93,77 @@ typedef struct {
 } Run;
 
 static void forward_backward(Run *r, const PairSet *ps, LossParams lp) {
-    size_t idx[6] = {0, 1, 2, 3, 4, 5};
-    MicroBatch *mb = microbatch_pack(ps, idx, 6);
-    model_zero_grads(r->m);
-    model_forward_logprobs(r->m, mb, r->seq);
-    long chosen = 0;
-    for (int i = 0; i < 6; i++) chosen += r->seq[2 * i].n;
-    double dsum[12];
-    r->loss = 0;
-    for (int k = 0; k < 6; k++) r->met[k] = 0;
-    for (int i = 0; i < 6; i++) {
-        const Pair *p = mb->pairs[i];
-        PairStats st = {r->seq[2 * i].sum, r->seq[2 * i + 1].sum, r->seq[2 * i].n, r->seq[2 * i + 1].n,
-                        p->ref_chosen_logp, p->ref_rejected_logp};
-        LossOut o;
-        loss_pair(&lp, &st, 6, chosen, &o);
-        r->loss += o.loss;
-        dsum[2 * i] = o.d_sum_w;
-        dsum[2 * i + 1] = o.d_sum_l;
-        r->met[0] += o.reward_w / 6;
-        r->met[1] += o.reward_l / 6;
-        r->met[2] += (o.reward_w - o.reward_l) / 6;
-        r->met[3] += (o.reward_w > o.reward_l) / 6.0;
-        r->met[4] += o.logp_w / 6;
-        r->met[5] += o.logp_l / 6;
-    }
-    model_backward(r->m, mb, dsum);
-    microbatch_free(mb);
+    r->loss = fixture_loss_and_grads(r->m, ps, lp, r->seq, r->met);
 }
 
 static void model_checks(const cJSON *exp) {
-    char *mdir = fixture_path("tiny-a/model"), *pairs = fixture_path("tiny-a/pairs.jsonl");
-    ModelConfig mc = model_config_load(mdir);
-    PairSet *ps = pairs_load_jsonl(pairs, mc.vocab_size);
-    Run rs = {0}, rc = {0};
-    rs.m = model_create(&mc, S, 256, NULL, 1);
-    rc.m = model_create(&mc, backend_cpu(), 256, NULL, 1);
-    model_load_hf(rs.m, mdir);
-    model_load_hf(rc.m, mdir);
+    ModelConfig mc = fixture_model_config();
+    PairSet *ps = fixture_pairs(&mc);
+    Run rs = {.m = fixture_model(&mc, S)}, rc = {.m = fixture_model(&mc, backend_cpu())};
     LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
     forward_backward(&rs, ps, simpo);
     forward_backward(&rc, ps, simpo);
 
-    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(exp, "pairs");
-    double worst = 0;
+    check_fixture_logprobs(exp, rs.seq, "strict ");
     int bitwise = 1;
-    for (int i = 0; i < 6; i++) {
-        const cJSON *e = cJSON_GetArrayItem(pj, i);
-        double w = jnum(e, "chosen_logp"), l = jnum(e, "rejected_logp");
-        worst = fmax(worst, fmax(fabs(rs.seq[2 * i].sum - w) / fabs(w), fabs(rs.seq[2 * i + 1].sum - l) / fabs(l)));
-        CHECK(rs.seq[2 * i].n == (int)jnum(e, "chosen_tokens"), "pair %d chosen tokens %d", i, rs.seq[2 * i].n);
-        CHECK(rs.seq[2 * i + 1].n == (int)jnum(e, "rejected_tokens"), "pair %d rejected tokens", i);
-        bitwise &= rs.seq[2 * i].sum == rc.seq[2 * i].sum && rs.seq[2 * i + 1].sum == rc.seq[2 * i + 1].sum;
-    }
-    printf("strict log-probs: worst relative error %.3g\n", worst);
-    CHECK(worst <= 1e-5, "log-probs off by %.3g relative", worst);
+    for (int s = 0; s < 12; s++) bitwise &= rs.seq[s].sum == rc.seq[s].sum;
     CHECK(bitwise, "strict log-probs differ from the CPU backend's");
-
-    const cJSON *st1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(exp, "steps"), 0);
-    CHECK(rel_ok(rs.loss, jnum(st1, "loss"), 1e-5), "simpo loss %.10g vs %.10g", rs.loss, jnum(st1, "loss"));
-    const cJSON *em = cJSON_GetObjectItemCaseSensitive(exp, "metrics");
-    const char *names[6] = {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                            "logps/chosen", "logps/rejected"};
-    for (int k = 0; k < 6; k++)
-        CHECK(rel_ok(rs.met[k], jnum(em, names[k]), 1e-5), "%s %.10g vs %.10g", names[k], rs.met[k],
-              jnum(em, names[k]));
-    double gn = sqrt(model_grad_sumsq(rs.m));
-    CHECK(rel_ok(gn, jnum(st1, "grad_norm"), 1e-5), "grad norm %.10g vs %.10g", gn, jnum(st1, "grad_norm"));
+    check_fixture_step1(exp, rs.loss, rs.met, sqrt(model_grad_sumsq(rs.m)));
 
     /* every gradient, downloaded: the fixture's tolerance, and the CPU backend's bits */
     float *grads = sd_alloc(rs.m->nparams * sizeof(float), "grads");
     S->download(grads, rs.m->grads, rs.m->nparams * sizeof(float));
     CHECK(memcmp(grads, rc.m->grads, rs.m->nparams * sizeof(float)) == 0, "strict gradients differ from the CPU's");
-    char *gp = fixture_path("tiny-a/grads.safetensors");
-    StDir *gd = st_open_file(gp);
-    int seen = 0;
-    for (int i = 0; i < rs.m->nspecs; i++) {
-        const ParamSpec *p = &rs.m->specs[i];
-        const StTensor *t = st_find(gd, p->name);
-        CHECK(t != NULL, "gradient %s missing from fixture", p->name);
-        if (!t) continue;
-        float *ref = sd_alloc(t->numel * sizeof(float), "ref");
-        st_read_f32(gd, t, ref);
-        double maxref = 0, maxdiff = 0;
-        for (size_t e = 0; e < p->numel; e++) {
-            maxref = fmax(maxref, fabs(ref[e]));
-            maxdiff = fmax(maxdiff, fabs(grads[p->offset + e] - ref[e]));
-        }
-        CHECK(maxdiff <= 1e-4 * maxref, "grad %s off by %.3g (max |ref| %.3g)", p->name, maxdiff, maxref);
-        free(ref);
-        seen++;
-    }
-    CHECK(seen == gd->ntensors, "fixture has %d gradient tensors, model %d", gd->ntensors, seen);
-    st_close(gd);
+    check_fixture_grads(rs.m, grads);
 
     /* a second objective reuses the activations: dpo's loss and grad norm */
-    const cJSON *dpo = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(exp, "other_losses"), "dpo");
     forward_backward(&rs, ps, (LossParams){.type = LOSS_DPO, .beta = 0.1});
-    CHECK(rel_ok(rs.loss, jnum(dpo, "loss"), 1e-5), "dpo loss %.10g", rs.loss);
-    CHECK(rel_ok(sqrt(model_grad_sumsq(rs.m)), jnum(dpo, "grad_norm"), 1e-5), "dpo grad norm");
+    check_fixture_other(exp, "dpo", rs.loss, sqrt(model_grad_sumsq(rs.m)));
 
     free(grads);
-    free(gp);
     model_free(rs.m);
     model_free(rc.m);
     pairs_free(ps);
-    free(mdir);
-    free(pairs);
 }
 
 /* ---- 3. the trainer ---- */
 static char tmpdir[64];
 
-static Config *fixture_config(const char *ckpt_sub) {
-    char *p = fixture_path("tiny-a/run.yaml");
-    Config *c = config_load(p);
-    free(p);
-    free(c->ckpt_dir);
-    c->ckpt_dir = sd_path_join(tmpdir, ckpt_sub);
-    return c;
-}
-
-static void compare_params(const char *step_dir, const char *ref_rel) {
-    char *rp = fixture_path(ref_rel);
-    StDir *ref = st_open_file(rp);
-    CkptReader *r = ckpt_open(step_dir);
-    double worst = 0;
-    size_t beyond = 0, total = 0;
-    for (int i = 0; i < ref->ntensors; i++) {
-        const StTensor *t = &ref->tensors[i];
-        float *want = sd_alloc(t->numel * 4, "ref"), *got = sd_alloc(t->numel * 4, "got");
-        st_read_f32(ref, t, want);
-        int64_t off[2] = {0, 0}, cnt[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
-        ckpt_read(r, "param", t->name, t->ndim, off, cnt, got);
-        for (size_t e = 0; e < t->numel; e++) {
-            double d = fabs((double)got[e] - want[e]);
-            worst = fmax(worst, d);
-            total++;
-            if (d > 1e-4) {
-                beyond++;
-                CHECK(d <= 2.5e-3, "%s: %s[%zu] off by %.3g", ref_rel, t->name, e, d);
-            }
-        }
-        free(want);
-        free(got);
-    }
-    size_t allowed = total / 2000 > 5 ? total / 2000 : 5;
-    printf("strict %s: max abs diff %.3g, %zu of %zu elements beyond 1e-4\n", ref_rel, worst, beyond, total);
-    CHECK(beyond <= allowed, "%s: %zu elements beyond 1e-4 (allowed %zu)", ref_rel, beyond, allowed);
-    ckpt_close(r);
-    st_close(ref);
-    free(rp);
-}
-
-static cJSON *read_metrics(const char *ckpt_dir) {
-    char *p = sd_path_join(ckpt_dir, "metrics.jsonl");
-    char *text = sd_read_file(p, NULL);
-    cJSON *arr = cJSON_CreateArray();
-    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
-        cJSON_AddItemToArray(arr, cJSON_Parse(line));
-    free(text);
-    free(p);
-    return arr;
-}
-
-/* bitwise equality of every dataset of two checkpoints of the tiny-a model */
-static int same_checkpoint(const char *a, const char *b) {
-    char *mdir = fixture_path("tiny-a/model");
-    ModelConfig mc = model_config_load(mdir);
-    Model *m = model_create(&mc, backend_cpu(), 1, NULL, 1);
-    CkptReader *ra = ckpt_open(a), *rb = ckpt_open(b);
-    const char *groups[3] = {"param", "exp_avg", "exp_avg_sq"};
-    int same = 1;
-    for (int g = 0; g < 3; g++)
-        for (int i = 0; i < m->nspecs; i++) {
-            const ParamSpec *p = &m->specs[i];
-            float *x = sd_alloc(p->numel * 4, "a"), *y = sd_alloc(p->numel * 4, "b");
-            ckpt_read(ra, groups[g], p->name, p->ndim, p->off, p->shape_loc, x);
-            ckpt_read(rb, groups[g], p->name, p->ndim, p->off, p->shape_loc, y);
-            if (memcmp(x, y, p->numel * 4)) {
-                fprintf(stderr, "  %s/%s differs\n", groups[g], p->name);
-                same = 0;
-            }
-            free(x);
-            free(y);
-        }
-    ckpt_close(ra);
-    ckpt_close(rb);
-    model_free(m);
-    free(mdir);
-    return same;
-}
-
 static void trainer_checks(const cJSON *exp) {
     setenv("SIMPO_BACKEND", "cpu_strict", 1);
-    Config *c = fixture_config("strict");
+    Config *c = fixture_config(tmpdir, "strict");
     c->ckpt_every_steps = 1;
     TrainOptions opt = {0, 1};
     CHECK(train_run(c, &opt) == 0, "train_run on the strict backend failed");
     CHECK(S->bytes_in_use() == 0, "%zu bytes of strict backend memory left after train_run", S->bytes_in_use());
     cJSON *met = read_metrics(c->ckpt_dir);
-    CHECK(cJSON_GetArraySize(met) == 2, "metrics.jsonl has %d lines", cJSON_GetArraySize(met));
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(exp, "steps");
-    for (int k = 0; k < 2 && k < cJSON_GetArraySize(met); k++) {
-        const cJSON *g = cJSON_GetArrayItem(met, k), *e = cJSON_GetArrayItem(steps, k);
-        for (int q = 0; q < 2; q++) {
-            const char *key = q ? "grad_norm" : "loss";
-            double got = jnum(g, key), want = jnum(e, key);
-            CHECK(fabs(got - want) <= 1e-5 * fabs(want), "step %d %s %.10g vs %.10g", k + 1, key, got, want);
-        }
-    }
+    check_fixture_steps(met, exp);
     cJSON_Delete(met);
     char *s1 = sd_path_join(c->ckpt_dir, "step-00000001"), *s2 = sd_path_join(c->ckpt_dir, "step-00000002");
-    compare_params(s1, "tiny-a/step1.safetensors");
-    compare_params(s2, "tiny-a/step2.safetensors");
+    compare_params(s1, "tiny-a/step1.safetensors", "strict ");
+    compare_params(s2, "tiny-a/step2.safetensors", "strict ");
 
     /* the CPU backend's run of the same config: the same checkpoint, bit for bit */
+    ModelConfig mc = fixture_model_config();
+    Model *m = model_create(&mc, backend_cpu(), 1, NULL, 1); /* the layout same_checkpoint reads */
     setenv("SIMPO_BACKEND", "cpu", 1);
-    Config *cc = fixture_config("cpu");
+    Config *cc = fixture_config(tmpdir, "cpu");
     CHECK(train_run(cc, &opt) == 0, "train_run on the CPU backend failed");
     char *c2 = sd_path_join(cc->ckpt_dir, "step-00000002");
-    CHECK(same_checkpoint(s2, c2), "strict and CPU checkpoints differ");
+    CHECK(same_checkpoint(s2, c2, m), "strict and CPU checkpoints differ");
 
     /* stop after step 1, resume (state_load uploads into the strict backend), equal to the uninterrupted run */
     setenv("SIMPO_BACKEND", "cpu_strict", 1);
-    Config *cr = fixture_config("resumed");
+    Config *cr = fixture_config(tmpdir, "resumed");
     TrainOptions stop = {1, 1};
     CHECK(train_run(cr, &stop) == 0, "first half");
     CHECK(train_run(cr, &opt) == 0, "resumed half");
     char *r2 = sd_path_join(cr->ckpt_dir, "step-00000002");
-    CHECK(same_checkpoint(s2, r2), "a resumed strict run differs from the uninterrupted one");
+    CHECK(same_checkpoint(s2, r2, m), "a resumed strict run differs from the uninterrupted one");
     CHECK(S->bytes_in_use() == 0, "%zu bytes of strict backend memory left", S->bytes_in_use());
     unsetenv("SIMPO_BACKEND");
 
+    model_free(m);
     free(s1);
     free(s2);
     free(c2);
@@ -359,9 +183,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmpdir)) return 1;
     trainer_checks(exp);
     cJSON_Delete(exp);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (t_fail == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    fixture_remove_tmpdir(tmpdir);
     comm_finalize();
     TEST_END();
 }
