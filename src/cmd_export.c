@@ -5,17 +5,41 @@
 #include <string.h>
 #include "checkpoint.h"
 #include "commands.h"
+#include "config.h"
 #include "model.h"
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR [--shard-gb GB]\n"
+    "usage: simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR [--shard-gb GB] [--tokenizer DIR]\n"
     "  DIR_OR_FILE: a checkpoint.dir (its newest complete checkpoint), a step-NNNNNNNN dir, or its index.h5.\n"
     "  Writes HF_DIR/config.json and model.safetensors (sharded with model.safetensors.index.json above\n"
-    "  --shard-gb, default 5), float32, Hugging Face tensor names.\n";
+    "  --shard-gb, default 5), float32, Hugging Face tensor names, and the tokenizer files (tokenizer.json,\n"
+    "  tokenizer_config.json, special_tokens_map.json, generation_config.json) found in --tokenizer DIR, else in\n"
+    "  the run's data.tokenizer or model.init directory, so HF_DIR loads as a whole model.\n";
+
+/* Copies the tokenizer and generation files of src_dir that exist into out_dir (atomically each); returns how
+ * many. */
+static int copy_tokenizer_files(const char *src_dir, const char *out_dir) {
+    static const char *files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                  "generation_config.json"};
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        char *src = sd_path_join(src_dir, files[i]), *dst = sd_path_join(out_dir, files[i]);
+        size_t len;
+        char *data = sd_file_exists(src) ? sd_read_file(src, &len) : NULL;
+        if (data) {
+            sd_write_file_atomic(dst, data, len);
+            n++;
+        }
+        free(data);
+        free(src);
+        free(dst);
+    }
+    return n;
+}
 
 int cmd_export(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL;
+    const char *ckpt = NULL, *out = NULL, *tok = NULL;
     double shard_gb = 5.0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -25,6 +49,7 @@ int cmd_export(int argc, char **argv) {
         if (i + 1 >= argc) sd_die("export", "unknown argument or missing value: '%s' (see --help)", argv[i]);
         if (!strcmp(argv[i], "--checkpoint")) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer")) tok = argv[++i];
         else if (!strcmp(argv[i], "--shard-gb")) {
             char *end;
             shard_gb = strtod(argv[++i], &end);
@@ -47,7 +72,22 @@ int cmd_export(int argc, char **argv) {
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
     model_export_hf(m, out, (size_t)(shard_gb * 1e9));
-    fprintf(stderr, "simpo_dist: exported %s (step %ld) to %s\n", step_dir, meta->step, out);
+    /* the tokenizer: --tokenizer, else the run's data.tokenizer or model.init (paths as the run resolved them) */
+    Config *c = NULL;
+    if (!tok && meta->config_yaml && *meta->config_yaml) {
+        c = config_load_string(meta->config_yaml, "checkpoint config", ".");
+        tok = c->data_tokenizer ? c->data_tokenizer : c->model_init;
+    }
+    if (tok && !sd_dir_exists(tok)) {
+        if (c) fprintf(stderr, "simpo_dist: note: the run's tokenizer directory %s is not here; no tokenizer files "
+                               "exported (give --tokenizer DIR)\n", tok);
+        else sd_die("export", "--tokenizer %s: not a directory", tok);
+        tok = NULL;
+    }
+    int ntok = tok ? copy_tokenizer_files(tok, out) : 0;
+    fprintf(stderr, "simpo_dist: exported %s (step %ld) to %s%s%s\n", step_dir, meta->step, out,
+            ntok ? ", tokenizer files from " : "", ntok ? tok : "");
+    config_free(c);
     free(host);
     free(where);
     model_free(m);

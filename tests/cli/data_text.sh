@@ -47,6 +47,12 @@ else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(str
 
 # score on text lines (tokenized with --tokenizer) = score on the prepared dataset
 "$BIN" export --checkpoint cfg/out_jsonl --out hf 2>/dev/null || bad "export"
+cmp -s hf/tokenizer.json "$TOK/tokenizer.json" && cmp -s hf/tokenizer_config.json "$TOK/tokenizer_config.json" \
+  && ok "export copies the run's tokenizer files" || bad "tokenizer files: $(ls hf)"
+# the exported directory is a whole model: generate reads weights, tokenizer and chat template from it
+if out=$("$BIN" generate --model hf --tokenizer hf --prompt "What is 2 + 2?" --max-new-tokens 6 2>gen.log) && [ -n "$out" ]; then
+  ok "generate from the exported model and its tokenizer"
+else bad "generate: $(tail -2 gen.log)"; fi
 "$BIN" score --model hf --data cfg/data/text_pairs.jsonl --tokenizer "$TOK" --out s_text.jsonl 2>/dev/null
 "$BIN" score --model hf --data cfg/data/text_pairs.h5 --out s_h5.jsonl 2>/dev/null
 [ "$(wc -l < s_text.jsonl)" = 24 ] && cmp -s s_text.jsonl s_h5.jsonl && ok "score: text lines = prepared dataset" \
