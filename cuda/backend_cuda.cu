@@ -229,6 +229,8 @@ const Backend *backend_cuda(void) {
         b.rope_bwd = cuda_rope_bwd;
         b.attn_fwd = cuda_attn_fwd;
         b.attn_bwd = cuda_attn_bwd;
+        b.gather_rows = cuda_gather_rows;
+        b.scatter_rows = cuda_scatter_rows;
         b.swiglu_fwd = cuda_swiglu_fwd;
         b.swiglu_bwd = cuda_swiglu_bwd;
         b.xent_stats = cuda_xent_stats;

@@ -4,7 +4,7 @@
  * Each cuda_<member> function has exactly the signature and meaning of the Backend member of the same name
  * (see src/backend.h); backend_cuda.cu puts them into the function-pointer table. One concern per file:
  * backend_cuda.cu (memory, device, table), matmul.cu, elementwise.cu (add, scale, sumsq), embed.cu, norm.cu,
- * rope.cu, swiglu.cu, attention.cu, xent.cu, adamw.cu.
+ * rows.cu, rope.cu, swiglu.cu, attention.cu, xent.cu, adamw.cu.
  * Every op enqueues on cu_stream(); see backend_cuda.h for the ordering contract.
  * Reductions are deterministic: fixed trees whose shape depends only on the problem size, never on timing
  * (no float atomics anywhere), so two runs of an op on the same device give bitwise-identical results.
@@ -131,6 +131,8 @@ void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const
 void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                    const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                    int NKV, int HD);
+void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+void cuda_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                      int FF);

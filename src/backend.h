@@ -62,6 +62,13 @@ typedef struct Backend {
     /* dW[ids[n]-V_off,:] += dout[n,:] for ids in the slice. accumulates dW[V_loc,C]. */
     void (*embed_bwd)(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
 
+    /* Row gather / scatter (the LM head works on the rows that predict a response token only): rows[M] are
+     * distinct row indices in [0, N) (backend memory, like every int array). gather_rows writes dst[M,C] with
+     * dst[r,:] = src[rows[r],:] from src[N,C]; scatter_rows writes dst[rows[r],:] = src[r,:] into dst[N,C] and
+     * leaves the other rows of dst untouched. */
+    void (*gather_rows)(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+    void (*scatter_rows)(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+
     /* RMSNorm as HF Llama: rstd[n] = 1/sqrt(mean(x[n,:]^2) + eps), out = x * rstd * w.
      * writes out[N,C], rstd[N]. */
     void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);

@@ -26,6 +26,7 @@ typedef struct Acts {
     float *dx, *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dhs; /* backward scratch */
     int *ids, *pos, *cu, *tg;                   /* backend copies of the batch's index arrays */
     int *rows;                                  /* host: token position of gathered row r */
+    int *rows_dev;                              /* the same in backend memory (gather_rows / scatter_rows) */
     size_t M;                                   /* gathered rows of the current micro-batch */
     int chunk;                                  /* LM-head rows per chunk */
 } Acts;
@@ -154,6 +155,7 @@ static void alloc_acts(Model *m, Acts *a) {
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
     a->tg = m->be->alloc(N * sizeof(int), "targets");
+    a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
     a->rows = sd_alloc(N * sizeof(int), "gathered rows");
 }
@@ -248,6 +250,7 @@ void model_free(Model *m) {
         be->free(a->ids);
         be->free(a->pos);
         be->free(a->tg);
+        be->free(a->rows_dev);
         be->free(a->cu);
         free(a->rows);
     }
@@ -448,9 +451,9 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         }
     a->M = M;
     be->upload(a->tg, tg_host, M * sizeof(int));
+    be->upload(a->rows_dev, a->rows, M * sizeof(int));
     free(tg_host);
-    for (size_t r = 0; r < M; r++)
-        be->copy(a->hs + r * C, a->xf + (size_t)a->rows[r] * C, (size_t)C * sizeof(float));
+    be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, C);
 
     /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
     size_t R = (size_t)a->chunk;
@@ -512,8 +515,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */
         be->zero(a->dtmp, NC * sizeof(float));
-        for (size_t r = 0; r < M; r++)
-            be->copy(a->dtmp + (size_t)a->rows[r] * C, a->dhs + r * C, (size_t)C * sizeof(float));
+        be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, a->M, N, C);
         be->zero(a->dx, NC * sizeof(float));
         be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
     } /* else: the next stage's d(loss)/d(output) was received into dx */

@@ -28,7 +28,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
     /* activations of one slot (fp32): every layer keeps its inputs, norms, q/k/v, attention output and lse, the
      * MLP's gate/up/hidden; then the final norm, the gathered rows, one LM-head chunk of R rows, and the backward's
-     * scratch; plus four int arrays (ids, positions, targets, cu_seqlens) */
+     * scratch; plus five int arrays (ids, positions, targets, gathered rows, cu_seqlens) */
     size_t N = l->max_tokens, R = ((size_t)1 << 22) / V;
     if (R < 16) R = 16;
     if (R > N) R = N;
@@ -36,7 +36,7 @@ MemPlan plan_memory(const PlanLayout *l) {
                     R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
-    p.activations = (size_t)p.slots * (4 * floats + 4 * (4 * N + 1));
+    p.activations = (size_t)p.slots * (4 * floats + 4 * (5 * N + 1));
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
     p.total = p.weights + p.grads + p.optimizer + p.activations + p.other;

@@ -206,6 +206,14 @@ static double strict_sumsq(const float *x, size_t n) {
     const char *OP = "sumsq";
     return g_cpu->sumsq(F(x, n, "x"), n);
 }
+static void strict_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C) {
+    const char *OP = "gather_rows";
+    g_cpu->gather_rows(F(dst, M * (size_t)C, "dst"), F(src, N * (size_t)C, "src"), I(rows, M, "rows"), M, N, C);
+}
+static void strict_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C) {
+    const char *OP = "scatter_rows";
+    g_cpu->scatter_rows(F(dst, N * (size_t)C, "dst"), F(src, M * (size_t)C, "src"), I(rows, M, "rows"), M, N, C);
+}
 static void strict_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
     const char *OP = "embed_fwd";
     g_cpu->embed_fwd(F(out, N * (size_t)C, "out"), I(ids, N, "ids"), F(W, (size_t)V_loc * (size_t)C, "W"), N, C,
@@ -325,6 +333,8 @@ static const Backend g_strict = {
     .add = strict_add,
     .scale = strict_scale,
     .sumsq = strict_sumsq,
+    .gather_rows = strict_gather_rows,
+    .scatter_rows = strict_scatter_rows,
     .embed_fwd = strict_embed_fwd,
     .embed_bwd = strict_embed_bwd,
     .rmsnorm_fwd = strict_rmsnorm_fwd,

@@ -2,7 +2,7 @@
  *
  * Each function here has exactly the signature and meaning of the Backend member of the same name
  * (cpu_<member>); backend_cpu.c puts them into the function-pointer table. One concern per file:
- * matmul.c, norm.c (rmsnorm, embedding), rope.c, attention.c, swiglu.c, xent.c, adamw.c.
+ * matmul.c, rows.c (gather, scatter), norm.c (rmsnorm, embedding), rope.c, attention.c, swiglu.c, xent.c, adamw.c.
  */
 #ifndef SD_CPU_OPS_H
 #define SD_CPU_OPS_H
@@ -11,6 +11,9 @@
 
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                 float alpha, float beta);
+
+void cpu_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+void cpu_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 
 void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
 void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);

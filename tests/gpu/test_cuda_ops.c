@@ -8,7 +8,7 @@
  * Tolerances (normwise: max|gpu - cpu| / max|cpu| over the tensor; fp32 unit roundoff u = 2^-24 ~ 6e-8). Both
  * sides are fp32 with the same formulas; they differ by summation order, fused multiply-adds and CUDA's expf
  * (<= 2 ulp) vs glibc's, so the bounds are a few u times the number of rounding steps, with ~10x margin:
- *   exact (bitwise): memory ops, add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
+ *   exact (bitwise): memory ops, gather_rows, scatter_rows, add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
  *   sumsq 1e-12 relative (double accumulation of exact products, order only)
  *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa)
@@ -274,6 +274,27 @@ static void t_rope(size_t N, int H, int HD, int max_pos) {
     gpu->free(d_pos), gpu->free(d_cs), gpu->free(d_sn), gpu->free(d_x);
 }
 
+/* ---- row gather / scatter (exact) ---- */
+static void t_rows(size_t N, size_t M, int C) {
+    float *src = hrand(N * (size_t)C, -1, 1), *g = hconst(M * (size_t)C, 3.0f), *s = hconst(N * (size_t)C, 5.0f);
+    int *rows = malloc(sizeof(int) * (M ? M : 1));
+    for (size_t r = 0; r < M; r++) rows[r] = (int)((r * 7919 + 3) % N); /* distinct while M <= N and N prime-ish */
+    float *d_src = up(src, N * (size_t)C * 4), *d_g = up(g, M * (size_t)C * 4), *d_s = up(s, N * (size_t)C * 4);
+    int *d_rows = (int *)up(rows, M * sizeof(int));
+    cpu->gather_rows(g, src, rows, M, N, C);
+    gpu->gather_rows(d_g, d_src, d_rows, M, N, C);
+    cpu->scatter_rows(s, g, rows, M, N, C);
+    gpu->scatter_rows(d_s, d_g, d_rows, M, N, C);
+    float *gg = down(d_g, M * (size_t)C), *gs = down(d_s, N * (size_t)C);
+    char what[96];
+    snprintf(what, sizeof what, "gather_rows N=%zu M=%zu C=%d", N, M, C);
+    bitwise(what, gg, g, M * (size_t)C * sizeof(float));
+    snprintf(what, sizeof what, "scatter_rows N=%zu M=%zu C=%d", N, M, C);
+    bitwise(what, gs, s, N * (size_t)C * sizeof(float));
+    free(src), free(g), free(s), free(rows), free(gg), free(gs);
+    gpu->free(d_src), gpu->free(d_g), gpu->free(d_s), gpu->free(d_rows);
+}
+
 /* ---- SwiGLU ---- */
 static void t_swiglu(size_t N, int FF) {
     size_t n = N * (size_t)FF;
@@ -508,6 +529,11 @@ int main(int argc, char **argv) {
         t_rope(130, 4, 64, 300);
         t_rope(37, 8, 128, 64);
         t_rope(5, 3, 16, 8);
+    }
+    if (want("rows")) {
+        t_rows(1, 1, 1);
+        t_rows(101, 40, 257);   /* 7919 r + 3 mod 101: distinct rows */
+        t_rows(4099, 4000, 64);
     }
     if (want("swiglu")) {
         t_swiglu(1, 1);

@@ -47,6 +47,13 @@ static void test_matmul(const Backend *be, int M, int N, int K) {
     free(A), free(B), free(C), free(C0), free(R);
 }
 
+static void gather_out_of_range(void *arg) {
+    const Backend *be = arg;
+    float src[15] = {0}, g[6];
+    int rows[2] = {0, 5};
+    be->gather_rows(g, src, rows, 2, 5, 3);
+}
+
 int main(void) {
     const Backend *be = backend_cpu();
     CHECK(be && be->name && strcmp(be->name, "cpu") == 0, "backend_cpu() names itself cpu");
@@ -141,6 +148,24 @@ int main(void) {
                 err = fmax(err, fabs(dW[v * C + j] - want));
             }
         CHECK(err < 1e-6, "embed_bwd accumulates (duplicates summed, out-of-slice ids ignored): err %.3g", err);
+    }
+    { /* gather_rows / scatter_rows: rows 4, 0, 2 of a 5 x 3 matrix, and back into a matrix of 7s */
+        float src[15], g[9], s[15];
+        int rows[3] = {4, 0, 2};
+        fill(src, 15, -1, 1);
+        be->gather_rows(g, src, rows, 3, 5, 3);
+        int ok = 1;
+        for (int r = 0; r < 3; r++)
+            for (int j = 0; j < 3; j++) ok &= g[r * 3 + j] == src[rows[r] * 3 + j];
+        CHECK(ok, "gather_rows copies the listed rows in order");
+        for (int i = 0; i < 15; i++) s[i] = 7.0f;
+        be->scatter_rows(s, g, rows, 3, 5, 3);
+        ok = 1;
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 3; j++) ok &= s[i * 3 + j] == (i == 1 || i == 3 ? 7.0f : src[i * 3 + j]);
+        CHECK(ok, "scatter_rows writes the listed rows back and leaves the others");
+        CHECK(expect_die(gather_out_of_range, (void *)be, "gather_rows: row 1 is index 5, outside [0, 5)"),
+              "a row index outside the matrix is an error");
     }
     TEST_END();
 }

@@ -38,7 +38,7 @@ for t in "$SRC"/tests/gpu/test_*.c; do
   n=$(basename "$t" .c)
   # shellcheck disable=SC2086
   if [ -n "$only" ] && [ "$n" != "$only" ]; then continue; fi
-  eval cc $cfl $defs $incs -I"$SRC/cuda" -I"$SRC/tests" -I"$SRC/tests/ops" -D_GNU_SOURCE -c "$t" -o "$O/$n.o"
+  eval cc $cfl $defs $incs -I"$SRC/cuda" -I"$SRC/tests" -I"$SRC/tests/ops" -I"$SRC/tests/model" -D_GNU_SOURCE -c "$t" -o "$O/$n.o"
   l=${link/CMakeFiles\/test_tiny_a.dir\/tests\/model\/test_tiny_a.c.o/$O/$n.o ${objs[*]}}
   l=${l/-o test_tiny_a/-o $O/$n}
   eval "$l -lstdc++"
