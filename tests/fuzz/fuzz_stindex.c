@@ -4,8 +4,7 @@
  * Once per process the harness writes a valid sharded directory (two shards, three tensors, through
  * st_write_model with a tiny shard size); each input replaces its index.json. */
 #include <sys/stat.h>
-#include "fuzz_common.h"
-#include "safetensors.h"
+#include "fuzz_st_common.h"
 
 static char dir[96];
 
@@ -30,17 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!f) abort();
     if (size && fwrite(data, 1, size, f) != size) abort();
     fclose(f);
-    static StDir *d;
-    d = NULL;
-    FUZZ_GUARDED({
-        d = st_open_dir(dir);
-        for (int i = 0; i < d->ntensors; i++) {
-            if (d->tensors[i].numel > ((size_t)1 << 20)) continue;
-            float *out = malloc(d->tensors[i].numel * sizeof(float) + 4);
-            st_read_f32(d, &d->tensors[i], out);
-            free(out);
-        }
-    });
-    st_close(d);
+    fz_st_open_and_read(st_open_dir, dir);
     return 0;
 }
