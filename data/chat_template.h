@@ -25,7 +25,7 @@
 
 typedef enum { CHAT_LLAMA3 = 0, CHAT_LLAMA2, CHAT_MISTRAL, CHAT_CHATML, CHAT_GEMMA } ChatFamily;
 
-typedef struct {
+typedef struct ChatMessage {
     const char *role;     /* "system", "user", "assistant" */
     const char *content;
 } ChatMessage;

@@ -62,9 +62,15 @@ void pairs_write_h5(const PairSet *ps, const char *path, const char *tokenizer, 
 PairSet *pairs_load_h5(const char *path, int vocab_size);
 /* Whether path starts with the HDF5 signature. */
 bool pairs_is_h5(const char *path);
+/* A JSON message list [{"role": str, "content": str}, ...] (field names it in errors) into *msgs[*n], views into
+ * the cJSON tree (the array is malloc'd, the caller frees it). Returns false with a message in err when it is not a
+ * non-empty list of such messages (at most 4096). ChatMessage: data/chat_template.h. */
+struct ChatMessage;
+struct cJSON;
+bool pairs_read_messages(const struct cJSON *a, const char *field, struct ChatMessage **msgs, int *n, char *err,
+                         size_t errlen);
 /* One chat/text line (cJSON object) into p->prompt/chosen/rejected. Returns false with a message in err when the
  * line is malformed (missing field, wrong type, empty response, rejected by the template). (data/pairs_text.c) */
-struct cJSON;
 bool pair_from_text(const struct cJSON *obj, const PairsFormat *fmt, const char *where, Pair *p, char *err,
                     size_t errlen);
 void pairs_free(PairSet *ps);

@@ -27,25 +27,8 @@ SD_PRINTF(3, 4) static bool fail(char *err, size_t errlen, const char *fmt, ...)
     return false;
 }
 
-/* A JSON message list [{"role": str, "content": str}, ...] into views (strings borrowed from the cJSON tree). */
 static bool read_messages(const cJSON *a, const char *field, Messages *out, char *err, size_t errlen) {
-    int n = cJSON_GetArraySize(a);
-    if (n <= 0) return fail(err, errlen, "field '%s': expected a non-empty list of messages", field);
-    if (n > MAX_MESSAGES) return fail(err, errlen, "field '%s': %d messages (at most %d)", field, n, MAX_MESSAGES);
-    out->m = sd_calloc((size_t)n, sizeof(ChatMessage), "messages");
-    out->n = n;
-    int i = 0;
-    for (const cJSON *e = a->child; e; e = e->next, i++) {
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "role"), *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!cJSON_IsObject(e) || !cJSON_IsString(r) || !cJSON_IsString(c)) {
-            free(out->m);
-            out->m = NULL;
-            return fail(err, errlen, "field '%s': message %d needs string 'role' and 'content'", field, i + 1);
-        }
-        out->m[i].role = r->valuestring;
-        out->m[i].content = c->valuestring;
-    }
-    return true;
+    return pairs_read_messages(a, field, &out->m, &out->n, err, errlen);
 }
 
 static bool is_blank(const char *s) {
@@ -164,6 +147,29 @@ static bool text_line(const cJSON *obj, const PairsFormat *f, Pair *p, char *err
     return (p->prompt = encode(f, s[0], &p->n_prompt, "prompt", err, errlen)) &&
            (p->chosen = encode(f, s[1], &p->n_chosen, "chosen", err, errlen)) &&
            (p->rejected = encode(f, s[2], &p->n_rejected, "rejected", err, errlen));
+}
+
+bool pairs_read_messages(const cJSON *a, const char *field, ChatMessage **msgs, int *n_out, char *err,
+                         size_t errlen) {
+    int n = cJSON_GetArraySize(a);
+    *msgs = NULL;
+    *n_out = 0;
+    if (!cJSON_IsArray(a) || n <= 0) return fail(err, errlen, "field '%s': expected a non-empty list of messages", field);
+    if (n > MAX_MESSAGES) return fail(err, errlen, "field '%s': %d messages (at most %d)", field, n, MAX_MESSAGES);
+    ChatMessage *m = sd_calloc((size_t)n, sizeof(ChatMessage), "messages");
+    int i = 0;
+    for (const cJSON *e = a->child; e; e = e->next, i++) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "role"), *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!cJSON_IsObject(e) || !cJSON_IsString(r) || !cJSON_IsString(c)) {
+            free(m);
+            return fail(err, errlen, "field '%s': message %d needs string 'role' and 'content'", field, i + 1);
+        }
+        m[i].role = r->valuestring;
+        m[i].content = c->valuestring;
+    }
+    *msgs = m;
+    *n_out = n;
+    return true;
 }
 
 bool pair_from_text(const cJSON *obj, const PairsFormat *f, const char *where, Pair *p, char *err, size_t errlen) {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# scripts/gpu_check.sh [--sanitize] — the one command a GPU session runs on the device machine (docs/gpu.md):
+# scripts/gpu_check.sh [--sanitize] [--bench-tokenizer] — the one command a GPU session runs on the device machine (docs/gpu.md):
 # builds the GPU tests with CUDA (Release, build-gpu/) and runs `ctest -L gpu`. Logs go to $OUT/gpu_check/ when
 # OUT is set (the device tool brings $OUT back), else build-gpu/gpu_check/. With --sanitize it then runs
 # test_cuda_ops under compute-sanitizer (memcheck on all sections, racecheck on attention), which takes minutes.
@@ -28,13 +28,21 @@ if grep -q "Skipped" "$LOG/ctest.log"; then
   echo "gpu_check: the GPU tests were SKIPPED: no CUDA device visible"
   exit 2
 fi
-if [ "${1:-}" = "--sanitize" ] && command -v compute-sanitizer >/dev/null; then
+if [[ " $* " == *" --sanitize "* ]] && command -v compute-sanitizer >/dev/null; then
   env SIMPO_GPU_SKIP_PERF=1 OMP_NUM_THREADS=8 SIMPO_FIXTURES="$PWD/tests/fixtures" \
     compute-sanitizer --tool memcheck --error-exitcode 3 build-gpu/test_cuda_ops > "$LOG/memcheck.log" 2>&1
   echo "gpu_check: memcheck exit $? ($(grep -c "Invalid" "$LOG/memcheck.log") invalid accesses)"
   env SIMPO_GPU_SKIP_PERF=1 OMP_NUM_THREADS=8 \
     compute-sanitizer --tool racecheck --error-exitcode 3 build-gpu/test_cuda_ops attn > "$LOG/racecheck.log" 2>&1
   echo "gpu_check: racecheck exit $? ($(grep -c "hazard" "$LOG/racecheck.log") hazard lines)"
+fi
+# --bench-tokenizer (any position): our tokenizer against Python's HF `tokenizers`, which the device machine has
+# (docs/performance.md); needs third_party/tokenizers carried along (it is git-ignored).
+if [[ " $* " == *" --bench-tokenizer "* ]] && [ -f third_party/tokenizers/llama3/tokenizer.json ]; then
+  cmake --build build-gpu -j"$(nproc)" --target tokenizer_bench >> "$LOG/build.log" 2>&1 &&
+    TOKENIZER_BENCH=build-gpu/bench/tokenizer_bench SIMPO_BENCH_NO_FETCH=1 bash bench/tokenizer_bench.sh \
+      > "$LOG/tokenizer_bench.json" 2>&1
+  echo "gpu_check: tokenizer bench: $(tail -1 "$LOG/tokenizer_bench.json")"
 fi
 echo "gpu_check: ctest exit $rc after $(( $(date +%s) - start )) s (logs: $LOG)"
 exit $(( rc != 0 ))

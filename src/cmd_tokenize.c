@@ -9,6 +9,7 @@
 #include <string.h>
 #include "chat_template.h"
 #include "commands.h"
+#include "pairs.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -69,18 +70,12 @@ int cmd_tokenize(int argc, char **argv) {
             if (!cJSON_IsString(t)) sd_die(where, "field 'text' is missing or not a string");
             add_ids(o, tok, "ids", t->valuestring, where);
         } else {
-            const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "messages");
-            int n = cJSON_GetArraySize(ms);
-            if (!cJSON_IsArray(ms) || n < 1) sd_die(where, "field 'messages': expected a non-empty list of messages");
-            ChatMessage *m = sd_calloc((size_t)n, sizeof *m, "messages");
-            int i = 0;
-            for (const cJSON *e = ms->child; e; e = e->next, i++) {
-                const cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "role"),
-                            *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-                if (!cJSON_IsString(r) || !cJSON_IsString(c))
-                    sd_die(where, "field 'messages': message %d needs string 'role' and 'content'", i + 1);
-                m[i].role = r->valuestring, m[i].content = c->valuestring;
-            }
+            ChatMessage *m;
+            int n;
+            char err[256];
+            if (!pairs_read_messages(cJSON_GetObjectItemCaseSensitive(o, "messages"), "messages", &m, &n, err,
+                                     sizeof err))
+                sd_die(where, "%s", err);
             char *p = chat_render_prompt(ct, m, n - 1, true, where), *r = chat_render_response(ct, m[n - 1].content);
             add_ids(o, tok, "prompt_ids", p, where);
             add_ids(o, tok, "response_ids", r, where);
