@@ -11,3 +11,18 @@ run_case() {
   if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
   "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
 }
+# setup_tied NAME: $TMP/NAME as the current directory with the fixture's pairs and base.yaml, a random-init
+# 4-layer model with tied embeddings (the case where the last pipeline stage mirrors the first stage's embedding).
+setup_tied() {
+  mkdir -p "$TMP/$1" && cd "$TMP/$1" && cp "$FIX/tiny-a/pairs.jsonl" .
+  cat > base.yaml <<'YAML'
+model:
+  seed: 3
+  config: {vocab_size: 384, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 4, num_attention_heads: 4,
+           num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true, initializer_range: 0.1}
+data: {train: pairs.jsonl, max_length: 64, max_prompt_length: 32, shuffle: true}
+optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1, weight_decay: 0.01}
+train: {global_batch_pairs: 4, micro_batch_pairs: 1, max_steps: 3, seed: 5}
+checkpoint: {dir: out}
+YAML
+}

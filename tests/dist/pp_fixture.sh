@@ -25,17 +25,7 @@ SIMPO_TRACE=pp $MPI 2 "$BIN" run.yaml 2> trace.log
   && ok "trace: 6 micro-batches x 2 steps cross each stage boundary both ways" || bad "trace: $(head -5 trace.log)"
 
 # tied embeddings across stages, 4 layers
-mkdir -p "$TMP/tied" && cd "$TMP/tied" && cp "$FIX/tiny-a/pairs.jsonl" .
-cat > base.yaml <<'YAML'
-model:
-  seed: 3
-  config: {vocab_size: 384, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 4, num_attention_heads: 4,
-           num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true, initializer_range: 0.1}
-data: {train: pairs.jsonl, max_length: 64, max_prompt_length: 32, shuffle: true}
-optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1, weight_decay: 0.01}
-train: {global_batch_pairs: 4, micro_batch_pairs: 1, max_steps: 3, seed: 5}
-checkpoint: {dir: out}
-YAML
+setup_tied tied
 "$BIN" base.yaml 2> one.log && "$BIN" export --checkpoint out --out ref 2>/dev/null && ok "tied 1-rank reference" || bad "tied ref: $(tail -3 one.log)"
 sd=ref/model.safetensors
 for layout in "pp4:4:{pp: 4}" "pp2tp2:4:{pp: 2, tp: 2}" "pp2dp2z2:4:{pp: 2, zero: 2}" "pp3:3:{pp: 3}"; do

@@ -22,17 +22,7 @@ $MPI 4 "$BIN" a.yaml --stop-at-step 1 2> a.log && $MPI 2 "$BIN" b.yaml 2> b.log 
   && "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "strict tp2 pp2 -> dp2 zero2" || bad "strict a2b: $(tail -2 a.log b.log)"
 
 # tied embeddings: the last stage's mirror of the embedding gets the first stage's gradient (sendrecv + add)
-mkdir -p "$TMP/s_tied" && cd "$TMP/s_tied" && cp "$FIX/tiny-a/pairs.jsonl" .
-cat > base.yaml <<'YAML'
-model:
-  seed: 3
-  config: {vocab_size: 384, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 4, num_attention_heads: 4,
-           num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true, initializer_range: 0.1}
-data: {train: pairs.jsonl, max_length: 64, max_prompt_length: 32, shuffle: true}
-optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1, weight_decay: 0.01}
-train: {global_batch_pairs: 4, micro_batch_pairs: 1, max_steps: 3, seed: 5}
-checkpoint: {dir: out}
-YAML
+setup_tied s_tied
 SIMPO_BACKEND=cpu "$BIN" base.yaml 2> one.log && "$BIN" export --checkpoint out --out ref 2>/dev/null \
   && ok "tied 1-rank CPU reference" || bad "tied ref: $(tail -3 one.log)"
 for layout in "pp2:2:{pp: 2}" "pp2tp2:4:{pp: 2, tp: 2}"; do

@@ -5,7 +5,7 @@
  * encodes), a few merges, and Llama 3's special tokens as added tokens, so no file outside the harness is read. */
 #include "chat_template.h"
 #include "fuzz_common.h"
-#include "pairs.h"
+#include "fuzz_pairs_common.h"
 #include "tokenizer.h"
 
 static Tokenizer *tok;
@@ -57,12 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         PairsFormat f = {formats[k], tok, k == 0 ? chat : NULL, 260};
         int rejected = FUZZ_GUARDED({
             ps = pairs_load_jsonl_fmt(p, &f);
-            pairs_truncate(ps, 64, 32);
-            size_t idx[4];
-            int n = ps->n < 4 ? (int)ps->n : 4;
-            for (int i = 0; i < n; i++) idx[i] = (size_t)i;
-            MicroBatch *mb = microbatch_pack(ps, idx, n);
-            microbatch_free(mb);
+            fz_truncate_and_pack(ps);
         });
         if (getenv("SD_FUZZ_VERBOSE")) fprintf(stderr, "format %s: %s\n", formats[k], rejected ? "rejected" : "loaded");
         pairs_free(ps);

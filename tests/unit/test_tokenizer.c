@@ -229,41 +229,34 @@ static void test_llama2(const Tokenizer *t) {
 }
 
 /* Long words: llama2 has no pre-tokenizer (a whole text is one word), and a long run of letters is one llama3
- * pre-token. The heap merge keeps both near-linear. */
+ * pre-token. The heap merge keeps both near-linear; how long they take is printed, not asserted (timing targets
+ * live in bench/; a quadratic merge would run into the test's ctest timeout). One text through one tokenizer:
+ * ids must come back, a one-word text must merge (fewer than len/2 ids), and decode must give the text back. */
+static void long_case(const Tokenizer *t, const char *name, const char *what, const char *s, size_t len,
+                      bool one_word) {
+    if (!t) return;
+    double t0 = sd_now();
+    size_t n = 0;
+    int *ids = tokenizer_encode(t, s, len, &n, NULL, 0);
+    printf("long %s (%s): %zu ids in %.2f s\n", what, name, n, sd_now() - t0);
+    CHECK(ids && n > 0 && (!one_word || n < len / 2), "long %s (%s): %zu ids", what, name, n);
+    char *back = ids ? tokenizer_decode(t, ids, n) : NULL;
+    CHECK(back && strcmp(back, s) == 0, "long %s round trip (%s)", what, name);
+    free(back);
+    free(ids);
+}
+
 static void test_long(const Tokenizer *l3, const Tokenizer *l2) {
     size_t len = 200000;
     char *s = sd_alloc(len + 1, "long");
     const char *base = "the quick brown fox jumps over the lazy dog; ";
     for (size_t i = 0; i < len; i++) s[i] = base[i % strlen(base)];
     s[len] = 0;
-    for (int k = 0; k < 2; k++) {
-        const Tokenizer *t = k ? l2 : l3;
-        if (!t) continue;
-        double t0 = sd_now();
-        size_t n;
-        int *ids = tokenizer_encode(t, s, len, &n, NULL, 0);
-        double dt = sd_now() - t0;
-        CHECK(ids && n > 0 && dt < 5.0, "long text (%s): %zu ids in %.2f s", k ? "llama2" : "llama3", n, dt);
-        char *back = ids ? tokenizer_decode(t, ids, n) : NULL;
-        CHECK(back && strcmp(back, s) == 0, "long text round trip (%s)", k ? "llama2" : "llama3");
-        free(back);
-        free(ids);
-    }
+    long_case(l3, "llama3", "text", s, len, false);
+    long_case(l2, "llama2", "text", s, len, false);
     memset(s, 'a', len); /* one 200k-letter word */
-    for (int k = 0; k < 2; k++) {
-        const Tokenizer *t = k ? l2 : l3;
-        if (!t) continue;
-        double t0 = sd_now();
-        size_t n;
-        int *ids = tokenizer_encode(t, s, len, &n, NULL, 0);
-        double dt = sd_now() - t0;
-        CHECK(ids && n > 0 && n < len / 2 && dt < 5.0, "long word (%s): %zu ids in %.2f s", k ? "llama2" : "llama3",
-              n, dt);
-        char *back = ids ? tokenizer_decode(t, ids, n) : NULL;
-        CHECK(back && strcmp(back, s) == 0, "long word round trip");
-        free(back);
-        free(ids);
-    }
+    long_case(l3, "llama3", "word", s, len, true);
+    long_case(l2, "llama2", "word", s, len, true);
     free(s);
 }
 
