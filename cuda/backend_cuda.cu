@@ -26,6 +26,7 @@ static struct {
     int smem_optin;
     char name[320];
     size_t in_use;
+    size_t peak_in_use; /* high-water mark of in_use */
     Block *blocks; /* live allocations (host table) */
     size_t nblocks, cap;
 } g;
@@ -138,6 +139,7 @@ static void *cuda_alloc(size_t bytes, const char *what) {
     g.blocks[g.nblocks].bytes = bytes;
     g.nblocks++;
     g.in_use += bytes;
+    if (g.in_use > g.peak_in_use) g.peak_in_use = g.in_use;
     return p;
 }
 
@@ -195,6 +197,14 @@ void *cu_scratch(size_t bytes, const char *what) {
                g.name, fr >> 20, tot >> 20, cudaGetErrorString(e));
     }
     return p;
+}
+size_t cuda_peak_bytes(void) {
+    if (!g.ready) return 0;
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g.device));
+    uint64_t high = 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    return g.peak_in_use + (size_t)high;
 }
 void cu_scratch_free(void *p) {
     if (p) CUDA_CHECK(cudaFreeAsync(p, g.stream));

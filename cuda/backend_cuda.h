@@ -35,6 +35,10 @@ const Backend *backend_cuda(void);
 const char *cuda_device_name(void);
 /* Waits for every op enqueued so far. */
 void cuda_synchronize(void);
+/* Peak device bytes: the high-water mark of the backend's allocations plus that of the op scratch pool (two
+ * maxima that may come at different times, so at most a slight overestimate); comparable to torch's
+ * max_memory_allocated. 0 before backend_cuda(). */
+size_t cuda_peak_bytes(void);
 /* The cudaStream_t (as void *) the backend enqueues its work on; valid after backend_cuda(). */
 void *cuda_stream(void);
 

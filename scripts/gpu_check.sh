@@ -15,7 +15,7 @@ if [ -f .device-debs/use.sh ] && [[ "${CPATH:-}" != */tmp/deps* ]]; then . .devi
 { nvidia-smi; nvcc --version; cmake --version; } > "$LOG/env.txt" 2>&1
 start=$(date +%s)
 if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release &&
-       cmake --build build-gpu -j"$(nproc)" --target test_cuda_ops test_cuda_model simpo_dist; } > "$LOG/build.log" 2>&1; then
+       cmake --build build-gpu -j"$(nproc)" --target test_cuda_ops test_cuda_model simpo_dist check_params; } > "$LOG/build.log" 2>&1; then
   tail -40 "$LOG/build.log"
   echo "gpu_check: BUILD FAILED (log: $LOG/build.log)"
   exit 1

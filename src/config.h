@@ -76,6 +76,7 @@ typedef struct {
     char *ckpt_dir;             /* checkpoint.dir (default "out") */
     long ckpt_every_steps;      /* checkpoint.every_steps (default 0: only at the end) */
     int ckpt_keep;              /* checkpoint.keep (default 0: keep all) */
+    bool ckpt_final;            /* checkpoint.final (default true: checkpoint after the last step) */
 
     /* log: */
     long log_every_steps;       /* log.every_steps (default 1) */

@@ -400,7 +400,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                     (int)sig, t->optim->step);
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
                                                              (int)mbp, sm.comm);
-        if (last || stop || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
+        if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
         comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* checkpoint traffic is not the step's */
         if (stop && !last) {
@@ -408,6 +408,11 @@ int train_run(const Config *c, const TrainOptions *opt) {
             break;
         }
     }
+#ifdef SIMPO_HAVE_CUDA
+    if (!strcmp(m->be->name, "cuda"))
+        fprintf(stderr, "simpo_dist: rank %d peak device memory %.2f GiB\n", g->rank,
+                (double)cuda_peak_bytes() / 1073741824.0);
+#endif
     free(idx);
     free(t->order);
     free(t->metrics_path);

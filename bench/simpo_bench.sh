@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# simpo_bench.sh — one SimPO training step of simpo_dist against the PyTorch peer (bench/peer/torch_simpo.py, a
+# copy of ../shared/bench/torch_simpo.py), the same work in the same call: random-init Llama shapes, `pairs`
+# preference pairs of 2048 tokens each side (first quarter prompt), AdamW, beta 2.5, gamma 1.375.
+#
+# Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
+#                                  [--recompute] [--peer] [--peer-eager] [--device cuda|cpu] [--out DIR]
+# Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
+# 4 pairs of 64 tokens). Needs build/simpo_dist (SIMPO_DIST=path overrides). --peer also runs the torch.compile
+# peer (python: PEER_PY, default /opt/torch/.venv/bin/python3 when present, else python3; --peer-eager adds the
+# eager run). Prints one JSON line per run and, with --peer, one with the ratios:
+#   impl, shape, params, pairs, seqlen, step_s (mean of the timed steps), tok_s (chosen + rejected tokens, prompts
+#   included, as the peer counts), tflops and mfu (matmul FLOPs actually done, formula below, over the step time
+#   and the dense bf16 peak PEAK_TFLOPS, default 989 for the H100 SXM datasheet), peak_gib.
+# Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token, per layer
+#   2 * (C*(NH+2*NKV)*HD + NH*HD*C + 3*C*FF) forward, plus causal attention 2 * 2 * sum_s(s*(s+1)/2) * NH*HD
+#   per layer over sequences; the LM head 2 * C * V on the rows that predict a response token only (simpo_dist
+#   never forms logits elsewhere; the peer forms them on every row, its count is the same formula on all rows);
+#   backward = 2 x forward.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; peer=0; peer_eager=0; device=cuda; out=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --shapes) shapes=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --warm) warm=$2; shift 2 ;;
+    --dtype) dtype=$2; shift 2 ;;
+    --recompute) recompute=true; shift ;;
+    --peer) peer=1; shift ;;
+    --peer-eager) peer_eager=1; peer=1; shift ;;
+    --device) device=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "simpo_bench.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+bin=${SIMPO_DIST:-$root/build/simpo_dist}
+[ -x "$bin" ] || { echo "simpo_bench.sh: no $bin (build first, or set SIMPO_DIST)" >&2; exit 1; }
+work=${out:-$(mktemp -d /tmp/simpo_bench.XXXXXX)}
+mkdir -p "$work"
+peak=${PEAK_TFLOPS:-989}
+
+# shape -> "C FF L NH NKV V tied pairs seqlen"
+shape_args() {
+  case $1 in
+    1b) echo "2048 8192 16 32 8 128256 true 4 2048" ;;
+    8b-4l) echo "4096 14336 4 32 8 128256 false 2 2048" ;;
+    tiny) echo "64 176 2 4 2 512 true 4 64" ;;
+    *) echo "simpo_bench.sh: unknown shape '$1' (1b, 8b-4l, tiny)" >&2; exit 2 ;;
+  esac
+}
+
+for shape in $shapes; do
+  read -r C FF L NH NKV V tied pairs seq <<< "$(shape_args "$shape")"
+  dir=$work/$shape; rm -rf "$dir"; mkdir -p "$dir"
+  n=$(( (steps + warm) * pairs )); prompt=$(( seq / 4 )); resp=$(( seq - prompt ))
+  # random ids in [3, V): pairs of prompt + response = seq tokens on each side, nothing truncated
+  awk -v n="$n" -v p="$prompt" -v r="$resp" -v V="$V" 'BEGIN { srand(1);
+    for (i = 0; i < n; i++) { printf "{\"prompt_ids\": ["; for (j = 0; j < p; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3));
+      for (s = 0; s < 2; s++) { printf "], \"%s_ids\": [", (s ? "rejected" : "chosen");
+        for (j = 0; j < r; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3)) }
+      printf "]}\n" } }' > "$dir/pairs.jsonl"
+  cat > "$dir/run.yaml" <<EOF
+model:
+  seed: 0
+  dtype: $dtype
+  config: {vocab_size: $V, hidden_size: $C, intermediate_size: $FF, num_hidden_layers: $L,
+           num_attention_heads: $NH, num_key_value_heads: $NKV, max_position_embeddings: $seq,
+           rms_norm_eps: 1.0e-5, rope_theta: 500000.0, initializer_range: 0.02, tie_word_embeddings: $tied,
+           bos_token_id: 1, eos_token_id: 2}
+device: $device
+data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false}
+loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
+optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
+train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm ))$( [ "$recompute" = true ] && echo ", recompute: true")}
+checkpoint: {dir: out, final: false}
+log: {every_steps: 1}
+EOF
+  if ! (cd "$dir" && "$bin" run.yaml) > "$dir/log.txt" 2>&1; then
+    tail -20 "$dir/log.txt" >&2
+    echo "{\"impl\": \"simpo_dist\", \"shape\": \"$shape\", \"error\": \"run failed, log $dir/log.txt\"}"
+    continue
+  fi
+  params=$(sed -n 's/.*layers, \([0-9]*\) parameters.*/\1/p' "$dir/log.txt" | head -1)
+  peakg=$(sed -n 's/.*peak device memory \([0-9.]*\) GiB.*/\1/p' "$dir/log.txt" | head -1)
+  python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" <<'EOF'
+import json, sys
+path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
+peakg, peak, dtype, recompute = sys.argv[13:17]
+warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
+rows = [json.loads(l) for l in open(path)]
+timed = [r for r in rows if r["step"] > warm]
+step_s = sum(r["tokens"] / r["tokens_per_s"] for r in timed) / len(timed)
+toks = timed[0]["tokens"]
+HD = C // NH
+n_seq, resp = 2 * pairs, seq - seq // 4
+lin = 2 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L * toks
+attn = 2 * 2 * n_seq * (seq * (seq + 1) // 2) * NH * HD * L
+head = 2 * C * V * n_seq * resp
+flops = 3 * (lin + attn + head)
+tfl = flops / step_s / 1e12
+print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute == "true", shape=shape,
+                      params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
+                      tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),
+                      peak_gib=None if peakg == "null" else float(peakg))), flush=True)
+EOF
+done | tee "$work/simpo.jsonl"
+
+[ "$peer" = 1 ] || exit 0
+py=${PEER_PY:-}
+[ -n "$py" ] || { [ -x /opt/torch/.venv/bin/python3 ] && py=/opt/torch/.venv/bin/python3 || py=python3; }
+if ! "$py" -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null; then
+  echo "simpo_bench.sh: $py has no torch + transformers with CUDA: peer skipped" >&2; exit 0
+fi
+PYTHONPATH=$root/bench/peer "$py" - "$shapes" "$peer_eager" <<'EOF' | tee "$work/peer.jsonl"
+import json, sys
+import torch_simpo as T
+shapes, eager = sys.argv[1].split(), sys.argv[2] == "1"
+print(json.dumps(dict(peak_gemm_tflops=round(T.peak_gemm(), 1), gpu=T.torch.cuda.get_device_name())), flush=True)
+for s in shapes:
+    if s not in T.SHAPES: continue
+    for comp in ([False] if eager else []) + [True]:
+        try:
+            T.run(s, {"1b": 4, "8b-4l": 2}[s], 2048, comp)
+        except Exception as e:
+            print(json.dumps(dict(impl="torch-compile" if comp else "torch-eager", shape=s, error=repr(e)[:300])), flush=True)
+EOF
+python3 - "$work/simpo.jsonl" "$work/peer.jsonl" <<'EOF'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+peer = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+for o in ours:
+    for p in peer:
+        if p.get("shape") == o["shape"] and p.get("impl") == "torch-compile" and "tok_s" in p and "tok_s" in o:
+            print(json.dumps(dict(shape=o["shape"], vs="torch-compile", tok_s_ratio=round(o["tok_s"] / p["tok_s"], 3),
+                                  peak_mem_ratio=None if o.get("peak_gib") is None else
+                                  round(o["peak_gib"] / p["peak_gib"], 3))))
+EOF
