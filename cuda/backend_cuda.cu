@@ -23,6 +23,7 @@ static struct {
     cudaStream_t stream;
     cublasHandle_t blas;
     bool tf32;
+    bool bf16; /* set_matmul_bf16 */
     int smem_optin;
     char name[320];
     size_t in_use;
@@ -34,6 +35,8 @@ static struct {
 cudaStream_t cu_stream(void) { return g.stream; }
 cublasHandle_t cu_blas(void) { return g.blas; }
 bool cu_tf32(void) { return g.tf32; }
+bool cu_bf16(void) { return g.bf16; }
+static void cuda_set_matmul_bf16(bool on) { g.bf16 = on; }
 int cu_smem_optin(void) { return g.smem_optin; }
 
 bool cuda_device_available(void) {
@@ -228,6 +231,7 @@ const Backend *backend_cuda(void) {
         b.upload = cu_upload;
         b.download = cu_download;
         b.matmul = cuda_matmul;
+        b.set_matmul_bf16 = cuda_set_matmul_bf16;
         b.add = cuda_add;
         b.scale = cuda_scale;
         b.sumsq = cuda_sumsq;

@@ -55,6 +55,7 @@ static inline const char *cu_base(const char *path) {
 cudaStream_t cu_stream(void);
 cublasHandle_t cu_blas(void);
 bool cu_tf32(void);                 /* SIMPO_CUDA_TF32=1 */
+bool cu_bf16(void);                 /* the bf16 mode (backend.h set_matmul_bf16): matmul and attention on tensor cores */
 int cu_smem_optin(void);            /* max dynamic shared memory per block (bytes) after opt-in */
 /* Scratch for one op: stream-ordered (cudaMallocAsync / cudaFreeAsync on cu_stream()), so taking and releasing
  * it inside an op costs no synchronisation. Not counted in bytes_in_use (like the CPU ops' malloc scratch). */

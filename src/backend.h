@@ -49,6 +49,13 @@ typedef struct Backend {
     void (*matmul)(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                    float alpha, float beta);
 
+    /* Matmul precision, process-wide (model.dtype: bf16): while on, matmul rounds every element of A and B to
+     * bfloat16 (round to nearest even) and accumulates their products in fp32 (exact products: tensor cores on a
+     * GPU, an emulation on the CPU that is the reference for it); C, alpha and beta stay fp32. The CUDA backend
+     * also runs attention on tensor cores then (bf16 q, k, v and probabilities, fp32 softmax statistics).
+     * Default off (fp32). NULL: the backend has fp32 matmuls only. */
+    void (*set_matmul_bf16)(bool on);
+
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);
     /* x[i] *= s */

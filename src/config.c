@@ -91,6 +91,9 @@ static const KeySpec KEYS[] = {
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
     {"train.nonfinite", K_ENUM, F(nonfinite_skip), "stop", U, U, 0, 0, "stop|skip",
      "a non-finite loss or gradient norm: stop with an error naming the tensor, or skip the update"},
+    {"train.recompute", K_BOOL, F(recompute), "false", U, U, 0, 0, NULL,
+     "activation recomputation per layer: keep each layer's input only and rerun its forward in the backward "
+     "(less activation memory, about a third more layer FLOPs)"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

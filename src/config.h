@@ -71,6 +71,7 @@ typedef struct {
     double epochs;              /* train.epochs (default 1) */
     long seed;                  /* train.seed (default 0): data shuffling */
     int nonfinite_skip;         /* train.nonfinite: stop (0, default) | skip (1) */
+    bool recompute;             /* train.recompute (default false): save layer inputs only, rerun layers backward */
 
     /* checkpoint: */
     char *ckpt_dir;             /* checkpoint.dir (default "out") */

@@ -6,6 +6,8 @@
  * Only positions that predict a response token reach the LM head: their final hidden rows are gathered, the
  * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
  * so [tokens x vocab] logits never exist.
+ * With recompute (model_create_ex) a slot saves only each block's input x; the backward of a block first reruns
+ * its forward up to h (layer_forward_to_hidden, the very code the forward ran) into the model's one working area.
  */
 #include "model.h"
 #include <math.h>
@@ -16,10 +18,13 @@
 #include "tp.h"
 #include "util.h"
 
-/* Saved activations of one micro-batch, carved from one allocation sized for max_tokens (shapes per layer). */
+/* Saved activations of one micro-batch, carved from one allocation sized for max_tokens (shapes per layer).
+ * Under recompute the layer intermediates (rstd1 .. h) are views of the model's shared working area, one layer
+ * deep ([1][...]), and only the layer inputs x stay [L][...] in the slot. */
 typedef struct Acts {
     float *base;
-    float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...] */
+    float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
+    float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...], or [1][...] shared */
     float *xL, *rstdf, *xf;                     /* final residual [N,C], rstd [N], normed [N,C] */
     float *hs, *lse_row;                        /* gathered rows [M,C], their log-sum-exp [M] */
     float *logits, *mx, *se, *tgt, *gchunk;     /* LM head chunk [R,V], [R] x4 */
@@ -128,23 +133,43 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
     if (!*lm) *lm = *embed; /* tied, one stage */
 }
 
+/* floats per token of one layer's intermediates besides its input: rstd1/2, ln1/2, q, k, v, att, lse, x2, g, u, h
+ * (what recompute drops from every slot and keeps once, in the working area; plan.c restates it) */
+static size_t layer_work_per_token(const Model *m) {
+    size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
+    return C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + (size_t)m->FF_loc * 3;
+}
+
+#define TAKE(ptr, cnt) (ptr = c, c += (cnt))
+/* points a's layer intermediates at nl layers' worth of them carved from *cursor (advanced past them) */
+static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) {
+    size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
+           FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
+    float *c = *cursor;
+    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * C);
+    TAKE(a->q, nl * N * QD); TAKE(a->k, nl * N * KD); TAKE(a->v, nl * N * KD);
+    TAKE(a->att, nl * N * QD); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
+    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * C);
+    TAKE(a->g, nl * N * FF); TAKE(a->u, nl * N * FF); TAKE(a->h, nl * N * FF);
+    *cursor = c;
+}
+
 static void alloc_acts(Model *m, Acts *a) {
     size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
-           KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, V = (size_t)m->V_loc;
+           KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, V = (size_t)m->V_loc;
     size_t rows = lmhead_chunk_rows(m->V_loc);
     a->chunk = (int)(rows < m->max_tokens ? rows : m->max_tokens); /* never more rows than a micro-batch has */
     size_t R = (size_t)a->chunk;
-    size_t per_layer = N * (C * 4 + 2 + QD * 2 + KD * 2 + NH + FF * 3);
-    size_t total = L * per_layer + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
+    size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
+    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
                    N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C);
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
-#define TAKE(ptr, cnt) (ptr = c, c += (cnt))
-    TAKE(a->x, L * N * C); TAKE(a->rstd1, L * N); TAKE(a->ln1, L * N * C);
-    TAKE(a->q, L * N * QD); TAKE(a->k, L * N * KD); TAKE(a->v, L * N * KD);
-    TAKE(a->att, L * N * QD); TAKE(a->lse, L * N * NH); TAKE(a->x2, L * N * C);
-    TAKE(a->rstd2, L * N); TAKE(a->ln2, L * N * C);
-    TAKE(a->g, L * N * FF); TAKE(a->u, L * N * FF); TAKE(a->h, L * N * FF);
+    TAKE(a->x, L * N * C);
+    if (m->recompute) {
+        float *w = m->work; /* every slot's views of the one shared layer */
+        take_layer_work(m, a, &w, 1);
+    } else take_layer_work(m, a, &c, L);
     TAKE(a->xL, N * C); TAKE(a->rstdf, N); TAKE(a->xf, N * C);
     TAKE(a->hs, N * C); TAKE(a->lse_row, N);
     TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
@@ -172,7 +197,7 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
 }
 
 static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                     int nslots, bool with_grads) {
+                     int nslots, bool with_grads, bool recompute) {
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -227,6 +252,10 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     free(cs);
     free(sn);
     m->nslots = nslots > 0 ? nslots : 1;
+    m->recompute = recompute;
+    if (recompute) /* before the slots: they point their layer intermediates into it */
+        m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
+                            "recompute working area");
     m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
     for (int i = 0; i < m->nslots; i++) alloc_acts(m, &m->acts[i]);
     return m;
@@ -234,11 +263,16 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
 
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots) {
-    return create(mc, be, max_tokens, grid, nslots, true);
+    return create(mc, be, max_tokens, grid, nslots, true, false);
+}
+
+Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                       int nslots, bool recompute) {
+    return create(mc, be, max_tokens, grid, nslots, true, recompute);
 }
 
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
-    return create(mc, be, max_tokens, NULL, 1, false);
+    return create(mc, be, max_tokens, NULL, 1, false, false);
 }
 
 void model_free(Model *m) {
@@ -255,6 +289,7 @@ void model_free(Model *m) {
         free(a->rows);
     }
     free(m->acts);
+    be->free(m->work);
     be->free(m->params);
     be->free(m->grads);
     be->free(m->rope_cos);
@@ -291,6 +326,8 @@ void model_init_random(Model *m, long seed) {
         float *t = host + p->offset;
         bool gain = p->role == P_LN1 || p->role == P_LN2 || p->role == P_NORM;
         int64_t cols = p->ndim == 2 ? p->shape[1] : 1, cols_loc = p->ndim == 2 ? p->shape_loc[1] : 1;
+        /* element by element from its global index, so threads change nothing (an 8B model: minutes alone) */
+#pragma omp parallel for schedule(static)
         for (size_t e = 0; e < p->numel; e++) {
             /* global element index of local element e, so any slicing sees the same numbers */
             uint64_t r = (uint64_t)(p->off[0] + (int64_t)(e / (size_t)cols_loc));
@@ -383,6 +420,44 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
     be->add(out, part, n);
 }
 
+/* Views of layer l's activations in slot a for a micro-batch of N tokens: its input in the slot, and its
+ * intermediates in the slot ([L][...]) or, under recompute, in the shared working area (one layer deep). */
+typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; } LayerActs;
+
+static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
+    size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
+           FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, i = m->recompute ? 0 : (size_t)l;
+    LayerActs t = {a->x + (size_t)l * N * C, a->rstd1 + i * N, a->ln1 + i * N * C, a->q + i * N * QD,
+                   a->k + i * N * KD, a->v + i * N * KD, a->att + i * N * QD, a->lse + i * N * NH,
+                   a->x2 + i * N * C, a->rstd2 + i * N, a->ln2 + i * N * C, a->g + i * N * FF,
+                   a->u + i * N * FF, a->h + i * N * FF};
+    return t;
+}
+
+/* Layer l's forward from its input t->x up to the MLP's hidden state t->h: everything its backward reads. The
+ * forward and the recompute both run this, so the two agree bit for bit; only the down projection (and its
+ * residual, the layer's output) is left to the caller. */
+static void layer_forward_to_hidden(Model *m, Acts *a, const MicroBatch *mb, int l, const LayerActs *t) {
+    const Backend *be = m->be;
+    const LayerW *w = &m->w[l];
+    size_t N = mb->Ntok;
+    int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc;
+    int QD = NH * HD, KD = NKV * HD;
+    float eps = (float)m->mc.rms_norm_eps;
+    be->rmsnorm_fwd(t->ln1, t->rstd1, t->x, w->ln1, N, C, eps);
+    linear(be, t->q, t->ln1, w->wq, N, C, QD, false);
+    linear(be, t->k, t->ln1, w->wk, N, C, KD, false);
+    linear(be, t->v, t->ln1, w->wv, N, C, KD, false);
+    be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+    be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD);
+    row_parallel_residual(m, a, t->x2, t->x, t->att, w->wo, N, QD);
+    be->rmsnorm_fwd(t->ln2, t->rstd2, t->x2, w->ln2, N, C, eps);
+    linear(be, t->g, t->ln2, w->wg, N, C, FF, false);
+    linear(be, t->u, t->ln2, w->wu, N, C, FF, false);
+    be->swiglu_fwd(t->h, t->g, t->u, N, FF);
+}
+
 float *model_stage_input(Model *m, int slot) { return m->acts[slot].x; }
 float *model_stage_output(Model *m, int slot) { return m->acts[slot].xL; }
 float *model_stage_grad(Model *m, int slot) { return m->acts[slot].dx; }
@@ -402,8 +477,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         if (len > m->rope_max)
             sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
     }
-    int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
-    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD;
+    int C = m->C, FF = m->FF_loc, V = m->V_loc;
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
     be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
@@ -415,25 +489,10 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         tp_reduce(m->grid, x, N * (size_t)C);
     } /* else: the previous stage's output was received into x */
     for (int l = 0; l < m->L_loc; l++) {
-        const LayerW *w = &m->w[l];
-        float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
-              *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
-              *x2 = a->x2 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C, *g = a->g + (size_t)l * N * FF,
-              *u = a->u + (size_t)l * N * FF, *h = a->h + (size_t)l * N * FF;
-        be->rmsnorm_fwd(ln1, a->rstd1 + (size_t)l * N, xl, w->ln1, N, C, eps);
-        linear(be, q, ln1, w->wq, N, C, (int)QD, false);
-        linear(be, k, ln1, w->wk, N, C, (int)KD, false);
-        linear(be, v, ln1, w->wv, N, C, (int)KD, false);
-        be->rope_fwd(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_fwd(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-        be->attn_fwd(att, a->lse + (size_t)l * N * NH, q, k, v, a->cu, mb->S, NH, NKV, HD);
-        row_parallel_residual(m, a, x2, xl, att, w->wo, N, (int)QD);
-        be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, x2, w->ln2, N, C, eps);
-        linear(be, g, ln2, w->wg, N, C, FF, false);
-        linear(be, u, ln2, w->wu, N, C, FF, false);
-        be->swiglu_fwd(h, g, u, N, FF);
+        LayerActs t = layer_acts(m, a, l, N);
+        layer_forward_to_hidden(m, a, mb, l, &t);
         float *xo = l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * N * C : a->xL;
-        row_parallel_residual(m, a, xo, x2, h, w->wd, N, FF);
+        row_parallel_residual(m, a, xo, t.x2, t.h, m->w[l].wd, N, FF);
     }
     if (m->L_loc == 0) be->copy(a->xL, x, N * C * sizeof(float));
     if (!m->last_stage) return; /* the output xL goes to the next stage */
@@ -522,28 +581,27 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     for (int l = m->L_loc - 1; l >= 0; l--) {
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
-        float *xl = a->x + (size_t)l * N * C, *ln1 = a->ln1 + (size_t)l * N * C, *q = a->q + (size_t)l * N * QD,
-              *k = a->k + (size_t)l * N * KD, *v = a->v + (size_t)l * N * KD, *att = a->att + (size_t)l * N * QD,
-              *x2 = a->x2 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C, *g = a->g + (size_t)l * N * FF,
-              *u = a->u + (size_t)l * N * FF, *h = a->h + (size_t)l * N * FF;
+        LayerActs t = layer_acts(m, a, l, N);
+        /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
+         * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
+        if (m->recompute) layer_forward_to_hidden(m, a, mb, l, &t);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
-        linear_bwd(be, a->dh, dw->wd, a->dx, h, w->wd, N, FF, C, false);
-        be->swiglu_bwd(a->dg, a->du, a->dh, g, u, N, FF);
-        linear_bwd(be, a->dtmp, dw->wg, a->dg, ln2, w->wg, N, C, FF, false);
-        linear_bwd(be, a->dtmp, dw->wu, a->du, ln2, w->wu, N, C, FF, true);
+        linear_bwd(be, a->dh, dw->wd, a->dx, t.h, w->wd, N, FF, C, false);
+        be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
+        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, w->wg, N, C, FF, false);
+        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, w->wu, N, C, FF, true);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
-        be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, x2, w->ln2, a->rstd2 + (size_t)l * N, N, C);
+        be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
         /* attention: x2 = x + att Wo^T; dx becomes d/dx */
-        linear_bwd(be, a->datt, dw->wo, a->dx, att, w->wo, N, (int)QD, C, false);
-        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + (size_t)l * N * NH, a->cu, mb->S, NH,
-                     NKV, HD);
+        linear_bwd(be, a->datt, dw->wo, a->dx, t.att, w->wo, N, (int)QD, C, false);
+        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, ln1, w->wq, N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, ln1, w->wk, N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, ln1, w->wv, N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, w->wq, N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, w->wk, N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, w->wv, N, C, (int)KD, true);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
-        be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, xl, w->ln1, a->rstd1 + (size_t)l * N, N, C);
+        be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);
     }
     if (m->first_stage) be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
 }

@@ -267,14 +267,25 @@ static void pick_collectives(const Config *c, ProcessGrid *g, bool gpu) {
     }
 }
 
+/* model.dtype: bf16 switches the backend's matmuls (and the CUDA attention) to bf16 operands with fp32 sums; the
+ * weights, gradients, optimizer state and every other op stay fp32 (the master weights of mixed precision). */
+static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, bool gpu) {
+    bool bf16 = !strcmp(c->model_dtype, "bf16");
+    if (!be->set_matmul_bf16) {
+        if (bf16) sd_die(c->source, "model.dtype: bf16, but the %s backend has fp32 matmuls only", be->name);
+        return;
+    }
+    be->set_matmul_bf16(bf16);
+    if (bf16 && !gpu && g->rank == 0)
+        fprintf(stderr, "simpo_dist: model.dtype: bf16 on the %s backend emulates the GPU's bf16 matmuls (operands "
+                "rounded to bf16, fp32 sums): the reference of the GPU path, slower than fp32\n", be->name);
+}
+
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (!strcmp(c->model_dtype, "bf16")) /* refused rather than silently trained in fp32 */
-        sd_die(c->source, "model.dtype: bf16 mixed precision is not built yet (the CUDA backend computes in fp32); "
-                          "use model.dtype: fp32");
     if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
@@ -285,8 +296,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
     grid_set_backend(g, be);
+    pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    t->model = model_create(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb));
+    t->model = model_create_ex(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), c->recompute);
     Model *m = t->model;
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
@@ -341,12 +353,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (g->rank == 0) {
         char desc[96];
         fprintf(stderr, "simpo_dist: %s | %d layers, %zu parameters | %zu pairs, %ld steps/epoch, %ld steps | loss %s "
-                "| backend %s, collectives %s\n",
+                "| backend %s %s, collectives %s\n",
                 grid_describe(g, desc, sizeof desc), m->L, m->nparams, t->data->n, t->steps_per_epoch,
-                t->total_steps, loss_type_name(c->loss_type), m->be->name, comm_f32_library(g));
+                t->total_steps, loss_type_name(c->loss_type), m->be->name, c->model_dtype, comm_f32_library(g));
     }
 
-    PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb};
+    PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
+                     c->recompute};
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     install_stop_handlers();

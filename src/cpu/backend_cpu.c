@@ -63,6 +63,7 @@ static const Backend g_cpu = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .matmul = cpu_matmul,
+    .set_matmul_bf16 = cpu_set_matmul_bf16,
     .add = cpu_add,
     .scale = cpu_scale,
     .sumsq = cpu_sumsq,

@@ -319,6 +319,9 @@ static void strict_adamw(float *p, const float *g, float *m, float *v, size_t n,
     g_cpu->adamw(F(p, n, "p"), F(g, n, "g"), F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 
+/* the precision mode holds no pointers: the CPU kernels' switch as it is */
+static void strict_set_matmul_bf16(bool on) { backend_cpu()->set_matmul_bf16(on); }
+
 static const Backend g_strict = {
     .name = "cpu_strict",
     .host_addressable = false,
@@ -330,6 +333,7 @@ static const Backend g_strict = {
     .upload = strict_upload,
     .download = strict_download,
     .matmul = strict_matmul,
+    .set_matmul_bf16 = strict_set_matmul_bf16,
     .add = strict_add,
     .scale = strict_scale,
     .sumsq = strict_sumsq,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+void cpu_set_matmul_bf16(bool on);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                 float alpha, float beta);
 

@@ -7,7 +7,7 @@ source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 export SIMPO_BACKEND=cpu_strict
 MPI="mpirun --oversubscribe --bind-to none -x SIMPO_BACKEND -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -np"
-strict_log() { grep -q "backend cpu_strict, collectives mpi" "$2" && ok "$1 ran on cpu_strict" || bad "$1: not on cpu_strict"; }
+strict_log() { grep -q "backend cpu_strict fp32, collectives mpi" "$2" && ok "$1 ran on cpu_strict" || bad "$1: not on cpu_strict"; }
 run_case s_dp2_zero1 2 1 "{zero: 1}"; strict_log dp2_zero1 train.log
 run_case s_dp2_zero2 2 1 "{zero: 2}"
 run_case s_tp2 2 1 "{tp: 2}"

@@ -2,7 +2,8 @@
  * fixture tiny-a (tests/fixtures/README.md; the CPU path is tests/model/test_tiny_a.c): per-sequence log-probs,
  * SimPO loss and metrics, every parameter gradient and the grad norm, the loss and grad norm of simpo_hinge, dpo
  * and simpo_sft; then determinism (a second GPU forward + backward is bitwise identical) and no leaked device
- * memory after model_free. Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
+ * memory after model_free; the bf16 mode against the fixture (fixture_bf16.h's bounds) and the CPU's bf16
+ * emulation. Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
  *
  * Tolerances: against the CPU backend, log-probs, losses, metrics and grad norms 1e-5 relative and each gradient
  * tensor 2e-5 of its largest magnitude (both are fp32 runs of the same formulas; per-op differences are ~1e-7
@@ -13,7 +14,7 @@
 #include <math.h>
 #include "backend_cuda.h"
 #include "config.h"
-#include "fixture_common.h"
+#include "fixture_bf16.h"
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
@@ -105,6 +106,27 @@ int main(void) {
         CHECK(rel_ok(rg.gnorm, rc.gnorm, 1e-5), "%s grad norm %.10g vs CPU %.10g", o->name, rg.gnorm, rc.gnorm);
         check_fixture_other(exp, o->name, rg.loss, rg.gnorm);
     }
+
+    /* bf16 mode (model.dtype: bf16): tensor-core matmuls and attention against the fixture within the bf16 bounds of
+     * fixture_bf16.h (the CPU emulation meets the same ones, test_bf16), near the CPU's bf16 emulation, and still
+     * deterministic */
+    run(mg, ps, simpo, &rg);
+    SeqLogp f32_seq[12];
+    memcpy(f32_seq, rg.seq, sizeof f32_seq);
+    gpu->set_matmul_bf16(true);
+    backend_cpu()->set_matmul_bf16(true);
+    run(mg, ps, simpo, &rg);
+    run(mc_cpu, ps, simpo, &rc);
+    check_fixture_bf16(exp, mg, rg.seq, rg.loss, rg.met, rg.gnorm, rg.grads, f32_seq, "GPU ");
+    double worst_b = 0;
+    for (int s = 0; s < 12; s++) worst_b = fmax(worst_b, fabs(rg.seq[s].sum - rc.seq[s].sum) / fabs(rc.seq[s].sum));
+    printf("bf16 log-probs: worst relative difference %.3g vs the CPU's bf16 emulation\n", worst_b);
+    CHECK(worst_b <= 4 * U_BF16, "bf16 log-probs differ from the CPU emulation by %.3g relative", worst_b);
+    run(mg, ps, simpo, &rg2);
+    CHECK(memcmp(rg2.grads, rg.grads, mg->nparams * sizeof(float)) == 0 && rg2.loss == rg.loss,
+          "a second bf16 GPU run is bitwise identical");
+    gpu->set_matmul_bf16(false);
+    backend_cpu()->set_matmul_bf16(false);
 
     model_free(mg);
     model_free(mc_cpu);

@@ -1,14 +1,15 @@
 /* cublas_v2.h (emulation) — the cuBLAS subset cuda/matmul.cu uses, with cublasGemmEx as a plain column-major
- * loop (cuBLAS's documented semantics), so the row-major mapping of backend.h is checked for real. */
+ * loop (A and B fp32 or bf16, C fp32) (cuBLAS's documented semantics), so the row-major mapping of backend.h is checked for real. */
 #ifndef EMU_CUBLAS_V2_H
 #define EMU_CUBLAS_V2_H
+#include "cuda_bf16.h"
 #include "cuda_runtime.h"
 typedef void *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
 typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
 typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;
-typedef enum { CUDA_R_32F = 0 } cudaDataType;
+typedef enum { CUDA_R_32F = 0, CUDA_R_16BF = 14 } cudaDataType;
 typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 cublasStatus_t cublasCreate(cublasHandle_t *h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);

@@ -273,6 +273,10 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int d) {
     return cudaSuccess;
 }
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) { return cudaSuccess; }
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) {
+    *(uint64_t *)v = 0; /* the emulation keeps no pool statistics */
+    return cudaSuccess;
+}
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = dev_map(bytes);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
@@ -325,14 +329,19 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))
         return CUBLAS_STATUS_INVALID_VALUE;
     dev_open();
-    const float *A = (const float *)A_, *B = (const float *)B_;
+    if (ct != CUDA_R_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) || (bt != CUDA_R_32F && bt != CUDA_R_16BF))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    /* element p of an operand, bf16 ones widened exactly (their products are then exact in fp32) */
+    auto at_ = [](const void *M, cudaDataType t, size_t p) {
+        return t == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)M)[p]) : ((const float *)M)[p];
+    };
     float *C = (float *)C_, al = *(const float *)alpha, be = *(const float *)beta;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             float s = 0.0f;
             for (int p = 0; p < k; p++) {
-                float a = ta == CUBLAS_OP_N ? A[i + (size_t)p * lda] : A[p + (size_t)i * lda];
-                float b = tb == CUBLAS_OP_N ? B[p + (size_t)j * ldb] : B[j + (size_t)p * ldb];
+                float a = at_(A_, at, ta == CUBLAS_OP_N ? i + (size_t)p * lda : p + (size_t)i * lda);
+                float b = at_(B_, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
                 s += a * b;
             }
             float *c = &C[i + (size_t)j * ldc];

@@ -1,0 +1,24 @@
+/* cuda_bf16.h (emulation) — the bfloat16 subset the .cu files of cuda/ use: the storage type and the
+ * conversions, with the device's rounding (to nearest even; NaN stays NaN). */
+#ifndef EMU_CUDA_BF16_H
+#define EMU_CUDA_BF16_H
+#include <stdint.h>
+#include <string.h>
+struct __nv_bfloat16 {
+    uint16_t x;
+};
+static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    __nv_bfloat16 h;
+    if ((u & 0x7fffffffu) > 0x7f800000u) h.x = (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    else h.x = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return h;
+}
+static inline float __bfloat162float(__nv_bfloat16 h) {
+    uint32_t u = (uint32_t)h.x << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+#endif
