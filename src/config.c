@@ -38,7 +38,8 @@ static const KeySpec KEYS[] = {
      "HF config.json fields (mapping) of a randomly initialised model; or give model.init"},
     {"model.seed", K_LONG, F(model_seed), "0", 0, U, 0, 0, NULL, "seed of the random initialisation"},
     {"model.dtype", K_SENUM, F(model_dtype), "fp32", U, U, 0, 0, "fp32|bf16",
-     "compute precision (bf16 needs the CUDA backend)"},
+     "matmul precision: bf16 operands with fp32 sums (tensor cores on CUDA; emulated on the CPU), fp32 weights, "
+     "gradients and optimizer state"},
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
      "training pairs: JSONL (token ids, chat messages or text) or an HDF5 dataset from `prepare` (required)"},

@@ -24,4 +24,21 @@ run_gpu g_pp2 2 2 "{pp: 2}"
 run_gpu g_tp2_pp2 4 2 "{tp: 2, pp: 2}"
 run_gpu g_nccl 1 2 "{backend: nccl}"
 grep -q "collectives nccl" train.log && ok "nccl selected" || bad "nccl not selected: $(grep -i collectives train.log | head -2)"
+# model.dtype: bf16 on the GPU: both steps' loss and grad norm within the bf16 bounds of tests/model/fixture_bf16.h
+# (4u / 16u, u = 2^-9) of the float64 reference, and the same on 2 ranks (dp2 zero1) as on 1
+setup g_bf16 2; sed -i 's|^model: {init: model}|model: {init: model, dtype: bf16}|' run.yaml; echo "device: cuda" >> run.yaml
+if "$BIN" run.yaml 2> train.log; then ok "bf16 trains on cuda"; else bad "bf16 failed: $(tail -3 train.log)"; fi
+grep -q "backend cuda bf16" train.log && ok "bf16 named in the log" || bad "bf16 log: $(grep backend train.log | head -1)"
+for k in 1 2; do
+  for key in loss grad_norm; do
+    got=$(metric out/metrics.jsonl $k $key); want=$(python3 -c "import json; print(json.load(open('$FIX/tiny-a/expected.json'))['steps'][$k-1]['$key'])")
+    awk -v g="$got" -v w="$want" -v t="$([ $key = loss ] && echo 4 || echo 16)" 'BEGIN {d = g - w; if (d < 0) d = -d; exit !(d <= t / 512 * (w < 0 ? -w : w))}' \
+      && ok "bf16 step $k $key $got vs $want" || bad "bf16 step $k $key $got vs fixture $want"
+  done
+done
+cp out/metrics.jsonl one.jsonl; rm -rf out; echo "parallel: {zero: 1}" >> run.yaml; sed -i 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' run.yaml
+$MPI 2 "$BIN" run.yaml 2> train2.log || bad "bf16 dp2: $(tail -3 train2.log)"
+l1=$(metric one.jsonl 2 loss); l2=$(metric out/metrics.jsonl 2 loss)
+awk -v a="$l1" -v b="$l2" 'BEGIN {d = a - b; if (d < 0) d = -d; exit !(d <= 4 / 512 * a)}' && ok "bf16 dp2 step-2 loss $l2 = 1 rank $l1 within 4u" \
+  || bad "bf16 dp2 loss $l2 vs 1 rank $l1"
 finish
