@@ -246,6 +246,10 @@ const Backend *backend_cuda(void) {
         b.gather_rows = cuda_gather_rows;
         b.scatter_rows = cuda_scatter_rows;
         b.swiglu_fwd = cuda_swiglu_fwd;
+        b.geglu_fwd = cuda_geglu_fwd;
+        b.geglu_bwd = cuda_geglu_bwd;
+        b.softcap_fwd = cuda_softcap_fwd;
+        b.softcap_bwd = cuda_softcap_bwd;
         b.swiglu_bwd = cuda_swiglu_bwd;
         b.xent_stats = cuda_xent_stats;
         b.xent_bwd = cuda_xent_bwd;

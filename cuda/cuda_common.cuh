@@ -4,7 +4,7 @@
  * Each cuda_<member> function has exactly the signature and meaning of the Backend member of the same name
  * (see src/backend.h); backend_cuda.cu puts them into the function-pointer table. One concern per file:
  * backend_cuda.cu (memory, device, table), matmul.cu, elementwise.cu (add, scale, sumsq), embed.cu, norm.cu,
- * rows.cu, rope.cu, swiglu.cu, attention.cu, xent.cu, adamw.cu.
+ * rows.cu, rope.cu, swiglu.cu, geglu.cu (Gemma 2's GeGLU and soft-capping), attention.cu, xent.cu, adamw.cu.
  * Every op enqueues on cu_stream(); see backend_cuda.h for the ordering contract.
  * Reductions are deterministic: fixed trees whose shape depends only on the problem size, never on timing
  * (no float atomics anywhere), so two runs of an op on the same device give bitwise-identical results.
@@ -134,6 +134,11 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
                    int NKV, int HD);
 void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
+void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                    int FF);
+void cuda_softcap_fwd(float *x, size_t n, float cap);
+void cuda_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap);
 void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                      int FF);

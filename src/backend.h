@@ -106,6 +106,18 @@ typedef struct Backend {
     void (*swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                        int FF);
 
+    /* GeGLU (Gemma's MLP): out = gelu_tanh(gate) * up with torch's tanh approximation gelu_tanh(x) =
+     * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). writes out[N,FF]. */
+    void (*geglu_fwd)(float *out, const float *gate, const float *up, size_t N, int FF);
+    /* writes dgate[N,FF], dup[N,FF]. */
+    void (*geglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF);
+
+    /* Soft-capping (Gemma 2's final logits): x[i] = cap * tanh(x[i] / cap), in place on n elements. */
+    void (*softcap_fwd)(float *x, size_t n, float cap);
+    /* dx[i] *= 1 - tanh(x_pre[i] / cap)^2 with x_pre the input of softcap_fwd: in place on the gradient. */
+    void (*softcap_bwd)(float *dx, const float *x_pre, size_t n, float cap);
+
     /* Log-softmax statistics of a vocabulary slice, the building block of (vocab-parallel) log-probs:
      * logits[N, V_loc] hold columns V_off .. V_off+V_loc-1 of the full vocabulary; targets[n] are global ids.
      * writes maxv[n] = max_j logits[n,j], sumexp[n] = sum_j exp(logits[n,j] - maxv[n]) and

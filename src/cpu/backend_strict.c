@@ -319,6 +319,27 @@ static void strict_adamw(float *p, const float *g, float *m, float *v, size_t n,
     g_cpu->adamw(F(p, n, "p"), F(g, n, "g"), F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 
+static void strict_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+    const char *OP = "geglu_fwd";
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    g_cpu->geglu_fwd(F(out, n, "out"), F(gate, n, "gate"), F(up, n, "up"), N, FF);
+}
+static void strict_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                             size_t N, int FF) {
+    const char *OP = "geglu_bwd";
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    g_cpu->geglu_bwd(F(dgate, n, "dgate"), F(dup, n, "dup"), F(dout, n, "dout"), F(gate, n, "gate"), F(up, n, "up"),
+                     N, FF);
+}
+static void strict_softcap_fwd(float *x, size_t n, float cap) {
+    const char *OP = "softcap_fwd";
+    g_cpu->softcap_fwd(F(x, n, "x"), n, cap);
+}
+static void strict_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap) {
+    const char *OP = "softcap_bwd";
+    g_cpu->softcap_bwd(F(dx, n, "dx"), F(x_pre, n, "x_pre"), n, cap);
+}
+
 /* the precision mode holds no pointers: the CPU kernels' switch as it is */
 static void strict_set_matmul_bf16(bool on) { backend_cpu()->set_matmul_bf16(on); }
 
@@ -348,6 +369,10 @@ static const Backend g_strict = {
     .attn_fwd = strict_attn_fwd,
     .attn_bwd = strict_attn_bwd,
     .swiglu_fwd = strict_swiglu_fwd,
+    .geglu_fwd = strict_geglu_fwd,
+    .geglu_bwd = strict_geglu_bwd,
+    .softcap_fwd = strict_softcap_fwd,
+    .softcap_bwd = strict_softcap_bwd,
     .swiglu_bwd = strict_swiglu_bwd,
     .xent_stats = strict_xent_stats,
     .xent_bwd = strict_xent_bwd,

@@ -2,7 +2,7 @@
  *
  * Each function here has exactly the signature and meaning of the Backend member of the same name
  * (cpu_<member>); backend_cpu.c puts them into the function-pointer table. One concern per file:
- * matmul.c, rows.c (gather, scatter), norm.c (rmsnorm, embedding), rope.c, attention.c, swiglu.c, xent.c, adamw.c.
+ * matmul.c, rows.c (gather, scatter), norm.c (rmsnorm, embedding), rope.c, attention.c, swiglu.c, geglu.c (GeGLU, soft-capping), xent.c, adamw.c.
  */
 #ifndef SD_CPU_OPS_H
 #define SD_CPU_OPS_H
@@ -31,6 +31,11 @@ void cpu_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const floa
                   const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                   int NKV, int HD);
 
+void cpu_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
+void cpu_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                   int FF);
+void cpu_softcap_fwd(float *x, size_t n, float cap);
+void cpu_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap);
 void cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                     int FF);
