@@ -20,7 +20,9 @@ static const char *USAGE =
     "  the trainer checks its allocations against). Step time: matmul FLOPs / (--tflops, default 400 per rank)\n"
     "  plus the pipeline bubble, plus communication: tensor-parallel all-reduces over NVLink (--nvlink-gbps, default\n"
     "  3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient traffic over --link-gbps (default\n"
-    "  400 Gbit/s per rank), ring volumes. Sequences are assumed full length (data.max_length).\n";
+    "  400 Gbit/s per rank), ring volumes. Sequences are assumed full length (data.max_length).\n"
+    "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
+    "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters + a third of the attention).\n";
 
 typedef struct {
     int dp, pp, tp, zero;
@@ -74,7 +76,7 @@ int cmd_plan(int argc, char **argv) {
                 Row r = {dp, pp, tp, zero, 0, 0, 0, 0, 0, 0};
                 double flops_max = 0, comm_max = 0;
                 for (int stage = 0; stage < pp; stage++) {
-                    PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb};
+                    PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, c->recompute};
                     MemPlan mp = plan_memory(&pl);
                     r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
                     /* matmul FLOPs of the stage: 6 x tokens x (its parameters, head included) + attention */
@@ -82,6 +84,9 @@ int cmd_plan(int argc, char **argv) {
                     int count = L / pp + (stage < L % pp);
                     double attn = 12.0 * count * (double)mc.num_attention_heads / tp * mc.head_dim * ctx * tokens;
                     double fl = 6.0 * tokens * (double)mp.params + attn;
+                    /* recompute reruns each layer's forward: 1/3 of the layers' 6 x tokens x params and of attention
+                     * (a slight overestimate: the rerun stops before the down projection) */
+                    if (c->recompute) fl += 2.0 * tokens * (double)mp.layer_params + attn / 3.0;
                     flops_max = fmax(flops_max, fl);
                     size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
                     for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
@@ -107,9 +112,10 @@ int cmd_plan(int argc, char **argv) {
             }
         }
     qsort(rows, (size_t)nr, sizeof(Row), cmp_rows);
-    printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens; "
+    printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
            "%.0f TFLOP/s per rank, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
-           N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length, tflops, nvlink, (int)node, link);
+           N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length,
+           c->recompute ? ", recompute" : "", tflops, nvlink, (int)node, link);
     printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
            "compute_s", "bubble_s", "comm_s", "tokens/s/rank");
     for (int i = 0; i < nr && i < (int)top; i++)

@@ -37,7 +37,9 @@ typedef struct Acts {
 } Acts;
 
 static size_t lmhead_chunk_rows(int V) {
-    size_t r = ((size_t)1 << 22) / (size_t)V; /* ~16 MiB of fp32 logits per chunk */
+    /* ~1 GiB of fp32 logits per chunk: thousands of rows at a 128k vocabulary, so each chunk is one efficient GEMM
+     * (16 MiB chunks were 32 rows that re-read the whole head weight 384 times per 1b micro-batch) */
+    size_t r = ((size_t)1 << 28) / (size_t)V;
     return r < 16 ? 16 : r;
 }
 

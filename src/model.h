@@ -1,12 +1,12 @@
 /* model.h — the Llama-family decoder: parameter table, weights, forward and backward over a packed batch.
  *
- * defines: SplitKind, ParamSpec, Model, model_create, model_create_inference, model_free, model_init_random, model_load_hf,
- *          model_forward_logprobs, model_backward, model_param, SeqLogp.
+ * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
+ *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
- * Ownership: Model owns params, grads (flat, backend memory), the activation arena and the rope tables;
- * model_free releases them. Pointers returned by model_param are views.
+ * Ownership: Model owns params, grads (flat, backend memory), the activation arenas, the recompute working area
+ * and the rope tables; model_free releases them. Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  */
 #ifndef SD_MODEL_H
@@ -66,6 +66,10 @@ typedef struct Model {
     size_t max_tokens;                   /* activation arena capacity (tokens) */
     int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
     struct Acts *acts;                   /* [nslots] activation arenas (model.c) */
+    bool recompute;                      /* train.recompute: a slot keeps only each layer's input; the backward
+                                          * reruns the layer's forward into `work` first */
+    float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
+                                          * tokens, shared by every slot and layer of this rank; backend memory */
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
@@ -75,6 +79,14 @@ typedef struct Model {
  * Weights are uninitialised until model_init_random or model_load_hf. */
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots);
+/* model_create with the activation policy chosen. recompute (train.recompute, Megatron's "full" granularity per
+ * transformer layer): each slot saves only its layers' input residual streams [L_loc, max_tokens, C]; the
+ * backward of a layer first reruns its forward (up to the MLP's hidden state, the same ops in the same order, so
+ * the results are bitwise those of recompute off) into one working area shared by all slots and layers. The
+ * price: the layers' forward again (without the down projection), and under tensor parallelism the o
+ * projection's all-reduce again, per micro-batch. */
+Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                       int nslots, bool recompute);
 /* One rank, one activation slot and no gradient buffer (half the weight memory of model_create): for score,
  * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
  * called on it (m->grads is NULL). */

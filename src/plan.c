@@ -19,24 +19,28 @@ MemPlan plan_memory(const PlanLayout *l) {
     int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1;
     MemPlan p = {0};
     /* parameters: per layer two gains, q/k/v/gate/up rows and o/down columns of this TP rank */
-    p.params = (size_t)Ll * (2 * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
+    p.layer_params = (size_t)Ll * (2 * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
+    p.params = p.layer_params;
     if (first) p.params += V * C;                                 /* embedding slice */
     if (last) p.params += C + (!mc->tie_word_embeddings || !first ? V * C : 0); /* norm, head (or its mirror) */
     size_t align = 64 * (size_t)l->dp, n_pad = div_up(p.params, align) * align;
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
-    /* activations of one slot (fp32): every layer keeps its inputs, norms, q/k/v, attention output and lse, the
-     * MLP's gate/up/hidden; then the final norm, the gathered rows, one LM-head chunk of R rows, and the backward's
-     * scratch; plus five int arrays (ids, positions, targets, gathered rows, cu_seqlens) */
-    size_t N = l->max_tokens, R = ((size_t)1 << 22) / V;
+    /* activations of one slot (fp32): every layer keeps its input and (without recompute) its intermediates: norms,
+     * q/k/v, attention output and lse, x2, the MLP's gate/up/hidden; then the final norm, the gathered rows, one
+     * LM-head chunk of R rows, and the backward's scratch; plus five int arrays (ids, positions, targets, gathered
+     * rows, cu_seqlens). With recompute the intermediates of one layer live once, in the shared working area. */
+    size_t N = l->max_tokens, R = ((size_t)1 << 28) / V; /* model.c lmhead_chunk_rows */
     if (R < 16) R = 16;
     if (R > N) R = N;
-    size_t floats = (size_t)Ll * N * (4 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF) + N * (3 * C + 1) + N * (C + 1) +
+    size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF); /* one layer's intermediates */
+    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + N * (3 * C + 1) + N * (C + 1) +
                     R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
-    p.activations = (size_t)p.slots * (4 * floats + 4 * (5 * N + 1));
+    p.act_work = l->recompute ? 4 * work : 0;
+    p.activations = (size_t)p.slots * (4 * floats + 4 * (5 * N + 1)) + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
     p.total = p.weights + p.grads + p.optimizer + p.activations + p.other;
@@ -54,8 +58,9 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
     for (int i = 0; i < l->n_mb; i++) {
         size_t nc = 4 * tokens[i] * C;
         if (l->tp > 1) {
-            /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads */
-            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * 4 * nc;
+            /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
+             * recompute the o projection's reduce again (the rerun stops before the down projection) */
+            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * (l->recompute ? 5 : 4) * nc;
             /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
             if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
         }

@@ -7,6 +7,7 @@
  */
 #ifndef SD_PLAN_H
 #define SD_PLAN_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "comm.h"
@@ -18,11 +19,14 @@ typedef struct {
     int dp_rank, tp_rank, pp_rank;
     size_t max_tokens;      /* tokens per micro-batch the activations are sized for (2 x pairs x max_length) */
     int n_mb;               /* micro-batches per step on this rank */
+    bool recompute;         /* train.recompute: slots keep layer inputs only, plus one shared layer working area */
 } PlanLayout;
 
 typedef struct {
     size_t params;          /* parameters held (elements), before padding */
+    size_t layer_params;    /* of those, in this stage's transformer layers (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
+    size_t act_work;        /* bytes of the shared recompute working area (0 without recompute), in activations */
     int slots;              /* activation slots (micro-batches in flight) */
 } MemPlan;
 

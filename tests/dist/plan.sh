@@ -1,6 +1,7 @@
 # The memory plan and the communication volumes of docs/design.md against what the code does: for several
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
-# first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, tied embeddings across stages).
+# first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, tied embeddings across stages);
+# the same with train.recompute, where every rank also allocates fewer bytes than in the layout without it.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 check_log() { # name log
@@ -11,9 +12,13 @@ check_log() { # name log
   [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
   [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
 }
-run_case() { # name np micro parallel-line
+run_case() { # name np micro parallel-line [recompute]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
+  if [ -n "${5:-}" ]; then
+    sed -i 's/^train: {/train: {recompute: true, /' run.yaml
+    grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
+  fi
   $MPI $2 "$BIN" run.yaml --quiet 2> train.log || bad "$1 failed: $(tail -3 train.log)"
   check_log "$1" train.log
 }
@@ -24,6 +29,19 @@ run_case dp3_zero2 3 2 "{zero: 2}"
 run_case tp2 2 2 "{tp: 2}"
 run_case pp2 2 1 "{pp: 2}"
 run_case dp2_tp2_pp2_zero2 8 1 "{tp: 2, pp: 2, zero: 2}"
+# recompute: "rank allocated" per rank of a case's log; case $2 (recompute) allocates no more than case $1 on any
+# rank and less in all (a rank with one layer and one slot saves nothing: its one layer becomes the working area)
+alloc_by_rank() { grep "memory plan rank" "$TMP/$1/train.log" | sed 's/.*memory plan rank \([0-9]*\) .*allocated \([0-9]*\) bytes/\1 \2/' | sort -n; }
+fewer_bytes() {
+  paste <(alloc_by_rank "$1") <(alloc_by_rank "$2") \
+    | awk '$1 != $3 || $4 > $2 {bad = 1} {n++; a += $2; b += $4} END {exit bad || n == 0 || b >= a}' \
+    && ok "$2 allocates less than $1: $(alloc_by_rank "$2" | tr '\n' ' ')vs $(alloc_by_rank "$1" | tr '\n' ' ')" \
+    || bad "$2 vs $1: $(alloc_by_rank "$2" | tr '\n' ' ')vs $(alloc_by_rank "$1" | tr '\n' ' ')"
+}
+run_case one_rc 1 2 "{tp: 1}" rc; fewer_bytes one one_rc
+run_case dp2_zero1_rc 2 1 "{zero: 1}" rc; fewer_bytes dp2_zero1 dp2_zero1_rc
+run_case tp2_rc 2 2 "{tp: 2}" rc; fewer_bytes tp2 tp2_rc
+run_case pp2_rc 2 1 "{pp: 2}" rc; fewer_bytes pp2 pp2_rc
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:

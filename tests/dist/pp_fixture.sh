@@ -1,14 +1,28 @@
 # Pipeline parallelism (1F1B) under mpirun: on the tiny-a fixture, parameters after step 2 equal the HF float64
 # reference for pp2 alone and combined with tp, dp and ZeRO; a random-init 4-layer model with tied embeddings
 # (the LM head on the last stage mirrors the first stage's embedding) trains the same under pp4, pp2 x tp2 and
-# pp2 x dp2 x zero2 as on one rank; checkpoints move between pipeline layouts.
+# pp2 x dp2 x zero2 as on one rank; checkpoints move between pipeline layouts; with train.recompute (several
+# micro-batches in flight on stage 0, each layer rerun from its saved input) the same parameters bit for bit.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
+# run_case_rc NAME NP MICRO PARALLEL TWIN: run_case with train.recompute: true (every layer rerun in the backward);
+# its parameters also equal those of TWIN, the same layout without recompute (run above), bit for bit
+run_case_rc() {
+  setup "$1" "$3"; sed -i 's/^train: {/train: {recompute: true, /' run.yaml; echo "parallel: $4" >> run.yaml
+  grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
+  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
+  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
+  "$BIN" export --checkpoint out --out hf 2>/dev/null && "$BIN" export --checkpoint "$TMP/$5/out" --out hf_twin 2>/dev/null \
+    && cmp -s hf/model.safetensors hf_twin/model.safetensors && ok "$1 = $5 bit for bit" || bad "$1 differs from $5"
+}
 run_case pp2 2 1 "{pp: 2}"
 run_case pp2_mb2 2 2 "{pp: 2}"
 run_case tp2_pp2 4 2 "{tp: 2, pp: 2}"
 run_case pp2_dp2_zero1 4 1 "{pp: 2, zero: 1}"
 run_case dp2_tp2_pp2_zero1 8 1 "{tp: 2, pp: 2, zero: 1}"
+run_case_rc pp2_rc 2 1 "{pp: 2}" pp2
+run_case_rc pp2_mb2_rc 2 2 "{pp: 2}" pp2_mb2
+run_case_rc tp2_pp2_rc 4 2 "{tp: 2, pp: 2}" tp2_pp2
 # save under tp2 x pp2, resume under dp2 x zero2; and the reverse
 setup a2b 1; cp base.yaml a.yaml; cp base.yaml b.yaml
 echo "parallel: {tp: 2, pp: 2}" >> a.yaml; echo "parallel: {zero: 2}" >> b.yaml

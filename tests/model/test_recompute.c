@@ -1,0 +1,208 @@
+/* test_recompute.c — activation recomputation (train.recompute, model_create_ex) on the tiny-a fixture (2 layers):
+ *   1. one micro-batch, one slot: log-probs, loss and every gradient bit for bit those of recompute off, on the
+ *      CPU backend and on the strict one (backend_cpu_strict: no host access to backend memory), and within the
+ *      fixture README's tolerances of the HF float64 reference.
+ *   2. three micro-batches in three slots, every forward before any backward (1F1B's warm-up keeps that many in
+ *      flight), so each backward finds the shared working area overwritten by other slots: bit for bit again.
+ *   3. memory: the model's backend allocation equals plan_memory's weights + gradients + activations + RoPE tables
+ *      with recompute on and off, and recompute allocates fewer activation bytes, for the trainer's fixture
+ *      config (2 x 2 pairs x 256 tokens per micro-batch) and a 4-slot model.
+ *   4. the trainer (train_run on the strict backend, train.recompute: true) on the fixture's run.yaml: the
+ *      checkpoint after step 2 equals the CPU backend's run without recompute bit for bit. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "comm.h"
+#include "config.h"
+#include "fixture_common.h"
+#include "model.h"
+#include "pairs.h"
+#include "plan.h"
+#include "test_util.h"
+#include "train.h"
+
+/* tiny-a's initial weights (as fixture_model) with the activation policy chosen */
+static Model *load_model(const ModelConfig *mc, const Backend *be, size_t max_tokens, int nslots, bool recompute) {
+    char *mdir = fixture_path("tiny-a/model");
+    Model *m = model_create_ex(mc, be, max_tokens, NULL, nslots, recompute);
+    model_load_hf(m, mdir);
+    free(mdir);
+    return m;
+}
+
+/* a host copy of m's gradients (the caller frees it) */
+static float *host_grads(const Model *m) {
+    float *g = sd_alloc(m->nparams * sizeof(float), "grads");
+    m->be->download(g, m->grads, m->nparams * sizeof(float));
+    return g;
+}
+
+/* what a run leaves to compare: per-sequence log-probs, the loss and every gradient */
+typedef struct {
+    SeqLogp seq[12];
+    double loss, met[6];
+    float *grads;
+} Result;
+
+static Result one_microbatch(Model *m, const PairSet *ps) {
+    Result r;
+    LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
+    r.loss = fixture_loss_and_grads(m, ps, simpo, r.seq, r.met);
+    r.grads = host_grads(m);
+    return r;
+}
+
+/* bitwise equality of two results' log-probs, loss and gradients (n parameters) */
+static void check_same(const Result *a, const Result *b, size_t n, const char *what) {
+    int seq_same = 1;
+    for (int s = 0; s < 12; s++)
+        seq_same &= memcmp(&a->seq[s].sum, &b->seq[s].sum, sizeof(double)) == 0 && a->seq[s].n == b->seq[s].n;
+    CHECK(seq_same, "%s: log-probs differ", what);
+    CHECK(memcmp(&a->loss, &b->loss, sizeof(double)) == 0, "%s: loss %.17g vs %.17g", what, a->loss, b->loss);
+    size_t at = n;
+    for (size_t e = 0; e < n && at == n; e++)
+        if (memcmp(&a->grads[e], &b->grads[e], sizeof(float))) at = e;
+    CHECK(at == n, "%s: gradients differ first at element %zu (%.9g vs %.9g)", what, at, at < n ? a->grads[at] : 0,
+          at < n ? b->grads[at] : 0);
+}
+
+/* ---- 1. one micro-batch ---- */
+static void one_slot_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps) {
+    Model *m0 = load_model(mc, backend_cpu(), 256, 1, false), *m1 = load_model(mc, backend_cpu(), 256, 1, true);
+    Model *ms = load_model(mc, backend_cpu_strict(), 256, 1, true);
+    CHECK(m1->recompute && m1->work && !m0->work, "the recompute flag and working area");
+    Result r0 = one_microbatch(m0, ps), r1 = one_microbatch(m1, ps), rs = one_microbatch(ms, ps);
+    check_same(&r0, &r1, m0->nparams, "recompute vs saved activations (CPU)");
+    check_same(&r0, &rs, m0->nparams, "recompute on the strict backend vs saved activations (CPU)");
+    check_fixture_logprobs(exp, r1.seq, "recompute ");
+    check_fixture_grads(m1, r1.grads);
+    /* the same model again: the working area holds the last run's layer 0, nothing that leaks into this one */
+    Result r2 = one_microbatch(m1, ps);
+    check_same(&r0, &r2, m0->nparams, "recompute, second run");
+    free(r0.grads), free(r1.grads), free(r2.grads), free(rs.grads);
+    model_free(m0), model_free(m1), model_free(ms);
+}
+
+/* ---- 2. three slots in flight ---- */
+
+/* the fixture's 6 pairs as 3 micro-batches of 2 in slots 0..2: three forwards, then the backwards in reverse order
+ * (slot 2 first: its layers were the last the working area saw, slot 0's the first it lost), with a fixed
+ * d(loss)/d(sum) per sequence */
+static Result three_in_flight(Model *m, const PairSet *ps) {
+    Result r = {0};
+    MicroBatch *mb[3];
+    model_zero_grads(m);
+    for (int i = 0; i < 3; i++) {
+        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
+        mb[i] = microbatch_pack(ps, idx, 2);
+        model_forward(m, mb[i], i, r.seq + 4 * i);
+    }
+    for (int i = 2; i >= 0; i--) {
+        double dsum[4];
+        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
+        model_backward_slot(m, mb[i], i, dsum);
+        microbatch_free(mb[i]);
+    }
+    for (int s = 0; s < 12; s++) r.loss += r.seq[s].sum; /* a stand-in: any change in a log-prob shows */
+    r.grads = host_grads(m);
+    return r;
+}
+
+static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
+    Model *m0 = load_model(mc, backend_cpu(), 256, 3, false), *m1 = load_model(mc, backend_cpu(), 256, 3, true);
+    Model *ms = load_model(mc, backend_cpu_strict(), 256, 3, true);
+    Result r0 = three_in_flight(m0, ps), r1 = three_in_flight(m1, ps), rs = three_in_flight(ms, ps);
+    check_same(&r0, &r1, m0->nparams, "3 slots in flight: recompute vs saved activations");
+    check_same(&r0, &rs, m0->nparams, "3 slots in flight: recompute (strict) vs saved activations");
+    free(r0.grads), free(r1.grads), free(rs.grads);
+    model_free(m0), model_free(m1), model_free(ms);
+}
+
+/* ---- 3. memory ---- */
+
+/* backend bytes a model of nslots slots for max_tokens tokens holds, against plan_memory with n_mb micro-batches
+ * (one stage: slots = min(1, n_mb), so n_mb = 1 plans the 1-slot model); returns the activation bytes planned */
+static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute) {
+    const Backend *be = backend_cpu_strict();
+    size_t before = be->bytes_in_use();
+    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
+    size_t held = be->bytes_in_use() - before;
+    model_free(m);
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute};
+    MemPlan mp = plan_memory(&pl);
+    size_t want = mp.weights + mp.grads + mp.activations + mp.other; /* other: the RoPE tables (no ZeRO-2) */
+    CHECK(held == want, "recompute %d, %zu tokens: allocated %zu bytes, planned %zu", recompute, max_tokens, held,
+          want);
+    CHECK(mp.slots == 1, "one stage plans one slot (%d)", mp.slots);
+    CHECK(recompute ? mp.act_work > 0 : mp.act_work == 0, "working area planned only with recompute");
+    return mp.activations;
+}
+
+static void memory_checks(const ModelConfig *mc) {
+    /* the trainer's fixture config: 2 pairs per micro-batch x 2 sequences x max_length 256 */
+    size_t N = 2 * 2 * 256;
+    size_t off = check_alloc(mc, N, false), on = check_alloc(mc, N, true);
+    printf("fixture config (%zu tokens, 1 slot): activations %zu bytes saved, %zu with recompute (%.1f%%)\n", N, off,
+           on, 100.0 * (double)on / (double)off);
+    CHECK(on < off, "recompute allocates %zu activation bytes, %zu without", on, off);
+
+    /* more slots: the saved inputs grow with them, the working area does not */
+    const Backend *be = backend_cpu_strict();
+    size_t b0 = be->bytes_in_use();
+    Model *m0 = model_create_ex(mc, be, N, NULL, 4, false);
+    size_t off4 = be->bytes_in_use() - b0;
+    Model *m1 = model_create_ex(mc, be, N, NULL, 4, true);
+    size_t on4 = be->bytes_in_use() - b0 - off4;
+    model_free(m0), model_free(m1);
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true};
+    MemPlan mp = plan_memory(&pl);
+    /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
+    CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
+    printf("4 slots: %zu bytes allocated without recompute, %zu with\n", off4, on4);
+}
+
+/* ---- 4. the trainer ---- */
+static char tmpdir[64];
+
+static void trainer_checks(const ModelConfig *mc) {
+    TrainOptions opt = {0, 1};
+    setenv("SIMPO_BACKEND", "cpu_strict", 1);
+    Config *c = fixture_config(tmpdir, "recompute");
+    c->recompute = true;
+    CHECK(train_run(c, &opt) == 0, "train_run with recompute on the strict backend failed");
+    CHECK(backend_cpu_strict()->bytes_in_use() == 0, "strict backend memory left after train_run");
+    setenv("SIMPO_BACKEND", "cpu", 1);
+    Config *cc = fixture_config(tmpdir, "saved");
+    CHECK(!cc->recompute, "train.recompute defaults to false");
+    CHECK(train_run(cc, &opt) == 0, "train_run without recompute failed");
+    unsetenv("SIMPO_BACKEND");
+    char *a = sd_path_join(c->ckpt_dir, "step-00000002"), *b = sd_path_join(cc->ckpt_dir, "step-00000002");
+    Model *m = model_create(mc, backend_cpu(), 1, NULL, 1); /* the layout same_checkpoint reads */
+    CHECK(same_checkpoint(a, b, m), "the recompute run's checkpoint differs from the saved-activations run's");
+    compare_params(a, "tiny-a/step2.safetensors", "recompute ");
+    model_free(m);
+    free(a);
+    free(b);
+    config_free(c);
+    config_free(cc);
+}
+
+int main(int argc, char **argv) {
+    cJSON *exp = load_json("tiny-a/expected.json");
+    ModelConfig mc = fixture_model_config();
+    CHECK(mc.num_hidden_layers >= 2, "tiny-a has %d layers: recompute needs >= 2 to matter", mc.num_hidden_layers);
+    PairSet *ps = fixture_pairs(&mc);
+    one_slot_checks(exp, &mc, ps);
+    three_slot_checks(&mc, ps);
+    memory_checks(&mc);
+    comm_init(&argc, &argv);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sd_recompute_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    trainer_checks(&mc);
+    fixture_remove_tmpdir(tmpdir);
+    comm_finalize();
+    pairs_free(ps);
+    cJSON_Delete(exp);
+    TEST_END();
+}
