@@ -25,8 +25,12 @@
  *
  * Limits: HD <= 256 (register accumulators are sized for HD rounded up to 64, 128 or 256); any HD works, an HD
  * that is a multiple of 8 is fastest. Shared memory per block: (BR + 2 BC) or (2 BR + 2 BC) rows of HD + 4
- * floats: 100 / 133 KB at HD = 256, within the opt-in limit of sm_80 and sm_90. NH must be a multiple of NKV. */
+ * floats: 100 / 133 KB at HD = 256, within the opt-in limit of sm_80 and sm_90. NH must be a multiple of NKV.
+ *
+ * In the bf16 mode (cu_bf16(); SIMPO_CUDA_ATTN=tc|fp32 overrides it) cuda_attn_fwd / cuda_attn_bwd hand HD 64 and
+ * 128 to the tensor-core kernels of attention_tc.cu (use_tc, at the end of this file). */
 #include <stdlib.h>
+#include <string.h>
 #include "cuda_common.cuh"
 
 enum { BR = 32, BC = 32, NWARPS = 8, RPW = BR / NWARPS, NTHREADS = NWARPS * 32, HD_MAX = 256 };
@@ -435,10 +439,40 @@ static void launch_bwd(float *dq, float *dk, float *dv, const float *dout, const
     CUDA_LAUNCH_CHECK("attn_bwd (dk, dv)");
 }
 
+/* The tensor-core kernels (attention_tc.cu): bf16 operands, fp32 accumulation and softmax, head dims 64, 128. */
+bool cuda_attn_tc_supports(int HD);
+void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                      const int *cu_seqlens, int S, int NH, int NKV, int HD);
+void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                      const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                      int NKV, int HD);
+
+/* Tensor cores in the bf16 mode (cu_bf16()) or when SIMPO_CUDA_ATTN=tc (SIMPO_CUDA_ATTN=fp32: never; tests
+ * force either path), for the head dims they support and 16-byte aligned row tensors (float4 staging); else
+ * the fp32 kernels above. The variable is read on every call. */
+static bool use_tc(int HD, const float *const *rows, int n) {
+    const char *e = getenv("SIMPO_CUDA_ATTN");
+    bool want = cu_bf16();
+    if (e && *e) {
+        if (strcmp(e, "tc") == 0) want = true;
+        else if (strcmp(e, "fp32") == 0) want = false;
+        else sd_die("cuda", "SIMPO_CUDA_ATTN=%s: expected fp32 or tc", e);
+    }
+    if (!want || !cuda_attn_tc_supports(HD)) return false;
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)rows[i] % 16) return false;
+    return true;
+}
+
 void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
                    int S, int NH, int NKV, int HD) {
     if (S <= 0) return;
     check_shape(NH, NKV, HD, "attn_fwd");
+    const float *rows[] = {out, q, k, v};
+    if (use_tc(HD, rows, 4)) {
+        cuda_attn_tc_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
     Layout L = layout_of(cu_seqlens, S, "attn_fwd");
     int tiles = L.tiles;
     free(L.cu);
@@ -453,6 +487,11 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
                    int NKV, int HD) {
     if (S <= 0) return;
     check_shape(NH, NKV, HD, "attn_bwd");
+    const float *rows[] = {dq, dk, dv, dout, q, k, v};
+    if (use_tc(HD, rows, 7)) {
+        cuda_attn_tc_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
     Layout L = layout_of(cu_seqlens, S, "attn_bwd");
     const int n0 = L.cu[0], N = L.cu[S], tiles = L.tiles;
     free(L.cu);

@@ -16,7 +16,10 @@
  *     1e-6; adamw 1e-6 (double math rounded once)
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
- * A perf section at the end prints GPU timings of a Llama-8B-sized layer's matmul and attention (no checks);
+ *   attention on tensor cores (section attn_tc, SIMPO_CUDA_ATTN=tc: bf16 operands) out 2e-2, lse 5e-3, dq / dk /
+ *     dv 3e-2 against the fp32 CPU reference (derivation at t_attn_tc)
+ * A perf section at the end prints GPU timings of a Llama-8B-sized layer's matmul and attention (fp32 and tensor
+ * cores; no checks);
  * SIMPO_GPU_SKIP_PERF=1 skips it. */
 #include <stdint.h>
 #include "backend.h"
@@ -438,6 +441,73 @@ static void t_attn_len1(void) {
     gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_o), gpu->free(d_l);
 }
 
+/* ---- attention on tensor cores (attention_tc.cu, the bf16 mode's kernels), forced by SIMPO_CUDA_ATTN=tc ----
+ * Against the fp32 CPU reference, so the error is the kernel's bf16 rounding: q, k, v, dout rounded to bf16
+ * (unit roundoff 2^-9 = 2e-3), P and dS rounded to bf16 for their products, fp32 accumulation and softmax.
+ * Normwise (max|gpu - cpu| / max|cpu| per tensor). Expected sizes: out of a sequence's first row is bf16(v), an
+ * error of up to 2^-9 max|v|, and every row carries that plus the probabilities' perturbation (score errors of
+ * ~2^-9 |q||k| / sqrt(HD), larger for the peaked amp-2 case); lse sees only the score errors against
+ * max|lse| >= 1; dq, dk, dv add dS = P (dP - D) with dP from bf16 operands and dS rounded once more. Seen under
+ * the emulation (which rounds to bf16 exactly as the GPU does; only fp32 summation order and exp2f differ):
+ * out <= 6.1e-3, lse <= 1.0e-3, dq / dk / dv <= 7.1e-3; on an H200 5.0e-3, 9.2e-4, 5.4e-3. Bounds, 3-5x that: out 2e-2 (10 u_bf16), lse 5e-3,
+ * dq / dk / dv 3e-2 (15 u_bf16). They still catch real bugs, each tried once by breaking the kernel: a causal mask
+ * that lets row i see key i + 1 (out off by 0.7-0.9, dq 0.7-1.0), a backward mask that drops the diagonal (dq,
+ * dk, dv 0.36-0.79), a forward that never rescales O by exp(m_old - m_new) (out 0.096-0.94: every row past the
+ * first key tile), the wrong query head in dK / dV (0.4-23); anything that reads unwritten shared memory is NaN.
+ * The errors must also exceed 1e-5: fp32-sized errors (1e-7) would mean the dispatch took the fp32 kernel.
+ * And a second run is bitwise identical (no atomics). */
+static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
+    const char *prev = getenv("SIMPO_CUDA_ATTN");
+    char *saved = prev ? strdup(prev) : NULL;
+    setenv("SIMPO_CUDA_ATTN", "tc", 1);
+    int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
+    cu[0] = n0;
+    for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
+    int N = cu[S];
+    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH;
+    float *q = hrand(nq, -amp, amp), *k = hrand(nk, -amp, amp), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
+    float *out = hconst(nq, 7), *lse = hconst(nl, 7); /* rows before cu[0] are not written by either side */
+    float *dq = hconst(nq, 1234), *dk = hconst(nk, -777), *dv = hconst(nk, -777); /* written: stale must not leak */
+    int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
+    float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
+    float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
+    float *d_dv = up(dv, nk * 4);
+    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD);
+    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    float *go = down(d_out, nq), *gl = down(d_lse, nl);
+    char what[160];
+    snprintf(what, sizeof what, "attn_tc S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    double eo = cmp(what, go, out, nq, 2e-2), el = cmp("  lse", gl, lse, nl, 5e-3);
+    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD);
+    float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
+    double eq = cmp("  dq", gdq, dq, nq, 3e-2), ek = cmp("  dk", gdk, dk, nk, 3e-2);
+    double ev = cmp("  dv", gdv, dv, nk, 3e-2);
+    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, eo, el, eq, ek, ev);
+    CHECK(eo > 1e-5 && eq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run", what, eo,
+          eq);
+    /* determinism: a second forward and backward into fresh (differently prefilled) buffers */
+    float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
+    gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
+    gpu->copy(d_lse2, d_lse, nl * 4);
+    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD);
+    float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
+          *gdv2 = down(d_dv, nk);
+    bitwise("  attn_tc fwd out deterministic", go, go2, nq * 4);
+    bitwise("  attn_tc fwd lse deterministic", gl, gl2, nl * 4);
+    bitwise("  attn_tc bwd dq deterministic", gdq, gdq2, nq * 4);
+    bitwise("  attn_tc bwd dk deterministic", gdk, gdk2, nk * 4);
+    bitwise("  attn_tc bwd dv deterministic", gdv, gdv2, nk * 4);
+    free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+    free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
+    gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
+    gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
+    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
+    else unsetenv("SIMPO_CUDA_ATTN");
+    free(saved);
+}
+
 /* ---- GPU timings at training sizes (informational) ---- */
 static void perf(void) {
     int N = 4096, C = 4096, NH = 32, NKV = 8, HD = 128, S = 4;
@@ -463,22 +533,31 @@ static void perf(void) {
     gpu->copy(d_k, d_x, nk * 4);
     gpu->copy(d_v, d_y, nk * 4);
     gpu->scale(d_q, 0.1f, nq);
-    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD); /* warm-up */
-    cuda_synchronize();
-    t0 = sd_now();
-    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
-    cuda_synchronize();
-    double tf = sd_now() - t0;
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD); /* warm-up */
-    cuda_synchronize();
-    t0 = sd_now();
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD);
-    cuda_synchronize();
-    double tb = sd_now() - t0;
-    double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * HD; /* causal: QK^T and PV over half the square */
-    printf("perf: attention %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms (%.1f TFLOP/s), bwd %.2f ms "
-           "(%.1f TFLOP/s at 2.5x fwd flops)\n", S, 1024, NH, NKV, HD, tf * 1e3, flop / tf / 1e12, tb * 1e3,
-           2.5 * flop / tb / 1e12);
+    /* the fp32 kernel, then the tensor-core one (the bf16 mode's), forced by SIMPO_CUDA_ATTN */
+    const char *prev = getenv("SIMPO_CUDA_ATTN");
+    char *saved = prev ? strdup(prev) : NULL;
+    for (int tc = 0; tc < 2; tc++) {
+        setenv("SIMPO_CUDA_ATTN", tc ? "tc" : "fp32", 1);
+        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD); /* warm-up */
+        cuda_synchronize();
+        t0 = sd_now();
+        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+        cuda_synchronize();
+        double tf = sd_now() - t0;
+        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD); /* warm-up */
+        cuda_synchronize();
+        t0 = sd_now();
+        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD);
+        cuda_synchronize();
+        double tb = sd_now() - t0;
+        double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * HD; /* causal: QK^T and PV over half the square */
+        printf("perf: attention%s %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms (%.1f TFLOP/s), bwd %.2f ms "
+               "(%.1f TFLOP/s at 2.5x fwd flops)\n", tc ? " (tensor cores, bf16)" : "", S, 1024, NH, NKV, HD,
+               tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
+    }
+    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
+    else unsetenv("SIMPO_CUDA_ATTN");
+    free(saved);
     free(hx);
     gpu->free(d_x), gpu->free(d_w), gpu->free(d_y), gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k);
     gpu->free(d_v), gpu->free(d_o), gpu->free(d_l), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv);
@@ -573,6 +652,22 @@ int main(int argc, char **argv) {
             for (int i = 0; i < 70; i++) e[i] = 1 + (int)(urand() * 40); /* more sequences than a warp scans at once */
             t_attn(e, 70, 0, 4, 2, 64, 1.0);
         }
+    }
+    if (want("attn_tc")) { /* the shapes of "attn" with HD 64 or 128, and one sequence longer than 1024 */
+        static const int a[] = {1, 7, 64, 130};
+        t_attn_tc(a, 4, 0, 4, 4, 64, 1.0);   /* plain multi-head */
+        t_attn_tc(a, 4, 0, 4, 2, 64, 1.0);   /* GQA 2 */
+        t_attn_tc(a, 4, 0, 8, 2, 128, 1.0);  /* GQA 4, HD 128 */
+        t_attn_tc(a, 4, 0, 8, 8, 128, 2.0);  /* peaked softmax */
+        static const int b[] = {5, 0, 33, 1}; /* an empty sequence; rows before cu[0] */
+        t_attn_tc(b, 4, 3, 4, 2, 64, 1.0);
+        static const int d[] = {1000, 24};
+        t_attn_tc(d, 2, 0, 4, 2, 128, 1.0);  /* many tiles per sequence */
+        static const int f[] = {1100};
+        t_attn_tc(f, 1, 0, 4, 1, 64, 1.0);   /* one sequence of 1100 (18 tiles), GQA 4 */
+        int e[70];
+        for (int i = 0; i < 70; i++) e[i] = 1 + (int)(urand() * 40); /* more sequences than a warp scans at once */
+        t_attn_tc(e, 70, 0, 4, 2, 64, 1.0);
     }
     if (want("perf") && !getenv("SIMPO_GPU_SKIP_PERF")) perf(); /* the CPU emulation (tests/gpu/emu) skips it */
     TEST_END();

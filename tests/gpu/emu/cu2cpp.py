@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """cu2cpp.py IN.cu OUT.cpp — rewrites a CUDA source for the CPU emulation (docs/gpu.md, "Without a GPU"):
 kernel<<<grid, block[, smem[, stream]]>>>(args);  ->  emu_launch(emu_cfg(grid, block, smem, stream), [&]() { kernel(args); });
-extern __shared__ T name[];                       ->  T *name = (T *)emu_dyn_smem();
+extern __shared__ [__align__(N)] T name[];        ->  T *name = (T *)emu_dyn_smem();  (the emulation's dynamic
+                                                      shared memory is 1 KB aligned)
 Everything else is left to the emulation headers (cuda_runtime.h, cublas_v2.h in this directory)."""
 import re
 import sys
@@ -40,7 +41,8 @@ def kernel_name_start(s, i):
 
 
 def convert(src):
-    src = re.sub(r'extern\s+__shared__\s+(\w+)\s+(\w+)\s*\[\s*\]\s*;', r'\1 *\2 = (\1 *)emu_dyn_smem();', src)
+    src = re.sub(r'extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?(\w+(?:\s+\w+)*?)\s+(\w+)\s*\[\s*\]\s*;',
+                 r'\1 *\2 = (\1 *)emu_dyn_smem();', src)
     out, pos = [], 0
     while True:
         i = src.find('<<<', pos)

@@ -10,7 +10,8 @@
  * Device memory is guarded: every cudaMalloc is its own mapping, kept PROT_NONE except while an emulated device
  * operation (kernel, memcpy, memset, GEMM) runs, so host code that dereferences a device pointer (a model that is
  * not backend-clean, a test reading device memory) dies with SIGSEGV, as it would on a GPU. EMU_GUARD=0 turns
- * the guard off. */
+ * the guard off. wmma (mma.h) and __syncwarp are warp collectives checked by emu_warp_collective: all 32 lanes
+ * live, the same call with the same arguments, or abort. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,37 @@ unsigned emu_warp_ballot(int pred) {
     wait_at(w);
     return r;
 }
+/* The barrier of a warp-collective operation (wmma, __syncwarp: mma.h): every one of the warp's 32 lanes must
+ * be live and make it with the same tag (the operation and its arguments). The last lane to arrive, while all the
+ * others wait, compares the tags and consumes them; a lane released by a barrier that was not this operation's
+ * (lanes of the warp at different collectives) finds its tag unconsumed. Either way: abort, naming it. */
+static uint64_t g_tag[MAX_THREADS];
+void emu_warp_collective(uint64_t tag, const char *what) {
+    int t = linear_tid(), w0 = t & ~31;
+    Bar *w = &g_warp[t / 32];
+    if (g_n - w0 < 32 || w->live != 32) {
+        fprintf(stderr, "emu: %s: block (%u,%u,%u) thread %d: the warp has %d live lanes; all 32 must take part\n",
+                what, blockIdx.x, blockIdx.y, blockIdx.z, t, g_n - w0 < 32 ? g_n - w0 : w->live);
+        abort();
+    }
+    g_tag[t] = tag;
+    if (w->arrived + 1 == w->live) {
+        for (int l = 0; l < 32; l++)
+            if (g_tag[w0 + l] != tag) {
+                fprintf(stderr, "emu: %s: block (%u,%u,%u) warp %d: lane-divergent warp-wide operation (lane %d is "
+                        "not at this call, or at it with other arguments)\n", what, blockIdx.x, blockIdx.y, blockIdx.z,
+                        t / 32, l);
+                abort();
+            }
+        for (int l = 0; l < 32; l++) g_tag[w0 + l] = 0;
+    }
+    wait_at(w);
+    if (g_tag[t] != 0) {
+        fprintf(stderr, "emu: %s: block (%u,%u,%u) thread %d: lane-divergent warp-wide operation (the warp's other "
+                "lanes were released from a different barrier)\n", what, blockIdx.x, blockIdx.y, blockIdx.z, t);
+        abort();
+    }
+}
 void *emu_dyn_smem(void) { return g_smem; }
 
 void emu_run(EmuCfg c, void (*invoke)(void *), void *arg) {
@@ -139,7 +171,7 @@ void emu_run(EmuCfg c, void (*invoke)(void *), void *arg) {
         return;
     }
     if (!g_stacks) g_stacks = (char *)malloc((size_t)MAX_THREADS * STACK);
-    if (!g_smem) g_smem = (char *)aligned_alloc(16, SMEM_OPTIN);
+    if (!g_smem) g_smem = (char *)aligned_alloc(1024, SMEM_OPTIN); /* wmma needs 32 bytes; kernels declare it __align__(128) */
     dev_open();
     g_invoke = invoke;
     g_arg = arg;
