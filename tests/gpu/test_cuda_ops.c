@@ -12,8 +12,8 @@
  *   sumsq 1e-12 relative (double accumulation of exact products, order only)
  *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa)
- *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu fwd 1e-6, bwd 2e-6; xent sumexp 1e-6 (elementwise), xent_bwd
- *     1e-6; adamw 1e-6 (double math rounded once)
+ *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu and geglu fwd 1e-6, bwd 2e-6; softcap fwd 1e-6, bwd 2e-6;
+ *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6; adamw 1e-6 (double math rounded once)
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
  *   attention on tensor cores (section attn_tc, SIMPO_CUDA_ATTN=tc: bf16 operands) out 2e-2, lse 5e-3, dq / dk /
@@ -319,6 +319,39 @@ static void t_swiglu(size_t N, int FF) {
     gpu->free(d_gate), gpu->free(d_up), gpu->free(d_dout), gpu->free(d_out), gpu->free(d_dg), gpu->free(d_du);
 }
 
+/* ---- Gemma 2's GeGLU and soft-capping ---- */
+static void t_geglu_softcap(size_t N, int FF, float cap) {
+    size_t n = N * (size_t)FF;
+    float *gate = hrand(n, -8, 8), *upv = hrand(n, -2, 2), *dout = hrand(n, -1, 1);
+    float *out = hconst(n, 3.0f), *dg = hconst(n, 3.0f), *du = hconst(n, 3.0f);
+    float *d_gate = up(gate, n * 4), *d_up = up(upv, n * 4), *d_dout = up(dout, n * 4), *d_out = up(out, n * 4);
+    float *d_dg = up(dg, n * 4), *d_du = up(du, n * 4);
+    cpu->geglu_fwd(out, gate, upv, N, FF);
+    gpu->geglu_fwd(d_out, d_gate, d_up, N, FF);
+    cpu->geglu_bwd(dg, du, dout, gate, upv, N, FF);
+    gpu->geglu_bwd(d_dg, d_du, d_dout, d_gate, d_up, N, FF);
+    float *go = down(d_out, n), *gg = down(d_dg, n), *gu = down(d_du, n);
+    char what[96];
+    snprintf(what, sizeof what, "geglu_fwd N=%zu FF=%d", N, FF);
+    cmp(what, go, out, n, 1e-6);
+    cmp("geglu_bwd dgate", gg, dg, n, 2e-6);
+    cmp("geglu_bwd dup", gu, du, n, 2e-6);
+    /* soft-capping on the gate values (|x| up to 8 against cap: tanh saturates for small caps) */
+    cpu->softcap_fwd(gate, n, cap);
+    gpu->softcap_fwd(d_gate, n, cap);
+    float *gc = down(d_gate, n);
+    cmp("softcap_fwd", gc, gate, n, 1e-6);
+    float *pre = hrand(n, -8, 8), *d_pre = up(pre, n * 4);
+    cpu->softcap_bwd(dout, pre, n, cap);
+    gpu->softcap_bwd(d_dout, d_pre, n, cap);
+    float *gd = down(d_dout, n);
+    cmp("softcap_bwd", gd, dout, n, 2e-6);
+    free(gate), free(upv), free(dout), free(out), free(dg), free(du), free(go), free(gg), free(gu), free(gc), free(pre);
+    free(gd);
+    gpu->free(d_gate), gpu->free(d_up), gpu->free(d_dout), gpu->free(d_out), gpu->free(d_dg), gpu->free(d_du);
+    gpu->free(d_pre);
+}
+
 /* ---- cross-entropy over a vocabulary slice ---- */
 static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
     size_t nl = N * (size_t)V_loc;
@@ -618,6 +651,11 @@ int main(int argc, char **argv) {
         t_swiglu(1, 1);
         t_swiglu(37, 1001);
         t_swiglu(256, 11008);
+    }
+    if (want("geglu")) {
+        t_geglu_softcap(1, 1, 3.0f);
+        t_geglu_softcap(37, 1001, 30.0f);
+        t_geglu_softcap(64, 14336, 4.0f);
     }
     if (want("xent")) {
         t_xent(33, 1000, 0, 1000, 8);      /* whole vocabulary */
