@@ -1,8 +1,12 @@
 /* cmd_plan.c — `simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--link-gbps G] [--node-gpus K]
- * [--nvlink-gbps G] [--tflops T]`: before queueing, every (dp, pp, tp, zero) layout of N ranks that the model and
- * batch allow, with per-rank memory (src/plan.c, the formulas the trainer's own "memory plan" lines are checked
- * against) and a predicted step time, ranked. Assumptions of the time model are printed with the table and
- * documented in docs/running.md. */
+ * [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype D] [--recompute B] [--global-batch-pairs P] [--top K]`:
+ * before queueing, every (dp, pp, tp, zero) layout of N ranks that the model and batch allow, with per-rank memory
+ * (src/plan.c, the formulas the trainer's own "memory plan" lines are checked against) and a predicted step time,
+ * ranked. The time model is either one rate for all matmul FLOPs (--tflops) or the measured rates of a GPU
+ * (--rates bench/rates/<gpu>.json: GEMM, attention forward and backward, and an overhead factor that makes the
+ * file's own benchmarked step come out at its measured time). Assumptions are printed with the table and
+ * documented in docs/running.md; the rates file's fields in bench/rates/README.md. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,20 +18,167 @@
 
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
-    "                       [--nvlink-gbps G] [--tflops T] [--top K]\n"
+    "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
+    "                       [--recompute true|false] [--global-batch-pairs P] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
-    "  the trainer checks its allocations against). Step time: matmul FLOPs / (--tflops, default 400 per rank)\n"
-    "  plus the pipeline bubble, plus communication: tensor-parallel all-reduces over NVLink (--nvlink-gbps, default\n"
-    "  3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient traffic over --link-gbps (default\n"
-    "  400 Gbit/s per rank), ring volumes. Sequences are assumed full length (data.max_length).\n"
+    "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
+    "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
+    "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
+    "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), ring volumes, no overlap.\n"
+    "  Sequences are assumed full length (data.max_length).\n"
+    "  Compute: matmul FLOPs (6 x tokens x parameters of the stage) plus causal attention (4 x tokens x max_length/2\n"
+    "  x heads x head_dim per layer forward, twice that backward), all at --tflops (default 400 per rank); or with\n"
+    "  --rates FILE (measured rates, e.g. bench/rates/h200.json; see bench/rates/README.md) the matmuls at the\n"
+    "  file's GEMM rate for the model's dtype, the attention forward and backward at its attention rates, times\n"
+    "  the overhead factor of the non-matmul work (elementwise ops, optimizer) that makes the file's benchmarked\n"
+    "  step (steps.<dtype>, or steps.<dtype>_recompute under recompute when the file has it) come out at its\n"
+    "  measured time. A rate or step the file lacks for the dtype is an error naming the file and the key.\n"
     "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
-    "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters + a third of the attention).\n";
+    "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward.\n"
+    "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
+    "  (train.recompute), --global-batch-pairs (train.global_batch_pairs).\n";
 
 typedef struct {
     int dp, pp, tp, zero;
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
+
+/* The measured rates of one dtype from a rates file (TFLOP/s), and the overhead factor derived from its step. */
+typedef struct {
+    double gemm, attn_fwd, attn_bwd;
+    double bwd_ratio;       /* attention backward FLOPs per forward FLOP that attn_bwd is quoted at (2.5) */
+    double overhead;        /* measured step time / modelled step time (GEMM + attention) of the file's benchmark */
+    double step_s, model_s; /* that benchmark step: measured, and modelled before the overhead */
+    char step_key[40];      /* steps.<dtype>[_recompute] */
+    char gpu[96], date[32];
+} Rates;
+
+/* FLOPs of one pipeline stage in one step: matmuls and the attention forward. */
+typedef struct { double matmul, attn_fwd; } StageFlops;
+
+static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, double tokens, int max_length,
+                              const MemPlan *mp, bool recompute) {
+    StageFlops f;
+    /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (max_length / 2) x NH HD per layer */
+    f.attn_fwd = 4.0 * layers * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
+    /* 6 x tokens x (the stage's parameters, head included); recompute reruns each layer's forward, 1/3 of the
+     * layers' (a slight overestimate: the rerun stops before the down projection) */
+    f.matmul = 6.0 * tokens * (double)mp->params + (recompute ? 2.0 * tokens * (double)mp->layer_params : 0);
+    return f;
+}
+
+/* Seconds of compute of a stage: at --tflops (backward attention 2x forward), or at the measured rates. */
+static double stage_seconds(StageFlops f, bool recompute, const Rates *r, double tflops) {
+    double fwd_passes = recompute ? 2.0 : 1.0;
+    if (!r) return (f.matmul + (2.0 + fwd_passes) * f.attn_fwd) / (tflops * 1e12);
+    return r->overhead *
+           (f.matmul / r->gemm + fwd_passes * f.attn_fwd / r->attn_fwd + r->bwd_ratio * f.attn_fwd / r->attn_bwd) /
+           1e12;
+}
+
+/* The item at a dotted path ("a.b.c") of a rates file, or dies naming the file and the key. */
+static const cJSON *jget(const cJSON *root, const char *file, const char *key, const char *why) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", key);
+    const cJSON *o = root;
+    for (char *s = buf, *dot; o; s = dot + 1) {
+        dot = strchr(s, '.');
+        if (dot) *dot = 0;
+        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, s) : NULL;
+        if (!dot) break;
+    }
+    if (!o) sd_die(file, "no key '%s' (%s)", key, why);
+    if (cJSON_IsNull(o))
+        sd_die(file, "key '%s' is null: not measured yet (%s; run the benchmark named in the file's \"source\" and fill "
+                     "it in, or plan with --tflops)", key, why);
+    return o;
+}
+
+static double jrate(const cJSON *root, const char *file, const char *key, const char *why) {
+    const cJSON *o = jget(root, file, key, why);
+    if (!cJSON_IsNumber(o) || !(o->valuedouble > 0))
+        sd_die(file, "key '%s': expected a positive number (%s)", key, why);
+    return o->valuedouble;
+}
+
+static void jstr(const cJSON *root, const char *key, char *out, size_t n) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, key);
+    snprintf(out, n, "%s", cJSON_IsString(o) ? o->valuestring : "?");
+}
+
+/* Reads the rates of `dtype` from FILE, and derives the overhead factor from the file's measured step of that dtype
+ * (steps.<dtype>_recompute when planning with recompute and the file has it, else steps.<dtype>): the step's model
+ * shape, planned on one rank with the same FLOP count as the layouts, at the file's rates, against its step_s. */
+static Rates rates_load(const char *file, const char *dtype, bool recompute) {
+    char *text = sd_read_file(file, NULL);
+    if (!text) sd_die(file, "cannot read the rates file (--rates; e.g. bench/rates/h200.json)");
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        sd_die(file, "invalid JSON (expected a rates object, bench/rates/README.md)");
+    }
+    sd_cleanup_push((void (*)(void *))cJSON_Delete, root);
+    Rates r;
+    memset(&r, 0, sizeof r);
+    char key[96], why[96];
+    snprintf(why, sizeof why, "the GEMM rate the plan needs for model.dtype %s", dtype);
+    snprintf(key, sizeof key, "matmul_tflops.%s", dtype);
+    r.gemm = jrate(root, file, key, why);
+    snprintf(why, sizeof why, "the attention rates the plan needs for model.dtype %s", dtype);
+    snprintf(key, sizeof key, "attention_tflops.%s.fwd", dtype);
+    r.attn_fwd = jrate(root, file, key, why);
+    snprintf(key, sizeof key, "attention_tflops.%s.bwd", dtype);
+    r.attn_bwd = jrate(root, file, key, why);
+    r.bwd_ratio = jrate(root, file, "attention_bwd_flops_per_fwd", "how many forward FLOPs the backward rates count");
+    /* the measured whole step */
+    char rc_name[32];
+    snprintf(rc_name, sizeof rc_name, "%s_recompute", dtype);
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "steps");
+    const cJSON *rc = cJSON_IsObject(steps) ? cJSON_GetObjectItemCaseSensitive(steps, rc_name) : NULL;
+    snprintf(r.step_key, sizeof r.step_key, "steps.%s", recompute && cJSON_IsObject(rc) ? rc_name : dtype);
+    snprintf(why, sizeof why, "the measured %s step the overhead factor comes from", dtype);
+    const cJSON *st = jget(root, file, r.step_key, why);
+    if (!cJSON_IsObject(st)) sd_die(file, "key '%s': expected an object (%s)", r.step_key, why);
+    snprintf(key, sizeof key, "%s.model", r.step_key);
+    const cJSON *m = jget(root, file, key, "the benchmarked model's shape, config.json keys");
+    char *mtext = cJSON_PrintUnformatted(m);
+    if (!mtext) sd_die(file, "cannot serialise '%s'", key);
+    sd_cleanup_push(free, mtext);
+    char where[256];
+    snprintf(where, sizeof where, "%s: %s.model", file, r.step_key);
+    ModelConfig mc = model_config_from_json(mtext, where);
+    sd_cleanup_pop();
+    free(mtext);
+    snprintf(key, sizeof key, "%s.pairs_per_step", r.step_key);
+    double pairs = jrate(root, file, key, "pairs of the benchmarked step");
+    snprintf(key, sizeof key, "%s.seq_len", r.step_key);
+    double seq = jrate(root, file, key, "tokens per sequence of the benchmarked step");
+    snprintf(key, sizeof key, "%s.step_s", r.step_key);
+    r.step_s = jrate(root, file, key, "the measured step time");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(st, "recompute");
+    if (src && !cJSON_IsBool(src)) sd_die(file, "key '%s.recompute': expected true or false", r.step_key);
+    bool step_rc = cJSON_IsTrue(src);
+    if (step_rc != (strstr(r.step_key, "_recompute") != NULL))
+        sd_die(file, "key '%s.recompute' is %s: steps.<dtype> is measured without train.recompute, "
+                     "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
+    size_t tokens = (size_t)(2 * pairs * seq);
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc};
+    MemPlan mp = plan_memory(&pl);
+    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, (double)tokens, (int)seq, &mp, step_rc);
+    r.overhead = 1.0;
+    r.model_s = stage_seconds(f, step_rc, &r, 0);
+    r.overhead = r.step_s / r.model_s;
+    jstr(root, "gpu", r.gpu, sizeof r.gpu);
+    jstr(root, "date", r.date, sizeof r.date);
+    sd_cleanup_pop();
+    cJSON_Delete(root);
+    if (r.overhead < 1.0)
+        fprintf(stderr, "simpo_dist: %s: note: %s runs faster (%.3f s) than its GEMMs and attention at the file's "
+                        "rates (%.3f s): check the rates\n", file, r.step_key, r.step_s, r.model_s);
+    return r;
+}
 
 static int cmp_rows(const void *a, const void *b) {
     const Row *x = a, *y = b;
@@ -35,17 +186,24 @@ static int cmp_rows(const void *a, const void *b) {
 }
 
 int cmd_plan(int argc, char **argv) {
-    const char *cfg_path = NULL;
-    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 400, top = 20;
+    const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL;
+    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
             return 0;
         }
+        const char **sdst = !strcmp(argv[i], "--rates") ? &rates_path : !strcmp(argv[i], "--dtype") ? &dtype_arg
+                          : !strcmp(argv[i], "--recompute") ? &recompute_arg : NULL;
+        if (sdst) {
+            if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
+            *sdst = argv[++i];
+            continue;
+        }
         double *dst = !strcmp(argv[i], "--gpus") ? &gpus : !strcmp(argv[i], "--gpu-mem") ? &mem
                     : !strcmp(argv[i], "--node-gpus") ? &node : !strcmp(argv[i], "--link-gbps") ? &link
                     : !strcmp(argv[i], "--nvlink-gbps") ? &nvlink : !strcmp(argv[i], "--tflops") ? &tflops
-                    : !strcmp(argv[i], "--top") ? &top : NULL;
+                    : !strcmp(argv[i], "--top") ? &top : !strcmp(argv[i], "--global-batch-pairs") ? &batch : NULL;
         if (!dst) {
             if (argv[i][0] == '-' || cfg_path) sd_die("plan", "unknown argument '%s' (see simpo_dist plan --help)", argv[i]);
             cfg_path = argv[i];
@@ -57,7 +215,22 @@ int cmd_plan(int argc, char **argv) {
         if (*end || !(*dst > 0)) sd_die("plan", "%s: expected a positive number, found '%s'", argv[i - 1], argv[i]);
     }
     if (!cfg_path || gpus < 1 || gpus != floor(gpus)) sd_die("plan", "CONFIG.yaml and --gpus N are required (see --help)");
+    if (rates_path && tflops > 0) sd_die("plan", "--tflops and --rates exclude each other (the rates file gives the speed)");
+    if (tflops == 0) tflops = 400;
+    if (dtype_arg && strcmp(dtype_arg, "fp32") && strcmp(dtype_arg, "bf16"))
+        sd_die("plan", "--dtype: expected fp32 or bf16, found '%s'", dtype_arg);
+    if (recompute_arg && strcmp(recompute_arg, "true") && strcmp(recompute_arg, "false"))
+        sd_die("plan", "--recompute: expected true or false, found '%s'", recompute_arg);
+    if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     Config *c = config_load(cfg_path);
+    if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true");
+    if (batch) c->global_batch_pairs = (int)batch;
+    if (c->global_batch_pairs % c->micro_batch_pairs)
+        sd_die("plan", "--global-batch-pairs %d: train.micro_batch_pairs (%d) must divide it", c->global_batch_pairs,
+               c->micro_batch_pairs);
+    const char *dtype = dtype_arg ? dtype_arg : c->model_dtype ? c->model_dtype : "fp32";
+    Rates rates, *rt = NULL;
+    if (rates_path) rates = rates_load(rates_path, dtype, c->recompute), rt = &rates;
     ModelConfig mc = c->model_init ? model_config_load(c->model_init) : c->model_config;
     int N = (int)gpus, L = mc.num_hidden_layers;
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
@@ -74,20 +247,15 @@ int cmd_plan(int argc, char **argv) {
             for (int zero = 0; zero <= 2; zero++) {
                 if (dp == 1 && zero > 0) continue;
                 Row r = {dp, pp, tp, zero, 0, 0, 0, 0, 0, 0};
-                double flops_max = 0, comm_max = 0;
+                double t_max = 0, comm_max = 0;
                 for (int stage = 0; stage < pp; stage++) {
                     PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, c->recompute};
                     MemPlan mp = plan_memory(&pl);
                     r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
-                    /* matmul FLOPs of the stage: 6 x tokens x (its parameters, head included) + attention */
-                    double tokens = (double)max_tokens * n_mb, ctx = c->max_length / 2.0;
+                    double tokens = (double)max_tokens * n_mb;
                     int count = L / pp + (stage < L % pp);
-                    double attn = 12.0 * count * (double)mc.num_attention_heads / tp * mc.head_dim * ctx * tokens;
-                    double fl = 6.0 * tokens * (double)mp.params + attn;
-                    /* recompute reruns each layer's forward: 1/3 of the layers' 6 x tokens x params and of attention
-                     * (a slight overestimate: the rerun stops before the down projection) */
-                    if (c->recompute) fl += 2.0 * tokens * (double)mp.layer_params + attn / 3.0;
-                    flops_max = fmax(flops_max, fl);
+                    StageFlops f = stage_flops(&mc, tp, count, tokens, c->max_length, &mp, c->recompute);
+                    t_max = fmax(t_max, stage_seconds(f, c->recompute, rt, tflops));
                     size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
                     for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
                     uint64_t bytes[COLL_KINDS];
@@ -102,7 +270,7 @@ int cmd_plan(int argc, char **argv) {
                     double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / dp_bw : 0;
                     comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
                 }
-                r.t_compute = flops_max / (tflops * 1e12);
+                r.t_compute = t_max;
                 r.t_bubble = r.t_compute * (pp - 1.0) / n_mb;
                 r.t_comm = comm_max;
                 r.t_step = r.t_compute + r.t_bubble + r.t_comm;
@@ -112,10 +280,19 @@ int cmd_plan(int argc, char **argv) {
             }
         }
     qsort(rows, (size_t)nr, sizeof(Row), cmp_rows);
+    char speed[512];
+    if (rt)
+        snprintf(speed, sizeof speed, "%s rates of %s (%s, %s): GEMM %.1f, attention fwd %.1f / bwd %.1f TFLOP/s, "
+                 "overhead x%.3f", dtype, rates_path, rt->gpu, rt->date, rt->gemm, rt->attn_fwd, rt->attn_bwd,
+                 rt->overhead);
+    else snprintf(speed, sizeof speed, "%.0f TFLOP/s per rank", tflops);
     printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
-           "%.0f TFLOP/s per rank, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
+           "%s, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
            N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length,
-           c->recompute ? ", recompute" : "", tflops, nvlink, (int)node, link);
+           c->recompute ? ", recompute" : "", speed, nvlink, (int)node, link);
+    if (rt)
+        printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
+               rt->step_key, rt->step_s, rt->model_s);
     printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
            "compute_s", "bubble_s", "comm_s", "tokens/s/rank");
     for (int i = 0; i < nr && i < (int)top; i++)

@@ -1,7 +1,9 @@
 # The memory plan and the communication volumes of docs/design.md against what the code does: for several
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
-# first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, tied embeddings across stages);
-# the same with train.recompute, where every rank also allocates fewer bytes than in the layout without it.
+# first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
+# tied embeddings across stages); the same with train.recompute (also dp x tp x pp), where every rank also
+# allocates fewer bytes than in the layout without it. These are the volumes `simpo_dist plan` times
+# (docs/scaling.md).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 check_log() { # name log
@@ -29,6 +31,7 @@ run_case dp3_zero2 3 2 "{zero: 2}"
 run_case tp2 2 2 "{tp: 2}"
 run_case pp2 2 1 "{pp: 2}"
 run_case dp2_tp2_pp2_zero2 8 1 "{tp: 2, pp: 2, zero: 2}"
+run_case dp2_tp2_pp2_zero1 8 1 "{tp: 2, pp: 2, zero: 1}"
 # recompute: "rank allocated" per rank of a case's log; case $2 (recompute) allocates no more than case $1 on any
 # rank and less in all (a rank with one layer and one slot saves nothing: its one layer becomes the working area)
 alloc_by_rank() { grep "memory plan rank" "$TMP/$1/train.log" | sed 's/.*memory plan rank \([0-9]*\) .*allocated \([0-9]*\) bytes/\1 \2/' | sort -n; }
@@ -42,6 +45,8 @@ run_case one_rc 1 2 "{tp: 1}" rc; fewer_bytes one one_rc
 run_case dp2_zero1_rc 2 1 "{zero: 1}" rc; fewer_bytes dp2_zero1 dp2_zero1_rc
 run_case tp2_rc 2 2 "{tp: 2}" rc; fewer_bytes tp2 tp2_rc
 run_case pp2_rc 2 1 "{pp: 2}" rc; fewer_bytes pp2 pp2_rc
+# all three dimensions at once with recompute (TP's extra o-projection all-reduce next to PP sends and ZeRO-2)
+run_case dp2_tp2_pp2_zero2_rc 8 1 "{tp: 2, pp: 2, zero: 2}" rc; fewer_bytes dp2_tp2_pp2_zero2 dp2_tp2_pp2_zero2_rc
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:
