@@ -20,6 +20,10 @@
  *                 dP = dO V^T, dS = P (dP - D) scale with D = rowsum(dO * out) (attn_d_k), dQ = dS K.
  *   attn_dkdv_k   block = (key tile, kv head): loops over the query heads of the group and the query tiles at and
  *                 after the key tile: dV += P^T dO, dK += dS^T Q, accumulated in registers and written once.
+ * The options of backend.h's AttnOpts (Gemma 2) act in all three: the scale; soft-capping S = cap tanh(S / cap)
+ * after the scale (the backward multiplies dS by 1 - tanh^2, before the scale, as the CPU kernel does); a sliding
+ * window masks key j of query i unless i - window < j <= i, and the key (query) tile loops start (stop) where the
+ * window of the tile's rows begins (ends). Without options the arithmetic is the Llama kernels' unchanged.
  * No atomics: dK / dV of a kv head are summed over its query heads inside one block (in the CPU reference's
  * order: head, then query), dQ in its own pass. Results are deterministic.
  *
@@ -28,7 +32,8 @@
  * floats: 100 / 133 KB at HD = 256, within the opt-in limit of sm_80 and sm_90. NH must be a multiple of NKV.
  *
  * In the bf16 mode (cu_bf16(); SIMPO_CUDA_ATTN=tc|fp32 overrides it) cuda_attn_fwd / cuda_attn_bwd hand HD 64 and
- * 128 to the tensor-core kernels of attention_tc.cu (use_tc, at the end of this file). */
+ * 128 to the tensor-core kernels of attention_tc.cu (use_tc, at the end of this file); those know Llama's attention
+ * only, so a call with options other than the defaults (attn_opts_is_default) always runs the fp32 kernels. */
 #include <stdlib.h>
 #include <string.h>
 #include "cuda_common.cuh"
@@ -139,7 +144,7 @@ __device__ __forceinline__ void dot_rows2(float (&acc1)[RPW], float (&acc2)[RPW]
 template <int NC> /* NC = head dims per lane = HD_max / 32 */
 __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, const float *q, const float *k,
                                                        const float *v, const int *cu, int S, int NH, int NKV, int HD,
-                                                       int SD, float scale) {
+                                                       int SD, float scale, float cap, int window) {
     extern __shared__ float4 smem4[];
     float *Qs = (float *)smem4, *Ks = Qs + BR * SD, *Vs = Ks + BC * SD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
@@ -159,7 +164,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, c
 #pragma unroll
         for (int c = 0; c < NC; c++) acc[r][c] = 0.0f;
     }
-    for (int k0 = st; k0 <= qlast; k0 += BC) {
+    const int kfirst = window > 0 ? max(st, q0 - window + 1) : st; /* the first key the tile's rows see */
+    for (int k0 = kfirst; k0 <= qlast; k0 += BC) {
         const int nk = min(BC, en - k0), jmax = min(nk, qlast - k0 + 1);
         __syncthreads(); /* the previous tile's readers are done (and Qs is loaded, first time) */
         load_rows<BC>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);
@@ -173,7 +179,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, c
 #pragma unroll
         for (int r = 0; r < RPW; r++) {
             int i = min(q0 + warp * RPW + r, qlast); /* rows past the sequence mirror its last row (never written) */
-            float x = (lane < nk && j <= i) ? s[r] * scale : -INFINITY;
+            float x = -INFINITY;
+            if (lane < nk && j <= i && (window <= 0 || j > i - window)) {
+                x = s[r] * scale;
+                if (cap > 0.0f) x = cap * tanhf(x / cap);
+            }
             float mn = fmaxf(m[r], cu_warp_max(x));
             float p = x == -INFINITY ? 0.0f : expf(x - mn);
             float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
@@ -229,7 +239,7 @@ template <int NC>
 __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *dout, const float *q, const float *k,
                                                       const float *v, const float *lse, const float *D,
                                                       const int *cu, int S, int NH, int NKV, int HD, int SD,
-                                                      float scale) {
+                                                      float scale, float cap, int window) {
     extern __shared__ float4 smem4[];
     float *Qs = (float *)smem4, *dOs = Qs + BR * SD, *Ks = dOs + BR * SD, *Vs = Ks + BC * SD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
@@ -250,7 +260,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *do
 #pragma unroll
         for (int c = 0; c < NC; c++) acc[r][c] = 0.0f;
     }
-    for (int k0 = st; k0 <= qlast; k0 += BC) {
+    const int kfirst = window > 0 ? max(st, q0 - window + 1) : st;
+    for (int k0 = kfirst; k0 <= qlast; k0 += BC) {
         const int nk = min(BC, en - k0), jmax = min(nk, qlast - k0 + 1);
         __syncthreads();
         load_rows<BC>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);
@@ -264,9 +275,16 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *do
 #pragma unroll
         for (int r = 0; r < RPW; r++) {
             int i = q0 + warp * RPW + r;
-            bool ok = i <= qlast && lane < nk && j <= i;
-            float p = ok ? expf(s[r] * scale - lr[r]) : 0.0f;
-            s[r] = p * (dp[r] - Dr[r]) * scale; /* dS */
+            bool ok = i <= qlast && lane < nk && j <= i && (window <= 0 || j > i - window);
+            float x = s[r] * scale, t = 0.0f;
+            if (cap > 0.0f) {
+                t = tanhf(x / cap);
+                x = cap * t;
+            }
+            float p = ok ? expf(x - lr[r]) : 0.0f;
+            float ds = p * (dp[r] - Dr[r]);
+            if (cap > 0.0f) ds *= 1.0f - t * t;
+            s[r] = ds * scale; /* dS */
         }
         for (int jj = 0; jj < jmax; jj++) {
             float kv[NC];
@@ -295,7 +313,7 @@ template <int NC>
 __global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, const float *dout, const float *q,
                                                         const float *k, const float *v, const float *lse,
                                                         const float *D, const int *cu, int S, int NH, int NKV,
-                                                        int HD, int SD, float scale) {
+                                                        int HD, int SD, float scale, float cap, int window) {
     extern __shared__ float4 smem4[];
     float *Ks = (float *)smem4, *Vs = Ks + BR * SD, *Qs = Vs + BR * SD, *dOs = Qs + BC * SD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = (HD + 3) / 4;
@@ -312,8 +330,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, co
     for (int r = 0; r < RPW; r++)
 #pragma unroll
         for (int c = 0; c < NC; c++) ak[r][c] = av[r][c] = 0.0f;
+    /* the last query that sees one of the tile's keys: k0 + nk - 1 + window - 1 under a window */
+    const long long qe = (long long)k0 + nk - 1 + window;
+    const int qend = window > 0 && qe < en ? (int)qe : en;
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-        for (int q0 = k0; q0 < en; q0 += BC) {
+        for (int q0 = k0; q0 < qend; q0 += BC) {
             const int nq = min(BC, en - q0), iq = q0 + lane;
             __syncthreads();
             load_rows<BC>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
@@ -329,9 +350,16 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, co
 #pragma unroll
             for (int r = 0; r < RPW; r++) {
                 int kr = k0 + warp * RPW + r;
-                bool ok = warp * RPW + r < nk && lane < nq && kr <= iq;
-                p[r] = ok ? expf(s[r] * scale - lq) : 0.0f;
-                s[r] = p[r] * (dp[r] - Dq) * scale; /* dS */
+                bool ok = warp * RPW + r < nk && lane < nq && kr <= iq && (window <= 0 || kr > iq - window);
+                float x = s[r] * scale, t = 0.0f;
+                if (cap > 0.0f) {
+                    t = tanhf(x / cap);
+                    x = cap * t;
+                }
+                p[r] = ok ? expf(x - lq) : 0.0f;
+                float ds = p[r] * (dp[r] - Dq);
+                if (cap > 0.0f) ds *= 1.0f - t * t;
+                s[r] = ds * scale; /* dS */
             }
             for (int jj = 0; jj < nq; jj++) {
                 float o[NC], qv[NC];
@@ -411,31 +439,33 @@ static void want_smem(const void *kernel, size_t bytes, int *set, const char *op
 
 template <int NC>
 static void launch_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu,
-                       int S, int NH, int NKV, int HD, int tiles) {
+                       int S, int NH, int NKV, int HD, int tiles, const AttnOpts *opts) {
     static int opted = 0;
     int SD = smem_stride(HD);
     size_t smem = (size_t)(BR + 2 * BC) * SD * sizeof(float);
     want_smem((const void *)attn_fwd_k<NC>, smem, &opted, "attn_fwd", HD);
     attn_fwd_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
-        out, lse, q, k, v, cu, S, NH, NKV, HD, SD, 1.0f / sqrtf((float)HD));
+        out, lse, q, k, v, cu, S, NH, NKV, HD, SD, attn_opts_scale(opts, HD),
+        opts && opts->softcap > 0.0f ? opts->softcap : 0.0f, opts ? opts->window : 0);
     CUDA_LAUNCH_CHECK("attn_fwd");
 }
 
 template <int NC>
 static void launch_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                        const float *v, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
-                       int HD, int tiles) {
+                       int HD, int tiles, const AttnOpts *opts) {
     static int opted_q = 0, opted_kv = 0;
     int SD = smem_stride(HD);
     size_t smem = (size_t)(2 * BR + 2 * BC) * SD * sizeof(float);
-    float scale = 1.0f / sqrtf((float)HD);
+    float scale = attn_opts_scale(opts, HD), cap = opts && opts->softcap > 0.0f ? opts->softcap : 0.0f;
+    int window = opts ? opts->window : 0;
     want_smem((const void *)attn_dq_k<NC>, smem, &opted_q, "attn_bwd", HD);
     want_smem((const void *)attn_dkdv_k<NC>, smem, &opted_kv, "attn_bwd", HD);
     attn_dq_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
-        dq, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale);
+        dq, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale, cap, window);
     CUDA_LAUNCH_CHECK("attn_bwd (dq)");
     attn_dkdv_k<NC><<<dim3((unsigned)tiles, (unsigned)NKV), NTHREADS, smem, cu_stream()>>>(
-        dk, dv, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale);
+        dk, dv, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale, cap, window);
     CUDA_LAUNCH_CHECK("attn_bwd (dk, dv)");
 }
 
@@ -448,9 +478,10 @@ void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const 
                       int NKV, int HD);
 
 /* Tensor cores in the bf16 mode (cu_bf16()) or when SIMPO_CUDA_ATTN=tc (SIMPO_CUDA_ATTN=fp32: never; tests
- * force either path), for the head dims they support and 16-byte aligned row tensors (float4 staging); else
- * the fp32 kernels above. The variable is read on every call. */
-static bool use_tc(int HD, const float *const *rows, int n) {
+ * force either path), for Llama's attention (no options: attention_tc.cu has no scale, cap or window), the head
+ * dims they support and 16-byte aligned row tensors (float4 staging); else the fp32 kernels above. The variable
+ * is read on every call. */
+static bool use_tc(int HD, const AttnOpts *opts, const float *const *rows, int n) {
     const char *e = getenv("SIMPO_CUDA_ATTN");
     bool want = cu_bf16();
     if (e && *e) {
@@ -458,18 +489,21 @@ static bool use_tc(int HD, const float *const *rows, int n) {
         else if (strcmp(e, "fp32") == 0) want = false;
         else sd_die("cuda", "SIMPO_CUDA_ATTN=%s: expected fp32 or tc", e);
     }
-    if (!want || !cuda_attn_tc_supports(HD)) return false;
+    if (!want || !attn_opts_is_default(opts, HD) || !cuda_attn_tc_supports(HD)) return false;
     for (int i = 0; i < n; i++)
         if ((uintptr_t)rows[i] % 16) return false;
     return true;
 }
 
 void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
-                   int S, int NH, int NKV, int HD) {
+                   int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     check_shape(NH, NKV, HD, "attn_fwd");
     const float *rows[] = {out, q, k, v};
-    if (use_tc(HD, rows, 4)) {
+    if (opts && (!isfinite(opts->scale) || !(opts->softcap >= 0.0f) || opts->window < 0))
+        sd_die("cuda", "attn_fwd: options scale %g, softcap %g, window %d", (double)opts->scale,
+               (double)opts->softcap, opts->window);
+    if (use_tc(HD, opts, rows, 4)) {
         cuda_attn_tc_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
         return;
     }
@@ -477,18 +511,21 @@ void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const
     int tiles = L.tiles;
     free(L.cu);
     if (!tiles) return;
-    if (HD <= 64) launch_fwd<2>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
-    else if (HD <= 128) launch_fwd<4>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
-    else launch_fwd<8>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+    if (HD <= 64) launch_fwd<2>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    else if (HD <= 128) launch_fwd<4>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    else launch_fwd<8>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
 }
 
 void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                    const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                   int NKV, int HD) {
+                   int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     check_shape(NH, NKV, HD, "attn_bwd");
+    if (opts && (!isfinite(opts->scale) || !(opts->softcap >= 0.0f) || opts->window < 0))
+        sd_die("cuda", "attn_bwd: options scale %g, softcap %g, window %d", (double)opts->scale,
+               (double)opts->softcap, opts->window);
     const float *rows[] = {dq, dk, dv, dout, q, k, v};
-    if (use_tc(HD, rows, 7)) {
+    if (use_tc(HD, opts, rows, 7)) {
         cuda_attn_tc_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
         return;
     }
@@ -507,8 +544,8 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
     size_t warps = (size_t)(N - n0) * NH;
     attn_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dout, out, n0, N, NH, HD);
     CUDA_LAUNCH_CHECK("attn_bwd (D)");
-    if (HD <= 64) launch_bwd<2>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
-    else if (HD <= 128) launch_bwd<4>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
-    else launch_bwd<8>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    if (HD <= 64) launch_bwd<2>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    else if (HD <= 128) launch_bwd<4>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    else launch_bwd<8>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
     cu_scratch_free(D);
 }

@@ -128,10 +128,10 @@ void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, c
 void cuda_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cuda_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
-                   int S, int NH, int NKV, int HD);
+                   int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                    const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                   int NKV, int HD);
+                   int NKV, int HD, const AttnOpts *opts);
 void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);

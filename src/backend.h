@@ -19,8 +19,32 @@
  */
 #ifndef SD_BACKEND_H
 #define SD_BACKEND_H
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Options of attn_fwd / attn_bwd (Gemma 2; host memory, read during the call). A NULL pointer means Llama's
+ * attention; so does a struct with every field 0.
+ *   scale:   multiplies q.k (Gemma 2: query_pre_attn_scalar^-1/2); <= 0: 1/sqrt(HD) (computed as 1.0f/sqrtf(HD)).
+ *   softcap: > 0: the scaled score s becomes softcap * tanh(s / softcap) before the causal mask and the softmax
+ *            (attn_logit_softcapping); 0: off. The backward multiplies d/ds by 1 - tanh(s / softcap)^2.
+ *   window:  > 0: query row i sees key row j of its sequence only when i - window < j <= i (transformers'
+ *            sliding_window_overlay: kv_idx > q_idx - sliding_window); 0: causal over the whole sequence. */
+typedef struct AttnOpts {
+    float scale;
+    float softcap;
+    int window;
+} AttnOpts;
+/* The scale opts stands for (1.0f/sqrtf(HD) when opts is NULL or its scale <= 0). */
+static inline float attn_opts_scale(const AttnOpts *opts, int HD) {
+    return opts && opts->scale > 0.0f ? opts->scale : 1.0f / sqrtf((float)HD);
+}
+/* true when opts asks for Llama's attention: no cap, no window, the scale 1/sqrt(HD) (what the kernels that know
+ * no options, e.g. the CUDA tensor-core path, compute). */
+static inline bool attn_opts_is_default(const AttnOpts *opts, int HD) {
+    return !opts || (!(opts->softcap > 0.0f) && opts->window <= 0 &&
+                     attn_opts_scale(opts, HD) == 1.0f / sqrtf((float)HD));
+}
 
 typedef struct Backend {
     const char *name;
@@ -90,15 +114,17 @@ typedef struct Backend {
     /* the transpose (inverse rotation), in place on the gradient dx[N, H*HD]. */
     void (*rope_bwd)(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 
-    /* Causal grouped-query attention over packed sequences, softmax(q k^T / sqrt(HD)) v.
+    /* Causal grouped-query attention over packed sequences, softmax(mask(f(scale q k^T))) v.
      * q[N, NH*HD], k, v [N, NKV*HD]; query head h reads kv head h / (NH/NKV).
-     * writes out[N, NH*HD] and lse[N*NH] (log-sum-exp of the scaled scores of row n, head h at n*NH+h). */
+     * opts (AttnOpts above; NULL: Llama's attention, scale 1/sqrt(HD), no cap, no window) sets the scale, the
+     * soft-capping f(s) = softcap * tanh(s / softcap) of the scaled scores (Gemma 2) and a sliding window.
+     * writes out[N, NH*HD] and lse[N*NH] (log-sum-exp of the (capped) scores of row n, head h at n*NH+h). */
     void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
-                     int S, int NH, int NKV, int HD);
-    /* writes dq[N,NH*HD], dk, dv [N,NKV*HD] from dout and the forward's q, k, v, out, lse. */
+                     int S, int NH, int NKV, int HD, const AttnOpts *opts);
+    /* writes dq[N,NH*HD], dk, dv [N,NKV*HD] from dout and the forward's q, k, v, out, lse (and the same opts). */
     void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                      const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                     int NKV, int HD);
+                     int NKV, int HD, const AttnOpts *opts);
 
     /* SwiGLU: out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). writes out[N,FF]. */
     void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t N, int FF);

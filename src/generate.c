@@ -32,6 +32,9 @@ Generator *gen_create(Model *m, int cap) {
     if (m->tp != 1 || m->pp != 1)
         sd_die("generate", "decoding runs on one rank: this model is split (tp %d, pp %d)", m->tp, m->pp);
     if (m->be != backend_cpu()) sd_die("generate", "decoding needs the CPU backend, the model is on '%s'", m->be->name);
+    if (m->gemma2) /* refused rather than decoded with the Llama block (wrong text, no error) */
+        sd_die("generate", "decoding Gemma 2 models is not built yet (the KV-cache decoder has the Llama block only; "
+                           "score, analyze, export and training support Gemma 2)");
     if (cap < 1 || cap > m->rope_max)
         sd_die("generate", "KV cache of %d positions: expected 1 .. max_position_embeddings (%d)", cap, m->rope_max);
     Generator *g = sd_calloc(1, sizeof *g, "generator");

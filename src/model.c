@@ -1,13 +1,23 @@
-/* model.c — Llama decoder forward/backward against the Backend interface. See model.h.
+/* model.c — Llama / Gemma 2 decoder forward/backward against the Backend interface. See model.h.
  *
  * One transformer block, x -> x2 -> x_out:
  *   ln1 = rmsnorm(x); q,k,v = ln1 Wq^T, ln1 Wk^T, ln1 Wv^T; rope(q, k); att = attention(q, k, v)
  *   x2 = x + att Wo^T; ln2 = rmsnorm(x2); g, u = ln2 Wg^T, ln2 Wu^T; h = silu(g) * u; x_out = x2 + h Wd^T
+ * Gemma 2 (m->gemma2) sandwiches both halves between norms and changes the activation and the attention:
+ *   x = embed * sqrt(C) (first stage); att = attention(q, k, v; scale query_pre_attn_scalar^-1/2, soft-capped
+ *   scores, the sliding window on sliding layers); ao = att Wo^T; x2 = x + rmsnorm_a(ao);
+ *   ln2 = rmsnorm(x2) (pre_feedforward); h = gelu_tanh(g) * u; mo = h Wd^T; x_out = x2 + rmsnorm_f(mo);
+ *   logits = cap * tanh(logits / cap) before the log-softmax (final_logit_softcapping).
+ * Under TP ao and mo are the all-reduced row-parallel outputs, so the two extra norms see whole rows and, like the
+ * others, are replicated with identical gradients on every TP rank (their d(out) is the replicated residual
+ * gradient): no extra communication.
  * Only positions that predict a response token reach the LM head: their final hidden rows are gathered, the
  * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
  * so [tokens x vocab] logits never exist.
  * With recompute (model_create_ex) a slot saves only each block's input x; the backward of a block first reruns
- * its forward up to h (layer_forward_to_hidden, the very code the forward ran) into the model's one working area.
+ * its forward (layer_forward, the very code the forward ran) into the model's one working area: up to h for Llama;
+ * for Gemma 2 also the down projection (with its all-reduce under TP) and the stats of its norm, which the norm's
+ * backward needs, leaving out only the residual add.
  */
 #include "model.h"
 #include <math.h>
@@ -25,9 +35,13 @@ typedef struct Acts {
     float *base;
     float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
     float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...], or [1][...] shared */
+    float *ao, *rstda, *mo, *rstdm;             /* Gemma 2 ([L][...] or shared; else NULL): the attention and MLP
+                                                 * outputs before their norms [N,C], the norms' rstd [N] */
     float *xL, *rstdf, *xf;                     /* final residual [N,C], rstd [N], normed [N,C] */
     float *hs, *lse_row;                        /* gathered rows [M,C], their log-sum-exp [M] */
     float *logits, *mx, *se, *tgt, *gchunk;     /* LM head chunk [R,V], [R] x4 */
+    float *logits_pre;                          /* final logit soft-capping (last stage): the chunk's logits before
+                                                 * the cap [R,V], for the backward; else NULL */
     float *dx, *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dhs; /* backward scratch */
     int *ids, *pos, *cu, *tg;                   /* backend copies of the batch's index arrays */
     int *rows;                                  /* host: token position of gathered row r */
@@ -74,7 +88,7 @@ static uint64_t name_stream(const char *name) {
 
 static void build_specs(Model *m) {
     int C = m->C, FF = m->FF, V = m->V, QD = m->NH * m->HD, KD = m->NKV * m->HD;
-    m->specs = sd_calloc((size_t)m->L_loc * 9 + 4, sizeof(ParamSpec), "parameter table");
+    m->specs = sd_calloc((size_t)m->L_loc * 11 + 4, sizeof(ParamSpec), "parameter table");
     int n = 0;
     char nm[96];
     if (m->first_stage) add_spec(m, &n, P_EMBED, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
@@ -86,10 +100,16 @@ static void build_specs(Model *m) {
         add_spec(m, &n, P_WK, l, LNAME("self_attn.k_proj.weight"), KD, C, SPLIT_COL, true);
         add_spec(m, &n, P_WV, l, LNAME("self_attn.v_proj.weight"), KD, C, SPLIT_COL, true);
         add_spec(m, &n, P_WO, l, LNAME("self_attn.o_proj.weight"), C, QD, SPLIT_ROW, true);
-        add_spec(m, &n, P_LN2, l, LNAME("post_attention_layernorm.weight"), C, 0, SPLIT_REPL, false);
+        /* Gemma 2's post_attention_layernorm normalises the attention output; its norm before the MLP is
+         * pre_feedforward_layernorm (Llama's post_attention_layernorm) */
+        if (m->gemma2) {
+            add_spec(m, &n, P_LNA, l, LNAME("post_attention_layernorm.weight"), C, 0, SPLIT_REPL, false);
+            add_spec(m, &n, P_LN2, l, LNAME("pre_feedforward_layernorm.weight"), C, 0, SPLIT_REPL, false);
+        } else add_spec(m, &n, P_LN2, l, LNAME("post_attention_layernorm.weight"), C, 0, SPLIT_REPL, false);
         add_spec(m, &n, P_WG, l, LNAME("mlp.gate_proj.weight"), FF, C, SPLIT_COL, true);
         add_spec(m, &n, P_WU, l, LNAME("mlp.up_proj.weight"), FF, C, SPLIT_COL, true);
         add_spec(m, &n, P_WD, l, LNAME("mlp.down_proj.weight"), C, FF, SPLIT_ROW, true);
+        if (m->gemma2) add_spec(m, &n, P_LNF, l, LNAME("post_feedforward_layernorm.weight"), C, 0, SPLIT_REPL, false);
 #undef LNAME
     }
     if (m->last_stage) {
@@ -130,16 +150,19 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
         case P_WG: lw->wg = t; break;
         case P_WU: lw->wu = t; break;
         case P_WD: lw->wd = t; break;
+        case P_LNA: lw->lna = t; break;
+        case P_LNF: lw->lnf = t; break;
         }
     }
     if (!*lm) *lm = *embed; /* tied, one stage */
 }
 
-/* floats per token of one layer's intermediates besides its input: rstd1/2, ln1/2, q, k, v, att, lse, x2, g, u, h
- * (what recompute drops from every slot and keeps once, in the working area; plan.c restates it) */
+/* floats per token of one layer's intermediates besides its input: rstd1/2, ln1/2, q, k, v, att, lse, x2, g, u, h,
+ * and for Gemma 2 ao, mo, rstda, rstdm (what recompute drops from every slot and keeps once, in the working area;
+ * plan.c restates it) */
 static size_t layer_work_per_token(const Model *m) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
-    return C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + (size_t)m->FF_loc * 3;
+    return C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + (size_t)m->FF_loc * 3 + (m->gemma2 ? C * 2 + 2 : 0);
 }
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
@@ -153,6 +176,9 @@ static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) 
     TAKE(a->att, nl * N * QD); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
     TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * C);
     TAKE(a->g, nl * N * FF); TAKE(a->u, nl * N * FF); TAKE(a->h, nl * N * FF);
+    if (m->gemma2) {
+        TAKE(a->ao, nl * N * C); TAKE(a->rstda, nl * N); TAKE(a->mo, nl * N * C); TAKE(a->rstdm, nl * N);
+    } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
     *cursor = c;
 }
 
@@ -163,8 +189,9 @@ static void alloc_acts(Model *m, Acts *a) {
     a->chunk = (int)(rows < m->max_tokens ? rows : m->max_tokens); /* never more rows than a micro-batch has */
     size_t R = (size_t)a->chunk;
     size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
+    size_t pre = m->last_stage && m->mc.arch == ARCH_GEMMA2 && m->mc.final_logit_softcapping > 0 ? R * V : 0;
     size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
-                   N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C);
+                   N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C) + pre;
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
     TAKE(a->x, L * N * C);
@@ -175,6 +202,8 @@ static void alloc_acts(Model *m, Acts *a) {
     TAKE(a->xL, N * C); TAKE(a->rstdf, N); TAKE(a->xf, N * C);
     TAKE(a->hs, N * C); TAKE(a->lse_row, N);
     TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
+    a->logits_pre = NULL;
+    if (pre) TAKE(a->logits_pre, pre);
     TAKE(a->dx, N * C); TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD);
     TAKE(a->dk, N * KD); TAKE(a->dv, N * KD); TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
     TAKE(a->dhs, N * C);
@@ -211,6 +240,9 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->FF = mc->intermediate_size;
     m->V = mc->vocab_size;
     m->L = mc->num_hidden_layers;
+    m->gemma2 = mc->arch == ARCH_GEMMA2;
+    /* transformers: hidden_states * torch.tensor(hidden_size ** 0.5, dtype=hidden_states.dtype) (fp32 here) */
+    m->embed_scale = m->gemma2 ? (float)sqrt((double)mc->hidden_size) : 1.0f;
     m->grid = grid;
     if (grid) { /* the collectives of the model run on its buffers: the grid must know whose memory they are */
         if (grid->be && grid->be != be)
@@ -326,7 +358,7 @@ void model_init_random(Model *m, long seed) {
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         float *t = host + p->offset;
-        bool gain = p->role == P_LN1 || p->role == P_LN2 || p->role == P_NORM;
+        bool gain = param_role_is_gain(p->role); /* 1: Llama's gain, Gemma 2's 1 + 0 */
         int64_t cols = p->ndim == 2 ? p->shape[1] : 1, cols_loc = p->ndim == 2 ? p->shape_loc[1] : 1;
         /* element by element from its global index, so threads change nothing (an 8B model: minutes alone) */
 #pragma omp parallel for schedule(static)
@@ -363,6 +395,8 @@ void model_load_hf(Model *m, const char *hf_dir) {
                        lc * sizeof(float));
             free(full);
         }
+        if (m->gemma2 && param_role_is_gain(p->role)) /* HF's offset w -> the gain 1 + w (model.h) */
+            for (size_t e = 0; e < p->numel; e++) host[p->offset + e] += 1.0f;
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
     free(host);
@@ -382,6 +416,8 @@ void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
         outs[i].shape[0] = p->shape[0];
         outs[i].shape[1] = p->shape[1];
         outs[i].data = host + p->offset;
+        if (m->gemma2 && param_role_is_gain(p->role)) /* the gain 1 + w -> HF's offset w (model.h) */
+            for (size_t e = 0; e < p->numel; e++) host[p->offset + e] -= 1.0f;
     }
     st_write_model(out_dir, outs, m->nspecs, shard_bytes, 0);
     char *json = model_config_to_json(&m->mc);
@@ -422,9 +458,29 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
     be->add(out, part, n);
 }
 
+/* Gemma 2's sandwich half: pre = x W^T for a row-parallel W[C, in_loc] (all-reduced over TP, saved), normed =
+ * rmsnorm(pre) with gain and its rstd (saved); the caller adds the residual to normed. */
+static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const float *x, const float *W,
+                              const float *gain, size_t N, int in_loc) {
+    const Backend *be = m->be;
+    linear(be, pre, x, W, N, in_loc, m->C, false);
+    tp_reduce(m->grid, pre, N * (size_t)m->C);
+    be->rmsnorm_fwd(normed, rstd, pre, gain, N, m->C, (float)m->mc.rms_norm_eps);
+}
+
+/* The attention options of local layer l (NULL for Llama: the kernels' defaults), filled into *o. */
+static const AttnOpts *layer_attn_opts(const Model *m, int l, AttnOpts *o) {
+    if (!m->gemma2) return NULL;
+    o->scale = (float)pow(m->mc.query_pre_attn_scalar, -0.5); /* transformers: query_pre_attn_scalar**-0.5 */
+    o->softcap = (float)m->mc.attn_logit_softcapping;
+    o->window = model_config_layer_sliding(&m->mc, m->L_off + l) ? m->mc.sliding_window : 0;
+    return o;
+}
+
 /* Views of layer l's activations in slot a for a micro-batch of N tokens: its input in the slot, and its
  * intermediates in the slot ([L][...]) or, under recompute, in the shared working area (one layer deep). */
-typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; } LayerActs;
+typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo,
+                 *rstdm; } LayerActs;
 
 static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
@@ -432,32 +488,51 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     LayerActs t = {a->x + (size_t)l * N * C, a->rstd1 + i * N, a->ln1 + i * N * C, a->q + i * N * QD,
                    a->k + i * N * KD, a->v + i * N * KD, a->att + i * N * QD, a->lse + i * N * NH,
                    a->x2 + i * N * C, a->rstd2 + i * N, a->ln2 + i * N * C, a->g + i * N * FF,
-                   a->u + i * N * FF, a->h + i * N * FF};
+                   a->u + i * N * FF, a->h + i * N * FF, NULL, NULL, NULL, NULL};
+    if (m->gemma2) {
+        t.ao = a->ao + i * N * C;
+        t.rstda = a->rstda + i * N;
+        t.mo = a->mo + i * N * C;
+        t.rstdm = a->rstdm + i * N;
+    }
     return t;
 }
 
-/* Layer l's forward from its input t->x up to the MLP's hidden state t->h: everything its backward reads. The
- * forward and the recompute both run this, so the two agree bit for bit; only the down projection (and its
- * residual, the layer's output) is left to the caller. */
-static void layer_forward_to_hidden(Model *m, Acts *a, const MicroBatch *mb, int l, const LayerActs *t) {
+/* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
+ * (xo: the next layer's input) and the recompute (xo NULL) both run this, so the two agree bit for bit. Without
+ * xo it stops where the backward's needs end: at the MLP's hidden state t->h (Llama), or after the down projection
+ * and its norm's statistics t->mo, t->rstdm (Gemma 2; the normalised rows go to the scratch dtmp). */
+static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const LayerActs *t, float *xo) {
     const Backend *be = m->be;
     const LayerW *w = &m->w[l];
-    size_t N = mb->Ntok;
+    size_t N = mb->Ntok, NC = N * (size_t)m->C;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc;
     int QD = NH * HD, KD = NKV * HD;
     float eps = (float)m->mc.rms_norm_eps;
+    AttnOpts opts;
+    const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
     be->rmsnorm_fwd(t->ln1, t->rstd1, t->x, w->ln1, N, C, eps);
     linear(be, t->q, t->ln1, w->wq, N, C, QD, false);
     linear(be, t->k, t->ln1, w->wk, N, C, KD, false);
     linear(be, t->v, t->ln1, w->wv, N, C, KD, false);
     be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
     be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD);
-    row_parallel_residual(m, a, t->x2, t->x, t->att, w->wo, N, QD);
+    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
+    if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
+        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, w->wo, w->lna, N, QD);
+        be->add(t->x2, t->x, NC);
+    } else row_parallel_residual(m, a, t->x2, t->x, t->att, w->wo, N, QD);
     be->rmsnorm_fwd(t->ln2, t->rstd2, t->x2, w->ln2, N, C, eps);
     linear(be, t->g, t->ln2, w->wg, N, C, FF, false);
     linear(be, t->u, t->ln2, w->wu, N, C, FF, false);
-    be->swiglu_fwd(t->h, t->g, t->u, N, FF);
+    if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
+        be->geglu_fwd(t->h, t->g, t->u, N, FF);
+        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, w->wd, w->lnf, N, FF);
+        if (xo) be->add(xo, t->x2, NC);
+    } else {
+        be->swiglu_fwd(t->h, t->g, t->u, N, FF);
+        if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, w->wd, N, FF);
+    }
 }
 
 float *model_stage_input(Model *m, int slot) { return m->acts[slot].x; }
@@ -479,7 +554,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         if (len > m->rope_max)
             sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
     }
-    int C = m->C, FF = m->FF_loc, V = m->V_loc;
+    int C = m->C, V = m->V_loc;
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
     be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
@@ -489,12 +564,11 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (m->first_stage) {
         be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
         tp_reduce(m->grid, x, N * (size_t)C);
+        if (m->gemma2) be->scale(x, m->embed_scale, N * (size_t)C);
     } /* else: the previous stage's output was received into x */
     for (int l = 0; l < m->L_loc; l++) {
         LayerActs t = layer_acts(m, a, l, N);
-        layer_forward_to_hidden(m, a, mb, l, &t);
-        float *xo = l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * N * C : a->xL;
-        row_parallel_residual(m, a, xo, t.x2, t.h, m->w[l].wd, N, FF);
+        layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * N * C : a->xL);
     }
     if (m->L_loc == 0) be->copy(a->xL, x, N * C * sizeof(float));
     if (!m->last_stage) return; /* the output xL goes to the next stage */
@@ -523,6 +597,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
         linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        if (a->logits_pre) be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
         be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, m->V_off);
         be->download(hf, a->mx, n * sizeof(float));
         be->download(hf + R, a->se, n * sizeof(float));
@@ -569,7 +644,13 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
             be->upload(a->gchunk, gh, n * sizeof(float));
             linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
-            be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+            if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
+                float cap = (float)m->mc.final_logit_softcapping;
+                be->copy(a->logits_pre, a->logits, n * (size_t)V * sizeof(float));
+                be->softcap_fwd(a->logits, n * (size_t)V, cap);
+                be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+                be->softcap_bwd(a->logits, a->logits_pre, n * (size_t)V, cap);
+            } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
         }
         free(gh);
@@ -586,17 +667,30 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
-        if (m->recompute) layer_forward_to_hidden(m, a, mb, l, &t);
+        if (m->recompute) layer_forward(m, a, mb, l, &t, NULL);
+        AttnOpts opts;
+        const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
-        linear_bwd(be, a->dh, dw->wd, a->dx, t.h, w->wd, N, FF, C, false);
-        be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
+        if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
+            be->zero(a->dtmp, NC * sizeof(float));
+            be->rmsnorm_bwd(a->dtmp, dw->lnf, a->dx, t.mo, w->lnf, t.rstdm, N, C);
+            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, w->wd, N, FF, C, false);
+            be->geglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
+        } else {
+            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, w->wd, N, FF, C, false);
+            be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
+        }
         linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, w->wg, N, C, FF, false);
         linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, w->wu, N, C, FF, true);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
-        /* attention: x2 = x + att Wo^T; dx becomes d/dx */
-        linear_bwd(be, a->datt, dw->wo, a->dx, t.att, w->wo, N, (int)QD, C, false);
-        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD);
+        /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
+        if (m->gemma2) {
+            be->zero(a->dtmp, NC * sizeof(float));
+            be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
+            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, w->wo, N, (int)QD, C, false);
+        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, w->wo, N, (int)QD, C, false);
+        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, w->wq, N, C, (int)QD, false);
@@ -605,5 +699,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);
     }
+    /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */
+    if (m->first_stage && m->gemma2) be->scale(a->dx, m->embed_scale, NC);
     if (m->first_stage) be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
 }

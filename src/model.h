@@ -1,4 +1,5 @@
-/* model.h — the Llama-family decoder: parameter table, weights, forward and backward over a packed batch.
+/* model.h — the Llama-family and Gemma 2 decoder: parameter table, weights, forward and backward over a packed
+ * batch.
  *
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp.
@@ -8,6 +9,9 @@
  * Ownership: Model owns params, grads (flat, backend memory), the activation arenas, the recompute working area
  * and the rope tables; model_free releases them. Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
+ * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
+ * HDF5 checkpoints) holds the gain g = 1 + w, so the RMSNorm kernels are Llama's. model_load_hf adds 1 and
+ * model_export_hf subtracts 1; random init sets g = 1 (HF's w = 0). d/dg = d/dw, so gradients need no change.
  */
 #ifndef SD_MODEL_H
 #define SD_MODEL_H
@@ -22,7 +26,16 @@ struct ProcessGrid;
 
 typedef enum { SPLIT_REPL = 0, SPLIT_COL, SPLIT_ROW, SPLIT_VOCAB } SplitKind;
 
-typedef enum { P_EMBED = 0, P_LN1, P_WQ, P_WK, P_WV, P_WO, P_LN2, P_WG, P_WU, P_WD, P_NORM, P_LMHEAD } ParamRole;
+/* P_LN1: input_layernorm (before attention). P_LN2: the norm before the MLP (Llama's post_attention_layernorm,
+ * Gemma 2's pre_feedforward_layernorm). Gemma 2 only: P_LNA its post_attention_layernorm (on the attention output,
+ * before the residual add), P_LNF post_feedforward_layernorm (on the MLP output, before the residual add). */
+typedef enum {
+    P_EMBED = 0, P_LN1, P_WQ, P_WK, P_WV, P_WO, P_LN2, P_WG, P_WU, P_WD, P_NORM, P_LMHEAD, P_LNA, P_LNF
+} ParamRole;
+/* true for the RMSNorm gains (no weight decay; Gemma 2 stores them as offsets from 1 in HF files) */
+static inline bool param_role_is_gain(ParamRole r) {
+    return r == P_LN1 || r == P_LN2 || r == P_NORM || r == P_LNA || r == P_LNF;
+}
 
 typedef struct {
     char name[96];           /* HF name, global layer index */
@@ -41,7 +54,7 @@ typedef struct {
 } ParamSpec;
 
 /* Per-layer weight views into the flat buffers. */
-typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd; } LayerW;
+typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd, *lna, *lnf; } LayerW; /* lna, lnf: Gemma 2 */
 
 typedef struct Model {
     ModelConfig mc;
@@ -70,6 +83,8 @@ typedef struct Model {
                                           * reruns the layer's forward into `work` first */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
+    bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
+    float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
@@ -94,13 +109,15 @@ Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t m
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);
-/* HF Llama init: linears and embedding ~ N(0, initializer_range), RMSNorm gains 1; element e of parameter p is
- * sd_normal(seed, p, global index of e), so any slicing of the model gets the same numbers. */
+/* HF Llama init: linears and embedding ~ N(0, initializer_range), RMSNorm gains 1 (Gemma 2 too: its HF offsets
+ * 0); element e of parameter p is sd_normal(seed, p, global index of e), so any slicing of the model gets the same
+ * numbers. */
 void model_init_random(Model *m, long seed);
 /* Loads every parameter from an HF directory (config.json already parsed into m->mc). Dies naming the tensor and
- * both shapes on a mismatch, or a missing tensor. lm_head may be absent when tied. */
+ * both shapes on a mismatch, or a missing tensor. lm_head may be absent when tied. Gemma 2 gains: 1 + w. */
 void model_load_hf(Model *m, const char *hf_dir);
-/* Writes config.json + safetensors (sharded above shard_bytes) with HF names; a model without TP. */
+/* Writes config.json + safetensors (sharded above shard_bytes) with HF names; a model without TP. Gemma 2 gains
+ * are written as g - 1 (HF's offsets). */
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes);
 /* Finds a spec by HF name, NULL when absent. */
 const ParamSpec *model_find_param(const Model *m, const char *name);

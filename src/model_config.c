@@ -63,6 +63,51 @@ static void read_rope(ModelConfig *mc, const cJSON *r, const char *where, const 
     }
 }
 
+/* An optional positive number that null switches off (0); absent: dflt. */
+static double pos_or_null(const cJSON *o, const char *key, double dflt, const char *where) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it) return dflt;
+    if (cJSON_IsNull(it)) return 0.0;
+    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || !isfinite(it->valuedouble))
+        sd_die(where, "key '%s': expected a positive number or null", key);
+    return it->valuedouble;
+}
+
+/* Gemma 2's own keys, with transformers' Gemma2Config defaults */
+static void read_gemma2(ModelConfig *mc, const cJSON *o, const char *where) {
+    mc->query_pre_attn_scalar = num_or(o, "query_pre_attn_scalar", 256.0, where, "");
+    if (!(mc->query_pre_attn_scalar > 0) || !isfinite(mc->query_pre_attn_scalar))
+        sd_die(where, "key 'query_pre_attn_scalar': expected a positive number, found %g", mc->query_pre_attn_scalar);
+    mc->attn_logit_softcapping = pos_or_null(o, "attn_logit_softcapping", 50.0, where);
+    mc->final_logit_softcapping = pos_or_null(o, "final_logit_softcapping", 30.0, where);
+    double sw = pos_or_null(o, "sliding_window", 4096.0, where);
+    if (sw != floor(sw) || sw > 2147483647.0)
+        sd_die(where, "key 'sliding_window': expected a positive integer or null, found %g", sw);
+    mc->sliding_window = (int)sw;
+    const cJSON *bi = cJSON_GetObjectItemCaseSensitive(o, "use_bidirectional_attention");
+    if (bi && !cJSON_IsFalse(bi) && !cJSON_IsNull(bi))
+        sd_die(where, "key 'use_bidirectional_attention': only false or null is supported (causal attention)");
+    int L = mc->num_hidden_layers;
+    if (L > SD_MAX_LAYER_TYPES)
+        sd_die(where, "key 'num_hidden_layers': %d layers, at most %d for gemma2", L, SD_MAX_LAYER_TYPES);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(o, "layer_types");
+    if (!lt || cJSON_IsNull(lt)) { /* transformers: sliding on even layers */
+        for (int l = 0; l < L; l++) mc->layer_sliding[l] = l % 2 == 0;
+        return;
+    }
+    if (!cJSON_IsArray(lt)) sd_die(where, "key 'layer_types': expected a list of strings, one per layer");
+    if (cJSON_GetArraySize(lt) != L)
+        sd_die(where, "key 'layer_types': %d entries for %d layers (num_hidden_layers)", cJSON_GetArraySize(lt), L);
+    for (int l = 0; l < L; l++) {
+        const cJSON *e = cJSON_GetArrayItem(lt, l);
+        const char *t = cJSON_IsString(e) ? e->valuestring : NULL;
+        if (t && !strcmp(t, "sliding_attention")) mc->layer_sliding[l] = 1;
+        else if (t && !strcmp(t, "full_attention")) mc->layer_sliding[l] = 0;
+        else sd_die(where, "key 'layer_types[%d]': expected \"sliding_attention\" or \"full_attention\"%s%s%s", l,
+                    t ? ", found \"" : "", t ? t : "", t ? "\"" : "");
+    }
+}
+
 ModelConfig model_config_from_json(const char *json_text, const char *where) {
     cJSON *o = cJSON_Parse(json_text);
     if (!o || !cJSON_IsObject(o)) {
@@ -73,10 +118,22 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     ModelConfig mc;
     memset(&mc, 0, sizeof mc);
     const char *mt = str_or(o, "model_type", NULL, where, "");
-    if (mt && strcmp(mt, "llama") && strcmp(mt, "mistral"))
-        sd_die(where, "key 'model_type': '%s' is not a Llama-family model (llama, mistral)", mt);
-    const char *act = str_or(o, "hidden_act", "silu", where, "");
-    if (strcmp(act, "silu")) sd_die(where, "key 'hidden_act': expected \"silu\", found \"%s\"", act);
+    if (mt && !strcmp(mt, "gemma2")) mc.arch = ARCH_GEMMA2;
+    else if (mt && !strncmp(mt, "gemma", 5) && strcmp(mt, "gemma2"))
+        sd_die(where, "key 'model_type': '%s' is not supported: of the Gemma family only Gemma 2 (gemma2) is, and it "
+               "is not a Llama-family model (llama, mistral)", mt);
+    else if (mt && strcmp(mt, "llama") && strcmp(mt, "mistral"))
+        sd_die(where, "key 'model_type': '%s' is not a Llama-family model (llama, mistral) nor Gemma 2 (gemma2)", mt);
+    bool gemma2 = mc.arch == ARCH_GEMMA2;
+    if (gemma2) { /* transformers' Gemma2MLP reads hidden_activation; hidden_act is the generic name */
+        const char *key = cJSON_GetObjectItemCaseSensitive(o, "hidden_activation") ? "hidden_activation" : "hidden_act";
+        const char *act = str_or(o, key, "gelu_pytorch_tanh", where, "");
+        if (strcmp(act, "gelu_pytorch_tanh"))
+            sd_die(where, "key '%s': expected \"gelu_pytorch_tanh\" for gemma2, found \"%s\"", key, act);
+    } else {
+        const char *act = str_or(o, "hidden_act", "silu", where, "");
+        if (strcmp(act, "silu")) sd_die(where, "key 'hidden_act': expected \"silu\", found \"%s\"", act);
+    }
     const char *flags[2] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, flags[i]);
@@ -88,9 +145,9 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     mc.num_hidden_layers = int_req(o, "num_hidden_layers", where);
     mc.num_attention_heads = int_req(o, "num_attention_heads", where);
     mc.num_key_value_heads = int_or(o, "num_key_value_heads", mc.num_attention_heads, where, "");
-    mc.head_dim = int_or(o, "head_dim", mc.num_attention_heads > 0 ? mc.hidden_size / mc.num_attention_heads : 0,
-                         where, "");
-    mc.max_position_embeddings = int_or(o, "max_position_embeddings", 2048, where, "");
+    int hd = gemma2 ? 256 : mc.num_attention_heads > 0 ? mc.hidden_size / mc.num_attention_heads : 0;
+    mc.head_dim = int_or(o, "head_dim", hd, where, "");
+    mc.max_position_embeddings = int_or(o, "max_position_embeddings", gemma2 ? 8192 : 2048, where, "");
     mc.rms_norm_eps = num_or(o, "rms_norm_eps", 1e-6, where, "");
     mc.rope_theta = num_or(o, "rope_theta", 10000.0, where, "");
     mc.rope_type = ROPE_DEFAULT;
@@ -99,11 +156,12 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     read_rope(&mc, cJSON_GetObjectItemCaseSensitive(o, "rope_scaling"), where, "rope_scaling");
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie)) sd_die(where, "key 'tie_word_embeddings': expected true or false");
-    mc.tie_word_embeddings = tie && cJSON_IsTrue(tie);
+    mc.tie_word_embeddings = tie ? cJSON_IsTrue(tie) : gemma2; /* Gemma2Config ties by default */
     mc.initializer_range = num_or(o, "initializer_range", 0.02, where, "");
-    mc.bos_token_id = int_or(o, "bos_token_id", -1, where, "");
-    mc.eos_token_id = int_or(o, "eos_token_id", -1, where, "");
-    mc.pad_token_id = int_or(o, "pad_token_id", -1, where, "");
+    mc.bos_token_id = int_or(o, "bos_token_id", gemma2 ? 2 : -1, where, "");
+    mc.eos_token_id = int_or(o, "eos_token_id", gemma2 ? 1 : -1, where, "");
+    mc.pad_token_id = int_or(o, "pad_token_id", gemma2 ? 0 : -1, where, "");
+    if (gemma2) read_gemma2(&mc, o, where);
     sd_cleanup_pop();
     cJSON_Delete(o);
     model_config_validate(&mc, where);
@@ -140,16 +198,39 @@ void model_config_validate(const ModelConfig *mc, const char *where) {
     if (mc->head_dim % 2) sd_die(where, "key 'head_dim': expected an even number, found %d", mc->head_dim);
     if (!(mc->rms_norm_eps > 0)) sd_die(where, "key 'rms_norm_eps': expected a positive number");
     if (!(mc->rope_theta > 0)) sd_die(where, "key 'rope_theta': expected a positive number");
+    if (mc->arch == ARCH_GEMMA2) {
+        if (mc->num_hidden_layers > SD_MAX_LAYER_TYPES)
+            sd_die(where, "key 'num_hidden_layers': %d layers, at most %d for gemma2", mc->num_hidden_layers,
+                   SD_MAX_LAYER_TYPES);
+        if (!(mc->query_pre_attn_scalar > 0)) sd_die(where, "key 'query_pre_attn_scalar': expected a positive number");
+        if (!(mc->attn_logit_softcapping >= 0))
+            sd_die(where, "key 'attn_logit_softcapping': expected a positive number or null");
+        if (!(mc->final_logit_softcapping >= 0))
+            sd_die(where, "key 'final_logit_softcapping': expected a positive number or null");
+        if (mc->sliding_window < 0) sd_die(where, "key 'sliding_window': expected a positive integer or null");
+    } else if (mc->arch != ARCH_LLAMA) sd_die(where, "unknown model architecture %d", (int)mc->arch);
+}
+
+bool model_config_layer_sliding(const ModelConfig *mc, int l) {
+    return mc->arch == ARCH_GEMMA2 && mc->sliding_window > 0 && l >= 0 && l < SD_MAX_LAYER_TYPES &&
+           mc->layer_sliding[l];
 }
 
 char *model_config_to_json(const ModelConfig *mc) {
     cJSON *o = cJSON_CreateObject();
+    bool gemma2 = mc->arch == ARCH_GEMMA2;
     cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
-    cJSON_AddStringToObject(o, "model_type", "llama");
-    cJSON_AddStringToObject(o, "hidden_act", "silu");
-    cJSON_AddFalseToObject(o, "attention_bias");
-    cJSON_AddFalseToObject(o, "mlp_bias");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(gemma2 ? "Gemma2ForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", gemma2 ? "gemma2" : "llama");
+    if (gemma2) {
+        cJSON_AddStringToObject(o, "hidden_activation", "gelu_pytorch_tanh");
+        cJSON_AddStringToObject(o, "hidden_act", "gelu_pytorch_tanh");
+        cJSON_AddFalseToObject(o, "attention_bias");
+    } else {
+        cJSON_AddStringToObject(o, "hidden_act", "silu");
+        cJSON_AddFalseToObject(o, "attention_bias");
+        cJSON_AddFalseToObject(o, "mlp_bias");
+    }
     cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     cJSON_AddNumberToObject(o, "vocab_size", mc->vocab_size);
@@ -178,6 +259,20 @@ char *model_config_to_json(const ModelConfig *mc) {
     if (mc->bos_token_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", mc->bos_token_id);
     if (mc->eos_token_id >= 0) cJSON_AddNumberToObject(o, "eos_token_id", mc->eos_token_id);
     if (mc->pad_token_id >= 0) cJSON_AddNumberToObject(o, "pad_token_id", mc->pad_token_id);
+    if (gemma2) { /* written out in full, so no reader's defaults matter; 0 (off) is null */
+        cJSON_AddNumberToObject(o, "query_pre_attn_scalar", mc->query_pre_attn_scalar);
+        if (mc->attn_logit_softcapping > 0)
+            cJSON_AddNumberToObject(o, "attn_logit_softcapping", mc->attn_logit_softcapping);
+        else cJSON_AddNullToObject(o, "attn_logit_softcapping");
+        if (mc->final_logit_softcapping > 0)
+            cJSON_AddNumberToObject(o, "final_logit_softcapping", mc->final_logit_softcapping);
+        else cJSON_AddNullToObject(o, "final_logit_softcapping");
+        if (mc->sliding_window > 0) cJSON_AddNumberToObject(o, "sliding_window", mc->sliding_window);
+        else cJSON_AddNullToObject(o, "sliding_window");
+        cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+        for (int l = 0; l < mc->num_hidden_layers && l < SD_MAX_LAYER_TYPES; l++)
+            cJSON_AddItemToArray(lt, cJSON_CreateString(mc->layer_sliding[l] ? "sliding_attention" : "full_attention"));
+    }
     cJSON_AddBoolToObject(o, "use_cache", 1);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);

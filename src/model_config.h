@@ -1,7 +1,7 @@
-/* model_config.h — Llama-family shapes, read from / written to Hugging Face config.json.
+/* model_config.h — Llama-family and Gemma 2 shapes, read from / written to Hugging Face config.json.
  *
- * defines: ModelConfig, RopeType, model_config_from_json, model_config_load, model_config_to_json,
- *          model_config_validate, model_config_rope_tables.
+ * defines: ModelConfig, ModelArch, RopeType, SD_MAX_LAYER_TYPES, model_config_from_json, model_config_load,
+ *          model_config_to_json, model_config_validate, model_config_rope_tables, model_config_layer_sliding.
  * Ownership: ModelConfig is a plain value (no pointers). Strings returned by model_config_to_json are owned by
  * the caller (free()). Rope tables are allocated by model_config_rope_tables and freed by the caller.
  */
@@ -10,6 +10,11 @@
 #include <stdbool.h>
 
 typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_LLAMA3 } RopeType;
+/* ARCH_LLAMA: LlamaForCausalLM / MistralForCausalLM. ARCH_GEMMA2: Gemma2ForCausalLM (embedding x sqrt(C), RMSNorm
+ * gains stored by HF as offsets from 1, four norms per layer, GeGLU, attention scale query_pre_attn_scalar^-1/2,
+ * attention and final logit soft-capping, sliding-window layers). */
+typedef enum { ARCH_LLAMA = 0, ARCH_GEMMA2 } ModelArch;
+#define SD_MAX_LAYER_TYPES 1024 /* layers whose attention kind (layer_types) a Gemma 2 config can name */
 
 typedef struct {
     int vocab_size;            /* V */
@@ -29,22 +34,38 @@ typedef struct {
     bool tie_word_embeddings;  /* default false */
     double initializer_range;  /* default 0.02; used for random init */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
+    /* Gemma 2 only (arch ARCH_GEMMA2; zero for Llama): */
+    ModelArch arch;
+    double query_pre_attn_scalar;   /* attention scale = this^-1/2 (default 256) */
+    double attn_logit_softcapping;  /* > 0: cap of the attention scores; 0: off (null) (default 50) */
+    double final_logit_softcapping; /* > 0: cap of the LM-head logits; 0: off (null) (default 30) */
+    int sliding_window;             /* > 0: the window of the sliding layers; 0: none (null) (default 4096) */
+    unsigned char layer_sliding[SD_MAX_LAYER_TYPES]; /* layer_types[l] == "sliding_attention" (default: even l) */
 } ModelConfig;
 
 /* Parses config.json text. Accepts rope_theta at top level, transformers-5 "rope_parameters"
  * ({rope_theta, rope_type, ...}) and "rope_scaling" (null or {rope_type|type, factor, low_freq_factor,
- * high_freq_factor, original_max_position_embeddings}). model_type must be "llama" or "mistral" when present;
- * hidden_act must be "silu"; attention_bias/mlp_bias must be false. `where` names the source in errors
- * (e.g. "model/config.json"); every error is sd_die(where, "key 'x': expected ..., found ..."). */
+ * high_freq_factor, original_max_position_embeddings}). model_type must be "llama", "mistral" (hidden_act must be
+ * "silu") or "gemma2" when present (absent: llama); attention_bias/mlp_bias must be false. gemma2 reads
+ * hidden_activation (else hidden_act; "gelu_pytorch_tanh"), query_pre_attn_scalar, attn_logit_softcapping,
+ * final_logit_softcapping, sliding_window (each may be null: off), layer_types ("sliding_attention" |
+ * "full_attention", one per layer), with transformers' Gemma2Config defaults for absent keys (head_dim 256,
+ * max_position_embeddings 8192, tie_word_embeddings true, token ids pad 0 / eos 1 / bos 2, and the defaults
+ * above). `where` names the source in errors (e.g. "model/config.json"); every error is sd_die(where, "key 'x':
+ * expected ..., found ..."). */
 ModelConfig model_config_from_json(const char *json_text, const char *where);
 /* Reads <dir>/config.json. */
 ModelConfig model_config_load(const char *hf_dir);
 /* Checks ranges and divisibility (NH % NKV, sizes > 0); dies naming `where` and the key. */
 void model_config_validate(const ModelConfig *mc, const char *where);
-/* HF config.json (LlamaForCausalLM, model_type llama, torch_dtype float32, rope_theta at top level plus
- * rope_scaling when not default) that transformers loads. Caller frees. */
+/* HF config.json (LlamaForCausalLM, model_type llama; or Gemma2ForCausalLM, model_type gemma2, with its keys and
+ * layer_types written out; torch_dtype float32, rope_theta at top level plus rope_scaling when not default) that
+ * transformers loads. Caller frees. */
 char *model_config_to_json(const ModelConfig *mc);
 /* cos/sin tables [max_pos, HD/2] exactly as transformers computes them in float32 (inv_freq with the rope
  * scaling applied, then cos/sin of pos * inv_freq). *cos_out and *sin_out are sd_alloc'ed; caller frees. */
 void model_config_rope_tables(const ModelConfig *mc, int max_pos, float **cos_out, float **sin_out);
+/* true when global layer l attends through the sliding window (Gemma 2 with sliding_window > 0 and
+ * layer_types[l] == "sliding_attention"); false for every Llama layer. */
+bool model_config_layer_sliding(const ModelConfig *mc, int l);
 #endif

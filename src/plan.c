@@ -18,8 +18,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
     int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1;
     MemPlan p = {0};
-    /* parameters: per layer two gains, q/k/v/gate/up rows and o/down columns of this TP rank */
-    p.layer_params = (size_t)Ll * (2 * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
+    bool gemma2 = mc->arch == ARCH_GEMMA2;
+    /* parameters: per layer two gains (Gemma 2: four), q/k/v/gate/up rows and o/down columns of this TP rank */
+    p.layer_params = (size_t)Ll * ((gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
     p.params = p.layer_params;
     if (first) p.params += V * C;                                 /* embedding slice */
     if (last) p.params += C + (!mc->tie_word_embeddings || !first ? V * C : 0); /* norm, head (or its mirror) */
@@ -34,9 +35,12 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t N = l->max_tokens, R = ((size_t)1 << 28) / V; /* model.c lmhead_chunk_rows */
     if (R < 16) R = 16;
     if (R > N) R = N;
-    size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF); /* one layer's intermediates */
+    /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
+    size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
+    /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
+    size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + N * (3 * C + 1) + N * (C + 1) +
-                    R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C);
+                    R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C) + capbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_work = l->recompute ? 4 * work : 0;
@@ -59,8 +63,10 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         size_t nc = 4 * tokens[i] * C;
         if (l->tp > 1) {
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
-             * recompute the o projection's reduce again (the rerun stops before the down projection) */
-            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * (l->recompute ? 5 : 4) * nc;
+             * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's
+             * rerun includes it, for its norm's statistics: the down projection's reduce again too) */
+            int per_layer = l->recompute ? (mc->arch == ARCH_GEMMA2 ? 6 : 5) : 4;
+            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * (size_t)per_layer * nc;
             /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
             if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
         }

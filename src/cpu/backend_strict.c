@@ -271,23 +271,33 @@ static size_t packed_tokens(const char *OP, const int *cu, int S) {
         if (cu[s + 1] < cu[s]) sd_die("strict backend", "%s: cu_seqlens decreases at %d", OP, s + 1);
     return (size_t)cu[S];
 }
+/* attention options are host memory (a small struct of scalars), checked for sense rather than translated */
+static void attn_opts_check(const char *OP, const AttnOpts *opts) {
+    if (!opts) return;
+    host_side(opts, sizeof *opts, OP, "opts");
+    if (!isfinite(opts->scale) || !isfinite(opts->softcap) || opts->softcap < 0.0f || opts->window < 0)
+        sd_die("strict backend", "%s: options scale %g, softcap %g, window %d (expected finite, softcap >= 0, "
+               "window >= 0)", OP, (double)opts->scale, (double)opts->softcap, opts->window);
+}
 static void strict_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                            const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+                            const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_fwd";
     const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
     size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    attn_opts_check(OP, opts);
     g_cpu->attn_fwd(F(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), F(q, N * QD, "q"), F(k, N * KD, "k"),
-                    F(v, N * KD, "v"), cu, S, NH, NKV, HD);
+                    F(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
 }
 static void strict_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                             const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                            int NKV, int HD) {
+                            int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_bwd";
     const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
     size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    attn_opts_check(OP, opts);
     g_cpu->attn_bwd(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
                     F(q, N * QD, "q"), F(k, N * KD, "k"), F(v, N * KD, "v"), F(out, N * QD, "out"),
-                    F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD);
+                    F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
 }
 static void strict_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
     const char *OP = "swiglu_fwd";

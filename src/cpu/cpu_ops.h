@@ -8,6 +8,7 @@
 #define SD_CPU_OPS_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "backend.h" /* AttnOpts */
 
 void cpu_set_matmul_bf16(bool on);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
@@ -26,10 +27,10 @@ void cpu_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, 
 void cpu_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 
 void cpu_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
-                  int S, int NH, int NKV, int HD);
+                  int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cpu_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                   const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                  int NKV, int HD);
+                  int NKV, int HD, const AttnOpts *opts);
 
 void cpu_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cpu_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
