@@ -544,10 +544,23 @@ static void tc_launch_bwd(float *dq, float *dk, float *dv, const float *dout, co
     CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, dk, dv)");
 }
 
+/* The second version (attention_tc2.cu: bf16 pre-pass, cp.async pipelining, 128-row tiles of 8 warps, O kept in
+ * fragments), taken when SIMPO_CUDA_ATTN_TC=2 (unset or 1: the kernels above; read on every call). */
+bool cuda_attn_tc2_wanted(void);
+void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD);
+void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD);
+
 /* cuda_attn_fwd / cuda_attn_bwd on tensor cores: called by attention.cu for HD in {64, 128} with 16-byte
  * aligned q, k, v, out, dout, dq, dk, dv, after its shape checks (NH a multiple of NKV, S > 0) */
 void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    if (cuda_attn_tc2_wanted()) {
+        cuda_attn_tc2_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
     int n0, N;
     int tiles = tc_tiles(cu_seqlens, S, &n0, &N, "attn_fwd");
     if (!tiles) return;
@@ -558,6 +571,10 @@ void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, co
 void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                       int NKV, int HD) {
+    if (cuda_attn_tc2_wanted()) {
+        cuda_attn_tc2_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
     int n0, N;
     int tiles = tc_tiles(cu_seqlens, S, &n0, &N, "attn_bwd");
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;

@@ -17,7 +17,11 @@
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
  *   attention on tensor cores (section attn_tc, SIMPO_CUDA_ATTN=tc: bf16 operands) out 2e-2, lse 5e-3, dq / dk /
- *     dv 3e-2 against the fp32 CPU reference (derivation at t_attn_tc)
+ *     dv 3e-2 against the fp32 CPU reference (derivation at t_attn_tc); both versions (SIMPO_CUDA_ATTN_TC=1, 2), and
+ *     version 2 within the same bounds of version 1
+ *   attention with Gemma 2's options (section attn_gemma2: scale, soft-capped scores, sliding windows shorter and
+ *     longer than a 32-row tile) the fp32 bounds above (tanhf adds a few ulp per score, as expf does); the same with
+ *     SIMPO_CUDA_ATTN=tc, which must route such calls to the fp32 kernels (tensor-core errors would be ~1e-3)
  * A perf section at the end prints GPU timings of a Llama-8B-sized layer's matmul and attention (fp32 and tensor
  * cores; no checks);
  * SIMPO_GPU_SKIP_PERF=1 skips it. */
@@ -411,7 +415,8 @@ static void t_adamw(size_t n, long t, double wd) {
 }
 
 /* ---- attention ---- */
-static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
+/* GPU vs CPU forward and backward under options o (NULL: Llama's attention) */
+static void t_attn_o(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, const AttnOpts *o) {
     int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
     cu[0] = n0;
     for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
@@ -424,15 +429,17 @@ static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, doub
     float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
     float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
     float *d_dv = up(dv, nk * 4);
-    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD);
-    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, o);
+    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, o);
     float *go = down(d_out, nq), *gl = down(d_lse, nl);
-    char what[160];
-    snprintf(what, sizeof what, "attn S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    char what[200];
+    int wl = snprintf(what, sizeof what, "attn S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    if (o) snprintf(what + wl, sizeof what - (size_t)wl, " scale=%g cap=%g window=%d", (double)o->scale,
+                    (double)o->softcap, o->window);
     double eo = cmp(what, go, out, nq, 5e-6), el = cmp("  lse", gl, lse, nl, 5e-6);
     /* each side's backward from its own forward (the GPU path end to end) */
-    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD);
+    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD, o);
     float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
     double eq = cmp("  dq", gdq, dq, nq, 2e-5), ek = cmp("  dk", gdk, dk, nk, 2e-5);
     double ev = cmp("  dv", gdv, dv, nk, 2e-5);
@@ -441,8 +448,8 @@ static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, doub
     float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
     gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
     gpu->copy(d_lse2, d_lse, nl * 4);
-    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD);
+    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, o);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD, o);
     float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
           *gdv2 = down(d_dv, nk);
     bitwise("  attn_fwd out deterministic", go, go2, nq * 4);
@@ -455,6 +462,41 @@ static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, doub
     gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
     gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
 }
+static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
+    t_attn_o(lens, S, n0, NH, NKV, HD, amp, NULL);
+}
+
+/* Gemma 2's options on the fp32 kernels: the tiny-g2 fixture's (scale 24^-1/2, cap 3, window 8), gemma-2-9b's
+ * (HD 256, scale 224^-1/2, cap 50) with windows inside one tile, across tile boundaries and over many tiles,
+ * window 2, a window past every sequence, rows before cu[0]. (Window 1 would make dq and dk zero on the CPU,
+ * dS = P (dP - D) with out = v, so a normwise comparison is ill-posed; the CPU op test checks it.) tc: the same under
+ * SIMPO_CUDA_ATTN=tc, where the dispatch must still take the fp32 kernels (their tight bounds prove it). */
+static void t_attn_gemma2(bool tc) {
+    const char *prev = getenv("SIMPO_CUDA_ATTN");
+    char *saved = prev ? strdup(prev) : NULL;
+    if (tc) setenv("SIMPO_CUDA_ATTN", "tc", 1);
+    AttnOpts fx = {.scale = (float)pow(24.0, -0.5), .softcap = 3.0f, .window = 8};
+    AttnOpts g9 = {.scale = (float)pow(224.0, -0.5), .softcap = 50.0f, .window = 40};
+    AttnOpts tight = {.scale = 0.0f, .softcap = 2.0f, .window = 33}, w2 = {.window = 2};
+    AttnOpts far = {.scale = 0.1f, .softcap = 0.0f, .window = 100000}, many = {.softcap = 5.0f, .window = 100};
+    static const int a[] = {1, 7, 64, 130};
+    t_attn_o(a, 4, 0, 4, 2, 64, 1.0, &fx);
+    t_attn_o(a, 4, 0, 4, 2, 256, 0.7, &g9);     /* HD 256, window across tile boundaries */
+    t_attn_o(a, 4, 0, 8, 2, 128, 2.0, &tight);  /* peaked scores under a tight cap, window 33 */
+    t_attn_o(a, 4, 0, 4, 4, 64, 1.0, &w2);      /* the diagonal and one key before it */
+    t_attn_o(a, 4, 0, 4, 2, 64, 1.0, &far);     /* a window no sequence reaches, a scale of its own */
+    static const int b[] = {5, 0, 33, 1};
+    t_attn_o(b, 4, 3, 4, 2, 64, 1.0, &fx);      /* an empty sequence; rows before cu[0] */
+    static const int d[] = {1000, 24};
+    t_attn_o(d, 2, 0, 4, 2, 128, 1.0, &many);   /* many tiles, each query's window over 4-5 of them */
+    static const int c[] = {200};
+    t_attn_o(c, 1, 0, 3, 1, 20, 1.0, &fx);      /* odd head dim */
+    if (tc) {
+        if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
+        else unsetenv("SIMPO_CUDA_ATTN");
+    }
+    free(saved);
+}
 
 /* a single length-1 sequence: out == v exactly and lse is the only score */
 static void t_attn_len1(void) {
@@ -464,7 +506,7 @@ static void t_attn_len1(void) {
     int *d_cu = up(cu, sizeof cu);
     float *d_q = up(q, sizeof q), *d_k = up(k, sizeof k), *d_v = up(v, sizeof v);
     float *d_o = gpu->alloc(sizeof out, "out"), *d_l = gpu->alloc(sizeof lse, "lse");
-    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, 1, 1, 1, 64);
+    gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, 1, 1, 1, 64, NULL);
     gpu->download(out, d_o, sizeof out);
     gpu->download(lse, d_l, sizeof lse);
     double s = 0;
@@ -489,30 +531,52 @@ static void t_attn_len1(void) {
  * first key tile), the wrong query head in dK / dV (0.4-23); anything that reads unwritten shared memory is NaN.
  * The errors must also exceed 1e-5: fp32-sized errors (1e-7) would mean the dispatch took the fp32 kernel.
  * And a second run is bitwise identical (no atomics). */
-static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
-    const char *prev = getenv("SIMPO_CUDA_ATTN");
-    char *saved = prev ? strdup(prev) : NULL;
+/* one GPU forward and backward (the backward from this forward's out and lse) into freshly prefilled buffers:
+ * out, lse 7 (rows before cu[0] are not written), dq 1234, dk, dv -777 (written: stale values must not leak); host
+ * copies of out, lse, dq, dk, dv into res[0..4] */
+static void tc_gpu_run(float *res[5], const float *d_q, const float *d_k, const float *d_v, const float *d_dout,
+                       const int *d_cu, int S, int NH, int NKV, int HD, size_t nq, size_t nk, size_t nl) {
+    float *h_o = hconst(nq, 7), *h_l = hconst(nl, 7), *h_q = hconst(nq, 1234), *h_k = hconst(nk, -777);
+    float *o = up(h_o, nq * 4), *l = up(h_l, nl * 4), *gq = up(h_q, nq * 4), *gk = up(h_k, nk * 4);
+    float *gv = up(h_k, nk * 4);
+    gpu->attn_fwd(o, l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
+    gpu->attn_bwd(gq, gk, gv, d_dout, d_q, d_k, d_v, o, l, d_cu, S, NH, NKV, HD, NULL);
+    res[0] = down(o, nq), res[1] = down(l, nl), res[2] = down(gq, nq), res[3] = down(gk, nk), res[4] = down(gv, nk);
+    free(h_o), free(h_l), free(h_q), free(h_k);
+    gpu->free(o), gpu->free(l), gpu->free(gq), gpu->free(gk), gpu->free(gv);
+}
+
+static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, double klate) {
+    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
+    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
+    setenv("SIMPO_CUDA_ATTN_TC", "1", 1); /* the first version (attention_tc.cu); the second one below */
     int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
     cu[0] = n0;
     for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
     int N = cu[S];
     size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH;
     float *q = hrand(nq, -amp, amp), *k = hrand(nk, -amp, amp), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
+    if (klate > 0) /* keys from a sequence's 65th on of amplitude klate: row maxima jump at the second key tile */
+        for (int s = 0; s < S; s++)
+            for (int j = cu[s] + 64; j < cu[s + 1]; j++)
+                fill(k + (size_t)j * NKV * HD, (size_t)NKV * HD, -klate, klate);
     float *out = hconst(nq, 7), *lse = hconst(nl, 7); /* rows before cu[0] are not written by either side */
     float *dq = hconst(nq, 1234), *dk = hconst(nk, -777), *dv = hconst(nk, -777); /* written: stale must not leak */
     int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
     float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
     float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
     float *d_dv = up(dv, nk * 4);
-    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD);
-    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, NULL);
+    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
     float *go = down(d_out, nq), *gl = down(d_lse, nl);
     char what[160];
-    snprintf(what, sizeof what, "attn_tc S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    int wl = snprintf(what, sizeof what, "attn_tc S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD,
+                      amp);
+    if (klate > 0) snprintf(what + wl, sizeof what - (size_t)wl, " klate=%g", klate);
     double eo = cmp(what, go, out, nq, 2e-2), el = cmp("  lse", gl, lse, nl, 5e-3);
-    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD);
+    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, NULL);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD, NULL);
     float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
     double eq = cmp("  dq", gdq, dq, nq, 3e-2), ek = cmp("  dk", gdk, dk, nk, 3e-2);
     double ev = cmp("  dv", gdv, dv, nk, 3e-2);
@@ -523,8 +587,8 @@ static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, d
     float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
     gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
     gpu->copy(d_lse2, d_lse, nl * 4);
-    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD);
+    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
+    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD, NULL);
     float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
           *gdv2 = down(d_dv, nk);
     bitwise("  attn_tc fwd out deterministic", go, go2, nq * 4);
@@ -532,13 +596,53 @@ static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, d
     bitwise("  attn_tc bwd dq deterministic", gdq, gdq2, nq * 4);
     bitwise("  attn_tc bwd dk deterministic", gdk, gdk2, nk * 4);
     bitwise("  attn_tc bwd dv deterministic", gdv, gdv2, nk * 4);
+    /* The second version (attention_tc2.cu, SIMPO_CUDA_ATTN_TC=2): the same bounds against the CPU; against the
+     * first version the same bounds again (two bf16 computations of the same formulas with the same operand
+     * rounding; seen under the emulation: out <= 2.2e-3, lse 2e-7, dq / dk / dv <= 4.7e-3); deterministic (two runs
+     * into fresh buffers bitwise equal; the CPU emulation, whose runs are sequential and slow, skips the second run
+     * of the long shapes); and not bitwise the first version's out when a sequence spans several key tiles (it sums
+     * them in another fp32 order with another softmax reference: proof that version 2 ran). */
+    setenv("SIMPO_CUDA_ATTN_TC", "2", 1);
+    const int rerun = N < 1000 || !strstr(cuda_device_name(), "CPU emulation");
+    float *r2[5], *r2b[5] = {NULL, NULL, NULL, NULL, NULL};
+    tc_gpu_run(r2, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
+    if (rerun) tc_gpu_run(r2b, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
+    char what2[176];
+    snprintf(what2, sizeof what2, "attn_tc2%s", what + 7); /* "attn_tc2 S=..." */
+    double fo = cmp(what2, r2[0], out, nq, 2e-2), fl = cmp("  lse", r2[1], lse, nl, 5e-3);
+    double fq = cmp("  dq", r2[2], dq, nq, 3e-2), fk = cmp("  dk", r2[3], dk, nk, 3e-2);
+    double fv = cmp("  dv", r2[4], dv, nk, 3e-2);
+    double xo = cmp("  out vs v1", r2[0], go, nq, 2e-2), xl = cmp("  lse vs v1", r2[1], gl, nl, 5e-3);
+    double xq = cmp("  dq vs v1", r2[2], gdq, nq, 3e-2), xk = cmp("  dk vs v1", r2[3], gdk, nk, 3e-2);
+    double xv = cmp("  dv vs v1", r2[4], gdv, nk, 3e-2);
+    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g; vs v1: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n",
+           what2, fo, fl, fq, fk, fv, xo, xl, xq, xk, xv);
+    CHECK(fo > 1e-5 && fq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run", what2,
+          fo, fq);
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    const size_t sizes[5] = {nq, nl, nq, nk, nk};
+    for (int t = 0; t < 5 && rerun; t++) {
+        char bw[64];
+        snprintf(bw, sizeof bw, "  attn_tc2 %s deterministic", names[t]);
+        bitwise(bw, r2[t], r2b[t], sizes[t] * 4);
+    }
+    int longest = 0;
+    for (int s = 0; s < S; s++) longest = lens[s] > longest ? lens[s] : longest;
+    if (longest > 64)
+        CHECK(memcmp(r2[0], go, nq * 4) != 0, "%s: out is bitwise the first version's: version 2 did not run", what2);
+    for (int t = 0; t < 5; t++) free(r2[t]), free(r2b[t]);
     free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
     free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
     gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
     gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
-    free(saved);
+    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
+    else unsetenv("SIMPO_CUDA_ATTN_TC");
+    free(saved), free(saved_v);
+}
+static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
+    t_attn_tc_k(lens, S, n0, NH, NKV, HD, amp, 0.0);
 }
 
 /* ---- GPU timings at training sizes (informational) ---- */
@@ -566,31 +670,36 @@ static void perf(void) {
     gpu->copy(d_k, d_x, nk * 4);
     gpu->copy(d_v, d_y, nk * 4);
     gpu->scale(d_q, 0.1f, nq);
-    /* the fp32 kernel, then the tensor-core one (the bf16 mode's), forced by SIMPO_CUDA_ATTN */
-    const char *prev = getenv("SIMPO_CUDA_ATTN");
-    char *saved = prev ? strdup(prev) : NULL;
-    for (int tc = 0; tc < 2; tc++) {
+    /* the fp32 kernel, then the tensor-core ones (the bf16 mode's), forced by SIMPO_CUDA_ATTN and
+     * SIMPO_CUDA_ATTN_TC */
+    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
+    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
+    for (int tc = 0; tc < 3; tc++) { /* fp32, tensor cores (attention_tc.cu), tensor cores v2 (attention_tc2.cu) */
         setenv("SIMPO_CUDA_ATTN", tc ? "tc" : "fp32", 1);
-        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD); /* warm-up */
+        setenv("SIMPO_CUDA_ATTN_TC", tc == 2 ? "2" : "1", 1);
+        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL); /* warm-up */
         cuda_synchronize();
         t0 = sd_now();
-        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD);
+        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
         cuda_synchronize();
         double tf = sd_now() - t0;
-        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD); /* warm-up */
+        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD, NULL); /* warm-up */
         cuda_synchronize();
         t0 = sd_now();
-        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD);
+        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD, NULL);
         cuda_synchronize();
         double tb = sd_now() - t0;
         double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * HD; /* causal: QK^T and PV over half the square */
         printf("perf: attention%s %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms (%.1f TFLOP/s), bwd %.2f ms "
-               "(%.1f TFLOP/s at 2.5x fwd flops)\n", tc ? " (tensor cores, bf16)" : "", S, 1024, NH, NKV, HD,
+               "(%.1f TFLOP/s at 2.5x fwd flops)\n",
+               tc == 2 ? " (tensor cores v2, bf16)" : tc ? " (tensor cores, bf16)" : "", S, 1024, NH, NKV, HD,
                tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
     }
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
-    free(saved);
+    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
+    else unsetenv("SIMPO_CUDA_ATTN_TC");
+    free(saved), free(saved_v);
     free(hx);
     gpu->free(d_x), gpu->free(d_w), gpu->free(d_y), gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k);
     gpu->free(d_v), gpu->free(d_o), gpu->free(d_l), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv);
@@ -706,6 +815,15 @@ int main(int argc, char **argv) {
         int e[70];
         for (int i = 0; i < 70; i++) e[i] = 1 + (int)(urand() * 40); /* more sequences than a warp scans at once */
         t_attn_tc(e, 70, 0, 4, 2, 64, 1.0);
+        /* keys past a sequence's 64th 6x larger: row maxima jump by more than 2^8 (log2 units) at the second key
+         * tile, so version 2's lazy rescale of O runs (otherwise it rarely does) */
+        static const int g[] = {256, 100};
+        t_attn_tc_k(g, 2, 0, 4, 1, 128, 1.0, 6.0);
+        t_attn_tc_k(g, 2, 0, 2, 1, 64, 1.0, 6.0);
+    }
+    if (want("attn_gemma2")) {
+        t_attn_gemma2(false);
+        t_attn_gemma2(true); /* SIMPO_CUDA_ATTN=tc: options still take the fp32 kernels */
     }
     if (want("perf") && !getenv("SIMPO_GPU_SKIP_PERF")) perf(); /* the CPU emulation (tests/gpu/emu) skips it */
     TEST_END();

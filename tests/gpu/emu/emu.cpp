@@ -160,6 +160,9 @@ void emu_warp_collective(uint64_t tag, const char *what) {
     }
 }
 void *emu_dyn_smem(void) { return g_smem; }
+/* the number of blocks started so far (cuda_pipeline.h drops copies left pending by an earlier block) */
+static unsigned long g_block_serial;
+unsigned long emu_block_serial(void) { return g_block_serial; }
 
 void emu_run(EmuCfg c, void (*invoke)(void *), void *arg) {
     unsigned nt = c.block.x * c.block.y * c.block.z;
@@ -182,6 +185,7 @@ void emu_run(EmuCfg c, void (*invoke)(void *), void *arg) {
         for (unsigned by = 0; by < c.grid.y; by++)
             for (unsigned bx = 0; bx < c.grid.x; bx++) {
                 blockIdx.x = bx, blockIdx.y = by, blockIdx.z = bz;
+                g_block_serial++;
                 float nan = __builtin_nanf("");
                 for (size_t i = 0; i < c.smem / 4; i++) memcpy(g_smem + 4 * i, &nan, 4);
                 g_block.arrived = 0, g_block.live = g_n, g_block.gen = 0;

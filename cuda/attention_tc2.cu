@@ -1,0 +1,847 @@
+/* attention_tc2.cu — the second version of the tensor-core (bf16 wmma) causal GQA flash attention of
+ * attention_tc.cu: the same interface, semantics, precision and determinism, restructured for speed. It runs when
+ * SIMPO_CUDA_ATTN_TC=2 (read on every call by attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd; unset or 1:
+ * the first version, which stays as the fallback).
+ *
+ * Precision: as version 1 (torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P and dS
+ * rounded to bf16 for their products, nvcuda::wmma bf16 16x16x16 products with fp32 accumulation, scores, softmax
+ * statistics (log2 units), lse, D and all outputs fp32. Results differ from version 1 only by fp32 rounding order
+ * (and the lazy rescale below), within the bf16 bounds of test_cuda_ops' attn_tc section.
+ *
+ * What changed, and why (version 1 staged every tile synchronously: global fp32 loads, convert, store, barrier,
+ * compute; 64-row tiles of 4 warps; every P V product round-tripped through shared memory):
+ *  - bf16 pre-pass. The operands that are re-read many times (k, v in the forward and dq kernel; q, dout, k, v in
+ *    the dk/dv kernel) are converted to bf16 once per call into stream-ordered scratch (cu_scratch), with the same
+ *    rounding; D = rowsum(dout * out) is computed in the same pass that converts dout. Tiles then come straight
+ *    from global bf16 memory by cp.async (16-byte __pipeline_memcpy_async), half the bytes of fp32, no conversion
+ *    work in the main loops. Scratch: fwd 4 N NKV HD bytes, bwd 4 N (NH + NKV) HD + 4 N NH bytes (84 MB at
+ *    4 x 1024 tokens, NH 32, NKV 8, HD 128).
+ *  - Software pipeline. K / V (or Q / dO) tiles are multi-buffered in shared memory: tile t + NS - 1 is issued
+ *    while tile t is computed, one __syncthreads per tile (it both publishes tile t and proves every warp is done
+ *    with the buffer the next issue overwrites). cp.async groups: one commit per iteration, empty or not, so
+ *    __pipeline_wait_prior(NS - 2) always means "tile t has landed" for this thread's copies.
+ *  - 128-row tiles, 8 warps (256 threads), warp w owning 16 rows (query rows, or key rows in dk/dv): each staged
+ *    K / V (Q / dO) tile serves twice the rows of version 1.
+ *  - O stays in accumulator fragments: P V accumulates into them directly (mma C = O). The online softmax's
+ *    rescale of O is lazy (conditional): a row keeps its reference max m while the tile max exceeds it
+ *    by at most 8 (log2 units, P <= 2^8: harmless in fp32 and bf16, whose relative precision does not depend on
+ *    the scale); only when some row of the warp needs a new reference (rare after the first tile; never for the
+ *    first tile, where O is still zero) does the warp round-trip O through its shared-memory stage to multiply its
+ *    rows by exp2(m_old - m_new). out = O / l and lse = (m + log2 l) ln 2 are exact for any reference m.
+ *  - Full tiles (no key of the tile is masked for any row of the warp) skip the mask tests; 16-wide blocks the
+ *    mask hides from the whole warp are skipped as in version 1; a warp whose rows all precede a key tile skips it.
+ *  - Heavy tiles first: the forward and dq grids visit a sequence's query tiles last to first (the last ones see
+ *    the most keys), the dk/dv grid its key tiles first to last; heads (kv heads) vary fastest, so the query heads
+ *    of a GQA group read the same K / V tiles at about the same time (L2).
+ * Unchanged: nothing depends on wmma's undocumented fragment layout (scores go through a per-warp fp32 stage in
+ * shared memory with wmma::store_matrix_sync, plain thread code masks and exponentiates them there, a lane pair
+ * per row); no atomics (dq per query tile, dk / dv per key tile over the group's heads), so results are bitwise
+ * reproducible; each block finds its tile from cu_seqlens, whose S + 1 entries the host downloads for the count.
+ *
+ * Kernels (HD 64 or 128; shared memory at HD 128, opt-in; one block of 8 warps per SM; registers at HD 128 / 64:
+ * fwd 252 / 172, dq 250 / 168, dkdv 252 / 174, no spills):
+ *   attn_tc2_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, 3 stages. Q rounded to bf16 into shared
+ *                    memory once (synchronously, overlapping the first tiles' copies) and kept in A fragments.
+ *                    Per tile: S = Q K^T -> stage; masked online softmax (lazy rescale) -> P (bf16, stage);
+ *                    O += P V in fragments.                                             K/V 102 KB + stages 66 KB
+ *   attn_tc2_dq_k    (query tile of 128, head). Q, dO (bf16, cp.async) in A fragments, dQ in accumulators.
+ *                    K / V tiles of 64, 3 stages. Per tile: S = Q K^T and dP = dO V^T -> stages; dS = P (dP - D)
+ *                    scale with P = exp2(S sl2 - lse2) (bf16); dQ += dS K.               K/V 102 KB + stages 86 KB
+ *   attn_tc2_dkdv_k  (key tile of 128, kv head). K, V in shared memory (A operands), dK, dV in accumulators. For
+ *                    the group's heads and the query tiles of 64 from the key tile on (2 stages of Q, dO, lse, D):
+ *                    S^T = K Q^T -> P^T (bf16); dP^T = V dO^T -> dS^T = P^T (dP^T - D) scale (bf16); dV += P^T dO,
+ *                    dK += dS^T Q.                                   K, V 68 KB + Q/dO 68 KB + stages 70 KB
+ * Shared-memory rules kept (GPU hazards the CPU emulation cannot show): wmma pointers 32-byte aligned and ldm a
+ * multiple of 16 bytes (bf16 rows padded to HD + 8, fp32 stages to 68 / HD + 4, every region a multiple of 128
+ * bytes); a warp's stage is private to it and __syncwarp separates every wmma store from the plain reads of it and
+ * every plain write from the wmma loads (and wmma loads from later overwrites); __syncthreads guards the shared
+ * tiles; cp.async destinations and sources are 16-byte aligned (4-byte for lse / D). */
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+#include <mma.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cuda_common.cuh"
+
+namespace wmma = nvcuda::wmma;
+typedef __nv_bfloat16 bf16;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> T2FragA;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> T2FragB;  /* B from row-major X */
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> T2FragBt; /* B = X^T, X row-major */
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> T2FragC;
+
+enum {
+    T2_BM = 128,     /* rows of a block's tile (queries; keys in dk/dv) */
+    T2_BN = 64,      /* rows of the inner tile it loops over */
+    T2_WARPS = 8,    /* warp w owns rows 16 w .. 16 w + 15 of the block's tile */
+    T2_THREADS = 256,
+    T2_LDS = 68,     /* fp32 score stage row stride (64 columns + 4) */
+    T2_LDP = 72,     /* bf16 probability row stride (64 columns + 8) */
+    T2_NS_FWD = 3,   /* pipeline stages of K / V tiles (forward, dq) */
+    T2_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
+};
+#define T2_LOG2E 1.4426950408889634f
+#define T2_LN2 0.6931471805599453f
+#define T2_RESCALE 8.0f /* lazy rescale: keep the reference max while the row max exceeds it by <= 8 (log2) */
+
+static constexpr int t2_max(int a, int b) { return a > b ? a : b; }
+/* sizes (bytes unless said otherwise), shared by the kernels and the host */
+template <int HD> struct T2 {
+    static constexpr int LDB = HD + 8;                  /* bf16 tile row stride (elements) */
+    static constexpr int LDO = HD + 4;                  /* fp32 output stage row stride (elements) */
+    static constexpr int TILE = T2_BN * LDB;            /* elements of a 64-row bf16 tile */
+    static constexpr int WST_F = t2_max(16 * T2_LDS * 4 + 16 * T2_LDP * 2, 16 * LDO * 4); /* fwd: S + P | O */
+    static constexpr int WST_Q = 2 * 16 * T2_LDS * 4 + 16 * T2_LDP * 2;                   /* dq: S, dP, dS */
+    static constexpr int WST_K = 16 * T2_LDS * 4 + 2 * 16 * T2_LDP * 2;                   /* dkdv: S^T, P^T, dS^T */
+    static constexpr size_t SMEM_F = (size_t)2 * T2_NS_FWD * TILE * 2 + (size_t)T2_WARPS * WST_F;
+    static constexpr size_t SMEM_Q = (size_t)2 * T2_NS_FWD * TILE * 2 + (size_t)T2_WARPS * WST_Q;
+    static constexpr size_t SMEM_K = (size_t)2 * T2_BM * LDB * 2 + (size_t)2 * T2_NS_KV * TILE * 2 +
+                                     (size_t)2 * T2_NS_KV * T2_BN * 4 + (size_t)T2_WARPS * WST_K;
+    static_assert(HD % 16 == 0 && HD >= 64, "head dims 64, 128");
+    static_assert(WST_F % 128 == 0 && WST_Q % 128 == 0 && WST_K % 128 == 0 && (TILE * 2) % 128 == 0,
+                  "regions stay 128-byte aligned");
+    static_assert(T2_WARPS * WST_F >= T2_BM * LDB * 2, "the Q tile fits in the forward's warp stages");
+    static_assert(T2_WARPS * WST_Q >= 2 * T2_BM * LDB * 2, "the Q and dO tiles fit in dq's warp stages");
+    static_assert(2 * 16 * T2_LDS * 4 >= 16 * LDO * 4 && WST_K >= 16 * LDO * 4, "output stages fit");
+};
+
+/* The tile this block handles: tiles of T2_BM rows that never cross a sequence boundary, numbered sequence by
+ * sequence; with REV a sequence's tiles are handed out last to first. st, en = the sequence's rows, r0 = the tile's
+ * first row; en == st when the index is out of range (cannot happen with the host's count). */
+template <bool REV>
+static __device__ void t2_find_tile(const int *cu, int S, int tile, int *st, int *en, int *r0) {
+    __shared__ int info[3];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0) info[0] = info[1] = info[2] = 0;
+    __syncthreads();
+    if (warp == 0) {
+        int base = 0; /* tiles in the sequences before this chunk of 32 */
+        for (int s0 = 0; s0 < S; s0 += 32) {
+            int s = s0 + lane, a = 0, b = 0, nt = 0;
+            if (s < S) {
+                a = cu[s];
+                b = cu[s + 1];
+                nt = b > a ? (b - a + T2_BM - 1) / T2_BM : 0;
+            }
+            int inc = nt;
+            for (int o = 1; o < 32; o <<= 1) {
+                int y = __shfl_up_sync(CU_FULL_MASK, inc, o);
+                if (lane >= o) inc += y;
+            }
+            int exc = inc - nt;
+            bool mine = s < S && tile >= base + exc && tile < base + inc;
+            unsigned bal = __ballot_sync(CU_FULL_MASK, mine);
+            if (bal) { /* warp-uniform */
+                if (mine) {
+                    const int j = tile - base - exc;
+                    info[0] = a;
+                    info[1] = b;
+                    info[2] = a + (REV ? nt - 1 - j : j) * T2_BM;
+                }
+                break;
+            }
+            base += __shfl_sync(CU_FULL_MASK, inc, 31);
+        }
+    }
+    __syncthreads();
+    *st = info[0];
+    *en = info[1];
+    *r0 = info[2];
+}
+
+/* cp.async of rows [r0, r0 + nvalid) of a row-major bf16 tensor (row stride `stride` elements, g at the head's
+ * first column) into dst[ROWS][HD + 8]; rows past nvalid are zeros (plain stores: they meet P = 0 or a mask and
+ * must not be NaN). All 256 threads take part; the caller commits the group. */
+template <int HD, int ROWS>
+static __device__ __forceinline__ void t2_load(bf16 *dst, const bf16 *g, size_t stride, int r0, int nvalid) {
+    constexpr int LDB = HD + 8, C8 = HD / 8, PER = ROWS * C8 / T2_THREADS;
+    static_assert(ROWS * C8 % T2_THREADS == 0, "whole rounds");
+#pragma unroll
+    for (int it = 0; it < PER; it++) {
+        const int idx = threadIdx.x + it * T2_THREADS, r = idx / C8, c = (idx % C8) * 8;
+        bf16 *d = dst + r * LDB + c;
+        if (r < nvalid) __pipeline_memcpy_async(d, g + (size_t)(r0 + r) * stride + c, 16);
+        else *(float4 *)d = float4{0.0f, 0.0f, 0.0f, 0.0f};
+    }
+}
+
+/* rows [r0, r0 + nvalid) of a row-major fp32 tensor into dst[128][HD + 8] as bf16 (round to nearest even), rows
+ * past nvalid zeros; synchronous (the forward's Q, read once per block). Eight float4 loads in flight per thread. */
+template <int HD>
+static __device__ __forceinline__ void t2_stage_f32(bf16 *dst, const float *g, size_t stride, int r0, int nvalid) {
+    constexpr int LDB = HD + 8, C4 = HD / 4, PER = T2_BM * C4 / T2_THREADS, BATCH = 8;
+    static_assert(PER % BATCH == 0, "whole batches");
+#pragma unroll 1
+    for (int b = 0; b < PER; b += BATCH) {
+        float4 x[BATCH];
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            const int idx = threadIdx.x + (b + u) * T2_THREADS, r = idx / C4, c = (idx % C4) * 4;
+            x[u] = float4{0.0f, 0.0f, 0.0f, 0.0f};
+            if (r < nvalid) x[u] = *(const float4 *)(g + (size_t)(r0 + r) * stride + c);
+        }
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            const int idx = threadIdx.x + (b + u) * T2_THREADS, r = idx / C4, c = (idx % C4) * 4;
+            __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + r * LDB + c);
+            d[0] = __floats2bfloat162_rn(x[u].x, x[u].y);
+            d[1] = __floats2bfloat162_rn(x[u].z, x[u].w);
+        }
+    }
+}
+
+/* rows 0 .. nrows - 1 (nrows <= 16) of a warp's fp32 stage [16][HD + 4] to global rows row0 .. of stride `stride`
+ * (float4, coalesced) */
+template <int HD>
+static __device__ __forceinline__ void t2_write_rows(float *g, size_t stride, const float *stage, int row0,
+                                                     int nrows) {
+    constexpr int LDO = HD + 4, C4 = HD / 4;
+    const int lane = threadIdx.x & 31;
+    for (int idx = lane; idx < nrows * C4; idx += 32) {
+        const int rr = idx / C4, c = (idx % C4) * 4;
+        *(float4 *)(g + (size_t)(row0 + rr) * stride + c) = *(const float4 *)(stage + rr * LDO + c);
+    }
+}
+
+/* four bf16 (round to nearest even) to dst[0..3] (8-byte aligned) */
+static __device__ __forceinline__ void t2_put4(bf16 *dst, float a, float b, float c, float d) {
+    __nv_bfloat162 *p = (__nv_bfloat162 *)dst;
+    p[0] = __floats2bfloat162_rn(a, b);
+    p[1] = __floats2bfloat162_rn(c, d);
+}
+
+/* ---- forward ---- */
+template <int HD>
+__global__ void __launch_bounds__(T2_THREADS, 1)
+    attn_tc2_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
+                   int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
+    typedef T2<HD> Z;
+    constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t2_smem[];
+    bf16 *Kb = (bf16 *)t2_smem, *Vb = Kb + NS * TILE;
+    unsigned char *wbase = (unsigned char *)(Vb + NS * TILE);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, hf = lane & 1;
+    float *St = (float *)(wbase + warp * Z::WST_F);                              /* S [16][68] */
+    bf16 *Pw = (bf16 *)(wbase + warp * Z::WST_F + 16 * T2_LDS * 4);              /* P [16][72] */
+    float *Ow = St;                                                              /* O [16][HD + 4] (both) */
+    const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, q0;
+    t2_find_tile<true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
+    if (en <= st) return;
+    const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
+    const bool active = warp * 16 < nq;                 /* the warp has rows in the sequence (warp-uniform) */
+    const int wfirst = q0 + warp * 16, wlast = min(wfirst + 15, qlast);
+    const int i = min(wfirst + r, qlast);               /* the lane pair's row; rows past the end mirror the last */
+    const bf16 *kg = kb + (size_t)kvh * HD, *vg = vb + (size_t)kvh * HD;
+    const int nt = (qlast - st) / T2_BN + 1;            /* key tiles st, st + 64, .. up to the diagonal */
+
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) {
+        if (s < nt) {
+            const int k0 = st + s * T2_BN;
+            t2_load<HD, T2_BN>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
+            t2_load<HD, T2_BN>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
+        }
+        __pipeline_commit();
+    }
+    t2_stage_f32<HD>((bf16 *)wbase, q + (size_t)h * HD, qs, q0, nq); /* Q through the warp stages' space */
+    __syncthreads();
+    T2FragA qa[NF];
+#pragma unroll
+    for (int kk = 0; kk < NF; kk++) wmma::load_matrix_sync(qa[kk], (bf16 *)wbase + warp * 16 * LDB + kk * 16, LDB);
+    T2FragC oacc[NF];
+#pragma unroll
+    for (int n = 0; n < NF; n++) wmma::fill_fragment(oacc[n], 0.0f);
+    float m = -INFINITY, l = 0.0f; /* the row's reference max (log2 units) and sum of exp2(s sl2 - m) */
+
+    for (int t = 0; t < nt; t++) {
+        __pipeline_wait_prior(NS - 2); /* this thread's copies of tile t have landed */
+        __syncthreads();               /* everyone's have; everyone is done with tile t - 1 (and Q's fragments) */
+        if (t + NS - 1 < nt) {
+            const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
+            t2_load<HD, T2_BN>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
+            t2_load<HD, T2_BN>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
+        }
+        __pipeline_commit();
+        const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
+        if (!active || k0 > wlast) continue; /* warp-uniform */
+        const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
+        /* key blocks of 16 holding a key <= the warp's last row (and < nk): the rest is masked out */
+        const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
+        const bool full = nk == T2_BN && k0 + T2_BN - 1 <= wfirst; /* no key masked for any row of the warp */
+        if (ncb == T2_BN / 16) { /* the common case: four independent accumulator chains (tensor-core latency) */
+            T2FragC sacc[T2_BN / 16];
+#pragma unroll
+            for (int n = 0; n < T2_BN / 16; n++) wmma::fill_fragment(sacc[n], 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < NF; kk++) {
+#pragma unroll
+                for (int n = 0; n < T2_BN / 16; n++) {
+                    T2FragBt kf;
+                    wmma::load_matrix_sync(kf, Ks + n * 16 * LDB + kk * 16, LDB);
+                    wmma::mma_sync(sacc[n], qa[kk], kf, sacc[n]);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < T2_BN / 16; n++)
+                wmma::store_matrix_sync(St + n * 16, sacc[n], T2_LDS, wmma::mem_row_major);
+        } else { /* a diagonal tile: the key blocks that hold a visible key */
+            for (int n = 0; n < ncb; n++) {
+                T2FragC sacc;
+                wmma::fill_fragment(sacc, 0.0f);
+#pragma unroll
+                for (int kk = 0; kk < NF; kk++) {
+                    T2FragBt kf;
+                    wmma::load_matrix_sync(kf, Ks + n * 16 * LDB + kk * 16, LDB);
+                    wmma::mma_sync(sacc, qa[kk], kf, sacc);
+                }
+                wmma::store_matrix_sync(St + n * 16, sacc, T2_LDS, wmma::mem_row_major);
+            }
+        }
+        __syncwarp();
+        /* the lane pair's row r: lane half hf owns columns 8 c + 4 hf + (0..3), c = 0..7; masked scores (and blocks
+         * not computed, all masked) become -inf */
+        float s[32];
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const float4 x = *(const float4 *)(St + r * T2_LDS + 8 * c + 4 * hf);
+            s[4 * c] = x.x, s[4 * c + 1] = x.y, s[4 * c + 2] = x.z, s[4 * c + 3] = x.w;
+        }
+        if (!full) {
+            const int lim = min(nk - 1, i - k0); /* the last visible column */
+#pragma unroll
+            for (int e = 0; e < 32; e++)
+                if (8 * (e >> 2) + 4 * hf + (e & 3) > lim) s[e] = -INFINITY;
+        }
+        float mx = s[0];
+#pragma unroll
+        for (int e = 1; e < 32; e++) mx = fmaxf(mx, s[e]);
+        mx = fmaxf(mx, __shfl_xor_sync(CU_FULL_MASK, mx, 1));
+        const float mt = mx * sl2;                    /* -inf for a row with no visible key in the tile */
+        const bool need = mt > m + T2_RESCALE;        /* a new reference max (always for the first finite one) */
+        const float mn = need ? mt : m;
+        const float alpha = need ? (m == -INFINITY ? 0.0f : exp2f(m - mn)) : 1.0f;
+        if (__ballot_sync(CU_FULL_MASK, need && m != -INFINITY)) { /* rescale O (warp-uniform; rare) */
+            __syncwarp(); /* every lane has read its scores: O overwrites the stage */
+#pragma unroll
+            for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+            __syncwarp();
+#pragma unroll
+            for (int c = 0; c < HD / 8; c++) {
+                float4 *p = (float4 *)(Ow + r * LDO + 8 * c + 4 * hf);
+                float4 x = *p;
+                x.x *= alpha, x.y *= alpha, x.z *= alpha, x.w *= alpha;
+                *p = x;
+            }
+            __syncwarp();
+#pragma unroll
+            for (int n = 0; n < NF; n++) wmma::load_matrix_sync(oacc[n], Ow + n * 16, LDO, wmma::mem_row_major);
+            __syncwarp(); /* O is reloaded before P overwrites the stage */
+        }
+        m = mn;
+        const float mu = m == -INFINITY ? 0.0f : m; /* (no row reaches here without a visible key: key st) */
+        float ls = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            float p[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                p[u] = exp2f(s[4 * c + u] * sl2 - mu);
+                ls += p[u];
+            }
+            t2_put4(Pw + r * T2_LDP + 8 * c + 4 * hf, p[0], p[1], p[2], p[3]);
+        }
+        ls += __shfl_xor_sync(CU_FULL_MASK, ls, 1);
+        l = l * alpha + ls;
+        __syncwarp(); /* P is written */
+        for (int kk = 0; kk < ncb; kk++) {
+            T2FragA pa;
+            wmma::load_matrix_sync(pa, Pw + kk * 16, T2_LDP);
+#pragma unroll
+            for (int n = 0; n < NF; n++) {
+                T2FragB vf;
+                wmma::load_matrix_sync(vf, Vs + kk * 16 * LDB + n * 16, LDB);
+                wmma::mma_sync(oacc[n], pa, vf, oacc[n]);
+            }
+        }
+    }
+    if (!active) return;
+    const float inv = 1.0f / l;
+    __syncwarp(); /* every lane's P loads are done: O overwrites the stage */
+#pragma unroll
+    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+    __syncwarp();
+#pragma unroll
+    for (int c = 0; c < HD / 8; c++) {
+        float4 *p = (float4 *)(Ow + r * LDO + 8 * c + 4 * hf);
+        float4 x = *p;
+        x.x *= inv, x.y *= inv, x.z *= inv, x.w *= inv;
+        *p = x;
+    }
+    __syncwarp();
+    t2_write_rows<HD>(out + (size_t)h * HD, qs, Ow, wfirst, wlast - wfirst + 1);
+    if (hf == 0 && wfirst + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * T2_LN2;
+}
+
+/* ---- pre-passes ---- */
+
+/* up to three fp32 ranges to bf16 (round to nearest even), float4 at a time */
+struct T2Cvt {
+    const float *src[3];
+    bf16 *dst[3];
+    size_t n4[3]; /* float4 counts */
+};
+__global__ void attn_tc2_cvt_k(T2Cvt a) {
+    const size_t total = a.n4[0] + a.n4[1] + a.n4[2];
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < total; x += (size_t)gridDim.x * blockDim.x) {
+        int seg = 0;
+        size_t j = x;
+        if (j >= a.n4[0]) {
+            j -= a.n4[0];
+            seg = 1;
+            if (j >= a.n4[1]) {
+                j -= a.n4[1];
+                seg = 2;
+            }
+        }
+        const float *src = seg == 0 ? a.src[0] : seg == 1 ? a.src[1] : a.src[2]; /* (no local-memory indexing) */
+        bf16 *dst = seg == 0 ? a.dst[0] : seg == 1 ? a.dst[1] : a.dst[2];
+        const float4 v = ((const float4 *)src)[j];
+        t2_put4(dst + 4 * j, v.x, v.y, v.z, v.w);
+    }
+}
+
+/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N-1, fp32, one warp per (row, head) (the first
+ * version's order), and dout's row to bf16 */
+__global__ void attn_tc2_d_k(float *D, bf16 *dob, const float *dout, const float *out, int n0, int N, int NH,
+                             int HD) {
+    const int lane = threadIdx.x & 31;
+    const size_t total = (size_t)(N - n0) * NH;
+    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
+         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
+        size_t n = n0 + w / NH, h = w % NH, o = n * NH * HD + h * HD;
+        const float *a = dout + o, *b = out + o;
+        float s = 0.0f;
+        for (int d = lane; d < HD; d += 32) {
+            const float x = a[d];
+            s += x * b[d];
+            dob[o + d] = __float2bfloat16_rn(x);
+        }
+        s = cu_warp_sum(s);
+        if (lane == 0) D[n * NH + h] = s;
+    }
+}
+
+/* ---- backward: dQ ---- */
+template <int HD>
+__global__ void __launch_bounds__(T2_THREADS, 1)
+    attn_tc2_dq_k(float *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+                  const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
+    typedef T2<HD> Z;
+    constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t2_smem[];
+    bf16 *Kb = (bf16 *)t2_smem, *Vb = Kb + NS * TILE;
+    unsigned char *wbase = (unsigned char *)(Vb + NS * TILE);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, hf = lane & 1;
+    float *Sst = (float *)(wbase + warp * Z::WST_Q), *dPst = Sst + 16 * T2_LDS; /* [16][68] each; dQ [16][HD + 4] */
+    bf16 *dSw = (bf16 *)(dPst + 16 * T2_LDS);                                    /* [16][72] */
+    const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, q0;
+    t2_find_tile<true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
+    if (en <= st) return;
+    const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
+    const bool active = warp * 16 < nq;
+    const int wfirst = q0 + warp * 16, wlast = min(wfirst + 15, qlast);
+    const int i = min(wfirst + r, qlast);
+    const float lse2 = lse[(size_t)i * NH + h] * T2_LOG2E, Di = D[(size_t)i * NH + h];
+    const bf16 *kg = kb + (size_t)kvh * HD, *vg = vb + (size_t)kvh * HD;
+    const int nt = (qlast - st) / T2_BN + 1;
+
+    bf16 *Qs = (bf16 *)wbase, *dOs = Qs + T2_BM * LDB; /* through the warp stages' space */
+    t2_load<HD, T2_BM>(Qs, qb + (size_t)h * HD, qs, q0, nq);
+    t2_load<HD, T2_BM>(dOs, dob + (size_t)h * HD, qs, q0, nq);
+    __pipeline_commit();
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) {
+        if (s < nt) {
+            const int k0 = st + s * T2_BN;
+            t2_load<HD, T2_BN>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
+            t2_load<HD, T2_BN>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
+        }
+        __pipeline_commit();
+    }
+    __pipeline_wait_prior(NS - 1); /* Q, dO landed */
+    __syncthreads();
+    T2FragA qa[NF], doa[NF];
+    T2FragC acc[NF];
+#pragma unroll
+    for (int kk = 0; kk < NF; kk++) {
+        wmma::load_matrix_sync(qa[kk], Qs + warp * 16 * LDB + kk * 16, LDB);
+        wmma::load_matrix_sync(doa[kk], dOs + warp * 16 * LDB + kk * 16, LDB);
+        wmma::fill_fragment(acc[kk], 0.0f);
+    }
+    for (int t = 0; t < nt; t++) {
+        __pipeline_wait_prior(NS - 2);
+        __syncthreads(); /* tile t visible; tile t - 1 (and Q, dO's fragments) done by everyone */
+        if (t + NS - 1 < nt) {
+            const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
+            t2_load<HD, T2_BN>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
+            t2_load<HD, T2_BN>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
+        }
+        __pipeline_commit();
+        const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
+        if (!active || k0 > wlast) continue;
+        const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
+        const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
+        const bool full = nk == T2_BN && k0 + T2_BN - 1 <= wfirst;
+#pragma unroll
+        for (int n = 0; n < T2_BN / 16; n++) {
+            if (n < ncb) {
+                T2FragC sacc, pacc;
+                wmma::fill_fragment(sacc, 0.0f);
+                wmma::fill_fragment(pacc, 0.0f);
+#pragma unroll
+                for (int kk = 0; kk < NF; kk++) {
+                    T2FragBt kf, vf;
+                    wmma::load_matrix_sync(kf, Ks + n * 16 * LDB + kk * 16, LDB);
+                    wmma::mma_sync(sacc, qa[kk], kf, sacc);
+                    wmma::load_matrix_sync(vf, Vs + n * 16 * LDB + kk * 16, LDB);
+                    wmma::mma_sync(pacc, doa[kk], vf, pacc);
+                }
+                wmma::store_matrix_sync(Sst + n * 16, sacc, T2_LDS, wmma::mem_row_major);
+                wmma::store_matrix_sync(dPst + n * 16, pacc, T2_LDS, wmma::mem_row_major);
+            }
+        }
+        __syncwarp();
+        const int lim = full ? T2_BN - 1 : min(nk - 1, i - k0); /* the last visible column */
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const int col = 8 * c + 4 * hf;
+            const float4 sv = *(const float4 *)(Sst + r * T2_LDS + col);
+            const float4 pv = *(const float4 *)(dPst + r * T2_LDS + col);
+            const float sa[4] = {sv.x, sv.y, sv.z, sv.w}, pa[4] = {pv.x, pv.y, pv.z, pv.w};
+            float d[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                d[u] = col + u <= lim ? exp2f(sa[u] * sl2 - lse2) * (pa[u] - Di) * scale : 0.0f;
+            t2_put4(dSw + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
+        }
+        __syncwarp();
+        for (int kk = 0; kk < ncb; kk++) {
+            T2FragA da;
+            wmma::load_matrix_sync(da, dSw + kk * 16, T2_LDP);
+#pragma unroll
+            for (int n = 0; n < NF; n++) {
+                T2FragB kf;
+                wmma::load_matrix_sync(kf, Ks + kk * 16 * LDB + n * 16, LDB);
+                wmma::mma_sync(acc[n], da, kf, acc[n]);
+            }
+        }
+    }
+    if (!active) return;
+    __syncwarp(); /* every lane is done with the stages */
+#pragma unroll
+    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Sst + n * 16, acc[n], LDO, wmma::mem_row_major);
+    __syncwarp();
+    t2_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, wfirst, wlast - wfirst + 1);
+}
+
+/* ---- backward: dK, dV ---- */
+
+/* stage[16][68] columns 16 nb0 .. 16 nqb - 1 = A X^T for a 16-row bf16 block A (row stride HD + 8) and the rows
+ * 16 nb0 .. 16 nqb - 1 of a bf16 tile X (same stride): two query blocks at a time, so that A's fragments are loaded
+ * twice per product rather than once per block while only two accumulators are live */
+template <int HD>
+static __device__ __forceinline__ void t2_rowblock_x_tile(float *stage, const bf16 *A, const bf16 *X, int nb0,
+                                                          int nqb) {
+    constexpr int LDB = HD + 8, NF = HD / 16;
+#pragma unroll
+    for (int n0 = 0; n0 < T2_BN / 16; n0 += 2) {
+        if (n0 + 1 < nb0 || n0 >= nqb) continue;
+        T2FragC acc[2];
+        wmma::fill_fragment(acc[0], 0.0f);
+        wmma::fill_fragment(acc[1], 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < NF; kk++) {
+            T2FragA a;
+            wmma::load_matrix_sync(a, A + kk * 16, LDB);
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                if (n0 + u >= nb0 && n0 + u < nqb) {
+                    T2FragBt x;
+                    wmma::load_matrix_sync(x, X + (n0 + u) * 16 * LDB + kk * 16, LDB);
+                    wmma::mma_sync(acc[u], a, x, acc[u]);
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 2; u++)
+            if (n0 + u >= nb0 && n0 + u < nqb)
+                wmma::store_matrix_sync(stage + (n0 + u) * 16, acc[u], T2_LDS, wmma::mem_row_major);
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(T2_THREADS, 1)
+    attn_tc2_dkdv_k(float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+                    const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
+                    float scale) {
+    typedef T2<HD> Z;
+    constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_KV, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t2_smem[];
+    bf16 *Ks = (bf16 *)t2_smem, *Vs = Ks + T2_BM * LDB, *Qb = Vs + T2_BM * LDB, *dOb = Qb + NS * TILE;
+    float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T2_BN; /* lse, D of the query tile [NS][64] */
+    unsigned char *wbase = (unsigned char *)(Db + NS * T2_BN);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, hf = lane & 1;
+    float *St = (float *)(wbase + warp * Z::WST_K);   /* S^T, then dP^T [16][68]; dK, dV [16][HD + 4] (all) */
+    bf16 *Pt = (bf16 *)(St + 16 * T2_LDS), *dSt = Pt + 16 * T2_LDP; /* [16][72] each */
+    const int kvh = blockIdx.x % NKV, group = NH / NKV;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    int st, en, k0;
+    t2_find_tile<false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
+    if (en <= st) return;
+    const int nk = min(T2_BM, en - k0);
+    const bool active = warp * 16 < nk;
+    const int jr = warp * 16 + r, j = k0 + jr; /* the lane pair's key row (tile row, sequence row) */
+    const int j0 = k0 + warp * 16;             /* the warp's first key */
+    const int nqt = (en - k0 + T2_BN - 1) / T2_BN, nit = group * nqt; /* (head, query tile) iterations */
+
+    /* iteration it: head kvh group + it / nqt, query tile k0 + 64 (it % nqt), into buffer b */
+    auto issue = [&](int it, int b) {
+        const int hh = kvh * group + it / nqt, q0 = k0 + (it % nqt) * T2_BN, nq = min(T2_BN, en - q0);
+        t2_load<HD, T2_BN>(Qb + b * TILE, qb + (size_t)hh * HD, qs, q0, nq);
+        t2_load<HD, T2_BN>(dOb + b * TILE, dob + (size_t)hh * HD, qs, q0, nq);
+        const int tt = threadIdx.x & (T2_BN - 1);
+        float *dst = (threadIdx.x < T2_BN ? Lb : Db) + b * T2_BN + tt;
+        if (threadIdx.x < 2 * T2_BN) {
+            if (tt < nq) __pipeline_memcpy_async(dst, (threadIdx.x < T2_BN ? lse : D) + (size_t)(q0 + tt) * NH + hh, 4);
+            else *dst = 0.0f;
+        }
+    };
+    t2_load<HD, T2_BM>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
+    t2_load<HD, T2_BM>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
+    __pipeline_commit();
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) {
+        if (s < nit) issue(s, s);
+        __pipeline_commit();
+    }
+    T2FragC dka[NF], dva[NF];
+#pragma unroll
+    for (int n = 0; n < NF; n++) {
+        wmma::fill_fragment(dka[n], 0.0f);
+        wmma::fill_fragment(dva[n], 0.0f);
+    }
+    for (int it = 0; it < nit; it++) {
+        __pipeline_wait_prior(NS - 2); /* K, V and query tile it have landed (this thread's copies) */
+        __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
+        if (it + NS - 1 < nit) issue(it + NS - 1, (it + NS - 1) % NS);
+        __pipeline_commit();
+        const int b = it % NS, q0 = k0 + (it % nqt) * T2_BN, nq = min(T2_BN, en - q0);
+        const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
+        const float *Ls = Lb + b * T2_BN, *Ds = Db + b * T2_BN;
+        /* query blocks of 16 wholly before the warp's first key are masked out (diagonal tiles) */
+        const int nb0 = max(0, (j0 - q0) / 16), nqb = (nq + 15) / 16;
+        if (!active || nb0 >= nqb) continue;
+        const bool full = nq == T2_BN && q0 >= j0 + 15 && warp * 16 + 16 <= nk; /* nothing masked */
+        t2_rowblock_x_tile<HD>(St, Ks + warp * 16 * LDB, Qs, nb0, nqb); /* S^T = K Q^T */
+        __syncwarp();
+        /* visible: query column col with q0 + col >= j, col < nq, and the key row inside the tile */
+        const int lo = full ? 0 : (jr < nk ? j - q0 : T2_BN), hi = full ? T2_BN - 1 : nq - 1;
+#pragma unroll
+        for (int c = 0; c < 8; c++) { /* P^T[j][i] = exp2(S sl2 - lse_i log2 e), i >= j */
+            const int col = 8 * c + 4 * hf;
+            const float4 sv = *(const float4 *)(St + r * T2_LDS + col);
+            const float4 lv = *(const float4 *)(Ls + col);
+            const float sa[4] = {sv.x, sv.y, sv.z, sv.w}, la[4] = {lv.x, lv.y, lv.z, lv.w};
+            float p[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                p[u] = col + u >= lo && col + u <= hi ? exp2f(sa[u] * sl2 - la[u] * T2_LOG2E) : 0.0f;
+            t2_put4(Pt + r * T2_LDP + col, p[0], p[1], p[2], p[3]);
+        }
+        __syncwarp(); /* S^T is read: dP^T overwrites it */
+        t2_rowblock_x_tile<HD>(St, Vs + warp * 16 * LDB, dOs, nb0, nqb); /* dP^T = V dO^T */
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < 8; c++) { /* dS^T = P^T (dP^T - D_i) scale, P^T as rounded (the lane's own entries) */
+            const int col = 8 * c + 4 * hf;
+            const float4 dv4 = *(const float4 *)(St + r * T2_LDS + col);
+            const float4 d4 = *(const float4 *)(Ds + col);
+            const __nv_bfloat162 *pp = (const __nv_bfloat162 *)(Pt + r * T2_LDP + col);
+            const __nv_bfloat162 p01 = pp[0], p23 = pp[1];
+            const float pa[4] = {__bfloat162float(p01.x), __bfloat162float(p01.y), __bfloat162float(p23.x),
+                                 __bfloat162float(p23.y)};
+            const float da[4] = {dv4.x, dv4.y, dv4.z, dv4.w}, Da[4] = {d4.x, d4.y, d4.z, d4.w};
+            float d[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) d[u] = col + u >= lo && col + u <= hi ? pa[u] * (da[u] - Da[u]) * scale : 0.0f;
+            t2_put4(dSt + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
+        }
+        __syncwarp();
+        for (int kk = nb0; kk < nqb; kk++) {
+            T2FragA pa, da;
+            wmma::load_matrix_sync(pa, Pt + kk * 16, T2_LDP);
+            wmma::load_matrix_sync(da, dSt + kk * 16, T2_LDP);
+#pragma unroll
+            for (int n = 0; n < NF; n++) {
+                T2FragB of, qf;
+                wmma::load_matrix_sync(of, dOs + kk * 16 * LDB + n * 16, LDB);
+                wmma::mma_sync(dva[n], pa, of, dva[n]);
+                wmma::load_matrix_sync(qf, Qs + kk * 16 * LDB + n * 16, LDB);
+                wmma::mma_sync(dka[n], da, qf, dka[n]);
+            }
+        }
+    }
+    if (!active) return;
+    const int rows = min(16, nk - warp * 16);
+    __syncwarp(); /* every lane is done with the stages */
+#pragma unroll
+    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dka[n], LDO, wmma::mem_row_major);
+    __syncwarp();
+    t2_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, j0, rows);
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dva[n], LDO, wmma::mem_row_major);
+    __syncwarp();
+    t2_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, j0, rows);
+}
+
+/* ---- host side ---- */
+
+/* SIMPO_CUDA_ATTN_TC: unset, empty or 1 = the first version (attention_tc.cu), 2 = this one; read on every call */
+bool cuda_attn_tc2_wanted(void) {
+    const char *e = getenv("SIMPO_CUDA_ATTN_TC");
+    if (!e || !*e || strcmp(e, "1") == 0) return false;
+    if (strcmp(e, "2") == 0) return true;
+    sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1 or 2", e);
+    return false;
+}
+
+/* the number of 128-row tiles (and cu_seqlens[0], cu_seqlens[S]) from a host copy of cu_seqlens; dies unless
+ * tiles x heads fits a 1-D grid */
+static int t2_tiles(const int *d_cu, int S, int heads, int *n0, int *N, const char *op) {
+    int *cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
+    cu_download(cu, d_cu, ((size_t)S + 1) * sizeof(int));
+    long tiles = 0;
+    for (int s = 0; s < S; s++) {
+        int T = cu[s + 1] - cu[s];
+        if (T < 0 || cu[s] < 0)
+            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
+                   cu[s], s + 1, cu[s + 1]);
+        tiles += (T + T2_BM - 1) / T2_BM;
+    }
+    if (tiles * heads > INT32_MAX)
+        sd_die("cuda", "%s: %ld row tiles x %d heads exceed the grid limit", op, tiles, heads);
+    *n0 = cu[0];
+    *N = cu[S];
+    free(cu);
+    return (int)tiles;
+}
+
+/* opt a kernel into `bytes` of dynamic shared memory (once), or die naming the device's limit */
+static void t2_want_smem(const void *kernel, size_t bytes, bool *set, const char *op, int HD) {
+    if (*set) return;
+    if ((int)bytes > cu_smem_optin())
+        sd_die("cuda", "%s (tensor cores, v2): head dim %d needs %zu bytes of shared memory per block, the device "
+               "allows %d", op, HD, bytes, cu_smem_optin());
+    if (bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    *set = true;
+}
+
+/* rows [n0, N) of up to three row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout */
+static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *const *dst, const size_t *W) {
+    T2Cvt a;
+    size_t total = 0;
+    for (int s = 0; s < 3; s++) {
+        a.src[s] = s < cnt ? src[s] + (size_t)n0 * W[s] : NULL;
+        a.dst[s] = s < cnt ? dst[s] + (size_t)n0 * W[s] : NULL;
+        a.n4[s] = s < cnt ? (size_t)(N - n0) * W[s] / 4 : 0;
+        total += a.n4[s];
+    }
+    if (!total) return;
+    attn_tc2_cvt_k<<<cu_grid(total, 256), 256, 0, cu_stream()>>>(a);
+    CUDA_LAUNCH_CHECK("attn (tensor cores, v2: bf16 copies)");
+}
+
+template <int HD>
+static void t2_launch_fwd(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu,
+                          int S, int NH, int NKV, int tiles) {
+    static bool opted = false;
+    const size_t smem = T2<HD>::SMEM_F;
+    t2_want_smem((const void *)attn_tc2_fwd_k<HD>, smem, &opted, "attn_fwd", HD);
+    attn_tc2_fwd_k<HD><<<(unsigned)tiles * (unsigned)NH, T2_THREADS, smem, cu_stream()>>>(
+        out, lse, q, kb, vb, cu, S, NH, NKV, T2_LOG2E / sqrtf((float)HD));
+    CUDA_LAUNCH_CHECK("attn_fwd (tensor cores, v2)");
+}
+
+template <int HD>
+static void t2_launch_bwd(float *dq, float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb,
+                          const bf16 *vb, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
+                          int tiles) {
+    static bool opted_q = false, opted_kv = false;
+    const size_t smem_q = T2<HD>::SMEM_Q, smem_kv = T2<HD>::SMEM_K;
+    const float scale = 1.0f / sqrtf((float)HD);
+    t2_want_smem((const void *)attn_tc2_dq_k<HD>, smem_q, &opted_q, "attn_bwd", HD);
+    t2_want_smem((const void *)attn_tc2_dkdv_k<HD>, smem_kv, &opted_kv, "attn_bwd", HD);
+    attn_tc2_dq_k<HD><<<(unsigned)tiles * (unsigned)NH, T2_THREADS, smem_q, cu_stream()>>>(
+        dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, scale * T2_LOG2E, scale);
+    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, dq)");
+    attn_tc2_dkdv_k<HD><<<(unsigned)tiles * (unsigned)NKV, T2_THREADS, smem_kv, cu_stream()>>>(
+        dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, scale * T2_LOG2E, scale);
+    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, dk, dv)");
+}
+
+/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc2_wanted(): the same
+ * contract (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by attention.cu) */
+void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    int n0, N;
+    const int tiles = t2_tiles(cu_seqlens, S, NH, &n0, &N, "attn_fwd");
+    if (!tiles) return;
+    const size_t ks = (size_t)NKV * HD;
+    bf16 *kb = (bf16 *)cu_scratch((size_t)2 * N * ks * sizeof(bf16), "attn_fwd bf16 k, v");
+    bf16 *vb = kb + (size_t)N * ks;
+    const float *src[2] = {k, v};
+    bf16 *const dst[2] = {kb, vb};
+    const size_t W[2] = {ks, ks};
+    t2_convert(n0, N, 2, src, dst, W);
+    if (HD == 64) t2_launch_fwd<64>(out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, tiles);
+    else t2_launch_fwd<128>(out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, tiles);
+    cu_scratch_free(kb);
+}
+
+void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD) {
+    int n0, N;
+    const int tiles = t2_tiles(cu_seqlens, S, NH, &n0, &N, "attn_bwd");
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
+    if (n0 > 0) {
+        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)n0 * qs * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
+    }
+    if (!tiles) return;
+    /* one scratch block: D [N][NH] fp32, then bf16 q, dout [N][NH][HD] and k, v [N][NKV][HD] */
+    const size_t dbytes = ((size_t)N * NH * sizeof(float) + 255) / 256 * 256;
+    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)2 * N * (qs + ks) * sizeof(bf16),
+                                                     "attn_bwd D and bf16 q, dout, k, v");
+    float *D = (float *)scr;
+    bf16 *qb = (bf16 *)(scr + dbytes), *dob = qb + (size_t)N * qs, *kb = dob + (size_t)N * qs,
+         *vb = kb + (size_t)N * ks;
+    const size_t warps = (size_t)(N - n0) * NH;
+    attn_tc2_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, D)");
+    const float *src[3] = {q, k, v};
+    bf16 *const dst[3] = {qb, kb, vb};
+    const size_t W[3] = {qs, ks, ks};
+    t2_convert(n0, N, 3, src, dst, W);
+    if (HD == 64) t2_launch_bwd<64>(dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, tiles);
+    else t2_launch_bwd<128>(dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, tiles);
+    cu_scratch_free(scr);
+}
