@@ -4,8 +4,9 @@
 #   2. meanwhile, on the CPU, the tiny-g2 fixture (scripts/make_gemma2_fixture.py with the machine's torch +
 #      transformers), packed as $OUT/tiny-g2.tar (the tool brings back few files);
 #   3. the training benchmark (bench/simpo_bench.sh) on 1b and 8b-4l: bf16 with and without recompute, then the
-#      torch.compile peer in the same call, with ratios; $OUT/bench.txt. A bf16 run that fails is retried with the
-#      fp32 attention kernel (SIMPO_CUDA_ATTN=fp32) so the session still measures something.
+#      torch.compile peer in the same call, with ratios; $OUT/bench.txt. The model runs use the tensor-core
+#      attention v2 when every GPU test passed (else v1). A bf16 run that fails is retried with the fp32 attention
+#      kernel (SIMPO_CUDA_ATTN=fp32) so the session still measures something.
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--no-fixture]
 set -uo pipefail
@@ -44,8 +45,11 @@ bench() { # label, time limit (s), then simpo_bench.sh arguments
 }
 peer=--peer
 [[ " $* " == *" --no-peer "* ]] && peer=""
+# the tensor-core attention v2 (SIMPO_CUDA_ATTN_TC=2) for the model runs only when every GPU test passed
+if grep -q "100% tests passed" "$OUT/gpu_check/ctest.log" 2>/dev/null; then export SIMPO_CUDA_ATTN_TC=2; fi
+stamp "bench with SIMPO_CUDA_ATTN_TC=${SIMPO_CUDA_ATTN_TC:-1}"
 bench bf16 100 --shapes "1b 8b-4l" --dtype bf16 --steps 3 --warm 1
 stamp "bench bf16"
-bench bf16rc 220 --shapes "1b 8b-4l" --dtype bf16 --recompute --steps 3 --warm 1 $peer
+bench bf16rc 180 --shapes "1b 8b-4l" --dtype bf16 --recompute --steps 3 --warm 1 $peer
 stamp "bench bf16 recompute + peer"
 cat "$OUT/bench.txt"
