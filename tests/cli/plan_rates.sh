@@ -63,12 +63,21 @@ done
 bench_cfg fp32 false
 "$BIN" plan run.yaml --gpus 4 --rates "$RATES" --top 50 > plan4.txt || bad "plan --gpus 4 --rates failed"
 grep -qE "^1 +1 +4 +0 " plan4.txt && ok "4-rank layouts planned with rates" || bad "4 ranks: $(cat plan4.txt)"
-# bf16: the file has no bf16 GEMM rate yet -> refused, naming the file and the key; --dtype overrides the config
+# bf16: the file's measured bf16 steps come back for the bench's shape (with and without recompute); a file whose
+# bf16 GEMM rate is null refuses a bf16 config, naming the file and the key; --dtype overrides the config
+for rc in false true; do
+  bench_cfg bf16 $rc
+  want=$($PY -c "import json; print(json.load(open('$RATES'))['steps']['bf16$([ $rc = true ] && echo _recompute)']['step_s'])")
+  "$BIN" plan run.yaml --gpus 1 --rates "$RATES" > b16.txt 2>&1 || bad "bf16 plan: $(cat b16.txt)"
+  pred=$(awk '$1==1 && $2==1 && $3==1 && $4==0 {print $6}' b16.txt)
+  within10 "$pred" "$want" && ok "bf16 (recompute $rc) predicted $pred s vs measured $want" || bad "bf16 $rc: $pred vs $want"
+done
+$PY -c "import json; r = json.load(open('$RATES')); r['matmul_tflops']['bf16'] = None; json.dump(r, open('nobf16.json', 'w'))"
 bench_cfg bf16 false
-expect_error "bf16 config refused without a bf16 GEMM rate" "h200.json: key 'matmul_tflops.bf16' is null" \
-  "$BIN" plan run.yaml --gpus 1 --rates "$RATES"
+expect_error "bf16 config refused without a bf16 GEMM rate" "nobf16.json: key 'matmul_tflops.bf16' is null" \
+  "$BIN" plan run.yaml --gpus 1 --rates nobf16.json
 bench_cfg fp32 false
-expect_error "--dtype bf16 refused the same way" "key 'matmul_tflops.bf16'" "$BIN" plan run.yaml --gpus 1 --rates "$RATES" --dtype bf16
+expect_error "--dtype bf16 refused the same way" "key 'matmul_tflops.bf16'" "$BIN" plan run.yaml --gpus 1 --rates nobf16.json --dtype bf16
 # a file lacking a key names it; a filled-in bf16 entry is used for bf16 (and its own step calibrates it)
 $PY - "$RATES" <<'EOF'
 import json, sys
