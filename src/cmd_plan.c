@@ -300,6 +300,16 @@ int cmd_plan(int argc, char **argv) {
                rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble, rows[i].t_comm,
                rows[i].tokens_per_s / N);
     if (nr == 0) printf("# no layout fits %.0f GiB per rank\n", mem);
+    /* the layout the config asks for (its parallel section), wherever it ranks */
+    int want_dp = N % (c->tp * c->pp) == 0 ? N / (c->tp * c->pp) : 0, at = -1;
+    for (int i = 0; i < nr && at < 0; i++)
+        if (rows[i].dp == want_dp && rows[i].pp == c->pp && rows[i].tp == c->tp && rows[i].zero == c->zero) at = i;
+    if (at >= 0)
+        printf("# the config's layout (dp %d pp %d tp %d zero %d): rank %d of %d, %.3f GiB, %.4f s/step\n", want_dp,
+               c->pp, c->tp, c->zero, at + 1, nr, rows[at].mem_gib, rows[at].t_step);
+    else
+        printf("# the config's layout (tp %d pp %d zero %d on %d ranks) does not divide them, is not allowed by the "
+               "model and batch, or does not fit %.0f GiB\n", c->tp, c->pp, c->zero, N, mem);
     free(rows);
     config_free(c);
     return nr ? 0 : 1;

@@ -13,6 +13,10 @@ $MPI 2 "$BIN" run.yaml --quiet 2> run.log || bad "run failed"
 measured=$(grep "memory plan rank 0" run.log | sed 's/.*allocated \([0-9]*\) bytes/\1/')
 awk -v p="$planned" -v m="$measured" 'BEGIN {g = m / 1073741824; d = p - g; if (d < 0) d = -d; exit !(d <= 0.1 * g + 0.0005)}' \
   && ok "planned $planned GiB vs allocated $measured bytes" || bad "plan $planned GiB vs run $measured bytes"
+# the config's own layout (its parallel section) is named with its rank among the layouts
+"$BIN" plan run.yaml --gpus 2 --top 50 > own.txt
+grep -qE "^# the config's layout \(dp 2 pp 1 tp 1 zero 1\): rank [0-9]+ of [0-9]+, $planned GiB" own.txt \
+  && ok "the config's layout named: $(grep "config's layout" own.txt)" || bad "own layout: $(tail -2 own.txt)"
 expect_error "plan needs --gpus" "--gpus N are required" "$BIN" plan run.yaml
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"
