@@ -140,6 +140,33 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
 
 _Static_assert(COLL_KINDS == 5, "StepMetrics.comm has one entry per collective kind");
 
+/* Rank 0, once, when there are several ranks: which rank holds which layers, attention heads, vocabulary slice and
+ * share of each global batch (a collective: every rank sends its row). */
+static void print_grid(ProcessGrid *g, const Model *m, long pairs_per_rank) {
+    enum { F = 10 };
+    if (g->world == 1) return;
+    double *rows = sd_calloc((size_t)g->world * F, sizeof(double), "grid table");
+    double *r = rows + (size_t)g->rank * F;
+    r[0] = g->dp_rank, r[1] = g->pp_rank, r[2] = g->tp_rank, r[3] = m->L_off, r[4] = m->L_loc;
+    r[5] = (double)g->tp_rank * m->NH_loc, r[6] = m->NH_loc, r[7] = (double)g->tp_rank * m->NKV_loc, r[8] = m->V_off;
+    r[9] = m->V_loc;
+    comm_allreduce_sum_f64(g, GROUP_WORLD, rows, (size_t)g->world * F);
+    comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* start-up traffic is no step's */
+    if (g->rank == 0) {
+        fprintf(stderr, "simpo_dist: grid (rank: dp pp tp | layers | query heads | kv heads | vocabulary rows | pairs "
+                        "of each global batch)\n");
+        for (int k = 0; k < g->world; k++) {
+            const double *q = rows + (size_t)k * F;
+            long dp = (long)q[0];
+            fprintf(stderr, "  rank %d: dp %ld pp %ld tp %ld | layers %ld-%ld | heads %ld-%ld | kv %ld-%ld | vocab %ld-%ld "
+                            "| pairs %ld-%ld\n", k, dp, (long)q[1], (long)q[2], (long)q[3], (long)(q[3] + q[4] - 1),
+                    (long)q[5], (long)(q[5] + q[6] - 1), (long)q[7], (long)(q[7] + m->NKV_loc - 1), (long)q[8],
+                    (long)(q[8] + q[9] - 1), dp * pairs_per_rank, (dp + 1) * pairs_per_rank - 1);
+        }
+    }
+    free(rows);
+}
+
 /* Every rank: the memory its layout should take by the formulas of plan.c next to what its backend allocated. */
 static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backend *be) {
     MemPlan mp = plan_memory(pl);
@@ -360,6 +387,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      c->recompute};
+    print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
     install_stop_handlers();

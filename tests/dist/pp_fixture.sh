@@ -20,6 +20,10 @@ run_case pp2_mb2 2 2 "{pp: 2}"
 run_case tp2_pp2 4 2 "{tp: 2, pp: 2}"
 run_case pp2_dp2_zero1 4 1 "{pp: 2, zero: 1}"
 run_case dp2_tp2_pp2_zero1 8 1 "{tp: 2, pp: 2, zero: 1}"
+# the grid, printed once by rank 0: tiny-a has 2 layers, 4 heads, 2 kv heads, vocabulary 384, 6 pairs a batch
+[ "$(grep -c "simpo_dist: grid" train.log)" -eq 1 ] && grep -q "rank 0: dp 0 pp 0 tp 0 | layers 0-0 | heads 0-1 | kv 0-0 | vocab 0-191 | pairs 0-2" train.log \
+  && grep -q "rank 7: dp 1 pp 1 tp 1 | layers 1-1 | heads 2-3 | kv 1-1 | vocab 192-383 | pairs 3-5" train.log \
+  && ok "grid printed once: ranks, layers, heads, vocabulary and data shards" || bad "grid: $(grep -A8 'simpo_dist: grid' train.log)"
 run_case_rc pp2_rc 2 1 "{pp: 2}" pp2
 run_case_rc pp2_mb2_rc 2 2 "{pp: 2}" pp2_mb2
 run_case_rc tp2_pp2_rc 4 2 "{tp: 2, pp: 2}" tp2_pp2
