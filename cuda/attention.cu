@@ -36,6 +36,7 @@
  * only, so a call with options other than the defaults (attn_opts_is_default) always runs the fp32 kernels. */
 #include <stdlib.h>
 #include <string.h>
+#include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
 enum { BR = 32, BC = 32, NWARPS = 8, RPW = BR / NWARPS, NTHREADS = NWARPS * 32, HD_MAX = 256 };
@@ -45,47 +46,6 @@ enum { BR = 32, BC = 32, NWARPS = 8, RPW = BR / NWARPS, NTHREADS = NWARPS * 32, 
 static int smem_stride(int HD) {
     int hdp4 = (HD + 3) / 4;
     return 4 * (hdp4 + 1 + (hdp4 & 1));
-}
-
-/* The tile this block handles: tiles of BR rows, sequence by sequence. Sets st, en (the sequence's rows) and r0
- * (the tile's first row); en == st when the index is out of range (cannot happen with the host's count). */
-__device__ void find_tile(const int *cu, int S, int tile, int *st, int *en, int *r0) {
-    __shared__ int info[3];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) info[0] = info[1] = info[2] = 0;
-    __syncthreads();
-    if (warp == 0) {
-        int base = 0; /* tiles in the sequences before this chunk of 32 */
-        for (int s0 = 0; s0 < S; s0 += 32) {
-            int s = s0 + lane, a = 0, b = 0, nt = 0;
-            if (s < S) {
-                a = cu[s];
-                b = cu[s + 1];
-                nt = b > a ? (b - a + BR - 1) / BR : 0;
-            }
-            int inc = nt;
-            for (int o = 1; o < 32; o <<= 1) {
-                int y = __shfl_up_sync(CU_FULL_MASK, inc, o);
-                if (lane >= o) inc += y;
-            }
-            int exc = inc - nt;
-            bool mine = s < S && tile >= base + exc && tile < base + inc;
-            unsigned bal = __ballot_sync(CU_FULL_MASK, mine);
-            if (bal) { /* warp-uniform */
-                if (mine) {
-                    info[0] = a;
-                    info[1] = b;
-                    info[2] = a + (tile - base - exc) * BR;
-                }
-                break;
-            }
-            base += __shfl_sync(CU_FULL_MASK, inc, 31);
-        }
-    }
-    __syncthreads();
-    *st = info[0];
-    *en = info[1];
-    *r0 = info[2];
 }
 
 /* rows [r0, r0 + nvalid) of a [rows, row_stride] tensor, columns col_off .. col_off + HD, into sm[BROWS][SD];
@@ -151,7 +111,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, c
     const int h = blockIdx.y, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    attn_find_tile<BR>(cu, S, blockIdx.x, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(BR, en - q0), qlast = q0 + nq - 1;
     load_rows<BR>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
@@ -246,7 +206,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *do
     const int h = blockIdx.y, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    attn_find_tile<BR>(cu, S, blockIdx.x, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(BR, en - q0), qlast = q0 + nq - 1;
     load_rows<BR>(Qs, q, qs, (size_t)h * HD, q0, nq, HD, SD);
@@ -320,7 +280,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, co
     const int kvh = blockIdx.y, group = NH / NKV;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, k0;
-    find_tile(cu, S, blockIdx.x, &st, &en, &k0);
+    attn_find_tile<BR>(cu, S, blockIdx.x, &st, &en, &k0);
     if (en <= st) return;
     const int nk = min(BR, en - k0);
     load_rows<BR>(Ks, k, ks, (size_t)kvh * HD, k0, nk, HD, SD);

@@ -9,7 +9,7 @@
  * all outputs are fp32. Inputs and outputs are the fp32 arrays of backend.h; no T x T matrix in global memory.
  *
  * Tiles. As in attention.cu, rows are cut into tiles that never cross a sequence boundary, here of 64 rows;
- * each block finds its tile from cu_seqlens (tc_find_tile) and the host downloads cu_seqlens for the tile
+ * each block finds its tile from cu_seqlens (attn_find_tile) and the host downloads cu_seqlens for the tile
  * count. A block is 4 warps; warp w owns 16 rows (w*16 ..) of the block's 64-row tile. Tensor-core work goes
  * through shared memory only: operands are wmma-loaded from bf16 tiles, results wmma-stored to a per-warp fp32
  * stage, and everything elementwise (mask, softmax, rescale, dS) is plain thread code on that stage, a lane
@@ -43,6 +43,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 #include <stdlib.h>
+#include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
 namespace wmma = nvcuda::wmma;
@@ -63,47 +64,6 @@ enum {
 #define TC_LOG2E 1.4426950408889634f
 #define TC_LN2 0.6931471805599453f
 
-/* The tile this block handles (attention.cu's find_tile with 64-row tiles): st, en = the sequence's rows, r0 =
- * the tile's first row; en == st when the index is out of range (cannot happen with the host's count). */
-static __device__ void tc_find_tile(const int *cu, int S, int tile, int *st, int *en, int *r0) {
-    __shared__ int info[3];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) info[0] = info[1] = info[2] = 0;
-    __syncthreads();
-    if (warp == 0) {
-        int base = 0; /* tiles in the sequences before this chunk of 32 */
-        for (int s0 = 0; s0 < S; s0 += 32) {
-            int s = s0 + lane, a = 0, b = 0, nt = 0;
-            if (s < S) {
-                a = cu[s];
-                b = cu[s + 1];
-                nt = b > a ? (b - a + TC_BM - 1) / TC_BM : 0;
-            }
-            int inc = nt;
-            for (int o = 1; o < 32; o <<= 1) {
-                int y = __shfl_up_sync(CU_FULL_MASK, inc, o);
-                if (lane >= o) inc += y;
-            }
-            int exc = inc - nt;
-            bool mine = s < S && tile >= base + exc && tile < base + inc;
-            unsigned bal = __ballot_sync(CU_FULL_MASK, mine);
-            if (bal) { /* warp-uniform */
-                if (mine) {
-                    info[0] = a;
-                    info[1] = b;
-                    info[2] = a + (tile - base - exc) * TC_BM;
-                }
-                break;
-            }
-            base += __shfl_sync(CU_FULL_MASK, inc, 31);
-        }
-    }
-    __syncthreads();
-    *st = info[0];
-    *en = info[1];
-    *r0 = info[2];
-}
-
 /* rows [r0, r0 + nvalid) of a row-major fp32 tensor (row stride `stride`, g at the head's first column) into
  * dst[64][HD + 8] as bf16 (round to nearest even); rows past nvalid are zeros (they meet P = 0 or a mask, and
  * must not be NaN). float4 loads: g and stride keep 16-byte alignment (checked by the dispatcher). */
@@ -118,19 +78,6 @@ static __device__ __forceinline__ void tc_stage(bf16 *dst, const float *g, size_
         __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + r * LDB + c);
         d[0] = __floats2bfloat162_rn(x.x, x.y);
         d[1] = __floats2bfloat162_rn(x.z, x.w);
-    }
-}
-
-/* rows row0 .. row0 + nrows - 1 (nrows <= 16) of a warp's fp32 stage [16][HD + 4] to global rows of stride
- * `stride` (float4, coalesced) */
-template <int HD>
-static __device__ __forceinline__ void tc_write_rows(float *g, size_t stride, const float *stage, int row0,
-                                                     int nrows) {
-    constexpr int LDO = HD + 4, C4 = HD / 4;
-    const int lane = threadIdx.x & 31;
-    for (int idx = lane; idx < nrows * C4; idx += 32) {
-        const int rr = idx / C4, c = (idx % C4) * 4;
-        *(float4 *)(g + (size_t)(row0 + rr) * stride + c) = *(const float4 *)(stage + rr * LDO + c);
     }
 }
 
@@ -149,7 +96,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd_k(float *out, float *l
     const int h = blockIdx.y, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    tc_find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    attn_find_tile<TC_BM>(cu, S, blockIdx.x, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(TC_BM, en - q0), qlast = q0 + nq - 1;
     const bool active = warp * 16 < nq;                 /* the warp has rows in the sequence (warp-uniform) */
@@ -233,7 +180,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd_k(float *out, float *l
 #pragma unroll
     for (int c = 0; c < HD / 2; c++) St[r * LDO + 4 * (c >> 1) + 2 * half + (c & 1)] = o[c] * inv;
     __syncwarp();
-    tc_write_rows<HD>(out + (size_t)h * HD, qs, St, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
+    attn_write_rows<HD>(out + (size_t)h * HD, qs, St, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
     if (half == 0 && q0 + warp * 16 + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * TC_LN2;
 }
 
@@ -269,7 +216,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
     const int h = blockIdx.y, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    tc_find_tile(cu, S, blockIdx.x, &st, &en, &q0);
+    attn_find_tile<TC_BM>(cu, S, blockIdx.x, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(TC_BM, en - q0), qlast = q0 + nq - 1;
     const bool active = warp * 16 < nq;
@@ -343,7 +290,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Sst + n * 16, acc[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    tc_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
+    attn_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
 }
 
 template <int HD>
@@ -363,7 +310,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
     const int kvh = blockIdx.y, group = NH / NKV;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, k0;
-    tc_find_tile(cu, S, blockIdx.x, &st, &en, &k0);
+    attn_find_tile<TC_BM>(cu, S, blockIdx.x, &st, &en, &k0);
     if (en <= st) return;
     const int nk = min(TC_BM, en - k0);
     const bool active = warp * 16 < nk;
@@ -463,12 +410,12 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, dka[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    tc_write_rows<HD>(dk + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
+    attn_write_rows<HD>(dk + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
     __syncwarp();
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, dva[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    tc_write_rows<HD>(dv + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
+    attn_write_rows<HD>(dv + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
 }
 
 /* ---- host side ---- */

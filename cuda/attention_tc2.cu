@@ -61,6 +61,7 @@
 #include <mma.h>
 #include <stdlib.h>
 #include <string.h>
+#include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
 namespace wmma = nvcuda::wmma;
@@ -105,50 +106,6 @@ template <int HD> struct T2 {
     static_assert(2 * 16 * T2_LDS * 4 >= 16 * LDO * 4 && WST_K >= 16 * LDO * 4, "output stages fit");
 };
 
-/* The tile this block handles: tiles of T2_BM rows that never cross a sequence boundary, numbered sequence by
- * sequence; with REV a sequence's tiles are handed out last to first. st, en = the sequence's rows, r0 = the tile's
- * first row; en == st when the index is out of range (cannot happen with the host's count). */
-template <bool REV>
-static __device__ void t2_find_tile(const int *cu, int S, int tile, int *st, int *en, int *r0) {
-    __shared__ int info[3];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) info[0] = info[1] = info[2] = 0;
-    __syncthreads();
-    if (warp == 0) {
-        int base = 0; /* tiles in the sequences before this chunk of 32 */
-        for (int s0 = 0; s0 < S; s0 += 32) {
-            int s = s0 + lane, a = 0, b = 0, nt = 0;
-            if (s < S) {
-                a = cu[s];
-                b = cu[s + 1];
-                nt = b > a ? (b - a + T2_BM - 1) / T2_BM : 0;
-            }
-            int inc = nt;
-            for (int o = 1; o < 32; o <<= 1) {
-                int y = __shfl_up_sync(CU_FULL_MASK, inc, o);
-                if (lane >= o) inc += y;
-            }
-            int exc = inc - nt;
-            bool mine = s < S && tile >= base + exc && tile < base + inc;
-            unsigned bal = __ballot_sync(CU_FULL_MASK, mine);
-            if (bal) { /* warp-uniform */
-                if (mine) {
-                    const int j = tile - base - exc;
-                    info[0] = a;
-                    info[1] = b;
-                    info[2] = a + (REV ? nt - 1 - j : j) * T2_BM;
-                }
-                break;
-            }
-            base += __shfl_sync(CU_FULL_MASK, inc, 31);
-        }
-    }
-    __syncthreads();
-    *st = info[0];
-    *en = info[1];
-    *r0 = info[2];
-}
-
 /* cp.async of rows [r0, r0 + nvalid) of a row-major bf16 tensor (row stride `stride` elements, g at the head's
  * first column) into dst[ROWS][HD + 8]; rows past nvalid are zeros (plain stores: they meet P = 0 or a mask and
  * must not be NaN). All 256 threads take part; the caller commits the group. */
@@ -190,19 +147,6 @@ static __device__ __forceinline__ void t2_stage_f32(bf16 *dst, const float *g, s
     }
 }
 
-/* rows 0 .. nrows - 1 (nrows <= 16) of a warp's fp32 stage [16][HD + 4] to global rows row0 .. of stride `stride`
- * (float4, coalesced) */
-template <int HD>
-static __device__ __forceinline__ void t2_write_rows(float *g, size_t stride, const float *stage, int row0,
-                                                     int nrows) {
-    constexpr int LDO = HD + 4, C4 = HD / 4;
-    const int lane = threadIdx.x & 31;
-    for (int idx = lane; idx < nrows * C4; idx += 32) {
-        const int rr = idx / C4, c = (idx % C4) * 4;
-        *(float4 *)(g + (size_t)(row0 + rr) * stride + c) = *(const float4 *)(stage + rr * LDO + c);
-    }
-}
-
 /* four bf16 (round to nearest even) to dst[0..3] (8-byte aligned) */
 static __device__ __forceinline__ void t2_put4(bf16 *dst, float a, float b, float c, float d) {
     __nv_bfloat162 *p = (__nv_bfloat162 *)dst;
@@ -227,7 +171,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    t2_find_tile<true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
+    attn_find_tile<T2_BM, true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
     const bool active = warp * 16 < nq;                 /* the warp has rows in the sequence (warp-uniform) */
@@ -380,7 +324,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         *p = x;
     }
     __syncwarp();
-    t2_write_rows<HD>(out + (size_t)h * HD, qs, Ow, wfirst, wlast - wfirst + 1);
+    attn_write_rows<HD>(out + (size_t)h * HD, qs, Ow, wfirst, wlast - wfirst + 1);
     if (hf == 0 && wfirst + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * T2_LN2;
 }
 
@@ -449,7 +393,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, q0;
-    t2_find_tile<true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
+    attn_find_tile<T2_BM, true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
     if (en <= st) return;
     const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
     const bool active = warp * 16 < nq;
@@ -545,7 +489,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Sst + n * 16, acc[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    t2_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, wfirst, wlast - wfirst + 1);
+    attn_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, wfirst, wlast - wfirst + 1);
 }
 
 /* ---- backward: dK, dV ---- */
@@ -600,7 +544,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int kvh = blockIdx.x % NKV, group = NH / NKV;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     int st, en, k0;
-    t2_find_tile<false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
+    attn_find_tile<T2_BM, false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
     if (en <= st) return;
     const int nk = min(T2_BM, en - k0);
     const bool active = warp * 16 < nk;
@@ -701,12 +645,12 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dka[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    t2_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, j0, rows);
+    attn_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, j0, rows);
     __syncwarp();
 #pragma unroll
     for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dva[n], LDO, wmma::mem_row_major);
     __syncwarp();
-    t2_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, j0, rows);
+    attn_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, j0, rows);
 }
 
 /* ---- host side ---- */

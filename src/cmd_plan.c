@@ -27,7 +27,7 @@ static const char *USAGE =
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
     "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), ring volumes, no overlap.\n"
     "  Sequences are assumed full length (data.max_length).\n"
-    "  Compute: matmul FLOPs (6 x tokens x parameters of the stage) plus causal attention (4 x tokens x max_length/2\n"
+    "  Compute: matmul FLOPs (6 x tokens x (layer parameters + the LM head on the last stage)) plus causal attention (4 x tokens x max_length/2\n"
     "  x heads x head_dim per layer forward, twice that backward), all at --tflops (default 400 per rank); or with\n"
     "  --rates FILE (measured rates, e.g. bench/rates/h200.json; see bench/rates/README.md) the matmuls at the\n"
     "  file's GEMM rate for the model's dtype, the attention forward and backward at its attention rates, times\n"
@@ -58,13 +58,17 @@ typedef struct {
 typedef struct { double matmul, attn_fwd; } StageFlops;
 
 static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, double tokens, int max_length,
-                              const MemPlan *mp, bool recompute) {
+                              const MemPlan *mp, bool recompute, bool last) {
     StageFlops f;
     /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (max_length / 2) x NH HD per layer */
     f.attn_fwd = 4.0 * layers * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
-    /* 6 x tokens x (the stage's parameters, head included); recompute reruns each layer's forward, 1/3 of the
-     * layers' (a slight overestimate: the rerun stops before the down projection) */
-    f.matmul = 6.0 * tokens * (double)mp->params + (recompute ? 2.0 * tokens * (double)mp->layer_params : 0);
+    /* 6 x tokens x the stage's layer parameters, plus the LM head's 6 x tokens x V/tp x C on the last stage (an
+     * upper bound: the model forms logits on the response rows only); the input embedding is a lookup, no matmul.
+     * Recompute reruns each layer's forward, 1/3 of the layers' (a slight overestimate: the rerun stops before the
+     * down projection) */
+    double head = last ? (double)mc->vocab_size / tp * mc->hidden_size : 0;
+    f.matmul = 6.0 * tokens * ((double)mp->layer_params + head) +
+               (recompute ? 2.0 * tokens * (double)mp->layer_params : 0);
     return f;
 }
 
@@ -166,7 +170,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     size_t tokens = (size_t)(2 * pairs * seq);
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc};
     MemPlan mp = plan_memory(&pl);
-    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, (double)tokens, (int)seq, &mp, step_rc);
+    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, (double)tokens, (int)seq, &mp, step_rc, true);
     r.overhead = 1.0;
     r.model_s = stage_seconds(f, step_rc, &r, 0);
     r.overhead = r.step_s / r.model_s;
@@ -254,7 +258,7 @@ int cmd_plan(int argc, char **argv) {
                     r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
                     double tokens = (double)max_tokens * n_mb;
                     int count = L / pp + (stage < L % pp);
-                    StageFlops f = stage_flops(&mc, tp, count, tokens, c->max_length, &mp, c->recompute);
+                    StageFlops f = stage_flops(&mc, tp, count, tokens, c->max_length, &mp, c->recompute, stage == pp - 1);
                     t_max = fmax(t_max, stage_seconds(f, c->recompute, rt, tflops));
                     size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
                     for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
