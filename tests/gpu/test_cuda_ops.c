@@ -302,58 +302,50 @@ static void t_rows(size_t N, size_t M, int C) {
     gpu->free(d_src), gpu->free(d_g), gpu->free(d_s), gpu->free(d_rows);
 }
 
-/* ---- SwiGLU ---- */
-static void t_swiglu(size_t N, int FF) {
+/* ---- gated MLP activations (SwiGLU, Gemma 2's GeGLU) and soft-capping ---- */
+typedef void (*GluFwd)(float *out, const float *gate, const float *up, size_t N, int FF);
+typedef void (*GluBwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                       int FF);
+/* one gated activation, GPU against CPU: forward and both gradients */
+static void t_glu(const char *name, GluFwd cf, GluFwd gf, GluBwd cb, GluBwd gb, size_t N, int FF) {
     size_t n = N * (size_t)FF;
     float *gate = hrand(n, -8, 8), *upv = hrand(n, -2, 2), *dout = hrand(n, -1, 1);
     float *out = hconst(n, 3.0f), *dg = hconst(n, 3.0f), *du = hconst(n, 3.0f);
     float *d_gate = up(gate, n * 4), *d_up = up(upv, n * 4), *d_dout = up(dout, n * 4), *d_out = up(out, n * 4);
     float *d_dg = up(dg, n * 4), *d_du = up(du, n * 4);
-    cpu->swiglu_fwd(out, gate, upv, N, FF);
-    gpu->swiglu_fwd(d_out, d_gate, d_up, N, FF);
-    cpu->swiglu_bwd(dg, du, dout, gate, upv, N, FF);
-    gpu->swiglu_bwd(d_dg, d_du, d_dout, d_gate, d_up, N, FF);
+    cf(out, gate, upv, N, FF);
+    gf(d_out, d_gate, d_up, N, FF);
+    cb(dg, du, dout, gate, upv, N, FF);
+    gb(d_dg, d_du, d_dout, d_gate, d_up, N, FF);
     float *go = down(d_out, n), *gg = down(d_dg, n), *gu = down(d_du, n);
     char what[96];
-    snprintf(what, sizeof what, "swiglu_fwd N=%zu FF=%d", N, FF);
+    snprintf(what, sizeof what, "%s_fwd N=%zu FF=%d", name, N, FF);
     cmp(what, go, out, n, 1e-6);
-    cmp("swiglu_bwd dgate", gg, dg, n, 2e-6);
-    cmp("swiglu_bwd dup", gu, du, n, 2e-6);
+    snprintf(what, sizeof what, "%s_bwd dgate", name);
+    cmp(what, gg, dg, n, 2e-6);
+    snprintf(what, sizeof what, "%s_bwd dup", name);
+    cmp(what, gu, du, n, 2e-6);
     free(gate), free(upv), free(dout), free(out), free(dg), free(du), free(go), free(gg), free(gu);
     gpu->free(d_gate), gpu->free(d_up), gpu->free(d_dout), gpu->free(d_out), gpu->free(d_dg), gpu->free(d_du);
 }
-
-/* ---- Gemma 2's GeGLU and soft-capping ---- */
+static void t_swiglu(size_t N, int FF) {
+    t_glu("swiglu", cpu->swiglu_fwd, gpu->swiglu_fwd, cpu->swiglu_bwd, gpu->swiglu_bwd, N, FF);
+}
+/* GeGLU, then soft-capping on n = N x FF values of |x| <= 8 (tanh saturates for small caps) */
 static void t_geglu_softcap(size_t N, int FF, float cap) {
+    t_glu("geglu", cpu->geglu_fwd, gpu->geglu_fwd, cpu->geglu_bwd, gpu->geglu_bwd, N, FF);
     size_t n = N * (size_t)FF;
-    float *gate = hrand(n, -8, 8), *upv = hrand(n, -2, 2), *dout = hrand(n, -1, 1);
-    float *out = hconst(n, 3.0f), *dg = hconst(n, 3.0f), *du = hconst(n, 3.0f);
-    float *d_gate = up(gate, n * 4), *d_up = up(upv, n * 4), *d_dout = up(dout, n * 4), *d_out = up(out, n * 4);
-    float *d_dg = up(dg, n * 4), *d_du = up(du, n * 4);
-    cpu->geglu_fwd(out, gate, upv, N, FF);
-    gpu->geglu_fwd(d_out, d_gate, d_up, N, FF);
-    cpu->geglu_bwd(dg, du, dout, gate, upv, N, FF);
-    gpu->geglu_bwd(d_dg, d_du, d_dout, d_gate, d_up, N, FF);
-    float *go = down(d_out, n), *gg = down(d_dg, n), *gu = down(d_du, n);
-    char what[96];
-    snprintf(what, sizeof what, "geglu_fwd N=%zu FF=%d", N, FF);
-    cmp(what, go, out, n, 1e-6);
-    cmp("geglu_bwd dgate", gg, dg, n, 2e-6);
-    cmp("geglu_bwd dup", gu, du, n, 2e-6);
-    /* soft-capping on the gate values (|x| up to 8 against cap: tanh saturates for small caps) */
-    cpu->softcap_fwd(gate, n, cap);
-    gpu->softcap_fwd(d_gate, n, cap);
-    float *gc = down(d_gate, n);
-    cmp("softcap_fwd", gc, gate, n, 1e-6);
-    float *pre = hrand(n, -8, 8), *d_pre = up(pre, n * 4);
-    cpu->softcap_bwd(dout, pre, n, cap);
-    gpu->softcap_bwd(d_dout, d_pre, n, cap);
-    float *gd = down(d_dout, n);
-    cmp("softcap_bwd", gd, dout, n, 2e-6);
-    free(gate), free(upv), free(dout), free(out), free(dg), free(du), free(go), free(gg), free(gu), free(gc), free(pre);
-    free(gd);
-    gpu->free(d_gate), gpu->free(d_up), gpu->free(d_dout), gpu->free(d_out), gpu->free(d_dg), gpu->free(d_du);
-    gpu->free(d_pre);
+    float *x = hrand(n, -8, 8), *dx = hrand(n, -1, 1), *pre = hrand(n, -8, 8);
+    float *d_x = up(x, n * 4), *d_dx = up(dx, n * 4), *d_pre = up(pre, n * 4);
+    cpu->softcap_fwd(x, n, cap);
+    gpu->softcap_fwd(d_x, n, cap);
+    cpu->softcap_bwd(dx, pre, n, cap);
+    gpu->softcap_bwd(d_dx, d_pre, n, cap);
+    float *gx = down(d_x, n), *gdx = down(d_dx, n);
+    cmp("softcap_fwd", gx, x, n, 1e-6);
+    cmp("softcap_bwd", gdx, dx, n, 2e-6);
+    free(x), free(dx), free(pre), free(gx), free(gdx);
+    gpu->free(d_x), gpu->free(d_dx), gpu->free(d_pre);
 }
 
 /* ---- cross-entropy over a vocabulary slice ---- */
