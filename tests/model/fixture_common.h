@@ -198,6 +198,29 @@ static inline void check_fixture_other(const cJSON *exp, const char *name, doubl
           jnum(e, "grad_norm"));
 }
 
+/* The fixture's 6 pairs as 3 micro-batches of 2 in activation slots 0..2 (m needs 3 slots): three forwards, then
+ * the backwards in reverse order (slot 2 first: its layers were the last a shared working area saw, slot 0's the
+ * first it lost), with a fixed d(loss)/d(sum) per sequence. Fills seq (12 log-probs), leaves the gradients in
+ * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). */
+static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+    MicroBatch *mb[3];
+    model_zero_grads(m);
+    for (int i = 0; i < 3; i++) {
+        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
+        mb[i] = microbatch_pack(ps, idx, 2);
+        model_forward(m, mb[i], i, seq + 4 * i);
+    }
+    for (int i = 2; i >= 0; i--) {
+        double dsum[4];
+        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
+        model_backward_slot(m, mb[i], i, dsum);
+        microbatch_free(mb[i]);
+    }
+    double sum = 0;
+    for (int s = 0; s < 12; s++) sum += seq[s].sum;
+    return sum;
+}
+
 /* ---- the trainer side ---- */
 
 /* the fixture's run.yaml, its checkpoint.dir moved to dir/ckpt_sub */
@@ -238,8 +261,10 @@ static inline void check_fixture_steps(const cJSON *met, const cJSON *exp) {
 }
 
 /* the parameters of a checkpoint (step_dir) against a safetensors file of the fixture (ref_rel): 1e-4 absolute,
- * except at most 1 in 2000 elements (at least 5) within 2.5e-3; prints the worst after tag */
-static inline void compare_params(const char *step_dir, const char *ref_rel, const char *tag) {
+ * except at most 1 in 2000 elements (at least 5) within 2.5e-3; prints the worst after tag. offset (NULL: none)
+ * gives, per tensor name, what the checkpoint's values carry beyond the reference's (Gemma 2's gains: 1). */
+static inline void compare_params_offset(const char *step_dir, const char *ref_rel, const char *tag,
+                                         double (*offset)(const char *name)) {
     char *rp = fixture_path(ref_rel);
     StDir *ref = st_open_file(rp);
     CkptReader *r = ckpt_open(step_dir);
@@ -251,8 +276,9 @@ static inline void compare_params(const char *step_dir, const char *ref_rel, con
         st_read_f32(ref, t, want);
         int64_t off[2] = {0, 0}, cnt[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
         ckpt_read(r, "param", t->name, t->ndim, off, cnt, got);
+        double o = offset ? offset(t->name) : 0.0;
         for (size_t e = 0; e < t->numel; e++) {
-            double d = fabs((double)got[e] - want[e]);
+            double d = fabs((double)got[e] - o - want[e]);
             worst = fmax(worst, d);
             total++;
             if (d > 1e-4) {
@@ -269,6 +295,9 @@ static inline void compare_params(const char *step_dir, const char *ref_rel, con
     ckpt_close(r);
     st_close(ref);
     free(rp);
+}
+static inline void compare_params(const char *step_dir, const char *ref_rel, const char *tag) {
+    compare_params_offset(step_dir, ref_rel, tag, NULL);
 }
 
 /* bitwise equality of every dataset (param, exp_avg, exp_avg_sq) of two checkpoints of m's model; names what

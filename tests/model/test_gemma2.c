@@ -279,23 +279,10 @@ static void fd_checks(Model *m, const PairSet *ps) {
 
 /* ---- 3. strict backend, recompute, bf16 ---- */
 
-/* the 6 pairs as 3 micro-batches of 2 in 3 slots, every forward first, then the backwards in reverse */
+/* fixture_three_in_flight (fixture_common.h) with the gradients copied to the host */
 static Result three_in_flight(Model *m, const PairSet *ps) {
     Result r = {0};
-    MicroBatch *mb[3];
-    model_zero_grads(m);
-    for (int i = 0; i < 3; i++) {
-        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
-        mb[i] = microbatch_pack(ps, idx, 2);
-        model_forward(m, mb[i], i, r.seq + 4 * i);
-    }
-    for (int i = 2; i >= 0; i--) {
-        double dsum[4];
-        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
-        model_backward_slot(m, mb[i], i, dsum);
-        microbatch_free(mb[i]);
-    }
-    for (int s = 0; s < 12; s++) r.loss += r.seq[s].sum;
+    r.loss = fixture_three_in_flight(m, ps, r.seq);
     r.grads = host_copy(m, m->grads);
     return r;
 }
