@@ -190,7 +190,8 @@ static void alloc_acts(Model *m, Acts *a) {
     size_t R = (size_t)a->chunk;
     size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
     size_t pre = m->last_stage && m->mc.arch == ARCH_GEMMA2 && m->mc.final_logit_softcapping > 0 ? R * V : 0;
-    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * (C * 3 + 1) + N * (C + 1) + R * (V + 4) +
+    size_t head = m->last_stage ? R * (V + 4) : 0; /* the LM-head chunk: only where the head runs */
+    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * (C * 3 + 1) + N * (C + 1) + head +
                    N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C) + pre;
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
@@ -201,8 +202,8 @@ static void alloc_acts(Model *m, Acts *a) {
     } else take_layer_work(m, a, &c, L);
     TAKE(a->xL, N * C); TAKE(a->rstdf, N); TAKE(a->xf, N * C);
     TAKE(a->hs, N * C); TAKE(a->lse_row, N);
-    TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
-    a->logits_pre = NULL;
+    a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = NULL;
+    if (head) { TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R); }
     if (pre) TAKE(a->logits_pre, pre);
     TAKE(a->dx, N * C); TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD);
     TAKE(a->dk, N * KD); TAKE(a->dv, N * KD); TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);

@@ -40,7 +40,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + N * (3 * C + 1) + N * (C + 1) +
-                    R * (V + 4) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C) + capbuf;
+                    (last ? R * (V + 4) : 0) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C) + capbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_work = l->recompute ? 4 * work : 0;
