@@ -1,14 +1,35 @@
-/* matmul.cu — C = alpha op(A) op(B) + beta C (row-major, backend.h) through cuBLAS, in fp32 or in the bf16 mode.
+/* matmul.cu — C = alpha op(A) op(B) + beta C (row-major, backend.h) through cuBLAS / cuBLASLt, in fp32 or in the
+ * bf16 mode.
  *
  * cuBLAS is column-major: a row-major [M,N] matrix is the column-major [N,M] matrix of its transpose, so
  * C^T = op(B)^T op(A)^T is one column-major GEMM with the operands swapped: (opB, opA, N, M, K, B, A).
- * Compute type CUBLAS_COMPUTE_32F (true fp32 multiply-adds, results within fp32 rounding of the CPU
- * reference); SIMPO_CUDA_TF32=1 switches to CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, ~1e-3 relative).
- * cuBLAS GEMMs are deterministic run to run on one device with one stream (no atomics mode is set).
- * bf16 mode (cu_bf16(), backend.h set_matmul_bf16): A and B are rounded to bf16 into op scratch (one pass each,
- * memory-bound, a few percent of the GEMM at model sizes) and multiplied on tensor cores with fp32 accumulation
- * and an fp32 C, the precision of torch's bf16 autocast; the CPU backend's bf16 mode is its reference. */
+ * fp32 mode: cublasGemmEx with compute type CUBLAS_COMPUTE_32F (true fp32 multiply-adds, results within fp32
+ * rounding of the CPU reference); SIMPO_CUDA_TF32=1 switches to CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores,
+ * ~1e-3 relative). cuBLAS GEMMs are deterministic run to run on one device with one stream (no atomics mode is set).
+ *
+ * bf16 mode (cu_bf16(), backend.h set_matmul_bf16): every element of A and B rounded to bf16 (nearest even), exact
+ * products, fp32 accumulation and an fp32 C: the precision of torch's bf16 autocast; the CPU backend's bf16 mode is
+ * its reference. SIMPO_CUDA_GEMM picks how (read on every call, so tests can switch):
+ *   ex (default, unset or empty): A and B rounded into bf16 op scratch (one memory-bound pass each), then
+ *        cublasGemmEx on tensor cores. The path measured on an H200 (docs/performance.md).
+ *   lt:   the same casts, then cublasLtMatmul with an algorithm from cuBLASLt's heuristic (cached per shape and
+ *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
+ *   fast: no casts: fp32 A and B go straight to cublasLtMatmul with compute type CUBLAS_COMPUTE_32F_FAST_16BF,
+ *        which converts operands to bf16 inside the GEMM (saves the cast passes: 6 bytes of traffic per operand
+ *        element, and the bf16 scratch). The library documents the conversion as "to bfloat16 or TF32"; the
+ *        bf16-matmul check of tests/gpu/test_cuda_ops.c (section matmul_bf16) holds it to the CPU's round-to-nearest
+ *        bf16 emulation at fp32 summation tolerance, so a TF32 or truncating conversion fails there.
+ *   lt and fast are new and unmeasured on a GPU (no device in the session that wrote them; the CPU emulation of
+ *   cuBLASLt in tests/gpu/emu checks the descriptors, shapes, alignments and workspace). When cuBLASLt offers no
+ *   algorithm for a shape, the call takes the ex path (said once on stderr).
+ * Epilogues: Llama's linears have no bias and the residual adds are already fused as beta = 1 (the o and down
+ * projections accumulate into the residual stream), so no cuBLASLt epilogue applies to the fp32-activation model;
+ * they would pay with bf16 activations (bf16 D output) or biased layers. */
 #include <cuda_bf16.h>
+#include <cublasLt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cuda_common.cuh"
 
 /* y[i] = bf16(x[i]), round to nearest even; four elements per thread (float4 loads when x is 16-byte aligned) */
@@ -34,6 +55,125 @@ static __nv_bfloat16 *to_bf16(const float *x, size_t n, const char *what) {
     return y;
 }
 
+/* ---- the bf16 mode's GEMM paths (SIMPO_CUDA_GEMM, header) ---- */
+typedef enum { GEMM_EX, GEMM_LT, GEMM_FAST } GemmPath;
+static GemmPath gemm_path(void) {
+    const char *e = getenv("SIMPO_CUDA_GEMM");
+    if (!e || !*e || strcmp(e, "ex") == 0) return GEMM_EX;
+    if (strcmp(e, "lt") == 0) return GEMM_LT;
+    if (strcmp(e, "fast") == 0) return GEMM_FAST;
+    sd_die("cuda", "SIMPO_CUDA_GEMM=%s: expected ex, lt or fast", e);
+    return GEMM_EX;
+}
+
+enum { LT_PLANS = 64 };
+static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recommends on Hopper */
+/* One cached cuBLASLt plan: the key (shape, transposes, operand type, alignments) and what the heuristic chose.
+ * ok false: cuBLASLt offered nothing for this key (the caller falls back to cublasGemmEx). */
+typedef struct {
+    int M, N, K;
+    bool tA, tB, fast, used;
+    unsigned align[4]; /* bytes: the Lt operands A (our B), B (our A), C, D */
+    bool ok;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    size_t ws; /* workspace bytes the algorithm needs */
+} LtPlan;
+static LtPlan g_plans[LT_PLANS];
+static int g_plan_next; /* round-robin eviction once all slots are used */
+static cublasLtHandle_t g_lt;
+
+/* the largest power of two (<= 256) dividing the address: the alignment cuBLASLt may assume */
+static unsigned align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned al = 256;
+    while (al > 1 && a % al) al >>= 1;
+    return al;
+}
+static void lt_plan_release(LtPlan *p) {
+    if (p->used && p->ok) {
+        cublasLtMatmulDescDestroy(p->desc);
+        cublasLtMatrixLayoutDestroy(p->la);
+        cublasLtMatrixLayoutDestroy(p->lb);
+        cublasLtMatrixLayoutDestroy(p->lc);
+    }
+    memset(p, 0, sizeof *p);
+}
+/* Builds the descriptors of C^T = op(B)^T op(A)^T (column-major, operands swapped as in cublasGemmEx) and asks the
+ * heuristic for one algorithm. */
+static void lt_plan_build(LtPlan *p) {
+    cudaDataType_t t = p->fast ? CUDA_R_32F : CUDA_R_16BF;
+    cublasComputeType_t ct = p->fast ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    int32_t opa = p->tB ? CUBLAS_OP_T : CUBLAS_OP_N, opb = p->tA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, ct, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    /* Lt A = our B: stored [K,N] row-major = column-major [N,K] (ld N), or [N,K] = column-major [K,N] (ld K) */
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, t, p->tB ? p->K : p->N, p->tB ? p->N : p->K, p->tB ? p->K : p->N));
+    /* Lt B = our A: stored [M,K] = column-major [K,M] (ld K), or [K,M] = column-major [M,K] (ld M) */
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, t, p->tA ? p->M : p->K, p->tA ? p->K : p->M, p->tA ? p->M : p->K));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, p->N, p->M, p->N));
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = LT_WORKSPACE;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    static const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &p->align[i], sizeof p->align[i]));
+    cublasLtMatmulHeuristicResult_t r;
+    int n = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &r, &n);
+    cublasLtMatmulPreferenceDestroy(pref);
+    p->ok = s == CUBLAS_STATUS_SUCCESS && n > 0 && r.state == CUBLAS_STATUS_SUCCESS && r.workspaceSize <= LT_WORKSPACE;
+    if (p->ok) {
+        p->algo = r.algo;
+        p->ws = r.workspaceSize;
+    } else {
+        cublasLtMatmulDescDestroy(p->desc);
+        cublasLtMatrixLayoutDestroy(p->la);
+        cublasLtMatrixLayoutDestroy(p->lb);
+        cublasLtMatrixLayoutDestroy(p->lc);
+        static bool said;
+        if (!said)
+            fprintf(stderr, "simpo_dist: cuBLASLt offers no algorithm for a %s GEMM M=%d N=%d K=%d (%s); "
+                            "using cublasGemmEx for such shapes\n",
+                    p->fast ? "fp32-in (fast bf16)" : "bf16", p->M, p->N, p->K, cublasGetStatusString(s));
+        said = true;
+    }
+}
+/* C = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16 (fast false) or fp32 converted by the library (fast
+ * true). false when cuBLASLt has no algorithm for it (nothing was done). */
+static bool lt_matmul(float *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB, float alpha,
+                      float beta, bool fast) {
+    if (!g_lt) CUBLAS_CHECK(cublasLtCreate(&g_lt));
+    unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(C)};
+    LtPlan *p = NULL;
+    for (int i = 0; i < LT_PLANS && !p; i++) {
+        LtPlan *q = &g_plans[i];
+        if (q->used && q->M == M && q->N == N && q->K == K && q->tA == tA && q->tB == tB && q->fast == fast &&
+            memcmp(q->align, al, sizeof al) == 0)
+            p = q;
+    }
+    if (!p) {
+        p = &g_plans[g_plan_next];
+        g_plan_next = (g_plan_next + 1) % LT_PLANS;
+        lt_plan_release(p);
+        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->fast = fast;
+        memcpy(p->align, al, sizeof al);
+        p->used = true;
+        lt_plan_build(p);
+    }
+    if (!p->ok) return false;
+    void *ws = p->ws ? cu_scratch(p->ws, "cuBLASLt workspace") : NULL;
+    CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, C, p->lc, &p->algo, ws,
+                                p->ws, cu_stream()));
+    if (ws) cu_scratch_free(ws);
+    return true;
+}
+
 void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                  float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
@@ -45,10 +185,13 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (cu_bf16()) {
+        GemmPath path = gemm_path();
+        if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true)) return;
         __nv_bfloat16 *a16 = to_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A");
         __nv_bfloat16 *b16 = to_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B");
-        CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
-                                  &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        if (path == GEMM_EX || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false))
+            CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,
+                                      lda, &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         cu_scratch_free(a16);
         cu_scratch_free(b16);
         return;

@@ -11,7 +11,8 @@
  *   exact (bitwise): memory ops, gather_rows, scatter_rows, add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
  *   sumsq 1e-12 relative (double accumulation of exact products, order only)
  *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
- *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa)
+ *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa); the bf16 mode (section matmul_bf16, every SIMPO_CUDA_GEMM
+ *     path) the same 1e-5 (1 + K / 1024) against the CPU's bf16 emulation (same rounded operands, exact products)
  *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu and geglu fwd 1e-6, bwd 2e-6; softcap fwd 1e-6, bwd 2e-6;
  *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6; adamw 1e-6 (double math rounded once)
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
@@ -167,6 +168,49 @@ static void t_matmul(int M, int N, int K) {
                 free(A), free(B), free(C), free(g), free(g2);
                 gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dC2);
             }
+}
+/* bf16 mode (section matmul_bf16): every SIMPO_CUDA_GEMM path (matmul.cu: ex, lt, fast) against the CPU's bf16
+ * emulation. Both round each operand element to bf16 (nearest even) and form exact products, so they differ only
+ * by fp32 summation order: the fp32 tolerance holds (a TF32 or truncating operand conversion would be off by
+ * ~2^-9 relative per product, far above it). Operands and C also start 4 / 8 bytes past an aligned address (the
+ * model's views into flat buffers can), which the cuBLASLt paths must pass to the heuristic as their alignment. */
+static void t_matmul_bf16(int M, int N, int K, int off) {
+    static const char *paths[] = {"ex", "lt", "fast"};
+    const char *prev = getenv("SIMPO_CUDA_GEMM");
+    char *saved = prev ? strdup(prev) : NULL;
+    double tol = 1e-5 * (1 + K / 1024.0);
+    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+    gpu->set_matmul_bf16(true);
+    cpu->set_matmul_bf16(true);
+    for (int pi = 0; pi < 3; pi++) {
+        setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
+        for (int tA = 0; tA < 2; tA++)
+            for (int tB = 0; tB < 2; tB++) {
+                int acc = (tA + tB) % 2; /* beta = 1 on half of the transposes */
+                float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C = hrand(nc, -1, 1);
+                float *bA = gpu->alloc((na + off) * 4, "A"), *bB = gpu->alloc((nb + off) * 4, "B");
+                float *bC = gpu->alloc((nc + off) * 4, "C"), *bC2 = gpu->alloc((nc + off) * 4, "C2");
+                float *dA = bA + off, *dB = bB + off, *dC = bC + off, *dC2 = bC2 + off;
+                gpu->upload(dA, A, na * 4), gpu->upload(dB, B, nb * 4);
+                gpu->upload(dC, C, nc * 4), gpu->upload(dC2, C, nc * 4);
+                float alpha = acc ? 0.75f : 1.0f, beta = acc ? 1.0f : 0.0f;
+                cpu->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
+                gpu->matmul(dC, dA, dB, M, N, K, tA, tB, alpha, beta);
+                gpu->matmul(dC2, dA, dB, M, N, K, tA, tB, alpha, beta);
+                float *g = down(dC, nc), *g2 = down(dC2, nc);
+                char what[128];
+                snprintf(what, sizeof what, "matmul bf16 SIMPO_CUDA_GEMM=%s M=%d N=%d K=%d tA=%d tB=%d acc=%d off=%d",
+                         paths[pi], M, N, K, tA, tB, acc, off);
+                cmp(what, g, C, nc, tol);
+                bitwise(what, g, g2, nc * 4);
+                free(A), free(B), free(C), free(g), free(g2);
+                gpu->free(bA), gpu->free(bB), gpu->free(bC), gpu->free(bC2);
+            }
+    }
+    gpu->set_matmul_bf16(false);
+    cpu->set_matmul_bf16(false);
+    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
+    else unsetenv("SIMPO_CUDA_GEMM");
 }
 static void t_matmul_k0(void) {
     float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
@@ -725,6 +769,13 @@ int main(int argc, char **argv) {
         t_matmul(65, 48, 130);
         t_matmul(1, 257, 64);
         t_matmul(513, 1031, 769);
+    }
+    if (want("matmul_bf16")) {
+        t_matmul_bf16(7, 5, 9, 0);
+        t_matmul_bf16(64, 48, 128, 0);
+        t_matmul_bf16(65, 48, 130, 1);
+        t_matmul_bf16(96, 160, 64, 2);
+        t_matmul_bf16(513, 1031, 769, 0);
     }
     if (want("embed")) {
         t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */

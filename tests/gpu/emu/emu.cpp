@@ -1,4 +1,4 @@
-/* emu.cpp — the CPU emulation of the CUDA runtime subset in cuda_runtime.h / cublas_v2.h (this directory).
+/* emu.cpp — the CPU emulation of the CUDA runtime subset in cuda_runtime.h / cublas_v2.h / cublasLt.h (this directory).
  *
  * A launch runs the grid's blocks one after another. The threads of a block are coroutines on one OS thread
  * (a hand-written x86-64 context switch: no syscalls), resumed round-robin; a thread runs until it waits at a
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "cublasLt.h"
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 
@@ -356,6 +357,29 @@ cublasStatus_t cublasCreate(cublasHandle_t *h) {
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
 const char *cublasGetStatusString(cublasStatus_t s) { return s ? "CUBLAS_STATUS_INVALID_VALUE" : "success"; }
+/* column-major D[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C (D may be C): the product of cublasGemmEx and
+ * cublasLtMatmul. bf16 operands are widened exactly; round_in rounds fp32 operands to bf16 first (nearest even), so
+ * every product is exact in fp32; sums in k order. The caller has opened device memory (dev_open). */
+static void emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al, const void *A_,
+                     cudaDataType at, long lda, const void *B_, cudaDataType bt, long ldb, float be, const float *C,
+                     long ldc, float *D, long ldd, bool round_in) {
+    auto el = [round_in](const void *M, cudaDataType t, size_t p) {
+        if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)M)[p]);
+        float x = ((const float *)M)[p];
+        return round_in ? __bfloat162float(__float2bfloat16_rn(x)) : x;
+    };
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float a = el(A_, at, ta == CUBLAS_OP_N ? i + (size_t)p * lda : p + (size_t)i * lda);
+                float b = el(B_, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
+                s += a * b;
+            }
+            float c = be == 0.0f ? 0.0f : C[i + (size_t)j * ldc];
+            D[i + (size_t)j * ldd] = be == 0.0f ? al * s : al * s + be * c;
+        }
+}
 /* column-major C[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C, with cuBLAS's argument checks */
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A_, cudaDataType at, int lda, const void *B_,
@@ -364,25 +388,140 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
         ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))
         return CUBLAS_STATUS_INVALID_VALUE;
-    dev_open();
     if (ct != CUDA_R_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) || (bt != CUDA_R_32F && bt != CUDA_R_16BF))
         return CUBLAS_STATUS_INVALID_VALUE;
-    /* element p of an operand, bf16 ones widened exactly (their products are then exact in fp32) */
-    auto at_ = [](const void *M, cudaDataType t, size_t p) {
-        return t == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)M)[p]) : ((const float *)M)[p];
-    };
-    float *C = (float *)C_, al = *(const float *)alpha, be = *(const float *)beta;
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            float s = 0.0f;
-            for (int p = 0; p < k; p++) {
-                float a = at_(A_, at, ta == CUBLAS_OP_N ? i + (size_t)p * lda : p + (size_t)i * lda);
-                float b = at_(B_, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
-                s += a * b;
-            }
-            float *c = &C[i + (size_t)j * ldc];
-            *c = be == 0.0f ? al * s : al * s + be * *c;
+    dev_open();
+    emu_gemm(ta, tb, m, n, k, *(const float *)alpha, A_, at, lda, B_, bt, ldb, *(const float *)beta, (float *)C_,
+             ldc, (float *)C_, ldc, false);
+    dev_close();
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* ---- cuBLASLt (cublasLt.h) ---- */
+struct EmuLt {
+    int unused;
+};
+struct EmuLtDesc {
+    cublasComputeType_t compute;
+    int ta, tb;
+};
+struct EmuLtLayout {
+    cudaDataType type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+struct EmuLtPref {
+    uint64_t ws;
+    uint32_t align[4]; /* A, B, C, D */
+};
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+    static EmuLt lt;
+    *h = &lt;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale) {
+    if (scale != CUDA_R_32F) return CUBLAS_STATUS_INVALID_VALUE;
+    *d = new EmuLtDesc{compute, CUBLAS_OP_N, CUBLAS_OP_N};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr,
+                                              const void *buf, size_t bytes) {
+    if (!buf || bytes != 4) return CUBLAS_STATUS_INVALID_VALUE; /* TRANSA / TRANSB int32, EPILOGUE uint32 */
+    int32_t v;
+    memcpy(&v, buf, 4);
+    if (attr == CUBLASLT_MATMUL_DESC_TRANSA) d->ta = v;
+    else if (attr == CUBLASLT_MATMUL_DESC_TRANSB) d->tb = v;
+    else if (attr == CUBLASLT_MATMUL_DESC_EPILOGUE) { if (v != CUBLASLT_EPILOGUE_DEFAULT) return CUBLAS_STATUS_NOT_SUPPORTED; }
+    else return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType type, uint64_t rows, uint64_t cols,
+                                          int64_t ld) {
+    if (ld < (int64_t)(rows > 1 ? rows : 1)) return CUBLAS_STATUS_INVALID_VALUE;
+    *l = new EmuLtLayout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = new EmuLtPref{0, {256, 256, 256, 256}}; /* the library's defaults */
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+    delete p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
+                                                    size_t bytes) {
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
+        if (!buf || bytes != 8) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&p->ws, buf, 8);
+    } else if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES) {
+        if (!buf || bytes != 4) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, 4);
+    } else
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+/* the operation the descriptors describe, or NOT_SUPPORTED: shapes must chain, types must be a supported set */
+static cublasStatus_t emu_lt_check(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                   cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dl) {
+    uint64_t m = d->ta == CUBLAS_OP_N ? a->rows : a->cols, k = d->ta == CUBLAS_OP_N ? a->cols : a->rows;
+    uint64_t kb = d->tb == CUBLAS_OP_N ? b->rows : b->cols, n = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
+    if (k != kb || c->rows != m || c->cols != n || dl->rows != m || dl->cols != n || c->ld != dl->ld)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (c->type != CUDA_R_32F || dl->type != CUDA_R_32F || a->type != b->type) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (a->type == CUDA_R_16BF && d->compute == CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_SUCCESS;
+    if (a->type == CUDA_R_32F && d->compute == CUBLAS_COMPUTE_32F_FAST_16BF) return CUBLAS_STATUS_SUCCESS;
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+/* One algorithm; it needs min(1 MiB, the workspace allowed) of workspace and keeps the preference's alignments. */
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                                              cublasLtMatrixLayout_t dl, cublasLtMatmulPreference_t p, int requested,
+                                              cublasLtMatmulHeuristicResult_t *results, int *returned) {
+    if (requested < 1 || !results || !returned) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t s = emu_lt_check(d, a, b, c, dl);
+    *returned = 0;
+    if (s != CUBLAS_STATUS_SUCCESS) return s == CUBLAS_STATUS_NOT_SUPPORTED ? CUBLAS_STATUS_NOT_SUPPORTED : s;
+    memset(&results[0], 0, sizeof results[0]);
+    results[0].workspaceSize = p->ws < (1u << 20) ? (size_t)p->ws : (size_t)1 << 20;
+    results[0].algo.data[0] = 0x4c74;
+    for (int i = 0; i < 4; i++) results[0].algo.data[1 + i] = p->align[i];
+    results[0].algo.data[5] = results[0].workspaceSize;
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    results[0].wavesCount = 1.0f;
+    *returned = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t a, const void *B, cublasLtMatrixLayout_t b, const void *beta,
+                              const void *C, cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t dl,
+                              const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream) {
+    cublasStatus_t s = emu_lt_check(d, a, b, c, dl);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (!algo || algo->data[0] != 0x4c74) return CUBLAS_STATUS_INVALID_VALUE; /* NULL algo: not emulated */
+    const void *ptr[4] = {A, B, C, D};
+    for (int i = 0; i < 4; i++)
+        if ((uintptr_t)ptr[i] % algo->data[1 + i] != 0) {
+            fprintf(stderr, "emu: cublasLtMatmul: operand %c at %p is not %llu-byte aligned as its algo assumes\n",
+                    "ABCD"[i], ptr[i], (unsigned long long)algo->data[1 + i]);
+            return CUBLAS_STATUS_INVALID_VALUE;
         }
+    if (workspace_bytes < algo->data[5] || (algo->data[5] && !workspace)) return CUBLAS_STATUS_INVALID_VALUE;
+    int m = (int)c->rows, n = (int)c->cols, k = (int)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
+    dev_open();
+    emu_gemm((cublasOperation_t)d->ta, (cublasOperation_t)d->tb, m, n, k, *(const float *)alpha, A, a->type, a->ld, B,
+             b->type, b->ld, *(const float *)beta, (const float *)C, c->ld, (float *)D, dl->ld,
+             d->compute == CUBLAS_COMPUTE_32F_FAST_16BF);
     dev_close();
     return CUBLAS_STATUS_SUCCESS;
 }
