@@ -28,23 +28,35 @@
 #include "tp.h"
 #include "util.h"
 
-/* Saved activations of one micro-batch, carved from one allocation sized for max_tokens (shapes per layer).
- * Under recompute the layer intermediates (rstd1 .. h) are views of the model's shared working area, one layer
- * deep ([1][...]), and only the layer inputs x stay [L][...] in the slot. */
+/* The activations of one micro-batch (slot) and the views of the rank's shared scratch.
+ * Per slot (a->base, one backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from
+ * the micro-batch's forward to its backward, or what the pipeline sends and receives around them: the layer inputs
+ * x, without recompute the layer intermediates (rstd1 .. h, [L][...]), the stage output xL, the stage gradient dx,
+ * the backend index arrays ids/pos/cu, and on the last stage the final norm's rstdf, the gathered rows hs, their
+ * log-sum-exp lse_row and the gathered rows' indices (rows, rows_dev, tg).
+ * Shared by every slot of the rank (views of m->scratch; and under recompute the layer intermediates, one layer
+ * deep, views of m->work): what is live only inside one model_forward or one model_backward_slot call, since a rank
+ * runs one of them at a time: dtmp (the forward's row-parallel partial sums and Gemma 2's rerun output too), the
+ * backward's layer scratch, and on the last stage the normed final rows xf, the LM-head chunk and dhs. */
 typedef struct Acts {
-    float *base;
+    float *base;                                /* the slot's allocation; the views below that are per slot */
     float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
     float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...], or [1][...] shared */
     float *ao, *rstda, *mo, *rstdm;             /* Gemma 2 ([L][...] or shared; else NULL): the attention and MLP
                                                  * outputs before their norms [N,C], the norms' rstd [N] */
-    float *xL, *rstdf, *xf;                     /* final residual [N,C], rstd [N], normed [N,C] */
-    float *hs, *lse_row;                        /* gathered rows [M,C], their log-sum-exp [M] */
-    float *logits, *mx, *se, *tgt, *gchunk;     /* LM head chunk [R,V], [R] x4 */
-    float *logits_pre;                          /* final logit soft-capping (last stage): the chunk's logits before
-                                                 * the cap [R,V], for the backward; else NULL */
-    float *dx, *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dhs; /* backward scratch */
-    int *ids, *pos, *cu, *tg;                   /* backend copies of the batch's index arrays */
-    int *rows;                                  /* host: token position of gathered row r */
+    float *xL, *dx;                             /* per slot: stage output [N,C]; d(loss)/d(residual) [N,C], what the
+                                                 * pipeline receives before and sends after the backward */
+    float *rstdf, *hs, *lse_row;                /* per slot, last stage (else NULL): the final norm's rstd [N], the
+                                                 * gathered rows [M,C], their log-sum-exp [M] */
+    float *xf;                                  /* shared, last stage: the final normed rows [N,C] (forward only) */
+    float *logits, *mx, *se, *tgt, *gchunk;     /* shared, last stage: LM head chunk [R,V], [R] x4 */
+    float *logits_pre;                          /* shared, final logit soft-capping (last stage): the chunk's logits
+                                                 * before the cap [R,V], for the backward; else NULL */
+    float *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh; /* shared: backward scratch (dtmp also the forward's) */
+    float *dhs;                                 /* shared, last stage: d/d(gathered rows) [M,C] */
+    int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
+    int *tg;                                    /* per slot, last stage: the gathered rows' targets (backend) */
+    int *rows;                                  /* per slot, last stage: host: token position of gathered row r */
     int *rows_dev;                              /* the same in backend memory (gather_rows / scatter_rows) */
     size_t M;                                   /* gathered rows of the current micro-batch */
     int chunk;                                  /* LM-head rows per chunk */
@@ -182,17 +194,31 @@ static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) 
     *cursor = c;
 }
 
+/* LM-head rows per chunk: never more rows than a micro-batch has */
+static size_t head_chunk(const Model *m) {
+    size_t rows = lmhead_chunk_rows(m->V_loc);
+    return rows < m->max_tokens ? rows : m->max_tokens;
+}
+
+/* floats of the rank's shared scratch (m->scratch): the backward's layer scratch and dtmp [N, C + 2QD + 2KD + 3FF];
+ * on the last stage also xf and dhs [N,C] each, the LM-head chunk [R, V+4] and Gemma 2's pre-cap logits [R,V]
+ * (plan.c restates it) */
+static size_t scratch_floats(const Model *m) {
+    size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
+           FF = (size_t)m->FF_loc, V = (size_t)m->V_loc, R = head_chunk(m);
+    size_t n = N * (C + QD * 2 + KD * 2 + FF * 3);
+    if (m->last_stage) n += N * C * 2 + R * (V + 4) + (m->gemma2 && m->mc.final_logit_softcapping > 0 ? R * V : 0);
+    return n;
+}
+
 static void alloc_acts(Model *m, Acts *a) {
     size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
            KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, V = (size_t)m->V_loc;
-    size_t rows = lmhead_chunk_rows(m->V_loc);
-    a->chunk = (int)(rows < m->max_tokens ? rows : m->max_tokens); /* never more rows than a micro-batch has */
-    size_t R = (size_t)a->chunk;
+    size_t R = head_chunk(m);
+    a->chunk = (int)R;
     size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
-    size_t pre = m->last_stage && m->mc.arch == ARCH_GEMMA2 && m->mc.final_logit_softcapping > 0 ? R * V : 0;
-    size_t head = m->last_stage ? R * (V + 4) : 0; /* the LM-head chunk: only where the head runs */
-    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * (C * 3 + 1) + N * (C + 1) + head +
-                   N * (C * 2 + QD * 2 + KD * 2 + FF * 3 + C) + pre;
+    bool last = m->last_stage;
+    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * 2 + (last ? N * (C + 2) : 0);
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
     TAKE(a->x, L * N * C);
@@ -200,21 +226,29 @@ static void alloc_acts(Model *m, Acts *a) {
         float *w = m->work; /* every slot's views of the one shared layer */
         take_layer_work(m, a, &w, 1);
     } else take_layer_work(m, a, &c, L);
-    TAKE(a->xL, N * C); TAKE(a->rstdf, N); TAKE(a->xf, N * C);
-    TAKE(a->hs, N * C); TAKE(a->lse_row, N);
-    a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = NULL;
-    if (head) { TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R); }
-    if (pre) TAKE(a->logits_pre, pre);
-    TAKE(a->dx, N * C); TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD);
-    TAKE(a->dk, N * KD); TAKE(a->dv, N * KD); TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
-    TAKE(a->dhs, N * C);
+    TAKE(a->xL, N * C); TAKE(a->dx, N * C);
+    a->rstdf = a->hs = a->lse_row = NULL;
+    if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * C); TAKE(a->lse_row, N); }
+    /* the shared scratch: the same views in every slot */
+    c = m->scratch;
+    TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD); TAKE(a->dk, N * KD); TAKE(a->dv, N * KD);
+    TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
+    a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = NULL;
+    if (last) {
+        TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
+        TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
+        if (m->gemma2 && m->mc.final_logit_softcapping > 0) TAKE(a->logits_pre, R * V);
+    }
 #undef TAKE
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
-    a->tg = m->be->alloc(N * sizeof(int), "targets");
-    a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
-    a->rows = sd_alloc(N * sizeof(int), "gathered rows");
+    a->tg = a->rows_dev = a->rows = NULL;
+    if (last) {
+        a->tg = m->be->alloc(N * sizeof(int), "targets");
+        a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
+        a->rows = sd_alloc(N * sizeof(int), "gathered rows");
+    }
 }
 
 static int div_exact(int a, int b, const char *what) {
@@ -291,6 +325,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     if (recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
+    m->scratch = be->alloc(sd_mul_size(scratch_floats(m), sizeof(float), "activation scratch"),
+                           "activation scratch");
     m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
     for (int i = 0; i < m->nslots; i++) alloc_acts(m, &m->acts[i]);
     return m;
@@ -324,6 +360,7 @@ void model_free(Model *m) {
         free(a->rows);
     }
     free(m->acts);
+    be->free(m->scratch);
     be->free(m->work);
     be->free(m->params);
     be->free(m->grads);
@@ -432,6 +469,15 @@ void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
 
 /* ---- forward ---- */
 
+/* backend.h matmul_hold / matmul_release where the backend has them: x[n] is not written until the release, so a
+ * bf16 backend converts it once for all the matmuls between */
+static void hold(const Backend *be, const float *x, size_t n) {
+    if (be->matmul_hold) be->matmul_hold(x, n);
+}
+static void release(const Backend *be, const float *x) {
+    if (be->matmul_release) be->matmul_release(x);
+}
+
 /* y[N,out] = x[N,in] W[out,in]^T (+ y when acc) */
 static void linear(const Backend *be, float *y, const float *x, const float *W, size_t N, int in, int out, bool acc) {
     be->matmul(y, x, W, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
@@ -439,8 +485,10 @@ static void linear(const Backend *be, float *y, const float *x, const float *W, 
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x */
 static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const float *x, const float *W,
                        size_t N, int in, int out, bool acc_dx) {
+    hold(be, dy, N * (size_t)out);
     be->matmul(dx, dy, W, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     be->matmul(dW, dy, x, out, in, (int)N, true, false, 1.0f, 1.0f);
+    release(be, dy);
 }
 /* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
 static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const float *x,
@@ -513,9 +561,11 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     AttnOpts opts;
     const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
     be->rmsnorm_fwd(t->ln1, t->rstd1, t->x, w->ln1, N, C, eps);
+    hold(be, t->ln1, NC);
     linear(be, t->q, t->ln1, w->wq, N, C, QD, false);
     linear(be, t->k, t->ln1, w->wk, N, C, KD, false);
     linear(be, t->v, t->ln1, w->wv, N, C, KD, false);
+    release(be, t->ln1);
     be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
     be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
     be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
@@ -524,8 +574,10 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
         be->add(t->x2, t->x, NC);
     } else row_parallel_residual(m, a, t->x2, t->x, t->att, w->wo, N, QD);
     be->rmsnorm_fwd(t->ln2, t->rstd2, t->x2, w->ln2, N, C, eps);
+    hold(be, t->ln2, NC);
     linear(be, t->g, t->ln2, w->wg, N, C, FF, false);
     linear(be, t->u, t->ln2, w->wu, N, C, FF, false);
+    release(be, t->ln2);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
         be->geglu_fwd(t->h, t->g, t->u, N, FF);
         row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, w->wd, w->lnf, N, FF);
@@ -595,6 +647,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     size_t R = (size_t)a->chunk;
     float *hf = sd_alloc(R * 3 * sizeof(float), "lm head stats");
     double *mx = sd_alloc((M ? M : 1) * 3 * sizeof(double), "lm head stats"), *se = mx + (M ? M : 1), *tgt = se + (M ? M : 1);
+    hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks */
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
         linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
@@ -609,6 +662,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
             tgt[r0 + i] = hf[2 * R + i];
         }
     }
+    release(be, m->lm_head);
     tp_vocab_combine(m->grid, mx, se, tgt, M);
     for (int s = 0; s < mb->S; s++) {
         out[s].sum = 0.0;
@@ -640,6 +694,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     if (m->last_stage) {
         /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
         float *gh = sd_alloc(R * sizeof(float), "lm head grads");
+        hold(be, m->lm_head, (size_t)V * C);
         for (size_t r0 = 0; r0 < M; r0 += R) {
             size_t n = M - r0 < R ? M - r0 : R;
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
@@ -654,6 +709,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
         }
+        release(be, m->lm_head);
         free(gh);
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */
@@ -681,8 +737,10 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             linear_bwd(be, a->dh, dw->wd, a->dx, t.h, w->wd, N, FF, C, false);
             be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
         }
+        hold(be, t.ln2, NC);
         linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, w->wg, N, C, FF, false);
         linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, w->wu, N, C, FF, true);
+        release(be, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
@@ -694,9 +752,11 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        hold(be, t.ln1, NC);
         linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, w->wq, N, C, (int)QD, false);
         linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, w->wk, N, C, (int)KD, true);
         linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, w->wv, N, C, (int)KD, true);
+        release(be, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);
     }

@@ -6,8 +6,8 @@
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
- * Ownership: Model owns params, grads (flat, backend memory), the activation arenas, the recompute working area
- * and the rope tables; model_free releases them. Pointers returned by model_param are views.
+ * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch,
+ * the recompute working area and the rope tables; model_create allocates them all and model_free releases them. Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
  * HDF5 checkpoints) holds the gain g = 1 + w, so the RMSNorm kernels are Llama's. model_load_hf adds 1 and
@@ -78,7 +78,14 @@ typedef struct Model {
     int rope_max;
     size_t max_tokens;                   /* activation arena capacity (tokens) */
     int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
-    struct Acts *acts;                   /* [nslots] activation arenas (model.c) */
+    struct Acts *acts;                   /* [nslots] activation slots (model.c): each owns one backend allocation
+                                          * of what lives from its micro-batch's forward to its backward (layer
+                                          * inputs; without recompute the layer intermediates; the stage output
+                                          * and gradient the pipeline sends and receives; on the last stage the
+                                          * final norm's rstd and the gathered rows with their log-sum-exp) */
+    float *scratch;                      /* backend memory, one per rank, shared by every slot: what is live only
+                                          * inside one forward or one backward call (the backward's scratch; on the
+                                          * last stage the final normed rows and the LM-head chunk) */
     bool recompute;                      /* train.recompute: a slot keeps only each layer's input; the backward
                                           * reruns the layer's forward into `work` first */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
@@ -135,7 +142,9 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
 /* Backward of this stage, accumulating into m->grads: the last stage starts from dsum[s] = d(loss)/d(sum of
  * log-probs of sequence s); earlier stages from d(loss)/d(output) placed in model_stage_grad(m, slot). Afterwards
  * model_stage_grad(m, slot) holds d(loss)/d(input) (what a non-first stage sends back). Must follow
- * model_forward of the same micro-batch in the same slot. */
+ * model_forward of the same micro-batch in the same slot; forwards and backwards of other slots may run in between
+ * (each slot keeps what its backward reads; the shared scratch is dead between calls). The three stage buffers
+ * below belong to the slot: they stay valid across other slots' calls (a send may still read them). */
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum);
 float *model_stage_input(Model *m, int slot);   /* [Ntok, C] */
 float *model_stage_output(Model *m, int slot);  /* [Ntok, C] */

@@ -28,10 +28,13 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
-    /* activations of one slot (fp32): every layer keeps its input and (without recompute) its intermediates: norms,
-     * q/k/v, attention output and lse, x2, the MLP's gate/up/hidden; then the final norm, the gathered rows, one
-     * LM-head chunk of R rows, and the backward's scratch; plus five int arrays (ids, positions, targets, gathered
-     * rows, cu_seqlens). With recompute the intermediates of one layer live once, in the shared working area. */
+    /* activations (fp32). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
+     * (without recompute) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
+     * the stage output and the stage gradient (what the pipeline sends and receives); on the last stage the final
+     * norm's rstd, the gathered rows and their log-sum-exp; and the int arrays (ids, positions, cu_seqlens; on the
+     * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
+     * last stage the final normed rows, the LM-head chunk of R rows and the head's row gradients; with recompute
+     * the intermediates of one layer, in the working area. */
     size_t N = l->max_tokens, R = ((size_t)1 << 28) / V; /* model.c lmhead_chunk_rows */
     if (R < 16) R = 16;
     if (R > N) R = N;
@@ -39,12 +42,16 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
-    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + N * (3 * C + 1) + N * (C + 1) +
-                    (last ? R * (V + 4) : 0) + N * (2 * C + 2 * QD + 2 * KD + 3 * FF + C) + capbuf;
+    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + 2 * N * C +
+                    (last ? N * (C + 2) : 0);
+    size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
+    size_t shared = N * (C + 2 * QD + 2 * KD + 3 * FF) + (last ? 2 * N * C + R * (V + 4) + capbuf : 0);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
+    p.act_slot = 4 * floats + 4 * ints;
+    p.act_shared = 4 * shared;
     p.act_work = l->recompute ? 4 * work : 0;
-    p.activations = (size_t)p.slots * (4 * floats + 4 * (5 * N + 1)) + p.act_work;
+    p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
     p.total = p.weights + p.grads + p.optimizer + p.activations + p.other;

@@ -26,6 +26,9 @@ typedef struct {
     size_t params;          /* parameters held (elements), before padding */
     size_t layer_params;    /* of those, in this stage's transformer layers (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
+    size_t act_slot;        /* bytes of one activation slot (per micro-batch in flight), in activations */
+    size_t act_shared;      /* bytes of the activation scratch all slots share (backward scratch, LM-head chunk on
+                             * the last stage), in activations */
     size_t act_work;        /* bytes of the shared recompute working area (0 without recompute), in activations */
     int slots;              /* activation slots (micro-batches in flight) */
 } MemPlan;

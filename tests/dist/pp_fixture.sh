@@ -2,7 +2,8 @@
 # reference for pp2 alone and combined with tp, dp and ZeRO; a random-init 4-layer model with tied embeddings
 # (the LM head on the last stage mirrors the first stage's embedding) trains the same under pp4, pp2 x tp2 and
 # pp2 x dp2 x zero2 as on one rank; checkpoints move between pipeline layouts; with train.recompute (several
-# micro-batches in flight on stage 0, each layer rerun from its saved input) the same parameters bit for bit.
+# micro-batches in flight on stage 0, each layer rerun from its saved input) the same parameters bit for bit, also on
+# the tied 4-layer model under pp4 and pp2 x tp2 (up to 4 slots a stage sharing one activation scratch).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 # run_case_rc NAME NP MICRO PARALLEL TWIN: run_case with train.recompute: true (every layer rerun in the backward);
@@ -51,6 +52,21 @@ for layout in "pp4:4:{pp: 4}" "pp2tp2:4:{pp: 2, tp: 2}" "pp2dp2z2:4:{pp: 2, zero
   sed "s|dir: out|dir: out_$name|" base.yaml > $name.yaml; echo "parallel: $par" >> $name.yaml
   if $MPI $np "$BIN" $name.yaml 2> $name.log; then ok "tied $name trains"; else bad "tied $name: $(tail -3 $name.log)"; fi
   "$TOOLS/check_params" out_$name $sd && ok "tied $name = 1 rank" || bad "tied $name differs"
+done
+# recompute on pp4 and pp2 x tp2: up to 4 micro-batches in flight on a stage (stages 0-2 of pp4 hold 4, 3 and 2
+# slots), every slot's backward run after other slots' forwards reused the rank's shared activation scratch and
+# recompute working area: the parameters of the same layout without recompute bit for bit
+for layout in "pp4rc:4:{pp: 4}" "pp2tp2rc:4:{pp: 2, tp: 2}"; do
+  name=${layout%%:*}; rest=${layout#*:}; np=${rest%%:*}; par=${rest#*:}
+  sed "s|dir: out|dir: out_$name|; s/^train: {/train: {recompute: true, /" base.yaml > $name.yaml
+  echo "parallel: $par" >> $name.yaml
+  grep -q "^train: {recompute: true" $name.yaml || bad "$name: no train.recompute"
+  if $MPI $np "$BIN" $name.yaml 2> $name.log; then ok "tied $name trains"; else bad "tied $name: $(tail -3 $name.log)"; fi
+  "$TOOLS/check_params" out_$name $sd && ok "tied $name = 1 rank" || bad "tied $name differs"
+  twin=${name%rc}
+  "$BIN" export --checkpoint out_$name --out hf_$name 2>/dev/null && "$BIN" export --checkpoint out_$twin --out hf_$twin 2>/dev/null \
+    && cmp -s hf_$name/model.safetensors hf_$twin/model.safetensors && ok "tied $name = $twin bit for bit" \
+    || bad "tied $name differs from $twin"
 done
 # resume across pipeline layouts: pp2 x tp2 -> pp4 -> one rank
 sed "s|dir: out|dir: out_mix|" base.yaml > a.yaml; cp a.yaml b.yaml; cp a.yaml c.yaml

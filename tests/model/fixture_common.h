@@ -221,6 +221,26 @@ static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLog
     return sum;
 }
 
+/* The micro-batches and d(loss)/d(log-prob) of fixture_three_in_flight one at a time in slot 0 (forward, then
+ * backward, micro-batch 2 first, so the gradients accumulate in the same order): the reference the three slots in
+ * flight must equal bit for bit. A buffer several slots share that a slot's backward still needed after another
+ * slot's forward ran would make them differ. */
+static inline double fixture_one_at_a_time(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+    model_zero_grads(m);
+    for (int i = 2; i >= 0; i--) {
+        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
+        MicroBatch *mb = microbatch_pack(ps, idx, 2);
+        model_forward(m, mb, 0, seq + 4 * i);
+        double dsum[4];
+        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
+        model_backward_slot(m, mb, 0, dsum);
+        microbatch_free(mb);
+    }
+    double sum = 0;
+    for (int s = 0; s < 12; s++) sum += seq[s].sum;
+    return sum;
+}
+
 /* ---- the trainer side ---- */
 
 /* the fixture's run.yaml, its checkpoint.dir moved to dir/ckpt_sub */

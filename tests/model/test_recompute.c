@@ -3,7 +3,8 @@
  *      CPU backend and on the strict one (backend_cpu_strict: no host access to backend memory), and within the
  *      fixture README's tolerances of the HF float64 reference.
  *   2. three micro-batches in three slots, every forward before any backward (1F1B's warm-up keeps that many in
- *      flight), so each backward finds the shared working area overwritten by other slots: bit for bit again.
+ *      flight), so each backward finds the shared working area and activation scratch overwritten by other slots:
+ *      bit for bit again, and bit for bit the same micro-batches run one at a time (fixture_one_at_a_time).
  *   3. memory: the model's backend allocation equals plan_memory's weights + gradients + activations + RoPE tables
  *      with recompute on and off, and recompute allocates fewer activation bytes, for the trainer's fixture
  *      config (2 x 2 pairs x 256 tokens per micro-batch) and a 4-slot model.
@@ -94,13 +95,26 @@ static Result three_in_flight(Model *m, const PairSet *ps) {
     return r;
 }
 
+/* fixture_one_at_a_time (fixture_common.h) with the gradients copied to the host */
+static Result one_at_a_time(Model *m, const PairSet *ps) {
+    Result r = {0};
+    r.loss = fixture_one_at_a_time(m, ps, r.seq);
+    r.grads = host_grads(m);
+    return r;
+}
+
 static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
     Model *m0 = load_model(mc, backend_cpu(), 256, 3, false), *m1 = load_model(mc, backend_cpu(), 256, 3, true);
     Model *ms = load_model(mc, backend_cpu_strict(), 256, 3, true);
     Result r0 = three_in_flight(m0, ps), r1 = three_in_flight(m1, ps), rs = three_in_flight(ms, ps);
     check_same(&r0, &r1, m0->nparams, "3 slots in flight: recompute vs saved activations");
     check_same(&r0, &rs, m0->nparams, "3 slots in flight: recompute (strict) vs saved activations");
-    free(r0.grads), free(r1.grads), free(rs.grads);
+    /* against the same micro-batches one at a time: the slots' shared scratch holds nothing a backward needs */
+    Result q0 = one_at_a_time(m0, ps), q1 = one_at_a_time(m1, ps);
+    check_same(&q0, &r0, m0->nparams, "3 slots in flight vs one at a time (saved activations)");
+    check_same(&q1, &r1, m1->nparams, "3 slots in flight vs one at a time (recompute)");
+    check_same(&q0, &q1, m0->nparams, "one at a time: recompute vs saved activations");
+    free(r0.grads), free(r1.grads), free(rs.grads), free(q0.grads), free(q1.grads);
     model_free(m0), model_free(m1), model_free(ms);
 }
 
