@@ -232,6 +232,8 @@ const Backend *backend_cuda(void) {
         b.download = cu_download;
         b.matmul = cuda_matmul;
         b.set_matmul_bf16 = cuda_set_matmul_bf16;
+        b.matmul_hold = cuda_matmul_hold;
+        b.matmul_release = cuda_matmul_release;
         b.add = cuda_add;
         b.scale = cuda_scale;
         b.sumsq = cuda_sumsq;

@@ -114,6 +114,8 @@ __device__ __forceinline__ float cu_block_max(float v, float *sh) {
 /* ---- the ops (one file each) ---- */
 void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                  float alpha, float beta);
+void cuda_matmul_hold(const float *x, size_t n);
+void cuda_matmul_release(const float *x);
 void cuda_add(float *y, const float *x, size_t n);
 void cuda_scale(float *x, float s, size_t n);
 double cuda_sumsq(const float *x, size_t n);

@@ -10,8 +10,9 @@
  * bf16 mode (cu_bf16(), backend.h set_matmul_bf16): every element of A and B rounded to bf16 (nearest even), exact
  * products, fp32 accumulation and an fp32 C: the precision of torch's bf16 autocast; the CPU backend's bf16 mode is
  * its reference. SIMPO_CUDA_GEMM picks how (read on every call, so tests can switch):
- *   ex (default, unset or empty): A and B rounded into bf16 op scratch (one memory-bound pass each), then
- *        cublasGemmEx on tensor cores. The path measured on an H200 (docs/performance.md).
+ *   ex (default, unset or empty): A and B rounded into bf16 op scratch (one memory-bound pass each, or the copy of
+ *        a held operand, below), then cublasGemmEx on tensor cores. The path measured on an H200
+ *        (docs/performance.md; before holds).
  *   lt:   the same casts, then cublasLtMatmul with an algorithm from cuBLASLt's heuristic (cached per shape and
  *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
  *   fast: no casts: fp32 A and B go straight to cublasLtMatmul with compute type CUBLAS_COMPUTE_32F_FAST_16BF,
@@ -53,6 +54,78 @@ static __nv_bfloat16 *to_bf16(const float *x, size_t n, const char *what) {
     to_bf16_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, cu_stream()>>>(y, x, n, ((uintptr_t)x & 15) == 0);
     CUDA_LAUNCH_CHECK("to_bf16");
     return y;
+}
+
+/* ---- held operands (backend.h matmul_hold / matmul_release) ----
+ * A held x keeps one bf16 copy, made by the first matmul that reads it and freed at the last release; matmuls
+ * whose A or B is exactly (x, n) use it instead of converting x again. SIMPO_CUDA_CHECK_HOLDS=1 (set by the CPU
+ * emulation's run.sh) converts x again at the release and dies unless the copy still matches bitwise: a caller
+ * that wrote a held operand. */
+enum { HOLDS = 8 };
+typedef struct {
+    const float *x;
+    size_t n;
+    int count;
+    __nv_bfloat16 *b; /* NULL until a bf16 matmul reads x */
+} Hold;
+static Hold g_holds[HOLDS];
+
+void cuda_matmul_hold(const float *x, size_t n) {
+    Hold *f = NULL;
+    for (int i = 0; i < HOLDS; i++) {
+        if (g_holds[i].count && g_holds[i].x == x) {
+            if (g_holds[i].n != n)
+                sd_die("cuda", "matmul_hold: %p held with %zu elements, held again with %zu", (const void *)x,
+                       g_holds[i].n, n);
+            g_holds[i].count++;
+            return;
+        }
+        if (!g_holds[i].count && !f) f = &g_holds[i];
+    }
+    if (!f) sd_die("cuda", "matmul_hold: more than %d operands held at once", HOLDS);
+    f->x = x, f->n = n, f->count = 1, f->b = NULL;
+}
+
+static void check_hold(const Hold *h) {
+    const char *e = getenv("SIMPO_CUDA_CHECK_HOLDS");
+    if (!h->b || !e || strcmp(e, "1") != 0) return;
+    __nv_bfloat16 *again = to_bf16(h->x, h->n, "held operand check");
+    size_t bytes = h->n * sizeof(__nv_bfloat16);
+    unsigned char *p = (unsigned char *)sd_alloc(2 * bytes, "held operand check");
+    cu_download(p, h->b, bytes);
+    cu_download(p + bytes, again, bytes);
+    if (memcmp(p, p + bytes, bytes) != 0)
+        sd_die("cuda", "matmul_release: the held operand %p (%zu elements) was written while held",
+               (const void *)h->x, h->n);
+    free(p);
+    cu_scratch_free(again);
+}
+
+void cuda_matmul_release(const float *x) {
+    for (int i = 0; i < HOLDS; i++) {
+        Hold *h = &g_holds[i];
+        if (!h->count || h->x != x) continue;
+        if (--h->count) return;
+        check_hold(h);
+        if (h->b) cu_scratch_free(h->b);
+        memset(h, 0, sizeof *h);
+        return;
+    }
+    sd_die("cuda", "matmul_release: %p is not held", (const void *)x);
+}
+
+/* the bf16 operand x[n]: the held copy (*own false) or a new one in op scratch (*own true: the caller frees it) */
+static __nv_bfloat16 *operand_bf16(const float *x, size_t n, const char *what, bool *own) {
+    for (int i = 0; i < HOLDS; i++) {
+        Hold *h = &g_holds[i];
+        if (h->count && h->x == x && h->n == n) {
+            if (!h->b) h->b = to_bf16(x, n, "held bf16 operand");
+            *own = false;
+            return h->b;
+        }
+    }
+    *own = true;
+    return to_bf16(x, n, what);
 }
 
 /* ---- the bf16 mode's GEMM paths (SIMPO_CUDA_GEMM, header) ---- */
@@ -187,13 +260,14 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
     if (cu_bf16()) {
         GemmPath path = gemm_path();
         if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true)) return;
-        __nv_bfloat16 *a16 = to_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A");
-        __nv_bfloat16 *b16 = to_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B");
+        bool own_a, own_b;
+        __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
+        __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
         if (path == GEMM_EX || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false))
             CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,
                                       lda, &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        cu_scratch_free(a16);
-        cu_scratch_free(b16);
+        if (own_a) cu_scratch_free(a16);
+        if (own_b) cu_scratch_free(b16);
         return;
     }
     cublasComputeType_t ct = cu_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;

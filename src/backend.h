@@ -79,6 +79,15 @@ typedef struct Backend {
      * also runs attention on tensor cores then (bf16 q, k, v and probabilities, fp32 softmax statistics).
      * Default off (fp32). NULL: the backend has fp32 matmuls only. */
     void (*set_matmul_bf16)(bool on);
+    /* Operand reuse in the bf16 mode. NULL (both) where there is nothing to reuse (the CPU backends). Between
+     * matmul_hold(x, n) and matmul_release(x) the caller promises not to write x[0 .. n) (n elements), so a backend
+     * that converts matmul operands to bf16 may convert x once and reuse the copy for every matmul whose A or B is
+     * exactly x with n elements (the model holds a layer's normed input over its q / k / v or gate / up matmuls, a
+     * gradient over its dX and dW matmuls, the LM head over its vocabulary chunks). Holds of the same x nest (a
+     * count); at most 8 distinct x at a time. The backend owns the copy and frees it at the last release. Results
+     * are bitwise those without holds. */
+    void (*matmul_hold)(const float *x, size_t n);
+    void (*matmul_release)(const float *x);
 
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);

@@ -43,7 +43,7 @@ for t in "$SRC"/tests/gpu/test_*.c; do
   l=${l/-o test_tiny_a/-o $O/$n}
   eval "$l -lstdc++"
   echo "== $n (CPU emulation)"
-  if SIMPO_GPU_SKIP_PERF=1 SIMPO_FIXTURES=$SRC/tests/fixtures OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/$n" "${args[@]}"; then :; else
+  if SIMPO_GPU_SKIP_PERF=1 SIMPO_CUDA_CHECK_HOLDS=1 SIMPO_FIXTURES=$SRC/tests/fixtures OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/$n" "${args[@]}"; then :; else
     echo "FAILED: $n (exit $?)"; rc=1
   fi
 done
