@@ -28,12 +28,12 @@
 #include "tp.h"
 #include "util.h"
 
-/* The activations of one micro-batch (slot) and the views of the rank's shared scratch.
- * Per slot (a->base, one backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from
- * the micro-batch's forward to its backward, or what the pipeline sends and receives around them: the layer inputs
- * x, without recompute the layer intermediates (rstd1 .. h, [L][...]), the stage output xL, the stage gradient dx,
- * the backend index arrays ids/pos/cu, and on the last stage the final norm's rstdf, the gathered rows hs, their
- * log-sum-exp lse_row and the gathered rows' indices (rows, rows_dev, tg).
+/* The activations of one micro-batch (slot) and the views of the rank's shared scratch. Per slot (a->base, one
+ * backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from the micro-batch's
+ * forward to its backward, or what the pipeline sends and receives around them: the layer inputs x, without
+ * recompute the layer intermediates (rstd1 .. h, [L][...]), the stage output xL, the stage gradient dx (one buffer
+ * with xL on a stage before the last), the backend index arrays ids/pos/cu, and on the last stage the final norm's
+ * rstdf, the gathered rows hs, their log-sum-exp lse_row and the gathered rows' indices (rows, rows_dev, tg).
  * Shared by every slot of the rank (views of m->scratch; and under recompute the layer intermediates, one layer
  * deep, views of m->work): what is live only inside one model_forward or one model_backward_slot call, since a rank
  * runs one of them at a time: dtmp (the forward's row-parallel partial sums and Gemma 2's rerun output too), the
@@ -45,7 +45,8 @@ typedef struct Acts {
     float *ao, *rstda, *mo, *rstdm;             /* Gemma 2 ([L][...] or shared; else NULL): the attention and MLP
                                                  * outputs before their norms [N,C], the norms' rstd [N] */
     float *xL, *dx;                             /* per slot: stage output [N,C]; d(loss)/d(residual) [N,C], what the
-                                                 * pipeline receives before and sends after the backward */
+                                                 * pipeline receives before and sends after the backward; the same
+                                                 * buffer on a stage before the last (model.h, model_stage_grad) */
     float *rstdf, *hs, *lse_row;                /* per slot, last stage (else NULL): the final norm's rstd [N], the
                                                  * gathered rows [M,C], their log-sum-exp [M] */
     float *xf;                                  /* shared, last stage: the final normed rows [N,C] (forward only) */
@@ -218,7 +219,10 @@ static void alloc_acts(Model *m, Acts *a) {
     a->chunk = (int)R;
     size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
-    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * 2 + (last ? N * (C + 2) : 0);
+    /* the stage output xL and the stage gradient dx: one buffer on a stage before the last (the gradient arrives
+     * after the output has reached the next stage and the output is not read again); two on the last stage, whose
+     * final norm's backward reads xL while it writes dx */
+    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * (last ? 2 : 1) + (last ? N * (C + 2) : 0);
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
     TAKE(a->x, L * N * C);
@@ -226,7 +230,9 @@ static void alloc_acts(Model *m, Acts *a) {
         float *w = m->work; /* every slot's views of the one shared layer */
         take_layer_work(m, a, &w, 1);
     } else take_layer_work(m, a, &c, L);
-    TAKE(a->xL, N * C); TAKE(a->dx, N * C);
+    TAKE(a->xL, N * C);
+    if (last) TAKE(a->dx, N * C);
+    else a->dx = a->xL;
     a->rstdf = a->hs = a->lse_row = NULL;
     if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * C); TAKE(a->lse_row, N); }
     /* the shared scratch: the same views in every slot */

@@ -144,7 +144,10 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
  * model_stage_grad(m, slot) holds d(loss)/d(input) (what a non-first stage sends back). Must follow
  * model_forward of the same micro-batch in the same slot; forwards and backwards of other slots may run in between
  * (each slot keeps what its backward reads; the shared scratch is dead between calls). The three stage buffers
- * below belong to the slot: they stay valid across other slots' calls (a send may still read them). */
+ * below belong to the slot: they stay valid across other slots' calls (a send may still read them). On a stage
+ * before the last, model_stage_grad and model_stage_output are one buffer: the gradient received for the backward
+ * overwrites the output (complete its send first), and the next forward in the slot overwrites the gradient the
+ * backward left (complete that send first). */
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum);
 float *model_stage_input(Model *m, int slot);   /* [Ntok, C] */
 float *model_stage_output(Model *m, int slot);  /* [Ntok, C] */

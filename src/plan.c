@@ -30,7 +30,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
     /* activations (fp32). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (without recompute) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
-     * the stage output and the stage gradient (what the pipeline sends and receives); on the last stage the final
+     * the stage output and the stage gradient (what the pipeline sends and receives; one buffer for both on a stage
+     * before the last, where the gradient arrives after the output has left); on the last stage the final
      * norm's rstd, the gathered rows and their log-sum-exp; and the int arrays (ids, positions, cu_seqlens; on the
      * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
      * last stage the final normed rows, the LM-head chunk of R rows and the head's row gradients; with recompute
@@ -42,8 +43,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
-    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + 2 * N * C +
-                    (last ? N * (C + 2) : 0);
+    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +
+                    (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
     size_t shared = N * (C + 2 * QD + 2 * KD + 3 * FF) + (last ? 2 * N * C + R * (V + 4) + capbuf : 0);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;

@@ -63,7 +63,10 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
         switch (plan[k].op) {
         case PP_RECV_FWD: comm_recv_f32(g, GROUP_PP, model_stage_input(m, slot), nc, stage - 1, 2 * i); break;
         case PP_FWD:
-            comm_wait(&fwd_req[slot]); /* the slot's output buffer may still be on its way to the next stage */
+            /* the slot's output buffer may still be on its way to the next stage, and on a stage before the last it
+             * also held the gradient the slot's previous backward sent back (model_stage_grad) */
+            comm_wait(&fwd_req[slot]);
+            comm_wait(&bwd_req[slot]);
             model_forward(m, mb, slot, seq);
             if (m->last_stage) micro_loss(w, mb, seq, dsum + (size_t)i * 2 * (size_t)mbp, acc);
             break;
@@ -71,7 +74,10 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
             comm_isend_f32(g, GROUP_PP, model_stage_output(m, slot), nc, stage + 1, 2 * i, &fwd_req[slot]);
             break;
         case PP_RECV_BWD:
+            /* the gradient lands in the slot's output buffer (model_stage_grad): the output's send completes first
+             * (the next stage has it: it sends this gradient only after receiving it) */
             comm_wait(&bwd_req[slot]);
+            comm_wait(&fwd_req[slot]);
             comm_recv_f32(g, GROUP_PP, model_stage_grad(m, slot), nc, stage + 1, 2 * i + 1);
             break;
         case PP_BWD:
