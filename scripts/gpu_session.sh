@@ -1,14 +1,18 @@
 #!/bin/bash
 # scripts/gpu_session.sh — everything one short GPU session does, in one call of the device tool (docs/gpu.md):
-#   1. the GPU tests (scripts/gpu_check.sh: build-gpu/, ctest -L gpu), logs to $OUT/gpu_check/;
-#   2. meanwhile, on the CPU, the tiny-g2 fixture (scripts/make_gemma2_fixture.py with the machine's torch +
-#      transformers), packed as $OUT/tiny-g2.tar (the tool brings back few files);
-#   3. the training benchmark (bench/simpo_bench.sh) on 1b and 8b-4l: bf16 with and without recompute, then the
-#      torch.compile peer in the same call, with ratios; $OUT/bench.txt. The model runs use the tensor-core
-#      attention v2 when every GPU test passed (else v1). A bf16 run that fails is retried with the fp32 attention
-#      kernel (SIMPO_CUDA_ATTN=fp32) so the session still measures something.
-# Every stage has its own time limit, so the outputs of the others come back even when one hangs.
-# Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--no-fixture]
+#   1. the GPU tests (scripts/gpu_check.sh: build-gpu/, ctest -L gpu), logs to $OUT/gpu_check/. They check every
+#      kernel path, including the ones not yet measured: the GEMM paths SIMPO_CUDA_GEMM=lt|fast (test_cuda_ops
+#      section matmul_bf16) and attention v3 (SIMPO_CUDA_ATTN_TC=3, section attn_tc);
+#   2. the whole model in the bf16 mode on each unmeasured path (test_cuda_model with that variable): the fixture
+#      within the bf16 bounds; $OUT/variants.txt says which passed;
+#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l): the default paths, then each variant
+#      that passed 2., then all passing variants together, then the torch.compile peer in the same call with
+#      ratios; $OUT/bench.txt. --recompute adds the recompute runs of the default paths.
+# With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar).
+# Every stage has its own time limit, so the outputs of the others come back even when one hangs. About 8 minutes
+# on an H200 (give the device call timeout_s 560 and nothing else to do).
+# Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
+#   [--fixture]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
@@ -19,37 +23,62 @@ PY=/opt/torch/.venv/bin/python3
 [ -x $PY ] || PY=python3
 t0=$(date +%s)
 stamp() { echo "gpu_session: $* at $(( $(date +%s) - t0 )) s"; }
+has() { [[ " $ARGS " == *" $1 "* ]]; }
+ARGS="$*"
 
-if [[ " $* " != *" --no-fixture "* ]]; then
+if has --fixture; then
   ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_gemma2_fixture.py /tmp/tiny-g2 > "$OUT/tiny-g2.log" 2>&1 &&
     tar -C /tmp -cf "$OUT/tiny-g2.tar" tiny-g2 ) &
 fi
-timeout 150 bash scripts/gpu_check.sh > "$OUT/check.txt" 2>&1
+timeout 200 bash scripts/gpu_check.sh > "$OUT/check.txt" 2>&1
 stamp "gpu_check exit $?"
 tail -25 "$OUT/check.txt"
 wait
-stamp "fixture: $(tail -1 "$OUT/tiny-g2.log" 2>/dev/null)"
+
+# 2. the unmeasured paths, each on the whole model (bf16 section of test_cuda_model against the fixture)
+variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_GEMM=fast" "SIMPO_CUDA_ATTN_TC=3")
+passed=()
+for v in "${variants[@]}"; do
+  if timeout 90 env "$v" SIMPO_FIXTURES="$PWD/tests/fixtures" OMP_NUM_THREADS=8 build-gpu/test_cuda_model \
+       > "$OUT/model-$v.txt" 2>&1; then
+    passed+=("$v"); echo "variant $v: test_cuda_model passed" >> "$OUT/variants.txt"
+  else
+    echo "variant $v: test_cuda_model FAILED:" >> "$OUT/variants.txt"; grep -m8 FAIL "$OUT/model-$v.txt" >> "$OUT/variants.txt"
+  fi
+done
+# the op-level checks of the same paths (from step 1's log)
+grep -E "FAIL.*(SIMPO_CUDA_GEMM|attn_tc3)" "$OUT/gpu_check/ctest.log" 2>/dev/null | head -10 >> "$OUT/variants.txt"
+cat "$OUT/variants.txt"
+stamp "variants"
 
 B=$PWD/build-gpu/simpo_dist
-bench() { # label, time limit (s), then simpo_bench.sh arguments
-  local label=$1 lim=$2; shift 2
-  if ! timeout "$lim" env SIMPO_DIST="$B" bash bench/simpo_bench.sh "$@" --out "/tmp/bench-$label" > "/tmp/bench-$label.txt" 2>&1 ||
-     grep -q '"error"' "/tmp/bench-$label.txt"; then
-    echo "bench $label failed; retry with the fp32 attention kernel" >> "$OUT/bench.txt"
-    cat "/tmp/bench-$label.txt" >> "$OUT/bench.txt"
-    for s in /tmp/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
-    timeout "$lim" env SIMPO_CUDA_ATTN=fp32 SIMPO_DIST="$B" bash bench/simpo_bench.sh "$@" --out "/tmp/bench-$label-fp32attn" \
-      > "/tmp/bench-$label.txt" 2>&1
-  fi
+bench() { # label, time limit (s), env assignments as one word ("" for none), then simpo_bench.sh arguments
+  local label=$1 lim=$2 envs=$3; shift 3
+  echo "== $label ${envs:-(default paths)}" >> "$OUT/bench.txt"
+  # shellcheck disable=SC2086
+  timeout "$lim" env $envs SIMPO_DIST="$B" bash bench/simpo_bench.sh "$@" --out "/tmp/bench-$label" \
+    > "/tmp/bench-$label.txt" 2>&1
+  echo "   exit $?" >> "$OUT/bench.txt"
   cat "/tmp/bench-$label.txt" >> "$OUT/bench.txt"
+  grep -q '"error"' "/tmp/bench-$label.txt" && for s in /tmp/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
 }
-peer=--peer
-[[ " $* " == *" --no-peer "* ]] && peer=""
-# the tensor-core attention v2 (SIMPO_CUDA_ATTN_TC=2) for the model runs only when every GPU test passed
-if grep -q "100% tests passed" "$OUT/gpu_check/ctest.log" 2>/dev/null; then export SIMPO_CUDA_ATTN_TC=2; fi
-stamp "bench with SIMPO_CUDA_ATTN_TC=${SIMPO_CUDA_ATTN_TC:-1}"
-bench bf16 100 --shapes "1b 8b-4l" --dtype bf16 --steps 3 --warm 1
-stamp "bench bf16"
-bench bf16rc 180 --shapes "1b 8b-4l" --dtype bf16 --recompute --steps 3 --warm 1 $peer
-stamp "bench bf16 recompute + peer"
+common=(--shapes "1b 8b-4l" --dtype bf16 --steps 3 --warm 1)
+bench base 100 "" "${common[@]}"
+stamp "bench base"
+for v in "${passed[@]}"; do
+  bench "${v//[^A-Za-z0-9]/_}" 100 "$v" "${common[@]}"
+  stamp "bench $v"
+done
+if [ ${#passed[@]} -gt 1 ]; then
+  bench all 100 "${passed[*]}" "${common[@]}"
+  stamp "bench all passing variants"
+fi
+if has --recompute; then
+  bench recompute 120 "" "${common[@]}" --recompute
+  stamp "bench recompute"
+fi
+if ! has --no-peer; then
+  bench peer 150 "${passed[*]}" "${common[@]}" --peer
+  stamp "bench peer (with the passing variants)"
+fi
 cat "$OUT/bench.txt"
