@@ -4,7 +4,11 @@
  *   ln = rmsnorm(x); q = ln Wq^T; K[p0..) = rope(ln Wk^T); V[p0..) = ln Wv^T   (written straight into the cache)
  *   att = attention(q, K[0 .. p0+i], V[0 .. p0+i]) per row i;  x += att Wo^T
  *   ln = rmsnorm(x); x += (silu(ln Wg^T) * ln Wu^T) Wd^T
- * the same arithmetic as model.c's forward: the Backend's kernels, except the cached attention (here) and the
+ * Gemma 2 (m->gemma2): x starts as embed * sqrt(C); the attention scores are scaled by query_pre_attn_scalar^-1/2,
+ * soft-capped (cap tanh(s / cap)) and, on sliding layers, limited to the last sliding_window positions (key j
+ * seen by row t when t - window < j); the sandwich norms make the two residual adds x += rmsnorm_a(att Wo^T) and
+ * x += rmsnorm_f((gelu_tanh(ln Wg^T) * ln Wu^T) Wd^T); the final logits are soft-capped.
+ * The same arithmetic as model.c's forward: the Backend's kernels, except the cached attention (here) and the
  * single-row linears of a decode step (cblas_sgemv).
  */
 #include "generate.h"
@@ -24,6 +28,7 @@ struct Generator {
     float *kc, *vc;               /* [L, cap, KD] post-RoPE keys, values */
     float *x, *ln, *q, *att;      /* [R, C], [R, C], [R, QD], [R, QD] */
     float *gt, *up, *h, *rstd;    /* [R, FF] x3, [R] */
+    float *tmp;                   /* Gemma 2: [R, C], a projection before its sandwich norm */
     float *xf, *logits;           /* [C], [V] */
     int *pos;                     /* [R] */
 };
@@ -32,9 +37,6 @@ Generator *gen_create(Model *m, int cap) {
     if (m->tp != 1 || m->pp != 1)
         sd_die("generate", "decoding runs on one rank: this model is split (tp %d, pp %d)", m->tp, m->pp);
     if (m->be != backend_cpu()) sd_die("generate", "decoding needs the CPU backend, the model is on '%s'", m->be->name);
-    if (m->gemma2) /* refused rather than decoded with the Llama block (wrong text, no error) */
-        sd_die("generate", "decoding Gemma 2 models is not built yet (the KV-cache decoder has the Llama block only; "
-                           "score, analyze, export and training support Gemma 2)");
     if (cap < 1 || cap > m->rope_max)
         sd_die("generate", "KV cache of %d positions: expected 1 .. max_position_embeddings (%d)", cap, m->rope_max);
     Generator *g = sd_calloc(1, sizeof *g, "generator");
@@ -55,6 +57,7 @@ Generator *gen_create(Model *m, int cap) {
     g->up = sd_alloc(R * FF * sizeof(float), "decoder scratch");
     g->h = sd_alloc(R * FF * sizeof(float), "decoder scratch");
     g->rstd = sd_alloc(R * sizeof(float), "decoder scratch");
+    if (m->gemma2) g->tmp = sd_alloc(R * C * sizeof(float), "decoder scratch");
     g->xf = sd_alloc(C * sizeof(float), "decoder scratch");
     g->logits = sd_alloc((size_t)m->V * sizeof(float), "logits");
     g->pos = sd_alloc(R * sizeof(int), "positions");
@@ -73,6 +76,7 @@ void gen_free(Generator *g) {
     free(g->up);
     free(g->h);
     free(g->rstd);
+    free(g->tmp);
     free(g->xf);
     free(g->logits);
     free(g->pos);
@@ -88,13 +92,16 @@ static float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-/* att[i, h] = softmax_j(q[i,h] . K[j, h/group] / sqrt(HD)) V[j, h/group] over j = 0 .. p0+i (causal), with K, V
- * the layer's cache rows from position 0. Two passes per (row, head), as the CPU attention kernel does. */
-static void cached_attention(Generator *g, const float *K, const float *V, int p0, int n) {
+/* att[i, h] = softmax_j(f(scale q[i,h] . K[j, h/group])) V[j, h/group] over j = j0 .. p0+i (causal; j0 = 0, or
+ * the first position of the sliding window), with K, V the layer's cache rows from position 0 and f the soft cap
+ * (identity without one). opts as backend.h's attn_fwd (NULL: Llama). Two passes per (row, head), as the CPU
+ * attention kernel does. */
+static void cached_attention(Generator *g, const float *K, const float *V, int p0, int n, const AttnOpts *opts) {
     const Model *m = g->m;
     const int NH = m->NH, HD = m->HD, group = m->NH / m->NKV;
     const size_t QD = g->QD, KD = g->KD;
-    const float scale = 1.0f / sqrtf((float)HD);
+    const float scale = attn_opts_scale(opts, HD), cap = opts ? opts->softcap : 0.0f;
+    const int window = opts ? opts->window : 0;
     const long total = (long)n * NH;
 #pragma omp parallel
     {
@@ -102,17 +109,19 @@ static void cached_attention(Generator *g, const float *K, const float *V, int p
 #pragma omp for schedule(dynamic, 4)
         for (long idx = 0; idx < total; idx++) {
             int i = (int)(idx / NH), h = (int)(idx % NH), kvh = h / group, t = p0 + i;
+            int j0 = window > 0 && t - window + 1 > 0 ? t - window + 1 : 0;
             const float *qi = g->q + (size_t)i * QD + (size_t)h * HD;
             float *o = g->att + (size_t)i * QD + (size_t)h * HD;
             float mx = -INFINITY;
-            for (int j = 0; j <= t; j++) {
+            for (int j = j0; j <= t; j++) {
                 float s = dot(qi, K + (size_t)j * KD + (size_t)kvh * HD, HD) * scale;
+                if (cap > 0.0f) s = cap * tanhf(s / cap);
                 sc[j] = s;
                 if (s > mx) mx = s;
             }
             double sum = 0.0;
             for (int d = 0; d < HD; d++) o[d] = 0.0f;
-            for (int j = 0; j <= t; j++) {
+            for (int j = j0; j <= t; j++) {
                 float p = expf(sc[j] - mx);
                 sum += p;
                 const float *vj = V + (size_t)j * KD + (size_t)kvh * HD;
@@ -141,8 +150,15 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
     const float eps = (float)m->mc.rms_norm_eps;
     for (int i = 0; i < n; i++) g->pos[i] = p0 + i;
     be->embed_fwd(g->x, ids, m->embed, (size_t)n, C, 0, m->V);
+    if (m->gemma2) be->scale(g->x, m->embed_scale, (size_t)n * C);
     for (int l = 0; l < m->L; l++) {
         const LayerW *w = &m->w[l];
+        AttnOpts opts = {0};
+        if (m->gemma2) { /* model.c layer_attn_opts, for a whole model (l is global) */
+            opts.scale = (float)pow(m->mc.query_pre_attn_scalar, -0.5);
+            opts.softcap = (float)m->mc.attn_logit_softcapping;
+            opts.window = model_config_layer_sliding(&m->mc, l) ? m->mc.sliding_window : 0;
+        }
         float *K = g->kc + (size_t)l * g->cap * g->KD, *V = g->vc + (size_t)l * g->cap * g->KD; /* position 0 */
         float *Kn = K + (size_t)p0 * g->KD, *Vn = V + (size_t)p0 * g->KD;                     /* the new rows */
         be->rmsnorm_fwd(g->ln, g->rstd, g->x, w->ln1, (size_t)n, C, eps);
@@ -151,13 +167,24 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
         linear(be, Vn, g->ln, w->wv, n, C, KD, false);
         be->rope_fwd(g->q, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NH, m->HD);
         be->rope_fwd(Kn, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NKV, m->HD);
-        cached_attention(g, K, V, p0, n);
-        linear(be, g->x, g->att, w->wo, n, QD, C, true); /* x += att Wo^T */
+        cached_attention(g, K, V, p0, n, m->gemma2 ? &opts : NULL);
+        if (m->gemma2) { /* x += rmsnorm_a(att Wo^T) */
+            linear(be, g->tmp, g->att, w->wo, n, QD, C, false);
+            be->rmsnorm_fwd(g->ln, g->rstd, g->tmp, w->lna, (size_t)n, C, eps);
+            be->add(g->x, g->ln, (size_t)n * C);
+        } else linear(be, g->x, g->att, w->wo, n, QD, C, true); /* x += att Wo^T */
         be->rmsnorm_fwd(g->ln, g->rstd, g->x, w->ln2, (size_t)n, C, eps);
         linear(be, g->gt, g->ln, w->wg, n, C, FF, false);
         linear(be, g->up, g->ln, w->wu, n, C, FF, false);
-        be->swiglu_fwd(g->h, g->gt, g->up, (size_t)n, FF);
-        linear(be, g->x, g->h, w->wd, n, FF, C, true); /* x += h Wd^T */
+        if (m->gemma2) { /* x += rmsnorm_f(h Wd^T) */
+            be->geglu_fwd(g->h, g->gt, g->up, (size_t)n, FF);
+            linear(be, g->tmp, g->h, w->wd, n, FF, C, false);
+            be->rmsnorm_fwd(g->ln, g->rstd, g->tmp, w->lnf, (size_t)n, C, eps);
+            be->add(g->x, g->ln, (size_t)n * C);
+        } else {
+            be->swiglu_fwd(g->h, g->gt, g->up, (size_t)n, FF);
+            linear(be, g->x, g->h, w->wd, n, FF, C, true); /* x += h Wd^T */
+        }
     }
     g->len += n;
 }
@@ -178,6 +205,8 @@ const float *gen_feed(Generator *g, const int *ids, int n) {
     /* final norm and LM head for the last row only */
     m->be->rmsnorm_fwd(g->xf, g->rstd, g->x + (size_t)(last - 1) * m->C, m->norm, 1, m->C, (float)m->mc.rms_norm_eps);
     linear(m->be, g->logits, g->xf, m->lm_head, 1, m->C, m->V, false);
+    if (m->gemma2 && m->mc.final_logit_softcapping > 0)
+        m->be->softcap_fwd(g->logits, (size_t)m->V, (float)m->mc.final_logit_softcapping);
     return g->logits;
 }
 

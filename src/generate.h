@@ -4,7 +4,9 @@
  *          gen_sample, gen_uniform, gen_check_prompt, gen_generate, gen_result_free, gen_stop_name.
  * Scope: one rank (tp = 1, pp = 1) on the CPU backend (backend memory is host memory); the weights are the
  * Model's flat fp32 parameters, read in place. The decoder computes exactly the blocks of model.c (RMSNorm, HF
- * rotate_half RoPE from the model's tables, grouped-query attention, SwiGLU, final norm, LM head) but keeps the
+ * rotate_half RoPE from the model's tables, grouped-query attention, SwiGLU, final norm, LM head; for Gemma 2 the
+ * embedding scale, scaled / soft-capped / sliding-window attention, sandwich norms, GeGLU and the final logit
+ * soft-cap) but keeps the
  * post-RoPE keys and the values of every fed position in a cache [L, cap, NKV*HD], so each new token costs one
  * row per layer. Only the last fed position reaches the LM head.
  * Sampling: temperature 0 is greedy (argmax, lowest id on ties); otherwise softmax(logits / T), restricted to the

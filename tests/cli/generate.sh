@@ -1,5 +1,6 @@
-# simpo_dist generate on the tiny-a model: token ids in, token ids out (greedy and seeded sampling), --data
-# JSONL in order with one output line per prompt, the context limit, and errors naming the flag or file:line.
+# simpo_dist generate on the tiny-a model (and tiny-g2, a Gemma 2): token ids in, token ids out (greedy and seeded
+# sampling), --data JSONL in order with one output line per prompt, the context limit, and errors naming the flag
+# or file:line.
 # The text path (tokenizer + chat template) runs when the Llama 3 tokenizer is in third_party/tokenizers.
 source "$(dirname "$0")/lib.bash"
 M=$FIX/tiny-a/model
@@ -30,6 +31,13 @@ s3=$("$BIN" generate --model "$M" --prompt-ids "$P1" --max-new-tokens 16 --tempe
 [ "$s1" != "$s3" ] && ok "seeds 3 and 4 differ" || bad "seeds 3 and 4 both gave $s1"
 tiny=$("$BIN" generate --model "$M" --prompt-ids "$P1" --max-new-tokens 8 --temperature 1 --top-p 1e-9 --seed 5 2>/dev/null)
 [ "$tiny" = "$out" ] && ok "top-p 1e-9 is greedy" || bad "top-p 1e-9: $tiny, greedy $out"
+
+# a Gemma 2 model (tiny-g2: sliding window 8, soft-capped scores and logits): 20 greedy tokens, deterministic
+G2=$FIX/tiny-g2/model
+g1=$("$BIN" generate --model "$G2" --prompt-ids "$P1" --max-new-tokens 20 2> g2.log)
+g2=$("$BIN" generate --model "$G2" --prompt-ids "$P1" --max-new-tokens 20 2>/dev/null)
+if [[ "$g1" =~ ^[0-9]+(,[0-9]+){19}$ ]] && [ "$g1" = "$g2" ]; then ok "Gemma 2: 20 greedy ids, deterministic"
+else bad "Gemma 2: '$g1' then '$g2': $(tail -2 g2.log)"; fi
 
 # --data: one output line per prompt, in order, each line written back with output_ids and finish_reason
 { echo "{\"prompt_ids\": [$P1], \"id\": \"a\"}"; echo; echo "{\"prompt_ids\": [$P2], \"id\": \"b\"}";
