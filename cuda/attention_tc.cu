@@ -492,8 +492,14 @@ static void tc_launch_bwd(float *dq, float *dk, float *dv, const float *dout, co
 }
 
 /* The second version (attention_tc2.cu: bf16 pre-pass, cp.async pipelining, 128-row tiles of 8 warps, O kept in
- * fragments), taken when SIMPO_CUDA_ATTN_TC=2 (unset or 1: the kernels above; read on every call). */
-bool cuda_attn_tc2_wanted(void);
+ * fragments), the default, and the third (attention_tc3.cu: mma.sync with scores in registers); SIMPO_CUDA_ATTN_TC
+ * = 1, 2 or 3 picks one (cuda_attn_tc_version, attention_tc2.cu; read on every call). */
+int cuda_attn_tc_version(void);
+void cuda_attn_tc3_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD);
+void cuda_attn_tc3_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD);
 void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD);
 void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
@@ -504,7 +510,12 @@ void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const
  * aligned q, k, v, out, dout, dq, dk, dv, after its shape checks (NH a multiple of NKV, S > 0) */
 void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
-    if (cuda_attn_tc2_wanted()) {
+    const int ver = cuda_attn_tc_version();
+    if (ver == 3) {
+        cuda_attn_tc3_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
+    if (ver == 2) {
         cuda_attn_tc2_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
         return;
     }
@@ -518,7 +529,12 @@ void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, co
 void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                       int NKV, int HD) {
-    if (cuda_attn_tc2_wanted()) {
+    const int ver = cuda_attn_tc_version();
+    if (ver == 3) {
+        cuda_attn_tc3_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+        return;
+    }
+    if (ver == 2) {
         cuda_attn_tc2_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
         return;
     }

@@ -1,7 +1,9 @@
 /* attention_tc2.cu — the second version of the tensor-core (bf16 wmma) causal GQA flash attention of
- * attention_tc.cu: the same interface, semantics, precision and determinism, restructured for speed. It runs when
- * SIMPO_CUDA_ATTN_TC=2 (read on every call by attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd; unset or 1:
- * the first version, which stays as the fallback).
+ * attention_tc.cu: the same interface, semantics, precision and determinism, restructured for speed. The default:
+ * it runs when SIMPO_CUDA_ATTN_TC is unset, empty or 2 (cuda_attn_tc_version below, read on every call by
+ * attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd; 1: the first version, the fallback; 3: the third,
+ * attention_tc3.cu). Its host side (bf16 pre-passes, D, launches: attn_tc_run_fwd / attn_tc_run_bwd, declared in
+ * attn_tiles.cuh) also runs version 3, whose kernels have the same signatures.
  *
  * Precision: as version 1 (torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P and dS
  * rounded to bf16 for their products, nvcuda::wmma bf16 16x16x16 products with fp32 accumulation, scores, softmax
@@ -59,6 +61,7 @@
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include <mma.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attn_tiles.cuh"
@@ -106,54 +109,6 @@ template <int HD> struct T2 {
     static_assert(2 * 16 * T2_LDS * 4 >= 16 * LDO * 4 && WST_K >= 16 * LDO * 4, "output stages fit");
 };
 
-/* cp.async of rows [r0, r0 + nvalid) of a row-major bf16 tensor (row stride `stride` elements, g at the head's
- * first column) into dst[ROWS][HD + 8]; rows past nvalid are zeros (plain stores: they meet P = 0 or a mask and
- * must not be NaN). All 256 threads take part; the caller commits the group. */
-template <int HD, int ROWS>
-static __device__ __forceinline__ void t2_load(bf16 *dst, const bf16 *g, size_t stride, int r0, int nvalid) {
-    constexpr int LDB = HD + 8, C8 = HD / 8, PER = ROWS * C8 / T2_THREADS;
-    static_assert(ROWS * C8 % T2_THREADS == 0, "whole rounds");
-#pragma unroll
-    for (int it = 0; it < PER; it++) {
-        const int idx = threadIdx.x + it * T2_THREADS, r = idx / C8, c = (idx % C8) * 8;
-        bf16 *d = dst + r * LDB + c;
-        if (r < nvalid) __pipeline_memcpy_async(d, g + (size_t)(r0 + r) * stride + c, 16);
-        else *(float4 *)d = float4{0.0f, 0.0f, 0.0f, 0.0f};
-    }
-}
-
-/* rows [r0, r0 + nvalid) of a row-major fp32 tensor into dst[128][HD + 8] as bf16 (round to nearest even), rows
- * past nvalid zeros; synchronous (the forward's Q, read once per block). Eight float4 loads in flight per thread. */
-template <int HD>
-static __device__ __forceinline__ void t2_stage_f32(bf16 *dst, const float *g, size_t stride, int r0, int nvalid) {
-    constexpr int LDB = HD + 8, C4 = HD / 4, PER = T2_BM * C4 / T2_THREADS, BATCH = 8;
-    static_assert(PER % BATCH == 0, "whole batches");
-#pragma unroll 1
-    for (int b = 0; b < PER; b += BATCH) {
-        float4 x[BATCH];
-#pragma unroll
-        for (int u = 0; u < BATCH; u++) {
-            const int idx = threadIdx.x + (b + u) * T2_THREADS, r = idx / C4, c = (idx % C4) * 4;
-            x[u] = float4{0.0f, 0.0f, 0.0f, 0.0f};
-            if (r < nvalid) x[u] = *(const float4 *)(g + (size_t)(r0 + r) * stride + c);
-        }
-#pragma unroll
-        for (int u = 0; u < BATCH; u++) {
-            const int idx = threadIdx.x + (b + u) * T2_THREADS, r = idx / C4, c = (idx % C4) * 4;
-            __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + r * LDB + c);
-            d[0] = __floats2bfloat162_rn(x[u].x, x[u].y);
-            d[1] = __floats2bfloat162_rn(x[u].z, x[u].w);
-        }
-    }
-}
-
-/* four bf16 (round to nearest even) to dst[0..3] (8-byte aligned) */
-static __device__ __forceinline__ void t2_put4(bf16 *dst, float a, float b, float c, float d) {
-    __nv_bfloat162 *p = (__nv_bfloat162 *)dst;
-    p[0] = __floats2bfloat162_rn(a, b);
-    p[1] = __floats2bfloat162_rn(c, d);
-}
-
 /* ---- forward ---- */
 template <int HD>
 __global__ void __launch_bounds__(T2_THREADS, 1)
@@ -184,12 +139,12 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     for (int s = 0; s < NS - 1; s++) {
         if (s < nt) {
             const int k0 = st + s * T2_BN;
-            t2_load<HD, T2_BN>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
-            t2_load<HD, T2_BN>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
         }
         __pipeline_commit();
     }
-    t2_stage_f32<HD>((bf16 *)wbase, q + (size_t)h * HD, qs, q0, nq); /* Q through the warp stages' space */
+    attn_stage_bf16<HD, T2_BM, T2_THREADS>((bf16 *)wbase, q + (size_t)h * HD, qs, q0, nq); /* Q through the warp stages' space */
     __syncthreads();
     T2FragA qa[NF];
 #pragma unroll
@@ -204,8 +159,8 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         __syncthreads();               /* everyone's have; everyone is done with tile t - 1 (and Q's fragments) */
         if (t + NS - 1 < nt) {
             const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
-            t2_load<HD, T2_BN>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
-            t2_load<HD, T2_BN>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
         }
         __pipeline_commit();
         const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
@@ -294,7 +249,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
                 p[u] = exp2f(s[4 * c + u] * sl2 - mu);
                 ls += p[u];
             }
-            t2_put4(Pw + r * T2_LDP + 8 * c + 4 * hf, p[0], p[1], p[2], p[3]);
+            attn_put4(Pw + r * T2_LDP + 8 * c + 4 * hf, p[0], p[1], p[2], p[3]);
         }
         ls += __shfl_xor_sync(CU_FULL_MASK, ls, 1);
         l = l * alpha + ls;
@@ -352,7 +307,7 @@ __global__ void attn_tc2_cvt_k(T2Cvt a) {
         const float *src = seg == 0 ? a.src[0] : seg == 1 ? a.src[1] : a.src[2]; /* (no local-memory indexing) */
         bf16 *dst = seg == 0 ? a.dst[0] : seg == 1 ? a.dst[1] : a.dst[2];
         const float4 v = ((const float4 *)src)[j];
-        t2_put4(dst + 4 * j, v.x, v.y, v.z, v.w);
+        attn_put4(dst + 4 * j, v.x, v.y, v.z, v.w);
     }
 }
 
@@ -404,15 +359,15 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int nt = (qlast - st) / T2_BN + 1;
 
     bf16 *Qs = (bf16 *)wbase, *dOs = Qs + T2_BM * LDB; /* through the warp stages' space */
-    t2_load<HD, T2_BM>(Qs, qb + (size_t)h * HD, qs, q0, nq);
-    t2_load<HD, T2_BM>(dOs, dob + (size_t)h * HD, qs, q0, nq);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Qs, qb + (size_t)h * HD, qs, q0, nq);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(dOs, dob + (size_t)h * HD, qs, q0, nq);
     __pipeline_commit();
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) {
         if (s < nt) {
             const int k0 = st + s * T2_BN;
-            t2_load<HD, T2_BN>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
-            t2_load<HD, T2_BN>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
         }
         __pipeline_commit();
     }
@@ -431,8 +386,8 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         __syncthreads(); /* tile t visible; tile t - 1 (and Q, dO's fragments) done by everyone */
         if (t + NS - 1 < nt) {
             const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
-            t2_load<HD, T2_BN>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
-            t2_load<HD, T2_BN>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
+            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
         }
         __pipeline_commit();
         const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
@@ -470,7 +425,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 #pragma unroll
             for (int u = 0; u < 4; u++)
                 d[u] = col + u <= lim ? exp2f(sa[u] * sl2 - lse2) * (pa[u] - Di) * scale : 0.0f;
-            t2_put4(dSw + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
+            attn_put4(dSw + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
         }
         __syncwarp();
         for (int kk = 0; kk < ncb; kk++) {
@@ -542,7 +497,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     float *St = (float *)(wbase + warp * Z::WST_K);   /* S^T, then dP^T [16][68]; dK, dV [16][HD + 4] (all) */
     bf16 *Pt = (bf16 *)(St + 16 * T2_LDS), *dSt = Pt + 16 * T2_LDP; /* [16][72] each */
     const int kvh = blockIdx.x % NKV, group = NH / NKV;
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    const size_t ks = (size_t)NKV * HD;
     int st, en, k0;
     attn_find_tile<T2_BM, false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
     if (en <= st) return;
@@ -552,20 +507,13 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int j0 = k0 + warp * 16;             /* the warp's first key */
     const int nqt = (en - k0 + T2_BN - 1) / T2_BN, nit = group * nqt; /* (head, query tile) iterations */
 
-    /* iteration it: head kvh group + it / nqt, query tile k0 + 64 (it % nqt), into buffer b */
+    /* iteration it (head kvh group + it / nqt, query tile k0 + 64 (it % nqt)) into buffer b */
     auto issue = [&](int it, int b) {
-        const int hh = kvh * group + it / nqt, q0 = k0 + (it % nqt) * T2_BN, nq = min(T2_BN, en - q0);
-        t2_load<HD, T2_BN>(Qb + b * TILE, qb + (size_t)hh * HD, qs, q0, nq);
-        t2_load<HD, T2_BN>(dOb + b * TILE, dob + (size_t)hh * HD, qs, q0, nq);
-        const int tt = threadIdx.x & (T2_BN - 1);
-        float *dst = (threadIdx.x < T2_BN ? Lb : Db) + b * T2_BN + tt;
-        if (threadIdx.x < 2 * T2_BN) {
-            if (tt < nq) __pipeline_memcpy_async(dst, (threadIdx.x < T2_BN ? lse : D) + (size_t)(q0 + tt) * NH + hh, 4);
-            else *dst = 0.0f;
-        }
+        attn_cp_qtile<HD, T2_BN, T2_THREADS>(Qb + b * TILE, dOb + b * TILE, Lb + b * T2_BN, Db + b * T2_BN, qb, dob,
+                                          lse, D, NH, kvh, group, nqt, k0, en, it);
     };
-    t2_load<HD, T2_BM>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
-    t2_load<HD, T2_BM>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
     __pipeline_commit();
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) {
@@ -604,7 +552,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 #pragma unroll
             for (int u = 0; u < 4; u++)
                 p[u] = col + u >= lo && col + u <= hi ? exp2f(sa[u] * sl2 - la[u] * T2_LOG2E) : 0.0f;
-            t2_put4(Pt + r * T2_LDP + col, p[0], p[1], p[2], p[3]);
+            attn_put4(Pt + r * T2_LDP + col, p[0], p[1], p[2], p[3]);
         }
         __syncwarp(); /* S^T is read: dP^T overwrites it */
         t2_rowblock_x_tile<HD>(St, Vs + warp * 16 * LDB, dOs, nb0, nqb); /* dP^T = V dO^T */
@@ -622,7 +570,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
             float d[4];
 #pragma unroll
             for (int u = 0; u < 4; u++) d[u] = col + u >= lo && col + u <= hi ? pa[u] * (da[u] - Da[u]) * scale : 0.0f;
-            t2_put4(dSt + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
+            attn_put4(dSt + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
         }
         __syncwarp();
         for (int kk = nb0; kk < nqb; kk++) {
@@ -657,18 +605,22 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 
 /* SIMPO_CUDA_ATTN_TC: unset, empty or 2 = this version, the default since it passed every GPU test on an H200
  * (bitwise reruns, CPU and v1 agreement) at 2.2x v1's forward and 1.3x its backward speed; 1 = the first version
- * (attention_tc.cu). Read on every call. */
-bool cuda_attn_tc2_wanted(void) {
+ * (attention_tc.cu); 3 = the third (attention_tc3.cu: mma.sync with scores in registers; unmeasured so far).
+ * Read on every call. */
+int cuda_attn_tc_version(void) {
     const char *e = getenv("SIMPO_CUDA_ATTN_TC");
-    if (!e || !*e || strcmp(e, "2") == 0) return true;
-    if (strcmp(e, "1") == 0) return false;
-    sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1 or 2", e);
-    return false;
+    if (!e || !*e || strcmp(e, "2") == 0) return 2;
+    if (strcmp(e, "1") == 0) return 1;
+    if (strcmp(e, "3") == 0) return 3;
+    sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1, 2 or 3", e);
+    return 2;
 }
 
-/* the number of 128-row tiles (and cu_seqlens[0], cu_seqlens[S]) from a host copy of cu_seqlens; dies unless
+/* ---- host: pre-passes and launches, shared with version 3 (attn_tiles.cuh) ---- */
+
+/* the number of BM-row tiles over a host copy of cu_seqlens, and cu_seqlens[0], cu_seqlens[S]; dies unless
  * tiles x heads fits a 1-D grid */
-static int t2_tiles(const int *d_cu, int S, int heads, int *n0, int *N, const char *op) {
+static int attn_tc_tiles(const int *d_cu, int S, int heads, int BM, int *n0, int *N, const char *op) {
     int *cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
     cu_download(cu, d_cu, ((size_t)S + 1) * sizeof(int));
     long tiles = 0;
@@ -677,7 +629,7 @@ static int t2_tiles(const int *d_cu, int S, int heads, int *n0, int *N, const ch
         if (T < 0 || cu[s] < 0)
             sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
                    cu[s], s + 1, cu[s + 1]);
-        tiles += (T + T2_BM - 1) / T2_BM;
+        tiles += (T + BM - 1) / BM;
     }
     if (tiles * heads > INT32_MAX)
         sd_die("cuda", "%s: %ld row tiles x %d heads exceed the grid limit", op, tiles, heads);
@@ -687,15 +639,18 @@ static int t2_tiles(const int *d_cu, int S, int heads, int *n0, int *N, const ch
     return (int)tiles;
 }
 
-/* opt a kernel into `bytes` of dynamic shared memory (once), or die naming the device's limit */
-static void t2_want_smem(const void *kernel, size_t bytes, bool *set, const char *op, int HD) {
-    if (*set) return;
+/* opt kernel `which` (0 fwd, 1 dq, 2 dkdv) of a version into its dynamic shared memory (once), or die naming the
+ * device's limit */
+static void attn_tc_want_smem(AttnTcImpl *impl, int which, const void *kernel, const char *op, int HD) {
+    const int hi = HD == 128;
+    const size_t bytes = impl->smem[which][hi];
+    if (impl->opted[which][hi]) return;
     if ((int)bytes > cu_smem_optin())
-        sd_die("cuda", "%s (tensor cores, v2): head dim %d needs %zu bytes of shared memory per block, the device "
-               "allows %d", op, HD, bytes, cu_smem_optin());
+        sd_die("cuda", "%s (tensor cores, %s): head dim %d needs %zu bytes of shared memory per block, the device "
+               "allows %d", op, impl->name, HD, bytes, cu_smem_optin());
     if (bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    *set = true;
+    impl->opted[which][hi] = true;
 }
 
 /* rows [n0, N) of up to three row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout */
@@ -710,43 +665,13 @@ static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *co
     }
     if (!total) return;
     attn_tc2_cvt_k<<<cu_grid(total, 256), 256, 0, cu_stream()>>>(a);
-    CUDA_LAUNCH_CHECK("attn (tensor cores, v2: bf16 copies)");
+    CUDA_LAUNCH_CHECK("attn (tensor cores: bf16 copies)");
 }
 
-template <int HD>
-static void t2_launch_fwd(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu,
-                          int S, int NH, int NKV, int tiles) {
-    static bool opted = false;
-    const size_t smem = T2<HD>::SMEM_F;
-    t2_want_smem((const void *)attn_tc2_fwd_k<HD>, smem, &opted, "attn_fwd", HD);
-    attn_tc2_fwd_k<HD><<<(unsigned)tiles * (unsigned)NH, T2_THREADS, smem, cu_stream()>>>(
-        out, lse, q, kb, vb, cu, S, NH, NKV, T2_LOG2E / sqrtf((float)HD));
-    CUDA_LAUNCH_CHECK("attn_fwd (tensor cores, v2)");
-}
-
-template <int HD>
-static void t2_launch_bwd(float *dq, float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb,
-                          const bf16 *vb, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
-                          int tiles) {
-    static bool opted_q = false, opted_kv = false;
-    const size_t smem_q = T2<HD>::SMEM_Q, smem_kv = T2<HD>::SMEM_K;
-    const float scale = 1.0f / sqrtf((float)HD);
-    t2_want_smem((const void *)attn_tc2_dq_k<HD>, smem_q, &opted_q, "attn_bwd", HD);
-    t2_want_smem((const void *)attn_tc2_dkdv_k<HD>, smem_kv, &opted_kv, "attn_bwd", HD);
-    attn_tc2_dq_k<HD><<<(unsigned)tiles * (unsigned)NH, T2_THREADS, smem_q, cu_stream()>>>(
-        dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, scale * T2_LOG2E, scale);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, dq)");
-    attn_tc2_dkdv_k<HD><<<(unsigned)tiles * (unsigned)NKV, T2_THREADS, smem_kv, cu_stream()>>>(
-        dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, scale * T2_LOG2E, scale);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, dk, dv)");
-}
-
-/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc2_wanted(): the same
- * contract (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by attention.cu) */
-void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = t2_tiles(cu_seqlens, S, NH, &n0, &N, "attn_fwd");
+    const int tiles = attn_tc_tiles(cu_seqlens, S, NH, impl->BM, &n0, &N, "attn_fwd");
     if (!tiles) return;
     const size_t ks = (size_t)NKV * HD;
     bf16 *kb = (bf16 *)cu_scratch((size_t)2 * N * ks * sizeof(bf16), "attn_fwd bf16 k, v");
@@ -755,16 +680,22 @@ void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, c
     bf16 *const dst[2] = {kb, vb};
     const size_t W[2] = {ks, ks};
     t2_convert(n0, N, 2, src, dst, W);
-    if (HD == 64) t2_launch_fwd<64>(out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, tiles);
-    else t2_launch_fwd<128>(out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, tiles);
+    const int hi = HD == 128;
+    AttnTcFwdK fwd = impl->fwd[hi];
+    attn_tc_want_smem(impl, 0, (const void *)fwd, "attn_fwd", HD);
+    fwd<<<(unsigned)tiles * (unsigned)NH, impl->threads, impl->smem[0][hi], cu_stream()>>>(
+        out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, T2_LOG2E / sqrtf((float)HD));
+    char what[64];
+    snprintf(what, sizeof what, "attn_fwd (tensor cores, %s)", impl->name);
+    CUDA_LAUNCH_CHECK(what);
     cu_scratch_free(kb);
 }
 
-void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD) {
+void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
+                     int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = t2_tiles(cu_seqlens, S, NH, &n0, &N, "attn_bwd");
+    const int tiles = attn_tc_tiles(cu_seqlens, S, NH, impl->BM, &n0, &N, "attn_bwd");
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
     if (n0 > 0) {
@@ -782,12 +713,46 @@ void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const
          *vb = kb + (size_t)N * ks;
     const size_t warps = (size_t)(N - n0) * NH;
     attn_tc2_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, v2, D)");
+    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores: D)");
     const float *src[3] = {q, k, v};
     bf16 *const dst[3] = {qb, kb, vb};
     const size_t W[3] = {qs, ks, ks};
     t2_convert(n0, N, 3, src, dst, W);
-    if (HD == 64) t2_launch_bwd<64>(dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, tiles);
-    else t2_launch_bwd<128>(dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, tiles);
+    const int hi = HD == 128;
+    const float scale = 1.0f / sqrtf((float)HD);
+    AttnTcDqK kdq = impl->dq[hi];
+    AttnTcDkdvK kkv = impl->dkdv[hi];
+    attn_tc_want_smem(impl, 1, (const void *)kdq, "attn_bwd", HD);
+    attn_tc_want_smem(impl, 2, (const void *)kkv, "attn_bwd", HD);
+    char what[64];
+    kdq<<<(unsigned)tiles * (unsigned)NH, impl->threads, impl->smem[1][hi], cu_stream()>>>(
+        dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * T2_LOG2E, scale);
+    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dq)", impl->name);
+    CUDA_LAUNCH_CHECK(what);
+    kkv<<<(unsigned)tiles * (unsigned)NKV, impl->threads, impl->smem[2][hi], cu_stream()>>>(
+        dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * T2_LOG2E, scale);
+    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dk, dv)", impl->name);
+    CUDA_LAUNCH_CHECK(what);
     cu_scratch_free(scr);
+}
+
+/* ---- version 2 ---- */
+
+static AttnTcImpl t2_impl = {"v2", T2_BM, T2_THREADS, {attn_tc2_fwd_k<64>, attn_tc2_fwd_k<128>},
+                             {attn_tc2_dq_k<64>, attn_tc2_dq_k<128>}, {attn_tc2_dkdv_k<64>, attn_tc2_dkdv_k<128>},
+                             {{T2<64>::SMEM_F, T2<128>::SMEM_F}, {T2<64>::SMEM_Q, T2<128>::SMEM_Q},
+                              {T2<64>::SMEM_K, T2<128>::SMEM_K}},
+                             {{false, false}, {false, false}, {false, false}}};
+
+/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc_version() is 2: the same
+ * contract (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by attention.cu) */
+void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    attn_tc_run_fwd(&t2_impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+}
+
+void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD) {
+    attn_tc_run_bwd(&t2_impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
 }

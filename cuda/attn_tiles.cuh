@@ -1,10 +1,14 @@
-/* attn_tiles.cuh — private to cuda/: the device helpers that the three attention kernels (attention.cu,
- * attention_tc.cu, attention_tc2.cu) share, kept in one place so that their tiling cannot drift apart; they differ
- * only in the tile height (BR = 32, TC_BM = 64, T2_BM = 128) and attention_tc2's reversed hand-out. Included from
- * the .cu files, so the CPU emulation (tests/gpu/emu) compiles it with them.
+/* attn_tiles.cuh — private to cuda/: the device helpers that the attention kernels (attention.cu,
+ * attention_tc.cu, attention_tc2.cu, attention_tc3.cu) share, kept in one place so that their tiling cannot drift
+ * apart; they differ only in the tile height (BR = 32, TC_BM = 64, T2_BM = T3_BM = 128) and the reversed hand-out
+ * of versions 2 and 3. Also the bf16 tile loaders and the host pre-passes that the tensor-core versions 2 and 3
+ * share (the pre-passes are defined in attention_tc2.cu). Included from the .cu files, so the CPU emulation
+ * (tests/gpu/emu) compiles it with them.
  */
 #ifndef SD_ATTN_TILES_CUH
 #define SD_ATTN_TILES_CUH
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
 #include "cuda_common.cuh"
 
 /* The tile this block handles: tiles of BM rows that never cross a sequence boundary, numbered sequence by
@@ -64,5 +68,105 @@ static __device__ __forceinline__ void attn_write_rows(float *g, size_t stride, 
         *(float4 *)(g + (size_t)(row0 + rr) * stride + c) = *(const float4 *)(stage + rr * LDO + c);
     }
 }
+
+/* cp.async of rows [r0, r0 + nvalid) of a row-major bf16 tensor (row stride `stride` elements, g at the head's
+ * first column) into dst[ROWS][HD + 8]; rows past nvalid are zeros (plain stores: they meet P = 0 or a mask and
+ * must not be NaN). All THREADS threads of the block take part; the caller commits the group. */
+template <int HD, int ROWS, int THREADS>
+static __device__ __forceinline__ void attn_cp_tile(__nv_bfloat16 *dst, const __nv_bfloat16 *g, size_t stride,
+                                                    int r0, int nvalid) {
+    constexpr int LDB = HD + 8, C8 = HD / 8, PER = ROWS * C8 / THREADS;
+    static_assert(ROWS * C8 % THREADS == 0, "whole rounds");
+#pragma unroll
+    for (int it = 0; it < PER; it++) {
+        const int idx = threadIdx.x + it * THREADS, r = idx / C8, c = (idx % C8) * 8;
+        __nv_bfloat16 *d = dst + r * LDB + c;
+        if (r < nvalid) __pipeline_memcpy_async(d, g + (size_t)(r0 + r) * stride + c, 16);
+        else *(float4 *)d = float4{0.0f, 0.0f, 0.0f, 0.0f};
+    }
+}
+
+/* the dK / dV kernels' query tiles (versions 2 and 3): iteration `it` of the key tile at row k0 of kv head kvh
+ * (`group` query heads per kv head, nqt query tiles of BN rows from k0 on, the sequence ending at row en) is head
+ * kvh group + it / nqt, query tile k0 + BN (it % nqt): its rows of q and dout (bf16 [BN][HD + 8]) and of lse and D
+ * (fp32 [BN]) by cp.async; rows past the sequence are zeros. All THREADS threads; the caller commits. */
+template <int HD, int BN, int THREADS>
+static __device__ __forceinline__ void attn_cp_qtile(__nv_bfloat16 *Qd, __nv_bfloat16 *dOd, float *Ld, float *Dd,
+                                                     const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
+                                                     const float *lse, const float *D, int NH, int kvh, int group,
+                                                     int nqt, int k0, int en, int it) {
+    static_assert(THREADS >= 2 * BN && (BN & (BN - 1)) == 0, "one thread per lse / D row");
+    const int hh = kvh * group + it / nqt, q0 = k0 + (it % nqt) * BN, nq = min(BN, en - q0);
+    const size_t qs = (size_t)NH * HD;
+    attn_cp_tile<HD, BN, THREADS>(Qd, qb + (size_t)hh * HD, qs, q0, nq);
+    attn_cp_tile<HD, BN, THREADS>(dOd, dob + (size_t)hh * HD, qs, q0, nq);
+    const int tt = threadIdx.x & (BN - 1);
+    if (threadIdx.x < 2 * BN) {
+        float *dst = (threadIdx.x < BN ? Ld : Dd) + tt;
+        if (tt < nq) __pipeline_memcpy_async(dst, (threadIdx.x < BN ? lse : D) + (size_t)(q0 + tt) * NH + hh, 4);
+        else *dst = 0.0f;
+    }
+}
+
+/* four bf16 (round to nearest even) to dst[0..3] (8-byte aligned) */
+static __device__ __forceinline__ void attn_put4(__nv_bfloat16 *dst, float a, float b, float c, float d) {
+    __nv_bfloat162 *p = (__nv_bfloat162 *)dst;
+    p[0] = __floats2bfloat162_rn(a, b);
+    p[1] = __floats2bfloat162_rn(c, d);
+}
+
+/* rows [r0, r0 + nvalid) of a row-major fp32 tensor into dst[ROWS][HD + 8] as bf16 (round to nearest even), rows
+ * past nvalid zeros; synchronous (a forward's Q, read once per block). Eight float4 loads in flight per thread. */
+template <int HD, int ROWS, int THREADS>
+static __device__ __forceinline__ void attn_stage_bf16(__nv_bfloat16 *dst, const float *g, size_t stride, int r0,
+                                                       int nvalid) {
+    constexpr int LDB = HD + 8, C4 = HD / 4, PER = ROWS * C4 / THREADS, BATCH = 8;
+    static_assert(PER % BATCH == 0, "whole batches");
+#pragma unroll 1
+    for (int b = 0; b < PER; b += BATCH) {
+        float4 x[BATCH];
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            const int idx = threadIdx.x + (b + u) * THREADS, r = idx / C4, c = (idx % C4) * 4;
+            x[u] = float4{0.0f, 0.0f, 0.0f, 0.0f};
+            if (r < nvalid) x[u] = *(const float4 *)(g + (size_t)(r0 + r) * stride + c);
+        }
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            const int idx = threadIdx.x + (b + u) * THREADS, r = idx / C4, c = (idx % C4) * 4;
+            attn_put4(dst + r * LDB + c, x[u].x, x[u].y, x[u].z, x[u].w);
+        }
+    }
+}
+
+/* ---- host: the tensor-core versions 2 and 3 share their kernels' signatures, pre-passes and launches (defined in
+ * attention_tc2.cu): a version is a table of its kernels ---- */
+typedef void (*AttnTcFwdK)(float *out, float *lse, const float *q, const __nv_bfloat16 *kb, const __nv_bfloat16 *vb,
+                           const int *cu, int S, int NH, int NKV, float sl2);
+typedef void (*AttnTcDqK)(float *dq, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob, const __nv_bfloat16 *kb,
+                          const __nv_bfloat16 *vb, const float *lse, const float *D, const int *cu, int S, int NH,
+                          int NKV, float sl2, float scale);
+typedef void (*AttnTcDkdvK)(float *dk, float *dv, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
+                            const __nv_bfloat16 *kb, const __nv_bfloat16 *vb, const float *lse, const float *D,
+                            const int *cu, int S, int NH, int NKV, float sl2, float scale);
+struct AttnTcImpl {
+    const char *name;        /* "v2", "v3": for messages */
+    int BM, threads;         /* rows of every grid's tiles (queries; keys for dk/dv); threads per block */
+    AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
+    AttnTcDqK dq[2];
+    AttnTcDkdvK dkdv[2];
+    size_t smem[3][2];       /* dynamic shared memory of fwd, dq, dkdv per head dim */
+    bool opted[3][2];        /* set once each kernel is opted into it */
+};
+/* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
+ * fwd(out, lse, q, kb, vb, cu, S, NH, NKV, log2(e) / sqrt(HD)) over tiles x NH blocks (a tile's heads adjacent) */
+void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int *cu_seqlens, int S, int NH, int NKV, int HD);
+/* the backward: dq, dk, dv zeroed on the rows before cu_seqlens[0]; D = rowsum(dout * out) (fp32, one warp per row
+ * and head) and bf16 copies of q, dout, k, v in one scratch block; then dq (tiles x NH blocks) and dkdv (tiles x
+ * NKV blocks) with sl2 = log2(e) / sqrt(HD), scale = 1 / sqrt(HD) */
+void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
+                     int NH, int NKV, int HD);
 
 #endif

@@ -18,13 +18,14 @@
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
  *   attention on tensor cores (section attn_tc, SIMPO_CUDA_ATTN=tc: bf16 operands) out 2e-2, lse 5e-3, dq / dk /
- *     dv 3e-2 against the fp32 CPU reference (derivation at t_attn_tc); both versions (SIMPO_CUDA_ATTN_TC=1, 2), and
- *     version 2 within the same bounds of version 1
+ *     dv 3e-2 against the fp32 CPU reference (derivation at t_attn_tc); all versions (SIMPO_CUDA_ATTN_TC=1, 2, 3),
+ *     and versions 2 and 3 within the same bounds of version 1; version 3's mma.sync / ldmatrix wrappers exactly
+ *     against a host matrix product of small integers
  *   attention with Gemma 2's options (section attn_gemma2: scale, soft-capped scores, sliding windows shorter and
  *     longer than a 32-row tile) the fp32 bounds above (tanhf adds a few ulp per score, as expf does); the same with
  *     SIMPO_CUDA_ATTN=tc, which must route such calls to the fp32 kernels (tensor-core errors would be ~1e-3)
  * A perf section at the end prints GPU timings of a Llama-8B-sized layer's matmul and attention (fp32 and tensor
- * cores; no checks);
+ * cores v1, v2, v3; no checks);
  * SIMPO_GPU_SKIP_PERF=1 skips it. */
 #include <stdint.h>
 #include "backend.h"
@@ -552,6 +553,9 @@ static void t_attn_len1(void) {
     gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_o), gpu->free(d_l);
 }
 
+/* attention_tc3.cu: its mma.sync / ldmatrix wrappers against a host matrix product; the number of wrong elements */
+int cuda_attn_tc3_mma_check(void);
+
 /* ---- attention on tensor cores (attention_tc.cu, the bf16 mode's kernels), forced by SIMPO_CUDA_ATTN=tc ----
  * Against the fp32 CPU reference, so the error is the kernel's bf16 rounding: q, k, v, dout rounded to bf16
  * (unit roundoff 2^-9 = 2e-3), P and dS rounded to bf16 for their products, fp32 accumulation and softmax.
@@ -582,7 +586,7 @@ static void tc_gpu_run(float *res[5], const float *d_q, const float *d_k, const 
     gpu->free(o), gpu->free(l), gpu->free(gq), gpu->free(gk), gpu->free(gv);
 }
 
-static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, double klate) {
+static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, double klate, int v3) {
     const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
     char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
@@ -632,41 +636,51 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
     bitwise("  attn_tc bwd dq deterministic", gdq, gdq2, nq * 4);
     bitwise("  attn_tc bwd dk deterministic", gdk, gdk2, nk * 4);
     bitwise("  attn_tc bwd dv deterministic", gdv, gdv2, nk * 4);
-    /* The second version (attention_tc2.cu, SIMPO_CUDA_ATTN_TC=2): the same bounds against the CPU; against the
-     * first version the same bounds again (two bf16 computations of the same formulas with the same operand
-     * rounding; seen under the emulation: out <= 2.2e-3, lse 2e-7, dq / dk / dv <= 4.7e-3); deterministic (two runs
-     * into fresh buffers bitwise equal; the CPU emulation, whose runs are sequential and slow, skips the second run
-     * of the long shapes); and not bitwise the first version's out when a sequence spans several key tiles (it sums
-     * them in another fp32 order with another softmax reference: proof that version 2 ran). */
-    setenv("SIMPO_CUDA_ATTN_TC", "2", 1);
+    /* The second and third versions (attention_tc2.cu, attention_tc3.cu; SIMPO_CUDA_ATTN_TC=2, 3): the same bounds
+     * against the CPU; against the first version the same bounds again (two bf16 computations of the same formulas
+     * with the same operand rounding; seen under the emulation: out <= 2.2e-3, lse 2e-7, dq / dk / dv <= 4.7e-3);
+     * deterministic (two runs into fresh buffers bitwise equal; the CPU emulation, whose runs are sequential and
+     * slow, skips the second run of the long shapes); and not bitwise the first version's out when a sequence spans
+     * several key tiles (they sum them in another fp32 order with another softmax reference: proof that the version
+     * ran). Version 3 only on the shapes `v3` says (the emulation's time; on a GPU every shape). */
     const int rerun = N < 1000 || !strstr(cuda_device_name(), "CPU emulation");
-    float *r2[5], *r2b[5] = {NULL, NULL, NULL, NULL, NULL};
-    tc_gpu_run(r2, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
-    if (rerun) tc_gpu_run(r2b, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
-    char what2[176];
-    snprintf(what2, sizeof what2, "attn_tc2%s", what + 7); /* "attn_tc2 S=..." */
-    double fo = cmp(what2, r2[0], out, nq, 2e-2), fl = cmp("  lse", r2[1], lse, nl, 5e-3);
-    double fq = cmp("  dq", r2[2], dq, nq, 3e-2), fk = cmp("  dk", r2[3], dk, nk, 3e-2);
-    double fv = cmp("  dv", r2[4], dv, nk, 3e-2);
-    double xo = cmp("  out vs v1", r2[0], go, nq, 2e-2), xl = cmp("  lse vs v1", r2[1], gl, nl, 5e-3);
-    double xq = cmp("  dq vs v1", r2[2], gdq, nq, 3e-2), xk = cmp("  dk vs v1", r2[3], gdk, nk, 3e-2);
-    double xv = cmp("  dv vs v1", r2[4], gdv, nk, 3e-2);
-    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g; vs v1: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n",
-           what2, fo, fl, fq, fk, fv, xo, xl, xq, xk, xv);
-    CHECK(fo > 1e-5 && fq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run", what2,
-          fo, fq);
-    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
-    const size_t sizes[5] = {nq, nl, nq, nk, nk};
-    for (int t = 0; t < 5 && rerun; t++) {
-        char bw[64];
-        snprintf(bw, sizeof bw, "  attn_tc2 %s deterministic", names[t]);
-        bitwise(bw, r2[t], r2b[t], sizes[t] * 4);
-    }
     int longest = 0;
     for (int s = 0; s < S; s++) longest = lens[s] > longest ? lens[s] : longest;
-    if (longest > 64)
-        CHECK(memcmp(r2[0], go, nq * 4) != 0, "%s: out is bitwise the first version's: version 2 did not run", what2);
-    for (int t = 0; t < 5; t++) free(r2[t]), free(r2b[t]);
+    for (int ver = 2; ver <= 3; ver++) {
+        if (ver == 3 && !v3 && strstr(cuda_device_name(), "CPU emulation")) continue;
+        setenv("SIMPO_CUDA_ATTN_TC", ver == 2 ? "2" : "3", 1);
+        float *r2[5], *r2b[5] = {NULL, NULL, NULL, NULL, NULL};
+        tc_gpu_run(r2, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
+        if (rerun) tc_gpu_run(r2b, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
+        char what2[176];
+        snprintf(what2, sizeof what2, "attn_tc%d%s", ver, what + 7); /* "attn_tc2 S=..." */
+        static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+        char lb[10][48]; /* every label names the version (a failure line says which one failed) */
+        for (int t = 0; t < 5; t++) {
+            snprintf(lb[t], sizeof lb[t], "  attn_tc%d %s", ver, names[t]);
+            snprintf(lb[5 + t], sizeof lb[5 + t], "  attn_tc%d %s vs v1", ver, names[t]);
+        }
+        double fo = cmp(what2, r2[0], out, nq, 2e-2), fl = cmp(lb[1], r2[1], lse, nl, 5e-3);
+        double fq = cmp(lb[2], r2[2], dq, nq, 3e-2), fk = cmp(lb[3], r2[3], dk, nk, 3e-2);
+        double fv = cmp(lb[4], r2[4], dv, nk, 3e-2);
+        double xo = cmp(lb[5], r2[0], go, nq, 2e-2), xl = cmp(lb[6], r2[1], gl, nl, 5e-3);
+        double xq = cmp(lb[7], r2[2], gdq, nq, 3e-2), xk = cmp(lb[8], r2[3], gdk, nk, 3e-2);
+        double xv = cmp(lb[9], r2[4], gdv, nk, 3e-2);
+        printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g; vs v1: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n",
+               what2, fo, fl, fq, fk, fv, xo, xl, xq, xk, xv);
+        CHECK(fo > 1e-5 && fq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run",
+              what2, fo, fq);
+        const size_t sizes[5] = {nq, nl, nq, nk, nk};
+        for (int t = 0; t < 5 && rerun; t++) {
+            char bw[64];
+            snprintf(bw, sizeof bw, "  attn_tc%d %s deterministic", ver, names[t]);
+            bitwise(bw, r2[t], r2b[t], sizes[t] * 4);
+        }
+        if (longest > 64)
+            CHECK(memcmp(r2[0], go, nq * 4) != 0, "%s: out is bitwise the first version's: version %d did not run",
+                  what2, ver);
+        for (int t = 0; t < 5; t++) free(r2[t]), free(r2b[t]);
+    }
     free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
     free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
     gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
@@ -678,7 +692,7 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
     free(saved), free(saved_v);
 }
 static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
-    t_attn_tc_k(lens, S, n0, NH, NKV, HD, amp, 0.0);
+    t_attn_tc_k(lens, S, n0, NH, NKV, HD, amp, 0.0, 1);
 }
 
 /* ---- GPU timings at training sizes (informational) ---- */
@@ -707,29 +721,32 @@ static void perf(void) {
     gpu->copy(d_v, d_y, nk * 4);
     gpu->scale(d_q, 0.1f, nq);
     /* the fp32 kernel, then the tensor-core ones (the bf16 mode's), forced by SIMPO_CUDA_ATTN and
-     * SIMPO_CUDA_ATTN_TC */
+     * SIMPO_CUDA_ATTN_TC; each timed over 5 calls after a warm-up call (each call includes its bf16 pre-passes and
+     * the download of cu_seqlens) */
     const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
     char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
-    for (int tc = 0; tc < 3; tc++) { /* fp32, tensor cores (attention_tc.cu), tensor cores v2 (attention_tc2.cu) */
+    static const char *ver[4] = {"1", "1", "2", "3"};
+    static const char *label[4] = {"", " (tensor cores, bf16)", " (tensor cores v2, bf16)", " (tensor cores v3, bf16)"};
+    for (int tc = 0; tc < 4; tc++) { /* fp32, tensor cores v1, v2, v3 (attention_tc.cu, attention_tc2.cu, _tc3.cu) */
         setenv("SIMPO_CUDA_ATTN", tc ? "tc" : "fp32", 1);
-        setenv("SIMPO_CUDA_ATTN_TC", tc == 2 ? "2" : "1", 1);
+        setenv("SIMPO_CUDA_ATTN_TC", ver[tc], 1);
         gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL); /* warm-up */
         cuda_synchronize();
         t0 = sd_now();
-        gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
+        for (int i = 0; i < 5; i++) gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
         cuda_synchronize();
-        double tf = sd_now() - t0;
+        double tf = (sd_now() - t0) / 5;
         gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD, NULL); /* warm-up */
         cuda_synchronize();
         t0 = sd_now();
-        gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD, NULL);
+        for (int i = 0; i < 5; i++)
+            gpu->attn_bwd(d_dq, d_dk, d_dv, d_o, d_q, d_k, d_v, d_o, d_l, d_cu, S, NH, NKV, HD, NULL);
         cuda_synchronize();
-        double tb = sd_now() - t0;
+        double tb = (sd_now() - t0) / 5;
         double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * HD; /* causal: QK^T and PV over half the square */
         printf("perf: attention%s %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms (%.1f TFLOP/s), bwd %.2f ms "
-               "(%.1f TFLOP/s at 2.5x fwd flops)\n",
-               tc == 2 ? " (tensor cores v2, bf16)" : tc ? " (tensor cores, bf16)" : "", S, 1024, NH, NKV, HD,
-               tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
+               "(%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
+               label[tc], S, 1024, NH, NKV, HD, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
     }
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
@@ -844,6 +861,12 @@ int main(int argc, char **argv) {
         }
     }
     if (want("attn_tc")) { /* the shapes of "attn" with HD 64 or 128, and one sequence longer than 1024 */
+        /* version 3's mma.sync / ldmatrix wrappers (cuda/mma_sync.cuh) on one warp against a host product of small
+         * integers (exact): on a GPU the instructions' documented layouts, under the emulation its model of them */
+        const int mma_bad = cuda_attn_tc3_mma_check();
+        printf("attn_tc3 mma.sync / ldmatrix check: %d of 768 elements wrong\n", mma_bad);
+        CHECK(mma_bad == 0, "attn_tc3 mma.sync / ldmatrix wrappers: %d of 768 elements differ from the host product",
+              mma_bad);
         static const int a[] = {1, 7, 64, 130};
         t_attn_tc(a, 4, 0, 4, 4, 64, 1.0);   /* plain multi-head */
         t_attn_tc(a, 4, 0, 4, 2, 64, 1.0);   /* GQA 2 */
@@ -861,8 +884,8 @@ int main(int argc, char **argv) {
         /* keys past a sequence's 64th 6x larger: row maxima jump by more than 2^8 (log2 units) at the second key
          * tile, so version 2's lazy rescale of O runs (otherwise it rarely does) */
         static const int g[] = {256, 100};
-        t_attn_tc_k(g, 2, 0, 4, 1, 128, 1.0, 6.0);
-        t_attn_tc_k(g, 2, 0, 2, 1, 64, 1.0, 6.0);
+        t_attn_tc_k(g, 2, 0, 4, 1, 128, 1.0, 6.0, 1);
+        t_attn_tc_k(g, 2, 0, 2, 1, 64, 1.0, 6.0, 1);
     }
     if (want("attn_gemma2")) {
         t_attn_gemma2(false);

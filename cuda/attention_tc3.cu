@@ -1,0 +1,611 @@
+/* attention_tc3.cu — the third version of the tensor-core (bf16) causal GQA flash attention: FlashAttention-2's
+ * structure, with the scores kept in registers. Same interface, semantics, precision class and determinism as
+ * versions 1 and 2 (attention_tc.cu, attention_tc2.cu): causal GQA over packed variable-length sequences given by
+ * cu_seqlens, Llama options only (HD 64 or 128), fp32 in and out. Selected by SIMPO_CUDA_ATTN_TC=3 (read on every
+ * call by attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd through cuda_attn_tc_version); version 2 stays the
+ * default until version 3 has been measured on a GPU (its speed is unknown: written without one).
+ *
+ * Precision (as versions 1 and 2: torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P
+ * and dS rounded to bf16 for their products, every product a bf16 tensor-core product with fp32 accumulation;
+ * scores, softmax statistics (log2 units), the rescale of O, lse (natural log), D and all outputs fp32. No
+ * atomics: dQ per query tile, dK / dV per key tile over the GQA group's heads, so results are bitwise reproducible.
+ *
+ * What is new against version 2, and why (version 2 stored every score tile with wmma::store_matrix_sync into a
+ * per-warp fp32 stage, had plain code mask / exponentiate it there and write P back as bf16 for wmma to load:
+ * two shared-memory round trips per score, and wmma's fragment layout is undocumented, so nothing else was
+ * possible):
+ *  - PTX mma.sync m16n8k16 (bf16 in, fp32 accumulate) and ldmatrix through cuda/mma_sync.cuh, whose fragment
+ *    layouts are the documented ones. Each warp owns 16 rows; a lane holds, of every 16 x 8 accumulator tile, the
+ *    elements (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1) (g = lane / 4, t = lane % 4).
+ *  - Scores stay in registers: the causal mask, the row max and sum (across the 4 lanes of a quad with
+ *    __shfl_xor_sync) and exp2 act on the accumulators; P (bf16) feeds P V straight from registers, because the
+ *    accumulators of two adjacent n8 tiles, packed to bf16x2 in pairs, are the A fragment of one k16 slice
+ *    (mma_sync.cuh). The online softmax rescales O in registers on every tile (no lazy threshold needed: it costs
+ *    HD / 2 multiplies per lane). The row sum l is kept per lane and reduced over the quad once at the end.
+ *  - Backward likewise: dQ's kernel keeps S, P, dP, dS of a 32-key half tile in registers (dS packed to A
+ *    fragments for dQ += dS K); the dK / dV kernel computes the transposed products directly (S^T = K Q^T,
+ *    dP^T = V dO^T; P^T, dS^T packed to A fragments for dV += P^T dO and dK += dS^T Q), so no transpose of a
+ *    register tile is needed. The only transposes are of operands in shared memory, done by ldmatrix.trans as
+ *    they are loaded: the B operand of P V (V), dS K (K), P^T dO (dO) and dS^T Q (Q) is the row-major tile read
+ *    column-wise. Nothing of a score ever goes through shared memory.
+ *  - Q, dO (dQ kernel) are loaded into A fragments once; K, V (dK/dV kernel) are A operands re-read by ldmatrix
+ *    per k16 step (registers: dK and dV accumulators take HD per lane); all B operands by ldmatrix.x4 (two n8
+ *    tiles at once).
+ *  - Kept from version 2: the bf16 pre-pass (k, v for the forward; D = rowsum(dout * out) and q, dout, k, v for the
+ *    backward; attn_tc_fwd_prep / attn_tc_bwd_prep, shared in attn_tiles.cuh), tiles of 128 rows and 8 warps
+ *    (each staged K / V or Q / dO tile serves 128 rows), cp.async pipelines of 64-row tiles (one __syncthreads per
+ *    tile), heaviest tiles first (attn_find_tile REV), full tiles skip the mask, and blocks of 16 keys (queries)
+ *    hidden from a whole warp are skipped.
+ * Outputs are written straight from the accumulators (a quad writes 8 consecutive floats of a row).
+ *
+ * Kernels (HD 64 or 128; 8 warps of 16 rows, one block per SM at HD 128; registers and shared memory at HD 128 / 64,
+ * from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack frame; shared memory opt-in):
+ *   attn_tc3_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, T3_NS = 3 stages; Q (fp32, rounded while
+ *                    staged) to A fragments once. Per tile: S = Q K^T (8 n8 tiles), mask, online softmax, O += P V.
+ *                    registers 210 / 138; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
+ *   attn_tc3_dq_k    (query tile of 128, head). Q, dO A fragments; per K / V tile of 64 (3 stages), per half of 32
+ *                    keys: S = Q K^T, dP = dO V^T; dS = P (dP - D) scale, P = exp2(S sl2 - lse2); dQ += dS K.
+ *                    registers 230 / 148; shared 170 / 90 KB
+ *   attn_tc3_dkdv_k  (key tile of 128, kv head). K, V tiles in shared memory; for the group's heads and the query
+ *                    tiles of 64 from the key tile on (T3_NS_KV = 2 stages of Q, dO, lse, D), per half of 32
+ *                    queries: S^T = K Q^T, dP^T = V dO^T, P^T (bf16), dS^T = P^T (dP^T - D) scale; dV += P^T dO,
+ *                    dK += dS^T Q.  registers 242 / 162; shared 137 / 73 KB
+ * (to refresh: nvcc -arch=sm_90 -Xptxas -v -std=c++17 -I src -I cuda -c cuda/attention_tc3.cu). Shared-memory
+ * rules: ldmatrix rows 16-byte aligned (bf16 rows padded to HD + 8 elements: consecutive rows start 4 banks
+ * apart, so the 8 rows of an 8x8 matrix hit distinct banks), every region a multiple of 128 bytes; cp.async
+ * destinations and sources 16-byte aligned (4 for lse, D). The halves of 32 in the backward kernels keep S and dP
+ * (S^T and dP^T) at 16 registers each, which leaves room for Q and dO's fragments and dQ (dK and dV) at HD 128.
+ *
+ * cuda_attn_tc3_mma_check (extern "C", test_cuda_ops' attn_tc section) runs the wrappers once on one warp against a
+ * host matrix product, on the GPU (the real instructions' layouts) and under the CPU emulation (its model).
+ */
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "attn_tiles.cuh"
+#include "cuda_common.cuh"
+#include "mma_sync.cuh"
+
+typedef __nv_bfloat16 bf16;
+
+enum {
+    T3_BM = 128,     /* rows of a block's tile (queries; keys in dk/dv) */
+    T3_BN = 64,      /* rows of the inner tiles it loops over */
+    T3_WARPS = 8,    /* warp w owns rows 16 w .. 16 w + 15 of the block's tile */
+    T3_THREADS = 256,
+    T3_NS = 3,       /* pipeline stages of K / V tiles (forward, dq) */
+    T3_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
+};
+#define T3_LOG2E 1.4426950408889634f
+#define T3_LN2 0.6931471805599453f
+
+template <int HD> struct T3 {
+    static constexpr int LDB = HD + 8;       /* bf16 tile row stride (elements) */
+    static constexpr int TILE = T3_BN * LDB; /* elements of a 64-row tile */
+    static constexpr size_t SMEM_F = ((size_t)2 * T3_NS * TILE + (size_t)T3_BM * LDB) * 2;
+    static constexpr size_t SMEM_Q = ((size_t)2 * T3_NS * TILE + (size_t)2 * T3_BM * LDB) * 2;
+    static constexpr size_t SMEM_K =
+        ((size_t)2 * T3_BM * LDB + (size_t)2 * T3_NS_KV * TILE) * 2 + (size_t)2 * T3_NS_KV * T3_BN * 4;
+    static_assert(HD % 16 == 0 && HD >= 64, "head dims 64, 128");
+    static_assert((TILE * 2) % 128 == 0 && (T3_BM * LDB * 2) % 128 == 0, "regions stay 128-byte aligned");
+};
+
+/* ---- fragments from shared bf16 tiles (row stride LD elements), one warp ---- */
+
+/* the A fragment of rows r0 .. r0 + 15, columns c0 .. c0 + 15 */
+template <int LD>
+static __device__ __forceinline__ void t3_ld_a(uint32_t a[4], const bf16 *tile, int r0, int c0) {
+    const int lane = threadIdx.x & 31;
+    ldsm_x4(a, tile + (r0 + (lane & 15)) * LD + c0 + (lane >> 4) * 8);
+}
+/* B fragments of X^T for X stored by rows [n][k]: n = rows n0 .. n0 + 15, k = columns c0 .. c0 + 15; b[0], b[1]
+ * the n8 tile n0 .., b[2], b[3] the n8 tile n0 + 8 .. */
+template <int LD>
+static __device__ __forceinline__ void t3_ld_bt(uint32_t b[4], const bf16 *tile, int n0, int c0) {
+    const int lane = threadIdx.x & 31;
+    ldsm_x4(b, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * LD + c0 + ((lane >> 3) & 1) * 8);
+}
+/* B fragments of X stored by rows [k][n]: k = rows k0 .. k0 + 15, n = columns n0 .. n0 + 15 (ldmatrix.trans);
+ * b[0], b[1] the n8 tile n0 .., b[2], b[3] the n8 tile n0 + 8 .. */
+template <int LD>
+static __device__ __forceinline__ void t3_ld_b(uint32_t b[4], const bf16 *tile, int k0, int n0) {
+    const int lane = threadIdx.x & 31;
+    ldsm_x4_t(b, tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + n0 + (lane >> 4) * 8);
+}
+/* the A fragment (16 x 16) that two adjacent 16 x 8 accumulator tiles x, y form, rounded to bf16 */
+static __device__ __forceinline__ void t3_pack_a(uint32_t a[4], const float x[4], const float y[4]) {
+    a[0] = pack_bf16x2(x[0], x[1]);
+    a[1] = pack_bf16x2(x[2], x[3]);
+    a[2] = pack_bf16x2(y[0], y[1]);
+    a[3] = pack_bf16x2(y[2], y[3]);
+}
+/* s0, s1 (two n8 tiles) += A X^T over columns c0 .. c0 + 15, for rows n0 .. n0 + 15 of a tile X [n][k] */
+template <int LD>
+static __device__ __forceinline__ void t3_mma_xt(float s0[4], float s1[4], const uint32_t a[4], const bf16 *tile,
+                                                 int n0, int c0) {
+    uint32_t b[4];
+    t3_ld_bt<LD>(b, tile, n0, c0);
+    mma_bf16(s0, a, b);
+    mma_bf16(s1, a, b + 2);
+}
+/* acc (16 x HD, HD / 8 n8 tiles) += A X for the rows k0 .. k0 + 15 of a tile X [k][HD] */
+template <int HD, int LD>
+static __device__ __forceinline__ void t3_mma_rows(float (*acc)[4], const uint32_t a[4], const bf16 *tile, int k0) {
+#pragma unroll
+    for (int d = 0; d < HD / 16; d++) {
+        uint32_t b[4];
+        t3_ld_b<LD>(b, tile, k0, 16 * d);
+        mma_bf16(acc[2 * d], a, b);
+        mma_bf16(acc[2 * d + 1], a, b + 2);
+    }
+}
+/* two adjacent floats of a row (8-byte aligned) */
+static __device__ __forceinline__ void t3_put2(float *p, float a, float b) {
+#ifdef __CUDACC__
+    *(float2 *)p = make_float2(a, b);
+#else
+    p[0] = a, p[1] = b;
+#endif
+}
+/* rows row0 + g and row0 + g + 8 (those below `rows` tile rows from row0) of a warp's 16 x HD accumulators to a
+ * row-major fp32 tensor (row stride `stride`, g at the head's first column), times mul[0] / mul[1] */
+template <int HD>
+static __device__ __forceinline__ void t3_write_rows(float *g, size_t stride, const float (*acc)[4], int row0,
+                                                     int rows, float mula, float mulb) {
+    const int lane = threadIdx.x & 31, r = lane >> 2, c = 2 * (lane & 3);
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) {
+        if (r < rows) t3_put2(g + (size_t)(row0 + r) * stride + 8 * n + c, acc[n][0] * mula, acc[n][1] * mula);
+        if (r + 8 < rows)
+            t3_put2(g + (size_t)(row0 + r + 8) * stride + 8 * n + c, acc[n][2] * mulb, acc[n][3] * mulb);
+    }
+}
+
+/* the forward's and dQ's K / V pipeline: cp.async of tile t (rows st + 64 t ..) into buffer t % T3_NS when t < nt,
+ * then one commit, empty or not (so __pipeline_wait_prior(T3_NS - 2) always means "the oldest tile has landed") */
+template <int HD>
+static __device__ __forceinline__ void t3_cp_kv(bf16 *Kb, bf16 *Vb, const bf16 *kg, const bf16 *vg, size_t ks, int st,
+                                                int en, int t, int nt) {
+    constexpr int TILE = T3<HD>::TILE;
+    if (t < nt) {
+        const int k0 = st + t * T3_BN, b = t % T3_NS;
+        attn_cp_tile<HD, T3_BN, T3_THREADS>(Kb + b * TILE, kg, ks, k0, min(T3_BN, en - k0));
+        attn_cp_tile<HD, T3_BN, T3_THREADS>(Vb + b * TILE, vg, ks, k0, min(T3_BN, en - k0));
+    }
+    __pipeline_commit();
+}
+
+/* a forward or dQ block's query tile (attn_find_tile, heaviest first; block b: head b % NH of tile b / NH), the
+ * warp's rows in it and the lane's two rows */
+struct T3QTile {
+    int h, kvh;            /* query head, its kv head */
+    int st, en, q0, nq;    /* the sequence's rows [st, en), the tile's first row and row count */
+    int qlast, wfirst, wlast; /* the tile's last row; the warp's first and last rows (wlast <= qlast) */
+    int row[2];            /* the lane's rows wfirst + g, wfirst + g + 8, those past qlast as qlast */
+    int nt;                /* key tiles of 64 from st up to the diagonal */
+    bool active;           /* the warp has rows in the sequence (warp-uniform) */
+};
+/* false: no tile (the block returns) */
+static __device__ __forceinline__ bool t3_query_tile(T3QTile &z, const int *cu, int S, int NH, int NKV) {
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    z.h = blockIdx.x % NH, z.kvh = z.h / (NH / NKV);
+    attn_find_tile<T3_BM, true>(cu, S, blockIdx.x / NH, &z.st, &z.en, &z.q0);
+    if (z.en <= z.st) return false;
+    z.nq = min(T3_BM, z.en - z.q0), z.qlast = z.q0 + z.nq - 1;
+    z.active = warp * 16 < z.nq;
+    z.wfirst = z.q0 + warp * 16, z.wlast = min(z.wfirst + 15, z.qlast);
+    z.row[0] = min(z.wfirst + g, z.qlast), z.row[1] = min(z.wfirst + g + 8, z.qlast);
+    z.nt = (z.qlast - z.st) / T3_BN + 1;
+    return true;
+}
+/* key tile t of a query tile, as the warp sees it: false when the warp skips it (no rows, or all before its keys);
+ * else its first key k0, key count nk, blocks of 16 keys holding a key <= the warp's last row (ncb; the rest is
+ * masked out), and whether no key of it is masked for any row of the warp (full) */
+static __device__ __forceinline__ bool t3_key_tile(const T3QTile &z, int t, int *k0, int *nk, int *ncb, bool *full) {
+    *k0 = z.st + t * T3_BN, *nk = min(T3_BN, z.en - *k0);
+    if (!z.active || *k0 > z.wlast) return false; /* warp-uniform */
+    *ncb = min((z.wlast - *k0) / 16 + 1, (*nk + 15) / 16);
+    *full = *nk == T3_BN && *k0 + T3_BN - 1 <= z.wfirst;
+    return true;
+}
+
+/* ---- forward ---- */
+template <int HD>
+__global__ void __launch_bounds__(T3_THREADS, 1)
+    attn_tc3_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
+                   int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
+    typedef T3<HD> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t3_smem[];
+    bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    T3QTile z;
+    if (!t3_query_tile(z, cu, S, NH, NKV)) return;
+    const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
+
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, s, z.nt);
+    attn_stage_bf16<HD, T3_BM, T3_THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
+    __syncthreads();
+    uint32_t qa[NF][4];
+#pragma unroll
+    for (int kk = 0; kk < NF; kk++) t3_ld_a<LDB>(qa[kk], Qs, warp * 16, kk * 16);
+    float o[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; /* row max (log2 units), the lane's part of the sum */
+
+    for (int t = 0; t < z.nt; t++) {
+        __pipeline_wait_prior(NS - 2); /* this thread's copies of tile t have landed */
+        __syncthreads();               /* everyone's have; everyone is done with tile t - 1 */
+        t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, t + NS - 1, z.nt);
+        int k0, nk, ncb;
+        bool full;
+        if (!t3_key_tile(z, t, &k0, &nk, &ncb, &full)) continue;
+        const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
+        float s[T3_BN / 8][4];
+#pragma unroll
+        for (int n = 0; n < T3_BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < NF; kk++) {
+#pragma unroll
+            for (int j = 0; j < T3_BN / 16; j++) {
+                if (j < ncb) t3_mma_xt<LDB>(s[2 * j], s[2 * j + 1], qa[kk], Ks, 16 * j, 16 * kk);
+            }
+        }
+        /* the mask: key k0 + col visible to row r when k0 + col <= r (and col < nk); -inf otherwise (blocks not
+         * computed included) */
+        if (!full) {
+#pragma unroll
+            for (int n = 0; n < T3_BN / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = 8 * n + 2 * tg + (e & 1);
+                    if (k0 + col > z.row[e >> 1] || col >= nk) s[n][e] = -INFINITY;
+                }
+        }
+        float mu[2], alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = s[0][2 * r];
+#pragma unroll
+            for (int n = 0; n < T3_BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(CU_FULL_MASK, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(CU_FULL_MASK, mx, 2));
+            const float mn = fmaxf(m[r], mx * sl2); /* the quad's row max so far (finite: key st is visible) */
+            alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mn);
+            m[r] = mn;
+            mu[r] = mn == -INFINITY ? 0.0f : mn;
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        }
+#pragma unroll
+        for (int j = 0; j < T3_BN / 16; j++) {
+            if (j < ncb) {
+                float p[2][4];
+#pragma unroll
+                for (int u = 0; u < 2; u++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        p[u][e] = exp2f(s[2 * j + u][e] * sl2 - mu[e >> 1]);
+                        l[e >> 1] += p[u][e];
+                    }
+                uint32_t pa[4];
+                t3_pack_a(pa, p[0], p[1]);
+                t3_mma_rows<HD, LDB>(o, pa, Vs, 16 * j);
+            }
+        }
+    }
+    if (!z.active) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(CU_FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(CU_FULL_MASK, l[r], 2);
+    }
+    t3_write_rows<HD>(out + (size_t)z.h * HD, qs, o, z.wfirst, z.wlast - z.wfirst + 1, 1.0f / l[0], 1.0f / l[1]);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = z.wfirst + g + 8 * r;
+        if (tg == 0 && i <= z.qlast) lse[(size_t)i * NH + z.h] = (m[r] + log2f(l[r])) * T3_LN2;
+    }
+}
+
+/* ---- backward: dQ ---- */
+template <int HD>
+__global__ void __launch_bounds__(T3_THREADS, 1)
+    attn_tc3_dq_k(float *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+                  const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
+    typedef T3<HD> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t3_smem[];
+    bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE, *dOs = Qs + T3_BM * LDB;
+    const int warp = threadIdx.x >> 5, tg = threadIdx.x & 3;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    T3QTile z;
+    if (!t3_query_tile(z, cu, S, NH, NKV)) return;
+    const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * T3_LOG2E,
+                           lse[(size_t)z.row[1] * NH + z.h] * T3_LOG2E};
+    const float Dr[2] = {D[(size_t)z.row[0] * NH + z.h], D[(size_t)z.row[1] * NH + z.h]};
+    const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
+
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
+    __pipeline_commit();
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, s, z.nt);
+    __pipeline_wait_prior(NS - 1); /* Q, dO landed */
+    __syncthreads();
+    uint32_t qa[NF][4], da[NF][4];
+#pragma unroll
+    for (int kk = 0; kk < NF; kk++) {
+        t3_ld_a<LDB>(qa[kk], Qs, warp * 16, kk * 16);
+        t3_ld_a<LDB>(da[kk], dOs, warp * 16, kk * 16);
+    }
+    float acc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+
+    for (int t = 0; t < z.nt; t++) {
+        __pipeline_wait_prior(NS - 2);
+        __syncthreads(); /* tile t visible; tile t - 1 done by everyone */
+        t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, t + NS - 1, z.nt);
+        int k0, nk, ncb;
+        bool full;
+        if (!t3_key_tile(z, t, &k0, &nk, &ncb, &full)) continue;
+        const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
+#pragma unroll
+        for (int hh = 0; hh < T3_BN / 32; hh++) { /* halves of 32 keys: blocks j = 2 hh, 2 hh + 1 */
+            if (2 * hh >= ncb) break;
+            float s[4][4], dp[4][4];
+#pragma unroll
+            for (int n = 0; n < 4; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < NF; kk++) {
+#pragma unroll
+                for (int jj = 0; jj < 2; jj++) {
+                    if (2 * hh + jj < ncb) {
+                        t3_mma_xt<LDB>(s[2 * jj], s[2 * jj + 1], qa[kk], Ks, 16 * (2 * hh + jj), 16 * kk);
+                        t3_mma_xt<LDB>(dp[2 * jj], dp[2 * jj + 1], da[kk], Vs, 16 * (2 * hh + jj), 16 * kk);
+                    }
+                }
+            }
+#pragma unroll
+            for (int jj = 0; jj < 2; jj++) {
+                const int j = 2 * hh + jj;
+                if (j < ncb) {
+                    float ds[2][4];
+#pragma unroll
+                    for (int u = 0; u < 2; u++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int col = 16 * j + 8 * u + 2 * tg + (e & 1), r = e >> 1;
+                            const bool vis = full || (k0 + col <= z.row[r] && col < nk);
+                            ds[u][e] = vis ? exp2f(s[2 * jj + u][e] * sl2 - lse2[r]) * (dp[2 * jj + u][e] - Dr[r]) *
+                                                 scale
+                                           : 0.0f;
+                        }
+                    uint32_t a[4];
+                    t3_pack_a(a, ds[0], ds[1]);
+                    t3_mma_rows<HD, LDB>(acc, a, Ks, 16 * j);
+                }
+            }
+        }
+    }
+    if (!z.active) return;
+    t3_write_rows<HD>(dq + (size_t)z.h * HD, qs, acc, z.wfirst, z.wlast - z.wfirst + 1, 1.0f, 1.0f);
+}
+
+/* ---- backward: dK, dV ---- */
+template <int HD>
+__global__ void __launch_bounds__(T3_THREADS, 1)
+    attn_tc3_dkdv_k(float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+                    const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
+                    float scale) {
+    typedef T3<HD> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS_KV, TILE = Z::TILE;
+    extern __shared__ __align__(128) unsigned char t3_smem[];
+    bf16 *Ks = (bf16 *)t3_smem, *Vs = Ks + T3_BM * LDB, *Qb = Vs + T3_BM * LDB, *dOb = Qb + NS * TILE;
+    float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T3_BN; /* lse, D of the query tile [NS][64] */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int kvh = blockIdx.x % NKV, group = NH / NKV;
+    const size_t ks = (size_t)NKV * HD;
+    int st, en, k0;
+    attn_find_tile<T3_BM, false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
+    if (en <= st) return;
+    const int nk = min(T3_BM, en - k0);
+    const bool active = warp * 16 < nk;
+    const int j0 = k0 + warp * 16; /* the warp's first key */
+    /* the lane's key rows j0 + g, j0 + g + 8; a row past the tile's end sees nothing (INT_MAX: every query masked) */
+    const int key[2] = {warp * 16 + g < nk ? j0 + g : 0x7fffffff, warp * 16 + g + 8 < nk ? j0 + g + 8 : 0x7fffffff};
+    const int nqt = (en - k0 + T3_BN - 1) / T3_BN, nit = group * nqt; /* (head, query tile) iterations */
+
+    /* iteration it (head kvh group + it / nqt, query tile k0 + 64 (it % nqt)) into buffer b */
+    auto issue = [&](int it, int b) {
+        attn_cp_qtile<HD, T3_BN, T3_THREADS>(Qb + b * TILE, dOb + b * TILE, Lb + b * T3_BN, Db + b * T3_BN, qb, dob,
+                                          lse, D, NH, kvh, group, nqt, k0, en, it);
+    };
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
+    __pipeline_commit();
+#pragma unroll
+    for (int s = 0; s < NS - 1; s++) {
+        if (s < nit) issue(s, s);
+        __pipeline_commit();
+    }
+    float dka[HD / 8][4], dva[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dka[n][e] = dva[n][e] = 0.0f;
+    for (int it = 0; it < nit; it++) {
+        __pipeline_wait_prior(NS - 2); /* K, V and query tile it have landed (this thread's copies) */
+        __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
+        if (it + NS - 1 < nit) issue(it + NS - 1, (it + NS - 1) % NS);
+        __pipeline_commit();
+        const int b = it % NS, q0 = k0 + (it % nqt) * T3_BN, nq = min(T3_BN, en - q0);
+        const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
+        const float *Ls = Lb + b * T3_BN, *Ds = Db + b * T3_BN;
+        /* query blocks of 16 wholly before the warp's first key are masked out (diagonal tiles) */
+        const int nb0 = max(0, (j0 - q0) / 16), nqb = (nq + 15) / 16;
+        if (!active || nb0 >= nqb) continue;
+        const bool full = nq == T3_BN && q0 >= j0 + 15 && warp * 16 + 16 <= nk; /* nothing masked */
+#pragma unroll
+        for (int hh = 0; hh < T3_BN / 32; hh++) { /* halves of 32 queries: blocks j = 2 hh, 2 hh + 1 */
+            if (2 * hh + 1 < nb0 || 2 * hh >= nqb) continue;
+            float s[4][4], dp[4][4]; /* S^T, dP^T: 16 keys x 32 queries */
+#pragma unroll
+            for (int n = 0; n < 4; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < NF; kk++) {
+                uint32_t ka[4], va[4];
+                t3_ld_a<LDB>(ka, Ks, warp * 16, 16 * kk);
+                t3_ld_a<LDB>(va, Vs, warp * 16, 16 * kk);
+#pragma unroll
+                for (int jj = 0; jj < 2; jj++) {
+                    const int j = 2 * hh + jj;
+                    if (j >= nb0 && j < nqb) {
+                        t3_mma_xt<LDB>(s[2 * jj], s[2 * jj + 1], ka, Qs, 16 * j, 16 * kk);
+                        t3_mma_xt<LDB>(dp[2 * jj], dp[2 * jj + 1], va, dOs, 16 * j, 16 * kk);
+                    }
+                }
+            }
+#pragma unroll
+            for (int jj = 0; jj < 2; jj++) {
+                const int j = 2 * hh + jj;
+                if (j >= nb0 && j < nqb) {
+                    /* P^T[key][query] = exp2(S sl2 - lse_q log2 e) for query >= key (and < nq), rounded to bf16;
+                     * dS^T = P^T (dP^T - D_q) scale with P^T as rounded */
+                    uint32_t pa[4], dsa[4];
+#pragma unroll
+                    for (int u = 0; u < 2; u++)
+#pragma unroll
+                        for (int r = 0; r < 2; r++) {
+                            const int col = 16 * j + 8 * u + 2 * tg; /* queries col, col + 1 of the tile */
+                            const int n = 2 * jj + u;
+                            float p[2], d[2];
+#pragma unroll
+                            for (int e = 0; e < 2; e++) {
+                                const bool vis = full || (q0 + col + e >= key[r] && col + e < nq);
+                                p[e] = vis ? exp2f(s[n][2 * r + e] * sl2 - Ls[col + e] * T3_LOG2E) : 0.0f;
+                            }
+                            const uint32_t pp = pack_bf16x2(p[0], p[1]);
+                            const float pr[2] = {bf16x2_lo(pp), bf16x2_hi(pp)};
+#pragma unroll
+                            for (int e = 0; e < 2; e++) d[e] = pr[e] * (dp[n][2 * r + e] - Ds[col + e]) * scale;
+                            pa[2 * u + r] = pp;
+                            dsa[2 * u + r] = pack_bf16x2(d[0], d[1]);
+                        }
+                    t3_mma_rows<HD, LDB>(dva, pa, dOs, 16 * j);
+                    t3_mma_rows<HD, LDB>(dka, dsa, Qs, 16 * j);
+                }
+            }
+        }
+    }
+    if (!active) return;
+    const int rows = min(16, nk - warp * 16);
+    t3_write_rows<HD>(dk + (size_t)kvh * HD, ks, dka, j0, rows, 1.0f, 1.0f);
+    t3_write_rows<HD>(dv + (size_t)kvh * HD, ks, dva, j0, rows, 1.0f, 1.0f);
+}
+
+/* ---- the wrappers' self-check (one warp): D = A B through both B loads, and E = bf16(D) B through the
+ * accumulator -> A fragment packing, on small integers (every product and sum exact in fp32 and bf16) ---- */
+__global__ void attn_tc3_mma_check_k(float *res, const float *A, const float *B) {
+    extern __shared__ __align__(128) unsigned char t3_smem[]; /* dynamic: the emulated ldmatrix knows only that */
+    /* A [16][16], B^T [n][k], B [k][n], row stride 24 */
+    bf16 *sm = (bf16 *)t3_smem, *As = sm, *Bn = sm + 16 * 24, *Bk = sm + 2 * 16 * 24;
+    const int lane = threadIdx.x & 31;
+    for (int i = lane; i < 256; i += 32) {
+        const int r = i / 16, c = i % 16;
+        As[r * 24 + c] = __float2bfloat16_rn(A[i]);
+        Bn[c * 24 + r] = __float2bfloat16_rn(B[i]); /* B[r][c] = B^T[c][r] */
+        Bk[r * 24 + c] = __float2bfloat16_rn(B[i]);
+    }
+    __syncwarp();
+    uint32_t a[4], b1[4], b2[4];
+    t3_ld_a<24>(a, As, 0, 0);
+    t3_ld_bt<24>(b1, Bn, 0, 0);
+    t3_ld_b<24>(b2, Bk, 0, 0);
+    float d[2][2][4] = {}; /* [which B load][n8 tile] */
+    mma_bf16(d[0][0], a, b1);
+    mma_bf16(d[0][1], a, b1 + 2);
+    mma_bf16(d[1][0], a, b2);
+    mma_bf16(d[1][1], a, b2 + 2);
+    uint32_t pa[4];
+    t3_pack_a(pa, d[0][0], d[0][1]);
+    float e[2][4] = {};
+    mma_bf16(e[0], pa, b2);
+    mma_bf16(e[1], pa, b2 + 2);
+    const int g = lane >> 2, c = 2 * (lane & 3);
+    for (int u = 0; u < 2; u++)
+        for (int i = 0; i < 4; i++) {
+            const int r = i < 2 ? g : g + 8, col = 8 * u + c + (i & 1);
+            res[r * 16 + col] = d[0][u][i];
+            res[256 + r * 16 + col] = d[1][u][i];
+            res[512 + r * 16 + col] = e[u][i];
+        }
+}
+
+/* the number of wrong elements (0: the wrappers compute what mma_sync.cuh says) */
+extern "C" int cuda_attn_tc3_mma_check(void) {
+    float A[256], B[256], R[768];
+    for (int i = 0; i < 256; i++) {
+        A[i] = (float)((i * 7 + 3) % 9 - 4) * 0.5f; /* -2 .. 2 in halves */
+        B[i] = (float)((i * 5 + 1) % 7 - 3);        /* -3 .. 3 */
+    }
+    float *d = (float *)cu_scratch((256 + 256 + 768) * sizeof(float), "mma check");
+    cu_upload(d, A, sizeof A);
+    cu_upload(d + 256, B, sizeof B);
+    attn_tc3_mma_check_k<<<1, 32, 3 * 16 * 24 * sizeof(bf16), cu_stream()>>>(d + 512, d, d + 256);
+    CUDA_LAUNCH_CHECK("mma.sync / ldmatrix check");
+    cu_download(R, d + 512, sizeof R);
+    cu_scratch_free(d);
+    int bad = 0;
+    float C[256];
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++) {
+            double s = 0;
+            for (int k = 0; k < 16; k++) s += (double)A[r * 16 + k] * B[k * 16 + c];
+            C[r * 16 + c] = (float)s; /* |s| <= 96: an integer or half, exact in bf16 */
+            bad += R[r * 16 + c] != (float)s;
+            bad += R[256 + r * 16 + c] != (float)s;
+        }
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++) {
+            double s = 0;
+            for (int k = 0; k < 16; k++) s += (double)C[r * 16 + k] * B[k * 16 + c];
+            bad += R[512 + r * 16 + c] != (float)s;
+        }
+    return bad;
+}
+
+/* ---- host side: attention_tc2.cu's pre-passes and launches with this version's kernels ---- */
+
+static AttnTcImpl t3_impl = {"v3", T3_BM, T3_THREADS, {attn_tc3_fwd_k<64>, attn_tc3_fwd_k<128>},
+                             {attn_tc3_dq_k<64>, attn_tc3_dq_k<128>}, {attn_tc3_dkdv_k<64>, attn_tc3_dkdv_k<128>},
+                             {{T3<64>::SMEM_F, T3<128>::SMEM_F}, {T3<64>::SMEM_Q, T3<128>::SMEM_Q},
+                              {T3<64>::SMEM_K, T3<128>::SMEM_K}},
+                             {{false, false}, {false, false}, {false, false}}};
+
+/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc_version() is 3: the same
+ * contract as version 2 (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by
+ * attention.cu) */
+void cuda_attn_tc3_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    attn_tc_run_fwd(&t3_impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+}
+
+void cuda_attn_tc3_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD) {
+    attn_tc_run_bwd(&t3_impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+}
