@@ -95,10 +95,10 @@ typedef struct Model {
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
- * max_tokens packed tokens in each of nslots activation slots. With a grid whose TP group has tp > 1 ranks, this rank holds the Megatron-style
- * slices: column-parallel q/k/v/gate/up (rows), row-parallel o/down (columns), vocab-parallel embedding and LM
- * head (rows); tp must divide the KV heads, the MLP width and the vocabulary (dies naming them).
- * Weights are uninitialised until model_init_random or model_load_hf. */
+ * max_tokens packed tokens in each of nslots activation slots, plus the scratch the slots share. With a grid whose
+ * TP group has tp > 1 ranks, this rank holds the Megatron-style slices: column-parallel q/k/v/gate/up (rows),
+ * row-parallel o/down (columns), vocab-parallel embedding and LM head (rows); tp must divide the KV heads, the MLP
+ * width and the vocabulary (dies naming them). Weights are uninitialised until model_init_random or model_load_hf. */
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots);
 /* model_create with the activation policy chosen. recompute (train.recompute, Megatron's "full" granularity per
