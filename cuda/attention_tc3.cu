@@ -38,14 +38,15 @@
  *    hidden from a whole warp are skipped.
  * Outputs are written straight from the accumulators (a quad writes 8 consecutive floats of a row).
  *
- * Kernels (HD 64 or 128; 8 warps of 16 rows, one block per SM at HD 128; registers and shared memory at HD 128 / 64,
- * from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack frame; shared memory opt-in):
+ * Kernels (HD 64 or 128; 8 warps of 16 rows; one block per SM, but two for the forward at HD 64; registers and
+ * shared memory at HD 128 / 64, from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack frame; opt-in shared
+ * memory; dq and dk/dv at HD 64 would spill 16 bytes if held to 128 registers for two blocks per SM):
  *   attn_tc3_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, T3_NS = 3 stages; Q (fp32, rounded while
  *                    staged) to A fragments once. Per tile: S = Q K^T (8 n8 tiles), mask, online softmax, O += P V.
- *                    registers 210 / 138; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
+ *                    registers 209 / 127; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
  *   attn_tc3_dq_k    (query tile of 128, head). Q, dO A fragments; per K / V tile of 64 (3 stages), per half of 32
  *                    keys: S = Q K^T, dP = dO V^T; dS = P (dP - D) scale, P = exp2(S sl2 - lse2); dQ += dS K.
- *                    registers 230 / 148; shared 170 / 90 KB
+ *                    registers 228 / 146; shared 170 / 90 KB
  *   attn_tc3_dkdv_k  (key tile of 128, kv head). K, V tiles in shared memory; for the group's heads and the query
  *                    tiles of 64 from the key tile on (T3_NS_KV = 2 stages of Q, dO, lse, D), per half of 32
  *                    queries: S^T = K Q^T, dP^T = V dO^T, P^T (bf16), dS^T = P^T (dP^T - D) scale; dV += P^T dO,
@@ -211,8 +212,8 @@ static __device__ __forceinline__ bool t3_key_tile(const T3QTile &z, int t, int 
 }
 
 /* ---- forward ---- */
-template <int HD>
-__global__ void __launch_bounds__(T3_THREADS, 1)
+template <int HD> /* HD 64: two blocks per SM (127 registers, 2 x 72 KB of shared memory) */
+__global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
     attn_tc3_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
                    int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
     typedef T3<HD> Z;
