@@ -63,10 +63,17 @@ typedef struct Acts {
     int chunk;                                  /* LM-head rows per chunk */
 } Acts;
 
-static size_t lmhead_chunk_rows(int V) {
+size_t model_lmhead_chunk_rows(int V_loc) {
     /* ~1 GiB of fp32 logits per chunk: thousands of rows at a 128k vocabulary, so each chunk is one efficient GEMM
      * (16 MiB chunks were 32 rows that re-read the whole head weight 384 times per 1b micro-batch) */
-    size_t r = ((size_t)1 << 28) / (size_t)V;
+    const char *e = getenv("SIMPO_LMHEAD_CHUNK_ROWS"); /* tests: several chunks on a tiny vocabulary */
+    if (e && *e) {
+        char *end;
+        long r = strtol(e, &end, 10);
+        if (*end || r < 1) sd_die("model", "SIMPO_LMHEAD_CHUNK_ROWS=%s: expected a positive integer", e);
+        return (size_t)r;
+    }
+    size_t r = ((size_t)1 << 28) / (size_t)V_loc;
     return r < 16 ? 16 : r;
 }
 
@@ -197,19 +204,28 @@ static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) 
 
 /* LM-head rows per chunk: never more rows than a micro-batch has */
 static size_t head_chunk(const Model *m) {
-    size_t rows = lmhead_chunk_rows(m->V_loc);
+    size_t rows = model_lmhead_chunk_rows(m->V_loc);
     return rows < m->max_tokens ? rows : m->max_tokens;
 }
 
-/* floats of the rank's shared scratch (m->scratch): the backward's layer scratch and dtmp [N, C + 2QD + 2KD + 3FF];
- * on the last stage also xf and dhs [N,C] each, the LM-head chunk [R, V+4] and Gemma 2's pre-cap logits [R,V]
- * (plan.c restates it) */
+/* floats of the LM head's chunk buffers (last stage): logits [R, V], mx, se, tgt, gchunk [R], and Gemma 2's pre-cap
+ * logits [R, V] */
+static size_t head_floats(const Model *m) {
+    size_t V = (size_t)m->V_loc, R = head_chunk(m);
+    return m->last_stage ? R * (V + 4) + (m->gemma2 && m->mc.final_logit_softcapping > 0 ? R * V : 0) : 0;
+}
+/* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] */
+static size_t layer_grad_floats(const Model *m) {
+    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
+    return m->max_tokens * (QD * 2 + KD * 2 + FF * 3);
+}
+/* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
+ * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
+ * so the two are never live together): max of the two; on the last stage also xf and dhs [N, C] each (plan.c
+ * restates it) */
 static size_t scratch_floats(const Model *m) {
-    size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
-           FF = (size_t)m->FF_loc, V = (size_t)m->V_loc, R = head_chunk(m);
-    size_t n = N * (C + QD * 2 + KD * 2 + FF * 3);
-    if (m->last_stage) n += N * C * 2 + R * (V + 4) + (m->gemma2 && m->mc.final_logit_softcapping > 0 ? R * V : 0);
-    return n;
+    size_t N = m->max_tokens, C = (size_t)m->C, lg = layer_grad_floats(m), hd = head_floats(m);
+    return N * C + (lg > hd ? lg : hd) + (m->last_stage ? N * C * 2 : 0);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
@@ -237,13 +253,18 @@ static void alloc_acts(Model *m, Acts *a) {
     if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * C); TAKE(a->lse_row, N); }
     /* the shared scratch: the same views in every slot */
     c = m->scratch;
-    TAKE(a->dtmp, N * C); TAKE(a->dq, N * QD); TAKE(a->datt, N * QD); TAKE(a->dk, N * KD); TAKE(a->dv, N * KD);
+    TAKE(a->dtmp, N * C);
+    float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
+    TAKE(a->dq, N * QD); TAKE(a->datt, N * QD); TAKE(a->dk, N * KD); TAKE(a->dv, N * KD);
     TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = NULL;
     if (last) {
-        TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
+        c = both;
         TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
         if (m->gemma2 && m->mc.final_logit_softcapping > 0) TAKE(a->logits_pre, R * V);
+        size_t lg = layer_grad_floats(m), hd = head_floats(m);
+        c = both + (lg > hd ? lg : hd);
+        TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
     }
 #undef TAKE
     a->ids = m->be->alloc(N * sizeof(int), "token ids");

@@ -85,7 +85,8 @@ typedef struct Model {
                                           * final norm's rstd and the gathered rows with their log-sum-exp) */
     float *scratch;                      /* backend memory, one per rank, shared by every slot: what is live only
                                           * inside one forward or one backward call (the backward's scratch; on the
-                                          * last stage the final normed rows and the LM-head chunk) */
+                                          * last stage the final normed rows and the LM-head chunk, which lies
+                                          * over the layers' gradient scratch: never live at the same time) */
     bool recompute;                      /* train.recompute: a slot keeps only each layer's input; the backward
                                           * reruns the layer's forward into `work` first */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
@@ -113,6 +114,9 @@ Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_toke
  * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
  * called on it (m->grads is NULL). */
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens);
+/* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, at least 16
+ * rows; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
+size_t model_lmhead_chunk_rows(int V_loc);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -1,6 +1,7 @@
 /* plan.c — see plan.h. The formulas restate, independently of the allocation code, what each part of the
  * trainer holds and sends; docs/design.md lists them. */
 #include "plan.h"
+#include "model.h"
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -34,10 +35,9 @@ MemPlan plan_memory(const PlanLayout *l) {
      * before the last, where the gradient arrives after the output has left); on the last stage the final
      * norm's rstd, the gathered rows and their log-sum-exp; and the int arrays (ids, positions, cu_seqlens; on the
      * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
-     * last stage the final normed rows, the LM-head chunk of R rows and the head's row gradients; with recompute
-     * the intermediates of one layer, in the working area. */
-    size_t N = l->max_tokens, R = ((size_t)1 << 28) / V; /* model.c lmhead_chunk_rows */
-    if (R < 16) R = 16;
+     * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
+     * gradients; with recompute the intermediates of one layer, in the working area. */
+    size_t N = l->max_tokens, R = model_lmhead_chunk_rows((int)V); /* model.c head_chunk */
     if (R > N) R = N;
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
@@ -46,7 +46,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
-    size_t shared = N * (C + 2 * QD + 2 * KD + 3 * FF) + (last ? 2 * N * C + R * (V + 4) + capbuf : 0);
+    /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two */
+    size_t lgrad = N * (2 * QD + 2 * KD + 3 * FF), head = last ? R * (V + 4) + capbuf : 0;
+    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;
