@@ -103,7 +103,8 @@ tfl = flops / step_s / 1e12
 print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute == "true", shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),
-                      peak_gib=None if peakg == "null" else float(peakg))), flush=True)
+                      peak_gib=None if peakg == "null" else float(peakg),
+                      loss=[round(r["loss"], 6) for r in rows])), flush=True)
 EOF
 done | tee "$work/simpo.jsonl"
 
