@@ -62,15 +62,17 @@ double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     const Backend *be = m->be;
     const ZeroPlan *z = o->plan;
-    if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm)
-        be->scale(m->grads + z->own.start, (float)(o->max_grad_norm / (grad_norm + 1e-6)), z->own.end - z->own.start);
+    /* clipping: AdamW multiplies each gradient by the scale as it reads it (torch scales the gradients in place
+     * first; the fp32 products are the same, one pass over the gradients fewer) */
+    float gscale = 1.0f;
+    if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (grad_norm + 1e-6));
     o->step++;
     double t = (double)(o->step - o->skipped); /* AdamW's update count */
     double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
         size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-        be->adamw(m->params + off, m->grads + off, o->exp_avg + st, o->exp_avg_sq + st, n, lr, o->beta1, o->beta2,
-                  o->eps, m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
+        be->adamw(m->params + off, m->grads + off, gscale, o->exp_avg + st, o->exp_avg_sq + st, n, lr, o->beta1,
+                  o->beta2, o->eps, m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
     }
 }

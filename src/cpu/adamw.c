@@ -1,4 +1,5 @@
 /* adamw.c — one AdamW step (torch.optim.AdamW semantics), evaluated in double and rounded once per element:
+ *   g = g * gscale (in fp32, bitwise what clip_grad_norm_'s in-place scaling leaves)
  *   p = p (1 - lr wd);  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
  *   p = p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
  * Why double: in the first steps Adam's update is lr * g / (|g| + eps) for every element, so fp32 rounding of the
@@ -7,12 +8,12 @@
 #include <math.h>
 #include "cpu_ops.h"
 
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, double b1, double b2,
-               double eps, double wd, double bc1, double bc2) {
+void cpu_adamw(float *p, const float *g, float gscale, float *m, float *v, size_t n, double lr, double b1,
+               double b2, double eps, double wd, double bc1, double bc2) {
     const double decay = 1.0 - lr * wd, step = (double)lr / bc1, bc2_sqrt = sqrt(bc2);
 #pragma omp parallel for if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        double gi = g[i];
+        double gi = g[i] * gscale;
         double mi = b1 * m[i] + (1.0 - b1) * gi;
         double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
         p[i] = (float)((double)p[i] * decay - step * mi / (sqrt(vi) / bc2_sqrt + eps));

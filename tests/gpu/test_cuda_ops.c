@@ -213,6 +213,43 @@ static void t_matmul_bf16(int M, int N, int K, int off) {
     if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
     else unsetenv("SIMPO_CUDA_GEMM");
 }
+/* held operands (backend.h matmul_hold / matmul_release, section matmul_bf16): a held operand is converted once and
+ * the copy reused, so (i) results with holds are bitwise those without, nested holds included, and (ii) a matmul
+ * after the held x was overwritten (which the contract forbids) still sees the old x: proof that the copy is
+ * reused rather than made again. After the release the new x is used. */
+static void t_matmul_holds(void) {
+    const int M = 33, N = 40, K = 24;
+    float *A = hrand((size_t)M * K, -1, 1), *A2 = hrand((size_t)M * K, -1, 1), *B = hrand((size_t)K * N, -1, 1);
+    float *dA = up(A, (size_t)M * K * 4), *dB = up(B, (size_t)K * N * 4);
+    float *dC = gpu->alloc((size_t)M * N * 4, "C"), *dH = gpu->alloc((size_t)M * N * 4, "C held");
+    gpu->set_matmul_bf16(true);
+    gpu->matmul(dC, dA, dB, M, N, K, false, false, 1, 0);
+    float *plain = down(dC, (size_t)M * N);
+    gpu->matmul_hold(dA, (size_t)M * K);
+    gpu->matmul_hold(dB, (size_t)K * N);
+    gpu->matmul_hold(dA, (size_t)M * K); /* nested */
+    gpu->matmul(dH, dA, dB, M, N, K, false, false, 1, 0);
+    float *held = down(dH, (size_t)M * N);
+    bitwise("matmul with held operands equals without", held, plain, (size_t)M * N * 4);
+    /* SIMPO_CUDA_CHECK_HOLDS=1 (the emulation's setting) would rightly stop the broken contract at the release */
+    const char *chk = getenv("SIMPO_CUDA_CHECK_HOLDS");
+    char *saved_chk = chk ? strdup(chk) : NULL;
+    unsetenv("SIMPO_CUDA_CHECK_HOLDS");
+    gpu->upload(dA, A2, (size_t)M * K * 4); /* breaks the contract on purpose */
+    gpu->matmul_release(dA);                /* still held once */
+    gpu->matmul(dH, dA, dB, M, N, K, false, false, 1, 0);
+    float *stale = down(dH, (size_t)M * N);
+    bitwise("a held operand's bf16 copy is reused (the overwritten x is not read)", stale, plain, (size_t)M * N * 4);
+    gpu->matmul_release(dA);
+    if (saved_chk) setenv("SIMPO_CUDA_CHECK_HOLDS", saved_chk, 1), free(saved_chk);
+    gpu->matmul_release(dB);
+    gpu->matmul(dH, dA, dB, M, N, K, false, false, 1, 0);
+    float *fresh = down(dH, (size_t)M * N);
+    CHECK(memcmp(fresh, plain, (size_t)M * N * 4) != 0, "after the release the new operand is read");
+    gpu->set_matmul_bf16(false);
+    free(A), free(A2), free(B), free(plain), free(held), free(stale), free(fresh);
+    gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dH);
+}
 static void t_matmul_k0(void) {
     float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
     gpu->matmul(dC, NULL, NULL, 2, 3, 0, false, false, 1.0f, 0.5f);
@@ -436,13 +473,13 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
 }
 
 /* ---- AdamW ---- */
-static void t_adamw(size_t n, long t, double wd) {
+static void t_adamw(size_t n, long t, double wd, float gscale) {
     float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
     g[0] = 0.0f; /* a zero gradient: the update is -lr m / (sqrt(v) + eps) */
     float *d_p = up(p, n * 4), *d_g = up(g, n * 4), *d_m = up(m, n * 4), *d_v = up(v, n * 4);
     double b1 = 0.9, b2 = 0.999, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
-    cpu->adamw(p, g, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
-    gpu->adamw(d_p, d_g, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    cpu->adamw(p, g, gscale, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    gpu->adamw(d_p, d_g, gscale, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
     float *gp = down(d_p, n), *gm = down(d_m, n), *gv = down(d_v, n);
     cmp("adamw p", gp, p, n, 1e-6);
     cmp("adamw m", gm, m, n, 1e-6);
@@ -793,6 +830,7 @@ int main(int argc, char **argv) {
         t_matmul_bf16(65, 48, 130, 1);
         t_matmul_bf16(96, 160, 64, 2);
         t_matmul_bf16(513, 1031, 769, 0);
+        t_matmul_holds();
     }
     if (want("embed")) {
         t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */
@@ -834,9 +872,10 @@ int main(int argc, char **argv) {
         t_xent(4, 128256, 0, 128256, 30);  /* Llama-3 vocabulary rows */
     }
     if (want("adamw")) {
-        t_adamw(1, 1, 0.1);
-        t_adamw(100003, 1, 0.1);
-        t_adamw(100003, 10, 0.0);
+        t_adamw(1, 1, 0.1, 1.0f);
+        t_adamw(100003, 1, 0.1, 1.0f);
+        t_adamw(100003, 10, 0.0, 1.0f);
+        t_adamw(100003, 3, 0.1, 0.37f); /* clipped: g * gscale in fp32 first, as the CPU */
     }
     if (want("attn")) {
         t_attn_len1();

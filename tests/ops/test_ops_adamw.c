@@ -1,6 +1,7 @@
 /* test_ops_adamw.c — AdamW (torch semantics) against a float64 reimplementation over 3 steps, with wd = 0 and
  * wd > 0, a large learning rate (so the update and the decay are far above fp32 rounding) and tiny gradients
- * (so eps matters). */
+ * (so eps matters); with a clipping scale the gradient is g * gscale rounded to fp32, as after torch's in-place
+ * clip_grad_norm_, and g itself is left untouched. */
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
@@ -8,7 +9,7 @@
 #include "ops_common.h"
 
 
-static void run(size_t n, float lr, float wd, float b1, float b2, float eps) {
+static void run(size_t n, float lr, float wd, float b1, float b2, float eps, float gscale) {
     float *p = sd_alloc(n * 4, "p"), *g = sd_alloc(n * 4, "g"), *m = sd_calloc(n, 4, "m"), *v = sd_calloc(n, 4, "v");
     double *P = sd_alloc(n * 8, "P"), *Mm = sd_calloc(n, 8, "M"), *Vv = sd_calloc(n, 8, "V");
     double *Am = sd_calloc(n, 8, "|M|"); /* the m recursion on |g|: the scale m's rounding errors are relative to */
@@ -19,7 +20,10 @@ static void run(size_t n, float lr, float wd, float b1, float b2, float eps) {
             g[i] = (float)((urand() * 2 - 1) * sc);
         }
         double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
-        backend_cpu()->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+        float g0 = g[0];
+        backend_cpu()->adamw(p, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+        CHECK(g[0] == g0, "adamw leaves the gradient as it was");
+        for (size_t i = 0; i < n; i++) g[i] = g[i] * gscale; /* what clipping in place would leave */
         for (size_t i = 0; i < n; i++) {
             P[i] -= (double)lr * wd * P[i];
             Mm[i] = (double)b1 * Mm[i] + (1 - (double)b1) * g[i];
@@ -39,14 +43,15 @@ static void run(size_t n, float lr, float wd, float b1, float b2, float eps) {
         CHECK(ep < 1e-6, "adamw step %d lr=%g wd=%g: p rel err %.3g", t, lr, wd, ep);
         CHECK(em < 1e-6, "adamw step %d: m rel err %.3g", t, em);
         CHECK(ev < 1e-6, "adamw step %d: v rel err %.3g", t, ev);
-        printf("adamw n=%zu lr=%g wd=%g step %d: p %.2g m %.2g v %.2g\n", n, lr, wd, t, ep, em, ev);
+        printf("adamw n=%zu lr=%g wd=%g gscale=%g step %d: p %.2g m %.2g v %.2g\n", n, lr, wd, gscale, t, ep, em, ev);
     }
     free(p), free(g), free(m), free(v), free(P), free(Mm), free(Vv), free(Am);
 }
 
 int main(void) {
-    run(1000, 1e-2f, 0.0f, 0.9f, 0.999f, 1e-8f);
-    run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f);
-    run(300000, 3e-2f, 0.5f, 0.8f, 0.95f, 1e-6f); /* large enough for the OpenMP path */
+    run(1000, 1e-2f, 0.0f, 0.9f, 0.999f, 1e-8f, 1.0f);
+    run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
+    run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f, 0.37f); /* clipped */
+    run(300000, 3e-2f, 0.5f, 0.8f, 0.95f, 1e-6f, 0.8f); /* large enough for the OpenMP path */
     TEST_END();
 }

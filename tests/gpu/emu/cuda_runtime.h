@@ -103,6 +103,7 @@ template <class T> static inline T __shfl_up_sync(unsigned mask, T v, unsigned d
     return emu_from<T>(emu_warp_exchange(emu_bits(v), s < 0 ? l : s));
 }
 static inline unsigned __ballot_sync(unsigned mask, int pred) { return emu_warp_ballot(pred); }
+static inline float __fmul_rn(float a, float b) { return a * b; } /* a lone product: never contracted here */
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 
