@@ -148,27 +148,34 @@ static void t_elementwise(size_t n) {
 }
 
 /* ---- matmul ---- */
+/* one GPU matmul against the CPU's (in whatever precision both are in): tolerance tol normwise, and a second GPU
+ * run bitwise the first; operands and C start off elements past their allocation (alignment) */
+static void matmul_case(int M, int N, int K, int tA, int tB, int acc, int off, double tol, const char *label) {
+    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+    float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C = hrand(nc, -1, 1);
+    float *bA = gpu->alloc((na + off) * 4, "A"), *bB = gpu->alloc((nb + off) * 4, "B");
+    float *bC = gpu->alloc((nc + off) * 4, "C"), *bC2 = gpu->alloc((nc + off) * 4, "C2");
+    float *dA = bA + off, *dB = bB + off, *dC = bC + off, *dC2 = bC2 + off;
+    gpu->upload(dA, A, na * 4), gpu->upload(dB, B, nb * 4);
+    gpu->upload(dC, C, nc * 4), gpu->upload(dC2, C, nc * 4);
+    float alpha = acc ? 0.75f : 1.0f, beta = acc ? 1.0f : 0.0f;
+    cpu->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
+    gpu->matmul(dC, dA, dB, M, N, K, tA, tB, alpha, beta);
+    gpu->matmul(dC2, dA, dB, M, N, K, tA, tB, alpha, beta);
+    float *g = down(dC, nc), *g2 = down(dC2, nc);
+    char what[160];
+    snprintf(what, sizeof what, "matmul%s M=%d N=%d K=%d tA=%d tB=%d acc=%d off=%d", label, M, N, K, tA, tB, acc, off);
+    cmp(what, g, C, nc, tol);
+    bitwise(what, g, g2, nc * 4);
+    free(A), free(B), free(C), free(g), free(g2);
+    gpu->free(bA), gpu->free(bB), gpu->free(bC), gpu->free(bC2);
+}
 static void t_matmul(int M, int N, int K) {
     const char *t = getenv("SIMPO_CUDA_TF32");
     double tol = (t && strcmp(t, "1") == 0) ? 2e-3 : 1e-5 * (1 + K / 1024.0);
-    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
     for (int tA = 0; tA < 2; tA++)
         for (int tB = 0; tB < 2; tB++)
-            for (int acc = 0; acc < 2; acc++) {
-                float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C = hrand(nc, -1, 1);
-                float *dA = up(A, na * 4), *dB = up(B, nb * 4), *dC = up(C, nc * 4), *dC2 = up(C, nc * 4);
-                float alpha = acc ? 0.75f : 1.0f, beta = acc ? 1.0f : 0.0f;
-                cpu->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
-                gpu->matmul(dC, dA, dB, M, N, K, tA, tB, alpha, beta);
-                gpu->matmul(dC2, dA, dB, M, N, K, tA, tB, alpha, beta);
-                float *g = down(dC, nc), *g2 = down(dC2, nc);
-                char what[96];
-                snprintf(what, sizeof what, "matmul M=%d N=%d K=%d tA=%d tB=%d acc=%d", M, N, K, tA, tB, acc);
-                cmp(what, g, C, nc, tol);
-                bitwise(what, g, g2, nc * 4);
-                free(A), free(B), free(C), free(g), free(g2);
-                gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dC2);
-            }
+            for (int acc = 0; acc < 2; acc++) matmul_case(M, N, K, tA, tB, acc, 0, tol, "");
 }
 /* bf16 mode (section matmul_bf16): every SIMPO_CUDA_GEMM path (matmul.cu: ex, lt, fast) against the CPU's bf16
  * emulation. Both round each operand element to bf16 (nearest even) and form exact products, so they differ only
@@ -179,34 +186,15 @@ static void t_matmul_bf16(int M, int N, int K, int off) {
     static const char *paths[] = {"ex", "lt", "fast"};
     const char *prev = getenv("SIMPO_CUDA_GEMM");
     char *saved = prev ? strdup(prev) : NULL;
-    double tol = 1e-5 * (1 + K / 1024.0);
-    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
     gpu->set_matmul_bf16(true);
     cpu->set_matmul_bf16(true);
     for (int pi = 0; pi < 3; pi++) {
         setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
+        char label[48];
+        snprintf(label, sizeof label, " bf16 SIMPO_CUDA_GEMM=%s", paths[pi]);
         for (int tA = 0; tA < 2; tA++)
-            for (int tB = 0; tB < 2; tB++) {
-                int acc = (tA + tB) % 2; /* beta = 1 on half of the transposes */
-                float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C = hrand(nc, -1, 1);
-                float *bA = gpu->alloc((na + off) * 4, "A"), *bB = gpu->alloc((nb + off) * 4, "B");
-                float *bC = gpu->alloc((nc + off) * 4, "C"), *bC2 = gpu->alloc((nc + off) * 4, "C2");
-                float *dA = bA + off, *dB = bB + off, *dC = bC + off, *dC2 = bC2 + off;
-                gpu->upload(dA, A, na * 4), gpu->upload(dB, B, nb * 4);
-                gpu->upload(dC, C, nc * 4), gpu->upload(dC2, C, nc * 4);
-                float alpha = acc ? 0.75f : 1.0f, beta = acc ? 1.0f : 0.0f;
-                cpu->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
-                gpu->matmul(dC, dA, dB, M, N, K, tA, tB, alpha, beta);
-                gpu->matmul(dC2, dA, dB, M, N, K, tA, tB, alpha, beta);
-                float *g = down(dC, nc), *g2 = down(dC2, nc);
-                char what[128];
-                snprintf(what, sizeof what, "matmul bf16 SIMPO_CUDA_GEMM=%s M=%d N=%d K=%d tA=%d tB=%d acc=%d off=%d",
-                         paths[pi], M, N, K, tA, tB, acc, off);
-                cmp(what, g, C, nc, tol);
-                bitwise(what, g, g2, nc * 4);
-                free(A), free(B), free(C), free(g), free(g2);
-                gpu->free(bA), gpu->free(bB), gpu->free(bC), gpu->free(bC2);
-            }
+            for (int tB = 0; tB < 2; tB++) /* beta = 1 on half of the transposes */
+                matmul_case(M, N, K, tA, tB, (tA + tB) % 2, off, 1e-5 * (1 + K / 1024.0), label);
     }
     gpu->set_matmul_bf16(false);
     cpu->set_matmul_bf16(false);
