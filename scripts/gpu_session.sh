@@ -8,12 +8,13 @@
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
 #      the benchmark's per-step losses, printed next to the default paths' on the same data); $OUT/variants.txt
 #      says which passed;
-#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l): the default paths, then each variant
-#      that passed 2., then all passing variants together, then the torch.compile peer in the same call with
-#      ratios; $OUT/bench.txt. --recompute adds the recompute runs of the default paths.
+#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, then
+#      each variant that passed 2., then all passing variants together with the torch.compile peer in the same
+#      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar).
-# Every stage has its own time limit, so the outputs of the others come back even when one hangs. About 8 minutes
-# on an H200 (give the device call timeout_s 560 and nothing else to do).
+# Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
+# tests, 2 x 90 s of model checks, 90 + 3 x 80 + 170 s of benchmarks; typically about 8 minutes (give the device
+# call timeout_s 590 and nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
 #   [--fixture]
 set -uo pipefail
@@ -74,23 +75,22 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
   cat "/tmp/bench-$label.txt" >> "$OUT/bench.txt"
   grep -q '"error"' "/tmp/bench-$label.txt" && for s in /tmp/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
 }
-common=(--shapes "1b 8b-4l" --dtype bf16 --steps 3 --warm 1)
-bench base 100 "" "${common[@]}"
+common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1)
+bench base 90 "" "${common[@]}"
 stamp "bench base"
 for v in "${passed[@]}"; do
-  bench "${v//[^A-Za-z0-9]/_}" 100 "$v" "${common[@]}"
+  bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
   stamp "bench $v"
 done
-if [ ${#passed[@]} -gt 1 ]; then
-  bench all 100 "${passed[*]}" "${common[@]}"
-  stamp "bench all passing variants"
-fi
 if has --recompute; then
-  bench recompute 120 "" "${common[@]}" --recompute
+  bench recompute 100 "" "${common[@]}" --recompute
   stamp "bench recompute"
 fi
-if ! has --no-peer; then
-  bench peer 150 "${passed[*]}" "${common[@]}" --peer
-  stamp "bench peer (with the passing variants)"
+# all passing variants together, and the torch.compile peer in the same call (ratios against that run)
+peer=--peer
+has --no-peer && peer=""
+if [ ${#passed[@]} -gt 1 ] || [ -n "$peer" ]; then
+  bench all 170 "${passed[*]}" "${common[@]}" $peer
+  stamp "bench all passing variants ${peer:++ peer}"
 fi
 cat "$OUT/bench.txt"
