@@ -11,12 +11,14 @@
 #   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, then
 #      each variant that passed 2., then all passing variants together with the torch.compile peer in the same
 #      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths.
-# With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar).
+# With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
+# --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
+# carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
 # tests, 2 x 90 s of model checks, 90 + 3 x 80 + 170 s of benchmarks; typically about 8 minutes (give the device
 # call timeout_s 590 and nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
-#   [--fixture]
+#   [--fixture] [--bench-tokenizer]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
@@ -34,7 +36,9 @@ if has --fixture; then
   ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_gemma2_fixture.py /tmp/tiny-g2 > "$OUT/tiny-g2.log" 2>&1 &&
     tar -C /tmp -cf "$OUT/tiny-g2.tar" tiny-g2 ) &
 fi
-timeout 200 bash scripts/gpu_check.sh > "$OUT/check.txt" 2>&1
+tok=""
+has --bench-tokenizer && tok=--bench-tokenizer # needs third_party/tokenizers carried (docs/performance.md)
+timeout 260 bash scripts/gpu_check.sh $tok > "$OUT/check.txt" 2>&1
 stamp "gpu_check exit $?"
 tail -25 "$OUT/check.txt"
 wait
