@@ -232,6 +232,11 @@ const Backend *backend_cuda(void) {
         b.download = cu_download;
         b.matmul = cuda_matmul;
         b.set_matmul_bf16 = cuda_set_matmul_bf16;
+        b.matmul_bf16_on = cu_bf16;
+        b.matmul16 = cuda_matmul16;
+        b.rmsnorm_fwd16 = cuda_rmsnorm_fwd16;
+        b.swiglu_fwd16 = cuda_swiglu_fwd16;
+        b.geglu_fwd16 = cuda_geglu_fwd16;
         b.matmul_hold = cuda_matmul_hold;
         b.matmul_release = cuda_matmul_release;
         b.add = cuda_add;

@@ -12,6 +12,7 @@
 #ifndef SD_CUDA_COMMON_CUH
 #define SD_CUDA_COMMON_CUH
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stddef.h>
@@ -72,6 +73,10 @@ static inline unsigned cu_grid(size_t n, int threads) {
     return b ? (unsigned)b : 1u;
 }
 
+/* the store of an op's output: fp32, or bf16 storage (backend.h *_fwd16: the fp32 value rounded to nearest even) */
+__device__ __forceinline__ void cu_store(float *p, float v) { *p = v; }
+__device__ __forceinline__ void cu_store(uint16_t *p, float v) { *p = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+
 /* ---- deterministic reductions (fixed shapes) ---- */
 #define CU_FULL_MASK 0xffffffffu
 __device__ __forceinline__ float cu_warp_max(float x) {
@@ -114,6 +119,11 @@ __device__ __forceinline__ float cu_block_max(float v, float *sh) {
 /* ---- the ops (one file each) ---- */
 void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                  float alpha, float beta);
+void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
+                   bool transB, float alpha, float beta);
+void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cuda_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_matmul_hold(const float *x, size_t n);
 void cuda_matmul_release(const float *x);
 void cuda_add(float *y, const float *x, size_t n);

@@ -6,10 +6,10 @@
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_C 0.044715f
 
-__global__ void geglu_fwd_k(float *out, const float *gate, const float *up, size_t n) {
+template <class T> __global__ void geglu_fwd_k(T *out, const float *gate, const float *up, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float x = gate[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))) * up[i];
+        cu_store(&out[i], 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))) * up[i]);
     }
 }
 __global__ void geglu_bwd_k(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
@@ -33,11 +33,17 @@ __global__ void softcap_bwd_k(float *dx, const float *x_pre, size_t n, float cap
     }
 }
 
-void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+template <class T> static void geglu_fwd(T *out, const float *gate, const float *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     if (!n) return;
-    geglu_fwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
+    geglu_fwd_k<T><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
     CUDA_LAUNCH_CHECK("geglu_fwd");
+}
+void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+    geglu_fwd(out, gate, up, N, FF);
+}
+void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    geglu_fwd(out, gate, up, N, FF);
 }
 void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                     int FF) {

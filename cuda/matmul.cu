@@ -247,30 +247,65 @@ static bool lt_matmul(float *C, const void *A, const void *B, int M, int N, int 
     return true;
 }
 
-void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
-                 float alpha, float beta) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* empty inner dimension: C = beta C, zeros when beta = 0 (as BLAS) */
-        cuda_beta_scale(C, beta, (size_t)M * (size_t)N);
-        return;
-    }
+/* C = alpha op(A) op(B) + beta C on bf16 operands a16, b16 (the cast paths: cublasGemmEx, or cuBLASLt unless
+ * ex) */
+static void gemm_bf16(float *C, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M, int N, int K,
+                      bool transA, bool transB, float alpha, float beta, bool ex) {
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false))
+        CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
+                                  &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* true (after C = beta C) when the product is empty */
+static bool empty_product(float *C, int M, int N, int K, float beta) {
+    if (M <= 0 || N <= 0) return true;
+    if (K <= 0) { /* empty inner dimension: C = beta C, zeros when beta = 0 (as BLAS) */
+        cuda_beta_scale(C, beta, (size_t)M * (size_t)N);
+        return true;
+    }
+    return false;
+}
+
+void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
+                 float alpha, float beta) {
+    if (empty_product(C, M, N, K, beta)) return;
     if (cu_bf16()) {
         GemmPath path = gemm_path();
         if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true)) return;
         bool own_a, own_b;
         __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
         __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-        if (path == GEMM_EX || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false))
-            CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,
-                                      lda, &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        gemm_bf16(C, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
         if (own_a) cu_scratch_free(a16);
         if (own_b) cu_scratch_free(b16);
         return;
     }
+    int lda = transA ? M : K, ldb = transB ? K : N;
+    cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasComputeType_t ct = cu_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
                               C, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT));
+}
+
+/* backend.h matmul16: bf16-storage operands go to the GEMM as they are; an fp32 one is converted (or its held
+ * copy used). With a bf16 operand the fast path (fp32 operands only) takes cuBLASLt's bf16 path instead. */
+void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
+                   bool transB, float alpha, float beta) {
+    if (!cu_bf16()) sd_die("cuda", "matmul16 needs the bf16 mode (model.dtype: bf16)");
+    if (!a16 && !b16) {
+        cuda_matmul(C, (const float *)A, (const float *)B, M, N, K, transA, transB, alpha, beta);
+        return;
+    }
+    if (empty_product(C, M, N, K, beta)) return;
+    bool own_a = false, own_b = false;
+    const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
+                                 : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
+    const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
+                                 : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
+    gemm_bf16(C, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
+    if (own_a) cu_scratch_free((void *)a);
+    if (own_b) cu_scratch_free((void *)b);
 }

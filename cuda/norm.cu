@@ -9,27 +9,35 @@
 
 enum { NORM_THREADS = 256, DW_ROWS_PER_CHUNK = 64, DW_TY = 8 };
 
-__global__ void __launch_bounds__(NORM_THREADS) rmsnorm_fwd_k(float *out, float *rstd, const float *x,
-                                                              const float *w, size_t N, int C, float eps) {
+template <class T>
+__global__ void __launch_bounds__(NORM_THREADS) rmsnorm_fwd_k(T *out, float *rstd, const float *x, const float *w,
+                                                              size_t N, int C, float eps) {
     __shared__ double sh[NORM_THREADS];
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *xr = x + n * (size_t)C;
-        float *o = out + n * (size_t)C;
+        T *o = out + n * (size_t)C;
         double ss = 0.0;
         for (int i = threadIdx.x; i < C; i += NORM_THREADS) ss += (double)xr[i] * xr[i];
         ss = cu_block_sum<NORM_THREADS>(ss, sh);
         float ms = (float)(ss / C);
         float r = 1.0f / sqrtf(ms + eps);
-        for (int i = threadIdx.x; i < C; i += NORM_THREADS) o[i] = w[i] * (xr[i] * r);
+        for (int i = threadIdx.x; i < C; i += NORM_THREADS) cu_store(&o[i], w[i] * (xr[i] * r));
         if (threadIdx.x == 0) rstd[n] = r;
     }
 }
 
-void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
+template <class T> static void rmsnorm_fwd(T *out, float *rstd, const float *x, const float *w, size_t N, int C,
+                                           float eps) {
     if (!N || C <= 0) return;
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    rmsnorm_fwd_k<<<grid, NORM_THREADS, 0, cu_stream()>>>(out, rstd, x, w, N, C, eps);
+    rmsnorm_fwd_k<T><<<grid, NORM_THREADS, 0, cu_stream()>>>(out, rstd, x, w, N, C, eps);
     CUDA_LAUNCH_CHECK("rmsnorm_fwd");
+}
+void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
+    rmsnorm_fwd(out, rstd, x, w, N, C, eps);
+}
+void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
+    rmsnorm_fwd(out, rstd, x, w, N, C, eps);
 }
 
 /* dx_j += r w_j dy_j - (r^3 / C) x_j sum_i dy_i w_i x_i */

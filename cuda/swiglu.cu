@@ -2,10 +2,10 @@
  * gradient d silu(g)/dg = sig(g) (1 + g (1 - sig(g))). Elementwise, grid-stride, IEEE expf and division. */
 #include "cuda_common.cuh"
 
-__global__ void swiglu_fwd_k(float *out, const float *gate, const float *up, size_t n) {
+template <class T> __global__ void swiglu_fwd_k(T *out, const float *gate, const float *up, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        cu_store(&out[i], g / (1.0f + expf(-g)) * up[i]);
     }
 }
 __global__ void swiglu_bwd_k(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
@@ -19,11 +19,17 @@ __global__ void swiglu_bwd_k(float *dgate, float *dup, const float *dout, const 
     }
 }
 
-void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+template <class T> static void swiglu_fwd(T *out, const float *gate, const float *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     if (!n) return;
-    swiglu_fwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
+    swiglu_fwd_k<T><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
     CUDA_LAUNCH_CHECK("swiglu_fwd");
+}
+void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
+    swiglu_fwd(out, gate, up, N, FF);
+}
+void cuda_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    swiglu_fwd(out, gate, up, N, FF);
 }
 void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                      int FF) {

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Options of attn_fwd / attn_bwd (Gemma 2; host memory, read during the call). A NULL pointer means Llama's
  * attention; so does a struct with every field 0.
@@ -88,6 +89,23 @@ typedef struct Backend {
      * are bitwise those without holds. */
     void (*matmul_hold)(const float *x, size_t n);
     void (*matmul_release)(const float *x);
+    /* Whether the bf16 mode is on (what set_matmul_bf16 set last). NULL: never. */
+    bool (*matmul_bf16_on)(void);
+
+    /* bf16 activation storage, the bf16 mode only. An activation that only ever feeds bf16 matmuls (a layer's
+     * normed inputs, the MLP's hidden state) may be stored as bfloat16 (uint16_t bits, rounded to nearest even)
+     * by the op that makes it: half the memory, no conversion pass before its matmuls, and the very values those
+     * matmuls would have rounded it to, so results are bitwise those of fp32 storage. NULL (all four): the backend
+     * has fp32 storage only.
+     * rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16: rmsnorm_fwd, swiglu_fwd, geglu_fwd with out rounded to bf16
+     * ([N,C] / [N,FF] bf16 elements). */
+    void (*rmsnorm_fwd16)(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+    void (*swiglu_fwd16)(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+    void (*geglu_fwd16)(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+    /* matmul (same shapes and semantics) whose A is bf16 storage (const uint16_t *) when a16, else fp32, and the
+     * same for B with b16. Only while the bf16 mode is on. */
+    void (*matmul16)(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
+                     bool transB, float alpha, float beta);
 
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);

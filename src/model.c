@@ -181,9 +181,12 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
  * and for Gemma 2 ao, mo, rstda, rstdm (what recompute drops from every slot and keeps once, in the working area;
  * plan.c restates it) */
 static size_t layer_work_per_token(const Model *m) {
-    size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
-    return C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + (size_t)m->FF_loc * 3 + (m->gemma2 ? C * 2 + 2 : 0);
+    size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
+    size_t n = C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + FF * 3 + (m->gemma2 ? C * 2 + 2 : 0);
+    return m->act16 ? n - C - FF / 2 : n; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
 }
+/* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
+static size_t act_floats(const Model *m, size_t w) { return m->act16 ? w / 2 : w; }
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
 /* points a's layer intermediates at nl layers' worth of them carved from *cursor (advanced past them) */
@@ -191,11 +194,11 @@ static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) 
     size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
     float *c = *cursor;
-    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * C);
+    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * act_floats(m, C));
     TAKE(a->q, nl * N * QD); TAKE(a->k, nl * N * KD); TAKE(a->v, nl * N * KD);
     TAKE(a->att, nl * N * QD); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
-    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * C);
-    TAKE(a->g, nl * N * FF); TAKE(a->u, nl * N * FF); TAKE(a->h, nl * N * FF);
+    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
+    TAKE(a->g, nl * N * FF); TAKE(a->u, nl * N * FF); TAKE(a->h, nl * N * act_floats(m, FF));
     if (m->gemma2) {
         TAKE(a->ao, nl * N * C); TAKE(a->rstda, nl * N); TAKE(a->mo, nl * N * C); TAKE(a->rstdm, nl * N);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
@@ -349,6 +352,10 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     free(sn);
     m->nslots = nslots > 0 ? nslots : 1;
     m->recompute = recompute;
+    /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
+     * are even, so a layer's bf16 rows fill whole floats of the arenas) */
+    m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->matmul_bf16_on &&
+               be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     if (recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -505,30 +512,54 @@ static void release(const Backend *be, const float *x) {
     if (be->matmul_release) be->matmul_release(x);
 }
 
-/* y[N,out] = x[N,in] W[out,in]^T (+ y when acc) */
-static void linear(const Backend *be, float *y, const float *x, const float *W, size_t N, int in, int out, bool acc) {
-    be->matmul(y, x, W, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
+/* y[N,out] = x[N,in] W[out,in]^T (+ y when acc); x16: x is bf16 storage (backend.h matmul16), else fp32 */
+static void linear(const Backend *be, float *y, const void *x, bool x16, const float *W, size_t N, int in, int out,
+                   bool acc) {
+    if (x16) be->matmul16(y, x, true, W, false, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
+    else be->matmul(y, (const float *)x, W, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
-/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x */
-static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const float *x, const float *W,
-                       size_t N, int in, int out, bool acc_dx) {
+/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear) */
+static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const void *x, bool x16,
+                       const float *W, size_t N, int in, int out, bool acc_dx) {
     hold(be, dy, N * (size_t)out);
     be->matmul(dx, dy, W, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
-    be->matmul(dW, dy, x, out, in, (int)N, true, false, 1.0f, 1.0f);
+    if (x16) be->matmul16(dW, dy, false, x, true, out, in, (int)N, true, false, 1.0f, 1.0f);
+    else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, 1.0f);
     release(be, dy);
 }
+/* the activations that only feed matmuls (normed inputs, the MLP's hidden state): bf16 storage when m->act16 */
+static void norm_act(const Model *m, float *out, float *rstd, const float *x, const float *w, size_t N) {
+    float eps = (float)m->mc.rms_norm_eps;
+    if (m->act16) m->be->rmsnorm_fwd16((uint16_t *)out, rstd, x, w, N, m->C, eps);
+    else m->be->rmsnorm_fwd(out, rstd, x, w, N, m->C, eps);
+}
+static void glu_act(const Model *m, float *h, const float *g, const float *u, size_t N) {
+    const Backend *be = m->be;
+    if (m->gemma2) {
+        if (m->act16) be->geglu_fwd16((uint16_t *)h, g, u, N, m->FF_loc);
+        else be->geglu_fwd(h, g, u, N, m->FF_loc);
+    } else if (m->act16) be->swiglu_fwd16((uint16_t *)h, g, u, N, m->FF_loc);
+    else be->swiglu_fwd(h, g, u, N, m->FF_loc);
+}
+/* hold of such an activation over the matmuls that read it (nothing to convert when it is bf16 storage) */
+static void hold_act(const Model *m, const float *x, size_t n) {
+    if (!m->act16) hold(m->be, x, n);
+}
+static void release_act(const Model *m, const float *x) {
+    if (!m->act16) release(m->be, x);
+}
 /* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
-static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const float *x,
+static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const void *x, bool x16,
                                   const float *W, size_t N, int in_loc) {
     const Backend *be = m->be;
     size_t n = N * (size_t)m->C;
     if (m->tp == 1) {
         be->copy(out, residual, n * sizeof(float));
-        linear(be, out, x, W, N, in_loc, m->C, true);
+        linear(be, out, x, x16, W, N, in_loc, m->C, true);
         return;
     }
     float *part = a->dtmp; /* free during the forward */
-    linear(be, part, x, W, N, in_loc, m->C, false);
+    linear(be, part, x, x16, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, part, n);
     be->copy(out, residual, n * sizeof(float));
     be->add(out, part, n);
@@ -536,10 +567,10 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
 
 /* Gemma 2's sandwich half: pre = x W^T for a row-parallel W[C, in_loc] (all-reduced over TP, saved), normed =
  * rmsnorm(pre) with gain and its rstd (saved); the caller adds the residual to normed. */
-static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const float *x, const float *W,
-                              const float *gain, size_t N, int in_loc) {
+static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const void *x, bool x16,
+                              const float *W, const float *gain, size_t N, int in_loc) {
     const Backend *be = m->be;
-    linear(be, pre, x, W, N, in_loc, m->C, false);
+    linear(be, pre, x, x16, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, pre, N * (size_t)m->C);
     be->rmsnorm_fwd(normed, rstd, pre, gain, N, m->C, (float)m->mc.rms_norm_eps);
 }
@@ -561,10 +592,11 @@ typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *l
 static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, i = m->recompute ? 0 : (size_t)l;
-    LayerActs t = {a->x + (size_t)l * N * C, a->rstd1 + i * N, a->ln1 + i * N * C, a->q + i * N * QD,
+    size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
+    LayerActs t = {a->x + (size_t)l * N * C, a->rstd1 + i * N, a->ln1 + i * N * C16, a->q + i * N * QD,
                    a->k + i * N * KD, a->v + i * N * KD, a->att + i * N * QD, a->lse + i * N * NH,
-                   a->x2 + i * N * C, a->rstd2 + i * N, a->ln2 + i * N * C, a->g + i * N * FF,
-                   a->u + i * N * FF, a->h + i * N * FF, NULL, NULL, NULL, NULL};
+                   a->x2 + i * N * C, a->rstd2 + i * N, a->ln2 + i * N * C16, a->g + i * N * FF,
+                   a->u + i * N * FF, a->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
         t.ao = a->ao + i * N * C;
         t.rstda = a->rstda + i * N;
@@ -584,34 +616,34 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     size_t N = mb->Ntok, NC = N * (size_t)m->C;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc;
     int QD = NH * HD, KD = NKV * HD;
-    float eps = (float)m->mc.rms_norm_eps;
     AttnOpts opts;
     const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
-    be->rmsnorm_fwd(t->ln1, t->rstd1, t->x, w->ln1, N, C, eps);
-    hold(be, t->ln1, NC);
-    linear(be, t->q, t->ln1, w->wq, N, C, QD, false);
-    linear(be, t->k, t->ln1, w->wk, N, C, KD, false);
-    linear(be, t->v, t->ln1, w->wv, N, C, KD, false);
-    release(be, t->ln1);
+    bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
+    norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
+    hold_act(m, t->ln1, NC);
+    linear(be, t->q, t->ln1, s16, w->wq, N, C, QD, false);
+    linear(be, t->k, t->ln1, s16, w->wk, N, C, KD, false);
+    linear(be, t->v, t->ln1, s16, w->wv, N, C, KD, false);
+    release_act(m, t->ln1);
     be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
     be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
     be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
-        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, w->wo, w->lna, N, QD);
+        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, false, w->wo, w->lna, N, QD);
         be->add(t->x2, t->x, NC);
-    } else row_parallel_residual(m, a, t->x2, t->x, t->att, w->wo, N, QD);
-    be->rmsnorm_fwd(t->ln2, t->rstd2, t->x2, w->ln2, N, C, eps);
-    hold(be, t->ln2, NC);
-    linear(be, t->g, t->ln2, w->wg, N, C, FF, false);
-    linear(be, t->u, t->ln2, w->wu, N, C, FF, false);
-    release(be, t->ln2);
+    } else row_parallel_residual(m, a, t->x2, t->x, t->att, false, w->wo, N, QD);
+    norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
+    hold_act(m, t->ln2, NC);
+    linear(be, t->g, t->ln2, s16, w->wg, N, C, FF, false);
+    linear(be, t->u, t->ln2, s16, w->wu, N, C, FF, false);
+    release_act(m, t->ln2);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
-        be->geglu_fwd(t->h, t->g, t->u, N, FF);
-        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, w->wd, w->lnf, N, FF);
+        glu_act(m, t->h, t->g, t->u, N);
+        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, s16, w->wd, w->lnf, N, FF);
         if (xo) be->add(xo, t->x2, NC);
     } else {
-        be->swiglu_fwd(t->h, t->g, t->u, N, FF);
-        if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, w->wd, N, FF);
+        glu_act(m, t->h, t->g, t->u, N);
+        if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, s16, w->wd, N, FF);
     }
 }
 
@@ -629,6 +661,8 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (N > m->max_tokens)
         sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
                m->max_tokens);
+    if (m->act16 && !be->matmul_bf16_on())
+        sd_die("model", "the model keeps bf16 activations (made in the bf16 mode), but the bf16 mode is off");
     for (int s = 0; s < mb->S; s++) {
         int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
         if (len > m->rope_max)
@@ -677,7 +711,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks */
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
-        linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+        linear(be, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V, false);
         if (a->logits_pre) be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
         be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, m->V_off);
         be->download(hf, a->mx, n * sizeof(float));
@@ -714,6 +748,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
+    bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
     size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
@@ -726,7 +761,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             size_t n = M - r0 < R ? M - r0 : R;
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
             be->upload(a->gchunk, gh, n * sizeof(float));
-            linear(be, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+            linear(be, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V, false);
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
                 float cap = (float)m->mc.final_logit_softcapping;
                 be->copy(a->logits_pre, a->logits, n * (size_t)V * sizeof(float));
@@ -734,7 +769,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
                 be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 be->softcap_bwd(a->logits, a->logits_pre, n * (size_t)V, cap);
             } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, m->lm_head, n, C, V, false);
+            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V,
+                       false);
         }
         release(be, m->lm_head);
         free(gh);
@@ -758,32 +794,32 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lnf, a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, w->wd, N, FF, C, false);
+            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, s16, w->wd, N, FF, C, false);
             be->geglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
         } else {
-            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, w->wd, N, FF, C, false);
+            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, s16, w->wd, N, FF, C, false);
             be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
         }
-        hold(be, t.ln2, NC);
-        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, w->wg, N, C, FF, false);
-        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, w->wu, N, C, FF, true);
-        release(be, t.ln2);
+        hold_act(m, t.ln2, NC);
+        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, s16, w->wg, N, C, FF, false);
+        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, s16, w->wu, N, C, FF, true);
+        release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, w->wo, N, (int)QD, C, false);
-        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, w->wo, N, (int)QD, C, false);
+            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, false, w->wo, N, (int)QD, C, false);
+        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, false, w->wo, N, (int)QD, C, false);
         be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-        hold(be, t.ln1, NC);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, w->wq, N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, w->wk, N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, w->wv, N, C, (int)KD, true);
-        release(be, t.ln1);
+        hold_act(m, t.ln1, NC);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, s16, w->wq, N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, s16, w->wk, N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, s16, w->wv, N, C, (int)KD, true);
+        release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);
     }

@@ -91,6 +91,10 @@ typedef struct Model {
                                           * reruns the layer's forward into `work` first */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
+    bool act16;                          /* bf16 activation storage (backend.h matmul16): made in the bf16 mode,
+                                          * the activations that only feed matmuls (each layer's ln1, ln2 and
+                                          * the MLP's hidden state h) are bf16, half the bytes; the views keep
+                                          * their float * type and point at uint16_t data */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
 } Model;

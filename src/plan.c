@@ -29,7 +29,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
-    /* activations (fp32). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
+    /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (without recompute) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
      * the stage output and the stage gradient (what the pipeline sends and receives; one buffer for both on a stage
      * before the last, where the gradient arrives after the output has left); on the last stage the final
@@ -41,6 +41,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (R > N) R = N;
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
+    /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
+    if (l->bf16 && C % 2 == 0 && FF % 2 == 0) work -= N * (C + FF / 2);
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +

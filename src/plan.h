@@ -20,6 +20,8 @@ typedef struct {
     size_t max_tokens;      /* tokens per micro-batch the activations are sized for (2 x pairs x max_length) */
     int n_mb;               /* micro-batches per step on this rank */
     bool recompute;         /* train.recompute: slots keep layer inputs only, plus one shared layer working area */
+    bool bf16;              /* model.dtype bf16: the activations that only feed matmuls (ln1, ln2, h) are bf16
+                             * (model.h act16; when the hidden and local MLP widths are even) */
 } PlanLayout;
 
 typedef struct {

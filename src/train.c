@@ -386,7 +386,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     c->recompute};
+                     c->recompute, m->act16};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

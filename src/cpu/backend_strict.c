@@ -150,6 +150,7 @@ static void *xlate(const void *p, size_t bytes, size_t esz, const char *op, cons
 static size_t nbytes(size_t n, size_t esz, const char *op) { return sd_mul_size(n, esz, op); }
 #define F(p, n, arg) ((float *)xlate((p), nbytes((n), sizeof(float), OP), sizeof(float), OP, (arg)))
 #define I(p, n, arg) ((int *)xlate((p), nbytes((n), sizeof(int), OP), sizeof(int), OP, (arg)))
+#define H(p, n, arg) ((uint16_t *)xlate((p), nbytes((n), sizeof(uint16_t), OP), sizeof(uint16_t), OP, (arg)))
 
 /* the host side of a transfer must not be (or overlap) backend memory */
 static void host_side(const void *h, size_t bytes, const char *op, const char *arg) {
@@ -193,6 +194,32 @@ static void strict_matmul(float *C, const float *A, const float *B, int M, int N
     if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul: negative size M %d N %d K %d", M, N, K);
     size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
     g_cpu->matmul(F(C, m * n, "C"), F(A, m * k, "A"), F(B, k * n, "B"), M, N, K, transA, transB, alpha, beta);
+}
+/* bf16 activation storage: operands of 2-byte elements where a16 / b16 say so */
+static void strict_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                            bool transA, bool transB, float alpha, float beta) {
+    const char *OP = "matmul16";
+    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16: negative size M %d N %d K %d", M, N, K);
+    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
+    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
+    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    g_cpu->matmul16(F(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB, alpha, beta);
+}
+static void strict_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C,
+                                 float eps) {
+    const char *OP = "rmsnorm_fwd16";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_fwd16(H(out, nc, "out"), F(rstd, N, "rstd"), F(x, nc, "x"), F(w, (size_t)C, "w"), N, C, eps);
+}
+static void strict_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    const char *OP = "swiglu_fwd16";
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    g_cpu->swiglu_fwd16(H(out, n, "out"), F(gate, n, "gate"), F(up, n, "up"), N, FF);
+}
+static void strict_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    const char *OP = "geglu_fwd16";
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    g_cpu->geglu_fwd16(H(out, n, "out"), F(gate, n, "gate"), F(up, n, "up"), N, FF);
 }
 static void strict_add(float *y, const float *x, size_t n) {
     const char *OP = "add";
@@ -352,6 +379,7 @@ static void strict_softcap_bwd(float *dx, const float *x_pre, size_t n, float ca
 
 /* the precision mode holds no pointers: the CPU kernels' switch as it is */
 static void strict_set_matmul_bf16(bool on) { backend_cpu()->set_matmul_bf16(on); }
+static bool strict_matmul_bf16_on(void) { return backend_cpu()->matmul_bf16_on(); }
 
 static const Backend g_strict = {
     .name = "cpu_strict",
@@ -365,6 +393,11 @@ static const Backend g_strict = {
     .download = strict_download,
     .matmul = strict_matmul,
     .set_matmul_bf16 = strict_set_matmul_bf16,
+    .matmul_bf16_on = strict_matmul_bf16_on,
+    .matmul16 = strict_matmul16,
+    .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
+    .swiglu_fwd16 = strict_swiglu_fwd16,
+    .geglu_fwd16 = strict_geglu_fwd16,
     .add = strict_add,
     .scale = strict_scale,
     .sumsq = strict_sumsq,

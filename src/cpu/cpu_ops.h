@@ -11,6 +11,13 @@
 #include "backend.h" /* AttnOpts */
 
 void cpu_set_matmul_bf16(bool on);
+bool cpu_matmul_bf16_on(void);
+/* bf16 activation storage (bf16_storage.c) */
+void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
+                  bool transB, float alpha, float beta);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                 float alpha, float beta);
 

@@ -35,3 +35,5 @@ void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, b
     free(a16);
     free(b16);
 }
+
+bool cpu_matmul_bf16_on(void) { return g_bf16; }

@@ -2,7 +2,8 @@
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
 # first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
 # tied embeddings across stages); the same with train.recompute (also dp x tp x pp), where every rank also
-# allocates fewer bytes than in the layout without it. These are the volumes `simpo_dist plan` times
+# allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage), again
+# fewer bytes. These are the volumes `simpo_dist plan` times
 # (docs/scaling.md).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
@@ -14,12 +15,16 @@ check_log() { # name log
   [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
   [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
 }
-run_case() { # name np micro parallel-line [recompute]
+run_case() { # name np micro parallel-line [recompute] [bf16]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
   if [ -n "${5:-}" ]; then
     sed -i 's/^train: {/train: {recompute: true, /' run.yaml
     grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
+  fi
+  if [ -n "${6:-}" ]; then
+    sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/' run.yaml
+    grep -q "dtype: bf16" run.yaml || bad "$1: run.yaml has no model.dtype"
   fi
   $MPI $2 "$BIN" run.yaml --quiet 2> train.log || bad "$1 failed: $(tail -3 train.log)"
   check_log "$1" train.log
@@ -47,6 +52,9 @@ run_case tp2_rc 2 2 "{tp: 2}" rc; fewer_bytes tp2 tp2_rc
 run_case pp2_rc 2 1 "{pp: 2}" rc; fewer_bytes pp2 pp2_rc
 # all three dimensions at once with recompute (TP's extra o-projection all-reduce next to PP sends and ZeRO-2)
 run_case dp2_tp2_pp2_zero2_rc 8 1 "{tp: 2, pp: 2, zero: 2}" rc; fewer_bytes dp2_tp2_pp2_zero2 dp2_tp2_pp2_zero2_rc
+# model.dtype bf16: ln1, ln2 and the MLP's hidden state in bf16 storage (model.h act16), planned at 2 bytes
+run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
+run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:

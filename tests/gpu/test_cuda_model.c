@@ -125,6 +125,29 @@ int main(void) {
     run(mg, ps, simpo, &rg2);
     CHECK(memcmp(rg2.grads, rg.grads, mg->nparams * sizeof(float)) == 0 && rg2.loss == rg.loss,
           "a second bf16 GPU run is bitwise identical");
+    /* bf16 activation storage (model.h act16): a GPU model made in the bf16 mode keeps ln1, ln2 and h as bf16; the
+     * same bf16 values reach the same GEMMs, so it matches the fp32-storage run above to fp32 summation order
+     * (bitwise under the CPU emulation) and holds the fixture's bf16 bounds */
+    {
+        Model *m16 = fixture_model(&mc, gpu);
+        CHECK(m16->act16, "a GPU model made in the bf16 mode stores bf16 activations");
+        Run r16 = {0};
+        run(m16, ps, simpo, &r16);
+        check_fixture_bf16(exp, m16, r16.seq, r16.loss, r16.met, r16.gnorm, r16.grads, f32_seq, "GPU bf16 storage ");
+        double worst_s = 0, worst_g = 0, gmax = 0;
+        for (int s = 0; s < 12; s++)
+            worst_s = fmax(worst_s, fabs(r16.seq[s].sum - rg.seq[s].sum) / fabs(rg.seq[s].sum));
+        for (size_t i = 0; i < m16->nparams; i++) {
+            worst_g = fmax(worst_g, fabs((double)r16.grads[i] - rg.grads[i]));
+            gmax = fmax(gmax, fabs(rg.grads[i]));
+        }
+        printf("bf16 storage vs fp32 storage (both bf16 mode): log-probs %.3g relative, gradients %.3g of the max\n",
+               worst_s, worst_g / gmax);
+        CHECK(worst_s <= 1e-5 && worst_g <= 1e-5 * gmax, "bf16 storage differs from fp32 storage: %.3g / %.3g",
+              worst_s, worst_g / gmax);
+        free(r16.grads);
+        model_free(m16);
+    }
     gpu->set_matmul_bf16(false);
     backend_cpu()->set_matmul_bf16(false);
 

@@ -238,6 +238,87 @@ static void t_matmul_holds(void) {
     free(A), free(A2), free(B), free(plain), free(held), free(stale), free(fresh);
     gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dH);
 }
+/* bf16 activation storage (section matmul_bf16; backend.h rmsnorm_fwd16 / swiglu_fwd16 / geglu_fwd16 / matmul16):
+ * the ops' fp32 values are the fp32 ops' (within their bounds above), rounded to bf16 on both sides, so at least
+ * 99% of the elements agree bitwise and none by more than one bf16 step (2^-8 relative); matmul16 with every mix of
+ * bf16 and fp32 operands equals the CPU's to fp32 summation order. */
+static void storage16_cmp(const char *what, const uint16_t *g, const uint16_t *c, size_t n) {
+    size_t diff = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (g[i] == c[i]) continue;
+        diff++;
+        double a = sd_bf16_to_f32(g[i]), b = sd_bf16_to_f32(c[i]);
+        worst = fmax(worst, fabs(a - b) / fmax(fabs(b), 1e-30));
+    }
+    CHECK(diff * 100 <= n && worst <= 0x1p-8 * 1.0001, "%s: %zu of %zu bf16 elements differ, worst %.3g relative",
+          what, diff, n, worst);
+}
+static void t_storage16(size_t N, int C, int FF) {
+    size_t nc = N * (size_t)C, nf = N * (size_t)FF;
+    float *x = hrand(nc, -2, 2), *w = hrand((size_t)C, 0.5, 1.5), *g = hrand(nf, -4, 4), *u = hrand(nf, -2, 2);
+    float *dx = up(x, nc * 4), *dw = up(w, (size_t)C * 4), *dg = up(g, nf * 4), *du = up(u, nf * 4);
+    uint16_t *c16 = sd_alloc(nf * 2 + nc * 2 + 2, "cpu bf16"), *g16 = sd_alloc(nf * 2 + nc * 2 + 2, "gpu bf16");
+    float *rstd_c = sd_alloc(N * 4 + 4, "rstd"), *d_rstd = gpu->alloc(N * 4 + 4, "rstd");
+    uint16_t *d16 = gpu->alloc(nf * 2 + nc * 2 + 2, "bf16 out");
+    cpu->rmsnorm_fwd16(c16, rstd_c, x, w, N, C, 1e-5f);
+    gpu->rmsnorm_fwd16(d16, d_rstd, dx, dw, N, C, 1e-5f);
+    gpu->download(g16, d16, nc * 2);
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm_fwd16 N=%zu C=%d", N, C);
+    storage16_cmp(what, g16, c16, nc);
+    cpu->swiglu_fwd16(c16, g, u, N, FF);
+    gpu->swiglu_fwd16(d16, dg, du, N, FF);
+    gpu->download(g16, d16, nf * 2);
+    snprintf(what, sizeof what, "swiglu_fwd16 N=%zu FF=%d", N, FF);
+    storage16_cmp(what, g16, c16, nf);
+    cpu->geglu_fwd16(c16, g, u, N, FF);
+    gpu->geglu_fwd16(d16, dg, du, N, FF);
+    gpu->download(g16, d16, nf * 2);
+    snprintf(what, sizeof what, "geglu_fwd16 N=%zu FF=%d", N, FF);
+    storage16_cmp(what, g16, c16, nf);
+    /* matmul16: y[N,FF] = h16[N,C] W^T (A bf16), dW[FF,C] += dy^T h16 (B bf16), and both bf16 */
+    gpu->set_matmul_bf16(true);
+    cpu->set_matmul_bf16(true);
+    cpu->rmsnorm_fwd16(c16, rstd_c, x, w, N, C, 1e-5f); /* the same bf16 operand on both sides */
+    gpu->upload(d16, c16, nc * 2);
+    float *W = hrand(nf > 0 ? (size_t)FF * C : 1, -1, 1), *dW0 = hrand((size_t)FF * C, -1, 1);
+    float *dWd = up(W, (size_t)FF * C * 4), *dy = hrand(nf, -1, 1), *d_dy = up(dy, nf * 4);
+    float *y = hrand(nf, 0, 0), *d_y = up(y, nf * 4), *acc = hcopy(dW0, (size_t)FF * C);
+    float *d_acc = up(dW0, (size_t)FF * C * 4);
+    for (int combo = 0; combo < 3; combo++) {
+        const char *label = combo == 0 ? "A bf16" : combo == 1 ? "B bf16" : "A and B bf16";
+        float *yc, *yg;
+        size_t ny;
+        if (combo == 0) { /* y = x16 W^T */
+            cpu->matmul16(y, c16, true, W, false, (int)N, FF, C, false, true, 1.0f, 0.0f);
+            gpu->matmul16(d_y, d16, true, dWd, false, (int)N, FF, C, false, true, 1.0f, 0.0f);
+            yc = y, ny = nf, yg = down(d_y, nf);
+        } else if (combo == 1) { /* dW += dy^T x16 */
+            cpu->matmul16(acc, dy, false, c16, true, FF, C, (int)N, true, false, 1.0f, 1.0f);
+            gpu->matmul16(d_acc, d_dy, false, d16, true, FF, C, (int)N, true, false, 1.0f, 1.0f);
+            yc = acc, ny = (size_t)FF * C, yg = down(d_acc, ny);
+        } else { /* x16^T x16 [C,C] */
+            float *cc = hrand((size_t)C * C, 0, 0), *d_cc = up(cc, (size_t)C * C * 4);
+            cpu->matmul16(cc, c16, true, c16, true, C, C, (int)N, true, false, 0.5f, 0.0f);
+            gpu->matmul16(d_cc, d16, true, d16, true, C, C, (int)N, true, false, 0.5f, 0.0f);
+            yg = down(d_cc, (size_t)C * C);
+            snprintf(what, sizeof what, "matmul16 %s N=%zu C=%d", label, N, C);
+            cmp(what, yg, cc, (size_t)C * C, 1e-5 * (1 + N / 1024.0));
+            free(yg), free(cc), gpu->free(d_cc);
+            continue;
+        }
+        snprintf(what, sizeof what, "matmul16 %s N=%zu C=%d FF=%d", label, N, C, FF);
+        cmp(what, yg, yc, ny, 1e-5 * (1 + (combo == 0 ? C : (int)N) / 1024.0));
+        free(yg);
+    }
+    gpu->set_matmul_bf16(false);
+    cpu->set_matmul_bf16(false);
+    free(x), free(w), free(g), free(u), free(c16), free(g16), free(rstd_c), free(W), free(dW0), free(dy), free(y);
+    free(acc);
+    gpu->free(dx), gpu->free(dw), gpu->free(dg), gpu->free(du), gpu->free(d_rstd), gpu->free(d16), gpu->free(dWd);
+    gpu->free(d_dy), gpu->free(d_y), gpu->free(d_acc);
+}
 static void t_matmul_k0(void) {
     float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
     gpu->matmul(dC, NULL, NULL, 2, 3, 0, false, false, 1.0f, 0.5f);
@@ -819,6 +900,8 @@ int main(int argc, char **argv) {
         t_matmul_bf16(96, 160, 64, 2);
         t_matmul_bf16(513, 1031, 769, 0);
         t_matmul_holds();
+        t_storage16(37, 64, 160);
+        t_storage16(300, 128, 344);
     }
     if (want("embed")) {
         t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */

@@ -2,6 +2,10 @@
  * the GPU's bf16 path, against the Hugging Face float64 fixture tiny-a: per-sequence log-probs, the SimPO loss and
  * metrics, the grad norm and every gradient tensor, within bf16 tolerances; plus: the bf16 numbers really differ
  * from fp32 ones (the mode is on), and switching it off restores the fp32 results bit for bit.
+ * bf16 activation storage (model.h act16): a model made in the bf16 mode keeps ln1, ln2 and h as bf16 and gives
+ * bitwise the results of the model made in fp32 (fp32 storage, the same rounding inside its matmuls), with
+ * exactly the planned bytes (plan.c) and the expected saving, with and without recompute; the same on the strict
+ * backend (its bf16 ops check their 2-byte arguments).
  *
  * Tolerances and their reasons: fixture_bf16.h (and docs/gpu.md).
  */
@@ -11,6 +15,7 @@
 #include "fixture_bf16.h"
 #include "model.h"
 #include "pairs.h"
+#include "plan.h"
 #include "test_util.h"
 
 typedef struct {
@@ -24,7 +29,47 @@ static void run(Model *m, const PairSet *ps, Run *r) {
     r->loss = fixture_loss_and_grads(m, ps, simpo, r->seq, r->met);
     r->gnorm = sqrt(model_grad_sumsq(m));
     r->grads = sd_alloc(m->nparams * sizeof(float), "grads");
-    memcpy(r->grads, m->grads, m->nparams * sizeof(float));
+    m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
+}
+
+/* bf16 storage: a model made in the bf16 mode (act16) against the fp32-storage model m run in the bf16 mode (want) */
+static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet *ps, const Run *want,
+                        size_t fp32_bytes, bool recompute, const char *what) {
+    char *mdir = fixture_path("tiny-a/model");
+    be->set_matmul_bf16(true);
+    size_t before = be->bytes_in_use();
+    Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
+    size_t held = be->bytes_in_use() - before;
+    model_load_hf(m, mdir);
+    CHECK(m->act16, "%s: a model made in the bf16 mode stores bf16 activations", what);
+    Run r;
+    run(m, ps, &r);
+    int same = r.loss == want->loss;
+    for (int s = 0; s < 12; s++) same &= r.seq[s].sum == want->seq[s].sum;
+    CHECK(same && memcmp(r.grads, want->grads, m->nparams * sizeof(float)) == 0,
+          "%s: bf16 storage gives bitwise the results of fp32 storage in the bf16 mode", what);
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, recompute, true};
+    MemPlan mp = plan_memory(&pl);
+    size_t planned = mp.weights + mp.grads + mp.activations + mp.other; /* the optimizer's state is not the model's */
+    CHECK(held == planned, "%s: allocated %zu bytes, planned %zu", what, held, planned);
+    /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute) */
+    size_t layers = recompute ? 1 : (size_t)mc->num_hidden_layers;
+    size_t saved = layers * 256 * (size_t)(2 * mc->hidden_size + mc->intermediate_size) * 2;
+    CHECK(fp32_bytes - held == saved, "%s: bf16 storage saves %zu bytes, expected %zu", what, fp32_bytes - held,
+          saved);
+    be->set_matmul_bf16(false);
+    free(r.grads);
+    model_free(m);
+    free(mdir);
+}
+
+static size_t fp32_model_bytes(const ModelConfig *mc, const Backend *be, bool recompute) {
+    size_t before = be->bytes_in_use();
+    Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
+    size_t held = be->bytes_in_use() - before;
+    CHECK(!m->act16, "a model made in fp32 keeps fp32 activations");
+    model_free(m);
+    return held;
 }
 
 int main(void) {
@@ -41,6 +86,14 @@ int main(void) {
     run(m, ps, &f32b);
 
     check_fixture_bf16(exp, m, b16.seq, b16.loss, b16.met, b16.gnorm, b16.grads, f32.seq, "");
+
+    /* bf16 activation storage, on the CPU and the strict backend, with and without recompute */
+    for (int rc = 0; rc < 2; rc++) {
+        check_act16(&mc, be, ps, &b16, fp32_model_bytes(&mc, be, rc), rc, rc ? "cpu, recompute" : "cpu");
+        const Backend *st = backend_cpu_strict();
+        check_act16(&mc, st, ps, &b16, fp32_model_bytes(&mc, st, rc), rc,
+                    rc ? "strict, recompute" : "strict");
+    }
 
     /* off again: fp32 bit for bit */
     int same = f32b.loss == f32.loss;

@@ -449,7 +449,7 @@ static void check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute
     Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
     size_t held = be->bytes_in_use() - before;
     model_free(m);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute, false};
     MemPlan mp = plan_memory(&pl);
     size_t want = mp.weights + mp.grads + mp.activations + mp.other;
     CHECK(held == want, "%s, recompute %d: allocated %zu bytes, planned %zu", what, recompute, held, want);

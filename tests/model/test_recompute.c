@@ -128,7 +128,7 @@ static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompu
     Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
     size_t held = be->bytes_in_use() - before;
     model_free(m);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute, false};
     MemPlan mp = plan_memory(&pl);
     size_t want = mp.weights + mp.grads + mp.activations + mp.other; /* other: the RoPE tables (no ZeRO-2) */
     CHECK(held == want, "recompute %d, %zu tokens: allocated %zu bytes, planned %zu", recompute, max_tokens, held,
@@ -154,7 +154,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *m1 = model_create_ex(mc, be, N, NULL, 4, true);
     size_t on4 = be->bytes_in_use() - b0 - off4;
     model_free(m0), model_free(m1);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true, false};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);

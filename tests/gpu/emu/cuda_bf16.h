@@ -15,6 +15,7 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
     else h.x = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     return h;
 }
+static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
 static inline float __bfloat162float(__nv_bfloat16 h) {
     uint32_t u = (uint32_t)h.x << 16;
     float f;

@@ -1,0 +1,57 @@
+/* bf16_storage.c — the bf16 activation storage ops of backend.h (rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16,
+ * matmul16): the fp32 op, then its output rounded to bfloat16 (nearest even); a matmul whose bf16 operands are
+ * widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode rounds them again (a no-op on bf16 values).
+ * So every result is bitwise the one of fp32 storage, which is what makes them the reference of the CUDA ones. */
+#include <stdlib.h>
+#include "cpu_ops.h"
+#include "util.h"
+
+/* y[n] = bf16(x[n]) */
+static void round_out(uint16_t *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = sd_f32_to_bf16(x[i]);
+}
+static float *tmp_floats(size_t n, const char *what) {
+    return sd_alloc(sd_mul_size(n ? n : 1, sizeof(float), what), what);
+}
+
+void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
+    size_t n = N * (size_t)(C > 0 ? C : 0);
+    float *t = tmp_floats(n, "rmsnorm_fwd16");
+    cpu_rmsnorm_fwd(t, rstd, x, w, N, C, eps);
+    round_out(out, t, n);
+    free(t);
+}
+void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    float *t = tmp_floats(n, "swiglu_fwd16");
+    cpu_swiglu_fwd(t, gate, up, N, FF);
+    round_out(out, t, n);
+    free(t);
+}
+void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    float *t = tmp_floats(n, "geglu_fwd16");
+    cpu_geglu_fwd(t, gate, up, N, FF);
+    round_out(out, t, n);
+    free(t);
+}
+
+/* the fp32 values of n bf16 elements (exact) */
+static float *widen(const void *x, size_t n) {
+    const uint16_t *b = x;
+    float *y = tmp_floats(n, "matmul16 operand");
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(b[i]);
+    return y;
+}
+
+void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
+                  bool transB, float alpha, float beta) {
+    if (!cpu_matmul_bf16_on()) sd_die("backend", "matmul16 needs the bf16 mode (model.dtype: bf16)");
+    size_t na = M > 0 && K > 0 ? (size_t)M * (size_t)K : 0, nb = K > 0 && N > 0 ? (size_t)K * (size_t)N : 0;
+    float *a = a16 ? widen(A, na) : NULL, *b = b16 ? widen(B, nb) : NULL;
+    cpu_matmul(C, a ? a : A, b ? b : B, M, N, K, transA, transB, alpha, beta);
+    free(a);
+    free(b);
+}
