@@ -22,19 +22,20 @@ void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *
     round_out(out, t, n);
     free(t);
 }
-void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+/* a gated activation (SwiGLU or GeGLU) in fp32, then rounded */
+static void glu16(void (*glu)(float *, const float *, const float *, size_t, int), uint16_t *out, const float *gate,
+                  const float *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
-    float *t = tmp_floats(n, "swiglu_fwd16");
-    cpu_swiglu_fwd(t, gate, up, N, FF);
+    float *t = tmp_floats(n, "glu_fwd16");
+    glu(t, gate, up, N, FF);
     round_out(out, t, n);
     free(t);
 }
+void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
+    glu16(cpu_swiglu_fwd, out, gate, up, N, FF);
+}
 void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
-    size_t n = N * (size_t)(FF > 0 ? FF : 0);
-    float *t = tmp_floats(n, "geglu_fwd16");
-    cpu_geglu_fwd(t, gate, up, N, FF);
-    round_out(out, t, n);
-    free(t);
+    glu16(cpu_geglu_fwd, out, gate, up, N, FF);
 }
 
 /* the fp32 values of n bf16 elements (exact) */
