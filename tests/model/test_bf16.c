@@ -5,7 +5,7 @@
  * bf16 activation storage (model.h act16): a model made in the bf16 mode keeps ln1, ln2 and h as bf16 and gives
  * bitwise the results of the model made in fp32 (fp32 storage, the same rounding inside its matmuls), with
  * exactly the planned bytes (plan.c) and the expected saving, with and without recompute; the same on the strict
- * backend (its bf16 ops check their 2-byte arguments).
+ * backend (its bf16 ops check their 2-byte arguments); and for Gemma 2 (tiny-g2: GeGLU, sandwich norms).
  *
  * Tolerances and their reasons: fixture_bf16.h (and docs/gpu.md).
  */
@@ -63,6 +63,34 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     free(mdir);
 }
 
+/* Gemma 2 (GeGLU's bf16 output feeds the down projection before its sandwich norm): tiny-g2 made in the bf16 mode
+ * against tiny-g2 made in fp32 and run in the bf16 mode, bitwise, with and without recompute */
+static void check_act16_gemma2(const Backend *be) {
+    char *mdir = fixture_path("tiny-g2/model"), *pp = fixture_path("tiny-g2/pairs.jsonl");
+    ModelConfig mc = model_config_load(mdir);
+    PairSet *ps = pairs_load_jsonl(pp, mc.vocab_size);
+    for (int rc = 0; rc < 2; rc++) {
+        Model *m32 = model_create_ex(&mc, be, 256, NULL, 1, rc);
+        model_load_hf(m32, mdir);
+        be->set_matmul_bf16(true);
+        Model *m16 = model_create_ex(&mc, be, 256, NULL, 1, rc);
+        model_load_hf(m16, mdir);
+        CHECK(m16->act16 && !m32->act16, "Gemma 2: bf16 storage only in the model made in the bf16 mode");
+        Run a, b;
+        run(m32, ps, &a);
+        run(m16, ps, &b);
+        int same = a.loss == b.loss;
+        for (int s = 0; s < 12; s++) same &= a.seq[s].sum == b.seq[s].sum;
+        CHECK(same && memcmp(a.grads, b.grads, m16->nparams * sizeof(float)) == 0,
+              "Gemma 2%s: bf16 storage gives bitwise the results of fp32 storage", rc ? ", recompute" : "");
+        be->set_matmul_bf16(false);
+        free(a.grads), free(b.grads);
+        model_free(m32), model_free(m16);
+    }
+    pairs_free(ps);
+    free(mdir), free(pp);
+}
+
 static size_t fp32_model_bytes(const ModelConfig *mc, const Backend *be, bool recompute) {
     size_t before = be->bytes_in_use();
     Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
@@ -94,6 +122,7 @@ int main(void) {
         check_act16(&mc, st, ps, &b16, fp32_model_bytes(&mc, st, rc), rc,
                     rc ? "strict, recompute" : "strict");
     }
+    check_act16_gemma2(be);
 
     /* off again: fp32 bit for bit */
     int same = f32b.loss == f32.loss;
