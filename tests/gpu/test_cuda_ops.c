@@ -558,52 +558,103 @@ static void t_adamw(size_t n, long t, double wd, float gscale) {
 }
 
 /* ---- attention ---- */
-/* GPU vs CPU forward and backward under options o (NULL: Llama's attention) */
+/* One attention case: packed sequences of lens[S] from row n0, random inputs (host and device), and the CPU's
+ * results under options o: out, lse, dq, dk, dv (rows before cu[0] are written by neither side: prefilled). klate > 0:
+ * keys from a sequence's 65th on of amplitude klate (row maxima jump at the second key tile). */
+typedef struct {
+    int S, N, NH, NKV, HD;
+    size_t n[5];                 /* elements of out, lse, dq, dk, dv */
+    int *cu, *d_cu;
+    float *q, *k, *v, *dout;     /* host inputs */
+    float *d_q, *d_k, *d_v, *d_dout;
+    float *cpu[5];               /* the CPU's out, lse, dq, dk, dv */
+} AttnCase;
+static const float attn_prefill[5] = {7, 7, 1234, -777, -777}; /* written outputs: stale values must not leak */
+
+static void attn_case_init(AttnCase *c, const int *lens, int S, int n0, int NH, int NKV, int HD, double amp,
+                           double klate, const AttnOpts *o) {
+    c->S = S, c->NH = NH, c->NKV = NKV, c->HD = HD;
+    c->cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
+    c->cu[0] = n0;
+    for (int s = 0; s < S; s++) c->cu[s + 1] = c->cu[s] + lens[s];
+    c->N = c->cu[S];
+    size_t nq = (size_t)c->N * NH * HD, nk = (size_t)c->N * NKV * HD, nl = (size_t)c->N * NH;
+    c->n[0] = nq, c->n[1] = nl, c->n[2] = nq, c->n[3] = nk, c->n[4] = nk;
+    c->q = hrand(nq, -amp, amp), c->k = hrand(nk, -amp, amp), c->v = hrand(nk, -1, 1), c->dout = hrand(nq, -1, 1);
+    if (klate > 0)
+        for (int s = 0; s < S; s++)
+            for (int j = c->cu[s] + 64; j < c->cu[s + 1]; j++)
+                fill(c->k + (size_t)j * NKV * HD, (size_t)NKV * HD, -klate, klate);
+    c->d_cu = up(c->cu, ((size_t)S + 1) * sizeof(int));
+    c->d_q = up(c->q, nq * 4), c->d_k = up(c->k, nk * 4), c->d_v = up(c->v, nk * 4);
+    c->d_dout = up(c->dout, nq * 4);
+    for (int t = 0; t < 5; t++) c->cpu[t] = hconst(c->n[t], attn_prefill[t]);
+    cpu->attn_fwd(c->cpu[0], c->cpu[1], c->q, c->k, c->v, c->cu, S, NH, NKV, HD, o);
+    cpu->attn_bwd(c->cpu[2], c->cpu[3], c->cpu[4], c->dout, c->q, c->k, c->v, c->cpu[0], c->cpu[1], c->cu, S, NH,
+                  NKV, HD, o);
+}
+/* the GPU's forward and backward (each from its own forward) into freshly prefilled buffers: host copies res[5] */
+static void attn_gpu_run(const AttnCase *c, const AttnOpts *o, float *res[5]) {
+    float *d[5];
+    for (int t = 0; t < 5; t++) {
+        float *h = hconst(c->n[t], attn_prefill[t]);
+        d[t] = up(h, c->n[t] * 4);
+        free(h);
+    }
+    gpu->attn_fwd(d[0], d[1], c->d_q, c->d_k, c->d_v, c->d_cu, c->S, c->NH, c->NKV, c->HD, o);
+    gpu->attn_bwd(d[2], d[3], d[4], c->d_dout, c->d_q, c->d_k, c->d_v, d[0], d[1], c->d_cu, c->S, c->NH, c->NKV,
+                  c->HD, o);
+    for (int t = 0; t < 5; t++) res[t] = down(d[t], c->n[t]), gpu->free(d[t]);
+}
+/* res[5] against want[5] with bounds tol[5] (out, lse, dq, dk, dv); labels "<pre> <name><post>", the first one the
+ * case's whole name; prints the five errors and returns them in err */
+static void attn_cmp(const char *what, const char *pre, const char *post, float *const res[5],
+                     float *const want[5], const size_t n[5], const double tol[5], double err[5]) {
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    for (int t = 0; t < 5; t++) {
+        char lb[200];
+        if (t == 0) snprintf(lb, sizeof lb, "%s%s", what, post);
+        else snprintf(lb, sizeof lb, "  %s%s%s", pre, names[t], post);
+        err[t] = cmp(lb, res[t], want[t], n[t], tol[t]);
+    }
+    printf("%s%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, post, err[0], err[1], err[2], err[3], err[4]);
+}
+/* a second run bitwise the first (label "  <pre><name> deterministic") */
+static void attn_bitwise(const char *pre, float *const a[5], float *const b[5], const size_t n[5]) {
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    for (int t = 0; t < 5; t++) {
+        char lb[96];
+        snprintf(lb, sizeof lb, "  %s%s deterministic", pre, names[t]);
+        bitwise(lb, a[t], b[t], n[t] * 4);
+    }
+}
+static void attn_free5(float *x[5]) {
+    for (int t = 0; t < 5; t++) free(x[t]), x[t] = NULL;
+}
+static void attn_case_free(AttnCase *c) {
+    free(c->cu), free(c->q), free(c->k), free(c->v), free(c->dout);
+    attn_free5(c->cpu);
+    gpu->free(c->d_cu), gpu->free(c->d_q), gpu->free(c->d_k), gpu->free(c->d_v), gpu->free(c->d_dout);
+}
+
+/* GPU vs CPU forward and backward under options o (NULL: Llama's attention), and a second GPU run bitwise */
 static void t_attn_o(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, const AttnOpts *o) {
-    int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
-    cu[0] = n0;
-    for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
-    int N = cu[S];
-    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH;
-    float *q = hrand(nq, -amp, amp), *k = hrand(nk, -amp, amp), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
-    float *out = hconst(nq, 7), *lse = hconst(nl, 7); /* rows before cu[0] are not written by either side */
-    float *dq = hconst(nq, 1234), *dk = hconst(nk, -777), *dv = hconst(nk, -777); /* written: stale must not leak */
-    int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
-    float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
-    float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
-    float *d_dv = up(dv, nk * 4);
-    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, o);
-    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, o);
-    float *go = down(d_out, nq), *gl = down(d_lse, nl);
+    AttnCase c;
+    attn_case_init(&c, lens, S, n0, NH, NKV, HD, amp, 0.0, o);
     char what[200];
-    int wl = snprintf(what, sizeof what, "attn S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD, amp);
+    int wl = snprintf(what, sizeof what, "attn S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, c.N, n0, NH, NKV, HD,
+                      amp);
     if (o) snprintf(what + wl, sizeof what - (size_t)wl, " scale=%g cap=%g window=%d", (double)o->scale,
                     (double)o->softcap, o->window);
-    double eo = cmp(what, go, out, nq, 5e-6), el = cmp("  lse", gl, lse, nl, 5e-6);
-    /* each side's backward from its own forward (the GPU path end to end) */
-    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD, o);
-    float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
-    double eq = cmp("  dq", gdq, dq, nq, 2e-5), ek = cmp("  dk", gdk, dk, nk, 2e-5);
-    double ev = cmp("  dv", gdv, dv, nk, 2e-5);
-    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, eo, el, eq, ek, ev);
-    /* determinism: a second forward and backward into fresh (differently prefilled) buffers */
-    float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
-    gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
-    gpu->copy(d_lse2, d_lse, nl * 4);
-    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, o);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD, o);
-    float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
-          *gdv2 = down(d_dv, nk);
-    bitwise("  attn_fwd out deterministic", go, go2, nq * 4);
-    bitwise("  attn_fwd lse deterministic", gl, gl2, nl * 4);
-    bitwise("  attn_bwd dq deterministic", gdq, gdq2, nq * 4);
-    bitwise("  attn_bwd dk deterministic", gdk, gdk2, nk * 4);
-    bitwise("  attn_bwd dv deterministic", gdv, gdv2, nk * 4);
-    free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
-    free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
-    gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
-    gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
+    static const double tol[5] = {5e-6, 5e-6, 2e-5, 2e-5, 2e-5};
+    float *g[5], *g2[5];
+    double err[5];
+    attn_gpu_run(&c, o, g);
+    attn_cmp(what, "", "", g, c.cpu, c.n, tol, err);
+    attn_gpu_run(&c, o, g2);
+    attn_bitwise("attn ", g, g2, c.n);
+    attn_free5(g), attn_free5(g2);
+    attn_case_free(&c);
 }
 static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
     t_attn_o(lens, S, n0, NH, NKV, HD, amp, NULL);
@@ -677,71 +728,28 @@ int cuda_attn_tc3_mma_check(void);
  * first key tile), the wrong query head in dK / dV (0.4-23); anything that reads unwritten shared memory is NaN.
  * The errors must also exceed 1e-5: fp32-sized errors (1e-7) would mean the dispatch took the fp32 kernel.
  * And a second run is bitwise identical (no atomics). */
-/* one GPU forward and backward (the backward from this forward's out and lse) into freshly prefilled buffers:
- * out, lse 7 (rows before cu[0] are not written), dq 1234, dk, dv -777 (written: stale values must not leak); host
- * copies of out, lse, dq, dk, dv into res[0..4] */
-static void tc_gpu_run(float *res[5], const float *d_q, const float *d_k, const float *d_v, const float *d_dout,
-                       const int *d_cu, int S, int NH, int NKV, int HD, size_t nq, size_t nk, size_t nl) {
-    float *h_o = hconst(nq, 7), *h_l = hconst(nl, 7), *h_q = hconst(nq, 1234), *h_k = hconst(nk, -777);
-    float *o = up(h_o, nq * 4), *l = up(h_l, nl * 4), *gq = up(h_q, nq * 4), *gk = up(h_k, nk * 4);
-    float *gv = up(h_k, nk * 4);
-    gpu->attn_fwd(o, l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
-    gpu->attn_bwd(gq, gk, gv, d_dout, d_q, d_k, d_v, o, l, d_cu, S, NH, NKV, HD, NULL);
-    res[0] = down(o, nq), res[1] = down(l, nl), res[2] = down(gq, nq), res[3] = down(gk, nk), res[4] = down(gv, nk);
-    free(h_o), free(h_l), free(h_q), free(h_k);
-    gpu->free(o), gpu->free(l), gpu->free(gq), gpu->free(gk), gpu->free(gv);
-}
-
 static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, double klate, int v3) {
     const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
     char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
     setenv("SIMPO_CUDA_ATTN_TC", "1", 1); /* the first version (attention_tc.cu); the second one below */
-    int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
-    cu[0] = n0;
-    for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
-    int N = cu[S];
-    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH;
-    float *q = hrand(nq, -amp, amp), *k = hrand(nk, -amp, amp), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
-    if (klate > 0) /* keys from a sequence's 65th on of amplitude klate: row maxima jump at the second key tile */
-        for (int s = 0; s < S; s++)
-            for (int j = cu[s] + 64; j < cu[s + 1]; j++)
-                fill(k + (size_t)j * NKV * HD, (size_t)NKV * HD, -klate, klate);
-    float *out = hconst(nq, 7), *lse = hconst(nl, 7); /* rows before cu[0] are not written by either side */
-    float *dq = hconst(nq, 1234), *dk = hconst(nk, -777), *dv = hconst(nk, -777); /* written: stale must not leak */
-    int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
-    float *d_q = up(q, nq * 4), *d_k = up(k, nk * 4), *d_v = up(v, nk * 4), *d_dout = up(dout, nq * 4);
-    float *d_out = up(out, nq * 4), *d_lse = up(lse, nl * 4), *d_dq = up(dq, nq * 4), *d_dk = up(dk, nk * 4);
-    float *d_dv = up(dv, nk * 4);
-    cpu->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, NULL);
-    gpu->attn_fwd(d_out, d_lse, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
-    float *go = down(d_out, nq), *gl = down(d_lse, nl);
+    AttnCase c;
+    attn_case_init(&c, lens, S, n0, NH, NKV, HD, amp, klate, NULL);
+    static const double tol[5] = {2e-2, 5e-3, 3e-2, 3e-2, 3e-2};
     char what[160];
-    int wl = snprintf(what, sizeof what, "attn_tc S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, N, n0, NH, NKV, HD,
-                      amp);
+    int wl = snprintf(what, sizeof what, "attn_tc S=%d N=%d n0=%d NH=%d NKV=%d HD=%d amp=%g", S, c.N, n0, NH, NKV,
+                      HD, amp);
     if (klate > 0) snprintf(what + wl, sizeof what - (size_t)wl, " klate=%g", klate);
-    double eo = cmp(what, go, out, nq, 2e-2), el = cmp("  lse", gl, lse, nl, 5e-3);
-    cpu->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, NULL);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_cu, S, NH, NKV, HD, NULL);
-    float *gdq = down(d_dq, nq), *gdk = down(d_dk, nk), *gdv = down(d_dv, nk);
-    double eq = cmp("  dq", gdq, dq, nq, 3e-2), ek = cmp("  dk", gdk, dk, nk, 3e-2);
-    double ev = cmp("  dv", gdv, dv, nk, 3e-2);
-    printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, eo, el, eq, ek, ev);
-    CHECK(eo > 1e-5 && eq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run", what, eo,
-          eq);
-    /* determinism: a second forward and backward into fresh (differently prefilled) buffers */
-    float *d_out2 = up(dq, nq * 4), *d_lse2 = gpu->alloc(nl * 4, "lse2");
-    gpu->copy(d_out2, d_out, nq * 4); /* rows before cu[0] must match too */
-    gpu->copy(d_lse2, d_lse, nl * 4);
-    gpu->attn_fwd(d_out2, d_lse2, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL);
-    gpu->attn_bwd(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out2, d_lse2, d_cu, S, NH, NKV, HD, NULL);
-    float *go2 = down(d_out2, nq), *gl2 = down(d_lse2, nl), *gdq2 = down(d_dq, nq), *gdk2 = down(d_dk, nk),
-          *gdv2 = down(d_dv, nk);
-    bitwise("  attn_tc fwd out deterministic", go, go2, nq * 4);
-    bitwise("  attn_tc fwd lse deterministic", gl, gl2, nl * 4);
-    bitwise("  attn_tc bwd dq deterministic", gdq, gdq2, nq * 4);
-    bitwise("  attn_tc bwd dk deterministic", gdk, gdk2, nk * 4);
-    bitwise("  attn_tc bwd dv deterministic", gdv, gdv2, nk * 4);
+    float *g1[5], *g1b[5];
+    double err[5];
+    attn_gpu_run(&c, NULL, g1);
+    attn_cmp(what, "", "", g1, c.cpu, c.n, tol, err);
+    CHECK(err[0] > 1e-5 && err[2] > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run",
+          what, err[0], err[2]);
+    /* determinism: a second forward and backward into fresh buffers */
+    attn_gpu_run(&c, NULL, g1b);
+    attn_bitwise("attn_tc ", g1, g1b, c.n);
+    attn_free5(g1b);
     /* The second and third versions (attention_tc2.cu, attention_tc3.cu; SIMPO_CUDA_ATTN_TC=2, 3): the same bounds
      * against the CPU; against the first version the same bounds again (two bf16 computations of the same formulas
      * with the same operand rounding; seen under the emulation: out <= 2.2e-3, lse 2e-7, dq / dk / dv <= 4.7e-3);
@@ -749,48 +757,31 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
      * slow, skips the second run of the long shapes); and not bitwise the first version's out when a sequence spans
      * several key tiles (they sum them in another fp32 order with another softmax reference: proof that the version
      * ran). Version 3 only on the shapes `v3` says (the emulation's time; on a GPU every shape). */
-    const int rerun = N < 1000 || !strstr(cuda_device_name(), "CPU emulation");
+    const int rerun = c.N < 1000 || !strstr(cuda_device_name(), "CPU emulation");
     int longest = 0;
     for (int s = 0; s < S; s++) longest = lens[s] > longest ? lens[s] : longest;
     for (int ver = 2; ver <= 3; ver++) {
         if (ver == 3 && !v3 && strstr(cuda_device_name(), "CPU emulation")) continue;
         setenv("SIMPO_CUDA_ATTN_TC", ver == 2 ? "2" : "3", 1);
-        float *r2[5], *r2b[5] = {NULL, NULL, NULL, NULL, NULL};
-        tc_gpu_run(r2, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
-        if (rerun) tc_gpu_run(r2b, d_q, d_k, d_v, d_dout, d_cu, S, NH, NKV, HD, nq, nk, nl);
-        char what2[176];
+        float *r[5], *rb[5] = {NULL, NULL, NULL, NULL, NULL};
+        attn_gpu_run(&c, NULL, r);
+        if (rerun) attn_gpu_run(&c, NULL, rb);
+        char what2[176], pre[16];
         snprintf(what2, sizeof what2, "attn_tc%d%s", ver, what + 7); /* "attn_tc2 S=..." */
-        static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
-        char lb[10][48]; /* every label names the version (a failure line says which one failed) */
-        for (int t = 0; t < 5; t++) {
-            snprintf(lb[t], sizeof lb[t], "  attn_tc%d %s", ver, names[t]);
-            snprintf(lb[5 + t], sizeof lb[5 + t], "  attn_tc%d %s vs v1", ver, names[t]);
-        }
-        double fo = cmp(what2, r2[0], out, nq, 2e-2), fl = cmp(lb[1], r2[1], lse, nl, 5e-3);
-        double fq = cmp(lb[2], r2[2], dq, nq, 3e-2), fk = cmp(lb[3], r2[3], dk, nk, 3e-2);
-        double fv = cmp(lb[4], r2[4], dv, nk, 3e-2);
-        double xo = cmp(lb[5], r2[0], go, nq, 2e-2), xl = cmp(lb[6], r2[1], gl, nl, 5e-3);
-        double xq = cmp(lb[7], r2[2], gdq, nq, 3e-2), xk = cmp(lb[8], r2[3], gdk, nk, 3e-2);
-        double xv = cmp(lb[9], r2[4], gdv, nk, 3e-2);
-        printf("%s: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g; vs v1: out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n",
-               what2, fo, fl, fq, fk, fv, xo, xl, xq, xk, xv);
-        CHECK(fo > 1e-5 && fq > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run",
-              what2, fo, fq);
-        const size_t sizes[5] = {nq, nl, nq, nk, nk};
-        for (int t = 0; t < 5 && rerun; t++) {
-            char bw[64];
-            snprintf(bw, sizeof bw, "  attn_tc%d %s deterministic", ver, names[t]);
-            bitwise(bw, r2[t], r2b[t], sizes[t] * 4);
-        }
+        snprintf(pre, sizeof pre, "attn_tc%d ", ver); /* every label names the version */
+        double e2[5], x2[5];
+        attn_cmp(what2, pre, "", r, c.cpu, c.n, tol, e2);
+        attn_cmp(what2, pre, " vs v1", r, g1, c.n, tol, x2);
+        CHECK(e2[0] > 1e-5 && e2[2] > 1e-5, "%s: errors %.2g / %.2g look like fp32: the tensor-core path did not run",
+              what2, e2[0], e2[2]);
+        if (rerun) attn_bitwise(pre, r, rb, c.n);
         if (longest > 64)
-            CHECK(memcmp(r2[0], go, nq * 4) != 0, "%s: out is bitwise the first version's: version %d did not run",
-                  what2, ver);
-        for (int t = 0; t < 5; t++) free(r2[t]), free(r2b[t]);
+            CHECK(memcmp(r[0], g1[0], c.n[0] * 4) != 0,
+                  "%s: out is bitwise the first version's: version %d did not run", what2, ver);
+        attn_free5(r), attn_free5(rb);
     }
-    free(cu), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
-    free(go), free(gl), free(gdq), free(gdk), free(gdv), free(go2), free(gl2), free(gdq2), free(gdk2), free(gdv2);
-    gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_dout), gpu->free(d_out);
-    gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out2), gpu->free(d_lse2);
+    attn_free5(g1);
+    attn_case_free(&c);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
     if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
