@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "checkpoint.h"
 #include "config.h"
 #include "loss.h"
@@ -239,6 +240,56 @@ static inline double fixture_one_at_a_time(Model *m, const PairSet *ps, SeqLogp 
     double sum = 0;
     for (int s = 0; s < 12; s++) sum += seq[s].sum;
     return sum;
+}
+
+/* ---- comparing runs bit for bit ---- */
+
+/* what a run leaves to compare: per-sequence log-probs, the loss (and metrics where the run has them) and every
+ * gradient (grads: a host copy of m->nparams floats; the caller frees it) */
+typedef struct {
+    SeqLogp seq[12];
+    double loss, met[6];
+    float *grads;
+} FixtureResult;
+
+/* a host copy of m's gradients (through the backend: fine on the strict and GPU backends); the caller frees it */
+static inline float *fixture_host_grads(const Model *m) {
+    float *g = sd_alloc(m->nparams * sizeof(float), "host grads");
+    m->be->download(g, m->grads, m->nparams * sizeof(float));
+    return g;
+}
+/* fixture_loss_and_grads with loss lp, the gradients copied to the host */
+static inline FixtureResult fixture_run(Model *m, const PairSet *ps, LossParams lp) {
+    FixtureResult r = {0};
+    r.loss = fixture_loss_and_grads(m, ps, lp, r.seq, r.met);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
+/* fixture_three_in_flight / fixture_one_at_a_time with the gradients copied to the host */
+static inline FixtureResult fixture_run_three_in_flight(Model *m, const PairSet *ps) {
+    FixtureResult r = {0};
+    r.loss = fixture_three_in_flight(m, ps, r.seq);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
+static inline FixtureResult fixture_run_one_at_a_time(Model *m, const PairSet *ps) {
+    FixtureResult r = {0};
+    r.loss = fixture_one_at_a_time(m, ps, r.seq);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
+/* bitwise equality of two runs' log-probs, loss and gradients (n parameters) */
+static inline void fixture_check_same(const FixtureResult *a, const FixtureResult *b, size_t n, const char *what) {
+    int seq_same = 1;
+    for (int s = 0; s < 12; s++)
+        seq_same &= memcmp(&a->seq[s].sum, &b->seq[s].sum, sizeof(double)) == 0 && a->seq[s].n == b->seq[s].n;
+    CHECK(seq_same, "%s: log-probs differ", what);
+    CHECK(memcmp(&a->loss, &b->loss, sizeof(double)) == 0, "%s: loss %.17g vs %.17g", what, a->loss, b->loss);
+    size_t at = n;
+    for (size_t e = 0; e < n && at == n; e++)
+        if (memcmp(&a->grads[e], &b->grads[e], sizeof(float))) at = e;
+    CHECK(at == n, "%s: gradients differ first at element %zu (%.9g vs %.9g)", what, at, at < n ? a->grads[at] : 0,
+          at < n ? b->grads[at] : 0);
 }
 
 /* ---- the trainer side ---- */

@@ -18,22 +18,10 @@
 #include "plan.h"
 #include "test_util.h"
 
-typedef struct {
-    SeqLogp seq[12];
-    double loss, met[6], gnorm;
-    float *grads;
-} Run;
-
-static void run(Model *m, const PairSet *ps, Run *r) {
-    LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
-    r->loss = fixture_loss_and_grads(m, ps, simpo, r->seq, r->met);
-    r->gnorm = sqrt(model_grad_sumsq(m));
-    r->grads = sd_alloc(m->nparams * sizeof(float), "grads");
-    m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
-}
+static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
 
 /* bf16 storage: a model made in the bf16 mode (act16) against the fp32-storage model m run in the bf16 mode (want) */
-static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet *ps, const Run *want,
+static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet *ps, const FixtureResult *want,
                         size_t fp32_bytes, bool recompute, const char *what) {
     char *mdir = fixture_path("tiny-a/model");
     be->set_matmul_bf16(true);
@@ -42,12 +30,10 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     size_t held = be->bytes_in_use() - before;
     model_load_hf(m, mdir);
     CHECK(m->act16, "%s: a model made in the bf16 mode stores bf16 activations", what);
-    Run r;
-    run(m, ps, &r);
-    int same = r.loss == want->loss;
-    for (int s = 0; s < 12; s++) same &= r.seq[s].sum == want->seq[s].sum;
-    CHECK(same && memcmp(r.grads, want->grads, m->nparams * sizeof(float)) == 0,
-          "%s: bf16 storage gives bitwise the results of fp32 storage in the bf16 mode", what);
+    FixtureResult r = fixture_run(m, ps, SIMPO);
+    char lb[96];
+    snprintf(lb, sizeof lb, "%s: bf16 storage vs fp32 storage in the bf16 mode", what);
+    fixture_check_same(&r, want, m->nparams, lb);
     PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, recompute, true};
     MemPlan mp = plan_memory(&pl);
     size_t planned = mp.weights + mp.grads + mp.activations + mp.other; /* the optimizer's state is not the model's */
@@ -76,13 +62,9 @@ static void check_act16_gemma2(const Backend *be) {
         Model *m16 = model_create_ex(&mc, be, 256, NULL, 1, rc);
         model_load_hf(m16, mdir);
         CHECK(m16->act16 && !m32->act16, "Gemma 2: bf16 storage only in the model made in the bf16 mode");
-        Run a, b;
-        run(m32, ps, &a);
-        run(m16, ps, &b);
-        int same = a.loss == b.loss;
-        for (int s = 0; s < 12; s++) same &= a.seq[s].sum == b.seq[s].sum;
-        CHECK(same && memcmp(a.grads, b.grads, m16->nparams * sizeof(float)) == 0,
-              "Gemma 2%s: bf16 storage gives bitwise the results of fp32 storage", rc ? ", recompute" : "");
+        FixtureResult a = fixture_run(m32, ps, SIMPO), b = fixture_run(m16, ps, SIMPO);
+        fixture_check_same(&b, &a, m16->nparams, rc ? "Gemma 2, recompute: bf16 vs fp32 storage"
+                                                    : "Gemma 2: bf16 vs fp32 storage");
         be->set_matmul_bf16(false);
         free(a.grads), free(b.grads);
         model_free(m32), model_free(m16);
@@ -106,14 +88,14 @@ int main(void) {
     ModelConfig mc = fixture_model_config();
     Model *m = fixture_model(&mc, be);
     PairSet *ps = fixture_pairs(&mc);
-    Run f32, b16, f32b;
-    run(m, ps, &f32);
+    FixtureResult f32 = fixture_run(m, ps, SIMPO);
     be->set_matmul_bf16(true);
-    run(m, ps, &b16);
+    FixtureResult b16 = fixture_run(m, ps, SIMPO);
+    double b16_gnorm = sqrt(model_grad_sumsq(m));
     be->set_matmul_bf16(false);
-    run(m, ps, &f32b);
+    FixtureResult f32b = fixture_run(m, ps, SIMPO);
 
-    check_fixture_bf16(exp, m, b16.seq, b16.loss, b16.met, b16.gnorm, b16.grads, f32.seq, "");
+    check_fixture_bf16(exp, m, b16.seq, b16.loss, b16.met, b16_gnorm, b16.grads, f32.seq, "");
 
     /* bf16 activation storage, on the CPU and the strict backend, with and without recompute */
     for (int rc = 0; rc < 2; rc++) {
@@ -125,10 +107,7 @@ int main(void) {
     check_act16_gemma2(be);
 
     /* off again: fp32 bit for bit */
-    int same = f32b.loss == f32.loss;
-    for (int s = 0; s < 12; s++) same &= f32b.seq[s].sum == f32.seq[s].sum;
-    CHECK(same && memcmp(f32b.grads, f32.grads, m->nparams * sizeof(float)) == 0,
-          "set_matmul_bf16(false) restores the fp32 results bit for bit");
+    fixture_check_same(&f32b, &f32, m->nparams, "set_matmul_bf16(false) restores the fp32 results");
 
     free(f32.grads), free(b16.grads), free(f32b.grads);
     model_free(m);

@@ -165,12 +165,6 @@ static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, boo
     return m;
 }
 
-static float *host_copy(const Model *m, const float *p) {
-    float *g = sd_alloc(m->nparams * sizeof(float), "copy");
-    m->be->download(g, p, m->nparams * sizeof(float));
-    return g;
-}
-
 /* the SimPO loss over the 6 pairs as one micro-batch, forward only */
 static double loss_only(Model *m, const PairSet *ps, SeqLogp seq[12]) {
     size_t idx[6] = {0, 1, 2, 3, 4, 5};
@@ -191,37 +185,13 @@ static double loss_only(Model *m, const PairSet *ps, SeqLogp seq[12]) {
     return loss;
 }
 
-typedef struct {
-    SeqLogp seq[12];
-    double loss, met[6];
-    float *grads;
-} Result;
-
-static Result run_one(Model *m, const PairSet *ps) {
-    Result r;
-    r.loss = fixture_loss_and_grads(m, ps, SIMPO, r.seq, r.met);
-    r.grads = host_copy(m, m->grads);
-    return r;
-}
-
-static void check_same(const Result *a, const Result *b, size_t n, const char *what) {
-    int seq_same = 1;
-    for (int s = 0; s < 12; s++)
-        seq_same &= memcmp(&a->seq[s].sum, &b->seq[s].sum, sizeof(double)) == 0 && a->seq[s].n == b->seq[s].n;
-    CHECK(seq_same, "%s: log-probs differ", what);
-    CHECK(memcmp(&a->loss, &b->loss, sizeof(double)) == 0, "%s: loss %.17g vs %.17g", what, a->loss, b->loss);
-    size_t at = n;
-    for (size_t e = 0; e < n && at == n; e++)
-        if (memcmp(&a->grads[e], &b->grads[e], sizeof(float))) at = e;
-    CHECK(at == n, "%s: gradients differ first at element %zu", what, at);
-}
 
 /* ---- 2. finite differences ---- */
 
 /* central differences of the loss for a few elements of every parameter tensor: the 3 largest gradients of the
  * tensor and 3 random elements; each within tol of the tensor's largest gradient */
 static void fd_checks(Model *m, const PairSet *ps) {
-    Result r = run_one(m, ps);
+    FixtureResult r = fixture_run(m, ps, SIMPO);
     float *p = m->params; /* the CPU backend: host memory */
     uint64_t rng = 0x1234567ULL;
     double worst = 0;
@@ -279,42 +249,28 @@ static void fd_checks(Model *m, const PairSet *ps) {
 
 /* ---- 3. strict backend, recompute, bf16 ---- */
 
-/* fixture_three_in_flight (fixture_common.h) with the gradients copied to the host */
-static Result three_in_flight(Model *m, const PairSet *ps) {
-    Result r = {0};
-    r.loss = fixture_three_in_flight(m, ps, r.seq);
-    r.grads = host_copy(m, m->grads);
-    return r;
-}
 
-/* fixture_one_at_a_time (fixture_common.h) with the gradients copied to the host */
-static Result one_at_a_time(Model *m, const PairSet *ps) {
-    Result r = {0};
-    r.loss = fixture_one_at_a_time(m, ps, r.seq);
-    r.grads = host_copy(m, m->grads);
-    return r;
-}
-
-static void path_checks(const ModelConfig *mc, const PairSet *ps, const Result *base) {
+static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureResult *base) {
     Model *ms = g2_model(mc, backend_cpu_strict(), 1, false), *mr = g2_model(mc, backend_cpu(), 1, true);
     Model *mrs = g2_model(mc, backend_cpu_strict(), 1, true);
-    Result rs = run_one(ms, ps), rr = run_one(mr, ps), rrs = run_one(mrs, ps);
-    check_same(base, &rs, ms->nparams, "strict backend vs CPU");
-    check_same(base, &rr, mr->nparams, "recompute vs saved activations");
-    check_same(base, &rrs, mrs->nparams, "recompute on the strict backend vs CPU");
-    Result again = run_one(mr, ps);
-    check_same(base, &again, mr->nparams, "recompute, second run");
+    FixtureResult rs = fixture_run(ms, ps, SIMPO), rr = fixture_run(mr, ps, SIMPO);
+    FixtureResult rrs = fixture_run(mrs, ps, SIMPO);
+    fixture_check_same(base, &rs, ms->nparams, "strict backend vs CPU");
+    fixture_check_same(base, &rr, mr->nparams, "recompute vs saved activations");
+    fixture_check_same(base, &rrs, mrs->nparams, "recompute on the strict backend vs CPU");
+    FixtureResult again = fixture_run(mr, ps, SIMPO);
+    fixture_check_same(base, &again, mr->nparams, "recompute, second run");
     free(rs.grads), free(rr.grads), free(rrs.grads), free(again.grads);
     model_free(ms), model_free(mr), model_free(mrs);
 
     Model *m3 = g2_model(mc, backend_cpu(), 3, false), *m3r = g2_model(mc, backend_cpu(), 3, true);
-    Result a = three_in_flight(m3, ps), b = three_in_flight(m3r, ps);
-    check_same(&a, &b, m3->nparams, "3 slots in flight: recompute vs saved activations");
+    FixtureResult a = fixture_run_three_in_flight(m3, ps), b = fixture_run_three_in_flight(m3r, ps);
+    fixture_check_same(&a, &b, m3->nparams, "3 slots in flight: recompute vs saved activations");
     /* against the same micro-batches one at a time: the slots' shared scratch (the soft-capped LM head's too) holds
      * nothing a backward needs */
-    Result qa = one_at_a_time(m3, ps), qb = one_at_a_time(m3r, ps);
-    check_same(&qa, &a, m3->nparams, "3 slots in flight vs one at a time (saved activations)");
-    check_same(&qb, &b, m3r->nparams, "3 slots in flight vs one at a time (recompute)");
+    FixtureResult qa = fixture_run_one_at_a_time(m3, ps), qb = fixture_run_one_at_a_time(m3r, ps);
+    fixture_check_same(&qa, &a, m3->nparams, "3 slots in flight vs one at a time (saved activations)");
+    fixture_check_same(&qb, &b, m3r->nparams, "3 slots in flight vs one at a time (recompute)");
     free(a.grads), free(b.grads), free(qa.grads), free(qb.grads);
     model_free(m3), model_free(m3r);
 
@@ -322,7 +278,7 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const Result *
     const Backend *be = backend_cpu();
     Model *mb = g2_model(mc, be, 1, false);
     be->set_matmul_bf16(true);
-    Result r16 = run_one(mb, ps);
+    FixtureResult r16 = fixture_run(mb, ps, SIMPO);
     be->set_matmul_bf16(false);
     double worst = 0;
     for (int s = 0; s < 12; s++) worst = fmax(worst, fabs(r16.seq[s].sum - base->seq[s].sum) / fabs(base->seq[s].sum));
@@ -331,8 +287,8 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const Result *
     printf("bf16 log-probs vs fp32: worst relative difference %.3g\n", worst);
     CHECK(worst > 0 && worst <= 4.0 / 512, "bf16 log-probs differ from fp32 by %.3g relative", worst);
     CHECK(finite && isfinite(r16.loss), "bf16 gradients finite");
-    Result r32 = run_one(mb, ps);
-    check_same(base, &r32, mb->nparams, "fp32 again after bf16");
+    FixtureResult r32 = fixture_run(mb, ps, SIMPO);
+    fixture_check_same(base, &r32, mb->nparams, "fp32 again after bf16");
     free(r16.grads), free(r32.grads);
     model_free(mb);
 }
@@ -351,7 +307,7 @@ static ModelConfig variant(const char *from, const char *to) {
 }
 
 /* the largest relative change of a log-prob between the base model and one built from mc (same weights) */
-static double logp_change(const ModelConfig *mc, const PairSet *ps, const Result *base, int *bitwise_same) {
+static double logp_change(const ModelConfig *mc, const PairSet *ps, const FixtureResult *base, int *bitwise_same) {
     Model *m = g2_model(mc, backend_cpu(), 1, false);
     SeqLogp seq[12];
     loss_only(m, ps, seq);
@@ -365,7 +321,7 @@ static double logp_change(const ModelConfig *mc, const PairSet *ps, const Result
     return worst;
 }
 
-static void option_checks(const PairSet *ps, const Result *base) {
+static void option_checks(const PairSet *ps, const FixtureResult *base) {
     struct {
         const char *what, *from, *to;
         int changes; /* 1: must change the log-probs; 0: must leave them bit for bit */
@@ -513,7 +469,7 @@ int main(int argc, char **argv) {
               model_find_param(m, "model.layers.1.post_feedforward_layernorm.weight") &&
               model_find_param(m, "model.layers.0.post_attention_layernorm.weight")->role == P_LNA,
           "gemma2 tensor names");
-    Result base = run_one(m, ps);
+    FixtureResult base = fixture_run(m, ps, SIMPO);
     printf("tiny gemma2: SimPO loss %.8g\n", base.loss);
     fd_checks(m, ps);
     path_checks(&mc, ps, &base);

@@ -32,88 +32,38 @@ static Model *load_model(const ModelConfig *mc, const Backend *be, size_t max_to
     return m;
 }
 
-/* a host copy of m's gradients (the caller frees it) */
-static float *host_grads(const Model *m) {
-    float *g = sd_alloc(m->nparams * sizeof(float), "grads");
-    m->be->download(g, m->grads, m->nparams * sizeof(float));
-    return g;
-}
-
-/* what a run leaves to compare: per-sequence log-probs, the loss and every gradient */
-typedef struct {
-    SeqLogp seq[12];
-    double loss, met[6];
-    float *grads;
-} Result;
-
-static Result one_microbatch(Model *m, const PairSet *ps) {
-    Result r;
-    LossParams simpo = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
-    r.loss = fixture_loss_and_grads(m, ps, simpo, r.seq, r.met);
-    r.grads = host_grads(m);
-    return r;
-}
-
-/* bitwise equality of two results' log-probs, loss and gradients (n parameters) */
-static void check_same(const Result *a, const Result *b, size_t n, const char *what) {
-    int seq_same = 1;
-    for (int s = 0; s < 12; s++)
-        seq_same &= memcmp(&a->seq[s].sum, &b->seq[s].sum, sizeof(double)) == 0 && a->seq[s].n == b->seq[s].n;
-    CHECK(seq_same, "%s: log-probs differ", what);
-    CHECK(memcmp(&a->loss, &b->loss, sizeof(double)) == 0, "%s: loss %.17g vs %.17g", what, a->loss, b->loss);
-    size_t at = n;
-    for (size_t e = 0; e < n && at == n; e++)
-        if (memcmp(&a->grads[e], &b->grads[e], sizeof(float))) at = e;
-    CHECK(at == n, "%s: gradients differ first at element %zu (%.9g vs %.9g)", what, at, at < n ? a->grads[at] : 0,
-          at < n ? b->grads[at] : 0);
-}
+static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
 
 /* ---- 1. one micro-batch ---- */
 static void one_slot_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps) {
     Model *m0 = load_model(mc, backend_cpu(), 256, 1, false), *m1 = load_model(mc, backend_cpu(), 256, 1, true);
     Model *ms = load_model(mc, backend_cpu_strict(), 256, 1, true);
     CHECK(m1->recompute && m1->work && !m0->work, "the recompute flag and working area");
-    Result r0 = one_microbatch(m0, ps), r1 = one_microbatch(m1, ps), rs = one_microbatch(ms, ps);
-    check_same(&r0, &r1, m0->nparams, "recompute vs saved activations (CPU)");
-    check_same(&r0, &rs, m0->nparams, "recompute on the strict backend vs saved activations (CPU)");
+    FixtureResult r0 = fixture_run(m0, ps, SIMPO), r1 = fixture_run(m1, ps, SIMPO), rs = fixture_run(ms, ps, SIMPO);
+    fixture_check_same(&r0, &r1, m0->nparams, "recompute vs saved activations (CPU)");
+    fixture_check_same(&r0, &rs, m0->nparams, "recompute on the strict backend vs saved activations (CPU)");
     check_fixture_logprobs(exp, r1.seq, "recompute ");
     check_fixture_grads(m1, r1.grads);
     /* the same model again: the working area holds the last run's layer 0, nothing that leaks into this one */
-    Result r2 = one_microbatch(m1, ps);
-    check_same(&r0, &r2, m0->nparams, "recompute, second run");
+    FixtureResult r2 = fixture_run(m1, ps, SIMPO);
+    fixture_check_same(&r0, &r2, m0->nparams, "recompute, second run");
     free(r0.grads), free(r1.grads), free(r2.grads), free(rs.grads);
     model_free(m0), model_free(m1), model_free(ms);
 }
 
 /* ---- 2. three slots in flight ---- */
-
-/* fixture_three_in_flight (fixture_common.h) with the gradients copied to the host */
-static Result three_in_flight(Model *m, const PairSet *ps) {
-    Result r = {0};
-    r.loss = fixture_three_in_flight(m, ps, r.seq);
-    r.grads = host_grads(m);
-    return r;
-}
-
-/* fixture_one_at_a_time (fixture_common.h) with the gradients copied to the host */
-static Result one_at_a_time(Model *m, const PairSet *ps) {
-    Result r = {0};
-    r.loss = fixture_one_at_a_time(m, ps, r.seq);
-    r.grads = host_grads(m);
-    return r;
-}
-
 static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
     Model *m0 = load_model(mc, backend_cpu(), 256, 3, false), *m1 = load_model(mc, backend_cpu(), 256, 3, true);
     Model *ms = load_model(mc, backend_cpu_strict(), 256, 3, true);
-    Result r0 = three_in_flight(m0, ps), r1 = three_in_flight(m1, ps), rs = three_in_flight(ms, ps);
-    check_same(&r0, &r1, m0->nparams, "3 slots in flight: recompute vs saved activations");
-    check_same(&r0, &rs, m0->nparams, "3 slots in flight: recompute (strict) vs saved activations");
+    FixtureResult r0 = fixture_run_three_in_flight(m0, ps), r1 = fixture_run_three_in_flight(m1, ps);
+    FixtureResult rs = fixture_run_three_in_flight(ms, ps);
+    fixture_check_same(&r0, &r1, m0->nparams, "3 slots in flight: recompute vs saved activations");
+    fixture_check_same(&r0, &rs, m0->nparams, "3 slots in flight: recompute (strict) vs saved activations");
     /* against the same micro-batches one at a time: the slots' shared scratch holds nothing a backward needs */
-    Result q0 = one_at_a_time(m0, ps), q1 = one_at_a_time(m1, ps);
-    check_same(&q0, &r0, m0->nparams, "3 slots in flight vs one at a time (saved activations)");
-    check_same(&q1, &r1, m1->nparams, "3 slots in flight vs one at a time (recompute)");
-    check_same(&q0, &q1, m0->nparams, "one at a time: recompute vs saved activations");
+    FixtureResult q0 = fixture_run_one_at_a_time(m0, ps), q1 = fixture_run_one_at_a_time(m1, ps);
+    fixture_check_same(&q0, &r0, m0->nparams, "3 slots in flight vs one at a time (saved activations)");
+    fixture_check_same(&q1, &r1, m1->nparams, "3 slots in flight vs one at a time (recompute)");
+    fixture_check_same(&q0, &q1, m0->nparams, "one at a time: recompute vs saved activations");
     free(r0.grads), free(r1.grads), free(rs.grads), free(q0.grads), free(q1.grads);
     model_free(m0), model_free(m1), model_free(ms);
 }
