@@ -19,6 +19,7 @@
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
+#include "plan.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -290,6 +291,30 @@ static inline void fixture_check_same(const FixtureResult *a, const FixtureResul
         if (memcmp(&a->grads[e], &b->grads[e], sizeof(float))) at = e;
     CHECK(at == n, "%s: gradients differ first at element %zu (%.9g vs %.9g)", what, at, at < n ? a->grads[at] : 0,
           at < n ? b->grads[at] : 0);
+}
+
+/* ---- model memory against plan.c ---- */
+
+/* bytes a fresh model of one slot for max_tokens tokens holds on backend be (made in the backend's current
+ * precision: in the bf16 mode with bf16 activation storage); *act16 (may be NULL) says whether it stores them */
+static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *be, size_t max_tokens, bool recompute,
+                                         bool *act16) {
+    size_t before = be->bytes_in_use();
+    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
+    size_t held = be->bytes_in_use() - before;
+    if (act16) *act16 = m->act16;
+    model_free(m);
+    return held;
+}
+/* what plan_memory plans for that model on one rank with n_mb micro-batches per step (one stage: one slot):
+ * weights, gradients, activations and the RoPE tables (other, without ZeRO-2), not the optimizer's state, which
+ * is not the model's; the whole plan in *mp (may be NULL) */
+static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb, bool recompute,
+                                                 bool bf16, MemPlan *mp) {
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute, bf16};
+    MemPlan p = plan_memory(&pl);
+    if (mp) *mp = p;
+    return p.weights + p.grads + p.activations + p.other;
 }
 
 /* ---- the trainer side ---- */

@@ -15,7 +15,6 @@
 #include "fixture_bf16.h"
 #include "model.h"
 #include "pairs.h"
-#include "plan.h"
 #include "test_util.h"
 
 static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
@@ -34,9 +33,7 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     char lb[96];
     snprintf(lb, sizeof lb, "%s: bf16 storage vs fp32 storage in the bf16 mode", what);
     fixture_check_same(&r, want, m->nparams, lb);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, recompute, true};
-    MemPlan mp = plan_memory(&pl);
-    size_t planned = mp.weights + mp.grads + mp.activations + mp.other; /* the optimizer's state is not the model's */
+    size_t planned = fixture_planned_model_bytes(mc, 256, 1, recompute, true, NULL);
     CHECK(held == planned, "%s: allocated %zu bytes, planned %zu", what, held, planned);
     /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute) */
     size_t layers = recompute ? 1 : (size_t)mc->num_hidden_layers;
@@ -74,11 +71,9 @@ static void check_act16_gemma2(const Backend *be) {
 }
 
 static size_t fp32_model_bytes(const ModelConfig *mc, const Backend *be, bool recompute) {
-    size_t before = be->bytes_in_use();
-    Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
-    size_t held = be->bytes_in_use() - before;
-    CHECK(!m->act16, "a model made in fp32 keeps fp32 activations");
-    model_free(m);
+    bool act16;
+    size_t held = fixture_model_bytes(mc, be, 256, recompute, &act16);
+    CHECK(!act16, "a model made in fp32 keeps fp32 activations");
     return held;
 }
 

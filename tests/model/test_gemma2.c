@@ -26,7 +26,6 @@
 #include "fixture_g2.h"
 #include "model.h"
 #include "pairs.h"
-#include "plan.h"
 #include "safetensors.h"
 #include "test_util.h"
 #include "train.h"
@@ -400,14 +399,8 @@ static void hf_checks(Model *m) {
 /* ---- 6. memory ---- */
 
 static void check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute, const char *what) {
-    const Backend *be = backend_cpu_strict();
-    size_t before = be->bytes_in_use();
-    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
-    size_t held = be->bytes_in_use() - before;
-    model_free(m);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute, false};
-    MemPlan mp = plan_memory(&pl);
-    size_t want = mp.weights + mp.grads + mp.activations + mp.other;
+    size_t held = fixture_model_bytes(mc, backend_cpu_strict(), max_tokens, recompute, NULL);
+    size_t want = fixture_planned_model_bytes(mc, max_tokens, 3, recompute, false, NULL);
     CHECK(held == want, "%s, recompute %d: allocated %zu bytes, planned %zu", what, recompute, held, want);
 }
 

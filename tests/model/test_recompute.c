@@ -19,7 +19,6 @@
 #include "fixture_common.h"
 #include "model.h"
 #include "pairs.h"
-#include "plan.h"
 #include "test_util.h"
 #include "train.h"
 
@@ -73,14 +72,9 @@ static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
 /* backend bytes a model of nslots slots for max_tokens tokens holds, against plan_memory with n_mb micro-batches
  * (one stage: slots = min(1, n_mb), so n_mb = 1 plans the 1-slot model); returns the activation bytes planned */
 static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute) {
-    const Backend *be = backend_cpu_strict();
-    size_t before = be->bytes_in_use();
-    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
-    size_t held = be->bytes_in_use() - before;
-    model_free(m);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, 3, recompute, false};
-    MemPlan mp = plan_memory(&pl);
-    size_t want = mp.weights + mp.grads + mp.activations + mp.other; /* other: the RoPE tables (no ZeRO-2) */
+    size_t held = fixture_model_bytes(mc, backend_cpu_strict(), max_tokens, recompute, NULL);
+    MemPlan mp;
+    size_t want = fixture_planned_model_bytes(mc, max_tokens, 3, recompute, false, &mp);
     CHECK(held == want, "recompute %d, %zu tokens: allocated %zu bytes, planned %zu", recompute, max_tokens, held,
           want);
     CHECK(mp.slots == 1, "one stage plans one slot (%d)", mp.slots);
