@@ -153,12 +153,8 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
     if (m->gemma2) be->scale(g->x, m->embed_scale, (size_t)n * C);
     for (int l = 0; l < m->L; l++) {
         const LayerW *w = &m->w[l];
-        AttnOpts opts = {0};
-        if (m->gemma2) { /* model.c layer_attn_opts, for a whole model (l is global) */
-            opts.scale = (float)pow(m->mc.query_pre_attn_scalar, -0.5);
-            opts.softcap = (float)m->mc.attn_logit_softcapping;
-            opts.window = model_config_layer_sliding(&m->mc, l) ? m->mc.sliding_window : 0;
-        }
+        AttnOpts opts;
+        const AttnOpts *aopt = model_attn_opts(m, l, &opts); /* one rank: local layer l is global */
         float *K = g->kc + (size_t)l * g->cap * g->KD, *V = g->vc + (size_t)l * g->cap * g->KD; /* position 0 */
         float *Kn = K + (size_t)p0 * g->KD, *Vn = V + (size_t)p0 * g->KD;                     /* the new rows */
         be->rmsnorm_fwd(g->ln, g->rstd, g->x, w->ln1, (size_t)n, C, eps);
@@ -167,7 +163,7 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
         linear(be, Vn, g->ln, w->wv, n, C, KD, false);
         be->rope_fwd(g->q, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NH, m->HD);
         be->rope_fwd(Kn, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NKV, m->HD);
-        cached_attention(g, K, V, p0, n, m->gemma2 ? &opts : NULL);
+        cached_attention(g, K, V, p0, n, aopt);
         if (m->gemma2) { /* x += rmsnorm_a(att Wo^T) */
             linear(be, g->tmp, g->att, w->wo, n, QD, C, false);
             be->rmsnorm_fwd(g->ln, g->rstd, g->tmp, w->lna, (size_t)n, C, eps);

@@ -575,8 +575,7 @@ static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, 
     be->rmsnorm_fwd(normed, rstd, pre, gain, N, m->C, (float)m->mc.rms_norm_eps);
 }
 
-/* The attention options of local layer l (NULL for Llama: the kernels' defaults), filled into *o. */
-static const AttnOpts *layer_attn_opts(const Model *m, int l, AttnOpts *o) {
+const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o) {
     if (!m->gemma2) return NULL;
     o->scale = (float)pow(m->mc.query_pre_attn_scalar, -0.5); /* transformers: query_pre_attn_scalar**-0.5 */
     o->softcap = (float)m->mc.attn_logit_softcapping;
@@ -617,7 +616,7 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc;
     int QD = NH * HD, KD = NKV * HD;
     AttnOpts opts;
-    const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
+    const AttnOpts *aopt = model_attn_opts(m, l, &opts);
     bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
     norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
     hold_act(m, t->ln1, NC);
@@ -789,7 +788,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
         if (m->recompute) layer_forward(m, a, mb, l, &t, NULL);
         AttnOpts opts;
-        const AttnOpts *aopt = layer_attn_opts(m, l, &opts);
+        const AttnOpts *aopt = model_attn_opts(m, l, &opts);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));

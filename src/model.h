@@ -2,7 +2,8 @@
  * batch.
  *
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
- *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp.
+ *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
+ *          model_attn_opts, model_lmhead_chunk_rows.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -118,6 +119,9 @@ Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_toke
  * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
  * called on it (m->grads is NULL). */
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens);
+/* The attention options of this stage's local layer l (Gemma 2: scale, soft-cap, the sliding window of the layer's
+ * type), filled into *o and returned; NULL for Llama (the kernels' defaults). */
+const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
 /* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, at least 16
  * rows; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
 size_t model_lmhead_chunk_rows(int V_loc);
