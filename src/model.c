@@ -226,9 +226,13 @@ static size_t layer_grad_floats(const Model *m) {
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
  * so the two are never live together): max of the two; on the last stage also xf and dhs [N, C] each (plan.c
  * restates it) */
+static size_t grads_or_head_floats(const Model *m) {
+    size_t lg = layer_grad_floats(m), hd = head_floats(m);
+    return lg > hd ? lg : hd;
+}
 static size_t scratch_floats(const Model *m) {
-    size_t N = m->max_tokens, C = (size_t)m->C, lg = layer_grad_floats(m), hd = head_floats(m);
-    return N * C + (lg > hd ? lg : hd) + (m->last_stage ? N * C * 2 : 0);
+    size_t N = m->max_tokens, C = (size_t)m->C;
+    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
@@ -265,8 +269,7 @@ static void alloc_acts(Model *m, Acts *a) {
         c = both;
         TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
         if (m->gemma2 && m->mc.final_logit_softcapping > 0) TAKE(a->logits_pre, R * V);
-        size_t lg = layer_grad_floats(m), hd = head_floats(m);
-        c = both + (lg > hd ? lg : hd);
+        c = both + grads_or_head_floats(m);
         TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
     }
 #undef TAKE
