@@ -234,6 +234,7 @@ const Backend *backend_cuda(void) {
         b.set_matmul_bf16 = cuda_set_matmul_bf16;
         b.matmul_bf16_on = cu_bf16;
         b.matmul16 = cuda_matmul16;
+        b.to_bf16 = cuda_to_bf16;
         b.rmsnorm_fwd16 = cuda_rmsnorm_fwd16;
         b.swiglu_fwd16 = cuda_swiglu_fwd16;
         b.geglu_fwd16 = cuda_geglu_fwd16;

@@ -121,6 +121,7 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
                  float alpha, float beta);
 void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                    bool transB, float alpha, float beta);
+void cuda_to_bf16(uint16_t *y, const float *x, size_t n);
 void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cuda_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);

@@ -47,12 +47,19 @@ __global__ void to_bf16_kernel(__nv_bfloat16 *y, const float *x, size_t n, bool 
     }
 }
 
+/* backend.h to_bf16 (the model's bf16 compute weights): the same conversion as every operand cast, into y */
+void cuda_to_bf16(uint16_t *y, const float *x, size_t n) {
+    if (!n) return;
+    size_t threads = (n + 3) / 4;
+    to_bf16_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, cu_stream()>>>((__nv_bfloat16 *)y, x, n,
+                                                                              ((uintptr_t)x & 15) == 0);
+    CUDA_LAUNCH_CHECK("to_bf16");
+}
+
 /* a bf16 copy of x[n] in op scratch (the caller frees it with cu_scratch_free) */
 static __nv_bfloat16 *to_bf16(const float *x, size_t n, const char *what) {
     __nv_bfloat16 *y = (__nv_bfloat16 *)cu_scratch(n * sizeof(__nv_bfloat16), what);
-    size_t threads = (n + 3) / 4;
-    to_bf16_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, cu_stream()>>>(y, x, n, ((uintptr_t)x & 15) == 0);
-    CUDA_LAUNCH_CHECK("to_bf16");
+    cuda_to_bf16((uint16_t *)y, x, n);
     return y;
 }
 

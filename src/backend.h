@@ -106,6 +106,10 @@ typedef struct Backend {
      * same for B with b16. Only while the bf16 mode is on. */
     void (*matmul16)(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                      bool transB, float alpha, float beta);
+    /* y[i] = bf16(x[i]) (round to nearest even) for n elements: the model's bf16 compute weights (model.h
+     * model_refresh_weights16), made once per optimizer step for every matmul of the step. Works in either mode.
+     * NULL: the backend has fp32 storage only. */
+    void (*to_bf16)(uint16_t *y, const float *x, size_t n);
 
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);

@@ -95,6 +95,9 @@ static const KeySpec KEYS[] = {
     {"train.recompute", K_BOOL, F(recompute), "false", U, U, 0, 0, NULL,
      "activation recomputation per layer: keep each layer's input only and rerun its forward in the backward "
      "(less activation memory, about a third more layer FLOPs)"},
+    {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
+     "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
+     "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

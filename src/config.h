@@ -72,6 +72,7 @@ typedef struct {
     long seed;                  /* train.seed (default 0): data shuffling */
     int nonfinite_skip;         /* train.nonfinite: stop (0, default) | skip (1) */
     bool recompute;             /* train.recompute (default false): save layer inputs only, rerun layers backward */
+    bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
 
     /* checkpoint: */
     char *ckpt_dir;             /* checkpoint.dir (default "out") */

@@ -403,6 +403,8 @@ void model_free(Model *m) {
     be->free(m->grads);
     be->free(m->rope_cos);
     be->free(m->rope_sin);
+    be->free(m->w16_base);
+    free(m->w16);
     free(m->w);
     free(m->dw);
     free(m->specs);
@@ -416,6 +418,85 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
 }
 
 void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nalloc * sizeof(float)); }
+
+/* ---- bf16 compute weights (model.h model_enable_weights16) ---- */
+
+/* where spec p's bf16 copy goes: its field in m->w16 (the layers' matmul weights) or m->lm_head16 (the LM head: its
+ * own tensor, the mirror of a tied one, or the embedding when tied on one stage); NULL for the rest */
+static uint16_t **w16_view(Model *m, const ParamSpec *p) {
+    LayerW16 *lw = p->layer >= 0 ? &m->w16[p->layer - m->L_off] : NULL;
+    switch (p->role) {
+    case P_WQ: return &lw->wq;
+    case P_WK: return &lw->wk;
+    case P_WV: return &lw->wv;
+    case P_WO: return &lw->wo;
+    case P_WG: return &lw->wg;
+    case P_WU: return &lw->wu;
+    case P_WD: return &lw->wd;
+    case P_LMHEAD: return &m->lm_head16;
+    case P_EMBED: return m->last_stage && m->lm_head == m->embed ? &m->lm_head16 : NULL;
+    default: return NULL;
+    }
+}
+/* elements of a view: padded to 128 so that every view starts 256-byte aligned, as the bf16 scratch of an operand
+ * cast does (cudaMalloc's alignment): the GEMMs see the same operand alignment either way, so cuBLAS picks the same
+ * kernels (plan.c restates it) */
+static size_t pad128(size_t n) { return (n + 127) / 128 * 128; }
+
+void model_enable_weights16(Model *m) {
+    if (m->w16_base) return;
+    if (!m->act16 || !m->be->to_bf16)
+        sd_die("model", "bf16 compute weights need a model made in the bf16 mode (model.dtype: bf16) on a backend "
+               "with bf16 storage");
+    m->w16 = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW16), "bf16 weight views");
+    size_t n = 0;
+    for (int i = 0; i < m->nspecs; i++)
+        if (w16_view(m, &m->specs[i])) n += pad128(m->specs[i].numel);
+    m->w16_elems = n;
+    m->w16_base = m->be->alloc(sd_mul_size(n ? n : 1, sizeof(uint16_t), "bf16 weights"), "bf16 weights");
+    uint16_t *c = m->w16_base;
+    for (int i = 0; i < m->nspecs; i++) {
+        uint16_t **v = w16_view(m, &m->specs[i]);
+        if (v) *v = c, c += pad128(m->specs[i].numel);
+    }
+    m->w16_fresh = false;
+}
+
+void model_refresh_weights16(Model *m) {
+    if (!m->w16_base) return;
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        uint16_t **v = w16_view(m, p);
+        if (v) m->be->to_bf16(*v, m->params + p->offset, p->numel);
+    }
+    m->w16_fresh = true;
+}
+
+void model_weights_changed(Model *m) { m->w16_fresh = false; }
+
+/* SIMPO_CHECK_WEIGHTS16=1: dies unless the fresh copy is bf16 of the current parameters (a caller wrote them
+ * without model_weights_changed) */
+static void check_weights16(Model *m) {
+    const char *e = getenv("SIMPO_CHECK_WEIGHTS16");
+    if (!m->w16_fresh || !e || strcmp(e, "1") != 0) return;
+    float *p = sd_alloc(sd_mul_size(m->nparams ? m->nparams : 1, sizeof(float), "weights check"), "weights check");
+    uint16_t *b = sd_alloc(sd_mul_size(m->w16_elems ? m->w16_elems : 1, sizeof(uint16_t), "weights check"),
+                           "weights check");
+    m->be->download(p, m->params, m->nparams * sizeof(float));
+    m->be->download(b, m->w16_base, m->w16_elems * sizeof(uint16_t));
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *s = &m->specs[i];
+        uint16_t **v = w16_view(m, s);
+        if (!v) continue;
+        const uint16_t *got = b + (*v - m->w16_base);
+        for (size_t j = 0; j < s->numel; j++)
+            if (got[j] != sd_f32_to_bf16(p[s->offset + j]))
+                sd_die("model", "the bf16 copy of %s is stale at element %zu: the parameters were written without "
+                       "model_weights_changed", s->name, j);
+    }
+    free(p);
+    free(b);
+}
 
 double model_grad_sumsq(const Model *m) {
     double s = 0.0;
@@ -445,6 +526,7 @@ void model_init_random(Model *m, long seed) {
         }
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
+    model_weights_changed(m);
     free(host);
 }
 
@@ -474,6 +556,7 @@ void model_load_hf(Model *m, const char *hf_dir) {
             for (size_t e = 0; e < p->numel; e++) host[p->offset + e] += 1.0f;
     }
     m->be->upload(m->params, host, m->nparams * sizeof(float));
+    model_weights_changed(m);
     free(host);
     st_close(d);
 }
@@ -515,17 +598,26 @@ static void release(const Backend *be, const float *x) {
     if (be->matmul_release) be->matmul_release(x);
 }
 
+/* A weight as the matmuls read it: the fp32 parameter f, and its bf16 compute copy b while that is fresh (model.h
+ * model_enable_weights16; else NULL: the matmul rounds f itself, to the same values). */
+typedef struct { const float *f; const uint16_t *b; } Wt;
+/* layer l's weight `field`, and the LM head */
+#define LW(m, l, field) ((Wt){(m)->w[l].field, (m)->w16_fresh ? (m)->w16[l].field : NULL})
+static Wt head_wt(const Model *m) { return (Wt){m->lm_head, m->w16_fresh ? m->lm_head16 : NULL}; }
+
 /* y[N,out] = x[N,in] W[out,in]^T (+ y when acc); x16: x is bf16 storage (backend.h matmul16), else fp32 */
-static void linear(const Backend *be, float *y, const void *x, bool x16, const float *W, size_t N, int in, int out,
-                   bool acc) {
-    if (x16) be->matmul16(y, x, true, W, false, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
-    else be->matmul(y, (const float *)x, W, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
+static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out, bool acc) {
+    if (x16 || W.b)
+        be->matmul16(y, x, x16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL, (int)N, out, in, false,
+                     true, 1.0f, acc ? 1.0f : 0.0f);
+    else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear) */
-static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const void *x, bool x16,
-                       const float *W, size_t N, int in, int out, bool acc_dx) {
+static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const void *x, bool x16, Wt W,
+                       size_t N, int in, int out, bool acc_dx) {
     hold(be, dy, N * (size_t)out);
-    be->matmul(dx, dy, W, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
+    if (W.b) be->matmul16(dx, dy, false, W.b, true, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
+    else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     if (x16) be->matmul16(dW, dy, false, x, true, out, in, (int)N, true, false, 1.0f, 1.0f);
     else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, 1.0f);
     release(be, dy);
@@ -553,7 +645,7 @@ static void release_act(const Model *m, const float *x) {
 }
 /* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
 static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const void *x, bool x16,
-                                  const float *W, size_t N, int in_loc) {
+                                  Wt W, size_t N, int in_loc) {
     const Backend *be = m->be;
     size_t n = N * (size_t)m->C;
     if (m->tp == 1) {
@@ -570,8 +662,8 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
 
 /* Gemma 2's sandwich half: pre = x W^T for a row-parallel W[C, in_loc] (all-reduced over TP, saved), normed =
  * rmsnorm(pre) with gain and its rstd (saved); the caller adds the residual to normed. */
-static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const void *x, bool x16,
-                              const float *W, const float *gain, size_t N, int in_loc) {
+static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const void *x, bool x16, Wt W,
+                              const float *gain, size_t N, int in_loc) {
     const Backend *be = m->be;
     linear(be, pre, x, x16, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, pre, N * (size_t)m->C);
@@ -623,29 +715,29 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
     norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
     hold_act(m, t->ln1, NC);
-    linear(be, t->q, t->ln1, s16, w->wq, N, C, QD, false);
-    linear(be, t->k, t->ln1, s16, w->wk, N, C, KD, false);
-    linear(be, t->v, t->ln1, s16, w->wv, N, C, KD, false);
+    linear(be, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD, false);
+    linear(be, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD, false);
+    linear(be, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD, false);
     release_act(m, t->ln1);
     be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
     be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
     be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
-        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, false, w->wo, w->lna, N, QD);
+        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, false, LW(m, l, wo), w->lna, N, QD);
         be->add(t->x2, t->x, NC);
-    } else row_parallel_residual(m, a, t->x2, t->x, t->att, false, w->wo, N, QD);
+    } else row_parallel_residual(m, a, t->x2, t->x, t->att, false, LW(m, l, wo), N, QD);
     norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
     hold_act(m, t->ln2, NC);
-    linear(be, t->g, t->ln2, s16, w->wg, N, C, FF, false);
-    linear(be, t->u, t->ln2, s16, w->wu, N, C, FF, false);
+    linear(be, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF, false);
+    linear(be, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF, false);
     release_act(m, t->ln2);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
         glu_act(m, t->h, t->g, t->u, N);
-        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, s16, w->wd, w->lnf, N, FF);
+        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, s16, LW(m, l, wd), w->lnf, N, FF);
         if (xo) be->add(xo, t->x2, NC);
     } else {
         glu_act(m, t->h, t->g, t->u, N);
-        if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, s16, w->wd, N, FF);
+        if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, s16, LW(m, l, wd), N, FF);
     }
 }
 
@@ -665,6 +757,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
                m->max_tokens);
     if (m->act16 && !be->matmul_bf16_on())
         sd_die("model", "the model keeps bf16 activations (made in the bf16 mode), but the bf16 mode is off");
+    check_weights16(m);
     for (int s = 0; s < mb->S; s++) {
         int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
         if (len > m->rope_max)
@@ -710,10 +803,11 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     size_t R = (size_t)a->chunk;
     float *hf = sd_alloc(R * 3 * sizeof(float), "lm head stats");
     double *mx = sd_alloc((M ? M : 1) * 3 * sizeof(double), "lm head stats"), *se = mx + (M ? M : 1), *tgt = se + (M ? M : 1);
-    hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks */
+    Wt head = head_wt(m);
+    if (!head.b) hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks (when there is none) */
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
-        linear(be, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V, false);
+        linear(be, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
         if (a->logits_pre) be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
         be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, m->V_off);
         be->download(hf, a->mx, n * sizeof(float));
@@ -725,7 +819,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
             tgt[r0 + i] = hf[2 * R + i];
         }
     }
-    release(be, m->lm_head);
+    if (!head.b) release(be, m->lm_head);
     tp_vocab_combine(m->grid, mx, se, tgt, M);
     for (int s = 0; s < mb->S; s++) {
         out[s].sum = 0.0;
@@ -758,12 +852,13 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     if (m->last_stage) {
         /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
         float *gh = sd_alloc(R * sizeof(float), "lm head grads");
-        hold(be, m->lm_head, (size_t)V * C);
+        Wt head = head_wt(m);
+        if (!head.b) hold(be, m->lm_head, (size_t)V * C);
         for (size_t r0 = 0; r0 < M; r0 += R) {
             size_t n = M - r0 < R ? M - r0 : R;
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
             be->upload(a->gchunk, gh, n * sizeof(float));
-            linear(be, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V, false);
+            linear(be, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
                 float cap = (float)m->mc.final_logit_softcapping;
                 be->copy(a->logits_pre, a->logits, n * (size_t)V * sizeof(float));
@@ -771,10 +866,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
                 be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 be->softcap_bwd(a->logits, a->logits_pre, n * (size_t)V, cap);
             } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, false, m->lm_head, n, C, V,
-                       false);
+            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
         }
-        release(be, m->lm_head);
+        if (!head.b) release(be, m->lm_head);
         free(gh);
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */
@@ -796,15 +890,15 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lnf, a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, s16, w->wd, N, FF, C, false);
+            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, s16, LW(m, l, wd), N, FF, C, false);
             be->geglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
         } else {
-            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, s16, w->wd, N, FF, C, false);
+            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, s16, LW(m, l, wd), N, FF, C, false);
             be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
         }
         hold_act(m, t.ln2, NC);
-        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, s16, w->wg, N, C, FF, false);
-        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, s16, w->wu, N, C, FF, true);
+        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
+        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
@@ -812,15 +906,15 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, false, w->wo, N, (int)QD, C, false);
-        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, false, w->wo, N, (int)QD, C, false);
+            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
         be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         hold_act(m, t.ln1, NC);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, s16, w->wq, N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, s16, w->wk, N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, s16, w->wv, N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);

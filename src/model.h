@@ -3,12 +3,14 @@
  *
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
- *          model_attn_opts, model_lmhead_chunk_rows.
+ *          model_attn_opts, model_lmhead_chunk_rows, LayerW16, model_enable_weights16, model_refresh_weights16,
+ *          model_weights_changed.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
  * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch,
- * the recompute working area and the rope tables; model_create allocates them all and model_free releases them. Pointers returned by model_param are views.
+ * the recompute working area, the rope tables and the bf16 weight copy (model_enable_weights16); model_create
+ * allocates all but the last and model_free releases them all. Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
  * HDF5 checkpoints) holds the gain g = 1 + w, so the RMSNorm kernels are Llama's. model_load_hf adds 1 and
@@ -56,6 +58,8 @@ typedef struct {
 
 /* Per-layer weight views into the flat buffers. */
 typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd, *lna, *lnf; } LayerW; /* lna, lnf: Gemma 2 */
+/* Per-layer views of the bf16 compute weights (model_enable_weights16): the matmul weights only. */
+typedef struct { uint16_t *wq, *wk, *wv, *wo, *wg, *wu, *wd; } LayerW16;
 
 typedef struct Model {
     ModelConfig mc;
@@ -96,6 +100,14 @@ typedef struct Model {
                                           * the activations that only feed matmuls (each layer's ln1, ln2 and
                                           * the MLP's hidden state h) are bf16, half the bytes; the views keep
                                           * their float * type and point at uint16_t data */
+    uint16_t *w16_base;                  /* bf16 compute weights (model_enable_weights16; else NULL): one backend
+                                          * allocation of every matmul weight of this rank as bf16, each view
+                                          * padded to 128 elements (256 bytes) */
+    size_t w16_elems;                    /* its elements (with the padding) */
+    LayerW16 *w16;                       /* [L_loc] views into w16_base (NULL without the copy) */
+    uint16_t *lm_head16;                 /* the LM head's view (last stage), else NULL */
+    bool w16_fresh;                      /* the copy holds bf16(params): set by model_refresh_weights16, cleared by
+                                          * model_weights_changed; the matmuls read it only while set */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
 } Model;
@@ -125,6 +137,20 @@ const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
 /* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, at least 16
  * rows; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
 size_t model_lmhead_chunk_rows(int V_loc);
+/* bf16 compute weights (mixed precision's "bf16 weights, fp32 master weights"; a model made in the bf16 mode only,
+ * m->act16, else dies): allocates a bf16 copy of every weight a matmul reads (each layer's q, k, v, o, gate, up,
+ * down projections and, on the last stage, the LM head): 2 bytes per element, backend memory owned by the model
+ * (model_free frees it). model_refresh_weights16 fills it from the fp32 parameters (one conversion pass); while it
+ * is fresh the forward and backward hand it to the matmuls instead of the fp32 weights, which they would round to
+ * the very same bf16 values (results bitwise the same), so the weights are converted once per optimizer step
+ * instead of before every matmul of every micro-batch. Anything that writes the parameters must call
+ * model_weights_changed (model_init_random, model_load_hf, the optimizer and checkpoint loads do); a stale copy is
+ * never read. SIMPO_CHECK_WEIGHTS16=1 makes every forward that reads the copy check it against the parameters
+ * (tests: dies on a stale copy). The trainer enables it with train.bf16_weight_cache and refreshes it at the start
+ * of every step. */
+void model_enable_weights16(Model *m);
+void model_refresh_weights16(Model *m); /* no-op without the copy */
+void model_weights_changed(Model *m);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

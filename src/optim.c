@@ -75,4 +75,5 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
         be->adamw(m->params + off, m->grads + off, gscale, o->exp_avg + st, o->exp_avg_sq + st, n, lr, o->beta1,
                   o->beta2, o->eps, m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
     }
+    model_weights_changed(m); /* the bf16 compute weights are stale until the next step refreshes them */
 }

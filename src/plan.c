@@ -4,6 +4,7 @@
 #include "model.h"
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t pad128(size_t n) { return div_up(n, 128) * 128; }
 
 static void stage_layers(int L, int pp, int stage, int *first, int *count) {
     *count = L / pp + (stage < L % pp);
@@ -29,6 +30,12 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
+    bool act16 = l->bf16 && C % 2 == 0 && FF % 2 == 0; /* model.c: bf16 storage (and so the weight copy) */
+    /* the bf16 copy of the matmul weights: q, k, v, o, gate, up, down of each layer and the LM head (last stage),
+     * each padded to 128 elements (model.c pad128) */
+    if (l->weights16 && act16)
+        p.weights16 = 2 * ((size_t)Ll * (pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C)) +
+                           (last ? pad128(V * C) : 0));
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (without recompute) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
      * the stage output and the stage gradient (what the pipeline sends and receives; one buffer for both on a stage
@@ -42,7 +49,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
     /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
-    if (l->bf16 && C % 2 == 0 && FF % 2 == 0) work -= N * (C + FF / 2);
+    if (act16) work -= N * (C + FF / 2);
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +
@@ -59,7 +66,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
-    p.total = p.weights + p.grads + p.optimizer + p.activations + p.other;
+    p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other;
     return p;
 }
 

@@ -22,12 +22,14 @@ typedef struct {
     bool recompute;         /* train.recompute: slots keep layer inputs only, plus one shared layer working area */
     bool bf16;              /* model.dtype bf16: the activations that only feed matmuls (ln1, ln2, h) are bf16
                              * (model.h act16; when the hidden and local MLP widths are even) */
+    bool weights16;         /* train.bf16_weight_cache with bf16 (and act16): a bf16 copy of the matmul weights */
 } PlanLayout;
 
 typedef struct {
     size_t params;          /* parameters held (elements), before padding */
     size_t layer_params;    /* of those, in this stage's transformer layers (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
+    size_t weights16;       /* bytes of the bf16 compute weights (model_enable_weights16), in total; 0 without */
     size_t act_slot;        /* bytes of one activation slot (per micro-batch in flight), in activations */
     size_t act_shared;      /* bytes of the activation scratch all slots share (backward scratch, LM-head chunk on
                              * the last stage), in activations */

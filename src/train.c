@@ -173,9 +173,10 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
     const double MiB = 1048576.0;
     fprintf(stderr,
             "simpo_dist: memory plan rank %d (dp %d pp %d tp %d): weights %.1f MiB, gradients %.1f MiB, optimizer "
-            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB; planned %zu bytes, allocated %zu bytes\n",
+            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB, bf16 weights %.1f MiB; planned %zu bytes, "
+            "allocated %zu bytes\n",
             g->rank, g->dp_rank, g->pp_rank, g->tp_rank, mp.weights / MiB, mp.grads / MiB, mp.optimizer / MiB,
-            mp.activations / MiB, mp.slots, mp.other / MiB, mp.total, be->bytes_in_use());
+            mp.activations / MiB, mp.slots, mp.other / MiB, mp.weights16 / MiB, mp.total, be->bytes_in_use());
 }
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
@@ -327,6 +328,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_collectives(c, g, gpu);
     t->model = model_create_ex(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), c->recompute);
     Model *m = t->model;
+    /* bf16 compute weights: made at the start of every step (model_refresh_weights16), read by all its matmuls */
+    if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
@@ -386,7 +389,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     c->recompute, m->act16};
+                     c->recompute, m->act16, m->w16_base != NULL};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
@@ -403,6 +406,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         long chosen_tokens = 0;
         for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
         model_zero_grads(m);
+        model_refresh_weights16(m); /* the parameters are fixed from here to the optimizer step */
         double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens */
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens};

@@ -101,6 +101,7 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos
         }
     }
     m->be->upload(m->params, hp, m->nparams * sizeof(float));
+    model_weights_changed(m);
     m->be->upload(o->exp_avg, hm, ns * sizeof(float));
     m->be->upload(o->exp_avg_sq, hv, ns * sizeof(float));
     free(hp);

@@ -65,6 +65,7 @@ static const Backend g_cpu = {
     .matmul = cpu_matmul,
     .set_matmul_bf16 = cpu_set_matmul_bf16,
     .matmul_bf16_on = cpu_matmul_bf16_on,
+    .to_bf16 = cpu_to_bf16,
     .rmsnorm_fwd16 = cpu_rmsnorm_fwd16,
     .swiglu_fwd16 = cpu_swiglu_fwd16,
     .geglu_fwd16 = cpu_geglu_fwd16,

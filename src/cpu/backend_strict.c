@@ -205,6 +205,10 @@ static void strict_matmul16(float *C, const void *A, bool a16, const void *B, bo
     const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
     g_cpu->matmul16(F(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB, alpha, beta);
 }
+static void strict_to_bf16(uint16_t *y, const float *x, size_t n) {
+    const char *OP = "to_bf16";
+    g_cpu->to_bf16(H(y, n, "y"), F(x, n, "x"), n);
+}
 static void strict_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C,
                                  float eps) {
     const char *OP = "rmsnorm_fwd16";
@@ -395,6 +399,7 @@ static const Backend g_strict = {
     .set_matmul_bf16 = strict_set_matmul_bf16,
     .matmul_bf16_on = strict_matmul_bf16_on,
     .matmul16 = strict_matmul16,
+    .to_bf16 = strict_to_bf16,
     .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
     .swiglu_fwd16 = strict_swiglu_fwd16,
     .geglu_fwd16 = strict_geglu_fwd16,

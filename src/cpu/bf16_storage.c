@@ -1,4 +1,4 @@
-/* bf16_storage.c — the bf16 activation storage ops of backend.h (rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16,
+/* bf16_storage.c — the bf16 storage ops of backend.h (to_bf16, rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16,
  * matmul16): the fp32 op, then its output rounded to bfloat16 (nearest even); a matmul whose bf16 operands are
  * widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode rounds them again (a no-op on bf16 values).
  * So every result is bitwise the one of fp32 storage, which is what makes them the reference of the CUDA ones. */
@@ -6,8 +6,8 @@
 #include "cpu_ops.h"
 #include "util.h"
 
-/* y[n] = bf16(x[n]) */
-static void round_out(uint16_t *y, const float *x, size_t n) {
+/* backend.h to_bf16: y[n] = bf16(x[n]) */
+void cpu_to_bf16(uint16_t *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = sd_f32_to_bf16(x[i]);
 }
@@ -19,7 +19,7 @@ void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *
     size_t n = N * (size_t)(C > 0 ? C : 0);
     float *t = tmp_floats(n, "rmsnorm_fwd16");
     cpu_rmsnorm_fwd(t, rstd, x, w, N, C, eps);
-    round_out(out, t, n);
+    cpu_to_bf16(out, t, n);
     free(t);
 }
 /* a gated activation (SwiGLU or GeGLU) in fp32, then rounded */
@@ -28,7 +28,7 @@ static void glu16(void (*glu)(float *, const float *, const float *, size_t, int
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     float *t = tmp_floats(n, "glu_fwd16");
     glu(t, gate, up, N, FF);
-    round_out(out, t, n);
+    cpu_to_bf16(out, t, n);
     free(t);
 }
 void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {

@@ -13,6 +13,7 @@
 void cpu_set_matmul_bf16(bool on);
 bool cpu_matmul_bf16_on(void);
 /* bf16 activation storage (bf16_storage.c) */
+void cpu_to_bf16(uint16_t *y, const float *x, size_t n);
 void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);

@@ -30,7 +30,7 @@ expect_error "nccl without CUDA" "parallel.backend: nccl needs GPU buffers" "$BI
 # its numbers differ from fp32 (bf16 is really on) by what bf16 rounding explains
 sed -e 's|^model:|model:\n  dtype: bf16|' -e 's|dir: ../out/tiny, every_steps: 30|dir: ../out/bf16, final: false|' \
   configs/tiny.yaml > configs/bf16.yaml
-if "$BIN" configs/bf16.yaml 2> bf16.log; then ok "bf16 (CPU emulation) trains"; else bad "bf16: $(tail -3 bf16.log)"; fi
+if SIMPO_CHECK_WEIGHTS16=1 "$BIN" configs/bf16.yaml 2> bf16.log; then ok "bf16 (CPU emulation) trains"; else bad "bf16: $(tail -3 bf16.log)"; fi
 grep -q "emulates the GPU's bf16 matmuls" bf16.log && grep -q "backend cpu bf16" bf16.log && ok "bf16 emulation named" \
   || bad "bf16 log: $(head -3 bf16.log)"
 B=out/bf16/metrics.jsonl
@@ -38,6 +38,19 @@ l0=$(metric $M 1 loss); b0=$(metric $B 1 loss); blast=$(tail -3 $B | mean loss)
 awk -v a="$l0" -v b="$b0" 'BEGIN {d = a - b; if (d < 0) d = -d; exit !(d > 0 && d < 1e-2 * a)}' \
   && ok "bf16 step-1 loss $b0 vs fp32 $l0: different, within bf16 rounding" || bad "bf16 step 1 loss $b0 vs fp32 $l0"
 awk -v a="$first" -v b="$blast" 'BEGIN {exit !(b < 0.5 * a)}' && ok "bf16 loss falls" || bad "bf16 loss $first -> $blast"
+# train.bf16_weight_cache (default true; SIMPO_CHECK_WEIGHTS16 above compared the copy with the weights at every
+# forward): the bf16 copy of the matmul weights, made once per step, gives the numbers of rounding the fp32 weights
+# in every matmul bit for bit over all 60 optimizer steps (a copy left stale by an update would show)
+sed -e 's|^train: {|train: {bf16_weight_cache: false, |' -e 's|../out/bf16|../out/bf16_nocache|' configs/bf16.yaml \
+  > configs/bf16_nocache.yaml
+"$BIN" configs/bf16_nocache.yaml 2> bf16_nocache.log || bad "bf16 without the weight cache: $(tail -3 bf16_nocache.log)"
+w16() { grep -o "bf16 weights [0-9.]* MiB; planned [0-9]*" "$1" | awk '{print $6}'; }
+[ "$(w16 bf16.log)" -gt "$(w16 bf16_nocache.log)" ] && ok "the weight cache is planned and allocated" \
+  || bad "plans: $(w16 bf16.log) vs $(w16 bf16_nocache.log)"
+nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
+[ "$(nums $B | wc -l)" -eq 36 ] && [ "$(nums $B)" = "$(nums out/bf16_nocache/metrics.jsonl)" ] \
+  && ok "bf16 weight cache: the same losses and grad norms bit for bit over 60 steps" \
+  || bad "bf16 weight cache changes the numbers: $(diff <(nums $B) <(nums out/bf16_nocache/metrics.jsonl) | head -4)"
 # checkpoint.final: false keeps no weights at the end (benchmarks)
 [ ! -e out/bf16/step-00000060 ] && ok "checkpoint.final false: no final checkpoint" || bad "final checkpoint written: $(ls out/bf16)"
 finish

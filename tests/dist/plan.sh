@@ -2,8 +2,8 @@
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
 # first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
 # tied embeddings across stages); the same with train.recompute (also dp x tp x pp), where every rank also
-# allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage), again
-# fewer bytes. These are the volumes `simpo_dist plan` times
+# allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage and the
+# bf16 weight copy), again fewer bytes. These are the volumes `simpo_dist plan` times
 # (docs/scaling.md).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
@@ -66,5 +66,9 @@ parallel: {pp: 3, tp: 2}
 YAML
 $MPI 6 "$BIN" run.yaml --quiet 2> train.log || bad "tied pp3 tp2 failed: $(tail -3 train.log)"
 check_log "tied pp3 x tp2" train.log
+# and in bf16: the last stage's bf16 weight copy (train.bf16_weight_cache) holds the tied head's mirror
+sed -i 's|^model:|model:\n  dtype: bf16|' run.yaml; echo "checkpoint: {dir: out16}" >> run.yaml
+$MPI 6 "$BIN" run.yaml --quiet 2> train16.log || bad "tied pp3 tp2 bf16 failed: $(tail -3 train16.log)"
+check_log "tied pp3 x tp2, bf16" train16.log
 grep -q '"comm/allreduce_bytes"' out/metrics.jsonl && ok "metrics carry the step's communication bytes" || bad "no comm bytes in metrics"
 finish

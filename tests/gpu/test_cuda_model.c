@@ -145,6 +145,21 @@ int main(void) {
                worst_s, worst_g / gmax);
         CHECK(worst_s <= 1e-5 && worst_g <= 1e-5 * gmax, "bf16 storage differs from fp32 storage: %.3g / %.3g",
               worst_s, worst_g / gmax);
+        /* bf16 compute weights (model.h model_enable_weights16): the matmuls read the same bf16 weights from the
+         * copy, so the results are those above (bitwise, unless cuBLAS picks another kernel) */
+        model_enable_weights16(m16);
+        model_refresh_weights16(m16);
+        Run rw = {0};
+        run(m16, ps, simpo, &rw);
+        double worst_w = 0;
+        for (size_t i = 0; i < m16->nparams; i++) worst_w = fmax(worst_w, fabs((double)rw.grads[i] - r16.grads[i]));
+        bool bitwise = memcmp(rw.grads, r16.grads, m16->nparams * sizeof(float)) == 0 && rw.loss == r16.loss;
+        printf("bf16 compute weights vs rounding in every matmul: %s (gradients %.3g of the max)\n",
+               bitwise ? "bitwise the same" : "not bitwise", worst_w / gmax);
+        CHECK(rel_ok(rw.loss, r16.loss, 1e-6) && worst_w <= 1e-5 * gmax,
+              "bf16 compute weights change the results: loss %.10g vs %.10g, gradients %.3g of the max", rw.loss,
+              r16.loss, worst_w / gmax);
+        free(rw.grads);
         free(r16.grads);
         model_free(m16);
     }

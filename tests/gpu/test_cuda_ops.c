@@ -254,6 +254,27 @@ static void storage16_cmp(const char *what, const uint16_t *g, const uint16_t *c
     CHECK(diff * 100 <= n && worst <= 0x1p-8 * 1.0001, "%s: %zu of %zu bf16 elements differ, worst %.3g relative",
           what, diff, n, worst);
 }
+/* to_bf16 (section matmul_bf16; the model's bf16 compute weights): round to nearest even on both sides, so
+ * bitwise the CPU's, ties, infinities and the smallest normals included, from an aligned and an unaligned start
+ * (the kernel's float4 and scalar paths) */
+static void t_to_bf16(size_t n) {
+    float *x = hrand(n + 1, -3, 3);
+    const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, INFINITY, -INFINITY, 0x1p-126f,
+                             -0.0f, 65504.0f, 3.0e38f};
+    for (size_t i = 0; i < sizeof special / sizeof *special && i < n; i++) x[i * 3 % n] = special[i];
+    float *dx = up(x, (n + 1) * 4);
+    uint16_t *c16 = sd_alloc(n * 2 + 2, "cpu bf16"), *g16 = sd_alloc(n * 2 + 2, "gpu bf16");
+    uint16_t *d16 = gpu->alloc(n * 2 + 2, "bf16 out");
+    for (int off = 0; off < 2; off++) {
+        cpu->to_bf16(c16, x + off, n - (size_t)off);
+        gpu->to_bf16(d16, dx + off, n - (size_t)off);
+        gpu->download(g16, d16, (n - (size_t)off) * 2);
+        CHECK(memcmp(g16, c16, (n - (size_t)off) * 2) == 0, "to_bf16 n=%zu from element %d: not bitwise the CPU's",
+              n - (size_t)off, off);
+    }
+    free(x), free(c16), free(g16);
+    gpu->free(dx), gpu->free(d16);
+}
 static void t_storage16(size_t N, int C, int FF) {
     size_t nc = N * (size_t)C, nf = N * (size_t)FF;
     float *x = hrand(nc, -2, 2), *w = hrand((size_t)C, 0.5, 1.5), *g = hrand(nf, -4, 4), *u = hrand(nf, -2, 2);
@@ -892,6 +913,8 @@ int main(int argc, char **argv) {
         t_matmul_bf16(513, 1031, 769, 0);
         t_matmul_holds();
         t_storage16(37, 64, 160);
+        t_to_bf16(13);
+        t_to_bf16(100003);
         t_storage16(300, 128, 344);
     }
     if (want("embed")) {

@@ -6,6 +6,8 @@
  * bitwise the results of the model made in fp32 (fp32 storage, the same rounding inside its matmuls), with
  * exactly the planned bytes (plan.c) and the expected saving, with and without recompute; the same on the strict
  * backend (its bf16 ops check their 2-byte arguments); and for Gemma 2 (tiny-g2: GeGLU, sandwich norms).
+ * bf16 compute weights (model.h model_enable_weights16): the same results bit for bit, the planned bytes, and a
+ * stale copy never read (check_weights16).
  *
  * Tolerances and their reasons: fixture_bf16.h (and docs/gpu.md).
  */
@@ -18,6 +20,63 @@
 #include "test_util.h"
 
 static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
+
+typedef struct {
+    Model *m;
+    const PairSet *ps;
+} RunArg;
+static void run_forward(void *p) {
+    RunArg *a = p;
+    FixtureResult r = fixture_run(a->m, a->ps, SIMPO);
+    free(r.grads);
+}
+/* every parameter of m times s (through the host), without model_weights_changed */
+static void scale_params(Model *m, float s) {
+    float *h = sd_alloc(m->nparams * sizeof(float), "params");
+    m->be->download(h, m->params, m->nparams * sizeof(float));
+    for (size_t e = 0; e < m->nparams; e++) h[e] *= s;
+    m->be->upload(m->params, h, m->nparams * sizeof(float));
+    free(h);
+}
+
+/* bf16 compute weights (model.h model_enable_weights16) on the bf16-storage model m, whose results without them
+ * are want: exactly the planned bytes; bitwise the same results; after a parameter write announced by
+ * model_weights_changed the stale copy is not read (the results are those of a refreshed copy); a write that is not
+ * announced is caught by SIMPO_CHECK_WEIGHTS16 */
+static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, const FixtureResult *want,
+                            bool recompute, const char *what) {
+    const Backend *be = m->be;
+    size_t before = be->bytes_in_use();
+    model_enable_weights16(m);
+    size_t held = be->bytes_in_use() - before;
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, recompute, true, true};
+    size_t planned = plan_memory(&pl).weights16;
+    CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
+    CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
+    setenv("SIMPO_CHECK_WEIGHTS16", "1", 1);
+    model_refresh_weights16(m);
+    FixtureResult r = fixture_run(m, ps, SIMPO);
+    char lb[128];
+    snprintf(lb, sizeof lb, "%s: bf16 compute weights vs rounding in every matmul", what);
+    fixture_check_same(&r, want, m->nparams, lb);
+
+    scale_params(m, 0.5f); /* exact in fp32 and bf16 */
+    model_weights_changed(m);
+    CHECK(!m->w16_fresh, "%s: model_weights_changed marks the copy stale", what);
+    FixtureResult stale = fixture_run(m, ps, SIMPO);
+    model_refresh_weights16(m);
+    FixtureResult fresh = fixture_run(m, ps, SIMPO);
+    snprintf(lb, sizeof lb, "%s: after a parameter change, refreshed copy vs none", what);
+    fixture_check_same(&fresh, &stale, m->nparams, lb);
+    CHECK(fresh.loss != want->loss, "%s: halving the parameters changes the loss", what);
+
+    scale_params(m, 2.0f); /* not announced: the check must see the stale copy */
+    RunArg arg = {m, ps};
+    CHECK(expect_die(run_forward, &arg, "stale"), "%s: SIMPO_CHECK_WEIGHTS16 catches an unannounced write", what);
+    model_weights_changed(m);
+    unsetenv("SIMPO_CHECK_WEIGHTS16");
+    free(r.grads), free(stale.grads), free(fresh.grads);
+}
 
 /* bf16 storage: a model made in the bf16 mode (act16) against the fp32-storage model m run in the bf16 mode (want) */
 static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet *ps, const FixtureResult *want,
@@ -40,6 +99,7 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     size_t saved = layers * 256 * (size_t)(2 * mc->hidden_size + mc->intermediate_size) * 2;
     CHECK(fp32_bytes - held == saved, "%s: bf16 storage saves %zu bytes, expected %zu", what, fp32_bytes - held,
           saved);
+    check_weights16(m, mc, ps, want, recompute, what);
     be->set_matmul_bf16(false);
     free(r.grads);
     model_free(m);
@@ -62,6 +122,11 @@ static void check_act16_gemma2(const Backend *be) {
         FixtureResult a = fixture_run(m32, ps, SIMPO), b = fixture_run(m16, ps, SIMPO);
         fixture_check_same(&b, &a, m16->nparams, rc ? "Gemma 2, recompute: bf16 vs fp32 storage"
                                                     : "Gemma 2: bf16 vs fp32 storage");
+        model_enable_weights16(m16);
+        model_refresh_weights16(m16);
+        FixtureResult c = fixture_run(m16, ps, SIMPO);
+        fixture_check_same(&c, &a, m16->nparams, "Gemma 2: bf16 compute weights");
+        free(c.grads);
         be->set_matmul_bf16(false);
         free(a.grads), free(b.grads);
         model_free(m32), model_free(m16);
