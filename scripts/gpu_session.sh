@@ -10,7 +10,8 @@
 #      says which passed;
 #   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, then
 #      each variant that passed 2., then all passing variants together with the torch.compile peer in the same
-#      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths.
+#      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths in the memory-lean
+#      setting (train.bf16_weight_cache: false), and 8b-4l without the weight cache (its speed effect).
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
@@ -87,8 +88,10 @@ for v in "${passed[@]}"; do
   stamp "bench $v"
 done
 if has --recompute; then
-  bench recompute 100 "" "${common[@]}" --recompute
+  bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
+  bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache
+  stamp "bench no weight cache"
 fi
 # all passing variants together, and the torch.compile peer in the same call (ratios against that run)
 peer=--peer
