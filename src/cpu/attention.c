@@ -46,7 +46,7 @@ void cpu_attn_fwd(float *out, float *lse, const float *q, const float *k, const 
     const float cap = opts && opts->softcap > 0.0f ? opts->softcap : 0.0f;
     const int window = opts ? opts->window : 0;
     const long total = (long)(n1 - n0) * NH;
-#pragma omp parallel
+#pragma omp parallel if ((double)total * maxT * HD > SD_OMP_MIN_MACS)
     {
         float *sc = sd_alloc((size_t)(maxT > 0 ? maxT : 1) * sizeof(float), "attention scores");
         float *acc = sd_alloc((size_t)HD * sizeof(float), "attention accumulator");
@@ -98,7 +98,10 @@ void cpu_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const floa
     memset(dq, 0, (size_t)N * qs * sizeof(float));
     memset(dk, 0, (size_t)N * ks * sizeof(float));
     memset(dv, 0, (size_t)N * ks * sizeof(float));
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    double macs = 0; /* the causal score products of every sequence, a measure of the work */
+    for (int s = 0; s < S; s++) macs += 0.5 * (double)(cu_seqlens[s + 1] - cu_seqlens[s]) * (cu_seqlens[s + 1] - cu_seqlens[s]);
+    macs *= (double)NH * HD;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (macs > SD_OMP_MIN_MACS)
     for (int s = 0; s < S; s++) {
         for (int kvh = 0; kvh < NKV; kvh++) {
             int st = cu_seqlens[s], en = cu_seqlens[s + 1];

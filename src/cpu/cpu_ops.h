@@ -13,6 +13,11 @@
 void cpu_set_matmul_bf16(bool on);
 bool cpu_matmul_bf16_on(void);
 /* bf16 activation storage (bf16_storage.c) */
+/* The smallest work worth an OpenMP team: elements of an elementwise op, multiply-adds of attention. Below it the
+ * ops run on the calling thread: a parallel region costs microseconds on an idle machine but milliseconds on a busy
+ * one (a thread of the team waits for a core), which made tiny models 30x slower under load. */
+#define SD_OMP_MIN ((size_t)65536)
+#define SD_OMP_MIN_MACS 4194304.0
 void cpu_to_bf16(uint16_t *y, const float *x, size_t n);
 void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);

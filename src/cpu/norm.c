@@ -9,7 +9,7 @@
 #endif
 
 void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)C > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         float *o = out + n * (size_t)C;
         int r = ids[n] - V_off;
@@ -22,7 +22,7 @@ void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, 
 void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc) {
     const int BLK = 64;
     int nblk = (C + BLK - 1) / BLK;
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)C > SD_OMP_MIN)
     for (int b = 0; b < nblk; b++) {
         int c0 = b * BLK, c1 = c0 + BLK < C ? c0 + BLK : C;
         for (size_t n = 0; n < N; n++) {
@@ -38,7 +38,7 @@ void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C
 /* HF: variance = mean(x^2) (fp32), x * rsqrt(variance + eps), then weight * that. The sum of squares is
  * accumulated in double and rounded once, so the mean is the correctly rounded fp32 value. */
 void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)C > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *xr = x + n * (size_t)C;
         float *o = out + n * (size_t)C;
@@ -58,7 +58,7 @@ void cpu_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
                      size_t N, int C) {
     int nt = 1;
 #ifdef _OPENMP
-    nt = omp_get_max_threads();
+    if (N * (size_t)C > SD_OMP_MIN) nt = omp_get_max_threads();
 #endif
     double *part = sd_calloc((size_t)nt * (size_t)C, sizeof(double), "rmsnorm_bwd scratch");
 #pragma omp parallel num_threads(nt)
@@ -82,7 +82,7 @@ void cpu_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
             }
         }
     }
-#pragma omp parallel for
+#pragma omp parallel for if (nt > 1)
     for (int i = 0; i < C; i++) {
         double s = 0.0;
         for (int t = 0; t < nt; t++) s += part[(size_t)t * C + i];

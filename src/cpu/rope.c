@@ -4,7 +4,7 @@
 /* out = x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1): (x1, x2) -> (x1 c - x2 s, x2 c + x1 s). */
 void cpu_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
     int half = HD / 2;
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)H * HD > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *c = cos + (size_t)pos[n] * half, *s = sin + (size_t)pos[n] * half;
         for (int h = 0; h < H; h++) {
@@ -21,7 +21,7 @@ void cpu_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, 
 /* The rotation's transpose (= its inverse): (g1, g2) -> (g1 c + g2 s, g2 c - g1 s). */
 void cpu_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
     int half = HD / 2;
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)H * HD > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *c = cos + (size_t)pos[n] * half, *s = sin + (size_t)pos[n] * half;
         for (int h = 0; h < H; h++) {

@@ -6,7 +6,7 @@
  * target is in [V_off, V_off + V_loc), else 0. An empty slice gives maxv = -inf, sumexp = 0. */
 void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
                     int V_loc, int V_off) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)V_loc > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V_loc;
         float mx = -INFINITY;
@@ -24,7 +24,7 @@ void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits,
 /* dlogits[n,j] = g[n] ([j + V_off == target] - exp(l[n,j] - lse[n])), in place. */
 void cpu_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                   int V_off) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * (size_t)V_loc > SD_OMP_MIN)
     for (size_t n = 0; n < N; n++) {
         float *l = logits + n * (size_t)V_loc;
         float gn = g[n], ln = lse[n];
