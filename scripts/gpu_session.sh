@@ -8,7 +8,8 @@
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
 #      the benchmark's per-step losses, printed next to the default paths' on the same data); $OUT/variants.txt
 #      says which passed;
-#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, then
+#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, their
+#      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), then
 #      each variant that passed 2., then all passing variants together with the torch.compile peer in the same
 #      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths in the memory-lean
 #      setting (train.bf16_weight_cache: false), and 8b-4l without the weight cache (its speed effect).
@@ -16,8 +17,9 @@
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 90 + 3 x 80 + 170 s of benchmarks; typically about 8 minutes (give the device
-# call timeout_s 590 and nothing else to do).
+# tests, 2 x 90 s of model checks, 2 x 90 + 3 x 80 + 170 s of benchmarks, in order of what matters most (the later
+# benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
+# nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
 #   [--fixture] [--bench-tokenizer]
 set -uo pipefail
@@ -83,6 +85,11 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
 common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1)
 bench base 90 "" "${common[@]}"
 stamp "bench base"
+# where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
+# the op table and the matmul shapes with their TFLOP/s of each shape to $OUT/profile.txt
+bench profile 90 "SIMPO_PROFILE=1" "${common[@]}"
+for s in /tmp/bench-profile/*/log.txt; do echo "== $s"; grep "profile rank" "$s"; done > "$OUT/profile.txt" 2>&1
+stamp "bench profile"
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
   stamp "bench $v"

@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "train_state.h"
 #include "train_step.h"
+#include "backend_profile.h"
 #include "plan.h"
 #include "zero.h"
 #include "comm.h"
@@ -323,6 +324,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
+    const char *prof = getenv("SIMPO_PROFILE"); /* backend_profile.h: where the steps' time goes */
+    bool profiling = prof && !strcmp(prof, "1");
+    if (profiling) be = backend_profiled(be);
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
@@ -400,6 +404,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     double t_start = sd_now();
     long start_step = t->optim->step;
+    double t_prof = t_start; /* the profile's steps: all but the first of the run (warm-up), when there are more */
+    long prof_from = start_step;
     while (t->optim->step < t->total_steps) {
         double t0 = sd_now();
         next_global_batch(t, idx);
@@ -443,6 +449,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
         if (sig > 0 && g->rank == 0)
             fprintf(stderr, "simpo_dist: signal %d: checkpointing after step %ld and stopping (rerun to resume)\n",
                     (int)sig, t->optim->step);
+        if (profiling && t->optim->step == start_step + 1 && t->total_steps > t->optim->step) {
+            backend_profile_reset();
+            t_prof = sd_now(), prof_from = t->optim->step;
+        }
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
                                                              (int)mbp, sm.comm);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
@@ -452,6 +462,11 @@ int train_run(const Config *c, const TrainOptions *opt) {
             if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld\n", t->optim->step);
             break;
         }
+    }
+    if (profiling) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "simpo_dist: profile rank %d: ", g->rank);
+        backend_profile_report(stderr, prefix, sd_now() - t_prof, t->optim->step - prof_from);
     }
 #ifdef SIMPO_HAVE_CUDA
     if (!strcmp(m->be->name, "cuda"))

@@ -1,0 +1,29 @@
+# SIMPO_PROFILE=1 (src/backend_profile.h): the trainer prints where its steps' time goes, op by op, over all steps
+# but the first; the counts follow from the model (tiny: 2 layers, 2 micro-batches per step, one LM-head chunk), the
+# shares add up, and profiling changes no number of the run.
+source "$(dirname "$0")/lib.bash"
+cp -r "$SRC/configs" "$TMP/configs"
+cd "$TMP"
+sed -e 's|max_steps: 60|max_steps: 6|' -e 's|dir: ../out/tiny, every_steps: 30|dir: ../out/prof, final: false|' \
+  -e 's|every_steps: 5|every_steps: 1|' configs/tiny.yaml > configs/prof.yaml
+sed 's|../out/prof|../out/plain|' configs/prof.yaml > configs/plain.yaml
+SIMPO_PROFILE=1 "$BIN" configs/prof.yaml --quiet 2> prof.log || bad "profiled run failed: $(tail -3 prof.log)"
+"$BIN" configs/plain.yaml --quiet 2> plain.log || bad "plain run failed: $(tail -3 plain.log)"
+grep -q "profile rank 0: ops (SIMPO_PROFILE=1, each op synchronised and timed) over 5 steps" prof.log \
+  && ok "the profile covers steps 2-6" || bad "profile header: $(grep -m1 'profile rank' prof.log)"
+calls() { awk -v op="$1" '$5 == op && $6 ~ /^[0-9.]+$/ {print $6}' prof.log; }
+# per step: 2 micro-batches x (2 layers x (7 forward + 14 backward matmuls) + the LM head's 1 forward + 3 backward)
+[ "$(calls matmul)" = "92.0" ] && ok "92 matmuls per step" || bad "matmul calls/step: $(calls matmul)"
+[ "$(calls attn_fwd)" = "4.0" ] && [ "$(calls attn_bwd)" = "4.0" ] && ok "attention: 2 layers x 2 micro-batches" \
+  || bad "attention calls/step: $(calls attn_fwd) $(calls attn_bwd)"
+# AdamW once per parameter tensor: the embedding (tied head), 9 per layer, the final norm
+[ "$(calls adamw)" = "20.0" ] && ok "AdamW on 20 tensors per step" || bad "adamw calls/step: $(calls adamw)"
+share=$(awk '$5 ~ /^[a-z_0-9]+$/ && $8 ~ /%$/ {sub("%", "", $8); s += $8} END {printf "%.0f", s}' prof.log)
+[ "$share" -ge 99 ] && [ "$share" -le 101 ] && ok "op shares add up to $share%" || bad "shares add up to $share%"
+grep -q "matmul shapes by time" prof.log && grep -qE "profile rank 0:   [0-9]+x64x64 N T" prof.log \
+  && ok "matmul shapes listed" || bad "no matmul shapes: $(grep -A3 'matmul shapes' prof.log | head -4)"
+nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
+[ "$(nums out/prof/metrics.jsonl | wc -l)" -eq 18 ] && [ "$(nums out/prof/metrics.jsonl)" = "$(nums out/plain/metrics.jsonl)" ] \
+  && ok "profiling changes no number" || bad "profiled numbers differ: $(diff <(nums out/prof/metrics.jsonl) <(nums out/plain/metrics.jsonl) | head -3)"
+! grep -q "profile rank" plain.log && ok "no profile without SIMPO_PROFILE" || bad "profile printed without SIMPO_PROFILE"
+finish
