@@ -32,10 +32,13 @@
  * floats: 100 / 133 KB at HD = 256, within the opt-in limit of sm_80 and sm_90. NH must be a multiple of NKV.
  *
  * In the bf16 mode (cu_bf16(); SIMPO_CUDA_ATTN=tc|fp32 overrides it) cuda_attn_fwd / cuda_attn_bwd hand HD 64 and
- * 128 to the tensor-core kernels of attention_tc.cu (use_tc, at the end of this file); those know Llama's attention
- * only, so a call with options other than the defaults (attn_opts_is_default) always runs the fp32 kernels. */
+ * 128 to the tensor-core kernels of attention_tc.cu (use_tc, in the host side below); those know Llama's attention
+ * only, so a call with options other than the defaults (attn_opts_is_default) always runs the fp32 kernels.
+ * The end of this file defines the host side that every version shares (attn_launch.cuh: tile counts, the
+ * shared-memory opt-in, the backward's start and D = rowsum(dout * out)). */
 #include <stdlib.h>
 #include <string.h>
+#include "attn_launch.cuh"
 #include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
@@ -179,21 +182,6 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, c
 }
 
 /* ---- backward ---- */
-
-/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N-1: one warp per (row, head) */
-__global__ void attn_d_k(float *D, const float *dout, const float *out, int n0, int N, int NH, int HD) {
-    const int lane = threadIdx.x & 31;
-    const size_t total = (size_t)(N - n0) * NH;
-    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
-         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
-        size_t n = n0 + w / NH, h = w % NH;
-        const float *a = dout + n * NH * HD + h * HD, *b = out + n * NH * HD + h * HD;
-        float s = 0.0f;
-        for (int d = lane; d < HD; d += 32) s += a[d] * b[d];
-        s = cu_warp_sum(s);
-        if (lane == 0) D[n * NH + h] = s;
-    }
-}
 
 template <int NC>
 __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *dout, const float *q, const float *k,
@@ -357,85 +345,32 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkdv_k(float *dk, float *dv, co
 
 /* ---- host side ---- */
 
-typedef struct {
-    int *cu;    /* host copy of cu_seqlens[0..S] */
-    int tiles;  /* sum over sequences of ceil(T_s / BR) */
-} Layout;
+/* the kernels per register width ([0]: HD <= 64, [1]: <= 128, [2]: <= 256, NC = 2, 4, 8 head dims per lane) and
+ * what attn_want_smem gave each */
+static decltype(&attn_fwd_k<2>) const fwd_k[3] = {attn_fwd_k<2>, attn_fwd_k<4>, attn_fwd_k<8>};
+static decltype(&attn_dq_k<2>) const dq_k[3] = {attn_dq_k<2>, attn_dq_k<4>, attn_dq_k<8>};
+static decltype(&attn_dkdv_k<2>) const dkdv_k[3] = {attn_dkdv_k<2>, attn_dkdv_k<4>, attn_dkdv_k<8>};
+static int opted[3][3]; /* [fwd, dq, dkdv][width] */
+static int width_of(int HD) { return HD <= 64 ? 0 : HD <= 128 ? 1 : 2; }
 
-static Layout layout_of(const int *d_cu, int S, const char *op) {
-    Layout L;
-    L.cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
-    cu_download(L.cu, d_cu, ((size_t)S + 1) * sizeof(int));
-    long tiles = 0;
-    for (int s = 0; s < S; s++) {
-        int T = L.cu[s + 1] - L.cu[s];
-        if (T < 0 || L.cu[s] < 0)
-            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
-                   L.cu[s], s + 1, L.cu[s + 1]);
-        tiles += (T + BR - 1) / BR;
-    }
-    if (tiles > INT32_MAX) sd_die("cuda", "%s: %ld row tiles exceed the grid limit", op, tiles);
-    L.tiles = (int)tiles;
-    return L;
-}
+/* the options as the kernels take them: the scale, the soft-cap (0: none), the window (0: none) */
+struct KOpts {
+    float scale, cap;
+    int window;
+};
 
-static void check_shape(int NH, int NKV, int HD, const char *op) {
+/* the checks every call makes (op: attn_fwd, attn_bwd): shapes and options */
+static KOpts check_args(int NH, int NKV, int HD, const AttnOpts *opts, const char *op) {
     if (NH <= 0 || NKV <= 0 || NH % NKV)
         sd_die("cuda", "%s: %d query heads are not a multiple of %d kv heads", op, NH, NKV);
     if (HD <= 0 || HD > HD_MAX) sd_die("cuda", "%s: head dim %d is outside 1..%d", op, HD, HD_MAX);
     if (NH > 65535 || NKV > 65535) sd_die("cuda", "%s: %d heads exceed the grid limit", op, NH);
+    if (opts && (!isfinite(opts->scale) || !(opts->softcap >= 0.0f) || opts->window < 0))
+        sd_die("cuda", "%s: options scale %g, softcap %g, window %d", op, (double)opts->scale, (double)opts->softcap,
+               opts->window);
+    return KOpts{attn_opts_scale(opts, HD), opts && opts->softcap > 0.0f ? opts->softcap : 0.0f,
+                 opts ? opts->window : 0};
 }
-
-/* opt a kernel into `bytes` of dynamic shared memory (raising the kernel's limit when a larger head dim needs
- * more), or die naming the device's limit. *set holds the limit this kernel was given so far. */
-static void want_smem(const void *kernel, size_t bytes, int *set, const char *op, int HD) {
-    if ((int)bytes > cu_smem_optin())
-        sd_die("cuda", "%s: head dim %d needs %zu bytes of shared memory per block, the device allows %d", op, HD,
-               bytes, cu_smem_optin());
-    if (bytes <= 48 * 1024 || (int)bytes <= *set) return;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    *set = (int)bytes;
-}
-
-template <int NC>
-static void launch_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu,
-                       int S, int NH, int NKV, int HD, int tiles, const AttnOpts *opts) {
-    static int opted = 0;
-    int SD = smem_stride(HD);
-    size_t smem = (size_t)(BR + 2 * BC) * SD * sizeof(float);
-    want_smem((const void *)attn_fwd_k<NC>, smem, &opted, "attn_fwd", HD);
-    attn_fwd_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
-        out, lse, q, k, v, cu, S, NH, NKV, HD, SD, attn_opts_scale(opts, HD),
-        opts && opts->softcap > 0.0f ? opts->softcap : 0.0f, opts ? opts->window : 0);
-    CUDA_LAUNCH_CHECK("attn_fwd");
-}
-
-template <int NC>
-static void launch_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
-                       int HD, int tiles, const AttnOpts *opts) {
-    static int opted_q = 0, opted_kv = 0;
-    int SD = smem_stride(HD);
-    size_t smem = (size_t)(2 * BR + 2 * BC) * SD * sizeof(float);
-    float scale = attn_opts_scale(opts, HD), cap = opts && opts->softcap > 0.0f ? opts->softcap : 0.0f;
-    int window = opts ? opts->window : 0;
-    want_smem((const void *)attn_dq_k<NC>, smem, &opted_q, "attn_bwd", HD);
-    want_smem((const void *)attn_dkdv_k<NC>, smem, &opted_kv, "attn_bwd", HD);
-    attn_dq_k<NC><<<dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, cu_stream()>>>(
-        dq, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale, cap, window);
-    CUDA_LAUNCH_CHECK("attn_bwd (dq)");
-    attn_dkdv_k<NC><<<dim3((unsigned)tiles, (unsigned)NKV), NTHREADS, smem, cu_stream()>>>(
-        dk, dv, dout, q, k, v, lse, D, cu, S, NH, NKV, HD, SD, scale, cap, window);
-    CUDA_LAUNCH_CHECK("attn_bwd (dk, dv)");
-}
-
-/* The tensor-core kernels (attention_tc.cu): bf16 operands, fp32 accumulation and softmax, head dims 64, 128. */
-bool cuda_attn_tc_supports(int HD);
-void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                      const int *cu_seqlens, int S, int NH, int NKV, int HD);
-void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                      const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                      int NKV, int HD);
 
 /* Tensor cores in the bf16 mode (cu_bf16()) or when SIMPO_CUDA_ATTN=tc (SIMPO_CUDA_ATTN=fp32: never; tests
  * force either path), for Llama's attention (no options: attention_tc.cu has no scale, cap or window), the head
@@ -458,54 +393,115 @@ static bool use_tc(int HD, const AttnOpts *opts, const float *const *rows, int n
 void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
                    int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
-    check_shape(NH, NKV, HD, "attn_fwd");
+    const KOpts o = check_args(NH, NKV, HD, opts, "attn_fwd");
     const float *rows[] = {out, q, k, v};
-    if (opts && (!isfinite(opts->scale) || !(opts->softcap >= 0.0f) || opts->window < 0))
-        sd_die("cuda", "attn_fwd: options scale %g, softcap %g, window %d", (double)opts->scale,
-               (double)opts->softcap, opts->window);
     if (use_tc(HD, opts, rows, 4)) {
         cuda_attn_tc_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
         return;
     }
-    Layout L = layout_of(cu_seqlens, S, "attn_fwd");
-    int tiles = L.tiles;
-    free(L.cu);
+    int n0, N;
+    const int tiles = attn_tiles(cu_seqlens, S, BR, 1, &n0, &N, "attn_fwd");
     if (!tiles) return;
-    if (HD <= 64) launch_fwd<2>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
-    else if (HD <= 128) launch_fwd<4>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
-    else launch_fwd<8>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    const int w = width_of(HD), SD = smem_stride(HD);
+    attn_launch(fwd_k[w], dim3((unsigned)tiles, (unsigned)NH), NTHREADS, (size_t)(BR + 2 * BC) * SD * sizeof(float),
+                &opted[0][w], "attn_fwd", HD, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, SD, o.scale, o.cap,
+                o.window);
 }
 
 void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                    const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                    int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
-    check_shape(NH, NKV, HD, "attn_bwd");
-    if (opts && (!isfinite(opts->scale) || !(opts->softcap >= 0.0f) || opts->window < 0))
-        sd_die("cuda", "attn_bwd: options scale %g, softcap %g, window %d", (double)opts->scale,
-               (double)opts->softcap, opts->window);
+    const KOpts o = check_args(NH, NKV, HD, opts, "attn_bwd");
     const float *rows[] = {dq, dk, dv, dout, q, k, v};
     if (use_tc(HD, opts, rows, 7)) {
         cuda_attn_tc_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
         return;
     }
-    Layout L = layout_of(cu_seqlens, S, "attn_bwd");
-    const int n0 = L.cu[0], N = L.cu[S], tiles = L.tiles;
-    free(L.cu);
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
-    if (n0 > 0) {
-        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)n0 * qs * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-    }
+    int n0, N;
+    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, BR, 1, &n0, &N);
     if (!tiles) return;
     float *D = (float *)cu_scratch((size_t)N * NH * sizeof(float), "attn_bwd rowsum(dout * out)");
-    size_t warps = (size_t)(N - n0) * NH;
-    attn_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dout, out, n0, N, NH, HD);
-    CUDA_LAUNCH_CHECK("attn_bwd (D)");
-    if (HD <= 64) launch_bwd<2>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
-    else if (HD <= 128) launch_bwd<4>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
-    else launch_bwd<8>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles, opts);
+    attn_rowsum(D, NULL, dout, out, n0, N, NH, HD, "attn_bwd (D)");
+    const int w = width_of(HD), SD = smem_stride(HD);
+    const size_t smem = (size_t)(2 * BR + 2 * BC) * SD * sizeof(float);
+    attn_launch(dq_k[w], dim3((unsigned)tiles, (unsigned)NH), NTHREADS, smem, &opted[1][w], "attn_bwd (dq)", HD, dq,
+                dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, SD, o.scale, o.cap, o.window);
+    attn_launch(dkdv_k[w], dim3((unsigned)tiles, (unsigned)NKV), NTHREADS, smem, &opted[2][w], "attn_bwd (dk, dv)", HD,
+                dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, SD, o.scale, o.cap, o.window);
     cu_scratch_free(D);
+}
+
+/* ---- host side shared by every attention version (attn_launch.cuh) ---- */
+
+int attn_tiles(const int *d_cu, int S, int BM, int heads, int *n0, int *N, const char *op) {
+    int *cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
+    cu_download(cu, d_cu, ((size_t)S + 1) * sizeof(int));
+    long tiles = 0;
+    for (int s = 0; s < S; s++) {
+        int T = cu[s + 1] - cu[s];
+        if (T < 0 || cu[s] < 0)
+            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
+                   cu[s], s + 1, cu[s + 1]);
+        tiles += (T + BM - 1) / BM;
+    }
+    if (tiles * heads > INT32_MAX) {
+        if (heads == 1) sd_die("cuda", "%s: %ld row tiles exceed the grid limit", op, tiles);
+        sd_die("cuda", "%s: %ld row tiles x %d heads exceed the grid limit", op, tiles, heads);
+    }
+    *n0 = cu[0];
+    *N = cu[S];
+    free(cu);
+    return (int)tiles;
+}
+
+void attn_want_smem(const void *kernel, size_t bytes, int *opted, const char *what, int HD) {
+    if ((int)bytes <= *opted) return;
+    if ((int)bytes > cu_smem_optin())
+        sd_die("cuda", "%s: head dim %d needs %zu bytes of shared memory per block, the device allows %d", what, HD,
+               bytes, cu_smem_optin());
+    if (bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    *opted = (int)bytes;
+}
+
+int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
+                   int heads, int *n0, int *N) {
+    const int tiles = attn_tiles(d_cu, S, BM, heads, n0, N, "attn_bwd");
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    if (*n0 > 0) {
+        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)*n0 * qs * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)*n0 * ks * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)*n0 * ks * sizeof(float), cu_stream()));
+    }
+    return tiles;
+}
+
+/* attn_rowsum's kernel; BF16: dout's row to dob as well */
+template <bool BF16>
+__global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH,
+                         int HD) {
+    const int lane = threadIdx.x & 31;
+    const size_t total = (size_t)(N - n0) * NH;
+    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
+         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
+        size_t n = n0 + w / NH, h = w % NH, o = n * NH * HD + h * HD;
+        const float *a = dout + o, *b = out + o;
+        float s = 0.0f;
+        for (int d = lane; d < HD; d += 32) {
+            const float x = a[d];
+            s += x * b[d];
+            if (BF16) dob[o + d] = __float2bfloat16_rn(x);
+        }
+        s = cu_warp_sum(s);
+        if (lane == 0) D[n * NH + h] = s;
+    }
+}
+
+void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
+                 const char *what) {
+    const unsigned blocks = cu_grid((size_t)(N - n0) * NH * 32, 256);
+    if (dob) attn_d_k<true><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    else attn_d_k<false><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    CUDA_LAUNCH_CHECK(what);
 }

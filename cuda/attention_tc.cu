@@ -43,6 +43,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 #include <stdlib.h>
+#include "attn_launch.cuh"
 #include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
@@ -61,8 +62,6 @@ enum {
     TC_LDS = 68,     /* fp32 score stage row stride (64 columns + 4) */
     TC_LDP = 72,     /* bf16 probability row stride (64 columns + 8) */
 };
-#define TC_LOG2E 1.4426950408889634f
-#define TC_LN2 0.6931471805599453f
 
 /* rows [r0, r0 + nvalid) of a row-major fp32 tensor (row stride `stride`, g at the head's first column) into
  * dst[64][HD + 8] as bf16 (round to nearest even); rows past nvalid are zeros (they meet P = 0 or a mask, and
@@ -181,25 +180,10 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd_k(float *out, float *l
     for (int c = 0; c < HD / 2; c++) St[r * LDO + 4 * (c >> 1) + 2 * half + (c & 1)] = o[c] * inv;
     __syncwarp();
     attn_write_rows<HD>(out + (size_t)h * HD, qs, St, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
-    if (half == 0 && q0 + warp * 16 + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * TC_LN2;
+    if (half == 0 && q0 + warp * 16 + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * ATTN_LN2;
 }
 
 /* ---- backward ---- */
-
-/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N-1, fp32: one warp per (row, head) */
-__global__ void attn_tc_d_k(float *D, const float *dout, const float *out, int n0, int N, int NH, int HD) {
-    const int lane = threadIdx.x & 31;
-    const size_t total = (size_t)(N - n0) * NH;
-    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
-         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
-        size_t n = n0 + w / NH, h = w % NH;
-        const float *a = dout + n * NH * HD + h * HD, *b = out + n * NH * HD + h * HD;
-        float s = 0.0f;
-        for (int d = lane; d < HD; d += 32) s += a[d] * b[d];
-        s = cu_warp_sum(s);
-        if (lane == 0) D[n * NH + h] = s;
-    }
-}
 
 template <int HD>
 __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const float *dout, const float *q,
@@ -222,7 +206,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
     const bool active = warp * 16 < nq;
     const int wlast = min(q0 + warp * 16 + 15, qlast);
     const int i = min(q0 + warp * 16 + r, qlast);
-    const float lse2 = lse[(size_t)i * NH + h] * TC_LOG2E, Di = D[(size_t)i * NH + h];
+    const float lse2 = lse[(size_t)i * NH + h] * ATTN_LOG2E, Di = D[(size_t)i * NH + h];
 
     tc_stage<HD>(Ks, q + (size_t)h * HD, qs, q0, nq);
     tc_stage<HD>(Vs, dout + (size_t)h * HD, qs, q0, nq);
@@ -331,7 +315,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
             tc_stage<HD>(Qs, q + (size_t)h * HD, qs, q0, nq);
             tc_stage<HD>(dOs, dout + (size_t)h * HD, qs, q0, nq);
             for (int t = threadIdx.x; t < TC_BN; t += TC_THREADS) {
-                lse2s[t] = t < nq ? lse[(size_t)(q0 + t) * NH + h] * TC_LOG2E : 0.0f;
+                lse2s[t] = t < nq ? lse[(size_t)(q0 + t) * NH + h] * ATTN_LOG2E : 0.0f;
                 Ds[t] = t < nq ? D[(size_t)(q0 + t) * NH + h] : 0.0f;
             }
             __syncthreads();
@@ -422,36 +406,6 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
 
 bool cuda_attn_tc_supports(int HD) { return HD == 64 || HD == 128; }
 
-/* the number of 64-row tiles (and cu_seqlens[0], cu_seqlens[S]) from a host copy of cu_seqlens */
-static int tc_tiles(const int *d_cu, int S, int *n0, int *N, const char *op) {
-    int *cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
-    cu_download(cu, d_cu, ((size_t)S + 1) * sizeof(int));
-    long tiles = 0;
-    for (int s = 0; s < S; s++) {
-        int T = cu[s + 1] - cu[s];
-        if (T < 0 || cu[s] < 0)
-            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
-                   cu[s], s + 1, cu[s + 1]);
-        tiles += (T + TC_BM - 1) / TC_BM;
-    }
-    if (tiles > INT32_MAX) sd_die("cuda", "%s: %ld row tiles exceed the grid limit", op, tiles);
-    *n0 = cu[0];
-    *N = cu[S];
-    free(cu);
-    return (int)tiles;
-}
-
-/* opt a kernel into `bytes` of dynamic shared memory (once), or die naming the device's limit */
-static void tc_want_smem(const void *kernel, size_t bytes, bool *set, const char *op, int HD) {
-    if (*set) return;
-    if ((int)bytes > cu_smem_optin())
-        sd_die("cuda", "%s (tensor cores): head dim %d needs %zu bytes of shared memory per block, the device "
-               "allows %d", op, HD, bytes, cu_smem_optin());
-    if (bytes > 48 * 1024)
-        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    *set = true;
-}
-
 template <int HD> static size_t tc_smem_fwd(void) {
     return (size_t)2 * TC_BN * (HD + 8) * 2 + (size_t)TC_WARPS * 16 * ((HD + 4) * 4 + TC_LDP * 2);
 }
@@ -462,65 +416,48 @@ template <int HD> static size_t tc_smem_dkdv(void) {
     return (size_t)4 * TC_BN * (HD + 8) * 2 + (size_t)TC_WARPS * 16 * (TC_LDS * 4 + 2 * TC_LDP * 2) +
            (size_t)2 * TC_BN * 4;
 }
+static int tc_opted[3][2]; /* attn_want_smem's record: [fwd, dq, dkdv][HD 64, 128] */
 
 template <int HD>
 static void tc_launch_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu,
                           int S, int NH, int NKV, int tiles) {
-    static bool opted = false;
-    size_t smem = tc_smem_fwd<HD>();
-    tc_want_smem((const void *)attn_tc_fwd_k<HD>, smem, &opted, "attn_fwd", HD);
-    attn_tc_fwd_k<HD><<<dim3((unsigned)tiles, (unsigned)NH), TC_THREADS, smem, cu_stream()>>>(
-        out, lse, q, k, v, cu, S, NH, NKV, TC_LOG2E / sqrtf((float)HD));
-    CUDA_LAUNCH_CHECK("attn_fwd (tensor cores)");
+    attn_launch(attn_tc_fwd_k<HD>, dim3((unsigned)tiles, (unsigned)NH), TC_THREADS, tc_smem_fwd<HD>(),
+                &tc_opted[0][HD == 128], "attn_fwd (tensor cores)", HD, out, lse, q, k, v, cu, S, NH, NKV,
+                ATTN_LOG2E / sqrtf((float)HD));
 }
 
 template <int HD>
 static void tc_launch_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                           const float *v, const float *lse, const float *D, const int *cu, int S, int NH, int NKV,
                           int tiles) {
-    static bool opted_q = false, opted_kv = false;
-    size_t smem_q = tc_smem_dq<HD>(), smem_kv = tc_smem_dkdv<HD>();
-    float scale = 1.0f / sqrtf((float)HD);
-    tc_want_smem((const void *)attn_tc_dq_k<HD>, smem_q, &opted_q, "attn_bwd", HD);
-    tc_want_smem((const void *)attn_tc_dkdv_k<HD>, smem_kv, &opted_kv, "attn_bwd", HD);
-    attn_tc_dq_k<HD><<<dim3((unsigned)tiles, (unsigned)NH), TC_THREADS, smem_q, cu_stream()>>>(
-        dq, dout, q, k, v, lse, D, cu, S, NH, NKV, scale * TC_LOG2E, scale);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, dq)");
-    attn_tc_dkdv_k<HD><<<dim3((unsigned)tiles, (unsigned)NKV), TC_THREADS, smem_kv, cu_stream()>>>(
-        dk, dv, dout, q, k, v, lse, D, cu, S, NH, NKV, scale * TC_LOG2E, scale);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, dk, dv)");
+    const float scale = 1.0f / sqrtf((float)HD);
+    attn_launch(attn_tc_dq_k<HD>, dim3((unsigned)tiles, (unsigned)NH), TC_THREADS, tc_smem_dq<HD>(),
+                &tc_opted[1][HD == 128], "attn_bwd (tensor cores, dq)", HD, dq, dout, q, k, v, lse, D, cu, S, NH,
+                NKV, scale * ATTN_LOG2E, scale);
+    attn_launch(attn_tc_dkdv_k<HD>, dim3((unsigned)tiles, (unsigned)NKV), TC_THREADS, tc_smem_dkdv<HD>(),
+                &tc_opted[2][HD == 128], "attn_bwd (tensor cores, dk, dv)", HD, dk, dv, dout, q, k, v, lse, D, cu,
+                S, NH, NKV, scale * ATTN_LOG2E, scale);
 }
 
 /* The second version (attention_tc2.cu: bf16 pre-pass, cp.async pipelining, 128-row tiles of 8 warps, O kept in
- * fragments), the default, and the third (attention_tc3.cu: mma.sync with scores in registers); SIMPO_CUDA_ATTN_TC
- * = 1, 2 or 3 picks one (cuda_attn_tc_version, attention_tc2.cu; read on every call). */
-int cuda_attn_tc_version(void);
-void cuda_attn_tc3_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int *cu_seqlens, int S, int NH, int NKV, int HD);
-void cuda_attn_tc3_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD);
-void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int *cu_seqlens, int S, int NH, int NKV, int HD);
-void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD);
+ * fragments), the default, and the third (attention_tc3.cu: mma.sync with scores in registers) run from their
+ * kernel tables (attn_tc_run_fwd / _bwd); SIMPO_CUDA_ATTN_TC = 1, 2 or 3 picks one (cuda_attn_tc_version,
+ * attention_tc2.cu; read on every call). NULL: this version. */
+static AttnTcImpl *tc_impl(void) {
+    const int ver = cuda_attn_tc_version();
+    return ver == 3 ? &attn_tc3_impl : ver == 2 ? &attn_tc2_impl : NULL;
+}
 
 /* cuda_attn_fwd / cuda_attn_bwd on tensor cores: called by attention.cu for HD in {64, 128} with 16-byte
  * aligned q, k, v, out, dout, dq, dk, dv, after its shape checks (NH a multiple of NKV, S > 0) */
 void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
-    const int ver = cuda_attn_tc_version();
-    if (ver == 3) {
-        cuda_attn_tc3_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
-        return;
-    }
-    if (ver == 2) {
-        cuda_attn_tc2_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+    if (AttnTcImpl *impl = tc_impl()) {
+        attn_tc_run_fwd(impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
         return;
     }
     int n0, N;
-    int tiles = tc_tiles(cu_seqlens, S, &n0, &N, "attn_fwd");
+    const int tiles = attn_tiles(cu_seqlens, S, TC_BM, 1, &n0, &N, "attn_fwd");
     if (!tiles) return;
     if (HD == 64) tc_launch_fwd<64>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, tiles);
     else tc_launch_fwd<128>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, tiles);
@@ -529,29 +466,15 @@ void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, co
 void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                       int NKV, int HD) {
-    const int ver = cuda_attn_tc_version();
-    if (ver == 3) {
-        cuda_attn_tc3_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
-        return;
-    }
-    if (ver == 2) {
-        cuda_attn_tc2_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+    if (AttnTcImpl *impl = tc_impl()) {
+        attn_tc_run_bwd(impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
         return;
     }
     int n0, N;
-    int tiles = tc_tiles(cu_seqlens, S, &n0, &N, "attn_bwd");
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
-    if (n0 > 0) {
-        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)n0 * qs * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-    }
+    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, TC_BM, 1, &n0, &N);
     if (!tiles) return;
     float *D = (float *)cu_scratch((size_t)N * NH * sizeof(float), "attn_bwd rowsum(dout * out)");
-    size_t warps = (size_t)(N - n0) * NH;
-    attn_tc_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dout, out, n0, N, NH, HD);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores, D)");
+    attn_rowsum(D, NULL, dout, out, n0, N, NH, HD, "attn_bwd (tensor cores, D)");
     if (HD == 64) tc_launch_bwd<64>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, tiles);
     else tc_launch_bwd<128>(dq, dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, tiles);
     cu_scratch_free(D);

@@ -3,7 +3,7 @@
  * it runs when SIMPO_CUDA_ATTN_TC is unset, empty or 2 (cuda_attn_tc_version below, read on every call by
  * attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd; 1: the first version, the fallback; 3: the third,
  * attention_tc3.cu). Its host side (bf16 pre-passes, D, launches: attn_tc_run_fwd / attn_tc_run_bwd, declared in
- * attn_tiles.cuh) also runs version 3, whose kernels have the same signatures.
+ * attn_launch.cuh) also runs version 3, whose kernels have the same signatures: each version is a kernel table.
  *
  * Precision: as version 1 (torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P and dS
  * rounded to bf16 for their products, nvcuda::wmma bf16 16x16x16 products with fp32 accumulation, scores, softmax
@@ -64,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "attn_launch.cuh"
 #include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 
@@ -84,8 +85,6 @@ enum {
     T2_NS_FWD = 3,   /* pipeline stages of K / V tiles (forward, dq) */
     T2_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
 };
-#define T2_LOG2E 1.4426950408889634f
-#define T2_LN2 0.6931471805599453f
 #define T2_RESCALE 8.0f /* lazy rescale: keep the reference max while the row max exceeds it by <= 8 (log2) */
 
 static constexpr int t2_max(int a, int b) { return a > b ? a : b; }
@@ -280,7 +279,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     }
     __syncwarp();
     attn_write_rows<HD>(out + (size_t)h * HD, qs, Ow, wfirst, wlast - wfirst + 1);
-    if (hf == 0 && wfirst + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * T2_LN2;
+    if (hf == 0 && wfirst + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * ATTN_LN2;
 }
 
 /* ---- pre-passes ---- */
@@ -311,27 +310,6 @@ __global__ void attn_tc2_cvt_k(T2Cvt a) {
     }
 }
 
-/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N-1, fp32, one warp per (row, head) (the first
- * version's order), and dout's row to bf16 */
-__global__ void attn_tc2_d_k(float *D, bf16 *dob, const float *dout, const float *out, int n0, int N, int NH,
-                             int HD) {
-    const int lane = threadIdx.x & 31;
-    const size_t total = (size_t)(N - n0) * NH;
-    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
-         w += ((size_t)gridDim.x * blockDim.x) >> 5) {
-        size_t n = n0 + w / NH, h = w % NH, o = n * NH * HD + h * HD;
-        const float *a = dout + o, *b = out + o;
-        float s = 0.0f;
-        for (int d = lane; d < HD; d += 32) {
-            const float x = a[d];
-            s += x * b[d];
-            dob[o + d] = __float2bfloat16_rn(x);
-        }
-        s = cu_warp_sum(s);
-        if (lane == 0) D[n * NH + h] = s;
-    }
-}
-
 /* ---- backward: dQ ---- */
 template <int HD>
 __global__ void __launch_bounds__(T2_THREADS, 1)
@@ -354,7 +332,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const bool active = warp * 16 < nq;
     const int wfirst = q0 + warp * 16, wlast = min(wfirst + 15, qlast);
     const int i = min(wfirst + r, qlast);
-    const float lse2 = lse[(size_t)i * NH + h] * T2_LOG2E, Di = D[(size_t)i * NH + h];
+    const float lse2 = lse[(size_t)i * NH + h] * ATTN_LOG2E, Di = D[(size_t)i * NH + h];
     const bf16 *kg = kb + (size_t)kvh * HD, *vg = vb + (size_t)kvh * HD;
     const int nt = (qlast - st) / T2_BN + 1;
 
@@ -551,7 +529,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
             float p[4];
 #pragma unroll
             for (int u = 0; u < 4; u++)
-                p[u] = col + u >= lo && col + u <= hi ? exp2f(sa[u] * sl2 - la[u] * T2_LOG2E) : 0.0f;
+                p[u] = col + u >= lo && col + u <= hi ? exp2f(sa[u] * sl2 - la[u] * ATTN_LOG2E) : 0.0f;
             attn_put4(Pt + r * T2_LDP + col, p[0], p[1], p[2], p[3]);
         }
         __syncwarp(); /* S^T is read: dP^T overwrites it */
@@ -616,42 +594,7 @@ int cuda_attn_tc_version(void) {
     return 2;
 }
 
-/* ---- host: pre-passes and launches, shared with version 3 (attn_tiles.cuh) ---- */
-
-/* the number of BM-row tiles over a host copy of cu_seqlens, and cu_seqlens[0], cu_seqlens[S]; dies unless
- * tiles x heads fits a 1-D grid */
-static int attn_tc_tiles(const int *d_cu, int S, int heads, int BM, int *n0, int *N, const char *op) {
-    int *cu = (int *)sd_alloc(((size_t)S + 1) * sizeof(int), "cu_seqlens (host copy)");
-    cu_download(cu, d_cu, ((size_t)S + 1) * sizeof(int));
-    long tiles = 0;
-    for (int s = 0; s < S; s++) {
-        int T = cu[s + 1] - cu[s];
-        if (T < 0 || cu[s] < 0)
-            sd_die("cuda", "%s: cu_seqlens is not a non-decreasing offset list (cu[%d] = %d, cu[%d] = %d)", op, s,
-                   cu[s], s + 1, cu[s + 1]);
-        tiles += (T + BM - 1) / BM;
-    }
-    if (tiles * heads > INT32_MAX)
-        sd_die("cuda", "%s: %ld row tiles x %d heads exceed the grid limit", op, tiles, heads);
-    *n0 = cu[0];
-    *N = cu[S];
-    free(cu);
-    return (int)tiles;
-}
-
-/* opt kernel `which` (0 fwd, 1 dq, 2 dkdv) of a version into its dynamic shared memory (once), or die naming the
- * device's limit */
-static void attn_tc_want_smem(AttnTcImpl *impl, int which, const void *kernel, const char *op, int HD) {
-    const int hi = HD == 128;
-    const size_t bytes = impl->smem[which][hi];
-    if (impl->opted[which][hi]) return;
-    if ((int)bytes > cu_smem_optin())
-        sd_die("cuda", "%s (tensor cores, %s): head dim %d needs %zu bytes of shared memory per block, the device "
-               "allows %d", op, impl->name, HD, bytes, cu_smem_optin());
-    if (bytes > 48 * 1024)
-        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    impl->opted[which][hi] = true;
-}
+/* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */
 
 /* rows [n0, N) of up to three row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout */
 static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *const *dst, const size_t *W) {
@@ -671,7 +614,7 @@ static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *co
 void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
                      const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = attn_tc_tiles(cu_seqlens, S, NH, impl->BM, &n0, &N, "attn_fwd");
+    const int tiles = attn_tiles(cu_seqlens, S, impl->BM, NH, &n0, &N, "attn_fwd");
     if (!tiles) return;
     const size_t ks = (size_t)NKV * HD;
     bf16 *kb = (bf16 *)cu_scratch((size_t)2 * N * ks * sizeof(bf16), "attn_fwd bf16 k, v");
@@ -681,13 +624,11 @@ void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, c
     const size_t W[2] = {ks, ks};
     t2_convert(n0, N, 2, src, dst, W);
     const int hi = HD == 128;
-    AttnTcFwdK fwd = impl->fwd[hi];
-    attn_tc_want_smem(impl, 0, (const void *)fwd, "attn_fwd", HD);
-    fwd<<<(unsigned)tiles * (unsigned)NH, impl->threads, impl->smem[0][hi], cu_stream()>>>(
-        out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, T2_LOG2E / sqrtf((float)HD));
     char what[64];
     snprintf(what, sizeof what, "attn_fwd (tensor cores, %s)", impl->name);
-    CUDA_LAUNCH_CHECK(what);
+    attn_launch(impl->fwd[hi], dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[0][hi],
+                &impl->opted[0][hi], what, HD, out, lse, q, kb, vb, cu_seqlens, S, NH, NKV,
+                ATTN_LOG2E / sqrtf((float)HD));
     cu_scratch_free(kb);
 }
 
@@ -695,15 +636,9 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
                      const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
                      int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = attn_tc_tiles(cu_seqlens, S, NH, impl->BM, &n0, &N, "attn_bwd");
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    /* the gradients are written for rows [0, N) as on the CPU: rows before the first sequence are zeros */
-    if (n0 > 0) {
-        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)n0 * qs * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)n0 * ks * sizeof(float), cu_stream()));
-    }
+    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
     if (!tiles) return;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     /* one scratch block: D [N][NH] fp32, then bf16 q, dout [N][NH][HD] and k, v [N][NKV][HD] */
     const size_t dbytes = ((size_t)N * NH * sizeof(float) + 255) / 256 * 256;
     unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)2 * N * (qs + ks) * sizeof(bf16),
@@ -711,48 +646,26 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
     float *D = (float *)scr;
     bf16 *qb = (bf16 *)(scr + dbytes), *dob = qb + (size_t)N * qs, *kb = dob + (size_t)N * qs,
          *vb = kb + (size_t)N * ks;
-    const size_t warps = (size_t)(N - n0) * NH;
-    attn_tc2_d_k<<<cu_grid(warps * 32, 256), 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
-    CUDA_LAUNCH_CHECK("attn_bwd (tensor cores: D)");
+    attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd (tensor cores: D)");
     const float *src[3] = {q, k, v};
     bf16 *const dst[3] = {qb, kb, vb};
     const size_t W[3] = {qs, ks, ks};
     t2_convert(n0, N, 3, src, dst, W);
     const int hi = HD == 128;
     const float scale = 1.0f / sqrtf((float)HD);
-    AttnTcDqK kdq = impl->dq[hi];
-    AttnTcDkdvK kkv = impl->dkdv[hi];
-    attn_tc_want_smem(impl, 1, (const void *)kdq, "attn_bwd", HD);
-    attn_tc_want_smem(impl, 2, (const void *)kkv, "attn_bwd", HD);
     char what[64];
-    kdq<<<(unsigned)tiles * (unsigned)NH, impl->threads, impl->smem[1][hi], cu_stream()>>>(
-        dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * T2_LOG2E, scale);
     snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dq)", impl->name);
-    CUDA_LAUNCH_CHECK(what);
-    kkv<<<(unsigned)tiles * (unsigned)NKV, impl->threads, impl->smem[2][hi], cu_stream()>>>(
-        dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * T2_LOG2E, scale);
+    attn_launch(impl->dq[hi], dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[1][hi],
+                &impl->opted[1][hi], what, HD, dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
+                scale * ATTN_LOG2E, scale);
     snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dk, dv)", impl->name);
-    CUDA_LAUNCH_CHECK(what);
+    attn_launch(impl->dkdv[hi], dim3((unsigned)tiles * (unsigned)NKV), impl->threads, impl->smem[2][hi],
+                &impl->opted[2][hi], what, HD, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
+                scale * ATTN_LOG2E, scale);
     cu_scratch_free(scr);
 }
 
-/* ---- version 2 ---- */
+/* ---- version 2: its kernel table; attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd run it when
+ * cuda_attn_tc_version() is 2 ---- */
 
-static AttnTcImpl t2_impl = {"v2", T2_BM, T2_THREADS, {attn_tc2_fwd_k<64>, attn_tc2_fwd_k<128>},
-                             {attn_tc2_dq_k<64>, attn_tc2_dq_k<128>}, {attn_tc2_dkdv_k<64>, attn_tc2_dkdv_k<128>},
-                             {{T2<64>::SMEM_F, T2<128>::SMEM_F}, {T2<64>::SMEM_Q, T2<128>::SMEM_Q},
-                              {T2<64>::SMEM_K, T2<128>::SMEM_K}},
-                             {{false, false}, {false, false}, {false, false}}};
-
-/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc_version() is 2: the same
- * contract (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by attention.cu) */
-void cuda_attn_tc2_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
-    attn_tc_run_fwd(&t2_impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
-}
-
-void cuda_attn_tc2_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD) {
-    attn_tc_run_bwd(&t2_impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
-}
+AttnTcImpl attn_tc2_impl = ATTN_TC_IMPL("v2", T2_BM, T2_THREADS, attn_tc2_fwd_k, attn_tc2_dq_k, attn_tc2_dkdv_k, T2);

@@ -32,7 +32,7 @@
  *    per k16 step (registers: dK and dV accumulators take HD per lane); all B operands by ldmatrix.x4 (two n8
  *    tiles at once).
  *  - Kept from version 2: the bf16 pre-pass (k, v for the forward; D = rowsum(dout * out) and q, dout, k, v for the
- *    backward; attn_tc_fwd_prep / attn_tc_bwd_prep, shared in attn_tiles.cuh), tiles of 128 rows and 8 warps
+ *    backward; attn_tc_run_fwd / attn_tc_run_bwd, shared in attn_launch.cuh), tiles of 128 rows and 8 warps
  *    (each staged K / V or Q / dO tile serves 128 rows), cp.async pipelines of 64-row tiles (one __syncthreads per
  *    tile), heaviest tiles first (attn_find_tile REV), full tiles skip the mask, and blocks of 16 keys (queries)
  *    hidden from a whole warp are skipped.
@@ -64,6 +64,7 @@
 #include <cuda_pipeline.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include "attn_launch.cuh"
 #include "attn_tiles.cuh"
 #include "cuda_common.cuh"
 #include "mma_sync.cuh"
@@ -78,8 +79,6 @@ enum {
     T3_NS = 3,       /* pipeline stages of K / V tiles (forward, dq) */
     T3_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
 };
-#define T3_LOG2E 1.4426950408889634f
-#define T3_LN2 0.6931471805599453f
 
 template <int HD> struct T3 {
     static constexpr int LDB = HD + 8;       /* bf16 tile row stride (elements) */
@@ -313,7 +312,7 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int i = z.wfirst + g + 8 * r;
-        if (tg == 0 && i <= z.qlast) lse[(size_t)i * NH + z.h] = (m[r] + log2f(l[r])) * T3_LN2;
+        if (tg == 0 && i <= z.qlast) lse[(size_t)i * NH + z.h] = (m[r] + log2f(l[r])) * ATTN_LN2;
     }
 }
 
@@ -330,8 +329,8 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     T3QTile z;
     if (!t3_query_tile(z, cu, S, NH, NKV)) return;
-    const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * T3_LOG2E,
-                           lse[(size_t)z.row[1] * NH + z.h] * T3_LOG2E};
+    const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * ATTN_LOG2E,
+                           lse[(size_t)z.row[1] * NH + z.h] * ATTN_LOG2E};
     const float Dr[2] = {D[(size_t)z.row[0] * NH + z.h], D[(size_t)z.row[1] * NH + z.h]};
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
@@ -497,7 +496,7 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
 #pragma unroll
                             for (int e = 0; e < 2; e++) {
                                 const bool vis = full || (q0 + col + e >= key[r] && col + e < nq);
-                                p[e] = vis ? exp2f(s[n][2 * r + e] * sl2 - Ls[col + e] * T3_LOG2E) : 0.0f;
+                                p[e] = vis ? exp2f(s[n][2 * r + e] * sl2 - Ls[col + e] * ATTN_LOG2E) : 0.0f;
                             }
                             const uint32_t pp = pack_bf16x2(p[0], p[1]);
                             const float pr[2] = {bf16x2_lo(pp), bf16x2_hi(pp)};
@@ -589,24 +588,7 @@ extern "C" int cuda_attn_tc3_mma_check(void) {
     return bad;
 }
 
-/* ---- host side: attention_tc2.cu's pre-passes and launches with this version's kernels ---- */
+/* ---- host side: attention_tc2.cu's pre-passes and launches (attn_tc_run_fwd / _bwd) run this table when
+ * cuda_attn_tc_version() is 3 (attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd) ---- */
 
-static AttnTcImpl t3_impl = {"v3", T3_BM, T3_THREADS, {attn_tc3_fwd_k<64>, attn_tc3_fwd_k<128>},
-                             {attn_tc3_dq_k<64>, attn_tc3_dq_k<128>}, {attn_tc3_dkdv_k<64>, attn_tc3_dkdv_k<128>},
-                             {{T3<64>::SMEM_F, T3<128>::SMEM_F}, {T3<64>::SMEM_Q, T3<128>::SMEM_Q},
-                              {T3<64>::SMEM_K, T3<128>::SMEM_K}},
-                             {{false, false}, {false, false}, {false, false}}};
-
-/* cuda_attn_tc_fwd / cuda_attn_tc_bwd (attention_tc.cu) hand over here when cuda_attn_tc_version() is 3: the same
- * contract as version 2 (HD 64 or 128, 16-byte aligned q, k, v, out, dout, dq, dk, dv, shapes checked by
- * attention.cu) */
-void cuda_attn_tc3_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
-    attn_tc_run_fwd(&t3_impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
-}
-
-void cuda_attn_tc3_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD) {
-    attn_tc_run_bwd(&t3_impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
-}
+AttnTcImpl attn_tc3_impl = ATTN_TC_IMPL("v3", T3_BM, T3_THREADS, attn_tc3_fwd_k, attn_tc3_dq_k, attn_tc3_dkdv_k, T3);

@@ -1,15 +1,18 @@
 /* attn_tiles.cuh — private to cuda/: the device helpers that the attention kernels (attention.cu,
  * attention_tc.cu, attention_tc2.cu, attention_tc3.cu) share, kept in one place so that their tiling cannot drift
  * apart; they differ only in the tile height (BR = 32, TC_BM = 64, T2_BM = T3_BM = 128) and the reversed hand-out
- * of versions 2 and 3. Also the bf16 tile loaders and the host pre-passes that the tensor-core versions 2 and 3
- * share (the pre-passes are defined in attention_tc2.cu). Included from the .cu files, so the CPU emulation
- * (tests/gpu/emu) compiles it with them.
+ * of versions 2 and 3. Also the bf16 tile loaders that the tensor-core versions 2 and 3 share. The host side they
+ * share is attn_launch.cuh. Included from the .cu files, so the CPU emulation (tests/gpu/emu) compiles it with them.
  */
 #ifndef SD_ATTN_TILES_CUH
 #define SD_ATTN_TILES_CUH
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include "cuda_common.cuh"
+
+/* the tensor-core versions keep softmax statistics in log2 units: scores times log2(e), lse back times ln(2) */
+#define ATTN_LOG2E 1.4426950408889634f
+#define ATTN_LN2 0.6931471805599453f
 
 /* The tile this block handles: tiles of BM rows that never cross a sequence boundary, numbered sequence by
  * sequence (a warp scan of the sequences' tile counts over cu[0..S]); with REV a sequence's tiles are handed out
@@ -138,35 +141,5 @@ static __device__ __forceinline__ void attn_stage_bf16(__nv_bfloat16 *dst, const
         }
     }
 }
-
-/* ---- host: the tensor-core versions 2 and 3 share their kernels' signatures, pre-passes and launches (defined in
- * attention_tc2.cu): a version is a table of its kernels ---- */
-typedef void (*AttnTcFwdK)(float *out, float *lse, const float *q, const __nv_bfloat16 *kb, const __nv_bfloat16 *vb,
-                           const int *cu, int S, int NH, int NKV, float sl2);
-typedef void (*AttnTcDqK)(float *dq, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob, const __nv_bfloat16 *kb,
-                          const __nv_bfloat16 *vb, const float *lse, const float *D, const int *cu, int S, int NH,
-                          int NKV, float sl2, float scale);
-typedef void (*AttnTcDkdvK)(float *dk, float *dv, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
-                            const __nv_bfloat16 *kb, const __nv_bfloat16 *vb, const float *lse, const float *D,
-                            const int *cu, int S, int NH, int NKV, float sl2, float scale);
-struct AttnTcImpl {
-    const char *name;        /* "v2", "v3": for messages */
-    int BM, threads;         /* rows of every grid's tiles (queries; keys for dk/dv); threads per block */
-    AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
-    AttnTcDqK dq[2];
-    AttnTcDkdvK dkdv[2];
-    size_t smem[3][2];       /* dynamic shared memory of fwd, dq, dkdv per head dim */
-    bool opted[3][2];        /* set once each kernel is opted into it */
-};
-/* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
- * fwd(out, lse, q, kb, vb, cu, S, NH, NKV, log2(e) / sqrt(HD)) over tiles x NH blocks (a tile's heads adjacent) */
-void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
-                     const int *cu_seqlens, int S, int NH, int NKV, int HD);
-/* the backward: dq, dk, dv zeroed on the rows before cu_seqlens[0]; D = rowsum(dout * out) (fp32, one warp per row
- * and head) and bf16 copies of q, dout, k, v in one scratch block; then dq (tiles x NH blocks) and dkdv (tiles x
- * NKV blocks) with sl2 = log2(e) / sqrt(HD), scale = 1 / sqrt(HD) */
-void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
-                     int NH, int NKV, int HD);
 
 #endif

@@ -3,7 +3,9 @@
 kernel<<<grid, block[, smem[, stream]]>>>(args);  ->  emu_launch(emu_cfg(grid, block, smem, stream), [&]() { kernel(args); });
 extern __shared__ [__align__(N)] T name[];        ->  T *name = (T *)emu_dyn_smem();  (the emulation's dynamic
                                                       shared memory is 1 KB aligned)
+#include "x.cuh" (a header beside IN)       ->  its converted text, once (attn_launch.cuh launches kernels)
 Everything else is left to the emulation headers (cuda_runtime.h, cublas_v2.h in this directory)."""
+import os
 import re
 import sys
 
@@ -64,9 +66,24 @@ def convert(src):
     return ''.join(out)
 
 
+def inline_local(src, path, seen):
+    """src with each `#include "x"` of a file beside path replaced by that file's text (the first time; later ones
+    stay, and meet its include guard), #line marked, so that convert() sees the headers' launches too"""
+    def repl(m):
+        h = os.path.join(os.path.dirname(path), m.group(1))
+        if h in seen or not os.path.isfile(h):
+            return m.group(0)
+        seen.add(h)
+        with open(h) as f:
+            text = inline_local(f.read(), h, seen)
+        line = src.count('\n', 0, m.start()) + 2  # the line after the #include
+        return '#line 1 "%s"\n%s\n#line %d "%s"' % (h, text, line, path)
+    return re.sub(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[^\n]*$', repl, src, flags=re.M)
+
+
 if __name__ == '__main__':
     with open(sys.argv[1]) as f:
-        text = f.read()
+        text = inline_local(f.read(), sys.argv[1], set())
     with open(sys.argv[2], 'w') as f:
         f.write('#line 1 "%s"\n' % sys.argv[1])
         f.write(convert(text))

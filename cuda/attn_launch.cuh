@@ -1,0 +1,97 @@
+/* attn_launch.cuh — private to cuda/: the host side that the attention files share (attention.cu, the fp32
+ * kernels; attention_tc.cu, attention_tc2.cu, attention_tc3.cu, tensor-core versions 1, 2 and 3), kept in one place
+ * so that their checks, tile counts and launches cannot drift apart:
+ *   attn_tiles       the tile count of a grid from a host copy of cu_seqlens (checked), cu_seqlens[0] and [S]
+ *   attn_launch      a launch on the backend's stream after opting the kernel into its dynamic shared memory
+ *   attn_bwd_start   what every backward does first: the tile count, the gradients' rows before cu_seqlens[0] zeroed
+ *   attn_rowsum      D = rowsum(dout * out) (fp32, one warp per row and head), dout to bf16 in the same pass if asked
+ *   AttnTcImpl       a tensor-core version as a table of its kernels (versions 2 and 3: same signatures, pre-passes
+ *                    and launches, attn_tc_run_fwd / attn_tc_run_bwd)
+ * and the entry points the files call each other by. attention.cu defines the functions of the first block,
+ * attention_tc2.cu the runs of versions 2 and 3. attn_launch is a template here, so its launch is in a header:
+ * tests/gpu/emu/cu2cpp.py inlines the local headers of a .cu file to convert it with the file's own. */
+#ifndef SD_ATTN_LAUNCH_CUH
+#define SD_ATTN_LAUNCH_CUH
+#include <cuda_bf16.h>
+#include "cuda_common.cuh"
+
+/* the number of BM-row tiles over the sequences of cu_seqlens (downloaded: S + 1 ints, synchronous), dying unless
+ * it is a non-decreasing offset list and tiles x heads fits a grid dimension (heads = 1 for a 2-D grid of
+ * (tiles, heads)); *n0 = cu_seqlens[0], *N = cu_seqlens[S]. op names the call in messages. */
+int attn_tiles(const int *d_cu, int S, int BM, int heads, int *n0, int *N, const char *op);
+
+/* opt a kernel into `bytes` of dynamic shared memory, or die naming the device's limit; *opted holds what this
+ * kernel was given so far (0 at first), so a kernel whose size grows with the head dim is raised when needed */
+void attn_want_smem(const void *kernel, size_t bytes, int *opted, const char *what, int HD);
+
+/* kernel(args) over grid x threads with smem bytes of dynamic shared memory on cu_stream(), after attn_want_smem;
+ * `what` names the launch in messages */
+template <class... P, class... A>
+static void attn_launch(void (*kernel)(P...), dim3 grid, int threads, size_t smem, int *opted, const char *what,
+                        int HD, A... args) {
+    attn_want_smem((const void *)kernel, smem, opted, what, HD);
+    kernel<<<grid, threads, smem, cu_stream()>>>(args...);
+    CUDA_LAUNCH_CHECK(what);
+}
+
+/* attn_tiles(.., "attn_bwd") and the rows of dq, dk, dv before cu_seqlens[0] set to zeros (the gradients are
+ * written for rows [0, N) as on the CPU); 0 tiles: nothing more to do */
+int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
+                   int heads, int *n0, int *N);
+
+/* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N - 1, fp32, one warp per (row, head); with dob, dout's
+ * rows are also written to dob as bf16 (round to nearest even) */
+void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
+                 const char *what);
+
+/* ---- the tensor-core versions ---- */
+
+/* attention_tc.cu: the tensor-core path (bf16 operands, fp32 accumulation and softmax) for head dims 64 and 128,
+ * called by attention.cu with 16-byte aligned q, k, v, out, dout, dq, dk, dv after its checks */
+bool cuda_attn_tc_supports(int HD);
+void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                      const int *cu_seqlens, int S, int NH, int NKV, int HD);
+void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                      const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                      int NKV, int HD);
+/* SIMPO_CUDA_ATTN_TC = 1, 2 or 3 (attention_tc2.cu; read on every call) */
+int cuda_attn_tc_version(void);
+
+/* versions 2 and 3 share their kernels' signatures, pre-passes and launches: a version is a table of its kernels */
+typedef void (*AttnTcFwdK)(float *out, float *lse, const float *q, const __nv_bfloat16 *kb, const __nv_bfloat16 *vb,
+                           const int *cu, int S, int NH, int NKV, float sl2);
+typedef void (*AttnTcDqK)(float *dq, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob, const __nv_bfloat16 *kb,
+                          const __nv_bfloat16 *vb, const float *lse, const float *D, const int *cu, int S, int NH,
+                          int NKV, float sl2, float scale);
+typedef void (*AttnTcDkdvK)(float *dk, float *dv, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
+                            const __nv_bfloat16 *kb, const __nv_bfloat16 *vb, const float *lse, const float *D,
+                            const int *cu, int S, int NH, int NKV, float sl2, float scale);
+struct AttnTcImpl {
+    const char *name;        /* "v2", "v3": for messages */
+    int BM, threads;         /* rows of every grid's tiles (queries; keys for dk/dv); threads per block */
+    AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
+    AttnTcDqK dq[2];
+    AttnTcDkdvK dkdv[2];
+    size_t smem[3][2];       /* dynamic shared memory of fwd, dq, dkdv per head dim */
+    int opted[3][2];         /* attn_want_smem's record per kernel */
+};
+/* the table of a version from its kernel templates FWD<HD>, DQ<HD>, DKDV<HD> and its sizes Z<HD>::SMEM_F, SMEM_Q,
+ * SMEM_K (fwd, dq, dkdv) */
+#define ATTN_TC_IMPL(NAME, BM, THREADS, FWD, DQ, DKDV, Z)                                                       \
+    {NAME, BM, THREADS, {FWD<64>, FWD<128>}, {DQ<64>, DQ<128>}, {DKDV<64>, DKDV<128>},                         \
+     {{Z<64>::SMEM_F, Z<128>::SMEM_F}, {Z<64>::SMEM_Q, Z<128>::SMEM_Q}, {Z<64>::SMEM_K, Z<128>::SMEM_K}},        \
+     {{0, 0}, {0, 0}, {0, 0}}}
+extern AttnTcImpl attn_tc2_impl, attn_tc3_impl; /* attention_tc2.cu, attention_tc3.cu */
+
+/* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
+ * fwd(out, lse, q, kb, vb, cu, S, NH, NKV, log2(e) / sqrt(HD)) over tiles x NH blocks (a tile's heads adjacent) */
+void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int *cu_seqlens, int S, int NH, int NKV, int HD);
+/* the backward: attn_bwd_start; D = rowsum(dout * out) (attn_rowsum) and bf16 copies of q, dout, k, v in one
+ * scratch block; then dq (tiles x NH blocks) and dkdv (tiles x NKV blocks) with sl2 = log2(e) / sqrt(HD),
+ * scale = 1 / sqrt(HD) */
+void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
+                     int NH, int NKV, int HD);
+
+#endif
