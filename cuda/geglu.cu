@@ -12,14 +12,14 @@ template <class T> __global__ void geglu_fwd_k(T *out, const float *gate, const 
         cu_store(&out[i], 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))) * up[i]);
     }
 }
-__global__ void geglu_bwd_k(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                            size_t n) {
+template <class T>
+__global__ void geglu_bwd_k(T *dgate, T *dup, const float *dout, const float *gate, const float *up, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float x = gate[i], dy = dout[i];
         float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
         float d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        dgate[i] = dy * up[i] * d;
-        dup[i] = dy * 0.5f * x * (1.0f + t);
+        cu_store(&dgate[i], dy * up[i] * d);
+        cu_store(&dup[i], dy * 0.5f * x * (1.0f + t));
     }
 }
 __global__ void softcap_fwd_k(float *x, size_t n, float cap) {
@@ -45,12 +45,21 @@ void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, in
 void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
     geglu_fwd(out, gate, up, N, FF);
 }
-void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
-                    int FF) {
+/* T = float: geglu_bwd; uint16_t: geglu_bwd16 (dgate, dup rounded to bf16 storage) */
+template <class T>
+static void geglu_bwd(T *dgate, T *dup, const float *dout, const float *gate, const float *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     if (!n) return;
-    geglu_bwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
+    geglu_bwd_k<T><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
     CUDA_LAUNCH_CHECK("geglu_bwd");
+}
+void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
+                    int FF) {
+    geglu_bwd(dgate, dup, dout, gate, up, N, FF);
+}
+void cuda_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF) {
+    geglu_bwd(dgate, dup, dout, gate, up, N, FF);
 }
 void cuda_softcap_fwd(float *x, size_t n, float cap) {
     if (!n) return;
