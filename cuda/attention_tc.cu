@@ -45,22 +45,22 @@
 #include <stdlib.h>
 #include "attn_launch.cuh"
 #include "attn_tiles.cuh"
+#include "attn_wmma.cuh"
 #include "cuda_common.cuh"
 
-namespace wmma = nvcuda::wmma;
 typedef __nv_bfloat16 bf16;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;  /* B from row-major X */
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt; /* B = X^T, X row-major */
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+typedef AttnFragA FragA;
+typedef AttnFragB FragB;
+typedef AttnFragBt FragBt;
+typedef AttnFragC FragC;
 
 enum {
     TC_BM = 64,      /* rows of a block's tile (queries, or keys in dkdv) */
     TC_BN = 64,      /* rows of the inner tile it loops over */
     TC_WARPS = 4,    /* warp w owns rows 16 w .. 16 w + 15 of the block's tile */
     TC_THREADS = 128,
-    TC_LDS = 68,     /* fp32 score stage row stride (64 columns + 4) */
-    TC_LDP = 72,     /* bf16 probability row stride (64 columns + 8) */
+    TC_LDS = ATTN_LDS, /* fp32 score stage row stride (64 columns + 4) */
+    TC_LDP = ATTN_LDP, /* bf16 probability row stride (64 columns + 8) */
 };
 
 /* rows [r0, r0 + nvalid) of a row-major fp32 tensor (row stride `stride`, g at the head's first column) into
@@ -120,17 +120,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd_k(float *out, float *l
         if (!active) continue;
         /* key blocks of 16 holding a key <= the warp's last row (and < nk): the rest is masked out */
         const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
-        for (int n = 0; n < ncb; n++) {
-            FragC sacc;
-            wmma::fill_fragment(sacc, 0.0f);
-#pragma unroll
-            for (int kk = 0; kk < NF; kk++) {
-                FragBt kb;
-                wmma::load_matrix_sync(kb, Ks + n * 16 * LDB + kk * 16, LDB);
-                wmma::mma_sync(sacc, qa[kk], kb, sacc);
-            }
-            wmma::store_matrix_sync(St + n * 16, sacc, TC_LDS, wmma::mem_row_major);
-        }
+        for (int n = 0; n < ncb; n++) attn_wmma_xt_block<HD>(St, qa, Ks, n);
         __syncwarp();
         /* online softmax of row i over this tile, in log2 units; masked entries (and blocks not computed) never
          * read the stage */
@@ -227,21 +217,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
         __syncthreads();
         if (!active) continue;
         const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
-        for (int n = 0; n < ncb; n++) {
-            FragC sacc, pacc;
-            wmma::fill_fragment(sacc, 0.0f);
-            wmma::fill_fragment(pacc, 0.0f);
-#pragma unroll
-            for (int kk = 0; kk < NF; kk++) {
-                FragBt kb, vb;
-                wmma::load_matrix_sync(kb, Ks + n * 16 * LDB + kk * 16, LDB);
-                wmma::mma_sync(sacc, qa[kk], kb, sacc);
-                wmma::load_matrix_sync(vb, Vs + n * 16 * LDB + kk * 16, LDB);
-                wmma::mma_sync(pacc, doa[kk], vb, pacc);
-            }
-            wmma::store_matrix_sync(Sst + n * 16, sacc, TC_LDS, wmma::mem_row_major);
-            wmma::store_matrix_sync(dPst + n * 16, pacc, TC_LDS, wmma::mem_row_major);
-        }
+        for (int n = 0; n < ncb; n++) attn_wmma_xt_block2<HD>(Sst, qa, Ks, dPst, doa, Vs, n);
         __syncwarp();
 #pragma unroll
         for (int c2 = 0; c2 < 16; c2++) {
@@ -258,23 +234,31 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
             *(__nv_bfloat162 *)(dSw + r * TC_LDP + col) = __floats2bfloat162_rn(d0, d1);
         }
         __syncwarp();
-        for (int kk = 0; kk < ncb; kk++) {
-            FragA da;
-            wmma::load_matrix_sync(da, dSw + kk * 16, TC_LDP);
-#pragma unroll
-            for (int n = 0; n < NF; n++) {
-                FragB kb;
-                wmma::load_matrix_sync(kb, Ks + kk * 16 * LDB + n * 16, LDB);
-                wmma::mma_sync(acc[n], da, kb, acc[n]);
-            }
-        }
+        attn_wmma_acc<HD>(acc, dSw, Ks, 0, ncb); /* dQ += dS K */
     }
     if (!active) return;
     __syncwarp(); /* every lane has read the stages */
+    attn_wmma_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, acc, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
+}
+
+/* stage[16][68] columns 16 nb0 .. 16 nqb - 1 = A X^T for a warp's 16-row bf16 block A (row stride HD + 8) and the
+ * rows 16 nb0 .. 16 nqb - 1 of a bf16 tile X (same stride), one block at a time */
+template <int HD>
+static __device__ __forceinline__ void tc_rowblock_xt(float *stage, const bf16 *A, const bf16 *X, int nb0, int nqb) {
+    constexpr int LDB = HD + 8, NF = HD / 16;
+    for (int n = nb0; n < nqb; n++) {
+        FragC acc;
+        wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Sst + n * 16, acc[n], LDO, wmma::mem_row_major);
-    __syncwarp();
-    attn_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, q0 + warp * 16, wlast - (q0 + warp * 16) + 1);
+        for (int kk = 0; kk < NF; kk++) {
+            FragA a;
+            FragBt x;
+            wmma::load_matrix_sync(a, A + kk * 16, LDB);
+            wmma::load_matrix_sync(x, X + n * 16 * LDB + kk * 16, LDB);
+            wmma::mma_sync(acc, a, x, acc);
+        }
+        wmma::store_matrix_sync(stage + n * 16, acc, TC_LDS, wmma::mem_row_major);
+    }
 }
 
 template <int HD>
@@ -322,19 +306,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
             /* query blocks of 16 wholly before the warp's first key are masked out (diagonal tile) */
             const int nb0 = max(0, (k0 + warp * 16 - q0) / 16), nqb = (nq + 15) / 16;
             if (!active || nb0 >= nqb) continue;
-            for (int n = nb0; n < nqb; n++) {
-                FragC sacc;
-                wmma::fill_fragment(sacc, 0.0f);
-#pragma unroll
-                for (int kk = 0; kk < NF; kk++) {
-                    FragA ka;
-                    FragBt qb;
-                    wmma::load_matrix_sync(ka, Ks + warp * 16 * LDB + kk * 16, LDB);
-                    wmma::load_matrix_sync(qb, Qs + n * 16 * LDB + kk * 16, LDB);
-                    wmma::mma_sync(sacc, ka, qb, sacc);
-                }
-                wmma::store_matrix_sync(St + n * 16, sacc, TC_LDS, wmma::mem_row_major);
-            }
+            tc_rowblock_xt<HD>(St, Ks + warp * 16 * LDB, Qs, nb0, nqb); /* S^T = K Q^T */
             __syncwarp();
 #pragma unroll
             for (int c2 = 0; c2 < 16; c2++) { /* P^T[j][i] = exp(S scale - lse_i), i >= j */
@@ -346,19 +318,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
                 *(__nv_bfloat162 *)(Pt + r * TC_LDP + col) = __floats2bfloat162_rn(p0, p1);
             }
             __syncwarp(); /* S^T is read: dP^T overwrites it */
-            for (int n = nb0; n < nqb; n++) {
-                FragC pacc;
-                wmma::fill_fragment(pacc, 0.0f);
-#pragma unroll
-                for (int kk = 0; kk < NF; kk++) {
-                    FragA va;
-                    FragBt ob;
-                    wmma::load_matrix_sync(va, Vs + warp * 16 * LDB + kk * 16, LDB);
-                    wmma::load_matrix_sync(ob, dOs + n * 16 * LDB + kk * 16, LDB);
-                    wmma::mma_sync(pacc, va, ob, pacc);
-                }
-                wmma::store_matrix_sync(St + n * 16, pacc, TC_LDS, wmma::mem_row_major);
-            }
+            tc_rowblock_xt<HD>(St, Vs + warp * 16 * LDB, dOs, nb0, nqb); /* dP^T = V dO^T */
             __syncwarp();
 #pragma unroll
             for (int c2 = 0; c2 < 16; c2++) { /* dS^T = P^T (dP^T - D_i) scale; P^T as rounded (own entries) */
@@ -372,34 +332,16 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dkdv_k(float *dk, float *d
                 *(__nv_bfloat162 *)(dSt + r * TC_LDP + col) = __floats2bfloat162_rn(d0, d1);
             }
             __syncwarp();
-            for (int kk = nb0; kk < nqb; kk++) {
-                FragA pa, da;
-                wmma::load_matrix_sync(pa, Pt + kk * 16, TC_LDP);
-                wmma::load_matrix_sync(da, dSt + kk * 16, TC_LDP);
-#pragma unroll
-                for (int n = 0; n < NF; n++) {
-                    FragB ob, qb;
-                    wmma::load_matrix_sync(ob, dOs + kk * 16 * LDB + n * 16, LDB);
-                    wmma::mma_sync(dva[n], pa, ob, dva[n]);
-                    wmma::load_matrix_sync(qb, Qs + kk * 16 * LDB + n * 16, LDB);
-                    wmma::mma_sync(dka[n], da, qb, dka[n]);
-                }
-            }
+            attn_wmma_acc2<HD>(dva, Pt, dOs, dka, dSt, Qs, nb0, nqb); /* dV += P^T dO, dK += dS^T Q */
         }
     }
     __syncthreads(); /* Q, dO tiles free: they become the output stages, [16][HD + 4] fp32 per warp */
     if (!active) return;
     float *Ow = (float *)Qs + warp * 16 * LDO;
     const int rows = min(16, nk - warp * 16);
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, dka[n], LDO, wmma::mem_row_major);
+    attn_wmma_write_rows<HD>(dk + (size_t)kvh * HD, ks, Ow, dka, k0 + warp * 16, rows);
     __syncwarp();
-    attn_write_rows<HD>(dk + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
-    __syncwarp();
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, dva[n], LDO, wmma::mem_row_major);
-    __syncwarp();
-    attn_write_rows<HD>(dv + (size_t)kvh * HD, ks, Ow, k0 + warp * 16, rows);
+    attn_wmma_write_rows<HD>(dv + (size_t)kvh * HD, ks, Ow, dva, k0 + warp * 16, rows);
 }
 
 /* ---- host side ---- */

@@ -66,22 +66,22 @@
 #include <string.h>
 #include "attn_launch.cuh"
 #include "attn_tiles.cuh"
+#include "attn_wmma.cuh"
 #include "cuda_common.cuh"
 
-namespace wmma = nvcuda::wmma;
 typedef __nv_bfloat16 bf16;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> T2FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> T2FragB;  /* B from row-major X */
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> T2FragBt; /* B = X^T, X row-major */
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> T2FragC;
+typedef AttnFragA T2FragA;
+typedef AttnFragB T2FragB;
+typedef AttnFragBt T2FragBt;
+typedef AttnFragC T2FragC;
 
 enum {
     T2_BM = 128,     /* rows of a block's tile (queries; keys in dk/dv) */
     T2_BN = 64,      /* rows of the inner tile it loops over */
     T2_WARPS = 8,    /* warp w owns rows 16 w .. 16 w + 15 of the block's tile */
     T2_THREADS = 256,
-    T2_LDS = 68,     /* fp32 score stage row stride (64 columns + 4) */
-    T2_LDP = 72,     /* bf16 probability row stride (64 columns + 8) */
+    T2_LDS = ATTN_LDS, /* fp32 score stage row stride (64 columns + 4) */
+    T2_LDP = ATTN_LDP, /* bf16 probability row stride (64 columns + 8) */
     T2_NS_FWD = 3,   /* pipeline stages of K / V tiles (forward, dq) */
     T2_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
 };
@@ -185,17 +185,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
             for (int n = 0; n < T2_BN / 16; n++)
                 wmma::store_matrix_sync(St + n * 16, sacc[n], T2_LDS, wmma::mem_row_major);
         } else { /* a diagonal tile: the key blocks that hold a visible key */
-            for (int n = 0; n < ncb; n++) {
-                T2FragC sacc;
-                wmma::fill_fragment(sacc, 0.0f);
-#pragma unroll
-                for (int kk = 0; kk < NF; kk++) {
-                    T2FragBt kf;
-                    wmma::load_matrix_sync(kf, Ks + n * 16 * LDB + kk * 16, LDB);
-                    wmma::mma_sync(sacc, qa[kk], kf, sacc);
-                }
-                wmma::store_matrix_sync(St + n * 16, sacc, T2_LDS, wmma::mem_row_major);
-            }
+            for (int n = 0; n < ncb; n++) attn_wmma_xt_block<HD>(St, qa, Ks, n);
         }
         __syncwarp();
         /* the lane pair's row r: lane half hf owns columns 8 c + 4 hf + (0..3), c = 0..7; masked scores (and blocks
@@ -253,16 +243,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         ls += __shfl_xor_sync(CU_FULL_MASK, ls, 1);
         l = l * alpha + ls;
         __syncwarp(); /* P is written */
-        for (int kk = 0; kk < ncb; kk++) {
-            T2FragA pa;
-            wmma::load_matrix_sync(pa, Pw + kk * 16, T2_LDP);
-#pragma unroll
-            for (int n = 0; n < NF; n++) {
-                T2FragB vf;
-                wmma::load_matrix_sync(vf, Vs + kk * 16 * LDB + n * 16, LDB);
-                wmma::mma_sync(oacc[n], pa, vf, oacc[n]);
-            }
-        }
+        attn_wmma_acc<HD>(oacc, Pw, Vs, 0, ncb); /* O += P V */
     }
     if (!active) return;
     const float inv = 1.0f / l;
@@ -316,7 +297,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     attn_tc2_dq_k(float *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
                   const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
     typedef T2<HD> Z;
-    constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
     extern __shared__ __align__(128) unsigned char t2_smem[];
     bf16 *Kb = (bf16 *)t2_smem, *Vb = Kb + NS * TILE;
     unsigned char *wbase = (unsigned char *)(Vb + NS * TILE);
@@ -374,23 +355,8 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
         const bool full = nk == T2_BN && k0 + T2_BN - 1 <= wfirst;
 #pragma unroll
-        for (int n = 0; n < T2_BN / 16; n++) {
-            if (n < ncb) {
-                T2FragC sacc, pacc;
-                wmma::fill_fragment(sacc, 0.0f);
-                wmma::fill_fragment(pacc, 0.0f);
-#pragma unroll
-                for (int kk = 0; kk < NF; kk++) {
-                    T2FragBt kf, vf;
-                    wmma::load_matrix_sync(kf, Ks + n * 16 * LDB + kk * 16, LDB);
-                    wmma::mma_sync(sacc, qa[kk], kf, sacc);
-                    wmma::load_matrix_sync(vf, Vs + n * 16 * LDB + kk * 16, LDB);
-                    wmma::mma_sync(pacc, doa[kk], vf, pacc);
-                }
-                wmma::store_matrix_sync(Sst + n * 16, sacc, T2_LDS, wmma::mem_row_major);
-                wmma::store_matrix_sync(dPst + n * 16, pacc, T2_LDS, wmma::mem_row_major);
-            }
-        }
+        for (int n = 0; n < T2_BN / 16; n++)
+            if (n < ncb) attn_wmma_xt_block2<HD>(Sst, qa, Ks, dPst, doa, Vs, n); /* S = Q K^T, dP = dO V^T */
         __syncwarp();
         const int lim = full ? T2_BN - 1 : min(nk - 1, i - k0); /* the last visible column */
 #pragma unroll
@@ -406,23 +372,11 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
             attn_put4(dSw + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
         }
         __syncwarp();
-        for (int kk = 0; kk < ncb; kk++) {
-            T2FragA da;
-            wmma::load_matrix_sync(da, dSw + kk * 16, T2_LDP);
-#pragma unroll
-            for (int n = 0; n < NF; n++) {
-                T2FragB kf;
-                wmma::load_matrix_sync(kf, Ks + kk * 16 * LDB + n * 16, LDB);
-                wmma::mma_sync(acc[n], da, kf, acc[n]);
-            }
-        }
+        attn_wmma_acc<HD>(acc, dSw, Ks, 0, ncb); /* dQ += dS K */
     }
     if (!active) return;
     __syncwarp(); /* every lane is done with the stages */
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Sst + n * 16, acc[n], LDO, wmma::mem_row_major);
-    __syncwarp();
-    attn_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, wfirst, wlast - wfirst + 1);
+    attn_wmma_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, acc, wfirst, wlast - wfirst + 1);
 }
 
 /* ---- backward: dK, dV ---- */
@@ -466,7 +420,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
                     const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
                     float scale) {
     typedef T2<HD> Z;
-    constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_KV, TILE = Z::TILE;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T2_NS_KV, TILE = Z::TILE;
     extern __shared__ __align__(128) unsigned char t2_smem[];
     bf16 *Ks = (bf16 *)t2_smem, *Vs = Ks + T2_BM * LDB, *Qb = Vs + T2_BM * LDB, *dOb = Qb + NS * TILE;
     float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T2_BN; /* lse, D of the query tile [NS][64] */
@@ -551,32 +505,14 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
             attn_put4(dSt + r * T2_LDP + col, d[0], d[1], d[2], d[3]);
         }
         __syncwarp();
-        for (int kk = nb0; kk < nqb; kk++) {
-            T2FragA pa, da;
-            wmma::load_matrix_sync(pa, Pt + kk * 16, T2_LDP);
-            wmma::load_matrix_sync(da, dSt + kk * 16, T2_LDP);
-#pragma unroll
-            for (int n = 0; n < NF; n++) {
-                T2FragB of, qf;
-                wmma::load_matrix_sync(of, dOs + kk * 16 * LDB + n * 16, LDB);
-                wmma::mma_sync(dva[n], pa, of, dva[n]);
-                wmma::load_matrix_sync(qf, Qs + kk * 16 * LDB + n * 16, LDB);
-                wmma::mma_sync(dka[n], da, qf, dka[n]);
-            }
-        }
+        attn_wmma_acc2<HD>(dva, Pt, dOs, dka, dSt, Qs, nb0, nqb); /* dV += P^T dO, dK += dS^T Q */
     }
     if (!active) return;
     const int rows = min(16, nk - warp * 16);
     __syncwarp(); /* every lane is done with the stages */
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dka[n], LDO, wmma::mem_row_major);
+    attn_wmma_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, dka, j0, rows);
     __syncwarp();
-    attn_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, j0, rows);
-    __syncwarp();
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(St + n * 16, dva[n], LDO, wmma::mem_row_major);
-    __syncwarp();
-    attn_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, j0, rows);
+    attn_wmma_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, dva, j0, rows);
 }
 
 /* ---- host side ---- */
