@@ -203,12 +203,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_dq_k(float *dq, const floa
     __syncthreads();
     FragA qa[NF], doa[NF];
     FragC acc[NF];
-#pragma unroll
-    for (int kk = 0; kk < NF; kk++) {
-        wmma::load_matrix_sync(qa[kk], Ks + warp * 16 * LDB + kk * 16, LDB);
-        wmma::load_matrix_sync(doa[kk], Vs + warp * 16 * LDB + kk * 16, LDB);
-        wmma::fill_fragment(acc[kk], 0.0f);
-    }
+    attn_wmma_dq_start<HD>(qa, doa, acc, Ks + warp * 16 * LDB, Vs + warp * 16 * LDB);
     for (int k0 = st; k0 <= qlast; k0 += TC_BN) {
         const int nk = min(TC_BN, en - k0);
         __syncthreads();

@@ -109,6 +109,24 @@ template <int HD> struct T2 {
 };
 
 /* ---- forward ---- */
+
+/* the warp's O (accumulators oacc[HD / 16]) to its fp32 stage Ow [16][HD + 4], then the lane pair's part of row r
+ * (columns 8 c + 4 hf .. + 3) times f */
+template <int HD>
+static __device__ __forceinline__ void t2_stage_o(float *Ow, const T2FragC *oacc, int r, int hf, float f) {
+    constexpr int LDO = HD + 4;
+#pragma unroll
+    for (int n = 0; n < HD / 16; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+    __syncwarp();
+#pragma unroll
+    for (int c = 0; c < HD / 8; c++) {
+        float4 *p = (float4 *)(Ow + r * LDO + 8 * c + 4 * hf);
+        float4 x = *p;
+        x.x *= f, x.y *= f, x.z *= f, x.w *= f;
+        *p = x;
+    }
+}
+
 template <int HD>
 __global__ void __launch_bounds__(T2_THREADS, 1)
     attn_tc2_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
@@ -122,28 +140,16 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     float *St = (float *)(wbase + warp * Z::WST_F);                              /* S [16][68] */
     bf16 *Pw = (bf16 *)(wbase + warp * Z::WST_F + 16 * T2_LDS * 4);              /* P [16][72] */
     float *Ow = St;                                                              /* O [16][HD + 4] (both) */
-    const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    int st, en, q0;
-    attn_find_tile<T2_BM, true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
-    if (en <= st) return;
-    const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
-    const bool active = warp * 16 < nq;                 /* the warp has rows in the sequence (warp-uniform) */
-    const int wfirst = q0 + warp * 16, wlast = min(wfirst + 15, qlast);
-    const int i = min(wfirst + r, qlast);               /* the lane pair's row; rows past the end mirror the last */
-    const bf16 *kg = kb + (size_t)kvh * HD, *vg = vb + (size_t)kvh * HD;
-    const int nt = (qlast - st) / T2_BN + 1;            /* key tiles st, st + 64, .. up to the diagonal */
+    AttnQTile z;
+    if (!attn_query_tile<T2_BM, T2_BN>(z, cu, S, NH, NKV)) return;
+    const int i = min(z.wfirst + r, z.qlast); /* the lane pair's row; rows past the end mirror the last */
+    const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) {
-        if (s < nt) {
-            const int k0 = st + s * T2_BN;
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
-        }
-        __pipeline_commit();
-    }
-    attn_stage_bf16<HD, T2_BM, T2_THREADS>((bf16 *)wbase, q + (size_t)h * HD, qs, q0, nq); /* Q through the warp stages' space */
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T2_BN, T2_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
+    /* Q through the warp stages' space */
+    attn_stage_bf16<HD, T2_BM, T2_THREADS>((bf16 *)wbase, q + (size_t)z.h * HD, qs, z.q0, z.nq);
     __syncthreads();
     T2FragA qa[NF];
 #pragma unroll
@@ -153,21 +159,14 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     for (int n = 0; n < NF; n++) wmma::fill_fragment(oacc[n], 0.0f);
     float m = -INFINITY, l = 0.0f; /* the row's reference max (log2 units) and sum of exp2(s sl2 - m) */
 
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2); /* this thread's copies of tile t have landed */
         __syncthreads();               /* everyone's have; everyone is done with tile t - 1 (and Q's fragments) */
-        if (t + NS - 1 < nt) {
-            const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
-        }
-        __pipeline_commit();
-        const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
-        if (!active || k0 > wlast) continue; /* warp-uniform */
+        attn_cp_kv<HD, T2_BN, T2_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
+        int k0, nk, ncb; /* key blocks of 16 holding a key <= the warp's last row (and < nk): the rest is masked out */
+        bool full;       /* no key masked for any row of the warp */
+        if (!attn_key_tile<T2_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
         const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
-        /* key blocks of 16 holding a key <= the warp's last row (and < nk): the rest is masked out */
-        const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
-        const bool full = nk == T2_BN && k0 + T2_BN - 1 <= wfirst; /* no key masked for any row of the warp */
         if (ncb == T2_BN / 16) { /* the common case: four independent accumulator chains (tensor-core latency) */
             T2FragC sacc[T2_BN / 16];
 #pragma unroll
@@ -212,16 +211,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         const float alpha = need ? (m == -INFINITY ? 0.0f : exp2f(m - mn)) : 1.0f;
         if (__ballot_sync(CU_FULL_MASK, need && m != -INFINITY)) { /* rescale O (warp-uniform; rare) */
             __syncwarp(); /* every lane has read its scores: O overwrites the stage */
-#pragma unroll
-            for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
-            __syncwarp();
-#pragma unroll
-            for (int c = 0; c < HD / 8; c++) {
-                float4 *p = (float4 *)(Ow + r * LDO + 8 * c + 4 * hf);
-                float4 x = *p;
-                x.x *= alpha, x.y *= alpha, x.z *= alpha, x.w *= alpha;
-                *p = x;
-            }
+            t2_stage_o<HD>(Ow, oacc, r, hf, alpha);
             __syncwarp();
 #pragma unroll
             for (int n = 0; n < NF; n++) wmma::load_matrix_sync(oacc[n], Ow + n * 16, LDO, wmma::mem_row_major);
@@ -245,22 +235,13 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         __syncwarp(); /* P is written */
         attn_wmma_acc<HD>(oacc, Pw, Vs, 0, ncb); /* O += P V */
     }
-    if (!active) return;
+    if (!z.active) return;
     const float inv = 1.0f / l;
     __syncwarp(); /* every lane's P loads are done: O overwrites the stage */
-#pragma unroll
-    for (int n = 0; n < NF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+    t2_stage_o<HD>(Ow, oacc, r, hf, inv);
     __syncwarp();
-#pragma unroll
-    for (int c = 0; c < HD / 8; c++) {
-        float4 *p = (float4 *)(Ow + r * LDO + 8 * c + 4 * hf);
-        float4 x = *p;
-        x.x *= inv, x.y *= inv, x.z *= inv, x.w *= inv;
-        *p = x;
-    }
-    __syncwarp();
-    attn_write_rows<HD>(out + (size_t)h * HD, qs, Ow, wfirst, wlast - wfirst + 1);
-    if (hf == 0 && wfirst + r <= qlast) lse[(size_t)i * NH + h] = (m + log2f(l)) * ATTN_LN2;
+    attn_write_rows<HD>(out + (size_t)z.h * HD, qs, Ow, z.wfirst, z.wlast - z.wfirst + 1);
+    if (hf == 0 && z.wfirst + r <= z.qlast) lse[(size_t)i * NH + z.h] = (m + log2f(l)) * ATTN_LN2;
 }
 
 /* ---- pre-passes ---- */
@@ -304,56 +285,32 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, hf = lane & 1;
     float *Sst = (float *)(wbase + warp * Z::WST_Q), *dPst = Sst + 16 * T2_LDS; /* [16][68] each; dQ [16][HD + 4] */
     bf16 *dSw = (bf16 *)(dPst + 16 * T2_LDS);                                    /* [16][72] */
-    const int h = blockIdx.x % NH, kvh = h / (NH / NKV);
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    int st, en, q0;
-    attn_find_tile<T2_BM, true>(cu, S, blockIdx.x / NH, &st, &en, &q0);
-    if (en <= st) return;
-    const int nq = min(T2_BM, en - q0), qlast = q0 + nq - 1;
-    const bool active = warp * 16 < nq;
-    const int wfirst = q0 + warp * 16, wlast = min(wfirst + 15, qlast);
-    const int i = min(wfirst + r, qlast);
-    const float lse2 = lse[(size_t)i * NH + h] * ATTN_LOG2E, Di = D[(size_t)i * NH + h];
-    const bf16 *kg = kb + (size_t)kvh * HD, *vg = vb + (size_t)kvh * HD;
-    const int nt = (qlast - st) / T2_BN + 1;
+    AttnQTile z;
+    if (!attn_query_tile<T2_BM, T2_BN>(z, cu, S, NH, NKV)) return;
+    const int i = min(z.wfirst + r, z.qlast);
+    const float lse2 = lse[(size_t)i * NH + z.h] * ATTN_LOG2E, Di = D[(size_t)i * NH + z.h];
+    const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
     bf16 *Qs = (bf16 *)wbase, *dOs = Qs + T2_BM * LDB; /* through the warp stages' space */
-    attn_cp_tile<HD, T2_BM, T2_THREADS>(Qs, qb + (size_t)h * HD, qs, q0, nq);
-    attn_cp_tile<HD, T2_BM, T2_THREADS>(dOs, dob + (size_t)h * HD, qs, q0, nq);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
     __pipeline_commit();
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) {
-        if (s < nt) {
-            const int k0 = st + s * T2_BN;
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + s * TILE, kg, ks, k0, min(T2_BN, en - k0));
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + s * TILE, vg, ks, k0, min(T2_BN, en - k0));
-        }
-        __pipeline_commit();
-    }
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T2_BN, T2_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
     __pipeline_wait_prior(NS - 1); /* Q, dO landed */
     __syncthreads();
     T2FragA qa[NF], doa[NF];
     T2FragC acc[NF];
-#pragma unroll
-    for (int kk = 0; kk < NF; kk++) {
-        wmma::load_matrix_sync(qa[kk], Qs + warp * 16 * LDB + kk * 16, LDB);
-        wmma::load_matrix_sync(doa[kk], dOs + warp * 16 * LDB + kk * 16, LDB);
-        wmma::fill_fragment(acc[kk], 0.0f);
-    }
-    for (int t = 0; t < nt; t++) {
+    attn_wmma_dq_start<HD>(qa, doa, acc, Qs + warp * 16 * LDB, dOs + warp * 16 * LDB);
+    for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2);
         __syncthreads(); /* tile t visible; tile t - 1 (and Q, dO's fragments) done by everyone */
-        if (t + NS - 1 < nt) {
-            const int k1 = st + (t + NS - 1) * T2_BN, b1 = (t + NS - 1) % NS;
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Kb + b1 * TILE, kg, ks, k1, min(T2_BN, en - k1));
-            attn_cp_tile<HD, T2_BN, T2_THREADS>(Vb + b1 * TILE, vg, ks, k1, min(T2_BN, en - k1));
-        }
-        __pipeline_commit();
-        const int k0 = st + t * T2_BN, nk = min(T2_BN, en - k0);
-        if (!active || k0 > wlast) continue;
+        attn_cp_kv<HD, T2_BN, T2_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
+        int k0, nk, ncb;
+        bool full;
+        if (!attn_key_tile<T2_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
         const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
-        const int ncb = min((wlast - k0) / 16 + 1, (nk + 15) / 16);
-        const bool full = nk == T2_BN && k0 + T2_BN - 1 <= wfirst;
 #pragma unroll
         for (int n = 0; n < T2_BN / 16; n++)
             if (n < ncb) attn_wmma_xt_block2<HD>(Sst, qa, Ks, dPst, doa, Vs, n); /* S = Q K^T, dP = dO V^T */
@@ -374,9 +331,9 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         __syncwarp();
         attn_wmma_acc<HD>(acc, dSw, Ks, 0, ncb); /* dQ += dS K */
     }
-    if (!active) return;
+    if (!z.active) return;
     __syncwarp(); /* every lane is done with the stages */
-    attn_wmma_write_rows<HD>(dq + (size_t)h * HD, qs, Sst, acc, wfirst, wlast - wfirst + 1);
+    attn_wmma_write_rows<HD>(dq + (size_t)z.h * HD, qs, Sst, acc, z.wfirst, z.wlast - z.wfirst + 1);
 }
 
 /* ---- backward: dK, dV ---- */
@@ -428,52 +385,37 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, hf = lane & 1;
     float *St = (float *)(wbase + warp * Z::WST_K);   /* S^T, then dP^T [16][68]; dK, dV [16][HD + 4] (all) */
     bf16 *Pt = (bf16 *)(St + 16 * T2_LDS), *dSt = Pt + 16 * T2_LDP; /* [16][72] each */
-    const int kvh = blockIdx.x % NKV, group = NH / NKV;
     const size_t ks = (size_t)NKV * HD;
-    int st, en, k0;
-    attn_find_tile<T2_BM, false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
-    if (en <= st) return;
-    const int nk = min(T2_BM, en - k0);
-    const bool active = warp * 16 < nk;
-    const int jr = warp * 16 + r, j = k0 + jr; /* the lane pair's key row (tile row, sequence row) */
-    const int j0 = k0 + warp * 16;             /* the warp's first key */
-    const int nqt = (en - k0 + T2_BN - 1) / T2_BN, nit = group * nqt; /* (head, query tile) iterations */
+    AttnKTile z;
+    if (!attn_kv_tile<T2_BM, T2_BN>(z, cu, S, NH, NKV)) return;
+    const int jr = warp * 16 + r, j = z.k0 + jr; /* the lane pair's key row (tile row, sequence row) */
 
-    /* iteration it (head kvh group + it / nqt, query tile k0 + 64 (it % nqt)) into buffer b */
-    auto issue = [&](int it, int b) {
-        attn_cp_qtile<HD, T2_BN, T2_THREADS>(Qb + b * TILE, dOb + b * TILE, Lb + b * T2_BN, Db + b * T2_BN, qb, dob,
-                                          lse, D, NH, kvh, group, nqt, k0, en, it);
-    };
-    attn_cp_tile<HD, T2_BM, T2_THREADS>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
-    attn_cp_tile<HD, T2_BM, T2_THREADS>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
+    attn_cp_tile<HD, T2_BM, T2_THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
     __pipeline_commit();
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) {
-        if (s < nit) issue(s, s);
-        __pipeline_commit();
-    }
+    for (int s = 0; s < NS - 1; s++)
+        attn_cp_qiter<HD, T2_BN, T2_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, s);
     T2FragC dka[NF], dva[NF];
 #pragma unroll
     for (int n = 0; n < NF; n++) {
         wmma::fill_fragment(dka[n], 0.0f);
         wmma::fill_fragment(dva[n], 0.0f);
     }
-    for (int it = 0; it < nit; it++) {
+    for (int it = 0; it < z.nit; it++) {
         __pipeline_wait_prior(NS - 2); /* K, V and query tile it have landed (this thread's copies) */
         __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
-        if (it + NS - 1 < nit) issue(it + NS - 1, (it + NS - 1) % NS);
-        __pipeline_commit();
-        const int b = it % NS, q0 = k0 + (it % nqt) * T2_BN, nq = min(T2_BN, en - q0);
+        attn_cp_qiter<HD, T2_BN, T2_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, it + NS - 1);
+        int q0, nq, nb0, nqb; /* query blocks of 16 from nb0 on: those before the warp's first key are masked out */
+        bool full;            /* nothing masked */
+        if (!attn_query_iter<T2_BN>(z, it, &q0, &nq, &nb0, &nqb, &full)) continue;
+        const int b = it % NS;
         const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
         const float *Ls = Lb + b * T2_BN, *Ds = Db + b * T2_BN;
-        /* query blocks of 16 wholly before the warp's first key are masked out (diagonal tiles) */
-        const int nb0 = max(0, (j0 - q0) / 16), nqb = (nq + 15) / 16;
-        if (!active || nb0 >= nqb) continue;
-        const bool full = nq == T2_BN && q0 >= j0 + 15 && warp * 16 + 16 <= nk; /* nothing masked */
         t2_rowblock_x_tile<HD>(St, Ks + warp * 16 * LDB, Qs, nb0, nqb); /* S^T = K Q^T */
         __syncwarp();
         /* visible: query column col with q0 + col >= j, col < nq, and the key row inside the tile */
-        const int lo = full ? 0 : (jr < nk ? j - q0 : T2_BN), hi = full ? T2_BN - 1 : nq - 1;
+        const int lo = full ? 0 : (jr < z.nk ? j - q0 : T2_BN), hi = full ? T2_BN - 1 : nq - 1;
 #pragma unroll
         for (int c = 0; c < 8; c++) { /* P^T[j][i] = exp2(S sl2 - lse_i log2 e), i >= j */
             const int col = 8 * c + 4 * hf;
@@ -507,12 +449,12 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
         __syncwarp();
         attn_wmma_acc2<HD>(dva, Pt, dOs, dka, dSt, Qs, nb0, nqb); /* dV += P^T dO, dK += dS^T Q */
     }
-    if (!active) return;
-    const int rows = min(16, nk - warp * 16);
+    if (!z.active) return;
+    const int rows = min(16, z.nk - warp * 16);
     __syncwarp(); /* every lane is done with the stages */
-    attn_wmma_write_rows<HD>(dk + (size_t)kvh * HD, ks, St, dka, j0, rows);
+    attn_wmma_write_rows<HD>(dk + (size_t)z.kvh * HD, ks, St, dka, z.j0, rows);
     __syncwarp();
-    attn_wmma_write_rows<HD>(dv + (size_t)kvh * HD, ks, St, dva, j0, rows);
+    attn_wmma_write_rows<HD>(dv + (size_t)z.kvh * HD, ks, St, dva, z.j0, rows);
 }
 
 /* ---- host side ---- */

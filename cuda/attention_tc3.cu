@@ -162,54 +162,6 @@ static __device__ __forceinline__ void t3_write_rows(float *g, size_t stride, co
     }
 }
 
-/* the forward's and dQ's K / V pipeline: cp.async of tile t (rows st + 64 t ..) into buffer t % T3_NS when t < nt,
- * then one commit, empty or not (so __pipeline_wait_prior(T3_NS - 2) always means "the oldest tile has landed") */
-template <int HD>
-static __device__ __forceinline__ void t3_cp_kv(bf16 *Kb, bf16 *Vb, const bf16 *kg, const bf16 *vg, size_t ks, int st,
-                                                int en, int t, int nt) {
-    constexpr int TILE = T3<HD>::TILE;
-    if (t < nt) {
-        const int k0 = st + t * T3_BN, b = t % T3_NS;
-        attn_cp_tile<HD, T3_BN, T3_THREADS>(Kb + b * TILE, kg, ks, k0, min(T3_BN, en - k0));
-        attn_cp_tile<HD, T3_BN, T3_THREADS>(Vb + b * TILE, vg, ks, k0, min(T3_BN, en - k0));
-    }
-    __pipeline_commit();
-}
-
-/* a forward or dQ block's query tile (attn_find_tile, heaviest first; block b: head b % NH of tile b / NH), the
- * warp's rows in it and the lane's two rows */
-struct T3QTile {
-    int h, kvh;            /* query head, its kv head */
-    int st, en, q0, nq;    /* the sequence's rows [st, en), the tile's first row and row count */
-    int qlast, wfirst, wlast; /* the tile's last row; the warp's first and last rows (wlast <= qlast) */
-    int row[2];            /* the lane's rows wfirst + g, wfirst + g + 8, those past qlast as qlast */
-    int nt;                /* key tiles of 64 from st up to the diagonal */
-    bool active;           /* the warp has rows in the sequence (warp-uniform) */
-};
-/* false: no tile (the block returns) */
-static __device__ __forceinline__ bool t3_query_tile(T3QTile &z, const int *cu, int S, int NH, int NKV) {
-    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
-    z.h = blockIdx.x % NH, z.kvh = z.h / (NH / NKV);
-    attn_find_tile<T3_BM, true>(cu, S, blockIdx.x / NH, &z.st, &z.en, &z.q0);
-    if (z.en <= z.st) return false;
-    z.nq = min(T3_BM, z.en - z.q0), z.qlast = z.q0 + z.nq - 1;
-    z.active = warp * 16 < z.nq;
-    z.wfirst = z.q0 + warp * 16, z.wlast = min(z.wfirst + 15, z.qlast);
-    z.row[0] = min(z.wfirst + g, z.qlast), z.row[1] = min(z.wfirst + g + 8, z.qlast);
-    z.nt = (z.qlast - z.st) / T3_BN + 1;
-    return true;
-}
-/* key tile t of a query tile, as the warp sees it: false when the warp skips it (no rows, or all before its keys);
- * else its first key k0, key count nk, blocks of 16 keys holding a key <= the warp's last row (ncb; the rest is
- * masked out), and whether no key of it is masked for any row of the warp (full) */
-static __device__ __forceinline__ bool t3_key_tile(const T3QTile &z, int t, int *k0, int *nk, int *ncb, bool *full) {
-    *k0 = z.st + t * T3_BN, *nk = min(T3_BN, z.en - *k0);
-    if (!z.active || *k0 > z.wlast) return false; /* warp-uniform */
-    *ncb = min((z.wlast - *k0) / 16 + 1, (*nk + 15) / 16);
-    *full = *nk == T3_BN && *k0 + T3_BN - 1 <= z.wfirst;
-    return true;
-}
-
 /* ---- forward ---- */
 template <int HD> /* HD 64: two blocks per SM (127 registers, 2 x 72 KB of shared memory) */
 __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
@@ -221,12 +173,12 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
     bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    T3QTile z;
-    if (!t3_query_tile(z, cu, S, NH, NKV)) return;
+    AttnQTile z;
+    if (!attn_query_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, s, z.nt);
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
     attn_stage_bf16<HD, T3_BM, T3_THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
     __syncthreads();
     uint32_t qa[NF][4];
@@ -240,10 +192,10 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
     for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2); /* this thread's copies of tile t have landed */
         __syncthreads();               /* everyone's have; everyone is done with tile t - 1 */
-        t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, t + NS - 1, z.nt);
+        attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
         int k0, nk, ncb;
         bool full;
-        if (!t3_key_tile(z, t, &k0, &nk, &ncb, &full)) continue;
+        if (!attn_key_tile<T3_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
         const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
         float s[T3_BN / 8][4];
 #pragma unroll
@@ -327,8 +279,8 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE, *dOs = Qs + T3_BM * LDB;
     const int warp = threadIdx.x >> 5, tg = threadIdx.x & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    T3QTile z;
-    if (!t3_query_tile(z, cu, S, NH, NKV)) return;
+    AttnQTile z;
+    if (!attn_query_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
     const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * ATTN_LOG2E,
                            lse[(size_t)z.row[1] * NH + z.h] * ATTN_LOG2E};
     const float Dr[2] = {D[(size_t)z.row[0] * NH + z.h], D[(size_t)z.row[1] * NH + z.h]};
@@ -338,7 +290,7 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     attn_cp_tile<HD, T3_BM, T3_THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
     __pipeline_commit();
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, s, z.nt);
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
     __pipeline_wait_prior(NS - 1); /* Q, dO landed */
     __syncthreads();
     uint32_t qa[NF][4], da[NF][4];
@@ -354,10 +306,10 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2);
         __syncthreads(); /* tile t visible; tile t - 1 done by everyone */
-        t3_cp_kv<HD>(Kb, Vb, kg, vg, ks, z.st, z.en, t + NS - 1, z.nt);
+        attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
         int k0, nk, ncb;
         bool full;
-        if (!t3_key_tile(z, t, &k0, &nk, &ncb, &full)) continue;
+        if (!attn_key_tile<T3_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
         const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
 #pragma unroll
         for (int hh = 0; hh < T3_BN / 32; hh++) { /* halves of 32 keys: blocks j = 2 hh, 2 hh + 1 */
@@ -415,48 +367,34 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     bf16 *Ks = (bf16 *)t3_smem, *Vs = Ks + T3_BM * LDB, *Qb = Vs + T3_BM * LDB, *dOb = Qb + NS * TILE;
     float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T3_BN; /* lse, D of the query tile [NS][64] */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
-    const int kvh = blockIdx.x % NKV, group = NH / NKV;
     const size_t ks = (size_t)NKV * HD;
-    int st, en, k0;
-    attn_find_tile<T3_BM, false>(cu, S, blockIdx.x / NKV, &st, &en, &k0);
-    if (en <= st) return;
-    const int nk = min(T3_BM, en - k0);
-    const bool active = warp * 16 < nk;
-    const int j0 = k0 + warp * 16; /* the warp's first key */
+    AttnKTile z;
+    if (!attn_kv_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
     /* the lane's key rows j0 + g, j0 + g + 8; a row past the tile's end sees nothing (INT_MAX: every query masked) */
-    const int key[2] = {warp * 16 + g < nk ? j0 + g : 0x7fffffff, warp * 16 + g + 8 < nk ? j0 + g + 8 : 0x7fffffff};
-    const int nqt = (en - k0 + T3_BN - 1) / T3_BN, nit = group * nqt; /* (head, query tile) iterations */
+    const int key[2] = {warp * 16 + g < z.nk ? z.j0 + g : 0x7fffffff,
+                        warp * 16 + g + 8 < z.nk ? z.j0 + g + 8 : 0x7fffffff};
 
-    /* iteration it (head kvh group + it / nqt, query tile k0 + 64 (it % nqt)) into buffer b */
-    auto issue = [&](int it, int b) {
-        attn_cp_qtile<HD, T3_BN, T3_THREADS>(Qb + b * TILE, dOb + b * TILE, Lb + b * T3_BN, Db + b * T3_BN, qb, dob,
-                                          lse, D, NH, kvh, group, nqt, k0, en, it);
-    };
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(Ks, kb + (size_t)kvh * HD, ks, k0, nk);
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(Vs, vb + (size_t)kvh * HD, ks, k0, nk);
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
+    attn_cp_tile<HD, T3_BM, T3_THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
     __pipeline_commit();
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) {
-        if (s < nit) issue(s, s);
-        __pipeline_commit();
-    }
+    for (int s = 0; s < NS - 1; s++)
+        attn_cp_qiter<HD, T3_BN, T3_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, s);
     float dka[HD / 8][4], dva[HD / 8][4];
 #pragma unroll
     for (int n = 0; n < HD / 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) dka[n][e] = dva[n][e] = 0.0f;
-    for (int it = 0; it < nit; it++) {
+    for (int it = 0; it < z.nit; it++) {
         __pipeline_wait_prior(NS - 2); /* K, V and query tile it have landed (this thread's copies) */
         __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
-        if (it + NS - 1 < nit) issue(it + NS - 1, (it + NS - 1) % NS);
-        __pipeline_commit();
-        const int b = it % NS, q0 = k0 + (it % nqt) * T3_BN, nq = min(T3_BN, en - q0);
+        attn_cp_qiter<HD, T3_BN, T3_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, it + NS - 1);
+        int q0, nq, nb0, nqb; /* query blocks of 16 from nb0 on: those before the warp's first key are masked out */
+        bool full;            /* nothing masked */
+        if (!attn_query_iter<T3_BN>(z, it, &q0, &nq, &nb0, &nqb, &full)) continue;
+        const int b = it % NS;
         const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
         const float *Ls = Lb + b * T3_BN, *Ds = Db + b * T3_BN;
-        /* query blocks of 16 wholly before the warp's first key are masked out (diagonal tiles) */
-        const int nb0 = max(0, (j0 - q0) / 16), nqb = (nq + 15) / 16;
-        if (!active || nb0 >= nqb) continue;
-        const bool full = nq == T3_BN && q0 >= j0 + 15 && warp * 16 + 16 <= nk; /* nothing masked */
 #pragma unroll
         for (int hh = 0; hh < T3_BN / 32; hh++) { /* halves of 32 queries: blocks j = 2 hh, 2 hh + 1 */
             if (2 * hh + 1 < nb0 || 2 * hh >= nqb) continue;
@@ -511,10 +449,10 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
             }
         }
     }
-    if (!active) return;
-    const int rows = min(16, nk - warp * 16);
-    t3_write_rows<HD>(dk + (size_t)kvh * HD, ks, dka, j0, rows, 1.0f, 1.0f);
-    t3_write_rows<HD>(dv + (size_t)kvh * HD, ks, dva, j0, rows, 1.0f, 1.0f);
+    if (!z.active) return;
+    const int rows = min(16, z.nk - warp * 16);
+    t3_write_rows<HD>(dk + (size_t)z.kvh * HD, ks, dka, z.j0, rows, 1.0f, 1.0f);
+    t3_write_rows<HD>(dv + (size_t)z.kvh * HD, ks, dva, z.j0, rows, 1.0f, 1.0f);
 }
 
 /* ---- the wrappers' self-check (one warp): D = A B through both B loads, and E = bf16(D) B through the

@@ -111,6 +111,110 @@ static __device__ __forceinline__ void attn_cp_qtile(__nv_bfloat16 *Qd, __nv_bfl
     }
 }
 
+/* ---- versions 2 and 3: the blocks' tiles, their pipelines of 64-row inner tiles ---- */
+
+/* a forward or dQ block's query tile (attn_find_tile, heaviest first; block b: head b % NH of tile b / NH), the
+ * warp's rows in it (warp w: rows 16 w .. 16 w + 15) and its key tiles of BN rows */
+struct AttnQTile {
+    int h, kvh;               /* query head, its kv head */
+    int st, en, q0, nq;       /* the sequence's rows [st, en), the tile's first row and row count */
+    int qlast, wfirst, wlast; /* the tile's last row; the warp's first and last rows (wlast <= qlast) */
+    int row[2];               /* the rows of an mma.sync fragment's lane (version 3): wfirst + g, wfirst + g + 8
+                               * (g = lane / 4), those past qlast as qlast */
+    int nt;                   /* key tiles of BN from st up to the diagonal */
+    bool active;              /* the warp has rows in the sequence (warp-uniform) */
+};
+/* false: no tile (the block returns) */
+template <int BM, int BN>
+static __device__ __forceinline__ bool attn_query_tile(AttnQTile &z, const int *cu, int S, int NH, int NKV) {
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    z.h = blockIdx.x % NH, z.kvh = z.h / (NH / NKV);
+    attn_find_tile<BM, true>(cu, S, blockIdx.x / NH, &z.st, &z.en, &z.q0);
+    if (z.en <= z.st) return false;
+    z.nq = min(BM, z.en - z.q0), z.qlast = z.q0 + z.nq - 1;
+    z.active = warp * 16 < z.nq;
+    z.wfirst = z.q0 + warp * 16, z.wlast = min(z.wfirst + 15, z.qlast);
+    z.row[0] = min(z.wfirst + g, z.qlast), z.row[1] = min(z.wfirst + g + 8, z.qlast);
+    z.nt = (z.qlast - z.st) / BN + 1;
+    return true;
+}
+/* key tile t of a query tile, as the warp sees it: false when the warp skips it (no rows, or all before its keys);
+ * else its first key k0, key count nk, blocks of 16 keys holding a key <= the warp's last row (ncb; the rest is
+ * masked out), and whether no key of it is masked for any row of the warp (full) */
+template <int BN>
+static __device__ __forceinline__ bool attn_key_tile(const AttnQTile &z, int t, int *k0, int *nk, int *ncb,
+                                                     bool *full) {
+    *k0 = z.st + t * BN, *nk = min(BN, z.en - *k0);
+    if (!z.active || *k0 > z.wlast) return false; /* warp-uniform */
+    *ncb = min((z.wlast - *k0) / 16 + 1, (*nk + 15) / 16);
+    *full = *nk == BN && *k0 + BN - 1 <= z.wfirst;
+    return true;
+}
+/* the forward's and dQ's K / V pipeline: cp.async of key tile t (rows st + BN t ..) into buffer t % NS when t < nt,
+ * then one commit, empty or not (so __pipeline_wait_prior(NS - 2) always means "the oldest tile has landed") */
+template <int HD, int BN, int THREADS, int NS>
+static __device__ __forceinline__ void attn_cp_kv(__nv_bfloat16 *Kb, __nv_bfloat16 *Vb, const __nv_bfloat16 *kg,
+                                                  const __nv_bfloat16 *vg, size_t ks, const AttnQTile &z, int t) {
+    constexpr int TILE = BN * (HD + 8);
+    if (t < z.nt) {
+        const int k0 = z.st + t * BN, b = t % NS;
+        attn_cp_tile<HD, BN, THREADS>(Kb + b * TILE, kg, ks, k0, min(BN, z.en - k0));
+        attn_cp_tile<HD, BN, THREADS>(Vb + b * TILE, vg, ks, k0, min(BN, z.en - k0));
+    }
+    __pipeline_commit();
+}
+
+/* a dK / dV block's key tile (attn_find_tile, first to last; block b: kv head b % NKV of tile b / NKV), the warp's
+ * keys in it and the (head, query tile) iterations over the group's heads and the query tiles of BN rows from k0 on */
+struct AttnKTile {
+    int kvh, group;   /* kv head, query heads per kv head */
+    int st, en, k0, nk; /* the sequence's rows [st, en), the tile's first row and row count */
+    int j0;           /* the warp's first key */
+    int nqt, nit;     /* query tiles per head; iterations (group x nqt) */
+    bool active;      /* the warp has keys in the sequence (warp-uniform) */
+};
+/* false: no tile (the block returns) */
+template <int BM, int BN>
+static __device__ __forceinline__ bool attn_kv_tile(AttnKTile &z, const int *cu, int S, int NH, int NKV) {
+    const int warp = threadIdx.x >> 5;
+    z.kvh = blockIdx.x % NKV, z.group = NH / NKV;
+    attn_find_tile<BM, false>(cu, S, blockIdx.x / NKV, &z.st, &z.en, &z.k0);
+    if (z.en <= z.st) return false;
+    z.nk = min(BM, z.en - z.k0);
+    z.active = warp * 16 < z.nk;
+    z.j0 = z.k0 + warp * 16;
+    z.nqt = (z.en - z.k0 + BN - 1) / BN, z.nit = z.group * z.nqt;
+    return true;
+}
+/* iteration it as the warp sees it: its query tile's first row q0 and row count nq; false when the warp skips it;
+ * else the query blocks of 16 from nb0 on (those wholly before the warp's first key are masked out: diagonal
+ * tiles) up to nqb, and whether nothing is masked (full) */
+template <int BN>
+static __device__ __forceinline__ bool attn_query_iter(const AttnKTile &z, int it, int *q0, int *nq, int *nb0,
+                                                       int *nqb, bool *full) {
+    const int warp = threadIdx.x >> 5;
+    *q0 = z.k0 + (it % z.nqt) * BN, *nq = min(BN, z.en - *q0);
+    *nb0 = max(0, (z.j0 - *q0) / 16), *nqb = (*nq + 15) / 16;
+    if (!z.active || *nb0 >= *nqb) return false;
+    *full = *nq == BN && *q0 >= z.j0 + 15 && warp * 16 + 16 <= z.nk;
+    return true;
+}
+/* the dK / dV kernels' query pipeline: iteration it's rows of q, dout, lse and D (attn_cp_qtile) into buffer
+ * it % NS of Qb, dOb (bf16 [BN][HD + 8] each), Lb, Db (fp32 [BN]) when it < nit, then one commit, empty or not */
+template <int HD, int BN, int THREADS, int NS>
+static __device__ __forceinline__ void attn_cp_qiter(__nv_bfloat16 *Qb, __nv_bfloat16 *dOb, float *Lb, float *Db,
+                                                     const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
+                                                     const float *lse, const float *D, int NH, const AttnKTile &z,
+                                                     int it) {
+    constexpr int TILE = BN * (HD + 8);
+    if (it < z.nit) {
+        const int b = it % NS;
+        attn_cp_qtile<HD, BN, THREADS>(Qb + b * TILE, dOb + b * TILE, Lb + b * BN, Db + b * BN, qb, dob, lse, D, NH,
+                                       z.kvh, z.group, z.nqt, z.k0, z.en, it);
+    }
+    __pipeline_commit();
+}
+
 /* four bf16 (round to nearest even) to dst[0..3] (8-byte aligned) */
 static __device__ __forceinline__ void attn_put4(__nv_bfloat16 *dst, float a, float b, float c, float d) {
     __nv_bfloat162 *p = (__nv_bfloat162 *)dst;

@@ -12,13 +12,27 @@
 namespace wmma = nvcuda::wmma;
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> AttnFragA;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> AttnFragB;  /* B from row-major X */
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> AttnFragBt; /* B = X^T, X row-major */
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> AttnFragBt; /* X^T, X row-major */
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> AttnFragC;
 
 enum {
     ATTN_LDS = 68, /* fp32 score stage row stride (64 columns + 4) */
     ATTN_LDP = 72, /* bf16 probability row stride (64 columns + 8) */
 };
+
+/* the dQ kernels' start: the A fragments qa, doa[HD / 16] of a warp's 16 rows of Q and dO (bf16, row stride HD + 8)
+ * and dQ's accumulators acc[HD / 16] at zero */
+template <int HD>
+static __device__ __forceinline__ void attn_wmma_dq_start(AttnFragA *qa, AttnFragA *doa, AttnFragC *acc,
+                                                          const __nv_bfloat16 *Q, const __nv_bfloat16 *dO) {
+    constexpr int LDB = HD + 8;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        wmma::load_matrix_sync(qa[kk], Q + kk * 16, LDB);
+        wmma::load_matrix_sync(doa[kk], dO + kk * 16, LDB);
+        wmma::fill_fragment(acc[kk], 0.0f);
+    }
+}
 
 /* stage[16][ATTN_LDS] columns 16 n .. 16 n + 15 = A X^T for the A fragments a[HD / 16] of a 16-row block and the
  * rows 16 n .. 16 n + 15 of a bf16 tile X (S = Q K^T, one key block) */
