@@ -102,6 +102,25 @@ __device__ __forceinline__ void dot_rows2(float (&acc1)[RPW], float (&acc2)[RPW]
     }
 }
 
+/* acc[r][c] += sum over j < jmax of p_j X[j][lane + 32 c] for the warp's rows r, p_j = lane j's s[r] (a
+ * probability-like row spread one column per lane, passed by shuffles) */
+template <int NC>
+__device__ __forceinline__ void acc_rows(float (&acc)[RPW][NC], const float (&s)[RPW], const float *X, int jmax, int HD,
+                                         int SD) {
+    const int lane = threadIdx.x & 31;
+    for (int jj = 0; jj < jmax; jj++) {
+        float x[NC];
+#pragma unroll
+        for (int c = 0; c < NC; c++) x[c] = lane + 32 * c < HD ? X[jj * SD + lane + 32 * c] : 0.0f;
+#pragma unroll
+        for (int r = 0; r < RPW; r++) {
+            float pj = __shfl_sync(CU_FULL_MASK, s[r], jj);
+#pragma unroll
+            for (int c = 0; c < NC; c++) acc[r][c] += pj * x[c];
+        }
+    }
+}
+
 /* ---- forward ---- */
 
 template <int NC> /* NC = head dims per lane = HD_max / 32 */
@@ -156,17 +175,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_k(float *out, float *lse, c
             for (int c = 0; c < NC; c++) acc[r][c] *= alpha;
             s[r] = p;
         }
-        for (int jj = 0; jj < jmax; jj++) {
-            float vv[NC];
-#pragma unroll
-            for (int c = 0; c < NC; c++) vv[c] = lane + 32 * c < HD ? Vs[jj * SD + lane + 32 * c] : 0.0f;
-#pragma unroll
-            for (int r = 0; r < RPW; r++) {
-                float pj = __shfl_sync(CU_FULL_MASK, s[r], jj);
-#pragma unroll
-                for (int c = 0; c < NC; c++) acc[r][c] += pj * vv[c];
-            }
-        }
+        acc_rows<NC>(acc, s, Vs, jmax, HD, SD); /* O += P V */
     }
 #pragma unroll
     for (int r = 0; r < RPW; r++) {
@@ -234,17 +243,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_k(float *dq, const float *do
             if (cap > 0.0f) ds *= 1.0f - t * t;
             s[r] = ds * scale; /* dS */
         }
-        for (int jj = 0; jj < jmax; jj++) {
-            float kv[NC];
-#pragma unroll
-            for (int c = 0; c < NC; c++) kv[c] = lane + 32 * c < HD ? Ks[jj * SD + lane + 32 * c] : 0.0f;
-#pragma unroll
-            for (int r = 0; r < RPW; r++) {
-                float dsj = __shfl_sync(CU_FULL_MASK, s[r], jj);
-#pragma unroll
-                for (int c = 0; c < NC; c++) acc[r][c] += dsj * kv[c];
-            }
-        }
+        acc_rows<NC>(acc, s, Ks, jmax, HD, SD); /* dQ += dS K */
     }
 #pragma unroll
     for (int r = 0; r < RPW; r++) {
