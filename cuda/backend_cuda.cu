@@ -238,6 +238,9 @@ const Backend *backend_cuda(void) {
         b.rmsnorm_fwd16 = cuda_rmsnorm_fwd16;
         b.swiglu_fwd16 = cuda_swiglu_fwd16;
         b.geglu_fwd16 = cuda_geglu_fwd16;
+        b.swiglu_bwd16 = cuda_swiglu_bwd16;
+        b.geglu_bwd16 = cuda_geglu_bwd16;
+        b.xent_bwd16 = cuda_xent_bwd16;
         b.matmul_hold = cuda_matmul_hold;
         b.matmul_release = cuda_matmul_release;
         b.add = cuda_add;

@@ -125,6 +125,12 @@ void cuda_to_bf16(uint16_t *y, const float *x, size_t n);
 void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cuda_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+void cuda_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
+                     size_t N, int V_loc, int V_off);
+void cuda_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up,
+                       size_t N, int FF);
+void cuda_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF);
 void cuda_matmul_hold(const float *x, size_t n);
 void cuda_matmul_release(const float *x);
 void cuda_add(float *y, const float *x, size_t n);

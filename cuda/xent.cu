@@ -40,22 +40,35 @@ void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits
     CUDA_LAUNCH_CHECK("xent_stats");
 }
 
-__global__ void xent_bwd_k(float *logits, const float *lse, const float *g, const int *targets, size_t N,
-                           int V_loc, int V_off) {
+/* out may be logits itself (in place, fp32: each element is read before the same thread writes it) */
+template <class T>
+__global__ void xent_bwd_k(T *out, const float *logits, const float *lse, const float *g, const int *targets,
+                           size_t N, int V_loc, int V_off) {
     for (size_t n = blockIdx.y; n < N; n += gridDim.y) {
-        float *l = logits + n * (size_t)V_loc;
+        const float *l = logits + n * (size_t)V_loc;
+        T *o = out + n * (size_t)V_loc;
         float gn = g[n], ln = lse[n];
         int t = targets[n] - V_off; /* may lie outside [0, V_loc): then no one-hot term on this slice */
         for (int j = blockIdx.x * XB_THREADS + threadIdx.x; j < V_loc; j += gridDim.x * XB_THREADS)
-            l[j] = gn * ((j == t ? 1.0f : 0.0f) - expf(l[j] - ln));
+            cu_store(&o[j], gn * ((j == t ? 1.0f : 0.0f) - expf(l[j] - ln)));
     }
 }
 
-void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
-                   int V_off) {
+/* T = float: xent_bwd (out == logits); uint16_t: xent_bwd16 (bf16 storage) */
+template <class T>
+static void xent_bwd(T *out, const float *logits, const float *lse, const float *g, const int *targets, size_t N,
+                     int V_loc, int V_off) {
     if (!N || V_loc <= 0) return;
     unsigned gx = (unsigned)((V_loc + XB_THREADS * 4 - 1) / (XB_THREADS * 4)); /* ~4 columns per thread */
     unsigned gy = N < 65535 ? (unsigned)N : 65535u;
-    xent_bwd_k<<<dim3(gx, gy), XB_THREADS, 0, cu_stream()>>>(logits, lse, g, targets, N, V_loc, V_off);
+    xent_bwd_k<T><<<dim3(gx, gy), XB_THREADS, 0, cu_stream()>>>(out, logits, lse, g, targets, N, V_loc, V_off);
     CUDA_LAUNCH_CHECK("xent_bwd");
+}
+void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                   int V_off) {
+    xent_bwd(logits, logits, lse, g, targets, N, V_loc, V_off);
+}
+void cuda_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
+                     size_t N, int V_loc, int V_off) {
+    xent_bwd(dlogits, logits, lse, g, targets, N, V_loc, V_off);
 }

@@ -96,12 +96,18 @@ typedef struct Backend {
      * normed inputs, the MLP's hidden state) may be stored as bfloat16 (uint16_t bits, rounded to nearest even)
      * by the op that makes it: half the memory, no conversion pass before its matmuls, and the very values those
      * matmuls would have rounded it to, so results are bitwise those of fp32 storage. NULL (all four): the backend
-     * has fp32 storage only.
+     * has fp32 storage only (the same for swiglu_bwd16 and geglu_bwd16 below).
      * rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16: rmsnorm_fwd, swiglu_fwd, geglu_fwd with out rounded to bf16
-     * ([N,C] / [N,FF] bf16 elements). */
+     * ([N,C] / [N,FF] bf16 elements). The gradients of the gate and up projections' outputs are such activations
+     * too (they feed only those projections' dX and dW matmuls): swiglu_bwd16, geglu_bwd16 are swiglu_bwd,
+     * geglu_bwd with dgate and dup rounded to bf16 ([N,FF] bf16 elements each). */
     void (*rmsnorm_fwd16)(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
     void (*swiglu_fwd16)(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
     void (*geglu_fwd16)(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+    void (*swiglu_bwd16)(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up,
+                         size_t N, int FF);
+    void (*geglu_bwd16)(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up,
+                        size_t N, int FF);
     /* matmul (same shapes and semantics) whose A is bf16 storage (const uint16_t *) when a16, else fp32, and the
      * same for B with b16. Only while the bf16 mode is on. */
     void (*matmul16)(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
@@ -186,6 +192,11 @@ typedef struct Backend {
      * dlogits[n,j] = g[n] * ([j+V_off == targets[n]] - exp(logits[n,j] - lse[n])). */
     void (*xent_bwd)(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                      int V_off);
+    /* xent_bwd with d(logits) rounded to bf16 storage into dlogits [N, V_loc] (bf16 elements) and logits left as
+     * they are: the bf16 mode's LM-head gradient, which feeds only the head's dX and dW matmuls (backend.h's bf16
+     * storage above; NULL with it). */
+    void (*xent_bwd16)(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
+                       size_t N, int V_loc, int V_off);
 
     /* One AdamW step (torch semantics) on n elements with the gradient g[i] * gscale (an fp32 product: gradient
      * clipping's scale, applied as torch's clip_grad_norm_ does in place before the step, here without a pass of

@@ -8,7 +8,7 @@
 
 #define OPS(X)                                                                                                     \
     X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)       \
-    X(geglu_fwd16) X(add) X(scale) X(sumsq) X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows)              \
+    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows)              \
     X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd)    \
     X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw)
 #define OP_ENUM(name) OP_##name,
@@ -94,6 +94,18 @@ static void p_swiglu_fwd16(uint16_t *out, const float *g, const float *u, size_t
 }
 static void p_geglu_fwd16(uint16_t *out, const float *g, const float *u, size_t N, int FF) {
     TIMED(geglu_fwd16, g_in->geglu_fwd16(out, g, u, N, FF));
+}
+static void p_swiglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *g, const float *u, size_t N,
+                           int FF) {
+    TIMED(swiglu_bwd16, g_in->swiglu_bwd16(dg, du, dout, g, u, N, FF));
+}
+static void p_geglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *g, const float *u, size_t N,
+                          int FF) {
+    TIMED(geglu_bwd16, g_in->geglu_bwd16(dg, du, dout, g, u, N, FF));
+}
+static void p_xent_bwd16(uint16_t *dl, const float *logits, const float *lse, const float *g, const int *targets,
+                         size_t N, int V_loc, int V_off) {
+    TIMED(xent_bwd16, g_in->xent_bwd16(dl, logits, lse, g, targets, N, V_loc, V_off));
 }
 static void p_add(float *y, const float *x, size_t n) { TIMED(add, g_in->add(y, x, n)); }
 static void p_scale(float *x, float s, size_t n) { TIMED(scale, g_in->scale(x, s, n)); }

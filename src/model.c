@@ -53,6 +53,8 @@ typedef struct Acts {
     float *logits, *mx, *se, *tgt, *gchunk;     /* shared, last stage: LM head chunk [R,V], [R] x4 */
     float *logits_pre;                          /* shared, final logit soft-capping (last stage): the chunk's logits
                                                  * before the cap [R,V], for the backward; else NULL */
+    float *dlog16;                              /* shared, last stage, act16 without soft-capping: the chunk's
+                                                 * d(logits) as bf16 [R,V] (xent_bwd16); else NULL */
     float *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh; /* shared: backward scratch (dtmp also the forward's) */
     float *dhs;                                 /* shared, last stage: d/d(gathered rows) [M,C] */
     int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
@@ -211,16 +213,20 @@ static size_t head_chunk(const Model *m) {
     return rows < m->max_tokens ? rows : m->max_tokens;
 }
 
+static bool head_capped(const Model *m) { return m->gemma2 && m->mc.final_logit_softcapping > 0; }
+/* the head's d(logits) in bf16 storage (xent_bwd16): act16, unless the soft-cap's backward follows xent_bwd */
+static bool head_dlog16(const Model *m) { return m->act16 && !head_capped(m); }
 /* floats of the LM head's chunk buffers (last stage): logits [R, V], mx, se, tgt, gchunk [R], and Gemma 2's pre-cap
- * logits [R, V] */
+ * logits [R, V] or the bf16 d(logits) [R, V] (half the floats, rounded up) */
 static size_t head_floats(const Model *m) {
     size_t V = (size_t)m->V_loc, R = head_chunk(m);
-    return m->last_stage ? R * (V + 4) + (m->gemma2 && m->mc.final_logit_softcapping > 0 ? R * V : 0) : 0;
+    return m->last_stage ? R * (V + 4) + (head_capped(m) ? R * V : 0) + (head_dlog16(m) ? (R * V + 1) / 2 : 0) : 0;
 }
-/* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] */
+/* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
+ * under act16, half the floats: they feed only the gate / up projections' matmuls) */
 static size_t layer_grad_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    return m->max_tokens * (QD * 2 + KD * 2 + FF * 3);
+    return m->max_tokens * (QD * 2 + KD * 2 + FF + 2 * act_floats(m, FF));
 }
 /* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
@@ -263,12 +269,13 @@ static void alloc_acts(Model *m, Acts *a) {
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
     TAKE(a->dq, N * QD); TAKE(a->datt, N * QD); TAKE(a->dk, N * KD); TAKE(a->dv, N * KD);
-    TAKE(a->dg, N * FF); TAKE(a->du, N * FF); TAKE(a->dh, N * FF);
-    a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = NULL;
+    TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * FF);
+    a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
         c = both;
         TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
-        if (m->gemma2 && m->mc.final_logit_softcapping > 0) TAKE(a->logits_pre, R * V);
+        if (head_capped(m)) TAKE(a->logits_pre, R * V);
+        if (head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
         c = both + grads_or_head_floats(m);
         TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
     }
@@ -357,7 +364,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->recompute = recompute;
     /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
      * are even, so a layer's bf16 rows fill whole floats of the arenas) */
-    m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->matmul_bf16_on &&
+    m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
+               be->geglu_bwd16 && be->xent_bwd16 && be->matmul_bf16_on &&
                be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     if (recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
@@ -612,15 +620,17 @@ static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, s
                      true, 1.0f, acc ? 1.0f : 0.0f);
     else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
-/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear) */
-static void linear_bwd(const Backend *be, float *dx, float *dW, const float *dy, const void *x, bool x16, Wt W,
-                       size_t N, int in, int out, bool acc_dx) {
-    hold(be, dy, N * (size_t)out);
-    if (W.b) be->matmul16(dx, dy, false, W.b, true, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
+/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear; dy16: dy is bf16 storage too) */
+static void linear_bwd(const Backend *be, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16,
+                       Wt W, size_t N, int in, int out, bool acc_dx) {
+    if (!dy16) hold(be, dy, N * (size_t)out);
+    if (dy16 || W.b)
+        be->matmul16(dx, dy, dy16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL, (int)N, in, out, false,
+                     false, 1.0f, acc_dx ? 1.0f : 0.0f);
     else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
-    if (x16) be->matmul16(dW, dy, false, x, true, out, in, (int)N, true, false, 1.0f, 1.0f);
+    if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, 1.0f);
     else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, 1.0f);
-    release(be, dy);
+    if (!dy16) release(be, dy);
 }
 /* the activations that only feed matmuls (normed inputs, the MLP's hidden state): bf16 storage when m->act16 */
 static void norm_act(const Model *m, float *out, float *rstd, const float *x, const float *w, size_t N) {
@@ -635,6 +645,16 @@ static void glu_act(const Model *m, float *h, const float *g, const float *u, si
         else be->geglu_fwd(h, g, u, N, m->FF_loc);
     } else if (m->act16) be->swiglu_fwd16((uint16_t *)h, g, u, N, m->FF_loc);
     else be->swiglu_fwd(h, g, u, N, m->FF_loc);
+}
+/* the gated activation's backward: d/dg, d/du into dg, du (bf16 storage under act16: they feed only the gate / up
+ * projections' matmuls) */
+static void glu_bwd(const Model *m, float *dg, float *du, const float *dh, const float *g, const float *u, size_t N) {
+    const Backend *be = m->be;
+    if (m->gemma2) {
+        if (m->act16) be->geglu_bwd16((uint16_t *)dg, (uint16_t *)du, dh, g, u, N, m->FF_loc);
+        else be->geglu_bwd(dg, du, dh, g, u, N, m->FF_loc);
+    } else if (m->act16) be->swiglu_bwd16((uint16_t *)dg, (uint16_t *)du, dh, g, u, N, m->FF_loc);
+    else be->swiglu_bwd(dg, du, dh, g, u, N, m->FF_loc);
 }
 /* hold of such an activation over the matmuls that read it (nothing to convert when it is bf16 storage) */
 static void hold_act(const Model *m, const float *x, size_t n) {
@@ -859,14 +879,20 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
             be->upload(a->gchunk, gh, n * sizeof(float));
             linear(be, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
+            const void *dlog = a->logits; /* d(logits): fp32 in place, or bf16 storage in dlog16 */
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
                 float cap = (float)m->mc.final_logit_softcapping;
                 be->copy(a->logits_pre, a->logits, n * (size_t)V * sizeof(float));
                 be->softcap_fwd(a->logits, n * (size_t)V, cap);
                 be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 be->softcap_bwd(a->logits, a->logits_pre, n * (size_t)V, cap);
+            } else if (a->dlog16) {
+                be->xent_bwd16((uint16_t *)a->dlog16, a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V,
+                               m->V_off);
+                dlog = a->dlog16;
             } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
+            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, dlog, a->dlog16 && !a->logits_pre, a->hs + r0 * C, false,
+                       head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
         free(gh);
@@ -890,15 +916,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lnf, a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd(be, a->dh, dw->wd, a->dtmp, t.h, s16, LW(m, l, wd), N, FF, C, false);
-            be->geglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
-        } else {
-            linear_bwd(be, a->dh, dw->wd, a->dx, t.h, s16, LW(m, l, wd), N, FF, C, false);
-            be->swiglu_bwd(a->dg, a->du, a->dh, t.g, t.u, N, FF);
-        }
+            linear_bwd(be, a->dh, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else linear_bwd(be, a->dh, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
         hold_act(m, t.ln2, NC);
-        linear_bwd(be, a->dtmp, dw->wg, a->dg, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
-        linear_bwd(be, a->dtmp, dw->wu, a->du, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+        linear_bwd(be, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
+        linear_bwd(be, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
@@ -906,15 +929,15 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(be, a->datt, dw->wo, a->dtmp, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd(be, a->datt, dw->wo, a->dx, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
+            linear_bwd(be, a->datt, dw->wo, a->dtmp, false, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd(be, a->datt, dw->wo, a->dx, false, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
         be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         hold_act(m, t.ln1, NC);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, false, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, false, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, false, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);

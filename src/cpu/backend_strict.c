@@ -209,6 +209,28 @@ static void strict_to_bf16(uint16_t *y, const float *x, size_t n) {
     const char *OP = "to_bf16";
     g_cpu->to_bf16(H(y, n, "y"), F(x, n, "x"), n);
 }
+/* the bf16-gradient backward of a gated activation (swiglu_bwd16, geglu_bwd16): dgate, dup 2-byte elements */
+typedef void (*GluBwd16)(uint16_t *, uint16_t *, const float *, const float *, const float *, size_t, int);
+static void strict_glu_bwd16(const char *OP, GluBwd16 bwd, uint16_t *dg, uint16_t *du, const float *dout,
+                             const float *gate, const float *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    bwd(H(dg, n, "dgate"), H(du, n, "dup"), F(dout, n, "dout"), F(gate, n, "gate"), F(up, n, "up"), N, FF);
+}
+static void strict_swiglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *gate, const float *up,
+                                size_t N, int FF) {
+    strict_glu_bwd16("swiglu_bwd16", g_cpu->swiglu_bwd16, dg, du, dout, gate, up, N, FF);
+}
+static void strict_geglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *gate, const float *up,
+                               size_t N, int FF) {
+    strict_glu_bwd16("geglu_bwd16", g_cpu->geglu_bwd16, dg, du, dout, gate, up, N, FF);
+}
+static void strict_xent_bwd16(uint16_t *dl, const float *logits, const float *lse, const float *g, const int *targets,
+                              size_t N, int V_loc, int V_off) {
+    const char *OP = "xent_bwd16";
+    size_t n = N * (size_t)(V_loc > 0 ? V_loc : 0);
+    g_cpu->xent_bwd16(H(dl, n, "dlogits"), F(logits, n, "logits"), F(lse, N, "lse"), F(g, N, "g"),
+                      I(targets, N, "targets"), N, V_loc, V_off);
+}
 static void strict_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C,
                                  float eps) {
     const char *OP = "rmsnorm_fwd16";
@@ -403,6 +425,9 @@ static const Backend g_strict = {
     .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
     .swiglu_fwd16 = strict_swiglu_fwd16,
     .geglu_fwd16 = strict_geglu_fwd16,
+    .swiglu_bwd16 = strict_swiglu_bwd16,
+    .geglu_bwd16 = strict_geglu_bwd16,
+    .xent_bwd16 = strict_xent_bwd16,
     .add = strict_add,
     .scale = strict_scale,
     .sumsq = strict_sumsq,

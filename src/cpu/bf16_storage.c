@@ -1,8 +1,9 @@
 /* bf16_storage.c — the bf16 storage ops of backend.h (to_bf16, rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16,
- * matmul16): the fp32 op, then its output rounded to bfloat16 (nearest even); a matmul whose bf16 operands are
+ * swiglu_bwd16, geglu_bwd16, xent_bwd16, matmul16): the fp32 op, then its output rounded to bfloat16 (nearest even); a matmul whose bf16 operands are
  * widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode rounds them again (a no-op on bf16 values).
  * So every result is bitwise the one of fp32 storage, which is what makes them the reference of the CUDA ones. */
 #include <stdlib.h>
+#include <string.h>
 #include "cpu_ops.h"
 #include "util.h"
 
@@ -36,6 +37,35 @@ void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t 
 }
 void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF) {
     glu16(cpu_geglu_fwd, out, gate, up, N, FF);
+}
+/* a gated activation's backward in fp32, then its two gradients rounded */
+static void glu_bwd16(void (*bwd)(float *, float *, const float *, const float *, const float *, size_t, int),
+                      uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    float *t = tmp_floats(2 * n, "glu_bwd16");
+    bwd(t, t + n, dout, gate, up, N, FF);
+    cpu_to_bf16(dgate, t, n);
+    cpu_to_bf16(dup, t + n, n);
+    free(t);
+}
+void cpu_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF) {
+    glu_bwd16(cpu_swiglu_bwd, dgate, dup, dout, gate, up, N, FF);
+}
+void cpu_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                     int FF) {
+    glu_bwd16(cpu_geglu_bwd, dgate, dup, dout, gate, up, N, FF);
+}
+
+void cpu_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
+                    size_t N, int V_loc, int V_off) {
+    size_t n = N * (size_t)(V_loc > 0 ? V_loc : 0);
+    float *t = tmp_floats(n, "xent_bwd16");
+    memcpy(t, logits, n * sizeof(float));
+    cpu_xent_bwd(t, lse, g, targets, N, V_loc, V_off);
+    cpu_to_bf16(dlogits, t, n);
+    free(t);
 }
 
 /* the fp32 values of n bf16 elements (exact) */

@@ -22,6 +22,12 @@ void cpu_to_bf16(uint16_t *y, const float *x, size_t n);
 void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cpu_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cpu_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
+void cpu_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
+                    size_t N, int V_loc, int V_off);
+void cpu_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                      int FF);
+void cpu_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
+                     int FF);
 void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                   bool transB, float alpha, float beta);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,

@@ -20,8 +20,11 @@ calls() { awk -v op="$1" '$5 == op && $6 ~ /^[0-9.]+$/ {print $6}' prof.log; }
 [ "$(calls adamw)" = "20.0" ] && ok "AdamW on 20 tensors per step" || bad "adamw calls/step: $(calls adamw)"
 share=$(awk '$5 ~ /^[a-z_0-9]+$/ && $8 ~ /%$/ {sub("%", "", $8); s += $8} END {printf "%.0f", s}' prof.log)
 [ "$share" -ge 99 ] && [ "$share" -le 101 ] && ok "op shares add up to $share%" || bad "shares add up to $share%"
-grep -q "matmul shapes by time" prof.log && grep -qE "profile rank 0:   [0-9]+x64x64 N T" prof.log \
-  && ok "matmul shapes listed" || bad "no matmul shapes: $(grep -A3 'matmul shapes' prof.log | head -4)"
+# the shapes listed are this model's: every one has the width 64, the MLP width 176 or the vocabulary 128 in it
+shapes=$(grep -oE "profile rank 0:   [0-9]+x[0-9]+x[0-9]+ [NT]" prof.log | awk '{print $4}')
+foreign=$(echo "$shapes" | tr 'x' ' ' | awk '$1 != 64 && $2 != 64 && $3 != 64 && $1 != 176 && $2 != 176 && $3 != 176 && $2 != 128' | wc -l)
+[ -n "$shapes" ] && [ "$foreign" -eq 0 ] && ok "$(echo "$shapes" | wc -l) matmul shapes listed, all of the model" \
+  || bad "matmul shapes: $(grep -A3 'matmul shapes' prof.log | head -4)"
 nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
 [ "$(nums out/prof/metrics.jsonl | wc -l)" -eq 18 ] && [ "$(nums out/prof/metrics.jsonl)" = "$(nums out/plain/metrics.jsonl)" ] \
   && ok "profiling changes no number" || bad "profiled numbers differ: $(diff <(nums out/prof/metrics.jsonl) <(nums out/plain/metrics.jsonl) | head -3)"

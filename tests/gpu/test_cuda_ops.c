@@ -14,7 +14,8 @@
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa); the bf16 mode (section matmul_bf16, every SIMPO_CUDA_GEMM
  *     path) the same 1e-5 (1 + K / 1024) against the CPU's bf16 emulation (same rounded operands, exact products)
  *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu and geglu fwd 1e-6, bwd 2e-6; softcap fwd 1e-6, bwd 2e-6;
- *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6; adamw 1e-6 (double math rounded once)
+ *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6 (xent_bwd16: within one bf16 step, as the storage ops);
+ *     adamw 1e-6 (double math rounded once)
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
  *   attention on tensor cores (section attn_tc, SIMPO_CUDA_ATTN=tc: bf16 operands) out 2e-2, lse 5e-3, dq / dk /
@@ -238,7 +239,8 @@ static void t_matmul_holds(void) {
     free(A), free(A2), free(B), free(plain), free(held), free(stale), free(fresh);
     gpu->free(dA), gpu->free(dB), gpu->free(dC), gpu->free(dH);
 }
-/* bf16 activation storage (section matmul_bf16; backend.h rmsnorm_fwd16 / swiglu_fwd16 / geglu_fwd16 / matmul16):
+/* bf16 activation storage (section matmul_bf16; backend.h rmsnorm_fwd16 / swiglu_fwd16 / geglu_fwd16 / swiglu_bwd16 /
+ * geglu_bwd16 / matmul16):
  * the ops' fp32 values are the fp32 ops' (within their bounds above), rounded to bf16 on both sides, so at least
  * 99% of the elements agree bitwise and none by more than one bf16 step (2^-8 relative); matmul16 with every mix of
  * bf16 and fp32 operands equals the CPU's to fp32 summation order. */
@@ -298,6 +300,30 @@ static void t_storage16(size_t N, int C, int FF) {
     gpu->download(g16, d16, nf * 2);
     snprintf(what, sizeof what, "geglu_fwd16 N=%zu FF=%d", N, FF);
     storage16_cmp(what, g16, c16, nf);
+    /* the gated activations' backward with bf16 gradients (swiglu_bwd16, geglu_bwd16): d/dgate then d/dup */
+    {
+        float *dh = hrand(nf, -1, 1), *d_dh = up(dh, nf * 4);
+        uint16_t *c2 = sd_alloc(nf * 4 + 4, "cpu bf16 grads"), *g2 = sd_alloc(nf * 4 + 4, "gpu bf16 grads");
+        uint16_t *d2 = gpu->alloc(nf * 4 + 4, "bf16 grads");
+        for (int gemma = 0; gemma < 2; gemma++) {
+            const Backend *bs[2] = {cpu, gpu};
+            for (int k = 0; k < 2; k++) {
+                const Backend *b = bs[k];
+                uint16_t *o = k ? d2 : c2;
+                const float *hh = k ? d_dh : dh, *gg = k ? dg : g, *uu = k ? du : u;
+                if (gemma) b->geglu_bwd16(o, o + nf, hh, gg, uu, N, FF);
+                else b->swiglu_bwd16(o, o + nf, hh, gg, uu, N, FF);
+            }
+            gpu->download(g2, d2, nf * 4);
+            for (int part = 0; part < 2; part++) {
+                snprintf(what, sizeof what, "%s_bwd16 d%s N=%zu FF=%d", gemma ? "geglu" : "swiglu",
+                         part ? "up" : "gate", N, FF);
+                storage16_cmp(what, g2 + part * nf, c2 + part * nf, nf);
+            }
+        }
+        free(dh), free(c2), free(g2);
+        gpu->free(d_dh), gpu->free(d2);
+    }
     /* matmul16: y[N,FF] = h16[N,C] W^T (A bf16), dW[FF,C] += dy^T h16 (B bf16), and both bf16 */
     gpu->set_matmul_bf16(true);
     cpu->set_matmul_bf16(true);
@@ -550,6 +576,18 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
         float *lse = sd_alloc(N * 4, "lse"), *g = hrand(N, -1, 1);
         for (size_t n = 0; n < N; n++) lse[n] = mx[n] + logf(se[n]);
         float *d_lse = up(lse, N * 4), *d_g = up(g, N * 4);
+        /* xent_bwd16 (bf16 gradients, logits untouched): within one bf16 step of the CPU's, as the storage ops */
+        uint16_t *c16 = sd_alloc(nl * 2, "cpu bf16"), *d16 = gpu->alloc(nl * 2, "bf16 dlogits");
+        cpu->xent_bwd16(c16, lg, lse, g, tg, N, V_loc, V_off);
+        gpu->xent_bwd16(d16, d_lg, d_lse, d_g, d_tg, N, V_loc, V_off);
+        uint16_t *g16 = sd_alloc(nl * 2, "gpu bf16");
+        gpu->download(g16, d16, nl * 2);
+        snprintf(what, sizeof what, "xent_bwd16 N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
+        storage16_cmp(what, g16, c16, nl);
+        float *same = down(d_lg, nl);
+        bitwise("xent_bwd16 leaves the logits", same, lg, nl * 4);
+        free(c16), free(g16), free(same);
+        gpu->free(d16);
         cpu->xent_bwd(lg, lse, g, tg, N, V_loc, V_off);
         gpu->xent_bwd(d_lg, d_lse, d_g, d_tg, N, V_loc, V_off);
         float *gl = down(d_lg, nl);

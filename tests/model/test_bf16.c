@@ -2,7 +2,8 @@
  * the GPU's bf16 path, against the Hugging Face float64 fixture tiny-a: per-sequence log-probs, the SimPO loss and
  * metrics, the grad norm and every gradient tensor, within bf16 tolerances; plus: the bf16 numbers really differ
  * from fp32 ones (the mode is on), and switching it off restores the fp32 results bit for bit.
- * bf16 activation storage (model.h act16): a model made in the bf16 mode keeps ln1, ln2 and h as bf16 and gives
+ * bf16 activation storage (model.h act16): a model made in the bf16 mode keeps ln1, ln2 and h (and in the backward
+ * the gate / up gradients) as bf16 and gives
  * bitwise the results of the model made in fp32 (fp32 storage, the same rounding inside its matmuls), with
  * exactly the planned bytes (plan.c) and the expected saving, with and without recompute; the same on the strict
  * backend (its bf16 ops check their 2-byte arguments); and for Gemma 2 (tiny-g2: GeGLU, sandwich norms).
@@ -94,9 +95,16 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     fixture_check_same(&r, want, m->nparams, lb);
     size_t planned = fixture_planned_model_bytes(mc, 256, 1, recompute, true, NULL);
     CHECK(held == planned, "%s: allocated %zu bytes, planned %zu", what, held, planned);
-    /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute) */
+    /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute);
+     * and in the shared scratch, the larger of the backward's layer gradients (dg, du at 2 bytes: 2 FF fewer
+     * floats per token) and the LM-head chunk (R rows of logits plus, in bf16, their bf16 gradients) */
     size_t layers = recompute ? 1 : (size_t)mc->num_hidden_layers;
-    size_t saved = layers * 256 * (size_t)(2 * mc->hidden_size + mc->intermediate_size) * 2;
+    size_t C = (size_t)mc->hidden_size, FF = (size_t)mc->intermediate_size, HD = (size_t)mc->head_dim;
+    size_t QD = (size_t)mc->num_attention_heads * HD, KD = (size_t)mc->num_key_value_heads * HD;
+    size_t V = (size_t)mc->vocab_size, R = model_lmhead_chunk_rows((int)V) < 256 ? model_lmhead_chunk_rows((int)V) : 256;
+    size_t lg32 = 256 * (2 * QD + 2 * KD + 3 * FF), lg16 = lg32 - 256 * FF, hd32 = R * (V + 4),
+           hd16 = hd32 + (R * V + 1) / 2;
+    size_t saved = layers * 256 * (2 * C + FF) * 2 + 4 * ((lg32 > hd32 ? lg32 : hd32) - (lg16 > hd16 ? lg16 : hd16));
     CHECK(fp32_bytes - held == saved, "%s: bf16 storage saves %zu bytes, expected %zu", what, fp32_bytes - held,
           saved);
     check_weights16(m, mc, ps, want, recompute, what);
