@@ -9,9 +9,9 @@
 #      the benchmark's per-step losses, printed next to the default paths' on the same data); $OUT/variants.txt
 #      says which passed;
 #   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, their
-#      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), then
-#      each variant that passed 2., then all passing variants together with the torch.compile peer in the same
-#      call (ratios); $OUT/bench.txt. --recompute adds the recompute runs of the default paths in the memory-lean
+#      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
+#      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios), then each
+#      variant alone; $OUT/bench.txt. --recompute adds the recompute runs of the default paths in the memory-lean
 #      setting (train.bf16_weight_cache: false), and 8b-4l without the weight cache (its speed effect).
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
@@ -90,21 +90,21 @@ stamp "bench base"
 bench profile 90 "SIMPO_PROFILE=1" "${common[@]}"
 for s in /tmp/bench-profile/*/log.txt; do echo "== $s"; grep "profile rank" "$s"; done > "$OUT/profile.txt" 2>&1
 stamp "bench profile"
+# the speed setting: all passing variants together with the LM-head logits cache (train.lmhead_cache), and the
+# torch.compile peer in the same call (ratios against that run); before the single variants, which a time limit
+# cuts first
+peer=--peer
+has --no-peer && peer=""
+bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache $peer
+stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
   stamp "bench $v"
 done
-if has --recompute; then
+if has --recompute; then # the memory-lean setting, and 8b-4l without the weight cache (its speed effect)
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
   bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache
   stamp "bench no weight cache"
-fi
-# all passing variants together, and the torch.compile peer in the same call (ratios against that run)
-peer=--peer
-has --no-peer && peer=""
-if [ ${#passed[@]} -gt 1 ] || [ -n "$peer" ]; then
-  bench all 170 "${passed[*]}" "${common[@]}" $peer
-  stamp "bench all passing variants ${peer:++ peer}"
 fi
 cat "$OUT/bench.txt"

@@ -168,7 +168,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
         sd_die(file, "key '%s.recompute' is %s: steps.<dtype> is measured without train.recompute, "
                      "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
     size_t tokens = (size_t)(2 * pairs * seq);
-    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc, strcmp(dtype, "bf16") == 0, false};
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc, strcmp(dtype, "bf16") == 0, false, false};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, (double)tokens, (int)seq, &mp, step_rc, true);
     r.overhead = 1.0;
@@ -255,7 +255,7 @@ int cmd_plan(int argc, char **argv) {
                 for (int stage = 0; stage < pp; stage++) {
                     bool bf16 = strcmp(dtype, "bf16") == 0;
                     PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, c->recompute, bf16,
-                                     bf16 && c->bf16_weight_cache};
+                                     bf16 && c->bf16_weight_cache, c->lmhead_cache};
                     MemPlan mp = plan_memory(&pl);
                     r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
                     double tokens = (double)max_tokens * n_mb;

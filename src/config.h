@@ -73,6 +73,7 @@ typedef struct {
     int nonfinite_skip;         /* train.nonfinite: stop (0, default) | skip (1) */
     bool recompute;             /* train.recompute (default false): save layer inputs only, rerun layers backward */
     bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
+    bool lmhead_cache;          /* train.lmhead_cache (default false): logits kept from forward to backward */
 
     /* checkpoint: */
     char *ckpt_dir;             /* checkpoint.dir (default "out") */

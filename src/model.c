@@ -412,6 +412,7 @@ void model_free(Model *m) {
     be->free(m->rope_cos);
     be->free(m->rope_sin);
     be->free(m->w16_base);
+    be->free(m->head_cache);
     free(m->w16);
     free(m->w);
     free(m->dw);
@@ -481,6 +482,13 @@ void model_refresh_weights16(Model *m) {
 }
 
 void model_weights_changed(Model *m) { m->w16_fresh = false; }
+
+void model_enable_head_cache(Model *m) {
+    if (!m->last_stage || m->head_cache) return;
+    size_t n = sd_mul_size(m->max_tokens, (size_t)m->V_loc, "LM-head logits cache");
+    m->head_cache = m->be->alloc(sd_mul_size(n, sizeof(float), "LM-head logits cache"), "LM-head logits cache");
+    m->head_cache_slot = -1;
+}
 
 /* SIMPO_CHECK_WEIGHTS16=1: dies unless the fresh copy is bf16 of the current parameters (a caller wrote them
  * without model_weights_changed) */
@@ -827,9 +835,15 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (!head.b) hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks (when there is none) */
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
-        linear(be, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
-        if (a->logits_pre) be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
-        be->xent_stats(a->mx, a->se, a->tgt, a->logits, a->tg + r0, n, V, m->V_off);
+        /* the chunk's logits: into the cache (model_enable_head_cache) for the backward, or the chunk buffer */
+        float *lg = m->head_cache ? m->head_cache + r0 * (size_t)V : a->logits;
+        linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+        if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
+            if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
+            be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
+            lg = a->logits;
+        }
+        be->xent_stats(a->mx, a->se, a->tgt, lg, a->tg + r0, n, V, m->V_off);
         be->download(hf, a->mx, n * sizeof(float));
         be->download(hf + R, a->se, n * sizeof(float));
         be->download(hf + 2 * R, a->tgt, n * sizeof(float));
@@ -840,6 +854,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         }
     }
     if (!head.b) release(be, m->lm_head);
+    if (m->head_cache) m->head_cache_slot = slot;
     tp_vocab_combine(m->grid, mx, se, tgt, M);
     for (int s = 0; s < mb->S; s++) {
         out[s].sum = 0.0;
@@ -872,29 +887,35 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     if (m->last_stage) {
         /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
         float *gh = sd_alloc(R * sizeof(float), "lm head grads");
+        bool cached = m->head_cache && m->head_cache_slot == slot; /* this slot's logits, from its forward */
         Wt head = head_wt(m);
         if (!head.b) hold(be, m->lm_head, (size_t)V * C);
         for (size_t r0 = 0; r0 < M; r0 += R) {
             size_t n = M - r0 < R ? M - r0 : R;
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
             be->upload(a->gchunk, gh, n * sizeof(float));
-            linear(be, a->logits, a->hs + r0 * C, false, head, n, C, V, false);
-            const void *dlog = a->logits; /* d(logits): fp32 in place, or bf16 storage in dlog16 */
+            /* the chunk's logits (before any soft-cap): cached by the forward, or recomputed */
+            float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
+            if (!cached) linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+            const void *dlog = lg; /* d(logits): fp32 in place, or bf16 storage in dlog16 */
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
                 float cap = (float)m->mc.final_logit_softcapping;
-                be->copy(a->logits_pre, a->logits, n * (size_t)V * sizeof(float));
+                const float *pre = cached ? lg : a->logits_pre; /* the logits before the cap */
+                if (!cached) be->copy(a->logits_pre, lg, n * (size_t)V * sizeof(float));
+                else be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
                 be->softcap_fwd(a->logits, n * (size_t)V, cap);
                 be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                be->softcap_bwd(a->logits, a->logits_pre, n * (size_t)V, cap);
+                be->softcap_bwd(a->logits, pre, n * (size_t)V, cap);
+                dlog = a->logits;
             } else if (a->dlog16) {
-                be->xent_bwd16((uint16_t *)a->dlog16, a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V,
-                               m->V_off);
+                be->xent_bwd16((uint16_t *)a->dlog16, lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 dlog = a->dlog16;
-            } else be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+            } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             linear_bwd(be, a->dhs + r0 * C, m->dlm_head, dlog, a->dlog16 && !a->logits_pre, a->hs + r0 * C, false,
                        head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
+        if (cached) m->head_cache_slot = -1; /* used (and overwritten in place by the fp32 path) */
         free(gh);
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */

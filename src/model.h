@@ -108,6 +108,10 @@ typedef struct Model {
     uint16_t *lm_head16;                 /* the LM head's view (last stage), else NULL */
     bool w16_fresh;                      /* the copy holds bf16(params): set by model_refresh_weights16, cleared by
                                           * model_weights_changed; the matmuls read it only while set */
+    float *head_cache;                   /* LM-head logits cache (model_enable_head_cache; last stage, else NULL):
+                                          * [max_tokens, V_loc] fp32 backend memory, the logits of the gathered
+                                          * rows of the last forward, in chunk order */
+    int head_cache_slot;                 /* the slot whose logits head_cache holds; -1: none (used, or never made) */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
 } Model;
@@ -151,6 +155,13 @@ size_t model_lmhead_chunk_rows(int V_loc);
 void model_enable_weights16(Model *m);
 void model_refresh_weights16(Model *m); /* no-op without the copy */
 void model_weights_changed(Model *m);
+/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_tokens, V_loc] fp32 (backend memory,
+ * owned by the model) in which the forward leaves every chunk's logits; the backward of the same slot, when no other
+ * forward came between, reads them instead of recomputing them (one LM-head GEMM of the three fewer per micro-batch;
+ * the results are bitwise the same: the very values the recompute would give). The last stage runs each micro-batch's
+ * backward right after its forward (pipeline.h), so in training every backward finds its logits. No-op on other
+ * stages. */
+void model_enable_head_cache(Model *m);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -69,7 +69,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
-    p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other;
+    /* the LM-head logits cache: [max_tokens, V] fp32 on the last stage */
+    p.head_cache = l->lmhead_cache && last ? 4 * N * V : 0;
+    p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other + p.head_cache;
     return p;
 }
 

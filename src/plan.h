@@ -23,6 +23,7 @@ typedef struct {
     bool bf16;              /* model.dtype bf16: the activations that only feed matmuls (ln1, ln2, h) are bf16
                              * (model.h act16; when the hidden and local MLP widths are even) */
     bool weights16;         /* train.bf16_weight_cache with bf16 (and act16): a bf16 copy of the matmul weights */
+    bool lmhead_cache;      /* train.lmhead_cache: the last stage keeps a micro-batch's logits for its backward */
 } PlanLayout;
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
     size_t layer_params;    /* of those, in this stage's transformer layers (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
     size_t weights16;       /* bytes of the bf16 compute weights (model_enable_weights16), in total; 0 without */
+    size_t head_cache;      /* bytes of the LM-head logits cache (model_enable_head_cache), in total; 0 without */
     size_t act_slot;        /* bytes of one activation slot (per micro-batch in flight), in activations */
     size_t act_shared;      /* bytes of the activation scratch all slots share (backward scratch, LM-head chunk on
                              * the last stage), in activations */

@@ -174,10 +174,11 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
     const double MiB = 1048576.0;
     fprintf(stderr,
             "simpo_dist: memory plan rank %d (dp %d pp %d tp %d): weights %.1f MiB, gradients %.1f MiB, optimizer "
-            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB, bf16 weights %.1f MiB; planned %zu bytes, "
-            "allocated %zu bytes\n",
+            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB, bf16 weights %.1f MiB, logits cache %.1f MiB; "
+            "planned %zu bytes, allocated %zu bytes\n",
             g->rank, g->dp_rank, g->pp_rank, g->tp_rank, mp.weights / MiB, mp.grads / MiB, mp.optimizer / MiB,
-            mp.activations / MiB, mp.slots, mp.other / MiB, mp.weights16 / MiB, mp.total, be->bytes_in_use());
+            mp.activations / MiB, mp.slots, mp.other / MiB, mp.weights16 / MiB, mp.head_cache / MiB, mp.total,
+            be->bytes_in_use());
 }
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
@@ -334,6 +335,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     Model *m = t->model;
     /* bf16 compute weights: made at the start of every step (model_refresh_weights16), read by all its matmuls */
     if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
+    if (c->lmhead_cache) model_enable_head_cache(m); /* the last stage's logits from forward to backward */
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
@@ -393,7 +395,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     c->recompute, m->act16, m->w16_base != NULL};
+                     c->recompute, m->act16, m->w16_base != NULL, c->lmhead_cache};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

@@ -311,7 +311,7 @@ static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *b
  * is not the model's; the whole plan in *mp (may be NULL) */
 static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb, bool recompute,
                                                  bool bf16, MemPlan *mp) {
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute, bf16, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute, bf16, false, false};
     MemPlan p = plan_memory(&pl);
     if (mp) *mp = p;
     return p.weights + p.grads + p.activations + p.other;

@@ -98,7 +98,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *m1 = model_create_ex(mc, be, N, NULL, 4, true);
     size_t on4 = be->bytes_in_use() - b0 - off4;
     model_free(m0), model_free(m1);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true, false, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true, false, false, false};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
