@@ -202,9 +202,11 @@ typedef struct Backend {
      * clipping's scale, applied as torch's clip_grad_norm_ does in place before the step, here without a pass of
      * its own; 1 leaves g as it is): p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), with bc1 = 1-b1^t, bc2 = 1-b2^t given by the caller.
-     * g is read-only; p, m, v are updated in place. */
-    void (*adamw)(float *p, const float *g, float gscale, float *m, float *v, size_t n, double lr, double b1,
-                  double b2, double eps, double wd, double bc1, double bc2);
+     * g is read-only; p, m, v are updated in place. p16, when not NULL: p16[i] = bf16(p[i]) (round to nearest even)
+     * of the updated p, n elements: the model's bf16 compute weights (model.h), made as the weights are written
+     * instead of by a pass of their own. */
+    void (*adamw)(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
+                  double b1, double b2, double eps, double wd, double bc1, double bc2);
 } Backend;
 
 /* The fp32 CPU reference backend (static storage; never freed). */

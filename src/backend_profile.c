@@ -172,9 +172,9 @@ static void p_xent_bwd(float *logits, const float *lse, const float *g, const in
                        int V_off) {
     TIMED(xent_bwd, g_in->xent_bwd(logits, lse, g, targets, N, V_loc, V_off));
 }
-static void p_adamw(float *p, const float *g, float gscale, float *m, float *v, size_t n, double lr, double b1,
-                    double b2, double eps, double wd, double bc1, double bc2) {
-    TIMED(adamw, g_in->adamw(p, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
+static void p_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
+                    double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    TIMED(adamw, g_in->adamw(p, p16, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
 }
 
 const Backend *backend_profiled(const Backend *inner) {

@@ -483,6 +483,16 @@ void model_refresh_weights16(Model *m) {
 
 void model_weights_changed(Model *m) { m->w16_fresh = false; }
 
+uint16_t *model_weights16_view(Model *m, int i) {
+    if (!m->w16_base) return NULL;
+    uint16_t **v = w16_view(m, &m->specs[i]);
+    return v ? *v : NULL;
+}
+
+void model_weights16_written(Model *m) {
+    if (m->w16_base) m->w16_fresh = true;
+}
+
 void model_enable_head_cache(Model *m) {
     if (!m->last_stage || m->head_cache) return;
     size_t n = sd_mul_size(m->max_tokens, (size_t)m->V_loc, "LM-head logits cache");

@@ -150,11 +150,18 @@ size_t model_lmhead_chunk_rows(int V_loc);
  * instead of before every matmul of every micro-batch. Anything that writes the parameters must call
  * model_weights_changed (model_init_random, model_load_hf, the optimizer and checkpoint loads do); a stale copy is
  * never read. SIMPO_CHECK_WEIGHTS16=1 makes every forward that reads the copy check it against the parameters
- * (tests: dies on a stale copy). The trainer enables it with train.bf16_weight_cache and refreshes it at the start
- * of every step. */
+ * (tests: dies on a stale copy). The trainer enables it with train.bf16_weight_cache; the optimizer writes it along
+ * with the weights when it updates all of them (model_weights16_written), else the trainer refreshes it at the
+ * start of the next step. */
 void model_enable_weights16(Model *m);
 void model_refresh_weights16(Model *m); /* no-op without the copy */
 void model_weights_changed(Model *m);
+/* The bf16 copy of parameter spec i (its numel elements; NULL: no copy, or not a matmul weight): the optimizer writes
+ * it as it updates the weights (backend.h adamw's p16) and then calls model_weights16_written. */
+uint16_t *model_weights16_view(Model *m, int i);
+/* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
+ * again without a refresh pass. No-op without the copy. */
+void model_weights16_written(Model *m);
 /* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_tokens, V_loc] fp32 (backend memory,
  * owned by the model) in which the forward leaves every chunk's logits; the backward of the same slot, when no other
  * forward came between, reads them instead of recomputing them (one LM-head GEMM of the three fewer per micro-batch;

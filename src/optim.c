@@ -72,8 +72,13 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
         size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-        be->adamw(m->params + off, m->grads + off, gscale, o->exp_avg + st, o->exp_avg_sq + st, n, lr, o->beta1,
-                  o->beta2, o->eps, m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
+        uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
+        be->adamw(m->params + off, w16 ? w16 + pc->in_param : NULL, m->grads + off, gscale, o->exp_avg + st,
+                  o->exp_avg_sq + st, n, lr, o->beta1, o->beta2, o->eps,
+                  m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
     }
-    model_weights_changed(m); /* the bf16 compute weights are stale until the next step refreshes them */
+    /* the bf16 compute weights: all written above when this rank updated every parameter; under ZeRO (stage >= 1,
+     * dp > 1) the other ranks' shards arrive by the all-gather, so the copy is stale until the next step's refresh */
+    if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
+    else model_weights_changed(m);
 }

@@ -414,7 +414,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
         long chosen_tokens = 0;
         for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
         model_zero_grads(m);
-        model_refresh_weights16(m); /* the parameters are fixed from here to the optimizer step */
+        /* the parameters are fixed from here to the optimizer step; the bf16 copy is fresh when the optimizer wrote
+         * it along with them (it updated every parameter on this rank) */
+        if (!m->w16_fresh) model_refresh_weights16(m);
         double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens */
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens};

@@ -7,9 +7,10 @@
  * reason. The state stays fp32. */
 #include <math.h>
 #include "cpu_ops.h"
+#include "util.h"
 
-void cpu_adamw(float *p, const float *g, float gscale, float *m, float *v, size_t n, double lr, double b1,
-               double b2, double eps, double wd, double bc1, double bc2) {
+void cpu_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
+               double b1, double b2, double eps, double wd, double bc1, double bc2) {
     const double decay = 1.0 - lr * wd, step = (double)lr / bc1, bc2_sqrt = sqrt(bc2);
 #pragma omp parallel for if (n > 65536)
     for (size_t i = 0; i < n; i++) {
@@ -19,5 +20,6 @@ void cpu_adamw(float *p, const float *g, float gscale, float *m, float *v, size_
         p[i] = (float)((double)p[i] * decay - step * mi / (sqrt(vi) / bc2_sqrt + eps));
         m[i] = (float)mi;
         v[i] = (float)vi;
+        if (p16) p16[i] = sd_f32_to_bf16(p[i]);
     }
 }

@@ -376,10 +376,11 @@ static void strict_xent_bwd(float *logits, const float *lse, const float *g, con
     g_cpu->xent_bwd(F(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
                     I(targets, N, "targets"), N, V_loc, V_off);
 }
-static void strict_adamw(float *p, const float *g, float gscale, float *m, float *v, size_t n, double lr, double b1,
-                         double b2, double eps, double wd, double bc1, double bc2) {
+static void strict_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n,
+                         double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
     const char *OP = "adamw";
-    g_cpu->adamw(F(p, n, "p"), F(g, n, "g"), gscale, F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
+    g_cpu->adamw(F(p, n, "p"), p16 ? H(p16, n, "p16") : NULL, F(g, n, "g"), gscale, F(m, n, "m"), F(v, n, "v"), n,
+                 lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 static void strict_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {

@@ -7,6 +7,9 @@
 # (docs/scaling.md).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
+# every forward of the bf16 cases checks the bf16 weight copy against the weights (model.h): under ZeRO the
+# optimizer leaves other ranks' shards to the all-gather, and the copy must then be refreshed, not trusted
+export SIMPO_CHECK_WEIGHTS16=1
 check_log() { # name log
   local mem comm badm badc
   mem=$(grep -c "memory plan rank" "$2"); comm=$(grep -c "comm bytes rank" "$2")
@@ -58,6 +61,7 @@ run_case pp2_rc 2 1 "{pp: 2}" rc; fewer_bytes pp2 pp2_rc
 run_case dp2_tp2_pp2_zero2_rc 8 1 "{tp: 2, pp: 2, zero: 2}" rc; fewer_bytes dp2_tp2_pp2_zero2 dp2_tp2_pp2_zero2_rc
 # model.dtype bf16: ln1, ln2 and the MLP's hidden state in bf16 storage (model.h act16), planned at 2 bytes
 run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
+run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1_bf16
 # train.lmhead_cache: the last stage keeps a micro-batch's logits (max_tokens x vocab fp32), the first nothing more
 run_case pp2_tp2_hc 4 1 "{pp: 2, tp: 2}" "" "" hc
 run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16

@@ -159,7 +159,22 @@ int main(void) {
         CHECK(rel_ok(rw.loss, r16.loss, 1e-6) && worst_w <= 1e-5 * gmax,
               "bf16 compute weights change the results: loss %.10g vs %.10g, gradients %.3g of the max", rw.loss,
               r16.loss, worst_w / gmax);
-        free(rw.grads);
+        /* the LM-head logits cache (model.h model_enable_head_cache): the backward reads the forward's logits
+         * instead of a recomputation that gives the same values (bitwise, unless cuBLAS picks another kernel for
+         * the other output address) */
+        model_enable_head_cache(m16);
+        Run rh = {0};
+        run(m16, ps, simpo, &rh);
+        double worst_h = 0;
+        for (size_t i = 0; i < m16->nparams; i++) worst_h = fmax(worst_h, fabs((double)rh.grads[i] - rw.grads[i]));
+        bool hbit = memcmp(rh.grads, rw.grads, m16->nparams * sizeof(float)) == 0 && rh.loss == rw.loss;
+        printf("LM-head logits cache vs recomputing them: %s (gradients %.3g of the max)\n",
+               hbit ? "bitwise the same" : "not bitwise", worst_h / gmax);
+        CHECK(m16->head_cache_slot == -1, "the backward read the cached logits");
+        CHECK(rel_ok(rh.loss, rw.loss, 1e-6) && worst_h <= 1e-5 * gmax,
+              "the logits cache changes the results: loss %.10g vs %.10g, gradients %.3g of the max", rh.loss, rw.loss,
+              worst_h / gmax);
+        free(rw.grads), free(rh.grads);
         free(r16.grads);
         model_free(m16);
     }

@@ -606,14 +606,19 @@ static void t_adamw(size_t n, long t, double wd, float gscale) {
     g[0] = 0.0f; /* a zero gradient: the update is -lr m / (sqrt(v) + eps) */
     float *d_p = up(p, n * 4), *d_g = up(g, n * 4), *d_m = up(m, n * 4), *d_v = up(v, n * 4);
     double b1 = 0.9, b2 = 0.999, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
-    cpu->adamw(p, g, gscale, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
-    gpu->adamw(d_p, d_g, gscale, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    /* with the bf16 copy of the updated weights (p16): bitwise bf16 of the GPU's own p */
+    uint16_t *d16 = gpu->alloc(n * 2, "p16"), *g16 = sd_alloc(n * 2, "p16"), *want16 = sd_alloc(n * 2, "p16");
+    cpu->adamw(p, NULL, g, gscale, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    gpu->adamw(d_p, d16, d_g, gscale, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
     float *gp = down(d_p, n), *gm = down(d_m, n), *gv = down(d_v, n);
     cmp("adamw p", gp, p, n, 1e-6);
     cmp("adamw m", gm, m, n, 1e-6);
     cmp("adamw v", gv, v, n, 1e-6);
-    free(p), free(g), free(m), free(v), free(gp), free(gm), free(gv);
-    gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_v);
+    gpu->download(g16, d16, n * 2);
+    cpu->to_bf16(want16, gp, n);
+    CHECK(memcmp(g16, want16, n * 2) == 0, "adamw p16 n=%zu: not bf16 of the updated p", n);
+    free(p), free(g), free(m), free(v), free(gp), free(gm), free(gv), free(g16), free(want16);
+    gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_v), gpu->free(d16);
 }
 
 /* ---- attention ---- */
