@@ -22,6 +22,8 @@
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
 #   [--fixture] [--bench-tokenizer]
+# --dry rehearses the flow on a machine without a GPU before a device call spends minutes on a script error:
+# no GPU tests (a passing log is made up), build/simpo_dist on the CPU with the tiny shape, no peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
@@ -41,7 +43,14 @@ if has --fixture; then
 fi
 tok=""
 has --bench-tokenizer && tok=--bench-tokenizer # needs third_party/tokenizers carried (docs/performance.md)
-timeout 260 bash scripts/gpu_check.sh $tok > "$OUT/check.txt" 2>&1
+DRY=0
+has --dry && DRY=1
+if [ $DRY = 1 ]; then
+  mkdir -p "$OUT/gpu_check"; echo "100% tests passed, 0 tests failed (dry run)" > "$OUT/gpu_check/ctest.log"
+  echo "dry run: no GPU tests" > "$OUT/check.txt"
+else
+  timeout 260 bash scripts/gpu_check.sh $tok > "$OUT/check.txt" 2>&1
+fi
 stamp "gpu_check exit $?"
 tail -25 "$OUT/check.txt"
 wait
@@ -72,6 +81,7 @@ cat "$OUT/variants.txt"
 stamp "variants"
 
 B=$PWD/build-gpu/simpo_dist
+[ $DRY = 1 ] && B=$PWD/build/simpo_dist
 bench() { # label, time limit (s), env assignments as one word ("" for none), then simpo_bench.sh arguments
   local label=$1 lim=$2 envs=$3; shift 3
   echo "== $label ${envs:-(default paths)}" >> "$OUT/bench.txt"
@@ -83,6 +93,7 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
   grep -q '"error"' "/tmp/bench-$label.txt" && for s in /tmp/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
 }
 common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1)
+[ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1)
 bench base 90 "" "${common[@]}"
 stamp "bench base"
 # where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
@@ -94,7 +105,7 @@ stamp "bench profile"
 # torch.compile peer in the same call (ratios against that run); before the single variants, which a time limit
 # cuts first
 peer=--peer
-has --no-peer && peer=""
+{ has --no-peer || [ $DRY = 1 ]; } && peer=""
 bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache $peer
 stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
 for v in "${passed[@]}"; do
@@ -104,7 +115,8 @@ done
 if has --recompute; then # the memory-lean setting, and 8b-4l without the weight cache (its speed effect)
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
-  bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache
+  if [ $DRY = 1 ]; then bench nocache 50 "" "${common[@]}" --no-weight-cache
+  else bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache; fi
   stamp "bench no weight cache"
 fi
 cat "$OUT/bench.txt"
