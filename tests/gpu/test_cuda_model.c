@@ -35,6 +35,19 @@ static void run(Model *m, const PairSet *ps, LossParams lp, Run *r) {
     m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
 }
 
+/* b against a, two runs that give the GEMMs the same values (a cached copy instead of a recomputation): bitwise the
+ * same unless cuBLAS picks another kernel for another address, so within fp32 summation order (loss 1e-6
+ * relative, every gradient 1e-5 of the largest, gmax); prints which */
+static void check_same_values(const Run *b, const Run *a, size_t n, double gmax, const char *what) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)b->grads[i] - a->grads[i]));
+    bool bitwise = memcmp(b->grads, a->grads, n * sizeof(float)) == 0 && b->loss == a->loss;
+    printf("%s: %s (gradients %.3g of the max)\n", what, bitwise ? "bitwise the same" : "not bitwise", worst / gmax);
+    CHECK(rel_ok(b->loss, a->loss, 1e-6) && worst <= 1e-5 * gmax,
+          "%s: the results change: loss %.10g vs %.10g, gradients %.3g of the max", what, b->loss, a->loss,
+          worst / gmax);
+}
+
 int main(void) {
     if (!cuda_device_available()) {
         printf("SKIPPED: no CUDA device\n");
@@ -146,34 +159,19 @@ int main(void) {
         CHECK(worst_s <= 1e-5 && worst_g <= 1e-5 * gmax, "bf16 storage differs from fp32 storage: %.3g / %.3g",
               worst_s, worst_g / gmax);
         /* bf16 compute weights (model.h model_enable_weights16): the matmuls read the same bf16 weights from the
-         * copy, so the results are those above (bitwise, unless cuBLAS picks another kernel) */
+         * copy, so the results are those above */
         model_enable_weights16(m16);
         model_refresh_weights16(m16);
         Run rw = {0};
         run(m16, ps, simpo, &rw);
-        double worst_w = 0;
-        for (size_t i = 0; i < m16->nparams; i++) worst_w = fmax(worst_w, fabs((double)rw.grads[i] - r16.grads[i]));
-        bool bitwise = memcmp(rw.grads, r16.grads, m16->nparams * sizeof(float)) == 0 && rw.loss == r16.loss;
-        printf("bf16 compute weights vs rounding in every matmul: %s (gradients %.3g of the max)\n",
-               bitwise ? "bitwise the same" : "not bitwise", worst_w / gmax);
-        CHECK(rel_ok(rw.loss, r16.loss, 1e-6) && worst_w <= 1e-5 * gmax,
-              "bf16 compute weights change the results: loss %.10g vs %.10g, gradients %.3g of the max", rw.loss,
-              r16.loss, worst_w / gmax);
+        check_same_values(&rw, &r16, m16->nparams, gmax, "bf16 compute weights vs rounding in every matmul");
         /* the LM-head logits cache (model.h model_enable_head_cache): the backward reads the forward's logits
-         * instead of a recomputation that gives the same values (bitwise, unless cuBLAS picks another kernel for
-         * the other output address) */
+         * instead of a recomputation that gives the same values */
         model_enable_head_cache(m16);
         Run rh = {0};
         run(m16, ps, simpo, &rh);
-        double worst_h = 0;
-        for (size_t i = 0; i < m16->nparams; i++) worst_h = fmax(worst_h, fabs((double)rh.grads[i] - rw.grads[i]));
-        bool hbit = memcmp(rh.grads, rw.grads, m16->nparams * sizeof(float)) == 0 && rh.loss == rw.loss;
-        printf("LM-head logits cache vs recomputing them: %s (gradients %.3g of the max)\n",
-               hbit ? "bitwise the same" : "not bitwise", worst_h / gmax);
         CHECK(m16->head_cache_slot == -1, "the backward read the cached logits");
-        CHECK(rel_ok(rh.loss, rw.loss, 1e-6) && worst_h <= 1e-5 * gmax,
-              "the logits cache changes the results: loss %.10g vs %.10g, gradients %.3g of the max", rh.loss, rw.loss,
-              worst_h / gmax);
+        check_same_values(&rh, &rw, m16->nparams, gmax, "LM-head logits cache vs recomputing the logits");
         free(rw.grads), free(rh.grads);
         free(r16.grads);
         model_free(m16);
