@@ -19,7 +19,8 @@
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
-    "                       [--recompute true|false] [--global-batch-pairs P] [--top K]\n"
+    "                       [--recompute true|false] [--bf16-weight-cache true|false] [--lmhead-cache true|false]\n"
+    "                       [--global-batch-pairs P] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
@@ -37,7 +38,10 @@ static const char *USAGE =
     "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
     "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward.\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
-    "  (train.recompute), --global-batch-pairs (train.global_batch_pairs).\n";
+    "  (train.recompute), --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul\n"
+    "  weights, 2 bytes each), --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
+    "  fp32), --global-batch-pairs (train.global_batch_pairs). The caches change memory only: the time model\n"
+    "  counts neither the conversions the weight copy saves nor the LM-head GEMM the logits cache saves.\n";
 
 typedef struct {
     int dp, pp, tp, zero;
@@ -190,7 +194,8 @@ static int cmp_rows(const void *a, const void *b) {
 }
 
 int cmd_plan(int argc, char **argv) {
-    const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL;
+    const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
+               *hc_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -198,7 +203,9 @@ int cmd_plan(int argc, char **argv) {
             return 0;
         }
         const char **sdst = !strcmp(argv[i], "--rates") ? &rates_path : !strcmp(argv[i], "--dtype") ? &dtype_arg
-                          : !strcmp(argv[i], "--recompute") ? &recompute_arg : NULL;
+                          : !strcmp(argv[i], "--recompute") ? &recompute_arg
+                          : !strcmp(argv[i], "--bf16-weight-cache") ? &w16_arg
+                          : !strcmp(argv[i], "--lmhead-cache") ? &hc_arg : NULL;
         if (sdst) {
             if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
             *sdst = argv[++i];
@@ -223,11 +230,16 @@ int cmd_plan(int argc, char **argv) {
     if (tflops == 0) tflops = 400;
     if (dtype_arg && strcmp(dtype_arg, "fp32") && strcmp(dtype_arg, "bf16"))
         sd_die("plan", "--dtype: expected fp32 or bf16, found '%s'", dtype_arg);
-    if (recompute_arg && strcmp(recompute_arg, "true") && strcmp(recompute_arg, "false"))
-        sd_die("plan", "--recompute: expected true or false, found '%s'", recompute_arg);
+    const char *bools[3][2] = {{"--recompute", recompute_arg}, {"--bf16-weight-cache", w16_arg},
+                               {"--lmhead-cache", hc_arg}};
+    for (int b = 0; b < 3; b++)
+        if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false"))
+            sd_die("plan", "%s: expected true or false, found '%s'", bools[b][0], bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     Config *c = config_load(cfg_path);
     if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true");
+    if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
+    if (hc_arg) c->lmhead_cache = !strcmp(hc_arg, "true");
     if (batch) c->global_batch_pairs = (int)batch;
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die("plan", "--global-batch-pairs %d: train.micro_batch_pairs (%d) must divide it", c->global_batch_pairs,

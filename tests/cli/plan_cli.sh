@@ -18,6 +18,24 @@ awk -v p="$planned" -v m="$measured" 'BEGIN {g = m / 1073741824; d = p - g; if (
 grep -qE "^# the config's layout \(dp 2 pp 1 tp 1 zero 1\): rank [0-9]+ of [0-9]+, $planned GiB" own.txt \
   && ok "the config's layout named: $(grep "config's layout" own.txt)" || bad "own layout: $(tail -2 own.txt)"
 expect_error "plan needs --gpus" "--gpus N are required" "$BIN" plan run.yaml
+# what-if switches, on a model big enough for the table's MiB resolution (plan reads no data): in bf16 the weight
+# copy costs 2 bytes per matmul weight (4 layers x 15.7M + the 32.8M LM head: 0.178 GiB), the logits cache
+# max_tokens x vocab x 4 bytes on the last stage (2048 x 32000: 0.244 GiB)
+cat > big.yaml <<'YAML'
+model:
+  dtype: bf16
+  config: {vocab_size: 32000, hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 4,
+           num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 1024, tie_word_embeddings: true}
+data: {train: none.jsonl, max_length: 1024, max_prompt_length: 256}
+train: {global_batch_pairs: 8, micro_batch_pairs: 1}
+YAML
+mem1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0 {print $5}'; }
+on=$(mem1 --bf16-weight-cache true); off=$(mem1 --bf16-weight-cache false); hc=$(mem1 --bf16-weight-cache false --lmhead-cache true)
+awk -v a="$on" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.176 && d < 0.180)}' \
+  && ok "--bf16-weight-cache: $on GiB with the copy, $off without" || bad "--bf16-weight-cache: $on vs $off"
+awk -v a="$hc" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.242 && d < 0.246)}' \
+  && ok "--lmhead-cache: $hc GiB with the logits cache, $off without" || bad "--lmhead-cache: $hc vs $off"
+expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"
 finish
