@@ -23,7 +23,8 @@
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
 #   [--fixture] [--bench-tokenizer]
 # --dry rehearses the flow on a machine without a GPU before a device call spends minutes on a script error:
-# no GPU tests (a passing log is made up), build/simpo_dist on the CPU with the tiny shape, no peer.
+# no GPU tests (a passing log is made up), build/simpo_dist (or $SIMPO_DIST) on the CPU with the tiny shape, no
+# peer (tests/cli/gpu_session_dry.sh runs it in every CI run). BENCH_TMP (default /tmp) holds the benchmark runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
@@ -68,6 +69,10 @@ for i in "${!variants[@]}"; do
     grep -m8 "FAIL.*${opfail[$i]}" "$log" >> "$OUT/variants.txt" 2>/dev/null
     continue
   fi
+  if [[ $v == SIMPO_CUDA_GEMM=* ]] && [ $DRY = 1 ]; then
+    echo "variant $v: test_cuda_model not run (dry run)" >> "$OUT/variants.txt"
+    continue
+  fi
   if [[ $v == SIMPO_CUDA_GEMM=* ]]; then
     if ! timeout 90 env "$v" SIMPO_FIXTURES="$PWD/tests/fixtures" OMP_NUM_THREADS=8 build-gpu/test_cuda_model \
          > "$OUT/model-$v.txt" 2>&1; then
@@ -81,16 +86,17 @@ cat "$OUT/variants.txt"
 stamp "variants"
 
 B=$PWD/build-gpu/simpo_dist
-[ $DRY = 1 ] && B=$PWD/build/simpo_dist
+[ $DRY = 1 ] && B=${SIMPO_DIST:-$PWD/build/simpo_dist}
+BT=${BENCH_TMP:-/tmp} # the benchmark runs' folders (data, logs)
 bench() { # label, time limit (s), env assignments as one word ("" for none), then simpo_bench.sh arguments
   local label=$1 lim=$2 envs=$3; shift 3
   echo "== $label ${envs:-(default paths)}" >> "$OUT/bench.txt"
   # shellcheck disable=SC2086
-  timeout "$lim" env $envs SIMPO_DIST="$B" bash bench/simpo_bench.sh "$@" --out "/tmp/bench-$label" \
-    > "/tmp/bench-$label.txt" 2>&1
+  timeout "$lim" env $envs SIMPO_DIST="$B" bash bench/simpo_bench.sh "$@" --out "$BT/bench-$label" \
+    > "$BT/bench-$label.txt" 2>&1
   echo "   exit $?" >> "$OUT/bench.txt"
-  cat "/tmp/bench-$label.txt" >> "$OUT/bench.txt"
-  grep -q '"error"' "/tmp/bench-$label.txt" && for s in /tmp/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
+  cat "$BT/bench-$label.txt" >> "$OUT/bench.txt"
+  grep -q '"error"' "$BT/bench-$label.txt" && for s in "$BT"/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
 }
 common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1)
 [ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1)
@@ -99,7 +105,7 @@ stamp "bench base"
 # where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
 # the op table and the matmul shapes with their TFLOP/s of each shape to $OUT/profile.txt
 bench profile 90 "SIMPO_PROFILE=1" "${common[@]}"
-for s in /tmp/bench-profile/*/log.txt; do echo "== $s"; grep "profile rank" "$s"; done > "$OUT/profile.txt" 2>&1
+for s in "$BT"/bench-profile/*/log.txt; do echo "== $s"; grep "profile rank" "$s"; done > "$OUT/profile.txt" 2>&1
 stamp "bench profile"
 # the speed setting: all passing variants together with the LM-head logits cache (train.lmhead_cache), and the
 # torch.compile peer in the same call (ratios against that run); before the single variants, which a time limit
