@@ -29,14 +29,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
 mkdir -p "$OUT"
-[ -f .device-debs/use.sh ] && [[ "${CPATH:-}" != */tmp/deps* ]] && . .device-debs/use.sh
+has() { [[ " $ARGS " == *" $1 "* ]]; }
+ARGS="$*"
+DRY=0
+has --dry && DRY=1
+# the device machine's libraries (not for a rehearsal: this machine has its own)
+[ $DRY = 0 ] && [ -f .device-debs/use.sh ] && [[ "${CPATH:-}" != */tmp/deps* ]] && . .device-debs/use.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 PY=/opt/torch/.venv/bin/python3
 [ -x $PY ] || PY=python3
 t0=$(date +%s)
 stamp() { echo "gpu_session: $* at $(( $(date +%s) - t0 )) s"; }
-has() { [[ " $ARGS " == *" $1 "* ]]; }
-ARGS="$*"
 
 if has --fixture; then
   ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_gemma2_fixture.py /tmp/tiny-g2 > "$OUT/tiny-g2.log" 2>&1 &&
@@ -44,8 +47,6 @@ if has --fixture; then
 fi
 tok=""
 has --bench-tokenizer && tok=--bench-tokenizer # needs third_party/tokenizers carried (docs/performance.md)
-DRY=0
-has --dry && DRY=1
 if [ $DRY = 1 ]; then
   mkdir -p "$OUT/gpu_check"; echo "100% tests passed, 0 tests failed (dry run)" > "$OUT/gpu_check/ctest.log"
   echo "dry run: no GPU tests" > "$OUT/check.txt"
