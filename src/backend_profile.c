@@ -7,10 +7,11 @@
 #include "util.h"
 
 #define OPS(X)                                                                                                     \
-    X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)       \
-    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows)              \
-    X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd)    \
-    X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw)
+    X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)        \
+    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(embed_fwd)              \
+    X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd)              \
+    X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd)    \
+    X(xent_stats) X(xent_bwd) X(adamw)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -19,6 +20,7 @@ static const char *const op_names[OP_COUNT] = {OPS(OP_NAME)};
 typedef struct {
     long calls;
     double s;
+    double bytes; /* of memory traffic, by the op's formula (0: not counted, as for matmuls and attention) */
 } Tally;
 /* a matmul shape: C[M,N] += op(A)[M,K] op(B)[K,N]; a16 / b16: bf16-storage operands (matmul16) */
 typedef struct {
@@ -40,18 +42,21 @@ static double begin(void) {
     if (g_in->sync) g_in->sync();
     return sd_now();
 }
-static double end(int op, double t0) {
+static double end(int op, double t0, double bytes) {
     if (g_in->sync) g_in->sync();
     double dt = sd_now() - t0;
     g_ops[op].calls++;
     g_ops[op].s += dt;
+    g_ops[op].bytes += bytes;
     return dt;
 }
-#define TIMED(op, call)                                                                                            \
+/* the op `call`, timed; `bytes`: the memory traffic it needs at least (each input read once, each output written
+ * once), so that bytes / time says how close a memory-bound op runs to the card's bandwidth */
+#define TIMED(op, bytes, call)                                                                                     \
     do {                                                                                                           \
         double t0_ = begin();                                                                                      \
         call;                                                                                                      \
-        end(OP_##op, t0_);                                                                                         \
+        end(OP_##op, t0_, (double)(bytes));                                                                        \
     } while (0)
 
 static void shape_add(int M, int N, int K, bool tA, bool tB, bool a16, bool b16, double dt) {
@@ -66,115 +71,115 @@ static void shape_add(int M, int N, int K, bool tA, bool tB, bool a16, bool b16,
         g_shapes_dropped++;
         return;
     }
-    g_shapes[g_nshapes++] = (Shape){M, N, K, tA, tB, a16, b16, {1, dt}};
+    g_shapes[g_nshapes++] = (Shape){M, N, K, tA, tB, a16, b16, {1, dt, 0}};
 }
 
-static void p_zero(void *p, size_t bytes) { TIMED(zero, g_in->zero(p, bytes)); }
-static void p_copy(void *d, const void *s, size_t bytes) { TIMED(copy, g_in->copy(d, s, bytes)); }
-static void p_upload(void *d, const void *s, size_t bytes) { TIMED(upload, g_in->upload(d, s, bytes)); }
-static void p_download(void *d, const void *s, size_t bytes) { TIMED(download, g_in->download(d, s, bytes)); }
+static void p_zero(void *p, size_t bytes) { TIMED(zero, bytes, g_in->zero(p, bytes)); }
+static void p_copy(void *d, const void *s, size_t bytes) { TIMED(copy, 2.0 * bytes, g_in->copy(d, s, bytes)); }
+static void p_upload(void *d, const void *s, size_t bytes) { TIMED(upload, bytes, g_in->upload(d, s, bytes)); }
+static void p_download(void *d, const void *s, size_t bytes) { TIMED(download, bytes, g_in->download(d, s, bytes)); }
 static void p_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool tA, bool tB, float alpha,
                      float beta) {
     double t0 = begin();
     g_in->matmul(C, A, B, M, N, K, tA, tB, alpha, beta);
-    shape_add(M, N, K, tA, tB, false, false, end(OP_matmul, t0));
+    shape_add(M, N, K, tA, tB, false, false, end(OP_matmul, t0, 0));
 }
 static void p_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool tA,
                        bool tB, float alpha, float beta) {
     double t0 = begin();
     g_in->matmul16(C, A, a16, B, b16, M, N, K, tA, tB, alpha, beta);
-    shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16, t0));
+    shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16, t0, 0));
 }
-static void p_to_bf16(uint16_t *y, const float *x, size_t n) { TIMED(to_bf16, g_in->to_bf16(y, x, n)); }
+static void p_to_bf16(uint16_t *y, const float *x, size_t n) { TIMED(to_bf16, 6.0 * n, g_in->to_bf16(y, x, n)); }
 static void p_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
-    TIMED(rmsnorm_fwd16, g_in->rmsnorm_fwd16(out, rstd, x, w, N, C, eps));
+    TIMED(rmsnorm_fwd16, 6.0 * N * C, g_in->rmsnorm_fwd16(out, rstd, x, w, N, C, eps));
 }
 static void p_swiglu_fwd16(uint16_t *out, const float *g, const float *u, size_t N, int FF) {
-    TIMED(swiglu_fwd16, g_in->swiglu_fwd16(out, g, u, N, FF));
+    TIMED(swiglu_fwd16, 10.0 * N * FF, g_in->swiglu_fwd16(out, g, u, N, FF));
 }
 static void p_geglu_fwd16(uint16_t *out, const float *g, const float *u, size_t N, int FF) {
-    TIMED(geglu_fwd16, g_in->geglu_fwd16(out, g, u, N, FF));
+    TIMED(geglu_fwd16, 10.0 * N * FF, g_in->geglu_fwd16(out, g, u, N, FF));
 }
 static void p_swiglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *g, const float *u, size_t N,
                            int FF) {
-    TIMED(swiglu_bwd16, g_in->swiglu_bwd16(dg, du, dout, g, u, N, FF));
+    TIMED(swiglu_bwd16, 16.0 * N * FF, g_in->swiglu_bwd16(dg, du, dout, g, u, N, FF));
 }
 static void p_geglu_bwd16(uint16_t *dg, uint16_t *du, const float *dout, const float *g, const float *u, size_t N,
                           int FF) {
-    TIMED(geglu_bwd16, g_in->geglu_bwd16(dg, du, dout, g, u, N, FF));
+    TIMED(geglu_bwd16, 16.0 * N * FF, g_in->geglu_bwd16(dg, du, dout, g, u, N, FF));
 }
 static void p_xent_bwd16(uint16_t *dl, const float *logits, const float *lse, const float *g, const int *targets,
                          size_t N, int V_loc, int V_off) {
-    TIMED(xent_bwd16, g_in->xent_bwd16(dl, logits, lse, g, targets, N, V_loc, V_off));
+    TIMED(xent_bwd16, 6.0 * N * V_loc, g_in->xent_bwd16(dl, logits, lse, g, targets, N, V_loc, V_off));
 }
-static void p_add(float *y, const float *x, size_t n) { TIMED(add, g_in->add(y, x, n)); }
-static void p_scale(float *x, float s, size_t n) { TIMED(scale, g_in->scale(x, s, n)); }
+static void p_add(float *y, const float *x, size_t n) { TIMED(add, 12.0 * n, g_in->add(y, x, n)); }
+static void p_scale(float *x, float s, size_t n) { TIMED(scale, 8.0 * n, g_in->scale(x, s, n)); }
 static double p_sumsq(const float *x, size_t n) {
     double r;
-    TIMED(sumsq, r = g_in->sumsq(x, n));
+    TIMED(sumsq, 4.0 * n, r = g_in->sumsq(x, n));
     return r;
 }
 static void p_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
-    TIMED(embed_fwd, g_in->embed_fwd(out, ids, W, N, C, V_off, V_loc));
+    TIMED(embed_fwd, 8.0 * N * C, g_in->embed_fwd(out, ids, W, N, C, V_off, V_loc));
 }
 static void p_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc) {
-    TIMED(embed_bwd, g_in->embed_bwd(dW, dout, ids, N, C, V_off, V_loc));
+    TIMED(embed_bwd, 12.0 * N * C, g_in->embed_bwd(dW, dout, ids, N, C, V_off, V_loc));
 }
 static void p_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C) {
-    TIMED(gather_rows, g_in->gather_rows(dst, src, rows, M, N, C));
+    TIMED(gather_rows, 8.0 * M * C, g_in->gather_rows(dst, src, rows, M, N, C));
 }
 static void p_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C) {
-    TIMED(scatter_rows, g_in->scatter_rows(dst, src, rows, M, N, C));
+    TIMED(scatter_rows, 8.0 * M * C, g_in->scatter_rows(dst, src, rows, M, N, C));
 }
 static void p_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
-    TIMED(rmsnorm_fwd, g_in->rmsnorm_fwd(out, rstd, x, w, N, C, eps));
+    TIMED(rmsnorm_fwd, 8.0 * N * C, g_in->rmsnorm_fwd(out, rstd, x, w, N, C, eps));
 }
 static void p_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                           size_t N, int C) {
-    TIMED(rmsnorm_bwd, g_in->rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C));
+    TIMED(rmsnorm_bwd, 16.0 * N * C, g_in->rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C));
 }
 static void p_rope_fwd(float *x, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
-    TIMED(rope_fwd, g_in->rope_fwd(x, pos, cs, sn, N, H, HD));
+    TIMED(rope_fwd, 8.0 * N * H * HD, g_in->rope_fwd(x, pos, cs, sn, N, H, HD));
 }
 static void p_rope_bwd(float *dx, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
-    TIMED(rope_bwd, g_in->rope_bwd(dx, pos, cs, sn, N, H, HD));
+    TIMED(rope_bwd, 8.0 * N * H * HD, g_in->rope_bwd(dx, pos, cs, sn, N, H, HD));
 }
 static void p_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu, int S,
                        int NH, int NKV, int HD, const AttnOpts *o) {
-    TIMED(attn_fwd, g_in->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, o));
+    TIMED(attn_fwd, 0, g_in->attn_fwd(out, lse, q, k, v, cu, S, NH, NKV, HD, o));
 }
 static void p_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                        const float *v, const float *out, const float *lse, const int *cu, int S, int NH, int NKV,
                        int HD, const AttnOpts *o) {
-    TIMED(attn_bwd, g_in->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o));
+    TIMED(attn_bwd, 0, g_in->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o));
 }
 static void p_swiglu_fwd(float *out, const float *g, const float *u, size_t N, int FF) {
-    TIMED(swiglu_fwd, g_in->swiglu_fwd(out, g, u, N, FF));
+    TIMED(swiglu_fwd, 12.0 * N * FF, g_in->swiglu_fwd(out, g, u, N, FF));
 }
 static void p_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t N, int FF) {
-    TIMED(swiglu_bwd, g_in->swiglu_bwd(dg, du, dout, g, u, N, FF));
+    TIMED(swiglu_bwd, 20.0 * N * FF, g_in->swiglu_bwd(dg, du, dout, g, u, N, FF));
 }
 static void p_geglu_fwd(float *out, const float *g, const float *u, size_t N, int FF) {
-    TIMED(geglu_fwd, g_in->geglu_fwd(out, g, u, N, FF));
+    TIMED(geglu_fwd, 12.0 * N * FF, g_in->geglu_fwd(out, g, u, N, FF));
 }
 static void p_geglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t N, int FF) {
-    TIMED(geglu_bwd, g_in->geglu_bwd(dg, du, dout, g, u, N, FF));
+    TIMED(geglu_bwd, 20.0 * N * FF, g_in->geglu_bwd(dg, du, dout, g, u, N, FF));
 }
-static void p_softcap_fwd(float *x, size_t n, float cap) { TIMED(softcap_fwd, g_in->softcap_fwd(x, n, cap)); }
+static void p_softcap_fwd(float *x, size_t n, float cap) { TIMED(softcap_fwd, 8.0 * n, g_in->softcap_fwd(x, n, cap)); }
 static void p_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap) {
-    TIMED(softcap_bwd, g_in->softcap_bwd(dx, x_pre, n, cap));
+    TIMED(softcap_bwd, 12.0 * n, g_in->softcap_bwd(dx, x_pre, n, cap));
 }
 static void p_xent_stats(float *mx, float *se, float *tgt, const float *logits, const int *targets, size_t N,
                          int V_loc, int V_off) {
-    TIMED(xent_stats, g_in->xent_stats(mx, se, tgt, logits, targets, N, V_loc, V_off));
+    TIMED(xent_stats, 4.0 * N * V_loc, g_in->xent_stats(mx, se, tgt, logits, targets, N, V_loc, V_off));
 }
 static void p_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off) {
-    TIMED(xent_bwd, g_in->xent_bwd(logits, lse, g, targets, N, V_loc, V_off));
+    TIMED(xent_bwd, 8.0 * N * V_loc, g_in->xent_bwd(logits, lse, g, targets, N, V_loc, V_off));
 }
 static void p_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                     double b1, double b2, double eps, double wd, double bc1, double bc2) {
-    TIMED(adamw, g_in->adamw(p, p16, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
+    TIMED(adamw, (p16 ? 30.0 : 28.0) * n, g_in->adamw(p, p16, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
 }
 
 const Backend *backend_profiled(const Backend *inner) {
@@ -210,7 +215,7 @@ void backend_profile_report(FILE *f, const char *prefix, double wall_s, long ste
     fprintf(f, "%sops (SIMPO_PROFILE=1, each op synchronised and timed) over %ld steps: %.2f ms/step of ops in "
                "%.2f ms/step of wall time (%.1f%%; the rest: host work, collectives, launches)\n",
             prefix, steps, 1e3 * total * per, 1e3 * wall_s * per, wall_s > 0 ? 100.0 * total / wall_s : 0.0);
-    fprintf(f, "%s  %-14s %10s %10s %7s\n", prefix, "op", "calls/step", "ms/step", "share");
+    fprintf(f, "%s  %-14s %10s %10s %7s %8s\n", prefix, "op", "calls/step", "ms/step", "share", "GB/s");
     int order[OP_COUNT];
     for (int i = 0; i < OP_COUNT; i++) order[i] = i;
     for (int i = 1; i < OP_COUNT; i++) /* insertion sort by time, largest first */
@@ -221,8 +226,10 @@ void backend_profile_report(FILE *f, const char *prefix, double wall_s, long ste
     for (int i = 0; i < OP_COUNT; i++) {
         const Tally *t = &g_ops[order[i]];
         if (!t->calls) continue;
-        fprintf(f, "%s  %-14s %10.1f %10.3f %6.1f%%\n", prefix, op_names[order[i]], (double)t->calls * per,
-                1e3 * t->s * per, total > 0 ? 100.0 * t->s / total : 0.0);
+        char gbs[32] = ""; /* the op's least memory traffic over its time, where the op has a byte count */
+        if (t->bytes > 0 && t->s > 0) snprintf(gbs, sizeof gbs, "%.1f", t->bytes / t->s / 1e9);
+        fprintf(f, "%s  %-14s %10.1f %10.3f %6.1f%% %8s\n", prefix, op_names[order[i]], (double)t->calls * per,
+                1e3 * t->s * per, total > 0 ? 100.0 * t->s / total : 0.0, gbs);
     }
     qsort(g_shapes, (size_t)g_nshapes, sizeof(Shape), by_time_desc);
     fprintf(f, "%smatmul shapes by time (C[M,N] = op(A)[M,K] op(B)[K,N]; T: transposed; 16: bf16 storage):\n", prefix);

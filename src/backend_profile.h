@@ -8,7 +8,9 @@
  * (collectives, data, launches, synchronisation). Timing every op serialises a GPU backend, so a profiled step is
  * a little slower than an unprofiled one (about one launch latency per op); the numbers are what it is for, not
  * its speed. Results are bitwise those of inner (nothing but the timing is added).
- * Matmuls are also counted per shape (M, N, K, transposes, bf16-storage operands) with their rate.
+ * Matmuls are also counted per shape (M, N, K, transposes, bf16-storage operands) with their rate; the memory-bound
+ * ops with their effective bandwidth (the bytes they must move at least, each input read and each output written
+ * once, over their time: how far each runs from the card's bandwidth).
  * One profiler per process (static storage): one wrapped backend at a time; backend_profiled returns the same
  * table for the same inner and dies for a different one. Never freed.
  */
@@ -21,7 +23,7 @@ const Backend *backend_profiled(const Backend *inner);
 /* Forgets what was timed so far (the trainer calls it after the first step: warm-up, plans, allocations). */
 void backend_profile_reset(void);
 /* Writes the table to f, each line prefixed with `prefix`: per op calls, milliseconds per step, share of the op
- * time; the matmul shapes with the most time and their TFLOP/s; the op time against wall_s, the steps' wall-clock
+ * time, GB/s (memory-bound ops); the matmul shapes with the most time and their TFLOP/s; the op time against wall_s, the steps' wall-clock
  * seconds since the last reset (steps of them). */
 void backend_profile_report(FILE *f, const char *prefix, double wall_s, long steps);
 #endif

@@ -28,5 +28,9 @@ foreign=$(echo "$shapes" | tr 'x' ' ' | awk '$1 != 64 && $2 != 64 && $3 != 64 &&
 nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
 [ "$(nums out/prof/metrics.jsonl | wc -l)" -eq 18 ] && [ "$(nums out/prof/metrics.jsonl)" = "$(nums out/plain/metrics.jsonl)" ] \
   && ok "profiling changes no number" || bad "profiled numbers differ: $(diff <(nums out/prof/metrics.jsonl) <(nums out/plain/metrics.jsonl) | head -3)"
+# memory-bound ops carry their effective bandwidth (bytes by formula over time), matmuls and attention none
+gbs=$(awk '$5 == "rmsnorm_fwd" && $6 ~ /^[0-9.]+$/ {print $9}' prof.log); mmg=$(awk '$5 == "matmul" && $6 ~ /^[0-9.]+$/ {print $9}' prof.log)
+awk -v g="$gbs" 'BEGIN {exit !(g > 0)}' && [ -z "$mmg" ] && ok "rmsnorm_fwd at $gbs GB/s, no bandwidth for matmuls" \
+  || bad "GB/s column: rmsnorm_fwd '$gbs', matmul '$mmg'"
 ! grep -q "profile rank" plain.log && ok "no profile without SIMPO_PROFILE" || bad "profile printed without SIMPO_PROFILE"
 finish
