@@ -13,7 +13,8 @@
  * gradient): no extra communication.
  * Only positions that predict a response token reach the LM head: their final hidden rows are gathered, the
  * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
- * so [tokens x vocab] logits never exist.
+ * so [tokens x vocab] logits never exist (unless train.lmhead_cache keeps the response rows' logits from the
+ * forward for the backward: model_enable_head_cache).
  * With recompute (model_create_ex) a slot saves only each block's input x; the backward of a block first reruns
  * its forward (layer_forward, the very code the forward ran) into the model's one working area: up to h for Llama;
  * for Gemma 2 also the down projection (with its all-reduce under TP) and the stats of its norm, which the norm's
@@ -895,7 +896,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
 
     if (m->last_stage) {
-        /* LM head: recompute each chunk's logits, turn them into d(logits), push into hs and the head weight */
+        /* LM head: each chunk's logits (recomputed, or from the logits cache), turned into d(logits), pushed into hs
+         * and the head weight */
         float *gh = sd_alloc(R * sizeof(float), "lm head grads");
         bool cached = m->head_cache && m->head_cache_slot == slot; /* this slot's logits, from its forward */
         Wt head = head_wt(m);
