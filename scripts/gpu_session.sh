@@ -127,3 +127,6 @@ if has --recompute; then # the memory-lean setting, and 8b-4l without the weight
   stamp "bench no weight cache"
 fi
 cat "$OUT/bench.txt"
+# the table docs/performance.md records (ratios against the peer of the same call)
+$PY scripts/bench_table.py "$OUT/bench.txt" > "$OUT/table.md" 2>&1
+cat "$OUT/table.md"

@@ -21,4 +21,18 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 # v3 only its op checks (the made-up passing log)
 grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
+# the table for docs/performance.md: a row per benchmark run
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 6 ] && ok "table.md has the 6 runs" \
+  || bad "table.md: $(cat "$S/table.md")"
+# and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
+cat > "$TMP/b.txt" <<'EOF'
+== all SIMPO_CUDA_ATTN_TC=3
+{"impl": "simpo_dist", "dtype": "bf16", "recompute": false, "weight_cache": true, "lmhead_cache": true, "shape": "1b", "step_s": 0.25, "tok_s": 65536, "tflops": 480.0, "mfu": 0.4853, "peak_gib": 46.0}
+{"impl": "torch-compile", "loss": "simpo", "shape": "1b", "step_s": 0.3074, "tok_s": 53305, "tflops": 438.0, "peak_gib": 65.78}
+{"shape": "1b", "vs": "torch-compile", "tok_s_ratio": 1.229, "peak_mem_ratio": 0.699}
+EOF
+python3 "$SRC/scripts/bench_table.py" "$TMP/b.txt" > "$TMP/b.md"
+grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 | 65,536 | 480.0 | 48.5% | 46.00 | 1.229x | 0.699x |" "$TMP/b.md" \
+  && grep -qF "| all |  | 1b | torch-compile | 0.3074 | 53,305 |" "$TMP/b.md" && [ "$(grep -c '^| all' "$TMP/b.md")" -eq 2 ] \
+  && ok "bench_table.py: ratios against the peer of the same shape" || bad "bench_table.py: $(cat "$TMP/b.md")"
 finish
