@@ -98,6 +98,9 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
   echo "   exit $?" >> "$OUT/bench.txt"
   cat "$BT/bench-$label.txt" >> "$OUT/bench.txt"
   grep -q '"error"' "$BT/bench-$label.txt" && for s in "$BT"/bench-"$label"/*/log.txt; do tail -5 "$s" >> "$OUT/bench.txt"; done
+  # the table docs/performance.md records (ratios against the peer of the same call), after every run: the call's
+  # time limit may cut the later ones
+  $PY scripts/bench_table.py "$OUT/bench.txt" > "$OUT/table.md" 2>&1
 }
 common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1)
 [ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1)
@@ -127,6 +130,4 @@ if has --recompute; then # the memory-lean setting, and 8b-4l without the weight
   stamp "bench no weight cache"
 fi
 cat "$OUT/bench.txt"
-# the table docs/performance.md records (ratios against the peer of the same call)
-$PY scripts/bench_table.py "$OUT/bench.txt" > "$OUT/table.md" 2>&1
 cat "$OUT/table.md"
