@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks for simpo_dist and builds it (Release) into build/.
+# Installs what a fresh Debian 12 machine lacks for simpo_dist and builds it (Release) into build/. (python3 only
+# for tests and optional tools: the CUDA emulation's launch rewriter, independent checks, the benchmark table.)
 # Usage: bash scripts/setup.sh [extra cmake args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libyaml-dev
-      libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev curl ca-certificates"
+      libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev curl ca-certificates python3"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
