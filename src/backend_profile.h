@@ -23,7 +23,7 @@ const Backend *backend_profiled(const Backend *inner);
 /* Forgets what was timed so far (the trainer calls it after the first step: warm-up, plans, allocations). */
 void backend_profile_reset(void);
 /* Writes the table to f, each line prefixed with `prefix`: per op calls, milliseconds per step, share of the op
- * time, GB/s (memory-bound ops); the matmul shapes with the most time and their TFLOP/s; the op time against wall_s, the steps' wall-clock
- * seconds since the last reset (steps of them). */
+ * time, GB/s (memory-bound ops); the matmul shapes with the most time and their TFLOP/s; the op time against
+ * wall_s, the steps' wall-clock seconds since the last reset (steps of them). */
 void backend_profile_report(FILE *f, const char *prefix, double wall_s, long steps);
 #endif

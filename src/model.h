@@ -4,13 +4,14 @@
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
  *          model_attn_opts, model_lmhead_chunk_rows, LayerW16, model_enable_weights16, model_refresh_weights16,
- *          model_weights_changed.
+ *          model_weights_changed, model_weights16_view, model_weights16_written, model_enable_head_cache.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
  * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch,
- * the recompute working area, the rope tables and the bf16 weight copy (model_enable_weights16); model_create
- * allocates all but the last and model_free releases them all. Pointers returned by model_param are views.
+ * the recompute working area, the rope tables, the bf16 weight copy (model_enable_weights16) and the LM-head logits
+ * cache (model_enable_head_cache); model_create allocates all but the last two and model_free releases them all.
+ * Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
  * HDF5 checkpoints) holds the gain g = 1 + w, so the RMSNorm kernels are Llama's. model_load_hf adds 1 and
@@ -106,8 +107,9 @@ typedef struct Model {
     size_t w16_elems;                    /* its elements (with the padding) */
     LayerW16 *w16;                       /* [L_loc] views into w16_base (NULL without the copy) */
     uint16_t *lm_head16;                 /* the LM head's view (last stage), else NULL */
-    bool w16_fresh;                      /* the copy holds bf16(params): set by model_refresh_weights16, cleared by
-                                          * model_weights_changed; the matmuls read it only while set */
+    bool w16_fresh;                      /* the copy holds bf16(params): set by model_refresh_weights16 and
+                                          * model_weights16_written, cleared by model_weights_changed; the
+                                          * matmuls read it only while set */
     float *head_cache;                   /* LM-head logits cache (model_enable_head_cache; last stage, else NULL):
                                           * [max_tokens, V_loc] fp32 backend memory, the logits of the gathered
                                           * rows of the last forward, in chunk order */
@@ -163,11 +165,11 @@ uint16_t *model_weights16_view(Model *m, int i);
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);
 /* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_tokens, V_loc] fp32 (backend memory,
- * owned by the model) in which the forward leaves every chunk's logits; the backward of the same slot, when no other
- * forward came between, reads them instead of recomputing them (one LM-head GEMM of the three fewer per micro-batch;
- * the results are bitwise the same: the very values the recompute would give). The last stage runs each micro-batch's
- * backward right after its forward (pipeline.h), so in training every backward finds its logits. No-op on other
- * stages. */
+ * owned by the model) in which the forward leaves every chunk's logits; the backward of the same slot, when no
+ * other forward came between, reads them instead of recomputing them (one of the head's four GEMMs fewer per
+ * micro-batch; the results are bitwise the same: the very values the recompute would give). The last stage runs
+ * each micro-batch's backward right after its forward (pipeline.h), so in training every backward finds its
+ * logits. No-op on other stages. */
 void model_enable_head_cache(Model *m);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);

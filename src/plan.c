@@ -55,11 +55,12 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
-    /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two;
-     * in bf16 storage the gate / up gradients take half their floats */
-    /* the head's bf16 d(logits) (model.c head_dlog16: bf16 storage without the final soft-cap) */
+    /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
+     * In bf16 storage the gate / up gradients take half their floats, and the head keeps a bf16 d(logits) chunk
+     * unless the final soft-cap's backward follows (model.c head_dlog16) */
     size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
-    size_t lgrad = N * (2 * QD + 2 * KD + FF + (act16 ? FF : 2 * FF)), head = last ? R * (V + 4) + capbuf + dlog16 : 0;
+    size_t lgrad = N * (2 * QD + 2 * KD + FF + (act16 ? FF : 2 * FF));
+    size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;

@@ -333,7 +333,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_collectives(c, g, gpu);
     t->model = model_create_ex(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), c->recompute);
     Model *m = t->model;
-    /* bf16 compute weights: made at the start of every step (model_refresh_weights16), read by all its matmuls */
+    /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
+     * every matmul of the step */
     if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
     if (c->lmhead_cache) model_enable_head_cache(m); /* the last stage's logits from forward to backward */
     if (c->model_init) model_load_hf(m, c->model_init);

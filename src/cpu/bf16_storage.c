@@ -1,7 +1,8 @@
 /* bf16_storage.c — the bf16 storage ops of backend.h (to_bf16, rmsnorm_fwd16, swiglu_fwd16, geglu_fwd16,
- * swiglu_bwd16, geglu_bwd16, xent_bwd16, matmul16): the fp32 op, then its output rounded to bfloat16 (nearest even); a matmul whose bf16 operands are
- * widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode rounds them again (a no-op on bf16 values).
- * So every result is bitwise the one of fp32 storage, which is what makes them the reference of the CUDA ones. */
+ * swiglu_bwd16, geglu_bwd16, xent_bwd16, matmul16): the fp32 op, then its output rounded to bfloat16 (nearest
+ * even); a matmul whose bf16 operands are widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode
+ * rounds them again (a no-op on bf16 values). So every result is bitwise the one of fp32 storage, which is what
+ * makes them the reference of the CUDA ones. */
 #include <stdlib.h>
 #include <string.h>
 #include "cpu_ops.h"
