@@ -19,3 +19,6 @@ expect_error() {
 }
 # metric FILE LINE KEY: value of KEY in line LINE of a metrics.jsonl
 metric() { sed -n "${2}p" "$1" | grep -o "\"$3\": [-0-9.eE+na]*" | head -1 | sed 's/.*: //'; }
+# the numbers of a metrics.jsonl that two runs meant to be bitwise alike must share (loss, grad norm, margins),
+# one per line, as printed
+run_nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }

@@ -25,9 +25,8 @@ shapes=$(grep -oE "profile rank 0:   [0-9]+x[0-9]+x[0-9]+ [NT]" prof.log | awk '
 foreign=$(echo "$shapes" | tr 'x' ' ' | awk '$1 != 64 && $2 != 64 && $3 != 64 && $1 != 176 && $2 != 176 && $3 != 176 && $2 != 128' | wc -l)
 [ -n "$shapes" ] && [ "$foreign" -eq 0 ] && ok "$(echo "$shapes" | wc -l) matmul shapes listed, all of the model" \
   || bad "matmul shapes: $(grep -A3 'matmul shapes' prof.log | head -4)"
-nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
-[ "$(nums out/prof/metrics.jsonl | wc -l)" -eq 18 ] && [ "$(nums out/prof/metrics.jsonl)" = "$(nums out/plain/metrics.jsonl)" ] \
-  && ok "profiling changes no number" || bad "profiled numbers differ: $(diff <(nums out/prof/metrics.jsonl) <(nums out/plain/metrics.jsonl) | head -3)"
+[ "$(run_nums out/prof/metrics.jsonl | wc -l)" -eq 18 ] && [ "$(run_nums out/prof/metrics.jsonl)" = "$(run_nums out/plain/metrics.jsonl)" ] \
+  && ok "profiling changes no number" || bad "profiled numbers differ: $(diff <(run_nums out/prof/metrics.jsonl) <(run_nums out/plain/metrics.jsonl) | head -3)"
 # memory-bound ops carry their effective bandwidth (bytes by formula over time), matmuls and attention none
 gbs=$(awk '$5 == "rmsnorm_fwd" && $6 ~ /^[0-9.]+$/ {print $9}' prof.log); mmg=$(awk '$5 == "matmul" && $6 ~ /^[0-9.]+$/ {print $9}' prof.log)
 awk -v g="$gbs" 'BEGIN {exit !(g > 0)}' && [ -z "$mmg" ] && ok "rmsnorm_fwd at $gbs GB/s, no bandwidth for matmuls" \

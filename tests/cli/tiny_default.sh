@@ -47,17 +47,16 @@ sed -e 's|^train: {|train: {bf16_weight_cache: false, |' -e 's|../out/bf16|../ou
 w16() { grep -o "; planned [0-9]*" "$1" | awk '{print $3}'; }
 [ "$(w16 bf16.log)" -gt "$(w16 bf16_nocache.log)" ] && ok "the weight cache is planned and allocated" \
   || bad "plans: $(w16 bf16.log) vs $(w16 bf16_nocache.log)"
-nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1"; }
-[ "$(nums $B | wc -l)" -eq 36 ] && [ "$(nums $B)" = "$(nums out/bf16_nocache/metrics.jsonl)" ] \
+[ "$(run_nums $B | wc -l)" -eq 36 ] && [ "$(run_nums $B)" = "$(run_nums out/bf16_nocache/metrics.jsonl)" ] \
   && ok "bf16 weight cache: the same losses and grad norms bit for bit over 60 steps" \
-  || bad "bf16 weight cache changes the numbers: $(diff <(nums $B) <(nums out/bf16_nocache/metrics.jsonl) | head -4)"
+  || bad "bf16 weight cache changes the numbers: $(diff <(run_nums $B) <(run_nums out/bf16_nocache/metrics.jsonl) | head -4)"
 # train.lmhead_cache: the backward reads the logits its forward kept: the fp32 run's numbers bit for bit
 sed -e 's|^train: {|train: {lmhead_cache: true, |' -e 's|dir: ../out/tiny, every_steps: 30|dir: ../out/hc, final: false|' \
   configs/tiny.yaml > configs/hc.yaml
 "$BIN" configs/hc.yaml 2> hc.log || bad "lmhead_cache: $(tail -3 hc.log)"
-[ "$(nums out/hc/metrics.jsonl | wc -l)" -eq 36 ] && [ "$(nums out/hc/metrics.jsonl)" = "$(nums $M)" ] \
+[ "$(run_nums out/hc/metrics.jsonl | wc -l)" -eq 36 ] && [ "$(run_nums out/hc/metrics.jsonl)" = "$(run_nums $M)" ] \
   && ok "LM-head logits cache: the same losses and grad norms bit for bit over 60 steps" \
-  || bad "lmhead_cache changes the numbers: $(diff <(nums out/hc/metrics.jsonl) <(nums $M) | head -4)"
+  || bad "lmhead_cache changes the numbers: $(diff <(run_nums out/hc/metrics.jsonl) <(run_nums $M) | head -4)"
 # checkpoint.final: false keeps no weights at the end (benchmarks)
 [ ! -e out/bf16/step-00000060 ] && ok "checkpoint.final false: no final checkpoint" || bad "final checkpoint written: $(ls out/bf16)"
 finish
