@@ -4,7 +4,8 @@
 # preference pairs of 2048 tokens each side (first quarter prompt), AdamW, beta 2.5, gamma 1.375.
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
-#                                  [--recompute] [--no-weight-cache] [--lmhead-cache] [--peer] [--peer-eager]
+#                                  [--recompute] [--recompute-layers N] [--no-weight-cache] [--lmhead-cache]
+#                                  [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
 # 4 pairs of 64 tokens). Needs build/simpo_dist (SIMPO_DIST=path overrides). --peer also runs the torch.compile
@@ -20,7 +21,7 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; wcache=true; hcache=false; peer=0; peer_eager=0; device=cuda; out=""
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; wcache=true; hcache=false; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --warm) warm=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
     --recompute) recompute=true; shift ;;
+    --recompute-layers) recompute=true; rlayers=$2; shift 2 ;; # train.recompute_layers: each stage's first N
     --no-weight-cache) wcache=false; shift ;; # train.bf16_weight_cache: false (the memory-lean bf16 setting)
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
     --peer) peer=1; shift ;;
@@ -75,7 +77,7 @@ device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false}
 loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
 optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
-train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache$( [ "$recompute" = true ] && echo ", recompute: true")}
+train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers")}
 checkpoint: {dir: out, final: false}
 log: {every_steps: 1}
 EOF
@@ -87,10 +89,10 @@ EOF
   params=$(sed -n 's/.*layers, \([0-9]*\) parameters.*/\1/p' "$dir/log.txt" | head -1)
   peakg=$(sed -n 's/.*peak device memory \([0-9.]*\) GiB.*/\1/p' "$dir/log.txt" | head -1)
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
-      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" <<'EOF'
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache = sys.argv[13:19]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers = sys.argv[13:20]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -104,6 +106,7 @@ head = 2 * C * V * n_seq * resp
 flops = 3 * (lin + attn + head)
 tfl = flops / step_s / 1e12
 print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute == "true",
+                      recompute_layers=int(rlayers) if recompute == "true" and int(rlayers) > 0 else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true", shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),

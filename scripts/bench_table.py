@@ -26,7 +26,8 @@ def sections(path):
 def settings(r, env):
     s = [] if env in ("", "(default paths)") else [env]
     if r.get("recompute"):
-        s.append("recompute")
+        n = r.get("recompute_layers")
+        s.append(f"recompute of {n} layers" if n else "recompute")
     if r.get("dtype") == "bf16" and not r.get("weight_cache", True):
         s.append("no weight cache")
     if r.get("lmhead_cache"):

@@ -11,14 +11,15 @@
 #      says which passed;
 #   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, their
 #      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
-#      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios), then each
-#      variant alone; $OUT/bench.txt. --recompute adds the recompute runs of the default paths in the memory-lean
-#      setting (train.bf16_weight_cache: false), and 8b-4l without the weight cache (its speed effect).
+#      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
+#      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 8b-4l
+#      without the weight cache (its speed effect) and 1b recomputing 8 of its 16 layers; then each variant alone
+#      (what a time limit cuts first); $OUT/bench.txt.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 3 x 80 + 170 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 50 + 60 + 2 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -121,16 +122,22 @@ peer=--peer
 { has --no-peer || [ $DRY = 1 ]; } && peer=""
 bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache $peer
 stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
-for v in "${passed[@]}"; do
-  bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
-  stamp "bench $v"
-done
 if has --recompute; then # the memory-lean setting, and 8b-4l without the weight cache (its speed effect)
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
+  # between the two: 1b recomputing half its layers (train.recompute_layers: 8) with the weight cache on and the
+  # passing variants (planned 41.3 GiB + op scratch, under the 46 GiB that is 0.7x the peer's peak: simpo_dist
+  # plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 8): speed and memory at once
+  if [ $DRY = 1 ]; then bench recompute8 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
+  else bench recompute8 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 8; fi
+  stamp "bench recompute of 8 layers"
   if [ $DRY = 1 ]; then bench nocache 50 "" "${common[@]}" --no-weight-cache
   else bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache; fi
   stamp "bench no weight cache"
 fi
+for v in "${passed[@]}"; do
+  bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
+  stamp "bench $v"
+done
 cat "$OUT/bench.txt"
 cat "$OUT/table.md"

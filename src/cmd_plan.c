@@ -1,5 +1,6 @@
 /* cmd_plan.c — `simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--link-gbps G] [--node-gpus K]
- * [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype D] [--recompute B] [--global-batch-pairs P] [--top K]`:
+ * [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype D] [--recompute B] [--recompute-layers N]
+ * [--global-batch-pairs P] [--top K]`:
  * before queueing, every (dp, pp, tp, zero) layout of N ranks that the model and batch allow, with per-rank memory
  * (src/plan.c, the formulas the trainer's own "memory plan" lines are checked against) and a predicted step time,
  * ranked. The time model is either one rate for all matmul FLOPs (--tflops) or the measured rates of a GPU
@@ -7,6 +8,7 @@
  * file's own benchmarked step come out at its measured time). Assumptions are printed with the table and
  * documented in docs/running.md; the rates file's fields in bench/rates/README.md. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +21,8 @@
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
-    "                       [--recompute true|false] [--bf16-weight-cache true|false] [--lmhead-cache true|false]\n"
-    "                       [--global-batch-pairs P] [--top K]\n"
+    "                       [--recompute true|false] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
+    "                       [--lmhead-cache true|false] [--global-batch-pairs P] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
@@ -36,10 +38,12 @@ static const char *USAGE =
     "  step (steps.<dtype>, or steps.<dtype>_recompute under recompute when the file has it) come out at its\n"
     "  measured time. A rate or step the file lacks for the dtype is an error naming the file and the key.\n"
     "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
-    "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward.\n"
+    "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward;\n"
+    "  with train.recompute_layers N only for a stage's first N layers.\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
-    "  (train.recompute), --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul\n"
-    "  weights, 2 bytes each), --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
+    "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
+    "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
+    "  --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
     "  fp32), --global-batch-pairs (train.global_batch_pairs). The caches change memory only: the time model\n"
     "  counts neither the conversions the weight copy saves nor the LM-head GEMM the logits cache saves.\n";
 
@@ -58,31 +62,32 @@ typedef struct {
     char gpu[96], date[32];
 } Rates;
 
-/* FLOPs of one pipeline stage in one step: matmuls and the attention forward. */
-typedef struct { double matmul, attn_fwd; } StageFlops;
+/* FLOPs of one pipeline stage in one step: matmuls, the attention forward, and the attention forward that the
+ * recomputing layers run again. */
+typedef struct { double matmul, attn_fwd, attn_rerun; } StageFlops;
 
-static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, double tokens, int max_length,
-                              const MemPlan *mp, bool recompute, bool last) {
+static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, int rerun_layers, double tokens,
+                              int max_length, const MemPlan *mp, bool last) {
     StageFlops f;
     /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (max_length / 2) x NH HD per layer */
-    f.attn_fwd = 4.0 * layers * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
+    double per_layer = 4.0 * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
+    f.attn_fwd = layers * per_layer;
+    f.attn_rerun = rerun_layers * per_layer;
     /* 6 x tokens x the stage's layer parameters, plus the LM head's 6 x tokens x V/tp x C on the last stage (an
      * upper bound: the model forms logits on the response rows only); the input embedding is a lookup, no matmul.
-     * Recompute reruns each layer's forward, 1/3 of the layers' (a slight overestimate: the rerun stops before the
-     * down projection) */
+     * Recompute reruns each recomputing layer's forward, 1/3 of its matmuls (a slight overestimate: the rerun stops
+     * before the down projection) */
     double head = last ? (double)mc->vocab_size / tp * mc->hidden_size : 0;
     f.matmul = 6.0 * tokens * ((double)mp->layer_params + head) +
-               (recompute ? 2.0 * tokens * (double)mp->layer_params : 0);
+               2.0 * tokens * (double)mp->rerun_params;
     return f;
 }
 
 /* Seconds of compute of a stage: at --tflops (backward attention 2x forward), or at the measured rates. */
-static double stage_seconds(StageFlops f, bool recompute, const Rates *r, double tflops) {
-    double fwd_passes = recompute ? 2.0 : 1.0;
-    if (!r) return (f.matmul + (2.0 + fwd_passes) * f.attn_fwd) / (tflops * 1e12);
-    return r->overhead *
-           (f.matmul / r->gemm + fwd_passes * f.attn_fwd / r->attn_fwd + r->bwd_ratio * f.attn_fwd / r->attn_bwd) /
-           1e12;
+static double stage_seconds(StageFlops f, const Rates *r, double tflops) {
+    double fwd = f.attn_fwd + f.attn_rerun;
+    if (!r) return (f.matmul + 2.0 * f.attn_fwd + fwd) / (tflops * 1e12);
+    return r->overhead * (f.matmul / r->gemm + fwd / r->attn_fwd + r->bwd_ratio * f.attn_fwd / r->attn_bwd) / 1e12;
 }
 
 /* The item at a dotted path ("a.b.c") of a rates file, or dies naming the file and the key. */
@@ -172,11 +177,13 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
         sd_die(file, "key '%s.recompute' is %s: steps.<dtype> is measured without train.recompute, "
                      "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
     size_t tokens = (size_t)(2 * pairs * seq);
-    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc, strcmp(dtype, "bf16") == 0, false, false};
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0, false,
+                     false};
     MemPlan mp = plan_memory(&pl);
-    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, (double)tokens, (int)seq, &mp, step_rc, true);
+    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens, (int)seq,
+                               &mp, true);
     r.overhead = 1.0;
-    r.model_s = stage_seconds(f, step_rc, &r, 0);
+    r.model_s = stage_seconds(f, &r, 0);
     r.overhead = r.step_s / r.model_s;
     jstr(root, "gpu", r.gpu, sizeof r.gpu);
     jstr(root, "date", r.date, sizeof r.date);
@@ -196,7 +203,7 @@ static int cmp_rows(const void *a, const void *b) {
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
                *hc_arg = NULL;
-    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0;
+    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -214,7 +221,8 @@ int cmd_plan(int argc, char **argv) {
         double *dst = !strcmp(argv[i], "--gpus") ? &gpus : !strcmp(argv[i], "--gpu-mem") ? &mem
                     : !strcmp(argv[i], "--node-gpus") ? &node : !strcmp(argv[i], "--link-gbps") ? &link
                     : !strcmp(argv[i], "--nvlink-gbps") ? &nvlink : !strcmp(argv[i], "--tflops") ? &tflops
-                    : !strcmp(argv[i], "--top") ? &top : !strcmp(argv[i], "--global-batch-pairs") ? &batch : NULL;
+                    : !strcmp(argv[i], "--top") ? &top : !strcmp(argv[i], "--global-batch-pairs") ? &batch
+                    : !strcmp(argv[i], "--recompute-layers") ? &rl_arg : NULL;
         if (!dst) {
             if (argv[i][0] == '-' || cfg_path) sd_die("plan", "unknown argument '%s' (see simpo_dist plan --help)", argv[i]);
             cfg_path = argv[i];
@@ -236,8 +244,14 @@ int cmd_plan(int argc, char **argv) {
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false"))
             sd_die("plan", "%s: expected true or false, found '%s'", bools[b][0], bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
+    if (rl_arg && (rl_arg != floor(rl_arg) || rl_arg > INT_MAX))
+        sd_die("plan", "--recompute-layers: expected a whole number of layers");
+    if (rl_arg && recompute_arg && !strcmp(recompute_arg, "false"))
+        sd_die("plan", "--recompute-layers and --recompute false exclude each other");
     Config *c = config_load(cfg_path);
     if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true");
+    if (rl_arg) c->recompute = true, c->recompute_layers = (int)rl_arg;
+    if (!c->recompute) c->recompute_layers = 0; /* --recompute false overrides the config's count */
     if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
     if (hc_arg) c->lmhead_cache = !strcmp(hc_arg, "true");
     if (batch) c->global_batch_pairs = (int)batch;
@@ -266,14 +280,15 @@ int cmd_plan(int argc, char **argv) {
                 double t_max = 0, comm_max = 0;
                 for (int stage = 0; stage < pp; stage++) {
                     bool bf16 = strcmp(dtype, "bf16") == 0;
-                    PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, c->recompute, bf16,
-                                     bf16 && c->bf16_weight_cache, c->lmhead_cache};
+                    PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, config_recompute_layers(c),
+                                     bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache};
                     MemPlan mp = plan_memory(&pl);
                     r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
                     double tokens = (double)max_tokens * n_mb;
                     int count = L / pp + (stage < L % pp);
-                    StageFlops f = stage_flops(&mc, tp, count, tokens, c->max_length, &mp, c->recompute, stage == pp - 1);
-                    t_max = fmax(t_max, stage_seconds(f, c->recompute, rt, tflops));
+                    StageFlops f = stage_flops(&mc, tp, count, plan_recompute_layers(&pl, stage), tokens, c->max_length,
+                                               &mp, stage == pp - 1);
+                    t_max = fmax(t_max, stage_seconds(f, rt, tflops));
                     size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
                     for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
                     uint64_t bytes[COLL_KINDS];
@@ -304,10 +319,14 @@ int cmd_plan(int argc, char **argv) {
                  "overhead x%.3f", dtype, rates_path, rt->gpu, rt->date, rt->gemm, rt->attn_fwd, rt->attn_bwd,
                  rt->overhead);
     else snprintf(speed, sizeof speed, "%.0f TFLOP/s per rank", tflops);
+    char rc_note[64] = "";
+    if (c->recompute && c->recompute_layers > 0)
+        snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
+    else if (c->recompute) snprintf(rc_note, sizeof rc_note, ", recompute");
     printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
            "%s, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
            N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length,
-           c->recompute ? ", recompute" : "", speed, nvlink, (int)node, link);
+           rc_note, speed, nvlink, (int)node, link);
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
                rt->step_key, rt->step_s, rt->model_s);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stddef.h>
@@ -95,6 +96,9 @@ static const KeySpec KEYS[] = {
     {"train.recompute", K_BOOL, F(recompute), "false", U, U, 0, 0, NULL,
      "activation recomputation per layer: keep each layer's input only and rerun its forward in the backward "
      "(less activation memory, about a third more layer FLOPs)"},
+    {"train.recompute_layers", K_INT, F(recompute_layers), "0", 0, U, 0, 0, NULL,
+     "with train.recompute: how many layers of each pipeline stage recompute, its first ones (Megatron's block "
+     "method); 0: all. Fewer layers: more activation memory, less recompute time"},
     {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
@@ -335,6 +339,14 @@ static void validate(const Config *c, const Ctx *x) {
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die(w, "key 'train.micro_batch_pairs' (%d) must divide train.global_batch_pairs (%d)", c->micro_batch_pairs,
                c->global_batch_pairs);
+    if (c->recompute_layers > 0 && !c->recompute)
+        sd_die(w, "key 'train.recompute_layers' (line %d) says how many layers recompute: it needs train.recompute: "
+                  "true", x->line[find_key("train.recompute_layers")]);
+}
+
+int config_recompute_layers(const Config *c) {
+    if (!c->recompute) return 0;
+    return c->recompute_layers > 0 ? c->recompute_layers : INT_MAX; /* INT_MAX: every layer (MODEL_RECOMPUTE_ALL) */
 }
 
 /* what load() owns while it reads, freed by sd_die's cleanups when the input is rejected */

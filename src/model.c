@@ -15,8 +15,8 @@
  * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
  * so [tokens x vocab] logits never exist (unless train.lmhead_cache keeps the response rows' logits from the
  * forward for the backward: model_enable_head_cache).
- * With recompute (model_create_ex) a slot saves only each block's input x; the backward of a block first reruns
- * its forward (layer_forward, the very code the forward ran) into the model's one working area: up to h for Llama;
+ * With recompute (model_create_ex) a slot saves only the input x of each block that recomputes (all of the
+ * stage's, or its first recompute_layers); the backward of such a block first reruns its forward (layer_forward, the very code the forward ran) into the model's one working area: up to h for Llama;
  * for Gemma 2 also the down projection (with its all-reduce under TP) and the stats of its norm, which the norm's
  * backward needs, leaving out only the residual add.
  */
@@ -29,22 +29,29 @@
 #include "tp.h"
 #include "util.h"
 
+/* A layer's intermediates besides its input, [n][...] for n layers: what recompute drops (LayerActs below is
+ * one layer's views). ao, rstda, mo, rstdm: Gemma 2 only (else NULL), the attention and MLP outputs before their
+ * norms [N,C], the norms' rstd [N]. Under act16 ln1, ln2 and h point at bf16 data. */
+typedef struct LayerStore {
+    float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo, *rstdm;
+} LayerStore;
+
 /* The activations of one micro-batch (slot) and the views of the rank's shared scratch. Per slot (a->base, one
  * backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from the micro-batch's
- * forward to its backward, or what the pipeline sends and receives around them: the layer inputs x, without
- * recompute the layer intermediates (rstd1 .. h, [L][...]), the stage output xL, the stage gradient dx (one buffer
+ * forward to its backward, or what the pipeline sends and receives around them: the layer inputs x, the
+ * intermediates of the layers that do not recompute (saved, [L_loc - recompute_layers][...]), the stage output
+ * xL, the stage gradient dx (one buffer
  * with xL on a stage before the last), the backend index arrays ids/pos/cu, and on the last stage the final norm's
  * rstdf, the gathered rows hs, their log-sum-exp lse_row and the gathered rows' indices (rows, rows_dev, tg).
- * Shared by every slot of the rank (views of m->scratch; and under recompute the layer intermediates, one layer
- * deep, views of m->work): what is live only inside one model_forward or one model_backward_slot call, since a rank
+ * Shared by every slot of the rank (views of m->scratch; and under recompute the recomputing layers'
+ * intermediates, one layer deep, views of m->work: rerun): what is live only inside one model_forward or one model_backward_slot call, since a rank
  * runs one of them at a time: dtmp (the forward's row-parallel partial sums and Gemma 2's rerun output too), the
  * backward's layer scratch, and on the last stage the normed final rows xf, the LM-head chunk and dhs. */
 typedef struct Acts {
     float *base;                                /* the slot's allocation; the views below that are per slot */
     float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
-    float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h; /* [L][...], or [1][...] shared */
-    float *ao, *rstda, *mo, *rstdm;             /* Gemma 2 ([L][...] or shared; else NULL): the attention and MLP
-                                                 * outputs before their norms [N,C], the norms' rstd [N] */
+    LayerStore saved;                           /* per slot: layers recompute_layers .. L_loc - 1 */
+    LayerStore rerun;                           /* shared (m->work): the layer being recomputed; NULL views without */
     float *xL, *dx;                             /* per slot: stage output [N,C]; d(loss)/d(residual) [N,C], what the
                                                  * pipeline receives before and sends after the backward; the same
                                                  * buffer on a stage before the last (model.h, model_stage_grad) */
@@ -192,8 +199,8 @@ static size_t layer_work_per_token(const Model *m) {
 static size_t act_floats(const Model *m, size_t w) { return m->act16 ? w / 2 : w; }
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
-/* points a's layer intermediates at nl layers' worth of them carved from *cursor (advanced past them) */
-static void take_layer_work(const Model *m, Acts *a, float **cursor, size_t nl) {
+/* points s at nl layers' worth of intermediates carved from *cursor (advanced past them) */
+static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_t nl) {
     size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
     float *c = *cursor;
@@ -247,7 +254,7 @@ static void alloc_acts(Model *m, Acts *a) {
            KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, V = (size_t)m->V_loc;
     size_t R = head_chunk(m);
     a->chunk = (int)R;
-    size_t kept = m->recompute ? 0 : L; /* layers whose intermediates live in this slot */
+    size_t kept = L - (size_t)m->recompute_layers; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
     /* the stage output xL and the stage gradient dx: one buffer on a stage before the last (the gradient arrives
      * after the output has reached the next stage and the output is not read again); two on the last stage, whose
@@ -256,10 +263,12 @@ static void alloc_acts(Model *m, Acts *a) {
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
     TAKE(a->x, L * N * C);
-    if (m->recompute) {
+    take_layer_work(m, &a->saved, &c, kept);
+    memset(&a->rerun, 0, sizeof a->rerun);
+    if (m->work) {
         float *w = m->work; /* every slot's views of the one shared layer */
-        take_layer_work(m, a, &w, 1);
-    } else take_layer_work(m, a, &c, L);
+        take_layer_work(m, &a->rerun, &w, 1);
+    }
     TAKE(a->xL, N * C);
     if (last) TAKE(a->dx, N * C);
     else a->dx = a->xL;
@@ -304,7 +313,7 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
 }
 
 static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                     int nslots, bool with_grads, bool recompute) {
+                     int nslots, bool with_grads, int recompute_layers) {
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -362,13 +371,14 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     free(cs);
     free(sn);
     m->nslots = nslots > 0 ? nslots : 1;
-    m->recompute = recompute;
+    m->recompute_layers = recompute_layers < 0 ? 0 : recompute_layers < m->L_loc ? recompute_layers : m->L_loc;
+    m->recompute = m->recompute_layers > 0;
     /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
      * are even, so a layer's bf16 rows fill whole floats of the arenas) */
     m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
                be->geglu_bwd16 && be->xent_bwd16 && be->matmul_bf16_on &&
                be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
-    if (recompute) /* before the slots: they point their layer intermediates into it */
+    if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
     m->scratch = be->alloc(sd_mul_size(scratch_floats(m), sizeof(float), "activation scratch"),
@@ -380,16 +390,16 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
 
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots) {
-    return create(mc, be, max_tokens, grid, nslots, true, false);
+    return create(mc, be, max_tokens, grid, nslots, true, 0);
 }
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                       int nslots, bool recompute) {
-    return create(mc, be, max_tokens, grid, nslots, true, recompute);
+                       int nslots, int recompute_layers) {
+    return create(mc, be, max_tokens, grid, nslots, true, recompute_layers);
 }
 
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
-    return create(mc, be, max_tokens, NULL, 1, false, false);
+    return create(mc, be, max_tokens, NULL, 1, false, 0);
 }
 
 void model_free(Model *m) {
@@ -717,24 +727,30 @@ const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o) {
     return o;
 }
 
+/* whether the backward reruns local layer l's forward: Megatron's "block" method, the stage's first layers */
+static bool layer_recomputes(const Model *m, int l) { return l < m->recompute_layers; }
+
 /* Views of layer l's activations in slot a for a micro-batch of N tokens: its input in the slot, and its
- * intermediates in the slot ([L][...]) or, under recompute, in the shared working area (one layer deep). */
+ * intermediates in the slot (saved) or, when it recomputes, in the shared working area (rerun, one layer deep). */
 typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo,
                  *rstdm; } LayerActs;
 
 static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
-           FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc, i = m->recompute ? 0 : (size_t)l;
+           FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
+    bool rc = layer_recomputes(m, l);
+    const LayerStore *s = rc ? &a->rerun : &a->saved;
+    size_t i = rc ? 0 : (size_t)(l - m->recompute_layers);
     size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
-    LayerActs t = {a->x + (size_t)l * N * C, a->rstd1 + i * N, a->ln1 + i * N * C16, a->q + i * N * QD,
-                   a->k + i * N * KD, a->v + i * N * KD, a->att + i * N * QD, a->lse + i * N * NH,
-                   a->x2 + i * N * C, a->rstd2 + i * N, a->ln2 + i * N * C16, a->g + i * N * FF,
-                   a->u + i * N * FF, a->h + i * N * FF16, NULL, NULL, NULL, NULL};
+    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QD,
+                   s->k + i * N * KD, s->v + i * N * KD, s->att + i * N * QD, s->lse + i * N * NH,
+                   s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FF,
+                   s->u + i * N * FF, s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
-        t.ao = a->ao + i * N * C;
-        t.rstda = a->rstda + i * N;
-        t.mo = a->mo + i * N * C;
-        t.rstdm = a->rstdm + i * N;
+        t.ao = s->ao + i * N * C;
+        t.rstda = s->rstda + i * N;
+        t.mo = s->mo + i * N * C;
+        t.rstdm = s->rstdm + i * N;
     }
     return t;
 }
@@ -942,7 +958,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
-        if (m->recompute) layer_forward(m, a, mb, l, &t, NULL);
+        if (layer_recomputes(m, l)) layer_forward(m, a, mb, l, &t, NULL);
         AttnOpts opts;
         const AttnOpts *aopt = model_attn_opts(m, l, &opts);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */

@@ -19,6 +19,7 @@
  */
 #ifndef SD_MODEL_H
 #define SD_MODEL_H
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,8 +94,10 @@ typedef struct Model {
                                           * inside one forward or one backward call (the backward's scratch; on the
                                           * last stage the final normed rows and the LM-head chunk, which lies
                                           * over the layers' gradient scratch: never live at the same time) */
-    bool recompute;                      /* train.recompute: a slot keeps only each layer's input; the backward
-                                          * reruns the layer's forward into `work` first */
+    int recompute_layers;                /* train.recompute (train.recompute_layers): this stage's first
+                                          * recompute_layers layers (0 .. L_loc) keep only their input in a slot;
+                                          * the backward reruns such a layer's forward into `work` first */
+    bool recompute;                      /* recompute_layers > 0 */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
     bool act16;                          /* bf16 activation storage (backend.h matmul16): made in the bf16 mode,
@@ -125,14 +128,17 @@ typedef struct Model {
  * width and the vocabulary (dies naming them). Weights are uninitialised until model_init_random or model_load_hf. */
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots);
-/* model_create with the activation policy chosen. recompute (train.recompute, Megatron's "full" granularity per
- * transformer layer): each slot saves only its layers' input residual streams [L_loc, max_tokens, C]; the
- * backward of a layer first reruns its forward (up to the MLP's hidden state, the same ops in the same order, so
- * the results are bitwise those of recompute off) into one working area shared by all slots and layers. The
- * price: the layers' forward again (without the down projection), and under tensor parallelism the o
- * projection's all-reduce again, per micro-batch. */
+/* model_create with the activation policy chosen. recompute_layers (train.recompute, Megatron's "full"
+ * granularity per transformer layer; train.recompute_layers, Megatron's "block" method with recompute_num_layers):
+ * 0: none; n > 0: the first min(n, L_loc) layers of this stage (MODEL_RECOMPUTE_ALL: every layer). For those
+ * layers each slot saves only the input residual stream [max_tokens, C]; the backward of such a layer first reruns
+ * its forward (up to the MLP's hidden state, the same ops in the same order, so the results are bitwise those of
+ * recompute off) into one working area shared by all slots and layers. The price: those layers' forward again
+ * (without the down projection), and under tensor parallelism the o projection's all-reduce again, per
+ * micro-batch. */
+#define MODEL_RECOMPUTE_ALL INT_MAX
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                       int nslots, bool recompute);
+                       int nslots, int recompute_layers);
 /* One rank, one activation slot and no gradient buffer (half the weight memory of model_create): for score,
  * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
  * called on it (m->grads is NULL). */

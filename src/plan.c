@@ -11,6 +11,12 @@ static void stage_layers(int L, int pp, int stage, int *first, int *count) {
     *first = stage * (L / pp) + (stage < L % pp ? stage : L % pp);
 }
 
+int plan_recompute_layers(const PlanLayout *l, int stage) {
+    int L0, Ll;
+    stage_layers(l->mc.num_hidden_layers, l->pp, stage, &L0, &Ll);
+    return l->recompute_layers <= 0 ? 0 : l->recompute_layers < Ll ? l->recompute_layers : Ll;
+}
+
 MemPlan plan_memory(const PlanLayout *l) {
     const ModelConfig *mc = &l->mc;
     size_t C = (size_t)mc->hidden_size, HD = (size_t)mc->head_dim, tp = (size_t)l->tp;
@@ -22,7 +28,10 @@ MemPlan plan_memory(const PlanLayout *l) {
     MemPlan p = {0};
     bool gemma2 = mc->arch == ARCH_GEMMA2;
     /* parameters: per layer two gains (Gemma 2: four), q/k/v/gate/up rows and o/down columns of this TP rank */
-    p.layer_params = (size_t)Ll * ((gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C);
+    size_t per_layer = (gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C;
+    int Lrc = plan_recompute_layers(l, l->pp_rank);
+    p.layer_params = (size_t)Ll * per_layer;
+    p.rerun_params = (size_t)Lrc * per_layer;
     p.params = p.layer_params;
     if (first) p.params += V * C;                                 /* embedding slice */
     if (last) p.params += C + (!mc->tie_word_embeddings || !first ? V * C : 0); /* norm, head (or its mirror) */
@@ -37,7 +46,7 @@ MemPlan plan_memory(const PlanLayout *l) {
         p.weights16 = 2 * ((size_t)Ll * (pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C)) +
                            (last ? pad128(V * C) : 0));
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
-     * (without recompute) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
+     * (unless it recomputes) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
      * the stage output and the stage gradient (what the pipeline sends and receives; one buffer for both on a stage
      * before the last, where the gradient arrives after the output has left); on the last stage the final
      * norm's rstd, the gathered rows and their log-sum-exp; and the int arrays (ids, positions, cu_seqlens; on the
@@ -52,7 +61,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (act16) work -= N * (C + FF / 2);
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
-    size_t floats = (size_t)Ll * N * C + (l->recompute ? 0 : (size_t)Ll * work) + (last ? 2 : 1) * N * C +
+    size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
@@ -66,7 +75,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;
     p.act_shared = 4 * shared;
-    p.act_work = l->recompute ? 4 * work : 0;
+    p.act_work = Lrc ? 4 * work : 0;
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
@@ -90,8 +99,8 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
              * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's
              * rerun includes it, for its norm's statistics: the down projection's reduce again too) */
-            int per_layer = l->recompute ? (mc->arch == ARCH_GEMMA2 ? 6 : 5) : 4;
-            out[COLL_ALLREDUCE] += (first ? nc : 0) + (size_t)Ll * (size_t)per_layer * nc;
+            int Lrc = plan_recompute_layers(l, l->pp_rank), rerun = mc->arch == ARCH_GEMMA2 ? 2 : 1;
+            out[COLL_ALLREDUCE] += (first ? nc : 0) + ((size_t)Ll * 4 + (size_t)Lrc * rerun) * nc;
             /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
             if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
         }

@@ -19,7 +19,8 @@ typedef struct {
     int dp_rank, tp_rank, pp_rank;
     size_t max_tokens;      /* tokens per micro-batch the activations are sized for (2 x pairs x max_length) */
     int n_mb;               /* micro-batches per step on this rank */
-    bool recompute;         /* train.recompute: slots keep layer inputs only, plus one shared layer working area */
+    int recompute_layers;   /* train.recompute (model.h model_create_ex): 0 none; n: the stage's first min(n, layers)
+                             * keep their input only in a slot, plus one shared layer working area */
     bool bf16;              /* model.dtype bf16: the activations that only feed matmuls (ln1, ln2, h) are bf16
                              * (model.h act16; when the hidden and local MLP widths are even) */
     bool weights16;         /* train.bf16_weight_cache with bf16 (and act16): a bf16 copy of the matmul weights */
@@ -28,7 +29,8 @@ typedef struct {
 
 typedef struct {
     size_t params;          /* parameters held (elements), before padding */
-    size_t layer_params;    /* of those, in this stage's transformer layers (elements): what recompute reruns */
+    size_t layer_params;    /* of those, in this stage's transformer layers (elements) */
+    size_t rerun_params;    /* of those, in its layers that recompute (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
     size_t weights16;       /* bytes of the bf16 compute weights (model_enable_weights16), in total; 0 without */
     size_t head_cache;      /* bytes of the LM-head logits cache (model_enable_head_cache), in total; 0 without */
@@ -40,6 +42,8 @@ typedef struct {
 } MemPlan;
 
 MemPlan plan_memory(const PlanLayout *l);
+/* The layers of pipeline stage `stage` that recompute under l (0 .. its layer count) */
+int plan_recompute_layers(const PlanLayout *l, int stage);
 /* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed
  * tokens and resp[i] response (log-prob) tokens, i < l->n_mb. */
 void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]);

@@ -35,6 +35,20 @@ awk -v a="$on" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.176 && d < 0.180)}' \
   && ok "--bf16-weight-cache: $on GiB with the copy, $off without" || bad "--bf16-weight-cache: $on vs $off"
 awk -v a="$hc" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.242 && d < 0.246)}' \
   && ok "--lmhead-cache: $hc GiB with the logits cache, $off without" || bad "--lmhead-cache: $hc vs $off"
+# --recompute-layers: with one micro-batch in flight, recomputing n of the 4 layers keeps 4 - n layers'
+# intermediates plus the one-layer working area: n = 1 costs what no recompute does, n = 2 saves one layer, all
+# three; the predicted compute grows with n
+col1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk -v c="$COL" '$1==1 && $2==1 && $3==1 && $4==0 {print $c}'; }
+COL=5; m0=$(col1); m1=$(col1 --recompute-layers 1); m2=$(col1 --recompute-layers 2); ma=$(col1 --recompute true)
+COL=7; t0=$(col1); t2=$(col1 --recompute-layers 2); ta=$(col1 --recompute true)
+awk -v a="$m0" -v b="$m1" -v c="$m2" -v d="$ma" 'BEGIN {l = (a - d) / 3; exit !(a == b && l > 0.1 && (a - c) > l - 0.002 && (a - c) < l + 0.002)}' \
+  && ok "--recompute-layers memory: none $m0, 1 layer $m1, 2 layers $m2, all $ma GiB" \
+  || bad "--recompute-layers memory: none $m0, 1 layer $m1, 2 layers $m2, all $ma GiB"
+awk -v a="$t0" -v b="$t2" -v c="$ta" 'BEGIN {exit !(a < b && b < c)}' \
+  && ok "--recompute-layers compute: none $t0 s < 2 layers $t2 s < all $ta s" || bad "compute: $t0 $t2 $ta"
+"$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | grep -q "^# .*recompute (2 layers per stage)" \
+  && ok "the header names the partial recompute" || bad "header: $("$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | head -1)"
+expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
 expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"

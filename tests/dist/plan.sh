@@ -1,7 +1,8 @@
 # The memory plan and the communication volumes of docs/design.md against what the code does: for several
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
 # first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
-# tied embeddings across stages); the same with train.recompute (also dp x tp x pp), where every rank also
+# tied embeddings across stages); the same with train.recompute (also dp x tp x pp; and of one layer of two,
+# train.recompute_layers), where every rank also
 # allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage and the
 # bf16 weight copy), again fewer bytes. These are the volumes `simpo_dist plan` times
 # (docs/scaling.md).
@@ -22,7 +23,8 @@ run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
   if [ -n "${5:-}" ]; then
-    sed -i 's/^train: {/train: {recompute: true, /' run.yaml
+    local rl=""; [ "$5" = rc1 ] && rl="recompute_layers: 1, " # the first layer of each stage only
+    sed -i "s/^train: {/train: {recompute: true, $rl/" run.yaml
     grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
   fi
   if [ -n "${6:-}" ]; then
@@ -59,6 +61,10 @@ run_case tp2_rc 2 2 "{tp: 2}" rc; fewer_bytes tp2 tp2_rc
 run_case pp2_rc 2 1 "{pp: 2}" rc; fewer_bytes pp2 pp2_rc
 # all three dimensions at once with recompute (TP's extra o-projection all-reduce next to PP sends and ZeRO-2)
 run_case dp2_tp2_pp2_zero2_rc 8 1 "{tp: 2, pp: 2, zero: 2}" rc; fewer_bytes dp2_tp2_pp2_zero2 dp2_tp2_pp2_zero2_rc
+# train.recompute_layers: 1 of tiny-a's 2 layers: the plan's partial recompute (the second layer's intermediates
+# kept, the working area once) and TP's extra o-projection all-reduce for the first layer only
+run_case tp2_rc1 2 2 "{tp: 2}" rc1
+grep -q "recompute_layers: 1" "$TMP/tp2_rc1/run.yaml" && ok "tp2_rc1 runs with train.recompute_layers: 1" || bad "tp2_rc1: no recompute_layers"
 # model.dtype bf16: ln1, ln2 and the MLP's hidden state in bf16 storage (model.h act16), planned at 2 bytes
 run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
 run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1_bf16

@@ -295,12 +295,15 @@ static inline void fixture_check_same(const FixtureResult *a, const FixtureResul
 
 /* ---- model memory against plan.c ---- */
 
+/* recompute_layers of model_create_ex for a test's "recompute on / off" */
+#define RC_LAYERS(on) ((on) ? MODEL_RECOMPUTE_ALL : 0)
+
 /* bytes a fresh model of one slot for max_tokens tokens holds on backend be (made in the backend's current
  * precision: in the bf16 mode with bf16 activation storage); *act16 (may be NULL) says whether it stores them */
-static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *be, size_t max_tokens, bool recompute,
-                                         bool *act16) {
+static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *be, size_t max_tokens,
+                                         int recompute_layers, bool *act16) {
     size_t before = be->bytes_in_use();
-    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute);
+    Model *m = model_create_ex(mc, be, max_tokens, NULL, 1, recompute_layers);
     size_t held = be->bytes_in_use() - before;
     if (act16) *act16 = m->act16;
     model_free(m);
@@ -309,9 +312,9 @@ static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *b
 /* what plan_memory plans for that model on one rank with n_mb micro-batches per step (one stage: one slot):
  * weights, gradients, activations and the RoPE tables (other, without ZeRO-2), not the optimizer's state, which
  * is not the model's; the whole plan in *mp (may be NULL) */
-static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb, bool recompute,
-                                                 bool bf16, MemPlan *mp) {
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute, bf16, false, false};
+static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb,
+                                                 int recompute_layers, bool bf16, MemPlan *mp) {
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute_layers, bf16, false, false};
     MemPlan p = plan_memory(&pl);
     if (mp) *mp = p;
     return p.weights + p.grads + p.activations + p.other;

@@ -33,7 +33,7 @@ static inline Model *g2_fixture_model(const char *name, const ModelConfig *mc, c
     char rel[256];
     snprintf(rel, sizeof rel, "%s/model", name);
     char *mdir = fixture_path(rel);
-    Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
+    Model *m = model_create_ex(mc, be, 256, NULL, 1, RC_LAYERS(recompute));
     model_load_hf(m, mdir);
     free(mdir);
     return m;

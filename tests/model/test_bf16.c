@@ -50,7 +50,7 @@ static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, 
     size_t before = be->bytes_in_use();
     model_enable_weights16(m);
     size_t held = be->bytes_in_use() - before;
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, recompute, true, true, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false};
     size_t planned = plan_memory(&pl).weights16;
     CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
     CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
@@ -85,7 +85,7 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     char *mdir = fixture_path("tiny-a/model");
     be->set_matmul_bf16(true);
     size_t before = be->bytes_in_use();
-    Model *m = model_create_ex(mc, be, 256, NULL, 1, recompute);
+    Model *m = model_create_ex(mc, be, 256, NULL, 1, RC_LAYERS(recompute));
     size_t held = be->bytes_in_use() - before;
     model_load_hf(m, mdir);
     CHECK(m->act16, "%s: a model made in the bf16 mode stores bf16 activations", what);
@@ -93,7 +93,7 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     char lb[96];
     snprintf(lb, sizeof lb, "%s: bf16 storage vs fp32 storage in the bf16 mode", what);
     fixture_check_same(&r, want, m->nparams, lb);
-    size_t planned = fixture_planned_model_bytes(mc, 256, 1, recompute, true, NULL);
+    size_t planned = fixture_planned_model_bytes(mc, 256, 1, RC_LAYERS(recompute), true, NULL);
     CHECK(held == planned, "%s: allocated %zu bytes, planned %zu", what, held, planned);
     /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute);
      * and in the shared scratch, the larger of the backward's layer gradients (dg, du at 2 bytes: 2 FF fewer
@@ -121,10 +121,10 @@ static void check_act16_gemma2(const Backend *be) {
     ModelConfig mc = model_config_load(mdir);
     PairSet *ps = pairs_load_jsonl(pp, mc.vocab_size);
     for (int rc = 0; rc < 2; rc++) {
-        Model *m32 = model_create_ex(&mc, be, 256, NULL, 1, rc);
+        Model *m32 = model_create_ex(&mc, be, 256, NULL, 1, RC_LAYERS(rc));
         model_load_hf(m32, mdir);
         be->set_matmul_bf16(true);
-        Model *m16 = model_create_ex(&mc, be, 256, NULL, 1, rc);
+        Model *m16 = model_create_ex(&mc, be, 256, NULL, 1, RC_LAYERS(rc));
         model_load_hf(m16, mdir);
         CHECK(m16->act16 && !m32->act16, "Gemma 2: bf16 storage only in the model made in the bf16 mode");
         FixtureResult a = fixture_run(m32, ps, SIMPO), b = fixture_run(m16, ps, SIMPO);
@@ -145,7 +145,7 @@ static void check_act16_gemma2(const Backend *be) {
 
 static size_t fp32_model_bytes(const ModelConfig *mc, const Backend *be, bool recompute) {
     bool act16;
-    size_t held = fixture_model_bytes(mc, be, 256, recompute, &act16);
+    size_t held = fixture_model_bytes(mc, be, 256, RC_LAYERS(recompute), &act16);
     CHECK(!act16, "a model made in fp32 keeps fp32 activations");
     return held;
 }

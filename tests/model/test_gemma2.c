@@ -158,7 +158,7 @@ static void randomise_gains(Model *m) {
 }
 
 static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, bool recompute) {
-    Model *m = model_create_ex(mc, be, 256, NULL, nslots, recompute);
+    Model *m = model_create_ex(mc, be, 256, NULL, nslots, RC_LAYERS(recompute));
     model_init_random(m, 11);
     randomise_gains(m);
     return m;
@@ -399,8 +399,8 @@ static void hf_checks(Model *m) {
 /* ---- 6. memory ---- */
 
 static void check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute, const char *what) {
-    size_t held = fixture_model_bytes(mc, backend_cpu_strict(), max_tokens, recompute, NULL);
-    size_t want = fixture_planned_model_bytes(mc, max_tokens, 3, recompute, false, NULL);
+    size_t held = fixture_model_bytes(mc, backend_cpu_strict(), max_tokens, RC_LAYERS(recompute), NULL);
+    size_t want = fixture_planned_model_bytes(mc, max_tokens, 3, RC_LAYERS(recompute), false, NULL);
     CHECK(held == want, "%s, recompute %d: allocated %zu bytes, planned %zu", what, recompute, held, want);
 }
 

@@ -1,4 +1,5 @@
-/* test_recompute.c — activation recomputation (train.recompute, model_create_ex) on the tiny-a fixture (2 layers):
+/* test_recompute.c — activation recomputation (train.recompute, model_create_ex) on the tiny-a fixture (2 layers),
+ * of every layer and (train.recompute_layers: 1) of the first layer only, the second keeping its intermediates:
  *   1. one micro-batch, one slot: log-probs, loss and every gradient bit for bit those of recompute off, on the
  *      CPU backend and on the strict one (backend_cpu_strict: no host access to backend memory), and within the
  *      fixture README's tolerances of the HF float64 reference.
@@ -11,6 +12,7 @@
  *   4. the trainer (train_run on the strict backend, train.recompute: true) on the fixture's run.yaml: the
  *      checkpoint after step 2 equals the CPU backend's run without recompute bit for bit. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -23,9 +25,9 @@
 #include "train.h"
 
 /* tiny-a's initial weights (as fixture_model) with the activation policy chosen */
-static Model *load_model(const ModelConfig *mc, const Backend *be, size_t max_tokens, int nslots, bool recompute) {
+static Model *load_model(const ModelConfig *mc, const Backend *be, size_t max_tokens, int nslots, int rc) {
     char *mdir = fixture_path("tiny-a/model");
-    Model *m = model_create_ex(mc, be, max_tokens, NULL, nslots, recompute);
+    Model *m = model_create_ex(mc, be, max_tokens, NULL, nslots, rc);
     model_load_hf(m, mdir);
     free(mdir);
     return m;
@@ -33,11 +35,17 @@ static Model *load_model(const ModelConfig *mc, const Backend *be, size_t max_to
 
 static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
 
+/* recompute_layers of the runs: every layer, the first only */
+static const int RCS[2] = {MODEL_RECOMPUTE_ALL, 1};
+
 /* ---- 1. one micro-batch ---- */
-static void one_slot_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps) {
-    Model *m0 = load_model(mc, backend_cpu(), 256, 1, false), *m1 = load_model(mc, backend_cpu(), 256, 1, true);
-    Model *ms = load_model(mc, backend_cpu_strict(), 256, 1, true);
+static void one_slot_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps, int rc) {
+    Model *m0 = load_model(mc, backend_cpu(), 256, 1, 0), *m1 = load_model(mc, backend_cpu(), 256, 1, rc);
+    Model *ms = load_model(mc, backend_cpu_strict(), 256, 1, rc);
     CHECK(m1->recompute && m1->work && !m0->work, "the recompute flag and working area");
+    CHECK(m1->recompute_layers == (rc < mc->num_hidden_layers ? rc : mc->num_hidden_layers) &&
+              m0->recompute_layers == 0, "recompute_layers %d for %d asked", m1->recompute_layers, rc);
+    printf("recompute of %d of %d layers\n", m1->recompute_layers, mc->num_hidden_layers);
     FixtureResult r0 = fixture_run(m0, ps, SIMPO), r1 = fixture_run(m1, ps, SIMPO), rs = fixture_run(ms, ps, SIMPO);
     fixture_check_same(&r0, &r1, m0->nparams, "recompute vs saved activations (CPU)");
     fixture_check_same(&r0, &rs, m0->nparams, "recompute on the strict backend vs saved activations (CPU)");
@@ -51,9 +59,9 @@ static void one_slot_checks(const cJSON *exp, const ModelConfig *mc, const PairS
 }
 
 /* ---- 2. three slots in flight ---- */
-static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
-    Model *m0 = load_model(mc, backend_cpu(), 256, 3, false), *m1 = load_model(mc, backend_cpu(), 256, 3, true);
-    Model *ms = load_model(mc, backend_cpu_strict(), 256, 3, true);
+static void three_slot_checks(const ModelConfig *mc, const PairSet *ps, int rc) {
+    Model *m0 = load_model(mc, backend_cpu(), 256, 3, 0), *m1 = load_model(mc, backend_cpu(), 256, 3, rc);
+    Model *ms = load_model(mc, backend_cpu_strict(), 256, 3, rc);
     FixtureResult r0 = fixture_run_three_in_flight(m0, ps), r1 = fixture_run_three_in_flight(m1, ps);
     FixtureResult rs = fixture_run_three_in_flight(ms, ps);
     fixture_check_same(&r0, &r1, m0->nparams, "3 slots in flight: recompute vs saved activations");
@@ -71,12 +79,12 @@ static void three_slot_checks(const ModelConfig *mc, const PairSet *ps) {
 
 /* backend bytes a model of nslots slots for max_tokens tokens holds, against plan_memory with n_mb micro-batches
  * (one stage: slots = min(1, n_mb), so n_mb = 1 plans the 1-slot model); returns the activation bytes planned */
-static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompute) {
+static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, int recompute) {
     size_t held = fixture_model_bytes(mc, backend_cpu_strict(), max_tokens, recompute, NULL);
     MemPlan mp;
     size_t want = fixture_planned_model_bytes(mc, max_tokens, 3, recompute, false, &mp);
-    CHECK(held == want, "recompute %d, %zu tokens: allocated %zu bytes, planned %zu", recompute, max_tokens, held,
-          want);
+    CHECK(held == want, "recompute_layers %d, %zu tokens: allocated %zu bytes, planned %zu", recompute, max_tokens,
+          held, want);
     CHECK(mp.slots == 1, "one stage plans one slot (%d)", mp.slots);
     CHECK(recompute ? mp.act_work > 0 : mp.act_work == 0, "working area planned only with recompute");
     return mp.activations;
@@ -85,24 +93,35 @@ static size_t check_alloc(const ModelConfig *mc, size_t max_tokens, bool recompu
 static void memory_checks(const ModelConfig *mc) {
     /* the trainer's fixture config: 2 pairs per micro-batch x 2 sequences x max_length 256 */
     size_t N = 2 * 2 * 256;
-    size_t off = check_alloc(mc, N, false), on = check_alloc(mc, N, true);
-    printf("fixture config (%zu tokens, 1 slot): activations %zu bytes saved, %zu with recompute (%.1f%%)\n", N, off,
-           on, 100.0 * (double)on / (double)off);
+    size_t off = check_alloc(mc, N, 0), on = check_alloc(mc, N, MODEL_RECOMPUTE_ALL), half = check_alloc(mc, N, 1);
+    printf("fixture config (%zu tokens, 1 slot): activations %zu bytes saved, %zu with recompute (%.1f%%), %zu "
+           "recomputing the first layer\n", N, off, on, 100.0 * (double)on / (double)off, half);
     CHECK(on < off, "recompute allocates %zu activation bytes, %zu without", on, off);
+    /* two layers, one slot: recomputing one drops one layer's intermediates from the slot and adds the working
+     * area, one layer's intermediates: the same bytes as no recompute (more slots below make the difference) */
+    CHECK(half == off, "recomputing 1 of 2 layers with one slot: %zu activation bytes, none: %zu", half, off);
+    CHECK(check_alloc(mc, N, 5) == on, "recompute_layers beyond the layer count recomputes them all");
 
     /* more slots: the saved inputs grow with them, the working area does not */
     const Backend *be = backend_cpu_strict();
     size_t b0 = be->bytes_in_use();
-    Model *m0 = model_create_ex(mc, be, N, NULL, 4, false);
+    Model *m0 = model_create_ex(mc, be, N, NULL, 4, 0);
     size_t off4 = be->bytes_in_use() - b0;
-    Model *m1 = model_create_ex(mc, be, N, NULL, 4, true);
+    Model *m1 = model_create_ex(mc, be, N, NULL, 4, MODEL_RECOMPUTE_ALL);
     size_t on4 = be->bytes_in_use() - b0 - off4;
-    model_free(m0), model_free(m1);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, true, false, false, false};
+    Model *mh = model_create_ex(mc, be, N, NULL, 4, 1);
+    size_t half4 = be->bytes_in_use() - b0 - off4 - on4;
+    model_free(m0), model_free(m1), model_free(mh);
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
-    printf("4 slots: %zu bytes allocated without recompute, %zu with\n", off4, on4);
+    /* recomputing one of two layers: each slot keeps one layer's intermediates (one working area's worth) more */
+    CHECK(half4 == on4 + 4 * mp.act_work, "4 slots, 1 of 2 layers recomputed: %zu bytes, all: %zu, one layer %zu",
+          half4, on4, mp.act_work);
+    CHECK(half4 < off4, "4 slots: recomputing 1 of 2 layers saves memory (%zu vs %zu)", half4, off4);
+    printf("4 slots: %zu bytes allocated without recompute, %zu with, %zu recomputing the first layer\n", off4, on4,
+           half4);
 }
 
 /* ---- 4. the trainer ---- */
@@ -115,18 +134,26 @@ static void trainer_checks(const ModelConfig *mc) {
     c->recompute = true;
     CHECK(train_run(c, &opt) == 0, "train_run with recompute on the strict backend failed");
     CHECK(backend_cpu_strict()->bytes_in_use() == 0, "strict backend memory left after train_run");
+    Config *c1 = fixture_config(tmpdir, "recompute1");
+    c1->recompute = true, c1->recompute_layers = 1;
+    CHECK(config_recompute_layers(c1) == 1 && config_recompute_layers(c) == INT_MAX, "config_recompute_layers");
+    CHECK(train_run(c1, &opt) == 0, "train_run recomputing one layer on the strict backend failed");
     setenv("SIMPO_BACKEND", "cpu", 1);
     Config *cc = fixture_config(tmpdir, "saved");
     CHECK(!cc->recompute, "train.recompute defaults to false");
     CHECK(train_run(cc, &opt) == 0, "train_run without recompute failed");
     unsetenv("SIMPO_BACKEND");
     char *a = sd_path_join(c->ckpt_dir, "step-00000002"), *b = sd_path_join(cc->ckpt_dir, "step-00000002");
+    char *a1 = sd_path_join(c1->ckpt_dir, "step-00000002");
     Model *m = model_create(mc, backend_cpu(), 1, NULL, 1); /* the layout same_checkpoint reads */
     CHECK(same_checkpoint(a, b, m), "the recompute run's checkpoint differs from the saved-activations run's");
+    CHECK(same_checkpoint(a1, b, m), "the run recomputing one layer differs from the saved-activations run");
     compare_params(a, "tiny-a/step2.safetensors", "recompute ");
     model_free(m);
     free(a);
+    free(a1);
     free(b);
+    config_free(c1);
     config_free(c);
     config_free(cc);
 }
@@ -136,8 +163,10 @@ int main(int argc, char **argv) {
     ModelConfig mc = fixture_model_config();
     CHECK(mc.num_hidden_layers >= 2, "tiny-a has %d layers: recompute needs >= 2 to matter", mc.num_hidden_layers);
     PairSet *ps = fixture_pairs(&mc);
-    one_slot_checks(exp, &mc, ps);
-    three_slot_checks(&mc, ps);
+    for (int i = 0; i < 2; i++) {
+        one_slot_checks(exp, &mc, ps, RCS[i]);
+        three_slot_checks(&mc, ps, RCS[i]);
+    }
     memory_checks(&mc);
     comm_init(&argc, &argv);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sd_recompute_XXXXXX");

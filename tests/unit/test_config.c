@@ -1,5 +1,6 @@
 /* test_config.c — the YAML config: the fixture's run.yaml, defaults, flow vs block style, the resolved-YAML round
  * trip, model.config with nested rope_scaling, and every error class with its key and line. */
+#include <limits.h>
 #include <glob.h>
 #include "config.h"
 #include "test_util.h"
@@ -43,6 +44,15 @@ int main(void) {
     free(y);
     config_free(c);
     free(p); free(dir); free(want_model); free(want_data);
+
+    /* train.recompute_layers: per stage, 0 (the default) meaning every layer */
+    c = config_load_string(MIN "train: {recompute: true, recompute_layers: 3}\n", "t.yaml", "");
+    CHECK(config_recompute_layers(c) == 3, "recompute_layers 3: %d", config_recompute_layers(c));
+    c->recompute_layers = 0;
+    CHECK(config_recompute_layers(c) == INT_MAX, "recompute without a count: every layer");
+    c->recompute = false;
+    CHECK(config_recompute_layers(c) == 0, "no recompute");
+    config_free(c);
 
     /* defaults, block style, model.config with rope_scaling */
     c = config_load_string("model:\n  seed: 7\n  config:\n    vocab_size: 100\n    hidden_size: 32\n"
@@ -99,6 +109,10 @@ int main(void) {
     CHECK(err("data: {train: p.jsonl}\n", "one of 'model.init' or 'model.config' is required"), "missing model");
     CHECK(err(MIN "train: {global_batch_pairs: 6, micro_batch_pairs: 4}\n", "must divide"), "divisibility");
     CHECK(err(MIN "data: {max_length: 100, max_prompt_length: 100}\n", "max_prompt_length"), "prompt < length");
+    CHECK(err(MIN "train: {recompute_layers: 2}\n", "key 'train.recompute_layers' (line 3) says how many layers"),
+          "recompute_layers needs recompute");
+    CHECK(err(MIN "train: {recompute: true, recompute_layers: -1}\n", "key 'train.recompute_layers'"),
+          "recompute_layers range");
     CHECK(err("model: {init: m}\ndata: {train: p.jsonl}\ndata: {train: q.jsonl}\n", "appears twice"), "duplicate");
     CHECK(err("model: {init: m\n", "t.yaml:2:1: invalid YAML"), "syntax error");
     CHECK(err(MIN "optim: {lr: [1]}\n", "key 'optim.lr': expected a float, found a list"), "list for scalar");
