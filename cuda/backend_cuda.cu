@@ -246,6 +246,7 @@ const Backend *backend_cuda(void) {
         b.add = cuda_add;
         b.scale = cuda_scale;
         b.sumsq = cuda_sumsq;
+        b.sumsq_many = cuda_sumsq_many;
         b.embed_fwd = cuda_embed_fwd;
         b.embed_bwd = cuda_embed_bwd;
         b.rmsnorm_fwd = cuda_rmsnorm_fwd;

@@ -136,6 +136,7 @@ void cuda_matmul_release(const float *x);
 void cuda_add(float *y, const float *x, size_t n);
 void cuda_scale(float *x, float s, size_t n);
 double cuda_sumsq(const float *x, size_t n);
+void cuda_sumsq_many(double *out, const float *const *x, const size_t *n, int count);
 /* x = beta == 0 ? 0 : beta * x (matmul with K = 0) */
 void cuda_beta_scale(float *x, float beta, size_t n);
 

@@ -2,7 +2,8 @@
  *
  * sumsq is a deterministic two-pass reduction: a fixed grid (its size depends only on n) of blocks each sums a
  * grid-stride slice in double and reduces it with a fixed tree; one block then adds the per-block partials in
- * a fixed tree. Same n, same device: bitwise the same result. */
+ * a fixed tree. Same n, same device: bitwise the same result. sumsq_many queues those passes for many tensors
+ * and reads all their sums back at once (sumsq is sumsq_many of one). */
 #include "cuda_common.cuh"
 
 __global__ void add_k(float *y, const float *x, size_t n) {
@@ -52,17 +53,40 @@ __global__ void __launch_bounds__(SS_THREADS) sumsq_final_k(double *out, const d
     if (threadIdx.x == 0) *out = s;
 }
 
-double cuda_sumsq(const float *x, size_t n) {
-    if (!n) return 0.0;
-    size_t nb = (n + (size_t)SS_THREADS * 8 - 1) / ((size_t)SS_THREADS * 8); /* >= 8 elements per thread */
-    if (nb > SS_MAX_BLOCKS) nb = SS_MAX_BLOCKS;
-    double *part = (double *)cu_scratch((nb + 1) * sizeof(double), "sumsq partials");
-    sumsq_partial_k<<<(unsigned)nb, SS_THREADS, 0, cu_stream()>>>(part + 1, x, n);
+/* blocks of the first pass for n elements: a function of n only (>= 8 elements per thread, at most 1024) */
+static size_t sumsq_blocks(size_t n) {
+    size_t nb = (n + (size_t)SS_THREADS * 8 - 1) / ((size_t)SS_THREADS * 8);
+    return nb > (size_t)SS_MAX_BLOCKS ? (size_t)SS_MAX_BLOCKS : nb;
+}
+/* enqueues the two passes over x[0 .. n) (n > 0): nb partials into part, their sum into *out (device) */
+static void sumsq_enqueue(double *out, double *part, const float *x, size_t n, size_t nb) {
+    sumsq_partial_k<<<(unsigned)nb, SS_THREADS, 0, cu_stream()>>>(part, x, n);
     CUDA_LAUNCH_CHECK("sumsq");
-    sumsq_final_k<<<1, SS_THREADS, 0, cu_stream()>>>(part, part + 1, (int)nb);
+    sumsq_final_k<<<1, SS_THREADS, 0, cu_stream()>>>(out, part, (int)nb);
     CUDA_LAUNCH_CHECK("sumsq (final)");
+}
+
+double cuda_sumsq(const float *x, size_t n) {
     double r = 0.0;
-    cu_download(&r, part, sizeof r);
-    cu_scratch_free(part);
+    cuda_sumsq_many(&r, &x, &n, 1);
     return r;
+}
+
+/* every tensor's two passes queued, then one download of all the sums (one synchronisation, not one per tensor) */
+void cuda_sumsq_many(double *out, const float *const *x, const size_t *n, int count) {
+    if (count <= 0) return;
+    size_t parts = 0;
+    for (int i = 0; i < count; i++) parts += n[i] ? sumsq_blocks(n[i]) : 0;
+    double *d = (double *)cu_scratch(((size_t)count + parts) * sizeof(double), "sumsq partials");
+    double *part = d + count;
+    for (int i = 0; i < count; i++) {
+        if (!n[i]) continue;
+        size_t nb = sumsq_blocks(n[i]);
+        sumsq_enqueue(d + i, part, x[i], n[i], nb);
+        part += nb;
+    }
+    cu_download(out, d, (size_t)count * sizeof(double));
+    cu_scratch_free(d);
+    for (int i = 0; i < count; i++)
+        if (!n[i]) out[i] = 0.0; /* nothing queued for it (its slot of d is uninitialised scratch) */
 }

@@ -123,6 +123,10 @@ typedef struct Backend {
     void (*scale)(float *x, float s, size_t n);
     /* returns sum of x[i]^2, accumulated in double */
     double (*sumsq)(const float *x, size_t n);
+    /* sumsq of `count` tensors at once: out[i] = sumsq(x[i], n[i]) bit for bit (x[i] backend memory, n[i] elements,
+     * 0 allowed; out and the arrays x, n host memory). One round trip to a device backend instead of one per tensor:
+     * the gradient norm over every parameter piece. NULL: backend_sumsq_many below loops over sumsq. */
+    void (*sumsq_many)(double *out, const float *const *x, const size_t *n, int count);
 
     /* embedding of a vocabulary slice: out[n,:] = W[ids[n]-V_off,:] when V_off <= ids[n] < V_off+V_loc, else 0.
      * W is [V_loc, C]. writes out[N,C]. */
@@ -208,6 +212,14 @@ typedef struct Backend {
     void (*adamw)(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                   double b1, double b2, double eps, double wd, double bc1, double bc2);
 } Backend;
+
+/* sumsq_many, or the loop over sumsq it stands for on a backend without it */
+static inline void backend_sumsq_many(const Backend *be, double *out, const float *const *x, const size_t *n,
+                                      int count) {
+    if (be->sumsq_many) be->sumsq_many(out, x, n, count);
+    else
+        for (int i = 0; i < count; i++) out[i] = be->sumsq(x[i], n[i]);
+}
 
 /* The fp32 CPU reference backend (static storage; never freed). */
 const Backend *backend_cpu(void);

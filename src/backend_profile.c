@@ -8,8 +8,8 @@
 
 #define OPS(X)                                                                                                     \
     X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)        \
-    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(embed_fwd)              \
-    X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd)              \
+    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)             \
+    X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) \
     X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd)    \
     X(xent_stats) X(xent_bwd) X(adamw)
 #define OP_ENUM(name) OP_##name,
@@ -118,6 +118,11 @@ static double p_sumsq(const float *x, size_t n) {
     double r;
     TIMED(sumsq, 4.0 * n, r = g_in->sumsq(x, n));
     return r;
+}
+static void p_sumsq_many(double *out, const float *const *x, const size_t *n, int count) {
+    double bytes = 0;
+    for (int i = 0; i < count; i++) bytes += 4.0 * n[i];
+    TIMED(sumsq_many, bytes, g_in->sumsq_many(out, x, n, count));
 }
 static void p_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
     TIMED(embed_fwd, 8.0 * N * C, g_in->embed_fwd(out, ids, W, N, C, V_off, V_loc));

@@ -535,13 +535,29 @@ static void check_weights16(Model *m) {
     free(b);
 }
 
-double model_grad_sumsq(const Model *m) {
+double model_grad_sumsq_ranges(const Model *m, const size_t *start, const size_t *len, int count, double *each) {
+    const float **x = sd_alloc(sizeof(*x) * (size_t)(count + 1), "gradient ranges");
+    double *ss = each ? each : sd_alloc(sizeof(*ss) * (size_t)(count + 1), "gradient ranges");
+    for (int i = 0; i < count; i++) x[i] = m->grads + start[i];
+    backend_sumsq_many(m->be, ss, x, len, count);
     double s = 0.0;
+    for (int i = 0; i < count; i++) s += ss[i];
+    free(x);
+    if (!each) free(ss);
+    return s;
+}
+
+double model_grad_sumsq(const Model *m) {
+    size_t *st = sd_alloc(sizeof(*st) * 2 * (size_t)(m->nspecs + 1), "gradient ranges"), *n = st + m->nspecs + 1;
+    int k = 0;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         if (p->mirror || (p->split == SPLIT_REPL && m->tp_rank != 0)) continue; /* counted elsewhere */
-        s += m->be->sumsq(m->grads + p->offset, p->numel);
+        st[k] = p->offset;
+        n[k++] = p->numel;
     }
+    double s = model_grad_sumsq_ranges(m, st, n, k, NULL);
+    free(st);
     return s;
 }
 

@@ -4,7 +4,8 @@
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
  *          model_attn_opts, model_lmhead_chunk_rows, LayerW16, model_enable_weights16, model_refresh_weights16,
- *          model_weights_changed, model_weights16_view, model_weights16_written, model_enable_head_cache.
+ *          model_weights_changed, model_weights16_view, model_weights16_written, model_enable_head_cache,
+ *          model_grad_sumsq, model_grad_sumsq_ranges, MODEL_RECOMPUTE_ALL.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -223,4 +224,8 @@ void model_zero_grads(Model *m);
 /* Sum of squared gradients this rank contributes to the global norm: its slices of split parameters, and
  * replicated parameters (RMSNorm gains) on TP rank 0 only, so the TP all-reduce counts them once. */
 double model_grad_sumsq(const Model *m);
+/* The sums of squares of count ranges [start[i], start[i] + len[i]) of m->grads (element offsets), in one backend
+ * call (backend.h sumsq_many: one round trip to a GPU); each[i] (may be NULL) gets range i's, bitwise what sumsq
+ * gives; returns their sum, added in range order. */
+double model_grad_sumsq_ranges(const Model *m, const size_t *start, const size_t *len, int count, double *each);
 #endif

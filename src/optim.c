@@ -47,12 +47,17 @@ void optim_skip(Optim *o) {
 }
 
 double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
-    double s = 0.0;
+    /* every piece's sum of squares in one backend call (one round trip to a GPU), added in piece order */
+    size_t *st = sd_alloc(sizeof(*st) * 2 * (size_t)(plan->npieces + 1), "grad norm"), *n = st + plan->npieces + 1;
+    int k = 0;
     for (int i = 0; i < plan->npieces; i++) {
         const OwnedPiece *pc = &plan->pieces[i];
         if (m->specs[pc->param].split == SPLIT_REPL && m->tp_rank != 0) continue; /* same on every TP rank */
-        s += m->be->sumsq(m->grads + pc->flat.start, pc->flat.end - pc->flat.start);
+        st[k] = pc->flat.start;
+        n[k++] = pc->flat.end - pc->flat.start;
     }
+    double s = model_grad_sumsq_ranges(m, st, n, k, NULL);
+    free(st);
     if (m->grid && plan->stage >= 1) comm_allreduce_sum_f64(m->grid, GROUP_DP, &s, 1); /* shards partition */
     if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1);
     if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_PP, &s, 1); /* each stage its own layers */

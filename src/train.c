@@ -212,11 +212,16 @@ static void stop_nonfinite(Trainer *t, double loss, double gn) {
     Model *m = t->model;
     const ZeroPlan *z = t->plan;
     const char *bad = NULL;
-    for (int i = 0; i < z->npieces && !bad; i++) {
-        const OwnedPiece *pc = &z->pieces[i];
-        if (!isfinite(m->be->sumsq(m->grads + pc->flat.start, pc->flat.end - pc->flat.start)))
-            bad = m->specs[pc->param].name;
+    size_t *st = sd_alloc(sizeof(*st) * 2 * (size_t)(z->npieces + 1), "pieces"), *n = st + z->npieces + 1;
+    double *ss = sd_alloc(sizeof(*ss) * (size_t)(z->npieces + 1), "pieces");
+    for (int i = 0; i < z->npieces; i++) {
+        st[i] = z->pieces[i].flat.start;
+        n[i] = z->pieces[i].flat.end - z->pieces[i].flat.start;
     }
+    model_grad_sumsq_ranges(m, st, n, z->npieces, ss);
+    for (int i = 0; i < z->npieces && !bad; i++)
+        if (!isfinite(ss[i])) bad = m->specs[z->pieces[i].param].name;
+    free(st), free(ss);
     double first = bad ? -(double)g->rank : -1e18; /* max of -rank: the lowest rank that found one */
     comm_allreduce_max_f64(g, GROUP_WORLD, &first, 1);
     long step = t->optim->step + 1;

@@ -144,6 +144,15 @@ static void t_elementwise(size_t n) {
     CHECK(fabs(sg - sc) <= 1e-12 * sc + 1e-300, "sumsq n=%zu: gpu %.17g cpu %.17g", n, sg, sc);
     CHECK(sg == sg2, "sumsq deterministic");
     CHECK(gpu->sumsq(dy, 0) == 0.0, "sumsq of nothing is 0");
+    /* sumsq_many: the sums of several tensors (one empty) in one round trip, each bitwise that of sumsq */
+    CHECK(gpu->sumsq_many != NULL, "the CUDA backend has sumsq_many");
+    const float *xs[4] = {dy, dx, dy + n / 3, dx};
+    size_t ns[4] = {n, n, n - n / 3, 0};
+    double many[4] = {-1, -1, -1, -1};
+    if (gpu->sumsq_many) gpu->sumsq_many(many, xs, ns, 4);
+    for (int i = 0; i < 4; i++)
+        CHECK(many[i] == gpu->sumsq(xs[i], ns[i]), "sumsq_many tensor %d (n=%zu): %.17g vs sumsq %.17g", i, ns[i],
+              many[i], gpu->sumsq(xs[i], ns[i]));
     free(g), free(y), free(x);
     gpu->free(dy), gpu->free(dx);
 }

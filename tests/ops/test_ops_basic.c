@@ -97,6 +97,14 @@ int main(void) {
     ss = 0;
     for (size_t i = 0; i < big; i++) ss += (double)c[i] * c[i];
     CHECK(fabs(be->sumsq(c, big) - ss) <= 1e-12 * ss, "sumsq (parallel) %.17g vs %.17g", be->sumsq(c, big), ss);
+    { /* sumsq_many (backend_sumsq_many: the loop over sumsq here): each tensor's sum bitwise, an empty one 0 */
+        const float *xs[3] = {a, c, c + 7};
+        size_t ns[3] = {n, big, 0};
+        double out[3] = {-1, -1, -1};
+        backend_sumsq_many(be, out, xs, ns, 3);
+        CHECK(out[0] == be->sumsq(a, n) && out[1] == be->sumsq(c, big) && out[2] == 0.0,
+              "sumsq_many: %.17g %.17g %.17g", out[0], out[1], out[2]);
+    }
     free(c);
     be->free(a);
     be->free(b);
