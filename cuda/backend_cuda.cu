@@ -241,6 +241,11 @@ const Backend *backend_cuda(void) {
         b.swiglu_bwd16 = cuda_swiglu_bwd16;
         b.geglu_bwd16 = cuda_geglu_bwd16;
         b.xent_bwd16 = cuda_xent_bwd16;
+        b.matmul16_out16 = cuda_matmul16_out16;
+        b.swiglu_fwd_b16 = cuda_swiglu_fwd_b16;
+        b.geglu_fwd_b16 = cuda_geglu_fwd_b16;
+        b.swiglu_bwd_b16 = cuda_swiglu_bwd_b16;
+        b.geglu_bwd_b16 = cuda_geglu_bwd_b16;
         b.matmul_hold = cuda_matmul_hold;
         b.matmul_release = cuda_matmul_release;
         b.add = cuda_add;

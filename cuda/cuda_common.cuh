@@ -76,6 +76,9 @@ static inline unsigned cu_grid(size_t n, int threads) {
 /* the store of an op's output: fp32, or bf16 storage (backend.h *_fwd16: the fp32 value rounded to nearest even) */
 __device__ __forceinline__ void cu_store(float *p, float v) { *p = v; }
 __device__ __forceinline__ void cu_store(uint16_t *p, float v) { *p = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+/* an element of fp32 or bf16 storage, as float (bf16 widened exactly) */
+__device__ __forceinline__ float cu_load(const float *p) { return *p; }
+__device__ __forceinline__ float cu_load(const uint16_t *p) { return __bfloat162float(__ushort_as_bfloat16(*p)); }
 
 /* ---- deterministic reductions (fixed shapes) ---- */
 #define CU_FULL_MASK 0xffffffffu
@@ -129,6 +132,14 @@ void cuda_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, c
                      size_t N, int V_loc, int V_off);
 void cuda_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up,
                        size_t N, int FF);
+void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                         bool transA, bool transB);
+void cuda_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
+void cuda_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
+void cuda_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
+                         size_t N, int FF);
+void cuda_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
+                        size_t N, int FF);
 void cuda_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const float *gate, const float *up, size_t N,
                       int FF);
 void cuda_matmul_hold(const float *x, size_t n);

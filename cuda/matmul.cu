@@ -148,11 +148,12 @@ static GemmPath gemm_path(void) {
 
 enum { LT_PLANS = 64 };
 static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recommends on Hopper */
-/* One cached cuBLASLt plan: the key (shape, transposes, operand type, alignments) and what the heuristic chose.
+/* One cached cuBLASLt plan: the key (shape, transposes, operand type, output type, alignments) and what the
+ * heuristic chose.
  * ok false: cuBLASLt offered nothing for this key (the caller falls back to cublasGemmEx). */
 typedef struct {
     int M, N, K;
-    bool tA, tB, fast, used;
+    bool tA, tB, fast, c16, used; /* c16: C and D bf16 (matmul16_out16), else fp32 */
     unsigned align[4]; /* bytes: the Lt operands A (our B), B (our A), C, D */
     bool ok;
     cublasLtMatmulDesc_t desc;
@@ -193,7 +194,7 @@ static void lt_plan_build(LtPlan *p) {
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, t, p->tB ? p->K : p->N, p->tB ? p->N : p->K, p->tB ? p->K : p->N));
     /* Lt B = our A: stored [M,K] = column-major [K,M] (ld K), or [K,M] = column-major [M,K] (ld M) */
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, t, p->tA ? p->M : p->K, p->tA ? p->K : p->M, p->tA ? p->M : p->K));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, p->N, p->M, p->N));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, p->c16 ? CUDA_R_16BF : CUDA_R_32F, p->N, p->M, p->N));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = LT_WORKSPACE;
@@ -225,23 +226,23 @@ static void lt_plan_build(LtPlan *p) {
     }
 }
 /* C = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16 (fast false) or fp32 converted by the library (fast
- * true). false when cuBLASLt has no algorithm for it (nothing was done). */
-static bool lt_matmul(float *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB, float alpha,
-                      float beta, bool fast) {
+ * true); C fp32, or bf16 when c16. false when cuBLASLt has no algorithm for it (nothing was done). */
+static bool lt_matmul(void *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB, float alpha,
+                      float beta, bool fast, bool c16) {
     if (!g_lt) CUBLAS_CHECK(cublasLtCreate(&g_lt));
     unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(C)};
     LtPlan *p = NULL;
     for (int i = 0; i < LT_PLANS && !p; i++) {
         LtPlan *q = &g_plans[i];
         if (q->used && q->M == M && q->N == N && q->K == K && q->tA == tA && q->tB == tB && q->fast == fast &&
-            memcmp(q->align, al, sizeof al) == 0)
+            q->c16 == c16 && memcmp(q->align, al, sizeof al) == 0)
             p = q;
     }
     if (!p) {
         p = &g_plans[g_plan_next];
         g_plan_next = (g_plan_next + 1) % LT_PLANS;
         lt_plan_release(p);
-        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->fast = fast;
+        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->fast = fast, p->c16 = c16;
         memcpy(p->align, al, sizeof al);
         p->used = true;
         lt_plan_build(p);
@@ -255,15 +256,16 @@ static bool lt_matmul(float *C, const void *A, const void *B, int M, int N, int 
 }
 
 /* C = alpha op(A) op(B) + beta C on bf16 operands a16, b16 (the cast paths: cublasGemmEx, or cuBLASLt unless
- * ex) */
-static void gemm_bf16(float *C, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M, int N, int K,
+ * ex); C fp32, or bf16 when c16 (the fp32 sums rounded by the GEMM's epilogue) */
+static void gemm_bf16(void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M, int N, int K,
                       bool transA, bool transB, float alpha, float beta, bool ex) {
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false))
+    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false, c16))
         CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
-                                  &beta, C, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                  &beta, C, c16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT));
 }
 
 /* true (after C = beta C) when the product is empty */
@@ -281,11 +283,11 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
     if (empty_product(C, M, N, K, beta)) return;
     if (cu_bf16()) {
         GemmPath path = gemm_path();
-        if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true)) return;
+        if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true, false)) return;
         bool own_a, own_b;
         __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
         __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-        gemm_bf16(C, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
+        gemm_bf16(C, false, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
         if (own_a) cu_scratch_free(a16);
         if (own_b) cu_scratch_free(b16);
         return;
@@ -295,6 +297,20 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
     cublasComputeType_t ct = cu_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
                               C, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT));
+}
+
+/* C (fp32, or bf16 when c16) = alpha op(A) op(B) + beta C for operands in bf16 storage (a16, b16) or fp32 (converted
+ * into op scratch, or a held copy) on the cast paths */
+static void gemm_mixed(void *C, bool c16, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                       bool transA, bool transB, float alpha, float beta) {
+    bool own_a = false, own_b = false;
+    const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
+                                 : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
+    const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
+                                 : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
+    gemm_bf16(C, c16, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
+    if (own_a) cu_scratch_free((void *)a);
+    if (own_b) cu_scratch_free((void *)b);
 }
 
 /* backend.h matmul16: bf16-storage operands go to the GEMM as they are; an fp32 one is converted (or its held
@@ -307,12 +323,18 @@ void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, i
         return;
     }
     if (empty_product(C, M, N, K, beta)) return;
-    bool own_a = false, own_b = false;
-    const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
-                                 : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
-    const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
-                                 : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-    gemm_bf16(C, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
-    if (own_a) cu_scratch_free((void *)a);
-    if (own_b) cu_scratch_free((void *)b);
+    gemm_mixed(C, false, A, a16, B, b16, M, N, K, transA, transB, alpha, beta);
+}
+
+/* backend.h matmul16_out16: matmul16 (alpha 1, beta 0) with C written as bf16 by the GEMM itself; the fast path
+ * (fp32 operands only) does not apply, a bf16 operand goes as it is and an fp32 one is converted (or held) */
+void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                         bool transA, bool transB) {
+    if (!cu_bf16()) sd_die("cuda", "matmul16_out16 needs the bf16 mode (model.dtype: bf16)");
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* empty inner dimension: zeros (bf16 0 is all-zero bits) */
+        CUDA_CHECK(cudaMemsetAsync(C, 0, (size_t)M * (size_t)N * sizeof(uint16_t), cu_stream()));
+        return;
+    }
+    gemm_mixed(C, true, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 0.0f);
 }

@@ -112,6 +112,24 @@ typedef struct Backend {
      * same for B with b16. Only while the bf16 mode is on. */
     void (*matmul16)(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                      bool transB, float alpha, float beta);
+
+    /* Autocast storage (model.bf16_storage: autocast), the bf16 mode only: projections whose outputs feed
+     * elementwise ops (the MLP's gate and up) keep them in bf16, as torch's autocast does; unlike the storage above
+     * this rounds values the fp32 path keeps, so results change (within bf16 rounding). NULL (all five): not
+     * available.
+     * matmul16_out16: matmul16 with alpha 1, beta 0 and C[M,N] written as bf16 (the fp32 sum rounded to nearest
+     * even): C = bf16(op(A) op(B)).
+     * swiglu_fwd_b16, geglu_fwd_b16: swiglu_fwd16, geglu_fwd16 reading bf16 gate and up ([N,FF] bf16 elements);
+     * swiglu_bwd_b16, geglu_bwd_b16: swiglu_bwd16, geglu_bwd16 reading bf16 gate and up. Each is the fp32 op on
+     * the (exactly widened) bf16 inputs. */
+    void (*matmul16_out16)(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                           bool transA, bool transB);
+    void (*swiglu_fwd_b16)(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
+    void (*geglu_fwd_b16)(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
+    void (*swiglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate,
+                           const uint16_t *up, size_t N, int FF);
+    void (*geglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate,
+                          const uint16_t *up, size_t N, int FF);
     /* y[i] = bf16(x[i]) (round to nearest even) for n elements: the model's bf16 compute weights (model.h
      * model_refresh_weights16), made once per optimizer step for every matmul of the step. Works in either mode.
      * NULL: the backend has fp32 storage only. */

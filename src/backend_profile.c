@@ -11,7 +11,8 @@
     X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)             \
     X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) \
     X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd)    \
-    X(xent_stats) X(xent_bwd) X(adamw)
+    X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16)      \
+    X(geglu_bwd_b16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -89,6 +90,27 @@ static void p_matmul16(float *C, const void *A, bool a16, const void *B, bool b1
     double t0 = begin();
     g_in->matmul16(C, A, a16, B, b16, M, N, K, tA, tB, alpha, beta);
     shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16, t0, 0));
+}
+/* the matmul shapes table counts a bf16-output product like any other (its FLOPs are the same) */
+static void p_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                             bool tA, bool tB) {
+    double t0 = begin();
+    g_in->matmul16_out16(C, A, a16, B, b16, M, N, K, tA, tB);
+    shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16_out16, t0, 0));
+}
+static void p_swiglu_fwd_b16(uint16_t *out, const uint16_t *g, const uint16_t *u, size_t N, int FF) {
+    TIMED(swiglu_fwd_b16, 6.0 * N * FF, g_in->swiglu_fwd_b16(out, g, u, N, FF));
+}
+static void p_geglu_fwd_b16(uint16_t *out, const uint16_t *g, const uint16_t *u, size_t N, int FF) {
+    TIMED(geglu_fwd_b16, 6.0 * N * FF, g_in->geglu_fwd_b16(out, g, u, N, FF));
+}
+static void p_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *g, const uint16_t *u,
+                             size_t N, int FF) {
+    TIMED(swiglu_bwd_b16, 12.0 * N * FF, g_in->swiglu_bwd_b16(dg, du, dout, g, u, N, FF));
+}
+static void p_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *g, const uint16_t *u,
+                            size_t N, int FF) {
+    TIMED(geglu_bwd_b16, 12.0 * N * FF, g_in->geglu_bwd_b16(dg, du, dout, g, u, N, FF));
 }
 static void p_to_bf16(uint16_t *y, const float *x, size_t n) { TIMED(to_bf16, 6.0 * n, g_in->to_bf16(y, x, n)); }
 static void p_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {

@@ -31,6 +31,7 @@ typedef struct {
     ModelConfig model_config;   /* parsed from model.config (same keys and defaults as config.json) */
     long model_seed;            /* model.seed (default 0): random init seed */
     char *model_dtype;          /* model.dtype: "fp32" (default) | "bf16" */
+    char *bf16_storage;         /* model.bf16_storage: "autocast" (default) | "exact" */
     char *device;               /* device: "cpu" | "cuda" | "auto" (default auto) */
 
     /* data: */

@@ -193,10 +193,14 @@ static void point_views(Model *m, float *base, LayerW *w, float **embed, float *
 static size_t layer_work_per_token(const Model *m) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
     size_t n = C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + FF * 3 + (m->gemma2 ? C * 2 + 2 : 0);
-    return m->act16 ? n - C - FF / 2 : n; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
+    if (m->act16) n -= C + FF / 2; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
+    if (m->proj16) n -= FF;        /* g, u (FF each) in bf16 too */
+    return n;
 }
 /* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
 static size_t act_floats(const Model *m, size_t w) { return m->act16 ? w / 2 : w; }
+/* floats per token of the gate / up projections' outputs (FF): FF / 2 in autocast storage */
+static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
 /* points s at nl layers' worth of intermediates carved from *cursor (advanced past them) */
@@ -208,7 +212,8 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     TAKE(a->q, nl * N * QD); TAKE(a->k, nl * N * KD); TAKE(a->v, nl * N * KD);
     TAKE(a->att, nl * N * QD); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
     TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
-    TAKE(a->g, nl * N * FF); TAKE(a->u, nl * N * FF); TAKE(a->h, nl * N * act_floats(m, FF));
+    TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
+    TAKE(a->h, nl * N * act_floats(m, FF));
     if (m->gemma2) {
         TAKE(a->ao, nl * N * C); TAKE(a->rstda, nl * N); TAKE(a->mo, nl * N * C); TAKE(a->rstdm, nl * N);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
@@ -313,7 +318,8 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
 }
 
 static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                     int nslots, bool with_grads, int recompute_layers) {
+                     int nslots, bool with_grads, const ModelOpts *o) {
+    int recompute_layers = o ? o->recompute_layers : 0;
     model_config_validate(mc, "model");
     Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
@@ -378,6 +384,9 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
                be->geglu_bwd16 && be->xent_bwd16 && be->matmul_bf16_on &&
                be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
+    /* autocast storage: asked for, over act16, on a backend that has its ops */
+    m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
+                be->swiglu_bwd_b16 && be->geglu_bwd_b16;
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -390,16 +399,22 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
 
 Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                     int nslots) {
-    return create(mc, be, max_tokens, grid, nslots, true, 0);
+    return create(mc, be, max_tokens, grid, nslots, true, NULL);
 }
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    return create(mc, be, max_tokens, grid, nslots, true, recompute_layers);
+    ModelOpts o = {recompute_layers, false};
+    return create(mc, be, max_tokens, grid, nslots, true, &o);
+}
+
+Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                         int nslots, const ModelOpts *opts) {
+    return create(mc, be, max_tokens, grid, nslots, true, opts);
 }
 
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
-    return create(mc, be, max_tokens, NULL, 1, false, 0);
+    return create(mc, be, max_tokens, NULL, 1, false, NULL);
 }
 
 void model_free(Model *m) {
@@ -665,6 +680,13 @@ static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, s
                      true, 1.0f, acc ? 1.0f : 0.0f);
     else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
+/* the gate / up projections y[N,out] = x W^T: into bf16 storage under proj16 (matmul16_out16), else linear */
+static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out) {
+    if (m->proj16)
+        m->be->matmul16_out16((uint16_t *)y, x, x16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL,
+                              (int)N, out, in, false, true);
+    else linear(m->be, y, x, x16, W, N, in, out, false);
+}
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear; dy16: dy is bf16 storage too) */
 static void linear_bwd(const Backend *be, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16,
                        Wt W, size_t N, int in, int out, bool acc_dx) {
@@ -685,6 +707,12 @@ static void norm_act(const Model *m, float *out, float *rstd, const float *x, co
 }
 static void glu_act(const Model *m, float *h, const float *g, const float *u, size_t N) {
     const Backend *be = m->be;
+    if (m->proj16) { /* g, u and h all bf16 */
+        const uint16_t *g16 = (const uint16_t *)g, *u16 = (const uint16_t *)u;
+        if (m->gemma2) be->geglu_fwd_b16((uint16_t *)h, g16, u16, N, m->FF_loc);
+        else be->swiglu_fwd_b16((uint16_t *)h, g16, u16, N, m->FF_loc);
+        return;
+    }
     if (m->gemma2) {
         if (m->act16) be->geglu_fwd16((uint16_t *)h, g, u, N, m->FF_loc);
         else be->geglu_fwd(h, g, u, N, m->FF_loc);
@@ -695,6 +723,12 @@ static void glu_act(const Model *m, float *h, const float *g, const float *u, si
  * projections' matmuls) */
 static void glu_bwd(const Model *m, float *dg, float *du, const float *dh, const float *g, const float *u, size_t N) {
     const Backend *be = m->be;
+    if (m->proj16) { /* g, u bf16 (and, as under act16, dg, du) */
+        const uint16_t *g16 = (const uint16_t *)g, *u16 = (const uint16_t *)u;
+        if (m->gemma2) be->geglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh, g16, u16, N, m->FF_loc);
+        else be->swiglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh, g16, u16, N, m->FF_loc);
+        return;
+    }
     if (m->gemma2) {
         if (m->act16) be->geglu_bwd16((uint16_t *)dg, (uint16_t *)du, dh, g, u, N, m->FF_loc);
         else be->geglu_bwd(dg, du, dh, g, u, N, m->FF_loc);
@@ -758,10 +792,11 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     const LayerStore *s = rc ? &a->rerun : &a->saved;
     size_t i = rc ? 0 : (size_t)(l - m->recompute_layers);
     size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
+    size_t FFp = proj_floats(m, FF);                         /* g, u: bf16 under proj16 */
     LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QD,
                    s->k + i * N * KD, s->v + i * N * KD, s->att + i * N * QD, s->lse + i * N * NH,
-                   s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FF,
-                   s->u + i * N * FF, s->h + i * N * FF16, NULL, NULL, NULL, NULL};
+                   s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FFp,
+                   s->u + i * N * FFp, s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
         t.ao = s->ao + i * N * C;
         t.rstda = s->rstda + i * N;
@@ -799,8 +834,8 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     } else row_parallel_residual(m, a, t->x2, t->x, t->att, false, LW(m, l, wo), N, QD);
     norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
     hold_act(m, t->ln2, NC);
-    linear(be, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF, false);
-    linear(be, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF, false);
+    linear_proj(m, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF);
+    linear_proj(m, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF);
     release_act(m, t->ln2);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
         glu_act(m, t->h, t->g, t->u, N);

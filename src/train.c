@@ -336,8 +336,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    t->model = model_create_ex(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb),
-                               config_recompute_layers(c));
+    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast")};
+    t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
@@ -402,7 +402,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     config_recompute_layers(c), m->act16, m->w16_base != NULL, c->lmhead_cache};
+                     config_recompute_layers(c), m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

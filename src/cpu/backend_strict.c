@@ -205,6 +205,42 @@ static void strict_matmul16(float *C, const void *A, bool a16, const void *B, bo
     const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
     g_cpu->matmul16(F(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB, alpha, beta);
 }
+static void strict_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                                  bool transA, bool transB) {
+    const char *OP = "matmul16_out16";
+    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16_out16: negative size M %d N %d K %d", M, N, K);
+    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
+    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
+    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    g_cpu->matmul16_out16(H(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB);
+}
+/* autocast storage's gated activations: gate, up (and out, dgate, dup) of 2-byte elements */
+typedef void (*GluFwdB16)(uint16_t *, const uint16_t *, const uint16_t *, size_t, int);
+typedef void (*GluBwdB16)(uint16_t *, uint16_t *, const float *, const uint16_t *, const uint16_t *, size_t, int);
+static void strict_glu_fwd_b16(const char *OP, GluFwdB16 fwd, uint16_t *out, const uint16_t *gate,
+                               const uint16_t *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    fwd(H(out, n, "out"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
+}
+static void strict_glu_bwd_b16(const char *OP, GluBwdB16 bwd, uint16_t *dg, uint16_t *du, const float *dout,
+                               const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    bwd(H(dg, n, "dgate"), H(du, n, "dup"), F(dout, n, "dout"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
+}
+static void strict_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    strict_glu_fwd_b16("swiglu_fwd_b16", g_cpu->swiglu_fwd_b16, out, gate, up, N, FF);
+}
+static void strict_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    strict_glu_fwd_b16("geglu_fwd_b16", g_cpu->geglu_fwd_b16, out, gate, up, N, FF);
+}
+static void strict_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *gate,
+                                  const uint16_t *up, size_t N, int FF) {
+    strict_glu_bwd_b16("swiglu_bwd_b16", g_cpu->swiglu_bwd_b16, dg, du, dout, gate, up, N, FF);
+}
+static void strict_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *gate,
+                                 const uint16_t *up, size_t N, int FF) {
+    strict_glu_bwd_b16("geglu_bwd_b16", g_cpu->geglu_bwd_b16, dg, du, dout, gate, up, N, FF);
+}
 static void strict_to_bf16(uint16_t *y, const float *x, size_t n) {
     const char *OP = "to_bf16";
     g_cpu->to_bf16(H(y, n, "y"), F(x, n, "x"), n);
@@ -422,6 +458,11 @@ static const Backend g_strict = {
     .set_matmul_bf16 = strict_set_matmul_bf16,
     .matmul_bf16_on = strict_matmul_bf16_on,
     .matmul16 = strict_matmul16,
+    .matmul16_out16 = strict_matmul16_out16,
+    .swiglu_fwd_b16 = strict_swiglu_fwd_b16,
+    .geglu_fwd_b16 = strict_geglu_fwd_b16,
+    .swiglu_bwd_b16 = strict_swiglu_bwd_b16,
+    .geglu_bwd_b16 = strict_geglu_bwd_b16,
     .to_bf16 = strict_to_bf16,
     .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
     .swiglu_fwd16 = strict_swiglu_fwd16,

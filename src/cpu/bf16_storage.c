@@ -2,7 +2,8 @@
  * swiglu_bwd16, geglu_bwd16, xent_bwd16, matmul16): the fp32 op, then its output rounded to bfloat16 (nearest
  * even); a matmul whose bf16 operands are widened back to fp32 (exactly) for cpu_matmul, which in the bf16 mode
  * rounds them again (a no-op on bf16 values). So every result is bitwise the one of fp32 storage, which is what
- * makes them the reference of the CUDA ones. */
+ * makes them the reference of the CUDA ones. The autocast ops (matmul16_out16, *_fwd_b16, *_bwd_b16) are defined
+ * the same way: bf16 inputs widened exactly, the fp32 op, its outputs rounded. */
 #include <stdlib.h>
 #include <string.h>
 #include "cpu_ops.h"
@@ -15,6 +16,14 @@ void cpu_to_bf16(uint16_t *y, const float *x, size_t n) {
 }
 static float *tmp_floats(size_t n, const char *what) {
     return sd_alloc(sd_mul_size(n ? n : 1, sizeof(float), what), what);
+}
+/* the fp32 values of n bf16 elements (exact) */
+static float *widen(const void *x, size_t n) {
+    const uint16_t *b = x;
+    float *y = tmp_floats(n, "bf16 operand");
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(b[i]);
+    return y;
 }
 
 void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
@@ -69,14 +78,6 @@ void cpu_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, co
     free(t);
 }
 
-/* the fp32 values of n bf16 elements (exact) */
-static float *widen(const void *x, size_t n) {
-    const uint16_t *b = x;
-    float *y = tmp_floats(n, "matmul16 operand");
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(b[i]);
-    return y;
-}
 
 void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                   bool transB, float alpha, float beta) {
@@ -86,4 +87,47 @@ void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, in
     cpu_matmul(C, a ? a : A, b ? b : B, M, N, K, transA, transB, alpha, beta);
     free(a);
     free(b);
+}
+
+/* ---- autocast storage ---- */
+
+void cpu_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                        bool transA, bool transB) {
+    size_t n = M > 0 && N > 0 ? (size_t)M * (size_t)N : 0;
+    float *t = tmp_floats(n, "matmul16_out16");
+    cpu_matmul16(t, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 0.0f);
+    cpu_to_bf16(C, t, n);
+    free(t);
+}
+/* a gated activation on bf16 gate and up: the fp32 op on their widened values, its output rounded */
+static void glu_b16(void (*glu)(float *, const float *, const float *, size_t, int), uint16_t *out,
+                    const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    float *g = widen(gate, n), *u = widen(up, n);
+    glu16(glu, out, g, u, N, FF);
+    free(g);
+    free(u);
+}
+void cpu_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    glu_b16(cpu_swiglu_fwd, out, gate, up, N, FF);
+}
+void cpu_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    glu_b16(cpu_geglu_fwd, out, gate, up, N, FF);
+}
+static void glu_bwd_b16(void (*bwd)(float *, float *, const float *, const float *, const float *, size_t, int),
+                        uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
+                        size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    float *g = widen(gate, n), *u = widen(up, n);
+    glu_bwd16(bwd, dgate, dup, dout, g, u, N, FF);
+    free(g);
+    free(u);
+}
+void cpu_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
+                        size_t N, int FF) {
+    glu_bwd_b16(cpu_swiglu_bwd, dgate, dup, dout, gate, up, N, FF);
+}
+void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
+                       size_t N, int FF) {
+    glu_bwd_b16(cpu_geglu_bwd, dgate, dup, dout, gate, up, N, FF);
 }

@@ -41,13 +41,19 @@ awk -v a="$hc" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.242 && d < 0.246)}' \
 col1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk -v c="$COL" '$1==1 && $2==1 && $3==1 && $4==0 {print $c}'; }
 COL=5; m0=$(col1); m1=$(col1 --recompute-layers 1); m2=$(col1 --recompute-layers 2); ma=$(col1 --recompute true)
 COL=7; t0=$(col1); t2=$(col1 --recompute-layers 2); ta=$(col1 --recompute true)
-awk -v a="$m0" -v b="$m1" -v c="$m2" -v d="$ma" 'BEGIN {l = (a - d) / 3; exit !(a == b && l > 0.1 && (a - c) > l - 0.002 && (a - c) < l + 0.002)}' \
+awk -v a="$m0" -v b="$m1" -v c="$m2" -v d="$ma" 'BEGIN {l = (a - d) / 3; exit !(a == b && l > 0.05 && (a - c) > l - 0.002 && (a - c) < l + 0.002)}' \
   && ok "--recompute-layers memory: none $m0, 1 layer $m1, 2 layers $m2, all $ma GiB" \
   || bad "--recompute-layers memory: none $m0, 1 layer $m1, 2 layers $m2, all $ma GiB"
 awk -v a="$t0" -v b="$t2" -v c="$ta" 'BEGIN {exit !(a < b && b < c)}' \
   && ok "--recompute-layers compute: none $t0 s < 2 layers $t2 s < all $ta s" || bad "compute: $t0 $t2 $ta"
 "$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | grep -q "^# .*recompute (2 layers per stage)" \
   && ok "the header names the partial recompute" || bad "header: $("$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | head -1)"
+# --bf16-storage: autocast (the default) keeps the gate / up projections at 2 bytes: 2 x 4096 x 2 bytes per token
+# of each of the 4 layers x 2048 tokens = 0.125 GiB less than exact
+ex=$(mem1 --bf16-storage exact); ac=$(mem1 --bf16-storage autocast); df=$(mem1)
+awk -v a="$ex" -v b="$ac" -v c="$df" 'BEGIN {d = a - b; exit !(d > 0.123 && d < 0.127 && b == c)}' \
+  && ok "--bf16-storage: exact $ex GiB, autocast $ac GiB (the default)" || bad "--bf16-storage: exact $ex, autocast $ac, default $df"
+expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
 expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \

@@ -176,6 +176,23 @@ int main(void) {
         free(r16.grads);
         model_free(m16);
     }
+    /* autocast storage (model.bf16_storage: autocast): the gate / up projections written as bf16 by the GEMM
+     * (matmul16_out16) and read as bf16 by the activation: the fixture's bf16 bounds, near the CPU's autocast run
+     * (the same operands; sums in another order, so a rounded g or u may differ by one bf16 step) */
+    {
+        Model *ma = fixture_model_autocast(&mc, gpu), *mac = fixture_model_autocast(&mc, backend_cpu());
+        CHECK(ma->proj16 && mac->proj16, "autocast storage on the GPU and the CPU");
+        Run ra = {0}, rac = {0};
+        run(ma, ps, simpo, &ra);
+        run(mac, ps, simpo, &rac);
+        check_fixture_bf16(exp, ma, ra.seq, ra.loss, ra.met, ra.gnorm, ra.grads, f32_seq, "GPU autocast ");
+        double worst_a = 0;
+        for (int s = 0; s < 12; s++) worst_a = fmax(worst_a, fabs(ra.seq[s].sum - rac.seq[s].sum) / fabs(rac.seq[s].sum));
+        printf("autocast log-probs: worst relative difference %.3g vs the CPU's autocast run\n", worst_a);
+        CHECK(worst_a <= 4 * U_BF16, "autocast log-probs differ from the CPU's by %.3g relative", worst_a);
+        free(ra.grads), free(rac.grads);
+        model_free(ma), model_free(mac);
+    }
     gpu->set_matmul_bf16(false);
     backend_cpu()->set_matmul_bf16(false);
 

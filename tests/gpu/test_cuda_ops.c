@@ -375,6 +375,70 @@ static void t_storage16(size_t N, int C, int FF) {
     gpu->free(dx), gpu->free(dw), gpu->free(dg), gpu->free(du), gpu->free(d_rstd), gpu->free(d16), gpu->free(dWd);
     gpu->free(d_dy), gpu->free(d_y), gpu->free(d_acc);
 }
+/* autocast storage (section matmul_bf16; backend.h matmul16_out16, swiglu_fwd_b16, geglu_fwd_b16, swiglu_bwd_b16,
+ * geglu_bwd_b16): the same comparison as storage16_cmp's, on bf16 inputs; matmul16_out16 on the GEMM paths that
+ * apply (ex, lt) with a bf16 A and an fp32 or bf16 B: fp32 sums that differ only in order, rounded on both sides */
+static void t_autocast16(size_t N, int C, int FF) {
+    size_t nf = N * (size_t)FF, nc = N * (size_t)C, nw = (size_t)FF * C;
+    float *g = hrand(nf, -4, 4), *u = hrand(nf, -2, 2), *dh = hrand(nf, -1, 1), *x = hrand(nc, -2, 2);
+    float *W = hrand(nw, -1, 1);
+    uint16_t *g16 = sd_alloc(nf * 2 + 2, "g16"), *u16 = sd_alloc(nf * 2 + 2, "u16"), *x16 = sd_alloc(nc * 2 + 2, "x16");
+    uint16_t *w16 = sd_alloc(nw * 2 + 2, "w16");
+    cpu->to_bf16(g16, g, nf), cpu->to_bf16(u16, u, nf), cpu->to_bf16(x16, x, nc), cpu->to_bf16(w16, W, nw);
+    uint16_t *d_g16 = gpu->alloc(nf * 2 + 2, "g16"), *d_u16 = gpu->alloc(nf * 2 + 2, "u16");
+    uint16_t *d_x16 = gpu->alloc(nc * 2 + 2, "x16"), *d_w16 = gpu->alloc(nw * 2 + 2, "w16");
+    gpu->upload(d_g16, g16, nf * 2), gpu->upload(d_u16, u16, nf * 2), gpu->upload(d_x16, x16, nc * 2);
+    gpu->upload(d_w16, w16, nw * 2);
+    float *d_dh = up(dh, nf * 4), *d_W = up(W, nw * 4);
+    uint16_t *c2 = sd_alloc(nf * 4 + 4, "cpu out"), *g2 = sd_alloc(nf * 4 + 4, "gpu out");
+    uint16_t *d2 = gpu->alloc(nf * 4 + 4, "out");
+    char what[96];
+    for (int gemma = 0; gemma < 2; gemma++) {
+        const char *act = gemma ? "geglu" : "swiglu";
+        (gemma ? cpu->geglu_fwd_b16 : cpu->swiglu_fwd_b16)(c2, g16, u16, N, FF);
+        (gemma ? gpu->geglu_fwd_b16 : gpu->swiglu_fwd_b16)(d2, d_g16, d_u16, N, FF);
+        gpu->download(g2, d2, nf * 2);
+        snprintf(what, sizeof what, "%s_fwd_b16 N=%zu FF=%d", act, N, FF);
+        storage16_cmp(what, g2, c2, nf);
+        (gemma ? cpu->geglu_bwd_b16 : cpu->swiglu_bwd_b16)(c2, c2 + nf, dh, g16, u16, N, FF);
+        (gemma ? gpu->geglu_bwd_b16 : gpu->swiglu_bwd_b16)(d2, d2 + nf, d_dh, d_g16, d_u16, N, FF);
+        gpu->download(g2, d2, nf * 4);
+        for (int part = 0; part < 2; part++) {
+            snprintf(what, sizeof what, "%s_bwd_b16 d%s N=%zu FF=%d", act, part ? "up" : "gate", N, FF);
+            storage16_cmp(what, g2 + part * nf, c2 + part * nf, nf);
+        }
+    }
+    /* y16[N,FF] = bf16(x16 W^T): the gate / up projections */
+    static const char *paths[] = {"ex", "lt"};
+    const char *prev = getenv("SIMPO_CUDA_GEMM");
+    char *saved = prev ? strdup(prev) : NULL;
+    gpu->set_matmul_bf16(true);
+    cpu->set_matmul_bf16(true);
+    for (int pi = 0; pi < 2; pi++) {
+        setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
+        for (int wb = 0; wb < 2; wb++) {
+            const void *wc = wb ? (const void *)w16 : (const void *)W, *wg = wb ? (const void *)d_w16 : (const void *)d_W;
+            cpu->matmul16_out16(c2, x16, true, wc, wb, (int)N, FF, C, false, true);
+            gpu->matmul16_out16(d2, d_x16, true, wg, wb, (int)N, FF, C, false, true);
+            gpu->download(g2, d2, nf * 2);
+            snprintf(what, sizeof what, "matmul16_out16 (%s, W %s) N=%zu C=%d FF=%d", paths[pi], wb ? "bf16" : "fp32",
+                     N, C, FF);
+            storage16_cmp(what, g2, c2, nf);
+        }
+    }
+    memset(g2, 0xff, 8);
+    gpu->upload(d2, g2, 8);
+    gpu->matmul16_out16(d2, d_x16, true, d_W, false, 2, 2, 0, false, true); /* K = 0: zeros */
+    gpu->download(g2, d2, 8);
+    CHECK(g2[0] == 0 && g2[1] == 0 && g2[2] == 0 && g2[3] == 0, "matmul16_out16 K=0 writes zeros");
+    gpu->set_matmul_bf16(false);
+    cpu->set_matmul_bf16(false);
+    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
+    else unsetenv("SIMPO_CUDA_GEMM");
+    free(g), free(u), free(dh), free(x), free(W), free(g16), free(u16), free(x16), free(w16), free(c2), free(g2);
+    gpu->free(d_g16), gpu->free(d_u16), gpu->free(d_x16), gpu->free(d_w16), gpu->free(d_dh), gpu->free(d_W);
+    gpu->free(d2);
+}
 static void t_matmul_k0(void) {
     float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
     gpu->matmul(dC, NULL, NULL, 2, 3, 0, false, false, 1.0f, 0.5f);
@@ -968,6 +1032,8 @@ int main(int argc, char **argv) {
         t_to_bf16(13);
         t_to_bf16(100003);
         t_storage16(300, 128, 344);
+        t_autocast16(37, 64, 160);
+        t_autocast16(300, 128, 344);
     }
     if (want("embed")) {
         t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */

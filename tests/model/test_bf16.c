@@ -9,6 +9,10 @@
  * backend (its bf16 ops check their 2-byte arguments); and for Gemma 2 (tiny-g2: GeGLU, sandwich norms).
  * bf16 compute weights (model.h model_enable_weights16): the same results bit for bit, the planned bytes, and a
  * stale copy never read (check_weights16).
+ * Autocast storage (model.bf16_storage: autocast, ModelOpts.autocast16: the gate / up projections in bf16 as torch's
+ * autocast keeps them): within the same bf16 bounds of the fixture, different from exact storage (the rounding is
+ * really applied), bitwise the same with recompute and on the strict backend, the planned bytes and the expected
+ * saving over exact storage; Gemma 2 (GeGLU on bf16 inputs) likewise against exact storage.
  *
  * Tolerances and their reasons: fixture_bf16.h (and docs/gpu.md).
  */
@@ -50,7 +54,7 @@ static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, 
     size_t before = be->bytes_in_use();
     model_enable_weights16(m);
     size_t held = be->bytes_in_use() - before;
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false};
     size_t planned = plan_memory(&pl).weights16;
     CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
     CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
@@ -143,6 +147,79 @@ static void check_act16_gemma2(const Backend *be) {
     free(mdir), free(pp);
 }
 
+/* autocast storage on tiny-a (be: the CPU or the strict backend): the fixture within bf16 bounds, and the other
+ * properties of the header; exact: the exact-storage bf16 run on the same data; *out: this run (caller frees) */
+static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backend *be, const PairSet *ps,
+                           const FixtureResult *exact, const FixtureResult *f32, FixtureResult *out, const char *what) {
+    char *mdir = fixture_path("tiny-a/model");
+    be->set_matmul_bf16(true);
+    FixtureResult r[2];
+    size_t held[2], nparams = 0;
+    for (int rc = 0; rc < 2; rc++) {
+        ModelOpts o = {RC_LAYERS(rc), true};
+        size_t before = be->bytes_in_use();
+        Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
+        held[rc] = be->bytes_in_use() - before;
+        model_load_hf(m, mdir);
+        CHECK(m->proj16 && m->act16, "%s: autocast storage on", what);
+        r[rc] = fixture_run(m, ps, SIMPO);
+        nparams = m->nparams;
+        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true};
+        MemPlan p = plan_memory(&pl);
+        size_t planned = p.weights + p.grads + p.activations + p.other;
+        CHECK(held[rc] == planned, "%s, recompute %d: autocast allocated %zu bytes, planned %zu", what, rc, held[rc],
+              planned);
+        if (!rc) {
+            check_fixture_bf16(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
+                               f32->seq, "autocast ");
+            /* g and u at 2 bytes instead of 4: 4 FF bytes per token of each layer */
+            size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);
+            size_t want = (size_t)mc->num_hidden_layers * 256 * 4 * (size_t)mc->intermediate_size;
+            CHECK(exact_bytes - held[0] == want, "%s: autocast saves %zu bytes over exact storage, expected %zu", what,
+                  exact_bytes - held[0], want);
+        }
+        model_free(m);
+    }
+    fixture_check_same(&r[1], &r[0], nparams, "autocast: recompute vs saved activations");
+    int differ = 0;
+    for (int i = 0; i < 12; i++) differ += r[0].seq[i].sum != exact->seq[i].sum;
+    CHECK(differ > 0, "%s: autocast storage gives the log-probs of exact storage: is the rounding applied?", what);
+    be->set_matmul_bf16(false);
+    free(r[1].grads);
+    *out = r[0];
+    free(mdir);
+}
+
+/* Gemma 2's GeGLU on bf16 gate / up: tiny-g2 in autocast storage within bf16 bounds of its exact-storage run
+ * (log-probs 4u relative), and bitwise the same on the strict backend */
+static void check_autocast_gemma2(void) {
+    char *mdir = fixture_path("tiny-g2/model"), *pp = fixture_path("tiny-g2/pairs.jsonl");
+    ModelConfig mc = model_config_load(mdir);
+    PairSet *ps = pairs_load_jsonl(pp, mc.vocab_size);
+    FixtureResult r[3];
+    size_t nparams = 0;
+    const Backend *bes[3] = {backend_cpu(), backend_cpu(), backend_cpu_strict()};
+    for (int i = 0; i < 3; i++) {
+        bes[i]->set_matmul_bf16(true);
+        ModelOpts o = {0, i > 0};
+        Model *m = model_create_opts(&mc, bes[i], 256, NULL, 1, &o);
+        model_load_hf(m, mdir);
+        CHECK(m->proj16 == (i > 0), "Gemma 2: autocast storage as asked");
+        r[i] = fixture_run(m, ps, SIMPO);
+        nparams = m->nparams;
+        bes[i]->set_matmul_bf16(false);
+        model_free(m);
+    }
+    double worst = 0;
+    for (int s = 0; s < 12; s++) worst = fmax(worst, fabs(r[1].seq[s].sum - r[0].seq[s].sum) / fabs(r[0].seq[s].sum));
+    printf("Gemma 2 autocast vs exact bf16 storage: worst log-prob difference %.3g relative\n", worst);
+    CHECK(worst > 0 && worst <= 4 * U_BF16, "Gemma 2 autocast log-probs differ by %.3g relative", worst);
+    fixture_check_same(&r[2], &r[1], nparams, "Gemma 2 autocast: strict vs CPU");
+    for (int i = 0; i < 3; i++) free(r[i].grads);
+    pairs_free(ps);
+    free(mdir), free(pp);
+}
+
 static size_t fp32_model_bytes(const ModelConfig *mc, const Backend *be, bool recompute) {
     bool act16;
     size_t held = fixture_model_bytes(mc, be, 256, RC_LAYERS(recompute), &act16);
@@ -173,6 +250,14 @@ int main(void) {
                     rc ? "strict, recompute" : "strict");
     }
     check_act16_gemma2(be);
+
+    /* autocast storage, on the CPU and the strict backend (bitwise the same) */
+    FixtureResult ac, acs;
+    check_autocast(exp, &mc, be, ps, &b16, &f32, &ac, "cpu");
+    check_autocast(exp, &mc, backend_cpu_strict(), ps, &b16, &f32, &acs, "strict");
+    fixture_check_same(&acs, &ac, m->nparams, "autocast: strict vs CPU");
+    free(ac.grads), free(acs.grads);
+    check_autocast_gemma2();
 
     /* off again: fp32 bit for bit */
     fixture_check_same(&f32b, &f32, m->nparams, "set_matmul_bf16(false) restores the fp32 results");

@@ -112,7 +112,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *mh = model_create_ex(mc, be, N, NULL, 4, 1);
     size_t half4 = be->bytes_in_use() - b0 - off4 - on4;
     model_free(m0), model_free(m1), model_free(mh);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);

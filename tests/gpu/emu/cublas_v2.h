@@ -1,5 +1,6 @@
 /* cublas_v2.h (emulation) — the cuBLAS subset cuda/matmul.cu uses, with cublasGemmEx as a plain column-major
- * loop (A and B fp32 or bf16, C fp32) (cuBLAS's documented semantics), so the row-major mapping of backend.h is checked for real. */
+ * loop (A and B fp32 or bf16, C fp32, or bf16 with bf16 operands) (cuBLAS's documented semantics), so the
+ * row-major mapping of backend.h is checked for real. */
 #ifndef EMU_CUBLAS_V2_H
 #define EMU_CUBLAS_V2_H
 #include "cuda_bf16.h"

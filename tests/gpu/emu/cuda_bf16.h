@@ -16,6 +16,11 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
     return h;
 }
 static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
+static inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short x) {
+    __nv_bfloat16 h;
+    h.x = x;
+    return h;
+}
 static inline float __bfloat162float(__nv_bfloat16 h) {
     uint32_t u = (uint32_t)h.x << 16;
     float f;

@@ -361,8 +361,8 @@ const char *cublasGetStatusString(cublasStatus_t s) { return s ? "CUBLAS_STATUS_
  * cublasLtMatmul. bf16 operands are widened exactly; round_in rounds fp32 operands to bf16 first (nearest even), so
  * every product is exact in fp32; sums in k order. The caller has opened device memory (dev_open). */
 static void emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al, const void *A_,
-                     cudaDataType at, long lda, const void *B_, cudaDataType bt, long ldb, float be, const float *C,
-                     long ldc, float *D, long ldd, bool round_in) {
+                     cudaDataType at, long lda, const void *B_, cudaDataType bt, long ldb, float be, const void *C,
+                     long ldc, void *D, long ldd, bool round_in, cudaDataType ct = CUDA_R_32F) {
     auto el = [round_in](const void *M, cudaDataType t, size_t p) {
         if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)M)[p]);
         float x = ((const float *)M)[p];
@@ -376,8 +376,13 @@ static void emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, i
                 float b = el(B_, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
                 s += a * b;
             }
-            float c = be == 0.0f ? 0.0f : C[i + (size_t)j * ldc];
-            D[i + (size_t)j * ldd] = be == 0.0f ? al * s : al * s + be * c;
+            /* C and D of type ct: fp32, or bf16 read widened and written rounded to nearest even */
+            size_t ci = i + (size_t)j * ldc;
+            float c = be == 0.0f ? 0.0f
+                      : ct == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)C)[ci]) : ((const float *)C)[ci];
+            float d = be == 0.0f ? al * s : al * s + be * c;
+            if (ct == CUDA_R_16BF) ((__nv_bfloat16 *)D)[i + (size_t)j * ldd] = __float2bfloat16_rn(d);
+            else ((float *)D)[i + (size_t)j * ldd] = d;
         }
 }
 /* column-major C[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C, with cuBLAS's argument checks */
@@ -388,11 +393,13 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
         ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (ct != CUDA_R_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) || (bt != CUDA_R_32F && bt != CUDA_R_16BF))
+    /* the combinations matmul.cu uses: fp32 in, fp32 out; bf16 in, fp32 or bf16 out */
+    if ((at != CUDA_R_32F && at != CUDA_R_16BF) || bt != at || (ct != CUDA_R_32F && ct != CUDA_R_16BF) ||
+        (ct == CUDA_R_16BF && at != CUDA_R_16BF))
         return CUBLAS_STATUS_INVALID_VALUE;
     dev_open();
-    emu_gemm(ta, tb, m, n, k, *(const float *)alpha, A_, at, lda, B_, bt, ldb, *(const float *)beta, (float *)C_,
-             ldc, (float *)C_, ldc, false);
+    emu_gemm(ta, tb, m, n, k, *(const float *)alpha, A_, at, lda, B_, bt, ldb, *(const float *)beta, C_, ldc, C_, ldc,
+             false, ct);
     dev_close();
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -477,7 +484,11 @@ static cublasStatus_t emu_lt_check(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_
     uint64_t kb = d->tb == CUBLAS_OP_N ? b->rows : b->cols, n = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
     if (k != kb || c->rows != m || c->cols != n || dl->rows != m || dl->cols != n || c->ld != dl->ld)
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (c->type != CUDA_R_32F || dl->type != CUDA_R_32F || a->type != b->type) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (c->type != dl->type || a->type != b->type) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (c->type == CUDA_R_16BF) /* bf16 C / D: bf16 operands only */
+        return a->type == CUDA_R_16BF && d->compute == CUBLAS_COMPUTE_32F ? CUBLAS_STATUS_SUCCESS
+                                                                           : CUBLAS_STATUS_NOT_SUPPORTED;
+    if (c->type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (a->type == CUDA_R_16BF && d->compute == CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_SUCCESS;
     if (a->type == CUDA_R_32F && d->compute == CUBLAS_COMPUTE_32F_FAST_16BF) return CUBLAS_STATUS_SUCCESS;
     return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -520,8 +531,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     int m = (int)c->rows, n = (int)c->cols, k = (int)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
     dev_open();
     emu_gemm((cublasOperation_t)d->ta, (cublasOperation_t)d->tb, m, n, k, *(const float *)alpha, A, a->type, a->ld, B,
-             b->type, b->ld, *(const float *)beta, (const float *)C, c->ld, (float *)D, dl->ld,
-             d->compute == CUBLAS_COMPUTE_32F_FAST_16BF);
+             b->type, b->ld, *(const float *)beta, C, c->ld, D, dl->ld, d->compute == CUBLAS_COMPUTE_32F_FAST_16BF,
+             c->type);
     dev_close();
     return CUBLAS_STATUS_SUCCESS;
 }
