@@ -5,7 +5,7 @@
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--no-weight-cache] [--lmhead-cache]
-#                                  [--peer] [--peer-eager]
+#                                  [--bf16-storage autocast|exact] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
 # 4 pairs of 64 tokens). Needs build/simpo_dist (SIMPO_DIST=path overrides). --peer also runs the torch.compile
@@ -21,7 +21,7 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; wcache=true; hcache=false; peer=0; peer_eager=0; device=cuda; out=""
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=false; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
     --recompute-layers) recompute=true; rlayers=$2; shift 2 ;; # train.recompute_layers: each stage's first N
     --no-weight-cache) wcache=false; shift ;; # train.bf16_weight_cache: false (the memory-lean bf16 setting)
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
+    --bf16-storage) storage=$2; shift 2 ;;    # model.bf16_storage (default autocast)
     --peer) peer=1; shift ;;
     --peer-eager) peer_eager=1; peer=1; shift ;;
     --device) device=$2; shift 2 ;;
@@ -69,6 +70,7 @@ for shape in $shapes; do
 model:
   seed: 0
   dtype: $dtype
+  bf16_storage: $storage
   config: {vocab_size: $V, hidden_size: $C, intermediate_size: $FF, num_hidden_layers: $L,
            num_attention_heads: $NH, num_key_value_heads: $NKV, max_position_embeddings: $seq,
            rms_norm_eps: 1.0e-5, rope_theta: 500000.0, initializer_range: 0.02, tie_word_embeddings: $tied,
@@ -89,10 +91,10 @@ EOF
   params=$(sed -n 's/.*layers, \([0-9]*\) parameters.*/\1/p' "$dir/log.txt" | head -1)
   peakg=$(sed -n 's/.*peak device memory \([0-9.]*\) GiB.*/\1/p' "$dir/log.txt" | head -1)
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
-      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" <<'EOF'
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers = sys.argv[13:20]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage = sys.argv[13:21]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -107,7 +109,8 @@ flops = 3 * (lin + attn + head)
 tfl = flops / step_s / 1e12
 print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute == "true",
                       recompute_layers=int(rlayers) if recompute == "true" and int(rlayers) > 0 else None,
-                      weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true", shape=shape,
+                      weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
+                      bf16_storage=storage if dtype == "bf16" else None, shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),
                       peak_gib=None if peakg == "null" else float(peakg),

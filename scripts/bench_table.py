@@ -32,6 +32,8 @@ def settings(r, env):
         s.append("no weight cache")
     if r.get("lmhead_cache"):
         s.append("lmhead cache")
+    if r.get("bf16_storage") == "exact":
+        s.append("exact bf16 storage")
     return ", ".join(s) or "defaults"
 
 

@@ -13,7 +13,7 @@
 #      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 8b-4l
-#      without the weight cache (its speed effect) and 1b recomputing 8 of its 16 layers; then each variant alone
+#      without the weight cache (its speed effect) and 1b recomputing 4 of its 16 layers; then each variant alone
 #      (what a time limit cuts first); $OUT/bench.txt.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
@@ -125,12 +125,13 @@ stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
 if has --recompute; then # the memory-lean setting, and 8b-4l without the weight cache (its speed effect)
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
-  # between the two: 1b recomputing half its layers (train.recompute_layers: 8) with the weight cache on and the
-  # passing variants (planned 41.3 GiB + op scratch, under the 46 GiB that is 0.7x the peer's peak: simpo_dist
-  # plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 8): speed and memory at once
-  if [ $DRY = 1 ]; then bench recompute8 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
-  else bench recompute8 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 8; fi
-  stamp "bench recompute of 8 layers"
+  # between the two: 1b recomputing 4 of its 16 layers (train.recompute_layers: 4) with the weight cache on and the
+  # passing variants (planned 42.1 GiB + ~1.1 GiB of op scratch, under the 46 GiB that is 0.7x the peer's peak:
+  # simpo_dist plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 4): speed and memory
+  # in one setting
+  if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
+  else bench recompute4 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 4; fi
+  stamp "bench recompute of 4 layers"
   if [ $DRY = 1 ]; then bench nocache 50 "" "${common[@]}" --no-weight-cache
   else bench nocache 50 "" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 --no-weight-cache; fi
   stamp "bench no weight cache"

@@ -6,7 +6,7 @@ cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute recompute8 nocache; do
+for label in base profile all recompute recompute4 nocache; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
