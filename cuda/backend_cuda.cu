@@ -22,6 +22,8 @@ static struct {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS's workspace (cublasSetWorkspace), blas_ws_bytes; held for the process */
+    size_t blas_ws_bytes;
     bool tf32;
     bool bf16; /* set_matmul_bf16 */
     int smem_optin;
@@ -94,6 +96,13 @@ static void init_once(void) {
     CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&g.blas));
     CUBLAS_CHECK(cublasSetStream(g.blas, g.stream));
+    /* cuBLAS's workspace at the size NVIDIA recommends (cublasSetWorkspace: 32 MiB from Hopper on, 4 MiB before), as
+     * torch gives its handles, so cublasGemmEx may choose the kernels that need it (split-K, stream-K); a fixed size,
+     * so the choice, and the results, stay the same run to run. Outside the backend's accounting, like the pool
+     * cuBLAS would otherwise keep itself. */
+    g.blas_ws_bytes = (size_t)(prop.major >= 9 ? 32 : 4) << 20;
+    CUDA_CHECK(cudaMalloc(&g.blas_ws, g.blas_ws_bytes));
+    CUBLAS_CHECK(cublasSetWorkspace(g.blas, g.blas_ws, g.blas_ws_bytes));
     const char *t = getenv("SIMPO_CUDA_TF32");
     g.tf32 = t && strcmp(t, "1") == 0;
     if (t && *t && strcmp(t, "0") != 0 && strcmp(t, "1") != 0)

@@ -11,8 +11,9 @@
  * products, fp32 accumulation and an fp32 C: the precision of torch's bf16 autocast; the CPU backend's bf16 mode is
  * its reference. SIMPO_CUDA_GEMM picks how (read on every call, so tests can switch):
  *   ex (default, unset or empty): A and B rounded into bf16 op scratch (one memory-bound pass each, or the copy of
- *        a held operand, below), then cublasGemmEx on tensor cores. The path measured on an H200
- *        (docs/performance.md; before holds).
+ *        a held operand, below), then cublasGemmEx on tensor cores, with the handle's workspace set to NVIDIA's
+ *        recommended size (backend_cuda.cu). The path measured on an H200 (docs/performance.md; before holds and
+ *        the workspace).
  *   lt:   the same casts, then cublasLtMatmul with an algorithm from cuBLASLt's heuristic (cached per shape and
  *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
  *   fast: no casts: fp32 A and B go straight to cublasLtMatmul with compute type CUBLAS_COMPUTE_32F_FAST_16BF,

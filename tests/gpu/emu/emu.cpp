@@ -356,6 +356,12 @@ cublasStatus_t cublasCreate(cublasHandle_t *h) {
 }
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
+/* the workspace must be device memory of at least `bytes` (cuBLAS wants 256-byte alignment); the emulated GEMM
+ * needs none */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *workspace, size_t bytes) {
+    if (!h || (bytes && !workspace) || (uintptr_t)workspace % 256) return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
 const char *cublasGetStatusString(cublasStatus_t s) { return s ? "CUBLAS_STATUS_INVALID_VALUE" : "success"; }
 /* column-major D[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C (D may be C): the product of cublasGemmEx and
  * cublasLtMatmul. bf16 operands are widened exactly; round_in rounds fp32 operands to bf16 first (nearest even), so
