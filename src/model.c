@@ -16,9 +16,10 @@
  * so [tokens x vocab] logits never exist (unless train.lmhead_cache keeps the response rows' logits from the
  * forward for the backward: model_enable_head_cache).
  * With recompute (model_create_ex) a slot saves only the input x of each block that recomputes (all of the
- * stage's, or its first recompute_layers); the backward of such a block first reruns its forward (layer_forward, the very code the forward ran) into the model's one working area: up to h for Llama;
- * for Gemma 2 also the down projection (with its all-reduce under TP) and the stats of its norm, which the norm's
- * backward needs, leaving out only the residual add.
+ * stage's, or its first recompute_layers); the backward of such a block first reruns its forward (layer_forward,
+ * the very code the forward ran) into the model's one working area: up to h for Llama; for Gemma 2 also the down
+ * projection (with its all-reduce under TP) and the stats of its norm, which the norm's backward needs, leaving
+ * out only the residual add.
  */
 #include "model.h"
 #include <math.h>
@@ -40,13 +41,13 @@ typedef struct LayerStore {
  * backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from the micro-batch's
  * forward to its backward, or what the pipeline sends and receives around them: the layer inputs x, the
  * intermediates of the layers that do not recompute (saved, [L_loc - recompute_layers][...]), the stage output
- * xL, the stage gradient dx (one buffer
- * with xL on a stage before the last), the backend index arrays ids/pos/cu, and on the last stage the final norm's
- * rstdf, the gathered rows hs, their log-sum-exp lse_row and the gathered rows' indices (rows, rows_dev, tg).
- * Shared by every slot of the rank (views of m->scratch; and under recompute the recomputing layers'
- * intermediates, one layer deep, views of m->work: rerun): what is live only inside one model_forward or one model_backward_slot call, since a rank
- * runs one of them at a time: dtmp (the forward's row-parallel partial sums and Gemma 2's rerun output too), the
- * backward's layer scratch, and on the last stage the normed final rows xf, the LM-head chunk and dhs. */
+ * xL, the stage gradient dx (one buffer with xL on a stage before the last), the backend index arrays ids/pos/cu,
+ * and on the last stage the final norm's rstdf, the gathered rows hs, their log-sum-exp lse_row and the gathered
+ * rows' indices (rows, rows_dev, tg). Shared by every slot of the rank (views of m->scratch; and under recompute
+ * the recomputing layers' intermediates, one layer deep, views of m->work: rerun): what is live only inside one
+ * model_forward or one model_backward_slot call, since a rank runs one of them at a time: dtmp (the forward's
+ * row-parallel partial sums and Gemma 2's rerun output too), the backward's layer scratch, and on the last stage
+ * the normed final rows xf, the LM-head chunk and dhs. */
 typedef struct Acts {
     float *base;                                /* the slot's allocation; the views below that are per slot */
     float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */

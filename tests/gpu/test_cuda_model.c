@@ -187,7 +187,8 @@ int main(void) {
         run(mac, ps, simpo, &rac);
         check_fixture_bf16(exp, ma, ra.seq, ra.loss, ra.met, ra.gnorm, ra.grads, f32_seq, "GPU autocast ");
         double worst_a = 0;
-        for (int s = 0; s < 12; s++) worst_a = fmax(worst_a, fabs(ra.seq[s].sum - rac.seq[s].sum) / fabs(rac.seq[s].sum));
+        for (int s = 0; s < 12; s++)
+            worst_a = fmax(worst_a, fabs(ra.seq[s].sum - rac.seq[s].sum) / fabs(rac.seq[s].sum));
         printf("autocast log-probs: worst relative difference %.3g vs the CPU's autocast run\n", worst_a);
         CHECK(worst_a <= 4 * U_BF16, "autocast log-probs differ from the CPU's by %.3g relative", worst_a);
         free(ra.grads), free(rac.grads);
