@@ -21,7 +21,7 @@
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
-    "                       [--recompute true|false] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
+    "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
     "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast] [--global-batch-pairs P]\n"
     "                       [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
@@ -40,7 +40,9 @@ static const char *USAGE =
     "  measured time. A rate or step the file lacks for the dtype is an error naming the file and the key.\n"
     "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
     "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward;\n"
-    "  with train.recompute_layers N only for a stage's first N layers.\n"
+    "  with train.recompute_layers N only for a stage's first N layers. --recompute auto picks, per layout, the\n"
+    "  fewest layers per stage (0, 1, ..., all) whose recompute makes the largest rank fit --gpu-mem, and prints\n"
+    "  the count in a last column (the train.recompute_layers to run it with; all: train.recompute: true).\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
@@ -51,6 +53,7 @@ static const char *USAGE =
 
 typedef struct {
     int dp, pp, tp, zero;
+    int rc; /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -197,6 +200,68 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     return r;
 }
 
+/* What every layout of one plan shares: the config, the model, the speed model, the links. */
+typedef struct {
+    const Config *c;
+    const ModelConfig *mc;
+    const char *dtype;
+    const Rates *rt, *rt_rc; /* the rates file's rates without and with recompute; or both NULL: tflops */
+    double tflops, node, nvlink, link;
+    size_t max_tokens;
+} PlanCtx;
+
+/* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all) */
+static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl) {
+    const Config *c = x->c;
+    const ModelConfig *mc = x->mc;
+    int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
+    size_t max_tokens = x->max_tokens;
+    Row r = {dp, pp, tp, zero, rl, 0, 0, 0, 0, 0, 0};
+    double t_max = 0, comm_max = 0;
+    bool bf16 = strcmp(x->dtype, "bf16") == 0;
+    for (int stage = 0; stage < pp; stage++) {
+        PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, rl, bf16,
+                         bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast")};
+        MemPlan mp = plan_memory(&pl);
+        r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
+        double tokens = (double)max_tokens * n_mb;
+        int count = L / pp + (stage < L % pp);
+        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens, c->max_length, &mp,
+                                   stage == pp - 1);
+        /* measured rates: the overhead factor of the file's step without recompute, moved towards that of its step
+         * with recompute by the share of this stage's layers that recompute */
+        Rates mix;
+        const Rates *rt = x->rt;
+        if (rt && count > 0) {
+            mix = *x->rt;
+            mix.overhead += (x->rt_rc->overhead - x->rt->overhead) * plan_recompute_layers(&pl, stage) / count;
+            rt = &mix;
+        }
+        t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
+        size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
+        for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
+        uint64_t bytes[COLL_KINDS];
+        plan_step_bytes(&pl, tok, resp, bytes);
+        free(tok);
+        /* TP all-reduces over NVLink inside a node; DP (and PP) traffic over the inter-node link.
+         * Ring: all-reduce moves 2(p-1)/p of its buffer per rank, the others (p-1)/p. */
+        double tp_bw = (tp <= x->node ? x->nvlink : x->link) * 1e9 / 8, dp_bw = x->link * 1e9 / 8;
+        double grads = 4.0 * (double)mp.params;
+        double t_dp = dp > 1 ? (zero == 2 ? 2.0 : zero == 1 ? 3.0 : 2.0) * (dp - 1.0) / dp * grads / dp_bw : 0;
+        double t_tp = tp > 1 ? 2.0 * (tp - 1.0) / tp *
+                                   ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) / tp_bw
+                             : 0;
+        double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / dp_bw : 0;
+        comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
+    }
+    r.t_compute = t_max;
+    r.t_bubble = r.t_compute * (pp - 1.0) / n_mb;
+    r.t_comm = comm_max;
+    r.t_step = r.t_compute + r.t_bubble + r.t_comm;
+    r.tokens_per_s = (double)max_tokens * n_mb * dp / r.t_step;
+    return r;
+}
+
 static int cmp_rows(const void *a, const void *b) {
     const Row *x = a, *y = b;
     return x->t_step < y->t_step ? -1 : x->t_step > y->t_step;
@@ -241,18 +306,22 @@ int cmd_plan(int argc, char **argv) {
     if (tflops == 0) tflops = 400;
     if (dtype_arg && strcmp(dtype_arg, "fp32") && strcmp(dtype_arg, "bf16"))
         sd_die("plan", "--dtype: expected fp32 or bf16, found '%s'", dtype_arg);
-    const char *bools[3][2] = {{"--recompute", recompute_arg}, {"--bf16-weight-cache", w16_arg},
+    /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
+    bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto");
+    if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
+    const char *bools[3][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
                                {"--lmhead-cache", hc_arg}};
     for (int b = 0; b < 3; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false"))
-            sd_die("plan", "%s: expected true or false, found '%s'", bools[b][0], bools[b][1]);
+            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b ? "" : " (or auto)",
+                   bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     if (rl_arg && (rl_arg != floor(rl_arg) || rl_arg > INT_MAX))
         sd_die("plan", "--recompute-layers: expected a whole number of layers");
     if (rl_arg && recompute_arg && !strcmp(recompute_arg, "false"))
         sd_die("plan", "--recompute-layers and --recompute false exclude each other");
     Config *c = config_load(cfg_path);
-    if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true");
+    if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true") || rc_auto;
     if (rl_arg) c->recompute = true, c->recompute_layers = (int)rl_arg;
     if (!c->recompute) c->recompute_layers = 0; /* --recompute false overrides the config's count */
     if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
@@ -265,12 +334,20 @@ int cmd_plan(int argc, char **argv) {
         sd_die("plan", "--global-batch-pairs %d: train.micro_batch_pairs (%d) must divide it", c->global_batch_pairs,
                c->micro_batch_pairs);
     const char *dtype = dtype_arg ? dtype_arg : c->model_dtype ? c->model_dtype : "fp32";
-    Rates rates, *rt = NULL;
-    if (rates_path) rates = rates_load(rates_path, dtype, c->recompute), rt = &rates;
+    /* measured rates: the file's step without recompute and with it (its recompute step where it has one), the
+     * overhead factor of a stage taken between the two by its share of recomputed layers (eval_layout); rt: the
+     * one of the plan's setting, for the header */
+    Rates rates0, rates1, *rt = NULL;
+    if (rates_path) {
+        rates0 = rates_load(rates_path, dtype, false);
+        rates1 = rates_load(rates_path, dtype, true);
+        rt = c->recompute && !rc_auto ? &rates1 : &rates0;
+    }
     ModelConfig mc = c->model_init ? model_config_load(c->model_init) : c->model_config;
     int N = (int)gpus, L = mc.num_hidden_layers;
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
     Row *rows = sd_alloc(sizeof(Row) * 3 * (size_t)N * (size_t)N, "plan rows");
+    PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens};
     int nr = 0;
     for (int tp = 1; tp <= N; tp++)
         for (int pp = 1; pp <= N / tp; pp++) {
@@ -279,42 +356,16 @@ int cmd_plan(int argc, char **argv) {
                 continue;
             int dp = N / (tp * pp);
             if (c->global_batch_pairs % (dp * c->micro_batch_pairs)) continue;
-            int n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
             for (int zero = 0; zero <= 2; zero++) {
                 if (dp == 1 && zero > 0) continue;
-                Row r = {dp, pp, tp, zero, 0, 0, 0, 0, 0, 0};
-                double t_max = 0, comm_max = 0;
-                for (int stage = 0; stage < pp; stage++) {
-                    bool bf16 = strcmp(dtype, "bf16") == 0;
-                    PlanLayout pl = {mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, config_recompute_layers(c),
-                                     bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache,
-                                     bf16 && !strcmp(c->bf16_storage, "autocast")};
-                    MemPlan mp = plan_memory(&pl);
-                    r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
-                    double tokens = (double)max_tokens * n_mb;
-                    int count = L / pp + (stage < L % pp);
-                    StageFlops f = stage_flops(&mc, tp, count, plan_recompute_layers(&pl, stage), tokens, c->max_length,
-                                               &mp, stage == pp - 1);
-                    t_max = fmax(t_max, stage_seconds(f, rt, tflops));
-                    size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
-                    for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
-                    uint64_t bytes[COLL_KINDS];
-                    plan_step_bytes(&pl, tok, resp, bytes);
-                    free(tok);
-                    /* TP all-reduces over NVLink inside a node; DP (and PP) traffic over the inter-node link.
-                     * Ring: all-reduce moves 2(p-1)/p of its buffer per rank, the others (p-1)/p. */
-                    double tp_bw = (tp <= node ? nvlink : link) * 1e9 / 8, dp_bw = link * 1e9 / 8;
-                    double grads = 4.0 * (double)mp.params;
-                    double t_dp = dp > 1 ? (zero == 2 ? 2.0 : zero == 1 ? 3.0 : 2.0) * (dp - 1.0) / dp * grads / dp_bw : 0;
-                    double t_tp = tp > 1 ? 2.0 * (tp - 1.0) / tp * ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) / tp_bw : 0;
-                    double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / dp_bw : 0;
-                    comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
-                }
-                r.t_compute = t_max;
-                r.t_bubble = r.t_compute * (pp - 1.0) / n_mb;
-                r.t_comm = comm_max;
-                r.t_step = r.t_compute + r.t_bubble + r.t_comm;
-                r.tokens_per_s = (double)max_tokens * n_mb * dp / r.t_step;
+                Row r;
+                if (rc_auto) { /* the fewest recomputed layers per stage that fit, or all (the row may not fit) */
+                    int most = L / pp + (L % pp > 0);
+                    for (int rl = 0; rl <= most; rl++) {
+                        r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl);
+                        if (r.mem_gib <= mem) break;
+                    }
+                } else r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c));
                 if (r.mem_gib <= mem) rows[nr++] = r;
                 else if (getenv("SIMPO_PLAN_ALL")) { r.t_step = INFINITY; rows[nr++] = r; }
             }
@@ -327,7 +378,8 @@ int cmd_plan(int argc, char **argv) {
                  rt->overhead);
     else snprintf(speed, sizeof speed, "%.0f TFLOP/s per rank", tflops);
     char rc_note[64] = "";
-    if (c->recompute && c->recompute_layers > 0)
+    if (rc_auto) snprintf(rc_note, sizeof rc_note, ", recompute auto (the fewest layers per stage that fit)");
+    else if (c->recompute && c->recompute_layers > 0)
         snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
     else if (c->recompute) snprintf(rc_note, sizeof rc_note, ", recompute");
     printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
@@ -337,12 +389,16 @@ int cmd_plan(int argc, char **argv) {
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
                rt->step_key, rt->step_s, rt->model_s);
-    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
-           "compute_s", "bubble_s", "comm_s", "tokens/s/rank");
-    for (int i = 0; i < nr && i < (int)top; i++)
-        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f\n", rows[i].dp, rows[i].pp, rows[i].tp,
+    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s%s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
+           "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "");
+    for (int i = 0; i < nr && i < (int)top; i++) {
+        char rcs[24] = "";
+        if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all");
+        else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d", rows[i].rc);
+        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s\n", rows[i].dp, rows[i].pp, rows[i].tp,
                rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble, rows[i].t_comm,
-               rows[i].tokens_per_s / N);
+               rows[i].tokens_per_s / N, rcs);
+    }
     if (nr == 0) printf("# no layout fits %.0f GiB per rank\n", mem);
     /* the layout the config asks for (its parallel section), wherever it ranks */
     int want_dp = N % (c->tp * c->pp) == 0 ? N / (c->tp * c->pp) : 0, at = -1;

@@ -48,6 +48,25 @@ awk -v a="$t0" -v b="$t2" -v c="$ta" 'BEGIN {exit !(a < b && b < c)}' \
   && ok "--recompute-layers compute: none $t0 s < 2 layers $t2 s < all $ta s" || bad "compute: $t0 $t2 $ta"
 "$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | grep -q "^# .*recompute (2 layers per stage)" \
   && ok "the header names the partial recompute" || bad "header: $("$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | head -1)"
+# --recompute auto: per layout the fewest recomputed layers per stage that fit --gpu-mem. Between the memory of no
+# recompute and that of 2 of the 4 layers, one slot: 1 layer saves nothing (the working area is one layer), so the
+# single-rank row takes 2, with the memory and time --recompute-layers 2 gives; with room to spare, none
+COL=5; lim=$(awk -v a="$m0" -v c="$m2" 'BEGIN {printf "%.4f", (a + c) / 2}')
+auto_row() { "$BIN" plan big.yaml --gpus 1 --recompute auto --gpu-mem "$1" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
+row=$(auto_row "$lim"); t2m=$(col1 --recompute-layers 2); COL=6; t2s=$(col1 --recompute-layers 2)
+echo "$row" | awk -v m="$t2m" -v t="$t2s" '{exit !($5 == m && $6 == t && $NF == 2)}' \
+  && ok "--recompute auto under $lim GiB: 2 layers ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $t2m GiB, $t2s s, 2)"
+row=$(auto_row 200); echo "$row" | awk -v m="$m0" '{exit !($5 == m && $NF == 0)}' \
+  && ok "--recompute auto with room: none ($row)" || bad "--recompute auto with room: '$row'"
+"$BIN" plan big.yaml --gpus 1 --recompute auto | grep -q "recompute_layers$" && ok "auto prints the count column" \
+  || bad "auto header: $("$BIN" plan big.yaml --gpus 1 --recompute auto | sed -n 2p)"
+# with measured rates a stage's overhead factor lies between the file's step without and with recompute by its share
+# of recomputed layers: 4 of 1b's 16 layers fall between no recompute and all
+rr() { "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --gpu-mem 200 --dtype bf16 \
+    --rates "$SRC/bench/rates/h200.json" "$@" | awk '$1==1 && $2==1 && $3==1 {print $6}'; }
+r0=$(rr --recompute false); r4=$(rr --recompute-layers 4); ra=$(rr --recompute true)
+awk -v a="$r0" -v b="$r4" -v c="$ra" 'BEGIN {exit !(a < b && b < c && b - a < (c - a) / 2)}' \
+  && ok "--rates: none $r0 s < 4 of 16 layers $r4 s < all $ra s" || bad "--rates partial recompute: $r0 $r4 $ra"
 # --bf16-storage: autocast (the default) keeps the gate / up projections at 2 bytes: 2 x 4096 x 2 bytes per token
 # of each of the 4 layers x 2048 tokens = 0.125 GiB less than exact
 ex=$(mem1 --bf16-storage exact); ac=$(mem1 --bf16-storage autocast); df=$(mem1)
