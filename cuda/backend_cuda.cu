@@ -168,6 +168,12 @@ static void cuda_free(void *p) {
 }
 
 static size_t cuda_bytes_in_use(void) { return g.in_use; }
+static size_t cuda_mem_free(void) {
+    init_once();
+    size_t fr = 0, tot = 0;
+    CUDA_CHECK(cudaMemGetInfo(&fr, &tot));
+    return fr;
+}
 
 static void cuda_zero(void *p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.stream));
@@ -235,6 +241,7 @@ const Backend *backend_cuda(void) {
         b.alloc = cuda_alloc;
         b.free = cuda_free;
         b.bytes_in_use = cuda_bytes_in_use;
+        b.mem_free = cuda_mem_free;
         b.zero = cuda_zero;
         b.copy = cuda_copy;
         b.upload = cu_upload;

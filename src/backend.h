@@ -62,6 +62,8 @@ typedef struct Backend {
     void *(*alloc)(size_t bytes, const char *what); /* zeroed; never NULL (dies naming what) */
     void (*free)(void *p);
     size_t (*bytes_in_use)(void);                               /* bytes this backend's alloc currently holds */
+    /* bytes the device can still give this process (a GPU's free memory); NULL: no limit known (host memory) */
+    size_t (*mem_free)(void);
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes);       /* backend -> backend */
     void (*upload)(void *dst, const void *host_src, size_t bytes);   /* host -> backend */

@@ -307,7 +307,7 @@ int cmd_plan(int argc, char **argv) {
     if (dtype_arg && strcmp(dtype_arg, "fp32") && strcmp(dtype_arg, "bf16"))
         sd_die("plan", "--dtype: expected fp32 or bf16, found '%s'", dtype_arg);
     /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
-    bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto");
+    bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto"); /* or the config's train.recompute: auto, below */
     if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
     const char *bools[3][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
                                {"--lmhead-cache", hc_arg}};
@@ -321,9 +321,11 @@ int cmd_plan(int argc, char **argv) {
     if (rl_arg && recompute_arg && !strcmp(recompute_arg, "false"))
         sd_die("plan", "--recompute-layers and --recompute false exclude each other");
     Config *c = config_load(cfg_path);
-    if (recompute_arg) c->recompute = !strcmp(recompute_arg, "true") || rc_auto;
-    if (rl_arg) c->recompute = true, c->recompute_layers = (int)rl_arg;
-    if (!c->recompute) c->recompute_layers = 0; /* --recompute false overrides the config's count */
+    if (!recompute_arg && !rl_arg && c->recompute == RECOMPUTE_AUTO) rc_auto = true;
+    if (recompute_arg)
+        c->recompute = !strcmp(recompute_arg, "true") ? RECOMPUTE_ON : rc_auto ? RECOMPUTE_AUTO : RECOMPUTE_OFF;
+    if (rl_arg) c->recompute = RECOMPUTE_ON, c->recompute_layers = (int)rl_arg;
+    if (c->recompute != RECOMPUTE_ON) c->recompute_layers = 0; /* --recompute false overrides the config's count */
     if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
     if (hc_arg) c->lmhead_cache = !strcmp(hc_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
@@ -341,7 +343,7 @@ int cmd_plan(int argc, char **argv) {
     if (rates_path) {
         rates0 = rates_load(rates_path, dtype, false);
         rates1 = rates_load(rates_path, dtype, true);
-        rt = c->recompute && !rc_auto ? &rates1 : &rates0;
+        rt = c->recompute == RECOMPUTE_ON ? &rates1 : &rates0;
     }
     ModelConfig mc = c->model_init ? model_config_load(c->model_init) : c->model_config;
     int N = (int)gpus, L = mc.num_hidden_layers;
@@ -379,9 +381,9 @@ int cmd_plan(int argc, char **argv) {
     else snprintf(speed, sizeof speed, "%.0f TFLOP/s per rank", tflops);
     char rc_note[64] = "";
     if (rc_auto) snprintf(rc_note, sizeof rc_note, ", recompute auto (the fewest layers per stage that fit)");
-    else if (c->recompute && c->recompute_layers > 0)
+    else if (c->recompute == RECOMPUTE_ON && c->recompute_layers > 0)
         snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
-    else if (c->recompute) snprintf(rc_note, sizeof rc_note, ", recompute");
+    else if (c->recompute == RECOMPUTE_ON) snprintf(rc_note, sizeof rc_note, ", recompute");
     printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
            "%s, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
            N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length,

@@ -97,12 +97,14 @@ static const KeySpec KEYS[] = {
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
     {"train.nonfinite", K_ENUM, F(nonfinite_skip), "stop", U, U, 0, 0, "stop|skip",
      "a non-finite loss or gradient norm: stop with an error naming the tensor, or skip the update"},
-    {"train.recompute", K_BOOL, F(recompute), "false", U, U, 0, 0, NULL,
+    {"train.recompute", K_ENUM, F(recompute), "false", U, U, 0, 0, "false|true|auto",
      "activation recomputation per layer: keep each layer's input only and rerun its forward in the backward "
-     "(less activation memory, about a third more layer FLOPs)"},
+     "(less activation memory, about a third more layer FLOPs); auto: the fewest layers per stage whose recompute "
+     "lets the memory plan fit the device (its free memory at start, less 5% and 1 GiB for op scratch; "
+     "SIMPO_DEVICE_MEMORY_GIB sets the budget instead; none on the CPU)"},
     {"train.recompute_layers", K_INT, F(recompute_layers), "0", 0, U, 0, 0, NULL,
-     "with train.recompute: how many layers of each pipeline stage recompute, its first ones (Megatron's block "
-     "method); 0: all. Fewer layers: more activation memory, less recompute time"},
+     "with train.recompute: true: how many layers of each pipeline stage recompute, its first ones (Megatron's "
+     "block method); 0: all. Fewer layers: more activation memory, less recompute time"},
     {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
@@ -343,13 +345,15 @@ static void validate(const Config *c, const Ctx *x) {
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die(w, "key 'train.micro_batch_pairs' (%d) must divide train.global_batch_pairs (%d)", c->micro_batch_pairs,
                c->global_batch_pairs);
-    if (c->recompute_layers > 0 && !c->recompute)
+    if (c->recompute_layers > 0 && c->recompute != RECOMPUTE_ON)
         sd_die(w, "key 'train.recompute_layers' (line %d) says how many layers recompute: it needs train.recompute: "
-                  "true", x->line[find_key("train.recompute_layers")]);
+                  "true%s", x->line[find_key("train.recompute_layers")],
+               c->recompute == RECOMPUTE_AUTO ? " (auto chooses the count itself)" : "");
 }
 
 int config_recompute_layers(const Config *c) {
-    if (!c->recompute) return 0;
+    if (c->recompute == RECOMPUTE_OFF) return 0;
+    if (c->recompute == RECOMPUTE_AUTO) return -1; /* the trainer chooses (train.c) */
     return c->recompute_layers > 0 ? c->recompute_layers : INT_MAX; /* INT_MAX: every layer (MODEL_RECOMPUTE_ALL) */
 }
 

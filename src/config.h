@@ -72,7 +72,8 @@ typedef struct {
     double epochs;              /* train.epochs (default 1) */
     long seed;                  /* train.seed (default 0): data shuffling */
     int nonfinite_skip;         /* train.nonfinite: stop (0, default) | skip (1) */
-    bool recompute;             /* train.recompute (default false): save layer inputs only, rerun layers backward */
+    int recompute;              /* train.recompute: RECOMPUTE_OFF (default) | _ON | _AUTO: save layer inputs only, rerun
+                                 * layers backward (auto: as many as the device's memory needs, train.c) */
     int recompute_layers;       /* train.recompute_layers (default 0: all): a stage's first layers that recompute */
     bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
     bool lmhead_cache;          /* train.lmhead_cache (default false): logits kept from forward to backward */
@@ -96,8 +97,9 @@ Config *config_load(const char *path);
 /* Same from a string; `name` is used in errors, `base_dir` resolves relative paths. */
 Config *config_load_string(const char *yaml, const char *name, const char *base_dir);
 void config_free(Config *c);
+enum { RECOMPUTE_OFF = 0, RECOMPUTE_ON = 1, RECOMPUTE_AUTO = 2 }; /* Config.recompute: train.recompute's choices */
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
- * train.recompute_layers when set, else INT_MAX (all). */
+ * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */
 int config_recompute_layers(const Config *c);
 /* The resolved configuration as YAML (every key, defaults filled in). Caller frees. */
 char *config_to_yaml(const Config *c);

@@ -316,6 +316,45 @@ static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, b
                 "rounded to bf16, fp32 sums): the reference of the GPU path, slower than fp32\n", be->name);
 }
 
+/* train.recompute: auto. The fewest of this stage's layers that must recompute for the memory plan (plan.c, the
+ * formulas the run's allocations equal) to fit the budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free
+ * memory at start less 5% and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200,
+ * docs/performance.md), else (host memory) no limit: none. Every rank of a TP group takes the largest count of the
+ * group (their collectives depend on it); stage by stage the counts may differ (1F1B keeps more micro-batches in
+ * flight on earlier stages). pl: this rank's layout, its recompute_layers the one thing varied. */
+static int pick_recompute(const Config *c, ProcessGrid *g, const Backend *be, PlanLayout pl, int layers) {
+    const char *env = getenv("SIMPO_DEVICE_MEMORY_GIB");
+    double budget = -1;
+    if (env) {
+        char *end;
+        budget = strtod(env, &end) * 1073741824.0;
+        if (*end || !(budget > 0)) sd_die("SIMPO_DEVICE_MEMORY_GIB", "expected a positive number of GiB, found '%s'", env);
+    } else if (be->mem_free)
+        budget = (double)be->mem_free() * 0.95 - 1073741824.0;
+    int n = 0;
+    size_t planned = 0;
+    for (; budget >= 0 && n <= layers; n++) {
+        pl.recompute_layers = n;
+        planned = plan_memory(&pl).total;
+        if ((double)planned <= budget) break;
+    }
+    if (n > layers) n = layers; /* even recomputing every layer does not fit: the allocation will say so */
+    double nd = n;
+    comm_allreduce_max_f64(g, GROUP_TP, &nd, 1);
+    n = (int)nd;
+    pl.recompute_layers = n;
+    planned = plan_memory(&pl).total;
+    if (g->dp_rank == 0 && g->tp_rank == 0) {
+        char why[96];
+        if (budget < 0) snprintf(why, sizeof why, "no memory limit known on the %s backend", be->name);
+        else snprintf(why, sizeof why, "budget %.2f GiB%s", budget / 1073741824.0,
+                      env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
+        fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "
+                "%s)\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why);
+    }
+    return n;
+}
+
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
@@ -337,6 +376,15 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
     ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast")};
+    if (c->recompute == RECOMPUTE_AUTO) {
+        /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does) */
+        bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
+        PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb, 0,
+                         bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16};
+        int first, layers;
+        model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
+        mo.recompute_layers = pick_recompute(c, g, be, pl, layers);
+    }
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
@@ -402,7 +450,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     config_recompute_layers(c), m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16};
+                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

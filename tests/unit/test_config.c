@@ -45,12 +45,24 @@ int main(void) {
     config_free(c);
     free(p); free(dir); free(want_model); free(want_data);
 
+    /* train.recompute: false, true or auto (the trainer picks the layers); auto takes no count */
+    c = config_load_string(MIN "train: {recompute: auto}\n", "t.yaml", "");
+    CHECK(c->recompute == RECOMPUTE_AUTO && config_recompute_layers(c) == -1, "recompute auto");
+    char *ya = config_to_yaml(c);
+    CHECK(strstr(ya, "recompute: auto") != NULL, "recompute auto in the resolved YAML");
+    free(ya);
+    config_free(c);
+    CHECK(err(MIN "train: {recompute: auto, recompute_layers: 2}\n", "auto chooses the count itself"),
+          "recompute_layers with auto");
+    CHECK(err(MIN "train: {recompute: maybe}\n", "key 'train.recompute': expected one of false|true|auto"),
+          "recompute's choices");
+
     /* train.recompute_layers: per stage, 0 (the default) meaning every layer */
     c = config_load_string(MIN "train: {recompute: true, recompute_layers: 3}\n", "t.yaml", "");
     CHECK(config_recompute_layers(c) == 3, "recompute_layers 3: %d", config_recompute_layers(c));
     c->recompute_layers = 0;
     CHECK(config_recompute_layers(c) == INT_MAX, "recompute without a count: every layer");
-    c->recompute = false;
+    c->recompute = RECOMPUTE_OFF;
     CHECK(config_recompute_layers(c) == 0, "no recompute");
     config_free(c);
 

@@ -1,0 +1,51 @@
+# train.recompute: auto under mpirun: each pipeline stage recomputes the fewest of its layers that make its memory
+# plan fit the budget (SIMPO_DEVICE_MEMORY_GIB here; a GPU's free memory otherwise), the allocation equals that plan
+# on every rank, and the training is bit for bit that without recompute. The tied 4-layer model under pp 2 with one
+# pair per micro-batch: stage 0 keeps 2 micro-batches in flight (1F1B), so recomputing 1 of its 2 layers saves one
+# layer's intermediates (2 slots less the one-layer working area) and both save three.
+source "$(dirname "$0")/../cli/lib.bash"
+source "$(dirname "$0")/dist.bash"
+# planned bytes of rank 0 (stage 0) in a run's log
+planned0() { sed -n 's/.*memory plan rank 0 .*planned \([0-9]*\) bytes.*/\1/p' "$1"; }
+plan_equals_alloc() { # log: every rank's allocation equals its plan
+  local n badn
+  n=$(grep -c "memory plan rank" "$1")
+  badn=$(grep "memory plan rank" "$1" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p!=a) print}' | wc -l)
+  [ "$n" -eq 2 ] && [ "$badn" -eq 0 ]
+}
+losses() { python3 -c 'import json,sys; print(" ".join(repr(json.loads(l)["loss"]) for l in open(sys.argv[1])))' "$1"; }
+run() { # NAME TRAIN-KEYS [ENV...]: the tied model under pp 2 with the given train keys
+  setup_tied "$1"; sed "s/^train: {/train: {$2/" base.yaml > run.yaml; echo "parallel: {pp: 2}" >> run.yaml
+  shift 2
+  env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
+}
+run off ""
+run all "recompute: true, "
+X=$(planned0 "$TMP/off/train.log"); Y=$(planned0 "$TMP/all/train.log")
+[ -n "$X" ] && [ -n "$Y" ] && [ "$Y" -lt "$X" ] && ok "stage 0 plans $X bytes without recompute, $Y with" || bad "plans: '$X' '$Y'"
+# a budget a quarter of the way from no recompute to all: one layer of stage 0's two is enough
+B=$(awk -v x="$X" -v y="$Y" 'BEGIN {printf "%.9f", (x - (x - y) / 4) / 1073741824}')
+run auto "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$B"
+L=$TMP/auto/train.log
+grep -q "train.recompute auto: stage 0 recomputes 1 of its 2 layers (planned .* GiB, budget .* GiB (SIMPO_DEVICE_MEMORY_GIB))" "$L" \
+  && ok "a budget of $B GiB: stage 0 recomputes 1 of its 2 layers" || bad "auto: $(grep 'recompute auto' "$L")"
+Z=$(planned0 "$L")
+awk -v z="$Z" -v x="$X" -v b="$B" 'BEGIN {exit !(z < x && z <= b * 1073741824)}' && ok "its plan ($Z bytes) fits the budget" \
+  || bad "auto plan $Z, budget $B GiB, none $X"
+plan_equals_alloc "$L" && ok "every rank allocates its plan" || bad "plan vs allocation: $(grep 'memory plan' "$L")"
+[ "$(losses "$TMP/auto/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
+  && ok "the losses are those without recompute, bit for bit" || bad "losses: $(losses "$TMP/auto/out/metrics.jsonl") vs $(losses "$TMP/off/out/metrics.jsonl")"
+# room to spare: none; and on the CPU without a budget: none, said so
+run roomy "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=1000
+grep -q "stage 0 recomputes 0 of its 2 layers" "$TMP/roomy/train.log" && ok "with room to spare nothing recomputes" \
+  || bad "roomy: $(grep 'recompute auto' "$TMP/roomy/train.log")"
+run cpu "recompute: auto, "
+grep -q "stage 0 recomputes 0 of its 2 layers (planned .* GiB, no memory limit known on the cpu backend)" "$TMP/cpu/train.log" \
+  && ok "on the CPU without a budget nothing recomputes" || bad "cpu: $(grep 'recompute auto' "$TMP/cpu/train.log")"
+# too small for anything: every layer recomputes and the run says so before it fails or runs
+run tiny "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=0.000001
+grep -q "stage 0 recomputes 2 of its 2 layers" "$TMP/tiny/train.log" && ok "a budget nothing fits: every layer" \
+  || bad "tiny: $(grep 'recompute auto' "$TMP/tiny/train.log")"
+cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
+  env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
+finish
