@@ -192,12 +192,23 @@ static void t_matmul(int M, int N, int K) {
  * by fp32 summation order: the fp32 tolerance holds (a TF32 or truncating operand conversion would be off by
  * ~2^-9 relative per product, far above it). Operands and C also start 4 / 8 bytes past an aligned address (the
  * model's views into flat buffers can), which the cuBLASLt paths must pass to the heuristic as their alignment. */
-static void t_matmul_bf16(int M, int N, int K, int off) {
-    static const char *paths[] = {"ex", "lt", "fast"};
+/* the bf16 mode on both backends, with SIMPO_CUDA_GEMM saved (bf16_begin) and restored (bf16_end) around a test
+ * that switches GEMM paths */
+static char *bf16_begin(void) {
     const char *prev = getenv("SIMPO_CUDA_GEMM");
-    char *saved = prev ? strdup(prev) : NULL;
     gpu->set_matmul_bf16(true);
     cpu->set_matmul_bf16(true);
+    return prev ? strdup(prev) : NULL;
+}
+static void bf16_end(char *saved) {
+    gpu->set_matmul_bf16(false);
+    cpu->set_matmul_bf16(false);
+    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
+    else unsetenv("SIMPO_CUDA_GEMM");
+}
+static void t_matmul_bf16(int M, int N, int K, int off) {
+    static const char *paths[] = {"ex", "lt", "fast"};
+    char *saved = bf16_begin();
     for (int pi = 0; pi < 3; pi++) {
         setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
         char label[48];
@@ -206,10 +217,7 @@ static void t_matmul_bf16(int M, int N, int K, int off) {
             for (int tB = 0; tB < 2; tB++) /* beta = 1 on half of the transposes */
                 matmul_case(M, N, K, tA, tB, (tA + tB) % 2, off, 1e-5 * (1 + K / 1024.0), label);
     }
-    gpu->set_matmul_bf16(false);
-    cpu->set_matmul_bf16(false);
-    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
-    else unsetenv("SIMPO_CUDA_GEMM");
+    bf16_end(saved);
 }
 /* held operands (backend.h matmul_hold / matmul_release, section matmul_bf16): a held operand is converted once and
  * the copy reused, so (i) results with holds are bitwise those without, nested holds included, and (ii) a matmul
@@ -410,14 +418,12 @@ static void t_autocast16(size_t N, int C, int FF) {
     }
     /* y16[N,FF] = bf16(x16 W^T): the gate / up projections */
     static const char *paths[] = {"ex", "lt"};
-    const char *prev = getenv("SIMPO_CUDA_GEMM");
-    char *saved = prev ? strdup(prev) : NULL;
-    gpu->set_matmul_bf16(true);
-    cpu->set_matmul_bf16(true);
+    char *saved = bf16_begin();
     for (int pi = 0; pi < 2; pi++) {
         setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
         for (int wb = 0; wb < 2; wb++) {
-            const void *wc = wb ? (const void *)w16 : (const void *)W, *wg = wb ? (const void *)d_w16 : (const void *)d_W;
+            const void *wc = wb ? (const void *)w16 : (const void *)W;
+            const void *wg = wb ? (const void *)d_w16 : (const void *)d_W;
             cpu->matmul16_out16(c2, x16, true, wc, wb, (int)N, FF, C, false, true);
             gpu->matmul16_out16(d2, d_x16, true, wg, wb, (int)N, FF, C, false, true);
             gpu->download(g2, d2, nf * 2);
@@ -431,10 +437,7 @@ static void t_autocast16(size_t N, int C, int FF) {
     gpu->matmul16_out16(d2, d_x16, true, d_W, false, 2, 2, 0, false, true); /* K = 0: zeros */
     gpu->download(g2, d2, 8);
     CHECK(g2[0] == 0 && g2[1] == 0 && g2[2] == 0 && g2[3] == 0, "matmul16_out16 K=0 writes zeros");
-    gpu->set_matmul_bf16(false);
-    cpu->set_matmul_bf16(false);
-    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
-    else unsetenv("SIMPO_CUDA_GEMM");
+    bf16_end(saved);
     free(g), free(u), free(dh), free(x), free(W), free(g16), free(u16), free(x16), free(w16), free(c2), free(g2);
     gpu->free(d_g16), gpu->free(d_u16), gpu->free(d_x16), gpu->free(d_w16), gpu->free(d_dh), gpu->free(d_W);
     gpu->free(d2);
