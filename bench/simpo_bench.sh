@@ -4,7 +4,8 @@
 # preference pairs of 2048 tokens each side (first quarter prompt), AdamW, beta 2.5, gamma 1.375.
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
-#                                  [--recompute] [--recompute-layers N] [--no-weight-cache] [--lmhead-cache]
+#                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
+#                                  [--lmhead-cache]
 #                                  [--bf16-storage autocast|exact] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --dtype) dtype=$2; shift 2 ;;
     --recompute) recompute=true; shift ;;
     --recompute-layers) recompute=true; rlayers=$2; shift 2 ;; # train.recompute_layers: each stage's first N
+    --recompute-auto) recompute=auto; shift ;; # train.recompute: auto (the budget: SIMPO_DEVICE_MEMORY_GIB or the GPU's)
     --no-weight-cache) wcache=false; shift ;; # train.bf16_weight_cache: false (the memory-lean bf16 setting)
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
     --bf16-storage) storage=$2; shift 2 ;;    # model.bf16_storage (default autocast)
@@ -79,7 +81,7 @@ device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false}
 loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
 optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
-train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers")}
+train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
 checkpoint: {dir: out, final: false}
 log: {every_steps: 1}
 EOF
@@ -90,6 +92,8 @@ EOF
   fi
   params=$(sed -n 's/.*layers, \([0-9]*\) parameters.*/\1/p' "$dir/log.txt" | head -1)
   peakg=$(sed -n 's/.*peak device memory \([0-9.]*\) GiB.*/\1/p' "$dir/log.txt" | head -1)
+  # train.recompute: auto: the count the trainer chose (one stage here)
+  [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" <<'EOF'
 import json, sys
@@ -107,8 +111,9 @@ attn = 2 * 2 * n_seq * (seq * (seq + 1) // 2) * NH * HD * L
 head = 2 * C * V * n_seq * resp
 flops = 3 * (lin + attn + head)
 tfl = flops / step_s / 1e12
-print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute == "true",
-                      recompute_layers=int(rlayers) if recompute == "true" and int(rlayers) > 0 else None,
+print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if recompute == "auto" else recompute == "true",
+                      recompute_layers=int(rlayers or 0) if recompute == "auto" or (recompute == "true" and int(rlayers) > 0)
+                      else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
                       bf16_storage=storage if dtype == "bf16" else None, shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),

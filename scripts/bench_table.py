@@ -25,7 +25,9 @@ def sections(path):
 
 def settings(r, env):
     s = [] if env in ("", "(default paths)") else [env]
-    if r.get("recompute"):
+    if r.get("recompute") == "auto":
+        s.append(f"recompute auto ({r.get('recompute_layers')} layers)")
+    elif r.get("recompute"):
         n = r.get("recompute_layers")
         s.append(f"recompute of {n} layers" if n else "recompute")
     if r.get("dtype") == "bf16" and not r.get("weight_cache", True):

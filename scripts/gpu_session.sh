@@ -13,14 +13,15 @@
 #      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
-#      recomputing 4 of its 16 layers, and both shapes without the weight cache (its speed effect); then each
+#      recomputing 4 of its 16 layers and under train.recompute: auto with a 44.9 GiB budget, and both shapes
+#      without the weight cache (its speed effect); then each
 #      variant alone
 #      (what a time limit cuts first); $OUT/bench.txt.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 60 + 70 + 2 x 80 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 60 + 60 + 70 + 2 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -133,6 +134,12 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
   else bench recompute4 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 4; fi
   stamp "bench recompute of 4 layers"
+  # the same target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the ~1.1
+  # GiB of op scratch measured before (plan: 2 of 16 layers, about +1% of the step)
+  if [ $DRY = 1 ]; then bench fit46 50 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=0.001" "${common[@]}" --recompute-auto
+  else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
+    --recompute-auto; fi
+  stamp "bench recompute auto under 44.9 GiB"
   # the speed setting without the weight copy (the passing variants, no recompute): its speed cost, and on 1b a
   # second way under 0.7x the peer's memory (43.7 GiB planned with autocast storage + op scratch)
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache

@@ -6,7 +6,7 @@ cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute recompute4 nocache; do
+for label in base profile all recompute recompute4 fit46 nocache; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
@@ -15,6 +15,8 @@ grep -q '"recompute": true, "recompute_layers": null, "weight_cache": false' "$S
 grep -q '"recompute": true, "recompute_layers": 1, "weight_cache": true' "$S/bench.txt" \
   && grep -q "recompute of 1 layers" "$S/table.md" && ok "the partial recompute run (train.recompute_layers) is labelled" \
   || bad "partial recompute: $(grep recompute_layers "$S/bench.txt" | head -2)"
+grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
+  && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
@@ -25,7 +27,7 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
-[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 7 ] && ok "table.md has the 7 runs" \
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 8 ] && ok "table.md has the 8 runs" \
   || bad "table.md: $(cat "$S/table.md")"
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'
