@@ -351,6 +351,10 @@ static int pick_recompute(const Config *c, ProcessGrid *g, const Backend *be, Pl
                       env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
         fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "
                 "%s)\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why);
+        if (budget >= 0 && (double)planned > budget)
+            fprintf(stderr, "simpo_dist: warning: stage %d does not fit its budget even recomputing every layer: "
+                    "more pipeline or tensor-parallel ranks, train.bf16_weight_cache: false or a smaller "
+                    "train.micro_batch_pairs would (simpo_dist plan lists the layouts that fit)\n", g->pp_rank);
     }
     return n;
 }

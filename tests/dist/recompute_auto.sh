@@ -44,8 +44,11 @@ grep -q "stage 0 recomputes 0 of its 2 layers (planned .* GiB, no memory limit k
   && ok "on the CPU without a budget nothing recomputes" || bad "cpu: $(grep 'recompute auto' "$TMP/cpu/train.log")"
 # too small for anything: every layer recomputes and the run says so before it fails or runs
 run tiny "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=0.000001
-grep -q "stage 0 recomputes 2 of its 2 layers" "$TMP/tiny/train.log" && ok "a budget nothing fits: every layer" \
-  || bad "tiny: $(grep 'recompute auto' "$TMP/tiny/train.log")"
+grep -q "stage 0 recomputes 2 of its 2 layers" "$TMP/tiny/train.log" \
+  && grep -q "warning: stage 0 does not fit its budget even recomputing every layer" "$TMP/tiny/train.log" \
+  && ok "a budget nothing fits: every layer, and a warning" || bad "tiny: $(grep 'stage 0' "$TMP/tiny/train.log")"
+grep -q "warning: stage 0 does not fit" "$TMP/auto/train.log" && bad "a warning where the budget fits" \
+  || ok "no warning where the plan fits"
 cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
   env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
 finish
