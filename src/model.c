@@ -673,19 +673,19 @@ typedef struct { const float *f; const uint16_t *b; } Wt;
 /* layer l's weight `field`, and the LM head */
 #define LW(m, l, field) ((Wt){(m)->w[l].field, (m)->w16_fresh ? (m)->w16[l].field : NULL})
 static Wt head_wt(const Model *m) { return (Wt){m->lm_head, m->w16_fresh ? m->lm_head16 : NULL}; }
+/* what a matmul reads of W: its bf16 copy when there is one (then a bf16 operand), else the fp32 weights */
+static const void *wt_data(Wt W) { return W.b ? (const void *)W.b : (const void *)W.f; }
 
 /* y[N,out] = x[N,in] W[out,in]^T (+ y when acc); x16: x is bf16 storage (backend.h matmul16), else fp32 */
 static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out, bool acc) {
     if (x16 || W.b)
-        be->matmul16(y, x, x16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL, (int)N, out, in, false,
-                     true, 1.0f, acc ? 1.0f : 0.0f);
+        be->matmul16(y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
     else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
 /* the gate / up projections y[N,out] = x W^T: into bf16 storage under proj16 (matmul16_out16), else linear */
 static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out) {
     if (m->proj16)
-        m->be->matmul16_out16((uint16_t *)y, x, x16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL,
-                              (int)N, out, in, false, true);
+        m->be->matmul16_out16((uint16_t *)y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true);
     else linear(m->be, y, x, x16, W, N, in, out, false);
 }
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear; dy16: dy is bf16 storage too) */
@@ -693,8 +693,8 @@ static void linear_bwd(const Backend *be, float *dx, float *dW, const void *dy, 
                        Wt W, size_t N, int in, int out, bool acc_dx) {
     if (!dy16) hold(be, dy, N * (size_t)out);
     if (dy16 || W.b)
-        be->matmul16(dx, dy, dy16, W.b ? (const void *)W.b : (const void *)W.f, W.b != NULL, (int)N, in, out, false,
-                     false, 1.0f, acc_dx ? 1.0f : 0.0f);
+        be->matmul16(dx, dy, dy16, wt_data(W), W.b != NULL, (int)N, in, out, false, false, 1.0f,
+                     acc_dx ? 1.0f : 0.0f);
     else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, 1.0f);
     else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, 1.0f);

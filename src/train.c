@@ -322,13 +322,14 @@ static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, b
  * docs/performance.md), else (host memory) no limit: none. Every rank of a TP group takes the largest count of the
  * group (their collectives depend on it); stage by stage the counts may differ (1F1B keeps more micro-batches in
  * flight on earlier stages). pl: this rank's layout, its recompute_layers the one thing varied. */
-static int pick_recompute(const Config *c, ProcessGrid *g, const Backend *be, PlanLayout pl, int layers) {
+static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers) {
     const char *env = getenv("SIMPO_DEVICE_MEMORY_GIB");
     double budget = -1;
     if (env) {
         char *end;
         budget = strtod(env, &end) * 1073741824.0;
-        if (*end || !(budget > 0)) sd_die("SIMPO_DEVICE_MEMORY_GIB", "expected a positive number of GiB, found '%s'", env);
+        if (*end || !(budget > 0))
+            sd_die("SIMPO_DEVICE_MEMORY_GIB", "expected a positive number of GiB, found '%s'", env);
     } else if (be->mem_free)
         budget = (double)be->mem_free() * 0.95 - 1073741824.0;
     int n = 0;
@@ -387,7 +388,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
-        mo.recompute_layers = pick_recompute(c, g, be, pl, layers);
+        mo.recompute_layers = pick_recompute(g, be, pl, layers);
     }
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
