@@ -195,12 +195,13 @@ static size_t layer_work_per_token(const Model *m) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
     size_t n = C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + FF * 3 + (m->gemma2 ? C * 2 + 2 : 0);
     if (m->act16) n -= C + FF / 2; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
-    if (m->proj16) n -= FF;        /* g, u (FF each) in bf16 too */
+    if (m->proj16) n -= FF + QD + KD; /* g, u (FF each), q, att (QD each), k, v (KD each) in bf16 too */
     return n;
 }
 /* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
 static size_t act_floats(const Model *m, size_t w) { return m->act16 ? w / 2 : w; }
-/* floats per token of the gate / up projections' outputs (FF): FF / 2 in autocast storage */
+/* floats per token of an autocast activation of width w (the q, k, v, gate and up projections' outputs, attention's
+ * output): w / 2 in autocast storage (w even) */
 static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
@@ -210,8 +211,8 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
     float *c = *cursor;
     TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * act_floats(m, C));
-    TAKE(a->q, nl * N * QD); TAKE(a->k, nl * N * KD); TAKE(a->v, nl * N * KD);
-    TAKE(a->att, nl * N * QD); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
+    TAKE(a->q, nl * N * proj_floats(m, QD)); TAKE(a->k, nl * N * proj_floats(m, KD));
+    TAKE(a->v, nl * N * proj_floats(m, KD)); TAKE(a->att, nl * N * proj_floats(m, QD)); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
     TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
     TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
     TAKE(a->h, nl * N * act_floats(m, FF));
@@ -387,7 +388,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     /* autocast storage: asked for, over act16, on a backend that has its ops */
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
-                be->swiglu_bwd_b16 && be->geglu_bwd_b16;
+                be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->attn_fwd_b16 &&
+                be->attn_bwd_b16 && m->HD % 2 == 0;
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -682,7 +684,8 @@ static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, s
         be->matmul16(y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
     else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
-/* the gate / up projections y[N,out] = x W^T: into bf16 storage under proj16 (matmul16_out16), else linear */
+/* the projections whose outputs feed elementwise ops or attention (q, k, v, gate, up), y[N,out] = x W^T: into bf16
+ * storage under proj16 (matmul16_out16), else linear */
 static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out) {
     if (m->proj16)
         m->be->matmul16_out16((uint16_t *)y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true);
@@ -793,9 +796,9 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     const LayerStore *s = rc ? &a->rerun : &a->saved;
     size_t i = rc ? 0 : (size_t)(l - m->recompute_layers);
     size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
-    size_t FFp = proj_floats(m, FF);                         /* g, u: bf16 under proj16 */
-    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QD,
-                   s->k + i * N * KD, s->v + i * N * KD, s->att + i * N * QD, s->lse + i * N * NH,
+    size_t FFp = proj_floats(m, FF), QDp = proj_floats(m, QD), KDp = proj_floats(m, KD); /* bf16 under proj16 */
+    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QDp,
+                   s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp, s->lse + i * N * NH,
                    s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FFp,
                    s->u + i * N * FFp, s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
@@ -805,6 +808,24 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
         t.rstdm = s->rstdm + i * N;
     }
     return t;
+}
+
+/* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage) */
+static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
+                          const AttnOpts *aopt) {
+    const Backend *be = m->be;
+    size_t N = mb->Ntok;
+    int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    if (m->proj16) {
+        uint16_t *q = (uint16_t *)t->q, *k = (uint16_t *)t->k;
+        be->rope_fwd_b16(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_fwd_b16(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        be->attn_fwd_b16((uint16_t *)t->att, t->lse, q, k, (const uint16_t *)t->v, a->cu, mb->S, NH, NKV, HD, aopt);
+        return;
+    }
+    be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+    be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
 }
 
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
@@ -822,17 +843,16 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
     norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
     hold_act(m, t->ln1, NC);
-    linear(be, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD, false);
-    linear(be, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD, false);
-    linear(be, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD, false);
+    bool p16 = m->proj16; /* q, k, v, att in autocast storage */
+    linear_proj(m, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD);
+    linear_proj(m, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD);
+    linear_proj(m, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD);
     release_act(m, t->ln1);
-    be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-    be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
+    attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
-        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, false, LW(m, l, wo), w->lna, N, QD);
+        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, p16, LW(m, l, wo), w->lna, N, QD);
         be->add(t->x2, t->x, NC);
-    } else row_parallel_residual(m, a, t->x2, t->x, t->att, false, LW(m, l, wo), N, QD);
+    } else row_parallel_residual(m, a, t->x2, t->x, t->att, p16, LW(m, l, wo), N, QD);
     norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
     hold_act(m, t->ln2, NC);
     linear_proj(m, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF);
@@ -958,7 +978,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
-    bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
+    bool s16 = m->act16, p16 = m->proj16; /* ln1, ln2, h in bf16 storage; q, k, v, att in autocast storage */
     size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
@@ -1030,9 +1050,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(be, a->datt, dw->wo, a->dtmp, false, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd(be, a->datt, dw->wo, a->dx, false, t.att, false, LW(m, l, wo), N, (int)QD, C, false);
-        be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
+            linear_bwd(be, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd(be, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        if (p16)
+            be->attn_bwd_b16(a->dq, a->dk, a->dv, a->datt, (const uint16_t *)t.q, (const uint16_t *)t.k,
+                             (const uint16_t *)t.v, (const uint16_t *)t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
+        else be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
         be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
         be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
         hold_act(m, t.ln1, NC);

@@ -101,9 +101,10 @@ typedef struct Model {
     bool recompute;                      /* recompute_layers > 0 */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
-    bool proj16;                         /* autocast storage (ModelOpts.autocast16, needs act16): the gate and up
-                                          * projections' outputs g, u are bf16 (views of float * type pointing at
-                                          * uint16_t data, as for act16) */
+    bool proj16;                         /* autocast storage (ModelOpts.autocast16, needs act16 and an even HD): the
+                                          * q, k, v, gate and up projections' outputs and attention's output (q, k,
+                                          * v, g, u, att) are bf16 (views of float * type pointing at uint16_t data,
+                                          * as for act16) */
     bool act16;                          /* bf16 activation storage (backend.h matmul16): made in the bf16 mode,
                                           * the activations that only feed matmuls (each layer's ln1, ln2 and
                                           * the MLP's hidden state h) are bf16, half the bytes; the views keep
@@ -146,10 +147,11 @@ Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_toke
 /* The activation policy of model_create_opts. */
 typedef struct ModelOpts {
     int recompute_layers; /* as model_create_ex's */
-    bool autocast16;      /* model.bf16_storage: autocast: in the bf16 mode (with act16) the MLP's gate and up
-                           * projections write bf16 (backend.h matmul16_out16) and the gated activation reads them
-                           * (swiglu_fwd_b16 ...), as torch's autocast keeps them: half their memory, results within
-                           * bf16 rounding of the default (exact) storage. Ignored outside the bf16 mode. */
+    bool autocast16;      /* model.bf16_storage: autocast: in the bf16 mode (with act16) the q, k, v, gate and up
+                           * projections write bf16 (backend.h matmul16_out16), RoPE, attention and the gated
+                           * activation read them (rope_fwd_b16, attn_fwd_b16, swiglu_fwd_b16 ...) and attention
+                           * writes its output in bf16, as torch's autocast keeps them: half their memory, results
+                           * within bf16 rounding of the default (exact) storage. Ignored outside the bf16 mode. */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);

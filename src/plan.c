@@ -59,7 +59,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
     /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
     if (act16) work -= N * (C + FF / 2);
-    if (act16 && l->autocast16) work -= N * FF; /* model.bf16_storage autocast: g, u in bf16 (model.c proj16) */
+    /* model.bf16_storage autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
+    if (act16 && l->autocast16 && HD % 2 == 0) work -= N * (FF + QD + KD);
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +

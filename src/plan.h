@@ -25,8 +25,8 @@ typedef struct {
                              * (model.h act16; when the hidden and local MLP widths are even) */
     bool weights16;         /* train.bf16_weight_cache with bf16 (and act16): a bf16 copy of the matmul weights */
     bool lmhead_cache;      /* train.lmhead_cache: the last stage keeps a micro-batch's logits for its backward */
-    bool autocast16;        /* model.bf16_storage: autocast (with bf16): the gate / up projections' outputs in bf16
-                             * (model.h proj16) */
+    bool autocast16;        /* model.bf16_storage: autocast (with bf16): the q, k, v, gate and up projections' outputs
+                             * and attention's output in bf16 (model.h proj16) */
 } PlanLayout;
 
 typedef struct {

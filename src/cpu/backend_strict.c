@@ -326,9 +326,8 @@ static void strict_rmsnorm_bwd(float *dx, float *dw, const float *dout, const fl
                        F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
 }
 /* rope: the tables must hold the rows of every position the batch uses (pos is read from the shadow) */
-static void rope_args(const char *OP, float *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
-                      int HD, float **xs, const int **ps, const float **css, const float **sns) {
-    *xs = F(x, N * (size_t)H * (size_t)HD, "x");
+static void rope_tables(const char *OP, const int *pos, const float *cs, const float *sn, size_t N, int HD,
+                        const int **ps, const float **css, const float **sns) {
     *ps = I(pos, N, "pos");
     size_t rows = 0;
     for (size_t n = 0; n < N; n++) {
@@ -337,6 +336,11 @@ static void rope_args(const char *OP, float *x, const int *pos, const float *cs,
     }
     *css = F(cs, rows * (size_t)(HD / 2), "cos");
     *sns = F(sn, rows * (size_t)(HD / 2), "sin");
+}
+static void rope_args(const char *OP, float *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
+                      int HD, float **xs, const int **ps, const float **css, const float **sns) {
+    *xs = F(x, N * (size_t)H * (size_t)HD, "x");
+    rope_tables(OP, pos, cs, sn, N, HD, ps, css, sns);
 }
 static void strict_rope_fwd(float *x, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
     float *xs;
@@ -351,6 +355,15 @@ static void strict_rope_bwd(float *dx, const int *pos, const float *cs, const fl
     const float *css, *sns;
     rope_args("rope_bwd", dx, pos, cs, sn, N, H, HD, &xs, &ps, &css, &sns);
     g_cpu->rope_bwd(xs, ps, css, sns, N, H, HD);
+}
+/* autocast storage: rope on bf16 x */
+static void strict_rope_fwd_b16(uint16_t *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
+                                int HD) {
+    const char *OP = "rope_fwd_b16";
+    const int *ps;
+    const float *css, *sns;
+    rope_tables(OP, pos, cs, sn, N, HD, &ps, &css, &sns);
+    g_cpu->rope_fwd_b16(H(x, N * (size_t)H * (size_t)HD, "x"), ps, css, sns, N, H, HD);
 }
 /* tokens of a packed batch: cu_seqlens (read from the shadow) must start at 0 and not decrease */
 static size_t packed_tokens(const char *OP, const int *cu, int S) {
@@ -387,6 +400,27 @@ static void strict_attn_bwd(float *dq, float *dk, float *dv, const float *dout, 
     g_cpu->attn_bwd(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
                     F(q, N * QD, "q"), F(k, N * KD, "k"), F(v, N * KD, "v"), F(out, N * QD, "out"),
                     F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
+}
+/* autocast storage: q, k, v and out of 2-byte elements */
+static void strict_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
+    const char *OP = "attn_fwd_b16";
+    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
+    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    attn_opts_check(OP, opts);
+    g_cpu->attn_fwd_b16(H(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), H(q, N * QD, "q"), H(k, N * KD, "k"),
+                        H(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
+}
+static void strict_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+                                const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                                const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
+    const char *OP = "attn_bwd_b16";
+    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
+    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
+    attn_opts_check(OP, opts);
+    g_cpu->attn_bwd_b16(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
+                        H(q, N * QD, "q"), H(k, N * KD, "k"), H(v, N * KD, "v"), H(out, N * QD, "out"),
+                        F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
 }
 static void strict_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
     const char *OP = "swiglu_fwd";
@@ -463,6 +497,9 @@ static const Backend g_strict = {
     .geglu_fwd_b16 = strict_geglu_fwd_b16,
     .swiglu_bwd_b16 = strict_swiglu_bwd_b16,
     .geglu_bwd_b16 = strict_geglu_bwd_b16,
+    .rope_fwd_b16 = strict_rope_fwd_b16,
+    .attn_fwd_b16 = strict_attn_fwd_b16,
+    .attn_bwd_b16 = strict_attn_bwd_b16,
     .to_bf16 = strict_to_bf16,
     .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
     .swiglu_fwd16 = strict_swiglu_fwd16,

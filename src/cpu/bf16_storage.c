@@ -131,3 +131,49 @@ void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const 
                        size_t N, int FF) {
     glu_bwd_b16(cpu_geglu_bwd, dgate, dup, dout, gate, up, N, FF);
 }
+
+/* ---- autocast storage of attention ---- */
+
+/* rows [n0, n1) of a bf16 tensor of w elements per row, widened into a zeroed fp32 array of n1 rows */
+static float *widen_rows(const uint16_t *x, int n0, int n1, size_t w) {
+    size_t all = (size_t)n1 * w, off = (size_t)n0 * w;
+    float *y = tmp_floats(all, "bf16 attention operand");
+    memset(y, 0, off * sizeof(float));
+    const uint16_t *b = x + off;
+#pragma omp parallel for schedule(static) if (all - off > 65536)
+    for (size_t i = 0; i < all - off; i++) y[off + i] = sd_bf16_to_f32(b[i]);
+    return y;
+}
+
+void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    size_t n = N * (size_t)(H > 0 ? H : 0) * (size_t)(HD > 0 ? HD : 0);
+    float *t = widen(x, n);
+    cpu_rope_fwd(t, pos, cos, sin, N, H, HD);
+    cpu_to_bf16(x, t, n);
+    free(t);
+}
+
+void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                      const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
+    if (S <= 0) return;
+    const int n0 = cu_seqlens[0], n1 = cu_seqlens[S];
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = widen_rows(q, n0, n1, qs), *kf = widen_rows(k, n0, n1, ks), *vf = widen_rows(v, n0, n1, ks);
+    float *of = tmp_floats((size_t)n1 * qs, "attn_fwd_b16 out");
+    cpu_attn_fwd(of, lse, qf, kf, vf, cu_seqlens, S, NH, NKV, HD, opts);
+    /* the rows the fp32 op writes: those of the sequences (rows before cu_seqlens[0] are left as they are) */
+    cpu_to_bf16(out + (size_t)n0 * qs, of + (size_t)n0 * qs, (size_t)(n1 - n0) * qs);
+    free(qf), free(kf), free(vf), free(of);
+}
+
+void cpu_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
+                      const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                      int NKV, int HD, const AttnOpts *opts) {
+    if (S <= 0) return;
+    const int n0 = cu_seqlens[0], n1 = cu_seqlens[S];
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = widen_rows(q, n0, n1, qs), *kf = widen_rows(k, n0, n1, ks), *vf = widen_rows(v, n0, n1, ks);
+    float *of = widen_rows(out, n0, n1, qs);
+    cpu_attn_bwd(dq, dk, dv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    free(qf), free(kf), free(vf), free(of);
+}

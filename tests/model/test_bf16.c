@@ -172,9 +172,12 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
         if (!rc) {
             check_fixture_bf16(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
                                f32->seq, "autocast ");
-            /* g and u at 2 bytes instead of 4: 4 FF bytes per token of each layer */
+            /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
+             * bytes per token of each layer */
             size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);
-            size_t want = (size_t)mc->num_hidden_layers * 256 * 4 * (size_t)mc->intermediate_size;
+            size_t qd = (size_t)mc->num_attention_heads * (size_t)mc->head_dim,
+                   kd = (size_t)mc->num_key_value_heads * (size_t)mc->head_dim;
+            size_t want = (size_t)mc->num_hidden_layers * 256 * 4 * ((size_t)mc->intermediate_size + qd + kd);
             CHECK(exact_bytes - held[0] == want, "%s: autocast saves %zu bytes over exact storage, expected %zu", what,
                   exact_bytes - held[0], want);
         }
