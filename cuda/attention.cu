@@ -375,7 +375,7 @@ static KOpts check_args(int NH, int NKV, int HD, const AttnOpts *opts, const cha
  * force either path), for Llama's attention (no options: attention_tc.cu has no scale, cap or window), the head
  * dims they support and 16-byte aligned row tensors (float4 staging); else the fp32 kernels above. The variable
  * is read on every call. */
-static bool use_tc(int HD, const AttnOpts *opts, const float *const *rows, int n) {
+static bool use_tc(int HD, const AttnOpts *opts, const void *const *rows, int n) {
     const char *e = getenv("SIMPO_CUDA_ATTN");
     bool want = cu_bf16();
     if (e && *e) {
@@ -393,7 +393,7 @@ void cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const
                    int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     const KOpts o = check_args(NH, NKV, HD, opts, "attn_fwd");
-    const float *rows[] = {out, q, k, v};
+    const void *rows[] = {out, q, k, v};
     if (use_tc(HD, opts, rows, 4)) {
         cuda_attn_tc_fwd(out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
         return;
@@ -412,7 +412,7 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
                    int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     const KOpts o = check_args(NH, NKV, HD, opts, "attn_bwd");
-    const float *rows[] = {dq, dk, dv, dout, q, k, v};
+    const void *rows[] = {dq, dk, dv, dout, q, k, v};
     if (use_tc(HD, opts, rows, 7)) {
         cuda_attn_tc_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
         return;
@@ -429,6 +429,78 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
     attn_launch(dkdv_k[w], dim3((unsigned)tiles, (unsigned)NKV), NTHREADS, smem, &opted[2][w], "attn_bwd (dk, dv)", HD,
                 dk, dv, dout, q, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, SD, o.scale, o.cap, o.window);
     cu_scratch_free(D);
+}
+
+/* ---- autocast storage (backend.h attn_fwd_b16, attn_bwd_b16): bf16 q, k, v and out ----
+ * On the tensor cores of versions 2 and 3 the kernels read and write the bf16 tensors directly (no pre-pass of q, k,
+ * v; the same bf16 operands the fp32 entry rounds them to, so the same results). Everywhere else (Gemma 2's options,
+ * other head dims, the fp32 mode, version 1, unaligned rows) the fp32 entry runs on widened copies and out is
+ * rounded: backend.h's definition, on any path. */
+
+typedef __nv_bfloat16 bf16;
+
+/* calls of attn_fwd_b16 / attn_bwd_b16 that ran the tensor-core kernels on the bf16 tensors directly; for
+ * test_cuda_ops, which cannot tell the two paths apart by their results (they are the same by design) */
+static long g_b16_direct;
+extern "C" long cuda_attn_b16_direct_calls(void) { return g_b16_direct; }
+
+/* rows [n0, N) of a bf16 tensor of w elements per row widened into fp32 scratch of N rows (rows before n0 unset: no
+ * kernel reads them); the caller frees it (cu_scratch_free) */
+__global__ void attn_widen_k(float *y, const uint16_t *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = cu_load(&x[i]);
+}
+static float *attn_widen(const uint16_t *x, int n0, int N, size_t w, const char *what) {
+    float *y = (float *)cu_scratch((size_t)N * w * sizeof(float), what);
+    const size_t off = (size_t)n0 * w, n = (size_t)(N - n0) * w;
+    if (n) {
+        attn_widen_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(y + off, x + off, n);
+        CUDA_LAUNCH_CHECK(what);
+    }
+    return y;
+}
+
+void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
+    if (S <= 0) return;
+    check_args(NH, NKV, HD, opts, "attn_fwd_b16");
+    const void *rows[] = {out, q, k, v};
+    if (use_tc(HD, opts, rows, 4) &&
+        cuda_attn_tc_fwd16((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, cu_seqlens, S, NH,
+                           NKV, HD)) {
+        g_b16_direct++;
+        return;
+    }
+    int n0, N;
+    attn_tiles(cu_seqlens, S, 1, 1, &n0, &N, "attn_fwd_b16");
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = attn_widen(q, n0, N, qs, "attn_fwd_b16 q"), *kf = attn_widen(k, n0, N, ks, "attn_fwd_b16 k"),
+          *vf = attn_widen(v, n0, N, ks, "attn_fwd_b16 v");
+    float *of = (float *)cu_scratch((size_t)N * qs * sizeof(float), "attn_fwd_b16 out");
+    cuda_attn_fwd(of, lse, qf, kf, vf, cu_seqlens, S, NH, NKV, HD, opts);
+    cuda_to_bf16(out + (size_t)n0 * qs, of + (size_t)n0 * qs, (size_t)(N - n0) * qs);
+    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of);
+}
+
+void cuda_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
+                       const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S, int NH,
+                       int NKV, int HD, const AttnOpts *opts) {
+    if (S <= 0) return;
+    check_args(NH, NKV, HD, opts, "attn_bwd_b16");
+    const void *rows[] = {dq, dk, dv, dout, q, k, v, out};
+    if (use_tc(HD, opts, rows, 8) &&
+        cuda_attn_tc_bwd16(dq, dk, dv, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)out,
+                           lse, cu_seqlens, S, NH, NKV, HD)) {
+        g_b16_direct++;
+        return;
+    }
+    int n0, N;
+    attn_tiles(cu_seqlens, S, 1, 1, &n0, &N, "attn_bwd_b16");
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = attn_widen(q, n0, N, qs, "attn_bwd_b16 q"), *kf = attn_widen(k, n0, N, ks, "attn_bwd_b16 k"),
+          *vf = attn_widen(v, n0, N, ks, "attn_bwd_b16 v"), *of = attn_widen(out, n0, N, qs, "attn_bwd_b16 out");
+    cuda_attn_bwd(dq, dk, dv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of);
 }
 
 /* ---- host side shared by every attention version (attn_launch.cuh) ---- */
@@ -476,20 +548,25 @@ int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int 
     return tiles;
 }
 
-/* attn_rowsum's kernel; BF16: dout's row to dob as well */
-template <bool BF16>
-__global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH,
+/* an element of out as float: fp32, or bf16 storage widened */
+static __device__ __forceinline__ float attn_ld(const float *p) { return *p; }
+static __device__ __forceinline__ float attn_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+
+/* attn_rowsum's kernel; BF16: dout's row to dob as well; O: out's element type */
+template <bool BF16, class O>
+__global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const O *out, int n0, int N, int NH,
                          int HD) {
     const int lane = threadIdx.x & 31;
     const size_t total = (size_t)(N - n0) * NH;
     for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
          w += ((size_t)gridDim.x * blockDim.x) >> 5) {
         size_t n = n0 + w / NH, h = w % NH, o = n * NH * HD + h * HD;
-        const float *a = dout + o, *b = out + o;
+        const float *a = dout + o;
+        const O *b = out + o;
         float s = 0.0f;
         for (int d = lane; d < HD; d += 32) {
             const float x = a[d];
-            s += x * b[d];
+            s += x * attn_ld(&b[d]);
             if (BF16) dob[o + d] = __float2bfloat16_rn(x);
         }
         s = cu_warp_sum(s);
@@ -497,10 +574,19 @@ __global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const 
     }
 }
 
+template <class O>
+static void rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const O *out, int n0, int N, int NH, int HD,
+                   const char *what) {
+    const unsigned blocks = cu_grid((size_t)(N - n0) * NH * 32, 256);
+    if (dob) attn_d_k<true, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    else attn_d_k<false, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    CUDA_LAUNCH_CHECK(what);
+}
 void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
                  const char *what) {
-    const unsigned blocks = cu_grid((size_t)(N - n0) * NH * 32, 256);
-    if (dob) attn_d_k<true><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
-    else attn_d_k<false><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
-    CUDA_LAUNCH_CHECK(what);
+    rowsum(D, dob, dout, out, n0, N, NH, HD, what);
+}
+void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const __nv_bfloat16 *out, int n0, int N, int NH,
+                 int HD, const char *what) {
+    rowsum(D, dob, dout, out, n0, N, NH, HD, what);
 }

@@ -400,6 +400,21 @@ void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, co
     else tc_launch_fwd<128>(out, lse, q, k, v, cu_seqlens, S, NH, NKV, tiles);
 }
 
+bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                        const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    AttnTcImpl *impl = tc_impl();
+    if (impl) attn_tc_run_fwd16(impl, out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD);
+    return impl != NULL;
+}
+
+bool cuda_attn_tc_bwd16(float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+                        const int *cu_seqlens, int S, int NH, int NKV, int HD) {
+    AttnTcImpl *impl = tc_impl();
+    if (impl) attn_tc_run_bwd16(impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);
+    return impl != NULL;
+}
+
 void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                       int NKV, int HD) {

@@ -127,10 +127,10 @@ static __device__ __forceinline__ void t2_stage_o(float *Ow, const T2FragC *oacc
     }
 }
 
-template <int HD>
+template <int HD, bool B16> /* B16: q and out bf16 storage (attn_fwd_b16), else fp32 */
 __global__ void __launch_bounds__(T2_THREADS, 1)
-    attn_tc2_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
-                   int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
+    attn_tc2_fwd_k(typename AttnIo<B16>::T *out, float *lse, const typename AttnIo<B16>::T *q, const bf16 *kb,
+                   const bf16 *vb, const int *cu, int S, int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
     typedef T2<HD> Z;
     constexpr int LDB = Z::LDB, LDO = Z::LDO, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
     extern __shared__ __align__(128) unsigned char t2_smem[];
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T2_BN, T2_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
     /* Q through the warp stages' space */
-    attn_stage_bf16<HD, T2_BM, T2_THREADS>((bf16 *)wbase, q + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_stage_q<HD, T2_BM, T2_THREADS>((bf16 *)wbase, q + (size_t)z.h * HD, qs, z.q0, z.nq);
     __syncthreads();
     T2FragA qa[NF];
 #pragma unroll
@@ -489,6 +489,16 @@ static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *co
     CUDA_LAUNCH_CHECK("attn (tensor cores: bf16 copies)");
 }
 
+/* the forward's launch over tiles x NH blocks (kernel: impl's fwd or fwd16 for HD; opted: its record) */
+template <class K, class O, class Q>
+static void tc_fwd_launch(AttnTcImpl *impl, K kernel, int *opted, O *out, float *lse, const Q *q, const bf16 *kb,
+                          const bf16 *vb, const int *cu_seqlens, int S, int NH, int NKV, int HD, int tiles) {
+    char what[64];
+    snprintf(what, sizeof what, "attn_fwd (tensor cores, %s%s)", impl->name, sizeof(Q) == 2 ? ", bf16" : "");
+    attn_launch(kernel, dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[0][HD == 128], opted, what,
+                HD, out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, ATTN_LOG2E / sqrtf((float)HD));
+}
+
 void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, const float *k, const float *v,
                      const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     int n0, N;
@@ -502,33 +512,23 @@ void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, c
     const size_t W[2] = {ks, ks};
     t2_convert(n0, N, 2, src, dst, W);
     const int hi = HD == 128;
-    char what[64];
-    snprintf(what, sizeof what, "attn_fwd (tensor cores, %s)", impl->name);
-    attn_launch(impl->fwd[hi], dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[0][hi],
-                &impl->opted[0][hi], what, HD, out, lse, q, kb, vb, cu_seqlens, S, NH, NKV,
-                ATTN_LOG2E / sqrtf((float)HD));
+    tc_fwd_launch(impl, impl->fwd[hi], &impl->opted[0][hi], out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, HD, tiles);
     cu_scratch_free(kb);
 }
 
-void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
-                     int NH, int NKV, int HD) {
+void attn_tc_run_fwd16(AttnTcImpl *impl, bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
+    const int tiles = attn_tiles(cu_seqlens, S, impl->BM, NH, &n0, &N, "attn_fwd_b16");
     if (!tiles) return;
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    /* one scratch block: D [N][NH] fp32, then bf16 q, dout [N][NH][HD] and k, v [N][NKV][HD] */
-    const size_t dbytes = ((size_t)N * NH * sizeof(float) + 255) / 256 * 256;
-    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)2 * N * (qs + ks) * sizeof(bf16),
-                                                     "attn_bwd D and bf16 q, dout, k, v");
-    float *D = (float *)scr;
-    bf16 *qb = (bf16 *)(scr + dbytes), *dob = qb + (size_t)N * qs, *kb = dob + (size_t)N * qs,
-         *vb = kb + (size_t)N * ks;
-    attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd (tensor cores: D)");
-    const float *src[3] = {q, k, v};
-    bf16 *const dst[3] = {qb, kb, vb};
-    const size_t W[3] = {qs, ks, ks};
-    t2_convert(n0, N, 3, src, dst, W);
+    const int hi = HD == 128;
+    tc_fwd_launch(impl, impl->fwd16[hi], &impl->opted[3][hi], out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+}
+
+/* the backward's dq (tiles x NH blocks) and dk / dv (tiles x NKV blocks) from bf16 q, dout, k, v and fp32 lse, D */
+static void tc_bwd_launch(AttnTcImpl *impl, float *dq, float *dk, float *dv, const bf16 *qb, const bf16 *dob,
+                          const bf16 *kb, const bf16 *vb, const float *lse, const float *D, const int *cu_seqlens,
+                          int S, int NH, int NKV, int HD, int tiles) {
     const int hi = HD == 128;
     const float scale = 1.0f / sqrtf((float)HD);
     char what[64];
@@ -540,6 +540,48 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
     attn_launch(impl->dkdv[hi], dim3((unsigned)tiles * (unsigned)NKV), impl->threads, impl->smem[2][hi],
                 &impl->opted[2][hi], what, HD, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
                 scale * ATTN_LOG2E, scale);
+}
+
+/* bytes of D [N][NH] fp32 at the start of a backward's scratch block, rounded up so that what follows is aligned */
+static size_t tc_d_bytes(int N, int NH) { return ((size_t)N * NH * sizeof(float) + 255) / 256 * 256; }
+
+void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
+                     int NH, int NKV, int HD) {
+    int n0, N;
+    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
+    if (!tiles) return;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    /* one scratch block: D [N][NH] fp32, then bf16 q, dout [N][NH][HD] and k, v [N][NKV][HD] */
+    const size_t dbytes = tc_d_bytes(N, NH);
+    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)2 * N * (qs + ks) * sizeof(bf16),
+                                                     "attn_bwd D and bf16 q, dout, k, v");
+    float *D = (float *)scr;
+    bf16 *qb = (bf16 *)(scr + dbytes), *dob = qb + (size_t)N * qs, *kb = dob + (size_t)N * qs,
+         *vb = kb + (size_t)N * ks;
+    attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd (tensor cores: D)");
+    const float *src[3] = {q, k, v};
+    bf16 *const dst[3] = {qb, kb, vb};
+    const size_t W[3] = {qs, ks, ks};
+    t2_convert(n0, N, 3, src, dst, W);
+    tc_bwd_launch(impl, dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    cu_scratch_free(scr);
+}
+
+void attn_tc_run_bwd16(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const bf16 *q,
+                       const bf16 *k, const bf16 *v, const bf16 *out, const float *lse, const int *cu_seqlens, int S,
+                       int NH, int NKV, int HD) {
+    int n0, N;
+    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
+    if (!tiles) return;
+    /* one scratch block: D [N][NH] fp32, then bf16 dout [N][NH][HD] */
+    const size_t dbytes = tc_d_bytes(N, NH);
+    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)N * NH * HD * sizeof(bf16),
+                                                     "attn_bwd_b16 D and bf16 dout");
+    float *D = (float *)scr;
+    bf16 *dob = (bf16 *)(scr + dbytes);
+    attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd_b16 (tensor cores: D)");
+    tc_bwd_launch(impl, dq, dk, dv, q, dob, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
     cu_scratch_free(scr);
 }
 

@@ -148,10 +148,15 @@ static __device__ __forceinline__ void t3_put2(float *p, float a, float b) {
     p[0] = a, p[1] = b;
 #endif
 }
+/* the same to bf16 storage (4-byte aligned), each rounded to nearest even */
+static __device__ __forceinline__ void t3_put2(bf16 *p, float a, float b) {
+    *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b);
+}
 /* rows row0 + g and row0 + g + 8 (those below `rows` tile rows from row0) of a warp's 16 x HD accumulators to a
- * row-major fp32 tensor (row stride `stride`, g at the head's first column), times mul[0] / mul[1] */
-template <int HD>
-static __device__ __forceinline__ void t3_write_rows(float *g, size_t stride, const float (*acc)[4], int row0,
+ * row-major fp32 (T float) or bf16 (T bf16) tensor (row stride `stride`, g at the head's first column), times mul[0]
+ * / mul[1] */
+template <int HD, class T>
+static __device__ __forceinline__ void t3_write_rows(T *g, size_t stride, const float (*acc)[4], int row0,
                                                      int rows, float mula, float mulb) {
     const int lane = threadIdx.x & 31, r = lane >> 2, c = 2 * (lane & 3);
 #pragma unroll
@@ -163,10 +168,12 @@ static __device__ __forceinline__ void t3_write_rows(float *g, size_t stride, co
 }
 
 /* ---- forward ---- */
-template <int HD> /* HD 64: two blocks per SM (127 registers, 2 x 72 KB of shared memory) */
+/* HD 64: two blocks per SM (127 registers, 2 x 72 KB of shared memory); B16: q and out bf16 storage (attn_fwd_b16),
+ * else fp32 */
+template <int HD, bool B16>
 __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
-    attn_tc3_fwd_k(float *out, float *lse, const float *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
-                   int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
+    attn_tc3_fwd_k(typename AttnIo<B16>::T *out, float *lse, const typename AttnIo<B16>::T *q, const bf16 *kb,
+                   const bf16 *vb, const int *cu, int S, int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
     typedef T3<HD> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
     extern __shared__ __align__(128) unsigned char t3_smem[];
@@ -179,7 +186,7 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
 
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
-    attn_stage_bf16<HD, T3_BM, T3_THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_stage_q<HD, T3_BM, T3_THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
     __syncthreads();
     uint32_t qa[NF][4];
 #pragma unroll

@@ -40,9 +40,12 @@ int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int 
                    int heads, int *n0, int *N);
 
 /* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N - 1, fp32, one warp per (row, head); with dob, dout's
- * rows are also written to dob as bf16 (round to nearest even) */
+ * rows are also written to dob as bf16 (round to nearest even). out fp32, or bf16 storage (attn_bwd_b16: the
+ * products of out's bf16 values) */
 void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
                  const char *what);
+void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const __nv_bfloat16 *out, int n0, int N, int NH,
+                 int HD, const char *what);
 
 /* ---- the tensor-core versions ---- */
 
@@ -54,12 +57,26 @@ void cuda_attn_tc_fwd(float *out, float *lse, const float *q, const float *k, co
 void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                       const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                       int NKV, int HD);
+/* the same on bf16 storage (attn_fwd_b16 / attn_bwd_b16: q, k, v, out bf16) where the version has kernels for it
+ * (2 and 3: their q and out read and written in bf16, the bf16 pre-passes of q, k, v skipped); false, nothing
+ * done: version 1, which has none */
+bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                        const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV, int HD);
+bool cuda_attn_tc_bwd16(float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+                        const int *cu_seqlens, int S, int NH, int NKV, int HD);
 /* SIMPO_CUDA_ATTN_TC = 1, 2 or 3 (attention_tc2.cu; read on every call) */
 int cuda_attn_tc_version(void);
+
+/* the element type of a forward kernel's q and out: fp32 (attn_fwd) or bf16 storage (attn_fwd_b16) */
+template <bool B16> struct AttnIo { typedef float T; };
+template <> struct AttnIo<true> { typedef __nv_bfloat16 T; };
 
 /* versions 2 and 3 share their kernels' signatures, pre-passes and launches: a version is a table of its kernels */
 typedef void (*AttnTcFwdK)(float *out, float *lse, const float *q, const __nv_bfloat16 *kb, const __nv_bfloat16 *vb,
                            const int *cu, int S, int NH, int NKV, float sl2);
+typedef void (*AttnTcFwd16K)(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *kb,
+                             const __nv_bfloat16 *vb, const int *cu, int S, int NH, int NKV, float sl2);
 typedef void (*AttnTcDqK)(float *dq, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob, const __nv_bfloat16 *kb,
                           const __nv_bfloat16 *vb, const float *lse, const float *D, const int *cu, int S, int NH,
                           int NKV, float sl2, float scale);
@@ -72,15 +89,17 @@ struct AttnTcImpl {
     AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
     AttnTcDqK dq[2];
     AttnTcDkdvK dkdv[2];
-    size_t smem[3][2];       /* dynamic shared memory of fwd, dq, dkdv per head dim */
-    int opted[3][2];         /* attn_want_smem's record per kernel */
+    AttnTcFwd16K fwd16[2];   /* the forward on bf16 q and out (attn_fwd_b16) */
+    size_t smem[3][2];       /* dynamic shared memory of fwd (and fwd16), dq, dkdv per head dim */
+    int opted[4][2];         /* attn_want_smem's record per kernel: fwd, dq, dkdv, fwd16 */
 };
-/* the table of a version from its kernel templates FWD<HD>, DQ<HD>, DKDV<HD> and its sizes Z<HD>::SMEM_F, SMEM_Q,
- * SMEM_K (fwd, dq, dkdv) */
+/* the table of a version from its kernel templates FWD<HD, B16>, DQ<HD>, DKDV<HD> and its sizes Z<HD>::SMEM_F,
+ * SMEM_Q, SMEM_K (fwd, dq, dkdv) */
 #define ATTN_TC_IMPL(NAME, BM, THREADS, FWD, DQ, DKDV, Z)                                                       \
-    {NAME, BM, THREADS, {FWD<64>, FWD<128>}, {DQ<64>, DQ<128>}, {DKDV<64>, DKDV<128>},                         \
+    {NAME, BM, THREADS, {FWD<64, false>, FWD<128, false>}, {DQ<64>, DQ<128>}, {DKDV<64>, DKDV<128>},           \
+     {FWD<64, true>, FWD<128, true>},                                                                           \
      {{Z<64>::SMEM_F, Z<128>::SMEM_F}, {Z<64>::SMEM_Q, Z<128>::SMEM_Q}, {Z<64>::SMEM_K, Z<128>::SMEM_K}},        \
-     {{0, 0}, {0, 0}, {0, 0}}}
+     {{0, 0}, {0, 0}, {0, 0}, {0, 0}}}
 extern AttnTcImpl attn_tc2_impl, attn_tc3_impl; /* attention_tc2.cu, attention_tc3.cu */
 
 /* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
@@ -93,5 +112,13 @@ void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, c
 void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const float *q,
                      const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
                      int NH, int NKV, int HD);
+/* the same on bf16 storage: the forward launches fwd16 on q, k, v as they are (no pre-pass); the backward's pre-pass
+ * makes D (from out's bf16 values) and the bf16 dout only */
+void attn_tc_run_fwd16(AttnTcImpl *impl, __nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q,
+                       const __nv_bfloat16 *k, const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV,
+                       int HD);
+void attn_tc_run_bwd16(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+                       const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD);
 
 #endif

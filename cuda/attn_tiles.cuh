@@ -246,4 +246,34 @@ static __device__ __forceinline__ void attn_stage_bf16(__nv_bfloat16 *dst, const
     }
 }
 
+/* The forward's Q tile in dst[ROWS][HD + 8]: rows [r0, r0 + nvalid) of fp32 q rounded to bf16 (attn_stage_bf16), or
+ * of bf16 storage (attn_fwd_b16) copied as they are by cp.async and waited for here (with every group this thread
+ * committed before: a block's first K / V tiles, needed next anyway). Rows past nvalid are zeros. Either way the
+ * tile is in place when the call returns; the caller's __syncthreads makes it visible. */
+template <int HD, int ROWS, int THREADS>
+static __device__ __forceinline__ void attn_stage_q(__nv_bfloat16 *dst, const float *g, size_t stride, int r0,
+                                                    int nvalid) {
+    attn_stage_bf16<HD, ROWS, THREADS>(dst, g, stride, r0, nvalid);
+}
+template <int HD, int ROWS, int THREADS>
+static __device__ __forceinline__ void attn_stage_q(__nv_bfloat16 *dst, const __nv_bfloat16 *g, size_t stride,
+                                                    int r0, int nvalid) {
+    attn_cp_tile<HD, ROWS, THREADS>(dst, g, stride, r0, nvalid);
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+}
+
+/* attn_write_rows to bf16 storage (attn_fwd_b16's out): each fp32 value rounded to nearest even */
+template <int HD>
+static __device__ __forceinline__ void attn_write_rows(__nv_bfloat16 *g, size_t stride, const float *stage, int row0,
+                                                       int nrows) {
+    constexpr int LDO = HD + 4, C4 = HD / 4;
+    const int lane = threadIdx.x & 31;
+    for (int idx = lane; idx < nrows * C4; idx += 32) {
+        const int rr = idx / C4, c = (idx % C4) * 4;
+        const float4 x = *(const float4 *)(stage + rr * LDO + c);
+        attn_put4(g + (size_t)(row0 + rr) * stride + c, x.x, x.y, x.z, x.w);
+    }
+}
+
 #endif

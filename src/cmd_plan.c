@@ -47,7 +47,8 @@ static const char *USAGE =
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
-    "  fp32), --bf16-storage (model.bf16_storage: autocast keeps the gate / up projections at 2 bytes),\n"
+    "  fp32), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
+    "  attention's output at 2 bytes),\n"
     "  --global-batch-pairs (train.global_batch_pairs). The caches change memory only: the time model\n"
     "  counts neither the conversions the weight copy saves nor the LM-head GEMM the logits cache saves.\n";
 

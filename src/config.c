@@ -42,9 +42,9 @@ static const KeySpec KEYS[] = {
      "matmul precision: bf16 operands with fp32 sums (tensor cores on CUDA; emulated on the CPU), fp32 weights, "
      "gradients and optimizer state"},
     {"model.bf16_storage", K_SENUM, F(bf16_storage), "autocast", U, U, 0, 0, "autocast|exact",
-     "model.dtype bf16: autocast keeps the MLP's gate and up projections in bf16 as torch's autocast does (half "
-     "their memory, numbers within bf16 rounding); exact keeps in bf16 only what the matmuls round anyway (bit for "
-     "bit the numbers of fp32 storage)"},
+     "model.dtype bf16: autocast keeps the q, k, v, gate and up projections and attention's output in bf16 as "
+     "torch's autocast does (half their memory, numbers within bf16 rounding); exact keeps in bf16 only what the "
+     "matmuls round anyway (bit for bit the numbers of fp32 storage)"},
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
      "training pairs: JSONL (token ids, chat messages or text) or an HDF5 dataset from `prepare` (required)"},

@@ -551,8 +551,17 @@ static void t_rope(size_t N, int H, int HD, int max_pos) {
     g = down(d_x, nx);
     snprintf(what, sizeof what, "rope_bwd N=%zu H=%d HD=%d", N, H, HD);
     cmp(what, g, x, nx, 1e-6);
-    free(g), free(pos), free(cs), free(sn), free(x);
-    gpu->free(d_pos), gpu->free(d_cs), gpu->free(d_sn), gpu->free(d_x);
+    /* rope_fwd_b16 (autocast storage): in place on bf16, the same fp32 rotation rounded on both sides */
+    uint16_t *x16 = sd_alloc(nx * 2, "x16"), *g16 = sd_alloc(nx * 2, "g16"), *d_x16 = gpu->alloc(nx * 2, "x16");
+    cpu->to_bf16(x16, x, nx);
+    gpu->upload(d_x16, x16, nx * 2);
+    cpu->rope_fwd_b16(x16, pos, cs, sn, N, H, HD);
+    gpu->rope_fwd_b16(d_x16, d_pos, d_cs, d_sn, N, H, HD);
+    gpu->download(g16, d_x16, nx * 2);
+    snprintf(what, sizeof what, "rope_fwd_b16 N=%zu H=%d HD=%d", N, H, HD);
+    storage16_cmp(what, g16, x16, nx);
+    free(g), free(pos), free(cs), free(sn), free(x), free(x16), free(g16);
+    gpu->free(d_pos), gpu->free(d_cs), gpu->free(d_sn), gpu->free(d_x), gpu->free(d_x16);
 }
 
 /* ---- row gather / scatter (exact) ---- */
@@ -932,6 +941,123 @@ static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, d
     t_attn_tc_k(lens, S, n0, NH, NKV, HD, amp, 0.0, 1);
 }
 
+/* ---- autocast storage of attention (section attn_b16; backend.h attn_fwd_b16 / attn_bwd_b16) ----
+ * Each op is the fp32 op on its widened bf16 inputs with out rounded, so on the GPU it must equal, bitwise, the GPU's
+ * own fp32 entry run on the widened values (out rounded to bf16; the backward given the widened bf16 out), whichever
+ * path runs: the tensor cores of versions 2 and 3 reading the bf16 tensors directly (the same bf16 operands the fp32
+ * entry rounds its inputs to), version 1 and the fp32 kernels on widened copies. Rows before cu[0] keep their old
+ * values (out) or become zeros (dq, dk, dv) as in the fp32 entry. Against the CPU's b16 ops (its backward given the
+ * GPU's out and lse) within the bounds of the path (t_attn_tc's on tensor cores, t_attn's otherwise, out one bf16
+ * rounding more). cuda_attn_b16_direct_calls (attention.cu) shows which path ran: the results cannot. */
+long cuda_attn_b16_direct_calls(void);
+static uint16_t *h16(const float *x, size_t n) { /* bf16 of a host array */
+    uint16_t *y = sd_alloc((n ? n : 1) * 2, "bf16 host copy");
+    cpu->to_bf16(y, x, n);
+    return y;
+}
+static float *hwide(const uint16_t *x, size_t n) { /* the fp32 values of a bf16 host array */
+    float *y = sd_alloc((n ? n : 1) * sizeof(float), "widened host copy");
+    for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(x[i]);
+    return y;
+}
+static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, const AttnOpts *o, const char *path,
+                       int ver) {
+    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
+    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
+    char vs[8];
+    snprintf(vs, sizeof vs, "%d", ver);
+    setenv("SIMPO_CUDA_ATTN", path, 1);
+    setenv("SIMPO_CUDA_ATTN_TC", vs, 1);
+    int *cu = sd_alloc(((size_t)S + 1) * sizeof(int), "cu");
+    cu[0] = n0;
+    for (int s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
+    const int N = cu[S];
+    const size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH, skip = (size_t)n0 * NH * HD;
+    float *q = hrand(nq, -1, 1), *k = hrand(nk, -1, 1), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
+    uint16_t *q16 = h16(q, nq), *k16 = h16(k, nk), *v16 = h16(v, nk);
+    float *qw = hwide(q16, nq), *kw = hwide(k16, nk), *vw = hwide(v16, nk);
+    float *pre = hconst(nq, 7.0f), *prel = hconst(nl, 7.0f);
+    uint16_t *pre16 = h16(pre, nq);
+    int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
+    uint16_t *d_q16 = up(q16, nq * 2), *d_k16 = up(k16, nk * 2), *d_v16 = up(v16, nk * 2), *d_o16 = up(pre16, nq * 2);
+    float *d_qw = up(qw, nq * 4), *d_kw = up(kw, nk * 4), *d_vw = up(vw, nk * 4), *d_dout = up(dout, nq * 4);
+    float *d_l16 = up(prel, nl * 4), *d_of = up(pre, nq * 4), *d_lf = up(prel, nl * 4);
+    float *d_g[3], *d_gf[3];
+    for (int t = 0; t < 3; t++) {
+        size_t n = t ? nk : nq;
+        float *h = hconst(n, -777.0f);
+        d_g[t] = up(h, n * 4), d_gf[t] = up(h, n * 4);
+        free(h);
+    }
+    char what[200];
+    int wl = snprintf(what, sizeof what, "attn_b16 (%s, v%d) S=%d N=%d n0=%d NH=%d NKV=%d HD=%d", path, ver, S, N,
+                      n0, NH, NKV, HD);
+    if (o) snprintf(what + wl, sizeof what - (size_t)wl, " scale=%g cap=%g window=%d", (double)o->scale,
+                    (double)o->softcap, o->window);
+    /* the bf16 entries */
+    const long direct0 = cuda_attn_b16_direct_calls();
+    gpu->attn_fwd_b16(d_o16, d_l16, d_q16, d_k16, d_v16, d_cu, S, NH, NKV, HD, o);
+    gpu->attn_bwd_b16(d_g[0], d_g[1], d_g[2], d_dout, d_q16, d_k16, d_v16, d_o16, d_l16, d_cu, S, NH, NKV, HD, o);
+    const long direct = cuda_attn_b16_direct_calls() - direct0;
+    /* the tensor cores run Llama's attention at head dims 64 and 128 (use_tc in attention.cu) */
+    const bool tc = strcmp(path, "tc") == 0 && attn_opts_is_default(o, HD) && (HD == 64 || HD == 128);
+    const bool want_direct = tc && ver >= 2;
+    CHECK(direct == (want_direct ? 2 : 0), "%s: %ld of 2 calls ran on the bf16 tensors directly, expected %d", what,
+          direct, want_direct ? 2 : 0);
+    uint16_t *o16 = sd_alloc(nq * 2, "out16");
+    gpu->download(o16, d_o16, nq * 2);
+    float *l16 = down(d_l16, nl), *g[3] = {down(d_g[0], nq), down(d_g[1], nk), down(d_g[2], nk)};
+    /* the fp32 entry on the widened values */
+    gpu->attn_fwd(d_of, d_lf, d_qw, d_kw, d_vw, d_cu, S, NH, NKV, HD, o);
+    float *of = down(d_of, nq), *lf = down(d_lf, nl), *ow = hwide(o16, nq);
+    uint16_t *of16 = h16(of, nq);
+    float *d_ow = up(ow, nq * 4);
+    gpu->attn_bwd(d_gf[0], d_gf[1], d_gf[2], d_dout, d_qw, d_kw, d_vw, d_ow, d_l16, d_cu, S, NH, NKV, HD, o);
+    float *gf[3] = {down(d_gf[0], nq), down(d_gf[1], nk), down(d_gf[2], nk)};
+    char lb[240];
+    snprintf(lb, sizeof lb, "%s: out = bf16(the fp32 entry's out)", what);
+    bitwise(lb, o16, of16, nq * 2);
+    snprintf(lb, sizeof lb, "%s: rows before cu[0] of out untouched", what);
+    bitwise(lb, o16, pre16, skip * 2);
+    snprintf(lb, sizeof lb, "%s: lse = the fp32 entry's", what);
+    bitwise(lb, l16, lf, nl * 4);
+    static const char *gn[3] = {"dq", "dk", "dv"};
+    for (int t = 0; t < 3; t++) {
+        snprintf(lb, sizeof lb, "%s: %s = the fp32 entry's", what, gn[t]);
+        bitwise(lb, g[t], gf[t], (t ? nk : nq) * 4);
+    }
+    /* against the CPU */
+    uint16_t *c16 = h16(pre, nq);
+    float *cl = hconst(nl, 7.0f), *cg[3] = {hconst(nq, 5.0f), hconst(nk, 5.0f), hconst(nk, 5.0f)};
+    cpu->attn_fwd_b16(c16, cl, q16, k16, v16, cu, S, NH, NKV, HD, o);
+    cpu->attn_bwd_b16(cg[0], cg[1], cg[2], dout, q16, k16, v16, o16, l16, cu, S, NH, NKV, HD, o);
+    float *cw = hwide(c16, nq);
+    double tol[5] = {2e-2, 5e-3, 3e-2, 3e-2, 3e-2};
+    if (!tc) /* the fp32 kernels */
+        tol[0] = 0x1p-8 + 5e-6, tol[1] = 5e-6, tol[2] = tol[3] = tol[4] = 2e-5;
+    snprintf(lb, sizeof lb, "%s vs cpu: out", what);
+    cmp(lb, ow, cw, nq, tol[0]);
+    snprintf(lb, sizeof lb, "%s vs cpu: lse", what);
+    cmp(lb, l16, cl, nl, tol[1]);
+    for (int t = 0; t < 3; t++) {
+        snprintf(lb, sizeof lb, "%s vs cpu: %s", what, gn[t]);
+        cmp(lb, g[t], cg[t], t ? nk : nq, tol[2 + t]);
+    }
+    printf("%s: bitwise the fp32 entry's; %s\n", what, want_direct ? "tensor cores on the bf16 tensors" : "widened");
+    free(cu), free(q), free(k), free(v), free(dout), free(q16), free(k16), free(v16), free(qw), free(kw), free(vw);
+    free(pre), free(prel), free(pre16), free(o16), free(l16), free(of), free(lf), free(ow), free(of16), free(c16);
+    free(cl), free(cw);
+    for (int t = 0; t < 3; t++) free(g[t]), free(gf[t]), free(cg[t]), gpu->free(d_g[t]), gpu->free(d_gf[t]);
+    gpu->free(d_cu), gpu->free(d_q16), gpu->free(d_k16), gpu->free(d_v16), gpu->free(d_o16), gpu->free(d_qw);
+    gpu->free(d_kw), gpu->free(d_vw), gpu->free(d_dout), gpu->free(d_l16), gpu->free(d_of), gpu->free(d_lf);
+    gpu->free(d_ow);
+    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
+    else unsetenv("SIMPO_CUDA_ATTN");
+    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
+    else unsetenv("SIMPO_CUDA_ATTN_TC");
+    free(saved), free(saved_v);
+}
+
 /* ---- GPU timings at training sizes (informational) ---- */
 static void perf(void) {
     int N = 4096, C = 4096, NH = 32, NKV = 8, HD = 128, S = 4;
@@ -1131,6 +1257,17 @@ int main(int argc, char **argv) {
         static const int g[] = {256, 100};
         t_attn_tc_k(g, 2, 0, 4, 1, 128, 1.0, 6.0, 1);
         t_attn_tc_k(g, 2, 0, 2, 1, 64, 1.0, 6.0, 1);
+    }
+    if (want("attn_b16")) {
+        static const int a[] = {1, 7, 64, 130}, b[] = {5, 0, 33, 1}, c[] = {200};
+        AttnOpts fx = {.scale = (float)pow(24.0, -0.5), .softcap = 3.0f, .window = 8};
+        for (int ver = 1; ver <= 3; ver++) {
+            t_attn_b16(a, 4, 0, 4, 2, 64, NULL, "tc", ver);
+            t_attn_b16(b, 4, 3, 8, 2, 128, NULL, "tc", ver);
+        }
+        t_attn_b16(a, 4, 0, 4, 2, 64, &fx, "tc", 2); /* Gemma 2's options: the fp32 kernels on widened copies */
+        t_attn_b16(b, 4, 3, 4, 2, 64, NULL, "fp32", 2);
+        t_attn_b16(c, 1, 0, 3, 1, 20, NULL, "tc", 3); /* a head dim the tensor cores lack */
     }
     if (want("attn_gemma2")) {
         t_attn_gemma2(false);
