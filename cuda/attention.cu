@@ -418,7 +418,7 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
         return;
     }
     int n0, N;
-    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, BR, 1, &n0, &N);
+    const int tiles = attn_bwd_start(dq, dk, dv, sizeof(float), cu_seqlens, S, NH, NKV, HD, BR, 1, &n0, &N);
     if (!tiles) return;
     float *D = (float *)cu_scratch((size_t)N * NH * sizeof(float), "attn_bwd rowsum(dout * out)");
     attn_rowsum(D, NULL, dout, out, n0, N, NH, HD, "attn_bwd (D)");
@@ -482,15 +482,15 @@ void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint1
     cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of);
 }
 
-void cuda_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
-                       const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                       int NKV, int HD, const AttnOpts *opts) {
+void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     check_args(NH, NKV, HD, opts, "attn_bwd_b16");
     const void *rows[] = {dq, dk, dv, dout, q, k, v, out};
     if (use_tc(HD, opts, rows, 8) &&
-        cuda_attn_tc_bwd16(dq, dk, dv, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)out,
-                           lse, cu_seqlens, S, NH, NKV, HD)) {
+        cuda_attn_tc_bwd16((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, dout, (const bf16 *)q, (const bf16 *)k,
+                           (const bf16 *)v, (const bf16 *)out, lse, cu_seqlens, S, NH, NKV, HD)) {
         g_b16_direct++;
         return;
     }
@@ -499,8 +499,14 @@ void cuda_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     float *qf = attn_widen(q, n0, N, qs, "attn_bwd_b16 q"), *kf = attn_widen(k, n0, N, ks, "attn_bwd_b16 k"),
           *vf = attn_widen(v, n0, N, ks, "attn_bwd_b16 v"), *of = attn_widen(out, n0, N, qs, "attn_bwd_b16 out");
-    cuda_attn_bwd(dq, dk, dv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
-    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of);
+    float *g = (float *)cu_scratch((size_t)N * (qs + 2 * ks) * sizeof(float), "attn_bwd_b16 gradients");
+    float *gq = g, *gk = g + (size_t)N * qs, *gv = gk + (size_t)N * ks;
+    cuda_attn_bwd(gq, gk, gv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    /* every row, as the fp32 entry writes them (those before cu_seqlens[0] zeros) */
+    cuda_to_bf16(dq, gq, (size_t)N * qs);
+    cuda_to_bf16(dk, gk, (size_t)N * ks);
+    cuda_to_bf16(dv, gv, (size_t)N * ks);
+    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of), cu_scratch_free(g);
 }
 
 /* ---- host side shared by every attention version (attn_launch.cuh) ---- */
@@ -536,14 +542,14 @@ void attn_want_smem(const void *kernel, size_t bytes, int *opted, const char *wh
     *opted = (int)bytes;
 }
 
-int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
+int attn_bwd_start(void *dq, void *dk, void *dv, size_t esz, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
                    int heads, int *n0, int *N) {
     const int tiles = attn_tiles(d_cu, S, BM, heads, n0, N, "attn_bwd");
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     if (*n0 > 0) {
-        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)*n0 * qs * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)*n0 * ks * sizeof(float), cu_stream()));
-        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)*n0 * ks * sizeof(float), cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)*n0 * qs * esz, cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dk, 0, (size_t)*n0 * ks * esz, cu_stream()));
+        CUDA_CHECK(cudaMemsetAsync(dv, 0, (size_t)*n0 * ks * esz, cu_stream()));
     }
     return tiles;
 }

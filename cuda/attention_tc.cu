@@ -407,7 +407,8 @@ bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, 
     return impl != NULL;
 }
 
-bool cuda_attn_tc_bwd16(float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
+                        const __nv_bfloat16 *q,
                         const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     AttnTcImpl *impl = tc_impl();
@@ -423,7 +424,7 @@ void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const 
         return;
     }
     int n0, N;
-    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, TC_BM, 1, &n0, &N);
+    const int tiles = attn_bwd_start(dq, dk, dv, sizeof(float), cu_seqlens, S, NH, NKV, HD, TC_BM, 1, &n0, &N);
     if (!tiles) return;
     float *D = (float *)cu_scratch((size_t)N * NH * sizeof(float), "attn_bwd rowsum(dout * out)");
     attn_rowsum(D, NULL, dout, out, n0, N, NH, HD, "attn_bwd (tensor cores, D)");

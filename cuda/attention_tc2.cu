@@ -273,9 +273,9 @@ __global__ void attn_tc2_cvt_k(T2Cvt a) {
 }
 
 /* ---- backward: dQ ---- */
-template <int HD>
+template <int HD, bool B16> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
 __global__ void __launch_bounds__(T2_THREADS, 1)
-    attn_tc2_dq_k(float *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+    attn_tc2_dq_k(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
                   const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
     typedef T2<HD> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = T2_NS_FWD, TILE = Z::TILE;
@@ -371,9 +371,9 @@ static __device__ __forceinline__ void t2_rowblock_x_tile(float *stage, const bf
     }
 }
 
-template <int HD>
+template <int HD, bool B16> /* B16: dk, dv bf16 storage (attn_bwd_b16), else fp32 */
 __global__ void __launch_bounds__(T2_THREADS, 1)
-    attn_tc2_dkdv_k(float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+    attn_tc2_dkdv_k(typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
                     const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
                     float scale) {
     typedef T2<HD> Z;
@@ -512,7 +512,8 @@ void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, c
     const size_t W[2] = {ks, ks};
     t2_convert(n0, N, 2, src, dst, W);
     const int hi = HD == 128;
-    tc_fwd_launch(impl, impl->fwd[hi], &impl->opted[0][hi], out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, HD, tiles);
+    tc_fwd_launch(impl, impl->fwd[hi], &impl->opted[0][0][hi], out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, HD,
+                  tiles);
     cu_scratch_free(kb);
 }
 
@@ -522,23 +523,25 @@ void attn_tc_run_fwd16(AttnTcImpl *impl, bf16 *out, float *lse, const bf16 *q, c
     const int tiles = attn_tiles(cu_seqlens, S, impl->BM, NH, &n0, &N, "attn_fwd_b16");
     if (!tiles) return;
     const int hi = HD == 128;
-    tc_fwd_launch(impl, impl->fwd16[hi], &impl->opted[3][hi], out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD, tiles);
+    tc_fwd_launch(impl, impl->fwd16[hi], &impl->opted[1][0][hi], out, lse, q, k, v, cu_seqlens, S, NH, NKV, HD,
+                  tiles);
 }
 
-/* the backward's dq (tiles x NH blocks) and dk / dv (tiles x NKV blocks) from bf16 q, dout, k, v and fp32 lse, D */
-static void tc_bwd_launch(AttnTcImpl *impl, float *dq, float *dk, float *dv, const bf16 *qb, const bf16 *dob,
+/* the backward's dq (tiles x NH blocks) and dk / dv (tiles x NKV blocks) from bf16 q, dout, k, v and fp32 lse, D:
+ * impl's dq / dkdv writing fp32 gradients (G float) or dq16 / dkdv16 writing bf16 ones (G bf16) */
+template <class G, class KQ, class KKV>
+static void tc_bwd_launch(AttnTcImpl *impl, KQ kq, KKV kkv, G *dq, G *dk, G *dv, const bf16 *qb, const bf16 *dob,
                           const bf16 *kb, const bf16 *vb, const float *lse, const float *D, const int *cu_seqlens,
                           int S, int NH, int NKV, int HD, int tiles) {
-    const int hi = HD == 128;
+    const int hi = HD == 128, b16 = sizeof(G) == 2;
     const float scale = 1.0f / sqrtf((float)HD);
     char what[64];
-    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dq)", impl->name);
-    attn_launch(impl->dq[hi], dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[1][hi],
-                &impl->opted[1][hi], what, HD, dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
-                scale * ATTN_LOG2E, scale);
-    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s, dk, dv)", impl->name);
-    attn_launch(impl->dkdv[hi], dim3((unsigned)tiles * (unsigned)NKV), impl->threads, impl->smem[2][hi],
-                &impl->opted[2][hi], what, HD, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
+    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s%s, dq)", impl->name, b16 ? ", bf16" : "");
+    attn_launch(kq, dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[1][hi], &impl->opted[b16][1][hi],
+                what, HD, dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * ATTN_LOG2E, scale);
+    snprintf(what, sizeof what, "attn_bwd (tensor cores, %s%s, dk, dv)", impl->name, b16 ? ", bf16" : "");
+    attn_launch(kkv, dim3((unsigned)tiles * (unsigned)NKV), impl->threads, impl->smem[2][hi],
+                &impl->opted[b16][2][hi], what, HD, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
                 scale * ATTN_LOG2E, scale);
 }
 
@@ -549,7 +552,7 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
                      const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
                      int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
+    const int tiles = attn_bwd_start(dq, dk, dv, sizeof(float), cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
     if (!tiles) return;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     /* one scratch block: D [N][NH] fp32, then bf16 q, dout [N][NH][HD] and k, v [N][NKV][HD] */
@@ -564,15 +567,17 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
     bf16 *const dst[3] = {qb, kb, vb};
     const size_t W[3] = {qs, ks, ks};
     t2_convert(n0, N, 3, src, dst, W);
-    tc_bwd_launch(impl, dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    const int hi = HD == 128;
+    tc_bwd_launch(impl, impl->dq[hi], impl->dkdv[hi], dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
+                  HD, tiles);
     cu_scratch_free(scr);
 }
 
-void attn_tc_run_bwd16(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const bf16 *q,
+void attn_tc_run_bwd16(AttnTcImpl *impl, bf16 *dq, bf16 *dk, bf16 *dv, const float *dout, const bf16 *q,
                        const bf16 *k, const bf16 *v, const bf16 *out, const float *lse, const int *cu_seqlens, int S,
                        int NH, int NKV, int HD) {
     int n0, N;
-    const int tiles = attn_bwd_start(dq, dk, dv, cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
+    const int tiles = attn_bwd_start(dq, dk, dv, sizeof(bf16), cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
     if (!tiles) return;
     /* one scratch block: D [N][NH] fp32, then bf16 dout [N][NH][HD] */
     const size_t dbytes = tc_d_bytes(N, NH);
@@ -581,7 +586,9 @@ void attn_tc_run_bwd16(AttnTcImpl *impl, float *dq, float *dk, float *dv, const 
     float *D = (float *)scr;
     bf16 *dob = (bf16 *)(scr + dbytes);
     attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd_b16 (tensor cores: D)");
-    tc_bwd_launch(impl, dq, dk, dv, q, dob, k, v, lse, D, cu_seqlens, S, NH, NKV, HD, tiles);
+    const int hi = HD == 128;
+    tc_bwd_launch(impl, impl->dq16[hi], impl->dkdv16[hi], dq, dk, dv, q, dob, k, v, lse, D, cu_seqlens, S, NH, NKV,
+                  HD, tiles);
     cu_scratch_free(scr);
 }
 

@@ -276,9 +276,9 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
 }
 
 /* ---- backward: dQ ---- */
-template <int HD>
+template <int HD, bool B16> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
 __global__ void __launch_bounds__(T3_THREADS, 1)
-    attn_tc3_dq_k(float *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+    attn_tc3_dq_k(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
                   const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
     typedef T3<HD> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
@@ -363,9 +363,9 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
 }
 
 /* ---- backward: dK, dV ---- */
-template <int HD>
+template <int HD, bool B16> /* B16: dk, dv bf16 storage (attn_bwd_b16), else fp32 */
 __global__ void __launch_bounds__(T3_THREADS, 1)
-    attn_tc3_dkdv_k(float *dk, float *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+    attn_tc3_dkdv_k(typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
                     const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
                     float scale) {
     typedef T3<HD> Z;

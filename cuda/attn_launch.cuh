@@ -34,9 +34,9 @@ static void attn_launch(void (*kernel)(P...), dim3 grid, int threads, size_t sme
     CUDA_LAUNCH_CHECK(what);
 }
 
-/* attn_tiles(.., "attn_bwd") and the rows of dq, dk, dv before cu_seqlens[0] set to zeros (the gradients are
- * written for rows [0, N) as on the CPU); 0 tiles: nothing more to do */
-int attn_bwd_start(float *dq, float *dk, float *dv, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
+/* attn_tiles(.., "attn_bwd") and the rows of dq, dk, dv (elements of esz bytes: fp32, or bf16 storage) before
+ * cu_seqlens[0] set to zeros (the gradients are written for rows [0, N) as on the CPU); 0 tiles: nothing more to do */
+int attn_bwd_start(void *dq, void *dk, void *dv, size_t esz, const int *d_cu, int S, int NH, int NKV, int HD, int BM,
                    int heads, int *n0, int *N);
 
 /* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N - 1, fp32, one warp per (row, head); with dob, dout's
@@ -62,13 +62,15 @@ void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const 
  * done: version 1, which has none */
 bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                         const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV, int HD);
-bool cuda_attn_tc_bwd16(float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
+                        const __nv_bfloat16 *q,
                         const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD);
 /* SIMPO_CUDA_ATTN_TC = 1, 2 or 3 (attention_tc2.cu; read on every call) */
 int cuda_attn_tc_version(void);
 
-/* the element type of a forward kernel's q and out: fp32 (attn_fwd) or bf16 storage (attn_fwd_b16) */
+/* the element type of a kernel's q and out (forward) or dq, dk, dv (backward): fp32 (attn_fwd, attn_bwd) or bf16
+ * storage (attn_fwd_b16, attn_bwd_b16) */
 template <bool B16> struct AttnIo { typedef float T; };
 template <> struct AttnIo<true> { typedef __nv_bfloat16 T; };
 
@@ -83,23 +85,33 @@ typedef void (*AttnTcDqK)(float *dq, const __nv_bfloat16 *qb, const __nv_bfloat1
 typedef void (*AttnTcDkdvK)(float *dk, float *dv, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
                             const __nv_bfloat16 *kb, const __nv_bfloat16 *vb, const float *lse, const float *D,
                             const int *cu, int S, int NH, int NKV, float sl2, float scale);
+typedef void (*AttnTcDq16K)(__nv_bfloat16 *dq, const __nv_bfloat16 *qb, const __nv_bfloat16 *dob,
+                            const __nv_bfloat16 *kb, const __nv_bfloat16 *vb, const float *lse, const float *D,
+                            const int *cu, int S, int NH, int NKV, float sl2, float scale);
+typedef void (*AttnTcDkdv16K)(__nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_bfloat16 *qb,
+                              const __nv_bfloat16 *dob, const __nv_bfloat16 *kb, const __nv_bfloat16 *vb,
+                              const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
+                              float scale);
 struct AttnTcImpl {
     const char *name;        /* "v2", "v3": for messages */
     int BM, threads;         /* rows of every grid's tiles (queries; keys for dk/dv); threads per block */
     AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
     AttnTcDqK dq[2];
     AttnTcDkdvK dkdv[2];
-    AttnTcFwd16K fwd16[2];   /* the forward on bf16 q and out (attn_fwd_b16) */
-    size_t smem[3][2];       /* dynamic shared memory of fwd (and fwd16), dq, dkdv per head dim */
-    int opted[4][2];         /* attn_want_smem's record per kernel: fwd, dq, dkdv, fwd16 */
+    AttnTcFwd16K fwd16[2];   /* the same on bf16 storage (attn_fwd_b16, attn_bwd_b16): q, out; dq; dk, dv */
+    AttnTcDq16K dq16[2];
+    AttnTcDkdv16K dkdv16[2];
+    size_t smem[3][2];       /* dynamic shared memory of fwd, dq, dkdv per head dim (their bf16 forms alike) */
+    int opted[2][3][2];      /* attn_want_smem's record per kernel: [bf16 storage][fwd, dq, dkdv][head dim] */
 };
-/* the table of a version from its kernel templates FWD<HD, B16>, DQ<HD>, DKDV<HD> and its sizes Z<HD>::SMEM_F,
- * SMEM_Q, SMEM_K (fwd, dq, dkdv) */
+/* the table of a version from its kernel templates FWD<HD, B16>, DQ<HD, B16>, DKDV<HD, B16> and its sizes
+ * Z<HD>::SMEM_F, SMEM_Q, SMEM_K (fwd, dq, dkdv) */
 #define ATTN_TC_IMPL(NAME, BM, THREADS, FWD, DQ, DKDV, Z)                                                       \
-    {NAME, BM, THREADS, {FWD<64, false>, FWD<128, false>}, {DQ<64>, DQ<128>}, {DKDV<64>, DKDV<128>},           \
-     {FWD<64, true>, FWD<128, true>},                                                                           \
+    {NAME, BM, THREADS, {FWD<64, false>, FWD<128, false>}, {DQ<64, false>, DQ<128, false>},                    \
+     {DKDV<64, false>, DKDV<128, false>}, {FWD<64, true>, FWD<128, true>}, {DQ<64, true>, DQ<128, true>},       \
+     {DKDV<64, true>, DKDV<128, true>},                                                                         \
      {{Z<64>::SMEM_F, Z<128>::SMEM_F}, {Z<64>::SMEM_Q, Z<128>::SMEM_Q}, {Z<64>::SMEM_K, Z<128>::SMEM_K}},        \
-     {{0, 0}, {0, 0}, {0, 0}, {0, 0}}}
+     {{{0, 0}, {0, 0}, {0, 0}}, {{0, 0}, {0, 0}, {0, 0}}}}
 extern AttnTcImpl attn_tc2_impl, attn_tc3_impl; /* attention_tc2.cu, attention_tc3.cu */
 
 /* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
@@ -113,11 +125,12 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
                      const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
                      int NH, int NKV, int HD);
 /* the same on bf16 storage: the forward launches fwd16 on q, k, v as they are (no pre-pass); the backward's pre-pass
- * makes D (from out's bf16 values) and the bf16 dout only */
+ * makes D (from out's bf16 values) and the bf16 dout only, and dq16 / dkdv16 write bf16 gradients */
 void attn_tc_run_fwd16(AttnTcImpl *impl, __nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q,
                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV,
                        int HD);
-void attn_tc_run_bwd16(AttnTcImpl *impl, float *dq, float *dk, float *dv, const float *dout, const __nv_bfloat16 *q,
+void attn_tc_run_bwd16(AttnTcImpl *impl, __nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
+                       const __nv_bfloat16 *q,
                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD);
 

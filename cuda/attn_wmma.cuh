@@ -114,9 +114,10 @@ static __device__ __forceinline__ void attn_wmma_acc2(AttnFragC *acc1, const __n
 }
 
 /* rows row0 .. row0 + nrows - 1 of a warp's accumulators acc[HD / 16] (16 x HD) to global rows of stride `stride`
- * through the warp's fp32 stage [16][HD + 4] (every lane must be done reading it) */
-template <int HD>
-static __device__ __forceinline__ void attn_wmma_write_rows(float *g, size_t stride, float *stage,
+ * (T float, or bf16 storage: rounded) through the warp's fp32 stage [16][HD + 4] (every lane must be done reading
+ * it) */
+template <int HD, class T>
+static __device__ __forceinline__ void attn_wmma_write_rows(T *g, size_t stride, float *stage,
                                                             const AttnFragC *acc, int row0, int nrows) {
 #pragma unroll
     for (int n = 0; n < HD / 16; n++) wmma::store_matrix_sync(stage + n * 16, acc[n], HD + 4, wmma::mem_row_major);

@@ -263,6 +263,7 @@ const Backend *backend_cuda(void) {
         b.swiglu_bwd_b16 = cuda_swiglu_bwd_b16;
         b.geglu_bwd_b16 = cuda_geglu_bwd_b16;
         b.rope_fwd_b16 = cuda_rope_fwd_b16;
+        b.rope_bwd_b16 = cuda_rope_bwd_b16;
         b.attn_fwd_b16 = cuda_attn_fwd_b16;
         b.attn_bwd_b16 = cuda_attn_bwd_b16;
         b.matmul_hold = cuda_matmul_hold;

@@ -1,5 +1,5 @@
-/* rope.cu — rotary position embedding in HF "rotate_half" layout, forward and its transpose, in place (the forward
- * also on bf16 storage: rope_fwd_b16).
+/* rope.cu — rotary position embedding in HF "rotate_half" layout, forward and its transpose, in place (and on bf16
+ * storage: rope_fwd_b16, rope_bwd_b16).
  * One block per row n (its position read once); threads over (head h, pair i < HD/2). Same fp32 arithmetic as
  * src/cpu/rope.c (up to fused multiply-adds). */
 #include "cuda_common.cuh"
@@ -44,4 +44,10 @@ void cuda_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const floa
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
     rope_k<false, uint16_t><<<grid, ROPE_THREADS, 0, cu_stream()>>>(x, pos, cos, sin, N, H, HD);
     CUDA_LAUNCH_CHECK("rope_fwd_b16");
+}
+void cuda_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    if (!N || H <= 0 || HD < 2) return;
+    unsigned grid = N < 65536 ? (unsigned)N : 65536u;
+    rope_k<true, uint16_t><<<grid, ROPE_THREADS, 0, cu_stream()>>>(dx, pos, cos, sin, N, H, HD);
+    CUDA_LAUNCH_CHECK("rope_bwd_b16");
 }

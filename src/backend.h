@@ -132,21 +132,24 @@ typedef struct Backend {
                            const uint16_t *up, size_t N, int FF);
     void (*geglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate,
                           const uint16_t *up, size_t N, int FF);
-    /* Autocast storage of attention (the same model.bf16_storage: autocast, the bf16 mode only; NULL, all three: not
-     * available): the q, k, v projections' outputs (written by matmul16_out16) and attention's output are bf16, as
-     * torch's autocast and its flash-attention kernels keep them. Each is the fp32 op on the exactly widened bf16
-     * inputs, its bf16 outputs rounded to nearest even; semantics and shapes otherwise those of the fp32 op.
-     * rope_fwd_b16: rope_fwd in place on bf16 x [N, H*HD] (HD even).
+    /* Autocast storage of attention (the same model.bf16_storage: autocast, the bf16 mode only; NULL, all four: not
+     * available): the q, k, v projections' outputs (written by matmul16_out16), attention's output and the
+     * gradients attention's backward writes are bf16, as torch's autocast and its flash-attention kernels keep them.
+     * Each is the fp32 op on the exactly widened bf16 inputs, its bf16 outputs rounded to nearest even; semantics
+     * and shapes otherwise those of the fp32 op.
+     * rope_fwd_b16, rope_bwd_b16: rope_fwd, rope_bwd in place on bf16 x [N, H*HD] (HD even).
      * attn_fwd_b16: attn_fwd on bf16 q, k, v, writing bf16 out [N, NH*HD] and fp32 lse.
      * attn_bwd_b16: attn_bwd with bf16 q, k, v and the forward's bf16 out (so D = rowsum(dout * out) sums the
-     *               products with out's bf16 values, as flash attention's backward does); dout, lse and the written
-     *               dq, dk, dv fp32. */
+     *               products with out's bf16 values, as flash attention's backward does), writing bf16 dq [N, NH*HD],
+     *               dk, dv [N, NKV*HD] (they feed rope_bwd_b16 and the q, k, v projections' matmuls only); dout and
+     *               lse fp32. */
     void (*rope_fwd_b16)(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+    void (*rope_bwd_b16)(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
     void (*attn_fwd_b16)(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
-    void (*attn_bwd_b16)(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
-                         const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S,
-                         int NH, int NKV, int HD, const AttnOpts *opts);
+    void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+                         const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                         const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
     /* y[i] = bf16(x[i]) (round to nearest even) for n elements: the model's bf16 compute weights (model.h
      * model_refresh_weights16), made once per optimizer step for every matmul of the step. Works in either mode.
      * NULL: the backend has fp32 storage only. */

@@ -12,7 +12,7 @@
     X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) \
     X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd)    \
     X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16)      \
-    X(geglu_bwd_b16) X(rope_fwd_b16) X(attn_fwd_b16) X(attn_bwd_b16)
+    X(geglu_bwd_b16) X(rope_fwd_b16) X(rope_bwd_b16) X(attn_fwd_b16) X(attn_bwd_b16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -183,13 +183,16 @@ static void p_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const
 static void p_rope_fwd_b16(uint16_t *x, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
     TIMED(rope_fwd_b16, 4.0 * N * H * HD, g_in->rope_fwd_b16(x, pos, cs, sn, N, H, HD));
 }
+static void p_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
+    TIMED(rope_bwd_b16, 4.0 * N * H * HD, g_in->rope_bwd_b16(dx, pos, cs, sn, N, H, HD));
+}
 static void p_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                            const int *cu, int S, int NH, int NKV, int HD, const AttnOpts *o) {
     TIMED(attn_fwd_b16, 0, g_in->attn_fwd_b16(out, lse, q, k, v, cu, S, NH, NKV, HD, o));
 }
-static void p_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
-                           const uint16_t *v, const uint16_t *out, const float *lse, const int *cu, int S, int NH,
-                           int NKV, int HD, const AttnOpts *o) {
+static void p_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+                           const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, const int *cu,
+                           int S, int NH, int NKV, int HD, const AttnOpts *o) {
     TIMED(attn_bwd_b16, 0, g_in->attn_bwd_b16(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o));
 }
 static void p_swiglu_fwd(float *out, const float *g, const float *u, size_t N, int FF) {

@@ -238,10 +238,11 @@ static size_t head_floats(const Model *m) {
     return m->last_stage ? R * (V + 4) + (head_capped(m) ? R * V : 0) + (head_dlog16(m) ? (R * V + 1) / 2 : 0) : 0;
 }
 /* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
- * under act16, half the floats: they feed only the gate / up projections' matmuls) */
+ * under act16, half the floats: they feed only the gate / up projections' matmuls; dq, dk, dv likewise under proj16,
+ * written so by attention's backward) */
 static size_t layer_grad_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    return m->max_tokens * (QD * 2 + KD * 2 + FF + 2 * act_floats(m, FF));
+    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD) + FF + 2 * act_floats(m, FF));
 }
 /* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
@@ -285,7 +286,8 @@ static void alloc_acts(Model *m, Acts *a) {
     c = m->scratch;
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
-    TAKE(a->dq, N * QD); TAKE(a->datt, N * QD); TAKE(a->dk, N * KD); TAKE(a->dv, N * KD);
+    TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * QD);
+    TAKE(a->dk, N * proj_floats(m, KD)); TAKE(a->dv, N * proj_floats(m, KD));
     TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * FF);
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
@@ -388,7 +390,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     /* autocast storage: asked for, over act16, on a backend that has its ops */
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
-                be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->attn_fwd_b16 &&
+                be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
                 be->attn_bwd_b16 && m->HD % 2 == 0;
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
@@ -828,6 +830,26 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
 }
 
+/* attention's backward from d/d(att) in a->datt, then RoPE's: d/dq, d/dk, d/dv into a->dq, dk, dv (bf16 under
+ * proj16) */
+static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
+                          const AttnOpts *aopt) {
+    const Backend *be = m->be;
+    size_t N = mb->Ntok;
+    int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    if (m->proj16) {
+        uint16_t *dq = (uint16_t *)a->dq, *dk = (uint16_t *)a->dk;
+        be->attn_bwd_b16(dq, dk, (uint16_t *)a->dv, a->datt, (const uint16_t *)t->q, (const uint16_t *)t->k,
+                         (const uint16_t *)t->v, (const uint16_t *)t->att, t->lse, a->cu, mb->S, NH, NKV, HD, aopt);
+        be->rope_bwd_b16(dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_bwd_b16(dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        return;
+    }
+    be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t->q, t->k, t->v, t->att, t->lse, a->cu, mb->S, NH, NKV, HD, aopt);
+    be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+    be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+}
+
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
  * (xo: the next layer's input) and the recompute (xo NULL) both run this, so the two agree bit for bit. Without
  * xo it stops where the backward's needs end: at the MLP's hidden state t->h (Llama), or after the down projection
@@ -1052,16 +1074,11 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
             linear_bwd(be, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         } else linear_bwd(be, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        if (p16)
-            be->attn_bwd_b16(a->dq, a->dk, a->dv, a->datt, (const uint16_t *)t.q, (const uint16_t *)t.k,
-                             (const uint16_t *)t.v, (const uint16_t *)t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
-        else be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t.q, t.k, t.v, t.att, t.lse, a->cu, mb->S, NH, NKV, HD, aopt);
-        be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+        attention_bwd(m, a, mb, &t, aopt);
         hold_act(m, t.ln1, NC);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, false, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, false, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, false, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+        linear_bwd(be, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+        linear_bwd(be, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);

@@ -60,17 +60,18 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
     if (act16) work -= N * (C + FF / 2);
     /* model.bf16_storage autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
-    if (act16 && l->autocast16 && HD % 2 == 0) work -= N * (FF + QD + KD);
+    bool auto16 = act16 && l->autocast16 && HD % 2 == 0;
+    if (auto16) work -= N * (FF + QD + KD);
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
-     * In bf16 storage the gate / up gradients take half their floats, and the head keeps a bf16 d(logits) chunk
-     * unless the final soft-cap's backward follows (model.c head_dlog16) */
+     * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
+     * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16) */
     size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
-    size_t lgrad = N * (2 * QD + 2 * KD + FF + (act16 ? FF : 2 * FF));
+    size_t lgrad = N * ((auto16 ? QD / 2 + KD : QD + 2 * KD) + QD + FF + (act16 ? FF : 2 * FF));
     size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0);
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;

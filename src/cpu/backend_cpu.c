@@ -79,6 +79,7 @@ static const Backend g_cpu = {
     .swiglu_bwd_b16 = cpu_swiglu_bwd_b16,
     .geglu_bwd_b16 = cpu_geglu_bwd_b16,
     .rope_fwd_b16 = cpu_rope_fwd_b16,
+    .rope_bwd_b16 = cpu_rope_bwd_b16,
     .attn_fwd_b16 = cpu_attn_fwd_b16,
     .attn_bwd_b16 = cpu_attn_bwd_b16,
     .add = cpu_add,

@@ -357,13 +357,21 @@ static void strict_rope_bwd(float *dx, const int *pos, const float *cs, const fl
     g_cpu->rope_bwd(xs, ps, css, sns, N, H, HD);
 }
 /* autocast storage: rope on bf16 x */
-static void strict_rope_fwd_b16(uint16_t *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
-                                int HD) {
-    const char *OP = "rope_fwd_b16";
+typedef void (*RopeB16)(uint16_t *, const int *, const float *, const float *, size_t, int, int);
+static void strict_rope_b16(const char *OP, RopeB16 rope, uint16_t *x, const int *pos, const float *cs,
+                            const float *sn, size_t N, int H, int HD) {
     const int *ps;
     const float *css, *sns;
     rope_tables(OP, pos, cs, sn, N, HD, &ps, &css, &sns);
-    g_cpu->rope_fwd_b16(H(x, N * (size_t)H * (size_t)HD, "x"), ps, css, sns, N, H, HD);
+    rope(H(x, N * (size_t)H * (size_t)HD, "x"), ps, css, sns, N, H, HD);
+}
+static void strict_rope_fwd_b16(uint16_t *x, const int *pos, const float *cs, const float *sn, size_t N, int H,
+                                int HD) {
+    strict_rope_b16("rope_fwd_b16", g_cpu->rope_fwd_b16, x, pos, cs, sn, N, H, HD);
+}
+static void strict_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cs, const float *sn, size_t N, int H,
+                                int HD) {
+    strict_rope_b16("rope_bwd_b16", g_cpu->rope_bwd_b16, dx, pos, cs, sn, N, H, HD);
 }
 /* tokens of a packed batch: cu_seqlens (read from the shadow) must start at 0 and not decrease */
 static size_t packed_tokens(const char *OP, const int *cu, int S) {
@@ -411,14 +419,14 @@ static void strict_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, co
     g_cpu->attn_fwd_b16(H(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), H(q, N * QD, "q"), H(k, N * KD, "k"),
                         H(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
 }
-static void strict_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
                                 const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                                 const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_bwd_b16";
     const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
     size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
     attn_opts_check(OP, opts);
-    g_cpu->attn_bwd_b16(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
+    g_cpu->attn_bwd_b16(H(dq, N * QD, "dq"), H(dk, N * KD, "dk"), H(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
                         H(q, N * QD, "q"), H(k, N * KD, "k"), H(v, N * KD, "v"), H(out, N * QD, "out"),
                         F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
 }
@@ -498,6 +506,7 @@ static const Backend g_strict = {
     .swiglu_bwd_b16 = strict_swiglu_bwd_b16,
     .geglu_bwd_b16 = strict_geglu_bwd_b16,
     .rope_fwd_b16 = strict_rope_fwd_b16,
+    .rope_bwd_b16 = strict_rope_bwd_b16,
     .attn_fwd_b16 = strict_attn_fwd_b16,
     .attn_bwd_b16 = strict_attn_bwd_b16,
     .to_bf16 = strict_to_bf16,

@@ -145,12 +145,20 @@ static float *widen_rows(const uint16_t *x, int n0, int n1, size_t w) {
     return y;
 }
 
-void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+/* rope_fwd or rope_bwd on bf16 x: widened, rotated in fp32, rounded */
+static void rope_b16(void (*rope)(float *, const int *, const float *, const float *, size_t, int, int), uint16_t *x,
+                     const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
     size_t n = N * (size_t)(H > 0 ? H : 0) * (size_t)(HD > 0 ? HD : 0);
     float *t = widen(x, n);
-    cpu_rope_fwd(t, pos, cos, sin, N, H, HD);
+    rope(t, pos, cos, sin, N, H, HD);
     cpu_to_bf16(x, t, n);
     free(t);
+}
+void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    rope_b16(cpu_rope_fwd, x, pos, cos, sin, N, H, HD);
+}
+void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    rope_b16(cpu_rope_bwd, dx, pos, cos, sin, N, H, HD);
 }
 
 void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
@@ -166,14 +174,19 @@ void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16
     free(qf), free(kf), free(vf), free(of);
 }
 
-void cpu_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
-                      const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                      int NKV, int HD, const AttnOpts *opts) {
+void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+                      const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                      const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     const int n0 = cu_seqlens[0], n1 = cu_seqlens[S];
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD, nq = (size_t)n1 * qs, nk = (size_t)n1 * ks;
     float *qf = widen_rows(q, n0, n1, qs), *kf = widen_rows(k, n0, n1, ks), *vf = widen_rows(v, n0, n1, ks);
     float *of = widen_rows(out, n0, n1, qs);
-    cpu_attn_bwd(dq, dk, dv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
-    free(qf), free(kf), free(vf), free(of);
+    float *g = tmp_floats(nq + 2 * nk, "attn_bwd_b16 gradients");
+    cpu_attn_bwd(g, g + nq, g + nq + nk, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    /* every row, as the fp32 op writes them (those before cu_seqlens[0] zeros) */
+    cpu_to_bf16(dq, g, nq);
+    cpu_to_bf16(dk, g + nq, nk);
+    cpu_to_bf16(dv, g + nq + nk, nk);
+    free(qf), free(kf), free(vf), free(of), free(g);
 }

@@ -41,11 +41,12 @@ void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const 
                        size_t N, int FF);
 /* autocast storage of attention (bf16_storage.c) */
 void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
-void cpu_attn_bwd_b16(float *dq, float *dk, float *dv, const float *dout, const uint16_t *q, const uint16_t *k,
-                      const uint16_t *v, const uint16_t *out, const float *lse, const int *cu_seqlens, int S, int NH,
-                      int NKV, int HD, const AttnOpts *opts);
+void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+                      const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                      const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                 float alpha, float beta);
 
