@@ -389,12 +389,20 @@ static void attn_opts_check(const char *OP, const AttnOpts *opts) {
         sd_die("strict backend", "%s: options scale %g, softcap %g, window %d (expected finite, softcap >= 0, "
                "window >= 0)", OP, (double)opts->scale, (double)opts->softcap, opts->window);
 }
+/* what every attention op checks first: cu_seqlens (translated, returned), the tokens N it packs, the row widths
+ * QD = NH HD and KD = NKV HD, the options */
+static const int *attn_args(const char *OP, const int *cu_seqlens, int S, int NH, int NKV, int HD,
+                            const AttnOpts *opts, size_t *N, size_t *QD, size_t *KD) {
+    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
+    *N = packed_tokens(OP, cu, S), *QD = (size_t)NH * (size_t)HD, *KD = (size_t)NKV * (size_t)HD;
+    attn_opts_check(OP, opts);
+    return cu;
+}
 static void strict_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                             const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_fwd";
-    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
-    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
-    attn_opts_check(OP, opts);
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
     g_cpu->attn_fwd(F(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), F(q, N * QD, "q"), F(k, N * KD, "k"),
                     F(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
 }
@@ -402,9 +410,8 @@ static void strict_attn_bwd(float *dq, float *dk, float *dv, const float *dout, 
                             const float *v, const float *out, const float *lse, const int *cu_seqlens, int S, int NH,
                             int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_bwd";
-    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
-    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
-    attn_opts_check(OP, opts);
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
     g_cpu->attn_bwd(F(dq, N * QD, "dq"), F(dk, N * KD, "dk"), F(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
                     F(q, N * QD, "q"), F(k, N * KD, "k"), F(v, N * KD, "v"), F(out, N * QD, "out"),
                     F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
@@ -413,9 +420,8 @@ static void strict_attn_bwd(float *dq, float *dk, float *dv, const float *dout, 
 static void strict_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                 const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_fwd_b16";
-    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
-    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
-    attn_opts_check(OP, opts);
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
     g_cpu->attn_fwd_b16(H(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), H(q, N * QD, "q"), H(k, N * KD, "k"),
                         H(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
 }
@@ -423,9 +429,8 @@ static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const 
                                 const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                                 const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_bwd_b16";
-    const int *cu = I(cu_seqlens, (size_t)(S < 0 ? 0 : S) + 1, "cu_seqlens");
-    size_t N = packed_tokens(OP, cu, S), QD = (size_t)NH * (size_t)HD, KD = (size_t)NKV * (size_t)HD;
-    attn_opts_check(OP, opts);
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
     g_cpu->attn_bwd_b16(H(dq, N * QD, "dq"), H(dk, N * KD, "dk"), H(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
                         H(q, N * QD, "q"), H(k, N * KD, "k"), H(v, N * KD, "v"), H(out, N * QD, "out"),
                         F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
