@@ -212,7 +212,8 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     float *c = *cursor;
     TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * act_floats(m, C));
     TAKE(a->q, nl * N * proj_floats(m, QD)); TAKE(a->k, nl * N * proj_floats(m, KD));
-    TAKE(a->v, nl * N * proj_floats(m, KD)); TAKE(a->att, nl * N * proj_floats(m, QD)); TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
+    TAKE(a->v, nl * N * proj_floats(m, KD)); TAKE(a->att, nl * N * proj_floats(m, QD));
+    TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
     TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
     TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
     TAKE(a->h, nl * N * act_floats(m, FF));
