@@ -92,13 +92,15 @@ EOF
   fi
   params=$(sed -n 's/.*layers, \([0-9]*\) parameters.*/\1/p' "$dir/log.txt" | head -1)
   peakg=$(sed -n 's/.*peak device memory \([0-9.]*\) GiB.*/\1/p' "$dir/log.txt" | head -1)
+  # the trainer's memory plan of rank 0 (bytes; the peak less this is the op scratch and what the plan leaves out)
+  planb=$(sed -n 's/.*memory plan rank 0 .*; planned \([0-9]*\) bytes.*/\1/p' "$dir/log.txt" | head -1)
   # train.recompute: auto: the count the trainer chose (one stage here)
   [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
-      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" <<'EOF'
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" "${planb:-null}" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage = sys.argv[13:21]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb = sys.argv[13:22]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -119,6 +121,7 @@ print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if rec
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),
                       peak_gib=None if peakg == "null" else float(peakg),
+                      planned_gib=None if planb == "null" else round(int(planb) / 2**30, 3),
                       loss=[round(r["loss"], 6) for r in rows])), flush=True)
 EOF
 done | tee "$work/simpo.jsonl"

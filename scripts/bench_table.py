@@ -46,16 +46,16 @@ def fmt(v, spec):
 def main():
     rows = sections(sys.argv[1])
     peer = {r["shape"]: r for _, _, r in rows if r.get("impl") == "torch-compile" and "tok_s" in r}
-    print("| run | settings | shape | impl | step s | tokens/s | TFLOP/s | MFU | peak GiB | tokens/s vs torch.compile"
-          " | memory vs torch.compile |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | settings | shape | impl | step s | tokens/s | TFLOP/s | MFU | peak GiB | planned GiB |"
+          " tokens/s vs torch.compile | memory vs torch.compile |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, env, r in rows:
         impl = r.get("impl")
         if impl not in ("simpo_dist", "torch-compile", "torch-eager"):
             continue  # the ratio lines
         if "error" in r:
             print(f"| {label} | {settings(r, env)} | {r.get('shape')} | {impl} | error: {r['error'][:80]} |"
-                  " | | | | | |")
+                  " | | | | | | |")
             continue
         p = peer.get(r.get("shape"))
         ours = impl == "simpo_dist"
@@ -66,6 +66,7 @@ def main():
               f"{fmt(r.get('step_s'), '.4f')} | {fmt(tok, ',.0f')} | {fmt(r.get('tflops'), '.1f')} | "
               f"{fmt(r.get('mfu') * 100 if ours and r.get('mfu') is not None else None, '.1f')}"
               f"{'%' if ours and r.get('mfu') is not None else ''} | {fmt(r.get('peak_gib'), '.2f')} | "
+              f"{fmt(r.get('planned_gib'), '.2f')} | "
               f"{fmt(ratio, '.3f')}{'x' if ratio else ''} | {fmt(mem, '.3f')}{'x' if mem else ''} |")
 
 

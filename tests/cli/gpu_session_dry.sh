@@ -18,6 +18,9 @@ grep -q '"recompute": true, "recompute_layers": 1, "weight_cache": true' "$S/ben
 grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
   && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
+# each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
+[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 8 ] && ok "every run reports its planned memory" \
+  || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
 [ "$(grep -c '^variant ' "$S/variants.txt")" -eq 2 ] && ok "a verdict for each of the 2 variants" \
@@ -32,12 +35,12 @@ grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "var
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'
 == all SIMPO_CUDA_ATTN_TC=3
-{"impl": "simpo_dist", "dtype": "bf16", "recompute": false, "weight_cache": true, "lmhead_cache": true, "shape": "1b", "step_s": 0.25, "tok_s": 65536, "tflops": 480.0, "mfu": 0.4853, "peak_gib": 46.0}
+{"impl": "simpo_dist", "dtype": "bf16", "recompute": false, "weight_cache": true, "lmhead_cache": true, "shape": "1b", "step_s": 0.25, "tok_s": 65536, "tflops": 480.0, "mfu": 0.4853, "peak_gib": 46.0, "planned_gib": 43.5}
 {"impl": "torch-compile", "loss": "simpo", "shape": "1b", "step_s": 0.3074, "tok_s": 53305, "tflops": 438.0, "peak_gib": 65.78}
 {"shape": "1b", "vs": "torch-compile", "tok_s_ratio": 1.229, "peak_mem_ratio": 0.699}
 EOF
 python3 "$SRC/scripts/bench_table.py" "$TMP/b.txt" > "$TMP/b.md"
-grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 | 65,536 | 480.0 | 48.5% | 46.00 | 1.229x | 0.699x |" "$TMP/b.md" \
+grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 | 65,536 | 480.0 | 48.5% | 46.00 | 43.50 | 1.229x | 0.699x |" "$TMP/b.md" \
   && grep -qF "| all |  | 1b | torch-compile | 0.3074 | 53,305 |" "$TMP/b.md" && [ "$(grep -c '^| all' "$TMP/b.md")" -eq 2 ] \
   && ok "bench_table.py: ratios against the peer of the same shape" || bad "bench_table.py: $(cat "$TMP/b.md")"
 finish

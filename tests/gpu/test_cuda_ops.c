@@ -1130,6 +1130,35 @@ static void perf(void) {
                "(%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
                label[tc], S, 1024, NH, NKV, HD, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
     }
+    /* the bf16-storage entries (model.bf16_storage: autocast, the model's default) on versions 2 and 3, at HD 128
+     * and at the 1b benchmark's HD 64 (the same tokens and heads): no bf16 pre-passes of q, k, v */
+    uint16_t *b[7]; /* q, k, v, out, dq, dk, dv */
+    const size_t bn[7] = {nq, nk, nk, nq, nq, nk, nk};
+    for (int t = 0; t < 7; t++) b[t] = gpu->alloc(bn[t] * 2, "bf16 attention tensor");
+    gpu->to_bf16(b[0], d_q, nq), gpu->to_bf16(b[1], d_k, nk), gpu->to_bf16(b[2], d_v, nk);
+    setenv("SIMPO_CUDA_ATTN", "tc", 1);
+    for (int hd = 128; hd >= 64; hd /= 2)
+        for (int v = 2; v <= 3; v++) {
+            setenv("SIMPO_CUDA_ATTN_TC", v == 2 ? "2" : "3", 1);
+            gpu->attn_fwd_b16(b[3], d_l, b[0], b[1], b[2], d_cu, S, NH, NKV, hd, NULL); /* warm-up */
+            cuda_synchronize();
+            t0 = sd_now();
+            for (int i = 0; i < 5; i++) gpu->attn_fwd_b16(b[3], d_l, b[0], b[1], b[2], d_cu, S, NH, NKV, hd, NULL);
+            cuda_synchronize();
+            double tf = (sd_now() - t0) / 5;
+            gpu->attn_bwd_b16(b[4], b[5], b[6], d_o, b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
+            cuda_synchronize();
+            t0 = sd_now();
+            for (int i = 0; i < 5; i++)
+                gpu->attn_bwd_b16(b[4], b[5], b[6], d_o, b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
+            cuda_synchronize();
+            double tb = (sd_now() - t0) / 5;
+            double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * hd;
+            printf("perf: attention (tensor cores v%d, bf16 storage) %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms "
+                   "(%.1f TFLOP/s), bwd %.2f ms (%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
+                   v, S, 1024, NH, NKV, hd, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
+        }
+    for (int t = 0; t < 7; t++) gpu->free(b[t]);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
     if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
