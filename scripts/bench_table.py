@@ -34,6 +34,8 @@ def settings(r, env):
         s.append("no weight cache")
     if r.get("lmhead_cache"):
         s.append("lmhead cache")
+    if r.get("recompute_activation"):
+        s.append("recompute activation")
     if r.get("bf16_storage") == "exact":
         s.append("exact bf16 storage")
     return ", ".join(s) or "defaults"

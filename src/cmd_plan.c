@@ -22,8 +22,8 @@ static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
     "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
-    "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast] [--global-batch-pairs P]\n"
-    "                       [--top K]\n"
+    "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast]\n"
+    "                       [--recompute-activation true|false] [--global-batch-pairs P] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
@@ -48,9 +48,10 @@ static const char *USAGE =
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
     "  fp32), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
-    "  attention's output at 2 bytes),\n"
-    "  --global-batch-pairs (train.global_batch_pairs). The caches change memory only: the time model\n"
-    "  counts neither the conversions the weight copy saves nor the LM-head GEMM the logits cache saves.\n";
+    "  attention's output at 2 bytes), --recompute-activation (train.recompute_activation: the MLP's hidden\n"
+    "  state once per rank instead of per layer), --global-batch-pairs (train.global_batch_pairs). The caches\n"
+    "  and --recompute-activation change memory only: the time model counts neither the conversions the weight\n"
+    "  copy saves, nor the LM-head GEMM the logits cache saves, nor the activation's elementwise pass again.\n";
 
 typedef struct {
     int dp, pp, tp, zero;
@@ -184,7 +185,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
                      "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
     size_t tokens = (size_t)(2 * pairs * seq);
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0, false,
-                     false, false};
+                     false, false, false};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens, (int)seq,
                                &mp, true);
@@ -222,7 +223,8 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, rl, bf16,
-                         bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast")};
+                         bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
+                         c->recompute_activation};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = (double)max_tokens * n_mb;
@@ -270,7 +272,7 @@ static int cmp_rows(const void *a, const void *b) {
 
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
-               *hc_arg = NULL, *bs_arg = NULL;
+               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -281,7 +283,8 @@ int cmd_plan(int argc, char **argv) {
                           : !strcmp(argv[i], "--recompute") ? &recompute_arg
                           : !strcmp(argv[i], "--bf16-weight-cache") ? &w16_arg
                           : !strcmp(argv[i], "--lmhead-cache") ? &hc_arg
-                          : !strcmp(argv[i], "--bf16-storage") ? &bs_arg : NULL;
+                          : !strcmp(argv[i], "--bf16-storage") ? &bs_arg
+                          : !strcmp(argv[i], "--recompute-activation") ? &ra_arg : NULL;
         if (sdst) {
             if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
             *sdst = argv[++i];
@@ -310,9 +313,9 @@ int cmd_plan(int argc, char **argv) {
     /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
     bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto"); /* or the config's train.recompute: auto, below */
     if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
-    const char *bools[3][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
-                               {"--lmhead-cache", hc_arg}};
-    for (int b = 0; b < 3; b++)
+    const char *bools[4][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
+                               {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg}};
+    for (int b = 0; b < 4; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false"))
             sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b ? "" : " (or auto)",
                    bools[b][1]);
@@ -329,6 +332,7 @@ int cmd_plan(int argc, char **argv) {
     if (c->recompute != RECOMPUTE_ON) c->recompute_layers = 0; /* --recompute false overrides the config's count */
     if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
     if (hc_arg) c->lmhead_cache = !strcmp(hc_arg, "true");
+    if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);

@@ -105,6 +105,11 @@ static const KeySpec KEYS[] = {
     {"train.recompute_layers", K_INT, F(recompute_layers), "0", 0, U, 0, 0, NULL,
      "with train.recompute: true: how many layers of each pipeline stage recompute, its first ones (Megatron's "
      "block method); 0: all. Fewer layers: more activation memory, less recompute time"},
+    {"train.recompute_activation", K_BOOL, F(recompute_activation), "false", U, U, 0, 0, NULL,
+     "recompute the MLP's gated activation (SwiGLU / GeGLU) in the backward from the gate and up projections it "
+     "keeps, instead of keeping its output (Megatron-Core's recompute of the activation function): the MLP's hidden "
+     "state less per token and layer (FF/tp values, 2 bytes each in bf16), one elementwise pass more per layer; the "
+     "same numbers bit for bit"},
     {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},

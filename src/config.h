@@ -75,6 +75,7 @@ typedef struct {
     int recompute;              /* train.recompute: RECOMPUTE_OFF (default) | _ON | _AUTO: save layer inputs only, rerun
                                  * layers backward (auto: as many as the device's memory needs, train.c) */
     int recompute_layers;       /* train.recompute_layers (default 0: all): a stage's first layers that recompute */
+    bool recompute_activation;  /* train.recompute_activation (default false): the MLP's hidden state recomputed */
     bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
     bool lmhead_cache;          /* train.lmhead_cache (default false): logits kept from forward to backward */
 

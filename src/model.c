@@ -66,6 +66,9 @@ typedef struct Acts {
                                                  * d(logits) as bf16 [R,V] (xent_bwd16); else NULL */
     float *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh; /* shared: backward scratch (dtmp also the forward's) */
     float *dhs;                                 /* shared, last stage: d/d(gathered rows) [M,C] */
+    float *hbuf;                                /* shared, train.recompute_activation (act_rc): the MLP's hidden
+                                                 * state of the layer being run [N,FF] (bf16 under act16); else
+                                                 * NULL */
     int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
     int *tg;                                    /* per slot, last stage: the gathered rows' targets (backend) */
     int *rows;                                  /* per slot, last stage: host: token position of gathered row r */
@@ -196,6 +199,7 @@ static size_t layer_work_per_token(const Model *m) {
     size_t n = C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + FF * 3 + (m->gemma2 ? C * 2 + 2 : 0);
     if (m->act16) n -= C + FF / 2; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
     if (m->proj16) n -= FF + QD + KD; /* g, u (FF each), q, att (QD each), k, v (KD each) in bf16 too */
+    if (m->act_rc) n -= m->act16 ? FF / 2 : FF; /* h: in the shared scratch instead (hbuf) */
     return n;
 }
 /* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
@@ -216,7 +220,7 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
     TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
     TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
-    TAKE(a->h, nl * N * act_floats(m, FF));
+    TAKE(a->h, m->act_rc ? 0 : nl * N * act_floats(m, FF)); /* act_rc: layer_acts points h at hbuf */
     if (m->gemma2) {
         TAKE(a->ao, nl * N * C); TAKE(a->rstda, nl * N); TAKE(a->mo, nl * N * C); TAKE(a->rstdm, nl * N);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
@@ -253,9 +257,11 @@ static size_t grads_or_head_floats(const Model *m) {
     size_t lg = layer_grad_floats(m), hd = head_floats(m);
     return lg > hd ? lg : hd;
 }
+/* floats of the shared buffer of the MLP's hidden state (act_rc), else 0 */
+static size_t hbuf_floats(const Model *m) { return m->act_rc ? m->max_tokens * act_floats(m, (size_t)m->FF_loc) : 0; }
 static size_t scratch_floats(const Model *m) {
     size_t N = m->max_tokens, C = (size_t)m->C;
-    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0);
+    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0) + hbuf_floats(m);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
@@ -296,9 +302,11 @@ static void alloc_acts(Model *m, Acts *a) {
         TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
         if (head_capped(m)) TAKE(a->logits_pre, R * V);
         if (head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
-        c = both + grads_or_head_floats(m);
-        TAKE(a->xf, N * C); TAKE(a->dhs, N * C);
     }
+    c = both + grads_or_head_floats(m);
+    if (last) { TAKE(a->xf, N * C); TAKE(a->dhs, N * C); }
+    a->hbuf = NULL;
+    if (m->act_rc) TAKE(a->hbuf, hbuf_floats(m));
 #undef TAKE
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
@@ -384,6 +392,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->nslots = nslots > 0 ? nslots : 1;
     m->recompute_layers = recompute_layers < 0 ? 0 : recompute_layers < m->L_loc ? recompute_layers : m->L_loc;
     m->recompute = m->recompute_layers > 0;
+    m->act_rc = o && o->recompute_act;
     /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
      * are even, so a layer's bf16 rows fill whole floats of the arenas) */
     m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
@@ -410,7 +419,7 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    ModelOpts o = {recompute_layers, false};
+    ModelOpts o = {recompute_layers, false, false};
     return create(mc, be, max_tokens, grid, nslots, true, &o);
 }
 
@@ -803,7 +812,7 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QDp,
                    s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp, s->lse + i * N * NH,
                    s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FFp,
-                   s->u + i * N * FFp, s->h + i * N * FF16, NULL, NULL, NULL, NULL};
+                   s->u + i * N * FFp, m->act_rc ? a->hbuf : s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
         t.ao = s->ao + i * N * C;
         t.rstda = s->rstda + i * N;
@@ -1054,6 +1063,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
         if (layer_recomputes(m, l)) layer_forward(m, a, mb, l, &t, NULL);
+        else if (m->act_rc) glu_act(m, t.h, t.g, t.u, N); /* the hidden state, for the down projection's dW */
         AttnOpts opts;
         const AttnOpts *aopt = model_attn_opts(m, l, &opts);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */

@@ -99,6 +99,7 @@ typedef struct Model {
                                           * recompute_layers layers (0 .. L_loc) keep only their input in a slot;
                                           * the backward reruns such a layer's forward into `work` first */
     bool recompute;                      /* recompute_layers > 0 */
+    bool act_rc;                         /* ModelOpts.recompute_act: h in the shared scratch, remade per backward */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
     bool proj16;                         /* autocast storage (ModelOpts.autocast16, needs act16 and an even HD): the
@@ -152,6 +153,11 @@ typedef struct ModelOpts {
                            * activation read them (rope_fwd_b16, attn_fwd_b16, swiglu_fwd_b16 ...) and attention
                            * writes its output in bf16, as torch's autocast keeps them: half their memory, results
                            * within bf16 rounding of the default (exact) storage. Ignored outside the bf16 mode. */
+    bool recompute_act;   /* train.recompute_activation: the MLP's hidden state h (the gated activation's output) is
+                           * not kept per layer: the forward writes it into one shared buffer (as the down projection
+                           * reads it) and the backward of each layer remakes it there from the g and u it keeps
+                           * before the down projection's dW needs it (the same op on the same values: bitwise the
+                           * results without) */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);

@@ -62,6 +62,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* model.bf16_storage autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
     bool auto16 = act16 && l->autocast16 && HD % 2 == 0;
     if (auto16) work -= N * (FF + QD + KD);
+    /* train.recompute_activation: h leaves the layer term for one buffer in the shared scratch (model.c act_rc) */
+    size_t hbuf = l->recompute_act ? N * (act16 ? FF / 2 : FF) : 0;
+    work -= hbuf;
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
@@ -73,7 +76,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
     size_t lgrad = N * ((auto16 ? QD / 2 + KD : QD + 2 * KD) + QD + FF + (act16 ? FF : 2 * FF));
     size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
-    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0);
+    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;

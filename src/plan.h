@@ -27,6 +27,8 @@ typedef struct {
     bool lmhead_cache;      /* train.lmhead_cache: the last stage keeps a micro-batch's logits for its backward */
     bool autocast16;        /* model.bf16_storage: autocast (with bf16): the q, k, v, gate and up projections' outputs
                              * and attention's output in bf16 (model.h proj16) */
+    bool recompute_act;     /* train.recompute_activation: the MLP's hidden state once per rank, not per layer and
+                             * slot (model.h ModelOpts.recompute_act) */
 } PlanLayout;
 
 typedef struct {

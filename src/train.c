@@ -380,12 +380,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast")};
+    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation};
     if (c->recompute == RECOMPUTE_AUTO) {
         /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does) */
         bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
         PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb, 0,
-                         bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16};
+                         bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16,
+                         mo.recompute_act};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
         mo.recompute_layers = pick_recompute(g, be, pl, layers);
@@ -455,7 +456,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16};
+                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16, m->act_rc};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

@@ -73,6 +73,12 @@ awk -v a="$r0" -v b="$r4" -v c="$ra" 'BEGIN {exit !(a < b && b < c && b - a < (c
 ex=$(mem1 --bf16-storage exact); ac=$(mem1 --bf16-storage autocast); df=$(mem1)
 awk -v a="$ex" -v b="$ac" -v c="$df" 'BEGIN {d = a - b; exit !(d > 0.170 && d < 0.174 && b == c)}' \
   && ok "--bf16-storage: exact $ex GiB, autocast $ac GiB (the default)" || bad "--bf16-storage: exact $ex, autocast $ac, default $df"
+# --recompute-activation: the MLP's hidden state (4096 values, 2 bytes each in bf16) once per rank instead of per
+# layer: 3 x 2048 tokens x 8192 bytes = 0.047 GiB less
+ra=$(mem1 --recompute-activation true)
+awk -v a="$df" -v b="$ra" 'BEGIN {d = a - b; exit !(d > 0.045 && d < 0.049)}' \
+  && ok "--recompute-activation: $df GiB keeping the hidden state, $ra recomputing it" || bad "--recompute-activation: $df vs $ra"
+expect_error "--recompute-activation takes true or false" "--recompute-activation: expected true or false" "$BIN" plan big.yaml --gpus 1 --recompute-activation yes
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
 expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes

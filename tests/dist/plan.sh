@@ -19,7 +19,7 @@ check_log() { # name log
   [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
   [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
 }
-run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache]
+run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [recompute_activation]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
   if [ -n "${5:-}" ]; then
@@ -34,6 +34,10 @@ run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache]
   if [ -n "${7:-}" ]; then
     sed -i 's/^train: {/train: {lmhead_cache: true, /' run.yaml
     grep -q "lmhead_cache: true" run.yaml || bad "$1: run.yaml has no train.lmhead_cache"
+  fi
+  if [ -n "${8:-}" ]; then
+    sed -i 's/^train: {/train: {recompute_activation: true, /' run.yaml
+    grep -q "recompute_activation: true" run.yaml || bad "$1: run.yaml has no train.recompute_activation"
   fi
   $MPI $2 "$BIN" run.yaml --quiet 2> train.log || bad "$1 failed: $(tail -3 train.log)"
   check_log "$1" train.log
@@ -71,6 +75,8 @@ run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1
 # train.lmhead_cache: the last stage keeps a micro-batch's logits (max_tokens x vocab fp32), the first nothing more
 run_case pp2_tp2_hc 4 1 "{pp: 2, tp: 2}" "" "" hc
 run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16
+# train.recompute_activation: the MLP's hidden state once per rank (stage 0 has two slots in flight, which share it)
+run_case pp2_ra_bf16 2 1 "{pp: 2}" "" bf16 "" ra; fewer_bytes pp2_bf16 pp2_ra_bf16
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:

@@ -10,7 +10,13 @@
  *      with recompute on and off, and recompute allocates fewer activation bytes, for the trainer's fixture
  *      config (2 x 2 pairs x 256 tokens per micro-batch) and a 4-slot model.
  *   4. the trainer (train_run on the strict backend, train.recompute: true) on the fixture's run.yaml: the
- *      checkpoint after step 2 equals the CPU backend's run without recompute bit for bit. */
+ *      checkpoint after step 2 equals the CPU backend's run without recompute bit for bit.
+ *   5. train.recompute_activation (ModelOpts.recompute_act: the MLP's hidden state remade in the backward): bit for
+ *      bit the model that keeps it, in fp32 and in bf16 (autocast storage), without recompute and recomputing the
+ *      first layer, three slots in flight, on the CPU and the strict backend; its allocation equals plan_memory's
+ *      and is the hidden state of the layers that keep intermediates (and of the working area) smaller, less the
+ *      one shared buffer; and the trainer with it (train.recompute_activation: true) on the strict backend: the
+ *      checkpoint after step 2 bit for bit the run without. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -112,7 +118,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *mh = model_create_ex(mc, be, N, NULL, 4, 1);
     size_t half4 = be->bytes_in_use() - b0 - off4 - on4;
     model_free(m0), model_free(m1), model_free(mh);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false, false};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
@@ -122,6 +128,60 @@ static void memory_checks(const ModelConfig *mc) {
     CHECK(half4 < off4, "4 slots: recomputing 1 of 2 layers saves memory (%zu vs %zu)", half4, off4);
     printf("4 slots: %zu bytes allocated without recompute, %zu with, %zu recomputing the first layer\n", off4, on4,
            half4);
+}
+
+/* ---- 5. train.recompute_activation ---- */
+static Model *load_opts(const ModelConfig *mc, const Backend *be, int nslots, const ModelOpts *o) {
+    char *mdir = fixture_path("tiny-a/model");
+    Model *m = model_create_opts(mc, be, 256, NULL, nslots, o);
+    model_load_hf(m, mdir);
+    free(mdir);
+    return m;
+}
+/* backend bytes of a one-slot model for 256 tokens with options o on the strict backend, checked against the plan */
+static size_t act_rc_bytes(const ModelConfig *mc, const ModelOpts *o, bool bf16) {
+    const Backend *be = backend_cpu_strict();
+    size_t before = be->bytes_in_use();
+    Model *m = model_create_opts(mc, be, 256, NULL, 1, o);
+    size_t held = be->bytes_in_use() - before;
+    model_free(m);
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, o->recompute_layers, bf16, false, false, bf16 && o->autocast16,
+                     o->recompute_act};
+    MemPlan p = plan_memory(&pl);
+    size_t planned = p.weights + p.grads + p.activations + p.other;
+    CHECK(held == planned, "recompute_act %d, recompute_layers %d, bf16 %d: allocated %zu bytes, planned %zu",
+          o->recompute_act, o->recompute_layers, bf16, held, planned);
+    return held;
+}
+static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
+    const Backend *cpu = backend_cpu(), *strict = backend_cpu_strict();
+    const size_t L = (size_t)mc->num_hidden_layers, FF = (size_t)mc->intermediate_size;
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int rc = 0; rc < 2; rc++) {
+            cpu->set_matmul_bf16(bf16), strict->set_matmul_bf16(bf16);
+            ModelOpts keep = {rc, true, false}, drop = {rc, true, true};
+            Model *m0 = load_opts(mc, cpu, 3, &keep), *m1 = load_opts(mc, cpu, 3, &drop);
+            Model *ms = load_opts(mc, strict, 3, &drop);
+            CHECK(m1->act_rc && !m0->act_rc && m1->act16 == (bool)bf16 && m1->proj16 == (bool)bf16,
+                  "the model flags (bf16 %d)", bf16);
+            char what[128];
+            snprintf(what, sizeof what, "recompute_activation (%s, recompute_layers %d)", bf16 ? "bf16" : "fp32",
+                     rc);
+            FixtureResult r0 = fixture_run_three_in_flight(m0, ps), r1 = fixture_run_three_in_flight(m1, ps);
+            FixtureResult rs = fixture_run_three_in_flight(ms, ps);
+            fixture_check_same(&r0, &r1, m0->nparams, what);
+            fixture_check_same(&r0, &rs, m0->nparams, what);
+            free(r0.grads), free(r1.grads), free(rs.grads);
+            model_free(m0), model_free(m1), model_free(ms);
+            /* memory: h (FF floats per token, FF / 2 in bf16) of each layer keeping intermediates and of the working
+             * area, less the shared buffer of one */
+            size_t with = act_rc_bytes(mc, &keep, bf16), without = act_rc_bytes(mc, &drop, bf16);
+            size_t h = 256 * (bf16 ? FF / 2 : FF) * sizeof(float), layers = L - (size_t)rc + (rc ? 1 : 0);
+            CHECK(with - without == (layers - 1) * h, "%s: %zu bytes with h kept, %zu without (h: %zu bytes)", what,
+                  with, without, h);
+            printf("%s: bitwise the run that keeps h; %zu bytes allocated, %zu keeping it\n", what, without, with);
+        }
+    cpu->set_matmul_bf16(false), strict->set_matmul_bf16(false);
 }
 
 /* ---- 4. the trainer ---- */
@@ -138,6 +198,10 @@ static void trainer_checks(const ModelConfig *mc) {
     c1->recompute = RECOMPUTE_ON, c1->recompute_layers = 1;
     CHECK(config_recompute_layers(c1) == 1 && config_recompute_layers(c) == INT_MAX, "config_recompute_layers");
     CHECK(train_run(c1, &opt) == 0, "train_run recomputing one layer on the strict backend failed");
+    Config *c2 = fixture_config(tmpdir, "recompute_act");
+    CHECK(!c2->recompute_activation, "train.recompute_activation defaults to false");
+    c2->recompute_activation = true;
+    CHECK(train_run(c2, &opt) == 0, "train_run with train.recompute_activation on the strict backend failed");
     setenv("SIMPO_BACKEND", "cpu", 1);
     Config *cc = fixture_config(tmpdir, "saved");
     CHECK(cc->recompute == RECOMPUTE_OFF, "train.recompute defaults to false");
@@ -148,12 +212,16 @@ static void trainer_checks(const ModelConfig *mc) {
     Model *m = model_create(mc, backend_cpu(), 1, NULL, 1); /* the layout same_checkpoint reads */
     CHECK(same_checkpoint(a, b, m), "the recompute run's checkpoint differs from the saved-activations run's");
     CHECK(same_checkpoint(a1, b, m), "the run recomputing one layer differs from the saved-activations run");
+    char *a2 = sd_path_join(c2->ckpt_dir, "step-00000002");
+    CHECK(same_checkpoint(a2, b, m), "the run with train.recompute_activation differs from the run without");
+    free(a2);
     compare_params(a, "tiny-a/step2.safetensors", "recompute ");
     model_free(m);
     free(a);
     free(a1);
     free(b);
     config_free(c1);
+    config_free(c2);
     config_free(c);
     config_free(cc);
 }
@@ -168,6 +236,7 @@ int main(int argc, char **argv) {
         three_slot_checks(&mc, ps, RCS[i]);
     }
     memory_checks(&mc);
+    act_rc_checks(&mc, ps);
     comm_init(&argc, &argv);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sd_recompute_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
