@@ -14,7 +14,7 @@
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
 #      recomputing 4 of its 16 layers and under train.recompute: auto with a 44.9 GiB budget, and both shapes
-#      without the weight cache (its speed effect); then each
+#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then each
 #      variant alone
 #      (what a time limit cuts first); $OUT/bench.txt.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
@@ -150,9 +150,10 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
-  # the speed setting without the weight copy (the passing variants, no recompute): its speed cost (1b: 41.2 GiB
-  # planned with autocast storage + op scratch)
-  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache
+  # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
+  # hidden state recomputed (train.recompute_activation), planned 37.4 GiB on 1b and 35.0 GiB on 8b-4l (+ op
+  # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
+  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation
   stamp "bench no weight cache"
 fi
 for v in "${passed[@]}"; do

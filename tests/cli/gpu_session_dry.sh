@@ -18,6 +18,9 @@ grep -q '"recompute": true, "recompute_layers": 1, "weight_cache": true' "$S/ben
 grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
   && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
+awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/' "$S/bench.txt" | grep -q . \
+  && grep -q "no weight cache, recompute activation" "$S/table.md" && ok "the nocache run recomputes the MLP's activation" \
+  || bad "nocache run: $(grep -A2 '== nocache' "$S/bench.txt" | head -3)"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
 [ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 8 ] && ok "every run reports its planned memory" \
   || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
