@@ -87,8 +87,13 @@ size_t model_lmhead_chunk_rows(int V_loc) {
         if (*end || r < 1) sd_die("model", "SIMPO_LMHEAD_CHUNK_ROWS=%s: expected a positive integer", e);
         return (size_t)r;
     }
-    size_t r = ((size_t)1 << 28) / (size_t)V_loc;
+    size_t r = ((size_t)1 << 28) / (size_t)V_loc / 16 * 16; /* whole 16-row blocks: the chunk's views stay aligned */
     return r < 16 ? 16 : r;
+}
+
+size_t model_arena_tokens(size_t max_tokens) {
+    size_t n = max_tokens ? max_tokens : 1;
+    return n + (16 - n % 16) % 16;
 }
 
 /* ---- parameter table ---- */
@@ -368,7 +373,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     model_stage_layers(m->L, m->pp, m->pp_rank, &m->L_off, &m->L_loc);
     m->first_stage = m->pp_rank == 0;
     m->last_stage = m->pp_rank == m->pp - 1;
-    m->max_tokens = max_tokens ? max_tokens : 1;
+    m->max_tokens = model_arena_tokens(max_tokens);
     build_specs(m);
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
     m->nalloc = (m->nparams + align - 1) / align * align;

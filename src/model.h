@@ -3,9 +3,9 @@
  *
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
- *          model_attn_opts, model_lmhead_chunk_rows, LayerW16, model_enable_weights16, model_refresh_weights16,
- *          model_weights_changed, model_weights16_view, model_weights16_written, model_enable_head_cache,
- *          model_grad_sumsq, model_grad_sumsq_ranges, MODEL_RECOMPUTE_ALL.
+ *          model_attn_opts, model_lmhead_chunk_rows, model_arena_tokens, LayerW16, model_enable_weights16,
+ *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
+ *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, MODEL_RECOMPUTE_ALL.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -84,7 +84,7 @@ typedef struct Model {
     float *dembed, *dnorm, *dlm_head;
     float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
     int rope_max;
-    size_t max_tokens;                   /* activation arena capacity (tokens) */
+    size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked */
     int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
     struct Acts *acts;                   /* [nslots] activation slots (model.c): each owns one backend allocation
                                           * of what lives from its micro-batch's forward to its backward (layer
@@ -168,9 +168,16 @@ Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t m
 /* The attention options of this stage's local layer l (Gemma 2: scale, soft-cap, the sliding window of the layer's
  * type), filled into *o and returned; NULL for Llama (the kernels' defaults). */
 const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
-/* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, at least 16
- * rows; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
+/* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, a multiple of
+ * 16 rows, at least 16; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses
+ * it too. */
 size_t model_lmhead_chunk_rows(int V_loc);
+/* The tokens a model made for micro-batches of up to max_tokens tokens sizes its activations for (m->max_tokens):
+ * max_tokens (at least 1) rounded up to a multiple of 16, so that every per-token view of its arenas starts 64-byte
+ * aligned whatever the widths (the tensor-core attention's cp.async tiles and the bf16 views need 16-byte aligned
+ * rows, else attention takes its slow path; cuBLASLt picks its fastest kernels on aligned operands). plan.c sizes
+ * its plans the same way. */
+size_t model_arena_tokens(size_t max_tokens);
 /* bf16 compute weights (mixed precision's "bf16 weights, fp32 master weights"; a model made in the bf16 mode only,
  * m->act16, else dies): allocates a bf16 copy of every weight a matmul reads (each layer's q, k, v, o, gate, up,
  * down projections and, on the last stage, the LM head): 2 bytes per element, backend memory owned by the model

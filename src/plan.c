@@ -53,7 +53,7 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
-    size_t N = l->max_tokens, R = model_lmhead_chunk_rows((int)V); /* model.c head_chunk */
+    size_t N = model_arena_tokens(l->max_tokens), R = model_lmhead_chunk_rows((int)V); /* model.c head_chunk */
     if (R > N) R = N;
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));

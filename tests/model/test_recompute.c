@@ -107,6 +107,12 @@ static void memory_checks(const ModelConfig *mc) {
      * area, one layer's intermediates: the same bytes as no recompute (more slots below make the difference) */
     CHECK(half == off, "recomputing 1 of 2 layers with one slot: %zu activation bytes, none: %zu", half, off);
     CHECK(check_alloc(mc, N, 5) == on, "recompute_layers beyond the layer count recomputes them all");
+    /* a token count that is no multiple of 16: the model sizes for the next one (model_arena_tokens: aligned
+     * views), and so does the plan */
+    CHECK(model_arena_tokens(1021) == 1024 && model_arena_tokens(1024) == 1024 && model_arena_tokens(0) == 16,
+          "model_arena_tokens rounds up to a multiple of 16");
+    CHECK(check_alloc(mc, 1021, 0) == off && check_alloc(mc, 1021, 1) == half,
+          "1021 tokens: the activations of 1024");
 
     /* more slots: the saved inputs grow with them, the working area does not */
     const Backend *be = backend_cpu_strict();
