@@ -173,7 +173,7 @@ const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
  * it too. */
 size_t model_lmhead_chunk_rows(int V_loc);
 /* The tokens a model made for micro-batches of up to max_tokens tokens sizes its activations for (m->max_tokens):
- * max_tokens (at least 1) rounded up to a multiple of 16, so that every per-token view of its arenas starts 64-byte
+ * max_tokens (at least 1) rounded up to a multiple of 16, so that every view of its arenas starts at least 16-byte
  * aligned whatever the widths (the tensor-core attention's cp.async tiles and the bf16 views need 16-byte aligned
  * rows, else attention takes its slow path; cuBLASLt picks its fastest kernels on aligned operands). plan.c sizes
  * its plans the same way. */
