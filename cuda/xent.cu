@@ -1,8 +1,12 @@
 /* xent.cu — log-softmax statistics and the cross-entropy gradient over a vocabulary slice [N, V_loc].
  *
- * xent_stats: one block per row: the row max (exact, order-free), then sum_j expf(l_j - max) in double with a
- * fixed tree (deterministic), rounded once; tgt = l[target - V_off] inside the slice, else 0. An empty slice
- * gives max = -inf, sumexp = 0 (as the CPU reference).
+ * xent_stats: one block per row, one pass over it (a row of a 128k vocabulary is 0.5 MB: the blocks in flight hold
+ * more than L2, so a second pass would come from memory again): each thread keeps the max m of its elements and
+ * the sum of expf(l_j - m) in double, rescaled by expf(m_old - m_new) when its max grows (online softmax); then the
+ * block's max (exact, order-free) and the sum of each thread's sum times expf(m - max) by a fixed tree
+ * (deterministic), rounded once. The CPU reference sums expf(l_j - max) directly: the two differ by the rounding
+ * of the rescale factors (~1e-7 relative). tgt = l[target - V_off] inside the slice, else 0. An empty slice gives
+ * max = -inf, sumexp = 0 (as the CPU reference).
  * xent_bwd: elementwise in place, dlogits = g ([j + V_off == target] - exp(l - lse)); blocks over (column chunk,
  * row). */
 #include "cuda_common.cuh"
@@ -16,12 +20,15 @@ __global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *s
     __shared__ float shf[XS_THREADS];
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *l = logits + n * (size_t)V_loc;
-        float mx = -INFINITY;
-        for (int j = threadIdx.x; j < V_loc; j += XS_THREADS) mx = fmaxf(mx, l[j]);
-        mx = cu_block_max<XS_THREADS>(mx, shf);
-        double se = 0.0;
-        for (int j = threadIdx.x; j < V_loc; j += XS_THREADS) se += (double)expf(l[j] - mx);
-        se = cu_block_sum<XS_THREADS>(se, shd);
+        float m = -INFINITY; /* this thread's max so far, and its sum of expf(l_j - m) */
+        double s = 0.0;
+        for (int j = threadIdx.x; j < V_loc; j += XS_THREADS) {
+            const float x = l[j];
+            if (x > m) s *= (double)expf(m - x), m = x; /* the first finite element: expf(-inf) = 0, s was 0 */
+            if (m != -INFINITY) s += (double)expf(x - m); /* -inf elements before any finite one add nothing */
+        }
+        const float mx = cu_block_max<XS_THREADS>(m, shf);
+        const double se = cu_block_sum<XS_THREADS>(m == -INFINITY ? 0.0 : s * (double)expf(m - mx), shd);
         if (threadIdx.x == 0) {
             int t = targets[n] - V_off;
             maxv[n] = mx;
