@@ -59,19 +59,6 @@ static __device__ void attn_find_tile(const int *cu, int S, int tile, int *st, i
     *r0 = info[2];
 }
 
-/* rows 0 .. nrows - 1 (nrows <= 16) of a warp's fp32 stage [16][HD + 4] to global rows row0 .. of stride `stride`
- * (float4, coalesced); one warp (attention_tc.cu, attention_tc2.cu) */
-template <int HD>
-static __device__ __forceinline__ void attn_write_rows(float *g, size_t stride, const float *stage, int row0,
-                                                       int nrows) {
-    constexpr int LDO = HD + 4, C4 = HD / 4;
-    const int lane = threadIdx.x & 31;
-    for (int idx = lane; idx < nrows * C4; idx += 32) {
-        const int rr = idx / C4, c = (idx % C4) * 4;
-        *(float4 *)(g + (size_t)(row0 + rr) * stride + c) = *(const float4 *)(stage + rr * LDO + c);
-    }
-}
-
 /* cp.async of rows [r0, r0 + nvalid) of a row-major bf16 tensor (row stride `stride` elements, g at the head's
  * first column) into dst[ROWS][HD + 8]; rows past nvalid are zeros (plain stores: they meet P = 0 or a mask and
  * must not be NaN). All THREADS threads of the block take part; the caller commits the group. */
@@ -263,10 +250,16 @@ static __device__ __forceinline__ void attn_stage_q(__nv_bfloat16 *dst, const __
     __pipeline_wait_prior(0);
 }
 
-/* attn_write_rows to bf16 storage (attn_fwd_b16's out): each fp32 value rounded to nearest even */
-template <int HD>
-static __device__ __forceinline__ void attn_write_rows(__nv_bfloat16 *g, size_t stride, const float *stage, int row0,
-                                                       int nrows) {
+/* four floats to dst[0..3] (16-byte aligned) */
+static __device__ __forceinline__ void attn_put4(float *dst, float a, float b, float c, float d) {
+    *(float4 *)dst = float4{a, b, c, d};
+}
+
+/* rows 0 .. nrows - 1 (nrows <= 16) of a warp's fp32 stage [16][HD + 4] to global rows row0 .. of stride `stride`:
+ * T float (float4 stores, coalesced), or bf16 storage (attn_fwd_b16's out, attn_bwd_b16's gradients: each value
+ * rounded to nearest even); one warp (attention_tc.cu, attention_tc2.cu) */
+template <int HD, class T>
+static __device__ __forceinline__ void attn_write_rows(T *g, size_t stride, const float *stage, int row0, int nrows) {
     constexpr int LDO = HD + 4, C4 = HD / 4;
     const int lane = threadIdx.x & 31;
     for (int idx = lane; idx < nrows * C4; idx += 32) {
