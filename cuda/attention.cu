@@ -459,6 +459,23 @@ static float *attn_widen(const uint16_t *x, int n0, int N, size_t w, const char 
     }
     return y;
 }
+/* the fallback's inputs: the rows [n0, N) of cu_seqlens (downloaded) and fp32 copies of q, k, v (row widths qs, ks) */
+struct AttnWide {
+    int n0, N;
+    size_t qs, ks;
+    float *q, *k, *v;
+};
+static AttnWide attn_widen_qkv(const uint16_t *q, const uint16_t *k, const uint16_t *v, const int *cu_seqlens, int S,
+                               int NH, int NKV, int HD, const char *op) {
+    AttnWide w;
+    attn_tiles(cu_seqlens, S, 1, 1, &w.n0, &w.N, op);
+    w.qs = (size_t)NH * HD, w.ks = (size_t)NKV * HD;
+    w.q = attn_widen(q, w.n0, w.N, w.qs, op);
+    w.k = attn_widen(k, w.n0, w.N, w.ks, op);
+    w.v = attn_widen(v, w.n0, w.N, w.ks, op);
+    return w;
+}
+static void attn_wide_free(AttnWide *w) { cu_scratch_free(w->q), cu_scratch_free(w->k), cu_scratch_free(w->v); }
 
 void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
@@ -471,15 +488,12 @@ void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint1
         g_b16_direct++;
         return;
     }
-    int n0, N;
-    attn_tiles(cu_seqlens, S, 1, 1, &n0, &N, "attn_fwd_b16");
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    float *qf = attn_widen(q, n0, N, qs, "attn_fwd_b16 q"), *kf = attn_widen(k, n0, N, ks, "attn_fwd_b16 k"),
-          *vf = attn_widen(v, n0, N, ks, "attn_fwd_b16 v");
-    float *of = (float *)cu_scratch((size_t)N * qs * sizeof(float), "attn_fwd_b16 out");
-    cuda_attn_fwd(of, lse, qf, kf, vf, cu_seqlens, S, NH, NKV, HD, opts);
-    cuda_to_bf16(out + (size_t)n0 * qs, of + (size_t)n0 * qs, (size_t)(N - n0) * qs);
-    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of);
+    AttnWide w = attn_widen_qkv(q, k, v, cu_seqlens, S, NH, NKV, HD, "attn_fwd_b16");
+    float *of = (float *)cu_scratch((size_t)w.N * w.qs * sizeof(float), "attn_fwd_b16 out");
+    cuda_attn_fwd(of, lse, w.q, w.k, w.v, cu_seqlens, S, NH, NKV, HD, opts);
+    const size_t off = (size_t)w.n0 * w.qs;
+    cuda_to_bf16(out + off, of + off, (size_t)(w.N - w.n0) * w.qs);
+    attn_wide_free(&w), cu_scratch_free(of);
 }
 
 void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
@@ -494,19 +508,16 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *do
         g_b16_direct++;
         return;
     }
-    int n0, N;
-    attn_tiles(cu_seqlens, S, 1, 1, &n0, &N, "attn_bwd_b16");
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    float *qf = attn_widen(q, n0, N, qs, "attn_bwd_b16 q"), *kf = attn_widen(k, n0, N, ks, "attn_bwd_b16 k"),
-          *vf = attn_widen(v, n0, N, ks, "attn_bwd_b16 v"), *of = attn_widen(out, n0, N, qs, "attn_bwd_b16 out");
-    float *g = (float *)cu_scratch((size_t)N * (qs + 2 * ks) * sizeof(float), "attn_bwd_b16 gradients");
-    float *gq = g, *gk = g + (size_t)N * qs, *gv = gk + (size_t)N * ks;
-    cuda_attn_bwd(gq, gk, gv, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    AttnWide w = attn_widen_qkv(q, k, v, cu_seqlens, S, NH, NKV, HD, "attn_bwd_b16");
+    const size_t nq = (size_t)w.N * w.qs, nk = (size_t)w.N * w.ks;
+    float *of = attn_widen(out, w.n0, w.N, w.qs, "attn_bwd_b16 out");
+    float *g = (float *)cu_scratch((nq + 2 * nk) * sizeof(float), "attn_bwd_b16 gradients");
+    cuda_attn_bwd(g, g + nq, g + nq + nk, dout, w.q, w.k, w.v, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
     /* every row, as the fp32 entry writes them (those before cu_seqlens[0] zeros) */
-    cuda_to_bf16(dq, gq, (size_t)N * qs);
-    cuda_to_bf16(dk, gk, (size_t)N * ks);
-    cuda_to_bf16(dv, gv, (size_t)N * ks);
-    cu_scratch_free(qf), cu_scratch_free(kf), cu_scratch_free(vf), cu_scratch_free(of), cu_scratch_free(g);
+    cuda_to_bf16(dq, g, nq);
+    cuda_to_bf16(dk, g + nq, nk);
+    cuda_to_bf16(dv, g + nq + nk, nk);
+    attn_wide_free(&w), cu_scratch_free(of), cu_scratch_free(g);
 }
 
 /* ---- host side shared by every attention version (attn_launch.cuh) ---- */
