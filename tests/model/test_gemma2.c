@@ -5,8 +5,9 @@
  *      layer 0 sliding with window 8, query_pre_attn_scalar 24, attention cap 3, final cap 4, tied) with random
  *      gains: the gradient of the SimPO loss against central finite differences for parameters of every kind
  *      (embedding, the four norms of each layer, q/k/v/o, gate/up/down, the final norm);
- *   3. the strict backend and train.recompute (one slot, and two slots in flight) give the same log-probs, loss and
- *      gradients bit for bit; the bf16 matmuls stay within bf16 bounds of fp32 and differ from it;
+ *   3. the strict backend, train.recompute and train.recompute_activation (one slot, and slots in flight) give the
+ *      same log-probs, loss and gradients bit for bit; the bf16 matmuls stay within bf16 bounds of fp32 and differ
+ *      from it;
  *   4. the window, both caps and the scale really act: turning each off changes the log-probs, while a window no
  *      sequence reaches, or one on no layer, changes nothing;
  *   5. HF export and import: config.json and every tensor round-trip bit for bit, the exported gains are the
@@ -157,11 +158,17 @@ static void randomise_gains(Model *m) {
     free(h);
 }
 
-static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, bool recompute) {
-    Model *m = model_create_ex(mc, be, 256, NULL, nslots, RC_LAYERS(recompute));
+/* the model with the activation policy o (NULL: none): the same weights whatever the policy */
+static Model *g2_model_opts(const ModelConfig *mc, const Backend *be, int nslots, const ModelOpts *o) {
+    ModelOpts none = {0, false, false};
+    Model *m = model_create_opts(mc, be, 256, NULL, nslots, o ? o : &none);
     model_init_random(m, 11);
     randomise_gains(m);
     return m;
+}
+static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, bool recompute) {
+    ModelOpts o = {RC_LAYERS(recompute), false, false};
+    return g2_model_opts(mc, be, nslots, &o);
 }
 
 /* the SimPO loss over the 6 pairs as one micro-batch, forward only */
@@ -270,6 +277,15 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     FixtureResult qa = fixture_run_one_at_a_time(m3, ps), qb = fixture_run_one_at_a_time(m3r, ps);
     fixture_check_same(&qa, &a, m3->nparams, "3 slots in flight vs one at a time (saved activations)");
     fixture_check_same(&qb, &b, m3r->nparams, "3 slots in flight vs one at a time (recompute)");
+    /* train.recompute_activation: the GeGLU output remade in each layer's backward (before the down projection and
+     * its post-feedforward norm), bit for bit, on the CPU and the strict backend */
+    ModelOpts ra = {0, false, true};
+    Model *m3a = g2_model_opts(mc, backend_cpu(), 3, &ra), *m3as = g2_model_opts(mc, backend_cpu_strict(), 3, &ra);
+    FixtureResult c = fixture_run_three_in_flight(m3a, ps), cs = fixture_run_three_in_flight(m3as, ps);
+    fixture_check_same(&a, &c, m3->nparams, "3 slots in flight: recompute_activation vs saved activations");
+    fixture_check_same(&a, &cs, m3->nparams, "3 slots in flight: recompute_activation (strict) vs saved activations");
+    free(c.grads), free(cs.grads);
+    model_free(m3a), model_free(m3as);
     free(a.grads), free(b.grads), free(qa.grads), free(qb.grads);
     model_free(m3), model_free(m3r);
 
