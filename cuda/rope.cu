@@ -27,27 +27,25 @@ __global__ void rope_k(T *x, const int *pos, const float *cos, const float *sin,
     }
 }
 
-void cuda_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+/* rope_k over N rows on the backend's stream; `what` names the op in messages */
+template <bool INVERSE, class T>
+static void rope_launch(T *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD,
+                        const char *what) {
     if (!N || H <= 0 || HD < 2) return;
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    rope_k<false, float><<<grid, ROPE_THREADS, 0, cu_stream()>>>(x, pos, cos, sin, N, H, HD);
-    CUDA_LAUNCH_CHECK("rope_fwd");
+    rope_k<INVERSE, T><<<grid, ROPE_THREADS, 0, cu_stream()>>>(x, pos, cos, sin, N, H, HD);
+    CUDA_LAUNCH_CHECK(what);
+}
+
+void cuda_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    rope_launch<false>(x, pos, cos, sin, N, H, HD, "rope_fwd");
 }
 void cuda_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
-    if (!N || H <= 0 || HD < 2) return;
-    unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    rope_k<true, float><<<grid, ROPE_THREADS, 0, cu_stream()>>>(dx, pos, cos, sin, N, H, HD);
-    CUDA_LAUNCH_CHECK("rope_bwd");
+    rope_launch<true>(dx, pos, cos, sin, N, H, HD, "rope_bwd");
 }
 void cuda_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
-    if (!N || H <= 0 || HD < 2) return;
-    unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    rope_k<false, uint16_t><<<grid, ROPE_THREADS, 0, cu_stream()>>>(x, pos, cos, sin, N, H, HD);
-    CUDA_LAUNCH_CHECK("rope_fwd_b16");
+    rope_launch<false>(x, pos, cos, sin, N, H, HD, "rope_fwd_b16");
 }
 void cuda_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
-    if (!N || H <= 0 || HD < 2) return;
-    unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    rope_k<true, uint16_t><<<grid, ROPE_THREADS, 0, cu_stream()>>>(dx, pos, cos, sin, N, H, HD);
-    CUDA_LAUNCH_CHECK("rope_bwd_b16");
+    rope_launch<true>(dx, pos, cos, sin, N, H, HD, "rope_bwd_b16");
 }

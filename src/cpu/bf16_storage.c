@@ -17,12 +17,15 @@ void cpu_to_bf16(uint16_t *y, const float *x, size_t n) {
 static float *tmp_floats(size_t n, const char *what) {
     return sd_alloc(sd_mul_size(n ? n : 1, sizeof(float), what), what);
 }
-/* the fp32 values of n bf16 elements (exact) */
-static float *widen(const void *x, size_t n) {
-    const uint16_t *b = x;
-    float *y = tmp_floats(n, "bf16 operand");
+/* y[i] = the fp32 value of bf16 b[i] (exact), n elements */
+static void widen_into(float *y, const uint16_t *b, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(b[i]);
+}
+/* the fp32 values of n bf16 elements, in a new array */
+static float *widen(const void *x, size_t n) {
+    float *y = tmp_floats(n, "bf16 operand");
+    widen_into(y, x, n);
     return y;
 }
 
@@ -139,9 +142,7 @@ static float *widen_rows(const uint16_t *x, int n0, int n1, size_t w) {
     size_t all = (size_t)n1 * w, off = (size_t)n0 * w;
     float *y = tmp_floats(all, "bf16 attention operand");
     memset(y, 0, off * sizeof(float));
-    const uint16_t *b = x + off;
-#pragma omp parallel for schedule(static) if (all - off > 65536)
-    for (size_t i = 0; i < all - off; i++) y[off + i] = sd_bf16_to_f32(b[i]);
+    widen_into(y + off, x + off, all - off);
     return y;
 }
 
