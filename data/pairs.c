@@ -234,53 +234,110 @@ void pairs_epoch_order(size_t *order, size_t n, bool shuffle, long seed, long ep
  * n_resp[s] counts the positions with a target, i.e. the response tokens that are predicted. With a non-empty
  * prompt that is the response length; with an EMPTY prompt the first response token has no preceding position,
  * cannot be predicted, and is not counted (n_resp = response length - 1). */
-MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P) {
+size_t pair_tokens(const Pair *p, bool share_prompt) {
+    return (size_t)(share_prompt ? 1 : 2) * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
+}
+
+/* the log-prob rows of attention row range [a, a + len) (sequence s, prompt of np tokens), in order: each position
+ * whose next token is a response token; row r's token is tok_of(a + k), marked a repeat when seen[] already has it */
+static void add_lp_rows(MicroBatch *mb, int s, size_t a, int len, int np, const int *ids_att, char *seen) {
+    for (int k = 0; k + 1 < len; k++) {
+        if (k + 1 < np) continue;
+        int tok = mb->xrow ? mb->xrow[a + (size_t)k] : (int)(a + (size_t)k);
+        size_t r = mb->M++;
+        mb->lp_tok[r] = tok;
+        mb->lp_tgt[r] = ids_att[k + 1];
+        mb->lp_seq[r] = s;
+        if (seen[tok]) mb->lp_dup[mb->nlp_dup++] = (int)r;
+        seen[tok] = 1;
+    }
+}
+
+MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bool share_prompt) {
     if (P < 0) sd_die("pairs", "micro-batch of %d pairs", P);
     MicroBatch *mb = sd_calloc(1, sizeof *mb, "micro-batch");
     mb->P = P;
     mb->S = 2 * P;
-    size_t N = 0;
+    mb->shared = share_prompt;
+    size_t N = 0, NA = 0;
     for (int i = 0; i < P; i++) {
         if (idx[i] >= ps->n) sd_die("pairs", "pair index %zu out of range (%zu pairs)", idx[i], ps->n);
-        const Pair *p = &ps->pairs[idx[i]];
-        N += (size_t)2 * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
+        N += pair_tokens(&ps->pairs[idx[i]], share_prompt);
+        NA += pair_tokens(&ps->pairs[idx[i]], false);
     }
-    if (N > 2147483647u) sd_die("pairs", "micro-batch of %zu tokens exceeds the int range", N);
+    if (NA > 2147483647u) sd_die("pairs", "micro-batch of %zu tokens exceeds the int range", NA);
     mb->Ntok = N;
-    mb->ids = sd_alloc(sizeof(int) * (N ? N : 1), "ids");
-    mb->targets = sd_alloc(sizeof(int) * (N ? N : 1), "targets");
-    mb->pos = sd_alloc(sizeof(int) * (N ? N : 1), "positions");
-    mb->seq_of = sd_alloc(sizeof(int) * (N ? N : 1), "sequence index");
+    mb->Natt = NA;
+    size_t n1 = N ? N : 1, na1 = NA ? NA : 1;
+    mb->ids = sd_alloc(sizeof(int) * n1, "ids");
+    mb->targets = sd_alloc(sizeof(int) * n1, "targets");
+    mb->pos = sd_alloc(sizeof(int) * n1, "positions");
+    mb->seq_of = sd_alloc(sizeof(int) * n1, "sequence index");
     mb->cu_seqlens = sd_alloc(sizeof(int) * (size_t)(mb->S + 1), "cu_seqlens");
     mb->n_resp = sd_alloc(sizeof(int) * (size_t)(mb->S ? mb->S : 1), "response lengths");
     mb->pair_index = sd_alloc(sizeof(size_t) * (size_t)(P ? P : 1), "pair index");
     mb->pairs = sd_alloc(sizeof(Pair *) * (size_t)(P ? P : 1), "pair views");
-    size_t t = 0;
+    mb->lp_tok = sd_alloc(sizeof(int) * 4 * na1, "log-prob rows");
+    mb->lp_tgt = mb->lp_tok + na1, mb->lp_seq = mb->lp_tgt + na1, mb->lp_dup = mb->lp_seq + na1;
+    if (share_prompt) {
+        mb->xrow = sd_alloc(sizeof(int) * na1, "attention rows");
+        mb->xfirst = sd_alloc(sizeof(int) * n1, "attention rows");
+        mb->dup_tok = sd_alloc(sizeof(int) * 2 * na1, "shared prompt rows");
+        mb->dup_row = mb->dup_tok + na1;
+    }
+    char *seen = sd_calloc(n1, 1, "log-prob rows");
+    int *ids_att = sd_alloc(sizeof(int) * na1, "ids"); /* one sequence's ids */
+    size_t t = 0, a = 0; /* token, attention row */
     for (int i = 0; i < P; i++) {
         const Pair *p = &ps->pairs[idx[i]];
         mb->pair_index[i] = idx[i];
         mb->pairs[i] = p;
+        int np = p->n_prompt;
+        size_t t_prompt = t; /* the shared prompt's first token */
         for (int r = 0; r < 2; r++) {
             int s = 2 * i + r, nr = r ? p->n_rejected : p->n_chosen;
             const int *resp = r ? p->rejected : p->chosen;
-            int len = p->n_prompt + nr;
-            mb->cu_seqlens[s] = (int)t;
+            int len = np + nr;
+            mb->cu_seqlens[s] = (int)a;
             mb->n_resp[s] = 0;
+            /* tokens this sequence adds to the layers' layout: its prompt (unless the chosen one's is shared),
+             * then its response */
+            int k0 = share_prompt && r ? np : 0;
             for (int k = 0; k < len; k++) {
-                mb->ids[t + k] = k < p->n_prompt ? p->prompt[k] : resp[k - p->n_prompt];
-                mb->pos[t + k] = k;
-                mb->seq_of[t + k] = s;
+                ids_att[k] = k < np ? p->prompt[k] : resp[k - np];
+                if (share_prompt) {
+                    size_t tok = k < np ? t_prompt + (size_t)k : t + (size_t)(k - k0);
+                    mb->xrow[a + (size_t)k] = (int)tok;
+                    if (k >= k0) mb->xfirst[tok] = (int)(a + (size_t)k);
+                    else {
+                        mb->dup_tok[mb->ndup] = (int)tok;
+                        mb->dup_row[mb->ndup++] = (int)(a + (size_t)k);
+                    }
+                }
+                if (k < k0) continue;
+                size_t tt = t + (size_t)(k - k0);
+                mb->ids[tt] = ids_att[k];
+                mb->pos[tt] = k;
+                mb->seq_of[tt] = s;
             }
             for (int k = 0; k < len; k++) {
-                bool is_resp = k + 1 < len && k + 1 >= p->n_prompt;
-                mb->targets[t + k] = is_resp ? mb->ids[t + k + 1] : -1;
+                bool is_resp = k + 1 < len && k + 1 >= np;
                 mb->n_resp[s] += is_resp;
+                if (k >= k0) mb->targets[t + (size_t)(k - k0)] = is_resp ? ids_att[k + 1] : -1;
             }
-            t += (size_t)len;
+            add_lp_rows(mb, s, a, len, np, ids_att, seen);
+            t += (size_t)(len - k0);
+            a += (size_t)len;
         }
     }
-    mb->cu_seqlens[mb->S] = (int)t;
+    mb->cu_seqlens[mb->S] = (int)a;
+    free(seen);
+    free(ids_att);
     return mb;
+}
+
+MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P) {
+    return microbatch_pack_opts(ps, idx, P, false);
 }
 
 void microbatch_free(MicroBatch *mb) {
@@ -293,5 +350,9 @@ void microbatch_free(MicroBatch *mb) {
     free(mb->n_resp);
     free(mb->pair_index);
     free(mb->pairs);
+    free(mb->lp_tok);
+    free(mb->xrow);
+    free(mb->xfirst);
+    free(mb->dup_tok);
     free(mb);
 }

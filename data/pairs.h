@@ -1,7 +1,7 @@
 /* pairs.h — preference pairs: loading pre-tokenized JSONL, truncation, epoch order, micro-batch packing.
  *
- * defines: Pair, PairSet, pairs_load_jsonl, pairs_free, pairs_truncate, pairs_epoch_order, MicroBatch,
- *          microbatch_pack, microbatch_free.
+ * defines: Pair, PairSet, pairs_load_jsonl, pairs_free, pairs_truncate, pairs_epoch_order, MicroBatch, pair_tokens,
+ *          microbatch_pack, microbatch_pack_opts, microbatch_free.
  * JSONL line: {"prompt_ids": [int...], "chosen_ids": [int...], "rejected_ids": [int...],
  *              optional "ref_chosen_logp": float, "ref_rejected_logp": float}. Unknown fields are ignored.
  * Errors: sd_die("<file>:<line>", "...") naming the field and what was expected (empty chosen/rejected,
@@ -85,28 +85,53 @@ void pairs_truncate(PairSet *ps, int max_length, int max_prompt_length);
  * sd_hash64(seed, epoch, ·) — a pure function of (n, seed, epoch), so resume and any DP layout see one order. */
 void pairs_epoch_order(size_t *order, size_t n, bool shuffle, long seed, long epoch);
 
-/* A micro-batch of whole pairs packed back to back without padding: sequence 2i is pair i's chosen
- * (prompt + chosen), 2i+1 its rejected (prompt + rejected).
+/* A micro-batch of whole pairs packed back to back without padding. Attention's layout: sequence 2i is pair i's
+ * chosen (prompt + chosen), 2i+1 its rejected (prompt + rejected), cu_seqlens over Natt rows. The layers' layout
+ * (ids, pos, ...: what every token-wise op, the pipeline and the embedding see) is the same, Ntok = Natt, unless
+ * the prompt is shared (prefix sharing, data.prefix_sharing): then each pair is [prompt | chosen | rejected], its
+ * prompt once (the two sequences' prompts are the same tokens at the same positions, and under causal attention
+ * they have the same hidden states), and attention gathers its layout from the layers' rows (xrow) and hands
+ * back each token's copy (xfirst); Ntok = Natt - the prompt tokens.
  *   ids[Ntok]          input token of each position
- *   targets[Ntok]      next token (ids[t+1] within the sequence); -1 where no log-prob is taken
- *   resp_mask: a position t counts when targets[t] is a response token, i.e. t+1 >= start + n_prompt
+ *   targets[Ntok]      next token within the sequence; -1 where no log-prob is taken (a shared prompt's last token:
+ *                      the chosen one's first token; lp_* below is the whole list)
  *   pos[Ntok]          position inside its sequence (0-based)
- *   seq_of[Ntok]       sequence index of each position
- *   cu_seqlens[S+1]    sequence offsets
+ *   seq_of[Ntok]       sequence index of each position (a shared prompt token: the chosen sequence)
+ *   cu_seqlens[S+1]    sequence offsets in attention's layout
  *   n_resp[S]          response tokens per sequence (log-prob count)
  *   pair_index[P]      global index (into PairSet) of each pair
+ *   M, lp_tok/lp_tgt/lp_seq[M]: the log-prob rows in sequence order: a token (layers' layout) whose next token in
+ *                      sequence lp_seq is the response token lp_tgt. With a shared prompt its last token is two rows
+ *                      (it predicts both responses' first token); lp_dup[nlp_dup] lists the rows (index < M) whose
+ *                      token an earlier row has.
+ *   shared prompt only (else NULL, 0): xrow[Natt] the token of each attention row; xfirst[Ntok] the attention row
+ *                      that is each token's own (a prompt token's: in the chosen sequence); dup_tok[ndup],
+ *                      dup_row[ndup] each prompt token and its second attention row (in the rejected sequence).
  */
 typedef struct {
     int P, S;                 /* pairs, sequences (= 2P) */
-    size_t Ntok;              /* packed tokens */
+    size_t Ntok;              /* tokens in the layers' layout */
+    size_t Natt;              /* rows in attention's layout: the chosen and rejected sequences' tokens */
+    bool shared;              /* each pair's prompt once (prefix sharing) */
     int *ids, *targets, *pos, *seq_of;
     int *cu_seqlens;          /* [S+1] */
     int *n_resp;              /* [S] */
     size_t *pair_index;       /* [P] */
     const Pair **pairs;       /* [P] views into the PairSet (not owned) */
+    size_t M;                 /* log-prob rows */
+    int nlp_dup;
+    int *lp_tok, *lp_tgt, *lp_seq, *lp_dup; /* [M] each (lp_dup: [nlp_dup]); one allocation from lp_tok */
+    int *xrow, *xfirst;       /* shared prompt: [Natt], [Ntok] */
+    int ndup;
+    int *dup_tok, *dup_row;   /* shared prompt: [ndup] each; one allocation from dup_tok */
 } MicroBatch;
 
-/* Packs pairs ps->pairs[idx[0..P)] into a new MicroBatch. */
+/* Tokens a pair puts into the layers' layout: 2 n_prompt + n_chosen + n_rejected, or with its prompt shared
+ * n_prompt + n_chosen + n_rejected. */
+size_t pair_tokens(const Pair *p, bool share_prompt);
+/* Packs pairs ps->pairs[idx[0..P)] into a new MicroBatch, sharing each pair's prompt when share_prompt. */
+MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bool share_prompt);
+/* microbatch_pack_opts without sharing. */
 MicroBatch *microbatch_pack(const PairSet *ps, const size_t *idx, int P);
 void microbatch_free(MicroBatch *mb);
 #endif

@@ -172,12 +172,22 @@ typedef struct Backend {
     /* dW[ids[n]-V_off,:] += dout[n,:] for ids in the slice. accumulates dW[V_loc,C]. */
     void (*embed_bwd)(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
 
-    /* Row gather / scatter (the LM head works on the rows that predict a response token only): rows[M] are
-     * distinct row indices in [0, N) (backend memory, like every int array). gather_rows writes dst[M,C] with
+    /* Row gather / scatter (the LM head works on the rows that predict a response token only; prefix sharing
+     * copies the shared prompt's rows into attention's layout and back): rows[M] are row indices in [0, N)
+     * (backend memory, like every int array), distinct for scatter_rows. gather_rows writes dst[M,C] with
      * dst[r,:] = src[rows[r],:] from src[N,C]; scatter_rows writes dst[rows[r],:] = src[r,:] into dst[N,C] and
-     * leaves the other rows of dst untouched. */
+     * leaves the other rows of dst untouched. Both copy bits: rows of bf16 storage of an even width w go through
+     * as rows of w / 2 floats. */
     void (*gather_rows)(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
     void (*scatter_rows)(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+    /* Row sums by index (prefix sharing: a shared prompt token's gradient from its two copies in attention's
+     * layout, and the LM head's row that predicts both responses' first token): for i < M,
+     * dst[drows[i],:] += src[srows[i],:], dst[Nd,C], src[Ns,C], drows distinct in [0, Nd), srows in [0, Ns).
+     * add_rows_b16: the same on bf16 storage, each sum formed in fp32 and rounded to bf16 (nearest even). */
+    void (*add_rows)(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd,
+                     size_t Ns, int C);
+    void (*add_rows_b16)(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
+                         size_t Ns, int C);
 
     /* RMSNorm as HF Llama: rstd[n] = 1/sqrt(mean(x[n,:]^2) + eps), out = x * rstd * w.
      * writes out[N,C], rstd[N]. */

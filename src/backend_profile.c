@@ -6,13 +6,14 @@
 #include <string.h>
 #include "util.h"
 
-#define OPS(X)                                                                                                     \
-    X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)        \
-    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)             \
-    X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) \
-    X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd) X(softcap_fwd) X(softcap_bwd)    \
-    X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16)      \
-    X(geglu_bwd_b16) X(rope_fwd_b16) X(rope_bwd_b16) X(attn_fwd_b16) X(attn_bwd_b16)
+#define OPS(X)                                                                                                      \
+    X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)         \
+    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)              \
+    X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd)             \
+    X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
+    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16)                 \
+    X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16) X(rope_bwd_b16)           \
+    X(attn_fwd_b16) X(attn_bwd_b16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -157,6 +158,14 @@ static void p_gather_rows(float *dst, const float *src, const int *rows, size_t 
 }
 static void p_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C) {
     TIMED(scatter_rows, 8.0 * M * C, g_in->scatter_rows(dst, src, rows, M, N, C));
+}
+static void p_add_rows(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd,
+                       size_t Ns, int C) {
+    TIMED(add_rows, 12.0 * M * C, g_in->add_rows(dst, drows, src, srows, M, Nd, Ns, C));
+}
+static void p_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M,
+                           size_t Nd, size_t Ns, int C) {
+    TIMED(add_rows_b16, 6.0 * M * C, g_in->add_rows_b16(dst, drows, src, srows, M, Nd, Ns, C));
 }
 static void p_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {
     TIMED(rmsnorm_fwd, 8.0 * N * C, g_in->rmsnorm_fwd(out, rstd, x, w, N, C, eps));

@@ -39,6 +39,7 @@ typedef struct {
     int max_length;             /* data.max_length (default 2048) */
     int max_prompt_length;      /* data.max_prompt_length (default 1800) */
     bool shuffle;               /* data.shuffle (default true) */
+    bool prefix_sharing;        /* data.prefix_sharing (default true): each pair's prompt through the layers once */
     char *data_format;          /* data.format: auto | ids | chat | text (default auto) */
     char *data_tokenizer;       /* data.tokenizer: HF tokenizer directory (tokenizer.json, tokenizer_config.json) */
     char *chat_template;        /* data.chat_template: auto | llama3 | llama2 | mistral | chatml | gemma */

@@ -69,10 +69,19 @@ typedef struct Acts {
     float *hbuf;                                /* shared, train.recompute_activation (act_rc): the MLP's hidden
                                                  * state of the layer being run [N,FF] (bf16 under act16); else
                                                  * NULL */
+    /* shared, over dg, du, dh: attention's rows under prefix sharing while attention runs, forward or backward
+     * (pairs.h MicroBatch: Natt rows; q, k, v, att, dq, dk, dv in autocast storage like the layers' copies; xlse
+     * [Natt,NH]; xdatt fp32) */
+    float *xq, *xk, *xv, *xatt, *xlse, *xdatt, *xdq, *xdk, *xdv;
     int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
+    int *xrow, *xfirst, *dup_tok, *dup_row;     /* per slot: backend copies of the batch's prefix-sharing maps */
     int *tg;                                    /* per slot, last stage: the gathered rows' targets (backend) */
-    int *rows;                                  /* per slot, last stage: host: token position of gathered row r */
-    int *rows_dev;                              /* the same in backend memory (gather_rows / scatter_rows) */
+    int *rows_dev;                              /* per slot, last stage: the token of each gathered row (gather_rows /
+                                                 * scatter_rows) */
+    int *rows_add;                              /* per slot, last stage, a row gathered twice (prefix sharing):
+                                                 * backend [2N]: the rows' positions (those first seen, then the
+                                                 * repeats), then their indices among the gathered rows: the
+                                                 * backward's scatter as two add_rows */
     size_t M;                                   /* gathered rows of the current micro-batch */
     int chunk;                                  /* LM-head rows per chunk */
 } Acts;
@@ -247,12 +256,20 @@ static size_t head_floats(const Model *m) {
     size_t V = (size_t)m->V_loc, R = head_chunk(m);
     return m->last_stage ? R * (V + 4) + (head_capped(m) ? R * V : 0) + (head_dlog16(m) ? (R * V + 1) / 2 : 0) : 0;
 }
+/* floats per token of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs
+ * while the MLP's gradients are dead): xq, xatt, xdq [N, QD], xk, xv, xdk, xdv [N, KD] (autocast storage as the
+ * layers' copies), xlse [N, NH], xdatt [N, QD] fp32: the larger */
+static size_t mlp_grad_or_xatt_floats(const Model *m) {
+    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
+    size_t mlp = FF + 2 * act_floats(m, FF), xatt = 3 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc + QD;
+    return mlp > xatt ? mlp : xatt;
+}
 /* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
  * under act16, half the floats: they feed only the gate / up projections' matmuls; dq, dk, dv likewise under proj16,
- * written so by attention's backward) */
+ * written so by attention's backward), the last three or prefix sharing's attention rows */
 static size_t layer_grad_floats(const Model *m) {
-    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD) + FF + 2 * act_floats(m, FF));
+    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
+    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD) + mlp_grad_or_xatt_floats(m));
 }
 /* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
@@ -300,7 +317,12 @@ static void alloc_acts(Model *m, Acts *a) {
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
     TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * QD);
     TAKE(a->dk, N * proj_floats(m, KD)); TAKE(a->dv, N * proj_floats(m, KD));
+    float *mlp = c; /* dg, du, dh, or prefix sharing's attention rows */
     TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * FF);
+    c = mlp;
+    TAKE(a->xq, N * proj_floats(m, QD)); TAKE(a->xk, N * proj_floats(m, KD)); TAKE(a->xv, N * proj_floats(m, KD));
+    TAKE(a->xatt, N * proj_floats(m, QD)); TAKE(a->xlse, N * (size_t)m->NH_loc); TAKE(a->xdatt, N * QD);
+    TAKE(a->xdq, N * proj_floats(m, QD)); TAKE(a->xdk, N * proj_floats(m, KD)); TAKE(a->xdv, N * proj_floats(m, KD));
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
         c = both;
@@ -316,11 +338,13 @@ static void alloc_acts(Model *m, Acts *a) {
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
-    a->tg = a->rows_dev = a->rows = NULL;
+    a->xrow = m->be->alloc(4 * N * sizeof(int), "prefix-sharing rows");
+    a->xfirst = a->xrow + N, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + N;
+    a->tg = a->rows_dev = a->rows_add = NULL;
     if (last) {
         a->tg = m->be->alloc(N * sizeof(int), "targets");
         a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
-        a->rows = sd_alloc(N * sizeof(int), "gathered rows");
+        a->rows_add = m->be->alloc(2 * N * sizeof(int), "gathered rows");
     }
 }
 
@@ -447,8 +471,9 @@ void model_free(Model *m) {
         be->free(a->pos);
         be->free(a->tg);
         be->free(a->rows_dev);
+        be->free(a->rows_add);
+        be->free(a->xrow);
         be->free(a->cu);
-        free(a->rows);
     }
     free(m->acts);
     be->free(m->scratch);
@@ -827,42 +852,98 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     return t;
 }
 
-/* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage) */
+/* prefix sharing (pairs.h MicroBatch): rows of width w (floats; autocast storage: w / 2, bf16 rows copied as
+ * floats) from the layers' layout into attention's (every attention row from its token) */
+static void to_att_rows(const Model *m, const Acts *a, const MicroBatch *mb, float *dst, const float *src, size_t w) {
+    m->be->gather_rows(dst, src, a->xrow, mb->Natt, mb->Ntok, (int)w);
+}
+/* and back: each token from its own attention row */
+static void from_att_rows(const Model *m, const Acts *a, const MicroBatch *mb, float *dst, const float *src,
+                          size_t w) {
+    m->be->gather_rows(dst, src, a->xfirst, mb->Ntok, mb->Natt, (int)w);
+}
+
+/* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage). Under prefix sharing
+ * attention runs on copies in its own layout (a->xq ...), and each token takes its own row of the output. */
 static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
                           const AttnOpts *aopt) {
     const Backend *be = m->be;
     size_t N = mb->Ntok;
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    size_t QDf = proj_floats(m, (size_t)NH * HD), KDf = proj_floats(m, (size_t)NKV * HD);
     if (m->proj16) {
-        uint16_t *q = (uint16_t *)t->q, *k = (uint16_t *)t->k;
-        be->rope_fwd_b16(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_fwd_b16(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-        be->attn_fwd_b16((uint16_t *)t->att, t->lse, q, k, (const uint16_t *)t->v, a->cu, mb->S, NH, NKV, HD, aopt);
-        return;
+        be->rope_fwd_b16((uint16_t *)t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_fwd_b16((uint16_t *)t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    } else {
+        be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
     }
-    be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-    be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    be->attn_fwd(t->att, t->lse, t->q, t->k, t->v, a->cu, mb->S, NH, NKV, HD, aopt);
+    const float *q = t->q, *k = t->k, *v = t->v;
+    float *att = t->att, *lse = t->lse;
+    if (mb->shared) {
+        to_att_rows(m, a, mb, a->xq, q, QDf);
+        to_att_rows(m, a, mb, a->xk, k, KDf);
+        to_att_rows(m, a, mb, a->xv, v, KDf);
+        q = a->xq, k = a->xk, v = a->xv, att = a->xatt, lse = a->xlse;
+    }
+    if (m->proj16)
+        be->attn_fwd_b16((uint16_t *)att, lse, (const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v, a->cu,
+                         mb->S, NH, NKV, HD, aopt);
+    else be->attn_fwd(att, lse, q, k, v, a->cu, mb->S, NH, NKV, HD, aopt);
+    if (mb->shared) {
+        from_att_rows(m, a, mb, t->att, att, QDf);
+        from_att_rows(m, a, mb, t->lse, lse, (size_t)NH);
+    }
 }
 
 /* attention's backward from d/d(att) in a->datt, then RoPE's: d/dq, d/dk, d/dv into a->dq, dk, dv (bf16 under
- * proj16) */
+ * proj16). Under prefix sharing it runs in attention's layout: d(att) goes to each token's own row and is zero on a
+ * prompt's second copy (whose output no one read), so that copy's dq is zero and its dk, dv (what the rejected
+ * response's queries send to the prompt's keys) are added to the token's. */
 static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
                           const AttnOpts *aopt) {
     const Backend *be = m->be;
     size_t N = mb->Ntok;
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
-    if (m->proj16) {
-        uint16_t *dq = (uint16_t *)a->dq, *dk = (uint16_t *)a->dk;
-        be->attn_bwd_b16(dq, dk, (uint16_t *)a->dv, a->datt, (const uint16_t *)t->q, (const uint16_t *)t->k,
-                         (const uint16_t *)t->v, (const uint16_t *)t->att, t->lse, a->cu, mb->S, NH, NKV, HD, aopt);
-        be->rope_bwd_b16(dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_bwd_b16(dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-        return;
+    size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, QDf = proj_floats(m, QD), KDf = proj_floats(m, KD);
+    const float *q = t->q, *k = t->k, *v = t->v, *att = t->att, *lse = t->lse, *datt = a->datt;
+    float *dq = a->dq, *dk = a->dk, *dv = a->dv;
+    if (mb->shared) {
+        to_att_rows(m, a, mb, a->xq, q, QDf);
+        to_att_rows(m, a, mb, a->xk, k, KDf);
+        to_att_rows(m, a, mb, a->xv, v, KDf);
+        to_att_rows(m, a, mb, a->xatt, att, QDf);
+        to_att_rows(m, a, mb, a->xlse, lse, (size_t)NH);
+        be->zero(a->xdatt, mb->Natt * QD * sizeof(float));
+        be->scatter_rows(a->xdatt, a->datt, a->xfirst, N, mb->Natt, (int)QD);
+        q = a->xq, k = a->xk, v = a->xv, att = a->xatt, lse = a->xlse, datt = a->xdatt;
+        dq = a->xdq, dk = a->xdk, dv = a->xdv;
     }
-    be->attn_bwd(a->dq, a->dk, a->dv, a->datt, t->q, t->k, t->v, t->att, t->lse, a->cu, mb->S, NH, NKV, HD, aopt);
-    be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-    be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    if (m->proj16)
+        be->attn_bwd_b16((uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, datt, (const uint16_t *)q,
+                         (const uint16_t *)k, (const uint16_t *)v, (const uint16_t *)att, lse, a->cu, mb->S, NH, NKV,
+                         HD, aopt);
+    else be->attn_bwd(dq, dk, dv, datt, q, k, v, att, lse, a->cu, mb->S, NH, NKV, HD, aopt);
+    if (mb->shared) {
+        from_att_rows(m, a, mb, a->dq, dq, QDf);
+        from_att_rows(m, a, mb, a->dk, dk, KDf);
+        from_att_rows(m, a, mb, a->dv, dv, KDf);
+        size_t nd = (size_t)mb->ndup;
+        if (m->proj16) {
+            be->add_rows_b16((uint16_t *)a->dk, a->dup_tok, (const uint16_t *)dk, a->dup_row, nd, N, mb->Natt, (int)KD);
+            be->add_rows_b16((uint16_t *)a->dv, a->dup_tok, (const uint16_t *)dv, a->dup_row, nd, N, mb->Natt, (int)KD);
+        } else {
+            be->add_rows(a->dk, a->dup_tok, dk, a->dup_row, nd, N, mb->Natt, (int)KD);
+            be->add_rows(a->dv, a->dup_tok, dv, a->dup_row, nd, N, mb->Natt, (int)KD);
+        }
+    }
+    if (m->proj16) {
+        be->rope_bwd_b16((uint16_t *)a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_bwd_b16((uint16_t *)a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    } else {
+        be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    }
 }
 
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
@@ -916,9 +997,9 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
-    if (N > m->max_tokens)
-        sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
-               m->max_tokens);
+    if (N > m->max_tokens || mb->Natt > m->max_tokens)
+        sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for",
+               mb->Natt > N ? mb->Natt : N, m->max_tokens);
     if (m->act16 && !be->matmul_bf16_on())
         sd_die("model", "the model keeps bf16 activations (made in the bf16 mode), but the bf16 mode is off");
     check_weights16(m);
@@ -931,6 +1012,12 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
     be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
+    if (mb->shared) {
+        be->upload(a->xrow, mb->xrow, mb->Natt * sizeof(int));
+        be->upload(a->xfirst, mb->xfirst, N * sizeof(int));
+        be->upload(a->dup_tok, mb->dup_tok, (size_t)mb->ndup * sizeof(int));
+        be->upload(a->dup_row, mb->dup_row, (size_t)mb->ndup * sizeof(int));
+    }
     float eps = (float)m->mc.rms_norm_eps;
 
     float *x = a->x; /* layer 0 input */
@@ -947,20 +1034,26 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (!m->last_stage) return; /* the output xL goes to the next stage */
     be->rmsnorm_fwd(a->xf, a->rstdf, a->xL, m->norm, N, C, eps);
 
-    /* gather the rows that predict a response token */
-    size_t M = 0;
-    int *tg_host = sd_alloc(N * sizeof(int), "targets");
-    for (size_t t = 0; t < N; t++)
-        if (mb->targets[t] >= 0) {
-            if (mb->targets[t] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->targets[t], m->V);
-            a->rows[M] = (int)t;
-            tg_host[M] = mb->targets[t];
-            M++;
-        }
+    /* gather the rows that predict a response token (pairs.h: under prefix sharing a prompt's last token twice) */
+    size_t M = mb->M;
+    for (size_t r = 0; r < M; r++)
+        if (mb->lp_tgt[r] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->lp_tgt[r], m->V);
     a->M = M;
-    be->upload(a->tg, tg_host, M * sizeof(int));
-    be->upload(a->rows_dev, a->rows, M * sizeof(int));
-    free(tg_host);
+    be->upload(a->tg, mb->lp_tgt, M * sizeof(int));
+    be->upload(a->rows_dev, mb->lp_tok, M * sizeof(int));
+    if (mb->nlp_dup) { /* the backward's scatter as two add_rows of distinct rows: those first seen, then repeats */
+        int *ra = sd_alloc(2 * M * sizeof(int), "gathered rows");
+        size_t nu = 0, nd = M - (size_t)mb->nlp_dup;
+        for (size_t r = 0, j = 0; r < M; r++) {
+            bool rep = j < (size_t)mb->nlp_dup && (size_t)mb->lp_dup[j] == r;
+            size_t at = rep ? nd++ : nu++;
+            j += rep;
+            ra[at] = mb->lp_tok[r];
+            ra[M + at] = (int)r;
+        }
+        be->upload(a->rows_add, ra, 2 * M * sizeof(int));
+        free(ra);
+    }
     be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, C);
 
     /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
@@ -1000,7 +1093,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     for (size_t r = 0; r < M; r++) {
         double lse = mx[r] + log(se[r]);
         lse_host[r] = (float)lse;
-        int s = mb->seq_of[a->rows[r]];
+        int s = mb->lp_seq[r];
         out[s].sum += tgt[r] - lse;
         out[s].n++;
     }
@@ -1029,7 +1122,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (!head.b) hold(be, m->lm_head, (size_t)V * C);
         for (size_t r0 = 0; r0 < M; r0 += R) {
             size_t n = M - r0 < R ? M - r0 : R;
-            for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->seq_of[a->rows[r0 + i]]];
+            for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->lp_seq[r0 + i]];
             be->upload(a->gchunk, gh, n * sizeof(float));
             /* the chunk's logits (before any soft-cap): cached by the forward, or recomputed */
             float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
@@ -1057,7 +1150,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */
         be->zero(a->dtmp, NC * sizeof(float));
-        be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, a->M, N, C);
+        if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
+        else { /* a row gathered twice gets both gradients (forward: rows_add) */
+            size_t nd = (size_t)mb->nlp_dup, nu = M - nd;
+            be->add_rows(a->dtmp, a->rows_add, a->dhs, a->rows_add + M, nu, N, M, C);
+            be->add_rows(a->dtmp, a->rows_add + nu, a->dhs, a->rows_add + M + nu, nd, N, M, C);
+        }
         be->zero(a->dx, NC * sizeof(float));
         be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
     } /* else: the next stage's d(loss)/d(output) was received into dx */

@@ -69,12 +69,17 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
-    size_t ints = 3 * N + 1 + (last ? 2 * N : 0);
+    /* ids, positions, cu_seqlens, prefix sharing's four row maps; last stage: targets, gathered rows and the map
+     * of their scatter as two row sums */
+    size_t ints = 7 * N + 1 + (last ? 4 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
      * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
      * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16) */
     size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
-    size_t lgrad = N * ((auto16 ? QD / 2 + KD : QD + 2 * KD) + QD + FF + (act16 ? FF : 2 * FF));
+    size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
+    /* dg, du, dh, or laid over them prefix sharing's attention rows (q, k, v, att, dq, dk, dv, lse, d(att)) */
+    size_t mlp = FF + (act16 ? FF : 2 * FF), xatt = 3 * QDp + 4 * KDp + NH + QD;
+    size_t lgrad = N * (QDp + 2 * KDp + QD + (mlp > xatt ? mlp : xatt));
     size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;

@@ -183,12 +183,12 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
 static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet *ps, const size_t *idx, int mbp,
-                            const uint64_t used[COLL_KINDS]) {
+                            bool share_prompt, const uint64_t used[COLL_KINDS]) {
     size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
     for (int i = 0; i < pl->n_mb; i++)
         for (int p = 0; p < mbp; p++) {
             const Pair *pr = &ps->pairs[idx[(size_t)i * (size_t)mbp + (size_t)p]];
-            tok[i] += 2 * (size_t)pr->n_prompt + (size_t)pr->n_chosen + (size_t)pr->n_rejected;
+            tok[i] += pair_tokens(pr, share_prompt); /* the layers' layout (pairs.h) */
             /* position t predicts token t+1: a response of n tokens after a non-empty prompt gives n log-probs */
             resp[i] += (size_t)(pr->n_chosen + pr->n_rejected) - (pr->n_prompt == 0 ? 2 : 0);
         }
@@ -480,7 +480,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         if (!m->w16_fresh) model_refresh_weights16(m);
         double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens */
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
-                         (int)mbp, B, chosen_tokens};
+                         (int)mbp, B, chosen_tokens, c->prefix_sharing};
         step_run_microbatches(&work, acc);
         if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
             float nan = NAN;
@@ -519,7 +519,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
             t_prof = sd_now(), prof_from = t->optim->step;
         }
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
-                                                             (int)mbp, sm.comm);
+                                                             (int)mbp, c->prefix_sharing, sm.comm);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
         comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* checkpoint traffic is not the step's */

@@ -36,7 +36,7 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
     }
     free(ps);
     free(los);
-    acc[6] += (double)mb->Ntok;
+    acc[6] += (double)mb->Natt;
 }
 
 void step_run_microbatches(const StepWork *w, double acc[8]) {
@@ -44,7 +44,7 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     ProcessGrid *g = w->g;
     int n_mb = w->n_mb, mbp = w->mbp, stage = g->pp_rank, pp = g->pp;
     MicroBatch **mbs = sd_alloc(sizeof *mbs * (size_t)n_mb, "micro-batches");
-    for (int i = 0; i < n_mb; i++) mbs[i] = microbatch_pack(w->data, w->idx + (size_t)i * (size_t)mbp, mbp);
+    for (int i = 0; i < n_mb; i++) mbs[i] = microbatch_pack_opts(w->data, w->idx + (size_t)i * (size_t)mbp, mbp, w->share_prompt);
     double *dsum = sd_calloc((size_t)n_mb * 2 * (size_t)mbp, sizeof(double), "log-prob grads");
     SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
     int cap = schedule_max_actions(n_mb);

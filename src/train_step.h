@@ -21,10 +21,12 @@ typedef struct {
     int n_mb, mbp;
     long batch_pairs;         /* pairs in the global batch (loss normalisation) */
     long chosen_tokens;       /* chosen response tokens in the global batch (SFT term) */
+    bool share_prompt;        /* data.prefix_sharing: micro-batches share each pair's prompt (pairs.h) */
 } StepWork;
 
 /* Accumulates gradients into m->grads. acc[0..6] gets, on the last stage, the sums over this rank's pairs of
- * loss, reward_w, reward_l, accuracy, logp_w, logp_l, and the packed tokens (other stages add nothing). */
+ * loss, reward_w, reward_l, accuracy, logp_w, logp_l, and the tokens of the chosen and rejected sequences (a shared
+ * prompt counted twice, as without sharing; other stages add nothing). */
 void step_run_microbatches(const StepWork *w, double acc[8]);
 /* A tied LM head on the last stage mirrors the first stage's embedding: sum the two gradients so both stay equal. */
 void step_sync_tied_grads(ProcessGrid *g, Model *m);

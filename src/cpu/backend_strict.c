@@ -303,6 +303,18 @@ static void strict_scatter_rows(float *dst, const float *src, const int *rows, s
     const char *OP = "scatter_rows";
     g_cpu->scatter_rows(F(dst, N * (size_t)C, "dst"), F(src, M * (size_t)C, "src"), I(rows, M, "rows"), M, N, C);
 }
+static void strict_add_rows(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd,
+                            size_t Ns, int C) {
+    const char *OP = "add_rows";
+    g_cpu->add_rows(F(dst, Nd * (size_t)C, "dst"), I(drows, M, "drows"), F(src, Ns * (size_t)C, "src"),
+                    I(srows, M, "srows"), M, Nd, Ns, C);
+}
+static void strict_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M,
+                                size_t Nd, size_t Ns, int C) {
+    const char *OP = "add_rows_b16";
+    g_cpu->add_rows_b16(H(dst, Nd * (size_t)C, "dst"), I(drows, M, "drows"), H(src, Ns * (size_t)C, "src"),
+                        I(srows, M, "srows"), M, Nd, Ns, C);
+}
 static void strict_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
     const char *OP = "embed_fwd";
     g_cpu->embed_fwd(F(out, N * (size_t)C, "out"), I(ids, N, "ids"), F(W, (size_t)V_loc * (size_t)C, "W"), N, C,
@@ -526,6 +538,8 @@ static const Backend g_strict = {
     .sumsq = strict_sumsq,
     .gather_rows = strict_gather_rows,
     .scatter_rows = strict_scatter_rows,
+    .add_rows = strict_add_rows,
+    .add_rows_b16 = strict_add_rows_b16,
     .embed_fwd = strict_embed_fwd,
     .embed_bwd = strict_embed_bwd,
     .rmsnorm_fwd = strict_rmsnorm_fwd,

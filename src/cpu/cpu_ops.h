@@ -52,6 +52,10 @@ void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, b
 
 void cpu_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cpu_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+void cpu_add_rows(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd, size_t Ns,
+                  int C);
+void cpu_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
+                      size_t Ns, int C);
 
 void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
 void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);

@@ -113,11 +113,12 @@ static inline PairSet *fixture_pairs(const ModelConfig *mc) {
 }
 
 /* The loss over all 6 pairs in one micro-batch, forward + backward: fills seq (chosen, rejected of each pair) and
- * met (in the order of fixture_metric_names), leaves the gradients in m->grads; returns the loss. */
-static inline double fixture_loss_and_grads(Model *m, const PairSet *ps, LossParams lp, SeqLogp seq[12],
-                                            double met[6]) {
+ * met (in the order of fixture_metric_names), leaves the gradients in m->grads; returns the loss. share: each pair's
+ * prompt shared by its two sequences (pairs.h, prefix sharing). */
+static inline double fixture_loss_and_grads_ex(Model *m, const PairSet *ps, LossParams lp, SeqLogp seq[12],
+                                               double met[6], bool share) {
     size_t idx[6] = {0, 1, 2, 3, 4, 5};
-    MicroBatch *mb = microbatch_pack(ps, idx, 6);
+    MicroBatch *mb = microbatch_pack_opts(ps, idx, 6, share);
     model_zero_grads(m);
     model_forward_logprobs(m, mb, seq);
     long chosen = 0;
@@ -143,6 +144,10 @@ static inline double fixture_loss_and_grads(Model *m, const PairSet *ps, LossPar
     model_backward(m, mb, dsum);
     microbatch_free(mb);
     return loss;
+}
+static inline double fixture_loss_and_grads(Model *m, const PairSet *ps, LossParams lp, SeqLogp seq[12],
+                                            double met[6]) {
+    return fixture_loss_and_grads_ex(m, ps, lp, seq, met, false);
 }
 
 /* per-pair log-probs (1e-5 relative) and response token counts against expected.json's "pairs"; prints the worst
@@ -272,6 +277,13 @@ static inline float *fixture_host_grads(const Model *m) {
 static inline FixtureResult fixture_run(Model *m, const PairSet *ps, LossParams lp) {
     FixtureResult r = {0};
     r.loss = fixture_loss_and_grads(m, ps, lp, r.seq, r.met);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
+/* fixture_run with each pair's prompt shared by its two sequences (prefix sharing) */
+static inline FixtureResult fixture_run_shared(Model *m, const PairSet *ps, LossParams lp) {
+    FixtureResult r = {0};
+    r.loss = fixture_loss_and_grads_ex(m, ps, lp, r.seq, r.met, true);
     r.grads = fixture_host_grads(m);
     return r;
 }

@@ -172,6 +172,11 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
         if (!rc) {
             check_fixture_bf16(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
                                f32->seq, "autocast ");
+            /* prefix sharing in autocast storage: the prompts' dk, dv sums rounded to bf16 (add_rows_b16) */
+            FixtureResult sh = fixture_run_shared(m, ps, SIMPO);
+            check_fixture_bf16(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
+                               "autocast, prefix sharing ");
+            free(sh.grads);
             /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
              * bytes per token of each layer */
             size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);

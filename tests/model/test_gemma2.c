@@ -442,6 +442,12 @@ static void fixture_checks(int *argc, char ***argv) {
                 double l = fixture_loss_and_grads(m, ps, fixture_objectives[k].lp, seq, met);
                 check_fixture_other(exp, fixture_objectives[k].name, l, sqrt(model_grad_sumsq(m)));
             }
+        /* prefix sharing: the sliding window and the soft-caps see the same sequences */
+        loss = fixture_loss_and_grads_ex(m, ps, SIMPO, seq, met, true);
+        const char *stag = rc ? "tiny-g2 recompute, prefix sharing " : "tiny-g2 prefix sharing ";
+        check_fixture_logprobs(exp, seq, stag);
+        check_fixture_step1(exp, loss, met, sqrt(model_grad_sumsq(m)));
+        g2_check_grads(m, m->grads, "tiny-g2/grads.safetensors");
         model_free(m);
     }
     /* the trainer on the fixture's run.yaml: steps 1 and 2 */

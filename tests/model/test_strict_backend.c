@@ -116,6 +116,17 @@ static void model_checks(const cJSON *exp) {
     CHECK(memcmp(grads, rc.m->grads, rs.m->nparams * sizeof(float)) == 0, "strict gradients differ from the CPU's");
     check_fixture_grads(rs.m, grads);
 
+    /* prefix sharing: strict and CPU bit for bit, within the fixture's tolerances */
+    rs.loss = fixture_loss_and_grads_ex(rs.m, ps, simpo, rs.seq, rs.met, true);
+    rc.loss = fixture_loss_and_grads_ex(rc.m, ps, simpo, rc.seq, rc.met, true);
+    check_fixture_logprobs(exp, rs.seq, "strict, prefix sharing ");
+    bitwise = 1;
+    for (int s = 0; s < 12; s++) bitwise &= rs.seq[s].sum == rc.seq[s].sum;
+    S->download(grads, rs.m->grads, rs.m->nparams * sizeof(float));
+    CHECK(bitwise && memcmp(grads, rc.m->grads, rs.m->nparams * sizeof(float)) == 0,
+          "strict prefix sharing differs from the CPU's");
+    check_fixture_grads(rs.m, grads);
+
     /* a second objective reuses the activations: dpo's loss and grad norm */
     forward_backward(&rs, ps, (LossParams){.type = LOSS_DPO, .beta = 0.1});
     check_fixture_other(exp, "dpo", rs.loss, sqrt(model_grad_sumsq(rs.m)));

@@ -1,7 +1,8 @@
 /* test_tiny_a.c — the whole model against the Hugging Face float64 fixture tiny-a (tests/fixtures/README.md):
  * per-pair log-probs, SimPO loss and metrics at the initial weights, every parameter gradient, and the loss and
  * grad norm of simpo_hinge, dpo and simpo_sft. Tolerances are the fixture README's: log-probs and losses 1e-5
- * relative; gradients 1e-4 of the tensor's largest magnitude (the checks are fixture_common.h's). */
+ * relative; gradients 1e-4 of the tensor's largest magnitude (the checks are fixture_common.h's). Then the same
+ * with each pair's prompt shared by its two sequences (prefix sharing). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include "fixture_common.h"
@@ -30,6 +31,14 @@ int main(void) {
         double l = fixture_loss_and_grads(m, ps, fixture_objectives[k].lp, seq, met);
         check_fixture_other(exp, fixture_objectives[k].name, l, grad_norm(m));
     }
+    /* prefix sharing (pairs.h): each pair's prompt through the layers once, the same numbers within the fixture's
+     * tolerances; fewer tokens in the layers' layout */
+    loss = fixture_loss_and_grads_ex(m, ps, simpo, seq, met, true);
+    check_fixture_logprobs(exp, seq, "prefix sharing: ");
+    check_fixture_step1(exp, loss, met, grad_norm(m));
+    check_fixture_grads(m, m->grads);
+    double l = fixture_loss_and_grads_ex(m, ps, fixture_objectives[1].lp, seq, met, true);
+    check_fixture_other(exp, fixture_objectives[1].name, l, grad_norm(m));
     model_free(m);
     pairs_free(ps);
     cJSON_Delete(exp);

@@ -1,5 +1,6 @@
 /* test_pairs.c — JSONL pairs: parsing, the fixture, truncation as the SimPO reference trainer does it, the epoch
- * order, micro-batch packing (exact arrays written by hand), and malformed lines named by file:line and field. */
+ * order, micro-batch packing with and without prefix sharing (exact arrays written by hand), and malformed lines
+ * named by file:line and field. */
 #include <stdlib.h>
 #include <unistd.h>
 #include "pairs.h"
@@ -60,6 +61,37 @@ int main(void) {
     CHECK(eq(mb->cu_seqlens, cu, 5), "cu_seqlens");
     CHECK(eq(mb->n_resp, nresp, 4), "response counts");
     CHECK(mb->seq_of[12] == 2 && mb->seq_of[13] == 3 && mb->pair_index[1] == 1, "sequence and pair index");
+    {
+        int lt[] = {2, 3, 4, 8, 9, 11, 13, 14}, lg[] = {7, 8, 2, 9, 2, 3, 4, 4}, ls[] = {0, 0, 0, 1, 1, 2, 3, 3};
+        CHECK(mb->M == 8 && mb->nlp_dup == 0 && eq(mb->lp_tok, lt, 8) && eq(mb->lp_tgt, lg, 8) && eq(mb->lp_seq, ls, 8),
+              "log-prob rows");
+        CHECK(!mb->shared && mb->Natt == 16 && !mb->xrow && !mb->xfirst && mb->ndup == 0, "no sharing maps");
+    }
+    microbatch_free(mb);
+
+    /* prefix sharing: pair 0 -> [1 5 6 | 7 8 2 | 9 2], pair 1 -> [1 | 3 | 4 4]; attention's layout as above */
+    mb = microbatch_pack_opts(ps, idx, 2, true);
+    {
+        int sids[] = {1, 5, 6, 7, 8, 2, 9, 2, 1, 3, 4, 4}, stg[] = {-1, -1, 7, 8, 2, -1, 2, -1, 3, -1, 4, -1};
+        int spos[] = {0, 1, 2, 3, 4, 5, 3, 4, 0, 1, 1, 2}, sseq[] = {0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3};
+        int xrow[] = {0, 1, 2, 3, 4, 5, 0, 1, 2, 6, 7, 8, 9, 8, 10, 11}, xfirst[] = {0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 14, 15};
+        int dtok[] = {0, 1, 2, 8}, drow[] = {6, 7, 8, 13};
+        int lt[] = {2, 3, 4, 2, 6, 8, 8, 10}, lg[] = {7, 8, 2, 9, 2, 3, 4, 4}, ls[] = {0, 0, 0, 1, 1, 2, 3, 3}, ld[] = {3, 6};
+        CHECK(mb->shared && mb->Ntok == 12 && mb->Natt == 16 && mb->S == 4, "shared sizes");
+        CHECK(eq(mb->ids, sids, 12) && eq(mb->targets, stg, 12) && eq(mb->pos, spos, 12) && eq(mb->seq_of, sseq, 12),
+              "shared ids, targets, positions, sequences");
+        CHECK(eq(mb->cu_seqlens, cu, 5) && eq(mb->n_resp, nresp, 4), "shared: attention's sequences unchanged");
+        CHECK(eq(mb->xrow, xrow, 16) && eq(mb->xfirst, xfirst, 12), "attention rows and each token's own row");
+        CHECK(mb->ndup == 4 && eq(mb->dup_tok, dtok, 4) && eq(mb->dup_row, drow, 4), "second copies of the prompts");
+        CHECK(mb->M == 8 && eq(mb->lp_tok, lt, 8) && eq(mb->lp_tgt, lg, 8) && eq(mb->lp_seq, ls, 8),
+              "shared log-prob rows");
+        CHECK(mb->nlp_dup == 2 && eq(mb->lp_dup, ld, 2), "a prompt's last token predicts both first tokens");
+        /* every attention row's token has the id of the unshared layout's row */
+        int same = 1;
+        for (int r = 0; r < 16; r++) same &= sids[mb->xrow[r]] == ids[r];
+        CHECK(same, "attention rows map to the same ids");
+        CHECK(pair_tokens(&ps->pairs[0], true) == 8 && pair_tokens(&ps->pairs[0], false) == 11, "pair_tokens");
+    }
     microbatch_free(mb);
     pairs_free(ps);
     free(p);
