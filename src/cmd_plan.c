@@ -185,7 +185,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
                      "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
     size_t tokens = (size_t)(2 * pairs * seq);
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0, false,
-                     false, false, false};
+                     false, false, false, 0};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens, (int)seq,
                                &mp, true);
@@ -224,7 +224,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         c->recompute_activation};
+                         c->recompute_activation, 0};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = (double)max_tokens * n_mb;

@@ -256,12 +256,13 @@ static size_t head_floats(const Model *m) {
     size_t V = (size_t)m->V_loc, R = head_chunk(m);
     return m->last_stage ? R * (V + 4) + (head_capped(m) ? R * V : 0) + (head_dlog16(m) ? (R * V + 1) / 2 : 0) : 0;
 }
-/* floats per token of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs
- * while the MLP's gradients are dead): xq, xatt, xdq [N, QD], xk, xv, xdk, xdv [N, KD] (autocast storage as the
- * layers' copies), xlse [N, NH], xdatt [N, QD] fp32: the larger */
+/* floats of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs while the
+ * MLP's gradients are dead): xq, xatt, xdq [Natt, QD], xk, xv, xdk, xdv [Natt, KD] (autocast storage as the layers'
+ * copies), xlse [Natt, NH], xdatt [Natt, QD] fp32, for Natt = m->max_att rows: the larger */
 static size_t mlp_grad_or_xatt_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    size_t mlp = FF + 2 * act_floats(m, FF), xatt = 3 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc + QD;
+    size_t mlp = m->max_tokens * (FF + 2 * act_floats(m, FF)),
+           xatt = m->max_att * (3 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc + QD);
     return mlp > xatt ? mlp : xatt;
 }
 /* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
@@ -269,7 +270,7 @@ static size_t mlp_grad_or_xatt_floats(const Model *m) {
  * written so by attention's backward), the last three or prefix sharing's attention rows */
 static size_t layer_grad_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
-    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD) + mlp_grad_or_xatt_floats(m));
+    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD)) + mlp_grad_or_xatt_floats(m);
 }
 /* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
@@ -320,9 +321,10 @@ static void alloc_acts(Model *m, Acts *a) {
     float *mlp = c; /* dg, du, dh, or prefix sharing's attention rows */
     TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * FF);
     c = mlp;
-    TAKE(a->xq, N * proj_floats(m, QD)); TAKE(a->xk, N * proj_floats(m, KD)); TAKE(a->xv, N * proj_floats(m, KD));
-    TAKE(a->xatt, N * proj_floats(m, QD)); TAKE(a->xlse, N * (size_t)m->NH_loc); TAKE(a->xdatt, N * QD);
-    TAKE(a->xdq, N * proj_floats(m, QD)); TAKE(a->xdk, N * proj_floats(m, KD)); TAKE(a->xdv, N * proj_floats(m, KD));
+    size_t NA = m->max_att;
+    TAKE(a->xq, NA * proj_floats(m, QD)); TAKE(a->xk, NA * proj_floats(m, KD)); TAKE(a->xv, NA * proj_floats(m, KD));
+    TAKE(a->xatt, NA * proj_floats(m, QD)); TAKE(a->xlse, NA * (size_t)m->NH_loc); TAKE(a->xdatt, NA * QD);
+    TAKE(a->xdq, NA * proj_floats(m, QD)); TAKE(a->xdk, NA * proj_floats(m, KD)); TAKE(a->xdv, NA * proj_floats(m, KD));
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
         c = both;
@@ -338,8 +340,8 @@ static void alloc_acts(Model *m, Acts *a) {
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
-    a->xrow = m->be->alloc(4 * N * sizeof(int), "prefix-sharing rows");
-    a->xfirst = a->xrow + N, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + N;
+    a->xrow = m->be->alloc((N + 3 * m->max_att) * sizeof(int), "prefix-sharing rows");
+    a->xfirst = a->xrow + m->max_att, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + m->max_att;
     a->tg = a->rows_dev = a->rows_add = NULL;
     if (last) {
         a->tg = m->be->alloc(N * sizeof(int), "targets");
@@ -398,6 +400,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->first_stage = m->pp_rank == 0;
     m->last_stage = m->pp_rank == m->pp - 1;
     m->max_tokens = model_arena_tokens(max_tokens);
+    m->max_att = model_arena_tokens(o && o->max_att_tokens ? o->max_att_tokens : max_tokens);
     build_specs(m);
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
     m->nalloc = (m->nparams + align - 1) / align * align;
@@ -448,7 +451,7 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    ModelOpts o = {recompute_layers, false, false};
+    ModelOpts o = {recompute_layers, false, false, 0};
     return create(mc, be, max_tokens, grid, nslots, true, &o);
 }
 
@@ -997,9 +1000,12 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
-    if (N > m->max_tokens || mb->Natt > m->max_tokens)
-        sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for",
-               mb->Natt > N ? mb->Natt : N, m->max_tokens);
+    if (N > m->max_tokens)
+        sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
+               m->max_tokens);
+    if (mb->Natt > m->max_att)
+        sd_die("model", "micro-batch has %zu tokens in its sequences, more than the %zu attention's rows were sized "
+               "for", mb->Natt, m->max_att);
     if (m->act16 && !be->matmul_bf16_on())
         sd_die("model", "the model keeps bf16 activations (made in the bf16 mode), but the bf16 mode is off");
     check_weights16(m);

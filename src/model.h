@@ -85,6 +85,8 @@ typedef struct Model {
     float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
     int rope_max;
     size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked */
+    size_t max_att;                      /* rows of attention's layout it holds (pairs.h Natt; ModelOpts
+                                          * max_att_tokens, rounded the same way): max_tokens unless asked */
     int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
     struct Acts *acts;                   /* [nslots] activation slots (model.c): each owns one backend allocation
                                           * of what lives from its micro-batch's forward to its backward (layer
@@ -158,6 +160,9 @@ typedef struct ModelOpts {
                            * reads it) and the backward of each layer remakes it there from the g and u it keeps
                            * before the down projection's dW needs it (the same op on the same values: bitwise the
                            * results without) */
+    size_t max_att_tokens;  /* tokens of the sequences of a micro-batch (pairs.h Natt) the model takes; 0: max_tokens.
+                             * Under prefix sharing the layers see fewer tokens (max_tokens) than attention's two
+                             * sequences per pair have: their rows live in the shared scratch (model.c) */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);

@@ -54,6 +54,7 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
     size_t N = model_arena_tokens(l->max_tokens), R = model_lmhead_chunk_rows((int)V); /* model.c head_chunk */
+    size_t NA = model_arena_tokens(l->max_att_tokens ? l->max_att_tokens : l->max_tokens); /* attention's rows */
     if (R > N) R = N;
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
@@ -71,15 +72,15 @@ MemPlan plan_memory(const PlanLayout *l) {
                     (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
     /* ids, positions, cu_seqlens, prefix sharing's four row maps; last stage: targets, gathered rows and the map
      * of their scatter as two row sums */
-    size_t ints = 7 * N + 1 + (last ? 4 * N : 0);
+    size_t ints = 4 * N + 1 + 3 * NA + (last ? 4 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
      * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
      * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16) */
     size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
     size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
     /* dg, du, dh, or laid over them prefix sharing's attention rows (q, k, v, att, dq, dk, dv, lse, d(att)) */
-    size_t mlp = FF + (act16 ? FF : 2 * FF), xatt = 3 * QDp + 4 * KDp + NH + QD;
-    size_t lgrad = N * (QDp + 2 * KDp + QD + (mlp > xatt ? mlp : xatt));
+    size_t mlp = N * (FF + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
+    size_t lgrad = N * (QDp + 2 * KDp + QD) + (mlp > xatt ? mlp : xatt);
     size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;

@@ -17,7 +17,8 @@ typedef struct {
     ModelConfig mc;
     int dp, tp, pp, zero;
     int dp_rank, tp_rank, pp_rank;
-    size_t max_tokens;      /* tokens per micro-batch the activations are sized for (2 x pairs x max_length) */
+    size_t max_tokens;      /* tokens per micro-batch the activations are sized for (at most 2 x pairs x max_length;
+                             * the trainer's: its data's largest micro-batch, train.c) */
     int n_mb;               /* micro-batches per step on this rank */
     int recompute_layers;   /* train.recompute (model.h model_create_ex): 0 none; n: the stage's first min(n, layers)
                              * keep their input only in a slot, plus one shared layer working area */
@@ -29,6 +30,8 @@ typedef struct {
                              * and attention's output in bf16 (model.h proj16) */
     bool recompute_act;     /* train.recompute_activation: the MLP's hidden state once per rank, not per layer and
                              * slot (model.h ModelOpts.recompute_act) */
+    size_t max_att_tokens;  /* tokens of a micro-batch's sequences attention's rows are sized for (model.h
+                             * ModelOpts.max_att_tokens); 0: max_tokens */
 } PlanLayout;
 
 typedef struct {

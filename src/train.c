@@ -174,11 +174,11 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
     const double MiB = 1048576.0;
     fprintf(stderr,
             "simpo_dist: memory plan rank %d (dp %d pp %d tp %d): weights %.1f MiB, gradients %.1f MiB, optimizer "
-            "%.1f MiB, activations %.1f MiB (%d slots), other %.1f MiB, bf16 weights %.1f MiB, logits cache %.1f MiB; "
-            "planned %zu bytes, allocated %zu bytes\n",
+            "%.1f MiB, activations %.1f MiB (%d slots of %zu tokens, %zu in attention's sequences), other %.1f MiB, "
+            "bf16 weights %.1f MiB, logits cache %.1f MiB; planned %zu bytes, allocated %zu bytes\n",
             g->rank, g->dp_rank, g->pp_rank, g->tp_rank, mp.weights / MiB, mp.grads / MiB, mp.optimizer / MiB,
-            mp.activations / MiB, mp.slots, mp.other / MiB, mp.weights16 / MiB, mp.head_cache / MiB, mp.total,
-            be->bytes_in_use());
+            mp.activations / MiB, mp.slots, pl->max_tokens, pl->max_att_tokens, mp.other / MiB, mp.weights16 / MiB,
+            mp.head_cache / MiB, mp.total, be->bytes_in_use());
 }
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
@@ -360,6 +360,20 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     return n;
 }
 
+static int cmp_size_desc(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+/* tokens of the largest micro-batch of mbp pairs of ps: its mbp longest pairs (pairs.h pair_tokens) */
+static size_t largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
+    size_t *t = sd_alloc(ps->n * sizeof(size_t), "pair lengths"), sum = 0;
+    for (size_t i = 0; i < ps->n; i++) t[i] = pair_tokens(&ps->pairs[i], share_prompt);
+    qsort(t, ps->n, sizeof(size_t), cmp_size_desc);
+    for (size_t i = 0; i < ps->n && i < (size_t)mbp; i++) sum += t[i];
+    free(t);
+    return sum;
+}
+
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
@@ -370,7 +384,18 @@ int train_run(const Config *c, const TrainOptions *opt) {
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
     ModelConfig mc = train_model_config(c);
-    size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
+    t->data = train_data_load(c, mc.vocab_size);
+    if (loss_needs_reference(c->loss_type) && !t->data->all_have_ref)
+        sd_die(c->data_train, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line",
+               loss_type_name(c->loss_type));
+    pairs_truncate(t->data, c->max_length, c->max_prompt_length);
+    if (g->rank == 0 && t->data->n_truncated)
+        fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
+                t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
+    /* activations for the largest micro-batch this data can form (not 2 x pairs x max_length: most pairs are far
+     * shorter), in the layers' layout and as attention's sequences (pairs.h) */
+    size_t max_tokens = largest_microbatch(t->data, c->micro_batch_pairs, c->prefix_sharing),
+           max_att = largest_microbatch(t->data, c->micro_batch_pairs, false);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
@@ -380,13 +405,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation};
+    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation,
+                    max_att};
     if (c->recompute == RECOMPUTE_AUTO) {
         /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does) */
         bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
         PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb, 0,
                          bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16,
-                         mo.recompute_act};
+                         mo.recompute_act, max_att};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
         mo.recompute_layers = pick_recompute(g, be, pl, layers);
@@ -400,14 +426,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
-    t->data = train_data_load(c, mc.vocab_size);
-    if (loss_needs_reference(c->loss_type) && !t->data->all_have_ref)
-        sd_die(c->data_train, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line",
-               loss_type_name(c->loss_type));
-    pairs_truncate(t->data, c->max_length, c->max_prompt_length);
-    if (g->rank == 0 && t->data->n_truncated)
-        fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
-                t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
     t->steps_per_epoch = (long)(t->data->n / (size_t)c->global_batch_pairs);
     if (t->steps_per_epoch == 0)
         sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
@@ -456,7 +474,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16, m->act_rc};
+                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16, m->act_rc,
+                     max_att};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

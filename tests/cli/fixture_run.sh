@@ -1,5 +1,6 @@
 # `simpo_dist run.yaml` on the tiny-a fixture's own config: parameters after step 2 match the HF float64
-# reference (checkpoint and exported model), and `score` runs on the exported model.
+# reference (checkpoint and exported model), with and without prefix sharing, the activations are sized for the
+# data's largest micro-batch, and `score` runs on the exported model.
 source "$(dirname "$0")/lib.bash"
 cp -r "$FIX/tiny-a" "$TMP/fx"
 cd "$TMP/fx"
@@ -11,6 +12,22 @@ for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies
 done
 [ "$(cat out/latest)" = "step-00000002" ] && ok "latest names step 2" || bad "latest: $(cat out/latest)"
 "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "checkpoint params = step2" || bad "checkpoint params"
+# activations for the data's largest micro-batch (its 2 longest pairs): in the layers' layout (each prompt once,
+# data.prefix_sharing) and as attention's sequences (each prompt twice)
+want=$(python3 -c 'import json, sys
+p = [json.loads(l) for l in open("pairs.jsonl") if l.strip()]
+n = lambda q, k: k * len(q["prompt_ids"]) + len(q["chosen_ids"]) + len(q["rejected_ids"])
+print(sum(sorted((n(q, 1) for q in p), reverse=True)[:2]), sum(sorted((n(q, 2) for q in p), reverse=True)[:2]))')
+got=$(sed -n "s/.*slots of \([0-9]*\) tokens, \([0-9]*\) in attention's sequences.*/\1 \2/p" train.log | head -1)
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "activations sized for the data: $got tokens" || bad "sized for '$got', want '$want'"
+# without prefix sharing: the same parameters after step 2, the layers see every sequence's prompt
+sed -e 's/shuffle: false}/shuffle: false, prefix_sharing: false}/' -e 's/dir: out/dir: out_ns/' run.yaml > ns.yaml
+grep -q "prefix_sharing: false" ns.yaml || bad "ns.yaml has no data.prefix_sharing"
+if "$BIN" ns.yaml 2> ns.log; then
+  "$TOOLS/check_params" out_ns "$FIX/tiny-a/step2.safetensors" && ok "no sharing: params = step2" || bad "no sharing: params"
+  a=$(echo "$want" | cut -d' ' -f2)
+  grep -q "slots of $a tokens, $a in attention's sequences" ns.log && ok "no sharing: $a tokens in both layouts"     || bad "no sharing: $(grep -o 'slots of [^)]*' ns.log | head -1)"
+else bad "run without prefix sharing failed: $(tail -3 ns.log)"; fi
 "$BIN" export --checkpoint out --out hf 2>/dev/null && ok "export" || bad "export failed"
 [ -f hf/config.json ] && [ -f hf/model.safetensors ] && ok "export files" || bad "export files: $(ls hf)"
 "$TOOLS/check_params" hf "$FIX/tiny-a/step2.safetensors" && ok "exported params = step2" || bad "exported params"

@@ -39,7 +39,7 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, co
     FixtureResult ra = fixture_run(a, ps, SIMPO), rb = fixture_run(b, ps, SIMPO);
     fixture_check_same(&rb, &ra, a->nparams, what);
     CHECK(b->head_cache_slot == -1, "%s: the backward used the cached logits", what);
-    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, false, false, true, false, false};
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, false, false, true, false, false, 0};
     size_t planned = plan_memory(&pl).head_cache;
     CHECK(bytes == planned && bytes == 256 * (size_t)mc.vocab_size * 4, "%s: the cache takes %zu bytes, planned %zu",
           what, bytes, planned);
