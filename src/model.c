@@ -491,6 +491,7 @@ void model_free(Model *m) {
     free(m->w);
     free(m->dw);
     free(m->specs);
+    free(m->gfresh);
     free(m);
 }
 
@@ -500,7 +501,53 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
     return NULL;
 }
 
-void model_zero_grads(Model *m) { m->be->zero(m->grads, m->nalloc * sizeof(float)); }
+void model_zero_grads(Model *m) {
+    m->be->zero(m->grads, m->nalloc * sizeof(float));
+    if (m->gfresh) memset(m->gfresh, 0, (size_t)m->nspecs * sizeof(bool));
+}
+
+void model_grads_begin(Model *m) {
+    if (!m->gfresh) m->gfresh = sd_alloc((size_t)(m->nspecs ? m->nspecs : 1) * sizeof(bool), "gradient flags");
+    for (int i = 0; i < m->nspecs; i++) m->gfresh[i] = true;
+}
+
+void model_grads_end(Model *m) {
+    for (int i = 0; m->gfresh && i < m->nspecs; i++)
+        if (m->gfresh[i]) {
+            m->be->zero(m->grads + m->specs[i].offset, m->specs[i].numel * sizeof(float));
+            m->gfresh[i] = false;
+        }
+}
+
+/* the spec whose gradient starts at dW (a view model.c made: it is one) */
+static int grad_spec(const Model *m, const float *dW) {
+    size_t off = (size_t)(dW - m->grads);
+    int lo = 0, hi = m->nspecs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (m->specs[mid].offset <= off) lo = mid;
+        else hi = mid - 1;
+    }
+    if (m->specs[lo].offset != off) sd_die("model", "gradient view at element %zu starts no parameter", off);
+    return lo;
+}
+/* beta of the matmul that adds into the gradient dW: 0 the first time after model_grads_begin (it overwrites what
+ * the last step left), else 1 */
+static float grad_beta(Model *m, const float *dW) {
+    if (!m->gfresh) return 1.0f;
+    int i = grad_spec(m, dW);
+    if (!m->gfresh[i]) return 1.0f;
+    m->gfresh[i] = false;
+    return 0.0f;
+}
+/* dW for an op that only adds into it (rmsnorm_bwd's gain, embed_bwd's scatter): zeroed first when fresh */
+static float *grad_acc(Model *m, float *dW) {
+    if (m->gfresh && grad_beta(m, dW) == 0.0f) {
+        int i = grad_spec(m, dW);
+        m->be->zero(dW, m->specs[i].numel * sizeof(float));
+    }
+    return dW;
+}
 
 /* ---- bf16 compute weights (model.h model_enable_weights16) ---- */
 
@@ -736,16 +783,19 @@ static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W,
         m->be->matmul16_out16((uint16_t *)y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true);
     else linear(m->be, y, x, x16, W, N, in, out, false);
 }
-/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (x16 as in linear; dy16: dy is bf16 storage too) */
-static void linear_bwd(const Backend *be, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16,
-                       Wt W, size_t N, int in, int out, bool acc_dx) {
+/* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (the first time in a step dW = dy^T x: grad_beta; x16 as in
+ * linear; dy16: dy is bf16 storage too) */
+static void linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16, Wt W,
+                       size_t N, int in, int out, bool acc_dx) {
+    const Backend *be = m->be;
+    float bw = grad_beta(m, dW);
     if (!dy16) hold(be, dy, N * (size_t)out);
     if (dy16 || W.b)
         be->matmul16(dx, dy, dy16, wt_data(W), W.b != NULL, (int)N, in, out, false, false, 1.0f,
                      acc_dx ? 1.0f : 0.0f);
     else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
-    if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, 1.0f);
-    else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, 1.0f);
+    if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, bw);
+    else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, bw);
     if (!dy16) release(be, dy);
 }
 /* the activations that only feed matmuls (normed inputs, the MLP's hidden state): bf16 storage when m->act16 */
@@ -1147,7 +1197,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
                 be->xent_bwd16((uint16_t *)a->dlog16, lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 dlog = a->dlog16;
             } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            linear_bwd(be, a->dhs + r0 * C, m->dlm_head, dlog, a->dlog16 && !a->logits_pre, a->hs + r0 * C, false,
+            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, a->dlog16 && !a->logits_pre, a->hs + r0 * C, false,
                        head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
@@ -1163,7 +1213,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->add_rows(a->dtmp, a->rows_add + nu, a->dhs, a->rows_add + M + nu, nd, N, M, C);
         }
         be->zero(a->dx, NC * sizeof(float));
-        be->rmsnorm_bwd(a->dx, m->dnorm, a->dtmp, a->xL, m->norm, a->rstdf, N, C);
+        be->rmsnorm_bwd(a->dx, grad_acc(m, m->dnorm), a->dtmp, a->xL, m->norm, a->rstdf, N, C);
     } /* else: the next stage's d(loss)/d(output) was received into dx */
     for (int l = m->L_loc - 1; l >= 0; l--) {
         const LayerW *w = &m->w[l];
@@ -1178,32 +1228,32 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));
-            be->rmsnorm_bwd(a->dtmp, dw->lnf, a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd(be, a->dh, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else linear_bwd(be, a->dh, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+            be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
+            linear_bwd(m, a->dh, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else linear_bwd(m, a->dh, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
         glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
         hold_act(m, t.ln2, NC);
-        linear_bwd(be, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
-        linear_bwd(be, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+        linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
+        linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
-        be->rmsnorm_bwd(a->dx, dw->ln2, a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
+        be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
-            be->rmsnorm_bwd(a->dtmp, dw->lna, a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(be, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd(be, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+            be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
+            linear_bwd(m, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd(m, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         attention_bwd(m, a, mb, &t, aopt);
         hold_act(m, t.ln1, NC);
-        linear_bwd(be, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-        linear_bwd(be, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-        linear_bwd(be, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+        linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+        linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
-        be->rmsnorm_bwd(a->dx, dw->ln1, a->dtmp, t.x, w->ln1, t.rstd1, N, C);
+        be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N, C);
     }
     /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */
     if (m->first_stage && m->gemma2) be->scale(a->dx, m->embed_scale, NC);
-    if (m->first_stage) be->embed_bwd(m->dembed, a->dx, a->ids, N, C, m->V_off, V);
+    if (m->first_stage) be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
 }

@@ -5,7 +5,8 @@
  *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
  *          model_attn_opts, model_lmhead_chunk_rows, model_arena_tokens, LayerW16, model_enable_weights16,
  *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
- *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, MODEL_RECOMPUTE_ALL.
+ *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
+ *          model_grads_end, MODEL_RECOMPUTE_ALL.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -82,6 +83,8 @@ typedef struct Model {
     float *embed, *norm, *lm_head;       /* views (NULL on stages without them); lm_head == embed when tied on
                                           * one stage */
     float *dembed, *dnorm, *dlm_head;
+    bool *gfresh;                        /* [nspecs] host, NULL until model_grads_begin: spec i's gradient holds
+                                          * nothing of this step yet (the first op that writes it overwrites) */
     float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
     int rope_max;
     size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked */
@@ -254,6 +257,13 @@ float *model_stage_grad(Model *m, int slot);    /* [Ntok, C] */
 void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out);
 void model_backward(Model *m, const MicroBatch *mb, const double *dsum);
 void model_zero_grads(Model *m);
+/* A step's gradients without zeroing them first (model_zero_grads is a pass over every gradient, and each
+ * gradient matmul then reads what it adds to): after model_grads_begin the first matmul into a weight's gradient
+ * overwrites it (beta 0), and the ops that only add (RMSNorm gains, the embedding's scatter) zero theirs first;
+ * model_grads_end, after the step's last backward, zeroes the gradients nothing wrote. The same numbers as
+ * model_zero_grads before the backwards, up to the sign of a zero. */
+void model_grads_begin(Model *m);
+void model_grads_end(Model *m);
 /* Sum of squared gradients this rank contributes to the global norm: its slices of split parameters, and
  * replicated parameters (RMSNorm gains) on TP rank 0 only, so the TP all-reduce counts them once. */
 double model_grad_sumsq(const Model *m);

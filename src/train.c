@@ -493,7 +493,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         next_global_batch(t, idx);
         long chosen_tokens = 0;
         for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
-        model_zero_grads(m);
+        model_grads_begin(m); /* no zeroing pass: the first write of each gradient overwrites it */
         /* the parameters are fixed from here to the optimizer step; the bf16 copy is fresh when the optimizer wrote
          * it along with them (it updated every parameter on this rank) */
         if (!m->w16_fresh) model_refresh_weights16(m);
@@ -501,6 +501,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens, c->prefix_sharing};
         step_run_microbatches(&work, acc);
+        model_grads_end(m);
         if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
             float nan = NAN;
             m->be->upload(m->grads + m->nparams / 2, &nan, sizeof nan);

@@ -12,6 +12,34 @@
 
 static double grad_norm(const Model *m) { return sqrt(model_grad_sumsq(m)); } /* one rank: every slice is whole */
 
+/* model_grads_begin / model_grads_end (no zeroing pass) over stale gradients (NaN): three micro-batches in
+ * flight accumulate the gradients fixture_three_in_flight (zeroed first) gives, bit for bit up to a zero's sign */
+static void check_grads_begin(Model *m, const PairSet *ps) {
+    SeqLogp seq[12];
+    fixture_three_in_flight(m, ps, seq);
+    float *want = fixture_host_grads(m);
+    for (size_t i = 0; i < m->nparams; i++) m->grads[i] = NAN;
+    model_grads_begin(m);
+    MicroBatch *mb[3];
+    for (int i = 0; i < 3; i++) {
+        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
+        mb[i] = microbatch_pack(ps, idx, 2);
+        model_forward(m, mb[i], i, seq + 4 * i);
+    }
+    for (int i = 2; i >= 0; i--) {
+        double dsum[4];
+        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
+        model_backward_slot(m, mb[i], i, dsum);
+        microbatch_free(mb[i]);
+    }
+    model_grads_end(m);
+    size_t differ = 0;
+    for (size_t i = 0; i < m->nparams; i++) differ += !(m->grads[i] == want[i]);
+    CHECK(differ == 0, "model_grads_begin over NaN gradients: %zu of %zu differ from the zeroed run", differ,
+          m->nparams);
+    free(want);
+}
+
 int main(void) {
     cJSON *exp = load_json("tiny-a/expected.json");
     ModelConfig mc = fixture_model_config();
@@ -39,6 +67,14 @@ int main(void) {
     check_fixture_grads(m, m->grads);
     double l = fixture_loss_and_grads_ex(m, ps, fixture_objectives[1].lp, seq, met, true);
     check_fixture_other(exp, fixture_objectives[1].name, l, grad_norm(m));
+    model_free(m);
+    /* three slots in flight: a model with three */
+    ModelOpts o = {0, true, false, 0};
+    m = model_create_opts(&mc, backend_cpu(), 256, NULL, 3, &o);
+    char *mdir = fixture_path("tiny-a/model");
+    model_load_hf(m, mdir);
+    free(mdir);
+    check_grads_begin(m, ps);
     model_free(m);
     pairs_free(ps);
     cJSON_Delete(exp);
