@@ -6,7 +6,7 @@
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
 #                                  [--lmhead-cache] [--recompute-activation]
-#                                  [--bf16-storage autocast|exact] [--peer] [--peer-eager]
+#                                  [--bf16-storage autocast|exact] [--no-prefix-sharing] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
 # 4 pairs of 64 tokens). Needs build/simpo_dist (SIMPO_DIST=path overrides). --peer also runs the torch.compile
@@ -15,15 +15,17 @@
 #   impl, shape, params, pairs, seqlen, step_s (mean of the timed steps), tok_s (chosen + rejected tokens, prompts
 #   included, as the peer counts), tflops and mfu (matmul FLOPs actually done, formula below, over the step time
 #   and the dense bf16 peak PEAK_TFLOPS, default 989 for the H100 SXM datasheet), peak_gib, planned_gib (the
-#   trainer's memory plan of rank 0) and the settings (dtype, recompute, weight / LM-head caches, ...).
-# Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token, per layer
+#   trainer's memory plan of rank 0) and the settings (dtype, recompute, weight / LM-head caches, prefix sharing,
+#   ...).
+# Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token the layers see (under
+# data.prefix_sharing, the default, each pair's prompt once: 2 x pairs x (seq - seq / 4) + pairs x seq / 4), per layer
 #   2 * (C*(NH+2*NKV)*HD + NH*HD*C + 3*C*FF) forward, plus causal attention 2 * 2 * sum_s(s*(s+1)/2) * NH*HD
 #   per layer over sequences; the LM head 2 * C * V on the rows that predict a response token only (simpo_dist
 #   never forms logits elsewhere; the peer forms them on every row, its count is the same formula on all rows);
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=false; actrc=false; peer=0; peer_eager=0; device=cuda; out=""
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=false; actrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
     --recompute-activation) actrc=true; shift ;; # train.recompute_activation: true (the MLP's hidden state remade)
     --bf16-storage) storage=$2; shift 2 ;;    # model.bf16_storage (default autocast)
+    --no-prefix-sharing) share=false; shift ;; # data.prefix_sharing: false (every sequence's prompt in the layers)
     --peer) peer=1; shift ;;
     --peer-eager) peer_eager=1; peer=1; shift ;;
     --device) device=$2; shift 2 ;;
@@ -80,7 +83,7 @@ model:
            rms_norm_eps: 1.0e-5, rope_theta: 500000.0, initializer_range: 0.02, tie_word_embeddings: $tied,
            bos_token_id: 1, eos_token_id: 2}
 device: $device
-data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false}
+data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false, prefix_sharing: $share}
 loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
 optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
 train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
@@ -100,10 +103,10 @@ EOF
   [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" <<'EOF'
+      "$actrc" "$share" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc = sys.argv[13:23]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share = sys.argv[13:24]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -111,7 +114,8 @@ step_s = sum(r["tokens"] / r["tokens_per_s"] for r in timed) / len(timed)
 toks = timed[0]["tokens"]
 HD = C // NH
 n_seq, resp = 2 * pairs, seq - seq // 4
-lin = 2 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L * toks
+layer_toks = toks - (pairs * (seq // 4) if share == "true" else 0)  # each prompt once under prefix sharing
+lin = 2 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L * layer_toks
 attn = 2 * 2 * n_seq * (seq * (seq + 1) // 2) * NH * HD * L
 head = 2 * C * V * n_seq * resp
 flops = 3 * (lin + attn + head)
@@ -120,7 +124,7 @@ print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if rec
                       recompute_layers=int(rlayers or 0) if recompute == "auto" or (recompute == "true" and int(rlayers) > 0)
                       else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
-                      recompute_activation=actrc == "true",
+                      recompute_activation=actrc == "true", prefix_sharing=share == "true",
                       bf16_storage=storage if dtype == "bf16" else None, shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),

@@ -38,6 +38,8 @@ def settings(r, env):
         s.append("recompute activation")
     if r.get("bf16_storage") == "exact":
         s.append("exact bf16 storage")
+    if r.get("prefix_sharing") is False:
+        s.append("no prefix sharing")
     return ", ".join(s) or "defaults"
 
 

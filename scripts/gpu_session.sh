@@ -14,14 +14,14 @@
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
 #      recomputing 4 of its 16 layers and under train.recompute: auto with a 44.9 GiB budget, and both shapes
-#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then each
-#      variant alone
+#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then the
+#      default paths without prefix sharing (data.prefix_sharing: false) and each variant alone
 #      (what a time limit cuts first); $OUT/bench.txt.
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 60 + 60 + 70 + 2 x 80 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 60 + 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -156,6 +156,9 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation
   stamp "bench no weight cache"
 fi
+# prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
+bench noshare 80 "" "${common[@]}" --no-prefix-sharing
+stamp "bench without prefix sharing"
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
   stamp "bench $v"

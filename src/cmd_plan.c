@@ -23,14 +23,17 @@ static const char *USAGE =
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
     "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
     "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast]\n"
-    "                       [--recompute-activation true|false] [--global-batch-pairs P] [--top K]\n"
+    "                       [--recompute-activation true|false] [--global-batch-pairs P] [--shared-prompt T]\n"
+    "                       [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
     "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
     "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), ring volumes, no overlap.\n"
-    "  Sequences are assumed full length (data.max_length).\n"
+    "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
+    "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
+    "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
     "  Compute: matmul FLOPs (6 x tokens x (layer parameters + the LM head on the last stage)) plus causal attention (4 x tokens x max_length/2\n"
     "  x heads x head_dim per layer forward, twice that backward), all at --tflops (default 400 per rank); or with\n"
     "  --rates FILE (measured rates, e.g. bench/rates/h200.json; see bench/rates/README.md) the matmuls at the\n"
@@ -73,8 +76,9 @@ typedef struct {
  * recomputing layers run again. */
 typedef struct { double matmul, attn_fwd, attn_rerun; } StageFlops;
 
+/* tokens: of the sequences (attention, the LM head); layer_tokens: what the layers see (fewer under prefix sharing) */
 static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, int rerun_layers, double tokens,
-                              int max_length, const MemPlan *mp, bool last) {
+                              double layer_tokens, int max_length, const MemPlan *mp, bool last) {
     StageFlops f;
     /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (max_length / 2) x NH HD per layer */
     double per_layer = 4.0 * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
@@ -85,8 +89,8 @@ static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, int rer
      * Recompute reruns each recomputing layer's forward, 1/3 of its matmuls (a slight overestimate: the rerun stops
      * before the down projection) */
     double head = last ? (double)mc->vocab_size / tp * mc->hidden_size : 0;
-    f.matmul = 6.0 * tokens * ((double)mp->layer_params + head) +
-               2.0 * tokens * (double)mp->rerun_params;
+    f.matmul = 6.0 * (layer_tokens * (double)mp->layer_params + tokens * head) +
+               2.0 * layer_tokens * (double)mp->rerun_params;
     return f;
 }
 
@@ -183,12 +187,18 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     if (step_rc != (strstr(r.step_key, "_recompute") != NULL))
         sd_die(file, "key '%s.recompute' is %s: steps.<dtype> is measured without train.recompute, "
                      "steps.<dtype>_recompute with it", r.step_key, step_rc ? "true" : "false");
-    size_t tokens = (size_t)(2 * pairs * seq);
-    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0, false,
-                     false, false, false, 0};
+    /* the prompt tokens each pair of the benchmark shared under prefix sharing (optional; 0: none) */
+    snprintf(key, sizeof key, "%s.shared_prompt", r.step_key);
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(st, "shared_prompt");
+    if (sp && (!cJSON_IsNumber(sp) || sp->valuedouble < 0 || sp->valuedouble >= seq))
+        sd_die(file, "key '%s': expected the prompt tokens each pair shared, 0 .. %g", key, seq - 1);
+    double shared = sp ? sp->valuedouble : 0;
+    size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
+                     false, false, false, false, tokens};
     MemPlan mp = plan_memory(&pl);
-    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens, (int)seq,
-                               &mp, true);
+    StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
+                               (double)layer_tokens, (int)seq, &mp, true);
     r.overhead = 1.0;
     r.model_s = stage_seconds(f, &r, 0);
     r.overhead = r.step_s / r.model_s;
@@ -209,7 +219,8 @@ typedef struct {
     const char *dtype;
     const Rates *rt, *rt_rc; /* the rates file's rates without and with recompute; or both NULL: tflops */
     double tflops, node, nvlink, link;
-    size_t max_tokens;
+    size_t max_tokens;       /* of a micro-batch's sequences */
+    size_t layer_tokens;     /* of the same in the layers' layout: fewer under prefix sharing (--shared-prompt) */
 } PlanCtx;
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all) */
@@ -217,20 +228,20 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
-    size_t max_tokens = x->max_tokens;
+    size_t max_tokens = x->max_tokens, layer_tokens = x->layer_tokens;
     Row r = {dp, pp, tp, zero, rl, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
-        PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, max_tokens, n_mb, rl, bf16,
+        PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, layer_tokens, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         c->recompute_activation, 0};
+                         c->recompute_activation, max_tokens};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = (double)max_tokens * n_mb;
         int count = L / pp + (stage < L % pp);
-        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens, c->max_length, &mp,
-                                   stage == pp - 1);
+        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens,
+                                   (double)layer_tokens * n_mb, c->max_length, &mp, stage == pp - 1);
         /* measured rates: the overhead factor of the file's step without recompute, moved towards that of its step
          * with recompute by the share of this stage's layers that recompute */
         Rates mix;
@@ -242,7 +253,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         }
         t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
         size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
-        for (int i = 0; i < n_mb; i++) tok[i] = max_tokens, resp[i] = max_tokens / 2;
+        for (int i = 0; i < n_mb; i++) tok[i] = layer_tokens, resp[i] = max_tokens / 2;
         uint64_t bytes[COLL_KINDS];
         plan_step_bytes(&pl, tok, resp, bytes);
         free(tok);
@@ -273,7 +284,8 @@ static int cmp_rows(const void *a, const void *b) {
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
                *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL;
-    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0;
+    double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
+           shared = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -294,7 +306,8 @@ int cmd_plan(int argc, char **argv) {
                     : !strcmp(argv[i], "--node-gpus") ? &node : !strcmp(argv[i], "--link-gbps") ? &link
                     : !strcmp(argv[i], "--nvlink-gbps") ? &nvlink : !strcmp(argv[i], "--tflops") ? &tflops
                     : !strcmp(argv[i], "--top") ? &top : !strcmp(argv[i], "--global-batch-pairs") ? &batch
-                    : !strcmp(argv[i], "--recompute-layers") ? &rl_arg : NULL;
+                    : !strcmp(argv[i], "--recompute-layers") ? &rl_arg
+                    : !strcmp(argv[i], "--shared-prompt") ? &shared : NULL;
         if (!dst) {
             if (argv[i][0] == '-' || cfg_path) sd_die("plan", "unknown argument '%s' (see simpo_dist plan --help)", argv[i]);
             cfg_path = argv[i];
@@ -353,8 +366,14 @@ int cmd_plan(int argc, char **argv) {
     ModelConfig mc = c->model_init ? model_config_load(c->model_init) : c->model_config;
     int N = (int)gpus, L = mc.num_hidden_layers;
     size_t max_tokens = (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)c->max_length;
+    if (shared < 0 || shared >= c->max_length || shared != floor(shared))
+        sd_die("plan", "--shared-prompt %g: expected the prompt tokens of each pair, 0 .. data.max_length - 1 (%d)",
+               shared, c->max_length - 1);
+    /* prefix sharing: each pair's prompt once in the layers (data.prefix_sharing; without it --shared-prompt is moot) */
+    size_t layer_tokens = max_tokens - (c->prefix_sharing ? (size_t)c->micro_batch_pairs * (size_t)shared : 0);
     Row *rows = sd_alloc(sizeof(Row) * 3 * (size_t)N * (size_t)N, "plan rows");
-    PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens};
+    PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
+                  layer_tokens};
     int nr = 0;
     for (int tp = 1; tp <= N; tp++)
         for (int pp = 1; pp <= N / tp; pp++) {

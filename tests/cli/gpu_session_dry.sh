@@ -6,7 +6,7 @@ cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute recompute4 fit46 nocache; do
+for label in base profile all recompute recompute4 fit46 nocache noshare; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
@@ -21,8 +21,11 @@ grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants kee
 awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/' "$S/bench.txt" | grep -q . \
   && grep -q "no weight cache, recompute activation" "$S/table.md" && ok "the nocache run recomputes the MLP's activation" \
   || bad "nocache run: $(grep -A2 '== nocache' "$S/bench.txt" | head -3)"
+awk '/^== / {on = $2 == "noshare"; next} on && /"prefix_sharing": false/' "$S/bench.txt" | grep -q . \
+  && grep -q "no prefix sharing" "$S/table.md" && grep -q '"prefix_sharing": true' "$S/bench.txt" \
+  && ok "the noshare run turns prefix sharing off, the others keep it" || bad "noshare run: $(grep -A2 '== noshare' "$S/bench.txt" | head -3)"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
-[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 8 ] && ok "every run reports its planned memory" \
+[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 9 ] && ok "every run reports its planned memory" \
   || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
@@ -33,7 +36,7 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
-[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 8 ] && ok "table.md has the 8 runs" \
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 9 ] && ok "table.md has the 9 runs" \
   || bad "table.md: $(cat "$S/table.md")"
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'

@@ -1,9 +1,11 @@
 # `simpo_dist plan`: the layouts of N ranks the model and batch allow, and per-rank memory that equals what a run
-# under that layout allocates (within 10%, as the planner is held to; the formulas are the trainer's own).
+# under that layout allocates on full-length pairs (within 10%, as the planner is held to; the formulas are the
+# trainer's own; on shorter pairs the trainer sizes its activations for them and holds less).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../dist/dist.bash"
 setup p 1
-"$BIN" plan run.yaml --gpus 2 --top 50 > plan.txt 2> plan.err || bad "plan failed: $(cat plan.err)"
+full_length_pairs # 256 tokens each side, a 64-token prompt (shared: --shared-prompt 64)
+"$BIN" plan run.yaml --gpus 2 --top 50 --shared-prompt 64 > plan.txt 2> plan.err || bad "plan failed: $(cat plan.err)"
 for l in "2 1 1 0" "2 1 1 1" "2 1 1 2" "1 1 2 0" "1 2 1 0"; do
   grep -qE "^$(echo $l | sed 's/ / +/g') " plan.txt && ok "layout dp pp tp zero = $l listed" || bad "layout $l missing: $(cat plan.txt)"
 done
@@ -14,7 +16,7 @@ measured=$(grep "memory plan rank 0" run.log | sed 's/.*allocated \([0-9]*\) byt
 awk -v p="$planned" -v m="$measured" 'BEGIN {g = m / 1073741824; d = p - g; if (d < 0) d = -d; exit !(d <= 0.1 * g + 0.0005)}' \
   && ok "planned $planned GiB vs allocated $measured bytes" || bad "plan $planned GiB vs run $measured bytes"
 # the config's own layout (its parallel section) is named with its rank among the layouts
-"$BIN" plan run.yaml --gpus 2 --top 50 > own.txt
+"$BIN" plan run.yaml --gpus 2 --top 50 --shared-prompt 64 > own.txt
 grep -qE "^# the config's layout \(dp 2 pp 1 tp 1 zero 1\): rank [0-9]+ of [0-9]+, $planned GiB" own.txt \
   && ok "the config's layout named: $(grep "config's layout" own.txt)" || bad "own layout: $(tail -2 own.txt)"
 expect_error "plan needs --gpus" "--gpus N are required" "$BIN" plan run.yaml
@@ -78,6 +80,18 @@ awk -v a="$ex" -v b="$ac" -v c="$df" 'BEGIN {d = a - b; exit !(d > 0.170 && d < 
 ra=$(mem1 --recompute-activation true)
 awk -v a="$df" -v b="$ra" 'BEGIN {d = a - b; exit !(d > 0.045 && d < 0.049)}' \
   && ok "--recompute-activation: $df GiB keeping the hidden state, $ra recomputing it" || bad "--recompute-activation: $df vs $ra"
+# --shared-prompt: each pair's prompt once in the layers (data.prefix_sharing): bench-1b (4 pairs x 2 x 2048 tokens)
+# with a 512-token prompt plans 3584 of every 4096 tokens per pair for the layers (less memory), and the time
+# model counts their matmuls on those (more tokens/s); with data.prefix_sharing: false nothing changes
+sp() { "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --gpu-mem 200 --dtype bf16 "$@" | awk '$1==1 && $2==1 && $3==1 {print $5, $10}'; }
+read -r m0 t0 <<< "$(sp)"; read -r m1 t1 <<< "$(sp --shared-prompt 512)"
+awk -v a="$m0" -v b="$m1" -v c="$t0" -v d="$t1" 'BEGIN {exit !(b < a - 2 && d > c * 1.05 && d < c * 1.15)}' \
+  && ok "--shared-prompt 512: $m1 GiB and $t1 tokens/s (no sharing: $m0, $t0)" || bad "--shared-prompt: $m0 $t0 -> $m1 $t1"
+sed 's/^data: {/data: {prefix_sharing: false, /' "$SRC/configs/scaling/bench-1b.yaml" > ns1b.yaml
+grep -q "prefix_sharing: false" ns1b.yaml || bad "ns1b.yaml: no data.prefix_sharing"
+[ "$("$BIN" plan ns1b.yaml --gpus 1 --gpu-mem 200 --dtype bf16 --shared-prompt 512 | awk '$1==1 && $2==1 && $3==1 {print $5, $10}')" = "$m0 $t0" ] \
+  && ok "--shared-prompt without data.prefix_sharing changes nothing" || bad "--shared-prompt without sharing"
+expect_error "--shared-prompt below max_length" "--shared-prompt 2048: expected the prompt tokens" "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --shared-prompt 2048
 expect_error "--recompute-activation takes true or false" "--recompute-activation: expected true or false" "$BIN" plan big.yaml --gpus 1 --recompute-activation yes
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x

@@ -5,6 +5,14 @@ MPI="mpirun --oversubscribe --bind-to none -np"
 # current directory; base.yaml keeps the config without a parallel section.
 setup() { rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
           sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: ${2:-1}/" run.yaml; cp run.yaml base.yaml; }
+# full_length_pairs: pairs.jsonl in the current directory becomes 6 pairs of data.max_length (256) tokens each side,
+# a 64-token prompt (random ids of tiny-a's vocabulary): the trainer sizes its activations for its data's longest
+# pairs, and `simpo_dist plan` (no data) for full-length ones (--shared-prompt 64 under prefix sharing)
+full_length_pairs() {
+  awk 'BEGIN { srand(3); for (i = 0; i < 6; i++) { printf "{\"prompt_ids\": ["; for (j = 0; j < 64; j++) printf "%s%d", (j ? "," : ""), 3 + int(rand() * 380);
+    for (s = 0; s < 2; s++) { printf "], \"%s_ids\": [", (s ? "rejected" : "chosen"); for (j = 0; j < 192; j++) printf "%s%d", (j ? "," : ""), 3 + int(rand() * 380) }
+    printf "]}\n" } }' > pairs.jsonl
+}
 # run_case NAME NP MICRO PARALLEL: trains the fixture under the layout and checks the parameters after step 2.
 run_case() {
   setup "$1" "$3"; echo "parallel: $4" >> run.yaml

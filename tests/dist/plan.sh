@@ -21,6 +21,7 @@ check_log() { # name log
 }
 run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [recompute_activation]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
+  full_length_pairs # activations as large as the formulas allow, next to the weights (dist.bash)
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
   if [ -n "${5:-}" ]; then
     local rl=""; [ "$5" = rc1 ] && rl="recompute_layers: 1, " # the first layer of each stage only
