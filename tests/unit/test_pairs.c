@@ -144,6 +144,16 @@ int main(void) {
               "empty prompt packing: n_resp counts predictable tokens only");
         CHECK(m->pairs[0] == &q->pairs[0] && m->pair_index[0] == 0, "pair views");
         microbatch_free(m);
+        /* prefix sharing of an empty prompt: nothing to share, the same layout */
+        m = microbatch_pack_opts(q, &i0, 1, true);
+        int lt0[] = {0, 1, 3}, lg0[] = {5, 6, 8};
+        CHECK(m->Ntok == 5 && m->Natt == 5 && eq(m->ids, ids0, 5) && eq(m->targets, tg0, 5) && eq(m->pos, pos0, 5) &&
+                  m->ndup == 0 && m->nlp_dup == 0 && m->M == 3 && eq(m->lp_tok, lt0, 3) && eq(m->lp_tgt, lg0, 3),
+              "empty prompt under prefix sharing: nothing shared");
+        int same = 1;
+        for (int r = 0; r < 5; r++) same &= m->xrow[r] == r && m->xfirst[r] == r;
+        CHECK(same, "empty prompt under prefix sharing: attention's rows are the tokens");
+        microbatch_free(m);
         /* packing in a given order: pair 1 then pair 0 */
         size_t i10[2] = {1, 0};
         m = microbatch_pack(q, i10, 2);
