@@ -282,6 +282,8 @@ const Backend *backend_cuda(void) {
         b.attn_bwd = cuda_attn_bwd;
         b.gather_rows = cuda_gather_rows;
         b.scatter_rows = cuda_scatter_rows;
+        b.add_rows = cuda_add_rows;
+        b.add_rows_b16 = cuda_add_rows_b16;
         b.swiglu_fwd = cuda_swiglu_fwd;
         b.geglu_fwd = cuda_geglu_fwd;
         b.geglu_bwd = cuda_geglu_bwd;

@@ -173,6 +173,10 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *do
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
+void cuda_add_rows(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd, size_t Ns,
+                   int C);
+void cuda_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
+                       size_t Ns, int C);
 void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                     int FF);

@@ -8,7 +8,8 @@
  * Tolerances (normwise: max|gpu - cpu| / max|cpu| over the tensor; fp32 unit roundoff u = 2^-24 ~ 6e-8). Both
  * sides are fp32 with the same formulas; they differ by summation order, fused multiply-adds and CUDA's expf
  * (<= 2 ulp) vs glibc's, so the bounds are a few u times the number of rounding steps, with ~10x margin:
- *   exact (bitwise): memory ops, gather_rows, scatter_rows, add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
+ *   exact (bitwise): memory ops, gather_rows, scatter_rows, add_rows, add_rows_b16 (one fp32 add, rounded to
+ *     nearest even on both sides), add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
  *   sumsq 1e-12 relative (double accumulation of exact products, order only)
  *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa); the bf16 mode (section matmul_bf16, every SIMPO_CUDA_GEMM
@@ -590,6 +591,59 @@ static void t_rows(size_t N, size_t M, int C) {
     bitwise(what, gs, s, N * (size_t)C * sizeof(float));
     free(src), free(g), free(s), free(rows), free(gg), free(gs);
     gpu->free(d_src), gpu->free(d_g), gpu->free(d_s), gpu->free(d_rows);
+}
+
+/* ---- row sums by index: add_rows, add_rows_b16 (exact) ---- */
+/* dst[Nd,C] += src[Ns,C] on M distinct random dst rows (the others must stay as they are) from random src rows,
+ * repeats included; fp32 and bf16 storage bitwise the CPU's (one fp32 add per element on both sides, bf16 rounded
+ * to nearest even on both; ties planted in the first listed row). Row indices outside their range (skipped on the
+ * GPU, fatal on the CPU) are not tried here. */
+static void t_add_rows(size_t Nd, size_t Ns, size_t M, int C) {
+    size_t nd = Nd * (size_t)C, ns = Ns * (size_t)C;
+    float *dst = hrand(nd, -2, 2), *src = hrand(ns, -2, 2);
+    int *perm = sd_alloc(Nd * sizeof(int), "perm"), *srows = sd_alloc((M ? M : 1) * sizeof(int), "srows");
+    for (size_t i = 0; i < Nd; i++) perm[i] = (int)i;
+    for (size_t i = Nd; i > 1; i--) { /* Fisher-Yates: the first M are distinct dst rows in random order */
+        size_t j = (size_t)(urand() * i) % i;
+        int t = perm[i - 1];
+        perm[i - 1] = perm[j], perm[j] = t;
+    }
+    for (size_t i = 0; i < M; i++) srows[i] = (int)((size_t)(urand() * Ns) % Ns);
+    if (M > 2) srows[M - 1] = srows[1] = srows[0]; /* repeated source rows */
+    int *d_drows = up(perm, Nd * sizeof(int)), *d_srows = up(srows, (M ? M : 1) * sizeof(int));
+    float *d_dst = up(dst, nd * 4), *d_src = up(src, ns * 4);
+    cpu->add_rows(dst, perm, src, srows, M, Nd, Ns, C);
+    gpu->add_rows(d_dst, d_drows, d_src, d_srows, M, Nd, Ns, C);
+    float *g = down(d_dst, nd), *gs = down(d_src, ns);
+    char what[112];
+    snprintf(what, sizeof what, "add_rows Nd=%zu Ns=%zu M=%zu C=%d", Nd, Ns, M, C);
+    bitwise(what, g, dst, nd * 4);
+    snprintf(what, sizeof what, "add_rows Nd=%zu Ns=%zu M=%zu C=%d leaves src", Nd, Ns, M, C);
+    bitwise(what, gs, src, ns * 4);
+    /* bf16 storage: bf16 of the fp32 data; in the first listed row dst 1, 1 + 2^-7, -1, 1 plus src 2^-8 are ties
+     * (to even: 1, 1 + 2^-6, -1) and 1 + 2^-8 * 1.5 rounds up */
+    uint16_t *d16 = sd_alloc(nd * 2 + 2, "dst16"), *s16 = sd_alloc(ns * 2 + 2, "src16");
+    uint16_t *g16 = sd_alloc(nd * 2 + 2, "gpu dst16");
+    cpu->to_bf16(d16, dst, nd);
+    cpu->to_bf16(s16, src, ns);
+    static const uint16_t dtie[4] = {0x3f80, 0x3f81, 0xbf80, 0x3f80}, stie[4] = {0x3b80, 0x3b80, 0xbb80, 0x3bc0};
+    for (int c = 0; M > 0 && c < 4 && c < C; c++) {
+        d16[(size_t)perm[0] * C + c] = dtie[c];
+        s16[(size_t)srows[0] * C + c] = stie[c];
+    }
+    uint16_t *dd16 = up(d16, nd * 2 + 2), *ds16 = up(s16, ns * 2 + 2);
+    cpu->add_rows_b16(d16, perm, s16, srows, M, Nd, Ns, C);
+    gpu->add_rows_b16(dd16, d_drows, ds16, d_srows, M, Nd, Ns, C);
+    gpu->download(g16, dd16, nd * 2);
+    snprintf(what, sizeof what, "add_rows_b16 Nd=%zu Ns=%zu M=%zu C=%d", Nd, Ns, M, C);
+    bitwise(what, g16, d16, nd * 2);
+    if (M > 0 && C >= 4) { /* the ties rounded to even on the CPU too (test_ops_basic has the semantics) */
+        const uint16_t *r = d16 + (size_t)perm[0] * C;
+        CHECK(r[0] == 0x3f80 && r[1] == 0x3f82 && r[2] == 0xbf80 && r[3] == 0x3f81,
+              "add_rows_b16 planted ties: %04x %04x %04x %04x", r[0], r[1], r[2], r[3]);
+    }
+    free(dst), free(src), free(perm), free(srows), free(g), free(gs), free(d16), free(s16), free(g16);
+    gpu->free(d_drows), gpu->free(d_srows), gpu->free(d_dst), gpu->free(d_src), gpu->free(dd16), gpu->free(ds16);
 }
 
 /* ---- gated MLP activations (SwiGLU, Gemma 2's GeGLU) and soft-capping ---- */
@@ -1233,6 +1287,12 @@ int main(int argc, char **argv) {
         t_rows(1, 1, 1);
         t_rows(101, 40, 257);   /* 7919 r + 3 mod 101: distinct rows */
         t_rows(4099, 4000, 64);
+    }
+    if (want("add_rows")) {
+        t_add_rows(1, 1, 1, 1);
+        t_add_rows(50, 7, 30, 257);   /* C past one block of 256 threads; 7 source rows for 30: repeats */
+        t_add_rows(300, 300, 0, 64);  /* M = 0: nothing changes */
+        t_add_rows(1031, 517, 700, 96);
     }
     if (want("swiglu")) {
         t_swiglu(1, 1);

@@ -1,5 +1,6 @@
 /* test_ops_basic.c — CPU backend memory ops, add / scale / sumsq, matmul (every transpose combination,
- * alpha / beta, accumulation) and the vocabulary-sliced embedding, against float64 loops written here. */
+ * alpha / beta, accumulation) and the vocabulary-sliced embedding, against float64 loops written here; row gather /
+ * scatter and row sums by index (add_rows, add_rows_b16) against hand-computed values. */
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
@@ -52,6 +53,19 @@ static void gather_out_of_range(void *arg) {
     float src[15] = {0}, g[6];
     int rows[2] = {0, 5};
     be->gather_rows(g, src, rows, 2, 5, 3);
+}
+
+static void add_rows_dst_out_of_range(void *arg) {
+    const Backend *be = arg;
+    float dst[12] = {0}, src[9] = {0};
+    int drows[2] = {0, 4}, srows[2] = {0, 0};
+    be->add_rows(dst, drows, src, srows, 2, 4, 3, 3);
+}
+static void add_rows_b16_src_out_of_range(void *arg) {
+    const Backend *be = arg;
+    uint16_t dst[12] = {0}, src[9] = {0};
+    int drows[1] = {1}, srows[1] = {-1};
+    be->add_rows_b16(dst, drows, src, srows, 1, 4, 3, 3);
 }
 
 int main(void) {
@@ -174,6 +188,42 @@ int main(void) {
         CHECK(ok, "scatter_rows writes the listed rows back and leaves the others");
         CHECK(expect_die(gather_out_of_range, (void *)be, "gather_rows: row 1 is index 5, outside [0, 5)"),
               "a row index outside the matrix is an error");
+    }
+    { /* add_rows: dst[4,3] += src[3,3] on dst rows 2, 0, 3 from src rows 1, 1 (repeated), 0; dst row 1 and src
+       * row 2 untouched. Small binary fractions: every sum is exact. */
+        float dst[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        float src[9] = {0.5f, -1, 2, 100, 200, 300, -7, -7, -7}, src0[9];
+        memcpy(src0, src, sizeof src);
+        int drows[3] = {2, 0, 3}, srows[3] = {1, 1, 0};
+        const float want[12] = {101, 202, 303, 4, 5, 6, 107, 208, 309, 10.5f, 10, 14};
+        be->add_rows(dst, drows, src, srows, 3, 4, 3, 3);
+        CHECK(memcmp(dst, want, sizeof want) == 0 && memcmp(src, src0, sizeof src) == 0,
+              "add_rows adds the listed src rows to the listed dst rows and leaves the others");
+        be->add_rows(dst, drows, src, srows, 0, 4, 3, 3);
+        CHECK(memcmp(dst, want, sizeof want) == 0, "add_rows with M = 0 changes nothing");
+        CHECK(expect_die(add_rows_dst_out_of_range, (void *)be, "add_rows: row 1 is index 4, outside [0, 4)"),
+              "add_rows: a dst row index outside dst is an error");
+    }
+    { /* add_rows_b16: dst[3,4] += src[2,4] on dst rows 2, 0 from src row 1 twice; sums in fp32 rounded to bf16
+       * nearest even. bf16 0x3f80 = 1, 0x3f81 = 1 + 2^-7, 0x3b80 = 2^-8, 0x3bc0 = 1.5 * 2^-8, 0x4000 = 2.
+       * Row 2: 1 + 2^-8 is a tie -> 1 (even; half-up would give 0x3f81); 1 + 2^-7 + 2^-8 is a tie -> 1 + 2^-6
+       * (0x3f82, even; truncation would give 0x3f81); 1 + 1.5 * 2^-8 is above half -> 0x3f81; 2 + 1 = 3 exactly
+       * (0x4040). Row 0: -1 + 2^-8 = -(1 - 2^-8), exact (0xbf7f); the rest as row 2's. Row 1 untouched. */
+        uint16_t dst[12] = {0xbf80, 0x3f81, 0x3f80, 0x4000, 0x1234, 0x5678, 0x9abc, 0x0001,
+                            0x3f80, 0x3f81, 0x3f80, 0x4000};
+        const uint16_t src[8] = {0x4000, 0x4000, 0x4000, 0x4000, 0x3b80, 0x3b80, 0x3bc0, 0x3f80};
+        int drows[2] = {2, 0}, srows[2] = {1, 1};
+        const uint16_t want[12] = {0xbf7f, 0x3f82, 0x3f81, 0x4040, 0x1234, 0x5678, 0x9abc, 0x0001,
+                                   0x3f80, 0x3f82, 0x3f81, 0x4040};
+        be->add_rows_b16(dst, drows, src, srows, 2, 3, 2, 4);
+        int ok = memcmp(dst, want, sizeof want) == 0;
+        CHECK(ok, "add_rows_b16 rounds each fp32 sum to bf16 nearest even and leaves the other rows: got "
+                  "%04x %04x %04x %04x | %04x %04x %04x %04x | %04x %04x %04x %04x",
+              dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], dst[7], dst[8], dst[9], dst[10], dst[11]);
+        be->add_rows_b16(dst, drows, src, srows, 0, 3, 2, 4);
+        CHECK(memcmp(dst, want, sizeof want) == 0, "add_rows_b16 with M = 0 changes nothing");
+        CHECK(expect_die(add_rows_b16_src_out_of_range, (void *)be, "add_rows_b16: row 0 is index -1, outside [0, 3)"),
+              "add_rows_b16: a src row index outside src is an error");
     }
     TEST_END();
 }
