@@ -28,11 +28,33 @@ typedef struct {
 } Run;
 
 /* loss over all 6 pairs in one micro-batch, forward + backward; fills r (grads downloaded to the host) */
-static void run(Model *m, const PairSet *ps, LossParams lp, Run *r) {
-    r->loss = fixture_loss_and_grads(m, ps, lp, r->seq, r->met);
+static void run_ex(Model *m, const PairSet *ps, LossParams lp, Run *r, bool share) {
+    r->loss = fixture_loss_and_grads_ex(m, ps, lp, r->seq, r->met, share);
     r->gnorm = sqrt(model_grad_sumsq(m));
     if (!r->grads) r->grads = sd_alloc(m->nparams * sizeof(float), "host grads");
     m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
+}
+static void run(Model *m, const PairSet *ps, LossParams lp, Run *r) { run_ex(m, ps, lp, r, false); }
+/* prefix sharing (data.prefix_sharing): the GPU's shared run against the CPU's (fp32: 1e-5 relative log-probs, each
+ * gradient tensor 2e-5 of its max) or, in the bf16 modes, within the CPU's by 4 bf16 units of log-prob */
+static void check_shared(Model *mg, Model *mcpu, const PairSet *ps, LossParams lp, bool bf16, const char *what) {
+    Run g = {0}, c = {0};
+    run_ex(mg, ps, lp, &g, true);
+    run_ex(mcpu, ps, lp, &c, true);
+    double worst = 0, gworst = 0;
+    for (int s = 0; s < 12; s++) worst = fmax(worst, fabs(g.seq[s].sum - c.seq[s].sum) / fabs(c.seq[s].sum));
+    for (int i = 0; i < mg->nspecs; i++) {
+        const ParamSpec *p = &mg->specs[i];
+        double maxc;
+        size_t at;
+        double d = fixture_max_diff(g.grads + p->offset, c.grads + p->offset, p->numel, &maxc, &at);
+        gworst = fmax(gworst, d / fmax(maxc, 1e-30));
+    }
+    printf("%s, prefix sharing: log-probs %.3g relative, gradients %.3g of a tensor's max vs the CPU\n", what, worst,
+           gworst);
+    CHECK(bf16 ? worst <= 4 * U_BF16 : worst <= 1e-5 && gworst <= 2e-5,
+          "%s, prefix sharing: log-probs %.3g, gradients %.3g from the CPU's", what, worst, gworst);
+    free(g.grads), free(c.grads);
 }
 
 /* b against a, two runs that give the GEMMs the same values (a cached copy instead of a recomputation): bitwise the
@@ -110,6 +132,7 @@ int main(void) {
     CHECK(memcmp(rg2.grads, rg.grads, mg->nparams * sizeof(float)) == 0,
           "gradients of a second GPU run are bitwise identical");
 
+    check_shared(mg, mc_cpu, ps, simpo, false, "fp32");
     /* other objectives: loss and grad norm vs CPU and fixture */
     for (int k = 0; k < 3; k++) {
         const FixtureObjective *o = &fixture_objectives[k];
@@ -191,6 +214,7 @@ int main(void) {
             worst_a = fmax(worst_a, fabs(ra.seq[s].sum - rac.seq[s].sum) / fabs(rac.seq[s].sum));
         printf("autocast log-probs: worst relative difference %.3g vs the CPU's autocast run\n", worst_a);
         CHECK(worst_a <= 4 * U_BF16, "autocast log-probs differ from the CPU's by %.3g relative", worst_a);
+        check_shared(ma, mac, ps, simpo, true, "autocast"); /* q, k, v rows gathered as bf16, dk / dv summed in bf16 */
         free(ra.grads), free(rac.grads);
         model_free(ma), model_free(mac);
     }
