@@ -217,10 +217,12 @@ static inline void check_fixture_other(const cJSON *exp, const char *name, doubl
 /* The fixture's 6 pairs as 3 micro-batches of 2 in activation slots 0..2 (m needs 3 slots): three forwards, then
  * the backwards in reverse order (slot 2 first: its layers were the last a shared working area saw, slot 0's the
  * first it lost), with a fixed d(loss)/d(sum) per sequence. Fills seq (12 log-probs), leaves the gradients in
- * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). */
-static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+ * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). grads_begin:
+ * over whatever m->grads holds, as the trainer runs a step (model_grads_begin / model_grads_end), not zeroed first. */
+static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, SeqLogp seq[12], bool grads_begin) {
     MicroBatch *mb[3];
-    model_zero_grads(m);
+    if (grads_begin) model_grads_begin(m); /* no zeroing pass (model.h) */
+    else model_zero_grads(m);
     for (int i = 0; i < 3; i++) {
         size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
         mb[i] = microbatch_pack(ps, idx, 2);
@@ -232,9 +234,14 @@ static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLog
         model_backward_slot(m, mb[i], i, dsum);
         microbatch_free(mb[i]);
     }
+    if (grads_begin) model_grads_end(m);
     double sum = 0;
     for (int s = 0; s < 12; s++) sum += seq[s].sum;
     return sum;
+}
+
+static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+    return fixture_three_in_flight_ex(m, ps, seq, false);
 }
 
 /* The micro-batches and d(loss)/d(log-prob) of fixture_three_in_flight one at a time in slot 0 (forward, then

@@ -19,20 +19,7 @@ static void check_grads_begin(Model *m, const PairSet *ps) {
     fixture_three_in_flight(m, ps, seq);
     float *want = fixture_host_grads(m);
     for (size_t i = 0; i < m->nparams; i++) m->grads[i] = NAN;
-    model_grads_begin(m);
-    MicroBatch *mb[3];
-    for (int i = 0; i < 3; i++) {
-        size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
-        mb[i] = microbatch_pack(ps, idx, 2);
-        model_forward(m, mb[i], i, seq + 4 * i);
-    }
-    for (int i = 2; i >= 0; i--) {
-        double dsum[4];
-        for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
-        model_backward_slot(m, mb[i], i, dsum);
-        microbatch_free(mb[i]);
-    }
-    model_grads_end(m);
+    fixture_three_in_flight_ex(m, ps, seq, true);
     size_t differ = 0;
     for (size_t i = 0; i < m->nparams; i++) differ += !(m->grads[i] == want[i]);
     CHECK(differ == 0, "model_grads_begin over NaN gradients: %zu of %zu differ from the zeroed run", differ,
