@@ -158,6 +158,19 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
 fi
 # prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
 bench noshare 80 "" "${common[@]}" --no-prefix-sharing
+# the model-level check of prefix sharing on real shapes (the fixture's head dim 16 never reaches the tensor-core
+# attention): per shape, each step's loss with and without it on the same data, within bf16 rounding
+$PY - "$BT/bench-base.txt" "$BT/bench-noshare.txt" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
+import json, sys
+runs = [{r["shape"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), open(p)))
+         if r.get("impl") == "simpo_dist" and "loss" in r} for p in sys.argv[1:3]]
+for shape, a in runs[0].items():
+    b = runs[1].get(shape)
+    if not b: continue
+    d = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["loss"], b["loss"]))
+    print(f"prefix sharing vs none ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
+          + ("PASS" if d <= 0.005 else "FAIL"))
+PYEOF
 stamp "bench without prefix sharing"
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
