@@ -41,6 +41,14 @@ paste -d' ' <(grep -o '"ref_chosen_logp": *[-0-9.e]*' ref.jsonl | sed 's/.*: *//
             <(grep -o '"chosen_logp": *[-0-9.e]*' s0.jsonl | sed 's/.*: *//') \
   | awk '{d = $1 - $2; if (d < 0) d = -d; if (d > 1e-12 * ($2 < 0 ? -$2 : $2)) bad++} END {exit bad > 0 || NR != 6}' \
   && ok "write-ref values = score's chosen_logp" || bad "write-ref values differ"
+# score's log-probs (each prompt once through the layers) against the fixture's float64 ones: 1e-5 relative
+python3 - s0.jsonl "$FIX/tiny-a/expected.json" <<'PY' && ok "score = the fixture's log-probs" || bad "score differs from the fixture"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = json.load(open(sys.argv[2]))["pairs"]
+sys.exit(not all(abs(g[k] - w[k]) <= 1e-5 * abs(w[k]) for g, w in zip(got, want) for k in ("chosen_logp", "rejected_logp"))
+         or len(got) != 6)
+PY
 grep -q '"prompt_ids":\[1,289,241' ref.jsonl && ok "write-ref keeps the pair's fields" || bad "fields lost: $(head -c 200 ref.jsonl)"
 [ ! -e ref.jsonl.tmp ] && ok "no temporary left" || bad "ref.jsonl.tmp left"
 # kto against a reference equal to the initial model: every log-ratio and both KL estimates are 0 at step 1, so
