@@ -217,15 +217,18 @@ static inline void check_fixture_other(const cJSON *exp, const char *name, doubl
 /* The fixture's 6 pairs as 3 micro-batches of 2 in activation slots 0..2 (m needs 3 slots): three forwards, then
  * the backwards in reverse order (slot 2 first: its layers were the last a shared working area saw, slot 0's the
  * first it lost), with a fixed d(loss)/d(sum) per sequence. Fills seq (12 log-probs), leaves the gradients in
- * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). grads_begin:
- * over whatever m->grads holds, as the trainer runs a step (model_grads_begin / model_grads_end), not zeroed first. */
-static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, SeqLogp seq[12], bool grads_begin) {
+ * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). flags:
+ * FX_GRADS_BEGIN over whatever m->grads holds, as the trainer runs a step (model_grads_begin / model_grads_end), not
+ * zeroed first; FX_SHARE each pair's prompt shared by its two sequences (prefix sharing). */
+enum { FX_GRADS_BEGIN = 1, FX_SHARE = 2 };
+static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, SeqLogp seq[12], unsigned flags) {
     MicroBatch *mb[3];
+    bool grads_begin = flags & FX_GRADS_BEGIN;
     if (grads_begin) model_grads_begin(m); /* no zeroing pass (model.h) */
     else model_zero_grads(m);
     for (int i = 0; i < 3; i++) {
         size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
-        mb[i] = microbatch_pack(ps, idx, 2);
+        mb[i] = microbatch_pack_opts(ps, idx, 2, flags & FX_SHARE);
         model_forward(m, mb[i], i, seq + 4 * i);
     }
     for (int i = 2; i >= 0; i--) {
@@ -241,18 +244,18 @@ static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, Seq
 }
 
 static inline double fixture_three_in_flight(Model *m, const PairSet *ps, SeqLogp seq[12]) {
-    return fixture_three_in_flight_ex(m, ps, seq, false);
+    return fixture_three_in_flight_ex(m, ps, seq, 0);
 }
 
 /* The micro-batches and d(loss)/d(log-prob) of fixture_three_in_flight one at a time in slot 0 (forward, then
  * backward, micro-batch 2 first, so the gradients accumulate in the same order): the reference the three slots in
  * flight must equal bit for bit. A buffer several slots share that a slot's backward still needed after another
  * slot's forward ran would make them differ. */
-static inline double fixture_one_at_a_time(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+static inline double fixture_one_at_a_time_ex(Model *m, const PairSet *ps, SeqLogp seq[12], bool share) {
     model_zero_grads(m);
     for (int i = 2; i >= 0; i--) {
         size_t idx[2] = {(size_t)2 * i, (size_t)2 * i + 1};
-        MicroBatch *mb = microbatch_pack(ps, idx, 2);
+        MicroBatch *mb = microbatch_pack_opts(ps, idx, 2, share);
         model_forward(m, mb, 0, seq + 4 * i);
         double dsum[4];
         for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
@@ -262,6 +265,9 @@ static inline double fixture_one_at_a_time(Model *m, const PairSet *ps, SeqLogp 
     double sum = 0;
     for (int s = 0; s < 12; s++) sum += seq[s].sum;
     return sum;
+}
+static inline double fixture_one_at_a_time(Model *m, const PairSet *ps, SeqLogp seq[12]) {
+    return fixture_one_at_a_time_ex(m, ps, seq, false);
 }
 
 /* ---- comparing runs bit for bit ---- */
@@ -295,9 +301,21 @@ static inline FixtureResult fixture_run_shared(Model *m, const PairSet *ps, Loss
     return r;
 }
 /* fixture_three_in_flight / fixture_one_at_a_time with the gradients copied to the host */
+static inline FixtureResult fixture_run_three_in_flight_ex(Model *m, const PairSet *ps, unsigned flags) {
+    FixtureResult r = {0};
+    r.loss = fixture_three_in_flight_ex(m, ps, r.seq, flags);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
 static inline FixtureResult fixture_run_three_in_flight(Model *m, const PairSet *ps) {
     FixtureResult r = {0};
     r.loss = fixture_three_in_flight(m, ps, r.seq);
+    r.grads = fixture_host_grads(m);
+    return r;
+}
+static inline FixtureResult fixture_run_one_at_a_time_ex(Model *m, const PairSet *ps, bool share) {
+    FixtureResult r = {0};
+    r.loss = fixture_one_at_a_time_ex(m, ps, r.seq, share);
     r.grads = fixture_host_grads(m);
     return r;
 }

@@ -78,6 +78,14 @@ static void three_slot_checks(const ModelConfig *mc, const PairSet *ps, int rc) 
     fixture_check_same(&q1, &r1, m1->nparams, "3 slots in flight vs one at a time (recompute)");
     fixture_check_same(&q0, &q1, m0->nparams, "one at a time: recompute vs saved activations");
     free(r0.grads), free(r1.grads), free(rs.grads), free(q0.grads), free(q1.grads);
+    /* the same under prefix sharing: attention's rows in the shared scratch (over dg, du, dh), the maps per slot */
+    r0 = fixture_run_three_in_flight_ex(m0, ps, FX_SHARE), r1 = fixture_run_three_in_flight_ex(m1, ps, FX_SHARE);
+    rs = fixture_run_three_in_flight_ex(ms, ps, FX_SHARE);
+    q0 = fixture_run_one_at_a_time_ex(m0, ps, true);
+    fixture_check_same(&r0, &r1, m0->nparams, "prefix sharing, 3 slots in flight: recompute vs saved activations");
+    fixture_check_same(&r0, &rs, m0->nparams, "prefix sharing, 3 slots in flight: strict recompute vs saved");
+    fixture_check_same(&q0, &r0, m0->nparams, "prefix sharing: 3 slots in flight vs one at a time");
+    free(r0.grads), free(r1.grads), free(rs.grads), free(q0.grads);
     model_free(m0), model_free(m1), model_free(ms);
 }
 

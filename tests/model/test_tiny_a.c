@@ -19,7 +19,7 @@ static void check_grads_begin(Model *m, const PairSet *ps) {
     fixture_three_in_flight(m, ps, seq);
     float *want = fixture_host_grads(m);
     for (size_t i = 0; i < m->nparams; i++) m->grads[i] = NAN;
-    fixture_three_in_flight_ex(m, ps, seq, true);
+    fixture_three_in_flight_ex(m, ps, seq, FX_GRADS_BEGIN);
     size_t differ = 0;
     for (size_t i = 0; i < m->nparams; i++) differ += !(m->grads[i] == want[i]);
     CHECK(differ == 0, "model_grads_begin over NaN gradients: %zu of %zu differ from the zeroed run", differ,
