@@ -101,6 +101,8 @@ EOF
   planb=$(sed -n 's/.*memory plan rank 0 .*; planned \([0-9]*\) bytes.*/\1/p' "$dir/log.txt" | head -1)
   # train.recompute: auto: the count the trainer chose (one stage here)
   [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
+  # and whether it recomputes the MLP's activation too (as train.recompute_activation: true)
+  [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the MLP's activation function" "$dir/log.txt" && actrc=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" "${planb:-null}" \
       "$actrc" "$share" <<'EOF'

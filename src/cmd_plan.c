@@ -43,9 +43,11 @@ static const char *USAGE =
     "  measured time. A rate or step the file lacks for the dtype is an error naming the file and the key.\n"
     "  train.recompute: true (activation recomputation) plans the smaller activations and adds each layer's forward\n"
     "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward;\n"
-    "  with train.recompute_layers N only for a stage's first N layers. --recompute auto picks, per layout, the\n"
-    "  fewest layers per stage (0, 1, ..., all) whose recompute makes the largest rank fit --gpu-mem, and prints\n"
-    "  the count in a last column (the train.recompute_layers to run it with; all: train.recompute: true).\n"
+    "  with train.recompute_layers N only for a stage's first N layers. --recompute auto picks, per layout, as the\n"
+    "  trainer does, the cheapest recompute that makes the largest rank fit --gpu-mem: none; the MLP's activation\n"
+    "  function (train.recompute_activation); it and the fewest layers per stage (1, ..., all). It prints the\n"
+    "  count in a last column (the train.recompute_layers to run it with; all: train.recompute: true), +act when\n"
+    "  it also recomputes the activation (train.recompute_activation: true).\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
@@ -58,7 +60,8 @@ static const char *USAGE =
 
 typedef struct {
     int dp, pp, tp, zero;
-    int rc; /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
+    int rc;   /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
+    bool act; /* train.recompute_activation of the row */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -223,19 +226,20 @@ typedef struct {
     size_t layer_tokens;     /* of the same in the layers' layout: fewer under prefix sharing (--shared-prompt) */
 } PlanCtx;
 
-/* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all) */
-static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl) {
+/* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
+ * the MLP's activation when act (memory only: the time model does not count its elementwise pass) */
+static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act) {
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens, layer_tokens = x->layer_tokens;
-    Row r = {dp, pp, tp, zero, rl, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, layer_tokens, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         c->recompute_activation, max_tokens};
+                         act, max_tokens};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = (double)max_tokens * n_mb;
@@ -385,13 +389,16 @@ int cmd_plan(int argc, char **argv) {
             for (int zero = 0; zero <= 2; zero++) {
                 if (dp == 1 && zero > 0) continue;
                 Row r;
-                if (rc_auto) { /* the fewest recomputed layers per stage that fit, or all (the row may not fit) */
+                if (rc_auto) { /* as train.c pick_recompute: nothing, the activation, then it and the fewest layers
+                                * per stage that fit, or all (the row may not fit) */
                     int most = L / pp + (L % pp > 0);
-                    for (int rl = 0; rl <= most; rl++) {
-                        r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl);
-                        if (r.mem_gib <= mem) break;
+                    for (int st = 0;; st++) {
+                        int rl = st < 2 ? 0 : st - 1;
+                        r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl,
+                                        c->recompute_activation || st >= 1);
+                        if (r.mem_gib <= mem || rl >= most) break;
                     }
-                } else r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c));
+                } else r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation);
                 if (r.mem_gib <= mem) rows[nr++] = r;
                 else if (getenv("SIMPO_PLAN_ALL")) { r.t_step = INFINITY; rows[nr++] = r; }
             }
@@ -419,8 +426,9 @@ int cmd_plan(int argc, char **argv) {
            "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "");
     for (int i = 0; i < nr && i < (int)top; i++) {
         char rcs[24] = "";
-        if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all");
-        else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d", rows[i].rc);
+        const char *act = rows[i].act && !c->recompute_activation ? "+act" : ""; /* auto's choice of the activation */
+        if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s", act);
+        else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s", rows[i].rc, act);
         printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s\n", rows[i].dp, rows[i].pp, rows[i].tp,
                rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble, rows[i].t_comm,
                rows[i].tokens_per_s / N, rcs);

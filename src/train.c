@@ -316,13 +316,16 @@ static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, b
                 "rounded to bf16, fp32 sums): the reference of the GPU path, slower than fp32\n", be->name);
 }
 
-/* train.recompute: auto. The fewest of this stage's layers that must recompute for the memory plan (plan.c, the
- * formulas the run's allocations equal) to fit the budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free
- * memory at start less 5% and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200,
- * docs/performance.md), else (host memory) no limit: none. Every rank of a TP group takes the largest count of the
- * group (their collectives depend on it); stage by stage the counts may differ (1F1B keeps more micro-batches in
- * flight on earlier stages). pl: this rank's layout, its recompute_layers the one thing varied. */
-static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers) {
+/* train.recompute: auto. The cheapest recompute that makes the memory plan (plan.c, the formulas the run's
+ * allocations equal) fit the budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free memory at start less 5%
+ * and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200, docs/performance.md), else (host
+ * memory) no limit: none. In order of cost: nothing; the MLP's activation function alone (train.recompute_activation:
+ * one elementwise pass per layer, when the config does not ask for it already); then with it the fewest of this
+ * stage's layers (each a forward again). Every rank of a TP group takes the largest choice of the group (their
+ * collectives depend on it); stage by stage the choices may differ (1F1B keeps more micro-batches in flight on
+ * earlier stages). pl: this rank's layout, its recompute_layers and recompute_act the things varied; *act: in, the
+ * config's train.recompute_activation; out, whether the activation recomputes. Returns the layers. */
+static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers, bool *act) {
     const char *env = getenv("SIMPO_DEVICE_MEMORY_GIB");
     double budget = -1;
     if (env) {
@@ -333,25 +336,28 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     } else if (be->mem_free)
         budget = (double)be->mem_free() * 0.95 - 1073741824.0;
     int n = 0;
-    size_t planned = 0;
-    for (; budget >= 0 && n <= layers; n++) {
-        pl.recompute_layers = n;
-        planned = plan_memory(&pl).total;
-        if ((double)planned <= budget) break;
+    bool asked = *act, a = asked;
+    for (int s = 0; budget >= 0; s++) { /* s = 0: nothing more; 1: the activation; s > 1: it and s - 1 layers */
+        n = s < 2 ? 0 : s - 1;
+        a = asked || s >= 1;
+        pl.recompute_layers = n, pl.recompute_act = a;
+        /* n == layers: even recomputing every layer does not fit, the allocation will say so */
+        if ((double)plan_memory(&pl).total <= budget || n >= layers) break;
     }
-    if (n > layers) n = layers; /* even recomputing every layer does not fit: the allocation will say so */
-    double nd = n;
-    comm_allreduce_max_f64(g, GROUP_TP, &nd, 1);
-    n = (int)nd;
-    pl.recompute_layers = n;
-    planned = plan_memory(&pl).total;
+    double nd[2] = {n, a};
+    comm_allreduce_max_f64(g, GROUP_TP, nd, 2);
+    n = (int)nd[0], a = nd[1] > 0;
+    *act = a;
+    pl.recompute_layers = n, pl.recompute_act = a;
+    size_t planned = plan_memory(&pl).total;
     if (g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
         if (budget < 0) snprintf(why, sizeof why, "no memory limit known on the %s backend", be->name);
         else snprintf(why, sizeof why, "budget %.2f GiB%s", budget / 1073741824.0,
                       env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
         fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "
-                "%s)\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why);
+                "%s)%s\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why,
+                a && !asked ? ", and the MLP's activation function (as train.recompute_activation: true)" : "");
         if (budget >= 0 && (double)planned > budget)
             fprintf(stderr, "simpo_dist: warning: stage %d does not fit its budget even recomputing every layer: "
                     "more pipeline or tensor-parallel ranks, train.bf16_weight_cache: false or a smaller "
@@ -415,7 +421,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          mo.recompute_act, max_att};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
-        mo.recompute_layers = pick_recompute(g, be, pl, layers);
+        mo.recompute_layers = pick_recompute(g, be, pl, layers, &mo.recompute_act);
     }
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;

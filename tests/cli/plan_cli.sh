@@ -50,14 +50,27 @@ awk -v a="$t0" -v b="$t2" -v c="$ta" 'BEGIN {exit !(a < b && b < c)}' \
   && ok "--recompute-layers compute: none $t0 s < 2 layers $t2 s < all $ta s" || bad "compute: $t0 $t2 $ta"
 "$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | grep -q "^# .*recompute (2 layers per stage)" \
   && ok "the header names the partial recompute" || bad "header: $("$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | head -1)"
-# --recompute auto: per layout the fewest recomputed layers per stage that fit --gpu-mem. Between the memory of no
-# recompute and that of 2 of the 4 layers, one slot: 1 layer saves nothing (the working area is one layer), so the
-# single-rank row takes 2, with the memory and time --recompute-layers 2 gives; with room to spare, none
-COL=5; lim=$(awk -v a="$m0" -v c="$m2" 'BEGIN {printf "%.4f", (a + c) / 2}')
+# --recompute auto: per layout the cheapest recompute that fits --gpu-mem, as the trainer picks it: none, the MLP's
+# activation function alone (+act), then it and the fewest layers per stage. Between no recompute and the
+# activation's: 0+act. Below that, down to 2 of the 4 layers with the activation, one slot: 1 layer saves nothing
+# (the working area is one layer), so the single-rank row takes 2+act, with the memory of --recompute-layers 2
+# --recompute-activation true and the time of --recompute-layers 2 (the activation's pass is not timed)
+COL=5; m0a=$(col1 --recompute-activation true); m2a=$(col1 --recompute-layers 2 --recompute-activation true)
 auto_row() { "$BIN" plan big.yaml --gpus 1 --recompute auto --gpu-mem "$1" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
-row=$(auto_row "$lim"); t2m=$(col1 --recompute-layers 2); COL=6; t2s=$(col1 --recompute-layers 2)
-echo "$row" | awk -v m="$t2m" -v t="$t2s" '{exit !($5 == m && $6 == t && $NF == 2)}' \
-  && ok "--recompute auto under $lim GiB: 2 layers ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $t2m GiB, $t2s s, 2)"
+lim=$(awk -v a="$m0" -v c="$m0a" 'BEGIN {printf "%.4f", (a + c) / 2}')
+row=$(auto_row "$lim"); COL=6; t0s=$(col1)
+echo "$row" | awk -v m="$m0a" -v t="$t0s" '{exit !($5 == m && $6 == t && $NF == "0+act")}' \
+  && ok "--recompute auto under $lim GiB: the activation alone ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m0a GiB, $t0s s, 0+act)"
+lim=$(awk -v a="$m0a" -v c="$m2a" 'BEGIN {printf "%.4f", (a + c) / 2}')
+row=$(auto_row "$lim"); t2s=$(col1 --recompute-layers 2)
+echo "$row" | awk -v m="$m2a" -v t="$t2s" '{exit !($5 == m && $6 == t && $NF == "2+act")}' \
+  && ok "--recompute auto under $lim GiB: 2 layers and the activation ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m2a GiB, $t2s s, 2+act)"
+# a config that recomputes the activation already: the count alone
+sed 's/^train: {/train: {recompute_activation: true, /' big.yaml > big_ra.yaml
+grep -q "recompute_activation: true" big_ra.yaml || bad "big_ra.yaml has no train.recompute_activation"
+"$BIN" plan big_ra.yaml --gpus 1 --recompute auto --gpu-mem "$lim" | awk '$1==1 && $2==1 && $3==1 && $4==0' \
+  | awk -v m="$m2a" '{exit !($5 == m && $NF == "2")}' && ok "--recompute auto with the activation asked for: 2" \
+  || bad "auto with train.recompute_activation: $("$BIN" plan big_ra.yaml --gpus 1 --recompute auto --gpu-mem "$lim" | tail -3)"
 row=$(auto_row 200); echo "$row" | awk -v m="$m0" '{exit !($5 == m && $NF == 0)}' \
   && ok "--recompute auto with room: none ($row)" || bad "--recompute auto with room: '$row'"
 "$BIN" plan big.yaml --gpus 1 --recompute auto | grep -q "recompute_layers$" && ok "auto prints the count column" \

@@ -1,8 +1,9 @@
-# train.recompute: auto under mpirun: each pipeline stage recomputes the fewest of its layers that make its memory
-# plan fit the budget (SIMPO_DEVICE_MEMORY_GIB here; a GPU's free memory otherwise), the allocation equals that plan
-# on every rank, and the training is bit for bit that without recompute. The tied 4-layer model under pp 2 with one
-# pair per micro-batch: stage 0 keeps 2 micro-batches in flight (1F1B), so recomputing 1 of its 2 layers saves one
-# layer's intermediates (2 slots less the one-layer working area) and both save three.
+# train.recompute: auto under mpirun: each pipeline stage takes the cheapest recompute that makes its memory plan
+# fit the budget (SIMPO_DEVICE_MEMORY_GIB here; a GPU's free memory otherwise): none, the MLP's activation function
+# (as train.recompute_activation), then it and the fewest of its layers; the allocation equals that plan on every
+# rank, and the training is bit for bit that without recompute. The tied 4-layer model under pp 2 with one pair per
+# micro-batch: stage 0 keeps 2 micro-batches in flight (1F1B), so recomputing 1 of its 2 layers saves one layer's
+# intermediates (2 slots less the one-layer working area) and both save three.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 # planned bytes of rank 0 (stage 0) in a run's log
@@ -23,12 +24,23 @@ run off ""
 run all "recompute: true, "
 X=$(planned0 "$TMP/off/train.log"); Y=$(planned0 "$TMP/all/train.log")
 [ -n "$X" ] && [ -n "$Y" ] && [ "$Y" -lt "$X" ] && ok "stage 0 plans $X bytes without recompute, $Y with" || bad "plans: '$X' '$Y'"
-# a budget a quarter of the way from no recompute to all: one layer of stage 0's two is enough
+run act "recompute_activation: true, "
+XA=$(planned0 "$TMP/act/train.log")
+# between no recompute and the activation's: the activation alone
+BA=$(awk -v x="$X" -v y="$XA" 'BEGIN {printf "%.9f", (x + y) / 2 / 1073741824}')
+run auto_act "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$BA"
+grep -q "stage 0 recomputes 0 of its 2 layers (planned .*), and the MLP's activation function" "$TMP/auto_act/train.log" \
+  && [ "$(planned0 "$TMP/auto_act/train.log")" = "$XA" ] && ok "a budget of $BA GiB: stage 0 recomputes the activation alone" \
+  || bad "auto_act: $(grep 'recompute auto' "$TMP/auto_act/train.log")"
+[ "$(losses "$TMP/auto_act/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
+  && ok "the activation alone: the losses without recompute, bit for bit" || bad "auto_act losses differ"
+# a budget a quarter of the way from no recompute to all, below the activation's: it and one layer of stage 0's two
 B=$(awk -v x="$X" -v y="$Y" 'BEGIN {printf "%.9f", (x - (x - y) / 4) / 1073741824}')
+awk -v a="$XA" -v b="$B" 'BEGIN {exit !(a > b * 1073741824)}' || bad "the activation's plan ($XA) fits $B GiB: the next case tests nothing"
 run auto "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$B"
 L=$TMP/auto/train.log
-grep -q "train.recompute auto: stage 0 recomputes 1 of its 2 layers (planned .* GiB, budget .* GiB (SIMPO_DEVICE_MEMORY_GIB))" "$L" \
-  && ok "a budget of $B GiB: stage 0 recomputes 1 of its 2 layers" || bad "auto: $(grep 'recompute auto' "$L")"
+grep -q "train.recompute auto: stage 0 recomputes 1 of its 2 layers (planned .* GiB, budget .* GiB (SIMPO_DEVICE_MEMORY_GIB)), and the MLP's activation function" "$L" \
+  && ok "a budget of $B GiB: stage 0 recomputes 1 of its 2 layers and the activation" || bad "auto: $(grep 'recompute auto' "$L")"
 Z=$(planned0 "$L")
 awk -v z="$Z" -v x="$X" -v b="$B" 'BEGIN {exit !(z < x && z <= b * 1073741824)}' && ok "its plan ($Z bytes) fits the budget" \
   || bad "auto plan $Z, budget $B GiB, none $X"
@@ -37,7 +49,7 @@ plan_equals_alloc "$L" && ok "every rank allocates its plan" || bad "plan vs all
   && ok "the losses are those without recompute, bit for bit" || bad "losses: $(losses "$TMP/auto/out/metrics.jsonl") vs $(losses "$TMP/off/out/metrics.jsonl")"
 # room to spare: none; and on the CPU without a budget: none, said so
 run roomy "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=1000
-grep -q "stage 0 recomputes 0 of its 2 layers" "$TMP/roomy/train.log" && ok "with room to spare nothing recomputes" \
+grep "stage 0 recomputes 0 of its 2 layers" "$TMP/roomy/train.log" | grep -vq "activation" && ok "with room to spare nothing recomputes" \
   || bad "roomy: $(grep 'recompute auto' "$TMP/roomy/train.log")"
 run cpu "recompute: auto, "
 grep -q "stage 0 recomputes 0 of its 2 layers (planned .* GiB, no memory limit known on the cpu backend)" "$TMP/cpu/train.log" \
