@@ -138,21 +138,23 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
   stamp "bench recompute"
   # between the two: 1b recomputing 4 of its 16 layers (train.recompute_layers: 4) with the weight cache on and the
-  # passing variants (planned 40.0 GiB + ~1.1 GiB of op scratch, under the 46 GiB that is 0.7x the peer's peak:
-  # simpo_dist plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 4): its speed cost
+  # passing variants (planned 37.8 GiB with prefix sharing + ~1.1 GiB of op scratch, under the 46 GiB that is 0.7x
+  # the peer's peak: simpo_dist plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 4
+  # --shared-prompt 512): its speed cost
   if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
   else bench recompute4 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 4 \
     "${storage[@]}"; fi
   stamp "bench recompute of 4 layers"
   # the memory target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the
-  # ~1.1 GiB of op scratch measured before (autocast storage: no recompute, 43.5 GiB planned; exact storage: some)
+  # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.8 GiB planned;
+  # exact storage: 50.0 GiB, so the activation or some layers)
   if [ $DRY = 1 ]; then bench fit46 50 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=0.001" "${common[@]}" --recompute-auto
   else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
   # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
-  # hidden state recomputed (train.recompute_activation), planned 37.4 GiB on 1b and 35.0 GiB on 8b-4l (+ op
-  # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
+  # hidden state recomputed (train.recompute_activation), planned 35.2 GiB on 1b and 34.4 GiB on 8b-4l with prefix
+  # sharing (+ op scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation
   stamp "bench no weight cache"
 fi
