@@ -238,19 +238,14 @@ size_t pair_tokens(const Pair *p, bool share_prompt) {
     return (size_t)(share_prompt ? 1 : 2) * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
 }
 
-/* the log-prob rows of attention row range [a, a + len) (sequence s, prompt of np tokens), in order: each position
- * whose next token is a response token; row r's token is tok_of(a + k), marked a repeat when seen[] already has it */
-static void add_lp_rows(MicroBatch *mb, int s, size_t a, int len, int np, const int *ids_att, char *seen) {
-    for (int k = 0; k + 1 < len; k++) {
-        if (k + 1 < np) continue;
-        int tok = mb->xrow ? mb->xrow[a + (size_t)k] : (int)(a + (size_t)k);
-        size_t r = mb->M++;
-        mb->lp_tok[r] = tok;
-        mb->lp_tgt[r] = ids_att[k + 1];
-        mb->lp_seq[r] = s;
-        if (seen[tok]) mb->lp_dup[mb->nlp_dup++] = (int)r;
-        seen[tok] = 1;
-    }
+/* the next log-prob row: token tok (layers' layout) predicts tgt in sequence s; a repeat when seen[tok] is set */
+static void add_lp_row(MicroBatch *mb, int s, int tok, int tgt, char *seen) {
+    size_t r = mb->M++;
+    mb->lp_tok[r] = tok;
+    mb->lp_tgt[r] = tgt;
+    mb->lp_seq[r] = s;
+    if (seen[tok]) mb->lp_dup[mb->nlp_dup++] = (int)r;
+    seen[tok] = 1;
 }
 
 MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bool share_prompt) {
@@ -324,8 +319,9 @@ MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bo
                 bool is_resp = k + 1 < len && k + 1 >= np;
                 mb->n_resp[s] += is_resp;
                 if (k >= k0) mb->targets[t + (size_t)(k - k0)] = is_resp ? ids_att[k + 1] : -1;
+                if (is_resp) add_lp_row(mb, s, share_prompt ? mb->xrow[a + (size_t)k] : (int)(a + (size_t)k),
+                                        ids_att[k + 1], seen);
             }
-            add_lp_rows(mb, s, a, len, np, ids_att, seen);
             t += (size_t)(len - k0);
             a += (size_t)len;
         }
