@@ -197,7 +197,7 @@ int cmd_analyze(int argc, char **argv) {
     const char *ref_source = ref_dir ? "model" : ps->all_have_ref ? "data" : NULL;
 
     SeqLogp *pol = sd_alloc(sd_mul_size(2 * n, sizeof(SeqLogp), "analyze"), "analyze");
-    score_pairs(model_dir, &mc, ps, pol);
+    score_pairs(model_dir, &mc, ps, pol, NULL);
     /* per response: [0, n) chosen, [n, 2n) rejected */
     double *avg = sd_alloc(sd_mul_size(13 * n, sizeof(double), "analyze"), "analyze");
     double *sum = avg + 2 * n, *len = sum + 2 * n, *ref = len + 2 * n, *dlen = ref + 2 * n, *rw = dlen + n;
@@ -210,7 +210,7 @@ int cmd_analyze(int argc, char **argv) {
         ref[i] = p->ref_chosen_logp, ref[n + i] = p->ref_rejected_logp;
     }
     if (ref_dir) {
-        score_pairs(ref_dir, &rc, ps, pol);
+        score_pairs(ref_dir, &rc, ps, pol, NULL);
         for (size_t i = 0; i < n; i++) ref[i] = pol[2 * i].sum, ref[n + i] = pol[2 * i + 1].sum;
     }
     /* rewards: rw holds [simpo chosen, simpo rejected, dpo chosen, dpo rejected] x n */

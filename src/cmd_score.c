@@ -1,5 +1,6 @@
-/* cmd_score.c — `simpo_dist score --model HF_DIR --data pairs.jsonl [--out FILE]`: per-pair response log-probs
- * of a Hugging Face model, one JSON line per pair in input order (the fixtures' field names). */
+/* cmd_score.c — `simpo_dist score --model HF_DIR --data pairs.jsonl [--device D] [--dtype T] [--out FILE]`:
+ * per-pair response log-probs of a Hugging Face model, on the CPU or a GPU, one JSON line per pair in input order
+ * (the fixtures' field names). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,13 @@
 
 static const char *USAGE =
     "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--tokenizer DIR] [--format F] [--chat-template T]\n"
-    "                        [--out FILE | --write-ref FILE]\n"
+    "                        [--device auto|cpu|cuda] [--dtype fp32|bf16] [--out FILE | --write-ref FILE]\n"
     "  Writes one JSON line per pair, in input order: chosen_logp, rejected_logp (sums over response tokens),\n"
     "  chosen_avg_logp, rejected_avg_logp (sum / tokens), chosen_tokens, rejected_tokens. No truncation.\n"
+    "  --device          where it runs, as the config key device: auto (default) takes a GPU when the build has\n"
+    "                    the CUDA backend and one is visible, else the CPU\n"
+    "  --dtype           fp32 (default) or bf16 (model.dtype: tensor-core matmuls over bf16 weights; emulated,\n"
+    "                    slowly, on the CPU)\n"
     "  --tokenizer DIR   for chat or text lines (docs/formats.md); --format auto|ids|chat|text and\n"
     "  --chat-template   auto|llama3|llama2|mistral|chatml|gemma as data.format / data.chat_template\n"
     "  --out FILE        write there instead of stdout\n"
@@ -46,19 +51,23 @@ static char **read_lines(const char *path, size_t *n_out) {
 
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL, *tok = NULL, *fmt = NULL,
-               *family = NULL;
+               *family = NULL, *device = "auto", *dtype = "fp32";
     const CliOpt opts[] = {{"--model", &model_dir, NULL},  {"--data", &data, NULL},
                            {"--out", &out_path, NULL},     {"--write-ref", &ref_path, NULL},
                            {"--tokenizer", &tok, NULL},    {"--format", &fmt, NULL},
-                           {"--chat-template", &family, NULL}};
+                           {"--chat-template", &family, NULL}, {"--device", &device, NULL},
+                           {"--dtype", &dtype, NULL}};
     if (cli_parse("score", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
+    if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16"))
+        sd_die("score", "--dtype: expected fp32 or bf16, found '%s'", dtype);
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family);
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
-    score_pairs(model_dir, &mc, ps, all);
+    ScoreOpts so = {device, !strcmp(dtype, "bf16")};
+    score_pairs(model_dir, &mc, ps, all, &so);
     size_t nlines = 0;
     char **lines = ref_path ? read_lines(data, &nlines) : NULL;
     char *tmp = NULL;

@@ -461,7 +461,10 @@ Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_to
 }
 
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
-    return create(mc, be, max_tokens, NULL, 1, false, NULL);
+    /* no backward: every layer "recomputes", so the slot keeps only the layers' inputs and one layer's
+     * intermediates live at a time; autocast storage in the bf16 mode, as training's default */
+    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0};
+    return create(mc, be, max_tokens, NULL, 1, false, &o);
 }
 
 void model_free(Model *m) {

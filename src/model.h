@@ -171,7 +171,8 @@ Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_to
                          int nslots, const ModelOpts *opts);
 /* One rank, one activation slot and no gradient buffer (half the weight memory of model_create): for score,
  * analyze, generate and export. Forward only: model_backward, model_zero_grads and model_grad_sumsq must not be
- * called on it (m->grads is NULL). */
+ * called on it (m->grads is NULL). Its slot keeps only each layer's input (as under MODEL_RECOMPUTE_ALL: one
+ * layer's intermediates in the working area at a time), and made in the bf16 mode it keeps autocast storage. */
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens);
 /* The attention options of this stage's local layer l (Gemma 2: scale, soft-cap, the sliding window of the layer's
  * type), filled into *o and returned; NULL for Llama (the kernels' defaults). */

@@ -1,11 +1,19 @@
-/* score.h — per-pair response log-probs of a Hugging Face model on the CPU backend (score, analyze).
- * defines: score_pairs.
+/* score.h — per-pair response log-probs of a Hugging Face model (score, analyze), on the CPU or a GPU.
+ * defines: ScoreOpts, score_pairs.
  * Ownership: out[2 * ps->n] is the caller's: out[2i] the chosen, out[2i+1] the rejected sequence of pair i. */
 #ifndef SD_SCORE_H
 #define SD_SCORE_H
+#include <stdbool.h>
 #include "model.h"
 #include "pairs.h"
 
-/* Loads model_dir (config already parsed into mc) and scores every pair, one at a time, untruncated. */
-void score_pairs(const char *model_dir, const ModelConfig *mc, const PairSet *ps, SeqLogp *out);
+typedef struct {
+    const char *device; /* "cpu", "cuda" or "auto" (cuda when built and present), as the config key device */
+    bool bf16;          /* model.dtype bf16: tensor-core matmuls over bf16 weights (the CPU emulates them) */
+} ScoreOpts;
+
+/* Loads model_dir (config already parsed into mc) and scores every pair, one at a time, untruncated, each pair's
+ * prompt through the layers once (prefix sharing). o NULL: the CPU in fp32. Dies naming the option when the device
+ * or the dtype cannot be had. */
+void score_pairs(const char *model_dir, const ModelConfig *mc, const PairSet *ps, SeqLogp *out, const ScoreOpts *o);
 #endif

@@ -49,6 +49,23 @@ want = json.load(open(sys.argv[2]))["pairs"]
 sys.exit(not all(abs(g[k] - w[k]) <= 1e-5 * abs(w[k]) for g, w in zip(got, want) for k in ("chosen_logp", "rejected_logp"))
          or len(got) != 6)
 PY
+# --device cpu (auto picks it on a machine without a GPU) and --dtype bf16: the fixture's float64 log-probs within
+# bf16 bounds (4u relative, u = 2^-9: tests/model/fixture_bf16.h); bad values named
+"$BIN" score --model model --data pairs.jsonl --device cpu --out s1.jsonl 2> s1.err \
+  && grep -q "scoring 6 pairs on the cpu backend (fp32)" s1.err && ok "score --device cpu" || bad "score --device cpu: $(cat s1.err)"
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  cmp -s s0.jsonl s1.jsonl && ok "score's default device (auto) is the CPU without a GPU" || bad "auto differs from cpu"
+fi
+"$BIN" score --model model --data pairs.jsonl --device cpu --dtype bf16 --out s16.jsonl 2> s16.err || bad "score bf16: $(cat s16.err)"
+python3 - s16.jsonl "$FIX/tiny-a/expected.json" <<'PY' && ok "score --dtype bf16 within bf16 bounds of the fixture" || bad "score bf16 off"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = json.load(open(sys.argv[2]))["pairs"]
+d = [abs(g[k] - w[k]) / abs(w[k]) for g, w in zip(got, want) for k in ("chosen_logp", "rejected_logp")]
+sys.exit(not (len(got) == 6 and max(d) <= 4 * 2**-9 and max(d) > 1e-6))
+PY
+expect_error "score --device names its values" "--device: expected cpu, cuda or auto, found 'gpu'" "$BIN" score --model model --data pairs.jsonl --device gpu
+expect_error "score --dtype names its values" "--dtype: expected fp32 or bf16, found 'fp16'" "$BIN" score --model model --data pairs.jsonl --dtype fp16
 grep -q '"prompt_ids":\[1,289,241' ref.jsonl && ok "write-ref keeps the pair's fields" || bad "fields lost: $(head -c 200 ref.jsonl)"
 [ ! -e ref.jsonl.tmp ] && ok "no temporary left" || bad "ref.jsonl.tmp left"
 # kto against a reference equal to the initial model: every log-ratio and both KL estimates are 0 at step 1, so
