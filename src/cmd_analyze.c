@@ -22,8 +22,9 @@
 
 static const char *USAGE =
     "usage: simpo_dist analyze --model HF_DIR --data PAIRS [--ref REF_DIR] [--beta B] [--dpo-beta B]\n"
-    "                          [--buckets K] [--tokenizer DIR] [--format F] [--chat-template T] [--out DIR]\n"
-    "  Scores every pair (as simpo_dist score) and prints:\n"
+    "                          [--buckets K] [--tokenizer DIR] [--format F] [--chat-template T]\n"
+    "                          [--device auto|cpu|cuda] [--dtype fp32|bf16] [--out DIR]\n"
+    "  Scores every pair (as simpo_dist score, --device and --dtype as there) and prints:\n"
     "  - reward accuracy (r_chosen > r_rejected) of SimPO's reward r = beta * avg_logp (--beta, default 2.0)\n"
     "    and, with reference log-probs, of DPO's r = dpo_beta * (sum_logp - ref_logp) (--dpo-beta, default 0.1);\n"
     "    reference log-probs come from --ref REF_DIR (scored here) or else the data's ref_chosen_logp and\n"
@@ -168,12 +169,14 @@ static void write_plots(const char *out_dir, const Reward *simpo, const double *
 
 int cmd_analyze(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *ref_dir = NULL, *out_dir = NULL, *beta_s = NULL,
-               *dpo_beta_s = NULL, *buckets_s = NULL, *tok = NULL, *fmt = NULL, *family = NULL;
+               *dpo_beta_s = NULL, *buckets_s = NULL, *tok = NULL, *fmt = NULL, *family = NULL, *device = "auto",
+               *dtype = "fp32";
     const CliOpt opts[] = {{"--model", &model_dir, NULL},     {"--data", &data, NULL},
                            {"--ref", &ref_dir, NULL},         {"--out", &out_dir, NULL},
                            {"--beta", &beta_s, NULL},         {"--dpo-beta", &dpo_beta_s, NULL},
                            {"--buckets", &buckets_s, NULL},   {"--tokenizer", &tok, NULL},
-                           {"--format", &fmt, NULL},          {"--chat-template", &family, NULL}};
+                           {"--format", &fmt, NULL},          {"--chat-template", &family, NULL},
+                           {"--device", &device, NULL},       {"--dtype", &dtype, NULL}};
     if (cli_parse("analyze", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir || !data) sd_die("analyze", "--model and --data are required (see simpo_dist analyze --help)");
     double beta = beta_s ? parse_positive("--beta", beta_s) : 2.0;
@@ -182,6 +185,7 @@ int cmd_analyze(int argc, char **argv) {
     if (kb != floor(kb) || kb > 100)
         sd_die("analyze", "--buckets: expected an integer in [1, 100], got '%s'", buckets_s);
     int nbuckets = (int)kb;
+    ScoreOpts so = score_opts("analyze", device, dtype);
 
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family);
@@ -197,7 +201,7 @@ int cmd_analyze(int argc, char **argv) {
     const char *ref_source = ref_dir ? "model" : ps->all_have_ref ? "data" : NULL;
 
     SeqLogp *pol = sd_alloc(sd_mul_size(2 * n, sizeof(SeqLogp), "analyze"), "analyze");
-    score_pairs(model_dir, &mc, ps, pol, NULL);
+    score_pairs(model_dir, &mc, ps, pol, &so);
     /* per response: [0, n) chosen, [n, 2n) rejected */
     double *avg = sd_alloc(sd_mul_size(13 * n, sizeof(double), "analyze"), "analyze");
     double *sum = avg + 2 * n, *len = sum + 2 * n, *ref = len + 2 * n, *dlen = ref + 2 * n, *rw = dlen + n;
@@ -210,7 +214,7 @@ int cmd_analyze(int argc, char **argv) {
         ref[i] = p->ref_chosen_logp, ref[n + i] = p->ref_rejected_logp;
     }
     if (ref_dir) {
-        score_pairs(ref_dir, &rc, ps, pol, NULL);
+        score_pairs(ref_dir, &rc, ps, pol, &so);
         for (size_t i = 0; i < n; i++) ref[i] = pol[2 * i].sum, ref[n + i] = pol[2 * i + 1].sum;
     }
     /* rewards: rw holds [simpo chosen, simpo rejected, dpo chosen, dpo rejected] x n */

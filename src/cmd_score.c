@@ -60,13 +60,11 @@ int cmd_score(int argc, char **argv) {
     if (cli_parse("score", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
-    if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16"))
-        sd_die("score", "--dtype: expected fp32 or bf16, found '%s'", dtype);
+    ScoreOpts so = score_opts("score", device, dtype);
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family);
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
-    ScoreOpts so = {device, !strcmp(dtype, "bf16")};
     score_pairs(model_dir, &mc, ps, all, &so);
     size_t nlines = 0;
     char **lines = ref_path ? read_lines(data, &nlines) : NULL;

@@ -27,6 +27,11 @@ static const Backend *score_backend(const char *device) {
     return backend_cpu();
 }
 
+ScoreOpts score_opts(const char *cmd, const char *device, const char *dtype) {
+    if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) sd_die(cmd, "--dtype: expected fp32 or bf16, found '%s'", dtype);
+    return (ScoreOpts){device, !strcmp(dtype, "bf16")};
+}
+
 void score_pairs(const char *model_dir, const ModelConfig *mc, const PairSet *ps, SeqLogp *out, const ScoreOpts *o) {
     const Backend *be = score_backend(o && o->device ? o->device : "cpu");
     bool bf16 = o && o->bf16;

@@ -1,5 +1,5 @@
 /* score.h — per-pair response log-probs of a Hugging Face model (score, analyze), on the CPU or a GPU.
- * defines: ScoreOpts, score_pairs.
+ * defines: ScoreOpts, score_opts, score_pairs.
  * Ownership: out[2 * ps->n] is the caller's: out[2i] the chosen, out[2i+1] the rejected sequence of pair i. */
 #ifndef SD_SCORE_H
 #define SD_SCORE_H
@@ -12,6 +12,9 @@ typedef struct {
     bool bf16;          /* model.dtype bf16: tensor-core matmuls over bf16 weights (the CPU emulates them) */
 } ScoreOpts;
 
+/* The options of --device and --dtype (score, analyze): checks dtype (fp32 | bf16), dies naming the command; the
+ * device is checked where it is used (score_pairs). */
+ScoreOpts score_opts(const char *cmd, const char *device, const char *dtype);
 /* Loads model_dir (config already parsed into mc) and scores every pair, one at a time, untruncated, each pair's
  * prompt through the layers once (prefix sharing). o NULL: the CPU in fp32. Dies naming the option when the device
  * or the dtype cannot be had. */

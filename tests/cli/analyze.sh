@@ -139,6 +139,12 @@ expect_error "missing model dir" "nomodel" "$BIN" analyze --model nomodel --data
 expect_error "bad --beta" "--beta" "$BIN" analyze --model model --data pairs.jsonl --beta -1
 expect_error "bad --buckets" "--buckets" "$BIN" analyze --model model --data pairs.jsonl --buckets 2.5
 expect_error "unknown flag" "unknown argument '--bogus'" "$BIN" analyze --bogus
+expect_error "bad --dtype" "analyze: --dtype: expected fp32 or bf16, found 'half'" "$BIN" analyze --model model --data pairs.jsonl --dtype half
+expect_error "bad --device" "--device: expected cpu, cuda or auto, found 'tpu'" "$BIN" analyze --model model --data pairs.jsonl --device tpu
+# --device cpu --dtype bf16: scored as score does it (its stderr line), the reward table printed
+"$BIN" analyze --model model --data pairs.jsonl --device cpu --dtype bf16 > b16.txt 2> b16.err \
+  && grep -q "scoring 6 pairs on the cpu backend (bf16)" b16.err && grep -q "^simpo " b16.txt && grep -q "^dpo " b16.txt \
+  && ok "analyze --device cpu --dtype bf16" || bad "analyze bf16: $(tail -3 b16.err)"
 [ ! -e e1 ] && [ ! -e e2 ] && ok "failed runs wrote nothing" || bad "failed runs left output"
 "$BIN" analyze --help | grep -q "usage: simpo_dist analyze" && ok "--help" || bad "--help"
 finish
