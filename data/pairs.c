@@ -238,6 +238,20 @@ size_t pair_tokens(const Pair *p, bool share_prompt) {
     return (size_t)(share_prompt ? 1 : 2) * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
 }
 
+static int cmp_size_desc(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
+    size_t *t = sd_alloc((ps->n ? ps->n : 1) * sizeof(size_t), "pair lengths"), sum = 0;
+    for (size_t i = 0; i < ps->n; i++) t[i] = pair_tokens(&ps->pairs[i], share_prompt);
+    qsort(t, ps->n, sizeof(size_t), cmp_size_desc);
+    for (size_t i = 0; i < ps->n && i < (size_t)mbp; i++) sum += t[i];
+    free(t);
+    return sum;
+}
+
 /* the next log-prob row: token tok (layers' layout) predicts tgt in sequence s; a repeat when seen[tok] is set */
 static void add_lp_row(MicroBatch *mb, int s, int tok, int tgt, char *seen) {
     size_t r = mb->M++;

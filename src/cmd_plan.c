@@ -1,6 +1,6 @@
 /* cmd_plan.c — `simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--link-gbps G] [--node-gpus K]
  * [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype D] [--recompute B] [--recompute-layers N]
- * [--global-batch-pairs P] [--top K]`:
+ * [--global-batch-pairs P] [--shared-prompt T | --from-data] [--top K]`:
  * before queueing, every (dp, pp, tp, zero) layout of N ranks that the model and batch allow, with per-rank memory
  * (src/plan.c, the formulas the trainer's own "memory plan" lines are checked against) and a predicted step time,
  * ranked. The time model is either one rate for all matmul FLOPs (--tflops) or the measured rates of a GPU
@@ -15,7 +15,9 @@
 #include <string.h>
 #include "commands.h"
 #include "config.h"
+#include "pairs.h"
 #include "plan.h"
+#include "train_data.h"
 #include "util.h"
 
 static const char *USAGE =
@@ -23,8 +25,8 @@ static const char *USAGE =
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
     "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
     "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast]\n"
-    "                       [--recompute-activation true|false] [--global-batch-pairs P] [--shared-prompt T]\n"
-    "                       [--top K]\n"
+    "                       [--recompute-activation true|false] [--global-batch-pairs P]\n"
+    "                       [--shared-prompt T | --from-data] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
@@ -34,6 +36,8 @@ static const char *USAGE =
     "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
     "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
     "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
+    "  --from-data reads the config's data instead (data.train or data.prepared, truncated as the trainer does):\n"
+    "  memory for the largest micro-batch it can form (the trainer's own sizing), time for an average one.\n"
     "  Compute: matmul FLOPs (6 x tokens x (layer parameters + the LM head on the last stage)) plus causal attention (4 x tokens x max_length/2\n"
     "  x heads x head_dim per layer forward, twice that backward), all at --tflops (default 400 per rank); or with\n"
     "  --rates FILE (measured rates, e.g. bench/rates/h200.json; see bench/rates/README.md) the matmuls at the\n"
@@ -80,11 +84,12 @@ typedef struct {
 typedef struct { double matmul, attn_fwd, attn_rerun; } StageFlops;
 
 /* tokens: of the sequences (attention, the LM head); layer_tokens: what the layers see (fewer under prefix sharing) */
+/* att_len: the sequences' length for attention, sum s^2 / sum s (max_length when every sequence is full) */
 static StageFlops stage_flops(const ModelConfig *mc, int tp, int layers, int rerun_layers, double tokens,
-                              double layer_tokens, int max_length, const MemPlan *mp, bool last) {
+                              double layer_tokens, double att_len, const MemPlan *mp, bool last) {
     StageFlops f;
-    /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (max_length / 2) x NH HD per layer */
-    double per_layer = 4.0 * (double)mc->num_attention_heads / tp * mc->head_dim * (max_length / 2.0) * tokens;
+    /* causal attention forward: QK^T and PV over half the square, 4 x tokens x (att_len / 2) x NH HD per layer */
+    double per_layer = 4.0 * (double)mc->num_attention_heads / tp * mc->head_dim * (att_len / 2.0) * tokens;
     f.attn_fwd = layers * per_layer;
     f.attn_rerun = rerun_layers * per_layer;
     /* 6 x tokens x the stage's layer parameters, plus the LM head's 6 x tokens x V/tp x C on the last stage (an
@@ -201,7 +206,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
                      false, false, false, false, tokens};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
-                               (double)layer_tokens, (int)seq, &mp, true);
+                               (double)layer_tokens, seq, &mp, true);
     r.overhead = 1.0;
     r.model_s = stage_seconds(f, &r, 0);
     r.overhead = r.step_s / r.model_s;
@@ -222,8 +227,11 @@ typedef struct {
     const char *dtype;
     const Rates *rt, *rt_rc; /* the rates file's rates without and with recompute; or both NULL: tflops */
     double tflops, node, nvlink, link;
-    size_t max_tokens;       /* of a micro-batch's sequences */
-    size_t layer_tokens;     /* of the same in the layers' layout: fewer under prefix sharing (--shared-prompt) */
+    /* memory: the largest micro-batch, tokens of its sequences and in the layers' layout (fewer under prefix sharing:
+     * --shared-prompt, or the data's prompts with --from-data) */
+    size_t max_tokens, layer_max;
+    /* time: a micro-batch on average, the same two counts and its response tokens; attention's sequence length */
+    double tok_mb, layer_tok_mb, resp_mb, att_len;
 } PlanCtx;
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
@@ -232,20 +240,20 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
-    size_t max_tokens = x->max_tokens, layer_tokens = x->layer_tokens;
+    size_t max_tokens = x->max_tokens;
     Row r = {dp, pp, tp, zero, rl, act, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
-        PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, layer_tokens, n_mb, rl, bf16,
+        PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
                          act, max_tokens};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
-        double tokens = (double)max_tokens * n_mb;
+        double tokens = x->tok_mb * n_mb;
         int count = L / pp + (stage < L % pp);
-        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens,
-                                   (double)layer_tokens * n_mb, c->max_length, &mp, stage == pp - 1);
+        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens, x->layer_tok_mb * n_mb,
+                                   x->att_len, &mp, stage == pp - 1);
         /* measured rates: the overhead factor of the file's step without recompute, moved towards that of its step
          * with recompute by the share of this stage's layers that recompute */
         Rates mix;
@@ -257,7 +265,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         }
         t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
         size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
-        for (int i = 0; i < n_mb; i++) tok[i] = layer_tokens, resp[i] = max_tokens / 2;
+        for (int i = 0; i < n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
         uint64_t bytes[COLL_KINDS];
         plan_step_bytes(&pl, tok, resp, bytes);
         free(tok);
@@ -276,8 +284,34 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     r.t_bubble = r.t_compute * (pp - 1.0) / n_mb;
     r.t_comm = comm_max;
     r.t_step = r.t_compute + r.t_bubble + r.t_comm;
-    r.tokens_per_s = (double)max_tokens * n_mb * dp / r.t_step;
+    r.tokens_per_s = x->tok_mb * n_mb * dp / r.t_step;
     return r;
+}
+
+/* --from-data: the config's data (data.train or data.prepared, truncated as the trainer does): the memory of the
+ * largest micro-batch the trainer would size for (pairs.h pairs_largest_microbatch), the time of an average one */
+static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
+    const Config *c = x->c;
+    PairSet *ps = train_data_load(c, mc->vocab_size);
+    pairs_truncate(ps, c->max_length, c->max_prompt_length);
+    int mbp = c->micro_batch_pairs;
+    x->max_tokens = pairs_largest_microbatch(ps, mbp, false);
+    x->layer_max = pairs_largest_microbatch(ps, mbp, c->prefix_sharing);
+    double tok = 0, layer = 0, resp = 0, s1 = 0, s2 = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        const Pair *p = &ps->pairs[i];
+        tok += (double)pair_tokens(p, false);
+        layer += (double)pair_tokens(p, c->prefix_sharing);
+        resp += p->n_chosen + p->n_rejected - (p->n_prompt == 0 ? 2 : 0);
+        for (int r = 0; r < 2; r++) {
+            double len = p->n_prompt + (r ? p->n_rejected : p->n_chosen);
+            s1 += len, s2 += len * len;
+        }
+    }
+    double per_mb = (double)mbp / (double)ps->n;
+    x->tok_mb = tok * per_mb, x->layer_tok_mb = layer * per_mb, x->resp_mb = resp * per_mb;
+    x->att_len = s1 > 0 ? s2 / s1 : 0;
+    pairs_free(ps);
 }
 
 static int cmp_rows(const void *a, const void *b) {
@@ -290,6 +324,7 @@ int cmd_plan(int argc, char **argv) {
                *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
            shared = 0;
+    bool from_data = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -312,6 +347,10 @@ int cmd_plan(int argc, char **argv) {
                     : !strcmp(argv[i], "--top") ? &top : !strcmp(argv[i], "--global-batch-pairs") ? &batch
                     : !strcmp(argv[i], "--recompute-layers") ? &rl_arg
                     : !strcmp(argv[i], "--shared-prompt") ? &shared : NULL;
+        if (!dst && !strcmp(argv[i], "--from-data")) {
+            from_data = true;
+            continue;
+        }
         if (!dst) {
             if (argv[i][0] == '-' || cfg_path) sd_die("plan", "unknown argument '%s' (see simpo_dist plan --help)", argv[i]);
             cfg_path = argv[i];
@@ -377,7 +416,15 @@ int cmd_plan(int argc, char **argv) {
     size_t layer_tokens = max_tokens - (c->prefix_sharing ? (size_t)c->micro_batch_pairs * (size_t)shared : 0);
     Row *rows = sd_alloc(sizeof(Row) * 3 * (size_t)N * (size_t)N, "plan rows");
     PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
-                  layer_tokens};
+                  layer_tokens, (double)max_tokens, (double)layer_tokens, (double)max_tokens / 2, c->max_length};
+    char sizes[160];
+    snprintf(sizes, sizeof sizes, "micro-batch %d pairs x %d tokens", c->micro_batch_pairs, c->max_length);
+    if (from_data) {
+        if (shared > 0) sd_die("plan", "--shared-prompt and --from-data exclude each other (the data has its prompts)");
+        plan_from_data(&px, &mc);
+        snprintf(sizes, sizeof sizes, "micro-batch %d pairs of the data: at most %zu tokens (%zu in the layers), "
+                 "%.0f on average", c->micro_batch_pairs, px.max_tokens, px.layer_max, px.tok_mb);
+    }
     int nr = 0;
     for (int tp = 1; tp <= N; tp++)
         for (int pp = 1; pp <= N / tp; pp++) {
@@ -415,10 +462,8 @@ int cmd_plan(int argc, char **argv) {
     else if (c->recompute == RECOMPUTE_ON && c->recompute_layers > 0)
         snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
     else if (c->recompute == RECOMPUTE_ON) snprintf(rc_note, sizeof rc_note, ", recompute");
-    printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, micro-batch %d pairs x %d tokens%s; "
-           "%s, NVLink %.0f Gbit/s (tp <= %d), link %.0f Gbit/s\n",
-           N, mem, L, c->global_batch_pairs, c->micro_batch_pairs, c->max_length,
-           rc_note, speed, nvlink, (int)node, link);
+    printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, %s%s; %s, NVLink %.0f Gbit/s (tp <= %d), link %.0f "
+           "Gbit/s\n", N, mem, L, c->global_batch_pairs, sizes, rc_note, speed, nvlink, (int)node, link);
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
                rt->step_key, rt->step_s, rt->model_s);

@@ -366,20 +366,6 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     return n;
 }
 
-static int cmp_size_desc(const void *a, const void *b) {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-/* tokens of the largest micro-batch of mbp pairs of ps: its mbp longest pairs (pairs.h pair_tokens) */
-static size_t largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
-    size_t *t = sd_alloc(ps->n * sizeof(size_t), "pair lengths"), sum = 0;
-    for (size_t i = 0; i < ps->n; i++) t[i] = pair_tokens(&ps->pairs[i], share_prompt);
-    qsort(t, ps->n, sizeof(size_t), cmp_size_desc);
-    for (size_t i = 0; i < ps->n && i < (size_t)mbp; i++) sum += t[i];
-    free(t);
-    return sum;
-}
-
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
@@ -400,8 +386,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
                 t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
     /* activations for the largest micro-batch this data can form (not 2 x pairs x max_length: most pairs are far
      * shorter), in the layers' layout and as attention's sequences (pairs.h) */
-    size_t max_tokens = largest_microbatch(t->data, c->micro_batch_pairs, c->prefix_sharing),
-           max_att = largest_microbatch(t->data, c->micro_batch_pairs, false);
+    size_t max_tokens = pairs_largest_microbatch(t->data, c->micro_batch_pairs, c->prefix_sharing),
+           max_att = pairs_largest_microbatch(t->data, c->micro_batch_pairs, false);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);

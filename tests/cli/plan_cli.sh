@@ -109,6 +109,22 @@ expect_error "--recompute-activation takes true or false" "--recompute-activatio
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
 expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
+# --from-data: the config's own pairs (tiny-a's, far shorter than its max_length 256): the memory of the trainer's
+# sizing (its largest micro-batch: 66 tokens of sequences, 51 in the layers with the prompts shared), the rank's
+# planned bytes as the run prints them (to the table's 0.001 GiB), far below the full-length plan
+mkdir -p "$TMP/fd" && cd "$TMP/fd" && cp -r "$FIX/tiny-a/." . && sed -i 's/global_batch_pairs: 6/global_batch_pairs: 4/' run.yaml
+echo "parallel: {zero: 1}" >> run.yaml
+"$BIN" plan run.yaml --gpus 2 --top 20 --from-data > fd.txt 2> fd.err || bad "plan --from-data: $(cat fd.err)"
+"$BIN" plan run.yaml --gpus 2 --top 20 > full.txt
+grep -q "micro-batch 2 pairs of the data: at most 66 tokens (51 in the layers)" fd.txt && ok "--from-data names the data's sizes" \
+  || bad "--from-data header: $(head -1 fd.txt)"
+fd=$(awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}' fd.txt); full=$(awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}' full.txt)
+$MPI 2 "$BIN" run.yaml --quiet 2> fd.log || bad "the --from-data config's run failed: $(tail -3 fd.log)"
+b=$(sed -n 's/.*memory plan rank 0 .*planned \([0-9]*\) bytes.*/\1/p' fd.log)
+awk -v p="$fd" -v f="$full" -v b="$b" 'BEGIN {g = b / 1073741824; d = p - g; if (d < 0) d = -d; exit !(b > 0 && d <= 0.0005 && p < f / 2)}' \
+  && ok "--from-data: $fd GiB, the run plans $b bytes (full length: $full GiB)" || bad "--from-data: $fd GiB vs $b bytes (full $full)"
+expect_error "--from-data takes the data's prompts" "--shared-prompt and --from-data exclude each other" "$BIN" plan run.yaml --gpus 2 --from-data --shared-prompt 4
+cd "$TMP/p"
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"
 finish
