@@ -308,10 +308,7 @@ static inline FixtureResult fixture_run_three_in_flight_ex(Model *m, const PairS
     return r;
 }
 static inline FixtureResult fixture_run_three_in_flight(Model *m, const PairSet *ps) {
-    FixtureResult r = {0};
-    r.loss = fixture_three_in_flight(m, ps, r.seq);
-    r.grads = fixture_host_grads(m);
-    return r;
+    return fixture_run_three_in_flight_ex(m, ps, 0);
 }
 static inline FixtureResult fixture_run_one_at_a_time_ex(Model *m, const PairSet *ps, bool share) {
     FixtureResult r = {0};
@@ -320,10 +317,7 @@ static inline FixtureResult fixture_run_one_at_a_time_ex(Model *m, const PairSet
     return r;
 }
 static inline FixtureResult fixture_run_one_at_a_time(Model *m, const PairSet *ps) {
-    FixtureResult r = {0};
-    r.loss = fixture_one_at_a_time(m, ps, r.seq);
-    r.grads = fixture_host_grads(m);
-    return r;
+    return fixture_run_one_at_a_time_ex(m, ps, false);
 }
 /* bitwise equality of two runs' log-probs, loss and gradients (n parameters) */
 static inline void fixture_check_same(const FixtureResult *a, const FixtureResult *b, size_t n, const char *what) {
