@@ -14,9 +14,10 @@
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
 #      recomputing 4 of its 16 layers and under train.recompute: auto with a 44.9 GiB budget, and both shapes
-#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then the
-#      default paths without prefix sharing (data.prefix_sharing: false) and each variant alone
-#      (what a time limit cuts first); $OUT/bench.txt.
+#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then
+#      each variant alone (what a time limit cuts first); $OUT/bench.txt. Right after the first benchmark run, the
+#      default paths without prefix sharing (data.prefix_sharing: false): its gain, and each step's loss against the
+#      default run's (the model-level check of prefix sharing on the tensor-core attention).
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
@@ -122,6 +123,22 @@ common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1 "${storage[@]}")
 [ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1 "${storage[@]}")
 bench base 90 "" "${common[@]}"
 stamp "bench base"
+# prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
+bench noshare 80 "" "${common[@]}" --no-prefix-sharing
+# the model-level check of prefix sharing on real shapes (the fixture's head dim 16 never reaches the tensor-core
+# attention): per shape, each step's loss with and without it on the same data, within bf16 rounding
+$PY - "$BT/bench-base.txt" "$BT/bench-noshare.txt" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
+import json, sys
+runs = [{r["shape"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), open(p)))
+         if r.get("impl") == "simpo_dist" and "loss" in r} for p in sys.argv[1:3]]
+for shape, a in runs[0].items():
+    b = runs[1].get(shape)
+    if not b: continue
+    d = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["loss"], b["loss"]))
+    print(f"prefix sharing vs none ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
+          + ("PASS" if d <= 0.005 else "FAIL"))
+PYEOF
+stamp "bench without prefix sharing"
 # where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
 # the op table and the matmul shapes with their TFLOP/s of each shape to $OUT/profile.txt
 bench profile 90 "SIMPO_PROFILE=1" "${common[@]}"
@@ -158,22 +175,6 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation
   stamp "bench no weight cache"
 fi
-# prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
-bench noshare 80 "" "${common[@]}" --no-prefix-sharing
-# the model-level check of prefix sharing on real shapes (the fixture's head dim 16 never reaches the tensor-core
-# attention): per shape, each step's loss with and without it on the same data, within bf16 rounding
-$PY - "$BT/bench-base.txt" "$BT/bench-noshare.txt" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
-import json, sys
-runs = [{r["shape"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), open(p)))
-         if r.get("impl") == "simpo_dist" and "loss" in r} for p in sys.argv[1:3]]
-for shape, a in runs[0].items():
-    b = runs[1].get(shape)
-    if not b: continue
-    d = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["loss"], b["loss"]))
-    print(f"prefix sharing vs none ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
-          + ("PASS" if d <= 0.005 else "FAIL"))
-PYEOF
-stamp "bench without prefix sharing"
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
   stamp "bench $v"
