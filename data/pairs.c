@@ -238,6 +238,10 @@ size_t pair_tokens(const Pair *p, bool share_prompt) {
     return (size_t)(share_prompt ? 1 : 2) * (size_t)p->n_prompt + (size_t)p->n_chosen + (size_t)p->n_rejected;
 }
 
+size_t pair_logprob_rows(const Pair *p) {
+    return (size_t)(p->n_chosen + p->n_rejected) - (p->n_prompt == 0 ? 2 : 0);
+}
+
 static int cmp_size_desc(const void *a, const void *b) {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
     return x < y ? 1 : x > y ? -1 : 0;

@@ -1,7 +1,7 @@
 /* pairs.h — preference pairs: loading pre-tokenized JSONL, truncation, epoch order, micro-batch packing.
  *
  * defines: Pair, PairSet, pairs_load_jsonl, pairs_free, pairs_truncate, pairs_epoch_order, MicroBatch, pair_tokens,
- *          pairs_largest_microbatch,
+ *          pair_logprob_rows, pairs_largest_microbatch,
  *          microbatch_pack, microbatch_pack_opts, microbatch_free.
  * JSONL line: {"prompt_ids": [int...], "chosen_ids": [int...], "rejected_ids": [int...],
  *              optional "ref_chosen_logp": float, "ref_rejected_logp": float}. Unknown fields are ignored.
@@ -130,6 +130,9 @@ typedef struct {
 /* Tokens a pair puts into the layers' layout: 2 n_prompt + n_chosen + n_rejected, or with its prompt shared
  * n_prompt + n_chosen + n_rejected. */
 size_t pair_tokens(const Pair *p, bool share_prompt);
+/* Its log-prob rows (MicroBatch M): position t predicts token t+1, so each response gives its length after a
+ * non-empty prompt, one less after an empty one. */
+size_t pair_logprob_rows(const Pair *p);
 /* Tokens of the largest micro-batch of mbp pairs ps can form: the sum of its mbp longest pairs' pair_tokens (what
  * the trainer sizes its activations for, and `plan --from-data`). */
 size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt);

@@ -302,7 +302,7 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
         const Pair *p = &ps->pairs[i];
         tok += (double)pair_tokens(p, false);
         layer += (double)pair_tokens(p, c->prefix_sharing);
-        resp += p->n_chosen + p->n_rejected - (p->n_prompt == 0 ? 2 : 0);
+        resp += (double)pair_logprob_rows(p);
         for (int r = 0; r < 2; r++) {
             double len = p->n_prompt + (r ? p->n_rejected : p->n_chosen);
             s1 += len, s2 += len * len;

@@ -919,6 +919,31 @@ static void from_att_rows(const Model *m, const Acts *a, const MicroBatch *mb, f
     m->be->gather_rows(dst, src, a->xfirst, mb->Ntok, mb->Natt, (int)w);
 }
 
+/* RoPE on the N rows of q and k in place (bwd: its backward, on their gradients), bf16 under proj16 */
+static void rope_qk(const Model *m, const Acts *a, float *q, float *k, size_t N, bool bwd) {
+    const Backend *be = m->be;
+    int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    if (m->proj16) {
+        void (*rope)(uint16_t *, const int *, const float *, const float *, size_t, int, int) =
+            bwd ? be->rope_bwd_b16 : be->rope_fwd_b16;
+        rope((uint16_t *)q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        rope((uint16_t *)k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    } else {
+        void (*rope)(float *, const int *, const float *, const float *, size_t, int, int) =
+            bwd ? be->rope_bwd : be->rope_fwd;
+        rope(q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
+        rope(k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
+    }
+}
+
+/* prefix sharing: q, k, v (t's, after RoPE) into attention's layout, a->xq, xk, xv */
+static void qkv_to_att_rows(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t) {
+    size_t QDf = proj_floats(m, (size_t)m->NH_loc * m->HD), KDf = proj_floats(m, (size_t)m->NKV_loc * m->HD);
+    to_att_rows(m, a, mb, a->xq, t->q, QDf);
+    to_att_rows(m, a, mb, a->xk, t->k, KDf);
+    to_att_rows(m, a, mb, a->xv, t->v, KDf);
+}
+
 /* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage). Under prefix sharing
  * attention runs on copies in its own layout (a->xq ...), and each token takes its own row of the output. */
 static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
@@ -926,20 +951,12 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     const Backend *be = m->be;
     size_t N = mb->Ntok;
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
-    size_t QDf = proj_floats(m, (size_t)NH * HD), KDf = proj_floats(m, (size_t)NKV * HD);
-    if (m->proj16) {
-        be->rope_fwd_b16((uint16_t *)t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_fwd_b16((uint16_t *)t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    } else {
-        be->rope_fwd(t->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_fwd(t->k, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    }
+    size_t QDf = proj_floats(m, (size_t)NH * HD);
+    rope_qk(m, a, t->q, t->k, N, false);
     const float *q = t->q, *k = t->k, *v = t->v;
     float *att = t->att, *lse = t->lse;
     if (mb->shared) {
-        to_att_rows(m, a, mb, a->xq, q, QDf);
-        to_att_rows(m, a, mb, a->xk, k, KDf);
-        to_att_rows(m, a, mb, a->xv, v, KDf);
+        qkv_to_att_rows(m, a, mb, t);
         q = a->xq, k = a->xk, v = a->xv, att = a->xatt, lse = a->xlse;
     }
     if (m->proj16)
@@ -965,9 +982,7 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     const float *q = t->q, *k = t->k, *v = t->v, *att = t->att, *lse = t->lse, *datt = a->datt;
     float *dq = a->dq, *dk = a->dk, *dv = a->dv;
     if (mb->shared) {
-        to_att_rows(m, a, mb, a->xq, q, QDf);
-        to_att_rows(m, a, mb, a->xk, k, KDf);
-        to_att_rows(m, a, mb, a->xv, v, KDf);
+        qkv_to_att_rows(m, a, mb, t);
         to_att_rows(m, a, mb, a->xatt, att, QDf);
         to_att_rows(m, a, mb, a->xlse, lse, (size_t)NH);
         be->zero(a->xdatt, mb->Natt * QD * sizeof(float));
@@ -993,13 +1008,7 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
             be->add_rows(a->dv, a->dup_tok, dv, a->dup_row, nd, N, mb->Natt, (int)KD);
         }
     }
-    if (m->proj16) {
-        be->rope_bwd_b16((uint16_t *)a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_bwd_b16((uint16_t *)a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    } else {
-        be->rope_bwd(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD);
-        be->rope_bwd(a->dk, a->pos, m->rope_cos, m->rope_sin, N, NKV, HD);
-    }
+    rope_qk(m, a, a->dq, a->dk, N, true);
 }
 
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward

@@ -189,8 +189,7 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
         for (int p = 0; p < mbp; p++) {
             const Pair *pr = &ps->pairs[idx[(size_t)i * (size_t)mbp + (size_t)p]];
             tok[i] += pair_tokens(pr, share_prompt); /* the layers' layout (pairs.h) */
-            /* position t predicts token t+1: a response of n tokens after a non-empty prompt gives n log-probs */
-            resp[i] += (size_t)(pr->n_chosen + pr->n_rejected) - (pr->n_prompt == 0 ? 2 : 0);
+            resp[i] += pair_logprob_rows(pr);
         }
     uint64_t want[COLL_KINDS];
     plan_step_bytes(pl, tok, resp, want);
