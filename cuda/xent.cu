@@ -8,22 +8,25 @@
  * of the rescale factors (~1e-7 relative). tgt = l[target - V_off] inside the slice, else 0. An empty slice gives
  * max = -inf, sumexp = 0 (as the CPU reference).
  * xent_bwd: elementwise in place, dlogits = g ([j + V_off == target] - exp(l - lse)); blocks over (column chunk,
- * row). */
+ * row).
+ * The autocast LM head (xent_stats_b16, xent_bwd_b16) runs the same kernels on bf16 logits, each element widened
+ * exactly as it is read (cu_load), the gradient rounded as it is written (cu_store), in place. */
 #include "cuda_common.cuh"
 
 enum { XS_THREADS = 512, XB_THREADS = 256 };
 
-__global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *sumexp, float *tgt,
-                                                           const float *logits, const int *targets, size_t N,
-                                                           int V_loc, int V_off) {
+/* L = float: xent_stats; uint16_t: xent_stats_b16 (bf16 logits) */
+template <class L>
+__global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *sumexp, float *tgt, const L *logits,
+                                                           const int *targets, size_t N, int V_loc, int V_off) {
     __shared__ double shd[XS_THREADS];
     __shared__ float shf[XS_THREADS];
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
-        const float *l = logits + n * (size_t)V_loc;
+        const L *l = logits + n * (size_t)V_loc;
         float m = -INFINITY; /* this thread's max so far, and its sum of expf(l_j - m) */
         double s = 0.0;
         for (int j = threadIdx.x; j < V_loc; j += XS_THREADS) {
-            const float x = l[j];
+            const float x = cu_load(&l[j]);
             if (x > m) s *= (double)expf(m - x), m = x; /* the first finite element: expf(-inf) = 0, s was 0 */
             if (m != -INFINITY) s += (double)expf(x - m); /* -inf elements before any finite one add nothing */
         }
@@ -33,42 +36,52 @@ __global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *s
             int t = targets[n] - V_off;
             maxv[n] = mx;
             sumexp[n] = (float)se;
-            tgt[n] = (t >= 0 && t < V_loc) ? l[t] : 0.0f;
+            tgt[n] = (t >= 0 && t < V_loc) ? cu_load(&l[t]) : 0.0f;
         }
     }
 }
 
-void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
-                     int V_loc, int V_off) {
+template <class L>
+static void xent_stats(float *maxv, float *sumexp, float *tgt, const L *logits, const int *targets, size_t N,
+                       int V_loc, int V_off) {
     if (!N) return;
     if (V_loc < 0) V_loc = 0;
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    xent_stats_k<<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+    xent_stats_k<L><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
     CUDA_LAUNCH_CHECK("xent_stats");
 }
+void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
+                     int V_loc, int V_off) {
+    xent_stats(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+}
+void cuda_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets,
+                         size_t N, int V_loc, int V_off) {
+    xent_stats(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+}
 
-/* out may be logits itself (in place, fp32: each element is read before the same thread writes it) */
-template <class T>
-__global__ void xent_bwd_k(T *out, const float *logits, const float *lse, const float *g, const int *targets,
+/* out may be logits itself (in place: each element is read before the same thread writes it) */
+template <class T, class L>
+__global__ void xent_bwd_k(T *out, const L *logits, const float *lse, const float *g, const int *targets,
                            size_t N, int V_loc, int V_off) {
     for (size_t n = blockIdx.y; n < N; n += gridDim.y) {
-        const float *l = logits + n * (size_t)V_loc;
+        const L *l = logits + n * (size_t)V_loc;
         T *o = out + n * (size_t)V_loc;
         float gn = g[n], ln = lse[n];
         int t = targets[n] - V_off; /* may lie outside [0, V_loc): then no one-hot term on this slice */
         for (int j = blockIdx.x * XB_THREADS + threadIdx.x; j < V_loc; j += gridDim.x * XB_THREADS)
-            cu_store(&o[j], gn * ((j == t ? 1.0f : 0.0f) - expf(l[j] - ln)));
+            cu_store(&o[j], gn * ((j == t ? 1.0f : 0.0f) - expf(cu_load(&l[j]) - ln)));
     }
 }
 
-/* T = float: xent_bwd (out == logits); uint16_t: xent_bwd16 (bf16 storage) */
-template <class T>
-static void xent_bwd(T *out, const float *logits, const float *lse, const float *g, const int *targets, size_t N,
+/* T, L = float, float: xent_bwd (out == logits); uint16_t, float: xent_bwd16 (bf16 storage); uint16_t, uint16_t:
+ * xent_bwd_b16 (out == logits) */
+template <class T, class L>
+static void xent_bwd(T *out, const L *logits, const float *lse, const float *g, const int *targets, size_t N,
                      int V_loc, int V_off) {
     if (!N || V_loc <= 0) return;
     unsigned gx = (unsigned)((V_loc + XB_THREADS * 4 - 1) / (XB_THREADS * 4)); /* ~4 columns per thread */
     unsigned gy = N < 65535 ? (unsigned)N : 65535u;
-    xent_bwd_k<T><<<dim3(gx, gy), XB_THREADS, 0, cu_stream()>>>(out, logits, lse, g, targets, N, V_loc, V_off);
+    xent_bwd_k<T, L><<<dim3(gx, gy), XB_THREADS, 0, cu_stream()>>>(out, logits, lse, g, targets, N, V_loc, V_off);
     CUDA_LAUNCH_CHECK("xent_bwd");
 }
 void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
@@ -78,4 +91,8 @@ void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *t
 void cuda_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, const float *g, const int *targets,
                      size_t N, int V_loc, int V_off) {
     xent_bwd(dlogits, logits, lse, g, targets, N, V_loc, V_off);
+}
+void cuda_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                       int V_off) {
+    xent_bwd(logits, logits, lse, g, targets, N, V_loc, V_off);
 }

@@ -247,14 +247,21 @@ static int cmp_size_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
+/* the sum of the mbp largest of a per-pair count: pair_tokens without prompt sharing (count 0), with it (1), or
+ * pair_logprob_rows (2) */
+static size_t largest_sum(const PairSet *ps, int mbp, int count) {
     size_t *t = sd_alloc((ps->n ? ps->n : 1) * sizeof(size_t), "pair lengths"), sum = 0;
-    for (size_t i = 0; i < ps->n; i++) t[i] = pair_tokens(&ps->pairs[i], share_prompt);
+    for (size_t i = 0; i < ps->n; i++)
+        t[i] = count == 2 ? pair_logprob_rows(&ps->pairs[i]) : pair_tokens(&ps->pairs[i], count == 1);
     qsort(t, ps->n, sizeof(size_t), cmp_size_desc);
     for (size_t i = 0; i < ps->n && i < (size_t)mbp; i++) sum += t[i];
     free(t);
     return sum;
 }
+size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
+    return largest_sum(ps, mbp, share_prompt ? 1 : 0);
+}
+size_t pairs_largest_logprob_rows(const PairSet *ps, int mbp) { return largest_sum(ps, mbp, 2); }
 
 /* the next log-prob row: token tok (layers' layout) predicts tgt in sequence s; a repeat when seen[tok] is set */
 static void add_lp_row(MicroBatch *mb, int s, int tok, int tgt, char *seen) {

@@ -1,7 +1,7 @@
 /* pairs.h — preference pairs: loading pre-tokenized JSONL, truncation, epoch order, micro-batch packing.
  *
  * defines: Pair, PairSet, pairs_load_jsonl, pairs_free, pairs_truncate, pairs_epoch_order, MicroBatch, pair_tokens,
- *          pair_logprob_rows, pairs_largest_microbatch,
+ *          pair_logprob_rows, pairs_largest_microbatch, pairs_largest_logprob_rows,
  *          microbatch_pack, microbatch_pack_opts, microbatch_free.
  * JSONL line: {"prompt_ids": [int...], "chosen_ids": [int...], "rejected_ids": [int...],
  *              optional "ref_chosen_logp": float, "ref_rejected_logp": float}. Unknown fields are ignored.
@@ -136,6 +136,9 @@ size_t pair_logprob_rows(const Pair *p);
 /* Tokens of the largest micro-batch of mbp pairs ps can form: the sum of its mbp longest pairs' pair_tokens (what
  * the trainer sizes its activations for, and `plan --from-data`). */
 size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt);
+/* Log-prob rows of the micro-batch of mbp pairs with the most: the sum of the mbp largest pair_logprob_rows (what the
+ * trainer sizes the LM-head logits cache for). */
+size_t pairs_largest_logprob_rows(const PairSet *ps, int mbp);
 /* Packs pairs ps->pairs[idx[0..P)] into a new MicroBatch, sharing each pair's prompt when share_prompt. */
 MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bool share_prompt);
 /* microbatch_pack_opts without sharing. */

@@ -150,6 +150,17 @@ typedef struct Backend {
     void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
                          const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
+    /* Autocast storage of the LM head's logits (the same model.bf16_storage: autocast; NULL, both: not available):
+     * the head's matmul writes bf16 logits (matmul16_out16), as torch's autocast does before the loss widens them
+     * to fp32; the statistics and the gradient read them widened exactly. Shapes and semantics of xent_stats and
+     * xent_bwd16.
+     * xent_stats_b16: xent_stats on bf16 logits [N, V_loc].
+     * xent_bwd_b16: in place, bf16 logits -> their bf16 d(logits) (xent_bwd on the widened logits, rounded to
+     *               nearest even): the chunk needs no second buffer. */
+    void (*xent_stats_b16)(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets,
+                           size_t N, int V_loc, int V_off);
+    void (*xent_bwd_b16)(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
+                         int V_loc, int V_off);
     /* y[i] = bf16(x[i]) (round to nearest even) for n elements: the model's bf16 compute weights (model.h
      * model_refresh_weights16), made once per optimizer step for every matmul of the step. Works in either mode.
      * NULL: the backend has fp32 storage only. */

@@ -13,7 +13,7 @@
     X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
     X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16)                 \
     X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16) X(rope_bwd_b16)           \
-    X(attn_fwd_b16) X(attn_bwd_b16)
+    X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -227,6 +227,14 @@ static void p_xent_stats(float *mx, float *se, float *tgt, const float *logits, 
 static void p_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off) {
     TIMED(xent_bwd, 8.0 * N * V_loc, g_in->xent_bwd(logits, lse, g, targets, N, V_loc, V_off));
+}
+static void p_xent_stats_b16(float *mx, float *se, float *tgt, const uint16_t *logits, const int *targets, size_t N,
+                             int V_loc, int V_off) {
+    TIMED(xent_stats_b16, 2.0 * N * V_loc, g_in->xent_stats_b16(mx, se, tgt, logits, targets, N, V_loc, V_off));
+}
+static void p_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
+                           int V_loc, int V_off) {
+    TIMED(xent_bwd_b16, 4.0 * N * V_loc, g_in->xent_bwd_b16(logits, lse, g, targets, N, V_loc, V_off));
 }
 static void p_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                     double b1, double b2, double eps, double wd, double bc1, double bc2) {

@@ -55,8 +55,9 @@ static const char *USAGE =
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
-    "  --lmhead-cache (train.lmhead_cache: the last stage's logits, max_tokens x vocab/tp\n"
-    "  fp32), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
+    "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
+    "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
+    "  with --from-data), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
     "  attention's output at 2 bytes), --recompute-activation (train.recompute_activation: the MLP's hidden\n"
     "  state once per rank instead of per layer), --global-batch-pairs (train.global_batch_pairs). The caches\n"
     "  and --recompute-activation change memory only: the time model counts neither the conversions the weight\n"
@@ -203,7 +204,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens};
+                     false, false, false, false, tokens, 0};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -230,6 +231,7 @@ typedef struct {
     /* memory: the largest micro-batch, tokens of its sequences and in the layers' layout (fewer under prefix sharing:
      * --shared-prompt, or the data's prompts with --from-data) */
     size_t max_tokens, layer_max;
+    size_t lp_max; /* log-prob rows of the largest micro-batch (the LM-head logits cache); 0: max_tokens */
     /* time: a micro-batch on average, the same two counts and its response tokens; attention's sequence length */
     double tok_mb, layer_tok_mb, resp_mb, att_len;
 } PlanCtx;
@@ -247,7 +249,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         act, max_tokens};
+                         act, max_tokens, x->lp_max};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = x->tok_mb * n_mb;
@@ -297,6 +299,7 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     int mbp = c->micro_batch_pairs;
     x->max_tokens = pairs_largest_microbatch(ps, mbp, false);
     x->layer_max = pairs_largest_microbatch(ps, mbp, c->prefix_sharing);
+    x->lp_max = pairs_largest_logprob_rows(ps, mbp);
     double tok = 0, layer = 0, resp = 0, s1 = 0, s2 = 0;
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];
@@ -415,8 +418,12 @@ int cmd_plan(int argc, char **argv) {
     /* prefix sharing: each pair's prompt once in the layers (data.prefix_sharing; without it --shared-prompt is moot) */
     size_t layer_tokens = max_tokens - (c->prefix_sharing ? (size_t)c->micro_batch_pairs * (size_t)shared : 0);
     Row *rows = sd_alloc(sizeof(Row) * 3 * (size_t)N * (size_t)N, "plan rows");
+    /* with --shared-prompt T the responses are max_length - T tokens each: the log-prob rows; else at most
+     * max_tokens */
+    size_t lp_max = shared > 0 ? (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)(c->max_length - shared) : 0;
     PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
-                  layer_tokens, (double)max_tokens, (double)layer_tokens, (double)max_tokens / 2, c->max_length};
+                  layer_tokens, lp_max, (double)max_tokens, (double)layer_tokens, (double)max_tokens / 2,
+                  c->max_length};
     char sizes[160];
     snprintf(sizes, sizeof sizes, "micro-batch %d pairs x %d tokens", c->micro_batch_pairs, c->max_length);
     if (from_data) {

@@ -120,8 +120,9 @@ static const KeySpec KEYS[] = {
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
     {"train.lmhead_cache", K_BOOL, F(lmhead_cache), "false", U, U, 0, 0, NULL,
      "keep each micro-batch's LM-head logits from its forward for its backward instead of recomputing them (one of "
-     "the head's three GEMMs fewer; max_tokens x vocab fp32 more memory on the last stage; the same numbers bit for "
-     "bit)"},
+     "the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its response tokens) x "
+     "vocab/tp more memory, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits are bf16; the same "
+     "numbers bit for bit)"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

@@ -248,13 +248,16 @@ static size_t head_chunk(const Model *m) {
 }
 
 static bool head_capped(const Model *m) { return m->gemma2 && m->mc.final_logit_softcapping > 0; }
-/* the head's d(logits) in bf16 storage (xent_bwd16): act16, unless the soft-cap's backward follows xent_bwd */
-static bool head_dlog16(const Model *m) { return m->act16 && !head_capped(m); }
-/* floats of the LM head's chunk buffers (last stage): logits [R, V], mx, se, tgt, gchunk [R], and Gemma 2's pre-cap
- * logits [R, V] or the bf16 d(logits) [R, V] (half the floats, rounded up) */
+/* the head's d(logits) in a bf16 buffer of its own (xent_bwd16): act16, unless the soft-cap's backward follows
+ * xent_bwd or the logits are bf16 themselves (head16: d(logits) in place) */
+static bool head_dlog16(const Model *m) { return m->act16 && !head_capped(m) && !m->head16; }
+/* floats of the LM head's chunk buffers (last stage): logits [R, V] (bf16 under head16: half the floats, rounded
+ * up), mx, se, tgt, gchunk [R], and Gemma 2's pre-cap logits [R, V] or the bf16 d(logits) [R, V] */
 static size_t head_floats(const Model *m) {
     size_t V = (size_t)m->V_loc, R = head_chunk(m);
-    return m->last_stage ? R * (V + 4) + (head_capped(m) ? R * V : 0) + (head_dlog16(m) ? (R * V + 1) / 2 : 0) : 0;
+    return m->last_stage ? (m->head16 ? (R * V + 1) / 2 : R * V) + 4 * R + (head_capped(m) ? R * V : 0) +
+                               (head_dlog16(m) ? (R * V + 1) / 2 : 0)
+                         : 0;
 }
 /* floats of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs while the
  * MLP's gradients are dead): xq, xatt, xdq [Natt, QD], xk, xv, xdk, xdv [Natt, KD] (autocast storage as the layers'
@@ -328,7 +331,7 @@ static void alloc_acts(Model *m, Acts *a) {
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
         c = both;
-        TAKE(a->logits, R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
+        TAKE(a->logits, m->head16 ? (R * V + 1) / 2 : R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
         if (head_capped(m)) TAKE(a->logits_pre, R * V);
         if (head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
     }
@@ -401,6 +404,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->last_stage = m->pp_rank == m->pp - 1;
     m->max_tokens = model_arena_tokens(max_tokens);
     m->max_att = model_arena_tokens(o && o->max_att_tokens ? o->max_att_tokens : max_tokens);
+    m->max_lp = model_arena_tokens(o && o->max_lp_rows ? o->max_lp_rows : max_tokens);
     build_specs(m);
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
     m->nalloc = (m->nparams + align - 1) / align * align;
@@ -433,7 +437,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     /* autocast storage: asked for, over act16, on a backend that has its ops */
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
-                be->attn_bwd_b16 && m->HD % 2 == 0;
+                be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
+    m->head16 = m->proj16 && !head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -451,7 +456,7 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    ModelOpts o = {recompute_layers, false, false, 0};
+    ModelOpts o = {recompute_layers, false, false, 0, 0};
     return create(mc, be, max_tokens, grid, nslots, true, &o);
 }
 
@@ -463,7 +468,7 @@ Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_to
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
     /* no backward: every layer "recomputes", so the slot keeps only the layers' inputs and one layer's
      * intermediates live at a time; autocast storage in the bf16 mode, as training's default */
-    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0};
+    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0, 0};
     return create(mc, be, max_tokens, NULL, 1, false, &o);
 }
 
@@ -619,8 +624,9 @@ void model_weights16_written(Model *m) {
 
 void model_enable_head_cache(Model *m) {
     if (!m->last_stage || m->head_cache) return;
-    size_t n = sd_mul_size(m->max_tokens, (size_t)m->V_loc, "LM-head logits cache");
-    m->head_cache = m->be->alloc(sd_mul_size(n, sizeof(float), "LM-head logits cache"), "LM-head logits cache");
+    size_t n = sd_mul_size(m->max_lp, (size_t)m->V_loc, "LM-head logits cache");
+    m->head_cache = m->be->alloc(sd_mul_size(n, m->head16 ? sizeof(uint16_t) : sizeof(float), "LM-head logits cache"),
+                                 "LM-head logits cache");
     m->head_cache_slot = -1;
 }
 
@@ -1107,6 +1113,9 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     for (size_t r = 0; r < M; r++)
         if (mb->lp_tgt[r] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->lp_tgt[r], m->V);
     a->M = M;
+    if (m->head_cache && M > m->max_lp)
+        sd_die("model", "micro-batch has %zu log-prob rows, more than the %zu the LM-head logits cache was sized for",
+               M, m->max_lp);
     be->upload(a->tg, mb->lp_tgt, M * sizeof(int));
     be->upload(a->rows_dev, mb->lp_tok, M * sizeof(int));
     if (mb->nlp_dup) { /* the backward's scatter as two add_rows of distinct rows: those first seen, then repeats */
@@ -1133,14 +1142,20 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
         /* the chunk's logits: into the cache (model_enable_head_cache) for the backward, or the chunk buffer */
-        float *lg = m->head_cache ? m->head_cache + r0 * (size_t)V : a->logits;
-        linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
-        if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
-            if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
-            be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
-            lg = a->logits;
+        if (m->head16) { /* bf16 logits (autocast storage) */
+            uint16_t *lg16 = m->head_cache ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
+            linear_proj(m, (float *)lg16, a->hs + r0 * C, false, head, n, C, V);
+            be->xent_stats_b16(a->mx, a->se, a->tgt, lg16, a->tg + r0, n, V, m->V_off);
+        } else {
+            float *lg = m->head_cache ? m->head_cache + r0 * (size_t)V : a->logits;
+            linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+            if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
+                if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
+                be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
+                lg = a->logits;
+            }
+            be->xent_stats(a->mx, a->se, a->tgt, lg, a->tg + r0, n, V, m->V_off);
         }
-        be->xent_stats(a->mx, a->se, a->tgt, lg, a->tg + r0, n, V, m->V_off);
         be->download(hf, a->mx, n * sizeof(float));
         be->download(hf + R, a->se, n * sizeof(float));
         be->download(hf + 2 * R, a->tgt, n * sizeof(float));
@@ -1193,27 +1208,35 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->lp_seq[r0 + i]];
             be->upload(a->gchunk, gh, n * sizeof(float));
             /* the chunk's logits (before any soft-cap): cached by the forward, or recomputed */
-            float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
-            if (!cached) linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
-            const void *dlog = lg; /* d(logits): fp32 in place, or bf16 storage in dlog16 */
-            if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
-                float cap = (float)m->mc.final_logit_softcapping;
-                const float *pre = cached ? lg : a->logits_pre; /* the logits before the cap */
-                if (!cached) be->copy(a->logits_pre, lg, n * (size_t)V * sizeof(float));
-                else be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
-                be->softcap_fwd(a->logits, n * (size_t)V, cap);
-                be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                be->softcap_bwd(a->logits, pre, n * (size_t)V, cap);
-                dlog = a->logits;
-            } else if (a->dlog16) {
-                be->xent_bwd16((uint16_t *)a->dlog16, lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                dlog = a->dlog16;
-            } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, a->dlog16 && !a->logits_pre, a->hs + r0 * C, false,
-                       head, n, C, V, false);
+            const void *dlog; /* d(logits): fp32 in place, bf16 in place (head16), or bf16 storage in dlog16 */
+            bool dlog_b16 = m->head16 || a->dlog16;
+            if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
+                uint16_t *lg16 = cached ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
+                if (!cached) linear_proj(m, (float *)lg16, a->hs + r0 * C, false, head, n, C, V);
+                be->xent_bwd_b16(lg16, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+                dlog = lg16;
+            } else {
+                float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
+                if (!cached) linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+                dlog = lg;
+                if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
+                    float cap = (float)m->mc.final_logit_softcapping;
+                    const float *pre = cached ? lg : a->logits_pre; /* the logits before the cap */
+                    if (!cached) be->copy(a->logits_pre, lg, n * (size_t)V * sizeof(float));
+                    else be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
+                    be->softcap_fwd(a->logits, n * (size_t)V, cap);
+                    be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+                    be->softcap_bwd(a->logits, pre, n * (size_t)V, cap);
+                    dlog = a->logits;
+                } else if (a->dlog16) {
+                    be->xent_bwd16((uint16_t *)a->dlog16, lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+                    dlog = a->dlog16;
+                } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
+            }
+            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C, false, head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
-        if (cached) m->head_cache_slot = -1; /* used (and overwritten in place by the fp32 path) */
+        if (cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
         free(gh);
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */

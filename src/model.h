@@ -90,6 +90,8 @@ typedef struct Model {
     size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked */
     size_t max_att;                      /* rows of attention's layout it holds (pairs.h Natt; ModelOpts
                                           * max_att_tokens, rounded the same way): max_tokens unless asked */
+    size_t max_lp;                       /* log-prob rows (pairs.h M) the LM-head logits cache holds (ModelOpts
+                                          * max_lp_rows, rounded the same way): max_tokens unless asked */
     int nslots;                          /* activation slots: micro-batches in flight (pipeline 1F1B) */
     struct Acts *acts;                   /* [nslots] activation slots (model.c): each owns one backend allocation
                                           * of what lives from its micro-batch's forward to its backward (layer
@@ -125,8 +127,12 @@ typedef struct Model {
                                           * model_weights16_written, cleared by model_weights_changed; the
                                           * matmuls read it only while set */
     float *head_cache;                   /* LM-head logits cache (model_enable_head_cache; last stage, else NULL):
-                                          * [max_tokens, V_loc] fp32 backend memory, the logits of the gathered
-                                          * rows of the last forward, in chunk order */
+                                          * [max_lp, V_loc] backend memory, the logits of the gathered rows of the
+                                          * last forward, in chunk order: fp32, or bf16 under head16 (a view of
+                                          * float * type pointing at uint16_t data, as for act16) */
+    bool head16;                         /* the LM head in autocast storage (proj16 without Gemma 2's final
+                                          * soft-cap): its matmul writes bf16 logits (matmul16_out16), read by
+                                          * xent_stats_b16, turned in place into bf16 d(logits) by xent_bwd_b16 */
     int head_cache_slot;                 /* the slot whose logits head_cache holds; -1: none (used, or never made) */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
@@ -166,6 +172,8 @@ typedef struct ModelOpts {
     size_t max_att_tokens;  /* tokens of the sequences of a micro-batch (pairs.h Natt) the model takes; 0: max_tokens.
                              * Under prefix sharing the layers see fewer tokens (max_tokens) than attention's two
                              * sequences per pair have: their rows live in the shared scratch (model.c) */
+    size_t max_lp_rows;     /* log-prob rows of a micro-batch (pairs.h M: its response tokens) the LM-head logits
+                             * cache (model_enable_head_cache) holds; 0: max_tokens */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);
@@ -208,8 +216,9 @@ uint16_t *model_weights16_view(Model *m, int i);
 /* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);
-/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_tokens, V_loc] fp32 (backend memory,
- * owned by the model) in which the forward leaves every chunk's logits; the backward of the same slot, when no
+/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_lp, V_loc] (m->max_lp rows: ModelOpts
+ * max_lp_rows, else max_tokens) of fp32, or of bf16 under m->head16 (backend memory, owned by the model) in which
+ * the forward leaves every chunk's logits; the backward of the same slot, when no
  * other forward came between, reads them instead of recomputing them (one of the head's four GEMMs fewer per
  * micro-batch; the results are bitwise the same: the very values the recompute would give). The last stage runs
  * each micro-batch's backward right after its forward (pipeline.h), so in training every backward finds its

@@ -75,13 +75,15 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t ints = 4 * N + 1 + 3 * NA + (last ? 4 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
      * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
-     * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16) */
-    size_t dlog16 = last && act16 && !capbuf ? (R * V + 1) / 2 : 0;
+     * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16); in
+     * autocast storage its logits are bf16 and become d(logits) in place (model.c head16) */
+    bool head16 = last && auto16 && !capbuf; /* model.c head16: bf16 logits, d(logits) in place */
+    size_t dlog16 = last && act16 && !capbuf && !head16 ? (R * V + 1) / 2 : 0;
     size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
     /* dg, du, dh, or laid over them prefix sharing's attention rows (q, k, v, att, dq, dk, dv, lse, d(att)) */
     size_t mlp = N * (FF + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
     size_t lgrad = N * (QDp + 2 * KDp + QD) + (mlp > xatt ? mlp : xatt);
-    size_t head = last ? R * (V + 4) + capbuf + dlog16 : 0;
+    size_t head = last ? (head16 ? (R * V + 1) / 2 : R * V) + 4 * R + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
@@ -91,8 +93,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
-    /* the LM-head logits cache: [max_tokens, V] fp32 on the last stage */
-    p.head_cache = l->lmhead_cache && last ? 4 * N * V : 0;
+    /* the LM-head logits cache on the last stage: [log-prob rows, V], fp32 or (head16) bf16 */
+    size_t NL = model_arena_tokens(l->max_lp_rows ? l->max_lp_rows : l->max_tokens);
+    p.head_cache = l->lmhead_cache && last ? (head16 ? 2 : 4) * NL * V : 0;
     p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other + p.head_cache;
     return p;
 }

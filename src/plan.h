@@ -32,6 +32,8 @@ typedef struct {
                              * slot (model.h ModelOpts.recompute_act) */
     size_t max_att_tokens;  /* tokens of a micro-batch's sequences attention's rows are sized for (model.h
                              * ModelOpts.max_att_tokens); 0: max_tokens */
+    size_t max_lp_rows;     /* log-prob rows of a micro-batch the LM-head logits cache is sized for (model.h
+                             * ModelOpts.max_lp_rows); 0: max_tokens */
 } PlanLayout;
 
 typedef struct {

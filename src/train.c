@@ -386,7 +386,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     /* activations for the largest micro-batch this data can form (not 2 x pairs x max_length: most pairs are far
      * shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens = pairs_largest_microbatch(t->data, c->micro_batch_pairs, c->prefix_sharing),
-           max_att = pairs_largest_microbatch(t->data, c->micro_batch_pairs, false);
+           max_att = pairs_largest_microbatch(t->data, c->micro_batch_pairs, false),
+           max_lp = pairs_largest_logprob_rows(t->data, c->micro_batch_pairs); /* the logits cache's rows */
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
@@ -397,13 +398,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
     ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation,
-                    max_att};
+                    max_att, max_lp};
     if (c->recompute == RECOMPUTE_AUTO) {
         /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does) */
         bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
         PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb, 0,
                          bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16,
-                         mo.recompute_act, max_att};
+                         mo.recompute_act, max_att, max_lp};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
         mo.recompute_layers = pick_recompute(g, be, pl, layers, &mo.recompute_act);
@@ -466,7 +467,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16, m->act_rc,
-                     max_att};
+                     max_att, max_lp};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

@@ -471,6 +471,18 @@ static void strict_xent_bwd(float *logits, const float *lse, const float *g, con
     g_cpu->xent_bwd(F(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
                     I(targets, N, "targets"), N, V_loc, V_off);
 }
+static void strict_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits,
+                                  const int *targets, size_t N, int V_loc, int V_off) {
+    const char *OP = "xent_stats_b16";
+    g_cpu->xent_stats_b16(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"),
+                          H(logits, N * (size_t)V_loc, "logits"), I(targets, N, "targets"), N, V_loc, V_off);
+}
+static void strict_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
+                                int V_loc, int V_off) {
+    const char *OP = "xent_bwd_b16";
+    g_cpu->xent_bwd_b16(H(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
+                        I(targets, N, "targets"), N, V_loc, V_off);
+}
 static void strict_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n,
                          double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
     const char *OP = "adamw";
@@ -526,6 +538,8 @@ static const Backend g_strict = {
     .rope_bwd_b16 = strict_rope_bwd_b16,
     .attn_fwd_b16 = strict_attn_fwd_b16,
     .attn_bwd_b16 = strict_attn_bwd_b16,
+    .xent_stats_b16 = strict_xent_stats_b16,
+    .xent_bwd_b16 = strict_xent_bwd_b16,
     .to_bf16 = strict_to_bf16,
     .rmsnorm_fwd16 = strict_rmsnorm_fwd16,
     .swiglu_fwd16 = strict_swiglu_fwd16,

@@ -47,6 +47,11 @@ void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16
 void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
+/* autocast storage of the LM head's logits (bf16_storage.c) */
+void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets, size_t N,
+                        int V_loc, int V_off);
+void cpu_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
+                      int V_off);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
                 float alpha, float beta);
 

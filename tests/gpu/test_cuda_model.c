@@ -215,6 +215,18 @@ int main(void) {
         printf("autocast log-probs: worst relative difference %.3g vs the CPU's autocast run\n", worst_a);
         CHECK(worst_a <= 4 * U_BF16, "autocast log-probs differ from the CPU's by %.3g relative", worst_a);
         check_shared(ma, mac, ps, simpo, true, "autocast"); /* q, k, v rows gathered as bf16, dk / dv summed in bf16 */
+        /* the LM head in autocast storage (model.h head16): bf16 logits, kept in a bf16 logits cache and turned into
+         * d(logits) in place by the backward: the results of recomputing them */
+        CHECK(ma->head16, "autocast storage keeps the LM head's logits in bf16");
+        double amax = 0;
+        for (size_t i = 0; i < ma->nparams; i++) amax = fmax(amax, fabs(ra.grads[i]));
+        Run ra2 = {0}, rah = {0};
+        run(ma, ps, simpo, &ra2); /* the same model again, after check_shared: the reference of the cached run */
+        model_enable_head_cache(ma);
+        run(ma, ps, simpo, &rah);
+        CHECK(ma->head_cache_slot == -1, "the autocast backward read the cached bf16 logits");
+        check_same_values(&rah, &ra2, ma->nparams, amax, "autocast: bf16 LM-head logits cache vs recomputing them");
+        free(ra2.grads), free(rah.grads);
         free(ra.grads), free(rac.grads);
         model_free(ma), model_free(mac);
     }

@@ -15,7 +15,8 @@
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa); the bf16 mode (section matmul_bf16, every SIMPO_CUDA_GEMM
  *     path) the same 1e-5 (1 + K / 1024) against the CPU's bf16 emulation (same rounded operands, exact products)
  *   rmsnorm fwd 1e-6, bwd 2e-6; rope 1e-6; swiglu and geglu fwd 1e-6, bwd 2e-6; softcap fwd 1e-6, bwd 2e-6;
- *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6 (xent_bwd16: within one bf16 step, as the storage ops);
+ *     xent sumexp 1e-6 (elementwise), xent_bwd 1e-6 (xent_bwd16: within one bf16 step, as the storage ops; the
+ *     autocast xent_stats_b16 and xent_bwd_b16 on bf16 logits likewise);
  *     adamw 1e-6 (double math rounded once)
  *   attention fwd out / lse 5e-6 and bwd dq / dk / dv 2e-5: twice the CPU op test's bounds against float64
  *     (2e-6 and 1e-5), since here both sides carry their own rounding
@@ -732,6 +733,26 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
         storage16_cmp(what, g16, c16, nl);
         float *same = down(d_lg, nl);
         bitwise("xent_bwd16 leaves the logits", same, lg, nl * 4);
+        /* the autocast head: bf16 logits; stats as the fp32 op's (max, tgt bitwise: the same widened values), the
+         * gradient in place within one bf16 step */
+        for (size_t i = 0; i < nl; i++) c16[i] = sd_f32_to_bf16(lg[i]);
+        gpu->upload(d16, c16, nl * 2);
+        float *bm = hconst(N, 7), *bs = hconst(N, 7), *bt = hconst(N, 7);
+        cpu->xent_stats_b16(bm, bs, bt, c16, tg, N, V_loc, V_off);
+        gpu->xent_stats_b16(d_mx, d_se, d_tt, d16, d_tg, N, V_loc, V_off);
+        float *bgm = down(d_mx, N), *bgs = down(d_se, N), *bgt = down(d_tt, N);
+        bitwise("xent_stats_b16 maxv", bgm, bm, N * 4);
+        bitwise("xent_stats_b16 tgt", bgt, bt, N * 4);
+        double bw = 0;
+        for (size_t n = 0; n < N; n++) bw = fmax(bw, bs[n] == 0 ? fabs(bgs[n]) : fabs(bgs[n] - bs[n]) / bs[n]);
+        snprintf(what, sizeof what, "xent_stats_b16 N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
+        CHECK(bw <= 1e-6, "%s: sumexp rel diff %.3g", what, bw);
+        cpu->xent_bwd_b16(c16, lse, g, tg, N, V_loc, V_off);
+        gpu->xent_bwd_b16(d16, d_lse, d_g, d_tg, N, V_loc, V_off);
+        gpu->download(g16, d16, nl * 2);
+        snprintf(what, sizeof what, "xent_bwd_b16 N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
+        storage16_cmp(what, g16, c16, nl);
+        free(bm), free(bs), free(bt), free(bgm), free(bgs), free(bgt);
         free(c16), free(g16), free(same);
         gpu->free(d16);
         cpu->xent_bwd(lg, lse, g, tg, N, V_loc, V_off);

@@ -54,7 +54,7 @@ static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, 
     size_t before = be->bytes_in_use();
     model_enable_weights16(m);
     size_t held = be->bytes_in_use() - before;
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0, 0};
     size_t planned = plan_memory(&pl).weights16;
     CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
     CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
@@ -156,7 +156,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
     FixtureResult r[2];
     size_t held[2], nparams = 0;
     for (int rc = 0; rc < 2; rc++) {
-        ModelOpts o = {RC_LAYERS(rc), true, false, 0};
+        ModelOpts o = {RC_LAYERS(rc), true, false, 0, 0};
         size_t before = be->bytes_in_use();
         Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
         held[rc] = be->bytes_in_use() - before;
@@ -164,7 +164,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
         CHECK(m->proj16 && m->act16, "%s: autocast storage on", what);
         r[rc] = fixture_run(m, ps, SIMPO);
         nparams = m->nparams;
-        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0};
+        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0};
         MemPlan p = plan_memory(&pl);
         size_t planned = p.weights + p.grads + p.activations + p.other;
         CHECK(held[rc] == planned, "%s, recompute %d: autocast allocated %zu bytes, planned %zu", what, rc, held[rc],
@@ -178,11 +178,22 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
                                "autocast, prefix sharing ");
             free(sh.grads);
             /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
-             * bytes per token of each layer */
+             * bytes per token of each layer; and the shared scratch: the larger of the layers' gradient scratch
+             * (dq, datt, dk, dv, then dg, du (bf16), dh or attention's rows laid over them: q, k, v, att, dq, dk,
+             * dv, lse, d(att); autocast: q, k, v, att, dq, dk, dv bf16) and the LM head's chunk of 256 rows
+             * (exact: fp32 logits and a bf16 d(logits); autocast: bf16 logits turned into d(logits) in place),
+             * plus four floats per row in both */
             size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);
             size_t qd = (size_t)mc->num_attention_heads * (size_t)mc->head_dim,
                    kd = (size_t)mc->num_key_value_heads * (size_t)mc->head_dim;
-            size_t want = (size_t)mc->num_hidden_layers * 256 * 4 * ((size_t)mc->intermediate_size + qd + kd);
+            size_t N = 256, ff = (size_t)mc->intermediate_size, nh = (size_t)mc->num_attention_heads,
+                   V = (size_t)mc->vocab_size;
+            size_t want = (size_t)mc->num_hidden_layers * N * 4 * (ff + qd + kd);
+            size_t xatt_e = N * (4 * qd + 4 * kd + nh), xatt_a = N * (qd / 2 * 3 + kd / 2 * 4 + nh + qd);
+            size_t lg_e = N * (2 * qd + 2 * kd) + (2 * ff * N > xatt_e ? 2 * ff * N : xatt_e),
+                   lg_a = N * (qd / 2 + qd + kd) + (2 * ff * N > xatt_a ? 2 * ff * N : xatt_a);
+            size_t hd_e = N * V + N * V / 2 + 4 * N, hd_a = N * V / 2 + 4 * N;
+            want += 4 * ((lg_e > hd_e ? lg_e : hd_e) - (lg_a > hd_a ? lg_a : hd_a));
             CHECK(exact_bytes - held[0] == want, "%s: autocast saves %zu bytes over exact storage, expected %zu", what,
                   exact_bytes - held[0], want);
         }
@@ -209,7 +220,7 @@ static void check_autocast_gemma2(void) {
     const Backend *bes[3] = {backend_cpu(), backend_cpu(), backend_cpu_strict()};
     for (int i = 0; i < 3; i++) {
         bes[i]->set_matmul_bf16(true);
-        ModelOpts o = {0, i > 0, false, 0};
+        ModelOpts o = {0, i > 0, false, 0, 0};
         Model *m = model_create_opts(&mc, bes[i], 256, NULL, 1, &o);
         model_load_hf(m, mdir);
         CHECK(m->proj16 == (i > 0), "Gemma 2: autocast storage as asked");

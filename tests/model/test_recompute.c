@@ -132,7 +132,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *mh = model_create_ex(mc, be, N, NULL, 4, 1);
     size_t half4 = be->bytes_in_use() - b0 - off4 - on4;
     model_free(m0), model_free(m1), model_free(mh);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false, false, 0};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false, false, 0, 0};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
@@ -160,7 +160,7 @@ static size_t act_rc_bytes(const ModelConfig *mc, const ModelOpts *o, bool bf16)
     size_t held = be->bytes_in_use() - before;
     model_free(m);
     PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, o->recompute_layers, bf16, false, false, bf16 && o->autocast16,
-                     o->recompute_act, 0};
+                     o->recompute_act, 0, 0};
     MemPlan p = plan_memory(&pl);
     size_t planned = p.weights + p.grads + p.activations + p.other;
     CHECK(held == planned, "recompute_act %d, recompute_layers %d, bf16 %d: allocated %zu bytes, planned %zu",
@@ -173,7 +173,7 @@ static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
     for (int bf16 = 0; bf16 < 2; bf16++)
         for (int rc = 0; rc < 2; rc++) {
             cpu->set_matmul_bf16(bf16), strict->set_matmul_bf16(bf16);
-            ModelOpts keep = {rc, true, false, 0}, drop = {rc, true, true, 0};
+            ModelOpts keep = {rc, true, false, 0, 0}, drop = {rc, true, true, 0, 0};
             Model *m0 = load_opts(mc, cpu, 3, &keep), *m1 = load_opts(mc, cpu, 3, &drop);
             Model *ms = load_opts(mc, strict, 3, &drop);
             CHECK(m1->act_rc && !m0->act_rc && m1->act16 == (bool)bf16 && m1->proj16 == (bool)bf16,
