@@ -5,7 +5,7 @@
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
-#                                  [--lmhead-cache] [--recompute-activation]
+#                                  [--lmhead-cache | --no-lmhead-cache] [--recompute-activation]
 #                                  [--bf16-storage autocast|exact] [--no-prefix-sharing] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
@@ -25,7 +25,7 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=false; actrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
     --recompute-auto) recompute=auto; shift ;; # train.recompute: auto (the budget: SIMPO_DEVICE_MEMORY_GIB or the GPU's)
     --no-weight-cache) wcache=false; shift ;; # train.bf16_weight_cache: false (the memory-lean bf16 setting)
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
+    --no-lmhead-cache) hcache=false; shift ;; # train.lmhead_cache: false (default auto: kept where they fit)
     --recompute-activation) actrc=true; shift ;; # train.recompute_activation: true (the MLP's hidden state remade)
     --bf16-storage) storage=$2; shift 2 ;;    # model.bf16_storage (default autocast)
     --no-prefix-sharing) share=false; shift ;; # data.prefix_sharing: false (every sequence's prompt in the layers)
@@ -103,8 +104,11 @@ EOF
   [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
   # and whether it recomputes the MLP's activation too (as train.recompute_activation: true)
   [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the MLP's activation function" "$dir/log.txt" && actrc=true
+  # train.lmhead_cache: auto (the default): whether the trainer kept the logits (it does where they fit)
+  hc=$hcache
+  [ "$hc" = auto ] && { grep -q "train.lmhead_cache auto: on" "$dir/log.txt" && hc=true || hc=false; }
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
-      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hcache" "$rlayers" "$storage" "${planb:-null}" \
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
       "$actrc" "$share" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]

@@ -9,7 +9,8 @@
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
 #      the benchmark's per-step losses, printed next to the default paths' on the same data); $OUT/variants.txt
 #      says which passed;
-#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps): the default paths, their
+#   3. the training benchmark (bench/simpo_bench.sh, bf16, 1b and 8b-4l, 2 timed steps; train.lmhead_cache auto,
+#      the default, except in the memory-lean runs): the default paths, their
 #      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
@@ -152,15 +153,15 @@ peer=--peer
 bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache $peer
 stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
 if has --recompute; then # the memory-lean setting, partial recompute, and no weight cache (its speed effect)
-  bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache
+  bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache --no-lmhead-cache
   stamp "bench recompute"
   # between the two: 1b recomputing 4 of its 16 layers (train.recompute_layers: 4) with the weight cache on and the
   # passing variants (planned 37.8 GiB with prefix sharing + ~1.1 GiB of op scratch, under the 46 GiB that is 0.7x
   # the peer's peak: simpo_dist plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 4
   # --shared-prompt 512): its speed cost
-  if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1
+  if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1 --no-lmhead-cache
   else bench recompute4 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 4 \
-    "${storage[@]}"; fi
+    --no-lmhead-cache "${storage[@]}"; fi
   stamp "bench recompute of 4 layers"
   # the memory target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the
   # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.8 GiB planned;
@@ -172,7 +173,7 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
   # hidden state recomputed (train.recompute_activation), planned 35.2 GiB on 1b and 34.4 GiB on 8b-4l with prefix
   # sharing (+ op scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
-  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation
+  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --no-lmhead-cache
   stamp "bench no weight cache"
 fi
 for v in "${passed[@]}"; do

@@ -24,7 +24,7 @@ static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
     "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
-    "                       [--lmhead-cache true|false] [--bf16-storage exact|autocast]\n"
+    "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
     "                       [--recompute-activation true|false] [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
@@ -57,7 +57,8 @@ static const char *USAGE =
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
     "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
-    "  with --from-data), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
+    "  with --from-data; auto, the config's default: per layout where it fits --gpu-mem after the recompute, as the\n"
+    "  trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
     "  attention's output at 2 bytes), --recompute-activation (train.recompute_activation: the MLP's hidden\n"
     "  state once per rank instead of per layer), --global-batch-pairs (train.global_batch_pairs). The caches\n"
     "  and --recompute-activation change memory only: the time model counts neither the conversions the weight\n"
@@ -67,6 +68,7 @@ typedef struct {
     int dp, pp, tp, zero;
     int rc;   /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
     bool act; /* train.recompute_activation of the row */
+    bool hc;  /* train.lmhead_cache of the row */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -237,18 +239,19 @@ typedef struct {
 } PlanCtx;
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
- * the MLP's activation when act (memory only: the time model does not count its elementwise pass) */
-static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act) {
+ * the MLP's activation when act, with the LM-head logits cache when hc (memory only, both: the time model counts
+ * neither the activation's elementwise pass nor the GEMM the cache saves) */
+static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act, bool hc) {
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, hc, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
-                         bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && !strcmp(c->bf16_storage, "autocast"),
+                         bf16 && c->bf16_weight_cache, hc, bf16 && !strcmp(c->bf16_storage, "autocast"),
                          act, max_tokens, x->lp_max};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
@@ -375,8 +378,9 @@ int cmd_plan(int argc, char **argv) {
     const char *bools[4][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
                                {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg}};
     for (int b = 0; b < 4; b++)
-        if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false"))
-            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b ? "" : " (or auto)",
+        if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false") &&
+            (b != 2 || strcmp(bools[b][1], "auto")))
+            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b % 2 ? "" : " (or auto)",
                    bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     if (rl_arg && (rl_arg != floor(rl_arg) || rl_arg > INT_MAX))
@@ -390,7 +394,10 @@ int cmd_plan(int argc, char **argv) {
     if (rl_arg) c->recompute = RECOMPUTE_ON, c->recompute_layers = (int)rl_arg;
     if (c->recompute != RECOMPUTE_ON) c->recompute_layers = 0; /* --recompute false overrides the config's count */
     if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
-    if (hc_arg) c->lmhead_cache = !strcmp(hc_arg, "true");
+    if (hc_arg)
+        c->lmhead_cache = !strcmp(hc_arg, "true") ? LMHEAD_CACHE_ON : !strcmp(hc_arg, "auto") ? LMHEAD_CACHE_AUTO
+                                                                                            : LMHEAD_CACHE_OFF;
+    bool hc_auto = c->lmhead_cache == LMHEAD_CACHE_AUTO, hc_on = c->lmhead_cache == LMHEAD_CACHE_ON;
     if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
@@ -449,10 +456,15 @@ int cmd_plan(int argc, char **argv) {
                     for (int st = 0;; st++) {
                         int rl = st < 2 ? 0 : st - 1;
                         r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl,
-                                        c->recompute_activation || st >= 1);
+                                        c->recompute_activation || st >= 1, hc_on);
                         if (r.mem_gib <= mem || rl >= most) break;
                     }
-                } else r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation);
+                } else
+                    r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation, hc_on);
+                if (hc_auto && r.mem_gib <= mem) { /* as train.c pick_head_cache: where it fits after the recompute */
+                    Row w = eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, true);
+                    if (w.mem_gib <= mem) r = w;
+                }
                 if (r.mem_gib <= mem) rows[nr++] = r;
                 else if (getenv("SIMPO_PLAN_ALL")) { r.t_step = INFINITY; rows[nr++] = r; }
             }
@@ -474,16 +486,18 @@ int cmd_plan(int argc, char **argv) {
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
                rt->step_key, rt->step_s, rt->model_s);
-    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s%s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
-           "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "");
+    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s%s%s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
+           "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "",
+           hc_auto ? "  lmhead_cache" : "");
     for (int i = 0; i < nr && i < (int)top; i++) {
         char rcs[24] = "";
         const char *act = rows[i].act && !c->recompute_activation ? "+act" : ""; /* auto's choice of the activation */
         if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s", act);
         else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s", rows[i].rc, act);
-        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s\n", rows[i].dp, rows[i].pp, rows[i].tp,
-               rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble, rows[i].t_comm,
-               rows[i].tokens_per_s / N, rcs);
+        const char *hcs = !hc_auto ? "" : rows[i].hc ? "  on" : "  off";
+        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s\n", rows[i].dp, rows[i].pp,
+               rows[i].tp, rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble,
+               rows[i].t_comm, rows[i].tokens_per_s / N, rcs, hcs);
     }
     if (nr == 0) printf("# no layout fits %.0f GiB per rank\n", mem);
     /* the layout the config asks for (its parallel section), wherever it ranks */

@@ -118,11 +118,12 @@ static const KeySpec KEYS[] = {
     {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
-    {"train.lmhead_cache", K_BOOL, F(lmhead_cache), "false", U, U, 0, 0, NULL,
+    {"train.lmhead_cache", K_ENUM, F(lmhead_cache), "auto", U, U, 0, 0, "false|true|auto",
      "keep each micro-batch's LM-head logits from its forward for its backward instead of recomputing them (one of "
      "the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its response tokens) x "
      "vocab/tp more memory, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits are bf16; the same "
-     "numbers bit for bit)"},
+     "numbers bit for bit). auto: where the memory budget is known (a GPU's free memory less 5% and 1 GiB, or "
+     "SIMPO_DEVICE_MEMORY_GIB) and the cache fits it after train.recompute's choice; off on the CPU backend"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

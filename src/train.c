@@ -324,16 +324,27 @@ static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, b
  * collectives depend on it); stage by stage the choices may differ (1F1B keeps more micro-batches in flight on
  * earlier stages). pl: this rank's layout, its recompute_layers and recompute_act the things varied; *act: in, the
  * config's train.recompute_activation; out, whether the activation recomputes. Returns the layers. */
-static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers, bool *act) {
+static double memory_budget(const Backend *be, bool *from_env) {
     const char *env = getenv("SIMPO_DEVICE_MEMORY_GIB");
-    double budget = -1;
+    *from_env = env != NULL;
     if (env) {
         char *end;
-        budget = strtod(env, &end) * 1073741824.0;
+        double budget = strtod(env, &end) * 1073741824.0;
         if (*end || !(budget > 0))
             sd_die("SIMPO_DEVICE_MEMORY_GIB", "expected a positive number of GiB, found '%s'", env);
-    } else if (be->mem_free)
-        budget = (double)be->mem_free() * 0.95 - 1073741824.0;
+        return budget;
+    }
+    return be->mem_free ? (double)be->mem_free() * 0.95 - 1073741824.0 : -1;
+}
+static void budget_why(char *why, size_t n, double budget, bool env, const Backend *be) {
+    if (budget < 0) snprintf(why, n, "no memory limit known on the %s backend", be->name);
+    else snprintf(why, n, "budget %.2f GiB%s", budget / 1073741824.0,
+                  env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
+}
+
+static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers, bool *act) {
+    bool env;
+    double budget = memory_budget(be, &env);
     int n = 0;
     bool asked = *act, a = asked;
     for (int s = 0; budget >= 0; s++) { /* s = 0: nothing more; 1: the activation; s > 1: it and s - 1 layers */
@@ -351,9 +362,7 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     size_t planned = plan_memory(&pl).total;
     if (g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
-        if (budget < 0) snprintf(why, sizeof why, "no memory limit known on the %s backend", be->name);
-        else snprintf(why, sizeof why, "budget %.2f GiB%s", budget / 1073741824.0,
-                      env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
+        budget_why(why, sizeof why, budget, env, be);
         fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "
                 "%s)%s\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why,
                 a && !asked ? ", and the MLP's activation function (as train.recompute_activation: true)" : "");
@@ -363,6 +372,28 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
                     "train.micro_batch_pairs would (simpo_dist plan lists the layouts that fit)\n", g->pp_rank);
     }
     return n;
+}
+
+/* train.lmhead_cache: auto. The cache only on the last stage, and only where the memory budget (as pick_recompute's)
+ * is known and the plan with it, after the recompute choice (pl), fits it: it saves time at no cost in recompute,
+ * so it takes only memory nothing else needs. With no limit known (host memory) it stays off: the trainer does not
+ * size host memory. Every rank of a TP group takes the group's smallest choice (the same on all is tidier; the
+ * results are bitwise the same either way). */
+static bool pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
+    bool env;
+    double budget = memory_budget(be, &env);
+    pl.lmhead_cache = true;
+    size_t with = plan_memory(&pl).total;
+    double off = !(budget >= 0 && (double)with <= budget && g->pp_rank == g->pp - 1);
+    comm_allreduce_max_f64(g, GROUP_TP, &off, 1);
+    bool on = off == 0;
+    if (budget >= 0 && g->pp_rank == g->pp - 1 && g->dp_rank == 0 && g->tp_rank == 0) {
+        char why[96];
+        budget_why(why, sizeof why, budget, env, be);
+        fprintf(stderr, "simpo_dist: train.lmhead_cache auto: %s (planned %.2f GiB with it, %s)\n",
+                on ? "on" : "off", (double)with / 1073741824.0, why);
+    }
+    return on;
 }
 
 int train_run(const Config *c, const TrainOptions *opt) {
@@ -399,22 +430,28 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_collectives(c, g, gpu);
     ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation,
                     max_att, max_lp};
+    /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
+     * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
+     * it fits after that) */
+    bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
+    PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
+                      mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache == LMHEAD_CACHE_ON,
+                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp};
     if (c->recompute == RECOMPUTE_AUTO) {
-        /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does) */
-        bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
-        PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb, 0,
-                         bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache, bf16 && mo.autocast16,
-                         mo.recompute_act, max_att, max_lp};
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
-        mo.recompute_layers = pick_recompute(g, be, pl, layers, &mo.recompute_act);
+        apl.recompute_layers = 0;
+        mo.recompute_layers = pick_recompute(g, be, apl, layers, &mo.recompute_act);
+        apl.recompute_layers = mo.recompute_layers, apl.recompute_act = mo.recompute_act;
     }
+    bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON ||
+                      (c->lmhead_cache == LMHEAD_CACHE_AUTO && pick_head_cache(g, be, apl));
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
     if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
-    if (c->lmhead_cache) model_enable_head_cache(m); /* the last stage's logits from forward to backward */
+    if (head_cache) model_enable_head_cache(m); /* the last stage's logits from forward to backward */
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
@@ -466,7 +503,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                     m->recompute_layers, m->act16, m->w16_base != NULL, c->lmhead_cache, m->proj16, m->act_rc,
+                     m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
                      max_att, max_lp};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);

@@ -11,7 +11,8 @@ for l in "2 1 1 0" "2 1 1 1" "2 1 1 2" "1 1 2 0" "1 2 1 0"; do
 done
 planned=$(awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}' plan.txt)
 echo "parallel: {zero: 1}" >> run.yaml
-$MPI 2 "$BIN" run.yaml --quiet 2> run.log || bad "run failed"
+# the run decides train.lmhead_cache: auto (the default) against the 80 GiB the plan assumes, as on a GPU
+SIMPO_DEVICE_MEMORY_GIB=80 $MPI 2 "$BIN" run.yaml --quiet 2> run.log || bad "run failed"
 measured=$(grep "memory plan rank 0" run.log | sed 's/.*allocated \([0-9]*\) bytes/\1/')
 awk -v p="$planned" -v m="$measured" 'BEGIN {g = m / 1073741824; d = p - g; if (d < 0) d = -d; exit !(d <= 0.1 * g + 0.0005)}' \
   && ok "planned $planned GiB vs allocated $measured bytes" || bad "plan $planned GiB vs run $measured bytes"
@@ -30,7 +31,7 @@ model:
   config: {vocab_size: 32000, hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 4,
            num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 1024, tie_word_embeddings: true}
 data: {train: none.jsonl, max_length: 1024, max_prompt_length: 256}
-train: {global_batch_pairs: 8, micro_batch_pairs: 1}
+train: {global_batch_pairs: 8, micro_batch_pairs: 1, lmhead_cache: false}
 YAML
 mem1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0 {print $5}'; }
 on=$(mem1 --bf16-weight-cache true); off=$(mem1 --bf16-weight-cache false); hc=$(mem1 --bf16-weight-cache false --lmhead-cache true)
@@ -42,6 +43,23 @@ awk -v a="$hc" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.120 && d < 0.124)}' \
 awk -v a="$hcx" -v b="$offx" 'BEGIN {d = a - b; exit !(d > 0.242 && d < 0.246)}' \
   && ok "--lmhead-cache, exact storage: $hcx GiB with the fp32 logits cache, $offx without" \
   || bad "--lmhead-cache, exact storage: $hcx vs $offx"
+# --lmhead-cache auto (the config's default): the cache where it fits --gpu-mem after the recompute, in a last column
+hca() { "$BIN" plan big.yaml --gpus 1 --bf16-weight-cache false --lmhead-cache auto "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
+row=$(hca); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $NF == "on")}' && ok "--lmhead-cache auto with room: on ($row)" \
+  || bad "--lmhead-cache auto with room: '$row' (want $hc GiB, on)"
+lim=$(awk -v a="$off" -v b="$hc" 'BEGIN {printf "%.4f", (a + b) / 2}')
+row=$(hca --gpu-mem "$lim"); echo "$row" | awk -v m="$off" '{exit !($5 == m && $NF == "off")}' \
+  && ok "--lmhead-cache auto under $lim GiB: off ($row)" || bad "--lmhead-cache auto under $lim GiB: '$row' (want $off GiB, off)"
+"$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | grep -q "lmhead_cache$" && ok "auto prints the cache column" \
+  || bad "cache auto header: $("$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | sed -n 2p)"
+sed 's/, lmhead_cache: false}/}/' big.yaml > big_default.yaml
+"$BIN" plan big_default.yaml --gpus 1 | grep -q "lmhead_cache$" && ok "train.lmhead_cache defaults to auto" \
+  || bad "default: $("$BIN" plan big_default.yaml --gpus 1 | sed -n 2p)"
+# with recompute auto: first the recompute that fits, then the cache only where it still fits (between no recompute
+# with the cache and without it, the cache goes and nothing recomputes)
+both=$("$BIN" plan big.yaml --gpus 1 --bf16-weight-cache false --lmhead-cache auto --recompute auto --gpu-mem "$lim" | awk '$1==1 && $2==1 && $3==1 && $4==0')
+echo "$both" | awk -v m="$off" '{exit !($5 == m && $(NF-1) == "0" && $NF == "off")}' \
+  && ok "recompute auto and cache auto under $lim GiB: neither ($both)" || bad "both auto: '$both'"
 # --recompute-layers: with one micro-batch in flight, recomputing n of the 4 layers keeps 4 - n layers'
 # intermediates plus the one-layer working area: n = 1 costs what no recompute does, n = 2 saves one layer, all
 # three; the predicted compute grows with n
@@ -103,19 +121,20 @@ awk -v a="$df" -v b="$ra" 'BEGIN {d = a - b; exit !(d > 0.045 && d < 0.049)}' \
 # --shared-prompt: each pair's prompt once in the layers (data.prefix_sharing): bench-1b (4 pairs x 2 x 2048 tokens)
 # with a 512-token prompt plans 3584 of every 4096 tokens per pair for the layers (less memory), and the time
 # model counts their matmuls on those (more tokens/s); with data.prefix_sharing: false nothing changes
-sp() { "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --gpu-mem 200 --dtype bf16 "$@" | awk '$1==1 && $2==1 && $3==1 {print $5, $10}'; }
+sp() { "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --gpu-mem 200 --dtype bf16 --lmhead-cache false "$@" | awk '$1==1 && $2==1 && $3==1 {print $5, $10}'; }
 read -r m0 t0 <<< "$(sp)"; read -r m1 t1 <<< "$(sp --shared-prompt 512)"
 awk -v a="$m0" -v b="$m1" -v c="$t0" -v d="$t1" 'BEGIN {exit !(b < a - 2 && d > c * 1.05 && d < c * 1.15)}' \
   && ok "--shared-prompt 512: $m1 GiB and $t1 tokens/s (no sharing: $m0, $t0)" || bad "--shared-prompt: $m0 $t0 -> $m1 $t1"
 sed 's/^data: {/data: {prefix_sharing: false, /' "$SRC/configs/scaling/bench-1b.yaml" > ns1b.yaml
 grep -q "prefix_sharing: false" ns1b.yaml || bad "ns1b.yaml: no data.prefix_sharing"
-[ "$("$BIN" plan ns1b.yaml --gpus 1 --gpu-mem 200 --dtype bf16 --shared-prompt 512 | awk '$1==1 && $2==1 && $3==1 {print $5, $10}')" = "$m0 $t0" ] \
+[ "$("$BIN" plan ns1b.yaml --gpus 1 --gpu-mem 200 --dtype bf16 --lmhead-cache false --shared-prompt 512 | awk '$1==1 && $2==1 && $3==1 {print $5, $10}')" = "$m0 $t0" ] \
   && ok "--shared-prompt without data.prefix_sharing changes nothing" || bad "--shared-prompt without sharing"
 expect_error "--shared-prompt below max_length" "--shared-prompt 2048: expected the prompt tokens" "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --shared-prompt 2048
 expect_error "--recompute-activation takes true or false" "--recompute-activation: expected true or false" "$BIN" plan big.yaml --gpus 1 --recompute-activation yes
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
-expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
+expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false (or auto)" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
+expect_error "only some take auto" "--bf16-weight-cache: expected true or false, found 'auto'" "$BIN" plan run.yaml --gpus 1 --bf16-weight-cache auto
 # --from-data: the config's own pairs (tiny-a's, far shorter than its max_length 256): the memory of the trainer's
 # sizing (its largest micro-batch: 66 tokens of sequences, 51 in the layers with the prompts shared), the rank's
 # planned bytes as the run prints them (to the table's 0.001 GiB), far below the full-length plan
@@ -126,7 +145,7 @@ echo "parallel: {zero: 1}" >> run.yaml
 grep -q "micro-batch 2 pairs of the data: at most 66 tokens (51 in the layers)" fd.txt && ok "--from-data names the data's sizes" \
   || bad "--from-data header: $(head -1 fd.txt)"
 fd=$(awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}' fd.txt); full=$(awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}' full.txt)
-$MPI 2 "$BIN" run.yaml --quiet 2> fd.log || bad "the --from-data config's run failed: $(tail -3 fd.log)"
+SIMPO_DEVICE_MEMORY_GIB=80 $MPI 2 "$BIN" run.yaml --quiet 2> fd.log || bad "the --from-data config's run failed: $(tail -3 fd.log)"
 b=$(sed -n 's/.*memory plan rank 0 .*planned \([0-9]*\) bytes.*/\1/p' fd.log)
 awk -v p="$fd" -v f="$full" -v b="$b" 'BEGIN {g = b / 1073741824; d = p - g; if (d < 0) d = -d; exit !(b > 0 && d <= 0.0005 && p < f / 2)}' \
   && ok "--from-data: $fd GiB, the run plans $b bytes (full length: $full GiB)" || bad "--from-data: $fd GiB vs $b bytes (full $full)"
