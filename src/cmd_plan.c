@@ -57,8 +57,8 @@ static const char *USAGE =
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
     "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
-    "  with --from-data; auto, the config's default: per layout where it fits --gpu-mem after the recompute, as the\n"
-    "  trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
+    "  with --from-data; auto, the config's default: per layout for bf16 logits where it fits --gpu-mem after the\n"
+    "  recompute, as the trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
     "  attention's output at 2 bytes), --recompute-activation (train.recompute_activation: the MLP's hidden\n"
     "  state once per rank instead of per layer), --global-batch-pairs (train.global_batch_pairs). The caches\n"
     "  and --recompute-activation change memory only: the time model counts neither the conversions the weight\n"
@@ -461,7 +461,11 @@ int cmd_plan(int argc, char **argv) {
                     }
                 } else
                     r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation, hc_on);
-                if (hc_auto && r.mem_gib <= mem) { /* as train.c pick_head_cache: where it fits after the recompute */
+                PlanLayout l16 = {.mc = mc, .tp = tp, .bf16 = !strcmp(dtype, "bf16"),
+                                  .autocast16 = !strcmp(c->bf16_storage, "autocast")};
+                bool logits16 = plan_logits16(&l16);
+                if (hc_auto && logits16 && r.mem_gib <= mem) { /* as train.c pick_head_cache: bf16 logits, where they fit
+                                                                  * after the recompute */
                     Row w = eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, true);
                     if (w.mem_gib <= mem) r = w;
                 }

@@ -17,6 +17,14 @@ int plan_recompute_layers(const PlanLayout *l, int stage) {
     return l->recompute_layers <= 0 ? 0 : l->recompute_layers < Ll ? l->recompute_layers : Ll;
 }
 
+bool plan_logits16(const PlanLayout *l) {
+    const ModelConfig *mc = &l->mc;
+    int tp = l->tp > 0 ? l->tp : 1;
+    bool act16 = l->bf16 && mc->hidden_size % 2 == 0 && (mc->intermediate_size / tp) % 2 == 0;
+    return act16 && l->autocast16 && mc->head_dim % 2 == 0 &&
+           !(mc->arch == ARCH_GEMMA2 && mc->final_logit_softcapping > 0);
+}
+
 MemPlan plan_memory(const PlanLayout *l) {
     const ModelConfig *mc = &l->mc;
     size_t C = (size_t)mc->hidden_size, HD = (size_t)mc->head_dim, tp = (size_t)l->tp;
@@ -77,7 +85,7 @@ MemPlan plan_memory(const PlanLayout *l) {
      * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
      * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16); in
      * autocast storage its logits are bf16 and become d(logits) in place (model.c head16) */
-    bool head16 = last && auto16 && !capbuf; /* model.c head16: bf16 logits, d(logits) in place */
+    bool head16 = last && plan_logits16(l); /* model.c head16: bf16 logits, d(logits) in place */
     size_t dlog16 = last && act16 && !capbuf && !head16 ? (R * V + 1) / 2 : 0;
     size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
     /* dg, du, dh, or laid over them prefix sharing's attention rows (q, k, v, att, dq, dk, dv, lse, d(att)) */

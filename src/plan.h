@@ -51,6 +51,9 @@ typedef struct {
 } MemPlan;
 
 MemPlan plan_memory(const PlanLayout *l);
+/* Whether the layout's LM head keeps its logits in bf16 (model.h head16: autocast storage in the bf16 mode, even
+ * widths, no final logit soft-cap): the logits cache at 2 bytes per logit. */
+bool plan_logits16(const PlanLayout *l);
 /* The layers of pipeline stage `stage` that recompute under l (0 .. its layer count) */
 int plan_recompute_layers(const PlanLayout *l, int stage);
 /* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed

@@ -374,24 +374,30 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     return n;
 }
 
-/* train.lmhead_cache: auto. The cache only on the last stage, and only where the memory budget (as pick_recompute's)
- * is known and the plan with it, after the recompute choice (pl), fits it: it saves time at no cost in recompute,
- * so it takes only memory nothing else needs. With no limit known (host memory) it stays off: the trainer does not
- * size host memory. Every rank of a TP group takes the group's smallest choice (the same on all is tidier; the
- * results are bitwise the same either way). */
+/* train.lmhead_cache: auto. The cache only on the last stage, only for bf16 logits (autocast storage: the LM head
+ * never holds fp32 [tokens x vocab] logits unless asked to, with true), and only where the memory budget (as
+ * pick_recompute's) is known and the plan with it, after the recompute choice (pl), fits it: it saves time at no
+ * cost in recompute, so it takes only memory nothing else needs. With no limit known (host memory) it stays off: the
+ * trainer does not size host memory. Every rank of a TP group takes the group's smallest choice (the same on all is
+ * tidier; the results are bitwise the same either way). */
 static bool pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
     bool env;
     double budget = memory_budget(be, &env);
     pl.lmhead_cache = true;
     size_t with = plan_memory(&pl).total;
-    double off = !(budget >= 0 && (double)with <= budget && g->pp_rank == g->pp - 1);
+    bool b16 = plan_logits16(&pl);
+    double off = !(b16 && budget >= 0 && (double)with <= budget && g->pp_rank == g->pp - 1);
     comm_allreduce_max_f64(g, GROUP_TP, &off, 1);
     bool on = off == 0;
     if (budget >= 0 && g->pp_rank == g->pp - 1 && g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
         budget_why(why, sizeof why, budget, env, be);
-        fprintf(stderr, "simpo_dist: train.lmhead_cache auto: %s (planned %.2f GiB with it, %s)\n",
-                on ? "on" : "off", (double)with / 1073741824.0, why);
+        if (!b16)
+            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: off (fp32 logits: the cache keeps bf16 ones only, "
+                    "those of model.dtype bf16 with model.bf16_storage: autocast)\n");
+        else
+            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: %s (planned %.2f GiB with it, %s)\n",
+                    on ? "on" : "off", (double)with / 1073741824.0, why);
     }
     return on;
 }

@@ -50,6 +50,10 @@ row=$(hca); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $NF == "on")}' && o
 lim=$(awk -v a="$off" -v b="$hc" 'BEGIN {printf "%.4f", (a + b) / 2}')
 row=$(hca --gpu-mem "$lim"); echo "$row" | awk -v m="$off" '{exit !($5 == m && $NF == "off")}' \
   && ok "--lmhead-cache auto under $lim GiB: off ($row)" || bad "--lmhead-cache auto under $lim GiB: '$row' (want $off GiB, off)"
+row=$(hca --dtype fp32); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, fp32 logits: off ($row)" \
+  || bad "--lmhead-cache auto in fp32: '$row' (the cache keeps bf16 logits only)"
+row=$(hca --bf16-storage exact); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, exact storage: off" \
+  || bad "--lmhead-cache auto in exact storage: '$row'"
 "$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | grep -q "lmhead_cache$" && ok "auto prints the cache column" \
   || bad "cache auto header: $("$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | sed -n 2p)"
 sed 's/, lmhead_cache: false}/}/' big.yaml > big_default.yaml

@@ -61,30 +61,35 @@ grep -q "stage 0 recomputes 2 of its 2 layers" "$TMP/tiny/train.log" \
   && ok "a budget nothing fits: every layer, and a warning" || bad "tiny: $(grep 'stage 0' "$TMP/tiny/train.log")"
 grep -q "warning: stage 0 does not fit" "$TMP/auto/train.log" && bad "a warning where the budget fits" \
   || ok "no warning where the plan fits"
-# train.lmhead_cache: auto (the default) under the same budget: only the last stage (rank 1) keeps the logits, where
-# they fit after the recompute's choice; with no budget known (the CPU) nothing, and not a word of it
-grep -q "train.lmhead_cache auto: on (planned .* GiB with it, budget 1000.00 GiB (SIMPO_DEVICE_MEMORY_GIB))" "$TMP/roomy/train.log" \
-  && ok "with room the last stage keeps the logits" || bad "roomy cache: $(grep 'lmhead_cache' "$TMP/roomy/train.log")"
+# train.lmhead_cache: auto (the default): only the last stage (rank 1) keeps the logits, only bf16 ones (model.dtype
+# bf16 in autocast storage, the default storage), where they fit the budget after the recompute's choice; with no
+# budget known (the CPU) nothing, and not a word of it
+grep -q "train.lmhead_cache auto: off (fp32 logits" "$TMP/roomy/train.log" \
+  && ok "fp32 logits: no cache even with room" || bad "roomy (fp32) cache: $(grep 'lmhead_cache' "$TMP/roomy/train.log")"
 plannedr() { sed -n "s/.*memory plan rank $2 .*planned \([0-9]*\) bytes.*/\1/p" "$1"; } # LOG RANK
-P1=$(plannedr "$TMP/off/train.log" 1)
-[ "$(planned0 "$TMP/roomy/train.log")" = "$X" ] && [ "$(plannedr "$TMP/roomy/train.log" 1)" -gt "$P1" ] \
-  && plan_equals_alloc "$TMP/roomy/train.log" && ok "the cache on the last stage only, allocated as planned" \
-  || bad "roomy plans: $(grep 'memory plan' "$TMP/roomy/train.log")"
-grep -q "lmhead_cache" "$TMP/cpu/train.log" && bad "the CPU run talks of the cache: $(grep lmhead_cache "$TMP/cpu/train.log")" \
+runb() { # NAME [ENV...]: the tied model under pp 2 in bf16 (autocast storage), train.lmhead_cache left to auto
+  setup_tied "$1"; sed 's/^model:$/model:\n  dtype: bf16/' base.yaml > run.yaml; echo "parallel: {pp: 2}" >> run.yaml
+  grep -q "dtype: bf16" run.yaml || bad "$1: run.yaml is not bf16"
+  shift
+  env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
+}
+runb b_cpu
+runb b_on SIMPO_DEVICE_MEMORY_GIB=1000
+P0=$(planned0 "$TMP/b_cpu/train.log"); P1=$(plannedr "$TMP/b_cpu/train.log" 1); Q1=$(plannedr "$TMP/b_on/train.log" 1)
+grep -q "lmhead_cache" "$TMP/b_cpu/train.log" && bad "the CPU run talks of the cache: $(grep lmhead_cache "$TMP/b_cpu/train.log")" \
   || ok "no budget, no cache, nothing said"
-[ "$(plannedr "$TMP/cpu/train.log" 1)" = "$P1" ] && ok "the CPU run keeps no logits" || bad "cpu: $(grep 'memory plan rank 1' "$TMP/cpu/train.log")"
-grep -q "train.lmhead_cache auto: off" "$TMP/tiny/train.log" && ok "a budget nothing fits: no cache either" \
-  || bad "tiny cache: $(grep 'lmhead_cache' "$TMP/tiny/train.log")"
-# a budget between stage 1's plan without the cache and with it (no recompute needed): off; and the losses of a run
-# that kept the logits are bit for bit those without
-run hcon "" SIMPO_DEVICE_MEMORY_GIB=1000
-Q1=$(plannedr "$TMP/hcon/train.log" 1)
+grep -q "train.lmhead_cache auto: on (planned .* GiB with it, budget 1000.00 GiB (SIMPO_DEVICE_MEMORY_GIB))" "$TMP/b_on/train.log" \
+  && ok "bf16 logits and room: the last stage keeps them" || bad "b_on: $(grep 'lmhead_cache' "$TMP/b_on/train.log")"
+[ "$(planned0 "$TMP/b_on/train.log")" = "$P0" ] && [ "$Q1" -gt "$P1" ] && plan_equals_alloc "$TMP/b_on/train.log" \
+  && ok "the cache on the last stage only ($((Q1 - P1)) bytes), allocated as planned" \
+  || bad "b_on plans: $(grep 'memory plan' "$TMP/b_on/train.log")"
+[ "$(losses "$TMP/b_on/out/metrics.jsonl")" = "$(losses "$TMP/b_cpu/out/metrics.jsonl")" ] \
+  && ok "with the logits kept: the losses of the run without, bit for bit" || bad "b_on losses differ"
+# a budget between the last stage's plan without the cache and with it: off
 BH=$(awk -v p="$P1" -v q="$Q1" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}')
-run hcmid "" SIMPO_DEVICE_MEMORY_GIB="$BH"
-grep -q "train.lmhead_cache auto: off" "$TMP/hcmid/train.log" && [ "$(plannedr "$TMP/hcmid/train.log" 1)" = "$P1" ] \
-  && ok "a budget of $BH GiB, short of the cache: off" || bad "hcmid: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/hcmid/train.log")"
-[ "$(losses "$TMP/hcon/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
-  && ok "with the logits kept: the losses of the run without, bit for bit" || bad "hcon losses differ"
+runb b_mid SIMPO_DEVICE_MEMORY_GIB="$BH"
+grep -q "train.lmhead_cache auto: off (planned" "$TMP/b_mid/train.log" && [ "$(plannedr "$TMP/b_mid/train.log" 1)" = "$P1" ] \
+  && ok "a budget of $BH GiB, short of the cache: off" || bad "b_mid: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b_mid/train.log")"
 cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
   env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
 finish
