@@ -5,7 +5,7 @@
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
-#                                  [--lmhead-cache | --no-lmhead-cache] [--recompute-activation]
+#                                  [--lmhead-cache | --no-lmhead-cache] [--recompute-activation] [--recompute-norm]
 #                                  [--bf16-storage autocast|exact] [--no-prefix-sharing] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
 # Shapes: 1b (Llama-3.2-1B, 4 pairs), 8b-4l (Llama-3-8B width, 4 layers, 2 pairs), tiny (a CPU smoke test,
@@ -25,7 +25,7 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
+shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; normrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
     --no-lmhead-cache) hcache=false; shift ;; # train.lmhead_cache: false (default auto: kept where they fit)
     --recompute-activation) actrc=true; shift ;; # train.recompute_activation: true (the MLP's hidden state remade)
+    --recompute-norm) normrc=true; shift ;;   # train.recompute_norm: true (ln1, ln2 remade)
     --bf16-storage) storage=$2; shift 2 ;;    # model.bf16_storage (default autocast)
     --no-prefix-sharing) share=false; shift ;; # data.prefix_sharing: false (every sequence's prompt in the layers)
     --peer) peer=1; shift ;;
@@ -87,7 +88,7 @@ device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false, prefix_sharing: $share}
 loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
 optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
-train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
+train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc, recompute_norm: $normrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
 checkpoint: {dir: out, final: false}
 log: {every_steps: 1}
 EOF
@@ -104,15 +105,16 @@ EOF
   [ "$recompute" = auto ] && rlayers=$(sed -n 's/.*train.recompute auto: stage 0 recomputes \([0-9]*\) of.*/\1/p' "$dir/log.txt" | head -1)
   # and whether it recomputes the MLP's activation too (as train.recompute_activation: true)
   [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the MLP's activation function" "$dir/log.txt" && actrc=true
+  [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the normed inputs" "$dir/log.txt" && normrc=true
   # train.lmhead_cache: auto (the default): whether the trainer kept the logits (it does where they fit)
   hc=$hcache
   [ "$hc" = auto ] && { grep -q "train.lmhead_cache auto: on" "$dir/log.txt" && hc=true || hc=false; }
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" "$share" <<'EOF'
+      "$actrc" "$share" "$normrc" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share = sys.argv[13:24]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc = sys.argv[13:25]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -130,7 +132,8 @@ print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if rec
                       recompute_layers=int(rlayers or 0) if recompute == "auto" or (recompute == "true" and int(rlayers) > 0)
                       else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
-                      recompute_activation=actrc == "true", prefix_sharing=share == "true",
+                      recompute_activation=actrc == "true", recompute_norm=normrc == "true",
+                      prefix_sharing=share == "true",
                       bf16_storage=storage if dtype == "bf16" else None, shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),

@@ -36,6 +36,8 @@ def settings(r, env):
         s.append("lmhead cache")
     if r.get("recompute_activation"):
         s.append("recompute activation")
+    if r.get("recompute_norm"):
+        s.append("recompute norm")
     if r.get("bf16_storage") == "exact":
         s.append("exact bf16 storage")
     if r.get("prefix_sharing") is False:

@@ -13,9 +13,10 @@
 #      the default, except in the memory-lean runs): the default paths, their
 #      op profile (SIMPO_PROFILE=1: time per op and per matmul shape, $OUT/profile.txt), all variants that passed
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
-#      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), 1b
-#      recomputing 4 of its 16 layers and under train.recompute: auto with a 44.9 GiB budget, and both shapes
-#      without the weight cache and with train.recompute_activation (the leanest without layer recompute); then
+#      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), both
+#      shapes with the weight cache but recomputing the activation and the norms (fast and lean), 1b under
+#      train.recompute: auto with a 44.9 GiB budget, and both shapes without the weight cache and with
+#      train.recompute_activation and train.recompute_norm (the leanest without layer recompute); then
 #      each variant alone (what a time limit cuts first); $OUT/bench.txt. Right after the first benchmark run, the
 #      default paths without prefix sharing (data.prefix_sharing: false): its gain, and each step's loss against the
 #      default run's (the model-level check of prefix sharing on the tensor-core attention).
@@ -155,14 +156,12 @@ stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
 if has --recompute; then # the memory-lean setting, partial recompute, and no weight cache (its speed effect)
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache --no-lmhead-cache
   stamp "bench recompute"
-  # between the two: 1b recomputing 4 of its 16 layers (train.recompute_layers: 4) with the weight cache on and the
-  # passing variants (planned 37.8 GiB with prefix sharing + ~1.1 GiB of op scratch, under the 46 GiB that is 0.7x
-  # the peer's peak: simpo_dist plan configs/scaling/bench-1b.yaml --gpus 1 --dtype bf16 --recompute-layers 4
-  # --shared-prompt 512): its speed cost
-  if [ $DRY = 1 ]; then bench recompute4 50 "${passed[*]}" "${common[@]}" --recompute-layers 1 --no-lmhead-cache
-  else bench recompute4 60 "${passed[*]}" --shapes 1b --dtype bf16 --steps 2 --warm 1 --recompute-layers 4 \
-    --no-lmhead-cache "${storage[@]}"; fi
-  stamp "bench recompute of 4 layers"
+  # fast and lean: the passing variants with the weight cache, no layer recompute, only the cheap elementwise ones
+  # (train.recompute_activation, train.recompute_norm) and no logits cache: planned 36.1 GiB on 8b-4l (its 0.85x
+  # target is 36.7 GiB with the op scratch) and 35.4 GiB on 1b (simpo_dist plan ... --shared-prompt 512
+  # --recompute-activation true --recompute-norm true --lmhead-cache false): both targets in one setting?
+  bench lean 70 "${passed[*]}" "${common[@]}" --recompute-activation --recompute-norm --no-lmhead-cache
+  stamp "bench lean (weight cache, recompute of the activation and the norms)"
   # the memory target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the
   # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.8 GiB planned;
   # exact storage: 50.0 GiB, so the activation or some layers)
@@ -171,9 +170,10 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
   # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
-  # hidden state recomputed (train.recompute_activation), planned 35.2 GiB on 1b and 34.4 GiB on 8b-4l with prefix
-  # sharing (+ op scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
-  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --no-lmhead-cache
+  # hidden state and the norms recomputed, planned 33.1 GiB on 1b and 33.5 GiB on 8b-4l with prefix sharing (+ op
+  # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
+  bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --recompute-norm \
+    --no-lmhead-cache
   stamp "bench no weight cache"
 fi
 for v in "${passed[@]}"; do

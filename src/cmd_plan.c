@@ -25,7 +25,8 @@ static const char *USAGE =
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
     "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
     "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
-    "                       [--recompute-activation true|false] [--global-batch-pairs P]\n"
+    "                       [--recompute-activation true|false] [--recompute-norm true|false]\n"
+    "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
     "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
@@ -49,25 +50,29 @@ static const char *USAGE =
     "  again, a third of the layers' matmul FLOPs (2 x tokens x layer parameters) and one more attention forward;\n"
     "  with train.recompute_layers N only for a stage's first N layers. --recompute auto picks, per layout, as the\n"
     "  trainer does, the cheapest recompute that makes the largest rank fit --gpu-mem: none; the MLP's activation\n"
-    "  function (train.recompute_activation); it and the fewest layers per stage (1, ..., all). It prints the\n"
-    "  count in a last column (the train.recompute_layers to run it with; all: train.recompute: true), +act when\n"
-    "  it also recomputes the activation (train.recompute_activation: true).\n"
+    "  function (train.recompute_activation); it and the projections' normed inputs (train.recompute_norm); those\n"
+    "  and the fewest layers per stage (1, ..., all). It prints the count in a last column (the\n"
+    "  train.recompute_layers to run it with; all: train.recompute: true), +act when it also recomputes the\n"
+    "  activation (train.recompute_activation: true), +norm the norms (train.recompute_norm: true).\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
     "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
     "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
     "  with --from-data; auto, the config's default: per layout for bf16 logits where it fits --gpu-mem after the\n"
-    "  recompute, as the trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage: autocast keeps the q, k, v, gate and up projections and\n"
-    "  attention's output at 2 bytes), --recompute-activation (train.recompute_activation: the MLP's hidden\n"
-    "  state once per rank instead of per layer), --global-batch-pairs (train.global_batch_pairs). The caches\n"
-    "  and --recompute-activation change memory only: the time model counts neither the conversions the weight\n"
-    "  copy saves, nor the LM-head GEMM the logits cache saves, nor the activation's elementwise pass again.\n";
+    "  recompute, as the trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage:\n"
+    "  autocast keeps the q, k, v, gate and up projections and attention's output at 2 bytes),\n"
+    "  --recompute-activation (train.recompute_activation: the MLP's hidden state once per rank instead of per\n"
+    "  layer), --recompute-norm (train.recompute_norm: ln1 and ln2 likewise), --global-batch-pairs\n"
+    "  (train.global_batch_pairs). The caches, --recompute-activation and --recompute-norm change memory only: the\n"
+    "  time model counts neither the conversions the weight copy saves, nor the LM-head GEMM the logits cache\n"
+    "  saves, nor the elementwise passes again.\n";
 
 typedef struct {
     int dp, pp, tp, zero;
     int rc;   /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
     bool act; /* train.recompute_activation of the row */
+    bool norm; /* train.recompute_norm of the row */
     bool hc;  /* train.lmhead_cache of the row */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
@@ -206,7 +211,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens, 0};
+                     false, false, false, false, tokens, 0, 0};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -239,20 +244,20 @@ typedef struct {
 } PlanCtx;
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
- * the MLP's activation when act, with the LM-head logits cache when hc (memory only, both: the time model counts
- * neither the activation's elementwise pass nor the GEMM the cache saves) */
-static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act, bool hc) {
+ * the MLP's activation when act, the normed inputs when norm, with the LM-head logits cache when hc (memory only,
+ * all three: the time model counts neither the elementwise passes again nor the GEMM the cache saves) */
+static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act, bool norm, bool hc) {
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, hc, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, norm, hc, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache, hc, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         act, max_tokens, x->lp_max};
+                         act, max_tokens, x->lp_max, norm};
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = x->tok_mb * n_mb;
@@ -327,7 +332,8 @@ static int cmp_rows(const void *a, const void *b) {
 
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
-               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL;
+               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL,
+               *rn_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
            shared = 0;
     bool from_data = false;
@@ -341,7 +347,8 @@ int cmd_plan(int argc, char **argv) {
                           : !strcmp(argv[i], "--bf16-weight-cache") ? &w16_arg
                           : !strcmp(argv[i], "--lmhead-cache") ? &hc_arg
                           : !strcmp(argv[i], "--bf16-storage") ? &bs_arg
-                          : !strcmp(argv[i], "--recompute-activation") ? &ra_arg : NULL;
+                          : !strcmp(argv[i], "--recompute-activation") ? &ra_arg
+                          : !strcmp(argv[i], "--recompute-norm") ? &rn_arg : NULL;
         if (sdst) {
             if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
             *sdst = argv[++i];
@@ -375,12 +382,13 @@ int cmd_plan(int argc, char **argv) {
     /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
     bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto"); /* or the config's train.recompute: auto, below */
     if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
-    const char *bools[4][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
-                               {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg}};
-    for (int b = 0; b < 4; b++)
+    const char *bools[5][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
+                               {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg},
+                               {"--recompute-norm", rn_arg}};
+    for (int b = 0; b < 5; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false") &&
             (b != 2 || strcmp(bools[b][1], "auto")))
-            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b % 2 ? "" : " (or auto)",
+            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b == 0 || b == 2 ? " (or auto)" : "",
                    bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     if (rl_arg && (rl_arg != floor(rl_arg) || rl_arg > INT_MAX))
@@ -399,6 +407,7 @@ int cmd_plan(int argc, char **argv) {
                                                                                             : LMHEAD_CACHE_OFF;
     bool hc_auto = c->lmhead_cache == LMHEAD_CACHE_AUTO, hc_on = c->lmhead_cache == LMHEAD_CACHE_ON;
     if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
+    if (rn_arg) c->recompute_norm = !strcmp(rn_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);
@@ -453,20 +462,21 @@ int cmd_plan(int argc, char **argv) {
                 if (rc_auto) { /* as train.c pick_recompute: nothing, the activation, then it and the fewest layers
                                 * per stage that fit, or all (the row may not fit) */
                     int most = L / pp + (L % pp > 0);
-                    for (int st = 0;; st++) {
-                        int rl = st < 2 ? 0 : st - 1;
+                    for (int st = 0;; st++) { /* 1: the activation; 2: it and the norms; 3...: those and layers */
+                        int rl = st < 3 ? 0 : st - 2;
                         r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl,
-                                        c->recompute_activation || st >= 1, hc_on);
+                                        c->recompute_activation || st >= 1, c->recompute_norm || st >= 2, hc_on);
                         if (r.mem_gib <= mem || rl >= most) break;
                     }
                 } else
-                    r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation, hc_on);
+                    r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation,
+                                    c->recompute_norm, hc_on);
                 PlanLayout l16 = {.mc = mc, .tp = tp, .bf16 = !strcmp(dtype, "bf16"),
                                   .autocast16 = !strcmp(c->bf16_storage, "autocast")};
                 bool logits16 = plan_logits16(&l16);
                 if (hc_auto && logits16 && r.mem_gib <= mem) { /* as train.c pick_head_cache: bf16 logits, where they fit
                                                                   * after the recompute */
-                    Row w = eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, true);
+                    Row w = eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, r.norm, true);
                     if (w.mem_gib <= mem) r = w;
                 }
                 if (r.mem_gib <= mem) rows[nr++] = r;
@@ -494,10 +504,12 @@ int cmd_plan(int argc, char **argv) {
            "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "",
            hc_auto ? "  lmhead_cache" : "");
     for (int i = 0; i < nr && i < (int)top; i++) {
-        char rcs[24] = "";
-        const char *act = rows[i].act && !c->recompute_activation ? "+act" : ""; /* auto's choice of the activation */
-        if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s", act);
-        else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s", rows[i].rc, act);
+        char rcs[32] = "";
+        /* auto's choice of the activation and the norms */
+        const char *act = rows[i].act && !c->recompute_activation ? "+act" : "",
+                   *nrm = rows[i].norm && !c->recompute_norm ? "+norm" : "";
+        if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s%s", act, nrm);
+        else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s%s", rows[i].rc, act, nrm);
         const char *hcs = !hc_auto ? "" : rows[i].hc ? "  on" : "  off";
         printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s\n", rows[i].dp, rows[i].pp,
                rows[i].tp, rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble,

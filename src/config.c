@@ -106,7 +106,8 @@ static const KeySpec KEYS[] = {
      "(less activation memory, about a third more layer FLOPs); auto: per stage the cheapest recompute that lets "
      "the memory plan fit the device (its free memory at start, less 5% and 1 GiB for op scratch; "
      "SIMPO_DEVICE_MEMORY_GIB sets the budget instead; none on the CPU): none, else the MLP's activation function "
-     "alone (as train.recompute_activation), else it and the fewest layers"},
+     "alone (as train.recompute_activation), else it and the normed inputs (as train.recompute_norm), else those "
+     "and the fewest layers"},
     {"train.recompute_layers", K_INT, F(recompute_layers), "0", 0, U, 0, 0, NULL,
      "with train.recompute: true: how many layers of each pipeline stage recompute, its first ones (Megatron's "
      "block method); 0: all. Fewer layers: more activation memory, less recompute time"},
@@ -115,6 +116,10 @@ static const KeySpec KEYS[] = {
      "keeps, instead of keeping its output (Megatron-Core's recompute of the activation function): the MLP's hidden "
      "state less per token and layer (FF/tp values, 2 bytes each in bf16), one elementwise pass more per layer; the "
      "same numbers bit for bit"},
+    {"train.recompute_norm", K_BOOL, F(recompute_norm), "false", U, U, 0, 0, NULL,
+     "recompute the RMSNorm outputs that feed the attention and MLP projections (ln1, ln2) in the backward from the "
+     "layer input and the residual they keep (Megatron-Core's recompute of the layernorm module): 2C values less "
+     "per token and layer (2 bytes each in bf16), two norm passes more per layer; the same numbers bit for bit"},
     {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
      "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},

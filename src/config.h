@@ -77,6 +77,7 @@ typedef struct {
                                  * layers backward (auto: as many as the device's memory needs, train.c) */
     int recompute_layers;       /* train.recompute_layers (default 0: all): a stage's first layers that recompute */
     bool recompute_activation;  /* train.recompute_activation (default false): the MLP's hidden state recomputed */
+    bool recompute_norm;        /* train.recompute_norm (default false): the projections' normed inputs recomputed */
     bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
     int lmhead_cache;           /* train.lmhead_cache: LMHEAD_CACHE_OFF | _ON | _AUTO (default: where it fits a known
                                  * memory budget, train.c): logits kept from forward to backward */

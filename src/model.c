@@ -69,6 +69,8 @@ typedef struct Acts {
     float *hbuf;                                /* shared, train.recompute_activation (act_rc): the MLP's hidden
                                                  * state of the layer being run [N,FF] (bf16 under act16); else
                                                  * NULL */
+    float *nbuf;                                /* shared, train.recompute_norm (norm_rc): ln1, then ln2, of the
+                                                 * layer being run [N,C] (bf16 under act16); else NULL */
     /* shared, over dg, du, dh: attention's rows under prefix sharing while attention runs, forward or backward
      * (pairs.h MicroBatch: Natt rows; q, k, v, att, dq, dk, dv in autocast storage like the layers' copies; xlse
      * [Natt,NH]; xdatt fp32) */
@@ -214,6 +216,7 @@ static size_t layer_work_per_token(const Model *m) {
     if (m->act16) n -= C + FF / 2; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
     if (m->proj16) n -= FF + QD + KD; /* g, u (FF each), q, att (QD each), k, v (KD each) in bf16 too */
     if (m->act_rc) n -= m->act16 ? FF / 2 : FF; /* h: in the shared scratch instead (hbuf) */
+    if (m->norm_rc) n -= m->act16 ? C : 2 * C;  /* ln1, ln2: in the shared scratch instead (nbuf) */
     return n;
 }
 /* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
@@ -228,11 +231,12 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
     float *c = *cursor;
-    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * act_floats(m, C));
+    size_t nC = m->norm_rc ? 0 : act_floats(m, C); /* norm_rc: layer_acts points ln1, ln2 at nbuf */
+    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * nC);
     TAKE(a->q, nl * N * proj_floats(m, QD)); TAKE(a->k, nl * N * proj_floats(m, KD));
     TAKE(a->v, nl * N * proj_floats(m, KD)); TAKE(a->att, nl * N * proj_floats(m, QD));
     TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
-    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * act_floats(m, C));
+    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * nC);
     TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
     TAKE(a->h, m->act_rc ? 0 : nl * N * act_floats(m, FF)); /* act_rc: layer_acts points h at hbuf */
     if (m->gemma2) {
@@ -285,9 +289,11 @@ static size_t grads_or_head_floats(const Model *m) {
 }
 /* floats of the shared buffer of the MLP's hidden state (act_rc), else 0 */
 static size_t hbuf_floats(const Model *m) { return m->act_rc ? m->max_tokens * act_floats(m, (size_t)m->FF_loc) : 0; }
+/* floats of the shared buffer of the normed inputs ln1, ln2 (norm_rc), else 0 */
+static size_t nbuf_floats(const Model *m) { return m->norm_rc ? m->max_tokens * act_floats(m, (size_t)m->C) : 0; }
 static size_t scratch_floats(const Model *m) {
     size_t N = m->max_tokens, C = (size_t)m->C;
-    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0) + hbuf_floats(m);
+    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0) + hbuf_floats(m) + nbuf_floats(m);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
@@ -337,8 +343,9 @@ static void alloc_acts(Model *m, Acts *a) {
     }
     c = both + grads_or_head_floats(m);
     if (last) { TAKE(a->xf, N * C); TAKE(a->dhs, N * C); }
-    a->hbuf = NULL;
+    a->hbuf = a->nbuf = NULL;
     if (m->act_rc) TAKE(a->hbuf, hbuf_floats(m));
+    if (m->norm_rc) TAKE(a->nbuf, nbuf_floats(m));
 #undef TAKE
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
@@ -429,6 +436,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->recompute_layers = recompute_layers < 0 ? 0 : recompute_layers < m->L_loc ? recompute_layers : m->L_loc;
     m->recompute = m->recompute_layers > 0;
     m->act_rc = o && o->recompute_act;
+    m->norm_rc = o && o->recompute_norm;
     /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
      * are even, so a layer's bf16 rows fill whole floats of the arenas) */
     m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
@@ -456,7 +464,7 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    ModelOpts o = {recompute_layers, false, false, 0, 0};
+    ModelOpts o = {recompute_layers, false, false, 0, 0, 0};
     return create(mc, be, max_tokens, grid, nslots, true, &o);
 }
 
@@ -468,7 +476,7 @@ Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_to
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
     /* no backward: every layer "recomputes", so the slot keeps only the layers' inputs and one layer's
      * intermediates live at a time; autocast storage in the bf16 mode, as training's default */
-    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0, 0};
+    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0, 0, 0};
     return create(mc, be, max_tokens, NULL, 1, false, &o);
 }
 
@@ -901,9 +909,10 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     size_t i = rc ? 0 : (size_t)(l - m->recompute_layers);
     size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
     size_t FFp = proj_floats(m, FF), QDp = proj_floats(m, QD), KDp = proj_floats(m, KD); /* bf16 under proj16 */
-    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, s->ln1 + i * N * C16, s->q + i * N * QDp,
-                   s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp, s->lse + i * N * NH,
-                   s->x2 + i * N * C, s->rstd2 + i * N, s->ln2 + i * N * C16, s->g + i * N * FFp,
+    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, m->norm_rc ? a->nbuf : s->ln1 + i * N * C16,
+                   s->q + i * N * QDp, s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp,
+                   s->lse + i * N * NH, s->x2 + i * N * C, s->rstd2 + i * N,
+                   m->norm_rc ? a->nbuf : s->ln2 + i * N * C16, s->g + i * N * FFp,
                    s->u + i * N * FFp, m->act_rc ? a->hbuf : s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
         t.ao = s->ao + i * N * C;
@@ -1256,8 +1265,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
-        if (layer_recomputes(m, l)) layer_forward(m, a, mb, l, &t, NULL);
-        else if (m->act_rc) glu_act(m, t.h, t.g, t.u, N); /* the hidden state, for the down projection's dW */
+        if (layer_recomputes(m, l)) layer_forward(m, a, mb, l, &t, NULL); /* leaves h, and ln2 in nbuf, remade */
+        else {
+            if (m->act_rc) glu_act(m, t.h, t.g, t.u, N); /* the hidden state, for the down projection's dW */
+            /* ln2, for the gate / up projections' dW (its rstd written again with the same values) */
+            if (m->norm_rc) norm_act(m, t.ln2, t.rstd2, t.x2, w->ln2, N);
+        }
         AttnOpts opts;
         const AttnOpts *aopt = model_attn_opts(m, l, &opts);
         /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
@@ -1280,6 +1293,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             linear_bwd(m, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         } else linear_bwd(m, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         attention_bwd(m, a, mb, &t, aopt);
+        if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
         hold_act(m, t.ln1, NC);
         linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
         linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);

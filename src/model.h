@@ -107,6 +107,8 @@ typedef struct Model {
                                           * the backward reruns such a layer's forward into `work` first */
     bool recompute;                      /* recompute_layers > 0 */
     bool act_rc;                         /* ModelOpts.recompute_act: h in the shared scratch, remade per backward */
+    bool norm_rc;                        /* ModelOpts.recompute_norm: ln1, ln2 in the shared scratch, remade per
+                                          * backward */
     float *work;                         /* recompute only (else NULL): one layer's intermediates for max_tokens
                                           * tokens, shared by every slot and layer of this rank; backend memory */
     bool proj16;                         /* autocast storage (ModelOpts.autocast16, needs act16 and an even HD): the
@@ -174,6 +176,12 @@ typedef struct ModelOpts {
                              * sequences per pair have: their rows live in the shared scratch (model.c) */
     size_t max_lp_rows;     /* log-prob rows of a micro-batch (pairs.h M: its response tokens) the LM-head logits
                              * cache (model_enable_head_cache) holds; 0: max_tokens */
+    bool recompute_norm;    /* train.recompute_norm: the normed inputs of the projections (ln1, ln2) are not kept per
+                             * layer: the forward writes each into one shared buffer (the q, k, v or gate / up
+                             * projections read it there) and the backward of each layer remakes ln2 and then ln1 there
+                             * from the layer input and x2 it keeps, before the projections' dW need them (Megatron-
+                             * Core's recompute of the layernorm module; the same op on the same values: bitwise the
+                             * results without) */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);

@@ -74,6 +74,10 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* train.recompute_activation: h leaves the layer term for one buffer in the shared scratch (model.c act_rc) */
     size_t hbuf = l->recompute_act ? N * (act16 ? FF / 2 : FF) : 0;
     work -= hbuf;
+    /* train.recompute_norm: ln1 and ln2 leave it for one buffer of one of them in the shared scratch (model.c
+     * norm_rc) */
+    size_t nbuf = l->recompute_norm ? N * (act16 ? C / 2 : C) : 0;
+    work -= 2 * nbuf;
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
@@ -92,7 +96,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t mlp = N * (FF + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
     size_t lgrad = N * (QDp + 2 * KDp + QD) + (mlp > xatt ? mlp : xatt);
     size_t head = last ? (head16 ? (R * V + 1) / 2 : R * V) + 4 * R + capbuf + dlog16 : 0;
-    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf;
+    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf + nbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;

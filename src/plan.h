@@ -34,6 +34,8 @@ typedef struct {
                              * ModelOpts.max_att_tokens); 0: max_tokens */
     size_t max_lp_rows;     /* log-prob rows of a micro-batch the LM-head logits cache is sized for (model.h
                              * ModelOpts.max_lp_rows); 0: max_tokens */
+    bool recompute_norm;    /* train.recompute_norm: the normed inputs ln1, ln2 once per rank, not per layer and slot
+                             * (model.h ModelOpts.recompute_norm) */
 } PlanLayout;
 
 typedef struct {

@@ -315,15 +315,6 @@ static void pick_precision(const Config *c, ProcessGrid *g, const Backend *be, b
                 "rounded to bf16, fp32 sums): the reference of the GPU path, slower than fp32\n", be->name);
 }
 
-/* train.recompute: auto. The cheapest recompute that makes the memory plan (plan.c, the formulas the run's
- * allocations equal) fit the budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free memory at start less 5%
- * and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200, docs/performance.md), else (host
- * memory) no limit: none. In order of cost: nothing; the MLP's activation function alone (train.recompute_activation:
- * one elementwise pass per layer, when the config does not ask for it already); then with it the fewest of this
- * stage's layers (each a forward again). Every rank of a TP group takes the largest choice of the group (their
- * collectives depend on it); stage by stage the choices may differ (1F1B keeps more micro-batches in flight on
- * earlier stages). pl: this rank's layout, its recompute_layers and recompute_act the things varied; *act: in, the
- * config's train.recompute_activation; out, whether the activation recomputes. Returns the layers. */
 static double memory_budget(const Backend *be, bool *from_env) {
     const char *env = getenv("SIMPO_DEVICE_MEMORY_GIB");
     *from_env = env != NULL;
@@ -342,30 +333,44 @@ static void budget_why(char *why, size_t n, double budget, bool env, const Backe
                   env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
 }
 
-static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers, bool *act) {
+/* train.recompute: auto. The cheapest recompute that makes the memory plan (plan.c, the formulas the run's
+ * allocations equal) fit the budget (memory_budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free memory
+ * at start less 5% and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200,
+ * docs/performance.md), else (host memory) no limit: none). In order of cost: nothing; the MLP's activation function
+ * alone (train.recompute_activation: one elementwise pass per layer, when the config does not ask for it already);
+ * then with it the normed inputs of the projections (train.recompute_norm: two norm passes per layer); then with both
+ * the fewest of this stage's layers (each a forward again). Every rank of a TP group takes the largest choice of the
+ * group (their collectives depend on it); stage by stage the choices may differ (1F1B keeps more micro-batches in
+ * flight on earlier stages). pl: this rank's layout, its recompute_layers, recompute_act and recompute_norm the
+ * things varied; *act, *norm: in, the config's train.recompute_activation and train.recompute_norm; out, whether
+ * they recompute. Returns the layers. */
+static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int layers, bool *act, bool *norm) {
     bool env;
     double budget = memory_budget(be, &env);
     int n = 0;
-    bool asked = *act, a = asked;
-    for (int s = 0; budget >= 0; s++) { /* s = 0: nothing more; 1: the activation; s > 1: it and s - 1 layers */
-        n = s < 2 ? 0 : s - 1;
+    bool asked = *act, asked_n = *norm, a = asked, nr = asked_n;
+    /* s = 0: nothing more; 1: the activation; 2: it and the norms; s > 2: those and s - 2 layers */
+    for (int s = 0; budget >= 0; s++) {
+        n = s < 3 ? 0 : s - 2;
         a = asked || s >= 1;
-        pl.recompute_layers = n, pl.recompute_act = a;
+        nr = asked_n || s >= 2;
+        pl.recompute_layers = n, pl.recompute_act = a, pl.recompute_norm = nr;
         /* n == layers: even recomputing every layer does not fit, the allocation will say so */
         if ((double)plan_memory(&pl).total <= budget || n >= layers) break;
     }
-    double nd[2] = {n, a};
-    comm_allreduce_max_f64(g, GROUP_TP, nd, 2);
-    n = (int)nd[0], a = nd[1] > 0;
-    *act = a;
-    pl.recompute_layers = n, pl.recompute_act = a;
+    double nd[3] = {n, a, nr};
+    comm_allreduce_max_f64(g, GROUP_TP, nd, 3);
+    n = (int)nd[0], a = nd[1] > 0, nr = nd[2] > 0;
+    *act = a, *norm = nr;
+    pl.recompute_layers = n, pl.recompute_act = a, pl.recompute_norm = nr;
     size_t planned = plan_memory(&pl).total;
     if (g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
         budget_why(why, sizeof why, budget, env, be);
         fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "
-                "%s)%s\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why,
-                a && !asked ? ", and the MLP's activation function (as train.recompute_activation: true)" : "");
+                "%s)%s%s\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why,
+                a && !asked ? ", and the MLP's activation function (as train.recompute_activation: true)" : "",
+                nr && !asked_n ? ", and the normed inputs (as train.recompute_norm: true)" : "");
         if (budget >= 0 && (double)planned > budget)
             fprintf(stderr, "simpo_dist: warning: stage %d does not fit its budget even recomputing every layer: "
                     "more pipeline or tensor-parallel ranks, train.bf16_weight_cache: false or a smaller "
@@ -435,20 +440,21 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
     ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation,
-                    max_att, max_lp};
+                    max_att, max_lp, c->recompute_norm};
     /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
      * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
      * it fits after that) */
     bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache == LMHEAD_CACHE_ON,
-                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp};
+                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp, mo.recompute_norm};
     if (c->recompute == RECOMPUTE_AUTO) {
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
         apl.recompute_layers = 0;
-        mo.recompute_layers = pick_recompute(g, be, apl, layers, &mo.recompute_act);
+        mo.recompute_layers = pick_recompute(g, be, apl, layers, &mo.recompute_act, &mo.recompute_norm);
         apl.recompute_layers = mo.recompute_layers, apl.recompute_act = mo.recompute_act;
+        apl.recompute_norm = mo.recompute_norm;
     }
     bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON ||
                       (c->lmhead_cache == LMHEAD_CACHE_AUTO && pick_head_cache(g, be, apl));
@@ -510,7 +516,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp};
+                     max_att, max_lp, m->norm_rc};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

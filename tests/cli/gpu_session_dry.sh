@@ -6,20 +6,20 @@ cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute recompute4 fit46 nocache noshare; do
+for label in base profile all recompute lean fit46 nocache noshare; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
 grep -q '"recompute": true, "recompute_layers": null, "weight_cache": false' "$S/bench.txt" && ok "the recompute run is the memory-lean setting" \
   || bad "recompute run: $(grep recompute "$S/bench.txt" | head -2)"
-grep -q '"recompute": true, "recompute_layers": 1, "weight_cache": true' "$S/bench.txt" \
-  && grep -q "recompute of 1 layers" "$S/table.md" && ok "the partial recompute run (train.recompute_layers) is labelled" \
-  || bad "partial recompute: $(grep recompute_layers "$S/bench.txt" | head -2)"
+awk '/^== / {on = $2 == "lean"; next} on && /"weight_cache": true/ && /"lmhead_cache": false/ && /"recompute_activation": true/ && /"recompute_norm": true/' "$S/bench.txt" | grep -q . \
+  && grep -q "recompute activation, recompute norm" "$S/table.md" && ok "the lean run keeps the weights' copy, recomputes the activation and the norms" \
+  || bad "lean run: $(grep -A2 '== lean' "$S/bench.txt" | head -3)"
 grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
   && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
-awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/' "$S/bench.txt" | grep -q . \
-  && grep -q "no weight cache, recompute activation" "$S/table.md" && ok "the nocache run recomputes the MLP's activation" \
+awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/ && /"recompute_norm": true/' "$S/bench.txt" | grep -q . \
+  && grep -q "no weight cache, recompute activation, recompute norm" "$S/table.md" && ok "the nocache run recomputes the MLP's activation and the norms" \
   || bad "nocache run: $(grep -A2 '== nocache' "$S/bench.txt" | head -3)"
 awk '/^== / {on = $2 == "noshare"; next} on && /"prefix_sharing": false/' "$S/bench.txt" | grep -q . \
   && grep -q "no prefix sharing" "$S/table.md" && grep -q '"prefix_sharing": true' "$S/bench.txt" \

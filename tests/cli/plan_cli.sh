@@ -78,26 +78,39 @@ awk -v a="$t0" -v b="$t2" -v c="$ta" 'BEGIN {exit !(a < b && b < c)}' \
 "$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | grep -q "^# .*recompute (2 layers per stage)" \
   && ok "the header names the partial recompute" || bad "header: $("$BIN" plan big.yaml --gpus 1 --recompute-layers 2 | head -1)"
 # --recompute auto: per layout the cheapest recompute that fits --gpu-mem, as the trainer picks it: none, the MLP's
-# activation function alone (+act), then it and the fewest layers per stage. Between no recompute and the
-# activation's: 0+act. Below that, down to 2 of the 4 layers with the activation, one slot: 1 layer saves nothing
-# (the working area is one layer), so the single-rank row takes 2+act, with the memory of --recompute-layers 2
-# --recompute-activation true and the time of --recompute-layers 2 (the activation's pass is not timed)
-COL=5; m0a=$(col1 --recompute-activation true); m2a=$(col1 --recompute-layers 2 --recompute-activation true)
+# activation function alone (+act), it and the projections' normed inputs (+act+norm), then those and the fewest
+# layers per stage. Between no recompute and the activation's: 0+act; between that and the norms': 0+act+norm.
+# Below that, down to 2 of the 4 layers with both, one slot: 1 layer saves nothing (the working area is one layer),
+# so the single-rank row takes 2+act+norm, with the memory of --recompute-layers 2 --recompute-activation true
+# --recompute-norm true and the time of --recompute-layers 2 (the elementwise passes are not timed)
+COL=5; m0a=$(col1 --recompute-activation true); m0an=$(col1 --recompute-activation true --recompute-norm true)
+m2an=$(col1 --recompute-layers 2 --recompute-activation true --recompute-norm true)
+awk -v a="$m0" -v b="$m0a" -v c="$m0an" -v d="$m2an" 'BEGIN {exit !(a > b && b > c && c > d)}' \
+  || bad "each step of the ladder should save memory: $m0 $m0a $m0an $m2an"
 auto_row() { "$BIN" plan big.yaml --gpus 1 --recompute auto --gpu-mem "$1" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
 lim=$(awk -v a="$m0" -v c="$m0a" 'BEGIN {printf "%.4f", (a + c) / 2}')
 row=$(auto_row "$lim"); COL=6; t0s=$(col1)
 echo "$row" | awk -v m="$m0a" -v t="$t0s" '{exit !($5 == m && $6 == t && $NF == "0+act")}' \
   && ok "--recompute auto under $lim GiB: the activation alone ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m0a GiB, $t0s s, 0+act)"
-lim=$(awk -v a="$m0a" -v c="$m2a" 'BEGIN {printf "%.4f", (a + c) / 2}')
+lim=$(awk -v a="$m0a" -v c="$m0an" 'BEGIN {printf "%.4f", (a + c) / 2}')
+row=$(auto_row "$lim")
+echo "$row" | awk -v m="$m0an" -v t="$t0s" '{exit !($5 == m && $6 == t && $NF == "0+act+norm")}' \
+  && ok "--recompute auto under $lim GiB: the activation and the norms ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m0an GiB, $t0s s, 0+act+norm)"
+lim=$(awk -v a="$m0an" -v c="$m2an" 'BEGIN {printf "%.4f", (a + c) / 2}')
 row=$(auto_row "$lim"); t2s=$(col1 --recompute-layers 2)
-echo "$row" | awk -v m="$m2a" -v t="$t2s" '{exit !($5 == m && $6 == t && $NF == "2+act")}' \
-  && ok "--recompute auto under $lim GiB: 2 layers and the activation ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m2a GiB, $t2s s, 2+act)"
-# a config that recomputes the activation already: the count alone
+echo "$row" | awk -v m="$m2an" -v t="$t2s" '{exit !($5 == m && $6 == t && $NF == "2+act+norm")}' \
+  && ok "--recompute auto under $lim GiB: 2 layers, the activation and the norms ($row)" || bad "--recompute auto under $lim GiB: '$row' (want $m2an GiB, $t2s s, 2+act+norm)"
+# a config that recomputes the activation already: the count and the norms
 sed 's/^train: {/train: {recompute_activation: true, /' big.yaml > big_ra.yaml
 grep -q "recompute_activation: true" big_ra.yaml || bad "big_ra.yaml has no train.recompute_activation"
 "$BIN" plan big_ra.yaml --gpus 1 --recompute auto --gpu-mem "$lim" | awk '$1==1 && $2==1 && $3==1 && $4==0' \
-  | awk -v m="$m2a" '{exit !($5 == m && $NF == "2")}' && ok "--recompute auto with the activation asked for: 2" \
+  | awk -v m="$m2an" '{exit !($5 == m && $NF == "2+norm")}' && ok "--recompute auto with the activation asked for: 2+norm" \
   || bad "auto with train.recompute_activation: $("$BIN" plan big_ra.yaml --gpus 1 --recompute auto --gpu-mem "$lim" | tail -3)"
+# --recompute-norm: ln1 and ln2 (1024 values each, 2 bytes in bf16) of the 4 layers x 2048 tokens for one shared
+# buffer of one of them: 7 x 2048 x 2048 bytes = 0.027 GiB less
+rn=$(mem1 --recompute-norm true); df0=$(mem1)
+awk -v a="$df0" -v b="$rn" 'BEGIN {d = a - b; exit !(d > 0.026 && d < 0.029)}' \
+  && ok "--recompute-norm: $df0 GiB keeping the norms, $rn recomputing them" || bad "--recompute-norm: $df0 vs $rn"
 row=$(auto_row 200); echo "$row" | awk -v m="$m0" '{exit !($5 == m && $NF == 0)}' \
   && ok "--recompute auto with room: none ($row)" || bad "--recompute auto with room: '$row'"
 "$BIN" plan big.yaml --gpus 1 --recompute auto | grep -q "recompute_layers$" && ok "auto prints the count column" \
@@ -134,6 +147,7 @@ grep -q "prefix_sharing: false" ns1b.yaml || bad "ns1b.yaml: no data.prefix_shar
 [ "$("$BIN" plan ns1b.yaml --gpus 1 --gpu-mem 200 --dtype bf16 --lmhead-cache false --shared-prompt 512 | awk '$1==1 && $2==1 && $3==1 {print $5, $10}')" = "$m0 $t0" ] \
   && ok "--shared-prompt without data.prefix_sharing changes nothing" || bad "--shared-prompt without sharing"
 expect_error "--shared-prompt below max_length" "--shared-prompt 2048: expected the prompt tokens" "$BIN" plan "$SRC/configs/scaling/bench-1b.yaml" --gpus 1 --shared-prompt 2048
+expect_error "--recompute-norm takes true or false" "--recompute-norm: expected true or false, found 'maybe'" "$BIN" plan big.yaml --gpus 1 --recompute-norm maybe
 expect_error "--recompute-activation takes true or false" "--recompute-activation: expected true or false" "$BIN" plan big.yaml --gpus 1 --recompute-activation yes
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x

@@ -19,7 +19,7 @@ check_log() { # name log
   [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
   [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
 }
-run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [recompute_activation]
+run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [recompute_activation] [recompute_norm]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   full_length_pairs # activations as large as the formulas allow, next to the weights (dist.bash)
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $3/" run.yaml; echo "parallel: $4" >> run.yaml
@@ -39,6 +39,10 @@ run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [re
   if [ -n "${8:-}" ]; then
     sed -i 's/^train: {/train: {recompute_activation: true, /' run.yaml
     grep -q "recompute_activation: true" run.yaml || bad "$1: run.yaml has no train.recompute_activation"
+  fi
+  if [ -n "${9:-}" ]; then
+    sed -i 's/^train: {/train: {recompute_norm: true, /' run.yaml
+    grep -q "recompute_norm: true" run.yaml || bad "$1: run.yaml has no train.recompute_norm"
   fi
   $MPI $2 "$BIN" run.yaml --quiet 2> train.log || bad "$1 failed: $(tail -3 train.log)"
   check_log "$1" train.log
@@ -73,11 +77,14 @@ grep -q "recompute_layers: 1" "$TMP/tp2_rc1/run.yaml" && ok "tp2_rc1 runs with t
 # model.dtype bf16: ln1, ln2 and the MLP's hidden state in bf16 storage (model.h act16), planned at 2 bytes
 run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
 run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1_bf16
-# train.lmhead_cache: the last stage keeps a micro-batch's logits (max_tokens x vocab fp32), the first nothing more
+# train.lmhead_cache: the last stage keeps a micro-batch's logits (its response tokens x vocab, fp32), the first nothing more
 run_case pp2_tp2_hc 4 1 "{pp: 2, tp: 2}" "" "" hc
 run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16
 # train.recompute_activation: the MLP's hidden state once per rank (stage 0 has two slots in flight, which share it)
 run_case pp2_ra_bf16 2 1 "{pp: 2}" "" bf16 "" ra; fewer_bytes pp2_bf16 pp2_ra_bf16
+# train.recompute_norm: ln1 and ln2 once per rank too, with tensor parallelism (column-parallel q/k/v and gate/up
+# read the one buffer)
+run_case pp2_tp2_rn_bf16 4 1 "{pp: 2, tp: 2}" "" bf16 "" ra rn
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:

@@ -1,6 +1,7 @@
 # train.recompute: auto under mpirun: each pipeline stage takes the cheapest recompute that makes its memory plan
 # fit the budget (SIMPO_DEVICE_MEMORY_GIB here; a GPU's free memory otherwise): none, the MLP's activation function
-# (as train.recompute_activation), then it and the fewest of its layers; the allocation equals that plan on every
+# (as train.recompute_activation), it and the normed inputs (as train.recompute_norm), then those and the fewest of
+# its layers; the allocation equals that plan on every
 # rank, and the training is bit for bit that without recompute. The tied 4-layer model under pp 2 with one pair per
 # micro-batch: stage 0 keeps 2 micro-batches in flight (1F1B), so recomputing 1 of its 2 layers saves one layer's
 # intermediates (2 slots less the one-layer working area) and both save three.
@@ -24,23 +25,41 @@ run off ""
 run all "recompute: true, "
 X=$(planned0 "$TMP/off/train.log"); Y=$(planned0 "$TMP/all/train.log")
 [ -n "$X" ] && [ -n "$Y" ] && [ "$Y" -lt "$X" ] && ok "stage 0 plans $X bytes without recompute, $Y with" || bad "plans: '$X' '$Y'"
-run act "recompute_activation: true, "
-XA=$(planned0 "$TMP/act/train.log")
-# between no recompute and the activation's: the activation alone
-BA=$(awk -v x="$X" -v y="$XA" 'BEGIN {printf "%.9f", (x + y) / 2 / 1073741824}')
-run auto_act "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$BA"
-grep -q "stage 0 recomputes 0 of its 2 layers (planned .*), and the MLP's activation function" "$TMP/auto_act/train.log" \
-  && [ "$(planned0 "$TMP/auto_act/train.log")" = "$XA" ] && ok "a budget of $BA GiB: stage 0 recomputes the activation alone" \
-  || bad "auto_act: $(grep 'recompute auto' "$TMP/auto_act/train.log")"
-[ "$(losses "$TMP/auto_act/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
-  && ok "the activation alone: the losses without recompute, bit for bit" || bad "auto_act losses differ"
-# a budget a quarter of the way from no recompute to all, below the activation's: it and one layer of stage 0's two
-B=$(awk -v x="$X" -v y="$Y" 'BEGIN {printf "%.9f", (x - (x - y) / 4) / 1073741824}')
-awk -v a="$XA" -v b="$B" 'BEGIN {exit !(a > b * 1073741824)}' || bad "the activation's plan ($XA) fits $B GiB: the next case tests nothing"
+# auto_step NAME KEYS WHAT PATTERN: the plan of stage 0 with the train keys KEYS (a run NAME_fixed), then auto under a
+# budget halfway between the previous step's plan ($PREV) and that one: stage 0 takes exactly that step (its log
+# matches PATTERN, its plan is that plan) and trains bit for bit as without recompute. Sets PREV to the step's plan.
+auto_step() {
+  run "$1_fixed" "$2"
+  local want budget
+  want=$(planned0 "$TMP/$1_fixed/train.log")
+  budget=$(awk -v x="$PREV" -v y="$want" 'BEGIN {printf "%.9f", (x + y) / 2 / 1073741824}')
+  run "$1" "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$budget"
+  grep -q "$4" "$TMP/$1/train.log" && [ "$(planned0 "$TMP/$1/train.log")" = "$want" ] \
+    && ok "a budget of $budget GiB: stage 0 recomputes $3" || bad "$1: $(grep 'recompute auto' "$TMP/$1/train.log")"
+  [ "$(losses "$TMP/$1/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
+    && ok "$3: the losses without recompute, bit for bit" || bad "$1 losses differ"
+  PREV=$want
+}
+# between no recompute and the activation's: the activation alone; between that and the norms' too: both, no layer
+PREV=$X
+auto_step auto_act "recompute_activation: true, " "the activation alone" \
+  "stage 0 recomputes 0 of its 2 layers (planned .*), and the MLP's activation function"
+auto_step auto_norm "recompute_activation: true, recompute_norm: true, " "the activation and the norms" \
+  "stage 0 recomputes 0 of its 2 layers (planned .*), and the MLP's activation function .*, and the normed inputs (as train.recompute_norm: true)"
+XAN=$PREV
+# a budget between the activation's and the norms' plan and that with one of stage 0's two layers too: those and
+# one layer
+run rc1an "recompute: true, recompute_layers: 1, recompute_activation: true, recompute_norm: true, "
+X1=$(planned0 "$TMP/rc1an/train.log")
+B=$(awk -v x="$XAN" -v y="$X1" 'BEGIN {printf "%.9f", (x + y) / 2 / 1073741824}')
+awk -v a="$XAN" -v b="$B" -v y="$Y" 'BEGIN {exit !(a > b * 1073741824 && y < b * 1073741824)}' \
+  || bad "the plans ($XAN with the activation and the norms, $X1 with a layer too, $Y all) leave no case between"
+[ "$(losses "$TMP/rc1an/out/metrics.jsonl")" = "$(losses "$TMP/off/out/metrics.jsonl")" ] \
+  && ok "one layer, the activation and the norms: the losses without recompute, bit for bit" || bad "rc1an losses differ"
 run auto "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB="$B"
 L=$TMP/auto/train.log
-grep -q "train.recompute auto: stage 0 recomputes 1 of its 2 layers (planned .* GiB, budget .* GiB (SIMPO_DEVICE_MEMORY_GIB)), and the MLP's activation function" "$L" \
-  && ok "a budget of $B GiB: stage 0 recomputes 1 of its 2 layers and the activation" || bad "auto: $(grep 'recompute auto' "$L")"
+grep -q "train.recompute auto: stage 0 recomputes 1 of its 2 layers (planned .* GiB, budget .* GiB (SIMPO_DEVICE_MEMORY_GIB)), and the MLP's activation function .*, and the normed inputs" "$L" \
+  && ok "a budget of $B GiB: stage 0 recomputes 1 of its 2 layers, the activation and the norms" || bad "auto: $(grep 'recompute auto' "$L")"
 Z=$(planned0 "$L")
 awk -v z="$Z" -v x="$X" -v b="$B" 'BEGIN {exit !(z < x && z <= b * 1073741824)}' && ok "its plan ($Z bytes) fits the budget" \
   || bad "auto plan $Z, budget $B GiB, none $X"

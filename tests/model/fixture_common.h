@@ -98,7 +98,7 @@ static inline Model *fixture_model(const ModelConfig *mc, const Backend *be) {
 /* the same in autocast storage (model.h ModelOpts; made in the bf16 mode, else it is the exact model) */
 static inline Model *fixture_model_autocast(const ModelConfig *mc, const Backend *be) {
     char *mdir = fixture_path("tiny-a/model");
-    ModelOpts o = {0, true, false, 0, 0};
+    ModelOpts o = {0, true, false, 0, 0, 0};
     Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
     model_load_hf(m, mdir);
     free(mdir);
@@ -355,7 +355,7 @@ static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *b
 static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb,
                                                  int recompute_layers, bool bf16, MemPlan *mp) {
     PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute_layers, bf16, false, false, false,
-                     false, 0, 0};
+                     false, 0, 0, 0};
     MemPlan p = plan_memory(&pl);
     if (mp) *mp = p;
     return p.weights + p.grads + p.activations + p.other;

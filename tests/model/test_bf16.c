@@ -54,7 +54,7 @@ static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, 
     size_t before = be->bytes_in_use();
     model_enable_weights16(m);
     size_t held = be->bytes_in_use() - before;
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0, 0};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0, 0, 0};
     size_t planned = plan_memory(&pl).weights16;
     CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
     CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
@@ -156,7 +156,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
     FixtureResult r[2];
     size_t held[2], nparams = 0;
     for (int rc = 0; rc < 2; rc++) {
-        ModelOpts o = {RC_LAYERS(rc), true, false, 0, 0};
+        ModelOpts o = {RC_LAYERS(rc), true, false, 0, 0, 0};
         size_t before = be->bytes_in_use();
         Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
         held[rc] = be->bytes_in_use() - before;
@@ -164,7 +164,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
         CHECK(m->proj16 && m->act16, "%s: autocast storage on", what);
         r[rc] = fixture_run(m, ps, SIMPO);
         nparams = m->nparams;
-        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0};
+        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0, 0};
         MemPlan p = plan_memory(&pl);
         size_t planned = p.weights + p.grads + p.activations + p.other;
         CHECK(held[rc] == planned, "%s, recompute %d: autocast allocated %zu bytes, planned %zu", what, rc, held[rc],
@@ -220,7 +220,7 @@ static void check_autocast_gemma2(void) {
     const Backend *bes[3] = {backend_cpu(), backend_cpu(), backend_cpu_strict()};
     for (int i = 0; i < 3; i++) {
         bes[i]->set_matmul_bf16(true);
-        ModelOpts o = {0, i > 0, false, 0, 0};
+        ModelOpts o = {0, i > 0, false, 0, 0, 0};
         Model *m = model_create_opts(&mc, bes[i], 256, NULL, 1, &o);
         model_load_hf(m, mdir);
         CHECK(m->proj16 == (i > 0), "Gemma 2: autocast storage as asked");

@@ -5,9 +5,9 @@
  *      layer 0 sliding with window 8, query_pre_attn_scalar 24, attention cap 3, final cap 4, tied) with random
  *      gains: the gradient of the SimPO loss against central finite differences for parameters of every kind
  *      (embedding, the four norms of each layer, q/k/v/o, gate/up/down, the final norm);
- *   3. the strict backend, train.recompute and train.recompute_activation (one slot, and slots in flight) give the
- *      same log-probs, loss and gradients bit for bit; the bf16 matmuls stay within bf16 bounds of fp32 and differ
- *      from it;
+ *   3. the strict backend, train.recompute, train.recompute_activation and train.recompute_norm (one slot, and
+ *      slots in flight) give the same log-probs, loss and gradients bit for bit; the bf16 matmuls stay within bf16
+ *      bounds of fp32 and differ from it;
  *   4. the window, both caps and the scale really act: turning each off changes the log-probs, while a window no
  *      sequence reaches, or one on no layer, changes nothing;
  *   5. HF export and import: config.json and every tensor round-trip bit for bit, the exported gains are the
@@ -160,14 +160,14 @@ static void randomise_gains(Model *m) {
 
 /* the model with the activation policy o (NULL: none): the same weights whatever the policy */
 static Model *g2_model_opts(const ModelConfig *mc, const Backend *be, int nslots, const ModelOpts *o) {
-    ModelOpts none = {0, false, false, 0, 0};
+    ModelOpts none = {0, false, false, 0, 0, 0};
     Model *m = model_create_opts(mc, be, 256, NULL, nslots, o ? o : &none);
     model_init_random(m, 11);
     randomise_gains(m);
     return m;
 }
 static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, bool recompute) {
-    ModelOpts o = {RC_LAYERS(recompute), false, false, 0, 0};
+    ModelOpts o = {RC_LAYERS(recompute), false, false, 0, 0, 0};
     return g2_model_opts(mc, be, nslots, &o);
 }
 
@@ -279,13 +279,28 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     fixture_check_same(&qb, &b, m3r->nparams, "3 slots in flight vs one at a time (recompute)");
     /* train.recompute_activation: the GeGLU output remade in each layer's backward (before the down projection and
      * its post-feedforward norm), bit for bit, on the CPU and the strict backend */
-    ModelOpts ra = {0, false, true, 0, 0};
+    ModelOpts ra = {0, false, true, 0, 0, 0};
     Model *m3a = g2_model_opts(mc, backend_cpu(), 3, &ra), *m3as = g2_model_opts(mc, backend_cpu_strict(), 3, &ra);
     FixtureResult c = fixture_run_three_in_flight(m3a, ps), cs = fixture_run_three_in_flight(m3as, ps);
     fixture_check_same(&a, &c, m3->nparams, "3 slots in flight: recompute_activation vs saved activations");
     fixture_check_same(&a, &cs, m3->nparams, "3 slots in flight: recompute_activation (strict) vs saved activations");
     free(c.grads), free(cs.grads);
     model_free(m3a), model_free(m3as);
+    /* train.recompute_norm: the input and pre-feedforward norms' outputs remade in each layer's backward, with and
+     * without the activation's, and recomputing layers too */
+    ModelOpts rn[3] = {{0, false, false, 0, 0, true}, {0, false, true, 0, 0, true}, {1, false, true, 0, 0, true}};
+    for (int i = 0; i < 3; i++) {
+        Model *mn = g2_model_opts(mc, backend_cpu(), 3, &rn[i]);
+        Model *mns = g2_model_opts(mc, backend_cpu_strict(), 3, &rn[i]);
+        FixtureResult d = fixture_run_three_in_flight(mn, ps), ds = fixture_run_three_in_flight(mns, ps);
+        char what[128];
+        snprintf(what, sizeof what, "3 slots in flight: recompute_norm%s%s vs saved activations",
+                 rn[i].recompute_act ? " and the activation" : "", rn[i].recompute_layers ? ", first layer rerun" : "");
+        fixture_check_same(&a, &d, m3->nparams, what);
+        fixture_check_same(&a, &ds, m3->nparams, what);
+        free(d.grads), free(ds.grads);
+        model_free(mn), model_free(mns);
+    }
     free(a.grads), free(b.grads), free(qa.grads), free(qb.grads);
     model_free(m3), model_free(m3r);
 

@@ -26,7 +26,7 @@ static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
  * autocast, in the bf16 mode; lp_rows: ModelOpts.max_lp_rows); *cache_bytes: what the cache allocated */
 static Model *make(const ModelConfig *mc, const char *dir, const Backend *be, int nslots, bool cache, bool autocast,
                    size_t lp_rows, size_t *cache_bytes) {
-    ModelOpts o = {0, autocast, false, 0, lp_rows};
+    ModelOpts o = {0, autocast, false, 0, lp_rows, 0};
     Model *m = model_create_opts(mc, be, 256, NULL, nslots, &o);
     model_load_hf(m, dir);
     size_t before = be->bytes_in_use();
@@ -49,7 +49,7 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, bo
     bool bf16 = be->matmul_bf16_on(), head16 = b->head16;
     CHECK(head16 == (bf16 && autocast && mc.final_logit_softcapping == 0), "%s: bf16 logits %s", what,
           head16 ? "on" : "off");
-    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, bf16, false, true, bf16 && autocast, false, 0, lp_rows};
+    PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, bf16, false, true, bf16 && autocast, false, 0, lp_rows, 0};
     size_t planned = plan_memory(&pl).head_cache, rows = model_arena_tokens(lp_rows ? lp_rows : 256);
     CHECK(bytes == planned && bytes == rows * (size_t)mc.vocab_size * (head16 ? 2 : 4),
           "%s: the cache takes %zu bytes, planned %zu", what, bytes, planned);

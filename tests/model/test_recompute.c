@@ -16,7 +16,9 @@
  *      first layer, three slots in flight, on the CPU and the strict backend; its allocation equals plan_memory's
  *      and is the hidden state of the layers that keep intermediates (and of the working area) smaller, less the
  *      one shared buffer; and the trainer with it (train.recompute_activation: true) on the strict backend: the
- *      checkpoint after step 2 bit for bit the run without. */
+ *      checkpoint after step 2 bit for bit the run without. The same for train.recompute_norm (ModelOpts
+ *      .recompute_norm: ln1 and ln2 remade in the backward; their two buffers per layer for one shared one) and
+ *      for both together. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -132,7 +134,7 @@ static void memory_checks(const ModelConfig *mc) {
     Model *mh = model_create_ex(mc, be, N, NULL, 4, 1);
     size_t half4 = be->bytes_in_use() - b0 - off4 - on4;
     model_free(m0), model_free(m1), model_free(mh);
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false, false, 0, 0};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, N, 3, MODEL_RECOMPUTE_ALL, false, false, false, false, false, 0, 0, 0};
     MemPlan mp = plan_memory(&pl);
     /* 4 slots save 3 more than one: each slot without the per-layer intermediates, the working area once */
     CHECK(off4 - on4 == 4 * (off - on) + 3 * mp.act_work, "4 slots: %zu bytes without, %zu with recompute", off4, on4);
@@ -160,27 +162,30 @@ static size_t act_rc_bytes(const ModelConfig *mc, const ModelOpts *o, bool bf16)
     size_t held = be->bytes_in_use() - before;
     model_free(m);
     PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, o->recompute_layers, bf16, false, false, bf16 && o->autocast16,
-                     o->recompute_act, 0, 0};
+                     o->recompute_act, 0, 0, o->recompute_norm};
     MemPlan p = plan_memory(&pl);
     size_t planned = p.weights + p.grads + p.activations + p.other;
-    CHECK(held == planned, "recompute_act %d, recompute_layers %d, bf16 %d: allocated %zu bytes, planned %zu",
-          o->recompute_act, o->recompute_layers, bf16, held, planned);
+    CHECK(held == planned, "recompute_act %d, recompute_norm %d, recompute_layers %d, bf16 %d: allocated %zu bytes, "
+          "planned %zu", o->recompute_act, o->recompute_norm, o->recompute_layers, bf16, held, planned);
     return held;
 }
 static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
     const Backend *cpu = backend_cpu(), *strict = backend_cpu_strict();
-    const size_t L = (size_t)mc->num_hidden_layers, FF = (size_t)mc->intermediate_size;
+    const size_t L = (size_t)mc->num_hidden_layers, FF = (size_t)mc->intermediate_size, C = (size_t)mc->hidden_size;
+    static const char *const kinds[4] = {"", "recompute_activation", "recompute_norm", "recompute_activation+norm"};
+    for (int kind = 1; kind < 4; kind++) /* bit 1: the activation, bit 2: the norms */
     for (int bf16 = 0; bf16 < 2; bf16++)
         for (int rc = 0; rc < 2; rc++) {
             cpu->set_matmul_bf16(bf16), strict->set_matmul_bf16(bf16);
-            ModelOpts keep = {rc, true, false, 0, 0}, drop = {rc, true, true, 0, 0};
+            bool act = kind & 1, norm = kind & 2;
+            ModelOpts keep = {rc, true, false, 0, 0, 0}, drop = {rc, true, act, 0, 0, norm};
             Model *m0 = load_opts(mc, cpu, 3, &keep), *m1 = load_opts(mc, cpu, 3, &drop);
             Model *ms = load_opts(mc, strict, 3, &drop);
-            CHECK(m1->act_rc && !m0->act_rc && m1->act16 == (bool)bf16 && m1->proj16 == (bool)bf16,
+            CHECK(m1->act_rc == act && m1->norm_rc == norm && !m0->act_rc && !m0->norm_rc &&
+                      m1->act16 == (bool)bf16 && m1->proj16 == (bool)bf16,
                   "the model flags (bf16 %d)", bf16);
             char what[128];
-            snprintf(what, sizeof what, "recompute_activation (%s, recompute_layers %d)", bf16 ? "bf16" : "fp32",
-                     rc);
+            snprintf(what, sizeof what, "%s (%s, recompute_layers %d)", kinds[kind], bf16 ? "bf16" : "fp32", rc);
             FixtureResult r0 = fixture_run_three_in_flight(m0, ps), r1 = fixture_run_three_in_flight(m1, ps);
             FixtureResult rs = fixture_run_three_in_flight(ms, ps);
             fixture_check_same(&r0, &r1, m0->nparams, what);
@@ -188,12 +193,16 @@ static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
             free(r0.grads), free(r1.grads), free(rs.grads);
             model_free(m0), model_free(m1), model_free(ms);
             /* memory: h (FF floats per token, FF / 2 in bf16) of each layer keeping intermediates and of the working
-             * area, less the shared buffer of one */
+             * area, less the shared buffer of one; ln1 and ln2 (C floats per token each, C / 2 in bf16) likewise,
+             * less the one shared buffer of one of them */
             size_t with = act_rc_bytes(mc, &keep, bf16), without = act_rc_bytes(mc, &drop, bf16);
-            size_t h = 256 * (bf16 ? FF / 2 : FF) * sizeof(float), layers = L - (size_t)rc + (rc ? 1 : 0);
-            CHECK(with - without == (layers - 1) * h, "%s: %zu bytes with h kept, %zu without (h: %zu bytes)", what,
-                  with, without, h);
-            printf("%s: bitwise the run that keeps h; %zu bytes allocated, %zu keeping it\n", what, without, with);
+            size_t h = 256 * (bf16 ? FF / 2 : FF) * sizeof(float), ln = 256 * (bf16 ? C / 2 : C) * sizeof(float);
+            size_t layers = L - (size_t)rc + (rc ? 1 : 0);
+            size_t want = (act ? (layers - 1) * h : 0) + (norm ? (2 * layers - 1) * ln : 0);
+            CHECK(with - without == want, "%s: %zu bytes keeping everything, %zu without (expected %zu less)", what,
+                  with, without, want);
+            printf("%s: bitwise the run that keeps them; %zu bytes allocated, %zu keeping them\n", what, without,
+                   with);
         }
     cpu->set_matmul_bf16(false), strict->set_matmul_bf16(false);
 }
@@ -216,6 +225,10 @@ static void trainer_checks(const ModelConfig *mc) {
     CHECK(!c2->recompute_activation, "train.recompute_activation defaults to false");
     c2->recompute_activation = true;
     CHECK(train_run(c2, &opt) == 0, "train_run with train.recompute_activation on the strict backend failed");
+    Config *c3 = fixture_config(tmpdir, "recompute_norm");
+    CHECK(!c3->recompute_norm, "train.recompute_norm defaults to false");
+    c3->recompute_norm = true;
+    CHECK(train_run(c3, &opt) == 0, "train_run with train.recompute_norm on the strict backend failed");
     setenv("SIMPO_BACKEND", "cpu", 1);
     Config *cc = fixture_config(tmpdir, "saved");
     CHECK(cc->recompute == RECOMPUTE_OFF, "train.recompute defaults to false");
@@ -229,6 +242,10 @@ static void trainer_checks(const ModelConfig *mc) {
     char *a2 = sd_path_join(c2->ckpt_dir, "step-00000002");
     CHECK(same_checkpoint(a2, b, m), "the run with train.recompute_activation differs from the run without");
     free(a2);
+    char *a3 = sd_path_join(c3->ckpt_dir, "step-00000002");
+    CHECK(same_checkpoint(a3, b, m), "the run with train.recompute_norm differs from the run without");
+    free(a3);
+    config_free(c3);
     compare_params(a, "tiny-a/step2.safetensors", "recompute ");
     model_free(m);
     free(a);
