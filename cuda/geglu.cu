@@ -47,8 +47,8 @@ void cuda_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const f
 void cuda_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     glu_fwd<GeGLU>(out, gate, up, N, FF, "geglu_fwd");
 }
-void cuda_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                        size_t N, int FF) {
+void cuda_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                        const uint16_t *up, size_t N, int FF) {
     glu_bwd<GeGLU>(dgate, dup, dout, gate, up, N, FF, "geglu_bwd");
 }
 void cuda_softcap_fwd(float *x, size_t n, float cap) {

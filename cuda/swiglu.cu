@@ -31,7 +31,7 @@ void cuda_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const 
 void cuda_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     glu_fwd<SwiGLU>(out, gate, up, N, FF, "swiglu_fwd");
 }
-void cuda_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                         size_t N, int FF) {
+void cuda_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                         const uint16_t *up, size_t N, int FF) {
     glu_bwd<SwiGLU>(dgate, dup, dout, gate, up, N, FF, "swiglu_bwd");
 }

@@ -122,15 +122,16 @@ typedef struct Backend {
      * matmul16_out16: matmul16 with alpha 1, beta 0 and C[M,N] written as bf16 (the fp32 sum rounded to nearest
      * even): C = bf16(op(A) op(B)).
      * swiglu_fwd_b16, geglu_fwd_b16: swiglu_fwd16, geglu_fwd16 reading bf16 gate and up ([N,FF] bf16 elements);
-     * swiglu_bwd_b16, geglu_bwd_b16: swiglu_bwd16, geglu_bwd16 reading bf16 gate and up. Each is the fp32 op on
-     * the (exactly widened) bf16 inputs. */
+     * swiglu_bwd_b16, geglu_bwd_b16: swiglu_bwd16, geglu_bwd16 reading bf16 gate and up, and a bf16 dout (the
+     * gradient of the bf16 hidden state, which the down projection's backward writes in bf16 as torch's autocast
+     * does). Each is the fp32 op on the (exactly widened) bf16 inputs. */
     void (*matmul16_out16)(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                            bool transA, bool transB);
     void (*swiglu_fwd_b16)(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
     void (*geglu_fwd_b16)(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
-    void (*swiglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate,
+    void (*swiglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
                            const uint16_t *up, size_t N, int FF);
-    void (*geglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate,
+    void (*geglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
                           const uint16_t *up, size_t N, int FF);
     /* Autocast storage of attention (the same model.bf16_storage: autocast, the bf16 mode only; NULL, all four: not
      * available): the q, k, v projections' outputs (written by matmul16_out16), attention's output and the

@@ -105,13 +105,13 @@ static void p_swiglu_fwd_b16(uint16_t *out, const uint16_t *g, const uint16_t *u
 static void p_geglu_fwd_b16(uint16_t *out, const uint16_t *g, const uint16_t *u, size_t N, int FF) {
     TIMED(geglu_fwd_b16, 6.0 * N * FF, g_in->geglu_fwd_b16(out, g, u, N, FF));
 }
-static void p_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *g, const uint16_t *u,
-                             size_t N, int FF) {
-    TIMED(swiglu_bwd_b16, 12.0 * N * FF, g_in->swiglu_bwd_b16(dg, du, dout, g, u, N, FF));
+static void p_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const uint16_t *dout, const uint16_t *g,
+                             const uint16_t *u, size_t N, int FF) {
+    TIMED(swiglu_bwd_b16, 10.0 * N * FF, g_in->swiglu_bwd_b16(dg, du, dout, g, u, N, FF));
 }
-static void p_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *g, const uint16_t *u,
-                            size_t N, int FF) {
-    TIMED(geglu_bwd_b16, 12.0 * N * FF, g_in->geglu_bwd_b16(dg, du, dout, g, u, N, FF));
+static void p_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const uint16_t *dout, const uint16_t *g,
+                            const uint16_t *u, size_t N, int FF) {
+    TIMED(geglu_bwd_b16, 10.0 * N * FF, g_in->geglu_bwd_b16(dg, du, dout, g, u, N, FF));
 }
 static void p_to_bf16(uint16_t *y, const float *x, size_t n) { TIMED(to_bf16, 6.0 * n, g_in->to_bf16(y, x, n)); }
 static void p_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps) {

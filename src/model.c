@@ -268,13 +268,14 @@ static size_t head_floats(const Model *m) {
  * copies), xlse [Natt, NH], xdatt [Natt, QD] fp32, for Natt = m->max_att rows: the larger */
 static size_t mlp_grad_or_xatt_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    size_t mlp = m->max_tokens * (FF + 2 * act_floats(m, FF)),
+    size_t mlp = m->max_tokens * (proj_floats(m, FF) + 2 * act_floats(m, FF)),
            xatt = m->max_att * (3 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc + QD);
     return mlp > xatt ? mlp : xatt;
 }
 /* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
  * under act16, half the floats: they feed only the gate / up projections' matmuls; dq, dk, dv likewise under proj16,
- * written so by attention's backward), the last three or prefix sharing's attention rows */
+ * written so by attention's backward, and dh, written so by the down projection's backward), the last three or prefix
+ * sharing's attention rows */
 static size_t layer_grad_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
     return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD)) + mlp_grad_or_xatt_floats(m);
@@ -328,7 +329,7 @@ static void alloc_acts(Model *m, Acts *a) {
     TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * QD);
     TAKE(a->dk, N * proj_floats(m, KD)); TAKE(a->dv, N * proj_floats(m, KD));
     float *mlp = c; /* dg, du, dh, or prefix sharing's attention rows */
-    TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * FF);
+    TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * proj_floats(m, FF));
     c = mlp;
     size_t NA = m->max_att;
     TAKE(a->xq, NA * proj_floats(m, QD)); TAKE(a->xk, NA * proj_floats(m, KD)); TAKE(a->xv, NA * proj_floats(m, KD));
@@ -802,18 +803,26 @@ static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W,
 }
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (the first time in a step dW = dy^T x: grad_beta; x16 as in
  * linear; dy16: dy is bf16 storage too) */
-static void linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16, Wt W,
-                       size_t N, int in, int out, bool acc_dx) {
+/* linear_bwd with dx written in bf16 when dx16 (autocast storage of a gradient that feeds only bf16 ops; not with
+ * acc_dx) */
+static void linear_bwd_ex(Model *m, float *dx, bool dx16, float *dW, const void *dy, bool dy16, const void *x, bool x16,
+                          Wt W, size_t N, int in, int out, bool acc_dx) {
     const Backend *be = m->be;
     float bw = grad_beta(m, dW);
     if (!dy16) hold(be, dy, N * (size_t)out);
-    if (dy16 || W.b)
+    if (dx16)
+        be->matmul16_out16((uint16_t *)dx, dy, dy16, wt_data(W), W.b != NULL, (int)N, in, out, false, false);
+    else if (dy16 || W.b)
         be->matmul16(dx, dy, dy16, wt_data(W), W.b != NULL, (int)N, in, out, false, false, 1.0f,
                      acc_dx ? 1.0f : 0.0f);
     else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, bw);
     else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, bw);
     if (!dy16) release(be, dy);
+}
+static void linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16, Wt W,
+                       size_t N, int in, int out, bool acc_dx) {
+    linear_bwd_ex(m, dx, false, dW, dy, dy16, x, x16, W, N, in, out, acc_dx);
 }
 /* the activations that only feed matmuls (normed inputs, the MLP's hidden state): bf16 storage when m->act16 */
 static void norm_act(const Model *m, float *out, float *rstd, const float *x, const float *w, size_t N) {
@@ -836,13 +845,14 @@ static void glu_act(const Model *m, float *h, const float *g, const float *u, si
     else be->swiglu_fwd(h, g, u, N, m->FF_loc);
 }
 /* the gated activation's backward: d/dg, d/du into dg, du (bf16 storage under act16: they feed only the gate / up
- * projections' matmuls) */
+ * projections' matmuls) from d/dh in dh (bf16 under proj16, as torch's autocast keeps the gradient of a bf16 h) */
 static void glu_bwd(const Model *m, float *dg, float *du, const float *dh, const float *g, const float *u, size_t N) {
     const Backend *be = m->be;
     if (m->proj16) { /* g, u bf16 (and, as under act16, dg, du) */
         const uint16_t *g16 = (const uint16_t *)g, *u16 = (const uint16_t *)u;
-        if (m->gemma2) be->geglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh, g16, u16, N, m->FF_loc);
-        else be->swiglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh, g16, u16, N, m->FF_loc);
+        const uint16_t *dh16 = (const uint16_t *)dh;
+        if (m->gemma2) be->geglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh16, g16, u16, N, m->FF_loc);
+        else be->swiglu_bwd_b16((uint16_t *)dg, (uint16_t *)du, dh16, g16, u16, N, m->FF_loc);
         return;
     }
     if (m->gemma2) {
@@ -1277,8 +1287,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd(m, a->dh, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else linear_bwd(m, a->dh, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+            linear_bwd_ex(m, a->dh, p16, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
         glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
         hold_act(m, t.ln2, NC);
         linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);

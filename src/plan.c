@@ -92,8 +92,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     bool head16 = last && plan_logits16(l); /* model.c head16: bf16 logits, d(logits) in place */
     size_t dlog16 = last && act16 && !capbuf && !head16 ? (R * V + 1) / 2 : 0;
     size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
-    /* dg, du, dh, or laid over them prefix sharing's attention rows (q, k, v, att, dq, dk, dv, lse, d(att)) */
-    size_t mlp = N * (FF + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
+    /* dg, du (bf16 under act16), dh (bf16 under autocast), or laid over them prefix sharing's attention rows (q, k,
+     * v, att, dq, dk, dv, lse, d(att)) */
+    size_t mlp = N * ((auto16 ? FF / 2 : FF) + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
     size_t lgrad = N * (QDp + 2 * KDp + QD) + (mlp > xatt ? mlp : xatt);
     size_t head = last ? (head16 ? (R * V + 1) / 2 : R * V) + 4 * R + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf + nbuf;

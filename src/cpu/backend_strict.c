@@ -216,16 +216,17 @@ static void strict_matmul16_out16(uint16_t *C, const void *A, bool a16, const vo
 }
 /* autocast storage's gated activations: gate, up (and out, dgate, dup) of 2-byte elements */
 typedef void (*GluFwdB16)(uint16_t *, const uint16_t *, const uint16_t *, size_t, int);
-typedef void (*GluBwdB16)(uint16_t *, uint16_t *, const float *, const uint16_t *, const uint16_t *, size_t, int);
+typedef void (*GluBwdB16)(uint16_t *, uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, size_t,
+                          int);
 static void strict_glu_fwd_b16(const char *OP, GluFwdB16 fwd, uint16_t *out, const uint16_t *gate,
                                const uint16_t *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     fwd(H(out, n, "out"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
 }
-static void strict_glu_bwd_b16(const char *OP, GluBwdB16 bwd, uint16_t *dg, uint16_t *du, const float *dout,
+static void strict_glu_bwd_b16(const char *OP, GluBwdB16 bwd, uint16_t *dg, uint16_t *du, const uint16_t *dout,
                                const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
-    bwd(H(dg, n, "dgate"), H(du, n, "dup"), F(dout, n, "dout"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
+    bwd(H(dg, n, "dgate"), H(du, n, "dup"), H(dout, n, "dout"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
 }
 static void strict_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     strict_glu_fwd_b16("swiglu_fwd_b16", g_cpu->swiglu_fwd_b16, out, gate, up, N, FF);
@@ -233,11 +234,11 @@ static void strict_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uin
 static void strict_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     strict_glu_fwd_b16("geglu_fwd_b16", g_cpu->geglu_fwd_b16, out, gate, up, N, FF);
 }
-static void strict_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *gate,
+static void strict_swiglu_bwd_b16(uint16_t *dg, uint16_t *du, const uint16_t *dout, const uint16_t *gate,
                                   const uint16_t *up, size_t N, int FF) {
     strict_glu_bwd_b16("swiglu_bwd_b16", g_cpu->swiglu_bwd_b16, dg, du, dout, gate, up, N, FF);
 }
-static void strict_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const float *dout, const uint16_t *gate,
+static void strict_geglu_bwd_b16(uint16_t *dg, uint16_t *du, const uint16_t *dout, const uint16_t *gate,
                                  const uint16_t *up, size_t N, int FF) {
     strict_glu_bwd_b16("geglu_bwd_b16", g_cpu->geglu_bwd_b16, dg, du, dout, gate, up, N, FF);
 }

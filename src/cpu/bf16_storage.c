@@ -133,20 +133,21 @@ void cpu_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, 
     glu_b16(cpu_geglu_fwd, out, gate, up, N, FF);
 }
 static void glu_bwd_b16(void (*bwd)(float *, float *, const float *, const float *, const float *, size_t, int),
-                        uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                        size_t N, int FF) {
+                        uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                        const uint16_t *up, size_t N, int FF) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
-    float *g = widen(gate, n), *u = widen(up, n);
-    glu_bwd16(bwd, dgate, dup, dout, g, u, N, FF);
+    float *g = widen(gate, n), *u = widen(up, n), *d = widen(dout, n);
+    glu_bwd16(bwd, dgate, dup, d, g, u, N, FF);
     free(g);
     free(u);
+    free(d);
 }
-void cpu_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                        size_t N, int FF) {
+void cpu_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                        const uint16_t *up, size_t N, int FF) {
     glu_bwd_b16(cpu_swiglu_bwd, dgate, dup, dout, gate, up, N, FF);
 }
-void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                       size_t N, int FF) {
+void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                       const uint16_t *up, size_t N, int FF) {
     glu_bwd_b16(cpu_geglu_bwd, dgate, dup, dout, gate, up, N, FF);
 }
 

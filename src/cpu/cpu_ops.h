@@ -35,10 +35,10 @@ void cpu_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, boo
                         bool transA, bool transB);
 void cpu_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
 void cpu_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
-void cpu_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                        size_t N, int FF);
-void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const float *dout, const uint16_t *gate, const uint16_t *up,
-                       size_t N, int FF);
+void cpu_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                        const uint16_t *up, size_t N, int FF);
+void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                       const uint16_t *up, size_t N, int FF);
 /* autocast storage of attention (bf16_storage.c) */
 void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);

@@ -386,7 +386,7 @@ static void t_storage16(size_t N, int C, int FF) {
     gpu->free(d_dy), gpu->free(d_y), gpu->free(d_acc);
 }
 /* autocast storage (section matmul_bf16; backend.h matmul16_out16, swiglu_fwd_b16, geglu_fwd_b16, swiglu_bwd_b16,
- * geglu_bwd_b16): the same comparison as storage16_cmp's, on bf16 inputs; matmul16_out16 on the GEMM paths that
+ * geglu_bwd_b16): the same comparison as storage16_cmp's, on bf16 inputs (the backward's dout too); matmul16_out16 on the GEMM paths that
  * apply (ex, lt) with a bf16 A and an fp32 or bf16 B: fp32 sums that differ only in order, rounded on both sides */
 static void t_autocast16(size_t N, int C, int FF) {
     size_t nf = N * (size_t)FF, nc = N * (size_t)C, nw = (size_t)FF * C;
@@ -399,7 +399,10 @@ static void t_autocast16(size_t N, int C, int FF) {
     uint16_t *d_x16 = gpu->alloc(nc * 2 + 2, "x16"), *d_w16 = gpu->alloc(nw * 2 + 2, "w16");
     gpu->upload(d_g16, g16, nf * 2), gpu->upload(d_u16, u16, nf * 2), gpu->upload(d_x16, x16, nc * 2);
     gpu->upload(d_w16, w16, nw * 2);
-    float *d_dh = up(dh, nf * 4), *d_W = up(W, nw * 4);
+    uint16_t *dh16 = sd_alloc(nf * 2 + 2, "dh16"), *d_dh16 = gpu->alloc(nf * 2 + 2, "dh16");
+    cpu->to_bf16(dh16, dh, nf);
+    gpu->upload(d_dh16, dh16, nf * 2);
+    float *d_W = up(W, nw * 4);
     uint16_t *c2 = sd_alloc(nf * 4 + 4, "cpu out"), *g2 = sd_alloc(nf * 4 + 4, "gpu out");
     uint16_t *d2 = gpu->alloc(nf * 4 + 4, "out");
     char what[96];
@@ -410,8 +413,8 @@ static void t_autocast16(size_t N, int C, int FF) {
         gpu->download(g2, d2, nf * 2);
         snprintf(what, sizeof what, "%s_fwd_b16 N=%zu FF=%d", act, N, FF);
         storage16_cmp(what, g2, c2, nf);
-        (gemma ? cpu->geglu_bwd_b16 : cpu->swiglu_bwd_b16)(c2, c2 + nf, dh, g16, u16, N, FF);
-        (gemma ? gpu->geglu_bwd_b16 : gpu->swiglu_bwd_b16)(d2, d2 + nf, d_dh, d_g16, d_u16, N, FF);
+        (gemma ? cpu->geglu_bwd_b16 : cpu->swiglu_bwd_b16)(c2, c2 + nf, dh16, g16, u16, N, FF);
+        (gemma ? gpu->geglu_bwd_b16 : gpu->swiglu_bwd_b16)(d2, d2 + nf, d_dh16, d_g16, d_u16, N, FF);
         gpu->download(g2, d2, nf * 4);
         for (int part = 0; part < 2; part++) {
             snprintf(what, sizeof what, "%s_bwd_b16 d%s N=%zu FF=%d", act, part ? "up" : "gate", N, FF);
@@ -440,8 +443,9 @@ static void t_autocast16(size_t N, int C, int FF) {
     gpu->download(g2, d2, 8);
     CHECK(g2[0] == 0 && g2[1] == 0 && g2[2] == 0 && g2[3] == 0, "matmul16_out16 K=0 writes zeros");
     bf16_end(saved);
-    free(g), free(u), free(dh), free(x), free(W), free(g16), free(u16), free(x16), free(w16), free(c2), free(g2);
-    gpu->free(d_g16), gpu->free(d_u16), gpu->free(d_x16), gpu->free(d_w16), gpu->free(d_dh), gpu->free(d_W);
+    free(g), free(u), free(dh), free(dh16), free(x), free(W), free(g16), free(u16), free(x16), free(w16);
+    free(c2), free(g2);
+    gpu->free(d_g16), gpu->free(d_u16), gpu->free(d_x16), gpu->free(d_w16), gpu->free(d_dh16), gpu->free(d_W);
     gpu->free(d2);
 }
 static void t_matmul_k0(void) {

@@ -180,7 +180,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
             /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
              * bytes per token of each layer; and the shared scratch: the larger of the layers' gradient scratch
              * (dq, datt, dk, dv, then dg, du (bf16), dh or attention's rows laid over them: q, k, v, att, dq, dk,
-             * dv, lse, d(att); autocast: q, k, v, att, dq, dk, dv bf16) and the LM head's chunk of 256 rows
+             * dv, lse, d(att); autocast: q, k, v, att, dq, dk, dv, dh bf16) and the LM head's chunk of 256 rows
              * (exact: fp32 logits and a bf16 d(logits); autocast: bf16 logits turned into d(logits) in place),
              * plus four floats per row in both */
             size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);
@@ -190,8 +190,9 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
                    V = (size_t)mc->vocab_size;
             size_t want = (size_t)mc->num_hidden_layers * N * 4 * (ff + qd + kd);
             size_t xatt_e = N * (4 * qd + 4 * kd + nh), xatt_a = N * (qd / 2 * 3 + kd / 2 * 4 + nh + qd);
-            size_t lg_e = N * (2 * qd + 2 * kd) + (2 * ff * N > xatt_e ? 2 * ff * N : xatt_e),
-                   lg_a = N * (qd / 2 + qd + kd) + (2 * ff * N > xatt_a ? 2 * ff * N : xatt_a);
+            size_t mlp_e = 2 * ff * N, mlp_a = ff / 2 * 3 * N; /* dg, du at 2 bytes; dh at 4, or 2 in autocast */
+            size_t lg_e = N * (2 * qd + 2 * kd) + (mlp_e > xatt_e ? mlp_e : xatt_e),
+                   lg_a = N * (qd / 2 + qd + kd) + (mlp_a > xatt_a ? mlp_a : xatt_a);
             size_t hd_e = N * V + N * V / 2 + 4 * N, hd_a = N * V / 2 + 4 * N;
             want += 4 * ((lg_e > hd_e ? lg_e : hd_e) - (lg_a > hd_a ? lg_a : hd_a));
             CHECK(exact_bytes - held[0] == want, "%s: autocast saves %zu bytes over exact storage, expected %zu", what,
