@@ -496,14 +496,14 @@ void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint1
     attn_wide_free(&w), cu_scratch_free(of);
 }
 
-void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                        const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     check_args(NH, NKV, HD, opts, "attn_bwd_b16");
     const void *rows[] = {dq, dk, dv, dout, q, k, v, out};
     if (use_tc(HD, opts, rows, 8) &&
-        cuda_attn_tc_bwd16((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, dout, (const bf16 *)q, (const bf16 *)k,
+        cuda_attn_tc_bwd16((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k,
                            (const bf16 *)v, (const bf16 *)out, lse, cu_seqlens, S, NH, NKV, HD)) {
         g_b16_direct++;
         return;
@@ -511,13 +511,14 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *do
     AttnWide w = attn_widen_qkv(q, k, v, cu_seqlens, S, NH, NKV, HD, "attn_bwd_b16");
     const size_t nq = (size_t)w.N * w.qs, nk = (size_t)w.N * w.ks;
     float *of = attn_widen(out, w.n0, w.N, w.qs, "attn_bwd_b16 out");
+    float *df = attn_widen(dout, w.n0, w.N, w.qs, "attn_bwd_b16 dout");
     float *g = (float *)cu_scratch((nq + 2 * nk) * sizeof(float), "attn_bwd_b16 gradients");
-    cuda_attn_bwd(g, g + nq, g + nq + nk, dout, w.q, w.k, w.v, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    cuda_attn_bwd(g, g + nq, g + nq + nk, df, w.q, w.k, w.v, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
     /* every row, as the fp32 entry writes them (those before cu_seqlens[0] zeros) */
     cuda_to_bf16(dq, g, nq);
     cuda_to_bf16(dk, g + nq, nk);
     cuda_to_bf16(dv, g + nq + nk, nk);
-    attn_wide_free(&w), cu_scratch_free(of), cu_scratch_free(g);
+    attn_wide_free(&w), cu_scratch_free(of), cu_scratch_free(df), cu_scratch_free(g);
 }
 
 /* ---- host side shared by every attention version (attn_launch.cuh) ---- */
@@ -569,20 +570,20 @@ int attn_bwd_start(void *dq, void *dk, void *dv, size_t esz, const int *d_cu, in
 static __device__ __forceinline__ float attn_ld(const float *p) { return *p; }
 static __device__ __forceinline__ float attn_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 
-/* attn_rowsum's kernel; BF16: dout's row to dob as well; O: out's element type */
-template <bool BF16, class O>
-__global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const O *out, int n0, int N, int NH,
+/* attn_rowsum's kernel; BF16: dout's row to dob as well; DO, O: dout's and out's element types */
+template <bool BF16, class DO, class O>
+__global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const DO *dout, const O *out, int n0, int N, int NH,
                          int HD) {
     const int lane = threadIdx.x & 31;
     const size_t total = (size_t)(N - n0) * NH;
     for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < total;
          w += ((size_t)gridDim.x * blockDim.x) >> 5) {
         size_t n = n0 + w / NH, h = w % NH, o = n * NH * HD + h * HD;
-        const float *a = dout + o;
+        const DO *a = dout + o;
         const O *b = out + o;
         float s = 0.0f;
         for (int d = lane; d < HD; d += 32) {
-            const float x = a[d];
+            const float x = attn_ld(&a[d]);
             s += x * attn_ld(&b[d]);
             if (BF16) dob[o + d] = __float2bfloat16_rn(x);
         }
@@ -591,19 +592,19 @@ __global__ void attn_d_k(float *D, __nv_bfloat16 *dob, const float *dout, const 
     }
 }
 
-template <class O>
-static void rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const O *out, int n0, int N, int NH, int HD,
+template <class DO, class O>
+static void rowsum(float *D, __nv_bfloat16 *dob, const DO *dout, const O *out, int n0, int N, int NH, int HD,
                    const char *what) {
     const unsigned blocks = cu_grid((size_t)(N - n0) * NH * 32, 256);
-    if (dob) attn_d_k<true, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
-    else attn_d_k<false, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    if (dob) attn_d_k<true, DO, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
+    else attn_d_k<false, DO, O><<<blocks, 256, 0, cu_stream()>>>(D, dob, dout, out, n0, N, NH, HD);
     CUDA_LAUNCH_CHECK(what);
 }
 void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
                  const char *what) {
     rowsum(D, dob, dout, out, n0, N, NH, HD, what);
 }
-void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const __nv_bfloat16 *out, int n0, int N, int NH,
-                 int HD, const char *what) {
-    rowsum(D, dob, dout, out, n0, N, NH, HD, what);
+void attn_rowsum(float *D, const __nv_bfloat16 *dout, const __nv_bfloat16 *out, int n0, int N, int NH, int HD,
+                 const char *what) {
+    rowsum(D, (__nv_bfloat16 *)NULL, dout, out, n0, N, NH, HD, what);
 }

@@ -407,9 +407,8 @@ bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, 
     return impl != NULL;
 }
 
-bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
-                        const __nv_bfloat16 *q,
-                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_bfloat16 *dout,
+                        const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD) {
     AttnTcImpl *impl = tc_impl();
     if (impl) attn_tc_run_bwd16(impl, dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, S, NH, NKV, HD);

@@ -573,23 +573,19 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
     cu_scratch_free(scr);
 }
 
-void attn_tc_run_bwd16(AttnTcImpl *impl, bf16 *dq, bf16 *dk, bf16 *dv, const float *dout, const bf16 *q,
+void attn_tc_run_bwd16(AttnTcImpl *impl, bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
                        const bf16 *k, const bf16 *v, const bf16 *out, const float *lse, const int *cu_seqlens, int S,
                        int NH, int NKV, int HD) {
     int n0, N;
     const int tiles = attn_bwd_start(dq, dk, dv, sizeof(bf16), cu_seqlens, S, NH, NKV, HD, impl->BM, NH, &n0, &N);
     if (!tiles) return;
-    /* one scratch block: D [N][NH] fp32, then bf16 dout [N][NH][HD] */
-    const size_t dbytes = tc_d_bytes(N, NH);
-    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + (size_t)N * NH * HD * sizeof(bf16),
-                                                     "attn_bwd_b16 D and bf16 dout");
-    float *D = (float *)scr;
-    bf16 *dob = (bf16 *)(scr + dbytes);
-    attn_rowsum(D, dob, dout, out, n0, N, NH, HD, "attn_bwd_b16 (tensor cores: D)");
+    /* D [N][NH] fp32 only: the kernels read the bf16 dout itself */
+    float *D = (float *)cu_scratch(tc_d_bytes(N, NH), "attn_bwd_b16 D");
+    attn_rowsum(D, dout, out, n0, N, NH, HD, "attn_bwd_b16 (tensor cores: D)");
     const int hi = HD == 128;
-    tc_bwd_launch(impl, impl->dq16[hi], impl->dkdv16[hi], dq, dk, dv, q, dob, k, v, lse, D, cu_seqlens, S, NH, NKV,
+    tc_bwd_launch(impl, impl->dq16[hi], impl->dkdv16[hi], dq, dk, dv, q, dout, k, v, lse, D, cu_seqlens, S, NH, NKV,
                   HD, tiles);
-    cu_scratch_free(scr);
+    cu_scratch_free(D);
 }
 
 /* ---- version 2: its kernel table; attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd run it when

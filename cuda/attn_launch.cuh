@@ -40,12 +40,12 @@ int attn_bwd_start(void *dq, void *dk, void *dv, size_t esz, const int *d_cu, in
                    int heads, int *n0, int *N);
 
 /* D[n, h] = dot(dout[n, h, :], out[n, h, :]) for rows n0 .. N - 1, fp32, one warp per (row, head); with dob, dout's
- * rows are also written to dob as bf16 (round to nearest even). out fp32, or bf16 storage (attn_bwd_b16: the
- * products of out's bf16 values) */
+ * rows are also written to dob as bf16 (round to nearest even). out fp32, or bf16 storage, and then dout too
+ * (attn_bwd_b16: the products of bf16 values; no dob, the kernels read dout itself) */
 void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const float *out, int n0, int N, int NH, int HD,
                  const char *what);
-void attn_rowsum(float *D, __nv_bfloat16 *dob, const float *dout, const __nv_bfloat16 *out, int n0, int N, int NH,
-                 int HD, const char *what);
+void attn_rowsum(float *D, const __nv_bfloat16 *dout, const __nv_bfloat16 *out, int n0, int N, int NH, int HD,
+                 const char *what);
 
 /* ---- the tensor-core versions ---- */
 
@@ -62,9 +62,8 @@ void cuda_attn_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const 
  * done: version 1, which has none */
 bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                         const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV, int HD);
-bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
-                        const __nv_bfloat16 *q,
-                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_bfloat16 *dout,
+                        const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD);
 /* SIMPO_CUDA_ATTN_TC = 1, 2 or 3 (attention_tc2.cu; read on every call) */
 int cuda_attn_tc_version(void);
@@ -125,13 +124,12 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
                      const float *k, const float *v, const float *out, const float *lse, const int *cu_seqlens, int S,
                      int NH, int NKV, int HD);
 /* the same on bf16 storage: the forward launches fwd16 on q, k, v as they are (no pre-pass); the backward's pre-pass
- * makes D (from out's bf16 values) and the bf16 dout only, and dq16 / dkdv16 write bf16 gradients */
+ * makes D (from out's and dout's bf16 values) only, and dq16 / dkdv16 write bf16 gradients */
 void attn_tc_run_fwd16(AttnTcImpl *impl, __nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q,
                        const __nv_bfloat16 *k, const __nv_bfloat16 *v, const int *cu_seqlens, int S, int NH, int NKV,
                        int HD);
-void attn_tc_run_bwd16(AttnTcImpl *impl, __nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const float *dout,
-                       const __nv_bfloat16 *q,
-                       const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
+void attn_tc_run_bwd16(AttnTcImpl *impl, __nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv,
+                       const __nv_bfloat16 *dout, const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD);
 
 #endif

@@ -168,7 +168,7 @@ void cuda_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const floa
 void cuda_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
-void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                        const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);

@@ -157,21 +157,21 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache --no-lmhead-cache
   stamp "bench recompute"
   # fast and lean: the passing variants with the weight cache, no layer recompute, only the cheap elementwise ones
-  # (train.recompute_activation, train.recompute_norm) and no logits cache: planned 35.9 GiB on 8b-4l (its 0.85x
-  # target is 36.7 GiB with the op scratch) and 35.2 GiB on 1b (simpo_dist plan ... --shared-prompt 512
+  # (train.recompute_activation, train.recompute_norm) and no logits cache: planned 35.7 GiB on 8b-4l (its 0.85x
+  # target is 36.7 GiB with the op scratch) and 35.0 GiB on 1b (simpo_dist plan ... --shared-prompt 512
   # --recompute-activation true --recompute-norm true --lmhead-cache false): both targets in one setting?
   bench lean 70 "${passed[*]}" "${common[@]}" --recompute-activation --recompute-norm --no-lmhead-cache
   stamp "bench lean (weight cache, recompute of the activation and the norms)"
   # the memory target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the
-  # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.2 GiB planned, and
-  # the logits cache, 43.1 GiB, where it fits;
+  # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.0 GiB planned, and
+  # the logits cache, 43.0 GiB, where it fits;
   # exact storage: 50.0 GiB, so the activation or some layers)
   if [ $DRY = 1 ]; then bench fit46 50 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=0.001" "${common[@]}" --recompute-auto
   else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
   # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
-  # hidden state and the norms recomputed, planned 32.9 GiB on 1b and 33.3 GiB on 8b-4l with prefix sharing (+ op
+  # hidden state and the norms recomputed, planned 32.7 GiB on 1b and 33.1 GiB on 8b-4l with prefix sharing (+ op
   # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --recompute-norm \
     --no-lmhead-cache

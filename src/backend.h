@@ -140,15 +140,16 @@ typedef struct Backend {
      * and shapes otherwise those of the fp32 op.
      * rope_fwd_b16, rope_bwd_b16: rope_fwd, rope_bwd in place on bf16 x [N, H*HD] (HD even).
      * attn_fwd_b16: attn_fwd on bf16 q, k, v, writing bf16 out [N, NH*HD] and fp32 lse.
-     * attn_bwd_b16: attn_bwd with bf16 q, k, v and the forward's bf16 out (so D = rowsum(dout * out) sums the
-     *               products with out's bf16 values, as flash attention's backward does), writing bf16 dq [N, NH*HD],
-     *               dk, dv [N, NKV*HD] (they feed rope_bwd_b16 and the q, k, v projections' matmuls only); dout and
-     *               lse fp32. */
+     * attn_bwd_b16: attn_bwd with bf16 q, k, v, the forward's bf16 out and a bf16 dout (the o projection's
+     *               backward writes it in bf16, as torch's autocast keeps the gradient of the bf16 attention output;
+     *               so D = rowsum(dout * out) sums the products of bf16 values, as flash attention's backward does),
+     *               writing bf16 dq [N, NH*HD], dk, dv [N, NKV*HD] (they feed rope_bwd_b16 and the q, k, v
+     *               projections' matmuls only); lse fp32. */
     void (*rope_fwd_b16)(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
     void (*rope_bwd_b16)(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
     void (*attn_fwd_b16)(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
-    void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+    void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                          const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
     /* Autocast storage of the LM head's logits (the same model.bf16_storage: autocast; NULL, both: not available):

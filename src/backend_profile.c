@@ -199,7 +199,7 @@ static void p_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const u
                            const int *cu, int S, int NH, int NKV, int HD, const AttnOpts *o) {
     TIMED(attn_fwd_b16, 0, g_in->attn_fwd_b16(out, lse, q, k, v, cu, S, NH, NKV, HD, o));
 }
-static void p_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+static void p_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                            const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, const int *cu,
                            int S, int NH, int NKV, int HD, const AttnOpts *o) {
     TIMED(attn_bwd_b16, 0, g_in->attn_bwd_b16(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o));

@@ -73,7 +73,7 @@ typedef struct Acts {
                                                  * layer being run [N,C] (bf16 under act16); else NULL */
     /* shared, over dg, du, dh: attention's rows under prefix sharing while attention runs, forward or backward
      * (pairs.h MicroBatch: Natt rows; q, k, v, att, dq, dk, dv in autocast storage like the layers' copies; xlse
-     * [Natt,NH]; xdatt fp32) */
+     * [Natt,NH]; xdatt as datt: bf16 under proj16) */
     float *xq, *xk, *xv, *xatt, *xlse, *xdatt, *xdq, *xdk, *xdv;
     int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
     int *xrow, *xfirst, *dup_tok, *dup_row;     /* per slot: backend copies of the batch's prefix-sharing maps */
@@ -265,20 +265,20 @@ static size_t head_floats(const Model *m) {
 }
 /* floats of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs while the
  * MLP's gradients are dead): xq, xatt, xdq [Natt, QD], xk, xv, xdk, xdv [Natt, KD] (autocast storage as the layers'
- * copies), xlse [Natt, NH], xdatt [Natt, QD] fp32, for Natt = m->max_att rows: the larger */
+ * copies, and so is xdatt [Natt, QD]), xlse [Natt, NH], for Natt = m->max_att rows: the larger */
 static size_t mlp_grad_or_xatt_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
     size_t mlp = m->max_tokens * (proj_floats(m, FF) + 2 * act_floats(m, FF)),
-           xatt = m->max_att * (3 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc + QD);
+           xatt = m->max_att * (4 * proj_floats(m, QD) + 4 * proj_floats(m, KD) + m->NH_loc);
     return mlp > xatt ? mlp : xatt;
 }
 /* floats of the layers' gradient scratch dq, datt [N, QD], dk, dv [N, KD], dg, du, dh [N, FF] (dg, du: bf16 storage
  * under act16, half the floats: they feed only the gate / up projections' matmuls; dq, dk, dv likewise under proj16,
- * written so by attention's backward, and dh, written so by the down projection's backward), the last three or prefix
- * sharing's attention rows */
+ * written so by attention's backward, and datt and dh, written so by the o and down projections' backward), the last
+ * three or prefix sharing's attention rows */
 static size_t layer_grad_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
-    return m->max_tokens * (proj_floats(m, QD) + QD + 2 * proj_floats(m, KD)) + mlp_grad_or_xatt_floats(m);
+    return m->max_tokens * (2 * proj_floats(m, QD) + 2 * proj_floats(m, KD)) + mlp_grad_or_xatt_floats(m);
 }
 /* floats of the rank's shared scratch (m->scratch): dtmp [N, C]; the layers' gradient scratch and, overlaid on it,
  * the LM-head chunk buffers (the head runs after the last layer's forward and before the first layer's backward,
@@ -294,7 +294,8 @@ static size_t hbuf_floats(const Model *m) { return m->act_rc ? m->max_tokens * a
 static size_t nbuf_floats(const Model *m) { return m->norm_rc ? m->max_tokens * act_floats(m, (size_t)m->C) : 0; }
 static size_t scratch_floats(const Model *m) {
     size_t N = m->max_tokens, C = (size_t)m->C;
-    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * C * 2 : 0) + hbuf_floats(m) + nbuf_floats(m);
+    return N * C + grads_or_head_floats(m) + (m->last_stage ? N * (act_floats(m, C) + C) : 0) + hbuf_floats(m) +
+           nbuf_floats(m);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
@@ -307,7 +308,8 @@ static void alloc_acts(Model *m, Acts *a) {
     /* the stage output xL and the stage gradient dx: one buffer on a stage before the last (the gradient arrives
      * after the output has reached the next stage and the output is not read again); two on the last stage, whose
      * final norm's backward reads xL while it writes dx */
-    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * (last ? 2 : 1) + (last ? N * (C + 2) : 0);
+    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * (last ? 2 : 1) +
+                   (last ? N * (act_floats(m, C) + 2) : 0);
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
     TAKE(a->x, L * N * C);
@@ -321,19 +323,19 @@ static void alloc_acts(Model *m, Acts *a) {
     if (last) TAKE(a->dx, N * C);
     else a->dx = a->xL;
     a->rstdf = a->hs = a->lse_row = NULL;
-    if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * C); TAKE(a->lse_row, N); }
+    if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * act_floats(m, C)); TAKE(a->lse_row, N); }
     /* the shared scratch: the same views in every slot */
     c = m->scratch;
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
-    TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * QD);
+    TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * proj_floats(m, QD));
     TAKE(a->dk, N * proj_floats(m, KD)); TAKE(a->dv, N * proj_floats(m, KD));
     float *mlp = c; /* dg, du, dh, or prefix sharing's attention rows */
     TAKE(a->dg, N * act_floats(m, FF)); TAKE(a->du, N * act_floats(m, FF)); TAKE(a->dh, N * proj_floats(m, FF));
     c = mlp;
     size_t NA = m->max_att;
     TAKE(a->xq, NA * proj_floats(m, QD)); TAKE(a->xk, NA * proj_floats(m, KD)); TAKE(a->xv, NA * proj_floats(m, KD));
-    TAKE(a->xatt, NA * proj_floats(m, QD)); TAKE(a->xlse, NA * (size_t)m->NH_loc); TAKE(a->xdatt, NA * QD);
+    TAKE(a->xatt, NA * proj_floats(m, QD)); TAKE(a->xlse, NA * (size_t)m->NH_loc); TAKE(a->xdatt, NA * proj_floats(m, QD));
     TAKE(a->xdq, NA * proj_floats(m, QD)); TAKE(a->xdk, NA * proj_floats(m, KD)); TAKE(a->xdv, NA * proj_floats(m, KD));
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
@@ -343,7 +345,7 @@ static void alloc_acts(Model *m, Acts *a) {
         if (head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
     }
     c = both + grads_or_head_floats(m);
-    if (last) { TAKE(a->xf, N * C); TAKE(a->dhs, N * C); }
+    if (last) { TAKE(a->xf, N * act_floats(m, C)); TAKE(a->dhs, N * C); }
     a->hbuf = a->nbuf = NULL;
     if (m->act_rc) TAKE(a->hbuf, hbuf_floats(m));
     if (m->norm_rc) TAKE(a->nbuf, nbuf_floats(m));
@@ -1010,13 +1012,13 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
         qkv_to_att_rows(m, a, mb, t);
         to_att_rows(m, a, mb, a->xatt, att, QDf);
         to_att_rows(m, a, mb, a->xlse, lse, (size_t)NH);
-        be->zero(a->xdatt, mb->Natt * QD * sizeof(float));
-        be->scatter_rows(a->xdatt, a->datt, a->xfirst, N, mb->Natt, (int)QD);
+        be->zero(a->xdatt, mb->Natt * QDf * sizeof(float)); /* bf16 zeros too */
+        be->scatter_rows(a->xdatt, a->datt, a->xfirst, N, mb->Natt, (int)QDf);
         q = a->xq, k = a->xk, v = a->xv, att = a->xatt, lse = a->xlse, datt = a->xdatt;
         dq = a->xdq, dk = a->xdk, dv = a->xdv;
     }
     if (m->proj16)
-        be->attn_bwd_b16((uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, datt, (const uint16_t *)q,
+        be->attn_bwd_b16((uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (const uint16_t *)datt, (const uint16_t *)q,
                          (const uint16_t *)k, (const uint16_t *)v, (const uint16_t *)att, lse, a->cu, mb->S, NH, NKV,
                          HD, aopt);
     else be->attn_bwd(dq, dk, dv, datt, q, k, v, att, lse, a->cu, mb->S, NH, NKV, HD, aopt);
@@ -1111,7 +1113,8 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         be->upload(a->dup_tok, mb->dup_tok, (size_t)mb->ndup * sizeof(int));
         be->upload(a->dup_row, mb->dup_row, (size_t)mb->ndup * sizeof(int));
     }
-    float eps = (float)m->mc.rms_norm_eps;
+    bool s16 = m->act16; /* the final normed rows and the gathered ones in bf16 storage */
+    size_t C16 = act_floats(m, (size_t)C);
 
     float *x = a->x; /* layer 0 input */
     if (m->first_stage) {
@@ -1125,7 +1128,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     }
     if (m->L_loc == 0) be->copy(a->xL, x, N * C * sizeof(float));
     if (!m->last_stage) return; /* the output xL goes to the next stage */
-    be->rmsnorm_fwd(a->xf, a->rstdf, a->xL, m->norm, N, C, eps);
+    norm_act(m, a->xf, a->rstdf, a->xL, m->norm, N); /* bf16 under act16: it feeds only the LM head's matmuls */
 
     /* gather the rows that predict a response token (pairs.h: under prefix sharing a prompt's last token twice) */
     size_t M = mb->M;
@@ -1150,7 +1153,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         be->upload(a->rows_add, ra, 2 * M * sizeof(int));
         free(ra);
     }
-    be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, C);
+    be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, (int)act_floats(m, (size_t)C)); /* bf16 rows as floats */
 
     /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
     size_t R = (size_t)a->chunk;
@@ -1163,11 +1166,11 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         /* the chunk's logits: into the cache (model_enable_head_cache) for the backward, or the chunk buffer */
         if (m->head16) { /* bf16 logits (autocast storage) */
             uint16_t *lg16 = m->head_cache ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
-            linear_proj(m, (float *)lg16, a->hs + r0 * C, false, head, n, C, V);
+            linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
             be->xent_stats_b16(a->mx, a->se, a->tgt, lg16, a->tg + r0, n, V, m->V_off);
         } else {
             float *lg = m->head_cache ? m->head_cache + r0 * (size_t)V : a->logits;
-            linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+            linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
             if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
                 if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
                 be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
@@ -1211,6 +1214,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     bool s16 = m->act16, p16 = m->proj16; /* ln1, ln2, h in bf16 storage; q, k, v, att in autocast storage */
+    size_t C16 = act_floats(m, (size_t)m->C); /* floats per gathered row hs */
     size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
@@ -1231,12 +1235,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             bool dlog_b16 = m->head16 || a->dlog16;
             if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
                 uint16_t *lg16 = cached ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
-                if (!cached) linear_proj(m, (float *)lg16, a->hs + r0 * C, false, head, n, C, V);
+                if (!cached) linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
                 be->xent_bwd_b16(lg16, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
                 dlog = lg16;
             } else {
                 float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
-                if (!cached) linear(be, lg, a->hs + r0 * C, false, head, n, C, V, false);
+                if (!cached) linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
                 dlog = lg;
                 if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
                     float cap = (float)m->mc.final_logit_softcapping;
@@ -1252,7 +1256,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
                     dlog = a->dlog16;
                 } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             }
-            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C, false, head, n, C, V, false);
+            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C16, s16, head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
         if (cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
@@ -1300,8 +1304,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd(m, a->datt, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd(m, a->datt, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+            linear_bwd_ex(m, a->datt, p16, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd_ex(m, a->datt, p16, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         attention_bwd(m, a, mb, &t, aopt);
         if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
         hold_act(m, t.ln1, NC);

@@ -80,8 +80,11 @@ MemPlan plan_memory(const PlanLayout *l) {
     work -= 2 * nbuf;
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
-    size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C +
-                    (last ? N * (C + 2) : 0); /* one buffer holds a non-last stage's output, then its gradient */
+    /* one buffer holds a non-last stage's output, then its gradient; the last stage's gathered rows hs (with the
+     * final norm's rstd and the rows' log-sum-exp) are bf16 under act16, like the final normed rows xf in the shared
+     * part: they feed only the LM head's matmuls */
+    size_t C16 = act16 ? C / 2 : C;
+    size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C + (last ? N * (C16 + 2) : 0);
     /* ids, positions, cu_seqlens, prefix sharing's four row maps; last stage: targets, gathered rows and the map
      * of their scatter as two row sums */
     size_t ints = 4 * N + 1 + 3 * NA + (last ? 4 * N : 0);
@@ -93,11 +96,11 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t dlog16 = last && act16 && !capbuf && !head16 ? (R * V + 1) / 2 : 0;
     size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
     /* dg, du (bf16 under act16), dh (bf16 under autocast), or laid over them prefix sharing's attention rows (q, k,
-     * v, att, dq, dk, dv, lse, d(att)) */
-    size_t mlp = N * ((auto16 ? FF / 2 : FF) + (act16 ? FF : 2 * FF)), xatt = NA * (3 * QDp + 4 * KDp + NH + QD);
-    size_t lgrad = N * (QDp + 2 * KDp + QD) + (mlp > xatt ? mlp : xatt);
+     * v, att, dq, dk, dv, lse, d(att)); before them dq, d(att), dk, dv (bf16 under autocast) */
+    size_t mlp = N * ((auto16 ? FF / 2 : FF) + (act16 ? FF : 2 * FF)), xatt = NA * (4 * QDp + 4 * KDp + NH);
+    size_t lgrad = N * (2 * QDp + 2 * KDp) + (mlp > xatt ? mlp : xatt);
     size_t head = last ? (head16 ? (R * V + 1) / 2 : R * V) + 4 * R + capbuf + dlog16 : 0;
-    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? 2 * N * C : 0) + hbuf + nbuf;
+    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? N * (C16 + C) : 0) + hbuf + nbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;

@@ -438,13 +438,13 @@ static void strict_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, co
     g_cpu->attn_fwd_b16(H(out, N * QD, "out"), F(lse, N * (size_t)NH, "lse"), H(q, N * QD, "q"), H(k, N * KD, "k"),
                         H(v, N * KD, "v"), cu, S, NH, NKV, HD, opts);
 }
-static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                                 const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                                 const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     const char *OP = "attn_bwd_b16";
     size_t N, QD, KD;
     const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
-    g_cpu->attn_bwd_b16(H(dq, N * QD, "dq"), H(dk, N * KD, "dk"), H(dv, N * KD, "dv"), F(dout, N * QD, "dout"),
+    g_cpu->attn_bwd_b16(H(dq, N * QD, "dq"), H(dk, N * KD, "dk"), H(dv, N * KD, "dv"), H(dout, N * QD, "dout"),
                         H(q, N * QD, "q"), H(k, N * KD, "k"), H(v, N * KD, "v"), H(out, N * QD, "out"),
                         F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
 }

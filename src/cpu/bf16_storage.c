@@ -191,19 +191,19 @@ void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16
     free(qf), free(kf), free(vf), free(of);
 }
 
-void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {
     if (S <= 0) return;
     const int n0 = cu_seqlens[0], n1 = cu_seqlens[S];
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD, nq = (size_t)n1 * qs, nk = (size_t)n1 * ks;
     float *qf = widen_rows(q, n0, n1, qs), *kf = widen_rows(k, n0, n1, ks), *vf = widen_rows(v, n0, n1, ks);
-    float *of = widen_rows(out, n0, n1, qs);
+    float *of = widen_rows(out, n0, n1, qs), *df = widen_rows(dout, n0, n1, qs);
     float *g = tmp_floats(nq + 2 * nk, "attn_bwd_b16 gradients");
-    cpu_attn_bwd(g, g + nq, g + nq + nk, dout, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
+    cpu_attn_bwd(g, g + nq, g + nq + nk, df, qf, kf, vf, of, lse, cu_seqlens, S, NH, NKV, HD, opts);
     /* every row, as the fp32 op writes them (those before cu_seqlens[0] zeros) */
     cpu_to_bf16(dq, g, nq);
     cpu_to_bf16(dk, g + nq, nk);
     cpu_to_bf16(dv, g + nq + nk, nk);
-    free(qf), free(kf), free(vf), free(of), free(g);
+    free(qf), free(kf), free(vf), free(of), free(df), free(g);
 }

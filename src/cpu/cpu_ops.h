@@ -44,7 +44,7 @@ void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float
 void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
-void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const float *dout, const uint16_t *q,
+void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 /* autocast storage of the LM head's logits (bf16_storage.c) */

@@ -1030,7 +1030,7 @@ static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, d
 /* ---- autocast storage of attention (section attn_b16; backend.h attn_fwd_b16 / attn_bwd_b16) ----
  * Each op is the fp32 op on its widened bf16 inputs with its outputs (out; dq, dk, dv) rounded, so on the GPU it must
  * equal, bitwise, the GPU's own fp32 entry run on the widened values (its outputs rounded to bf16; the backward given
- * the widened bf16 out), whichever path runs: the tensor cores of versions 2 and 3 reading and writing the bf16 tensors directly (the same bf16 operands
+ * the widened bf16 out and dout), whichever path runs: the tensor cores of versions 2 and 3 reading and writing the bf16 tensors directly (the same bf16 operands
  * the fp32 entry rounds its inputs to), version 1 and the fp32 kernels on widened copies. Rows before cu[0] keep
  * their old values (out) or become zeros (dq, dk, dv) as in the fp32 entry. Against the CPU's b16 ops (its backward
  * given the GPU's out and lse) within the bounds of the path (t_attn_tc's on tensor cores, t_attn's otherwise plus
@@ -1060,13 +1060,14 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     const int N = cu[S];
     const size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD, nl = (size_t)N * NH, skip = (size_t)n0 * NH * HD;
     float *q = hrand(nq, -1, 1), *k = hrand(nk, -1, 1), *v = hrand(nk, -1, 1), *dout = hrand(nq, -1, 1);
-    uint16_t *q16 = h16(q, nq), *k16 = h16(k, nk), *v16 = h16(v, nk);
-    float *qw = hwide(q16, nq), *kw = hwide(k16, nk), *vw = hwide(v16, nk);
+    uint16_t *q16 = h16(q, nq), *k16 = h16(k, nk), *v16 = h16(v, nk), *do16 = h16(dout, nq);
+    float *qw = hwide(q16, nq), *kw = hwide(k16, nk), *vw = hwide(v16, nk), *dow = hwide(do16, nq);
     float *pre = hconst(nq, 7.0f), *prel = hconst(nl, 7.0f);
     uint16_t *pre16 = h16(pre, nq);
     int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int));
     uint16_t *d_q16 = up(q16, nq * 2), *d_k16 = up(k16, nk * 2), *d_v16 = up(v16, nk * 2), *d_o16 = up(pre16, nq * 2);
-    float *d_qw = up(qw, nq * 4), *d_kw = up(kw, nk * 4), *d_vw = up(vw, nk * 4), *d_dout = up(dout, nq * 4);
+    float *d_qw = up(qw, nq * 4), *d_kw = up(kw, nk * 4), *d_vw = up(vw, nk * 4), *d_dout = up(dow, nq * 4);
+    uint16_t *d_do16 = up(do16, nq * 2);
     float *d_l16 = up(prel, nl * 4), *d_of = up(pre, nq * 4), *d_lf = up(prel, nl * 4);
     uint16_t *d_g[3];
     float *d_gf[3];
@@ -1085,7 +1086,7 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     /* the bf16 entries */
     const long direct0 = cuda_attn_b16_direct_calls();
     gpu->attn_fwd_b16(d_o16, d_l16, d_q16, d_k16, d_v16, d_cu, S, NH, NKV, HD, o);
-    gpu->attn_bwd_b16(d_g[0], d_g[1], d_g[2], d_dout, d_q16, d_k16, d_v16, d_o16, d_l16, d_cu, S, NH, NKV, HD, o);
+    gpu->attn_bwd_b16(d_g[0], d_g[1], d_g[2], d_do16, d_q16, d_k16, d_v16, d_o16, d_l16, d_cu, S, NH, NKV, HD, o);
     const long direct = cuda_attn_b16_direct_calls() - direct0;
     /* the tensor cores run Llama's attention at head dims 64 and 128 (use_tc in attention.cu) */
     const bool tc = strcmp(path, "tc") == 0 && attn_opts_is_default(o, HD) && (HD == 64 || HD == 128);
@@ -1126,7 +1127,7 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     float *cl = hconst(nl, 7.0f);
     for (int t = 0; t < 3; t++) cg[t] = sd_alloc((t ? nk : nq) * 2, "cpu gradient16");
     cpu->attn_fwd_b16(c16, cl, q16, k16, v16, cu, S, NH, NKV, HD, o);
-    cpu->attn_bwd_b16(cg[0], cg[1], cg[2], dout, q16, k16, v16, o16, l16, cu, S, NH, NKV, HD, o);
+    cpu->attn_bwd_b16(cg[0], cg[1], cg[2], do16, q16, k16, v16, o16, l16, cu, S, NH, NKV, HD, o);
     float *cw = hwide(c16, nq);
     double tol[5] = {2e-2, 5e-3, 3e-2, 3e-2, 3e-2};
     if (!tc) /* the fp32 kernels */
@@ -1144,11 +1145,11 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     printf("%s: bitwise the fp32 entry's; %s\n", what, want_direct ? "tensor cores on the bf16 tensors" : "widened");
     free(cu), free(q), free(k), free(v), free(dout), free(q16), free(k16), free(v16), free(qw), free(kw), free(vw);
     free(pre), free(prel), free(pre16), free(o16), free(l16), free(of), free(lf), free(ow), free(of16), free(c16);
-    free(cl), free(cw);
+    free(cl), free(cw), free(do16), free(dow);
     for (int t = 0; t < 3; t++) free(g[t]), free(gf[t]), free(cg[t]), gpu->free(d_g[t]), gpu->free(d_gf[t]);
     gpu->free(d_cu), gpu->free(d_q16), gpu->free(d_k16), gpu->free(d_v16), gpu->free(d_o16), gpu->free(d_qw);
     gpu->free(d_kw), gpu->free(d_vw), gpu->free(d_dout), gpu->free(d_l16), gpu->free(d_of), gpu->free(d_lf);
-    gpu->free(d_ow);
+    gpu->free(d_ow), gpu->free(d_do16);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
     if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
@@ -1211,10 +1212,11 @@ static void perf(void) {
     }
     /* the bf16-storage entries (model.bf16_storage: autocast, the model's default) on versions 2 and 3, at HD 128
      * and at the 1b benchmark's HD 64 (the same tokens and heads): no bf16 pre-passes of q, k, v */
-    uint16_t *b[7]; /* q, k, v, out, dq, dk, dv */
-    const size_t bn[7] = {nq, nk, nk, nq, nq, nk, nk};
-    for (int t = 0; t < 7; t++) b[t] = gpu->alloc(bn[t] * 2, "bf16 attention tensor");
+    uint16_t *b[8]; /* q, k, v, out, dq, dk, dv, dout */
+    const size_t bn[8] = {nq, nk, nk, nq, nq, nk, nk, nq};
+    for (int t = 0; t < 8; t++) b[t] = gpu->alloc(bn[t] * 2, "bf16 attention tensor");
     gpu->to_bf16(b[0], d_q, nq), gpu->to_bf16(b[1], d_k, nk), gpu->to_bf16(b[2], d_v, nk);
+    gpu->to_bf16(b[7], d_o, nq);
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
     for (int hd = 128; hd >= 64; hd /= 2)
         for (int v = 2; v <= 3; v++) {
@@ -1225,11 +1227,11 @@ static void perf(void) {
             for (int i = 0; i < 5; i++) gpu->attn_fwd_b16(b[3], d_l, b[0], b[1], b[2], d_cu, S, NH, NKV, hd, NULL);
             cuda_synchronize();
             double tf = (sd_now() - t0) / 5;
-            gpu->attn_bwd_b16(b[4], b[5], b[6], d_o, b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
+            gpu->attn_bwd_b16(b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
             cuda_synchronize();
             t0 = sd_now();
             for (int i = 0; i < 5; i++)
-                gpu->attn_bwd_b16(b[4], b[5], b[6], d_o, b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
+                gpu->attn_bwd_b16(b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
             cuda_synchronize();
             double tb = (sd_now() - t0) / 5;
             double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * hd;
@@ -1237,7 +1239,7 @@ static void perf(void) {
                    "(%.1f TFLOP/s), bwd %.2f ms (%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
                    v, S, 1024, NH, NKV, hd, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
         }
-    for (int t = 0; t < 7; t++) gpu->free(b[t]);
+    for (int t = 0; t < 8; t++) gpu->free(b[t]);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
     else unsetenv("SIMPO_CUDA_ATTN");
     if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);

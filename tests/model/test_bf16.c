@@ -101,14 +101,16 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     CHECK(held == planned, "%s: allocated %zu bytes, planned %zu", what, held, planned);
     /* ln1, ln2 (C each) and h (FF) at 2 bytes instead of 4, per token of every layer kept (one with recompute);
      * and in the shared scratch, the larger of the backward's layer gradients (dg, du at 2 bytes: 2 FF fewer
-     * floats per token) and the LM-head chunk (R rows of logits plus, in bf16, their bf16 gradients) */
+     * floats per token) and the LM-head chunk (R rows of logits plus, in bf16, their bf16 gradients); and the
+     * final normed rows xf (shared) and the gathered rows hs (in the slot) at 2 bytes: C per token each */
     size_t layers = recompute ? 1 : (size_t)mc->num_hidden_layers;
     size_t C = (size_t)mc->hidden_size, FF = (size_t)mc->intermediate_size, HD = (size_t)mc->head_dim;
     size_t QD = (size_t)mc->num_attention_heads * HD, KD = (size_t)mc->num_key_value_heads * HD;
     size_t V = (size_t)mc->vocab_size, R = model_lmhead_chunk_rows((int)V) < 256 ? model_lmhead_chunk_rows((int)V) : 256;
     size_t lg32 = 256 * (2 * QD + 2 * KD + 3 * FF), lg16 = lg32 - 256 * FF, hd32 = R * (V + 4),
            hd16 = hd32 + (R * V + 1) / 2;
-    size_t saved = layers * 256 * (2 * C + FF) * 2 + 4 * ((lg32 > hd32 ? lg32 : hd32) - (lg16 > hd16 ? lg16 : hd16));
+    size_t saved = layers * 256 * (2 * C + FF) * 2 + 4 * ((lg32 > hd32 ? lg32 : hd32) - (lg16 > hd16 ? lg16 : hd16)) +
+                   2 * 256 * C * 2;
     CHECK(fp32_bytes - held == saved, "%s: bf16 storage saves %zu bytes, expected %zu", what, fp32_bytes - held,
           saved);
     check_weights16(m, mc, ps, want, recompute, what);
@@ -180,7 +182,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
             /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
              * bytes per token of each layer; and the shared scratch: the larger of the layers' gradient scratch
              * (dq, datt, dk, dv, then dg, du (bf16), dh or attention's rows laid over them: q, k, v, att, dq, dk,
-             * dv, lse, d(att); autocast: q, k, v, att, dq, dk, dv, dh bf16) and the LM head's chunk of 256 rows
+             * dv, lse, d(att); autocast: all but lse bf16) and the LM head's chunk of 256 rows
              * (exact: fp32 logits and a bf16 d(logits); autocast: bf16 logits turned into d(logits) in place),
              * plus four floats per row in both */
             size_t exact_bytes = fixture_planned_model_bytes(mc, 256, 1, 0, true, NULL);
@@ -189,10 +191,10 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
             size_t N = 256, ff = (size_t)mc->intermediate_size, nh = (size_t)mc->num_attention_heads,
                    V = (size_t)mc->vocab_size;
             size_t want = (size_t)mc->num_hidden_layers * N * 4 * (ff + qd + kd);
-            size_t xatt_e = N * (4 * qd + 4 * kd + nh), xatt_a = N * (qd / 2 * 3 + kd / 2 * 4 + nh + qd);
+            size_t xatt_e = N * (4 * qd + 4 * kd + nh), xatt_a = N * (qd / 2 * 4 + kd / 2 * 4 + nh);
             size_t mlp_e = 2 * ff * N, mlp_a = ff / 2 * 3 * N; /* dg, du at 2 bytes; dh at 4, or 2 in autocast */
             size_t lg_e = N * (2 * qd + 2 * kd) + (mlp_e > xatt_e ? mlp_e : xatt_e),
-                   lg_a = N * (qd / 2 + qd + kd) + (mlp_a > xatt_a ? mlp_a : xatt_a);
+                   lg_a = N * (qd + kd) + (mlp_a > xatt_a ? mlp_a : xatt_a);
             size_t hd_e = N * V + N * V / 2 + 4 * N, hd_a = N * V / 2 + 4 * N;
             want += 4 * ((lg_e > hd_e ? lg_e : hd_e) - (lg_a > hd_a ? lg_a : hd_a));
             CHECK(exact_bytes - held[0] == want, "%s: autocast saves %zu bytes over exact storage, expected %zu", what,
