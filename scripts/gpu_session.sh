@@ -24,7 +24,7 @@
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 60 + 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 70 + 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
