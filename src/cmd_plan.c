@@ -459,14 +459,14 @@ int cmd_plan(int argc, char **argv) {
             for (int zero = 0; zero <= 2; zero++) {
                 if (dp == 1 && zero > 0) continue;
                 Row r;
-                if (rc_auto) { /* as train.c pick_recompute: nothing, the activation, then it and the fewest layers
-                                * per stage that fit, or all (the row may not fit) */
+                if (rc_auto) { /* as train.c pick_recompute (plan_recompute_step's ladder): the first step that fits,
+                                * or all layers (the row may not fit) */
                     int most = L / pp + (L % pp > 0);
-                    for (int st = 0;; st++) { /* 1: the activation; 2: it and the norms; 3...: those and layers */
-                        int rl = st < 3 ? 0 : st - 2;
-                        r = eval_layout(&px, dp, pp, tp, zero, rl == most ? INT_MAX : rl,
-                                        c->recompute_activation || st >= 1, c->recompute_norm || st >= 2, hc_on);
-                        if (r.mem_gib <= mem || rl >= most) break;
+                    for (int s = 0;; s++) {
+                        RecomputeStep st = plan_recompute_step(s, c->recompute_activation, c->recompute_norm);
+                        r = eval_layout(&px, dp, pp, tp, zero, st.layers == most ? INT_MAX : st.layers, st.act,
+                                        st.norm, hc_on);
+                        if (r.mem_gib <= mem || st.layers >= most) break;
                     }
                 } else
                     r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation,

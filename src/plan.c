@@ -11,6 +11,11 @@ static void stage_layers(int L, int pp, int stage, int *first, int *count) {
     *first = stage * (L / pp) + (stage < L % pp ? stage : L % pp);
 }
 
+RecomputeStep plan_recompute_step(int s, bool act, bool norm) {
+    RecomputeStep r = {s < 3 ? 0 : s - 2, act || s >= 1, norm || s >= 2};
+    return r;
+}
+
 int plan_recompute_layers(const PlanLayout *l, int stage) {
     int L0, Ll;
     stage_layers(l->mc.num_hidden_layers, l->pp, stage, &L0, &Ll);

@@ -56,6 +56,14 @@ MemPlan plan_memory(const PlanLayout *l);
 /* Whether the layout's LM head keeps its logits in bf16 (model.h head16: autocast storage in the bf16 mode, even
  * widths, no final logit soft-cap): the logits cache at 2 bytes per logit. */
 bool plan_logits16(const PlanLayout *l);
+/* Step s (0, 1, ...) of train.recompute: auto's ladder, cheapest first (train.c pick_recompute, simpo_dist plan
+ * --recompute auto): 0 nothing beyond what the config asks (act, norm); 1 the MLP's activation function too; 2 it
+ * and the projections' normed inputs; s > 2 those and s - 2 layers per stage. */
+typedef struct {
+    int layers;
+    bool act, norm;
+} RecomputeStep;
+RecomputeStep plan_recompute_step(int s, bool act, bool norm);
 /* The layers of pipeline stage `stage` that recompute under l (0 .. its layer count) */
 int plan_recompute_layers(const PlanLayout *l, int stage);
 /* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed

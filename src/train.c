@@ -349,11 +349,9 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     double budget = memory_budget(be, &env);
     int n = 0;
     bool asked = *act, asked_n = *norm, a = asked, nr = asked_n;
-    /* s = 0: nothing more; 1: the activation; 2: it and the norms; s > 2: those and s - 2 layers */
     for (int s = 0; budget >= 0; s++) {
-        n = s < 3 ? 0 : s - 2;
-        a = asked || s >= 1;
-        nr = asked_n || s >= 2;
+        RecomputeStep st = plan_recompute_step(s, asked, asked_n);
+        n = st.layers, a = st.act, nr = st.norm;
         pl.recompute_layers = n, pl.recompute_act = a, pl.recompute_norm = nr;
         /* n == layers: even recomputing every layer does not fit, the allocation will say so */
         if ((double)plan_memory(&pl).total <= budget || n >= layers) break;
