@@ -402,7 +402,7 @@ static void t_autocast16(size_t N, int C, int FF) {
     uint16_t *dh16 = sd_alloc(nf * 2 + 2, "dh16"), *d_dh16 = gpu->alloc(nf * 2 + 2, "dh16");
     cpu->to_bf16(dh16, dh, nf);
     gpu->upload(d_dh16, dh16, nf * 2);
-    float *d_W = up(W, nw * 4);
+    float *d_W = up(W, nw * 4), *d_x = up(x, nc * 4);
     uint16_t *c2 = sd_alloc(nf * 4 + 4, "cpu out"), *g2 = sd_alloc(nf * 4 + 4, "gpu out");
     uint16_t *d2 = gpu->alloc(nf * 4 + 4, "out");
     char what[96];
@@ -435,6 +435,14 @@ static void t_autocast16(size_t N, int C, int FF) {
             snprintf(what, sizeof what, "matmul16_out16 (%s, W %s) N=%zu C=%d FF=%d", paths[pi], wb ? "bf16" : "fp32",
                      N, C, FF);
             storage16_cmp(what, g2, c2, nf);
+            /* dx16[N,FF] = bf16(dy B), dy fp32 [N,C] and B [C,FF] not transposed (W's buffer read so): the o and
+             * down projections' input gradients in autocast storage */
+            cpu->matmul16_out16(c2, x, false, wc, wb, (int)N, FF, C, false, false);
+            gpu->matmul16_out16(d2, d_x, false, wg, wb, (int)N, FF, C, false, false);
+            gpu->download(g2, d2, nf * 2);
+            snprintf(what, sizeof what, "matmul16_out16 dX (%s, fp32 dy, B %s) N=%zu C=%d FF=%d", paths[pi],
+                     wb ? "bf16" : "fp32", N, C, FF);
+            storage16_cmp(what, g2, c2, nf);
         }
     }
     memset(g2, 0xff, 8);
@@ -446,7 +454,7 @@ static void t_autocast16(size_t N, int C, int FF) {
     free(g), free(u), free(dh), free(dh16), free(x), free(W), free(g16), free(u16), free(x16), free(w16);
     free(c2), free(g2);
     gpu->free(d_g16), gpu->free(d_u16), gpu->free(d_x16), gpu->free(d_w16), gpu->free(d_dh16), gpu->free(d_W);
-    gpu->free(d2);
+    gpu->free(d2), gpu->free(d_x);
 }
 static void t_matmul_k0(void) {
     float C[6] = {1, 2, 3, 4, 5, 6}, *dC = up(C, sizeof C), g[6];
