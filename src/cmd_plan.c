@@ -332,8 +332,7 @@ static int cmp_rows(const void *a, const void *b) {
 
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
-               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL,
-               *rn_arg = NULL;
+               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL, *rn_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
            shared = 0;
     bool from_data = false;
@@ -471,12 +470,11 @@ int cmd_plan(int argc, char **argv) {
                 } else
                     r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation,
                                     c->recompute_norm, hc_on);
-                PlanLayout l16 = {.mc = mc, .tp = tp, .bf16 = !strcmp(dtype, "bf16"),
-                                  .autocast16 = !strcmp(c->bf16_storage, "autocast")};
-                bool logits16 = plan_logits16(&l16);
-                if (hc_auto && logits16 && r.mem_gib <= mem) { /* as train.c pick_head_cache: bf16 logits, where they fit
-                                                                  * after the recompute */
-                    Row w = eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, r.norm, true);
+                if (hc_auto && r.mem_gib <= mem) { /* as train.c pick_head_cache: bf16 logits, where they fit after
+                                                    * the recompute */
+                    PlanLayout l16 = {.mc = mc, .tp = tp, .bf16 = !strcmp(dtype, "bf16"),
+                                      .autocast16 = !strcmp(c->bf16_storage, "autocast")};
+                    Row w = plan_logits16(&l16) ? eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, r.norm, true) : r;
                     if (w.mem_gib <= mem) r = w;
                 }
                 if (r.mem_gib <= mem) rows[nr++] = r;

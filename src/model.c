@@ -804,9 +804,8 @@ static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W,
     else linear(m->be, y, x, x16, W, N, in, out, false);
 }
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (the first time in a step dW = dy^T x: grad_beta; x16 as in
- * linear; dy16: dy is bf16 storage too) */
-/* linear_bwd with dx written in bf16 when dx16 (autocast storage of a gradient that feeds only bf16 ops; not with
- * acc_dx) */
+ * linear; dy16: dy is bf16 storage too; dx16: dx written in bf16, the autocast storage of a gradient that feeds only
+ * bf16 ops, not with acc_dx). linear_bwd: dx fp32. */
 static void linear_bwd_ex(Model *m, float *dx, bool dx16, float *dW, const void *dy, bool dy16, const void *x, bool x16,
                           Wt W, size_t N, int in, int out, bool acc_dx) {
     const Backend *be = m->be;

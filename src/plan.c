@@ -22,13 +22,19 @@ int plan_recompute_layers(const PlanLayout *l, int stage) {
     return l->recompute_layers <= 0 ? 0 : l->recompute_layers < Ll ? l->recompute_layers : Ll;
 }
 
-bool plan_logits16(const PlanLayout *l) {
-    const ModelConfig *mc = &l->mc;
+/* model.c act16: in bf16 the activations that only feed matmuls in bf16 storage (hidden and local MLP widths even) */
+static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
-    bool act16 = l->bf16 && mc->hidden_size % 2 == 0 && (mc->intermediate_size / tp) % 2 == 0;
-    return act16 && l->autocast16 && mc->head_dim % 2 == 0 &&
-           !(mc->arch == ARCH_GEMMA2 && mc->final_logit_softcapping > 0);
+    return l->bf16 && l->mc.hidden_size % 2 == 0 && (l->mc.intermediate_size / tp) % 2 == 0;
 }
+/* model.c proj16: autocast storage on top of it (head dim even) */
+static bool storage_auto16(const PlanLayout *l) {
+    return storage_act16(l) && l->autocast16 && l->mc.head_dim % 2 == 0;
+}
+/* Gemma 2's final logit soft-capping (model.c head_capped) */
+static bool logits_capped(const ModelConfig *mc) { return mc->arch == ARCH_GEMMA2 && mc->final_logit_softcapping > 0; }
+
+bool plan_logits16(const PlanLayout *l) { return storage_auto16(l) && !logits_capped(&l->mc); }
 
 MemPlan plan_memory(const PlanLayout *l) {
     const ModelConfig *mc = &l->mc;
@@ -52,7 +58,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
-    bool act16 = l->bf16 && C % 2 == 0 && FF % 2 == 0; /* model.c: bf16 storage (and so the weight copy) */
+    bool act16 = storage_act16(l); /* bf16 storage (and so the weight copy) */
     /* the bf16 copy of the matmul weights: q, k, v, o, gate, up, down of each layer and the LM head (last stage),
      * each padded to 128 elements (model.c pad128) */
     if (l->weights16 && act16)
@@ -74,7 +80,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
     if (act16) work -= N * (C + FF / 2);
     /* model.bf16_storage autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
-    bool auto16 = act16 && l->autocast16 && HD % 2 == 0;
+    bool auto16 = storage_auto16(l);
     if (auto16) work -= N * (FF + QD + KD);
     /* train.recompute_activation: h leaves the layer term for one buffer in the shared scratch (model.c act_rc) */
     size_t hbuf = l->recompute_act ? N * (act16 ? FF / 2 : FF) : 0;
@@ -84,7 +90,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t nbuf = l->recompute_norm ? N * (act16 ? C / 2 : C) : 0;
     work -= 2 * nbuf;
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
-    size_t capbuf = last && gemma2 && mc->final_logit_softcapping > 0 ? R * V : 0;
+    size_t capbuf = last && logits_capped(mc) ? R * V : 0;
     /* one buffer holds a non-last stage's output, then its gradient; the last stage's gathered rows hs (with the
      * final norm's rstd and the rows' log-sum-exp) are bf16 under act16, like the final normed rows xf in the shared
      * part: they feed only the LM head's matmuls */
