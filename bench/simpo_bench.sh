@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # simpo_bench.sh — one SimPO training step of simpo_dist against the PyTorch peer (bench/peer/torch_simpo.py, a
 # copy of ../shared/bench/torch_simpo.py), the same work in the same call: random-init Llama shapes, `pairs`
-# preference pairs of 2048 tokens each side (first quarter prompt), AdamW, beta 2.5, gamma 1.375.
+# preference pairs of 2048 tokens each side (first quarter prompt), AdamW as the peer's torch.optim.AdamW defaults
+# (weight decay 0.01, no gradient clipping: optim.max_grad_norm 0; the trainer still forms the gradient norm for its
+# log and its non-finite check), lr 1e-6, beta 2.5, gamma 1.375.
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
@@ -16,7 +18,7 @@
 #   included, as the peer counts), tflops and mfu (matmul FLOPs actually done, formula below, over the step time
 #   and the dense bf16 peak PEAK_TFLOPS, default 989 for the H100 SXM datasheet), peak_gib, planned_gib (the
 #   trainer's memory plan of rank 0) and the settings (dtype, recompute, weight / LM-head caches, prefix sharing,
-#   ...).
+#   ...; lmhead_cache_rows "kept/all" where train.lmhead_cache: auto kept a partial cache).
 # Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token the layers see (under
 # data.prefix_sharing, the default, each pair's prompt once: 2 x pairs x (seq - seq / 4) + pairs x seq / 4), per layer
 #   2 * (C*(NH+2*NKV)*HD + NH*HD*C + 3*C*FF) forward, plus causal attention 2 * 2 * sum_s(s*(s+1)/2) * NH*HD
@@ -87,7 +89,7 @@ model:
 device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false, prefix_sharing: $share}
 loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
-optim: {lr: 1.0e-6, weight_decay: 0.0, max_grad_norm: 1.0, schedule: constant}
+optim: {lr: 1.0e-6, weight_decay: 0.01, max_grad_norm: 0.0, schedule: constant}
 train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc, recompute_norm: $normrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
 checkpoint: {dir: out, final: false}
 log: {every_steps: 1}
@@ -107,14 +109,17 @@ EOF
   [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the MLP's activation function" "$dir/log.txt" && actrc=true
   [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the normed inputs" "$dir/log.txt" && normrc=true
   # train.lmhead_cache: auto (the default): whether the trainer kept the logits (it does where they fit)
-  hc=$hcache
+  # (partial: the first whole chunks of rows only, hcrows "kept/all")
+  hc=$hcache hcrows=""
   [ "$hc" = auto ] && { grep -q "train.lmhead_cache auto: on" "$dir/log.txt" && hc=true || hc=false; }
+  [ "$hcache" = auto ] && hcrows=$(sed -n 's/.*train.lmhead_cache auto: partial, the logits of the first \([0-9]*\) of \([0-9]*\) rows.*/\1\/\2/p' "$dir/log.txt" | head -1)
+  [ -n "$hcrows" ] && hc=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" "$share" "$normrc" <<'EOF'
+      "$actrc" "$share" "$normrc" "$hcrows" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc = sys.argv[13:25]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows = sys.argv[13:26]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -132,6 +137,7 @@ print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if rec
                       recompute_layers=int(rlayers or 0) if recompute == "auto" or (recompute == "true" and int(rlayers) > 0)
                       else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
+                      lmhead_cache_rows=hcrows or None,
                       recompute_activation=actrc == "true", recompute_norm=normrc == "true",
                       prefix_sharing=share == "true",
                       bf16_storage=storage if dtype == "bf16" else None, shape=shape,

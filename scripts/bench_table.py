@@ -32,7 +32,9 @@ def settings(r, env):
         s.append(f"recompute of {n} layers" if n else "recompute")
     if r.get("dtype") == "bf16" and not r.get("weight_cache", True):
         s.append("no weight cache")
-    if r.get("lmhead_cache"):
+    if r.get("lmhead_cache_rows"):
+        s.append(f"lmhead cache of {r['lmhead_cache_rows']} rows")
+    elif r.get("lmhead_cache"):
         s.append("lmhead cache")
     if r.get("recompute_activation"):
         s.append("recompute activation")

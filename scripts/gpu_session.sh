@@ -15,7 +15,8 @@
 #      2. together with train.lmhead_cache and the torch.compile peer in the same call (ratios); with --recompute
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), both
 #      shapes with the weight cache but recomputing the activation and the norms (fast and lean), 1b under
-#      train.recompute: auto with a 44.9 GiB budget, and both shapes without the weight cache and with
+#      train.recompute: auto with a 44.9 GiB budget, 8b-4l under recompute and logits cache auto with a 36.2 GiB
+#      budget (a partial cache where whole chunks fit), and both shapes without the weight cache and with
 #      train.recompute_activation and train.recompute_norm (the leanest without layer recompute); then
 #      each variant alone (what a time limit cuts first); $OUT/bench.txt. Right after the first benchmark run, the
 #      default paths without prefix sharing (data.prefix_sharing: false): its gain, and each step's loss against the
@@ -24,7 +25,7 @@
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 70 + 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -170,6 +171,16 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
+  # both targets in one run on 8b-4l, the trainer's own choice: train.recompute: auto and train.lmhead_cache: auto
+  # (both defaults) under the 0.85x target (36.7 GiB) less 0.5 GiB of op scratch: the cheapest recompute that fits,
+  # then the logits of as many whole LM-head chunks (0.5 GiB each, three in all) as still fit (simpo_dist plan
+  # --recompute auto --lmhead-cache auto --shared-prompt 512 --gpu-mem 36.2: the activation's recompute, 36.1 GiB,
+  # no chunk; at 37.5 GiB one chunk, at 39 all three)
+  if [ $DRY = 1 ]; then bench fit36 50 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=0.0052 SIMPO_LMHEAD_CHUNK_ROWS=64" \
+    "${common[@]}" --recompute-auto
+  else bench fit36 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=36.2" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 \
+    --recompute-auto "${storage[@]}"; fi
+  stamp "bench recompute and logits cache auto under 36.2 GiB"
   # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
   # hidden state and the norms recomputed, planned 32.7 GiB on 1b and 33.1 GiB on 8b-4l with prefix sharing (+ op
   # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together

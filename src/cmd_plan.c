@@ -15,6 +15,7 @@
 #include <string.h>
 #include "commands.h"
 #include "config.h"
+#include "model.h"
 #include "pairs.h"
 #include "plan.h"
 #include "train_data.h"
@@ -60,7 +61,8 @@ static const char *USAGE =
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
     "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
     "  with --from-data; auto, the config's default: per layout for bf16 logits where it fits --gpu-mem after the\n"
-    "  recompute, as the trainer does on a GPU, shown in a last column), --bf16-storage (model.bf16_storage:\n"
+    "  recompute, as the trainer does on a GPU, shown in a last column: on, off, or K/NL, the first K of NL rows in\n"
+    "  whole LM-head chunks where not all fit), --bf16-storage (model.bf16_storage:\n"
     "  autocast keeps the q, k, v, gate and up projections and attention's output at 2 bytes),\n"
     "  --recompute-activation (train.recompute_activation: the MLP's hidden state once per rank instead of per\n"
     "  layer), --recompute-norm (train.recompute_norm: ln1 and ln2 likewise), --global-batch-pairs\n"
@@ -73,7 +75,9 @@ typedef struct {
     int rc;   /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
     bool act; /* train.recompute_activation of the row */
     bool norm; /* train.recompute_norm of the row */
-    bool hc;  /* train.lmhead_cache of the row */
+    bool hc;  /* train.lmhead_cache of the row: the last stage keeps logits (all rows, or hc_rows of them) */
+    bool hc_all;    /* all of its log-prob rows */
+    size_t hc_rows, hc_full; /* the rows it keeps, of hc_full (a partial cache under auto: whole chunks) */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -211,7 +215,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens, 0, 0};
+                     false, false, false, false, tokens, 0, 0, 0};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -239,25 +243,36 @@ typedef struct {
      * --shared-prompt, or the data's prompts with --from-data) */
     size_t max_tokens, layer_max;
     size_t lp_max; /* log-prob rows of the largest micro-batch (the LM-head logits cache); 0: max_tokens */
+    double budget; /* --gpu-mem in bytes: what train.lmhead_cache: auto fits the cache into */
     /* time: a micro-batch on average, the same two counts and its response tokens; attention's sequence length */
     double tok_mb, layer_tok_mb, resp_mb, att_len;
 } PlanCtx;
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
- * the MLP's activation when act, the normed inputs when norm, with the LM-head logits cache when hc (memory only,
- * all three: the time model counts neither the elementwise passes again nor the GEMM the cache saves) */
-static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act, bool norm, bool hc) {
+ * the MLP's activation when act, the normed inputs when norm, with the LM-head logits cache as hc (LMHEAD_CACHE_*;
+ * auto: as train.c pick_head_cache, the last stage's bf16 logits, all or the whole chunks that fit x->budget; so a
+ * stage fits with it exactly when it fits without it) (memory only, all three: the time model counts neither the
+ * elementwise passes again nor the GEMM the cache saves) */
+static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int rl, bool act, bool norm, int hc) {
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, norm, hc, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, norm, hc == LMHEAD_CACHE_ON, hc == LMHEAD_CACHE_ON, 0, 0, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
-                         bf16 && c->bf16_weight_cache, hc, bf16 && !strcmp(c->bf16_storage, "autocast"),
-                         act, max_tokens, x->lp_max, norm};
+                         bf16 && c->bf16_weight_cache, hc == LMHEAD_CACHE_ON,
+                         bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0};
+        if (stage == pp - 1) {
+            r.hc_full = model_head_cache_rows(x->layer_max, x->lp_max, (int)(mc->vocab_size / tp), 0);
+            if (hc == LMHEAD_CACHE_AUTO) {
+                pl.lmhead_cache_rows = plan_head_cache_fit(pl, x->budget, &r.hc_all);
+                r.hc = pl.lmhead_cache = pl.lmhead_cache_rows > 0;
+            }
+            r.hc_rows = r.hc_all ? r.hc_full : r.hc ? pl.lmhead_cache_rows : 0;
+        }
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = x->tok_mb * n_mb;
@@ -404,7 +419,7 @@ int cmd_plan(int argc, char **argv) {
     if (hc_arg)
         c->lmhead_cache = !strcmp(hc_arg, "true") ? LMHEAD_CACHE_ON : !strcmp(hc_arg, "auto") ? LMHEAD_CACHE_AUTO
                                                                                             : LMHEAD_CACHE_OFF;
-    bool hc_auto = c->lmhead_cache == LMHEAD_CACHE_AUTO, hc_on = c->lmhead_cache == LMHEAD_CACHE_ON;
+    bool hc_auto = c->lmhead_cache == LMHEAD_CACHE_AUTO;
     if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
     if (rn_arg) c->recompute_norm = !strcmp(rn_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
@@ -437,8 +452,8 @@ int cmd_plan(int argc, char **argv) {
      * max_tokens */
     size_t lp_max = shared > 0 ? (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)(c->max_length - shared) : 0;
     PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
-                  layer_tokens, lp_max, (double)max_tokens, (double)layer_tokens, (double)max_tokens / 2,
-                  c->max_length};
+                  layer_tokens, lp_max, mem * 1073741824.0, (double)max_tokens, (double)layer_tokens,
+                  (double)max_tokens / 2, c->max_length};
     char sizes[160];
     snprintf(sizes, sizeof sizes, "micro-batch %d pairs x %d tokens", c->micro_batch_pairs, c->max_length);
     if (from_data) {
@@ -464,19 +479,12 @@ int cmd_plan(int argc, char **argv) {
                     for (int s = 0;; s++) {
                         RecomputeStep st = plan_recompute_step(s, c->recompute_activation, c->recompute_norm);
                         r = eval_layout(&px, dp, pp, tp, zero, st.layers == most ? INT_MAX : st.layers, st.act,
-                                        st.norm, hc_on);
+                                        st.norm, c->lmhead_cache);
                         if (r.mem_gib <= mem || st.layers >= most) break;
                     }
                 } else
                     r = eval_layout(&px, dp, pp, tp, zero, config_recompute_layers(c), c->recompute_activation,
-                                    c->recompute_norm, hc_on);
-                if (hc_auto && r.mem_gib <= mem) { /* as train.c pick_head_cache: bf16 logits, where they fit after
-                                                    * the recompute */
-                    PlanLayout l16 = {.mc = mc, .tp = tp, .bf16 = !strcmp(dtype, "bf16"),
-                                      .autocast16 = !strcmp(c->bf16_storage, "autocast")};
-                    Row w = plan_logits16(&l16) ? eval_layout(&px, dp, pp, tp, zero, r.rc, r.act, r.norm, true) : r;
-                    if (w.mem_gib <= mem) r = w;
-                }
+                                    c->recompute_norm, c->lmhead_cache);
                 if (r.mem_gib <= mem) rows[nr++] = r;
                 else if (getenv("SIMPO_PLAN_ALL")) { r.t_step = INFINITY; rows[nr++] = r; }
             }
@@ -493,7 +501,7 @@ int cmd_plan(int argc, char **argv) {
     else if (c->recompute == RECOMPUTE_ON && c->recompute_layers > 0)
         snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
     else if (c->recompute == RECOMPUTE_ON) snprintf(rc_note, sizeof rc_note, ", recompute");
-    printf("# %d ranks, %.0f GiB each, %d layers, %d pairs/step, %s%s; %s, NVLink %.0f Gbit/s (tp <= %d), link %.0f "
+    printf("# %d ranks, %g GiB each, %d layers, %d pairs/step, %s%s; %s, NVLink %.0f Gbit/s (tp <= %d), link %.0f "
            "Gbit/s\n", N, mem, L, c->global_batch_pairs, sizes, rc_note, speed, nvlink, (int)node, link);
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
@@ -508,12 +516,15 @@ int cmd_plan(int argc, char **argv) {
                    *nrm = rows[i].norm && !c->recompute_norm ? "+norm" : "";
         if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s%s", act, nrm);
         else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s%s", rows[i].rc, act, nrm);
-        const char *hcs = !hc_auto ? "" : rows[i].hc ? "  on" : "  off";
+        char hcs[48] = "";
+        if (hc_auto && rows[i].hc && !rows[i].hc_all)
+            snprintf(hcs, sizeof hcs, "  %zu/%zu", rows[i].hc_rows, rows[i].hc_full);
+        else if (hc_auto) snprintf(hcs, sizeof hcs, "  %s", rows[i].hc ? "on" : "off");
         printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s\n", rows[i].dp, rows[i].pp,
                rows[i].tp, rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble,
                rows[i].t_comm, rows[i].tokens_per_s / N, rcs, hcs);
     }
-    if (nr == 0) printf("# no layout fits %.0f GiB per rank\n", mem);
+    if (nr == 0) printf("# no layout fits %g GiB per rank\n", mem);
     /* the layout the config asks for (its parallel section), wherever it ranks */
     int want_dp = N % (c->tp * c->pp) == 0 ? N / (c->tp * c->pp) : 0, at = -1;
     for (int i = 0; i < nr && at < 0; i++)
@@ -523,7 +534,7 @@ int cmd_plan(int argc, char **argv) {
                c->pp, c->tp, c->zero, at + 1, nr, rows[at].mem_gib, rows[at].t_step);
     else
         printf("# the config's layout (tp %d pp %d zero %d on %d ranks) does not divide them, is not allowed by the "
-               "model and batch, or does not fit %.0f GiB\n", c->tp, c->pp, c->zero, N, mem);
+               "model and batch, or does not fit %g GiB\n", c->tp, c->pp, c->zero, N, mem);
     free(rows);
     config_free(c);
     return nr ? 0 : 1;

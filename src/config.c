@@ -128,8 +128,9 @@ static const KeySpec KEYS[] = {
      "the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its response tokens) x "
      "vocab/tp more memory, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits are bf16; the same "
      "numbers bit for bit). auto: for bf16 logits only (model.dtype bf16, autocast storage), where the memory "
-     "budget is known (a GPU's free memory less 5% and 1 GiB, or SIMPO_DEVICE_MEMORY_GIB) and the cache fits it "
-     "after train.recompute's choice; so off on the CPU backend"},
+     "budget is known (a GPU's free memory less 5% and 1 GiB, or SIMPO_DEVICE_MEMORY_GIB): all rows where they "
+     "fit it after train.recompute's choice, else the first whole LM-head chunks that fit (a partial cache: the "
+     "rest recomputed); so off on the CPU backend"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,

@@ -245,10 +245,17 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     *cursor = c;
 }
 
-/* LM-head rows per chunk: never more rows than a micro-batch has */
-static size_t head_chunk(const Model *m) {
-    size_t rows = model_lmhead_chunk_rows(m->V_loc);
-    return rows < m->max_tokens ? rows : m->max_tokens;
+size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc) {
+    size_t rows = model_lmhead_chunk_rows(V_loc), N = model_arena_tokens(max_tokens);
+    return rows < N ? rows : N; /* never more rows than a micro-batch has */
+}
+static size_t head_chunk(const Model *m) { return model_lmhead_rows_per_chunk(m->max_tokens, m->V_loc); }
+
+size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, size_t want) {
+    size_t all = model_arena_tokens(lp_rows ? lp_rows : max_tokens);
+    if (!want || want >= all) return all;
+    size_t R = model_lmhead_rows_per_chunk(max_tokens, V_loc);
+    return want / R * R;
 }
 
 static bool head_capped(const Model *m) { return m->gemma2 && m->mc.final_logit_softcapping > 0; }
@@ -415,6 +422,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->max_tokens = model_arena_tokens(max_tokens);
     m->max_att = model_arena_tokens(o && o->max_att_tokens ? o->max_att_tokens : max_tokens);
     m->max_lp = model_arena_tokens(o && o->max_lp_rows ? o->max_lp_rows : max_tokens);
+    m->head_cache_slot = -1; /* no logits cache (model_enable_head_cache) */
     build_specs(m);
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
     m->nalloc = (m->nparams + align - 1) / align * align;
@@ -633,11 +641,15 @@ void model_weights16_written(Model *m) {
     if (m->w16_base) m->w16_fresh = true;
 }
 
-void model_enable_head_cache(Model *m) {
+void model_enable_head_cache(Model *m, size_t rows) {
     if (!m->last_stage || m->head_cache) return;
-    size_t n = sd_mul_size(m->max_lp, (size_t)m->V_loc, "LM-head logits cache");
+    /* m->max_tokens and m->max_lp are arena counts already, which model_arena_tokens keeps */
+    rows = model_head_cache_rows(m->max_tokens, m->max_lp, m->V_loc, rows);
+    if (!rows) return;
+    size_t n = sd_mul_size(rows, (size_t)m->V_loc, "LM-head logits cache");
     m->head_cache = m->be->alloc(sd_mul_size(n, m->head16 ? sizeof(uint16_t) : sizeof(float), "LM-head logits cache"),
                                  "LM-head logits cache");
+    m->head_cache_rows = rows;
     m->head_cache_slot = -1;
 }
 
@@ -1134,9 +1146,6 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     for (size_t r = 0; r < M; r++)
         if (mb->lp_tgt[r] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->lp_tgt[r], m->V);
     a->M = M;
-    if (m->head_cache && M > m->max_lp)
-        sd_die("model", "micro-batch has %zu log-prob rows, more than the %zu the LM-head logits cache was sized for",
-               M, m->max_lp);
     be->upload(a->tg, mb->lp_tgt, M * sizeof(int));
     be->upload(a->rows_dev, mb->lp_tok, M * sizeof(int));
     if (mb->nlp_dup) { /* the backward's scatter as two add_rows of distinct rows: those first seen, then repeats */
@@ -1162,13 +1171,15 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (!head.b) hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks (when there is none) */
     for (size_t r0 = 0; r0 < M; r0 += R) {
         size_t n = M - r0 < R ? M - r0 : R;
-        /* the chunk's logits: into the cache (model_enable_head_cache) for the backward, or the chunk buffer */
+        /* the chunk's logits: into the cache (model_enable_head_cache) for the backward when the chunk lies in its
+         * rows, or the chunk buffer */
+        bool keep = m->head_cache && r0 + n <= m->head_cache_rows;
         if (m->head16) { /* bf16 logits (autocast storage) */
-            uint16_t *lg16 = m->head_cache ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
+            uint16_t *lg16 = keep ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
             linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
             be->xent_stats_b16(a->mx, a->se, a->tgt, lg16, a->tg + r0, n, V, m->V_off);
         } else {
-            float *lg = m->head_cache ? m->head_cache + r0 * (size_t)V : a->logits;
+            float *lg = keep ? m->head_cache + r0 * (size_t)V : a->logits;
             linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
             if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
                 if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
@@ -1222,14 +1233,16 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         /* LM head: each chunk's logits (recomputed, or from the logits cache), turned into d(logits), pushed into hs
          * and the head weight */
         float *gh = sd_alloc(R * sizeof(float), "lm head grads");
-        bool cached = m->head_cache && m->head_cache_slot == slot; /* this slot's logits, from its forward */
+        bool slot_cached = m->head_cache && m->head_cache_slot == slot; /* this slot's logits, from its forward */
         Wt head = head_wt(m);
         if (!head.b) hold(be, m->lm_head, (size_t)V * C);
         for (size_t r0 = 0; r0 < M; r0 += R) {
             size_t n = M - r0 < R ? M - r0 : R;
             for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->lp_seq[r0 + i]];
             be->upload(a->gchunk, gh, n * sizeof(float));
-            /* the chunk's logits (before any soft-cap): cached by the forward, or recomputed */
+            /* the chunk's logits (before any soft-cap): cached by the forward (the chunks in the cache's rows), or
+             * recomputed */
+            bool cached = slot_cached && r0 + n <= m->head_cache_rows;
             const void *dlog; /* d(logits): fp32 in place, bf16 in place (head16), or bf16 storage in dlog16 */
             bool dlog_b16 = m->head16 || a->dlog16;
             if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
@@ -1258,7 +1271,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C16, s16, head, n, C, V, false);
         }
         if (!head.b) release(be, m->lm_head);
-        if (cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
+        if (slot_cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
         free(gh);
         tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
         /* scatter the gathered rows' gradient back to token positions */

@@ -129,13 +129,16 @@ typedef struct Model {
                                           * model_weights16_written, cleared by model_weights_changed; the
                                           * matmuls read it only while set */
     float *head_cache;                   /* LM-head logits cache (model_enable_head_cache; last stage, else NULL):
-                                          * [max_lp, V_loc] backend memory, the logits of the gathered rows of the
+                                          * [head_cache_rows, V_loc] backend memory, the logits of the gathered rows of the
                                           * last forward, in chunk order: fp32, or bf16 under head16 (a view of
                                           * float * type pointing at uint16_t data, as for act16) */
     bool head16;                         /* the LM head in autocast storage (proj16 without Gemma 2's final
                                           * soft-cap): its matmul writes bf16 logits (matmul16_out16), read by
                                           * xent_stats_b16, turned in place into bf16 d(logits) by xent_bwd_b16 */
     int head_cache_slot;                 /* the slot whose logits head_cache holds; -1: none (used, or never made) */
+    size_t head_cache_rows;              /* rows head_cache holds (model_head_cache_rows): the logits of the first
+                                          * head_cache_rows gathered rows, whole chunks; the rows after them are
+                                          * recomputed in the backward. 0 without the cache */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
 } Model;
@@ -197,6 +200,9 @@ const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
  * 16 rows, at least 16; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses
  * it too. */
 size_t model_lmhead_chunk_rows(int V_loc);
+/* The rows of the LM-head chunks of a model sized for micro-batches of max_tokens tokens (in the layers' layout):
+ * model_lmhead_chunk_rows, at most model_arena_tokens(max_tokens). */
+size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc);
 /* The tokens a model made for micro-batches of up to max_tokens tokens sizes its activations for (m->max_tokens):
  * max_tokens (at least 1) rounded up to a multiple of 16, so that every view of its arenas starts at least 16-byte
  * aligned whatever the widths (the tensor-core attention's cp.async tiles and the bf16 views need 16-byte aligned
@@ -224,14 +230,20 @@ uint16_t *model_weights16_view(Model *m, int i);
 /* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);
-/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [max_lp, V_loc] (m->max_lp rows: ModelOpts
- * max_lp_rows, else max_tokens) of fp32, or of bf16 under m->head16 (backend memory, owned by the model) in which
- * the forward leaves every chunk's logits; the backward of the same slot, when no
- * other forward came between, reads them instead of recomputing them (one of the head's four GEMMs fewer per
- * micro-batch; the results are bitwise the same: the very values the recompute would give). The last stage runs
- * each micro-batch's backward right after its forward (pipeline.h), so in training every backward finds its
- * logits. No-op on other stages. */
-void model_enable_head_cache(Model *m);
+/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [rows, V_loc] (rows: model_head_cache_rows
+ * of m's sizes and `rows`; 0 asks for all m->max_lp rows) of fp32, or of bf16 under m->head16 (backend memory, owned
+ * by the model) in which the forward leaves the logits of every chunk that lies wholly in the first rows; the
+ * backward of the same slot, when no other forward came between, reads them instead of recomputing them (one of the
+ * head's four GEMMs fewer per cached row; the results are bitwise the same: the very values the recompute would
+ * give), and recomputes the chunks after them (a partial cache: train.lmhead_cache: auto where only some chunks fit
+ * the memory budget). The last stage runs each micro-batch's backward right after its forward (pipeline.h), so in
+ * training every backward finds its logits. No-op on other stages, or when rows round down to no chunk. */
+void model_enable_head_cache(Model *m, size_t rows);
+/* The rows a logits cache asked for `want` rows holds, for a model sized for micro-batches of max_tokens tokens (in
+ * the layers' layout) with lp_rows log-prob rows (0: max_tokens) and a vocabulary slice of V_loc: all of
+ * model_arena_tokens(lp_rows) when want is 0 or at least that, else want rounded down to whole LM-head chunks
+ * (model_lmhead_chunk_rows, at most the arena's tokens), possibly 0. model_enable_head_cache and plan.c use it. */
+size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, size_t want);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

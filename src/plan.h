@@ -36,6 +36,8 @@ typedef struct {
                              * ModelOpts.max_lp_rows); 0: max_tokens */
     bool recompute_norm;    /* train.recompute_norm: the normed inputs ln1, ln2 once per rank, not per layer and slot
                              * (model.h ModelOpts.recompute_norm) */
+    size_t lmhead_cache_rows; /* with lmhead_cache: the rows it holds as asked of model_enable_head_cache (0: all
+                               * max_lp_rows; else whole LM-head chunks, model.h model_head_cache_rows) */
 } PlanLayout;
 
 typedef struct {
@@ -56,6 +58,11 @@ MemPlan plan_memory(const PlanLayout *l);
 /* Whether the layout's LM head keeps its logits in bf16 (model.h head16: autocast storage in the bf16 mode, even
  * widths, no final logit soft-cap): the logits cache at 2 bytes per logit. */
 bool plan_logits16(const PlanLayout *l);
+/* train.lmhead_cache: auto's size on layout l (its recompute chosen; lmhead_cache and lmhead_cache_rows are ignored):
+ * the most rows of bf16 logits, all or whole LM-head chunks, whose plan fits `budget` bytes. Returns the rows to ask
+ * model_enable_head_cache for (*all: they are all the rows, the whole cache), or 0: not the last stage, fp32 logits
+ * (auto keeps bf16 ones only), or not one chunk fits. train.c pick_head_cache and simpo_dist plan use it. */
+size_t plan_head_cache_fit(PlanLayout l, double budget, bool *all);
 /* Step s (0, 1, ...) of train.recompute: auto's ladder, cheapest first (train.c pick_recompute, simpo_dist plan
  * --recompute auto): 0 nothing beyond what the config asks (act, norm); 1 the MLP's activation function too; 2 it
  * and the projections' normed inputs; s > 2 those and s - 2 layers per stage. */

@@ -379,30 +379,39 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
 
 /* train.lmhead_cache: auto. The cache only on the last stage, only for bf16 logits (autocast storage: the LM head
  * never holds fp32 [tokens x vocab] logits unless asked to, with true), and only where the memory budget (as
- * pick_recompute's) is known and the plan with it, after the recompute choice (pl), fits it: it saves time at no
- * cost in recompute, so it takes only memory nothing else needs. With no limit known (host memory) it stays off: the
- * trainer does not size host memory. Every rank of a TP group takes the group's smallest choice (the same on all is
- * tidier; the results are bitwise the same either way). */
-static bool pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
-    bool env;
+ * pick_recompute's) is known: all the rows where the plan with them, after the recompute choice (pl), fits it, else
+ * the most whole LM-head chunks that fit (plan_head_cache_fit): it saves time at no cost in recompute, so it takes
+ * only memory nothing else needs. With no limit known (host memory) it stays off: the trainer does not size host
+ * memory. Every rank of a TP group takes the group's smallest choice (the same on all is tidier; the results are
+ * bitwise the same either way). Returns the rows to ask model_enable_head_cache for, 0: none. */
+static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
+    bool env, all;
     double budget = memory_budget(be, &env);
-    pl.lmhead_cache = true;
-    size_t with = plan_memory(&pl).total;
-    bool b16 = plan_logits16(&pl);
-    double off = !(b16 && budget >= 0 && (double)with <= budget && g->pp_rank == g->pp - 1);
-    comm_allreduce_max_f64(g, GROUP_TP, &off, 1);
-    bool on = off == 0;
-    if (budget >= 0 && g->pp_rank == g->pp - 1 && g->dp_rank == 0 && g->tp_rank == 0) {
+    bool last = g->pp_rank == g->pp - 1, b16 = plan_logits16(&pl);
+    size_t rows = budget >= 0 ? plan_head_cache_fit(pl, budget, &all) : 0;
+    double neg[2] = {-(double)rows, -(double)all}; /* the group's smallest: the max of the negated */
+    comm_allreduce_max_f64(g, GROUP_TP, neg, 2);
+    rows = (size_t)-neg[0], all = neg[1] < 0;
+    if (budget >= 0 && last && g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
         budget_why(why, sizeof why, budget, env, be);
+        pl.lmhead_cache = true, pl.lmhead_cache_rows = 0;
+        double with = (double)plan_memory(&pl).total / 1073741824.0;
         if (!b16)
             fprintf(stderr, "simpo_dist: train.lmhead_cache auto: off (fp32 logits: the cache keeps bf16 ones only, "
                     "those of model.dtype bf16 with model.bf16_storage: autocast)\n");
-        else
+        else if (all || !rows)
             fprintf(stderr, "simpo_dist: train.lmhead_cache auto: %s (planned %.2f GiB with it, %s)\n",
-                    on ? "on" : "off", (double)with / 1073741824.0, why);
+                    all ? "on" : "off", with, why);
+        else {
+            pl.lmhead_cache_rows = rows;
+            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: partial, the logits of the first %zu of %zu rows "
+                    "(planned %.2f GiB with them, %.2f GiB with all, %s)\n", rows,
+                    model_head_cache_rows(pl.max_tokens, pl.max_lp_rows, (int)(pl.mc.vocab_size / pl.tp), 0),
+                    (double)plan_memory(&pl).total / 1073741824.0, with, why);
+        }
     }
-    return on;
+    return rows;
 }
 
 int train_run(const Config *c, const TrainOptions *opt) {
@@ -445,7 +454,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache == LMHEAD_CACHE_ON,
-                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp, mo.recompute_norm};
+                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp, mo.recompute_norm, 0};
     if (c->recompute == RECOMPUTE_AUTO) {
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
@@ -454,14 +463,16 @@ int train_run(const Config *c, const TrainOptions *opt) {
         apl.recompute_layers = mo.recompute_layers, apl.recompute_act = mo.recompute_act;
         apl.recompute_norm = mo.recompute_norm;
     }
-    bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON ||
-                      (c->lmhead_cache == LMHEAD_CACHE_AUTO && pick_head_cache(g, be, apl));
+    /* train.lmhead_cache: rows of the logits cache (0: all of them, with true), or none */
+    bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON;
+    size_t head_rows = 0;
+    if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
     if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
-    if (head_cache) model_enable_head_cache(m); /* the last stage's logits from forward to backward */
+    if (head_cache) model_enable_head_cache(m, head_rows); /* the last stage's logits from forward to backward */
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
@@ -514,7 +525,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp, m->norm_rc};
+                     max_att, max_lp, m->norm_rc, head_rows};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

@@ -6,7 +6,7 @@ cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute lean fit46 nocache noshare; do
+for label in base profile all recompute lean fit46 fit36 nocache noshare; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
@@ -17,6 +17,9 @@ awk '/^== / {on = $2 == "lean"; next} on && /"weight_cache": true/ && /"lmhead_c
   || bad "lean run: $(grep -A2 '== lean' "$S/bench.txt" | head -3)"
 grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
   && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
+awk '/^== / {on = $2 == "fit36"; next} on && /"lmhead_cache_rows": "[0-9]+\/[0-9]+"/' "$S/bench.txt" | grep -q . \
+  && grep -q "lmhead cache of [0-9]*/[0-9]* rows" "$S/table.md" && ok "the fit36 run reports its partial logits cache" \
+  || bad "fit36 run: $(grep -A2 '== fit36' "$S/bench.txt" | head -3)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
 awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/ && /"recompute_norm": true/' "$S/bench.txt" | grep -q . \
   && grep -q "no weight cache, recompute activation, recompute norm" "$S/table.md" && ok "the nocache run recomputes the MLP's activation and the norms" \
@@ -27,7 +30,7 @@ awk '/^== / {on = $2 == "noshare"; next} on && /"prefix_sharing": false/' "$S/be
 grep -q "prefix sharing vs none (tiny): .*: PASS" "$S/variants.txt" && ok "the losses with and without prefix sharing agree" \
   || bad "prefix sharing check: $(grep 'prefix sharing' "$S/variants.txt")"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
-[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 9 ] && ok "every run reports its planned memory" \
+[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 10 ] && ok "every run reports its planned memory" \
   || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
@@ -38,7 +41,7 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
-[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 9 ] && ok "table.md has the 9 runs" \
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 10 ] && ok "table.md has the 10 runs" \
   || bad "table.md: $(cat "$S/table.md")"
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'

@@ -50,6 +50,14 @@ row=$(hca); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $NF == "on")}' && o
 lim=$(awk -v a="$off" -v b="$hc" 'BEGIN {printf "%.4f", (a + b) / 2}')
 row=$(hca --gpu-mem "$lim"); echo "$row" | awk -v m="$off" '{exit !($5 == m && $NF == "off")}' \
   && ok "--lmhead-cache auto under $lim GiB: off ($row)" || bad "--lmhead-cache auto under $lim GiB: '$row' (want $off GiB, off)"
+# with 512-row LM-head chunks (4 in a micro-batch's 2048 rows) and room for 3.5 of them: a partial cache of the
+# first three chunks, shown as rows kept / rows, as the trainer would keep (train.c pick_head_cache)
+off5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false)
+lim5=$(awk -v a="$off5" -v c="$hc" -v b="$off" 'BEGIN {printf "%.4f", a + 0.875 * (c - b)}')
+row=$(SIMPO_LMHEAD_CHUNK_ROWS=512 hca --gpu-mem "$lim5")
+echo "$row" | awk -v a="$off5" -v c="$hc" -v b="$off" '{d = $5 - a - 0.75 * (c - b); exit !($NF == "1536/2048" && d < 0.002 && d > -0.002)}' \
+  && ok "--lmhead-cache auto under $lim5 GiB, 512-row chunks: three of four kept ($row)" \
+  || bad "--lmhead-cache auto, partial: '$row' (want 1536/2048 rows, $off5 GiB + 3/4 of the cache)"
 row=$(hca --dtype fp32); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, fp32 logits: off ($row)" \
   || bad "--lmhead-cache auto in fp32: '$row' (the cache keeps bf16 logits only)"
 row=$(hca --bf16-storage exact); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, exact storage: off" \

@@ -109,6 +109,21 @@ BH=$(awk -v p="$P1" -v q="$Q1" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}
 runb b_mid SIMPO_DEVICE_MEMORY_GIB="$BH"
 grep -q "train.lmhead_cache auto: off (planned" "$TMP/b_mid/train.log" && [ "$(plannedr "$TMP/b_mid/train.log" 1)" = "$P1" ] \
   && ok "a budget of $BH GiB, short of the cache: off" || bad "b_mid: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b_mid/train.log")"
+# a budget with room for some whole LM-head chunks of the logits but not all (8-row chunks): a partial cache, the
+# first chunks' logits kept and the rest recomputed, allocated as planned, the same losses bit for bit
+runb b8_cpu SIMPO_LMHEAD_CHUNK_ROWS=8
+P8=$(plannedr "$TMP/b8_cpu/train.log" 1)
+V=$(sed -n 's/.*vocab_size: *\([0-9]*\).*/\1/p' "$TMP/b8_cpu/run.yaml")
+FULL=$(( (Q1 - P1) / (2 * V) )) # rows of the whole cache (bf16 logits)
+[ "$FULL" -gt 16 ] || bad "the whole cache holds $FULL rows: too few for a partial cache of two 8-row chunks"
+BP=$(awk -v p="$P8" -v r=$((16 * 2 * V + V)) 'BEGIN {printf "%.12f", (p + r) / 1073741824}') # room for 16.5 rows
+runb b8_part SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB="$BP"
+grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL rows (planned" "$TMP/b8_part/train.log" \
+  && [ "$(plannedr "$TMP/b8_part/train.log" 1)" = "$((P8 + 16 * 2 * V))" ] && plan_equals_alloc "$TMP/b8_part/train.log" \
+  && ok "room for 16.5 of $FULL rows: two 8-row chunks kept, allocated as planned" \
+  || bad "b8_part: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b8_part/train.log")"
+[ "$(losses "$TMP/b8_part/out/metrics.jsonl")" = "$(losses "$TMP/b8_cpu/out/metrics.jsonl")" ] \
+  && ok "a partial cache: the losses of the run without, bit for bit" || bad "b8_part losses differ"
 cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
   env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
 finish

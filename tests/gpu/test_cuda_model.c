@@ -190,7 +190,7 @@ int main(void) {
         check_same_values(&rw, &r16, m16->nparams, gmax, "bf16 compute weights vs rounding in every matmul");
         /* the LM-head logits cache (model.h model_enable_head_cache): the backward reads the forward's logits
          * instead of a recomputation that gives the same values */
-        model_enable_head_cache(m16);
+        model_enable_head_cache(m16, 0);
         Run rh = {0};
         run(m16, ps, simpo, &rh);
         CHECK(m16->head_cache_slot == -1, "the backward read the cached logits");
@@ -222,7 +222,7 @@ int main(void) {
         for (size_t i = 0; i < ma->nparams; i++) amax = fmax(amax, fabs(ra.grads[i]));
         Run ra2 = {0}, rah = {0};
         run(ma, ps, simpo, &ra2); /* the same model again, after check_shared: the reference of the cached run */
-        model_enable_head_cache(ma);
+        model_enable_head_cache(ma, 0);
         run(ma, ps, simpo, &rah);
         CHECK(ma->head_cache_slot == -1, "the autocast backward read the cached bf16 logits");
         check_same_values(&rah, &ra2, ma->nparams, amax, "autocast: bf16 LM-head logits cache vs recomputing them");
