@@ -3,9 +3,13 @@
 # copy of ../shared/bench/torch_simpo.py), the same work in the same call: random-init Llama shapes, `pairs`
 # preference pairs of 2048 tokens each side (first quarter prompt), AdamW as the peer's torch.optim.AdamW defaults
 # (weight decay 0.01, no gradient clipping: optim.max_grad_norm 0; the trainer still forms the gradient norm for its
-# log and its non-finite check), lr 1e-6, beta 2.5, gamma 1.375.
+# log and its non-finite check), lr 1e-6, beta 2.5, gamma 1.375. --loss dpo runs DPO instead (beta 0.01, summed
+# log-probs), as the peer's `torch_simpo.py --dpo` does, except that simpo_dist reads the reference model's log-probs
+# precomputed in the pairs (random numbers here) where the peer runs a frozen bf16 reference model in every step:
+# the SimPO paper's runtime comparison (DPO costs the peer ~30% more time than SimPO; simpo_dist's DPO should cost
+# what its SimPO costs).
 #
-# Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
+# Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--loss simpo|dpo] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
 #                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
 #                                  [--lmhead-cache | --no-lmhead-cache] [--recompute-activation] [--recompute-norm]
 #                                  [--bf16-storage autocast|exact] [--no-prefix-sharing] [--peer] [--peer-eager]
@@ -17,7 +21,7 @@
 #   impl, shape, params, pairs, seqlen, step_s (mean of the timed steps), tok_s (chosen + rejected tokens, prompts
 #   included, as the peer counts), tflops and mfu (matmul FLOPs actually done, formula below, over the step time
 #   and the dense bf16 peak PEAK_TFLOPS, default 989 for the H100 SXM datasheet), peak_gib, planned_gib (the
-#   trainer's memory plan of rank 0) and the settings (dtype, recompute, weight / LM-head caches, prefix sharing,
+#   trainer's memory plan of rank 0) and the settings (loss_type, dtype, recompute, weight / LM-head caches, prefix sharing,
 #   ...; lmhead_cache_rows "kept/all" where train.lmhead_cache: auto kept a partial cache).
 # Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token the layers see (under
 # data.prefix_sharing, the default, each pair's prompt once: 2 x pairs x (seq - seq / 4) + pairs x seq / 4), per layer
@@ -27,10 +31,11 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; normrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
+loss=simpo; shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; normrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
+    --loss) loss=$2; shift 2 ;; # simpo (default) or dpo: the peer's --dpo comparison (below)
     --steps) steps=$2; shift 2 ;;
     --warm) warm=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
     *) echo "simpo_bench.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done
+case $loss in simpo|dpo) ;; *) echo "simpo_bench.sh: --loss $loss: expected simpo or dpo" >&2; exit 2 ;; esac
 bin=${SIMPO_DIST:-$root/build/simpo_dist}
 [ -x "$bin" ] || { echo "simpo_bench.sh: no $bin (build first, or set SIMPO_DIST)" >&2; exit 1; }
 work=${out:-$(mktemp -d /tmp/simpo_bench.XXXXXX)}
@@ -71,12 +77,16 @@ for shape in $shapes; do
   read -r C FF L NH NKV V tied pairs seq <<< "$(shape_args "$shape")"
   dir=$work/$shape; rm -rf "$dir"; mkdir -p "$dir"
   n=$(( (steps + warm) * pairs )); prompt=$(( seq / 4 )); resp=$(( seq - prompt ))
-  # random ids in [3, V): pairs of prompt + response = seq tokens on each side, nothing truncated
-  awk -v n="$n" -v p="$prompt" -v r="$resp" -v V="$V" 'BEGIN { srand(1);
+  # random ids in [3, V): pairs of prompt + response = seq tokens on each side, nothing truncated; for DPO the
+  # reference model's summed log-probs of each response, precomputed (as simpo_dist's DPO reads them: the peer runs
+  # a frozen reference model instead), near a random model's r x -log(V)
+  awk -v n="$n" -v p="$prompt" -v r="$resp" -v V="$V" -v dpo=$([ "$loss" = dpo ] && echo 1 || echo 0) 'BEGIN { srand(1);
     for (i = 0; i < n; i++) { printf "{\"prompt_ids\": ["; for (j = 0; j < p; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3));
       for (s = 0; s < 2; s++) { printf "], \"%s_ids\": [", (s ? "rejected" : "chosen");
         for (j = 0; j < r; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3)) }
-      printf "]}\n" } }' > "$dir/pairs.jsonl"
+      printf "]";
+      if (dpo) printf ", \"ref_chosen_logp\": %.4f, \"ref_rejected_logp\": %.4f", -r * log(V) * (1 + 0.01 * rand()), -r * log(V) * (1 + 0.01 * rand());
+      printf "}\n" } }' > "$dir/pairs.jsonl"
   cat > "$dir/run.yaml" <<EOF
 model:
   seed: 0
@@ -88,7 +98,7 @@ model:
            bos_token_id: 1, eos_token_id: 2}
 device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false, prefix_sharing: $share}
-loss: {type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}
+loss: $([ "$loss" = dpo ] && echo "{type: dpo, beta: 0.01}" || echo "{type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}")
 optim: {lr: 1.0e-6, weight_decay: 0.01, max_grad_norm: 0.0, schedule: constant}
 train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc, recompute_norm: $normrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
 checkpoint: {dir: out, final: false}
@@ -116,10 +126,10 @@ EOF
   [ -n "$hcrows" ] && hc=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" "$share" "$normrc" "$hcrows" <<'EOF'
+      "$actrc" "$share" "$normrc" "$hcrows" "$loss" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows = sys.argv[13:26]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows, loss_type = sys.argv[13:27]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -133,7 +143,7 @@ attn = 2 * 2 * n_seq * (seq * (seq + 1) // 2) * NH * HD * L
 head = 2 * C * V * n_seq * resp
 flops = 3 * (lin + attn + head)
 tfl = flops / step_s / 1e12
-print(json.dumps(dict(impl="simpo_dist", dtype=dtype, recompute=recompute if recompute == "auto" else recompute == "true",
+print(json.dumps(dict(impl="simpo_dist", loss_type=loss_type, dtype=dtype, recompute=recompute if recompute == "auto" else recompute == "true",
                       recompute_layers=int(rlayers or 0) if recompute == "auto" or (recompute == "true" and int(rlayers) > 0)
                       else None,
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
@@ -155,18 +165,19 @@ py=${PEER_PY:-}
 if ! "$py" -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null; then
   echo "simpo_bench.sh: $py has no torch + transformers with CUDA: peer skipped" >&2; exit 0
 fi
-PYTHONPATH=$root/bench/peer "$py" - "$shapes" "$peer_eager" <<'EOF' | tee "$work/peer.jsonl"
+PYTHONPATH=$root/bench/peer "$py" - "$shapes" "$peer_eager" "$loss" <<'EOF' | tee "$work/peer.jsonl"
 import json, sys
 import torch_simpo as T
-shapes, eager = sys.argv[1].split(), sys.argv[2] == "1"
+shapes, eager, loss = sys.argv[1].split(), sys.argv[2] == "1", sys.argv[3]
 print(json.dumps(dict(peak_gemm_tflops=round(T.peak_gemm(), 1), gpu=T.torch.cuda.get_device_name())), flush=True)
 for s in shapes:
     if s not in T.SHAPES: continue
     for comp in ([False] if eager else []) + [True]:
-        try:
-            T.run(s, {"1b": 4, "8b-4l": 2}[s], 2048, comp)
+        try:  # torch_simpo.py --dpo's run: DPO with a frozen bf16 reference model in the same step
+            T.run(s, {"1b": 4, "8b-4l": 2}[s], 2048, comp, loss_type=loss)
         except Exception as e:
-            print(json.dumps(dict(impl="torch-compile" if comp else "torch-eager", shape=s, error=repr(e)[:300])), flush=True)
+            print(json.dumps(dict(impl="torch-compile" if comp else "torch-eager", loss=loss, shape=s,
+                                  error=repr(e)[:300])), flush=True)
 EOF
 python3 - "$work/simpo.jsonl" "$work/peer.jsonl" <<'EOF'
 import json, sys
@@ -174,8 +185,10 @@ ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 peer = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 for o in ours:
     for p in peer:
-        if p.get("shape") == o["shape"] and p.get("impl") == "torch-compile" and "tok_s" in p and "tok_s" in o:
-            print(json.dumps(dict(shape=o["shape"], vs="torch-compile", tok_s_ratio=round(o["tok_s"] / p["tok_s"], 3),
+        if (p.get("shape") == o["shape"] and p.get("impl") == "torch-compile" and "tok_s" in p and "tok_s" in o
+                and p.get("loss", "simpo") == o.get("loss_type", "simpo")):
+            print(json.dumps(dict(shape=o["shape"], vs="torch-compile", loss_type=o.get("loss_type", "simpo"),
+                                  tok_s_ratio=round(o["tok_s"] / p["tok_s"], 3),
                                   peak_mem_ratio=None if o.get("peak_gib") is None else
                                   round(o["peak_gib"] / p["peak_gib"], 3))))
 EOF

@@ -25,6 +25,8 @@ def sections(path):
 
 def settings(r, env):
     s = [] if env in ("", "(default paths)") else [env]
+    if r.get("loss_type", "simpo") != "simpo":
+        s.append(r["loss_type"].upper())
     if r.get("recompute") == "auto":
         s.append(f"recompute auto ({r.get('recompute_layers')} layers)")
     elif r.get("recompute"):
@@ -53,7 +55,8 @@ def fmt(v, spec):
 
 def main():
     rows = sections(sys.argv[1])
-    peer = {r["shape"]: r for _, _, r in rows if r.get("impl") == "torch-compile" and "tok_s" in r}
+    # the peer's runs by shape and loss (its "loss" is the loss type; ours is "loss_type", "loss" the losses)
+    peer = {(r["shape"], r.get("loss", "simpo")): r for _, _, r in rows if r.get("impl") == "torch-compile" and "tok_s" in r}
     print("| run | settings | shape | impl | step s | tokens/s | TFLOP/s | MFU | peak GiB | planned GiB |"
           " tokens/s vs torch.compile | memory vs torch.compile |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -65,12 +68,13 @@ def main():
             print(f"| {label} | {settings(r, env)} | {r.get('shape')} | {impl} | error: {r['error'][:80]} |"
                   " | | | | | | |")
             continue
-        p = peer.get(r.get("shape"))
         ours = impl == "simpo_dist"
+        p = peer.get((r.get("shape"), r.get("loss_type", "simpo") if ours else r.get("loss", "simpo")))
         tok = r.get("tok_s")
         ratio = tok / p["tok_s"] if ours and p and tok else None
         mem = (r["peak_gib"] / p["peak_gib"] if ours and p and r.get("peak_gib") and p.get("peak_gib") else None)
-        print(f"| {label} | {settings(r, env) if ours else ''} | {r.get('shape')} | {impl} | "
+        peer_loss = "" if ours or r.get("loss", "simpo") == "simpo" else r["loss"].upper()
+        print(f"| {label} | {settings(r, env) if ours else peer_loss} | {r.get('shape')} | {impl} | "
               f"{fmt(r.get('step_s'), '.4f')} | {fmt(tok, ',.0f')} | {fmt(r.get('tflops'), '.1f')} | "
               f"{fmt(r.get('mfu') * 100 if ours and r.get('mfu') is not None else None, '.1f')}"
               f"{'%' if ours and r.get('mfu') is not None else ''} | {fmt(r.get('peak_gib'), '.2f')} | "

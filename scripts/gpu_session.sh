@@ -28,8 +28,10 @@
 # tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
+# With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
+# from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
-#   [--fixture] [--bench-tokenizer]
+#   [--dpo] [--fixture] [--bench-tokenizer]
 # --dry rehearses the flow on a machine without a GPU before a device call spends minutes on a script error:
 # no GPU tests (a passing log is made up), build/simpo_dist (or $SIMPO_DIST) on the CPU with the tiny shape, no
 # peer (tests/cli/gpu_session_dry.sh runs it in every CI run). BENCH_TMP (default /tmp) holds the benchmark runs.
@@ -187,6 +189,11 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --recompute-norm \
     --no-lmhead-cache
   stamp "bench no weight cache"
+fi
+if has --dpo; then # the SimPO paper's runtime claim: DPO as the peer runs it costs more than SimPO; ours should not
+  if [ $DRY = 1 ]; then bench dpo 50 "${passed[*]}" "${common[@]}" --loss dpo
+  else bench dpo 150 "${passed[*]}" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 "${storage[@]}" --loss dpo $peer; fi
+  stamp "bench dpo"
 fi
 for v in "${passed[@]}"; do
   bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"

@@ -385,7 +385,7 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
  * memory. Every rank of a TP group takes the group's smallest choice (the same on all is tidier; the results are
  * bitwise the same either way). Returns the rows to ask model_enable_head_cache for, 0: none. */
 static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
-    bool env, all;
+    bool env, all = false;
     double budget = memory_budget(be, &env);
     bool last = g->pp_rank == g->pp - 1, b16 = plan_logits16(&pl);
     size_t rows = budget >= 0 ? plan_head_cache_fit(pl, budget, &all) : 0;

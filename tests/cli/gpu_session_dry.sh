@@ -3,10 +3,10 @@
 # session reads afterwards: the benchmark lines of each run, the op profile and the variants' verdicts.
 source "$(dirname "$0")/lib.bash"
 cd "$SRC"
-OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute \
+OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute --dpo \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
-for label in base profile all recompute lean fit46 fit36 nocache noshare; do
+for label in base profile all recompute lean fit46 fit36 nocache noshare dpo; do
   n=$(awk -v l="$label" '/^== / {on = $2 == l; next} on && /"impl": "simpo_dist"/ && !/"error"/' "$S/bench.txt" | wc -l)
   [ "$n" -eq 1 ] && ok "bench run '$label' printed its result" || bad "bench run '$label': $(grep -A3 "== $label" "$S/bench.txt" | head -4)"
 done
@@ -20,6 +20,8 @@ grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep 
 awk '/^== / {on = $2 == "fit36"; next} on && /"lmhead_cache_rows": "[0-9]+\/[0-9]+"/' "$S/bench.txt" | grep -q . \
   && grep -q "lmhead cache of [0-9]*/[0-9]* rows" "$S/table.md" && ok "the fit36 run reports its partial logits cache" \
   || bad "fit36 run: $(grep -A2 '== fit36' "$S/bench.txt" | head -3)"
+awk '/^== / {on = $2 == "dpo"; next} on && /"loss_type": "dpo"/' "$S/bench.txt" | grep -q . && grep -q "| dpo | .*DPO" "$S/table.md" \
+  && ok "the dpo run trains DPO and the table says so" || bad "dpo run: $(grep -A2 '== dpo' "$S/bench.txt" | head -3)"
 grep -q '"lmhead_cache": true' "$S/bench.txt" && ok "the run of all variants keeps the logits" || bad "no lmhead_cache run"
 awk '/^== / {on = $2 == "nocache"; next} on && /"weight_cache": false/ && /"recompute_activation": true/ && /"recompute_norm": true/' "$S/bench.txt" | grep -q . \
   && grep -q "no weight cache, recompute activation, recompute norm" "$S/table.md" && ok "the nocache run recomputes the MLP's activation and the norms" \
@@ -30,7 +32,7 @@ awk '/^== / {on = $2 == "noshare"; next} on && /"prefix_sharing": false/' "$S/be
 grep -q "prefix sharing vs none (tiny): .*: PASS" "$S/variants.txt" && ok "the losses with and without prefix sharing agree" \
   || bad "prefix sharing check: $(grep 'prefix sharing' "$S/variants.txt")"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
-[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 10 ] && ok "every run reports its planned memory" \
+[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 11 ] && ok "every run reports its planned memory" \
   || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
@@ -41,7 +43,7 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
-[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 10 ] && ok "table.md has the 10 runs" \
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 11 ] && ok "table.md has the 11 runs" \
   || bad "table.md: $(cat "$S/table.md")"
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'
