@@ -11,17 +11,17 @@
  * Under TP ao and mo are the all-reduced row-parallel outputs, so the two extra norms see whole rows and, like the
  * others, are replicated with identical gradients on every TP rank (their d(out) is the replicated residual
  * gradient): no extra communication.
- * Only positions that predict a response token reach the LM head: their final hidden rows are gathered, the
- * logits are formed in chunks of rows and reduced to log-probs at once, and the backward recomputes each chunk,
- * so [tokens x vocab] logits never exist (unless train.lmhead_cache keeps the response rows' logits from the
- * forward for the backward: model_enable_head_cache).
+ * Only positions that predict a response token reach the LM head (lmhead.c: the gathered rows' logits in chunks,
+ * reduced to log-probs at once, vocab-parallel), so [tokens x vocab] logits never exist (unless train.lmhead_cache
+ * keeps the response rows' logits from the forward for the backward: model_enable_head_cache). The activation slot
+ * (Acts) and the matmul helpers both files use are in model_internal.h.
  * With recompute (model_create_ex) a slot saves only the input x of each block that recomputes (all of the
  * stage's, or its first recompute_layers); the backward of such a block first reruns its forward (layer_forward,
  * the very code the forward ran) into the model's one working area: up to h for Llama; for Gemma 2 also the down
  * projection (with its all-reduce under TP) and the stats of its norm, which the norm's backward needs, leaving
  * out only the residual add.
  */
-#include "model.h"
+#include "model_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,77 +30,7 @@
 #include "tp.h"
 #include "util.h"
 
-/* A layer's intermediates besides its input, [n][...] for n layers: what recompute drops (LayerActs below is
- * one layer's views). ao, rstda, mo, rstdm: Gemma 2 only (else NULL), the attention and MLP outputs before their
- * norms [N,C], the norms' rstd [N]. Under act16 ln1, ln2 and h point at bf16 data. */
-typedef struct LayerStore {
-    float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo, *rstdm;
-} LayerStore;
 
-/* The activations of one micro-batch (slot) and the views of the rank's shared scratch. Per slot (a->base, one
- * backend allocation per slot, sized for max_tokens; shapes per layer) is only what lives from the micro-batch's
- * forward to its backward, or what the pipeline sends and receives around them: the layer inputs x, the
- * intermediates of the layers that do not recompute (saved, [L_loc - recompute_layers][...]), the stage output
- * xL, the stage gradient dx (one buffer with xL on a stage before the last), the backend index arrays ids/pos/cu,
- * and on the last stage the final norm's rstdf, the gathered rows hs, their log-sum-exp lse_row and the gathered
- * rows' indices (rows, rows_dev, tg). Shared by every slot of the rank (views of m->scratch; and under recompute
- * the recomputing layers' intermediates, one layer deep, views of m->work: rerun): what is live only inside one
- * model_forward or one model_backward_slot call, since a rank runs one of them at a time: dtmp (the forward's
- * row-parallel partial sums and Gemma 2's rerun output too), the backward's layer scratch, and on the last stage
- * the normed final rows xf, the LM-head chunk and dhs. */
-typedef struct Acts {
-    float *base;                                /* the slot's allocation; the views below that are per slot */
-    float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
-    LayerStore saved;                           /* per slot: layers recompute_layers .. L_loc - 1 */
-    LayerStore rerun;                           /* shared (m->work): the layer being recomputed; NULL views without */
-    float *xL, *dx;                             /* per slot: stage output [N,C]; d(loss)/d(residual) [N,C], what the
-                                                 * pipeline receives before and sends after the backward; the same
-                                                 * buffer on a stage before the last (model.h, model_stage_grad) */
-    float *rstdf, *hs, *lse_row;                /* per slot, last stage (else NULL): the final norm's rstd [N], the
-                                                 * gathered rows [M,C], their log-sum-exp [M] */
-    float *xf;                                  /* shared, last stage: the final normed rows [N,C] (forward only) */
-    float *logits, *mx, *se, *tgt, *gchunk;     /* shared, last stage: LM head chunk [R,V], [R] x4 */
-    float *logits_pre;                          /* shared, final logit soft-capping (last stage): the chunk's logits
-                                                 * before the cap [R,V], for the backward; else NULL */
-    float *dlog16;                              /* shared, last stage, act16 without soft-capping: the chunk's
-                                                 * d(logits) as bf16 [R,V] (xent_bwd16); else NULL */
-    float *dtmp, *dq, *dk, *dv, *datt, *dg, *du, *dh; /* shared: backward scratch (dtmp also the forward's) */
-    float *dhs;                                 /* shared, last stage: d/d(gathered rows) [M,C] */
-    float *hbuf;                                /* shared, train.recompute_activation (act_rc): the MLP's hidden
-                                                 * state of the layer being run [N,FF] (bf16 under act16); else
-                                                 * NULL */
-    float *nbuf;                                /* shared, train.recompute_norm (norm_rc): ln1, then ln2, of the
-                                                 * layer being run [N,C] (bf16 under act16); else NULL */
-    /* shared, over dg, du, dh: attention's rows under prefix sharing while attention runs, forward or backward
-     * (pairs.h MicroBatch: Natt rows; q, k, v, att, dq, dk, dv in autocast storage like the layers' copies; xlse
-     * [Natt,NH]; xdatt as datt: bf16 under proj16) */
-    float *xq, *xk, *xv, *xatt, *xlse, *xdatt, *xdq, *xdk, *xdv;
-    int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
-    int *xrow, *xfirst, *dup_tok, *dup_row;     /* per slot: backend copies of the batch's prefix-sharing maps */
-    int *tg;                                    /* per slot, last stage: the gathered rows' targets (backend) */
-    int *rows_dev;                              /* per slot, last stage: the token of each gathered row (gather_rows /
-                                                 * scatter_rows) */
-    int *rows_add;                              /* per slot, last stage, a row gathered twice (prefix sharing):
-                                                 * backend [2N]: the rows' positions (those first seen, then the
-                                                 * repeats), then their indices among the gathered rows: the
-                                                 * backward's scatter as two add_rows */
-    size_t M;                                   /* gathered rows of the current micro-batch */
-    int chunk;                                  /* LM-head rows per chunk */
-} Acts;
-
-size_t model_lmhead_chunk_rows(int V_loc) {
-    /* ~1 GiB of fp32 logits per chunk: thousands of rows at a 128k vocabulary, so each chunk is one efficient GEMM
-     * (16 MiB chunks were 32 rows that re-read the whole head weight 384 times per 1b micro-batch) */
-    const char *e = getenv("SIMPO_LMHEAD_CHUNK_ROWS"); /* tests: several chunks on a tiny vocabulary */
-    if (e && *e) {
-        char *end;
-        long r = strtol(e, &end, 10);
-        if (*end || r < 1) sd_die("model", "SIMPO_LMHEAD_CHUNK_ROWS=%s: expected a positive integer", e);
-        return (size_t)r;
-    }
-    size_t r = ((size_t)1 << 28) / (size_t)V_loc / 16 * 16; /* whole 16-row blocks: the chunk's views stay aligned */
-    return r < 16 ? 16 : r;
-}
 
 size_t model_arena_tokens(size_t max_tokens) {
     size_t n = max_tokens ? max_tokens : 1;
@@ -219,8 +149,6 @@ static size_t layer_work_per_token(const Model *m) {
     if (m->norm_rc) n -= m->act16 ? C : 2 * C;  /* ln1, ln2: in the shared scratch instead (nbuf) */
     return n;
 }
-/* floats per token of a matmul-only activation of width w (ln1, ln2: C; h: FF): w / 2 in bf16 storage */
-static size_t act_floats(const Model *m, size_t w) { return m->act16 ? w / 2 : w; }
 /* floats per token of an autocast activation of width w (the q, k, v, gate and up projections' outputs, attention's
  * output): w / 2 in autocast storage (w even) */
 static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
@@ -245,31 +173,6 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     *cursor = c;
 }
 
-size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc) {
-    size_t rows = model_lmhead_chunk_rows(V_loc), N = model_arena_tokens(max_tokens);
-    return rows < N ? rows : N; /* never more rows than a micro-batch has */
-}
-static size_t head_chunk(const Model *m) { return model_lmhead_rows_per_chunk(m->max_tokens, m->V_loc); }
-
-size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, size_t want) {
-    size_t all = model_arena_tokens(lp_rows ? lp_rows : max_tokens);
-    if (!want || want >= all) return all;
-    size_t R = model_lmhead_rows_per_chunk(max_tokens, V_loc);
-    return want / R * R;
-}
-
-static bool head_capped(const Model *m) { return m->gemma2 && m->mc.final_logit_softcapping > 0; }
-/* the head's d(logits) in a bf16 buffer of its own (xent_bwd16): act16, unless the soft-cap's backward follows
- * xent_bwd or the logits are bf16 themselves (head16: d(logits) in place) */
-static bool head_dlog16(const Model *m) { return m->act16 && !head_capped(m) && !m->head16; }
-/* floats of the LM head's chunk buffers (last stage): logits [R, V] (bf16 under head16: half the floats, rounded
- * up), mx, se, tgt, gchunk [R], and Gemma 2's pre-cap logits [R, V] or the bf16 d(logits) [R, V] */
-static size_t head_floats(const Model *m) {
-    size_t V = (size_t)m->V_loc, R = head_chunk(m);
-    return m->last_stage ? (m->head16 ? (R * V + 1) / 2 : R * V) + 4 * R + (head_capped(m) ? R * V : 0) +
-                               (head_dlog16(m) ? (R * V + 1) / 2 : 0)
-                         : 0;
-}
 /* floats of dg, du, dh [N, FF], and of prefix sharing's attention rows laid over them (attention runs while the
  * MLP's gradients are dead): xq, xatt, xdq [Natt, QD], xk, xv, xdk, xdv [Natt, KD] (autocast storage as the layers'
  * copies, and so is xdatt [Natt, QD]), xlse [Natt, NH], for Natt = m->max_att rows: the larger */
@@ -292,7 +195,7 @@ static size_t layer_grad_floats(const Model *m) {
  * so the two are never live together): max of the two; on the last stage also xf and dhs [N, C] each (plan.c
  * restates it) */
 static size_t grads_or_head_floats(const Model *m) {
-    size_t lg = layer_grad_floats(m), hd = head_floats(m);
+    size_t lg = layer_grad_floats(m), hd = model_head_floats(m);
     return lg > hd ? lg : hd;
 }
 /* floats of the shared buffer of the MLP's hidden state (act_rc), else 0 */
@@ -308,7 +211,7 @@ static size_t scratch_floats(const Model *m) {
 static void alloc_acts(Model *m, Acts *a) {
     size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
            KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, V = (size_t)m->V_loc;
-    size_t R = head_chunk(m);
+    size_t R = model_head_chunk(m);
     a->chunk = (int)R;
     size_t kept = L - (size_t)m->recompute_layers; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
@@ -348,8 +251,8 @@ static void alloc_acts(Model *m, Acts *a) {
     if (last) {
         c = both;
         TAKE(a->logits, m->head16 ? (R * V + 1) / 2 : R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
-        if (head_capped(m)) TAKE(a->logits_pre, R * V);
-        if (head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
+        if (model_head_capped(m)) TAKE(a->logits_pre, R * V);
+        if (model_head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
     }
     c = both + grads_or_head_floats(m);
     if (last) { TAKE(a->xf, N * act_floats(m, C)); TAKE(a->dhs, N * C); }
@@ -457,7 +360,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
                 be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
-    m->head16 = m->proj16 && !head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
+    m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -641,17 +544,6 @@ void model_weights16_written(Model *m) {
     if (m->w16_base) m->w16_fresh = true;
 }
 
-void model_enable_head_cache(Model *m, size_t rows) {
-    if (!m->last_stage || m->head_cache) return;
-    /* m->max_tokens and m->max_lp are arena counts already, which model_arena_tokens keeps */
-    rows = model_head_cache_rows(m->max_tokens, m->max_lp, m->V_loc, rows);
-    if (!rows) return;
-    size_t n = sd_mul_size(rows, (size_t)m->V_loc, "LM-head logits cache");
-    m->head_cache = m->be->alloc(sd_mul_size(n, m->head16 ? sizeof(uint16_t) : sizeof(float), "LM-head logits cache"),
-                                 "LM-head logits cache");
-    m->head_cache_rows = rows;
-    m->head_cache_slot = -1;
-}
 
 /* SIMPO_CHECK_WEIGHTS16=1: dies unless the fresh copy is bf16 of the current parameters (a caller wrote them
  * without model_weights_changed) */
@@ -784,36 +676,20 @@ void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
 
 /* ---- forward ---- */
 
-/* backend.h matmul_hold / matmul_release where the backend has them: x[n] is not written until the release, so a
- * bf16 backend converts it once for all the matmuls between */
-static void hold(const Backend *be, const float *x, size_t n) {
-    if (be->matmul_hold) be->matmul_hold(x, n);
-}
-static void release(const Backend *be, const float *x) {
-    if (be->matmul_release) be->matmul_release(x);
-}
-
-/* A weight as the matmuls read it: the fp32 parameter f, and its bf16 compute copy b while that is fresh (model.h
- * model_enable_weights16; else NULL: the matmul rounds f itself, to the same values). */
-typedef struct { const float *f; const uint16_t *b; } Wt;
-/* layer l's weight `field`, and the LM head */
+/* layer l's weight `field` (model_internal.h Wt) */
 #define LW(m, l, field) ((Wt){(m)->w[l].field, (m)->w16_fresh ? (m)->w16[l].field : NULL})
-static Wt head_wt(const Model *m) { return (Wt){m->lm_head, m->w16_fresh ? m->lm_head16 : NULL}; }
 /* what a matmul reads of W: its bf16 copy when there is one (then a bf16 operand), else the fp32 weights */
 static const void *wt_data(Wt W) { return W.b ? (const void *)W.b : (const void *)W.f; }
 
-/* y[N,out] = x[N,in] W[out,in]^T (+ y when acc); x16: x is bf16 storage (backend.h matmul16), else fp32 */
-static void linear(const Backend *be, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out, bool acc) {
+void model_linear(const Backend *be, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out, bool acc) {
     if (x16 || W.b)
         be->matmul16(y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
     else be->matmul(y, (const float *)x, W.f, (int)N, out, in, false, true, 1.0f, acc ? 1.0f : 0.0f);
 }
-/* the projections whose outputs feed elementwise ops or attention (q, k, v, gate, up), y[N,out] = x W^T: into bf16
- * storage under proj16 (matmul16_out16), else linear */
-static void linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out) {
+void model_linear_proj(const Model *m, float *y, const void *x, bool x16, Wt W, size_t N, int in, int out) {
     if (m->proj16)
         m->be->matmul16_out16((uint16_t *)y, x, x16, wt_data(W), W.b != NULL, (int)N, out, in, false, true);
-    else linear(m->be, y, x, x16, W, N, in, out, false);
+    else model_linear(m->be, y, x, x16, W, N, in, out, false);
 }
 /* backward of y = x W^T: dx (+)= dy W, dW += dy^T x (the first time in a step dW = dy^T x: grad_beta; x16 as in
  * linear; dy16: dy is bf16 storage too; dx16: dx written in bf16, the autocast storage of a gradient that feeds only
@@ -822,7 +698,7 @@ static void linear_bwd_ex(Model *m, float *dx, bool dx16, float *dW, const void 
                           Wt W, size_t N, int in, int out, bool acc_dx) {
     const Backend *be = m->be;
     float bw = grad_beta(m, dW);
-    if (!dy16) hold(be, dy, N * (size_t)out);
+    if (!dy16) model_hold(be, dy, N * (size_t)out);
     if (dx16)
         be->matmul16_out16((uint16_t *)dx, dy, dy16, wt_data(W), W.b != NULL, (int)N, in, out, false, false);
     else if (dy16 || W.b)
@@ -831,9 +707,9 @@ static void linear_bwd_ex(Model *m, float *dx, bool dx16, float *dW, const void 
     else be->matmul(dx, dy, W.f, (int)N, in, out, false, false, 1.0f, acc_dx ? 1.0f : 0.0f);
     if (dy16 || x16) be->matmul16(dW, dy, dy16, x, x16, out, in, (int)N, true, false, 1.0f, bw);
     else be->matmul(dW, dy, (const float *)x, out, in, (int)N, true, false, 1.0f, bw);
-    if (!dy16) release(be, dy);
+    if (!dy16) model_release(be, dy);
 }
-static void linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16, Wt W,
+void model_linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16, const void *x, bool x16, Wt W,
                        size_t N, int in, int out, bool acc_dx) {
     linear_bwd_ex(m, dx, false, dW, dy, dy16, x, x16, W, N, in, out, acc_dx);
 }
@@ -876,10 +752,10 @@ static void glu_bwd(const Model *m, float *dg, float *du, const float *dh, const
 }
 /* hold of such an activation over the matmuls that read it (nothing to convert when it is bf16 storage) */
 static void hold_act(const Model *m, const float *x, size_t n) {
-    if (!m->act16) hold(m->be, x, n);
+    if (!m->act16) model_hold(m->be, x, n);
 }
 static void release_act(const Model *m, const float *x) {
-    if (!m->act16) release(m->be, x);
+    if (!m->act16) model_release(m->be, x);
 }
 /* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
 static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const void *x, bool x16,
@@ -888,11 +764,11 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
     size_t n = N * (size_t)m->C;
     if (m->tp == 1) {
         be->copy(out, residual, n * sizeof(float));
-        linear(be, out, x, x16, W, N, in_loc, m->C, true);
+        model_linear(be, out, x, x16, W, N, in_loc, m->C, true);
         return;
     }
     float *part = a->dtmp; /* free during the forward */
-    linear(be, part, x, x16, W, N, in_loc, m->C, false);
+    model_linear(be, part, x, x16, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, part, n);
     be->copy(out, residual, n * sizeof(float));
     be->add(out, part, n);
@@ -903,7 +779,7 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
 static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const void *x, bool x16, Wt W,
                               const float *gain, size_t N, int in_loc) {
     const Backend *be = m->be;
-    linear(be, pre, x, x16, W, N, in_loc, m->C, false);
+    model_linear(be, pre, x, x16, W, N, in_loc, m->C, false);
     tp_reduce(m->grid, pre, N * (size_t)m->C);
     be->rmsnorm_fwd(normed, rstd, pre, gain, N, m->C, (float)m->mc.rms_norm_eps);
 }
@@ -1065,9 +941,9 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
     hold_act(m, t->ln1, NC);
     bool p16 = m->proj16; /* q, k, v, att in autocast storage */
-    linear_proj(m, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD);
-    linear_proj(m, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD);
-    linear_proj(m, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD);
+    model_linear_proj(m, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD);
+    model_linear_proj(m, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD);
+    model_linear_proj(m, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD);
     release_act(m, t->ln1);
     attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
@@ -1076,8 +952,8 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     } else row_parallel_residual(m, a, t->x2, t->x, t->att, p16, LW(m, l, wo), N, QD);
     norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
     hold_act(m, t->ln2, NC);
-    linear_proj(m, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF);
-    linear_proj(m, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF);
+    model_linear_proj(m, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF);
+    model_linear_proj(m, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF);
     release_act(m, t->ln2);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
         glu_act(m, t->h, t->g, t->u, N);
@@ -1124,9 +1000,6 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         be->upload(a->dup_tok, mb->dup_tok, (size_t)mb->ndup * sizeof(int));
         be->upload(a->dup_row, mb->dup_row, (size_t)mb->ndup * sizeof(int));
     }
-    bool s16 = m->act16; /* the final normed rows and the gathered ones in bf16 storage */
-    size_t C16 = act_floats(m, (size_t)C);
-
     float *x = a->x; /* layer 0 input */
     if (m->first_stage) {
         be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
@@ -1141,81 +1014,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (!m->last_stage) return; /* the output xL goes to the next stage */
     norm_act(m, a->xf, a->rstdf, a->xL, m->norm, N); /* bf16 under act16: it feeds only the LM head's matmuls */
 
-    /* gather the rows that predict a response token (pairs.h: under prefix sharing a prompt's last token twice) */
-    size_t M = mb->M;
-    for (size_t r = 0; r < M; r++)
-        if (mb->lp_tgt[r] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->lp_tgt[r], m->V);
-    a->M = M;
-    be->upload(a->tg, mb->lp_tgt, M * sizeof(int));
-    be->upload(a->rows_dev, mb->lp_tok, M * sizeof(int));
-    if (mb->nlp_dup) { /* the backward's scatter as two add_rows of distinct rows: those first seen, then repeats */
-        int *ra = sd_alloc(2 * M * sizeof(int), "gathered rows");
-        size_t nu = 0, nd = M - (size_t)mb->nlp_dup;
-        for (size_t r = 0, j = 0; r < M; r++) {
-            bool rep = j < (size_t)mb->nlp_dup && (size_t)mb->lp_dup[j] == r;
-            size_t at = rep ? nd++ : nu++;
-            j += rep;
-            ra[at] = mb->lp_tok[r];
-            ra[M + at] = (int)r;
-        }
-        be->upload(a->rows_add, ra, 2 * M * sizeof(int));
-        free(ra);
-    }
-    be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, (int)act_floats(m, (size_t)C)); /* bf16 rows as floats */
-
-    /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
-    size_t R = (size_t)a->chunk;
-    float *hf = sd_alloc(R * 3 * sizeof(float), "lm head stats");
-    double *mx = sd_alloc((M ? M : 1) * 3 * sizeof(double), "lm head stats"), *se = mx + (M ? M : 1), *tgt = se + (M ? M : 1);
-    Wt head = head_wt(m);
-    if (!head.b) hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks (when there is none) */
-    for (size_t r0 = 0; r0 < M; r0 += R) {
-        size_t n = M - r0 < R ? M - r0 : R;
-        /* the chunk's logits: into the cache (model_enable_head_cache) for the backward when the chunk lies in its
-         * rows, or the chunk buffer */
-        bool keep = m->head_cache && r0 + n <= m->head_cache_rows;
-        if (m->head16) { /* bf16 logits (autocast storage) */
-            uint16_t *lg16 = keep ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
-            linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
-            be->xent_stats_b16(a->mx, a->se, a->tgt, lg16, a->tg + r0, n, V, m->V_off);
-        } else {
-            float *lg = keep ? m->head_cache + r0 * (size_t)V : a->logits;
-            linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
-            if (a->logits_pre) { /* soft-capped logits for the statistics; the cache keeps them before the cap */
-                if (lg != a->logits) be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
-                be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
-                lg = a->logits;
-            }
-            be->xent_stats(a->mx, a->se, a->tgt, lg, a->tg + r0, n, V, m->V_off);
-        }
-        be->download(hf, a->mx, n * sizeof(float));
-        be->download(hf + R, a->se, n * sizeof(float));
-        be->download(hf + 2 * R, a->tgt, n * sizeof(float));
-        for (size_t i = 0; i < n; i++) {
-            mx[r0 + i] = hf[i];
-            se[r0 + i] = hf[R + i];
-            tgt[r0 + i] = hf[2 * R + i];
-        }
-    }
-    if (!head.b) release(be, m->lm_head);
-    if (m->head_cache) m->head_cache_slot = slot;
-    tp_vocab_combine(m->grid, mx, se, tgt, M);
-    for (int s = 0; s < mb->S; s++) {
-        out[s].sum = 0.0;
-        out[s].n = 0;
-    }
-    float *lse_host = sd_alloc((M ? M : 1) * sizeof(float), "lse");
-    for (size_t r = 0; r < M; r++) {
-        double lse = mx[r] + log(se[r]);
-        lse_host[r] = (float)lse;
-        int s = mb->lp_seq[r];
-        out[s].sum += tgt[r] - lse;
-        out[s].n++;
-    }
-    be->upload(a->lse_row, lse_host, M * sizeof(float));
-    free(lse_host);
-    free(mx);
-    free(hf);
+    model_head_forward(m, a, mb, slot, out); /* lmhead.c: the log-probs of the response tokens */
 }
 
 /* ---- backward ---- */
@@ -1224,56 +1023,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     bool s16 = m->act16, p16 = m->proj16; /* ln1, ln2, h in bf16 storage; q, k, v, att in autocast storage */
-    size_t C16 = act_floats(m, (size_t)m->C); /* floats per gathered row hs */
-    size_t N = mb->Ntok, M = a->M, R = (size_t)a->chunk;
+    size_t N = mb->Ntok, M = a->M;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
 
     if (m->last_stage) {
-        /* LM head: each chunk's logits (recomputed, or from the logits cache), turned into d(logits), pushed into hs
-         * and the head weight */
-        float *gh = sd_alloc(R * sizeof(float), "lm head grads");
-        bool slot_cached = m->head_cache && m->head_cache_slot == slot; /* this slot's logits, from its forward */
-        Wt head = head_wt(m);
-        if (!head.b) hold(be, m->lm_head, (size_t)V * C);
-        for (size_t r0 = 0; r0 < M; r0 += R) {
-            size_t n = M - r0 < R ? M - r0 : R;
-            for (size_t i = 0; i < n; i++) gh[i] = (float)dsum[mb->lp_seq[r0 + i]];
-            be->upload(a->gchunk, gh, n * sizeof(float));
-            /* the chunk's logits (before any soft-cap): cached by the forward (the chunks in the cache's rows), or
-             * recomputed */
-            bool cached = slot_cached && r0 + n <= m->head_cache_rows;
-            const void *dlog; /* d(logits): fp32 in place, bf16 in place (head16), or bf16 storage in dlog16 */
-            bool dlog_b16 = m->head16 || a->dlog16;
-            if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
-                uint16_t *lg16 = cached ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
-                if (!cached) linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
-                be->xent_bwd_b16(lg16, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                dlog = lg16;
-            } else {
-                float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
-                if (!cached) linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
-                dlog = lg;
-                if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
-                    float cap = (float)m->mc.final_logit_softcapping;
-                    const float *pre = cached ? lg : a->logits_pre; /* the logits before the cap */
-                    if (!cached) be->copy(a->logits_pre, lg, n * (size_t)V * sizeof(float));
-                    else be->copy(a->logits, lg, n * (size_t)V * sizeof(float));
-                    be->softcap_fwd(a->logits, n * (size_t)V, cap);
-                    be->xent_bwd(a->logits, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                    be->softcap_bwd(a->logits, pre, n * (size_t)V, cap);
-                    dlog = a->logits;
-                } else if (a->dlog16) {
-                    be->xent_bwd16((uint16_t *)a->dlog16, lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-                    dlog = a->dlog16;
-                } else be->xent_bwd(lg, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
-            }
-            linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C16, s16, head, n, C, V, false);
-        }
-        if (!head.b) release(be, m->lm_head);
-        if (slot_cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
-        free(gh);
-        tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
+        model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions */
         be->zero(a->dtmp, NC * sizeof(float));
         if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
@@ -1307,8 +1062,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         } else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
         glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
         hold_act(m, t.ln2, NC);
-        linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
-        linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+        model_linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
+        model_linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
@@ -1321,9 +1076,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         attention_bwd(m, a, mb, &t, aopt);
         if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
         hold_act(m, t.ln1, NC);
-        linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-        linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-        linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+        model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+        model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N, C);
