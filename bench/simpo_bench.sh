@@ -100,7 +100,7 @@ device: $device
 data: {train: pairs.jsonl, max_length: $seq, max_prompt_length: $prompt, shuffle: false, prefix_sharing: $share}
 loss: $([ "$loss" = dpo ] && echo "{type: dpo, beta: 0.01}" || echo "{type: simpo, beta: 2.5, gamma_beta_ratio: 0.55}")
 optim: {lr: 1.0e-6, weight_decay: 0.01, max_grad_norm: 0.0, schedule: constant}
-train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc, recompute_norm: $normrc$( [ "$recompute" = true ] && echo ", recompute: true, recompute_layers: $rlayers"; [ "$recompute" = auto ] && echo ", recompute: auto")}
+train: {global_batch_pairs: $pairs, micro_batch_pairs: $pairs, max_steps: $(( steps + warm )), bf16_weight_cache: $wcache, lmhead_cache: $hcache, recompute_activation: $actrc, recompute_norm: $normrc, recompute: $recompute$( [ "$recompute" = true ] && echo ", recompute_layers: $rlayers")}
 checkpoint: {dir: out, final: false}
 log: {every_steps: 1}
 EOF

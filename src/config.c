@@ -101,13 +101,13 @@ static const KeySpec KEYS[] = {
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
     {"train.nonfinite", K_ENUM, F(nonfinite_skip), "stop", U, U, 0, 0, "stop|skip",
      "a non-finite loss or gradient norm: stop with an error naming the tensor, or skip the update"},
-    {"train.recompute", K_ENUM, F(recompute), "false", U, U, 0, 0, "false|true|auto",
+    {"train.recompute", K_ENUM, F(recompute), "auto", U, U, 0, 0, "false|true|auto",
      "activation recomputation per layer: keep each layer's input only and rerun its forward in the backward "
-     "(less activation memory, about a third more layer FLOPs); auto: per stage the cheapest recompute that lets "
-     "the memory plan fit the device (its free memory at start, less 5% and 1 GiB for op scratch; "
-     "SIMPO_DEVICE_MEMORY_GIB sets the budget instead; none on the CPU): none, else the MLP's activation function "
-     "alone (as train.recompute_activation), else it and the normed inputs (as train.recompute_norm), else those "
-     "and the fewest layers"},
+     "(less activation memory, about a third more layer FLOPs); auto (the default): per stage the cheapest "
+     "recompute that lets the memory plan fit the device (its free memory at start, less 5% and 1 GiB for op "
+     "scratch; SIMPO_DEVICE_MEMORY_GIB sets the budget instead; none on the CPU, silently): none, else the MLP's "
+     "activation function alone (as train.recompute_activation), else it and the normed inputs (as "
+     "train.recompute_norm), else those and the fewest layers; false never recomputes"},
     {"train.recompute_layers", K_INT, F(recompute_layers), "0", 0, U, 0, 0, NULL,
      "with train.recompute: true: how many layers of each pipeline stage recompute, its first ones (Megatron's "
      "block method); 0: all. Fewer layers: more activation memory, less recompute time"},

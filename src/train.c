@@ -362,7 +362,7 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
     *act = a, *norm = nr;
     pl.recompute_layers = n, pl.recompute_act = a, pl.recompute_norm = nr;
     size_t planned = plan_memory(&pl).total;
-    if (g->dp_rank == 0 && g->tp_rank == 0) {
+    if (budget >= 0 && g->dp_rank == 0 && g->tp_rank == 0) { /* no budget known (host memory): nothing to say */
         char why[96];
         budget_why(why, sizeof why, budget, env, be);
         fprintf(stderr, "simpo_dist: train.recompute auto: stage %d recomputes %d of its %d layers (planned %.2f GiB, "

@@ -21,7 +21,7 @@ run() { # NAME TRAIN-KEYS [ENV...]: the tied model under pp 2 with the given tra
   shift 2
   env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
 }
-run off ""
+run off "recompute: false, "
 run all "recompute: true, "
 X=$(planned0 "$TMP/off/train.log"); Y=$(planned0 "$TMP/all/train.log")
 [ -n "$X" ] && [ -n "$Y" ] && [ "$Y" -lt "$X" ] && ok "stage 0 plans $X bytes without recompute, $Y with" || bad "plans: '$X' '$Y'"
@@ -71,8 +71,12 @@ run roomy "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=1000
 grep "stage 0 recomputes 0 of its 2 layers" "$TMP/roomy/train.log" | grep -vq "activation" && ok "with room to spare nothing recomputes" \
   || bad "roomy: $(grep 'recompute auto' "$TMP/roomy/train.log")"
 run cpu "recompute: auto, "
-grep -q "stage 0 recomputes 0 of its 2 layers (planned .* GiB, no memory limit known on the cpu backend)" "$TMP/cpu/train.log" \
-  && ok "on the CPU without a budget nothing recomputes" || bad "cpu: $(grep 'recompute auto' "$TMP/cpu/train.log")"
+! grep -q "recompute auto" "$TMP/cpu/train.log" && [ "$(planned0 "$TMP/cpu/train.log")" = "$X" ] \
+  && ok "on the CPU without a budget nothing recomputes, and nothing is said" || bad "cpu: $(grep 'recompute auto\|memory plan rank 0' "$TMP/cpu/train.log")"
+# auto is the default: the same run without the key
+run cpu_default ""
+[ "$(planned0 "$TMP/cpu_default/train.log")" = "$X" ] && ok "train.recompute defaults to auto: on the CPU, no recompute" \
+  || bad "cpu_default: $(grep 'memory plan rank 0' "$TMP/cpu_default/train.log")"
 # too small for anything: every layer recomputes and the run says so before it fails or runs
 run tiny "recompute: auto, " SIMPO_DEVICE_MEMORY_GIB=0.000001
 grep -q "stage 0 recomputes 2 of its 2 layers" "$TMP/tiny/train.log" \
