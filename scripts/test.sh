@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up, build, and the whole test suite (what .ci/run calls). Then a sanitizer build
-# (-fsanitize=address,undefined) runs the unit, ops and model tests again.
+# (-fsanitize=address,undefined) runs the unit, ops, model and fuzz tests and one multi-rank test again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,4 +19,7 @@ if [ "${SIMPO_SKIP_ASAN:-0}" != 1 ]; then
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0:use_tls=0:fast_unwind_on_malloc=0"
   export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
   (cd build-asan && ctest --output-on-failure -j 2 -L 'unit|ops|model|fuzz' --timeout 900)
+  # and one multi-rank shell test: the trainer's start-up choices (train.recompute / train.lmhead_cache auto over a
+  # budget, the plans against the allocations) on two pipeline ranks, which no single-process test reaches
+  (cd build-asan && ctest --output-on-failure -R '^dist/recompute_auto$' --timeout 900)
 fi
