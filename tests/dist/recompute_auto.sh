@@ -4,7 +4,8 @@
 # its layers; the allocation equals that plan on every
 # rank, and the training is bit for bit that without recompute. The tied 4-layer model under pp 2 with one pair per
 # micro-batch: stage 0 keeps 2 micro-batches in flight (1F1B), so recomputing 1 of its 2 layers saves one layer's
-# intermediates (2 slots less the one-layer working area) and both save three.
+# intermediates (2 slots less the one-layer working area) and both save three. Then train.lmhead_cache: auto (the
+# default) over the same budgets: all of the last stage's logits, none, or whole chunks of them (pp 2, and tp 2).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 # planned bytes of rank 0 (stage 0) in a run's log
@@ -128,6 +129,23 @@ grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL r
   || bad "b8_part: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b8_part/train.log")"
 [ "$(losses "$TMP/b8_part/out/metrics.jsonl")" = "$(losses "$TMP/b8_cpu/out/metrics.jsonl")" ] \
   && ok "a partial cache: the losses of the run without, bit for bit" || bad "b8_part losses differ"
+# the same under tp 2 (vocab-parallel: each rank's cache holds its vocabulary half of the rows; both ranks must
+# keep the same chunks): the group's choice on every rank, allocated as planned, the losses of the run without
+runt() { # NAME [ENV...]: the tied model under tp 2 in bf16 (autocast storage)
+  setup_tied "$1"; sed 's/^model:$/model:\n  dtype: bf16/' base.yaml > run.yaml; echo "parallel: {tp: 2}" >> run.yaml
+  shift
+  env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
+}
+runt t8_cpu SIMPO_LMHEAD_CHUNK_ROWS=8
+T8=$(planned0 "$TMP/t8_cpu/train.log")
+BT=$(awk -v p="$T8" -v r=$((16 * V + V / 2)) 'BEGIN {printf "%.12f", (p + r) / 1073741824}') # 16.5 rows of V/2 bf16
+runt t8_part SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB="$BT"
+grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL rows" "$TMP/t8_part/train.log" \
+  && [ "$(grep -c "planned $((T8 + 16 * V)) bytes, allocated $((T8 + 16 * V)) bytes" "$TMP/t8_part/train.log")" = 2 ] \
+  && ok "tp 2, room for 16.5 rows: both ranks keep two 8-row chunks of their vocabulary half, as planned" \
+  || bad "t8_part: $(grep 'lmhead_cache\|memory plan' "$TMP/t8_part/train.log")"
+[ "$(losses "$TMP/t8_part/out/metrics.jsonl")" = "$(losses "$TMP/t8_cpu/out/metrics.jsonl")" ] \
+  && ok "tp 2, a partial cache: the losses of the run without, bit for bit" || bad "t8_part losses differ"
 cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
   env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
 finish
