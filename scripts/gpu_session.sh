@@ -16,8 +16,8 @@
 #      the recompute runs of the default paths in the memory-lean setting (train.bf16_weight_cache: false), both
 #      shapes with the weight cache but recomputing the activation and the norms (fast and lean), 1b under
 #      train.recompute: auto with a 44.9 GiB budget, 8b-4l under recompute and logits cache auto with a 36.2 GiB
-#      budget (a partial cache where whole chunks fit), and both shapes without the weight cache and with
-#      train.recompute_activation and train.recompute_norm (the leanest without layer recompute); then
+#      budget (a partial cache where whole chunks fit), and both shapes without the weight cache but with the logits
+#      cache, train.recompute_activation and train.recompute_norm (the logits cache in place of the weight copy); then
 #      each variant alone (what a time limit cuts first); $OUT/bench.txt. Right after the first benchmark run, the
 #      default paths without prefix sharing (data.prefix_sharing: false): its gain, and each step's loss against the
 #      default run's (the model-level check of prefix sharing on the tensor-core attention).
@@ -183,12 +183,16 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   else bench fit36 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=36.2" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute and logits cache auto under 36.2 GiB"
-  # the leanest setting without layer recompute: the passing variants without the weight copy and with the MLP's
-  # hidden state and the norms recomputed, planned 32.7 GiB on 1b and 33.1 GiB on 8b-4l with prefix sharing (+ op
-  # scratch; 8b-4l's 0.85x target is 36.7 GiB): their speed cost together
+  # the logits cache in place of the weight copy: by byte and FLOP count the cache saves ~6.8 ms per GiB on 8b-4l
+  # (one LM-head GEMM for 1.47 GiB), the weight copy ~1-1.5 ms per GiB (two conversion passes for 2.6 GiB), so
+  # under a memory target the copy should go first: the passing variants without the weight copy, with the logits
+  # cache and the MLP's activation and the norms recomputed, planned 34.6 GiB on 8b-4l (its 0.85x target is 36.7 GiB
+  # with the op scratch, which without the copy holds the weights' bf16 conversions, ~1 GiB for the LM head's) and
+  # 35.7 GiB on 1b (simpo_dist plan --shared-prompt 512 --recompute false --bf16-weight-cache false --lmhead-cache
+  # true --recompute-activation true --recompute-norm true)
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --recompute-norm \
-    --no-lmhead-cache
-  stamp "bench no weight cache"
+    --lmhead-cache
+  stamp "bench no weight cache, logits cache"
 fi
 if has --dpo; then # the SimPO paper's runtime claim: DPO as the peer runs it costs more than SimPO; ours should not
   if [ $DRY = 1 ]; then bench dpo 50 "${passed[*]}" "${common[@]}" --loss dpo
