@@ -226,6 +226,20 @@ int main(void) {
         run(ma, ps, simpo, &rah);
         CHECK(ma->head_cache_slot == -1, "the autocast backward read the cached bf16 logits");
         check_same_values(&rah, &ra2, ma->nparams, amax, "autocast: bf16 LM-head logits cache vs recomputing them");
+        /* a partial cache (train.lmhead_cache: auto where not all fit): 16-row chunks, the first two kept, the rest
+         * recomputed; the chunks' offsets into the cache and the recomputed ones' into the chunk buffer */
+        setenv("SIMPO_LMHEAD_CHUNK_ROWS", "16", 1);
+        Model *mp = fixture_model_autocast(&mc, gpu);
+        Run rp0 = {0}, rp = {0};
+        run(mp, ps, simpo, &rp0);
+        model_enable_head_cache(mp, 32);
+        CHECK(mp->head_cache_rows == 32, "a partial cache of two 16-row chunks (%zu rows)", mp->head_cache_rows);
+        run(mp, ps, simpo, &rp);
+        unsetenv("SIMPO_LMHEAD_CHUNK_ROWS");
+        CHECK(mp->head_cache_slot == -1, "the autocast backward read the partial cache");
+        check_same_values(&rp, &rp0, mp->nparams, amax, "autocast: a partial LM-head logits cache vs recomputing");
+        free(rp0.grads), free(rp.grads);
+        model_free(mp);
         free(ra2.grads), free(rah.grads);
         free(ra.grads), free(rac.grads);
         model_free(ma), model_free(mac);
