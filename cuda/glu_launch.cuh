@@ -4,8 +4,11 @@
  *   static void bwd(float dout, float gate, float up, float &dgate, float &dup)
  * glu_fwd<A> / glu_bwd<A> apply them elementwise over N rows of FF (nothing when N or FF is 0 or less), grid-stride,
  * from gate and up (and in the backward dout) in fp32 or bf16 storage (cu_load: the *_b16 ops) to out, or dgate
- * and dup, in fp32 or bf16 storage (cu_store: the *_fwd16 / *_bwd16 ops). The launches are in this header: tests/gpu/emu/cu2cpp.py inlines
- * a .cu file's local headers to convert them. */
+ * and dup, in fp32 or bf16 storage (cu_store: the *_fwd16 / *_bwd16 ops). The all-bf16 ops (*_b16: autocast
+ * storage, the ones the bf16 training step runs) take 8 elements per 16-byte access where every pointer is 16-byte
+ * aligned and the count a multiple of 8 (glu_fwd8_k, glu_bwd8_k: 2-byte accesses leave a good part of the memory
+ * bandwidth unused), the same formulas on the same values, so bitwise the scalar kernels' results. The launches are
+ * in this header: tests/gpu/emu/cu2cpp.py inlines a .cu file's local headers to convert them. */
 #ifndef SD_GLU_LAUNCH_CUH
 #define SD_GLU_LAUNCH_CUH
 #include "cuda_common.cuh"
@@ -24,12 +27,57 @@ __global__ void glu_bwd_k(T *dgate, T *dup, const I *dout, const I *gate, const 
     }
 }
 
+/* the all-bf16 kernels, n8 groups of 8 elements (cuda_common.cuh bf16x8_load / bf16x8_store) */
+template <class A> __global__ void glu_fwd8_k(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t n8) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        float g[8], u[8], o[8];
+        bf16x8_load(g, gate + 8 * i);
+        bf16x8_load(u, up + 8 * i);
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = A::fwd(g[e], u[e]);
+        bf16x8_store(out + 8 * i, o);
+    }
+}
+template <class A>
+__global__ void glu_bwd8_k(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
+                           const uint16_t *up, size_t n8) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        float d[8], g[8], u[8], dg[8], du[8];
+        bf16x8_load(d, dout + 8 * i);
+        bf16x8_load(g, gate + 8 * i);
+        bf16x8_load(u, up + 8 * i);
+#pragma unroll
+        for (int e = 0; e < 8; e++) A::bwd(d[e], g[e], u[e], dg[e], du[e]);
+        bf16x8_store(dgate + 8 * i, dg);
+        bf16x8_store(dup + 8 * i, du);
+    }
+}
+/* the 16-byte path where it applies: all-bf16 (the overloads taking uint16_t), aligned, n a multiple of 8; else
+ * false (nothing launched) */
+template <class A, class T, class I> static bool glu_fwd8(T *, const I *, const I *, size_t) { return false; }
+template <class A> static bool glu_fwd8(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t n) {
+    if (n % 8 || !cu_aligned16(out, gate, up, up, up)) return false;
+    glu_fwd8_k<A><<<cu_grid(n / 8, 256), 256, 0, cu_stream()>>>(out, gate, up, n / 8);
+    return true;
+}
+template <class A, class T, class I> static bool glu_bwd8(T *, T *, const I *, const I *, const I *, size_t) {
+    return false;
+}
+template <class A>
+static bool glu_bwd8(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate, const uint16_t *up,
+                     size_t n) {
+    if (n % 8 || !cu_aligned16(dgate, dup, dout, gate, up)) return false;
+    glu_bwd8_k<A><<<cu_grid(n / 8, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n / 8);
+    return true;
+}
+
 /* `what` names the op in messages */
 template <class A, class T, class I>
 static void glu_fwd(T *out, const I *gate, const I *up, size_t N, int FF, const char *what) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     if (!n) return;
-    glu_fwd_k<A, T, I><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
+    if (!glu_fwd8<A>(out, gate, up, n))
+        glu_fwd_k<A, T, I><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(out, gate, up, n);
     CUDA_LAUNCH_CHECK(what);
 }
 template <class A, class T, class I>
@@ -37,7 +85,8 @@ static void glu_bwd(T *dgate, T *dup, const I *dout, const I *gate, const I *up,
                     const char *what) {
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     if (!n) return;
-    glu_bwd_k<A, T, I><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
+    if (!glu_bwd8<A>(dgate, dup, dout, gate, up, n))
+        glu_bwd_k<A, T, I><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
     CUDA_LAUNCH_CHECK(what);
 }
 #endif

@@ -10,7 +10,11 @@
  * xent_bwd: elementwise in place, dlogits = g ([j + V_off == target] - exp(l - lse)); blocks over (column chunk,
  * row).
  * The autocast LM head (xent_stats_b16, xent_bwd_b16) runs the same kernels on bf16 logits, each element widened
- * exactly as it is read (cu_load), the gradient rounded as it is written (cu_store), in place. */
+ * exactly as it is read (cu_load), the gradient rounded as it is written (cu_store), in place; where V_loc is a
+ * multiple of 8 and the logits 16-byte aligned (a 128k vocabulary: every row), 8 elements per 16-byte access
+ * (cuda_common.cuh bf16x8_load): xent_bwd_b16 bitwise as the 2-byte kernel, xent_stats_b16 with each thread's
+ * elements taken 8 at a time (its online sum in another order, in double: the float statistics the same but for a
+ * rare last bit). */
 #include "cuda_common.cuh"
 
 enum { XS_THREADS = 512, XB_THREADS = 256 };
@@ -41,13 +45,50 @@ __global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *s
     }
 }
 
+/* the same on bf16 logits 8 at a time (V_loc a multiple of 8, logits 16-byte aligned) */
+__global__ void __launch_bounds__(XS_THREADS) xent_stats8_k(float *maxv, float *sumexp, float *tgt,
+                                                            const uint16_t *logits, const int *targets, size_t N,
+                                                            int V_loc, int V_off) {
+    __shared__ double shd[XS_THREADS];
+    __shared__ float shf[XS_THREADS];
+    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
+        const uint16_t *l = logits + n * (size_t)V_loc;
+        float m = -INFINITY;
+        double s = 0.0;
+        for (int j = 8 * threadIdx.x; j < V_loc; j += 8 * XS_THREADS) {
+            float x8[8];
+            bf16x8_load(x8, l + j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float x = x8[e];
+                if (x > m) s *= (double)expf(m - x), m = x;
+                if (m != -INFINITY) s += (double)expf(x - m);
+            }
+        }
+        const float mx = cu_block_max<XS_THREADS>(m, shf);
+        const double se = cu_block_sum<XS_THREADS>(m == -INFINITY ? 0.0 : s * (double)expf(m - mx), shd);
+        if (threadIdx.x == 0) {
+            int t = targets[n] - V_off;
+            maxv[n] = mx;
+            sumexp[n] = (float)se;
+            tgt[n] = (t >= 0 && t < V_loc) ? cu_load(&l[t]) : 0.0f;
+        }
+    }
+}
+
+/* whether a bf16 [N, V_loc] tensor takes the 16-byte kernels: every row starts 16-byte aligned */
+static bool rows_vec8(const void *p, int V_loc) { return V_loc % 8 == 0 && cu_aligned16(p, p, p, p, p); }
+
 template <class L>
 static void xent_stats(float *maxv, float *sumexp, float *tgt, const L *logits, const int *targets, size_t N,
                        int V_loc, int V_off) {
     if (!N) return;
     if (V_loc < 0) V_loc = 0;
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
-    xent_stats_k<L><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+    if (sizeof(L) == 2 && rows_vec8(logits, V_loc))
+        xent_stats8_k<<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, (const uint16_t *)logits, targets, N,
+                                                            V_loc, V_off);
+    else xent_stats_k<L><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
     CUDA_LAUNCH_CHECK("xent_stats");
 }
 void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
@@ -73,6 +114,23 @@ __global__ void xent_bwd_k(T *out, const L *logits, const float *lse, const floa
     }
 }
 
+/* in place on bf16 logits, 8 columns per thread and step (V_loc a multiple of 8, rows 16-byte aligned) */
+__global__ void xent_bwd8_k(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
+                            int V_loc, int V_off) {
+    for (size_t n = blockIdx.y; n < N; n += gridDim.y) {
+        uint16_t *l = logits + n * (size_t)V_loc;
+        float gn = g[n], ln = lse[n];
+        int t = targets[n] - V_off;
+        for (int j = 8 * (blockIdx.x * XB_THREADS + threadIdx.x); j < V_loc; j += 8 * gridDim.x * XB_THREADS) {
+            float x[8];
+            bf16x8_load(x, l + j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) x[e] = gn * ((j + e == t ? 1.0f : 0.0f) - expf(x[e] - ln));
+            bf16x8_store(l + j, x);
+        }
+    }
+}
+
 /* T, L = float, float: xent_bwd (out == logits); uint16_t, float: xent_bwd16 (bf16 storage); uint16_t, uint16_t:
  * xent_bwd_b16 (out == logits) */
 template <class T, class L>
@@ -94,5 +152,12 @@ void cuda_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, c
 }
 void cuda_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off) {
+    if (N && V_loc > 0 && rows_vec8(logits, V_loc)) {
+        unsigned gx = (unsigned)((V_loc + XB_THREADS * 8 - 1) / (XB_THREADS * 8)); /* 8 columns per thread */
+        unsigned gy = N < 65535 ? (unsigned)N : 65535u;
+        xent_bwd8_k<<<dim3(gx, gy), XB_THREADS, 0, cu_stream()>>>(logits, lse, g, targets, N, V_loc, V_off);
+        CUDA_LAUNCH_CHECK("xent_bwd_b16");
+        return;
+    }
     xent_bwd(logits, logits, lse, g, targets, N, V_loc, V_off);
 }

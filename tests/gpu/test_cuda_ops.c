@@ -1298,8 +1298,9 @@ int main(int argc, char **argv) {
         t_to_bf16(13);
         t_to_bf16(100003);
         t_storage16(300, 128, 344);
-        t_autocast16(37, 64, 160);
+        t_autocast16(37, 64, 160);  /* N x FF a multiple of 8: the gated activations' 16-byte path */
         t_autocast16(300, 128, 344);
+        t_autocast16(7, 64, 13);    /* 91 elements: their 2-byte path */
     }
     if (want("embed")) {
         t_embed(37, 200, 500, 100, 300, 500);  /* ids inside and outside the slice */

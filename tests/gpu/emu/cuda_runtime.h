@@ -19,6 +19,13 @@
 struct float4 {
     float x, y, z, w;
 };
+struct uint4 {
+    unsigned x, y, z, w;
+};
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
+    uint4 r = {x, y, z, w};
+    return r;
+}
 struct uint3 {
     unsigned x, y, z;
 };
