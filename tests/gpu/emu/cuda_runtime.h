@@ -19,6 +19,13 @@
 struct float4 {
     float x, y, z, w;
 };
+struct uint2 {
+    unsigned x, y;
+};
+static inline uint2 make_uint2(unsigned x, unsigned y) {
+    uint2 r = {x, y};
+    return r;
+}
 struct uint4 {
     unsigned x, y, z, w;
 };
