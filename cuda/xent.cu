@@ -19,8 +19,9 @@
 
 enum { XS_THREADS = 512, XB_THREADS = 256 };
 
-/* L = float: xent_stats; uint16_t: xent_stats_b16 (bf16 logits) */
-template <class L>
+/* L = float: xent_stats; uint16_t: xent_stats_b16 (bf16 logits). W = 1: one element per access; W = 8 (bf16, V_loc a
+ * multiple of 8, rows 16-byte aligned): 8 per 16-byte access (bf16x8_load), each thread's elements in runs of 8 */
+template <class L, int W>
 __global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *sumexp, float *tgt, const L *logits,
                                                            const int *targets, size_t N, int V_loc, int V_off) {
     __shared__ double shd[XS_THREADS];
@@ -29,40 +30,15 @@ __global__ void __launch_bounds__(XS_THREADS) xent_stats_k(float *maxv, float *s
         const L *l = logits + n * (size_t)V_loc;
         float m = -INFINITY; /* this thread's max so far, and its sum of expf(l_j - m) */
         double s = 0.0;
-        for (int j = threadIdx.x; j < V_loc; j += XS_THREADS) {
-            const float x = cu_load(&l[j]);
-            if (x > m) s *= (double)expf(m - x), m = x; /* the first finite element: expf(-inf) = 0, s was 0 */
-            if (m != -INFINITY) s += (double)expf(x - m); /* -inf elements before any finite one add nothing */
-        }
-        const float mx = cu_block_max<XS_THREADS>(m, shf);
-        const double se = cu_block_sum<XS_THREADS>(m == -INFINITY ? 0.0 : s * (double)expf(m - mx), shd);
-        if (threadIdx.x == 0) {
-            int t = targets[n] - V_off;
-            maxv[n] = mx;
-            sumexp[n] = (float)se;
-            tgt[n] = (t >= 0 && t < V_loc) ? cu_load(&l[t]) : 0.0f;
-        }
-    }
-}
-
-/* the same on bf16 logits 8 at a time (V_loc a multiple of 8, logits 16-byte aligned) */
-__global__ void __launch_bounds__(XS_THREADS) xent_stats8_k(float *maxv, float *sumexp, float *tgt,
-                                                            const uint16_t *logits, const int *targets, size_t N,
-                                                            int V_loc, int V_off) {
-    __shared__ double shd[XS_THREADS];
-    __shared__ float shf[XS_THREADS];
-    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
-        const uint16_t *l = logits + n * (size_t)V_loc;
-        float m = -INFINITY;
-        double s = 0.0;
-        for (int j = 8 * threadIdx.x; j < V_loc; j += 8 * XS_THREADS) {
-            float x8[8];
-            bf16x8_load(x8, l + j);
+        for (int j = W * threadIdx.x; j < V_loc; j += W * XS_THREADS) {
+            float xw[W];
+            if (W == 8) bf16x8_load(xw, (const uint16_t *)(l + j));
+            else xw[0] = cu_load(&l[j]);
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const float x = x8[e];
-                if (x > m) s *= (double)expf(m - x), m = x;
-                if (m != -INFINITY) s += (double)expf(x - m);
+            for (int e = 0; e < W; e++) {
+                const float x = xw[e];
+                if (x > m) s *= (double)expf(m - x), m = x; /* the first finite element: expf(-inf) = 0, s was 0 */
+                if (m != -INFINITY) s += (double)expf(x - m); /* -inf elements before any finite one add nothing */
             }
         }
         const float mx = cu_block_max<XS_THREADS>(m, shf);
@@ -86,9 +62,8 @@ static void xent_stats(float *maxv, float *sumexp, float *tgt, const L *logits, 
     if (V_loc < 0) V_loc = 0;
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
     if (sizeof(L) == 2 && rows_vec8(logits, V_loc))
-        xent_stats8_k<<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, (const uint16_t *)logits, targets, N,
-                                                            V_loc, V_off);
-    else xent_stats_k<L><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+        xent_stats_k<L, 8><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
+    else xent_stats_k<L, 1><<<grid, XS_THREADS, 0, cu_stream()>>>(maxv, sumexp, tgt, logits, targets, N, V_loc, V_off);
     CUDA_LAUNCH_CHECK("xent_stats");
 }
 void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
