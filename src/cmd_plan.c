@@ -76,9 +76,9 @@ typedef struct {
     int rc;   /* train.recompute_layers of the row (layers per stage; INT_MAX: all) */
     bool act; /* train.recompute_activation of the row */
     bool norm; /* train.recompute_norm of the row */
-    bool hc;  /* train.lmhead_cache of the row: the last stage keeps logits (all rows, or hc_rows of them) */
-    bool hc_all;    /* all of its log-prob rows */
-    size_t hc_rows, hc_full; /* the rows it keeps, of hc_full (a partial cache under auto: whole chunks) */
+    /* train.lmhead_cache of the row: the last stage keeps the logits of hc_rows of its hc_full log-prob rows (0: no
+     * cache; hc_full: all of them; between: a partial cache under auto, whole chunks) */
+    size_t hc_rows, hc_full;
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -259,7 +259,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, norm, hc == LMHEAD_CACHE_ON, hc == LMHEAD_CACHE_ON, 0, 0, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
@@ -269,10 +269,10 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         if (stage == pp - 1) {
             r.hc_full = model_head_cache_rows(x->layer_max, x->lp_max, (int)(mc->vocab_size / tp), 0);
             if (hc == LMHEAD_CACHE_AUTO) {
-                pl.lmhead_cache_rows = plan_head_cache_fit(pl, x->budget, &r.hc_all);
-                r.hc = pl.lmhead_cache = pl.lmhead_cache_rows > 0;
+                pl.lmhead_cache_rows = plan_head_cache_fit(pl, x->budget);
+                pl.lmhead_cache = pl.lmhead_cache_rows > 0;
             }
-            r.hc_rows = r.hc_all ? r.hc_full : r.hc ? pl.lmhead_cache_rows : 0;
+            r.hc_rows = !pl.lmhead_cache ? 0 : pl.lmhead_cache_rows ? pl.lmhead_cache_rows : r.hc_full;
         }
         MemPlan mp = plan_memory(&pl);
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
@@ -518,9 +518,9 @@ int cmd_plan(int argc, char **argv) {
         if (rc_auto && rows[i].rc == INT_MAX) snprintf(rcs, sizeof rcs, "  all%s%s", act, nrm);
         else if (rc_auto) snprintf(rcs, sizeof rcs, "  %d%s%s", rows[i].rc, act, nrm);
         char hcs[48] = "";
-        if (hc_auto && rows[i].hc && !rows[i].hc_all)
+        if (hc_auto && rows[i].hc_rows && rows[i].hc_rows < rows[i].hc_full)
             snprintf(hcs, sizeof hcs, "  %zu/%zu", rows[i].hc_rows, rows[i].hc_full);
-        else if (hc_auto) snprintf(hcs, sizeof hcs, "  %s", rows[i].hc ? "on" : "off");
+        else if (hc_auto) snprintf(hcs, sizeof hcs, "  %s", rows[i].hc_rows ? "on" : "off");
         printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s\n", rows[i].dp, rows[i].pp,
                rows[i].tp, rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble,
                rows[i].t_comm, rows[i].tokens_per_s / N, rcs, hcs);

@@ -160,16 +160,15 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
     out[COLL_ALLREDUCE] += 8 * (world > 1);
 }
 
-size_t plan_head_cache_fit(PlanLayout l, double budget, bool *all) {
-    *all = false;
+size_t plan_head_cache_fit(PlanLayout l, double budget) {
     if (l.pp_rank != l.pp - 1 || !plan_logits16(&l)) return 0;
     int V = (int)(l.mc.vocab_size / l.tp);
     size_t full = model_head_cache_rows(l.max_tokens, l.max_lp_rows, V, 0);
     size_t R = model_lmhead_rows_per_chunk(l.max_tokens, V);
     l.lmhead_cache = true;
     l.lmhead_cache_rows = 0;
-    if ((double)plan_memory(&l).total <= budget) return *all = true, full;
-    for (size_t k = (full - 1) / R; k >= 1; k--) { /* whole chunks short of all rows, the most first */
+    if ((double)plan_memory(&l).total <= budget) return full;
+    for (size_t k = (full - 1) / R; k >= 1; k--) { /* whole chunks short of all rows (k R < full), the most first */
         l.lmhead_cache_rows = k * R;
         if ((double)plan_memory(&l).total <= budget) return k * R;
     }

@@ -60,9 +60,10 @@ MemPlan plan_memory(const PlanLayout *l);
 bool plan_logits16(const PlanLayout *l);
 /* train.lmhead_cache: auto's size on layout l (its recompute chosen; lmhead_cache and lmhead_cache_rows are ignored):
  * the most rows of bf16 logits, all or whole LM-head chunks, whose plan fits `budget` bytes. Returns the rows to ask
- * model_enable_head_cache for (*all: they are all the rows, the whole cache), or 0: not the last stage, fp32 logits
- * (auto keeps bf16 ones only), or not one chunk fits. train.c pick_head_cache and simpo_dist plan use it. */
-size_t plan_head_cache_fit(PlanLayout l, double budget, bool *all);
+ * model_enable_head_cache for (all of them, model_head_cache_rows(..., 0), is the whole cache; whole chunks short
+ * of it a partial one), or 0: not the last stage, fp32 logits (auto keeps bf16 ones only), or not one chunk fits.
+ * train.c pick_head_cache and simpo_dist plan use it. */
+size_t plan_head_cache_fit(PlanLayout l, double budget);
 /* Step s (0, 1, ...) of train.recompute: auto's ladder, cheapest first (train.c pick_recompute, simpo_dist plan
  * --recompute auto): 0 nothing beyond what the config asks (act, norm); 1 the MLP's activation function too; 2 it
  * and the projections' normed inputs; s > 2 those and s - 2 layers per stage. */

@@ -369,7 +369,7 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
                 "%s)%s%s\n", g->pp_rank, n, layers, (double)planned / 1073741824.0, why,
                 a && !asked ? ", and the MLP's activation function (as train.recompute_activation: true)" : "",
                 nr && !asked_n ? ", and the normed inputs (as train.recompute_norm: true)" : "");
-        if (budget >= 0 && (double)planned > budget)
+        if ((double)planned > budget)
             fprintf(stderr, "simpo_dist: warning: stage %d does not fit its budget even recomputing every layer: "
                     "more pipeline or tensor-parallel ranks, train.bf16_weight_cache: false or a smaller "
                     "train.micro_batch_pairs would (simpo_dist plan lists the layouts that fit)\n", g->pp_rank);
@@ -385,13 +385,16 @@ static int pick_recompute(ProcessGrid *g, const Backend *be, PlanLayout pl, int 
  * memory. Every rank of a TP group takes the group's smallest choice (the same on all is tidier; the results are
  * bitwise the same either way). Returns the rows to ask model_enable_head_cache for, 0: none. */
 static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) {
-    bool env, all = false;
+    bool env;
     double budget = memory_budget(be, &env);
     bool last = g->pp_rank == g->pp - 1, b16 = plan_logits16(&pl);
-    size_t rows = budget >= 0 ? plan_head_cache_fit(pl, budget, &all) : 0;
-    double neg[2] = {-(double)rows, -(double)all}; /* the group's smallest: the max of the negated */
-    comm_allreduce_max_f64(g, GROUP_TP, neg, 2);
-    rows = (size_t)-neg[0], all = neg[1] < 0;
+    size_t rows = budget >= 0 ? plan_head_cache_fit(pl, budget) : 0;
+    double neg = -(double)rows; /* the group's smallest: the max of the negated */
+    comm_allreduce_max_f64(g, GROUP_TP, &neg, 1);
+    rows = (size_t)-neg;
+    /* all of them: the whole cache (a partial one is whole chunks short of it) */
+    size_t full = model_head_cache_rows(pl.max_tokens, pl.max_lp_rows, (int)(pl.mc.vocab_size / pl.tp), 0);
+    bool all = rows == full;
     if (budget >= 0 && last && g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];
         budget_why(why, sizeof why, budget, env, be);
@@ -406,8 +409,7 @@ static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) 
         else {
             pl.lmhead_cache_rows = rows;
             fprintf(stderr, "simpo_dist: train.lmhead_cache auto: partial, the logits of the first %zu of %zu rows "
-                    "(planned %.2f GiB with them, %.2f GiB with all, %s)\n", rows,
-                    model_head_cache_rows(pl.max_tokens, pl.max_lp_rows, (int)(pl.mc.vocab_size / pl.tp), 0),
+                    "(planned %.2f GiB with them, %.2f GiB with all, %s)\n", rows, full,
                     (double)plan_memory(&pl).total / 1073741824.0, with, why);
         }
     }
