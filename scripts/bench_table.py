@@ -2,7 +2,7 @@
 """bench_table.py BENCH_TXT — the Markdown table docs/performance.md records, from scripts/gpu_session.sh's
 bench.txt (sections "== LABEL ENV..." each followed by bench/simpo_bench.sh's JSON lines). One row per simpo_dist
 run and per peer run; the ratios use the torch.compile peer of the same shape (from the same call, as the issue
-asks: the session runs the peer in its "all" section). Optional tool (Python is never needed to train)."""
+asks: the session runs the peer in the first of its "base" and "all" runs). Optional tool (Python is never needed to train)."""
 import json
 import sys
 

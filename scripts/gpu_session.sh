@@ -31,7 +31,7 @@
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
 # from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
-#   [--dpo] [--fixture] [--bench-tokenizer]
+#   [--dpo] [--fixture] [--bench-tokenizer] [--runs base,profile,...] (the benchmark runs and their order, below)
 # --dry rehearses the flow on a machine without a GPU before a device call spends minutes on a script error:
 # no GPU tests (a passing log is made up), build/simpo_dist (or $SIMPO_DIST) on the CPU with the tiny shape, no
 # peer (tests/cli/gpu_session_dry.sh runs it in every CI run). BENCH_TMP (default /tmp) holds the benchmark runs.
@@ -126,8 +126,8 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
 }
 common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1 "${storage[@]}")
 [ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1 "${storage[@]}")
-bench base 90 "" "${common[@]}"
-stamp "bench base"
+run_base() { bench base "$([ -n "${1:-}" ] && echo 170 || echo 90)" "" "${common[@]}" ${1:-}; stamp "bench base${1:+ + peer}"; }
+run_noshare() {
 # prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
 bench noshare 80 "" "${common[@]}" --no-prefix-sharing
 # the model-level check of prefix sharing on real shapes (the fixture's head dim 16 never reaches the tensor-core
@@ -144,27 +144,32 @@ for shape, a in runs[0].items():
           + ("PASS" if d <= 0.005 else "FAIL"))
 PYEOF
 stamp "bench without prefix sharing"
+}
+run_profile() {
 # where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
 # the op table and the matmul shapes with their TFLOP/s of each shape to $OUT/profile.txt
 bench profile 90 "SIMPO_PROFILE=1" "${common[@]}"
 for s in "$BT"/bench-profile/*/log.txt; do echo "== $s"; grep "profile rank" "$s"; done > "$OUT/profile.txt" 2>&1
 stamp "bench profile"
+}
 # the speed setting: all passing variants together with the LM-head logits cache (train.lmhead_cache), and the
 # torch.compile peer in the same call (ratios against that run); before the single variants, which a time limit
 # cuts first
-peer=--peer
-{ has --no-peer || [ $DRY = 1 ]; } && peer=""
-bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache $peer
-stamp "bench all passing variants + lmhead cache ${peer:++ peer}"
-if has --recompute; then # the memory-lean setting, partial recompute, and no weight cache (its speed effect)
+run_all() { bench all 170 "${passed[*]}" "${common[@]}" --lmhead-cache ${1:-}; stamp "bench all passing variants + lmhead cache${1:+ + peer}"; }
+# the memory-lean setting, partial recompute, and no weight cache (its speed effect)
+run_recompute() {
   bench recompute 100 "" "${common[@]}" --recompute --no-weight-cache --no-lmhead-cache
   stamp "bench recompute"
+}
+run_lean() {
   # fast and lean: the passing variants with the weight cache, no layer recompute, only the cheap elementwise ones
   # (train.recompute_activation, train.recompute_norm) and no logits cache: planned 35.7 GiB on 8b-4l (its 0.85x
   # target is 36.7 GiB with the op scratch) and 35.0 GiB on 1b (simpo_dist plan ... --shared-prompt 512
   # --recompute-activation true --recompute-norm true --lmhead-cache false): both targets in one setting?
   bench lean 70 "${passed[*]}" "${common[@]}" --recompute-activation --recompute-norm --no-lmhead-cache
   stamp "bench lean (weight cache, recompute of the activation and the norms)"
+}
+run_fit46() {
   # the memory target chosen by the trainer: train.recompute: auto with a budget of the 46.0 GiB target less the
   # ~1.1 GiB of op scratch measured before (autocast storage and prefix sharing: no recompute, 40.0 GiB planned, and
   # the logits cache, 43.0 GiB, where it fits;
@@ -173,6 +178,8 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   else bench fit46 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=44.9" --shapes 1b --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute auto under 44.9 GiB"
+}
+run_fit36() {
   # both targets in one run on 8b-4l, the trainer's own choice: train.recompute: auto and train.lmhead_cache: auto
   # (both defaults) under the 0.85x target (36.7 GiB) less 0.5 GiB of op scratch: the cheapest recompute that fits,
   # then the logits of as many whole LM-head chunks (0.5 GiB each, three in all) as still fit (simpo_dist plan
@@ -183,6 +190,8 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   else bench fit36 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=36.2" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 \
     --recompute-auto "${storage[@]}"; fi
   stamp "bench recompute and logits cache auto under 36.2 GiB"
+}
+run_nocache() {
   # the logits cache in place of the weight copy: by byte and FLOP count the cache saves ~6.8 ms per GiB on 8b-4l
   # (one LM-head GEMM for 1.47 GiB), the weight copy ~1-1.5 ms per GiB (two conversion passes for 2.6 GiB), so
   # under a memory target the copy should go first: the passing variants without the weight copy, with the logits
@@ -193,15 +202,34 @@ if has --recompute; then # the memory-lean setting, partial recompute, and no we
   bench nocache 70 "${passed[*]}" "${common[@]}" --no-weight-cache --recompute-activation --recompute-norm \
     --lmhead-cache
   stamp "bench no weight cache, logits cache"
-fi
-if has --dpo; then # the SimPO paper's runtime claim: DPO as the peer runs it costs more than SimPO; ours should not
+}
+run_dpo() { # the SimPO paper's runtime claim: DPO as the peer runs it costs more than SimPO; ours should not
   if [ $DRY = 1 ]; then bench dpo 50 "${passed[*]}" "${common[@]}" --loss dpo
-  else bench dpo 150 "${passed[*]}" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 "${storage[@]}" --loss dpo $peer; fi
+  else bench dpo 150 "${passed[*]}" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 "${storage[@]}" --loss dpo ${1:-}; fi
   stamp "bench dpo"
-fi
-for v in "${passed[@]}"; do
-  bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
-  stamp "bench $v"
+}
+run_singles() { # each passing variant alone (what a time limit cuts first)
+  for v in "${passed[@]}"; do
+    bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
+    stamp "bench $v"
+  done
+}
+peer=--peer
+{ has --no-peer || [ $DRY = 1 ]; } && peer=""
+# the order of the runs: --runs LIST (names of the run_ functions above, comma-separated; the peer runs in the
+# first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts from the end
+runs="base noshare profile all"
+has --recompute && runs+=" recompute lean fit46 fit36 nocache"
+has --dpo && runs+=" dpo"
+runs+=" singles"
+prev=""
+for a in "$@"; do [ "$prev" = --runs ] && runs=${a//,/ }; prev=$a; done
+peer_done=0
+for r in $runs; do
+  declare -F "run_$r" > /dev/null || { echo "gpu_session: no run named '$r'"; continue; }
+  p=""
+  if [ "$r" = dpo ]; then p=$peer; elif [[ " base all " == *" $r "* ]] && [ $peer_done = 0 ]; then p=$peer; peer_done=1; fi
+  "run_$r" $p
 done
 cat "$OUT/bench.txt"
 cat "$OUT/table.md"
