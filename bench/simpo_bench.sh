@@ -69,7 +69,10 @@ shape_args() {
     1b) echo "2048 8192 16 32 8 128256 true 4 2048" ;;
     8b-4l) echo "4096 14336 4 32 8 128256 false 2 2048" ;;
     tiny) echo "64 176 2 4 2 512 true 4 64" ;;
-    *) echo "simpo_bench.sh: unknown shape '$1' (1b, 8b-4l, tiny)" >&2; exit 2 ;;
+    # head dim 128 (the tensor-core attention's), several attention tiles and LM-head chunks, small enough for the
+    # CPU reference and compute-sanitizer (scripts/gpu_consistency.sh)
+    mid) echo "512 1536 2 4 2 32000 false 2 1024" ;;
+    *) echo "simpo_bench.sh: unknown shape '$1' (1b, 8b-4l, mid, tiny)" >&2; exit 2 ;;
   esac
 }
 
