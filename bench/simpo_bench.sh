@@ -82,14 +82,21 @@ for shape in $shapes; do
   n=$(( (steps + warm) * pairs )); prompt=$(( seq / 4 )); resp=$(( seq - prompt ))
   # random ids in [3, V): pairs of prompt + response = seq tokens on each side, nothing truncated; for DPO the
   # reference model's summed log-probs of each response, precomputed (as simpo_dist's DPO reads them: the peer runs
-  # a frozen reference model instead), near a random model's r x -log(V)
-  awk -v n="$n" -v p="$prompt" -v r="$resp" -v V="$V" -v dpo=$([ "$loss" = dpo ] && echo 1 || echo 0) 'BEGIN { srand(1);
-    for (i = 0; i < n; i++) { printf "{\"prompt_ids\": ["; for (j = 0; j < p; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3));
+  # a frozen reference model instead), near a random model's r x -log(V). The draws come from the Park-Miller
+  # generator written out here (every product below 2^47: exact in awk's doubles), not awk's rand(): awks differ in
+  # their generators, and on the GPU machine srand(1) did not fix the sequence (its CPU reference's fp32 and bf16
+  # runs of one step differed as much as any two GPU runs, which the same pairs cannot do: docs/performance.md).
+  # The pairs' checksum goes into the JSON line (data_cksum) so that comparisons can check it.
+  awk -v n="$n" -v p="$prompt" -v r="$resp" -v V="$V" -v dpo=$([ "$loss" = dpo ] && echo 1 || echo 0) '
+    function u() { x = (x * 48271) % 2147483647; return x / 2147483647 }
+    BEGIN { x = 20241124;
+    for (i = 0; i < n; i++) { printf "{\"prompt_ids\": ["; for (j = 0; j < p; j++) printf "%s%d", (j ? ", " : ""), 3 + int(u() * (V - 3));
       for (s = 0; s < 2; s++) { printf "], \"%s_ids\": [", (s ? "rejected" : "chosen");
-        for (j = 0; j < r; j++) printf "%s%d", (j ? ", " : ""), 3 + int(rand() * (V - 3)) }
+        for (j = 0; j < r; j++) printf "%s%d", (j ? ", " : ""), 3 + int(u() * (V - 3)) }
       printf "]";
-      if (dpo) printf ", \"ref_chosen_logp\": %.4f, \"ref_rejected_logp\": %.4f", -r * log(V) * (1 + 0.01 * rand()), -r * log(V) * (1 + 0.01 * rand());
+      if (dpo) printf ", \"ref_chosen_logp\": %.4f, \"ref_rejected_logp\": %.4f", -r * log(V) * (1 + 0.01 * u()), -r * log(V) * (1 + 0.01 * u());
       printf "}\n" } }' > "$dir/pairs.jsonl"
+  data_cksum=$(cksum < "$dir/pairs.jsonl" | cut -d' ' -f1)
   cat > "$dir/run.yaml" <<EOF
 model:
   seed: 0
@@ -129,10 +136,10 @@ EOF
   [ -n "$hcrows" ] && hc=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" "$share" "$normrc" "$hcrows" "$loss" <<'EOF'
+      "$actrc" "$share" "$normrc" "$hcrows" "$loss" "$data_cksum" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows, loss_type = sys.argv[13:27]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows, loss_type, data_cksum = sys.argv[13:28]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -158,7 +165,7 @@ print(json.dumps(dict(impl="simpo_dist", loss_type=loss_type, dtype=dtype, recom
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),
                       peak_gib=None if peakg == "null" else float(peakg),
                       planned_gib=None if planb == "null" else round(int(planb) / 2**30, 3),
-                      loss=[round(r["loss"], 6) for r in rows])), flush=True)
+                      data_cksum=int(data_cksum), loss=[round(r["loss"], 6) for r in rows])), flush=True)
 EOF
 done | tee "$work/simpo.jsonl"
 

@@ -34,7 +34,7 @@ SAN_ONLY=0
 [ $SAN_ONLY = 0 ] && rm -rf "$T"
 mkdir -p "$T"
 # one step: label, environment assignments as one word ("" for none), then simpo_bench.sh arguments; the step's
-# metrics as one line "label loss logps/chosen logps/rejected grad_norm" (full precision) in $T/results.txt
+# metrics as one line "label loss logps/chosen logps/rejected grad_norm data_cksum" (full precision) in $T/results.txt
 one() {
   local label=$1 envs=$2; shift 2
   # shellcheck disable=SC2086
@@ -42,10 +42,12 @@ one() {
     > "$OUT/$label.txt" 2>&1
   local m
   m=$(ls "$T/$label"/*/out/metrics.jsonl 2>/dev/null | head -1)
-  if [ -z "$m" ]; then echo "$label FAILED"; tail -5 "$OUT/$label.txt"; echo "$label nan nan nan nan" >> "$T/results.txt"; return; fi
+  if [ -z "$m" ]; then echo "$label FAILED"; tail -5 "$OUT/$label.txt"; echo "$label nan nan nan nan 0" >> "$T/results.txt"; return; fi
+  local ck
+  ck=$(sed -n 's/.*"data_cksum": \([0-9]*\).*/\1/p' "$OUT/$label.txt" | head -1)
   python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline())
-print(sys.argv[2], repr(r["loss"]), repr(r["logps/chosen"]), repr(r["logps/rejected"]), repr(r["grad_norm"]))' \
-    "$m" "$label" | tee -a "$T/results.txt"
+print(sys.argv[2], repr(r["loss"]), repr(r["logps/chosen"]), repr(r["logps/rejected"]), repr(r["grad_norm"]), sys.argv[3])' \
+    "$m" "$label" "${ck:-0}" | tee -a "$T/results.txt"
 }
 if [ $SAN_ONLY = 1 ]; then :
 elif [ $DRY = 1 ]; then
@@ -75,10 +77,16 @@ fi
 # the bf16 runs within 1e-2 relative in the log-probs (the fixture's bf16 bound on log-probs is 7.8e-3)
 [ $SAN_ONLY = 0 ] && python3 - "$T/results.txt" <<'EOF' | tee "$OUT/verdicts.txt"
 import math, sys
-r = {}
+r, ck = {}, {}
 for line in open(sys.argv[1]):
     p = line.split()
     r[p[0]] = [float(x) for x in p[1:5]]
+    ck[p[0]] = p[5]
+# every run of a shape trains on the same pairs (bench/simpo_bench.sh's own generator), else nothing compares
+for shape, runs in (("mid/tiny", [k for k in r if not k.startswith("1b")]), ("1b", [k for k in r if k.startswith("1b")])):
+    sums = {ck[k] for k in runs}
+    if len(sums) > 1:
+        print(f"data of the {shape} runs: FAIL, different pairs: " + ", ".join(f"{k} {ck[k]}" for k in runs))
 def rel(a, b): return max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a, b))
 for k in sorted(r):
     if k.endswith("-again"):

@@ -56,4 +56,19 @@ python3 "$SRC/scripts/bench_table.py" "$TMP/b.txt" > "$TMP/b.md"
 grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 | 65,536 | 480.0 | 48.5% | 46.00 | 43.50 | 1.229x | 0.699x |" "$TMP/b.md" \
   && grep -qF "| all |  | 1b | torch-compile | 0.3074 | 53,305 |" "$TMP/b.md" && [ "$(grep -c '^| all' "$TMP/b.md")" -eq 2 ] \
   && ok "bench_table.py: ratios against the peer of the same shape" || bad "bench_table.py: $(cat "$TMP/b.md")"
+# the benchmark's pairs are the same run to run (its own generator, not awk's rand(): docs/performance.md), so
+# runs compare step by step: every SimPO run of the session's tiny shape trained on pairs with one checksum (the DPO
+# run's pairs carry reference log-probs too)
+[ "$(grep '"loss_type": "simpo"' "$S/bench.txt" | grep -o '"data_cksum": [0-9]*' | sort -u | wc -l)" -eq 1 ] && ok "every benchmark run of the shape read the same pairs" \
+  || bad "data_cksum: $(grep -o '"data_cksum": [0-9]*' "$S/bench.txt" | sort | uniq -c)"
+# --runs picks the runs and their order
+OUT=$TMP/runs BENCH_TMP=$TMP/runs-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_session.sh --dry --runs profile,base \
+  > "$TMP/runs.log" 2>&1 || bad "gpu_session.sh --runs failed: $(tail -5 "$TMP/runs.log")"
+[ "$(grep '^== ' "$TMP/runs/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "profile base " ] && ok "--runs profile,base runs those two, in that order" \
+  || bad "--runs: $(grep '^== ' "$TMP/runs/bench.txt")"
+# the consistency script's rehearsal: the CPU reference twice (bitwise) and in bf16, one checksum
+OUT=$TMP/cons BENCH_TMP=$TMP/cons-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_consistency.sh --dry > "$TMP/cons.log" 2>&1
+grep -q "cpu-again vs cpu: PASS bitwise" "$TMP/cons/consistency/verdicts.txt" && grep -q "cpu-bf16 vs cpu fp32: .*PASS" "$TMP/cons/consistency/verdicts.txt" \
+  && ! grep -q "different pairs" "$TMP/cons/consistency/verdicts.txt" && ok "gpu_consistency.sh --dry: the CPU runs agree on the same pairs" \
+  || bad "gpu_consistency.sh --dry: $(tail -8 "$TMP/cons.log")"
 finish
