@@ -1,8 +1,7 @@
 /* attention_tc2.cu — the second version of the tensor-core (bf16 wmma) causal GQA flash attention of
- * attention_tc.cu: the same interface, semantics, precision and determinism, restructured for speed. The default:
- * it runs when SIMPO_CUDA_ATTN_TC is unset, empty or 2 (cuda_attn_tc_version below, read on every call by
- * attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd; 1: the first version, the fallback; 3: the third,
- * attention_tc3.cu). Its host side (bf16 pre-passes, D, launches: attn_tc_run_fwd / attn_tc_run_bwd, declared in
+ * attention_tc.cu: the same interface, semantics, precision and determinism, restructured for speed. It runs when
+ * SIMPO_CUDA_ATTN_TC is 2 (cuda_attn_tc_version below, read on every call by attention_tc.cu's cuda_attn_tc_fwd /
+ * cuda_attn_tc_bwd; 1: the first version; 3, unset or empty: the third, attention_tc3.cu, the default). Its host side (bf16 pre-passes, D, launches: attn_tc_run_fwd / attn_tc_run_bwd, declared in
  * attn_launch.cuh) also runs version 3, whose kernels have the same signatures: each version is a kernel table.
  *
  * Precision: as version 1 (torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P and dS
@@ -459,17 +458,18 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 
 /* ---- host side ---- */
 
-/* SIMPO_CUDA_ATTN_TC: unset, empty or 2 = this version, the default since it passed every GPU test on an H200
- * (bitwise reruns, CPU and v1 agreement) at 2.2x v1's forward and 1.3x its backward speed; 1 = the first version
- * (attention_tc.cu); 3 = the third (attention_tc3.cu: mma.sync with scores in registers; unmeasured so far).
- * Read on every call. */
+/* SIMPO_CUDA_ATTN_TC: unset, empty or 3 = the third version (attention_tc3.cu: mma.sync with scores in registers),
+ * the default since it passed every GPU test on an H200 (bitwise reruns, CPU and v1 agreement) at 1.5x this
+ * version's speed (forward 138 against 93 TFLOP/s, backward 82 against 55 at NH 32, NKV 8, HD 128; 12% off a 1b
+ * training step, 7% off 8b-4l's: docs/performance.md); 2 = this version (the default before); 1 = the first
+ * (attention_tc.cu). Read on every call. */
 int cuda_attn_tc_version(void) {
     const char *e = getenv("SIMPO_CUDA_ATTN_TC");
-    if (!e || !*e || strcmp(e, "2") == 0) return 2;
+    if (!e || !*e || strcmp(e, "3") == 0) return 3;
+    if (strcmp(e, "2") == 0) return 2;
     if (strcmp(e, "1") == 0) return 1;
-    if (strcmp(e, "3") == 0) return 3;
     sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1, 2 or 3", e);
-    return 2;
+    return 3;
 }
 
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */

@@ -1,9 +1,9 @@
 /* attention_tc3.cu — the third version of the tensor-core (bf16) causal GQA flash attention: FlashAttention-2's
  * structure, with the scores kept in registers. Same interface, semantics, precision class and determinism as
  * versions 1 and 2 (attention_tc.cu, attention_tc2.cu): causal GQA over packed variable-length sequences given by
- * cu_seqlens, Llama options only (HD 64 or 128), fp32 in and out. Selected by SIMPO_CUDA_ATTN_TC=3 (read on every
- * call by attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd through cuda_attn_tc_version); version 2 stays the
- * default until version 3 has been measured on a GPU (its speed is unknown: written without one).
+ * cu_seqlens, Llama options only (HD 64 or 128), fp32 in and out. The default (SIMPO_CUDA_ATTN_TC unset, empty or 3,
+ * read on every call by attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd through cuda_attn_tc_version) since
+ * its first GPU session: every attn_tc check passed on an H200 at 1.5x version 2's speed (docs/performance.md).
  *
  * Precision (as versions 1 and 2: torch's bf16 flash attention): q, k, v, dout rounded to bf16 (nearest even), P
  * and dS rounded to bf16 for their products, every product a bf16 tensor-core product with fp32 accumulation;

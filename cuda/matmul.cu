@@ -16,14 +16,12 @@
  *        the workspace).
  *   lt:   the same casts, then cublasLtMatmul with an algorithm from cuBLASLt's heuristic (cached per shape and
  *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
- *   fast: no casts: fp32 A and B go straight to cublasLtMatmul with compute type CUBLAS_COMPUTE_32F_FAST_16BF,
- *        which converts operands to bf16 inside the GEMM (saves the cast passes: 6 bytes of traffic per operand
- *        element, and the bf16 scratch). The library documents the conversion as "to bfloat16 or TF32"; the
- *        bf16-matmul check of tests/gpu/test_cuda_ops.c (section matmul_bf16) holds it to the CPU's round-to-nearest
- *        bf16 emulation at fp32 summation tolerance, so a TF32 or truncating conversion fails there.
- *   lt and fast are new and unmeasured on a GPU (no device in the session that wrote them; the CPU emulation of
- *   cuBLASLt in tests/gpu/emu checks the descriptors, shapes, alignments and workspace). When cuBLASLt offers no
- *   algorithm for a shape, the call takes the ex path (said once on stderr).
+ *   Measured on an H200 (2026-11-27, docs/performance.md): lt as fast as ex on both benchmark shapes (within 0.4%),
+ *   so ex stays the default. (A third path, cuBLASLt's CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands, was removed:
+ *   on the H200 its operand conversion is not round-to-nearest bf16 (normwise 2e-3 from the CPU's bf16 reference
+ *   where the cast paths agree to fp32 summation order), and with held operands and the bf16 weight copy it had
+ *   no conversion passes left to save.) When cuBLASLt offers no algorithm for a shape, the call takes the ex path
+ *   (said once on stderr).
  * Epilogues: Llama's linears have no bias and the residual adds are already fused as beta = 1 (the o and down
  * projections accumulate into the residual stream), so no cuBLASLt epilogue applies to the fp32-activation model;
  * they would pay with bf16 activations (bf16 D output) or biased layers. */
@@ -137,13 +135,12 @@ static __nv_bfloat16 *operand_bf16(const float *x, size_t n, const char *what, b
 }
 
 /* ---- the bf16 mode's GEMM paths (SIMPO_CUDA_GEMM, header) ---- */
-typedef enum { GEMM_EX, GEMM_LT, GEMM_FAST } GemmPath;
+typedef enum { GEMM_EX, GEMM_LT } GemmPath;
 static GemmPath gemm_path(void) {
     const char *e = getenv("SIMPO_CUDA_GEMM");
     if (!e || !*e || strcmp(e, "ex") == 0) return GEMM_EX;
     if (strcmp(e, "lt") == 0) return GEMM_LT;
-    if (strcmp(e, "fast") == 0) return GEMM_FAST;
-    sd_die("cuda", "SIMPO_CUDA_GEMM=%s: expected ex, lt or fast", e);
+    sd_die("cuda", "SIMPO_CUDA_GEMM=%s: expected ex or lt", e);
     return GEMM_EX;
 }
 
@@ -154,7 +151,7 @@ static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recom
  * ok false: cuBLASLt offered nothing for this key (the caller falls back to cublasGemmEx). */
 typedef struct {
     int M, N, K;
-    bool tA, tB, fast, c16, used; /* c16: C and D bf16 (matmul16_out16), else fp32 */
+    bool tA, tB, c16, used; /* c16: C and D bf16 (matmul16_out16), else fp32 */
     unsigned align[4]; /* bytes: the Lt operands A (our B), B (our A), C, D */
     bool ok;
     cublasLtMatmulDesc_t desc;
@@ -185,8 +182,8 @@ static void lt_plan_release(LtPlan *p) {
 /* Builds the descriptors of C^T = op(B)^T op(A)^T (column-major, operands swapped as in cublasGemmEx) and asks the
  * heuristic for one algorithm. */
 static void lt_plan_build(LtPlan *p) {
-    cudaDataType_t t = p->fast ? CUDA_R_32F : CUDA_R_16BF;
-    cublasComputeType_t ct = p->fast ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    const cudaDataType_t t = CUDA_R_16BF;
+    const cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     int32_t opa = p->tB ? CUBLAS_OP_T : CUBLAS_OP_N, opb = p->tA ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, ct, CUDA_R_32F));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
@@ -220,22 +217,22 @@ static void lt_plan_build(LtPlan *p) {
         cublasLtMatrixLayoutDestroy(p->lc);
         static bool said;
         if (!said)
-            fprintf(stderr, "simpo_dist: cuBLASLt offers no algorithm for a %s GEMM M=%d N=%d K=%d (%s); "
+            fprintf(stderr, "simpo_dist: cuBLASLt offers no algorithm for a bf16 GEMM M=%d N=%d K=%d (%s); "
                             "using cublasGemmEx for such shapes\n",
-                    p->fast ? "fp32-in (fast bf16)" : "bf16", p->M, p->N, p->K, cublasGetStatusString(s));
+                    p->M, p->N, p->K, cublasGetStatusString(s));
         said = true;
     }
 }
-/* C = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16 (fast false) or fp32 converted by the library (fast
- * true); C fp32, or bf16 when c16. false when cuBLASLt has no algorithm for it (nothing was done). */
+/* C = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C fp32, or bf16 when c16. false when cuBLASLt has no
+ * algorithm for it (nothing was done). */
 static bool lt_matmul(void *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB, float alpha,
-                      float beta, bool fast, bool c16) {
+                      float beta, bool c16) {
     if (!g_lt) CUBLAS_CHECK(cublasLtCreate(&g_lt));
     unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(C)};
     LtPlan *p = NULL;
     for (int i = 0; i < LT_PLANS && !p; i++) {
         LtPlan *q = &g_plans[i];
-        if (q->used && q->M == M && q->N == N && q->K == K && q->tA == tA && q->tB == tB && q->fast == fast &&
+        if (q->used && q->M == M && q->N == N && q->K == K && q->tA == tA && q->tB == tB &&
             q->c16 == c16 && memcmp(q->align, al, sizeof al) == 0)
             p = q;
     }
@@ -243,7 +240,7 @@ static bool lt_matmul(void *C, const void *A, const void *B, int M, int N, int K
         p = &g_plans[g_plan_next];
         g_plan_next = (g_plan_next + 1) % LT_PLANS;
         lt_plan_release(p);
-        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->fast = fast, p->c16 = c16;
+        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->c16 = c16;
         memcpy(p->align, al, sizeof al);
         p->used = true;
         lt_plan_build(p);
@@ -263,7 +260,7 @@ static void gemm_bf16(void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bf
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, false, c16))
+    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, c16))
         CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
                                   &beta, C, c16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT));
@@ -284,7 +281,6 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
     if (empty_product(C, M, N, K, beta)) return;
     if (cu_bf16()) {
         GemmPath path = gemm_path();
-        if (path == GEMM_FAST && lt_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, true, false)) return;
         bool own_a, own_b;
         __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
         __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
@@ -315,7 +311,7 @@ static void gemm_mixed(void *C, bool c16, const void *A, bool a16, const void *B
 }
 
 /* backend.h matmul16: bf16-storage operands go to the GEMM as they are; an fp32 one is converted (or its held
- * copy used). With a bf16 operand the fast path (fp32 operands only) takes cuBLASLt's bf16 path instead. */
+ * copy used). */
 void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                    bool transB, float alpha, float beta) {
     if (!cu_bf16()) sd_die("cuda", "matmul16 needs the bf16 mode (model.dtype: bf16)");
@@ -327,8 +323,8 @@ void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, i
     gemm_mixed(C, false, A, a16, B, b16, M, N, K, transA, transB, alpha, beta);
 }
 
-/* backend.h matmul16_out16: matmul16 (alpha 1, beta 0) with C written as bf16 by the GEMM itself; the fast path
- * (fp32 operands only) does not apply, a bf16 operand goes as it is and an fp32 one is converted (or held) */
+/* backend.h matmul16_out16: matmul16 (alpha 1, beta 0) with C written as bf16 by the GEMM itself; a bf16 operand
+ * goes as it is and an fp32 one is converted (or held) */
 void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                          bool transA, bool transB) {
     if (!cu_bf16()) sd_die("cuda", "matmul16_out16 needs the bf16 mode (model.dtype: bf16)");

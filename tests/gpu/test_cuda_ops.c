@@ -189,10 +189,11 @@ static void t_matmul(int M, int N, int K) {
         for (int tB = 0; tB < 2; tB++)
             for (int acc = 0; acc < 2; acc++) matmul_case(M, N, K, tA, tB, acc, 0, tol, "");
 }
-/* bf16 mode (section matmul_bf16): every SIMPO_CUDA_GEMM path (matmul.cu: ex, lt, fast) against the CPU's bf16
+/* bf16 mode (section matmul_bf16): every SIMPO_CUDA_GEMM path (matmul.cu: ex, lt) against the CPU's bf16
  * emulation. Both round each operand element to bf16 (nearest even) and form exact products, so they differ only
  * by fp32 summation order: the fp32 tolerance holds (a TF32 or truncating operand conversion would be off by
- * ~2^-9 relative per product, far above it). Operands and C also start 4 / 8 bytes past an aligned address (the
+ * ~2^-9 relative per product, far above it: cuBLASLt's CUBLAS_COMPUTE_32F_FAST_16BF failed it on an H200 by 2e-3,
+ * and that path was removed). Operands and C also start 4 / 8 bytes past an aligned address (the
  * model's views into flat buffers can), which the cuBLASLt paths must pass to the heuristic as their alignment. */
 /* the bf16 mode on both backends, with SIMPO_CUDA_GEMM saved (bf16_begin) and restored (bf16_end) around a test
  * that switches GEMM paths */
@@ -209,9 +210,9 @@ static void bf16_end(char *saved) {
     else unsetenv("SIMPO_CUDA_GEMM");
 }
 static void t_matmul_bf16(int M, int N, int K, int off) {
-    static const char *paths[] = {"ex", "lt", "fast"};
+    static const char *paths[] = {"ex", "lt"};
     char *saved = bf16_begin();
-    for (int pi = 0; pi < 3; pi++) {
+    for (int pi = 0; pi < 2; pi++) {
         setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
         char label[48];
         snprintf(label, sizeof label, " bf16 SIMPO_CUDA_GEMM=%s", paths[pi]);
