@@ -214,6 +214,14 @@ run_dpo() { # the SimPO paper's runtime claim: DPO as the peer runs it costs mor
   else bench dpo 150 "${passed[*]}" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 "${storage[@]}" --loss dpo ${1:-}; fi
   stamp "bench dpo"
 }
+run_consistency() { # the model on benchmark-like shapes: CPU against GPU, reruns bitwise (scripts/gpu_consistency.sh)
+  local d=""
+  [ $DRY = 1 ] && d=--dry
+  OUT=$OUT timeout 240 bash scripts/gpu_consistency.sh --no-sanitizer $d > "$OUT/consistency.txt" 2>&1
+  echo "consistency (scripts/gpu_consistency.sh):" >> "$OUT/variants.txt"
+  cat "$OUT/consistency/verdicts.txt" >> "$OUT/variants.txt" 2>/dev/null
+  stamp "consistency"
+}
 run_singles() { # each passing variant alone (what a time limit cuts first)
   for v in "${passed[@]}"; do
     bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
@@ -224,7 +232,7 @@ peer=--peer
 { has --no-peer || [ $DRY = 1 ]; } && peer=""
 # the order of the runs: --runs LIST (names of the run_ functions above, comma-separated; the peer runs in the
 # first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts from the end
-runs="base noshare profile all"
+runs="base consistency noshare profile all"
 has --recompute && runs+=" recompute lean fit46 fit36 nocache"
 has --dpo && runs+=" dpo"
 runs+=" singles"
