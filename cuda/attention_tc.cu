@@ -377,12 +377,12 @@ static void tc_launch_bwd(float *dq, float *dk, float *dv, const float *dout, co
 }
 
 /* The second version (attention_tc2.cu: bf16 pre-pass, cp.async pipelining, 128-row tiles of 8 warps, O kept in
- * fragments), the default, and the third (attention_tc3.cu: mma.sync with scores in registers) run from their
- * kernel tables (attn_tc_run_fwd / _bwd); SIMPO_CUDA_ATTN_TC = 1, 2 or 3 picks one (cuda_attn_tc_version,
- * attention_tc2.cu; read on every call). NULL: this version. */
+ * fragments), the third (attention_tc3.cu: mma.sync with scores in registers), the default, and the fourth (the
+ * third's kernels in blocks of 4 warps) run from their kernel tables (attn_tc_run_fwd / _bwd); SIMPO_CUDA_ATTN_TC =
+ * 1, 2, 3 or 4 picks one (cuda_attn_tc_version, attention_tc2.cu; read on every call). NULL: this version. */
 static AttnTcImpl *tc_impl(void) {
     const int ver = cuda_attn_tc_version();
-    return ver == 3 ? &attn_tc3_impl : ver == 2 ? &attn_tc2_impl : NULL;
+    return ver == 4 ? &attn_tc4_impl : ver == 3 ? &attn_tc3_impl : ver == 2 ? &attn_tc2_impl : NULL;
 }
 
 /* cuda_attn_fwd / cuda_attn_bwd on tensor cores: called by attention.cu for HD in {64, 128} with 16-byte

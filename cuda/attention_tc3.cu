@@ -71,25 +71,27 @@
 
 typedef __nv_bfloat16 bf16;
 
-enum {
-    T3_BM = 128,     /* rows of a block's tile (queries; keys in dk/dv) */
-    T3_BN = 64,      /* rows of the inner tiles it loops over */
-    T3_WARPS = 8,    /* warp w owns rows 16 w .. 16 w + 15 of the block's tile */
-    T3_THREADS = 256,
-    T3_NS = 3,       /* pipeline stages of K / V tiles (forward, dq) */
-    T3_NS_KV = 2,    /* pipeline stages of Q / dO tiles (dk/dv) */
-};
+enum { T3_BN = 64 }; /* rows of the inner tiles a block loops over (keys; queries in dk/dv) */
 
-template <int HD> struct T3 {
-    static constexpr int LDB = HD + 8;       /* bf16 tile row stride (elements) */
-    static constexpr int TILE = T3_BN * LDB; /* elements of a 64-row tile */
-    static constexpr size_t SMEM_F = ((size_t)2 * T3_NS * TILE + (size_t)T3_BM * LDB) * 2;
-    static constexpr size_t SMEM_Q = ((size_t)2 * T3_NS * TILE + (size_t)2 * T3_BM * LDB) * 2;
+/* A block of W warps: version 3 W = 8 (tiles of 128 rows, one block per SM at HD 128: registers and shared memory
+ * allow no second), version 4 W = 4 (tiles of 64 rows, 2-stage pipelines, so that two blocks share an SM at HD 128
+ * and three or four at HD 64: while one waits at its barrier the other computes, as FlashAttention-2 runs; each
+ * staged K / V or Q / dO tile serves half the rows). Warp w owns rows 16 w .. 16 w + 15 of the block's tile. */
+template <int HD, int W> struct T3 {
+    static constexpr int BM = 16 * W, THREADS = 32 * W;
+    static constexpr int NS = W == 8 ? 3 : 2; /* pipeline stages of K / V tiles (forward, dq) */
+    static constexpr int NSKV = 2;            /* pipeline stages of Q / dO tiles (dk/dv) */
+    static constexpr int LDB = HD + 8;        /* bf16 tile row stride (elements) */
+    static constexpr int TILE = T3_BN * LDB;  /* elements of a 64-row tile */
+    static constexpr size_t SMEM_F = ((size_t)2 * NS * TILE + (size_t)BM * LDB) * 2;
+    static constexpr size_t SMEM_Q = ((size_t)2 * NS * TILE + (size_t)2 * BM * LDB) * 2;
     static constexpr size_t SMEM_K =
-        ((size_t)2 * T3_BM * LDB + (size_t)2 * T3_NS_KV * TILE) * 2 + (size_t)2 * T3_NS_KV * T3_BN * 4;
+        ((size_t)2 * BM * LDB + (size_t)2 * NSKV * TILE) * 2 + (size_t)2 * NSKV * T3_BN * 4;
     static_assert(HD % 16 == 0 && HD >= 64, "head dims 64, 128");
-    static_assert((TILE * 2) % 128 == 0 && (T3_BM * LDB * 2) % 128 == 0, "regions stay 128-byte aligned");
+    static_assert((TILE * 2) % 128 == 0 && (BM * LDB * 2) % 128 == 0, "regions stay 128-byte aligned");
 };
+template <int HD> using T3v3 = T3<HD, 8>;
+template <int HD> using T3v4 = T3<HD, 4>;
 
 /* ---- fragments from shared bf16 tiles (row stride LD elements), one warp ---- */
 
@@ -168,25 +170,26 @@ static __device__ __forceinline__ void t3_write_rows(T *g, size_t stride, const 
 }
 
 /* ---- forward ---- */
-/* HD 64: two blocks per SM (127 registers, 2 x 72 KB of shared memory); B16: q and out bf16 storage (attn_fwd_b16),
- * else fp32 */
-template <int HD, bool B16>
-__global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
-    attn_tc3_fwd_k(typename AttnIo<B16>::T *out, float *lse, const typename AttnIo<B16>::T *q, const bf16 *kb,
-                   const bf16 *vb, const int *cu, int S, int NH, int NKV, float sl2 /* log2(e) / sqrt(HD) */) {
-    typedef T3<HD> Z;
-    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
+/* the body of the forward kernels (below) for blocks of W warps; B16: q and out bf16 storage (attn_fwd_b16), else
+ * fp32 */
+template <int HD, bool B16, int W>
+static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, float *lse,
+                                              const typename AttnIo<B16>::T *q, const bf16 *kb, const bf16 *vb,
+                                              const int *cu, int S, int NH, int NKV,
+                                              float sl2 /* log2(e) / sqrt(HD) */) {
+    typedef T3<HD, W> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NS, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
     bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     AttnQTile z;
-    if (!attn_query_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
+    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
-    attn_stage_q<HD, T3_BM, T3_THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
+    attn_stage_q<HD, BM, THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
     __syncthreads();
     uint32_t qa[NF][4];
 #pragma unroll
@@ -199,7 +202,7 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
     for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2); /* this thread's copies of tile t have landed */
         __syncthreads();               /* everyone's have; everyone is done with tile t - 1 */
-        attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
+        attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
         int k0, nk, ncb;
         bool full;
         if (!attn_key_tile<T3_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
@@ -274,30 +277,43 @@ __global__ void __launch_bounds__(T3_THREADS, HD == 64 ? 2 : 1)
         if (tg == 0 && i <= z.qlast) lse[(size_t)i * NH + z.h] = (m[r] + log2f(l[r])) * ATTN_LN2;
     }
 }
+/* version 3: 8 warps, at HD 64 two blocks per SM (127 registers, 2 x 72 KB of shared memory); version 4: 4 warps,
+ * two blocks per SM at HD 128, four at HD 64 */
+#define T3_FWD_ARGS                                                                                               \
+    typename AttnIo<B16>::T *out, float *lse, const typename AttnIo<B16>::T *q, const bf16 *kb, const bf16 *vb, \
+        const int *cu, int S, int NH, int NKV, float sl2
+template <int HD, bool B16>
+__global__ void __launch_bounds__(256, HD == 64 ? 2 : 1) attn_tc3_fwd_k(T3_FWD_ARGS) {
+    t3_fwd<HD, B16, 8>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2);
+}
+template <int HD, bool B16>
+__global__ void __launch_bounds__(128, HD == 64 ? 4 : 2) attn_tc4_fwd_k(T3_FWD_ARGS) {
+    t3_fwd<HD, B16, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2);
+}
 
 /* ---- backward: dQ ---- */
-template <int HD, bool B16> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
-__global__ void __launch_bounds__(T3_THREADS, 1)
-    attn_tc3_dq_k(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
-                  const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale) {
-    typedef T3<HD> Z;
-    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS, TILE = Z::TILE;
+template <int HD, bool B16, int W> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
+static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob,
+                                             const bf16 *kb, const bf16 *vb, const float *lse, const float *D,
+                                             const int *cu, int S, int NH, int NKV, float sl2, float scale) {
+    typedef T3<HD, W> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NS, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
-    bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE, *dOs = Qs + T3_BM * LDB;
+    bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE, *dOs = Qs + BM * LDB;
     const int warp = threadIdx.x >> 5, tg = threadIdx.x & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     AttnQTile z;
-    if (!attn_query_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
+    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
     const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * ATTN_LOG2E,
                            lse[(size_t)z.row[1] * NH + z.h] * ATTN_LOG2E};
     const float Dr[2] = {D[(size_t)z.row[0] * NH + z.h], D[(size_t)z.row[1] * NH + z.h]};
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq);
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_cp_tile<HD, BM, THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_cp_tile<HD, BM, THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
     __pipeline_commit();
 #pragma unroll
-    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
+    for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
     __pipeline_wait_prior(NS - 1); /* Q, dO landed */
     __syncthreads();
     uint32_t qa[NF][4], da[NF][4];
@@ -313,7 +329,7 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     for (int t = 0; t < z.nt; t++) {
         __pipeline_wait_prior(NS - 2);
         __syncthreads(); /* tile t visible; tile t - 1 done by everyone */
-        attn_cp_kv<HD, T3_BN, T3_THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
+        attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, t + NS - 1);
         int k0, nk, ncb;
         bool full;
         if (!attn_key_tile<T3_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
@@ -361,32 +377,43 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     if (!z.active) return;
     t3_write_rows<HD>(dq + (size_t)z.h * HD, qs, acc, z.wfirst, z.wlast - z.wfirst + 1, 1.0f, 1.0f);
 }
+#define T3_DQ_ARGS                                                                                                \
+    typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse, \
+        const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale
+template <int HD, bool B16>
+__global__ void __launch_bounds__(256, 1) attn_tc3_dq_k(T3_DQ_ARGS) {
+    t3_dq<HD, B16, 8>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
+}
+template <int HD, bool B16>
+__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dq_k(T3_DQ_ARGS) {
+    t3_dq<HD, B16, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
+}
 
 /* ---- backward: dK, dV ---- */
-template <int HD, bool B16> /* B16: dk, dv bf16 storage (attn_bwd_b16), else fp32 */
-__global__ void __launch_bounds__(T3_THREADS, 1)
-    attn_tc3_dkdv_k(typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
-                    const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
-                    float scale) {
-    typedef T3<HD> Z;
-    constexpr int LDB = Z::LDB, NF = HD / 16, NS = T3_NS_KV, TILE = Z::TILE;
+template <int HD, bool B16, int W> /* B16: dk, dv bf16 storage (attn_bwd_b16), else fp32 */
+static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv,
+                                               const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+                                               const float *lse, const float *D, const int *cu, int S, int NH,
+                                               int NKV, float sl2, float scale) {
+    typedef T3<HD, W> Z;
+    constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NSKV, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
-    bf16 *Ks = (bf16 *)t3_smem, *Vs = Ks + T3_BM * LDB, *Qb = Vs + T3_BM * LDB, *dOb = Qb + NS * TILE;
+    bf16 *Ks = (bf16 *)t3_smem, *Vs = Ks + BM * LDB, *Qb = Vs + BM * LDB, *dOb = Qb + NS * TILE;
     float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T3_BN; /* lse, D of the query tile [NS][64] */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const size_t ks = (size_t)NKV * HD;
     AttnKTile z;
-    if (!attn_kv_tile<T3_BM, T3_BN>(z, cu, S, NH, NKV)) return;
+    if (!attn_kv_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
     /* the lane's key rows j0 + g, j0 + g + 8; a row past the tile's end sees nothing (INT_MAX: every query masked) */
     const int key[2] = {warp * 16 + g < z.nk ? z.j0 + g : 0x7fffffff,
                         warp * 16 + g + 8 < z.nk ? z.j0 + g + 8 : 0x7fffffff};
 
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
-    attn_cp_tile<HD, T3_BM, T3_THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
+    attn_cp_tile<HD, BM, THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
+    attn_cp_tile<HD, BM, THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
     __pipeline_commit();
 #pragma unroll
     for (int s = 0; s < NS - 1; s++)
-        attn_cp_qiter<HD, T3_BN, T3_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, s);
+        attn_cp_qiter<HD, T3_BN, THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, s);
     float dka[HD / 8][4], dva[HD / 8][4];
 #pragma unroll
     for (int n = 0; n < HD / 8; n++)
@@ -395,7 +422,7 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     for (int it = 0; it < z.nit; it++) {
         __pipeline_wait_prior(NS - 2); /* K, V and query tile it have landed (this thread's copies) */
         __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
-        attn_cp_qiter<HD, T3_BN, T3_THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, it + NS - 1);
+        attn_cp_qiter<HD, T3_BN, THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, it + NS - 1);
         int q0, nq, nb0, nqb; /* query blocks of 16 from nb0 on: those before the warp's first key are masked out */
         bool full;            /* nothing masked */
         if (!attn_query_iter<T3_BN>(z, it, &q0, &nq, &nb0, &nqb, &full)) continue;
@@ -460,6 +487,18 @@ __global__ void __launch_bounds__(T3_THREADS, 1)
     const int rows = min(16, z.nk - warp * 16);
     t3_write_rows<HD>(dk + (size_t)z.kvh * HD, ks, dka, z.j0, rows, 1.0f, 1.0f);
     t3_write_rows<HD>(dv + (size_t)z.kvh * HD, ks, dva, z.j0, rows, 1.0f, 1.0f);
+}
+#define T3_DKDV_ARGS                                                                                              \
+    typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb,     \
+        const bf16 *vb, const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,        \
+        float scale
+template <int HD, bool B16>
+__global__ void __launch_bounds__(256, 1) attn_tc3_dkdv_k(T3_DKDV_ARGS) {
+    t3_dkdv<HD, B16, 8>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
+}
+template <int HD, bool B16>
+__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dkdv_k(T3_DKDV_ARGS) {
+    t3_dkdv<HD, B16, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
 }
 
 /* ---- the wrappers' self-check (one warp): D = A B through both B loads, and E = bf16(D) B through the
@@ -536,4 +575,8 @@ extern "C" int cuda_attn_tc3_mma_check(void) {
 /* ---- host side: attention_tc2.cu's pre-passes and launches (attn_tc_run_fwd / _bwd) run this table when
  * cuda_attn_tc_version() is 3 (attention_tc.cu's cuda_attn_tc_fwd / cuda_attn_tc_bwd) ---- */
 
-AttnTcImpl attn_tc3_impl = ATTN_TC_IMPL("v3", T3_BM, T3_THREADS, attn_tc3_fwd_k, attn_tc3_dq_k, attn_tc3_dkdv_k, T3);
+AttnTcImpl attn_tc3_impl = ATTN_TC_IMPL("v3", T3v3<64>::BM, T3v3<64>::THREADS, attn_tc3_fwd_k, attn_tc3_dq_k,
+                                        attn_tc3_dkdv_k, T3v3);
+/* version 4 (SIMPO_CUDA_ATTN_TC=4): the same kernels in blocks of 4 warps (T3 above) */
+AttnTcImpl attn_tc4_impl = ATTN_TC_IMPL("v4", T3v4<64>::BM, T3v4<64>::THREADS, attn_tc4_fwd_k, attn_tc4_dq_k,
+                                        attn_tc4_dkdv_k, T3v4);

@@ -65,7 +65,7 @@ bool cuda_attn_tc_fwd16(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, 
 bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_bfloat16 *dout,
                         const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v, const __nv_bfloat16 *out, const float *lse,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD);
-/* SIMPO_CUDA_ATTN_TC = 1, 2 or 3 (attention_tc2.cu; read on every call) */
+/* SIMPO_CUDA_ATTN_TC = 1, 2, 3 or 4 (attention_tc2.cu; read on every call) */
 int cuda_attn_tc_version(void);
 
 /* the element type of a kernel's q and out (forward) or dq, dk, dv (backward): fp32 (attn_fwd, attn_bwd) or bf16
@@ -92,7 +92,7 @@ typedef void (*AttnTcDkdv16K)(__nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_b
                               const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
                               float scale);
 struct AttnTcImpl {
-    const char *name;        /* "v2", "v3": for messages */
+    const char *name;        /* "v2", "v3", "v4": for messages */
     int BM, threads;         /* rows of every grid's tiles (queries; keys for dk/dv); threads per block */
     AttnTcFwdK fwd[2];       /* [0]: HD 64, [1]: HD 128 */
     AttnTcDqK dq[2];
@@ -111,7 +111,7 @@ struct AttnTcImpl {
      {DKDV<64, true>, DKDV<128, true>},                                                                         \
      {{Z<64>::SMEM_F, Z<128>::SMEM_F}, {Z<64>::SMEM_Q, Z<128>::SMEM_Q}, {Z<64>::SMEM_K, Z<128>::SMEM_K}},        \
      {{{0, 0}, {0, 0}, {0, 0}}, {{0, 0}, {0, 0}, {0, 0}}}}
-extern AttnTcImpl attn_tc2_impl, attn_tc3_impl; /* attention_tc2.cu, attention_tc3.cu */
+extern AttnTcImpl attn_tc2_impl, attn_tc3_impl, attn_tc4_impl; /* attention_tc2.cu, attention_tc3.cu (3 and 4) */
 
 /* the forward: a bf16 pre-pass of k, v (rows [cu_seqlens[0], cu_seqlens[S]), stream-ordered scratch), then
  * fwd(out, lse, q, kb, vb, cu, S, NH, NKV, log2(e) / sqrt(HD)) over tiles x NH blocks (a tile's heads adjacent) */

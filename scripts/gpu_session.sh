@@ -4,7 +4,8 @@
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
 #      attention version (section attn_tc; version 3, the default, falls back to 2 in the benchmarks below if any
 #      of its checks fails);
-#   2. each path worth a benchmark (lt: as fast as the default when measured) must pass its op checks of step 1 (no FAIL line
+#   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 4, v3's kernels in
+#      blocks of 4 warps, unmeasured) must pass its op checks of step 1 (no FAIL line
 #      naming it in test_cuda_ops), and the
 #      GEMM paths the whole model in the bf16 mode too (test_cuda_model with that variable: the fixture within the
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
@@ -70,9 +71,9 @@ wait
 
 # 2. the variants: their op checks (step 1's log; a missing log fails them all), then the GEMM paths on the whole
 #    model (bf16 section of test_cuda_model against the fixture)
-variants=("SIMPO_CUDA_GEMM=lt")
-# how test_cuda_ops' FAIL lines name each
-opfail=("SIMPO_CUDA_GEMM=lt ")
+variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=4")
+# how test_cuda_ops' FAIL lines name each (attention version 4 also in the bf16-storage section, attn_b16)
+opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc4\|FAIL.*(tc, v4)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -102,14 +103,14 @@ if [ -s "$log" ] && grep -q 'FAIL.*attn_tc3\|FAIL.*(tc, v3)' "$log"; then
   echo "attention v3: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=2:" >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_tc3\|FAIL.*(tc, v3)' "$log" >> "$OUT/variants.txt"
 fi
-# the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; version 2's
-# own attn_b16 lines excluded, they concern a fallback): if any op check of it failed, the benchmarks run with
-# model.bf16_storage: exact, so that their numbers still come from kernels that passed
+# the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
+# and 4's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
+# benchmarks run with model.bf16_storage: exact, so that their numbers still come from kernels that passed
 storage=()
-if [ -s "$log" ] && grep "FAIL" "$log" | grep -E "_b16|out16" | grep -vq "(tc, v2)"; then
+if [ -s "$log" ] && grep "FAIL" "$log" | grep -E "_b16|out16" | grep -vq "(tc, v[24])"; then
   storage=(--bf16-storage exact)
   echo "autocast storage: op checks FAILED, benchmarks with --bf16-storage exact:" >> "$OUT/variants.txt"
-  grep "FAIL" "$log" | grep -E "_b16|out16" | grep -v "(tc, v2)" | head -8 >> "$OUT/variants.txt"
+  grep "FAIL" "$log" | grep -E "_b16|out16" | grep -v "(tc, v[24])" | head -8 >> "$OUT/variants.txt"
 fi
 cat "$OUT/variants.txt"
 stamp "variants"

@@ -997,19 +997,23 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
     attn_gpu_run(&c, NULL, g1b);
     attn_bitwise("attn_tc ", g1, g1b, c.n);
     attn_free5(g1b);
-    /* The second and third versions (attention_tc2.cu, attention_tc3.cu; SIMPO_CUDA_ATTN_TC=2, 3): the same bounds
+    /* The second, third and fourth versions (attention_tc2.cu, attention_tc3.cu; SIMPO_CUDA_ATTN_TC=2, 3, 4; the
+     * fourth is the third's kernels in blocks of 4 warps, 64-row tiles and 2-stage pipelines): the same bounds
      * against the CPU; against the first version the same bounds again (two bf16 computations of the same formulas
      * with the same operand rounding; seen under the emulation: out <= 2.2e-3, lse 2e-7, dq / dk / dv <= 4.7e-3);
      * deterministic (two runs into fresh buffers bitwise equal; the CPU emulation, whose runs are sequential and
      * slow, skips the second run of the long shapes); and not bitwise the first version's out when a sequence spans
      * several key tiles (they sum them in another fp32 order with another softmax reference: proof that the version
-     * ran). Version 3 only on the shapes `v3` says (the emulation's time; on a GPU every shape). */
+     * ran). Versions 3 and 4 only on the shapes `v3` says (the emulation's time; on a GPU every shape). */
     const int rerun = c.N < 1000 || !strstr(cuda_device_name(), "CPU emulation");
     int longest = 0;
     for (int s = 0; s < S; s++) longest = lens[s] > longest ? lens[s] : longest;
-    for (int ver = 2; ver <= 3; ver++) {
-        if (ver == 3 && !v3 && strstr(cuda_device_name(), "CPU emulation")) continue;
-        setenv("SIMPO_CUDA_ATTN_TC", ver == 2 ? "2" : "3", 1);
+    float *r3[5] = {NULL, NULL, NULL, NULL, NULL}; /* version 3's, for version 4's bitwise check */
+    for (int ver = 2; ver <= 4; ver++) {
+        if (ver >= 3 && !v3 && strstr(cuda_device_name(), "CPU emulation")) continue;
+        char vs[4];
+        snprintf(vs, sizeof vs, "%d", ver);
+        setenv("SIMPO_CUDA_ATTN_TC", vs, 1);
         float *r[5], *rb[5] = {NULL, NULL, NULL, NULL, NULL};
         attn_gpu_run(&c, NULL, r);
         if (rerun) attn_gpu_run(&c, NULL, rb);
@@ -1025,8 +1029,21 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
         if (longest > 64)
             CHECK(memcmp(r[0], g1[0], c.n[0] * 4) != 0,
                   "%s: out is bitwise the first version's: version %d did not run", what2, ver);
-        attn_free5(r), attn_free5(rb);
+        /* version 4 runs version 3's per-warp arithmetic (each warp's 16 rows, the same 64-row inner tiles from the
+         * sequence start, in the same order), only fewer warps per block: every output bitwise version 3's */
+        if (ver == 4 && r3[0]) {
+            static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+            for (int t = 0; t < 5; t++) {
+                char lb[200];
+                snprintf(lb, sizeof lb, "%s: %s bitwise version 3's", what2, names[t]);
+                bitwise(lb, r[t], r3[t], c.n[t] * 4);
+            }
+        }
+        attn_free5(rb);
+        if (ver == 3) memcpy(r3, r, sizeof r);
+        else attn_free5(r);
     }
+    if (r3[0]) attn_free5(r3);
     attn_free5(g1);
     attn_case_free(&c);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
@@ -1199,9 +1216,10 @@ static void perf(void) {
      * the download of cu_seqlens) */
     const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
     char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
-    static const char *ver[4] = {"1", "1", "2", "3"};
-    static const char *label[4] = {"", " (tensor cores, bf16)", " (tensor cores v2, bf16)", " (tensor cores v3, bf16)"};
-    for (int tc = 0; tc < 4; tc++) { /* fp32, tensor cores v1, v2, v3 (attention_tc.cu, attention_tc2.cu, _tc3.cu) */
+    static const char *ver[5] = {"1", "1", "2", "3", "4"};
+    static const char *label[5] = {"", " (tensor cores, bf16)", " (tensor cores v2, bf16)", " (tensor cores v3, bf16)",
+                                   " (tensor cores v4, bf16)"};
+    for (int tc = 0; tc < 5; tc++) { /* fp32, tensor cores v1 .. v4 (attention_tc.cu, attention_tc2.cu, _tc3.cu) */
         setenv("SIMPO_CUDA_ATTN", tc ? "tc" : "fp32", 1);
         setenv("SIMPO_CUDA_ATTN_TC", ver[tc], 1);
         gpu->attn_fwd(d_o, d_l, d_q, d_k, d_v, d_cu, S, NH, NKV, HD, NULL); /* warm-up */
@@ -1222,7 +1240,7 @@ static void perf(void) {
                "(%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
                label[tc], S, 1024, NH, NKV, HD, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
     }
-    /* the bf16-storage entries (model.bf16_storage: autocast, the model's default) on versions 2 and 3, at HD 128
+    /* the bf16-storage entries (model.bf16_storage: autocast, the model's default) on versions 2, 3 and 4, at HD 128
      * and at the 1b benchmark's HD 64 (the same tokens and heads): no bf16 pre-passes of q, k, v */
     uint16_t *b[8]; /* q, k, v, out, dq, dk, dv, dout */
     const size_t bn[8] = {nq, nk, nk, nq, nq, nk, nk, nq};
@@ -1231,8 +1249,10 @@ static void perf(void) {
     gpu->to_bf16(b[7], d_o, nq);
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
     for (int hd = 128; hd >= 64; hd /= 2)
-        for (int v = 2; v <= 3; v++) {
-            setenv("SIMPO_CUDA_ATTN_TC", v == 2 ? "2" : "3", 1);
+        for (int v = 2; v <= 4; v++) {
+            char vs[4];
+            snprintf(vs, sizeof vs, "%d", v);
+            setenv("SIMPO_CUDA_ATTN_TC", vs, 1);
             gpu->attn_fwd_b16(b[3], d_l, b[0], b[1], b[2], d_cu, S, NH, NKV, hd, NULL); /* warm-up */
             cuda_synchronize();
             t0 = sd_now();
@@ -1409,7 +1429,7 @@ int main(int argc, char **argv) {
     if (want("attn_b16")) {
         static const int a[] = {1, 7, 64, 130}, b[] = {5, 0, 33, 1}, c[] = {200};
         AttnOpts fx = {.scale = (float)pow(24.0, -0.5), .softcap = 3.0f, .window = 8};
-        for (int ver = 1; ver <= 3; ver++) {
+        for (int ver = 1; ver <= 4; ver++) {
             t_attn_b16(a, 4, 0, 4, 2, 64, NULL, "tc", ver);
             t_attn_b16(b, 4, 3, 8, 2, 128, NULL, "tc", ver);
         }
