@@ -3,7 +3,10 @@
  * stays fp32; with p16 also the updated weights' bf16 copy. Elementwise, grid-stride: four elements per thread and
  * step in 16-byte accesses (p, g, m, v; 8 bytes of p16) where the pointers allow it, the rest one by one: the
  * optimizer is the step's largest memory traffic (~30 bytes per parameter), and 4-byte accesses leave part of the
- * bandwidth unused. Both paths run the same arithmetic per element (adamw_one), so the results are the same. */
+ * bandwidth unused. Both paths run the same arithmetic per element (adamw_one), so the results are the same.
+ * adamw_sumsq (gscale 1) also adds up the gradients' squares as it reads them, in the deterministic two passes of
+ * elementwise.cu's sumsq (a fixed grid of partials, then one block's fixed tree): the gradient norm without a pass
+ * of its own when nothing clips. */
 #include "cuda_common.cuh"
 
 typedef struct {
@@ -50,6 +53,70 @@ __global__ void adamw4_k(float *p, uint16_t *p16, const float *g, float *m, floa
             ((uint2 *)p16)[i] = make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
         }
     }
+}
+
+/* adamw_sumsq's pass: AdamW (gscale 1) with each thread adding its gradients' squares in double as it reads them,
+ * the block's sum by a fixed tree to part[blockIdx.x]; a fixed grid (cu_sumsq_blocks(n)), so the same n gives the
+ * same partials. VEC: the 4-wide body (p, g, m, v 16-byte aligned, p16 8-byte aligned) and the < 4 elements after it
+ * one by one; else all one by one. */
+template <bool VEC>
+__global__ void __launch_bounds__(CU_SS_THREADS) adamw_ss_k(double *part, float *p, uint16_t *p16, const float *g,
+                                                            float *m, float *v, size_t n, AdamwArgs a) {
+    __shared__ double sh[CU_SS_THREADS];
+    const size_t t0 = blockIdx.x * (size_t)CU_SS_THREADS + threadIdx.x, stride = (size_t)gridDim.x * CU_SS_THREADS;
+    double s = 0.0;
+    size_t done = 0;
+    if (VEC) {
+        const size_t n4 = n / 4;
+        for (size_t i = t0; i < n4; i += stride) {
+            float4 P = ((const float4 *)p)[i], G = ((const float4 *)g)[i], M = ((const float4 *)m)[i],
+                   V = ((const float4 *)v)[i];
+            s += (double)G.x * G.x + (double)G.y * G.y + (double)G.z * G.z + (double)G.w * G.w;
+            adamw_one(P.x, G.x, M.x, V.x, a);
+            adamw_one(P.y, G.y, M.y, V.y, a);
+            adamw_one(P.z, G.z, M.z, V.z, a);
+            adamw_one(P.w, G.w, M.w, V.w, a);
+            ((float4 *)p)[i] = P;
+            ((float4 *)m)[i] = M;
+            ((float4 *)v)[i] = V;
+            if (p16) {
+                uint16_t b[4];
+                cu_store(&b[0], P.x), cu_store(&b[1], P.y), cu_store(&b[2], P.z), cu_store(&b[3], P.w);
+                ((uint2 *)p16)[i] =
+                    make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
+            }
+        }
+        done = n4 * 4;
+    }
+    for (size_t i = done + t0; i < n; i += stride) {
+        const float gi = g[i];
+        float pi = p[i], mi = m[i], vi = v[i];
+        s += (double)gi * gi;
+        adamw_one(pi, gi, mi, vi, a);
+        p[i] = pi;
+        m[i] = mi;
+        v[i] = vi;
+        if (p16) cu_store(&p16[i], pi);
+    }
+    s = cu_block_sum<CU_SS_THREADS>(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
+                      double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    if (!n) {
+        CUDA_CHECK(cudaMemsetAsync(sumsq, 0, sizeof(double), cu_stream()));
+        return;
+    }
+    const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
+    const size_t nb = cu_sumsq_blocks(n);
+    double *part = (double *)cu_scratch(nb * sizeof(double), "adamw_sumsq partials");
+    if (cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0)
+        adamw_ss_k<true><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    else adamw_ss_k<false><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    CUDA_LAUNCH_CHECK("adamw_sumsq");
+    cu_sum_partials(sumsq, part, nb);
+    cu_scratch_free(part);
 }
 
 void cuda_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,

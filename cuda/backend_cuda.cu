@@ -295,6 +295,7 @@ const Backend *backend_cuda(void) {
         b.xent_stats = cuda_xent_stats;
         b.xent_bwd = cuda_xent_bwd;
         b.adamw = cuda_adamw;
+        b.adamw_sumsq = cuda_adamw_sumsq;
         b.host_addressable = false; /* collectives stage through host (MPI) or go to NCCL on this stream */
         b.sync = cuda_synchronize;  /* NCCL orders its streams after the backend's work through this */
         g_cuda = b;

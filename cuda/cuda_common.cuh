@@ -177,6 +177,12 @@ void cuda_add(float *y, const float *x, size_t n);
 void cuda_scale(float *x, float s, size_t n);
 double cuda_sumsq(const float *x, size_t n);
 void cuda_sumsq_many(double *out, const float *const *x, const size_t *n, int count);
+/* the deterministic sum of squares' two passes, for kernels that form their own partials (adamw_sumsq): the block
+ * count of the first pass for n elements (a function of n only: >= 8 elements per thread, at most 1024 blocks of
+ * CU_SS_THREADS), and the second pass (*out = the partials' sum by a fixed tree, enqueued on the stream) */
+enum { CU_SS_THREADS = 256 };
+size_t cu_sumsq_blocks(size_t n);
+void cu_sum_partials(double *out, const double *part, size_t nb);
 /* x = beta == 0 ? 0 : beta * x (matmul with K = 0) */
 void cuda_beta_scale(float *x, float beta, size_t n);
 
@@ -224,4 +230,6 @@ void cuda_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const
                        int V_off);
 void cuda_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                 double b1, double b2, double eps, double wd, double bc1, double bc2);
+void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, double lr,
+                      double b1, double b2, double eps, double wd, double bc1, double bc2);
 #endif

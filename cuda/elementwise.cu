@@ -35,7 +35,7 @@ void cuda_beta_scale(float *x, float beta, size_t n) {
     CUDA_LAUNCH_CHECK("matmul (K = 0)");
 }
 
-enum { SS_THREADS = 256, SS_MAX_BLOCKS = 1024 };
+enum { SS_THREADS = CU_SS_THREADS, SS_MAX_BLOCKS = 1024 };
 
 __global__ void __launch_bounds__(SS_THREADS) sumsq_partial_k(double *part, const float *x, size_t n) {
     __shared__ double sh[SS_THREADS];
@@ -54,16 +54,19 @@ __global__ void __launch_bounds__(SS_THREADS) sumsq_final_k(double *out, const d
 }
 
 /* blocks of the first pass for n elements: a function of n only (>= 8 elements per thread, at most 1024) */
-static size_t sumsq_blocks(size_t n) {
+size_t cu_sumsq_blocks(size_t n) {
     size_t nb = (n + (size_t)SS_THREADS * 8 - 1) / ((size_t)SS_THREADS * 8);
     return nb > (size_t)SS_MAX_BLOCKS ? (size_t)SS_MAX_BLOCKS : nb;
+}
+void cu_sum_partials(double *out, const double *part, size_t nb) {
+    sumsq_final_k<<<1, SS_THREADS, 0, cu_stream()>>>(out, part, (int)nb);
+    CUDA_LAUNCH_CHECK("sumsq (final)");
 }
 /* enqueues the two passes over x[0 .. n) (n > 0): nb partials into part, their sum into *out (device) */
 static void sumsq_enqueue(double *out, double *part, const float *x, size_t n, size_t nb) {
     sumsq_partial_k<<<(unsigned)nb, SS_THREADS, 0, cu_stream()>>>(part, x, n);
     CUDA_LAUNCH_CHECK("sumsq");
-    sumsq_final_k<<<1, SS_THREADS, 0, cu_stream()>>>(out, part, (int)nb);
-    CUDA_LAUNCH_CHECK("sumsq (final)");
+    cu_sum_partials(out, part, nb);
 }
 
 double cuda_sumsq(const float *x, size_t n) {
@@ -76,12 +79,12 @@ double cuda_sumsq(const float *x, size_t n) {
 void cuda_sumsq_many(double *out, const float *const *x, const size_t *n, int count) {
     if (count <= 0) return;
     size_t parts = 0;
-    for (int i = 0; i < count; i++) parts += n[i] ? sumsq_blocks(n[i]) : 0;
+    for (int i = 0; i < count; i++) parts += n[i] ? cu_sumsq_blocks(n[i]) : 0;
     double *d = (double *)cu_scratch(((size_t)count + parts) * sizeof(double), "sumsq partials");
     double *part = d + count;
     for (int i = 0; i < count; i++) {
         if (!n[i]) continue;
-        size_t nb = sumsq_blocks(n[i]);
+        size_t nb = cu_sumsq_blocks(n[i]);
         sumsq_enqueue(d + i, part, x[i], n[i], nb);
         part += nb;
     }

@@ -272,6 +272,12 @@ typedef struct Backend {
      * instead of by a pass of their own. */
     void (*adamw)(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                   double b1, double b2, double eps, double wd, double bc1, double bc2);
+    /* adamw with gscale 1 that also writes sumsq(g) (accumulated in double; the CPU's bitwise its sumsq, a GPU's
+     * within double rounding of it) to *sumsq (backend memory, one double; the caller downloads many at once): the
+     * gradient norm formed as AdamW reads the gradients, when nothing clips them (optim_step_norm), instead of in a
+     * pass of its own before the step. NULL: the caller runs sumsq_many first. */
+    void (*adamw_sumsq)(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
+                        double lr, double b1, double b2, double eps, double wd, double bc1, double bc2);
 } Backend;
 
 /* sumsq_many, or the loop over sumsq it stands for on a backend without it */

@@ -11,7 +11,7 @@
     X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)              \
     X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd)             \
     X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
-    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(matmul16_out16)                 \
+    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_out16)                 \
     X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16) X(rope_bwd_b16)           \
     X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16)
 #define OP_ENUM(name) OP_##name,
@@ -239,6 +239,11 @@ static void p_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, c
 static void p_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
                     double b1, double b2, double eps, double wd, double bc1, double bc2) {
     TIMED(adamw, (p16 ? 30.0 : 28.0) * n, g_in->adamw(p, p16, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
+}
+static void p_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
+                          double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    TIMED(adamw_sumsq, (p16 ? 30.0 : 28.0) * n,
+          g_in->adamw_sumsq(sumsq, p, p16, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
 }
 
 const Backend *backend_profiled(const Backend *inner) {

@@ -28,6 +28,7 @@ void optim_free(Optim *o, const Backend *be) {
     if (!o) return;
     be->free(o->exp_avg);
     be->free(o->exp_avg_sq);
+    if (o->ss) be->free(o->ss);
     free(o);
 }
 
@@ -46,22 +47,46 @@ void optim_skip(Optim *o) {
     o->skipped++;
 }
 
+/* whether piece i counts in the norm: a replicated parameter's gradient is the same on every TP rank */
+static bool norm_counts(const Model *m, const OwnedPiece *pc) {
+    return !(m->specs[pc->param].split == SPLIT_REPL && m->tp_rank != 0);
+}
+/* the global norm from this rank's sum of squares over the pieces it counts */
+static double norm_reduce(const Model *m, const ZeroPlan *plan, double s) {
+    if (m->grid && plan->stage >= 1) comm_allreduce_sum_f64(m->grid, GROUP_DP, &s, 1); /* shards partition */
+    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1);
+    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_PP, &s, 1); /* each stage its own layers */
+    return sqrt(s);
+}
+
 double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
     /* every piece's sum of squares in one backend call (one round trip to a GPU), added in piece order */
     size_t *st = sd_alloc(sizeof(*st) * 2 * (size_t)(plan->npieces + 1), "grad norm"), *n = st + plan->npieces + 1;
     int k = 0;
     for (int i = 0; i < plan->npieces; i++) {
         const OwnedPiece *pc = &plan->pieces[i];
-        if (m->specs[pc->param].split == SPLIT_REPL && m->tp_rank != 0) continue; /* same on every TP rank */
+        if (!norm_counts(m, pc)) continue;
         st[k] = pc->flat.start;
         n[k++] = pc->flat.end - pc->flat.start;
     }
     double s = model_grad_sumsq_ranges(m, st, n, k, NULL);
     free(st);
-    if (m->grid && plan->stage >= 1) comm_allreduce_sum_f64(m->grid, GROUP_DP, &s, 1); /* shards partition */
-    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_TP, &s, 1);
-    if (m->grid) comm_allreduce_sum_f64(m->grid, GROUP_PP, &s, 1); /* each stage its own layers */
-    return sqrt(s);
+    return norm_reduce(m, plan, s);
+}
+
+/* AdamW's bias corrections for the update this step makes (the step counted) */
+static void step_begin(Optim *o, double *bc1, double *bc2) {
+    o->step++;
+    double t = (double)(o->step - o->skipped); /* AdamW's update count */
+    *bc1 = 1.0 - pow(o->beta1, t), *bc2 = 1.0 - pow(o->beta2, t);
+}
+/* after the pieces' updates: the bf16 compute weights are all written when this rank updated every parameter;
+ * under ZeRO (stage >= 1, dp > 1) the other ranks' shards arrive by the all-gather, so the copy is stale until the
+ * next step's refresh */
+static void step_end(const Optim *o, Model *m) {
+    const ZeroPlan *z = o->plan;
+    if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
+    else model_weights_changed(m);
 }
 
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
@@ -71,9 +96,8 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
      * first; the fp32 products are the same, one pass over the gradients fewer) */
     float gscale = 1.0f;
     if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (grad_norm + 1e-6));
-    o->step++;
-    double t = (double)(o->step - o->skipped); /* AdamW's update count */
-    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    double bc1, bc2;
+    step_begin(o, &bc1, &bc2);
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
         size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
@@ -82,8 +106,33 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
                   o->exp_avg_sq + st, n, lr, o->beta1, o->beta2, o->eps,
                   m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
     }
-    /* the bf16 compute weights: all written above when this rank updated every parameter; under ZeRO (stage >= 1,
-     * dp > 1) the other ranks' shards arrive by the all-gather, so the copy is stale until the next step's refresh */
-    if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
-    else model_weights_changed(m);
+    step_end(o, m);
+}
+
+bool optim_fuses_norm(const Optim *o, const Model *m) { return o->max_grad_norm <= 0 && m->be->adamw_sumsq; }
+
+double optim_step_norm(Optim *o, Model *m, double lr) {
+    const Backend *be = m->be;
+    const ZeroPlan *z = o->plan;
+    if (!optim_fuses_norm(o, m)) sd_die("optim", "optim_step_norm: clipping is on or the backend cannot fuse the norm");
+    if (!o->ss) o->ss = be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
+    double bc1, bc2;
+    step_begin(o, &bc1, &bc2);
+    for (int i = 0; i < z->npieces; i++) {
+        const OwnedPiece *pc = &z->pieces[i];
+        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
+        uint16_t *w16 = model_weights16_view(m, pc->param);
+        be->adamw_sumsq(o->ss + i, m->params + off, w16 ? w16 + pc->in_param : NULL, m->grads + off, o->exp_avg + st,
+                        o->exp_avg_sq + st, n, lr, o->beta1, o->beta2, o->eps,
+                        m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
+    }
+    step_end(o, m);
+    /* every piece's sum at once (one round trip to a GPU), added in piece order as optim_grad_norm adds them */
+    double *ss = sd_alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm");
+    be->download(ss, o->ss, sizeof(double) * (size_t)z->npieces);
+    double s = 0.0;
+    for (int i = 0; i < z->npieces; i++)
+        if (norm_counts(m, &z->pieces[i])) s += ss[i];
+    free(ss);
+    return norm_reduce(m, z, s);
 }

@@ -1,7 +1,8 @@
 /* optim.h — AdamW over the flat parameter buffer, learning-rate schedules, global grad-norm clipping.
  *
- * defines: Optim, optim_create, optim_free, optim_lr_at, optim_total_steps, optim_grad_norm, optim_step.
- * Ownership: Optim owns exp_avg / exp_avg_sq ([nparams] each, backend memory, zeroed at creation).
+ * defines: Optim, optim_create, optim_free, optim_lr_at, optim_total_steps, optim_grad_norm, optim_step,
+ * optim_fuses_norm, optim_step_norm.
+ * Ownership: Optim owns exp_avg / exp_avg_sq ([nparams] each, backend memory, zeroed at creation) and ss.
  * Semantics follow torch.optim.AdamW and the Hugging Face schedulers (docs/optim.md):
  *   lr(s) for 0-based step s with W warmup steps and T total steps:
  *     s < W: lr * s / max(1, W)
@@ -24,6 +25,7 @@ typedef struct {
     long step;                     /* training steps done (updates and skipped steps) */
     long skipped;                  /* steps whose update was skipped (non-finite values); AdamW's t = step - skipped */
     double lr, beta1, beta2, eps, weight_decay, max_grad_norm, min_lr_ratio;
+    double *ss;                    /* [npieces] backend memory: optim_step_norm's per-piece sums (made at first use) */
     LrSchedule schedule;
     long warmup_steps, total_steps;
 } Optim;
@@ -40,4 +42,12 @@ double optim_grad_norm(const Model *m, const ZeroPlan *plan);
 /* Clips the owned gradients (with the given norm), then one AdamW step at lr on the owned pieces; weight decay
  * only where spec->decay. The caller all-gathers the parameters afterwards (zero_gather_params). */
 void optim_step(Optim *o, Model *m, double grad_norm, double lr);
+/* Whether optim_step_norm applies: no clipping (optim.max_grad_norm 0, so the norm need not come first) and a
+ * backend with adamw_sumsq. */
+bool optim_fuses_norm(const Optim *o, const Model *m);
+/* optim_step without clipping that forms the gradient norm as AdamW reads the gradients (backend adamw_sumsq)
+ * instead of in a pass of its own before it, and returns it (optim_grad_norm's value: bitwise on the CPU, within
+ * double rounding on a GPU). The update is made whatever the norm; a caller that must not update on a non-finite
+ * norm (train.nonfinite: skip) uses optim_grad_norm and optim_step. */
+double optim_step_norm(Optim *o, Model *m, double lr);
 #endif

@@ -206,7 +206,7 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
 /* train.nonfinite: stop. Names the step and the first tensor (in this layout's order, lowest rank first) with a
  * non-finite gradient; nothing is written. A piece holds a non-finite value exactly when its sum of squares (in
  * double, so finite fp32 values never overflow it) is not finite: the backend answers, the host reads nothing. */
-static void stop_nonfinite(Trainer *t, double loss, double gn) {
+static void stop_nonfinite(Trainer *t, long step, double loss, double gn) {
     ProcessGrid *g = t->grid;
     Model *m = t->model;
     const ZeroPlan *z = t->plan;
@@ -223,7 +223,6 @@ static void stop_nonfinite(Trainer *t, double loss, double gn) {
     free(st), free(ss);
     double first = bad ? -(double)g->rank : -1e18; /* max of -rank: the lowest rank that found one */
     comm_allreduce_max_f64(g, GROUP_WORLD, &first, 1);
-    long step = t->optim->step + 1;
     if (bad && -first == (double)g->rank)
         sd_die("train.nonfinite", "step %ld: non-finite gradient norm (%g), loss %g; first non-finite gradient in "
                "tensor '%s' (rank %d); stopping without writing (set train.nonfinite: skip to skip such steps)",
@@ -562,17 +561,28 @@ int train_run(const Config *c, const TrainOptions *opt) {
         zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
-        double gn = optim_grad_norm(m, t->plan);
-        double lr = optim_lr_at(t->optim, t->optim->step);
-        if (isfinite(gn) && isfinite(acc[0])) {
-            optim_step(t->optim, m, gn, lr);
+        double lr = optim_lr_at(t->optim, t->optim->step), gn;
+        const long step_no = t->optim->step + 1;
+        if (optim_fuses_norm(t->optim, m) && !c->nonfinite_skip && isfinite(acc[0])) {
+            /* nothing clips, so the norm need not come before the update, and a non-finite one stops the run
+             * without writing anything: formed as AdamW reads the gradients, one pass over them fewer (the peer's
+             * torch.optim.AdamW without clipping forms none) */
+            gn = optim_step_norm(t->optim, m, lr);
+            if (!isfinite(gn)) stop_nonfinite(t, step_no, acc[0], gn);
             zero_gather_params(g, t->plan, m->params);
-        } else if (c->nonfinite_skip) {
-            optim_skip(t->optim);
-            if (g->rank == 0)
-                fprintf(stderr, "simpo_dist: step %ld: non-finite loss (%g) or gradient norm (%g): update skipped "
-                        "(train.nonfinite: skip; %ld skipped so far)\n", t->optim->step, acc[0], gn, t->optim->skipped);
-        } else stop_nonfinite(t, acc[0], gn);
+        } else {
+            gn = optim_grad_norm(m, t->plan);
+            if (isfinite(gn) && isfinite(acc[0])) {
+                optim_step(t->optim, m, gn, lr);
+                zero_gather_params(g, t->plan, m->params);
+            } else if (c->nonfinite_skip) {
+                optim_skip(t->optim);
+                if (g->rank == 0)
+                    fprintf(stderr, "simpo_dist: step %ld: non-finite loss (%g) or gradient norm (%g): update skipped "
+                            "(train.nonfinite: skip; %ld skipped so far)\n", t->optim->step, acc[0], gn,
+                            t->optim->skipped);
+            } else stop_nonfinite(t, step_no, acc[0], gn);
+        }
         double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
         comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;

@@ -52,6 +52,13 @@ static double cpu_sumsq(const float *x, size_t n) {
     return acc;
 }
 
+/* the sum of squares first (g is read-only to adamw), so bitwise cpu_sumsq's */
+static void cpu_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
+                            double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    *sumsq = cpu_sumsq(g, n);
+    cpu_adamw(p, p16, g, 1.0f, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+
 static const Backend g_cpu = {
     .name = "cpu",
     .host_addressable = true,
@@ -108,6 +115,7 @@ static const Backend g_cpu = {
     .xent_stats = cpu_xent_stats,
     .xent_bwd = cpu_xent_bwd,
     .adamw = cpu_adamw,
+    .adamw_sumsq = cpu_adamw_sumsq,
 };
 
 const Backend *backend_cpu(void) { return &g_cpu; }

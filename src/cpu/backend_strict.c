@@ -490,6 +490,13 @@ static void strict_adamw(float *p, uint16_t *p16, const float *g, float gscale, 
     g_cpu->adamw(F(p, n, "p"), p16 ? H(p16, n, "p16") : NULL, F(g, n, "g"), gscale, F(m, n, "m"), F(v, n, "v"), n,
                  lr, b1, b2, eps, wd, bc1, bc2);
 }
+static void strict_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
+                               double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    const char *OP = "adamw_sumsq";
+    g_cpu->adamw_sumsq((double *)xlate(sumsq, sizeof(double), sizeof(double), OP, "sumsq"), F(p, n, "p"),
+                       p16 ? H(p16, n, "p16") : NULL, F(g, n, "g"), F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps,
+                       wd, bc1, bc2);
+}
 
 static void strict_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
     const char *OP = "geglu_fwd";
@@ -572,6 +579,7 @@ static const Backend g_strict = {
     .xent_stats = strict_xent_stats,
     .xent_bwd = strict_xent_bwd,
     .adamw = strict_adamw,
+    .adamw_sumsq = strict_adamw_sumsq,
 };
 
 const Backend *backend_cpu_strict(void) {
