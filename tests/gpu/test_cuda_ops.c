@@ -803,6 +803,54 @@ static void t_adamw(size_t n, long t, double wd, float gscale) {
     free(p), free(g), free(m), free(v), free(gp), free(gm), free(gv), free(g16), free(want16);
     gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_v), gpu->free(d16);
 }
+/* adamw_sumsq (the norm formed as AdamW reads g; no clipping): p, m, v and the bf16 copy bitwise adamw's with gscale
+ * 1 (the same adamw_one per element), from an aligned start (the 4-wide body and its tail) and one element in (all
+ * one by one); the sum of squares within 1e-12 relative of the CPU's (double sums in another order), bitwise the
+ * same on a rerun (a fixed grid and tree) */
+static void t_adamw_sumsq(size_t n) {
+    for (int off = 0; off < 2; off++) {
+        const size_t nn = n - (size_t)off;
+        float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+        float *d_p[2], *d_m[2], *d_v[2];
+        uint16_t *d16[2];
+        for (int k = 0; k < 2; k++) {
+            d_p[k] = up(p, n * 4), d_m[k] = up(m, n * 4), d_v[k] = up(v, n * 4);
+            d16[k] = gpu->alloc(n * 2, "p16");
+        }
+        float *d_g = up(g, n * 4);
+        double *d_ss = gpu->alloc(2 * sizeof(double), "sumsq");
+        gpu->adamw(d_p[0] + off, d16[0] + off, d_g + off, 1.0f, d_m[0] + off, d_v[0] + off, nn, 3e-4, 0.9, 0.999,
+                   1e-8, 0.1, 0.1, 0.001);
+        gpu->adamw_sumsq(d_ss, d_p[1] + off, d16[1] + off, d_g + off, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
+                         0.999, 1e-8, 0.1, 0.1, 0.001);
+        char lb[96];
+        const char *names[4] = {"p", "m", "v", "p16"};
+        for (int t = 0; t < 4; t++) {
+            size_t bytes = t == 3 ? n * 2 : n * 4;
+            void *a = sd_alloc(bytes, "adamw result"), *b = sd_alloc(bytes, "adamw result");
+            const void *da = t == 0 ? (void *)d_p[0] : t == 1 ? (void *)d_m[0] : t == 2 ? (void *)d_v[0] : (void *)d16[0];
+            const void *db = t == 0 ? (void *)d_p[1] : t == 1 ? (void *)d_m[1] : t == 2 ? (void *)d_v[1] : (void *)d16[1];
+            gpu->download(a, da, bytes);
+            gpu->download(b, db, bytes);
+            snprintf(lb, sizeof lb, "adamw_sumsq n=%zu from element %d: %s bitwise adamw's", nn, off, names[t]);
+            if (t == 3) bitwise(lb, (char *)b + off * 2, (char *)a + off * 2, nn * 2);
+            else bitwise(lb, (char *)b + off * 4, (char *)a + off * 4, nn * 4);
+            free(a), free(b);
+        }
+        double ss[2], want = cpu->sumsq(g + off, nn);
+        gpu->download(ss, d_ss, sizeof(double));
+        gpu->adamw_sumsq(d_ss + 1, d_p[1] + off, d16[1] + off, d_g + off, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
+                         0.999, 1e-8, 0.1, 0.1, 0.001); /* a second step on other moments: the same g */
+        gpu->download(ss + 1, d_ss + 1, sizeof(double));
+        CHECK(fabs(ss[0] - want) <= 1e-12 * want, "adamw_sumsq n=%zu from element %d: sum of squares %.17g, CPU %.17g",
+              nn, off, ss[0], want);
+        CHECK(ss[1] == ss[0], "adamw_sumsq n=%zu: the sum of the same g differs on a rerun (%.17g, %.17g)", nn, ss[0],
+              ss[1]);
+        free(p), free(g), free(m), free(v);
+        for (int k = 0; k < 2; k++) gpu->free(d_p[k]), gpu->free(d_m[k]), gpu->free(d_v[k]), gpu->free(d16[k]);
+        gpu->free(d_g), gpu->free(d_ss);
+    }
+}
 
 /* ---- attention ---- */
 /* One attention case: packed sequences of lens[S] from row n0, random inputs (host and device), and the CPU's
@@ -1376,6 +1424,8 @@ int main(int argc, char **argv) {
         t_adamw(100003, 1, 0.1, 1.0f);
         t_adamw(100003, 10, 0.0, 1.0f);
         t_adamw(100003, 3, 0.1, 0.37f); /* clipped: g * gscale in fp32 first, as the CPU */
+        t_adamw_sumsq(100003);
+        t_adamw_sumsq(5);
     }
     if (want("attn")) {
         t_attn_len1();
