@@ -24,35 +24,48 @@ static __device__ __forceinline__ void adamw_one(float &p, float g, float &m, fl
     v = (float)vi;
 }
 
-__global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, AdamwArgs a) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float pi = p[i], mi = m[i], vi = v[i];
-        adamw_one(pi, g[i], mi, vi, a);
-        p[i] = pi;
-        m[i] = mi;
-        v[i] = vi;
-        if (p16) cu_store(&p16[i], pi); /* the bf16 compute weight */
+/* element i updated in memory (and its bf16 compute weight when p16); returns its gradient */
+static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, const float *g, float *m, float *v,
+                                                   size_t i, const AdamwArgs &a) {
+    const float gi = g[i];
+    float pi = p[i], mi = m[i], vi = v[i];
+    adamw_one(pi, gi, mi, vi, a);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+    if (p16) cu_store(&p16[i], pi); /* the bf16 compute weight */
+    return gi;
+}
+/* elements 4 i .. 4 i + 3 in 16-byte accesses (p, g, m, v 16-byte aligned, p16 8-byte aligned); returns their
+ * gradients */
+static __device__ __forceinline__ float4 adamw_quad(float *p, uint16_t *p16, const float *g, float *m, float *v,
+                                                    size_t i, const AdamwArgs &a) {
+    float4 P = ((const float4 *)p)[i], G = ((const float4 *)g)[i], M = ((const float4 *)m)[i],
+           V = ((const float4 *)v)[i];
+    adamw_one(P.x, G.x, M.x, V.x, a);
+    adamw_one(P.y, G.y, M.y, V.y, a);
+    adamw_one(P.z, G.z, M.z, V.z, a);
+    adamw_one(P.w, G.w, M.w, V.w, a);
+    ((float4 *)p)[i] = P;
+    ((float4 *)m)[i] = M;
+    ((float4 *)v)[i] = V;
+    if (p16) {
+        uint16_t b[4];
+        cu_store(&b[0], P.x), cu_store(&b[1], P.y), cu_store(&b[2], P.z), cu_store(&b[3], P.w);
+        ((uint2 *)p16)[i] = make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
     }
+    return G;
+}
+
+__global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, AdamwArgs a) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        adamw_elem(p, p16, g, m, v, i, a);
 }
 
 /* n4 groups of 4 elements: p, g, m, v 16-byte aligned, p16 (when not NULL) 8-byte aligned */
 __global__ void adamw4_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n4, AdamwArgs a) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
-        float4 P = ((const float4 *)p)[i], G = ((const float4 *)g)[i], M = ((const float4 *)m)[i],
-               V = ((const float4 *)v)[i];
-        adamw_one(P.x, G.x, M.x, V.x, a);
-        adamw_one(P.y, G.y, M.y, V.y, a);
-        adamw_one(P.z, G.z, M.z, V.z, a);
-        adamw_one(P.w, G.w, M.w, V.w, a);
-        ((float4 *)p)[i] = P;
-        ((float4 *)m)[i] = M;
-        ((float4 *)v)[i] = V;
-        if (p16) {
-            uint16_t b[4];
-            cu_store(&b[0], P.x), cu_store(&b[1], P.y), cu_store(&b[2], P.z), cu_store(&b[3], P.w);
-            ((uint2 *)p16)[i] = make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
-        }
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x)
+        adamw_quad(p, p16, g, m, v, i, a);
 }
 
 /* adamw_sumsq's pass: AdamW (gscale 1) with each thread adding its gradients' squares in double as it reads them,
@@ -69,34 +82,14 @@ __global__ void __launch_bounds__(CU_SS_THREADS) adamw_ss_k(double *part, float 
     if (VEC) {
         const size_t n4 = n / 4;
         for (size_t i = t0; i < n4; i += stride) {
-            float4 P = ((const float4 *)p)[i], G = ((const float4 *)g)[i], M = ((const float4 *)m)[i],
-                   V = ((const float4 *)v)[i];
+            const float4 G = adamw_quad(p, p16, g, m, v, i, a);
             s += (double)G.x * G.x + (double)G.y * G.y + (double)G.z * G.z + (double)G.w * G.w;
-            adamw_one(P.x, G.x, M.x, V.x, a);
-            adamw_one(P.y, G.y, M.y, V.y, a);
-            adamw_one(P.z, G.z, M.z, V.z, a);
-            adamw_one(P.w, G.w, M.w, V.w, a);
-            ((float4 *)p)[i] = P;
-            ((float4 *)m)[i] = M;
-            ((float4 *)v)[i] = V;
-            if (p16) {
-                uint16_t b[4];
-                cu_store(&b[0], P.x), cu_store(&b[1], P.y), cu_store(&b[2], P.z), cu_store(&b[3], P.w);
-                ((uint2 *)p16)[i] =
-                    make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
-            }
         }
         done = n4 * 4;
     }
     for (size_t i = done + t0; i < n; i += stride) {
-        const float gi = g[i];
-        float pi = p[i], mi = m[i], vi = v[i];
+        const float gi = adamw_elem(p, p16, g, m, v, i, a);
         s += (double)gi * gi;
-        adamw_one(pi, gi, mi, vi, a);
-        p[i] = pi;
-        m[i] = mi;
-        v[i] = vi;
-        if (p16) cu_store(&p16[i], pi);
     }
     s = cu_block_sum<CU_SS_THREADS>(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
