@@ -10,7 +10,7 @@
 # what its SimPO costs).
 #
 # Usage: bash bench/simpo_bench.sh [--shapes "1b 8b-4l"] [--loss simpo|dpo] [--steps N=5] [--warm W=2] [--dtype fp32|bf16]
-#                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache]
+#                                  [--recompute] [--recompute-layers N] [--recompute-auto] [--no-weight-cache | --weight-cache]
 #                                  [--lmhead-cache | --no-lmhead-cache] [--recompute-activation] [--recompute-norm]
 #                                  [--bf16-storage autocast|exact] [--no-prefix-sharing] [--peer] [--peer-eager]
 #                                  [--device cuda|cpu] [--out DIR]
@@ -31,7 +31,7 @@
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-loss=simpo; shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=true; hcache=auto; actrc=false; normrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
+loss=simpo; shapes="1b 8b-4l"; steps=5; warm=2; dtype=fp32; recompute=false; rlayers=0; storage=autocast; wcache=auto; hcache=auto; actrc=false; normrc=false; share=true; peer=0; peer_eager=0; device=cuda; out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) shapes=$2; shift 2 ;;
@@ -43,6 +43,7 @@ while [ $# -gt 0 ]; do
     --recompute-layers) recompute=true; rlayers=$2; shift 2 ;; # train.recompute_layers: each stage's first N
     --recompute-auto) recompute=auto; shift ;; # train.recompute: auto (the budget: SIMPO_DEVICE_MEMORY_GIB or the GPU's)
     --no-weight-cache) wcache=false; shift ;; # train.bf16_weight_cache: false (the memory-lean bf16 setting)
+    --weight-cache) wcache=true; shift ;;     # train.bf16_weight_cache: true (default auto: kept unless short)
     --lmhead-cache) hcache=true; shift ;;     # train.lmhead_cache: true (logits kept for the backward)
     --no-lmhead-cache) hcache=false; shift ;; # train.lmhead_cache: false (default auto: kept where they fit)
     --recompute-activation) actrc=true; shift ;; # train.recompute_activation: true (the MLP's hidden state remade)
@@ -130,12 +131,16 @@ EOF
   [ "$recompute" = auto ] && grep -q "train.recompute auto: stage 0 .*and the normed inputs" "$dir/log.txt" && normrc=true
   # train.lmhead_cache: auto (the default): whether the trainer kept the logits (it does where they fit)
   # (partial: the first whole chunks of rows only, hcrows "kept/all")
+  # train.bf16_weight_cache: auto (the default): whether the trainer kept the bf16 weight copy (it drops it first
+  # where the budget is short)
+  wc=$wcache
+  [ "$wc" = auto ] && { grep -q "train.bf16_weight_cache auto: stage 0 off" "$dir/log.txt" && wc=false || wc=true; }
   hc=$hcache hcrows=""
   [ "$hc" = auto ] && { grep -q "train.lmhead_cache auto: on" "$dir/log.txt" && hc=true || hc=false; }
   [ "$hcache" = auto ] && hcrows=$(sed -n 's/.*train.lmhead_cache auto: partial, the logits of the first \([0-9]*\) of \([0-9]*\) rows.*/\1\/\2/p' "$dir/log.txt" | head -1)
   [ -n "$hcrows" ] && hc=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
-      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wcache" "$hc" "$rlayers" "$storage" "${planb:-null}" \
+      "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wc" "$hc" "$rlayers" "$storage" "${planb:-null}" \
       "$actrc" "$share" "$normrc" "$hcrows" "$loss" "$data_cksum" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]

@@ -24,7 +24,7 @@
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
-    "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false]\n"
+    "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false|auto]\n"
     "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
     "                       [--recompute-activation true|false] [--recompute-norm true|false]\n"
     "                       [--global-batch-pairs P]\n"
@@ -58,7 +58,10 @@ static const char *USAGE =
     "  activation (train.recompute_activation: true), +norm the norms (train.recompute_norm: true).\n"
     "  What-if overrides of the config for the plan only: --dtype (model.dtype: which rates of FILE), --recompute\n"
     "  (train.recompute), --recompute-layers (train.recompute: true with train.recompute_layers N),\n"
-    "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each),\n"
+    "  --bf16-weight-cache (train.bf16_weight_cache: in bf16 a bf16 copy of the matmul weights, 2 bytes each;\n"
+    "  auto, the config's default: per layout kept where the plan with it, the config's recompute and the whole\n"
+    "  logits cache fits --gpu-mem, else dropped before any recompute, as the trainer does on a GPU; a column\n"
+    "  bf16_weights says on or off),\n"
     "  --lmhead-cache (train.lmhead_cache: the last stage's logits, log-prob rows x vocab/tp, fp32, or bf16 in\n"
     "  autocast storage; the rows: max_tokens, 2 x (max_length - T) per pair with --shared-prompt T, the data's\n"
     "  with --from-data; auto, the config's default: per layout for bf16 logits where it fits --gpu-mem after the\n"
@@ -79,6 +82,7 @@ typedef struct {
     /* train.lmhead_cache of the row: the last stage keeps the logits of hc_rows of its hc_full log-prob rows (0: no
      * cache; hc_full: all of them; between: a partial cache under auto, whole chunks) */
     size_t hc_rows, hc_full;
+    bool w16; /* train.bf16_weight_cache of the row (auto's choice): the bf16 weight copy kept */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
 } Row;
 
@@ -259,13 +263,21 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, true, 0, 0, 0, 0, 0, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
-                         bf16 && c->bf16_weight_cache, hc == LMHEAD_CACHE_ON,
+                         bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0};
+        if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
+                                                                  * recompute, before auto's */
+            PlanLayout wl = pl;
+            wl.recompute_layers = c->recompute == RECOMPUTE_ON ? config_recompute_layers(c) : 0;
+            wl.recompute_act = c->recompute_activation, wl.recompute_norm = c->recompute_norm;
+            pl.weights16 = plan_weights16_fit(wl, x->budget, hc != LMHEAD_CACHE_OFF);
+            r.w16 = r.w16 && pl.weights16;
+        }
         if (stage == pp - 1) {
             r.hc_full = model_head_cache_rows(x->layer_max, x->lp_max, (int)(mc->vocab_size / tp), 0);
             if (hc == LMHEAD_CACHE_AUTO) {
@@ -402,8 +414,8 @@ int cmd_plan(int argc, char **argv) {
                                {"--recompute-norm", rn_arg}};
     for (int b = 0; b < 5; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false") &&
-            (b != 2 || strcmp(bools[b][1], "auto")))
-            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b == 0 || b == 2 ? " (or auto)" : "",
+            (b > 2 || b == 0 || strcmp(bools[b][1], "auto")))
+            sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b <= 2 ? " (or auto)" : "",
                    bools[b][1]);
     if (batch && batch != floor(batch)) sd_die("plan", "--global-batch-pairs: expected a whole number");
     if (rl_arg && (rl_arg != floor(rl_arg) || rl_arg > INT_MAX))
@@ -416,7 +428,11 @@ int cmd_plan(int argc, char **argv) {
         c->recompute = !strcmp(recompute_arg, "true") ? RECOMPUTE_ON : rc_auto ? RECOMPUTE_AUTO : RECOMPUTE_OFF;
     if (rl_arg) c->recompute = RECOMPUTE_ON, c->recompute_layers = (int)rl_arg;
     if (c->recompute != RECOMPUTE_ON) c->recompute_layers = 0; /* --recompute false overrides the config's count */
-    if (w16_arg) c->bf16_weight_cache = !strcmp(w16_arg, "true");
+    if (w16_arg)
+        c->bf16_weight_cache = !strcmp(w16_arg, "true")   ? WEIGHT_CACHE_ON
+                               : !strcmp(w16_arg, "auto") ? WEIGHT_CACHE_AUTO
+                                                          : WEIGHT_CACHE_OFF;
+    bool w16_auto = c->bf16_weight_cache == WEIGHT_CACHE_AUTO && !strcmp(dtype_arg ? dtype_arg : c->model_dtype ? c->model_dtype : "fp32", "bf16");
     if (hc_arg)
         c->lmhead_cache = !strcmp(hc_arg, "true") ? LMHEAD_CACHE_ON : !strcmp(hc_arg, "auto") ? LMHEAD_CACHE_AUTO
                                                                                             : LMHEAD_CACHE_OFF;
@@ -507,9 +523,9 @@ int cmd_plan(int argc, char **argv) {
     if (rt)
         printf("# overhead = %s.step_s %.3f s measured / %.3f s of its GEMMs and attention at these rates\n",
                rt->step_key, rt->step_s, rt->model_s);
-    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s%s%s\n", "dp", "pp", "tp", "zero", "mem_GiB", "step_s",
-           "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "",
-           hc_auto ? "  lmhead_cache" : "");
+    printf("%-4s %-4s %-4s %-5s %12s %12s %10s %10s %10s %14s%s%s%s\n", "dp", "pp", "tp", "zero", "mem_GiB",
+           "step_s", "compute_s", "bubble_s", "comm_s", "tokens/s/rank", rc_auto ? "  recompute_layers" : "",
+           hc_auto ? "  lmhead_cache" : "", w16_auto ? "  bf16_weights" : "");
     for (int i = 0; i < nr && i < (int)top; i++) {
         char rcs[32] = "";
         /* auto's choice of the activation and the norms */
@@ -521,9 +537,9 @@ int cmd_plan(int argc, char **argv) {
         if (hc_auto && rows[i].hc_rows && rows[i].hc_rows < rows[i].hc_full)
             snprintf(hcs, sizeof hcs, "  %zu/%zu", rows[i].hc_rows, rows[i].hc_full);
         else if (hc_auto) snprintf(hcs, sizeof hcs, "  %s", rows[i].hc_rows ? "on" : "off");
-        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s\n", rows[i].dp, rows[i].pp,
+        printf("%-4d %-4d %-4d %-5d %12.3f %12.4f %10.4f %10.4f %10.4f %14.0f%s%s%s\n", rows[i].dp, rows[i].pp,
                rows[i].tp, rows[i].zero, rows[i].mem_gib, rows[i].t_step, rows[i].t_compute, rows[i].t_bubble,
-               rows[i].t_comm, rows[i].tokens_per_s / N, rcs, hcs);
+               rows[i].t_comm, rows[i].tokens_per_s / N, rcs, hcs, w16_auto ? (rows[i].w16 ? "  on" : "  off") : "");
     }
     if (nr == 0) printf("# no layout fits %g GiB per rank\n", mem);
     /* the layout the config asks for (its parallel section), wherever it ranks */

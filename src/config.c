@@ -120,9 +120,13 @@ static const KeySpec KEYS[] = {
      "recompute the RMSNorm outputs that feed the attention and MLP projections (ln1, ln2) in the backward from the "
      "layer input and the residual they keep (Megatron-Core's recompute of the layernorm module): 2C values less "
      "per token and layer (2 bytes each in bf16), two norm passes more per layer; the same numbers bit for bit"},
-    {"train.bf16_weight_cache", K_BOOL, F(bf16_weight_cache), "true", U, U, 0, 0, NULL,
+    {"train.bf16_weight_cache", K_ENUM, F(bf16_weight_cache), "auto", U, U, 0, 0, "false|true|auto",
      "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
-     "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit)"},
+     "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit). auto: kept "
+     "unless the memory budget is known (a GPU's free memory, or SIMPO_DEVICE_MEMORY_GIB) and the plan with it, "
+     "the recompute the config asks for and the whole logits cache (train.lmhead_cache auto or true) does not fit "
+     "it; then dropped first, before train.recompute: auto recomputes anything: it is the cheapest memory to give "
+     "up (docs/performance.md)"},
     {"train.lmhead_cache", K_ENUM, F(lmhead_cache), "auto", U, U, 0, 0, "false|true|auto",
      "keep each micro-batch's LM-head logits from its forward for its backward instead of recomputing them (one of "
      "the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its response tokens) x "

@@ -78,7 +78,8 @@ typedef struct {
     int recompute_layers;       /* train.recompute_layers (default 0: all): a stage's first layers that recompute */
     bool recompute_activation;  /* train.recompute_activation (default false): the MLP's hidden state recomputed */
     bool recompute_norm;        /* train.recompute_norm (default false): the projections' normed inputs recomputed */
-    bool bf16_weight_cache;     /* train.bf16_weight_cache (default true): bf16 compute weights, once per step */
+    int bf16_weight_cache;      /* train.bf16_weight_cache: WEIGHT_CACHE_OFF | _ON | _AUTO (default: kept unless a
+                                 * known memory budget is short, train.c): bf16 compute weights, once per step */
     int lmhead_cache;           /* train.lmhead_cache: LMHEAD_CACHE_OFF | _ON | _AUTO (default: where it fits a known
                                  * memory budget, train.c): logits kept from forward to backward */
 
@@ -103,6 +104,7 @@ Config *config_load_string(const char *yaml, const char *name, const char *base_
 void config_free(Config *c);
 enum { RECOMPUTE_OFF = 0, RECOMPUTE_ON = 1, RECOMPUTE_AUTO = 2 }; /* Config.recompute: train.recompute's choices */
 enum { LMHEAD_CACHE_OFF = 0, LMHEAD_CACHE_ON = 1, LMHEAD_CACHE_AUTO = 2 }; /* Config.lmhead_cache's choices */
+enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Config.bf16_weight_cache's choices */
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */
 int config_recompute_layers(const Config *c);

@@ -160,6 +160,14 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
     out[COLL_ALLREDUCE] += 8 * (world > 1);
 }
 
+bool plan_weights16_fit(PlanLayout l, double budget, bool whole_cache) {
+    if (!storage_act16(&l)) return true; /* no copy to keep or drop */
+    l.weights16 = true;
+    l.lmhead_cache_rows = 0;
+    if (whole_cache && l.pp_rank == l.pp - 1 && (l.lmhead_cache || plan_logits16(&l))) l.lmhead_cache = true;
+    return (double)plan_memory(&l).total <= budget;
+}
+
 size_t plan_head_cache_fit(PlanLayout l, double budget) {
     if (l.pp_rank != l.pp - 1 || !plan_logits16(&l)) return 0;
     int V = (int)(l.mc.vocab_size / l.tp);

@@ -64,6 +64,14 @@ bool plan_logits16(const PlanLayout *l);
  * of it a partial one), or 0: not the last stage, fp32 logits (auto keeps bf16 ones only), or not one chunk fits.
  * train.c pick_head_cache and simpo_dist plan use it. */
 size_t plan_head_cache_fit(PlanLayout l, double budget);
+/* train.bf16_weight_cache: auto's choice on layout l (its recompute as the config asks, before train.recompute: auto
+ * chooses; lmhead_cache_rows ignored): keep the bf16 weight copy (true) when the plan with it and, where
+ * `whole_cache` (train.lmhead_cache auto or true), the whole logits cache of the last stage (bf16 logits only, as
+ * auto keeps; true: fp32 too) fits `budget` bytes, else drop it: the copy is the cheapest memory to give up (by the
+ * H200 measurement, docs/performance.md: ~0.3 ms of an 8b-4l step for ~3 GiB, where the logits cache saves ~6 ms per
+ * GiB and recompute costs ~3), so it goes before any recompute and before the cache. true where the layout has no
+ * copy to drop (fp32, or widths without bf16 storage). train.c pick_weight_cache and simpo_dist plan use it. */
+bool plan_weights16_fit(PlanLayout l, double budget, bool whole_cache);
 /* Step s (0, 1, ...) of train.recompute: auto's ladder, cheapest first (train.c pick_recompute, simpo_dist plan
  * --recompute auto): 0 nothing beyond what the config asks (act, norm); 1 the MLP's activation function too; 2 it
  * and the projections' normed inputs; s > 2 those and s - 2 layers per stage. */

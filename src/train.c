@@ -332,6 +332,34 @@ static void budget_why(char *why, size_t n, double budget, bool env, const Backe
                   env ? " (SIMPO_DEVICE_MEMORY_GIB)" : " (the device's free memory less 5% and 1 GiB)");
 }
 
+/* train.bf16_weight_cache: auto (plan_weights16_fit). Where no budget is known (host memory), or the layout has no
+ * copy to drop: kept, silently. Every rank of a TP group takes the group's choice (dropped when any drops). pl: this
+ * rank's layout with the config's recompute (train.recompute: auto not yet chosen: none). Returns whether the copy
+ * is kept. */
+static bool pick_weight_cache(ProcessGrid *g, const Backend *be, PlanLayout pl, bool whole_cache) {
+    bool env;
+    double budget = memory_budget(be, &env);
+    if (budget < 0 || !pl.bf16) return true;
+    double drop = plan_weights16_fit(pl, budget, whole_cache) ? 0 : 1;
+    comm_allreduce_max_f64(g, GROUP_TP, &drop, 1);
+    if (g->dp_rank == 0 && g->tp_rank == 0) {
+        char why[96];
+        budget_why(why, sizeof why, budget, env, be);
+        pl.weights16 = true;
+        double with = (double)plan_memory(&pl).total / 1073741824.0;
+        pl.weights16 = false;
+        double without = (double)plan_memory(&pl).total / 1073741824.0;
+        if (drop > 0)
+            fprintf(stderr, "simpo_dist: train.bf16_weight_cache auto: stage %d off, the cheapest memory to give up "
+                    "(planned %.2f GiB with the copy, %.2f without, before recompute and the logits cache; %s)\n",
+                    g->pp_rank, with, without, why);
+        else
+            fprintf(stderr, "simpo_dist: train.bf16_weight_cache auto: stage %d on (planned %.2f GiB with the copy "
+                    "and no recompute beyond the config's; %s)\n", g->pp_rank, with, why);
+    }
+    return drop == 0;
+}
+
 /* train.recompute: auto. The cheapest recompute that makes the memory plan (plan.c, the formulas the run's
  * allocations equal) fit the budget (memory_budget: SIMPO_DEVICE_MEMORY_GIB when set, else the device's free memory
  * at start less 5% and 1 GiB (op scratch, cuBLAS, the CUDA context: ~1-1.6 GiB measured on an H200,
@@ -454,8 +482,18 @@ int train_run(const Config *c, const TrainOptions *opt) {
      * it fits after that) */
     bool bf16 = be->matmul_bf16_on && be->matmul_bf16_on();
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
-                      mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache, c->lmhead_cache == LMHEAD_CACHE_ON,
-                      bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp, mo.recompute_norm, 0};
+                      mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
+                      c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
+                      mo.recompute_norm, 0};
+    /* train.bf16_weight_cache: auto first (the cheapest memory to give up), with the config's recompute (none
+     * under auto yet) */
+    bool weights16 = c->bf16_weight_cache != WEIGHT_CACHE_OFF;
+    if (c->bf16_weight_cache == WEIGHT_CACHE_AUTO) {
+        PlanLayout wl = apl;
+        if (c->recompute == RECOMPUTE_AUTO) wl.recompute_layers = 0;
+        weights16 = pick_weight_cache(g, be, wl, c->lmhead_cache != LMHEAD_CACHE_OFF);
+        apl.weights16 = bf16 && weights16;
+    }
     if (c->recompute == RECOMPUTE_AUTO) {
         int first, layers;
         model_stage_layers(mc.num_hidden_layers, g->pp, g->pp_rank, &first, &layers);
@@ -472,7 +510,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     Model *m = t->model;
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
-    if (m->act16 && c->bf16_weight_cache) model_enable_weights16(m);
+    if (m->act16 && weights16) model_enable_weights16(m);
     if (head_cache) model_enable_head_cache(m, head_rows); /* the last stage's logits from forward to backward */
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);

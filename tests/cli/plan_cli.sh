@@ -31,7 +31,7 @@ model:
   config: {vocab_size: 32000, hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 4,
            num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 1024, tie_word_embeddings: true}
 data: {train: none.jsonl, max_length: 1024, max_prompt_length: 256}
-train: {global_batch_pairs: 8, micro_batch_pairs: 1, lmhead_cache: false}
+train: {global_batch_pairs: 8, micro_batch_pairs: 1, lmhead_cache: false, bf16_weight_cache: true}
 YAML
 mem1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0 {print $5}'; }
 on=$(mem1 --bf16-weight-cache true); off=$(mem1 --bf16-weight-cache false); hc=$(mem1 --bf16-weight-cache false --lmhead-cache true)
@@ -64,8 +64,8 @@ row=$(hca --bf16-storage exact); echo "$row" | awk '{exit !($NF == "off")}' && o
   || bad "--lmhead-cache auto in exact storage: '$row'"
 "$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | grep -q "lmhead_cache$" && ok "auto prints the cache column" \
   || bad "cache auto header: $("$BIN" plan big.yaml --gpus 1 --lmhead-cache auto | sed -n 2p)"
-sed 's/, lmhead_cache: false}/}/' big.yaml > big_default.yaml
-"$BIN" plan big_default.yaml --gpus 1 | grep -q "lmhead_cache$" && ok "train.lmhead_cache defaults to auto" \
+sed 's/, lmhead_cache: false, bf16_weight_cache: true}/}/' big.yaml > big_default.yaml
+"$BIN" plan big_default.yaml --gpus 1 | grep -q "lmhead_cache  bf16_weights$" && ok "train.lmhead_cache and train.bf16_weight_cache default to auto" \
   || bad "default: $("$BIN" plan big_default.yaml --gpus 1 | sed -n 2p)"
 # with recompute auto: first the recompute that fits, then the cache only where it still fits (between no recompute
 # with the cache and without it, the cache goes and nothing recomputes)
@@ -160,7 +160,21 @@ expect_error "--recompute-activation takes true or false" "--recompute-activatio
 expect_error "--bf16-storage takes exact or autocast" "--bf16-storage: expected exact or autocast" "$BIN" plan big.yaml --gpus 1 --bf16-storage torch
 expect_error "--recompute-layers takes a count" "--recompute-layers: expected a positive number" "$BIN" plan big.yaml --gpus 1 --recompute-layers x
 expect_error "a what-if switch takes true or false" "--lmhead-cache: expected true or false (or auto)" "$BIN" plan run.yaml --gpus 1 --lmhead-cache yes
-expect_error "only some take auto" "--bf16-weight-cache: expected true or false, found 'auto'" "$BIN" plan run.yaml --gpus 1 --bf16-weight-cache auto
+expect_error "only some take auto" "--recompute-norm: expected true or false, found 'auto'" "$BIN" plan run.yaml --gpus 1 --recompute-norm auto
+# --bf16-weight-cache auto (train.bf16_weight_cache's default): per layout the copy is kept where the plan with it,
+# the config's recompute and the whole logits cache fits --gpu-mem, else dropped first (before any recompute), in a
+# last column. big.yaml: the copy 0.178 GiB, the bf16 logits cache 0.122 GiB
+wa() { "$BIN" plan big.yaml --gpus 1 --bf16-weight-cache auto "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
+row=$(wa); echo "$row" | awk -v m="$on" '{exit !($5 == m && $NF == "on")}' && ok "--bf16-weight-cache auto with room: on ($row)"   || bad "--bf16-weight-cache auto with room: '$row' (want $on GiB, on)"
+"$BIN" plan big.yaml --gpus 1 --bf16-weight-cache auto | grep -q "bf16_weights$" && ok "auto prints the weights column"   || bad "weights header: $("$BIN" plan big.yaml --gpus 1 --bf16-weight-cache auto | sed -n 2p)"
+wc_on=$(mem1 --bf16-weight-cache true --lmhead-cache true)
+lim=$(awk -v a="$hc" -v b="$wc_on" 'BEGIN {printf "%.4f", (a + b) / 2}')
+row=$(wa --lmhead-cache true --gpu-mem "$lim"); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $NF == "off")}'   && ok "--bf16-weight-cache auto under $lim GiB with the logits cache: off, the cache kept ($row)"   || bad "--bf16-weight-cache auto under $lim GiB: '$row' (want $hc GiB, off)"
+# with train.lmhead_cache: auto too: the copy goes first, then the cache takes the room (both its columns)
+row=$(wa --lmhead-cache auto --gpu-mem "$lim"); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $(NF-1) == "on" && $NF == "off")}'   && ok "weights and logits cache auto under $lim GiB: the copy dropped, the cache on ($row)"   || bad "weights and cache auto under $lim GiB: '$row' (want $hc GiB, cache on, weights off)"
+# and before any recompute: under a budget that only the copy's 0.178 GiB closes, no layer, no activation recomputes
+lim=$(awk -v a="$off" -v b="$on" 'BEGIN {printf "%.4f", (a + b) / 2}')
+row=$(wa --recompute auto --gpu-mem "$lim"); echo "$row" | awk -v m="$off" '{exit !($5 == m && $(NF-1) == "0" && $NF == "off")}'   && ok "weights auto and recompute auto under $lim GiB: the copy dropped, nothing recomputed ($row)"   || bad "weights and recompute auto under $lim GiB: '$row' (want $off GiB, 0, off)"
 # --from-data: the config's own pairs (tiny-a's, far shorter than its max_length 256): the memory of the trainer's
 # sizing (its largest micro-batch: 66 tokens of sequences, 51 in the layers with the prompts shared), the rank's
 # planned bytes as the run prints them (to the table's 0.001 GiB), far below the full-length plan

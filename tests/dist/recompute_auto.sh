@@ -91,8 +91,10 @@ grep -q "warning: stage 0 does not fit" "$TMP/auto/train.log" && bad "a warning 
 grep -q "train.lmhead_cache auto: off (fp32 logits" "$TMP/roomy/train.log" \
   && ok "fp32 logits: no cache even with room" || bad "roomy (fp32) cache: $(grep 'lmhead_cache' "$TMP/roomy/train.log")"
 plannedr() { sed -n "s/.*memory plan rank $2 .*planned \([0-9]*\) bytes.*/\1/p" "$1"; } # LOG RANK
-runb() { # NAME [ENV...]: the tied model under pp 2 in bf16 (autocast storage), train.lmhead_cache left to auto
-  setup_tied "$1"; sed 's/^model:$/model:\n  dtype: bf16/' base.yaml > run.yaml; echo "parallel: {pp: 2}" >> run.yaml
+runb() { # NAME [ENV...]: the tied model under pp 2 in bf16 (autocast storage), train.lmhead_cache left to auto, the
+  # bf16 weight copy kept (train.bf16_weight_cache: true; its auto is below)
+  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e "s/^train: {/train: {${WC-bf16_weight_cache: true, }/" base.yaml > run.yaml
+  echo "parallel: {pp: 2}" >> run.yaml
   grep -q "dtype: bf16" run.yaml || bad "$1: run.yaml is not bf16"
   shift
   env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
@@ -131,8 +133,9 @@ grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL r
   && ok "a partial cache: the losses of the run without, bit for bit" || bad "b8_part losses differ"
 # the same under tp 2 (vocab-parallel: each rank's cache holds its vocabulary half of the rows; both ranks must
 # keep the same chunks): the group's choice on every rank, allocated as planned, the losses of the run without
-runt() { # NAME [ENV...]: the tied model under tp 2 in bf16 (autocast storage)
-  setup_tied "$1"; sed 's/^model:$/model:\n  dtype: bf16/' base.yaml > run.yaml; echo "parallel: {tp: 2}" >> run.yaml
+runt() { # NAME [ENV...]: the tied model under tp 2 in bf16 (autocast storage), the bf16 weight copy kept
+  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e 's/^train: {/train: {bf16_weight_cache: true, /' base.yaml > run.yaml
+  echo "parallel: {tp: 2}" >> run.yaml
   shift
   env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
 }
@@ -146,6 +149,30 @@ grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL r
   || bad "t8_part: $(grep 'lmhead_cache\|memory plan' "$TMP/t8_part/train.log")"
 [ "$(losses "$TMP/t8_part/out/metrics.jsonl")" = "$(losses "$TMP/t8_cpu/out/metrics.jsonl")" ] \
   && ok "tp 2, a partial cache: the losses of the run without, bit for bit" || bad "t8_part losses differ"
+# train.bf16_weight_cache: auto (the default): the copy is the cheapest memory to give up, so where the last stage's
+# plan with it and the whole logits cache does not fit but without it does, the copy goes, the cache stays and
+# nothing recomputes; with room, or on the CPU without a budget, it stays (silently there); the losses bit for bit
+WC="" runb w_cpu
+WC="bf16_weight_cache: false, " runb w_off SIMPO_DEVICE_MEMORY_GIB=1000
+R1=$(plannedr "$TMP/w_off/train.log" 1) # the last stage without the copy, with the cache
+grep -q "bf16_weight_cache" "$TMP/w_cpu/train.log" && bad "the CPU run talks of the weight copy" || ok "no budget: the copy kept, nothing said"
+[ "$(planned0 "$TMP/w_cpu/train.log")" = "$P0" ] && ok "auto without a budget plans the copy (as true)" \
+  || bad "w_cpu: $(grep 'memory plan rank 0' "$TMP/w_cpu/train.log") vs $P0"
+BW=$(awk -v p="$R1" -v q="$Q1" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}')
+awk -v p="$R1" -v q="$Q1" 'BEGIN {exit !(p < q)}' || bad "the copy saves nothing on the last stage: $R1 vs $Q1"
+WC="" runb w_auto SIMPO_DEVICE_MEMORY_GIB="$BW"
+L=$TMP/w_auto/train.log
+grep -q "train.bf16_weight_cache auto: stage 1 off, the cheapest memory to give up" "$L" \
+  && grep -q "train.lmhead_cache auto: on" "$L" && grep -q "stage 1 recomputes 0 of its 2 layers" "$L" \
+  && ! grep -q "stage 1 recomputes 0 of its 2 layers.*activation" "$L" \
+  && [ "$(plannedr "$L" 1)" = "$R1" ] && plan_equals_alloc "$L" \
+  && ok "a budget of $BW GiB: the last stage drops the copy, keeps the logits, recomputes nothing, as planned" \
+  || bad "w_auto: $(grep 'bf16_weight_cache\|lmhead_cache\|recompute auto\|memory plan' "$L")"
+[ "$(losses "$TMP/w_auto/out/metrics.jsonl")" = "$(losses "$TMP/b_cpu/out/metrics.jsonl")" ] \
+  && ok "without the copy: the losses of the run with it, bit for bit" || bad "w_auto losses differ"
+WC="" runb w_roomy SIMPO_DEVICE_MEMORY_GIB=1000
+grep -q "train.bf16_weight_cache auto: stage 1 on" "$TMP/w_roomy/train.log" && [ "$(plannedr "$TMP/w_roomy/train.log" 1)" = "$Q1" ] \
+  && ok "with room the copy stays" || bad "w_roomy: $(grep 'bf16_weight_cache\|memory plan rank 1' "$TMP/w_roomy/train.log")"
 cd "$TMP/cpu" && expect_error "a bad budget is refused" "SIMPO_DEVICE_MEMORY_GIB: expected a positive number of GiB" \
   env SIMPO_DEVICE_MEMORY_GIB=lots $MPI 2 "$BIN" run.yaml
 finish
