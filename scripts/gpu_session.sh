@@ -187,11 +187,10 @@ run_fit46() {
   stamp "bench recompute auto under 44.9 GiB"
 }
 run_fit36() {
-  # both targets in one run on 8b-4l, the trainer's own choice: train.recompute: auto and train.lmhead_cache: auto
-  # (both defaults) under the 0.85x target (36.7 GiB) less 0.5 GiB of op scratch: the cheapest recompute that fits,
-  # then the logits of as many whole LM-head chunks (0.5 GiB each, three in all) as still fit (simpo_dist plan
-  # --recompute auto --lmhead-cache auto --shared-prompt 512 --gpu-mem 36.2: the activation's recompute, 36.1 GiB,
-  # no chunk; at 37.5 GiB one chunk, at 39 all three)
+  # both targets in one run on 8b-4l, the trainer's own choice: train.bf16_weight_cache, train.recompute and
+  # train.lmhead_cache all auto (the defaults) under the 0.85x target (36.7 GiB) less 0.5 GiB of op scratch: the
+  # weight copy dropped first (the cheapest memory by the eleventh session's runs), then the cheapest recompute that
+  # fits, then the logits of as many whole LM-head chunks (0.5 GiB each, three in all) as still fit
   if [ $DRY = 1 ]; then bench fit36 50 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=0.0052 SIMPO_LMHEAD_CHUNK_ROWS=64" \
     "${common[@]}" --recompute-auto
   else bench fit36 60 "${passed[*]} SIMPO_DEVICE_MEMORY_GIB=36.2" --shapes 8b-4l --dtype bf16 --steps 2 --warm 1 \
