@@ -3,11 +3,14 @@
  * Forward: one block per row; the sum of squares in double (a fixed tree), rounded once to the fp32 mean, then
  * r = 1/sqrtf(mean + eps) with IEEE division and square root: rstd and out are normally bitwise the CPU's.
  * Backward: dx row by row (block per row, the dot product in double); dw[i] += sum_n dy x r is a column
- * reduction done without atomics: a fixed grid of row chunks writes per-chunk double partials, and a second
- * kernel adds them in chunk order. The chunking depends only on N, so results are deterministic. */
+ * reduction done without atomics: per-block double partials, which a second kernel adds in block order. Up to
+ * C = 8192 the dx kernel forms them as it reads each row for dx (each thread keeps its columns' sums over the
+ * block's rows in registers; a fixed grid of min(N, 1024) blocks), so dy and x are read from memory once instead
+ * of twice (~2 x 4 bytes per element: ~7.7 GB of a 1b step); wider rows take a pass of their own over row chunks.
+ * Either way the grid depends only on N and C, so results are deterministic. */
 #include "cuda_common.cuh"
 
-enum { NORM_THREADS = 256, DW_ROWS_PER_CHUNK = 64, DW_TY = 8 };
+enum { NORM_THREADS = 256, DW_ROWS_PER_CHUNK = 64, DW_TY = 8, FUSED_BLOCKS = 1024, FUSED_MAX_J = 32 };
 
 template <class T>
 __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_fwd_k(T *out, float *rstd, const float *x, const float *w,
@@ -83,9 +86,66 @@ __global__ void rmsnorm_bwd_dw_final_k(float *dw, const double *part, int nchunk
     dw[c] += (float)s;
 }
 
+/* rmsnorm_bwd_dx_k's dx, and each block's partial sums of dy x r per column into part[blockIdx.x][C] (columns
+ * threadIdx.x + NORM_THREADS j, j < J: C <= J NORM_THREADS); the same dx arithmetic, the same dw terms */
+template <int J>
+__global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, double *part, const float *dout,
+                                                                    const float *x, const float *w,
+                                                                    const float *rstd, size_t N, int C) {
+    __shared__ double sh[NORM_THREADS];
+    double acc[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) acc[j] = 0.0;
+    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
+        const float *xr = x + n * (size_t)C, *dy = dout + n * (size_t)C;
+        float *d = dx + n * (size_t)C;
+        float r = rstd[n];
+        double dot = 0.0;
+        for (int i = threadIdx.x; i < C; i += NORM_THREADS) dot += (double)dy[i] * w[i] * xr[i];
+        dot = cu_block_sum<NORM_THREADS>(dot, sh);
+        float k = (float)(dot * r * r * r / C);
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = threadIdx.x + j * NORM_THREADS;
+            if (i < C) {
+                const float dyi = dy[i], xi = xr[i];
+                d[i] += r * w[i] * dyi - k * xi;
+                acc[j] += (double)dyi * xi * r;
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        const int i = threadIdx.x + j * NORM_THREADS;
+        if (i < C) part[(size_t)blockIdx.x * C + i] = acc[j];
+    }
+}
+
+template <int J>
+static void rmsnorm_bwd_fused(float *dx, double *part, const float *dout, const float *x, const float *w,
+                              const float *rstd, size_t N, int C, unsigned grid) {
+    rmsnorm_bwd_fused_k<J><<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, part, dout, x, w, rstd, N, C);
+    CUDA_LAUNCH_CHECK("rmsnorm_bwd (dx and dw partials)");
+}
+
 void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       size_t N, int C) {
     if (!N || C <= 0) return;
+    const int J = (C + NORM_THREADS - 1) / NORM_THREADS;
+    if (J <= FUSED_MAX_J) { /* dx and the dw partials in one pass over dy and x */
+        const unsigned grid = N < FUSED_BLOCKS ? (unsigned)N : (unsigned)FUSED_BLOCKS;
+        double *part = (double *)cu_scratch((size_t)grid * (size_t)C * sizeof(double), "rmsnorm_bwd partials");
+        if (J <= 1) rmsnorm_bwd_fused<1>(dx, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 2) rmsnorm_bwd_fused<2>(dx, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 4) rmsnorm_bwd_fused<4>(dx, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 8) rmsnorm_bwd_fused<8>(dx, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 16) rmsnorm_bwd_fused<16>(dx, part, dout, x, w, rstd, N, C, grid);
+        else rmsnorm_bwd_fused<FUSED_MAX_J>(dx, part, dout, x, w, rstd, N, C, grid);
+        rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)grid, C);
+        CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");
+        cu_scratch_free(part);
+        return;
+    }
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
     rmsnorm_bwd_dx_k<<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, dout, x, w, rstd, N, C);
     CUDA_LAUNCH_CHECK("rmsnorm_bwd (dx)");

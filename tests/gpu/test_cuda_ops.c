@@ -1385,6 +1385,8 @@ int main(int argc, char **argv) {
         t_rmsnorm(37, 200, 1e-6f, 3.0);
         t_rmsnorm(130, 4096, 1e-5f, 1.0);
         t_rmsnorm(2000, 33, 1e-5f, 0.01); /* many row chunks in the dw reduction; small x: eps matters */
+        t_rmsnorm(1500, 1000, 1e-5f, 1.0); /* more rows than the fused dw's 1024 blocks; 4 columns per thread */
+        t_rmsnorm(9, 8200, 1e-5f, 1.0);    /* wider than the fused kernel's 8192: the pass of its own */
     }
     if (want("rope")) {
         t_rope(130, 4, 64, 300);
