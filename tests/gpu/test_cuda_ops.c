@@ -1392,6 +1392,7 @@ int main(int argc, char **argv) {
         t_rope(130, 4, 64, 300);
         t_rope(37, 8, 128, 64);
         t_rope(5, 3, 16, 8);
+        t_rope(7, 2, 20, 16); /* HD / 2 = 10: no 4- or 8-wide groups, the one-pair-per-thread kernel */
     }
     if (want("rows")) {
         t_rows(1, 1, 1);
