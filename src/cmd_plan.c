@@ -24,7 +24,8 @@
 static const char *USAGE =
     "usage: simpo_dist plan CONFIG.yaml --gpus N [--gpu-mem GiB] [--node-gpus K] [--link-gbps G]\n"
     "                       [--nvlink-gbps G] [--tflops T | --rates FILE] [--dtype fp32|bf16]\n"
-    "                       [--recompute true|false|auto] [--recompute-layers N] [--bf16-weight-cache true|false|auto]\n"
+    "                       [--recompute true|false|auto] [--recompute-layers N]\n"
+    "                       [--bf16-weight-cache true|false|auto]\n"
     "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
     "                       [--recompute-activation true|false] [--recompute-norm true|false]\n"
     "                       [--global-batch-pairs P]\n"
@@ -432,7 +433,8 @@ int cmd_plan(int argc, char **argv) {
         c->bf16_weight_cache = !strcmp(w16_arg, "true")   ? WEIGHT_CACHE_ON
                                : !strcmp(w16_arg, "auto") ? WEIGHT_CACHE_AUTO
                                                           : WEIGHT_CACHE_OFF;
-    bool w16_auto = c->bf16_weight_cache == WEIGHT_CACHE_AUTO && !strcmp(dtype_arg ? dtype_arg : c->model_dtype ? c->model_dtype : "fp32", "bf16");
+    const char *dt = dtype_arg ? dtype_arg : c->model_dtype ? c->model_dtype : "fp32";
+    bool w16_auto = c->bf16_weight_cache == WEIGHT_CACHE_AUTO && !strcmp(dt, "bf16"); /* its column */
     if (hc_arg)
         c->lmhead_cache = !strcmp(hc_arg, "true") ? LMHEAD_CACHE_ON : !strcmp(hc_arg, "auto") ? LMHEAD_CACHE_AUTO
                                                                                             : LMHEAD_CACHE_OFF;
