@@ -1,11 +1,13 @@
 /* embed.cu — the vocabulary-sliced token embedding, forward and (deterministic) backward.
  *
  * Forward: one block per row copies W[ids[n] - V_off] or writes zeros when the id lies outside the slice.
- * Backward without atomics: the ids are read back to the host and grouped by embedding row (a sort of
- * (row, token) pairs, so each group lists its tokens in ascending order); one block per touched row then adds
- * that group's dout rows into dW one token after another, exactly the order of the CPU reference, so the
- * result is bitwise the CPU's (fp32 adds, no contraction possible). Costs one device->host copy of N ids and
- * one host->device copy of the grouping per call (once per micro-batch). */
+ * Backward without atomics: the ids are grouped by embedding row (a sort of (row, token) pairs, so each group
+ * lists its tokens in ascending order); one block per touched row then adds that group's dout rows into dW one
+ * token after another, exactly the order of the CPU reference, so the result is bitwise the CPU's (fp32 adds, no
+ * contraction possible). Up to EMB_SORT_MAX tokens the grouping runs on the device (one block: a bitonic sort of
+ * the keys in shared memory, then the groups by a block scan), so the stream never waits for the host; the
+ * accumulation grid is sized for N groups and the blocks past the real count return. Longer micro-batches read the
+ * ids back and sort them on the host (one device->host and one host->device copy per call). */
 #include <stdlib.h>
 #include "cuda_common.cuh"
 
@@ -42,6 +44,74 @@ __global__ void embed_bwd_k(float *dW, const float *dout, const int *rows, const
     *d = acc;
 }
 
+enum { EMB_SORT_THREADS = 1024, EMB_SORT_MAX = 16384 };
+
+/* the grouping on the device: pack = [U][rows: N][start: N + 1][tok: N] as the host path builds it (U touched rows;
+ * start[U] = the tokens inside the slice). One block of EMB_SORT_THREADS; P (a power of two >= N and >=
+ * EMB_SORT_THREADS) keys of 8 bytes and 2 x EMB_SORT_THREADS ints of dynamic shared memory. */
+__global__ void __launch_bounds__(EMB_SORT_THREADS) embed_group_k(int *pack, const int *ids, int N, int P,
+                                                                  int V_off, int V_loc) {
+    extern __shared__ __align__(16) unsigned char emb_smem[];
+    unsigned long long *key = (unsigned long long *)emb_smem;
+    int *cnt = (int *)(key + P), *val = cnt + EMB_SORT_THREADS;
+    const int t = threadIdx.x;
+    const unsigned long long NONE = ~0ull; /* outside the slice, or padding: sorts last */
+    for (int i = t; i < P; i += EMB_SORT_THREADS) {
+        unsigned long long k = NONE;
+        if (i < N) {
+            const int r = ids[i] - V_off;
+            if (r >= 0 && r < V_loc) k = (unsigned long long)(unsigned)r << 32 | (unsigned)i;
+        }
+        key[i] = k;
+    }
+    __syncthreads();
+    for (int size = 2; size <= P; size <<= 1) /* bitonic sort, ascending (the keys are distinct) */
+        for (int stride = size / 2; stride > 0; stride >>= 1) {
+            for (int i = t; i < P / 2; i += EMB_SORT_THREADS) {
+                const int lo = 2 * i - (i & (stride - 1)), hi = lo + stride;
+                const unsigned long long a = key[lo], b = key[hi];
+                if ((a > b) == ((lo & size) == 0)) key[lo] = b, key[hi] = a;
+            }
+            __syncthreads();
+        }
+    /* thread t owns keys [t E, t E + E): its group starts and valid keys, then a block scan of the starts */
+    const int E = P / EMB_SORT_THREADS, i0 = t * E;
+    int c = 0, v = 0;
+    for (int i = i0; i < i0 + E; i++)
+        if (key[i] != NONE) v++, c += i == 0 || key[i] >> 32 != key[i - 1] >> 32;
+    cnt[t] = c, val[t] = v;
+    __syncthreads();
+    if (t == 0) { /* exclusive prefix sums, in order (1024 adds) */
+        int sc = 0, sv = 0;
+        for (int j = 0; j < EMB_SORT_THREADS; j++) {
+            const int a = cnt[j], b = val[j];
+            cnt[j] = sc, val[j] = sv;
+            sc += a, sv += b;
+        }
+        pack[0] = sc;                    /* U */
+        pack[1 + N + sc] = sv;           /* start[U] = m */
+    }
+    __syncthreads();
+    int *rows = pack + 1, *start = rows + N, *tok = start + N + 1;
+    int u = cnt[t];
+    for (int i = i0; i < i0 + E; i++) {
+        if (key[i] == NONE) continue;
+        if (i == 0 || key[i] >> 32 != key[i - 1] >> 32) rows[u] = (int)(key[i] >> 32), start[u++] = i;
+        tok[i] = (int)(key[i] & 0xffffffffu);
+    }
+}
+
+/* embed_bwd_k over the device grouping: blocks past U return */
+__global__ void embed_bwd_dev_k(float *dW, const float *dout, const int *pack, int N, int C) {
+    const int u = blockIdx.x, c = blockIdx.y * EMB_THREADS + threadIdx.x;
+    if (u >= pack[0] || c >= C) return;
+    const int *rows = pack + 1, *start = rows + N, *tok = start + N + 1;
+    float *d = dW + (size_t)rows[u] * C + c;
+    float acc = *d;
+    for (int t = start[u]; t < start[u + 1]; t++) acc += dout[(size_t)tok[t] * C + c];
+    *d = acc;
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -50,6 +120,25 @@ static int cmp_u64(const void *a, const void *b) {
 void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc) {
     if (!N || C <= 0 || V_loc <= 0) return;
     if (N > (size_t)INT32_MAX) sd_die("cuda", "embed_bwd: %zu rows exceed the 2^31 this kernel indexes", N);
+    if (N <= EMB_SORT_MAX) { /* the grouping on the device: no wait for the host */
+        int P = EMB_SORT_THREADS;
+        while ((size_t)P < N) P *= 2;
+        const size_t smem = (size_t)P * 8 + 2 * EMB_SORT_THREADS * sizeof(int);
+        static size_t opted;
+        if (smem > opted) {
+            CUDA_CHECK(cudaFuncSetAttribute((const void *)embed_group_k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)smem));
+            opted = smem;
+        }
+        int *pack = (int *)cu_scratch((3 * N + 2) * sizeof(int), "embed_bwd groups");
+        embed_group_k<<<1, EMB_SORT_THREADS, smem, cu_stream()>>>(pack, ids, (int)N, P, V_off, V_loc);
+        CUDA_LAUNCH_CHECK("embed_bwd (grouping)");
+        dim3 grid((unsigned)N, (unsigned)((C + EMB_THREADS - 1) / EMB_THREADS));
+        embed_bwd_dev_k<<<grid, EMB_THREADS, 0, cu_stream()>>>(dW, dout, pack, (int)N, C);
+        CUDA_LAUNCH_CHECK("embed_bwd");
+        cu_scratch_free(pack);
+        return;
+    }
     int *h_ids = (int *)sd_alloc(N * sizeof(int), "embed_bwd ids");
     cu_download(h_ids, ids, N * sizeof(int));
     uint64_t *key = (uint64_t *)sd_alloc(N * sizeof(uint64_t), "embed_bwd keys");

@@ -1379,6 +1379,8 @@ int main(int argc, char **argv) {
         t_embed(512, 4096, 128, 0, 128, 128);  /* whole vocabulary, many repeats */
         t_embed(300, 64, 1000, 0, 1000, 3);    /* three distinct ids: long groups */
         t_embed(5, 33, 50, 25, 25, 20);        /* no id inside the slice */
+        t_embed(1500, 16, 700, 100, 400, 700); /* 2048 keys in the device sort: two per thread */
+        t_embed(16385, 4, 300, 0, 300, 300);   /* past the device grouping's 16384: the host's sort */
     }
     if (want("rmsnorm")) {
         t_rmsnorm(1, 64, 1e-5f, 1.0);
