@@ -258,6 +258,7 @@ const Backend *backend_cuda(void) {
         b.geglu_bwd16 = cuda_geglu_bwd16;
         b.xent_bwd16 = cuda_xent_bwd16;
         b.matmul16_out16 = cuda_matmul16_out16;
+        b.matmul16_res = cuda_matmul16_res;
         b.swiglu_fwd_b16 = cuda_swiglu_fwd_b16;
         b.geglu_fwd_b16 = cuda_geglu_fwd_b16;
         b.swiglu_bwd_b16 = cuda_swiglu_bwd_b16;

@@ -163,6 +163,8 @@ void cuda_swiglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const 
                        size_t N, int FF);
 void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                          bool transA, bool transB);
+void cuda_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                       int K, bool transA, bool transB);
 void cuda_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
 void cuda_geglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);
 void cuda_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,

@@ -223,12 +223,12 @@ static void lt_plan_build(LtPlan *p) {
         said = true;
     }
 }
-/* C = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C fp32, or bf16 when c16. false when cuBLASLt has no
- * algorithm for it (nothing was done). */
-static bool lt_matmul(void *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB, float alpha,
-                      float beta, bool c16) {
+/* D = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C and D fp32, or bf16 when c16 (D == C: in place,
+ * else D a separate output of C's layout). false when cuBLASLt has no algorithm for it (nothing was done). */
+static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB,
+                      float alpha, float beta, bool c16) {
     if (!g_lt) CUBLAS_CHECK(cublasLtCreate(&g_lt));
-    unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(C)};
+    unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(D)};
     LtPlan *p = NULL;
     for (int i = 0; i < LT_PLANS && !p; i++) {
         LtPlan *q = &g_plans[i];
@@ -247,7 +247,7 @@ static bool lt_matmul(void *C, const void *A, const void *B, int M, int N, int K
     }
     if (!p->ok) return false;
     void *ws = p->ws ? cu_scratch(p->ws, "cuBLASLt workspace") : NULL;
-    CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, C, p->lc, &p->algo, ws,
+    CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, &p->algo, ws,
                                 p->ws, cu_stream()));
     if (ws) cu_scratch_free(ws);
     return true;
@@ -260,7 +260,7 @@ static void gemm_bf16(void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bf
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (ex || !lt_matmul(C, a16, b16, M, N, K, transA, transB, alpha, beta, c16))
+    if (ex || !lt_matmul(C, C, a16, b16, M, N, K, transA, transB, alpha, beta, c16))
         CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
                                   &beta, C, c16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT));
@@ -321,6 +321,32 @@ void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, i
     }
     if (empty_product(C, M, N, K, beta)) return;
     gemm_mixed(C, false, A, a16, B, b16, M, N, K, transA, transB, alpha, beta);
+}
+
+/* backend.h matmul16_res: D = op(A) op(B) + R through cuBLASLt whatever SIMPO_CUDA_GEMM says (only cuBLASLt
+ * reads C and writes a separate D), operands as matmul16's; where it offers no algorithm, R copied into D and the
+ * usual path with beta 1 */
+void cuda_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                       int K, bool transA, bool transB) {
+    if (!cu_bf16()) sd_die("cuda", "matmul16_res needs the bf16 mode (model.dtype: bf16)");
+    if (M <= 0 || N <= 0) return;
+    const size_t bytes = (size_t)M * (size_t)N * sizeof(float);
+    if (K > 0) {
+        bool own_a = false, own_b = false;
+        const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
+                                     : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
+        const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
+                                     : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
+        const bool done = lt_matmul(D, R, a, b, M, N, K, transA, transB, 1.0f, 1.0f, false);
+        if (!done) {
+            CUDA_CHECK(cudaMemcpyAsync(D, R, bytes, cudaMemcpyDeviceToDevice, cu_stream()));
+            gemm_bf16(D, false, a, b, M, N, K, transA, transB, 1.0f, 1.0f, true);
+        }
+        if (own_a) cu_scratch_free((void *)a);
+        if (own_b) cu_scratch_free((void *)b);
+        return;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(D, R, bytes, cudaMemcpyDeviceToDevice, cu_stream())); /* K = 0: D = R */
 }
 
 /* backend.h matmul16_out16: matmul16 (alpha 1, beta 0) with C written as bf16 by the GEMM itself; a bf16 operand

@@ -114,6 +114,12 @@ typedef struct Backend {
      * same for B with b16. Only while the bf16 mode is on. */
     void (*matmul16)(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                      bool transB, float alpha, float beta);
+    /* D = op(A) op(B) + R (D, R [M,N] fp32, distinct, not overlapping; A, B as matmul16): a residual add in the
+     * product's epilogue, so R is read once instead of copied into D first and read back (the residual stream's
+     * o and down projections). The result is that of copying R into D and matmul16 with beta 1 (bitwise on the
+     * CPU; a GPU's other kernel may sum in another fp32 order). NULL: the caller copies and accumulates. */
+    void (*matmul16_res)(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                         int K, bool transA, bool transB);
 
     /* Autocast storage (model.bf16_storage: autocast), the bf16 mode only: projections whose outputs feed
      * elementwise ops (the MLP's gate and up) keep them in bf16, as torch's autocast does; unlike the storage above

@@ -11,7 +11,7 @@
     X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)              \
     X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd)             \
     X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
-    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq)                    \
+    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)   \
     X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16)         \
     X(rope_bwd_b16) X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16)
 #define OP_ENUM(name) OP_##name,
@@ -91,6 +91,12 @@ static void p_matmul16(float *C, const void *A, bool a16, const void *B, bool b1
     double t0 = begin();
     g_in->matmul16(C, A, a16, B, b16, M, N, K, tA, tB, alpha, beta);
     shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16, t0, 0));
+}
+static void p_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                           int K, bool tA, bool tB) {
+    double t0 = begin();
+    g_in->matmul16_res(D, R, A, a16, B, b16, M, N, K, tA, tB);
+    shape_add(M, N, K, tA, tB, a16, b16, end(OP_matmul16_res, t0, 0));
 }
 /* the matmul shapes table counts a bf16-output product like any other (its FLOPs are the same) */
 static void p_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,

@@ -763,8 +763,12 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
     const Backend *be = m->be;
     size_t n = N * (size_t)m->C;
     if (m->tp == 1) {
-        be->copy(out, residual, n * sizeof(float));
-        model_linear(be, out, x, x16, W, N, in_loc, m->C, true);
+        if ((x16 || W.b) && be->matmul16_res) /* the residual read by the GEMM itself: no copy into out first */
+            be->matmul16_res(out, residual, x, x16, wt_data(W), W.b != NULL, (int)N, m->C, in_loc, false, true);
+        else {
+            be->copy(out, residual, n * sizeof(float));
+            model_linear(be, out, x, x16, W, N, in_loc, m->C, true);
+        }
         return;
     }
     float *part = a->dtmp; /* free during the forward */

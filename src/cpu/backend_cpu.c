@@ -81,6 +81,7 @@ static const Backend g_cpu = {
     .xent_bwd16 = cpu_xent_bwd16,
     .matmul16 = cpu_matmul16,
     .matmul16_out16 = cpu_matmul16_out16,
+    .matmul16_res = cpu_matmul16_res,
     .swiglu_fwd_b16 = cpu_swiglu_fwd_b16,
     .geglu_fwd_b16 = cpu_geglu_fwd_b16,
     .swiglu_bwd_b16 = cpu_swiglu_bwd_b16,

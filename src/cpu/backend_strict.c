@@ -205,6 +205,18 @@ static void strict_matmul16(float *C, const void *A, bool a16, const void *B, bo
     const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
     g_cpu->matmul16(F(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB, alpha, beta);
 }
+static void strict_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M,
+                                int N, int K, bool transA, bool transB) {
+    const char *OP = "matmul16_res";
+    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16_res: negative size M %d N %d K %d", M, N, K);
+    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
+    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
+    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    float *d = F(D, m * n, "D");
+    const float *r = F(R, m * n, "R");
+    if (m * n > 0 && d < r + m * n && r < d + m * n) sd_die("strict backend", "matmul16_res: D and R overlap");
+    g_cpu->matmul16_res(d, r, a, a16, b, b16, M, N, K, transA, transB);
+}
 static void strict_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                                   bool transA, bool transB) {
     const char *OP = "matmul16_out16";
@@ -538,6 +550,7 @@ static const Backend g_strict = {
     .matmul_bf16_on = strict_matmul_bf16_on,
     .matmul16 = strict_matmul16,
     .matmul16_out16 = strict_matmul16_out16,
+    .matmul16_res = strict_matmul16_res,
     .swiglu_fwd_b16 = strict_swiglu_fwd_b16,
     .geglu_fwd_b16 = strict_geglu_fwd_b16,
     .swiglu_bwd_b16 = strict_swiglu_bwd_b16,

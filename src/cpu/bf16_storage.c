@@ -109,6 +109,12 @@ void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, in
 
 /* ---- autocast storage ---- */
 
+/* the copy and the accumulation it stands for (backend.h) */
+void cpu_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                      int K, bool transA, bool transB) {
+    if (M > 0 && N > 0) memcpy(D, R, (size_t)M * (size_t)N * sizeof(float));
+    cpu_matmul16(D, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 1.0f);
+}
 void cpu_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                         bool transA, bool transB) {
     size_t n = M > 0 && N > 0 ? (size_t)M * (size_t)N : 0;

@@ -31,6 +31,8 @@ void cpu_geglu_bwd16(uint16_t *dgate, uint16_t *dup, const float *dout, const fl
 void cpu_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                   bool transB, float alpha, float beta);
 /* autocast storage (bf16_storage.c) */
+void cpu_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
+                      int K, bool transA, bool transB);
 void cpu_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                         bool transA, bool transB);
 void cpu_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF);

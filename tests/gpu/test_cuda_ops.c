@@ -222,6 +222,37 @@ static void t_matmul_bf16(int M, int N, int K, int off) {
     }
     bf16_end(saved);
 }
+/* matmul16_res (section matmul_bf16): D = A B^T + R with bf16 or fp32 A and bf16 B (the residual projections'
+ * operands), D and R 4 bytes past an aligned start with off: the CPU's copy-and-accumulate within the fp32 summation
+ * tolerance, bitwise on a rerun, R untouched */
+static uint16_t *h16(const float *x, size_t n);
+static void t_matmul16_res(int M, int N, int K, int off) {
+    size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
+    char *saved = bf16_begin();
+    for (int a16 = 0; a16 < 2; a16++) {
+        float *A = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *R = hrand(nc, -1, 1), *D = hconst(nc, 5.0f);
+        uint16_t *A16 = h16(A, na), *B16 = h16(B, nb);
+        float *dAf = up(A, na * 4), *bR = gpu->alloc((nc + off) * 4, "R"), *bD = gpu->alloc((nc + off) * 4, "D");
+        float *bD2 = gpu->alloc((nc + off) * 4, "D2");
+        uint16_t *dA16 = gpu->alloc(na * 2, "A16"), *dB16 = gpu->alloc(nb * 2, "B16");
+        gpu->upload(dA16, A16, na * 2), gpu->upload(dB16, B16, nb * 2);
+        gpu->upload(bR + off, R, nc * 4);
+        const void *ga = a16 ? (const void *)dA16 : (const void *)dAf, *ca = a16 ? (const void *)A16 : (const void *)A;
+        cpu->matmul16_res(D, R, ca, a16, B16, true, M, N, K, false, true);
+        gpu->matmul16_res(bD + off, bR + off, ga, a16, dB16, true, M, N, K, false, true);
+        gpu->matmul16_res(bD2 + off, bR + off, ga, a16, dB16, true, M, N, K, false, true);
+        float *g = down(bD + off, nc), *g2 = down(bD2 + off, nc), *gr = down(bR + off, nc);
+        char what[128];
+        snprintf(what, sizeof what, "matmul16_res M=%d N=%d K=%d A %s off=%d", M, N, K, a16 ? "bf16" : "fp32", off);
+        cmp(what, g, D, nc, 1e-5 * (1 + K / 1024.0));
+        bitwise(what, g, g2, nc * 4);
+        snprintf(what, sizeof what, "matmul16_res M=%d N=%d K=%d: R untouched", M, N, K);
+        bitwise(what, gr, R, nc * 4);
+        free(A), free(B), free(R), free(D), free(A16), free(B16), free(g), free(g2), free(gr);
+        gpu->free(dAf), gpu->free(bR), gpu->free(bD), gpu->free(bD2), gpu->free(dA16), gpu->free(dB16);
+    }
+    bf16_end(saved);
+}
 /* held operands (backend.h matmul_hold / matmul_release, section matmul_bf16): a held operand is converted once and
  * the copy reused, so (i) results with holds are bitwise those without, nested holds included, and (ii) a matmul
  * after the held x was overwritten (which the contract forbids) still sees the old x: proof that the copy is
@@ -1366,6 +1397,8 @@ int main(int argc, char **argv) {
         t_matmul_bf16(96, 160, 64, 2);
         t_matmul_bf16(513, 1031, 769, 0);
         t_matmul_holds();
+        t_matmul16_res(37, 64, 160, 0);
+        t_matmul16_res(300, 128, 344, 1);
         t_storage16(37, 64, 160);
         t_to_bf16(13);
         t_to_bf16(100003);
