@@ -43,6 +43,15 @@ void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float 
     rmsnorm_fwd(out, rstd, x, w, N, C, eps);
 }
 
+/* a row's k = (r^3 / C) sum_i dy_i w_i x_i: the block's dot product in double (a fixed tree), rounded once */
+static __device__ __forceinline__ float rmsnorm_bwd_k(const float *dy, const float *w, const float *xr, float r, int C,
+                                                      double *sh) {
+    double dot = 0.0;
+    for (int i = threadIdx.x; i < C; i += NORM_THREADS) dot += (double)dy[i] * w[i] * xr[i];
+    dot = cu_block_sum<NORM_THREADS>(dot, sh);
+    return (float)(dot * r * r * r / C);
+}
+
 /* dx_j += r w_j dy_j - (r^3 / C) x_j sum_i dy_i w_i x_i */
 __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_dx_k(float *dx, const float *dout, const float *x,
                                                                  const float *w, const float *rstd, size_t N,
@@ -51,11 +60,7 @@ __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_dx_k(float *dx, cons
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *xr = x + n * (size_t)C, *dy = dout + n * (size_t)C;
         float *d = dx + n * (size_t)C;
-        float r = rstd[n];
-        double dot = 0.0;
-        for (int i = threadIdx.x; i < C; i += NORM_THREADS) dot += (double)dy[i] * w[i] * xr[i];
-        dot = cu_block_sum<NORM_THREADS>(dot, sh);
-        float k = (float)(dot * r * r * r / C);
+        const float r = rstd[n], k = rmsnorm_bwd_k(dy, w, xr, r, C, sh);
         for (int i = threadIdx.x; i < C; i += NORM_THREADS) d[i] += r * w[i] * dy[i] - k * xr[i];
     }
 }
@@ -99,11 +104,7 @@ __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, d
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *xr = x + n * (size_t)C, *dy = dout + n * (size_t)C;
         float *d = dx + n * (size_t)C;
-        float r = rstd[n];
-        double dot = 0.0;
-        for (int i = threadIdx.x; i < C; i += NORM_THREADS) dot += (double)dy[i] * w[i] * xr[i];
-        dot = cu_block_sum<NORM_THREADS>(dot, sh);
-        float k = (float)(dot * r * r * r / C);
+        const float r = rstd[n], k = rmsnorm_bwd_k(dy, w, xr, r, C, sh);
 #pragma unroll
         for (int j = 0; j < J; j++) {
             const int i = threadIdx.x + j * NORM_THREADS;
