@@ -231,11 +231,13 @@ run_singles() { # each passing variant alone (what a time limit cuts first)
 peer=--peer
 { has --no-peer || [ $DRY = 1 ]; } && peer=""
 # the order of the runs: --runs LIST (names of the run_ functions above, comma-separated; the peer runs in the
-# first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts from the end
-runs="base consistency noshare profile all"
-has --recompute && runs+=" recompute lean fit46 fit36 nocache"
+# first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts
+# from the end
+# (the default fits one device call of a 15-minute session, ~7.5 minutes on an H200 by the eleventh session's
+# timings; noshare, all, recompute and fit46 only when --runs names them)
+runs="base consistency profile singles"
+has --recompute && runs+=" fit36 nocache lean"
 has --dpo && runs+=" dpo"
-runs+=" singles"
 prev=""
 for a in "$@"; do [ "$prev" = --runs ] && runs=${a//,/ }; prev=$a; done
 peer_done=0

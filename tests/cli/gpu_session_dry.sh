@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.bash"
 cd "$SRC"
 OUT=$TMP/session BENCH_TMP=$TMP SIMPO_DIST=$BIN timeout 600 bash scripts/gpu_session.sh --dry --recompute --dpo \
+  --runs base,consistency,noshare,profile,all,recompute,lean,fit46,fit36,nocache,dpo,singles \
   > "$TMP/session.log" 2>&1 || bad "gpu_session.sh --dry failed: $(tail -5 "$TMP/session.log")"
 S=$TMP/session
 for label in base profile all recompute lean fit46 fit36 nocache noshare dpo; do
@@ -65,6 +66,13 @@ grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 
 # run's pairs carry reference log-probs too)
 [ "$(grep '"loss_type": "simpo"' "$S/bench.txt" | grep -o '"data_cksum": [0-9]*' | sort -u | wc -l)" -eq 1 ] && ok "every benchmark run of the shape read the same pairs" \
   || bad "data_cksum: $(grep -o '"data_cksum": [0-9]*' "$S/bench.txt" | sort | uniq -c)"
+# the default order fits one device call: base, consistency, profile, the single variants, then with --recompute
+# fit36, nocache, lean (noshare, all, recompute, fit46 only by name)
+OUT=$TMP/deflt BENCH_TMP=$TMP/deflt-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_session.sh --dry --recompute \
+  > "$TMP/deflt.log" 2>&1 || bad "gpu_session.sh --dry --recompute failed: $(tail -5 "$TMP/deflt.log")"
+[ "$(grep '^== ' "$TMP/deflt/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "base profile SIMPO_CUDA_ATTN_TC_4 fit36 nocache lean " ] \
+  && grep -q "cpu-again vs cpu: PASS bitwise" "$TMP/deflt/variants.txt" && ok "the default runs, in order" \
+  || bad "default runs: $(grep '^== ' "$TMP/deflt/bench.txt" | tr '\n' ' ')"
 # --runs picks the runs and their order
 OUT=$TMP/runs BENCH_TMP=$TMP/runs-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_session.sh --dry --runs profile,base \
   > "$TMP/runs.log" 2>&1 || bad "gpu_session.sh --runs failed: $(tail -5 "$TMP/runs.log")"
