@@ -38,17 +38,20 @@
  *    hidden from a whole warp are skipped.
  * Outputs are written straight from the accumulators (a quad writes 8 consecutive floats of a row).
  *
- * Kernels (HD 64 or 128; 8 warps of 16 rows; one block per SM, but two for the forward at HD 64; registers and
- * shared memory at HD 128 / 64, from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack frame; opt-in shared
- * memory; dq and dk/dv at HD 64 would spill 16 bytes if held to 128 registers for two blocks per SM):
- *   attn_tc3_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, T3_NS = 3 stages; Q (fp32, rounded while
+ * Kernels of version 3 (the bodies t3_fwd, t3_dq, t3_dkdv with W = 8; version 4's attn_tc4_* run them with W = 4,
+ * tiles of 64 rows, 2-stage K / V pipelines: registers 227 / 255 / 243 at HD 128, 128 / 152 / 161 at HD 64, two
+ * blocks per SM at HD 128; struct T3) (HD 64 or 128; 8 warps of 16 rows; one block per SM, but two for the forward
+ * at HD 64; registers and shared memory at HD 128 / 64, from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack
+ * frame; opt-in shared memory; dq and dk/dv at HD 64 would spill 16 bytes if held to 128 registers for two blocks
+ * per SM):
+ *   attn_tc3_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, T3::NS = 3 stages; Q (fp32, rounded while
  *                    staged) to A fragments once. Per tile: S = Q K^T (8 n8 tiles), mask, online softmax, O += P V.
  *                    registers 209 / 127; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
  *   attn_tc3_dq_k    (query tile of 128, head). Q, dO A fragments; per K / V tile of 64 (3 stages), per half of 32
  *                    keys: S = Q K^T, dP = dO V^T; dS = P (dP - D) scale, P = exp2(S sl2 - lse2); dQ += dS K.
  *                    registers 228 / 146; shared 170 / 90 KB
  *   attn_tc3_dkdv_k  (key tile of 128, kv head). K, V tiles in shared memory; for the group's heads and the query
- *                    tiles of 64 from the key tile on (T3_NS_KV = 2 stages of Q, dO, lse, D), per half of 32
+ *                    tiles of 64 from the key tile on (T3::NSKV = 2 stages of Q, dO, lse, D), per half of 32
  *                    queries: S^T = K Q^T, dP^T = V dO^T, P^T (bf16), dS^T = P^T (dP^T - D) scale; dV += P^T dO,
  *                    dK += dS^T Q.  registers 242 / 162; shared 137 / 73 KB
  * (to refresh: nvcc -arch=sm_90 -Xptxas -v -std=c++17 -I src -I cuda -c cuda/attention_tc3.cu). Shared-memory

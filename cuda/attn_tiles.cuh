@@ -1,7 +1,8 @@
 /* attn_tiles.cuh — private to cuda/: the device helpers that the attention kernels (attention.cu,
  * attention_tc.cu, attention_tc2.cu, attention_tc3.cu) share, kept in one place so that their tiling cannot drift
- * apart; they differ only in the tile height (BR = 32, TC_BM = 64, T2_BM = T3_BM = 128) and the reversed hand-out
- * of versions 2 and 3. Also the bf16 tile loaders that the tensor-core versions 2 and 3 share. The host side they
+ * apart; they differ only in the tile height (BR = 32, TC_BM = 64, T2_BM = 128, T3::BM = 128 in version 3 and 64
+ * in version 4) and the reversed hand-out of versions 2 to 4. Also the bf16 tile loaders that the tensor-core
+ * versions 2 to 4 share. The host side they
  * share is attn_launch.cuh. Included from the .cu files, so the CPU emulation (tests/gpu/emu) compiles it with them.
  */
 #ifndef SD_ATTN_TILES_CUH
