@@ -19,7 +19,8 @@ if [ "${SIMPO_SKIP_ASAN:-0}" != 1 ]; then
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0:use_tls=0:fast_unwind_on_malloc=0"
   export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
   (cd build-asan && ctest --output-on-failure -j 2 -L 'unit|ops|model|fuzz' --timeout 900)
-  # and one multi-rank shell test: the trainer's start-up choices (train.recompute / train.lmhead_cache auto over a
-  # budget, the plans against the allocations) on two pipeline ranks, which no single-process test reaches
-  (cd build-asan && ctest --output-on-failure -R '^dist/recompute_auto$' --timeout 900)
+  # and two multi-rank shell tests: the trainer's start-up choices (train.recompute / train.lmhead_cache /
+  # train.bf16_weight_cache auto over a budget, the plans against the allocations) on two pipeline ranks, and the
+  # gradient norm formed inside AdamW (one rank, the strict backend, ZeRO and TP), which no single-process test reaches
+  (cd build-asan && ctest --output-on-failure -R '^dist/(recompute_auto|norm_fused)$' --timeout 900)
 fi
