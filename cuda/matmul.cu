@@ -253,17 +253,21 @@ static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int 
     return true;
 }
 
-/* C = alpha op(A) op(B) + beta C on bf16 operands a16, b16 (the cast paths: cublasGemmEx, or cuBLASLt unless
- * ex); C fp32, or bf16 when c16 (the fp32 sums rounded by the GEMM's epilogue) */
-static void gemm_bf16(void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M, int N, int K,
-                      bool transA, bool transB, float alpha, float beta, bool ex) {
+/* D = alpha op(A) op(B) + beta C on bf16 operands a16, b16 (the cast paths: cublasGemmEx, or cuBLASLt unless
+ * ex); C and D fp32, or bf16 when c16 (the fp32 sums rounded by the GEMM's epilogue). D == C: in place; else (a
+ * separate output, matmul16_res) cuBLASLt whatever ex says, the only one that reads C and writes another D, and
+ * where it offers no algorithm C copied into D and the in-place product */
+static void gemm_bf16(void *D, const void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M,
+                      int N, int K, bool transA, bool transB, float alpha, float beta, bool ex) {
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (ex || !lt_matmul(C, C, a16, b16, M, N, K, transA, transB, alpha, beta, c16))
-        CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda,
-                                  &beta, C, c16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+    if ((!ex || D != C) && lt_matmul(D, C, a16, b16, M, N, K, transA, transB, alpha, beta, c16)) return;
+    if (D != C)
+        CUDA_CHECK(cudaMemcpyAsync(D, C, (size_t)M * (size_t)N * (c16 ? 2 : 4), cudaMemcpyDeviceToDevice,
+                                   cu_stream()));
+    CUBLAS_CHECK(cublasGemmEx(cu_blas(), opB, opA, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF, lda, &beta,
+                              D, c16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* true (after C = beta C) when the product is empty */
@@ -284,7 +288,7 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
         bool own_a, own_b;
         __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
         __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-        gemm_bf16(C, false, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
+        gemm_bf16(C, C, false, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
         if (own_a) cu_scratch_free(a16);
         if (own_b) cu_scratch_free(b16);
         return;
@@ -296,16 +300,16 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
                               C, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT));
 }
 
-/* C (fp32, or bf16 when c16) = alpha op(A) op(B) + beta C for operands in bf16 storage (a16, b16) or fp32 (converted
- * into op scratch, or a held copy) on the cast paths */
-static void gemm_mixed(void *C, bool c16, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
-                       bool transA, bool transB, float alpha, float beta) {
+/* D (fp32, or bf16 when c16) = alpha op(A) op(B) + beta C (gemm_bf16) for operands in bf16 storage (a16, b16) or
+ * fp32 (converted into op scratch, or a held copy) on the cast paths */
+static void gemm_mixed(void *D, const void *C, bool c16, const void *A, bool a16, const void *B, bool b16, int M,
+                       int N, int K, bool transA, bool transB, float alpha, float beta) {
     bool own_a = false, own_b = false;
     const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
                                  : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
     const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
                                  : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-    gemm_bf16(C, c16, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
+    gemm_bf16(D, C, c16, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
     if (own_a) cu_scratch_free((void *)a);
     if (own_b) cu_scratch_free((void *)b);
 }
@@ -320,33 +324,17 @@ void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, i
         return;
     }
     if (empty_product(C, M, N, K, beta)) return;
-    gemm_mixed(C, false, A, a16, B, b16, M, N, K, transA, transB, alpha, beta);
+    gemm_mixed(C, C, false, A, a16, B, b16, M, N, K, transA, transB, alpha, beta);
 }
 
-/* backend.h matmul16_res: D = op(A) op(B) + R through cuBLASLt whatever SIMPO_CUDA_GEMM says (only cuBLASLt
- * reads C and writes a separate D), operands as matmul16's; where it offers no algorithm, R copied into D and the
- * usual path with beta 1 */
+/* backend.h matmul16_res: D = op(A) op(B) + R, operands as matmul16's, through gemm_mixed's separate output */
 void cuda_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M, int N,
                        int K, bool transA, bool transB) {
     if (!cu_bf16()) sd_die("cuda", "matmul16_res needs the bf16 mode (model.dtype: bf16)");
     if (M <= 0 || N <= 0) return;
-    const size_t bytes = (size_t)M * (size_t)N * sizeof(float);
-    if (K > 0) {
-        bool own_a = false, own_b = false;
-        const __nv_bfloat16 *a = a16 ? (const __nv_bfloat16 *)A
-                                     : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
-        const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
-                                     : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-        const bool done = lt_matmul(D, R, a, b, M, N, K, transA, transB, 1.0f, 1.0f, false);
-        if (!done) {
-            CUDA_CHECK(cudaMemcpyAsync(D, R, bytes, cudaMemcpyDeviceToDevice, cu_stream()));
-            gemm_bf16(D, false, a, b, M, N, K, transA, transB, 1.0f, 1.0f, true);
-        }
-        if (own_a) cu_scratch_free((void *)a);
-        if (own_b) cu_scratch_free((void *)b);
-        return;
-    }
-    CUDA_CHECK(cudaMemcpyAsync(D, R, bytes, cudaMemcpyDeviceToDevice, cu_stream())); /* K = 0: D = R */
+    if (K <= 0) /* D = R */
+        CUDA_CHECK(cudaMemcpyAsync(D, R, (size_t)M * (size_t)N * sizeof(float), cudaMemcpyDeviceToDevice, cu_stream()));
+    else gemm_mixed(D, R, false, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 1.0f);
 }
 
 /* backend.h matmul16_out16: matmul16 (alpha 1, beta 0) with C written as bf16 by the GEMM itself; a bf16 operand
@@ -359,5 +347,5 @@ void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bo
         CUDA_CHECK(cudaMemsetAsync(C, 0, (size_t)M * (size_t)N * sizeof(uint16_t), cu_stream()));
         return;
     }
-    gemm_mixed(C, true, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 0.0f);
+    gemm_mixed(C, C, true, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 0.0f);
 }
