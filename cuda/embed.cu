@@ -33,21 +33,15 @@ void cuda_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C,
     CUDA_LAUNCH_CHECK("embed_fwd");
 }
 
-/* group u: embedding row rows[u] gets the dout rows tok[start[u] .. start[u+1]) (ascending token order) */
-__global__ void embed_bwd_k(float *dW, const float *dout, const int *rows, const int *start, const int *tok,
-                            int C) {
-    int u = blockIdx.x, c = blockIdx.y * EMB_THREADS + threadIdx.x;
-    if (c >= C) return;
-    float *d = dW + (size_t)rows[u] * C + c;
-    float acc = *d;
-    for (int t = start[u]; t < start[u + 1]; t++) acc += dout[(size_t)tok[t] * C + c];
-    *d = acc;
-}
 
 enum { EMB_SORT_THREADS = 1024, EMB_SORT_MAX = 16384 };
 
-/* the grouping on the device: pack = [U][rows: N][start: N + 1][tok: N] as the host path builds it (U touched rows;
- * start[U] = the tokens inside the slice). One block of EMB_SORT_THREADS; P (a power of two >= N and >=
+/* The grouping of N ids, as both paths lay it out: pack = [U][rows: N][start: N + 1][tok: N], U touched rows; group
+ * u: embedding row rows[u] gets the dout rows tok[start[u] .. start[u + 1]) (ascending token order); start[U] = the
+ * tokens inside the slice. */
+static size_t embed_pack_ints(size_t N) { return 3 * N + 2; }
+
+/* the grouping on the device, pack as above. One block of EMB_SORT_THREADS; P (a power of two >= N and >=
  * EMB_SORT_THREADS) keys of 8 bytes and 2 x EMB_SORT_THREADS ints of dynamic shared memory. */
 __global__ void __launch_bounds__(EMB_SORT_THREADS) embed_group_k(int *pack, const int *ids, int N, int P,
                                                                   int V_off, int V_loc) {
@@ -101,8 +95,9 @@ __global__ void __launch_bounds__(EMB_SORT_THREADS) embed_group_k(int *pack, con
     }
 }
 
-/* embed_bwd_k over the device grouping: blocks past U return */
-__global__ void embed_bwd_dev_k(float *dW, const float *dout, const int *pack, int N, int C) {
+/* block (u, column block): group u of pack added into its row of dW; blocks past U return (the device grouping's
+ * grid is sized for N groups) */
+__global__ void embed_bwd_k(float *dW, const float *dout, const int *pack, int N, int C) {
     const int u = blockIdx.x, c = blockIdx.y * EMB_THREADS + threadIdx.x;
     if (u >= pack[0] || c >= C) return;
     const int *rows = pack + 1, *start = rows + N, *tok = start + N + 1;
@@ -110,6 +105,13 @@ __global__ void embed_bwd_dev_k(float *dW, const float *dout, const int *pack, i
     float acc = *d;
     for (int t = start[u]; t < start[u + 1]; t++) acc += dout[(size_t)tok[t] * C + c];
     *d = acc;
+}
+
+/* embed_bwd_k over `groups` blocks of groups (U, or N when only the device knows U) */
+static void embed_bwd_launch(float *dW, const float *dout, const int *pack, size_t groups, size_t N, int C) {
+    dim3 grid((unsigned)groups, (unsigned)((C + EMB_THREADS - 1) / EMB_THREADS));
+    embed_bwd_k<<<grid, EMB_THREADS, 0, cu_stream()>>>(dW, dout, pack, (int)N, C);
+    CUDA_LAUNCH_CHECK("embed_bwd");
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -130,12 +132,10 @@ void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int 
                                             (int)smem));
             opted = smem;
         }
-        int *pack = (int *)cu_scratch((3 * N + 2) * sizeof(int), "embed_bwd groups");
+        int *pack = (int *)cu_scratch(embed_pack_ints(N) * sizeof(int), "embed_bwd groups");
         embed_group_k<<<1, EMB_SORT_THREADS, smem, cu_stream()>>>(pack, ids, (int)N, P, V_off, V_loc);
         CUDA_LAUNCH_CHECK("embed_bwd (grouping)");
-        dim3 grid((unsigned)N, (unsigned)((C + EMB_THREADS - 1) / EMB_THREADS));
-        embed_bwd_dev_k<<<grid, EMB_THREADS, 0, cu_stream()>>>(dW, dout, pack, (int)N, C);
-        CUDA_LAUNCH_CHECK("embed_bwd");
+        embed_bwd_launch(dW, dout, pack, N, N, C);
         cu_scratch_free(pack);
         return;
     }
@@ -153,26 +153,23 @@ void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int 
         return;
     }
     qsort(key, m, sizeof *key, cmp_u64);
+    /* the same layout as the device grouping's, U known here */
+    int *pack = (int *)sd_alloc(embed_pack_ints(N) * sizeof(int), "embed_bwd groups");
+    int *rows = pack + 1, *start = rows + N, *tok = start + N + 1;
     size_t U = 0; /* touched rows */
-    for (size_t i = 0; i < m; i++) U += i == 0 || (key[i] >> 32) != (key[i - 1] >> 32);
-    /* one upload: rows[U], start[U + 1], tok[m] */
-    size_t words = 2 * U + 1 + m;
-    int *pack = (int *)sd_alloc(words * sizeof(int), "embed_bwd groups");
-    int *rows = pack, *start = pack + U, *tok = pack + 2 * U + 1;
-    for (size_t i = 0, u = 0; i < m; i++) {
+    for (size_t i = 0; i < m; i++) {
         if (i == 0 || (key[i] >> 32) != (key[i - 1] >> 32)) {
-            rows[u] = (int)(key[i] >> 32);
-            start[u++] = (int)i;
+            rows[U] = (int)(key[i] >> 32);
+            start[U++] = (int)i;
         }
         tok[i] = (int)(key[i] & 0xffffffffu);
     }
+    pack[0] = (int)U;
     start[U] = (int)m;
     free(key);
-    int *d_pack = (int *)cu_scratch(words * sizeof(int), "embed_bwd groups");
-    cu_upload(d_pack, pack, words * sizeof(int));
+    int *d_pack = (int *)cu_scratch(embed_pack_ints(N) * sizeof(int), "embed_bwd groups");
+    cu_upload(d_pack, pack, embed_pack_ints(N) * sizeof(int));
     free(pack);
-    dim3 grid((unsigned)U, (unsigned)((C + EMB_THREADS - 1) / EMB_THREADS));
-    embed_bwd_k<<<grid, EMB_THREADS, 0, cu_stream()>>>(dW, dout, d_pack, d_pack + U, d_pack + 2 * U + 1, C);
-    CUDA_LAUNCH_CHECK("embed_bwd");
+    embed_bwd_launch(dW, dout, d_pack, U, N, C);
     cu_scratch_free(d_pack);
 }
