@@ -74,39 +74,36 @@ double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
     return norm_reduce(m, plan, s);
 }
 
-/* AdamW's bias corrections for the update this step makes (the step counted) */
-static void step_begin(Optim *o, double *bc1, double *bc2) {
+/* One AdamW update over the pieces this rank owns, with the gradients times gscale; with ss (backend memory, a
+ * double per piece, gscale 1) each piece's gradient sum of squares formed as AdamW reads it (adamw_sumsq). Then the
+ * bf16 compute weights: all written when this rank updated every parameter; under ZeRO (stage >= 1, dp > 1) the
+ * other ranks' shards arrive by the all-gather, so the copy is stale until the next step's refresh. */
+static void step_pieces(Optim *o, Model *m, double lr, float gscale, double *ss) {
+    const Backend *be = m->be;
+    const ZeroPlan *z = o->plan;
     o->step++;
     double t = (double)(o->step - o->skipped); /* AdamW's update count */
-    *bc1 = 1.0 - pow(o->beta1, t), *bc2 = 1.0 - pow(o->beta2, t);
-}
-/* after the pieces' updates: the bf16 compute weights are all written when this rank updated every parameter;
- * under ZeRO (stage >= 1, dp > 1) the other ranks' shards arrive by the all-gather, so the copy is stale until the
- * next step's refresh */
-static void step_end(const Optim *o, Model *m) {
-    const ZeroPlan *z = o->plan;
+    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    for (int i = 0; i < z->npieces; i++) {
+        const OwnedPiece *pc = &z->pieces[i];
+        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
+        uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
+        float *p = m->params + off, *g = m->grads + off, *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
+        uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
+        double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
+        if (ss) be->adamw_sumsq(ss + i, p, p16, g, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
+        else be->adamw(p, p16, g, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
+    }
     if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
     else model_weights_changed(m);
 }
 
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
-    const Backend *be = m->be;
-    const ZeroPlan *z = o->plan;
     /* clipping: AdamW multiplies each gradient by the scale as it reads it (torch scales the gradients in place
      * first; the fp32 products are the same, one pass over the gradients fewer) */
     float gscale = 1.0f;
     if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (grad_norm + 1e-6));
-    double bc1, bc2;
-    step_begin(o, &bc1, &bc2);
-    for (int i = 0; i < z->npieces; i++) {
-        const OwnedPiece *pc = &z->pieces[i];
-        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-        uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
-        be->adamw(m->params + off, w16 ? w16 + pc->in_param : NULL, m->grads + off, gscale, o->exp_avg + st,
-                  o->exp_avg_sq + st, n, lr, o->beta1, o->beta2, o->eps,
-                  m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
-    }
-    step_end(o, m);
+    step_pieces(o, m, lr, gscale, NULL);
 }
 
 bool optim_fuses_norm(const Optim *o, const Model *m) { return o->max_grad_norm <= 0 && m->be->adamw_sumsq; }
@@ -116,17 +113,7 @@ double optim_step_norm(Optim *o, Model *m, double lr) {
     const ZeroPlan *z = o->plan;
     if (!optim_fuses_norm(o, m)) sd_die("optim", "optim_step_norm: clipping is on or the backend cannot fuse the norm");
     if (!o->ss) o->ss = be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
-    double bc1, bc2;
-    step_begin(o, &bc1, &bc2);
-    for (int i = 0; i < z->npieces; i++) {
-        const OwnedPiece *pc = &z->pieces[i];
-        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-        uint16_t *w16 = model_weights16_view(m, pc->param);
-        be->adamw_sumsq(o->ss + i, m->params + off, w16 ? w16 + pc->in_param : NULL, m->grads + off, o->exp_avg + st,
-                        o->exp_avg_sq + st, n, lr, o->beta1, o->beta2, o->eps,
-                        m->specs[pc->param].decay ? o->weight_decay : 0.0, bc1, bc2);
-    }
-    step_end(o, m);
+    step_pieces(o, m, lr, 1.0f, o->ss);
     /* every piece's sum at once (one round trip to a GPU), added in piece order as optim_grad_norm adds them */
     double *ss = sd_alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm");
     be->download(ss, o->ss, sizeof(double) * (size_t)z->npieces);
