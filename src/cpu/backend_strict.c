@@ -195,23 +195,29 @@ static void strict_matmul(float *C, const float *A, const float *B, int M, int N
     size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
     g_cpu->matmul(F(C, m * n, "C"), F(A, m * k, "A"), F(B, k * n, "B"), M, N, K, transA, transB, alpha, beta);
 }
-/* bf16 activation storage: operands of 2-byte elements where a16 / b16 say so */
+/* bf16 activation storage: A [m x k] and B [k x n] checked and translated, of 2-byte elements where a16 / b16 say so
+ * (matmul16 and its variants); dies on a negative size */
+static void strict_operands16(const char *OP, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
+                              const void **a, const void **b) {
+    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "%s: negative size M %d N %d K %d", OP, M, N, K);
+    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
+    *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
+    *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+}
 static void strict_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                             bool transA, bool transB, float alpha, float beta) {
     const char *OP = "matmul16";
-    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16: negative size M %d N %d K %d", M, N, K);
-    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
-    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
-    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    const void *a, *b;
+    strict_operands16(OP, A, a16, B, b16, M, N, K, &a, &b);
+    size_t m = (size_t)M, n = (size_t)N;
     g_cpu->matmul16(F(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB, alpha, beta);
 }
 static void strict_matmul16_res(float *D, const float *R, const void *A, bool a16, const void *B, bool b16, int M,
                                 int N, int K, bool transA, bool transB) {
     const char *OP = "matmul16_res";
-    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16_res: negative size M %d N %d K %d", M, N, K);
-    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
-    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
-    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    const void *a, *b;
+    strict_operands16(OP, A, a16, B, b16, M, N, K, &a, &b);
+    size_t m = (size_t)M, n = (size_t)N;
     float *d = F(D, m * n, "D");
     const float *r = F(R, m * n, "R");
     if (m * n > 0 && d < r + m * n && r < d + m * n) sd_die("strict backend", "matmul16_res: D and R overlap");
@@ -220,10 +226,9 @@ static void strict_matmul16_res(float *D, const float *R, const void *A, bool a1
 static void strict_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K,
                                   bool transA, bool transB) {
     const char *OP = "matmul16_out16";
-    if (M < 0 || N < 0 || K < 0) sd_die("strict backend", "matmul16_out16: negative size M %d N %d K %d", M, N, K);
-    size_t m = (size_t)M, n = (size_t)N, k = (size_t)K;
-    const void *a = a16 ? (const void *)H(A, m * k, "A") : (const void *)F(A, m * k, "A");
-    const void *b = b16 ? (const void *)H(B, k * n, "B") : (const void *)F(B, k * n, "B");
+    const void *a, *b;
+    strict_operands16(OP, A, a16, B, b16, M, N, K, &a, &b);
+    size_t m = (size_t)M, n = (size_t)N;
     g_cpu->matmul16_out16(H(C, m * n, "C"), a, a16, b, b16, M, N, K, transA, transB);
 }
 /* autocast storage's gated activations: gate, up (and out, dgate, dup) of 2-byte elements */
