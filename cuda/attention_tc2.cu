@@ -458,20 +458,19 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
 
 /* ---- host side ---- */
 
-/* SIMPO_CUDA_ATTN_TC: unset, empty or 3 = the third version (attention_tc3.cu: mma.sync with scores in registers),
- * the default since it passed every GPU test on an H200 (bitwise reruns, CPU and v1 agreement) at 1.5x this
- * version's speed (forward 138 against 93 TFLOP/s, backward 82 against 55 at NH 32, NKV 8, HD 128; 12% off a 1b
- * training step, 7% off 8b-4l's: docs/performance.md); 2 = this version (the default before); 1 = the first
- * (attention_tc.cu); 4 = the third version's kernels in blocks of 4 warps, two or more blocks per SM
- * (attention_tc3.cu; unmeasured so far). Read on every call. */
+/* SIMPO_CUDA_ATTN_TC: unset, empty or 4 = the fourth version (attention_tc3.cu's kernels in blocks of 4 warps, two
+ * or more blocks per SM), the default since its first GPU session (H200, twelfth session): bitwise version 3's
+ * outputs over whole training steps and every op check, backward 0.53 against 0.71 ms at HD 64 (0.96 against
+ * 1.00 at HD 128), 3% off a 1b training step (docs/performance.md); 3 = the third version (mma.sync with scores in
+ * registers, 8 warps; the default before); 2 = this version; 1 = the first (attention_tc.cu). Read on every call. */
 int cuda_attn_tc_version(void) {
     const char *e = getenv("SIMPO_CUDA_ATTN_TC");
-    if (!e || !*e || strcmp(e, "3") == 0) return 3;
-    if (strcmp(e, "4") == 0) return 4;
+    if (!e || !*e || strcmp(e, "4") == 0) return 4;
+    if (strcmp(e, "3") == 0) return 3;
     if (strcmp(e, "2") == 0) return 2;
     if (strcmp(e, "1") == 0) return 1;
     sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1, 2, 3 or 4", e);
-    return 3;
+    return 4;
 }
 
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */

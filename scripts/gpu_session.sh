@@ -2,10 +2,10 @@
 # scripts/gpu_session.sh — everything one short GPU session does, in one call of the device tool (docs/gpu.md):
 #   1. the GPU tests (scripts/gpu_check.sh: build-gpu/, ctest -L gpu), logs to $OUT/gpu_check/. They check every
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
-#      attention version (section attn_tc; version 3, the default, falls back to 2 in the benchmarks below if any
-#      of its checks fails);
-#   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 4, v3's kernels in
-#      blocks of 4 warps, unmeasured) must pass its op checks of step 1 (no FAIL line
+#      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
+#      benchmarks below if any of its checks fails);
+#   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 3, v4's kernels in
+#      blocks of 8 warps, the default before) must pass its op checks of step 1 (no FAIL line
 #      naming it in test_cuda_ops), and the
 #      GEMM paths the whole model in the bf16 mode too (test_cuda_model with that variable: the fixture within the
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
@@ -27,7 +27,7 @@
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
-# tests, 2 x 90 s of model checks, 2 x 90 + 170 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
+# tests, 2 x 90 s of model checks, 2 x 90 + 210 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
@@ -36,7 +36,8 @@
 #   [--dpo] [--fixture] [--bench-tokenizer] [--runs base,profile,...] (the benchmark runs and their order, below)
 # --dry rehearses the flow on a machine without a GPU before a device call spends minutes on a script error:
 # no GPU tests (a passing log is made up), build/simpo_dist (or $SIMPO_DIST) on the CPU with the tiny shape, no
-# peer (tests/cli/gpu_session_dry.sh runs it in every CI run). BENCH_TMP (default /tmp) holds the benchmark runs.
+# peer (tests/cli/gpu_session_dry.sh runs it in every CI run). BENCH_TMP (default /tmp) holds the benchmark runs;
+# BENCH_SHAPES (default "1b 8b-4l") the shapes and their order (the peer runs them in that order too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/session}
@@ -71,9 +72,9 @@ wait
 
 # 2. the variants: their op checks (step 1's log; a missing log fails them all), then the GEMM paths on the whole
 #    model (bf16 section of test_cuda_model against the fixture)
-variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=4")
-# how test_cuda_ops' FAIL lines name each (attention version 4 also in the bf16-storage section, attn_b16)
-opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc4\|FAIL.*(tc, v4)')
+variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
+# how test_cuda_ops' FAIL lines name each (attention version 3 also in the bf16-storage section, attn_b16)
+opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -96,21 +97,24 @@ for i in "${!variants[@]}"; do
   fi
   passed+=("$v"); echo "variant $v: passed" >> "$OUT/variants.txt"
 done
-# the default attention (version 3): if any of its op checks failed (attn_tc3 lines, or the bf16-storage section's
-# "(tc, v3)" ones), every benchmark runs version 2 instead, so that the numbers come from kernels that passed
-if [ -s "$log" ] && grep -q 'FAIL.*attn_tc3\|FAIL.*(tc, v3)' "$log"; then
-  export SIMPO_CUDA_ATTN_TC=2
-  echo "attention v3: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=2:" >> "$OUT/variants.txt"
-  grep -m8 'FAIL.*attn_tc3\|FAIL.*(tc, v3)' "$log" >> "$OUT/variants.txt"
+# the default attention (version 4): if any of its op checks failed (attn_tc4 lines, or the bf16-storage section's
+# "(tc, v4)" ones), every benchmark runs version 3 instead (or 2 where 3 failed too), so that the numbers come from
+# kernels that passed
+if [ -s "$log" ] && grep -q 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log"; then
+  fb=3
+  grep -q 'FAIL.*attn_tc3\|FAIL.*(tc, v3)' "$log" && fb=2
+  export SIMPO_CUDA_ATTN_TC=$fb
+  echo "attention v4: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=$fb:" >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log" >> "$OUT/variants.txt"
 fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
-# and 4's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
+# and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
 # benchmarks run with model.bf16_storage: exact, so that their numbers still come from kernels that passed
 storage=()
-if [ -s "$log" ] && grep "FAIL" "$log" | grep -E "_b16|out16" | grep -vq "(tc, v[24])"; then
+if [ -s "$log" ] && grep "FAIL" "$log" | grep -E "_b16|out16" | grep -vq "(tc, v[23])"; then
   storage=(--bf16-storage exact)
   echo "autocast storage: op checks FAILED, benchmarks with --bf16-storage exact:" >> "$OUT/variants.txt"
-  grep "FAIL" "$log" | grep -E "_b16|out16" | grep -v "(tc, v[24])" | head -8 >> "$OUT/variants.txt"
+  grep "FAIL" "$log" | grep -E "_b16|out16" | grep -v "(tc, v[23])" | head -8 >> "$OUT/variants.txt"
 fi
 cat "$OUT/variants.txt"
 stamp "variants"
@@ -131,9 +135,9 @@ bench() { # label, time limit (s), env assignments as one word ("" for none), th
   # time limit may cut the later ones
   $PY scripts/bench_table.py "$OUT/bench.txt" > "$OUT/table.md" 2>&1
 }
-common=(--shapes "1b 8b-4l" --dtype bf16 --steps 2 --warm 1 "${storage[@]}")
+common=(--shapes "${BENCH_SHAPES:-1b 8b-4l}" --dtype bf16 --steps 2 --warm 1 "${storage[@]}")
 [ $DRY = 1 ] && common=(--shapes tiny --device cpu --dtype bf16 --steps 1 --warm 1 "${storage[@]}")
-run_base() { bench base "$([ -n "${1:-}" ] && echo 170 || echo 90)" "" "${common[@]}" ${1:-}; stamp "bench base${1:+ + peer}"; }
+run_base() { bench base "$([ -n "${1:-}" ] && echo 210 || echo 90)" "" "${common[@]}" ${1:-}; stamp "bench base${1:+ + peer}"; }
 run_noshare() {
 # prefix sharing's gain (data.prefix_sharing, default on since it was built): the default paths without it
 bench noshare 80 "" "${common[@]}" --no-prefix-sharing
