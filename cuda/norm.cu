@@ -4,13 +4,15 @@
  * r = 1/sqrtf(mean + eps) with IEEE division and square root: rstd and out are normally bitwise the CPU's.
  * Backward: dx row by row (block per row, the dot product in double); dw[i] += sum_n dy x r is a column
  * reduction done without atomics: per-block double partials, which a second kernel adds in block order. Up to
- * C = 8192 the dx kernel forms them as it reads each row for dx (each thread keeps its columns' sums over the
- * block's rows in registers; a fixed grid of min(N, 1024) blocks), so dy and x are read from memory once instead
- * of twice (~2 x 4 bytes per element: ~7.7 GB of a 1b step); wider rows take a pass of their own over row chunks.
+ * C = 4096 the dx kernel forms them as it reads each row for dx (each thread keeps its columns' sums over the
+ * block's rows in registers, or in shared memory above C = 2048; a fixed grid of min(N, 1024) blocks), so dy and x
+ * are read from memory once instead of twice (~2 x 4 bytes per element: ~7.7 GB of a 1b step); wider rows take a
+ * pass of their own over row chunks (at C = 8192 the fused kernel's row in registers took 255 registers and
+ * spilled).
  * Either way the grid depends only on N and C, so results are deterministic. */
 #include "cuda_common.cuh"
 
-enum { NORM_THREADS = 256, DW_ROWS_PER_CHUNK = 64, DW_TY = 8, FUSED_BLOCKS = 1024, FUSED_MAX_J = 32 };
+enum { NORM_THREADS = 256, DW_ROWS_PER_CHUNK = 64, DW_TY = 8, FUSED_BLOCKS = 1024, FUSED_MAX_J = 16 };
 
 template <class T>
 __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_fwd_k(T *out, float *rstd, const float *x, const float *w,
@@ -92,33 +94,58 @@ __global__ void rmsnorm_bwd_dw_final_k(float *dw, const double *part, int nchunk
 }
 
 /* rmsnorm_bwd_dx_k's dx, and each block's partial sums of dy x r per column into part[blockIdx.x][C] (columns
- * threadIdx.x + NORM_THREADS j, j < J: C <= J NORM_THREADS); the same dx arithmetic, the same dw terms */
+ * threadIdx.x + NORM_THREADS j, j < J: C <= J NORM_THREADS); the same dx arithmetic, the same dw terms. Each row's
+ * dy and x go into registers once, all J loads issued together, and w once per block: the dot product, dx and the
+ * partials read them there (rmsnorm_bwd_k's loop read dy, w and x, and the dx loop read them again, one load at a
+ * time: 1.4-1.8 TB/s on the H200). The dot product adds the same terms in the same order as rmsnorm_bwd_k. */
 template <int J>
 __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, double *part, const float *dout,
                                                                     const float *x, const float *w,
                                                                     const float *rstd, size_t N, int C) {
     __shared__ double sh[NORM_THREADS];
-    double acc[J];
+    /* J > 8 (C > 2048): the column sums in shared memory (J x 2 KB, each thread its own slots) and w read from
+     * L1 where used, else 141 registers at J = 16 and one block per SM (so: 74 registers, 3 blocks per SM) */
+    constexpr bool BIG = J > 8;
+    __shared__ double acc_sh[BIG ? J : 1][NORM_THREADS];
+    double acc[BIG ? 1 : J];
+    float wr[BIG ? 1 : J];
 #pragma unroll
-    for (int j = 0; j < J; j++) acc[j] = 0.0;
+    for (int j = 0; j < J; j++) {
+        const int i = threadIdx.x + j * NORM_THREADS;
+        if (BIG) acc_sh[j][threadIdx.x] = 0.0;
+        else acc[j] = 0.0, wr[j] = i < C ? w[i] : 0.0f;
+    }
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *xr = x + n * (size_t)C, *dy = dout + n * (size_t)C;
         float *d = dx + n * (size_t)C;
-        const float r = rstd[n], k = rmsnorm_bwd_k(dy, w, xr, r, C, sh);
+        float dyr[J], xv[J];
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = threadIdx.x + j * NORM_THREADS;
+            dyr[j] = i < C ? dy[i] : 0.0f;
+            xv[j] = i < C ? xr[i] : 0.0f;
+        }
+        const float r = rstd[n];
+        double dot = 0.0;
+#pragma unroll
+        for (int j = 0; j < J; j++)
+            if (threadIdx.x + j * NORM_THREADS < C)
+                dot += (double)dyr[j] * (BIG ? w[threadIdx.x + j * NORM_THREADS] : wr[j]) * xv[j];
+        dot = cu_block_sum<NORM_THREADS>(dot, sh);
+        const float k = (float)(dot * r * r * r / C);
 #pragma unroll
         for (int j = 0; j < J; j++) {
             const int i = threadIdx.x + j * NORM_THREADS;
             if (i < C) {
-                const float dyi = dy[i], xi = xr[i];
-                d[i] += r * w[i] * dyi - k * xi;
-                acc[j] += (double)dyi * xi * r;
+                d[i] += r * (BIG ? w[i] : wr[j]) * dyr[j] - k * xv[j];
+                (BIG ? acc_sh[j][threadIdx.x] : acc[j]) += (double)dyr[j] * xv[j] * r;
             }
         }
     }
 #pragma unroll
     for (int j = 0; j < J; j++) {
         const int i = threadIdx.x + j * NORM_THREADS;
-        if (i < C) part[(size_t)blockIdx.x * C + i] = acc[j];
+        if (i < C) part[(size_t)blockIdx.x * C + i] = BIG ? acc_sh[j][threadIdx.x] : acc[j];
     }
 }
 
@@ -140,7 +167,6 @@ void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, c
         else if (J <= 2) rmsnorm_bwd_fused<2>(dx, part, dout, x, w, rstd, N, C, grid);
         else if (J <= 4) rmsnorm_bwd_fused<4>(dx, part, dout, x, w, rstd, N, C, grid);
         else if (J <= 8) rmsnorm_bwd_fused<8>(dx, part, dout, x, w, rstd, N, C, grid);
-        else if (J <= 16) rmsnorm_bwd_fused<16>(dx, part, dout, x, w, rstd, N, C, grid);
         else rmsnorm_bwd_fused<FUSED_MAX_J>(dx, part, dout, x, w, rstd, N, C, grid);
         rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)grid, C);
         CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");

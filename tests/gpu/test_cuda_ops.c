@@ -1465,7 +1465,11 @@ int main(int argc, char **argv) {
         t_rmsnorm(130, 4096, 1e-5f, 1.0);
         t_rmsnorm(2000, 33, 1e-5f, 0.01); /* many row chunks in the dw reduction; small x: eps matters */
         t_rmsnorm(1500, 1000, 1e-5f, 1.0); /* more rows than the fused dw's 1024 blocks; 4 columns per thread */
-        t_rmsnorm(9, 8200, 1e-5f, 1.0);    /* wider than the fused kernel's 8192: the pass of its own */
+        t_rmsnorm(1030, 2048, 1e-5f, 1.0); /* the fused kernel's widest with its column sums in registers (8 per
+                                             * thread), blocks of two rows */
+        t_rmsnorm(40, 3000, 1e-5f, 1.0);   /* column sums in shared memory (12 of 16 slots per thread in use) */
+        t_rmsnorm(9, 6000, 1e-5f, 1.0);    /* wider than the fused kernel's 4096: the pass of its own */
+        t_rmsnorm(9, 8200, 1e-5f, 1.0);    /* wider than 8192 too */
     }
     if (want("rope")) {
         t_rope(130, 4, 64, 300);
