@@ -1,7 +1,8 @@
 /* adamw.cu — one AdamW step (torch semantics) on n elements, evaluated in double and rounded once per element
  * exactly as src/cpu/adamw.c (see there for why double; the clipping scale multiplies g in fp32 first); the state
- * stays fp32; with p16 also the updated weights' bf16 copy. Elementwise, grid-stride: four elements per thread and
- * step in 16-byte accesses (p, g, m, v; 8 bytes of p16) where the pointers allow it, the rest one by one: the
+ * stays fp32; with p16 also the updated weights' bf16 copy. Elementwise, grid-stride: four elements (U x four,
+ * SIMPO_CUDA_ADAMW_UNROLL) per thread and step in 16-byte accesses (p, g, m, v; 8 bytes of p16) where the pointers
+ * allow it, the rest one by one: the
  * optimizer is the step's largest memory traffic (~30 bytes per parameter), and 4-byte accesses leave part of the
  * bandwidth unused. Both paths run the same arithmetic per element (adamw_one), so the results are the same.
  * adamw_sumsq (gscale 1) also adds up the gradients' squares as it reads them, in the deterministic two passes of
@@ -36,25 +37,49 @@ static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, cons
     if (p16) cu_store(&p16[i], pi); /* the bf16 compute weight */
     return gi;
 }
-/* elements 4 i .. 4 i + 3 in 16-byte accesses (p, g, m, v 16-byte aligned, p16 8-byte aligned); returns their
- * gradients */
-static __device__ __forceinline__ float4 adamw_quad(float *p, uint16_t *p16, const float *g, float *m, float *v,
-                                                    size_t i, const AdamwArgs &a) {
-    float4 P = ((const float4 *)p)[i], G = ((const float4 *)g)[i], M = ((const float4 *)m)[i],
-           V = ((const float4 *)v)[i];
-    adamw_one(P.x, G.x, M.x, V.x, a);
-    adamw_one(P.y, G.y, M.y, V.y, a);
-    adamw_one(P.z, G.z, M.z, V.z, a);
-    adamw_one(P.w, G.w, M.w, V.w, a);
-    ((float4 *)p)[i] = P;
-    ((float4 *)m)[i] = M;
-    ((float4 *)v)[i] = V;
-    if (p16) {
-        uint16_t b[4];
-        cu_store(&b[0], P.x), cu_store(&b[1], P.y), cu_store(&b[2], P.z), cu_store(&b[3], P.w);
-        ((uint2 *)p16)[i] = make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
+/* U groups of 4 elements, quads i, i + stride, ..., i + (U - 1) stride: all 4 U loads issued before the first
+ * update, so that each thread has U x 64 bytes in flight instead of 64 (the pointers may alias as far as the compiler
+ * knows, so it cannot hoist the next iteration's loads above this one's stores itself). The squares of the
+ * gradients are added to *s in the order of the quads, the order of U = 1's grid-stride loop over the same
+ * quads, so the partial sums are bitwise U = 1's. */
+template <int U>
+static __device__ __forceinline__ void adamw_quads(float *p, uint16_t *p16, const float *g, float *m, float *v,
+                                                   size_t i, size_t stride, const AdamwArgs &a, double *s) {
+    float4 P[U], G[U], M[U], V[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const size_t j = i + u * stride;
+        P[u] = ((const float4 *)p)[j], G[u] = ((const float4 *)g)[j];
+        M[u] = ((const float4 *)m)[j], V[u] = ((const float4 *)v)[j];
     }
-    return G;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const size_t j = i + u * stride;
+        adamw_one(P[u].x, G[u].x, M[u].x, V[u].x, a);
+        adamw_one(P[u].y, G[u].y, M[u].y, V[u].y, a);
+        adamw_one(P[u].z, G[u].z, M[u].z, V[u].z, a);
+        adamw_one(P[u].w, G[u].w, M[u].w, V[u].w, a);
+        ((float4 *)p)[j] = P[u];
+        ((float4 *)m)[j] = M[u];
+        ((float4 *)v)[j] = V[u];
+        if (p16) {
+            uint16_t b[4];
+            cu_store(&b[0], P[u].x), cu_store(&b[1], P[u].y), cu_store(&b[2], P[u].z), cu_store(&b[3], P[u].w);
+            ((uint2 *)p16)[j] =
+                make_uint2((unsigned)b[0] | (unsigned)b[1] << 16, (unsigned)b[2] | (unsigned)b[3] << 16);
+        }
+        if (s) *s += (double)G[u].x * G[u].x + (double)G[u].y * G[u].y + (double)G[u].z * G[u].z +
+                     (double)G[u].w * G[u].w;
+    }
+}
+/* the grid-stride loop over n4 quads from quad t0, U quads per step, then the < U left one by one */
+template <int U>
+static __device__ __forceinline__ void adamw_quad_loop(float *p, uint16_t *p16, const float *g, float *m, float *v,
+                                                       size_t n4, size_t t0, size_t stride, const AdamwArgs &a,
+                                                       double *s) {
+    size_t i = t0;
+    for (; i + (U - 1) * stride < n4; i += U * stride) adamw_quads<U>(p, p16, g, m, v, i, stride, a, s);
+    for (; i < n4; i += stride) adamw_quads<1>(p, p16, g, m, v, i, stride, a, s);
 }
 
 __global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, AdamwArgs a) {
@@ -62,10 +87,13 @@ __global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float
         adamw_elem(p, p16, g, m, v, i, a);
 }
 
-/* n4 groups of 4 elements: p, g, m, v 16-byte aligned, p16 (when not NULL) 8-byte aligned */
-__global__ void adamw4_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n4, AdamwArgs a) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x)
-        adamw_quad(p, p16, g, m, v, i, a);
+/* n4 groups of 4 elements: p, g, m, v 16-byte aligned, p16 (when not NULL) 8-byte aligned; U quads per step (at
+ * U = 2 at most 80 registers, 3 blocks per SM: 768 threads with 128 bytes each in flight against U = 1's 1024 with
+ * 64; 88 registers unbounded would leave 2 blocks, no more bytes in flight than U = 1) */
+template <int U>
+__global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n4, AdamwArgs a) {
+    adamw_quad_loop<U>(p, p16, g, m, v, n4, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
+                       (size_t)gridDim.x * blockDim.x, a, NULL);
 }
 
 /* adamw_sumsq's pass: AdamW (gscale 1) with each thread adding its gradients' squares in double as it reads them,
@@ -73,20 +101,17 @@ __global__ void adamw4_k(float *p, uint16_t *p16, const float *g, float *m, floa
  * same partials. VEC: the 4-wide body (p, g, m, v 16-byte aligned, p16 8-byte aligned) and the < 4 elements after it
  * one by one; else all one by one. At most 64 registers, so that 4 blocks share an SM as adamw4_k's do (66 without
  * the bound: 3 blocks, and the H200 measured 3.0 TB/s against adamw4_k's 3.65). */
-template <bool VEC>
-__global__ void __launch_bounds__(CU_SS_THREADS, 4) adamw_ss_k(double *part, float *p, uint16_t *p16, const float *g,
-                                                            float *m, float *v, size_t n, AdamwArgs a) {
+template <bool VEC, int U>
+__global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(double *part, float *p, uint16_t *p16,
+                                                                           const float *g, float *m, float *v,
+                                                                           size_t n, AdamwArgs a) {
     __shared__ double sh[CU_SS_THREADS];
     const size_t t0 = blockIdx.x * (size_t)CU_SS_THREADS + threadIdx.x, stride = (size_t)gridDim.x * CU_SS_THREADS;
     double s = 0.0;
     size_t done = 0;
     if (VEC) {
-        const size_t n4 = n / 4;
-        for (size_t i = t0; i < n4; i += stride) {
-            const float4 G = adamw_quad(p, p16, g, m, v, i, a);
-            s += (double)G.x * G.x + (double)G.y * G.y + (double)G.z * G.z + (double)G.w * G.w;
-        }
-        done = n4 * 4;
+        adamw_quad_loop<U>(p, p16, g, m, v, n / 4, t0, stride, a, &s);
+        done = n / 4 * 4;
     }
     for (size_t i = done + t0; i < n; i += stride) {
         const float gi = adamw_elem(p, p16, g, m, v, i, a);
@@ -94,6 +119,16 @@ __global__ void __launch_bounds__(CU_SS_THREADS, 4) adamw_ss_k(double *part, flo
     }
     s = cu_block_sum<CU_SS_THREADS>(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+/* SIMPO_CUDA_ADAMW_UNROLL: unset, empty or 1 = one quad of elements per thread and loop step (measured: adamw at
+ * 3.65 TB/s on an H200); 2 = two, their loads issued together (unmeasured; results bitwise 1's). Read per call. */
+static int adamw_unroll(void) {
+    const char *e = getenv("SIMPO_CUDA_ADAMW_UNROLL");
+    if (!e || !*e || strcmp(e, "1") == 0) return 1;
+    if (strcmp(e, "2") == 0) return 2;
+    sd_die("cuda", "SIMPO_CUDA_ADAMW_UNROLL=%s: expected 1 or 2", e);
+    return 1;
 }
 
 /* adamw_ss_k's grid for n elements, a function of n only (the partials, so the sum, the same on every run): at least
@@ -114,9 +149,11 @@ void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, fl
     const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
     const size_t nb = adamw_ss_blocks(n);
     double *part = (double *)cu_scratch(nb * sizeof(double), "adamw_sumsq partials");
-    if (cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0)
-        adamw_ss_k<true><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
-    else adamw_ss_k<false><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    if (!(cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0))
+        adamw_ss_k<false, 1><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    else if (adamw_unroll() == 2)
+        adamw_ss_k<true, 2><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    else adamw_ss_k<true, 1><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
     CUDA_LAUNCH_CHECK("adamw_sumsq");
     cu_sum_partials(sumsq, part, nb);
     cu_scratch_free(part);
@@ -129,7 +166,9 @@ void cuda_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m,
     size_t body = 0; /* elements the 4-wide kernel takes */
     if (cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0) body = n / 4 * 4;
     if (body) {
-        adamw4_k<<<cu_grid(body / 4, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
+        if (adamw_unroll() == 2)
+            adamw4_k<2><<<cu_grid(body / 8, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
+        else adamw4_k<1><<<cu_grid(body / 4, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
         CUDA_LAUNCH_CHECK("adamw");
     }
     if (body < n) {

@@ -927,6 +927,53 @@ static void t_adamw_sumsq(size_t n) {
     }
 }
 
+/* SIMPO_CUDA_ADAMW_UNROLL=2 (two quads per thread and loop step, their loads issued together): adamw (clipped
+ * gscale) and adamw_sumsq bitwise the default's, p, m, v, the bf16 copy and the sum of squares (the same quads in
+ * the same order per thread); n = 100003 leaves threads with an odd number of quads (the single-quad tail) and 3
+ * elements after the 4-wide body */
+static void adamw_run(size_t n, const float *p, const float *g, const float *m, const float *v, float **out,
+                      double *ss) { /* out[0..7]: adamw's p m v p16, then adamw_sumsq's */
+    float *d_g = up(g, n * 4), *d[8];
+    double *d_ss = gpu->alloc(sizeof(double), "sumsq");
+    for (int k = 0; k < 2; k++) {
+        d[4 * k] = up(p, n * 4), d[4 * k + 1] = up(m, n * 4), d[4 * k + 2] = up(v, n * 4);
+        d[4 * k + 3] = gpu->alloc(n * 2, "p16");
+    }
+    gpu->adamw(d[0], (uint16_t *)d[3], d_g, 0.37f, d[1], d[2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    gpu->adamw_sumsq(d_ss, d[4], (uint16_t *)d[7], d_g, d[5], d[6], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    for (int t = 0; t < 8; t++) {
+        out[t] = sd_alloc(n * 4, "adamw result");
+        gpu->download(out[t], d[t], (t & 3) == 3 ? n * 2 : n * 4);
+        gpu->free(d[t]);
+    }
+    gpu->download(ss, d_ss, sizeof(double));
+    gpu->free(d_g), gpu->free(d_ss);
+}
+static void t_adamw_unroll(size_t n) {
+    const char *prev = getenv("SIMPO_CUDA_ADAMW_UNROLL");
+    char *saved = prev ? strdup(prev) : NULL;
+    float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+    float *r[2][8];
+    double ss[2];
+    for (int u = 0; u < 2; u++) {
+        setenv("SIMPO_CUDA_ADAMW_UNROLL", u ? "2" : "1", 1);
+        adamw_run(n, p, g, m, v, r[u], &ss[u]);
+    }
+    free(p), free(g), free(m), free(v);
+    const char *names[8] = {"p", "m", "v", "p16", "p", "m", "v", "p16"};
+    char lb[96];
+    for (int t = 0; t < 8; t++) {
+        snprintf(lb, sizeof lb, "%s n=%zu unrolled x2: %s bitwise the default's", t < 4 ? "adamw" : "adamw_sumsq", n,
+                 names[t]);
+        bitwise(lb, r[1][t], r[0][t], (t & 3) == 3 ? n * 2 : n * 4);
+    }
+    CHECK(ss[1] == ss[0], "adamw_sumsq n=%zu unrolled x2: sum of squares %.17g, default %.17g", n, ss[1], ss[0]);
+    for (int u = 0; u < 2; u++)
+        for (int t = 0; t < 8; t++) free(r[u][t]);
+    if (saved) setenv("SIMPO_CUDA_ADAMW_UNROLL", saved, 1), free(saved);
+    else unsetenv("SIMPO_CUDA_ADAMW_UNROLL");
+}
+
 /* ---- attention ---- */
 /* One attention case: packed sequences of lens[S] from row n0, random inputs (host and device), and the CPU's
  * results under options o: out, lse, dq, dk, dv (rows before cu[0] are written by neither side: prefilled). klate > 0:
@@ -1512,6 +1559,7 @@ int main(int argc, char **argv) {
         t_adamw(100003, 3, 0.1, 0.37f); /* clipped: g * gscale in fp32 first, as the CPU */
         t_adamw_sumsq(100003);
         t_adamw_sumsq(5);
+        t_adamw_unroll(100003);
     }
     if (want("attn")) {
         t_attn_len1();
