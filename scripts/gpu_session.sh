@@ -5,7 +5,8 @@
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
 #   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 3, v4's kernels in
-#      blocks of 8 warps, the default before) must pass its op checks of step 1 (no FAIL line
+#      blocks of 8 warps, the default before; AdamW with two quads per thread and step, unmeasured) must pass its op
+#      checks of step 1 (no FAIL line
 #      naming it in test_cuda_ops), and the
 #      GEMM paths the whole model in the bf16 mode too (test_cuda_model with that variable: the fixture within the
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
@@ -72,9 +73,9 @@ wait
 
 # 2. the variants: their op checks (step 1's log; a missing log fails them all), then the GEMM paths on the whole
 #    model (bf16 section of test_cuda_model against the fixture)
-variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
+variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3" "SIMPO_CUDA_ADAMW_UNROLL=2")
 # how test_cuda_ops' FAIL lines name each (attention version 3 also in the bf16-storage section, attn_b16)
-opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
+opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)' 'unrolled x2')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do

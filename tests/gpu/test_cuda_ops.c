@@ -1447,6 +1447,36 @@ static void perf(void) {
     if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
     else unsetenv("SIMPO_CUDA_ATTN_TC");
     free(saved), free(saved_v);
+    /* AdamW over 2^28 parameters with the bf16 copy (30 bytes each: p, g, m, v read, p, m, v, p16 written), plain and
+     * with the sum of squares, one and two quads per thread and step (SIMPO_CUDA_ADAMW_UNROLL) */
+    {
+        const size_t n = (size_t)1 << 28;
+        float *d_p = gpu->alloc(n * 4, "p"), *d_g = gpu->alloc(n * 4, "g"), *d_m = gpu->alloc(n * 4, "m");
+        float *d_vv = gpu->alloc(n * 4, "v");
+        uint16_t *d_16 = gpu->alloc(n * 2, "p16");
+        double *d_ss = gpu->alloc(sizeof(double), "sumsq");
+        gpu->zero(d_p, n * 4), gpu->zero(d_g, n * 4), gpu->zero(d_m, n * 4), gpu->zero(d_vv, n * 4);
+        const char *prev_u = getenv("SIMPO_CUDA_ADAMW_UNROLL");
+        char *saved_u = prev_u ? strdup(prev_u) : NULL;
+        for (int u = 1; u <= 2; u++)
+            for (int fused = 0; fused < 2; fused++) {
+                setenv("SIMPO_CUDA_ADAMW_UNROLL", u == 2 ? "2" : "1", 1);
+                double ta = 0;
+                for (int it = 0; it < 4; it++) {
+                    if (it == 1) cuda_synchronize(), ta = sd_now();
+                    if (fused)
+                        gpu->adamw_sumsq(d_ss, d_p, d_16, d_g, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+                    else gpu->adamw(d_p, d_16, d_g, 1.0f, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+                }
+                cuda_synchronize();
+                ta = (sd_now() - ta) / 3;
+                printf("perf: %s (unroll %d) %zu parameters: %.2f ms, %.2f TB/s (30 bytes each)\n",
+                       fused ? "adamw_sumsq" : "adamw", u, n, ta * 1e3, 30.0 * n / ta / 1e12);
+            }
+        if (saved_u) setenv("SIMPO_CUDA_ADAMW_UNROLL", saved_u, 1), free(saved_u);
+        else unsetenv("SIMPO_CUDA_ADAMW_UNROLL");
+        gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_vv), gpu->free(d_16), gpu->free(d_ss);
+    }
     free(hx);
     gpu->free(d_x), gpu->free(d_w), gpu->free(d_y), gpu->free(d_cu), gpu->free(d_q), gpu->free(d_k);
     gpu->free(d_v), gpu->free(d_o), gpu->free(d_l), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv);
