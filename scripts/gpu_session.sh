@@ -29,7 +29,7 @@
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
 # tests, 2 x 90 s of model checks, 2 x 90 + 210 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
-# benchmarks are the ones a time limit cuts); typically about 9 minutes (give the device call timeout_s 590 and
+# benchmarks are the ones a time limit cuts); typically about 8.5 minutes (give the device call timeout_s 590 and
 # nothing else to do).
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
 # from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
@@ -238,15 +238,32 @@ run_singles() { # each passing variant alone (what a time limit cuts first)
     stamp "bench $v"
   done
 }
+run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp
+  # stall and memory sections of attention v4's backward kernels and the fused AdamW, from test_cuda_ops' perf
+  # section, to $OUT/ncu.txt (where the machine has ncu; the rest of the section runs unprofiled)
+  local ncu
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ $DRY = 1 ] || [ -z "$ncu" ]; then echo "ncu: not run (dry run or no ncu on this machine)" > "$OUT/ncu.txt"
+  else # the backward's two kernels at HD 64 (1b's head size, where v4's backward is 61 of its 82 ms), then AdamW
+    for k in 'attn_tc4_d.*<64' 'adamw_ss_k'; do
+      echo "== ncu kernels matching $k" >> "$OUT/ncu.txt"
+      timeout 60 "$ncu" --kernel-name-base demangled --kernel-name regex:"$k" --launch-count 2 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+        build-gpu/test_cuda_ops perf >> "$OUT/ncu.txt" 2>&1
+    done
+  fi
+  stamp "ncu"
+}
 peer=--peer
 { has --no-peer || [ $DRY = 1 ]; } && peer=""
 # the order of the runs: --runs LIST (names of the run_ functions above, comma-separated; the peer runs in the
 # first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts
 # from the end
-# (the default fits one device call of a 15-minute session, ~7.5 minutes on an H200 by the eleventh session's
-# timings; noshare, all, recompute and fit46 only when --runs names them)
-runs="base consistency profile singles"
-has --recompute && runs+=" fit36 nocache lean"
+# (the default fits one device call of a 15-minute session, ~8.5 minutes on an H200 by the twelfth session's
+# timings; consistency, noshare, all, recompute, fit36 and fit46 only when --runs names them: the consistency runs all
+# passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 chose slower recomputation)
+runs="base profile singles ncu"
+has --recompute && runs+=" nocache lean"
 has --dpo && runs+=" dpo"
 prev=""
 for a in "$@"; do [ "$prev" = --runs ] && runs=${a//,/ }; prev=$a; done
