@@ -280,7 +280,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
             r.w16 = r.w16 && pl.weights16;
         }
         if (stage == pp - 1) {
-            r.hc_full = model_head_cache_rows(x->layer_max, x->lp_max, (int)(mc->vocab_size / tp), 0);
+            r.hc_full = model_head_cache_rows(x->layer_max, x->lp_max, (int)(mc->vocab_size / tp), true, 0);
             if (hc == LMHEAD_CACHE_AUTO) {
                 pl.lmhead_cache_rows = plan_head_cache_fit(pl, x->budget);
                 pl.lmhead_cache = pl.lmhead_cache_rows > 0;

@@ -5,7 +5,8 @@
  * prefix sharing a prompt's last token twice, once per response), the logits are formed in chunks of rows (~1 GiB
  * were they fp32: model_lmhead_chunk_rows) and each chunk is reduced at once to (max, sum exp, target logit) over
  * this rank's vocabulary slice; tp_vocab_combine joins the slices of the TP group, so the full logits never exist
- * on any rank. The backward forms each chunk's logits again (unless the logits cache, train.lmhead_cache, kept them
+ * on any rank (bf16 logits, autocast storage: chunks of twice the rows, the same bytes). The backward forms each
+ * chunk's logits again (unless the logits cache, train.lmhead_cache, kept them
  * from the forward: all rows, or the first whole chunks), turns them into d(logits) in place and pushes those into
  * the gathered rows and the head weight.
  */
@@ -15,9 +16,11 @@
 #include "tp.h"
 #include "util.h"
 
-size_t model_lmhead_chunk_rows(int V_loc) {
-    /* ~1 GiB of fp32 logits per chunk: thousands of rows at a 128k vocabulary, so each chunk is one efficient GEMM
-     * (16 MiB chunks were 32 rows that re-read the whole head weight 384 times per 1b micro-batch) */
+size_t model_lmhead_chunk_rows(int V_loc, bool logits16) {
+    /* ~1 GiB of logits per chunk: thousands of rows at a 128k vocabulary, so each chunk is one efficient GEMM
+     * (16 MiB chunks were 32 rows that re-read the whole head weight 384 times per 1b micro-batch); bf16 logits
+     * (head16) twice the rows of fp32 ones: the same bytes, and half the chunks, each of which reads and writes the
+     * head's fp32 weight gradient once more (dW += dlogits^T hs: 2.1 GB each way on 8b-4l, ~0.6 ms) */
     const char *e = getenv("SIMPO_LMHEAD_CHUNK_ROWS"); /* tests: several chunks on a tiny vocabulary */
     if (e && *e) {
         char *end;
@@ -25,20 +28,22 @@ size_t model_lmhead_chunk_rows(int V_loc) {
         if (*end || r < 1) sd_die("model", "SIMPO_LMHEAD_CHUNK_ROWS=%s: expected a positive integer", e);
         return (size_t)r;
     }
-    size_t r = ((size_t)1 << 28) / (size_t)V_loc / 16 * 16; /* whole 16-row blocks: the chunk's views stay aligned */
+    size_t r = ((size_t)1 << (logits16 ? 29 : 28)) / (size_t)V_loc / 16 * 16; /* whole 16-row blocks: aligned views */
     return r < 16 ? 16 : r;
 }
 
-size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc) {
-    size_t rows = model_lmhead_chunk_rows(V_loc), N = model_arena_tokens(max_tokens);
+size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc, bool logits16) {
+    size_t rows = model_lmhead_chunk_rows(V_loc, logits16), N = model_arena_tokens(max_tokens);
     return rows < N ? rows : N; /* never more rows than a micro-batch has */
 }
-size_t model_head_chunk(const Model *m) { return model_lmhead_rows_per_chunk(m->max_tokens, m->V_loc); }
+size_t model_head_chunk(const Model *m) {
+    return model_lmhead_rows_per_chunk(m->max_tokens, m->V_loc, m->head16);
+}
 
-size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, size_t want) {
+size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool logits16, size_t want) {
     size_t all = model_arena_tokens(lp_rows ? lp_rows : max_tokens);
     if (!want || want >= all) return all;
-    size_t R = model_lmhead_rows_per_chunk(max_tokens, V_loc);
+    size_t R = model_lmhead_rows_per_chunk(max_tokens, V_loc, logits16);
     return want / R * R;
 }
 
@@ -58,7 +63,7 @@ size_t model_head_floats(const Model *m) {
 void model_enable_head_cache(Model *m, size_t rows) {
     if (!m->last_stage || m->head_cache) return;
     /* m->max_tokens and m->max_lp are arena counts already, which model_arena_tokens keeps */
-    rows = model_head_cache_rows(m->max_tokens, m->max_lp, m->V_loc, rows);
+    rows = model_head_cache_rows(m->max_tokens, m->max_lp, m->V_loc, m->head16, rows);
     if (!rows) return;
     size_t n = sd_mul_size(rows, (size_t)m->V_loc, "LM-head logits cache");
     m->head_cache = m->be->alloc(sd_mul_size(n, m->head16 ? sizeof(uint16_t) : sizeof(float), "LM-head logits cache"),

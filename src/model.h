@@ -196,13 +196,13 @@ Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t m
 /* The attention options of this stage's local layer l (Gemma 2: scale, soft-cap, the sliding window of the layer's
  * type), filled into *o and returned; NULL for Llama (the kernels' defaults). */
 const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
-/* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc] fp32): about 1 GiB of logits, a multiple of
- * 16 rows, at least 16; SIMPO_LMHEAD_CHUNK_ROWS=n sets n (tests run several chunks on a tiny vocabulary). plan.c uses
- * it too. */
-size_t model_lmhead_chunk_rows(int V_loc);
+/* Rows of the LM head's chunks (the logits of a chunk are [rows, V_loc], fp32, or bf16 when logits16: the model's
+ * head16, autocast storage): about 1 GiB of logits, a multiple of 16 rows, at least 16; SIMPO_LMHEAD_CHUNK_ROWS=n
+ * sets n in either precision (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
+size_t model_lmhead_chunk_rows(int V_loc, bool logits16);
 /* The rows of the LM-head chunks of a model sized for micro-batches of max_tokens tokens (in the layers' layout):
  * model_lmhead_chunk_rows, at most model_arena_tokens(max_tokens). */
-size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc);
+size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc, bool logits16);
 /* The tokens a model made for micro-batches of up to max_tokens tokens sizes its activations for (m->max_tokens):
  * max_tokens (at least 1) rounded up to a multiple of 16, so that every view of its arenas starts at least 16-byte
  * aligned whatever the widths (the tensor-core attention's cp.async tiles and the bf16 views need 16-byte aligned
@@ -242,8 +242,9 @@ void model_enable_head_cache(Model *m, size_t rows);
 /* The rows a logits cache asked for `want` rows holds, for a model sized for micro-batches of max_tokens tokens (in
  * the layers' layout) with lp_rows log-prob rows (0: max_tokens) and a vocabulary slice of V_loc: all of
  * model_arena_tokens(lp_rows) when want is 0 or at least that, else want rounded down to whole LM-head chunks
- * (model_lmhead_chunk_rows, at most the arena's tokens), possibly 0. model_enable_head_cache and plan.c use it. */
-size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, size_t want);
+ * (model_lmhead_chunk_rows of logits16, at most the arena's tokens), possibly 0. model_enable_head_cache and plan.c
+ * use it. */
+size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool logits16, size_t want);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -72,7 +72,7 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
-    size_t N = model_arena_tokens(l->max_tokens), R = model_lmhead_rows_per_chunk(l->max_tokens, (int)V);
+    size_t N = model_arena_tokens(l->max_tokens), R = model_lmhead_rows_per_chunk(l->max_tokens, (int)V, plan_logits16(l));
     size_t NA = model_arena_tokens(l->max_att_tokens ? l->max_att_tokens : l->max_tokens); /* attention's rows */
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
@@ -120,7 +120,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
     /* the LM-head logits cache on the last stage: [log-prob rows, V], fp32 or (head16) bf16 */
-    size_t NL = model_head_cache_rows(l->max_tokens, l->max_lp_rows, (int)V, l->lmhead_cache_rows);
+    size_t NL = model_head_cache_rows(l->max_tokens, l->max_lp_rows, (int)V, head16, l->lmhead_cache_rows);
     p.head_cache = l->lmhead_cache && last ? (head16 ? 2 : 4) * NL * V : 0;
     p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other + p.head_cache;
     return p;
@@ -171,8 +171,8 @@ bool plan_weights16_fit(PlanLayout l, double budget, bool whole_cache) {
 size_t plan_head_cache_fit(PlanLayout l, double budget) {
     if (l.pp_rank != l.pp - 1 || !plan_logits16(&l)) return 0;
     int V = (int)(l.mc.vocab_size / l.tp);
-    size_t full = model_head_cache_rows(l.max_tokens, l.max_lp_rows, V, 0);
-    size_t R = model_lmhead_rows_per_chunk(l.max_tokens, V);
+    size_t full = model_head_cache_rows(l.max_tokens, l.max_lp_rows, V, true, 0);
+    size_t R = model_lmhead_rows_per_chunk(l.max_tokens, V, true); /* bf16 logits (plan_logits16 above) */
     l.lmhead_cache = true;
     l.lmhead_cache_rows = 0;
     if ((double)plan_memory(&l).total <= budget) return full;

@@ -420,7 +420,7 @@ static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) 
     comm_allreduce_max_f64(g, GROUP_TP, &neg, 1);
     rows = (size_t)-neg;
     /* all of them: the whole cache (a partial one is whole chunks short of it) */
-    size_t full = model_head_cache_rows(pl.max_tokens, pl.max_lp_rows, (int)(pl.mc.vocab_size / pl.tp), 0);
+    size_t full = model_head_cache_rows(pl.max_tokens, pl.max_lp_rows, (int)(pl.mc.vocab_size / pl.tp), b16, 0);
     bool all = rows == full;
     if (budget >= 0 && last && g->dp_rank == 0 && g->tp_rank == 0) {
         char why[96];

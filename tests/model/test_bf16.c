@@ -106,7 +106,7 @@ static void check_act16(const ModelConfig *mc, const Backend *be, const PairSet 
     size_t layers = recompute ? 1 : (size_t)mc->num_hidden_layers;
     size_t C = (size_t)mc->hidden_size, FF = (size_t)mc->intermediate_size, HD = (size_t)mc->head_dim;
     size_t QD = (size_t)mc->num_attention_heads * HD, KD = (size_t)mc->num_key_value_heads * HD;
-    size_t V = (size_t)mc->vocab_size, R = model_lmhead_chunk_rows((int)V) < 256 ? model_lmhead_chunk_rows((int)V) : 256;
+    size_t V = (size_t)mc->vocab_size, R = model_lmhead_chunk_rows((int)V, false) < 256 ? model_lmhead_chunk_rows((int)V, false) : 256;
     size_t lg32 = 256 * (2 * QD + 2 * KD + 3 * FF), lg16 = lg32 - 256 * FF, hd32 = R * (V + 4),
            hd16 = hd32 + (R * V + 1) / 2;
     size_t saved = layers * 256 * (2 * C + FF) * 2 + 4 * ((lg32 > hd32 ? lg32 : hd32) - (lg16 > hd16 ? lg16 : hd16)) +
