@@ -244,11 +244,12 @@ run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Comput
   local ncu
   ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ $DRY = 1 ] || [ -z "$ncu" ]; then echo "ncu: not run (dry run or no ncu on this machine)" > "$OUT/ncu.txt"
-  else # the backward's two kernels at HD 64 (1b's head size, where v4's backward is 61 of its 82 ms), then AdamW
+  else # the backward's two kernels at HD 64 (1b's head size; attention's backward is ~20% of a 1b step), then AdamW
     for k in 'attn_tc4_d.*<64' 'adamw_ss_k'; do
       echo "== ncu kernels matching $k" >> "$OUT/ncu.txt"
       timeout 60 "$ncu" --kernel-name-base demangled --kernel-name regex:"$k" --launch-count 2 \
-        --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+        --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+        --section MemoryWorkloadAnalysis \
         build-gpu/test_cuda_ops perf >> "$OUT/ncu.txt" 2>&1
     done
   fi
