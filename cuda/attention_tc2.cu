@@ -473,6 +473,17 @@ int cuda_attn_tc_version(void) {
     return 4;
 }
 
+/* SIMPO_CUDA_ATTN_STREAMS: unset, empty or 1 = the tensor-core backward's dq and dk/dv kernels one after the other
+ * on the backend's stream; 2 = dq on a second stream (cu_fork / cu_join) beside dk/dv (unmeasured; outputs bitwise
+ * the same: disjoint, each written by one block). Read per call. */
+static int attn_bwd_streams(void) {
+    const char *e = getenv("SIMPO_CUDA_ATTN_STREAMS");
+    if (!e || !*e || strcmp(e, "1") == 0) return 1;
+    if (strcmp(e, "2") == 0) return 2;
+    sd_die("cuda", "SIMPO_CUDA_ATTN_STREAMS=%s: expected 1 or 2", e);
+    return 1;
+}
+
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */
 
 /* rows [n0, N) of up to three row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout */
@@ -536,14 +547,19 @@ static void tc_bwd_launch(AttnTcImpl *impl, KQ kq, KKV kkv, G *dq, G *dk, G *dv,
                           int S, int NH, int NKV, int HD, int tiles) {
     const int hi = HD == 128, b16 = sizeof(G) == 2;
     const float scale = 1.0f / sqrtf((float)HD);
+    /* the two kernels read the same inputs and write disjoint outputs: with two streams they run side by side
+     * (each one's last partial wave filled by the other's blocks) */
+    const bool two = attn_bwd_streams() == 2;
     char what[64];
     snprintf(what, sizeof what, "attn_bwd (tensor cores, %s%s, dq)", impl->name, b16 ? ", bf16" : "");
-    attn_launch(kq, dim3((unsigned)tiles * (unsigned)NH), impl->threads, impl->smem[1][hi], &impl->opted[b16][1][hi],
-                what, HD, dq, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV, scale * ATTN_LOG2E, scale);
+    attn_launch_on(two ? cu_fork() : cu_stream(), kq, dim3((unsigned)tiles * (unsigned)NH), impl->threads,
+                   impl->smem[1][hi], &impl->opted[b16][1][hi], what, HD, dq, qb, dob, kb, vb, lse, D, cu_seqlens, S,
+                   NH, NKV, scale * ATTN_LOG2E, scale);
     snprintf(what, sizeof what, "attn_bwd (tensor cores, %s%s, dk, dv)", impl->name, b16 ? ", bf16" : "");
     attn_launch(kkv, dim3((unsigned)tiles * (unsigned)NKV), impl->threads, impl->smem[2][hi],
                 &impl->opted[b16][2][hi], what, HD, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
                 scale * ATTN_LOG2E, scale);
+    if (two) cu_join();
 }
 
 /* bytes of D [N][NH] fp32 at the start of a backward's scratch block, rounded up so that what follows is aligned */

@@ -24,14 +24,19 @@ int attn_tiles(const int *d_cu, int S, int BM, int heads, int *n0, int *N, const
  * kernel was given so far (0 at first), so a kernel whose size grows with the head dim is raised when needed */
 void attn_want_smem(const void *kernel, size_t bytes, int *opted, const char *what, int HD);
 
-/* kernel(args) over grid x threads with smem bytes of dynamic shared memory on cu_stream(), after attn_want_smem;
- * `what` names the launch in messages */
+/* kernel(args) over grid x threads with smem bytes of dynamic shared memory on stream st, after attn_want_smem;
+ * `what` names the launch in messages. attn_launch: on cu_stream(). */
+template <class... P, class... A>
+static void attn_launch_on(cudaStream_t st, void (*kernel)(P...), dim3 grid, int threads, size_t smem, int *opted,
+                           const char *what, int HD, A... args) {
+    attn_want_smem((const void *)kernel, smem, opted, what, HD);
+    kernel<<<grid, threads, smem, st>>>(args...);
+    CUDA_LAUNCH_CHECK(what);
+}
 template <class... P, class... A>
 static void attn_launch(void (*kernel)(P...), dim3 grid, int threads, size_t smem, int *opted, const char *what,
                         int HD, A... args) {
-    attn_want_smem((const void *)kernel, smem, opted, what, HD);
-    kernel<<<grid, threads, smem, cu_stream()>>>(args...);
-    CUDA_LAUNCH_CHECK(what);
+    attn_launch_on(cu_stream(), kernel, grid, threads, smem, opted, what, HD, args...);
 }
 
 /* attn_tiles(.., "attn_bwd") and the rows of dq, dk, dv (elements of esz bytes: fp32, or bf16 storage) before

@@ -21,6 +21,8 @@ static struct {
     bool ready;
     int device;
     cudaStream_t stream;
+    cudaStream_t side;             /* cu_fork's second stream (NULL until the first fork) */
+    cudaEvent_t forked, joined;    /* its fork and join points */
     cublasHandle_t blas;
     void *blas_ws; /* cuBLAS's workspace (cublasSetWorkspace), blas_ws_bytes; held for the process */
     size_t blas_ws_bytes;
@@ -35,6 +37,20 @@ static struct {
 } g;
 
 cudaStream_t cu_stream(void) { return g.stream; }
+cudaStream_t cu_fork(void) {
+    if (!g.side) {
+        CUDA_CHECK(cudaStreamCreateWithFlags(&g.side, cudaStreamNonBlocking));
+        CUDA_CHECK(cudaEventCreateWithFlags(&g.forked, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&g.joined, cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaEventRecord(g.forked, g.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(g.side, g.forked, 0));
+    return g.side;
+}
+void cu_join(void) {
+    CUDA_CHECK(cudaEventRecord(g.joined, g.side));
+    CUDA_CHECK(cudaStreamWaitEvent(g.stream, g.joined, 0));
+}
 cublasHandle_t cu_blas(void) { return g.blas; }
 bool cu_tf32(void) { return g.tf32; }
 bool cu_bf16(void) { return g.bf16; }

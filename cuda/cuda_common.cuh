@@ -54,6 +54,13 @@ static inline const char *cu_base(const char *path) {
 
 /* backend state (backend_cuda.cu); valid once backend_cuda() has run */
 cudaStream_t cu_stream(void);
+/* a second stream for two independent kernels of one op (attention's dq and dk/dv kernels,
+ * SIMPO_CUDA_ATTN_STREAMS=2): cu_fork returns it after making it wait for all that cu_stream() has been given so far;
+ * cu_join makes cu_stream() wait for all the second stream has been given so far. An op that forks joins before it
+ * returns, so every other op (and the stream-ordered scratch freed on cu_stream() after the join) sees one stream.
+ * Created on the first fork, held for the process. */
+cudaStream_t cu_fork(void);
+void cu_join(void);
 cublasHandle_t cu_blas(void);
 bool cu_tf32(void);                 /* SIMPO_CUDA_TF32=1 */
 bool cu_bf16(void);                 /* the bf16 mode (backend.h set_matmul_bf16): matmul and attention on tensor cores */

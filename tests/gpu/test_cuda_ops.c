@@ -1209,6 +1209,25 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
                 bitwise(lb, r[t], r3[t], c.n[t] * 4);
             }
         }
+        /* SIMPO_CUDA_ATTN_STREAMS=2: the backward's dq kernel on a second stream beside dk/dv; their outputs are
+         * disjoint, so every output bitwise the one-stream run's (on a GPU, a missing fork or join would show here
+         * as a race) */
+        if (ver == 4) {
+            float *r2[5];
+            const char *prev_s = getenv("SIMPO_CUDA_ATTN_STREAMS");
+            char *saved_s = prev_s ? strdup(prev_s) : NULL;
+            setenv("SIMPO_CUDA_ATTN_STREAMS", "2", 1);
+            attn_gpu_run(&c, NULL, r2);
+            if (saved_s) setenv("SIMPO_CUDA_ATTN_STREAMS", saved_s, 1), free(saved_s);
+            else unsetenv("SIMPO_CUDA_ATTN_STREAMS");
+            static const char *names2[5] = {"out", "lse", "dq", "dk", "dv"};
+            for (int t = 0; t < 5; t++) {
+                char lb[256];
+                snprintf(lb, sizeof lb, "%s: %s with two streams bitwise one stream's", what2, names2[t]);
+                bitwise(lb, r2[t], r[t], c.n[t] * 4);
+            }
+            attn_free5(r2);
+        }
         attn_free5(rb);
         if (ver == 3) memcpy(r3, r, sizeof r);
         else attn_free5(r);
