@@ -5,8 +5,8 @@
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
 #   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 3, v4's kernels in
-#      blocks of 8 warps, the default before; AdamW with two quads per thread and step, unmeasured) must pass its op
-#      checks of step 1 (no FAIL line
+#      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
+#      kernels on two streams, unmeasured) must pass its op checks of step 1 (no FAIL line
 #      naming it in test_cuda_ops), and the
 #      GEMM paths the whole model in the bf16 mode too (test_cuda_model with that variable: the fixture within the
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
@@ -73,9 +73,9 @@ wait
 
 # 2. the variants: their op checks (step 1's log; a missing log fails them all), then the GEMM paths on the whole
 #    model (bf16 section of test_cuda_model against the fixture)
-variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3" "SIMPO_CUDA_ADAMW_UNROLL=2")
+variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2")
 # how test_cuda_ops' FAIL lines name each (attention version 3 also in the bf16-storage section, attn_b16)
-opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)' 'unrolled x2')
+opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)' 'unrolled x2' 'two streams')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -239,13 +239,13 @@ run_singles() { # each passing variant alone (what a time limit cuts first)
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp
-  # stall and memory sections of attention v4's backward kernels and the fused AdamW, from test_cuda_ops' perf
+  # stall and memory sections of attention v4's backward kernels, from test_cuda_ops' perf
   # section, to $OUT/ncu.txt (where the machine has ncu; the rest of the section runs unprofiled)
   local ncu
   ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ $DRY = 1 ] || [ -z "$ncu" ]; then echo "ncu: not run (dry run or no ncu on this machine)" > "$OUT/ncu.txt"
-  else # the backward's two kernels at HD 64 (1b's head size; attention's backward is ~20% of a 1b step), then AdamW
-    for k in 'attn_tc4_d.*<64' 'adamw_ss_k'; do
+  else # the backward's two kernels at HD 64 (1b's head size; attention's backward is ~20% of a 1b step)
+    for k in 'attn_tc4_d.*<64'; do # (AdamW: its perf lines' TB/s say enough)
       echo "== ncu kernels matching $k" >> "$OUT/ncu.txt"
       timeout 60 "$ncu" --kernel-name-base demangled --kernel-name regex:"$k" --launch-count 2 \
         --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
@@ -261,10 +261,10 @@ peer=--peer
 # first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts
 # from the end
 # (the default fits one device call of a 15-minute session, ~8.5 minutes on an H200 by the twelfth session's
-# timings; consistency, noshare, all, recompute, fit36 and fit46 only when --runs names them: the consistency runs all
-# passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 chose slower recomputation)
+# timings; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
+# runs all passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 and lean were slower)
 runs="base profile singles ncu"
-has --recompute && runs+=" nocache lean"
+has --recompute && runs+=" nocache"
 has --dpo && runs+=" dpo"
 prev=""
 for a in "$@"; do [ "$prev" = --runs ] && runs=${a//,/ }; prev=$a; done
