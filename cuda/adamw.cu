@@ -2,12 +2,11 @@
  * exactly as src/cpu/adamw.c (see there for why double; the clipping scale multiplies g in fp32 first); the state
  * stays fp32; with p16 also the updated weights' bf16 copy. Elementwise, grid-stride: four elements (U x four,
  * SIMPO_CUDA_ADAMW_UNROLL) per thread and step in 16-byte accesses (p, g, m, v; 8 bytes of p16) where the pointers
- * allow it, the rest one by one: the
- * optimizer is the step's largest memory traffic (~30 bytes per parameter), and 4-byte accesses leave part of the
- * bandwidth unused. Both paths run the same arithmetic per element (adamw_one), so the results are the same.
- * adamw_sumsq (gscale 1) also adds up the gradients' squares as it reads them, in the deterministic two passes of
- * elementwise.cu's sumsq (a fixed grid of partials, then one block's fixed tree): the gradient norm without a pass
- * of its own when nothing clips. */
+ * allow it, the rest one by one: the optimizer is the step's largest memory traffic (~30 bytes per parameter), and
+ * 4-byte accesses leave part of the bandwidth unused. Both paths run the same arithmetic per element (adamw_one),
+ * so the results are the same. adamw_sumsq (gscale 1) also adds up the gradients' squares as it reads them, in two
+ * deterministic passes (a fixed grid of partials, adamw_ss_blocks, then elementwise.cu's one-block fixed tree,
+ * cu_sum_partials): the gradient norm without a pass of its own when nothing clips. */
 #include "cuda_common.cuh"
 
 typedef struct {
@@ -91,7 +90,8 @@ __global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float
  * U = 2 at most 80 registers, 3 blocks per SM: 768 threads with 128 bytes each in flight against U = 1's 1024 with
  * 64; 88 registers unbounded would leave 2 blocks, no more bytes in flight than U = 1) */
 template <int U>
-__global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n4, AdamwArgs a) {
+__global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16_t *p16, const float *g, float *m,
+                                                                float *v, size_t n4, AdamwArgs a) {
     adamw_quad_loop<U>(p, p16, g, m, v, n4, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
                        (size_t)gridDim.x * blockDim.x, a, NULL);
 }
