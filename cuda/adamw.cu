@@ -123,13 +123,7 @@ __global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(doub
 
 /* SIMPO_CUDA_ADAMW_UNROLL: unset, empty or 1 = one quad of elements per thread and loop step (measured: adamw at
  * 3.65 TB/s on an H200); 2 = two, their loads issued together (unmeasured; results bitwise 1's). Read per call. */
-static int adamw_unroll(void) {
-    const char *e = getenv("SIMPO_CUDA_ADAMW_UNROLL");
-    if (!e || !*e || strcmp(e, "1") == 0) return 1;
-    if (strcmp(e, "2") == 0) return 2;
-    sd_die("cuda", "SIMPO_CUDA_ADAMW_UNROLL=%s: expected 1 or 2", e);
-    return 1;
-}
+static int adamw_unroll(void) { return cu_env_choice("SIMPO_CUDA_ADAMW_UNROLL", 1, 2, 1); }
 
 /* adamw_ss_k's grid for n elements, a function of n only (the partials, so the sum, the same on every run): at least
  * 16 quads per thread, at most 8192 blocks. Not sumsq's cap of 1024 blocks: on a 132-SM device, at 3 blocks per SM

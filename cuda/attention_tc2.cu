@@ -463,26 +463,12 @@ __global__ void __launch_bounds__(T2_THREADS, 1)
  * outputs over whole training steps and every op check, backward 0.53 against 0.71 ms at HD 64 (0.96 against
  * 1.00 at HD 128), 3% off a 1b training step (docs/performance.md); 3 = the third version (mma.sync with scores in
  * registers, 8 warps; the default before); 2 = this version; 1 = the first (attention_tc.cu). Read on every call. */
-int cuda_attn_tc_version(void) {
-    const char *e = getenv("SIMPO_CUDA_ATTN_TC");
-    if (!e || !*e || strcmp(e, "4") == 0) return 4;
-    if (strcmp(e, "3") == 0) return 3;
-    if (strcmp(e, "2") == 0) return 2;
-    if (strcmp(e, "1") == 0) return 1;
-    sd_die("cuda", "SIMPO_CUDA_ATTN_TC=%s: expected 1, 2, 3 or 4", e);
-    return 4;
-}
+int cuda_attn_tc_version(void) { return cu_env_choice("SIMPO_CUDA_ATTN_TC", 1, 4, 4); }
 
 /* SIMPO_CUDA_ATTN_STREAMS: unset, empty or 1 = the tensor-core backward's dq and dk/dv kernels one after the other
  * on the backend's stream; 2 = dq on a second stream (cu_fork / cu_join) beside dk/dv (unmeasured; outputs bitwise
  * the same: disjoint, each written by one block). Read per call. */
-static int attn_bwd_streams(void) {
-    const char *e = getenv("SIMPO_CUDA_ATTN_STREAMS");
-    if (!e || !*e || strcmp(e, "1") == 0) return 1;
-    if (strcmp(e, "2") == 0) return 2;
-    sd_die("cuda", "SIMPO_CUDA_ATTN_STREAMS=%s: expected 1 or 2", e);
-    return 1;
-}
+static int attn_bwd_streams(void) { return cu_env_choice("SIMPO_CUDA_ATTN_STREAMS", 1, 2, 1); }
 
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */
 

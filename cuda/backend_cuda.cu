@@ -37,6 +37,14 @@ static struct {
 } g;
 
 cudaStream_t cu_stream(void) { return g.stream; }
+int cu_env_choice(const char *name, int lo, int hi, int dflt) {
+    const char *e = getenv(name);
+    if (!e || !*e) return dflt;
+    char *end = NULL;
+    long v = strtol(e, &end, 10);
+    if (*end || v < lo || v > hi) sd_die("cuda", "%s=%s: expected an integer from %d to %d", name, e, lo, hi);
+    return (int)v;
+}
 cudaStream_t cu_fork(void) {
     if (!g.side) {
         CUDA_CHECK(cudaStreamCreateWithFlags(&g.side, cudaStreamNonBlocking));
