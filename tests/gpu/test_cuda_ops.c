@@ -1448,17 +1448,24 @@ static void perf(void) {
             for (int i = 0; i < 5; i++) gpu->attn_fwd_b16(b[3], d_l, b[0], b[1], b[2], d_cu, S, NH, NKV, hd, NULL);
             cuda_synchronize();
             double tf = (sd_now() - t0) / 5;
-            gpu->attn_bwd_b16(b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
-            cuda_synchronize();
-            t0 = sd_now();
-            for (int i = 0; i < 5; i++)
+            /* version 4 also with the backward's dq kernel on a second stream (SIMPO_CUDA_ATTN_STREAMS=2) */
+            for (int st = 1; st <= (v == 4 ? 2 : 1); st++) {
+                setenv("SIMPO_CUDA_ATTN_STREAMS", st == 2 ? "2" : "1", 1);
                 gpu->attn_bwd_b16(b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd, NULL);
-            cuda_synchronize();
-            double tb = (sd_now() - t0) / 5;
-            double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * hd;
-            printf("perf: attention (tensor cores v%d, bf16 storage) %d x %d tokens NH=%d NKV=%d HD=%d: fwd %.2f ms "
-                   "(%.1f TFLOP/s), bwd %.2f ms (%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
-                   v, S, 1024, NH, NKV, hd, tf * 1e3, flop / tf / 1e12, tb * 1e3, 2.5 * flop / tb / 1e12);
+                cuda_synchronize();
+                t0 = sd_now();
+                for (int i = 0; i < 5; i++)
+                    gpu->attn_bwd_b16(b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], d_l, d_cu, S, NH, NKV, hd,
+                                      NULL);
+                cuda_synchronize();
+                double tb = (sd_now() - t0) / 5;
+                double flop = 4.0 * S * (1024.0 * 1024.0 / 2) * NH * hd;
+                printf("perf: attention (tensor cores v%d, bf16 storage%s) %d x %d tokens NH=%d NKV=%d HD=%d: fwd "
+                       "%.2f ms (%.1f TFLOP/s), bwd %.2f ms (%.1f TFLOP/s at 2.5x fwd flops; mean of 5 calls)\n",
+                       v, st == 2 ? ", two streams" : "", S, 1024, NH, NKV, hd, tf * 1e3, flop / tf / 1e12, tb * 1e3,
+                       2.5 * flop / tb / 1e12);
+            }
+            unsetenv("SIMPO_CUDA_ATTN_STREAMS");
         }
     for (int t = 0; t < 8; t++) gpu->free(b[t]);
     if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
