@@ -72,7 +72,8 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage targets and gathered rows). Once per rank, shared by the slots: the backward's scratch, and on the
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
-    size_t N = model_arena_tokens(l->max_tokens), R = model_lmhead_rows_per_chunk(l->max_tokens, (int)V, plan_logits16(l));
+    size_t N = model_arena_tokens(l->max_tokens);
+    size_t R = model_lmhead_rows_per_chunk(l->max_tokens, (int)V, plan_logits16(l)); /* model.c head16's chunks */
     size_t NA = model_arena_tokens(l->max_att_tokens ? l->max_att_tokens : l->max_tokens); /* attention's rows */
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
