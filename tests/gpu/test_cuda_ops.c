@@ -197,17 +197,25 @@ static void t_matmul(int M, int N, int K) {
  * model's views into flat buffers can), which the cuBLASLt paths must pass to the heuristic as their alignment. */
 /* the bf16 mode on both backends, with SIMPO_CUDA_GEMM saved (bf16_begin) and restored (bf16_end) around a test
  * that switches GEMM paths */
+/* a kernel-path variable's value before a test sets it (env_save: a copy, or NULL when unset), and its restoration
+ * (env_restore: set back or unset; frees the copy) */
+static char *env_save(const char *name) {
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+static void env_restore(const char *name, char *saved) {
+    if (saved) setenv(name, saved, 1), free(saved);
+    else unsetenv(name);
+}
 static char *bf16_begin(void) {
-    const char *prev = getenv("SIMPO_CUDA_GEMM");
     gpu->set_matmul_bf16(true);
     cpu->set_matmul_bf16(true);
-    return prev ? strdup(prev) : NULL;
+    return env_save("SIMPO_CUDA_GEMM");
 }
 static void bf16_end(char *saved) {
     gpu->set_matmul_bf16(false);
     cpu->set_matmul_bf16(false);
-    if (saved) setenv("SIMPO_CUDA_GEMM", saved, 1), free(saved);
-    else unsetenv("SIMPO_CUDA_GEMM");
+    env_restore("SIMPO_CUDA_GEMM", saved);
 }
 static void t_matmul_bf16(int M, int N, int K, int off) {
     static const char *paths[] = {"ex", "lt"};
@@ -272,8 +280,7 @@ static void t_matmul_holds(void) {
     float *held = down(dH, (size_t)M * N);
     bitwise("matmul with held operands equals without", held, plain, (size_t)M * N * 4);
     /* SIMPO_CUDA_CHECK_HOLDS=1 (the emulation's setting) would rightly stop the broken contract at the release */
-    const char *chk = getenv("SIMPO_CUDA_CHECK_HOLDS");
-    char *saved_chk = chk ? strdup(chk) : NULL;
+    char *saved_chk = env_save("SIMPO_CUDA_CHECK_HOLDS");
     unsetenv("SIMPO_CUDA_CHECK_HOLDS");
     gpu->upload(dA, A2, (size_t)M * K * 4); /* breaks the contract on purpose */
     gpu->matmul_release(dA);                /* still held once */
@@ -281,7 +288,7 @@ static void t_matmul_holds(void) {
     float *stale = down(dH, (size_t)M * N);
     bitwise("a held operand's bf16 copy is reused (the overwritten x is not read)", stale, plain, (size_t)M * N * 4);
     gpu->matmul_release(dA);
-    if (saved_chk) setenv("SIMPO_CUDA_CHECK_HOLDS", saved_chk, 1), free(saved_chk);
+    env_restore("SIMPO_CUDA_CHECK_HOLDS", saved_chk);
     gpu->matmul_release(dB);
     gpu->matmul(dH, dA, dB, M, N, K, false, false, 1, 0);
     float *fresh = down(dH, (size_t)M * N);
@@ -950,8 +957,7 @@ static void adamw_run(size_t n, const float *p, const float *g, const float *m, 
     gpu->free(d_g), gpu->free(d_ss);
 }
 static void t_adamw_unroll(size_t n) {
-    const char *prev = getenv("SIMPO_CUDA_ADAMW_UNROLL");
-    char *saved = prev ? strdup(prev) : NULL;
+    char *saved = env_save("SIMPO_CUDA_ADAMW_UNROLL");
     float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
     float *r[2][8];
     double ss[2];
@@ -970,8 +976,7 @@ static void t_adamw_unroll(size_t n) {
     CHECK(ss[1] == ss[0], "adamw_sumsq n=%zu unrolled x2: sum of squares %.17g, default %.17g", n, ss[1], ss[0]);
     for (int u = 0; u < 2; u++)
         for (int t = 0; t < 8; t++) free(r[u][t]);
-    if (saved) setenv("SIMPO_CUDA_ADAMW_UNROLL", saved, 1), free(saved);
-    else unsetenv("SIMPO_CUDA_ADAMW_UNROLL");
+    env_restore("SIMPO_CUDA_ADAMW_UNROLL", saved);
 }
 
 /* ---- attention ---- */
@@ -1083,8 +1088,7 @@ static void t_attn(const int *lens, int S, int n0, int NH, int NKV, int HD, doub
  * dS = P (dP - D) with out = v, so a normwise comparison is ill-posed; the CPU op test checks it.) tc: the same under
  * SIMPO_CUDA_ATTN=tc, where the dispatch must still take the fp32 kernels (their tight bounds prove it). */
 static void t_attn_gemma2(bool tc) {
-    const char *prev = getenv("SIMPO_CUDA_ATTN");
-    char *saved = prev ? strdup(prev) : NULL;
+    char *saved = env_save("SIMPO_CUDA_ATTN");
     if (tc) setenv("SIMPO_CUDA_ATTN", "tc", 1);
     AttnOpts fx = {.scale = (float)pow(24.0, -0.5), .softcap = 3.0f, .window = 8};
     AttnOpts g9 = {.scale = (float)pow(224.0, -0.5), .softcap = 50.0f, .window = 40};
@@ -1102,11 +1106,7 @@ static void t_attn_gemma2(bool tc) {
     t_attn_o(d, 2, 0, 4, 2, 128, 1.0, &many);   /* many tiles, each query's window over 4-5 of them */
     static const int c[] = {200};
     t_attn_o(c, 1, 0, 3, 1, 20, 1.0, &fx);      /* odd head dim */
-    if (tc) {
-        if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
-        else unsetenv("SIMPO_CUDA_ATTN");
-    }
-    free(saved);
+    env_restore("SIMPO_CUDA_ATTN", saved); /* unchanged unless tc set it */
 }
 
 /* a single length-1 sequence: out == v exactly and lse is the only score */
@@ -1146,8 +1146,7 @@ int cuda_attn_tc3_mma_check(void);
  * The errors must also exceed 1e-5: fp32-sized errors (1e-7) would mean the dispatch took the fp32 kernel.
  * And a second run is bitwise identical (no atomics). */
 static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp, double klate, int v3) {
-    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
-    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
+    char *saved = env_save("SIMPO_CUDA_ATTN"), *saved_v = env_save("SIMPO_CUDA_ATTN_TC");
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
     setenv("SIMPO_CUDA_ATTN_TC", "1", 1); /* the first version (attention_tc.cu); the second one below */
     AttnCase c;
@@ -1179,6 +1178,7 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
     int longest = 0;
     for (int s = 0; s < S; s++) longest = lens[s] > longest ? lens[s] : longest;
     float *r3[5] = {NULL, NULL, NULL, NULL, NULL}; /* version 3's, for version 4's bitwise check */
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
     for (int ver = 2; ver <= 4; ver++) {
         if (ver >= 3 && !v3 && strstr(cuda_device_name(), "CPU emulation")) continue;
         char vs[4];
@@ -1202,7 +1202,6 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
         /* version 4 runs version 3's per-warp arithmetic (each warp's 16 rows, the same 64-row inner tiles from the
          * sequence start, in the same order), only fewer warps per block: every output bitwise version 3's */
         if (ver == 4 && r3[0]) {
-            static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
             for (int t = 0; t < 5; t++) {
                 char lb[200];
                 snprintf(lb, sizeof lb, "%s: %s bitwise version 3's", what2, names[t]);
@@ -1214,16 +1213,13 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
          * as a race) */
         if (ver == 4) {
             float *r2[5];
-            const char *prev_s = getenv("SIMPO_CUDA_ATTN_STREAMS");
-            char *saved_s = prev_s ? strdup(prev_s) : NULL;
+            char *saved_s = env_save("SIMPO_CUDA_ATTN_STREAMS");
             setenv("SIMPO_CUDA_ATTN_STREAMS", "2", 1);
             attn_gpu_run(&c, NULL, r2);
-            if (saved_s) setenv("SIMPO_CUDA_ATTN_STREAMS", saved_s, 1), free(saved_s);
-            else unsetenv("SIMPO_CUDA_ATTN_STREAMS");
-            static const char *names2[5] = {"out", "lse", "dq", "dk", "dv"};
+            env_restore("SIMPO_CUDA_ATTN_STREAMS", saved_s);
             for (int t = 0; t < 5; t++) {
                 char lb[256];
-                snprintf(lb, sizeof lb, "%s: %s with two streams bitwise one stream's", what2, names2[t]);
+                snprintf(lb, sizeof lb, "%s: %s with two streams bitwise one stream's", what2, names[t]);
                 bitwise(lb, r2[t], r[t], c.n[t] * 4);
             }
             attn_free5(r2);
@@ -1235,11 +1231,7 @@ static void t_attn_tc_k(const int *lens, int S, int n0, int NH, int NKV, int HD,
     if (r3[0]) attn_free5(r3);
     attn_free5(g1);
     attn_case_free(&c);
-    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
-    else unsetenv("SIMPO_CUDA_ATTN");
-    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
-    else unsetenv("SIMPO_CUDA_ATTN_TC");
-    free(saved), free(saved_v);
+    env_restore("SIMPO_CUDA_ATTN", saved), env_restore("SIMPO_CUDA_ATTN_TC", saved_v);
 }
 static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, double amp) {
     t_attn_tc_k(lens, S, n0, NH, NKV, HD, amp, 0.0, 1);
@@ -1266,8 +1258,7 @@ static float *hwide(const uint16_t *x, size_t n) { /* the fp32 values of a bf16 
 }
 static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, const AttnOpts *o, const char *path,
                        int ver) {
-    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
-    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
+    char *saved = env_save("SIMPO_CUDA_ATTN"), *saved_v = env_save("SIMPO_CUDA_ATTN_TC");
     char vs[8];
     snprintf(vs, sizeof vs, "%d", ver);
     setenv("SIMPO_CUDA_ATTN", path, 1);
@@ -1368,11 +1359,7 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     gpu->free(d_cu), gpu->free(d_q16), gpu->free(d_k16), gpu->free(d_v16), gpu->free(d_o16), gpu->free(d_qw);
     gpu->free(d_kw), gpu->free(d_vw), gpu->free(d_dout), gpu->free(d_l16), gpu->free(d_of), gpu->free(d_lf);
     gpu->free(d_ow), gpu->free(d_do16);
-    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
-    else unsetenv("SIMPO_CUDA_ATTN");
-    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
-    else unsetenv("SIMPO_CUDA_ATTN_TC");
-    free(saved), free(saved_v);
+    env_restore("SIMPO_CUDA_ATTN", saved), env_restore("SIMPO_CUDA_ATTN_TC", saved_v);
 }
 
 /* ---- GPU timings at training sizes (informational) ---- */
@@ -1403,8 +1390,7 @@ static void perf(void) {
     /* the fp32 kernel, then the tensor-core ones (the bf16 mode's), forced by SIMPO_CUDA_ATTN and
      * SIMPO_CUDA_ATTN_TC; each timed over 5 calls after a warm-up call (each call includes its bf16 pre-passes and
      * the download of cu_seqlens) */
-    const char *prev = getenv("SIMPO_CUDA_ATTN"), *prev_v = getenv("SIMPO_CUDA_ATTN_TC");
-    char *saved = prev ? strdup(prev) : NULL, *saved_v = prev_v ? strdup(prev_v) : NULL;
+    char *saved = env_save("SIMPO_CUDA_ATTN"), *saved_v = env_save("SIMPO_CUDA_ATTN_TC");
     static const char *ver[5] = {"1", "1", "2", "3", "4"};
     static const char *label[5] = {"", " (tensor cores, bf16)", " (tensor cores v2, bf16)", " (tensor cores v3, bf16)",
                                    " (tensor cores v4, bf16)"};
@@ -1437,6 +1423,7 @@ static void perf(void) {
     gpu->to_bf16(b[0], d_q, nq), gpu->to_bf16(b[1], d_k, nk), gpu->to_bf16(b[2], d_v, nk);
     gpu->to_bf16(b[7], d_o, nq);
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
+    char *saved_s = env_save("SIMPO_CUDA_ATTN_STREAMS");
     for (int hd = 128; hd >= 64; hd /= 2)
         for (int v = 2; v <= 4; v++) {
             char vs[4];
@@ -1465,14 +1452,10 @@ static void perf(void) {
                        v, st == 2 ? ", two streams" : "", S, 1024, NH, NKV, hd, tf * 1e3, flop / tf / 1e12, tb * 1e3,
                        2.5 * flop / tb / 1e12);
             }
-            unsetenv("SIMPO_CUDA_ATTN_STREAMS");
         }
+    env_restore("SIMPO_CUDA_ATTN_STREAMS", saved_s);
     for (int t = 0; t < 8; t++) gpu->free(b[t]);
-    if (saved) setenv("SIMPO_CUDA_ATTN", saved, 1);
-    else unsetenv("SIMPO_CUDA_ATTN");
-    if (saved_v) setenv("SIMPO_CUDA_ATTN_TC", saved_v, 1);
-    else unsetenv("SIMPO_CUDA_ATTN_TC");
-    free(saved), free(saved_v);
+    env_restore("SIMPO_CUDA_ATTN", saved), env_restore("SIMPO_CUDA_ATTN_TC", saved_v);
     /* AdamW over 2^28 parameters with the bf16 copy (30 bytes each: p, g, m, v read, p, m, v, p16 written), plain and
      * with the sum of squares, one and two quads per thread and step (SIMPO_CUDA_ADAMW_UNROLL) */
     {
@@ -1482,8 +1465,7 @@ static void perf(void) {
         uint16_t *d_16 = gpu->alloc(n * 2, "p16");
         double *d_ss = gpu->alloc(sizeof(double), "sumsq");
         gpu->zero(d_p, n * 4), gpu->zero(d_g, n * 4), gpu->zero(d_m, n * 4), gpu->zero(d_vv, n * 4);
-        const char *prev_u = getenv("SIMPO_CUDA_ADAMW_UNROLL");
-        char *saved_u = prev_u ? strdup(prev_u) : NULL;
+        char *saved_u = env_save("SIMPO_CUDA_ADAMW_UNROLL");
         for (int u = 1; u <= 2; u++)
             for (int fused = 0; fused < 2; fused++) {
                 setenv("SIMPO_CUDA_ADAMW_UNROLL", u == 2 ? "2" : "1", 1);
@@ -1499,8 +1481,7 @@ static void perf(void) {
                 printf("perf: %s (unroll %d) %zu parameters: %.2f ms, %.2f TB/s (30 bytes each)\n",
                        fused ? "adamw_sumsq" : "adamw", u, n, ta * 1e3, 30.0 * n / ta / 1e12);
             }
-        if (saved_u) setenv("SIMPO_CUDA_ADAMW_UNROLL", saved_u, 1), free(saved_u);
-        else unsetenv("SIMPO_CUDA_ADAMW_UNROLL");
+        env_restore("SIMPO_CUDA_ADAMW_UNROLL", saved_u);
         gpu->free(d_p), gpu->free(d_g), gpu->free(d_m), gpu->free(d_vv), gpu->free(d_16), gpu->free(d_ss);
     }
     free(hx);
