@@ -40,9 +40,11 @@ cudaStream_t cu_stream(void) { return g.stream; }
 int cu_env_choice(const char *name, int lo, int hi, int dflt) {
     const char *e = getenv(name);
     if (!e || !*e) return dflt;
-    char *end = NULL;
+    char *end = NULL, canon[24];
     long v = strtol(e, &end, 10);
-    if (*end || v < lo || v > hi) sd_die("cuda", "%s=%s: expected an integer from %d to %d", name, e, lo, hi);
+    snprintf(canon, sizeof canon, "%ld", v); /* the value exactly as written: no sign, spaces or leading zeros */
+    if (*end || strcmp(canon, e) != 0 || v < lo || v > hi)
+        sd_die("cuda", "%s=%s: expected an integer from %d to %d", name, e, lo, hi);
     return (int)v;
 }
 cudaStream_t cu_fork(void) {
@@ -127,10 +129,7 @@ static void init_once(void) {
     g.blas_ws_bytes = (size_t)(prop.major >= 9 ? 32 : 4) << 20;
     CUDA_CHECK(cudaMalloc(&g.blas_ws, g.blas_ws_bytes));
     CUBLAS_CHECK(cublasSetWorkspace(g.blas, g.blas_ws, g.blas_ws_bytes));
-    const char *t = getenv("SIMPO_CUDA_TF32");
-    g.tf32 = t && strcmp(t, "1") == 0;
-    if (t && *t && strcmp(t, "0") != 0 && strcmp(t, "1") != 0)
-        sd_die("cuda", "SIMPO_CUDA_TF32=%s: expected 0 or 1", t);
+    g.tf32 = cu_env_choice("SIMPO_CUDA_TF32", 0, 1, 0) == 1;
     /* fp32 math unless TF32 is asked for (matmul.cu also picks the compute type) */
     CUBLAS_CHECK(cublasSetMathMode(g.blas, g.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     /* keep op scratch in the pool between ops instead of returning it to the driver at every sync */

@@ -61,7 +61,7 @@ cudaStream_t cu_stream(void);
  * Created on the first fork, held for the process. */
 cudaStream_t cu_fork(void);
 void cu_join(void);
-/* a kernel-path choice from the environment, read per call: the value of `name` (an integer from lo to hi), dflt
+/* a kernel-path choice from the environment: the value of `name` (an integer from lo to hi, written plainly), dflt
  * when unset or empty; any other value dies naming the variable and the range */
 int cu_env_choice(const char *name, int lo, int hi, int dflt);
 cublasHandle_t cu_blas(void);
