@@ -6,7 +6,9 @@
  * 4-byte accesses leave part of the bandwidth unused. Both paths run the same arithmetic per element (adamw_one),
  * so the results are the same. adamw_sumsq (gscale 1) also adds up the gradients' squares as it reads them, in two
  * deterministic passes (a fixed grid of partials, adamw_ss_blocks, then elementwise.cu's one-block fixed tree,
- * cu_sum_partials): the gradient norm without a pass of its own when nothing clips. */
+ * cu_sum_partials): the gradient norm without a pass of its own when nothing clips. With a GradRows (the sparse
+ * embedding gradient) each kernel reads a gradient from its row's held copy or takes zero: the same arithmetic on
+ * the same values as a dense zero-filled g, so bitwise its results. */
 #include "cuda_common.cuh"
 
 typedef struct {
@@ -24,10 +26,35 @@ static __device__ __forceinline__ void adamw_one(float &p, float g, float &m, fl
     v = (float)vi;
 }
 
+/* Where a kernel reads the gradients (backend.h GradRows): R false: dense, g[i]; R true: by rows, element i's from
+ * its row's held copy (map[i / cols] >= 0) or zero. Passed by value; the dense kernels compile as before. */
+typedef struct {
+    const float *g;
+    const int *map; /* R: a held row's index per row of the tensor */
+    size_t cols;    /* R: the row length (a multiple of 4 on the 4-wide paths, so no quad crosses a row) */
+} GSrc;
+template <bool R>
+static __device__ __forceinline__ float gload1(const GSrc &s, size_t i) {
+    if (!R) return s.g[i];
+    const size_t r = i / s.cols;
+    const int h = s.map[r];
+    return h < 0 ? 0.0f : s.g[(size_t)h * s.cols + (i - r * s.cols)];
+}
+/* quad j: elements 4j .. 4j + 3 */
+template <bool R>
+static __device__ __forceinline__ float4 gload4(const GSrc &s, size_t j) {
+    if (!R) return ((const float4 *)s.g)[j];
+    const size_t e = 4 * j, r = e / s.cols;
+    const int h = s.map[r];
+    return h < 0 ? make_float4(0.0f, 0.0f, 0.0f, 0.0f)
+                 : *(const float4 *)(s.g + (size_t)h * s.cols + (e - r * s.cols));
+}
+
 /* element i updated in memory (and its bf16 compute weight when p16); returns its gradient */
-static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, const float *g, float *m, float *v,
+template <bool R>
+static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, const GSrc &g, float *m, float *v,
                                                    size_t i, const AdamwArgs &a) {
-    const float gi = g[i];
+    const float gi = gload1<R>(g, i);
     float pi = p[i], mi = m[i], vi = v[i];
     adamw_one(pi, gi, mi, vi, a);
     p[i] = pi;
@@ -41,14 +68,14 @@ static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, cons
  * knows, so it cannot hoist the next iteration's loads above this one's stores itself). The squares of the
  * gradients are added to *s in the order of the quads, the order of U = 1's grid-stride loop over the same
  * quads, so the partial sums are bitwise U = 1's. */
-template <int U>
-static __device__ __forceinline__ void adamw_quads(float *p, uint16_t *p16, const float *g, float *m, float *v,
+template <int U, bool R>
+static __device__ __forceinline__ void adamw_quads(float *p, uint16_t *p16, const GSrc &g, float *m, float *v,
                                                    size_t i, size_t stride, const AdamwArgs &a, double *s) {
     float4 P[U], G[U], M[U], V[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const size_t j = i + u * stride;
-        P[u] = ((const float4 *)p)[j], G[u] = ((const float4 *)g)[j];
+        P[u] = ((const float4 *)p)[j], G[u] = gload4<R>(g, j);
         M[u] = ((const float4 *)m)[j], V[u] = ((const float4 *)v)[j];
     }
 #pragma unroll
@@ -72,49 +99,52 @@ static __device__ __forceinline__ void adamw_quads(float *p, uint16_t *p16, cons
     }
 }
 /* the grid-stride loop over n4 quads from quad t0, U quads per step, then the < U left one by one */
-template <int U>
-static __device__ __forceinline__ void adamw_quad_loop(float *p, uint16_t *p16, const float *g, float *m, float *v,
+template <int U, bool R>
+static __device__ __forceinline__ void adamw_quad_loop(float *p, uint16_t *p16, const GSrc &g, float *m, float *v,
                                                        size_t n4, size_t t0, size_t stride, const AdamwArgs &a,
                                                        double *s) {
     size_t i = t0;
-    for (; i + (U - 1) * stride < n4; i += U * stride) adamw_quads<U>(p, p16, g, m, v, i, stride, a, s);
-    for (; i < n4; i += stride) adamw_quads<1>(p, p16, g, m, v, i, stride, a, s);
+    for (; i + (U - 1) * stride < n4; i += U * stride) adamw_quads<U, R>(p, p16, g, m, v, i, stride, a, s);
+    for (; i < n4; i += stride) adamw_quads<1, R>(p, p16, g, m, v, i, stride, a, s);
 }
 
-__global__ void adamw_k(float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, AdamwArgs a) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        adamw_elem(p, p16, g, m, v, i, a);
+/* elements i0 .. n - 1 one by one */
+template <bool R>
+__global__ void adamw_k(float *p, uint16_t *p16, GSrc g, float *m, float *v, size_t i0, size_t n, AdamwArgs a) {
+    for (size_t i = i0 + blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        adamw_elem<R>(p, p16, g, m, v, i, a);
 }
 
 /* n4 groups of 4 elements: p, g, m, v 16-byte aligned, p16 (when not NULL) 8-byte aligned; U quads per step (at
  * U = 2 at most 80 registers, 3 blocks per SM: 768 threads with 128 bytes each in flight against U = 1's 1024 with
  * 64; 88 registers unbounded would leave 2 blocks, no more bytes in flight than U = 1) */
-template <int U>
-__global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16_t *p16, const float *g, float *m,
-                                                                float *v, size_t n4, AdamwArgs a) {
-    adamw_quad_loop<U>(p, p16, g, m, v, n4, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
-                       (size_t)gridDim.x * blockDim.x, a, NULL);
+template <int U, bool R>
+__global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16_t *p16, GSrc g, float *m, float *v,
+                                                                size_t n4, AdamwArgs a) {
+    adamw_quad_loop<U, R>(p, p16, g, m, v, n4, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
+                          (size_t)gridDim.x * blockDim.x, a, NULL);
 }
 
 /* adamw_sumsq's pass: AdamW (gscale 1) with each thread adding its gradients' squares in double as it reads them,
  * the block's sum by a fixed tree to part[blockIdx.x]; a fixed grid (adamw_ss_blocks(n)), so the same n gives the
  * same partials. VEC: the 4-wide body (p, g, m, v 16-byte aligned, p16 8-byte aligned) and the < 4 elements after it
  * one by one; else all one by one. At most 64 registers, so that 4 blocks share an SM as adamw4_k's do (66 without
- * the bound: 3 blocks, and the H200 measured 3.0 TB/s against adamw4_k's 3.65). */
-template <bool VEC, int U>
+ * the bound: 3 blocks, and the H200 measured 3.0 TB/s against adamw4_k's 3.65). R: the gradients by rows, the
+ * rows left out read as zeros, so the partials are bitwise those of a dense zero-filled g. */
+template <bool VEC, int U, bool R>
 __global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(double *part, float *p, uint16_t *p16,
-                                                                           const float *g, float *m, float *v,
-                                                                           size_t n, AdamwArgs a) {
+                                                                           GSrc g, float *m, float *v, size_t n,
+                                                                           AdamwArgs a) {
     __shared__ double sh[CU_SS_THREADS];
     const size_t t0 = blockIdx.x * (size_t)CU_SS_THREADS + threadIdx.x, stride = (size_t)gridDim.x * CU_SS_THREADS;
     double s = 0.0;
     size_t done = 0;
     if (VEC) {
-        adamw_quad_loop<U>(p, p16, g, m, v, n / 4, t0, stride, a, &s);
+        adamw_quad_loop<U, R>(p, p16, g, m, v, n / 4, t0, stride, a, &s);
         done = n / 4 * 4;
     }
     for (size_t i = done + t0; i < n; i += stride) {
-        const float gi = adamw_elem(p, p16, g, m, v, i, a);
+        const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
         s += (double)gi * gi;
     }
     s = cu_block_sum<CU_SS_THREADS>(s, sh);
@@ -134,8 +164,29 @@ static size_t adamw_ss_blocks(size_t n) {
     return nb > 8192 ? 8192 : nb;
 }
 
-void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
-                      double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+/* the kernels' view of g (rows: backend.h GradRows) and whether the 4-wide paths may read it: 16-byte aligned, and
+ * by rows only in whole quads of a row */
+static GSrc gsrc(const float *g, const GradRows *rows) {
+    GSrc s = {g, rows ? rows->map : NULL, rows ? rows->cols : 0};
+    return s;
+}
+static bool vec_ok(const float *p, uint16_t *p16, const float *g, const GradRows *rows, const float *m,
+                   const float *v) {
+    return cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0 && (!rows || rows->cols % 4 == 0);
+}
+
+template <bool R>
+static void adamw_sumsq_launch(double *part, size_t nb, float *p, uint16_t *p16, const GSrc &g, bool vec, float *m,
+                               float *v, size_t n, const AdamwArgs &a) {
+    if (!vec) adamw_ss_k<false, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    else if (adamw_unroll() == 2)
+        adamw_ss_k<true, 2, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    else adamw_ss_k<true, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+}
+
+void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                      float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                      double bc2) {
     if (!n) {
         CUDA_CHECK(cudaMemsetAsync(sumsq, 0, sizeof(double), cu_stream()));
         return;
@@ -143,31 +194,35 @@ void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, fl
     const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
     const size_t nb = adamw_ss_blocks(n);
     double *part = (double *)cu_scratch(nb * sizeof(double), "adamw_sumsq partials");
-    if (!(cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0))
-        adamw_ss_k<false, 1><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
-    else if (adamw_unroll() == 2)
-        adamw_ss_k<true, 2><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
-    else adamw_ss_k<true, 1><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+    const GSrc gs = gsrc(g, rows);
+    const bool vec = vec_ok(p, p16, g, rows, m, v);
+    if (rows) adamw_sumsq_launch<true>(part, nb, p, p16, gs, vec, m, v, n, a);
+    else adamw_sumsq_launch<false>(part, nb, p, p16, gs, vec, m, v, n, a);
     CUDA_LAUNCH_CHECK("adamw_sumsq");
     cu_sum_partials(sumsq, part, nb);
     cu_scratch_free(part);
 }
 
-void cuda_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-                double b1, double b2, double eps, double wd, double bc1, double bc2) {
-    if (!n) return;
-    const AdamwArgs a = {gscale, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
-    size_t body = 0; /* elements the 4-wide kernel takes */
-    if (cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0) body = n / 4 * 4;
+template <bool R>
+static void adamw_launch(float *p, uint16_t *p16, const GSrc &g, float *m, float *v, size_t body, size_t n,
+                         const AdamwArgs &a) {
     if (body) {
         if (adamw_unroll() == 2)
-            adamw4_k<2><<<cu_grid(body / 8, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
-        else adamw4_k<1><<<cu_grid(body / 4, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
+            adamw4_k<2, R><<<cu_grid(body / 8, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
+        else adamw4_k<1, R><<<cu_grid(body / 4, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body / 4, a);
         CUDA_LAUNCH_CHECK("adamw");
     }
     if (body < n) {
-        adamw_k<<<cu_grid(n - body, 256), 256, 0, cu_stream()>>>(p + body, p16 ? p16 + body : NULL, g + body, m + body,
-                                                                  v + body, n - body, a);
+        adamw_k<R><<<cu_grid(n - body, 256), 256, 0, cu_stream()>>>(p, p16, g, m, v, body, n, a);
         CUDA_LAUNCH_CHECK("adamw");
     }
+}
+
+void cuda_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+                size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    if (!n) return;
+    const AdamwArgs a = {gscale, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
+    const size_t body = vec_ok(p, p16, g, rows, m, v) ? n / 4 * 4 : 0; /* elements the 4-wide kernel takes */
+    if (rows) adamw_launch<true>(p, p16, gsrc(g, rows), m, v, body, n, a);
+    else adamw_launch<false>(p, p16, gsrc(g, rows), m, v, body, n, a);
 }

@@ -240,8 +240,9 @@ void cuda_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t 
                          size_t N, int V_loc, int V_off);
 void cuda_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off);
-void cuda_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-                double b1, double b2, double eps, double wd, double bc1, double bc2);
-void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n, double lr,
-                      double b1, double b2, double eps, double wd, double bc1, double bc2);
+void cuda_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+                size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2);
+void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                      float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                      double bc2);
 #endif

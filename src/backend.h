@@ -47,6 +47,21 @@ static inline bool attn_opts_is_default(const AttnOpts *opts, int HD) {
                      attn_opts_scale(opts, HD) == 1.0f / sqrtf((float)HD));
 }
 
+/* A gradient held by rows (adamw, adamw_sumsq; model.h's sparse embedding gradient): of a tensor of n / cols rows,
+ * row r has the gradient g[map[r] * cols .. + cols) when map[r] >= 0 and zero otherwise; g holds `held` rows
+ * (map's values lie below it). map: backend memory, n / cols ints; the struct itself is host memory, read during
+ * the call. */
+typedef struct GradRows {
+    const int *map;
+    size_t cols, held;
+} GradRows;
+/* element i's gradient under rows (the reference every backend's gathered read reproduces) */
+static inline float grad_rows_at(const float *g, const GradRows *rows, size_t i) {
+    const size_t r = i / rows->cols;
+    const int s = rows->map[r];
+    return s < 0 ? 0.0f : g[(size_t)s * rows->cols + (i - r * rows->cols)];
+}
+
 typedef struct Backend {
     const char *name;
     /* true: the backend's memory is ordinary host memory (the CPU backend), so MPI and the host may touch it.
@@ -275,15 +290,19 @@ typedef struct Backend {
      * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), with bc1 = 1-b1^t, bc2 = 1-b2^t given by the caller.
      * g is read-only; p, m, v are updated in place. p16, when not NULL: p16[i] = bf16(p[i]) (round to nearest even)
      * of the updated p, n elements: the model's bf16 compute weights (model.h), made as the weights are written
-     * instead of by a pass of their own. */
-    void (*adamw)(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-                  double b1, double b2, double eps, double wd, double bc1, double bc2);
+     * instead of by a pass of their own. rows: NULL where g is dense (g[i], n elements); else g holds some rows of
+     * the tensor and the rest have gradient zero (GradRows: the sparse embedding gradient, model.h), so the call
+     * covers the whole tensor (n = its rows x rows->cols) and updates every element, as with a dense zero-filled g:
+     * bitwise the same p, m, v, p16. */
+    void (*adamw)(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+                  size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2);
     /* adamw with gscale 1 that also writes sumsq(g) (accumulated in double; the CPU's bitwise its sumsq, a GPU's
      * within double rounding of it) to *sumsq (backend memory, one double; the caller downloads many at once): the
      * gradient norm formed as AdamW reads the gradients, when nothing clips them (optim_step_norm), instead of in a
      * pass of its own before the step. NULL: the caller runs sumsq_many first. */
-    void (*adamw_sumsq)(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
-                        double lr, double b1, double b2, double eps, double wd, double bc1, double bc2);
+    void (*adamw_sumsq)(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                        float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                        double bc2);
 } Backend;
 
 /* sumsq_many, or the loop over sumsq it stands for on a backend without it */

@@ -242,14 +242,16 @@ static void p_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, c
                            int V_loc, int V_off) {
     TIMED(xent_bwd_b16, 4.0 * N * V_loc, g_in->xent_bwd_b16(logits, lse, g, targets, N, V_loc, V_off));
 }
-static void p_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-                    double b1, double b2, double eps, double wd, double bc1, double bc2) {
-    TIMED(adamw, (p16 ? 30.0 : 28.0) * n, g_in->adamw(p, p16, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
+static void p_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+                    size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+    TIMED(adamw, (p16 ? 30.0 : 28.0) * n,
+          g_in->adamw(p, p16, g, rows, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
 }
-static void p_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
-                          double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+static void p_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                          float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                          double bc2) {
     TIMED(adamw_sumsq, (p16 ? 30.0 : 28.0) * n,
-          g_in->adamw_sumsq(sumsq, p, p16, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
+          g_in->adamw_sumsq(sumsq, p, p16, g, rows, m, v, n, lr, b1, b2, eps, wd, bc1, bc2));
 }
 
 const Backend *backend_profiled(const Backend *inner) {

@@ -82,6 +82,8 @@ typedef struct {
                                  * known memory budget is short, train.c): bf16 compute weights, once per step */
     int lmhead_cache;           /* train.lmhead_cache: LMHEAD_CACHE_OFF | _ON | _AUTO (default: where it fits a known
                                  * memory budget, train.c): logits kept from forward to backward */
+    int sparse_embed_grad;      /* train.sparse_embedding_grad: SPARSE_EMBED_OFF | _ON | _AUTO (default: where the
+                                 * embedding is untied and dp is 1, train.c) */
 
     /* checkpoint: */
     char *ckpt_dir;             /* checkpoint.dir (default "out") */
@@ -104,6 +106,7 @@ Config *config_load_string(const char *yaml, const char *name, const char *base_
 void config_free(Config *c);
 enum { RECOMPUTE_OFF = 0, RECOMPUTE_ON = 1, RECOMPUTE_AUTO = 2 }; /* Config.recompute: train.recompute's choices */
 enum { LMHEAD_CACHE_OFF = 0, LMHEAD_CACHE_ON = 1, LMHEAD_CACHE_AUTO = 2 }; /* Config.lmhead_cache's choices */
+enum { SPARSE_EMBED_OFF = 0, SPARSE_EMBED_ON = 1, SPARSE_EMBED_AUTO = 2 }; /* Config.sparse_embed_grad's choices */
 enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Config.bf16_weight_cache's choices */
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */

@@ -32,18 +32,18 @@ size_t model_lmhead_chunk_rows(int V_loc, bool logits16) {
     return r < 16 ? 16 : r;
 }
 
-size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc, bool logits16) {
-    size_t rows = model_lmhead_chunk_rows(V_loc, logits16), N = model_arena_tokens(max_tokens);
-    return rows < N ? rows : N; /* never more rows than a micro-batch has */
+size_t model_lmhead_rows_per_chunk(size_t lp_rows, int V_loc, bool logits16) {
+    size_t rows = model_lmhead_chunk_rows(V_loc, logits16), N = model_arena_tokens(lp_rows);
+    return rows < N ? rows : N; /* never more rows than a micro-batch has log-probs */
 }
 size_t model_head_chunk(const Model *m) {
-    return model_lmhead_rows_per_chunk(m->max_tokens, m->V_loc, m->head16);
+    return model_lmhead_rows_per_chunk(m->max_lp, m->V_loc, m->head16);
 }
 
 size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool logits16, size_t want) {
     size_t all = model_arena_tokens(lp_rows ? lp_rows : max_tokens);
     if (!want || want >= all) return all;
-    size_t R = model_lmhead_rows_per_chunk(max_tokens, V_loc, logits16);
+    size_t R = model_lmhead_rows_per_chunk(lp_rows ? lp_rows : max_tokens, V_loc, logits16);
     return want / R * R;
 }
 

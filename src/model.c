@@ -111,11 +111,13 @@ static void build_specs(Model *m) {
     m->nparams = off;
 }
 
-static void point_views(Model *m, float *base, LayerW *w, float **embed, float **norm, float **lm) {
+/* views of the flat buffer `base`, which holds flat elements from `from` on (the parameters: 0; the gradients:
+ * m->grads_from); a parameter before it gets NULL */
+static void point_views(Model *m, float *base, size_t from, LayerW *w, float **embed, float **norm, float **lm) {
     *lm = *embed = *norm = NULL;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        float *t = base + p->offset;
+        float *t = p->offset >= from ? base + (p->offset - from) : NULL;
         LayerW *lw = p->layer >= 0 ? &w[p->layer - m->L_off] : NULL;
         switch (p->role) {
         case P_EMBED: *embed = t; break;
@@ -284,6 +286,11 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
     *first = stage * base + (stage < extra ? stage : extra);
 }
 
+void model_repoint_grads(Model *m) {
+    point_views(m, m->grads, m->grads_from, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
+    if (m->sp.grad) m->dembed = m->sp.grad; /* embed_grad.c: the held rows */
+}
+
 static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                      int nslots, bool with_grads, const ModelOpts *o) {
     int recompute_layers = o ? o->recompute_layers : 0;
@@ -334,8 +341,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->grads = with_grads ? be->alloc(bytes, "gradients") : NULL;
     m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
-    point_views(m, m->params, m->w, &m->embed, &m->norm, &m->lm_head);
-    if (with_grads) point_views(m, m->grads, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
+    point_views(m, m->params, 0, m->w, &m->embed, &m->norm, &m->lm_head);
+    if (with_grads) model_repoint_grads(m);
     m->rope_max = mc->max_position_embeddings;
     float *cs, *sn;
     model_config_rope_tables(mc, m->rope_max, &cs, &sn);
@@ -413,6 +420,7 @@ void model_free(Model *m) {
     be->free(m->work);
     be->free(m->params);
     be->free(m->grads);
+    model_sparse_embed_free(m);
     be->free(m->rope_cos);
     be->free(m->rope_sin);
     be->free(m->w16_base);
@@ -431,8 +439,17 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
     return NULL;
 }
 
+/* spec i's gradient and its elements: its view of m->grads, or the sparse embedding gradient's held rows */
+static float *grad_of(const Model *m, int i) {
+    return m->sp.grad && i == 0 ? m->sp.grad : model_grad_at(m, m->specs[i].offset);
+}
+static size_t grad_elems(const Model *m, int i) {
+    return m->sp.grad && i == 0 ? m->sp.held * (size_t)m->C : m->specs[i].numel;
+}
+
 void model_zero_grads(Model *m) {
-    m->be->zero(m->grads, m->nalloc * sizeof(float));
+    m->be->zero(m->grads, (m->nalloc - m->grads_from) * sizeof(float));
+    if (m->sp.grad) m->be->zero(m->sp.grad, m->sp.max_rows * (size_t)m->C * sizeof(float));
     if (m->gfresh) memset(m->gfresh, 0, (size_t)m->nspecs * sizeof(bool));
 }
 
@@ -444,14 +461,15 @@ void model_grads_begin(Model *m) {
 void model_grads_end(Model *m) {
     for (int i = 0; m->gfresh && i < m->nspecs; i++)
         if (m->gfresh[i]) {
-            m->be->zero(m->grads + m->specs[i].offset, m->specs[i].numel * sizeof(float));
+            m->be->zero(grad_of(m, i), grad_elems(m, i) * sizeof(float));
             m->gfresh[i] = false;
         }
 }
 
 /* the spec whose gradient starts at dW (a view model.c made: it is one) */
 static int grad_spec(const Model *m, const float *dW) {
-    size_t off = (size_t)(dW - m->grads);
+    if (m->sp.grad && dW == m->sp.grad) return 0; /* the sparse embedding gradient: spec 0 (embed_grad.c) */
+    size_t off = (size_t)(dW - m->grads) + m->grads_from;
     int lo = 0, hi = m->nspecs - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
@@ -474,7 +492,7 @@ static float grad_beta(Model *m, const float *dW) {
 static float *grad_acc(Model *m, float *dW) {
     if (m->gfresh && grad_beta(m, dW) == 0.0f) {
         int i = grad_spec(m, dW);
-        m->be->zero(dW, m->specs[i].numel * sizeof(float));
+        m->be->zero(dW, grad_elems(m, i) * sizeof(float));
     }
     return dW;
 }
@@ -572,8 +590,14 @@ static void check_weights16(Model *m) {
 double model_grad_sumsq_ranges(const Model *m, const size_t *start, const size_t *len, int count, double *each) {
     const float **x = sd_alloc(sizeof(*x) * (size_t)(count + 1), "gradient ranges");
     double *ss = each ? each : sd_alloc(sizeof(*ss) * (size_t)(count + 1), "gradient ranges");
-    for (int i = 0; i < count; i++) x[i] = m->grads + start[i];
-    backend_sumsq_many(m->be, ss, x, len, count);
+    size_t *n = sd_alloc(sizeof(*n) * (size_t)(count + 1), "gradient ranges");
+    GradRows rows;
+    for (int i = 0; i < count; i++) { /* the sparse embedding gradient: its held rows (the rest are zeros) */
+        x[i] = model_grad_range(m, start[i], len[i], &rows);
+        n[i] = rows.map ? rows.held * rows.cols : len[i];
+    }
+    backend_sumsq_many(m->be, ss, x, n, count);
+    free(n);
     double s = 0.0;
     for (int i = 0; i < count; i++) s += ss[i];
     free(x);
@@ -998,6 +1022,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
     be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
+    if (m->first_stage) model_sparse_embed_ids(m, mb, slot); /* no-op with a dense embedding gradient */
     if (mb->shared) {
         be->upload(a->xrow, mb->xrow, mb->Natt * sizeof(int));
         be->upload(a->xfirst, mb->xfirst, N * sizeof(int));
@@ -1089,5 +1114,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     }
     /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */
     if (m->first_stage && m->gemma2) be->scale(a->dx, m->embed_scale, NC);
-    if (m->first_stage) be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
+    if (m->first_stage && m->sp.grad) /* embed_grad.c: the ids renamed to the step's rows, in the same order */
+        be->embed_bwd(grad_acc(m, m->dembed), a->dx, m->sp.ids + (size_t)slot * m->max_tokens, N, C, 0,
+                      (int)m->sp.held);
+    else if (m->first_stage) be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
 }

@@ -6,13 +6,15 @@
  *          model_attn_opts, model_lmhead_chunk_rows, model_arena_tokens, LayerW16, model_enable_weights16,
  *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
- *          model_grads_end, MODEL_RECOMPUTE_ALL.
+ *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
+ *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
  * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch,
- * the recompute working area, the rope tables, the bf16 weight copy (model_enable_weights16) and the LM-head logits
- * cache (model_enable_head_cache); model_create allocates all but the last two and model_free releases them all.
+ * the recompute working area, the rope tables, the bf16 weight copy (model_enable_weights16), the LM-head logits
+ * cache (model_enable_head_cache) and the sparse embedding gradient (model_enable_sparse_embed); model_create
+ * allocates all but the last three and model_free releases them all.
  * Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
@@ -64,6 +66,19 @@ typedef struct {
 typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd, *lna, *lnf; } LayerW; /* lna, lnf: Gemma 2 */
 /* Per-layer views of the bf16 compute weights (model_enable_weights16): the matmul weights only. */
 typedef struct { uint16_t *wq, *wk, *wv, *wo, *wg, *wu, *wd; } LayerW16;
+
+/* The sparse embedding gradient (model_enable_sparse_embed): the rows of the input embedding that the step's
+ * tokens select, ascending, and their gradients. Backend memory: grad [max_rows, C] (rows 0 .. held - 1 are this
+ * step's), map [V_loc] (embedding row -> its row in grad, -1: none; backend.h GradRows' map), ids [nslots,
+ * max_tokens] (each slot's micro-batch's ids as rows of grad, -1 outside the vocabulary slice: what embed_bwd
+ * scatters by). Host: hmap (map's copy), rows [max_rows] (the embedding rows held, ascending). All owned by the
+ * model. */
+typedef struct SparseEmbedGrad {
+    float *grad;
+    int *map, *ids;
+    int *hmap, *rows;
+    size_t max_rows, held;
+} SparseEmbedGrad;
 
 typedef struct Model {
     ModelConfig mc;
@@ -141,6 +156,10 @@ typedef struct Model {
                                           * recomputed in the backward. 0 without the cache */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
+    size_t grads_from;                   /* the first flat element m->grads holds (model_grad_at): 0, or under the
+                                          * sparse embedding gradient the embedding's numel (it is spec 0, at flat
+                                          * element 0 of the first stage): its gradient lives in sp.grad */
+    SparseEmbedGrad sp;                  /* model_enable_sparse_embed (embed_grad.c); sp.grad NULL: dense */
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
@@ -200,9 +219,11 @@ const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o);
  * head16, autocast storage): about 1 GiB of logits, a multiple of 16 rows, at least 16; SIMPO_LMHEAD_CHUNK_ROWS=n
  * sets n in either precision (tests run several chunks on a tiny vocabulary). plan.c uses it too. */
 size_t model_lmhead_chunk_rows(int V_loc, bool logits16);
-/* The rows of the LM-head chunks of a model sized for micro-batches of max_tokens tokens (in the layers' layout):
- * model_lmhead_chunk_rows, at most model_arena_tokens(max_tokens). */
-size_t model_lmhead_rows_per_chunk(size_t max_tokens, int V_loc, bool logits16);
+/* The rows of the LM-head chunks of a model sized for micro-batches of up to lp_rows log-prob rows (the rows the head
+ * runs on: m->max_lp, ModelOpts.max_lp_rows or else max_tokens): model_lmhead_chunk_rows, at most
+ * model_arena_tokens(lp_rows), so that the chunk buffer is no larger than the most rows a chunk can take (on 8b-4l
+ * 6,144 response rows of 7,168 tokens: 0.25 GiB less than sizing it for the tokens). */
+size_t model_lmhead_rows_per_chunk(size_t lp_rows, int V_loc, bool logits16);
 /* The tokens a model made for micro-batches of up to max_tokens tokens sizes its activations for (m->max_tokens):
  * max_tokens (at least 1) rounded up to a multiple of 16, so that every view of its arenas starts at least 16-byte
  * aligned whatever the widths (the tensor-core attention's cp.async tiles and the bf16 views need 16-byte aligned
@@ -245,6 +266,31 @@ void model_enable_head_cache(Model *m, size_t rows);
  * (model_lmhead_chunk_rows of logits16, at most the arena's tokens), possibly 0. model_enable_head_cache and plan.c
  * use it. */
 size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool logits16, size_t want);
+/* Sparse embedding gradient (train.sparse_embedding_grad; embed_grad.c): on the first stage of a model with untied
+ * embeddings, replaces the embedding's dense fp32 gradient ([V_loc, C] of m->grads: the buffer shrinks by it, so
+ * m->grads then starts at flat element m->grads_from) with the gradients of the rows the step's tokens select,
+ * at most model_sparse_embed_rows(max_step_tokens, V_loc) of them (m->sp; backend memory owned by the model), as
+ * PyTorch's nn.Embedding(sparse=True) does. The embedding's backward scatters into those rows in the order of
+ * the dense path (bitwise the same rows); the optimizer reads them through backend.h GradRows and zeros for the rest
+ * (bitwise the dense update); the gradient norm sums the held rows. max_step_tokens: the most tokens (in the layers'
+ * layout) the micro-batches of one step hold on this rank. Call right after model creation, before any backward:
+ * the gradient buffer is reallocated (zeroed). Not with data parallelism (the DP reduction of the flat gradient
+ * buffer is dense: the caller's rule) nor a tied embedding (its gradient is the LM head's, dense; dies). No-op on a
+ * stage without the embedding. */
+void model_enable_sparse_embed(Model *m, size_t max_step_tokens);
+/* The rows the sparse embedding gradient holds for steps of up to max_step_tokens tokens: min(V_loc,
+ * max_step_tokens), at least 1. plan.c uses it. */
+size_t model_sparse_embed_rows(size_t max_step_tokens, int V_loc);
+/* A step's rows (sparse embedding gradient; no-op without it): every id of the n micro-batches in this rank's
+ * vocabulary slice, ascending, to m->sp.rows / map; call before the step's first forward, with every micro-batch
+ * of the step. Dies when they hold more distinct ids than m->sp.max_rows. */
+void model_sparse_embed_begin(Model *m, MicroBatch *const *mbs, int n);
+/* The gradient of flat element off (off >= m->grads_from: not inside a sparse embedding gradient; dies otherwise). */
+float *model_grad_at(const Model *m, size_t off);
+/* The gradient of the flat range [off, off + n) as the optimizer reads it: a pointer into m->grads with rows->map
+ * NULL; or, for the embedding under the sparse gradient (the range must be the whole embedding), m->sp.grad with
+ * *rows describing its held rows (pass rows to adamw). */
+const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *rows);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

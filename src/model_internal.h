@@ -1,9 +1,10 @@
-/* model_internal.h — what model.c and lmhead.c share and nothing else includes: the activation slot (Acts) and
+/* model_internal.h — what model.c, lmhead.c and embed_grad.c share and nothing else includes: the activation slot (Acts) and
  * the matmul helpers over the backend. Not part of the model's interface (model.h).
  *
  * defines: LayerStore, Acts, Wt, act_floats, model_hold, model_release, model_linear, model_linear_proj,
  *          model_linear_bwd, model_head_capped, model_head_dlog16, model_head_chunk, model_head_floats,
- *          model_head_forward, model_head_backward.
+ *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
+ *          model_sparse_embed_free.
  * Ownership: the Model owns every Acts (model.h m->acts) and the memory its views point into.
  */
 #ifndef SD_MODEL_INTERNAL_H
@@ -112,4 +113,9 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
  * head's weight gradient, from dsum[s] = d(loss)/d(sum of sequence s's log-probs); each chunk's logits from the
  * cache (model_enable_head_cache) where its forward left them, else recomputed. */
 void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, const double *dsum);
+/* embed_grad.c's parts of the model's life: the gradient views again after m->grads moved (model.c), the slot's ids
+ * as the step's rows (model_forward), and freeing (model_free) */
+void model_repoint_grads(Model *m);
+void model_sparse_embed_ids(Model *m, const MicroBatch *mb, int slot);
+void model_sparse_embed_free(Model *m);
 #endif

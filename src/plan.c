@@ -57,6 +57,11 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t align = 64 * (size_t)l->dp, n_pad = div_up(p.params, align) * align;
     p.weights = 4 * n_pad;
     p.grads = 4 * n_pad;
+    /* the sparse embedding gradient (model.h model_enable_sparse_embed): the dense [V, C] slice leaves the flat
+     * gradient buffer for the rows a step can select; its row map [V] and each slot's renamed ids are counted in
+     * `other` below */
+    size_t sp_rows = l->sparse_embed && first ? model_sparse_embed_rows((size_t)l->n_mb * l->max_tokens, (int)V) : 0;
+    if (sp_rows) p.grads = 4 * (n_pad - V * C) + 4 * sp_rows * C;
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
     bool act16 = storage_act16(l); /* bf16 storage (and so the weight copy) */
     /* the bf16 copy of the matmul weights: q, k, v, o, gate, up, down of each layer and the LM head (last stage),
@@ -73,7 +78,8 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
     size_t N = model_arena_tokens(l->max_tokens);
-    size_t R = model_lmhead_rows_per_chunk(l->max_tokens, (int)V, plan_logits16(l)); /* model.c head16's chunks */
+    size_t R = model_lmhead_rows_per_chunk(l->max_lp_rows ? l->max_lp_rows : l->max_tokens, (int)V,
+                                           plan_logits16(l)); /* model.c head16's chunks, for the log-prob rows */
     size_t NA = model_arena_tokens(l->max_att_tokens ? l->max_att_tokens : l->max_tokens); /* attention's rows */
     /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
     size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
@@ -120,6 +126,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
+    if (sp_rows) p.other += 4 * V + 4 * (size_t)p.slots * N; /* the sparse embedding gradient's map and ids */
     /* the LM-head logits cache on the last stage: [log-prob rows, V], fp32 or (head16) bf16 */
     size_t NL = model_head_cache_rows(l->max_tokens, l->max_lp_rows, (int)V, head16, l->lmhead_cache_rows);
     p.head_cache = l->lmhead_cache && last ? (head16 ? 2 : 4) * NL * V : 0;
@@ -173,7 +180,8 @@ size_t plan_head_cache_fit(PlanLayout l, double budget) {
     if (l.pp_rank != l.pp - 1 || !plan_logits16(&l)) return 0;
     int V = (int)(l.mc.vocab_size / l.tp);
     size_t full = model_head_cache_rows(l.max_tokens, l.max_lp_rows, V, true, 0);
-    size_t R = model_lmhead_rows_per_chunk(l.max_tokens, V, true); /* bf16 logits (plan_logits16 above) */
+    size_t R = model_lmhead_rows_per_chunk(l.max_lp_rows ? l.max_lp_rows : l.max_tokens, V, true); /* bf16 logits
+                                                                                                  * (plan_logits16) */
     l.lmhead_cache = true;
     l.lmhead_cache_rows = 0;
     if ((double)plan_memory(&l).total <= budget) return full;

@@ -38,6 +38,9 @@ typedef struct {
                              * (model.h ModelOpts.recompute_norm) */
     size_t lmhead_cache_rows; /* with lmhead_cache: the rows it holds as asked of model_enable_head_cache (0: all
                                * max_lp_rows; else whole LM-head chunks, model.h model_head_cache_rows) */
+    bool sparse_embed;      /* train.sparse_embedding_grad: the first stage holds the embedding's gradient for the rows
+                             * of a step's tokens only (model.h model_enable_sparse_embed, for n_mb x max_tokens
+                             * tokens a step) */
 } PlanLayout;
 
 typedef struct {

@@ -484,7 +484,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
-                      mo.recompute_norm, 0};
+                      mo.recompute_norm, 0, false};
+    /* train.sparse_embedding_grad: where the embedding is untied and no DP reduction needs the dense gradient */
+    bool sparse = c->sparse_embed_grad != SPARSE_EMBED_OFF && !mc.tie_word_embeddings && g->dp == 1;
+    if (c->sparse_embed_grad == SPARSE_EMBED_ON && !sparse)
+        sd_die(c->source, "train.sparse_embedding_grad: true needs untied embeddings (tie_word_embeddings false) and "
+               "no data parallelism (dp 1); this run has %s and dp %d (auto uses it where it can)",
+               mc.tie_word_embeddings ? "tied embeddings" : "untied embeddings", g->dp);
+    apl.sparse_embed = sparse;
     /* train.bf16_weight_cache: auto first (the cheapest memory to give up), with the config's recompute (none
      * under auto yet) */
     bool weights16 = c->bf16_weight_cache != WEIGHT_CACHE_OFF;
@@ -508,6 +515,11 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
+    if (sparse) model_enable_sparse_embed(m, (size_t)n_mb * max_tokens); /* before the first backward */
+    if (m->sp.grad && g->tp_rank == 0)
+        fprintf(stderr, "simpo_dist: train.sparse_embedding_grad: on, the embedding's gradient for at most %zu rows a "
+                "step (%.1f MiB) instead of all %d (%.1f MiB)\n", m->sp.max_rows,
+                (double)m->sp.max_rows * m->C * 4 / 1048576.0, m->V_loc, (double)m->V_loc * m->C * 4 / 1048576.0);
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
     if (m->act16 && weights16) model_enable_weights16(m);
@@ -564,7 +576,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp, m->norm_rc, head_rows};
+                     max_att, max_lp, m->norm_rc, head_rows, m->sp.grad != NULL || (sparse && !m->first_stage)};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
@@ -593,7 +605,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         model_grads_end(m);
         if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
             float nan = NAN;
-            m->be->upload(m->grads + m->nparams / 2, &nan, sizeof nan);
+            m->be->upload(model_grad_at(m, m->grads_from + (m->nparams - m->grads_from) / 2), &nan, sizeof nan);
         }
         step_sync_tied_grads(g, m);
         zero_reduce_grads(g, t->plan, m->grads, rs_scratch);

@@ -45,6 +45,7 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     int n_mb = w->n_mb, mbp = w->mbp, stage = g->pp_rank, pp = g->pp;
     MicroBatch **mbs = sd_alloc(sizeof *mbs * (size_t)n_mb, "micro-batches");
     for (int i = 0; i < n_mb; i++) mbs[i] = microbatch_pack_opts(w->data, w->idx + (size_t)i * (size_t)mbp, mbp, w->share_prompt);
+    model_sparse_embed_begin(m, mbs, n_mb); /* the embedding rows the step's gradient holds (no-op when dense) */
     double *dsum = sd_calloc((size_t)n_mb * 2 * (size_t)mbp, sizeof(double), "log-prob grads");
     SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
     int cap = schedule_max_actions(n_mb);

@@ -9,12 +9,12 @@
 #include "cpu_ops.h"
 #include "util.h"
 
-void cpu_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-               double b1, double b2, double eps, double wd, double bc1, double bc2) {
+void cpu_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+               size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
     const double decay = 1.0 - lr * wd, step = (double)lr / bc1, bc2_sqrt = sqrt(bc2);
 #pragma omp parallel for if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        double gi = g[i] * gscale;
+        double gi = (rows ? grad_rows_at(g, rows, i) : g[i]) * gscale; /* rows: zero outside the held rows */
         double mi = b1 * m[i] + (1.0 - b1) * gi;
         double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
         p[i] = (float)((double)p[i] * decay - step * mi / (sqrt(vi) / bc2_sqrt + eps));

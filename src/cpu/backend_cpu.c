@@ -52,11 +52,13 @@ static double cpu_sumsq(const float *x, size_t n) {
     return acc;
 }
 
-/* the sum of squares first (g is read-only to adamw), so bitwise cpu_sumsq's */
-static void cpu_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
-                            double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
-    *sumsq = cpu_sumsq(g, n);
-    cpu_adamw(p, p16, g, 1.0f, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+/* the sum of squares first (g is read-only to adamw), so bitwise cpu_sumsq's; with rows the held rows' (the rows
+ * left out add nothing) */
+static void cpu_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                            float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                            double bc2) {
+    *sumsq = cpu_sumsq(g, rows ? rows->held * rows->cols : n);
+    cpu_adamw(p, p16, g, rows, 1.0f, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 static const Backend g_cpu = {

@@ -501,18 +501,31 @@ static void strict_xent_bwd_b16(uint16_t *logits, const float *lse, const float 
     g_cpu->xent_bwd_b16(H(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
                         I(targets, N, "targets"), N, V_loc, V_off);
 }
-static void strict_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n,
-                         double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
-    const char *OP = "adamw";
-    g_cpu->adamw(F(p, n, "p"), p16 ? H(p16, n, "p16") : NULL, F(g, n, "g"), gscale, F(m, n, "m"), F(v, n, "v"), n,
-                 lr, b1, b2, eps, wd, bc1, bc2);
+/* rows: g holds rows->held rows and the map a row index per row of the tensor */
+static const GradRows *strict_rows(const GradRows *rows, size_t n, GradRows *out, const char *OP) {
+    if (!rows) return NULL;
+    *out = *rows;
+    out->map = I(rows->map, n / rows->cols, "rows->map");
+    return out;
 }
-static void strict_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, float *m, float *v, size_t n,
-                               double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
+static void strict_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m,
+                         float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                         double bc2) {
+    const char *OP = "adamw";
+    GradRows r;
+    const size_t ng = rows ? rows->held * rows->cols : n;
+    g_cpu->adamw(F(p, n, "p"), p16 ? H(p16, n, "p16") : NULL, F(g, ng, "g"), strict_rows(rows, n, &r, OP), gscale,
+                 F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+static void strict_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows,
+                               float *m, float *v, size_t n, double lr, double b1, double b2, double eps, double wd,
+                               double bc1, double bc2) {
     const char *OP = "adamw_sumsq";
+    GradRows r;
+    const size_t ng = rows ? rows->held * rows->cols : n;
     g_cpu->adamw_sumsq((double *)xlate(sumsq, sizeof(double), sizeof(double), OP, "sumsq"), F(p, n, "p"),
-                       p16 ? H(p16, n, "p16") : NULL, F(g, n, "g"), F(m, n, "m"), F(v, n, "v"), n, lr, b1, b2, eps,
-                       wd, bc1, bc2);
+                       p16 ? H(p16, n, "p16") : NULL, F(g, ng, "g"), strict_rows(rows, n, &r, OP), F(m, n, "m"),
+                       F(v, n, "v"), n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 static void strict_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {

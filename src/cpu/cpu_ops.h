@@ -93,6 +93,6 @@ void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits,
 void cpu_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                   int V_off);
 
-void cpu_adamw(float *p, uint16_t *p16, const float *g, float gscale, float *m, float *v, size_t n, double lr,
-               double b1, double b2, double eps, double wd, double bc1, double bc2);
+void cpu_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,
+               size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2);
 #endif

@@ -28,6 +28,34 @@ if "$BIN" ns.yaml 2> ns.log; then
   a=$(echo "$want" | cut -d' ' -f2)
   grep -q "slots of $a tokens, $a in attention's sequences" ns.log && ok "no sharing: $a tokens in both layouts"     || bad "no sharing: $(grep -o 'slots of [^)]*' ns.log | head -1)"
 else bad "run without prefix sharing failed: $(tail -3 ns.log)"; fi
+# train.sparse_embedding_grad (auto: on here, untied embeddings on one rank): the embedding's gradient held for the
+# step's rows only; against the dense gradient the same run bit for bit (parameters, loss, gradient norm: the norm's
+# sum adds the same squares in the same order, the dense zeros adding nothing), with clipping (the norm first) and
+# without (max_grad_norm 0: the norm formed inside AdamW, adamw_sumsq)
+grep -q "train.sparse_embedding_grad: on" train.log && ok "sparse embedding gradient on by default here" \
+  || bad "no sparse embedding gradient line in train.log"
+for clip in 1.0 0.0; do
+  for mode in true false; do
+    sed -e "s/seed: 0}/seed: 0, sparse_embedding_grad: $mode}/" -e "s/max_grad_norm: 1.0/max_grad_norm: $clip/" \
+        -e "s/dir: out,/dir: out_sp_${mode}_$clip,/" run.yaml > sp.yaml
+    "$BIN" sp.yaml 2> sp_${mode}_$clip.log || bad "sparse_embedding_grad $mode, clip $clip: $(tail -3 sp_${mode}_$clip.log)"
+    "$BIN" export --checkpoint out_sp_${mode}_$clip --out hf_sp_${mode}_$clip 2>/dev/null || bad "export $mode $clip"
+  done
+  grep -q "train.sparse_embedding_grad: on" sp_true_$clip.log && ! grep -q "sparse_embedding_grad: on" sp_false_$clip.log \
+    && ok "clip $clip: sparse on only where asked" || bad "clip $clip: the sparse line where not asked, or missing"
+  cmp -s hf_sp_true_$clip/model.safetensors hf_sp_false_$clip/model.safetensors \
+    && ok "clip $clip: sparse and dense embedding gradients give the same parameters bit for bit" \
+    || bad "clip $clip: sparse and dense embedding gradients differ"
+  python3 - out_sp_true_$clip/metrics.jsonl out_sp_false_$clip/metrics.jsonl <<'PY' \
+    && ok "clip $clip: the same losses and gradient norms" || bad "clip $clip: losses or gradient norms differ"
+import json, sys
+a, b = ([json.loads(l) for l in open(f)] for f in sys.argv[1:3])
+sys.exit(len(a) != 2 or [(r["loss"], r["grad_norm"]) for r in a] != [(r["loss"], r["grad_norm"]) for r in b])
+PY
+done
+"$TOOLS/check_params" hf_sp_true_0.0 "$FIX/tiny-a/step2.safetensors" >/dev/null \
+  && bad "max_grad_norm 0 still matches the clipped reference (the clip case tests nothing)" \
+  || ok "max_grad_norm 0 moves the parameters off the clipped reference"
 "$BIN" export --checkpoint out --out hf 2>/dev/null && ok "export" || bad "export failed"
 [ -f hf/config.json ] && [ -f hf/model.safetensors ] && ok "export files" || bad "export files: $(ls hf)"
 "$TOOLS/check_params" hf "$FIX/tiny-a/step2.safetensors" && ok "exported params = step2" || bad "exported params"

@@ -873,8 +873,8 @@ static void t_adamw(size_t n, long t, double wd, float gscale) {
     double b1 = 0.9, b2 = 0.999, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
     /* with the bf16 copy of the updated weights (p16): bitwise bf16 of the GPU's own p */
     uint16_t *d16 = gpu->alloc(n * 2, "p16"), *g16 = sd_alloc(n * 2, "p16"), *want16 = sd_alloc(n * 2, "p16");
-    cpu->adamw(p, NULL, g, gscale, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
-    gpu->adamw(d_p, d16, d_g, gscale, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    cpu->adamw(p, NULL, g, NULL, gscale, m, v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
+    gpu->adamw(d_p, d16, d_g, NULL, gscale, d_m, d_v, n, 3e-4, b1, b2, 1e-8, wd, bc1, bc2);
     float *gp = down(d_p, n), *gm = down(d_m, n), *gv = down(d_v, n);
     cmp("adamw p", gp, p, n, 1e-6);
     cmp("adamw m", gm, m, n, 1e-6);
@@ -901,9 +901,9 @@ static void t_adamw_sumsq(size_t n) {
         }
         float *d_g = up(g, n * 4);
         double *d_ss = gpu->alloc(2 * sizeof(double), "sumsq");
-        gpu->adamw(d_p[0] + off, d16[0] + off, d_g + off, 1.0f, d_m[0] + off, d_v[0] + off, nn, 3e-4, 0.9, 0.999,
+        gpu->adamw(d_p[0] + off, d16[0] + off, d_g + off, NULL, 1.0f, d_m[0] + off, d_v[0] + off, nn, 3e-4, 0.9, 0.999,
                    1e-8, 0.1, 0.1, 0.001);
-        gpu->adamw_sumsq(d_ss, d_p[1] + off, d16[1] + off, d_g + off, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
+        gpu->adamw_sumsq(d_ss, d_p[1] + off, d16[1] + off, d_g + off, NULL, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
                          0.999, 1e-8, 0.1, 0.1, 0.001);
         char lb[96];
         const char *names[4] = {"p", "m", "v", "p16"};
@@ -921,7 +921,7 @@ static void t_adamw_sumsq(size_t n) {
         }
         double ss[2], want = cpu->sumsq(g + off, nn);
         gpu->download(ss, d_ss, sizeof(double));
-        gpu->adamw_sumsq(d_ss + 1, d_p[1] + off, d16[1] + off, d_g + off, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
+        gpu->adamw_sumsq(d_ss + 1, d_p[1] + off, d16[1] + off, d_g + off, NULL, d_m[1] + off, d_v[1] + off, nn, 3e-4, 0.9,
                          0.999, 1e-8, 0.1, 0.1, 0.001); /* a second step on other moments: the same g */
         gpu->download(ss + 1, d_ss + 1, sizeof(double));
         CHECK(fabs(ss[0] - want) <= 1e-12 * want, "adamw_sumsq n=%zu from element %d: sum of squares %.17g, CPU %.17g",
@@ -946,8 +946,8 @@ static void adamw_run(size_t n, const float *p, const float *g, const float *m, 
         d[4 * k] = up(p, n * 4), d[4 * k + 1] = up(m, n * 4), d[4 * k + 2] = up(v, n * 4);
         d[4 * k + 3] = gpu->alloc(n * 2, "p16");
     }
-    gpu->adamw(d[0], (uint16_t *)d[3], d_g, 0.37f, d[1], d[2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
-    gpu->adamw_sumsq(d_ss, d[4], (uint16_t *)d[7], d_g, d[5], d[6], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    gpu->adamw(d[0], (uint16_t *)d[3], d_g, NULL, 0.37f, d[1], d[2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    gpu->adamw_sumsq(d_ss, d[4], (uint16_t *)d[7], d_g, NULL, d[5], d[6], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
     for (int t = 0; t < 8; t++) {
         out[t] = sd_alloc(n * 4, "adamw result");
         gpu->download(out[t], d[t], (t & 3) == 3 ? n * 2 : n * 4);
@@ -1473,8 +1473,8 @@ static void perf(void) {
                 for (int it = 0; it < 4; it++) {
                     if (it == 1) cuda_synchronize(), ta = sd_now();
                     if (fused)
-                        gpu->adamw_sumsq(d_ss, d_p, d_16, d_g, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
-                    else gpu->adamw(d_p, d_16, d_g, 1.0f, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+                        gpu->adamw_sumsq(d_ss, d_p, d_16, d_g, NULL, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+                    else gpu->adamw(d_p, d_16, d_g, NULL, 1.0f, d_m, d_vv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
                 }
                 cuda_synchronize();
                 ta = (sd_now() - ta) / 3;

@@ -58,7 +58,7 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, bo
     CHECK(head16 == (bf16 && autocast && mc.final_logit_softcapping == 0), "%s: bf16 logits %s", what,
           head16 ? "on" : "off");
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, bf16, false, true, bf16 && autocast, false, 0, lp_rows, 0,
-                     rows};
+                     rows, false};
     size_t planned = plan_memory(&pl).head_cache;
     CHECK(bytes == planned && bytes == held * (size_t)mc.vocab_size * (head16 ? 2 : 4),
           "%s: the cache takes %zu bytes, planned %zu", what, bytes, planned);
@@ -119,7 +119,7 @@ int main(void) {
     }
 
     /* 6: plan_head_cache_fit on tiny-a's log-prob rows in 7-row chunks, autocast bf16 */
-    PlanLayout fl = {mca, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, true, false, false, true, false, 0, lp, 0, 0};
+    PlanLayout fl = {mca, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, true, false, false, true, false, 0, lp, 0, 0, false};
     size_t without = plan_memory(&fl).total, per_row = 2 * (size_t)mca.vocab_size, all = model_arena_tokens(lp);
     size_t got = plan_head_cache_fit(fl, 1e12);
     CHECK(got == all, "fit with room: all %zu rows (got %zu)", all, got);

@@ -25,7 +25,7 @@ static void run(size_t n, float lr, float wd, float b1, float b2, float eps, flo
         double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
         float g0 = g[0];
         /* steps 2 and 3 also write the bf16 copy of the updated weights (p16) */
-        backend_cpu()->adamw(p, t > 1 ? p16 : NULL, g, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+        backend_cpu()->adamw(p, t > 1 ? p16 : NULL, g, NULL, gscale, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
         CHECK(g[0] == g0, "adamw leaves the gradient as it was");
         size_t bad16 = 0;
         for (size_t i = 0; i < n; i++) bad16 += p16[i] != (t > 1 ? sd_f32_to_bf16(p[i]) : 0xffff);
