@@ -46,8 +46,10 @@ static __device__ __forceinline__ float4 gload4(const GSrc &s, size_t j) {
     if (!R) return ((const float4 *)s.g)[j];
     const size_t e = 4 * j, r = e / s.cols;
     const int h = s.map[r];
-    return h < 0 ? make_float4(0.0f, 0.0f, 0.0f, 0.0f)
-                 : *(const float4 *)(s.g + (size_t)h * s.cols + (e - r * s.cols));
+    if (h >= 0) return *(const float4 *)(s.g + (size_t)h * s.cols + (e - r * s.cols));
+    float4 z;
+    z.x = z.y = z.z = z.w = 0.0f;
+    return z;
 }
 
 /* element i updated in memory (and its bf16 compute weight when p16); returns its gradient */

@@ -934,6 +934,84 @@ static void t_adamw_sumsq(size_t n) {
     }
 }
 
+/* A gradient held by rows (backend.h GradRows, the sparse embedding gradient) over a [rows, cols] tensor: adamw
+ * (clipped) and adamw_sumsq bitwise the GPU's own update with the dense zero-filled gradient (p, m, v, p16 and, on
+ * the same kernel path, the sum of squares: the same elements in the same order, the rows left out read as zeros),
+ * and adamw within the op
+ * tolerance of the CPU's by rows. cols % 4 == 0 takes the 4-wide kernels, else the one-by-one ones; every third
+ * row held, numbered in reverse (the map places them). */
+static void t_adamw_rows(size_t rows, size_t cols) {
+    size_t n = rows * cols, held = 0;
+    int *map = sd_alloc(rows * sizeof(int), "map");
+    for (size_t r = 0; r < rows; r++) map[r] = r % 3 == 1 ? (int)held++ : -1;
+    for (size_t r = 0; r < rows; r++)
+        if (map[r] >= 0) map[r] = (int)held - 1 - map[r];
+    float *g = hrand(held * cols, -1e-2, 1e-2), *dense = hconst(n, 0.0f);
+    for (size_t r = 0; r < rows; r++)
+        if (map[r] >= 0) memcpy(dense + r * cols, g + (size_t)map[r] * cols, cols * 4);
+    float *p = hrand(n, -1, 1), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+    float *d_g = up(g, held * cols * 4), *d_dense = up(dense, n * 4);
+    int *d_map = up(map, rows * sizeof(int));
+    GradRows gr = {d_map, cols, held}, hr = {map, cols, held};
+    for (int fused = 0; fused < 2; fused++) {
+        float *d[2][3];
+        uint16_t *d16[2];
+        double *d_ss = gpu->alloc(2 * sizeof(double), "sumsq");
+        for (int k = 0; k < 2; k++) {
+            d[k][0] = up(p, n * 4), d[k][1] = up(m, n * 4), d[k][2] = up(v, n * 4);
+            d16[k] = gpu->alloc(n * 2, "p16");
+        }
+        if (fused) {
+            gpu->adamw_sumsq(d_ss, d[0][0], d16[0], d_g, &gr, d[0][1], d[0][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1,
+                             0.001);
+            gpu->adamw_sumsq(d_ss + 1, d[1][0], d16[1], d_dense, NULL, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8,
+                             0.1, 0.1, 0.001);
+        } else {
+            gpu->adamw(d[0][0], d16[0], d_g, &gr, 0.37f, d[0][1], d[0][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+            gpu->adamw(d[1][0], d16[1], d_dense, NULL, 0.37f, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1,
+                       0.001);
+        }
+        char lb[96];
+        const char *nm[3] = {"p", "m", "v"};
+        float *got[3];
+        for (int j = 0; j < 3; j++) {
+            got[j] = down(d[0][j], n);
+            float *b = down(d[1][j], n);
+            snprintf(lb, sizeof lb, "%s by rows %zux%zu: %s bitwise the dense update", fused ? "adamw_sumsq" : "adamw",
+                     rows, cols, nm[j]);
+            bitwise(lb, got[j], b, n * 4);
+            free(b);
+        }
+        uint16_t *a16 = sd_alloc(n * 2, "p16"), *b16 = sd_alloc(n * 2, "p16");
+        gpu->download(a16, d16[0], n * 2);
+        gpu->download(b16, d16[1], n * 2);
+        snprintf(lb, sizeof lb, "%s by rows %zux%zu: p16", fused ? "adamw_sumsq" : "adamw", rows, cols);
+        bitwise(lb, a16, b16, n * 2);
+        if (fused) {
+            double ss[2];
+            gpu->download(ss, d_ss, sizeof ss);
+            /* bitwise where both take the 4-wide kernel; with cols % 4 != 0 the rows go one by one while the dense
+             * gradient still runs 4-wide: the same squares added in another order */
+            double tol = cols % 4 == 0 ? 0.0 : 1e-12 * ss[1];
+            CHECK(fabs(ss[0] - ss[1]) <= tol && ss[0] > 0, "adamw_sumsq by rows %zux%zu: sum of squares %.17g, dense "
+                  "%.17g", rows, cols, ss[0], ss[1]);
+        } else { /* the CPU by rows (host map) */
+            float *cp = hcopy(p, n), *cm = hcopy(m, n), *cv = hcopy(v, n);
+            cpu->adamw(cp, NULL, g, &hr, 0.37f, cm, cv, n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+            cmp("adamw by rows p", got[0], cp, n, 1e-6);
+            cmp("adamw by rows m", got[1], cm, n, 1e-6);
+            cmp("adamw by rows v", got[2], cv, n, 1e-6);
+            free(cp), free(cm), free(cv);
+        }
+        for (int j = 0; j < 3; j++) free(got[j]);
+        free(a16), free(b16);
+        for (int k = 0; k < 2; k++) gpu->free(d[k][0]), gpu->free(d[k][1]), gpu->free(d[k][2]), gpu->free(d16[k]);
+        gpu->free(d_ss);
+    }
+    free(map), free(g), free(dense), free(p), free(m), free(v);
+    gpu->free(d_g), gpu->free(d_dense), gpu->free(d_map);
+}
+
 /* SIMPO_CUDA_ADAMW_UNROLL=2 (two quads per thread and loop step, their loads issued together): adamw (clipped
  * gscale) and adamw_sumsq bitwise the default's, p, m, v, the bf16 copy and the sum of squares (the same quads in
  * the same order per thread); n = 100003 leaves threads with an odd number of quads (the single-quad tail) and 3
@@ -1597,6 +1675,8 @@ int main(int argc, char **argv) {
         t_adamw_sumsq(100003);
         t_adamw_sumsq(5);
         t_adamw_unroll(100003);
+        t_adamw_rows(1001, 64);  /* 4-wide */
+        t_adamw_rows(301, 7);    /* one by one */
     }
     if (want("attn")) {
         t_attn_len1();

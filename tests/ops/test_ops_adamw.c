@@ -55,10 +55,70 @@ static void run(size_t n, float lr, float wd, float b1, float b2, float eps, flo
     free(p), free(p16), free(g), free(m), free(v), free(P), free(Mm), free(Vv), free(Am);
 }
 
+/* A gradient held by rows (backend.h GradRows: the sparse embedding gradient): adamw and adamw_sumsq over a
+ * [rows, cols] tensor whose gradient holds every third row (in reverse order in g) are bitwise the same as over the
+ * dense gradient with the other rows zero: p, m, v and p16; the sum of squares of the held rows within double
+ * rounding of the dense one. */
+static void run_rows(size_t rows, size_t cols, float gscale) {
+    size_t n = rows * cols, held = 0;
+    int *map = sd_alloc(rows * sizeof(int), "map");
+    for (size_t r = 0; r < rows; r++) map[r] = r % 3 == 1 ? (int)held++ : -1;
+    for (size_t r = 0; r < rows; r++) /* the held rows numbered in reverse: the map, not the order, places them */
+        if (map[r] >= 0) map[r] = (int)held - 1 - map[r];
+    float *g = sd_alloc(held * cols * 4 + 4, "g"), *dense = sd_calloc(n, 4, "dense g");
+    for (size_t i = 0; i < held * cols; i++) g[i] = (float)((urand() * 2 - 1) * 1e-2);
+    for (size_t r = 0; r < rows; r++)
+        if (map[r] >= 0) memcpy(dense + r * cols, g + (size_t)map[r] * cols, cols * 4);
+    float *st[2][3];
+    uint16_t *p16[2];
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 3; j++) st[k][j] = sd_alloc(n * 4, "state");
+        p16[k] = sd_alloc(n * 2, "p16");
+    }
+    for (size_t i = 0; i < n; i++) {
+        st[0][0][i] = st[1][0][i] = (float)(urand() * 2 - 1);
+        st[0][1][i] = st[1][1][i] = (float)((urand() * 2 - 1) * 1e-3);
+        st[0][2][i] = st[1][2][i] = (float)(urand() * 1e-5);
+    }
+    GradRows gr = {map, cols, held};
+    const Backend *be = backend_cpu();
+    double ss[2];
+    for (int step = 0; step < 2; step++) { /* adamw (clipped), then adamw_sumsq */
+        if (!step) {
+            be->adamw(st[0][0], p16[0], g, &gr, gscale, st[0][1], st[0][2], n, 1e-2, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+            be->adamw(st[1][0], p16[1], dense, NULL, gscale, st[1][1], st[1][2], n, 1e-2, 0.9, 0.999, 1e-8, 0.1, 0.1,
+                      0.001);
+        } else {
+            be->adamw_sumsq(&ss[0], st[0][0], p16[0], g, &gr, st[0][1], st[0][2], n, 1e-2, 0.9, 0.999, 1e-8, 0.1,
+                            0.19, 0.002);
+            be->adamw_sumsq(&ss[1], st[1][0], p16[1], dense, NULL, st[1][1], st[1][2], n, 1e-2, 0.9, 0.999, 1e-8, 0.1,
+                            0.19, 0.002);
+        }
+        const char *nm[3] = {"p", "m", "v"};
+        for (int j = 0; j < 3; j++)
+            CHECK(memcmp(st[0][j], st[1][j], n * 4) == 0, "adamw by rows %zux%zu step %d: %s differs from the dense "
+                  "zero-filled gradient's", rows, cols, step, nm[j]);
+        CHECK(memcmp(p16[0], p16[1], n * 2) == 0, "adamw by rows %zux%zu step %d: p16 differs", rows, cols, step);
+    }
+    /* the held rows summed in their order in g (reversed here; the model numbers them ascending, the dense order,
+     * and its sums are bitwise: tests/cli/fixture_run.sh), so within double rounding of the dense sum */
+    CHECK(fabs(ss[0] - ss[1]) <= 1e-14 * ss[1] && ss[0] > 0, "adamw_sumsq by rows %zux%zu: sum of squares %.17g, "
+          "dense %.17g", rows, cols, ss[0], ss[1]);
+    printf("adamw by rows %zux%zu (%zu held) gscale %g: bitwise the dense update, sumsq %.6g\n", rows, cols, held,
+           gscale, ss[0]);
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 3; j++) free(st[k][j]);
+        free(p16[k]);
+    }
+    free(map), free(g), free(dense);
+}
+
 int main(void) {
     run(1000, 1e-2f, 0.0f, 0.9f, 0.999f, 1e-8f, 1.0f);
     run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
     run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f, 0.37f); /* clipped */
     run(300000, 3e-2f, 0.5f, 0.8f, 0.95f, 1e-6f, 0.8f); /* large enough for the OpenMP path */
+    run_rows(97, 64, 0.37f);
+    run_rows(50, 7, 1.0f);
     TEST_END();
 }
