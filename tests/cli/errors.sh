@@ -38,6 +38,12 @@ expect_error "export of an empty dir" "no complete checkpoint" "$BIN" export --c
 mkdir -p "$TMP/empty"
 expect_error "export of an empty dir (exists)" "no complete checkpoint" "$BIN" export --checkpoint "$TMP/empty" --out "$TMP/hf"
 expect_error "missing config file" "nope.yaml" "$BIN" nope.yaml
+# train.sparse_embedding_grad: true where it cannot be (the tiny default config's tied embeddings), named
+sed -e "s|data/tiny_pairs.jsonl|$SRC/configs/data/tiny_pairs.jsonl|" -e 's/seed: 0}/seed: 0, sparse_embedding_grad: true}/' \
+    -e 's|dir: ../out/tiny|dir: out|' "$SRC/configs/tiny.yaml" > sparse_tied.yaml
+grep -q "sparse_embedding_grad: true" sparse_tied.yaml || bad "sparse_tied.yaml: no train.sparse_embedding_grad"
+expect_error "sparse embedding gradient of a tied embedding" "train.sparse_embedding_grad: true needs untied" \
+  "$BIN" sparse_tied.yaml
 # nothing half-written by any of the failed runs
 if [ -z "$(ls out 2>/dev/null | grep step-)" ]; then ok "no checkpoint written by failed runs"; else bad "failed runs left $(ls out)"; fi
 [ ! -e "$TMP/hf" ] && ok "failed export wrote nothing" || bad "failed export left $TMP/hf"
