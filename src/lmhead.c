@@ -51,13 +51,30 @@ bool model_head_capped(const Model *m) { return m->gemma2 && m->mc.final_logit_s
 /* the head's d(logits) in a bf16 buffer of its own (xent_bwd16): act16, unless the soft-cap's backward follows
  * xent_bwd or the logits are bf16 themselves (head16: d(logits) in place) */
 bool model_head_dlog16(const Model *m) { return m->act16 && !model_head_capped(m) && !m->head16; }
+/* the logits cache holds every row a micro-batch of the model's sizes can have (m->max_lp): every chunk's logits go
+ * to the cache, so (without the soft-cap's working copy) the chunk needs no logits buffer of its own */
+bool model_head_cache_full(const Model *m) { return m->head_cache_rows && m->head_cache_rows >= m->max_lp; }
+/* floats of the logits cache: head_cache_rows x V_loc, fp32 or bf16 (head16: half the floats, rounded up) */
+size_t model_head_cache_floats(const Model *m) {
+    size_t n = m->head_cache_rows * (size_t)m->V_loc;
+    return m->head16 ? (n + 1) / 2 : n;
+}
 /* floats of the LM head's chunk buffers (last stage): logits [R, V] (bf16 under head16: half the floats, rounded
- * up), mx, se, tgt, gchunk [R], and Gemma 2's pre-cap logits [R, V] or the bf16 d(logits) [R, V] */
+ * up; none under a full cache without the soft-cap), mx, se, tgt, gchunk [R], and Gemma 2's pre-cap logits [R, V] or
+ * the bf16 d(logits) [R, V] */
 size_t model_head_floats(const Model *m) {
     size_t V = (size_t)m->V_loc, R = model_head_chunk(m);
-    return m->last_stage ? (m->head16 ? (R * V + 1) / 2 : R * V) + 4 * R + (model_head_capped(m) ? R * V : 0) +
-                               (model_head_dlog16(m) ? (R * V + 1) / 2 : 0)
+    bool own = !model_head_cache_full(m) || model_head_capped(m);
+    return m->last_stage ? (own ? (m->head16 ? (R * V + 1) / 2 : R * V) : 0) + 4 * R +
+                               (model_head_capped(m) ? R * V : 0) + (model_head_dlog16(m) ? (R * V + 1) / 2 : 0)
                          : 0;
+}
+/* floats of the LM head's region of the shared scratch, laid over the layers' gradient scratch: the logits cache,
+ * then the chunk buffers. The cache lives only from a slot's head forward to its head backward, when no layer runs
+ * (the last stage runs each micro-batch's backward right after its forward), so it shares the layers' scratch as
+ * the chunk buffers do: up to that scratch's size it costs no memory. */
+size_t model_head_region_floats(const Model *m) {
+    return m->last_stage ? model_head_cache_floats(m) + model_head_floats(m) : 0;
 }
 
 void model_enable_head_cache(Model *m, size_t rows) {
@@ -65,11 +82,9 @@ void model_enable_head_cache(Model *m, size_t rows) {
     /* m->max_tokens and m->max_lp are arena counts already, which model_arena_tokens keeps */
     rows = model_head_cache_rows(m->max_tokens, m->max_lp, m->V_loc, m->head16, rows);
     if (!rows) return;
-    size_t n = sd_mul_size(rows, (size_t)m->V_loc, "LM-head logits cache");
-    m->head_cache = m->be->alloc(sd_mul_size(n, m->head16 ? sizeof(uint16_t) : sizeof(float), "LM-head logits cache"),
-                                 "LM-head logits cache");
     m->head_cache_rows = rows;
     m->head_cache_slot = -1;
+    model_alloc_scratch(m); /* the shared scratch again, with the cache's region (model_point_shared sets it) */
 }
 
 /* the LM head's weight as its matmuls read it */
@@ -83,6 +98,9 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
     size_t C16 = act_floats(m, (size_t)C);
     /* gather the rows that predict a response token (pairs.h: under prefix sharing a prompt's last token twice) */
     size_t M = mb->M;
+    if (M > m->max_lp) /* the chunks and the logits cache are sized for at most that many */
+        sd_die("model", "micro-batch has %zu log-prob rows, more than the %zu the LM head was sized for "
+               "(ModelOpts.max_lp_rows)", M, m->max_lp);
     for (size_t r = 0; r < M; r++)
         if (mb->lp_tgt[r] >= m->V) sd_die("model", "target token %d is outside the vocabulary (%d)", mb->lp_tgt[r], m->V);
     a->M = M;
@@ -114,6 +132,7 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
         /* the chunk's logits: into the cache (model_enable_head_cache) for the backward when the chunk lies in its
          * rows, or the chunk buffer */
         bool keep = m->head_cache && r0 + n <= m->head_cache_rows;
+        if (!keep && !a->logits) sd_die("model", "LM-head chunk at row %zu outside the full logits cache", r0);
         if (m->head16) { /* bf16 logits (autocast storage) */
             uint16_t *lg16 = keep ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
             model_linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
@@ -176,15 +195,20 @@ void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, cons
         /* the chunk's logits (before any soft-cap): cached by the forward (the chunks in the cache's rows), or
          * recomputed */
         bool cached = slot_cached && r0 + n <= m->head_cache_rows;
+        /* a chunk recomputed: into its rows of the cache where it has them (free now: the cache holds another
+         * slot's logits or none, and is invalidated below), else the chunk buffer */
+        bool home = m->head_cache && r0 + n <= m->head_cache_rows;
+        if (!home && !a->logits) sd_die("model", "LM-head chunk at row %zu outside the full logits cache", r0);
         const void *dlog; /* d(logits): fp32 in place, bf16 in place (head16), or bf16 storage in dlog16 */
         bool dlog_b16 = m->head16 || a->dlog16;
         if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
-            uint16_t *lg16 = cached ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
+            uint16_t *lg16 = cached || (home && !a->logits) ? (uint16_t *)m->head_cache + r0 * (size_t)V
+                                                            : (uint16_t *)a->logits;
             if (!cached) model_linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
             be->xent_bwd_b16(lg16, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             dlog = lg16;
         } else {
-            float *lg = cached ? m->head_cache + r0 * (size_t)V : a->logits;
+            float *lg = cached || (home && !a->logits) ? m->head_cache + r0 * (size_t)V : a->logits;
             if (!cached) model_linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
             dlog = lg;
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
@@ -204,7 +228,9 @@ void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, cons
         model_linear_bwd(m, a->dhs + r0 * C, m->dlm_head, dlog, dlog_b16, a->hs + r0 * C16, s16, head, n, C, V, false);
     }
     if (!head.b) model_release(be, m->lm_head);
-    if (slot_cached) m->head_cache_slot = -1; /* used (and overwritten in place, except under soft-capping) */
+    /* used (and overwritten in place, except under soft-capping), or overwritten by a recompute; and the layers'
+     * backward that follows writes over the cache's region (model_head_region_floats) */
+    m->head_cache_slot = -1;
     free(gh);
     tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
 }

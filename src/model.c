@@ -197,7 +197,7 @@ static size_t layer_grad_floats(const Model *m) {
  * so the two are never live together): max of the two; on the last stage also xf and dhs [N, C] each (plan.c
  * restates it) */
 static size_t grads_or_head_floats(const Model *m) {
-    size_t lg = layer_grad_floats(m), hd = model_head_floats(m);
+    size_t lg = layer_grad_floats(m), hd = model_head_region_floats(m); /* with the logits cache (lmhead.c) */
     return lg > hd ? lg : hd;
 }
 /* floats of the shared buffer of the MLP's hidden state (act_rc), else 0 */
@@ -211,9 +211,7 @@ static size_t scratch_floats(const Model *m) {
 }
 
 static void alloc_acts(Model *m, Acts *a) {
-    size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD,
-           KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc, V = (size_t)m->V_loc;
-    size_t R = model_head_chunk(m);
+    size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, R = model_head_chunk(m);
     a->chunk = (int)R;
     size_t kept = L - (size_t)m->recompute_layers; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
@@ -236,8 +234,36 @@ static void alloc_acts(Model *m, Acts *a) {
     else a->dx = a->xL;
     a->rstdf = a->hs = a->lse_row = NULL;
     if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * act_floats(m, C)); TAKE(a->lse_row, N); }
-    /* the shared scratch: the same views in every slot */
-    c = m->scratch;
+#undef TAKE
+    model_point_shared(m, a);
+    a->ids = m->be->alloc(N * sizeof(int), "token ids");
+    a->pos = m->be->alloc(N * sizeof(int), "positions");
+    a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
+    a->xrow = m->be->alloc((N + 3 * m->max_att) * sizeof(int), "prefix-sharing rows");
+    a->xfirst = a->xrow + m->max_att, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + m->max_att;
+    a->tg = a->rows_dev = a->rows_add = NULL;
+    if (last) {
+        a->tg = m->be->alloc(N * sizeof(int), "targets");
+        a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
+        a->rows_add = m->be->alloc(2 * N * sizeof(int), "gathered rows");
+    }
+}
+
+void model_alloc_scratch(Model *m) {
+    m->be->free(m->scratch);
+    m->scratch = m->be->alloc(sd_mul_size(scratch_floats(m), sizeof(float), "activation scratch"),
+                              "activation scratch");
+    for (int i = 0; m->acts && i < m->nslots; i++) model_point_shared(m, &m->acts[i]);
+}
+
+/* the slot's views of the rank's shared scratch (m->scratch), the same in every slot; on the last stage the LM
+ * head's region (the logits cache, then the chunk buffers: lmhead.c) over the layers' gradient scratch */
+void model_point_shared(Model *m, Acts *a) {
+    size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
+           FF = (size_t)m->FF_loc, V = (size_t)m->V_loc, R = model_head_chunk(m);
+    bool last = m->last_stage;
+    float *c = m->scratch;
+#define TAKE(p, n) ((p) = c, c += (n))
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
     TAKE(a->dq, N * proj_floats(m, QD)); TAKE(a->datt, N * proj_floats(m, QD));
@@ -252,7 +278,13 @@ static void alloc_acts(Model *m, Acts *a) {
     a->xf = a->dhs = a->logits = a->mx = a->se = a->tgt = a->gchunk = a->logits_pre = a->dlog16 = NULL;
     if (last) {
         c = both;
-        TAKE(a->logits, m->head16 ? (R * V + 1) / 2 : R * V); TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
+        if (m->head_cache_rows) { /* the logits cache first (model_enable_head_cache) */
+            m->head_cache = c;
+            c += model_head_cache_floats(m);
+        }
+        /* the chunk's own logits, unless the cache holds every row a micro-batch has (model_head_floats) */
+        if (!model_head_cache_full(m) || model_head_capped(m)) TAKE(a->logits, m->head16 ? (R * V + 1) / 2 : R * V);
+        TAKE(a->mx, R); TAKE(a->se, R); TAKE(a->tgt, R); TAKE(a->gchunk, R);
         if (model_head_capped(m)) TAKE(a->logits_pre, R * V);
         if (model_head_dlog16(m)) TAKE(a->dlog16, (R * V + 1) / 2);
     }
@@ -262,17 +294,6 @@ static void alloc_acts(Model *m, Acts *a) {
     if (m->act_rc) TAKE(a->hbuf, hbuf_floats(m));
     if (m->norm_rc) TAKE(a->nbuf, nbuf_floats(m));
 #undef TAKE
-    a->ids = m->be->alloc(N * sizeof(int), "token ids");
-    a->pos = m->be->alloc(N * sizeof(int), "positions");
-    a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
-    a->xrow = m->be->alloc((N + 3 * m->max_att) * sizeof(int), "prefix-sharing rows");
-    a->xfirst = a->xrow + m->max_att, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + m->max_att;
-    a->tg = a->rows_dev = a->rows_add = NULL;
-    if (last) {
-        a->tg = m->be->alloc(N * sizeof(int), "targets");
-        a->rows_dev = m->be->alloc(N * sizeof(int), "gathered rows");
-        a->rows_add = m->be->alloc(2 * N * sizeof(int), "gathered rows");
-    }
 }
 
 static int div_exact(int a, int b, const char *what) {
@@ -371,8 +392,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
-    m->scratch = be->alloc(sd_mul_size(scratch_floats(m), sizeof(float), "activation scratch"),
-                           "activation scratch");
+    model_alloc_scratch(m);
     m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
     for (int i = 0; i < m->nslots; i++) alloc_acts(m, &m->acts[i]);
     return m;
@@ -424,7 +444,6 @@ void model_free(Model *m) {
     be->free(m->rope_cos);
     be->free(m->rope_sin);
     be->free(m->w16_base);
-    be->free(m->head_cache);
     free(m->w16);
     free(m->w);
     free(m->dw);
@@ -1013,6 +1032,8 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     if (m->act16 && !be->matmul_bf16_on())
         sd_die("model", "the model keeps bf16 activations (made in the bf16 mode), but the bf16 mode is off");
     check_weights16(m);
+    /* the layers below write over the logits cache's region of the scratch (lmhead.c): no cached logits survive */
+    m->head_cache_slot = -1;
     for (int s = 0; s < mb->S; s++) {
         int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
         if (len > m->rope_max)

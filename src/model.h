@@ -196,8 +196,9 @@ typedef struct ModelOpts {
     size_t max_att_tokens;  /* tokens of the sequences of a micro-batch (pairs.h Natt) the model takes; 0: max_tokens.
                              * Under prefix sharing the layers see fewer tokens (max_tokens) than attention's two
                              * sequences per pair have: their rows live in the shared scratch (model.c) */
-    size_t max_lp_rows;     /* log-prob rows of a micro-batch (pairs.h M: its response tokens) the LM-head logits
-                             * cache (model_enable_head_cache) holds; 0: max_tokens */
+    size_t max_lp_rows;     /* the most log-prob rows (pairs.h M: response tokens) a micro-batch may have: the LM
+                             * head's chunks and logits cache (model_enable_head_cache) are sized for them, and the
+                             * forward dies on a micro-batch with more; 0: max_tokens */
     bool recompute_norm;    /* train.recompute_norm: the normed inputs of the projections (ln1, ln2) are not kept per
                              * layer: the forward writes each into one shared buffer (the q, k, v or gate / up
                              * projections read it there) and the backward of each layer remakes ln2 and then ln1 there

@@ -113,6 +113,14 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
  * head's weight gradient, from dsum[s] = d(loss)/d(sum of sequence s's log-probs); each chunk's logits from the
  * cache (model_enable_head_cache) where its forward left them, else recomputed. */
 void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, const double *dsum);
+/* The shared scratch (m->scratch) made again for the model's current sizes (its contents are dead between calls) and
+ * every slot's views of it: model.c at creation, lmhead.c when the logits cache joins it. */
+void model_alloc_scratch(Model *m);
+void model_point_shared(Model *m, Acts *a);
+/* lmhead.c: the logits cache's place in the shared scratch (model_head_region_floats) */
+bool model_head_cache_full(const Model *m);
+size_t model_head_cache_floats(const Model *m);
+size_t model_head_region_floats(const Model *m);
 /* embed_grad.c's parts of the model's life: the gradient views again after m->grads moved (model.c), the slot's ids
  * as the step's rows (model_forward), and freeing (model_free) */
 void model_repoint_grads(Model *m);

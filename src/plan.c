@@ -116,7 +116,16 @@ MemPlan plan_memory(const PlanLayout *l) {
      * v, att, dq, dk, dv, lse, d(att)); before them dq, d(att), dk, dv (bf16 under autocast) */
     size_t mlp = N * ((auto16 ? FF / 2 : FF) + (act16 ? FF : 2 * FF)), xatt = NA * (4 * QDp + 4 * KDp + NH);
     size_t lgrad = N * (2 * QDp + 2 * KDp) + (mlp > xatt ? mlp : xatt);
-    size_t head = last ? (head16 ? (R * V + 1) / 2 : R * V) + 4 * R + capbuf + dlog16 : 0;
+    /* the LM-head logits cache on the last stage: [log-prob rows, V], fp32 or (head16) bf16, first in the head's
+     * region over the layers' gradient scratch (lmhead.c model_head_region_floats); when it holds every row a
+     * micro-batch has (full), the chunk needs no logits buffer of its own, except for the soft-cap's working copy */
+    size_t NL = l->lmhead_cache && last
+                    ? model_head_cache_rows(l->max_tokens, l->max_lp_rows, (int)V, head16, l->lmhead_cache_rows)
+                    : 0;
+    bool full = NL && NL >= model_arena_tokens(l->max_lp_rows ? l->max_lp_rows : l->max_tokens);
+    size_t cache = head16 ? (NL * V + 1) / 2 : NL * V;
+    size_t own = full && !capbuf ? 0 : (head16 ? (R * V + 1) / 2 : R * V);
+    size_t head = last ? cache + own + 4 * R + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? N * (C16 + C) : 0) + hbuf + nbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
@@ -127,10 +136,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
     if (sp_rows) p.other += 4 * V + 4 * (size_t)p.slots * N; /* the sparse embedding gradient's map and ids */
-    /* the LM-head logits cache on the last stage: [log-prob rows, V], fp32 or (head16) bf16 */
-    size_t NL = model_head_cache_rows(l->max_tokens, l->max_lp_rows, (int)V, head16, l->lmhead_cache_rows);
-    p.head_cache = l->lmhead_cache && last ? (head16 ? 2 : 4) * NL * V : 0;
-    p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other + p.head_cache;
+    p.head_cache = 4 * cache; /* within act_shared */
+    p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other;
     return p;
 }
 

@@ -49,7 +49,9 @@ typedef struct {
     size_t rerun_params;    /* of those, in its layers that recompute (elements): what recompute reruns */
     size_t weights, grads, optimizer, activations, other, total; /* bytes */
     size_t weights16;       /* bytes of the bf16 compute weights (model_enable_weights16), in total; 0 without */
-    size_t head_cache;      /* bytes of the LM-head logits cache (model_enable_head_cache), in total; 0 without */
+    size_t head_cache;      /* bytes of the LM-head logits cache (model_enable_head_cache; 0 without), in act_shared:
+                             * it lies over the layers' gradient scratch, so it adds to total only what the head's
+                             * region (the cache and the chunk buffers) holds beyond that scratch */
     size_t act_slot;        /* bytes of one activation slot (per micro-batch in flight), in activations */
     size_t act_shared;      /* bytes of the activation scratch all slots share (backward scratch, LM-head chunk on
                              * the last stage), in activations */

@@ -175,7 +175,7 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
     fprintf(stderr,
             "simpo_dist: memory plan rank %d (dp %d pp %d tp %d): weights %.1f MiB, gradients %.1f MiB, optimizer "
             "%.1f MiB, activations %.1f MiB (%d slots of %zu tokens, %zu in attention's sequences), other %.1f MiB, "
-            "bf16 weights %.1f MiB, logits cache %.1f MiB; planned %zu bytes, allocated %zu bytes\n",
+            "bf16 weights %.1f MiB, logits cache %.1f MiB (in the activations); planned %zu bytes, allocated %zu bytes\n",
             g->rank, g->dp_rank, g->pp_rank, g->tp_rank, mp.weights / MiB, mp.grads / MiB, mp.optimizer / MiB,
             mp.activations / MiB, mp.slots, pl->max_tokens, pl->max_att_tokens, mp.other / MiB, mp.weights16 / MiB,
             mp.head_cache / MiB, mp.total, be->bytes_in_use());
@@ -430,9 +430,11 @@ static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) 
         if (!b16)
             fprintf(stderr, "simpo_dist: train.lmhead_cache auto: off (fp32 logits: the cache keeps bf16 ones only, "
                     "those of model.dtype bf16 with model.bf16_storage: autocast)\n");
-        else if (all || !rows)
-            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: %s (planned %.2f GiB with it, %s)\n",
-                    all ? "on" : "off", with, why);
+        else if (all)
+            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: on, all %zu rows (planned %.2f GiB with it, %s)\n",
+                    full, with, why);
+        else if (!rows)
+            fprintf(stderr, "simpo_dist: train.lmhead_cache auto: off (planned %.2f GiB with it, %s)\n", with, why);
         else {
             pl.lmhead_cache_rows = rows;
             fprintf(stderr, "simpo_dist: train.lmhead_cache auto: partial, the logits of the first %zu of %zu rows "

@@ -18,8 +18,10 @@ awk '/^== / {on = $2 == "lean"; next} on && /"weight_cache": true/ && /"lmhead_c
   || bad "lean run: $(grep -A2 '== lean' "$S/bench.txt" | head -3)"
 grep -q '"recompute": "auto", "recompute_layers": [1-9]' "$S/bench.txt" && grep -q "recompute auto (" "$S/table.md" \
   && ok "the train.recompute: auto run reports the layers it chose" || bad "auto run: $(grep '"auto"' "$S/bench.txt" | head -2)"
-awk '/^== / {on = $2 == "fit36"; next} on && /"lmhead_cache_rows": "[0-9]+\/[0-9]+"/' "$S/bench.txt" | grep -q . \
-  && grep -q "lmhead cache of [0-9]*/[0-9]* rows" "$S/table.md" && ok "the fit36 run reports its partial logits cache" \
+# (the tiny shape's whole logits cache lies within the layers' gradient scratch, so where any of it fits all of it
+# does: the run keeps it whole; a partial cache is the planner's and recompute_auto.sh's to test)
+awk '/^== / {on = $2 == "fit36"; next} on && /"lmhead_cache": true/' "$S/bench.txt" | grep -q . \
+  && grep -q "fit36 .*lmhead cache" "$S/table.md" && ok "the fit36 run reports its logits cache" \
   || bad "fit36 run: $(grep -A2 '== fit36' "$S/bench.txt" | head -3)"
 awk '/^== / {on = $2 == "dpo"; next} on && /"loss_type": "dpo"/' "$S/bench.txt" | grep -q . && grep -q "| dpo | .*DPO" "$S/table.md" \
   && ok "the dpo run trains DPO and the table says so" || bad "dpo run: $(grep -A2 '== dpo' "$S/bench.txt" | head -3)"

@@ -22,9 +22,11 @@ grep -qE "^# the config's layout \(dp 2 pp 1 tp 1 zero 1\): rank [0-9]+ of [0-9]
   && ok "the config's layout named: $(grep "config's layout" own.txt)" || bad "own layout: $(tail -2 own.txt)"
 expect_error "plan needs --gpus" "--gpus N are required" "$BIN" plan run.yaml
 # what-if switches, on a model big enough for the table's MiB resolution (plan reads no data): in bf16 the weight
-# copy costs 2 bytes per matmul weight (4 layers x 15.7M + the 32.8M LM head: 0.178 GiB), the logits cache
-# max_tokens x vocab on the last stage, 2 bytes each in autocast storage (the default: 2048 x 32000, 0.122 GiB), 4 in
-# exact storage (0.244 GiB)
+# copy costs 2 bytes per matmul weight (4 layers x 15.7M + the 32.8M LM head: 0.178 GiB). The logits cache (2048 x
+# 32000 on the last stage, 2 bytes each in autocast storage, the default: 0.122 GiB; 4 in exact storage: 0.244 GiB)
+# lies over the layers' gradient scratch (0.059 GiB here) with the LM head's chunk buffers, and a whole cache spares
+# the chunk its own logits: with the default chunk (all 2048 rows) the cache takes the chunk's place, no memory more;
+# with 512-row chunks it adds what the head's region then holds beyond that scratch
 cat > big.yaml <<'YAML'
 model:
   dtype: bf16
@@ -38,26 +40,33 @@ on=$(mem1 --bf16-weight-cache true); off=$(mem1 --bf16-weight-cache false); hc=$
 offx=$(mem1 --bf16-weight-cache false --bf16-storage exact); hcx=$(mem1 --bf16-weight-cache false --bf16-storage exact --lmhead-cache true)
 awk -v a="$on" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.176 && d < 0.180)}' \
   && ok "--bf16-weight-cache: $on GiB with the copy, $off without" || bad "--bf16-weight-cache: $on vs $off"
-awk -v a="$hc" -v b="$off" 'BEGIN {d = a - b; exit !(d > 0.120 && d < 0.124)}' \
-  && ok "--lmhead-cache: $hc GiB with the bf16 logits cache, $off without" || bad "--lmhead-cache: $hc vs $off"
-awk -v a="$hcx" -v b="$offx" 'BEGIN {d = a - b; exit !(d > 0.242 && d < 0.246)}' \
-  && ok "--lmhead-cache, exact storage: $hcx GiB with the fp32 logits cache, $offx without" \
-  || bad "--lmhead-cache, exact storage: $hcx vs $offx"
+[ -n "$hc" ] && [ "$hc" = "$off" ] && [ -n "$hcx" ] && [ "$hcx" = "$offx" ] \
+  && ok "--lmhead-cache, one chunk: the whole cache in the chunk's place ($hc = $off GiB, exact storage $hcx = $offx)" \
+  || bad "--lmhead-cache, one chunk: $hc vs $off, exact storage $hcx vs $offx"
+off5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false); hc5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false --lmhead-cache true)
+offx5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false --bf16-storage exact)
+hcx5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false --bf16-storage exact --lmhead-cache true)
+# bf16: 0.122 (the cache) - 0.059 (the layers' scratch, which a 512-row chunk's 0.031 GiB did not fill); exact: 0.244
+# + 0.031 (the chunk's bf16 d(logits)) - 0.092 (the chunk's fp32 logits and d(logits), without the cache)
+awk -v a="$hc5" -v b="$off5" 'BEGIN {d = a - b; exit !(d > 0.061 && d < 0.065)}' \
+  && ok "--lmhead-cache, 512-row chunks: $hc5 GiB with the bf16 logits cache, $off5 without" || bad "--lmhead-cache: $hc5 vs $off5"
+awk -v a="$hcx5" -v b="$offx5" 'BEGIN {d = a - b; exit !(d > 0.181 && d < 0.185)}' \
+  && ok "--lmhead-cache, 512-row chunks, exact storage: $hcx5 GiB with the fp32 logits cache, $offx5 without" \
+  || bad "--lmhead-cache, exact storage: $hcx5 vs $offx5"
 # --lmhead-cache auto (the config's default): the cache where it fits --gpu-mem after the recompute, in a last column
 hca() { "$BIN" plan big.yaml --gpus 1 --bf16-weight-cache false --lmhead-cache auto "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0'; }
 row=$(hca); echo "$row" | awk -v m="$hc" '{exit !($5 == m && $NF == "on")}' && ok "--lmhead-cache auto with room: on ($row)" \
   || bad "--lmhead-cache auto with room: '$row' (want $hc GiB, on)"
-lim=$(awk -v a="$off" -v b="$hc" 'BEGIN {printf "%.4f", (a + b) / 2}')
-row=$(hca --gpu-mem "$lim"); echo "$row" | awk -v m="$off" '{exit !($5 == m && $NF == "off")}' \
-  && ok "--lmhead-cache auto under $lim GiB: off ($row)" || bad "--lmhead-cache auto under $lim GiB: '$row' (want $off GiB, off)"
-# with 512-row LM-head chunks (4 in a micro-batch's 2048 rows) and room for 3.5 of them: a partial cache of the
-# first three chunks, shown as rows kept / rows, as the trainer would keep (train.c pick_head_cache)
-off5=$(SIMPO_LMHEAD_CHUNK_ROWS=512 mem1 --bf16-weight-cache false)
-lim5=$(awk -v a="$off5" -v c="$hc" -v b="$off" 'BEGIN {printf "%.4f", a + 0.875 * (c - b)}')
+# 512-row chunks (4 in a micro-batch's 2048 rows) and room between no cache and the whole one: a partial cache of the
+# most whole chunks that fit, shown as rows kept / rows, as the trainer would keep (train.c pick_head_cache)
+lim5=$(awk -v a="$off5" -v c="$hc5" 'BEGIN {printf "%.4f", (a + c) / 2}')
 row=$(SIMPO_LMHEAD_CHUNK_ROWS=512 hca --gpu-mem "$lim5")
-echo "$row" | awk -v a="$off5" -v c="$hc" -v b="$off" '{d = $5 - a - 0.75 * (c - b); exit !($NF == "1536/2048" && d < 0.002 && d > -0.002)}' \
-  && ok "--lmhead-cache auto under $lim5 GiB, 512-row chunks: three of four kept ($row)" \
-  || bad "--lmhead-cache auto, partial: '$row' (want 1536/2048 rows, $off5 GiB + 3/4 of the cache)"
+echo "$row" | awk -v l="$lim5" -v a="$off5" '{split($NF, k, "/"); exit !(k[2] == 2048 && k[1] % 512 == 0 && k[1] > 0 && k[1] < 2048 && $5 <= l && $5 >= a)}' \
+  && ok "--lmhead-cache auto under $lim5 GiB, 512-row chunks: the first whole chunks kept ($row)" \
+  || bad "--lmhead-cache auto, partial: '$row' (want K/2048 rows within $lim5 GiB)"
+row=$(SIMPO_LMHEAD_CHUNK_ROWS=512 hca --gpu-mem "$(awk -v a="$off5" 'BEGIN {printf "%.4f", a + 0.0005}')")
+echo "$row" | awk -v m="$off5" '{exit !($5 == m && $NF == "off")}' \
+  && ok "--lmhead-cache auto with room for no chunk: off ($row)" || bad "--lmhead-cache auto, no room: '$row' (want $off5 GiB, off)"
 row=$(hca --dtype fp32); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, fp32 logits: off ($row)" \
   || bad "--lmhead-cache auto in fp32: '$row' (the cache keeps bf16 logits only)"
 row=$(hca --bf16-storage exact); echo "$row" | awk '{exit !($NF == "off")}' && ok "--lmhead-cache auto, exact storage: off" \
@@ -68,10 +77,10 @@ sed 's/, lmhead_cache: false, bf16_weight_cache: true}/}/' big.yaml > big_defaul
 "$BIN" plan big_default.yaml --gpus 1 | grep -q "lmhead_cache  bf16_weights$" && ok "train.lmhead_cache and train.bf16_weight_cache default to auto" \
   || bad "default: $("$BIN" plan big_default.yaml --gpus 1 | sed -n 2p)"
 # with recompute auto: first the recompute that fits, then the cache only where it still fits (between no recompute
-# with the cache and without it, the cache goes and nothing recomputes)
-both=$("$BIN" plan big.yaml --gpus 1 --bf16-weight-cache false --lmhead-cache auto --recompute auto --gpu-mem "$lim" | awk '$1==1 && $2==1 && $3==1 && $4==0')
-echo "$both" | awk -v m="$off" '{exit !($5 == m && $(NF-1) == "0" && $NF == "off")}' \
-  && ok "recompute auto and cache auto under $lim GiB: neither ($both)" || bad "both auto: '$both'"
+# with the cache and without it, nothing recomputes and the cache keeps the chunks that fit)
+both=$(SIMPO_LMHEAD_CHUNK_ROWS=512 "$BIN" plan big.yaml --gpus 1 --bf16-weight-cache false --lmhead-cache auto --recompute auto --gpu-mem "$lim5" | awk '$1==1 && $2==1 && $3==1 && $4==0')
+echo "$both" | awk -v l="$lim5" '{split($NF, k, "/"); exit !($5 <= l && $(NF-1) == "0" && k[1] > 0 && k[1] < 2048)}' \
+  && ok "recompute auto and cache auto under $lim5 GiB: no recompute, a partial cache ($both)" || bad "both auto: '$both'"
 # --recompute-layers: with one micro-batch in flight, recomputing n of the 4 layers keeps 4 - n layers'
 # intermediates plus the one-layer working area: n = 1 costs what no recompute does, n = 2 saves one layer, all
 # three; the predicted compute grows with n

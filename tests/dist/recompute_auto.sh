@@ -93,7 +93,8 @@ grep -q "train.lmhead_cache auto: off (fp32 logits" "$TMP/roomy/train.log" \
 plannedr() { sed -n "s/.*memory plan rank $2 .*planned \([0-9]*\) bytes.*/\1/p" "$1"; } # LOG RANK
 runb() { # NAME [ENV...]: the tied model under pp 2 in bf16 (autocast storage), train.lmhead_cache left to auto, the
   # bf16 weight copy kept (train.bf16_weight_cache: true; its auto is below)
-  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e "s/^train: {/train: {${WC-bf16_weight_cache: true, }/" base.yaml > run.yaml
+  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e "s/^train: {/train: {${WC-bf16_weight_cache: true, }/" \
+    -e 's/vocab_size: 384/vocab_size: 2048/' base.yaml > run.yaml # logits that outgrow the layers' scratch
   echo "parallel: {pp: 2}" >> run.yaml
   grep -q "dtype: bf16" run.yaml || bad "$1: run.yaml is not bf16"
   shift
@@ -104,48 +105,59 @@ runb b_on SIMPO_DEVICE_MEMORY_GIB=1000
 P0=$(planned0 "$TMP/b_cpu/train.log"); P1=$(plannedr "$TMP/b_cpu/train.log" 1); Q1=$(plannedr "$TMP/b_on/train.log" 1)
 grep -q "lmhead_cache" "$TMP/b_cpu/train.log" && bad "the CPU run talks of the cache: $(grep lmhead_cache "$TMP/b_cpu/train.log")" \
   || ok "no budget, no cache, nothing said"
-grep -q "train.lmhead_cache auto: on (planned .* GiB with it, budget 1000.00 GiB (SIMPO_DEVICE_MEMORY_GIB))" "$TMP/b_on/train.log" \
+grep -q "train.lmhead_cache auto: on, all [0-9]* rows (planned .* GiB with it, budget 1000.00 GiB (SIMPO_DEVICE_MEMORY_GIB))" "$TMP/b_on/train.log" \
   && ok "bf16 logits and room: the last stage keeps them" || bad "b_on: $(grep 'lmhead_cache' "$TMP/b_on/train.log")"
-[ "$(planned0 "$TMP/b_on/train.log")" = "$P0" ] && [ "$Q1" -gt "$P1" ] && plan_equals_alloc "$TMP/b_on/train.log" \
-  && ok "the cache on the last stage only ($((Q1 - P1)) bytes), allocated as planned" \
+# the cache lies over the layers' gradient scratch with the LM head's chunk, whose own logits a whole cache spares
+# (lmhead.c): with one chunk of all the rows it takes the chunk's place, no memory more
+[ "$(planned0 "$TMP/b_on/train.log")" = "$P0" ] && [ "$Q1" = "$P1" ] && plan_equals_alloc "$TMP/b_on/train.log" \
+  && ok "the cache on the last stage only, in the chunk's place ($Q1 bytes planned with it and without), allocated as planned" \
   || bad "b_on plans: $(grep 'memory plan' "$TMP/b_on/train.log")"
 [ "$(losses "$TMP/b_on/out/metrics.jsonl")" = "$(losses "$TMP/b_cpu/out/metrics.jsonl")" ] \
   && ok "with the logits kept: the losses of the run without, bit for bit" || bad "b_on losses differ"
-# a budget between the last stage's plan without the cache and with it: off
-BH=$(awk -v p="$P1" -v q="$Q1" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}')
-runb b_mid SIMPO_DEVICE_MEMORY_GIB="$BH"
-grep -q "train.lmhead_cache auto: off (planned" "$TMP/b_mid/train.log" && [ "$(plannedr "$TMP/b_mid/train.log" 1)" = "$P1" ] \
-  && ok "a budget of $BH GiB, short of the cache: off" || bad "b_mid: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b_mid/train.log")"
-# a budget with room for some whole LM-head chunks of the logits but not all (8-row chunks): a partial cache, the
-# first chunks' logits kept and the rest recomputed, allocated as planned, the same losses bit for bit
+# 8-row LM-head chunks: the whole cache now costs memory (more than the chunk it spares and the layers' scratch)
 runb b8_cpu SIMPO_LMHEAD_CHUNK_ROWS=8
-P8=$(plannedr "$TMP/b8_cpu/train.log" 1)
-V=$(sed -n 's/.*vocab_size: *\([0-9]*\).*/\1/p' "$TMP/b8_cpu/run.yaml")
-FULL=$(( (Q1 - P1) / (2 * V) )) # rows of the whole cache (bf16 logits)
-[ "$FULL" -gt 16 ] || bad "the whole cache holds $FULL rows: too few for a partial cache of two 8-row chunks"
-BP=$(awk -v p="$P8" -v r=$((16 * 2 * V + V)) 'BEGIN {printf "%.12f", (p + r) / 1073741824}') # room for 16.5 rows
+runb b8_on SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB=1000
+P8=$(plannedr "$TMP/b8_cpu/train.log" 1); Q8=$(plannedr "$TMP/b8_on/train.log" 1)
+FULL=$(sed -n 's/.*train.lmhead_cache auto: on, all \([0-9]*\) rows.*/\1/p' "$TMP/b8_on/train.log")
+[ -n "$FULL" ] && [ "$FULL" -gt 16 ] && [ "$Q8" -gt "$P8" ] && plan_equals_alloc "$TMP/b8_on/train.log" \
+  && ok "8-row chunks: the whole cache of $FULL rows takes $((Q8 - P8)) bytes more, allocated as planned" \
+  || bad "b8_on: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b8_on/train.log")"
+# a budget short of the plan with one chunk of the cache: off
+runb b8_low SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB="$(awk -v p="$P8" 'BEGIN {printf "%.12f", (p + 1) / 1073741824}')"
+grep -q "train.lmhead_cache auto: off (planned" "$TMP/b8_low/train.log" && [ "$(plannedr "$TMP/b8_low/train.log" 1)" = "$P8" ] \
+  && ok "8-row chunks, a budget of the plan without the cache: off" \
+  || bad "b8_low: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b8_low/train.log")"
+# a budget between the plans without the cache and with all of it: a partial cache, the first whole chunks' logits
+# kept and the rest recomputed, within the budget, allocated as planned, the same losses bit for bit
+BP=$(awk -v p="$P8" -v q="$Q8" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}')
 runb b8_part SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB="$BP"
-grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL rows (planned" "$TMP/b8_part/train.log" \
-  && [ "$(plannedr "$TMP/b8_part/train.log" 1)" = "$((P8 + 16 * 2 * V))" ] && plan_equals_alloc "$TMP/b8_part/train.log" \
-  && ok "room for 16.5 of $FULL rows: two 8-row chunks kept, allocated as planned" \
+K=$(sed -n "s/.*train.lmhead_cache auto: partial, the logits of the first \([0-9]*\) of $FULL rows (planned.*/\1/p" "$TMP/b8_part/train.log")
+R8=$(plannedr "$TMP/b8_part/train.log" 1)
+[ -n "$K" ] && [ $((K % 8)) = 0 ] && [ "$K" -gt 0 ] && [ "$K" -lt "$FULL" ] && [ "$R8" -gt "$P8" ] \
+  && awk -v r="$R8" -v b="$BP" 'BEGIN {exit !(r <= b * 1073741824)}' && plan_equals_alloc "$TMP/b8_part/train.log" \
+  && ok "a budget of $BP GiB: the first $K of $FULL rows kept, within it, allocated as planned" \
   || bad "b8_part: $(grep 'lmhead_cache\|memory plan rank 1' "$TMP/b8_part/train.log")"
 [ "$(losses "$TMP/b8_part/out/metrics.jsonl")" = "$(losses "$TMP/b8_cpu/out/metrics.jsonl")" ] \
   && ok "a partial cache: the losses of the run without, bit for bit" || bad "b8_part losses differ"
 # the same under tp 2 (vocab-parallel: each rank's cache holds its vocabulary half of the rows; both ranks must
 # keep the same chunks): the group's choice on every rank, allocated as planned, the losses of the run without
 runt() { # NAME [ENV...]: the tied model under tp 2 in bf16 (autocast storage), the bf16 weight copy kept
-  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e 's/^train: {/train: {bf16_weight_cache: true, /' base.yaml > run.yaml
+  setup_tied "$1"; sed -e 's/^model:$/model:\n  dtype: bf16/' -e 's/^train: {/train: {bf16_weight_cache: true, /' \
+    -e 's/vocab_size: 384/vocab_size: 2048/' base.yaml > run.yaml
   echo "parallel: {tp: 2}" >> run.yaml
   shift
   env "$@" $MPI 2 "$BIN" run.yaml --quiet 2> train.log || bad "$(basename "$PWD") failed: $(tail -3 train.log)"
 }
 runt t8_cpu SIMPO_LMHEAD_CHUNK_ROWS=8
-T8=$(planned0 "$TMP/t8_cpu/train.log")
-BT=$(awk -v p="$T8" -v r=$((16 * V + V / 2)) 'BEGIN {printf "%.12f", (p + r) / 1073741824}') # 16.5 rows of V/2 bf16
+runt t8_on SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB=1000
+T8=$(planned0 "$TMP/t8_cpu/train.log"); TQ8=$(planned0 "$TMP/t8_on/train.log")
+BT=$(awk -v p="$T8" -v q="$TQ8" 'BEGIN {printf "%.12f", (p + q) / 2 / 1073741824}')
 runt t8_part SIMPO_LMHEAD_CHUNK_ROWS=8 SIMPO_DEVICE_MEMORY_GIB="$BT"
-grep -q "train.lmhead_cache auto: partial, the logits of the first 16 of $FULL rows" "$TMP/t8_part/train.log" \
-  && [ "$(grep -c "planned $((T8 + 16 * V)) bytes, allocated $((T8 + 16 * V)) bytes" "$TMP/t8_part/train.log")" = 2 ] \
-  && ok "tp 2, room for 16.5 rows: both ranks keep two 8-row chunks of their vocabulary half, as planned" \
+KT=$(sed -n "s/.*train.lmhead_cache auto: partial, the logits of the first \([0-9]*\) of $FULL rows.*/\1/p" "$TMP/t8_part/train.log")
+RT=$(planned0 "$TMP/t8_part/train.log")
+[ "$TQ8" -gt "$T8" ] && [ -n "$KT" ] && [ $((KT % 8)) = 0 ] && [ "$KT" -gt 0 ] && [ "$KT" -lt "$FULL" ] \
+  && [ "$(grep -c "planned $RT bytes, allocated $RT bytes" "$TMP/t8_part/train.log")" = 2 ] \
+  && ok "tp 2, a budget of $BT GiB: both ranks keep the first $KT rows of their vocabulary half, as planned" \
   || bad "t8_part: $(grep 'lmhead_cache\|memory plan' "$TMP/t8_part/train.log")"
 [ "$(losses "$TMP/t8_part/out/metrics.jsonl")" = "$(losses "$TMP/t8_cpu/out/metrics.jsonl")" ] \
   && ok "tp 2, a partial cache: the losses of the run without, bit for bit" || bad "t8_part losses differ"

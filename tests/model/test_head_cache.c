@@ -10,12 +10,12 @@
  *      the cache, the others recompute; the results are those without the cache;
  *   3. Gemma 2 (tiny-g2, final logit soft-capping: the cache holds the logits before the cap and the backward's cap
  *      gradient reads them; fp32 logits even in autocast storage), fp32 and bf16;
- *   4. memory: exactly the planned bytes (plan.c head_cache: rows x vocab, 4 bytes, or 2 for bf16 logits);
+ *   4. memory: exactly the planned bytes (plan.c: the cache of rows x vocab, 4 bytes, or 2 for bf16 logits, lies
+ *      over the layers' gradient scratch with the chunk buffers, which a full cache spares the chunk's own logits);
  *   5. partial caches of 7-row chunks: 7 and 14 rows asked (one and two of the micro-batch's chunks), 10 asked
  *      (rounded down to one chunk), 3 asked (no whole chunk: no cache), on both backends in each precision, tiny-g2
  *      included (the strict backend fails a chunk read from the cache where its forward did not write, or a write
- *      past it); and a cache sized for fewer log-prob rows than the micro-batch has: the rows after its whole
- *      chunks are recomputed, nothing is written past it;
+ *      past it); and a model sized for fewer log-prob rows than the micro-batch has refuses it;
  *   6. plan_head_cache_fit (train.lmhead_cache: auto's size): all rows with room, the most whole chunks a budget
  *      between holds, none below one chunk, none for fp32 logits.
  */
@@ -59,11 +59,38 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, bo
           head16 ? "on" : "off");
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, bf16, false, true, bf16 && autocast, false, 0, lp_rows, 0,
                      rows, false};
-    size_t planned = plan_memory(&pl).head_cache;
-    CHECK(bytes == planned && bytes == held * (size_t)mc.vocab_size * (head16 ? 2 : 4),
-          "%s: the cache takes %zu bytes, planned %zu", what, bytes, planned);
+    MemPlan with = plan_memory(&pl);
+    pl.lmhead_cache = false;
+    MemPlan without = plan_memory(&pl);
+    /* the cache lies over the layers' gradient scratch with the head's chunk buffers (lmhead.c): the model grows by
+     * what the head's region then holds beyond that scratch, as planned, and never by more than the cache */
+    size_t cache = held * (size_t)mc.vocab_size * (head16 ? 2 : 4);
+    CHECK(bytes == with.total - without.total && with.head_cache == cache && bytes <= cache,
+          "%s: the cache of %zu bytes adds %zu, planned %zu", what, cache, bytes, with.total - without.total);
     free(ra.grads), free(rb.grads);
     model_free(a), model_free(b);
+}
+
+/* the plan of layout l with a logits cache of `rows` rows (0: all) */
+static size_t plan_with_rows(PlanLayout l, size_t rows) {
+    l.lmhead_cache = true;
+    l.lmhead_cache_rows = rows;
+    return plan_memory(&l).total;
+}
+
+/* a model with the whole logits cache, sized for `lp` log-prob rows, given the fixture's micro-batch (expect_die) */
+typedef struct {
+    const ModelConfig *mc;
+    const char *dir;
+    const PairSet *ps;
+    size_t lp;
+} OverLp;
+static void over_lp(void *arg) {
+    const OverLp *o = arg;
+    Model *m = make(o->mc, o->dir, backend_cpu(), 1, true, 0, false, o->lp, NULL);
+    FixtureResult r = fixture_run(m, o->ps, SIMPO);
+    free(r.grads);
+    model_free(m);
 }
 
 int main(void) {
@@ -108,25 +135,39 @@ int main(void) {
                 }
                 be->set_matmul_bf16(false);
             }
-        /* 5: a cache sized for 16 log-prob rows fewer than the micro-batch has (in one chunk: none of it used; in
-         * 7-row chunks: those wholly in it) */
-        for (int b = 0; b < 2; b++) {
-            char what[160];
-            snprintf(what, sizeof what, "tiny-a, %s, %s, a cache of %zu rows for a micro-batch of %zu", bes[b]->name,
-                     rows[r] ? "7-row chunks" : "one chunk", model_arena_tokens(lp - 16), lp);
-            check_same(ta, psa, bes[b], false, lp - 16, 0, model_arena_tokens(lp - 16), what);
-        }
+        /* 5: a model sized for 16 log-prob rows fewer than the micro-batch has (ModelOpts.max_lp_rows, with the
+         * cache of all those rows): the forward refuses the micro-batch, naming the bound */
+        OverLp ov = {&mca, ta, psa, lp - 16};
+        CHECK(expect_die(over_lp, &ov, "more than the"), "%s: a micro-batch over max_lp_rows is refused",
+              rows[r] ? "7-row chunks" : "one chunk");
     }
 
-    /* 6: plan_head_cache_fit on tiny-a's log-prob rows in 7-row chunks, autocast bf16 */
+    /* 6: plan_head_cache_fit on tiny-a's log-prob rows in 7-row chunks, autocast bf16: all rows with room; under a
+     * budget short of that, the most whole chunks whose plan fits it (the cache lies over the layers' gradient
+     * scratch, so a plan grows with the rows only once the head's region outgrows that scratch); none when not one
+     * chunk fits */
     PlanLayout fl = {mca, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, true, false, false, true, false, 0, lp, 0, 0, false};
-    size_t without = plan_memory(&fl).total, per_row = 2 * (size_t)mca.vocab_size, all = model_arena_tokens(lp);
+    size_t without = plan_memory(&fl).total, all = model_arena_tokens(lp);
+    size_t plan_all = plan_with_rows(fl, 0);
+    CHECK(plan_all == without, "tiny-a: the whole cache (%zu bytes) fits under the layers' scratch: no more memory "
+          "(%zu planned with it, %zu without)", all * 2 * (size_t)mca.vocab_size, plan_all, without);
+    fl.mc.vocab_size = 32000; /* a vocabulary whose logits outgrow that scratch: the cache costs memory by the chunk */
+    without = plan_memory(&fl).total, plan_all = plan_with_rows(fl, 0);
+    size_t plan14 = plan_with_rows(fl, 14), plan7 = plan_with_rows(fl, 7), per_row = 2 * (size_t)fl.mc.vocab_size;
+    printf("vocabulary 32000 plans: no cache %zu, 7 rows %zu, 14 rows %zu, all %zu rows %zu bytes\n", without, plan7,
+           plan14, all, plan_all);
+    CHECK(plan_all < without + all * per_row && plan14 == plan7 + 7 * per_row,
+          "the whole cache adds less than its %zu bytes (%zu), a chunk more its %zu (%zu)", all * per_row,
+          plan_all - without, 7 * per_row, plan14 - plan7);
     size_t got = plan_head_cache_fit(fl, 1e12);
     CHECK(got == all, "fit with room: all %zu rows (got %zu)", all, got);
-    got = plan_head_cache_fit(fl, (double)(without + 15 * per_row));
-    CHECK(got == 14 && got < all, "fit with room for 15 rows: two 7-row chunks (got %zu)", got);
-    got = plan_head_cache_fit(fl, (double)(without + 6 * per_row));
-    CHECK(got == 0, "fit with room for 6 rows: none (got %zu)", got);
+    CHECK(plan14 < plan_all, "two chunks plan less than the whole cache (%zu, %zu)", plan14, plan_all);
+    got = plan_head_cache_fit(fl, (double)plan14);
+    CHECK(got >= 14 && got < all && got % 7 == 0 && plan_with_rows(fl, got) <= plan14 &&
+              (got + 7 >= all || plan_with_rows(fl, got + 7) > plan14),
+          "fit with the plan of two chunks: the most whole chunks within it (got %zu)", got);
+    got = plan_head_cache_fit(fl, (double)plan7 - 1);
+    CHECK(got == 0, "fit below one chunk's plan: none (got %zu)", got);
     fl.autocast16 = false;
     got = plan_head_cache_fit(fl, 1e12);
     CHECK(got == 0, "fit with fp32 logits: none (got %zu)", got);
