@@ -219,8 +219,9 @@ static inline void check_fixture_other(const cJSON *exp, const char *name, doubl
  * first it lost), with a fixed d(loss)/d(sum) per sequence. Fills seq (12 log-probs), leaves the gradients in
  * m->grads and returns the sum of the log-probs (a stand-in loss: any change in a log-prob shows). flags:
  * FX_GRADS_BEGIN over whatever m->grads holds, as the trainer runs a step (model_grads_begin / model_grads_end), not
- * zeroed first; FX_SHARE each pair's prompt shared by its two sequences (prefix sharing). */
-enum { FX_GRADS_BEGIN = 1, FX_SHARE = 2 };
+ * zeroed first; FX_SHARE each pair's prompt shared by its two sequences (prefix sharing); FX_FWD_ORDER the backwards
+ * in the forwards' order (0, 1, 2: the first backward runs while the last forward's logits are the cached ones). */
+enum { FX_GRADS_BEGIN = 1, FX_SHARE = 2, FX_FWD_ORDER = 4 };
 static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, SeqLogp seq[12], unsigned flags) {
     MicroBatch *mb[3];
     bool grads_begin = flags & FX_GRADS_BEGIN;
@@ -231,7 +232,8 @@ static inline double fixture_three_in_flight_ex(Model *m, const PairSet *ps, Seq
         mb[i] = microbatch_pack_opts(ps, idx, 2, flags & FX_SHARE);
         model_forward(m, mb[i], i, seq + 4 * i);
     }
-    for (int i = 2; i >= 0; i--) {
+    for (int k = 0; k < 3; k++) {
+        int i = flags & FX_FWD_ORDER ? k : 2 - k;
         double dsum[4];
         for (int s = 0; s < 4; s++) dsum[s] = (s % 2 ? -0.25 : 0.5) / (1 + i + s);
         model_backward_slot(m, mb[i], i, dsum);

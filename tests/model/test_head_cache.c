@@ -6,8 +6,9 @@
  *      (which checks every chunk's offset into the cache), one LM-head chunk and 7-row chunks
  *      (SIMPO_LMHEAD_CHUNK_ROWS), the cache sized for max_tokens rows and for the micro-batch's log-prob rows
  *      (ModelOpts.max_lp_rows);
- *   2. three micro-batches in flight (three forwards, then three backwards): only the last forward's slot may use
- *      the cache, the others recompute; the results are those without the cache;
+ *   2. three micro-batches in flight (three forwards, then three backwards, in reverse or forward order): only the
+ *      last forward's slot may use the cache, and only if no other backward came first; the others recompute; the
+ *      results are those without the cache;
  *   3. Gemma 2 (tiny-g2, final logit soft-capping: the cache holds the logits before the cap and the backward's cap
  *      gradient reads them; fp32 logits even in autocast storage), fp32 and bf16;
  *   4. memory: exactly the planned bytes (plan.c: the cache of rows x vocab, 4 bytes, or 2 for bf16 logits, lies
@@ -178,6 +179,11 @@ int main(void) {
           *b = make(&mca, ta, backend_cpu(), 3, true, 0, false, 0, NULL);
     FixtureResult ra = fixture_run_three_in_flight(a, psa), rb = fixture_run_three_in_flight(b, psa);
     fixture_check_same(&rb, &ra, a->nparams, "three in flight, with the cache vs without");
+    free(ra.grads), free(rb.grads);
+    /* the backwards in the forwards' order: slot 0's recomputes its logits into the cache's rows, over slot 2's
+     * (the cache lies in the shared scratch), so slot 2's backward must not take them for its own */
+    ra = fixture_run_three_in_flight_ex(a, psa, FX_FWD_ORDER), rb = fixture_run_three_in_flight_ex(b, psa, FX_FWD_ORDER);
+    fixture_check_same(&rb, &ra, a->nparams, "three in flight, backwards in forward order, with the cache vs without");
     free(ra.grads), free(rb.grads);
     model_free(a), model_free(b);
 
