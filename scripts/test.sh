@@ -21,6 +21,7 @@ if [ "${SIMPO_SKIP_ASAN:-0}" != 1 ]; then
   (cd build-asan && ctest --output-on-failure -j 2 -L 'unit|ops|model|fuzz' --timeout 900)
   # and two multi-rank shell tests: the trainer's start-up choices (train.recompute / train.lmhead_cache /
   # train.bf16_weight_cache auto over a budget, the plans against the allocations) on two pipeline ranks, and the
-  # gradient norm formed inside AdamW (one rank, the strict backend, ZeRO and TP), which no single-process test reaches
-  (cd build-asan && ctest --output-on-failure -R '^dist/(recompute_auto|norm_fused)$' --timeout 900)
+  # gradient norm formed inside AdamW (one rank, the strict backend, ZeRO and TP), which no single-process test reaches;
+  # and the fixture's own run (the sparse embedding gradient against the dense one, export, score)
+  (cd build-asan && ctest --output-on-failure -R '^dist/(recompute_auto|norm_fused)$|^cli/fixture_run$' --timeout 900)
 fi
