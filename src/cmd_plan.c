@@ -85,6 +85,8 @@ typedef struct {
     size_t hc_rows, hc_full;
     bool w16; /* train.bf16_weight_cache of the row (auto's choice): the bf16 weight copy kept */
     double mem_gib, t_compute, t_bubble, t_comm, t_step, tokens_per_s;
+    MemPlan mem;  /* the plan of its largest stage (mem_gib), for the config's layout's breakdown */
+    int mem_stage;
 } Row;
 
 /* The measured rates of one dtype from a rates file (TFLOP/s), and the overhead factor derived from its step. */
@@ -264,7 +266,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
     size_t max_tokens = x->max_tokens;
-    Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, true, 0, 0, 0, 0, 0, 0};
+    Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, true, 0, 0, 0, 0, 0, 0, {0}, 0};
     double t_max = 0, comm_max = 0;
     bool bf16 = strcmp(x->dtype, "bf16") == 0;
     for (int stage = 0; stage < pp; stage++) {
@@ -290,6 +292,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
             r.hc_rows = !pl.lmhead_cache ? 0 : pl.lmhead_cache_rows ? pl.lmhead_cache_rows : r.hc_full;
         }
         MemPlan mp = plan_memory(&pl);
+        if ((double)mp.total / 1073741824.0 >= r.mem_gib) r.mem = mp, r.mem_stage = stage;
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
         double tokens = x->tok_mb * n_mb;
         int count = L / pp + (stage < L % pp);
@@ -550,10 +553,16 @@ int cmd_plan(int argc, char **argv) {
     int want_dp = N % (c->tp * c->pp) == 0 ? N / (c->tp * c->pp) : 0, at = -1;
     for (int i = 0; i < nr && at < 0; i++)
         if (rows[i].dp == want_dp && rows[i].pp == c->pp && rows[i].tp == c->tp && rows[i].zero == c->zero) at = i;
-    if (at >= 0)
+    if (at >= 0) {
+        const MemPlan *p = &rows[at].mem;
+        const double G = 1073741824.0;
         printf("# the config's layout (dp %d pp %d tp %d zero %d): rank %d of %d, %.3f GiB, %.4f s/step\n", want_dp,
                c->pp, c->tp, c->zero, at + 1, nr, rows[at].mem_gib, rows[at].t_step);
-    else
+        /* where a rank's memory goes (plan.c's terms; the trainer prints the same per rank at start) */
+        printf("#   stage %d, its largest: weights %.3f, gradients %.3f, optimizer %.3f, bf16 weights %.3f, activations "
+               "%.3f (of them the logits cache %.3f), other %.3f GiB\n", rows[at].mem_stage, p->weights / G,
+               p->grads / G, p->optimizer / G, p->weights16 / G, p->activations / G, p->head_cache / G, p->other / G);
+    } else
         printf("# the config's layout (tp %d pp %d zero %d on %d ranks) does not divide them, is not allowed by the "
                "model and batch, or does not fit %g GiB\n", c->tp, c->pp, c->zero, N, mem);
     free(rows);

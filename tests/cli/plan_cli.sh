@@ -35,6 +35,17 @@ model:
 data: {train: none.jsonl, max_length: 1024, max_prompt_length: 256}
 train: {global_batch_pairs: 8, micro_batch_pairs: 1, lmhead_cache: false, bf16_weight_cache: true}
 YAML
+# and where the config's layout's memory goes: the terms (the logits cache counted within the activations) add up to
+# its total
+"$BIN" plan big.yaml --gpus 1 > big_own.txt
+python3 - "$(tail -2 big_own.txt)" <<'PY' && ok "the config's layout's memory terms: $(tail -1 big_own.txt)" \
+  || bad "memory terms: $(tail -2 big_own.txt)"
+import re, sys
+own, line = sys.argv[1].split("\n")
+total = float(re.search(r", ([0-9.]+) GiB,", own).group(1))
+terms = dict((k, float(v)) for k, v in re.findall(r"(weights|gradients|optimizer|bf16 weights|activations|other) ([0-9.]+)", line))
+sys.exit(not line.startswith("#   stage 0, its largest:") or len(terms) != 6 or total < 1 or abs(sum(terms.values()) - total) > 0.004)
+PY
 mem1() { "$BIN" plan big.yaml --gpus 1 "$@" | awk '$1==1 && $2==1 && $3==1 && $4==0 {print $5}'; }
 on=$(mem1 --bf16-weight-cache true); off=$(mem1 --bf16-weight-cache false); hc=$(mem1 --bf16-weight-cache false --lmhead-cache true)
 offx=$(mem1 --bf16-weight-cache false --bf16-storage exact); hcx=$(mem1 --bf16-weight-cache false --bf16-storage exact --lmhead-cache true)
