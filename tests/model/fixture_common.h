@@ -282,11 +282,29 @@ typedef struct {
     float *grads;
 } FixtureResult;
 
-/* a host copy of m's gradients (through the backend: fine on the strict and GPU backends); the caller frees it */
+/* a host copy of m's gradients (through the backend: fine on the strict and GPU backends), [nparams] in the flat
+ * layout; under the sparse embedding gradient (model_enable_sparse_embed) the embedding's held rows at their rows and
+ * zeros in the rest, as the dense gradient holds them. The caller frees it. */
 static inline float *fixture_host_grads(const Model *m) {
-    float *g = sd_alloc(m->nparams * sizeof(float), "host grads");
-    m->be->download(g, m->grads, m->nparams * sizeof(float));
+    float *g = sd_calloc(m->nparams, sizeof(float), "host grads");
+    size_t from = m->grads_from, C = (size_t)m->C, k = m->sp.held;
+    m->be->download(g + from, m->grads, (m->nparams - from) * sizeof(float));
+    if (m->sp.grad && k) {
+        float *rows = sd_alloc(k * C * sizeof(float), "host grads");
+        m->be->download(rows, m->sp.grad, k * C * sizeof(float));
+        for (size_t j = 0; j < k; j++) memcpy(g + (size_t)m->sp.rows[j] * C, rows + j * C, C * sizeof(float));
+        free(rows);
+    }
     return g;
+}
+/* m with the sparse embedding gradient for the fixture's six pairs in one micro-batch (fixture_loss_and_grads_ex's),
+ * its rows those of that micro-batch (model_sparse_embed_begin) */
+static inline void fixture_sparse_embed(Model *m, const PairSet *ps, bool share) {
+    size_t idx[6] = {0, 1, 2, 3, 4, 5};
+    MicroBatch *mb = microbatch_pack_opts(ps, idx, 6, share);
+    model_enable_sparse_embed(m, mb->Ntok);
+    model_sparse_embed_begin(m, &mb, 1);
+    microbatch_free(mb);
 }
 /* fixture_loss_and_grads with loss lp, the gradients copied to the host */
 static inline FixtureResult fixture_run(Model *m, const PairSet *ps, LossParams lp) {

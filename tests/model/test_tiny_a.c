@@ -2,7 +2,8 @@
  * per-pair log-probs, SimPO loss and metrics at the initial weights, every parameter gradient, and the loss and
  * grad norm of simpo_hinge, dpo and simpo_sft. Tolerances are the fixture README's: log-probs and losses 1e-5
  * relative; gradients 1e-4 of the tensor's largest magnitude (the checks are fixture_common.h's). Then the same
- * with each pair's prompt shared by its two sequences (prefix sharing). */
+ * with each pair's prompt shared by its two sequences (prefix sharing), and with the sparse embedding gradient
+ * (bitwise the dense model). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include "fixture_common.h"
@@ -63,6 +64,29 @@ int main(void) {
     free(mdir);
     check_grads_begin(m, ps);
     model_free(m);
+    /* the sparse embedding gradient (model_enable_sparse_embed): the embedding's gradient held for the micro-batch's
+     * rows only, with and without prefix sharing, on the CPU and the strict backend (which checks every access to
+     * the held rows and the renamed ids): the log-probs, loss and every gradient bitwise the dense model's, the
+     * gradient norm within double rounding of it (the held rows' squares summed in their order) */
+    const Backend *bes[2] = {backend_cpu(), backend_cpu_strict()};
+    for (int b = 0; b < 2; b++)
+        for (int share = 0; share < 2; share++) {
+            Model *d = fixture_model(&mc, bes[b]), *sp = fixture_model(&mc, bes[b]);
+            fixture_sparse_embed(sp, ps, share);
+            CHECK(sp->sp.grad && sp->grads_from == sp->specs[0].numel && sp->sp.held > 0 &&
+                      sp->sp.held < (size_t)mc.vocab_size,
+                  "sparse embedding gradient: %zu of %d rows held", sp->sp.held, mc.vocab_size);
+            FixtureResult rd = share ? fixture_run_shared(d, ps, simpo) : fixture_run(d, ps, simpo),
+                          rs = share ? fixture_run_shared(sp, ps, simpo) : fixture_run(sp, ps, simpo);
+            char what[96];
+            snprintf(what, sizeof what, "%s, %s: sparse embedding gradient vs dense", bes[b]->name,
+                     share ? "prefix sharing" : "no sharing");
+            fixture_check_same(&rs, &rd, d->nparams, what);
+            double nd = grad_norm(d), ns = grad_norm(sp);
+            CHECK(fabs(nd - ns) <= 1e-13 * nd, "%s: gradient norm %.17g vs %.17g", what, ns, nd);
+            free(rd.grads), free(rs.grads);
+            model_free(d), model_free(sp);
+        }
     pairs_free(ps);
     cJSON_Delete(exp);
     TEST_END();
