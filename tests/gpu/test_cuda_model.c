@@ -1,7 +1,8 @@
 /* test_cuda_model.c — the whole model on the CUDA backend against the CPU backend and the Hugging Face float64
  * fixture tiny-a (tests/fixtures/README.md; the CPU path is tests/model/test_tiny_a.c): per-sequence log-probs,
  * SimPO loss and metrics, every parameter gradient and the grad norm, the loss and grad norm of simpo_hinge, dpo
- * and simpo_sft; then determinism (a second GPU forward + backward is bitwise identical) and no leaked device
+ * and simpo_sft; the sparse embedding gradient bitwise the dense model; then determinism (a second GPU forward +
+ * backward is bitwise identical) and no leaked device
  * memory after model_free; the bf16 mode against the fixture (fixture_bf16.h's bounds) and the CPU's bf16
  * emulation. Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
  *
@@ -133,6 +134,19 @@ int main(void) {
           "gradients of a second GPU run are bitwise identical");
 
     check_shared(mg, mc_cpu, ps, simpo, false, "fp32");
+    /* the sparse embedding gradient (model_enable_sparse_embed) on the GPU: the embedding backward on the renamed
+     * ids and the views after grads_from give the dense model's log-probs, loss and gradients bit for bit, with and
+     * without prefix sharing */
+    for (int share = 0; share < 2; share++) {
+        Model *sp = fixture_model(&mc, gpu);
+        fixture_sparse_embed(sp, ps, share);
+        FixtureResult rd = share ? fixture_run_shared(mg, ps, simpo) : fixture_run(mg, ps, simpo),
+                      rs = share ? fixture_run_shared(sp, ps, simpo) : fixture_run(sp, ps, simpo);
+        fixture_check_same(&rs, &rd, mg->nparams, share ? "GPU, prefix sharing: sparse embedding gradient vs dense"
+                                                        : "GPU: sparse embedding gradient vs dense");
+        free(rd.grads), free(rs.grads);
+        model_free(sp);
+    }
     /* other objectives: loss and grad norm vs CPU and fixture */
     for (int k = 0; k < 3; k++) {
         const FixtureObjective *o = &fixture_objectives[k];
