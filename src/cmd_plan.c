@@ -559,8 +559,8 @@ int cmd_plan(int argc, char **argv) {
         printf("# the config's layout (dp %d pp %d tp %d zero %d): rank %d of %d, %.3f GiB, %.4f s/step\n", want_dp,
                c->pp, c->tp, c->zero, at + 1, nr, rows[at].mem_gib, rows[at].t_step);
         /* where a rank's memory goes (plan.c's terms; the trainer prints the same per rank at start) */
-        printf("#   stage %d, its largest: weights %.3f, gradients %.3f, optimizer %.3f, bf16 weights %.3f, activations "
-               "%.3f (of them the logits cache %.3f), other %.3f GiB\n", rows[at].mem_stage, p->weights / G,
+        printf("#   stage %d, its largest: weights %.3f, gradients %.3f, optimizer %.3f, bf16 weights %.3f, "
+               "activations %.3f (of them the logits cache %.3f), other %.3f GiB\n", rows[at].mem_stage, p->weights / G,
                p->grads / G, p->optimizer / G, p->weights16 / G, p->activations / G, p->head_cache / G, p->other / G);
     } else
         printf("# the config's layout (tp %d pp %d zero %d on %d ranks) does not divide them, is not allowed by the "

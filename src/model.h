@@ -11,10 +11,10 @@
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
- * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch,
- * the recompute working area, the rope tables, the bf16 weight copy (model_enable_weights16), the LM-head logits
- * cache (model_enable_head_cache) and the sparse embedding gradient (model_enable_sparse_embed); model_create
- * allocates all but the last three and model_free releases them all.
+ * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch
+ * (which holds the LM-head logits cache, model_enable_head_cache), the recompute working area, the rope tables, the
+ * bf16 weight copy (model_enable_weights16) and the sparse embedding gradient (model_enable_sparse_embed);
+ * model_create allocates all but the last two and model_free releases them all.
  * Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
@@ -144,7 +144,8 @@ typedef struct Model {
                                           * model_weights16_written, cleared by model_weights_changed; the
                                           * matmuls read it only while set */
     float *head_cache;                   /* LM-head logits cache (model_enable_head_cache; last stage, else NULL):
-                                          * [head_cache_rows, V_loc] backend memory, the logits of the gathered rows of the
+                                          * [head_cache_rows, V_loc], a view of the shared scratch (over the layers'
+                                          * gradient scratch), the logits of the gathered rows of the
                                           * last forward, in chunk order: fp32, or bf16 under head16 (a view of
                                           * float * type pointing at uint16_t data, as for act16) */
     bool head16;                         /* the LM head in autocast storage (proj16 without Gemma 2's final
@@ -252,10 +253,13 @@ uint16_t *model_weights16_view(Model *m, int i);
 /* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);
-/* LM-head logits cache (train.lmhead_cache): on the last stage, allocates [rows, V_loc] (rows: model_head_cache_rows
- * of m's sizes and `rows`; 0 asks for all m->max_lp rows) of fp32, or of bf16 under m->head16 (backend memory, owned
- * by the model) in which the forward leaves the logits of every chunk that lies wholly in the first rows; the
- * backward of the same slot, when no other forward came between, reads them instead of recomputing them (one of the
+/* LM-head logits cache (train.lmhead_cache): on the last stage, makes room for [rows, V_loc] (rows:
+ * model_head_cache_rows of m's sizes and `rows`; 0 asks for all m->max_lp rows) of fp32, or of bf16 under m->head16,
+ * in the shared scratch (remade larger where needed): over the layers' gradient scratch with the LM-head chunk
+ * buffers, since the logits live only from a slot's head forward to its head backward, which run back to back on
+ * the last stage with no layer between; a cache of all the rows also spares the chunk its own logits buffer. The
+ * forward leaves there the logits of every chunk that lies wholly in the first rows; the backward of the same slot,
+ * when no other forward or backward came between, reads them instead of recomputing them (one of the
  * head's four GEMMs fewer per cached row; the results are bitwise the same: the very values the recompute would
  * give), and recomputes the chunks after them (a partial cache: train.lmhead_cache: auto where only some chunks fit
  * the memory budget). The last stage runs each micro-batch's backward right after its forward (pipeline.h), so in
