@@ -139,9 +139,9 @@ static const KeySpec KEYS[] = {
      "hold the input embedding's gradient for the rows of the step's tokens only (PyTorch's sparse embedding "
      "gradient), not as a dense vocab x hidden fp32 tensor: 4 x vocab/tp x hidden bytes less on the first pipeline "
      "stage (2 GiB on Llama 3 8B), and AdamW reads zeros for the other rows instead of a zeroed tensor (the same "
-     "numbers bit for bit; the gradient norm's sum in another order). Needs untied embeddings (a tied one's gradient "
-     "is the LM head's, dense) and no data parallelism (dp 1: the DP reduction of gradients is dense). auto: on "
-     "where both hold; true: an error where they do not"},
+     "numbers bit for bit; the gradient norm sums the held rows, within double rounding of the dense sum). Needs "
+     "untied embeddings (a tied one's gradient is the LM head's, dense) and no data parallelism (dp 1: the DP "
+     "reduction of gradients is dense). auto: on where both hold; true: an error where they do not"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,
