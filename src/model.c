@@ -458,12 +458,17 @@ const ParamSpec *model_find_param(const Model *m, const char *name) {
     return NULL;
 }
 
-/* spec i's gradient and its elements: its view of m->grads, or the sparse embedding gradient's held rows */
-static float *grad_of(const Model *m, int i) {
-    return m->sp.grad && i == 0 ? m->sp.grad : model_grad_at(m, m->specs[i].offset);
+/* the gradient of the flat range [off, off + n) as it is held (model_grad_range) and, in *held, its elements: n, or
+ * the sparse embedding gradient's held rows (the rest are zeros nothing stores) */
+static float *grad_held(const Model *m, size_t off, size_t n, size_t *held) {
+    GradRows rows;
+    const float *g = model_grad_range(m, off, n, &rows);
+    *held = rows.map ? rows.held * rows.cols : n;
+    return (float *)g;
 }
-static size_t grad_elems(const Model *m, int i) {
-    return m->sp.grad && i == 0 ? m->sp.held * (size_t)m->C : m->specs[i].numel;
+/* spec i's gradient as held, its elements in *held */
+static float *grad_of(const Model *m, int i, size_t *held) {
+    return grad_held(m, m->specs[i].offset, m->specs[i].numel, held);
 }
 
 void model_zero_grads(Model *m) {
@@ -480,7 +485,9 @@ void model_grads_begin(Model *m) {
 void model_grads_end(Model *m) {
     for (int i = 0; m->gfresh && i < m->nspecs; i++)
         if (m->gfresh[i]) {
-            m->be->zero(grad_of(m, i), grad_elems(m, i) * sizeof(float));
+            size_t n;
+            float *g = grad_of(m, i, &n);
+            m->be->zero(g, n * sizeof(float));
             m->gfresh[i] = false;
         }
 }
@@ -510,8 +517,9 @@ static float grad_beta(Model *m, const float *dW) {
 /* dW for an op that only adds into it (rmsnorm_bwd's gain, embed_bwd's scatter): zeroed first when fresh */
 static float *grad_acc(Model *m, float *dW) {
     if (m->gfresh && grad_beta(m, dW) == 0.0f) {
-        int i = grad_spec(m, dW);
-        m->be->zero(dW, grad_elems(m, i) * sizeof(float));
+        size_t n;
+        grad_of(m, grad_spec(m, dW), &n);
+        m->be->zero(dW, n * sizeof(float));
     }
     return dW;
 }
@@ -610,11 +618,7 @@ double model_grad_sumsq_ranges(const Model *m, const size_t *start, const size_t
     const float **x = sd_alloc(sizeof(*x) * (size_t)(count + 1), "gradient ranges");
     double *ss = each ? each : sd_alloc(sizeof(*ss) * (size_t)(count + 1), "gradient ranges");
     size_t *n = sd_alloc(sizeof(*n) * (size_t)(count + 1), "gradient ranges");
-    GradRows rows;
-    for (int i = 0; i < count; i++) { /* the sparse embedding gradient: its held rows (the rest are zeros) */
-        x[i] = model_grad_range(m, start[i], len[i], &rows);
-        n[i] = rows.map ? rows.held * rows.cols : len[i];
-    }
+    for (int i = 0; i < count; i++) x[i] = grad_held(m, start[i], len[i], &n[i]); /* sparse: the held rows */
     backend_sumsq_many(m->be, ss, x, n, count);
     free(n);
     double s = 0.0;
