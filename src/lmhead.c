@@ -199,16 +199,16 @@ void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, cons
          * slot's logits or none, and is invalidated below), else the chunk buffer */
         bool home = m->head_cache && r0 + n <= m->head_cache_rows;
         if (!home && !a->logits) sd_die("model", "LM-head chunk at row %zu outside the full logits cache", r0);
+        bool in_cache = cached || (home && !a->logits); /* where the chunk's logits are, or go */
         const void *dlog; /* d(logits): fp32 in place, bf16 in place (head16), or bf16 storage in dlog16 */
         bool dlog_b16 = m->head16 || a->dlog16;
         if (m->head16) { /* bf16 logits, turned into bf16 d(logits) in place */
-            uint16_t *lg16 = cached || (home && !a->logits) ? (uint16_t *)m->head_cache + r0 * (size_t)V
-                                                            : (uint16_t *)a->logits;
+            uint16_t *lg16 = in_cache ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
             if (!cached) model_linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
             be->xent_bwd_b16(lg16, a->lse_row + r0, a->gchunk, a->tg + r0, n, V, m->V_off);
             dlog = lg16;
         } else {
-            float *lg = cached || (home && !a->logits) ? m->head_cache + r0 * (size_t)V : a->logits;
+            float *lg = in_cache ? m->head_cache + r0 * (size_t)V : a->logits;
             if (!cached) model_linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
             dlog = lg;
             if (a->logits_pre) { /* final soft-capping: the gradient through cap * tanh(logits / cap) */
