@@ -273,8 +273,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0,
-                         /* as train.c: train.sparse_embedding_grad where untied and dp 1 */
-                         c->sparse_embed_grad != SPARSE_EMBED_OFF && !mc->tie_word_embeddings && dp == 1};
+                         config_sparse_embed(c, mc->tie_word_embeddings, dp)}; /* as the trainer */
         if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
                                                                   * recompute, before auto's */
             PlanLayout wl = pl;

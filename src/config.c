@@ -382,6 +382,10 @@ static void validate(const Config *c, const Ctx *x) {
                c->recompute == RECOMPUTE_AUTO ? " (auto chooses the count itself)" : "");
 }
 
+bool config_sparse_embed(const Config *c, bool tied, int dp) {
+    return c->sparse_embed_grad != SPARSE_EMBED_OFF && !tied && dp == 1;
+}
+
 int config_recompute_layers(const Config *c) {
     if (c->recompute == RECOMPUTE_OFF) return 0;
     if (c->recompute == RECOMPUTE_AUTO) return -1; /* the trainer chooses (train.c) */

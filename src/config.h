@@ -111,6 +111,9 @@ enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Co
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */
 int config_recompute_layers(const Config *c);
+/* Whether train.sparse_embedding_grad applies (not false, untied embeddings, dp 1): the trainer's choice, which
+ * simpo_dist plan restates per layout. */
+bool config_sparse_embed(const Config *c, bool tied, int dp);
 /* The resolved configuration as YAML (every key, defaults filled in). Caller frees. */
 char *config_to_yaml(const Config *c);
 /* Markdown reference of every key (name, type, default, range, help), printed to stdout. */

@@ -488,7 +488,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
                       mo.recompute_norm, 0, false};
     /* train.sparse_embedding_grad: where the embedding is untied and no DP reduction needs the dense gradient */
-    bool sparse = c->sparse_embed_grad != SPARSE_EMBED_OFF && !mc.tie_word_embeddings && g->dp == 1;
+    bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp);
     if (c->sparse_embed_grad == SPARSE_EMBED_ON && !sparse)
         sd_die(c->source, "train.sparse_embedding_grad: true needs untied embeddings (tie_word_embeddings false) and "
                "no data parallelism (dp 1); this run has %s and dp %d (auto uses it where it can)",
