@@ -213,6 +213,34 @@ void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float
     }
     g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
 }
+float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts) {
+    int size = g->g[k].size, me = g->g[k].rank;
+    if (size == 1) return buf;
+    size_t total = 0;
+    for (int r = 0; r < size; r++) total += counts[r];
+    mpi_count(total, "reduce-scatter");
+    float *mine = buf;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) mine = nccl_reduce_scatterv_f32(g->nccl, k, buf, counts);
+    else
+#endif
+    {
+        int *cnt = sd_alloc(sizeof(int) * (size_t)size, "reduce-scatter counts");
+        for (int r = 0; r < size; r++) cnt[r] = (int)counts[r];
+        /* MPI in place: the input is the whole buffer, this rank's sum lands at its start */
+        if (staged(g)) {
+            float *h = stage_buf(g, total ? total : 1);
+            g->be->download(h, buf, total * sizeof(float));
+            MPI_Reduce_scatter(MPI_IN_PLACE, h, cnt, MPI_FLOAT, MPI_SUM, comm_of(g, k));
+            g->be->upload(buf, h, counts[me] * sizeof(float));
+        } else {
+            MPI_Reduce_scatter(MPI_IN_PLACE, buf, cnt, MPI_FLOAT, MPI_SUM, comm_of(g, k));
+        }
+        free(cnt);
+    }
+    g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
+    return mine;
+}
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
     int size = g->g[k].size;
     if (size == 1) return;

@@ -83,6 +83,11 @@ void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 /* Backend memory. out[per_rank] = sum over the group of in[rank * per_rank ...]; in has size * per_rank elements. */
 void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank);
+/* Backend memory, in place, blocks of unequal sizes (ZeRO-2's buckets cut through the shards): buf holds the group's
+ * blocks in rank order, block r of counts[r] elements (any may be 0). Afterwards the sum over the group of this
+ * rank's block lies at the returned pointer, inside buf (its start with MPI, the block's own place with NCCL); the
+ * rest of buf is undefined. */
+float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts);
 /* Backend memory. In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 /* Backend memory. n floats of group rank root's buf to every rank's buf. */

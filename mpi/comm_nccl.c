@@ -136,6 +136,22 @@ void nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, const float *in, float *o
     CU(cudaStreamSynchronize(c->stream));
 }
 
+float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts) {
+    NComm *c = comm_for(n, k);
+    after_backend(n, c->stream);
+    float *mine = buf;
+    size_t off = 0;
+    NC(ncclGroupStart());
+    for (int r = 0; r < c->size; r++) {
+        if (r == c->rank) mine = buf + off;
+        if (counts[r]) NC(ncclReduce(buf + off, buf + off, counts[r], ncclFloat32, ncclSum, r, c->comm, c->stream));
+        off += counts[r];
+    }
+    NC(ncclGroupEnd());
+    CU(cudaStreamSynchronize(c->stream));
+    return mine;
+}
+
 void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);

@@ -1,5 +1,6 @@
 /* zero.c — see zero.h. */
 #include "zero.h"
+#include "backend.h"
 #include <stdlib.h>
 #include <string.h>
 #include "util.h"
@@ -39,14 +40,24 @@ void zero_plan_free(ZeroPlan *z) {
 
 size_t zero_state_elems(const ZeroPlan *z) { return z->stage == 0 ? z->n : z->shard; }
 
-void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *scratch) {
-    if (g->dp == 1) return;
-    if (z->stage < 2) {
-        comm_allreduce_sum_f32(g, GROUP_DP, grads, z->n_pad);
-        return;
+void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads) {
+    if (g->dp == 1 || z->stage >= 2) return; /* stage 2: reduced bucket by bucket (zero_reduce_bucket) */
+    comm_allreduce_sum_f32(g, GROUP_DP, grads, z->n_pad);
+}
+
+void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc) {
+    if (g->dp == 1) sd_die("zero", "a gradient bucket to reduce without data parallelism");
+    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)z->dp, "bucket counts");
+    for (int r = 0; r < z->dp; r++) { /* the bucket's part in rank r's shard (unclipped: the padding is zero) */
+        size_t a = (size_t)r * z->shard, b = a + z->shard;
+        size_t s = off > a ? off : a, e = off + n < b ? off + n : b;
+        cnt[r] = s < e ? e - s : 0;
     }
-    comm_reduce_scatter_f32(g, GROUP_DP, grads, scratch, z->shard);
-    comm_copy_f32(g, grads + (size_t)z->dp_rank * z->shard, scratch, z->shard); /* backend memory */
+    size_t mine = cnt[z->dp_rank], at = off > (size_t)z->dp_rank * z->shard ? off - (size_t)z->dp_rank * z->shard : 0;
+    const float *sum = comm_reduce_scatterv_f32(g, GROUP_DP, buf, cnt);
+    if (mine && g->be) g->be->add(acc + at, sum, mine);
+    for (size_t i = 0; mine && !g->be && i < mine; i++) acc[at + i] += sum[i]; /* host buffers, no backend */
+    free(cnt);
 }
 
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params) {

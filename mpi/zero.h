@@ -1,14 +1,16 @@
 /* zero.h — ZeRO partitioning of the flat gradient / optimizer buffers across data-parallel ranks.
  *
- * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_grads, zero_gather_params,
- *          zero_range_rects.
+ * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_grads, zero_reduce_bucket,
+ *          zero_gather_params, zero_range_rects.
  * Layout (Megatron's distributed optimizer): the flat buffer of this model-parallel rank (n elements, padded by
  * the model to n_pad, a multiple of dp) is cut into dp contiguous shards of n_pad / dp elements; DP rank r owns
  * [r * shard, (r + 1) * shard), clipped to n. Shards cut through parameters; the plan lists, once, the pieces of
  * parameters this rank owns, and the AdamW step, weight-decay mask, grad norm and checkpoint writer iterate them.
  *   stage 0: no sharding (own = everything, every DP rank updates its full replica); grads all-reduced
  *   stage 1: AdamW moments for the own shard only; grads all-reduced; updated shards all-gathered
- *   stage 2: as 1, but grads reduce-scattered: only the own shard of the grad buffer holds the reduced sum
+ *   stage 2: as 1, but each rank holds only its shard of the gradient (model.h GradPartition): the backward hands
+ *            every bucket (a layer, the head, the embedding) to zero_reduce_bucket as it completes, which
+ *            reduce-scatters it and adds the own part into the shard; per micro-batch, as DeepSpeed's stage 2
  * Ownership: zero_plan_create allocates the plan and its pieces; zero_plan_free frees both.
  */
 #ifndef SD_ZERO_H
@@ -39,10 +41,14 @@ ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pa
 void zero_plan_free(ZeroPlan *z);
 /* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
 size_t zero_state_elems(const ZeroPlan *z);
-/* Sums the gradients of the DP group: all-reduce (stages 0, 1) or reduce-scatter into the own shard (stage 2).
- * grads has n_pad elements; scratch has shard elements (stage 2 only, may be NULL otherwise); both in the grid's
- * backend memory. */
-void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, float *scratch);
+/* Sums the gradients of the DP group after the step's backwards: all-reduce in place (stages 0, 1; grads has n_pad
+ * elements, the grid's backend memory). Stage 2 reduced them bucket by bucket: nothing left to do. */
+void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads);
+/* Stage 2: buf (backend memory, n elements, overwritten) holds the flat range [off, off + n) of this rank's gradient
+ * (a bucket); adds the DP group's sum of its part in this rank's shard [dp_rank * shard, (dp_rank + 1) * shard) into
+ * acc, which holds that shard (acc[0] is its first element; backend memory). One reduce-scatter with per-rank
+ * counts (comm_reduce_scatterv_f32): every rank of the group must call it with the same range. */
+void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc);
 /* After each rank updated its own shard: all-gather the parameters (stages >= 1). params has n_pad elements. */
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params);
 /* Rectangles covering the flat range [start, start + len) of a row-major [rows, cols] tensor: a partial first row,

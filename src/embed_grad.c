@@ -21,6 +21,7 @@ size_t model_sparse_embed_rows(size_t max_step_tokens, int V_loc) {
 void model_enable_sparse_embed(Model *m, size_t max_step_tokens) {
     if (!m->first_stage || m->sp.grad) return;
     if (!m->grads) sd_die("model", "a sparse embedding gradient needs a model with gradients");
+    if (m->partitioned) sd_die("model", "a sparse embedding gradient and a partitioned gradient (ZeRO-2) exclude each other");
     if (m->mc.tie_word_embeddings)
         sd_die("train.sparse_embedding_grad", "the embedding is tied to the LM head (tie_word_embeddings): its "
                "gradient is the head's, dense in every row");
@@ -91,13 +92,19 @@ void model_sparse_embed_ids(Model *m, const MicroBatch *mb, int slot) {
 }
 
 float *model_grad_at(const Model *m, size_t off) {
-    if (off < m->grads_from)
+    if (off < m->grads_from && m->sp.grad)
         sd_die("model", "gradient element %zu lies in the sparse embedding gradient (held by rows)", off);
+    if (off < m->grads_from || off > m->grads_to)
+        sd_die("model", "gradient element %zu is not held on this rank (its shard: [%zu, %zu))", off, m->grads_from,
+               m->grads_to);
     return m->grads + (off - m->grads_from);
 }
 
 const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *rows) {
     memset(rows, 0, sizeof *rows);
+    if (off + n > m->grads_to)
+        sd_die("model", "gradient range [%zu, %zu) is not held on this rank (its shard: [%zu, %zu))", off, off + n,
+               m->grads_from, m->grads_to);
     if (!m->sp.grad || off >= m->grads_from) return model_grad_at(m, off);
     if (off != 0 || n != m->grads_from)
         sd_die("model", "gradient range [%zu, %zu) cuts the sparse embedding gradient (only the whole is held)", off,

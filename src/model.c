@@ -111,32 +111,40 @@ static void build_specs(Model *m) {
     m->nparams = off;
 }
 
+/* points the view of parameter p's kind among w (layer views), *embed, *norm, *lm at t */
+static void set_view(Model *m, const ParamSpec *p, float *t, LayerW *w, float **embed, float **norm, float **lm) {
+    LayerW *lw = p->layer >= 0 ? &w[p->layer - m->L_off] : NULL;
+    switch (p->role) {
+    case P_EMBED: *embed = t; break;
+    case P_NORM: *norm = t; break;
+    case P_LMHEAD: *lm = t; break;
+    case P_LN1: lw->ln1 = t; break;
+    case P_WQ: lw->wq = t; break;
+    case P_WK: lw->wk = t; break;
+    case P_WV: lw->wv = t; break;
+    case P_WO: lw->wo = t; break;
+    case P_LN2: lw->ln2 = t; break;
+    case P_WG: lw->wg = t; break;
+    case P_WU: lw->wu = t; break;
+    case P_WD: lw->wd = t; break;
+    case P_LNA: lw->lna = t; break;
+    case P_LNF: lw->lnf = t; break;
+    }
+}
+
 /* views of the flat buffer `base`, which holds flat elements from `from` on (the parameters: 0; the gradients:
  * m->grads_from); a parameter before it gets NULL */
 static void point_views(Model *m, float *base, size_t from, LayerW *w, float **embed, float **norm, float **lm) {
     *lm = *embed = *norm = NULL;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        float *t = p->offset >= from ? base + (p->offset - from) : NULL;
-        LayerW *lw = p->layer >= 0 ? &w[p->layer - m->L_off] : NULL;
-        switch (p->role) {
-        case P_EMBED: *embed = t; break;
-        case P_NORM: *norm = t; break;
-        case P_LMHEAD: *lm = t; break;
-        case P_LN1: lw->ln1 = t; break;
-        case P_WQ: lw->wq = t; break;
-        case P_WK: lw->wk = t; break;
-        case P_WV: lw->wv = t; break;
-        case P_WO: lw->wo = t; break;
-        case P_LN2: lw->ln2 = t; break;
-        case P_WG: lw->wg = t; break;
-        case P_WU: lw->wu = t; break;
-        case P_WD: lw->wd = t; break;
-        case P_LNA: lw->lna = t; break;
-        case P_LNF: lw->lnf = t; break;
-        }
+        set_view(m, p, p->offset >= from ? base + (p->offset - from) : NULL, w, embed, norm, lm);
     }
     if (!*lm) *lm = *embed; /* tied, one stage */
+}
+
+void model_set_grad_view(Model *m, int i, float *t) {
+    set_view(m, &m->specs[i], t, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
 }
 
 /* floats per token of one layer's intermediates besides its input: rstd1/2, ln1/2, q, k, v, att, lse, x2, g, u, h,
@@ -308,6 +316,10 @@ void model_stage_layers(int L, int pp, int stage, int *first, int *count) {
 }
 
 void model_repoint_grads(Model *m) {
+    if (m->partitioned) {
+        model_partition_views(m); /* grad_partition.c: the bucket and the resident tied gradient */
+        return;
+    }
     point_views(m, m->grads, m->grads_from, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
     if (m->sp.grad) m->dembed = m->sp.grad; /* embed_grad.c: the held rows */
 }
@@ -359,11 +371,21 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->nalloc = (m->nparams + align - 1) / align * align;
     size_t bytes = sd_mul_size(m->nalloc, sizeof(float), "parameters");
     m->params = be->alloc(bytes, "parameters");
-    m->grads = with_grads ? be->alloc(bytes, "gradients") : NULL;
+    m->grads_to = m->nalloc;
+    m->gp.resident_spec = -1;
     m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     point_views(m, m->params, 0, m->w, &m->embed, &m->norm, &m->lm_head);
-    if (with_grads) model_repoint_grads(m);
+    if (with_grads && o && o->grad_shards > 1) {
+        /* ZeRO-2: this rank's shard of the gradient, one bucket, the resident tied gradient (grad_partition.c) */
+        if (!grid || grid->dp != o->grad_shards)
+            sd_die("model", "gradient partitioning into %d shards needs a grid of as many data-parallel ranks",
+                   o->grad_shards);
+        model_partition_init(m, o->grad_shards, o->grad_shard);
+    } else if (with_grads) {
+        m->grads = be->alloc(bytes, "gradients");
+        model_repoint_grads(m);
+    }
     m->rope_max = mc->max_position_embeddings;
     float *cs, *sn;
     model_config_rope_tables(mc, m->rope_max, &cs, &sn);
@@ -405,7 +427,7 @@ Model *model_create(const ModelConfig *mc, const Backend *be, size_t max_tokens,
 
 Model *model_create_ex(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                        int nslots, int recompute_layers) {
-    ModelOpts o = {recompute_layers, false, false, 0, 0, 0};
+    ModelOpts o = {.recompute_layers = recompute_layers};
     return create(mc, be, max_tokens, grid, nslots, true, &o);
 }
 
@@ -417,7 +439,7 @@ Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_to
 Model *model_create_inference(const ModelConfig *mc, const Backend *be, size_t max_tokens) {
     /* no backward: every layer "recomputes", so the slot keeps only the layers' inputs and one layer's
      * intermediates live at a time; autocast storage in the bf16 mode, as training's default */
-    ModelOpts o = {MODEL_RECOMPUTE_ALL, true, false, 0, 0, 0};
+    ModelOpts o = {.recompute_layers = MODEL_RECOMPUTE_ALL, .autocast16 = true};
     return create(mc, be, max_tokens, NULL, 1, false, &o);
 }
 
@@ -441,6 +463,7 @@ void model_free(Model *m) {
     be->free(m->params);
     be->free(m->grads);
     model_sparse_embed_free(m);
+    model_partition_free(m);
     be->free(m->rope_cos);
     be->free(m->rope_sin);
     be->free(m->w16_base);
@@ -472,21 +495,27 @@ static float *grad_of(const Model *m, int i, size_t *held) {
 }
 
 void model_zero_grads(Model *m) {
-    m->be->zero(m->grads, (m->nalloc - m->grads_from) * sizeof(float));
+    m->be->zero(m->grads, (m->grads_to - m->grads_from) * sizeof(float));
     if (m->sp.grad) m->be->zero(m->sp.grad, m->sp.max_rows * (size_t)m->C * sizeof(float));
+    if (m->gp.resident) m->be->zero(m->gp.resident, m->specs[m->gp.resident_spec].numel * sizeof(float));
     if (m->gfresh) memset(m->gfresh, 0, (size_t)m->nspecs * sizeof(bool));
 }
 
 void model_grads_begin(Model *m) {
     if (!m->gfresh) m->gfresh = sd_alloc((size_t)(m->nspecs ? m->nspecs : 1) * sizeof(bool), "gradient flags");
     for (int i = 0; i < m->nspecs; i++) m->gfresh[i] = true;
+    /* partitioned: the sink adds each bucket's reduced part into this rank's shard */
+    if (m->partitioned) m->be->zero(m->grads, (m->grads_to - m->grads_from) * sizeof(float));
 }
 
 void model_grads_end(Model *m) {
     for (int i = 0; m->gfresh && i < m->nspecs; i++)
         if (m->gfresh[i]) {
+            /* partitioned: the buckets were handed over; only the resident tied gradient is still here */
+            if (m->partitioned && i != m->gp.resident_spec) continue;
             size_t n;
-            float *g = grad_of(m, i, &n);
+            float *g = m->partitioned ? m->gp.resident : grad_of(m, i, &n);
+            if (m->partitioned) n = m->specs[i].numel;
             m->be->zero(g, n * sizeof(float));
             m->gfresh[i] = false;
         }
@@ -495,7 +524,7 @@ void model_grads_end(Model *m) {
 /* the spec whose gradient starts at dW (a view model.c made: it is one) */
 static int grad_spec(const Model *m, const float *dW) {
     if (m->sp.grad && dW == m->sp.grad) return 0; /* the sparse embedding gradient: spec 0 (embed_grad.c) */
-    size_t off = (size_t)(dW - m->grads) + m->grads_from;
+    size_t off = m->partitioned ? model_partition_offset(m, dW) : (size_t)(dW - m->grads) + m->grads_from;
     int lo = 0, hi = m->nspecs - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
@@ -517,8 +546,9 @@ static float grad_beta(Model *m, const float *dW) {
 /* dW for an op that only adds into it (rmsnorm_bwd's gain, embed_bwd's scatter): zeroed first when fresh */
 static float *grad_acc(Model *m, float *dW) {
     if (m->gfresh && grad_beta(m, dW) == 0.0f) {
-        size_t n;
-        grad_of(m, grad_spec(m, dW), &n);
+        int i = grad_spec(m, dW);
+        size_t n = m->specs[i].numel; /* as written: the sparse embedding gradient's held rows */
+        if (!m->partitioned) grad_of(m, i, &n);
         m->be->zero(dW, n * sizeof(float));
     }
     return dW;
@@ -1082,6 +1112,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
 
     if (m->last_stage) {
+        model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions */
         be->zero(a->dtmp, NC * sizeof(float));
@@ -1093,10 +1124,12 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         }
         be->zero(a->dx, NC * sizeof(float));
         be->rmsnorm_bwd(a->dx, grad_acc(m, m->dnorm), a->dtmp, a->xL, m->norm, a->rstdf, N, C);
+        model_grad_bucket_end(m, GRAD_BUCKET_HEAD);
     } /* else: the next stage's d(loss)/d(output) was received into dx */
     for (int l = m->L_loc - 1; l >= 0; l--) {
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
+        model_grad_bucket_begin(m, l);
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */
@@ -1136,11 +1169,16 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N, C);
+        model_grad_bucket_end(m, l);
     }
     /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */
     if (m->first_stage && m->gemma2) be->scale(a->dx, m->embed_scale, NC);
     if (m->first_stage && m->sp.grad) /* embed_grad.c: the ids renamed to the step's rows, in the same order */
         be->embed_bwd(grad_acc(m, m->dembed), a->dx, m->sp.ids + (size_t)slot * m->max_tokens, N, C, 0,
                       (int)m->sp.held);
-    else if (m->first_stage) be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
+    else if (m->first_stage) {
+        model_grad_bucket_begin(m, GRAD_BUCKET_EMBED); /* untied (a tied one stays whole for the step) */
+        be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
+        model_grad_bucket_end(m, GRAD_BUCKET_EMBED);
+    }
 }

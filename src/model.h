@@ -7,14 +7,16 @@
  *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
- *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range.
+ *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range, GradSink,
+ *          GradPartition, model_set_grad_sink, model_grads_reduce_resident.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
  * Ownership: Model owns params, grads (flat, backend memory), the activation slots, the shared activation scratch
  * (which holds the LM-head logits cache, model_enable_head_cache), the recompute working area, the rope tables, the
- * bf16 weight copy (model_enable_weights16) and the sparse embedding gradient (model_enable_sparse_embed);
- * model_create allocates all but the last two and model_free releases them all.
+ * bf16 weight copy (model_enable_weights16), the sparse embedding gradient (model_enable_sparse_embed) and, under
+ * ZeRO-2's gradient partitioning, the gradient bucket and the resident tied gradient (GradPartition);
+ * model_create allocates all but the bf16 copy and the sparse gradient, and model_free releases them all.
  * Pointers returned by model_param are views.
  * Units: element counts (size_t) unless a name says bytes; shapes are global unless suffixed _loc.
  * Gemma 2 RMSNorm gains: HF stores w and normalises with (1 + w); the model (params, gradients, optimizer state,
@@ -79,6 +81,31 @@ typedef struct SparseEmbedGrad {
     int *hmap, *rows;
     size_t max_rows, held;
 } SparseEmbedGrad;
+
+struct Model;
+/* Where a partitioned gradient goes (ModelOpts.grad_shards; the trainer's ZeRO-2): reduce(ctx, m, off, buf, n)
+ * gets the flat range [off, off + n) of this rank's gradient in buf (backend memory; it may overwrite it) and adds
+ * the data-parallel group's sum of that range's part in this rank's shard into m->grads (model_grad_at). */
+typedef struct GradSink {
+    void (*reduce)(void *ctx, struct Model *m, size_t off, float *buf, size_t n);
+    void *ctx;
+} GradSink;
+
+/* ZeRO-2's gradient partitioning (ModelOpts.grad_shards > 1; grad_partition.c), as DeepSpeed's stage 2 holds
+ * gradients: m->grads holds only this rank's shard of the flat gradient, [grads_from, grads_to). The backward of
+ * each micro-batch writes one bucket at a time into `bucket` and hands it to the sink as soon as it is complete: a
+ * layer (after its backward), the final norm with an untied LM head (after the head's backward), an untied
+ * embedding (after its scatter). A tied embedding's gradient is written by the head and by the embedding's
+ * backward, and on two stages the pipeline sums its copies after the step (train_step.h step_sync_tied_grads): it
+ * stays whole in `resident` for the step and goes to the sink in model_grads_reduce_resident. Backend memory owned
+ * by the model: bucket [bucket_cap] (the largest bucket), resident [its spec's numel] (or NULL). */
+typedef struct GradPartition {
+    float *bucket, *resident;
+    size_t bucket_cap;   /* elements */
+    size_t bucket_off;   /* the flat element bucket[0] stands for, while a bucket is being written */
+    int resident_spec;   /* the spec whose gradient is `resident`; -1: none */
+    GradSink sink;
+} GradPartition;
 
 typedef struct Model {
     ModelConfig mc;
@@ -161,6 +188,10 @@ typedef struct Model {
                                           * sparse embedding gradient the embedding's numel (it is spec 0, at flat
                                           * element 0 of the first stage): its gradient lives in sp.grad */
     SparseEmbedGrad sp;                  /* model_enable_sparse_embed (embed_grad.c); sp.grad NULL: dense */
+    size_t grads_to;                     /* the end of the flat range m->grads holds: nalloc, or under gradient
+                                          * partitioning the end of this rank's shard */
+    bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
+    GradPartition gp;
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
@@ -206,6 +237,11 @@ typedef struct ModelOpts {
                              * from the layer input and x2 it keeps, before the projections' dW need them (Megatron-
                              * Core's recompute of the layernorm module; the same op on the same values: bitwise the
                              * results without) */
+    int grad_shards, grad_shard; /* ZeRO-2 gradient partitioning (GradPartition) when grad_shards > 1: the flat
+                                  * gradient buffer (nalloc elements, a multiple of 64 x grad_shards) is cut into
+                                  * grad_shards equal shards and this model keeps shard grad_shard of them (the
+                                  * data-parallel rank; grad_shards must be the grid's dp). Set the sink
+                                  * (model_set_grad_sink) before the first backward. 0 or 1: the whole buffer */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);
@@ -296,6 +332,11 @@ float *model_grad_at(const Model *m, size_t off);
  * NULL; or, for the embedding under the sparse gradient (the range must be the whole embedding), m->sp.grad with
  * *rows describing its held rows (pass rows to adamw). */
 const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *rows);
+/* The sink of a partitioned gradient (GradPartition): required before the first backward of such a model. */
+void model_set_grad_sink(Model *m, GradSink sink);
+/* After the step's last backward and model_grads_end (and the pipeline's tied-gradient sum): hands the resident
+ * tied gradient to the sink. No-op unless the gradient is partitioned and this stage holds a tied embedding. */
+void model_grads_reduce_resident(Model *m);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -1,10 +1,12 @@
-/* model_internal.h — what model.c, lmhead.c and embed_grad.c share and nothing else includes: the activation slot (Acts) and
+/* model_internal.h — what model.c, lmhead.c, embed_grad.c and grad_partition.c share and nothing else includes: the activation slot (Acts) and
  * the matmul helpers over the backend. Not part of the model's interface (model.h).
  *
  * defines: LayerStore, Acts, Wt, act_floats, model_hold, model_release, model_linear, model_linear_proj,
  *          model_linear_bwd, model_head_capped, model_head_dlog16, model_head_chunk, model_head_floats,
  *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
- *          model_sparse_embed_free.
+ *          model_sparse_embed_free, model_set_grad_view, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, model_partition_init,
+ *          model_partition_views, model_partition_offset, model_grad_bucket_begin, model_grad_bucket_end,
+ *          model_partition_free.
  * Ownership: the Model owns every Acts (model.h m->acts) and the memory its views point into.
  */
 #ifndef SD_MODEL_INTERNAL_H
@@ -126,4 +128,20 @@ size_t model_head_region_floats(const Model *m);
 void model_repoint_grads(Model *m);
 void model_sparse_embed_ids(Model *m, const MicroBatch *mb, int slot);
 void model_sparse_embed_free(Model *m);
+/* model.c: the gradient view of spec i (its field among m->dw, dembed, dnorm, dlm_head) to t */
+void model_set_grad_view(Model *m, int i, float *t);
+/* grad_partition.c (model.h GradPartition). The buckets besides the layers (0 .. L_loc - 1, local): the final norm
+ * with an untied LM head, and an untied embedding. */
+enum { GRAD_BUCKET_HEAD = -1, GRAD_BUCKET_EMBED = -2 };
+/* at model creation: this rank's shard of the gradient (m->grads), the bucket, the resident tied gradient, views */
+void model_partition_init(Model *m, int shards, int shard);
+void model_partition_views(Model *m);
+/* the flat element a gradient view into the bucket (as it stands now) or the resident gradient stands for */
+size_t model_partition_offset(const Model *m, const float *dW);
+/* around the backward's writes of bucket b (a layer, GRAD_BUCKET_HEAD or GRAD_BUCKET_EMBED): begin points the bucket
+ * at it (its first writes overwrite); end zeroes what nothing wrote and hands it to the sink. No-ops unless
+ * partitioned, or when this stage has no such bucket. */
+void model_grad_bucket_begin(Model *m, int b);
+void model_grad_bucket_end(Model *m, int b);
+void model_partition_free(Model *m);
 #endif

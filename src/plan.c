@@ -22,6 +22,8 @@ int plan_recompute_layers(const PlanLayout *l, int stage) {
     return l->recompute_layers <= 0 ? 0 : l->recompute_layers < Ll ? l->recompute_layers : Ll;
 }
 
+bool plan_grads_partitioned(const PlanLayout *l) { return l->zero >= 2 && l->dp > 1; }
+
 /* model.c act16: in bf16 the activations that only feed matmuls in bf16 storage (hidden and local MLP widths even) */
 static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
@@ -62,6 +64,18 @@ MemPlan plan_memory(const PlanLayout *l) {
      * `other` below */
     size_t sp_rows = l->sparse_embed && first ? model_sparse_embed_rows((size_t)l->n_mb * l->max_tokens, (int)V) : 0;
     if (sp_rows) p.grads = 4 * (n_pad - V * C) + 4 * sp_rows * C;
+    /* ZeRO-2 with dp > 1 (model.h GradPartition): this rank's shard of the flat gradient, one bucket (the largest of
+     * a layer, the final norm with an untied head, an untied embedding) and a tied embedding's gradient (or its
+     * mirror's), whole for the step */
+    if (plan_grads_partitioned(l)) {
+        size_t res = 0, bucket = per_layer, tied = mc->tie_word_embeddings;
+        size_t head = last ? C + (tied ? 0 : V * C) : 0, emb = first && !tied ? V * C : 0;
+        if (tied && (first || last)) res = V * C;
+        if (head > bucket) bucket = head;
+        if (emb > bucket) bucket = emb;
+        p.grads = 4 * (n_pad / (size_t)l->dp + bucket + res);
+        p.grad_resident = res;
+    }
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);
     bool act16 = storage_act16(l); /* bf16 storage (and so the weight copy) */
     /* the bf16 copy of the matmul weights: q, k, v, o, gate, up, down of each layer and the LM head (last stage),
@@ -133,8 +147,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.act_shared = 4 * shared;
     p.act_work = Lrc ? 4 * work : 0;
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
-    /* rope tables, and the reduce-scatter landing buffer of ZeRO-2 */
-    p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2) + (l->zero >= 2 ? 4 * n_pad / (size_t)l->dp : 0);
+    /* rope tables */
+    p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2);
     if (sp_rows) p.other += 4 * V + 4 * (size_t)p.slots * N; /* the sparse embedding gradient's map and ids */
     p.head_cache = 4 * cache; /* within act_shared */
     p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other;
@@ -165,7 +179,9 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
     if (l->pp > 1 && mc->tie_word_embeddings && (first || last))
         out[COLL_SENDRECV] += 4 * (size_t)mc->vocab_size / (size_t)l->tp * C; /* tied head mirror */
     if (l->dp > 1) {
-        if (l->zero == 2) out[COLL_REDUCE_SCATTER] += 4 * n_pad;
+        /* ZeRO-2: every micro-batch's buckets, the tied gradient once a step (the padding is never sent) */
+        if (plan_grads_partitioned(l))
+            out[COLL_REDUCE_SCATTER] += 4 * ((size_t)l->n_mb * (mp.params - mp.grad_resident) + mp.grad_resident);
         else out[COLL_ALLREDUCE] += 4 * n_pad;
         if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }

@@ -51,6 +51,13 @@ typedef struct {
     char *metrics_path;
 } Trainer;
 
+/* ZeRO-2: where the model hands each complete gradient bucket (model.h GradSink): reduce-scattered over the DP group
+ * into this rank's shard */
+static void zero_sink(void *ctx, Model *m, size_t off, float *buf, size_t n) {
+    const Trainer *t = ctx;
+    zero_reduce_bucket(t->grid, t->plan, buf, off, n, model_grad_at(m, m->grads_from));
+}
+
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
     long seed;
@@ -477,8 +484,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    ModelOpts mo = {config_recompute_layers(c), !strcmp(c->bf16_storage, "autocast"), c->recompute_activation,
-                    max_att, max_lp, c->recompute_norm};
+    /* parallel.zero 2: each DP rank holds its shard of the gradient only (model.h GradPartition) */
+    bool partition = c->zero >= 2 && g->dp > 1;
+    ModelOpts mo = {.recompute_layers = config_recompute_layers(c), .autocast16 = !strcmp(c->bf16_storage, "autocast"),
+                    .recompute_act = c->recompute_activation, .max_att_tokens = max_att, .max_lp_rows = max_lp,
+                    .recompute_norm = c->recompute_norm, .grad_shards = partition ? g->dp : 1,
+                    .grad_shard = g->dp_rank};
     /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
      * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
      * it fits after that) */
@@ -538,7 +549,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     for (int i = 0; i < m->nspecs; i++) offs[i] = m->specs[i].offset, nums[i] = m->specs[i].numel;
     t->plan = zero_plan_create(c->zero, g->dp, g->dp_rank, m->nparams, m->nalloc, offs, nums, m->nspecs);
     free(offs);
-    float *rs_scratch = c->zero >= 2 ? m->be->alloc(t->plan->shard * sizeof(float), "reduce-scatter buffer") : NULL;
+    if (m->partitioned) model_set_grad_sink(m, (GradSink){zero_sink, t});
     t->optim = optim_create(c, m, t->plan, t->total_steps);
     t->lp = loss_params_from_config(c);
     t->order = sd_alloc(t->data->n * sizeof(size_t), "epoch order");
@@ -607,10 +618,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
         model_grads_end(m);
         if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
             float nan = NAN;
-            m->be->upload(model_grad_at(m, m->grads_from + (m->nparams - m->grads_from) / 2), &nan, sizeof nan);
+            size_t end = m->grads_to < m->nparams ? m->grads_to : m->nparams; /* the held elements, not padding */
+            m->be->upload(model_grad_at(m, m->grads_from + (end - m->grads_from) / 2), &nan, sizeof nan);
         }
         step_sync_tied_grads(g, m);
-        zero_reduce_grads(g, t->plan, m->grads, rs_scratch);
+        model_grads_reduce_resident(m); /* ZeRO-2: the tied embedding's gradient, whole for the step */
+        zero_reduce_grads(g, t->plan, m->grads);
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
         double lr = optim_lr_at(t->optim, t->optim->step), gn;
@@ -677,7 +690,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
     free(t->metrics_path);
     pairs_free(t->data);
     optim_free(t->optim, m->be);
-    if (rs_scratch) m->be->free(rs_scratch);
     zero_plan_free(t->plan);
     model_free(m);
     grid_free(g);

@@ -47,7 +47,7 @@ SIMPO_TRACE=pp $MPI 2 "$BIN" run.yaml 2> trace.log
 setup_tied tied
 "$BIN" base.yaml 2> one.log && "$BIN" export --checkpoint out --out ref 2>/dev/null && ok "tied 1-rank reference" || bad "tied ref: $(tail -3 one.log)"
 sd=ref/model.safetensors
-for layout in "pp4:4:{pp: 4}" "pp2tp2:4:{pp: 2, tp: 2}" "pp2dp2z2:4:{pp: 2, zero: 2}" "pp3:3:{pp: 3}"; do
+for layout in "pp4:4:{pp: 4}" "pp2tp2:4:{pp: 2, tp: 2}" "pp2dp2z2:4:{pp: 2, zero: 2}" "dp2z2:2:{zero: 2}" "pp3:3:{pp: 3}"; do
   name=${layout%%:*}; rest=${layout#*:}; np=${rest%%:*}; par=${rest#*:}
   sed "s|dir: out|dir: out_$name|" base.yaml > $name.yaml; echo "parallel: $par" >> $name.yaml
   if $MPI $np "$BIN" $name.yaml 2> $name.log; then ok "tied $name trains"; else bad "tied $name: $(tail -3 $name.log)"; fi

@@ -98,7 +98,7 @@ static inline Model *fixture_model(const ModelConfig *mc, const Backend *be) {
 /* the same in autocast storage (model.h ModelOpts; made in the bf16 mode, else it is the exact model) */
 static inline Model *fixture_model_autocast(const ModelConfig *mc, const Backend *be) {
     char *mdir = fixture_path("tiny-a/model");
-    ModelOpts o = {0, true, false, 0, 0, 0};
+    ModelOpts o = {.autocast16 = true};
     Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
     model_load_hf(m, mdir);
     free(mdir);

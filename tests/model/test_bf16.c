@@ -158,7 +158,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
     FixtureResult r[2];
     size_t held[2], nparams = 0;
     for (int rc = 0; rc < 2; rc++) {
-        ModelOpts o = {RC_LAYERS(rc), true, false, 0, 0, 0};
+        ModelOpts o = {.recompute_layers = RC_LAYERS(rc), .autocast16 = true};
         size_t before = be->bytes_in_use();
         Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
         held[rc] = be->bytes_in_use() - before;
@@ -223,7 +223,7 @@ static void check_autocast_gemma2(void) {
     const Backend *bes[3] = {backend_cpu(), backend_cpu(), backend_cpu_strict()};
     for (int i = 0; i < 3; i++) {
         bes[i]->set_matmul_bf16(true);
-        ModelOpts o = {0, i > 0, false, 0, 0, 0};
+        ModelOpts o = {.autocast16 = i > 0};
         Model *m = model_create_opts(&mc, bes[i], 256, NULL, 1, &o);
         model_load_hf(m, mdir);
         CHECK(m->proj16 == (i > 0), "Gemma 2: autocast storage as asked");

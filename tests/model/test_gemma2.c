@@ -160,14 +160,14 @@ static void randomise_gains(Model *m) {
 
 /* the model with the activation policy o (NULL: none): the same weights whatever the policy */
 static Model *g2_model_opts(const ModelConfig *mc, const Backend *be, int nslots, const ModelOpts *o) {
-    ModelOpts none = {0, false, false, 0, 0, 0};
+    ModelOpts none = {0};
     Model *m = model_create_opts(mc, be, 256, NULL, nslots, o ? o : &none);
     model_init_random(m, 11);
     randomise_gains(m);
     return m;
 }
 static Model *g2_model(const ModelConfig *mc, const Backend *be, int nslots, bool recompute) {
-    ModelOpts o = {RC_LAYERS(recompute), false, false, 0, 0, 0};
+    ModelOpts o = {.recompute_layers = RC_LAYERS(recompute)};
     return g2_model_opts(mc, be, nslots, &o);
 }
 
@@ -279,7 +279,7 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     fixture_check_same(&qb, &b, m3r->nparams, "3 slots in flight vs one at a time (recompute)");
     /* train.recompute_activation: the GeGLU output remade in each layer's backward (before the down projection and
      * its post-feedforward norm), bit for bit, on the CPU and the strict backend */
-    ModelOpts ra = {0, false, true, 0, 0, 0};
+    ModelOpts ra = {.recompute_act = true};
     Model *m3a = g2_model_opts(mc, backend_cpu(), 3, &ra), *m3as = g2_model_opts(mc, backend_cpu_strict(), 3, &ra);
     FixtureResult c = fixture_run_three_in_flight(m3a, ps), cs = fixture_run_three_in_flight(m3as, ps);
     fixture_check_same(&a, &c, m3->nparams, "3 slots in flight: recompute_activation vs saved activations");
@@ -288,7 +288,8 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     model_free(m3a), model_free(m3as);
     /* train.recompute_norm: the input and pre-feedforward norms' outputs remade in each layer's backward, with and
      * without the activation's, and recomputing layers too */
-    ModelOpts rn[3] = {{0, false, false, 0, 0, true}, {0, false, true, 0, 0, true}, {1, false, true, 0, 0, true}};
+    ModelOpts rn[3] = {{.recompute_norm = true}, {.recompute_act = true, .recompute_norm = true},
+                       {.recompute_layers = 1, .recompute_act = true, .recompute_norm = true}};
     for (int i = 0; i < 3; i++) {
         Model *mn = g2_model_opts(mc, backend_cpu(), 3, &rn[i]);
         Model *mns = g2_model_opts(mc, backend_cpu_strict(), 3, &rn[i]);

@@ -34,7 +34,7 @@ static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
  * cache allocated */
 static Model *make(const ModelConfig *mc, const char *dir, const Backend *be, int nslots, bool cache, size_t rows,
                    bool autocast, size_t lp_rows, size_t *cache_bytes) {
-    ModelOpts o = {0, autocast, false, 0, lp_rows, 0};
+    ModelOpts o = {.autocast16 = autocast, .max_lp_rows = lp_rows};
     Model *m = model_create_opts(mc, be, 256, NULL, nslots, &o);
     model_load_hf(m, dir);
     size_t before = be->bytes_in_use();

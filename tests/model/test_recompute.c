@@ -178,7 +178,8 @@ static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
         for (int rc = 0; rc < 2; rc++) {
             cpu->set_matmul_bf16(bf16), strict->set_matmul_bf16(bf16);
             bool act = kind & 1, norm = kind & 2;
-            ModelOpts keep = {rc, true, false, 0, 0, 0}, drop = {rc, true, act, 0, 0, norm};
+            ModelOpts keep = {.recompute_layers = rc, .autocast16 = true},
+                      drop = {.recompute_layers = rc, .autocast16 = true, .recompute_act = act, .recompute_norm = norm};
             Model *m0 = load_opts(mc, cpu, 3, &keep), *m1 = load_opts(mc, cpu, 3, &drop);
             Model *ms = load_opts(mc, strict, 3, &drop);
             CHECK(m1->act_rc == act && m1->norm_rc == norm && !m0->act_rc && !m0->norm_rc &&

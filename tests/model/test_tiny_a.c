@@ -57,7 +57,7 @@ int main(void) {
     check_fixture_other(exp, fixture_objectives[1].name, l, grad_norm(m));
     model_free(m);
     /* three slots in flight: a model with three */
-    ModelOpts o = {0, true, false, 0, 0, 0};
+    ModelOpts o = {.autocast16 = true};
     m = model_create_opts(&mc, backend_cpu(), 256, NULL, 3, &o);
     char *mdir = fixture_path("tiny-a/model");
     model_load_hf(m, mdir);

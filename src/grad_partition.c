@@ -1,0 +1,132 @@
+/* grad_partition.c — ZeRO-2's gradient partitioning (model.h GradPartition, ModelOpts.grad_shards).
+ *
+ * Why: ZeRO-1 shards the optimizer state, but every data-parallel rank still holds the whole fp32 gradient (4 bytes
+ * per parameter: 30 GiB for Llama 3 8B on one stage). Stage 2 keeps only the rank's shard: the backward writes one
+ * bucket at a time (a layer, the final norm with an untied head, an untied embedding) and hands it to the sink as
+ * soon as the bucket is complete, which reduce-scatters it over the data-parallel group and adds the rank's part
+ * into its shard (mpi/zero.h zero_reduce_bucket). Memory: the shard, one bucket (the largest) and, with tied
+ * embeddings, the tied tensor, which two writers (the head, the embedding's scatter; on two stages the pipeline's
+ * sum of its copies) fill over the whole step, so it is reduced once after the step. The price is a reduction
+ * per micro-batch instead of per step (DeepSpeed's stage 2 pays the same): with one micro-batch per rank and step
+ * the same bytes as ZeRO-1's all-reduce halves.
+ * The buckets are the parameter table's own groups, so each is one contiguous flat range (build_specs lists a
+ * layer's parameters together, the final norm right before the LM head).
+ */
+#include <stdint.h>
+#include <string.h>
+#include "model_internal.h"
+#include "util.h"
+
+#define GRAD_RESIDENT (-3)
+
+/* the bucket of spec i: its local layer, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, or GRAD_RESIDENT (a tied embedding,
+ * or its mirror on the last stage) */
+static int bucket_of(const Model *m, int i) {
+    const ParamSpec *p = &m->specs[i];
+    if (p->layer >= 0) return p->layer - m->L_off;
+    if (p->role == P_EMBED) return m->mc.tie_word_embeddings ? GRAD_RESIDENT : GRAD_BUCKET_EMBED;
+    if (p->role == P_LMHEAD && p->mirror) return GRAD_RESIDENT;
+    return GRAD_BUCKET_HEAD; /* the final norm, an untied LM head */
+}
+
+/* the flat range [*start, *start + *n) of bucket b; false when this stage has no such bucket */
+static bool bucket_range(const Model *m, int b, size_t *start, size_t *n) {
+    size_t s = SIZE_MAX, e = 0, sum = 0;
+    for (int i = 0; i < m->nspecs; i++) {
+        if (bucket_of(m, i) != b) continue;
+        const ParamSpec *p = &m->specs[i];
+        if (p->offset < s) s = p->offset;
+        if (p->offset + p->numel > e) e = p->offset + p->numel;
+        sum += p->numel;
+    }
+    if (!sum) return false;
+    if (e - s != sum) sd_die("model", "gradient bucket %d is not one flat range", b);
+    *start = s, *n = sum;
+    return true;
+}
+
+void model_partition_init(Model *m, int shards, int shard) {
+    const Backend *be = m->be;
+    if (shards < 2 || shard < 0 || shard >= shards || m->nalloc % (size_t)shards)
+        sd_die("model", "gradient shard %d of %d of a %zu-element buffer", shard, shards, m->nalloc);
+    size_t per = m->nalloc / (size_t)shards;
+    m->partitioned = true;
+    m->grads_from = (size_t)shard * per;
+    m->grads_to = m->grads_from + per;
+    m->grads = be->alloc(sd_mul_size(per, sizeof(float), "gradient shard"), "gradient shard");
+    be->zero(m->grads, per * sizeof(float));
+    GradPartition *gp = &m->gp;
+    size_t st, n;
+    for (int b = GRAD_BUCKET_EMBED; b < m->L_loc; b++)
+        if (bucket_range(m, b, &st, &n) && n > gp->bucket_cap) gp->bucket_cap = n;
+    gp->bucket = be->alloc(sd_mul_size(gp->bucket_cap ? gp->bucket_cap : 1, sizeof(float), "gradient bucket"),
+                           "gradient bucket");
+    gp->resident_spec = -1;
+    for (int i = 0; i < m->nspecs; i++)
+        if (bucket_of(m, i) == GRAD_RESIDENT) gp->resident_spec = i;
+    if (gp->resident_spec >= 0) {
+        size_t rn = m->specs[gp->resident_spec].numel;
+        gp->resident = be->alloc(sd_mul_size(rn, sizeof(float), "tied gradient"), "tied gradient");
+        be->zero(gp->resident, rn * sizeof(float));
+    }
+    /* every bucket's first write overwrites (model_grad_bucket_begin marks them); the resident one accumulates
+     * unless model_grads_begin marks it */
+    m->gfresh = sd_calloc((size_t)(m->nspecs ? m->nspecs : 1), sizeof(bool), "gradient flags");
+    model_partition_views(m);
+}
+
+void model_partition_views(Model *m) {
+    m->dembed = m->dnorm = m->dlm_head = NULL;
+    for (int i = 0; i < m->nspecs; i++) {
+        int b = bucket_of(m, i);
+        size_t st = 0, n;
+        if (b != GRAD_RESIDENT) bucket_range(m, b, &st, &n);
+        /* every layer's views share the bucket: one layer's backward runs at a time */
+        model_set_grad_view(m, i, b == GRAD_RESIDENT ? m->gp.resident : m->gp.bucket + (m->specs[i].offset - st));
+    }
+    if (!m->dlm_head) m->dlm_head = m->dembed; /* tied, one stage */
+}
+
+size_t model_partition_offset(const Model *m, const float *dW) {
+    const GradPartition *gp = &m->gp;
+    if (gp->resident && dW == gp->resident) return m->specs[gp->resident_spec].offset;
+    if (dW >= gp->bucket && dW < gp->bucket + gp->bucket_cap) return gp->bucket_off + (size_t)(dW - gp->bucket);
+    sd_die("model", "a gradient view outside the partitioned gradient's buffers");
+}
+
+void model_grad_bucket_begin(Model *m, int b) {
+    size_t st, n;
+    if (!m->partitioned || !bucket_range(m, b, &st, &n)) return;
+    m->gp.bucket_off = st;
+    for (int i = 0; i < m->nspecs; i++)
+        if (bucket_of(m, i) == b) m->gfresh[i] = true; /* the bucket holds another's: the first write overwrites */
+}
+
+void model_grad_bucket_end(Model *m, int b) {
+    size_t st, n;
+    if (!m->partitioned || !bucket_range(m, b, &st, &n)) return;
+    GradPartition *gp = &m->gp;
+    for (int i = 0; i < m->nspecs; i++)
+        if (bucket_of(m, i) == b && m->gfresh[i]) { /* nothing wrote it this micro-batch */
+            m->be->zero(gp->bucket + (m->specs[i].offset - st), m->specs[i].numel * sizeof(float));
+            m->gfresh[i] = false;
+        }
+    if (!gp->sink.reduce) sd_die("model", "a partitioned gradient without a sink (model_set_grad_sink)");
+    gp->sink.reduce(gp->sink.ctx, m, st, gp->bucket, n);
+}
+
+void model_set_grad_sink(Model *m, GradSink sink) { m->gp.sink = sink; }
+
+void model_grads_reduce_resident(Model *m) {
+    GradPartition *gp = &m->gp;
+    if (!m->partitioned || !gp->resident) return;
+    if (!gp->sink.reduce) sd_die("model", "a partitioned gradient without a sink (model_set_grad_sink)");
+    const ParamSpec *p = &m->specs[gp->resident_spec];
+    gp->sink.reduce(gp->sink.ctx, m, p->offset, gp->resident, p->numel);
+}
+
+void model_partition_free(Model *m) {
+    m->be->free(m->gp.bucket);
+    m->be->free(m->gp.resident);
+    memset(&m->gp, 0, sizeof m->gp);
+}
