@@ -96,6 +96,12 @@ parallel: {pp: 3, tp: 2}
 YAML
 $MPI 6 "$BIN" run.yaml --quiet 2> train.log || bad "tied pp3 tp2 failed: $(tail -3 train.log)"
 check_log "tied pp3 x tp2" train.log
+# ZeRO-2 with tied embeddings: each stage holds the tied tensor's gradient whole for the step (the first stage's
+# embedding, the last stage's mirror) besides its shard and bucket, and reduce-scatters it once a step
+sed 's/^parallel: .*/parallel: {pp: 3, zero: 2}/; s/global_batch_pairs: 6/global_batch_pairs: 4/' run.yaml > z2.yaml
+echo "checkpoint: {dir: outz2}" >> z2.yaml
+$MPI 6 "$BIN" z2.yaml --quiet 2> z2.log || bad "tied pp3 dp2 zero2 failed: $(tail -3 z2.log)"
+check_log "tied pp3 x dp2 zero2" z2.log
 # and in bf16: the last stage's bf16 weight copy (train.bf16_weight_cache) holds the tied head's mirror
 sed -i 's|^model:|model:\n  dtype: bf16|' run.yaml; echo "checkpoint: {dir: out16}" >> run.yaml
 $MPI 6 "$BIN" run.yaml --quiet 2> train16.log || bad "tied pp3 tp2 bf16 failed: $(tail -3 train16.log)"
