@@ -19,6 +19,10 @@ grep -q "backend cuda" train.log && ok "g1 ran on the cuda backend" || bad "g1 b
 "$BIN" export --checkpoint out --out "$TMP/g1_export" 2>/dev/null || bad "g1 export"
 run_gpu g_dp2 2 1 "{zero: 1}"
 "$TOOLS/check_params" out "$TMP/g1_export/model.safetensors" && ok "dp2 zero1 = 1 rank" || bad "dp2 zero1 differs from 1 rank"
+# ZeRO-2: each rank holds its gradient shard; every micro-batch's buckets are reduce-scattered from device memory
+# (staged through host) and added into the shard on the device
+run_gpu g_dp2_z2 2 1 "{zero: 2}"
+"$TOOLS/check_params" out "$TMP/g1_export/model.safetensors" && ok "dp2 zero2 = 1 rank" || bad "dp2 zero2 differs from 1 rank"
 run_gpu g_tp2 2 1 "{tp: 2}"
 run_gpu g_pp2 2 2 "{pp: 2}"
 run_gpu g_tp2_pp2 4 2 "{tp: 2, pp: 2}"
