@@ -272,23 +272,36 @@ void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int 
     bcast_host(g, k, buf, bytes, root);
     if (g->g[k].rank == root) g->bytes[COLL_BCAST] += bytes;
 }
-void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root) {
-    if (g->g[k].size == 1 || n == 0) return;
-    size_t bytes = n * sizeof(float);
+/* bytes of backend memory from the root to every rank of the group; not counted */
+static void bcast_backend(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root) {
     bool me = g->g[k].rank == root;
 #ifdef SIMPO_HAVE_NCCL
-    if (g->nccl) nccl_bcast_f32(g->nccl, k, buf, n, root);
+    if (g->nccl) nccl_bcast_bytes(g->nccl, k, buf, bytes, root);
     else
 #endif
     if (staged(g)) {
-        float *h = stage_buf(g, n);
+        char *h = (char *)stage_buf(g, (bytes + sizeof(float) - 1) / sizeof(float));
         if (me) g->be->download(h, buf, bytes);
         bcast_host(g, k, h, bytes, root);
         if (!me) g->be->upload(buf, h, bytes);
     } else {
         bcast_host(g, k, buf, bytes, root);
     }
-    if (me) g->bytes[COLL_BCAST] += bytes;
+}
+void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root) {
+    if (g->g[k].size == 1 || n == 0) return;
+    bcast_backend(g, k, buf, n * sizeof(float), root);
+    if (g->g[k].rank == root) g->bytes[COLL_BCAST] += n * sizeof(float);
+}
+void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts) {
+    int size = g->g[k].size;
+    if (size == 1) return;
+    size_t at = 0;
+    for (int r = 0; r < size; r++) { /* one broadcast per block: byte counts and offsets past MPI's int */
+        if (counts[r]) bcast_backend(g, k, (char *)buf + at * esz, counts[r] * esz, r);
+        at += counts[r];
+    }
+    g->bytes[COLL_ALLGATHER] += at * esz;
 }
 void comm_barrier(ProcessGrid *g, GroupKind k) {
     if (g->g[k].size > 1) MPI_Barrier(comm_of(g, k));

@@ -90,6 +90,10 @@ void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float
 float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts);
 /* Backend memory. In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
+/* Backend memory, in place, blocks of unequal sizes (ZeRO's sharded master weights): buf holds the group's blocks in
+ * rank order, block r of counts[r] elements of esz bytes; afterwards every rank's buf holds every rank's block (one
+ * broadcast per block: no int limit on counts or offsets). Counted as an all-gather of the whole buffer. */
+void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts);
 /* Backend memory. n floats of group rank root's buf to every rank's buf. */
 void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root);
 /* Host memory, MPI. */

@@ -159,6 +159,13 @@ void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank) {
     CU(cudaStreamSynchronize(c->stream));
 }
 
+void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int root) {
+    NComm *c = comm_for(n, k);
+    after_backend(n, c->stream);
+    NC(ncclBroadcast(buf, buf, bytes, ncclUint8, root, c->comm, c->stream));
+    CU(cudaStreamSynchronize(c->stream));
+}
+
 void nccl_bcast_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int root) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);

@@ -143,6 +143,10 @@ static void point_views(Model *m, float *base, size_t from, LayerW *w, float **e
     if (!*lm) *lm = *embed; /* tied, one stage */
 }
 
+void model_set_param_view(Model *m, int i, float *t) {
+    set_view(m, &m->specs[i], t, m->w, &m->embed, &m->norm, &m->lm_head);
+}
+
 void model_set_grad_view(Model *m, int i, float *t) {
     set_view(m, &m->specs[i], t, m->dw, &m->dembed, &m->dnorm, &m->dlm_head);
 }
@@ -370,12 +374,26 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     size_t align = (size_t)64 * (size_t)(grid ? grid->dp : 1);
     m->nalloc = (m->nparams + align - 1) / align * align;
     size_t bytes = sd_mul_size(m->nalloc, sizeof(float), "parameters");
-    m->params = be->alloc(bytes, "parameters");
+    /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
+     * are even, so a layer's bf16 rows fill whole floats of the arenas) */
+    m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
+               be->geglu_bwd16 && be->xent_bwd16 && be->matmul_bf16_on &&
+               be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     m->grads_to = m->nalloc;
     m->gp.resident_spec = -1;
     m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
-    point_views(m, m->params, 0, m->w, &m->embed, &m->norm, &m->lm_head);
+    if (with_grads && o && o->param_shards > 1 && m->act16 && be->to_bf16) {
+        /* sharded fp32 master weights (param_shard.c): the shard, the fp32-read parameters, the bf16 copy */
+        if (!grid || grid->dp != o->param_shards)
+            sd_die("model", "master weights sharded %d ways need a grid of as many data-parallel ranks",
+                   o->param_shards);
+        model_shard_params_init(m, o->param_shards, o->param_shard);
+    } else {
+        m->params = be->alloc(bytes, "parameters");
+        m->params_to = m->nalloc;
+        point_views(m, m->params, 0, m->w, &m->embed, &m->norm, &m->lm_head);
+    }
     if (with_grads && o && o->grad_shards > 1) {
         /* ZeRO-2: this rank's shard of the gradient, one bucket, the resident tied gradient (grad_partition.c) */
         if (!grid || grid->dp != o->grad_shards)
@@ -401,11 +419,6 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->recompute = m->recompute_layers > 0;
     m->act_rc = o && o->recompute_act;
     m->norm_rc = o && o->recompute_norm;
-    /* bf16 activation storage when the model is made in the bf16 mode on a backend that has it (and the widths
-     * are even, so a layer's bf16 rows fill whole floats of the arenas) */
-    m->act16 = be->matmul16 && be->rmsnorm_fwd16 && be->swiglu_fwd16 && be->geglu_fwd16 && be->swiglu_bwd16 &&
-               be->geglu_bwd16 && be->xent_bwd16 && be->matmul_bf16_on &&
-               be->matmul_bf16_on() && m->C % 2 == 0 && m->FF_loc % 2 == 0;
     /* autocast storage: asked for, over act16, on a backend that has its ops */
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
@@ -464,6 +477,7 @@ void model_free(Model *m) {
     be->free(m->grads);
     model_sparse_embed_free(m);
     model_partition_free(m);
+    be->free(m->prep);
     be->free(m->rope_cos);
     be->free(m->rope_sin);
     be->free(m->w16_base);
@@ -599,6 +613,8 @@ void model_enable_weights16(Model *m) {
 
 void model_refresh_weights16(Model *m) {
     if (!m->w16_base) return;
+    if (m->params_sharded) /* no whole fp32 weights to round: the optimizer and the all-gather keep it fresh */
+        sd_die("model", "the bf16 weights of a model with sharded master weights cannot be made again from them");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         uint16_t **v = w16_view(m, p);
@@ -628,7 +644,7 @@ static void check_weights16(Model *m) {
     float *p = sd_alloc(sd_mul_size(m->nparams ? m->nparams : 1, sizeof(float), "weights check"), "weights check");
     uint16_t *b = sd_alloc(sd_mul_size(m->w16_elems ? m->w16_elems : 1, sizeof(uint16_t), "weights check"),
                            "weights check");
-    m->be->download(p, m->params, m->nparams * sizeof(float));
+    model_params_to_host(m, p); /* sharded master weights: this rank's shard, which the check covers */
     m->be->download(b, m->w16_base, m->w16_elems * sizeof(uint16_t));
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *s = &m->specs[i];
@@ -636,7 +652,8 @@ static void check_weights16(Model *m) {
         if (!v) continue;
         const uint16_t *got = b + (*v - m->w16_base);
         for (size_t j = 0; j < s->numel; j++)
-            if (got[j] != sd_f32_to_bf16(p[s->offset + j]))
+            if (s->offset + j >= m->params_from && s->offset + j < m->params_to &&
+                got[j] != sd_f32_to_bf16(p[s->offset + j]))
                 sd_die("model", "the bf16 copy of %s is stale at element %zu: the parameters were written without "
                        "model_weights_changed", s->name, j);
     }
@@ -689,8 +706,7 @@ void model_init_random(Model *m, long seed) {
             t[e] = gain ? 1.0f : (float)(std * sd_normal((uint64_t)seed, name_stream(p->name), r * (uint64_t)cols + c));
         }
     }
-    m->be->upload(m->params, host, m->nparams * sizeof(float));
-    model_weights_changed(m);
+    model_params_from_host(m, host);
     free(host);
 }
 
@@ -719,8 +735,7 @@ void model_load_hf(Model *m, const char *hf_dir) {
         if (m->gemma2 && param_role_is_gain(p->role)) /* HF's offset w -> the gain 1 + w (model.h) */
             for (size_t e = 0; e < p->numel; e++) host[p->offset + e] += 1.0f;
     }
-    m->be->upload(m->params, host, m->nparams * sizeof(float));
-    model_weights_changed(m);
+    model_params_from_host(m, host);
     free(host);
     st_close(d);
 }
@@ -728,8 +743,9 @@ void model_load_hf(Model *m, const char *hf_dir) {
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
     if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
     sd_mkdirs(out_dir);
+    if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
-    m->be->download(host, m->params, m->nparams * sizeof(float));
+    model_params_to_host(m, host);
     StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "export list");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];

@@ -8,7 +8,8 @@
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
  *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range, GradSink,
- *          GradPartition, model_set_grad_sink, model_grads_reduce_resident.
+ *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_param_at, model_params_from_host,
+ *          model_params_to_host, model_params_allgather.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -190,6 +191,16 @@ typedef struct Model {
     SparseEmbedGrad sp;                  /* model_enable_sparse_embed (embed_grad.c); sp.grad NULL: dense */
     size_t grads_to;                     /* the end of the flat range m->grads holds: nalloc, or under gradient
                                           * partitioning the end of this rank's shard */
+    /* Sharded fp32 master weights (ModelOpts.param_shards > 1; param_shard.c), as Megatron's distributed optimizer
+     * keeps them: m->params holds only this rank's shard [params_from, params_to) of the flat fp32 parameters (what
+     * AdamW updates); the matmuls read the bf16 copy (model_enable_weights16, always made and always fresh), and the
+     * parameters an op reads in fp32 (the embedding, the RMSNorm gains) are held whole in `prep`, in table order
+     * (their views point there; the matmul weights' fp32 views are NULL). model_params_allgather makes every rank's
+     * copy and prep whole again after the optimizer step. */
+    bool params_sharded;
+    size_t params_from, params_to;
+    float *prep;                         /* backend memory, prep_elems floats, owned */
+    size_t prep_elems;
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;
 } Model;
@@ -237,6 +248,11 @@ typedef struct ModelOpts {
                              * from the layer input and x2 it keeps, before the projections' dW need them (Megatron-
                              * Core's recompute of the layernorm module; the same op on the same values: bitwise the
                              * results without) */
+    int param_shards, param_shard; /* sharded fp32 master weights (model.h params_sharded) when param_shards > 1 and
+                                    * the model is made in the bf16 mode with bf16 storage (act16; else ignored):
+                                    * this model keeps shard param_shard of param_shards (the data-parallel rank;
+                                    * param_shards must be the grid's dp) of the flat fp32 parameters, cut as the
+                                    * gradient shards are (ZeRO >= 1's optimizer shards) */
     int grad_shards, grad_shard; /* ZeRO-2 gradient partitioning (GradPartition) when grad_shards > 1: the flat
                                   * gradient buffer (nalloc elements, a multiple of 64 x grad_shards) is cut into
                                   * grad_shards equal shards and this model keeps shard grad_shard of them (the
@@ -332,6 +348,20 @@ float *model_grad_at(const Model *m, size_t off);
  * NULL; or, for the embedding under the sparse gradient (the range must be the whole embedding), m->sp.grad with
  * *rows describing its held rows (pass rows to adamw). */
 const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *rows);
+/* The fp32 parameter of flat element off as the optimizer updates it (under sharded master weights off must lie in
+ * this rank's shard; dies otherwise). */
+float *model_param_at(const Model *m, size_t off);
+/* Every parameter of this rank from host (nparams floats, flat order): uploaded whole; under sharded master
+ * weights this rank's shard, the fp32-read parameters (prep) and the bf16 copy of every matmul weight. The bf16
+ * copy is stale afterwards, except under sharded master weights, where it was just written. */
+void model_params_from_host(Model *m, const float *host);
+/* The fp32 parameters to host (nparams floats, flat order): all of them, or under sharded master weights only
+ * this rank's shard (the rest of host is left as it was). */
+void model_params_to_host(const Model *m, float *host);
+/* Sharded master weights, after the optimizer updated this rank's shard (and wrote its part of the bf16 copy): the
+ * data-parallel group's all-gather of the bf16 copy and of the fp32-read parameters; the copy is fresh again.
+ * No-op otherwise. */
+void model_params_allgather(Model *m);
 /* The sink of a partitioned gradient (GradPartition): required before the first backward of such a model. */
 void model_set_grad_sink(Model *m, GradSink sink);
 /* After the step's last backward and model_grads_end (and the pipeline's tied-gradient sum): hands the resident

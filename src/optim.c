@@ -91,14 +91,14 @@ static void step_pieces(Optim *o, Model *m, double lr, float gscale, double *ss)
         GradRows rows; /* the sparse embedding gradient's held rows (model.h), else dense */
         const float *g = model_grad_range(m, off, n, &rows);
         const GradRows *gr = rows.map ? &rows : NULL;
-        float *p = m->params + off, *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
+        float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
         uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
         double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
         if (ss) be->adamw_sumsq(ss + i, p, p16, g, gr, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
         else be->adamw(p, p16, g, gr, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
     }
     if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
-    else model_weights_changed(m);
+    else model_weights_changed(m); /* fresh after the all-gather (sharded master weights) or the next refresh */
 }
 
 void optim_step(Optim *o, Model *m, double grad_norm, double lr) {

@@ -24,6 +24,12 @@ int plan_recompute_layers(const PlanLayout *l, int stage) {
 
 bool plan_grads_partitioned(const PlanLayout *l) { return l->zero >= 2 && l->dp > 1; }
 
+/* model.c act16 (forward declared: plan_params_sharded needs it) */
+static bool storage_act16(const PlanLayout *l);
+bool plan_params_sharded(const PlanLayout *l) {
+    return l->zero >= 1 && l->dp > 1 && l->weights16 && storage_act16(l);
+}
+
 /* model.c act16: in bf16 the activations that only feed matmuls in bf16 storage (hidden and local MLP widths even) */
 static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
@@ -83,6 +89,12 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (l->weights16 && act16)
         p.weights16 = 2 * ((size_t)Ll * (pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C)) +
                            (last ? pad128(V * C) : 0));
+    /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
+     * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains) */
+    if (plan_params_sharded(l)) {
+        p.param_rep = (size_t)Ll * (gemma2 ? 4 : 2) * C + (first ? V * C : 0) + (last ? C : 0);
+        p.weights = 4 * (n_pad / (size_t)l->dp + p.param_rep);
+    }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (unless it recomputes) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
      * the stage output and the stage gradient (what the pipeline sends and receives; one buffer for both on a stage
@@ -183,7 +195,10 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         if (plan_grads_partitioned(l))
             out[COLL_REDUCE_SCATTER] += 4 * ((size_t)l->n_mb * (mp.params - mp.grad_resident) + mp.grad_resident);
         else out[COLL_ALLREDUCE] += 4 * n_pad;
-        if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
+        /* the fp32 weights, or under sharded master weights the bf16 copy (with its padding) and the fp32-read
+         * parameters */
+        if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
+        else if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }
     /* scalars: metrics (8 doubles) over PP and DP; grad norm over DP (sharded), TP, PP; the stop flag */
     out[COLL_ALLREDUCE] += 64 * ((l->pp > 1) + (l->dp > 1));

@@ -57,12 +57,17 @@ typedef struct {
                              * the last stage), in activations */
     size_t act_work;        /* bytes of the shared recompute working area (0 without recompute), in activations */
     int slots;              /* activation slots (micro-batches in flight) */
+    size_t param_rep;       /* sharded master weights (plan_params_sharded): elements of the parameters held whole in
+                             * fp32 (the embedding, the RMSNorm gains; model.h prep), in weights; else 0 */
     size_t grad_resident;   /* ZeRO-2 (plan_grads_partitioned): elements of the tied embedding's gradient this stage
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;
 
 /* ZeRO-2 with data parallelism: each rank holds its shard of the gradient and one bucket (model.h GradPartition) */
 bool plan_grads_partitioned(const PlanLayout *l);
+/* ZeRO >= 1 with data parallelism in the bf16 mode with the bf16 weight copy: each rank holds its shard of the fp32
+ * master weights (model.h params_sharded) */
+bool plan_params_sharded(const PlanLayout *l);
 
 MemPlan plan_memory(const PlanLayout *l);
 /* Whether the layout's LM head keeps its logits in bf16 (model.h head16: autocast storage in the bf16 mode, even

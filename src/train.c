@@ -51,6 +51,13 @@ typedef struct {
     char *metrics_path;
 } Trainer;
 
+/* ZeRO >= 1 after the optimizer updated this rank's shard: every rank's weights whole again (the fp32 all-gather,
+ * or under sharded master weights the bf16 copy's and the fp32-read parameters') */
+static void gather_params(Trainer *t) {
+    if (t->model->params_sharded) model_params_allgather(t->model);
+    else zero_gather_params(t->grid, t->plan, t->model->params);
+}
+
 /* ZeRO-2: where the model hands each complete gradient bucket (model.h GradSink): reduce-scattered over the DP group
  * into this rank's shard */
 static void zero_sink(void *ctx, Model *m, size_t off, float *buf, size_t n) {
@@ -489,7 +496,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     ModelOpts mo = {.recompute_layers = config_recompute_layers(c), .autocast16 = !strcmp(c->bf16_storage, "autocast"),
                     .recompute_act = c->recompute_activation, .max_att_tokens = max_att, .max_lp_rows = max_lp,
                     .recompute_norm = c->recompute_norm, .grad_shards = partition ? g->dp : 1,
-                    .grad_shard = g->dp_rank};
+                    .grad_shard = g->dp_rank, .param_shard = g->dp_rank};
     /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
      * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
      * it fits after that) */
@@ -526,6 +533,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON;
     size_t head_rows = 0;
     if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
+    /* ZeRO >= 1 in the bf16 mode with the bf16 weight copy: the fp32 master weights sharded like the optimizer's
+     * state (model.h params_sharded; the model keeps them whole where it has no bf16 storage) */
+    mo.param_shards = c->zero >= 1 && g->dp > 1 && apl.weights16 ? g->dp : 1;
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     if (sparse) model_enable_sparse_embed(m, (size_t)n_mb * max_tokens); /* before the first backward */
@@ -533,6 +543,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
         fprintf(stderr, "simpo_dist: train.sparse_embedding_grad: on, the embedding's gradient for at most %zu rows a "
                 "step (%.1f MiB) instead of all %d (%.1f MiB)\n", m->sp.max_rows,
                 (double)m->sp.max_rows * m->C * 4 / 1048576.0, m->V_loc, (double)m->V_loc * m->C * 4 / 1048576.0);
+    if (g->dp > 1 && g->rank == 0)
+        fprintf(stderr, "simpo_dist: fp32 master weights: %s\n",
+                m->params_sharded ? "sharded over the data-parallel ranks (ZeRO >= 1 with the bf16 weight copy: the "
+                                    "matmuls read the copy, the optimizer its shard)"
+                : c->zero == 0 ? "whole on every rank (parallel.zero 0)"
+                               : "whole on every rank (they are the compute weights: model.dtype fp32, or no bf16 "
+                                 "weight copy)");
     /* bf16 compute weights: written by the optimizer with the weights (else refreshed at a step's start), read by
      * every matmul of the step */
     if (m->act16 && weights16) model_enable_weights16(m);
@@ -634,12 +651,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
              * torch.optim.AdamW without clipping forms none) */
             gn = optim_step_norm(t->optim, m, lr);
             if (!isfinite(gn)) stop_nonfinite(t, step_no, acc[0], gn);
-            zero_gather_params(g, t->plan, m->params);
+            gather_params(t);
         } else {
             gn = optim_grad_norm(m, t->plan);
             if (isfinite(gn) && isfinite(acc[0])) {
                 optim_step(t->optim, m, gn, lr);
-                zero_gather_params(g, t->plan, m->params);
+                gather_params(t);
             } else if (c->nonfinite_skip) {
                 optim_skip(t->optim);
                 if (g->rank == 0)

@@ -38,12 +38,12 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
     size_t ns = o->n;
     float *hp = sd_alloc(sd_mul_size(m->nparams + 2 * ns, sizeof(float), "checkpoint"), "checkpoint");
     float *hm = hp + m->nparams, *hv = hm + ns;
-    m->be->download(hp, m->params, m->nparams * sizeof(float));
+    model_params_to_host(m, hp); /* sharded master weights: this rank's shard, written by pieces below */
     m->be->download(hm, o->exp_avg, ns * sizeof(float));
     m->be->download(hv, o->exp_avg_sq, ns * sizeof(float));
     CkptTensor *ts = sd_calloc((size_t)m->nspecs + 3 * (size_t)z->npieces + 1, sizeof *ts, "checkpoint list");
     int n = 0;
-    if (g->dp_rank == 0)
+    if (g->dp_rank == 0 && !m->params_sharded)
         for (int i = 0; i < m->nspecs; i++) {
             const ParamSpec *p = &m->specs[i];
             if (p->mirror || (p->split == SPLIT_REPL && g->tp_rank != 0)) continue;
@@ -60,6 +60,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
             size_t at = pc->flat.start - z->own.start;
             for (int r = 0; r < k; r++) {
                 fill(&ts[n], p, off[r], cnt[r]);
+                if (m->params_sharded) ts[n].param = hp + z->own.start + at; /* flat order, as the moments */
                 ts[n].exp_avg = hm + at;
                 ts[n++].exp_avg_sq = hv + at;
                 at += (size_t)cnt[r][0] * (size_t)(p->ndim == 2 ? cnt[r][1] : 1);
@@ -100,8 +101,7 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos
             at += (size_t)cnt[q][0] * (size_t)(p->ndim == 2 ? cnt[q][1] : 1);
         }
     }
-    m->be->upload(m->params, hp, m->nparams * sizeof(float));
-    model_weights_changed(m);
+    model_params_from_host(m, hp); /* the bf16 copy stale, or written with a sharded model's weights */
     m->be->upload(o->exp_avg, hm, ns * sizeof(float));
     m->be->upload(o->exp_avg_sq, hv, ns * sizeof(float));
     free(hp);

@@ -26,4 +26,41 @@ for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/dp2_zero2/out/step-00000002/index.h5" out/step-00000002/index.h5 /$g /$g \
     && ok "zero2 resume = uninterrupted (/$g)" || bad "zero2 resume differs in /$g"
 done
+# bf16 with the bf16 weight copy: ZeRO >= 1 shards the fp32 master weights too (model.h params_sharded; the log
+# says so); the parameters and moments after step 2 equal the replicated ZeRO-0 run bit for bit, for ZeRO-1 and 2 and
+# with dp x tp; a checkpoint written by shards resumes bit for bit, and moves to and from one rank
+bf16_case() { # NAME NP PARALLEL [--stop-at-step 1]
+  setup "$1"; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/' run.yaml; cp run.yaml base.yaml
+  echo "parallel: $3" >> run.yaml
+  SIMPO_CHECK_WEIGHTS16=1 $MPI $2 "$BIN" run.yaml ${4:-} 2> train.log && ok "$1 trains" || bad "$1 failed: $(tail -3 train.log)"
+}
+same_as() { # DIR REF_DIR WHAT
+  for g in param exp_avg exp_avg_sq; do
+    h5diff -q "$1/step-00000002/index.h5" "$2/step-00000002/index.h5" /$g /$g && ok "$3 (/$g)" || bad "$3: /$g differs"
+  done
+}
+bf16_case b_z0 2 "{zero: 0}"
+grep -q "master weights: whole" train.log && ok "zero0 keeps the master weights whole" || bad "zero0 log: $(grep 'master weights' train.log)"
+bf16_case b_z1 2 "{zero: 1}"
+grep -q "master weights: sharded" train.log && ok "zero1 says the master weights are sharded" || bad "zero1 log: $(grep 'master weights' train.log)"
+same_as "$TMP/b_z1/out" "$TMP/b_z0/out" "bf16 zero1 (sharded master weights) = zero0"
+# ZeRO-2 sums each micro-batch over the ranks (not bitwise ZeRO-0's order): against ZeRO-2 with whole master weights
+# (no bf16 weight copy: the matmuls round the fp32 weights to the same bf16 values)
+bf16_case b_z2 2 "{zero: 2}"
+setup b_z2_whole; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/; s/^train: {/train: {bf16_weight_cache: false, /' run.yaml
+echo "parallel: {zero: 2}" >> run.yaml
+$MPI 2 "$BIN" run.yaml 2> train.log && grep -q "master weights: whole" train.log && ok "zero2 without the bf16 copy: whole master weights" \
+  || bad "b_z2_whole: $(tail -3 train.log)"
+same_as "$TMP/b_z2/out" "$TMP/b_z2_whole/out" "bf16 zero2: sharded master weights = whole"
+bf16_case b_tp_z0 4 "{tp: 2, zero: 0}"
+bf16_case b_tp_z1 4 "{tp: 2, zero: 1}"
+same_as "$TMP/b_tp_z1/out" "$TMP/b_tp_z0/out" "bf16 dp2 tp2 zero1 = zero0"
+bf16_case b_resume 2 "{zero: 1}" "--stop-at-step 1"
+SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero1 resume failed: $(tail -3 b.log)"
+same_as out "$TMP/b_z1/out" "bf16 zero1 resumed = uninterrupted"
+bf16_case b_to1 2 "{zero: 1}" "--stop-at-step 1"
+"$BIN" base.yaml 2> b.log && ok "bf16 sharded checkpoint resumes on one rank" || bad "bf16 z1 -> 1: $(tail -3 b.log)"
+bf16_case b_from1 1 "{tp: 1}" "--stop-at-step 1"
+echo "parallel: {zero: 1}" >> base.yaml
+SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes with sharded master weights"   || bad "bf16 1 -> z1: $(tail -3 b.log)"
 finish
