@@ -316,12 +316,13 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
          * Ring: all-reduce moves 2(p-1)/p of its buffer per rank, the others (p-1)/p. */
         double tp_bw = (tp <= x->node ? x->nvlink : x->link) * 1e9 / 8, dp_bw = x->link * 1e9 / 8;
         double grads = 4.0 * (double)mp.params;
-        /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters; ZeRO-2: a
-         * reduce-scatter of every micro-batch's gradient buckets (model.h GradPartition; not overlapped with the
-         * backward) and the all-gather */
-        double t_dp = dp > 1 ? (zero == 2 ? (double)bytes[COLL_REDUCE_SCATTER] + grads : (zero == 1 ? 3.0 : 2.0) * grads) *
-                                   (dp - 1.0) / dp / dp_bw
-                             : 0;
+        /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters (fp32, or under
+         * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
+         * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
+         * all-gather */
+        double gather = zero >= 1 ? (plan_params_sharded(&pl) ? (double)bytes[COLL_ALLGATHER] : grads) : 0;
+        double reduce = zero == 2 ? (double)bytes[COLL_REDUCE_SCATTER] : 2.0 * grads;
+        double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
         double t_tp = tp > 1 ? 2.0 * (tp - 1.0) / tp *
                                    ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) / tp_bw
                              : 0;
