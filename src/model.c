@@ -641,7 +641,8 @@ void model_weights16_written(Model *m) {
 static void check_weights16(Model *m) {
     const char *e = getenv("SIMPO_CHECK_WEIGHTS16");
     if (!m->w16_fresh || !e || strcmp(e, "1") != 0) return;
-    float *p = sd_alloc(sd_mul_size(m->nparams ? m->nparams : 1, sizeof(float), "weights check"), "weights check");
+    size_t lo = m->params_from, held = model_params_held(m);
+    float *p = sd_alloc(sd_mul_size(held ? held : 1, sizeof(float), "weights check"), "weights check");
     uint16_t *b = sd_alloc(sd_mul_size(m->w16_elems ? m->w16_elems : 1, sizeof(uint16_t), "weights check"),
                            "weights check");
     model_params_to_host(m, p); /* sharded master weights: this rank's shard, which the check covers */
@@ -652,8 +653,7 @@ static void check_weights16(Model *m) {
         if (!v) continue;
         const uint16_t *got = b + (*v - m->w16_base);
         for (size_t j = 0; j < s->numel; j++)
-            if (s->offset + j >= m->params_from && s->offset + j < m->params_to &&
-                got[j] != sd_f32_to_bf16(p[s->offset + j]))
+            if (s->offset + j >= lo && s->offset + j < lo + held && got[j] != sd_f32_to_bf16(p[s->offset + j - lo]))
                 sd_die("model", "the bf16 copy of %s is stale at element %zu: the parameters were written without "
                        "model_weights_changed", s->name, j);
     }
@@ -690,11 +690,11 @@ double model_grad_sumsq(const Model *m) {
 }
 
 void model_init_random(Model *m, long seed) {
-    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "init"), "init");
+    /* tensor by tensor: host memory for the largest one only */
+    float *t = sd_alloc(sd_mul_size(model_param_max_numel(m), sizeof(float), "init"), "init");
     double std = m->mc.initializer_range;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        float *t = host + p->offset;
         bool gain = param_role_is_gain(p->role); /* 1: Llama's gain, Gemma 2's 1 + 0 */
         int64_t cols = p->ndim == 2 ? p->shape[1] : 1, cols_loc = p->ndim == 2 ? p->shape_loc[1] : 1;
         /* element by element from its global index, so threads change nothing (an 8B model: minutes alone) */
@@ -705,14 +705,16 @@ void model_init_random(Model *m, long seed) {
             uint64_t c = (uint64_t)((p->ndim == 2 ? p->off[1] : 0) + (int64_t)(e % (size_t)cols_loc));
             t[e] = gain ? 1.0f : (float)(std * sd_normal((uint64_t)seed, name_stream(p->name), r * (uint64_t)cols + c));
         }
+        model_param_set(m, i, t);
     }
-    model_params_from_host(m, host);
-    free(host);
+    model_params_set_done(m);
+    free(t);
 }
 
 void model_load_hf(Model *m, const char *hf_dir) {
     StDir *d = st_open_dir(hf_dir);
-    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "weights"), "weights");
+    /* tensor by tensor: host memory for the largest one only (and, for a TP slice, its whole tensor) */
+    float *host = sd_alloc(sd_mul_size(model_param_max_numel(m), sizeof(float), "weights"), "weights");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         const StTensor *t = st_find(d, p->name);
@@ -722,20 +724,21 @@ void model_load_hf(Model *m, const char *hf_dir) {
             sd_die(hf_dir, "tensor '%s': expected shape [%lld%s%lld], found ndim %d [%lld, %lld]", p->name,
                    (long long)p->shape[0], p->ndim == 2 ? ", " : "", p->ndim == 2 ? (long long)p->shape[1] : 0LL,
                    t->ndim, (long long)t->shape[0], t->ndim > 1 ? (long long)t->shape[1] : 0LL);
-        if (p->numel == t->numel) st_read_f32(d, t, host + p->offset);
+        if (p->numel == t->numel) st_read_f32(d, t, host);
         else { /* a TP slice: read the whole tensor, keep this rank's rectangle */
             float *full = sd_alloc(sd_mul_size(t->numel, sizeof(float), p->name), p->name);
             st_read_f32(d, t, full);
             size_t cols = (size_t)p->shape[1], lc = (size_t)p->shape_loc[1];
             for (int64_t r = 0; r < p->shape_loc[0]; r++)
-                memcpy(host + p->offset + (size_t)r * lc, full + (size_t)(p->off[0] + r) * cols + (size_t)p->off[1],
+                memcpy(host + (size_t)r * lc, full + (size_t)(p->off[0] + r) * cols + (size_t)p->off[1],
                        lc * sizeof(float));
             free(full);
         }
         if (m->gemma2 && param_role_is_gain(p->role)) /* HF's offset w -> the gain 1 + w (model.h) */
-            for (size_t e = 0; e < p->numel; e++) host[p->offset + e] += 1.0f;
+            for (size_t e = 0; e < p->numel; e++) host[e] += 1.0f;
+        model_param_set(m, i, host);
     }
-    model_params_from_host(m, host);
+    model_params_set_done(m);
     free(host);
     st_close(d);
 }
@@ -745,7 +748,7 @@ void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
     sd_mkdirs(out_dir);
     if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
-    model_params_to_host(m, host);
+    model_params_to_host(m, host); /* all of them: not sharded */
     StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "export list");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];

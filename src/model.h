@@ -8,8 +8,9 @@
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
  *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range, GradSink,
- *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_param_at, model_params_from_host,
- *          model_params_to_host, model_params_allgather.
+ *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_param_at, model_param_set,
+ *          model_params_set_done, model_param_max_numel, model_params_held, model_params_to_host,
+ *          model_params_allgather.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
  * split under tensor parallelism, whether weight decay applies, and where its local slice lives in the flat
  * buffers. Allocation, init, HF import/export, checkpoints and the optimizer all iterate that table.
@@ -351,12 +352,18 @@ const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *ro
 /* The fp32 parameter of flat element off as the optimizer updates it (under sharded master weights off must lie in
  * this rank's shard; dies otherwise). */
 float *model_param_at(const Model *m, size_t off);
-/* Every parameter of this rank from host (nparams floats, flat order): uploaded whole; under sharded master
- * weights this rank's shard, the fp32-read parameters (prep) and the bf16 copy of every matmul weight. The bf16
- * copy is stale afterwards, except under sharded master weights, where it was just written. */
-void model_params_from_host(Model *m, const float *host);
-/* The fp32 parameters to host (nparams floats, flat order): all of them, or under sharded master weights only
- * this rank's shard (the rest of host is left as it was). */
+/* Parameter spec i's values from host (its numel floats, this rank's slice): uploaded to its place; under sharded
+ * master weights its part of this rank's shard, the fp32-read copy (prep) and the bf16 copy. After setting every
+ * spec (a load, tensor by tensor, so that no host buffer holds more than the largest), model_params_set_done: the
+ * bf16 copy is then stale, except under sharded master weights, where it was written with them. */
+void model_param_set(Model *m, int i, const float *data);
+void model_params_set_done(Model *m);
+/* The elements of the largest parameter spec (at least 1): the host buffer a tensor-by-tensor load needs. */
+size_t model_param_max_numel(const Model *m);
+/* The fp32 parameters this rank holds, flat elements [params_from, params_from + model_params_held): all nparams,
+ * or under sharded master weights its shard (without the padding); model_params_to_host downloads them to host
+ * (host[0] is flat element params_from). */
+size_t model_params_held(const Model *m);
 void model_params_to_host(const Model *m, float *host);
 /* Sharded master weights, after the optimizer updated this rank's shard (and wrote its part of the bf16 copy): the
  * data-parallel group's all-gather of the bf16 copy and of the fp32-read parameters; the copy is fresh again.

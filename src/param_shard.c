@@ -75,37 +75,50 @@ static bool own_part(const Model *m, size_t a, size_t b, size_t *s, size_t *e) {
     return *s < *e;
 }
 
-void model_params_from_host(Model *m, const float *host) {
+void model_param_set(Model *m, int i, const float *data) {
     const Backend *be = m->be;
+    const ParamSpec *p = &m->specs[i];
     if (!m->params_sharded) {
-        be->upload(m->params, host, m->nparams * sizeof(float));
-        model_weights_changed(m);
+        be->upload(m->params + p->offset, data, p->numel * sizeof(float));
         return;
     }
     size_t s, e;
-    if (own_part(m, 0, m->nparams, &s, &e)) be->upload(model_param_at(m, s), host + s, (e - s) * sizeof(float));
+    if (own_part(m, p->offset, p->offset + p->numel, &s, &e))
+        be->upload(model_param_at(m, s), data + (s - p->offset), (e - s) * sizeof(float));
+    if (spec_rep(p)) be->upload(m->prep + rep_pos(m, p->offset), data, p->numel * sizeof(float));
+    uint16_t *v = model_weights16_view(m, i);
+    if (!v) return;
     enum { CHUNK = 1 << 22 };
     uint16_t *b = sd_alloc(CHUNK * sizeof(uint16_t), "bf16 weights");
-    for (int i = 0; i < m->nspecs; i++) {
-        const ParamSpec *p = &m->specs[i];
-        if (spec_rep(p)) be->upload(m->prep + rep_pos(m, p->offset), host + p->offset, p->numel * sizeof(float));
-        uint16_t *v = model_weights16_view(m, i);
-        for (size_t at = 0; v && at < p->numel; at += CHUNK) { /* rounded as the backend's to_bf16 rounds */
-            size_t n = p->numel - at < CHUNK ? p->numel - at : CHUNK;
+    for (size_t at = 0; at < p->numel; at += CHUNK) { /* rounded as the backend's to_bf16 rounds */
+        size_t n = p->numel - at < CHUNK ? p->numel - at : CHUNK;
 #pragma omp parallel for schedule(static)
-            for (size_t j = 0; j < n; j++) b[j] = sd_f32_to_bf16(host[p->offset + at + j]);
-            be->upload(v + at, b, n * sizeof(uint16_t));
-        }
+        for (size_t j = 0; j < n; j++) b[j] = sd_f32_to_bf16(data[at + j]);
+        be->upload(v + at, b, n * sizeof(uint16_t));
     }
     free(b);
-    model_weights16_written(m);
+}
+
+void model_params_set_done(Model *m) {
+    if (m->params_sharded) model_weights16_written(m); /* the copy was written with the weights */
+    else model_weights_changed(m);
+}
+
+size_t model_param_max_numel(const Model *m) {
+    size_t n = 1;
+    for (int i = 0; i < m->nspecs; i++)
+        if (m->specs[i].numel > n) n = m->specs[i].numel;
+    return n;
+}
+
+size_t model_params_held(const Model *m) {
+    size_t s, e;
+    return own_part(m, 0, m->nparams, &s, &e) ? e - s : 0;
 }
 
 void model_params_to_host(const Model *m, float *host) {
     size_t s, e;
-    if (!m->params_sharded) m->be->download(host, m->params, m->nparams * sizeof(float));
-    else if (own_part(m, 0, m->nparams, &s, &e))
-        m->be->download(host + s, model_param_at(m, s), (e - s) * sizeof(float));
+    if (own_part(m, 0, m->nparams, &s, &e)) m->be->download(host, model_param_at(m, s), (e - s) * sizeof(float));
 }
 
 void model_params_allgather(Model *m) {

@@ -35,10 +35,12 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
     const ZeroPlan *z = o->plan;
     if (g->rank == 0) ckpt_prepare(dir, meta->step);
     comm_barrier(g, GROUP_WORLD);
-    size_t ns = o->n;
-    float *hp = sd_alloc(sd_mul_size(m->nparams + 2 * ns, sizeof(float), "checkpoint"), "checkpoint");
-    float *hm = hp + m->nparams, *hv = hm + ns;
-    model_params_to_host(m, hp); /* sharded master weights: this rank's shard, written by pieces below */
+    size_t ns = o->n, np = model_params_held(m), lo = m->params_from;
+    /* the weights this rank holds (hp[0]: flat element lo; sharded master weights: its shard, written by pieces
+     * below) and the moments of its optimizer shard */
+    float *hp = sd_alloc(sd_mul_size(np + 2 * ns, sizeof(float), "checkpoint"), "checkpoint");
+    float *hm = hp + np, *hv = hm + ns;
+    model_params_to_host(m, hp);
     m->be->download(hm, o->exp_avg, ns * sizeof(float));
     m->be->download(hv, o->exp_avg_sq, ns * sizeof(float));
     CkptTensor *ts = sd_calloc((size_t)m->nspecs + 3 * (size_t)z->npieces + 1, sizeof *ts, "checkpoint list");
@@ -48,7 +50,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
             const ParamSpec *p = &m->specs[i];
             if (p->mirror || (p->split == SPLIT_REPL && g->tp_rank != 0)) continue;
             fill(&ts[n], p, p->off, p->shape_loc);
-            ts[n++].param = hp + p->offset;
+            ts[n++].param = hp + p->offset; /* whole weights: lo is 0 */
         }
     if (z->stage >= 1 || g->dp_rank == 0)
         for (int i = 0; i < z->npieces; i++) {
@@ -60,7 +62,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
             size_t at = pc->flat.start - z->own.start;
             for (int r = 0; r < k; r++) {
                 fill(&ts[n], p, off[r], cnt[r]);
-                if (m->params_sharded) ts[n].param = hp + z->own.start + at; /* flat order, as the moments */
+                if (m->params_sharded) ts[n].param = hp + (z->own.start + at - lo); /* flat order, as the moments */
                 ts[n].exp_avg = hm + at;
                 ts[n++].exp_avg_sq = hv + at;
                 at += (size_t)cnt[r][0] * (size_t)(p->ndim == 2 ? cnt[r][1] : 1);
@@ -78,17 +80,20 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
 void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed) {
     const ZeroPlan *z = o->plan;
     CkptReader *r = ckpt_open(step_dir);
-    size_t ns = o->n;
-    float *hp = sd_calloc(m->nparams + 2 * ns, sizeof(float), "checkpoint");
-    float *hm = hp + m->nparams, *hv = hm + ns;
+    size_t ns = o->n, np = model_param_max_numel(m);
+    /* the weights tensor by tensor (host memory for the largest one), the moments of this rank's shard */
+    float *hp = sd_calloc(np + 2 * ns, sizeof(float), "checkpoint");
+    float *hm = hp + np, *hv = hm + ns;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         int64_t shape[4];
         int nd = ckpt_shape(r, "param", p->name, shape);
         if (nd != p->ndim || shape[0] != p->shape[0] || (nd == 2 && shape[1] != p->shape[1]))
             sd_die(step_dir, "tensor '%s' does not match the model (missing or another shape)", p->name);
-        ckpt_read(r, "param", p->name, p->ndim, p->off, p->shape_loc, hp + p->offset);
+        ckpt_read(r, "param", p->name, p->ndim, p->off, p->shape_loc, hp);
+        model_param_set(m, i, hp);
     }
+    model_params_set_done(m); /* the bf16 copy stale, or written with a sharded model's weights */
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
         const ParamSpec *p = &m->specs[pc->param];
@@ -101,7 +106,6 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos
             at += (size_t)cnt[q][0] * (size_t)(p->ndim == 2 ? cnt[q][1] : 1);
         }
     }
-    model_params_from_host(m, hp); /* the bf16 copy stale, or written with a sharded model's weights */
     m->be->upload(o->exp_avg, hm, ns * sizeof(float));
     m->be->upload(o->exp_avg_sq, hv, ns * sizeof(float));
     free(hp);
