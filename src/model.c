@@ -1076,6 +1076,9 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
+    if (m->params_sharded && !m->w16_fresh) /* the matmul weights exist only as the copy (param_shard.c) */
+        sd_die("model", "the bf16 weights of a model with sharded master weights are stale (model_params_allgather "
+               "after the optimizer step, model_params_set_done after a load)");
     if (N > m->max_tokens)
         sd_die("model", "micro-batch has %zu tokens, more than the %zu the activations were sized for", N,
                m->max_tokens);
