@@ -35,7 +35,9 @@ static const char *USAGE =
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
     "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
-    "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), ring volumes, no overlap.\n"
+    "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), or over NVLink where their group\n"
+    "  lies in a node (pipeline: a block of tp x pp ranks that divides the node; data-parallel: the whole job),\n"
+    "  ring volumes, no overlap.\n"
     "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
     "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
     "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
@@ -312,9 +314,15 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         uint64_t bytes[COLL_KINDS];
         plan_step_bytes(&pl, tok, resp, bytes);
         free(tok);
-        /* TP all-reduces over NVLink inside a node; DP (and PP) traffic over the inter-node link.
-         * Ring: all-reduce moves 2(p-1)/p of its buffer per rank, the others (p-1)/p. */
-        double tp_bw = (tp <= x->node ? x->nvlink : x->link) * 1e9 / 8, dp_bw = x->link * 1e9 / 8;
+        /* A group's traffic goes over NVLink when the group lies inside a node, else over the inter-node link.
+         * Ranks are placed TP innermost, then PP, then DP (mpi/comm.c grid_rank): a TP group is tp consecutive
+         * ranks, a PP group lies in a block of tp x pp consecutive ranks (inside a node when the block divides
+         * it), a DP group spans the whole job. Ring: all-reduce moves 2(p-1)/p of its buffer per rank, the others
+         * (p-1)/p. */
+        int node = (int)x->node, block = pp * tp;
+        double tp_bw = (tp <= x->node ? x->nvlink : x->link) * 1e9 / 8;
+        double dp_bw = (dp * block <= node ? x->nvlink : x->link) * 1e9 / 8;
+        double pp_bw = (dp * block <= node || (block <= node && node % block == 0) ? x->nvlink : x->link) * 1e9 / 8;
         double grads = 4.0 * (double)mp.params;
         /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters (fp32, or under
          * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
@@ -326,7 +334,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         double t_tp = tp > 1 ? 2.0 * (tp - 1.0) / tp *
                                    ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) / tp_bw
                              : 0;
-        double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / dp_bw : 0;
+        double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / pp_bw : 0;
         comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
     }
     r.t_compute = t_max;

@@ -210,7 +210,18 @@ b=$(sed -n 's/.*memory plan rank 0 .*planned \([0-9]*\) bytes.*/\1/p' fd.log)
 awk -v p="$fd" -v f="$full" -v b="$b" 'BEGIN {g = b / 1073741824; d = p - g; if (d < 0) d = -d; exit !(b > 0 && d <= 0.0005 && p < f / 2)}' \
   && ok "--from-data: $fd GiB, the run plans $b bytes (full length: $full GiB)" || bad "--from-data: $fd GiB vs $b bytes (full $full)"
 expect_error "--from-data takes the data's prompts" "--shared-prompt and --from-data exclude each other" "$BIN" plan run.yaml --gpus 2 --from-data --shared-prompt 4
+# communication over NVLink where the group lies in a node: 8 ranks in one node of 8 (the whole job), or split over
+# nodes of 4 and 2. The data-parallel time of dp 8 is link / NVLink (9) times longer across nodes (printed to
+# 0.1 ms); a pipeline of tp 2 x
+# pp 2 stays inside a node of 4 (a block of 4 consecutive ranks), not inside nodes of 2
 cd "$TMP/p"
+comm() { "$BIN" plan "$TMP/p/big.yaml" --gpus 8 --node-gpus $1 --top 100 | awk -v l="$2" '$1" "$2" "$3" "$4 == l {print $9}'; }
+a=$(comm 8 "8 1 1 0"); b=$(comm 4 "8 1 1 0")
+awk -v a="$a" -v b="$b" 'BEGIN {exit !(a > 0 && b > 0 && b / a > 8 && b / a < 10)}' \
+  && ok "dp 8: comm $a s in one node, $b s across nodes (3600 / 400 Gbit/s)" || bad "dp 8 comm: one node '$a', nodes of 4 '$b'"
+a=$(comm 4 "2 2 2 0"); b=$(comm 2 "2 2 2 0")
+awk -v a="$a" -v b="$b" 'BEGIN {exit !(a > 0 && b > a)}' \
+  && ok "pp 2 x tp 2: pipeline sends in a node of 4 ($a s), across nodes of 2 ($b s)" || bad "pp comm: '$a' vs '$b'"
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"
 finish
