@@ -55,6 +55,18 @@ same_as "$TMP/b_z2/out" "$TMP/b_z2_whole/out" "bf16 zero2: sharded master weight
 bf16_case b_tp_z0 4 "{tp: 2, zero: 0}"
 bf16_case b_tp_z1 4 "{tp: 2, zero: 1}"
 same_as "$TMP/b_tp_z1/out" "$TMP/b_tp_z0/out" "bf16 dp2 tp2 zero1 = zero0"
+bf16_case b_pp_z0 4 "{pp: 2, zero: 0}"
+bf16_case b_pp_z1 4 "{pp: 2, zero: 1}"
+same_as "$TMP/b_pp_z1/out" "$TMP/b_pp_z0/out" "bf16 dp2 pp2 zero1 = zero0"
+# tied embeddings across two stages: the first stage's embedding (fp32-read, whole) and the last stage's mirror
+# (a matmul weight: its bf16 copy) sharded on both
+for z in 0 1; do
+  setup_tied b_tied_z$z; sed -i 's/^model:$/model:\n  dtype: bf16/' base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
+  cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
+  SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied bf16 pp2 dp2 zero$z trains" || bad "tied z$z: $(tail -3 train.log)"
+done
+grep -q "master weights: sharded" train.log && ok "tied zero1: sharded master weights" || bad "tied zero1 log: $(grep 'master weights' train.log)"
+same_as "$TMP/b_tied_z1/out" "$TMP/b_tied_z0/out" "tied bf16 pp2 dp2 zero1 = zero0"
 bf16_case b_resume 2 "{zero: 1}" "--stop-at-step 1"
 SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero1 resume failed: $(tail -3 b.log)"
 same_as out "$TMP/b_z1/out" "bf16 zero1 resumed = uninterrupted"
