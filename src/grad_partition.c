@@ -47,14 +47,8 @@ static bool bucket_range(const Model *m, int b, size_t *start, size_t *n) {
 
 void model_partition_init(Model *m, int shards, int shard) {
     const Backend *be = m->be;
-    if (shards < 2 || shard < 0 || shard >= shards || m->nalloc % (size_t)shards)
-        sd_die("model", "gradient shard %d of %d of a %zu-element buffer", shard, shards, m->nalloc);
-    size_t per = m->nalloc / (size_t)shards;
     m->partitioned = true;
-    m->grads_from = (size_t)shard * per;
-    m->grads_to = m->grads_from + per;
-    m->grads = be->alloc(sd_mul_size(per, sizeof(float), "gradient shard"), "gradient shard");
-    be->zero(m->grads, per * sizeof(float));
+    m->grads = model_alloc_shard(m, shards, shard, &m->grads_from, &m->grads_to, "gradient shard");
     GradPartition *gp = &m->gp;
     size_t st, n;
     for (int b = GRAD_BUCKET_EMBED; b < m->L_loc; b++)

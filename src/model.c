@@ -143,6 +143,17 @@ static void point_views(Model *m, float *base, size_t from, LayerW *w, float **e
     if (!*lm) *lm = *embed; /* tied, one stage */
 }
 
+float *model_alloc_shard(Model *m, int shards, int shard, size_t *from, size_t *to, const char *what) {
+    if (shards < 2 || shard < 0 || shard >= shards || m->nalloc % (size_t)shards)
+        sd_die("model", "%s %d of %d of a %zu-element buffer", what, shard, shards, m->nalloc);
+    size_t per = m->nalloc / (size_t)shards;
+    *from = (size_t)shard * per;
+    *to = *from + per;
+    float *b = m->be->alloc(sd_mul_size(per, sizeof(float), what), what);
+    m->be->zero(b, per * sizeof(float)); /* the padding stays zero */
+    return b;
+}
+
 void model_set_param_view(Model *m, int i, float *t) {
     set_view(m, &m->specs[i], t, m->w, &m->embed, &m->norm, &m->lm_head);
 }

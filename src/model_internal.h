@@ -6,7 +6,7 @@
  *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
  *          model_sparse_embed_free, model_set_grad_view, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, model_partition_init,
  *          model_partition_views, model_partition_offset, model_grad_bucket_begin, model_grad_bucket_end,
- *          model_partition_free, model_set_param_view, model_shard_params_init.
+ *          model_partition_free, model_alloc_shard, model_set_param_view, model_shard_params_init.
  * Ownership: the Model owns every Acts (model.h m->acts) and the memory its views point into.
  */
 #ifndef SD_MODEL_INTERNAL_H
@@ -144,6 +144,9 @@ size_t model_partition_offset(const Model *m, const float *dW);
 void model_grad_bucket_begin(Model *m, int b);
 void model_grad_bucket_end(Model *m, int b);
 void model_partition_free(Model *m);
+/* model.c: shard `shard` of `shards` of the flat buffers (nalloc elements, a multiple of shards): its flat range
+ * [*from, *to) and a zeroed backend allocation of its floats (the caller owns it); dies on a bad cut */
+float *model_alloc_shard(Model *m, int shards, int shard, size_t *from, size_t *to, const char *what);
 /* model.c: the fp32 parameter view of spec i (its field among m->w, embed, norm, lm_head) to t */
 void model_set_param_view(Model *m, int i, float *t);
 /* param_shard.c (model.h params_sharded), at model creation after act16 is known: this rank's shard of the fp32

@@ -43,14 +43,8 @@ static size_t w16_pos(Model *m, size_t x) {
 
 void model_shard_params_init(Model *m, int shards, int shard) {
     const Backend *be = m->be;
-    if (shards < 2 || shard < 0 || shard >= shards || m->nalloc % (size_t)shards)
-        sd_die("model", "parameter shard %d of %d of a %zu-element buffer", shard, shards, m->nalloc);
-    size_t per = m->nalloc / (size_t)shards;
     m->params_sharded = true;
-    m->params_from = (size_t)shard * per;
-    m->params_to = m->params_from + per;
-    m->params = be->alloc(sd_mul_size(per, sizeof(float), "parameter shard"), "parameter shard");
-    be->zero(m->params, per * sizeof(float)); /* the padding stays zero */
+    m->params = model_alloc_shard(m, shards, shard, &m->params_from, &m->params_to, "parameter shard");
     m->prep_elems = rep_pos(m, m->nparams);
     m->prep = be->alloc(sd_mul_size(m->prep_elems ? m->prep_elems : 1, sizeof(float), "fp32-read parameters"),
                         "fp32-read parameters");
