@@ -84,7 +84,9 @@ static const KeySpec KEYS[] = {
     {"optim.weight_decay", K_FLOAT, F(weight_decay), "0.0", 0, U, 0, 0, NULL,
      "decoupled weight decay (not applied to RMSNorm gains)"},
     {"optim.max_grad_norm", K_FLOAT, F(max_grad_norm), "1.0", 0, U, 0, 0, NULL,
-     "global gradient-norm clipping threshold; 0 disables"},
+     "global gradient-norm clipping threshold; 0 disables (then, under `train.nonfinite: stop`, the logged "
+     "norm is formed as AdamW reads the gradients instead of in a pass before it: the same value, one pass "
+     "over the gradients fewer)"},
     {"optim.schedule", K_ENUM, F(schedule), "cosine", U, U, 0, 0, "constant|linear|cosine",
      "learning-rate schedule after warmup"},
     {"optim.warmup_steps", K_INT, F(warmup_steps), "0", 0, U, 0, 0, NULL, "linear warmup steps"},
@@ -121,28 +123,37 @@ static const KeySpec KEYS[] = {
      "layer input and the residual they keep (Megatron-Core's recompute of the layernorm module): 2C values less "
      "per token and layer (2 bytes each in bf16), two norm passes more per layer; the same numbers bit for bit"},
     {"train.bf16_weight_cache", K_ENUM, F(bf16_weight_cache), "auto", U, U, 0, 0, "false|true|auto",
-     "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of rounding "
-     "the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for bit). auto: kept "
-     "unless the memory budget is known (a GPU's free memory, or SIMPO_DEVICE_MEMORY_GIB) and the plan with it, "
-     "the recompute the config asks for and the whole logits cache (train.lmhead_cache auto or true) does not fit "
-     "it; then dropped first, before train.recompute: auto recomputes anything: it is the cheapest memory to give "
-     "up (docs/performance.md)"},
+     "model.dtype bf16: keep a bf16 copy of the matmul weights, made once per optimizer step, instead of "
+     "rounding the fp32 weights before every matmul (2 bytes per matmul weight; the same numbers bit for "
+     "bit). auto: kept unless the memory budget is known (a GPU's free memory less 5% and 1 GiB, or "
+     "`SIMPO_DEVICE_MEMORY_GIB`) and the plan with it, the recompute the config asks for and the whole "
+     "logits cache (`train.lmhead_cache` auto or true) does not fit it; then dropped first, before "
+     "`train.recompute: auto` recomputes anything and before the logits cache: it is the cheapest memory "
+     "to give up (measured on an H200: ~0.3 ms of an `8b-4l` step for ~3 GiB, where the logits cache saves "
+     "~6 ms per GiB; docs/performance.md). The trainer says `train.bf16_weight_cache auto: stage S "
+     "on|off`, `simpo_dist plan` shows it in a column `bf16_weights`"},
     {"train.lmhead_cache", K_ENUM, F(lmhead_cache), "auto", U, U, 0, 0, "false|true|auto",
-     "keep each micro-batch's LM-head logits from its forward for its backward instead of recomputing them (one of "
-     "the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its response tokens) x "
-     "vocab/tp logits, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits are bf16, laid over the "
-     "layers' gradient scratch with the LM-head chunk, which a whole cache spares its own logits: it costs what that "
-     "region then holds beyond the scratch, on 8b-4l 0.47 GiB for 1.47 GiB of logits; the same numbers bit for bit). auto: for bf16 logits only (model.dtype bf16, autocast storage), where the memory "
-     "budget is known (a GPU's free memory less 5% and 1 GiB, or SIMPO_DEVICE_MEMORY_GIB): all rows where they "
-     "fit it after train.recompute's choice, else the first whole LM-head chunks that fit (a partial cache: the "
-     "rest recomputed); so off on the CPU backend"},
+     "keep each micro-batch's LM-head logits from its forward for its backward instead of recomputing them "
+     "(one of the head's four GEMMs fewer; on the last stage the largest micro-batch's log-prob rows (its "
+     "response tokens) x vocab/tp logits, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits "
+     "are bf16, laid over the layers' gradient scratch with the LM-head chunk, which a whole cache spares "
+     "its own logits: it costs what that region then holds beyond the scratch, on `8b-4l` 0.47 GiB for "
+     "1.47 GiB of logits; the same numbers bit for bit). auto: for bf16 logits only (model.dtype bf16, "
+     "autocast storage), where the memory budget is known (a GPU's free memory less 5% and 1 GiB, or "
+     "SIMPO_DEVICE_MEMORY_GIB): all rows where they fit it after train.recompute's choice, else the first "
+     "whole LM-head chunks that fit (a partial cache: the rest recomputed); so off on the CPU backend"},
     {"train.sparse_embedding_grad", K_ENUM, F(sparse_embed_grad), "auto", U, U, 0, 0, "false|true|auto",
-     "hold the input embedding's gradient for the rows of the step's tokens only (PyTorch's sparse embedding "
-     "gradient), not as a dense vocab x hidden fp32 tensor: 4 x vocab/tp x hidden bytes less on the first pipeline "
-     "stage (2 GiB on Llama 3 8B), and AdamW reads zeros for the other rows instead of a zeroed tensor (the same "
-     "numbers bit for bit; the gradient norm sums the held rows, within double rounding of the dense sum). Needs "
-     "untied embeddings (a tied one's gradient is the LM head's, dense) and no data parallelism (dp 1: the DP "
-     "reduction of gradients is dense). auto: on where both hold; true: an error where they do not"},
+     "hold the input embedding's gradient for the rows of the step's tokens only (PyTorch's "
+     "`nn.Embedding(sparse=True)`), not as a dense vocab/tp x hidden fp32 tensor: 4 x vocab/tp x hidden "
+     "bytes less on the first pipeline stage (2 GiB on Llama 3 8B; the held rows take at most "
+     "min(vocab/tp, the step's tokens) x hidden x 4 bytes), no zeroing pass over it, and AdamW reads zeros "
+     "for the other rows instead of a zeroed tensor. The same numbers bit for bit (the embedding backward "
+     "sums each row's tokens in the dense order; AdamW sees the same operands; the gradient norm adds the "
+     "same squares, bitwise the dense sum where one thread adds them in order and within double rounding "
+     "otherwise). Needs untied embeddings (a tied embedding's gradient is the LM head's, dense in every "
+     "row) and no data parallelism (dp 1: the DP reduction and ZeRO's shards cut the flat gradient buffer "
+     "densely). auto: on where both hold (the trainer says `train.sparse_embedding_grad: on`); true: an "
+     "error where they do not"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,
@@ -154,7 +165,13 @@ static const KeySpec KEYS[] = {
     {"parallel.tp", K_INT, F(tp), "1", 1, 4096, 0, 0, NULL, "tensor-parallel ranks"},
     {"parallel.pp", K_INT, F(pp), "1", 1, 4096, 0, 0, NULL, "pipeline-parallel stages"},
     {"parallel.zero", K_INT, F(zero), "0", 0, 2, 0, 0, NULL,
-     "0: replicated optimizer state; 1: shard AdamW state over DP; 2: also gradients"},
+     "0: replicated optimizer state; 1: shard AdamW state over DP: the moments, and in bf16 with the bf16 "
+     "weight copy (`train.bf16_weight_cache`, default) the fp32 master weights too (the matmuls read the "
+     "copy; the embedding and the RMSNorm gains stay whole in fp32; the log says `fp32 master weights: "
+     "sharded`); 2: also gradients: each DP rank holds only its shard of the fp32 gradient, one bucket (a "
+     "layer, or the embedding / LM head) and, with tied embeddings, the tied tensor's gradient "
+     "(`docs/design.md`), at the price of a reduce-scatter of the gradient per micro-batch instead of one "
+     "all-reduce per step"},
     {"parallel.backend", K_SENUM, F(comm_backend), "auto", U, U, 0, 0, "auto|mpi|nccl", "collectives backend"},
 };
 #define NKEYS (int)(sizeof KEYS / sizeof KEYS[0])
