@@ -45,10 +45,10 @@ void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads) {
     comm_allreduce_sum_f32(g, GROUP_DP, grads, z->n_pad);
 }
 
-void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc) {
-    if (g->dp == 1) sd_die("zero", "a gradient bucket to reduce without data parallelism");
-    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)z->dp, "bucket counts");
-    for (int r = 0; r < z->dp; r++) { /* the bucket's part in rank r's shard (unclipped: the padding is zero) */
+/* one reduce-scatter of the flat range [off, off + n) held in buf: its part in this rank's shard added into acc */
+static void reduce_range(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc,
+                         size_t *cnt) {
+    for (int r = 0; r < z->dp; r++) { /* the range's part in rank r's shard (unclipped: the padding is zero) */
         size_t a = (size_t)r * z->shard, b = a + z->shard;
         size_t s = off > a ? off : a, e = off + n < b ? off + n : b;
         cnt[r] = s < e ? e - s : 0;
@@ -57,6 +57,17 @@ void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t of
     const float *sum = comm_reduce_scatterv_f32(g, GROUP_DP, buf, cnt);
     if (mine && g->be) g->be->add(acc + at, sum, mine);
     for (size_t i = 0; mine && !g->be && i < mine; i++) acc[at + i] += sum[i]; /* host buffers, no backend */
+}
+
+void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc) {
+    if (g->dp == 1) sd_die("zero", "a gradient bucket to reduce without data parallelism");
+    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)z->dp, "bucket counts");
+    /* in pieces MPI's int counts can carry (a 405B layer on one rank is 3.2e9 elements); SIMPO_ZERO_PIECE=n
+     * (elements) makes them smaller, for tests */
+    const char *e = getenv("SIMPO_ZERO_PIECE");
+    size_t piece = e && atol(e) > 0 ? (size_t)atol(e) : (size_t)1 << 30;
+    for (size_t at = 0; at < n; at += piece)
+        reduce_range(g, z, buf + at, off + at, n - at < piece ? n - at : piece, acc, cnt);
     free(cnt);
 }
 
