@@ -41,9 +41,10 @@ ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pa
 void zero_plan_free(ZeroPlan *z);
 /* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
 size_t zero_state_elems(const ZeroPlan *z);
-/* Sums the gradients of the DP group after the step's backwards: all-reduce in place (stages 0, 1; grads has n_pad
- * elements, the grid's backend memory). Stage 2 reduced them bucket by bucket: nothing left to do. */
-void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads);
+/* Sums the gradients of the DP group after the step's backwards: all-reduce in place of the n elements of grads
+ * (stages 0, 1; the grid's backend memory: the flat buffer, n_pad elements, or what the model holds of it, model.h
+ * grads_from). Stage 2 reduced them bucket by bucket: nothing left to do. */
+void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, size_t n);
 /* Stage 2: buf (backend memory, n elements, overwritten) holds the flat range [off, off + n) of this rank's gradient
  * (a bucket); adds the DP group's sum of its part in this rank's shard [dp_rank * shard, (dp_rank + 1) * shard) into
  * acc, which holds that shard (acc[0] is its first element; backend memory). One reduce-scatter with per-rank

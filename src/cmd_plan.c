@@ -275,7 +275,9 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0,
-                         config_sparse_embed(c, mc->tie_word_embeddings, dp)}; /* as the trainer */
+                         false};
+        pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
+                                                                                                  * the trainer */
         if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
                                                                   * recompute, before auto's */
             PlanLayout wl = pl;
@@ -312,7 +314,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
         for (int i = 0; i < n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
         uint64_t bytes[COLL_KINDS];
-        plan_step_bytes(&pl, tok, resp, bytes);
+        plan_step_bytes(&pl, tok, resp, 0, bytes);
         free(tok);
         /* A group's traffic goes over NVLink when the group lies inside a node, else over the inter-node link.
          * Ranks are placed TP innermost, then PP, then DP (mpi/comm.c grid_rank): a TP group is tp consecutive

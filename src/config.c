@@ -399,8 +399,8 @@ static void validate(const Config *c, const Ctx *x) {
                c->recompute == RECOMPUTE_AUTO ? " (auto chooses the count itself)" : "");
 }
 
-bool config_sparse_embed(const Config *c, bool tied, int dp) {
-    return c->sparse_embed_grad != SPARSE_EMBED_OFF && !tied && dp == 1;
+bool config_sparse_embed(const Config *c, bool tied, int dp, bool in_one_shard) {
+    return c->sparse_embed_grad != SPARSE_EMBED_OFF && !tied && (dp == 1 || (c->zero < 2 && in_one_shard));
 }
 
 int config_recompute_layers(const Config *c) {

@@ -111,9 +111,11 @@ enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Co
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */
 int config_recompute_layers(const Config *c);
-/* Whether train.sparse_embedding_grad applies (not false, untied embeddings, dp 1): the trainer's choice, which
- * simpo_dist plan restates per layout. */
-bool config_sparse_embed(const Config *c, bool tied, int dp);
+/* Whether train.sparse_embedding_grad applies: not false, untied embeddings, and dp 1 or, under data parallelism,
+ * ZeRO 0 or 1 with the first stage's embedding inside one DP shard (in_one_shard: plan.h plan_embed_in_one_shard;
+ * ZeRO's optimizer then updates it whole on one rank, and ZeRO-2's gradient buckets are dense): the trainer's choice,
+ * which simpo_dist plan restates per layout. */
+bool config_sparse_embed(const Config *c, bool tied, int dp, bool in_one_shard);
 /* The resolved configuration as YAML (every key, defaults filled in). Caller frees. */
 char *config_to_yaml(const Config *c);
 /* Markdown reference of every key (name, type, default, range, help), printed to stdout. */

@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "comm.h"
 #include "model_internal.h"
 #include "util.h"
 
@@ -62,6 +63,13 @@ void model_sparse_embed_begin(Model *m, MicroBatch *const *mbs, int n) {
             int r = mbs[i]->ids[t] - V_off;
             if (r >= 0 && r < V) sp->hmap[r] = 0; /* marked; numbered below */
         }
+    if (m->grid && m->grid->dp > 1) { /* the rows of the whole DP group: every rank holds and reduces the same */
+        double *mark = sd_alloc((size_t)V * sizeof(double), "sparse embedding rows");
+        for (int r = 0; r < V; r++) mark[r] = sp->hmap[r] >= 0;
+        comm_allreduce_max_f64(m->grid, GROUP_DP, mark, (size_t)V);
+        for (int r = 0; r < V; r++) sp->hmap[r] = mark[r] > 0 ? 0 : -1;
+        free(mark);
+    }
     size_t k = 0;
     for (int r = 0; r < V; r++)
         if (sp->hmap[r] >= 0) {
@@ -111,6 +119,11 @@ const float *model_grad_range(const Model *m, size_t off, size_t n, GradRows *ro
                off + n);
     rows->map = m->sp.map, rows->cols = (size_t)m->C, rows->held = m->sp.held;
     return m->sp.grad;
+}
+
+void model_sparse_embed_allreduce(Model *m) {
+    if (!m->sp.grad || !m->grid || m->grid->dp == 1) return;
+    comm_allreduce_sum_f32(m->grid, GROUP_DP, m->sp.grad, m->sp.held * (size_t)m->C);
 }
 
 void model_sparse_embed_free(Model *m) {

@@ -7,7 +7,7 @@
  *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
- *          model_sparse_embed_rows, model_sparse_embed_begin, model_grad_at, model_grad_range, GradSink,
+ *          model_sparse_embed_rows, model_sparse_embed_begin, model_sparse_embed_allreduce, model_grad_at, model_grad_range, GradSink,
  *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_param_at, model_param_set,
  *          model_params_set_done, model_param_max_numel, model_params_held, model_params_to_host,
  *          model_params_allgather.
@@ -331,17 +331,23 @@ size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool 
  * PyTorch's nn.Embedding(sparse=True) does. The embedding's backward scatters into those rows in the order of
  * the dense path (bitwise the same rows); the optimizer reads them through backend.h GradRows and zeros for the rest
  * (bitwise the dense update); the gradient norm sums the held rows. max_step_tokens: the most tokens (in the layers'
- * layout) the micro-batches of one step hold on this rank. Call right after model creation, before any backward:
- * the gradient buffer is reallocated (zeroed). Not with data parallelism (the DP reduction of the flat gradient
- * buffer is dense: the caller's rule) nor a tied embedding (its gradient is the LM head's, dense; dies). No-op on a
- * stage without the embedding. */
+ * layout) the micro-batches of one step hold on this rank, times dp (under data parallelism every rank holds the
+ * rows of the whole group's tokens, model_sparse_embed_begin, and model_sparse_embed_allreduce sums them). Call
+ * right after model creation, before any backward: the gradient buffer is reallocated (zeroed). Not with ZeRO-2's
+ * partitioned gradient (its buckets are dense ranges; dies), nor a tied embedding (its gradient is the LM head's,
+ * dense; dies); under ZeRO-1 the caller keeps the embedding inside one rank's shard (config_sparse_embed), which
+ * updates it whole. No-op on a stage without the embedding. */
 void model_enable_sparse_embed(Model *m, size_t max_step_tokens);
+/* Data parallelism: the DP group's sum of the held rows, in place (each rank holds the same rows). No-op without
+ * the sparse gradient or with dp 1. */
+void model_sparse_embed_allreduce(Model *m);
 /* The rows the sparse embedding gradient holds for steps of up to max_step_tokens tokens: min(V_loc,
  * max_step_tokens), at least 1. plan.c uses it. */
 size_t model_sparse_embed_rows(size_t max_step_tokens, int V_loc);
 /* A step's rows (sparse embedding gradient; no-op without it): every id of the n micro-batches in this rank's
- * vocabulary slice, ascending, to m->sp.rows / map; call before the step's first forward, with every micro-batch
- * of the step. Dies when they hold more distinct ids than m->sp.max_rows. */
+ * vocabulary slice, under data parallelism of every DP rank's (a collective over the DP group: an all-reduce of a
+ * mark per vocabulary row), ascending, to m->sp.rows / map; call before the step's first forward, with every
+ * micro-batch of the step. Dies when they hold more distinct ids than m->sp.max_rows. */
 void model_sparse_embed_begin(Model *m, MicroBatch *const *mbs, int n);
 /* The gradient of flat element off (off >= m->grads_from: not inside a sparse embedding gradient; dies otherwise). */
 float *model_grad_at(const Model *m, size_t off);

@@ -24,6 +24,15 @@ int plan_recompute_layers(const PlanLayout *l, int stage) {
 
 bool plan_grads_partitioned(const PlanLayout *l) { return l->zero >= 2 && l->dp > 1; }
 
+bool plan_embed_in_one_shard(const PlanLayout *l) {
+    PlanLayout f = *l;
+    f.pp_rank = 0, f.sparse_embed = false; /* the first stage's buffer */
+    MemPlan p = plan_memory(&f);
+    size_t align = 64 * (size_t)l->dp, n_pad = div_up(p.params, align) * align;
+    size_t emb = (size_t)l->mc.vocab_size / (size_t)(l->tp > 0 ? l->tp : 1) * (size_t)l->mc.hidden_size;
+    return l->dp == 1 || emb <= n_pad / (size_t)l->dp;
+}
+
 /* model.c act16 (forward declared: plan_params_sharded needs it) */
 static bool storage_act16(const PlanLayout *l);
 bool plan_params_sharded(const PlanLayout *l) {
@@ -68,7 +77,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* the sparse embedding gradient (model.h model_enable_sparse_embed): the dense [V, C] slice leaves the flat
      * gradient buffer for the rows a step can select; its row map [V] and each slot's renamed ids are counted in
      * `other` below */
-    size_t sp_rows = l->sparse_embed && first ? model_sparse_embed_rows((size_t)l->n_mb * l->max_tokens, (int)V) : 0;
+    size_t sp_rows = l->sparse_embed && first
+                         ? model_sparse_embed_rows((size_t)l->dp * (size_t)l->n_mb * l->max_tokens, (int)V)
+                         : 0; /* the rows of the DP group's tokens (model_sparse_embed_begin's union) */
     if (sp_rows) p.grads = 4 * (n_pad - V * C) + 4 * sp_rows * C;
     /* ZeRO-2 with dp > 1 (model.h GradPartition): this rank's shard of the flat gradient, one bucket (the largest of
      * a layer, the final norm with an untied head, an untied embedding) and a tied embedding's gradient (or its
@@ -167,7 +178,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     return p;
 }
 
-void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]) {
+void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
+                     uint64_t out[COLL_KINDS]) {
     const ModelConfig *mc = &l->mc;
     for (int k = 0; k < COLL_KINDS; k++) out[k] = 0;
     MemPlan mp = plan_memory(l);
@@ -194,7 +206,13 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         /* ZeRO-2: every micro-batch's buckets, the tied gradient once a step (the padding is never sent) */
         if (plan_grads_partitioned(l))
             out[COLL_REDUCE_SCATTER] += 4 * ((size_t)l->n_mb * (mp.params - mp.grad_resident) + mp.grad_resident);
-        else out[COLL_ALLREDUCE] += 4 * n_pad;
+        else if (l->sparse_embed && first) {
+            /* the sparse embedding gradient: the union of the ranks' rows (a double per vocabulary row), the rest of
+             * the flat buffer, the rows held */
+            size_t V = (size_t)mc->vocab_size / (size_t)l->tp, rows = sparse_rows;
+            if (!rows) rows = model_sparse_embed_rows((size_t)l->dp * (size_t)l->n_mb * l->max_tokens, (int)V);
+            out[COLL_ALLREDUCE] += 8 * V + 4 * (n_pad - V * C) + 4 * rows * C;
+        } else out[COLL_ALLREDUCE] += 4 * n_pad;
         /* the fp32 weights, or under sharded master weights the bf16 copy (with its padding) and the fp32-read
          * parameters */
         if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;

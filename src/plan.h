@@ -40,7 +40,7 @@ typedef struct {
                                * max_lp_rows; else whole LM-head chunks, model.h model_head_cache_rows) */
     bool sparse_embed;      /* train.sparse_embedding_grad: the first stage holds the embedding's gradient for the rows
                              * of a step's tokens only (model.h model_enable_sparse_embed, for n_mb x max_tokens
-                             * tokens a step) */
+                             * tokens a step on each of the dp ranks) */
 } PlanLayout;
 
 typedef struct {
@@ -63,6 +63,9 @@ typedef struct {
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;
 
+/* Whether the first stage's embedding (flat elements [0, V/tp x C) of its buffer) lies inside DP rank 0's ZeRO shard
+ * under l's dp and tp (always with dp 1): config_sparse_embed's condition under data parallelism. */
+bool plan_embed_in_one_shard(const PlanLayout *l);
 /* ZeRO-2 with data parallelism: each rank holds its shard of the gradient and one bucket (model.h GradPartition) */
 bool plan_grads_partitioned(const PlanLayout *l);
 /* ZeRO >= 1 with data parallelism in the bf16 mode with the bf16 weight copy: each rank holds its shard of the fp32
@@ -98,6 +101,8 @@ RecomputeStep plan_recompute_step(int s, bool act, bool norm);
 /* The layers of pipeline stage `stage` that recompute under l (0 .. its layer count) */
 int plan_recompute_layers(const PlanLayout *l, int stage);
 /* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed
- * tokens and resp[i] response (log-prob) tokens, i < l->n_mb. */
-void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]);
+ * tokens and resp[i] response (log-prob) tokens, i < l->n_mb; sparse_rows: under the sparse embedding gradient with
+ * dp > 1, the rows the step's DP group held (model.h m->sp.held), or 0 for the most it can (the memory plan's). */
+void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
+                     uint64_t out[COLL_KINDS]);
 #endif

@@ -197,7 +197,7 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
 static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet *ps, const size_t *idx, int mbp,
-                            bool share_prompt, const uint64_t used[COLL_KINDS]) {
+                            bool share_prompt, size_t sparse_rows, const uint64_t used[COLL_KINDS]) {
     size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
     for (int i = 0; i < pl->n_mb; i++)
         for (int p = 0; p < mbp; p++) {
@@ -206,7 +206,7 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
             resp[i] += pair_logprob_rows(pr);
         }
     uint64_t want[COLL_KINDS];
-    plan_step_bytes(pl, tok, resp, want);
+    plan_step_bytes(pl, tok, resp, sparse_rows, want);
     fprintf(stderr,
             "simpo_dist: comm bytes rank %d step 1: allreduce %llu/%llu reduce_scatter %llu/%llu allgather %llu/%llu "
             "p2p %llu/%llu (measured/planned)\n",
@@ -506,11 +506,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
                       mo.recompute_norm, 0, false};
     /* train.sparse_embedding_grad: where the embedding is untied and no DP reduction needs the dense gradient */
-    bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp);
+    bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp, plan_embed_in_one_shard(&apl));
     if (c->sparse_embed_grad == SPARSE_EMBED_ON && !sparse)
         sd_die(c->source, "train.sparse_embedding_grad: true needs untied embeddings (tie_word_embeddings false) and "
-               "no data parallelism (dp 1); this run has %s and dp %d (auto uses it where it can)",
-               mc.tie_word_embeddings ? "tied embeddings" : "untied embeddings", g->dp);
+               "dp 1, or under data parallelism parallel.zero 0 or 1 with the embedding inside one DP shard; this "
+               "run has %s, dp %d, zero %d%s (auto uses it where it can)",
+               mc.tie_word_embeddings ? "tied embeddings" : "untied embeddings", g->dp, c->zero,
+               g->dp > 1 && c->zero < 2 && !plan_embed_in_one_shard(&apl) ? ", the embedding across shards" : "");
     apl.sparse_embed = sparse;
     /* train.bf16_weight_cache: auto first (the cheapest memory to give up), with the config's recompute (none
      * under auto yet) */
@@ -538,7 +540,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     mo.param_shards = c->zero >= 1 && g->dp > 1 && apl.weights16 ? g->dp : 1;
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
-    if (sparse) model_enable_sparse_embed(m, (size_t)n_mb * max_tokens); /* before the first backward */
+    if (sparse) model_enable_sparse_embed(m, (size_t)g->dp * n_mb * max_tokens); /* before the first backward */
     if (m->sp.grad && g->tp_rank == 0)
         fprintf(stderr, "simpo_dist: train.sparse_embedding_grad: on, the embedding's gradient for at most %zu rows a "
                 "step (%.1f MiB) instead of all %d (%.1f MiB)\n", m->sp.max_rows,
@@ -640,7 +642,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
         step_sync_tied_grads(g, m);
         model_grads_reduce_resident(m); /* ZeRO-2: the tied embedding's gradient, whole for the step */
-        zero_reduce_grads(g, t->plan, m->grads);
+        zero_reduce_grads(g, t->plan, m->grads, m->grads_to - m->grads_from);
+        model_sparse_embed_allreduce(m); /* the held embedding rows (the flat buffer starts after them) */
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
         double lr = optim_lr_at(t->optim, t->optim->step), gn;
@@ -683,7 +686,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
             t_prof = sd_now(), prof_from = t->optim->step;
         }
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
-                                                             (int)mbp, c->prefix_sharing, sm.comm);
+                                                             (int)mbp, c->prefix_sharing, m->sp.held, sm.comm);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
         comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* checkpoint traffic is not the step's */

@@ -26,6 +26,22 @@ for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/dp2_zero2/out/step-00000002/index.h5" out/step-00000002/index.h5 /$g /$g \
     && ok "zero2 resume = uninterrupted (/$g)" || bad "zero2 resume differs in /$g"
 done
+# the sparse embedding gradient under data parallelism (auto: on with ZeRO 0 / 1, the embedding inside one shard):
+# every rank holds the rows of the whole group's tokens and the group sums them; bit for bit the dense gradient's
+# run on two ranks (with tensor parallelism too: each rank's vocabulary slice)
+grep -q "sparse_embedding_grad: on" "$TMP/dp2_zero1/train.log" && ok "dp2 zero1: the sparse embedding gradient is on" \
+  || bad "dp2 zero1 sparse: $(grep sparse_embedding "$TMP/dp2_zero1/train.log")"
+for lay in "dense_z1;2;{zero: 1};dp2_zero1" "dense_z0;2;{zero: 0};dp2_zero0"; do
+  IFS=";" read -r name np par twin <<< "$lay"
+  setup $name; sed -i 's/^train: {/train: {sparse_embedding_grad: false, /' run.yaml; echo "parallel: $par" >> run.yaml
+  $MPI $np "$BIN" run.yaml 2> train.log && ! grep -q "sparse_embedding_grad: on" train.log || bad "$name: $(tail -3 train.log)"
+  for g in param exp_avg exp_avg_sq; do
+    h5diff -q "$TMP/$twin/out/step-00000002/index.h5" out/step-00000002/index.h5 /$g /$g \
+      && ok "$twin (sparse embedding gradient) = dense (/$g)" || bad "$twin sparse differs from dense in /$g"
+  done
+done
+expect_error "sparse true with ZeRO-2" "train.sparse_embedding_grad: true needs untied embeddings" \
+  bash -c "cd '$TMP/dense_z1' && sed 's/sparse_embedding_grad: false/sparse_embedding_grad: true/; s/zero: 1/zero: 2/' run.yaml > z2.yaml && $MPI 2 '$BIN' z2.yaml"
 # ZeRO-2's buckets reduced in pieces (as a bucket past MPI's int counts is): the same sums on two ranks, bit for bit
 setup z2_pieces; echo "parallel: {zero: 2}" >> run.yaml
 SIMPO_ZERO_PIECE=1000 $MPI 2 "$BIN" run.yaml 2> train.log || bad "z2 in pieces failed: $(tail -3 train.log)"
