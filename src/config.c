@@ -151,9 +151,12 @@ static const KeySpec KEYS[] = {
      "sums each row's tokens in the dense order; AdamW sees the same operands; the gradient norm adds the "
      "same squares, bitwise the dense sum where one thread adds them in order and within double rounding "
      "otherwise). Needs untied embeddings (a tied embedding's gradient is the LM head's, dense in every "
-     "row) and no data parallelism (dp 1: the DP reduction and ZeRO's shards cut the flat gradient buffer "
-     "densely). auto: on where both hold (the trainer says `train.sparse_embedding_grad: on`); true: an "
-     "error where they do not"},
+     "row) and, under data parallelism, parallel.zero 0 or 1 with the first stage's embedding inside one "
+     "DP shard (ZeRO-2's gradient buckets are dense ranges; a shard cutting the embedding would update it "
+     "in pieces): every rank then holds the rows of the whole DP group's tokens (at most min(vocab/tp, dp x "
+     "the step's tokens)) and the group sums them, an all-reduce of those rows instead of the dense tensor. "
+     "auto: on where these hold (the trainer says `train.sparse_embedding_grad: on`); true: an error where "
+     "they do not"},
     {"checkpoint.dir", K_PATH, F(ckpt_dir), "out", U, U, 0, 0, NULL,
      "checkpoints and metrics.jsonl; a run resumes from the newest complete checkpoint here"},
     {"checkpoint.every_steps", K_LONG, F(ckpt_every_steps), "0", 0, U, 0, 0, NULL,
