@@ -505,7 +505,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
                       mo.recompute_norm, 0, false};
-    /* train.sparse_embedding_grad: where the embedding is untied and no DP reduction needs the dense gradient */
+    /* train.sparse_embedding_grad: where the embedding is untied and, under data parallelism, ZeRO 0 / 1 update it
+     * whole on one rank (config.h config_sparse_embed) */
     bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp, plan_embed_in_one_shard(&apl));
     if (c->sparse_embed_grad == SPARSE_EMBED_ON && !sparse)
         sd_die(c->source, "train.sparse_embedding_grad: true needs untied embeddings (tie_word_embeddings false) and "
