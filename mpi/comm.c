@@ -191,28 +191,6 @@ static int mpi_count(size_t n, const char *what) {
     if (n > (size_t)INT32_MAX) sd_die("comm", "%s of %zu elements per rank is too large", what, n);
     return (int)n;
 }
-void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank) {
-    int size = g->g[k].size;
-    if (size == 1) {
-        comm_copy_f32(g, out, in, per_rank);
-        return;
-    }
-    size_t total = per_rank * (size_t)size;
-#ifdef SIMPO_HAVE_NCCL
-    if (g->nccl) nccl_reduce_scatter_f32(g->nccl, k, in, out, per_rank);
-    else
-#endif
-    if (staged(g)) {
-        float *h = stage_buf(g, total + per_rank);
-        g->be->download(h, in, total * sizeof(float));
-        MPI_Reduce_scatter_block(h, h + total, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM,
-                                 comm_of(g, k));
-        g->be->upload(out, h + total, per_rank * sizeof(float));
-    } else {
-        MPI_Reduce_scatter_block(in, out, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(g, k));
-    }
-    g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
-}
 float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts) {
     int size = g->g[k].size, me = g->g[k].rank;
     if (size == 1) return buf;
@@ -287,11 +265,6 @@ static void bcast_backend(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, 
     } else {
         bcast_host(g, k, buf, bytes, root);
     }
-}
-void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root) {
-    if (g->g[k].size == 1 || n == 0) return;
-    bcast_backend(g, k, buf, n * sizeof(float), root);
-    if (g->g[k].rank == root) g->bytes[COLL_BCAST] += n * sizeof(float);
 }
 void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts) {
     int size = g->g[k].size;

@@ -81,8 +81,6 @@ const char *comm_f32_library(const ProcessGrid *g);
 /* Backend memory (see above). In-place sums / max over a group. */
 void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
-/* Backend memory. out[per_rank] = sum over the group of in[rank * per_rank ...]; in has size * per_rank elements. */
-void comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, const float *in, float *out, size_t per_rank);
 /* Backend memory, in place, blocks of unequal sizes (ZeRO-2's buckets cut through the shards): buf holds the group's
  * blocks in rank order, block r of counts[r] elements (any may be 0). Afterwards the sum over the group of this
  * rank's block lies at the returned pointer, inside buf (its start with MPI, the block's own place with NCCL); the
@@ -94,8 +92,6 @@ void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank
  * rank order, block r of counts[r] elements of esz bytes; afterwards every rank's buf holds every rank's block (one
  * broadcast per block: no int limit on counts or offsets). Counted as an all-gather of the whole buffer. */
 void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts);
-/* Backend memory. n floats of group rank root's buf to every rank's buf. */
-void comm_bcast_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int root);
 /* Host memory, MPI. */
 void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);

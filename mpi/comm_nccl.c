@@ -129,13 +129,6 @@ void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int 
     CU(cudaStreamSynchronize(c->stream));
 }
 
-void nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, const float *in, float *out, size_t per_rank) {
-    NComm *c = comm_for(n, k);
-    after_backend(n, c->stream);
-    NC(ncclReduceScatter(in, out, per_rank, ncclFloat32, ncclSum, c->comm, c->stream));
-    CU(cudaStreamSynchronize(c->stream));
-}
-
 float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);
@@ -163,13 +156,6 @@ void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int roo
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);
     NC(ncclBroadcast(buf, buf, bytes, ncclUint8, root, c->comm, c->stream));
-    CU(cudaStreamSynchronize(c->stream));
-}
-
-void nccl_bcast_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int root) {
-    NComm *c = comm_for(n, k);
-    after_backend(n, c->stream);
-    NC(ncclBroadcast(buf, buf, count, ncclFloat32, root, c->comm, c->stream));
     CU(cudaStreamSynchronize(c->stream));
 }
 

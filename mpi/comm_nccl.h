@@ -22,11 +22,9 @@ const char *nccl_unusable(ProcessGrid *g, char *why, size_t cap);
 NcclGrid *nccl_grid_create(ProcessGrid *g);
 void nccl_grid_free(NcclGrid *n);
 void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int max);
-void nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, const float *in, float *out, size_t per_rank);
 /* comm.h comm_reduce_scatterv_f32: one in-place reduce per rank with a block, grouped; returns this rank's block */
 float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts);
 void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
-void nccl_bcast_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int root);
 void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int root);
 /* Queues the send; *opaque (at least sizeof(void *) bytes) receives what nccl_wait needs. */
 void nccl_isend_f32(NcclGrid *n, GroupKind k, const float *buf, size_t count, int peer, void *opaque);
