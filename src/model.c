@@ -538,9 +538,8 @@ void model_grads_end(Model *m) {
         if (m->gfresh[i]) {
             /* partitioned: the buckets were handed over; only the resident tied gradient is still here */
             if (m->partitioned && i != m->gp.resident_spec) continue;
-            size_t n;
+            size_t n = m->specs[i].numel;
             float *g = m->partitioned ? m->gp.resident : grad_of(m, i, &n);
-            if (m->partitioned) n = m->specs[i].numel;
             m->be->zero(g, n * sizeof(float));
             m->gfresh[i] = false;
         }
@@ -756,8 +755,8 @@ void model_load_hf(Model *m, const char *hf_dir) {
 
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
     if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
-    sd_mkdirs(out_dir);
     if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
+    sd_mkdirs(out_dir);
     float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
     model_params_to_host(m, host); /* all of them: not sharded */
     StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "export list");

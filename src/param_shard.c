@@ -4,8 +4,8 @@
  * weights are needed whole only by the optimizer, which under ZeRO >= 1 updates just this rank's shard. Keeping
  * only that shard saves 4 (1 - 1/dp) bytes per parameter on every rank (Megatron's distributed optimizer shards its
  * fp32 main parameters the same way). What an op reads in fp32 (the embedding's lookup, the RMSNorm gains) stays
- * whole in m->prep: on 8 data-parallel ranks Llama 3 8B keeps 3.7 + 2 GiB of its 30. After the optimizer step the ranks exchange
- * their updated shards as the copy (2 bytes a weight, half the fp32 all-gather) and as prep's values.
+ * whole in m->prep: on 8 data-parallel ranks Llama 3 8B keeps 3.7 + 2 GiB of its 30. After the optimizer step the
+ * ranks exchange their updated shards as the copy (2 bytes a weight, half the fp32 all-gather) and as prep's values.
  * Positions: the shard of rank r is the flat range [r S, (r + 1) S) (S = nalloc / dp, the ZeRO shards); its part of
  * prep and of the bf16 copy is one contiguous range of each (both keep table order), so the all-gathers take one
  * block per rank.
