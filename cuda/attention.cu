@@ -521,6 +521,43 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t 
     attn_wide_free(&w), cu_scratch_free(of), cu_scratch_free(df), cu_scratch_free(g);
 }
 
+/* ---- prefix sharing in the layers' rows (backend.h attn_fwd_b16_rows / attn_bwd_b16_rows) ----
+ * Version 4's kernels take attention's rows through xrow and skip the copies (attention_tc3.cu); any other path
+ * (another version, Gemma 2's options, other head dims, unaligned rows, the fp32 attention) returns false and the
+ * model gathers attention's layout instead. SIMPO_CUDA_ATTN_ROWS=0 turns it off (the comparison runs). */
+static bool rows_ok(int HD, const AttnOpts *opts, const void *const *rows, int n) {
+    return cu_env_choice("SIMPO_CUDA_ATTN_ROWS", 0, 1, 1) == 1 && cuda_attn_tc_version() == 4 &&
+           use_tc(HD, opts, rows, n);
+}
+
+bool cuda_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                            size_t Ntok, const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH,
+                            int NKV, int HD, const AttnOpts *opts) {
+    (void)Ntok;
+    if (S <= 0) return true;
+    check_args(NH, NKV, HD, opts, "attn_fwd_b16_rows");
+    const void *rows[] = {out, q, k, v};
+    if (!rows_ok(HD, opts, rows, 4)) return false;
+    attn_tc4_run_fwd16_rows((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, cu_seqlens, S, xrow,
+                            skip, NH, NKV, HD);
+    g_b16_direct++;
+    return true;
+}
+
+bool cuda_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
+                            const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
+                            const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                            const AttnOpts *opts) {
+    if (S <= 0) return true;
+    check_args(NH, NKV, HD, opts, "attn_bwd_b16_rows");
+    const void *rows[] = {dq, dk, dv, dout, q, k, v, out};
+    if (!rows_ok(HD, opts, rows, 8)) return false;
+    attn_tc4_run_bwd16_rows((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k,
+                            (const bf16 *)v, (const bf16 *)out, lse, Ntok, cu_seqlens, S, xrow, skip, NH, NKV, HD);
+    g_b16_direct++;
+    return true;
+}
+
 /* ---- host side shared by every attention version (attn_launch.cuh) ---- */
 
 int attn_tiles(const int *d_cu, int S, int BM, int heads, int *n0, int *N, const char *op) {

@@ -468,7 +468,7 @@ int cuda_attn_tc_version(void) { return cu_env_choice("SIMPO_CUDA_ATTN_TC", 1, 4
 /* SIMPO_CUDA_ATTN_STREAMS: unset, empty or 1 = the tensor-core backward's dq and dk/dv kernels one after the other
  * on the backend's stream; 2 = dq on a second stream (cu_fork / cu_join) beside dk/dv (unmeasured; outputs bitwise
  * the same: disjoint, each written by one block). Read per call. */
-static int attn_bwd_streams(void) { return cu_env_choice("SIMPO_CUDA_ATTN_STREAMS", 1, 2, 1); }
+int attn_bwd_streams(void) { return cu_env_choice("SIMPO_CUDA_ATTN_STREAMS", 1, 2, 1); }
 
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */
 

@@ -162,13 +162,14 @@ static __device__ __forceinline__ void t3_put2(bf16 *p, float a, float b) {
  * / mul[1] */
 template <int HD, class T>
 static __device__ __forceinline__ void t3_write_rows(T *g, size_t stride, const float (*acc)[4], int row0,
-                                                     int rows, float mula, float mulb) {
+                                                     int rows, float mula, float mulb, const int *xr = nullptr) {
     const int lane = threadIdx.x & 31, r = lane >> 2, c = 2 * (lane & 3);
+    T *ga = g + (size_t)attn_row(xr, r < rows ? row0 + r : row0) * stride + c; /* rows mapped by xr (attn_row) */
+    T *gb = g + (size_t)attn_row(xr, r + 8 < rows ? row0 + r + 8 : row0) * stride + c;
 #pragma unroll
     for (int n = 0; n < HD / 8; n++) {
-        if (r < rows) t3_put2(g + (size_t)(row0 + r) * stride + 8 * n + c, acc[n][0] * mula, acc[n][1] * mula);
-        if (r + 8 < rows)
-            t3_put2(g + (size_t)(row0 + r + 8) * stride + 8 * n + c, acc[n][2] * mulb, acc[n][3] * mulb);
+        if (r < rows) t3_put2(ga + 8 * n, acc[n][0] * mula, acc[n][1] * mula);
+        if (r + 8 < rows) t3_put2(gb + 8 * n, acc[n][2] * mulb, acc[n][3] * mulb);
     }
 }
 
@@ -179,7 +180,8 @@ template <int HD, bool B16, int W>
 static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, float *lse,
                                               const typename AttnIo<B16>::T *q, const bf16 *kb, const bf16 *vb,
                                               const int *cu, int S, int NH, int NKV,
-                                              float sl2 /* log2(e) / sqrt(HD) */) {
+                                              float sl2 /* log2(e) / sqrt(HD) */, const int *xr = nullptr,
+                                              const int *skip = nullptr) {
     typedef T3<HD, W> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NS, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
@@ -187,12 +189,12 @@ static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, floa
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     AttnQTile z;
-    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
+    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV, xr, skip)) return;
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
-    attn_stage_q<HD, BM, THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_stage_q<HD, BM, THREADS>(Qs, q + (size_t)z.h * HD, qs, z.q0, z.nq, xr);
     __syncthreads();
     uint32_t qa[NF][4];
 #pragma unroll
@@ -273,11 +275,12 @@ static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, floa
         l[r] += __shfl_xor_sync(CU_FULL_MASK, l[r], 1);
         l[r] += __shfl_xor_sync(CU_FULL_MASK, l[r], 2);
     }
-    t3_write_rows<HD>(out + (size_t)z.h * HD, qs, o, z.wfirst, z.wlast - z.wfirst + 1, 1.0f / l[0], 1.0f / l[1]);
+    t3_write_rows<HD>(out + (size_t)z.h * HD, qs, o, z.wfirst, z.wlast - z.wfirst + 1, 1.0f / l[0], 1.0f / l[1],
+                      xr);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int i = z.wfirst + g + 8 * r;
-        if (tg == 0 && i <= z.qlast) lse[(size_t)i * NH + z.h] = (m[r] + log2f(l[r])) * ATTN_LN2;
+        if (tg == 0 && i <= z.qlast) lse[(size_t)attn_row(xr, i) * NH + z.h] = (m[r] + log2f(l[r])) * ATTN_LN2;
     }
 }
 /* version 3: 8 warps, at HD 64 two blocks per SM (127 registers, 2 x 72 KB of shared memory); version 4: 4 warps,
@@ -293,12 +296,20 @@ template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 4 : 2) attn_tc4_fwd_k(T3_FWD_ARGS) {
     t3_fwd<HD, B16, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2);
 }
+/* version 4 in the layers' rows (prefix sharing, bf16 storage: backend.h attn_fwd_b16_rows): xr, skip */
+template <int HD>
+__global__ void __launch_bounds__(128, HD == 64 ? 4 : 2)
+    attn_tc4_fwd_rows_k(bf16 *out, float *lse, const bf16 *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
+                        int NH, int NKV, float sl2, const int *xr, const int *skip) {
+    t3_fwd<HD, true, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2, xr, skip);
+}
 
 /* ---- backward: dQ ---- */
 template <int HD, bool B16, int W> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
 static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob,
                                              const bf16 *kb, const bf16 *vb, const float *lse, const float *D,
-                                             const int *cu, int S, int NH, int NKV, float sl2, float scale) {
+                                             const int *cu, int S, int NH, int NKV, float sl2, float scale,
+                                             const int *xr = nullptr, const int *skip = nullptr) {
     typedef T3<HD, W> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NS, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
@@ -306,14 +317,14 @@ static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const 
     const int warp = threadIdx.x >> 5, tg = threadIdx.x & 3;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     AttnQTile z;
-    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
-    const float lse2[2] = {lse[(size_t)z.row[0] * NH + z.h] * ATTN_LOG2E,
-                           lse[(size_t)z.row[1] * NH + z.h] * ATTN_LOG2E};
-    const float Dr[2] = {D[(size_t)z.row[0] * NH + z.h], D[(size_t)z.row[1] * NH + z.h]};
+    if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV, xr, skip)) return;
+    const size_t r0 = (size_t)attn_row(xr, z.row[0]) * NH + z.h, r1 = (size_t)attn_row(xr, z.row[1]) * NH + z.h;
+    const float lse2[2] = {lse[r0] * ATTN_LOG2E, lse[r1] * ATTN_LOG2E};
+    const float Dr[2] = {D[r0], D[r1]};
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
-    attn_cp_tile<HD, BM, THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq);
-    attn_cp_tile<HD, BM, THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq);
+    attn_cp_tile<HD, BM, THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq, xr);
+    attn_cp_tile<HD, BM, THREADS>(dOs, dob + (size_t)z.h * HD, qs, z.q0, z.nq, xr);
     __pipeline_commit();
 #pragma unroll
     for (int s = 0; s < NS - 1; s++) attn_cp_kv<HD, T3_BN, THREADS, NS>(Kb, Vb, kg, vg, ks, z, s);
@@ -378,7 +389,7 @@ static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const 
         }
     }
     if (!z.active) return;
-    t3_write_rows<HD>(dq + (size_t)z.h * HD, qs, acc, z.wfirst, z.wlast - z.wfirst + 1, 1.0f, 1.0f);
+    t3_write_rows<HD>(dq + (size_t)z.h * HD, qs, acc, z.wfirst, z.wlast - z.wfirst + 1, 1.0f, 1.0f, xr);
 }
 #define T3_DQ_ARGS                                                                                                \
     typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse, \
@@ -391,13 +402,21 @@ template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dq_k(T3_DQ_ARGS) {
     t3_dq<HD, B16, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
 }
+template <int HD>
+__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2)
+    attn_tc4_dq_rows_k(bf16 *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+                       const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale, const int *xr,
+                       const int *skip) {
+    t3_dq<HD, true, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
+}
 
 /* ---- backward: dK, dV ---- */
 template <int HD, bool B16, int W> /* B16: dk, dv bf16 storage (attn_bwd_b16), else fp32 */
 static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv,
                                                const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
                                                const float *lse, const float *D, const int *cu, int S, int NH,
-                                               int NKV, float sl2, float scale) {
+                                               int NKV, float sl2, float scale, const int *xr = nullptr,
+                                               const int *skip = nullptr) {
     typedef T3<HD, W> Z;
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NSKV, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
@@ -406,13 +425,13 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const size_t ks = (size_t)NKV * HD;
     AttnKTile z;
-    if (!attn_kv_tile<BM, T3_BN>(z, cu, S, NH, NKV)) return;
+    if (!attn_kv_tile<BM, T3_BN>(z, cu, S, NH, NKV, xr, skip)) return;
     /* the lane's key rows j0 + g, j0 + g + 8; a row past the tile's end sees nothing (INT_MAX: every query masked) */
     const int key[2] = {warp * 16 + g < z.nk ? z.j0 + g : 0x7fffffff,
                         warp * 16 + g + 8 < z.nk ? z.j0 + g + 8 : 0x7fffffff};
 
-    attn_cp_tile<HD, BM, THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
-    attn_cp_tile<HD, BM, THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk);
+    attn_cp_tile<HD, BM, THREADS>(Ks, kb + (size_t)z.kvh * HD, ks, z.k0, z.nk, xr);
+    attn_cp_tile<HD, BM, THREADS>(Vs, vb + (size_t)z.kvh * HD, ks, z.k0, z.nk, xr);
     __pipeline_commit();
 #pragma unroll
     for (int s = 0; s < NS - 1; s++)
@@ -427,8 +446,11 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
         __syncthreads();               /* everyone's; iteration it - 1 done by everyone */
         attn_cp_qiter<HD, T3_BN, THREADS, NS>(Qb, dOb, Lb, Db, qb, dob, lse, D, NH, z, it + NS - 1);
         int q0, nq, nb0, nqb; /* query blocks of 16 from nb0 on: those before the warp's first key are masked out */
-        bool full;            /* nothing masked */
-        if (!attn_query_iter<T3_BN>(z, it, &q0, &nq, &nb0, &nqb, &full)) continue;
+        bool full, other;     /* nothing masked; the next sequence's queries (prefix sharing) */
+        if (!attn_query_iter<T3_BN>(z, it, &q0, &nq, &nb0, &nqb, &full, &other)) continue;
+        /* a key is visible to query q0 + col when q0 + col >= key (causal); the next sequence's queries (other)
+         * see the prompt's keys, those before plim, whatever their row, and no other */
+        const int qe = other ? 0x3fffffff : q0;
         const int b = it % NS;
         const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
         const float *Ls = Lb + b * T3_BN, *Ds = Db + b * T3_BN;
@@ -470,7 +492,7 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
                             float p[2], d[2];
 #pragma unroll
                             for (int e = 0; e < 2; e++) {
-                                const bool vis = full || (q0 + col + e >= key[r] && col + e < nq);
+                                const bool vis = full || (qe + col + e >= key[r] && (!other || key[r] < z.plim) && col + e < nq);
                                 p[e] = vis ? exp2f(s[n][2 * r + e] * sl2 - Ls[col + e] * ATTN_LOG2E) : 0.0f;
                             }
                             const uint32_t pp = pack_bf16x2(p[0], p[1]);
@@ -488,8 +510,8 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
     }
     if (!z.active) return;
     const int rows = min(16, z.nk - warp * 16);
-    t3_write_rows<HD>(dk + (size_t)z.kvh * HD, ks, dka, z.j0, rows, 1.0f, 1.0f);
-    t3_write_rows<HD>(dv + (size_t)z.kvh * HD, ks, dva, z.j0, rows, 1.0f, 1.0f);
+    t3_write_rows<HD>(dk + (size_t)z.kvh * HD, ks, dka, z.j0, rows, 1.0f, 1.0f, xr);
+    t3_write_rows<HD>(dv + (size_t)z.kvh * HD, ks, dva, z.j0, rows, 1.0f, 1.0f, xr);
 }
 #define T3_DKDV_ARGS                                                                                              \
     typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb,     \
@@ -502,6 +524,59 @@ __global__ void __launch_bounds__(256, 1) attn_tc3_dkdv_k(T3_DKDV_ARGS) {
 template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dkdv_k(T3_DKDV_ARGS) {
     t3_dkdv<HD, B16, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
+}
+template <int HD>
+__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2)
+    attn_tc4_dkdv_rows_k(bf16 *dk, bf16 *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
+                         const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
+                         float scale, const int *xr, const int *skip) {
+    t3_dkdv<HD, true, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
+}
+
+/* ---- version 4 in the layers' rows (prefix sharing on bf16 storage) ---- */
+
+/* attn_tiles' count over attention's whole layout bounds the tiles (copied rows start none): the blocks past the
+ * last tile find none and return */
+static int t4_rows_tiles(const int *cu, int S, int heads, const char *op) {
+    int n0, N;
+    const int tiles = attn_tiles(cu, S, T3v4<64>::BM, heads, &n0, &N, op);
+    if (tiles && n0 != 0) sd_die("cuda", "%s: cu_seqlens[0] = %d, expected 0 (attention's layout from row 0)", op, n0);
+    return tiles;
+}
+static int t4_rows_opted[3][2]; /* attn_want_smem's record: [fwd, dq, dkdv][HD 64, 128] */
+
+void attn_tc4_run_fwd16_rows(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu,
+                             int S, const int *xrow, const int *skip, int NH, int NKV, int HD) {
+    const int tiles = t4_rows_tiles(cu, S, NH, "attn_fwd_b16_rows");
+    if (!tiles) return;
+    const int hi = HD == 128;
+    attn_launch(hi ? attn_tc4_fwd_rows_k<128> : attn_tc4_fwd_rows_k<64>, dim3((unsigned)tiles * (unsigned)NH),
+                T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_F : T3v4<64>::SMEM_F, &t4_rows_opted[0][hi],
+                "attn_fwd (tensor cores, v4, bf16, layers' rows)", HD, out, lse, q, k, v, cu, S, NH, NKV,
+                ATTN_LOG2E / sqrtf((float)HD), xrow, skip);
+}
+
+void attn_tc4_run_bwd16_rows(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                             const bf16 *v, const bf16 *out, const float *lse, size_t Ntok, const int *cu, int S,
+                             const int *xrow, const int *skip, int NH, int NKV, int HD) {
+    const int tiles = t4_rows_tiles(cu, S, NH, "attn_bwd_b16_rows");
+    if (!tiles) return;
+    /* D [Ntok][NH] in the layers' rows: a copy's row would be zero (its dout is), and no kernel reads one */
+    float *D = (float *)cu_scratch(Ntok * (size_t)NH * sizeof(float), "attn_bwd_b16_rows D");
+    attn_rowsum(D, dout, out, 0, (int)Ntok, NH, HD, "attn_bwd_b16_rows (tensor cores: D)");
+    const int hi = HD == 128;
+    const float scale = 1.0f / sqrtf((float)HD);
+    const bool two = attn_bwd_streams() == 2;
+    attn_launch_on(two ? cu_fork() : cu_stream(), hi ? attn_tc4_dq_rows_k<128> : attn_tc4_dq_rows_k<64>,
+                   dim3((unsigned)tiles * (unsigned)NH), T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_Q : T3v4<64>::SMEM_Q,
+                   &t4_rows_opted[1][hi], "attn_bwd (tensor cores, v4, bf16, layers' rows, dq)", HD, dq, q, dout, k,
+                   v, lse, (const float *)D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
+    attn_launch(hi ? attn_tc4_dkdv_rows_k<128> : attn_tc4_dkdv_rows_k<64>, dim3((unsigned)tiles * (unsigned)NKV),
+                T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_K : T3v4<64>::SMEM_K, &t4_rows_opted[2][hi],
+                "attn_bwd (tensor cores, v4, bf16, layers' rows, dk, dv)", HD, dk, dv, q, dout, k, v, lse,
+                (const float *)D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
+    if (two) cu_join();
+    cu_scratch_free(D);
 }
 
 /* ---- the wrappers' self-check (one warp): D = A B through both B loads, and E = bf16(D) B through the

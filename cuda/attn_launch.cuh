@@ -72,6 +72,17 @@ bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv,
                         const int *cu_seqlens, int S, int NH, int NKV, int HD);
 /* SIMPO_CUDA_ATTN_TC = 1, 2, 3 or 4 (attention_tc2.cu; read on every call) */
 int cuda_attn_tc_version(void);
+/* SIMPO_CUDA_ATTN_STREAMS = 1 or 2: the backward's dq kernel on a second stream beside dk / dv (attention_tc2.cu) */
+int attn_bwd_streams(void);
+/* version 4 in the layers' rows (attention_tc3.cu; backend.h attn_fwd_b16_rows / attn_bwd_b16_rows: prefix sharing
+ * on bf16 storage, HD 64 or 128, 16-byte aligned rows, cu_seqlens[0] = 0, after attention.cu's checks) */
+void attn_tc4_run_fwd16_rows(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                             const __nv_bfloat16 *v, const int *cu_seqlens, int S, const int *xrow, const int *skip,
+                             int NH, int NKV, int HD);
+void attn_tc4_run_bwd16_rows(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv, const __nv_bfloat16 *dout,
+                             const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v,
+                             const __nv_bfloat16 *out, const float *lse, size_t Ntok, const int *cu_seqlens, int S,
+                             const int *xrow, const int *skip, int NH, int NKV, int HD);
 
 /* the element type of a kernel's q and out (forward) or dq, dk, dv (backward): fp32 (attn_fwd, attn_bwd) or bf16
  * storage (attn_fwd_b16, attn_bwd_b16) */

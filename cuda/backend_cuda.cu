@@ -290,6 +290,8 @@ const Backend *backend_cuda(void) {
         b.rope_bwd_b16 = cuda_rope_bwd_b16;
         b.attn_fwd_b16 = cuda_attn_fwd_b16;
         b.attn_bwd_b16 = cuda_attn_bwd_b16;
+        b.attn_fwd_b16_rows = cuda_attn_fwd_b16_rows;
+        b.attn_bwd_b16_rows = cuda_attn_bwd_b16_rows;
         b.xent_stats_b16 = cuda_xent_stats_b16;
         b.xent_bwd_b16 = cuda_xent_bwd_b16;
         b.matmul_hold = cuda_matmul_hold;

@@ -304,6 +304,7 @@ MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bo
         mb->xfirst = sd_alloc(sizeof(int) * n1, "attention rows");
         mb->dup_tok = sd_alloc(sizeof(int) * 2 * na1, "shared prompt rows");
         mb->dup_row = mb->dup_tok + na1;
+        mb->skip = sd_alloc(sizeof(int) * (size_t)(mb->S ? mb->S : 1), "shared prompt rows");
     }
     char *seen = sd_calloc(n1, 1, "log-prob rows");
     int *ids_att = sd_alloc(sizeof(int) * na1, "ids"); /* one sequence's ids */
@@ -323,6 +324,7 @@ MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bo
             /* tokens this sequence adds to the layers' layout: its prompt (unless the chosen one's is shared),
              * then its response */
             int k0 = share_prompt && r ? np : 0;
+            if (share_prompt) mb->skip[s] = k0;
             for (int k = 0; k < len; k++) {
                 ids_att[k] = k < np ? p->prompt[k] : resp[k - np];
                 if (share_prompt) {
@@ -375,5 +377,6 @@ void microbatch_free(MicroBatch *mb) {
     free(mb->xrow);
     free(mb->xfirst);
     free(mb->dup_tok);
+    free(mb->skip);
     free(mb);
 }

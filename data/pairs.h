@@ -107,7 +107,10 @@ void pairs_epoch_order(size_t *order, size_t n, bool shuffle, long seed, long ep
  *                      token an earlier row has.
  *   shared prompt only (else NULL, 0): xrow[Natt] the token of each attention row; xfirst[Ntok] the attention row
  *                      that is each token's own (a prompt token's: in the chosen sequence); dup_tok[ndup],
- *                      dup_row[ndup] each prompt token and its second attention row (in the rejected sequence).
+ *                      dup_row[ndup] each prompt token and its second attention row (in the rejected sequence);
+ *                      skip[S] the leading rows of each sequence that are copies of the previous sequence's first
+ *                      rows (the rejected sequence's prompt: n_prompt; the chosen sequence's: 0), as attention on
+ *                      the layers' rows takes them (backend.h attn_fwd_b16_rows).
  */
 typedef struct {
     int P, S;                 /* pairs, sequences (= 2P) */
@@ -125,6 +128,7 @@ typedef struct {
     int *xrow, *xfirst;       /* shared prompt: [Natt], [Ntok] */
     int ndup;
     int *dup_tok, *dup_row;   /* shared prompt: [ndup] each; one allocation from dup_tok */
+    int *skip;                /* shared prompt: [S] */
 } MicroBatch;
 
 /* Tokens a pair puts into the layers' layout: 2 n_prompt + n_chosen + n_rejected, or with its prompt shared

@@ -173,6 +173,25 @@ typedef struct Backend {
     void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                          const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
+    /* Prefix sharing's attention on autocast storage, in the layers' rows (NULL, or false returned: not available
+     * here for these arguments, nothing done; model.c then gathers attention's layout and runs the two ops above).
+     * Attention's layout (cu_seqlens over Natt = cu_seqlens[S] rows, cu_seqlens[0] = 0) is not materialised: its
+     * row r is row xrow[r] of q, k, v, out, lse, dout, dq, dk, dv, tensors of Ntok rows (the layers' layout), and
+     * the first skip[s] rows of sequence s are copies of the first skip[s] rows of sequence s - 1 (a pair's shared
+     * prompt in its rejected sequence: data/pairs.h MicroBatch xrow, skip; xrow, skip backend int arrays).
+     * attn_fwd_b16_rows: attn_fwd_b16 of that layout, each token's out and lse from its own row (a copy's are
+     *                    neither formed nor written).
+     * attn_bwd_b16_rows: attn_bwd_b16 of that layout with dout on each token's own row and zero on copies (whose
+     *                    output no one read); each token's dq, dk, dv the fp32 sum of its rows' (the copies' dk, dv:
+     *                    what the rejected response's queries send to the prompt's keys), rounded to bf16 once.
+     *                    Every token row of dq, dk, dv is written. */
+    bool (*attn_fwd_b16_rows)(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                              size_t Ntok, const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH,
+                              int NKV, int HD, const AttnOpts *opts);
+    bool (*attn_bwd_b16_rows)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
+                              const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
+                              size_t Ntok, const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH,
+                              int NKV, int HD, const AttnOpts *opts);
     /* Autocast storage of the LM head's logits (the same model.bf16_storage: autocast; NULL, both: not available):
      * the head's matmul writes bf16 logits (matmul16_out16), as torch's autocast does before the loss widens them
      * to fp32; the statistics and the gradient read them widened exactly. Shapes and semantics of xent_stats and

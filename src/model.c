@@ -262,8 +262,9 @@ static void alloc_acts(Model *m, Acts *a) {
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
     a->pos = m->be->alloc(N * sizeof(int), "positions");
     a->cu = m->be->alloc((N + 1) * sizeof(int), "cu_seqlens");
-    a->xrow = m->be->alloc((N + 3 * m->max_att) * sizeof(int), "prefix-sharing rows");
+    a->xrow = m->be->alloc((N + 4 * m->max_att) * sizeof(int), "prefix-sharing rows");
     a->xfirst = a->xrow + m->max_att, a->dup_tok = a->xfirst + N, a->dup_row = a->dup_tok + m->max_att;
+    a->xskip = a->dup_row + m->max_att; /* S <= max_att sequences */
     a->tg = a->rows_dev = a->rows_add = NULL;
     if (last) {
         a->tg = m->be->alloc(N * sizeof(int), "targets");
@@ -969,7 +970,8 @@ static void qkv_to_att_rows(const Model *m, const Acts *a, const MicroBatch *mb,
 }
 
 /* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage). Under prefix sharing
- * attention runs on copies in its own layout (a->xq ...), and each token takes its own row of the output. */
+ * attention runs in the layers' rows where the backend can (attn_fwd_b16_rows: autocast storage), else on copies
+ * in its own layout (a->xq ...), each token taking its own row of the output. */
 static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
                           const AttnOpts *aopt) {
     const Backend *be = m->be;
@@ -977,6 +979,10 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
     size_t QDf = proj_floats(m, (size_t)NH * HD);
     rope_qk(m, a, t->q, t->k, N, false);
+    if (mb->shared && m->proj16 && be->attn_fwd_b16_rows &&
+        be->attn_fwd_b16_rows((uint16_t *)t->att, t->lse, (const uint16_t *)t->q, (const uint16_t *)t->k,
+                              (const uint16_t *)t->v, N, a->cu, mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt))
+        return; /* attention in the layers' rows: nothing gathered */
     const float *q = t->q, *k = t->k, *v = t->v;
     float *att = t->att, *lse = t->lse;
     if (mb->shared) {
@@ -994,7 +1000,8 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
 }
 
 /* attention's backward from d/d(att) in a->datt, then RoPE's: d/dq, d/dk, d/dv into a->dq, dk, dv (bf16 under
- * proj16). Under prefix sharing it runs in attention's layout: d(att) goes to each token's own row and is zero on a
+ * proj16). Under prefix sharing it runs in the layers' rows where the backend can (attn_bwd_b16_rows), else in
+ * attention's layout: d(att) goes to each token's own row and is zero on a
  * prompt's second copy (whose output no one read), so that copy's dq is zero and its dk, dv (what the rejected
  * response's queries send to the prompt's keys) are added to the token's. */
 static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
@@ -1005,6 +1012,13 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, QDf = proj_floats(m, QD), KDf = proj_floats(m, KD);
     const float *q = t->q, *k = t->k, *v = t->v, *att = t->att, *lse = t->lse, *datt = a->datt;
     float *dq = a->dq, *dk = a->dk, *dv = a->dv;
+    if (mb->shared && m->proj16 && be->attn_bwd_b16_rows &&
+        be->attn_bwd_b16_rows((uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (const uint16_t *)datt,
+                              (const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v, (const uint16_t *)att,
+                              lse, N, a->cu, mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt)) {
+        rope_qk(m, a, a->dq, a->dk, N, true); /* attention in the layers' rows: nothing gathered */
+        return;
+    }
     if (mb->shared) {
         qkv_to_att_rows(m, a, mb, t);
         to_att_rows(m, a, mb, a->xatt, att, QDf);
@@ -1115,6 +1129,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
         be->upload(a->xfirst, mb->xfirst, N * sizeof(int));
         be->upload(a->dup_tok, mb->dup_tok, (size_t)mb->ndup * sizeof(int));
         be->upload(a->dup_row, mb->dup_row, (size_t)mb->ndup * sizeof(int));
+        be->upload(a->xskip, mb->skip, (size_t)mb->S * sizeof(int));
     }
     float *x = a->x; /* layer 0 input */
     if (m->first_stage) {

@@ -60,6 +60,7 @@ typedef struct Acts {
     float *xq, *xk, *xv, *xatt, *xlse, *xdatt, *xdq, *xdk, *xdv;
     int *ids, *pos, *cu;                        /* per slot: backend copies of the batch's index arrays */
     int *xrow, *xfirst, *dup_tok, *dup_row;     /* per slot: backend copies of the batch's prefix-sharing maps */
+    int *xskip;                                 /* (and its skip), one allocation from xrow */
     int *tg;                                    /* per slot, last stage: the gathered rows' targets (backend) */
     int *rows_dev;                              /* per slot, last stage: the token of each gathered row (gather_rows /
                                                  * scatter_rows) */

@@ -139,9 +139,9 @@ MemPlan plan_memory(const PlanLayout *l) {
      * part: they feed only the LM head's matmuls */
     size_t C16 = act16 ? C / 2 : C;
     size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C + (last ? N * (C16 + 2) : 0);
-    /* ids, positions, cu_seqlens, prefix sharing's four row maps; last stage: targets, gathered rows and the map
-     * of their scatter as two row sums */
-    size_t ints = 4 * N + 1 + 3 * NA + (last ? 4 * N : 0);
+    /* ids, positions, cu_seqlens, prefix sharing's four row maps and its copied rows per sequence; last stage:
+     * targets, gathered rows and the map of their scatter as two row sums */
+    size_t ints = 4 * N + 1 + 4 * NA + (last ? 4 * N : 0);
     /* the LM-head chunk buffers lie over the layers' gradient scratch (never live together): the larger of the two.
      * In bf16 storage the gate / up gradients take half their floats (in autocast storage dq, dk, dv too), and the
      * head keeps a bf16 d(logits) chunk unless the final soft-cap's backward follows (model.c head_dlog16); in

@@ -465,6 +465,31 @@ static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const 
                         H(q, N * QD, "q"), H(k, N * KD, "k"), H(v, N * KD, "v"), H(out, N * QD, "out"),
                         F(lse, N * (size_t)NH, "lse"), cu, S, NH, NKV, HD, opts);
 }
+/* prefix sharing's attention in the layers' rows: q, k, v, out, lse, dout and the gradients of Ntok rows; xrow of
+ * Natt = cu_seqlens[S], skip of S */
+static bool strict_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                     const uint16_t *v, size_t Nt, const int *cu_seqlens, int S, const int *xrow,
+                                     const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
+    const char *OP = "attn_fwd_b16_rows";
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
+    return g_cpu->attn_fwd_b16_rows(H(out, Nt * QD, "out"), F(lse, Nt * (size_t)NH, "lse"), H(q, Nt * QD, "q"),
+                                    H(k, Nt * KD, "k"), H(v, Nt * KD, "v"), Nt, cu, S, I(xrow, N, "xrow"),
+                                    I(skip, (size_t)(S < 0 ? 0 : S), "skip"), NH, NKV, HD, opts);
+}
+static bool strict_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                     const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out,
+                                     const float *lse, size_t Nt, const int *cu_seqlens, int S, const int *xrow,
+                                     const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
+    const char *OP = "attn_bwd_b16_rows";
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
+    return g_cpu->attn_bwd_b16_rows(H(dq, Nt * QD, "dq"), H(dk, Nt * KD, "dk"), H(dv, Nt * KD, "dv"),
+                                    H(dout, Nt * QD, "dout"), H(q, Nt * QD, "q"), H(k, Nt * KD, "k"),
+                                    H(v, Nt * KD, "v"), H(out, Nt * QD, "out"), F(lse, Nt * (size_t)NH, "lse"), Nt,
+                                    cu, S, I(xrow, N, "xrow"), I(skip, (size_t)(S < 0 ? 0 : S), "skip"), NH, NKV, HD,
+                                    opts);
+}
 static void strict_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF) {
     const char *OP = "swiglu_fwd";
     size_t n = N * (size_t)FF;
@@ -577,6 +602,8 @@ static const Backend g_strict = {
     .rope_bwd_b16 = strict_rope_bwd_b16,
     .attn_fwd_b16 = strict_attn_fwd_b16,
     .attn_bwd_b16 = strict_attn_bwd_b16,
+    .attn_fwd_b16_rows = strict_attn_fwd_b16_rows,
+    .attn_bwd_b16_rows = strict_attn_bwd_b16_rows,
     .xent_stats_b16 = strict_xent_stats_b16,
     .xent_bwd_b16 = strict_xent_bwd_b16,
     .to_bf16 = strict_to_bf16,

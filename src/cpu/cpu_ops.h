@@ -49,6 +49,15 @@ void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16
 void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
+/* prefix sharing's attention in the layers' rows (backend.h): attention's layout gathered, the fp32 op, each token's
+ * gradients summed over its rows (bf16_storage.c); always true */
+bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                           size_t Ntok, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
+                           int HD, const AttnOpts *opts);
+bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
+                           const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
+                           const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                           const AttnOpts *opts);
 /* autocast storage of the LM head's logits (bf16_storage.c) */
 void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets, size_t N,
                         int V_loc, int V_off);
