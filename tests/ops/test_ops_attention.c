@@ -5,7 +5,9 @@
  * differences of L = sum(out * R). Shapes: several packed sequences of different lengths (incl. length 1),
  * GQA (NH=4, NKV=2 and NKV=1) and plain multi-head, HD = 8 and 16. Options: the scale, caps that bend the scores
  * hard, windows shorter than the sequences; the identities (all-zero options = NULL, a window as long as the
- * sequence = none, window 1 = out is v); the strict backend's wrapper passes them on and refuses nonsense. */
+ * sequence = none, window 1 = out is v); the strict backend's wrapper passes them on and refuses nonsense.
+ * Prefix sharing in the layers' rows (attn_fwd_b16_rows / attn_bwd_b16_rows, rows_checks): against the ops on
+ * attention's layout gathered by hand, on the CPU and the strict backend. */
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
@@ -242,6 +244,109 @@ static void strict_bad(void *arg) {
     sb->attn_fwd(x, x, x, x, x, dcu, 1, 1, 1, 8, &g_bad);
 }
 
+/* attn_fwd_b16_rows / attn_bwd_b16_rows (prefix sharing: attention's rows read through xrow, the rejected sequence's
+ * prompt rows copies of the chosen one's) against attn_fwd_b16 / attn_bwd_b16 on attention's layout gathered here,
+ * a copy's dout zero: out, lse, dq bitwise (a copy adds exact zeros to dq); dk, dv bitwise on the responses' tokens
+ * and, on the prompt's, the fp32 sum of the two rows rounded once against the two rows rounded, then summed: apart
+ * by three roundings of at most 2^-9 of their values, at most 2^-8 of the rows' magnitudes and the sum's. Every token row is written (outputs prefilled with garbage), and the strict backend
+ * gives the CPU's results bit for bit. */
+static void rows_checks(const Backend *b) {
+    enum { P = 3, NH_ = 4, NKV_ = 2, HD_ = 8 };
+    static const int pr[P][3] = {{5, 3, 4}, {1, 1, 6}, {7, 2, 1}}; /* n_prompt, n_chosen, n_rejected */
+    int c[2 * P + 1], skip[2 * P], xrow[64], Nt = 0, Na = 0;
+    char kind[64];
+    c[0] = 0;
+    for (int i = 0; i < P; i++) {
+        const int tp = Nt;
+        for (int r = 0; r < 2; r++) {
+            skip[2 * i + r] = r ? pr[i][0] : 0;
+            for (int j = 0; j < pr[i][0] + pr[i][1 + r]; j++) {
+                if (j < pr[i][0]) {
+                    xrow[Na++] = tp + j;
+                    if (!r) kind[Nt++] = 'p';
+                } else xrow[Na++] = Nt, kind[Nt++] = 'x';
+            }
+            c[2 * i + r + 1] = Na;
+        }
+    }
+    const size_t qs = NH_ * HD_, ks = NKV_ * HD_;
+    uint16_t q[64 * qs], k[64 * ks], v[64 * ks], dout[64 * qs], out[64 * qs], g[3][64 * qs];
+    float lse[64 * NH_], t[64 * qs];
+    fill(t, Nt * qs, -1.5, 1.5), be->to_bf16(q, t, Nt * qs);
+    fill(t, Nt * ks, -1.5, 1.5), be->to_bf16(k, t, Nt * ks);
+    fill(t, Nt * ks, -1, 1), be->to_bf16(v, t, Nt * ks);
+    fill(t, Nt * qs, -1, 1), be->to_bf16(dout, t, Nt * qs);
+    memset(out, 0xff, sizeof out), memset(g, 0xff, sizeof g), memset(lse, 0xff, sizeof lse); /* NaN garbage */
+    /* on b's memory (the strict backend's is not the host's) */
+    const size_t B16 = sizeof(uint16_t);
+    int *dc = b->alloc(sizeof c, "cu"), *dx = b->alloc((size_t)Na * sizeof(int), "xrow"), *ds = b->alloc(sizeof skip, "skip");
+    uint16_t *dq_ = b->alloc(Nt * qs * B16, "q"), *dk_ = b->alloc(Nt * ks * B16, "k"), *dv_ = b->alloc(Nt * ks * B16, "v");
+    uint16_t *ddo = b->alloc(Nt * qs * B16, "dout"), *dout_ = b->alloc(Nt * qs * B16, "out");
+    uint16_t *dg[3] = {b->alloc(Nt * qs * B16, "dq"), b->alloc(Nt * ks * B16, "dk"), b->alloc(Nt * ks * B16, "dv")};
+    float *dl = b->alloc(Nt * NH_ * sizeof(float), "lse");
+    b->upload(dc, c, sizeof c), b->upload(dx, xrow, (size_t)Na * sizeof(int)), b->upload(ds, skip, sizeof skip);
+    b->upload(dq_, q, Nt * qs * B16), b->upload(dk_, k, Nt * ks * B16), b->upload(dv_, v, Nt * ks * B16);
+    b->upload(ddo, dout, Nt * qs * B16), b->upload(dout_, out, Nt * qs * B16), b->upload(dl, lse, Nt * NH_ * 4);
+    for (int u = 0; u < 3; u++) b->upload(dg[u], g[u], Nt * (u ? ks : qs) * B16);
+    bool done = b->attn_fwd_b16_rows(dout_, dl, dq_, dk_, dv_, (size_t)Nt, dc, 2 * P, dx, ds, NH_, NKV_, HD_, NULL);
+    done = b->attn_bwd_b16_rows(dg[0], dg[1], dg[2], ddo, dq_, dk_, dv_, dout_, dl, (size_t)Nt, dc, 2 * P, dx, ds, NH_,
+                                NKV_, HD_, NULL) && done;
+    CHECK(done, "%s: the rows ops declined", b->name);
+    b->download(out, dout_, Nt * qs * B16), b->download(lse, dl, Nt * NH_ * 4);
+    for (int u = 0; u < 3; u++) b->download(g[u], dg[u], Nt * (u ? ks : qs) * B16);
+    b->free(dc), b->free(dx), b->free(ds), b->free(dq_), b->free(dk_), b->free(dv_), b->free(ddo), b->free(dout_);
+    b->free(dl);
+    for (int u = 0; u < 3; u++) b->free(dg[u]);
+    /* attention's layout by hand, the CPU's ops on it */
+    uint16_t xq[64 * qs], xk[64 * ks], xv[64 * ks], xo[64 * qs], xd[64 * qs], xg[3][64 * qs], xo2[64 * qs];
+    float xl[64 * NH_], xl2[64 * NH_];
+    memset(xd, 0, sizeof xd);
+    for (int s_ = 0; s_ < 2 * P; s_++)
+        for (int r = c[s_]; r < c[s_ + 1]; r++) {
+            const int o = xrow[r];
+            memcpy(xq + r * qs, q + o * qs, qs * B16), memcpy(xk + r * ks, k + o * ks, ks * B16);
+            memcpy(xv + r * ks, v + o * ks, ks * B16), memcpy(xo + r * qs, out + o * qs, qs * B16);
+            memcpy(xl + r * NH_, lse + o * NH_, NH_ * sizeof(float));
+            if (r >= c[s_] + skip[s_]) memcpy(xd + r * qs, dout + o * qs, qs * B16);
+        }
+    const Backend *cb = backend_cpu();
+    cb->attn_fwd_b16(xo2, xl2, xq, xk, xv, c, 2 * P, NH_, NKV_, HD_, NULL);
+    cb->attn_bwd_b16(xg[0], xg[1], xg[2], xd, xq, xk, xv, xo, xl, c, 2 * P, NH_, NKV_, HD_, NULL);
+    int bad = 0;
+    for (int s_ = 0; s_ < 2 * P; s_++)
+        for (int r = c[s_] + skip[s_]; r < c[s_ + 1]; r++) {
+            const int o = xrow[r];
+            bad += memcmp(out + o * qs, xo2 + r * qs, qs * B16) != 0;
+            bad += memcmp(lse + o * NH_, xl2 + r * NH_, NH_ * sizeof(float)) != 0;
+            bad += memcmp(g[0] + o * qs, xg[0] + r * qs, qs * B16) != 0;
+            if (kind[o] == 'x')
+                bad += (memcmp(g[1] + o * ks, xg[1] + r * ks, ks * B16) != 0) +
+                       (memcmp(g[2] + o * ks, xg[2] + r * ks, ks * B16) != 0);
+        }
+    CHECK(bad == 0, "%s: %d rows of out, lse, dq or the responses' dk, dv not bitwise the gathered run's", b->name,
+          bad);
+    double worst = 0;
+    for (int u = 1; u < 3; u++) {
+        float sum[64 * ks], mag[64 * ks];
+        memset(sum, 0, sizeof sum), memset(mag, 0, sizeof mag);
+        for (int r = 0; r < Na; r++)
+            for (size_t e = 0; e < ks; e++) {
+                const float x = sd_bf16_to_f32(xg[u][r * ks + e]);
+                sum[xrow[r] * ks + e] += x, mag[xrow[r] * ks + e] += fabsf(x);
+            }
+        /* each rounding errs by at most 2^-9 of its value (round to nearest, 8 significant bits): the gathered run
+         * rounds each row, this one the fp32 sum; measured against the rows' magnitudes, since the two may cancel */
+        for (int o = 0; o < Nt; o++)
+            for (size_t e = 0; e < ks; e++) {
+                const double a = sd_bf16_to_f32(g[u][o * ks + e]), w = sum[o * ks + e];
+                const double d = fabs(a - w) / fmax(mag[o * ks + e] + fabs(w), 1e-30);
+                worst = d > worst || d != d ? d : worst;
+            }
+    }
+    CHECK(worst <= 0x1p-8, "%s: the prompt's dk, dv %.3g (relative) from the gathered run's", b->name, worst);
+    printf("%s rows ops: bitwise the gathered run's (prompt dk, dv within %.3g)\n", b->name, worst);
+}
+
 int main(void) {
     be = backend_cpu();
     static const int cu1[] = {0, 5, 6, 13};
@@ -298,5 +403,7 @@ int main(void) {
         CHECK(memcmp(out, v, sizeof v) == 0, "length-1 sequence: out == v");
         CHECK(fabs(lse[0] - s / sqrt(8.0)) < 1e-6, "length-1 sequence: lse == score");
     }
+    rows_checks(backend_cpu());
+    rows_checks(backend_cpu_strict());
     TEST_END();
 }
