@@ -525,6 +525,8 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t 
  * Version 4's kernels take attention's rows through xrow and skip the copies (attention_tc3.cu); any other path
  * (another version, Gemma 2's options, other head dims, unaligned rows, the fp32 attention) returns false and the
  * model gathers attention's layout instead. SIMPO_CUDA_ATTN_ROWS=0 turns it off (the comparison runs). */
+static long g_rows_calls; /* calls the rows ops took (test_cuda_model: the model used them) */
+extern "C" long cuda_attn_rows_calls(void) { return g_rows_calls; }
 static bool rows_ok(int HD, const AttnOpts *opts, const void *const *rows, int n) {
     return cu_env_choice("SIMPO_CUDA_ATTN_ROWS", 0, 1, 1) == 1 && cuda_attn_tc_version() == 4 &&
            use_tc(HD, opts, rows, n);
@@ -540,7 +542,7 @@ bool cuda_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const 
     if (!rows_ok(HD, opts, rows, 4)) return false;
     attn_tc4_run_fwd16_rows((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, cu_seqlens, S, xrow,
                             skip, NH, NKV, HD);
-    g_b16_direct++;
+    g_b16_direct++, g_rows_calls++;
     return true;
 }
 
@@ -554,7 +556,7 @@ bool cuda_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint
     if (!rows_ok(HD, opts, rows, 8)) return false;
     attn_tc4_run_bwd16_rows((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k,
                             (const bf16 *)v, (const bf16 *)out, lse, Ntok, cu_seqlens, S, xrow, skip, NH, NKV, HD);
-    g_b16_direct++;
+    g_b16_direct++, g_rows_calls++;
     return true;
 }
 

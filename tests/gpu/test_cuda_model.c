@@ -36,6 +36,7 @@ static void run_ex(Model *m, const PairSet *ps, LossParams lp, Run *r, bool shar
     m->be->download(r->grads, m->grads, m->nparams * sizeof(float));
 }
 static void run(Model *m, const PairSet *ps, LossParams lp, Run *r) { run_ex(m, ps, lp, r, false); }
+long cuda_attn_rows_calls(void); /* cuda/attention.cu: calls the prefix-sharing rows ops took */
 /* prefix sharing (data.prefix_sharing): the GPU's shared run against the CPU's (fp32: 1e-5 relative log-probs, each
  * gradient tensor 2e-5 of its max) or, in the bf16 modes, within the CPU's by 4 bf16 units of log-prob */
 static void check_shared(Model *mg, Model *mcpu, const PairSet *ps, LossParams lp, bool bf16, const char *what) {
@@ -257,6 +258,48 @@ int main(void) {
         free(ra2.grads), free(rah.grads);
         free(ra.grads), free(rac.grads);
         model_free(ma), model_free(mac);
+    }
+    /* prefix sharing at head dim 64 (tiny-a's 16 never reaches the tensor cores): attention in the layers' rows
+     * (backend.h attn_fwd_b16_rows / attn_bwd_b16_rows, version 4: nothing gathered) inside the model, on random
+     * weights: near the CPU's run (its rows ops), and against the same GPU model with them off
+     * (SIMPO_CUDA_ATTN_ROWS=0: attention's layout gathered): log-probs bitwise (the forward's out and lse are), the
+     * gradients within the bf16 bounds (the prompt's dk, dv rounded once instead of twice) */
+    {
+        ModelConfig m64 = mc;
+        m64.num_attention_heads = 2, m64.num_key_value_heads = 1, m64.head_dim = 64;
+        ModelOpts o = {.autocast16 = true};
+        Model *ga = model_create_opts(&m64, gpu, 256, NULL, 1, &o);
+        Model *ca = model_create_opts(&m64, backend_cpu(), 256, NULL, 1, &o);
+        model_init_random(ga, 11), model_init_random(ca, 11);
+        const long c0 = cuda_attn_rows_calls();
+        check_shared(ga, ca, ps, simpo, true, "autocast, head dim 64");
+        CHECK(cuda_attn_rows_calls() - c0 == 2L * m64.num_hidden_layers,
+              "head dim 64: %ld calls of the rows ops, expected a forward and a backward per layer",
+              cuda_attn_rows_calls() - c0);
+        Run rr = {0}, rx = {0};
+        run_ex(ga, ps, simpo, &rr, true);
+        setenv("SIMPO_CUDA_ATTN_ROWS", "0", 1);
+        const long c1 = cuda_attn_rows_calls();
+        run_ex(ga, ps, simpo, &rx, true);
+        unsetenv("SIMPO_CUDA_ATTN_ROWS");
+        CHECK(cuda_attn_rows_calls() == c1, "SIMPO_CUDA_ATTN_ROWS=0 still took the rows ops");
+        int same = 1;
+        for (int s = 0; s < 12; s++) same &= rr.seq[s].sum == rx.seq[s].sum;
+        CHECK(same, "head dim 64, prefix sharing: log-probs in the layers' rows not bitwise the gathered run's");
+        double gw = 0;
+        for (int i = 0; i < ga->nspecs; i++) {
+            const ParamSpec *p = &ga->specs[i];
+            double maxc;
+            size_t at;
+            gw = fmax(gw, fixture_max_diff(rr.grads + p->offset, rx.grads + p->offset, p->numel, &maxc, &at) /
+                              fmax(maxc, 1e-30));
+        }
+        printf("head dim 64, prefix sharing: layers' rows vs gathered: log-probs bitwise, gradients %.3g of a "
+               "tensor's max\n", gw);
+        CHECK(gw > 0 && gw <= 16 * U_BF16, "head dim 64: gradients %.3g of a tensor's max from the gathered run's",
+              gw);
+        free(rr.grads), free(rx.grads);
+        model_free(ga), model_free(ca);
     }
     gpu->set_matmul_bf16(false);
     backend_cpu()->set_matmul_bf16(false);
