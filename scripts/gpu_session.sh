@@ -6,7 +6,9 @@
 #      benchmarks below if any of its checks fails);
 #   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
-#      kernels on two streams, unmeasured) must pass its op checks of step 1 (no FAIL line
+#      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
+#      before the fifteenth session, a comparison of the default's attention in the layers' rows, which falls back
+#      to it if its checks fail) must pass its op checks of step 1 (no FAIL line
 #      naming it in test_cuda_ops), and the
 #      GEMM paths the whole model in the bf16 mode too (test_cuda_model with that variable: the fixture within the
 #      bf16 bounds; the fixture's head dim 16 never reaches the tensor-core attention, whose model-level check is
@@ -73,9 +75,13 @@ wait
 
 # 2. the variants: their op checks (step 1's log; a missing log fails them all), then the GEMM paths on the whole
 #    model (bf16 section of test_cuda_model against the fixture)
-variants=("SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2")
-# how test_cuda_ops' FAIL lines name each (attention version 3 also in the bf16-storage section, attn_b16)
-opfail=("SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)' 'unrolled x2' 'two streams')
+# (in the order the single runs take them, which a time limit cuts from the end: the unmeasured first, then the
+# comparisons measured before)
+variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_CUDA_GEMM=lt"
+          "SIMPO_CUDA_ATTN_TC=3")
+# how test_cuda_ops' FAIL lines name each (the gathered prefix sharing, a comparison of the default's attention in
+# the layers' rows, in attn_b16's v4 lines; attention version 3 also in the bf16-storage section, attn_b16)
+opfail=('attn_b16 (tc, v4)' 'unrolled x2' 'two streams' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -108,6 +114,14 @@ if [ -s "$log" ] && grep -q 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log"; then
   echo "attention v4: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=$fb:" >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log" >> "$OUT/variants.txt"
 fi
+# prefix sharing's attention in the layers' rows (the default on version 4: backend.h attn_fwd_b16_rows): if any of
+# its checks failed (test_cuda_ops' attn_rows section, test_cuda_model's head dim 64 case), the benchmarks gather
+# attention's layout instead (SIMPO_CUDA_ATTN_ROWS=0)
+if [ -s "$log" ] && grep -q 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log"; then
+  export SIMPO_CUDA_ATTN_ROWS=0
+  echo "attention in the layers' rows: checks FAILED, benchmarks with SIMPO_CUDA_ATTN_ROWS=0:" >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt"
+fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
 # and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
 # benchmarks run with model.bf16_storage: exact, so that their numbers still come from kernels that passed
@@ -118,10 +132,10 @@ if [ -s "$log" ] && grep "FAIL" "$log" | grep -E "_b16|out16" | grep -vq "(tc, v
   grep "FAIL" "$log" | grep -E "_b16|out16" | grep -v "(tc, v[23])" | head -8 >> "$OUT/variants.txt"
 fi
 # the variants the speed runs (all, lean, fit36, nocache, ...) combine: the passing ones that may be faster than the
-# defaults (not an earlier attention version, a comparison only: the twelfth session's lean and nocache runs took
-# version 3 along and were slower for it)
+# defaults (not an earlier attention version nor the gathered prefix sharing, comparisons only: the twelfth
+# session's lean and nocache runs took version 3 along and were slower for it)
 fast=()
-for v in "${passed[@]}"; do [[ $v == SIMPO_CUDA_ATTN_TC=* ]] || fast+=("$v"); done
+for v in "${passed[@]}"; do [[ $v == SIMPO_CUDA_ATTN_TC=* || $v == SIMPO_CUDA_ATTN_ROWS=* ]] || fast+=("$v"); done
 cat "$OUT/variants.txt"
 stamp "variants"
 
