@@ -38,6 +38,11 @@ static int copy_tokenizer_files(const char *src_dir, const char *out_dir) {
     return n;
 }
 
+/* model_export_hf_from's source: a whole tensor of the checkpoint's parameters */
+static void read_param(void *ctx, const ParamSpec *p, float *out) {
+    ckpt_read(ctx, "param", p->name, p->ndim, p->off, p->shape_loc, out);
+}
+
 int cmd_export(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *tok = NULL;
     double shard_gb = 5.0;
@@ -64,14 +69,12 @@ int cmd_export(int argc, char **argv) {
     const CkptMeta *meta = ckpt_meta(r);
     char *where = sd_path_join(step_dir, "index.h5:/meta/model_config_json");
     ModelConfig mc = model_config_from_json(meta->model_config_json, where);
-    Model *m = model_create_inference(&mc, backend_cpu(), 1);
-    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
-    for (int i = 0; i < m->nspecs; i++) {
-        const ParamSpec *p = &m->specs[i];
-        ckpt_read(r, "param", p->name, p->ndim, p->off, p->shape_loc, host + p->offset);
-    }
-    m->be->upload(m->params, host, m->nparams * sizeof(float));
-    model_export_hf(m, out, (size_t)(shard_gb * 1e9));
+    /* tensor by tensor from the checkpoint into the files: one tensor in memory at a time (a 405B model's fp32
+     * weights would not fit a node's memory) */
+    int nspecs;
+    ParamSpec *specs = model_param_table(&mc, &nspecs);
+    model_export_hf_from(&mc, specs, nspecs, read_param, r, out, (size_t)(shard_gb * 1e9));
+    free(specs);
     /* the tokenizer: --tokenizer, else the run's data.tokenizer or model.init (paths as the run resolved them) */
     Config *c = NULL;
     if (!tok && meta->config_yaml && *meta->config_yaml) {
@@ -88,9 +91,7 @@ int cmd_export(int argc, char **argv) {
     fprintf(stderr, "simpo_dist: exported %s (step %ld) to %s%s%s\n", step_dir, meta->step, out,
             ntok ? ", tokenizer files from " : "", ntok ? tok : "");
     config_free(c);
-    free(host);
     free(where);
-    model_free(m);
     ckpt_close(r);
     free(step_dir);
     return 0;

@@ -340,13 +340,10 @@ void model_repoint_grads(Model *m) {
     if (m->sp.grad) m->dembed = m->sp.grad; /* embed_grad.c: the held rows */
 }
 
-static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
-                     int nslots, bool with_grads, const ModelOpts *o) {
-    int recompute_layers = o ? o->recompute_layers : 0;
+/* the model's sizes from its (validated) config */
+static void set_dims(Model *m, const ModelConfig *mc) {
     model_config_validate(mc, "model");
-    Model *m = sd_calloc(1, sizeof *m, "model");
     m->mc = *mc;
-    m->be = be;
     m->C = mc->hidden_size;
     m->NH = mc->num_attention_heads;
     m->NKV = mc->num_key_value_heads;
@@ -355,6 +352,25 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->V = mc->vocab_size;
     m->L = mc->num_hidden_layers;
     m->gemma2 = mc->arch == ARCH_GEMMA2;
+}
+
+ParamSpec *model_param_table(const ModelConfig *mc, int *n) {
+    Model m = {0}; /* one rank: every layer, both ends, whole tensors */
+    set_dims(&m, mc);
+    m.tp = m.pp = 1;
+    m.L_loc = m.L;
+    m.first_stage = m.last_stage = true;
+    build_specs(&m);
+    *n = m.nspecs;
+    return m.specs;
+}
+
+static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
+                     int nslots, bool with_grads, const ModelOpts *o) {
+    int recompute_layers = o ? o->recompute_layers : 0;
+    Model *m = sd_calloc(1, sizeof *m, "model");
+    set_dims(m, mc);
+    m->be = be;
     /* transformers: hidden_states * torch.tensor(hidden_size ** 0.5, dtype=hidden_states.dtype) (fp32 here) */
     m->embed_scale = m->gemma2 ? (float)sqrt((double)mc->hidden_size) : 1.0f;
     m->grid = grid;
@@ -754,31 +770,50 @@ void model_load_hf(Model *m, const char *hf_dir) {
     st_close(d);
 }
 
-void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
-    if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
-    if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
+/* model_export_hf_from's tensors: each read when the file reaches it, Gemma 2's gains turned into HF's offsets */
+typedef struct {
+    const ModelConfig *mc;
+    const ParamSpec *specs;
+    void (*read)(void *ctx, const ParamSpec *p, float *out);
+    void *ctx;
+} ExportSrc;
+static void export_fill(void *ctx, int i, float *out) {
+    const ExportSrc *x = ctx;
+    const ParamSpec *p = &x->specs[i];
+    x->read(x->ctx, p, out);
+    if (x->mc->arch == ARCH_GEMMA2 && param_role_is_gain(p->role)) /* the gain 1 + w -> HF's offset w (model.h) */
+        for (size_t e = 0; e < p->numel; e++) out[e] -= 1.0f;
+}
+
+void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
+                          void (*read)(void *ctx, const ParamSpec *p, float *out), void *ctx, const char *out_dir,
+                          size_t shard_bytes) {
     sd_mkdirs(out_dir);
-    float *host = sd_alloc(sd_mul_size(m->nparams, sizeof(float), "export"), "export");
-    model_params_to_host(m, host); /* all of them: not sharded */
-    StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "export list");
-    for (int i = 0; i < m->nspecs; i++) {
-        const ParamSpec *p = &m->specs[i];
-        outs[i].name = p->name;
-        outs[i].ndim = p->ndim;
-        outs[i].shape[0] = p->shape[0];
-        outs[i].shape[1] = p->shape[1];
-        outs[i].data = host + p->offset;
-        if (m->gemma2 && param_role_is_gain(p->role)) /* the gain 1 + w -> HF's offset w (model.h) */
-            for (size_t e = 0; e < p->numel; e++) host[p->offset + e] -= 1.0f;
+    ExportSrc src = {mc, specs, read, ctx};
+    StOut *outs = sd_calloc((size_t)(n ? n : 1), sizeof *outs, "export list");
+    for (int i = 0; i < n; i++) {
+        const ParamSpec *p = &specs[i];
+        outs[i] = (StOut){.name = p->name, .ndim = p->ndim, .shape = {p->shape[0], p->shape[1]}, .fill = export_fill,
+                          .ctx = &src};
     }
-    st_write_model(out_dir, outs, m->nspecs, shard_bytes, 0);
-    char *json = model_config_to_json(&m->mc);
+    st_write_model(out_dir, outs, n, shard_bytes, 0);
+    char *json = model_config_to_json(mc);
     char *path = sd_path_join(out_dir, "config.json");
     sd_write_file_atomic(path, json, strlen(json));
     free(path);
     free(json);
     free(outs);
-    free(host);
+}
+
+static void read_from_model(void *ctx, const ParamSpec *p, float *out) {
+    const Model *m = ctx;
+    m->be->download(out, m->params + p->offset, p->numel * sizeof(float));
+}
+
+void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
+    if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
+    if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
+    model_export_hf_from(&m->mc, m->specs, m->nspecs, read_from_model, (void *)m, out_dir, shard_bytes);
 }
 
 /* ---- forward ---- */

@@ -2,7 +2,7 @@
  * batch.
  *
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
- *          model_init_random, model_load_hf, model_forward_logprobs, model_backward, model_param, SeqLogp,
+ *          model_init_random, model_load_hf, model_export_hf_from, model_param_table, model_forward_logprobs, model_backward, model_param, SeqLogp,
  *          model_attn_opts, model_lmhead_chunk_rows, model_arena_tokens, LayerW16, model_enable_weights16,
  *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
@@ -391,8 +391,17 @@ void model_init_random(Model *m, long seed);
  * both shapes on a mismatch, or a missing tensor. lm_head may be absent when tied. Gemma 2 gains: 1 + w. */
 void model_load_hf(Model *m, const char *hf_dir);
 /* Writes config.json + safetensors (sharded above shard_bytes) with HF names; a model without TP. Gemma 2 gains
- * are written as g - 1 (HF's offsets). */
+ * are written as g - 1 (HF's offsets). One tensor in host memory at a time. */
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes);
+/* The same from any source of the parameters: read(ctx, p, out) writes spec p's p->numel fp32 values (the whole
+ * tensor, as the model holds it) into out; specs [n] a one-rank table (model_param_table). For `simpo_dist export`,
+ * which reads a checkpoint tensor by tensor, so that no model of the checkpoint's size is ever in memory. */
+void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
+                          void (*read)(void *ctx, const ParamSpec *p, float *out), void *ctx, const char *out_dir,
+                          size_t shard_bytes);
+/* The parameter table of a model of mc on one rank (no tensor or pipeline parallelism; offsets as model_create
+ * lays them), nothing else made: specs [*n], the caller frees them (free). Dies as model_create on a bad config. */
+ParamSpec *model_param_table(const ModelConfig *mc, int *n);
 /* Finds a spec by HF name, NULL when absent. */
 const ParamSpec *model_find_param(const Model *m, const char *name);
 

@@ -402,17 +402,28 @@ static void write_one(const char *path, const StOut *ts, int a, int b, int bf16)
     cJSON_free(js);
     const size_t CH = (size_t)1 << 20;
     uint16_t *hb = bf16 ? sd_alloc(CH * sizeof(uint16_t), "bf16 buffer") : NULL;
+    size_t fill_max = 0; /* the largest tensor this file fills by callback: one buffer for them all */
+    for (int i = a; i < b; i++)
+        if (!ts[i].data && out_numel(&ts[i]) > fill_max) fill_max = out_numel(&ts[i]);
+    float *fb = fill_max ? sd_alloc(sd_mul_size(fill_max, sizeof(float), ts[a].name), "tensor buffer") : NULL;
     for (int i = a; i < b && ok; i++) {
         size_t numel = out_numel(&ts[i]);
-        if (!bf16) ok = numel == 0 || fwrite(ts[i].data, 4, numel, f) == numel;
+        const float *data = ts[i].data;
+        if (!data && numel) {
+            if (!ts[i].fill) sd_die(ts[i].name, "a tensor to write without data");
+            ts[i].fill(ts[i].ctx, i, fb);
+            data = fb;
+        }
+        if (!bf16) ok = numel == 0 || fwrite(data, 4, numel, f) == numel;
         else
             for (size_t e0 = 0; e0 < numel && ok; e0 += CH) {
                 size_t n = numel - e0 < CH ? numel - e0 : CH;
-                for (size_t e = 0; e < n; e++) hb[e] = sd_f32_to_bf16(ts[i].data[e0 + e]);
+                for (size_t e = 0; e < n; e++) hb[e] = sd_f32_to_bf16(data[e0 + e]);
                 ok = fwrite(hb, 2, n, f) == n;
             }
     }
     free(hb);
+    free(fb);
     int err = ok ? 0 : errno;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0, err = errno;
     if (fclose(f) != 0 && ok) ok = 0, err = errno;

@@ -44,12 +44,16 @@ const StTensor *st_find(const StDir *d, const char *name);
 /* Reads tensor t converted to fp32 into out[t->numel]; dies on I/O errors. */
 void st_read_f32(const StDir *d, const StTensor *t, float *out);
 
-/* One tensor to write: fp32 data, shape. */
+/* One tensor to write: fp32 data, shape. With data NULL, fill(ctx, i, out) writes tensor i's numel elements into
+ * out (a buffer st_write_model owns) when the file reaches it, so that a model larger than memory is written one
+ * tensor at a time. */
 typedef struct {
     const char *name;
     int ndim;
     int64_t shape[8];
-    const float *data;      /* numel fp32 elements, caller-owned */
+    const float *data;      /* numel fp32 elements, caller-owned; or NULL and fill */
+    void (*fill)(void *ctx, int i, float *out);
+    void *ctx;
 } StOut;
 
 /* Writes tensors (as F32, or BF16 when bf16 != 0) into out_dir as model.safetensors, or, when the total exceeds

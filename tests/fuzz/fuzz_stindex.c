@@ -15,9 +15,9 @@ static void make_model_dir(void) {
     for (int i = 0; i < 12; i++) a[i] = (float)i;
     for (int i = 0; i < 6; i++) b[i] = -(float)i;
     for (int i = 0; i < 4; i++) c[i] = 0.5f * (float)i;
-    StOut t[3] = {{"model.embed_tokens.weight", 2, {4, 3}, a},
-                  {"model.norm.weight", 1, {6}, b},
-                  {"lm_head.weight", 2, {2, 2}, c}};
+    StOut t[3] = {{"model.embed_tokens.weight", 2, {4, 3}, a, NULL, NULL},
+                  {"model.norm.weight", 1, {6}, b, NULL, NULL},
+                  {"lm_head.weight", 2, {2, 2}, c, NULL, NULL}};
     st_write_model(dir, t, 3, 40, 0); /* 40 bytes a shard: several shards and an index */
 }
 

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         StOut *outs = sd_calloc((size_t)m->nspecs, sizeof *outs, "outs");
         for (int i = 0; i < m->nspecs; i++) {
             const ParamSpec *p = &m->specs[i];
-            outs[i] = (StOut){p->name, p->ndim, {p->shape[0], p->shape[1]}, m->params + p->offset};
+            outs[i] = (StOut){p->name, p->ndim, {p->shape[0], p->shape[1]}, m->params + p->offset, NULL, NULL};
         }
         st_write_model(bdir, outs, m->nspecs, (size_t)1 << 40, 1);
         char *cj = model_config_to_json(&mc), *cp = sd_path_join(bdir, "config.json");

@@ -81,11 +81,22 @@ static int count_files(const char *d, const char *suffix) {
     return n;
 }
 
+/* a StOut fill callback: tensor i of the StOut array ctx, counting the calls and whether they came in order */
+static int g_fills, g_fill_order = 1;
+static void fill_from(void *ctx, int i, float *out) {
+    const StOut *src = ctx;
+    g_fill_order &= i == g_fills;
+    g_fills++;
+    size_t n = 1;
+    for (int k = 0; k < src[i].ndim; k++) n *= (size_t)src[i].shape[k];
+    memcpy(out, src[i].data, n * sizeof(float));
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/sd_st_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     float a[6] = {1.5f, -2.25f, 3.0f, 1e-20f, -0.0f, 65504.0f}, b[3] = {0.1f, 0.2f, 0.3f};
-    StOut outs[2] = {{"w.a", 2, {2, 3}, a}, {"w.b", 1, {3}, b}};
+    StOut outs[2] = {{"w.a", 2, {2, 3}, a, NULL, NULL}, {"w.b", 1, {3}, b, NULL, NULL}};
 
     /* single file, bit-exact */
     char *d1 = sd_path_join(dir, "one");
@@ -137,12 +148,29 @@ int main(void) {
         free(tmp);
     }
 
+    /* tensors filled by a callback when the file reaches them (data NULL): the same file byte for byte, each
+     * tensor asked for once, in order */
+    {
+        StOut cb[2] = {outs[0], outs[1]};
+        for (int i = 0; i < 2; i++) cb[i].data = NULL, cb[i].fill = fill_from, cb[i].ctx = outs;
+        char *d4 = sd_path_join(dir, "filled");
+        g_fills = 0;
+        st_write_model(d4, cb, 2, 1000000, 0);
+        char *p1 = sd_path_join(d1, "model.safetensors"), *p4 = sd_path_join(d4, "model.safetensors");
+        size_t l1, l4;
+        char *r1 = sd_read_file(p1, &l1), *r4 = sd_read_file(p4, &l4);
+        CHECK(l1 == l4 && !memcmp(r1, r4, l1), "a filled tensor's file is the data's byte for byte");
+        CHECK(g_fills == 2 && g_fill_order == 1, "each tensor filled once, in order (%d fills)", g_fills);
+        free(r1), free(r4), free(p1), free(p4), free(d4);
+    }
+
     /* shards: 8 tensors of 64..1200 bytes with shard_bytes 1000 */
     float big[300];
     for (int i = 0; i < 300; i++) big[i] = (float)i * 0.37f - 11.0f;
-    StOut many[8] = {{"m.0", 1, {16}, big},      {"m.1", 2, {10, 10}, big + 1}, {"m.2", 2, {20, 10}, big + 2},
-                     {"m.3", 1, {300}, big},     {"m.4", 2, {4, 4}, big + 3},   {"m.5", 1, {1}, big + 4},
-                     {"m.6", 3, {2, 3, 5}, big}, {"m.7", 1, {100}, big + 5}};
+    StOut many[8] = {{"m.0", 1, {16}, big, NULL, NULL},          {"m.1", 2, {10, 10}, big + 1, NULL, NULL},
+                     {"m.2", 2, {20, 10}, big + 2, NULL, NULL},  {"m.3", 1, {300}, big, NULL, NULL},
+                     {"m.4", 2, {4, 4}, big + 3, NULL, NULL},    {"m.5", 1, {1}, big + 4, NULL, NULL},
+                     {"m.6", 3, {2, 3, 5}, big, NULL, NULL},     {"m.7", 1, {100}, big + 5, NULL, NULL}};
     /* bytes: 64 400 800 1200 64 4 120 400 -> shards [m.0 m.1] [m.2] [m.3] [m.4 m.5 m.6 m.7] */
     char *d2 = sd_path_join(dir, "sharded");
     st_write_model(d2, many, 8, 1000, 0);
@@ -210,7 +238,7 @@ int main(void) {
     /* scalar and empty tensors */
     {
         float s = 42.5f;
-        StOut odd[2] = {{"scalar", 0, {0}, &s}, {"empty", 2, {0, 7}, NULL}};
+        StOut odd[2] = {{"scalar", 0, {0}, &s, NULL, NULL}, {"empty", 2, {0, 7}, NULL, NULL, NULL}};
         char *d5 = sd_path_join(dir, "odd");
         st_write_model(d5, odd, 2, 1000, 0);
         d = st_open_dir(d5);
