@@ -1929,6 +1929,8 @@ int main(int argc, char **argv) {
         static const int a[][3] = {{70, 30, 100}, {5, 1, 1}, {64, 64, 70}, {1, 130, 20}};
         t_attn_rows(a, 4, 4, 2, 64);
         t_attn_rows(a, 4, 8, 2, 128);
+        static const int l[][3] = {{300, 500, 200}, {130, 64, 400}}; /* many key tiles and rejected query tiles */
+        t_attn_rows(l, 2, 4, 1, 128);
         int e[20][3];
         for (int i = 0; i < 20; i++)
             for (int j = 0; j < 3; j++) e[i][j] = 1 + (int)(urand() * 24);
