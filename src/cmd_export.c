@@ -10,12 +10,15 @@
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR [--shard-gb GB] [--tokenizer DIR]\n"
+    "usage: simpo_dist export --checkpoint DIR_OR_FILE --out HF_DIR [--shard-gb GB] [--dtype fp32|bf16]\n"
+    "                         [--tokenizer DIR]\n"
     "  DIR_OR_FILE: a checkpoint.dir (its newest complete checkpoint), a step-NNNNNNNN dir, or its index.h5.\n"
     "  Writes HF_DIR/config.json and model.safetensors (sharded with model.safetensors.index.json above\n"
-    "  --shard-gb, default 5), float32, Hugging Face tensor names, and the tokenizer files (tokenizer.json,\n"
-    "  tokenizer_config.json, special_tokens_map.json, generation_config.json) found in --tokenizer DIR, else in\n"
-    "  the run's data.tokenizer or model.init directory, so HF_DIR loads as a whole model.\n";
+    "  --shard-gb, default 5), float32 (--dtype fp32, the default: the fp32 master weights as they are) or\n"
+    "  bfloat16 (--dtype bf16: rounded to nearest even, half the size; config.json says torch_dtype bfloat16),\n"
+    "  Hugging Face tensor names, and the tokenizer files (tokenizer.json, tokenizer_config.json,\n"
+    "  special_tokens_map.json, generation_config.json) found in --tokenizer DIR, else in the run's\n"
+    "  data.tokenizer or model.init directory, so HF_DIR loads as a whole model. One tensor in memory at a time.\n";
 
 /* Copies the tokenizer and generation files of src_dir that exist into out_dir (atomically each); returns how
  * many. */
@@ -46,6 +49,7 @@ static void read_param(void *ctx, const ParamSpec *p, float *out) {
 int cmd_export(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *tok = NULL;
     double shard_gb = 5.0;
+    bool bf16 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -55,6 +59,12 @@ int cmd_export(int argc, char **argv) {
         if (!strcmp(argv[i], "--checkpoint")) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer")) tok = argv[++i];
+        else if (!strcmp(argv[i], "--dtype")) {
+            const char *d = argv[++i];
+            if (strcmp(d, "fp32") && strcmp(d, "bf16"))
+                sd_die("export", "--dtype: expected fp32 or bf16, found '%s'", d);
+            bf16 = !strcmp(d, "bf16");
+        }
         else if (!strcmp(argv[i], "--shard-gb")) {
             char *end;
             shard_gb = strtod(argv[++i], &end);
@@ -73,7 +83,7 @@ int cmd_export(int argc, char **argv) {
      * weights would not fit a node's memory) */
     int nspecs;
     ParamSpec *specs = model_param_table(&mc, &nspecs);
-    model_export_hf_from(&mc, specs, nspecs, read_param, r, out, (size_t)(shard_gb * 1e9));
+    model_export_hf_from(&mc, specs, nspecs, read_param, r, out, (size_t)(shard_gb * 1e9), bf16);
     free(specs);
     /* the tokenizer: --tokenizer, else the run's data.tokenizer or model.init (paths as the run resolved them) */
     Config *c = NULL;

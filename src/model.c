@@ -787,7 +787,7 @@ static void export_fill(void *ctx, int i, float *out) {
 
 void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
                           void (*read)(void *ctx, const ParamSpec *p, float *out), void *ctx, const char *out_dir,
-                          size_t shard_bytes) {
+                          size_t shard_bytes, bool bf16) {
     sd_mkdirs(out_dir);
     ExportSrc src = {mc, specs, read, ctx};
     StOut *outs = sd_calloc((size_t)(n ? n : 1), sizeof *outs, "export list");
@@ -796,8 +796,8 @@ void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
         outs[i] = (StOut){.name = p->name, .ndim = p->ndim, .shape = {p->shape[0], p->shape[1]}, .fill = export_fill,
                           .ctx = &src};
     }
-    st_write_model(out_dir, outs, n, shard_bytes, 0);
-    char *json = model_config_to_json(mc);
+    st_write_model(out_dir, outs, n, shard_bytes, bf16);
+    char *json = model_config_to_json_as(mc, bf16 ? "bfloat16" : "float32");
     char *path = sd_path_join(out_dir, "config.json");
     sd_write_file_atomic(path, json, strlen(json));
     free(path);
@@ -813,7 +813,7 @@ static void read_from_model(void *ctx, const ParamSpec *p, float *out) {
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
     if (m->tp > 1) sd_die("export", "exports go through a model without tensor parallelism (read the checkpoint)");
     if (m->params_sharded) sd_die("export", "exports go through a model with whole weights (read the checkpoint)");
-    model_export_hf_from(&m->mc, m->specs, m->nspecs, read_from_model, (void *)m, out_dir, shard_bytes);
+    model_export_hf_from(&m->mc, m->specs, m->nspecs, read_from_model, (void *)m, out_dir, shard_bytes, false);
 }
 
 /* ---- forward ---- */

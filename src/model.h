@@ -395,10 +395,11 @@ void model_load_hf(Model *m, const char *hf_dir);
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes);
 /* The same from any source of the parameters: read(ctx, p, out) writes spec p's p->numel fp32 values (the whole
  * tensor, as the model holds it) into out; specs [n] a one-rank table (model_param_table). For `simpo_dist export`,
- * which reads a checkpoint tensor by tensor, so that no model of the checkpoint's size is ever in memory. */
+ * which reads a checkpoint tensor by tensor, so that no model of the checkpoint's size is ever in memory. bf16:
+ * the tensors rounded to bf16 (nearest even) and config.json's torch_dtype "bfloat16", else fp32 and "float32". */
 void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
                           void (*read)(void *ctx, const ParamSpec *p, float *out), void *ctx, const char *out_dir,
-                          size_t shard_bytes);
+                          size_t shard_bytes, bool bf16);
 /* The parameter table of a model of mc on one rank (no tensor or pipeline parallelism; offsets as model_create
  * lays them), nothing else made: specs [*n], the caller frees them (free). Dies as model_create on a bad config. */
 ParamSpec *model_param_table(const ModelConfig *mc, int *n);

@@ -216,7 +216,9 @@ bool model_config_layer_sliding(const ModelConfig *mc, int l) {
            mc->layer_sliding[l];
 }
 
-char *model_config_to_json(const ModelConfig *mc) {
+char *model_config_to_json(const ModelConfig *mc) { return model_config_to_json_as(mc, "float32"); }
+
+char *model_config_to_json_as(const ModelConfig *mc, const char *torch_dtype) {
     cJSON *o = cJSON_CreateObject();
     bool gemma2 = mc->arch == ARCH_GEMMA2;
     cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
@@ -232,7 +234,7 @@ char *model_config_to_json(const ModelConfig *mc) {
         cJSON_AddFalseToObject(o, "mlp_bias");
     }
     cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
-    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    cJSON_AddStringToObject(o, "torch_dtype", torch_dtype);
     cJSON_AddNumberToObject(o, "vocab_size", mc->vocab_size);
     cJSON_AddNumberToObject(o, "hidden_size", mc->hidden_size);
     cJSON_AddNumberToObject(o, "intermediate_size", mc->intermediate_size);

@@ -1,7 +1,7 @@
 /* model_config.h — Llama-family and Gemma 2 shapes, read from / written to Hugging Face config.json.
  *
  * defines: ModelConfig, ModelArch, RopeType, SD_MAX_LAYER_TYPES, model_config_from_json, model_config_load,
- *          model_config_to_json, model_config_validate, model_config_rope_tables, model_config_layer_sliding.
+ *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables, model_config_layer_sliding.
  * Ownership: ModelConfig is a plain value (no pointers). Strings returned by model_config_to_json are owned by
  * the caller (free()). Rope tables are allocated by model_config_rope_tables and freed by the caller.
  */
@@ -62,6 +62,8 @@ void model_config_validate(const ModelConfig *mc, const char *where);
  * layer_types written out; torch_dtype float32, rope_theta at top level plus rope_scaling when not default) that
  * transformers loads. Caller frees. */
 char *model_config_to_json(const ModelConfig *mc);
+/* the same with "torch_dtype": torch_dtype ("float32", "bfloat16": the dtype of the weights it goes with) */
+char *model_config_to_json_as(const ModelConfig *mc, const char *torch_dtype);
 /* cos/sin tables [max_pos, HD/2] exactly as transformers computes them in float32 (inv_freq with the rope
  * scaling applied, then cos/sin of pos * inv_freq). *cos_out and *sin_out are sd_alloc'ed; caller frees. */
 void model_config_rope_tables(const ModelConfig *mc, int max_pos, float **cos_out, float **sin_out);

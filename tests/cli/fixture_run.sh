@@ -59,6 +59,18 @@ done
 "$BIN" export --checkpoint out --out hf 2>/dev/null && ok "export" || bad "export failed"
 [ -f hf/config.json ] && [ -f hf/model.safetensors ] && ok "export files" || bad "export files: $(ls hf)"
 "$TOOLS/check_params" hf "$FIX/tiny-a/step2.safetensors" && ok "exported params = step2" || bad "exported params"
+# --dtype bf16: each tensor the fp32 export's rounded to bf16, config.json's torch_dtype says so, and it loads
+"$BIN" export --checkpoint out --out hf16 --dtype bf16 --shard-gb 0.0001 2>/dev/null && ok "export --dtype bf16" \
+  || bad "export --dtype bf16 failed"
+"$TOOLS/check_params" --bf16-of hf16 hf/model.safetensors && ok "bf16 export = the fp32 export rounded" \
+  || bad "bf16 export values"
+grep -q '"torch_dtype":[[:space:]]*"bfloat16"' hf16/config.json && grep -q '"torch_dtype":[[:space:]]*"float32"' hf/config.json \
+  && [ -f hf16/model.safetensors.index.json ] && ok "bf16 export: torch_dtype, shards" \
+  || bad "bf16 export files: $(ls hf16); $(grep torch_dtype hf16/config.json)"
+"$BIN" score --model hf16 --data pairs.jsonl --out s16.jsonl 2>/dev/null && [ "$(wc -l < s16.jsonl)" -eq 6 ] \
+  && ok "the bf16 export loads (score)" || bad "score on the bf16 export"
+"$BIN" export --checkpoint out --out hf_bad --dtype fp16 2>&1 | grep -q "expected fp32 or bf16" && [ ! -e hf_bad ] \
+  && ok "export --dtype fp16 refused, nothing written" || bad "export --dtype fp16"
 "$BIN" score --model hf --data pairs.jsonl --out scores.jsonl && [ "$(wc -l < scores.jsonl)" -eq 6 ] \
   && ok "score on the exported model" || bad "score"
 # score --write-ref: the pairs with this model's summed log-probs as the reference (for dpo, ipo, rdpo)
