@@ -258,6 +258,11 @@ static void check_tensor(const CkptTensor *t, int i) {
 }
 
 void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *tensors, int n) {
+    ckpt_write_rank_from(dir, step, rank, tensors, n, NULL, NULL);
+}
+
+void ckpt_write_rank_from(const char *dir, long step, int rank, const CkptTensor *tensors, int n,
+                          void (*read)(void *ctx, float *dst, const float *src, size_t n), void *ctx) {
     h5_quiet();
     if (rank < 0) sd_die("checkpoint", "negative rank %d", rank);
     if (n < 0 || (n > 0 && !tensors)) sd_die("checkpoint", "invalid tensor list (n=%d)", n);
@@ -277,6 +282,16 @@ void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *ten
     size_t limit = 0;
     bool inject = fail_budget(&limit);
 
+    float *buf = NULL; /* with read: the host copy of one slice (the largest) */
+    if (read) {
+        size_t most = 0;
+        for (int i = 0; i < n; i++) {
+            size_t elems = 0;
+            shape_elems(tensors[i].ndim, tensors[i].local_shape, &elems);
+            if (elems > most) most = elems;
+        }
+        buf = sd_alloc(sd_mul_size(most ? most : 1, sizeof(float), "checkpoint slice"), "checkpoint slice");
+    }
     hid_t f = H5(H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "create file");
     hid_t g[CKPT_NGROUPS];
     for (int gi = 0; gi < CKPT_NGROUPS; gi++)
@@ -289,15 +304,18 @@ void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *ten
         size_t elems = 0;
         shape_elems(t->ndim, t->local_shape, &elems);
         size_t bytes = elems * sizeof(float);  /* elems*4 cannot overflow: it was allocated by the caller */
-        const float *src[CKPT_NGROUPS] = {t->param, t->exp_avg, t->exp_avg_sq};
+        const float *src0[CKPT_NGROUPS] = {t->param, t->exp_avg, t->exp_avg_sq}, *src[CKPT_NGROUPS];
         hsize_t dims[CKPT_MAX_NDIM];
         for (int d = 0; d < t->ndim; d++) dims[d] = (hsize_t)t->local_shape[d];
         for (int gi = 0; gi < CKPT_NGROUPS; gi++) {
-            if (!src[gi]) continue;
+            if (!src0[gi]) continue;
+            src[gi] = src0[gi];
+            if (read && elems) read(ctx, buf, src0[gi], elems), src[gi] = buf;
             if (inject && elems && (bytes > limit || g_written > limit - bytes)) {
                 for (int q = 0; q < CKPT_NGROUPS; q++) H5Gclose(g[q]);
                 H5Fclose(f);
                 free(dname);
+                free(buf);
                 char buf[4096];
                 snprintf(buf, sizeof buf, "%s", path);
                 free(path);
@@ -317,6 +335,7 @@ void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *ten
         }
         free(dname);
     }
+    free(buf);
     for (int gi = 0; gi < CKPT_NGROUPS; gi++) H5(H5Gclose(g[gi]), k_groups[gi]);
     H5(H5Fflush(f, H5F_SCOPE_GLOBAL), "flush");
     H5(H5Fclose(f), "close file");

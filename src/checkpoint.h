@@ -1,6 +1,6 @@
 /* checkpoint.h — HDF5 training checkpoints, written atomically, keyed by global tensor names.
  *
- * defines: CkptTensor, CkptMeta, ckpt_prepare, ckpt_write_rank, ckpt_commit, ckpt_save, ckpt_find_latest, ckpt_open, ckpt_read, ckpt_close, CkptReader.
+ * defines: CkptTensor, CkptMeta, ckpt_prepare, ckpt_write_rank, ckpt_write_rank_from, ckpt_commit, ckpt_save, ckpt_find_latest, ckpt_open, ckpt_read, ckpt_close, CkptReader.
  * Layout on disk (docs/formats.md):
  *   <dir>/step-NNNNNNNN/rank-RRRRR.h5   this rank's slices: /param/<name>, /exp_avg/<name>, /exp_avg_sq/<name>,
  *                                      each with attributes global_shape (int64[]) and offset (int64[])
@@ -47,6 +47,11 @@ typedef struct {
  * ckpt_save does all three for a single-rank job. */
 void ckpt_prepare(const char *dir, long step);
 void ckpt_write_rank(const char *dir, long step, int rank, const CkptTensor *tensors, int n);
+/* ckpt_write_rank of tensors whose data lie in other memory (a backend's: param, exp_avg, exp_avg_sq are its
+ * addresses): read(ctx, dst, src, n) copies n floats from src into a host buffer before each dataset is written, so
+ * one slice at a time is in host memory, not the rank's weights and moments. */
+void ckpt_write_rank_from(const char *dir, long step, int rank, const CkptTensor *tensors, int n,
+                          void (*read)(void *ctx, float *dst, const float *src, size_t n), void *ctx);
 char *ckpt_commit(const char *dir, const CkptMeta *meta, int world);
 char *ckpt_save(const char *dir, const CkptMeta *meta, const CkptTensor *tensors, int n);
 

@@ -31,18 +31,17 @@ static void fill(CkptTensor *t, const ParamSpec *p, const int64_t *off, const in
     }
 }
 
+/* ckpt_write_rank_from's copy out of the backend's memory */
+static void from_backend(void *ctx, float *dst, const float *src, size_t n) {
+    ((const Backend *)ctx)->download(dst, src, n * sizeof(float));
+}
+
 char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Model *m, const Optim *o) {
     const ZeroPlan *z = o->plan;
     if (g->rank == 0) ckpt_prepare(dir, meta->step);
     comm_barrier(g, GROUP_WORLD);
-    size_t ns = o->n, np = model_params_held(m), lo = m->params_from;
-    /* the weights this rank holds (hp[0]: flat element lo; sharded master weights: its shard, written by pieces
-     * below) and the moments of its optimizer shard */
-    float *hp = sd_alloc(sd_mul_size(np + 2 * ns, sizeof(float), "checkpoint"), "checkpoint");
-    float *hm = hp + np, *hv = hm + ns;
-    model_params_to_host(m, hp);
-    m->be->download(hm, o->exp_avg, ns * sizeof(float));
-    m->be->download(hv, o->exp_avg_sq, ns * sizeof(float));
+    /* the weights this rank holds (whole, or its shard of sharded master weights: by pieces below) and the moments
+     * of its optimizer shard, written slice by slice from the backend's memory (one slice in host memory at a time) */
     CkptTensor *ts = sd_calloc((size_t)m->nspecs + 3 * (size_t)z->npieces + 1, sizeof *ts, "checkpoint list");
     int n = 0;
     if (g->dp_rank == 0 && !m->params_sharded)
@@ -50,7 +49,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
             const ParamSpec *p = &m->specs[i];
             if (p->mirror || (p->split == SPLIT_REPL && g->tp_rank != 0)) continue;
             fill(&ts[n], p, p->off, p->shape_loc);
-            ts[n++].param = hp + p->offset; /* whole weights: lo is 0 */
+            ts[n++].param = model_param_at(m, p->offset); /* whole weights */
         }
     if (z->stage >= 1 || g->dp_rank == 0)
         for (int i = 0; i < z->npieces; i++) {
@@ -62,28 +61,27 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
             size_t at = pc->flat.start - z->own.start;
             for (int r = 0; r < k; r++) {
                 fill(&ts[n], p, off[r], cnt[r]);
-                if (m->params_sharded) ts[n].param = hp + (z->own.start + at - lo); /* flat order, as the moments */
-                ts[n].exp_avg = hm + at;
-                ts[n++].exp_avg_sq = hv + at;
+                if (m->params_sharded) ts[n].param = model_param_at(m, z->own.start + at); /* flat order */
+                ts[n].exp_avg = o->exp_avg + at;
+                ts[n++].exp_avg_sq = o->exp_avg_sq + at;
                 at += (size_t)cnt[r][0] * (size_t)(p->ndim == 2 ? cnt[r][1] : 1);
             }
         }
-    ckpt_write_rank(dir, meta->step, g->rank, ts, n);
+    ckpt_write_rank_from(dir, meta->step, g->rank, ts, n, from_backend, (void *)m->be);
     comm_barrier(g, GROUP_WORLD);
     char *path = g->rank == 0 ? ckpt_commit(dir, meta, g->world) : NULL;
     comm_barrier(g, GROUP_WORLD);
     free(ts);
-    free(hp);
     return path;
 }
 
 void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed) {
     const ZeroPlan *z = o->plan;
     CkptReader *r = ckpt_open(step_dir);
-    size_t ns = o->n, np = model_param_max_numel(m);
-    /* the weights tensor by tensor (host memory for the largest one), the moments of this rank's shard */
-    float *hp = sd_calloc(np + 2 * ns, sizeof(float), "checkpoint");
-    float *hm = hp + np, *hv = hm + ns;
+    size_t np = model_param_max_numel(m);
+    /* the weights tensor by tensor, the moments of this rank's shard slice by slice (host memory for the largest
+     * tensor) */
+    float *hp = sd_calloc(np ? np : 1, sizeof(float), "checkpoint");
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
         int64_t shape[4];
@@ -101,13 +99,14 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos
         int k = piece_rects(p, pc, off, cnt);
         size_t at = pc->flat.start - z->own.start;
         for (int q = 0; q < k; q++) {
-            ckpt_read(r, "exp_avg", p->name, p->ndim, off[q], cnt[q], hm + at);
-            ckpt_read(r, "exp_avg_sq", p->name, p->ndim, off[q], cnt[q], hv + at);
-            at += (size_t)cnt[q][0] * (size_t)(p->ndim == 2 ? cnt[q][1] : 1);
+            const size_t len = (size_t)cnt[q][0] * (size_t)(p->ndim == 2 ? cnt[q][1] : 1); /* <= the spec's numel */
+            ckpt_read(r, "exp_avg", p->name, p->ndim, off[q], cnt[q], hp);
+            m->be->upload(o->exp_avg + at, hp, len * sizeof(float));
+            ckpt_read(r, "exp_avg_sq", p->name, p->ndim, off[q], cnt[q], hp);
+            m->be->upload(o->exp_avg_sq + at, hp, len * sizeof(float));
+            at += len;
         }
     }
-    m->be->upload(o->exp_avg, hm, ns * sizeof(float));
-    m->be->upload(o->exp_avg_sq, hv, ns * sizeof(float));
     free(hp);
     const CkptMeta *meta = ckpt_meta(r);
     o->step = meta->step;
