@@ -163,7 +163,11 @@ run_noshare() {
 bench noshare 80 "" "${common[@]}" --no-prefix-sharing
 # the model-level check of prefix sharing on real shapes (the fixture's head dim 16 never reaches the tensor-core
 # attention): per shape, each step's loss with and without it on the same data, within bf16 rounding
-$PY - "$BT/bench-base.txt" "$BT/bench-noshare.txt" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
+cmp_losses "$BT/bench-base.txt" "$BT/bench-noshare.txt" "prefix sharing vs none"
+stamp "bench without prefix sharing"
+}
+cmp_losses() { # runs A and B (bench outputs), label: per shape, each step's loss of A against B's, within 0.5%
+$PY - "$1" "$2" "$3" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
 import json, sys
 runs = [{r["shape"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), open(p)))
          if r.get("impl") == "simpo_dist" and "loss" in r} for p in sys.argv[1:3]]
@@ -171,10 +175,9 @@ for shape, a in runs[0].items():
     b = runs[1].get(shape)
     if not b: continue
     d = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["loss"], b["loss"]))
-    print(f"prefix sharing vs none ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
+    print(f"{sys.argv[3]} ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
           + ("PASS" if d <= 0.005 else "FAIL"))
 PYEOF
-stamp "bench without prefix sharing"
 }
 run_profile() {
 # where the time goes: the same runs with every op synchronised and timed (SIMPO_PROFILE=1, src/backend_profile.h);
@@ -252,6 +255,10 @@ run_singles() { # each passing variant alone (what a time limit cuts first)
   for v in "${passed[@]}"; do
     bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
     stamp "bench $v"
+    # attention in the layers' rows (the default) against the gathered rows, on the same pairs: the model-level
+    # check of the rows kernels on real shapes
+    [ "$v" = SIMPO_CUDA_ATTN_ROWS=0 ] && [ -s "$BT/bench-base.txt" ] && \
+      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_CUDA_ATTN_ROWS_0.txt" "layers' rows vs gathered"
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp

@@ -34,6 +34,9 @@ awk '/^== / {on = $2 == "noshare"; next} on && /"prefix_sharing": false/' "$S/be
   && ok "the noshare run turns prefix sharing off, the others keep it" || bad "noshare run: $(grep -A2 '== noshare' "$S/bench.txt" | head -3)"
 grep -q "cpu-again vs cpu: PASS bitwise" "$S/variants.txt" && ok "the consistency run's verdicts are in variants.txt" \
   || bad "consistency run: $(tail -5 "$S/consistency.txt")"
+grep -q "layers' rows vs gathered (tiny): .*: PASS" "$S/variants.txt" \
+  && ok "the single run of the gathered rows is compared with base's losses" \
+  || bad "rows check: $(grep "rows vs" "$S/variants.txt")"
 grep -q "prefix sharing vs none (tiny): .*: PASS" "$S/variants.txt" && ok "the losses with and without prefix sharing agree" \
   || bad "prefix sharing check: $(grep 'prefix sharing' "$S/variants.txt")"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
