@@ -248,8 +248,9 @@ static void strict_bad(void *arg) {
  * prompt rows copies of the chosen one's) against attn_fwd_b16 / attn_bwd_b16 on attention's layout gathered here,
  * a copy's dout zero: out, lse, dq bitwise (a copy adds exact zeros to dq); dk, dv bitwise on the responses' tokens
  * and, on the prompt's, the fp32 sum of the two rows rounded once against the two rows rounded, then summed: apart
- * by three roundings of at most 2^-9 of their values, at most 2^-8 of the rows' magnitudes and the sum's. Every token row is written (outputs prefilled with garbage), and the strict backend
- * gives the CPU's results bit for bit. */
+ * by three roundings of at most 2^-9 of their values, at most 2^-8 of the rows' magnitudes and the sum's. Every
+ * token row is written (outputs prefilled with garbage), and the strict backend gives the CPU's results bit for
+ * bit. */
 static void rows_checks(const Backend *b) {
     enum { P = 3, NH_ = 4, NKV_ = 2, HD_ = 8 };
     static const int pr[P][3] = {{5, 3, 4}, {1, 1, 6}, {7, 2, 1}}; /* n_prompt, n_chosen, n_rejected */
@@ -279,8 +280,10 @@ static void rows_checks(const Backend *b) {
     memset(out, 0xff, sizeof out), memset(g, 0xff, sizeof g), memset(lse, 0xff, sizeof lse); /* NaN garbage */
     /* on b's memory (the strict backend's is not the host's) */
     const size_t B16 = sizeof(uint16_t);
-    int *dc = b->alloc(sizeof c, "cu"), *dx = b->alloc((size_t)Na * sizeof(int), "xrow"), *ds = b->alloc(sizeof skip, "skip");
-    uint16_t *dq_ = b->alloc(Nt * qs * B16, "q"), *dk_ = b->alloc(Nt * ks * B16, "k"), *dv_ = b->alloc(Nt * ks * B16, "v");
+    int *dc = b->alloc(sizeof c, "cu"), *dx = b->alloc((size_t)Na * sizeof(int), "xrow");
+    int *ds = b->alloc(sizeof skip, "skip");
+    uint16_t *dq_ = b->alloc(Nt * qs * B16, "q"), *dk_ = b->alloc(Nt * ks * B16, "k");
+    uint16_t *dv_ = b->alloc(Nt * ks * B16, "v");
     uint16_t *ddo = b->alloc(Nt * qs * B16, "dout"), *dout_ = b->alloc(Nt * qs * B16, "out");
     uint16_t *dg[3] = {b->alloc(Nt * qs * B16, "dq"), b->alloc(Nt * ks * B16, "dk"), b->alloc(Nt * ks * B16, "dv")};
     float *dl = b->alloc(Nt * NH_ * sizeof(float), "lse");
