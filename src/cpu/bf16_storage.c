@@ -235,9 +235,9 @@ static size_t rows_check(const int *cu, int S, const int *skip, const char *op) 
             sd_die(op, "sequence %d: %d copied rows do not fit it or the sequence before it", s, skip[s]);
     return (size_t)cu[S];
 }
-bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
-                           const uint16_t *v, size_t Ntok, const int *cu, int S, const int *xrow,
-                                  const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
+bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                           size_t Ntok, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
+                           int HD, const AttnOpts *opts) {
     (void)Ntok;
     if (S <= 0) return true;
     const size_t Natt = rows_check(cu, S, skip, "attn_fwd_b16_rows"), qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
@@ -253,10 +253,10 @@ bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const u
     free(qf), free(kf), free(vf), free(of), free(lf);
     return true;
 }
-bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
-                                  const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out,
-                                  const float *lse, size_t Ntok, const int *cu, int S, const int *xrow,
-                                  const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
+bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
+                           const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
+                           const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                           const AttnOpts *opts) {
     if (S <= 0) return true;
     const size_t Natt = rows_check(cu, S, skip, "attn_bwd_b16_rows"), qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     const size_t nq = Natt * qs, nk = Natt * ks;
