@@ -114,13 +114,17 @@ if [ -s "$log" ] && grep -q 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log"; then
   echo "attention v4: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=$fb:" >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log" >> "$OUT/variants.txt"
 fi
-# prefix sharing's attention in the layers' rows (the default on version 4: backend.h attn_fwd_b16_rows): if any of
-# its checks failed (test_cuda_ops' attn_rows section, test_cuda_model's head dim 64 case), the benchmarks gather
-# attention's layout instead (SIMPO_CUDA_ATTN_ROWS=0)
-if [ -s "$log" ] && grep -q 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log"; then
+# prefix sharing's attention in the layers' rows (the default on version 4: backend.h attn_fwd_b16_rows): unless
+# all of its checks passed (test_cuda_ops' attn_rows section: its four "matches" lines, no FAIL; test_cuda_model's
+# head dim 64 case: its "log-probs bitwise" line, no FAIL: a crash leaves no FAIL line, so the passes are counted),
+# the benchmarks gather attention's layout instead (SIMPO_CUDA_ATTN_ROWS=0)
+if [ $DRY = 0 ] && { [ ! -s "$log" ] || grep -q 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" ||
+     [ "$(grep -c 'attn_rows (v4) .*: matches the CPU and the gathered run' "$log")" -lt 4 ] ||
+     ! grep -q "head dim 64, prefix sharing: layers' rows vs gathered: log-probs bitwise" "$log"; }; then
   export SIMPO_CUDA_ATTN_ROWS=0
-  echo "attention in the layers' rows: checks FAILED, benchmarks with SIMPO_CUDA_ATTN_ROWS=0:" >> "$OUT/variants.txt"
-  grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt"
+  echo "attention in the layers' rows: checks FAILED or missing, benchmarks with SIMPO_CUDA_ATTN_ROWS=0:" \
+    >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt" 2>/dev/null
 fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
 # and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
