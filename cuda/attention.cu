@@ -521,10 +521,11 @@ void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t 
     attn_wide_free(&w), cu_scratch_free(of), cu_scratch_free(df), cu_scratch_free(g);
 }
 
-/* ---- prefix sharing in the layers' rows (backend.h attn_fwd_b16_rows / attn_bwd_b16_rows) ----
+/* ---- prefix sharing in the layers' rows (backend.h attn_fwd_b16_rows / attn_bwd_b16_rows on bf16 storage,
+ * attn_fwd_rows / attn_bwd_rows on fp32 tensors) ----
  * Version 4's kernels take attention's rows through xrow and skip the copies (attention_tc3.cu); any other path
- * (another version, Gemma 2's options, other head dims, unaligned rows, the fp32 attention) returns false and the
- * model gathers attention's layout instead. SIMPO_CUDA_ATTN_ROWS=0 turns it off (the comparison runs). */
+ * (another version, Gemma 2's options, other head dims, unaligned rows, the fp32 attention kernels outside the bf16
+ * mode) returns false and the model gathers attention's layout instead. SIMPO_CUDA_ATTN_ROWS=0 turns it off. */
 static long g_rows_calls; /* calls the rows ops took (test_cuda_model: the model used them) */
 extern "C" long cuda_attn_rows_calls(void) { return g_rows_calls; }
 static bool rows_ok(int HD, const AttnOpts *opts, const void *const *rows, int n) {
@@ -557,6 +558,30 @@ bool cuda_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint
     attn_tc4_run_bwd16_rows((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k,
                             (const bf16 *)v, (const bf16 *)out, lse, Ntok, cu_seqlens, S, xrow, skip, NH, NKV, HD);
     g_b16_direct++, g_rows_calls++;
+    return true;
+}
+
+bool cuda_attn_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                        const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                        const AttnOpts *opts) {
+    if (S <= 0) return true;
+    check_args(NH, NKV, HD, opts, "attn_fwd_rows");
+    const void *rows[] = {out, q, k, v};
+    if (!rows_ok(HD, opts, rows, 4)) return false;
+    attn_tc4_run_fwd_rows(out, lse, q, k, v, Ntok, cu_seqlens, S, xrow, skip, NH, NKV, HD);
+    g_rows_calls++;
+    return true;
+}
+
+bool cuda_attn_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, size_t Ntok, const int *cu_seqlens, int S,
+                        const int *xrow, const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
+    if (S <= 0) return true;
+    check_args(NH, NKV, HD, opts, "attn_bwd_rows");
+    const void *rows[] = {dq, dk, dv, dout, q, k, v, out};
+    if (!rows_ok(HD, opts, rows, 8)) return false;
+    attn_tc4_run_bwd_rows(dq, dk, dv, dout, q, k, v, out, lse, Ntok, cu_seqlens, S, xrow, skip, NH, NKV, HD);
+    g_rows_calls++;
     return true;
 }
 

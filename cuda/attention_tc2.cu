@@ -472,8 +472,7 @@ int attn_bwd_streams(void) { return cu_env_choice("SIMPO_CUDA_ATTN_STREAMS", 1, 
 
 /* ---- host: pre-passes and launches, shared with version 3 (attn_launch.cuh) ---- */
 
-/* rows [n0, N) of up to three row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout */
-static void t2_convert(int n0, int N, int cnt, const float *const *src, bf16 *const *dst, const size_t *W) {
+void attn_bf16_copies(int n0, int N, int cnt, const float *const *src, bf16 *const *dst, const size_t *W) {
     T2Cvt a;
     size_t total = 0;
     for (int s = 0; s < 3; s++) {
@@ -508,7 +507,7 @@ void attn_tc_run_fwd(AttnTcImpl *impl, float *out, float *lse, const float *q, c
     const float *src[2] = {k, v};
     bf16 *const dst[2] = {kb, vb};
     const size_t W[2] = {ks, ks};
-    t2_convert(n0, N, 2, src, dst, W);
+    attn_bf16_copies(n0, N, 2, src, dst, W);
     const int hi = HD == 128;
     tc_fwd_launch(impl, impl->fwd[hi], &impl->opted[0][0][hi], out, lse, q, kb, vb, cu_seqlens, S, NH, NKV, HD,
                   tiles);
@@ -569,7 +568,7 @@ void attn_tc_run_bwd(AttnTcImpl *impl, float *dq, float *dk, float *dv, const fl
     const float *src[3] = {q, k, v};
     bf16 *const dst[3] = {qb, kb, vb};
     const size_t W[3] = {qs, ks, ks};
-    t2_convert(n0, N, 3, src, dst, W);
+    attn_bf16_copies(n0, N, 3, src, dst, W);
     const int hi = HD == 128;
     tc_bwd_launch(impl, impl->dq[hi], impl->dkdv[hi], dq, dk, dv, qb, dob, kb, vb, lse, D, cu_seqlens, S, NH, NKV,
                   HD, tiles);

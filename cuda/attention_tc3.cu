@@ -300,11 +300,9 @@ __global__ void __launch_bounds__(128, HD == 64 ? 4 : 2) attn_tc4_fwd_k(T3_FWD_A
     t3_fwd<HD, B16, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2);
 }
 /* version 4 in the layers' rows (prefix sharing, bf16 storage: backend.h attn_fwd_b16_rows): xr, skip */
-template <int HD>
-__global__ void __launch_bounds__(128, HD == 64 ? 4 : 2)
-    attn_tc4_fwd_rows_k(bf16 *out, float *lse, const bf16 *q, const bf16 *kb, const bf16 *vb, const int *cu, int S,
-                        int NH, int NKV, float sl2, const int *xr, const int *skip) {
-    t3_fwd<HD, true, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2, xr, skip);
+template <int HD, bool B16>
+__global__ void __launch_bounds__(128, HD == 64 ? 4 : 2) attn_tc4_fwd_rows_k(T3_FWD_ARGS, const int *xr, const int *skip) {
+    t3_fwd<HD, B16, 4>(out, lse, q, kb, vb, cu, S, NH, NKV, sl2, xr, skip);
 }
 
 /* ---- backward: dQ ---- */
@@ -405,12 +403,9 @@ template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dq_k(T3_DQ_ARGS) {
     t3_dq<HD, B16, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
 }
-template <int HD>
-__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2)
-    attn_tc4_dq_rows_k(bf16 *dq, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
-                       const float *D, const int *cu, int S, int NH, int NKV, float sl2, float scale, const int *xr,
-                       const int *skip) {
-    t3_dq<HD, true, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
+template <int HD, bool B16>
+__global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dq_rows_k(T3_DQ_ARGS, const int *xr, const int *skip) {
+    t3_dq<HD, B16, 4>(dq, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
 }
 
 /* ---- backward: dK, dV ---- */
@@ -529,12 +524,10 @@ template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 3 : 2) attn_tc4_dkdv_k(T3_DKDV_ARGS) {
     t3_dkdv<HD, B16, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale);
 }
-template <int HD>
+template <int HD, bool B16>
 __global__ void __launch_bounds__(128, HD == 64 ? 3 : 2)
-    attn_tc4_dkdv_rows_k(bf16 *dk, bf16 *dv, const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb,
-                         const float *lse, const float *D, const int *cu, int S, int NH, int NKV, float sl2,
-                         float scale, const int *xr, const int *skip) {
-    t3_dkdv<HD, true, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
+    attn_tc4_dkdv_rows_k(T3_DKDV_ARGS, const int *xr, const int *skip) {
+    t3_dkdv<HD, B16, 4>(dk, dv, qb, dob, kb, vb, lse, D, cu, S, NH, NKV, sl2, scale, xr, skip);
 }
 
 /* ---- version 4 in the layers' rows (prefix sharing on bf16 storage) ---- */
@@ -547,17 +540,59 @@ static int t4_rows_tiles(const int *cu, int S, int heads, const char *op) {
     if (tiles && n0 != 0) sd_die("cuda", "%s: cu_seqlens[0] = %d, expected 0 (attention's layout from row 0)", op, n0);
     return tiles;
 }
-static int t4_rows_opted[3][2]; /* attn_want_smem's record: [fwd, dq, dkdv][HD 64, 128] */
+static int t4_rows_opted[2][3][2]; /* attn_want_smem's record: [bf16 storage][fwd, dq, dkdv][HD 64, 128] */
+
+/* the forward's launch on fp32 (B16 false: q fp32, rounded as staged; out fp32) or bf16 storage, k and v bf16 */
+template <bool B16>
+static void t4_rows_fwd(typename AttnIo<B16>::T *out, float *lse, const typename AttnIo<B16>::T *q, const bf16 *kb,
+                        const bf16 *vb, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
+                        int HD, int tiles) {
+    const int hi = HD == 128;
+    attn_launch(hi ? attn_tc4_fwd_rows_k<128, B16> : attn_tc4_fwd_rows_k<64, B16>,
+                dim3((unsigned)tiles * (unsigned)NH), T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_F : T3v4<64>::SMEM_F,
+                &t4_rows_opted[B16][0][hi], B16 ? "attn_fwd (tensor cores, v4, bf16, layers' rows)"
+                                                : "attn_fwd (tensor cores, v4, layers' rows)",
+                HD, out, lse, q, kb, vb, cu, S, NH, NKV, ATTN_LOG2E / sqrtf((float)HD), xrow, skip);
+}
+/* the backward's dq and dk / dv launches from bf16 q, dout, k, v and fp32 lse, D, writing fp32 or bf16 gradients */
+template <bool B16>
+static void t4_rows_bwd(typename AttnIo<B16>::T *dq, typename AttnIo<B16>::T *dk, typename AttnIo<B16>::T *dv,
+                        const bf16 *qb, const bf16 *dob, const bf16 *kb, const bf16 *vb, const float *lse,
+                        const float *D, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
+                        int HD, int tiles) {
+    const int hi = HD == 128;
+    const float scale = 1.0f / sqrtf((float)HD);
+    const bool two = attn_bwd_streams() == 2;
+    attn_launch_on(two ? cu_fork() : cu_stream(), hi ? attn_tc4_dq_rows_k<128, B16> : attn_tc4_dq_rows_k<64, B16>,
+                   dim3((unsigned)tiles * (unsigned)NH), T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_Q : T3v4<64>::SMEM_Q,
+                   &t4_rows_opted[B16][1][hi], "attn_bwd (tensor cores, v4, layers' rows, dq)", HD, dq, qb, dob, kb,
+                   vb, lse, D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
+    attn_launch(hi ? attn_tc4_dkdv_rows_k<128, B16> : attn_tc4_dkdv_rows_k<64, B16>,
+                dim3((unsigned)tiles * (unsigned)NKV), T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_K : T3v4<64>::SMEM_K,
+                &t4_rows_opted[B16][2][hi], "attn_bwd (tensor cores, v4, layers' rows, dk, dv)", HD, dk, dv, qb, dob,
+                kb, vb, lse, D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
+    if (two) cu_join();
+}
 
 void attn_tc4_run_fwd16_rows(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu,
                              int S, const int *xrow, const int *skip, int NH, int NKV, int HD) {
     const int tiles = t4_rows_tiles(cu, S, NH, "attn_fwd_b16_rows");
+    if (tiles) t4_rows_fwd<true>(out, lse, q, k, v, cu, S, xrow, skip, NH, NKV, HD, tiles);
+}
+
+void attn_tc4_run_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                           const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD) {
+    const int tiles = t4_rows_tiles(cu, S, NH, "attn_fwd_rows");
     if (!tiles) return;
-    const int hi = HD == 128;
-    attn_launch(hi ? attn_tc4_fwd_rows_k<128> : attn_tc4_fwd_rows_k<64>, dim3((unsigned)tiles * (unsigned)NH),
-                T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_F : T3v4<64>::SMEM_F, &t4_rows_opted[0][hi],
-                "attn_fwd (tensor cores, v4, bf16, layers' rows)", HD, out, lse, q, k, v, cu, S, NH, NKV,
-                ATTN_LOG2E / sqrtf((float)HD), xrow, skip);
+    /* k, v to bf16 over the layers' rows (q is rounded as each tile is staged) */
+    const size_t ks = (size_t)NKV * HD;
+    bf16 *kb = (bf16 *)cu_scratch(2 * Ntok * ks * sizeof(bf16), "attn_fwd_rows bf16 k, v"), *vb = kb + Ntok * ks;
+    const float *src[2] = {k, v};
+    bf16 *const dst[2] = {kb, vb};
+    const size_t W[2] = {ks, ks};
+    attn_bf16_copies(0, (int)Ntok, 2, src, dst, W);
+    t4_rows_fwd<false>(out, lse, q, kb, vb, cu, S, xrow, skip, NH, NKV, HD, tiles);
+    cu_scratch_free(kb);
 }
 
 void attn_tc4_run_bwd16_rows(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
@@ -568,19 +603,29 @@ void attn_tc4_run_bwd16_rows(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, con
     /* D [Ntok][NH] in the layers' rows: a copy's row would be zero (its dout is), and no kernel reads one */
     float *D = (float *)cu_scratch(Ntok * (size_t)NH * sizeof(float), "attn_bwd_b16_rows D");
     attn_rowsum(D, dout, out, 0, (int)Ntok, NH, HD, "attn_bwd_b16_rows (tensor cores: D)");
-    const int hi = HD == 128;
-    const float scale = 1.0f / sqrtf((float)HD);
-    const bool two = attn_bwd_streams() == 2;
-    attn_launch_on(two ? cu_fork() : cu_stream(), hi ? attn_tc4_dq_rows_k<128> : attn_tc4_dq_rows_k<64>,
-                   dim3((unsigned)tiles * (unsigned)NH), T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_Q : T3v4<64>::SMEM_Q,
-                   &t4_rows_opted[1][hi], "attn_bwd (tensor cores, v4, bf16, layers' rows, dq)", HD, dq, q, dout, k,
-                   v, lse, (const float *)D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
-    attn_launch(hi ? attn_tc4_dkdv_rows_k<128> : attn_tc4_dkdv_rows_k<64>, dim3((unsigned)tiles * (unsigned)NKV),
-                T3v4<64>::THREADS, hi ? T3v4<128>::SMEM_K : T3v4<64>::SMEM_K, &t4_rows_opted[2][hi],
-                "attn_bwd (tensor cores, v4, bf16, layers' rows, dk, dv)", HD, dk, dv, q, dout, k, v, lse,
-                (const float *)D, cu, S, NH, NKV, scale * ATTN_LOG2E, scale, xrow, skip);
-    if (two) cu_join();
+    t4_rows_bwd<true>(dq, dk, dv, q, dout, k, v, lse, D, cu, S, xrow, skip, NH, NKV, HD, tiles);
     cu_scratch_free(D);
+}
+
+void attn_tc4_run_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                           const float *v, const float *out, const float *lse, size_t Ntok, const int *cu, int S,
+                           const int *xrow, const int *skip, int NH, int NKV, int HD) {
+    const int tiles = t4_rows_tiles(cu, S, NH, "attn_bwd_rows");
+    if (!tiles) return;
+    /* one scratch block over the layers' rows: D [Ntok][NH] fp32, then bf16 q, dout [Ntok][NH][HD], k, v */
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    const size_t dbytes = (Ntok * (size_t)NH * sizeof(float) + 255) / 256 * 256;
+    unsigned char *scr = (unsigned char *)cu_scratch(dbytes + 2 * Ntok * (qs + ks) * sizeof(bf16),
+                                                     "attn_bwd_rows D and bf16 q, dout, k, v");
+    float *D = (float *)scr;
+    bf16 *qb = (bf16 *)(scr + dbytes), *dob = qb + Ntok * qs, *kb = dob + Ntok * qs, *vb = kb + Ntok * ks;
+    attn_rowsum(D, dob, dout, out, 0, (int)Ntok, NH, HD, "attn_bwd_rows (tensor cores: D)");
+    const float *src[3] = {q, k, v};
+    bf16 *const dst[3] = {qb, kb, vb};
+    const size_t W[3] = {qs, ks, ks};
+    attn_bf16_copies(0, (int)Ntok, 3, src, dst, W);
+    t4_rows_bwd<false>(dq, dk, dv, qb, dob, kb, vb, lse, D, cu, S, xrow, skip, NH, NKV, HD, tiles);
+    cu_scratch_free(scr);
 }
 
 /* ---- the wrappers' self-check (one warp): D = A B through both B loads, and E = bf16(D) B through the

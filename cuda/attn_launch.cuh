@@ -74,8 +74,17 @@ bool cuda_attn_tc_bwd16(__nv_bfloat16 *dq, __nv_bfloat16 *dk, __nv_bfloat16 *dv,
 int cuda_attn_tc_version(void);
 /* SIMPO_CUDA_ATTN_STREAMS = 1 or 2: the backward's dq kernel on a second stream beside dk / dv (attention_tc2.cu) */
 int attn_bwd_streams(void);
+/* rows [n0, N) of up to three (cnt) row-major fp32 tensors (W_i floats per row) to bf16 copies of the same layout
+ * (round to nearest even; attention_tc2.cu): the tensor-core versions' pre-pass */
+void attn_bf16_copies(int n0, int N, int cnt, const float *const *src, __nv_bfloat16 *const *dst, const size_t *W);
 /* version 4 in the layers' rows (attention_tc3.cu; backend.h attn_fwd_b16_rows / attn_bwd_b16_rows: prefix sharing
- * on bf16 storage, HD 64 or 128, 16-byte aligned rows, cu_seqlens[0] = 0, after attention.cu's checks) */
+ * on bf16 storage, and attn_fwd_rows / attn_bwd_rows on fp32 q, k, v, out and gradients with the bf16 pre-passes over
+ * the Ntok rows; HD 64 or 128, 16-byte aligned rows, cu_seqlens[0] = 0, after attention.cu's checks) */
+void attn_tc4_run_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                           const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD);
+void attn_tc4_run_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                           const float *v, const float *out, const float *lse, size_t Ntok, const int *cu_seqlens,
+                           int S, const int *xrow, const int *skip, int NH, int NKV, int HD);
 void attn_tc4_run_fwd16_rows(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                              const __nv_bfloat16 *v, const int *cu_seqlens, int S, const int *xrow, const int *skip,
                              int NH, int NKV, int HD);

@@ -308,6 +308,8 @@ const Backend *backend_cuda(void) {
         b.rope_bwd = cuda_rope_bwd;
         b.attn_fwd = cuda_attn_fwd;
         b.attn_bwd = cuda_attn_bwd;
+        b.attn_fwd_rows = cuda_attn_fwd_rows;
+        b.attn_bwd_rows = cuda_attn_bwd_rows;
         b.gather_rows = cuda_gather_rows;
         b.scatter_rows = cuda_scatter_rows;
         b.add_rows = cuda_add_rows;

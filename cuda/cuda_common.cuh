@@ -225,6 +225,12 @@ bool cuda_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint
                             const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
                             const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
                             const AttnOpts *opts);
+bool cuda_attn_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                        const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                        const AttnOpts *opts);
+bool cuda_attn_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, size_t Ntok, const int *cu_seqlens, int S,
+                        const int *xrow, const int *skip, int NH, int NKV, int HD, const AttnOpts *opts);
 void cuda_gather_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_scatter_rows(float *dst, const float *src, const int *rows, size_t M, size_t N, int C);
 void cuda_add_rows(float *dst, const int *drows, const float *src, const int *srows, size_t M, size_t Nd, size_t Ns,

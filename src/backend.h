@@ -185,6 +185,14 @@ typedef struct Backend {
      *                    output no one read); each token's dq, dk, dv the fp32 sum of its rows' (the copies' dk, dv:
      *                    what the rejected response's queries send to the prompt's keys), rounded to bf16 once.
      *                    Every token row of dq, dk, dv is written. */
+    /* attn_fwd_rows, attn_bwd_rows: the same on fp32 q, k, v, out, dout and gradients (exact storage, or the fp32
+     *                    mode), each token's dk, dv the fp32 sum of its rows' (NULL, or false: gather, as above) */
+    bool (*attn_fwd_rows)(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                          const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                          const AttnOpts *opts);
+    bool (*attn_bwd_rows)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                          const float *v, const float *out, const float *lse, size_t Ntok, const int *cu_seqlens,
+                          int S, const int *xrow, const int *skip, int NH, int NKV, int HD, const AttnOpts *opts);
     bool (*attn_fwd_b16_rows)(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                               size_t Ntok, const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH,
                               int NKV, int HD, const AttnOpts *opts);

@@ -14,7 +14,7 @@
     X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)   \
     X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16)         \
     X(rope_bwd_b16) X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows)         \
-    X(attn_bwd_b16_rows)
+    X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -210,6 +210,21 @@ static void p_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint1
                            const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, const int *cu,
                            int S, int NH, int NKV, int HD, const AttnOpts *o) {
     TIMED(attn_bwd_b16, 0, g_in->attn_bwd_b16(dq, dk, dv, dout, q, k, v, out, lse, cu, S, NH, NKV, HD, o));
+}
+static bool p_attn_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Nt,
+                            const int *cu, int S, const int *xr, const int *sk, int NH, int NKV, int HD,
+                            const AttnOpts *o) {
+    bool done;
+    TIMED(attn_fwd_rows, 0, done = g_in->attn_fwd_rows(out, lse, q, k, v, Nt, cu, S, xr, sk, NH, NKV, HD, o));
+    return done;
+}
+static bool p_attn_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                            const float *v, const float *out, const float *lse, size_t Nt, const int *cu, int S,
+                            const int *xr, const int *sk, int NH, int NKV, int HD, const AttnOpts *o) {
+    bool done;
+    TIMED(attn_bwd_rows, 0,
+          done = g_in->attn_bwd_rows(dq, dk, dv, dout, q, k, v, out, lse, Nt, cu, S, xr, sk, NH, NKV, HD, o));
+    return done;
 }
 static bool p_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                 size_t Nt, const int *cu, int S, const int *xr, const int *sk, int NH, int NKV, int HD,

@@ -467,6 +467,28 @@ static void strict_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const 
 }
 /* prefix sharing's attention in the layers' rows: q, k, v, out, lse, dout and the gradients of Ntok rows; xrow of
  * Natt = cu_seqlens[S], skip of S */
+static bool strict_attn_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Nt,
+                                 const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV,
+                                 int HD, const AttnOpts *opts) {
+    const char *OP = "attn_fwd_rows";
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
+    return g_cpu->attn_fwd_rows(F(out, Nt * QD, "out"), F(lse, Nt * (size_t)NH, "lse"), F(q, Nt * QD, "q"),
+                                F(k, Nt * KD, "k"), F(v, Nt * KD, "v"), Nt, cu, S, I(xrow, N, "xrow"),
+                                I(skip, (size_t)(S < 0 ? 0 : S), "skip"), NH, NKV, HD, opts);
+}
+static bool strict_attn_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                 const float *v, const float *out, const float *lse, size_t Nt,
+                                 const int *cu_seqlens, int S, const int *xrow, const int *skip, int NH, int NKV,
+                                 int HD, const AttnOpts *opts) {
+    const char *OP = "attn_bwd_rows";
+    size_t N, QD, KD;
+    const int *cu = attn_args(OP, cu_seqlens, S, NH, NKV, HD, opts, &N, &QD, &KD);
+    return g_cpu->attn_bwd_rows(F(dq, Nt * QD, "dq"), F(dk, Nt * KD, "dk"), F(dv, Nt * KD, "dv"),
+                                F(dout, Nt * QD, "dout"), F(q, Nt * QD, "q"), F(k, Nt * KD, "k"), F(v, Nt * KD, "v"),
+                                F(out, Nt * QD, "out"), F(lse, Nt * (size_t)NH, "lse"), Nt, cu, S,
+                                I(xrow, N, "xrow"), I(skip, (size_t)(S < 0 ? 0 : S), "skip"), NH, NKV, HD, opts);
+}
 static bool strict_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
                                      const uint16_t *v, size_t Nt, const int *cu_seqlens, int S, const int *xrow,
                                      const int *skip, int NH, int NKV, int HD, const AttnOpts *opts) {
@@ -602,6 +624,8 @@ static const Backend g_strict = {
     .rope_bwd_b16 = strict_rope_bwd_b16,
     .attn_fwd_b16 = strict_attn_fwd_b16,
     .attn_bwd_b16 = strict_attn_bwd_b16,
+    .attn_fwd_rows = strict_attn_fwd_rows,
+    .attn_bwd_rows = strict_attn_bwd_rows,
     .attn_fwd_b16_rows = strict_attn_fwd_b16_rows,
     .attn_bwd_b16_rows = strict_attn_bwd_b16_rows,
     .xent_stats_b16 = strict_xent_stats_b16,

@@ -214,74 +214,35 @@ void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *
     free(qf), free(kf), free(vf), free(of), free(df), free(g);
 }
 
-/* ---- prefix sharing's attention in the layers' rows (backend.h attn_fwd_b16_rows / attn_bwd_b16_rows): the
- * definition, by attention's layout gathered here and the fp32 op on it ---- */
+/* ---- prefix sharing's attention in the layers' rows on bf16 storage (backend.h attn_fwd_b16_rows /
+ * attn_bwd_b16_rows): the fp32 ops (attention_rows.c) on the widened tensors, their outputs rounded ---- */
 
-/* attention's rows of a bf16 tensor of w elements per row (row r from row xrow[r]), widened; with skip, the copies'
- * rows (the first skip[s] of sequence s) are zeros instead */
-static float *gather_widen(const uint16_t *x, const int *xrow, size_t Natt, size_t w, const int *cu, const int *skip,
-                           int S) {
-    float *y = tmp_floats(Natt * w, "attention rows");
-    for (size_t r = 0; r < Natt; r++) widen_into(y + r * w, x + (size_t)xrow[r] * w, w);
-    if (skip)
-        for (int s = 0; s < S; s++) memset(y + (size_t)cu[s] * w, 0, (size_t)skip[s] * w * sizeof(float));
-    return y;
-}
-/* dies unless attention's layout starts at row 0 and every copy lies within its sequence */
-static size_t rows_check(const int *cu, int S, const int *skip, const char *op) {
-    if (cu[0] != 0) sd_die(op, "cu_seqlens[0] = %d: the layers' rows need attention's layout from row 0", cu[0]);
-    for (int s = 0; s < S; s++)
-        if (skip[s] < 0 || skip[s] > cu[s + 1] - cu[s] || (skip[s] && (s == 0 || skip[s] > cu[s] - cu[s - 1])))
-            sd_die(op, "sequence %d: %d copied rows do not fit it or the sequence before it", s, skip[s]);
-    return (size_t)cu[S];
-}
 bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                            size_t Ntok, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
                            int HD, const AttnOpts *opts) {
-    (void)Ntok;
-    if (S <= 0) return true;
-    const size_t Natt = rows_check(cu, S, skip, "attn_fwd_b16_rows"), qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    float *qf = gather_widen(q, xrow, Natt, qs, cu, NULL, S), *kf = gather_widen(k, xrow, Natt, ks, cu, NULL, S);
-    float *vf = gather_widen(v, xrow, Natt, ks, cu, NULL, S);
-    float *of = tmp_floats(Natt * qs, "attn_fwd_b16_rows out"), *lf = tmp_floats(Natt * (size_t)NH, "lse rows");
-    cpu_attn_fwd(of, lf, qf, kf, vf, cu, S, NH, NKV, HD, opts);
-    for (int s = 0; s < S; s++)
-        for (int r = cu[s] + skip[s]; r < cu[s + 1]; r++) {
-            cpu_to_bf16(out + (size_t)xrow[r] * qs, of + (size_t)r * qs, qs);
-            memcpy(lse + (size_t)xrow[r] * NH, lf + (size_t)r * NH, (size_t)NH * sizeof(float));
-        }
-    free(qf), free(kf), free(vf), free(of), free(lf);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = widen(q, Ntok * qs), *kf = widen(k, Ntok * ks), *vf = widen(v, Ntok * ks);
+    float *of = tmp_floats(Ntok * qs, "attn_fwd_b16_rows out");
+    memset(of, 0, Ntok * qs * sizeof(float));
+    cpu_attn_fwd_rows(of, lse, qf, kf, vf, Ntok, cu, S, xrow, skip, NH, NKV, HD, opts);
+    cpu_to_bf16(out, of, Ntok * qs);
+    free(qf), free(kf), free(vf), free(of);
     return true;
 }
+
 bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
                            const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
                            const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
                            const AttnOpts *opts) {
-    if (S <= 0) return true;
-    const size_t Natt = rows_check(cu, S, skip, "attn_bwd_b16_rows"), qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
-    const size_t nq = Natt * qs, nk = Natt * ks;
-    float *qf = gather_widen(q, xrow, Natt, qs, cu, NULL, S), *kf = gather_widen(k, xrow, Natt, ks, cu, NULL, S);
-    float *vf = gather_widen(v, xrow, Natt, ks, cu, NULL, S), *of = gather_widen(out, xrow, Natt, qs, cu, NULL, S);
-    float *df = gather_widen(dout, xrow, Natt, qs, cu, skip, S);
-    float *lf = tmp_floats(Natt * (size_t)NH, "lse rows");
-    for (size_t r = 0; r < Natt; r++) memcpy(lf + r * NH, lse + (size_t)xrow[r] * NH, (size_t)NH * sizeof(float));
-    float *g = tmp_floats(nq + 2 * nk, "attn_bwd_b16_rows gradients");
-    cpu_attn_bwd(g, g + nq, g + nq + nk, df, qf, kf, vf, of, lf, cu, S, NH, NKV, HD, opts);
-    /* each token's gradients: the fp32 sum over its rows in attention's order (its own row first), rounded once */
-    float *t = tmp_floats(Ntok * (qs + 2 * ks), "attn_bwd_b16_rows token gradients");
-    memset(t, 0, Ntok * (qs + 2 * ks) * sizeof(float));
-    float *tq = t, *tk = t + Ntok * qs, *tv = tk + Ntok * ks;
-    for (size_t r = 0; r < Natt; r++) {
-        const size_t o = (size_t)xrow[r];
-        for (size_t i = 0; i < qs; i++) tq[o * qs + i] += g[r * qs + i];
-        for (size_t i = 0; i < ks; i++) {
-            tk[o * ks + i] += g[nq + r * ks + i];
-            tv[o * ks + i] += g[nq + nk + r * ks + i];
-        }
-    }
-    cpu_to_bf16(dq, tq, Ntok * qs);
-    cpu_to_bf16(dk, tk, Ntok * ks);
-    cpu_to_bf16(dv, tv, Ntok * ks);
-    free(qf), free(kf), free(vf), free(of), free(df), free(lf), free(g), free(t);
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    float *qf = widen(q, Ntok * qs), *kf = widen(k, Ntok * ks), *vf = widen(v, Ntok * ks);
+    float *of = widen(out, Ntok * qs), *df = widen(dout, Ntok * qs);
+    float *g = tmp_floats(Ntok * (qs + 2 * ks), "attn_bwd_b16_rows gradients");
+    cpu_attn_bwd_rows(g, g + Ntok * qs, g + Ntok * (qs + ks), df, qf, kf, vf, of, lse, Ntok, cu, S, xrow, skip, NH,
+                      NKV, HD, opts);
+    cpu_to_bf16(dq, g, Ntok * qs);
+    cpu_to_bf16(dk, g + Ntok * qs, Ntok * ks);
+    cpu_to_bf16(dv, g + Ntok * (qs + ks), Ntok * ks);
+    free(qf), free(kf), free(vf), free(of), free(df), free(g);
     return true;
 }

@@ -50,7 +50,13 @@ void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *
                       const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 /* prefix sharing's attention in the layers' rows (backend.h): attention's layout gathered, the fp32 op, each token's
- * gradients summed over its rows (bf16_storage.c); always true */
+ * gradients summed over its rows (attention_rows.c; the bf16-storage forms: bf16_storage.c); always true */
+bool cpu_attn_fwd_rows(float *out, float *lse, const float *q, const float *k, const float *v, size_t Ntok,
+                       const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
+                       const AttnOpts *opts);
+bool cpu_attn_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                       const float *v, const float *out, const float *lse, size_t Ntok, const int *cu, int S,
+                       const int *xrow, const int *skip, int NH, int NKV, int HD, const AttnOpts *opts);
 bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                            size_t Ntok, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
                            int HD, const AttnOpts *opts);

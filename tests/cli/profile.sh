@@ -14,8 +14,11 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1, each op synchronised and timed) o
 calls() { awk -v op="$1" '$5 == op && $6 ~ /^[0-9.]+$/ {print $6}' prof.log; }
 # per step: 2 micro-batches x (2 layers x (7 forward + 14 backward matmuls) + the LM head's 1 forward + 3 backward)
 [ "$(calls matmul)" = "92.0" ] && ok "92 matmuls per step" || bad "matmul calls/step: $(calls matmul)"
-[ "$(calls attn_fwd)" = "4.0" ] && [ "$(calls attn_bwd)" = "4.0" ] && ok "attention: 2 layers x 2 micro-batches" \
-  || bad "attention calls/step: $(calls attn_fwd) $(calls attn_bwd)"
+# (in the layers' rows: the tiny config shares each pair's prompt, data.prefix_sharing's default)
+[ "$(calls attn_fwd_rows)" = "4.0" ] && [ "$(calls attn_bwd_rows)" = "4.0" ] && [ -z "$(calls attn_fwd)" ] \
+  && [ "$(calls gather_rows)" = "2.0" ] \
+  && ok "attention: 2 layers x 2 micro-batches, in the layers' rows (row gathers: the LM head's, one a micro-batch)" \
+  || bad "attention calls/step: $(calls attn_fwd_rows) $(calls attn_bwd_rows) $(calls attn_fwd) $(calls gather_rows)"
 # AdamW once per parameter tensor: the embedding (tied head), 9 per layer, the final norm
 [ "$(calls adamw)" = "20.0" ] && ok "AdamW on 20 tensors per step" || bad "adamw calls/step: $(calls adamw)"
 share=$(awk '$5 ~ /^[a-z_0-9]+$/ && $8 ~ /%$/ {sub("%", "", $8); s += $8} END {printf "%.0f", s}' prof.log)

@@ -1324,6 +1324,7 @@ static void t_attn_tc(const int *lens, int S, int n0, int NH, int NKV, int HD, d
  * given the GPU's out and lse) within the bounds of the path (t_attn_tc's on tensor cores, t_attn's otherwise plus
  * one bf16 rounding for the bf16 outputs). cuda_attn_b16_direct_calls (attention.cu) shows which path ran: the results cannot. */
 long cuda_attn_b16_direct_calls(void);
+long cuda_attn_rows_calls(void); /* calls the prefix-sharing rows ops took (attention.cu) */
 static uint16_t *h16(const float *x, size_t n) { /* bf16 of a host array */
     uint16_t *y = sd_alloc((n ? n : 1) * 2, "bf16 host copy");
     cpu->to_bf16(y, x, n);
@@ -1332,6 +1333,22 @@ static uint16_t *h16(const float *x, size_t n) { /* bf16 of a host array */
 static float *hwide(const uint16_t *x, size_t n) { /* the fp32 values of a bf16 host array */
     float *y = sd_alloc((n ? n : 1) * sizeof(float), "widened host copy");
     for (size_t i = 0; i < n; i++) y[i] = sd_bf16_to_f32(x[i]);
+    return y;
+}
+/* a device copy of n floats, as bf16 (b16) or fp32; and back as floats (bf16 widened) */
+static void *gup(const float *x, size_t n, bool b16) {
+    if (!b16) return up(x, n * 4);
+    uint16_t *h = h16(x, n);
+    void *d = up(h, n * 2);
+    free(h);
+    return d;
+}
+static float *gdown(const void *d, size_t n, bool b16) {
+    if (!b16) return down(d, n);
+    uint16_t *h = sd_alloc((n ? n : 1) * 2, "bf16 host copy");
+    gpu->download(h, d, n * 2);
+    float *y = hwide(h, n);
+    free(h);
     return y;
 }
 static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, const AttnOpts *o, const char *path,
@@ -1440,21 +1457,22 @@ static void t_attn_b16(const int *lens, int S, int n0, int NH, int NKV, int HD, 
     env_restore("SIMPO_CUDA_ATTN", saved), env_restore("SIMPO_CUDA_ATTN_TC", saved_v);
 }
 
-/* ---- prefix sharing in the layers' rows (section attn_rows; backend.h attn_fwd_b16_rows / attn_bwd_b16_rows) ----
+/* ---- prefix sharing in the layers' rows (section attn_rows; backend.h attn_fwd_b16_rows / attn_bwd_b16_rows on
+ * bf16 storage, attn_fwd_rows / attn_bwd_rows on fp32 tensors) ----
  * Pairs laid out as data/pairs.c lays them under prefix sharing ([prompt | chosen | rejected] per pair; sequence 2i
  * = prompt + chosen, 2i + 1 = prompt + rejected, its first n_prompt rows copies), q, k, v, dout random in the layers'
- * rows, every output prefilled with garbage (every token row must be written). On version 4 (the only version with
- * kernels for it; the op must report done and run on the bf16 tensors):
+ * rows (bf16 values in both forms, so both see the same operands), every output prefilled with garbage (every token
+ * row must be written). On version 4 (the only version with kernels for it; the op must report done):
  *  - against the CPU's rows ops (the definition: attention's layout gathered, the fp32 op, each token's gradients
  *    summed over its rows in fp32; its backward given the GPU's out and lse) within the tensor-core bounds;
- *  - against the GPU's own attn_fwd_b16 / attn_bwd_b16 on attention's layout gathered on the host (what model.c
+ *  - against the GPU's own attn_fwd(_b16) / attn_bwd(_b16) on attention's layout gathered on the host (what model.c
  *    runs where the rows ops are missing): bitwise for out, lse and dq of every token (each query row meets the same
  *    key tiles in the same order) and for dk, dv of the chosen responses' tokens (the same key tiles, meeting the
  *    same query tiles; the rejected sequence's query tiles only add exact zeros past the prompt), and of the rejected
  *    responses' too where n_prompt is a multiple of 64 (then its key and query tiles fall where the gathered run's
- *    do); the prompt's dk, dv within the bounds (one rounding to bf16 instead of two);
+ *    do); the prompt's dk, dv within the bounds (bf16: one rounding instead of two; fp32: one sum instead of two);
  *  - a second run bitwise the first. With SIMPO_CUDA_ATTN_TC=3 the ops must decline (false, nothing written). */
-static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD) {
+static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD, bool b16) {
     char *saved = env_save("SIMPO_CUDA_ATTN"), *saved_v = env_save("SIMPO_CUDA_ATTN_TC");
     setenv("SIMPO_CUDA_ATTN", "tc", 1);
     setenv("SIMPO_CUDA_ATTN_TC", "4", 1);
@@ -1464,6 +1482,7 @@ static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD) {
     for (int i = 0; i < P; i++) Nt += pr[i][0] + pr[i][1] + pr[i][2], Na += 2 * pr[i][0] + pr[i][1] + pr[i][2];
     int *xrow = sd_alloc((size_t)Na * sizeof(int), "xrow");
     char *kind = sd_alloc((size_t)Nt, "token kind"); /* 'p' prompt, 'c' chosen, 'r' rejected response */
+    int *np_of = sd_alloc((size_t)Nt * sizeof(int), "prompt lengths"); /* each token's pair's n_prompt */
     int t = 0, a = 0;
     cu[0] = 0;
     for (int i = 0; i < P; i++) {
@@ -1474,154 +1493,156 @@ static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD) {
             for (int j = 0; j < np + nr; j++) {
                 if (j < np) {
                     xrow[a++] = tp + j;
-                    if (!r) kind[t++] = 'p';
+                    if (!r) np_of[t] = np, kind[t++] = 'p';
                 } else {
                     xrow[a++] = t;
-                    kind[t++] = r ? 'r' : 'c';
+                    np_of[t] = np, kind[t++] = r ? 'r' : 'c';
                 }
             }
             cu[s + 1] = a;
         }
     }
-    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
+    const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD, E = b16 ? 2 : 4; /* bytes per element */
     const size_t nq = (size_t)Nt * qs, nk = (size_t)Nt * ks, nl = (size_t)Nt * NH;
     const size_t aq = (size_t)Na * qs, ak = (size_t)Na * ks, al = (size_t)Na * NH;
-    float *qf = hrand(nq, -1, 1), *kf = hrand(nk, -1, 1), *vf = hrand(nk, -1, 1), *df = hrand(nq, -1, 1);
-    uint16_t *q16 = h16(qf, nq), *k16 = h16(kf, nk), *v16 = h16(vf, nk), *do16 = h16(df, nq);
+    /* operands: bf16 values, uploaded as bf16 or as their fp32 widening */
+    float *hx[4];
+    const size_t hn[4] = {nq, nk, nk, nq}; /* q, k, v, dout */
+    uint16_t *h16s[4];
+    for (int u = 0; u < 4; u++) {
+        float *r = hrand(hn[u], -1, 1);
+        h16s[u] = h16(r, hn[u]);
+        hx[u] = hwide(h16s[u], hn[u]);
+        free(r);
+    }
+    void *d_in[4];
+    for (int u = 0; u < 4; u++) d_in[u] = b16 ? up(h16s[u], hn[u] * 2) : up(hx[u], hn[u] * 4);
     float *junk = hconst(nq, -777.0f);
     uint16_t *junk16 = h16(junk, nq);
+    const void *jh = b16 ? (const void *)junk16 : (const void *)junk;
     int *d_cu = up(cu, ((size_t)S + 1) * sizeof(int)), *d_skip = up(skip, (size_t)S * sizeof(int));
     int *d_xrow = up(xrow, (size_t)Na * sizeof(int));
-    uint16_t *d_q = up(q16, nq * 2), *d_k = up(k16, nk * 2), *d_v = up(v16, nk * 2), *d_do = up(do16, nq * 2);
-    uint16_t *d_o = up(junk16, nq * 2), *d_g[3] = {up(junk16, nq * 2), up(junk16, nk * 2), up(junk16, nk * 2)};
+    void *d_o = up(jh, nq * E), *d_g[3] = {up(jh, nq * E), up(jh, nk * E), up(jh, nk * E)};
     float *d_l = up(junk, nl * 4);
     char what[160];
-    snprintf(what, sizeof what, "attn_rows (v4) P=%d Ntok=%d Natt=%d NH=%d NKV=%d HD=%d", P, Nt, Na, NH, NKV, HD);
-    const long direct0 = cuda_attn_b16_direct_calls();
-    bool done = gpu->attn_fwd_b16_rows(d_o, d_l, d_q, d_k, d_v, (size_t)Nt, d_cu, S, d_xrow, d_skip, NH, NKV, HD, NULL);
-    done = gpu->attn_bwd_b16_rows(d_g[0], d_g[1], d_g[2], d_do, d_q, d_k, d_v, d_o, d_l, (size_t)Nt, d_cu, S, d_xrow,
-                                  d_skip, NH, NKV, HD, NULL) && done;
-    CHECK(done && cuda_attn_b16_direct_calls() - direct0 == 2, "%s: the ops declined or did not run on the tensors",
-          what);
-    uint16_t *o16 = sd_alloc(nq * 2, "out"), *g[3];
-    gpu->download(o16, d_o, nq * 2);
-    float *l = down(d_l, nl);
-    for (int u = 0; u < 3; u++) {
-        g[u] = sd_alloc((u ? nk : nq) * 2, "gradient");
-        gpu->download(g[u], d_g[u], (u ? nk : nq) * 2);
-    }
-    /* a second run: bitwise the first */
-    uint16_t *o2 = sd_alloc(nq * 2, "out"), *g2 = sd_alloc(nq * 2, "gradient");
-    gpu->attn_fwd_b16_rows(d_o, d_l, d_q, d_k, d_v, (size_t)Nt, d_cu, S, d_xrow, d_skip, NH, NKV, HD, NULL);
-    gpu->attn_bwd_b16_rows(d_g[0], d_g[1], d_g[2], d_do, d_q, d_k, d_v, d_o, d_l, (size_t)Nt, d_cu, S, d_xrow, d_skip,
-                           NH, NKV, HD, NULL);
+    snprintf(what, sizeof what, "attn_rows (v4, %s) P=%d Ntok=%d Natt=%d NH=%d NKV=%d HD=%d", b16 ? "bf16" : "fp32", P,
+             Nt, Na, NH, NKV, HD);
+    /* the ops under test, as many times as asked (a rerun must give the same bits) */
+#define ROWS_FWD(o)                                                                                                   \
+    (b16 ? gpu->attn_fwd_b16_rows((uint16_t *)(o), d_l, d_in[0], d_in[1], d_in[2], (size_t)Nt, d_cu, S, d_xrow,     \
+                                  d_skip, NH, NKV, HD, NULL)                                                         \
+         : gpu->attn_fwd_rows((float *)(o), d_l, d_in[0], d_in[1], d_in[2], (size_t)Nt, d_cu, S, d_xrow, d_skip, NH, \
+                              NKV, HD, NULL))
+#define ROWS_BWD()                                                                                                    \
+    (b16 ? gpu->attn_bwd_b16_rows(d_g[0], d_g[1], d_g[2], d_in[3], d_in[0], d_in[1], d_in[2], d_o, d_l, (size_t)Nt,  \
+                                  d_cu, S, d_xrow, d_skip, NH, NKV, HD, NULL)                                        \
+         : gpu->attn_bwd_rows(d_g[0], d_g[1], d_g[2], d_in[3], d_in[0], d_in[1], d_in[2], d_o, d_l, (size_t)Nt, d_cu, \
+                              S, d_xrow, d_skip, NH, NKV, HD, NULL))
+    const long calls0 = cuda_attn_rows_calls();
+    bool done = ROWS_FWD(d_o);
+    done = ROWS_BWD() && done;
+    CHECK(done && cuda_attn_rows_calls() - calls0 == 2, "%s: the ops declined or did not run", what);
+    /* outputs as floats (bf16 widened) */
+    float *o = gdown(d_o, nq, b16), *l = down(d_l, nl), *g[3];
+    for (int u = 0; u < 3; u++) g[u] = gdown(d_g[u], u ? nk : nq, b16);
+    ROWS_FWD(d_o);
+    ROWS_BWD();
     char lb[240];
-    gpu->download(o2, d_o, nq * 2);
+    float *o2 = gdown(d_o, nq, b16);
     snprintf(lb, sizeof lb, "%s: rerun out", what);
-    bitwise(lb, o2, o16, nq * 2);
+    bitwise(lb, o2, o, nq * 4);
+    free(o2);
     static const char *gn[3] = {"dq", "dk", "dv"};
     for (int u = 0; u < 3; u++) {
-        gpu->download(g2, d_g[u], (u ? nk : nq) * 2);
+        float *g2 = gdown(d_g[u], u ? nk : nq, b16);
         snprintf(lb, sizeof lb, "%s: rerun %s", what, gn[u]);
-        bitwise(lb, g2, g[u], (u ? nk : nq) * 2);
+        bitwise(lb, g2, g[u], (u ? nk : nq) * 4);
+        free(g2);
     }
-    /* against the CPU's rows ops */
-    uint16_t *co = h16(junk, nq), *cg[3];
-    float *cl = hconst(nl, -777.0f);
-    for (int u = 0; u < 3; u++) cg[u] = h16(junk, u ? nk : nq);
-    cpu->attn_fwd_b16_rows(co, cl, q16, k16, v16, (size_t)Nt, cu, S, xrow, skip, NH, NKV, HD, NULL);
-    cpu->attn_bwd_b16_rows(cg[0], cg[1], cg[2], do16, q16, k16, v16, o16, l, (size_t)Nt, cu, S, xrow, skip, NH, NKV,
-                           HD, NULL);
+    /* against the CPU's rows ops (fp32: the definition; on the GPU's out and lse for the backward) */
+    float *co = hconst(nq, -777.0f), *cl = hconst(nl, -777.0f), *cg[3];
+    for (int u = 0; u < 3; u++) cg[u] = hconst(u ? nk : nq, -777.0f);
+    cpu->attn_fwd_rows(co, cl, hx[0], hx[1], hx[2], (size_t)Nt, cu, S, xrow, skip, NH, NKV, HD, NULL);
+    cpu->attn_bwd_rows(cg[0], cg[1], cg[2], hx[3], hx[0], hx[1], hx[2], o, l, (size_t)Nt, cu, S, xrow, skip, NH, NKV,
+                       HD, NULL);
     const double tol[5] = {2e-2, 5e-3, 3e-2, 3e-2, 3e-2}; /* t_attn_tc's */
-    float *ow = hwide(o16, nq), *cow = hwide(co, nq);
     snprintf(lb, sizeof lb, "%s vs cpu: out", what);
-    cmp(lb, ow, cow, nq, tol[0]);
+    cmp(lb, o, co, nq, tol[0]);
     snprintf(lb, sizeof lb, "%s vs cpu: lse", what);
     cmp(lb, l, cl, nl, tol[1]);
     for (int u = 0; u < 3; u++) {
-        float *gw = hwide(g[u], u ? nk : nq), *cgw = hwide(cg[u], u ? nk : nq);
         snprintf(lb, sizeof lb, "%s vs cpu: %s", what, gn[u]);
-        cmp(lb, gw, cgw, u ? nk : nq, tol[2 + u]);
-        free(gw), free(cgw);
+        cmp(lb, g[u], cg[u], u ? nk : nq, tol[2 + u]);
     }
     /* against the GPU's ops on attention's layout, gathered here as model.c gathers it */
-    uint16_t *xq = sd_alloc(aq * 2, "xq"), *xk = sd_alloc(ak * 2, "xk"), *xv = sd_alloc(ak * 2, "xv");
-    uint16_t *xo = sd_alloc(aq * 2, "xo"), *xd = sd_alloc(aq * 2, "xdout");
-    float *xl = sd_alloc(al * 4, "xlse");
-    memset(xd, 0, aq * 2); /* a copy's dout: zero */
+    float *xin[4];
+    const size_t xw[4] = {qs, ks, ks, qs};
+    for (int u = 0; u < 4; u++) xin[u] = sd_alloc((u == 1 || u == 2 ? ak : aq) * 4, "gathered operand");
+    float *xo = sd_alloc(aq * 4, "xo"), *xl = sd_alloc(al * 4, "xlse");
     for (int s = 0; s < S; s++)
         for (int r = cu[s]; r < cu[s + 1]; r++) {
-            const size_t o = (size_t)xrow[r];
-            memcpy(xq + r * qs, q16 + o * qs, qs * 2);
-            memcpy(xk + r * ks, k16 + o * ks, ks * 2);
-            memcpy(xv + r * ks, v16 + o * ks, ks * 2);
-            memcpy(xo + r * qs, o16 + o * qs, qs * 2);
-            memcpy(xl + r * NH, l + o * NH, (size_t)NH * 4);
-            if (r >= cu[s] + skip[s]) memcpy(xd + r * qs, do16 + o * qs, qs * 2);
+            const size_t w = (size_t)xrow[r];
+            for (int u = 0; u < 3; u++) memcpy(xin[u] + r * xw[u], hx[u] + w * xw[u], xw[u] * 4);
+            memcpy(xo + r * qs, o + w * qs, qs * 4);
+            memcpy(xl + r * NH, l + w * NH, (size_t)NH * 4);
+            if (r >= cu[s] + skip[s]) memcpy(xin[3] + r * qs, hx[3] + w * qs, qs * 4);
+            else memset(xin[3] + r * qs, 0, qs * 4); /* a copy's dout: zero */
         }
-    uint16_t *d_xq = up(xq, aq * 2), *d_xk = up(xk, ak * 2), *d_xv = up(xv, ak * 2), *d_xo = up(xo, aq * 2);
-    uint16_t *d_xd = up(xd, aq * 2), *d_xo2 = up(xo, aq * 2);
-    uint16_t *d_xg[3] = {up(xq, aq * 2), up(xk, ak * 2), up(xk, ak * 2)};
+    void *d_x[4], *d_xo = gup(xo, aq, b16), *d_xo2 = gup(xo, aq, b16), *d_xg[3];
+    for (int u = 0; u < 4; u++) d_x[u] = gup(xin[u], u == 1 || u == 2 ? ak : aq, b16);
+    for (int u = 0; u < 3; u++) d_xg[u] = gup(xin[u], u ? ak : aq, b16);
     float *d_xl = up(xl, al * 4), *d_xl2 = up(xl, al * 4);
-    gpu->attn_fwd_b16(d_xo2, d_xl2, d_xq, d_xk, d_xv, d_cu, S, NH, NKV, HD, NULL);
-    gpu->attn_bwd_b16(d_xg[0], d_xg[1], d_xg[2], d_xd, d_xq, d_xk, d_xv, d_xo, d_xl, d_cu, S, NH, NKV, HD, NULL);
-    uint16_t *go = sd_alloc(aq * 2, "gathered out"), *gg[3];
-    gpu->download(go, d_xo2, aq * 2);
-    float *gl = down(d_xl2, al);
-    for (int u = 0; u < 3; u++) {
-        gg[u] = sd_alloc((u ? ak : aq) * 2, "gathered gradient");
-        gpu->download(gg[u], d_xg[u], (u ? ak : aq) * 2);
+    if (b16) {
+        gpu->attn_fwd_b16(d_xo2, d_xl2, d_x[0], d_x[1], d_x[2], d_cu, S, NH, NKV, HD, NULL);
+        gpu->attn_bwd_b16(d_xg[0], d_xg[1], d_xg[2], d_x[3], d_x[0], d_x[1], d_x[2], d_xo, d_xl, d_cu, S, NH, NKV, HD,
+                          NULL);
+    } else {
+        gpu->attn_fwd(d_xo2, d_xl2, d_x[0], d_x[1], d_x[2], d_cu, S, NH, NKV, HD, NULL);
+        gpu->attn_bwd(d_xg[0], d_xg[1], d_xg[2], d_x[3], d_x[0], d_x[1], d_x[2], d_xo, d_xl, d_cu, S, NH, NKV, HD, NULL);
     }
+    float *go = gdown(d_xo2, aq, b16), *gl = down(d_xl2, al), *gg[3];
+    for (int u = 0; u < 3; u++) gg[u] = gdown(d_xg[u], u ? ak : aq, b16);
     long bad[5] = {0, 0, 0, 0, 0};
-    int *np_of = sd_alloc((size_t)Nt * sizeof(int), "prompt lengths"); /* each token's pair's n_prompt */
-    for (int i = 0, tt = 0; i < P; i++)
-        for (int j = 0; j < pr[i][0] + pr[i][1] + pr[i][2]; j++) np_of[tt++] = pr[i][0];
     for (int s = 0; s < S; s++)
         for (int r = cu[s] + skip[s]; r < cu[s + 1]; r++) { /* each token's own row */
-            const size_t o = (size_t)xrow[r];
-            bad[0] += memcmp(o16 + o * qs, go + r * qs, qs * 2) != 0;
-            bad[1] += memcmp(l + o * NH, gl + r * NH, (size_t)NH * 4) != 0;
-            bad[2] += memcmp(g[0] + o * qs, gg[0] + r * qs, qs * 2) != 0;
-            const bool same_tiles = kind[o] == 'c' || (kind[o] == 'r' && np_of[o] % 64 == 0);
-            if (same_tiles) {
-                bad[3] += memcmp(g[1] + o * ks, gg[1] + r * ks, ks * 2) != 0;
-                bad[4] += memcmp(g[2] + o * ks, gg[2] + r * ks, ks * 2) != 0;
+            const size_t w = (size_t)xrow[r];
+            bad[0] += memcmp(o + w * qs, go + r * qs, qs * 4) != 0;
+            bad[1] += memcmp(l + w * NH, gl + r * NH, (size_t)NH * 4) != 0;
+            bad[2] += memcmp(g[0] + w * qs, gg[0] + r * qs, qs * 4) != 0;
+            if (kind[w] == 'c' || (kind[w] == 'r' && np_of[w] % 64 == 0)) {
+                bad[3] += memcmp(g[1] + w * ks, gg[1] + r * ks, ks * 4) != 0;
+                bad[4] += memcmp(g[2] + w * ks, gg[2] + r * ks, ks * 4) != 0;
             }
         }
     static const char *bn[5] = {"out", "lse", "dq", "dk (responses)", "dv (responses)"};
     for (int u = 0; u < 5; u++)
         CHECK(bad[u] == 0, "%s: %s of %ld token rows not bitwise the gathered run's", what, bn[u], bad[u]);
-    /* the prompt's dk, dv: the gathered run's two rows, each rounded, summed and rounded again */
-    float *sk = sd_alloc(nk * 4, "summed"), *sv = sd_alloc(nk * 4, "summed");
-    memset(sk, 0, nk * 4), memset(sv, 0, nk * 4);
-    for (int r = 0; r < Na; r++)
-        for (size_t e = 0; e < ks; e++) {
-            sk[(size_t)xrow[r] * ks + e] += sd_bf16_to_f32(gg[1][(size_t)r * ks + e]);
-            sv[(size_t)xrow[r] * ks + e] += sd_bf16_to_f32(gg[2][(size_t)r * ks + e]);
-        }
-    float *gk = hwide(g[1], nk), *gv = hwide(g[2], nk);
-    snprintf(lb, sizeof lb, "%s vs gathered: dk", what);
-    cmp(lb, gk, sk, nk, tol[3]);
-    snprintf(lb, sizeof lb, "%s vs gathered: dv", what);
-    cmp(lb, gv, sv, nk, tol[4]);
+    /* the prompt's dk, dv: the gathered run's two rows summed (bf16: each rounded, then summed and rounded) */
+    for (int u = 1; u < 3; u++) {
+        float *sum = sd_calloc(nk, 4, "summed");
+        for (int r = 0; r < Na; r++)
+            for (size_t e = 0; e < ks; e++) sum[(size_t)xrow[r] * ks + e] += gg[u][(size_t)r * ks + e];
+        snprintf(lb, sizeof lb, "%s vs gathered: %s", what, gn[u]);
+        cmp(lb, g[u], sum, nk, tol[2 + u]);
+        free(sum);
+    }
     /* another version declines, writing nothing */
     setenv("SIMPO_CUDA_ATTN_TC", "3", 1);
-    uint16_t *d_j = up(junk16, nq * 2);
-    const bool took = gpu->attn_fwd_b16_rows(d_j, d_l, d_q, d_k, d_v, (size_t)Nt, d_cu, S, d_xrow, d_skip, NH, NKV,
-                                             HD, NULL);
-    gpu->download(o2, d_j, nq * 2);
+    void *d_j = up(jh, nq * E);
+    const bool took = ROWS_FWD(d_j);
+    float *jo = gdown(d_j, nq, b16), *jw = b16 ? hwide(junk16, nq) : hconst(nq, -777.0f);
     CHECK(!took, "%s: version 3 took the rows op", what);
     snprintf(lb, sizeof lb, "%s: version 3 wrote nothing", what);
-    bitwise(lb, o2, junk16, nq * 2);
+    bitwise(lb, jo, jw, nq * 4);
+#undef ROWS_FWD
+#undef ROWS_BWD
     printf("%s: matches the CPU and the gathered run\n", what);
-    free(cu), free(skip), free(xrow), free(kind), free(qf), free(kf), free(vf), free(df), free(q16), free(k16);
-    free(v16), free(do16), free(junk), free(junk16), free(o16), free(l), free(o2), free(g2), free(co), free(cl);
-    free(ow), free(cow), free(xq), free(xk), free(xv), free(xo), free(xd), free(xl), free(go), free(gl), free(sk);
-    free(sv), free(gk), free(gv), free(np_of);
+    free(cu), free(skip), free(xrow), free(kind), free(np_of), free(junk), free(junk16), free(o), free(l), free(co);
+    free(cl), free(xo), free(xl), free(go), free(gl), free(jo), free(jw);
+    for (int u = 0; u < 4; u++) free(hx[u]), free(h16s[u]), free(xin[u]), gpu->free(d_in[u]), gpu->free(d_x[u]);
     for (int u = 0; u < 3; u++) free(g[u]), free(cg[u]), free(gg[u]), gpu->free(d_g[u]), gpu->free(d_xg[u]);
-    gpu->free(d_cu), gpu->free(d_skip), gpu->free(d_xrow), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v);
-    gpu->free(d_do), gpu->free(d_o), gpu->free(d_l), gpu->free(d_xq), gpu->free(d_xk), gpu->free(d_xv);
-    gpu->free(d_xo), gpu->free(d_xd), gpu->free(d_xo2), gpu->free(d_xl), gpu->free(d_xl2), gpu->free(d_j);
+    gpu->free(d_cu), gpu->free(d_skip), gpu->free(d_xrow), gpu->free(d_o), gpu->free(d_l), gpu->free(d_xo);
+    gpu->free(d_xo2), gpu->free(d_xl), gpu->free(d_xl2), gpu->free(d_j);
     env_restore("SIMPO_CUDA_ATTN", saved), env_restore("SIMPO_CUDA_ATTN_TC", saved_v);
 }
 
@@ -1927,14 +1948,16 @@ int main(int argc, char **argv) {
         /* {n_prompt, n_chosen, n_rejected}: prompts inside a tile, across tiles, a multiple of 64 (the responses'
          * tiles where the gathered run's are), of one token; a one-token response; more sequences than a warp scans */
         static const int a[][3] = {{70, 30, 100}, {5, 1, 1}, {64, 64, 70}, {1, 130, 20}};
-        t_attn_rows(a, 4, 4, 2, 64);
-        t_attn_rows(a, 4, 8, 2, 128);
         static const int l[][3] = {{300, 500, 200}, {130, 64, 400}}; /* many key tiles and rejected query tiles */
-        t_attn_rows(l, 2, 4, 1, 128);
         int e[20][3];
         for (int i = 0; i < 20; i++)
             for (int j = 0; j < 3; j++) e[i][j] = 1 + (int)(urand() * 24);
-        t_attn_rows((const int (*)[3])e, 20, 2, 1, 64);
+        for (int b16 = 1; b16 >= 0; b16--) { /* bf16 storage (autocast), then fp32 tensors (exact storage) */
+            t_attn_rows(a, 4, 4, 2, 64, b16);
+            t_attn_rows(a, 4, 8, 2, 128, b16);
+            if (b16) t_attn_rows(l, 2, 4, 1, 128, b16);
+            t_attn_rows((const int (*)[3])e, 20, 2, 1, 64, b16);
+        }
     }
     if (want("attn_gemma2")) {
         t_attn_gemma2(false);

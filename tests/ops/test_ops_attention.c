@@ -350,6 +350,77 @@ static void rows_checks(const Backend *b) {
     printf("%s rows ops: bitwise the gathered run's (prompt dk, dv within %.3g)\n", b->name, worst);
 }
 
+/* attn_fwd_rows / attn_bwd_rows (fp32) against the model's gathered path on the CPU backend, bit for bit for every
+ * token: out, lse and dq from the token's own row, dk, dv its own row's plus its copy's (the fp32 sum add_rows makes,
+ * in that order); the strict backend likewise */
+static void rows_checks_f32(const Backend *b) {
+    enum { P = 3, NH_ = 4, NKV_ = 2, HD_ = 8 };
+    static const int pr[P][3] = {{6, 2, 5}, {1, 4, 1}, {9, 1, 3}}; /* n_prompt, n_chosen, n_rejected */
+    int c[2 * P + 1], skip[2 * P], xrow[64], own[64], Nt = 0, Na = 0;
+    c[0] = 0;
+    for (int i = 0; i < P; i++) {
+        const int tp = Nt;
+        for (int r = 0; r < 2; r++) {
+            skip[2 * i + r] = r ? pr[i][0] : 0;
+            for (int j = 0; j < pr[i][0] + pr[i][1 + r]; j++) {
+                if (j < pr[i][0] && r) xrow[Na] = tp + j; /* a copy */
+                else own[Nt] = Na, xrow[Na] = Nt++;
+                Na++;
+            }
+            c[2 * i + r + 1] = Na;
+        }
+    }
+    const size_t qs = NH_ * HD_, ks = NKV_ * HD_, F4 = sizeof(float);
+    float q[64 * qs], k[64 * ks], v[64 * ks], dout[64 * qs], out[64 * qs], lse[64 * NH_], g[3][64 * qs];
+    fill(q, Nt * qs, -1.5, 1.5), fill(k, Nt * ks, -1.5, 1.5), fill(v, Nt * ks, -1, 1), fill(dout, Nt * qs, -1, 1);
+    memset(out, 0xff, sizeof out), memset(lse, 0xff, sizeof lse), memset(g, 0xff, sizeof g);
+    int *dc = b->alloc(sizeof c, "cu"), *dx = b->alloc((size_t)Na * sizeof(int), "xrow");
+    int *ds = b->alloc(sizeof skip, "skip");
+    float *d[9];
+    const size_t sz[9] = {qs, ks, ks, qs, qs, NH_, qs, ks, ks}; /* q k v dout out lse dq dk dv, per row */
+    const float *h[9] = {q, k, v, dout, out, lse, g[0], g[1], g[2]};
+    for (int i = 0; i < 9; i++) {
+        d[i] = b->alloc(Nt * sz[i] * F4, "rows operand");
+        b->upload(d[i], h[i], Nt * sz[i] * F4);
+    }
+    b->upload(dc, c, sizeof c), b->upload(dx, xrow, (size_t)Na * sizeof(int)), b->upload(ds, skip, sizeof skip);
+    bool done = b->attn_fwd_rows(d[4], d[5], d[0], d[1], d[2], (size_t)Nt, dc, 2 * P, dx, ds, NH_, NKV_, HD_, NULL);
+    done = b->attn_bwd_rows(d[6], d[7], d[8], d[3], d[0], d[1], d[2], d[4], d[5], (size_t)Nt, dc, 2 * P, dx, ds, NH_,
+                            NKV_, HD_, NULL) && done;
+    CHECK(done, "%s: the fp32 rows ops declined", b->name);
+    b->download(out, d[4], Nt * qs * F4), b->download(lse, d[5], Nt * NH_ * F4);
+    for (int u = 0; u < 3; u++) b->download(g[u], d[6 + u], Nt * (u ? ks : qs) * F4);
+    for (int i = 0; i < 9; i++) b->free(d[i]);
+    b->free(dc), b->free(dx), b->free(ds);
+    /* the gathered path: attention's layout, a copy's dout zero, then each token from its own row, dk, dv + copy */
+    float xq[64 * qs], xk[64 * ks], xv[64 * ks], xo[64 * qs], xd[64 * qs], xl[64 * NH_], xg[3][64 * qs];
+    for (int r = 0; r < Na; r++) {
+        memcpy(xq + r * qs, q + xrow[r] * qs, qs * F4), memcpy(xk + r * ks, k + xrow[r] * ks, ks * F4);
+        memcpy(xv + r * ks, v + xrow[r] * ks, ks * F4);
+    }
+    const Backend *cb = backend_cpu();
+    cb->attn_fwd(xo, xl, xq, xk, xv, c, 2 * P, NH_, NKV_, HD_, NULL);
+    memset(xd, 0, sizeof xd);
+    for (int t = 0; t < Nt; t++) memcpy(xd + own[t] * qs, dout + t * qs, qs * F4);
+    cb->attn_bwd(xg[0], xg[1], xg[2], xd, xq, xk, xv, xo, xl, c, 2 * P, NH_, NKV_, HD_, NULL);
+    int bad = 0;
+    for (int t = 0; t < Nt; t++) {
+        bad += memcmp(out + t * qs, xo + own[t] * qs, qs * F4) != 0;
+        bad += memcmp(lse + t * NH_, xl + own[t] * NH_, NH_ * F4) != 0;
+        bad += memcmp(g[0] + t * qs, xg[0] + own[t] * qs, qs * F4) != 0;
+    }
+    for (int u = 1; u < 3; u++) {
+        float want[64 * ks];
+        for (int t = 0; t < Nt; t++) memcpy(want + t * ks, xg[u] + own[t] * ks, ks * F4);
+        for (int r = 0; r < Na; r++)
+            if (own[xrow[r]] != r)
+                for (size_t e = 0; e < ks; e++) want[xrow[r] * ks + e] += xg[u][r * ks + e]; /* add_rows */
+        bad += memcmp(g[u], want, Nt * ks * F4) != 0;
+    }
+    CHECK(bad == 0, "%s: the fp32 rows ops differ from the gathered path in %d places", b->name, bad);
+    printf("%s fp32 rows ops: bit for bit the gathered path\n", b->name);
+}
+
 int main(void) {
     be = backend_cpu();
     static const int cu1[] = {0, 5, 6, 13};
@@ -408,5 +479,7 @@ int main(void) {
     }
     rows_checks(backend_cpu());
     rows_checks(backend_cpu_strict());
+    rows_checks_f32(backend_cpu());
+    rows_checks_f32(backend_cpu_strict());
     TEST_END();
 }
