@@ -27,8 +27,9 @@
 # data.prefix_sharing, the default, each pair's prompt once: 2 x pairs x (seq - seq / 4) + pairs x seq / 4), per layer
 #   2 * (C*(NH+2*NKV)*HD + NH*HD*C + 3*C*FF) forward, plus causal attention 2 * 2 * sum_s(s*(s+1)/2) * NH*HD
 #   per layer over sequences (less the rejected sequences' prompt queries, p*(p+1)/2 per pair with p = seq / 4,
-#   where attention runs in the layers' rows: prefix sharing, CUDA, autocast storage, version 4); the LM head 2 * C * V on the rows that predict a response token only (simpo_dist
-#   never forms logits elsewhere; the peer forms them on every row, its count is the same formula on all rows);
+#   where attention runs in the layers' rows: prefix sharing, CUDA in the bf16 mode, version 4); the LM head
+#   2 * C * V on the rows that predict a response token only (simpo_dist never forms logits elsewhere; the peer
+#   forms them on every row, its count is the same formula on all rows);
 #   backward = 2 x forward.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -142,7 +143,7 @@ EOF
   [ -n "$hcrows" ] && hc=true
   # attention in the layers' rows: what the trainer's CUDA path takes under these settings (docs/gpu.md)
   rows=false
-  [ "$share" = true ] && [ "$dtype" = bf16 ] && [ "$storage" = autocast ] && [ "$device" = cuda ] \
+  [ "$share" = true ] && [ "$dtype" = bf16 ] && [ "$device" = cuda ] \
     && [ "${SIMPO_CUDA_ATTN_ROWS:-1}" != 0 ] && [ "${SIMPO_CUDA_ATTN_TC:-4}" = 4 ] && rows=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wc" "$hc" "$rlayers" "$storage" "${planb:-null}" \
@@ -160,7 +161,7 @@ n_seq, resp = 2 * pairs, seq - seq // 4
 layer_toks = toks - (pairs * (seq // 4) if share == "true" else 0)  # each prompt once under prefix sharing
 lin = 2 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L * layer_toks
 P = seq // 4
-# attention in the layers' rows (prefix sharing on CUDA's version 4 in autocast storage) skips the rejected
+# attention in the layers' rows (prefix sharing on CUDA's version 4 in the bf16 mode) skips the rejected
 # sequence's copies of the prompt queries
 skipped = pairs * (P * (P + 1) // 2) if rows == "true" else 0
 attn = 2 * 2 * (n_seq * (seq * (seq + 1) // 2) - skipped) * NH * HD * L

@@ -114,13 +114,15 @@ if [ -s "$log" ] && grep -q 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log"; then
   echo "attention v4: op checks FAILED, benchmarks with SIMPO_CUDA_ATTN_TC=$fb:" >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_tc4\|FAIL.*(tc, v4)' "$log" >> "$OUT/variants.txt"
 fi
-# prefix sharing's attention in the layers' rows (the default on version 4: backend.h attn_fwd_b16_rows): unless
-# all of its checks passed (test_cuda_ops' attn_rows section: its four "matches" lines, no FAIL; test_cuda_model's
-# head dim 64 case: its "log-probs bitwise" line, no FAIL: a crash leaves no FAIL line, so the passes are counted),
-# the benchmarks gather attention's layout instead (SIMPO_CUDA_ATTN_ROWS=0)
+# prefix sharing's attention in the layers' rows (the default on version 4: backend.h attn_fwd_b16_rows, and
+# attn_fwd_rows in exact storage): unless all of its checks passed (test_cuda_ops' attn_rows section: its seven
+# "matches" lines, no FAIL; test_cuda_model's head dim 64 cases: their two "log-probs bitwise" lines, no FAIL: a
+# crash leaves no FAIL line, so the passes are counted), the benchmarks gather attention's layout instead
+# (SIMPO_CUDA_ATTN_ROWS=0)
 if [ $DRY = 0 ] && { [ ! -s "$log" ] || grep -q 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" ||
-     [ "$(grep -c 'attn_rows (v4) .*: matches the CPU and the gathered run' "$log")" -lt 4 ] ||
-     ! grep -q "head dim 64, prefix sharing: layers' rows vs gathered: log-probs bitwise" "$log"; }; then
+     [ "$(grep -c 'attn_rows (v4, .*: matches the CPU and the gathered run' "$log")" -lt 7 ] ||
+     [ "$(grep -c "head dim 64, .*, prefix sharing: layers' rows vs gathered: log-probs bitwise" "$log")" -lt 2 ]; }
+then
   export SIMPO_CUDA_ATTN_ROWS=0
   echo "attention in the layers' rows: checks FAILED or missing, benchmarks with SIMPO_CUDA_ATTN_ROWS=0:" \
     >> "$OUT/variants.txt"

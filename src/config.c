@@ -64,7 +64,7 @@ static const KeySpec KEYS[] = {
     {"data.prefix_sharing", K_BOOL, F(prefix_sharing), "true", U, U, 0, 0, NULL,
      "run each pair's prompt through the layers once for both responses (prefix sharing: under causal attention the "
      "chosen and rejected sequences' prompts have the same hidden states); attention still sees two whole "
-     "sequences (in autocast storage read from the layers' rows, the copies' queries skipped). The same loss and gradients up to rounding, fewer tokens per step (a quarter prompt: 12.5%)"},
+     "sequences (read from the layers' rows where the backend can, the copies' queries skipped). The same loss and gradients up to rounding, fewer tokens per step (a quarter prompt: 12.5%)"},
     {"loss.type", K_ENUM, F(loss_type), "simpo", U, U, 0, 0,
      "simpo|simpo_hinge|dpo|cpo_simpo|ipo|rdpo|cpo|orpo|rrhf|slic|kto", "objective (docs/losses.md)"},
     {"loss.beta", K_FLOAT, F(beta), "2.0", 0, U, 1, 0, NULL, "reward scale beta"},
