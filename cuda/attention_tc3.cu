@@ -54,9 +54,10 @@
  *                    tiles of 64 from the key tile on (T3::NSKV = 2 stages of Q, dO, lse, D), per half of 32
  *                    queries: S^T = K Q^T, dP^T = V dO^T, P^T (bf16), dS^T = P^T (dP^T - D) scale; dV += P^T dO,
  *                    dK += dS^T Q.  registers 242 / 162; shared 137 / 73 KB
- * Version 4 also runs in the layers' rows under prefix sharing (attn_tc4_*_rows_k, bf16 storage: backend.h
- * attn_fwd_b16_rows; the bodies with a row map xr and the copied rows skip, attn_tiles.cuh; registers 231 / 255 /
- * 254 at HD 128, 128 / 152 / 158 at HD 64, no spills; docs/gpu.md "Prefix sharing in the layers' rows").
+ * Version 4 also runs in the layers' rows under prefix sharing (attn_tc4_*_rows_k on bf16 storage or fp32 tensors:
+ * backend.h attn_fwd_b16_rows, attn_fwd_rows; the bodies with a row map xr and the copied rows skip, attn_tiles.cuh;
+ * registers 231 / 255 / 254 at HD 128, 128 / 152 / 158 at HD 64, no spills; docs/gpu.md "Prefix sharing in the
+ * layers' rows").
  * (to refresh: nvcc -arch=sm_90 -Xptxas -v -std=c++17 -I src -I cuda -c cuda/attention_tc3.cu). Shared-memory
  * rules: ldmatrix rows 16-byte aligned (bf16 rows padded to HD + 8 elements: consecutive rows start 4 banks
  * apart, so the 8 rows of an 8x8 matrix hit distinct banks), every region a multiple of 128 bytes; cp.async
