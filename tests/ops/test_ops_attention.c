@@ -244,6 +244,28 @@ static void strict_bad(void *arg) {
     sb->attn_fwd(x, x, x, x, x, dcu, 1, 1, 1, 8, &g_bad);
 }
 
+/* prefix sharing's layouts of P pairs pr[i] = {n_prompt, n_chosen, n_rejected} as data/pairs.c makes them: the layers'
+ * rows [prompt | chosen | rejected] per pair, attention's sequences 2i = prompt + chosen, 2i + 1 = prompt + rejected
+ * (its first n_prompt rows copies): cu [2P + 1], skip [2P], xrow [Na] (attention row -> token), own [Nt] (token ->
+ * its own attention row), kind [Nt] ('p' prompt, 'x' response); *Nt, *Na the row counts (<= 64 here) */
+static void rows_layout(const int (*pr)[3], int P, int *c, int *skip, int *xrow, int *own, char *kind, int *Nt,
+                        int *Na) {
+    int t = 0, a = 0;
+    c[0] = 0;
+    for (int i = 0; i < P; i++) {
+        const int tp = t;
+        for (int r = 0; r < 2; r++) {
+            skip[2 * i + r] = r ? pr[i][0] : 0;
+            for (int j = 0; j < pr[i][0] + pr[i][1 + r]; j++, a++) {
+                if (j < pr[i][0] && r) xrow[a] = tp + j; /* a copy */
+                else own[t] = a, kind[t] = j < pr[i][0] ? 'p' : 'x', xrow[a] = t++;
+            }
+            c[2 * i + r + 1] = a;
+        }
+    }
+    *Nt = t, *Na = a;
+}
+
 /* attn_fwd_b16_rows / attn_bwd_b16_rows (prefix sharing: attention's rows read through xrow, the rejected sequence's
  * prompt rows copies of the chosen one's) against attn_fwd_b16 / attn_bwd_b16 on attention's layout gathered here,
  * a copy's dout zero: out, lse, dq bitwise (a copy adds exact zeros to dq); dk, dv bitwise on the responses' tokens
@@ -254,22 +276,9 @@ static void strict_bad(void *arg) {
 static void rows_checks(const Backend *b) {
     enum { P = 3, NH_ = 4, NKV_ = 2, HD_ = 8 };
     static const int pr[P][3] = {{5, 3, 4}, {1, 1, 6}, {7, 2, 1}}; /* n_prompt, n_chosen, n_rejected */
-    int c[2 * P + 1], skip[2 * P], xrow[64], Nt = 0, Na = 0;
+    int c[2 * P + 1], skip[2 * P], xrow[64], own[64], Nt, Na;
     char kind[64];
-    c[0] = 0;
-    for (int i = 0; i < P; i++) {
-        const int tp = Nt;
-        for (int r = 0; r < 2; r++) {
-            skip[2 * i + r] = r ? pr[i][0] : 0;
-            for (int j = 0; j < pr[i][0] + pr[i][1 + r]; j++) {
-                if (j < pr[i][0]) {
-                    xrow[Na++] = tp + j;
-                    if (!r) kind[Nt++] = 'p';
-                } else xrow[Na++] = Nt, kind[Nt++] = 'x';
-            }
-            c[2 * i + r + 1] = Na;
-        }
-    }
+    rows_layout(pr, P, c, skip, xrow, own, kind, &Nt, &Na);
     const size_t qs = NH_ * HD_, ks = NKV_ * HD_;
     uint16_t q[64 * qs], k[64 * ks], v[64 * ks], dout[64 * qs], out[64 * qs], g[3][64 * qs];
     float lse[64 * NH_], t[64 * qs];
@@ -356,20 +365,9 @@ static void rows_checks(const Backend *b) {
 static void rows_checks_f32(const Backend *b) {
     enum { P = 3, NH_ = 4, NKV_ = 2, HD_ = 8 };
     static const int pr[P][3] = {{6, 2, 5}, {1, 4, 1}, {9, 1, 3}}; /* n_prompt, n_chosen, n_rejected */
-    int c[2 * P + 1], skip[2 * P], xrow[64], own[64], Nt = 0, Na = 0;
-    c[0] = 0;
-    for (int i = 0; i < P; i++) {
-        const int tp = Nt;
-        for (int r = 0; r < 2; r++) {
-            skip[2 * i + r] = r ? pr[i][0] : 0;
-            for (int j = 0; j < pr[i][0] + pr[i][1 + r]; j++) {
-                if (j < pr[i][0] && r) xrow[Na] = tp + j; /* a copy */
-                else own[Nt] = Na, xrow[Na] = Nt++;
-                Na++;
-            }
-            c[2 * i + r + 1] = Na;
-        }
-    }
+    int c[2 * P + 1], skip[2 * P], xrow[64], own[64], Nt, Na;
+    char kind[64];
+    rows_layout(pr, P, c, skip, xrow, own, kind, &Nt, &Na);
     const size_t qs = NH_ * HD_, ks = NKV_ * HD_, F4 = sizeof(float);
     float q[64 * qs], k[64 * ks], v[64 * ks], dout[64 * qs], out[64 * qs], lse[64 * NH_], g[3][64 * qs];
     fill(q, Nt * qs, -1.5, 1.5), fill(k, Nt * ks, -1.5, 1.5), fill(v, Nt * ks, -1, 1), fill(dout, Nt * qs, -1, 1);
