@@ -807,7 +807,7 @@ void model_export_hf_from(const ModelConfig *mc, const ParamSpec *specs, int n,
 
 static void read_from_model(void *ctx, const ParamSpec *p, float *out) {
     const Model *m = ctx;
-    m->be->download(out, m->params + p->offset, p->numel * sizeof(float));
+    m->be->download(out, model_param_at(m, p->offset), p->numel * sizeof(float));
 }
 
 void model_export_hf(const Model *m, const char *out_dir, size_t shard_bytes) {
@@ -1004,9 +1004,39 @@ static void qkv_to_att_rows(const Model *m, const Acts *a, const MicroBatch *mb,
     to_att_rows(m, a, mb, a->xv, t->v, KDf);
 }
 
+/* prefix sharing: attention in the layers' rows (backend.h attn_fwd_rows, attn_fwd_b16_rows under proj16), t's q,
+ * k (after RoPE), v into t's att and lse; false when the backend has no such op or declines (nothing done) */
+static bool attn_rows_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
+                          const AttnOpts *aopt) {
+    const Backend *be = m->be;
+    size_t N = mb->Ntok;
+    int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    if (m->proj16)
+        return be->attn_fwd_b16_rows &&
+               be->attn_fwd_b16_rows((uint16_t *)t->att, t->lse, (const uint16_t *)t->q, (const uint16_t *)t->k,
+                                     (const uint16_t *)t->v, N, a->cu, mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt);
+    return be->attn_fwd_rows && be->attn_fwd_rows(t->att, t->lse, t->q, t->k, t->v, N, a->cu, mb->S, a->xrow,
+                                                  a->xskip, NH, NKV, HD, aopt);
+}
+/* and its backward from a->datt into a->dq, dk, dv (before RoPE's backward) */
+static bool attn_rows_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
+                          const AttnOpts *aopt) {
+    const Backend *be = m->be;
+    size_t N = mb->Ntok;
+    int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
+    if (m->proj16)
+        return be->attn_bwd_b16_rows &&
+               be->attn_bwd_b16_rows((uint16_t *)a->dq, (uint16_t *)a->dk, (uint16_t *)a->dv,
+                                     (const uint16_t *)a->datt, (const uint16_t *)t->q, (const uint16_t *)t->k,
+                                     (const uint16_t *)t->v, (const uint16_t *)t->att, t->lse, N, a->cu, mb->S,
+                                     a->xrow, a->xskip, NH, NKV, HD, aopt);
+    return be->attn_bwd_rows && be->attn_bwd_rows(a->dq, a->dk, a->dv, a->datt, t->q, t->k, t->v, t->att, t->lse, N,
+                                                  a->cu, mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt);
+}
+
 /* RoPE on q and k, then attention: on bf16 q, k, v, att under proj16 (autocast storage). Under prefix sharing
- * attention runs in the layers' rows where the backend can (attn_fwd_rows, attn_fwd_b16_rows), else on copies in
- * its own layout (a->xq ...), each token taking its own row of the output. */
+ * attention runs in the layers' rows where the backend can (attn_rows_fwd), else on copies in its own layout
+ * (a->xq ...), each token taking its own row of the output. */
 static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
                           const AttnOpts *aopt) {
     const Backend *be = m->be;
@@ -1014,13 +1044,7 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
     size_t QDf = proj_floats(m, (size_t)NH * HD);
     rope_qk(m, a, t->q, t->k, N, false);
-    if (mb->shared && (m->proj16 ? be->attn_fwd_b16_rows &&
-                                       be->attn_fwd_b16_rows((uint16_t *)t->att, t->lse, (const uint16_t *)t->q,
-                                                             (const uint16_t *)t->k, (const uint16_t *)t->v, N, a->cu,
-                                                             mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt)
-                                 : be->attn_fwd_rows && be->attn_fwd_rows(t->att, t->lse, t->q, t->k, t->v, N, a->cu,
-                                                                          mb->S, a->xrow, a->xskip, NH, NKV, HD, aopt)))
-        return; /* attention in the layers' rows: nothing gathered */
+    if (mb->shared && attn_rows_fwd(m, a, mb, t, aopt)) return; /* in the layers' rows: nothing gathered */
     const float *q = t->q, *k = t->k, *v = t->v;
     float *att = t->att, *lse = t->lse;
     if (mb->shared) {
@@ -1038,10 +1062,10 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
 }
 
 /* attention's backward from d/d(att) in a->datt, then RoPE's: d/dq, d/dk, d/dv into a->dq, dk, dv (bf16 under
- * proj16). Under prefix sharing it runs in the layers' rows where the backend can (attn_bwd_rows, _b16_rows), else in
- * attention's layout: d(att) goes to each token's own row and is zero on a
- * prompt's second copy (whose output no one read), so that copy's dq is zero and its dk, dv (what the rejected
- * response's queries send to the prompt's keys) are added to the token's. */
+ * proj16). Under prefix sharing it runs in the layers' rows where the backend can (attn_rows_bwd), else in
+ * attention's layout: d(att) goes to each token's own row and is zero on a prompt's second copy (whose output no one
+ * read), so that copy's dq is zero and its dk, dv (what the rejected response's queries send to the prompt's keys)
+ * are added to the token's. */
 static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
                           const AttnOpts *aopt) {
     const Backend *be = m->be;
@@ -1050,15 +1074,8 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, QDf = proj_floats(m, QD), KDf = proj_floats(m, KD);
     const float *q = t->q, *k = t->k, *v = t->v, *att = t->att, *lse = t->lse, *datt = a->datt;
     float *dq = a->dq, *dk = a->dk, *dv = a->dv;
-    if (mb->shared &&
-        (m->proj16 ? be->attn_bwd_b16_rows &&
-                         be->attn_bwd_b16_rows((uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (const uint16_t *)datt,
-                                               (const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v,
-                                               (const uint16_t *)att, lse, N, a->cu, mb->S, a->xrow, a->xskip, NH,
-                                               NKV, HD, aopt)
-                   : be->attn_bwd_rows && be->attn_bwd_rows(dq, dk, dv, datt, q, k, v, att, lse, N, a->cu, mb->S,
-                                                            a->xrow, a->xskip, NH, NKV, HD, aopt))) {
-        rope_qk(m, a, a->dq, a->dk, N, true); /* attention in the layers' rows: nothing gathered */
+    if (mb->shared && attn_rows_bwd(m, a, mb, t, aopt)) { /* in the layers' rows: nothing gathered */
+        rope_qk(m, a, a->dq, a->dk, N, true);
         return;
     }
     if (mb->shared) {

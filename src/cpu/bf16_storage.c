@@ -220,6 +220,7 @@ void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *
 bool cpu_attn_fwd_b16_rows(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                            size_t Ntok, const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV,
                            int HD, const AttnOpts *opts) {
+    if (S <= 0) return true; /* nothing written, as the fp32 op */
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     float *qf = widen(q, Ntok * qs), *kf = widen(k, Ntok * ks), *vf = widen(v, Ntok * ks);
     float *of = tmp_floats(Ntok * qs, "attn_fwd_b16_rows out");
@@ -234,6 +235,7 @@ bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint1
                            const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, size_t Ntok,
                            const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
                            const AttnOpts *opts) {
+    if (S <= 0) return true;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     float *qf = widen(q, Ntok * qs), *kf = widen(k, Ntok * ks), *vf = widen(v, Ntok * ks);
     float *of = widen(out, Ntok * qs), *df = widen(dout, Ntok * qs);
