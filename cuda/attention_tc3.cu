@@ -246,15 +246,19 @@ static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, floa
             mx = fmaxf(mx, __shfl_xor_sync(CU_FULL_MASK, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(CU_FULL_MASK, mx, 2));
             const float mn = fmaxf(m[r], mx * sl2); /* the quad's row max so far (finite: key st is visible) */
-            alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mn);
+            alpha[r] = m[r] == -INFINITY ? 0.0f : exp2_ftz(m[r] - mn);
             m[r] = mn;
             mu[r] = mn == -INFINITY ? 0.0f : mn;
             l[r] *= alpha[r];
         }
+        /* the rescale of O (HD / 2 multiplies a lane) only when some row's max moved: in a long row's later tiles
+         * it rarely does, and a product with 1 changes nothing, so skipping it keeps every bit */
+        if (__ballot_sync(CU_FULL_MASK, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+            for (int n = 0; n < HD / 8; n++) {
+                o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+                o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+            }
         }
 #pragma unroll
         for (int j = 0; j < T3_BN / 16; j++) {
@@ -264,7 +268,7 @@ static __device__ __forceinline__ void t3_fwd(typename AttnIo<B16>::T *out, floa
                 for (int u = 0; u < 2; u++)
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        p[u][e] = exp2f(s[2 * j + u][e] * sl2 - mu[e >> 1]);
+                        p[u][e] = exp2_ftz(s[2 * j + u][e] * sl2 - mu[e >> 1]);
                         l[e >> 1] += p[u][e];
                     }
                 uint32_t pa[4];
@@ -307,6 +311,67 @@ __global__ void __launch_bounds__(128, HD == 64 ? 4 : 2) attn_tc4_fwd_rows_k(T3_
 }
 
 /* ---- backward: dQ ---- */
+/* Why a power-of-two scale matters: 1/sqrt(HD) is 2^-3 at HD 64, and a product with a power of two is exact (short
+ * of the subnormal range) and commutes with rounding, so P ((dP - D) scale) computed as P fma(dP, scale, -D scale)
+ * is bit for bit (P (dP - D)) scale in one instruction fewer per score. At HD 128 (scale 2^-3.5) the products keep
+ * their order. */
+template <int HD> struct T3Scale {
+    static constexpr bool POW2 = HD == 64;
+};
+/* dS of a block of 16 keys (two n8 tiles of S and dP) for the lane's two rows, times scale: P (dP - D) with
+ * P = 2^(S sl2 - lse2), as fp32 (rounded to bf16 when packed for dQ += dS K). MASK (a tile with masked keys): the
+ * tile's key columns from c0 + 8 u + 2 t on, those at lim[r] or past zero. Every score is exponentiated and the
+ * masked ones dropped by a select, so no lane branches per score. Dsc: D scale (T3Scale). */
+template <int HD, bool MASK>
+static __device__ __forceinline__ void t3_dq_ds(float ds[2][4], const float (*s)[4], const float (*dp)[4], int c0,
+                                                const int lim[2], const float lse2[2], const float Dr[2],
+                                                const float Dsc[2], float sl2, float scale) {
+    const int tg = threadIdx.x & 3;
+#pragma unroll
+    for (int u = 0; u < 2; u++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int r = e >> 1;
+            const float p = exp2_ftz(s[u][e] * sl2 - lse2[r]);
+            const float v = T3Scale<HD>::POW2 ? p * __fmaf_rn(dp[u][e], scale, -Dsc[r]) : p * (dp[u][e] - Dr[r]) * scale;
+            ds[u][e] = MASK && c0 + 8 * u + 2 * tg + (e & 1) >= lim[r] ? 0.0f : v;
+        }
+}
+/* P^T (bf16, packed as the A fragment of dV += P^T dO) and dS^T = P^T (dP^T - D) scale (P^T as rounded; packed for
+ * dK += dS^T Q) of a block of 16 queries (two n8 tiles of S^T, dP^T: the lane's key rows g, g + 8 by the query
+ * columns col0 + 8 u + 2 t, + 1). Ls, Ds: the query tile's lse and D (shared memory), each column's read once for
+ * both key rows. MASK: the row r sees the columns lo[r] .. hi - 1 only; every score is exponentiated and the masked
+ * ones dropped by a select, so no lane branches per score. */
+template <int HD, bool MASK>
+static __device__ __forceinline__ void t3_dkdv_ps(uint32_t pa[4], uint32_t dsa[4], const float (*s)[4],
+                                                  const float (*dp)[4], int col0, const float *Ls, const float *Ds,
+                                                  const int lo[2], int hi, float sl2, float scale) {
+    const int tg = threadIdx.x & 3;
+#pragma unroll
+    for (int u = 0; u < 2; u++) {
+        const int col = col0 + 8 * u + 2 * tg; /* query columns col, col + 1 of the tile */
+        const float2 lq = *(const float2 *)(Ls + col), dq2 = *(const float2 *)(Ds + col);
+        const float nl[2] = {lq.x * -ATTN_LOG2E, lq.y * -ATTN_LOG2E};
+        const float dd[2] = {T3Scale<HD>::POW2 ? dq2.x * scale : dq2.x, T3Scale<HD>::POW2 ? dq2.y * scale : dq2.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float p[2], d[2];
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float x = exp2_ftz(s[u][2 * r + e] * sl2 + nl[e]);
+                p[e] = !MASK || (col + e >= lo[r] && col + e < hi) ? x : 0.0f;
+            }
+            const uint32_t pp = pack_bf16x2(p[0], p[1]);
+            const float pr[2] = {bf16x2_lo(pp), bf16x2_hi(pp)};
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                d[e] = T3Scale<HD>::POW2 ? pr[e] * __fmaf_rn(dp[u][2 * r + e], scale, -dd[e])
+                                         : pr[e] * (dp[u][2 * r + e] - dd[e]) * scale;
+            pa[2 * u + r] = pp;
+            dsa[2 * u + r] = pack_bf16x2(d[0], d[1]);
+        }
+    }
+}
 template <int HD, bool B16, int W> /* B16: dq bf16 storage (attn_bwd_b16), else fp32 */
 static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const bf16 *qb, const bf16 *dob,
                                              const bf16 *kb, const bf16 *vb, const float *lse, const float *D,
@@ -316,13 +381,13 @@ static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const 
     constexpr int LDB = Z::LDB, NF = HD / 16, NS = Z::NS, TILE = Z::TILE, BM = Z::BM, THREADS = Z::THREADS;
     extern __shared__ __align__(128) unsigned char t3_smem[];
     bf16 *Kb = (bf16 *)t3_smem, *Vb = Kb + NS * TILE, *Qs = Vb + NS * TILE, *dOs = Qs + BM * LDB;
-    const int warp = threadIdx.x >> 5, tg = threadIdx.x & 3;
+    const int warp = threadIdx.x >> 5;
     const size_t qs = (size_t)NH * HD, ks = (size_t)NKV * HD;
     AttnQTile z;
     if (!attn_query_tile<BM, T3_BN>(z, cu, S, NH, NKV, xr, skip)) return;
     const size_t r0 = (size_t)attn_row(xr, z.row[0]) * NH + z.h, r1 = (size_t)attn_row(xr, z.row[1]) * NH + z.h;
     const float lse2[2] = {lse[r0] * ATTN_LOG2E, lse[r1] * ATTN_LOG2E};
-    const float Dr[2] = {D[r0], D[r1]};
+    const float Dr[2] = {D[r0], D[r1]}, Dsc[2] = {Dr[0] * scale, Dr[1] * scale}; /* Dsc: T3Scale */
     const bf16 *kg = kb + (size_t)z.kvh * HD, *vg = vb + (size_t)z.kvh * HD;
 
     attn_cp_tile<HD, BM, THREADS>(Qs, qb + (size_t)z.h * HD, qs, z.q0, z.nq, xr);
@@ -350,6 +415,8 @@ static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const 
         bool full;
         if (!attn_key_tile<T3_BN>(z, t, &k0, &nk, &ncb, &full)) continue;
         const bf16 *Ks = Kb + (t % NS) * TILE, *Vs = Vb + (t % NS) * TILE;
+        /* the lane's rows see the tile's keys 0 .. lim - 1 (causal: key k0 + col <= row; and col < nk) */
+        const int lim[2] = {min(z.row[0] - k0 + 1, nk), min(z.row[1] - k0 + 1, nk)};
 #pragma unroll
         for (int hh = 0; hh < T3_BN / 32; hh++) { /* halves of 32 keys: blocks j = 2 hh, 2 hh + 1 */
             if (2 * hh >= ncb) break;
@@ -373,16 +440,8 @@ static __device__ __forceinline__ void t3_dq(typename AttnIo<B16>::T *dq, const 
                 const int j = 2 * hh + jj;
                 if (j < ncb) {
                     float ds[2][4];
-#pragma unroll
-                    for (int u = 0; u < 2; u++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            const int col = 16 * j + 8 * u + 2 * tg + (e & 1), r = e >> 1;
-                            const bool vis = full || (k0 + col <= z.row[r] && col < nk);
-                            ds[u][e] = vis ? exp2f(s[2 * jj + u][e] * sl2 - lse2[r]) * (dp[2 * jj + u][e] - Dr[r]) *
-                                                 scale
-                                           : 0.0f;
-                        }
+                    if (full) t3_dq_ds<HD, false>(ds, s + 2 * jj, dp + 2 * jj, 0, lim, lse2, Dr, Dsc, sl2, scale);
+                    else t3_dq_ds<HD, true>(ds, s + 2 * jj, dp + 2 * jj, 16 * j, lim, lse2, Dr, Dsc, sl2, scale);
                     uint32_t a[4];
                     t3_pack_a(a, ds[0], ds[1]);
                     t3_mma_rows<HD, LDB>(acc, a, Ks, 16 * j);
@@ -421,7 +480,7 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
     extern __shared__ __align__(128) unsigned char t3_smem[];
     bf16 *Ks = (bf16 *)t3_smem, *Vs = Ks + BM * LDB, *Qb = Vs + BM * LDB, *dOb = Qb + NS * TILE;
     float *Lb = (float *)(dOb + NS * TILE), *Db = Lb + NS * T3_BN; /* lse, D of the query tile [NS][64] */
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
     const size_t ks = (size_t)NKV * HD;
     AttnKTile z;
     if (!attn_kv_tile<BM, T3_BN>(z, cu, S, NH, NKV, xr, skip)) return;
@@ -447,9 +506,14 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
         int q0, nq, nb0, nqb; /* query blocks of 16 from nb0 on: those before the warp's first key are masked out */
         bool full, other;     /* nothing masked; the next sequence's queries (prefix sharing) */
         if (!attn_query_iter<T3_BN>(z, it, &q0, &nq, &nb0, &nqb, &full, &other)) continue;
-        /* a key is visible to query q0 + col when q0 + col >= key (causal); the next sequence's queries (other)
-         * see the prompt's keys, those before plim, whatever their row, and no other */
-        const int qe = other ? 0x3fffffff : q0;
+        /* the lane's key row r sees the tile's query columns lo[r] .. hi - 1: causal, query q0 + col >= key; the
+         * next sequence's queries (other) see the prompt's keys, those before plim, whatever their row, and no
+         * other; every column when nothing is masked (full), else those below nq. (A key row past the tile's end
+         * has key INT_MAX: no column.) */
+        int lo[2], hi = full ? T3_BN : nq;
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            lo[r] = full ? 0 : other ? (key[r] < z.plim ? 0 : 0x7fffffff) : max(key[r] - q0, 0);
         const int b = it % NS;
         const bf16 *Qs = Qb + b * TILE, *dOs = dOb + b * TILE;
         const float *Ls = Lb + b * T3_BN, *Ds = Db + b * T3_BN;
@@ -479,29 +543,14 @@ static __device__ __forceinline__ void t3_dkdv(typename AttnIo<B16>::T *dk, type
             for (int jj = 0; jj < 2; jj++) {
                 const int j = 2 * hh + jj;
                 if (j >= nb0 && j < nqb) {
-                    /* P^T[key][query] = exp2(S sl2 - lse_q log2 e) for query >= key (and < nq), rounded to bf16;
-                     * dS^T = P^T (dP^T - D_q) scale with P^T as rounded */
+                    /* P^T[key][query] = exp2(S sl2 - lse_q log2 e) for the visible queries (lo, hi), rounded to
+                     * bf16; dS^T = P^T (dP^T - D_q) scale with P^T as rounded */
                     uint32_t pa[4], dsa[4];
-#pragma unroll
-                    for (int u = 0; u < 2; u++)
-#pragma unroll
-                        for (int r = 0; r < 2; r++) {
-                            const int col = 16 * j + 8 * u + 2 * tg; /* queries col, col + 1 of the tile */
-                            const int n = 2 * jj + u;
-                            float p[2], d[2];
-#pragma unroll
-                            for (int e = 0; e < 2; e++) {
-                                const bool vis = full || (qe + col + e >= key[r] && (!other || key[r] < z.plim) &&
-                                                          col + e < nq);
-                                p[e] = vis ? exp2f(s[n][2 * r + e] * sl2 - Ls[col + e] * ATTN_LOG2E) : 0.0f;
-                            }
-                            const uint32_t pp = pack_bf16x2(p[0], p[1]);
-                            const float pr[2] = {bf16x2_lo(pp), bf16x2_hi(pp)};
-#pragma unroll
-                            for (int e = 0; e < 2; e++) d[e] = pr[e] * (dp[n][2 * r + e] - Ds[col + e]) * scale;
-                            pa[2 * u + r] = pp;
-                            dsa[2 * u + r] = pack_bf16x2(d[0], d[1]);
-                        }
+                    /* (a second copy of the block for whole tiles costs the rows kernel at HD 128 a spill:
+                     * there the whole tiles take the masked copy, whose lo, hi then mask nothing) */
+                    if (full && (HD == 64 || !xr))
+                        t3_dkdv_ps<HD, false>(pa, dsa, s + 2 * jj, dp + 2 * jj, 16 * j, Ls, Ds, lo, hi, sl2, scale);
+                    else t3_dkdv_ps<HD, true>(pa, dsa, s + 2 * jj, dp + 2 * jj, 16 * j, Ls, Ds, lo, hi, sl2, scale);
                     t3_mma_rows<HD, LDB>(dva, pa, dOs, 16 * j);
                     t3_mma_rows<HD, LDB>(dka, dsa, Qs, 16 * j);
                 }

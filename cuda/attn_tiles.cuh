@@ -79,6 +79,23 @@ static __device__ __forceinline__ void attn_cp_tile(__nv_bfloat16 *dst, const __
                                                     int r0, int nvalid, const int *xr = nullptr) {
     constexpr int LDB = HD + 8, C8 = HD / 8, PER = ROWS * C8 / THREADS;
     static_assert(ROWS * C8 % THREADS == 0, "whole rounds");
+    if (nvalid >= ROWS) { /* a whole tile (all but a sequence's last): no test, no branch per copy; each round
+                           * keeps the thread's column and moves its row by RS */
+        constexpr int RS = THREADS / C8;
+        static_assert(THREADS % C8 == 0, "a thread keeps its column");
+        const int r = threadIdx.x / C8, c = (threadIdx.x % C8) * 8;
+        __nv_bfloat16 *d = dst + r * LDB + c;
+        if (!xr) { /* rows in order: one address, advanced by RS rows a round */
+            const __nv_bfloat16 *src = g + (size_t)(r0 + r) * stride + c;
+#pragma unroll
+            for (int it = 0; it < PER; it++) __pipeline_memcpy_async(d + it * RS * LDB, src + it * RS * stride, 16);
+        } else {
+#pragma unroll
+            for (int it = 0; it < PER; it++)
+                __pipeline_memcpy_async(d + it * RS * LDB, g + (size_t)xr[r0 + r + it * RS] * stride + c, 16);
+        }
+        return;
+    }
 #pragma unroll
     for (int it = 0; it < PER; it++) {
         const int idx = threadIdx.x + it * THREADS, r = idx / C8, c = (idx % C8) * 8;
@@ -177,6 +194,7 @@ struct AttnKTile {
     int st, en, k0, nk; /* the sequence's rows [st, en), the tile's first row and row count */
     int j0;             /* the warp's first key */
     int nqt, nit;       /* query tiles per head from k0 on; iterations (group x (nqt + nqt2)) */
+    unsigned pinv;      /* ceil(2^32 / (nqt + nqt2)), 0 for 1: it / (nqt + nqt2) as a multiply (attn_qiter_rows) */
     int nqt2, b0, ben, plim; /* prefix sharing: the next sequence's query tiles per head, its rows [b0, ben), and
                               * the end of the prompt's keys; 0 tiles otherwise */
     bool active;        /* the warp has keys in the sequence (warp-uniform) */
@@ -202,15 +220,19 @@ static __device__ __forceinline__ bool attn_kv_tile(AttnKTile &z, const int *cu,
         z.nqt2 = (z.ben - z.b0 + BN - 1) / BN;
     }
     z.nit = z.group * (z.nqt + z.nqt2);
+    z.pinv = z.nqt + z.nqt2 > 1 ? 0xffffffffu / (unsigned)(z.nqt + z.nqt2) + 1 : 0u;
     return true;
 }
 /* iteration it's query head hh and rows [q0, q0 + nq): tile j = it % (nqt + nqt2) of head kvh group + it /
- * (nqt + nqt2), the own sequence's from k0 (j < nqt) or the next sequence's from b0; true for the latter */
+ * (nqt + nqt2), the own sequence's from k0 (j < nqt) or the next sequence's from b0; true for the latter. The
+ * quotient by the multiply with pinv (an integer division is ~20 instructions, twice per iteration): exact while
+ * it (nqt + nqt2) < 2^32, for it < nit = group (nqt + nqt2) up to group (nqt + nqt2)^2 < 2^32, sequences far past
+ * any context (2^16 query tiles of 64 rows per head: 4 M tokens). */
 template <int BN>
 static __device__ __forceinline__ bool attn_qiter_rows(const AttnKTile &z, int it, int *hh, int *q0, int *nq) {
-    const int per = z.nqt + z.nqt2, j = it % per;
+    const int per = z.nqt + z.nqt2, i = z.pinv ? (int)__umulhi((unsigned)it, z.pinv) : it, j = it - i * per;
     const bool other = z.nqt2 > 0 && j >= z.nqt; /* constant false without skip */
-    *hh = z.kvh * z.group + it / per;
+    *hh = z.kvh * z.group + i;
     *q0 = other ? z.b0 + (j - z.nqt) * BN : z.k0 + j * BN;
     *nq = min(BN, (other ? z.ben : z.en) - *q0);
     return other;

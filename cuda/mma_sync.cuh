@@ -14,6 +14,7 @@
  *    of row l % 8 of 8x8 matrix l / 8 (16 bytes, 16-byte aligned, shared memory); r[j] gets of matrix j, without
  *    .trans, its row g, columns 2t, 2t+1; with .trans, its column g, rows 2t, 2t+1 (the transpose's row g).
  *  pack_bf16x2(lo, hi): two floats rounded to bf16 (nearest even) in one .b32, lo in the low half.
+ *  exp2_ftz(x): 2^x, results below 2^-126 flushed to zero (below).
  *
  * Compiled by nvcc: inline PTX (sm_80+). Compiled by the CPU emulation (tests/gpu/emu, g++): mma_sync_emu.h
  * there implements the same per-lane layouts as warp collectives (exact bf16 products, fp32 accumulation), and
@@ -23,6 +24,10 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef __CUDACC__
+#include <float.h>
+#include <math.h>
+#endif
 
 #ifdef __CUDACC__
 static __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
@@ -53,6 +58,22 @@ static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     memcpy(&u, &h, 4);
     return u;
 }
+/* 2^x as the attention kernels exponentiate scores: ex2.approx.ftz.f32, one MUFU.EX2. For results of 2^-126 and
+ * more it is exp2f's value on the GPU bit for bit (exp2f is that instruction plus a fix-up for subnormal results:
+ * a compare and two multiplies per element, ~30% of the backward kernels' per-score work); smaller results are 0
+ * (a probability below 2^-126 that exp2f would keep as a subnormal). The CPU emulation: exp2f, flushed likewise. */
+#ifdef __CUDACC__
+static __device__ __forceinline__ float exp2_ftz(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+#else
+static inline float exp2_ftz(float x) {
+    const float y = exp2f(x);
+    return y < FLT_MIN ? 0.0f : y; /* NaN stays NaN */
+}
+#endif
 /* the low / high bf16 of a packed pair, as float */
 static __device__ __forceinline__ float bf16x2_lo(uint32_t u) {
     const uint32_t x = u << 16;

@@ -19,6 +19,9 @@
 struct float4 {
     float x, y, z, w;
 };
+struct alignas(8) float2 {
+    float x, y;
+};
 struct uint2 {
     unsigned x, y;
 };
@@ -123,6 +126,8 @@ template <class T> static inline T __shfl_up_sync(unsigned mask, T v, unsigned d
 }
 static inline unsigned __ballot_sync(unsigned mask, int pred) { return emu_warp_ballot(pred); }
 static inline float __fmul_rn(float a, float b) { return a * b; } /* a lone product: never contracted here */
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); } /* one rounding, as FFMA */
+static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 
