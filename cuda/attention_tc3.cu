@@ -38,25 +38,40 @@
  *    hidden from a whole warp are skipped.
  * Outputs are written straight from the accumulators (a quad writes 8 consecutive floats of a row).
  *
+ * Instructions per score (the sixteenth session; these kernels issue far more instructions than tensor-core
+ * ones, so issue slots and each score's dependent chain bind them before the tensor cores do, docs/gpu.md):
+ * exp2 is one MUFU.EX2 (mma_sync.cuh exp2_ftz: exp2f
+ * added a compare and two multiplies per score for subnormal results); the backward kernels exponentiate every
+ * score and drop the masked ones by a select (t3_dq_ds, t3_dkdv_ps: the short-circuit visibility test compiled to
+ * a branch and a convergence barrier per score), with a copy of that code for whole tiles that has no mask at all;
+ * dK / dV reads each query column's lse and D once for both of a lane's key rows (were read per score) and
+ * precomputes -lse log2 e; at HD 64 (scale 2^-3) P ((dP - D) scale) is one FMA and a multiply (T3Scale); whole
+ * tiles are copied without a test per row (attn_cp_tile); the dK / dV iteration's head and tile come from a
+ * multiply (attn_qiter_rows: was an integer division, twice per iteration); the forward skips O's rescale when no
+ * row max of the warp moved. Every change but exp2_ftz keeps every bit (exp2_ftz differs only where P < 2^-126);
+ * the CPU emulation's outputs were the same digit for digit. Counted from the SASS (ptxas, sm_90) of a whole
+ * tile's path: dK / dV ~7.8 instructions per score at HD 64 (was ~17, plus a branch per score), dQ ~5.1 (~8.3),
+ * the forward ~4.9 (~7.8); per dK / dV iteration at HD 64 ~560 instructions for its 128 mma.sync (~950 before).
+ *
  * Kernels of version 3 (the bodies t3_fwd, t3_dq, t3_dkdv with W = 8; version 4's attn_tc4_* run them with W = 4,
- * tiles of 64 rows, 2-stage K / V pipelines: registers 227 / 255 / 243 at HD 128, 128 / 152 / 161 at HD 64, two
+ * tiles of 64 rows, 2-stage K / V pipelines: registers 229 / 255 / 254 at HD 128, 128 / 153 / 158 at HD 64, two
  * blocks per SM at HD 128; struct T3) (HD 64 or 128; 8 warps of 16 rows; one block per SM, but two for the forward
  * at HD 64; registers and shared memory at HD 128 / 64, from nvcc 13 -arch=sm_90 -Xptxas -v, no spills, no stack
  * frame; opt-in shared memory; dq and dk/dv at HD 64 would spill 16 bytes if held to 128 registers for two blocks
  * per SM):
  *   attn_tc3_fwd_k   (query tile of 128, head). K / V tiles of 64 keys, T3::NS = 3 stages; Q (fp32, rounded while
  *                    staged) to A fragments once. Per tile: S = Q K^T (8 n8 tiles), mask, online softmax, O += P V.
- *                    registers 209 / 127; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
+ *                    registers 215 / 128; shared 136 / 72 KB (K/V 3 x 2 x 17 KB + Q 34 KB at HD 128)
  *   attn_tc3_dq_k    (query tile of 128, head). Q, dO A fragments; per K / V tile of 64 (3 stages), per half of 32
  *                    keys: S = Q K^T, dP = dO V^T; dS = P (dP - D) scale, P = exp2(S sl2 - lse2); dQ += dS K.
- *                    registers 228 / 146; shared 170 / 90 KB
+ *                    registers 234 / 149; shared 170 / 90 KB
  *   attn_tc3_dkdv_k  (key tile of 128, kv head). K, V tiles in shared memory; for the group's heads and the query
  *                    tiles of 64 from the key tile on (T3::NSKV = 2 stages of Q, dO, lse, D), per half of 32
  *                    queries: S^T = K Q^T, dP^T = V dO^T, P^T (bf16), dS^T = P^T (dP^T - D) scale; dV += P^T dO,
- *                    dK += dS^T Q.  registers 242 / 162; shared 137 / 73 KB
+ *                    dK += dS^T Q.  registers 244 / 154; shared 137 / 73 KB
  * Version 4 also runs in the layers' rows under prefix sharing (attn_tc4_*_rows_k on bf16 storage or fp32 tensors:
  * backend.h attn_fwd_b16_rows, attn_fwd_rows; the bodies with a row map xr and the copied rows skip, attn_tiles.cuh;
- * registers 231 / 255 / 254 at HD 128, 128 / 152 / 158 at HD 64, no spills; docs/gpu.md "Prefix sharing in the
+ * registers 231 / 252 / 255 at HD 128, 125 / 157 / 163 at HD 64, no spills; docs/gpu.md "Prefix sharing in the
  * layers' rows").
  * (to refresh: nvcc -arch=sm_90 -Xptxas -v -std=c++17 -I src -I cuda -c cuda/attention_tc3.cu). Shared-memory
  * rules: ldmatrix rows 16-byte aligned (bf16 rows padded to HD + 8 elements: consecutive rows start 4 banks
