@@ -168,6 +168,14 @@ typedef struct Backend {
      *               projections' matmuls only); lse fp32. */
     void (*rope_fwd_b16)(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
     void (*rope_bwd_b16)(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+    /* rope_bwd_pack_b16 (optional, NULL: model.c runs rope_bwd_b16 in place and the q, k, v projections' backward
+     * as three matmuls): rope_bwd of bf16 dq [N, NH*HD] and dk [N, NKV*HD] and dv [N, NKV*HD] as it is, into one
+     * packed dqkv [N, (NH + 2 NKV) HD] (row n: dq's row, dk's, dv's; each value what rope_bwd_b16 in place leaves
+     * in dq, dk), so that the projections' dX is one matmul over K = (NH + 2 NKV) HD instead of three, two of
+     * which read and write an fp32 [N, C] result again, and their dW one matmul. dq, dk, dv are only read; dqkv
+     * overlaps none of them. */
+    void (*rope_bwd_pack_b16)(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv,
+                              const int *pos, const float *cos, const float *sin, size_t N, int NH, int NKV, int HD);
     void (*attn_fwd_b16)(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                          const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
     void (*attn_bwd_b16)(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,

@@ -452,6 +452,9 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
                 be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
     m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
+    /* the q, k, v projections' backward as one matmul (qkv_packed); SIMPO_QKV_PACK=0: three, as before */
+    const char *qp = getenv("SIMPO_QKV_PACK");
+    m->qkv_pack = m->proj16 && be->rope_bwd_pack_b16 && !(qp && !strcmp(qp, "0"));
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -593,6 +596,17 @@ static float *grad_acc(Model *m, float *dW) {
         m->be->zero(dW, n * sizeof(float));
     }
     return dW;
+}
+
+/* dW, a tensor that one matmul writes together with `with` (the tensor before it in the flat buffer): marked
+ * written as with's grad_beta marks it, in the same state (the matmul writes both with with's beta) */
+static void grad_beta_consume(Model *m, const float *dW, const float *with) {
+    if (!m->gfresh) return;
+    int i = grad_spec(m, dW), j = grad_spec(m, with);
+    if (m->gfresh[i] != m->gfresh[j])
+        sd_die("model", "gradients of '%s' and '%s' in different states in one matmul", m->specs[i].name,
+               m->specs[j].name);
+    m->gfresh[i] = false;
 }
 
 /* ---- bf16 compute weights (model.h model_enable_weights16) ---- */
@@ -1067,7 +1081,7 @@ static void attention_fwd(const Model *m, const Acts *a, const MicroBatch *mb, c
  * read), so that copy's dq is zero and its dk, dv (what the rejected response's queries send to the prompt's keys)
  * are added to the token's. */
 static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, const LayerActs *t,
-                          const AttnOpts *aopt) {
+                          const AttnOpts *aopt, bool rope) {
     const Backend *be = m->be;
     size_t N = mb->Ntok;
     int NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD;
@@ -1075,7 +1089,7 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     const float *q = t->q, *k = t->k, *v = t->v, *att = t->att, *lse = t->lse, *datt = a->datt;
     float *dq = a->dq, *dk = a->dk, *dv = a->dv;
     if (mb->shared && attn_rows_bwd(m, a, mb, t, aopt)) { /* in the layers' rows: nothing gathered */
-        rope_qk(m, a, a->dq, a->dk, N, true);
+        if (rope) rope_qk(m, a, a->dq, a->dk, N, true);
         return;
     }
     if (mb->shared) {
@@ -1105,7 +1119,25 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
             be->add_rows(a->dv, a->dup_tok, dv, a->dup_row, nd, N, mb->Natt, (int)KD);
         }
     }
-    rope_qk(m, a, a->dq, a->dk, N, true);
+    if (rope) rope_qk(m, a, a->dq, a->dk, N, true);
+}
+
+/* whether layer l's q, k, v projections run their backward as one matmul (m->qkv_pack): the three weights, their
+ * gradients and the bf16 copies the matmuls read lie one after the other (so [Wq; Wk; Wv] is one [QD + 2 KD, C]
+ * matrix, and its gradient one), and the packed gradient rows fit in the MLP's gradient scratch (a->dg on: dead
+ * from the gate / up projections' backward to the next layer's MLP backward; prefix sharing's gathered rows overlay
+ * it too, but attention's backward is done with them when RoPE's packs) */
+static bool qkv_packed(const Model *m, int l, size_t N) {
+    if (!m->qkv_pack) return false;
+    size_t C = (size_t)m->C, QC = (size_t)m->NH_loc * m->HD * C, KC = (size_t)m->NKV_loc * m->HD * C;
+    const LayerW *w = &m->w[l], *dw = &m->dw[l];
+    const bool w16 = m->w16_fresh && m->w16;
+    if (w16 ? !(m->w16[l].wk == m->w16[l].wq + QC && m->w16[l].wv == m->w16[l].wk + KC)
+            : !(w->wk == w->wq + QC && w->wv == w->wk + KC))
+        return false;
+    if (!(dw->wk == dw->wq + QC && dw->wv == dw->wk + KC)) return false;
+    size_t need = N * ((QC + 2 * KC) / C); /* bf16 elements of the packed rows */
+    return (need + 1) / 2 <= mlp_grad_or_xatt_floats(m);
 }
 
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
@@ -1266,12 +1298,22 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
             linear_bwd_ex(m, a->datt, p16, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         } else linear_bwd_ex(m, a->datt, p16, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        attention_bwd(m, a, mb, &t, aopt);
+        const bool packed = qkv_packed(m, l, N);
+        attention_bwd(m, a, mb, &t, aopt, !packed);
         if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
         hold_act(m, t.ln1, NC);
-        model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-        model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-        model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        if (packed) { /* RoPE's backward writes the three gradients side by side: one dX and one dW matmul */
+            uint16_t *dqkv = (uint16_t *)a->dg; /* the MLP's gradient scratch, dead here (qkv_packed) */
+            be->rope_bwd_pack_b16(dqkv, (const uint16_t *)a->dq, (const uint16_t *)a->dk, (const uint16_t *)a->dv,
+                                  a->pos, m->rope_cos, m->rope_sin, N, NH, NKV, HD);
+            grad_beta_consume(m, dw->wk, dw->wq);
+            grad_beta_consume(m, dw->wv, dw->wq);
+            model_linear_bwd(m, a->dtmp, dw->wq, dqkv, true, t.ln1, s16, LW(m, l, wq), N, C, (int)(QD + 2 * KD), false);
+        } else {
+            model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
+            model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+        }
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N, C);

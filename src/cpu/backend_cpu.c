@@ -90,6 +90,7 @@ static const Backend g_cpu = {
     .geglu_bwd_b16 = cpu_geglu_bwd_b16,
     .rope_fwd_b16 = cpu_rope_fwd_b16,
     .rope_bwd_b16 = cpu_rope_bwd_b16,
+    .rope_bwd_pack_b16 = cpu_rope_bwd_pack_b16,
     .attn_fwd_b16 = cpu_attn_fwd_b16,
     .attn_bwd_b16 = cpu_attn_bwd_b16,
     .attn_fwd_rows = cpu_attn_fwd_rows,

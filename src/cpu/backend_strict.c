@@ -403,6 +403,17 @@ static void strict_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cs, c
                                 int HD) {
     strict_rope_b16("rope_bwd_b16", g_cpu->rope_bwd_b16, dx, pos, cs, sn, N, H, HD);
 }
+static void strict_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv,
+                                     const int *pos, const float *cs, const float *sn, size_t N, int NH, int NKV,
+                                     int HD) {
+    const char *OP = "rope_bwd_pack_b16";
+    const int *ps;
+    const float *css, *sns;
+    rope_tables(OP, pos, cs, sn, N, HD, &ps, &css, &sns);
+    size_t qd = (size_t)(NH > 0 ? NH : 0) * (size_t)(HD > 0 ? HD : 0), kd = (size_t)(NKV > 0 ? NKV : 0) * (size_t)(HD > 0 ? HD : 0);
+    g_cpu->rope_bwd_pack_b16(H(dqkv, N * (qd + 2 * kd), "dqkv"), H(dq, N * qd, "dq"), H(dk, N * kd, "dk"),
+                             H(dv, N * kd, "dv"), ps, css, sns, N, NH, NKV, HD);
+}
 /* tokens of a packed batch: cu_seqlens (read from the shadow) must start at 0 and not decrease */
 static size_t packed_tokens(const char *OP, const int *cu, int S) {
     if (S < 0) sd_die("strict backend", "%s: %d sequences", OP, S);
@@ -622,6 +633,7 @@ static const Backend g_strict = {
     .geglu_bwd_b16 = strict_geglu_bwd_b16,
     .rope_fwd_b16 = strict_rope_fwd_b16,
     .rope_bwd_b16 = strict_rope_bwd_b16,
+    .rope_bwd_pack_b16 = strict_rope_bwd_pack_b16,
     .attn_fwd_b16 = strict_attn_fwd_b16,
     .attn_bwd_b16 = strict_attn_bwd_b16,
     .attn_fwd_rows = strict_attn_fwd_rows,

@@ -183,6 +183,24 @@ void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float
 void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
     rope_b16(cpu_rope_bwd, dx, pos, cos, sin, N, H, HD);
 }
+/* the definition: dq and dk widened, rotated back in fp32 and rounded (rope_bwd_b16's arithmetic), then each row's
+ * three parts side by side */
+void cpu_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv, const int *pos,
+                           const float *cos, const float *sin, size_t N, int NH, int NKV, int HD) {
+    const size_t qd = (size_t)(NH > 0 ? NH : 0) * (size_t)(HD > 0 ? HD : 0),
+                 kd = (size_t)(NKV > 0 ? NKV : 0) * (size_t)(HD > 0 ? HD : 0), ld = qd + 2 * kd;
+    float *q = widen(dq, N * qd), *k = widen(dk, N * kd);
+    cpu_rope_bwd(q, pos, cos, sin, N, NH, HD);
+    cpu_rope_bwd(k, pos, cos, sin, N, NKV, HD);
+    for (size_t n = 0; n < N; n++) {
+        uint16_t *row = dqkv + n * ld;
+        cpu_to_bf16(row, q + n * qd, qd);
+        cpu_to_bf16(row + qd, k + n * kd, kd);
+        memcpy(row + qd + kd, dv + n * kd, kd * sizeof *row);
+    }
+    free(q);
+    free(k);
+}
 
 void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts) {

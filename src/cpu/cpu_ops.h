@@ -44,6 +44,8 @@ void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, con
 /* autocast storage of attention (bf16_storage.c) */
 void cpu_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cpu_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cpu_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv, const int *pos,
+                           const float *cos, const float *sin, size_t N, int NH, int NKV, int HD);
 void cpu_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                       const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cpu_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,

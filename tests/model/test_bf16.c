@@ -179,6 +179,29 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
             check_fixture_bf16(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
                                "autocast, prefix sharing ");
             free(sh.grads);
+            /* the q, k, v projections' backward as three matmuls (model.h qkv_pack off) instead of one over the
+             * packed gradients (backend.h rope_bwd_pack_b16): the same log-probs and loss, the gradients the same
+             * sums in another order (the q, k, v weights' within fp32 rounding of their magnitude, the rest
+             * through dX's one extra rounding per element) */
+            CHECK(m->qkv_pack, "%s: the q, k, v backward packed where the backend can", what);
+            m->qkv_pack = false;
+            FixtureResult three = fixture_run(m, ps, SIMPO);
+            m->qkv_pack = true;
+            int same_seq = 1;
+            for (int i = 0; i < 12; i++) same_seq &= three.seq[i].sum == r[0].seq[i].sum;
+            double gmax = 0, gdiff = 0;
+            size_t ndiff = 0;
+            for (size_t e = 0; e < m->nparams; e++) {
+                gmax = fmax(gmax, fabs(three.grads[e]));
+                gdiff = fmax(gdiff, fabs((double)three.grads[e] - r[0].grads[e]));
+                ndiff += three.grads[e] != r[0].grads[e];
+            }
+            printf("%s: q, k, v backward packed vs three matmuls: %zu gradients differ, by %.3g of the largest\n",
+                   what, ndiff, gdiff / gmax);
+            CHECK(same_seq && three.loss == r[0].loss, "%s: packing the q, k, v backward changed the forward", what);
+            CHECK(gdiff <= 1e-5 * gmax, "%s: packed q, k, v backward: gradients differ by %.3g of the largest", what,
+                  gdiff / gmax);
+            free(three.grads);
             /* g, u (FF each), q, att (NH HD each), k, v (NKV HD each) at 2 bytes instead of 4: 4 (FF + QD + KD)
              * bytes per token of each layer; and the shared scratch: the larger of the layers' gradient scratch
              * (dq, datt, dk, dv, then dg, du (bf16), dh or attention's rows laid over them: q, k, v, att, dq, dk,

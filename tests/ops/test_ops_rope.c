@@ -1,12 +1,71 @@
 /* test_ops_rope.c — rotary embedding (HF rotate_half) forward against float64 on packed positions; backward
  * against the float64 transpose, the adjoint identity <fwd(x), y> = <x, bwd(y)>, bwd(fwd(x)) = x, and central
- * finite differences of L = sum(fwd(x) * R). */
+ * finite differences of L = sum(fwd(x) * R). rope_bwd_pack_b16 (the q, k, v gradients side by side) against
+ * rope_bwd_b16 in place and copies, bit for bit, on the CPU and the strict backend. */
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
 #define OPS_SEED 0xda942042e4dd58b5ULL
 #include "ops_common.h"
 
+
+/* rope_bwd_pack_b16 on backend b (its memory) from host dq, dk, dv: the packed rows, downloaded into out */
+static void pack_on(const Backend *b, uint16_t *out, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv,
+                    const int *pos, const float *cs, const float *sn, size_t N, int NH, int NKV, int HD, int MAXP) {
+    size_t qd = (size_t)NH * HD, kd = (size_t)NKV * HD, half = (size_t)HD / 2;
+    void *d[7];
+    size_t sz[7] = {N * qd * 2, N * kd * 2, N * kd * 2, N * sizeof(int), MAXP * half * 4, MAXP * half * 4,
+                    N * (qd + 2 * kd) * 2};
+    const void *src[6] = {dq, dk, dv, pos, cs, sn};
+    for (int i = 0; i < 7; i++) {
+        d[i] = b->alloc(sz[i], "pack test");
+        if (i < 6) b->upload(d[i], src[i], sz[i]);
+    }
+    b->rope_bwd_pack_b16(d[6], d[0], d[1], d[2], d[3], d[4], d[5], N, NH, NKV, HD);
+    b->download(out, d[6], sz[6]);
+    for (int i = 0; i < 7; i++) b->free(d[i]);
+}
+
+/* rope_bwd_pack_b16: row n of the packed tensor is rope_bwd_b16(dq)[n] | rope_bwd_b16(dk)[n] | dv[n], bitwise */
+static void pack_checks(const int *pos, int N, int MAXP) {
+    const int NH = 4, NKV = 2, HD = 16, half = HD / 2;
+    size_t qd = (size_t)NH * HD, kd = (size_t)NKV * HD, ld = qd + 2 * kd;
+    float *cs = sd_alloc((size_t)MAXP * half * 4, "cos"), *sn = sd_alloc((size_t)MAXP * half * 4, "sin");
+    for (int p = 0; p < MAXP; p++)
+        for (int i = 0; i < half; i++) {
+            double a = p * pow(500000.0, -2.0 * i / HD);
+            cs[p * half + i] = (float)cos(a), sn[p * half + i] = (float)sin(a);
+        }
+    float *f = sd_alloc(N * ld * 4, "f");
+    uint16_t *q = sd_alloc(N * qd * 2, "dq"), *k = sd_alloc(N * kd * 2, "dk"), *v = sd_alloc(N * kd * 2, "dv");
+    fill(f, N * ld, -3, 3);
+    const Backend *be = backend_cpu();
+    be->to_bf16(q, f, N * qd), be->to_bf16(k, f + N * qd, N * kd), be->to_bf16(v, f + N * (qd + kd), N * kd);
+    uint16_t *want = sd_alloc(N * ld * 2, "want"), *got = sd_alloc(N * ld * 2, "got");
+    uint16_t *rq = sd_alloc(N * qd * 2, "rq"), *rk = sd_alloc(N * kd * 2, "rk");
+    memcpy(rq, q, N * qd * 2), memcpy(rk, k, N * kd * 2);
+    be->rope_bwd_b16(rq, pos, cs, sn, N, NH, HD);
+    be->rope_bwd_b16(rk, pos, cs, sn, N, NKV, HD);
+    for (int n = 0; n < N; n++) {
+        memcpy(want + n * ld, rq + n * qd, qd * 2);
+        memcpy(want + n * ld + qd, rk + n * kd, kd * 2);
+        memcpy(want + n * ld + qd + kd, v + n * kd, kd * 2);
+    }
+    uint16_t *q0 = sd_alloc(N * ld * 2, "inputs"); /* dq, dk, dv as given, side by side (not rotated) */
+    memcpy(q0, q, N * qd * 2), memcpy(q0 + N * qd, k, N * kd * 2), memcpy(q0 + N * (qd + kd), v, N * kd * 2);
+    memset(got, 0xff, N * ld * 2);
+    be->rope_bwd_pack_b16(got, q, k, v, pos, cs, sn, N, NH, NKV, HD);
+    CHECK(memcmp(got, want, N * ld * 2) == 0, "rope_bwd_pack_b16 differs from rope_bwd_b16 in place and copies");
+    CHECK(!memcmp(q0, q, N * qd * 2) && !memcmp(q0 + N * qd, k, N * kd * 2) && !memcmp(q0 + N * (qd + kd), v, N * kd * 2),
+          "rope_bwd_pack_b16 wrote its inputs");
+    free(q0);
+    memset(got, 0xff, N * ld * 2);
+    pack_on(backend_cpu_strict(), got, q, k, v, pos, cs, sn, N, NH, NKV, HD, MAXP);
+    CHECK(memcmp(got, want, N * ld * 2) == 0, "rope_bwd_pack_b16 on the strict backend differs from the CPU's");
+    printf("rope_bwd_pack_b16 NH=%d NKV=%d HD=%d N=%d: rope_bwd_b16 and copies, bitwise (CPU, strict)\n", NH, NKV,
+           HD, N);
+    free(cs), free(sn), free(f), free(q), free(k), free(v), free(want), free(got), free(rq), free(rk);
+}
 
 int main(void) {
     const Backend *be = backend_cpu();
@@ -83,5 +142,6 @@ int main(void) {
         printf("rope HD=%d: fwd %.2g bwd %.2g inverse %.2g fd %.2g\n", HD, e_f, e_b, e_i, fd_err / gmax);
         free(cs), free(sn), free(x), free(y), free(g), free(gb), free(ref), free(refb);
     }
+    pack_checks(pos, N, MAXP);
     TEST_END();
 }
