@@ -288,6 +288,7 @@ const Backend *backend_cuda(void) {
         b.geglu_bwd_b16 = cuda_geglu_bwd_b16;
         b.rope_fwd_b16 = cuda_rope_fwd_b16;
         b.rope_bwd_b16 = cuda_rope_bwd_b16;
+        b.rope_bwd_pack_b16 = cuda_rope_bwd_pack_b16;
         b.attn_fwd_b16 = cuda_attn_fwd_b16;
         b.attn_bwd_b16 = cuda_attn_bwd_b16;
         b.attn_fwd_b16_rows = cuda_attn_fwd_b16_rows;

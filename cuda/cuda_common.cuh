@@ -213,6 +213,8 @@ void cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 /* autocast storage of attention (rope.cu, attention.cu) */
 void cuda_rope_fwd_b16(uint16_t *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cuda_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
+void cuda_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv,
+                            const int *pos, const float *cos, const float *sin, size_t N, int NH, int NKV, int HD);
 void cuda_attn_fwd_b16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                        const int *cu_seqlens, int S, int NH, int NKV, int HD, const AttnOpts *opts);
 void cuda_attn_bwd_b16(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,

@@ -4,7 +4,8 @@
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
-#   2. each path worth a benchmark (lt: as fast as the default when measured; attention version 3, v4's kernels in
+#   2. each path worth a benchmark (SIMPO_QKV_PACK=0: the q, k, v projections' backward as three matmuls each, as
+#      before the sixteenth session, the comparison of the default packed one; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
 #      before the fifteenth session, a comparison of the default's attention in the layers' rows, which falls back
@@ -77,11 +78,11 @@ wait
 #    model (bf16 section of test_cuda_model against the fixture)
 # (in the order the single runs take them, which a time limit cuts from the end: the unmeasured first, then the
 # comparisons measured before)
-variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_CUDA_GEMM=lt"
-          "SIMPO_CUDA_ATTN_TC=3")
+variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_QKV_PACK=0"
+          "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
 # how test_cuda_ops' FAIL lines name each (the gathered prefix sharing, a comparison of the default's attention in
 # the layers' rows, in attn_b16's v4 lines; attention version 3 also in the bf16-storage section, attn_b16)
-opfail=('attn_b16 (tc, v4)' 'unrolled x2' 'two streams' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
+opfail=('attn_b16 (tc, v4)' 'unrolled x2' 'two streams' 'rope_bwd_b16 N=' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -128,6 +129,13 @@ then
     >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt" 2>/dev/null
 fi
+# the q, k, v projections' backward over the packed gradients (the default since the sixteenth session: backend.h
+# rope_bwd_pack_b16): if its op check failed (test_cuda_ops' rope section), the benchmarks run three matmuls each
+if [ -s "$log" ] && grep -q 'FAIL.*rope_bwd_pack_b16' "$log"; then
+  export SIMPO_QKV_PACK=0
+  echo "q, k, v backward packed: op checks FAILED, benchmarks with SIMPO_QKV_PACK=0:" >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*rope_bwd_pack_b16' "$log" >> "$OUT/variants.txt"
+fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
 # and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
 # benchmarks run with model.bf16_storage: exact, so that their numbers still come from kernels that passed
@@ -141,7 +149,9 @@ fi
 # defaults (not an earlier attention version nor the gathered prefix sharing, comparisons only: the twelfth
 # session's lean and nocache runs took version 3 along and were slower for it)
 fast=()
-for v in "${passed[@]}"; do [[ $v == SIMPO_CUDA_ATTN_TC=* || $v == SIMPO_CUDA_ATTN_ROWS=* ]] || fast+=("$v"); done
+for v in "${passed[@]}"; do
+  [[ $v == SIMPO_CUDA_ATTN_TC=* || $v == SIMPO_CUDA_ATTN_ROWS=* || $v == SIMPO_QKV_PACK=* ]] || fast+=("$v")
+done
 cat "$OUT/variants.txt"
 stamp "variants"
 
@@ -268,6 +278,9 @@ run_singles() { # each passing variant alone (what a time limit cuts first), but
     # check of the rows kernels on real shapes
     [ "$v" = SIMPO_CUDA_ATTN_ROWS=0 ] && [ -s "$BT/bench-base.txt" ] && \
       cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_CUDA_ATTN_ROWS_0.txt" "layers' rows vs gathered"
+    # the packed q, k, v backward (the default) against three matmuls each: the same model, other sum orders
+    [ "$v" = SIMPO_QKV_PACK=0 ] && [ -s "$BT/bench-base.txt" ] && \
+      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_QKV_PACK_0.txt" "q, k, v backward packed vs three"
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp

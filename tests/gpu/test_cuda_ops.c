@@ -667,6 +667,35 @@ static void t_rope(size_t N, int H, int HD, int max_pos) {
     gpu->download(g16, d_x16, nx * 2);
     snprintf(what, sizeof what, "rope_bwd_b16 N=%zu H=%d HD=%d", N, H, HD);
     storage16_cmp(what, g16, x16, nx);
+    /* rope_bwd_pack_b16 (dq: x16's H heads, dk and dv NKV heads): the GPU's packed rows bit for bit its own
+     * rope_bwd_b16 in place and the copies, and as near the CPU's as rope_bwd_b16's */
+    {
+        const int NKV = (H + 1) / 2;
+        const size_t kd = (size_t)NKV * HD, qd = (size_t)H * HD, ld = qd + 2 * kd, nk = N * kd, np = N * ld;
+        float *kf = hrand(2 * nk, -2, 2);
+        uint16_t *kv16 = sd_alloc(2 * nk * 2, "dk dv"), *want = sd_alloc(np * 2, "want"), *got = sd_alloc(np * 2, "got"),
+                 *cpu_p = sd_alloc(np * 2, "cpu packed"), *rq = sd_alloc(nx * 2, "rq"), *rk = sd_alloc(nk * 2, "rk");
+        cpu->to_bf16(kv16, kf, 2 * nk);
+        uint16_t *d_q = up(x16, nx * 2), *d_k = up(kv16, nk * 2), *d_v = up(kv16 + nk, nk * 2),
+                 *d_y = gpu->alloc(np * 2, "packed");
+        gpu->rope_bwd_pack_b16(d_y, d_q, d_k, d_v, d_pos, d_cs, d_sn, N, H, NKV, HD);
+        gpu->download(got, d_y, np * 2);
+        gpu->rope_bwd_b16(d_q, d_pos, d_cs, d_sn, N, H, HD);
+        gpu->rope_bwd_b16(d_k, d_pos, d_cs, d_sn, N, NKV, HD);
+        gpu->download(rq, d_q, nx * 2);
+        gpu->download(rk, d_k, nk * 2);
+        for (size_t n = 0; n < N; n++) {
+            memcpy(want + n * ld, rq + n * qd, qd * 2);
+            memcpy(want + n * ld + qd, rk + n * kd, kd * 2);
+            memcpy(want + n * ld + qd + kd, kv16 + nk + n * kd, kd * 2);
+        }
+        snprintf(what, sizeof what, "rope_bwd_pack_b16 N=%zu NH=%d NKV=%d HD=%d", N, H, NKV, HD);
+        CHECK(memcmp(got, want, np * 2) == 0, "%s: not bitwise rope_bwd_b16 in place and copies", what);
+        cpu->rope_bwd_pack_b16(cpu_p, x16, kv16, kv16 + nk, pos, cs, sn, N, H, NKV, HD);
+        storage16_cmp(what, got, cpu_p, np);
+        free(kf), free(kv16), free(want), free(got), free(cpu_p), free(rq), free(rk);
+        gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_y);
+    }
     free(g), free(pos), free(cs), free(sn), free(x), free(x16), free(g16);
     gpu->free(d_pos), gpu->free(d_cs), gpu->free(d_sn), gpu->free(d_x), gpu->free(d_x16);
 }
