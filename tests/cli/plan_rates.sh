@@ -67,8 +67,12 @@ grep -qE "^1 +1 +4 +0 " plan4.txt && ok "4-rank layouts planned with rates" || b
 # bf16 GEMM rate is null refuses a bf16 config, naming the file and the key; --dtype overrides the config
 for rc in false true; do
   bench_cfg bf16 $rc
-  want=$($PY -c "import json; print(json.load(open('$RATES'))['steps']['bf16$([ $rc = true ] && echo _recompute)']['step_s'])")
-  "$BIN" plan run.yaml --gpus 1 --rates "$RATES" > b16.txt 2>&1 || bad "bf16 plan: $(cat b16.txt)"
+  key=bf16$([ $rc = true ] && echo _recompute)
+  want=$($PY -c "import json; print(json.load(open('$RATES'))['steps']['$key']['step_s'])")
+  # the prompt tokens the benchmarked step shared (prefix sharing), as the plan of its config must assume
+  shared=$($PY -c "import json; print(int(json.load(open('$RATES'))['steps']['$key'].get('shared_prompt', 0)))")
+  sp=(); [ "$shared" -gt 0 ] && sp=(--shared-prompt "$shared")
+  "$BIN" plan run.yaml --gpus 1 --rates "$RATES" "${sp[@]}" > b16.txt 2>&1 || bad "bf16 plan: $(cat b16.txt)"
   pred=$(awk '$1==1 && $2==1 && $3==1 && $4==0 {print $6}' b16.txt)
   within10 "$pred" "$want" && ok "bf16 (recompute $rc) predicted $pred s vs measured $want" || bad "bf16 $rc: $pred vs $want"
 done
