@@ -10,28 +10,12 @@
 enum { ROPE_THREADS = 256 };
 
 /* one pair (x1, x2) = (x[i], x[i + HD/2]) rotated, or rotated back (INVERSE: the transpose); every kernel below
- * goes through this one expression, so that rope_bwd_pack_b16's values are rope_bwd_b16's bit for bit */
+ * goes through this one expression (by rope_group), so that rope_bwd_pack_b16's values are rope_bwd_b16's bit for
+ * bit */
 template <bool INVERSE>
 static __device__ __forceinline__ void rope_rotate(float *y1, float *y2, float x1, float x2, float c, float s) {
     if (!INVERSE) *y1 = x1 * c - x2 * s, *y2 = x2 * c + x1 * s; /* (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) */
     else *y1 = x1 * c + x2 * s, *y2 = x2 * c - x1 * s;          /* the transpose */
-}
-
-/* T: float, or uint16_t for bf16 storage (rope_fwd_b16: each pair widened, rotated in fp32, rounded) */
-template <bool INVERSE, class T>
-__global__ void rope_k(T *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
-    int half = HD / 2, pairs = H * half;
-    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
-        const float *c = cos + (size_t)pos[n] * half, *s = sin + (size_t)pos[n] * half;
-        for (int j = threadIdx.x; j < pairs; j += ROPE_THREADS) {
-            int h = j / half, i = j - h * half;
-            T *xh = x + (n * (size_t)H + h) * HD;
-            float y1, y2;
-            rope_rotate<INVERSE>(&y1, &y2, cu_load(&xh[i]), cu_load(&xh[i + half]), c[i], s[i]);
-            cu_store(&xh[i], y1);
-            cu_store(&xh[i + half], y2);
-        }
-    }
 }
 
 /* W values of x from p in one 16-byte access: 4 fp32, or 8 bf16 widened */
@@ -45,6 +29,46 @@ static __device__ __forceinline__ void rope_vstore(float *p, const float *f) {
 }
 static __device__ __forceinline__ void rope_vstore(uint16_t *p, const float *f) { bf16x8_store(p, f); }
 
+/* pairs i .. i + W - 1 of one head: read from xh (W = 1: one pair; else one 16-byte access per half, W = 4 fp32 or 8
+ * bf16, HD/2 a multiple of W, 16-byte aligned), rotated (rope_rotate), written to yh (may be xh: in place) */
+template <bool INVERSE, int W, class T>
+static __device__ __forceinline__ void rope_group(T *yh, const T *xh, const float *c, const float *s, int i, int half) {
+    float x1[W], x2[W], ci[W], si[W], y1[W], y2[W];
+    if constexpr (W == 1) {
+        x1[0] = cu_load(&xh[i]), x2[0] = cu_load(&xh[i + half]), ci[0] = c[i], si[0] = s[i];
+    } else {
+        rope_vload(x1, xh + i);
+        rope_vload(x2, xh + i + half);
+#pragma unroll
+        for (int e = 0; e < W; e += 4) {
+            rope_vload(ci + e, c + i + e);
+            rope_vload(si + e, s + i + e);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < W; e++) rope_rotate<INVERSE>(&y1[e], &y2[e], x1[e], x2[e], ci[e], si[e]);
+    if constexpr (W == 1) {
+        cu_store(&yh[i], y1[0]), cu_store(&yh[i + half], y2[0]);
+    } else {
+        rope_vstore(yh + i, y1);
+        rope_vstore(yh + i + half, y2);
+    }
+}
+
+/* T: float, or uint16_t for bf16 storage (rope_fwd_b16: each pair widened, rotated in fp32, rounded) */
+template <bool INVERSE, class T>
+__global__ void rope_k(T *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD) {
+    int half = HD / 2, pairs = H * half;
+    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
+        const float *c = cos + (size_t)pos[n] * half, *s = sin + (size_t)pos[n] * half;
+        for (int j = threadIdx.x; j < pairs; j += ROPE_THREADS) {
+            int h = j / half, i = j - h * half;
+            T *xh = x + (n * (size_t)H + h) * HD;
+            rope_group<INVERSE, 1>(xh, xh, c, s, i, half);
+        }
+    }
+}
+
 /* rope_k with W consecutive pairs per thread (HD/2 a multiple of W, x 16-byte aligned, cos / sin rows 16-byte
  * aligned: W = 16 / sizeof(T)) */
 template <bool INVERSE, class T>
@@ -56,18 +80,7 @@ __global__ void rope_vec_k(T *x, const int *pos, const float *cos, const float *
         for (int j = threadIdx.x; j < total; j += ROPE_THREADS) {
             const int h = j / groups, i = (j - h * groups) * W;
             T *xh = x + (n * (size_t)H + h) * HD;
-            float x1[W], x2[W], ci[W], si[W], y1[W], y2[W];
-            rope_vload(x1, xh + i);
-            rope_vload(x2, xh + i + half);
-#pragma unroll
-            for (int e = 0; e < W; e += 4) {
-                rope_vload(ci + e, c + i + e);
-                rope_vload(si + e, s + i + e);
-            }
-#pragma unroll
-            for (int e = 0; e < W; e++) rope_rotate<INVERSE>(&y1[e], &y2[e], x1[e], x2[e], ci[e], si[e]);
-            rope_vstore(xh + i, y1);
-            rope_vstore(xh + i + half, y2);
+            rope_group<INVERSE, W>(xh, xh, c, s, i, half);
         }
     }
 }
@@ -106,23 +119,7 @@ __global__ void rope_pack_k(uint16_t *y, const uint16_t *q, const uint16_t *k, c
             const bool isq = j < tq;
             const int jj = isq ? j : j - tq, h = jj / groups, i = (jj - h * groups) * W;
             const uint16_t *xh = (isq ? q + n * qd : k + n * kd) + (size_t)h * HD;
-            uint16_t *yh = yr + (isq ? 0 : qd) + (size_t)h * HD;
-            float x1[W], x2[W], ci[W], si[W], y1[W], y2[W];
-            if constexpr (W == 8) {
-                rope_vload(x1, xh + i);
-                rope_vload(x2, xh + i + half);
-#pragma unroll
-                for (int e = 0; e < W; e += 4) {
-                    rope_vload(ci + e, c + i + e);
-                    rope_vload(si + e, s + i + e);
-                }
-            } else x1[0] = cu_load(&xh[i]), x2[0] = cu_load(&xh[i + half]), ci[0] = c[i], si[0] = s[i];
-#pragma unroll
-            for (int e = 0; e < W; e++) rope_rotate<true>(&y1[e], &y2[e], x1[e], x2[e], ci[e], si[e]);
-            if constexpr (W == 8) {
-                rope_vstore(yh + i, y1);
-                rope_vstore(yh + i + half, y2);
-            } else cu_store(&yh[i], y1[0]), cu_store(&yh[i + half], y2[0]);
+            rope_group<true, W>(yr + (isq ? 0 : qd) + (size_t)h * HD, xh, c, s, i, half);
         }
     }
 }
