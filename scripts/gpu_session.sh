@@ -4,7 +4,7 @@
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
-#   2. each path worth a benchmark (SIMPO_QKV_PACK=0: the q, k, v projections' backward as three matmuls each, as
+#   2. each path worth a benchmark (SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each, as
 #      before the sixteenth session, the comparison of the default packed one; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
@@ -78,7 +78,7 @@ wait
 #    model (bf16 section of test_cuda_model against the fixture)
 # (in the order the single runs take them, which a time limit cuts from the end: the unmeasured first, then the
 # comparisons measured before)
-variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_QKV_PACK=0"
+variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_BWD_PACK=0"
           "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
 # how test_cuda_ops' FAIL lines name each (the gathered prefix sharing, a comparison of the default's attention in
 # the layers' rows, in attn_b16's v4 lines; attention version 3 also in the bf16-storage section, attn_b16)
@@ -132,8 +132,8 @@ fi
 # the q, k, v projections' backward over the packed gradients (the default since the sixteenth session: backend.h
 # rope_bwd_pack_b16): if its op check failed (test_cuda_ops' rope section), the benchmarks run three matmuls each
 if [ -s "$log" ] && grep -q 'FAIL.*rope_bwd_pack_b16' "$log"; then
-  export SIMPO_QKV_PACK=0
-  echo "q, k, v backward packed: op checks FAILED, benchmarks with SIMPO_QKV_PACK=0:" >> "$OUT/variants.txt"
+  export SIMPO_BWD_PACK=0
+  echo "q, k, v backward packed: op checks FAILED, benchmarks with SIMPO_BWD_PACK=0:" >> "$OUT/variants.txt"
   grep -m8 'FAIL.*rope_bwd_pack_b16' "$log" >> "$OUT/variants.txt"
 fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
@@ -150,7 +150,7 @@ fi
 # session's lean and nocache runs took version 3 along and were slower for it)
 fast=()
 for v in "${passed[@]}"; do
-  [[ $v == SIMPO_CUDA_ATTN_TC=* || $v == SIMPO_CUDA_ATTN_ROWS=* || $v == SIMPO_QKV_PACK=* ]] || fast+=("$v")
+  [[ $v == SIMPO_CUDA_ATTN_TC=* || $v == SIMPO_CUDA_ATTN_ROWS=* || $v == SIMPO_BWD_PACK=* ]] || fast+=("$v")
 done
 cat "$OUT/variants.txt"
 stamp "variants"
@@ -279,8 +279,8 @@ run_singles() { # each passing variant alone (what a time limit cuts first), but
     [ "$v" = SIMPO_CUDA_ATTN_ROWS=0 ] && [ -s "$BT/bench-base.txt" ] && \
       cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_CUDA_ATTN_ROWS_0.txt" "layers' rows vs gathered"
     # the packed q, k, v backward (the default) against three matmuls each: the same model, other sum orders
-    [ "$v" = SIMPO_QKV_PACK=0 ] && [ -s "$BT/bench-base.txt" ] && \
-      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_QKV_PACK_0.txt" "q, k, v backward packed vs three"
+    [ "$v" = SIMPO_BWD_PACK=0 ] && [ -s "$BT/bench-base.txt" ] && \
+      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_BWD_PACK_0.txt" "q, k, v backward packed vs three"
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp

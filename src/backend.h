@@ -154,6 +154,14 @@ typedef struct Backend {
                            const uint16_t *up, size_t N, int FF);
     void (*geglu_bwd_b16)(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, const uint16_t *gate,
                           const uint16_t *up, size_t N, int FF);
+    /* swiglu_bwd_pack_b16, geglu_bwd_pack_b16 (optional, NULL: model.c runs the two above and the gate and up
+     * projections' backward as two matmuls each): the same gradients written side by side, row n of dgu
+     * [N, 2 FF] d/dgate's row then d/dup's, so that the projections' dX is one matmul over K = 2 FF (two of which
+     * the second read and wrote the fp32 [N, C] result again) and their dW one. dgu overlaps none of the inputs. */
+    void (*swiglu_bwd_pack_b16)(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up,
+                                size_t N, int FF);
+    void (*geglu_bwd_pack_b16)(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up,
+                               size_t N, int FF);
     /* Autocast storage of attention (the same model.bf16_storage: autocast, the bf16 mode only; NULL, all four: not
      * available): the q, k, v projections' outputs (written by matmul16_out16), attention's output and the
      * gradients attention's backward writes are bf16, as torch's autocast and its flash-attention kernels keep them.

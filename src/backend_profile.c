@@ -12,7 +12,7 @@
     X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd)             \
     X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
     X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)   \
-    X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(rope_fwd_b16)         \
+    X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(swiglu_bwd_pack_b16) X(geglu_bwd_pack_b16) X(rope_fwd_b16)         \
     X(rope_bwd_b16) X(rope_bwd_pack_b16) X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows)         \
     X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)
 #define OP_ENUM(name) OP_##name,
@@ -201,6 +201,14 @@ static void p_rope_fwd_b16(uint16_t *x, const int *pos, const float *cs, const f
 }
 static void p_rope_bwd_b16(uint16_t *dx, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
     TIMED(rope_bwd_b16, 4.0 * N * H * HD, g_in->rope_bwd_b16(dx, pos, cs, sn, N, H, HD));
+}
+static void p_swiglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *g, const uint16_t *u, size_t N,
+                                  int FF) {
+    TIMED(swiglu_bwd_pack_b16, 10.0 * N * FF, g_in->swiglu_bwd_pack_b16(dgu, dout, g, u, N, FF));
+}
+static void p_geglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *g, const uint16_t *u, size_t N,
+                                 int FF) {
+    TIMED(geglu_bwd_pack_b16, 10.0 * N * FF, g_in->geglu_bwd_pack_b16(dgu, dout, g, u, N, FF));
 }
 static void p_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const uint16_t *dk, const uint16_t *dv,
                                 const int *pos, const float *cs, const float *sn, size_t N, int NH, int NKV, int HD) {

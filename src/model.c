@@ -452,9 +452,10 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
                 be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
     m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
-    /* the q, k, v projections' backward as one matmul (qkv_packed); SIMPO_QKV_PACK=0: three, as before */
-    const char *qp = getenv("SIMPO_QKV_PACK");
-    m->qkv_pack = m->proj16 && be->rope_bwd_pack_b16 && !(qp && !strcmp(qp, "0"));
+    /* the q, k, v and the gate, up projections' backward as one matmul each (qkv_packed, glu_packed);
+     * SIMPO_BWD_PACK=0: one a projection, as before */
+    const char *bp = getenv("SIMPO_BWD_PACK");
+    m->bwd_pack = m->proj16 && !(bp && !strcmp(bp, "0"));
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -1122,13 +1123,13 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     if (rope) rope_qk(m, a, a->dq, a->dk, N, true);
 }
 
-/* whether layer l's q, k, v projections run their backward as one matmul (m->qkv_pack): the three weights, their
+/* whether layer l's q, k, v projections run their backward as one matmul (m->bwd_pack): the three weights, their
  * gradients and the bf16 copies the matmuls read lie one after the other (so [Wq; Wk; Wv] is one [QD + 2 KD, C]
  * matrix, and its gradient one), and the packed gradient rows fit in the MLP's gradient scratch (a->dg on: dead
  * from the gate / up projections' backward to the next layer's MLP backward; prefix sharing's gathered rows overlay
  * it too, but attention's backward is done with them when RoPE's packs) */
 static bool qkv_packed(const Model *m, int l, size_t N) {
-    if (!m->qkv_pack) return false;
+    if (!m->bwd_pack || !m->be->rope_bwd_pack_b16) return false;
     size_t C = (size_t)m->C, QC = (size_t)m->NH_loc * m->HD * C, KC = (size_t)m->NKV_loc * m->HD * C;
     const LayerW *w = &m->w[l], *dw = &m->dw[l];
     const bool w16 = m->w16_fresh && m->w16;
@@ -1138,6 +1139,19 @@ static bool qkv_packed(const Model *m, int l, size_t N) {
     if (!(dw->wk == dw->wq + QC && dw->wv == dw->wk + KC)) return false;
     size_t need = N * ((QC + 2 * KC) / C); /* bf16 elements of the packed rows */
     return (need + 1) / 2 <= mlp_grad_or_xatt_floats(m);
+}
+
+/* whether layer l's gate and up projections run their backward as one matmul (m->bwd_pack): the gated activation's
+ * backward writes d/dgate and d/dup side by side (backend.h swiglu_bwd_pack_b16) over dg and du's scratch (one after
+ * the other, before dh, which it reads), and the two weights, their gradients and bf16 copies lie one after the
+ * other */
+static bool glu_packed(const Model *m, const Acts *a, int l, size_t N) {
+    if (!m->bwd_pack || !(m->gemma2 ? m->be->geglu_bwd_pack_b16 : m->be->swiglu_bwd_pack_b16)) return false;
+    size_t FC = (size_t)m->FF_loc * m->C;
+    const LayerW *w = &m->w[l], *dw = &m->dw[l];
+    if (m->w16_fresh && m->w16 ? m->w16[l].wu != m->w16[l].wg + FC : w->wu != w->wg + FC) return false;
+    return dw->wu == dw->wg + FC &&
+           (size_t)((const uint16_t *)a->dh - (const uint16_t *)a->dg) >= 2 * N * (size_t)m->FF_loc;
 }
 
 /* Layer l's forward from its input t->x: everything its backward reads, and with xo its output xo. The forward
@@ -1285,10 +1299,19 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
             linear_bwd_ex(m, a->dh, p16, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
         } else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
-        hold_act(m, t.ln2, NC);
-        model_linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
-        model_linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+        if (glu_packed(m, a, l, N)) { /* d/dgate, d/dup side by side: one dX and one dW matmul over [Wg; Wu] */
+            uint16_t *dgu = (uint16_t *)a->dg;
+            (m->gemma2 ? be->geglu_bwd_pack_b16 : be->swiglu_bwd_pack_b16)(
+                dgu, (const uint16_t *)a->dh, (const uint16_t *)t.g, (const uint16_t *)t.u, N, FF);
+            hold_act(m, t.ln2, NC);
+            grad_beta_consume(m, dw->wu, dw->wg);
+            model_linear_bwd(m, a->dtmp, dw->wg, dgu, true, t.ln2, s16, LW(m, l, wg), N, C, 2 * FF, false);
+        } else {
+            glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
+            hold_act(m, t.ln2, NC);
+            model_linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
+            model_linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+        }
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N, C);

@@ -177,9 +177,10 @@ typedef struct Model {
                                           * gradient scratch), the logits of the gathered rows of the
                                           * last forward, in chunk order: fp32, or bf16 under head16 (a view of
                                           * float * type pointing at uint16_t data, as for act16) */
-    bool qkv_pack;                       /* proj16 with backend.h rope_bwd_pack_b16: the q, k, v projections'
-                                          * backward as one matmul where the layer's tensors allow (model.c
-                                          * qkv_packed; SIMPO_QKV_PACK=0 turns it off) */
+    bool bwd_pack;                       /* proj16: the q, k, v and the gate, up projections' backward as one
+                                          * matmul each where the backend packs their gradients and the layer's
+                                          * tensors allow (model.c qkv_packed, glu_packed; SIMPO_BWD_PACK=0
+                                          * turns it off) */
     bool head16;                         /* the LM head in autocast storage (proj16 without Gemma 2's final
                                           * soft-cap): its matmul writes bf16 logits (matmul16_out16), read by
                                           * xent_stats_b16, turned in place into bf16 d(logits) by xent_bwd_b16 */

@@ -245,6 +245,20 @@ static void strict_glu_bwd_b16(const char *OP, GluBwdB16 bwd, uint16_t *dg, uint
     size_t n = N * (size_t)(FF > 0 ? FF : 0);
     bwd(H(dg, n, "dgate"), H(du, n, "dup"), H(dout, n, "dout"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
 }
+typedef void (*GluBwdPackB16)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, size_t, int);
+static void strict_glu_bwd_pack_b16(const char *OP, GluBwdPackB16 bwd, uint16_t *dgu, const uint16_t *dout,
+                                    const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
+    size_t n = N * (size_t)(FF > 0 ? FF : 0);
+    bwd(H(dgu, 2 * n, "dgu"), H(dout, n, "dout"), H(gate, n, "gate"), H(up, n, "up"), N, FF);
+}
+static void strict_swiglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up,
+                                       size_t N, int FF) {
+    strict_glu_bwd_pack_b16("swiglu_bwd_pack_b16", g_cpu->swiglu_bwd_pack_b16, dgu, dout, gate, up, N, FF);
+}
+static void strict_geglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up,
+                                      size_t N, int FF) {
+    strict_glu_bwd_pack_b16("geglu_bwd_pack_b16", g_cpu->geglu_bwd_pack_b16, dgu, dout, gate, up, N, FF);
+}
 static void strict_swiglu_fwd_b16(uint16_t *out, const uint16_t *gate, const uint16_t *up, size_t N, int FF) {
     strict_glu_fwd_b16("swiglu_fwd_b16", g_cpu->swiglu_fwd_b16, out, gate, up, N, FF);
 }
@@ -631,6 +645,8 @@ static const Backend g_strict = {
     .geglu_fwd_b16 = strict_geglu_fwd_b16,
     .swiglu_bwd_b16 = strict_swiglu_bwd_b16,
     .geglu_bwd_b16 = strict_geglu_bwd_b16,
+    .swiglu_bwd_pack_b16 = strict_swiglu_bwd_pack_b16,
+    .geglu_bwd_pack_b16 = strict_geglu_bwd_pack_b16,
     .rope_fwd_b16 = strict_rope_fwd_b16,
     .rope_bwd_b16 = strict_rope_bwd_b16,
     .rope_bwd_pack_b16 = strict_rope_bwd_pack_b16,

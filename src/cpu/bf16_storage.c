@@ -156,6 +156,27 @@ void cpu_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, con
                        const uint16_t *up, size_t N, int FF) {
     glu_bwd_b16(cpu_geglu_bwd, dgate, dup, dout, gate, up, N, FF);
 }
+/* the packed forms' definition: the op's two outputs, then each row's two parts side by side */
+static void glu_bwd_pack_b16(void (*bwd)(float *, float *, const float *, const float *, const float *, size_t, int),
+                             uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                             int FF) {
+    size_t ff = (size_t)(FF > 0 ? FF : 0), n = N * ff;
+    uint16_t *t = sd_alloc(2 * (n ? n : 1) * sizeof *t, "glu_bwd_pack_b16");
+    glu_bwd_b16(bwd, t, t + n, dout, gate, up, N, FF);
+    for (size_t r = 0; r < N; r++) {
+        memcpy(dgu + r * 2 * ff, t + r * ff, ff * sizeof *t);
+        memcpy(dgu + r * 2 * ff + ff, t + n + r * ff, ff * sizeof *t);
+    }
+    free(t);
+}
+void cpu_swiglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                             int FF) {
+    glu_bwd_pack_b16(cpu_swiglu_bwd, dgu, dout, gate, up, N, FF);
+}
+void cpu_geglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                            int FF) {
+    glu_bwd_pack_b16(cpu_geglu_bwd, dgu, dout, gate, up, N, FF);
+}
 
 /* ---- autocast storage of attention ---- */
 

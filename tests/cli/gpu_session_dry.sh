@@ -53,7 +53,7 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matm
 # version 3 only its op checks (the made-up passing log, which also keeps the default attention, version 4, and
 # autocast storage)
 grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ADAMW_UNROLL=2: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ATTN_STREAMS=2: passed" "$S/variants.txt" \
-  && grep -q "variant SIMPO_CUDA_ATTN_ROWS=0: passed" "$S/variants.txt" && grep -q "variant SIMPO_QKV_PACK=0: passed" "$S/variants.txt" \
+  && grep -q "variant SIMPO_CUDA_ATTN_ROWS=0: passed" "$S/variants.txt" && grep -q "variant SIMPO_BWD_PACK=0: passed" "$S/variants.txt" \
   && ! grep -q "FAILED" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
@@ -80,7 +80,7 @@ grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 
 # all, recompute, lean, fit36, fit46 only by name)
 OUT=$TMP/deflt BENCH_TMP=$TMP/deflt-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/deflt.log" 2>&1 || bad "gpu_session.sh --dry --recompute failed: $(tail -5 "$TMP/deflt.log")"
-[ "$(grep '^== ' "$TMP/deflt/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "base profile SIMPO_CUDA_ATTN_ROWS_0 SIMPO_CUDA_ADAMW_UNROLL_2 SIMPO_CUDA_ATTN_STREAMS_2 SIMPO_QKV_PACK_0 nocache " ] \
+[ "$(grep '^== ' "$TMP/deflt/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "base profile SIMPO_CUDA_ATTN_ROWS_0 SIMPO_CUDA_ADAMW_UNROLL_2 SIMPO_CUDA_ATTN_STREAMS_2 SIMPO_BWD_PACK_0 nocache " ] \
   && grep -q "ncu: not run" "$TMP/deflt/ncu.txt" && ok "the default runs, in order" \
   || bad "default runs: $(grep '^== ' "$TMP/deflt/bench.txt" | tr '\n' ' ')"
 # --runs picks the runs and their order

@@ -35,17 +35,18 @@ gbs=$(awk '$5 == "rmsnorm_fwd" && $6 ~ /^[0-9.]+$/ {print $9}' prof.log); mmg=$(
 awk -v g="$gbs" 'BEGIN {exit !(g > 0)}' && [ -z "$mmg" ] && ok "rmsnorm_fwd at $gbs GB/s, no bandwidth for matmuls" \
   || bad "GB/s column: rmsnorm_fwd '$gbs', matmul '$mmg'"
 ! grep -q "profile rank" plain.log && ok "no profile without SIMPO_PROFILE" || bad "profile printed without SIMPO_PROFILE"
-# the bf16 mode (autocast storage): the q, k, v projections' backward as one dX and one dW matmul over the gradients
-# RoPE's backward packs (rope_bwd_pack_b16, per layer and micro-batch), or with SIMPO_QKV_PACK=0 as three of each
+# the bf16 mode (autocast storage): the q, k, v and the gate, up projections' backward as one dX and one dW matmul
+# each over the gradients their producers pack side by side (rope_bwd_pack_b16, swiglu_bwd_pack_b16, per layer and
+# micro-batch), or with SIMPO_BWD_PACK=0 unpacked (RoPE's backward in place on q and k, swiglu_bwd_b16)
 sed -e 's|^  seed: 0$|  seed: 0\n  dtype: bf16|' -e 's|../out/prof|../out/b16|' configs/prof.yaml > configs/b16.yaml
 SIMPO_PROFILE=1 "$BIN" configs/b16.yaml --quiet 2> prof.log || bad "bf16 profiled run failed: $(tail -3 prof.log)"
-packed="$(calls rope_bwd_pack_b16) $(calls rope_bwd_b16) $(calls matmul16)"
+packed="$(calls rope_bwd_pack_b16) $(calls swiglu_bwd_pack_b16) $(calls rope_bwd_b16) $(calls swiglu_bwd_b16) $(calls matmul16)"
 sed 's|../out/b16|../out/b16three|' configs/b16.yaml > configs/b16three.yaml
-SIMPO_QKV_PACK=0 SIMPO_PROFILE=1 "$BIN" configs/b16three.yaml --quiet 2> prof.log || bad "bf16 run failed: $(tail -3 prof.log)"
-three="$(calls rope_bwd_pack_b16) $(calls rope_bwd_b16) $(calls matmul16)"
-# per step, 2 micro-batches x 2 layers: 4 packs and no in-place rope_bwd_b16, or 8 in place (q and k); packed, 4
-# matmuls fewer per layer and micro-batch (the k and v projections' dX and dW)
-[ "$packed" = "4.0  36.0" ] && [ "$three" = " 8.0 52.0" ] \
-  && ok "bf16: q, k, v backward packed (4 packs, 36 matmuls a step; SIMPO_QKV_PACK=0: 8 ropes, 52 matmuls)" \
-  || bad "bf16 packed / three: '$packed' / '$three'"
+SIMPO_BWD_PACK=0 SIMPO_PROFILE=1 "$BIN" configs/b16three.yaml --quiet 2> prof.log || bad "bf16 run failed: $(tail -3 prof.log)"
+three="$(calls rope_bwd_pack_b16) $(calls swiglu_bwd_pack_b16) $(calls rope_bwd_b16) $(calls swiglu_bwd_b16) $(calls matmul16)"
+# per step, 2 micro-batches x 2 layers: 4 packs of each, or 8 RoPE backwards (q and k) and 4 gated ones; packed, 6
+# matmuls fewer per layer and micro-batch (the k and v projections' dX and dW, the up projection's)
+[ "$packed" = "4.0 4.0   28.0" ] && [ "$three" = "  8.0 4.0 52.0" ] \
+  && ok "bf16: the projections' backward packed (28 matmuls a step; SIMPO_BWD_PACK=0: 52)" \
+  || bad "bf16 packed / unpacked: '$packed' / '$three'"
 finish

@@ -1,12 +1,44 @@
 /* test_ops_swiglu.c — SwiGLU forward against float64 silu(g) * u; backward (written dgate, dup) against the
  * float64 derivative and central finite differences of L = sum(out * R). Includes large |gate| values where
- * exp(-g) overflows or underflows. */
+ * exp(-g) overflows or underflows. swiglu_bwd_pack_b16 and geglu_bwd_pack_b16 (the two gradients side by side) against
+ * the unpacked bf16 ops and copies, bit for bit, on the CPU and the strict backend. */
 #include <stdint.h>
 #include "backend.h"
 #include "test_util.h"
 #define OPS_SEED 0x6a09e667f3bcc909ULL
 #include "ops_common.h"
 
+
+typedef void (*GluBwdB16)(uint16_t *, uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, size_t, int);
+typedef void (*GluBwdPackB16)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, size_t, int);
+/* one packed op against its unpacked op: on the CPU backend and, through device copies, the strict one */
+static void pack_check(const char *what, GluBwdB16 unpacked, GluBwdPackB16 cpu_packed, GluBwdPackB16 strict_packed,
+                       size_t N, int FF) {
+    const Backend *be = backend_cpu(), *sb = backend_cpu_strict();
+    size_t n = N * (size_t)FF;
+    float *f = sd_alloc(3 * n * 4, "inputs");
+    fill(f, 3 * n, -6, 6);
+    uint16_t *in = sd_alloc(3 * n * 2, "bf16 inputs"), *dg = sd_alloc(2 * n * 2, "dg du"), *want = sd_alloc(2 * n * 2, "want"),
+             *got = sd_alloc(2 * n * 2, "got");
+    be->to_bf16(in, f, 3 * n); /* dout, gate, up */
+    unpacked(dg, dg + n, in, in + n, in + 2 * n, N, FF);
+    for (size_t r = 0; r < N; r++) {
+        memcpy(want + r * 2 * FF, dg + r * FF, (size_t)FF * 2);
+        memcpy(want + r * 2 * FF + FF, dg + n + r * FF, (size_t)FF * 2);
+    }
+    memset(got, 0xff, 2 * n * 2);
+    cpu_packed(got, in, in + n, in + 2 * n, N, FF);
+    CHECK(memcmp(got, want, 2 * n * 2) == 0, "%s differs from the unpacked op and copies", what);
+    uint16_t *d_in = sb->alloc(3 * n * 2, "in"), *d_out = sb->alloc(2 * n * 2, "out");
+    sb->upload(d_in, in, 3 * n * 2);
+    strict_packed(d_out, d_in, d_in + n, d_in + 2 * n, N, FF);
+    memset(got, 0xff, 2 * n * 2);
+    sb->download(got, d_out, 2 * n * 2);
+    CHECK(memcmp(got, want, 2 * n * 2) == 0, "%s on the strict backend differs from the CPU's", what);
+    printf("%s N=%zu FF=%d: the unpacked op and copies, bitwise (CPU, strict)\n", what, N, FF);
+    sb->free(d_in), sb->free(d_out);
+    free(f), free(in), free(dg), free(want), free(got);
+}
 
 int main(void) {
     const Backend *be = backend_cpu();
@@ -64,5 +96,8 @@ int main(void) {
     }
     printf("swiglu: fwd %.2g bwd %.2g/%.2g\n", e_o, e_g, e_u);
     free(g), free(u), free(out), free(R), free(dg), free(du), free(ro), free(rdg), free(rdu);
+    const Backend *cb = backend_cpu(), *sb = backend_cpu_strict();
+    pack_check("swiglu_bwd_pack_b16", cb->swiglu_bwd_b16, cb->swiglu_bwd_pack_b16, sb->swiglu_bwd_pack_b16, 7, 40);
+    pack_check("geglu_bwd_pack_b16", cb->geglu_bwd_b16, cb->geglu_bwd_pack_b16, sb->geglu_bwd_pack_b16, 5, 24);
     TEST_END();
 }
