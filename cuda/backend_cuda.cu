@@ -286,6 +286,8 @@ const Backend *backend_cuda(void) {
         b.geglu_fwd_b16 = cuda_geglu_fwd_b16;
         b.swiglu_bwd_b16 = cuda_swiglu_bwd_b16;
         b.geglu_bwd_b16 = cuda_geglu_bwd_b16;
+        b.swiglu_bwd_pack_b16 = cuda_swiglu_bwd_pack_b16;
+        b.geglu_bwd_pack_b16 = cuda_geglu_bwd_pack_b16;
         b.rope_fwd_b16 = cuda_rope_fwd_b16;
         b.rope_bwd_b16 = cuda_rope_bwd_b16;
         b.rope_bwd_pack_b16 = cuda_rope_bwd_pack_b16;

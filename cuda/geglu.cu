@@ -51,6 +51,10 @@ void cuda_geglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, co
                         const uint16_t *up, size_t N, int FF) {
     glu_bwd<GeGLU>(dgate, dup, dout, gate, up, N, FF, "geglu_bwd");
 }
+void cuda_geglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                             int FF) {
+    glu_bwd_pack<GeGLU>(dgu, dout, gate, up, N, FF, "geglu_bwd_pack_b16");
+}
 void cuda_softcap_fwd(float *x, size_t n, float cap) {
     if (!n) return;
     softcap_fwd_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(x, n, cap);

@@ -89,4 +89,45 @@ static void glu_bwd(T *dgate, T *dup, const I *dout, const I *gate, const I *up,
         glu_bwd_k<A, T, I><<<cu_grid(n, 256), 256, 0, cu_stream()>>>(dgate, dup, dout, gate, up, n);
     CUDA_LAUNCH_CHECK(what);
 }
+
+/* the packed backward (backend.h swiglu_bwd_pack_b16, geglu_bwd_pack_b16): row r's d/dgate and d/dup side by side in
+ * dgu [N, 2 FF] (columns c and FF + c), the same formulas on the same widened values and the same rounding as
+ * glu_bwd8_k / glu_bwd_k, so bitwise their outputs. Rows over y (grid-stride), W columns a thread over x: W = 8
+ * (16-byte accesses: FF a multiple of 8, every pointer 16-byte aligned) or 1. */
+template <class A, int W>
+__global__ void glu_bwd_pack_k(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                               int FF) {
+    for (size_t r = blockIdx.y; r < N; r += gridDim.y) {
+        const size_t ri = r * (size_t)FF;
+        uint16_t *dg = dgu + 2 * ri, *du = dg + FF;
+        for (int c = W * (blockIdx.x * blockDim.x + threadIdx.x); c < FF; c += W * gridDim.x * blockDim.x) {
+            if constexpr (W == 8) {
+                float d[8], g[8], u[8], a[8], b[8];
+                bf16x8_load(d, dout + ri + c);
+                bf16x8_load(g, gate + ri + c);
+                bf16x8_load(u, up + ri + c);
+#pragma unroll
+                for (int e = 0; e < 8; e++) A::bwd(d[e], g[e], u[e], a[e], b[e]);
+                bf16x8_store(dg + c, a);
+                bf16x8_store(du + c, b);
+            } else {
+                float a, b;
+                A::bwd(cu_load(&dout[ri + c]), cu_load(&gate[ri + c]), cu_load(&up[ri + c]), a, b);
+                cu_store(&dg[c], a);
+                cu_store(&du[c], b);
+            }
+        }
+    }
+}
+template <class A>
+static void glu_bwd_pack(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                         int FF, const char *what) {
+    if (!N || FF <= 0) return;
+    const unsigned gy = N < 65535 ? (unsigned)N : 65535u;
+    if (FF % 8 == 0 && cu_aligned16(dgu, dout, gate, up, up))
+        glu_bwd_pack_k<A, 8><<<dim3((unsigned)((FF / 8 + 255) / 256), gy), 256, 0, cu_stream()>>>(dgu, dout, gate, up,
+                                                                                                 N, FF);
+    else glu_bwd_pack_k<A, 1><<<dim3((unsigned)((FF + 255) / 256), gy), 256, 0, cu_stream()>>>(dgu, dout, gate, up, N, FF);
+    CUDA_LAUNCH_CHECK(what);
+}
 #endif

@@ -35,3 +35,7 @@ void cuda_swiglu_bwd_b16(uint16_t *dgate, uint16_t *dup, const uint16_t *dout, c
                          const uint16_t *up, size_t N, int FF) {
     glu_bwd<SwiGLU>(dgate, dup, dout, gate, up, N, FF, "swiglu_bwd");
 }
+void cuda_swiglu_bwd_pack_b16(uint16_t *dgu, const uint16_t *dout, const uint16_t *gate, const uint16_t *up, size_t N,
+                              int FF) {
+    glu_bwd_pack<SwiGLU>(dgu, dout, gate, up, N, FF, "swiglu_bwd_pack_b16");
+}

@@ -495,6 +495,17 @@ static void t_autocast16(size_t N, int C, int FF) {
             snprintf(what, sizeof what, "%s_bwd_b16 d%s N=%zu FF=%d", act, part ? "up" : "gate", N, FF);
             storage16_cmp(what, g2 + part * nf, c2 + part * nf, nf);
         }
+        /* the packed form (swiglu_bwd_pack_b16, geglu_bwd_pack_b16): the GPU's own unpacked outputs above, row by row
+         * side by side, bit for bit */
+        uint16_t *pk = sd_alloc(nf * 4 + 4, "packed"), *d_pk = gpu->alloc(nf * 4 + 4, "packed");
+        (gemma ? gpu->geglu_bwd_pack_b16 : gpu->swiglu_bwd_pack_b16)(d_pk, d_dh16, d_g16, d_u16, N, FF);
+        gpu->download(pk, d_pk, nf * 4);
+        size_t bad = 0;
+        for (size_t r = 0; r < N; r++)
+            for (int c = 0; c < FF; c++)
+                bad += pk[r * 2 * FF + c] != g2[r * FF + c] || pk[r * 2 * FF + FF + c] != g2[nf + r * FF + c];
+        CHECK(bad == 0, "%s_bwd_pack_b16 N=%zu FF=%d: %zu of %zu rows' values not the unpacked op's", act, N, FF, bad, nf);
+        free(pk), gpu->free(d_pk);
     }
     /* y16[N,FF] = bf16(x16 W^T): the gate / up projections; sum_k |x16[i,k] W[j,k]| and, for dX below,
      * sum_k |x[i,k] W[k*FF+j]| (W's buffer read as B [C,FF]), for gemm16_cmp's bound */
