@@ -4,8 +4,8 @@
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
-#   2. each path worth a benchmark (SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each, as
-#      before the sixteenth session, the comparison of the default packed one; lt: as fast as the default when measured; attention version 3, v4's kernels in
+#   2. each path worth a benchmark (SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each and
+#      the gate, up ones' as two, as before the sixteenth session, the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
 #      before the fifteenth session, a comparison of the default's attention in the layers' rows, which falls back
@@ -129,12 +129,13 @@ then
     >> "$OUT/variants.txt"
   grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt" 2>/dev/null
 fi
-# the q, k, v projections' backward over the packed gradients (the default since the sixteenth session: backend.h
-# rope_bwd_pack_b16): if its op check failed (test_cuda_ops' rope section), the benchmarks run three matmuls each
-if [ -s "$log" ] && grep -q 'FAIL.*rope_bwd_pack_b16' "$log"; then
+# the q, k, v and the gate, up projections' backward over the packed gradients (the default since the sixteenth
+# session: backend.h rope_bwd_pack_b16, swiglu_bwd_pack_b16, geglu_bwd_pack_b16): if an op check of them failed
+# (test_cuda_ops' rope and matmul_bf16 sections), the benchmarks run them unpacked
+if [ -s "$log" ] && grep -q 'FAIL.*_bwd_pack_b16' "$log"; then
   export SIMPO_BWD_PACK=0
-  echo "q, k, v backward packed: op checks FAILED, benchmarks with SIMPO_BWD_PACK=0:" >> "$OUT/variants.txt"
-  grep -m8 'FAIL.*rope_bwd_pack_b16' "$log" >> "$OUT/variants.txt"
+  echo "projections' backward packed: op checks FAILED, benchmarks with SIMPO_BWD_PACK=0:" >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*_bwd_pack_b16' "$log" >> "$OUT/variants.txt"
 fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
 # and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
@@ -278,9 +279,9 @@ run_singles() { # each passing variant alone (what a time limit cuts first), but
     # check of the rows kernels on real shapes
     [ "$v" = SIMPO_CUDA_ATTN_ROWS=0 ] && [ -s "$BT/bench-base.txt" ] && \
       cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_CUDA_ATTN_ROWS_0.txt" "layers' rows vs gathered"
-    # the packed q, k, v backward (the default) against three matmuls each: the same model, other sum orders
+    # the packed projections' backward (the default) against the unpacked: the same model, other sum orders
     [ "$v" = SIMPO_BWD_PACK=0 ] && [ -s "$BT/bench-base.txt" ] && \
-      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_BWD_PACK_0.txt" "q, k, v backward packed vs three"
+      cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_BWD_PACK_0.txt" "projections' backward packed vs unpacked"
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp

@@ -504,7 +504,7 @@ static void t_autocast16(size_t N, int C, int FF) {
         for (size_t r = 0; r < N; r++)
             for (int c = 0; c < FF; c++)
                 bad += pk[r * 2 * FF + c] != g2[r * FF + c] || pk[r * 2 * FF + FF + c] != g2[nf + r * FF + c];
-        CHECK(bad == 0, "%s_bwd_pack_b16 N=%zu FF=%d: %zu of %zu rows' values not the unpacked op's", act, N, FF, bad, nf);
+        CHECK(bad == 0, "%s_bwd_pack_b16 N=%zu FF=%d: %zu of %zu positions differ from the unpacked op's", act, N, FF, bad, nf);
         free(pk), gpu->free(d_pk);
     }
     /* y16[N,FF] = bf16(x16 W^T): the gate / up projections; sum_k |x16[i,k] W[j,k]| and, for dX below,
