@@ -453,7 +453,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                 be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
     m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
     /* the q, k, v and the gate, up projections' backward as one matmul each (qkv_packed, glu_packed);
-     * SIMPO_BWD_PACK=0: one a projection, as before */
+     * SIMPO_BWD_PACK=0: a matmul per projection, as before */
     const char *bp = getenv("SIMPO_BWD_PACK");
     m->bwd_pack = m->proj16 && !(bp && !strcmp(bp, "0"));
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
