@@ -49,9 +49,12 @@
  * tiles are copied without a test per row (attn_cp_tile); the dK / dV iteration's head and tile come from a
  * multiply (attn_qiter_rows: was an integer division, twice per iteration); the forward skips O's rescale when no
  * row max of the warp moved. Every change but exp2_ftz keeps every bit (exp2_ftz differs only where P < 2^-126);
- * the CPU emulation's outputs were the same digit for digit. Counted from the SASS (ptxas, sm_90) of a whole
- * tile's path: dK / dV ~7.8 instructions per score at HD 64 (was ~17, plus a branch per score), dQ ~5.1 (~8.3),
- * the forward ~4.9 (~7.8); per dK / dV iteration at HD 64 ~560 instructions for its 128 mma.sync (~950 before).
+ * the CPU emulation's outputs were the same digit for digit. Counted from the SASS (ptxas, sm_90;
+ * scripts/sass_mix.sh) of a whole tile's path: dK / dV ~7.8 instructions per score at HD 64 (was ~17, plus a
+ * branch per score), dQ ~5.1 (~8.3), the forward ~4.9 (~7.8); the main loop's static size at HD 64 in the layers'
+ * rows (both copies of branch-guarded code counted, so an upper bound on a tile's path): dK / dV 2757 -> 1714
+ * (1290 for the whole-tile copy alone), dQ 1219 -> 958 (738), the forward 977 -> 1093 (its tile loads now have a
+ * second, test-free copy for whole tiles, the path they take).
  *
  * Kernels of version 3 (the bodies t3_fwd, t3_dq, t3_dkdv with W = 8; version 4's attn_tc4_* run them with W = 4,
  * tiles of 64 rows, 2-stage K / V pipelines: registers 229 / 255 / 254 at HD 128, 128 / 153 / 158 at HD 64, two

@@ -2,7 +2,8 @@
 # scripts/sass_mix.sh [FILE.cu [KERNEL_REGEX]] — the instruction mix of the attention kernels from their SASS, the
 # measure this project has of a kernel's per-score cost without a GPU (docs/gpu.md, "Instructions per score").
 # Prints, per kernel matching KERNEL_REGEX (default: version 4's bf16-storage kernels), the static counts (all
-# instructions, mma.sync = HMMA, ldmatrix = LDSM, MUFU, convergence barriers BSSY, branches) and, for each stretch
+# instructions, the main loop's: a tile, or a dK / dV iteration, mma.sync = HMMA, ldmatrix = LDSM, MUFU, convergence
+# barriers BSSY, branches) and, for each stretch
 # of code between two HMMA that holds exponentials (the score code: the softmax or the P / dS of the backward),
 # "instructions/exponentials". With WHOLE=1 the kernels' `if (full)` tests are taken as true in a copy of the file,
 # so the stretches are a whole tile's path alone (the masked copy gone).
@@ -44,14 +45,25 @@ for l in open(sys.argv[1]):
         cur = m.group(1)
         kern[cur] = []
         continue
-    m = re.match(r'\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_.]+)', l)
+    m = re.match(r'\s*/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_.]+)(.*)', l)
     if m and cur:
-        kern[cur].append(m.group(1))
-print("%-34s %6s %5s %5s %5s %5s %5s  %s" % ("kernel", "all", "HMMA", "LDSM", "MUFU", "BSSY", "BRA",
-                                              "score code between HMMA: instructions/exponentials"))
+        kern[cur].append((int(m.group(1), 16), m.group(2), m.group(3)))
+print("%-34s %6s %5s %5s %5s %5s %5s %5s  %s" % ("kernel", "all", "loop", "HMMA", "LDSM", "MUFU", "BSSY", "BRA",
+                                                  "score code between HMMA: instructions/exponentials"))
 for k, ins in kern.items():
     if not re.search(sys.argv[2], k):
         continue
+    # the main loop: of the backward branches, the one whose body holds the most HMMA (then the shortest): its
+    # static instructions (a tile's, or a dK / dV iteration's; both copies of code behind a branch counted)
+    loop = (0, 0)
+    for a, op, rest in ins:
+        t = re.search(r'0x([0-9a-f]+)', rest) if op.startswith('BRA') else None
+        if t and int(t.group(1), 16) < a:
+            body = [o for b, o, _ in ins if int(t.group(1), 16) <= b <= a]
+            h = sum(o.startswith('HMMA') for o in body)
+            if (h, -len(body)) > (loop[0], -loop[1]):
+                loop = (h, len(body))
+    ins = [op for _, op, _ in ins]
     c = collections.Counter(i.split('.')[0] for i in ins)
     name = re.sub(r'^_Z\d+', '', k).split('ILi')[0] + '<' + re.search(r'ILi(\d+)', k).group(1) + '>'
     gaps, n, ex = [], 0, 0
@@ -63,6 +75,6 @@ for k, ins in kern.items():
         else:
             n += 1
             ex += i.startswith('MUFU.EX2')
-    print("%-34s %6d %5d %5d %5d %5d %5d  %s" % (name, len(ins), c['HMMA'], c['LDSM'], c['MUFU'], c['BSSY'],
-                                                 c['BRA'], ' '.join(gaps[:8])))
+    print("%-34s %6d %5d %5d %5d %5d %5d %5d  %s" % (name, len(ins), loop[1], c['HMMA'], c['LDSM'], c['MUFU'],
+                                                     c['BSSY'], c['BRA'], ' '.join(gaps[:8])))
 PY
