@@ -301,6 +301,13 @@ run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Comput
   fi
   stamp "ncu"
 }
+run_sass() { # the attention kernels' instruction mix from this toolkit's own SASS (scripts/sass_mix.sh: the measure
+  # docs/gpu.md gives for "instructions per score", there from CUDA 11.8's ptxas), to $OUT/sass_mix.txt; last, as
+  # it only documents the build
+  timeout 60 bash scripts/sass_mix.sh > "$OUT/sass_mix.txt" 2>&1
+  WHOLE=1 timeout 60 bash scripts/sass_mix.sh >> "$OUT/sass_mix.txt" 2>&1
+  stamp "sass mix"
+}
 peer=--peer
 { has --no-peer || [ $DRY = 1 ]; } && peer=""
 # the order of the runs: --runs LIST (names of the run_ functions above, comma-separated; the peer runs in the
@@ -312,6 +319,7 @@ peer=--peer
 runs="base profile singles ncu"
 has --recompute && runs+=" nocache"
 has --dpo && runs+=" dpo"
+runs+=" sass"
 prev=""
 for a in "$@"; do [ "$prev" = --runs ] && runs=${a//,/ }; prev=$a; done
 peer_done=0

@@ -18,8 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=${1:-cuda/attention_tc3.cu}
 RX=${2:-attn_tc4_.*Lb1}
-CUOBJDUMP=${CUOBJDUMP:-cuobjdump}
-command -v "$CUOBJDUMP" > /dev/null || { echo "sass_mix: no cuobjdump (set CUOBJDUMP; see the header)" >&2; exit 2; }
+# cuobjdump: $CUOBJDUMP, else on PATH, else beside nvcc
+CUOBJDUMP=${CUOBJDUMP:-$(command -v cuobjdump || echo "$(dirname "$(command -v nvcc || echo .)")/cuobjdump")}
+[ -x "$CUOBJDUMP" ] || command -v "$CUOBJDUMP" > /dev/null ||
+  { echo "sass_mix: no cuobjdump (set CUOBJDUMP; see the header)" >&2; exit 2; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cu="$SRC"
