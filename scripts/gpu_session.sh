@@ -315,7 +315,8 @@ peer=--peer
 # from the end
 # (the default fits one device call of a 15-minute session, ~8.5 minutes on an H200 by the twelfth session's
 # timings; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
-# runs all passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 and lean were slower)
+# runs all passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 and lean were slower);
+# sass (the attention kernels' SASS mix, seconds) always last
 runs="base profile singles ncu"
 has --recompute && runs+=" nocache"
 has --dpo && runs+=" dpo"
