@@ -351,7 +351,8 @@ static __device__ __forceinline__ void t3_dq_ds(float ds[2][4], const float (*s)
         for (int e = 0; e < 4; e++) {
             const int r = e >> 1;
             const float p = exp2_ftz(s[u][e] * sl2 - lse2[r]);
-            const float v = T3Scale<HD>::POW2 ? p * __fmaf_rn(dp[u][e], scale, -Dsc[r]) : p * (dp[u][e] - Dr[r]) * scale;
+            const float v = T3Scale<HD>::POW2 ? p * __fmaf_rn(dp[u][e], scale, -Dsc[r])
+                                              : p * (dp[u][e] - Dr[r]) * scale;
             ds[u][e] = MASK && c0 + 8 * u + 2 * tg + (e & 1) >= lim[r] ? 0.0f : v;
         }
 }

@@ -127,7 +127,9 @@ static void glu_bwd_pack(uint16_t *dgu, const uint16_t *dout, const uint16_t *ga
     if (FF % 8 == 0 && cu_aligned16(dgu, dout, gate, up, up))
         glu_bwd_pack_k<A, 8><<<dim3((unsigned)((FF / 8 + 255) / 256), gy), 256, 0, cu_stream()>>>(dgu, dout, gate, up,
                                                                                                  N, FF);
-    else glu_bwd_pack_k<A, 1><<<dim3((unsigned)((FF + 255) / 256), gy), 256, 0, cu_stream()>>>(dgu, dout, gate, up, N, FF);
+    else
+        glu_bwd_pack_k<A, 1><<<dim3((unsigned)((FF + 255) / 256), gy), 256, 0, cu_stream()>>>(dgu, dout, gate, up,
+                                                                                               N, FF);
     CUDA_LAUNCH_CHECK(what);
 }
 #endif

@@ -8,13 +8,13 @@
 
 #define OPS(X)                                                                                                      \
     X(zero) X(copy) X(upload) X(download) X(matmul) X(matmul16) X(to_bf16) X(rmsnorm_fwd16) X(swiglu_fwd16)         \
-    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many)              \
-    X(embed_fwd) X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd)             \
-    X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd)         \
-    X(geglu_bwd) X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)   \
-    X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(swiglu_bwd_pack_b16) X(geglu_bwd_pack_b16) X(rope_fwd_b16)         \
-    X(rope_bwd_b16) X(rope_bwd_pack_b16) X(attn_fwd_b16) X(attn_bwd_b16) X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows)         \
-    X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)
+    X(geglu_fwd16) X(swiglu_bwd16) X(geglu_bwd16) X(xent_bwd16) X(add) X(scale) X(sumsq) X(sumsq_many) X(embed_fwd) \
+    X(embed_bwd) X(gather_rows) X(scatter_rows) X(add_rows) X(add_rows_b16) X(rmsnorm_fwd) X(rmsnorm_bwd)           \
+    X(rope_fwd) X(rope_bwd) X(attn_fwd) X(attn_bwd) X(swiglu_fwd) X(swiglu_bwd) X(geglu_fwd) X(geglu_bwd)           \
+    X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)                 \
+    X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(swiglu_bwd_pack_b16)  \
+    X(geglu_bwd_pack_b16) X(rope_fwd_b16) X(rope_bwd_b16) X(rope_bwd_pack_b16) X(attn_fwd_b16) X(attn_bwd_b16)      \
+    X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows) X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };

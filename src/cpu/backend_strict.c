@@ -424,7 +424,8 @@ static void strict_rope_bwd_pack_b16(uint16_t *dqkv, const uint16_t *dq, const u
     const int *ps;
     const float *css, *sns;
     rope_tables(OP, pos, cs, sn, N, HD, &ps, &css, &sns);
-    size_t qd = (size_t)(NH > 0 ? NH : 0) * (size_t)(HD > 0 ? HD : 0), kd = (size_t)(NKV > 0 ? NKV : 0) * (size_t)(HD > 0 ? HD : 0);
+    size_t qd = (size_t)(NH > 0 ? NH : 0) * (size_t)(HD > 0 ? HD : 0),
+           kd = (size_t)(NKV > 0 ? NKV : 0) * (size_t)(HD > 0 ? HD : 0);
     g_cpu->rope_bwd_pack_b16(H(dqkv, N * (qd + 2 * kd), "dqkv"), H(dq, N * qd, "dq"), H(dk, N * kd, "dk"),
                              H(dv, N * kd, "dv"), ps, css, sns, N, NH, NKV, HD);
 }

@@ -504,7 +504,8 @@ static void t_autocast16(size_t N, int C, int FF) {
         for (size_t r = 0; r < N; r++)
             for (int c = 0; c < FF; c++)
                 bad += pk[r * 2 * FF + c] != g2[r * FF + c] || pk[r * 2 * FF + FF + c] != g2[nf + r * FF + c];
-        CHECK(bad == 0, "%s_bwd_pack_b16 N=%zu FF=%d: %zu of %zu positions differ from the unpacked op's", act, N, FF, bad, nf);
+        CHECK(bad == 0, "%s_bwd_pack_b16 N=%zu FF=%d: %zu of %zu positions differ from the unpacked op's", act, N, FF,
+              bad, nf);
         free(pk), gpu->free(d_pk);
     }
     /* y16[N,FF] = bf16(x16 W^T): the gate / up projections; sum_k |x16[i,k] W[j,k]| and, for dX below,
@@ -684,8 +685,9 @@ static void t_rope(size_t N, int H, int HD, int max_pos) {
         const int NKV = (H + 1) / 2;
         const size_t kd = (size_t)NKV * HD, qd = (size_t)H * HD, ld = qd + 2 * kd, nk = N * kd, np = N * ld;
         float *kf = hrand(2 * nk, -2, 2);
-        uint16_t *kv16 = sd_alloc(2 * nk * 2, "dk dv"), *want = sd_alloc(np * 2, "want"), *got = sd_alloc(np * 2, "got"),
-                 *cpu_p = sd_alloc(np * 2, "cpu packed"), *rq = sd_alloc(nx * 2, "rq"), *rk = sd_alloc(nk * 2, "rk");
+        uint16_t *kv16 = sd_alloc(2 * nk * 2, "dk dv"), *want = sd_alloc(np * 2, "want"),
+                 *got = sd_alloc(np * 2, "got"), *cpu_p = sd_alloc(np * 2, "cpu packed"), *rq = sd_alloc(nx * 2, "rq"),
+                 *rk = sd_alloc(nk * 2, "rk");
         cpu->to_bf16(kv16, kf, 2 * nk);
         uint16_t *d_q = up(x16, nx * 2), *d_k = up(kv16, nk * 2), *d_v = up(kv16 + nk, nk * 2),
                  *d_y = gpu->alloc(np * 2, "packed");

@@ -56,7 +56,8 @@ static void pack_checks(const int *pos, int N, int MAXP) {
     memset(got, 0xff, N * ld * 2);
     be->rope_bwd_pack_b16(got, q, k, v, pos, cs, sn, N, NH, NKV, HD);
     CHECK(memcmp(got, want, N * ld * 2) == 0, "rope_bwd_pack_b16 differs from rope_bwd_b16 in place and copies");
-    CHECK(!memcmp(q0, q, N * qd * 2) && !memcmp(q0 + N * qd, k, N * kd * 2) && !memcmp(q0 + N * (qd + kd), v, N * kd * 2),
+    CHECK(!memcmp(q0, q, N * qd * 2) && !memcmp(q0 + N * qd, k, N * kd * 2) &&
+              !memcmp(q0 + N * (qd + kd), v, N * kd * 2),
           "rope_bwd_pack_b16 wrote its inputs");
     free(q0);
     memset(got, 0xff, N * ld * 2);

@@ -18,8 +18,8 @@ static void pack_check(const char *what, GluBwdB16 unpacked, GluBwdPackB16 cpu_p
     size_t n = N * (size_t)FF;
     float *f = sd_alloc(3 * n * 4, "inputs");
     fill(f, 3 * n, -6, 6);
-    uint16_t *in = sd_alloc(3 * n * 2, "bf16 inputs"), *dg = sd_alloc(2 * n * 2, "dg du"), *want = sd_alloc(2 * n * 2, "want"),
-             *got = sd_alloc(2 * n * 2, "got");
+    uint16_t *in = sd_alloc(3 * n * 2, "bf16 inputs"), *dg = sd_alloc(2 * n * 2, "dg du"),
+             *want = sd_alloc(2 * n * 2, "want"), *got = sd_alloc(2 * n * 2, "got");
     be->to_bf16(in, f, 3 * n); /* dout, gate, up */
     unpacked(dg, dg + n, in, in + n, in + 2 * n, N, FF);
     for (size_t r = 0; r < N; r++) {
