@@ -5,7 +5,8 @@
  * size so bytes_in_use reports exactly what the caller holds (the memory plan is checked against it). Op scratch
  * comes from CUDA's stream-ordered pool instead (cu_scratch) and is not counted, like the CPU ops' malloc scratch.
  * Ordering: see backend_cuda.h. upload and download synchronise the stream (the host buffer is free to reuse, the
- * downloaded bytes are final); zero and copy are enqueued and ordered before every later op. */
+ * downloaded bytes are final); zero and copy are enqueued and ordered before every later op. Between late_begin
+ * and late_end (backend.h) every op, zero, copy and op scratch included, goes to the late stream instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,13 @@ static struct {
     cudaStream_t stream;
     cudaStream_t side;             /* cu_fork's second stream (NULL until the first fork) */
     cudaEvent_t forked, joined;    /* its fork and join points */
+    /* the late queue (backend.h late_begin): a stream of the least priority, so that the block scheduler gives the
+     * main stream's blocks the SMs first and the late work fills what they leave (a GEMM's last wave, the gaps
+     * between kernels); cur is the stream the ops enqueue on (cu_stream()): stream, or late between late_begin and
+     * late_end; late_pending: late work not yet joined */
+    cudaStream_t late, cur;
+    cudaEvent_t late_from, late_done;
+    bool late_pending;
     cublasHandle_t blas;
     void *blas_ws; /* cuBLAS's workspace (cublasSetWorkspace), blas_ws_bytes; held for the process */
     size_t blas_ws_bytes;
@@ -36,7 +44,7 @@ static struct {
     size_t nblocks, cap;
 } g;
 
-cudaStream_t cu_stream(void) { return g.stream; }
+cudaStream_t cu_stream(void) { return g.cur; }
 int cu_env_choice(const char *name, int lo, int hi, int dflt) {
     const char *e = getenv(name);
     if (!e || !*e) return dflt;
@@ -48,8 +56,10 @@ int cu_env_choice(const char *name, int lo, int hi, int dflt) {
     return (int)v;
 }
 cudaStream_t cu_fork(void) {
-    if (!g.side) {
-        CUDA_CHECK(cudaStreamCreateWithFlags(&g.side, cudaStreamNonBlocking));
+    if (!g.side) { /* the main stream's priority: the two kernels of one op share the SMs as equals */
+        int least = 0, greatest = 0;
+        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+        CUDA_CHECK(cudaStreamCreateWithPriority(&g.side, cudaStreamNonBlocking, greatest));
         CUDA_CHECK(cudaEventCreateWithFlags(&g.forked, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventCreateWithFlags(&g.joined, cudaEventDisableTiming));
     }
@@ -60,6 +70,31 @@ cudaStream_t cu_fork(void) {
 void cu_join(void) {
     CUDA_CHECK(cudaEventRecord(g.joined, g.side));
     CUDA_CHECK(cudaStreamWaitEvent(g.stream, g.joined, 0));
+}
+static void cuda_late_begin(void) {
+    if (g.cur != g.stream) sd_die("cuda", "late_begin twice without late_end");
+    if (!g.late) {
+        int least = 0, greatest = 0;
+        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+        CUDA_CHECK(cudaStreamCreateWithPriority(&g.late, cudaStreamNonBlocking, least));
+        CUDA_CHECK(cudaEventCreateWithFlags(&g.late_from, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&g.late_done, cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaEventRecord(g.late_from, g.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(g.late, g.late_from, 0));
+    g.cur = g.late;
+    g.late_pending = true;
+}
+static void cuda_late_end(void) {
+    if (g.cur != g.late) sd_die("cuda", "late_end without late_begin");
+    g.cur = g.stream;
+}
+static void cuda_late_join(void) {
+    if (g.cur != g.stream) sd_die("cuda", "late_join between late_begin and late_end");
+    if (!g.late_pending) return;
+    CUDA_CHECK(cudaEventRecord(g.late_done, g.late));
+    CUDA_CHECK(cudaStreamWaitEvent(g.stream, g.late_done, 0));
+    g.late_pending = false;
 }
 cublasHandle_t cu_blas(void) { return g.blas; }
 bool cu_tf32(void) { return g.tf32; }
@@ -119,7 +154,11 @@ static void init_once(void) {
         sd_die("cuda", "%s: compute capability %d.%d is too old (the backend is built for sm_80 / sm_90)", g.name,
                prop.major, prop.minor);
     CUDA_CHECK(cudaDeviceGetAttribute(&g.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, g.device));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
+    /* the greatest priority: the late queue's blocks (least) wait for the SMs this stream's blocks leave */
+    int least = 0, greatest = 0;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&g.stream, cudaStreamNonBlocking, greatest));
+    g.cur = g.stream;
     CUBLAS_CHECK(cublasCreate(&g.blas));
     CUBLAS_CHECK(cublasSetStream(g.blas, g.stream));
     /* cuBLAS's workspace at the size NVIDIA recommends (cublasSetWorkspace: 32 MiB from Hopper on, 4 MiB before), as
@@ -145,7 +184,9 @@ const char *cuda_device_name(void) {
     return g.name;
 }
 void cuda_synchronize(void) {
-    if (g.ready) CUDA_CHECK(cudaStreamSynchronize(g.stream));
+    if (!g.ready) return;
+    cuda_late_join();
+    CUDA_CHECK(cudaStreamSynchronize(g.stream));
 }
 void *cuda_stream(void) {
     init_once();
@@ -186,7 +227,7 @@ static void cuda_free(void *p) {
     g.in_use -= g.blocks[i - 1].bytes;
     g.blocks[i - 1] = g.blocks[g.nblocks - 1];
     g.nblocks--;
-    CUDA_CHECK(cudaStreamSynchronize(g.stream)); /* enqueued ops may still use p */
+    cuda_synchronize(); /* enqueued ops, late ones too, may still use p */
     CUDA_CHECK(cudaFree(p));
 }
 
@@ -199,7 +240,7 @@ static size_t cuda_mem_free(void) {
 }
 
 static void cuda_zero(void *p, size_t bytes) {
-    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.stream));
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.cur));
 }
 
 /* backend -> backend; overlapping ranges behave like memmove (through a scratch copy) */
@@ -208,12 +249,12 @@ static void cuda_copy(void *dst, const void *src, size_t bytes) {
     const char *d = (const char *)dst, *s = (const char *)src;
     if (d < s + bytes && s < d + bytes) {
         void *tmp = cu_scratch(bytes, "overlapping copy");
-        CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
-        CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, g.stream));
+        CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, g.cur));
+        CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, g.cur));
         cu_scratch_free(tmp);
         return;
     }
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g.cur));
 }
 
 void cu_upload(void *dst, const void *host_src, size_t bytes) {
@@ -229,7 +270,7 @@ void cu_download(void *host_dst, const void *src, size_t bytes) {
 
 void *cu_scratch(size_t bytes, const char *what) {
     void *p = NULL;
-    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, g.stream);
+    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, g.cur); /* freed on the same stream */
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         size_t fr = 0, tot = 0;
@@ -248,7 +289,7 @@ size_t cuda_peak_bytes(void) {
     return g.peak_in_use + (size_t)high;
 }
 void cu_scratch_free(void *p) {
-    if (p) CUDA_CHECK(cudaFreeAsync(p, g.stream));
+    if (p) CUDA_CHECK(cudaFreeAsync(p, g.cur));
 }
 
 /* ---- the table ---- */
@@ -329,6 +370,9 @@ const Backend *backend_cuda(void) {
         b.adamw_sumsq = cuda_adamw_sumsq;
         b.host_addressable = false; /* collectives stage through host (MPI) or go to NCCL on this stream */
         b.sync = cuda_synchronize;  /* NCCL orders its streams after the backend's work through this */
+        b.late_begin = cuda_late_begin;
+        b.late_end = cuda_late_end;
+        b.late_join = cuda_late_join;
         g_cuda = b;
     }
     return &g_cuda;

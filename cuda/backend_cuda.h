@@ -11,7 +11,8 @@
  * values (attention reads cu_seqlens, embed_bwd reads ids) synchronise it, so "after an op returns, its results
  * are visible to download" holds exactly as on the CPU backend. Code that touches backend memory by other means
  * (NCCL on another stream, CUDA-aware MPI, host reads of managed memory) must call cuda_synchronize() first, or
- * enqueue its work on cuda_stream().
+ * enqueue its work on cuda_stream(). The late queue (backend.h late_begin) is a second stream of the least
+ * priority (the main one has the greatest); cuda_synchronize() and free wait for it too, download does not.
  * Ownership: backend_cuda() returns static storage; the stream and cuBLAS handle live until the process ends.
  */
 #ifndef SD_BACKEND_CUDA_H
@@ -33,7 +34,7 @@ void cuda_set_device_from_local_rank(void);
 const Backend *backend_cuda(void);
 /* "NVIDIA H100 80GB HBM3 (device 0, sm_90)" of the current device; static storage. */
 const char *cuda_device_name(void);
-/* Waits for every op enqueued so far. */
+/* Waits for every op enqueued so far, the late queue's included. */
 void cuda_synchronize(void);
 /* Peak device bytes: the high-water mark of the backend's allocations plus that of the op scratch pool (two
  * maxima that may come at different times, so at most a slight overestimate); comparable to torch's

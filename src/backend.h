@@ -72,6 +72,17 @@ typedef struct Backend {
      * own streams (NCCL) touches the buffers. NULL for a backend whose ops have finished when they return; a GPU
      * backend with asynchronous ops must set it (cuda_synchronize), or parallel.backend: nccl refuses it. */
     void (*sync)(void);
+    /* A second, low-priority queue for work that nothing else of the step reads until it has joined (AdamW inside
+     * the backward, optim.c): the ops called between late_begin() and late_end() start after all the work queued
+     * before late_begin() and run beside the work queued after them; late_join() queues everything after it behind
+     * them (free and sync join first by themselves; upload and download do not, so that the ops which read a host
+     * value keep running beside the late work). Only ops without a matmul may run late (a GPU backend's BLAS
+     * handle stays on the main queue). NULL, all three, on a backend whose ops have finished
+     * when they return (the CPU's): the late ops then run where they are called, an order the results of which
+     * must not differ. */
+    void (*late_begin)(void);
+    void (*late_end)(void);
+    void (*late_join)(void);
 
     /* memory (bytes) */
     void *(*alloc)(size_t bytes, const char *what); /* zeroed; never NULL (dies naming what) */

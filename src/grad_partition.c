@@ -29,8 +29,7 @@ static int bucket_of(const Model *m, int i) {
     return GRAD_BUCKET_HEAD; /* the final norm, an untied LM head */
 }
 
-/* the flat range [*start, *start + *n) of bucket b; false when this stage has no such bucket */
-static bool bucket_range(const Model *m, int b, size_t *start, size_t *n) {
+bool model_grad_bucket_range(const Model *m, int b, size_t *start, size_t *n) {
     size_t s = SIZE_MAX, e = 0, sum = 0;
     for (int i = 0; i < m->nspecs; i++) {
         if (bucket_of(m, i) != b) continue;
@@ -52,7 +51,7 @@ void model_partition_init(Model *m, int shards, int shard) {
     GradPartition *gp = &m->gp;
     size_t st, n;
     for (int b = GRAD_BUCKET_EMBED; b < m->L_loc; b++)
-        if (bucket_range(m, b, &st, &n) && n > gp->bucket_cap) gp->bucket_cap = n;
+        if (model_grad_bucket_range(m, b, &st, &n) && n > gp->bucket_cap) gp->bucket_cap = n;
     gp->bucket = be->alloc(sd_mul_size(gp->bucket_cap ? gp->bucket_cap : 1, sizeof(float), "gradient bucket"),
                            "gradient bucket");
     gp->resident_spec = -1;
@@ -74,7 +73,7 @@ void model_partition_views(Model *m) {
     for (int i = 0; i < m->nspecs; i++) {
         int b = bucket_of(m, i);
         size_t st = 0, n;
-        if (b != GRAD_RESIDENT) bucket_range(m, b, &st, &n);
+        if (b != GRAD_RESIDENT) model_grad_bucket_range(m, b, &st, &n);
         /* every layer's views share the bucket: one layer's backward runs at a time */
         model_set_grad_view(m, i, b == GRAD_RESIDENT ? m->gp.resident : m->gp.bucket + (m->specs[i].offset - st));
     }
@@ -90,7 +89,7 @@ size_t model_partition_offset(const Model *m, const float *dW) {
 
 void model_grad_bucket_begin(Model *m, int b) {
     size_t st, n;
-    if (!m->partitioned || !bucket_range(m, b, &st, &n)) return;
+    if (!m->partitioned || !model_grad_bucket_range(m, b, &st, &n)) return;
     m->gp.bucket_off = st;
     for (int i = 0; i < m->nspecs; i++)
         if (bucket_of(m, i) == b) m->gfresh[i] = true; /* the bucket holds another's: the first write overwrites */
@@ -98,7 +97,11 @@ void model_grad_bucket_begin(Model *m, int b) {
 
 void model_grad_bucket_end(Model *m, int b) {
     size_t st, n;
-    if (!m->partitioned || !bucket_range(m, b, &st, &n)) return;
+    if (!m->partitioned) {
+        model_grads_done(m, b); /* the update inside the backward, when armed */
+        return;
+    }
+    if (!model_grad_bucket_range(m, b, &st, &n)) return;
     GradPartition *gp = &m->gp;
     for (int i = 0; i < m->nspecs; i++)
         if (bucket_of(m, i) == b && m->gfresh[i]) { /* nothing wrote it this micro-batch */

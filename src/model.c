@@ -554,16 +554,34 @@ void model_grads_begin(Model *m) {
     if (m->partitioned) m->be->zero(m->grads, (m->grads_to - m->grads_from) * sizeof(float));
 }
 
+/* spec i's gradient, when nothing of this step wrote it: zeroed, as the step's gradient of a tensor it never
+ * reached */
+static void grad_settle(Model *m, int i) {
+    if (!m->gfresh || !m->gfresh[i]) return;
+    size_t n = m->specs[i].numel;
+    float *g = m->partitioned ? m->gp.resident : grad_of(m, i, &n);
+    m->be->zero(g, n * sizeof(float));
+    m->gfresh[i] = false;
+}
+
 void model_grads_end(Model *m) {
-    for (int i = 0; m->gfresh && i < m->nspecs; i++)
-        if (m->gfresh[i]) {
-            /* partitioned: the buckets were handed over; only the resident tied gradient is still here */
-            if (m->partitioned && i != m->gp.resident_spec) continue;
-            size_t n = m->specs[i].numel;
-            float *g = m->partitioned ? m->gp.resident : grad_of(m, i, &n);
-            m->be->zero(g, n * sizeof(float));
-            m->gfresh[i] = false;
-        }
+    for (int i = 0; i < m->nspecs; i++)
+        /* partitioned: the buckets were handed over; only the resident tied gradient is still here */
+        if (!m->partitioned || i == m->gp.resident_spec) grad_settle(m, i);
+}
+
+void model_set_grad_done(Model *m, GradDone d) {
+    m->gdone = d;
+    if (!d.done) m->gdone_armed = false;
+}
+void model_arm_grad_done(Model *m, bool on) { m->gdone_armed = on && m->gdone.done; }
+
+void model_grads_done(Model *m, int b) {
+    size_t st, n;
+    if (!m->gdone_armed || m->partitioned || !model_grad_bucket_range(m, b, &st, &n)) return;
+    for (int i = 0; i < m->nspecs; i++)
+        if (m->specs[i].offset >= st && m->specs[i].offset < st + n) grad_settle(m, i);
+    m->gdone.done(m->gdone.ctx, m, st, n);
 }
 
 /* the spec whose gradient starts at dW (a view model.c made: it is one) */

@@ -93,6 +93,16 @@ typedef struct GradSink {
     void *ctx;
 } GradSink;
 
+/* Where a gradient bucket goes the moment the armed backward (model_arm_grad_done) has completed it: the
+ * optimizer's update inside the backward (optim.h optim_overlap_begin). done(ctx, m, off, n) gets the flat range
+ * [off, off + n) of a bucket (a layer, the final norm with an untied LM head, a dense untied embedding: the
+ * GradPartition buckets) whose gradient is final for the step (what nothing wrote zeroed first) and whose
+ * parameters no later op of the step reads. Never called for a partitioned gradient. */
+typedef struct GradDone {
+    void (*done)(void *ctx, struct Model *m, size_t off, size_t n);
+    void *ctx;
+} GradDone;
+
 /* ZeRO-2's gradient partitioning (ModelOpts.grad_shards > 1; grad_partition.c), as DeepSpeed's stage 2 holds
  * gradients: m->grads holds only this rank's shard of the flat gradient, [grads_from, grads_to). The backward of
  * each micro-batch writes one bucket at a time into `bucket` and hands it to the sink as soon as it is complete: a
@@ -208,6 +218,8 @@ typedef struct Model {
     size_t prep_elems;
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;
+    GradDone gdone;                      /* model_set_grad_done; called while gdone_armed */
+    bool gdone_armed;
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to
@@ -379,6 +391,10 @@ void model_params_to_host(const Model *m, float *host);
  * data-parallel group's all-gather of the bf16 copy and of the fp32-read parameters; the copy is fresh again.
  * No-op otherwise. */
 void model_params_allgather(Model *m);
+/* The callback of completed gradient buckets (GradDone; {0}: none), and whether the backwards from now on call it
+ * (the trainer arms it around a step's last backward: earlier ones leave the gradients incomplete). */
+void model_set_grad_done(Model *m, GradDone d);
+void model_arm_grad_done(Model *m, bool on);
 /* The sink of a partitioned gradient (GradPartition): required before the first backward of such a model. */
 void model_set_grad_sink(Model *m, GradSink sink);
 /* After the step's last backward and model_grads_end (and the pipeline's tied-gradient sum): hands the resident

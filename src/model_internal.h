@@ -144,6 +144,11 @@ size_t model_partition_offset(const Model *m, const float *dW);
  * partitioned, or when this stage has no such bucket. */
 void model_grad_bucket_begin(Model *m, int b);
 void model_grad_bucket_end(Model *m, int b);
+/* the flat range [*start, *start + *n) of bucket b; false when this stage has no such bucket */
+bool model_grad_bucket_range(const Model *m, int b, size_t *start, size_t *n);
+/* model.c: unpartitioned, after the backward's writes of bucket b: what nothing wrote zeroed, then GradDone, when
+ * armed (no-op otherwise) */
+void model_grads_done(Model *m, int b);
 void model_partition_free(Model *m);
 /* model.c: shard `shard` of `shards` of the flat buffers (nalloc elements, a multiple of shards): its flat range
  * [*from, *to) and a zeroed backend allocation of its floats (the caller owns it); dies on a bad cut */

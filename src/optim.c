@@ -1,7 +1,9 @@
 /* optim.c — see optim.h. */
 #include "optim.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "comm.h"
 #include "util.h"
 
@@ -29,6 +31,7 @@ void optim_free(Optim *o, const Backend *be) {
     be->free(o->exp_avg);
     be->free(o->exp_avg_sq);
     if (o->ss) be->free(o->ss);
+    free(o->ov_done);
     free(o);
 }
 
@@ -74,29 +77,36 @@ double optim_grad_norm(const Model *m, const ZeroPlan *plan) {
     return norm_reduce(m, plan, s);
 }
 
-/* One AdamW update over the pieces this rank owns, with the gradients times gscale; with ss (backend memory, a
- * double per piece, gscale 1) each piece's gradient sum of squares formed as AdamW reads it (adamw_sumsq). Then the
- * bf16 compute weights: all written when this rank updated every parameter; under ZeRO (stage >= 1, dp > 1) the
- * other ranks' shards arrive by the all-gather, so the copy is stale until the next step's refresh. */
-static void step_pieces(Optim *o, Model *m, double lr, float gscale, double *ss) {
+/* t (AdamW's update count, this update's) and the bias corrections of the update about to be made */
+static void update_begin(Optim *o, double *bc1, double *bc2) {
+    o->step++;
+    double t = (double)(o->step - o->skipped);
+    *bc1 = 1.0 - pow(o->beta1, t), *bc2 = 1.0 - pow(o->beta2, t);
+}
+
+/* AdamW on piece i of the pieces this rank owns, with its gradient times gscale; with ss (backend memory, a double
+ * per piece, gscale 1) the piece's gradient sum of squares formed as AdamW reads it (adamw_sumsq), into ss[i] */
+static void update_piece(Optim *o, Model *m, int i, double lr, double bc1, double bc2, float gscale, double *ss) {
     const Backend *be = m->be;
     const ZeroPlan *z = o->plan;
-    o->step++;
-    double t = (double)(o->step - o->skipped); /* AdamW's update count */
-    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-    for (int i = 0; i < z->npieces; i++) {
-        const OwnedPiece *pc = &z->pieces[i];
-        size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-        uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
-        GradRows rows; /* the sparse embedding gradient's held rows (model.h), else dense */
-        const float *g = model_grad_range(m, off, n, &rows);
-        const GradRows *gr = rows.map ? &rows : NULL;
-        float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
-        uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
-        double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
-        if (ss) be->adamw_sumsq(ss + i, p, p16, g, gr, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
-        else be->adamw(p, p16, g, gr, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
-    }
+    const OwnedPiece *pc = &z->pieces[i];
+    size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
+    uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
+    GradRows rows; /* the sparse embedding gradient's held rows (model.h), else dense */
+    const float *g = model_grad_range(m, off, n, &rows);
+    const GradRows *gr = rows.map ? &rows : NULL;
+    float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
+    uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
+    double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
+    if (ss) be->adamw_sumsq(ss + i, p, p16, g, gr, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
+    else be->adamw(p, p16, g, gr, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
+}
+
+/* after every piece's update: the bf16 compute weights are all written when this rank updated every parameter;
+ * under ZeRO (stage >= 1, dp > 1) the other ranks' shards arrive by the all-gather, so the copy is stale until the
+ * next step's refresh */
+static void update_end(Optim *o, Model *m) {
+    const ZeroPlan *z = o->plan;
     if (z->stage == 0 || z->dp == 1) model_weights16_written(m);
     else model_weights_changed(m); /* fresh after the all-gather (sharded master weights) or the next refresh */
 }
@@ -106,7 +116,10 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
      * first; the fp32 products are the same, one pass over the gradients fewer) */
     float gscale = 1.0f;
     if (o->max_grad_norm > 0 && grad_norm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (grad_norm + 1e-6));
-    step_pieces(o, m, lr, gscale, NULL);
+    double bc1, bc2;
+    update_begin(o, &bc1, &bc2);
+    for (int i = 0; i < o->plan->npieces; i++) update_piece(o, m, i, lr, bc1, bc2, gscale, NULL);
+    update_end(o, m);
 }
 
 bool optim_fuses_norm(const Optim *o, const Model *m) { return o->max_grad_norm <= 0 && m->be->adamw_sumsq; }
@@ -116,7 +129,19 @@ double optim_step_norm(Optim *o, Model *m, double lr) {
     const ZeroPlan *z = o->plan;
     if (!optim_fuses_norm(o, m)) sd_die("optim", "optim_step_norm: clipping is on or the backend cannot fuse the norm");
     if (!o->ss) o->ss = be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
-    step_pieces(o, m, lr, 1.0f, o->ss);
+    double bc1, bc2;
+    if (o->ov_on) { /* begun inside the backward: the rest of the pieces, late too, then everything joined */
+        model_set_grad_done(m, (GradDone){0});
+        if (be->late_begin) be->late_begin();
+        for (int i = 0; i < z->npieces; i++)
+            if (!o->ov_done[i]) update_piece(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss);
+        if (be->late_begin) be->late_end(), be->late_join();
+        o->ov_on = false;
+    } else {
+        update_begin(o, &bc1, &bc2);
+        for (int i = 0; i < z->npieces; i++) update_piece(o, m, i, lr, bc1, bc2, 1.0f, o->ss);
+    }
+    update_end(o, m);
     /* every piece's sum at once (one round trip to a GPU), added in piece order as optim_grad_norm adds them */
     double *ss = sd_alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm");
     be->download(ss, o->ss, sizeof(double) * (size_t)z->npieces);
@@ -125,4 +150,55 @@ double optim_step_norm(Optim *o, Model *m, double lr) {
         if (norm_counts(m, &z->pieces[i])) s += ss[i];
     free(ss);
     return norm_reduce(m, z, s);
+}
+
+bool optim_overlap_env(void) {
+    const char *e = getenv("SIMPO_ADAMW_OVERLAP");
+    if (!e || !*e || strcmp(e, "0") == 0) return false;
+    if (strcmp(e, "1") != 0) sd_die("SIMPO_ADAMW_OVERLAP", "expected 0 or 1, found \"%s\"", e);
+    return true;
+}
+
+const char *optim_overlap_why_not(const Optim *o, const Model *m, bool nonfinite_skip, int dp) {
+    if (o->max_grad_norm > 0) return "optim.max_grad_norm > 0: clipping needs the norm before any update";
+    if (!m->be->adamw_sumsq) return "the backend forms no gradient norm inside AdamW";
+    if (nonfinite_skip) return "train.nonfinite: skip needs the norm before any update";
+    if (dp > 1 || m->partitioned) return "more than one data-parallel rank: the gradients are reduced after the step";
+    return NULL;
+}
+
+/* GradDone (model.h): the flat range [off, off + n) has its final gradient; its pieces' updates, late */
+static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
+    Optim *o = ctx;
+    const ZeroPlan *z = o->plan;
+    const Backend *be = m->be;
+    static int trace = -1;
+    if (trace < 0) trace = getenv("SIMPO_TRACE") && strstr(getenv("SIMPO_TRACE"), "adamw");
+    if (be->late_begin) be->late_begin();
+    int done = 0;
+    for (int i = 0; i < z->npieces; i++) {
+        const OwnedPiece *pc = &z->pieces[i];
+        if (pc->flat.end <= off || pc->flat.start >= off + n) continue;
+        if (pc->flat.start < off || pc->flat.end > off + n)
+            sd_die("optim", "piece of '%s' straddles a gradient bucket's end", m->specs[pc->param].name);
+        if (o->ov_done[i]) sd_die("optim", "the gradient of '%s' completed twice in one step", m->specs[pc->param].name);
+        update_piece(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss);
+        o->ov_done[i] = true;
+        done++;
+    }
+    if (be->late_begin) be->late_end();
+    if (trace) fprintf(stderr, "[adamw] step %ld: %d pieces of flat [%zu, %zu) updated in the backward\n", o->step, done,
+                       off, off + n);
+}
+
+void optim_overlap_begin(Optim *o, Model *m, double lr) {
+    const ZeroPlan *z = o->plan;
+    if (optim_overlap_why_not(o, m, false, z->dp)) sd_die("optim", "optim_overlap_begin: %s", optim_overlap_why_not(o, m, false, z->dp));
+    if (!o->ss) o->ss = m->be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
+    if (!o->ov_done) o->ov_done = sd_alloc(sizeof(bool) * (size_t)(z->npieces + 1), "overlapped pieces");
+    memset(o->ov_done, 0, sizeof(bool) * (size_t)(z->npieces + 1));
+    update_begin(o, &o->ov_bc1, &o->ov_bc2);
+    o->ov_lr = lr;
+    o->ov_on = true;
+    model_set_grad_done(m, (GradDone){bucket_done, o});
 }

@@ -616,6 +616,16 @@ int train_run(const Config *c, const TrainOptions *opt) {
     install_stop_handlers();
     const char *inj = getenv("SIMPO_INJECT_NONFINITE"); /* tests: a NaN gradient on rank 0 at this step */
     long inject_step = inj ? atol(inj) : 0;
+    /* AdamW inside the backward (optim.h optim_overlap_begin): asked for by SIMPO_ADAMW_OVERLAP=1 */
+    bool overlap = false;
+    if (optim_overlap_env()) {
+        const char *why = inj ? "SIMPO_INJECT_NONFINITE: its NaN comes after the backward, which the update read"
+                              : optim_overlap_why_not(t->optim, m, c->nonfinite_skip, g->dp);
+        overlap = !why;
+        if (g->rank == 0)
+            fprintf(stderr, "simpo_dist: AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): %s%s\n", why ? "off, " : "on",
+                    why ? why : "");
+    }
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     double t_start = sd_now();
@@ -628,6 +638,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
         long chosen_tokens = 0;
         for (long i = 0; i < B; i++) chosen_tokens += t->data->pairs[idx[i]].n_chosen;
         model_grads_begin(m); /* no zeroing pass: the first write of each gradient overwrites it */
+        double lr = optim_lr_at(t->optim, t->optim->step), gn;
+        const long step_no = t->optim->step + 1;
+        if (overlap) optim_overlap_begin(t->optim, m, lr); /* the update begins in the last backward */
         /* the parameters are fixed from here to the optimizer step; the bf16 copy is fresh when the optimizer wrote
          * it along with them (it updated every parameter on this rank) */
         if (!m->w16_fresh) model_refresh_weights16(m);
@@ -636,7 +649,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          (int)mbp, B, chosen_tokens, c->prefix_sharing};
         step_run_microbatches(&work, acc);
         model_grads_end(m);
-        if (inject_step == t->optim->step + 1 && g->rank == 0) { /* tests */
+        if (inject_step == step_no && g->rank == 0) { /* tests */
             float nan = NAN;
             size_t end = m->grads_to < m->nparams ? m->grads_to : m->nparams; /* the held elements, not padding */
             m->be->upload(model_grad_at(m, m->grads_from + (end - m->grads_from) / 2), &nan, sizeof nan);
@@ -647,14 +660,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
         model_sparse_embed_allreduce(m); /* the held embedding rows (the flat buffer starts after them) */
         comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
-        double lr = optim_lr_at(t->optim, t->optim->step), gn;
-        const long step_no = t->optim->step + 1;
-        if (optim_fuses_norm(t->optim, m) && !c->nonfinite_skip && isfinite(acc[0])) {
+        if (overlap || (optim_fuses_norm(t->optim, m) && !c->nonfinite_skip && isfinite(acc[0]))) {
             /* nothing clips, so the norm need not come before the update, and a non-finite one stops the run
              * without writing anything: formed as AdamW reads the gradients, one pass over them fewer (the peer's
-             * torch.optim.AdamW without clipping forms none) */
+             * torch.optim.AdamW without clipping forms none); begun inside the backward, the rest of it */
             gn = optim_step_norm(t->optim, m, lr);
-            if (!isfinite(gn)) stop_nonfinite(t, step_no, acc[0], gn);
+            if (!isfinite(gn) || !isfinite(acc[0])) stop_nonfinite(t, step_no, acc[0], gn);
             gather_params(t);
         } else {
             gn = optim_grad_norm(m, t->plan);

@@ -56,6 +56,9 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     CommReq *fwd_req = sd_calloc((size_t)m->nslots * 2, sizeof(CommReq), "send requests"), *bwd_req = fwd_req + m->nslots;
     const char *trace = getenv("SIMPO_TRACE");
     int tracing = trace && strstr(trace, "pp");
+    int last_bwd = -1; /* the step's last backward: where the gradients become final (model_arm_grad_done) */
+    for (int k = 0; k < na; k++)
+        if (plan[k].op == PP_BWD) last_bwd = k;
     for (int k = 0; k < na; k++) {
         int i = plan[k].mb, slot = i % m->nslots;
         MicroBatch *mb = mbs[i];
@@ -83,7 +86,9 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
             break;
         case PP_BWD:
             comm_wait(&bwd_req[slot]);
+            model_arm_grad_done(m, k == last_bwd); /* the optimizer's update inside it, where one is set */
             model_backward_slot(m, mb, slot, dsum + (size_t)i * 2 * (size_t)mbp);
+            model_arm_grad_done(m, false);
             break;
         case PP_SEND_BWD:
             comm_isend_f32(g, GROUP_PP, model_stage_grad(m, slot), nc, stage - 1, 2 * i + 1, &bwd_req[slot]);

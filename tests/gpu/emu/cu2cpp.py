@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """cu2cpp.py IN.cu OUT.cpp — rewrites a CUDA source for the CPU emulation (docs/gpu.md, "Without a GPU"):
-kernel<<<grid, block[, smem[, stream]]>>>(args);  ->  emu_launch(emu_cfg(grid, block, smem, stream), [&]() { kernel(args); });
+kernel<<<grid, block[, smem[, stream]]>>>(args);  ->  emu_launch(emu_cfg(grid, block, smem, stream), [=]() { kernel(args); });
+(the arguments captured by value, as a launch copies them: a launch on a late stream runs later, emu.cpp)
 extern __shared__ [__align__(N)] T name[];        ->  T *name = (T *)emu_dyn_smem();  (the emulation's dynamic
                                                       shared memory is 1 KB aligned)
 #include "x.cuh" (a header beside IN)       ->  its converted text, once (attn_launch.cuh launches kernels)
@@ -61,7 +62,7 @@ def convert(src):
             raise SystemExit("cu2cpp: no argument list after >>>")
         q = match_paren(src, p, '(', ')')
         out.append(src[pos:k0])
-        out.append('emu_launch(emu_cfg(%s), [&]() { %s%s; })' % (cfg, src[k0:i], src[p:q]))
+        out.append('emu_launch(emu_cfg(%s), [=]() { %s%s; })' % (cfg, src[k0:i], src[p:q]))
         pos = q
     return ''.join(out)
 

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <functional>
 
 #define __global__
 #define __device__
@@ -80,8 +81,13 @@ cudaError_t cudaGetDevice(int *d);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+/* priorities: least 0, greatest -5 (an H100's range); a stream made with the least is lazy (emu_lazy) */
+cudaError_t cudaDeviceGetStreamPriorityRange(int *least, int *greatest);
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t *s, unsigned flags, int priority);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
-/* events: the emulation runs every launch at once, in order, so recording and waiting order nothing */
+cudaError_t cudaDeviceSynchronize(void);
+/* events: an eager stream's work is done when it is queued; waiting for an event recorded on a lazy stream runs
+ * that stream's queue up to the record */
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags);
@@ -135,13 +141,24 @@ static inline int max(int a, int b) { return a > b ? a : b; }
 struct EmuCfg {
     dim3 grid, block;
     size_t smem;
+    cudaStream_t stream;
 };
 static inline EmuCfg emu_cfg(dim3 g, dim3 b, size_t smem = 0, cudaStream_t s = 0) {
-    EmuCfg c = {g, b, smem};
+    EmuCfg c = {g, b, smem, s};
     return c;
 }
 void emu_run(EmuCfg c, void (*invoke)(void *), void *arg);
+/* a stream of the least priority (cudaStreamCreateWithPriority) is lazy: its work waits in a queue until an event
+ * recorded after it is waited for, or the stream or device is synchronised; every other stream runs each launch at
+ * once. So a missing join (a read of the late work's results before waiting for it) reads the values from before
+ * it, as the worst timing on a GPU would */
+bool emu_lazy(cudaStream_t s);
+void emu_defer(cudaStream_t s, std::function<void()> fn);
 template <class F> static inline void emu_launch(EmuCfg c, F f) {
+    if (emu_lazy(c.stream)) {
+        emu_defer(c.stream, [c, f]() mutable { emu_run(c, [](void *a) { (*(F *)a)(); }, &f); });
+        return;
+    }
     emu_run(c, [](void *a) { (*(F *)a)(); }, &f);
 }
 void *emu_dyn_smem(void);

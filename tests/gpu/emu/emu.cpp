@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <vector>
 #include "cublasLt.h"
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
@@ -300,17 +301,76 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
     *v = SMEM_OPTIN;
     return cudaSuccess;
 }
+/* streams (cuda_runtime.h emu_lazy): an eager one runs its work when queued; a lazy one (the least priority) keeps
+ * it, in order, until something waits for it. Streams and events live until the process ends. */
+struct EmuStream {
+    bool lazy;
+    std::vector<std::function<void()>> q; /* queued work; q[done - base..] not run yet */
+    size_t enq, done;                     /* work items queued / run so far */
+};
+struct EmuEvent {
+    EmuStream *s; /* the lazy stream it was recorded on, or NULL (an eager stream's work is done) */
+    size_t upto;  /* that stream's enq at the record */
+};
+static std::vector<EmuStream *> g_lazy;
+static void stream_run(EmuStream *s, size_t upto) {
+    while (s->done < upto) {
+        std::function<void()> fn = std::move(s->q[s->done - (s->enq - s->q.size())]);
+        s->done++;
+        fn();
+    }
+    if (s->done == s->enq) s->q.clear();
+}
+bool emu_lazy(cudaStream_t s) { return s && ((EmuStream *)s)->lazy; }
+void emu_defer(cudaStream_t st, std::function<void()> fn) {
+    EmuStream *s = (EmuStream *)st;
+    s->q.push_back(std::move(fn));
+    s->enq++;
+}
+static cudaStream_t stream_new(bool lazy) {
+    EmuStream *s = new EmuStream();
+    s->lazy = lazy;
+    if (lazy) g_lazy.push_back(s);
+    return s;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
-    *s = (void *)1;
+    *s = stream_new(false);
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaDeviceGetStreamPriorityRange(int *least, int *greatest) {
+    *least = 0, *greatest = -5;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t *s, unsigned flags, int priority) {
+    if (priority > 0 || priority < -5) return cudaErrorInvalidValue;
+    *s = stream_new(priority == 0);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (emu_lazy(s)) stream_run((EmuStream *)s, ((EmuStream *)s)->enq);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) {
+    for (EmuStream *s : g_lazy) stream_run(s, s->enq);
+    return cudaSuccess;
+}
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
-    *e = (void *)1;
+    *e = new EmuEvent();
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    EmuEvent *ev = (EmuEvent *)e;
+    ev->s = emu_lazy(s) ? (EmuStream *)s : NULL;
+    ev->upto = ev->s ? ev->s->enq : 0;
+    return cudaSuccess;
+}
+/* a lazy stream waiting for an eager one's event has nothing to wait for (that work is done); any stream waiting
+ * for a lazy one's runs the lazy queue up to the record (the waiting stream's later work comes after it) */
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
+    EmuEvent *ev = (EmuEvent *)e;
+    if (ev->s) stream_run(ev->s, ev->upto);
+    return cudaSuccess;
+}
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int d) {
     *p = (void *)1;
     return cudaSuccess;
@@ -333,12 +393,20 @@ cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
+    if (emu_lazy(s)) {
+        emu_defer(s, [=]() { cudaMemsetAsync(p, v, bytes, 0); });
+        return cudaSuccess;
+    }
     dev_open();
     memset(p, v, bytes);
     dev_close();
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t bytes, cudaMemcpyKind k, cudaStream_t st) {
+    if (emu_lazy(st)) {
+        emu_defer(st, [=]() { cudaMemcpyAsync(d, s, bytes, k, 0); });
+        return cudaSuccess;
+    }
     const char *a = (const char *)d, *b = (const char *)s;
     if (a < b + bytes && b < a + bytes && d != s) {
         fprintf(stderr, "emu: cudaMemcpyAsync with overlapping ranges (undefined in CUDA)\n");
@@ -350,7 +418,13 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t bytes, cudaMemcpyKind
     return cudaSuccess;
 }
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s) { return cudaMalloc(p, bytes); }
-cudaError_t cudaFreeAsync(void *p, cudaStream_t s) { return cudaFree(p); }
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
+    if (emu_lazy(s)) {
+        emu_defer(s, [=]() { cudaFree(p); });
+        return cudaSuccess;
+    }
+    return cudaFree(p);
+}
 cudaError_t cudaFuncSetAttribute(const void *f, cudaFuncAttribute a, int v) {
     return v <= SMEM_OPTIN ? cudaSuccess : cudaErrorInvalidValue;
 }
