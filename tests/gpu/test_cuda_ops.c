@@ -976,6 +976,61 @@ static void t_adamw_sumsq(size_t n) {
     }
 }
 
+/* The late queue (backend.h late_begin; AdamW inside the backward): adamw_sumsq and adamw queued late, then work on
+ * the main queue (a copy) beside them, give after late_join (and, a second time, after sync) the results of the same
+ * ops queued in order, bitwise, sum of squares included (its partials' scratch taken and freed on the late stream).
+ * Under the CPU emulation, whose least-priority stream runs its work only when waited for, the values read before
+ * the join are the old ones: what a read that forgets the join would get at the worst timing on a GPU (the check
+ * that the emulation's trainer test, tests/gpu/emu/run.sh, can see a missing join). */
+static void t_late(size_t n) {
+    CHECK(gpu->late_begin && gpu->late_end && gpu->late_join, "the CUDA backend has a late queue");
+    float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+    const bool emu = strstr(cuda_device_name(), "emulation") != NULL;
+    float *d_g = up(g, n * 4);
+    for (int how = 0; how < 2; how++) { /* joined by late_join, by sync */
+        float *d_p[2], *d_m[2], *d_v[2], *d_c = up(g, n * 4), *d_c2 = gpu->alloc(n * 4, "copy");
+        uint16_t *d16[2];
+        double *d_ss = gpu->alloc(4 * sizeof(double), "sumsq");
+        for (int k = 0; k < 2; k++) d_p[k] = up(p, n * 4), d_m[k] = up(m, n * 4), d_v[k] = up(v, n * 4),
+                                    d16[k] = gpu->alloc(n * 2, "p16");
+        /* in order, on the main queue */
+        gpu->adamw_sumsq(d_ss, d_p[0], d16[0], d_g, NULL, d_m[0], d_v[0], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+        gpu->adamw(d_p[0], d16[0], d_g, NULL, 0.5f, d_m[0], d_v[0], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.19, 0.002);
+        /* late, a copy on the main queue beside them */
+        gpu->late_begin();
+        gpu->adamw_sumsq(d_ss + 1, d_p[1], d16[1], d_g, NULL, d_m[1], d_v[1], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+        gpu->adamw(d_p[1], d16[1], d_g, NULL, 0.5f, d_m[1], d_v[1], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.19, 0.002);
+        gpu->late_end();
+        gpu->copy(d_c2, d_c, n * 4);
+        float *early = down(d_p[1], n), *cp = down(d_c2, n);
+        bitwise("late: the main queue's copy beside the late work", cp, g, n * 4);
+        if (emu) bitwise("late (emulation): before the join, the old values", early, p, n * 4);
+        if (how == 0) gpu->late_join();
+        else gpu->sync();
+        char lb[96];
+        const char *names[4] = {"p", "m", "v", "p16"};
+        for (int t = 0; t < 4; t++) {
+            size_t bytes = t == 3 ? n * 2 : n * 4;
+            void *a = sd_alloc(bytes, "late result"), *b = sd_alloc(bytes, "late result");
+            gpu->download(a, t == 0 ? (void *)d_p[0] : t == 1 ? (void *)d_m[0] : t == 2 ? (void *)d_v[0] : (void *)d16[0], bytes);
+            gpu->download(b, t == 0 ? (void *)d_p[1] : t == 1 ? (void *)d_m[1] : t == 2 ? (void *)d_v[1] : (void *)d16[1], bytes);
+            snprintf(lb, sizeof lb, "late n=%zu (%s): %s bitwise the in-order update's", n, how ? "sync" : "late_join",
+                     names[t]);
+            bitwise(lb, b, a, bytes);
+            free(a), free(b);
+        }
+        double ss[2];
+        gpu->download(ss, d_ss, 2 * sizeof(double));
+        CHECK(ss[0] == ss[1] && ss[0] > 0, "late n=%zu: sum of squares %.17g, in order %.17g", n, ss[1], ss[0]);
+        free(early), free(cp);
+        for (int k = 0; k < 2; k++) gpu->free(d_p[k]), gpu->free(d_m[k]), gpu->free(d_v[k]), gpu->free(d16[k]);
+        gpu->free(d_ss), gpu->free(d_c), gpu->free(d_c2);
+    }
+    gpu->late_join(); /* nothing pending: a no-op */
+    free(p), free(g), free(m), free(v);
+    gpu->free(d_g);
+}
+
 /* A gradient held by rows (backend.h GradRows, the sparse embedding gradient) over a [rows, cols] tensor: adamw
  * (clipped) and adamw_sumsq bitwise the GPU's own update with the dense zero-filled gradient (p, m, v, p16 and, on
  * the same kernel path, the sum of squares: the same elements in the same order, the rows left out read as zeros),
@@ -1923,6 +1978,8 @@ int main(int argc, char **argv) {
         t_adamw_sumsq(100003);
         t_adamw_sumsq(5);
         t_adamw_unroll(100003);
+        t_late(100003);
+        t_late(7);
         t_adamw_rows(1001, 64);  /* 4-wide */
         t_adamw_rows(301, 7);    /* one by one */
     }

@@ -3,7 +3,7 @@
 # compiles the .cu files of cuda/ with g++ against the emulation headers of this directory (cu2cpp.py rewrites
 # the launches), links tests/gpu/test_*.c with them and runs them. BUILD_DIR (default build/) must be a configured
 # and built tree: its libsimpo.a and the compile flags / link line of tests/model/test_tiny_a are reused.
-# TEST (test_cuda_ops, test_cuda_model) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
+# TEST (test_cuda_ops, test_cuda_model, train_overlap) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
 # Slow (every GPU thread is a coroutine): a few minutes for everything; the perf section is skipped. The numbers
 # are CPU numbers (glibc expf, no FMA contraction): this validates indexing, tiling, masking, barriers and
 # reductions, not GPU rounding. EMU_OUT sets the output folder (default BUILD_DIR/cuda-emu).
@@ -47,4 +47,40 @@ for t in "$SRC"/tests/gpu/test_*.c; do
     echo "FAILED: $n (exit $?)"; rc=1
   fi
 done
+# The trainer itself on the emulated backend (simpo_dist linked as test_tiny_a is): the tiny-a fixture in the bf16
+# mode with the weight copy, 6 micro-batches a step, max_grad_norm 0, with AdamW inside the backward
+# (SIMPO_ADAMW_OVERLAP=1: the updates on the late stream, which the emulation runs only when waited for) and
+# without: the same losses, norms and margins and the same parameters and moments after step 2, bit for bit, so
+# every read of the updated state waits for the late stream (a missing join reads the values from before the step).
+if [ -z "$only" ] || [ "$only" = train_overlap ]; then
+  l=$(sed -e 's# cuda/libsimpo_cuda.a##g' -e 's# [^ ]*libcublas[^ ]*##g' -e 's# [^ ]*libculibos[^ ]*##g' \
+        "$B/CMakeFiles/simpo_dist.dir/link.txt")
+  l=${l/CMakeFiles\/simpo_dist.dir\/src\/main.c.o/CMakeFiles/simpo_dist.dir/src/main.c.o ${objs[*]}}
+  l=${l/-o simpo_dist/-o $O/simpo_dist}
+  eval "$l -lstdc++"
+  echo "== train_overlap (the trainer on the CPU emulation)"
+  T=$O/train_overlap
+  ok=1
+  for ov in 0 1; do
+    rm -rf "$T/$ov" && mkdir -p "$T/$ov" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$ov/"
+    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' \
+        -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$ov/run.yaml"
+    echo "device: cuda" >> "$T/$ov/run.yaml"
+    if ! (cd "$T/$ov" && SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 \
+          "$O/simpo_dist" run.yaml 2> train.log); then
+      echo "FAILED: train_overlap: the run with SIMPO_ADAMW_OVERLAP=$ov: $(tail -3 "$T/$ov/train.log")"; ok=0
+    fi
+  done
+  grep -q "on the cuda backend\|cuda" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
+    && [ "$(grep -c '^\[adamw\] step 2: ' "$T/1/train.log")" = 3 ] || { echo "FAILED: train_overlap: not on, or not 3 updates inside step 2's backward"; ok=0; }
+  nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
+  [ -n "$(nums "$T/0")" ] && [ "$(nums "$T/0")" = "$(nums "$T/1")" ] \
+    || { echo "FAILED: train_overlap: $(nums "$T/1" | tr '\n' ' ') vs $(nums "$T/0" | tr '\n' ' ')"; ok=0; }
+  for d in param exp_avg exp_avg_sq; do
+    h5diff -q "$T/0/out/step-00000002/index.h5" "$T/1/out/step-00000002/index.h5" /$d /$d \
+      || { echo "FAILED: train_overlap: /$d after step 2 differs"; ok=0; }
+  done
+  if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it (loss, norm, margins; parameters, moments)"
+  else rc=1; fi
+fi
 exit $rc
