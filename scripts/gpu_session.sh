@@ -4,7 +4,8 @@
 #      kernel path, including the GEMM path SIMPO_CUDA_GEMM=lt (test_cuda_ops section matmul_bf16) and every
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
-#   2. each path worth a benchmark (SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each and
+#   2. each path worth a benchmark (SIMPO_ADAMW_OVERLAP=1: AdamW inside the backward, each gradient bucket's update
+#      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each and
 #      the gate, up ones' as two, as before the sixteenth session, the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
@@ -32,8 +33,9 @@
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
 # tests, 2 x 90 s of model checks, 2 x 90 + 210 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
-# benchmarks are the ones a time limit cuts); typically about 8.5 minutes (give the device call timeout_s 590 and
-# nothing else to do).
+# benchmarks are the ones a time limit cuts); about 8.5 minutes before the seventeenth session added the single run
+# SIMPO_ADAMW_OVERLAP=1 (first of the singles, ~1 minute more: what a 590 s limit cuts is the last singles, ncu and
+# the SASS mix); give the device call timeout_s 590 and nothing else to do.
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
 # from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -78,11 +80,12 @@ wait
 #    model (bf16 section of test_cuda_model against the fixture)
 # (in the order the single runs take them, which a time limit cuts from the end: the unmeasured first, then the
 # comparisons measured before)
-variants=("SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_BWD_PACK=0"
-          "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
+variants=("SIMPO_ADAMW_OVERLAP=1" "SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2"
+          "SIMPO_BWD_PACK=0" "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
 # how test_cuda_ops' FAIL lines name each (the gathered prefix sharing, a comparison of the default's attention in
 # the layers' rows, in attn_b16's v4 lines; attention version 3 also in the bf16-storage section, attn_b16)
-opfail=('attn_b16 (tc, v4)' 'unrolled x2' 'two streams' 'rope_bwd_b16 N=' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
+opfail=('late n=\|FAIL.*late:\|FAIL.*late (emulation)' 'attn_b16 (tc, v4)' 'unrolled x2' 'two streams' 'rope_bwd_b16 N='
+        "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -183,17 +186,20 @@ bench noshare 80 "" "${common[@]}" --no-prefix-sharing
 cmp_losses "$BT/bench-base.txt" "$BT/bench-noshare.txt" "prefix sharing vs none"
 stamp "bench without prefix sharing"
 }
-cmp_losses() { # runs A and B (bench outputs), label: per shape, each step's loss of A against B's, within 0.5%
-$PY - "$1" "$2" "$3" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
+cmp_losses() { # runs A and B (bench outputs), label[, exact]: per shape, each step's loss of A against B's, within
+  # 0.5% (exact: bit for bit, where both runs make the same arithmetic in another order of launches)
+$PY - "$1" "$2" "$3" "${4:-}" >> "$OUT/variants.txt" 2>&1 <<'PYEOF'
 import json, sys
 runs = [{r["shape"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), open(p)))
          if r.get("impl") == "simpo_dist" and "loss" in r} for p in sys.argv[1:3]]
+exact = sys.argv[4] == "exact"
 for shape, a in runs[0].items():
     b = runs[1].get(shape)
     if not b: continue
     d = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["loss"], b["loss"]))
+    ok = a["loss"] == b["loss"] if exact else d <= 0.005
     print(f"{sys.argv[3]} ({shape}): losses {a['loss']} vs {b['loss']}, worst {d:.3g} relative: "
-          + ("PASS" if d <= 0.005 else "FAIL"))
+          + ("PASS" if ok else "FAIL") + (" bitwise" if exact and ok else ""))
 PYEOF
 }
 run_profile() {
@@ -282,6 +288,13 @@ run_singles() { # each passing variant alone (what a time limit cuts first), but
     # the packed projections' backward (the default) against the unpacked: the same model, other sum orders
     [ "$v" = SIMPO_BWD_PACK=0 ] && [ -s "$BT/bench-base.txt" ] && \
       cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_BWD_PACK_0.txt" "projections' backward packed vs unpacked"
+    # AdamW inside the backward: the same updates on the late stream, so the same losses bit for bit; and it ran
+    if [ "$v" = SIMPO_ADAMW_OVERLAP=1 ]; then
+      [ -s "$BT/bench-base.txt" ] && cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_ADAMW_OVERLAP_1.txt" \
+        "AdamW inside the backward vs after it" exact
+      echo "AdamW inside the backward: on in $(cat "$BT"/bench-SIMPO_ADAMW_OVERLAP_1/*/log.txt 2>/dev/null |
+        grep -c 'inside the backward (SIMPO_ADAMW_OVERLAP=1): on') of the single run's shapes" >> "$OUT/variants.txt"
+    fi
   done
 }
 run_ncu() { # inside the kernels that take the most non-GEMM time: Nsight Compute's speed-of-light, occupancy, warp
@@ -314,7 +327,7 @@ peer=--peer
 # first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts
 # from the end
 # (the default fits one device call of a 15-minute session, ~8.5 minutes on an H200 by the twelfth session's
-# timings; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
+# timings, ~9.5 with the overlap single run, the last singles cut first; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
 # runs all passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 and lean were slower);
 # sass (the attention kernels' SASS mix, seconds) always last
 runs="base profile singles ncu"
