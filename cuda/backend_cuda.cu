@@ -185,8 +185,10 @@ const char *cuda_device_name(void) {
 }
 void cuda_synchronize(void) {
     if (!g.ready) return;
-    cuda_late_join();
+    if (g.late) CUDA_CHECK(cudaStreamSynchronize(g.late)); /* the late queue's work too (also between late_begin
+                                                            * and late_end: the op profile times each late op) */
     CUDA_CHECK(cudaStreamSynchronize(g.stream));
+    if (g.cur == g.stream) g.late_pending = false;
 }
 void *cuda_stream(void) {
     init_once();

@@ -61,26 +61,29 @@ if [ -z "$only" ] || [ "$only" = train_overlap ]; then
   echo "== train_overlap (the trainer on the CPU emulation)"
   T=$O/train_overlap
   ok=1
-  for ov in 0 1; do
+  for ov in 0 1 p; do # p: overlapped under the op profile, which synchronises around every op, late ones too
     rm -rf "$T/$ov" && mkdir -p "$T/$ov" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$ov/"
     sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' \
         -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$ov/run.yaml"
     echo "device: cuda" >> "$T/$ov/run.yaml"
-    if ! (cd "$T/$ov" && SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 \
-          "$O/simpo_dist" run.yaml 2> train.log); then
+    if ! (cd "$T/$ov" && SIMPO_ADAMW_OVERLAP=${ov/p/1} SIMPO_PROFILE=$([ $ov = p ] && echo 1 || echo 0) \
+          SIMPO_TRACE=adamw OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/simpo_dist" run.yaml 2> train.log); then
       echo "FAILED: train_overlap: the run with SIMPO_ADAMW_OVERLAP=$ov: $(tail -3 "$T/$ov/train.log")"; ok=0
     fi
   done
   grep -q "on the cuda backend\|cuda" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
     && [ "$(grep -c '^\[adamw\] step 2: ' "$T/1/train.log")" = 3 ] || { echo "FAILED: train_overlap: not on, or not 3 updates inside step 2's backward"; ok=0; }
   nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
-  [ -n "$(nums "$T/0")" ] && [ "$(nums "$T/0")" = "$(nums "$T/1")" ] \
-    || { echo "FAILED: train_overlap: $(nums "$T/1" | tr '\n' ' ') vs $(nums "$T/0" | tr '\n' ' ')"; ok=0; }
-  for d in param exp_avg exp_avg_sq; do
-    h5diff -q "$T/0/out/step-00000002/index.h5" "$T/1/out/step-00000002/index.h5" /$d /$d \
-      || { echo "FAILED: train_overlap: /$d after step 2 differs"; ok=0; }
+  for r in 1 p; do
+    [ -n "$(nums "$T/0")" ] && [ "$(nums "$T/0")" = "$(nums "$T/$r")" ] \
+      || { echo "FAILED: train_overlap ($r): $(nums "$T/$r" | tr '\n' ' ') vs $(nums "$T/0" | tr '\n' ' ')"; ok=0; }
+    for d in param exp_avg exp_avg_sq; do
+      h5diff -q "$T/0/out/step-00000002/index.h5" "$T/$r/out/step-00000002/index.h5" /$d /$d \
+        || { echo "FAILED: train_overlap ($r): /$d after step 2 differs"; ok=0; }
+    done
   done
-  if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it (loss, norm, margins; parameters, moments)"
+  grep -q "profile rank 0: *adamw_sumsq " "$T/p/train.log" || { echo "FAILED: train_overlap: no op profile"; ok=0; }
+  if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it, also under the op profile (loss, norm, margins; parameters, moments)"
   else rc=1; fi
 fi
 exit $rc
