@@ -8,7 +8,8 @@
  * deterministic passes (a fixed grid of partials, adamw_ss_blocks, then elementwise.cu's one-block fixed tree,
  * cu_sum_partials): the gradient norm without a pass of its own when nothing clips. With a GradRows (the sparse
  * embedding gradient) each kernel reads a gradient from its row's held copy or takes zero: the same arithmetic on
- * the same values as a dense zero-filled g, so bitwise its results. */
+ * the same values as a dense zero-filled g, so bitwise its results; a part of the rows (GradRows.part: the held
+ * ones, or the free ones, AdamW inside the backward) leaves the others unread and unwritten (gin). */
 #include "cuda_common.cuh"
 
 typedef struct {
@@ -32,7 +33,17 @@ typedef struct {
     const float *g;
     const int *map; /* R: a held row's index per row of the tensor */
     size_t cols;    /* R: the row length (a multiple of 4 on the 4-wide paths, so no quad crosses a row) */
+    int part;       /* R: GradRows.part, the rows updated (the others neither read nor written) */
 } GSrc;
+/* R: whether element e lies in the rows s.part selects; read before any other load of the element, so that a row
+ * left out costs its map entry only (the held rows are a few percent of an embedding's). The same threads take the
+ * same elements whatever the part, and a row left out adds nothing to the sums of squares, so a part's partials
+ * are bitwise those of all rows (whose rows left out add +0.0). */
+template <bool R>
+static __device__ __forceinline__ bool gin(const GSrc &s, size_t e) {
+    if (!R || s.part == GRAD_ROWS_ALL) return true;
+    return (s.map[e / s.cols] >= 0) == (s.part == GRAD_ROWS_HELD);
+}
 template <bool R>
 static __device__ __forceinline__ float gload1(const GSrc &s, size_t i) {
     if (!R) return s.g[i];
@@ -56,6 +67,7 @@ static __device__ __forceinline__ float4 gload4(const GSrc &s, size_t j) {
 template <bool R>
 static __device__ __forceinline__ float adamw_elem(float *p, uint16_t *p16, const GSrc &g, float *m, float *v,
                                                    size_t i, const AdamwArgs &a) {
+    if (!gin<R>(g, i)) return 0.0f;
     const float gi = gload1<R>(g, i);
     float pi = p[i], mi = m[i], vi = v[i];
     adamw_one(pi, gi, mi, vi, a);
@@ -74,15 +86,19 @@ template <int U, bool R>
 static __device__ __forceinline__ void adamw_quads(float *p, uint16_t *p16, const GSrc &g, float *m, float *v,
                                                    size_t i, size_t stride, const AdamwArgs &a, double *s) {
     float4 P[U], G[U], M[U], V[U];
+    bool in[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const size_t j = i + u * stride;
+        in[u] = gin<R>(g, 4 * j);
+        if (!in[u]) continue;
         P[u] = ((const float4 *)p)[j], G[u] = gload4<R>(g, j);
         M[u] = ((const float4 *)m)[j], V[u] = ((const float4 *)v)[j];
     }
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const size_t j = i + u * stride;
+        if (!in[u]) continue;
         adamw_one(P[u].x, G[u].x, M[u].x, V[u].x, a);
         adamw_one(P[u].y, G[u].y, M[u].y, V[u].y, a);
         adamw_one(P[u].z, G[u].z, M[u].z, V[u].z, a);
@@ -169,7 +185,7 @@ static size_t adamw_ss_blocks(size_t n) {
 /* the kernels' view of g (rows: backend.h GradRows) and whether the 4-wide paths may read it: 16-byte aligned, and
  * by rows only in whole quads of a row */
 static GSrc gsrc(const float *g, const GradRows *rows) {
-    GSrc s = {g, rows ? rows->map : NULL, rows ? rows->cols : 0};
+    GSrc s = {g, rows ? rows->map : NULL, rows ? rows->cols : 0, rows ? rows->part : GRAD_ROWS_ALL};
     return s;
 }
 static bool vec_ok(const float *p, uint16_t *p16, const float *g, const GradRows *rows, const float *m,

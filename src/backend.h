@@ -50,16 +50,26 @@ static inline bool attn_opts_is_default(const AttnOpts *opts, int HD) {
 /* A gradient held by rows (adamw, adamw_sumsq; model.h's sparse embedding gradient): of a tensor of n / cols rows,
  * row r has the gradient g[map[r] * cols .. + cols) when map[r] >= 0 and zero otherwise; g holds `held` rows
  * (map's values lie below it). map: backend memory, n / cols ints; the struct itself is host memory, read during
- * the call. */
+ * the call. part: which rows the call updates, the others left as they are: GRAD_ROWS_ALL (0, the default of a
+ * zeroed struct) every row, GRAD_ROWS_HELD the held ones, GRAD_ROWS_FREE the others (whose update needs no
+ * gradient, so it may run before the backward: AdamW inside the backward, optim.h). HELD then FREE, or FREE then
+ * HELD, is bitwise ALL, and adamw_sumsq's sum of squares over HELD bitwise ALL's (the rows left out add nothing);
+ * over FREE it is 0. */
+enum { GRAD_ROWS_ALL = 0, GRAD_ROWS_HELD = 1, GRAD_ROWS_FREE = 2 };
 typedef struct GradRows {
     const int *map;
     size_t cols, held;
+    int part;
 } GradRows;
 /* element i's gradient under rows (the reference every backend's gathered read reproduces) */
 static inline float grad_rows_at(const float *g, const GradRows *rows, size_t i) {
     const size_t r = i / rows->cols;
     const int s = rows->map[r];
     return s < 0 ? 0.0f : g[(size_t)s * rows->cols + (i - r * rows->cols)];
+}
+/* whether element i is among the rows rows->part selects (host reads of map: CPU backends) */
+static inline bool grad_rows_in(const GradRows *rows, size_t i) {
+    return rows->part == GRAD_ROWS_ALL || (rows->map[i / rows->cols] >= 0) == (rows->part == GRAD_ROWS_HELD);
 }
 
 typedef struct Backend {

@@ -81,6 +81,7 @@ void model_sparse_embed_begin(Model *m, MicroBatch *const *mbs, int n) {
         }
     sp->held = k;
     m->be->upload(sp->map, sp->hmap, (size_t)V * sizeof(int));
+    if (m->gdone.rows_known && !m->mc.tie_word_embeddings) m->gdone.rows_known(m->gdone.ctx, m);
 }
 
 /* the slot's ids as rows of sp.grad (model_forward, with the ids' own upload) */

@@ -101,6 +101,10 @@ typedef struct GradSink {
 typedef struct GradDone {
     void (*done)(void *ctx, struct Model *m, size_t off, size_t n);
     void *ctx;
+    /* optional: the step's sparse embedding rows are known (model_sparse_embed_begin, before the step's forwards;
+     * armed or not): the rows outside them have gradient zero for the step and no op of the step reads them (the
+     * embedding is untied), so their update may run from here on */
+    void (*rows_known)(void *ctx, struct Model *m);
 } GradDone;
 
 /* ZeRO-2's gradient partitioning (ModelOpts.grad_shards > 1; grad_partition.c), as DeepSpeed's stage 2 holds

@@ -86,7 +86,8 @@ static void update_begin(Optim *o, double *bc1, double *bc2) {
 
 /* AdamW on piece i of the pieces this rank owns, with its gradient times gscale; with ss (backend memory, a double
  * per piece, gscale 1) the piece's gradient sum of squares formed as AdamW reads it (adamw_sumsq), into ss[i] */
-static void update_piece(Optim *o, Model *m, int i, double lr, double bc1, double bc2, float gscale, double *ss) {
+static void update_piece_part(Optim *o, Model *m, int i, double lr, double bc1, double bc2, float gscale, double *ss,
+                              int part) {
     const Backend *be = m->be;
     const ZeroPlan *z = o->plan;
     const OwnedPiece *pc = &z->pieces[i];
@@ -95,11 +96,17 @@ static void update_piece(Optim *o, Model *m, int i, double lr, double bc1, doubl
     GradRows rows; /* the sparse embedding gradient's held rows (model.h), else dense */
     const float *g = model_grad_range(m, off, n, &rows);
     const GradRows *gr = rows.map ? &rows : NULL;
+    rows.part = part;
+    if (!gr && part != GRAD_ROWS_ALL) sd_die("optim", "a part of the rows of a dense gradient ('%s')", m->specs[pc->param].name);
     float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
     uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
     double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
     if (ss) be->adamw_sumsq(ss + i, p, p16, g, gr, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
     else be->adamw(p, p16, g, gr, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
+}
+
+static void update_piece(Optim *o, Model *m, int i, double lr, double bc1, double bc2, float gscale, double *ss) {
+    update_piece_part(o, m, i, lr, bc1, bc2, gscale, ss, GRAD_ROWS_ALL);
 }
 
 /* after every piece's update: the bf16 compute weights are all written when this rank updated every parameter;
@@ -133,8 +140,10 @@ double optim_step_norm(Optim *o, Model *m, double lr) {
     if (o->ov_on) { /* begun inside the backward: the rest of the pieces, late too, then everything joined */
         model_set_grad_done(m, (GradDone){0});
         if (be->late_begin) be->late_begin();
-        for (int i = 0; i < z->npieces; i++)
-            if (!o->ov_done[i]) update_piece(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss);
+        for (int i = 0; i < z->npieces; i++) /* the held rows only where the free ones went before the backward */
+            if (!o->ov_done[i])
+                update_piece_part(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss,
+                                  i == o->ov_free ? GRAD_ROWS_HELD : GRAD_ROWS_ALL);
         if (be->late_begin) be->late_end(), be->late_join();
         o->ov_on = false;
     } else {
@@ -191,6 +200,27 @@ static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
                        off, off + n);
 }
 
+/* GradDone.rows_known: the sparse embedding's free rows, late (no gradient: adamw, not adamw_sumsq, so that the
+ * piece's slot of the norm is the held rows' alone, written after the backward) */
+static void rows_known(void *ctx, Model *m) {
+    Optim *o = ctx;
+    const ZeroPlan *z = o->plan;
+    const Backend *be = m->be;
+    for (int i = 0; i < z->npieces; i++) {
+        GradRows rows;
+        model_grad_range(m, z->pieces[i].flat.start, z->pieces[i].flat.end - z->pieces[i].flat.start, &rows);
+        if (!rows.map) continue;
+        if (be->late_begin) be->late_begin();
+        update_piece_part(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, NULL, GRAD_ROWS_FREE);
+        if (be->late_begin) be->late_end();
+        o->ov_free = i;
+        if (getenv("SIMPO_TRACE") && strstr(getenv("SIMPO_TRACE"), "adamw"))
+            fprintf(stderr, "[adamw] step %ld: the free rows of '%s' (%zu of %zu held) updated before the forward\n",
+                    o->step, m->specs[z->pieces[i].param].name, rows.held,
+                    (z->pieces[i].flat.end - z->pieces[i].flat.start) / rows.cols);
+    }
+}
+
 void optim_overlap_begin(Optim *o, Model *m, double lr) {
     const ZeroPlan *z = o->plan;
     if (optim_overlap_why_not(o, m, false, z->dp)) sd_die("optim", "optim_overlap_begin: %s", optim_overlap_why_not(o, m, false, z->dp));
@@ -200,5 +230,6 @@ void optim_overlap_begin(Optim *o, Model *m, double lr) {
     update_begin(o, &o->ov_bc1, &o->ov_bc2);
     o->ov_lr = lr;
     o->ov_on = true;
-    model_set_grad_done(m, (GradDone){bucket_done, o});
+    o->ov_free = -1;
+    model_set_grad_done(m, (GradDone){bucket_done, o, rows_known});
 }

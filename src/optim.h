@@ -31,6 +31,7 @@ typedef struct {
     bool ov_on;
     double ov_lr, ov_bc1, ov_bc2;
     bool *ov_done;
+    int ov_free;                   /* the piece whose free rows (GradRows) were updated before the backward, or -1 */
     LrSchedule schedule;
     long warmup_steps, total_steps;
 } Optim;
@@ -59,7 +60,9 @@ double optim_step_norm(Optim *o, Model *m, double lr);
 /* AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1; docs/design.md "AdamW inside the backward"): each gradient
  * bucket's update (a layer, the final norm with an untied LM head, a dense untied embedding) runs as soon as the
  * step's last backward has completed that bucket, on the backend's late queue (backend.h late_begin: on a GPU a
- * low-priority stream beside the rest of the backward), instead of all after the backward. The same update: each
+ * low-priority stream beside the rest of the backward), instead of all after the backward; a sparse embedding
+ * gradient's free rows (GradRows, GRAD_ROWS_FREE) as soon as the step's rows are known, beside the forwards, its
+ * held rows after the backward. The same update: each
  * piece's AdamW reads only its own gradient, final by then, and the norm is summed in piece order at the end, so
  * the parameters, moments and norm are bitwise those of optim_step_norm.
  * optim_overlap_env: whether SIMPO_ADAMW_OVERLAP asks for it (0 or unset: no, 1: yes; anything else dies).

@@ -14,6 +14,7 @@ void cpu_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, fl
     const double decay = 1.0 - lr * wd, step = (double)lr / bc1, bc2_sqrt = sqrt(bc2);
 #pragma omp parallel for if (n > 65536)
     for (size_t i = 0; i < n; i++) {
+        if (rows && !grad_rows_in(rows, i)) continue; /* outside the part of the rows asked for */
         double gi = (rows ? grad_rows_at(g, rows, i) : g[i]) * gscale; /* rows: zero outside the held rows */
         double mi = b1 * m[i] + (1.0 - b1) * gi;
         double vi = b2 * v[i] + (1.0 - b2) * gi * gi;

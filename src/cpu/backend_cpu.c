@@ -53,11 +53,11 @@ static double cpu_sumsq(const float *x, size_t n) {
 }
 
 /* the sum of squares first (g is read-only to adamw), so bitwise cpu_sumsq's; with rows the held rows' (the rows
- * left out add nothing) */
+ * left out add nothing; the free rows alone: 0) */
 static void cpu_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
                             float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
                             double bc2) {
-    *sumsq = cpu_sumsq(g, rows ? rows->held * rows->cols : n);
+    *sumsq = rows && rows->part == GRAD_ROWS_FREE ? 0.0 : cpu_sumsq(g, rows ? rows->held * rows->cols : n);
     cpu_adamw(p, p16, g, rows, 1.0f, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 

@@ -1,8 +1,8 @@
 # AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1, optim.h optim_overlap_begin): each gradient bucket's update
 # runs as soon as the step's last backward completes it. On the CPU the late ops run where they are called, the
 # earliest a GPU could run them, so an update begun before its bucket's gradient is final, or before the backward
-# is done reading its parameters (the bf16 weight copy included), or in a backward other than the last one, moves
-# the numbers. Against the same run without it (the fused norm, optim_step_norm): every logged number and the
+# is done reading its parameters (the bf16 weight copy included), or in a backward other than the last one, or of
+# an embedding row the step reads, moves the numbers. Against the same run without it (the fused norm, optim_step_norm): every logged number and the
 # parameters and AdamW moments after step 2 bitwise alike, under gradient accumulation, one micro-batch, the strict
 # backend, the bf16 mode with the weight copy, pipeline stages, tensor parallelism and tied embeddings with a dense
 # gradient; the trace shows the updates made inside the backward, one per bucket and step; and where it cannot
@@ -20,10 +20,11 @@ same_state() {
   done
   [ $same = 1 ] && ok "$3: parameters and moments after step 2 bitwise alike" || bad "$3: step-2 state differs"
 }
-# overlap_case NAME NP MICRO PARALLEL BUCKETS SED [ENV...]: the fixture (max_grad_norm 0, edited by SED) with and
-# without the overlap; BUCKETS: the updates inside the backward per step that rank 0's trace must show
+# overlap_case NAME NP MICRO PARALLEL BUCKETS FREE SED [ENV...]: the fixture (max_grad_norm 0, edited by SED) with
+# and without the overlap; BUCKETS: the updates inside the backward per step that the ranks' traces must show
+# together, FREE: the sparse embedding gradients whose free rows went before the forward
 overlap_case() {
-  local name=$1 np=$2 micro=$3 par=$4 want=$5 ed=$6; shift 6
+  local name=$1 np=$2 micro=$3 par=$4 want=$5 free=$6 ed=$7; shift 7
   for ov in 0 1; do
     setup "$name-$ov" "$micro"
     sed -i -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' -e "$ed" run.yaml
@@ -36,21 +37,24 @@ overlap_case() {
     || bad "$name: not on: $(grep 'inside the backward' "$a/train.log")"
   ! grep -q "inside the backward\|\[adamw\]" "$b/train.log" && ok "$name: off unless asked" || bad "$name: overlap without asking"
   local got
-  got=$(grep -c "^\[adamw\] step 2: " "$a/train.log")
+  got=$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$a/train.log")
   [ "$got" = "$want" ] && ok "$name: $want bucket updates inside step 2's backward" || bad "$name: $got updates in the backward, want $want"
+  got=$(grep -c "^\[adamw\] step 2: the free rows of 'model.embed_tokens.weight' (.* held) updated before the forward" "$a/train.log")
+  [ "$got" = "$free" ] && ok "$name: $free embedding's free rows before step 2's forward" || bad "$name: free rows $got times, want $free"
   same_state "$a" "$b" "$name"
 }
-# tiny-a: 2 layers, untied, the sparse embedding gradient (updated after the backward): the layers and the head
-overlap_case accum 1 1 "" 3 ""
-overlap_case onemb 1 6 "" 3 ""
-overlap_case strict 1 2 "" 3 "" SIMPO_BACKEND=cpu_strict
-overlap_case bf16 1 2 "" 3 "s/^model: {/model: {dtype: bf16, /"
-overlap_case dense 1 2 "" 4 "s/seed: 0}/seed: 0, sparse_embedding_grad: false}/"
-overlap_case recompute 1 2 "" 3 "s/seed: 0}/seed: 0, recompute: true}/"
+# tiny-a: 2 layers, untied, the sparse embedding gradient (its free rows before the forward, its held rows after the
+# backward): the layers and the head inside the backward
+overlap_case accum 1 1 "" 3 1 ""
+overlap_case onemb 1 6 "" 3 1 ""
+overlap_case strict 1 2 "" 3 1 "" SIMPO_BACKEND=cpu_strict
+overlap_case bf16 1 2 "" 3 1 "s/^model: {/model: {dtype: bf16, /"
+overlap_case dense 1 2 "" 4 0 "s/seed: 0}/seed: 0, sparse_embedding_grad: false}/"
+overlap_case recompute 1 2 "" 3 1 "s/seed: 0}/seed: 0, recompute: true}/"
 # pipeline: each stage its own layer, the last one the head too (the first stage's embedding gradient is sparse)
-overlap_case pp2 2 1 "{pp: 2}" 3 ""
-# tensor parallelism: each rank its slices of the same 3 buckets
-overlap_case tp2 2 2 "{tp: 2}" 6 ""
+overlap_case pp2 2 1 "{pp: 2}" 3 1 ""
+# tensor parallelism: each rank its slices of the same 3 buckets and of the embedding
+overlap_case tp2 2 2 "{tp: 2}" 6 2 ""
 grep -q "dtype: bf16" "$TMP/bf16-1/run.yaml" && ok "the bf16 case runs the bf16 mode" || bad "bf16 case: no dtype bf16"
 # tied embeddings (4 layers): the embedding's gradient is the LM head's too, so it waits for the step's end; the
 # final norm and the layers go inside the backward
@@ -60,7 +64,8 @@ for ov in 0 1; do
     -e 's/max_steps: 3/max_steps: 2/' base.yaml > run.yaml
   SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw "$BIN" run.yaml 2> train.log || bad "tied (overlap $ov) failed: $(tail -3 train.log)"
 done
-[ "$(grep -c "^\[adamw\] step 2: " "$TMP/tied-1/train.log")" = 5 ] && ok "tied: 5 bucket updates inside the backward" \
+[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tied-1/train.log")" = 5 ] \
+  && ! grep -q "free rows" "$TMP/tied-1/train.log" && ok "tied: 5 bucket updates inside the backward, no free rows" \
   || bad "tied: $(grep -c "^\[adamw\] step 2: " "$TMP/tied-1/train.log") updates in the backward, want 5"
 same_state "$TMP/tied-1" "$TMP/tied-0" tied
 # where it cannot apply: said, and the run is the one without it

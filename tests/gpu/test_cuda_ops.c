@@ -1050,7 +1050,7 @@ static void t_adamw_rows(size_t rows, size_t cols) {
     float *p = hrand(n, -1, 1), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
     float *d_g = up(g, held * cols * 4), *d_dense = up(dense, n * 4);
     int *d_map = up(map, rows * sizeof(int));
-    GradRows gr = {d_map, cols, held}, hr = {map, cols, held};
+    GradRows gr = {d_map, cols, held, GRAD_ROWS_ALL}, hr = {map, cols, held, GRAD_ROWS_ALL};
     for (int fused = 0; fused < 2; fused++) {
         float *d[2][3];
         uint16_t *d16[2];
@@ -1871,6 +1871,49 @@ static void perf(void) {
     gpu->free(d_v), gpu->free(d_o), gpu->free(d_l), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv);
 }
 
+/* Parts of the rows (GradRows.part; AdamW inside the backward): the free rows by adamw (gscale 1), then the held ones
+ * by adamw_sumsq, bitwise one adamw_sumsq over all rows (p, m, v, p16, and the sum of squares: the same threads
+ * take the same elements, the rows left out add nothing); the free part alone leaves the held rows as they were. */
+static void t_adamw_parts(size_t rows, size_t cols) {
+    size_t n = rows * cols, held = 0;
+    int *map = sd_alloc(rows * sizeof(int), "map");
+    for (size_t r = 0; r < rows; r++) map[r] = r % 4 == 2 ? (int)held++ : -1;
+    float *g = hrand(held * cols, -1e-2, 1e-2), *p = hrand(n, -1, 1), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
+    float *d_g = up(g, held * cols * 4), *d[2][3];
+    int *d_map = up(map, rows * sizeof(int));
+    uint16_t *d16[2];
+    double *d_ss = gpu->alloc(2 * sizeof(double), "sumsq");
+    for (int k = 0; k < 2; k++) {
+        d[k][0] = up(p, n * 4), d[k][1] = up(m, n * 4), d[k][2] = up(v, n * 4);
+        d16[k] = gpu->alloc(n * 2, "p16");
+    }
+    GradRows all = {d_map, cols, held, GRAD_ROWS_ALL}, hr = all, fr = all;
+    hr.part = GRAD_ROWS_HELD, fr.part = GRAD_ROWS_FREE;
+    gpu->adamw_sumsq(d_ss, d[0][0], d16[0], d_g, &all, d[0][1], d[0][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    gpu->adamw(d[1][0], d16[1], d_g, &fr, 1.0f, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    float *mid = down(d[1][0], n);
+    CHECK(mid[2 * cols] == p[2 * cols] && mid[0] != p[0], "adamw part FREE %zux%zu: the free rows only", rows, cols);
+    gpu->adamw_sumsq(d_ss + 1, d[1][0], d16[1], d_g, &hr, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    char lb[96];
+    const char *nm[4] = {"p", "m", "v", "p16"};
+    for (int j = 0; j < 4; j++) {
+        size_t bytes = j == 3 ? n * 2 : n * 4;
+        void *a = sd_alloc(bytes, "part"), *b = sd_alloc(bytes, "part");
+        gpu->download(a, j == 3 ? (void *)d16[0] : (void *)d[0][j], bytes);
+        gpu->download(b, j == 3 ? (void *)d16[1] : (void *)d[1][j], bytes);
+        snprintf(lb, sizeof lb, "adamw parts %zux%zu (free, then held): %s bitwise all rows at once", rows, cols, nm[j]);
+        bitwise(lb, b, a, bytes);
+        free(a), free(b);
+    }
+    double ss[2];
+    gpu->download(ss, d_ss, sizeof ss);
+    CHECK(ss[0] == ss[1] && ss[0] > 0, "adamw_sumsq part HELD %zux%zu: sum of squares %.17g, all rows %.17g", rows,
+          cols, ss[1], ss[0]);
+    free(mid), free(map), free(g), free(p), free(m), free(v);
+    for (int k = 0; k < 2; k++) gpu->free(d[k][0]), gpu->free(d[k][1]), gpu->free(d[k][2]), gpu->free(d16[k]);
+    gpu->free(d_g), gpu->free(d_map), gpu->free(d_ss);
+}
+
 static const char *g_only; /* argv[1]: run only the sections whose name contains it */
 static int want(const char *section) { return !g_only || strstr(section, g_only) != NULL; }
 
@@ -1982,6 +2025,13 @@ int main(int argc, char **argv) {
         t_late(100003);
         t_late(7);
         t_adamw_rows(1001, 64);  /* 4-wide */
+        char *unroll = env_save("SIMPO_CUDA_ADAMW_UNROLL");
+        for (int u = 1; u <= 2; u++) { /* both unrolls of the 4-wide kernels (SIMPO_CUDA_ADAMW_UNROLL) */
+            setenv("SIMPO_CUDA_ADAMW_UNROLL", u == 2 ? "2" : "1", 1);
+            t_adamw_parts(1001, 64); /* 4-wide */
+            t_adamw_parts(301, 37);  /* one by one */
+        }
+        env_restore("SIMPO_CUDA_ADAMW_UNROLL", unroll);
         t_adamw_rows(301, 7);    /* one by one */
     }
     if (want("attn")) {

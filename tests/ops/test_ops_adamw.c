@@ -80,7 +80,7 @@ static void run_rows(size_t rows, size_t cols, float gscale) {
         st[0][1][i] = st[1][1][i] = (float)((urand() * 2 - 1) * 1e-3);
         st[0][2][i] = st[1][2][i] = (float)(urand() * 1e-5);
     }
-    GradRows gr = {map, cols, held};
+    GradRows gr = {map, cols, held, GRAD_ROWS_ALL};
     const Backend *be = backend_cpu();
     double ss[2];
     for (int step = 0; step < 2; step++) { /* adamw (clipped), then adamw_sumsq */
@@ -113,6 +113,59 @@ static void run_rows(size_t rows, size_t cols, float gscale) {
     free(map), free(g), free(dense);
 }
 
+/* Parts of the rows (GradRows.part; AdamW inside the backward updates the free rows of the sparse embedding before
+ * the backward and the held ones after it): FREE then HELD, and HELD then FREE, bitwise one call over all rows (p,
+ * m, v, p16), with adamw_sumsq's sum over HELD bitwise ALL's and 0 over FREE; each part leaves the other's rows as
+ * they were. */
+static void run_parts(size_t rows, size_t cols) {
+    size_t n = rows * cols, held = 0;
+    int *map = sd_alloc(rows * sizeof(int), "map");
+    for (size_t r = 0; r < rows; r++) map[r] = r % 4 == 2 ? (int)held++ : -1;
+    float *g = sd_alloc(held * cols * 4 + 4, "g");
+    for (size_t i = 0; i < held * cols; i++) g[i] = (float)((urand() * 2 - 1) * 1e-2);
+    float *st[3][3];
+    uint16_t *p16[3];
+    for (int k = 0; k < 3; k++) {
+        for (int j = 0; j < 3; j++) st[k][j] = sd_alloc(n * 4, "state");
+        p16[k] = sd_calloc(n, 2, "p16");
+    }
+    for (size_t i = 0; i < n; i++) {
+        float p = (float)(urand() * 2 - 1), m = (float)((urand() * 2 - 1) * 1e-3), v = (float)(urand() * 1e-5);
+        for (int k = 0; k < 3; k++) st[k][0][i] = p, st[k][1][i] = m, st[k][2][i] = v;
+    }
+    const Backend *be = backend_cpu();
+    GradRows all = {map, cols, held, GRAD_ROWS_ALL}, hr = all, fr = all;
+    hr.part = GRAD_ROWS_HELD, fr.part = GRAD_ROWS_FREE;
+    double ss[4];
+#define STEP(k, gr, s) be->adamw_sumsq(s, st[k][0], p16[k], g, gr, st[k][1], st[k][2], n, 1e-2, 0.9, 0.999, 1e-8, 0.1, \
+                                       0.19, 0.002)
+    STEP(0, &all, &ss[0]);
+    float p_free = st[1][0][0], p_held = st[1][0][2 * cols]; /* row 0 free, row 2 held */
+    STEP(1, &fr, &ss[1]);
+    CHECK(st[1][0][0] != p_free && st[1][0][2 * cols] == p_held, "adamw part FREE: updates the free rows only");
+    CHECK(ss[1] == 0.0, "adamw_sumsq part FREE: sum of squares %g, want 0", ss[1]);
+    STEP(1, &hr, &ss[1]);
+    STEP(2, &hr, &ss[2]);
+    CHECK(st[2][0][2 * cols] != p_held && st[2][0][0] == p_free, "adamw part HELD: updates the held rows only");
+    STEP(2, &fr, &ss[3]);
+#undef STEP
+    const char *nm[3] = {"p", "m", "v"};
+    for (int k = 1; k < 3; k++) {
+        for (int j = 0; j < 3; j++)
+            CHECK(memcmp(st[k][j], st[0][j], n * 4) == 0, "adamw parts %s %zux%zu: %s differs from all rows at once",
+                  k == 1 ? "FREE, HELD" : "HELD, FREE", rows, cols, nm[j]);
+        CHECK(memcmp(p16[k], p16[0], n * 2) == 0, "adamw parts %zux%zu: p16 differs", rows, cols);
+    }
+    CHECK(ss[1] == ss[0] && ss[2] == ss[0] && ss[0] > 0, "adamw_sumsq part HELD: %.17g, %.17g; all rows %.17g", ss[1],
+          ss[2], ss[0]);
+    printf("adamw by parts of the rows %zux%zu (%zu held): bitwise all rows at once\n", rows, cols, held);
+    for (int k = 0; k < 3; k++) {
+        for (int j = 0; j < 3; j++) free(st[k][j]);
+        free(p16[k]);
+    }
+    free(map), free(g);
+}
+
 int main(void) {
     run(1000, 1e-2f, 0.0f, 0.9f, 0.999f, 1e-8f, 1.0f);
     run(1000, 1e-2f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
@@ -120,5 +173,7 @@ int main(void) {
     run(300000, 3e-2f, 0.5f, 0.8f, 0.95f, 1e-6f, 0.8f); /* large enough for the OpenMP path */
     run_rows(97, 64, 0.37f);
     run_rows(50, 7, 1.0f);
+    run_parts(97, 64);
+    run_parts(300, 257); /* past the OpenMP threshold */
     TEST_END();
 }
