@@ -46,7 +46,12 @@ static void ncomm_make(NComm *nc, MPI_Comm mc) {
     if (nc->rank == 0) NC(ncclGetUniqueId(&id));
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, mc);
     NC(ncclCommInitRank(&nc->comm, nc->size, id, nc->rank));
-    CU(cudaStreamCreateWithFlags(&nc->stream, cudaStreamNonBlocking));
+    /* the greatest priority, the backend's main stream's (cuda/backend_cuda.cu): a pipeline send or receive waiting
+     * beside the compute gets the SMs as soon as the compute's do, as before the backend took that priority (for
+     * its late queue, which has the least) */
+    int least = 0, greatest = 0;
+    CU(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    CU(cudaStreamCreateWithPriority(&nc->stream, cudaStreamNonBlocking, greatest));
 }
 static void ncomm_free(NComm *nc) {
     if (!nc->comm) return;
