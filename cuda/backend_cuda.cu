@@ -55,14 +55,18 @@ int cu_env_choice(const char *name, int lo, int hi, int dflt) {
         sd_die("cuda", "%s=%s: expected an integer from %d to %d", name, e, lo, hi);
     return (int)v;
 }
+/* a non-blocking stream of the greatest priority (the main stream's) or of the least (the late queue's), and the
+ * two events of its fork and join */
+static void stream_make(cudaStream_t *s, bool least, cudaEvent_t *from, cudaEvent_t *to) {
+    int lo = 0, hi = 0;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    CUDA_CHECK(cudaStreamCreateWithPriority(s, cudaStreamNonBlocking, least ? lo : hi));
+    if (from) CUDA_CHECK(cudaEventCreateWithFlags(from, cudaEventDisableTiming));
+    if (to) CUDA_CHECK(cudaEventCreateWithFlags(to, cudaEventDisableTiming));
+}
 cudaStream_t cu_fork(void) {
-    if (!g.side) { /* the main stream's priority: the two kernels of one op share the SMs as equals */
-        int least = 0, greatest = 0;
-        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-        CUDA_CHECK(cudaStreamCreateWithPriority(&g.side, cudaStreamNonBlocking, greatest));
-        CUDA_CHECK(cudaEventCreateWithFlags(&g.forked, cudaEventDisableTiming));
-        CUDA_CHECK(cudaEventCreateWithFlags(&g.joined, cudaEventDisableTiming));
-    }
+    /* the main stream's priority: the two kernels of one op share the SMs as equals */
+    if (!g.side) stream_make(&g.side, false, &g.forked, &g.joined);
     CUDA_CHECK(cudaEventRecord(g.forked, g.stream));
     CUDA_CHECK(cudaStreamWaitEvent(g.side, g.forked, 0));
     return g.side;
@@ -73,13 +77,7 @@ void cu_join(void) {
 }
 static void cuda_late_begin(void) {
     if (g.cur != g.stream) sd_die("cuda", "late_begin twice without late_end");
-    if (!g.late) {
-        int least = 0, greatest = 0;
-        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-        CUDA_CHECK(cudaStreamCreateWithPriority(&g.late, cudaStreamNonBlocking, least));
-        CUDA_CHECK(cudaEventCreateWithFlags(&g.late_from, cudaEventDisableTiming));
-        CUDA_CHECK(cudaEventCreateWithFlags(&g.late_done, cudaEventDisableTiming));
-    }
+    if (!g.late) stream_make(&g.late, true, &g.late_from, &g.late_done);
     CUDA_CHECK(cudaEventRecord(g.late_from, g.stream));
     CUDA_CHECK(cudaStreamWaitEvent(g.late, g.late_from, 0));
     g.cur = g.late;
@@ -155,9 +153,7 @@ static void init_once(void) {
                prop.major, prop.minor);
     CUDA_CHECK(cudaDeviceGetAttribute(&g.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, g.device));
     /* the greatest priority: the late queue's blocks (least) wait for the SMs this stream's blocks leave */
-    int least = 0, greatest = 0;
-    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    CUDA_CHECK(cudaStreamCreateWithPriority(&g.stream, cudaStreamNonBlocking, greatest));
+    stream_make(&g.stream, false, NULL, NULL);
     g.cur = g.stream;
     CUBLAS_CHECK(cublasCreate(&g.blas));
     CUBLAS_CHECK(cublasSetStream(g.blas, g.stream));

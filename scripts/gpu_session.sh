@@ -5,8 +5,9 @@
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
 #   2. each path worth a benchmark (SIMPO_ADAMW_OVERLAP=1: AdamW inside the backward, each gradient bucket's update
-#      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_BWD_PACK=0: the q, k, v projections' backward as three matmuls each and
-#      the gate, up ones' as two, as before the sixteenth session, the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
+#      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_BWD_PACK=0: the q, k, v
+#      projections' backward as three matmuls each and the gate, up ones' as two, as before the sixteenth session,
+#      the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
 #      before the fifteenth session, a comparison of the default's attention in the layers' rows, which falls back

@@ -97,7 +97,8 @@ static void update_piece_part(Optim *o, Model *m, int i, double lr, double bc1, 
     const float *g = model_grad_range(m, off, n, &rows);
     const GradRows *gr = rows.map ? &rows : NULL;
     rows.part = part;
-    if (!gr && part != GRAD_ROWS_ALL) sd_die("optim", "a part of the rows of a dense gradient ('%s')", m->specs[pc->param].name);
+    if (!gr && part != GRAD_ROWS_ALL)
+        sd_die("optim", "a part of the rows of a dense gradient ('%s')", m->specs[pc->param].name);
     float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
     uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
     double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
@@ -176,13 +177,17 @@ const char *optim_overlap_why_not(const Optim *o, const Model *m, bool nonfinite
     return NULL;
 }
 
+/* SIMPO_TRACE=adamw: a line per update made inside the step (docs/cli.md) */
+static bool tracing(void) {
+    const char *t = getenv("SIMPO_TRACE");
+    return t && strstr(t, "adamw");
+}
+
 /* GradDone (model.h): the flat range [off, off + n) has its final gradient; its pieces' updates, late */
 static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
     Optim *o = ctx;
     const ZeroPlan *z = o->plan;
     const Backend *be = m->be;
-    static int trace = -1;
-    if (trace < 0) trace = getenv("SIMPO_TRACE") && strstr(getenv("SIMPO_TRACE"), "adamw");
     if (be->late_begin) be->late_begin();
     int done = 0;
     for (int i = 0; i < z->npieces; i++) {
@@ -190,14 +195,16 @@ static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
         if (pc->flat.end <= off || pc->flat.start >= off + n) continue;
         if (pc->flat.start < off || pc->flat.end > off + n)
             sd_die("optim", "piece of '%s' straddles a gradient bucket's end", m->specs[pc->param].name);
-        if (o->ov_done[i]) sd_die("optim", "the gradient of '%s' completed twice in one step", m->specs[pc->param].name);
+        if (o->ov_done[i])
+            sd_die("optim", "the gradient of '%s' completed twice in one step", m->specs[pc->param].name);
         update_piece(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss);
         o->ov_done[i] = true;
         done++;
     }
     if (be->late_begin) be->late_end();
-    if (trace) fprintf(stderr, "[adamw] step %ld: %d pieces of flat [%zu, %zu) updated in the backward\n", o->step, done,
-                       off, off + n);
+    if (tracing())
+        fprintf(stderr, "[adamw] step %ld: %d pieces of flat [%zu, %zu) updated in the backward\n", o->step, done, off,
+                off + n);
 }
 
 /* GradDone.rows_known: the sparse embedding's free rows, late (no gradient: adamw, not adamw_sumsq, so that the
@@ -214,7 +221,7 @@ static void rows_known(void *ctx, Model *m) {
         update_piece_part(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, NULL, GRAD_ROWS_FREE);
         if (be->late_begin) be->late_end();
         o->ov_free = i;
-        if (getenv("SIMPO_TRACE") && strstr(getenv("SIMPO_TRACE"), "adamw"))
+        if (tracing())
             fprintf(stderr, "[adamw] step %ld: the free rows of '%s' (%zu of %zu held) updated before the forward\n",
                     o->step, m->specs[z->pieces[i].param].name, rows.held,
                     (z->pieces[i].flat.end - z->pieces[i].flat.start) / rows.cols);
@@ -223,7 +230,8 @@ static void rows_known(void *ctx, Model *m) {
 
 void optim_overlap_begin(Optim *o, Model *m, double lr) {
     const ZeroPlan *z = o->plan;
-    if (optim_overlap_why_not(o, m, false, z->dp)) sd_die("optim", "optim_overlap_begin: %s", optim_overlap_why_not(o, m, false, z->dp));
+    const char *why = optim_overlap_why_not(o, m, false, z->dp);
+    if (why) sd_die("optim", "optim_overlap_begin: %s", why);
     if (!o->ss) o->ss = m->be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
     if (!o->ov_done) o->ov_done = sd_alloc(sizeof(bool) * (size_t)(z->npieces + 1), "overlapped pieces");
     memset(o->ov_done, 0, sizeof(bool) * (size_t)(z->npieces + 1));

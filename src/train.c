@@ -623,8 +623,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
                               : optim_overlap_why_not(t->optim, m, c->nonfinite_skip, g->dp);
         overlap = !why;
         if (g->rank == 0)
-            fprintf(stderr, "simpo_dist: AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): %s%s\n", why ? "off, " : "on",
-                    why ? why : "");
+            fprintf(stderr, "simpo_dist: AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): %s%s\n",
+                    why ? "off, " : "on", why ? why : "");
     }
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
