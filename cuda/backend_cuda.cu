@@ -31,6 +31,10 @@ static struct {
     cudaStream_t late, cur;
     cudaEvent_t late_from, late_done;
     bool late_pending;
+    /* the late queue's op scratch: a pool of its own, so that no allocation on the main stream takes a block the
+     * late stream freed (the default pool would make the main stream wait for the late work to reuse it:
+     * cudaMemPoolReuseAllowInternalDependencies) */
+    cudaMemPool_t late_pool;
     cublasHandle_t blas;
     void *blas_ws; /* cuBLAS's workspace (cublasSetWorkspace), blas_ws_bytes; held for the process */
     size_t blas_ws_bytes;
@@ -77,7 +81,17 @@ void cu_join(void) {
 }
 static void cuda_late_begin(void) {
     if (g.cur != g.stream) sd_die("cuda", "late_begin twice without late_end");
-    if (!g.late) stream_make(&g.late, true, &g.late_from, &g.late_done);
+    if (!g.late) {
+        stream_make(&g.late, true, &g.late_from, &g.late_done);
+        cudaMemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = g.device;
+        CUDA_CHECK(cudaMemPoolCreate(&g.late_pool, &props));
+        uint64_t keep = UINT64_MAX;
+        CUDA_CHECK(cudaMemPoolSetAttribute(g.late_pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    }
     CUDA_CHECK(cudaEventRecord(g.late_from, g.stream));
     CUDA_CHECK(cudaStreamWaitEvent(g.late, g.late_from, 0));
     g.cur = g.late;
@@ -268,7 +282,9 @@ void cu_download(void *host_dst, const void *src, size_t bytes) {
 
 void *cu_scratch(size_t bytes, const char *what) {
     void *p = NULL;
-    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, g.cur); /* freed on the same stream */
+    /* freed on the same stream; the late queue's from its own pool */
+    cudaError_t e = g.cur == g.late ? cudaMallocFromPoolAsync(&p, bytes ? bytes : 1, g.late_pool, g.late)
+                                    : cudaMallocAsync(&p, bytes ? bytes : 1, g.cur);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         size_t fr = 0, tot = 0;
@@ -282,9 +298,10 @@ size_t cuda_peak_bytes(void) {
     if (!g.ready) return 0;
     cudaMemPool_t pool;
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g.device));
-    uint64_t high = 0;
+    uint64_t high = 0, late = 0;
     CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-    return g.peak_in_use + (size_t)high;
+    if (g.late_pool) CUDA_CHECK(cudaMemPoolGetAttribute(g.late_pool, cudaMemPoolAttrUsedMemHigh, &late));
+    return g.peak_in_use + (size_t)high + (size_t)late;
 }
 void cu_scratch_free(void *p) {
     if (p) CUDA_CHECK(cudaFreeAsync(p, g.cur));

@@ -375,6 +375,16 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int d) {
     *p = (void *)1;
     return cudaSuccess;
 }
+cudaError_t cudaMemPoolCreate(cudaMemPool_t *p, const cudaMemPoolProps *props) {
+    if (props->allocType != cudaMemAllocationTypePinned || props->location.type != cudaMemLocationTypeDevice ||
+        props->location.id != 0)
+        return cudaErrorInvalidValue;
+    *p = (void *)2;
+    return cudaSuccess;
+}
+cudaError_t cudaMallocFromPoolAsync(void **p, size_t bytes, cudaMemPool_t pool, cudaStream_t s) {
+    return cudaMallocAsync(p, bytes, s);
+}
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) { return cudaSuccess; }
 cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) {
     *(uint64_t *)v = 0; /* the emulation keeps no pool statistics */
