@@ -22,7 +22,8 @@
 #   included, as the peer counts), tflops and mfu (matmul FLOPs actually done, formula below, over the step time
 #   and the dense bf16 peak PEAK_TFLOPS, default 989 for the H100 SXM datasheet), peak_gib, planned_gib (the
 #   trainer's memory plan of rank 0) and the settings (loss_type, dtype, recompute, weight / LM-head caches, prefix sharing,
-#   ...; lmhead_cache_rows "kept/all" where train.lmhead_cache: auto kept a partial cache).
+#   ...; lmhead_cache_rows "kept/all" where train.lmhead_cache: auto kept a partial cache; adamw_overlap: AdamW
+#   inside the backward, SIMPO_ADAMW_OVERLAP=1, taken).
 # Matmul FLOPs of one step (model FLOPs, recomputation not counted): for every token the layers see (under
 # data.prefix_sharing, the default, each pair's prompt once: 2 x pairs x (seq - seq / 4) + pairs x seq / 4), per layer
 #   2 * (C*(NH+2*NKV)*HD + NH*HD*C + 3*C*FF) forward, plus causal attention 2 * 2 * sum_s(s*(s+1)/2) * NH*HD
@@ -141,16 +142,19 @@ EOF
   [ "$hc" = auto ] && { grep -q "train.lmhead_cache auto: on" "$dir/log.txt" && hc=true || hc=false; }
   [ "$hcache" = auto ] && hcrows=$(sed -n 's/.*train.lmhead_cache auto: partial, the logits of the first \([0-9]*\) of \([0-9]*\) rows.*/\1\/\2/p' "$dir/log.txt" | head -1)
   [ -n "$hcrows" ] && hc=true
+  # AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): whether the trainer took it (it says so, or why not)
+  ov=false
+  grep -q "AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$dir/log.txt" && ov=true
   # attention in the layers' rows: what the trainer's CUDA path takes under these settings (docs/gpu.md)
   rows=false
   [ "$share" = true ] && [ "$dtype" = bf16 ] && [ "$device" = cuda ] \
     && [ "${SIMPO_CUDA_ATTN_ROWS:-1}" != 0 ] && [ "${SIMPO_CUDA_ATTN_TC:-4}" = 4 ] && rows=true
   python3 - "$dir/out/metrics.jsonl" "$warm" "$shape" "$params" "$pairs" "$seq" "$C" "$FF" "$L" "$NH" "$NKV" "$V" \
       "${peakg:-null}" "$peak" "$dtype" "$recompute" "$wc" "$hc" "$rlayers" "$storage" "${planb:-null}" \
-      "$actrc" "$share" "$normrc" "$hcrows" "$loss" "$data_cksum" "$rows" <<'EOF'
+      "$actrc" "$share" "$normrc" "$hcrows" "$loss" "$data_cksum" "$rows" "$ov" <<'EOF'
 import json, sys
 path, warm, shape, params, pairs, seq, C, FF, L, NH, NKV, V = sys.argv[1:13]
-peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows, loss_type, data_cksum, rows = sys.argv[13:29]
+peakg, peak, dtype, recompute, wcache, hcache, rlayers, storage, planb, actrc, share, normrc, hcrows, loss_type, data_cksum, rows, ov = sys.argv[13:30]
 warm, pairs, seq, C, FF, L, NH, NKV, V = map(int, (warm, pairs, seq, C, FF, L, NH, NKV, V))
 rows = [json.loads(l) for l in open(path)]
 timed = [r for r in rows if r["step"] > warm]
@@ -174,7 +178,7 @@ print(json.dumps(dict(impl="simpo_dist", loss_type=loss_type, dtype=dtype, recom
                       weight_cache=dtype == "bf16" and wcache == "true", lmhead_cache=hcache == "true",
                       lmhead_cache_rows=hcrows or None,
                       recompute_activation=actrc == "true", recompute_norm=normrc == "true",
-                      prefix_sharing=share == "true",
+                      prefix_sharing=share == "true", adamw_overlap=ov == "true",
                       bf16_storage=storage if dtype == "bf16" else None, shape=shape,
                       params=int(params), pairs=pairs, seqlen=seq, step_s=round(step_s, 4), tok_s=round(toks / step_s),
                       tflops=round(tfl, 1), mfu=round(tfl / float(peak), 4),

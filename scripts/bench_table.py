@@ -46,6 +46,8 @@ def settings(r, env):
         s.append("exact bf16 storage")
     if r.get("prefix_sharing") is False:
         s.append("no prefix sharing")
+    if "SIMPO_ADAMW_OVERLAP=1" in env and r.get("adamw_overlap") is False:
+        s.append("(AdamW overlap not taken)")
     return ", ".join(s) or "defaults"
 
 

@@ -42,6 +42,8 @@ grep -q "projections' backward packed vs unpacked (tiny): .*: PASS" "$S/variants
   || bad "packed backward check: $(grep "packed vs" "$S/variants.txt")"
 grep -q "AdamW inside the backward vs after it (tiny): .*: PASS bitwise" "$S/variants.txt" \
   && grep -q "AdamW inside the backward: on in 1 of the single run's shapes" "$S/variants.txt" \
+  && grep -A2 '^== SIMPO_ADAMW_OVERLAP_1 ' "$S/bench.txt" | grep -q '"adamw_overlap": true' \
+  && grep -A2 '^== base ' "$S/bench.txt" | grep -q '"adamw_overlap": false' \
   && ok "AdamW inside the backward: on, and the same losses bit for bit" \
   || bad "overlap check: $(grep "inside the backward" "$S/variants.txt")"
 grep -q "prefix sharing vs none (tiny): .*: PASS" "$S/variants.txt" && ok "the losses with and without prefix sharing agree" \
