@@ -68,6 +68,20 @@ done
   && ! grep -q "free rows" "$TMP/tied-1/train.log" && ok "tied: 5 bucket updates inside the backward, no free rows" \
   || bad "tied: $(grep -c "^\[adamw\] step 2: " "$TMP/tied-1/train.log") updates in the backward, want 5"
 same_state "$TMP/tied-1" "$TMP/tied-0" tied
+# tied embeddings over two pipeline stages: the last stage's mirror of the embedding waits for the pipeline's sum of
+# the two copies' gradients (after the step's backwards), each stage's layers and the final norm go inside them
+for ov in 0 1; do
+  setup_tied tiedpp-$ov
+  sed -e 's/weight_decay: 0.01}/weight_decay: 0.01, max_grad_norm: 0.0}/' -e 's/dir: out}/dir: out, every_steps: 2}/' \
+    -e 's/max_steps: 3/max_steps: 2/' base.yaml > run.yaml
+  echo "parallel: {pp: 2}" >> run.yaml
+  SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw $MPI 2 "$BIN" run.yaml 2> train.log \
+    || bad "tied, pp 2 (overlap $ov) failed: $(tail -3 train.log)"
+done
+[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tiedpp-1/train.log")" = 5 ] \
+  && ok "tied, pp 2: 5 bucket updates inside the backwards" \
+  || bad "tied, pp 2: $(grep -c "^\[adamw\] step 2: " "$TMP/tiedpp-1/train.log") updates in the backward, want 5"
+same_state "$TMP/tiedpp-1" "$TMP/tiedpp-0" "tied, pp 2"
 # where it cannot apply: said, and the run is the one without it
 setup clip 2
 SIMPO_ADAMW_OVERLAP=1 "$BIN" run.yaml 2> train.log
