@@ -9,17 +9,6 @@
 # apply the trainer says why and runs without it.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
-# same_state A B NAME: logged numbers, parameters and moments after step 2 of runs A and B bitwise alike
-same_state() {
-  [ "$(run_nums "$1/out/metrics.jsonl")" = "$(run_nums "$2/out/metrics.jsonl")" ] && [ -n "$(run_nums "$1/out/metrics.jsonl")" ] \
-    && ok "$3: loss, grad norm, margins bitwise the run without it" \
-    || bad "$3: $(run_nums "$1/out/metrics.jsonl" | tr '\n' ' ') vs $(run_nums "$2/out/metrics.jsonl" | tr '\n' ' ')"
-  local same=1
-  for d in param exp_avg exp_avg_sq; do
-    h5diff -q "$1/out/step-00000002/index.h5" "$2/out/step-00000002/index.h5" /$d /$d || same=0
-  done
-  [ $same = 1 ] && ok "$3: parameters and moments after step 2 bitwise alike" || bad "$3: step-2 state differs"
-}
 # overlap_case NAME NP MICRO PARALLEL BUCKETS FREE SED [ENV...]: the fixture (max_grad_norm 0, edited by SED) with
 # and without the overlap; BUCKETS: the updates inside the backward per step that the ranks' traces must show
 # together, FREE: the sparse embedding gradients whose free rows went before the forward

@@ -34,3 +34,26 @@ train: {global_batch_pairs: 4, micro_batch_pairs: 1, max_steps: 3, seed: 5}
 checkpoint: {dir: out}
 YAML
 }
+
+# run_case_rc NAME NP MICRO PARALLEL TWIN: run_case with train.recompute: true (every layer rerun in the backward);
+# its parameters also equal those of TWIN, the same layout without recompute (run above), bit for bit
+run_case_rc() {
+  setup "$1" "$3"; sed -i 's/^train: {/train: {recompute: true, /' run.yaml; echo "parallel: $4" >> run.yaml
+  grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
+  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
+  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
+  "$BIN" export --checkpoint out --out hf 2>/dev/null && "$BIN" export --checkpoint "$TMP/$5/out" --out hf_twin 2>/dev/null \
+    && cmp -s hf/model.safetensors hf_twin/model.safetensors && ok "$1 = $5 bit for bit" || bad "$1 differs from $5"
+}
+# same_state A B NAME: the runs in directories A and B (the fixture's 2 steps, a checkpoint at step 2) alike bit for
+# bit: their logged loss, gradient norm and margins, and the parameters and AdamW moments after step 2
+same_state() {
+  [ "$(run_nums "$1/out/metrics.jsonl")" = "$(run_nums "$2/out/metrics.jsonl")" ] && [ -n "$(run_nums "$1/out/metrics.jsonl")" ] \
+    && ok "$3: loss, grad norm, margins bitwise alike" \
+    || bad "$3: $(run_nums "$1/out/metrics.jsonl" | tr '\n' ' ') vs $(run_nums "$2/out/metrics.jsonl" | tr '\n' ' ')"
+  local same=1
+  for d in param exp_avg exp_avg_sq; do
+    h5diff -q "$1/out/step-00000002/index.h5" "$2/out/step-00000002/index.h5" /$d /$d || same=0
+  done
+  [ $same = 1 ] && ok "$3: parameters and moments after step 2 bitwise alike" || bad "$3: step-2 state differs"
+}

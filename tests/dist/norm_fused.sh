@@ -15,15 +15,7 @@ fused_case() {
     [ -n "$par" ] && echo "parallel: $par" >> run.yaml
     if env "$@" $MPI "$np" "$BIN" run.yaml 2> train.log; then :; else bad "$name $mode failed: $(tail -3 train.log)"; fi
   done
-  local a=$TMP/$name-stop b=$TMP/$name-skip
-  [ "$(run_nums "$a/out/metrics.jsonl")" = "$(run_nums "$b/out/metrics.jsonl")" ] && [ -n "$(run_nums "$a/out/metrics.jsonl")" ] \
-    && ok "$name: loss, grad norm, margins bitwise the separate pass's" \
-    || bad "$name: $(run_nums "$a/out/metrics.jsonl" | tr '\n' ' ') vs $(run_nums "$b/out/metrics.jsonl" | tr '\n' ' ')"
-  local same=1
-  for d in param exp_avg exp_avg_sq; do
-    h5diff -q "$a/out/step-00000002/index.h5" "$b/out/step-00000002/index.h5" /$d /$d || same=0
-  done
-  [ $same = 1 ] && ok "$name: parameters and moments after step 2 bitwise alike" || bad "$name: step-2 state differs"
+  same_state "$TMP/$name-stop" "$TMP/$name-skip" "$name (fused vs the separate pass)"
 }
 fused_case one 1 ""
 fused_case strict 1 "" SIMPO_BACKEND=cpu_strict

@@ -6,16 +6,6 @@
 # the tied 4-layer model under pp4 and pp2 x tp2 (up to 4 slots a stage sharing one activation scratch).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
-# run_case_rc NAME NP MICRO PARALLEL TWIN: run_case with train.recompute: true (every layer rerun in the backward);
-# its parameters also equal those of TWIN, the same layout without recompute (run above), bit for bit
-run_case_rc() {
-  setup "$1" "$3"; sed -i 's/^train: {/train: {recompute: true, /' run.yaml; echo "parallel: $4" >> run.yaml
-  grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"
-  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
-  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
-  "$BIN" export --checkpoint out --out hf 2>/dev/null && "$BIN" export --checkpoint "$TMP/$5/out" --out hf_twin 2>/dev/null \
-    && cmp -s hf/model.safetensors hf_twin/model.safetensors && ok "$1 = $5 bit for bit" || bad "$1 differs from $5"
-}
 run_case pp2 2 1 "{pp: 2}"
 run_case pp2_mb2 2 2 "{pp: 2}"
 run_case tp2_pp2 4 2 "{tp: 2, pp: 2}"
