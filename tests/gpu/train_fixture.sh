@@ -1,8 +1,8 @@
 # The trainer on the CUDA backend (label gpu; exit 77, skipped, without a CUDA build or device): the tiny-a fixture
 # trained 2 steps with device: cuda equals the HF float64 parameters after step 2 (check_params, the fixture
 # README's rule) on 1 rank, and on 2 and 4 ranks sharing the one GPU through the MPI collectives (device buffers
-# staged through host memory); a 2-rank run equals the 1-rank run; parallel.backend: nccl on 1 rank; and the log
-# names the CUDA backend and its peak device memory.
+# staged through host memory); a 2-rank run equals the 1-rank run; parallel.backend: nccl on 1 rank; the log names
+# the CUDA backend and its peak device memory; and AdamW inside the backward gives the same state bit for bit.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/../dist/dist.bash"
 if ! nvidia-smi -L >/dev/null 2>&1 || ! "$BIN" --version 2>&1 | grep -q "cuda"; then
@@ -45,4 +45,17 @@ $MPI 2 "$BIN" run.yaml 2> train2.log || bad "bf16 dp2: $(tail -3 train2.log)"
 l1=$(metric one.jsonl 2 loss); l2=$(metric out/metrics.jsonl 2 loss)
 awk -v a="$l1" -v b="$l2" 'BEGIN {d = a - b; if (d < 0) d = -d; exit !(d <= 4 / 512 * a)}' && ok "bf16 dp2 step-2 loss $l2 = 1 rank $l1 within 4u" \
   || bad "bf16 dp2 loss $l2 vs 1 rank $l1"
+# AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1: each bucket's update on the late stream, the embedding's free
+# rows beside the forwards), 6 micro-batches a step, nothing clipped: bitwise the run without it, fp32 and bf16
+for dt in fp32 bf16; do
+  for ov in 0 1; do
+    setup "g_ov_${dt}_$ov" 1
+    sed -i -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' -e "s|^model: {init: model}|model: {init: model, dtype: $dt}|" run.yaml
+    echo "device: cuda" >> run.yaml
+    SIMPO_ADAMW_OVERLAP=$ov "$BIN" run.yaml 2> train.log || bad "$dt overlap $ov: $(tail -3 train.log)"
+  done
+  grep -q "AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$TMP/g_ov_${dt}_1/train.log" \
+    && ok "$dt: AdamW inside the backward on" || bad "$dt: $(grep 'inside the backward' "$TMP/g_ov_${dt}_1/train.log")"
+  same_state "$TMP/g_ov_${dt}_1" "$TMP/g_ov_${dt}_0" "cuda $dt, AdamW inside the backward vs after it"
+done
 finish
