@@ -1,6 +1,7 @@
 /* backend.h — the kernel interface every backend implements (a struct of function pointers).
  *
- * defines: Backend, backend_cpu(), backend_cpu_strict().
+ * defines: Backend, backend_cpu(), backend_cpu_strict(), GradRows (GRAD_ROWS_ALL / HELD / FREE, grad_rows_at,
+ *          grad_rows_in).
  * The model, the loss path and the optimizer are written once against this interface; the CPU backend
  * (src/cpu/, fp32, OpenMP + OpenBLAS) is the reference every other backend must reproduce.
  *

@@ -8,7 +8,8 @@
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
  *          model_sparse_embed_rows, model_sparse_embed_begin, model_sparse_embed_allreduce, model_grad_at, model_grad_range, GradSink,
- *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_param_at, model_param_set,
+ *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, GradDone, model_set_grad_done,
+ *          model_arm_grad_done, model_param_at, model_param_set,
  *          model_params_set_done, model_param_max_numel, model_params_held, model_params_to_host,
  *          model_params_allgather.
  * One table (ParamSpec, built from the ModelConfig) describes every parameter: HF name, global shape, how it is
@@ -97,7 +98,8 @@ typedef struct GradSink {
  * optimizer's update inside the backward (optim.h optim_overlap_begin). done(ctx, m, off, n) gets the flat range
  * [off, off + n) of a bucket (a layer, the final norm with an untied LM head, a dense untied embedding: the
  * GradPartition buckets) whose gradient is final for the step (what nothing wrote zeroed first) and whose
- * parameters no later op of the step reads. Never called for a partitioned gradient. */
+ * parameters no later op of the step reads. Never called for a partitioned gradient. ctx is the caller's (the
+ * model does not own it); {0} (model_set_grad_done) removes the callbacks. */
 typedef struct GradDone {
     void (*done)(void *ctx, struct Model *m, size_t off, size_t n);
     void *ctx;

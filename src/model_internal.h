@@ -6,7 +6,7 @@
  *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
  *          model_sparse_embed_free, model_set_grad_view, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, model_partition_init,
  *          model_partition_views, model_partition_offset, model_grad_bucket_begin, model_grad_bucket_end,
- *          model_partition_free, model_alloc_shard, model_set_param_view, model_shard_params_init.
+ *          model_grad_bucket_range, model_grads_done, model_partition_free, model_alloc_shard, model_set_param_view, model_shard_params_init.
  * Ownership: the Model owns every Acts (model.h m->acts) and the memory its views point into.
  */
 #ifndef SD_MODEL_INTERNAL_H
