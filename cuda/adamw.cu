@@ -149,21 +149,39 @@ __global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16
  * one by one; else all one by one. At most 64 registers, so that 4 blocks share an SM as adamw4_k's do (66 without
  * the bound: 3 blocks, and the H200 measured 3.0 TB/s against adamw4_k's 3.65). R: the gradients by rows, the
  * rows left out read as zeros, so the partials are bitwise those of a dense zero-filled g. */
+/* Phases (the late queue, adamw_ss_phases): a launch takes iterations [k0, k1) of each thread's loop (quads under
+ * VEC, then in the last phase the elements after them; else elements), the thread's running sum carried in
+ * carry[thread] from one launch to the next, and only the last (`last`) forms the block's sum. Each thread adds the
+ * same squares in the same order whatever the phases, so the partials are bitwise one launch's (k0 0, k1 past the
+ * end, carry NULL). */
+static __device__ __forceinline__ size_t ss_limit(size_t end, size_t t0, size_t k1, size_t stride) {
+    return k1 >= (end - (t0 < end ? t0 : end)) / stride + 1 ? end : min(end, t0 + k1 * stride);
+}
 template <bool VEC, int U, bool R>
-__global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(double *part, float *p, uint16_t *p16,
-                                                                           GSrc g, float *m, float *v, size_t n,
-                                                                           AdamwArgs a) {
+__global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(double *part, double *carry, float *p,
+                                                                           uint16_t *p16, GSrc g, float *m, float *v,
+                                                                           size_t n, AdamwArgs a, size_t k0,
+                                                                           size_t k1, bool last) {
     __shared__ double sh[CU_SS_THREADS];
     const size_t t0 = blockIdx.x * (size_t)CU_SS_THREADS + threadIdx.x, stride = (size_t)gridDim.x * CU_SS_THREADS;
-    double s = 0.0;
-    size_t done = 0;
+    double s = k0 ? carry[t0] : 0.0;
     if (VEC) {
-        adamw_quad_loop<U, R>(p, p16, g, m, v, n / 4, t0, stride, a, &s);
-        done = n / 4 * 4;
+        const size_t n4 = n / 4;
+        adamw_quad_loop<U, R>(p, p16, g, m, v, ss_limit(n4, t0, k1, stride), t0 + k0 * stride, stride, a, &s);
+        if (last)
+            for (size_t i = n4 * 4 + t0; i < n; i += stride) {
+                const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
+                s += (double)gi * gi;
+            }
+    } else {
+        for (size_t i = t0 + k0 * stride, e = ss_limit(n, t0, k1, stride); i < e; i += stride) {
+            const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
+            s += (double)gi * gi;
+        }
     }
-    for (size_t i = done + t0; i < n; i += stride) {
-        const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
-        s += (double)gi * gi;
+    if (!last) { /* the whole block alike: last is the launch's */
+        carry[t0] = s;
+        return;
     }
     s = cu_block_sum<CU_SS_THREADS>(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
@@ -193,13 +211,27 @@ static bool vec_ok(const float *p, uint16_t *p16, const float *g, const GradRows
     return cu_aligned16(p, g, m, v, p) && ((uintptr_t)p16 & 7) == 0 && (!rows || rows->cols % 4 == 0);
 }
 
+/* Iterations of each thread's loop per launch on the late queue (backend.h late_begin): a block once started keeps
+ * its SM until it ends, so a late block resident when one of the main stream's kernels launches holds that SM back
+ * from it for the rest of its time; in one launch a block takes 16 to ~64 quads per thread (~20-70 us at the
+ * bandwidth one SM gets), in phases of 4 a quarter of that or less. The main stream's AdamW (nothing beside it) runs
+ * in one launch. */
+static const size_t ADAMW_LATE_ITERS = 4;
+
 template <bool R>
-static void adamw_sumsq_launch(double *part, size_t nb, float *p, uint16_t *p16, const GSrc &g, bool vec, float *m,
-                               float *v, size_t n, const AdamwArgs &a) {
-    if (!vec) adamw_ss_k<false, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+static void adamw_sumsq_launch(double *part, double *carry, size_t nb, float *p, uint16_t *p16, const GSrc &g,
+                               bool vec, float *m, float *v, size_t n, const AdamwArgs &a, size_t k0, size_t k1,
+                               bool last) {
+    if (!vec)
+        adamw_ss_k<false, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
+                                                                                  k0, k1, last);
     else if (adamw_unroll() == 2)
-        adamw_ss_k<true, 2, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
-    else adamw_ss_k<true, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, p, p16, g, m, v, n, a);
+        adamw_ss_k<true, 2, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
+                                                                                 k0, k1, last);
+    else
+        adamw_ss_k<true, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
+                                                                                 k0, k1, last);
+    CUDA_LAUNCH_CHECK("adamw_sumsq");
 }
 
 void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
@@ -210,14 +242,21 @@ void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, co
         return;
     }
     const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
-    const size_t nb = adamw_ss_blocks(n);
-    double *part = (double *)cu_scratch(nb * sizeof(double), "adamw_sumsq partials");
+    const size_t nb = adamw_ss_blocks(n), stride = nb * CU_SS_THREADS;
     const GSrc gs = gsrc(g, rows);
     const bool vec = vec_ok(p, p16, g, rows, m, v);
-    if (rows) adamw_sumsq_launch<true>(part, nb, p, p16, gs, vec, m, v, n, a);
-    else adamw_sumsq_launch<false>(part, nb, p, p16, gs, vec, m, v, n, a);
-    CUDA_LAUNCH_CHECK("adamw_sumsq");
+    /* each thread's loop: its iterations over quads (vec, the tail in the last phase) or elements */
+    const size_t iters = ((vec ? n / 4 : n) + stride - 1) / stride, per = cu_late() ? ADAMW_LATE_ITERS : iters;
+    double *part = (double *)cu_scratch(nb * sizeof(double), "adamw_sumsq partials");
+    double *carry = per < iters ? (double *)cu_scratch(stride * sizeof(double), "adamw_sumsq running sums") : NULL;
+    for (size_t k0 = 0;; k0 += per) {
+        const size_t k1 = k0 + per < iters ? k0 + per : iters;
+        if (rows) adamw_sumsq_launch<true>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, k1 >= iters);
+        else adamw_sumsq_launch<false>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, k1 >= iters);
+        if (k1 >= iters) break;
+    }
     cu_sum_partials(sumsq, part, nb);
+    cu_scratch_free(carry);
     cu_scratch_free(part);
 }
 

@@ -97,6 +97,7 @@ static void cuda_late_begin(void) {
     g.cur = g.late;
     g.late_pending = true;
 }
+bool cu_late(void) { return g.late && g.cur == g.late; }
 static void cuda_late_end(void) {
     if (g.cur != g.late) sd_die("cuda", "late_end without late_begin");
     g.cur = g.stream;

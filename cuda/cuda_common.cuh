@@ -54,6 +54,9 @@ static inline const char *cu_base(const char *path) {
 
 /* backend state (backend_cuda.cu); valid once backend_cuda() has run */
 cudaStream_t cu_stream(void);
+/* whether the ops now go to the late queue (backend.h late_begin): a kernel may then cut its work into shorter
+ * blocks (adamw_sumsq) */
+bool cu_late(void);
 /* a second stream for two independent kernels of one op (attention's dq and dk/dv kernels,
  * SIMPO_CUDA_ATTN_STREAMS=2): cu_fork returns it after making it wait for all that cu_stream() has been given so far;
  * cu_join makes cu_stream() wait for all the second stream has been given so far. An op that forks joins before it

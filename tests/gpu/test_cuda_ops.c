@@ -987,20 +987,26 @@ static void t_late(size_t n) {
     float *p = hrand(n, -1, 1), *g = hrand(n, -1e-2, 1e-2), *m = hrand(n, -1e-3, 1e-3), *v = hrand(n, 0, 1e-5);
     const bool emu = strstr(cuda_device_name(), "emulation") != NULL;
     float *d_g = up(g, n * 4);
-    for (int how = 0; how < 2; how++) { /* joined by late_join, by sync */
+    for (int how = 0; how < 2; how++) { /* joined by late_join, by sync; from element o: 0, the 4-wide path, and 1,
+                                         * one by one (both in phases of the late queue where n is large) */
+        const size_t o = (size_t)how, nn = n - o;
         float *d_p[2], *d_m[2], *d_v[2], *d_c = up(g, n * 4), *d_c2 = gpu->alloc(n * 4, "copy");
         uint16_t *d16[2];
         double *d_ss = gpu->alloc(4 * sizeof(double), "sumsq");
         for (int k = 0; k < 2; k++) d_p[k] = up(p, n * 4), d_m[k] = up(m, n * 4), d_v[k] = up(v, n * 4),
                                     d16[k] = gpu->alloc(n * 2, "p16");
         /* in order, on the main queue */
-        gpu->adamw_sumsq(d_ss, d_p[0], d16[0], d_g, NULL, d_m[0], d_v[0], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
-        gpu->adamw(d_p[0], d16[0], d_g, NULL, 0.5f, d_m[0], d_v[0], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.19, 0.002);
+        gpu->adamw_sumsq(d_ss, d_p[0] + o, d16[0] + o, d_g + o, NULL, d_m[0] + o, d_v[0] + o, nn, 3e-4, 0.9, 0.999,
+                         1e-8, 0.1, 0.1, 0.001);
+        gpu->adamw(d_p[0] + o, d16[0] + o, d_g + o, NULL, 0.5f, d_m[0] + o, d_v[0] + o, nn, 3e-4, 0.9, 0.999, 1e-8,
+                   0.1, 0.19, 0.002);
         /* late, a copy on the main queue beside them */
         gpu->late_begin();
-        gpu->adamw_sumsq(d_ss + 1, d_p[1], d16[1], d_g, NULL, d_m[1], d_v[1], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+        gpu->adamw_sumsq(d_ss + 1, d_p[1] + o, d16[1] + o, d_g + o, NULL, d_m[1] + o, d_v[1] + o, nn, 3e-4, 0.9,
+                         0.999, 1e-8, 0.1, 0.1, 0.001);
         if (how == 1) gpu->sync(); /* between late ops, as the op profile (SIMPO_PROFILE=1) does around each */
-        gpu->adamw(d_p[1], d16[1], d_g, NULL, 0.5f, d_m[1], d_v[1], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.19, 0.002);
+        gpu->adamw(d_p[1] + o, d16[1] + o, d_g + o, NULL, 0.5f, d_m[1] + o, d_v[1] + o, nn, 3e-4, 0.9, 0.999, 1e-8,
+                   0.1, 0.19, 0.002);
         gpu->late_end();
         gpu->copy(d_c2, d_c, n * 4);
         float *early = down(d_p[1], n), *cp = down(d_c2, n);
