@@ -149,37 +149,40 @@ __global__ void __launch_bounds__(256, U == 1 ? 4 : 3) adamw4_k(float *p, uint16
  * one by one; else all one by one. At most 64 registers, so that 4 blocks share an SM as adamw4_k's do (66 without
  * the bound: 3 blocks, and the H200 measured 3.0 TB/s against adamw4_k's 3.65). R: the gradients by rows, the
  * rows left out read as zeros, so the partials are bitwise those of a dense zero-filled g. */
-/* Phases (the late queue, adamw_ss_phases): a launch takes iterations [k0, k1) of each thread's loop (quads under
- * VEC, then in the last phase the elements after them; else elements), the thread's running sum carried in
+/* PH, phases (the late queue, ADAMW_LATE_ITERS): a launch takes iterations [k0, k1) of each thread's loop (quads
+ * under VEC, then in the last phase the elements after them; else elements), the thread's running sum carried in
  * carry[thread] from one launch to the next, and only the last (`last`) forms the block's sum. Each thread adds the
- * same squares in the same order whatever the phases, so the partials are bitwise one launch's (k0 0, k1 past the
- * end, carry NULL). */
+ * same squares in the same order whatever the phases, so the partials are bitwise one launch's. Without PH (the
+ * main stream) the kernel ignores k0, k1, last and carry: their arithmetic would cost the 64-register bound a
+ * spill. */
 static __device__ __forceinline__ size_t ss_limit(size_t end, size_t t0, size_t k1, size_t stride) {
     return k1 >= (end - (t0 < end ? t0 : end)) / stride + 1 ? end : min(end, t0 + k1 * stride);
 }
-template <bool VEC, int U, bool R>
+template <bool VEC, int U, bool R, bool PH>
 __global__ void __launch_bounds__(CU_SS_THREADS, U == 1 ? 4 : 3) adamw_ss_k(double *part, double *carry, float *p,
                                                                            uint16_t *p16, GSrc g, float *m, float *v,
                                                                            size_t n, AdamwArgs a, size_t k0,
                                                                            size_t k1, bool last) {
     __shared__ double sh[CU_SS_THREADS];
     const size_t t0 = blockIdx.x * (size_t)CU_SS_THREADS + threadIdx.x, stride = (size_t)gridDim.x * CU_SS_THREADS;
-    double s = k0 ? carry[t0] : 0.0;
+    double s = PH && k0 ? carry[t0] : 0.0;
     if (VEC) {
         const size_t n4 = n / 4;
-        adamw_quad_loop<U, R>(p, p16, g, m, v, ss_limit(n4, t0, k1, stride), t0 + k0 * stride, stride, a, &s);
-        if (last)
+        if (PH) adamw_quad_loop<U, R>(p, p16, g, m, v, ss_limit(n4, t0, k1, stride), t0 + k0 * stride, stride, a, &s);
+        else adamw_quad_loop<U, R>(p, p16, g, m, v, n4, t0, stride, a, &s);
+        if (!PH || last)
             for (size_t i = n4 * 4 + t0; i < n; i += stride) {
                 const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
                 s += (double)gi * gi;
             }
     } else {
-        for (size_t i = t0 + k0 * stride, e = ss_limit(n, t0, k1, stride); i < e; i += stride) {
+        const size_t e = PH ? ss_limit(n, t0, k1, stride) : n;
+        for (size_t i = t0 + (PH ? k0 * stride : 0); i < e; i += stride) {
             const float gi = adamw_elem<R>(p, p16, g, m, v, i, a);
             s += (double)gi * gi;
         }
     }
-    if (!last) { /* the whole block alike: last is the launch's */
+    if (PH && !last) { /* the whole block alike: last is the launch's */
         carry[t0] = s;
         return;
     }
@@ -218,19 +221,19 @@ static bool vec_ok(const float *p, uint16_t *p16, const float *g, const GradRows
  * in one launch. */
 static const size_t ADAMW_LATE_ITERS = 4;
 
-template <bool R>
+template <bool R, bool PH>
 static void adamw_sumsq_launch(double *part, double *carry, size_t nb, float *p, uint16_t *p16, const GSrc &g,
                                bool vec, float *m, float *v, size_t n, const AdamwArgs &a, size_t k0, size_t k1,
                                bool last) {
     if (!vec)
-        adamw_ss_k<false, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
-                                                                                  k0, k1, last);
+        adamw_ss_k<false, 1, R, PH><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n,
+                                                                                      a, k0, k1, last);
     else if (adamw_unroll() == 2)
-        adamw_ss_k<true, 2, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
-                                                                                 k0, k1, last);
+        adamw_ss_k<true, 2, R, PH><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n,
+                                                                                     a, k0, k1, last);
     else
-        adamw_ss_k<true, 1, R><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n, a,
-                                                                                 k0, k1, last);
+        adamw_ss_k<true, 1, R, PH><<<(unsigned)nb, CU_SS_THREADS, 0, cu_stream()>>>(part, carry, p, p16, g, m, v, n,
+                                                                                     a, k0, k1, last);
     CUDA_LAUNCH_CHECK("adamw_sumsq");
 }
 
@@ -251,8 +254,11 @@ void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, co
     double *carry = per < iters ? (double *)cu_scratch(stride * sizeof(double), "adamw_sumsq running sums") : NULL;
     for (size_t k0 = 0;; k0 += per) {
         const size_t k1 = k0 + per < iters ? k0 + per : iters;
-        if (rows) adamw_sumsq_launch<true>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, k1 >= iters);
-        else adamw_sumsq_launch<false>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, k1 >= iters);
+        const bool last = k1 >= iters;
+        if (carry && rows) adamw_sumsq_launch<true, true>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, last);
+        else if (carry) adamw_sumsq_launch<false, true>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, last);
+        else if (rows) adamw_sumsq_launch<true, false>(part, NULL, nb, p, p16, gs, vec, m, v, n, a, 0, iters, true);
+        else adamw_sumsq_launch<false, false>(part, NULL, nb, p, p16, gs, vec, m, v, n, a, 0, iters, true);
         if (k1 >= iters) break;
     }
     cu_sum_partials(sumsq, part, nb);
