@@ -369,6 +369,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
                      int nslots, bool with_grads, const ModelOpts *o) {
     int recompute_layers = o ? o->recompute_layers : 0;
     Model *m = sd_calloc(1, sizeof *m, "model");
+    m->gdone_split = SIZE_MAX; /* no MLP part reported (model_mlp_grads_done) */
     set_dims(m, mc);
     m->be = be;
     /* transformers: hidden_states * torch.tensor(hidden_size ** 0.5, dtype=hidden_states.dtype) (fp32 here) */
@@ -576,12 +577,32 @@ void model_set_grad_done(Model *m, GradDone d) {
 }
 void model_arm_grad_done(Model *m, bool on) { m->gdone_armed = on && m->gdone.done; }
 
-void model_grads_done(Model *m, int b) {
-    size_t st, n;
-    if (!m->gdone_armed || m->partitioned || !model_grad_bucket_range(m, b, &st, &n)) return;
+/* the flat range [st, st + n) final: what nothing wrote zeroed, then GradDone */
+static void grads_done_range(Model *m, size_t st, size_t n) {
     for (int i = 0; i < m->nspecs; i++)
         if (m->specs[i].offset >= st && m->specs[i].offset < st + n) grad_settle(m, i);
     m->gdone.done(m->gdone.ctx, m, st, n);
+}
+
+void model_grads_done(Model *m, int b) {
+    size_t st, n, split = m->gdone_split;
+    m->gdone_split = SIZE_MAX;
+    if (!m->gdone_armed || m->partitioned || !model_grad_bucket_range(m, b, &st, &n)) return;
+    if (b >= 0 && split != SIZE_MAX) n = split - st; /* the MLP's part went before */
+    grads_done_range(m, st, n);
+}
+
+void model_mlp_grads_done(Model *m, int l) {
+    size_t st, n;
+    m->gdone_split = SIZE_MAX;
+    if (!m->gdone_armed || m->partitioned || !model_grad_bucket_range(m, l, &st, &n)) return;
+    for (int i = 0; i < m->nspecs; i++)
+        if (m->specs[i].role == P_LN2 && m->specs[i].layer == l + m->L_off) {
+            m->gdone_split = m->specs[i].offset;
+            grads_done_range(m, m->gdone_split, st + n - m->gdone_split);
+            return;
+        }
+    sd_die("model", "layer %d has no second norm", l + m->L_off);
 }
 
 /* the spec whose gradient starts at dW (a view model.c made: it is one) */
@@ -1333,6 +1354,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
         be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
+        model_mlp_grads_done(m, l); /* the optimizer's update of the MLP part beside the attention's backward */
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));

@@ -97,8 +97,9 @@ typedef struct GradSink {
 /* Where a gradient bucket goes the moment the armed backward (model_arm_grad_done) has completed it: the
  * optimizer's update inside the backward (optim.h optim_overlap_begin). done(ctx, m, off, n) gets the flat range
  * [off, off + n) of a bucket (a layer, the final norm with an untied LM head, a dense untied embedding: the
- * GradPartition buckets) whose gradient is final for the step (what nothing wrote zeroed first) and whose
- * parameters no later op of the step reads. Never called for a partitioned gradient. ctx is the caller's (the
+ * GradPartition buckets), or of a layer's MLP part (its second norm and projections, complete when the layer's
+ * backward reaches the attention) and then of the rest of that layer, whose gradient is final for the step (what
+ * nothing wrote zeroed first) and whose parameters no later op of the step reads. Never called for a partitioned gradient. ctx is the caller's (the
  * model does not own it); {0} (model_set_grad_done) removes the callbacks. */
 typedef struct GradDone {
     void (*done)(void *ctx, struct Model *m, size_t off, size_t n);
@@ -226,6 +227,8 @@ typedef struct Model {
     GradPartition gp;
     GradDone gdone;                      /* model_set_grad_done; called while gdone_armed */
     bool gdone_armed;
+    size_t gdone_split;                  /* the flat element where the layer being differentiated had its MLP's
+                                          * part reported (model_mlp_grads_done), or SIZE_MAX */
 } Model;
 
 /* Builds the parameter table and allocates params, grads (zeroed) and activations for micro-batches of up to

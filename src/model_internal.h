@@ -6,7 +6,7 @@
  *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
  *          model_sparse_embed_free, model_set_grad_view, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, model_partition_init,
  *          model_partition_views, model_partition_offset, model_grad_bucket_begin, model_grad_bucket_end,
- *          model_grad_bucket_range, model_grads_done, model_partition_free, model_alloc_shard, model_set_param_view, model_shard_params_init.
+ *          model_grad_bucket_range, model_grads_done, model_mlp_grads_done, model_partition_free, model_alloc_shard, model_set_param_view, model_shard_params_init.
  * Ownership: the Model owns every Acts (model.h m->acts) and the memory its views point into.
  */
 #ifndef SD_MODEL_INTERNAL_H
@@ -147,8 +147,11 @@ void model_grad_bucket_end(Model *m, int b);
 /* the flat range [*start, *start + *n) of bucket b; false when this stage has no such bucket */
 bool model_grad_bucket_range(const Model *m, int b, size_t *start, size_t *n);
 /* model.c: unpartitioned, after the backward's writes of bucket b: what nothing wrote zeroed, then GradDone, when
- * armed (no-op otherwise) */
+ * armed (no-op otherwise); for a layer whose MLP part went before (model_mlp_grads_done), the rest of it */
 void model_grads_done(Model *m, int b);
+/* model.c: layer l's MLP part (its range from the second norm to the layer's end: ln2, the gate, up and down
+ * projections, Gemma 2's post-feedforward norm) once the layer's backward is past it; the same conditions */
+void model_mlp_grads_done(Model *m, int l);
 void model_partition_free(Model *m);
 /* model.c: shard `shard` of `shards` of the flat buffers (nalloc elements, a multiple of shards): its flat range
  * [*from, *to) and a zeroed backend allocation of its floats (the caller owns it); dies on a bad cut */

@@ -11,7 +11,8 @@ source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 # overlap_case NAME NP MICRO PARALLEL BUCKETS FREE SED [ENV...]: the fixture (max_grad_norm 0, edited by SED) with
 # and without the overlap; BUCKETS: the updates inside the backward per step that the ranks' traces must show
-# together, FREE: the sparse embedding gradients whose free rows went before the forward
+# together (a layer's two: its MLP part once the backward reaches its attention, then the rest), FREE: the sparse
+# embedding gradients whose free rows went before the forward
 overlap_case() {
   local name=$1 np=$2 micro=$3 par=$4 want=$5 free=$6 ed=$7; shift 7
   for ov in 0 1; do
@@ -33,29 +34,29 @@ overlap_case() {
   same_state "$a" "$b" "$name"
 }
 # tiny-a: 2 layers, untied, the sparse embedding gradient (its free rows before the forward, its held rows after the
-# backward): the layers and the head inside the backward
-overlap_case accum 1 1 "" 3 1 ""
-overlap_case onemb 1 6 "" 3 1 ""
-overlap_case strict 1 2 "" 3 1 "" SIMPO_BACKEND=cpu_strict
-overlap_case bf16 1 2 "" 3 1 "s/^model: {/model: {dtype: bf16, /"
-overlap_case dense 1 2 "" 4 0 "s/seed: 0}/seed: 0, sparse_embedding_grad: false}/"
-overlap_case recompute 1 2 "" 3 1 "s/seed: 0}/seed: 0, recompute: true}/"
+# backward): the head and each layer's two parts inside the backward
+overlap_case accum 1 1 "" 5 1 ""
+overlap_case onemb 1 6 "" 5 1 ""
+overlap_case strict 1 2 "" 5 1 "" SIMPO_BACKEND=cpu_strict
+overlap_case bf16 1 2 "" 5 1 "s/^model: {/model: {dtype: bf16, /"
+overlap_case dense 1 2 "" 6 0 "s/seed: 0}/seed: 0, sparse_embedding_grad: false}/"
+overlap_case recompute 1 2 "" 5 1 "s/seed: 0}/seed: 0, recompute: true}/"
 # pipeline: each stage its own layer, the last one the head too (the first stage's embedding gradient is sparse)
-overlap_case pp2 2 1 "{pp: 2}" 3 1 ""
-# tensor parallelism: each rank its slices of the same 3 buckets and of the embedding
-overlap_case tp2 2 2 "{tp: 2}" 6 2 ""
+overlap_case pp2 2 1 "{pp: 2}" 5 1 ""
+# tensor parallelism: each rank its slices of the same 5 parts and of the embedding
+overlap_case tp2 2 2 "{tp: 2}" 10 2 ""
 grep -q "dtype: bf16" "$TMP/bf16-1/run.yaml" && ok "the bf16 case runs the bf16 mode" || bad "bf16 case: no dtype bf16"
 # tied embeddings (4 layers): the embedding's gradient is the LM head's too, so it waits for the step's end; the
-# final norm and the layers go inside the backward
+# final norm and the layers (two parts each) go inside the backward
 for ov in 0 1; do
   setup_tied tied-$ov
   sed -e 's/weight_decay: 0.01}/weight_decay: 0.01, max_grad_norm: 0.0}/' -e 's/dir: out}/dir: out, every_steps: 2}/' \
     -e 's/max_steps: 3/max_steps: 2/' base.yaml > run.yaml
   SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw "$BIN" run.yaml 2> train.log || bad "tied (overlap $ov) failed: $(tail -3 train.log)"
 done
-[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tied-1/train.log")" = 5 ] \
-  && ! grep -q "free rows" "$TMP/tied-1/train.log" && ok "tied: 5 bucket updates inside the backward, no free rows" \
-  || bad "tied: $(grep -c "^\[adamw\] step 2: " "$TMP/tied-1/train.log") updates in the backward, want 5"
+[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tied-1/train.log")" = 9 ] \
+  && ! grep -q "free rows" "$TMP/tied-1/train.log" && ok "tied: 9 updates inside the backward, no free rows" \
+  || bad "tied: $(grep -c "^\[adamw\] step 2: " "$TMP/tied-1/train.log") updates in the backward, want 9"
 same_state "$TMP/tied-1" "$TMP/tied-0" tied
 # tied embeddings over two pipeline stages: the last stage's mirror of the embedding waits for the pipeline's sum of
 # the two copies' gradients (after the step's backwards), each stage's layers and the final norm go inside them
@@ -67,9 +68,9 @@ for ov in 0 1; do
   SIMPO_ADAMW_OVERLAP=$ov SIMPO_TRACE=adamw $MPI 2 "$BIN" run.yaml 2> train.log \
     || bad "tied, pp 2 (overlap $ov) failed: $(tail -3 train.log)"
 done
-[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tiedpp-1/train.log")" = 5 ] \
-  && ok "tied, pp 2: 5 bucket updates inside the backwards" \
-  || bad "tied, pp 2: $(grep -c "^\[adamw\] step 2: " "$TMP/tiedpp-1/train.log") updates in the backward, want 5"
+[ "$(grep -c "^\[adamw\] step 2: .* updated in the backward" "$TMP/tiedpp-1/train.log")" = 9 ] \
+  && ok "tied, pp 2: 9 updates inside the backwards" \
+  || bad "tied, pp 2: $(grep -c "^\[adamw\] step 2: " "$TMP/tiedpp-1/train.log") updates in the backward, want 9"
 same_state "$TMP/tiedpp-1" "$TMP/tiedpp-0" "tied, pp 2"
 # where it cannot apply: said, and the run is the one without it
 setup clip 2
