@@ -72,10 +72,11 @@ if [ -z "$only" ] || [ "$only" = train_overlap ]; then
       echo "FAILED: train_overlap: the run with SIMPO_ADAMW_OVERLAP=$ov: $(tail -3 "$T/$ov/train.log")"; ok=0
     fi
   done
-  grep -q "on the cuda backend\|cuda" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
-    && [ "$(grep -c '^\[adamw\] step 2: .* updated in the backward' "$T/1/train.log")" = 3 ] \
+  grep -q "backend cuda bf16" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
+    && [ "$(grep -c '^\[adamw\] step 2: .* updated in the backward' "$T/1/train.log")" = 5 ] \
     && [ "$(grep -c '^\[adamw\] step 2: the free rows of .* updated before the forward' "$T/1/train.log")" = 1 ] \
-    || { echo "FAILED: train_overlap: not on, or not 3 updates inside step 2's backward and 1 before it"; ok=0; }
+    || { echo "FAILED: train_overlap: not on the cuda backend, or not 5 updates inside step 2's backward (the head,"\
+              "each layer's two parts) and 1 before it"; ok=0; }
   nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
   for r in 1 p; do
     [ -n "$(nums "$T/0")" ] && [ "$(nums "$T/0")" = "$(nums "$T/$r")" ] \
