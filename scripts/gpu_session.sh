@@ -35,8 +35,8 @@
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
 # tests, 2 x 90 s of model checks, 2 x 90 + 210 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); about 8.5 minutes before the seventeenth session added the single run
-# SIMPO_ADAMW_OVERLAP=1 (first of the singles, ~1 minute more: what a 590 s limit cuts is the last singles, ncu and
-# the SASS mix); give the device call timeout_s 590 and nothing else to do.
+# SIMPO_ADAMW_OVERLAP=1 (first of the singles, ~25 s more by the eleventh session's timings; what a 590 s limit
+# cuts first is the last singles, ncu and the SASS mix); give the device call timeout_s 590 and nothing else to do.
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
 # from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -328,7 +328,7 @@ peer=--peer
 # first of base and all listed, and in dpo) or by default the order of what matters most, which a time limit cuts
 # from the end
 # (the default fits one device call of a 15-minute session, ~8.5 minutes on an H200 by the twelfth session's
-# timings, ~9.5 with the overlap single run, the last singles cut first; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
+# timings, ~9 with the overlap single run, the last singles cut first; consistency, noshare, all, recompute, lean, fit36 and fit46 only when --runs names them: the consistency
 # runs all passed in the twelfth session, and nocache met 8b-4l's memory target where fit36 and lean were slower);
 # sass (the attention kernels' SASS mix, seconds) always last
 runs="base profile singles ncu"
