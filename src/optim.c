@@ -132,22 +132,36 @@ void optim_step(Optim *o, Model *m, double grad_norm, double lr) {
 
 bool optim_fuses_norm(const Optim *o, const Model *m) { return o->max_grad_norm <= 0 && m->be->adamw_sumsq; }
 
+/* o->ss, made at first use */
+static double *norm_slots(Optim *o, const Backend *be) {
+    if (!o->ss) o->ss = be->alloc(sizeof(double) * (size_t)(o->plan->npieces + 1), "gradient norm partial sums");
+    return o->ss;
+}
+/* the late queue around one optimizer call (backend.h late_begin; a backend without one runs the ops in place) */
+static void late_on(const Backend *be) {
+    if (be->late_begin) be->late_begin();
+}
+static void late_off(const Backend *be) {
+    if (be->late_end) be->late_end();
+}
+
 double optim_step_norm(Optim *o, Model *m, double lr) {
     const Backend *be = m->be;
     const ZeroPlan *z = o->plan;
     if (!optim_fuses_norm(o, m)) sd_die("optim", "optim_step_norm: clipping is on or the backend cannot fuse the norm");
-    if (!o->ss) o->ss = be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
-    double bc1, bc2;
+    norm_slots(o, be);
     if (o->ov_on) { /* begun inside the backward: the rest of the pieces, late too, then everything joined */
         model_set_grad_done(m, (GradDone){0});
-        if (be->late_begin) be->late_begin();
+        late_on(be);
         for (int i = 0; i < z->npieces; i++) /* the held rows only where the free ones went before the backward */
             if (!o->ov_done[i])
                 update_piece_part(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, o->ss,
                                   i == o->ov_free ? GRAD_ROWS_HELD : GRAD_ROWS_ALL);
-        if (be->late_begin) be->late_end(), be->late_join();
+        late_off(be);
+        if (be->late_join) be->late_join();
         o->ov_on = false;
     } else {
+        double bc1, bc2;
         update_begin(o, &bc1, &bc2);
         for (int i = 0; i < z->npieces; i++) update_piece(o, m, i, lr, bc1, bc2, 1.0f, o->ss);
     }
@@ -187,8 +201,7 @@ static bool tracing(void) {
 static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
     Optim *o = ctx;
     const ZeroPlan *z = o->plan;
-    const Backend *be = m->be;
-    if (be->late_begin) be->late_begin();
+    late_on(m->be);
     int done = 0;
     for (int i = 0; i < z->npieces; i++) {
         const OwnedPiece *pc = &z->pieces[i];
@@ -201,7 +214,7 @@ static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
         o->ov_done[i] = true;
         done++;
     }
-    if (be->late_begin) be->late_end();
+    late_off(m->be);
     if (tracing())
         fprintf(stderr, "[adamw] step %ld: %d pieces of flat [%zu, %zu) updated in the backward\n", o->step, done, off,
                 off + n);
@@ -212,14 +225,13 @@ static void bucket_done(void *ctx, Model *m, size_t off, size_t n) {
 static void rows_known(void *ctx, Model *m) {
     Optim *o = ctx;
     const ZeroPlan *z = o->plan;
-    const Backend *be = m->be;
     for (int i = 0; i < z->npieces; i++) {
         GradRows rows;
         model_grad_range(m, z->pieces[i].flat.start, z->pieces[i].flat.end - z->pieces[i].flat.start, &rows);
         if (!rows.map) continue;
-        if (be->late_begin) be->late_begin();
+        late_on(m->be);
         update_piece_part(o, m, i, o->ov_lr, o->ov_bc1, o->ov_bc2, 1.0f, NULL, GRAD_ROWS_FREE);
-        if (be->late_begin) be->late_end();
+        late_off(m->be);
         o->ov_free = i;
         if (tracing())
             fprintf(stderr, "[adamw] step %ld: the free rows of '%s' (%zu of %zu held) updated before the forward\n",
@@ -232,7 +244,7 @@ void optim_overlap_begin(Optim *o, Model *m, double lr) {
     const ZeroPlan *z = o->plan;
     const char *why = optim_overlap_why_not(o, m, false, z->dp);
     if (why) sd_die("optim", "optim_overlap_begin: %s", why);
-    if (!o->ss) o->ss = m->be->alloc(sizeof(double) * (size_t)(z->npieces + 1), "gradient norm partial sums");
+    norm_slots(o, m->be);
     if (!o->ov_done) o->ov_done = sd_alloc(sizeof(bool) * (size_t)(z->npieces + 1), "overlapped pieces");
     memset(o->ov_done, 0, sizeof(bool) * (size_t)(z->npieces + 1));
     update_begin(o, &o->ov_bc1, &o->ov_bc2);

@@ -62,9 +62,9 @@ double optim_step_norm(Optim *o, Model *m, double lr);
  * step's last backward has completed that bucket, on the backend's late queue (backend.h late_begin: on a GPU a
  * low-priority stream beside the rest of the backward), instead of all after the backward; a sparse embedding
  * gradient's free rows (GradRows, GRAD_ROWS_FREE) as soon as the step's rows are known, beside the forwards, its
- * held rows after the backward. The same update: each
- * piece's AdamW reads only its own gradient, final by then, and the norm is summed in piece order at the end, so
- * the parameters, moments and norm are bitwise those of optim_step_norm.
+ * held rows after the backward. The same update: each piece's AdamW reads only its own gradient, final by then,
+ * and the norm is summed in piece order at the end, so the parameters, moments and norm are bitwise those of
+ * optim_step_norm.
  * optim_overlap_env: whether SIMPO_ADAMW_OVERLAP asks for it (0 or unset: no, 1: yes; anything else dies).
  * optim_overlap_why_not: NULL where this run may (optim_step_norm's conditions, train.nonfinite: stop, one
  * data-parallel rank, an unpartitioned gradient), else why not, for the startup line.
