@@ -16,6 +16,12 @@
  *        the workspace).
  *   lt:   the same casts, then cublasLtMatmul with an algorithm from cuBLASLt's heuristic (cached per shape and
  *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
+ *   tune: lt, but of the heuristic's first LT_CANDIDATES algorithms for a shape the fastest that computes the
+ *        heuristic's first choice's bits (lt_tune, below): timed on the first call of each shape that writes its
+ *        output without reading it (beta 0, or a separate output), once per process; the results are bitwise
+ *        lt's, and runs stay bitwise reproducible whichever algorithm the timing picks. SIMPO_TRACE=gemm prints
+ *        each choice. Unmeasured (scripts/gpu_session.sh's single run SIMPO_CUDA_GEMM=tune, and the perf
+ *        section of test_cuda_ops: the benchmark's GEMM shapes under ex and tune).
  *   Measured on an H200 (2026-11-27, docs/performance.md): lt as fast as ex on both benchmark shapes (within 0.4%),
  *   so ex stays the default. (A third path, cuBLASLt's CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands, was removed:
  *   on the H200 its operand conversion is not round-to-nearest bf16 (normwise 2e-3 from the CPU's bf16 reference
@@ -135,16 +141,19 @@ static __nv_bfloat16 *operand_bf16(const float *x, size_t n, const char *what, b
 }
 
 /* ---- the bf16 mode's GEMM paths (SIMPO_CUDA_GEMM, header) ---- */
-typedef enum { GEMM_EX, GEMM_LT } GemmPath;
+typedef enum { GEMM_EX, GEMM_LT, GEMM_TUNE } GemmPath;
 static GemmPath gemm_path(void) {
     const char *e = getenv("SIMPO_CUDA_GEMM");
     if (!e || !*e || strcmp(e, "ex") == 0) return GEMM_EX;
     if (strcmp(e, "lt") == 0) return GEMM_LT;
-    sd_die("cuda", "SIMPO_CUDA_GEMM=%s: expected ex or lt", e);
+    if (strcmp(e, "tune") == 0) return GEMM_TUNE;
+    sd_die("cuda", "SIMPO_CUDA_GEMM=%s: expected ex, lt or tune", e);
     return GEMM_EX;
 }
 
-enum { LT_PLANS = 64 };
+/* LT_PLANS: more than the distinct GEMM keys of a model step (shapes x transposes x alignments), so that a tuned
+ * plan is not evicted and timed again; LT_CANDIDATES: the heuristic's algorithms the tune path times */
+enum { LT_PLANS = 128, LT_CANDIDATES = 8, LT_TUNE_REPS = 3 };
 static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recommends on Hopper */
 /* One cached cuBLASLt plan: the key (shape, transposes, operand type, output type, alignments) and what the
  * heuristic chose.
@@ -152,12 +161,20 @@ static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recom
 typedef struct {
     int M, N, K;
     bool tA, tB, c16, used; /* c16: C and D bf16 (matmul16_out16), else fp32 */
+    bool tune;              /* the tune path's plan (its candidates), else lt's */
     unsigned align[4]; /* bytes: the Lt operands A (our B), B (our A), C, D */
     bool ok;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
     size_t ws; /* workspace bytes the algorithm needs */
+    /* the tune path: the heuristic's algorithms in its order (cand[0] its choice), and once timed (tuned) the index
+     * chosen, how many computed cand[0]'s bits, and the microseconds per call of cand[0] and of the choice */
+    int ncand, chosen, eligible;
+    bool tuned;
+    cublasLtMatmulAlgo_t cand[LT_CANDIDATES];
+    size_t cand_ws[LT_CANDIDATES];
+    float us0, us;
 } LtPlan;
 static LtPlan g_plans[LT_PLANS];
 static int g_plan_next; /* round-robin eviction once all slots are used */
@@ -202,14 +219,23 @@ static void lt_plan_build(LtPlan *p) {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
     for (int i = 0; i < 4; i++)
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &p->align[i], sizeof p->align[i]));
-    cublasLtMatmulHeuristicResult_t r;
+    cublasLtMatmulHeuristicResult_t r[LT_CANDIDATES];
     int n = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &r, &n);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc, pref,
+                                                      p->tune ? LT_CANDIDATES : 1, r, &n);
     cublasLtMatmulPreferenceDestroy(pref);
-    p->ok = s == CUBLAS_STATUS_SUCCESS && n > 0 && r.state == CUBLAS_STATUS_SUCCESS && r.workspaceSize <= LT_WORKSPACE;
+    p->ncand = 0;
+    for (int i = 0; s == CUBLAS_STATUS_SUCCESS && i < n; i++)
+        if (r[i].state == CUBLAS_STATUS_SUCCESS && r[i].workspaceSize <= LT_WORKSPACE) {
+            p->cand[p->ncand] = r[i].algo;
+            p->cand_ws[p->ncand++] = r[i].workspaceSize;
+        }
+    p->ok = p->ncand > 0;
     if (p->ok) {
-        p->algo = r.algo;
-        p->ws = r.workspaceSize;
+        p->algo = p->cand[0];
+        p->ws = p->cand_ws[0];
+        p->tuned = p->ncand == 1; /* nothing to choose from */
+        p->chosen = 0, p->eligible = 1;
     } else {
         cublasLtMatmulDescDestroy(p->desc);
         cublasLtMatrixLayoutDestroy(p->la);
@@ -223,29 +249,119 @@ static void lt_plan_build(LtPlan *p) {
         said = true;
     }
 }
+/* ---- the tune path's choice (SIMPO_CUDA_GEMM=tune) ----
+ * A fingerprint of a GEMM's output: the XOR over its 16-bit words of a 64-bit mix of (index, word), so any
+ * changed bit changes it (but for a 2^-64 chance) and the order of the reduction does not matter. Each block's
+ * XOR goes to part[block]; the host XORs the parts (no atomics, as everywhere in this backend). */
+static __device__ __forceinline__ unsigned long long mix64(unsigned long long z) { /* splitmix64's finaliser */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+__global__ void fingerprint_k(unsigned long long *part, const uint16_t *w, size_t n) {
+    __shared__ unsigned long long red[256];
+    unsigned long long h = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        h ^= mix64(((unsigned long long)i << 16) | w[i]);
+    red[threadIdx.x] = h;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) red[threadIdx.x] ^= red[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = red[0];
+}
+static unsigned long long fingerprint(const void *d, size_t bytes) {
+    size_t n = bytes / 2; /* fp32 and bf16 outputs alike: whole 16-bit words */
+    unsigned blocks = (unsigned)((n + 255) / 256 < 1024 ? (n + 255) / 256 : 1024);
+    unsigned long long *part = (unsigned long long *)cu_scratch(blocks * sizeof *part, "GEMM fingerprint");
+    fingerprint_k<<<blocks, 256, 0, cu_stream()>>>(part, (const uint16_t *)d, n);
+    CUDA_LAUNCH_CHECK("fingerprint");
+    unsigned long long h[1024], x = 0;
+    cu_download(h, part, blocks * sizeof *part);
+    cu_scratch_free(part);
+    for (unsigned b = 0; b < blocks; b++) x ^= h[b];
+    return x;
+}
+
+/* Times p's candidates on this call's operands and keeps the fastest of those whose output has the bits of the
+ * heuristic's first choice (cand[0]), so the choice never changes a result: algorithms that sum in another order
+ * (split-K, stream-K) drop out by their bits, and one that fails to launch drops out by its status. Each is run
+ * once (its output fingerprinted), then LT_TUNE_REPS times between two events. The caller has checked that the
+ * call writes D without reading it (beta 0, or D != C), so the runs leave D as the call itself will. The process
+ * stops (host sync) once per tuned shape: the first steps of a run. */
+static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void *B, float alpha, float beta) {
+    size_t wsmax = 0, bytes = (size_t)p->M * (size_t)p->N * (p->c16 ? 2 : 4);
+    for (int i = 0; i < p->ncand; i++) wsmax = p->cand_ws[i] > wsmax ? p->cand_ws[i] : wsmax;
+    void *ws = wsmax ? cu_scratch(wsmax, "cuBLASLt workspace (tuning)") : NULL;
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    unsigned long long h0 = 0;
+    int best = 0, eligible = 0;
+    float t_best = 0, t0 = 0;
+    for (int i = 0; i < p->ncand; i++) {
+        const cublasLtMatmulAlgo_t *a = &p->cand[i];
+        cublasStatus_t s = cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, a, ws,
+                                          p->cand_ws[i], cu_stream());
+        if (i == 0) CUBLAS_CHECK(s); /* the heuristic's own choice: as the lt path, which would stop here too */
+        else if (s != CUBLAS_STATUS_SUCCESS) continue;
+        unsigned long long h = fingerprint(D, bytes);
+        if (i == 0) h0 = h;
+        else if (h != h0) continue;
+        eligible++;
+        CUDA_CHECK(cudaEventRecord(e0, cu_stream()));
+        for (int r = 0; r < LT_TUNE_REPS; r++)
+            CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, a, ws,
+                                        p->cand_ws[i], cu_stream()));
+        CUDA_CHECK(cudaEventRecord(e1, cu_stream()));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        float us = ms * 1000.0f / LT_TUNE_REPS;
+        if (i == 0) t0 = us;
+        if (i == 0 || us < t_best) t_best = us, best = i;
+    }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    if (ws) cu_scratch_free(ws);
+    p->algo = p->cand[best];
+    p->ws = p->cand_ws[best];
+    p->chosen = best, p->eligible = eligible, p->us0 = t0, p->us = t_best;
+    p->tuned = true;
+    const char *t = getenv("SIMPO_TRACE");
+    if (t && strstr(t, "gemm"))
+        fprintf(stderr, "[gemm] M=%d N=%d K=%d %c%c %s: algorithm %d of %d (%d with the heuristic's bits), %.1f us "
+                        "against the heuristic's %.1f us (%.3fx)\n",
+                p->M, p->N, p->K, p->tA ? 'T' : 'N', p->tB ? 'T' : 'N', p->c16 ? "bf16 out" : "fp32 out", best,
+                p->ncand, eligible, t_best, t0, t_best > 0 ? t0 / t_best : 1.0);
+}
+
 /* D = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C and D fp32, or bf16 when c16 (D == C: in place,
- * else D a separate output of C's layout). false when cuBLASLt has no algorithm for it (nothing was done). */
+ * else D a separate output of C's layout); tune: the tune path's plan. false when cuBLASLt has no algorithm for
+ * it (nothing was done). */
 static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int M, int N, int K, bool tA, bool tB,
-                      float alpha, float beta, bool c16) {
+                      float alpha, float beta, bool c16, bool tune) {
     if (!g_lt) CUBLAS_CHECK(cublasLtCreate(&g_lt));
     unsigned al[4] = {align_of(B), align_of(A), align_of(C), align_of(D)};
     LtPlan *p = NULL;
     for (int i = 0; i < LT_PLANS && !p; i++) {
         LtPlan *q = &g_plans[i];
         if (q->used && q->M == M && q->N == N && q->K == K && q->tA == tA && q->tB == tB &&
-            q->c16 == c16 && memcmp(q->align, al, sizeof al) == 0)
+            q->c16 == c16 && q->tune == tune && memcmp(q->align, al, sizeof al) == 0)
             p = q;
     }
     if (!p) {
         p = &g_plans[g_plan_next];
         g_plan_next = (g_plan_next + 1) % LT_PLANS;
         lt_plan_release(p);
-        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->c16 = c16;
+        p->M = M, p->N = N, p->K = K, p->tA = tA, p->tB = tB, p->c16 = c16, p->tune = tune;
         memcpy(p->align, al, sizeof al);
         p->used = true;
         lt_plan_build(p);
     }
     if (!p->ok) return false;
+    if (!p->tuned && (D != C || beta == 0.0f)) lt_tune(p, D, C, A, B, alpha, beta);
     void *ws = p->ws ? cu_scratch(p->ws, "cuBLASLt workspace") : NULL;
     CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, &p->algo, ws,
                                 p->ws, cu_stream()));
@@ -254,15 +370,17 @@ static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int 
 }
 
 /* D = alpha op(A) op(B) + beta C on bf16 operands a16, b16 (the cast paths: cublasGemmEx, or cuBLASLt unless
- * ex); C and D fp32, or bf16 when c16 (the fp32 sums rounded by the GEMM's epilogue). D == C: in place; else (a
- * separate output, matmul16_res) cuBLASLt whatever ex says, the only one that reads C and writes another D, and
- * where it offers no algorithm C copied into D and the in-place product */
+ * path is ex); C and D fp32, or bf16 when c16 (the fp32 sums rounded by the GEMM's epilogue). D == C: in place;
+ * else (a separate output, matmul16_res) cuBLASLt whatever the path (the ex path through lt's plan), the only one
+ * that reads C and writes another D, and where it offers no algorithm C copied into D and the in-place product */
 static void gemm_bf16(void *D, const void *C, bool c16, const __nv_bfloat16 *a16, const __nv_bfloat16 *b16, int M,
-                      int N, int K, bool transA, bool transB, float alpha, float beta, bool ex) {
+                      int N, int K, bool transA, bool transB, float alpha, float beta, GemmPath path) {
     int lda = transA ? M : K; /* A stored [K,M] when transposed, else [M,K] */
     int ldb = transB ? K : N; /* B stored [N,K] when transposed, else [K,N] */
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if ((!ex || D != C) && lt_matmul(D, C, a16, b16, M, N, K, transA, transB, alpha, beta, c16)) return;
+    if ((path != GEMM_EX || D != C) &&
+        lt_matmul(D, C, a16, b16, M, N, K, transA, transB, alpha, beta, c16, path == GEMM_TUNE))
+        return;
     if (D != C)
         CUDA_CHECK(cudaMemcpyAsync(D, C, (size_t)M * (size_t)N * (c16 ? 2 : 4), cudaMemcpyDeviceToDevice,
                                    cu_stream()));
@@ -288,7 +406,7 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
         bool own_a, own_b;
         __nv_bfloat16 *a16 = operand_bf16(A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
         __nv_bfloat16 *b16 = operand_bf16(B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-        gemm_bf16(C, C, false, a16, b16, M, N, K, transA, transB, alpha, beta, path == GEMM_EX);
+        gemm_bf16(C, C, false, a16, b16, M, N, K, transA, transB, alpha, beta, path);
         if (own_a) cu_scratch_free(a16);
         if (own_b) cu_scratch_free(b16);
         return;
@@ -309,7 +427,7 @@ static void gemm_mixed(void *D, const void *C, bool c16, const void *A, bool a16
                                  : operand_bf16((const float *)A, (size_t)M * (size_t)K, "bf16 matmul A", &own_a);
     const __nv_bfloat16 *b = b16 ? (const __nv_bfloat16 *)B
                                  : operand_bf16((const float *)B, (size_t)K * (size_t)N, "bf16 matmul B", &own_b);
-    gemm_bf16(D, C, c16, a, b, M, N, K, transA, transB, alpha, beta, gemm_path() == GEMM_EX);
+    gemm_bf16(D, C, c16, a, b, M, N, K, transA, transB, alpha, beta, gemm_path());
     if (own_a) cu_scratch_free((void *)a);
     if (own_b) cu_scratch_free((void *)b);
 }
@@ -348,4 +466,20 @@ void cuda_matmul16_out16(uint16_t *C, const void *A, bool a16, const void *B, bo
         return;
     }
     gemm_mixed(C, C, true, A, a16, B, b16, M, N, K, transA, transB, 1.0f, 0.0f);
+}
+
+/* The tune path's choice for a key (test_cuda_ops): false when no plan of the tune path has been timed for
+ * (M, N, K, transposes, bf16 output) on any alignment; else the chosen index, the heuristic's candidates and how
+ * many computed its first choice's bits. */
+extern "C" bool cuda_gemm_tune_choice(int M, int N, int K, bool tA, bool tB, bool c16, int *chosen, int *candidates,
+                                      int *eligible) {
+    for (int i = 0; i < LT_PLANS; i++) {
+        const LtPlan *q = &g_plans[i];
+        if (q->used && q->ok && q->tune && q->tuned && q->M == M && q->N == N && q->K == K && q->tA == tA &&
+            q->tB == tB && q->c16 == c16) {
+            *chosen = q->chosen, *candidates = q->ncand, *eligible = q->eligible;
+            return true;
+        }
+    }
+    return false;
 }

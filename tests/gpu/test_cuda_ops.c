@@ -218,9 +218,13 @@ static void bf16_end(char *saved) {
     env_restore("SIMPO_CUDA_GEMM", saved);
 }
 static void t_matmul_bf16(int M, int N, int K, int off) {
-    static const char *paths[] = {"ex", "lt"};
+    static const char *paths[] = {"ex", "lt", "tune"};
+    /* the tune path times each shape's candidates on its first call (ten GEMMs for one under the emulation): not
+     * on the emulation's largest shape */
+    const bool emu = strstr(cuda_device_name(), "emulation") != NULL;
+    int npaths = emu && (double)M * N * K > 2e6 ? 2 : 3;
     char *saved = bf16_begin();
-    for (int pi = 0; pi < 2; pi++) {
+    for (int pi = 0; pi < npaths; pi++) {
         setenv("SIMPO_CUDA_GEMM", paths[pi], 1);
         char label[48];
         snprintf(label, sizeof label, " bf16 SIMPO_CUDA_GEMM=%s", paths[pi]);
@@ -230,10 +234,85 @@ static void t_matmul_bf16(int M, int N, int K, int off) {
     }
     bf16_end(saved);
 }
+/* the tune path (section matmul_bf16; matmul.cu lt_tune, SIMPO_CUDA_GEMM=tune): it keeps, of the heuristic's
+ * algorithms, the fastest that computes the bits of the heuristic's first choice, so every result is bitwise the lt
+ * path's: an in-place accumulation (beta 1) is not timed (the timing runs would add the product again) and gives
+ * lt's bits before and after the shape is tuned; a call with beta 0 times it; new data after the choice still
+ * gives lt's bits (on a GPU: the bits that matched on the timing call's data match on others); a separate output
+ * (matmul16_res) is timed on its first call and leaves R as it was; a bf16 output (matmul16_out16) likewise.
+ * Under the emulation, whose heuristic offers four algorithms (tests/gpu/emu/cublasLt.h: the first slow, the
+ * second its bits at full speed, the third other bits, the fourth failing to launch), the choice is the second of
+ * four, two with the first's bits. */
+bool cuda_gemm_tune_choice(int M, int N, int K, bool tA, bool tB, bool c16, int *chosen, int *candidates,
+                           int *eligible);
+static uint16_t *h16(const float *x, size_t n);
+static void t_gemm_tune(void) {
+    const bool emu = strstr(cuda_device_name(), "emulation") != NULL;
+    const int M = 45, N = 38, K = 72, M2 = 41; /* shapes no other test times */
+    size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N, nc2 = (size_t)M2 * N;
+    char *saved = bf16_begin();
+    float *A = hrand(na, -1, 1), *A2 = hrand(na, -1, 1), *B = hrand(nb, -1, 1), *C0 = hrand(nc, -1, 1);
+    float *dA = up(A, na * 4), *dA2 = up(A2, na * 4), *dB = up(B, nb * 4), *dC = gpu->alloc(nc * 4, "C");
+    float *R = hrand(nc2, -1, 1), *dR = up(R, nc2 * 4), *dD = gpu->alloc(nc2 * 4, "D");
+    uint16_t *B16 = h16(B, nb), *dB16 = up(B16, nb * 2), *d16 = gpu->alloc(nc2 * 2, "D16");
+    /* per path (lt, then tune): accumulated in place, beta 0 (the call that times the shape), accumulated again,
+     * beta 0 on new data; matmul16_res (a separate output: timed on its first call); matmul16_out16 */
+    float *r[2][6];
+    int ch = -1, nca = 0, el = 0;
+    for (int path = 0; path < 2; path++) {
+        setenv("SIMPO_CUDA_GEMM", path ? "tune" : "lt", 1);
+        gpu->upload(dC, C0, nc * 4);
+        gpu->matmul(dC, dA, dB, M, N, K, false, true, 1, 1);
+        r[path][0] = down(dC, nc);
+        if (path)
+            CHECK(!cuda_gemm_tune_choice(M, N, K, false, true, false, &ch, &nca, &el),
+                  "gemm tune: an in-place accumulation (beta 1) was timed");
+        gpu->matmul(dC, dA, dB, M, N, K, false, true, 1, 0);
+        r[path][1] = down(dC, nc);
+        gpu->upload(dC, C0, nc * 4);
+        gpu->matmul(dC, dA, dB, M, N, K, false, true, 1, 1);
+        r[path][2] = down(dC, nc);
+        gpu->matmul(dC, dA2, dB, M, N, K, false, true, 1, 0);
+        r[path][3] = down(dC, nc);
+        gpu->matmul16_res(dD, dR, dA, false, dB16, true, M2, N, K, false, true);
+        r[path][4] = down(dD, nc2);
+        gpu->matmul16_out16(d16, dA, false, dB16, true, M2, N, K, false, true);
+        r[path][5] = sd_alloc(nc2 * 2, "out16");
+        gpu->download(r[path][5], d16, nc2 * 2);
+    }
+    bool tuned = cuda_gemm_tune_choice(M, N, K, false, true, false, &ch, &nca, &el);
+    CHECK(tuned, "gemm tune: the call with beta 0 did not time the shape");
+    if (tuned && emu)
+        CHECK(ch == 1 && nca == 4 && el == 2,
+              "gemm tune (emulation): chose algorithm %d of %d, %d with the first's bits (expected 1 of 4, 2)", ch, nca,
+              el);
+    else if (tuned)
+        CHECK(ch >= 0 && ch < nca && el >= 1 && el <= nca, "gemm tune: algorithm %d of %d, %d with the first's bits",
+              ch, nca, el);
+    if (tuned) printf("gemm tune %dx%dx%d: algorithm %d of %d (%d with the heuristic's bits)\n", M, N, K, ch, nca, el);
+    CHECK(cuda_gemm_tune_choice(M2, N, K, false, true, false, &ch, &nca, &el),
+          "gemm tune: matmul16_res's first call (a separate output) did not time its shape");
+    CHECK(cuda_gemm_tune_choice(M2, N, K, false, true, true, &ch, &nca, &el),
+          "gemm tune: matmul16_out16's first call did not time its shape");
+    static const char *what[6] = {"accumulated in place before the shape was timed", "the timing call (beta 0)",
+                                  "accumulated in place after", "beta 0 on new data after", "matmul16_res",
+                                  "matmul16_out16"};
+    for (int i = 0; i < 6; i++) {
+        char lb[96];
+        snprintf(lb, sizeof lb, "gemm tune: %s, bitwise lt", what[i]);
+        bitwise(lb, r[1][i], r[0][i], i < 4 ? nc * 4 : i == 4 ? nc2 * 4 : nc2 * 2);
+        free(r[0][i]), free(r[1][i]);
+    }
+    float *r_after = down(dR, nc2);
+    bitwise("gemm tune: matmul16_res leaves R untouched", r_after, R, nc2 * 4);
+    free(r_after), free(R), free(B16), free(A), free(A2), free(B), free(C0);
+    gpu->free(dA), gpu->free(dA2), gpu->free(dB), gpu->free(dC), gpu->free(dR), gpu->free(dD), gpu->free(dB16);
+    gpu->free(d16);
+    bf16_end(saved);
+}
 /* matmul16_res (section matmul_bf16): D = A B^T + R with bf16 or fp32 A and bf16 B (the residual projections'
  * operands), D and R 4 bytes past an aligned start with off: the CPU's copy-and-accumulate within the fp32 summation
  * tolerance, bitwise on a rerun, R untouched */
-static uint16_t *h16(const float *x, size_t n);
 static void t_matmul16_res(int M, int N, int K, int off) {
     size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
     char *saved = bf16_begin();
@@ -1751,7 +1830,79 @@ static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD, bool
 }
 
 /* ---- GPU timings at training sizes (informational) ---- */
+/* perf: the benchmark's GEMM shapes (bench/simpo_bench.sh, bf16 operands, one micro-batch of 7168 rows on
+ * 8b-4l and 14336 on 1b under prefix sharing) on the default path (ex) and the tune path, which keeps, per shape,
+ * the fastest of the heuristic's algorithms that compute its first choice's bits (matmul.cu lt_tune): how much
+ * of the step's GEMM time tuning could take (docs/performance.md). Each: a warm-up call (the tune path's timing),
+ * then 5 timed calls. */
+typedef struct {
+    const char *name;
+    int M, N, K;
+    bool tA, tB, out16;
+} GemmShape;
+static void perf_gemm(void) {
+    static const GemmShape sh[] = {
+        {"8b-4l q, o fwd", 7168, 4096, 4096, false, true, true},
+        {"8b-4l k, v fwd", 7168, 1024, 4096, false, true, true},
+        {"8b-4l gate, up fwd", 7168, 14336, 4096, false, true, true},
+        {"8b-4l down fwd", 7168, 4096, 14336, false, true, false},
+        {"8b-4l q, k, v dX", 7168, 4096, 6144, false, false, false},
+        {"8b-4l q, k, v dW", 6144, 4096, 7168, true, false, false},
+        {"8b-4l gate, up dX", 7168, 4096, 28672, false, false, false},
+        {"8b-4l gate, up dW", 28672, 4096, 7168, true, false, false},
+        {"8b-4l down dX", 7168, 14336, 4096, false, false, true},
+        {"8b-4l down dW", 4096, 14336, 7168, true, false, false},
+        {"8b-4l LM head chunk", 3072, 128256, 4096, false, true, true},
+        {"1b q, o fwd", 14336, 2048, 2048, false, true, true},
+        {"1b k, v fwd", 14336, 512, 2048, false, true, true},
+        {"1b gate, up fwd", 14336, 8192, 2048, false, true, true},
+        {"1b gate, up dX", 14336, 2048, 16384, false, false, false},
+        {"1b down dW", 2048, 8192, 14336, true, false, false},
+    };
+    const int ns = (int)(sizeof sh / sizeof sh[0]);
+    size_t maxa = 0, maxb = 0, maxc = 0;
+    for (int i = 0; i < ns; i++) {
+        size_t a = (size_t)sh[i].M * sh[i].K, b = (size_t)sh[i].K * sh[i].N, c = (size_t)sh[i].M * sh[i].N;
+        maxa = a > maxa ? a : maxa, maxb = b > maxb ? b : maxb, maxc = c > maxc ? c : maxc;
+    }
+    const size_t blk = (size_t)1 << 20; /* random bf16 block repeated over the operands (zeros would draw less power) */
+    float *hx = hrand(blk, -1, 1);
+    uint16_t *hb = h16(hx, blk), *dA = gpu->alloc(maxa * 2, "perf A"), *dB = gpu->alloc(maxb * 2, "perf B");
+    float *dC = gpu->alloc(maxc * 4, "perf C");
+    for (size_t o = 0; o < maxa; o += blk) gpu->upload(dA + o, hb, (maxa - o < blk ? maxa - o : blk) * 2);
+    for (size_t o = 0; o < maxb; o += blk) gpu->upload(dB + o, hb, (maxb - o < blk ? maxb - o : blk) * 2);
+    char *saved = bf16_begin();
+    double tot[2] = {0, 0};
+    for (int i = 0; i < ns; i++) {
+        const GemmShape *g = &sh[i];
+        double t[2];
+        for (int path = 0; path < 2; path++) {
+            setenv("SIMPO_CUDA_GEMM", path ? "tune" : "ex", 1);
+            for (int r = 0; r < 6; r++) {
+                if (r == 1) cuda_synchronize(), t[path] = sd_now();
+                if (g->out16) gpu->matmul16_out16((uint16_t *)dC, dA, true, dB, true, g->M, g->N, g->K, g->tA, g->tB);
+                else gpu->matmul16(dC, dA, true, dB, true, g->M, g->N, g->K, g->tA, g->tB, 1, 0);
+            }
+            cuda_synchronize();
+            t[path] = (sd_now() - t[path]) / 5;
+            tot[path] += t[path];
+        }
+        int ch = 0, nca = 1, el = 1;
+        cuda_gemm_tune_choice(g->M, g->N, g->K, g->tA, g->tB, g->out16, &ch, &nca, &el);
+        double fl = 2.0 * g->M * g->N * g->K;
+        printf("perf: gemm %s %dx%dx%d %c%c %s out: ex %.3f ms (%.1f TFLOP/s), tune %.3f ms (%.1f TFLOP/s, "
+               "algorithm %d of %d, %d with the heuristic's bits)\n",
+               g->name, g->M, g->N, g->K, g->tA ? 'T' : 'N', g->tB ? 'T' : 'N', g->out16 ? "bf16" : "fp32",
+               t[0] * 1e3, fl / t[0] / 1e12, t[1] * 1e3, fl / t[1] / 1e12, ch, nca, el);
+    }
+    printf("perf: gemm shapes above, one call each: ex %.3f ms, tune %.3f ms (tune %.3fx as fast)\n", tot[0] * 1e3,
+           tot[1] * 1e3, tot[0] / tot[1]);
+    bf16_end(saved);
+    free(hx), free(hb);
+    gpu->free(dA), gpu->free(dB), gpu->free(dC);
+}
 static void perf(void) {
+    perf_gemm();
     int N = 4096, C = 4096, NH = 32, NKV = 8, HD = 128, S = 4;
     int cu[5] = {0, 1024, 2048, 3072, 4096};
     size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD;
@@ -1961,6 +2112,7 @@ int main(int argc, char **argv) {
         t_matmul_bf16(96, 160, 64, 2);
         t_matmul_bf16(513, 1031, 769, 0);
         t_matmul_holds();
+        t_gemm_tune();
         t_matmul16_res(37, 64, 160, 0);
         t_matmul16_res(300, 128, 344, 1);
         t_storage16(37, 64, 160);

@@ -7,12 +7,19 @@
  * each element to bf16, nearest even, before exact products: the reading of "down-converting inputs to bfloat16"
  * that the GPU test of the bf16 matmul holds the real library to); an algo found for a preference's minimum
  * alignment must be run on pointers at least that aligned, and with the workspace it asked for, or cublasLtMatmul
- * fails with CUBLAS_STATUS_INVALID_VALUE (the real library may instead read misaligned memory). */
+ * fails with CUBLAS_STATUS_INVALID_VALUE (the real library may instead read misaligned memory).
+ * Asked for more than one algorithm (matmul.cu's tune path), the heuristic returns EMU_LT_ALGOS, so that a timing
+ * and a check of bits have something to tell apart: the first (the heuristic's choice) slow, at half the
+ * emulation's GEMM rate (its clock, emu.cpp: events time GEMMs by a cost model, the same on every run); the second
+ * the same sums at the full rate; the third a split-K stand-in, the fastest (twice the rate) but with other bits
+ * (the second half of k summed apart and added); the fourth fails to launch (CUBLAS_STATUS_NOT_SUPPORTED). Asked
+ * for one, the one algorithm as before. */
 #ifndef EMU_CUBLASLT_H
 #define EMU_CUBLASLT_H
 #include <stddef.h>
 #include <stdint.h>
 #include "cublas_v2.h"
+enum { EMU_LT_ALGOS = 4 };
 
 typedef struct EmuLt *cublasLtHandle_t;
 typedef struct EmuLtDesc *cublasLtMatmulDesc_t;

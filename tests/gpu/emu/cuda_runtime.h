@@ -89,8 +89,15 @@ cudaError_t cudaDeviceSynchronize(void);
 /* events: an eager stream's work is done when it is queued; waiting for an event recorded on a lazy stream runs
  * that stream's queue up to the record */
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaEventCreate(cudaEvent_t *e);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags);
+/* timing: an event holds the emulation's clock (emu.cpp: only the GEMMs advance it, by a cost model) when its
+ * stream's work up to the record was done (an eager stream's at the record); cudaEventSynchronize runs a lazy
+ * stream's queue up to it */
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 /* pools: the emulation allocates every block on its own (cudaMalloc), whatever the pool */
 typedef enum { cudaMemAllocationTypePinned = 1 } cudaMemAllocationType;
 typedef enum { cudaMemLocationTypeDevice = 1 } cudaMemLocationType;

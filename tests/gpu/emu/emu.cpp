@@ -311,7 +311,12 @@ struct EmuStream {
 struct EmuEvent {
     EmuStream *s; /* the lazy stream it was recorded on, or NULL (an eager stream's work is done) */
     size_t upto;  /* that stream's enq at the record */
+    double t;     /* seconds, host clock: when the work before the record was done */
 };
+/* the clock events read (cuda_runtime.h): seconds that only the emulated GEMMs advance, by a cost model, so that
+ * timings (matmul.cu's tune path) come out the same on every run and machine */
+static double g_emu_clock;
+static double emu_now(void) { return g_emu_clock; }
 static std::vector<EmuStream *> g_lazy;
 static void stream_run(EmuStream *s, size_t upto) {
     while (s->done < upto) {
@@ -358,10 +363,26 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     *e = new EmuEvent();
     return cudaSuccess;
 }
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, 0); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete (EmuEvent *)e;
+    return cudaSuccess;
+}
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     EmuEvent *ev = (EmuEvent *)e;
     ev->s = emu_lazy(s) ? (EmuStream *)s : NULL;
+    ev->t = emu_now();
+    if (ev->s) emu_defer(s, [ev]() { ev->t = emu_now(); }); /* timed when the lazy queue gets there */
     ev->upto = ev->s ? ev->s->enq : 0;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    EmuEvent *ev = (EmuEvent *)e;
+    if (ev->s) stream_run(ev->s, ev->upto);
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
+    *ms = (float)((((EmuEvent *)end)->t - ((EmuEvent *)start)->t) * 1e3);
     return cudaSuccess;
 }
 /* a lazy stream waiting for an eager one's event has nothing to wait for (that work is done); any stream waiting
@@ -458,7 +479,7 @@ const char *cublasGetStatusString(cublasStatus_t s) { return s ? "CUBLAS_STATUS_
  * every product is exact in fp32; sums in k order. The caller has opened device memory (dev_open). */
 static void emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al, const void *A_,
                      cudaDataType at, long lda, const void *B_, cudaDataType bt, long ldb, float be, const void *C,
-                     long ldc, void *D, long ldd, bool round_in, cudaDataType ct = CUDA_R_32F) {
+                     long ldc, void *D, long ldd, bool round_in, cudaDataType ct = CUDA_R_32F, bool split = false) {
     auto el = [round_in](const void *M, cudaDataType t, size_t p) {
         if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)M)[p]);
         float x = ((const float *)M)[p];
@@ -466,12 +487,14 @@ static void emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, i
     };
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            float s = 0.0f;
+            float s = 0.0f, s2 = 0.0f; /* split: the second half of k summed apart (a split-K kernel's order) */
             for (int p = 0; p < k; p++) {
                 float a = el(A_, at, ta == CUBLAS_OP_N ? i + (size_t)p * lda : p + (size_t)i * lda);
                 float b = el(B_, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
-                s += a * b;
+                if (split && p >= k / 2) s2 += a * b;
+                else s += a * b;
             }
+            if (split) s += s2;
             /* C and D of type ct: fp32, or bf16 read widened and written rounded to nearest even */
             size_t ci = i + (size_t)j * ldc;
             float c = be == 0.0f ? 0.0f
@@ -497,6 +520,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     emu_gemm(ta, tb, m, n, k, *(const float *)alpha, A_, at, lda, B_, bt, ldb, *(const float *)beta, C_, ldc, C_, ldc,
              false, ct);
     dev_close();
+    g_emu_clock += (double)m * n * k / 1e12;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -598,14 +622,18 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     cublasStatus_t s = emu_lt_check(d, a, b, c, dl);
     *returned = 0;
     if (s != CUBLAS_STATUS_SUCCESS) return s == CUBLAS_STATUS_NOT_SUPPORTED ? CUBLAS_STATUS_NOT_SUPPORTED : s;
-    memset(&results[0], 0, sizeof results[0]);
-    results[0].workspaceSize = p->ws < (1u << 20) ? (size_t)p->ws : (size_t)1 << 20;
-    results[0].algo.data[0] = 0x4c74;
-    for (int i = 0; i < 4; i++) results[0].algo.data[1 + i] = p->align[i];
-    results[0].algo.data[5] = results[0].workspaceSize;
-    results[0].state = CUBLAS_STATUS_SUCCESS;
-    results[0].wavesCount = 1.0f;
-    *returned = 1;
+    int nr = requested < EMU_LT_ALGOS ? requested : EMU_LT_ALGOS; /* one unless asked for more (cublasLt.h) */
+    for (int r = 0; r < nr; r++) {
+        memset(&results[r], 0, sizeof results[r]);
+        results[r].workspaceSize = p->ws < (1u << 20) ? (size_t)p->ws : (size_t)1 << 20;
+        results[r].algo.data[0] = 0x4c74;
+        for (int i = 0; i < 4; i++) results[r].algo.data[1 + i] = p->align[i];
+        results[r].algo.data[5] = results[r].workspaceSize;
+        results[r].algo.data[6] = nr > 1 ? (uint64_t)r + 1 : 0; /* which of the tune path's four, or 0 */
+        results[r].state = CUBLAS_STATUS_SUCCESS;
+        results[r].wavesCount = 1.0f;
+    }
+    *returned = nr;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
@@ -625,10 +653,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         }
     if (workspace_bytes < algo->data[5] || (algo->data[5] && !workspace)) return CUBLAS_STATUS_INVALID_VALUE;
     int m = (int)c->rows, n = (int)c->cols, k = (int)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
+    uint64_t which = algo->data[6]; /* 0: the single algorithm; 1-4: the tune path's four (cublasLt.h) */
+    if (which == 4) return CUBLAS_STATUS_NOT_SUPPORTED;
     dev_open();
-    emu_gemm((cublasOperation_t)d->ta, (cublasOperation_t)d->tb, m, n, k, *(const float *)alpha, A, a->type, a->ld, B,
-             b->type, b->ld, *(const float *)beta, C, c->ld, D, dl->ld, d->compute == CUBLAS_COMPUTE_32F_FAST_16BF,
-             c->type);
+    emu_gemm((cublasOperation_t)d->ta, (cublasOperation_t)d->tb, m, n, k, *(const float *)alpha, A, a->type, a->ld,
+             B, b->type, b->ld, *(const float *)beta, C, c->ld, D, dl->ld, d->compute == CUBLAS_COMPUTE_32F_FAST_16BF,
+             c->type, which == 3);
     dev_close();
+    /* 1e12 multiply-adds a second; the tune path's first at half that, its split-K stand-in at twice (cublasLt.h) */
+    g_emu_clock += (double)m * n * k * (which == 1 ? 2 : which == 3 ? 0.5 : 1) / 1e12;
     return CUBLAS_STATUS_SUCCESS;
 }
