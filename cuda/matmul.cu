@@ -152,8 +152,9 @@ static GemmPath gemm_path(void) {
 }
 
 /* LT_PLANS: more than the distinct GEMM keys of a model step (shapes x transposes x alignments), so that a tuned
- * plan is not evicted and timed again; LT_CANDIDATES: the heuristic's algorithms the tune path times */
-enum { LT_PLANS = 128, LT_CANDIDATES = 8, LT_TUNE_REPS = 3 };
+ * plan is not evicted and timed again; LT_CANDIDATES: the heuristic's algorithms the tune path times;
+ * LT_TUNE_MIN16: the fewest elements of a bf16 output whose bits tell summation orders apart (lt_tune) */
+enum { LT_PLANS = 128, LT_CANDIDATES = 8, LT_TUNE_REPS = 3, LT_TUNE_MIN16 = 1 << 22 };
 static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recommends on Hopper */
 /* One cached cuBLASLt plan: the key (shape, transposes, operand type, output type, alignments) and what the
  * heuristic chose.
@@ -234,7 +235,8 @@ static void lt_plan_build(LtPlan *p) {
     if (p->ok) {
         p->algo = p->cand[0];
         p->ws = p->cand_ws[0];
-        p->tuned = p->ncand == 1; /* nothing to choose from */
+        /* nothing to choose from, or a bf16 output too small to show another summation order (lt_tune) */
+        p->tuned = p->ncand == 1 || (p->c16 && (double)p->M * p->N < LT_TUNE_MIN16);
         p->chosen = 0, p->eligible = 1;
     } else {
         cublasLtMatmulDescDestroy(p->desc);
@@ -286,7 +288,11 @@ static unsigned long long fingerprint(const void *d, size_t bytes) {
 
 /* Times p's candidates on this call's operands and keeps the fastest of those whose output has the bits of the
  * heuristic's first choice (cand[0]), so the choice never changes a result: algorithms that sum in another order
- * (split-K, stream-K) drop out by their bits, and one that fails to launch drops out by its status. Each is run
+ * (split-K, stream-K) drop out by their bits, and one that fails to launch drops out by its status. An fp32 output
+ * shows another order in nearly every element; a bf16 one only where the fp32 sums' difference (a few units in
+ * their last place, ~2^-22 of the value) moves a rounding across a bf16 halfway point, ~1 element in 2^14-2^16,
+ * so a bf16 output is timed only from LT_TUNE_MIN16 elements (~64 such crossings expected: a miss ~e^-64); a
+ * smaller one keeps the heuristic's choice untimed (lt_plan_build). Each is run
  * once (its output fingerprinted), then LT_TUNE_REPS times between two events. The caller has checked that the
  * call writes D without reading it (beta 0, or D != C), so the runs leave D as the call itself will. The process
  * stops (host sync) once per tuned shape: the first steps of a run. */
