@@ -5,7 +5,9 @@
 #      attention version (section attn_tc; version 4, the default, falls back to 3, and that to 2, in the
 #      benchmarks below if any of its checks fails);
 #   2. each path worth a benchmark (SIMPO_ADAMW_OVERLAP=1: AdamW inside the backward, each gradient bucket's update
-#      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_BWD_PACK=0: the q, k, v
+#      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_CUDA_GEMM=tune: per GEMM shape
+#      the fastest of cuBLASLt's candidates that compute the heuristic's bits, unmeasured, its choices in
+#      $OUT/gemm_tune.txt; SIMPO_BWD_PACK=0: the q, k, v
 #      projections' backward as three matmuls each and the gate, up ones' as two, as before the sixteenth session,
 #      the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
@@ -35,8 +37,9 @@
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
 # tests, 2 x 90 s of model checks, 2 x 90 + 210 + 100 + 70 + 2 x 60 + 70 + 3 x 80 s of benchmarks, in order of what matters most (the later
 # benchmarks are the ones a time limit cuts); about 8.5 minutes before the seventeenth session added the single run
-# SIMPO_ADAMW_OVERLAP=1 (first of the singles, ~25 s more by the eleventh session's timings; what a 590 s limit
-# cuts first is the last singles, ncu and the SASS mix); give the device call timeout_s 590 and nothing else to do.
+# SIMPO_ADAMW_OVERLAP=1 and the eighteenth SIMPO_CUDA_GEMM=tune (first and second of the singles, ~25 s each by the
+# eleventh session's timings; what a 590 s limit cuts first is the last singles, ncu and the SASS mix); give the
+# device call timeout_s 590 and nothing else to do.
 # With --dpo, before the single variants: DPO on 8b-4l (bench/simpo_bench.sh --loss dpo: reference log-probs read
 # from the pairs) against the peer's DPO with its frozen reference model (torch_simpo.py --dpo's run), 150 s.
 # Usage on the device (project root, .device-debs carried): bash scripts/gpu_session.sh [--no-peer] [--recompute]
@@ -81,12 +84,12 @@ wait
 #    model (bf16 section of test_cuda_model against the fixture)
 # (in the order the single runs take them, which a time limit cuts from the end: the unmeasured first, then the
 # comparisons measured before)
-variants=("SIMPO_ADAMW_OVERLAP=1" "SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2" "SIMPO_CUDA_ATTN_STREAMS=2"
-          "SIMPO_BWD_PACK=0" "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
+variants=("SIMPO_ADAMW_OVERLAP=1" "SIMPO_CUDA_GEMM=tune" "SIMPO_CUDA_ATTN_ROWS=0" "SIMPO_CUDA_ADAMW_UNROLL=2"
+          "SIMPO_CUDA_ATTN_STREAMS=2" "SIMPO_BWD_PACK=0" "SIMPO_CUDA_GEMM=lt" "SIMPO_CUDA_ATTN_TC=3")
 # how test_cuda_ops' FAIL lines name each (the gathered prefix sharing, a comparison of the default's attention in
 # the layers' rows, in attn_b16's v4 lines; attention version 3 also in the bf16-storage section, attn_b16)
 opfail=('late n=\|FAIL.*late:\|FAIL.*late (emulation)\|FAIL.*adamw part\|FAIL.*AdamW inside the backward'
-        'attn_b16 (tc, v4)' 'unrolled x2' 'two streams' 'rope_bwd_b16 N=' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
+        'SIMPO_CUDA_GEMM=tune \|gemm tune' 'attn_b16 (tc, v4)' 'unrolled x2' 'two streams' 'rope_bwd_b16 N=' "SIMPO_CUDA_GEMM=lt " 'attn_tc3\|FAIL.*(tc, v3)')
 passed=()
 log=$OUT/gpu_check/ctest.log
 for i in "${!variants[@]}"; do
@@ -96,11 +99,13 @@ for i in "${!variants[@]}"; do
     grep -m8 "FAIL.*${opfail[$i]}" "$log" >> "$OUT/variants.txt" 2>/dev/null
     continue
   fi
-  if [[ $v == SIMPO_CUDA_GEMM=* ]] && [ $DRY = 1 ]; then
+  # a rehearsal has no GPU for test_cuda_model: lt goes, tune is kept so that its single run and what the session
+  # reads of it are rehearsed too (on the CPU, where the variable changes nothing)
+  if [[ $v == SIMPO_CUDA_GEMM=* ]] && [ $DRY = 1 ] && [ "$v" != SIMPO_CUDA_GEMM=tune ]; then
     echo "variant $v: test_cuda_model not run (dry run)" >> "$OUT/variants.txt"
     continue
   fi
-  if [[ $v == SIMPO_CUDA_GEMM=* ]]; then
+  if [[ $v == SIMPO_CUDA_GEMM=* ]] && [ $DRY = 0 ]; then
     if ! timeout 90 env "$v" SIMPO_FIXTURES="$PWD/tests/fixtures" OMP_NUM_THREADS=8 build-gpu/test_cuda_model \
          > "$OUT/model-$v.txt" 2>&1; then
       echo "variant $v: test_cuda_model FAILED:" >> "$OUT/variants.txt"; grep -m8 FAIL "$OUT/model-$v.txt" >> "$OUT/variants.txt"
@@ -280,8 +285,18 @@ run_singles() { # each passing variant alone (what a time limit cuts first), but
   # eleventh and twelfth sessions) only with ALL_SINGLES=1, to leave the session's minutes to the unmeasured
   for v in "${passed[@]}"; do
     [[ ${ALL_SINGLES:-0} != 1 && ( $v == SIMPO_CUDA_GEMM=lt || $v == SIMPO_CUDA_ATTN_TC=3 ) ]] && continue
-    bench "${v//[^A-Za-z0-9]/_}" 80 "$v" "${common[@]}"
+    local e=$v
+    [ "$v" = SIMPO_CUDA_GEMM=tune ] && e="$v SIMPO_TRACE=gemm" # each shape's choice into its log
+    bench "${v//[^A-Za-z0-9]/_}" 80 "$e" "${common[@]}"
     stamp "bench $v"
+    # the tuned GEMMs: per shape the algorithm chosen and its time against the heuristic's (matmul.cu lt_tune), and
+    # the losses, which are lt's bit for bit (the default ex path may sum in another order: within bf16 rounding)
+    if [ "$v" = SIMPO_CUDA_GEMM=tune ]; then
+      for f in "$BT"/bench-SIMPO_CUDA_GEMM_tune/*/log.txt; do echo "== $f"; grep '^\[gemm\]' "$f"; done \
+        > "$OUT/gemm_tune.txt" 2>&1
+      [ -s "$BT/bench-base.txt" ] && cmp_losses "$BT/bench-base.txt" "$BT/bench-SIMPO_CUDA_GEMM_tune.txt" \
+        "GEMM tune vs the default path"
+    fi
     # attention in the layers' rows (the default) against the gathered rows, on the same pairs: the model-level
     # check of the rows kernels on real shapes
     [ "$v" = SIMPO_CUDA_ATTN_ROWS=0 ] && [ -s "$BT/bench-base.txt" ] && \

@@ -46,25 +46,30 @@ grep -q "AdamW inside the backward vs after it (tiny): .*: PASS bitwise" "$S/var
   && grep -A2 '^== base ' "$S/bench.txt" | grep -q '"adamw_overlap": false' \
   && ok "AdamW inside the backward: on, and the same losses bit for bit" \
   || bad "overlap check: $(grep "inside the backward" "$S/variants.txt")"
+# the GEMM tune single run: its losses against base's (the CPU: the same) and the file of its choices (none there)
+grep -q "GEMM tune vs the default path (tiny): .*: PASS" "$S/variants.txt" && [ -f "$S/gemm_tune.txt" ] \
+  && grep -A1 '^== SIMPO_CUDA_GEMM_tune SIMPO_CUDA_GEMM=tune SIMPO_TRACE=gemm' "$S/bench.txt" | grep -q 'exit 0' \
+  && ok "the GEMM tune single run: traced, its losses compared with base's" \
+  || bad "tune check: $(grep -i "tune" "$S/variants.txt")"
 grep -q "prefix sharing vs none (tiny): .*: PASS" "$S/variants.txt" && ok "the losses with and without prefix sharing agree" \
   || bad "prefix sharing check: $(grep 'prefix sharing' "$S/variants.txt")"
 # each run's memory plan next to its measured peak (their difference: the op scratch the plan leaves out)
-[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 16 ] && ok "every run reports its planned memory" \
+[ "$(grep -c '"impl": "simpo_dist".*"planned_gib": [0-9]' "$S/bench.txt")" -eq 17 ] && ok "every run reports its planned memory" \
   || bad "planned_gib: $(grep -o '"planned_gib": [^,]*' "$S/bench.txt" | head -3)"
 grep -q "profile rank 0: ops (SIMPO_PROFILE=1" "$S/profile.txt" && grep -q "matmul16" "$S/profile.txt" \
   && ok "the op profile is collected" || bad "profile: $(head -3 "$S/profile.txt")"
-[ "$(grep -c '^variant ' "$S/variants.txt")" -eq 7 ] && ok "a verdict for each of the 7 variants" \
+[ "$(grep -c '^variant ' "$S/variants.txt")" -eq 8 ] && ok "a verdict for each of the 8 variants" \
   || bad "variants: $(cat "$S/variants.txt")"
 # the variants' fates follow from the rehearsal: the GEMM paths need test_cuda_model on a GPU (not run), attention
 # version 3 only its op checks (the made-up passing log, which also keeps the default attention, version 4, and
 # autocast storage)
 grep -q "variant SIMPO_CUDA_GEMM=lt: test_cuda_model not run" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ATTN_TC=3: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ADAMW_UNROLL=2: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_ATTN_STREAMS=2: passed" "$S/variants.txt" \
   && grep -q "variant SIMPO_CUDA_ATTN_ROWS=0: passed" "$S/variants.txt" && grep -q "variant SIMPO_BWD_PACK=0: passed" "$S/variants.txt" \
-  && grep -q "variant SIMPO_ADAMW_OVERLAP=1: passed" "$S/variants.txt" \
+  && grep -q "variant SIMPO_ADAMW_OVERLAP=1: passed" "$S/variants.txt" && grep -q "variant SIMPO_CUDA_GEMM=tune: passed" "$S/variants.txt" \
   && ! grep -q "FAILED" "$S/variants.txt" \
   && ok "variant gating as expected" || bad "variants: $(cat "$S/variants.txt")"
 # the table for docs/performance.md: a row per benchmark run
-[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 16 ] && ok "table.md has the 16 runs" \
+[ "$(grep -c '^| .* | tiny | simpo_dist |' "$S/table.md")" -eq 17 ] && ok "table.md has the 17 runs" \
   || bad "table.md: $(cat "$S/table.md")"
 # and its ratios against a peer of the same shape (a made-up bench.txt with a peer line)
 cat > "$TMP/b.txt" <<'EOF'
@@ -87,7 +92,7 @@ grep -qF "| all | SIMPO_CUDA_ATTN_TC=3, lmhead cache | 1b | simpo_dist | 0.2500 
 # all, recompute, lean, fit36, fit46 only by name)
 OUT=$TMP/deflt BENCH_TMP=$TMP/deflt-tmp SIMPO_DIST=$BIN timeout 300 bash scripts/gpu_session.sh --dry --recompute \
   > "$TMP/deflt.log" 2>&1 || bad "gpu_session.sh --dry --recompute failed: $(tail -5 "$TMP/deflt.log")"
-[ "$(grep '^== ' "$TMP/deflt/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "base profile SIMPO_ADAMW_OVERLAP_1 SIMPO_CUDA_ATTN_ROWS_0 SIMPO_CUDA_ADAMW_UNROLL_2 SIMPO_CUDA_ATTN_STREAMS_2 SIMPO_BWD_PACK_0 nocache " ] \
+[ "$(grep '^== ' "$TMP/deflt/bench.txt" | cut -d' ' -f2 | tr '\n' ' ')" = "base profile SIMPO_ADAMW_OVERLAP_1 SIMPO_CUDA_GEMM_tune SIMPO_CUDA_ATTN_ROWS_0 SIMPO_CUDA_ADAMW_UNROLL_2 SIMPO_CUDA_ATTN_STREAMS_2 SIMPO_BWD_PACK_0 nocache " ] \
   && grep -q "ncu: not run" "$TMP/deflt/ncu.txt" && ok "the default runs, in order" \
   || bad "default runs: $(grep '^== ' "$TMP/deflt/bench.txt" | tr '\n' ' ')"
 # --runs picks the runs and their order
