@@ -8,7 +8,7 @@
  * on any rank (bf16 logits, autocast storage: chunks of twice the rows, the same bytes). The backward forms each
  * chunk's logits again (unless the logits cache, train.lmhead_cache, kept them
  * from the forward: all rows, or the first whole chunks), turns them into d(logits) in place and pushes those into
- * the gathered rows and the head weight.
+ * the gathered rows and the head weight. A whole cache is one chunk of all the rows (model_head_one_chunk).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -36,8 +36,16 @@ size_t model_lmhead_rows_per_chunk(size_t lp_rows, int V_loc, bool logits16) {
     size_t rows = model_lmhead_chunk_rows(V_loc, logits16), N = model_arena_tokens(lp_rows);
     return rows < N ? rows : N; /* never more rows than a micro-batch has log-probs */
 }
+/* A whole cache that is the logits' only home (no soft-cap's working copy, no bf16 d(logits) buffer: the logits
+ * become d(logits) in place) is one chunk of all the rows: the forward forms them in one GEMM, and the backward
+ * pushes them into the head weight in one dW GEMM that writes the fp32 gradient once, where chunks would read and
+ * write it again per chunk (2.1 GB each way on 8b-4l, 1.05 GB on 1b). Bitwise the run without the cache in chunks
+ * of as many rows (SIMPO_LMHEAD_CHUNK_ROWS). */
+bool model_head_one_chunk(const Model *m) {
+    return model_head_cache_full(m) && !model_head_capped(m) && !model_head_dlog16(m);
+}
 size_t model_head_chunk(const Model *m) {
-    return model_lmhead_rows_per_chunk(m->max_lp, m->V_loc, m->head16);
+    return model_head_one_chunk(m) ? m->max_lp : model_lmhead_rows_per_chunk(m->max_lp, m->V_loc, m->head16);
 }
 
 size_t model_head_cache_rows(size_t max_tokens, size_t lp_rows, int V_loc, bool logits16, size_t want) {

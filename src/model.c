@@ -287,6 +287,7 @@ void model_point_shared(Model *m, Acts *a) {
            FF = (size_t)m->FF_loc, V = (size_t)m->V_loc, R = model_head_chunk(m);
     bool last = m->last_stage;
     float *c = m->scratch;
+    a->chunk = (int)R; /* again: a whole logits cache makes it one chunk of all the rows (lmhead.c) */
 #define TAKE(p, n) ((p) = c, c += (n))
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */

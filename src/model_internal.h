@@ -2,7 +2,8 @@
  * the matmul helpers over the backend. Not part of the model's interface (model.h).
  *
  * defines: LayerStore, Acts, Wt, act_floats, model_hold, model_release, model_linear, model_linear_proj,
- *          model_linear_bwd, model_head_capped, model_head_dlog16, model_head_chunk, model_head_floats,
+ *          model_linear_bwd, model_head_capped, model_head_dlog16, model_head_chunk, model_head_one_chunk,
+ *          model_head_floats,
  *          model_head_forward, model_head_backward, model_repoint_grads, model_sparse_embed_ids,
  *          model_sparse_embed_free, model_set_grad_view, GRAD_BUCKET_HEAD, GRAD_BUCKET_EMBED, model_partition_init,
  *          model_partition_views, model_partition_offset, model_grad_bucket_begin, model_grad_bucket_end,
@@ -103,8 +104,10 @@ void model_linear_bwd(Model *m, float *dx, float *dW, const void *dy, bool dy16,
 bool model_head_capped(const Model *m);
 /* the head's d(logits) in a bf16 buffer of its own (xent_bwd16) */
 bool model_head_dlog16(const Model *m);
-/* rows per chunk of m (model_lmhead_rows_per_chunk of its sizes) */
+/* rows per chunk of m (model_lmhead_rows_per_chunk of its sizes), or all of them (m->max_lp) when a whole logits
+ * cache holds them and the chunk has no buffer of its own (model_head_one_chunk) */
 size_t model_head_chunk(const Model *m);
+bool model_head_one_chunk(const Model *m);
 /* floats of the head's chunk buffers in the shared scratch (last stage; else 0), as alloc_acts carves them */
 size_t model_head_floats(const Model *m);
 /* After the final norm wrote the normed rows a->xf: gathers the rows that predict a response token into a->hs, forms

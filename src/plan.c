@@ -162,7 +162,10 @@ MemPlan plan_memory(const PlanLayout *l) {
     bool full = NL && NL >= model_arena_tokens(l->max_lp_rows ? l->max_lp_rows : l->max_tokens);
     size_t cache = head16 ? (NL * V + 1) / 2 : NL * V;
     size_t own = full && !capbuf ? 0 : (head16 ? (R * V + 1) / 2 : R * V);
-    size_t head = last ? cache + own + 4 * R + capbuf + dlog16 : 0;
+    /* a whole cache without a buffer of the chunk's own is one chunk of all the rows (lmhead.c model_head_one_chunk):
+     * its per-row statistics for all of them */
+    size_t Rs = full && !capbuf && !dlog16 ? NL : R;
+    size_t head = last ? cache + own + 4 * Rs + capbuf + dlog16 : 0;
     size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? N * (C16 + C) : 0) + hbuf + nbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;

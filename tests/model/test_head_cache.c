@@ -1,6 +1,10 @@
 /* test_head_cache.c — the LM-head logits cache (model.h model_enable_head_cache, train.lmhead_cache): the backward
  * reads the logits its forward left instead of recomputing them (all of them, or the first whole chunks of a partial
- * cache, recomputing the rest), so every result must be bitwise that of the model without the cache:
+ * cache, recomputing the rest), so every result must be bitwise that of the model without the cache in chunks of
+ * the same rows (a whole cache that is the logits' only home runs one chunk of all the rows, lmhead.c
+ * model_head_one_chunk, whenever it is fp32 or autocast storage's bf16 and not soft-capped; so its reference runs
+ * without the cache in one chunk, SIMPO_LMHEAD_CHUNK_ROWS; the 7-row run's head weight gradient, summed chunk by
+ * chunk, differs in its last bits, and on the CPU even its fp32 logits, whose GEMM sums depend on the rows):
  *   1. tiny-a, fp32, the bf16 mode (whose backward writes bf16 d(logits) from the cached fp32 logits) and autocast
  *      storage (bf16 logits in a bf16 cache, turned into d(logits) in place), on the CPU and the strict backend
  *      (which checks every chunk's offset into the cache), one LM-head chunk and 7-row chunks
@@ -24,6 +28,7 @@
 #include <string.h>
 #include "fixture_common.h"
 #include "model.h"
+#include "model_internal.h"
 #include "plan.h"
 #include "test_util.h"
 
@@ -49,8 +54,19 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, bo
                        size_t rows, size_t held, const char *what) {
     ModelConfig mc = model_config_load(dir);
     size_t bytes;
-    Model *a = make(&mc, dir, be, 1, false, 0, autocast, lp_rows, NULL),
-          *b = make(&mc, dir, be, 1, true, rows, autocast, lp_rows, &bytes);
+    Model *b = make(&mc, dir, be, 1, true, rows, autocast, lp_rows, &bytes);
+    /* the reference in the cached model's chunks: one of all the rows where the whole cache made it so */
+    const char *env = getenv("SIMPO_LMHEAD_CHUNK_ROWS");
+    char *saved = env ? strdup(env) : NULL, one[32];
+    bool whole = model_head_one_chunk(b);
+    if (whole) snprintf(one, sizeof one, "%zu", model_head_chunk(b)), setenv("SIMPO_LMHEAD_CHUNK_ROWS", one, 1);
+    Model *a = make(&mc, dir, be, 1, false, 0, autocast, lp_rows, NULL);
+    if (saved) setenv("SIMPO_LMHEAD_CHUNK_ROWS", saved, 1), free(saved);
+    else unsetenv("SIMPO_LMHEAD_CHUNK_ROWS");
+    CHECK(b->acts[0].chunk == a->acts[0].chunk, "%s: chunks of %d rows with the cache, %d without", what,
+          b->acts[0].chunk, a->acts[0].chunk);
+    CHECK(whole == (held == b->max_lp && mc.final_logit_softcapping == 0 && !(be->matmul_bf16_on() && !autocast)),
+          "%s: one chunk of all the rows %s", what, whole ? "on" : "off");
     FixtureResult ra = fixture_run(a, ps, SIMPO), rb = fixture_run(b, ps, SIMPO);
     fixture_check_same(&rb, &ra, a->nparams, what);
     CHECK(b->head_cache_rows == held, "%s: the cache holds %zu rows (want %zu)", what, b->head_cache_rows, held);
