@@ -337,10 +337,11 @@ static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void
     p->tuned = true;
     const char *t = getenv("SIMPO_TRACE");
     if (t && strstr(t, "gemm"))
-        fprintf(stderr, "[gemm] M=%d N=%d K=%d %c%c %s: algorithm %d of %d (%d with the heuristic's bits), %.1f us "
-                        "against the heuristic's %.1f us (%.3fx)\n",
-                p->M, p->N, p->K, p->tA ? 'T' : 'N', p->tB ? 'T' : 'N', p->c16 ? "bf16 out" : "fp32 out", best,
-                p->ncand, eligible, t_best, t0, t_best > 0 ? t0 / t_best : 1.0);
+        fprintf(stderr, "[gemm] M=%d N=%d K=%d %c%c %s, aligned %u/%u/%u/%u: algorithm %d of %d (%d with the "
+                        "heuristic's bits), %.1f us against the heuristic's %.1f us (%.3fx)\n",
+                p->M, p->N, p->K, p->tA ? 'T' : 'N', p->tB ? 'T' : 'N', p->c16 ? "bf16 out" : "fp32 out",
+                p->align[1], p->align[0], p->align[2], p->align[3], best, p->ncand, eligible, t_best, t0,
+                t_best > 0 ? t0 / t_best : 1.0);
 }
 
 /* D = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C and D fp32, or bf16 when c16 (D == C: in place,

@@ -3,7 +3,7 @@
 # compiles the .cu files of cuda/ with g++ against the emulation headers of this directory (cu2cpp.py rewrites
 # the launches), links tests/gpu/test_*.c with them and runs them. BUILD_DIR (default build/) must be a configured
 # and built tree: its libsimpo.a and the compile flags / link line of tests/model/test_tiny_a are reused.
-# TEST (test_cuda_ops, test_cuda_model, train_overlap) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
+# TEST (test_cuda_ops, test_cuda_model, train_overlap, train_tune) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
 # Slow (every GPU thread is a coroutine): a few minutes for everything; the perf section is skipped. The numbers
 # are CPU numbers (glibc expf, no FMA contraction): this validates indexing, tiling, masking, barriers and
 # reductions, not GPU rounding. EMU_OUT sets the output folder (default BUILD_DIR/cuda-emu).
@@ -53,39 +53,64 @@ done
 # embedding gradient's free rows before the forwards) and
 # without: the same losses, norms and margins and the same parameters and moments after step 2, bit for bit, so
 # every read of the updated state waits for the late stream (a missing join reads the values from before the step).
-if [ -z "$only" ] || [ "$only" = train_overlap ]; then
+# Then (train_tune) the GEMM tune path (SIMPO_CUDA_GEMM=tune, matmul.cu lt_tune) against lt in the same setting
+# without the overlap: the same numbers bit for bit, each fp32-output shape timed once on a call that writes its
+# output (the emulation's heuristic offers four algorithms: the choice is the second, the first's bits at full speed),
+# the step's accumulating calls (the weight gradients' second micro-batch, beta 1) never timed.
+if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ]; then
   l=$(sed -e 's# cuda/libsimpo_cuda.a##g' -e 's# [^ ]*libcublas[^ ]*##g' -e 's# [^ ]*libculibos[^ ]*##g' \
         "$B/CMakeFiles/simpo_dist.dir/link.txt")
   l=${l/CMakeFiles\/simpo_dist.dir\/src\/main.c.o/CMakeFiles/simpo_dist.dir/src/main.c.o ${objs[*]}}
   l=${l/-o simpo_dist/-o $O/simpo_dist}
   eval "$l -lstdc++"
-  echo "== train_overlap (the trainer on the CPU emulation)"
   T=$O/train_overlap
+  train() { # CASE ENV...: tiny-a in the bf16 mode on the emulated backend, max_grad_norm 0, one pair per micro-batch
+    rm -rf "${T:?}/$1" && mkdir -p "$T/$1" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$1/"
+    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' \
+        -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$1/run.yaml"
+    echo "device: cuda" >> "$T/$1/run.yaml"
+    local c=$1; shift
+    if ! (cd "$T/$c" && env "$@" OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/simpo_dist" run.yaml 2> train.log); then
+      echo "FAILED: the emulated trainer's run $c ($*): $(tail -3 "$T/$c/train.log")"; return 1
+    fi
+  }
+  nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
+  same_run() { # A B LABEL: every logged number and the parameters and moments after step 2, bit for bit
+    local good=1
+    [ -n "$(nums "$T/$1")" ] && [ "$(nums "$T/$1")" = "$(nums "$T/$2")" ] \
+      || { echo "FAILED: $3: $(nums "$T/$2" | tr '\n' ' ') vs $(nums "$T/$1" | tr '\n' ' ')"; good=0; }
+    for d in param exp_avg exp_avg_sq; do
+      h5diff -q "$T/$1/out/step-00000002/index.h5" "$T/$2/out/step-00000002/index.h5" /$d /$d \
+        || { echo "FAILED: $3: /$d after step 2 differs"; good=0; }
+    done
+    [ $good = 1 ]
+  }
+fi
+if [ -z "$only" ] || [ "$only" = train_tune ]; then
+  echo "== train_tune (the trainer on the CPU emulation)"
+  ok=1
+  train lt SIMPO_CUDA_GEMM=lt || ok=0
+  train tune SIMPO_CUDA_GEMM=tune SIMPO_TRACE=gemm || ok=0
+  same_run lt tune "train_tune: tune against lt" || ok=0
+  n=$(grep -c '^\[gemm\] .* fp32 out, aligned [0-9/]*: algorithm 1 of 4 (2 with the heuristic.s bits)' "$T/tune/train.log")
+  [ "$n" -gt 4 ] && [ "$(grep -c '^\[gemm\]' "$T/tune/train.log")" = "$n" ] \
+    && [ "$(grep -o '^\[gemm\] [^:]*' "$T/tune/train.log" | sort | uniq -d | wc -l)" = 0 ] \
+    || { echo "FAILED: train_tune: $n fp32-output shapes timed, each once, algorithm 1 of 4:"\
+              "$(grep -m4 '^\[gemm\]' "$T/tune/train.log")"; ok=0; }
+  if [ $ok = 1 ]; then echo "train_tune: bitwise the lt path's run ($n GEMM shapes timed, each once)"; else rc=1; fi
+fi
+if [ -z "$only" ] || [ "$only" = train_overlap ]; then
+  echo "== train_overlap (the trainer on the CPU emulation)"
   ok=1
   for ov in 0 1 p; do # p: overlapped under the op profile, which synchronises around every op, late ones too
-    rm -rf "$T/$ov" && mkdir -p "$T/$ov" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$ov/"
-    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' \
-        -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$ov/run.yaml"
-    echo "device: cuda" >> "$T/$ov/run.yaml"
-    if ! (cd "$T/$ov" && SIMPO_ADAMW_OVERLAP=${ov/p/1} SIMPO_PROFILE=$([ $ov = p ] && echo 1 || echo 0) \
-          SIMPO_TRACE=adamw OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/simpo_dist" run.yaml 2> train.log); then
-      echo "FAILED: train_overlap: the run with SIMPO_ADAMW_OVERLAP=$ov: $(tail -3 "$T/$ov/train.log")"; ok=0
-    fi
+    train "$ov" SIMPO_ADAMW_OVERLAP=${ov/p/1} SIMPO_PROFILE=$([ $ov = p ] && echo 1 || echo 0) SIMPO_TRACE=adamw || ok=0
   done
   grep -q "backend cuda bf16" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
     && [ "$(grep -c '^\[adamw\] step 2: .* updated in the backward' "$T/1/train.log")" = 5 ] \
     && [ "$(grep -c '^\[adamw\] step 2: the free rows of .* updated before the forward' "$T/1/train.log")" = 1 ] \
     || { echo "FAILED: train_overlap: not on the cuda backend, or not 5 updates inside step 2's backward (the head,"\
               "each layer's two parts) and 1 before it"; ok=0; }
-  nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
-  for r in 1 p; do
-    [ -n "$(nums "$T/0")" ] && [ "$(nums "$T/0")" = "$(nums "$T/$r")" ] \
-      || { echo "FAILED: train_overlap ($r): $(nums "$T/$r" | tr '\n' ' ') vs $(nums "$T/0" | tr '\n' ' ')"; ok=0; }
-    for d in param exp_avg exp_avg_sq; do
-      h5diff -q "$T/0/out/step-00000002/index.h5" "$T/$r/out/step-00000002/index.h5" /$d /$d \
-        || { echo "FAILED: train_overlap ($r): /$d after step 2 differs"; ok=0; }
-    done
-  done
+  for r in 1 p; do same_run 0 "$r" "train_overlap ($r)" || ok=0; done
   grep -q "profile rank 0: *adamw_sumsq " "$T/p/train.log" || { echo "FAILED: train_overlap: no op profile"; ok=0; }
   if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it, also under the op profile (loss, norm, margins; parameters, moments)"
   else rc=1; fi
