@@ -138,7 +138,10 @@ static const KeySpec KEYS[] = {
      "response tokens) x vocab/tp logits, at 4 bytes, or 2 in `model.bf16_storage: autocast`, whose logits "
      "are bf16, laid over the layers' gradient scratch with the LM-head chunk, which a whole cache spares "
      "its own logits: it costs what that region then holds beyond the scratch, on `8b-4l` 0.47 GiB for "
-     "1.47 GiB of logits; the same numbers bit for bit). auto: for bf16 logits only (model.dtype bf16, "
+     "1.47 GiB of logits; a whole cache, where it is the logits' only home, runs the head in one chunk of all "
+     "the rows, one dW GEMM instead of one per chunk; the same numbers bit for bit as without the cache in "
+     "chunks of as many rows, the head's gradient summed in another order than several chunks'). auto: for bf16 "
+     "logits only (model.dtype bf16, "
      "autocast storage), where the memory budget is known (a GPU's free memory less 5% and 1 GiB, or "
      "SIMPO_DEVICE_MEMORY_GIB): all rows where they fit it after train.recompute's choice, else the first "
      "whole LM-head chunks that fit (a partial cache: the rest recomputed); so off on the CPU backend"},

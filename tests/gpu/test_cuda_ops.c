@@ -1833,7 +1833,8 @@ static void t_attn_rows(const int (*pr)[3], int P, int NH, int NKV, int HD, bool
 
 /* ---- GPU timings at training sizes (informational) ---- */
 /* perf: the benchmark's GEMM shapes (bench/simpo_bench.sh, bf16 operands, one micro-batch of 7168 rows on
- * 8b-4l and 14336 on 1b under prefix sharing) on the default path (ex) and the tune path, which keeps, per shape,
+ * 8b-4l and 14336 on 1b under prefix sharing; the LM head on 8b-4l's 6144 log-prob rows, one chunk with the
+ * whole logits cache) on the default path (ex) and the tune path, which keeps, per shape,
  * the fastest of the heuristic's algorithms that compute its first choice's bits (matmul.cu lt_tune): how much
  * of the step's GEMM time tuning could take (docs/performance.md). Each: a warm-up call (the tune path's timing),
  * then 5 timed calls. */
@@ -1854,7 +1855,9 @@ static void perf_gemm(void) {
         {"8b-4l gate, up dW", 28672, 4096, 7168, true, false, false},
         {"8b-4l down dX", 7168, 14336, 4096, false, false, true},
         {"8b-4l down dW", 4096, 14336, 7168, true, false, false},
-        {"8b-4l LM head chunk", 3072, 128256, 4096, false, true, true},
+        {"8b-4l LM head fwd (one chunk)", 6144, 128256, 4096, false, true, true},
+        {"8b-4l LM head dX", 6144, 4096, 128256, false, false, false},
+        {"8b-4l LM head dW", 128256, 4096, 6144, true, false, false},
         {"1b q, o fwd", 14336, 2048, 2048, false, true, true},
         {"1b k, v fwd", 14336, 512, 2048, false, true, true},
         {"1b gate, up fwd", 14336, 8192, 2048, false, true, true},
