@@ -18,8 +18,9 @@
  *        operand alignment) and 32 MiB of workspace, which lets it pick split-K / stream-K kernels.
  *   tune: lt, but of the heuristic's first LT_CANDIDATES algorithms for a shape the fastest that computes the
  *        heuristic's first choice's bits (lt_tune, below): timed on the first call of each shape that writes its
- *        output without reading it (beta 0, or a separate output), once per process; the results are bitwise
- *        lt's, and runs stay bitwise reproducible whichever algorithm the timing picks. SIMPO_TRACE=gemm prints
+ *        output without reading it (beta 0, or a separate output), once per process, for the first LT_TUNE_MAX
+ *        shapes; the results are bitwise lt's, and runs stay bitwise reproducible whichever algorithm the timing
+ *        picks. SIMPO_TRACE=gemm prints
  *        each choice. Unmeasured (scripts/gpu_session.sh's single run SIMPO_CUDA_GEMM=tune, and the perf
  *        section of test_cuda_ops: the benchmark's GEMM shapes under ex and tune).
  *   Measured on an H200 (2026-11-27, docs/performance.md): lt as fast as ex on both benchmark shapes (within 0.4%),
@@ -153,8 +154,11 @@ static GemmPath gemm_path(void) {
 
 /* LT_PLANS: more than the distinct GEMM keys of a model step (shapes x transposes x alignments), so that a tuned
  * plan is not evicted and timed again; LT_CANDIDATES: the heuristic's algorithms the tune path times;
- * LT_TUNE_MIN16: the fewest elements of a bf16 output whose bits tell summation orders apart (lt_tune) */
-enum { LT_PLANS = 128, LT_CANDIDATES = 8, LT_TUNE_REPS = 3, LT_TUNE_MIN16 = 1 << 22 };
+ * LT_TUNE_MIN16: the fewest elements of a bf16 output whose bits tell summation orders apart (lt_tune);
+ * LT_TUNE_MAX: the most shapes a process times (data whose micro-batches vary in length makes a new shape of
+ * every token count: past that many, a new one keeps the heuristic's choice, so the timing stays a start-up cost) */
+enum { LT_PLANS = 256, LT_CANDIDATES = 8, LT_TUNE_REPS = 3, LT_TUNE_MIN16 = 1 << 22, LT_TUNE_MAX = 128 };
+static int g_tunes; /* shapes timed so far (lt_tune) */
 static const size_t LT_WORKSPACE = (size_t)32 << 20; /* bytes: what cuBLAS recommends on Hopper */
 /* One cached cuBLASLt plan: the key (shape, transposes, operand type, output type, alignments) and what the
  * heuristic chose.
@@ -335,13 +339,15 @@ static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void
     p->ws = p->cand_ws[best];
     p->chosen = best, p->eligible = eligible, p->us0 = t0, p->us = t_best;
     p->tuned = true;
+    g_tunes++;
     const char *t = getenv("SIMPO_TRACE");
     if (t && strstr(t, "gemm"))
         fprintf(stderr, "[gemm] M=%d N=%d K=%d %c%c %s, aligned %u/%u/%u/%u: algorithm %d of %d (%d with the "
-                        "heuristic's bits), %.1f us against the heuristic's %.1f us (%.3fx)\n",
+                        "heuristic's bits), %.1f us against the heuristic's %.1f us (%.3fx)%s\n",
                 p->M, p->N, p->K, p->tA ? 'T' : 'N', p->tB ? 'T' : 'N', p->c16 ? "bf16 out" : "fp32 out",
                 p->align[1], p->align[0], p->align[2], p->align[3], best, p->ncand, eligible, t_best, t0,
-                t_best > 0 ? t0 / t_best : 1.0);
+                t_best > 0 ? t0 / t_best : 1.0,
+                g_tunes == LT_TUNE_MAX ? "; the last shape timed, later ones keep the heuristic's choice" : "");
 }
 
 /* D = alpha op(A) op(B) + beta C through cuBLASLt: A, B bf16; C and D fp32, or bf16 when c16 (D == C: in place,
@@ -368,7 +374,10 @@ static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int 
         lt_plan_build(p);
     }
     if (!p->ok) return false;
-    if (!p->tuned && (D != C || beta == 0.0f)) lt_tune(p, D, C, A, B, alpha, beta);
+    if (!p->tuned && (D != C || beta == 0.0f)) {
+        if (g_tunes < LT_TUNE_MAX) lt_tune(p, D, C, A, B, alpha, beta);
+        else p->tuned = true; /* the heuristic's choice (cand[0]) */
+    }
     void *ws = p->ws ? cu_scratch(p->ws, "cuBLASLt workspace") : NULL;
     CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, &p->algo, ws,
                                 p->ws, cu_stream()));
@@ -489,4 +498,12 @@ extern "C" bool cuda_gemm_tune_choice(int M, int N, int K, bool tA, bool tB, boo
         }
     }
     return false;
+}
+
+/* How many shapes the tune path has timed in this process (LT_TUNE_MAX stops it); reset: count from 0 again, so a
+ * test of the limit leaves later tests their timings (test_cuda_ops) */
+extern "C" int cuda_gemm_tunes(bool reset) {
+    int n = g_tunes;
+    if (reset) g_tunes = 0;
+    return n;
 }

@@ -312,6 +312,44 @@ static void t_gemm_tune(void) {
     gpu->free(d16);
     bf16_end(saved);
 }
+/* the tune path's limit (section matmul_bf16; matmul.cu LT_TUNE_MAX): new shapes (M = 1, 2, ...) with a choice
+ * (more than one candidate) are timed, one each, until the process has timed the limit's number; shapes after that
+ * keep the heuristic's choice untimed, with lt's bits */
+int cuda_gemm_tunes(bool reset);
+static void t_gemm_tune_limit(void) {
+    const int N = 24, K = 40, MMAX = 400;
+    char *saved = bf16_begin();
+    setenv("SIMPO_CUDA_GEMM", "tune", 1);
+    float *A = hrand((size_t)MMAX * K, -1, 1), *B = hrand((size_t)N * K, -1, 1);
+    float *dA = up(A, (size_t)MMAX * K * 4), *dB = up(B, (size_t)N * K * 4), *dC = gpu->alloc((size_t)MMAX * N * 4, "C");
+    int m = 1, grew = 0, still = 0, ch = -1, nca = 0, el = 0;
+    bool order = true; /* the count grows by one per timed shape and never after the first untimed one */
+    for (; m <= MMAX && still < 8; m++) { /* until eight new shapes with a choice in a row were not timed */
+        int before = cuda_gemm_tunes(false);
+        gpu->matmul(dC, dA, dB, m, N, K, false, true, 1, 0);
+        int after = cuda_gemm_tunes(false);
+        if (!cuda_gemm_tune_choice(m, N, K, false, true, false, &ch, &nca, &el) || nca < 2) continue;
+        if (after == before + 1) grew++, order = order && !still;
+        else if (after == before) still++;
+        else order = false;
+    }
+    int count = cuda_gemm_tunes(false);
+    CHECK(still == 8 && grew > 0 && count >= grew && order, "gemm tune limit: %d new shapes timed, then %d not (%d "
+          "timed in all; expected timings up to a limit, then none)", grew, still, count);
+    const int M = m - 1; /* the last shape: after the limit */
+    bool known = cuda_gemm_tune_choice(M, N, K, false, true, false, &ch, &nca, &el);
+    CHECK(known && ch == 0, "gemm tune limit: the shape after it keeps the heuristic's choice (algorithm %d)", ch);
+    float *t = down(dC, (size_t)M * N);
+    setenv("SIMPO_CUDA_GEMM", "lt", 1);
+    gpu->matmul(dC, dA, dB, M, N, K, false, true, 1, 0);
+    float *l = down(dC, (size_t)M * N);
+    bitwise("gemm tune limit: a shape after it has lt's bits", t, l, (size_t)M * N * 4);
+    printf("gemm tune limit: %d shapes timed in this process, then none\n", count);
+    cuda_gemm_tunes(true);
+    free(A), free(B), free(t), free(l);
+    gpu->free(dA), gpu->free(dB), gpu->free(dC);
+    bf16_end(saved);
+}
 /* matmul16_res (section matmul_bf16): D = A B^T + R with bf16 or fp32 A and bf16 B (the residual projections'
  * operands), D and R 4 bytes past an aligned start with off: the CPU's copy-and-accumulate within the fp32 summation
  * tolerance, bitwise on a rerun, R untouched */
@@ -2118,6 +2156,7 @@ int main(int argc, char **argv) {
         t_matmul_bf16(513, 1031, 769, 0);
         t_matmul_holds();
         t_gemm_tune();
+        t_gemm_tune_limit();
         t_matmul16_res(37, 64, 160, 0);
         t_matmul16_res(300, 128, 344, 1);
         t_storage16(37, 64, 160);
