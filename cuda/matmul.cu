@@ -20,9 +20,9 @@
  *        heuristic's first choice's bits (lt_tune, below): timed on the first call of each shape that writes its
  *        output without reading it (beta 0, or a separate output), once per process, for the first LT_TUNE_MAX
  *        shapes; the results are bitwise lt's, and runs stay bitwise reproducible whichever algorithm the timing
- *        picks. SIMPO_TRACE=gemm prints
- *        each choice. Unmeasured (scripts/gpu_session.sh's single run SIMPO_CUDA_GEMM=tune, and the perf
- *        section of test_cuda_ops: the benchmark's GEMM shapes under ex and tune).
+ *        picks. SIMPO_TRACE=gemm prints each choice. Unmeasured (scripts/gpu_session.sh's single run
+ *        SIMPO_CUDA_GEMM=tune, and the perf section of test_cuda_ops: the benchmark's GEMM shapes under ex and
+ *        tune).
  *   Measured on an H200 (2026-11-27, docs/performance.md): lt as fast as ex on both benchmark shapes (within 0.4%),
  *   so ex stays the default. (A third path, cuBLASLt's CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands, was removed:
  *   on the H200 its operand conversion is not round-to-nearest bf16 (normwise 2e-3 from the CPU's bf16 reference
@@ -174,12 +174,11 @@ typedef struct {
     cublasLtMatmulAlgo_t algo;
     size_t ws; /* workspace bytes the algorithm needs */
     /* the tune path: the heuristic's algorithms in its order (cand[0] its choice), and once timed (tuned) the index
-     * chosen, how many computed cand[0]'s bits, and the microseconds per call of cand[0] and of the choice */
+     * chosen and how many computed cand[0]'s bits */
     int ncand, chosen, eligible;
     bool tuned;
     cublasLtMatmulAlgo_t cand[LT_CANDIDATES];
     size_t cand_ws[LT_CANDIDATES];
-    float us0, us;
 } LtPlan;
 static LtPlan g_plans[LT_PLANS];
 static int g_plan_next; /* round-robin eviction once all slots are used */
@@ -296,10 +295,10 @@ static unsigned long long fingerprint(const void *d, size_t bytes) {
  * shows another order in nearly every element; a bf16 one only where the fp32 sums' difference (a few units in
  * their last place, ~2^-22 of the value) moves a rounding across a bf16 halfway point, ~1 element in 2^14-2^16,
  * so a bf16 output is timed only from LT_TUNE_MIN16 elements (~64 such crossings expected: a miss ~e^-64); a
- * smaller one keeps the heuristic's choice untimed (lt_plan_build). Each is run
- * once (its output fingerprinted), then LT_TUNE_REPS times between two events. The caller has checked that the
- * call writes D without reading it (beta 0, or D != C), so the runs leave D as the call itself will. The process
- * stops (host sync) once per tuned shape: the first steps of a run. */
+ * smaller one keeps the heuristic's choice untimed (lt_plan_build). Each is run once (its output fingerprinted),
+ * then LT_TUNE_REPS times between two events. The caller has checked that the call writes D without reading it
+ * (beta 0, or D != C), so the runs leave D as the call itself will. The process stops (host syncs) once per
+ * tuned shape: the first steps of a run. */
 static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void *B, float alpha, float beta) {
     size_t wsmax = 0, bytes = (size_t)p->M * (size_t)p->N * (p->c16 ? 2 : 4);
     for (int i = 0; i < p->ncand; i++) wsmax = p->cand_ws[i] > wsmax ? p->cand_ws[i] : wsmax;
@@ -337,7 +336,7 @@ static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void
     if (ws) cu_scratch_free(ws);
     p->algo = p->cand[best];
     p->ws = p->cand_ws[best];
-    p->chosen = best, p->eligible = eligible, p->us0 = t0, p->us = t_best;
+    p->chosen = best, p->eligible = eligible;
     p->tuned = true;
     g_tunes++;
     const char *t = getenv("SIMPO_TRACE");
