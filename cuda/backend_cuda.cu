@@ -364,6 +364,7 @@ const Backend *backend_cuda(void) {
         b.embed_bwd = cuda_embed_bwd;
         b.rmsnorm_fwd = cuda_rmsnorm_fwd;
         b.rmsnorm_bwd = cuda_rmsnorm_bwd;
+        b.rmsnorm_bwd_out16 = cuda_rmsnorm_bwd_out16;
         b.rope_fwd = cuda_rope_fwd;
         b.rope_bwd = cuda_rope_bwd;
         b.attn_fwd = cuda_attn_fwd;

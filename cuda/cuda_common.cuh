@@ -208,6 +208,8 @@ void cuda_beta_scale(float *x, float beta, size_t n);
 void cuda_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
 void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
 void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                            const float *rstd, size_t N, int C);
 void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       size_t N, int C);
 void cuda_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);

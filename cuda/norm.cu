@@ -134,11 +134,13 @@ __global__ void rmsnorm_bwd_dw_final_k(float *dw, const double *part, int nchunk
  * threadIdx.x + NORM_THREADS j, j < J: C <= J NORM_THREADS); the same dx arithmetic, the same dw terms. Each row's
  * dy and x go into registers once, all J loads issued together, and w once per block: the dot product, dx and the
  * partials read them there (rmsnorm_bwd_k's loop read dy, w and x, and the dx loop read them again, one load at a
- * time: 1.4-1.8 TB/s on the H200). The dot product adds the same terms in the same order as rmsnorm_bwd_k. */
-template <int J>
-__global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, double *part, const float *dout,
-                                                                    const float *x, const float *w,
-                                                                    const float *rstd, size_t N, int C) {
+ * time: 1.4-1.8 TB/s on the H200). The dot product adds the same terms in the same order as rmsnorm_bwd_k.
+ * OUT16 (backend.h rmsnorm_bwd_out16): also each accumulated dx rounded to bf16 into dx16, from the register that
+ * dx is stored from, so bitwise to_bf16 of the stored dx. */
+template <int J, bool OUT16>
+__global__ void __launch_bounds__(NORM_THREADS)
+    rmsnorm_bwd_fused_k(float *dx, __nv_bfloat16 *dx16, double *part, const float *dout, const float *x,
+                        const float *w, const float *rstd, size_t N, int C) {
     __shared__ double sh[NORM_THREADS];
     /* J > 8 (C > 2048): the column sums in shared memory (J x 2 KB, each thread its own slots) and w read from
      * L1 where used, else 141 registers at J = 16 and one block per SM (so: 74 registers, 3 blocks per SM) */
@@ -175,6 +177,7 @@ __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, d
             const int i = threadIdx.x + j * NORM_THREADS;
             if (i < C) {
                 d[i] += r * (BIG ? w[i] : wr[j]) * dyr[j] - k * xv[j];
+                if (OUT16) dx16[n * (size_t)C + i] = __float2bfloat16_rn(d[i]);
                 (BIG ? acc_sh[j][threadIdx.x] : acc[j]) += (double)dyr[j] * xv[j] * r;
             }
         }
@@ -187,24 +190,31 @@ __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_bwd_fused_k(float *dx, d
 }
 
 template <int J>
-static void rmsnorm_bwd_fused(float *dx, double *part, const float *dout, const float *x, const float *w,
-                              const float *rstd, size_t N, int C, unsigned grid) {
-    rmsnorm_bwd_fused_k<J><<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, part, dout, x, w, rstd, N, C);
+static void rmsnorm_bwd_fused(float *dx, uint16_t *dx16, double *part, const float *dout, const float *x,
+                              const float *w, const float *rstd, size_t N, int C, unsigned grid) {
+    if (dx16)
+        rmsnorm_bwd_fused_k<J, true><<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, (__nv_bfloat16 *)dx16, part, dout, x,
+                                                                             w, rstd, N, C);
+    else
+        rmsnorm_bwd_fused_k<J, false><<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, nullptr, part, dout, x, w, rstd, N,
+                                                                              C);
     CUDA_LAUNCH_CHECK("rmsnorm_bwd (dx and dw partials)");
 }
 
-void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
-                      size_t N, int C) {
+/* rmsnorm_bwd, and with dx16 (rmsnorm_bwd_out16) the bf16 dx: in the fused kernel, or a to_bf16 pass after the
+ * others (C beyond the fused kernel's rows) */
+static void rmsnorm_bwd_any(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                            const float *rstd, size_t N, int C) {
     if (!N || C <= 0) return;
     const int J = (C + NORM_THREADS - 1) / NORM_THREADS;
     if (J <= FUSED_MAX_J) { /* dx and the dw partials in one pass over dy and x */
         const unsigned grid = N < FUSED_BLOCKS ? (unsigned)N : (unsigned)FUSED_BLOCKS;
         double *part = (double *)cu_scratch((size_t)grid * (size_t)C * sizeof(double), "rmsnorm_bwd partials");
-        if (J <= 1) rmsnorm_bwd_fused<1>(dx, part, dout, x, w, rstd, N, C, grid);
-        else if (J <= 2) rmsnorm_bwd_fused<2>(dx, part, dout, x, w, rstd, N, C, grid);
-        else if (J <= 4) rmsnorm_bwd_fused<4>(dx, part, dout, x, w, rstd, N, C, grid);
-        else if (J <= 8) rmsnorm_bwd_fused<8>(dx, part, dout, x, w, rstd, N, C, grid);
-        else rmsnorm_bwd_fused<FUSED_MAX_J>(dx, part, dout, x, w, rstd, N, C, grid);
+        if (J <= 1) rmsnorm_bwd_fused<1>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 2) rmsnorm_bwd_fused<2>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 4) rmsnorm_bwd_fused<4>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
+        else if (J <= 8) rmsnorm_bwd_fused<8>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
+        else rmsnorm_bwd_fused<FUSED_MAX_J>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
         rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)grid, C);
         CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");
         cu_scratch_free(part);
@@ -225,4 +235,14 @@ void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, c
     rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)nch, C);
     CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");
     cu_scratch_free(part);
+    if (dx16) cuda_to_bf16(dx16, dx, N * (size_t)C);
+}
+
+void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      size_t N, int C) {
+    rmsnorm_bwd_any(dx, NULL, dw, dout, x, w, rstd, N, C);
+}
+void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                            const float *rstd, size_t N, int C) {
+    rmsnorm_bwd_any(dx, dx16, dw, dout, x, w, rstd, N, C);
 }

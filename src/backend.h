@@ -294,6 +294,11 @@ typedef struct Backend {
     /* accumulates dx[N,C] and dw[C] given dout[N,C] and the forward's x, w, rstd. */
     void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                         size_t N, int C);
+    /* rmsnorm_bwd, and dx16[N,C] = bf16(dx) (nearest even) of the accumulated dx: in autocast storage the operand
+     * of the next projection's backward (model.c), written as dx is, where a conversion pass would read dx again.
+     * Bitwise rmsnorm_bwd then to_bf16. NULL where a backend has none. */
+    void (*rmsnorm_bwd_out16)(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                              const float *rstd, size_t N, int C);
 
     /* Rotary embedding, HF "rotate_half" layout: for head h of row n and i < HD/2, with c = cos[pos[n]*HD/2 + i],
      * s = sin[...]: (x1, x2) = (x[i], x[i+HD/2]) -> (x1*c - x2*s, x2*c + x1*s). In place on x[N, H*HD].

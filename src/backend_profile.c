@@ -14,7 +14,8 @@
     X(softcap_fwd) X(softcap_bwd) X(xent_stats) X(xent_bwd) X(adamw) X(adamw_sumsq) X(matmul16_res)                 \
     X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(swiglu_bwd_pack_b16)  \
     X(geglu_bwd_pack_b16) X(rope_fwd_b16) X(rope_bwd_b16) X(rope_bwd_pack_b16) X(attn_fwd_b16) X(attn_bwd_b16)      \
-    X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows) X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)
+    X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows) X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)      \
+    X(rmsnorm_bwd_out16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -180,6 +181,10 @@ static void p_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *
 static void p_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                           size_t N, int C) {
     TIMED(rmsnorm_bwd, 16.0 * N * C, g_in->rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C));
+}
+static void p_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x,
+                                const float *w, const float *rstd, size_t N, int C) {
+    TIMED(rmsnorm_bwd_out16, 18.0 * N * C, g_in->rmsnorm_bwd_out16(dx, dx16, dw, dout, x, w, rstd, N, C));
 }
 static void p_rope_fwd(float *x, const int *pos, const float *cs, const float *sn, size_t N, int H, int HD) {
     TIMED(rope_fwd, 8.0 * N * H * HD, g_in->rope_fwd(x, pos, cs, sn, N, H, HD));

@@ -458,6 +458,9 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
      * SIMPO_BWD_PACK=0: a matmul per projection, as before */
     const char *bp = getenv("SIMPO_BWD_PACK");
     m->bwd_pack = m->proj16 && !(bp && !strcmp(bp, "0"));
+    /* the norms' backward writes d/dx in bf16 too over dq's scratch (norm_bwd), which must hold N x C bf16 */
+    m->norm_out16 = m->bwd_pack && be->rmsnorm_bwd_out16 && m->tp == 1 && !m->gemma2 &&
+                    (size_t)m->NH_loc * m->HD >= (size_t)m->C;
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
         m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
                             "recompute working area");
@@ -1295,6 +1298,20 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
 
 /* ---- backward ---- */
 
+/* The backward of a norm whose input gradient the residual stream accumulates in a->dx, and (norm_out16: to16)
+ * its bf16 copy into a->dq's scratch, which is dead from q, k, v's backward to the next attention's backward: the
+ * dy of the o or down projection's backward that follows (linear_bwd_ex), bitwise the conversion that backward
+ * made of the fp32 dx. Returns the bf16 copy, or NULL. */
+static const uint16_t *norm_bwd(Model *m, Acts *a, bool to16, float *dw, const float *dy, const float *x,
+                                const float *w, const float *rstd, size_t N) {
+    if (!(to16 && m->norm_out16)) {
+        m->be->rmsnorm_bwd(a->dx, dw, dy, x, w, rstd, N, m->C);
+        return NULL;
+    }
+    m->be->rmsnorm_bwd_out16(a->dx, (uint16_t *)a->dq, dw, dy, x, w, rstd, N, m->C);
+    return (const uint16_t *)a->dq;
+}
+
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
@@ -1302,6 +1319,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t N = mb->Ntok, M = a->M;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
+    const uint16_t *dx16 = NULL; /* bf16(dx) from the last norm's backward (norm_bwd), or NULL */
 
     if (m->last_stage) {
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
@@ -1315,9 +1333,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->add_rows(a->dtmp, a->rows_add + nu, a->dhs, a->rows_add + M + nu, nd, N, M, C);
         }
         be->zero(a->dx, NC * sizeof(float));
-        be->rmsnorm_bwd(a->dx, grad_acc(m, m->dnorm), a->dtmp, a->xL, m->norm, a->rstdf, N, C);
+        dx16 = norm_bwd(m, a, m->L_loc > 0, grad_acc(m, m->dnorm), a->dtmp, a->xL, m->norm, a->rstdf, N);
         model_grad_bucket_end(m, GRAD_BUCKET_HEAD);
-    } /* else: the next stage's d(loss)/d(output) was received into dx */
+    } /* else: the next stage's d(loss)/d(output) was received into dx (fp32 only) */
     for (int l = m->L_loc - 1; l >= 0; l--) {
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
@@ -1338,7 +1356,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
             linear_bwd_ex(m, a->dh, p16, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else if (dx16) linear_bwd_ex(m, a->dh, p16, dw->wd, dx16, true, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
         if (glu_packed(m, a, l, N)) { /* d/dgate, d/dup side by side: one dX and one dW matmul over [Wg; Wu] */
             uint16_t *dgu = (uint16_t *)a->dg;
             (m->gemma2 ? be->geglu_bwd_pack_b16 : be->swiglu_bwd_pack_b16)(
@@ -1354,14 +1373,16 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         }
         release_act(m, t.ln2);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
-        be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N, C);
+        dx16 = norm_bwd(m, a, true, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N);
         model_mlp_grads_done(m, l); /* the optimizer's update of the MLP part beside the attention's backward */
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
         if (m->gemma2) {
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
             linear_bwd_ex(m, a->datt, p16, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd_ex(m, a->datt, p16, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else if (dx16)
+            linear_bwd_ex(m, a->datt, p16, dw->wo, dx16, true, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        else linear_bwd_ex(m, a->datt, p16, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         const bool packed = qkv_packed(m, l, N);
         attention_bwd(m, a, mb, &t, aopt, !packed);
         if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
@@ -1380,7 +1401,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         }
         release_act(m, t.ln1);
         tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
-        be->rmsnorm_bwd(a->dx, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N, C);
+        /* layer 0's d/dx goes to the embedding (or the previous stage) in fp32 only */
+        dx16 = norm_bwd(m, a, l > 0, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N);
         model_grad_bucket_end(m, l);
     }
     /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */

@@ -198,6 +198,10 @@ typedef struct Model {
                                           * matmul each where the backend packs their gradients and the layer's
                                           * tensors allow (model.c qkv_packed, glu_packed; SIMPO_BWD_PACK=0
                                           * turns it off) */
+    bool norm_out16;                     /* bwd_pack, tp 1, Llama, QD >= C: the norms' backward writes d/dx in
+                                          * bf16 too (backend.h rmsnorm_bwd_out16) over dq's scratch, the
+                                          * operand of the o and down projections' backward that a conversion
+                                          * pass made before (model.c norm_bwd); bitwise the same */
     bool head16;                         /* the LM head in autocast storage (proj16 without Gemma 2's final
                                           * soft-cap): its matmul writes bf16 logits (matmul16_out16), read by
                                           * xent_stats_b16, turned in place into bf16 d(logits) by xent_bwd_b16 */

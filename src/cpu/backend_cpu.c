@@ -112,6 +112,7 @@ static const Backend g_cpu = {
     .embed_bwd = cpu_embed_bwd,
     .rmsnorm_fwd = cpu_rmsnorm_fwd,
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .rmsnorm_bwd_out16 = cpu_rmsnorm_bwd_out16,
     .rope_fwd = cpu_rope_fwd,
     .rope_bwd = cpu_rope_bwd,
     .attn_fwd = cpu_attn_fwd,

@@ -369,6 +369,13 @@ static void strict_rmsnorm_bwd(float *dx, float *dw, const float *dout, const fl
     g_cpu->rmsnorm_bwd(F(dx, nc, "dx"), F(dw, (size_t)C, "dw"), F(dout, nc, "dout"), F(x, nc, "x"),
                        F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
 }
+static void strict_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x,
+                                     const float *w, const float *rstd, size_t N, int C) {
+    const char *OP = "rmsnorm_bwd_out16";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_bwd_out16(F(dx, nc, "dx"), H(dx16, nc, "dx16"), F(dw, (size_t)C, "dw"), F(dout, nc, "dout"),
+                             F(x, nc, "x"), F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
+}
 /* rope: the tables must hold the rows of every position the batch uses (pos is read from the shadow) */
 static void rope_tables(const char *OP, const int *pos, const float *cs, const float *sn, size_t N, int HD,
                         const int **ps, const float **css, const float **sns) {
@@ -677,6 +684,7 @@ static const Backend g_strict = {
     .embed_bwd = strict_embed_bwd,
     .rmsnorm_fwd = strict_rmsnorm_fwd,
     .rmsnorm_bwd = strict_rmsnorm_bwd,
+    .rmsnorm_bwd_out16 = strict_rmsnorm_bwd_out16,
     .rope_fwd = strict_rope_fwd,
     .rope_bwd = strict_rope_bwd,
     .attn_fwd = strict_attn_fwd,

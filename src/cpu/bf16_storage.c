@@ -9,6 +9,12 @@
 #include "cpu_ops.h"
 #include "util.h"
 
+/* backend.h rmsnorm_bwd_out16: the two ops it stands for */
+void cpu_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                           const float *rstd, size_t N, int C) {
+    cpu_rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C);
+    cpu_to_bf16(dx16, dx, N * (size_t)C);
+}
 /* backend.h to_bf16: y[n] = bf16(x[n]) */
 void cpu_to_bf16(uint16_t *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)

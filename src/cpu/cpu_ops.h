@@ -90,6 +90,8 @@ void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C
 void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cpu_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                      size_t N, int C);
+void cpu_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
+                           const float *rstd, size_t N, int C);
 
 void cpu_rope_fwd(float *x, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);
 void cpu_rope_bwd(float *dx, const int *pos, const float *cos, const float *sin, size_t N, int H, int HD);

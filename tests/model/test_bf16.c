@@ -166,6 +166,22 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
         CHECK(m->proj16 && m->act16, "%s: autocast storage on", what);
         r[rc] = fixture_run(m, ps, SIMPO);
         nparams = m->nparams;
+        /* the norms' backward writing d/dx in bf16 too (model.h norm_out16, backend.h rmsnorm_bwd_out16), the o and
+         * down projections' backward reading it, instead of their conversion of the fp32 d/dx: bitwise the run
+         * without it, with and without recompute and prefix sharing */
+        CHECK(m->norm_out16, "%s: the norms' backward writes the bf16 d/dx", what);
+        for (int shared = 0; shared < 2; shared++) {
+            FixtureResult on = shared ? fixture_run_shared(m, ps, SIMPO) : r[rc], off;
+            m->norm_out16 = false;
+            off = shared ? fixture_run_shared(m, ps, SIMPO) : fixture_run(m, ps, SIMPO);
+            m->norm_out16 = true;
+            char lb[160];
+            snprintf(lb, sizeof lb, "%s, recompute %d%s: the norms' bf16 d/dx vs converting it", what, rc,
+                     shared ? ", prefix sharing" : "");
+            fixture_check_same(&on, &off, m->nparams, lb);
+            if (shared) free(on.grads);
+            free(off.grads);
+        }
         PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0, 0, 0, false};
         MemPlan p = plan_memory(&pl);
         size_t planned = p.weights + p.grads + p.activations + p.other;
