@@ -749,6 +749,24 @@ static void t_rmsnorm(size_t N, int C, float eps, double xamp) {
     cmp(what, gdw, dw, (size_t)C, 2e-6);
     bitwise("rmsnorm_bwd dx deterministic", gdx, gdx2, nx * 4);
     bitwise("rmsnorm_bwd dw deterministic", gdw, gdw2, (size_t)C * 4);
+    /* rmsnorm_bwd_out16 (the norms' backward in autocast storage): the same dx and dw bit for bit, and dx16 the
+     * bf16 (nearest even) of that dx, whether the fused kernel writes it or a conversion after the wide pass */
+    float *h0 = hrand(nx, -1, 1), *hw0 = hrand((size_t)C, -1, 1);
+    gpu->upload(d_dx2, h0, nx * 4), gpu->upload(d_dw2, hw0, (size_t)C * 4);
+    gpu->upload(d_dx, h0, nx * 4), gpu->upload(d_dw, hw0, (size_t)C * 4);
+    uint16_t *d16 = gpu->alloc(nx * 2, "dx16");
+    gpu->rmsnorm_bwd(d_dx, d_dw, d_dout, d_x, d_w, d_rstd, N, C);
+    gpu->rmsnorm_bwd_out16(d_dx2, d16, d_dw2, d_dout, d_x, d_w, d_rstd, N, C);
+    float *p1 = down(d_dx, nx), *p2 = down(d_dx2, nx), *w1 = down(d_dw, (size_t)C), *w2 = down(d_dw2, (size_t)C);
+    uint16_t *g16 = sd_alloc(nx * 2, "dx16"), *want16 = h16(p1, nx);
+    gpu->download(g16, d16, nx * 2);
+    snprintf(what, sizeof what, "rmsnorm_bwd_out16 N=%zu C=%d: dx, dw bitwise rmsnorm_bwd's", N, C);
+    bitwise(what, p2, p1, nx * 4);
+    bitwise(what, w2, w1, (size_t)C * 4);
+    snprintf(what, sizeof what, "rmsnorm_bwd_out16 N=%zu C=%d: dx16 bitwise bf16(dx)", N, C);
+    bitwise(what, g16, want16, nx * 2);
+    free(h0), free(hw0), free(p1), free(p2), free(w1), free(w2), free(g16), free(want16);
+    gpu->free(d16);
     free(x), free(w), free(out), free(rstd), free(dout), free(dx), free(dw), free(go), free(gr);
     free(gdx), free(gdw), free(gdx2), free(gdw2);
     gpu->free(d_x), gpu->free(d_w), gpu->free(d_out), gpu->free(d_rstd), gpu->free(d_dout), gpu->free(d_dx);

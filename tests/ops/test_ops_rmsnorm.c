@@ -76,6 +76,28 @@ static void run(size_t N_, int C_) {
     memcpy(dx, dx0, NC * 4);
     memcpy(dw, dw0, C * 4);
     be->rmsnorm_bwd(dx, dw, R, x, w, rstd, N, C);
+    /* rmsnorm_bwd_out16 (autocast storage's norms' backward): the same dx, dw bit for bit, and dx16 = bf16(dx),
+     * on the CPU and through the strict backend's checks */
+    const Backend *b16s[2] = {be, backend_cpu_strict()};
+    for (int k = 0; k < 2; k++) {
+        const Backend *b = b16s[k];
+        float *dxb = b->alloc(NC * 4, "dx"), *dwb = b->alloc(C * 4, "dw"), *Rb = b->alloc(NC * 4, "R");
+        float *xb = b->alloc(NC * 4, "x"), *wb = b->alloc(C * 4, "w"), *rb = b->alloc(N * 4, "rstd");
+        uint16_t *d16 = b->alloc(NC * 2, "dx16");
+        b->upload(dxb, dx0, NC * 4), b->upload(dwb, dw0, C * 4), b->upload(Rb, R, NC * 4), b->upload(xb, x, NC * 4);
+        b->upload(wb, w, C * 4), b->upload(rb, rstd, N * 4);
+        b->rmsnorm_bwd_out16(dxb, d16, dwb, Rb, xb, wb, rb, N, C);
+        float *hx = sd_alloc(NC * 4, "dx"), *hw = sd_alloc(C * 4, "dw");
+        uint16_t *h16 = sd_alloc(NC * 2, "dx16");
+        b->download(hx, dxb, NC * 4), b->download(hw, dwb, C * 4), b->download(h16, d16, NC * 2);
+        size_t bad16 = 0;
+        for (size_t i = 0; i < NC; i++) bad16 += h16[i] != sd_f32_to_bf16(dx[i]);
+        CHECK(!memcmp(hx, dx, NC * 4) && !memcmp(hw, dw, C * 4) && bad16 == 0,
+              "rmsnorm_bwd_out16 (%s) N=%zu C=%d: dx, dw not rmsnorm_bwd's or %zu dx16 not bf16(dx)", b->name, N, C,
+              bad16);
+        free(hx), free(hw), free(h16);
+        b->free(dxb), b->free(dwb), b->free(Rb), b->free(xb), b->free(wb), b->free(rb), b->free(d16);
+    }
     for (int i = 0; i < C; i++) rdw[i] = 0;
     for (size_t n = 0; n < N; n++) {
         double r = rr[n], dot = 0;
