@@ -1356,8 +1356,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
             linear_bwd_ex(m, a->dh, p16, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else if (dx16) linear_bwd_ex(m, a->dh, p16, dw->wd, dx16, true, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        else linear_bwd_ex(m, a->dh, p16, dw->wd, a->dx, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else linear_bwd_ex(m, a->dh, p16, dw->wd, dx16 ? (const void *)dx16 : a->dx, dx16 != NULL, t.h, s16,
+                             LW(m, l, wd), N, FF, C, false);
         if (glu_packed(m, a, l, N)) { /* d/dgate, d/dup side by side: one dX and one dW matmul over [Wg; Wu] */
             uint16_t *dgu = (uint16_t *)a->dg;
             (m->gemma2 ? be->geglu_bwd_pack_b16 : be->swiglu_bwd_pack_b16)(
@@ -1380,9 +1380,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->zero(a->dtmp, NC * sizeof(float));
             be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
             linear_bwd_ex(m, a->datt, p16, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        } else if (dx16)
-            linear_bwd_ex(m, a->datt, p16, dw->wo, dx16, true, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        else linear_bwd_ex(m, a->datt, p16, dw->wo, a->dx, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd_ex(m, a->datt, p16, dw->wo, dx16 ? (const void *)dx16 : a->dx, dx16 != NULL, t.att, p16,
+                             LW(m, l, wo), N, (int)QD, C, false);
         const bool packed = qkv_packed(m, l, N);
         attention_bwd(m, a, mb, &t, aopt, !packed);
         if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
