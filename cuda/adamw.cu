@@ -218,7 +218,7 @@ static bool vec_ok(const float *p, uint16_t *p16, const float *g, const GradRows
  * its SM until it ends, so a late block resident when one of the main stream's kernels launches holds that SM back
  * from it for the rest of its time; in one launch a block takes 16 to ~64 quads per thread (~20-70 us at the
  * bandwidth one SM gets), in phases of 4 a quarter of that or less. The main stream's AdamW (nothing beside it) runs
- * in one launch. */
+ * in one launch; adamw (no sum: the sparse embedding's free rows) on the late queue takes the same phases. */
 static const size_t ADAMW_LATE_ITERS = 4;
 
 template <bool R, bool PH>
@@ -237,14 +237,11 @@ static void adamw_sumsq_launch(double *part, double *carry, size_t nb, float *p,
     CUDA_LAUNCH_CHECK("adamw_sumsq");
 }
 
-void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
-                      float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
-                      double bc2) {
-    if (!n) {
-        CUDA_CHECK(cudaMemsetAsync(sumsq, 0, sizeof(double), cu_stream()));
-        return;
-    }
-    const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
+/* adamw_ss_k over n elements: in one launch, or on the late queue in phases of ADAMW_LATE_ITERS; with sumsq the
+ * gradients' sum of squares into *sumsq (cu_sum_partials), without it (adamw on the late queue: the same updates as
+ * adamw4_k's, each element's arithmetic the same whichever thread takes it) the partials are left unread */
+static void adamw_ss_run(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                         float *v, size_t n, const AdamwArgs &a) {
     const size_t nb = adamw_ss_blocks(n), stride = nb * CU_SS_THREADS;
     const GSrc gs = gsrc(g, rows);
     const bool vec = vec_ok(p, p16, g, rows, m, v);
@@ -261,9 +258,20 @@ void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, co
         else adamw_sumsq_launch<false, false>(part, NULL, nb, p, p16, gs, vec, m, v, n, a, 0, iters, true);
         if (k1 >= iters) break;
     }
-    cu_sum_partials(sumsq, part, nb);
+    if (sumsq) cu_sum_partials(sumsq, part, nb);
     cu_scratch_free(carry);
     cu_scratch_free(part);
+}
+
+void cuda_adamw_sumsq(double *sumsq, float *p, uint16_t *p16, const float *g, const GradRows *rows, float *m,
+                      float *v, size_t n, double lr, double b1, double b2, double eps, double wd, double bc1,
+                      double bc2) {
+    if (!n) {
+        CUDA_CHECK(cudaMemsetAsync(sumsq, 0, sizeof(double), cu_stream()));
+        return;
+    }
+    const AdamwArgs a = {1.0f, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
+    adamw_ss_run(sumsq, p, p16, g, rows, m, v, n, a);
 }
 
 template <bool R>
@@ -285,6 +293,10 @@ void cuda_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, f
                 size_t n, double lr, double b1, double b2, double eps, double wd, double bc1, double bc2) {
     if (!n) return;
     const AdamwArgs a = {gscale, b1, b2, eps, 1.0 - lr * wd, lr / bc1, sqrt(bc2)};
+    if (cu_late()) { /* adamw_sumsq's fixed grid in phases: blocks as short as its (adamw4_k's took up to 8 quads) */
+        adamw_ss_run(NULL, p, p16, g, rows, m, v, n, a);
+        return;
+    }
     const size_t body = vec_ok(p, p16, g, rows, m, v) ? n / 4 * 4 : 0; /* elements the 4-wide kernel takes */
     if (rows) adamw_launch<true>(p, p16, gsrc(g, rows), m, v, body, n, a);
     else adamw_launch<false>(p, p16, gsrc(g, rows), m, v, body, n, a);

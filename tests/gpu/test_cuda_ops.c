@@ -2091,8 +2091,10 @@ static void perf(void) {
 
 /* Parts of the rows (GradRows.part; AdamW inside the backward): the free rows by adamw (gscale 1), then the held ones
  * by adamw_sumsq, bitwise one adamw_sumsq over all rows (p, m, v, p16, and the sum of squares: the same threads
- * take the same elements, the rows left out add nothing); the free part alone leaves the held rows as they were. */
-static void t_adamw_parts(size_t rows, size_t cols) {
+ * take the same elements, the rows left out add nothing); the free part alone leaves the held rows as they were.
+ * late: the free rows' adamw on the late queue (as the trainer runs it beside the forwards), adamw_sumsq's grid in
+ * phases instead of adamw4_k's: the same updates. */
+static void t_adamw_parts(size_t rows, size_t cols, bool late) {
     size_t n = rows * cols, held = 0;
     int *map = sd_alloc(rows * sizeof(int), "map");
     for (size_t r = 0; r < rows; r++) map[r] = r % 4 == 2 ? (int)held++ : -1;
@@ -2108,13 +2110,15 @@ static void t_adamw_parts(size_t rows, size_t cols) {
     GradRows all = {d_map, cols, held, GRAD_ROWS_ALL}, hr = all, fr = all;
     hr.part = GRAD_ROWS_HELD, fr.part = GRAD_ROWS_FREE;
     gpu->adamw_sumsq(d_ss, d[0][0], d16[0], d_g, &all, d[0][1], d[0][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    if (late) gpu->late_begin(); /* the free rows beside the forwards (AdamW inside the backward): in phases */
     gpu->adamw(d[1][0], d16[1], d_g, &fr, 1.0f, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
+    if (late) gpu->late_end(), gpu->late_join();
     float *mid = down(d[1][0], n);
     float *ref = down(d[0][0], n); /* all rows updated */
     size_t wrong = 0;
     for (size_t i = 0; i < n; i++) wrong += memcmp(&mid[i], map[i / cols] >= 0 ? &p[i] : &ref[i], 4) != 0;
-    CHECK(wrong == 0, "adamw part FREE %zux%zu: %zu elements not the free rows' update or the held rows' old value",
-          rows, cols, wrong);
+    CHECK(wrong == 0, "adamw part FREE %zux%zu%s: %zu elements not the free rows' update or the held rows' old value",
+          rows, cols, late ? " (late)" : "", wrong);
     free(ref);
     gpu->adamw_sumsq(d_ss + 1, d[1][0], d16[1], d_g, &hr, d[1][1], d[1][2], n, 3e-4, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001);
     char lb[96];
@@ -2124,7 +2128,8 @@ static void t_adamw_parts(size_t rows, size_t cols) {
         void *a = sd_alloc(bytes, "part"), *b = sd_alloc(bytes, "part");
         gpu->download(a, j == 3 ? (void *)d16[0] : (void *)d[0][j], bytes);
         gpu->download(b, j == 3 ? (void *)d16[1] : (void *)d[1][j], bytes);
-        snprintf(lb, sizeof lb, "adamw parts %zux%zu (free, then held): %s bitwise all rows at once", rows, cols, nm[j]);
+        snprintf(lb, sizeof lb, "adamw parts %zux%zu (free%s, then held): %s bitwise all rows at once", rows, cols,
+                 late ? " late" : "", nm[j]);
         bitwise(lb, b, a, bytes);
         free(a), free(b);
     }
@@ -2253,8 +2258,10 @@ int main(int argc, char **argv) {
         char *unroll = env_save("SIMPO_CUDA_ADAMW_UNROLL");
         for (int u = 1; u <= 2; u++) { /* both unrolls of the 4-wide kernels (SIMPO_CUDA_ADAMW_UNROLL) */
             setenv("SIMPO_CUDA_ADAMW_UNROLL", u == 2 ? "2" : "1", 1);
-            t_adamw_parts(1001, 64); /* 4-wide */
-            t_adamw_parts(301, 37);  /* one by one */
+            t_adamw_parts(1001, 64, false); /* 4-wide */
+            t_adamw_parts(301, 37, false);  /* one by one */
+            t_adamw_parts(1001, 64, true);  /* the free rows on the late queue: adamw_sumsq's grid, 4 phases */
+            t_adamw_parts(301, 37, true);
         }
         env_restore("SIMPO_CUDA_ADAMW_UNROLL", unroll);
         t_adamw_rows(301, 7);    /* one by one */
