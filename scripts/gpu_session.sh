@@ -8,8 +8,9 @@
 #      on a low-priority stream beside the rest of the backward, unmeasured; SIMPO_CUDA_GEMM=tune: per GEMM shape
 #      the fastest of cuBLASLt's candidates that compute the heuristic's bits, unmeasured, its choices in
 #      $OUT/gemm_tune.txt; SIMPO_BWD_PACK=0: the q, k, v
-#      projections' backward as three matmuls each and the gate, up ones' as two, as before the sixteenth session,
-#      the comparison of the default packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
+#      projections' backward as three matmuls each and the gate, up ones' as two, as before the sixteenth session
+#      (and the o, down ones' converting d/dx themselves, as before the eighteenth), the comparison of the default
+#      packed ones; lt: as fast as the default when measured; attention version 3, v4's kernels in
 #      blocks of 8 warps, the default before; AdamW with two quads per thread and step, and attention's backward
 #      kernels on two streams, unmeasured; SIMPO_CUDA_ATTN_ROWS=0, prefix sharing's attention on gathered rows as
 #      before the fifteenth session, a comparison of the default's attention in the layers' rows, which falls back
@@ -139,12 +140,13 @@ then
   grep -m8 'FAIL.*attn_rows\|FAIL.*head dim 64' "$log" >> "$OUT/variants.txt" 2>/dev/null
 fi
 # the q, k, v and the gate, up projections' backward over the packed gradients (the default since the sixteenth
-# session: backend.h rope_bwd_pack_b16, swiglu_bwd_pack_b16, geglu_bwd_pack_b16): if an op check of them failed
-# (test_cuda_ops' rope and matmul_bf16 sections), the benchmarks run them unpacked
-if [ -s "$log" ] && grep -q 'FAIL.*_bwd_pack_b16' "$log"; then
+# session: backend.h rope_bwd_pack_b16, swiglu_bwd_pack_b16, geglu_bwd_pack_b16) and the norms' bf16 d/dx for the
+# o and down projections' backward (the eighteenth: rmsnorm_bwd_out16, which SIMPO_BWD_PACK=0 turns off too): if an
+# op check of them failed (test_cuda_ops' rope, matmul_bf16 and rmsnorm sections), the benchmarks run without them
+if [ -s "$log" ] && grep -q 'FAIL.*_bwd_pack_b16\|FAIL.*rmsnorm_bwd_out16' "$log"; then
   export SIMPO_BWD_PACK=0
   echo "projections' backward packed: op checks FAILED, benchmarks with SIMPO_BWD_PACK=0:" >> "$OUT/variants.txt"
-  grep -m8 'FAIL.*_bwd_pack_b16' "$log" >> "$OUT/variants.txt"
+  grep -m8 'FAIL.*_bwd_pack_b16\|FAIL.*rmsnorm_bwd_out16' "$log" >> "$OUT/variants.txt"
 fi
 # the default paths' autocast storage (model.bf16_storage: autocast: the *_b16 and matmul16_out16 ops; versions 2
 # and 3's own attn_b16 lines excluded, they concern a fallback and a variant): if any op check of it failed, the
