@@ -256,7 +256,7 @@ static void adamw_ss_run(double *sumsq, float *p, uint16_t *p16, const float *g,
         else if (carry) adamw_sumsq_launch<false, true>(part, carry, nb, p, p16, gs, vec, m, v, n, a, k0, k1, last);
         else if (rows) adamw_sumsq_launch<true, false>(part, NULL, nb, p, p16, gs, vec, m, v, n, a, 0, iters, true);
         else adamw_sumsq_launch<false, false>(part, NULL, nb, p, p16, gs, vec, m, v, n, a, 0, iters, true);
-        if (k1 >= iters) break;
+        if (last) break;
     }
     if (sumsq) cu_sum_partials(sumsq, part, nb);
     cu_scratch_free(carry);

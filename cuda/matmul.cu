@@ -254,6 +254,13 @@ static void lt_plan_build(LtPlan *p) {
         said = true;
     }
 }
+/* D = alpha op(A) op(B) + beta C of p's layouts with the algorithm `algo` and ws_bytes of workspace ws */
+static cublasStatus_t lt_run(const LtPlan *p, const cublasLtMatmulAlgo_t *algo, void *ws, size_t ws_bytes, void *D,
+                             const void *C, const void *A, const void *B, float alpha, float beta) {
+    return cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, algo, ws, ws_bytes,
+                          cu_stream());
+}
+
 /* ---- the tune path's choice (SIMPO_CUDA_GEMM=tune) ----
  * A fingerprint of a GEMM's output: the XOR over its 16-bit words of a 64-bit mix of (index, word), so any
  * changed bit changes it (but for a 2^-64 chance) and the order of the reduction does not matter. Each block's
@@ -311,8 +318,7 @@ static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void
     float t_best = 0, t0 = 0;
     for (int i = 0; i < p->ncand; i++) {
         const cublasLtMatmulAlgo_t *a = &p->cand[i];
-        cublasStatus_t s = cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, a, ws,
-                                          p->cand_ws[i], cu_stream());
+        cublasStatus_t s = lt_run(p, a, ws, p->cand_ws[i], D, C, A, B, alpha, beta);
         if (i == 0) CUBLAS_CHECK(s); /* the heuristic's own choice: as the lt path, which would stop here too */
         else if (s != CUBLAS_STATUS_SUCCESS) continue;
         unsigned long long h = fingerprint(D, bytes);
@@ -321,8 +327,7 @@ static void lt_tune(LtPlan *p, void *D, const void *C, const void *A, const void
         eligible++;
         CUDA_CHECK(cudaEventRecord(e0, cu_stream()));
         for (int r = 0; r < LT_TUNE_REPS; r++)
-            CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, a, ws,
-                                        p->cand_ws[i], cu_stream()));
+            CUBLAS_CHECK(lt_run(p, a, ws, p->cand_ws[i], D, C, A, B, alpha, beta));
         CUDA_CHECK(cudaEventRecord(e1, cu_stream()));
         CUDA_CHECK(cudaEventSynchronize(e1));
         float ms = 0;
@@ -378,8 +383,7 @@ static bool lt_matmul(void *D, const void *C, const void *A, const void *B, int 
         else p->tuned = true; /* the heuristic's choice (cand[0]) */
     }
     void *ws = p->ws ? cu_scratch(p->ws, "cuBLASLt workspace") : NULL;
-    CUBLAS_CHECK(cublasLtMatmul(g_lt, p->desc, &alpha, B, p->la, A, p->lb, &beta, C, p->lc, D, p->lc, &p->algo, ws,
-                                p->ws, cu_stream()));
+    CUBLAS_CHECK(lt_run(p, &p->algo, ws, p->ws, D, C, A, B, alpha, beta));
     if (ws) cu_scratch_free(ws);
     return true;
 }

@@ -234,8 +234,7 @@ static size_t scratch_floats(const Model *m) {
 }
 
 static void alloc_acts(Model *m, Acts *a) {
-    size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C, R = model_head_chunk(m);
-    a->chunk = (int)R;
+    size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C; /* a->chunk: model_point_shared */
     size_t kept = L - (size_t)m->recompute_layers; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
     /* the stage output xL and the stage gradient dx: one buffer on a stage before the last (the gradient arrives
@@ -287,7 +286,7 @@ void model_point_shared(Model *m, Acts *a) {
            FF = (size_t)m->FF_loc, V = (size_t)m->V_loc, R = model_head_chunk(m);
     bool last = m->last_stage;
     float *c = m->scratch;
-    a->chunk = (int)R; /* again: a whole logits cache makes it one chunk of all the rows (lmhead.c) */
+    a->chunk = (int)R; /* here, as the logits cache changes it (a whole one: one chunk of all the rows, lmhead.c) */
 #define TAKE(p, n) ((p) = c, c += (n))
     TAKE(a->dtmp, N * C);
     float *both = c; /* the layers' gradient scratch, and the LM-head chunk buffers over it */
