@@ -347,16 +347,16 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     return r;
 }
 
-/* --from-data: the config's data (data.train or data.prepared, truncated as the trainer does): the memory of the
+/* --from-data: the config's data (data.train or data.prepared, and data.eval, truncated as the trainer does): the memory of the
  * largest micro-batch the trainer would size for (pairs.h pairs_largest_microbatch), the time of an average one */
 static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     const Config *c = x->c;
     PairSet *ps = train_data_load(c, mc->vocab_size);
     pairs_truncate(ps, c->max_length, c->max_prompt_length);
     int mbp = c->micro_batch_pairs;
-    x->max_tokens = pairs_largest_microbatch(ps, mbp, false);
-    x->layer_max = pairs_largest_microbatch(ps, mbp, c->prefix_sharing);
-    x->lp_max = pairs_largest_logprob_rows(ps, mbp);
+    PairSet *ev = train_eval_data_load(c, mc->vocab_size); /* data.eval's pairs run through the same activations */
+    train_data_sizes(c, ps, ev, &x->layer_max, &x->max_tokens, &x->lp_max);
+    if (ev) pairs_free(ev);
     double tok = 0, layer = 0, resp = 0, s1 = 0, s2 = 0;
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];

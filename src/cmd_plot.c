@@ -1,5 +1,6 @@
 /* cmd_plot.c — `simpo_dist plot METRICS.jsonl --out DIR`: training curves of a metrics.jsonl (the trainer's log,
- * src/train.c log_step) as SVG line charts, one file per group of fields, step on the x axis. */
+ * src/train.c log_step) as SVG line charts, one file per group of fields, step on the x axis; with the held-out
+ * evaluation's eval.jsonl beside it (src/train_eval.c eval_log) its curves too. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -17,19 +18,24 @@ static const char *USAGE =
     "  Line charts of a training run's metrics.jsonl against step, one SVG per group, into DIR:\n"
     "  loss.svg, rewards.svg (rewards/chosen, rewards/rejected, rewards/margins), accuracy.svg\n"
     "  (rewards/accuracies), logps.svg (logps/chosen, logps/rejected), lr.svg, grad_norm.svg.\n"
+    "  Where the run evaluated held-out pairs (data.eval: eval.jsonl in METRICS.jsonl's directory), also\n"
+    "  eval_loss in loss.svg, eval_rewards/accuracies in accuracy.svg and eval_rewards.svg\n"
+    "  (eval_rewards/chosen, eval_rewards/rejected, eval_rewards/margins).\n"
     "  Non-finite values (nan, inf) and absent fields are skipped; a malformed line stops with FILE:LINE.\n";
 
 #define MAX_KEYS 3
 typedef struct {
     const char *file, *title, *ylabel;
-    const char *keys[MAX_KEYS];
+    const char *keys[MAX_KEYS]; /* those named eval_... are drawn only where the run has an eval.jsonl */
     double ylo, yhi; /* fixed y range when ylo < yhi */
 } Group;
 
 static const Group GROUPS[] = {
-    {"loss.svg", "Training loss", "loss", {"loss"}, 0, 0},
+    {"loss.svg", "Training loss", "loss", {"loss", "eval_loss"}, 0, 0},
     {"rewards.svg", "Rewards", "reward", {"rewards/chosen", "rewards/rejected", "rewards/margins"}, 0, 0},
-    {"accuracy.svg", "Reward accuracy", "accuracy", {"rewards/accuracies"}, 0, 1.05},
+    {"accuracy.svg", "Reward accuracy", "accuracy", {"rewards/accuracies", "eval_rewards/accuracies"}, 0, 1.05},
+    {"eval_rewards.svg", "Rewards on the held-out pairs", "reward",
+     {"eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins"}, 0, 0},
     {"logps.svg", "Log-probabilities of the responses", "log-prob", {"logps/chosen", "logps/rejected"}, 0, 0},
     {"lr.svg", "Learning rate", "lr", {"lr"}, 0, 0},
     {"grad_norm.svg", "Gradient norm (before clipping)", "grad norm", {"grad_norm"}, 0, 0},
@@ -97,7 +103,9 @@ static void curves_push(Curves *c) {
             c->val[g][k] = sd_realloc(c->val[g][k], c->cap * sizeof(double), "metrics");
 }
 
-/* Reads every line of path into c; dies naming path:line on a malformed one. */
+static bool is_eval_key(const char *k) { return !strncmp(k, "eval_", 5); }
+
+/* Reads every line of path into c (appended after what it holds); dies naming path:line on a malformed one. */
 static void read_metrics(const char *path, Curves *c) {
     size_t len;
     char *text = sd_read_file(path, &len);
@@ -133,7 +141,6 @@ static void read_metrics(const char *path, Curves *c) {
         cJSON_Delete(o);
     }
     free(text);
-    if (c->n == 0) sd_die(path, "no metrics lines");
 }
 
 int cmd_plot(int argc, char **argv) {
@@ -157,12 +164,26 @@ int cmd_plot(int argc, char **argv) {
     if (!metrics || !out) sd_die("plot", "METRICS.jsonl and --out DIR are required (see simpo_dist plot --help)");
     Curves c = {0};
     read_metrics(metrics, &c);
+    if (c.n == 0) sd_die(metrics, "no metrics lines");
+    /* the held-out evaluation's log beside it: its rows after the training rows (each series keeps step order) */
+    char *dir = sd_strdup(metrics), *slash = strrchr(dir, '/');
+    if (slash) slash[1] = 0;
+    else dir[0] = 0;
+    char *eval = sd_path_join(*dir ? dir : ".", "eval.jsonl");
+    FILE *probe = fopen(eval, "r");
+    bool with_eval = probe != NULL;
+    if (probe) fclose(probe);
+    if (with_eval) read_metrics(eval, &c);
+    free(eval);
+    free(dir);
     sd_mkdirs(out);
     for (int g = 0; g < NGROUPS; g++) {
         const Group *gr = &GROUPS[g];
+        if (!with_eval && is_eval_key(gr->keys[0])) continue;
         SvgFig *f = svg_new(720, 420, gr->title, "step", gr->ylabel);
         if (gr->ylo < gr->yhi) svg_ylim(f, gr->ylo, gr->yhi);
-        for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++) svg_line(f, gr->keys[k], c.step, c.val[g][k], c.n);
+        for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++)
+            if (with_eval || !is_eval_key(gr->keys[k])) svg_line(f, gr->keys[k], c.step, c.val[g][k], c.n);
         char *path = sd_path_join(out, gr->file);
         svg_write(f, path);
         printf("%s\n", path);

@@ -56,6 +56,12 @@ static const KeySpec KEYS[] = {
      "chat template family; auto recognises tokenizer_config.json's template"},
     {"data.prepared", K_PATH, F(data_prepared), NULL, U, U, 0, 0, NULL,
      "HDF5 dataset `simpo_dist prepare` writes (default: data.train with .h5 for its extension)"},
+    {"data.eval", K_PATH, F(data_eval), NULL, U, U, 0, 0, NULL,
+     "held-out pairs to evaluate during training (the reference trainer's eval split, e.g. UltraFeedback's "
+     "test_prefs): the same formats and data.* settings as data.train, truncated alike; the loss and metrics of "
+     "the current weights over all of them, forward only, under the run's layout, written to eval.jsonl beside "
+     "metrics.jsonl with the reference trainer's eval_ names (docs/cli.md); when: train.eval_every_steps, "
+     "train.eval_on_start"},
     {"data.max_length", K_INT, F(max_length), "2048", 2, 1048576, 0, 0, NULL,
      "longest prompt + response in tokens; longer pairs are truncated like the SimPO reference trainer"},
     {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
@@ -101,6 +107,11 @@ static const KeySpec KEYS[] = {
     {"train.max_steps", K_LONG, F(max_steps), "0", 0, U, 0, 0, NULL, "optimizer steps; 0: derive from train.epochs"},
     {"train.epochs", K_FLOAT, F(epochs), "1.0", 0, U, 1, 0, NULL, "epochs when max_steps is 0"},
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},
+    {"train.eval_every_steps", K_LONG, F(eval_every_steps), "0", 0, U, 0, 0, NULL,
+     "with data.eval: evaluate every this many steps and after the last one (0: after the last step only; a run "
+     "stopped early by --stop-at-step or a signal evaluates at the interval's steps only)"},
+    {"train.eval_on_start", K_BOOL, F(eval_on_start), "false", U, U, 0, 0, NULL,
+     "with data.eval: evaluate the starting weights too, before the first step (logged as step 0; not on resume)"},
     {"train.nonfinite", K_ENUM, F(nonfinite_skip), "stop", U, U, 0, 0, "stop|skip",
      "a non-finite loss or gradient norm: stop with an error naming the tensor, or skip the update"},
     {"train.recompute", K_ENUM, F(recompute), "auto", U, U, 0, 0, "false|true|auto",
@@ -399,6 +410,10 @@ static void validate(const Config *c, const Ctx *x) {
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die(w, "key 'train.micro_batch_pairs' (%d) must divide train.global_batch_pairs (%d)", c->micro_batch_pairs,
                c->global_batch_pairs);
+    if (!c->data_eval && (c->eval_every_steps > 0 || c->eval_on_start))
+        sd_die(w, "key 'train.%s' (line %d) says when to evaluate: it needs data.eval (the held-out pairs)",
+               c->eval_every_steps > 0 ? "eval_every_steps" : "eval_on_start",
+               x->line[find_key(c->eval_every_steps > 0 ? "train.eval_every_steps" : "train.eval_on_start")]);
     if (c->recompute_layers > 0 && c->recompute != RECOMPUTE_ON)
         sd_die(w, "key 'train.recompute_layers' (line %d) says how many layers recompute: it needs train.recompute: "
                   "true%s", x->line[find_key("train.recompute_layers")],

@@ -44,6 +44,7 @@ typedef struct {
     char *data_tokenizer;       /* data.tokenizer: HF tokenizer directory (tokenizer.json, tokenizer_config.json) */
     char *chat_template;        /* data.chat_template: auto | llama3 | llama2 | mistral | chatml | gemma */
     char *data_prepared;        /* data.prepared: where `prepare` writes the HDF5 dataset (NULL: data.train + .h5) */
+    char *data_eval;            /* data.eval: held-out pairs evaluated during training (NULL: none; train_eval.h) */
 
     /* loss: */
     LossType loss_type;         /* loss.type (default simpo); docs/losses.md */
@@ -82,6 +83,8 @@ typedef struct {
                                  * known memory budget is short, train.c): bf16 compute weights, once per step */
     int lmhead_cache;           /* train.lmhead_cache: LMHEAD_CACHE_OFF | _ON | _AUTO (default: where it fits a known
                                  * memory budget, train.c): logits kept from forward to backward */
+    long eval_every_steps;      /* train.eval_every_steps (default 0: after the last step only; needs data.eval) */
+    bool eval_on_start;         /* train.eval_on_start (default false): also before the first step (step 0) */
     int sparse_embed_grad;      /* train.sparse_embedding_grad: SPARSE_EMBED_OFF | _ON | _AUTO (default: where the
                                  * embedding is untied and dp is 1, train.c) */
 

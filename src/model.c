@@ -1243,7 +1243,11 @@ float *model_stage_grad(Model *m, int slot) { return m->acts[slot].dx; }
 void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out) { model_forward(m, mb, 0, out); }
 void model_backward(Model *m, const MicroBatch *mb, const double *dsum) { model_backward_slot(m, mb, 0, dsum); }
 
-void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
+static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool for_backward);
+void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) { forward(m, mb, slot, out, true); }
+void model_forward_only(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) { forward(m, mb, slot, out, false); }
+
+static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool for_backward) {
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
@@ -1270,7 +1274,7 @@ void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out) {
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
     be->upload(a->cu, mb->cu_seqlens, (size_t)(mb->S + 1) * sizeof(int));
-    if (m->first_stage) model_sparse_embed_ids(m, mb, slot); /* no-op with a dense embedding gradient */
+    if (m->first_stage && for_backward) model_sparse_embed_ids(m, mb, slot); /* no-op with a dense gradient */
     if (mb->shared) {
         be->upload(a->xrow, mb->xrow, mb->Natt * sizeof(int));
         be->upload(a->xfirst, mb->xfirst, N * sizeof(int));

@@ -449,6 +449,10 @@ typedef struct {
  * later stages read their input from model_stage_input(m, slot), placed there by the caller. The last stage
  * fills out[mb->S]; earlier stages leave their output in model_stage_output(m, slot). */
 void model_forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
+/* The same forward with no backward to follow (held-out evaluation, train_eval.h): it prepares nothing of the
+ * step's backward (the sparse embedding gradient's row ids, which hold only the step's tokens), so it may run
+ * between steps on pairs the step never saw; it overwrites the slot's activations (and the logits cache). */
+void model_forward_only(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
 /* Backward of this stage, accumulating into m->grads: the last stage starts from dsum[s] = d(loss)/d(sum of
  * log-probs of sequence s); earlier stages from d(loss)/d(output) placed in model_stage_grad(m, slot). Afterwards
  * model_stage_grad(m, slot) holds d(loss)/d(input) (what a non-first stage sends back). Must follow

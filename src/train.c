@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "train_state.h"
 #include "train_step.h"
+#include "train_eval.h"
 #include "backend_profile.h"
 #include "plan.h"
 #include "zero.h"
@@ -43,12 +44,14 @@ typedef struct {
     Optim *optim;
     ZeroPlan *plan;
     PairSet *data;
+    PairSet *eval;              /* data.eval's held-out pairs (NULL: none) */
     LossParams lp;
     long steps_per_epoch, total_steps;
     long epoch, pos;            /* data position of the next unseen pair */
     size_t *order;              /* current epoch's order */
     long order_epoch;
     char *metrics_path;
+    char *eval_path;            /* eval.jsonl beside metrics.jsonl */
 } Trainer;
 
 /* ZeRO >= 1 after the optimizer updated this rank's shard: every rank's weights whole again (the fp32 all-gather,
@@ -72,6 +75,13 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
     if (seed != t->cfg->seed && t->grid->rank == 0)
         fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
                 seed);
+}
+
+/* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl */
+static void evaluate(Trainer *t, long step, bool quiet) {
+    EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
+    if (t->grid->rank == 0) eval_log(&e, t->eval_path, quiet);
+    comm_take_bytes(t->grid, (uint64_t[COLL_KINDS]){0}); /* no step's traffic */
 }
 
 static void save_checkpoint(Trainer *t) {
@@ -477,11 +487,15 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (g->rank == 0 && t->data->n_truncated)
         fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
                 t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
-    /* activations for the largest micro-batch this data can form (not 2 x pairs x max_length: most pairs are far
-     * shorter), in the layers' layout and as attention's sequences (pairs.h) */
-    size_t max_tokens = pairs_largest_microbatch(t->data, c->micro_batch_pairs, c->prefix_sharing),
-           max_att = pairs_largest_microbatch(t->data, c->micro_batch_pairs, false),
-           max_lp = pairs_largest_logprob_rows(t->data, c->micro_batch_pairs); /* the logits cache's rows */
+    t->eval = train_eval_data_load(c, mc.vocab_size);
+    if (t->eval && g->rank == 0)
+        fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated %s\n", t->eval->n,
+                t->eval->n_truncated, c->eval_every_steps > 0 ? "every train.eval_every_steps and after the last step"
+                                                              : "after the last step");
+    /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
+     * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
+    size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
+    train_data_sizes(c, t->data, t->eval, &max_tokens, &max_att, &max_lp);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
@@ -577,6 +591,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     sd_mkdirs(c->ckpt_dir);
     t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
+    t->eval_path = sd_path_join(c->ckpt_dir, "eval.jsonl");
     /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
     char *latest = NULL;
     {
@@ -594,10 +609,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
         if (g->rank == 0) {
             fprintf(stderr, "simpo_dist: resuming from %s (step %ld)\n", latest, t->optim->step);
             trim_metrics(t->metrics_path, t->optim->step);
+            trim_metrics(t->eval_path, t->optim->step);
         }
         free(latest);
     } else if (g->rank == 0) {
         remove(t->metrics_path);
+        remove(t->eval_path);
     }
     if (g->rank == 0) {
         char desc[96];
@@ -632,6 +649,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     long start_step = t->optim->step;
     double t_prof = t_start; /* the profile's steps: all but the first of the run (warm-up), when there are more */
     long prof_from = start_step;
+    if (start_step == 0 && eval_due(c, 0, t->total_steps)) evaluate(t, 0, opt && opt->quiet);
     while (t->optim->step < t->total_steps) {
         double t0 = sd_now();
         next_global_batch(t, idx);
@@ -699,9 +717,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
                                                              (int)mbp, c->prefix_sharing, m->sp.held, sm.comm);
+        if (eval_due(c, t->optim->step, t->total_steps)) evaluate(t, t->optim->step, opt && opt->quiet);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
-        comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* checkpoint traffic is not the step's */
+        comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* evaluation and checkpoint traffic are not the step's */
         if (stop && !last) {
             if (g->rank == 0) fprintf(stderr, "simpo_dist: stopped after step %ld\n", t->optim->step);
             break;
@@ -720,7 +739,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     free(idx);
     free(t->order);
     free(t->metrics_path);
+    free(t->eval_path);
     pairs_free(t->data);
+    if (t->eval) pairs_free(t->eval);
     optim_free(t->optim, m->be);
     zero_plan_free(t->plan);
     model_free(m);

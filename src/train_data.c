@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chat_template.h"
+#include "loss.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -36,6 +37,31 @@ PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size)
 }
 
 PairSet *train_data_load(const Config *c, int vocab_size) { return train_data_load_path(c, c->data_train, vocab_size); }
+
+PairSet *train_eval_data_load(const Config *c, int vocab_size) {
+    if (!c->data_eval) return NULL;
+    PairSet *ps = train_data_load_path(c, c->data_eval, vocab_size);
+    if (ps->n == 0) sd_die(c->data_eval, "data.eval has no pairs");
+    if (loss_needs_reference(c->loss_type) && !ps->all_have_ref)
+        sd_die(c->data_eval, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line of data.eval too",
+               loss_type_name(c->loss_type));
+    pairs_truncate(ps, c->max_length, c->max_prompt_length);
+    return ps;
+}
+
+void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,
+                      size_t *att_tokens, size_t *lp_rows) {
+    int mbp = c->micro_batch_pairs;
+    *layer_tokens = pairs_largest_microbatch(train, mbp, c->prefix_sharing);
+    *att_tokens = pairs_largest_microbatch(train, mbp, false);
+    *lp_rows = pairs_largest_logprob_rows(train, mbp);
+    if (!eval) return;
+    size_t l = pairs_largest_microbatch(eval, mbp, c->prefix_sharing), a = pairs_largest_microbatch(eval, mbp, false),
+           r = pairs_largest_logprob_rows(eval, mbp);
+    if (l > *layer_tokens) *layer_tokens = l;
+    if (a > *att_tokens) *att_tokens = a;
+    if (r > *lp_rows) *lp_rows = r;
+}
 
 ModelConfig train_model_config(const Config *c) {
     if (c->model_init) return model_config_load(c->model_init);

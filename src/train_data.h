@@ -1,6 +1,7 @@
 /* train_data.h — loading the training pairs a config names (data.* keys).
  *
- * defines: train_data_load, train_data_load_path, pairs_load_any, train_model_config.
+ * defines: train_data_load, train_data_load_path, train_eval_data_load, train_data_sizes, pairs_load_any,
+ *          train_model_config.
  * data.train may be an HDF5 dataset written by `simpo_dist prepare` (recognised by its signature) or JSONL whose
  * lines are token ids, chat messages or text (data.format, data.tokenizer, data.chat_template; data/pairs.h).
  * Untruncated: the caller applies pairs_truncate. Ownership: the caller frees the PairSet with pairs_free.
@@ -14,6 +15,14 @@
 PairSet *train_data_load(const Config *c, int vocab_size);
 /* The same for another file with the config's data settings (prepare, analyze). */
 PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size);
+/* data.eval's held-out pairs, truncated as the training pairs are (data.max_length, data.max_prompt_length) and
+ * checked as they are (reference log-probs where loss.type needs them; at least one pair); NULL without data.eval. */
+PairSet *train_eval_data_load(const Config *c, int vocab_size);
+/* The largest micro-batch of train.micro_batch_pairs pairs that train or eval (NULL: none) can form, what the
+ * activations are sized for: its tokens in the layers' layout (data.prefix_sharing), in attention's sequences, and
+ * its log-prob rows (pairs.h pairs_largest_microbatch, pairs_largest_logprob_rows). */
+void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,
+                      size_t *att_tokens, size_t *lp_rows);
 /* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
  * (NULL or "auto": recognised from tokenizer_config.json). Used by score, analyze and the trainer. */
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,

@@ -104,6 +104,31 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     free(mbs);
 }
 
+void step_run_forward_only(const StepWork *w, size_t n_pairs, double acc[8]) {
+    Model *m = w->m;
+    ProcessGrid *g = w->g;
+    int stage = g->pp_rank, mbp = w->mbp;
+    SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
+    double *dsum = sd_alloc(sizeof(double) * 2 * (size_t)mbp, "log-prob grads"); /* micro_loss's; not used */
+    for (size_t first = 0; first < n_pairs; first += (size_t)mbp) {
+        int P = n_pairs - first < (size_t)mbp ? (int)(n_pairs - first) : mbp;
+        MicroBatch *mb = microbatch_pack_opts(w->data, w->idx + first, P, w->share_prompt);
+        size_t nc = mb->Ntok * (size_t)m->C;
+        const int tag = 0; /* one tag for all: messages between two ranks arrive in the order they were sent */
+        if (!m->first_stage) comm_recv_f32(g, GROUP_PP, model_stage_input(m, 0), nc, stage - 1, tag);
+        model_forward_only(m, mb, 0, seq);
+        if (m->last_stage) micro_loss(w, mb, seq, dsum, acc);
+        else { /* complete the send before the next forward overwrites the output */
+            CommReq req = {0};
+            comm_isend_f32(g, GROUP_PP, model_stage_output(m, 0), nc, stage + 1, tag, &req);
+            comm_wait(&req);
+        }
+        microbatch_free(mb);
+    }
+    free(dsum);
+    free(seq);
+}
+
 void step_sync_tied_grads(ProcessGrid *g, Model *m) {
     if (g->pp == 1 || !m->mc.tie_word_embeddings || !(m->first_stage || m->last_stage)) return;
     float *mine = m->first_stage ? m->dembed : m->dlm_head;

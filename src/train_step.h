@@ -28,6 +28,11 @@ typedef struct {
  * loss, reward_w, reward_l, accuracy, logp_w, logp_l, and the tokens of the chosen and rejected sequences (a shared
  * prompt counted twice, as without sharing; other stages add nothing). */
 void step_run_microbatches(const StepWork *w, double acc[8]);
+/* Forward only (held-out evaluation, train_eval.h): this rank's n_pairs pairs w->idx[0..n_pairs) in micro-batches
+ * of w->mbp (the last one holds the rest; w->n_mb is not read) through the pipeline's stages in order (no
+ * backward, so one activation slot: each stage receives, runs and sends one micro-batch after the other). acc as
+ * step_run_microbatches' (the losses normalised by w->batch_pairs and w->chosen_tokens); no gradient is touched. */
+void step_run_forward_only(const StepWork *w, size_t n_pairs, double acc[8]);
 /* A tied LM head on the last stage mirrors the first stage's embedding: sum the two gradients so both stay equal. */
 void step_sync_tied_grads(ProcessGrid *g, Model *m);
 /* Micro-batches in flight on this stage under 1F1B: min(pp - stage, n_mb). */

@@ -1,0 +1,47 @@
+/* train_eval.c — see train_eval.h. */
+#include "train_eval.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include "train_step.h"
+#include "util.h"
+
+bool eval_due(const Config *c, long step, long total_steps) {
+    if (!c->data_eval) return false;
+    if (step == 0) return c->eval_on_start;
+    return step == total_steps || (c->eval_every_steps > 0 && step % c->eval_every_steps == 0);
+}
+
+EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossParams *lp, const Config *c, long step) {
+    double t0 = sd_now();
+    if (!m->w16_fresh) model_refresh_weights16(m); /* as a step's start: the matmuls read the copy while fresh */
+    size_t n = data->n, lo = n * (size_t)g->dp_rank / (size_t)g->dp, hi = n * (size_t)(g->dp_rank + 1) / (size_t)g->dp;
+    size_t *idx = sd_alloc((hi > lo ? hi - lo : 1) * sizeof(size_t), "eval pairs");
+    long chosen_tokens = 0;
+    for (size_t i = 0; i < n; i++) chosen_tokens += data->pairs[i].n_chosen;
+    for (size_t i = lo; i < hi; i++) idx[i - lo] = i;
+    StepWork w = {g, m, data, lp, idx, 0, c->micro_batch_pairs, (long)n, chosen_tokens, c->prefix_sharing};
+    double acc[8] = {0};
+    step_run_forward_only(&w, hi - lo, acc);
+    comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
+    comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
+    free(idx);
+    double N = (double)n;
+    return (EvalMetrics){step, acc[0], acc[1] / N, acc[2] / N, (acc[1] - acc[2]) / N, acc[3] / N, acc[4] / N,
+                         acc[5] / N, (long)n, (long)acc[6], sd_now() - t0};
+}
+
+void eval_log(const EvalMetrics *e, const char *path, bool quiet) {
+    FILE *f = fopen(path, "a");
+    if (!f) sd_die(path, "cannot append evaluation metrics");
+    fprintf(f,
+            "{\"step\": %ld, \"eval_loss\": %.17g, \"eval_rewards/chosen\": %.17g, \"eval_rewards/rejected\": %.17g, "
+            "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
+            "\"eval_logps/rejected\": %.17g, \"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, "
+            "\"eval_samples_per_second\": %.6g}\n",
+            e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->pairs,
+            e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0);
+    if (fclose(f) != 0) sd_die(path, "cannot write evaluation metrics");
+    if (!quiet)
+        fprintf(stderr, "eval after step %ld | loss %.4f | margin %.4f | acc %.3f | %ld pairs in %.1f s\n", e->step,
+                e->loss, e->margin, e->accuracy, e->pairs, e->seconds);
+}
