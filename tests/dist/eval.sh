@@ -123,6 +123,8 @@ want=$("$PY" -c 'import json
 q = json.loads(open("long.jsonl").read()); print(len(q["prompt_ids"]) + len(q["chosen_ids"]) + len(q["rejected_ids"]))')
 "$BIN" run.yaml 2> train.log && grep -q "slots of $want tokens" train.log && ok "activations sized for the held-out pair ($want tokens)" \
   || bad "long held-out pair: $(grep -o 'slots of [0-9]* tokens' train.log) want $want; $(tail -2 train.log)"
+"$BIN" plan run.yaml --from-data --gpus 1 2> plan.err | grep -q "($want in the layers)" \
+  && ok "plan --from-data sizes for the held-out pair too" || bad "plan: $(head -1 plan.err)"
 
 # --- resume: stopped after step 1, resumed: the same eval.jsonl (runtimes aside), a stale line past the checkpoint gone
 setup resume 2; eval_yaml pairs.jsonl
