@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         double dot = 0.0;
 #pragma unroll
         for (int j = 0; j < J; j++)
-            if (threadIdx.x + j * NORM_THREADS < C)
+            if ((int)threadIdx.x + j * NORM_THREADS < C)
                 dot += (double)dyr[j] * (BIG ? w[threadIdx.x + j * NORM_THREADS] : wr[j]) * xv[j];
         dot = cu_block_sum<NORM_THREADS>(dot, sh);
         const float k = (float)(dot * r * r * r / C);

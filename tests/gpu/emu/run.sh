@@ -69,6 +69,10 @@ if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ]; th
     sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/max_grad_norm: 1.0/max_grad_norm: 0.0/' \
         -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$1/run.yaml"
     echo "device: cuda" >> "$T/$1/run.yaml"
+    if [ "${EVAL:-0}" = 1 ]; then # the held-out evaluation of the same pairs at the start and after every step
+      sed -i -e 's/shuffle: false}/shuffle: false, eval: pairs.jsonl}/' \
+          -e 's/seed: 0}/seed: 0, eval_on_start: true, eval_every_steps: 1}/' "$T/$1/run.yaml"
+    fi
     local c=$1; shift
     if ! (cd "$T/$c" && env "$@" OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$O/simpo_dist" run.yaml 2> train.log); then
       echo "FAILED: the emulated trainer's run $c ($*): $(tail -3 "$T/$c/train.log")"; return 1
@@ -103,8 +107,19 @@ if [ -z "$only" ] || [ "$only" = train_overlap ]; then
   echo "== train_overlap (the trainer on the CPU emulation)"
   ok=1
   for ov in 0 1 p; do # p: overlapped under the op profile, which synchronises around every op, late ones too
-    train "$ov" SIMPO_ADAMW_OVERLAP=${ov/p/1} SIMPO_PROFILE=$([ $ov = p ] && echo 1 || echo 0) SIMPO_TRACE=adamw || ok=0
+    # 1 and p also evaluate (data.eval) between the steps: the forward after an overlapped update reads its weights
+    EVAL=$([ $ov = 0 ] && echo 0 || echo 1) \
+      train "$ov" SIMPO_ADAMW_OVERLAP=${ov/p/1} SIMPO_PROFILE=$([ $ov = p ] && echo 1 || echo 0) SIMPO_TRACE=adamw || ok=0
   done
+  # the evaluation after step k: what step k + 1 logs training on the same pairs, bit for bit (bf16, overlap on)
+  python3 - "$T/1/out/eval.jsonl" "$T/0/out/metrics.jsonl" <<'PY' || { echo "FAILED: train_overlap: eval.jsonl"; ok=0; }
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+tr = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
+keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "logps/chosen", "logps/rejected"]
+sys.exit(0 if [r["step"] for r in ev] == [0, 1, 2] and
+         all(ev[k]["eval_" + x] == tr[k + 1][x] for k in (0, 1) for x in keys) else 1)
+PY
   grep -q "backend cuda bf16" "$T/1/train.log" && grep -q "inside the backward (SIMPO_ADAMW_OVERLAP=1): on" "$T/1/train.log" \
     && [ "$(grep -c '^\[adamw\] step 2: .* updated in the backward' "$T/1/train.log")" = 5 ] \
     && [ "$(grep -c '^\[adamw\] step 2: the free rows of .* updated before the forward' "$T/1/train.log")" = 1 ] \
@@ -112,7 +127,7 @@ if [ -z "$only" ] || [ "$only" = train_overlap ]; then
               "each layer's two parts) and 1 before it"; ok=0; }
   for r in 1 p; do same_run 0 "$r" "train_overlap ($r)" || ok=0; done
   grep -q "profile rank 0: *adamw_sumsq " "$T/p/train.log" || { echo "FAILED: train_overlap: no op profile"; ok=0; }
-  if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it, also under the op profile (loss, norm, margins; parameters, moments)"
+  if [ $ok = 1 ]; then echo "train_overlap: bitwise the run without it, also under the op profile and with evaluations between the steps (loss, norm, margins; parameters, moments; eval after step k = step k + 1)"
   else rc=1; fi
 fi
 exit $rc
