@@ -1,6 +1,7 @@
 # Text in: `tokenize` reproduces the Llama 3 fixture encodings; the text example (configs/tiny_text.yaml) trains
 # from chat JSONL; `prepare` writes an HDF5 dataset that trains to bit-identical metrics; a shuffled run stopped
-# and resumed continues at the right pair; malformed text data is an error naming file:line.
+# and resumed continues at the right pair; malformed text data is an error naming file:line. The run evaluates
+# held-out chat pairs (data.eval, tokenized alike), which `prepare` writes to HDF5 too.
 source "$(dirname "$0")/lib.bash"
 TOK=${SIMPO_TOKENIZERS:?}/llama3
 [ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
@@ -28,22 +29,32 @@ expect_error "tokenize: line without text" "<stdin>:2: field 'text' is missing" 
 # the text example, shortened: 24 pairs, 4 steps of 8 (3 steps an epoch: the run crosses into epoch 1), shuffled
 mkdir -p cfg/data
 head -24 "$SRC/configs/data/text_pairs.jsonl" > cfg/data/text_pairs.jsonl
-sed -e "s|../third_party/tokenizers/llama3|$TOK|" -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 4|' \
+sed -n 25,32p "$SRC/configs/data/text_pairs.jsonl" > cfg/data/text_eval.jsonl
+sed -e "s|../third_party/tokenizers/llama3|$TOK|" -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 4, eval_every_steps: 2|' \
+    -e 's|train: data/text_pairs.jsonl,|train: data/text_pairs.jsonl, eval: data/text_eval.jsonl,|' \
     -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_jsonl, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
     "$SRC/configs/tiny_text.yaml" > cfg/text.yaml
 if "$BIN" cfg/text.yaml 2> jsonl.log; then ok "trains from chat JSONL"; else bad "text run: $(tail -3 jsonl.log)"; fi
 [ "$(wc -l < cfg/out_jsonl/metrics.jsonl 2>/dev/null)" = 4 ] && ok "4 steps logged" || bad "metrics: $(cat cfg/out_jsonl/metrics.jsonl)"
+grep -q "eval: data/text_eval.jsonl" cfg/text.yaml && [ "$(grep -c '"eval_pairs": 8,' cfg/out_jsonl/eval.jsonl 2>/dev/null)" = 2 ] \
+  && ok "8 held-out chat pairs evaluated after steps 2 and 4" || bad "eval.jsonl: $(cat cfg/out_jsonl/eval.jsonl)"
 
 # prepare -> HDF5 -> the same training, bit for bit
 if "$BIN" prepare cfg/text.yaml > prep.log 2>&1; then ok "prepare"; else bad "prepare: $(tail -3 prep.log)"; fi
 grep -q "prepared cfg/data/text_pairs.h5: 24 pairs" prep.log && ok "prepare summary" || bad "summary: $(cat prep.log)"
+grep -q "prepared cfg/data/text_eval.h5: 8 pairs from cfg/data/text_eval.jsonl" prep.log && ok "prepare: data.eval too" \
+  || bad "no data.eval summary: $(cat prep.log)"
 h5ls cfg/data/text_pairs.h5 | grep -q "chosen_ids.*Dataset" && ok "h5ls shows the datasets" || bad "h5ls: $(h5ls cfg/data/text_pairs.h5)"
-sed -e 's|train: data/text_pairs.jsonl|train: data/text_pairs.h5|' -e 's|dir: out_jsonl|dir: out_h5|' cfg/text.yaml > cfg/h5.yaml
+sed -e 's|train: data/text_pairs.jsonl|train: data/text_pairs.h5|' -e 's|eval: data/text_eval.jsonl|eval: data/text_eval.h5|' \
+    -e 's|dir: out_jsonl|dir: out_h5|' cfg/text.yaml > cfg/h5.yaml
 "$BIN" cfg/h5.yaml 2> h5.log || bad "h5 run: $(tail -3 h5.log)"
 strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//' "$1"; }
 if [ -s cfg/out_h5/metrics.jsonl ] && diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_h5/metrics.jsonl) >/dev/null; then
   ok "HDF5 dataset trains to the same metrics as JSONL"
 else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_h5/metrics.jsonl) | head -4)"; fi
+strip_eval() { sed -E 's/, "eval_runtime": .*//' "$1"; }
+[ -s cfg/out_h5/eval.jsonl ] && diff <(strip_eval cfg/out_jsonl/eval.jsonl) <(strip_eval cfg/out_h5/eval.jsonl) >/dev/null \
+  && ok "the prepared held-out pairs evaluate as the JSONL ones" || bad "eval.jsonl differs between JSONL and HDF5"
 
 # score on text lines (tokenized with --tokenizer) = score on the prepared dataset
 "$BIN" export --checkpoint cfg/out_jsonl --out hf 2>/dev/null || bad "export"
