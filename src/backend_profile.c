@@ -41,6 +41,27 @@ static Shape g_shapes[MAX_SHAPES];
 static int g_nshapes;
 static long g_shapes_dropped; /* calls of shapes beyond MAX_SHAPES (timed in g_ops, not per shape) */
 
+/* backend_profile_pause: the tallies as they were when paused, restored on resuming */
+static Tally g_saved_ops[OP_COUNT];
+static Shape g_saved_shapes[MAX_SHAPES];
+static int g_saved_nshapes;
+static long g_saved_dropped;
+static bool g_paused;
+
+void backend_profile_pause(bool paused) {
+    if (paused == g_paused) sd_die("profile", "backend_profile_pause(%d) twice", (int)paused);
+    g_paused = paused;
+    if (paused) {
+        memcpy(g_saved_ops, g_ops, sizeof g_ops);
+        memcpy(g_saved_shapes, g_shapes, sizeof g_shapes);
+        g_saved_nshapes = g_nshapes, g_saved_dropped = g_shapes_dropped;
+    } else {
+        memcpy(g_ops, g_saved_ops, sizeof g_ops);
+        memcpy(g_shapes, g_saved_shapes, sizeof g_shapes);
+        g_nshapes = g_saved_nshapes, g_shapes_dropped = g_saved_dropped;
+    }
+}
+
 /* the inner backend's queued work done, then the clock: an op's time is its own */
 static double begin(void) {
     if (g_in->sync) g_in->sync();

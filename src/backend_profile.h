@@ -1,6 +1,6 @@
 /* backend_profile.h — an op profiler for any backend (SIMPO_PROFILE=1): where a training step's time goes.
  *
- * defines: backend_profiled, backend_profile_reset, backend_profile_report.
+ * defines: backend_profiled, backend_profile_reset, backend_profile_pause, backend_profile_report.
  * backend_profiled(inner) returns a Backend that forwards every op to inner and times the compute and transfer ops
  * (matmuls, norms, attention, the LM head's softmax, AdamW, copies, uploads, downloads ...): it waits for inner's
  * queued work (inner->sync) before and after each op and reads a monotonic clock, so each op's time is its own
@@ -22,6 +22,9 @@
 const Backend *backend_profiled(const Backend *inner);
 /* Forgets what was timed so far (the trainer calls it after the first step: warm-up, plans, allocations). */
 void backend_profile_reset(void);
+/* Between backend_profile_pause(true) and (false) nothing is kept: what was timed in between is dropped (the
+ * trainer's held-out evaluation, which is no step's work). Not nested. */
+void backend_profile_pause(bool paused);
 /* Writes the table to f, each line prefixed with `prefix`: per op calls, milliseconds per step, share of the op
  * time, GB/s (memory-bound ops); the matmul shapes with the most time and their TFLOP/s; the op time against
  * wall_s, the steps' wall-clock seconds since the last reset (steps of them). */

@@ -77,11 +77,15 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
                 seed);
 }
 
-/* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl */
-static void evaluate(Trainer *t, long step, bool quiet) {
+/* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl.
+ * Returns its wall seconds; under SIMPO_PROFILE (profiling) its ops are no step's: dropped from the profile. */
+static double evaluate(Trainer *t, long step, bool quiet, bool profiling) {
+    if (profiling) backend_profile_pause(true);
     EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
+    if (profiling) backend_profile_pause(false);
     if (t->grid->rank == 0) eval_log(&e, t->eval_path, quiet);
     comm_take_bytes(t->grid, (uint64_t[COLL_KINDS]){0}); /* no step's traffic */
+    return e.seconds;
 }
 
 static void save_checkpoint(Trainer *t) {
@@ -649,7 +653,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     long start_step = t->optim->step;
     double t_prof = t_start; /* the profile's steps: all but the first of the run (warm-up), when there are more */
     long prof_from = start_step;
-    if (start_step == 0 && eval_due(c, 0, t->total_steps)) evaluate(t, 0, opt && opt->quiet);
+    if (start_step == 0 && eval_due(c, 0, t->total_steps)) evaluate(t, 0, opt && opt->quiet, profiling);
     while (t->optim->step < t->total_steps) {
         double t0 = sd_now();
         next_global_batch(t, idx);
@@ -717,7 +721,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
         if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
                                                              (int)mbp, c->prefix_sharing, m->sp.held, sm.comm);
-        if (eval_due(c, t->optim->step, t->total_steps)) evaluate(t, t->optim->step, opt && opt->quiet);
+        if (eval_due(c, t->optim->step, t->total_steps)) /* not in the profile's wall time either */
+            t_prof += evaluate(t, t->optim->step, opt && opt->quiet, profiling);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
             save_checkpoint(t);
         comm_take_bytes(g, (uint64_t[COLL_KINDS]){0}); /* evaluation and checkpoint traffic are not the step's */

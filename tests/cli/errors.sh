@@ -39,7 +39,8 @@ mkdir -p "$TMP/empty"
 expect_error "export of an empty dir (exists)" "no complete checkpoint" "$BIN" export --checkpoint "$TMP/empty" --out "$TMP/hf"
 expect_error "missing config file" "nope.yaml" "$BIN" nope.yaml
 # train.sparse_embedding_grad: true where it cannot be (the tiny default config's tied embeddings), named
-sed -e "s|data/tiny_pairs.jsonl|$SRC/configs/data/tiny_pairs.jsonl|" -e 's/seed: 0}/seed: 0, sparse_embedding_grad: true}/' \
+sed -e "s|data/tiny_pairs.jsonl|$SRC/configs/data/tiny_pairs.jsonl|" -e "s|data/tiny_eval.jsonl|$SRC/configs/data/tiny_eval.jsonl|" \
+    -e 's/^train: {/train: {sparse_embedding_grad: true, /' \
     -e 's|dir: ../out/tiny|dir: out|' "$SRC/configs/tiny.yaml" > sparse_tied.yaml
 grep -q "sparse_embedding_grad: true" sparse_tied.yaml || bad "sparse_tied.yaml: no train.sparse_embedding_grad"
 expect_error "sparse embedding gradient of a tied embedding" "train.sparse_embedding_grad: true needs untied" \

@@ -32,14 +32,23 @@ EOF
 }
 ALL='loss.svg:1,rewards.svg:3,accuracy.svg:1,logps.svg:2,lr.svg:1,grad_norm.svg:1'
 
-# a real run: the tiny default config stopped after step 10 (metrics every 5 steps: two lines)
+# a real run: the tiny default config stopped after step 10 (metrics every 5 steps: two lines; its held-out
+# evaluation, data.eval, once before the first step: eval.jsonl beside metrics.jsonl adds the eval curves)
 cp -r "$SRC/configs" configs
 if "$BIN" configs/tiny.yaml --stop-at-step 10 --quiet 2> train.log; then ok "tiny run to step 10"
 else bad "tiny run: $(tail -3 train.log)"; fi
 M=out/tiny/metrics.jsonl
+[ "$(wc -l < out/tiny/eval.jsonl)" -eq 1 ] || bad "eval.jsonl: $(cat out/tiny/eval.jsonl)"
 "$BIN" plot $M --out plots > plot.txt 2>&1 && ok "plot exits 0" || bad "plot failed: $(cat plot.txt)"
-[ "$(grep -c '\.svg$' plot.txt)" -eq 6 ] && ok "names the six files" || bad "plot output: $(cat plot.txt)"
-out=$(check_svgs plots "$ALL,loss.svg:1:$(wc -l < $M)" 2>&1) && ok "training run: $out" || bad "$out"
+[ "$(grep -c '\.svg$' plot.txt)" -eq 7 ] && grep -q eval_rewards.svg plot.txt && ok "names the seven files" \
+  || bad "plot output: $(cat plot.txt)"
+out=$(check_svgs plots "loss.svg:2:$(wc -l < $M),rewards.svg:3,accuracy.svg:2,eval_rewards.svg:3:1,logps.svg:2,lr.svg:1,grad_norm.svg:1" 2>&1) \
+  && ok "training run with its evaluation: $out" || bad "$out"
+# without eval.jsonl the six training charts only
+mkdir -p noeval && cp $M noeval/
+"$BIN" plot noeval/metrics.jsonl --out plots_ne > plot_ne.txt 2>&1 && [ "$(grep -c '\.svg$' plot_ne.txt)" -eq 6 ] \
+  && ok "names the six files" || bad "plot output: $(cat plot_ne.txt)"
+out=$(check_svgs plots_ne "$ALL,loss.svg:1:$(wc -l < $M)" 2>&1) && ok "training run: $out" || bad "$out"
 [ -z "$(ls plots | grep '\.tmp$')" ] && ok "no temporaries left" || bad "left: $(ls plots)"
 
 # by hand: nan, -nan, inf and null values and an absent field are skipped; blank lines ignored

@@ -13,6 +13,9 @@ grep -q "profile rank 0: ops (SIMPO_PROFILE=1, each op synchronised and timed) o
   && ok "the profile covers steps 2-6" || bad "profile header: $(grep -m1 'profile rank' prof.log)"
 calls() { awk -v op="$1" '$5 == op && $6 ~ /^[0-9.]+$/ {print $6}' prof.log; }
 # per step: 2 micro-batches x (2 layers x (7 forward + 14 backward matmuls) + the LM head's 1 forward + 3 backward)
+# (the tiny config's held-out evaluation after the last step runs forwards too: the profile drops them)
+grep -q "^eval after step 6" prof.log 2>/dev/null || grep -q '"step": 6' out/prof/eval.jsonl \
+  || bad "the profiled run evaluated no held-out pairs after step 6 (the counts below would test nothing of it)"
 [ "$(calls matmul)" = "92.0" ] && ok "92 matmuls per step" || bad "matmul calls/step: $(calls matmul)"
 # (in the layers' rows: the tiny config shares each pair's prompt, data.prefix_sharing's default)
 [ "$(calls attn_fwd_rows)" = "4.0" ] && [ "$(calls attn_bwd_rows)" = "4.0" ] && [ -z "$(calls attn_fwd)" ] \

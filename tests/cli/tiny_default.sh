@@ -1,4 +1,5 @@
-# The README's run command on the embedded default config: trains, the loss falls and reward accuracy rises.
+# The README's run command on the embedded default config: trains, the loss falls and reward accuracy rises, on the
+# training pairs and on the held-out ones it evaluates (data.eval) at the start and after steps 30 and 60.
 source "$(dirname "$0")/lib.bash"
 cp -r "$SRC/configs" "$TMP/configs"
 cd "$TMP"
@@ -13,6 +14,17 @@ acc0=$(head -2 $M | mean rewards/accuracies); acc1=$(tail -3 $M | mean rewards/a
 echo "loss $first -> $last, accuracy $acc0 -> $acc1"
 awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.5 * a)}' && ok "loss falls" || bad "loss $first -> $last"
 awk -v a="$acc0" -v b="$acc1" 'BEGIN {exit !(b > a + 0.2 && b > 0.8)}' && ok "accuracy rises" || bad "accuracy $acc0 -> $acc1"
+E=out/tiny/eval.jsonl
+python3 - $E <<'EOF' && ok "held-out pairs: loss falls, accuracy rises (steps 0, 30, 60)" || bad "held-out: $(cat $E)"
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1])]
+print("held-out loss %.4f -> %.4f, accuracy %.3f -> %.3f" % (e[0]["eval_loss"], e[-1]["eval_loss"],
+      e[0]["eval_rewards/accuracies"], e[-1]["eval_rewards/accuracies"]))
+sys.exit(not ([r["step"] for r in e] == [0, 30, 60] and all(r["eval_pairs"] == 64 for r in e)
+              and e[-1]["eval_loss"] < 0.6 * e[0]["eval_loss"]
+              and e[-1]["eval_rewards/accuracies"] > max(0.9, e[0]["eval_rewards/accuracies"])))
+EOF
+[ "$(grep -c '^eval after step' train.log)" -eq 3 ] && ok "three held-out progress lines" || bad "eval lines: $(grep -c '^eval' train.log)"
 [ -f out/tiny/step-00000030/index.h5 ] && [ -f out/tiny/step-00000060/index.h5 ] && ok "checkpoints every 30 steps" \
   || bad "checkpoints: $(ls out/tiny)"
 # checkpoint.keep: only the newest checkpoints stay
