@@ -170,10 +170,12 @@ int cmd_plot(int argc, char **argv) {
     if (slash) slash[1] = 0;
     else dir[0] = 0;
     char *eval = sd_path_join(*dir ? dir : ".", "eval.jsonl");
-    FILE *probe = fopen(eval, "r");
-    bool with_eval = probe != NULL;
+    const char *base = strrchr(metrics, '/');
+    bool self = !strcmp(base ? base + 1 : metrics, "eval.jsonl"); /* the evaluation's own log given: read once */
+    FILE *probe = self ? NULL : fopen(eval, "r");
+    bool with_eval = self || probe != NULL;
     if (probe) fclose(probe);
-    if (with_eval) read_metrics(eval, &c);
+    if (probe) read_metrics(eval, &c);
     free(eval);
     free(dir);
     sd_mkdirs(out);

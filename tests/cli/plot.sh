@@ -44,6 +44,9 @@ M=out/tiny/metrics.jsonl
   || bad "plot output: $(cat plot.txt)"
 out=$(check_svgs plots "loss.svg:2:$(wc -l < $M),rewards.svg:3,accuracy.svg:2,eval_rewards.svg:3:1,logps.svg:2,lr.svg:1,grad_norm.svg:1" 2>&1) \
   && ok "training run with its evaluation: $out" || bad "$out"
+# eval.jsonl itself as METRICS: its points once (not again as the log beside it)
+"$BIN" plot out/tiny/eval.jsonl --out plots_ev > plot_ev.txt 2>&1 && out=$(check_svgs plots_ev "eval_rewards.svg:3:1" 2>&1) \
+  && ok "eval.jsonl alone: $out" || bad "eval.jsonl alone: $(cat plot_ev.txt) $out"
 # without eval.jsonl the six training charts only
 mkdir -p noeval && cp $M noeval/
 "$BIN" plot noeval/metrics.jsonl --out plots_ne > plot_ne.txt 2>&1 && [ "$(grep -c '\.svg$' plot_ne.txt)" -eq 6 ] \
