@@ -492,10 +492,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
         fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
                 t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
     t->eval = train_eval_data_load(c, mc.vocab_size);
-    if (t->eval && g->rank == 0)
-        fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated %s\n", t->eval->n,
-                t->eval->n_truncated, c->eval_every_steps > 0 ? "every train.eval_every_steps and after the last step"
-                                                              : "after the last step");
+    if (t->eval && g->rank == 0) {
+        char every[64] = "";
+        if (c->eval_every_steps > 0) snprintf(every, sizeof every, "every %ld steps and ", c->eval_every_steps);
+        fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated %s%safter the last step "
+                "(eval.jsonl)\n", t->eval->n, t->eval->n_truncated, c->eval_on_start ? "before the first step, " : "",
+                every);
+    }
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
