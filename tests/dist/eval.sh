@@ -1,8 +1,8 @@
 # Held-out evaluation during training (data.eval, train.eval_every_steps, train.eval_on_start; src/train_eval.c):
 # on the tiny-a fixture the evaluation of the starting weights and of those after step 1 equals the HF float64
 # reference's loss and metrics of steps 1 and 2 (its two steps train on all six pairs, the eval set here), and bit
-# for bit what the trainer logs for the next step on the same pairs; every layout (dp, pp, tp, an uneven split
-# with a short last micro-batch) evaluates to the 1-rank numbers; pairs the step never saw run under the sparse
+# for bit what the trainer logs for the next step on the same pairs; every layout (dp, pp, tp, ZeRO-2, ZeRO-1's
+# sharded master weights in bf16, an uneven split with a short last micro-batch) evaluates to the 1-rank numbers; pairs the step never saw run under the sparse
 # embedding gradient as under the dense one; the activations are sized for held-out pairs longer than any training
 # pair; a resumed run's eval.jsonl is the uninterrupted run's; `plot` draws the eval curves; config errors.
 source "$(dirname "$0")/../cli/lib.bash"
@@ -65,23 +65,25 @@ evals out/eval.jsonl > "$TMP/one.txt"
   && grep -q eval_loss plots/loss.svg && ok "plot draws eval_loss and eval_rewards.svg" || bad "plot: $(cat plot.txt)"
 
 # --- layouts: dp 2, pp 2, tp 2 and dp 2 x pp 2 evaluate as one rank does; dp 2 in order, bit for bit
-for lay in "dp2 2 -" "pp2 2 pp=2" "tp2 2 tp=2" "dp2pp2 4 pp=2"; do # NAME RANKS PARALLEL
+# ZeRO-2 (the gradient's shards) and, in the bf16 mode, ZeRO-1 with sharded fp32 master weights (the evaluation reads
+# the bf16 copy the all-gather refreshed) against their 1-rank twins
+for lay in "dp2 2 - fp32" "pp2 2 pp=2 fp32" "tp2 2 tp=2 fp32" "dp2pp2 4 pp=2 fp32" "dp2z2 2 zero=2 fp32" \
+           "dp2z1bf16 2 zero=1 bf16" "one4 1 - fp32" "one4bf16 1 - bf16"; do # NAME RANKS PARALLEL DTYPE
   set -- $lay
   setup "$1" 2; sed -i 's/global_batch_pairs: 6, micro_batch_pairs: 2/global_batch_pairs: 4, micro_batch_pairs: 2/' base.yaml
   eval_yaml pairs.jsonl; [ "$3" != - ] && echo "parallel: {${3/=/: }}" >> run.yaml
-  if $MPI "$2" "$BIN" run.yaml 2> train.log; then
-    evals out/eval.jsonl > "$TMP/$1.txt"
-    [ "$1" = dp2 ] && cp "$TMP/$1.txt" "$TMP/dp2_ref.txt"
+  sed -i "s/^model: {/model: {dtype: $4, /" run.yaml
+  if $MPI "$2" "$BIN" run.yaml 2> train.log; then evals out/eval.jsonl > "$TMP/$1.txt"
   else bad "$1 failed: $(tail -3 train.log)"; fi
 done
-# the 1-rank twin of the layouts' config (global batch 4: other weights after step 1 than the fixture's)
-setup one4 2; sed -i 's/global_batch_pairs: 6, micro_batch_pairs: 2/global_batch_pairs: 4, micro_batch_pairs: 2/' base.yaml
-eval_yaml pairs.jsonl; "$BIN" run.yaml 2> train.log || bad "one4 failed: $(tail -3 train.log)"
-evals out/eval.jsonl > "$TMP/one4.txt"
+grep -q "fp32 master weights: sharded" "$TMP/dp2z1bf16/train.log" || bad "dp2z1bf16: the master weights not sharded"
+# (global batch 4: other weights after step 1 than the fixture's)
 cmp -s "$TMP/one4.txt" "$TMP/one.txt" && bad "global batch 4 evaluates like 6 (the layouts' check would test nothing)"
-for lay in dp2 pp2 tp2 dp2pp2; do
-  close "$TMP/$lay.txt" "$TMP/one4.txt" 1e-5 && ok "$lay evaluates as one rank (1e-5)" \
-    || bad "$lay: $(paste -d'|' "$TMP/$lay.txt" "$TMP/one4.txt" | head -3)"
+cmp -s "$TMP/one4.txt" "$TMP/one4bf16.txt" && bad "bf16 evaluates like fp32 (the bf16 check would test nothing)"
+for lay in dp2 pp2 tp2 dp2pp2 dp2z2 dp2z1bf16; do
+  twin=one4; [ "$lay" = dp2z1bf16 ] && twin=one4bf16
+  close "$TMP/$lay.txt" "$TMP/$twin.txt" 1e-5 && ok "$lay evaluates as one rank (1e-5)" \
+    || bad "$lay: $(paste -d'|' "$TMP/$lay.txt" "$TMP/$twin.txt" | head -3)"
 done
 # an uneven split: 5 pairs in micro-batches of 2 over dp 2 (rank 0 pairs 0-1, rank 1 pairs 2-4: a micro-batch of
 # one pair) and over pp 2 (all 5 through the pipeline), against one rank (the global batch 4, as the layouts')
