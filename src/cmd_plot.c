@@ -172,10 +172,8 @@ int cmd_plot(int argc, char **argv) {
     char *eval = sd_path_join(*dir ? dir : ".", "eval.jsonl");
     const char *base = strrchr(metrics, '/');
     bool self = !strcmp(base ? base + 1 : metrics, "eval.jsonl"); /* the evaluation's own log given: read once */
-    FILE *probe = self ? NULL : fopen(eval, "r");
-    bool with_eval = self || probe != NULL;
-    if (probe) fclose(probe);
-    if (probe) read_metrics(eval, &c);
+    bool beside = !self && sd_file_exists(eval), with_eval = self || beside;
+    if (beside) read_metrics(eval, &c);
     free(eval);
     free(dir);
     sd_mkdirs(out);
