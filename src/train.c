@@ -483,11 +483,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
     ModelConfig mc = train_model_config(c);
-    t->data = train_data_load(c, mc.vocab_size);
-    if (loss_needs_reference(c->loss_type) && !t->data->all_have_ref)
-        sd_die(c->data_train, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line",
-               loss_type_name(c->loss_type));
-    pairs_truncate(t->data, c->max_length, c->max_prompt_length);
+    t->data = train_data_load_truncated(c, mc.vocab_size);
     if (g->rank == 0 && t->data->n_truncated)
         fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
                 t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);

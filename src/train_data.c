@@ -38,15 +38,24 @@ PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size)
 
 PairSet *train_data_load(const Config *c, int vocab_size) { return train_data_load_path(c, c->data_train, vocab_size); }
 
-PairSet *train_eval_data_load(const Config *c, int vocab_size) {
-    if (!c->data_eval) return NULL;
-    PairSet *ps = train_data_load_path(c, c->data_eval, vocab_size);
-    if (ps->n == 0) sd_die(c->data_eval, "data.eval has no pairs");
+/* the pairs of path (the config's key `key`) as training and evaluation read them: reference log-probs where the
+ * loss needs them, truncated */
+static PairSet *load_for_loss(const Config *c, const char *path, const char *key, int vocab_size) {
+    PairSet *ps = train_data_load_path(c, path, vocab_size);
+    if (ps->n == 0) sd_die(path, "%s has no pairs", key);
     if (loss_needs_reference(c->loss_type) && !ps->all_have_ref)
-        sd_die(c->data_eval, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line of data.eval too",
-               loss_type_name(c->loss_type));
+        sd_die(path, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line of %s",
+               loss_type_name(c->loss_type), key);
     pairs_truncate(ps, c->max_length, c->max_prompt_length);
     return ps;
+}
+
+PairSet *train_data_load_truncated(const Config *c, int vocab_size) {
+    return load_for_loss(c, c->data_train, "data.train", vocab_size);
+}
+
+PairSet *train_eval_data_load(const Config *c, int vocab_size) {
+    return c->data_eval ? load_for_loss(c, c->data_eval, "data.eval", vocab_size) : NULL;
 }
 
 void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,

@@ -1,10 +1,10 @@
 /* train_data.h — loading the training pairs a config names (data.* keys).
  *
- * defines: train_data_load, train_data_load_path, train_eval_data_load, train_data_sizes, pairs_load_any,
- *          train_model_config.
+ * defines: train_data_load, train_data_load_path, train_data_load_truncated, train_eval_data_load, train_data_sizes,
+ *          pairs_load_any, train_model_config.
  * data.train may be an HDF5 dataset written by `simpo_dist prepare` (recognised by its signature) or JSONL whose
  * lines are token ids, chat messages or text (data.format, data.tokenizer, data.chat_template; data/pairs.h).
- * Untruncated: the caller applies pairs_truncate. Ownership: the caller frees the PairSet with pairs_free.
+ * Untruncated (but train_data_load_truncated, train_eval_data_load): the caller applies pairs_truncate. Ownership: the caller frees the PairSet with pairs_free.
  * vocab_size > 0 checks every id against the model's vocabulary.
  */
 #ifndef SD_TRAIN_DATA_H
@@ -15,8 +15,10 @@
 PairSet *train_data_load(const Config *c, int vocab_size);
 /* The same for another file with the config's data settings (prepare, analyze). */
 PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size);
-/* data.eval's held-out pairs, truncated as the training pairs are (data.max_length, data.max_prompt_length) and
- * checked as they are (reference log-probs where loss.type needs them; at least one pair); NULL without data.eval. */
+/* data.train's pairs as the trainer reads them: checked (reference log-probs where loss.type needs them; at least
+ * one pair) and truncated (data.max_length, data.max_prompt_length; PairSet.n_truncated counts them). */
+PairSet *train_data_load_truncated(const Config *c, int vocab_size);
+/* data.eval's held-out pairs, checked and truncated alike; NULL without data.eval. */
 PairSet *train_eval_data_load(const Config *c, int vocab_size);
 /* The largest micro-batch of train.micro_batch_pairs pairs that train or eval (NULL: none) can form, what the
  * activations are sized for: its tokens in the layers' layout (data.prefix_sharing), in attention's sequences, and
