@@ -151,5 +151,7 @@ for l in open("pairs.jsonl"):
 grep -q ref_chosen_logp pairs.jsonl || bad "the fixture's pairs carry no reference log-probs (dpo trains on them)"
 sed -e 's/shuffle: false}/shuffle: false, eval: noref.jsonl}/' -e 's/type: simpo,/type: dpo,/' base.yaml > e4.yaml
 expect_error "dpo held-out pairs without reference log-probs" "noref.jsonl: loss.type dpo needs ref_chosen_logp and ref_rejected_logp on every line of data.eval" "$BIN" e4.yaml
+sed -e 's/train: pairs.jsonl/train: noref.jsonl/' -e 's/type: simpo,/type: dpo,/' base.yaml > e5.yaml
+expect_error "dpo training pairs without reference log-probs (the same loader)" "noref.jsonl: loss.type dpo needs ref_chosen_logp and ref_rejected_logp on every line of data.train" "$BIN" e5.yaml
 [ ! -e out ] && ok "config errors wrote nothing" || bad "errors left $(ls out)"
 finish
