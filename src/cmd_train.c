@@ -1,4 +1,5 @@
-/* cmd_train.c — `simpo_dist [run] CONFIG.yaml [--stop-at-step N] [--quiet]`: training. */
+/* cmd_train.c — `simpo_dist [run] CONFIG.yaml [--stop-at-step N | --eval-only] [--quiet]`: training, or the held-out
+ * evaluation of its weights alone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +9,14 @@
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist [run] CONFIG.yaml [--stop-at-step N] [--quiet]\n"
+    "usage: simpo_dist [run] CONFIG.yaml [--stop-at-step N | --eval-only] [--quiet]\n"
     "  Trains as CONFIG.yaml says (docs/config.md); resumes from the newest complete checkpoint in\n"
     "  checkpoint.dir when there is one. One progress line per logged step on stderr, one JSON object per step\n"
     "  in <checkpoint.dir>/metrics.jsonl.\n"
     "  --stop-at-step N   stop after step N with a checkpoint, as a pre-empted job would (rerun to resume)\n"
+    "  --eval-only        train nothing: evaluate data.eval with the newest checkpoint's weights (or the starting\n"
+    "                     ones, model.init or the random init) under the config's layout and print its metrics as\n"
+    "                     one JSON line on stdout (eval.jsonl's fields); writes nothing\n"
     "  --quiet            no progress lines\n";
 
 int cmd_train(int argc, char **argv) {
@@ -23,6 +27,7 @@ int cmd_train(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--quiet")) opt.quiet = 1;
+        else if (!strcmp(argv[i], "--eval-only")) opt.eval_only = 1;
         else if (!strcmp(argv[i], "--stop-at-step")) {
             if (i + 1 >= argc) sd_die("run", "--stop-at-step needs a value");
             char *end;
@@ -33,6 +38,7 @@ int cmd_train(int argc, char **argv) {
         else cfg_path = argv[i];
     }
     if (!cfg_path) sd_die("run", "a config file is required (see simpo_dist --help)");
+    if (opt.eval_only && opt.stop_at_step) sd_die("run", "--eval-only trains no step: --stop-at-step has no meaning with it");
     Config *c = config_load(cfg_path);
     int rc = train_run(c, &opt);
     config_free(c);

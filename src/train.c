@@ -482,6 +482,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
+    const bool eval_only = opt && opt->eval_only;
+    if (eval_only && !c->data_eval)
+        sd_die(c->source, "--eval-only evaluates the held-out pairs of data.eval, which this config does not name");
     ModelConfig mc = train_model_config(c);
     t->data = train_data_load_truncated(c, mc.vocab_size);
     if (g->rank == 0 && t->data->n_truncated)
@@ -491,9 +494,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (t->eval && g->rank == 0) {
         char every[64] = "";
         if (c->eval_every_steps > 0) snprintf(every, sizeof every, "every %ld steps and ", c->eval_every_steps);
-        fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated %s%safter the last step "
-                "(eval.jsonl)\n", t->eval->n, t->eval->n_truncated, c->eval_on_start ? "before the first step, " : "",
-                every);
+        if (eval_only)
+            fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated once (--eval-only)\n",
+                    t->eval->n, t->eval->n_truncated);
+        else
+            fprintf(stderr, "simpo_dist: data.eval: %zu held-out pairs (%zu truncated), evaluated %s%safter the last "
+                    "step (eval.jsonl)\n", t->eval->n, t->eval->n_truncated,
+                    c->eval_on_start ? "before the first step, " : "", every);
     }
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
@@ -592,7 +599,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->order = sd_alloc(t->data->n * sizeof(size_t), "epoch order");
     t->order_epoch = -1;
 
-    sd_mkdirs(c->ckpt_dir);
+    if (!eval_only) sd_mkdirs(c->ckpt_dir); /* --eval-only writes nothing */
     t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
     t->eval_path = sd_path_join(c->ckpt_dir, "eval.jsonl");
     /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
@@ -609,12 +616,16 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
     if (latest) {
         load_checkpoint(t, latest);
-        if (g->rank == 0) {
+        if (g->rank == 0 && eval_only) {
+            fprintf(stderr, "simpo_dist: --eval-only: the weights of %s (step %ld)\n", latest, t->optim->step);
+        } else if (g->rank == 0) {
             fprintf(stderr, "simpo_dist: resuming from %s (step %ld)\n", latest, t->optim->step);
             trim_metrics(t->metrics_path, t->optim->step);
             trim_metrics(t->eval_path, t->optim->step);
         }
         free(latest);
+    } else if (g->rank == 0 && eval_only) {
+        fprintf(stderr, "simpo_dist: --eval-only: no checkpoint in %s, the starting weights\n", c->ckpt_dir);
     } else if (g->rank == 0) {
         remove(t->metrics_path);
         remove(t->eval_path);
@@ -652,7 +663,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     long start_step = t->optim->step;
     double t_prof = t_start; /* the profile's steps: all but the first of the run (warm-up), when there are more */
     long prof_from = start_step;
-    if (start_step == 0 && eval_due(c, 0, t->total_steps)) evaluate(t, 0, opt && opt->quiet, profiling);
+    if (eval_only) { /* the metrics on stdout, and no step: the loop below does not run */
+        EvalMetrics e = eval_run(g, m, t->eval, &t->lp, c, t->optim->step);
+        if (g->rank == 0) {
+            eval_write(stdout, &e);
+            fflush(stdout);
+        }
+        t->total_steps = t->optim->step;
+    } else if (start_step == 0 && eval_due(c, 0, t->total_steps)) evaluate(t, 0, opt && opt->quiet, profiling);
     while (t->optim->step < t->total_steps) {
         double t0 = sd_now();
         next_global_batch(t, idx);
@@ -730,7 +748,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
             break;
         }
     }
-    if (profiling) {
+    if (profiling && t->optim->step > prof_from) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "simpo_dist: profile rank %d: ", g->rank);
         backend_profile_report(stderr, prefix, sd_now() - t_prof, t->optim->step - prof_from);

@@ -14,6 +14,8 @@
 typedef struct {
     long stop_at_step;   /* >0: stop (with a checkpoint) after this step, as if pre-empted (tests, --stop-at-step) */
     int quiet;           /* no progress lines */
+    int eval_only;       /* --eval-only: evaluate data.eval with the newest checkpoint's weights (else the starting
+                          * ones), print the metrics on stdout and stop: no step, nothing written (train_eval.h) */
 } TrainOptions;
 
 /* Batch means over the pairs of a global batch, with the reference trainer's metric names. */

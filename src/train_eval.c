@@ -30,9 +30,7 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
                          acc[5] / N, (long)n, (long)acc[6], sd_now() - t0};
 }
 
-void eval_log(const EvalMetrics *e, const char *path, bool quiet) {
-    FILE *f = fopen(path, "a");
-    if (!f) sd_die(path, "cannot append evaluation metrics");
+void eval_write(FILE *f, const EvalMetrics *e) {
     fprintf(f,
             "{\"step\": %ld, \"eval_loss\": %.17g, \"eval_rewards/chosen\": %.17g, \"eval_rewards/rejected\": %.17g, "
             "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
@@ -40,6 +38,12 @@ void eval_log(const EvalMetrics *e, const char *path, bool quiet) {
             "\"eval_samples_per_second\": %.6g}\n",
             e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->pairs,
             e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0);
+}
+
+void eval_log(const EvalMetrics *e, const char *path, bool quiet) {
+    FILE *f = fopen(path, "a");
+    if (!f) sd_die(path, "cannot append evaluation metrics");
+    eval_write(f, e);
     if (fclose(f) != 0) sd_die(path, "cannot write evaluation metrics");
     if (!quiet)
         fprintf(stderr, "eval after step %ld | loss %.4f | margin %.4f | acc %.3f | %ld pairs in %.1f s\n", e->step,

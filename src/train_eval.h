@@ -3,7 +3,7 @@
  * run's layout (data-parallel ranks split the pairs, the pipeline runs them stage after stage, tensor parallelism
  * as in training), like the reference trainer's evaluation on its test split (`eval_loss`, `eval_rewards/...`).
  *
- * defines: EvalMetrics, eval_due, eval_run, eval_log.
+ * defines: EvalMetrics, eval_due, eval_run, eval_write, eval_log.
  * Split: data-parallel rank r takes the pairs [n r / dp, n (r + 1) / dp) of the n in file order, in micro-batches
  * of train.micro_batch_pairs (the last one the rest). Where n is a multiple of dp x micro_batch_pairs these are the
  * micro-batches a training step on those pairs in that order forms, so the metrics after step k equal those step
@@ -14,6 +14,7 @@
 #ifndef SD_TRAIN_EVAL_H
 #define SD_TRAIN_EVAL_H
 #include <stdbool.h>
+#include <stdio.h>
 #include "comm.h"
 #include "config.h"
 #include "loss.h"
@@ -34,6 +35,8 @@ bool eval_due(const Config *c, long step, long total_steps);
  * (the bf16 copy made first where stale). Every rank returns the same metrics. The caller discards the collective
  * bytes it counted (they are no step's). */
 EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossParams *lp, const Config *c, long step);
+/* e as one JSON line (eval.jsonl's) to f. */
+void eval_write(FILE *f, const EvalMetrics *e);
 /* Rank 0: appends e as one JSON line to path (eval.jsonl) and, unless quiet, prints a progress line. */
 void eval_log(const EvalMetrics *e, const char *path, bool quiet);
 #endif

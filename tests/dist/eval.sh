@@ -4,7 +4,8 @@
 # for bit what the trainer logs for the next step on the same pairs; every layout (dp, pp, tp, ZeRO-2, ZeRO-1's
 # sharded master weights in bf16, an uneven split with a short last micro-batch) evaluates to the 1-rank numbers; pairs the step never saw run under the sparse
 # embedding gradient as under the dense one; the activations are sized for held-out pairs longer than any training
-# pair; a resumed run's eval.jsonl is the uninterrupted run's; `plot` draws the eval curves; config errors.
+# pair; a resumed run's eval.jsonl is the uninterrupted run's; `plot` draws the eval curves; --eval-only evaluates a
+# checkpoint (under another layout too) or the starting weights and writes nothing; config errors.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 PY=$(command -v python3) || { echo "python3 not found"; exit 1; }
@@ -59,6 +60,22 @@ keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "reward
 sys.exit(0 if all(ev[k]["eval_" + x] == tr[k + 1][x] for k in (0, 1) for x in keys) else 1)
 EOF
 evals out/eval.jsonl > "$TMP/one.txt"
+# --eval-only: the checkpoint's weights evaluated again, printed, nothing written; without a checkpoint the
+# starting weights
+before=$(cat out/metrics.jsonl out/eval.jsonl | md5sum); ckpts=$(ls out)
+"$BIN" run.yaml --eval-only > only.json 2> only.log || bad "--eval-only failed: $(tail -3 only.log)"
+evals only.json > only.txt
+[ "$(cat only.txt)" = "$(tail -1 "$TMP/one.txt")" ] && grep -q "the weights of ./out/step-00000002 (step 2)" only.log \
+  && ok "--eval-only: the step-2 checkpoint evaluates as the run did after step 2, bit for bit" \
+  || bad "--eval-only: $(cat only.txt) vs $(tail -1 "$TMP/one.txt")"
+[ "$(cat out/metrics.jsonl out/eval.jsonl | md5sum)" = "$before" ] && [ "$(ls out)" = "$ckpts" ] \
+  && ok "--eval-only wrote nothing" || bad "--eval-only changed out/: $(ls out)"
+mkdir -p fresh && cp run.yaml fresh/ && cp -r model pairs.jsonl fresh/
+(cd fresh && "$BIN" run.yaml --eval-only > only.json 2> only.log) || bad "--eval-only fresh: $(tail -3 fresh/only.log)"
+[ "$(evals fresh/only.json)" = "$(head -1 "$TMP/one.txt")" ] && [ ! -e fresh/out ] \
+  && ok "--eval-only without a checkpoint: the starting weights (step 0), no checkpoint.dir made" \
+  || bad "--eval-only fresh: $(evals fresh/only.json) vs $(head -1 "$TMP/one.txt"); $(ls fresh)"
+expect_error "--eval-only with --stop-at-step" "--eval-only trains no step" "$BIN" run.yaml --eval-only --stop-at-step 1
 # plot: the eval curves beside the training ones
 "$BIN" plot out/metrics.jsonl --out plots > plot.txt 2>&1 && [ -f plots/eval_rewards.svg ] \
   && [ "$(grep -c '<polyline' plots/loss.svg)" -eq 2 ] && [ "$(grep -c '<polyline' plots/eval_rewards.svg)" -eq 3 ] \
@@ -77,6 +94,16 @@ for lay in "dp2 2 - fp32" "pp2 2 pp=2 fp32" "tp2 2 tp=2 fp32" "dp2pp2 4 pp=2 fp3
   else bad "$1 failed: $(tail -3 train.log)"; fi
 done
 grep -q "fp32 master weights: sharded" "$TMP/dp2z1bf16/train.log" || bad "dp2z1bf16: the master weights not sharded"
+# --eval-only on another layout: the dp2 x pp2 run's checkpoint on one rank and on tp 2 evaluates as that run did
+for lay in "1 -" "2 tp=2"; do
+  set -- $lay
+  cd "$TMP/dp2pp2"; sed '/^parallel:/d' run.yaml > other.yaml; [ "$2" != - ] && echo "parallel: {${2/=/: }}" >> other.yaml
+  $MPI "$1" "$BIN" other.yaml --eval-only > only.json 2> only.log || bad "--eval-only on $1 rank(s): $(tail -3 only.log)"
+  evals only.json > only.txt; tail -1 "$TMP/dp2pp2.txt" > last.txt
+  lbl=$([ "$2" = - ] && echo "one rank" || echo "$1 ranks, $2")
+  close only.txt last.txt 1e-5 && ok "--eval-only: dp2 x pp2's checkpoint evaluated on $lbl as the run did" \
+    || bad "--eval-only other layout: $(cat only.txt) vs $(cat last.txt)"
+done
 # (global batch 4: other weights after step 1 than the fixture's)
 cmp -s "$TMP/one4.txt" "$TMP/one.txt" && bad "global batch 4 evaluates like 6 (the layouts' check would test nothing)"
 cmp -s "$TMP/one4.txt" "$TMP/one4bf16.txt" && bad "bf16 evaluates like fp32 (the bf16 check would test nothing)"
@@ -153,5 +180,6 @@ sed -e 's/shuffle: false}/shuffle: false, eval: noref.jsonl}/' -e 's/type: simpo
 expect_error "dpo held-out pairs without reference log-probs" "noref.jsonl: loss.type dpo needs ref_chosen_logp and ref_rejected_logp on every line of data.eval" "$BIN" e4.yaml
 sed -e 's/train: pairs.jsonl/train: noref.jsonl/' -e 's/type: simpo,/type: dpo,/' base.yaml > e5.yaml
 expect_error "dpo training pairs without reference log-probs (the same loader)" "noref.jsonl: loss.type dpo needs ref_chosen_logp and ref_rejected_logp on every line of data.train" "$BIN" e5.yaml
+expect_error "--eval-only without data.eval" "--eval-only evaluates the held-out pairs of data.eval" "$BIN" base.yaml --eval-only
 [ ! -e out ] && ok "config errors wrote nothing" || bad "errors left $(ls out)"
 finish

@@ -470,7 +470,7 @@ static void fixture_checks(int *argc, char ***argv) {
     comm_init(argc, argv);
     Config *c = g2_fixture_config(name, tmpdir, "run");
     c->ckpt_every_steps = 1;
-    TrainOptions opt = {0, 1};
+    TrainOptions opt = {.quiet = 1};
     CHECK(train_run(c, &opt) == 0, "train_run on tiny-g2 failed");
     cJSON *met = read_metrics(c->ckpt_dir);
     check_fixture_steps(met, exp);

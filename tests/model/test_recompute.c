@@ -212,7 +212,7 @@ static void act_rc_checks(const ModelConfig *mc, const PairSet *ps) {
 static char tmpdir[64];
 
 static void trainer_checks(const ModelConfig *mc) {
-    TrainOptions opt = {0, 1};
+    TrainOptions opt = {.quiet = 1};
     setenv("SIMPO_BACKEND", "cpu_strict", 1);
     Config *c = fixture_config(tmpdir, "recompute");
     c->recompute = RECOMPUTE_ON;

@@ -144,7 +144,7 @@ static void trainer_checks(const cJSON *exp) {
     setenv("SIMPO_BACKEND", "cpu_strict", 1);
     Config *c = fixture_config(tmpdir, "strict");
     c->ckpt_every_steps = 1;
-    TrainOptions opt = {0, 1};
+    TrainOptions opt = {.quiet = 1};
     CHECK(train_run(c, &opt) == 0, "train_run on the strict backend failed");
     CHECK(S->bytes_in_use() == 0, "%zu bytes of strict backend memory left after train_run", S->bytes_in_use());
     cJSON *met = read_metrics(c->ckpt_dir);
@@ -166,7 +166,7 @@ static void trainer_checks(const cJSON *exp) {
     /* stop after step 1, resume (state_load uploads into the strict backend), equal to the uninterrupted run */
     setenv("SIMPO_BACKEND", "cpu_strict", 1);
     Config *cr = fixture_config(tmpdir, "resumed");
-    TrainOptions stop = {1, 1};
+    TrainOptions stop = {.stop_at_step = 1, .quiet = 1};
     CHECK(train_run(cr, &stop) == 0, "first half");
     CHECK(train_run(cr, &opt) == 0, "resumed half");
     char *r2 = sd_path_join(cr->ckpt_dir, "step-00000002");

@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     /* 1. two steps of the fixture config, a checkpoint after each */
     Config *c = fixture_config(tmpdir, "fixture");
     c->ckpt_every_steps = 1;
-    TrainOptions opt = {0, 1};
+    TrainOptions opt = {.quiet = 1};
     CHECK(train_run(c, &opt) == 0, "train_run failed");
     cJSON *met = read_metrics(c->ckpt_dir);
     check_fixture_steps(met, exp);
@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
         cs[k]->ckpt_every_steps = 0;
     }
     CHECK(train_run(ca, &opt) == 0, "full run");
-    TrainOptions stop = {2, 1};
+    TrainOptions stop = {.stop_at_step = 2, .quiet = 1};
     CHECK(train_run(cb, &stop) == 0, "first half");
     char *half = sd_path_join(cb->ckpt_dir, "step-00000002/index.h5");
     CHECK(sd_file_exists(half), "no checkpoint after the stop");
