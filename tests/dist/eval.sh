@@ -2,8 +2,8 @@
 # on the tiny-a fixture the evaluation of the starting weights and of those after step 1 equals the HF float64
 # reference's loss and metrics of steps 1 and 2 (its two steps train on all six pairs, the eval set here), and bit
 # for bit what the trainer logs for the next step on the same pairs; every layout (dp, pp, tp, ZeRO-2, ZeRO-1's
-# sharded master weights in bf16, an uneven split with a short last micro-batch) evaluates to the 1-rank numbers; pairs the step never saw run under the sparse
-# embedding gradient as under the dense one; the activations are sized for held-out pairs longer than any training
+# sharded master weights in bf16, an uneven split with a short last micro-batch) evaluates to the 1-rank numbers;
+# pairs the step never saw run under the sparse embedding gradient as under the dense one; the activations are sized for held-out pairs longer than any training
 # pair; a resumed run's eval.jsonl is the uninterrupted run's; `plot` draws the eval curves; --eval-only evaluates a
 # checkpoint (under another layout too) or the starting weights and writes nothing; config errors.
 source "$(dirname "$0")/../cli/lib.bash"
