@@ -61,7 +61,7 @@ static const KeySpec KEYS[] = {
      "test_prefs): the same formats and data.* settings as data.train, truncated alike; the loss and metrics of "
      "the current weights over all of them, forward only, under the run's layout, written to eval.jsonl beside "
      "metrics.jsonl with the reference trainer's eval_ names (docs/cli.md); when: train.eval_every_steps, "
-     "train.eval_on_start"},
+     "train.eval_on_start; `simpo_dist CONFIG --eval-only` evaluates the newest checkpoint once, training nothing"},
     {"data.max_length", K_INT, F(max_length), "2048", 2, 1048576, 0, 0, NULL,
      "longest prompt + response in tokens; longer pairs are truncated like the SimPO reference trainer"},
     {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
