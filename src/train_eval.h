@@ -7,7 +7,7 @@
  * Split: data-parallel rank r takes the pairs [n r / dp, n (r + 1) / dp) of the n in file order, in micro-batches
  * of train.micro_batch_pairs (the last one the rest). Where n is a multiple of dp x micro_batch_pairs these are the
  * micro-batches a training step on those pairs in that order forms, so the metrics after step k equal those step
- * k + 1 would log on them (the same forward, bit for bit; tests/cli/eval.sh). The loss is the mean over all n pairs
+ * k + 1 would log on them (the same forward, bit for bit; tests/dist/eval.sh). The loss is the mean over all n pairs
  * (the SFT term's token mean over all their chosen tokens); kto's reference point couples the pairs of each
  * micro-batch, as in training.
  */
