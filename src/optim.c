@@ -50,9 +50,12 @@ void optim_skip(Optim *o) {
     o->skipped++;
 }
 
-/* whether piece i counts in the norm: a replicated parameter's gradient is the same on every TP rank */
+/* whether piece i counts in the norm: a replicated parameter's gradient is the same on every TP rank (counted on
+ * TP rank 0), and a tied LM head's mirror on the last stage holds the first stage's embedding gradient (summed by
+ * step_sync_tied_grads; counted there) */
 static bool norm_counts(const Model *m, const OwnedPiece *pc) {
-    return !(m->specs[pc->param].split == SPLIT_REPL && m->tp_rank != 0);
+    const ParamSpec *p = &m->specs[pc->param];
+    return !p->mirror && !(p->split == SPLIT_REPL && m->tp_rank != 0);
 }
 /* the global norm from this rank's sum of squares over the pieces it counts */
 static double norm_reduce(const Model *m, const ZeroPlan *plan, double s) {

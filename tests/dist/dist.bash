@@ -57,3 +57,13 @@ same_state() {
   done
   [ $same = 1 ] && ok "$3: parameters and moments after step 2 bitwise alike" || bad "$3: step-2 state differs"
 }
+# same_norms A B NAME: the gradient norms metrics files A and B log, step by step, agree within 1e-5 relative (one
+# norm of the whole model's gradient whatever the layout: a tied embedding counted once, a replicated gain once)
+same_norms() {
+  local a b
+  a=$(grep -oE '"grad_norm": [-0-9.eE+]*' "$1" | cut -d' ' -f2 | tr '\n' ' '); b=$(grep -oE '"grad_norm": [-0-9.eE+]*' "$2" | cut -d' ' -f2 | tr '\n' ' ')
+  if [ -n "$a" ] && awk -v a="$a" -v b="$b" 'BEGIN { n = split(a, x, " "); m = split(b, y, " "); if (n != m) exit 1;
+       for (i = 1; i <= n; i++) { d = x[i] - y[i]; if (d < 0) d = -d; if (d > 1e-5 * (x[i] < 0 ? -x[i] : x[i])) exit 1 } }'; then
+    ok "$3: gradient norms of the 1-rank run ($a)"
+  else bad "$3: gradient norms $b, 1 rank $a"; fi
+}

@@ -1,7 +1,8 @@
 # Pipeline parallelism (1F1B) under mpirun: on the tiny-a fixture, parameters after step 2 equal the HF float64
 # reference for pp2 alone and combined with tp, dp and ZeRO; a random-init 4-layer model with tied embeddings
 # (the LM head on the last stage mirrors the first stage's embedding) trains the same under pp4, pp2 x tp2 and
-# pp2 x dp2 x zero2 as on one rank; checkpoints move between pipeline layouts; with train.recompute (several
+# pp2 x dp2 x zero2 as on one rank (parameters, and the logged gradient norms: the mirror's gradient is the
+# embedding's, counted once); checkpoints move between pipeline layouts; with train.recompute (several
 # micro-batches in flight on stage 0, each layer rerun from its saved input) the same parameters bit for bit, also on
 # the tied 4-layer model under pp4 and pp2 x tp2 (up to 4 slots a stage sharing one activation scratch).
 source "$(dirname "$0")/../cli/lib.bash"
@@ -42,6 +43,7 @@ for layout in "pp4:4:{pp: 4}" "pp2tp2:4:{pp: 2, tp: 2}" "pp2dp2z2:4:{pp: 2, zero
   sed "s|dir: out|dir: out_$name|" base.yaml > $name.yaml; echo "parallel: $par" >> $name.yaml
   if $MPI $np "$BIN" $name.yaml 2> $name.log; then ok "tied $name trains"; else bad "tied $name: $(tail -3 $name.log)"; fi
   "$TOOLS/check_params" out_$name $sd && ok "tied $name = 1 rank" || bad "tied $name differs"
+  same_norms out/metrics.jsonl out_$name/metrics.jsonl "tied $name" # the last stage's mirror not counted again
 done
 # recompute on pp4 and pp2 x tp2: up to 4 micro-batches in flight on a stage (stages 0-2 of pp4 hold 4, 3 and 2
 # slots), every slot's backward run after other slots' forwards reused the rank's shared activation scratch and
