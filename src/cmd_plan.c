@@ -225,7 +225,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens, 0, 0, 0, false};
+                     false, false, false, false, tokens, 0, 0, 0, false, false};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -275,7 +275,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0,
-                         false};
+                         false, c->sequence_parallel && tp > 1};
         pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
                                                                                                   * the trainer */
         if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
@@ -315,7 +315,6 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         for (int i = 0; i < n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
         uint64_t bytes[COLL_KINDS];
         plan_step_bytes(&pl, tok, resp, 0, bytes);
-        free(tok);
         /* A group's traffic goes over NVLink when the group lies inside a node, else over the inter-node link.
          * Ranks are placed TP innermost, then PP, then DP (mpi/comm.c grid_rank): a TP group is tp consecutive
          * ranks, a PP group lies in a block of tp x pp consecutive ranks (inside a node when the block divides
@@ -333,10 +332,15 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? (double)bytes[COLL_ALLGATHER] : grads) : 0;
         double reduce = zero == 2 ? (double)bytes[COLL_REDUCE_SCATTER] : 2.0 * grads;
         double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
-        double t_tp = tp > 1 ? 2.0 * (tp - 1.0) / tp *
-                                   ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) / tp_bw
+        /* sequence parallelism's reduce-scatters and all-gathers over TP move (p-1)/p of their buffers */
+        uint64_t tpb[COLL_KINDS];
+        plan_step_tp_bytes(&pl, tok, resp, tpb);
+        double t_tp = tp > 1 ? (2.0 * ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) +
+                                (double)tpb[COLL_REDUCE_SCATTER] + (double)tpb[COLL_ALLGATHER]) *
+                                   (tp - 1.0) / tp / tp_bw
                              : 0;
         double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / pp_bw : 0;
+        free(tok);
         comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
     }
     r.t_compute = t_max;

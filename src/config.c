@@ -189,6 +189,14 @@ static const KeySpec KEYS[] = {
      "layer, or the embedding / LM head) and, with tied embeddings, the tied tensor's gradient "
      "(`docs/design.md`), at the price of a reduce-scatter of the gradient per micro-batch instead of one "
      "all-reduce per step"},
+    {"parallel.sequence_parallel", K_BOOL, F(sequence_parallel), "false", U, U, 0, 0, NULL,
+     "with parallel.tp > 1 (else no effect): Megatron-Core's sequence parallelism. The layers' hidden-size "
+     "rows (each layer's input, its norms and residual sums, the stage's input and output the pipeline "
+     "sends) are cut over the TP ranks, ceil(tokens / tp) rows each, instead of kept whole on every one: "
+     "those activations take 1/tp of their memory and the pipeline sends 1/tp of the bytes. The forward's "
+     "all-reduces become a reduce-scatter and an all-gather (the same traffic); the backward gathers the "
+     "normed rows again for the weight gradients (half as much traffic again as without) and sums the "
+     "norm gains' gradients over TP. Same numbers within float rounding (the sums run in another order)"},
     {"parallel.backend", K_SENUM, F(comm_backend), "auto", U, U, 0, 0, "auto|mpi|nccl", "collectives backend"},
 };
 #define NKEYS (int)(sizeof KEYS / sizeof KEYS[0])

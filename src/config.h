@@ -99,6 +99,7 @@ typedef struct {
 
     /* parallel: */
     int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2, default 0) */
+    bool sequence_parallel;     /* parallel.sequence_parallel (default false; no effect at tp 1) */
     char *comm_backend;         /* parallel.backend: mpi | nccl | auto (default auto) */
 } Config;
 

@@ -37,6 +37,13 @@ size_t model_arena_tokens(size_t max_tokens) {
     return n + (16 - n % 16) % 16;
 }
 
+size_t model_seqpar_rows(size_t max_tokens, int tp) {
+    size_t t = tp > 1 ? (size_t)tp : 1;
+    return model_arena_tokens((max_tokens + t - 1) / t);
+}
+
+size_t model_stage_rows(const Model *m, size_t Ntok) { return m->seqpar ? (Ntok + (size_t)m->tp - 1) / (size_t)m->tp : Ntok; }
+
 /* ---- parameter table ---- */
 static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *name, int64_t d0, int64_t d1,
                      SplitKind split, bool decay) {
@@ -165,35 +172,45 @@ void model_set_grad_view(Model *m, int i, float *t) {
 /* floats per token of one layer's intermediates besides its input: rstd1/2, ln1/2, q, k, v, att, lse, x2, g, u, h,
  * and for Gemma 2 ao, mo, rstda, rstdm (what recompute drops from every slot and keeps once, in the working area;
  * plan.c restates it) */
-static size_t layer_work_per_token(const Model *m) {
-    size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
-    size_t n = C * 3 + 2 + QD * 2 + KD * 2 + (size_t)m->NH_loc + FF * 3 + (m->gemma2 ? C * 2 + 2 : 0);
-    if (m->act16) n -= C + FF / 2; /* ln1, ln2 (C each) and h (FF) in bf16: half the floats (C, FF even) */
-    if (m->proj16) n -= FF + QD + KD; /* g, u (FF each), q, att (QD each), k, v (KD each) in bf16 too */
-    if (m->act_rc) n -= m->act16 ? FF / 2 : FF; /* h: in the shared scratch instead (hbuf) */
-    if (m->norm_rc) n -= m->act16 ? C : 2 * C;  /* ln1, ln2: in the shared scratch instead (nbuf) */
-    return n;
-}
 /* floats per token of an autocast activation of width w (the q, k, v, gate and up projections' outputs, attention's
  * output): w / 2 in autocast storage (w even) */
 static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
+/* One layer's intermediates, floats per row: those in the C-wide rows (two rstd, x2, ln1 and ln2 unless norm_rc;
+ * Gemma 2's attention and MLP outputs before their norms and their two rstd), which sequence parallelism cuts over
+ * TP (m->max_rows of them), and those of the whole micro-batch (q, k, v, att, lse, g, u and h unless act_rc:
+ * m->max_tokens). In bf16 storage ln1, ln2, h take half the floats (C, FF even), in autocast storage q, k, v, att,
+ * g, u too. */
+static size_t layer_work_row_floats(const Model *m) {
+    size_t C = (size_t)m->C;
+    return 2 + C + (m->norm_rc ? 0 : 2 * act_floats(m, C)) + (m->gemma2 ? C * 2 + 2 : 0);
+}
+static size_t layer_work_token_floats(const Model *m) {
+    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
+    return 2 * proj_floats(m, QD) + 2 * proj_floats(m, KD) + (size_t)m->NH_loc + 2 * proj_floats(m, FF) +
+           (m->act_rc ? 0 : act_floats(m, FF));
+}
+/* floats of one layer's intermediates at the arena's capacity */
+static size_t layer_work_floats(const Model *m) {
+    return m->max_rows * layer_work_row_floats(m) + m->max_tokens * layer_work_token_floats(m);
+}
 
 #define TAKE(ptr, cnt) (ptr = c, c += (cnt))
 /* points s at nl layers' worth of intermediates carved from *cursor (advanced past them) */
 static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_t nl) {
     size_t N = m->max_tokens, C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
            FF = (size_t)m->FF_loc, NH = (size_t)m->NH_loc;
+    size_t R = m->max_rows; /* the C-wide rows: sequence parallelism's share */
     float *c = *cursor;
     size_t nC = m->norm_rc ? 0 : act_floats(m, C); /* norm_rc: layer_acts points ln1, ln2 at nbuf */
-    TAKE(a->rstd1, nl * N); TAKE(a->ln1, nl * N * nC);
+    TAKE(a->rstd1, nl * R); TAKE(a->ln1, nl * R * nC);
     TAKE(a->q, nl * N * proj_floats(m, QD)); TAKE(a->k, nl * N * proj_floats(m, KD));
     TAKE(a->v, nl * N * proj_floats(m, KD)); TAKE(a->att, nl * N * proj_floats(m, QD));
-    TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * N * C);
-    TAKE(a->rstd2, nl * N); TAKE(a->ln2, nl * N * nC);
+    TAKE(a->lse, nl * N * NH); TAKE(a->x2, nl * R * C);
+    TAKE(a->rstd2, nl * R); TAKE(a->ln2, nl * R * nC);
     TAKE(a->g, nl * N * proj_floats(m, FF)); TAKE(a->u, nl * N * proj_floats(m, FF));
     TAKE(a->h, m->act_rc ? 0 : nl * N * act_floats(m, FF)); /* act_rc: layer_acts points h at hbuf */
     if (m->gemma2) {
-        TAKE(a->ao, nl * N * C); TAKE(a->rstda, nl * N); TAKE(a->mo, nl * N * C); TAKE(a->rstdm, nl * N);
+        TAKE(a->ao, nl * R * C); TAKE(a->rstda, nl * R); TAKE(a->mo, nl * R * C); TAKE(a->rstdm, nl * R);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
     *cursor = c;
 }
@@ -226,36 +243,41 @@ static size_t grads_or_head_floats(const Model *m) {
 /* floats of the shared buffer of the MLP's hidden state (act_rc), else 0 */
 static size_t hbuf_floats(const Model *m) { return m->act_rc ? m->max_tokens * act_floats(m, (size_t)m->FF_loc) : 0; }
 /* floats of the shared buffer of the normed inputs ln1, ln2 (norm_rc), else 0 */
-static size_t nbuf_floats(const Model *m) { return m->norm_rc ? m->max_tokens * act_floats(m, (size_t)m->C) : 0; }
+static size_t nbuf_floats(const Model *m) { return m->norm_rc ? m->max_rows * act_floats(m, (size_t)m->C) : 0; }
+/* floats of sequence parallelism's all-gathered normed rows [N, C] (bf16 under act16) and a gain's gradient [C] */
+static size_t seqpar_floats(const Model *m) {
+    return m->seqpar ? m->max_tokens * act_floats(m, (size_t)m->C) + (size_t)m->C : 0;
+}
 static size_t scratch_floats(const Model *m) {
     size_t N = m->max_tokens, C = (size_t)m->C;
     return N * C + grads_or_head_floats(m) + (m->last_stage ? N * (act_floats(m, C) + C) : 0) + hbuf_floats(m) +
-           nbuf_floats(m);
+           nbuf_floats(m) + seqpar_floats(m);
 }
 
 static void alloc_acts(Model *m, Acts *a) {
     size_t N = m->max_tokens, L = (size_t)m->L_loc, C = (size_t)m->C; /* a->chunk: model_point_shared */
+    size_t R = m->max_rows; /* the C-wide rows: sequence parallelism's share */
     size_t kept = L - (size_t)m->recompute_layers; /* layers whose intermediates live in this slot */
     bool last = m->last_stage;
     /* the stage output xL and the stage gradient dx: one buffer on a stage before the last (the gradient arrives
      * after the output has reached the next stage and the output is not read again); two on the last stage, whose
      * final norm's backward reads xL while it writes dx */
-    size_t total = L * N * C + kept * N * layer_work_per_token(m) + N * C * (last ? 2 : 1) +
-                   (last ? N * (act_floats(m, C) + 2) : 0);
+    size_t total = L * R * C + kept * layer_work_floats(m) + R * C * (last ? 2 : 1) +
+                   (last ? N * (act_floats(m, C) + 1) + R : 0);
     a->base = m->be->alloc(sd_mul_size(total, sizeof(float), "activations"), "activations");
     float *c = a->base;
-    TAKE(a->x, L * N * C);
+    TAKE(a->x, L * R * C);
     take_layer_work(m, &a->saved, &c, kept);
     memset(&a->rerun, 0, sizeof a->rerun);
     if (m->work) {
         float *w = m->work; /* every slot's views of the one shared layer */
         take_layer_work(m, &a->rerun, &w, 1);
     }
-    TAKE(a->xL, N * C);
-    if (last) TAKE(a->dx, N * C);
+    TAKE(a->xL, R * C);
+    if (last) TAKE(a->dx, R * C);
     else a->dx = a->xL;
     a->rstdf = a->hs = a->lse_row = NULL;
-    if (last) { TAKE(a->rstdf, N); TAKE(a->hs, N * act_floats(m, C)); TAKE(a->lse_row, N); }
+    if (last) { TAKE(a->rstdf, R); TAKE(a->hs, N * act_floats(m, C)); TAKE(a->lse_row, N); }
 #undef TAKE
     model_point_shared(m, a);
     a->ids = m->be->alloc(N * sizeof(int), "token ids");
@@ -314,9 +336,13 @@ void model_point_shared(Model *m, Acts *a) {
     }
     c = both + grads_or_head_floats(m);
     if (last) { TAKE(a->xf, N * act_floats(m, C)); TAKE(a->dhs, N * C); }
-    a->hbuf = a->nbuf = NULL;
+    a->hbuf = a->nbuf = a->gbuf = NULL;
     if (m->act_rc) TAKE(a->hbuf, hbuf_floats(m));
     if (m->norm_rc) TAKE(a->nbuf, nbuf_floats(m));
+    if (m->seqpar) {
+        TAKE(a->gbuf, N * act_floats(m, C));
+        m->gsum = c; /* the same for every slot */
+    }
 #undef TAKE
 }
 
@@ -395,7 +421,11 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     model_stage_layers(m->L, m->pp, m->pp_rank, &m->L_off, &m->L_loc);
     m->first_stage = m->pp_rank == 0;
     m->last_stage = m->pp_rank == m->pp - 1;
-    m->max_tokens = model_arena_tokens(max_tokens);
+    m->seqpar = o && o->sequence_parallel && m->tp > 1;
+    if (m->seqpar) { /* whole blocks of rows per TP rank: the arena holds tp of them */
+        m->max_rows = model_seqpar_rows(max_tokens, m->tp);
+        m->max_tokens = m->max_rows * (size_t)m->tp;
+    } else m->max_tokens = m->max_rows = model_arena_tokens(max_tokens);
     m->max_att = model_arena_tokens(o && o->max_att_tokens ? o->max_att_tokens : max_tokens);
     m->max_lp = model_arena_tokens(o && o->max_lp_rows ? o->max_lp_rows : max_tokens);
     m->head_cache_slot = -1; /* no logits cache (model_enable_head_cache) */
@@ -461,7 +491,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->norm_out16 = m->bwd_pack && be->rmsnorm_bwd_out16 && m->tp == 1 && !m->gemma2 &&
                     (size_t)m->NH_loc * m->HD >= (size_t)m->C;
     if (m->recompute) /* before the slots: they point their layer intermediates into it */
-        m->work = be->alloc(sd_mul_size(m->max_tokens, layer_work_per_token(m) * sizeof(float), "recompute area"),
+        m->work = be->alloc(sd_mul_size(layer_work_floats(m), sizeof(float), "recompute area"),
                             "recompute working area");
     model_alloc_scratch(m);
     m->acts = sd_calloc((size_t)m->nslots, sizeof(Acts), "activation slots");
@@ -956,11 +986,66 @@ static void hold_act(const Model *m, const float *x, size_t n) {
 static void release_act(const Model *m, const float *x) {
     if (!m->act16) model_release(m->be, x);
 }
-/* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce) */
+/* ---- sequence parallelism (m->seqpar; Megatron-Core's sequence_parallel) ----
+ * The C-wide rows of a micro-batch of N tokens (layer inputs, norms, residual sums, the stage's input and output)
+ * are cut over the TP group: rank r holds rows [r R, (r + 1) R) of R = ceil(N / tp); rows past N are zeros and
+ * stay zeros (every op on them is linear or a norm of zeros). The column-parallel projections and the LM head read
+ * the whole rows (sp_gather: all-gather, whose backward is a reduce-scatter); the row-parallel projections'
+ * partial sums are reduce-scattered instead of all-reduced (sp_reduce_scatter, whose backward is an all-gather).
+ * The same traffic as tensor parallelism's all-reduce in the forward (an all-reduce is a reduce-scatter and an
+ * all-gather); the backward gathers the normed rows again for the weight gradients, as Megatron does, rather than
+ * keep them whole. A norm's gain gradient is the sum over every row: each rank's rows give part of it (norm_gain_bwd
+ * sums them over TP). The matmuls, attention and the gated activation run on the N real rows. */
+
+/* The whole rows [R tp, w] into full from this rank's block src [R, w] (floats; bf16 rows as floats): the block
+ * copied to its place unless it is there, then the all-gather over TP. Returns full; without seqpar, src. */
+static const float *sp_gather(const Model *m, float *full, const float *src, size_t R, size_t w) {
+    if (!m->seqpar) return src;
+    float *mine = full + (size_t)m->tp_rank * R * w;
+    if (mine != src) m->be->copy(mine, src, R * w * sizeof(float));
+    comm_allgather_f32(m->grid, GROUP_TP, full, R * w);
+    return full;
+}
+/* This rank's block [R, C] of the sum over TP of the partial rows part (its first N rows written, R tp in all):
+ * the rows past N zeroed, then the reduce-scatter; returns where the block lies (inside part) */
+static const float *sp_reduce_scatter(const Model *m, float *part, size_t N, size_t R) {
+    size_t C = (size_t)m->C, all = R * (size_t)m->tp;
+    if (all > N) m->be->zero(part + N * C, (all - N) * C * sizeof(float));
+    size_t *counts = sd_alloc((size_t)m->tp * sizeof(size_t), "reduce-scatter counts");
+    for (int r = 0; r < m->tp; r++) counts[r] = R * C;
+    const float *blk = comm_reduce_scatterv_f32(m->grid, GROUP_TP, part, counts);
+    free(counts);
+    return blk;
+}
+/* rmsnorm's backward over R rows: dx += d/dx, the gain's gradient dw += its part; under sequence parallelism the
+ * rows are this rank's block, whose part of dw is summed over TP first (m->gsum) */
+static void norm_gain_bwd(Model *m, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          const float *rstd, size_t R) {
+    const Backend *be = m->be;
+    if (!m->seqpar) {
+        be->rmsnorm_bwd(dx, dw, dy, x, w, rstd, R, m->C);
+        return;
+    }
+    be->zero(m->gsum, (size_t)m->C * sizeof(float));
+    be->rmsnorm_bwd(dx, m->gsum, dy, x, w, rstd, R, m->C);
+    tp_reduce(m->grid, m->gsum, (size_t)m->C);
+    be->add(dw, m->gsum, (size_t)m->C);
+}
+
+/* out = residual + x W^T for a row-parallel W[C, in_loc]: each TP rank holds a partial sum (tp_reduce; under
+ * sequence parallelism its block of the sum, sp_reduce_scatter, over R rows of out and residual) */
 static void row_parallel_residual(Model *m, Acts *a, float *out, const float *residual, const void *x, bool x16,
                                   Wt W, size_t N, int in_loc) {
     const Backend *be = m->be;
     size_t n = N * (size_t)m->C;
+    if (m->seqpar) {
+        size_t R = model_stage_rows(m, N), nr = R * (size_t)m->C;
+        model_linear(be, a->dtmp, x, x16, W, N, in_loc, m->C, false);
+        const float *blk = sp_reduce_scatter(m, a->dtmp, N, R);
+        be->copy(out, residual, nr * sizeof(float));
+        be->add(out, blk, nr);
+        return;
+    }
     if (m->tp == 1) {
         if ((x16 || W.b) && be->matmul16_res) /* the residual read by the GEMM itself: no copy into out first */
             be->matmul16_res(out, residual, x, x16, wt_data(W), W.b != NULL, (int)N, m->C, in_loc, false, true);
@@ -978,13 +1063,22 @@ static void row_parallel_residual(Model *m, Acts *a, float *out, const float *re
 }
 
 /* Gemma 2's sandwich half: pre = x W^T for a row-parallel W[C, in_loc] (all-reduced over TP, saved), normed =
- * rmsnorm(pre) with gain and its rstd (saved); the caller adds the residual to normed. */
-static void row_parallel_norm(Model *m, float *pre, float *rstd, float *normed, const void *x, bool x16, Wt W,
-                              const float *gain, size_t N, int in_loc) {
+ * rmsnorm(pre) with gain and its rstd (saved); the caller adds the residual to normed. Under sequence parallelism
+ * pre, rstd and normed are this rank's block of R rows (the sum reduce-scattered in a->dtmp; normed may be
+ * a->dtmp). */
+static void row_parallel_norm(Model *m, Acts *a, float *pre, float *rstd, float *normed, const void *x, bool x16,
+                              Wt W, const float *gain, size_t N, int in_loc) {
     const Backend *be = m->be;
-    model_linear(be, pre, x, x16, W, N, in_loc, m->C, false);
-    tp_reduce(m->grid, pre, N * (size_t)m->C);
-    be->rmsnorm_fwd(normed, rstd, pre, gain, N, m->C, (float)m->mc.rms_norm_eps);
+    size_t R = N;
+    if (m->seqpar) {
+        R = model_stage_rows(m, N);
+        model_linear(be, a->dtmp, x, x16, W, N, in_loc, m->C, false);
+        be->copy(pre, sp_reduce_scatter(m, a->dtmp, N, R), R * (size_t)m->C * sizeof(float));
+    } else {
+        model_linear(be, pre, x, x16, W, N, in_loc, m->C, false);
+        tp_reduce(m->grid, pre, N * (size_t)m->C);
+    }
+    be->rmsnorm_fwd(normed, rstd, pre, gain, R, m->C, (float)m->mc.rms_norm_eps);
 }
 
 const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o) {
@@ -1009,18 +1103,19 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     bool rc = layer_recomputes(m, l);
     const LayerStore *s = rc ? &a->rerun : &a->saved;
     size_t i = rc ? 0 : (size_t)(l - m->recompute_layers);
+    size_t R = model_stage_rows(m, N); /* the C-wide rows (sequence parallelism: this rank's block) */
     size_t C16 = act_floats(m, C), FF16 = act_floats(m, FF); /* ln1, ln2, h: bf16 storage under act16 */
     size_t FFp = proj_floats(m, FF), QDp = proj_floats(m, QD), KDp = proj_floats(m, KD); /* bf16 under proj16 */
-    LayerActs t = {a->x + (size_t)l * N * C, s->rstd1 + i * N, m->norm_rc ? a->nbuf : s->ln1 + i * N * C16,
+    LayerActs t = {a->x + (size_t)l * R * C, s->rstd1 + i * R, m->norm_rc ? a->nbuf : s->ln1 + i * R * C16,
                    s->q + i * N * QDp, s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp,
-                   s->lse + i * N * NH, s->x2 + i * N * C, s->rstd2 + i * N,
-                   m->norm_rc ? a->nbuf : s->ln2 + i * N * C16, s->g + i * N * FFp,
+                   s->lse + i * N * NH, s->x2 + i * R * C, s->rstd2 + i * R,
+                   m->norm_rc ? a->nbuf : s->ln2 + i * R * C16, s->g + i * N * FFp,
                    s->u + i * N * FFp, m->act_rc ? a->hbuf : s->h + i * N * FF16, NULL, NULL, NULL, NULL};
     if (m->gemma2) {
-        t.ao = s->ao + i * N * C;
-        t.rstda = s->rstda + i * N;
-        t.mo = s->mo + i * N * C;
-        t.rstdm = s->rstdm + i * N;
+        t.ao = s->ao + i * R * C;
+        t.rstda = s->rstda + i * R;
+        t.mo = s->mo + i * R * C;
+        t.rstdm = s->rstdm + i * R;
     }
     return t;
 }
@@ -1209,27 +1304,30 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     AttnOpts opts;
     const AttnOpts *aopt = model_attn_opts(m, l, &opts);
     bool s16 = m->act16; /* ln1, ln2, h in bf16 storage */
-    norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, N);
-    hold_act(m, t->ln1, NC);
+    size_t R = model_stage_rows(m, N), RC = R * (size_t)C, C16 = act_floats(m, (size_t)C); /* the C-wide rows */
+    norm_act(m, t->ln1, t->rstd1, t->x, w->ln1, R);
+    const float *in = sp_gather(m, a->gbuf, t->ln1, R, C16); /* the whole rows (sequence parallelism) */
+    hold_act(m, in, NC);
     bool p16 = m->proj16; /* q, k, v, att in autocast storage */
-    model_linear_proj(m, t->q, t->ln1, s16, LW(m, l, wq), N, C, QD);
-    model_linear_proj(m, t->k, t->ln1, s16, LW(m, l, wk), N, C, KD);
-    model_linear_proj(m, t->v, t->ln1, s16, LW(m, l, wv), N, C, KD);
-    release_act(m, t->ln1);
+    model_linear_proj(m, t->q, in, s16, LW(m, l, wq), N, C, QD);
+    model_linear_proj(m, t->k, in, s16, LW(m, l, wk), N, C, KD);
+    model_linear_proj(m, t->v, in, s16, LW(m, l, wv), N, C, KD);
+    release_act(m, in);
     attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
-        row_parallel_norm(m, t->ao, t->rstda, t->x2, t->att, p16, LW(m, l, wo), w->lna, N, QD);
-        be->add(t->x2, t->x, NC);
+        row_parallel_norm(m, a, t->ao, t->rstda, t->x2, t->att, p16, LW(m, l, wo), w->lna, N, QD);
+        be->add(t->x2, t->x, RC);
     } else row_parallel_residual(m, a, t->x2, t->x, t->att, p16, LW(m, l, wo), N, QD);
-    norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, N);
-    hold_act(m, t->ln2, NC);
-    model_linear_proj(m, t->g, t->ln2, s16, LW(m, l, wg), N, C, FF);
-    model_linear_proj(m, t->u, t->ln2, s16, LW(m, l, wu), N, C, FF);
-    release_act(m, t->ln2);
+    norm_act(m, t->ln2, t->rstd2, t->x2, w->ln2, R);
+    in = sp_gather(m, a->gbuf, t->ln2, R, C16);
+    hold_act(m, in, NC);
+    model_linear_proj(m, t->g, in, s16, LW(m, l, wg), N, C, FF);
+    model_linear_proj(m, t->u, in, s16, LW(m, l, wu), N, C, FF);
+    release_act(m, in);
     if (m->gemma2) { /* x_out = x2 + rmsnorm_f(h Wd^T) */
         glu_act(m, t->h, t->g, t->u, N);
-        row_parallel_norm(m, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, s16, LW(m, l, wd), w->lnf, N, FF);
-        if (xo) be->add(xo, t->x2, NC);
+        row_parallel_norm(m, a, t->mo, t->rstdm, xo ? xo : a->dtmp, t->h, s16, LW(m, l, wd), w->lnf, N, FF);
+        if (xo) be->add(xo, t->x2, RC);
     } else {
         glu_act(m, t->h, t->g, t->u, N);
         if (xo) row_parallel_residual(m, a, xo, t->x2, t->h, s16, LW(m, l, wd), N, FF);
@@ -1283,18 +1381,28 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
         be->upload(a->xskip, mb->skip, (size_t)mb->S * sizeof(int));
     }
     float *x = a->x; /* layer 0 input */
+    size_t R = model_stage_rows(m, N), RC = R * (size_t)C; /* the C-wide rows (sequence parallelism: a block) */
     if (m->first_stage) {
-        be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
-        tp_reduce(m->grid, x, N * (size_t)C);
-        if (m->gemma2) be->scale(x, m->embed_scale, N * (size_t)C);
+        if (m->seqpar) { /* vocab-parallel embedding rows: this rank's block of their sum */
+            be->embed_fwd(a->dtmp, a->ids, m->embed, N, C, m->V_off, V);
+            be->copy(x, sp_reduce_scatter(m, a->dtmp, N, R), RC * sizeof(float));
+        } else {
+            be->embed_fwd(x, a->ids, m->embed, N, C, m->V_off, V);
+            tp_reduce(m->grid, x, N * (size_t)C);
+        }
+        if (m->gemma2) be->scale(x, m->embed_scale, RC);
     } /* else: the previous stage's output was received into x */
     for (int l = 0; l < m->L_loc; l++) {
         LayerActs t = layer_acts(m, a, l, N);
-        layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * N * C : a->xL);
+        layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * RC : a->xL);
     }
-    if (m->L_loc == 0) be->copy(a->xL, x, N * C * sizeof(float));
+    if (m->L_loc == 0) be->copy(a->xL, x, RC * sizeof(float));
     if (!m->last_stage) return; /* the output xL goes to the next stage */
-    norm_act(m, a->xf, a->rstdf, a->xL, m->norm, N); /* bf16 under act16: it feeds only the LM head's matmuls */
+    /* bf16 under act16: it feeds only the LM head's matmuls, which read the whole rows */
+    size_t C16 = act_floats(m, (size_t)C);
+    float *xf = m->seqpar ? a->xf + (size_t)m->tp_rank * R * C16 : a->xf; /* this rank's block of the rows */
+    norm_act(m, xf, a->rstdf, a->xL, m->norm, R);
+    sp_gather(m, a->xf, xf, R, C16);
 
     model_head_forward(m, a, mb, slot, out); /* lmhead.c: the log-probs of the response tokens */
 }
@@ -1307,8 +1415,8 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
  * made of the fp32 dx. Returns the bf16 copy, or NULL. */
 static const uint16_t *norm_bwd(Model *m, Acts *a, bool to16, float *dw, const float *dy, const float *x,
                                 const float *w, const float *rstd, size_t N) {
-    if (!(to16 && m->norm_out16)) {
-        m->be->rmsnorm_bwd(a->dx, dw, dy, x, w, rstd, N, m->C);
+    if (!(to16 && m->norm_out16)) { /* N: the C-wide rows (sequence parallelism: this rank's block) */
+        norm_gain_bwd(m, a->dx, dw, dy, x, w, rstd, N);
         return NULL;
     }
     m->be->rmsnorm_bwd_out16(a->dx, (uint16_t *)a->dq, dw, dy, x, w, rstd, N, m->C);
@@ -1322,21 +1430,25 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t N = mb->Ntok, M = a->M;
     int C = m->C, NH = m->NH_loc, NKV = m->NKV_loc, HD = m->HD, FF = m->FF_loc, V = m->V_loc;
     size_t QD = (size_t)NH * HD, KD = (size_t)NKV * HD, NC = N * (size_t)C;
+    /* the C-wide rows: R of them from row R0 (sequence parallelism: this rank's block; else all N) */
+    size_t R = model_stage_rows(m, N), RC = R * (size_t)C, R0 = m->seqpar ? (size_t)m->tp_rank * R : 0;
+    size_t C16 = act_floats(m, (size_t)C);
     const uint16_t *dx16 = NULL; /* bf16(dx) from the last norm's backward (norm_bwd), or NULL */
 
     if (m->last_stage) {
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
-        /* scatter the gathered rows' gradient back to token positions */
-        be->zero(a->dtmp, NC * sizeof(float));
+        /* scatter the gathered rows' gradient back to token positions (summed over TP already: every rank takes
+         * its own rows under sequence parallelism) */
+        be->zero(a->dtmp, (R0 ? R * (size_t)m->tp : N) * C * sizeof(float));
         if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
         else { /* a row gathered twice gets both gradients (forward: rows_add) */
             size_t nd = (size_t)mb->nlp_dup, nu = M - nd;
             be->add_rows(a->dtmp, a->rows_add, a->dhs, a->rows_add + M, nu, N, M, C);
             be->add_rows(a->dtmp, a->rows_add + nu, a->dhs, a->rows_add + M + nu, nd, N, M, C);
         }
-        be->zero(a->dx, NC * sizeof(float));
-        dx16 = norm_bwd(m, a, m->L_loc > 0, grad_acc(m, m->dnorm), a->dtmp, a->xL, m->norm, a->rstdf, N);
+        be->zero(a->dx, RC * sizeof(float));
+        dx16 = norm_bwd(m, a, m->L_loc > 0, grad_acc(m, m->dnorm), a->dtmp + R0 * C, a->xL, m->norm, a->rstdf, R);
         model_grad_bucket_end(m, GRAD_BUCKET_HEAD);
     } /* else: the next stage's d(loss)/d(output) was received into dx (fp32 only) */
     for (int l = m->L_loc - 1; l >= 0; l--) {
@@ -1350,71 +1462,88 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         else {
             if (m->act_rc) glu_act(m, t.h, t.g, t.u, N); /* the hidden state, for the down projection's dW */
             /* ln2, for the gate / up projections' dW (its rstd written again with the same values) */
-            if (m->norm_rc) norm_act(m, t.ln2, t.rstd2, t.x2, w->ln2, N);
+            if (m->norm_rc) norm_act(m, t.ln2, t.rstd2, t.x2, w->ln2, R);
         }
         AttnOpts opts;
         const AttnOpts *aopt = model_attn_opts(m, l, &opts);
-        /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward); dx becomes d/dx2 */
+        /* MLP: x_out = x2 + h Wd^T (row-parallel: identity backward; under sequence parallelism the reduce-scatter's
+         * backward, an all-gather of dx's rows into dtmp, free here); dx becomes d/dx2 */
         if (m->gemma2) { /* x_out = x2 + rmsnorm_f(mo), mo = h Wd^T: d/dmo into dtmp (free here) */
-            be->zero(a->dtmp, NC * sizeof(float));
-            be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, N, C);
-            linear_bwd_ex(m, a->dh, p16, dw->wd, a->dtmp, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else linear_bwd_ex(m, a->dh, p16, dw->wd, dx16 ? (const void *)dx16 : a->dx, dx16 != NULL, t.h, s16,
-                             LW(m, l, wd), N, FF, C, false);
+            be->zero(a->dtmp + R0 * C, RC * sizeof(float));
+            norm_gain_bwd(m, a->dtmp + R0 * C, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, R);
+            const float *dmo = sp_gather(m, a->dtmp, a->dtmp + R0 * C, R, (size_t)C);
+            linear_bwd_ex(m, a->dh, p16, dw->wd, dmo, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else linear_bwd_ex(m, a->dh, p16, dw->wd, dx16 ? (const void *)dx16 : sp_gather(m, a->dtmp, a->dx, R, (size_t)C),
+                             dx16 != NULL, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        /* the whole rows of ln2 for the gate / up projections' dW (sequence parallelism: gathered again) */
+        const float *in = sp_gather(m, a->gbuf, t.ln2, R, C16);
         if (glu_packed(m, a, l, N)) { /* d/dgate, d/dup side by side: one dX and one dW matmul over [Wg; Wu] */
             uint16_t *dgu = (uint16_t *)a->dg;
             (m->gemma2 ? be->geglu_bwd_pack_b16 : be->swiglu_bwd_pack_b16)(
                 dgu, (const uint16_t *)a->dh, (const uint16_t *)t.g, (const uint16_t *)t.u, N, FF);
-            hold_act(m, t.ln2, NC);
+            hold_act(m, in, NC);
             grad_beta_consume(m, dw->wu, dw->wg);
-            model_linear_bwd(m, a->dtmp, dw->wg, dgu, true, t.ln2, s16, LW(m, l, wg), N, C, 2 * FF, false);
+            model_linear_bwd(m, a->dtmp, dw->wg, dgu, true, in, s16, LW(m, l, wg), N, C, 2 * FF, false);
         } else {
             glu_bwd(m, a->dg, a->du, a->dh, t.g, t.u, N);
-            hold_act(m, t.ln2, NC);
-            model_linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, t.ln2, s16, LW(m, l, wg), N, C, FF, false);
-            model_linear_bwd(m, a->dtmp, dw->wu, a->du, s16, t.ln2, s16, LW(m, l, wu), N, C, FF, true);
+            hold_act(m, in, NC);
+            model_linear_bwd(m, a->dtmp, dw->wg, a->dg, s16, in, s16, LW(m, l, wg), N, C, FF, false);
+            model_linear_bwd(m, a->dtmp, dw->wu, a->du, s16, in, s16, LW(m, l, wu), N, C, FF, true);
         }
-        release_act(m, t.ln2);
-        tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel gate/up share their input */
-        dx16 = norm_bwd(m, a, true, grad_acc(m, dw->ln2), a->dtmp, t.x2, w->ln2, t.rstd2, N);
+        release_act(m, in);
+        /* column-parallel gate/up share their input: the sum of their d/dx over TP (sequence parallelism: this
+         * rank's block of it) */
+        const float *dln = a->dtmp;
+        if (m->seqpar) dln = sp_reduce_scatter(m, a->dtmp, N, R);
+        else tp_copy_bwd(m->grid, a->dtmp, NC);
+        dx16 = norm_bwd(m, a, true, grad_acc(m, dw->ln2), dln, t.x2, w->ln2, t.rstd2, R);
         model_mlp_grads_done(m, l); /* the optimizer's update of the MLP part beside the attention's backward */
         /* attention: x2 = x + att Wo^T (Gemma 2: x + rmsnorm_a(ao), ao = att Wo^T); dx becomes d/dx */
         if (m->gemma2) {
-            be->zero(a->dtmp, NC * sizeof(float));
-            be->rmsnorm_bwd(a->dtmp, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, N, C);
-            linear_bwd_ex(m, a->datt, p16, dw->wo, a->dtmp, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
-        } else linear_bwd_ex(m, a->datt, p16, dw->wo, dx16 ? (const void *)dx16 : a->dx, dx16 != NULL, t.att, p16,
-                             LW(m, l, wo), N, (int)QD, C, false);
+            be->zero(a->dtmp + R0 * C, RC * sizeof(float));
+            norm_gain_bwd(m, a->dtmp + R0 * C, grad_acc(m, dw->lna), a->dx, t.ao, w->lna, t.rstda, R);
+            const float *dao = sp_gather(m, a->dtmp, a->dtmp + R0 * C, R, (size_t)C);
+            linear_bwd_ex(m, a->datt, p16, dw->wo, dao, false, t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
+        } else linear_bwd_ex(m, a->datt, p16, dw->wo,
+                             dx16 ? (const void *)dx16 : sp_gather(m, a->dtmp, a->dx, R, (size_t)C), dx16 != NULL,
+                             t.att, p16, LW(m, l, wo), N, (int)QD, C, false);
         const bool packed = qkv_packed(m, l, N);
         attention_bwd(m, a, mb, &t, aopt, !packed);
-        if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, N); /* ln1 over ln2 in nbuf, for q, k, v's dW */
-        hold_act(m, t.ln1, NC);
+        if (m->norm_rc) norm_act(m, t.ln1, t.rstd1, t.x, w->ln1, R); /* ln1 over ln2 in nbuf, for q, k, v's dW */
+        in = sp_gather(m, a->gbuf, t.ln1, R, C16);
+        hold_act(m, in, NC);
         if (packed) { /* RoPE's backward writes the three gradients side by side: one dX and one dW matmul */
             uint16_t *dqkv = (uint16_t *)a->dg; /* the MLP's gradient scratch, dead here (qkv_packed) */
             be->rope_bwd_pack_b16(dqkv, (const uint16_t *)a->dq, (const uint16_t *)a->dk, (const uint16_t *)a->dv,
                                   a->pos, m->rope_cos, m->rope_sin, N, NH, NKV, HD);
             grad_beta_consume(m, dw->wk, dw->wq);
             grad_beta_consume(m, dw->wv, dw->wq);
-            model_linear_bwd(m, a->dtmp, dw->wq, dqkv, true, t.ln1, s16, LW(m, l, wq), N, C, (int)(QD + 2 * KD), false);
+            model_linear_bwd(m, a->dtmp, dw->wq, dqkv, true, in, s16, LW(m, l, wq), N, C, (int)(QD + 2 * KD), false);
         } else {
-            model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, t.ln1, s16, LW(m, l, wq), N, C, (int)QD, false);
-            model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, t.ln1, s16, LW(m, l, wk), N, C, (int)KD, true);
-            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, t.ln1, s16, LW(m, l, wv), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, in, s16, LW(m, l, wq), N, C, (int)QD, false);
+            model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, in, s16, LW(m, l, wk), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, in, s16, LW(m, l, wv), N, C, (int)KD, true);
         }
-        release_act(m, t.ln1);
-        tp_copy_bwd(m->grid, a->dtmp, NC); /* column-parallel q/k/v share their input */
+        release_act(m, in);
+        /* column-parallel q/k/v share their input (as gate / up above) */
+        dln = a->dtmp;
+        if (m->seqpar) dln = sp_reduce_scatter(m, a->dtmp, N, R);
+        else tp_copy_bwd(m->grid, a->dtmp, NC);
         /* layer 0's d/dx goes to the embedding (or the previous stage) in fp32 only */
-        dx16 = norm_bwd(m, a, l > 0, grad_acc(m, dw->ln1), a->dtmp, t.x, w->ln1, t.rstd1, N);
+        dx16 = norm_bwd(m, a, l > 0, grad_acc(m, dw->ln1), dln, t.x, w->ln1, t.rstd1, R);
         model_grad_bucket_end(m, l);
     }
+    if (!m->first_stage) return;
     /* Gemma 2's x = embed * sqrt(C): d/d(embed) = sqrt(C) d/dx (dx is not needed after this on the first stage) */
-    if (m->first_stage && m->gemma2) be->scale(a->dx, m->embed_scale, NC);
-    if (m->first_stage && m->sp.grad) /* embed_grad.c: the ids renamed to the step's rows, in the same order */
-        be->embed_bwd(grad_acc(m, m->dembed), a->dx, m->sp.ids + (size_t)slot * m->max_tokens, N, C, 0,
+    if (m->gemma2) be->scale(a->dx, m->embed_scale, RC);
+    /* every token's row (sequence parallelism: the reduce-scatter's backward, an all-gather into dtmp) */
+    const float *demb = sp_gather(m, a->dtmp, a->dx, R, (size_t)C);
+    if (m->sp.grad) /* embed_grad.c: the ids renamed to the step's rows, in the same order */
+        be->embed_bwd(grad_acc(m, m->dembed), demb, m->sp.ids + (size_t)slot * m->max_tokens, N, C, 0,
                       (int)m->sp.held);
-    else if (m->first_stage) {
+    else {
         model_grad_bucket_begin(m, GRAD_BUCKET_EMBED); /* untied (a tied one stays whole for the step) */
-        be->embed_bwd(grad_acc(m, m->dembed), a->dx, a->ids, N, C, m->V_off, V);
+        be->embed_bwd(grad_acc(m, m->dembed), demb, a->ids, N, C, m->V_off, V);
         model_grad_bucket_end(m, GRAD_BUCKET_EMBED);
     }
 }

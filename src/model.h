@@ -148,7 +148,13 @@ typedef struct Model {
                                           * nothing of this step yet (the first op that writes it overwrites) */
     float *rope_cos, *rope_sin;          /* [rope_max, HD/2] backend memory */
     int rope_max;
-    size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked */
+    size_t max_tokens;                   /* activation arena capacity (tokens): model_arena_tokens of the asked
+                                          * (under seqpar max_rows x tp) */
+    bool seqpar;                         /* sequence parallelism (ModelOpts.sequence_parallel, tp > 1): the layers'
+                                          * C-wide rows (inputs, norms, residuals) sharded over the TP group */
+    size_t max_rows;                     /* rows of a C-wide activation this rank holds: max_tokens, or under
+                                          * seqpar max_tokens / tp (model_seqpar_rows) */
+    float *gsum;                         /* seqpar: [C] backend scratch of a norm gain's partial gradient */
     size_t max_att;                      /* rows of attention's layout it holds (pairs.h Natt; ModelOpts
                                           * max_att_tokens, rounded the same way): max_tokens unless asked */
     size_t max_lp;                       /* log-prob rows (pairs.h M) the LM-head logits cache holds (ModelOpts
@@ -283,6 +289,12 @@ typedef struct ModelOpts {
                                     * this model keeps shard param_shard of param_shards (the data-parallel rank;
                                     * param_shards must be the grid's dp) of the flat fp32 parameters, cut as the
                                     * gradient shards are (ZeRO >= 1's optimizer shards) */
+    bool sequence_parallel; /* parallel.sequence_parallel (Megatron-Core's sequence parallelism; ignored without a
+                             * grid of tp > 1): the rows of the residual stream, the norms and the stage input and
+                             * output are cut over the TP group, block r of ceil(N / tp) rows on TP rank r (the last
+                             * rows past N zeros); an all-gather over TP makes the whole rows before the column-parallel
+                             * projections and the LM head, a reduce-scatter replaces the row-parallel projections'
+                             * all-reduce; the norms' gain gradients are summed over TP (model.c) */
     int grad_shards, grad_shard; /* ZeRO-2 gradient partitioning (GradPartition) when grad_shards > 1: the flat
                                   * gradient buffer (nalloc elements, a multiple of 64 x grad_shards) is cut into
                                   * grad_shards equal shards and this model keeps shard grad_shard of them (the
@@ -463,9 +475,15 @@ void model_forward_only(Model *m, const MicroBatch *mb, int slot, SeqLogp *out);
  * overwrites the output (complete its send first), and the next forward in the slot overwrites the gradient the
  * backward left (complete that send first). */
 void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double *dsum);
-float *model_stage_input(Model *m, int slot);   /* [Ntok, C] */
-float *model_stage_output(Model *m, int slot);  /* [Ntok, C] */
-float *model_stage_grad(Model *m, int slot);    /* [Ntok, C] */
+float *model_stage_input(Model *m, int slot);   /* [model_stage_rows(m, Ntok), C] */
+float *model_stage_output(Model *m, int slot);  /* [model_stage_rows(m, Ntok), C] */
+float *model_stage_grad(Model *m, int slot);    /* [model_stage_rows(m, Ntok), C] */
+/* Rows of a micro-batch of Ntok tokens this rank holds of a C-wide activation (the stage input, output and
+ * gradient the pipeline moves): Ntok, or under sequence parallelism ceil(Ntok / tp). */
+size_t model_stage_rows(const Model *m, size_t Ntok);
+/* Sequence parallelism's rows per TP rank for an arena of max_tokens tokens: model_arena_tokens(ceil(max_tokens /
+ * tp)) (the arena holds tp times as many; plan.c restates the sizes) */
+size_t model_seqpar_rows(size_t max_tokens, int tp);
 /* One stage, slot 0. */
 void model_forward_logprobs(Model *m, const MicroBatch *mb, SeqLogp *out);
 void model_backward(Model *m, const MicroBatch *mb, const double *dsum);

@@ -16,7 +16,8 @@
 
 /* A layer's intermediates besides its input, [n][...] for n layers: what recompute drops (LayerActs below is
  * one layer's views). ao, rstda, mo, rstdm: Gemma 2 only (else NULL), the attention and MLP outputs before their
- * norms [N,C], the norms' rstd [N]. Under act16 ln1, ln2 and h point at bf16 data. */
+ * norms [R,C], the norms' rstd [R]. Under act16 ln1, ln2 and h point at bf16 data. Those of the C-wide rows
+ * (rstd1, ln1, x2, rstd2, ln2 and Gemma 2's four) hold R rows per micro-batch (Acts below), the rest N. */
 typedef struct LayerStore {
     float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo, *rstdm;
 } LayerStore;
@@ -34,13 +35,16 @@ typedef struct LayerStore {
  * the normed final rows xf, the LM-head chunk and dhs. */
 typedef struct Acts {
     float *base;                                /* the slot's allocation; the views below that are per slot */
-    float *x;                                   /* [L][N,C] layer inputs: what a recompute reruns a layer from */
+    float *x;                                   /* [L][R,C] layer inputs: what a recompute reruns a layer from. R
+                                                 * (here and below): the micro-batch's rows of a C-wide activation
+                                                 * on this rank, N, or ceil(N / tp) under sequence parallelism
+                                                 * (model_stage_rows); N: its tokens */
     LayerStore saved;                           /* per slot: layers recompute_layers .. L_loc - 1 */
     LayerStore rerun;                           /* shared (m->work): the layer being recomputed; NULL views without */
-    float *xL, *dx;                             /* per slot: stage output [N,C]; d(loss)/d(residual) [N,C], what the
+    float *xL, *dx;                             /* per slot: stage output [R,C]; d(loss)/d(residual) [R,C], what the
                                                  * pipeline receives before and sends after the backward; the same
                                                  * buffer on a stage before the last (model.h, model_stage_grad) */
-    float *rstdf, *hs, *lse_row;                /* per slot, last stage (else NULL): the final norm's rstd [N], the
+    float *rstdf, *hs, *lse_row;                /* per slot, last stage (else NULL): the final norm's rstd [R], the
                                                  * gathered rows [M,C], their log-sum-exp [M] */
     float *xf;                                  /* shared, last stage: the final normed rows [N,C] (forward only) */
     float *logits, *mx, *se, *tgt, *gchunk;     /* shared, last stage: LM head chunk [R,V], [R] x4 */
@@ -54,7 +58,10 @@ typedef struct Acts {
                                                  * state of the layer being run [N,FF] (bf16 under act16); else
                                                  * NULL */
     float *nbuf;                                /* shared, train.recompute_norm (norm_rc): ln1, then ln2, of the
-                                                 * layer being run [N,C] (bf16 under act16); else NULL */
+                                                 * layer being run [R,C] (bf16 under act16); else NULL */
+    float *gbuf;                                /* shared, sequence parallelism (m->seqpar): the all-gathered
+                                                 * rows of ln1 or ln2 (or of the final norm) the projections read
+                                                 * [N,C] (bf16 under act16); else NULL */
     /* shared, over dg, du, dh: attention's rows under prefix sharing while attention runs, forward or backward
      * (pairs.h MicroBatch: Natt rows; q, k, v, att, dq, dk, dv in autocast storage like the layers' copies; xlse
      * [Natt,NH]; xdatt as datt: bf16 under proj16) */

@@ -115,30 +115,32 @@ MemPlan plan_memory(const PlanLayout *l) {
      * last stage the final normed rows, the LM-head chunk of R rows (over the backward's scratch) and the head's row
      * gradients; with recompute the intermediates of one layer, in the working area. */
     size_t N = model_arena_tokens(l->max_tokens);
+    /* the C-wide rows a rank holds: all N, or under sequence parallelism its block (model.c max_rows), N then being
+     * tp blocks */
+    size_t Nr = N;
+    if (l->seqpar) Nr = model_seqpar_rows(l->max_tokens, l->tp), N = Nr * tp;
     size_t R = model_lmhead_rows_per_chunk(l->max_lp_rows ? l->max_lp_rows : l->max_tokens, (int)V,
                                            plan_logits16(l)); /* model.c head16's chunks, for the log-prob rows */
     size_t NA = model_arena_tokens(l->max_att_tokens ? l->max_att_tokens : l->max_tokens); /* attention's rows */
-    /* one layer's intermediates; Gemma 2 adds the attention and MLP outputs before their norms and two rstd */
-    size_t work = N * (3 * C + 2 + 2 * QD + 2 * KD + NH + 3 * FF + (gemma2 ? 2 * C + 2 : 0));
-    /* model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16) */
-    if (act16) work -= N * (C + FF / 2);
-    /* model.bf16_storage autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
+    /* one layer's intermediates: in the C-wide rows (Nr of them) two rstd, x2, ln1 and ln2, and Gemma 2's attention
+     * and MLP outputs before their norms with their two rstd; of every token (N) q, k, v, att, lse, g, u, h.
+     * model.dtype bf16: ln1, ln2 and h in bf16 storage, half their floats (model.c act16); model.bf16_storage
+     * autocast: g, u, q, k, v and att in bf16 too (model.c proj16; HD even) */
     bool auto16 = storage_auto16(l);
-    if (auto16) work -= N * (FF + QD + KD);
-    /* train.recompute_activation: h leaves the layer term for one buffer in the shared scratch (model.c act_rc) */
-    size_t hbuf = l->recompute_act ? N * (act16 ? FF / 2 : FF) : 0;
-    work -= hbuf;
-    /* train.recompute_norm: ln1 and ln2 leave it for one buffer of one of them in the shared scratch (model.c
-     * norm_rc) */
-    size_t nbuf = l->recompute_norm ? N * (act16 ? C / 2 : C) : 0;
-    work -= 2 * nbuf;
+    size_t C16 = act16 ? C / 2 : C, FF16 = act16 ? FF / 2 : FF;
+    size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD, FFp = auto16 ? FF / 2 : FF;
+    /* train.recompute_activation: h leaves the layer term for one buffer in the shared scratch (model.c act_rc);
+     * train.recompute_norm: ln1 and ln2 leave it for one buffer of one of them (model.c norm_rc) */
+    size_t hbuf = l->recompute_act ? N * FF16 : 0, nbuf = l->recompute_norm ? Nr * C16 : 0;
+    size_t work = Nr * (2 + C + (l->recompute_norm ? 0 : 2 * C16) + (gemma2 ? 2 * C + 2 : 0)) +
+                  N * (2 * QDp + 2 * KDp + NH + 2 * FFp + (l->recompute_act ? 0 : FF16));
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && logits_capped(mc) ? R * V : 0;
     /* one buffer holds a non-last stage's output, then its gradient; the last stage's gathered rows hs (with the
      * final norm's rstd and the rows' log-sum-exp) are bf16 under act16, like the final normed rows xf in the shared
      * part: they feed only the LM head's matmuls */
-    size_t C16 = act16 ? C / 2 : C;
-    size_t floats = (size_t)Ll * N * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * N * C + (last ? N * (C16 + 2) : 0);
+    size_t floats = (size_t)Ll * Nr * C + (size_t)(Ll - Lrc) * work + (last ? 2 : 1) * Nr * C +
+                    (last ? N * (C16 + 1) + Nr : 0);
     /* ids, positions, cu_seqlens, prefix sharing's four row maps and its copied rows per sequence; last stage:
      * targets, gathered rows and the map of their scatter as two row sums */
     size_t ints = 4 * N + 1 + 4 * NA + (last ? 4 * N : 0);
@@ -148,7 +150,6 @@ MemPlan plan_memory(const PlanLayout *l) {
      * autocast storage its logits are bf16 and become d(logits) in place (model.c head16) */
     bool head16 = last && plan_logits16(l); /* model.c head16: bf16 logits, d(logits) in place */
     size_t dlog16 = last && act16 && !capbuf && !head16 ? (R * V + 1) / 2 : 0;
-    size_t QDp = auto16 ? QD / 2 : QD, KDp = auto16 ? KD / 2 : KD;
     /* dg, du (bf16 under act16), dh (bf16 under autocast), or laid over them prefix sharing's attention rows (q, k,
      * v, att, dq, dk, dv, lse, d(att)); before them dq, d(att), dk, dv (bf16 under autocast) */
     size_t mlp = N * ((auto16 ? FF / 2 : FF) + (act16 ? FF : 2 * FF)), xatt = NA * (4 * QDp + 4 * KDp + NH);
@@ -166,7 +167,10 @@ MemPlan plan_memory(const PlanLayout *l) {
      * its per-row statistics for all of them */
     size_t Rs = full && !capbuf && !dlog16 ? NL : R;
     size_t head = last ? cache + own + 4 * Rs + capbuf + dlog16 : 0;
-    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? N * (C16 + C) : 0) + hbuf + nbuf;
+    /* sequence parallelism: the all-gathered normed rows the projections read and a gain's gradient (model.c
+     * seqpar_floats) */
+    size_t spbuf = l->seqpar ? N * C16 + C : 0;
+    size_t shared = N * C + (lgrad > head ? lgrad : head) + (last ? N * (C16 + C) : 0) + hbuf + nbuf + spbuf;
     p.slots = l->pp - l->pp_rank < l->n_mb ? l->pp - l->pp_rank : l->n_mb;
     if (p.slots < 1) p.slots = 1;
     p.act_slot = 4 * floats + 4 * ints;
@@ -181,26 +185,50 @@ MemPlan plan_memory(const PlanLayout *l) {
     return p;
 }
 
-void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
-                     uint64_t out[COLL_KINDS]) {
+void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]) {
     const ModelConfig *mc = &l->mc;
     for (int k = 0; k < COLL_KINDS; k++) out[k] = 0;
-    MemPlan mp = plan_memory(l);
-    size_t C = (size_t)mc->hidden_size, align = 64 * (size_t)l->dp, n_pad = div_up(mp.params, align) * align;
+    if (l->tp <= 1) return;
+    size_t C = (size_t)mc->hidden_size, tp = (size_t)l->tp, C16 = storage_act16(l) ? C / 2 : C;
     int L0, Ll;
     stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
-    int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1, world = l->dp * l->tp * l->pp;
+    int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1;
+    int Lrc = plan_recompute_layers(l, l->pp_rank), g2 = mc->arch == ARCH_GEMMA2;
     for (int i = 0; i < l->n_mb; i++) {
         size_t nc = 4 * tokens[i] * C;
-        if (l->tp > 1) {
+        /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
+        if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
+        if (!l->seqpar) {
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
              * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's
              * rerun includes it, for its norm's statistics: the down projection's reduce again too) */
-            int Lrc = plan_recompute_layers(l, l->pp_rank), rerun = mc->arch == ARCH_GEMMA2 ? 2 : 1;
-            out[COLL_ALLREDUCE] += (first ? nc : 0) + ((size_t)Ll * 4 + (size_t)Lrc * rerun) * nc;
-            /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
-            if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
+            out[COLL_ALLREDUCE] += (first ? nc : 0) + ((size_t)Ll * 4 + (size_t)Lrc * (g2 ? 2 : 1)) * nc;
+            continue;
         }
+        /* sequence parallelism (model.c): tp blocks of ceil(tokens / tp) rows. A layer's forward gathers ln1 and ln2
+         * (bf16 rows under act16) and reduce-scatters the o and down projections' sums; its backward gathers d/dx
+         * (Gemma 2: the gradients before its output norms) for the o and down projections, ln1 and ln2 again, and
+         * reduce-scatters the q/k/v and gate/up input gradients; a rerun (recompute) gathers ln1, ln2 and
+         * reduce-scatters o's sum (Gemma 2: down's too). The embedding's sum is reduce-scattered and its gradient
+         * gathered; the final norm's rows gathered for the LM head; each norm's gain gradient all-reduced. */
+        size_t rows = div_up(tokens[i], tp) * tp, fc = 4 * rows * C, f16 = 4 * rows * C16;
+        out[COLL_ALLGATHER] += (size_t)Ll * (2 * f16 + 2 * fc + 2 * f16) + (size_t)Lrc * 2 * f16 +
+                               (first ? fc : 0) + (last ? f16 : 0);
+        out[COLL_REDUCE_SCATTER] += (size_t)Ll * 4 * fc + (size_t)Lrc * (g2 ? 2 : 1) * fc + (first ? fc : 0);
+        out[COLL_ALLREDUCE] += 4 * C * ((size_t)Ll * (g2 ? 4 : 2) + (size_t)last);
+    }
+}
+
+void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
+                     uint64_t out[COLL_KINDS]) {
+    const ModelConfig *mc = &l->mc;
+    plan_step_tp_bytes(l, tokens, resp, out);
+    MemPlan mp = plan_memory(l);
+    size_t C = (size_t)mc->hidden_size, align = 64 * (size_t)l->dp, n_pad = div_up(mp.params, align) * align;
+    int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1, world = l->dp * l->tp * l->pp;
+    size_t tp = l->seqpar ? (size_t)l->tp : 1; /* sequence parallelism: a stage sends its block of the rows */
+    for (int i = 0; i < l->n_mb; i++) {
+        size_t nc = 4 * div_up(tokens[i], tp) * C;
         if (l->pp > 1) out[COLL_SENDRECV] += (last ? 0 : nc) + (first ? 0 : nc);
     }
     if (l->pp > 1 && mc->tie_word_embeddings && (first || last))

@@ -520,7 +520,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     ModelOpts mo = {.recompute_layers = config_recompute_layers(c), .autocast16 = !strcmp(c->bf16_storage, "autocast"),
                     .recompute_act = c->recompute_activation, .max_att_tokens = max_att, .max_lp_rows = max_lp,
                     .recompute_norm = c->recompute_norm, .grad_shards = partition ? g->dp : 1,
-                    .grad_shard = g->dp_rank, .param_shard = g->dp_rank};
+                    .grad_shard = g->dp_rank, .param_shard = g->dp_rank,
+                    .sequence_parallel = c->sequence_parallel};
     /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
      * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
      * it fits after that) */
@@ -528,7 +529,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
-                      mo.recompute_norm, 0, false};
+                      mo.recompute_norm, 0, false, c->sequence_parallel && g->tp > 1};
     /* train.sparse_embedding_grad: where the embedding is untied and, under data parallelism, ZeRO 0 / 1 update it
      * whole on one rank (config.h config_sparse_embed) */
     bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp, plan_embed_in_one_shard(&apl));
@@ -640,7 +641,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp, m->norm_rc, head_rows, sparse};
+                     max_att, max_lp, m->norm_rc, head_rows, sparse, m->seqpar};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

@@ -62,7 +62,7 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     for (int k = 0; k < na; k++) {
         int i = plan[k].mb, slot = i % m->nslots;
         MicroBatch *mb = mbs[i];
-        size_t nc = mb->Ntok * (size_t)m->C;
+        size_t nc = model_stage_rows(m, mb->Ntok) * (size_t)m->C; /* sequence parallelism: a block */
         if (tracing) fprintf(stderr, "[pp stage %d] %s mb %d\n", stage, pp_op_name(plan[k].op), i);
         switch (plan[k].op) {
         case PP_RECV_FWD: comm_recv_f32(g, GROUP_PP, model_stage_input(m, slot), nc, stage - 1, 2 * i); break;
@@ -113,7 +113,7 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double acc[8]) {
     for (size_t first = 0; first < n_pairs; first += (size_t)mbp) {
         int P = n_pairs - first < (size_t)mbp ? (int)(n_pairs - first) : mbp;
         MicroBatch *mb = microbatch_pack_opts(w->data, w->idx + first, P, w->share_prompt);
-        size_t nc = mb->Ntok * (size_t)m->C;
+        size_t nc = model_stage_rows(m, mb->Ntok) * (size_t)m->C; /* sequence parallelism: a block */
         const int tag = 0; /* one tag for all: messages between two ranks arrive in the order they were sent */
         if (!m->first_stage) comm_recv_f32(g, GROUP_PP, model_stage_input(m, 0), nc, stage - 1, tag);
         model_forward_only(m, mb, 0, seq);

@@ -1,7 +1,7 @@
 # The memory plan and the communication volumes of docs/design.md against what the code does: for several
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
 # first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
-# tied embeddings across stages); the same with train.recompute (also dp x tp x pp; and of one layer of two,
+# tied embeddings across stages, sequence parallelism); the same with train.recompute (also dp x tp x pp; and of one layer of two,
 # train.recompute_layers), where every rank also
 # allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage and the
 # bf16 weight copy), again fewer bytes. These are the volumes `simpo_dist plan` times
@@ -85,6 +85,17 @@ run_case pp2_ra_bf16 2 1 "{pp: 2}" "" bf16 "" ra; fewer_bytes pp2_bf16 pp2_ra_bf
 # train.recompute_norm: ln1 and ln2 once per rank too, with tensor parallelism (column-parallel q/k/v and gate/up
 # read the one buffer)
 run_case pp2_tp2_rn_bf16 4 1 "{pp: 2, tp: 2}" "" bf16 "" ra rn
+# parallel.sequence_parallel: the C-wide rows (layer inputs, norms, x2, the stage's input and output) a block of
+# the TP group's, the gathered normed rows once per rank; the forward's all-reduces a reduce-scatter and an all-gather,
+# the backward's gathers, the norms' gain gradients summed over TP, the pipeline's messages a block
+run_case tp2_sp 2 2 "{tp: 2, sequence_parallel: true}"; fewer_bytes tp2 tp2_sp
+run_case dp2_tp2_pp2_zero2_rc_sp 8 1 "{tp: 2, pp: 2, zero: 2, sequence_parallel: true}" rc
+fewer_bytes dp2_tp2_pp2_zero2_rc dp2_tp2_pp2_zero2_rc_sp
+run_case tp2_rc1_sp 2 2 "{tp: 2, sequence_parallel: true}" rc1; fewer_bytes tp2_rc1 tp2_rc1_sp
+run_case pp2_tp2_rn_bf16_sp 4 1 "{pp: 2, tp: 2, sequence_parallel: true}" "" bf16 "" ra rn
+fewer_bytes pp2_tp2_rn_bf16 pp2_tp2_rn_bf16_sp
+grep -q "p2p [1-9][0-9]*/" "$TMP/pp2_tp2_rn_bf16_sp/train.log" && ok "sequence parallel pipeline sends counted" \
+  || bad "pp2_tp2_rn_bf16_sp: no pipeline bytes"
 cd "$TMP" && mkdir tied && cd tied && cp "$FIX/tiny-a/pairs.jsonl" .
 cat > run.yaml <<'YAML'
 model:
