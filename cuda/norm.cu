@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_fwd_row_k(T *out, float 
         double ss = 0.0;
 #pragma unroll
         for (int j = 0; j < J; j++)
-            if (threadIdx.x + j * NORM_THREADS < C) ss += (double)xv[j] * xv[j];
+            if ((int)threadIdx.x + j * NORM_THREADS < C) ss += (double)xv[j] * xv[j];
         ss = cu_block_sum<NORM_THREADS>(ss, sh);
         float ms = (float)(ss / C);
         float r = 1.0f / sqrtf(ms + eps);

@@ -5,7 +5,8 @@
 # padding rows past a micro-batch's tokens) and tp4 x pp2 as on one rank, with the same logged gradient norms; the
 # tiny Gemma 2 (sandwich norms: four gains a layer summed over TP) under tp2 and tp2 x pp2 as on one rank; checkpoints
 # move between a sequence-parallel layout and one rank; the held-out evaluation equals the 1-rank one; in bf16 the
-# losses follow tp2 without it; at tp 1 the key changes nothing, bit for bit; each rank holds less than without it.
+# losses follow tp2 without it; at tp 1 the key changes nothing, bit for bit (the memory each rank holds and the
+# traffic against the plan: dist/plan).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 SP="sequence_parallel: true"

@@ -1,7 +1,7 @@
 # The trainer on the CUDA backend (label gpu; exit 77, skipped, without a CUDA build or device): the tiny-a fixture
 # trained 2 steps with device: cuda equals the HF float64 parameters after step 2 (check_params, the fixture
 # README's rule) on 1 rank, and on 2 and 4 ranks sharing the one GPU through the MPI collectives (device buffers
-# staged through host memory); a 2-rank run equals the 1-rank run; parallel.backend: nccl on 1 rank; the log names
+# staged through host memory; tp2 x pp2 with sequence parallelism too); a 2-rank run equals the 1-rank run; parallel.backend: nccl on 1 rank; the log names
 # the CUDA backend and its peak device memory; and AdamW inside the backward gives the same state bit for bit.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/../dist/dist.bash"
@@ -26,6 +26,7 @@ run_gpu g_dp2_z2 2 1 "{zero: 2}"
 run_gpu g_tp2 2 1 "{tp: 2}"
 run_gpu g_pp2 2 2 "{pp: 2}"
 run_gpu g_tp2_pp2 4 2 "{tp: 2, pp: 2}"
+run_gpu g_tp2_pp2_sp 4 1 "{tp: 2, pp: 2, sequence_parallel: true}" # the rows' blocks gathered on the device
 run_gpu g_nccl 1 2 "{backend: nccl}"
 grep -q "collectives nccl" train.log && ok "nccl selected" || bad "nccl not selected: $(grep -i collectives train.log | head -2)"
 # model.dtype: bf16 on the GPU: both steps' loss and grad norm within the bf16 bounds of tests/model/fixture_bf16.h
