@@ -28,6 +28,7 @@ static const char *USAGE =
     "                       [--bf16-weight-cache true|false|auto]\n"
     "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
     "                       [--recompute-activation true|false] [--recompute-norm true|false]\n"
+    "                       [--sequence-parallel true|false]\n"
     "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
@@ -72,7 +73,10 @@ static const char *USAGE =
     "  whole LM-head chunks where not all fit), --bf16-storage (model.bf16_storage:\n"
     "  autocast keeps the q, k, v, gate and up projections and attention's output at 2 bytes),\n"
     "  --recompute-activation (train.recompute_activation: the MLP's hidden state once per rank instead of per\n"
-    "  layer), --recompute-norm (train.recompute_norm: ln1 and ln2 likewise), --global-batch-pairs\n"
+    "  layer), --recompute-norm (train.recompute_norm: ln1 and ln2 likewise), --sequence-parallel\n"
+    "  (parallel.sequence_parallel: where tp > 1 the hidden-size rows of the layers' inputs, norms and residuals a\n"
+    "  1/tp block per rank, the pipeline's messages too; its reduce-scatters and all-gathers over TP timed at\n"
+    "  (tp - 1) / tp of their buffers), --global-batch-pairs\n"
     "  (train.global_batch_pairs). The caches, --recompute-activation and --recompute-norm change memory only: the\n"
     "  time model counts neither the conversions the weight copy saves, nor the LM-head GEMM the logits cache\n"
     "  saves, nor the elementwise passes again.\n";
@@ -385,7 +389,7 @@ static int cmp_rows(const void *a, const void *b) {
 
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
-               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL, *rn_arg = NULL;
+               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL, *rn_arg = NULL, *sp_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
            shared = 0;
     bool from_data = false;
@@ -400,7 +404,8 @@ int cmd_plan(int argc, char **argv) {
                           : !strcmp(argv[i], "--lmhead-cache") ? &hc_arg
                           : !strcmp(argv[i], "--bf16-storage") ? &bs_arg
                           : !strcmp(argv[i], "--recompute-activation") ? &ra_arg
-                          : !strcmp(argv[i], "--recompute-norm") ? &rn_arg : NULL;
+                          : !strcmp(argv[i], "--recompute-norm") ? &rn_arg
+                          : !strcmp(argv[i], "--sequence-parallel") ? &sp_arg : NULL;
         if (sdst) {
             if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
             *sdst = argv[++i];
@@ -434,10 +439,10 @@ int cmd_plan(int argc, char **argv) {
     /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
     bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto"); /* or the config's train.recompute: auto, below */
     if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
-    const char *bools[5][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
+    const char *bools[6][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
                                {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg},
-                               {"--recompute-norm", rn_arg}};
-    for (int b = 0; b < 5; b++)
+                               {"--recompute-norm", rn_arg}, {"--sequence-parallel", sp_arg}};
+    for (int b = 0; b < 6; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false") &&
             (b > 2 || b == 0 || strcmp(bools[b][1], "auto")))
             sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b <= 2 ? " (or auto)" : "",
@@ -465,6 +470,7 @@ int cmd_plan(int argc, char **argv) {
     bool hc_auto = c->lmhead_cache == LMHEAD_CACHE_AUTO;
     if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
     if (rn_arg) c->recompute_norm = !strcmp(rn_arg, "true");
+    if (sp_arg) c->sequence_parallel = !strcmp(sp_arg, "true");
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);
@@ -539,11 +545,13 @@ int cmd_plan(int argc, char **argv) {
                  "overhead x%.3f", dtype, rates_path, rt->gpu, rt->date, rt->gemm, rt->attn_fwd, rt->attn_bwd,
                  rt->overhead);
     else snprintf(speed, sizeof speed, "%.0f TFLOP/s per rank", tflops);
-    char rc_note[64] = "";
+    char rc_note[96] = "";
     if (rc_auto) snprintf(rc_note, sizeof rc_note, ", recompute auto (the fewest layers per stage that fit)");
     else if (c->recompute == RECOMPUTE_ON && c->recompute_layers > 0)
         snprintf(rc_note, sizeof rc_note, ", recompute (%d layers per stage)", c->recompute_layers);
     else if (c->recompute == RECOMPUTE_ON) snprintf(rc_note, sizeof rc_note, ", recompute");
+    if (c->sequence_parallel) /* appended: the note has room for both */
+        snprintf(rc_note + strlen(rc_note), sizeof rc_note - strlen(rc_note), ", sequence parallel");
     printf("# %d ranks, %g GiB each, %d layers, %d pairs/step, %s%s; %s, NVLink %.0f Gbit/s (tp <= %d), link %.0f "
            "Gbit/s\n", N, mem, L, c->global_batch_pairs, sizes, rc_note, speed, nvlink, (int)node, link);
     if (rt)
