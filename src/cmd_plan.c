@@ -333,12 +333,14 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
          * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
          * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
          * all-gather */
-        double gather = zero >= 1 ? (plan_params_sharded(&pl) ? (double)bytes[COLL_ALLGATHER] : grads) : 0;
-        double reduce = zero == 2 ? (double)bytes[COLL_REDUCE_SCATTER] : 2.0 * grads;
-        double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
-        /* sequence parallelism's reduce-scatters and all-gathers over TP move (p-1)/p of their buffers */
+        /* the TP group's reduce-scatters and all-gathers (sequence parallelism) are not the data-parallel ones */
         uint64_t tpb[COLL_KINDS];
         plan_step_tp_bytes(&pl, tok, resp, tpb);
+        double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
+        double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
+        double reduce = zero == 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
+        double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
+        /* sequence parallelism's reduce-scatters and all-gathers over TP move (p-1)/p of their buffers */
         double t_tp = tp > 1 ? (2.0 * ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) +
                                 (double)tpb[COLL_REDUCE_SCATTER] + (double)tpb[COLL_ALLGATHER]) *
                                    (tp - 1.0) / tp / tp_bw

@@ -233,6 +233,14 @@ awk -v a="$a" -v b="$b" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x
                                  exit !(y[1] > 0 && y[1] < x[1] - 0.02 && x[2] > 0 && d <= 0.05 * x[2])}' \
   && [ -n "$c" ] && [ "$c" = "$d" ] && ok "--sequence-parallel: tp 2 $a -> $b (GiB, comm s), tp 1 unchanged ($c)" \
   || bad "--sequence-parallel: tp 2 '$a' -> '$b', tp 1 '$c' -> '$d'"
+# and on 4 ranks the ZeRO-1 and ZeRO-2 rows at tp 2: their data-parallel time leaves the TP group's reduce-scatters
+# and all-gathers out (the comm of dp 2 x tp 2 within 5% of its twin's without sequence parallelism)
+spr4() { local l=$1; shift; "$BIN" plan "$TMP/p/big.yaml" --gpus 4 --top 100 "$@" | awk -v l="$l" '$1" "$2" "$3" "$4 == l {print $9}'; }
+for z in 1 2; do
+  a=$(spr4 "2 1 2 $z"); b=$(spr4 "2 1 2 $z" --sequence-parallel true)
+  awk -v a="$a" -v b="$b" 'BEGIN {d = b - a; if (d < 0) d = -d; exit !(a > 0 && d <= 0.05 * a)}' \
+    && ok "--sequence-parallel, dp 2 tp 2 zero $z: comm $a s -> $b s" || bad "--sequence-parallel, dp 2 tp 2 zero $z: comm '$a' -> '$b'"
+done
 "$BIN" plan "$TMP/p/big.yaml" --gpus 2 --sequence-parallel true | head -1 | grep -q ", sequence parallel;" \
   && ok "the header names sequence parallelism" || bad "sp header: $("$BIN" plan "$TMP/p/big.yaml" --gpus 2 --sequence-parallel true | head -1)"
 expect_error "--sequence-parallel takes true or false" "--sequence-parallel: expected true or false, found 'yes'" \
