@@ -4,7 +4,7 @@
 # is done reading its parameters (the bf16 weight copy included), or in a backward other than the last one, or of
 # an embedding row the step reads, moves the numbers. Against the same run without it (the fused norm, optim_step_norm): every logged number and the
 # parameters and AdamW moments after step 2 bitwise alike, under gradient accumulation, one micro-batch, the strict
-# backend, the bf16 mode with the weight copy, pipeline stages, tensor parallelism and tied embeddings with a dense
+# backend, the bf16 mode with the weight copy, pipeline stages, tensor (and sequence) parallelism and tied embeddings with a dense
 # gradient; the trace shows the updates made inside the backward, one per bucket and step; and where it cannot
 # apply the trainer says why and runs without it.
 source "$(dirname "$0")/../cli/lib.bash"
@@ -45,6 +45,9 @@ overlap_case recompute 1 2 "" 5 1 "s/seed: 0}/seed: 0, recompute: true}/"
 overlap_case pp2 2 1 "{pp: 2}" 5 1 ""
 # tensor parallelism: each rank its slices of the same 5 parts and of the embedding
 overlap_case tp2 2 2 "{tp: 2}" 10 2 ""
+# sequence parallelism: each rank's rows give part of a gain's gradient; the MLP part's update (from ln2 on) waits for
+# ln2's to be summed over TP
+overlap_case tp2_sp 2 2 "{tp: 2, sequence_parallel: true}" 10 2 ""
 grep -q "dtype: bf16" "$TMP/bf16-1/run.yaml" && ok "the bf16 case runs the bf16 mode" || bad "bf16 case: no dtype bf16"
 # tied embeddings (4 layers): the embedding's gradient is the LM head's too, so it waits for the step's end; the
 # final norm and the layers (two parts each) go inside the backward

@@ -1,7 +1,7 @@
 # The strict CPU backend (SIMPO_BACKEND=cpu_strict: device memory emulated with PROT_NONE addresses, every op's
 # pointers checked) under mpirun: the collectives stage backend buffers through host memory as they would GPU
 # buffers, and the parameters after step 2 of the tiny-a fixture equal the HF float64 reference for 2- and 4-rank
-# layouts (data, tensor and pipeline parallel, ZeRO-1/2), a tied LM head across pipeline stages equals the 1-rank
+# layouts (data, tensor and pipeline parallel, ZeRO-1/2, sequence parallel), a tied LM head across pipeline stages equals the 1-rank
 # run, a checkpoint moves between layouts; plus the backend / collectives selection errors.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
@@ -15,6 +15,9 @@ run_case s_pp2 2 2 "{pp: 2}"
 run_case s_dp2_tp2_zero2 4 1 "{tp: 2, zero: 2}"
 run_case s_tp2_pp2 4 2 "{tp: 2, pp: 2}"; strict_log tp2_pp2 train.log
 run_case s_pp2_dp2_zero1 4 1 "{pp: 2, zero: 1}"
+# sequence parallelism: every op on a block of the rows, every gather and reduce-scatter on backend buffers, checked
+run_case s_tp2_pp2_sp 4 1 "{tp: 2, pp: 2, sequence_parallel: true}"; strict_log tp2_pp2_sp train.log
+run_case s_dp2_tp2_zero2_sp 4 1 "{tp: 2, zero: 2, sequence_parallel: true}"
 # save under tp2 x pp2 after step 1, resume under dp2 x zero2 (both strict)
 setup s_a2b 1; cp base.yaml a.yaml; cp base.yaml b.yaml
 echo "parallel: {tp: 2, pp: 2}" >> a.yaml; echo "parallel: {zero: 2}" >> b.yaml
