@@ -179,6 +179,11 @@ static const KeySpec KEYS[] = {
      "checkpoint after the last step (false: benchmarks and dry runs that keep no weights)"},
     {"checkpoint.keep", K_INT, F(ckpt_keep), "0", 0, U, 0, 0, NULL, "newest checkpoints to keep (0: all)"},
     {"log.every_steps", K_LONG, F(log_every_steps), "1", 1, U, 0, 0, NULL, "progress line and metrics interval"},
+    {"log.peak_tflops", K_FLOAT, F(peak_tflops), "0", 0, U, 0, 0, NULL,
+     "dense peak TFLOP/s of one rank's device in model.dtype (e.g. 989 for an H100 SXM in bf16): with it "
+     "metrics.jsonl logs each step's model FLOPs utilisation `mfu` (`tflops_per_rank` over it) and the progress "
+     "line its percentage; 0: not logged (`tflops_per_rank` always is: the step's model FLOPs, docs/cli.md, per "
+     "second and rank)"},
     {"parallel.tp", K_INT, F(tp), "1", 1, 4096, 0, 0, NULL, "tensor-parallel ranks"},
     {"parallel.pp", K_INT, F(pp), "1", 1, 4096, 0, 0, NULL, "pipeline-parallel stages"},
     {"parallel.zero", K_INT, F(zero), "0", 0, 2, 0, 0, NULL,

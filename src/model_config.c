@@ -319,3 +319,16 @@ void model_config_rope_tables(const ModelConfig *mc, int max_pos, float **cos_ou
     *cos_out = c;
     *sin_out = s;
 }
+
+double model_config_flops(const ModelConfig *mc, double layer_tokens, const int *cu_seqlens, int S, double lp_rows) {
+    double C = mc->hidden_size, HD = mc->head_dim, NH = mc->num_attention_heads, NKV = mc->num_key_value_heads;
+    double FF = mc->intermediate_size, V = mc->vocab_size, L = mc->num_hidden_layers;
+    double lin = 2.0 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L * layer_tokens;
+    double pairs = 0; /* sum over sequences of s (s + 1) / 2: the causal score entries */
+    for (int i = 0; i < S; i++) {
+        double s = cu_seqlens[i + 1] - cu_seqlens[i];
+        pairs += s * (s + 1) / 2;
+    }
+    double attn = 4.0 * pairs * NH * HD * L, head = 2.0 * C * V * lp_rows;
+    return 3.0 * (lin + attn + head);
+}

@@ -1,7 +1,8 @@
 /* model_config.h — Llama-family and Gemma 2 shapes, read from / written to Hugging Face config.json.
  *
  * defines: ModelConfig, ModelArch, RopeType, SD_MAX_LAYER_TYPES, model_config_from_json, model_config_load,
- *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables, model_config_layer_sliding.
+ *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables, model_config_layer_sliding,
+ *          model_config_flops.
  * Ownership: ModelConfig is a plain value (no pointers). Strings returned by model_config_to_json are owned by
  * the caller (free()). Rope tables are allocated by model_config_rope_tables and freed by the caller.
  */
@@ -67,6 +68,12 @@ char *model_config_to_json_as(const ModelConfig *mc, const char *torch_dtype);
 /* cos/sin tables [max_pos, HD/2] exactly as transformers computes them in float32 (inv_freq with the rope
  * scaling applied, then cos/sin of pos * inv_freq). *cos_out and *sin_out are sd_alloc'ed; caller frees. */
 void model_config_rope_tables(const ModelConfig *mc, int max_pos, float **cos_out, float **sin_out);
+/* Model FLOPs of one forward and backward (3 x the forward's; recomputation not counted) of a micro-batch whose
+ * layers see layer_tokens tokens (under prefix sharing each prompt once), whose S sequences span cu_seqlens[0..S]
+ * (attention: causal, over each sequence in full) and whose LM head forms logits for lp_rows rows (the rows that
+ * predict a response token): per layer and token 2 (C (NH + 2 NKV) HD + NH HD C + 3 C FF), per layer and sequence of
+ * s tokens 4 s(s+1)/2 NH HD, per log-prob row 2 C V (bench/simpo_bench.sh counts the same). */
+double model_config_flops(const ModelConfig *mc, double layer_tokens, const int *cu_seqlens, int S, double lp_rows);
 /* true when global layer l attends through the sliding window (Gemma 2 with sliding_window > 0 and
  * layer_types[l] == "sliding_attention"); false for every Llama layer. */
 bool model_config_layer_sliding(const ModelConfig *mc, int l);

@@ -144,6 +144,12 @@ static void trim_metrics(const char *path, long upto) {
 
 static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long steps_done_this_run, int quiet) {
     if (t->grid->rank != 0) return;
+    double peak = t->cfg->peak_tflops;
+    char mfu[48] = "", mfu_line[32] = ""; /* log.peak_tflops: the model FLOPs utilisation */
+    if (peak > 0) {
+        snprintf(mfu, sizeof mfu, ", \"mfu\": %.6g", sm->tflops / peak);
+        snprintf(mfu_line, sizeof mfu_line, " | MFU %.1f%%", 100.0 * sm->tflops / peak);
+    }
     FILE *f = fopen(t->metrics_path, "a");
     if (!f) sd_die(t->metrics_path, "cannot append metrics");
     fprintf(f,
@@ -151,20 +157,21 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
             "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
             "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
-            "\"comm/p2p_bytes\": %llu}\n",
+            "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s}\n",
             sm->step, t->optim->skipped, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
             sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
-            (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV]);
+            (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
+            mfu);
     fclose(f);
     if (quiet) return;
     double per_step = elapsed / (double)(steps_done_this_run > 0 ? steps_done_this_run : 1);
     long eta = (long)(per_step * (double)(t->total_steps - sm->step));
     fprintf(stderr,
-            "step %ld/%ld | loss %.4f | margin %.4f | acc %.3f | grad_norm %.3f | lr %.3e | %.0f tok/s | ETA "
+            "step %ld/%ld | loss %.4f | margin %.4f | acc %.3f | grad_norm %.3f | lr %.3e | %.0f tok/s%s | ETA "
             "%ld:%02ld:%02ld\n",
             sm->step, t->total_steps, sm->loss, sm->margin, sm->accuracy, sm->grad_norm, sm->lr, sm->tokens_per_s,
-            eta / 3600, (eta / 60) % 60, eta % 60);
+            mfu_line, eta / 3600, (eta / 60) % 60, eta % 60);
 }
 
 _Static_assert(COLL_KINDS == 5, "StepMetrics.comm has one entry per collective kind");
@@ -684,7 +691,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         /* the parameters are fixed from here to the optimizer step; the bf16 copy is fresh when the optimizer wrote
          * it along with them (it updated every parameter on this rank) */
         if (!m->w16_fresh) model_refresh_weights16(m);
-        double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens */
+        double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens, FLOPs */
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens, c->prefix_sharing};
         step_run_microbatches(&work, acc);
@@ -724,7 +731,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
         comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;
         StepMetrics sm = {t->optim->step, acc[0], acc[1] / B, acc[2] / B, (acc[1] - acc[2]) / B, acc[3] / B,
-                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6], {0}};
+                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6], acc[7] / dt / g->world / 1e12,
+                          {0}};
         comm_take_bytes(g, sm.comm);
         if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
             log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);

@@ -37,6 +37,9 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
     free(ps);
     free(los);
     acc[6] += (double)mb->Natt;
+    double rows = 0; /* the log-prob rows: every sequence's response tokens */
+    for (int i = 0; i < 2 * mb->P; i++) rows += seq[i].n;
+    acc[7] += model_config_flops(&w->m->mc, (double)mb->Ntok, mb->cu_seqlens, mb->S, rows);
 }
 
 void step_run_microbatches(const StepWork *w, double acc[8]) {

@@ -11,6 +11,36 @@ for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies
   [ -n "$(metric out/metrics.jsonl 1 "$k")" ] && ok "metric $k logged" || bad "metric $k missing"
 done
 [ "$(cat out/latest)" = "step-00000002" ] && ok "latest names step 2" || bad "latest: $(cat out/latest)"
+# the step's model FLOPs per second and rank (tflops_per_rank; docs/cli.md's formula, recomputed here from the pairs:
+# all 6 in each step, each prompt once in the layers, attention over prompt + response twice, the LM head on the
+# response tokens) and, with log.peak_tflops, their share of that peak (mfu, and the progress line's percentage)
+grep -q '"tflops_per_rank": ' out/metrics.jsonl && ! grep -q '"mfu"' out/metrics.jsonl \
+  && ok "tflops_per_rank logged, no mfu without log.peak_tflops" || bad "flops metrics: $(head -1 out/metrics.jsonl)"
+sed -e 's/^log: {every_steps: 1}/log: {every_steps: 1, peak_tflops: 2.5}/' -e 's/dir: out,/dir: out_mfu,/' run.yaml > mfu.yaml
+grep -q "peak_tflops: 2.5" mfu.yaml || bad "mfu.yaml has no log.peak_tflops"
+"$BIN" mfu.yaml 2> mfu.log || bad "run with log.peak_tflops failed: $(tail -3 mfu.log)"
+grep -qE "^step 2/2 \| .* tok/s \| MFU [0-9.]+% \| ETA" mfu.log && ok "progress line names the MFU" || bad "no MFU in: $(grep '^step' mfu.log)"
+python3 - pairs.jsonl model/config.json out_mfu/metrics.jsonl <<'PY' && ok "tflops_per_rank and mfu = the pairs' model FLOPs" \
+  || bad "tflops_per_rank / mfu differ from the formula"
+import json, sys
+pairs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mc = json.load(open(sys.argv[2]))
+C, L, NH, NKV, FF, V = (mc[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                                         "intermediate_size", "vocab_size"))
+HD = mc.get("head_dim", C // NH)
+lin = 2 * (C * (NH + 2 * NKV) * HD + NH * HD * C + 3 * C * FF) * L
+flops = 0
+for q in pairs:
+    p, c, r = len(q["prompt_ids"]), len(q["chosen_ids"]), len(q["rejected_ids"])
+    flops += 3 * (lin * (p + c + r) + 4 * NH * HD * L * ((p + c) * (p + c + 1) / 2 + (p + r) * (p + r + 1) / 2)
+                  + 2 * C * V * (c + r))
+rows = [json.loads(l) for l in open(sys.argv[3])]
+ok = len(rows) == 2
+for m in rows:
+    got = m["tflops_per_rank"] * 1e12 * m["tokens"] / m["tokens_per_s"]  # the step's FLOPs (one rank)
+    ok = ok and abs(got - flops) <= 1e-4 * flops and abs(m["mfu"] - m["tflops_per_rank"] / 2.5) <= 1e-5 * m["mfu"]
+sys.exit(0 if ok else 1)
+PY
 "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "checkpoint params = step2" || bad "checkpoint params"
 # activations for the data's largest micro-batch (its 2 longest pairs): in the layers' layout (each prompt once,
 # data.prefix_sharing) and as attention's sequences (each prompt twice)
