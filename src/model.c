@@ -1440,7 +1440,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions (summed over TP already: every rank takes
          * its own rows under sequence parallelism) */
-        be->zero(a->dtmp, (R0 ? R * (size_t)m->tp : N) * C * sizeof(float));
+        be->zero(a->dtmp, (m->seqpar ? R * (size_t)m->tp : N) * C * sizeof(float));
         if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
         else { /* a row gathered twice gets both gradients (forward: rows_add) */
             size_t nd = (size_t)mb->nlp_dup, nu = M - nd;
