@@ -2,6 +2,8 @@
 #include "tp.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include "backend.h"
 #include "util.h"
 
 int tp_size(const ProcessGrid *g) { return g ? g->tp : 1; }
@@ -12,6 +14,28 @@ void tp_reduce(ProcessGrid *g, float *x, size_t n) {
 }
 void tp_copy_bwd(ProcessGrid *g, float *dx, size_t n) {
     if (tp_size(g) > 1) comm_allreduce_sum_f32(g, GROUP_TP, dx, n);
+}
+
+float *tp_sp_gather(ProcessGrid *g, float *full, const float *src, size_t rows, size_t w) {
+    float *mine = full + (size_t)tp_rank(g) * rows * w;
+    if (mine != src) comm_copy_f32(g, mine, src, rows * w);
+    if (tp_size(g) > 1) comm_allgather_f32(g, GROUP_TP, full, rows * w);
+    return full;
+}
+
+const float *tp_sp_reduce_scatter(ProcessGrid *g, float *part, size_t n, size_t rows, size_t w) {
+    int tp = tp_size(g);
+    size_t all = rows * (size_t)tp;
+    if (all > n) { /* the rows past n: zeros, whatever the buffer held */
+        if (g->be) g->be->zero(part + n * w, (all - n) * w * sizeof(float));
+        else memset(part + n * w, 0, (all - n) * w * sizeof(float));
+    }
+    if (tp == 1) return part;
+    size_t *counts = sd_alloc((size_t)tp * sizeof(size_t), "reduce-scatter counts");
+    for (int r = 0; r < tp; r++) counts[r] = rows * w;
+    const float *blk = comm_reduce_scatterv_f32(g, GROUP_TP, part, counts);
+    free(counts);
+    return blk;
 }
 
 void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_t n) {

@@ -6,6 +6,10 @@
  *   row-parallel output    tp_reduce: all-reduce(sum)    identity
  *   vocab-parallel embed   tp_reduce of the rows         identity (each rank updates its own rows)
  *   vocab-parallel logp    tp_vocab_combine (max, then sums of rescaled exp-sums and target logits)
+ * and sequence parallelism's (Megatron-Core's gather_from / reduce_scatter_to_sequence_parallel_region): rows cut
+ * over TP, rank r holding block r of `rows` rows
+ *   before column-parallel tp_sp_gather: all-gather          tp_sp_reduce_scatter of dX
+ *   after row-parallel     tp_sp_reduce_scatter              tp_sp_gather of dY
  *
  * Every function is a no-op when g is NULL or the TP group has one rank. The f32 buffers of tp_reduce and
  * tp_copy_bwd are in the grid's backend memory (comm.h stages or hands them to NCCL); tp_vocab_combine works on
@@ -22,6 +26,13 @@ void tp_copy_bwd(ProcessGrid *g, float *dx, size_t n);
  * (only the rank owning the target contributes a non-zero logit). Afterwards lse = mx + log(se). */
 void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_t n);
 /* Count of TP ranks (1 without a grid). */
+/* Sequence parallelism, backend memory, w floats a row: the whole rows full [rows x tp, w] from this rank's block
+ * src [rows, w] (copied to its place in full unless it is there; bf16 rows travel as floats). Returns full. */
+float *tp_sp_gather(ProcessGrid *g, float *full, const float *src, size_t rows, size_t w);
+/* This rank's block [rows, w] of the sum over TP of part [rows x tp, w], whose first n rows hold this rank's partial
+ * sums: the rows past n are zeroed first (padding: a micro-batch's tokens need not divide by tp), then the
+ * reduce-scatter. Returns where the block lies, inside part (comm.h comm_reduce_scatterv_f32). */
+const float *tp_sp_reduce_scatter(ProcessGrid *g, float *part, size_t n, size_t rows, size_t w);
 int tp_size(const ProcessGrid *g);
 int tp_rank(const ProcessGrid *g);
 #endif

@@ -997,25 +997,13 @@ static void release_act(const Model *m, const float *x) {
  * keep them whole. A norm's gain gradient is the sum over every row: each rank's rows give part of it (norm_gain_bwd
  * sums them over TP). The matmuls, attention and the gated activation run on the N real rows. */
 
-/* The whole rows [R tp, w] into full from this rank's block src [R, w] (floats; bf16 rows as floats): the block
- * copied to its place unless it is there, then the all-gather over TP. Returns full; without seqpar, src. */
+/* the whole rows [R tp, w] in full from this rank's block src [R, w] (mpi/tp.h); without seqpar, src */
 static const float *sp_gather(const Model *m, float *full, const float *src, size_t R, size_t w) {
-    if (!m->seqpar) return src;
-    float *mine = full + (size_t)m->tp_rank * R * w;
-    if (mine != src) m->be->copy(mine, src, R * w * sizeof(float));
-    comm_allgather_f32(m->grid, GROUP_TP, full, R * w);
-    return full;
+    return m->seqpar ? tp_sp_gather(m->grid, full, src, R, w) : src;
 }
-/* This rank's block [R, C] of the sum over TP of the partial rows part (its first N rows written, R tp in all):
- * the rows past N zeroed, then the reduce-scatter; returns where the block lies (inside part) */
+/* this rank's block [R, C] of the sum over TP of the partial rows part, its first N rows written (mpi/tp.h) */
 static const float *sp_reduce_scatter(const Model *m, float *part, size_t N, size_t R) {
-    size_t C = (size_t)m->C, all = R * (size_t)m->tp;
-    if (all > N) m->be->zero(part + N * C, (all - N) * C * sizeof(float));
-    size_t *counts = sd_alloc((size_t)m->tp * sizeof(size_t), "reduce-scatter counts");
-    for (int r = 0; r < m->tp; r++) counts[r] = R * C;
-    const float *blk = comm_reduce_scatterv_f32(m->grid, GROUP_TP, part, counts);
-    free(counts);
-    return blk;
+    return tp_sp_reduce_scatter(m->grid, part, N, R, (size_t)m->C);
 }
 /* rmsnorm's backward over R rows: dx += d/dx, the gain's gradient dw += its part; under sequence parallelism the
  * rows are this rank's block, whose part of dw is summed over TP first (m->gsum) */
