@@ -11,9 +11,10 @@
  *   before column-parallel tp_sp_gather: all-gather          tp_sp_reduce_scatter of dX
  *   after row-parallel     tp_sp_reduce_scatter              tp_sp_gather of dY
  *
- * Every function is a no-op when g is NULL or the TP group has one rank. The f32 buffers of tp_reduce and
- * tp_copy_bwd are in the grid's backend memory (comm.h stages or hands them to NCCL); tp_vocab_combine works on
- * host doubles. Sizes are element counts.
+ * The tensor-parallel ones are no-ops when g is NULL or the TP group has one rank; the sequence-parallel ones need
+ * a grid (one TP rank: a copy and the padding's zeros). The f32 buffers of tp_reduce, tp_copy_bwd and tp_sp_* are in
+ * the grid's backend memory (comm.h stages or hands them to NCCL); tp_vocab_combine works on host doubles. Sizes are
+ * element counts.
  */
 #ifndef SD_TP_H
 #define SD_TP_H
