@@ -179,7 +179,22 @@ void pairs_free(PairSet *ps) {
     }
     free(ps->pairs);
     free(ps->source);
+    free(ps->note);
     free(ps);
+}
+
+void pairs_append(PairSet *dst, PairSet *src, size_t keep) {
+    if (keep > src->n) sd_die(src->source, "%zu pairs asked of %zu", keep, src->n);
+    Pair *all = realloc(dst->pairs, (dst->n + keep + 1) * sizeof *all);
+    if (!all) sd_die("memory", "cannot grow a pair set to %zu pairs", dst->n + keep);
+    dst->pairs = all;
+    for (size_t i = 0; i < keep; i++) {
+        if (!src->pairs[i].has_ref) dst->all_have_ref = false;
+        dst->pairs[dst->n++] = src->pairs[i];
+    }
+    memmove(src->pairs, src->pairs + keep, (src->n - keep) * sizeof *src->pairs); /* the rest, freed with src */
+    src->n -= keep;
+    pairs_free(src);
 }
 
 /* TRL CPOTrainer.tokenize_row (which the SimPO trainer uses) with truncation_mode "keep_end":

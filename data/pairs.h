@@ -33,6 +33,8 @@ typedef struct {
     bool all_have_ref;                     /* every pair carries ref_chosen_logp and ref_rejected_logp */
     size_t n_truncated;                    /* pairs changed by pairs_truncate */
     char *source;
+    char *note;                            /* a mixture's make-up, "a.jsonl 100 of 100, b.jsonl 25 of 100" (owned;
+                                            * NULL for one file) */
 } PairSet;
 
 /* vocab_size > 0 checks every id against it. Dies on the first malformed line. Token-id lines only. */
@@ -75,6 +77,9 @@ bool pairs_read_messages(const struct cJSON *a, const char *field, struct ChatMe
 bool pair_from_text(const struct cJSON *obj, const PairsFormat *fmt, const char *where, Pair *p, char *err,
                     size_t errlen);
 void pairs_free(PairSet *ps);
+/* Moves the first keep (<= src->n) pairs of src to the end of dst, in order, and frees src with the others
+ * (a data mixture, train_data.c); dst->all_have_ref then holds for the pairs dst holds. */
+void pairs_append(PairSet *dst, PairSet *src, size_t keep);
 
 /* Truncation as the SimPO reference trainer (TRL CPOTrainer, truncation_mode keep_end): with
  * longer = max(n_chosen, n_rejected): if n_prompt + longer > max_length, keep the last max_prompt_length prompt

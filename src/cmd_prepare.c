@@ -15,7 +15,9 @@ static const char *USAGE =
     "  data.chat_template) into an HDF5 dataset: FILE, else data.prepared, else data.train with .h5 for its\n"
     "  extension. Set data.train to that file to train from it. Pairs are stored untruncated; the summary\n"
     "  counts how many data.max_length / data.max_prompt_length would truncate. data.eval (held-out pairs),\n"
-    "  where given and not already prepared, likewise into data.eval with .h5 for its extension.\n";
+    "  where given and not already prepared, likewise into data.eval with .h5 for its extension. A mixture\n"
+    "  (data.train as a mapping of files to fractions) is written as the one dataset of the pairs it takes:\n"
+    "  name it with FILE or data.prepared; a mixture in data.eval is left to be read at the start.\n";
 
 static char *default_out(const char *train) {
     const char *dot = strrchr(train, '.'), *slash = strrchr(train, '/');
@@ -26,11 +28,13 @@ static char *default_out(const char *train) {
     return out;
 }
 
-/* src (JSONL) tokenized into dest (HDF5) with the config's data settings; a summary on stdout */
-static void prepare_one(const Config *c, const char *src, const char *dest, int vocab_size) {
+/* src (JSONL) tokenized into dest (HDF5) with the config's data settings (ps: its pairs, when already loaded: a
+ * mixture's; freed here); a summary on stdout */
+static void prepare_one(const Config *c, const char *src, PairSet *ps, const char *dest, int vocab_size) {
     double t0 = sd_now();
-    PairSet *ps = train_data_load_path(c, src, vocab_size);
+    if (!ps) ps = train_data_load_path(c, src, vocab_size);
     pairs_write_h5(ps, dest, c->data_tokenizer, c->data_format);
+    if (ps->note) printf("mixture: %s\n", ps->note);
     long tok[3] = {0, 0, 0}, mx[3] = {0, 0, 0};
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];
@@ -62,17 +66,23 @@ int cmd_prepare(int argc, char **argv) {
     }
     if (!cfg_path) sd_die("prepare", "a config file is required (see simpo_dist prepare --help)");
     Config *c = config_load(cfg_path);
-    if (pairs_is_h5(c->data_train)) sd_die(c->data_train, "is already a prepared HDF5 dataset");
+    if (!c->train_mix && pairs_is_h5(c->data_train)) sd_die(c->data_train, "is already a prepared HDF5 dataset");
+    if (c->train_mix && !out && !c->data_prepared)
+        sd_die(c->source, "data.train is a mixture of %d files: name the dataset to write with data.prepared or "
+               "--out FILE", c->n_train_mix);
     ModelConfig mc = train_model_config(c);
     char *dest = out ? sd_strdup(out) : c->data_prepared ? sd_strdup(c->data_prepared) : default_out(c->data_train);
-    prepare_one(c, c->data_train, dest, mc.vocab_size);
+    prepare_one(c, c->data_train, c->train_mix ? train_data_load(c, mc.vocab_size) : NULL, dest, mc.vocab_size);
     free(dest);
-    if (c->data_eval && pairs_is_h5(c->data_eval)) {
+    if (c->eval_mix) {
+        printf("data.eval: a mixture of %d files, read at the start (prepare its files one by one to tokenize them "
+               "once)\n", c->n_eval_mix);
+    } else if (c->data_eval && pairs_is_h5(c->data_eval)) {
         printf("data.eval %s: already a prepared HDF5 dataset\n", c->data_eval);
     } else if (c->data_eval) {
         char *ev = default_out(c->data_eval);
         if (!strcmp(ev, c->data_eval)) sd_die(c->data_eval, "data.eval: its .h5 name would overwrite it");
-        prepare_one(c, c->data_eval, ev, mc.vocab_size);
+        prepare_one(c, c->data_eval, NULL, ev, mc.vocab_size);
         free(ev);
     }
     config_free(c);

@@ -47,7 +47,10 @@ static const KeySpec KEYS[] = {
      "matmuls round anyway (bit for bit the numbers of fp32 storage)"},
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
-     "training pairs: JSONL (token ids, chat messages or text) or an HDF5 dataset from `prepare` (required)"},
+     "training pairs: JSONL (token ids, chat messages or text) or an HDF5 dataset from `prepare` (required); or "
+     "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
+     "{uf.jsonl: 1.0, extra.jsonl: 0.25}): the first floor(fraction x pairs) pairs of each file, in file order, "
+     "joined in the mapping's order (data.shuffle then mixes them)"},
     {"data.format", K_SENUM, F(data_format), "auto", U, U, 0, 0, "auto|ids|chat|text",
      "JSONL lines: token ids, chat messages (rendered with the chat template) or plain text; auto detects"},
     {"data.tokenizer", K_PATH, F(data_tokenizer), NULL, U, U, 0, 0, NULL,
@@ -61,7 +64,8 @@ static const KeySpec KEYS[] = {
      "test_prefs): the same formats and data.* settings as data.train, truncated alike; the loss and metrics of "
      "the current weights over all of them, forward only, under the run's layout, written to eval.jsonl beside "
      "metrics.jsonl with the reference trainer's eval_ names (docs/cli.md); when: train.eval_every_steps, "
-     "train.eval_on_start; `simpo_dist CONFIG --eval-only` evaluates the newest checkpoint once, training nothing"},
+     "train.eval_on_start; `simpo_dist CONFIG --eval-only` evaluates the newest checkpoint once, training nothing; "
+     "a mixture too, as data.train"},
     {"data.max_length", K_INT, F(max_length), "2048", 2, 1048576, 0, 0, NULL,
      "longest prompt + response in tokens; longer pairs are truncated like the SimPO reference trainer"},
     {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
@@ -355,6 +359,54 @@ static cJSON *to_json(Ctx *x, yaml_node_t *n) {
     return cJSON_CreateString(s);
 }
 
+/* whether paths a and b name one file (their real paths; the strings where one does not exist) */
+static bool same_file(const char *a, const char *b) {
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra && rb ? !strcmp(ra, rb) : !strcmp(a, b);
+    free(ra);
+    free(rb);
+    return same;
+}
+
+/* data.train / data.eval as a mapping {path: fraction, ...}: the parts in the mapping's order into *mix, and into
+ * *shown (the key's string field) the resolved paths joined by " + " */
+static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mix, int *n_mix, char **shown) {
+    char w[512];
+    size_t n = (size_t)(vn->data.mapping.pairs.top - vn->data.mapping.pairs.start);
+    where_at(x, vn, w, sizeof w);
+    if (n == 0) sd_die(w, "key '%s': expected a path, or a mapping of paths to fractions in (0, 1]; found an empty "
+                          "mapping", k->key);
+    *mix = sd_calloc(n, sizeof **mix, "data mixture");
+    size_t len = 1;
+    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key), *fn = yaml_document_get_node(x->doc, p->value);
+        where_at(x, kn, w, sizeof w);
+        if (kn->type != YAML_SCALAR_NODE || !*(const char *)kn->data.scalar.value)
+            sd_die(w, "key '%s': expected a file path as each mixture key", k->key);
+        DataPart *d = &(*mix)[(*n_mix)++];
+        d->path = sd_path_join(x->base_dir, (const char *)kn->data.scalar.value);
+        for (int i = 0; i + 1 < *n_mix; i++)
+            if (same_file((*mix)[i].path, d->path))
+                sd_die(w, "key '%s': the file %s appears twice", k->key, (const char *)kn->data.scalar.value);
+        where_at(x, fn, w, sizeof w);
+        const char *s = fn->type == YAML_SCALAR_NODE ? (const char *)fn->data.scalar.value : "";
+        char *end;
+        d->fraction = strtod(s, &end);
+        if (fn->type != YAML_SCALAR_NODE || !*s || *end || !(d->fraction > 0 && d->fraction <= 1))
+            sd_die(w, "key '%s': the fraction of %s: expected a number in (0, 1] (the share of its pairs taken, "
+                      "from its start), found '%s'", k->key, (const char *)kn->data.scalar.value,
+                   fn->type == YAML_SCALAR_NODE ? s : "a mapping or list");
+        len += strlen(d->path) + 3;
+    }
+    free(*shown);
+    *shown = sd_alloc(len, "data mixture");
+    (*shown)[0] = 0;
+    for (int i = 0; i < *n_mix; i++) {
+        if (i) strcat(*shown, " + ");
+        strcat(*shown, (*mix)[i].path);
+    }
+}
+
 static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
     const KeySpec *k = &KEYS[ki];
     char w[512];
@@ -362,6 +414,12 @@ static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
     if (x->seen[ki]) sd_die(w, "key '%s' appears twice (first on line %d)", k->key, x->line[ki]);
     x->seen[ki] = 1;
     x->line[ki] = (int)vn->start_mark.line + 1;
+    bool train = !strcmp(k->key, "data.train");
+    if ((train || !strcmp(k->key, "data.eval")) && vn->type == YAML_MAPPING_NODE) { /* a mixture */
+        set_mixture(k, x, vn, train ? &c->train_mix : &c->eval_mix, train ? &c->n_train_mix : &c->n_eval_mix,
+                    (char **)((char *)c + k->off));
+        return;
+    }
     if (k->type == K_MODEL) {
         if (vn->type != YAML_MAPPING_NODE)
             sd_die(w, "key 'model.config': expected a mapping of Hugging Face config.json fields");
@@ -536,6 +594,10 @@ void config_free(Config *c) {
     for (int i = 0; i < NKEYS; i++)
         if (KEYS[i].type == K_STR || KEYS[i].type == K_PATH || KEYS[i].type == K_SENUM)
             free(*(char **)((char *)c + KEYS[i].off));
+    for (int i = 0; i < c->n_train_mix; i++) free(c->train_mix[i].path);
+    for (int i = 0; i < c->n_eval_mix; i++) free(c->eval_mix[i].path);
+    free(c->train_mix);
+    free(c->eval_mix);
     free(c->source);
     free(c->text);
     free(c);
@@ -584,6 +646,19 @@ char *config_to_yaml(const Config *c) {
             snprintf(cur, sizeof cur, "%s", sec);
         }
         append(&b, &len, &cap, "%s%s: ", sec[0] ? "  " : "", name);
+        const DataPart *mix = !strcmp(k->key, "data.train") ? c->train_mix : !strcmp(k->key, "data.eval") ? c->eval_mix
+                                                                                                          : NULL;
+        if (mix) { /* a mixture: {"path": fraction, ...} */
+            int n = mix == c->train_mix ? c->n_train_mix : c->n_eval_mix;
+            append(&b, &len, &cap, "{");
+            for (int j = 0; j < n; j++) {
+                if (j) append(&b, &len, &cap, ", ");
+                quoted(&b, &len, &cap, mix[j].path);
+                append(&b, &len, &cap, ": %.17g", mix[j].fraction);
+            }
+            append(&b, &len, &cap, "}\n");
+            continue;
+        }
         switch (k->type) {
         case K_INT: append(&b, &len, &cap, "%d\n", *(const int *)field); break;
         case K_LONG: append(&b, &len, &cap, "%ld\n", *(const long *)field); break;

@@ -21,6 +21,13 @@ typedef enum {
 } LossType; /* order = the choices of loss.type in config.c */
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE } LrSchedule;
 
+/* One file of a data mixture (data.train or data.eval given as a mapping {path: fraction}, alignment-handbook's
+ * dataset_mixer): its first floor(fraction x pairs) pairs, in file order. */
+typedef struct {
+    char *path;                 /* resolved against the config's directory */
+    double fraction;            /* in (0, 1] */
+} DataPart;
+
 typedef struct {
     char *source;               /* path of the YAML file ("<string>" for config_load_string) */
     char *text;                 /* the YAML text as read (kept for checkpoints) */
@@ -35,7 +42,9 @@ typedef struct {
     char *device;               /* device: "cpu" | "cuda" | "auto" (default auto) */
 
     /* data: */
-    char *data_train;           /* data.train (required): JSONL path */
+    char *data_train;           /* data.train (required): JSONL path; for a mixture the files joined by " + " */
+    DataPart *train_mix;        /* data.train as a mapping {path: fraction} (n_train_mix parts), else NULL */
+    int n_train_mix;
     int max_length;             /* data.max_length (default 2048) */
     int max_prompt_length;      /* data.max_prompt_length (default 1800) */
     bool shuffle;               /* data.shuffle (default true) */
@@ -45,6 +54,8 @@ typedef struct {
     char *chat_template;        /* data.chat_template: auto | llama3 | llama2 | mistral | chatml | gemma */
     char *data_prepared;        /* data.prepared: where `prepare` writes the HDF5 dataset (NULL: data.train + .h5) */
     char *data_eval;            /* data.eval: held-out pairs evaluated during training (NULL: none; train_eval.h) */
+    DataPart *eval_mix;         /* data.eval as a mapping, like train_mix */
+    int n_eval_mix;
 
     /* loss: */
     LossType loss_type;         /* loss.type (default simpo); docs/losses.md */

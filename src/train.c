@@ -494,10 +494,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
         sd_die(c->source, "--eval-only evaluates the held-out pairs of data.eval, which this config does not name");
     ModelConfig mc = train_model_config(c);
     t->data = train_data_load_truncated(c, mc.vocab_size);
+    if (g->rank == 0 && t->data->note)
+        fprintf(stderr, "simpo_dist: data.train: a mixture of %zu pairs: %s\n", t->data->n, t->data->note);
     if (g->rank == 0 && t->data->n_truncated)
         fprintf(stderr, "simpo_dist: %zu of %zu pairs truncated to max_length %d / max_prompt_length %d\n",
                 t->data->n_truncated, t->data->n, c->max_length, c->max_prompt_length);
     t->eval = train_eval_data_load(c, mc.vocab_size);
+    if (t->eval && t->eval->note && g->rank == 0)
+        fprintf(stderr, "simpo_dist: data.eval: a mixture: %s\n", t->eval->note);
     if (t->eval && g->rank == 0) {
         char every[64] = "";
         if (c->eval_every_steps > 0) snprintf(every, sizeof every, "every %ld steps and ", c->eval_every_steps);

@@ -36,12 +36,39 @@ PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size)
     return pairs_load_any(path, vocab_size, c->data_format, c->data_tokenizer, c->chat_template);
 }
 
-PairSet *train_data_load(const Config *c, int vocab_size) { return train_data_load_path(c, c->data_train, vocab_size); }
+/* the pairs of data.train or data.eval (key): the file path, or the mixture's parts (config.h DataPart) joined: the
+ * first floor(fraction x pairs) pairs of each, as alignment-handbook's mix_datasets selects them */
+static PairSet *load_data(const Config *c, const char *key, const char *path, const DataPart *mix, int n_mix,
+                          int vocab_size) {
+    if (!mix) return train_data_load_path(c, path, vocab_size);
+    PairSet *all = sd_calloc(1, sizeof *all, "pairs");
+    all->source = sd_strdup(path);
+    all->all_have_ref = true;
+    size_t cap = 1;
+    for (int i = 0; i < n_mix; i++) cap += strlen(mix[i].path) + 64;
+    all->note = sd_alloc(cap, "mixture note");
+    all->note[0] = 0;
+    for (int i = 0; i < n_mix; i++) {
+        PairSet *ps = train_data_load_path(c, mix[i].path, vocab_size);
+        size_t n = ps->n, keep = (size_t)(mix[i].fraction * (double)n); /* Python's int(fraction * len) */
+        if (keep == 0)
+            sd_die(mix[i].path, "%s: the fraction %g of its %zu pairs keeps none", key, mix[i].fraction, n);
+        pairs_append(all, ps, keep);
+        size_t at = strlen(all->note);
+        snprintf(all->note + at, cap - at, "%s%s %zu of %zu", i ? ", " : "", mix[i].path, keep, n);
+    }
+    return all;
+}
 
-/* the pairs of path (the config's key `key`) as training and evaluation read them: reference log-probs where the
- * loss needs them, truncated */
-static PairSet *load_for_loss(const Config *c, const char *path, const char *key, int vocab_size) {
-    PairSet *ps = train_data_load_path(c, path, vocab_size);
+PairSet *train_data_load(const Config *c, int vocab_size) {
+    return load_data(c, "data.train", c->data_train, c->train_mix, c->n_train_mix, vocab_size);
+}
+
+/* the pairs of the config's key `key` (data.train or data.eval: path, or the mixture mix) as training and evaluation
+ * read them: reference log-probs where the loss needs them, truncated */
+static PairSet *load_for_loss(const Config *c, const char *path, const DataPart *mix, int n_mix, const char *key,
+                              int vocab_size) {
+    PairSet *ps = load_data(c, key, path, mix, n_mix, vocab_size);
     if (ps->n == 0) sd_die(path, "%s has no pairs", key);
     if (loss_needs_reference(c->loss_type) && !ps->all_have_ref)
         sd_die(path, "loss.type %s needs ref_chosen_logp and ref_rejected_logp on every line of %s",
@@ -51,11 +78,11 @@ static PairSet *load_for_loss(const Config *c, const char *path, const char *key
 }
 
 PairSet *train_data_load_truncated(const Config *c, int vocab_size) {
-    return load_for_loss(c, c->data_train, "data.train", vocab_size);
+    return load_for_loss(c, c->data_train, c->train_mix, c->n_train_mix, "data.train", vocab_size);
 }
 
 PairSet *train_eval_data_load(const Config *c, int vocab_size) {
-    return c->data_eval ? load_for_loss(c, c->data_eval, "data.eval", vocab_size) : NULL;
+    return c->data_eval ? load_for_loss(c, c->data_eval, c->eval_mix, c->n_eval_mix, "data.eval", vocab_size) : NULL;
 }
 
 void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,

@@ -1,5 +1,5 @@
 /* test_config.c — the YAML config: the fixture's run.yaml, defaults, flow vs block style, the resolved-YAML round
- * trip, model.config with nested rope_scaling, and every error class with its key and line. */
+ * trip, model.config with nested rope_scaling, data mixtures, and every error class with its key and line. */
 #include <limits.h>
 #include <glob.h>
 #include "config.h"
@@ -132,5 +132,26 @@ int main(void) {
           "model.config error names the line");
     CHECK(err("model:\n  config: {vocab_size: 10}\ndata: {train: p.jsonl}\n", "'hidden_size' is required"),
           "model.config missing field");
+    /* a data mixture: files resolved in order with their fractions, the joined name, the resolved-YAML round trip;
+     * a held-out mixture; its errors */
+    c = config_load_string("model: {init: m}\ndata: {train: {a.jsonl: 1.0, sub/b.jsonl: 0.25}, eval: {e.jsonl: 0.5}}\n",
+                           "t.yaml", "/base");
+    CHECK(c->n_train_mix == 2 && !strcmp(c->train_mix[0].path, "/base/a.jsonl") && c->train_mix[0].fraction == 1.0 &&
+          !strcmp(c->train_mix[1].path, "/base/sub/b.jsonl") && c->train_mix[1].fraction == 0.25,
+          "mixture parts: %d", c->n_train_mix);
+    CHECK(!strcmp(c->data_train, "/base/a.jsonl + /base/sub/b.jsonl"), "mixture name: %s", c->data_train);
+    CHECK(c->n_eval_mix == 1 && c->eval_mix[0].fraction == 0.5 && !strcmp(c->data_eval, "/base/e.jsonl"),
+          "held-out mixture");
+    y = config_to_yaml(c);
+    c2 = config_load_string(y, "resolved.yaml", "");
+    y2 = config_to_yaml(c2);
+    CHECK(!strcmp(y, y2) && c2->n_train_mix == 2 && c2->train_mix[1].fraction == 0.25, "mixture round trip:\n%s", y);
+    free(y), free(y2), config_free(c), config_free(c2);
+    CHECK(err("model: {init: m}\ndata: {train: {a.jsonl: 0}}\n", "t.yaml:2:25: key 'data.train': the fraction of "
+              "a.jsonl: expected a number in (0, 1]"), "mixture fraction 0");
+    CHECK(err("model: {init: m}\ndata: {train: {a.jsonl: [1]}}\n", "found 'a mapping or list'"), "mixture fraction list");
+    CHECK(err("model: {init: m}\ndata: {train: {}}\n", "found an empty mapping"), "empty mixture");
+    CHECK(err("model: {init: m}\ndata: {eval: {a.jsonl: 1, a.jsonl: 0.5}, train: p.jsonl}\n",
+              "key 'data.eval': the file a.jsonl appears twice"), "mixture file twice");
     TEST_END();
 }
