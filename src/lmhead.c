@@ -240,5 +240,7 @@ void model_head_backward(Model *m, Acts *a, const MicroBatch *mb, int slot, cons
      * backward that follows writes over the cache's region (model_head_region_floats) */
     m->head_cache_slot = -1;
     free(gh);
-    tp_copy_bwd(m->grid, a->dhs, M * (size_t)C); /* hs fed every rank's vocab slice */
+    /* hs fed every rank's vocab slice: the sum over TP (under sequence parallelism the caller reduce-scatters the
+     * rows instead, model.c: the all-gather's backward) */
+    if (!m->seqpar) tp_copy_bwd(m->grid, a->dhs, M * (size_t)C);
 }

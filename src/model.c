@@ -1426,8 +1426,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     if (m->last_stage) {
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
-        /* scatter the gathered rows' gradient back to token positions (summed over TP already: every rank takes
-         * its own rows under sequence parallelism) */
+        /* scatter the gathered rows' gradient back to token positions (summed over TP already; under sequence
+         * parallelism each rank's part, whose sum over TP each rank takes for its block by a reduce-scatter) */
         be->zero(a->dtmp, (m->seqpar ? R * (size_t)m->tp : N) * C * sizeof(float));
         if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
         else { /* a row gathered twice gets both gradients (forward: rows_add) */
@@ -1436,7 +1436,8 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             be->add_rows(a->dtmp, a->rows_add + nu, a->dhs, a->rows_add + M + nu, nd, N, M, C);
         }
         be->zero(a->dx, RC * sizeof(float));
-        dx16 = norm_bwd(m, a, m->L_loc > 0, grad_acc(m, m->dnorm), a->dtmp + R0 * C, a->xL, m->norm, a->rstdf, R);
+        const float *dxf = m->seqpar ? sp_reduce_scatter(m, a->dtmp, N, R) : a->dtmp;
+        dx16 = norm_bwd(m, a, m->L_loc > 0, grad_acc(m, m->dnorm), dxf, a->xL, m->norm, a->rstdf, R);
         model_grad_bucket_end(m, GRAD_BUCKET_HEAD);
     } /* else: the next stage's d(loss)/d(output) was received into dx (fp32 only) */
     for (int l = m->L_loc - 1; l >= 0; l--) {

@@ -196,8 +196,9 @@ void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t 
     int Lrc = plan_recompute_layers(l, l->pp_rank), g2 = mc->arch == ARCH_GEMMA2;
     for (int i = 0; i < l->n_mb; i++) {
         size_t nc = 4 * tokens[i] * C;
-        /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad */
-        if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + 4 * resp[i] * C;
+        /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad (under
+         * sequence parallelism a reduce-scatter of the rows, below) */
+        if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + (l->seqpar ? 0 : 4 * resp[i] * C);
         if (!l->seqpar) {
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
              * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's
@@ -210,11 +211,13 @@ void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t 
          * (Gemma 2: the gradients before its output norms) for the o and down projections, ln1 and ln2 again, and
          * reduce-scatters the q/k/v and gate/up input gradients; a rerun (recompute) gathers ln1, ln2 and
          * reduce-scatters o's sum (Gemma 2: down's too). The embedding's sum is reduce-scattered and its gradient
-         * gathered; the final norm's rows gathered for the LM head; each norm's gain gradient all-reduced. */
+         * gathered; the final norm's rows gathered for the LM head and their gradient reduce-scattered; each norm's
+         * gain gradient all-reduced. */
         size_t rows = div_up(tokens[i], tp) * tp, fc = 4 * rows * C, f16 = 4 * rows * C16;
         out[COLL_ALLGATHER] += (size_t)Ll * (2 * f16 + 2 * fc + 2 * f16) + (size_t)Lrc * 2 * f16 +
                                (first ? fc : 0) + (last ? f16 : 0);
-        out[COLL_REDUCE_SCATTER] += (size_t)Ll * 4 * fc + (size_t)Lrc * (g2 ? 2 : 1) * fc + (first ? fc : 0);
+        out[COLL_REDUCE_SCATTER] += (size_t)Ll * 4 * fc + (size_t)Lrc * (g2 ? 2 : 1) * fc + (first ? fc : 0) +
+                                    (last ? fc : 0);
         out[COLL_ALLREDUCE] += 4 * C * ((size_t)Ll * (g2 ? 4 : 2) + (size_t)last);
     }
 }
