@@ -1,6 +1,6 @@
-/* cmd_plot.c — `simpo_dist plot METRICS.jsonl --out DIR`: training curves of a metrics.jsonl (the trainer's log,
+/* cmd_plot.c — `simpo_dist plot METRICS.jsonl... --out DIR`: training curves of a metrics.jsonl (the trainer's log,
  * src/train.c log_step) as SVG line charts, one file per group of fields, step on the x axis; with the held-out
- * evaluation's eval.jsonl beside it (src/train_eval.c eval_log) its curves too. */
+ * evaluation's eval.jsonl beside it (src/train_eval.c eval_log) its curves too; several runs on the same charts. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -14,13 +14,15 @@
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist plot METRICS.jsonl --out DIR\n"
+    "usage: simpo_dist plot METRICS.jsonl [METRICS.jsonl...] [--labels A,B,...] --out DIR\n"
     "  Line charts of a training run's metrics.jsonl against step, one SVG per group, into DIR:\n"
     "  loss.svg, rewards.svg (rewards/chosen, rewards/rejected, rewards/margins), accuracy.svg\n"
     "  (rewards/accuracies), logps.svg (logps/chosen, logps/rejected), lr.svg, grad_norm.svg.\n"
     "  Where the run evaluated held-out pairs (data.eval: eval.jsonl in METRICS.jsonl's directory), also\n"
     "  eval_loss in loss.svg, eval_rewards/accuracies in accuracy.svg and eval_rewards.svg\n"
     "  (eval_rewards/chosen, eval_rewards/rejected, eval_rewards/margins).\n"
+    "  Several runs (a scaling study's, a sweep's) share the charts: each series is named RUN: field, RUN the\n"
+    "  run's directory name (out/8b/metrics.jsonl: 8b) or, in order, the --labels given.\n"
     "  Non-finite values (nan, inf) and absent fields are skipped; a malformed line stops with FILE:LINE.\n";
 
 #define MAX_KEYS 3
@@ -143,55 +145,102 @@ static void read_metrics(const char *path, Curves *c) {
     free(text);
 }
 
-int cmd_plot(int argc, char **argv) {
-    const char *metrics = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--out")) {
-            if (i + 1 >= argc) sd_die("plot", "--out needs a value");
-            out = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            sd_die("plot", "unknown argument '%s' (see simpo_dist plot --help)", argv[i]);
-        } else if (metrics) {
-            sd_die("plot", "one METRICS.jsonl only (got '%s' and '%s')", metrics, argv[i]);
-        } else {
-            metrics = argv[i];
-        }
-    }
-    if (!metrics || !out) sd_die("plot", "METRICS.jsonl and --out DIR are required (see simpo_dist plot --help)");
-    Curves c = {0};
-    read_metrics(metrics, &c);
-    if (c.n == 0) sd_die(metrics, "no metrics lines");
-    /* the held-out evaluation's log beside it: its rows after the training rows (each series keeps step order) */
+/* One run's curves: its metrics file, and the held-out evaluation's log beside it (its rows after the training
+ * rows: each series keeps step order); with_eval: whether it has the eval_ fields */
+typedef struct {
+    Curves c;
+    bool with_eval;
+    char *label;
+} Run;
+
+static void read_run(const char *metrics, Run *r) {
+    read_metrics(metrics, &r->c);
+    if (r->c.n == 0) sd_die(metrics, "no metrics lines");
     char *dir = sd_strdup(metrics), *slash = strrchr(dir, '/');
     if (slash) slash[1] = 0;
     else dir[0] = 0;
     char *eval = sd_path_join(*dir ? dir : ".", "eval.jsonl");
     const char *base = strrchr(metrics, '/');
     bool self = !strcmp(base ? base + 1 : metrics, "eval.jsonl"); /* the evaluation's own log given: read once */
-    bool beside = !self && sd_file_exists(eval), with_eval = self || beside;
-    if (beside) read_metrics(eval, &c);
+    bool beside = !self && sd_file_exists(eval);
+    r->with_eval = self || beside;
+    if (beside) read_metrics(eval, &r->c);
+    /* its default name: the directory holding it (out/8b/metrics.jsonl: 8b), else the file's name */
+    if (slash) {
+        *slash = 0;
+        const char *up = strrchr(dir, '/');
+        r->label = sd_strdup(up ? up + 1 : dir);
+    } else r->label = sd_strdup(metrics);
     free(eval);
     free(dir);
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *out = NULL, *labels = NULL;
+    const char **files = sd_calloc((size_t)argc, sizeof *files, "plot arguments");
+    int nf = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            free(files);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--labels")) {
+            if (i + 1 >= argc) sd_die("plot", "%s needs a value", argv[i]);
+            *(argv[i][2] == 'o' ? &out : &labels) = argv[i + 1];
+            i++;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            sd_die("plot", "unknown argument '%s' (see simpo_dist plot --help)", argv[i]);
+        } else files[nf++] = argv[i];
+    }
+    if (!nf || !out) sd_die("plot", "METRICS.jsonl and --out DIR are required (see simpo_dist plot --help)");
+    Run *runs = sd_calloc((size_t)nf, sizeof *runs, "runs");
+    bool any_eval = false;
+    for (int i = 0; i < nf; i++) {
+        read_run(files[i], &runs[i]);
+        any_eval = any_eval || runs[i].with_eval;
+    }
+    if (labels) { /* --labels A,B,...: one non-empty name per run, in order */
+        int n = 1;
+        for (const char *q = labels; *q; q++) n += *q == ',';
+        if (n != nf) sd_die("plot", "--labels '%s': %d names for %d METRICS files", labels, n, nf);
+        const char *p = labels;
+        for (int i = 0; i < nf; i++) {
+            size_t len = strcspn(p, ",");
+            if (!len) sd_die("plot", "--labels '%s': name %d is empty", labels, i + 1);
+            free(runs[i].label);
+            runs[i].label = sd_alloc(len + 1, "label");
+            memcpy(runs[i].label, p, len);
+            runs[i].label[len] = 0;
+            p += len + 1;
+        }
+    }
     sd_mkdirs(out);
     for (int g = 0; g < NGROUPS; g++) {
         const Group *gr = &GROUPS[g];
-        if (!with_eval && is_eval_key(gr->keys[0])) continue;
+        if (!any_eval && is_eval_key(gr->keys[0])) continue;
         SvgFig *f = svg_new(720, 420, gr->title, "step", gr->ylabel);
         if (gr->ylo < gr->yhi) svg_ylim(f, gr->ylo, gr->yhi);
-        for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++)
-            if (with_eval || !is_eval_key(gr->keys[k])) svg_line(f, gr->keys[k], c.step, c.val[g][k], c.n);
+        for (int r = 0; r < nf; r++)
+            for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++) {
+                if (!runs[r].with_eval && is_eval_key(gr->keys[k])) continue;
+                char name[512]; /* one run: the field; several: RUN: field */
+                snprintf(name, sizeof name, "%s%s%s", nf > 1 ? runs[r].label : "", nf > 1 ? ": " : "", gr->keys[k]);
+                svg_line(f, name, runs[r].c.step, runs[r].c.val[g][k], runs[r].c.n);
+            }
         char *path = sd_path_join(out, gr->file);
         svg_write(f, path);
         printf("%s\n", path);
         free(path);
         svg_free(f);
     }
-    free(c.step);
-    for (int g = 0; g < NGROUPS; g++)
-        for (int k = 0; k < MAX_KEYS; k++) free(c.val[g][k]);
+    for (int r = 0; r < nf; r++) {
+        free(runs[r].c.step);
+        for (int g = 0; g < NGROUPS; g++)
+            for (int k = 0; k < MAX_KEYS; k++) free(runs[r].c.val[g][k]);
+        free(runs[r].label);
+    }
+    free(runs);
+    free(files);
     return 0;
 }

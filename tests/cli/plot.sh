@@ -1,6 +1,6 @@
-# `simpo_dist plot METRICS.jsonl --out DIR`: one SVG per group of training metrics, each valid XML with one
+# `simpo_dist plot METRICS.jsonl... --out DIR`: one SVG per group of training metrics, each valid XML with one
 # polyline per series holding its finite points; non-finite values (the trainer prints nan/inf) are skipped;
-# a malformed line stops with FILE:LINE.
+# several runs share the charts, their series named by run; a malformed line stops with FILE:LINE.
 source "$(dirname "$0")/lib.bash"
 cd "$TMP"
 PY=$(command -v python3) || { echo "python3 not found"; exit 1; }
@@ -53,6 +53,19 @@ mkdir -p noeval && cp $M noeval/
   && ok "names the six files" || bad "plot output: $(cat plot_ne.txt)"
 out=$(check_svgs plots_ne "$ALL,loss.svg:1:$(wc -l < $M)" 2>&1) && ok "training run: $out" || bad "$out"
 [ -z "$(ls plots | grep '\.tmp$')" ] && ok "no temporaries left" || bad "left: $(ls plots)"
+# several runs on the same charts: the run with its evaluation and the one without; each series named RUN: field
+# (the run's directory), or by --labels; the eval charts carry the runs that have them
+"$BIN" plot $M noeval/metrics.jsonl --out plots_two > two.txt 2>&1 && ok "two runs" || bad "two runs: $(cat two.txt)"
+out=$(check_svgs plots_two "loss.svg:3:$(wc -l < $M),rewards.svg:6,accuracy.svg:3,eval_rewards.svg:3:1,logps.svg:4,lr.svg:2,grad_norm.svg:2" 2>&1) \
+  && ok "two runs: $out" || bad "two runs: $out"
+labels=$(grep -o 'data-label="[^"]*"' plots_two/loss.svg | tr '\n' ' ')
+[ "$labels" = 'data-label="tiny: loss" data-label="tiny: eval_loss" data-label="noeval: loss" ' ] \
+  && ok "series named by run: $labels" || bad "two runs' labels: $labels"
+"$BIN" plot $M noeval/metrics.jsonl --labels 8b,70b --out plots_lab > /dev/null 2>&1 \
+  && grep -q 'data-label="70b: grad_norm"' plots_lab/grad_norm.svg && grep -q 'data-label="8b: grad_norm"' plots_lab/grad_norm.svg \
+  && ok "--labels names the runs" || bad "--labels: $(grep -o 'data-label="[^"]*"' plots_lab/grad_norm.svg)"
+expect_error "--labels: one name per run" "--labels '8b': 1 names for 2 METRICS files" "$BIN" plot $M noeval/metrics.jsonl --labels 8b --out x
+expect_error "--labels: no empty name" "--labels '8b,': name 2 is empty" "$BIN" plot $M noeval/metrics.jsonl --labels 8b, --out x
 
 # by hand: nan, -nan, inf and null values and an absent field are skipped; blank lines ignored
 cat > m.jsonl <<'EOF'
