@@ -42,7 +42,9 @@ size_t model_seqpar_rows(size_t max_tokens, int tp) {
     return model_arena_tokens((max_tokens + t - 1) / t);
 }
 
-size_t model_stage_rows(const Model *m, size_t Ntok) { return m->seqpar ? (Ntok + (size_t)m->tp - 1) / (size_t)m->tp : Ntok; }
+size_t model_stage_rows(const Model *m, size_t Ntok) {
+    return m->seqpar ? (Ntok + (size_t)m->tp - 1) / (size_t)m->tp : Ntok;
+}
 
 /* ---- parameter table ---- */
 static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *name, int64_t d0, int64_t d1,
@@ -1462,8 +1464,10 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             norm_gain_bwd(m, a->dtmp + R0 * C, grad_acc(m, dw->lnf), a->dx, t.mo, w->lnf, t.rstdm, R);
             const float *dmo = sp_gather(m, a->dtmp, a->dtmp + R0 * C, R, (size_t)C);
             linear_bwd_ex(m, a->dh, p16, dw->wd, dmo, false, t.h, s16, LW(m, l, wd), N, FF, C, false);
-        } else linear_bwd_ex(m, a->dh, p16, dw->wd, dx16 ? (const void *)dx16 : sp_gather(m, a->dtmp, a->dx, R, (size_t)C),
-                             dx16 != NULL, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        } else {
+            const void *dy = dx16 ? (const void *)dx16 : sp_gather(m, a->dtmp, a->dx, R, (size_t)C);
+            linear_bwd_ex(m, a->dh, p16, dw->wd, dy, dx16 != NULL, t.h, s16, LW(m, l, wd), N, FF, C, false);
+        }
         /* the whole rows of ln2 for the gate / up projections' dW (sequence parallelism: gathered again) */
         const float *in = sp_gather(m, a->gbuf, t.ln2, R, C16);
         if (glu_packed(m, a, l, N)) { /* d/dgate, d/dup side by side: one dX and one dW matmul over [Wg; Wu] */

@@ -1,8 +1,8 @@
 /* model_config.h — Llama-family and Gemma 2 shapes, read from / written to Hugging Face config.json.
  *
  * defines: ModelConfig, ModelArch, RopeType, SD_MAX_LAYER_TYPES, model_config_from_json, model_config_load,
- *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables, model_config_layer_sliding,
- *          model_config_flops.
+ *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables,
+ *          model_config_layer_sliding, model_config_flops.
  * Ownership: ModelConfig is a plain value (no pointers). Strings returned by model_config_to_json are owned by
  * the caller (free()). Rope tables are allocated by model_config_rope_tables and freed by the caller.
  */
