@@ -219,6 +219,28 @@ float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const s
     g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
     return mine;
 }
+float *comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
+    int size = g->g[k].size;
+    if (size == 1) return buf;
+    size_t total = per_rank * (size_t)size;
+    float *mine = buf;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) mine = nccl_reduce_scatter_f32(g->nccl, k, buf, per_rank);
+    else
+#endif
+    if (staged(g)) { /* MPI in place: the input is the whole buffer, this rank's sum lands at its start */
+        float *h = stage_buf(g, total);
+        g->be->download(h, buf, total * sizeof(float));
+        MPI_Reduce_scatter_block(MPI_IN_PLACE, h, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM,
+                                 comm_of(g, k));
+        g->be->upload(buf, h, per_rank * sizeof(float));
+    } else {
+        MPI_Reduce_scatter_block(MPI_IN_PLACE, buf, mpi_count(per_rank, "reduce-scatter"), MPI_FLOAT, MPI_SUM,
+                                 comm_of(g, k));
+    }
+    g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
+    return mine;
+}
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
     int size = g->g[k].size;
     if (size == 1) return;

@@ -86,6 +86,10 @@ void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
  * rank's block lies at the returned pointer, inside buf (its start with MPI, the block's own place with NCCL); the
  * rest of buf is undefined. */
 float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts);
+/* Backend memory, in place, equal blocks (sequence parallelism's rows): buf holds the group's blocks of per_rank
+ * elements in rank order; afterwards the sum over the group of this rank's block lies at the returned pointer, as
+ * comm_reduce_scatterv_f32's does. */
+float *comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 /* Backend memory. In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 /* Backend memory, in place, blocks of unequal sizes (ZeRO's sharded master weights): buf holds the group's blocks in

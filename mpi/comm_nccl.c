@@ -137,14 +137,6 @@ void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int 
 float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);
-    bool equal = true; /* sequence parallelism's blocks: NCCL's own reduce-scatter, in place at the block's place */
-    for (int r = 1; r < c->size; r++) equal = equal && counts[r] == counts[0];
-    if (equal && counts[0]) {
-        float *blk = buf + (size_t)c->rank * counts[0];
-        NC(ncclReduceScatter(buf, blk, counts[0], ncclFloat32, ncclSum, c->comm, c->stream));
-        CU(cudaStreamSynchronize(c->stream));
-        return blk;
-    }
     float *mine = buf;
     size_t off = 0;
     NC(ncclGroupStart());
@@ -154,6 +146,16 @@ float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size
         off += counts[r];
     }
     NC(ncclGroupEnd());
+    CU(cudaStreamSynchronize(c->stream));
+    return mine;
+}
+
+/* in place at the block's own place (recvbuff == sendbuff + rank * recvcount) */
+float *nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank) {
+    NComm *c = comm_for(n, k);
+    after_backend(n, c->stream);
+    float *mine = buf + (size_t)c->rank * per_rank;
+    NC(ncclReduceScatter(buf, mine, per_rank, ncclFloat32, ncclSum, c->comm, c->stream));
     CU(cudaStreamSynchronize(c->stream));
     return mine;
 }

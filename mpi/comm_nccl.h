@@ -24,6 +24,7 @@ void nccl_grid_free(NcclGrid *n);
 void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int max);
 /* comm.h comm_reduce_scatterv_f32: one in-place reduce per rank with a block, grouped; returns this rank's block */
 float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts);
+float *nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int root);
 /* Queues the send; *opaque (at least sizeof(void *) bytes) receives what nccl_wait needs. */

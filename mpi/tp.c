@@ -30,12 +30,7 @@ const float *tp_sp_reduce_scatter(ProcessGrid *g, float *part, size_t n, size_t 
         if (g->be) g->be->zero(part + n * w, (all - n) * w * sizeof(float));
         else memset(part + n * w, 0, (all - n) * w * sizeof(float));
     }
-    if (tp == 1) return part;
-    size_t *counts = sd_alloc((size_t)tp * sizeof(size_t), "reduce-scatter counts");
-    for (int r = 0; r < tp; r++) counts[r] = rows * w;
-    const float *blk = comm_reduce_scatterv_f32(g, GROUP_TP, part, counts);
-    free(counts);
-    return blk;
+    return comm_reduce_scatter_f32(g, GROUP_TP, part, rows * w);
 }
 
 void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_t n) {

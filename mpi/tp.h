@@ -32,7 +32,7 @@ void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_
 float *tp_sp_gather(ProcessGrid *g, float *full, const float *src, size_t rows, size_t w);
 /* This rank's block [rows, w] of the sum over TP of part [rows x tp, w], whose first n rows hold this rank's partial
  * sums: the rows past n are zeroed first (padding: a micro-batch's tokens need not divide by tp), then the
- * reduce-scatter. Returns where the block lies, inside part (comm.h comm_reduce_scatterv_f32). */
+ * reduce-scatter. Returns where the block lies, inside part (comm.h comm_reduce_scatter_f32). */
 const float *tp_sp_reduce_scatter(ProcessGrid *g, float *part, size_t n, size_t rows, size_t w);
 int tp_size(const ProcessGrid *g);
 int tp_rank(const ProcessGrid *g);

@@ -317,8 +317,8 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
         size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
         for (int i = 0; i < n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
-        uint64_t bytes[COLL_KINDS];
-        plan_step_bytes(&pl, tok, resp, 0, bytes);
+        uint64_t bytes[COLL_KINDS], tpb[COLL_KINDS]; /* tpb: the TP group's part */
+        plan_step_bytes(&pl, tok, resp, 0, bytes, tpb);
         /* A group's traffic goes over NVLink when the group lies inside a node, else over the inter-node link.
          * Ranks are placed TP innermost, then PP, then DP (mpi/comm.c grid_rank): a TP group is tp consecutive
          * ranks, a PP group lies in a block of tp x pp consecutive ranks (inside a node when the block divides
@@ -334,8 +334,6 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
          * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
          * all-gather */
         /* the TP group's reduce-scatters and all-gathers (sequence parallelism) are not the data-parallel ones */
-        uint64_t tpb[COLL_KINDS];
-        plan_step_tp_bytes(&pl, tok, resp, tpb);
         double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
         double reduce = zero == 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;

@@ -1430,7 +1430,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions (summed over TP already; under sequence
          * parallelism each rank's part, whose sum over TP each rank takes for its block by a reduce-scatter) */
-        be->zero(a->dtmp, (m->seqpar ? R * (size_t)m->tp : N) * C * sizeof(float));
+        be->zero(a->dtmp, NC * sizeof(float)); /* (sequence parallelism: the reduce-scatter zeroes the rows past N) */
         if (!mb->nlp_dup) be->scatter_rows(a->dtmp, a->dhs, a->rows_dev, M, N, C);
         else { /* a row gathered twice gets both gradients (forward: rows_add) */
             size_t nd = (size_t)mb->nlp_dup, nu = M - nd;

@@ -185,7 +185,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     return p;
 }
 
-void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]) {
+/* the TP group's part of plan_step_bytes */
+static void step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]) {
     const ModelConfig *mc = &l->mc;
     for (int k = 0; k < COLL_KINDS; k++) out[k] = 0;
     if (l->tp <= 1) return;
@@ -223,9 +224,11 @@ void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t 
 }
 
 void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
-                     uint64_t out[COLL_KINDS]) {
+                     uint64_t out[COLL_KINDS], uint64_t *tp_out) {
     const ModelConfig *mc = &l->mc;
-    plan_step_tp_bytes(l, tokens, resp, out);
+    step_tp_bytes(l, tokens, resp, out);
+    if (tp_out)
+        for (int k = 0; k < COLL_KINDS; k++) tp_out[k] = out[k];
     MemPlan mp = plan_memory(l);
     size_t C = (size_t)mc->hidden_size, align = 64 * (size_t)l->dp, n_pad = div_up(mp.params, align) * align;
     int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1, world = l->dp * l->tp * l->pp;

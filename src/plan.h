@@ -2,7 +2,7 @@
  * "Memory and communication per rank"). The trainer prints both next to what it measured (backend allocations,
  * collective byte counters), and tests hold the two equal; the planner of a later issue reuses these formulas.
  *
- * defines: PlanLayout, MemPlan, plan_layout, plan_memory, plan_step_bytes, plan_step_tp_bytes.
+ * defines: PlanLayout, MemPlan, plan_layout, plan_memory, plan_step_bytes.
  * Units: bytes; element counts as size_t.
  */
 #ifndef SD_PLAN_H
@@ -104,8 +104,8 @@ int plan_recompute_layers(const PlanLayout *l, int stage);
 /* Bytes this rank's collectives count in one step (comm.h's convention) for micro-batches with tokens[i] packed
  * tokens and resp[i] response (log-prob) tokens, i < l->n_mb; sparse_rows: under the sparse embedding gradient with
  * dp > 1, the rows the step's DP group held (model.h m->sp.held), or 0 for the most it can (the memory plan's). */
-/* Of those, what the TP group's collectives count (tensor parallelism's, and sequence parallelism's) */
-void plan_step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, uint64_t out[COLL_KINDS]);
+/* tp_out (NULL: not wanted): of those, what the TP group's collectives count (tensor parallelism's, and sequence
+ * parallelism's) */
 void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *resp, size_t sparse_rows,
-                     uint64_t out[COLL_KINDS]);
+                     uint64_t out[COLL_KINDS], uint64_t *tp_out);
 #endif

@@ -227,7 +227,7 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet 
             resp[i] += pair_logprob_rows(pr);
         }
     uint64_t want[COLL_KINDS];
-    plan_step_bytes(pl, tok, resp, sparse_rows, want);
+    plan_step_bytes(pl, tok, resp, sparse_rows, want, NULL);
     fprintf(stderr,
             "simpo_dist: comm bytes rank %d step 1: allreduce %llu/%llu reduce_scatter %llu/%llu allgather %llu/%llu "
             "p2p %llu/%llu (measured/planned)\n",
