@@ -256,12 +256,12 @@ void cuda_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap);
 void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                      int FF);
-void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
-                     int V_loc, int V_off);
+void cuda_xent_stats(float *maxv, float *sumexp, float *tgt, float *lsum, const float *logits, const int *targets,
+                     size_t N, int V_loc, int V_off);
 void cuda_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                    int V_off);
-void cuda_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets,
-                         size_t N, int V_loc, int V_off);
+void cuda_xent_stats_b16(float *maxv, float *sumexp, float *tgt, float *lsum, const uint16_t *logits,
+                         const int *targets, size_t N, int V_loc, int V_off);
 void cuda_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off);
 void cuda_adamw(float *p, uint16_t *p16, const float *g, const GradRows *rows, float gscale, float *m, float *v,

@@ -33,20 +33,22 @@ const float *tp_sp_reduce_scatter(ProcessGrid *g, float *part, size_t n, size_t 
     return comm_reduce_scatter_f32(g, GROUP_TP, part, rows * w);
 }
 
-void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_t n) {
+void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, double *ls, size_t n) {
     if (tp_size(g) == 1 || n == 0) return;
-    double *gmx = sd_alloc(n * sizeof(double), "vocab max"), *sums = sd_alloc(2 * n * sizeof(double), "vocab sums");
+    double *gmx = sd_alloc(n * sizeof(double), "vocab max"), *sums = sd_alloc(3 * n * sizeof(double), "vocab sums");
     for (size_t i = 0; i < n; i++) gmx[i] = mx[i];
     comm_allreduce_max_f64(g, GROUP_TP, gmx, n);
     for (size_t i = 0; i < n; i++) {
         sums[i] = se[i] * exp(mx[i] - gmx[i]);
         sums[n + i] = tgt[i];
+        sums[2 * n + i] = ls[i];
     }
-    comm_allreduce_sum_f64(g, GROUP_TP, sums, 2 * n);
+    comm_allreduce_sum_f64(g, GROUP_TP, sums, 3 * n);
     for (size_t i = 0; i < n; i++) {
         mx[i] = gmx[i];
         se[i] = sums[i];
         tgt[i] = sums[n + i];
+        ls[i] = sums[2 * n + i];
     }
     free(gmx);
     free(sums);

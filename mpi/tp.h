@@ -5,7 +5,7 @@
  *   column-parallel input  identity                      tp_copy_bwd: all-reduce(sum) of dX
  *   row-parallel output    tp_reduce: all-reduce(sum)    identity
  *   vocab-parallel embed   tp_reduce of the rows         identity (each rank updates its own rows)
- *   vocab-parallel logp    tp_vocab_combine (max, then sums of rescaled exp-sums and target logits)
+ *   vocab-parallel logp    tp_vocab_combine (max, then sums of rescaled exp-sums, target logits, logit sums)
  * and sequence parallelism's (Megatron-Core's gather_from / reduce_scatter_to_sequence_parallel_region): rows cut
  * over TP, rank r holding block r of `rows` rows
  *   before column-parallel tp_sp_gather: all-gather          tp_sp_reduce_scatter of dX
@@ -24,8 +24,9 @@
 void tp_reduce(ProcessGrid *g, float *x, size_t n);
 void tp_copy_bwd(ProcessGrid *g, float *dx, size_t n);
 /* In place over n rows: mx = max over ranks; se = sum over ranks of se_r * exp(mx_r - mx); tgt = sum over ranks
- * (only the rank owning the target contributes a non-zero logit). Afterwards lse = mx + log(se). */
-void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, size_t n);
+ * (only the rank owning the target contributes a non-zero logit); ls (the rows' logit sums) = sum over ranks.
+ * Afterwards lse = mx + log(se). */
+void tp_vocab_combine(ProcessGrid *g, double *mx, double *se, double *tgt, double *ls, size_t n);
 /* Count of TP ranks (1 without a grid). */
 /* Sequence parallelism, backend memory, w floats a row: the whole rows full [rows x tp, w] from this rank's block
  * src [rows, w] (copied to its place in full unless it is there; bf16 rows travel as floats). Returns full. */

@@ -245,8 +245,8 @@ typedef struct Backend {
      * xent_stats_b16: xent_stats on bf16 logits [N, V_loc].
      * xent_bwd_b16: in place, bf16 logits -> their bf16 d(logits) (xent_bwd on the widened logits, rounded to
      *               nearest even): the chunk needs no second buffer. */
-    void (*xent_stats_b16)(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets,
-                           size_t N, int V_loc, int V_off);
+    void (*xent_stats_b16)(float *maxv, float *sumexp, float *tgt, float *lsum, const uint16_t *logits,
+                           const int *targets, size_t N, int V_loc, int V_off);
     void (*xent_bwd_b16)(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
                          int V_loc, int V_off);
     /* y[i] = bf16(x[i]) (round to nearest even) for n elements: the model's bf16 compute weights (model.h
@@ -339,10 +339,12 @@ typedef struct Backend {
 
     /* Log-softmax statistics of a vocabulary slice, the building block of (vocab-parallel) log-probs:
      * logits[N, V_loc] hold columns V_off .. V_off+V_loc-1 of the full vocabulary; targets[n] are global ids.
-     * writes maxv[n] = max_j logits[n,j], sumexp[n] = sum_j exp(logits[n,j] - maxv[n]) and
-     * tgt[n] = logits[n, targets[n]-V_off] when the target lies in the slice, else 0. */
-    void (*xent_stats)(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
-                       int V_loc, int V_off);
+     * writes maxv[n] = max_j logits[n,j], sumexp[n] = sum_j exp(logits[n,j] - maxv[n]),
+     * tgt[n] = logits[n, targets[n]-V_off] when the target lies in the slice, else 0, and lsum[n] = sum_j
+     * logits[n,j] (the metrics' mean logit, logits/chosen: read in the same pass, so it costs no memory traffic;
+     * an empty slice gives 0). All four [N] fp32, sums in double rounded once. */
+    void (*xent_stats)(float *maxv, float *sumexp, float *tgt, float *lsum, const float *logits, const int *targets,
+                       size_t N, int V_loc, int V_off);
     /* In place, logits -> d(loss)/d(logits): with lse[n] the full-vocabulary log-sum-exp and g[n] =
      * d(loss)/d(logp[n]) where logp[n] = logit[target] - lse[n]:
      * dlogits[n,j] = g[n] * ([j+V_off == targets[n]] - exp(logits[n,j] - lse[n])). */

@@ -297,17 +297,17 @@ static void p_softcap_fwd(float *x, size_t n, float cap) { TIMED(softcap_fwd, 8.
 static void p_softcap_bwd(float *dx, const float *x_pre, size_t n, float cap) {
     TIMED(softcap_bwd, 12.0 * n, g_in->softcap_bwd(dx, x_pre, n, cap));
 }
-static void p_xent_stats(float *mx, float *se, float *tgt, const float *logits, const int *targets, size_t N,
-                         int V_loc, int V_off) {
-    TIMED(xent_stats, 4.0 * N * V_loc, g_in->xent_stats(mx, se, tgt, logits, targets, N, V_loc, V_off));
+static void p_xent_stats(float *mx, float *se, float *tgt, float *ls, const float *logits, const int *targets,
+                         size_t N, int V_loc, int V_off) {
+    TIMED(xent_stats, 4.0 * N * V_loc, g_in->xent_stats(mx, se, tgt, ls, logits, targets, N, V_loc, V_off));
 }
 static void p_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                        int V_off) {
     TIMED(xent_bwd, 8.0 * N * V_loc, g_in->xent_bwd(logits, lse, g, targets, N, V_loc, V_off));
 }
-static void p_xent_stats_b16(float *mx, float *se, float *tgt, const uint16_t *logits, const int *targets, size_t N,
-                             int V_loc, int V_off) {
-    TIMED(xent_stats_b16, 2.0 * N * V_loc, g_in->xent_stats_b16(mx, se, tgt, logits, targets, N, V_loc, V_off));
+static void p_xent_stats_b16(float *mx, float *se, float *tgt, float *ls, const uint16_t *logits, const int *targets,
+                             size_t N, int V_loc, int V_off) {
+    TIMED(xent_stats_b16, 2.0 * N * V_loc, g_in->xent_stats_b16(mx, se, tgt, ls, logits, targets, N, V_loc, V_off));
 }
 static void p_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,
                            int V_loc, int V_off) {

@@ -3,8 +3,8 @@
  *
  * Only positions that predict a response token reach the LM head: their final normed rows are gathered (under
  * prefix sharing a prompt's last token twice, once per response), the logits are formed in chunks of rows (~1 GiB
- * were they fp32: model_lmhead_chunk_rows) and each chunk is reduced at once to (max, sum exp, target logit) over
- * this rank's vocabulary slice; tp_vocab_combine joins the slices of the TP group, so the full logits never exist
+ * were they fp32: model_lmhead_chunk_rows) and each chunk is reduced at once to (max, sum exp, target logit, and
+ * for the metrics the sum of the row's logits) over this rank's vocabulary slice; tp_vocab_combine joins the slices of the TP group, so the full logits never exist
  * on any rank (bf16 logits, autocast storage: chunks of twice the rows, the same bytes). The backward forms each
  * chunk's logits again (unless the logits cache, train.lmhead_cache, kept them
  * from the forward: all rows, or the first whole chunks), turns them into d(logits) in place and pushes those into
@@ -129,10 +129,11 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
     }
     be->gather_rows(a->hs, a->xf, a->rows_dev, M, N, (int)act_floats(m, (size_t)C)); /* bf16 rows as floats */
 
-    /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit); tp_vocab_combine joins them */
-    size_t R = (size_t)a->chunk;
-    float *hf = sd_alloc(R * 3 * sizeof(float), "lm head stats");
-    double *mx = sd_alloc((M ? M : 1) * 3 * sizeof(double), "lm head stats"), *se = mx + (M ? M : 1), *tgt = se + (M ? M : 1);
+    /* vocab-parallel log-probs: each rank's slice gives (max, sum exp, target logit, logit sum); tp_vocab_combine
+     * joins them. The logit sums go to a->gchunk, which the backward alone uses (for the chunk's d(loss)/d(logp)). */
+    size_t R = (size_t)a->chunk, M1 = M ? M : 1;
+    float *hf = sd_alloc(R * 4 * sizeof(float), "lm head stats");
+    double *mx = sd_alloc(M1 * 4 * sizeof(double), "lm head stats"), *se = mx + M1, *tgt = se + M1, *ls = tgt + M1;
     Wt head = head_wt(m);
     if (!head.b) model_hold(be, m->lm_head, (size_t)V * C); /* one bf16 copy for all chunks (when there is none) */
     for (size_t r0 = 0; r0 < M; r0 += R) {
@@ -144,7 +145,7 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
         if (m->head16) { /* bf16 logits (autocast storage) */
             uint16_t *lg16 = keep ? (uint16_t *)m->head_cache + r0 * (size_t)V : (uint16_t *)a->logits;
             model_linear_proj(m, (float *)lg16, a->hs + r0 * C16, s16, head, n, C, V);
-            be->xent_stats_b16(a->mx, a->se, a->tgt, lg16, a->tg + r0, n, V, m->V_off);
+            be->xent_stats_b16(a->mx, a->se, a->tgt, a->gchunk, lg16, a->tg + r0, n, V, m->V_off);
         } else {
             float *lg = keep ? m->head_cache + r0 * (size_t)V : a->logits;
             model_linear(be, lg, a->hs + r0 * C16, s16, head, n, C, V, false);
@@ -153,22 +154,24 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
                 be->softcap_fwd(a->logits, n * (size_t)V, (float)m->mc.final_logit_softcapping);
                 lg = a->logits;
             }
-            be->xent_stats(a->mx, a->se, a->tgt, lg, a->tg + r0, n, V, m->V_off);
+            be->xent_stats(a->mx, a->se, a->tgt, a->gchunk, lg, a->tg + r0, n, V, m->V_off);
         }
         be->download(hf, a->mx, n * sizeof(float));
         be->download(hf + R, a->se, n * sizeof(float));
         be->download(hf + 2 * R, a->tgt, n * sizeof(float));
+        be->download(hf + 3 * R, a->gchunk, n * sizeof(float));
         for (size_t i = 0; i < n; i++) {
             mx[r0 + i] = hf[i];
             se[r0 + i] = hf[R + i];
             tgt[r0 + i] = hf[2 * R + i];
+            ls[r0 + i] = hf[3 * R + i];
         }
     }
     if (!head.b) model_release(be, m->lm_head);
     if (m->head_cache) m->head_cache_slot = slot;
-    tp_vocab_combine(m->grid, mx, se, tgt, M);
+    tp_vocab_combine(m->grid, mx, se, tgt, ls, M);
     for (int s = 0; s < mb->S; s++) {
-        out[s].sum = 0.0;
+        out[s].sum = out[s].logit_sum = 0.0;
         out[s].n = 0;
     }
     float *lse_host = sd_alloc((M ? M : 1) * sizeof(float), "lse");
@@ -177,6 +180,7 @@ void model_head_forward(Model *m, Acts *a, const MicroBatch *mb, int slot, SeqLo
         lse_host[r] = (float)lse;
         int s = mb->lp_seq[r];
         out[s].sum += tgt[r] - lse;
+        out[s].logit_sum += ls[r];
         out[s].n++;
     }
     be->upload(a->lse_row, lse_host, M * sizeof(float));

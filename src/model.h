@@ -453,8 +453,11 @@ const ParamSpec *model_find_param(const Model *m, const char *name);
 
 /* Per-sequence response log-probs of a micro-batch. */
 typedef struct {
-    double sum;     /* sum of log p(response token) */
-    int n;          /* response tokens */
+    double sum;       /* sum of log p(response token) */
+    double logit_sum; /* sum over the response tokens' rows of the sum of their logits over the full vocabulary
+                       * (after any final soft-cap): the metrics' logits/chosen is its mean per token and vocabulary
+                       * entry */
+    int n;            /* response tokens */
 } SeqLogp;
 
 /* Forward of this stage over the packed micro-batch in activation slot `slot`. The first stage embeds mb->ids;

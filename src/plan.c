@@ -2,6 +2,7 @@
  * trainer holds and sends; docs/design.md lists them. */
 #include "plan.h"
 #include "model.h"
+#include "train_step.h" /* ACC_N: the metrics a step all-reduces */
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t pad128(size_t n) { return div_up(n, 128) * 128; }
@@ -197,9 +198,9 @@ static void step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_
     int Lrc = plan_recompute_layers(l, l->pp_rank), g2 = mc->arch == ARCH_GEMMA2;
     for (int i = 0; i < l->n_mb; i++) {
         size_t nc = 4 * tokens[i] * C;
-        /* vocab-parallel log-probs: max, then (sum exp, target logit), in double; the head's input grad (under
-         * sequence parallelism a reduce-scatter of the rows, below) */
-        if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 3 + (l->seqpar ? 0 : 4 * resp[i] * C);
+        /* vocab-parallel log-probs: max, then (sum exp, target logit, logit sum), in double; the head's input grad
+         * (under sequence parallelism a reduce-scatter of the rows, below) */
+        if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 4 + (l->seqpar ? 0 : 4 * resp[i] * C);
         if (!l->seqpar) {
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
              * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's
@@ -255,8 +256,9 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
         else if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }
-    /* scalars: metrics (8 doubles) over PP and DP; grad norm over DP (sharded), TP, PP; the stop flag */
-    out[COLL_ALLREDUCE] += 64 * ((l->pp > 1) + (l->dp > 1));
+    /* scalars: metrics (train_step.h's ACC_N doubles) over PP and DP; grad norm over DP (sharded), TP, PP; the stop
+     * flag */
+    out[COLL_ALLREDUCE] += 8 * ACC_N * ((l->pp > 1) + (l->dp > 1));
     out[COLL_ALLREDUCE] += 8 * ((l->zero >= 1 && l->dp > 1) + (l->tp > 1) + (l->pp > 1));
     out[COLL_ALLREDUCE] += 8 * (world > 1);
 }

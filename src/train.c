@@ -155,11 +155,11 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
     fprintf(f,
             "{\"step\": %ld, \"skipped_steps\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
             "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
-            "\"logps/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
+            "\"logps/rejected\": %.17g, \"logits/chosen\": %.17g, \"logits/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
             "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s}\n",
             sm->step, t->optim->skipped, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
-            sm->logp_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
+            sm->logp_l, sm->logits_w, sm->logits_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
             mfu);
@@ -695,7 +695,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         /* the parameters are fixed from here to the optimizer step; the bf16 copy is fresh when the optimizer wrote
          * it along with them (it updated every parameter on this rank) */
         if (!m->w16_fresh) model_refresh_weights16(m);
-        double acc[8] = {0}; /* sums over this rank's pairs: loss, rewards, accuracy, log-probs, tokens, FLOPs */
+        double acc[ACC_N] = {0}; /* sums over this rank's pairs (train_step.h) */
         StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
                          (int)mbp, B, chosen_tokens, c->prefix_sharing};
         step_run_microbatches(&work, acc);
@@ -709,34 +709,38 @@ int train_run(const Config *c, const TrainOptions *opt) {
         model_grads_reduce_resident(m); /* ZeRO-2: the tied embedding's gradient, whole for the step */
         zero_reduce_grads(g, t->plan, m->grads, m->grads_to - m->grads_from);
         model_sparse_embed_allreduce(m); /* the held embedding rows (the flat buffer starts after them) */
-        comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
-        comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
-        if (overlap || (optim_fuses_norm(t->optim, m) && !c->nonfinite_skip && isfinite(acc[0]))) {
+        comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */
+        comm_allreduce_sum_f64(g, GROUP_DP, acc, ACC_N);
+        if (overlap || (optim_fuses_norm(t->optim, m) && !c->nonfinite_skip && isfinite(acc[ACC_LOSS]))) {
             /* nothing clips, so the norm need not come before the update, and a non-finite one stops the run
              * without writing anything: formed as AdamW reads the gradients, one pass over them fewer (the peer's
              * torch.optim.AdamW without clipping forms none); begun inside the backward, the rest of it */
             gn = optim_step_norm(t->optim, m, lr);
-            if (!isfinite(gn) || !isfinite(acc[0])) stop_nonfinite(t, step_no, acc[0], gn);
+            if (!isfinite(gn) || !isfinite(acc[ACC_LOSS])) stop_nonfinite(t, step_no, acc[ACC_LOSS], gn);
             gather_params(t);
         } else {
             gn = optim_grad_norm(m, t->plan);
-            if (isfinite(gn) && isfinite(acc[0])) {
+            if (isfinite(gn) && isfinite(acc[ACC_LOSS])) {
                 optim_step(t->optim, m, gn, lr);
                 gather_params(t);
             } else if (c->nonfinite_skip) {
                 optim_skip(t->optim);
                 if (g->rank == 0)
                     fprintf(stderr, "simpo_dist: step %ld: non-finite loss (%g) or gradient norm (%g): update skipped "
-                            "(train.nonfinite: skip; %ld skipped so far)\n", t->optim->step, acc[0], gn,
+                            "(train.nonfinite: skip; %ld skipped so far)\n", t->optim->step, acc[ACC_LOSS], gn,
                             t->optim->skipped);
-            } else stop_nonfinite(t, step_no, acc[0], gn);
+            } else stop_nonfinite(t, step_no, acc[ACC_LOSS], gn);
         }
         double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
         comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;
-        StepMetrics sm = {t->optim->step, acc[0], acc[1] / B, acc[2] / B, (acc[1] - acc[2]) / B, acc[3] / B,
-                          acc[4] / B, acc[5] / B, gn, lr, acc[6] / dt, (long)acc[6], acc[7] / dt / g->world / 1e12,
-                          {0}};
+        StepMetrics sm = {.step = t->optim->step, .loss = acc[ACC_LOSS], .reward_w = acc[ACC_REWARD_W] / B,
+                          .reward_l = acc[ACC_REWARD_L] / B, .margin = (acc[ACC_REWARD_W] - acc[ACC_REWARD_L]) / B,
+                          .accuracy = acc[ACC_CORRECT] / B, .logp_w = acc[ACC_LOGP_W] / B,
+                          .logp_l = acc[ACC_LOGP_L] / B, .grad_norm = gn, .lr = lr,
+                          .tokens_per_s = acc[ACC_TOKENS] / dt, .tokens = (long)acc[ACC_TOKENS],
+                          .logits_w = step_mean_logit(acc, true, m->V), .logits_l = step_mean_logit(acc, false, m->V),
+                          .tflops = acc[ACC_FLOPS] / dt / g->world / 1e12};
         comm_take_bytes(g, sm.comm);
         if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
             log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);

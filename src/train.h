@@ -23,6 +23,7 @@ typedef struct {
     long step;
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l, grad_norm, lr, tokens_per_s;
     long tokens;
+    double logits_w, logits_l; /* the mean logit over the chosen (rejected) response tokens and the vocabulary */
     double tflops;       /* the step's model FLOPs (model_config.h model_config_flops) per second and rank, in 1e12 */
     uint64_t comm[5];    /* this rank's collective bytes in the step, by CollKind (mpi/comm.h) */
 } StepMetrics;

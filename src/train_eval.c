@@ -20,23 +20,28 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
     for (size_t i = 0; i < n; i++) chosen_tokens += data->pairs[i].n_chosen;
     for (size_t i = lo; i < hi; i++) idx[i - lo] = i;
     StepWork w = {g, m, data, lp, idx, 0, c->micro_batch_pairs, (long)n, chosen_tokens, c->prefix_sharing};
-    double acc[8] = {0};
+    double acc[ACC_N] = {0};
     step_run_forward_only(&w, hi - lo, acc);
-    comm_allreduce_sum_f64(g, GROUP_PP, acc, 8); /* the last stage computed them */
-    comm_allreduce_sum_f64(g, GROUP_DP, acc, 8);
+    comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */
+    comm_allreduce_sum_f64(g, GROUP_DP, acc, ACC_N);
     free(idx);
     double N = (double)n;
-    return (EvalMetrics){step, acc[0], acc[1] / N, acc[2] / N, (acc[1] - acc[2]) / N, acc[3] / N, acc[4] / N,
-                         acc[5] / N, (long)n, (long)acc[6], sd_now() - t0};
+    return (EvalMetrics){.step = step, .loss = acc[ACC_LOSS], .reward_w = acc[ACC_REWARD_W] / N,
+                         .reward_l = acc[ACC_REWARD_L] / N, .margin = (acc[ACC_REWARD_W] - acc[ACC_REWARD_L]) / N,
+                         .accuracy = acc[ACC_CORRECT] / N, .logp_w = acc[ACC_LOGP_W] / N,
+                         .logp_l = acc[ACC_LOGP_L] / N, .logits_w = step_mean_logit(acc, true, m->V),
+                         .logits_l = step_mean_logit(acc, false, m->V), .pairs = (long)n,
+                         .tokens = (long)acc[ACC_TOKENS], .seconds = sd_now() - t0};
 }
 
 void eval_write(FILE *f, const EvalMetrics *e) {
     fprintf(f,
             "{\"step\": %ld, \"eval_loss\": %.17g, \"eval_rewards/chosen\": %.17g, \"eval_rewards/rejected\": %.17g, "
             "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
-            "\"eval_logps/rejected\": %.17g, \"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, "
-            "\"eval_samples_per_second\": %.6g}\n",
-            e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->pairs,
+            "\"eval_logps/rejected\": %.17g, \"eval_logits/chosen\": %.17g, \"eval_logits/rejected\": %.17g, "
+            "\"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, \"eval_samples_per_second\": %.6g}\n",
+            e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->logits_w,
+            e->logits_l, e->pairs,
             e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0);
 }
 

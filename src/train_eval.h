@@ -24,6 +24,7 @@
 typedef struct {
     long step;                 /* optimizer steps done when evaluated (0: the starting weights) */
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l; /* means over the pairs (train.h's names) */
+    double logits_w, logits_l; /* mean logits over the response tokens and the vocabulary (train.h) */
     long pairs, tokens;        /* held-out pairs; tokens of their chosen and rejected sequences */
     double seconds;            /* wall time of the evaluation */
 } EvalMetrics;

@@ -12,7 +12,7 @@ int step_slots(int pp, int stage, int n_mb) {
 }
 
 /* the loss of a micro-batch's pairs on the last stage: d(loss)/d(sum log-prob) per sequence, metrics */
-static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *seq, double *dsum, double acc[8]) {
+static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *seq, double *dsum, double *acc) {
     PairStats *ps = sd_alloc(sizeof *ps * (size_t)mb->P, "pair stats");
     LossOut *los = sd_alloc(sizeof *los * (size_t)mb->P, "pair losses");
     for (int p = 0; p < mb->P; p++) {
@@ -27,22 +27,31 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
         const LossOut lo = los[p];
         dsum[2 * p] = lo.d_sum_w;
         dsum[2 * p + 1] = lo.d_sum_l;
-        acc[0] += lo.loss;
-        acc[1] += lo.reward_w;
-        acc[2] += lo.reward_l;
-        acc[3] += lo.reward_w > lo.reward_l ? 1.0 : 0.0;
-        acc[4] += lo.logp_w;
-        acc[5] += lo.logp_l;
+        acc[ACC_LOSS] += lo.loss;
+        acc[ACC_REWARD_W] += lo.reward_w;
+        acc[ACC_REWARD_L] += lo.reward_l;
+        acc[ACC_CORRECT] += lo.reward_w > lo.reward_l ? 1.0 : 0.0;
+        acc[ACC_LOGP_W] += lo.logp_w;
+        acc[ACC_LOGP_L] += lo.logp_l;
+        acc[ACC_LOGITS_W] += seq[2 * p].logit_sum;
+        acc[ACC_LOGITS_L] += seq[2 * p + 1].logit_sum;
+        acc[ACC_RESP_W] += seq[2 * p].n;
+        acc[ACC_RESP_L] += seq[2 * p + 1].n;
     }
     free(ps);
     free(los);
-    acc[6] += (double)mb->Natt;
+    acc[ACC_TOKENS] += (double)mb->Natt;
     double rows = 0; /* the log-prob rows: every sequence's response tokens */
     for (int i = 0; i < 2 * mb->P; i++) rows += seq[i].n;
-    acc[7] += model_config_flops(&w->m->mc, (double)mb->Ntok, mb->cu_seqlens, mb->S, rows);
+    acc[ACC_FLOPS] += model_config_flops(&w->m->mc, (double)mb->Ntok, mb->cu_seqlens, mb->S, rows);
 }
 
-void step_run_microbatches(const StepWork *w, double acc[8]) {
+double step_mean_logit(const double *acc, bool chosen, int vocab_size) {
+    double n = acc[chosen ? ACC_RESP_W : ACC_RESP_L] * (double)vocab_size;
+    return n > 0 ? acc[chosen ? ACC_LOGITS_W : ACC_LOGITS_L] / n : 0.0;
+}
+
+void step_run_microbatches(const StepWork *w, double *acc) {
     Model *m = w->m;
     ProcessGrid *g = w->g;
     int n_mb = w->n_mb, mbp = w->mbp, stage = g->pp_rank, pp = g->pp;
@@ -107,7 +116,7 @@ void step_run_microbatches(const StepWork *w, double acc[8]) {
     free(mbs);
 }
 
-void step_run_forward_only(const StepWork *w, size_t n_pairs, double acc[8]) {
+void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
     Model *m = w->m;
     ProcessGrid *g = w->g;
     int stage = g->pp_rank, mbp = w->mbp;

@@ -24,15 +24,34 @@ typedef struct {
     bool share_prompt;        /* data.prefix_sharing: micro-batches share each pair's prompt (pairs.h) */
 } StepWork;
 
-/* Accumulates gradients into m->grads. acc[0..6] gets, on the last stage, the sums over this rank's pairs of
- * loss, reward_w, reward_l, accuracy, logp_w, logp_l, and the tokens of the chosen and rejected sequences (a shared
- * prompt counted twice, as without sharing; other stages add nothing). */
-void step_run_microbatches(const StepWork *w, double acc[8]);
+/* The sums a step (or an evaluation) accumulates over this rank's pairs, on the last stage (other stages add
+ * nothing), then over PP and DP: acc[ACC_N], indexed by these. */
+enum {
+    ACC_LOSS,     /* the loss (each pair's share of the batch mean) */
+    ACC_REWARD_W, /* rewards of the chosen and rejected responses */
+    ACC_REWARD_L,
+    ACC_CORRECT,  /* pairs whose chosen reward exceeds the rejected one */
+    ACC_LOGP_W,   /* the log-probs the objective compares (loss.h LossOut.logp_w, logp_l) */
+    ACC_LOGP_L,
+    ACC_TOKENS,   /* tokens of the chosen and rejected sequences (a shared prompt counted twice, as without sharing) */
+    ACC_FLOPS,    /* model FLOPs (model_config_flops) */
+    ACC_LOGITS_W, /* sums of the logits over the vocabulary and the response tokens of the chosen, rejected sequences */
+    ACC_LOGITS_L,
+    ACC_RESP_W,   /* response tokens of the chosen, rejected sequences */
+    ACC_RESP_L,
+    ACC_N
+};
+/* logits/chosen or logits/rejected from those sums: the mean logit over the response tokens and the vocabulary (TRL's
+ * mean_chosen_logits, weighted by tokens over the whole batch) */
+double step_mean_logit(const double *acc, bool chosen, int vocab_size);
+
+/* Accumulates gradients into m->grads and the step's sums into acc[ACC_N] (above). */
+void step_run_microbatches(const StepWork *w, double *acc);
 /* Forward only (held-out evaluation, train_eval.h): this rank's n_pairs pairs w->idx[0..n_pairs) in micro-batches
  * of w->mbp (the last one holds the rest; w->n_mb is not read) through the pipeline's stages in order (no
  * backward, so one activation slot: each stage receives, runs and sends one micro-batch after the other). acc as
  * step_run_microbatches' (the losses normalised by w->batch_pairs and w->chosen_tokens); no gradient is touched. */
-void step_run_forward_only(const StepWork *w, size_t n_pairs, double acc[8]);
+void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc);
 /* A tied LM head on the last stage mirrors the first stage's embedding: sum the two gradients so both stay equal. */
 void step_sync_tied_grads(ProcessGrid *g, Model *m);
 /* Micro-batches in flight on this stage under 1F1B: min(pp - stage, n_mb). */

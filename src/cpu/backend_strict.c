@@ -557,10 +557,10 @@ static void strict_swiglu_bwd(float *dgate, float *dup, const float *dout, const
     g_cpu->swiglu_bwd(F(dgate, n, "dgate"), F(dup, n, "dup"), F(dout, n, "dout"), F(gate, n, "gate"), F(up, n, "up"),
                       N, FF);
 }
-static void strict_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets,
-                              size_t N, int V_loc, int V_off) {
+static void strict_xent_stats(float *maxv, float *sumexp, float *tgt, float *lsum, const float *logits,
+                              const int *targets, size_t N, int V_loc, int V_off) {
     const char *OP = "xent_stats";
-    g_cpu->xent_stats(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"),
+    g_cpu->xent_stats(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"), F(lsum, N, "lsum"),
                       F(logits, N * (size_t)V_loc, "logits"), I(targets, N, "targets"), N, V_loc, V_off);
 }
 static void strict_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
@@ -569,10 +569,10 @@ static void strict_xent_bwd(float *logits, const float *lse, const float *g, con
     g_cpu->xent_bwd(F(logits, N * (size_t)V_loc, "logits"), F(lse, N, "lse"), F(g, N, "g"),
                     I(targets, N, "targets"), N, V_loc, V_off);
 }
-static void strict_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits,
+static void strict_xent_stats_b16(float *maxv, float *sumexp, float *tgt, float *lsum, const uint16_t *logits,
                                   const int *targets, size_t N, int V_loc, int V_off) {
     const char *OP = "xent_stats_b16";
-    g_cpu->xent_stats_b16(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"),
+    g_cpu->xent_stats_b16(F(maxv, N, "maxv"), F(sumexp, N, "sumexp"), F(tgt, N, "tgt"), F(lsum, N, "lsum"),
                           H(logits, N * (size_t)V_loc, "logits"), I(targets, N, "targets"), N, V_loc, V_off);
 }
 static void strict_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N,

@@ -88,10 +88,10 @@ void cpu_xent_bwd16(uint16_t *dlogits, const float *logits, const float *lse, co
 }
 
 /* the autocast LM head: bf16 logits widened exactly, the fp32 op; the gradient rounded back over the logits */
-void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets, size_t N,
-                        int V_loc, int V_off) {
+void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, float *lsum, const uint16_t *logits, const int *targets,
+                        size_t N, int V_loc, int V_off) {
     float *t = widen(logits, N * (size_t)(V_loc > 0 ? V_loc : 0));
-    cpu_xent_stats(maxv, sumexp, tgt, t, targets, N, V_loc, V_off);
+    cpu_xent_stats(maxv, sumexp, tgt, lsum, t, targets, N, V_loc, V_off);
     free(t);
 }
 void cpu_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,

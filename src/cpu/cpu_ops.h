@@ -71,8 +71,8 @@ bool cpu_attn_bwd_b16_rows(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint1
                            const int *cu, int S, const int *xrow, const int *skip, int NH, int NKV, int HD,
                            const AttnOpts *opts);
 /* autocast storage of the LM head's logits (bf16_storage.c) */
-void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, const uint16_t *logits, const int *targets, size_t N,
-                        int V_loc, int V_off);
+void cpu_xent_stats_b16(float *maxv, float *sumexp, float *tgt, float *lsum, const uint16_t *logits, const int *targets,
+                        size_t N, int V_loc, int V_off);
 void cpu_xent_bwd_b16(uint16_t *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                       int V_off);
 void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, bool transA, bool transB,
@@ -111,8 +111,8 @@ void cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t N, in
 void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                     int FF);
 
-void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, const float *logits, const int *targets, size_t N,
-                    int V_loc, int V_off);
+void cpu_xent_stats(float *maxv, float *sumexp, float *tgt, float *lsum, const float *logits, const int *targets,
+                    size_t N, int V_loc, int V_off);
 void cpu_xent_bwd(float *logits, const float *lse, const float *g, const int *targets, size_t N, int V_loc,
                   int V_off);
 

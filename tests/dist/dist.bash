@@ -13,11 +13,33 @@ full_length_pairs() {
     for (s = 0; s < 2; s++) { printf "], \"%s_ids\": [", (s ? "rejected" : "chosen"); for (j = 0; j < 192; j++) printf "%s%d", (j ? "," : ""), 3 + int(rand() * 380) }
     printf "]}\n" } }' > pairs.jsonl
 }
-# run_case NAME NP MICRO PARALLEL: trains the fixture under the layout and checks the parameters after step 2.
+# run_case NAME NP MICRO PARALLEL: trains the fixture under the layout and checks the parameters after step 2 and
+# the first step's logged mean logits against one rank's.
 run_case() {
   setup "$1" "$3"; echo "parallel: $4" >> run.yaml
   if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
   "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
+  same_logits "$(one_rank_metrics)" out/metrics.jsonl "$1"
+}
+# one_rank_metrics: the path of the fixture's metrics.jsonl trained on one rank (run once per test script)
+one_rank_metrics() {
+  local d="$TMP/_one_rank"
+  if [ ! -s "$d/out/metrics.jsonl" ]; then
+    rm -rf "$d"; mkdir -p "$d"; cp -r "$FIX/tiny-a/." "$d/"; (cd "$d" && "$BIN" run.yaml 2> train.log)
+  fi
+  echo "$d/out/metrics.jsonl"
+}
+# same_logits A B NAME: step 1's logits/chosen and logits/rejected (the mean logit over the response tokens and the
+# vocabulary) of metrics files A and B within 1e-5 relative: the same weights, sums rounded in another order (~1e-7
+# seen), where a vocabulary slice left out or counted twice is off by its share of the whole
+same_logits() {
+  local f a b
+  for f in logits/chosen logits/rejected; do
+    a=$(metric "$1" 1 "$f"); b=$(metric "$2" 1 "$f")
+    if [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a;
+         exit !(m > 0 && d <= 1e-5 * m) }'; then ok "$3: step 1 $f $b (1 rank $a)"
+    else bad "$3: step 1 $f $b, 1 rank $a"; fi
+  done
 }
 # setup_tied NAME: $TMP/NAME as the current directory with the fixture's pairs and base.yaml, a random-init
 # 4-layer model with tied embeddings (the case where the last pipeline stage mirrors the first stage's embedding).

@@ -979,12 +979,13 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
     int *tg = sd_alloc(N * sizeof(int), "targets");
     for (size_t n = 0; n < N; n++) tg[n] = (int)(urand() * V) % V; /* often outside the slice */
     if (N > 2) tg[0] = V_off, tg[1] = V_off + V_loc - 1;       /* slice edges */
-    float *mx = hconst(N, 7), *se = hconst(N, 7), *tt = hconst(N, 7);
+    float *mx = hconst(N, 7), *se = hconst(N, 7), *tt = hconst(N, 7), *ls = hconst(N, 7);
     int *d_tg = up(tg, N * sizeof(int));
     float *d_lg = up(lg, (nl ? nl : 1) * 4), *d_mx = up(mx, N * 4), *d_se = up(se, N * 4), *d_tt = up(tt, N * 4);
-    cpu->xent_stats(mx, se, tt, lg, tg, N, V_loc, V_off);
-    gpu->xent_stats(d_mx, d_se, d_tt, d_lg, d_tg, N, V_loc, V_off);
-    float *gm = down(d_mx, N), *gs = down(d_se, N), *gt = down(d_tt, N);
+    float *d_ls = up(ls, N * 4);
+    cpu->xent_stats(mx, se, tt, ls, lg, tg, N, V_loc, V_off);
+    gpu->xent_stats(d_mx, d_se, d_tt, d_ls, d_lg, d_tg, N, V_loc, V_off);
+    float *gm = down(d_mx, N), *gs = down(d_se, N), *gt = down(d_tt, N), *gl0 = down(d_ls, N);
     char what[96];
     snprintf(what, sizeof what, "xent_stats N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
     bitwise("xent_stats maxv", gm, mx, N * 4);
@@ -993,7 +994,14 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
     for (size_t n = 0; n < N; n++)
         worst = fmax(worst, se[n] == 0 ? fabs(gs[n]) : fabs(gs[n] - se[n]) / se[n]);
     CHECK(worst <= 1e-6, "%s: sumexp rel diff %.3g", what, worst);
-    gpu->xent_stats(d_mx, d_se, d_tt, d_lg, d_tg, N, V_loc, V_off);
+    /* lsum: both sides a double sum of the same floats in another order, each rounded once: within 2^-23 of the
+     * row's magnitudes (a wrong element, a missed one or a lost thread's part is a whole element off) */
+    for (size_t n = 0; n < N; n++) {
+        double a = 0;
+        for (int j = 0; j < V_loc; j++) a += fabs(lg[n * (size_t)V_loc + j]);
+        CHECK(fabs(gl0[n] - ls[n]) <= 0x1p-23 * a, "%s: lsum row %zu: %.9g vs %.9g", what, n, gl0[n], ls[n]);
+    }
+    gpu->xent_stats(d_mx, d_se, d_tt, d_ls, d_lg, d_tg, N, V_loc, V_off);
     float *gs2 = down(d_se, N);
     bitwise("xent_stats deterministic", gs, gs2, N * 4);
     if (V_loc > 0) { /* backward with the slice's own lse (a stand-in for the full-vocabulary one) and random g */
@@ -1014,16 +1022,22 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
          * gradient in place within one bf16 step */
         for (size_t i = 0; i < nl; i++) c16[i] = sd_f32_to_bf16(lg[i]);
         gpu->upload(d16, c16, nl * 2);
-        float *bm = hconst(N, 7), *bs = hconst(N, 7), *bt = hconst(N, 7);
-        cpu->xent_stats_b16(bm, bs, bt, c16, tg, N, V_loc, V_off);
-        gpu->xent_stats_b16(d_mx, d_se, d_tt, d16, d_tg, N, V_loc, V_off);
-        float *bgm = down(d_mx, N), *bgs = down(d_se, N), *bgt = down(d_tt, N);
+        float *bm = hconst(N, 7), *bs = hconst(N, 7), *bt = hconst(N, 7), *bl = hconst(N, 7);
+        cpu->xent_stats_b16(bm, bs, bt, bl, c16, tg, N, V_loc, V_off);
+        gpu->xent_stats_b16(d_mx, d_se, d_tt, d_ls, d16, d_tg, N, V_loc, V_off);
+        float *bgm = down(d_mx, N), *bgs = down(d_se, N), *bgt = down(d_tt, N), *bgl = down(d_ls, N);
         bitwise("xent_stats_b16 maxv", bgm, bm, N * 4);
         bitwise("xent_stats_b16 tgt", bgt, bt, N * 4);
         double bw = 0;
         for (size_t n = 0; n < N; n++) bw = fmax(bw, bs[n] == 0 ? fabs(bgs[n]) : fabs(bgs[n] - bs[n]) / bs[n]);
         snprintf(what, sizeof what, "xent_stats_b16 N=%zu V_loc=%d V_off=%d", N, V_loc, V_off);
         CHECK(bw <= 1e-6, "%s: sumexp rel diff %.3g", what, bw);
+        for (size_t n = 0; n < N; n++) { /* the 16-byte kernel's sums in runs of 8: lsum as above */
+            double a = 0;
+            for (int j = 0; j < V_loc; j++) a += fabs(sd_bf16_to_f32(c16[n * (size_t)V_loc + j]));
+            CHECK(fabs(bgl[n] - bl[n]) <= 0x1p-23 * a, "%s: lsum row %zu: %.9g vs %.9g", what, n, bgl[n], bl[n]);
+        }
+        free(bl), free(bgl);
         cpu->xent_bwd_b16(c16, lse, g, tg, N, V_loc, V_off);
         gpu->xent_bwd_b16(d16, d_lse, d_g, d_tg, N, V_loc, V_off);
         gpu->download(g16, d16, nl * 2);
@@ -1040,8 +1054,8 @@ static void t_xent(size_t N, int V_loc, int V_off, int V, double amp) {
         free(lse), free(g), free(gl);
         gpu->free(d_lse), gpu->free(d_g);
     }
-    free(lg), free(tg), free(mx), free(se), free(tt), free(gm), free(gs), free(gt), free(gs2);
-    gpu->free(d_tg), gpu->free(d_lg), gpu->free(d_mx), gpu->free(d_se), gpu->free(d_tt);
+    free(lg), free(tg), free(mx), free(se), free(tt), free(ls), free(gm), free(gs), free(gt), free(gl0), free(gs2);
+    gpu->free(d_tg), gpu->free(d_lg), gpu->free(d_mx), gpu->free(d_se), gpu->free(d_tt), gpu->free(d_ls);
 }
 
 /* ---- AdamW ---- */

@@ -216,6 +216,15 @@ int main(void) {
     CHECK(s[0].n == r.n && s[1].n == r.n, "response tokens %d", s[0].n);
     CHECK(fabs(s[0].sum - gen_sum) <= 1e-4 * fabs(s[0].sum), "summed log-prob: training forward %.9g, generator %.9g",
           s[0].sum, gen_sum);
+    /* the metrics' logit sums (logits/chosen): the response rows' logits over the whole vocabulary, summed, against
+     * the uncached double forward's rows that predict the continuation */
+    double lref = 0, lnext = 0;
+    for (int i = 0; i < r.n; i++)
+        for (int j = 0; j < V; j++) lref += ref[(size_t)(np - 1 + i) * V + j], lnext += ref[(size_t)(np + i) * V + j];
+    printf("mean logit of the continuation: %.9g (training forward), %.9g (uncached), one row later %.9g\n",
+           s[0].logit_sum / ((double)r.n * V), lref / ((double)r.n * V), lnext / ((double)r.n * V));
+    CHECK(fabs(s[0].logit_sum - lref) <= 1e-6 * r.n * V && s[1].logit_sum == s[0].logit_sum,
+          "logit sum: training forward %.9g, uncached %.9g", s[0].logit_sum, lref);
     microbatch_free(mb);
 
     /* logits of one prefill, of token-by-token feeding, and of the uncached forward agree */

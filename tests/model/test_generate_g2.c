@@ -5,7 +5,8 @@
  *     give log-probs whose sums equal Hugging Face's float64 ones (expected.json) within 1e-5 relative; the
  *     sequences (up to 23 tokens) run past the sliding window, so a wrong window, cap or scale shows.
  *  2. The training forward (model_forward_logprobs, itself checked against the same fixture): a 40-token greedy
- *     continuation's summed log-prob, and every prefix's (the cumulative sums token by token).
+ *     continuation's summed log-prob, and every prefix's (the cumulative sums token by token); the fixture pairs'
+ *     logit sums (the metrics' logits/chosen, after the final soft-cap) against the decoder's logits.
  *  3. One prefill of a 150-token prompt (two prefill chunks, far past the window) and the same tokens fed one by
  *     one give the same last logits. */
 #include <math.h>
@@ -15,14 +16,16 @@
 #include "pairs.h"
 #include "test_util.h"
 
-/* the summed log-prob of resp[0..nr) after prompt[0..np), fed to the decoder token by token */
-static double fed_logp(Generator *g, const int *prompt, int np, const int *resp, int nr, int V) {
+/* the summed log-prob of resp[0..nr) after prompt[0..np), fed to the decoder token by token; *lsum: the sum of
+ * the logits (over the vocabulary) of the rows that predict them */
+static double fed_logp(Generator *g, const int *prompt, int np, const int *resp, int nr, int V, double *lsum) {
     gen_reset(g);
     const float *lg = gen_feed(g, prompt, np);
     double sum = 0;
+    *lsum = 0;
     for (int i = 0; i < nr; i++) {
         double mx = -INFINITY, se = 0;
-        for (int j = 0; j < V; j++) mx = fmax(mx, lg[j]);
+        for (int j = 0; j < V; j++) mx = fmax(mx, lg[j]), *lsum += lg[j];
         for (int j = 0; j < V; j++) se += exp((double)lg[j] - mx);
         sum += (double)lg[resp[i]] - mx - log(se);
         if (i + 1 < nr) lg = gen_feed(g, &resp[i], 1);
@@ -59,16 +62,27 @@ int main(void) {
 
     /* 1. Hugging Face's float64 log-probs of the fixture's responses */
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(exp, "pairs");
-    double worst = 0;
+    double worst = 0, worst_ls = 0;
     int longest = 0;
     for (int i = 0; i < (int)ps->n && i < cJSON_GetArraySize(pj); i++) {
         const Pair *p = &ps->pairs[i];
         const cJSON *e = cJSON_GetArrayItem(pj, i);
         double want_w = cJSON_GetObjectItemCaseSensitive(e, "chosen_logp")->valuedouble;
         double want_l = cJSON_GetObjectItemCaseSensitive(e, "rejected_logp")->valuedouble;
-        double got_w = fed_logp(g, p->prompt, p->n_prompt, p->chosen, p->n_chosen, V);
-        double got_l = fed_logp(g, p->prompt, p->n_prompt, p->rejected, p->n_rejected, V);
+        double ls_w, ls_l;
+        double got_w = fed_logp(g, p->prompt, p->n_prompt, p->chosen, p->n_chosen, V, &ls_w);
+        double got_l = fed_logp(g, p->prompt, p->n_prompt, p->rejected, p->n_rejected, V, &ls_l);
         worst = fmax(worst, fmax(fabs(got_w - want_w) / fabs(want_w), fabs(got_l - want_l) / fabs(want_l)));
+        /* the training forward's logit sums of the pair (prefix sharing, as training packs it): per logit of the
+         * rows, the mean difference */
+        PairSet one = {.pairs = (Pair *)p, .n = 1};
+        size_t i0 = 0;
+        MicroBatch *mb = microbatch_pack_opts(&one, &i0, 1, true);
+        SeqLogp s[2];
+        model_forward_logprobs(m, mb, s);
+        microbatch_free(mb);
+        worst_ls = fmax(worst_ls, fmax(fabs(s[0].logit_sum - ls_w) / ((double)p->n_chosen * V),
+                                       fabs(s[1].logit_sum - ls_l) / ((double)p->n_rejected * V)));
         int len = p->n_prompt + (p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected);
         if (len > longest) longest = len;
     }
@@ -76,6 +90,8 @@ int main(void) {
            worst, longest, mc.sliding_window);
     CHECK(longest > mc.sliding_window, "the fixture's sequences reach past the sliding window");
     CHECK(worst <= 1e-5, "decoder log-probs off HF's by %.3g relative", worst);
+    printf("training forward's logit sums vs the decoder's: worst mean difference per logit %.3g\n", worst_ls);
+    CHECK(worst_ls <= 1e-6, "logit sums of the training forward off the decoder's by %.3g per logit", worst_ls);
 
     /* 2. a greedy continuation against the training forward, prefix by prefix */
     const Pair *p0 = &ps->pairs[0];
