@@ -16,20 +16,25 @@ eval_yaml() {
       -e "s/seed: 0}/seed: 0, eval_on_start: true, eval_every_steps: 1${2:-}}/" base.yaml > run.yaml
   grep -q "eval_on_start: true" run.yaml && grep -q "eval: $1" run.yaml || bad "run.yaml has no eval keys"
 }
-# evals FILE: the eval lines' numbers that layouts must agree on (step, loss, rewards, accuracy, log-probs, counts)
+# evals FILE: the eval lines' numbers that layouts must agree on (step, loss, rewards, accuracy, log-probs, mean
+# logits, counts)
 evals() { "$PY" -c 'import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
     print(r["step"], *(r[k] for k in ("eval_loss", "eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins",
-          "eval_rewards/accuracies", "eval_logps/chosen", "eval_logps/rejected", "eval_pairs", "eval_tokens")))' "$1"; }
-# close A B RTOL: the two evals outputs have the same lines, each number within RTOL relative
+          "eval_rewards/accuracies", "eval_logps/chosen", "eval_logps/rejected", "eval_logits/chosen", "eval_logits/rejected",
+          "eval_pairs", "eval_tokens")))' "$1"; }
+# close A B RTOL: the two evals outputs have the same lines, each number within RTOL relative; the mean logits
+# (columns 9, 10) within RTOL of 1, the scale of the logits they average (tiny-a's are ~0.5 in magnitude, their mean
+# ~0.02: bf16 logits of weights that differ in a last bit move the mean by 1e-4 of itself)
 close() { "$PY" - "$1" "$2" "$3" <<'EOF'
 import sys
 a, b = (open(f).read().split("\n") for f in sys.argv[1:3])
 bad = len(a) != len(b) or len(a) < 2
 for x, y in zip(a, b):
     u, v = x.split(), y.split()
-    bad |= len(u) != len(v) or any(abs(float(p) - float(q)) > float(sys.argv[3]) * max(1e-12, abs(float(q))) for p, q in zip(u, v))
+    bad |= len(u) != len(v) or any(abs(float(p) - float(q)) > float(sys.argv[3]) * max(1.0 if i in (8, 9) else 1e-12, abs(float(q)))
+                                   for i, (p, q) in enumerate(zip(u, v)))
 sys.exit(1 if bad else 0)
 EOF
 }
@@ -56,7 +61,7 @@ import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 tr = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
 keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
-        "logps/rejected", "tokens"]
+        "logps/rejected", "logits/chosen", "logits/rejected", "tokens"]
 sys.exit(0 if all(ev[k]["eval_" + x] == tr[k + 1][x] for k in (0, 1) for x in keys) else 1)
 EOF
 evals out/eval.jsonl > "$TMP/one.txt"

@@ -101,6 +101,13 @@ int main(void) {
     }
     printf("log-probs: worst relative difference %.3g vs CPU\n", worst_cpu);
     CHECK(worst_cpu <= 1e-5, "log-probs differ from the CPU backend by %.3g relative", worst_cpu);
+    /* the metrics' logit sums (logits/chosen): per logit of the sequence's rows, the mean difference; fp32 logits
+     * that agree to ~1e-6 (the log-probs' bound) agree on average at least as well */
+    double worst_ls = 0;
+    for (int s = 0; s < 12; s++)
+        worst_ls = fmax(worst_ls, fabs(rg.seq[s].logit_sum - rc.seq[s].logit_sum) / ((double)rc.seq[s].n * mg->V));
+    printf("logit sums: worst mean difference per logit %.3g vs CPU\n", worst_ls);
+    CHECK(worst_ls <= 1e-6, "logit sums differ from the CPU backend by %.3g per logit", worst_ls);
     check_fixture_logprobs(exp, rg.seq, "GPU ");
 
     /* loss, metrics, grad norm */
