@@ -132,6 +132,13 @@ static void write_attr_i64(hid_t obj, const char *h5file, const char *name, int6
     H5(H5Aclose(a), name);
     H5(H5Sclose(sp), "close attribute space");
 }
+static void write_attr_f64(hid_t obj, const char *h5file, const char *name, double v) {
+    hid_t sp = H5(H5Screate(H5S_SCALAR), "create attribute space");
+    hid_t a = H5(H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT), name);
+    H5(H5Awrite(a, H5T_NATIVE_DOUBLE, &v), name);
+    H5(H5Aclose(a), name);
+    H5(H5Sclose(sp), "close attribute space");
+}
 /* Variable-length UTF-8 string attribute (no 64 KiB attribute-size limit: the text lives in the global heap). */
 static void write_attr_str(hid_t obj, const char *h5file, const char *name, const char *s) {
     const char *v = s ? s : "";
@@ -165,6 +172,27 @@ static void read_attr_i64s(hid_t obj, const char *where, const char *name, int64
     H5(H5Tclose(t), name);
     H5(H5Sclose(sp), name);
     H5(H5Aclose(a), name);
+}
+
+/* Reads a scalar floating-point attribute, or def where the object has none (an older checkpoint's). */
+static double read_attr_f64_or(hid_t obj, const char *where, const char *name, double def) {
+    const char *h5file = where;
+    if (H5(H5Aexists(obj, name), name) <= 0) return def;
+    hid_t a = H5(H5Aopen(obj, name, H5P_DEFAULT), name);
+    hid_t t = H5(H5Aget_type(a), name);
+    hid_t sp = H5(H5Aget_space(a), name);
+    H5T_class_t cls = H5Tget_class(t);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    H5Tclose(t);
+    H5Sclose(sp);
+    if (cls != H5T_FLOAT || np != 1) {
+        H5Aclose(a);
+        sd_die(where, "attribute '%s' must hold one floating-point number", name);
+    }
+    double v;
+    H5(H5Aread(a, H5T_NATIVE_DOUBLE, &v), name);
+    H5(H5Aclose(a), name);
+    return v;
 }
 
 /* Reads a scalar string attribute (variable-length or fixed-length); caller frees. */
@@ -568,6 +596,8 @@ static void write_index(Collect *c, const char *path, const CkptMeta *meta, int 
     write_attr_i64(m, h5file, "seed", meta->seed);
     write_attr_i64(m, h5file, "world", world);
     write_attr_i64(m, h5file, "skipped", meta->skipped);
+    write_attr_i64(m, h5file, "tokens_seen", meta->tokens_seen);
+    write_attr_f64(m, h5file, "total_flos", meta->total_flos);
     write_attr_str(m, h5file, "config_yaml", meta->config_yaml);
     write_attr_str(m, h5file, "model_config_json", meta->model_config_json);
     write_attr_str(m, h5file, "layout", meta->layout);
@@ -765,6 +795,11 @@ CkptReader *ckpt_open(const char *step_dir) {
     r->meta.data_pos = (long)read_meta_i64(m, where, "data_pos");
     r->meta.seed = (long)read_meta_i64(m, where, "seed");
     r->meta.skipped = H5Aexists(m, "skipped") > 0 ? (long)read_meta_i64(m, where, "skipped") : 0;
+    r->meta.tokens_seen = H5Aexists(m, "tokens_seen") > 0 ? read_meta_i64(m, where, "tokens_seen") : 0;
+    r->meta.total_flos = read_attr_f64_or(m, where, "total_flos", 0.0);
+    if (r->meta.tokens_seen < 0 || !(r->meta.total_flos >= 0) || isinf(r->meta.total_flos))
+        sd_die(where, "tokens_seen (%lld) and total_flos (%g) must be finite and >= 0",
+               (long long)r->meta.tokens_seen, r->meta.total_flos);
     r->config_yaml = read_attr_str(m, where, "config_yaml");
     r->model_config_json = read_attr_str(m, where, "model_config_json");
     r->layout = read_attr_str(m, where, "layout");

@@ -6,7 +6,8 @@
  *                                      each with attributes global_shape (int64[]) and offset (int64[])
  *   <dir>/step-NNNNNNNN/index.h5        written last by rank 0: virtual datasets /param/<name>, ... assembling
  *                                      every full tensor from the rank files, and group /meta with attributes
- *                                      step, data_epoch, data_pos, seed, config_yaml, model_config_json, layout
+ *                                      step, data_epoch, data_pos, seed, skipped, tokens_seen, total_flos,
+ *                                      config_yaml, model_config_json, layout
  *   <dir>/latest                       text file naming the newest complete step directory
  * The step directory is first written as step-NNNNNNNN.tmp and renamed when complete, then `latest` is replaced
  * atomically; a crash leaves at most a stray .tmp directory, never a half checkpoint as the latest.
@@ -36,6 +37,8 @@ typedef struct {
     const char *layout;        /* e.g. "dp1-pp1-tp1-zero0" */
     long skipped;              /* steps skipped for non-finite values (train.nonfinite: skip); AdamW's t is
                                 * step - skipped. Absent in older checkpoints: 0 */
+    int64_t tokens_seen;       /* tokens the steps so far trained on (metrics.jsonl num_input_tokens_seen) */
+    double total_flos;         /* their model FLOPs (metrics.jsonl total_flos). Both absent in older checkpoints: 0 */
 } CkptMeta;
 
 /* Saving is three phases so that several ranks can share it; the caller puts a barrier between them:

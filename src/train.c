@@ -48,6 +48,8 @@ typedef struct {
     LossParams lp;
     long steps_per_epoch, total_steps;
     long epoch, pos;            /* data position of the next unseen pair */
+    int64_t tokens_seen;        /* tokens of the steps done (num_input_tokens_seen), kept in checkpoints */
+    double total_flos;          /* their model FLOPs (total_flos) */
     size_t *order;              /* current epoch's order */
     long order_epoch;
     char *metrics_path;
@@ -70,11 +72,12 @@ static void zero_sink(void *ctx, Model *m, size_t off, float *buf, size_t n) {
 
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
-    long seed;
-    state_load(step_dir, t->model, t->optim, &t->epoch, &t->pos, &seed);
-    if (seed != t->cfg->seed && t->grid->rank == 0)
+    StatePos at;
+    state_load(step_dir, t->model, t->optim, &at);
+    t->epoch = at.epoch, t->pos = at.pos, t->tokens_seen = at.tokens_seen, t->total_flos = at.total_flos;
+    if (at.seed != t->cfg->seed && t->grid->rank == 0)
         fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
-                seed);
+                at.seed);
 }
 
 /* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl.
@@ -82,6 +85,7 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
 static double evaluate(Trainer *t, long step, bool quiet, bool profiling) {
     if (profiling) backend_profile_pause(true);
     EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
+    e.tokens_seen = t->tokens_seen;
     if (profiling) backend_profile_pause(false);
     if (t->grid->rank == 0) eval_log(&e, t->eval_path, quiet);
     comm_take_bytes(t->grid, (uint64_t[COLL_KINDS]){0}); /* no step's traffic */
@@ -93,7 +97,8 @@ static void save_checkpoint(Trainer *t) {
     const Config *c = t->cfg;
     char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&t->model->mc), layout[64];
     snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
-    CkptMeta meta = {t->optim->step, t->epoch, t->pos, c->seed, cfg_yaml, mc_json, layout, t->optim->skipped};
+    CkptMeta meta = {t->optim->step, t->epoch,   t->pos,           c->seed,        cfg_yaml,
+                     mc_json,        layout,     t->optim->skipped, t->tokens_seen, t->total_flos};
     char *path = state_save(c->ckpt_dir, &meta, g, t->model, t->optim);
     if (path) {
         fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
@@ -157,12 +162,13 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
             "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
             "\"logps/rejected\": %.17g, \"logits/chosen\": %.17g, \"logits/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
-            "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s}\n",
+            "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s, \"num_input_tokens_seen\": %lld, "
+            "\"total_flos\": %.17g}\n",
             sm->step, t->optim->skipped, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
             sm->logp_l, sm->logits_w, sm->logits_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
-            mfu);
+            mfu, (long long)sm->tokens_seen, sm->total_flos);
     fclose(f);
     if (quiet) return;
     double per_step = elapsed / (double)(steps_done_this_run > 0 ? steps_done_this_run : 1);
@@ -677,6 +683,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     long prof_from = start_step;
     if (eval_only) { /* the metrics on stdout, and no step: the loop below does not run */
         EvalMetrics e = eval_run(g, m, t->eval, &t->lp, c, t->optim->step);
+        e.tokens_seen = t->tokens_seen;
         if (g->rank == 0) {
             eval_write(stdout, &e);
             fflush(stdout);
@@ -734,13 +741,16 @@ int train_run(const Config *c, const TrainOptions *opt) {
         double sig = g_stop_signal; /* every rank must agree: a signal may reach the ranks at different steps */
         comm_allreduce_max_f64(g, GROUP_WORLD, &sig, 1);
         double dt = sd_now() - t0;
+        t->tokens_seen += (int64_t)acc[ACC_TOKENS]; /* a skipped step's tokens too: the run saw them */
+        t->total_flos += acc[ACC_FLOPS];
         StepMetrics sm = {.step = t->optim->step, .loss = acc[ACC_LOSS], .reward_w = acc[ACC_REWARD_W] / B,
                           .reward_l = acc[ACC_REWARD_L] / B, .margin = (acc[ACC_REWARD_W] - acc[ACC_REWARD_L]) / B,
                           .accuracy = acc[ACC_CORRECT] / B, .logp_w = acc[ACC_LOGP_W] / B,
                           .logp_l = acc[ACC_LOGP_L] / B, .grad_norm = gn, .lr = lr,
                           .tokens_per_s = acc[ACC_TOKENS] / dt, .tokens = (long)acc[ACC_TOKENS],
                           .logits_w = step_mean_logit(acc, true, m->V), .logits_l = step_mean_logit(acc, false, m->V),
-                          .tflops = acc[ACC_FLOPS] / dt / g->world / 1e12};
+                          .tflops = acc[ACC_FLOPS] / dt / g->world / 1e12, .tokens_seen = t->tokens_seen,
+                          .total_flos = t->total_flos};
         comm_take_bytes(g, sm.comm);
         if (c->log_every_steps > 0 && (sm.step % c->log_every_steps == 0 || sm.step == t->total_steps))
             log_step(t, &sm, sd_now() - t_start, sm.step - start_step, opt && opt->quiet);

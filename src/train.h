@@ -26,6 +26,8 @@ typedef struct {
     double logits_w, logits_l; /* the mean logit over the chosen (rejected) response tokens and the vocabulary */
     double tflops;       /* the step's model FLOPs (model_config.h model_config_flops) per second and rank, in 1e12 */
     uint64_t comm[5];    /* this rank's collective bytes in the step, by CollKind (mpi/comm.h) */
+    int64_t tokens_seen; /* tokens of all the steps so far, this one included (HF's num_input_tokens_seen) */
+    double total_flos;   /* their model FLOPs (HF's total_flos, counted as tflops is) */
 } StepMetrics;
 
 /* Returns 0 on success. */

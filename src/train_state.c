@@ -75,7 +75,7 @@ char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Mo
     return path;
 }
 
-void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed) {
+void state_load(const char *step_dir, Model *m, Optim *o, StatePos *at) {
     const ZeroPlan *z = o->plan;
     CkptReader *r = ckpt_open(step_dir);
     size_t np = model_param_max_numel(m);
@@ -111,8 +111,7 @@ void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos
     const CkptMeta *meta = ckpt_meta(r);
     o->step = meta->step;
     o->skipped = meta->skipped;
-    *epoch = meta->data_epoch;
-    *pos = meta->data_pos;
-    *seed = meta->seed;
+    *at = (StatePos){.epoch = meta->data_epoch, .pos = meta->data_pos, .seed = meta->seed,
+                     .tokens_seen = meta->tokens_seen, .total_flos = meta->total_flos};
     ckpt_close(r);
 }

@@ -18,7 +18,14 @@
 /* Collective over the job: rank 0 prepares and commits; meta->step names the directory. Returns the committed
  * path on rank 0 (caller frees), NULL elsewhere. */
 char *state_save(const char *dir, const CkptMeta *meta, ProcessGrid *g, const Model *m, const Optim *o);
-/* Loads this rank's parameter slices and moment pieces into m and o (with o->step, o->skipped), and the data
- * position the checkpoint saved. */
-void state_load(const char *step_dir, Model *m, Optim *o, long *epoch, long *pos, long *seed);
+/* Where a checkpoint left the run, beside the weights and the optimizer (checkpoint.h CkptMeta's numbers). */
+typedef struct {
+    long epoch, pos;      /* data position of the next unseen pair */
+    long seed;            /* train.seed of the run that saved it */
+    int64_t tokens_seen;  /* tokens trained on so far */
+    double total_flos;    /* their model FLOPs */
+} StatePos;
+/* Loads this rank's parameter slices and moment pieces into m and o (with o->step, o->skipped), and where the run
+ * was (*at). */
+void state_load(const char *step_dir, Model *m, Optim *o, StatePos *at);
 #endif

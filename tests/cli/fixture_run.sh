@@ -7,7 +7,8 @@ cd "$TMP/fx"
 if "$BIN" run.yaml 2> train.log; then ok "train exits 0"; else bad "train failed: $(tail -3 train.log)"; fi
 grep -q "^step 2/2 | loss" train.log && ok "progress line" || bad "no progress line in: $(cat train.log)"
 [ "$(wc -l < out/metrics.jsonl)" -eq 2 ] && ok "two metrics lines" || bad "metrics.jsonl: $(cat out/metrics.jsonl)"
-for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies logps/chosen logps/rejected grad_norm lr tokens_per_s; do
+for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies logps/chosen logps/rejected \
+         logits/chosen logits/rejected grad_norm lr tokens_per_s num_input_tokens_seen total_flos; do
   [ -n "$(metric out/metrics.jsonl 1 "$k")" ] && ok "metric $k logged" || bad "metric $k missing"
 done
 [ "$(cat out/latest)" = "step-00000002" ] && ok "latest names step 2" || bad "latest: $(cat out/latest)"
@@ -20,8 +21,9 @@ sed -e 's/^log: {every_steps: 1}/log: {every_steps: 1, peak_tflops: 2.5}/' -e 's
 grep -q "peak_tflops: 2.5" mfu.yaml || bad "mfu.yaml has no log.peak_tflops"
 "$BIN" mfu.yaml 2> mfu.log || bad "run with log.peak_tflops failed: $(tail -3 mfu.log)"
 grep -qE "^step 2/2 \| .* tok/s \| MFU [0-9.]+% \| ETA" mfu.log && ok "progress line names the MFU" || bad "no MFU in: $(grep '^step' mfu.log)"
-python3 - pairs.jsonl model/config.json out_mfu/metrics.jsonl <<'PY' && ok "tflops_per_rank and mfu = the pairs' model FLOPs" \
-  || bad "tflops_per_rank / mfu differ from the formula"
+# and the run's running totals: num_input_tokens_seen the sum of the steps' tokens, total_flos of their FLOPs
+python3 - pairs.jsonl model/config.json out_mfu/metrics.jsonl <<'PY' && ok "tflops_per_rank, mfu, total_flos = the pairs' model FLOPs" \
+  || bad "tflops_per_rank / mfu / total_flos / num_input_tokens_seen differ from the formula"
 import json, sys
 pairs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 mc = json.load(open(sys.argv[2]))
@@ -36,12 +38,25 @@ for q in pairs:
                   + 2 * C * V * (c + r))
 rows = [json.loads(l) for l in open(sys.argv[3])]
 ok = len(rows) == 2
-for m in rows:
+seen = 0
+for k, m in enumerate(rows, 1):
     got = m["tflops_per_rank"] * 1e12 * m["tokens"] / m["tokens_per_s"]  # the step's FLOPs (one rank)
     ok = ok and abs(got - flops) <= 1e-4 * flops and abs(m["mfu"] - m["tflops_per_rank"] / 2.5) <= 1e-5 * m["mfu"]
+    seen += m["tokens"]
+    ok = ok and m["num_input_tokens_seen"] == seen and abs(m["total_flos"] - k * flops) <= 1e-12 * k * flops
+    if not ok: print("step", k, m, "want flops", k * flops, "tokens", seen)
 sys.exit(0 if ok else 1)
 PY
 "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "checkpoint params = step2" || bad "checkpoint params"
+# the running totals survive a resume (the checkpoint keeps them): stopped after step 1 and rerun, step 2 logs what
+# the uninterrupted run logged
+sed 's/dir: out_mfu,/dir: out_rs,/' mfu.yaml > rs.yaml
+"$BIN" rs.yaml --stop-at-step 1 2> rs1.log && "$BIN" rs.yaml 2> rs2.log || bad "resumed run failed: $(tail -3 rs1.log rs2.log)"
+grep -q "resum" rs2.log || bad "the rerun did not resume: $(head -5 rs2.log)"
+for k in num_input_tokens_seen total_flos; do
+  a=$(metric out_mfu/metrics.jsonl 2 $k); b=$(metric out_rs/metrics.jsonl 2 $k)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed: step 2's $k $b" || bad "resumed: step 2's $k $b, uninterrupted $a"
+done
 # activations for the data's largest micro-batch (its 2 longest pairs): in the layers' layout (each prompt once,
 # data.prefix_sharing) and as attention's sequences (each prompt twice)
 want=$(python3 -c 'import json, sys

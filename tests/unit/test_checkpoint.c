@@ -5,6 +5,7 @@
 #include "test_util.h"
 
 #include <ftw.h>
+#include <hdf5.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,7 +116,8 @@ static void test_single(void) {
     char *yaml = sd_alloc(big + 1, "yaml");
     for (size_t i = 0; i < big; i++) yaml[i] = (char)('a' + i % 26);
     yaml[big] = 0;
-    CkptMeta meta = {5, 2, 17, 1234, yaml, "{\"hidden_size\": 4, \"name\": \"t\\u00e9st\"}", NULL, 0};
+    CkptMeta meta = {5,    2, 17, 1234, yaml, "{\"hidden_size\": 4, \"name\": \"t\\u00e9st\"}", NULL, 0,
+                     123456789012LL, 1.5e22 /* past int64: a double */};
     char *path = ckpt_save(dir, &meta, ts, 4);
     char *want = path2(dir, "step-00000005");
     CHECK(strcmp(path, want) == 0, "save returns %s", path);
@@ -143,6 +145,8 @@ static void test_single(void) {
     CkptReader *r = ckpt_open(path);
     const CkptMeta *m = ckpt_meta(r);
     CHECK(m->step == 5 && m->data_epoch == 2 && m->data_pos == 17 && m->seed == 1234, "meta numbers");
+    CHECK(m->tokens_seen == 123456789012LL && m->total_flos == 1.5e22, "meta tokens_seen %lld, total_flos %g",
+          (long long)m->tokens_seen, m->total_flos);
     CHECK(strcmp(m->config_yaml, yaml) == 0, "meta config_yaml (100 kB) round-trips");
     CHECK(strcmp(m->model_config_json, meta.model_config_json) == 0, "meta model_config_json");
     CHECK(m->layout && strcmp(m->layout, "") == 0, "NULL layout stored as empty string");
@@ -234,7 +238,7 @@ static void test_multi(void) {
         ckpt_write_rank(dir, step, rank, ts, n);
         for (int i = 0; i < nb; i++) free(bufs[i]);
     }
-    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1", 0};
+    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1", 0, 0, 0};
     char *path = ckpt_commit(dir, &meta, 3);
     CkptReader *r = ckpt_open(path);
     CHECK(strcmp(ckpt_meta(r)->layout, "dp3-pp1-tp1-zero1") == 0, "layout");
@@ -281,7 +285,7 @@ typedef struct {
 } CommitArg;
 static void do_commit(void *p) {
     CommitArg *a = p;
-    CkptMeta meta = {a->step, 0, 0, 0, "", "", "", 0};
+    CkptMeta meta = {a->step, 0, 0, 0, "", "", "", 0, 0, 0};
     char *path = ckpt_commit(a->dir, &meta, a->world);
     free(path);
 }
@@ -399,6 +403,33 @@ static void test_errors(void) {
     CHECK(memcmp(buf, data, sizeof buf) == 0, "reader still works after the failures");
     ckpt_close(r);
 
+    /* /meta without tokens_seen and total_flos (an older checkpoint's): both 0; a negative or non-float total_flos
+     * is an error naming the file and the attributes */
+    char *idx6 = path2(step6, "index.h5");
+    hid_t f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
+    CHECK(f6 >= 0 && m6 >= 0 && H5Adelete(m6, "tokens_seen") >= 0 && H5Adelete(m6, "total_flos") >= 0,
+          "attributes deleted");
+    H5Gclose(m6), H5Fclose(f6);
+    r = ckpt_open(step6);
+    CHECK(ckpt_meta(r)->tokens_seen == 0 && ckpt_meta(r)->total_flos == 0.0, "older checkpoint: counters 0");
+    ckpt_close(r);
+    f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
+    hid_t sp = H5Screate(H5S_SCALAR), at = H5Acreate2(m6, "total_flos", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    double neg = -1.0;
+    H5Awrite(at, H5T_NATIVE_DOUBLE, &neg), H5Aclose(at), H5Sclose(sp), H5Gclose(m6), H5Fclose(f6);
+    CHECK(expect_die(do_open, step6, "step-00000006/index.h5:/meta") && strstr(t_die_msg, "total_flos (-1)"),
+          "negative total_flos named: %s", t_die_msg);
+    f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
+    H5Adelete(m6, "total_flos");
+    sp = H5Screate(H5S_SCALAR), at = H5Acreate2(m6, "total_flos", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    long long one = 1;
+    H5Awrite(at, H5T_NATIVE_LLONG, &one), H5Aclose(at), H5Sclose(sp), H5Gclose(m6), H5Fclose(f6);
+    CHECK(expect_die(do_open, step6, "attribute 'total_flos' must hold one floating-point number"),
+          "integer total_flos named: %s", t_die_msg);
+    f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
+    H5Adelete(m6, "total_flos"), H5Gclose(m6), H5Fclose(f6); /* readable again for the check below */
+    free(idx6);
+
     /* a rank file deleted after commit is caught at open, not read as fill values */
     char *rk = path2(step6, "rank-00000.h5");
     remove(rk);
@@ -417,7 +448,7 @@ static void test_errors(void) {
 static void save_one(const char *dir, long step, float *data) {
     int64_t g[1] = {4}, z[1] = {0};
     CkptTensor t = tensor("w", 1, g, z, g, data, data, data);
-    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0", 0};
+    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0", 0, 0, 0};
     free(ckpt_save(dir, &meta, &t, 1));
 }
 
@@ -460,7 +491,7 @@ static void test_atomic(void) {
     CHECK(!sd_file_exists(sidx), "stale .tmp content removed by prepare");
     CHECK(sd_dir_exists(stale), "fresh .tmp created");
     /* commit step 2: `latest` names it */
-    CkptMeta meta = {2, 0, 0, 0, "", "", "", 0};
+    CkptMeta meta = {2, 0, 0, 0, "", "", "", 0, 0, 0};
     char *p = ckpt_commit(dir, &meta, 1);
     CHECK(strcmp(p, s2) == 0, "commit returns step 2");
     free(p);
