@@ -14,7 +14,7 @@
 #include "util.h"
 
 static const char *USAGE =
-    "usage: simpo_dist plot METRICS.jsonl [METRICS.jsonl...] [--labels A,B,...] --out DIR\n"
+    "usage: simpo_dist plot METRICS.jsonl [METRICS.jsonl...] [--labels A,B,...] [--x step|tokens|flos] --out DIR\n"
     "  Line charts of a training run's metrics.jsonl against step, one SVG per group, into DIR:\n"
     "  loss.svg, rewards.svg (rewards/chosen, rewards/rejected, rewards/margins), accuracy.svg\n"
     "  (rewards/accuracies), logps.svg (logps/chosen, logps/rejected), logits.svg (logits/chosen,\n"
@@ -24,6 +24,8 @@ static const char *USAGE =
     "  (eval_rewards/chosen, eval_rewards/rejected, eval_rewards/margins).\n"
     "  Several runs (a scaling study's, a sweep's) share the charts: each series is named RUN: field, RUN the\n"
     "  run's directory name (out/8b/metrics.jsonl: 8b) or, in order, the --labels given.\n"
+    "  --x tokens or --x flos: against the tokens trained on so far (num_input_tokens_seen) or their model\n"
+    "  FLOPs (total_flos) instead of step, to compare runs of other batch sizes or model sizes by data or compute.\n"
     "  Non-finite values (nan, inf) and absent fields are skipped; a malformed line stops with FILE:LINE.\n";
 
 #define MAX_KEYS 3
@@ -94,7 +96,7 @@ static int blank(const char *s, size_t n) {
 
 typedef struct {
     size_t n, cap;
-    double *step;
+    double *step;                    /* the x axis: step, or the field --x names (NaN: the line lacks it) */
     double *val[NGROUPS][MAX_KEYS];
 } Curves;
 
@@ -109,8 +111,9 @@ static void curves_push(Curves *c) {
 
 static bool is_eval_key(const char *k) { return !strncmp(k, "eval_", 5); }
 
-/* Reads every line of path into c (appended after what it holds); dies naming path:line on a malformed one. */
-static void read_metrics(const char *path, Curves *c) {
+/* Reads every line of path into c (appended after what it holds), x from the field xkey (a line without it: NaN,
+ * its points left out); dies naming path:line on a malformed one. */
+static void read_metrics(const char *path, Curves *c, const char *xkey) {
     size_t len;
     char *text = sd_read_file(path, &len);
     if (!text) sd_die(path, "cannot read: %s", strerror(errno));
@@ -132,8 +135,10 @@ static void read_metrics(const char *path, Curves *c) {
         if (!cJSON_IsObject(o)) sd_die(where, "not a JSON object (a metrics line of simpo_dist training)");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
         if (!cJSON_IsNumber(st)) sd_die(where, "\"step\" missing or not a number");
+        const cJSON *xv = cJSON_GetObjectItemCaseSensitive(o, xkey);
+        if (xv && !cJSON_IsNumber(xv) && !cJSON_IsNull(xv)) sd_die(where, "\"%s\" is not a number", xkey);
         curves_push(c);
-        c->step[c->n] = st->valuedouble;
+        c->step[c->n] = cJSON_IsNumber(xv) ? xv->valuedouble : NAN;
         for (int g = 0; g < NGROUPS; g++)
             for (int k = 0; k < MAX_KEYS && GROUPS[g].keys[k]; k++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, GROUPS[g].keys[k]);
@@ -155,9 +160,12 @@ typedef struct {
     char *label;
 } Run;
 
-static void read_run(const char *metrics, Run *r) {
-    read_metrics(metrics, &r->c);
+static void read_run(const char *metrics, Run *r, const char *xkey) {
+    read_metrics(metrics, &r->c, xkey);
     if (r->c.n == 0) sd_die(metrics, "no metrics lines");
+    size_t with_x = 0;
+    for (size_t i = 0; i < r->c.n; i++) with_x += isfinite(r->c.step[i]);
+    if (!with_x) sd_die(metrics, "no line has \"%s\" (the x axis of --x; runs of older versions do not log it)", xkey);
     char *dir = sd_strdup(metrics), *slash = strrchr(dir, '/');
     if (slash) slash[1] = 0;
     else dir[0] = 0;
@@ -166,7 +174,7 @@ static void read_run(const char *metrics, Run *r) {
     bool self = !strcmp(base ? base + 1 : metrics, "eval.jsonl"); /* the evaluation's own log given: read once */
     bool beside = !self && sd_file_exists(eval);
     r->with_eval = self || beside;
-    if (beside) read_metrics(eval, &r->c);
+    if (beside) read_metrics(eval, &r->c, xkey);
     /* its default name: the directory holding it (out/8b/metrics.jsonl: 8b), else the file's name */
     if (slash) {
         *slash = 0;
@@ -178,7 +186,7 @@ static void read_run(const char *metrics, Run *r) {
 }
 
 int cmd_plot(int argc, char **argv) {
-    const char *out = NULL, *labels = NULL;
+    const char *out = NULL, *labels = NULL, *x = "step";
     const char **files = sd_calloc((size_t)argc, sizeof *files, "plot arguments");
     int nf = 0;
     for (int i = 1; i < argc; i++) {
@@ -187,19 +195,27 @@ int cmd_plot(int argc, char **argv) {
             free(files);
             return 0;
         }
-        if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--labels")) {
+        if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--labels") || !strcmp(argv[i], "--x")) {
             if (i + 1 >= argc) sd_die("plot", "%s needs a value", argv[i]);
-            *(argv[i][2] == 'o' ? &out : &labels) = argv[i + 1];
+            *(argv[i][2] == 'o' ? &out : argv[i][2] == 'l' ? &labels : &x) = argv[i + 1];
             i++;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             sd_die("plot", "unknown argument '%s' (see simpo_dist plot --help)", argv[i]);
         } else files[nf++] = argv[i];
     }
     if (!nf || !out) sd_die("plot", "METRICS.jsonl and --out DIR are required (see simpo_dist plot --help)");
+    /* the x axis: its field and its label */
+    static const char *const XS[][3] = {{"step", "step", "step"},
+                                        {"tokens", "num_input_tokens_seen", "tokens trained on"},
+                                        {"flos", "total_flos", "model FLOPs"}};
+    int xi = -1;
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(x, XS[k][0])) xi = k;
+    if (xi < 0) sd_die("plot", "--x '%s': expected step, tokens or flos", x);
     Run *runs = sd_calloc((size_t)nf, sizeof *runs, "runs");
     bool any_eval = false;
     for (int i = 0; i < nf; i++) {
-        read_run(files[i], &runs[i]);
+        read_run(files[i], &runs[i], XS[xi][1]);
         any_eval = any_eval || runs[i].with_eval;
     }
     if (labels) { /* --labels A,B,...: one non-empty name per run, in order */
@@ -221,7 +237,7 @@ int cmd_plot(int argc, char **argv) {
     for (int g = 0; g < NGROUPS; g++) {
         const Group *gr = &GROUPS[g];
         if (!any_eval && is_eval_key(gr->keys[0])) continue;
-        SvgFig *f = svg_new(720, 420, gr->title, "step", gr->ylabel);
+        SvgFig *f = svg_new(720, 420, gr->title, XS[xi][2], gr->ylabel);
         if (gr->ylo < gr->yhi) svg_ylim(f, gr->ylo, gr->yhi);
         for (int r = 0; r < nf; r++)
             for (int k = 0; k < MAX_KEYS && gr->keys[k]; k++) {

@@ -85,7 +85,7 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
 static double evaluate(Trainer *t, long step, bool quiet, bool profiling) {
     if (profiling) backend_profile_pause(true);
     EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
-    e.tokens_seen = t->tokens_seen;
+    e.tokens_seen = t->tokens_seen, e.total_flos = t->total_flos;
     if (profiling) backend_profile_pause(false);
     if (t->grid->rank == 0) eval_log(&e, t->eval_path, quiet);
     comm_take_bytes(t->grid, (uint64_t[COLL_KINDS]){0}); /* no step's traffic */
@@ -683,7 +683,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     long prof_from = start_step;
     if (eval_only) { /* the metrics on stdout, and no step: the loop below does not run */
         EvalMetrics e = eval_run(g, m, t->eval, &t->lp, c, t->optim->step);
-        e.tokens_seen = t->tokens_seen;
+        e.tokens_seen = t->tokens_seen, e.total_flos = t->total_flos;
         if (g->rank == 0) {
             eval_write(stdout, &e);
             fflush(stdout);

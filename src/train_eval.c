@@ -40,10 +40,10 @@ void eval_write(FILE *f, const EvalMetrics *e) {
             "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
             "\"eval_logps/rejected\": %.17g, \"eval_logits/chosen\": %.17g, \"eval_logits/rejected\": %.17g, "
             "\"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, \"eval_samples_per_second\": %.6g, "
-            "\"num_input_tokens_seen\": %lld}\n",
+            "\"num_input_tokens_seen\": %lld, \"total_flos\": %.17g}\n",
             e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->logits_w,
             e->logits_l, e->pairs,
-            e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0, (long long)e->tokens_seen);
+            e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0, (long long)e->tokens_seen, e->total_flos);
 }
 
 void eval_log(const EvalMetrics *e, const char *path, bool quiet) {

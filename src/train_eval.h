@@ -26,7 +26,8 @@ typedef struct {
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l; /* means over the pairs (train.h's names) */
     double logits_w, logits_l; /* mean logits over the response tokens and the vocabulary (train.h) */
     long pairs, tokens;        /* held-out pairs; tokens of their chosen and rejected sequences */
-    int64_t tokens_seen;       /* the run's training tokens so far (set by the caller: eval_run leaves 0) */
+    int64_t tokens_seen;       /* the run's training tokens so far and their model FLOPs (set by the caller: */
+    double total_flos;         /* eval_run leaves 0) */
     double seconds;            /* wall time of the evaluation */
 } EvalMetrics;
 

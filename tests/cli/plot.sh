@@ -82,6 +82,21 @@ grep -q 'e-06' hand/lr.svg && ok "small learning rates in exponent form" || bad 
 # rewrites in place (atomic rename over the old file)
 "$BIN" plot m.jsonl --out hand > /dev/null 2>&1 && ok "rerun over existing plots" || bad "rerun failed"
 
+# --x tokens / flos: the run's running totals on the x axis (the tiny run's: its training lines and the evaluation
+# at step 0, 0 tokens); ticks in the field's units; a file without the field, or another --x, is an error
+"$BIN" plot $M --x tokens --out plots_tok > tok.txt 2>&1 && ok "--x tokens" || bad "--x tokens: $(cat tok.txt)"
+out=$(check_svgs plots_tok "loss.svg:2:$(wc -l < $M),eval_rewards.svg:3:1,logits.svg:2:$(wc -l < $M)" 2>&1) \
+  && ok "--x tokens: $out" || bad "--x tokens: $out"
+grep -q '>tokens trained on<' plots_tok/loss.svg && ok "--x tokens: axis named" || bad "--x tokens: no axis label"
+last=$(metric $M "$(wc -l < $M)" num_input_tokens_seen)
+ticks=$(grep -o 'text-anchor="middle" stroke="none">[0-9.e+]*<' plots_tok/loss.svg | sed 's/.*>\(.*\)</\1/' | tr '\n' ' ')
+awk -v t="$ticks" -v last="$last" 'BEGIN { n = split(t, x, " "); exit !(n >= 2 && x[1] == 0 && x[n] + 0 >= last / 2 && x[n] + 0 <= 1.5 * last) }' \
+  && ok "--x tokens: ticks 0 .. $last tokens ($ticks)" || bad "--x tokens: ticks '$ticks', last $last tokens"
+"$BIN" plot $M --x flos --out plots_fl > fl.txt 2>&1 && grep -q '>model FLOPs<' plots_fl/loss.svg \
+  && grep -q 'stroke="none">[0-9.]*e+[0-9]*<' plots_fl/loss.svg && ok "--x flos: FLOPs on the axis" || bad "--x flos: $(cat fl.txt)"
+expect_error "--x needs the field" 'm.jsonl: no line has "num_input_tokens_seen"' "$BIN" plot m.jsonl --x tokens --out e7
+expect_error "--x: step, tokens or flos" "--x 'epoch': expected step, tokens or flos" "$BIN" plot $M --x epoch --out e8
+
 # errors: FILE:LINE for malformed lines, the file for a missing or empty one
 { head -2 m.jsonl; echo '{"step": 3, "loss": 0.5'; } > bad.jsonl
 expect_error "invalid JSON names file:line" "bad.jsonl:3" "$BIN" plot bad.jsonl --out e1
