@@ -66,21 +66,6 @@ static char *step_dir_path(const char *dir, long step, bool tmp) {
     return sd_path_join(dir, name);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) != 0 ? -1 : 0;
-}
-/* rm -rf path (nothing to do when it does not exist); dies on failure. */
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        if (errno == ENOENT) return;
-        sd_die(path, "cannot stat: %s", strerror(errno));
-    }
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) sd_die(path, "cannot remove: %s", strerror(errno));
-}
 
 /* Best-effort durability: fsync a file or directory by path. */
 static void fsync_path(const char *path, bool dir) {
@@ -248,7 +233,7 @@ static char *read_attr_str(hid_t obj, const char *where, const char *name) {
 
 void ckpt_prepare(const char *dir, long step) {
     char *tmp = step_dir_path(dir, step, true);
-    remove_tree(tmp);
+    sd_remove_tree(tmp);
     sd_mkdirs(tmp);
     free(tmp);
 }
@@ -628,7 +613,7 @@ char *ckpt_commit(const char *dir, const CkptMeta *meta, int world) {
     fsync_path(c.tmpdir, true);
 
     char *final = step_dir_path(dir, meta->step, false);
-    remove_tree(final);
+    sd_remove_tree(final);
     if (rename(c.tmpdir, final) != 0) sd_die(final, "cannot rename %s into place: %s", c.tmpdir, strerror(errno));
     fsync_path(dir, true);
     collect_free(&c);
@@ -1034,7 +1019,7 @@ void ckpt_prune(const char *dir, int keep) {
         for (size_t j = 0; j < n; j++) newer += steps[j] > steps[i];
         if (newer < (size_t)keep) continue;
         char *p = step_dir_path(dir, steps[i], false);
-        remove_tree(p);
+        sd_remove_tree(p);
         free(p);
     }
     free(steps);

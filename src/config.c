@@ -182,6 +182,13 @@ static const KeySpec KEYS[] = {
     {"checkpoint.final", K_BOOL, F(ckpt_final), "true", U, U, 0, 0, NULL,
      "checkpoint after the last step (false: benchmarks and dry runs that keep no weights)"},
     {"checkpoint.keep", K_INT, F(ckpt_keep), "0", 0, U, 0, 0, NULL, "newest checkpoints to keep (0: all)"},
+    {"checkpoint.export_hf", K_PATH, F(export_hf), NULL, U, U, 0, 0, NULL,
+     "Hugging Face model directory to write from the final checkpoint when training ends (as `simpo_dist "
+     "export`: config.json, safetensors, the tokenizer's files), replaced as a whole: written beside it first and "
+     "renamed into place (the trainer's output_dir); needs checkpoint.final"},
+    {"checkpoint.export_dtype", K_ENUM, F(export_dtype), "auto", U, U, 0, 0, "auto|fp32|bf16",
+     "weights of checkpoint.export_hf: fp32 (the master weights as they are), bf16 (rounded to nearest even, half "
+     "the size, as Llama checkpoints ship), or auto: model.dtype's"},
     {"log.every_steps", K_LONG, F(log_every_steps), "1", 1, U, 0, 0, NULL, "progress line and metrics interval"},
     {"log.peak_tflops", K_FLOAT, F(peak_tflops), "0", 0, U, 0, 0, NULL,
      "dense peak TFLOP/s of one rank's device in model.dtype (e.g. 989 for an H100 SXM in bf16): with it "
@@ -485,6 +492,9 @@ static void validate(const Config *c, const Ctx *x) {
         sd_die(w, "key 'train.%s' (line %d) says when to evaluate: it needs data.eval (the held-out pairs)",
                c->eval_every_steps > 0 ? "eval_every_steps" : "eval_on_start",
                x->line[find_key(c->eval_every_steps > 0 ? "train.eval_every_steps" : "train.eval_on_start")]);
+    if (c->export_hf && !c->ckpt_final)
+        sd_die(w, "key 'checkpoint.export_hf' (line %d) exports the final checkpoint: it needs checkpoint.final: true",
+               x->line[find_key("checkpoint.export_hf")]);
     if (c->recompute_layers > 0 && c->recompute != RECOMPUTE_ON)
         sd_die(w, "key 'train.recompute_layers' (line %d) says how many layers recompute: it needs train.recompute: "
                   "true%s", x->line[find_key("train.recompute_layers")],

@@ -104,6 +104,9 @@ typedef struct {
     long ckpt_every_steps;      /* checkpoint.every_steps (default 0: only at the end) */
     int ckpt_keep;              /* checkpoint.keep (default 0: keep all) */
     bool ckpt_final;            /* checkpoint.final (default true: checkpoint after the last step) */
+    char *export_hf;            /* checkpoint.export_hf: Hugging Face model directory written from the final
+                                 * checkpoint (NULL: none) */
+    int export_dtype;           /* checkpoint.export_dtype: EXPORT_DTYPE_AUTO (default: model.dtype) | _FP32 | _BF16 */
 
     /* log: */
     long log_every_steps;       /* log.every_steps (default 1) */
@@ -124,6 +127,7 @@ enum { RECOMPUTE_OFF = 0, RECOMPUTE_ON = 1, RECOMPUTE_AUTO = 2 }; /* Config.reco
 enum { LMHEAD_CACHE_OFF = 0, LMHEAD_CACHE_ON = 1, LMHEAD_CACHE_AUTO = 2 }; /* Config.lmhead_cache's choices */
 enum { SPARSE_EMBED_OFF = 0, SPARSE_EMBED_ON = 1, SPARSE_EMBED_AUTO = 2 }; /* Config.sparse_embed_grad's choices */
 enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Config.bf16_weight_cache's choices */
+enum { EXPORT_DTYPE_AUTO = 0, EXPORT_DTYPE_FP32 = 1, EXPORT_DTYPE_BF16 = 2 }; /* Config.export_dtype's choices */
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */
 int config_recompute_layers(const Config *c);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "checkpoint.h"
+#include "export_hf.h"
 #include "train_state.h"
 #include "train_step.h"
 #include "train_eval.h"
@@ -78,6 +79,18 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
     if (at.seed != t->cfg->seed && t->grid->rank == 0)
         fprintf(stderr, "simpo_dist: warning: resuming with train.seed %ld, the checkpoint used %ld\n", t->cfg->seed,
                 at.seed);
+}
+
+/* checkpoint.export_hf: the newest checkpoint, the final one (step), as a Hugging Face model directory */
+static void export_final(const Config *c, long step, bool bf16) {
+    char *dir = ckpt_find_latest_valid(c->ckpt_dir);
+    if (!dir) sd_die(c->ckpt_dir, "no complete checkpoint to export (checkpoint.export_hf)");
+    CkptReader *r = ckpt_open(dir);
+    long at = ckpt_meta(r)->step;
+    ckpt_close(r);
+    if (at != step) sd_die(dir, "the newest checkpoint is of step %ld, not the last step %ld: not exported", at, step);
+    export_hf(dir, c->export_hf, &(ExportOpts){.shard_bytes = 5000000000, .bf16 = bf16, .replace = true});
+    free(dir);
 }
 
 /* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl.
@@ -785,6 +798,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
         fprintf(stderr, "simpo_dist: rank %d peak device memory %.2f GiB\n", g->rank,
                 (double)cuda_peak_bytes() / 1073741824.0);
 #endif
+    /* checkpoint.export_hf: the final checkpoint as a Hugging Face model, once the trainer's memory is free (a rerun
+     * of a finished run exports again: nothing to train, the same checkpoint) */
+    bool export = c->export_hf && !eval_only && t->optim->step == t->total_steps && g->rank == 0;
     free(idx);
     free(t->order);
     free(t->metrics_path);
@@ -794,6 +810,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     optim_free(t->optim, m->be);
     zero_plan_free(t->plan);
     model_free(m);
+    if (export)
+        export_final(c, t->total_steps, c->export_dtype == EXPORT_DTYPE_BF16 ||
+                                            (c->export_dtype == EXPORT_DTYPE_AUTO && !strcmp(c->model_dtype, "bf16")));
     grid_free(g);
     return 0;
 }

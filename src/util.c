@@ -1,7 +1,8 @@
 /* util.c — see util.h. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "util.h"
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,6 +171,21 @@ void sd_mkdirs(const char *path) {
     }
     if (mkdir(p, 0777) != 0 && errno != EEXIST) sd_die(p, "cannot create directory: %s", strerror(errno));
     free(p);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 ? -1 : 0;
+}
+void sd_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return;
+        sd_die(path, "cannot stat: %s", strerror(errno));
+    }
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) sd_die(path, "cannot remove: %s", strerror(errno));
 }
 void sd_write_file_atomic(const char *path, const void *data, size_t len) {
     size_t n = strlen(path) + 8;

@@ -60,6 +60,8 @@ bool sd_file_exists(const char *path);
 bool sd_dir_exists(const char *path);
 /* mkdir -p; dies on failure. */
 void sd_mkdirs(const char *path);
+/* rm -rf path (nothing to do when it does not exist); dies on failure. */
+void sd_remove_tree(const char *path);
 /* Writes bytes to path atomically (path.tmp then rename); dies on failure. */
 void sd_write_file_atomic(const char *path, const void *data, size_t len);
 

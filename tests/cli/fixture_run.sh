@@ -116,6 +116,31 @@ grep -q '"torch_dtype":[[:space:]]*"bfloat16"' hf16/config.json && grep -q '"tor
   && ok "the bf16 export loads (score)" || bad "score on the bf16 export"
 "$BIN" export --checkpoint out --out hf_bad --dtype fp16 2>&1 | grep -q "expected fp32 or bf16" && [ ! -e hf_bad ] \
   && ok "export --dtype fp16 refused, nothing written" || bad "export --dtype fp16"
+# checkpoint.export_hf: the trainer exports its final checkpoint, as export does (fp32 here: model.dtype's), into a
+# directory it replaces as a whole (a file of the old one is gone, no .tmp / .old left); a rerun of the finished run
+# exports again; checkpoint.export_dtype bf16 = export --dtype bf16; without checkpoint.final an error naming the line
+sed 's/dir: out,/dir: out_ex,/' run.yaml > ex.yaml && echo "  # the trainer's own export" >> ex.yaml
+sed -i 's/^checkpoint: {dir: out_ex,/checkpoint: {export_hf: hf_final, dir: out_ex,/' ex.yaml
+grep -q "export_hf: hf_final" ex.yaml || bad "ex.yaml has no checkpoint.export_hf"
+mkdir -p hf_final && echo old > hf_final/stale.txt
+if "$BIN" ex.yaml 2> ex.log; then
+  cmp -s hf_final/model.safetensors hf/model.safetensors && cmp -s hf_final/config.json hf/config.json \
+    && ok "checkpoint.export_hf = export of the final checkpoint" || bad "export_hf differs from export: $(ls hf_final)"
+  [ ! -e hf_final/stale.txt ] && [ ! -e hf_final.tmp ] && [ ! -e hf_final.old ] && ok "export_hf replaced the directory" \
+    || bad "export_hf left: $(ls -d hf_final* hf_final/*)"
+  grep -q "exported .*step-00000002 (step 2, fp32) to .*hf_final" ex.log && ok "export_hf logged" || bad "no export line: $(tail -3 ex.log)"
+else bad "run with checkpoint.export_hf failed: $(tail -3 ex.log)"; fi
+echo again > hf_final/stale.txt
+"$BIN" ex.yaml 2> ex2.log && [ ! -e hf_final/stale.txt ] && cmp -s hf_final/model.safetensors hf/model.safetensors \
+  && ok "a rerun of the finished run exports again" || bad "rerun: $(tail -3 ex2.log)"
+sed -e 's/dir: out_ex,/dir: out_ex16,/' -e 's/export_hf: hf_final,/export_hf: hf_final16, export_dtype: bf16,/' ex.yaml > ex16.yaml
+"$BIN" export --checkpoint out --out hf16one --dtype bf16 2>/dev/null
+"$BIN" ex16.yaml 2> ex16.log && cmp -s hf_final16/model.safetensors hf16one/model.safetensors \
+  && grep -q '"torch_dtype":[[:space:]]*"bfloat16"' hf_final16/config.json \
+  && ok "checkpoint.export_dtype bf16 = export --dtype bf16" || bad "export_dtype bf16: $(tail -3 ex16.log)"
+sed -e 's/dir: out_ex,/dir: out_exf,/' -e 's/export_hf: hf_final,/export_hf: hf_nf, final: false,/' ex.yaml > exf.yaml
+expect_error "checkpoint.export_hf needs checkpoint.final" "exf.yaml: key 'checkpoint.export_hf' (line 7) exports the final checkpoint: it needs checkpoint.final: true" "$BIN" exf.yaml
+[ ! -e out_exf ] && [ ! -e hf_nf ] && ok "the refused config wrote nothing" || bad "refused config left $(ls -d out_exf hf_nf 2>/dev/null)"
 "$BIN" score --model hf --data pairs.jsonl --out scores.jsonl && [ "$(wc -l < scores.jsonl)" -eq 6 ] \
   && ok "score on the exported model" || bad "score"
 # score --write-ref: the pairs with this model's summed log-probs as the reference (for dpo, ipo, rdpo)
