@@ -195,6 +195,11 @@ static const KeySpec KEYS[] = {
      "metrics.jsonl logs each step's model FLOPs utilisation `mfu` (`tflops_per_rank` over it) and the progress "
      "line its percentage; 0: not logged (`tflops_per_rank` always is: the step's model FLOPs, docs/cli.md, per "
      "second and rank)"},
+    {"log.tensorboard_dir", K_PATH, F(tensorboard_dir), NULL, U, U, 0, 0, NULL,
+     "directory for TensorBoard event files of the logged metrics (HF Trainer's names: train/loss, "
+     "train/rewards/margins, train/learning_rate, ..., eval/loss, ...; tensorboard --logdir DIR, or wandb sync "
+     "--sync-tensorboard): one file per process start, each event flushed as written; metrics.jsonl is written "
+     "as always"},
     {"parallel.tp", K_INT, F(tp), "1", 1, 4096, 0, 0, NULL, "tensor-parallel ranks"},
     {"parallel.pp", K_INT, F(pp), "1", 1, 4096, 0, 0, NULL, "pipeline-parallel stages"},
     {"parallel.zero", K_INT, F(zero), "0", 0, 2, 0, 0, NULL,

@@ -111,6 +111,7 @@ typedef struct {
     /* log: */
     long log_every_steps;       /* log.every_steps (default 1) */
     double peak_tflops;         /* log.peak_tflops (default 0: no MFU logged) */
+    char *tensorboard_dir;      /* log.tensorboard_dir: TensorBoard event files of the metrics (NULL: none) */
 
     /* parallel: */
     int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2, default 0) */

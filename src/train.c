@@ -10,6 +10,7 @@
 #include <string.h>
 #include "checkpoint.h"
 #include "export_hf.h"
+#include "tfevents.h"
 #include "train_state.h"
 #include "train_step.h"
 #include "train_eval.h"
@@ -55,6 +56,7 @@ typedef struct {
     long order_epoch;
     char *metrics_path;
     char *eval_path;            /* eval.jsonl beside metrics.jsonl */
+    TfWriter *tf;               /* log.tensorboard_dir's event file (rank 0; NULL: none) */
 } Trainer;
 
 /* ZeRO >= 1 after the optimizer updated this rank's shard: every rank's weights whole again (the fp32 all-gather,
@@ -100,7 +102,10 @@ static double evaluate(Trainer *t, long step, bool quiet, bool profiling) {
     EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
     e.tokens_seen = t->tokens_seen, e.total_flos = t->total_flos;
     if (profiling) backend_profile_pause(false);
-    if (t->grid->rank == 0) eval_log(&e, t->eval_path, quiet);
+    if (t->grid->rank == 0) {
+        eval_log(&e, t->eval_path, quiet);
+        if (t->tf) eval_tf(t->tf, &e);
+    }
     comm_take_bytes(t->grid, (uint64_t[COLL_KINDS]){0}); /* no step's traffic */
     return e.seconds;
 }
@@ -168,21 +173,36 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
         snprintf(mfu, sizeof mfu, ", \"mfu\": %.6g", sm->tflops / peak);
         snprintf(mfu_line, sizeof mfu_line, " | MFU %.1f%%", 100.0 * sm->tflops / peak);
     }
+    double epoch = (double)sm->step / (double)t->steps_per_epoch;
     FILE *f = fopen(t->metrics_path, "a");
     if (!f) sd_die(t->metrics_path, "cannot append metrics");
     fprintf(f,
-            "{\"step\": %ld, \"skipped_steps\": %ld, \"epoch\": %ld, \"loss\": %.17g, \"rewards/chosen\": %.17g, \"rewards/rejected\": %.17g, "
-            "\"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, \"logps/chosen\": %.17g, "
-            "\"logps/rejected\": %.17g, \"logits/chosen\": %.17g, \"logits/rejected\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
+            "{\"step\": %ld, \"skipped_steps\": %ld, \"epoch\": %.6g, \"loss\": %.17g, \"rewards/chosen\": %.17g, "
+            "\"rewards/rejected\": %.17g, \"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, "
+            "\"logps/chosen\": %.17g, \"logps/rejected\": %.17g, \"logits/chosen\": %.17g, \"logits/rejected\": %.17g, "
+            "\"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
             "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s, \"num_input_tokens_seen\": %lld, "
             "\"total_flos\": %.17g}\n",
-            sm->step, t->optim->skipped, t->epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy, sm->logp_w,
-            sm->logp_l, sm->logits_w, sm->logits_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
+            sm->step, t->optim->skipped, epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy,
+            sm->logp_w, sm->logp_l, sm->logits_w, sm->logits_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
             mfu, (long long)sm->tokens_seen, sm->total_flos);
     fclose(f);
+    if (t->tf) { /* log.tensorboard_dir: the same numbers under HF Trainer's TensorBoard names */
+        const char *tags[] = {"train/loss", "train/rewards/chosen", "train/rewards/rejected", "train/rewards/margins",
+                              "train/rewards/accuracies", "train/logps/chosen", "train/logps/rejected",
+                              "train/logits/chosen", "train/logits/rejected", "train/grad_norm", "train/learning_rate",
+                              "train/epoch", "train/tokens_per_s", "train/num_input_tokens_seen", "train/total_flos",
+                              "train/tflops_per_rank", "train/mfu"};
+        const double v[] = {sm->loss,     sm->reward_w,     sm->reward_l,       sm->margin,       sm->accuracy,
+                            sm->logp_w,   sm->logp_l,       sm->logits_w,       sm->logits_l,     sm->grad_norm,
+                            sm->lr,       epoch,            sm->tokens_per_s,   (double)sm->tokens_seen,
+                            sm->total_flos, sm->tflops,     peak > 0 ? sm->tflops / peak : 0.0};
+        _Static_assert(sizeof tags / sizeof *tags == sizeof v / sizeof *v, "one value per tag");
+        tf_scalars(t->tf, sm->step, sd_wall_time(), tags, v, (int)(sizeof v / sizeof *v) - (peak > 0 ? 0 : 1));
+    }
     if (quiet) return;
     double per_step = elapsed / (double)(steps_done_this_run > 0 ? steps_done_this_run : 1);
     long eta = (long)(per_step * (double)(t->total_steps - sm->step));
@@ -633,6 +653,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (!eval_only) sd_mkdirs(c->ckpt_dir); /* --eval-only writes nothing */
     t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
     t->eval_path = sd_path_join(c->ckpt_dir, "eval.jsonl");
+    if (c->tensorboard_dir && !eval_only && g->rank == 0) t->tf = tf_open(c->tensorboard_dir);
     /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
     char *latest = NULL;
     {
@@ -805,6 +826,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     free(t->order);
     free(t->metrics_path);
     free(t->eval_path);
+    tf_close(t->tf);
     pairs_free(t->data);
     if (t->eval) pairs_free(t->eval);
     optim_free(t->optim, m->be);

@@ -46,6 +46,17 @@ void eval_write(FILE *f, const EvalMetrics *e) {
             e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0, (long long)e->tokens_seen, e->total_flos);
 }
 
+void eval_tf(TfWriter *w, const EvalMetrics *e) {
+    const char *tags[] = {"eval/loss", "eval/rewards/chosen", "eval/rewards/rejected", "eval/rewards/margins",
+                          "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected", "eval/logits/chosen",
+                          "eval/logits/rejected", "eval/runtime", "eval/samples_per_second"};
+    const double per_s = e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0;
+    const double v[] = {e->loss,   e->reward_w, e->reward_l, e->margin,  e->accuracy, e->logp_w,
+                        e->logp_l, e->logits_w, e->logits_l, e->seconds, per_s};
+    _Static_assert(sizeof tags / sizeof *tags == sizeof v / sizeof *v, "one value per tag");
+    tf_scalars(w, e->step, sd_wall_time(), tags, v, (int)(sizeof v / sizeof *v));
+}
+
 void eval_log(const EvalMetrics *e, const char *path, bool quiet) {
     FILE *f = fopen(path, "a");
     if (!f) sd_die(path, "cannot append evaluation metrics");

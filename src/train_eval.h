@@ -20,6 +20,7 @@
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
+#include "tfevents.h"
 
 typedef struct {
     long step;                 /* optimizer steps done when evaluated (0: the starting weights) */
@@ -40,6 +41,8 @@ bool eval_due(const Config *c, long step, long total_steps);
 EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossParams *lp, const Config *c, long step);
 /* e as one JSON line (eval.jsonl's) to f. */
 void eval_write(FILE *f, const EvalMetrics *e);
+/* e's scalars as one TensorBoard event (HF Trainer's names: eval/loss, eval/rewards/margins, ...). */
+void eval_tf(TfWriter *w, const EvalMetrics *e);
 /* Rank 0: appends e as one JSON line to path (eval.jsonl) and, unless quiet, prints a progress line. */
 void eval_log(const EvalMetrics *e, const char *path, bool quiet);
 #endif

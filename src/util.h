@@ -67,6 +67,8 @@ void sd_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Wall-clock seconds (monotonic). */
 double sd_now(void);
+/* Seconds since the Unix epoch (the realtime clock: timestamps, not intervals). */
+double sd_wall_time(void);
 
 /* Counter-based RNG: a deterministic function of (seed, stream, index), so a tensor initialised in slices on
  * different ranks equals the one initialised whole. */

@@ -8,6 +8,11 @@ M=out/tiny/metrics.jsonl
 n=$(wc -l < $M)
 # log.every_steps 5 over 60 steps: 12 lines
 [ "$n" -eq 12 ] && ok "12 logged steps" || bad "$n metrics lines"
+# epoch: steps done over the steps of an epoch (whole global batches of the pairs), a fraction as HF's Trainer logs it
+spe=$(( $(grep -c . configs/data/tiny_pairs.jsonl) / 16 ))
+e=$(metric $M 12 epoch)
+awk -v e="$e" -v s="$spe" 'BEGIN { w = 60 / s; d = e - w; if (d < 0) d = -d; exit !(s > 0 && d <= 1e-5 * w) }' \
+  && ok "epoch after step 60: $e (60 / $spe steps per epoch)" || bad "epoch after step 60: $e, $spe steps per epoch"
 mean() { grep -o "\"$1\": [-0-9.eE+]*" | awk '{s+=$2; n++} END {print (n ? s/n : "nan")}'; }
 first=$(head -2 $M | mean loss); last=$(tail -3 $M | mean loss)
 acc0=$(head -2 $M | mean rewards/accuracies); acc1=$(tail -3 $M | mean rewards/accuracies)
