@@ -110,19 +110,20 @@ static void write_attr_i64s(hid_t obj, const char *h5file, const char *name, con
     H5(H5Aclose(a), name);
     H5(H5Sclose(sp), "close attribute space");
 }
-static void write_attr_i64(hid_t obj, const char *h5file, const char *name, int64_t v) {
+/* a scalar attribute of file type ftype from the memory value *v of type mtype */
+static void write_attr_scalar(hid_t obj, const char *h5file, const char *name, hid_t ftype, hid_t mtype,
+                              const void *v) {
     hid_t sp = H5(H5Screate(H5S_SCALAR), "create attribute space");
-    hid_t a = H5(H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT), name);
-    H5(H5Awrite(a, H5T_NATIVE_INT64, &v), name);
+    hid_t a = H5(H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT), name);
+    H5(H5Awrite(a, mtype, v), name);
     H5(H5Aclose(a), name);
     H5(H5Sclose(sp), "close attribute space");
 }
+static void write_attr_i64(hid_t obj, const char *h5file, const char *name, int64_t v) {
+    write_attr_scalar(obj, h5file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
 static void write_attr_f64(hid_t obj, const char *h5file, const char *name, double v) {
-    hid_t sp = H5(H5Screate(H5S_SCALAR), "create attribute space");
-    hid_t a = H5(H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT), name);
-    H5(H5Awrite(a, H5T_NATIVE_DOUBLE, &v), name);
-    H5(H5Aclose(a), name);
-    H5(H5Sclose(sp), "close attribute space");
+    write_attr_scalar(obj, h5file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 /* Variable-length UTF-8 string attribute (no 64 KiB attribute-size limit: the text lives in the global heap). */
 static void write_attr_str(hid_t obj, const char *h5file, const char *name, const char *s) {

@@ -338,10 +338,11 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
         double reduce = zero == 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
         double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
-        /* sequence parallelism's reduce-scatters and all-gathers over TP move (p-1)/p of their buffers */
-        double t_tp = tp > 1 ? (2.0 * ((double)bytes[COLL_ALLREDUCE] - (dp > 1 && zero < 2 ? grads : 0)) +
-                                (double)tpb[COLL_REDUCE_SCATTER] + (double)tpb[COLL_ALLGATHER]) *
-                                   (tp - 1.0) / tp / tp_bw
+        /* the TP group's own bytes (the step's all-reduces over DP, whatever their form, are not its: the sparse
+         * embedding's is not 4 x params); sequence parallelism's reduce-scatters and all-gathers move (p-1)/p of
+         * their buffers */
+        double t_tp = tp > 1 ? (2.0 * (double)tpb[COLL_ALLREDUCE] + (double)tpb[COLL_REDUCE_SCATTER] +
+                                (double)tpb[COLL_ALLGATHER]) * (tp - 1.0) / tp / tp_bw
                              : 0;
         double t_pp = pp > 1 ? (double)bytes[COLL_SENDRECV] / pp_bw : 0;
         free(tok);

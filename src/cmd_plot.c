@@ -18,9 +18,9 @@ static const char *USAGE =
     "  Line charts of a training run's metrics.jsonl against step, one SVG per group, into DIR:\n"
     "  loss.svg, rewards.svg (rewards/chosen, rewards/rejected, rewards/margins), accuracy.svg\n"
     "  (rewards/accuracies), logps.svg (logps/chosen, logps/rejected), logits.svg (logits/chosen,\n"
-    "  logits/rejected), lr.svg, grad_norm.svg.\n"
+    "  logits/rejected), nll.svg (nll_loss), lr.svg, grad_norm.svg.\n"
     "  Where the run evaluated held-out pairs (data.eval: eval.jsonl in METRICS.jsonl's directory), also\n"
-    "  eval_loss in loss.svg, eval_rewards/accuracies in accuracy.svg and eval_rewards.svg\n"
+    "  eval_loss in loss.svg, eval_rewards/accuracies in accuracy.svg, eval_nll_loss in nll.svg and eval_rewards.svg\n"
     "  (eval_rewards/chosen, eval_rewards/rejected, eval_rewards/margins).\n"
     "  Several runs (a scaling study's, a sweep's) share the charts: each series is named RUN: field, RUN the\n"
     "  run's directory name (out/8b/metrics.jsonl: 8b) or, in order, the --labels given.\n"
@@ -43,6 +43,7 @@ static const Group GROUPS[] = {
      {"eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins"}, 0, 0},
     {"logps.svg", "Log-probabilities of the responses", "log-prob", {"logps/chosen", "logps/rejected"}, 0, 0},
     {"logits.svg", "Mean logits of the responses", "logit", {"logits/chosen", "logits/rejected"}, 0, 0},
+    {"nll.svg", "NLL of the chosen responses (per token)", "nll", {"nll_loss", "eval_nll_loss"}, 0, 0},
     {"lr.svg", "Learning rate", "lr", {"lr"}, 0, 0},
     {"grad_norm.svg", "Gradient norm (before clipping)", "grad norm", {"grad_norm"}, 0, 0},
 };

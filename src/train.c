@@ -180,12 +180,12 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
             "{\"step\": %ld, \"skipped_steps\": %ld, \"epoch\": %.6g, \"loss\": %.17g, \"rewards/chosen\": %.17g, "
             "\"rewards/rejected\": %.17g, \"rewards/margins\": %.17g, \"rewards/accuracies\": %.17g, "
             "\"logps/chosen\": %.17g, \"logps/rejected\": %.17g, \"logits/chosen\": %.17g, \"logits/rejected\": %.17g, "
-            "\"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
+            "\"nll_loss\": %.17g, \"grad_norm\": %.17g, \"lr\": %.17g, \"tokens\": %ld, \"tokens_per_s\": %.6g, "
             "\"comm/allreduce_bytes\": %llu, \"comm/reduce_scatter_bytes\": %llu, \"comm/allgather_bytes\": %llu, "
             "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s, \"num_input_tokens_seen\": %lld, "
             "\"total_flos\": %.17g}\n",
             sm->step, t->optim->skipped, epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy,
-            sm->logp_w, sm->logp_l, sm->logits_w, sm->logits_l, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
+            sm->logp_w, sm->logp_l, sm->logits_w, sm->logits_l, sm->nll, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
             mfu, (long long)sm->tokens_seen, sm->total_flos);
@@ -193,13 +193,13 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
     if (t->tf) { /* log.tensorboard_dir: the same numbers under HF Trainer's TensorBoard names */
         const char *tags[] = {"train/loss", "train/rewards/chosen", "train/rewards/rejected", "train/rewards/margins",
                               "train/rewards/accuracies", "train/logps/chosen", "train/logps/rejected",
-                              "train/logits/chosen", "train/logits/rejected", "train/grad_norm", "train/learning_rate",
-                              "train/epoch", "train/tokens_per_s", "train/num_input_tokens_seen", "train/total_flos",
-                              "train/tflops_per_rank", "train/mfu"};
-        const double v[] = {sm->loss,     sm->reward_w,     sm->reward_l,       sm->margin,       sm->accuracy,
-                            sm->logp_w,   sm->logp_l,       sm->logits_w,       sm->logits_l,     sm->grad_norm,
-                            sm->lr,       epoch,            sm->tokens_per_s,   (double)sm->tokens_seen,
-                            sm->total_flos, sm->tflops,     peak > 0 ? sm->tflops / peak : 0.0};
+                              "train/logits/chosen", "train/logits/rejected", "train/nll_loss", "train/grad_norm",
+                              "train/learning_rate", "train/epoch", "train/tokens_per_s", "train/num_input_tokens_seen",
+                              "train/total_flos", "train/tflops_per_rank", "train/mfu"};
+        const double v[] = {sm->loss,     sm->reward_w,   sm->reward_l,     sm->margin,   sm->accuracy,
+                            sm->logp_w,   sm->logp_l,     sm->logits_w,     sm->logits_l, sm->nll,
+                            sm->grad_norm, sm->lr,        epoch,            sm->tokens_per_s, (double)sm->tokens_seen,
+                            sm->total_flos, sm->tflops,   peak > 0 ? sm->tflops / peak : 0.0};
         _Static_assert(sizeof tags / sizeof *tags == sizeof v / sizeof *v, "one value per tag");
         tf_scalars(t->tf, sm->step, sd_wall_time(), tags, v, (int)(sizeof v / sizeof *v) - (peak > 0 ? 0 : 1));
     }
@@ -783,6 +783,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                           .logp_l = acc[ACC_LOGP_L] / B, .grad_norm = gn, .lr = lr,
                           .tokens_per_s = acc[ACC_TOKENS] / dt, .tokens = (long)acc[ACC_TOKENS],
                           .logits_w = step_mean_logit(acc, true, m->V), .logits_l = step_mean_logit(acc, false, m->V),
+                          .nll = step_nll(acc),
                           .tflops = acc[ACC_FLOPS] / dt / g->world / 1e12, .tokens_seen = t->tokens_seen,
                           .total_flos = t->total_flos};
         comm_take_bytes(g, sm.comm);

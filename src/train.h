@@ -24,6 +24,7 @@ typedef struct {
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l, grad_norm, lr, tokens_per_s;
     long tokens;
     double logits_w, logits_l; /* the mean logit over the chosen (rejected) response tokens and the vocabulary */
+    double nll;                /* token-mean NLL of the chosen responses (train_step.h step_nll) */
     double tflops;       /* the step's model FLOPs (model_config.h model_config_flops) per second and rank, in 1e12 */
     uint64_t comm[5];    /* this rank's collective bytes in the step, by CollKind (mpi/comm.h) */
     int64_t tokens_seen; /* tokens of all the steps so far, this one included (HF's num_input_tokens_seen) */

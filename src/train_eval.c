@@ -30,7 +30,7 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
                          .reward_l = acc[ACC_REWARD_L] / N, .margin = (acc[ACC_REWARD_W] - acc[ACC_REWARD_L]) / N,
                          .accuracy = acc[ACC_CORRECT] / N, .logp_w = acc[ACC_LOGP_W] / N,
                          .logp_l = acc[ACC_LOGP_L] / N, .logits_w = step_mean_logit(acc, true, m->V),
-                         .logits_l = step_mean_logit(acc, false, m->V), .pairs = (long)n,
+                         .logits_l = step_mean_logit(acc, false, m->V), .nll = step_nll(acc), .pairs = (long)n,
                          .tokens = (long)acc[ACC_TOKENS], .seconds = sd_now() - t0};
 }
 
@@ -39,20 +39,21 @@ void eval_write(FILE *f, const EvalMetrics *e) {
             "{\"step\": %ld, \"eval_loss\": %.17g, \"eval_rewards/chosen\": %.17g, \"eval_rewards/rejected\": %.17g, "
             "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
             "\"eval_logps/rejected\": %.17g, \"eval_logits/chosen\": %.17g, \"eval_logits/rejected\": %.17g, "
+            "\"eval_nll_loss\": %.17g, "
             "\"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, \"eval_samples_per_second\": %.6g, "
             "\"num_input_tokens_seen\": %lld, \"total_flos\": %.17g}\n",
             e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->logits_w,
-            e->logits_l, e->pairs,
+            e->logits_l, e->nll, e->pairs,
             e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0, (long long)e->tokens_seen, e->total_flos);
 }
 
 void eval_tf(TfWriter *w, const EvalMetrics *e) {
     const char *tags[] = {"eval/loss", "eval/rewards/chosen", "eval/rewards/rejected", "eval/rewards/margins",
                           "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected", "eval/logits/chosen",
-                          "eval/logits/rejected", "eval/runtime", "eval/samples_per_second"};
+                          "eval/logits/rejected", "eval/nll_loss", "eval/runtime", "eval/samples_per_second"};
     const double per_s = e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0;
     const double v[] = {e->loss,   e->reward_w, e->reward_l, e->margin,  e->accuracy, e->logp_w,
-                        e->logp_l, e->logits_w, e->logits_l, e->seconds, per_s};
+                        e->logp_l, e->logits_w, e->logits_l, e->nll,      e->seconds, per_s};
     _Static_assert(sizeof tags / sizeof *tags == sizeof v / sizeof *v, "one value per tag");
     tf_scalars(w, e->step, sd_wall_time(), tags, v, (int)(sizeof v / sizeof *v));
 }

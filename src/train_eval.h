@@ -26,6 +26,7 @@ typedef struct {
     long step;                 /* optimizer steps done when evaluated (0: the starting weights) */
     double loss, reward_w, reward_l, margin, accuracy, logp_w, logp_l; /* means over the pairs (train.h's names) */
     double logits_w, logits_l; /* mean logits over the response tokens and the vocabulary (train.h) */
+    double nll;                /* token-mean NLL of the chosen responses (train.h) */
     long pairs, tokens;        /* held-out pairs; tokens of their chosen and rejected sequences */
     int64_t tokens_seen;       /* the run's training tokens so far and their model FLOPs (set by the caller: */
     double total_flos;         /* eval_run leaves 0) */

@@ -37,6 +37,7 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
         acc[ACC_LOGITS_L] += seq[2 * p + 1].logit_sum;
         acc[ACC_RESP_W] += seq[2 * p].n;
         acc[ACC_RESP_L] += seq[2 * p + 1].n;
+        acc[ACC_SUM_W] += seq[2 * p].sum;
     }
     free(ps);
     free(los);
@@ -45,6 +46,8 @@ static void micro_loss(const StepWork *w, const MicroBatch *mb, const SeqLogp *s
     for (int i = 0; i < 2 * mb->P; i++) rows += seq[i].n;
     acc[ACC_FLOPS] += model_config_flops(&w->m->mc, (double)mb->Ntok, mb->cu_seqlens, mb->S, rows);
 }
+
+double step_nll(const double *acc) { return acc[ACC_RESP_W] > 0 ? -acc[ACC_SUM_W] / acc[ACC_RESP_W] : 0.0; }
 
 double step_mean_logit(const double *acc, bool chosen, int vocab_size) {
     double n = acc[chosen ? ACC_RESP_W : ACC_RESP_L] * (double)vocab_size;

@@ -39,11 +39,15 @@ enum {
     ACC_LOGITS_L,
     ACC_RESP_W,   /* response tokens of the chosen, rejected sequences */
     ACC_RESP_L,
+    ACC_SUM_W,    /* summed log-probs of the chosen responses (nll_loss) */
     ACC_N
 };
 /* logits/chosen or logits/rejected from those sums: the mean logit over the response tokens and the vocabulary (TRL's
  * mean_chosen_logits, weighted by tokens over the whole batch) */
 double step_mean_logit(const double *acc, bool chosen, int vocab_size);
+/* nll_loss: the token-mean negative log-likelihood of the chosen responses (TRL CPOTrainer's nll_loss; the SFT term
+ * that loss.sft_weight weighs), whatever the objective */
+double step_nll(const double *acc);
 
 /* Accumulates gradients into m->grads and the step's sums into acc[ACC_N] (above). */
 void step_run_microbatches(const StepWork *w, double *acc);

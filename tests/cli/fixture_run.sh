@@ -8,10 +8,21 @@ if "$BIN" run.yaml 2> train.log; then ok "train exits 0"; else bad "train failed
 grep -q "^step 2/2 | loss" train.log && ok "progress line" || bad "no progress line in: $(cat train.log)"
 [ "$(wc -l < out/metrics.jsonl)" -eq 2 ] && ok "two metrics lines" || bad "metrics.jsonl: $(cat out/metrics.jsonl)"
 for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies logps/chosen logps/rejected \
-         logits/chosen logits/rejected grad_norm lr tokens_per_s num_input_tokens_seen total_flos; do
+         logits/chosen logits/rejected nll_loss grad_norm lr tokens_per_s num_input_tokens_seen total_flos; do
   [ -n "$(metric out/metrics.jsonl 1 "$k")" ] && ok "metric $k logged" || bad "metric $k missing"
 done
 [ "$(cat out/latest)" = "step-00000002" ] && ok "latest names step 2" || bad "latest: $(cat out/latest)"
+# nll_loss (the chosen responses' token-mean NLL) at the initial weights against the fixture's float64 numbers: the
+# pairs' summed log-probs over their tokens, and what loss.sft_weight 0.5 added to the SimPO loss
+python3 - out/metrics.jsonl "$FIX/tiny-a/expected.json" <<'PY' && ok "nll_loss = the fixture's chosen NLL" || bad "nll_loss"
+import json, sys
+m = json.loads(open(sys.argv[1]).readline())
+e = json.load(open(sys.argv[2]))
+nll = -sum(p["chosen_logp"] for p in e["pairs"]) / sum(p["chosen_tokens"] for p in e["pairs"])
+sft = (e["other_losses"]["simpo_sft"]["loss"] - e["steps"][0]["loss"]) / 0.5
+print("nll_loss", m["nll_loss"], "fixture", nll, sft)
+sys.exit(0 if abs(m["nll_loss"] - nll) <= 1e-5 * nll and abs(sft - nll) <= 1e-9 * nll else 1)
+PY
 # the step's model FLOPs per second and rank (tflops_per_rank; docs/cli.md's formula, recomputed here from the pairs:
 # all 6 in each step, each prompt once in the layers, attention over prompt + response twice, the LM head on the
 # response tokens) and, with log.peak_tflops, their share of that peak (mfu, and the progress line's percentage)

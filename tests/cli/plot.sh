@@ -30,7 +30,7 @@ print("\n".join(fails) or "all SVGs parse with the expected series")
 sys.exit(1 if fails else 0)
 EOF
 }
-ALL='loss.svg:1,rewards.svg:3,accuracy.svg:1,logps.svg:2,logits.svg:2,lr.svg:1,grad_norm.svg:1'
+ALL='loss.svg:1,rewards.svg:3,accuracy.svg:1,logps.svg:2,logits.svg:2,nll.svg:1,lr.svg:1,grad_norm.svg:1'
 
 # a real run: the tiny default config stopped after step 10 (metrics every 5 steps: two lines; its held-out
 # evaluation, data.eval, once before the first step: eval.jsonl beside metrics.jsonl adds the eval curves)
@@ -40,23 +40,23 @@ else bad "tiny run: $(tail -3 train.log)"; fi
 M=out/tiny/metrics.jsonl
 [ "$(wc -l < out/tiny/eval.jsonl)" -eq 1 ] || bad "eval.jsonl: $(cat out/tiny/eval.jsonl)"
 "$BIN" plot $M --out plots > plot.txt 2>&1 && ok "plot exits 0" || bad "plot failed: $(cat plot.txt)"
-[ "$(grep -c '\.svg$' plot.txt)" -eq 8 ] && grep -q eval_rewards.svg plot.txt && ok "names the eight files" \
+[ "$(grep -c '\.svg$' plot.txt)" -eq 9 ] && grep -q eval_rewards.svg plot.txt && ok "names the nine files" \
   || bad "plot output: $(cat plot.txt)"
-out=$(check_svgs plots "loss.svg:2:$(wc -l < $M),rewards.svg:3,accuracy.svg:2,eval_rewards.svg:3:1,logps.svg:2,logits.svg:2:$(wc -l < $M),lr.svg:1,grad_norm.svg:1" 2>&1) \
+out=$(check_svgs plots "loss.svg:2:$(wc -l < $M),rewards.svg:3,accuracy.svg:2,eval_rewards.svg:3:1,logps.svg:2,logits.svg:2:$(wc -l < $M),nll.svg:2:$(wc -l < $M),lr.svg:1,grad_norm.svg:1" 2>&1) \
   && ok "training run with its evaluation: $out" || bad "$out"
 # eval.jsonl itself as METRICS: its points once (not again as the log beside it)
 "$BIN" plot out/tiny/eval.jsonl --out plots_ev > plot_ev.txt 2>&1 && out=$(check_svgs plots_ev "eval_rewards.svg:3:1" 2>&1) \
   && ok "eval.jsonl alone: $out" || bad "eval.jsonl alone: $(cat plot_ev.txt) $out"
-# without eval.jsonl the seven training charts only
+# without eval.jsonl the eight training charts only
 mkdir -p noeval && cp $M noeval/
-"$BIN" plot noeval/metrics.jsonl --out plots_ne > plot_ne.txt 2>&1 && [ "$(grep -c '\.svg$' plot_ne.txt)" -eq 7 ] \
-  && ok "names the seven files" || bad "plot output: $(cat plot_ne.txt)"
+"$BIN" plot noeval/metrics.jsonl --out plots_ne > plot_ne.txt 2>&1 && [ "$(grep -c '\.svg$' plot_ne.txt)" -eq 8 ] \
+  && ok "names the eight files" || bad "plot output: $(cat plot_ne.txt)"
 out=$(check_svgs plots_ne "$ALL,loss.svg:1:$(wc -l < $M)" 2>&1) && ok "training run: $out" || bad "$out"
 [ -z "$(ls plots | grep '\.tmp$')" ] && ok "no temporaries left" || bad "left: $(ls plots)"
 # several runs on the same charts: the run with its evaluation and the one without; each series named RUN: field
 # (the run's directory), or by --labels; the eval charts carry the runs that have them
 "$BIN" plot $M noeval/metrics.jsonl --out plots_two > two.txt 2>&1 && ok "two runs" || bad "two runs: $(cat two.txt)"
-out=$(check_svgs plots_two "loss.svg:3:$(wc -l < $M),rewards.svg:6,accuracy.svg:3,eval_rewards.svg:3:1,logps.svg:4,logits.svg:4,lr.svg:2,grad_norm.svg:2" 2>&1) \
+out=$(check_svgs plots_two "loss.svg:3:$(wc -l < $M),rewards.svg:6,accuracy.svg:3,eval_rewards.svg:3:1,logps.svg:4,logits.svg:4,nll.svg:3,lr.svg:2,grad_norm.svg:2" 2>&1) \
   && ok "two runs: $out" || bad "two runs: $out"
 labels=$(grep -o 'data-label="[^"]*"' plots_two/loss.svg | tr '\n' ' ')
 [ "$labels" = 'data-label="tiny: loss" data-label="tiny: eval_loss" data-label="noeval: loss" ' ] \
@@ -69,10 +69,10 @@ expect_error "--labels: no empty name" "--labels '8b,': name 2 is empty" "$BIN" 
 
 # by hand: nan, -nan, inf and null values and an absent field are skipped; blank lines ignored
 cat > m.jsonl <<'EOF'
-{"step": 1, "loss": 0.7, "rewards/chosen": -1, "rewards/rejected": -1.2, "rewards/margins": 0.2, "rewards/accuracies": 0.5, "logps/chosen": -2, "logps/rejected": -2.4, "logits/chosen": 0.1, "logits/rejected": 0.2, "grad_norm": 3.5, "lr": 1e-6}
+{"step": 1, "loss": 0.7, "rewards/chosen": -1, "rewards/rejected": -1.2, "rewards/margins": 0.2, "rewards/accuracies": 0.5, "logps/chosen": -2, "logps/rejected": -2.4, "logits/chosen": 0.1, "logits/rejected": 0.2, "nll_loss": 2.0, "grad_norm": 3.5, "lr": 1e-6}
 {"step": 2, "loss": nan, "rewards/chosen": -0.9, "rewards/rejected": -1.4, "rewards/margins": 0.5, "rewards/accuracies": 0.75, "logps/chosen": -1.8, "logps/rejected": -2.8, "grad_norm": inf, "lr": 2e-6}
 
-{"step": 3, "loss": 0.5, "rewards/chosen": -0.8, "rewards/rejected": -1.6, "rewards/margins": 0.8, "rewards/accuracies": 1, "logps/chosen": -1.6, "logps/rejected": -3.2, "logits/chosen": 0.3, "logits/rejected": 0.1, "grad_norm": -nan, "lr": 3e-6, "note": "inf nan"}
+{"step": 3, "loss": 0.5, "rewards/chosen": -0.8, "rewards/rejected": -1.6, "rewards/margins": 0.8, "rewards/accuracies": 1, "logps/chosen": -1.6, "logps/rejected": -3.2, "logits/chosen": 0.3, "logits/rejected": 0.1, "nll_loss": 1.6, "grad_norm": -nan, "lr": 3e-6, "note": "inf nan"}
 {"step": 4, "loss": 0.4, "rewards/chosen": null, "rewards/rejected": -1.7, "rewards/margins": 1.0, "rewards/accuracies": 1, "logps/chosen": -1.5, "logps/rejected": -3.3, "lr": 2e-6}
 EOF
 "$BIN" plot m.jsonl --out hand > hand.txt 2>&1 && ok "hand-written metrics" || bad "hand: $(cat hand.txt)"

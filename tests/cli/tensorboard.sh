@@ -39,13 +39,13 @@ PY
 }
 train="loss=loss,rewards/chosen=rewards/chosen,rewards/rejected=rewards/rejected,rewards/margins=rewards/margins"
 train+=",rewards/accuracies=rewards/accuracies,logps/chosen=logps/chosen,logps/rejected=logps/rejected"
-train+=",logits/chosen=logits/chosen,logits/rejected=logits/rejected,grad_norm=grad_norm,learning_rate=lr,epoch=epoch"
+train+=",logits/chosen=logits/chosen,logits/rejected=logits/rejected,nll_loss=nll_loss,grad_norm=grad_norm,learning_rate=lr,epoch=epoch"
 train+=",tokens_per_s=tokens_per_s,num_input_tokens_seen=num_input_tokens_seen,total_flos=total_flos"
 train+=",tflops_per_rank=tflops_per_rank"
 out=$(compare events.txt out/metrics.jsonl train/ "$train") && ok "train/ scalars = metrics.jsonl ($out)" || bad "train/: $out"
 ev="loss=eval_loss,rewards/chosen=eval_rewards/chosen,rewards/margins=eval_rewards/margins"
 ev+=",rewards/accuracies=eval_rewards/accuracies,logps/chosen=eval_logps/chosen,logits/rejected=eval_logits/rejected"
-ev+=",runtime=eval_runtime,samples_per_second=eval_samples_per_second"
+ev+=",nll_loss=eval_nll_loss,runtime=eval_runtime,samples_per_second=eval_samples_per_second"
 out=$(compare events.txt out/eval.jsonl eval/ "$ev") && ok "eval/ scalars = eval.jsonl, steps 0 and 2 ($out)" || bad "eval/: $out"
 grep -q "train/mfu" events.txt && bad "train/mfu without log.peak_tflops" || ok "no train/mfu without log.peak_tflops"
 # resumed: stopped after step 1, rerun: a second file (another process), steps 1 and 2 across the two

@@ -23,7 +23,7 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     print(r["step"], *(r[k] for k in ("eval_loss", "eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins",
           "eval_rewards/accuracies", "eval_logps/chosen", "eval_logps/rejected", "eval_logits/chosen", "eval_logits/rejected",
-          "eval_pairs", "eval_tokens")))' "$1"; }
+          "eval_nll_loss", "eval_pairs", "eval_tokens")))' "$1"; }
 # close A B RTOL: the two evals outputs have the same lines, each number within RTOL relative; the mean logits
 # (columns 9, 10) within RTOL of 1, the scale of the logits they average (tiny-a's are ~0.5 in magnitude, their mean
 # ~0.02: bf16 logits of weights that differ in a last bit move the mean by 1e-4 of itself)
@@ -61,7 +61,7 @@ import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 tr = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
 keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
-        "logps/rejected", "logits/chosen", "logits/rejected", "tokens"]
+        "logps/rejected", "logits/chosen", "logits/rejected", "nll_loss", "tokens"]
 sys.exit(0 if all(ev[k]["eval_" + x] == tr[k + 1][x] for k in (0, 1) for x in keys) else 1)
 EOF
 evals out/eval.jsonl > "$TMP/one.txt"
