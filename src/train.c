@@ -83,9 +83,10 @@ static void load_checkpoint(Trainer *t, const char *step_dir) {
                 at.seed);
 }
 
-/* checkpoint.export_hf: the newest checkpoint, the final one (step), as a Hugging Face model directory */
+/* checkpoint.export_hf: the newest checkpoint, the final one (step), as a Hugging Face model directory (the one
+ * this run just wrote, or that its start verified: not read whole again to verify it) */
 static void export_final(const Config *c, long step, bool bf16) {
-    char *dir = ckpt_find_latest_valid(c->ckpt_dir);
+    char *dir = ckpt_find_latest(c->ckpt_dir);
     if (!dir) sd_die(c->ckpt_dir, "no complete checkpoint to export (checkpoint.export_hf)");
     CkptReader *r = ckpt_open(dir);
     long at = ckpt_meta(r)->step;

@@ -142,8 +142,10 @@ if "$BIN" ex.yaml 2> ex.log; then
   grep -q "exported .*step-00000002 (step 2, fp32) to .*hf_final" ex.log && ok "export_hf logged" || bad "no export line: $(tail -3 ex.log)"
 else bad "run with checkpoint.export_hf failed: $(tail -3 ex.log)"; fi
 echo again > hf_final/stale.txt
+mkdir -p hf_final.tmp && echo junk > hf_final.tmp/junk  # a crashed export's leftovers
 "$BIN" ex.yaml 2> ex2.log && [ ! -e hf_final/stale.txt ] && cmp -s hf_final/model.safetensors hf/model.safetensors \
-  && ok "a rerun of the finished run exports again" || bad "rerun: $(tail -3 ex2.log)"
+  && [ ! -e hf_final.tmp ] && ok "a rerun of the finished run exports again (over a crashed export's .tmp)" \
+  || bad "rerun: $(tail -3 ex2.log); $(ls -d hf_final*)"
 sed -e 's/dir: out_ex,/dir: out_ex16,/' -e 's/export_hf: hf_final,/export_hf: hf_final16, export_dtype: bf16,/' ex.yaml > ex16.yaml
 "$BIN" export --checkpoint out --out hf16one --dtype bf16 2>/dev/null
 "$BIN" ex16.yaml 2> ex16.log && cmp -s hf_final16/model.safetensors hf16one/model.safetensors \
