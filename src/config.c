@@ -97,11 +97,20 @@ static const KeySpec KEYS[] = {
      "global gradient-norm clipping threshold; 0 disables (then, under `train.nonfinite: stop`, the logged "
      "norm is formed as AdamW reads the gradients instead of in a pass before it: the same value, one pass "
      "over the gradients fewer)"},
-    {"optim.schedule", K_ENUM, F(schedule), "cosine", U, U, 0, 0, "constant|linear|cosine",
-     "learning-rate schedule after warmup"},
+    {"optim.schedule", K_ENUM, F(schedule), "cosine", U, U, 0, 0, "constant|linear|cosine|wsd",
+     "learning-rate schedule after warmup; wsd: warmup-stable-decay (transformers' get_wsd_schedule, MiniCPM's), "
+     "the peak lr until the last optim.decay_steps steps, then down to lr x min_lr_ratio by optim.decay_type "
+     "(its warmup starts at that floor too): one run's stable phase serves several training lengths"},
     {"optim.warmup_steps", K_INT, F(warmup_steps), "0", 0, U, 0, 0, NULL, "linear warmup steps"},
     {"optim.warmup_ratio", K_FLOAT, F(warmup_ratio), "0.0", 0, 1, 0, 1, NULL,
      "warmup as a fraction of total steps (ceil), used when warmup_steps is 0"},
+    {"optim.decay_steps", K_INT, F(decay_steps), "0", 0, U, 0, 0, NULL,
+     "optim.schedule wsd: steps of the decay phase at the end (0: optim.decay_ratio of the total steps)"},
+    {"optim.decay_ratio", K_FLOAT, F(decay_ratio), "0.1", 0, 1, 0, 0, NULL,
+     "optim.schedule wsd: the decay phase as a fraction of the total steps (ceil), used when decay_steps is 0"},
+    {"optim.decay_type", K_ENUM, F(decay_type), "cosine", U, U, 0, 0, "cosine|linear|1-sqrt",
+     "optim.schedule wsd: the decay's shape over its progress p in [0, 1]: 0.5 (1 + cos(pi p)), 1 - p, or 1 - "
+     "sqrt(p)"},
     {"optim.min_lr_ratio", K_FLOAT, F(min_lr_ratio), "0.0", 0, 1, 0, 0, NULL,
      "floor of the linear/cosine decay as a fraction of lr"},
     {"train.global_batch_pairs", K_INT, F(global_batch_pairs), "128", 1, U, 0, 0, NULL,
@@ -497,6 +506,13 @@ static void validate(const Config *c, const Ctx *x) {
         sd_die(w, "key 'train.%s' (line %d) says when to evaluate: it needs data.eval (the held-out pairs)",
                c->eval_every_steps > 0 ? "eval_every_steps" : "eval_on_start",
                x->line[find_key(c->eval_every_steps > 0 ? "train.eval_every_steps" : "train.eval_on_start")]);
+    if (c->schedule != SCHED_WSD)
+        for (const char *const *k = (const char *const[]){"optim.decay_steps", "optim.decay_ratio", "optim.decay_type",
+                                                            NULL};
+             *k; k++)
+            if (x->seen[find_key(*k)])
+                sd_die(w, "key '%s' (line %d) shapes the decay of optim.schedule wsd: it needs optim.schedule: wsd", *k,
+                       x->line[find_key(*k)]);
     if (c->export_hf && !c->ckpt_final)
         sd_die(w, "key 'checkpoint.export_hf' (line %d) exports the final checkpoint: it needs checkpoint.final: true",
                x->line[find_key("checkpoint.export_hf")]);
@@ -656,6 +672,7 @@ char *config_to_yaml(const Config *c) {
         if (dot) snprintf(sec, sizeof sec, "%.*s", (int)(dot - k->key), k->key);
         if (k->type == K_MODEL && !c->has_model_config) continue;
         if ((k->type == K_PATH || k->type == K_STR) && !*(char *const *)field) continue;
+        if (!strncmp(k->key, "optim.decay_", 12) && c->schedule != SCHED_WSD) continue; /* wsd's alone */
         if (strcmp(sec, cur)) { /* sections are contiguous in the table */
             if (sec[0]) append(&b, &len, &cap, "%s:\n", sec);
             snprintf(cur, sizeof cur, "%s", sec);

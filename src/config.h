@@ -19,7 +19,8 @@ typedef enum {
     LOSS_SIMPO = 0, LOSS_SIMPO_HINGE, LOSS_DPO, LOSS_CPO_SIMPO, LOSS_IPO, LOSS_RDPO, LOSS_CPO, LOSS_ORPO, LOSS_RRHF,
     LOSS_SLIC, LOSS_KTO
 } LossType; /* order = the choices of loss.type in config.c */
-typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE } LrSchedule;
+typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE, SCHED_WSD } LrSchedule;
+typedef enum { DECAY_COSINE = 0, DECAY_LINEAR, DECAY_1_SQRT } LrDecay; /* optim.decay_type's choices */
 
 /* One file of a data mixture (data.train or data.eval given as a mapping {path: fraction}, alignment-handbook's
  * dataset_mixer): its first floor(fraction x pairs) pairs, in file order. */
@@ -73,7 +74,10 @@ typedef struct {
     double eps;                 /* optim.eps (default 1e-8) */
     double weight_decay;        /* optim.weight_decay (default 0) */
     double max_grad_norm;       /* optim.max_grad_norm (default 1.0; 0 disables clipping) */
-    LrSchedule schedule;        /* optim.schedule: constant | linear | cosine (default cosine) */
+    LrSchedule schedule;        /* optim.schedule: constant | linear | cosine (default cosine) | wsd */
+    int decay_steps;            /* optim.decay_steps (wsd; default 0: optim.decay_ratio of the steps) */
+    double decay_ratio;         /* optim.decay_ratio (wsd; default 0.1) */
+    int decay_type;             /* optim.decay_type (wsd): LrDecay (default cosine) */
     int warmup_steps;           /* optim.warmup_steps (default 0) */
     double warmup_ratio;        /* optim.warmup_ratio (default 0; used when warmup_steps is 0) */
     double min_lr_ratio;        /* optim.min_lr_ratio (default 0): floor of linear/cosine as a fraction of lr */

@@ -24,6 +24,11 @@ Optim *optim_create(const Config *c, const Model *m, const ZeroPlan *plan, long 
     o->schedule = c->schedule;
     o->total_steps = total_steps;
     o->warmup_steps = c->warmup_steps > 0 ? c->warmup_steps : (long)ceil(c->warmup_ratio * (double)total_steps);
+    o->decay_steps = c->decay_steps > 0 ? c->decay_steps : (long)ceil(c->decay_ratio * (double)total_steps);
+    o->decay_type = c->decay_type;
+    if (o->schedule == SCHED_WSD && o->warmup_steps + o->decay_steps > total_steps)
+        sd_die(c->source, "optim.schedule wsd: %ld warmup and %ld decay steps do not fit the run's %ld steps",
+               o->warmup_steps, o->decay_steps, total_steps);
     return o;
 }
 void optim_free(Optim *o, const Backend *be) {
@@ -35,7 +40,22 @@ void optim_free(Optim *o, const Backend *be) {
     free(o);
 }
 
+/* transformers' _get_wsd_scheduler_lambda (linear warmup, from the floor min_lr_ratio) */
+static double wsd_factor(const Optim *o, long s) {
+    long W = o->warmup_steps, D = o->decay_steps, S = o->total_steps - W - D;
+    double lo = o->min_lr_ratio, f;
+    if (s < W) f = (double)s / (double)(W > 1 ? W : 1);
+    else if (s < W + S) return 1.0;
+    else if (s < W + S + D) {
+        double p = (double)(s - W - S) / (double)(D > 1 ? D : 1);
+        f = o->decay_type == DECAY_LINEAR ? 1.0 - p : o->decay_type == DECAY_1_SQRT ? 1.0 - sqrt(p)
+                                                                                      : 0.5 * (1.0 + cos(M_PI * p));
+    } else return lo;
+    return fmax(0.0, f * (1.0 - lo) + lo);
+}
+
 double optim_lr_at(const Optim *o, long s) {
+    if (o->schedule == SCHED_WSD) return o->lr * wsd_factor(o, s);
     long W = o->warmup_steps, T = o->total_steps;
     if (s < W) return o->lr * (double)s / (double)(W > 1 ? W : 1);
     double f = 1.0, span = (double)(T - W > 1 ? T - W : 1);

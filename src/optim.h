@@ -34,6 +34,8 @@ typedef struct {
     int ov_free;                   /* the piece whose free rows (GradRows) were updated before the backward, or -1 */
     LrSchedule schedule;
     long warmup_steps, total_steps;
+    long decay_steps;              /* wsd: the decay phase's steps (the stable phase: total - warmup - decay) */
+    int decay_type;                /* wsd: LrDecay */
 } Optim;
 
 Optim *optim_create(const Config *c, const Model *m, const ZeroPlan *plan, long total_steps);

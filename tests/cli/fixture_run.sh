@@ -59,6 +59,18 @@ for k, m in enumerate(rows, 1):
 sys.exit(0 if ok else 1)
 PY
 "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "checkpoint params = step2" || bad "checkpoint params"
+# optim.schedule wsd: the logged lr of 6 steps (warmup 2, stable 2, decay 2 by cosine, floor 0.5), by hand from
+# transformers' get_wsd_schedule: 0.5, 0.75, 1, 1, 1, 0.75 x lr; a schedule that does not fit the run is an error
+sed -e 's/schedule: constant, warmup_steps: 0}/schedule: wsd, warmup_steps: 2, decay_steps: 2, min_lr_ratio: 0.5}/' \
+    -e 's/max_steps: 2,/max_steps: 6,/' -e 's/dir: out,/dir: out_wsd, final: false,/' run.yaml > wsd.yaml
+grep -q "schedule: wsd" wsd.yaml && grep -q "max_steps: 6" wsd.yaml || bad "wsd.yaml lacks its keys"
+"$BIN" wsd.yaml 2> wsd.log || bad "wsd run failed: $(tail -3 wsd.log)"
+lrs=$(grep -o '"lr": [0-9.e+-]*' out_wsd/metrics.jsonl | cut -d' ' -f2 | tr '\n' ' ')
+awk -v got="$lrs" 'BEGIN { split("0.5 0.75 1 1 1 0.75", w, " "); n = split(got, g, " "); if (n != 6) exit 1;
+     for (i = 1; i <= 6; i++) { d = g[i] - 1e-3 * w[i]; if (d < 0) d = -d; if (d > 1e-15) exit 1 } }' \
+  && ok "wsd: lr by step $lrs" || bad "wsd: lr by step $lrs"
+sed 's/decay_steps: 2,/decay_steps: 5,/' wsd.yaml > wsd_bad.yaml
+expect_error "wsd that does not fit" "optim.schedule wsd: 2 warmup and 5 decay steps do not fit the run's 6 steps" "$BIN" wsd_bad.yaml
 # the running totals survive a resume (the checkpoint keeps them): stopped after step 1 and rerun, step 2 logs what
 # the uninterrupted run logged
 sed 's/dir: out_mfu,/dir: out_rs,/' mfu.yaml > rs.yaml

@@ -153,5 +153,25 @@ int main(void) {
     CHECK(err("model: {init: m}\ndata: {train: {}}\n", "found an empty mapping"), "empty mixture");
     CHECK(err("model: {init: m}\ndata: {eval: {a.jsonl: 1, a.jsonl: 0.5}, train: p.jsonl}\n",
               "key 'data.eval': the file a.jsonl appears twice"), "mixture file twice");
+    /* optim.schedule wsd and its decay keys: parsed, round-tripped only under wsd, refused elsewhere by line */
+    {
+        Config *w = config_load_string(MIN "optim: {schedule: wsd, decay_steps: 7, decay_type: 1-sqrt}\n", "w.yaml", "/b");
+        CHECK(w->schedule == SCHED_WSD && w->decay_steps == 7 && w->decay_type == DECAY_1_SQRT && w->decay_ratio == 0.1,
+              "wsd keys");
+        char *yw = config_to_yaml(w);
+        Config *w2 = config_load_string(yw, "w2.yaml", "/b");
+        CHECK(w2->schedule == SCHED_WSD && w2->decay_steps == 7 && w2->decay_type == DECAY_1_SQRT, "wsd round trip");
+        Config *cs = config_load_string(MIN "optim: {schedule: cosine}\n", "c.yaml", "/b");
+        char *yc = config_to_yaml(cs);
+        CHECK(!strstr(yc, "decay_"), "a cosine config's YAML leaves the wsd keys out:\n%s", yc);
+        config_free(config_load_string(yc, "c2.yaml", "/b")); /* and reloads */
+        free(yw), free(yc);
+        config_free(w), config_free(w2), config_free(cs);
+    }
+    CHECK(err(MIN "optim: {schedule: cosine,\n  decay_ratio: 0.2}\n",
+              "t.yaml: key 'optim.decay_ratio' (line 4) shapes the decay of optim.schedule wsd: it needs optim.schedule: wsd"),
+          "decay key without wsd");
+    CHECK(err(MIN "optim: {schedule: wsd, decay_type: exp}\n", "expected one of cosine|linear|1-sqrt"), "decay_type");
+    CHECK(err(MIN "optim: {schedule: wsd, decay_ratio: 1.5}\n", "optim.decay_ratio"), "decay_ratio > 1");
     TEST_END();
 }
