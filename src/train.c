@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 #include "train_data.h"
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <unistd.h>
@@ -57,6 +58,9 @@ typedef struct {
     char *metrics_path;
     char *eval_path;            /* eval.jsonl beside metrics.jsonl */
     TfWriter *tf;               /* log.tensorboard_dir's event file (rank 0; NULL: none) */
+    double loss_sum;            /* the finite losses of the steps this process ran, and how many (train_loss) */
+    long loss_steps;
+    EvalMetrics final_eval;     /* the evaluation after the last step (eval_results.json), when final_eval.pairs */
 } Trainer;
 
 /* ZeRO >= 1 after the optimizer updated this rank's shard: every rank's weights whole again (the fp32 all-gather,
@@ -96,12 +100,77 @@ static void export_final(const Config *c, long step, bool bf16) {
     free(dir);
 }
 
+/* A JSON object of fields of the train/eval results into path (atomically), and its text (caller frees). Numbers
+ * as %.17g (cJSON's own printing settles for 15 digits where they are within an ulp), non-finite ones as null. */
+static char *write_json(cJSON *o, const char *dir, const char *name) {
+    for (cJSON *f = o->child; f; f = f->next)
+        if (cJSON_IsNumber(f)) {
+            char num[40];
+            snprintf(num, sizeof num, isfinite(f->valuedouble) ? "%.17g" : "null", f->valuedouble);
+            f->type = cJSON_Raw;
+            f->valuestring = sd_strdup(num);
+        }
+    char *text = cJSON_Print(o), *path = sd_path_join(dir, name);
+    if (!text) sd_die(path, "cannot format");
+    size_t n = strlen(text);
+    text = sd_realloc(text, n + 2, "results");
+    text[n] = '\n', text[n + 1] = 0;
+    sd_write_file_atomic(path, text, n + 1);
+    free(path);
+    return text;
+}
+
+/* Rank 0, once the last step is done: what the SimPO reference code (alignment-handbook's run script) saves at the
+ * end, train_results.json, eval_results.json (after a final evaluation) and all_results.json (both), with
+ * transformers' names, into checkpoint.dir. runtime: seconds of this process's steps (steps of them); train_loss the
+ * mean of their finite losses. */
+static void write_results(const Trainer *t, double runtime, long steps) {
+    const char *dir = t->cfg->ckpt_dir;
+    double epoch = (double)t->optim->step / (double)t->steps_per_epoch, rt = runtime > 0 ? runtime : 1e-9;
+    cJSON *tr = cJSON_CreateObject(), *all = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tr, "epoch", epoch);
+    cJSON_AddNumberToObject(tr, "total_flos", t->total_flos);
+    cJSON_AddNumberToObject(tr, "train_loss", t->loss_steps ? t->loss_sum / (double)t->loss_steps : NAN);
+    cJSON_AddNumberToObject(tr, "train_runtime", runtime);
+    cJSON_AddNumberToObject(tr, "train_samples", (double)t->data->n);
+    cJSON_AddNumberToObject(tr, "train_samples_per_second",
+                            (double)steps * (double)t->cfg->global_batch_pairs / rt);
+    cJSON_AddNumberToObject(tr, "train_steps_per_second", (double)steps / rt);
+    cJSON_AddNumberToObject(tr, "num_input_tokens_seen", (double)t->tokens_seen);
+    for (cJSON *f = tr->child; f; f = f->next) cJSON_AddItemToObject(all, f->string, cJSON_Duplicate(f, 1));
+    free(write_json(tr, dir, "train_results.json"));
+    if (t->final_eval.pairs) { /* eval.jsonl's line of the last evaluation, without its step, with epoch and size */
+        char *line = NULL;
+        size_t n = 0;
+        FILE *m = open_memstream(&line, &n);
+        if (!m) sd_die(dir, "eval_results.json: out of memory");
+        eval_write(m, &t->final_eval);
+        fclose(m);
+        cJSON *ev = cJSON_Parse(line);
+        free(line);
+        if (!ev) sd_die(dir, "eval_results.json: the evaluation's line does not parse");
+        cJSON_DeleteItemFromObject(ev, "step");
+        cJSON_DeleteItemFromObject(ev, "eval_pairs");
+        cJSON_AddNumberToObject(ev, "epoch", epoch);
+        cJSON_AddNumberToObject(ev, "eval_samples", (double)t->final_eval.pairs);
+        for (cJSON *f = ev->child; f; f = f->next)
+            if (!cJSON_GetObjectItemCaseSensitive(all, f->string))
+                cJSON_AddItemToObject(all, f->string, cJSON_Duplicate(f, 1));
+        free(write_json(ev, dir, "eval_results.json"));
+        cJSON_Delete(ev);
+    }
+    free(write_json(all, dir, "all_results.json"));
+    cJSON_Delete(tr);
+    cJSON_Delete(all);
+}
+
 /* data.eval: the held-out pairs' metrics with the weights after step (0: the starting ones), into eval.jsonl.
  * Returns its wall seconds; under SIMPO_PROFILE (profiling) its ops are no step's: dropped from the profile. */
 static double evaluate(Trainer *t, long step, bool quiet, bool profiling) {
     if (profiling) backend_profile_pause(true);
     EvalMetrics e = eval_run(t->grid, t->model, t->eval, &t->lp, t->cfg, step);
     e.tokens_seen = t->tokens_seen, e.total_flos = t->total_flos;
+    if (step == t->total_steps) t->final_eval = e;
     if (profiling) backend_profile_pause(false);
     if (t->grid->rank == 0) {
         eval_log(&e, t->eval_path, quiet);
@@ -778,6 +847,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         double dt = sd_now() - t0;
         t->tokens_seen += (int64_t)acc[ACC_TOKENS]; /* a skipped step's tokens too: the run saw them */
         t->total_flos += acc[ACC_FLOPS];
+        if (isfinite(acc[ACC_LOSS])) t->loss_sum += acc[ACC_LOSS], t->loss_steps++;
         StepMetrics sm = {.step = t->optim->step, .loss = acc[ACC_LOSS], .reward_w = acc[ACC_REWARD_W] / B,
                           .reward_l = acc[ACC_REWARD_L] / B, .margin = (acc[ACC_REWARD_W] - acc[ACC_REWARD_L]) / B,
                           .accuracy = acc[ACC_CORRECT] / B, .logp_w = acc[ACC_LOGP_W] / B,
@@ -811,6 +881,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
             break;
         }
     }
+    double t_train = sd_now() - t_start; /* as transformers' train_runtime: the steps, evaluations and checkpoints */
     if (profiling && t->optim->step > prof_from) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "simpo_dist: profile rank %d: ", g->rank);
@@ -824,6 +895,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     /* checkpoint.export_hf: the final checkpoint as a Hugging Face model, once the trainer's memory is free (a rerun
      * of a finished run exports again: nothing to train, the same checkpoint) */
     bool export = c->export_hf && !eval_only && t->optim->step == t->total_steps && g->rank == 0;
+    /* the run's results, where this process trained its last step */
+    if (g->rank == 0 && !eval_only && t->optim->step == t->total_steps && t->optim->step > start_step)
+        write_results(t, t_train, t->optim->step - start_step);
     free(idx);
     free(t->order);
     free(t->metrics_path);

@@ -12,6 +12,20 @@ for k in loss rewards/chosen rewards/rejected rewards/margins rewards/accuracies
   [ -n "$(metric out/metrics.jsonl 1 "$k")" ] && ok "metric $k logged" || bad "metric $k missing"
 done
 [ "$(cat out/latest)" = "step-00000002" ] && ok "latest names step 2" || bad "latest: $(cat out/latest)"
+# train_results.json / all_results.json (what the reference run script saves at the end, transformers' names): the
+# mean of the run's losses, its epochs, FLOPs, tokens, samples; no eval_results.json without data.eval
+python3 - out <<'PY' && ok "train_results.json = the run's metrics" || bad "train_results.json: $(cat out/train_results.json)"
+import json, sys
+d = sys.argv[1]
+m = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+r, a = json.load(open(d + "/train_results.json")), json.load(open(d + "/all_results.json"))
+import os
+sys.exit(not (r["train_loss"] == (m[0]["loss"] + m[1]["loss"]) / 2 and r["epoch"] == 2 and r["train_samples"] == 6
+              and r["total_flos"] == m[-1]["total_flos"] and r["num_input_tokens_seen"] == m[-1]["num_input_tokens_seen"]
+              and r["train_runtime"] > 0 and abs(r["train_steps_per_second"] * r["train_runtime"] - 2) < 1e-9
+              and abs(r["train_samples_per_second"] * r["train_runtime"] - 12) < 1e-9 and a == r
+              and not os.path.exists(d + "/eval_results.json")))
+PY
 # nll_loss (the chosen responses' token-mean NLL) at the initial weights against the fixture's float64 numbers: the
 # pairs' summed log-probs over their tokens, and what loss.sft_weight 0.5 added to the SimPO loss
 python3 - out/metrics.jsonl "$FIX/tiny-a/expected.json" <<'PY' && ok "nll_loss = the fixture's chosen NLL" || bad "nll_loss"
@@ -74,12 +88,22 @@ expect_error "wsd that does not fit" "optim.schedule wsd: 2 warmup and 5 decay s
 # the running totals survive a resume (the checkpoint keeps them): stopped after step 1 and rerun, step 2 logs what
 # the uninterrupted run logged
 sed 's/dir: out_mfu,/dir: out_rs,/' mfu.yaml > rs.yaml
-"$BIN" rs.yaml --stop-at-step 1 2> rs1.log && "$BIN" rs.yaml 2> rs2.log || bad "resumed run failed: $(tail -3 rs1.log rs2.log)"
+"$BIN" rs.yaml --stop-at-step 1 2> rs1.log || bad "run to step 1 failed: $(tail -3 rs1.log)"
+[ ! -e out_rs/train_results.json ] && ok "a run stopped early writes no train_results.json" || bad "train_results.json at step 1"
+"$BIN" rs.yaml 2> rs2.log || bad "resumed run failed: $(tail -3 rs2.log)"
 grep -q "resum" rs2.log || bad "the rerun did not resume: $(head -5 rs2.log)"
 for k in num_input_tokens_seen total_flos; do
   a=$(metric out_mfu/metrics.jsonl 2 $k); b=$(metric out_rs/metrics.jsonl 2 $k)
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed: step 2's $k $b" || bad "resumed: step 2's $k $b, uninterrupted $a"
 done
+# the resumed process's train_results.json: its own step's loss (as transformers counts a resumed run's), the run's
+# totals; the process stopped at step 1 wrote none
+python3 - out_rs <<'PY' && ok "resumed: train_results.json of the second process" || bad "resumed results: $(cat out_rs/train_results.json)"
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
+r = json.load(open(sys.argv[1] + "/train_results.json"))
+sys.exit(not (r["train_loss"] == m[1]["loss"] and r["total_flos"] == m[1]["total_flos"] and r["epoch"] == 2))
+PY
 # activations for the data's largest micro-batch (its 2 longest pairs): in the layers' layout (each prompt once,
 # data.prefix_sharing) and as attention's sequences (each prompt twice)
 want=$(python3 -c 'import json, sys

@@ -47,6 +47,16 @@ ev="loss=eval_loss,rewards/chosen=eval_rewards/chosen,rewards/margins=eval_rewar
 ev+=",rewards/accuracies=eval_rewards/accuracies,logps/chosen=eval_logps/chosen,logits/rejected=eval_logits/rejected"
 ev+=",nll_loss=eval_nll_loss,runtime=eval_runtime,samples_per_second=eval_samples_per_second"
 out=$(compare events.txt out/eval.jsonl eval/ "$ev") && ok "eval/ scalars = eval.jsonl, steps 0 and 2 ($out)" || bad "eval/: $out"
+# eval_results.json: the last evaluation's eval.jsonl line (without step and eval_pairs; with epoch and eval_samples)
+python3 - out <<'PY' && ok "eval_results.json = the evaluation after the last step" || bad "eval_results.json: $(cat out/eval_results.json)"
+import json, sys
+d = sys.argv[1]
+e = [json.loads(l) for l in open(d + "/eval.jsonl")][-1]
+r, a = json.load(open(d + "/eval_results.json")), json.load(open(d + "/all_results.json"))
+want = {k: v for k, v in e.items() if k not in ("step", "eval_pairs")}
+want.update(epoch=2, eval_samples=6)
+sys.exit(not (r == want and e["step"] == 2 and all(a[k] == v for k, v in r.items()) and "train_loss" in a))
+PY
 grep -q "train/mfu" events.txt && bad "train/mfu without log.peak_tflops" || ok "no train/mfu without log.peak_tflops"
 # resumed: stopped after step 1, rerun: a second file (another process), steps 1 and 2 across the two
 sed 's/dir: out,/dir: out_rs,/; s/tensorboard_dir: tb/tensorboard_dir: tb_rs/' tb.yaml > rs.yaml
