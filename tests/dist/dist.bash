@@ -30,11 +30,16 @@ one_rank_metrics() {
   echo "$d/out/metrics.jsonl"
 }
 # same_logits A B NAME: step 1's logits/chosen and logits/rejected (the mean logit over the response tokens and the
-# vocabulary) of metrics files A and B within 1e-5 relative: the same weights, sums rounded in another order (~1e-7
-# seen), where a vocabulary slice left out or counted twice is off by its share of the whole
+# vocabulary) and nll_loss of metrics files A and B within 1e-5 relative: the same weights, sums rounded in another
+# order (~1e-7 seen), where a vocabulary slice or a rank's pairs left out or counted twice is off by its share of
+# the whole; and the running totals num_input_tokens_seen and total_flos of both steps equal (sums of integers)
 same_logits() {
   local f a b
-  for f in logits/chosen logits/rejected; do
+  for f in num_input_tokens_seen total_flos; do
+    a=$(grep -o "\"$f\": [0-9.e+]*" "$1" | tr '\n' ' '); b=$(grep -o "\"$f\": [0-9.e+]*" "$2" | tr '\n' ' ')
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok "$3: $f as one rank" || bad "$3: $f $b, 1 rank $a"
+  done
+  for f in logits/chosen logits/rejected nll_loss; do
     a=$(metric "$1" 1 "$f"); b=$(metric "$2" 1 "$f")
     if [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a;
          exit !(m > 0 && d <= 1e-5 * m) }'; then ok "$3: step 1 $f $b (1 rank $a)"
