@@ -278,6 +278,52 @@ size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt) {
 }
 size_t pairs_largest_logprob_rows(const PairSet *ps, int mbp) { return largest_sum(ps, mbp, 2); }
 
+/* groups of the greedy cut at a limit: each group takes pairs while its sum stays <= limit (a pair above the limit
+ * alone) */
+static int greedy_groups(const PairSet *ps, const size_t *idx, int n, size_t limit, bool share) {
+    int groups = 0;
+    size_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        size_t t = pair_tokens(&ps->pairs[idx[i]], share);
+        if (i == 0 || sum + t > limit) groups++, sum = 0;
+        sum += t;
+    }
+    return groups;
+}
+int pairs_token_groups_min(const PairSet *ps, const size_t *idx, int n, size_t budget, bool share_prompt) {
+    return greedy_groups(ps, idx, n, budget, share_prompt);
+}
+
+void pairs_token_groups(const PairSet *ps, const size_t *idx, int n, int k, bool share_prompt, int *start) {
+    if (k < 1 || k > n) sd_die("pairs", "%d token groups of %d pairs", k, n);
+    /* the least limit whose greedy cut needs at most k groups (binary search between the longest pair and the
+     * whole): greedy is optimal for a limit, so that limit is the least largest sum of any k-cut */
+    size_t lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) {
+        size_t t = pair_tokens(&ps->pairs[idx[i]], share_prompt);
+        lo = t > lo ? t : lo;
+        hi += t;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (greedy_groups(ps, idx, n, mid, share_prompt) <= k) hi = mid;
+        else lo = mid + 1;
+    }
+    /* the greedy cut at that limit, with a cut forced where the pairs left would be fewer than the groups still to
+     * open (every group non-empty; a forced cut only shortens a group, so the limit holds) */
+    int g = 0;
+    size_t sum = 0;
+    start[0] = 0;
+    for (int i = 0; i < n; i++) {
+        size_t t = pair_tokens(&ps->pairs[idx[i]], share_prompt);
+        bool cut = i > 0 && (sum + t > lo || n - i < k - g);
+        if (cut) start[++g] = i, sum = 0;
+        sum += t;
+    }
+    start[k] = n;
+    if (g != k - 1) sd_die("pairs", "token groups: cut into %d groups, not %d", g + 1, k);
+}
+
 /* the next log-prob row: token tok (layers' layout) predicts tgt in sequence s; a repeat when seen[tok] is set */
 static void add_lp_row(MicroBatch *mb, int s, int tok, int tgt, char *seen) {
     size_t r = mb->M++;

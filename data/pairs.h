@@ -148,6 +148,16 @@ size_t pairs_largest_microbatch(const PairSet *ps, int mbp, bool share_prompt);
 /* Log-prob rows of the micro-batch of mbp pairs with the most: the sum of the mbp largest pair_logprob_rows (what the
  * trainer sizes the LM-head logits cache for). */
 size_t pairs_largest_logprob_rows(const PairSet *ps, int mbp);
+/* Micro-batches by tokens (train.micro_batch_tokens): the pairs ps->pairs[idx[0..n)] in order, cut into contiguous
+ * groups by their pair_tokens(share_prompt).
+ * pairs_token_groups_min: the fewest groups of at most budget tokens each (a pair longer than budget alone: a group
+ * of its own). n = 0: 0.
+ * pairs_token_groups: exactly k groups (1 <= k <= n), non-empty, whose largest sum is the least any cut into k
+ * contiguous groups has (so at most max(budget, its longest pair) when k >= pairs_token_groups_min(budget)), a greedy cut:
+ * start[0..k] (start[0] = 0, start[k] = n), group g holds idx[start[g] .. start[g+1]). Deterministic: the same
+ * pairs give the same cut on every rank. */
+int pairs_token_groups_min(const PairSet *ps, const size_t *idx, int n, size_t budget, bool share_prompt);
+void pairs_token_groups(const PairSet *ps, const size_t *idx, int n, int k, bool share_prompt, int *start);
 /* Packs pairs ps->pairs[idx[0..P)] into a new MicroBatch, sharing each pair's prompt when share_prompt. */
 MicroBatch *microbatch_pack_opts(const PairSet *ps, const size_t *idx, int P, bool share_prompt);
 /* microbatch_pack_opts without sharing. */

@@ -85,6 +85,7 @@ typedef struct {
     /* train: */
     int global_batch_pairs;     /* train.global_batch_pairs (default 128) */
     int micro_batch_pairs;      /* train.micro_batch_pairs (default 2); must divide global_batch_pairs */
+    int micro_batch_tokens;     /* train.micro_batch_tokens (default 0: micro-batches of micro_batch_pairs pairs) */
     long max_steps;             /* train.max_steps (default 0: use epochs) */
     double epochs;              /* train.epochs (default 1) */
     long seed;                  /* train.seed (default 0): data shuffling */

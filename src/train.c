@@ -212,6 +212,52 @@ static void next_global_batch(Trainer *t, size_t *idx) {
     t->pos += B;
 }
 
+/* train.micro_batch_tokens: the cut of DP rank r's pairs of the step (idx: the whole global batch, B_loc a rank)
+ * into as many micro-batches as the rank that needs the most (every rank computes the same count from the whole
+ * batch, so the pipeline's and ZeRO-2's per-micro-batch collectives match): start[0..k] into its B_loc pairs;
+ * returns k */
+static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, long B_loc, int *start) {
+    int k = 1;
+    for (int d = 0; d < dp; d++) {
+        int need = pairs_token_groups_min(ps, idx + (size_t)d * (size_t)B_loc, (int)B_loc,
+                                          (size_t)c->micro_batch_tokens, c->prefix_sharing);
+        k = need > k ? need : k;
+    }
+    pairs_token_groups(ps, idx + (size_t)r * (size_t)B_loc, (int)B_loc, k, c->prefix_sharing, start);
+    return k;
+}
+
+/* train.micro_batch_tokens: what the activations are sized for, over every step of the run (the data order is a
+ * function of the seed and the epoch: the steps' batches are known in advance): the largest micro-batch's tokens in
+ * the layers' layout (*tok), in attention's sequences (*att), its log-prob rows (*lp), and the most micro-batches a
+ * rank runs in one step (*kmax); each only raised */
+static void token_sizes(const Trainer *t, size_t *tok, size_t *att, size_t *lp, int *kmax) {
+    const Config *c = t->cfg;
+    long B = c->global_batch_pairs, B_loc = B / t->grid->dp, epoch = 0, pos = 0;
+    size_t n = t->data->n, *order = sd_alloc(n * sizeof(size_t), "epoch order");
+    int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
+    pairs_epoch_order(order, n, c->shuffle, c->seed, 0);
+    for (long s = 0; s < t->total_steps; s++) {
+        if (pos + B > (long)n) pairs_epoch_order(order, n, c->shuffle, c->seed, ++epoch), pos = 0;
+        for (int d = 0; d < t->grid->dp; d++) {
+            int k = token_cut(c, t->data, order + pos, t->grid->dp, d, B_loc, start);
+            *kmax = k > *kmax ? k : *kmax;
+            const size_t *my = order + pos + (size_t)d * (size_t)B_loc;
+            for (int g = 0; g < k; g++) {
+                size_t a = 0, b = 0, r = 0;
+                for (int i = start[g]; i < start[g + 1]; i++) {
+                    const Pair *p = &t->data->pairs[my[i]];
+                    a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
+                }
+                *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
+            }
+        }
+        pos += B;
+    }
+    free(start);
+    free(order);
+}
+
 /* Keeps only metrics lines of steps <= upto (a resumed run rewrites what the interrupted one logged after its
  * last checkpoint). */
 static void trim_metrics(const char *path, long upto) {
@@ -326,12 +372,16 @@ static void print_memory_plan(ProcessGrid *g, const PlanLayout *pl, const Backen
 }
 
 /* Every rank, first step of a run: the bytes its collectives counted against the formulas of plan.c. */
-static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const PairSet *ps, const size_t *idx, int mbp,
-                            bool share_prompt, size_t sparse_rows, const uint64_t used[COLL_KINDS]) {
+static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const StepWork *w, size_t sparse_rows,
+                            const uint64_t used[COLL_KINDS]) {
+    const PairSet *ps = w->data;
+    const size_t *idx = w->idx;
+    bool share_prompt = w->share_prompt;
     size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
     for (int i = 0; i < pl->n_mb; i++)
-        for (int p = 0; p < mbp; p++) {
-            const Pair *pr = &ps->pairs[idx[(size_t)i * (size_t)mbp + (size_t)p]];
+        for (int p = w->mb_start ? w->mb_start[i] : i * w->mbp; p < (w->mb_start ? w->mb_start[i + 1] : (i + 1) * w->mbp);
+             p++) {
+            const Pair *pr = &ps->pairs[idx[p]];
             tok[i] += pair_tokens(pr, share_prompt); /* the layers' layout (pairs.h) */
             resp[i] += pair_logprob_rows(pr);
         }
@@ -594,7 +644,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->cfg = c;
     t->grid = grid_init(c->tp, c->pp);
     ProcessGrid *g = t->grid;
-    if (c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
+    if (c->micro_batch_tokens > 0 && c->global_batch_pairs % g->dp != 0) /* micro-batches by tokens */
+        sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d)",
+               c->global_batch_pairs, g->dp);
+    if (c->micro_batch_tokens == 0 && c->global_batch_pairs % (g->dp * c->micro_batch_pairs) != 0)
         sd_die(c->source, "train.global_batch_pairs (%d) must be a multiple of data-parallel ranks (%d) x "
                "train.micro_batch_pairs (%d)", c->global_batch_pairs, g->dp, c->micro_batch_pairs);
 
@@ -625,8 +678,23 @@ int train_run(const Config *c, const TrainOptions *opt) {
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
+    t->steps_per_epoch = (long)(t->data->n / (size_t)c->global_batch_pairs);
+    if (t->steps_per_epoch == 0)
+        sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
+               t->data->n, c->global_batch_pairs);
+    t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
     train_data_sizes(c, t->data, t->eval, &max_tokens, &max_att, &max_lp);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
+    if (c->micro_batch_tokens > 0) { /* the run's cuts instead (the held-out pairs' micro-batches stay by pairs) */
+        if (t->eval) train_data_sizes(c, t->eval, NULL, &max_tokens, &max_att, &max_lp);
+        else max_tokens = max_att = max_lp = 0;
+        n_mb = 1;
+        token_sizes(t, &max_tokens, &max_att, &max_lp, &n_mb);
+        if (g->rank == 0)
+            fprintf(stderr, "simpo_dist: train.micro_batch_tokens %d: up to %d micro-batches a rank and step, the "
+                    "largest %zu tokens (%zu in attention's sequences, %zu log-prob rows)\n", c->micro_batch_tokens,
+                    n_mb, max_tokens, max_att, max_lp);
+    }
     bool gpu;
     const Backend *be = pick_backend(c, g, &gpu);
     const char *prof = getenv("SIMPO_PROFILE"); /* backend_profile.h: where the steps' time goes */
@@ -705,11 +773,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->model_init) model_load_hf(m, c->model_init);
     else model_init_random(m, c->model_seed);
 
-    t->steps_per_epoch = (long)(t->data->n / (size_t)c->global_batch_pairs);
-    if (t->steps_per_epoch == 0)
-        sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
-               t->data->n, c->global_batch_pairs);
-    t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
     size_t *offs = sd_alloc(sizeof(size_t) * 2 * (size_t)m->nspecs, "zero plan"), *nums = offs + m->nspecs;
     for (int i = 0; i < m->nspecs; i++) offs[i] = m->specs[i].offset, nums[i] = m->specs[i].numel;
     t->plan = zero_plan_create(c->zero, g->dp, g->dp_rank, m->nparams, m->nalloc, offs, nums, m->nspecs);
@@ -781,6 +844,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     }
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
+    int *cut = c->micro_batch_tokens > 0 ? sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut") : NULL;
     double t_start = sd_now();
     long start_step = t->optim->step;
     double t_prof = t_start; /* the profile's steps: all but the first of the run (warm-up), when there are more */
@@ -807,8 +871,13 @@ int train_run(const Config *c, const TrainOptions *opt) {
          * it along with them (it updated every parameter on this rank) */
         if (!m->w16_fresh) model_refresh_weights16(m);
         double acc[ACC_N] = {0}; /* sums over this rank's pairs (train_step.h) */
-        StepWork work = {g, m, t->data, &t->lp, idx + (size_t)g->dp_rank * (size_t)B_loc, (int)(B_loc / mbp),
-                         (int)mbp, B, chosen_tokens, c->prefix_sharing};
+        StepWork work = {.g = g, .m = m, .data = t->data, .lp = &t->lp, .idx = idx + (size_t)g->dp_rank * (size_t)B_loc,
+                         .n_mb = (int)(B_loc / mbp), .mbp = (int)mbp, .batch_pairs = B, .chosen_tokens = chosen_tokens,
+                         .share_prompt = c->prefix_sharing};
+        if (cut) { /* train.micro_batch_tokens: this step's cut */
+            work.n_mb = token_cut(c, t->data, idx, g->dp, g->dp_rank, B_loc, cut), work.mb_start = cut, work.mbp = 1;
+            for (int i = 0; i < work.n_mb; i++) work.mbp = cut[i + 1] - cut[i] > work.mbp ? cut[i + 1] - cut[i] : work.mbp;
+        }
         step_run_microbatches(&work, acc);
         model_grads_end(m);
         if (inject_step == step_no && g->rank == 0) { /* tests */
@@ -869,8 +938,11 @@ int train_run(const Config *c, const TrainOptions *opt) {
             backend_profile_reset();
             t_prof = sd_now(), prof_from = t->optim->step;
         }
-        if (t->optim->step == start_step + 1) check_comm_plan(g, &pl, t->data, idx + (size_t)g->dp_rank * (size_t)B_loc,
-                                                             (int)mbp, c->prefix_sharing, m->sp.held, sm.comm);
+        if (t->optim->step == start_step + 1) {
+            PlanLayout sl = pl;
+            sl.n_mb = work.n_mb; /* this step's micro-batches (train.micro_batch_tokens: its cut) */
+            check_comm_plan(g, &sl, &work, m->sp.held, sm.comm);
+        }
         if (eval_due(c, t->optim->step, t->total_steps)) /* not in the profile's wall time either */
             t_prof += evaluate(t, t->optim->step, opt && opt->quiet, profiling);
         if ((last && c->ckpt_final) || (stop && !last) || (c->ckpt_every_steps > 0 && t->optim->step % c->ckpt_every_steps == 0))
@@ -899,6 +971,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (g->rank == 0 && !eval_only && t->optim->step == t->total_steps && t->optim->step > start_step)
         write_results(t, t_train, t->optim->step - start_step);
     free(idx);
+    free(cut);
     free(t->order);
     free(t->metrics_path);
     free(t->eval_path);

@@ -19,7 +19,8 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
     long chosen_tokens = 0;
     for (size_t i = 0; i < n; i++) chosen_tokens += data->pairs[i].n_chosen;
     for (size_t i = lo; i < hi; i++) idx[i - lo] = i;
-    StepWork w = {g, m, data, lp, idx, 0, c->micro_batch_pairs, (long)n, chosen_tokens, c->prefix_sharing};
+    StepWork w = {.g = g, .m = m, .data = data, .lp = lp, .idx = idx, .mbp = c->micro_batch_pairs,
+                  .batch_pairs = (long)n, .chosen_tokens = chosen_tokens, .share_prompt = c->prefix_sharing};
     double acc[ACC_N] = {0};
     step_run_forward_only(&w, hi - lo, acc);
     comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */

@@ -59,9 +59,13 @@ void step_run_microbatches(const StepWork *w, double *acc) {
     ProcessGrid *g = w->g;
     int n_mb = w->n_mb, mbp = w->mbp, stage = g->pp_rank, pp = g->pp;
     MicroBatch **mbs = sd_alloc(sizeof *mbs * (size_t)n_mb, "micro-batches");
-    for (int i = 0; i < n_mb; i++) mbs[i] = microbatch_pack_opts(w->data, w->idx + (size_t)i * (size_t)mbp, mbp, w->share_prompt);
+    /* micro-batch i: its pairs' first index into w->idx (by pairs, or train.micro_batch_tokens' cut) */
+    size_t *first = sd_alloc(sizeof *first * ((size_t)n_mb + 1), "micro-batch starts");
+    for (int i = 0; i <= n_mb; i++) first[i] = w->mb_start ? (size_t)w->mb_start[i] : (size_t)i * (size_t)mbp;
+    for (int i = 0; i < n_mb; i++)
+        mbs[i] = microbatch_pack_opts(w->data, w->idx + first[i], (int)(first[i + 1] - first[i]), w->share_prompt);
     model_sparse_embed_begin(m, mbs, n_mb); /* the embedding rows the step's gradient holds (no-op when dense) */
-    double *dsum = sd_calloc((size_t)n_mb * 2 * (size_t)mbp, sizeof(double), "log-prob grads");
+    double *dsum = sd_calloc(2 * first[n_mb], sizeof(double), "log-prob grads"); /* 2 per pair: chosen, rejected */
     SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
     int cap = schedule_max_actions(n_mb);
     PpAction *plan = sd_alloc(sizeof *plan * (size_t)cap, "schedule");
@@ -87,7 +91,7 @@ void step_run_microbatches(const StepWork *w, double *acc) {
             comm_wait(&fwd_req[slot]);
             comm_wait(&bwd_req[slot]);
             model_forward(m, mb, slot, seq);
-            if (m->last_stage) micro_loss(w, mb, seq, dsum + (size_t)i * 2 * (size_t)mbp, acc);
+            if (m->last_stage) micro_loss(w, mb, seq, dsum + 2 * first[i], acc);
             break;
         case PP_SEND_FWD:
             comm_isend_f32(g, GROUP_PP, model_stage_output(m, slot), nc, stage + 1, 2 * i, &fwd_req[slot]);
@@ -102,7 +106,7 @@ void step_run_microbatches(const StepWork *w, double *acc) {
         case PP_BWD:
             comm_wait(&bwd_req[slot]);
             model_arm_grad_done(m, k == last_bwd); /* the optimizer's update inside it, where one is set */
-            model_backward_slot(m, mb, slot, dsum + (size_t)i * 2 * (size_t)mbp);
+            model_backward_slot(m, mb, slot, dsum + 2 * first[i]);
             model_arm_grad_done(m, false);
             break;
         case PP_SEND_BWD:
@@ -117,6 +121,7 @@ void step_run_microbatches(const StepWork *w, double *acc) {
     free(dsum);
     for (int i = 0; i < n_mb; i++) microbatch_free(mbs[i]);
     free(mbs);
+    free(first);
 }
 
 void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {

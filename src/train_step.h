@@ -17,8 +17,10 @@ typedef struct {
     Model *m;
     const PairSet *data;
     const LossParams *lp;
-    const size_t *idx;        /* this DP rank's pairs: n_mb * mbp indices into data */
+    const size_t *idx;        /* this DP rank's pairs: n_mb * mbp indices into data (or mb_start[n_mb]) */
     int n_mb, mbp;
+    const int *mb_start;      /* train.micro_batch_tokens: micro-batch i is idx[mb_start[i] .. mb_start[i + 1]) and
+                               * mbp the most pairs one holds; NULL: micro-batch i is idx[i mbp .. (i + 1) mbp) */
     long batch_pairs;         /* pairs in the global batch (loss normalisation) */
     long chosen_tokens;       /* chosen response tokens in the global batch (SFT term) */
     bool share_prompt;        /* data.prefix_sharing: micro-batches share each pair's prompt (pairs.h) */

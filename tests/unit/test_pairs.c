@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "pairs.h"
+#include <stdint.h>
 #include "test_util.h"
 
 static char dir[64];
@@ -28,6 +29,92 @@ static int bad(const char *text, int vocab, const char *want) {
     return ok;
 }
 static int eq(const int *a, const int *b, int n) { return !memcmp(a, b, sizeof(int) * (size_t)n); }
+
+/* the least largest group sum over every cut of t[0..n) into k contiguous non-empty groups, by trying them all */
+static size_t best_cut(const size_t *t, int n, int k) {
+    if (k == 1) {
+        size_t s = 0;
+        for (int i = 0; i < n; i++) s += t[i];
+        return s;
+    }
+    size_t best = SIZE_MAX, first = 0;
+    for (int j = 1; j <= n - k + 1; j++) { /* the first group t[0..j) */
+        first += t[j - 1];
+        size_t rest = best_cut(t + j, n - j, k - 1), worst = first > rest ? first : rest;
+        if (worst < best) best = worst;
+    }
+    return best;
+}
+
+/* whether t[0..n) cuts into k contiguous non-empty groups each within budget or of a single pair, by trying them all */
+static bool cut_fits(const size_t *t, int n, int k, size_t budget) {
+    if (k == 1) {
+        size_t s = 0;
+        for (int i = 0; i < n; i++) s += t[i];
+        return s <= budget || n == 1;
+    }
+    size_t first = 0;
+    for (int j = 1; j <= n - k + 1; j++) {
+        first += t[j - 1];
+        if ((first <= budget || j == 1) && cut_fits(t + j, n - j, k - 1, budget)) return true;
+    }
+    return false;
+}
+
+/* train.micro_batch_tokens' cuts on random lengths: pairs_token_groups gives exactly k non-empty contiguous groups
+ * whose largest sum is the brute-force optimum; pairs_token_groups_min the fewest groups each within a budget or of
+ * one pair, and the optimal cut at that k keeps every group within the budget or the longest pair */
+static void test_token_groups(void) {
+    enum { NP = 9 };
+    Pair pr[NP];
+    int ids[64] = {0};
+    PairSet ps = {.pairs = pr, .n = NP};
+    size_t idx[NP], t[NP];
+    uint64_t r = 12345;
+    int checked = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        int n = 1 + trial % NP;
+        for (int i = 0; i < n; i++) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            int len = 1 + (int)((r >> 33) % 20);
+            pr[i] = (Pair){.prompt = ids, .chosen = ids, .rejected = ids, .n_prompt = len, .n_chosen = 1 + len % 3,
+                           .n_rejected = 2};
+            idx[i] = (size_t)i;
+            t[i] = pair_tokens(&pr[i], true);
+        }
+        for (int k = 1; k <= n; k++) {
+            int start[NP + 1];
+            pairs_token_groups(&ps, idx, n, k, true, start);
+            size_t worst = 0;
+            bool ok = start[0] == 0 && start[k] == n;
+            for (int g = 0; g < k; g++) {
+                ok = ok && start[g + 1] > start[g];
+                size_t sum = 0;
+                for (int i = start[g]; i < start[g + 1] && i < n; i++) sum += t[i];
+                if (sum > worst) worst = sum;
+            }
+            CHECK(ok && worst == best_cut(t, n, k), "trial %d: %d groups of %d pairs: largest %zu, best %zu", trial,
+                  k, n, worst, best_cut(t, n, k));
+            checked++;
+        }
+        size_t budget = 10 + (size_t)(trial % 40);
+        int kmin = pairs_token_groups_min(&ps, idx, n, budget, true);
+        size_t longest = 0;
+        for (int i = 0; i < n; i++) longest = t[i] > longest ? t[i] : longest;
+        CHECK(kmin >= 1 && kmin <= n && cut_fits(t, n, kmin, budget) && (kmin == 1 || !cut_fits(t, n, kmin - 1, budget)),
+              "trial %d: %d groups within %zu tokens is not the fewest", trial, kmin, budget);
+        int start[NP + 1];
+        pairs_token_groups(&ps, idx, n, kmin, true, start);
+        for (int g = 0; g < kmin; g++) {
+            size_t sum = 0;
+            for (int i = start[g]; i < start[g + 1]; i++) sum += t[i];
+            CHECK(sum <= budget || sum <= longest, "trial %d: group %d of %zu tokens over %zu and the longest %zu",
+                  trial, g, sum, budget, longest);
+        }
+    }
+    CHECK(pairs_token_groups_min(&ps, idx, 0, 100, true) == 0, "no pairs: no groups");
+    printf("token groups: %d cuts checked against brute force\n", checked);
+}
 
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/sd_pairs_XXXXXX");
@@ -308,5 +395,6 @@ int main(void) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    test_token_groups();
     TEST_END();
 }

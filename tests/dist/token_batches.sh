@@ -1,0 +1,37 @@
+# train.micro_batch_tokens: micro-batches cut by tokens (tiny-a's pairs: 33, 18, 18, 8, 17, 9 tokens with prefix
+# sharing). Budget 40 on one rank: 33 | 18 18 | 8 17 9 (the largest 36); under dp 2 rank 0 (33 18 18) needs 2 micro-batches and rank 1
+# (8 17 9) 1, so both run 2 (rank 1's cut 8 | 17 9): the count every rank agrees on, which the pipeline and ZeRO-2's
+# per-micro-batch reduce-scatters need. Every layout trains to the HF reference after 2 steps, logs the metrics of
+# one rank, plans its memory and traffic byte for byte; a budget above the batch is one micro-batch, bit for bit
+# micro_batch_pairs 6's run.
+source "$(dirname "$0")/../cli/lib.bash"
+source "$(dirname "$0")/dist.bash"
+tok_case() { # NAME NP BUDGET PARALLEL
+  setup "$1" 2; sed -i "s/micro_batch_pairs: 2,/micro_batch_pairs: 2, micro_batch_tokens: $3,/" run.yaml
+  [ "$4" != - ] && echo "parallel: $4" >> run.yaml
+  grep -q "micro_batch_tokens: $3" run.yaml || bad "$1: run.yaml has no train.micro_batch_tokens"
+  if $MPI "$2" "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; fi
+  "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$1 params = step2" || bad "$1 params"
+  same_logits "$(one_rank_metrics)" out/metrics.jsonl "$1"
+  local badm badc
+  badm=$(grep "memory plan rank" train.log | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p!=a) print}' | wc -l)
+  badc=$(grep "comm bytes rank" train.log | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)
+  [ "$(grep -c 'memory plan rank' train.log)" -eq "$2" ] && [ "$badm" -eq 0 ] && [ "$badc" -eq 0 ] \
+    && ok "$1: memory and traffic as planned" || bad "$1: $(grep -E 'memory plan rank|comm bytes rank' train.log | head -4)"
+}
+tok_case one40 1 40 -
+grep -q "up to 3 micro-batches a rank and step, the largest 36 tokens" "$TMP/one40/train.log" \
+  && ok "one rank, budget 40: 3 micro-batches, the largest 36 tokens" || bad "one40: $(grep micro_batch_tokens "$TMP/one40/train.log")"
+tok_case dp2_40 2 40 "{}"
+grep -q "up to 2 micro-batches a rank and step" "$TMP/dp2_40/train.log" && ok "dp 2: both ranks run 2 micro-batches" \
+  || bad "dp2_40: $(grep micro_batch_tokens "$TMP/dp2_40/train.log")"
+tok_case dp2_zero2 2 40 "{zero: 2}"
+tok_case pp2 2 40 "{pp: 2}"
+tok_case tp2_sp 2 40 "{tp: 2, sequence_parallel: true}"
+tok_case dp2_tp2_pp2 8 40 "{tp: 2, pp: 2, zero: 1}"
+# a budget above the whole batch: one micro-batch of the 6 pairs, bit for bit micro_batch_pairs 6
+tok_case all 1 1000 -
+setup six 2; sed -i 's/micro_batch_pairs: 2,/micro_batch_pairs: 6,/' run.yaml
+"$BIN" run.yaml 2> train.log || bad "six failed: $(tail -3 train.log)"
+same_state "$TMP/all" "$TMP/six" "budget 1000 = micro_batch_pairs 6"
+finish
