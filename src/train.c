@@ -216,13 +216,17 @@ static void next_global_batch(Trainer *t, size_t *idx) {
  * into as many micro-batches as the rank that needs the most (every rank computes the same count from the whole
  * batch, so the pipeline's and ZeRO-2's per-micro-batch collectives match): start[0..k] into its B_loc pairs;
  * returns k */
-static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, long B_loc, int *start) {
+static int token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp, long B_loc) {
     int k = 1;
     for (int d = 0; d < dp; d++) {
         int need = pairs_token_groups_min(ps, idx + (size_t)d * (size_t)B_loc, (int)B_loc,
                                           (size_t)c->micro_batch_tokens, c->prefix_sharing);
         k = need > k ? need : k;
     }
+    return k;
+}
+static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, long B_loc, int *start) {
+    int k = token_count(c, ps, idx, dp, B_loc);
     pairs_token_groups(ps, idx + (size_t)r * (size_t)B_loc, (int)B_loc, k, c->prefix_sharing, start);
     return k;
 }
@@ -239,10 +243,11 @@ static void token_sizes(const Trainer *t, size_t *tok, size_t *att, size_t *lp, 
     pairs_epoch_order(order, n, c->shuffle, c->seed, 0);
     for (long s = 0; s < t->total_steps; s++) {
         if (pos + B > (long)n) pairs_epoch_order(order, n, c->shuffle, c->seed, ++epoch), pos = 0;
+        int k = token_count(c, t->data, order + pos, t->grid->dp, B_loc); /* once a step: O(batch) */
+        *kmax = k > *kmax ? k : *kmax;
         for (int d = 0; d < t->grid->dp; d++) {
-            int k = token_cut(c, t->data, order + pos, t->grid->dp, d, B_loc, start);
-            *kmax = k > *kmax ? k : *kmax;
             const size_t *my = order + pos + (size_t)d * (size_t)B_loc;
+            pairs_token_groups(t->data, my, (int)B_loc, k, c->prefix_sharing, start);
             for (int g = 0; g < k; g++) {
                 size_t a = 0, b = 0, r = 0;
                 for (int i = start[g]; i < start[g + 1]; i++) {
