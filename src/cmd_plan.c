@@ -476,6 +476,10 @@ int cmd_plan(int argc, char **argv) {
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);
     if (batch) c->global_batch_pairs = (int)batch;
+    if (c->micro_batch_tokens > 0) /* the planner's micro-batches are of pairs (train.c cuts by tokens) */
+        fprintf(stderr, "simpo_dist: plan: note: train.micro_batch_tokens %d is planned as micro-batches of "
+                "train.micro_batch_pairs (%d) pairs; set it to the pairs the budget holds\n", c->micro_batch_tokens,
+                c->micro_batch_pairs);
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die("plan", "--global-batch-pairs %d: train.micro_batch_pairs (%d) must divide it", c->global_batch_pairs,
                c->micro_batch_pairs);
