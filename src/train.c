@@ -197,25 +197,25 @@ static void save_checkpoint(Trainer *t) {
     free(mc_json);
 }
 
+/* The next global batch from data position (*epoch, *pos), which it advances (an incomplete tail skipped: the next
+ * epoch starts), in order[] (the epoch order, remade when *order_epoch is not *epoch): its global_batch_pairs pair
+ * indices start at the returned pointer, valid until the next call. */
+static const size_t *batch_next(const Config *c, size_t n, long *epoch, long *pos, size_t *order, long *order_epoch) {
+    long B = c->global_batch_pairs;
+    if (*pos + B > (long)n) ++*epoch, *pos = 0;
+    if (*order_epoch != *epoch) pairs_epoch_order(order, n, c->shuffle, c->seed, *epoch), *order_epoch = *epoch;
+    *pos += B;
+    return order + (*pos - B);
+}
 /* The global batch of step: fills idx[global_batch_pairs] and advances the data position. */
 static void next_global_batch(Trainer *t, size_t *idx) {
-    long B = t->cfg->global_batch_pairs;
-    if (t->pos + B > (long)t->data->n) {
-        t->epoch++;
-        t->pos = 0;
-    }
-    if (t->order_epoch != t->epoch) {
-        pairs_epoch_order(t->order, t->data->n, t->cfg->shuffle, t->cfg->seed, t->epoch);
-        t->order_epoch = t->epoch;
-    }
-    for (long i = 0; i < B; i++) idx[i] = t->order[t->pos + i];
-    t->pos += B;
+    const size_t *b = batch_next(t->cfg, t->data->n, &t->epoch, &t->pos, t->order, &t->order_epoch);
+    memcpy(idx, b, (size_t)t->cfg->global_batch_pairs * sizeof(size_t));
 }
 
-/* train.micro_batch_tokens: the cut of DP rank r's pairs of the step (idx: the whole global batch, B_loc a rank)
- * into as many micro-batches as the rank that needs the most (every rank computes the same count from the whole
- * batch, so the pipeline's and ZeRO-2's per-micro-batch collectives match): start[0..k] into its B_loc pairs;
- * returns k */
+/* train.micro_batch_tokens: the micro-batches every DP rank runs in the step of global batch idx (B_loc pairs a
+ * rank): as many as the rank that needs the most (every rank computes the same count from the whole batch, so the
+ * pipeline's and ZeRO-2's per-micro-batch collectives match) */
 static int token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp, long B_loc) {
     int k = 1;
     for (int d = 0; d < dp; d++) {
@@ -225,6 +225,7 @@ static int token_count(const Config *c, const PairSet *ps, const size_t *idx, in
     }
     return k;
 }
+/* ... and DP rank r's cut of its pairs into them: start[0..k] into its B_loc pairs; returns k */
 static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, long B_loc, int *start) {
     int k = token_count(c, ps, idx, dp, B_loc);
     pairs_token_groups(ps, idx + (size_t)r * (size_t)B_loc, (int)B_loc, k, c->prefix_sharing, start);
@@ -237,16 +238,15 @@ static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int 
  * rank runs in one step (*kmax); each only raised */
 static void token_sizes(const Trainer *t, size_t *tok, size_t *att, size_t *lp, int *kmax) {
     const Config *c = t->cfg;
-    long B = c->global_batch_pairs, B_loc = B / t->grid->dp, epoch = 0, pos = 0;
+    long B_loc = c->global_batch_pairs / t->grid->dp, epoch = 0, pos = 0, order_epoch = -1;
     size_t n = t->data->n, *order = sd_alloc(n * sizeof(size_t), "epoch order");
     int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
-    pairs_epoch_order(order, n, c->shuffle, c->seed, 0);
-    for (long s = 0; s < t->total_steps; s++) {
-        if (pos + B > (long)n) pairs_epoch_order(order, n, c->shuffle, c->seed, ++epoch), pos = 0;
-        int k = token_count(c, t->data, order + pos, t->grid->dp, B_loc); /* once a step: O(batch) */
+    for (long s = 0; s < t->total_steps; s++) { /* the batches next_global_batch gives, from the run's start */
+        const size_t *batch = batch_next(c, n, &epoch, &pos, order, &order_epoch);
+        int k = token_count(c, t->data, batch, t->grid->dp, B_loc); /* once a step: O(batch) */
         *kmax = k > *kmax ? k : *kmax;
         for (int d = 0; d < t->grid->dp; d++) {
-            const size_t *my = order + pos + (size_t)d * (size_t)B_loc;
+            const size_t *my = batch + (size_t)d * (size_t)B_loc;
             pairs_token_groups(t->data, my, (int)B_loc, k, c->prefix_sharing, start);
             for (int g = 0; g < k; g++) {
                 size_t a = 0, b = 0, r = 0;
@@ -257,7 +257,6 @@ static void token_sizes(const Trainer *t, size_t *tok, size_t *att, size_t *lp, 
                 *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
             }
         }
-        pos += B;
     }
     free(start);
     free(order);
@@ -306,7 +305,8 @@ static void log_step(Trainer *t, const StepMetrics *sm, double elapsed, long ste
             "\"comm/p2p_bytes\": %llu, \"tflops_per_rank\": %.6g%s, \"num_input_tokens_seen\": %lld, "
             "\"total_flos\": %.17g}\n",
             sm->step, t->optim->skipped, epoch, sm->loss, sm->reward_w, sm->reward_l, sm->margin, sm->accuracy,
-            sm->logp_w, sm->logp_l, sm->logits_w, sm->logits_l, sm->nll, sm->grad_norm, sm->lr, sm->tokens, sm->tokens_per_s,
+            sm->logp_w, sm->logp_l, sm->logits_w, sm->logits_l, sm->nll, sm->grad_norm, sm->lr, sm->tokens,
+            sm->tokens_per_s,
             (unsigned long long)sm->comm[COLL_ALLREDUCE], (unsigned long long)sm->comm[COLL_REDUCE_SCATTER],
             (unsigned long long)sm->comm[COLL_ALLGATHER], (unsigned long long)sm->comm[COLL_SENDRECV], sm->tflops,
             mfu, (long long)sm->tokens_seen, sm->total_flos);
@@ -383,13 +383,14 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const StepWork
     const size_t *idx = w->idx;
     bool share_prompt = w->share_prompt;
     size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
-    for (int i = 0; i < pl->n_mb; i++)
-        for (int p = w->mb_start ? w->mb_start[i] : i * w->mbp; p < (w->mb_start ? w->mb_start[i + 1] : (i + 1) * w->mbp);
-             p++) {
+    for (int i = 0; i < pl->n_mb; i++) {
+        int p0 = w->mb_start ? w->mb_start[i] : i * w->mbp, p1 = w->mb_start ? w->mb_start[i + 1] : (i + 1) * w->mbp;
+        for (int p = p0; p < p1; p++) {
             const Pair *pr = &ps->pairs[idx[p]];
             tok[i] += pair_tokens(pr, share_prompt); /* the layers' layout (pairs.h) */
             resp[i] += pair_logprob_rows(pr);
         }
+    }
     uint64_t want[COLL_KINDS];
     plan_step_bytes(pl, tok, resp, sparse_rows, want, NULL);
     fprintf(stderr,
@@ -881,7 +882,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          .share_prompt = c->prefix_sharing};
         if (cut) { /* train.micro_batch_tokens: this step's cut */
             work.n_mb = token_cut(c, t->data, idx, g->dp, g->dp_rank, B_loc, cut), work.mb_start = cut, work.mbp = 1;
-            for (int i = 0; i < work.n_mb; i++) work.mbp = cut[i + 1] - cut[i] > work.mbp ? cut[i + 1] - cut[i] : work.mbp;
+            for (int i = 0; i < work.n_mb; i++)
+                if (cut[i + 1] - cut[i] > work.mbp) work.mbp = cut[i + 1] - cut[i]; /* the most pairs of one */
         }
         step_run_microbatches(&work, acc);
         model_grads_end(m);
