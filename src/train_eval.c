@@ -40,12 +40,11 @@ void eval_write(FILE *f, const EvalMetrics *e) {
             "{\"step\": %ld, \"eval_loss\": %.17g, \"eval_rewards/chosen\": %.17g, \"eval_rewards/rejected\": %.17g, "
             "\"eval_rewards/margins\": %.17g, \"eval_rewards/accuracies\": %.17g, \"eval_logps/chosen\": %.17g, "
             "\"eval_logps/rejected\": %.17g, \"eval_logits/chosen\": %.17g, \"eval_logits/rejected\": %.17g, "
-            "\"eval_nll_loss\": %.17g, "
-            "\"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, \"eval_samples_per_second\": %.6g, "
-            "\"num_input_tokens_seen\": %lld, \"total_flos\": %.17g}\n",
+            "\"eval_nll_loss\": %.17g, \"eval_pairs\": %ld, \"eval_tokens\": %ld, \"eval_runtime\": %.6g, "
+            "\"eval_samples_per_second\": %.6g, \"num_input_tokens_seen\": %lld, \"total_flos\": %.17g}\n",
             e->step, e->loss, e->reward_w, e->reward_l, e->margin, e->accuracy, e->logp_w, e->logp_l, e->logits_w,
-            e->logits_l, e->nll, e->pairs,
-            e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0, (long long)e->tokens_seen, e->total_flos);
+            e->logits_l, e->nll, e->pairs, e->tokens, e->seconds, e->seconds > 0 ? (double)e->pairs / e->seconds : 0.0,
+            (long long)e->tokens_seen, e->total_flos);
 }
 
 void eval_tf(TfWriter *w, const EvalMetrics *e) {
