@@ -4,7 +4,8 @@
  * Only positions that predict a response token reach the LM head: their final normed rows are gathered (under
  * prefix sharing a prompt's last token twice, once per response), the logits are formed in chunks of rows (~1 GiB
  * were they fp32: model_lmhead_chunk_rows) and each chunk is reduced at once to (max, sum exp, target logit, and
- * for the metrics the sum of the row's logits) over this rank's vocabulary slice; tp_vocab_combine joins the slices of the TP group, so the full logits never exist
+ * for the metrics the sum of the row's logits) over this rank's vocabulary slice; tp_vocab_combine joins the slices
+ * of the TP group, so the full logits never exist
  * on any rank (bf16 logits, autocast storage: chunks of twice the rows, the same bytes). The backward forms each
  * chunk's logits again (unless the logits cache, train.lmhead_cache, kept them
  * from the forward: all rows, or the first whole chunks), turns them into d(logits) in place and pushes those into
