@@ -197,69 +197,10 @@ static void save_checkpoint(Trainer *t) {
     free(mc_json);
 }
 
-/* The next global batch from data position (*epoch, *pos), which it advances (an incomplete tail skipped: the next
- * epoch starts), in order[] (the epoch order, remade when *order_epoch is not *epoch): its global_batch_pairs pair
- * indices start at the returned pointer, valid until the next call. */
-static const size_t *batch_next(const Config *c, size_t n, long *epoch, long *pos, size_t *order, long *order_epoch) {
-    long B = c->global_batch_pairs;
-    if (*pos + B > (long)n) ++*epoch, *pos = 0;
-    if (*order_epoch != *epoch) pairs_epoch_order(order, n, c->shuffle, c->seed, *epoch), *order_epoch = *epoch;
-    *pos += B;
-    return order + (*pos - B);
-}
 /* The global batch of step: fills idx[global_batch_pairs] and advances the data position. */
 static void next_global_batch(Trainer *t, size_t *idx) {
-    const size_t *b = batch_next(t->cfg, t->data->n, &t->epoch, &t->pos, t->order, &t->order_epoch);
+    const size_t *b = train_batch_next(t->cfg, t->data->n, &t->epoch, &t->pos, t->order, &t->order_epoch);
     memcpy(idx, b, (size_t)t->cfg->global_batch_pairs * sizeof(size_t));
-}
-
-/* train.micro_batch_tokens: the micro-batches every DP rank runs in the step of global batch idx (B_loc pairs a
- * rank): as many as the rank that needs the most (every rank computes the same count from the whole batch, so the
- * pipeline's and ZeRO-2's per-micro-batch collectives match) */
-static int token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp, long B_loc) {
-    int k = 1;
-    for (int d = 0; d < dp; d++) {
-        int need = pairs_token_groups_min(ps, idx + (size_t)d * (size_t)B_loc, (int)B_loc,
-                                          (size_t)c->micro_batch_tokens, c->prefix_sharing);
-        k = need > k ? need : k;
-    }
-    return k;
-}
-/* ... and DP rank r's cut of its pairs into them: start[0..k] into its B_loc pairs; returns k */
-static int token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, long B_loc, int *start) {
-    int k = token_count(c, ps, idx, dp, B_loc);
-    pairs_token_groups(ps, idx + (size_t)r * (size_t)B_loc, (int)B_loc, k, c->prefix_sharing, start);
-    return k;
-}
-
-/* train.micro_batch_tokens: what the activations are sized for, over every step of the run (the data order is a
- * function of the seed and the epoch: the steps' batches are known in advance): the largest micro-batch's tokens in
- * the layers' layout (*tok), in attention's sequences (*att), its log-prob rows (*lp), and the most micro-batches a
- * rank runs in one step (*kmax); each only raised */
-static void token_sizes(const Trainer *t, size_t *tok, size_t *att, size_t *lp, int *kmax) {
-    const Config *c = t->cfg;
-    long B_loc = c->global_batch_pairs / t->grid->dp, epoch = 0, pos = 0, order_epoch = -1;
-    size_t n = t->data->n, *order = sd_alloc(n * sizeof(size_t), "epoch order");
-    int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
-    for (long s = 0; s < t->total_steps; s++) { /* the batches next_global_batch gives, from the run's start */
-        const size_t *batch = batch_next(c, n, &epoch, &pos, order, &order_epoch);
-        int k = token_count(c, t->data, batch, t->grid->dp, B_loc); /* once a step: O(batch) */
-        *kmax = k > *kmax ? k : *kmax;
-        for (int d = 0; d < t->grid->dp; d++) {
-            const size_t *my = batch + (size_t)d * (size_t)B_loc;
-            pairs_token_groups(t->data, my, (int)B_loc, k, c->prefix_sharing, start);
-            for (int g = 0; g < k; g++) {
-                size_t a = 0, b = 0, r = 0;
-                for (int i = start[g]; i < start[g + 1]; i++) {
-                    const Pair *p = &t->data->pairs[my[i]];
-                    a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
-                }
-                *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
-            }
-        }
-    }
-    free(start);
-    free(order);
 }
 
 /* Keeps only metrics lines of steps <= upto (a resumed run rewrites what the interrupted one logged after its
@@ -694,8 +635,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->micro_batch_tokens > 0) { /* the run's cuts instead (the held-out pairs' micro-batches stay by pairs) */
         if (t->eval) train_data_sizes(c, t->eval, NULL, &max_tokens, &max_att, &max_lp);
         else max_tokens = max_att = max_lp = 0;
-        n_mb = 1;
-        token_sizes(t, &max_tokens, &max_att, &max_lp, &n_mb);
+        TokenSizes ts = train_token_sizes(c, t->data, t->total_steps, g->dp);
+        max_tokens = ts.tok > max_tokens ? ts.tok : max_tokens, max_att = ts.att > max_att ? ts.att : max_att;
+        max_lp = ts.lp > max_lp ? ts.lp : max_lp, n_mb = ts.kmax > 0 ? ts.kmax : 1;
         if (g->rank == 0)
             fprintf(stderr, "simpo_dist: train.micro_batch_tokens %d: up to %d micro-batches a rank and step, the "
                     "largest %zu tokens (%zu in attention's sequences, %zu log-prob rows)\n", c->micro_batch_tokens,
@@ -881,7 +823,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          .n_mb = (int)(B_loc / mbp), .mbp = (int)mbp, .batch_pairs = B, .chosen_tokens = chosen_tokens,
                          .share_prompt = c->prefix_sharing};
         if (cut) { /* train.micro_batch_tokens: this step's cut */
-            work.n_mb = token_cut(c, t->data, idx, g->dp, g->dp_rank, B_loc, cut), work.mb_start = cut, work.mbp = 1;
+            work.n_mb = train_token_cut(c, t->data, idx, g->dp, g->dp_rank, cut), work.mb_start = cut, work.mbp = 1;
             for (int i = 0; i < work.n_mb; i++)
                 if (cut[i + 1] - cut[i] > work.mbp) work.mbp = cut[i + 1] - cut[i]; /* the most pairs of one */
         }

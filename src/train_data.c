@@ -103,3 +103,64 @@ ModelConfig train_model_config(const Config *c) {
     if (c->model_init) return model_config_load(c->model_init);
     return c->model_config;
 }
+
+const size_t *train_batch_next(const Config *c, size_t n, long *epoch, long *pos, size_t *order, long *order_epoch) {
+    long B = c->global_batch_pairs;
+    if (*pos + B > (long)n) ++*epoch, *pos = 0;
+    if (*order_epoch != *epoch) pairs_epoch_order(order, n, c->shuffle, c->seed, *epoch), *order_epoch = *epoch;
+    *pos += B;
+    return order + (*pos - B);
+}
+
+int train_token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp) {
+    long B_loc = c->global_batch_pairs / dp;
+    int k = 1;
+    for (int d = 0; d < dp; d++) {
+        int need = pairs_token_groups_min(ps, idx + (size_t)d * (size_t)B_loc, (int)B_loc,
+                                          (size_t)c->micro_batch_tokens, c->prefix_sharing);
+        k = need > k ? need : k;
+    }
+    return k;
+}
+
+int train_token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, int *start) {
+    long B_loc = c->global_batch_pairs / dp;
+    int k = train_token_count(c, ps, idx, dp);
+    pairs_token_groups(ps, idx + (size_t)r * (size_t)B_loc, (int)B_loc, k, c->prefix_sharing, start);
+    return k;
+}
+
+TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int dp) {
+    TokenSizes z = {0};
+    long B_loc = c->global_batch_pairs / dp, epoch = 0, pos = 0, order_epoch = -1;
+    size_t n = ps->n, *order = sd_alloc((n ? n : 1) * sizeof(size_t), "epoch order");
+    int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
+    double ksum = 0, att = 0, tok = 0, lp = 0;
+    for (long s = 0; s < steps; s++) { /* the batches the trainer's steps take, from the run's start */
+        const size_t *batch = train_batch_next(c, n, &epoch, &pos, order, &order_epoch);
+        int k = train_token_count(c, ps, batch, dp); /* once a step: O(batch) */
+        z.kmax = k > z.kmax ? k : z.kmax;
+        ksum += k;
+        for (int d = 0; d < dp; d++) {
+            const size_t *my = batch + (size_t)d * (size_t)B_loc;
+            pairs_token_groups(ps, my, (int)B_loc, k, c->prefix_sharing, start);
+            for (int g = 0; g < k; g++) {
+                size_t a = 0, b = 0, r = 0;
+                for (int i = start[g]; i < start[g + 1]; i++) {
+                    const Pair *p = &ps->pairs[my[i]];
+                    a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
+                }
+                z.tok = a > z.tok ? a : z.tok, z.att = b > z.att ? b : z.att, z.lp = r > z.lp ? r : z.lp;
+                tok += (double)a, att += (double)b, lp += (double)r;
+            }
+        }
+    }
+    if (steps > 0) {
+        z.kmean = ksum / (double)steps;
+        double per = (double)steps * dp;
+        z.tok_step = tok / per, z.att_step = att / per, z.lp_step = lp / per;
+    }
+    free(start);
+    free(order);
+    return z;
+}

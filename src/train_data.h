@@ -25,6 +25,27 @@ PairSet *train_eval_data_load(const Config *c, int vocab_size);
  * its log-prob rows (pairs.h pairs_largest_microbatch, pairs_largest_logprob_rows). */
 void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,
                       size_t *att_tokens, size_t *lp_rows);
+/* The next global batch from data position (*epoch, *pos), which it advances (an incomplete tail skipped: the next
+ * epoch starts), in order[n] (the epoch order, remade when *order_epoch is not *epoch): its train.global_batch_pairs
+ * pair indices start at the returned pointer, valid until the next call. What the trainer's steps take. */
+const size_t *train_batch_next(const Config *c, size_t n, long *epoch, long *pos, size_t *order, long *order_epoch);
+/* train.micro_batch_tokens: the micro-batches every one of dp ranks runs in the step of global batch idx (each rank
+ * its block of global_batch_pairs / dp pairs): as many as the rank that needs the most (every rank computes the same
+ * count from the whole batch, so the pipeline's and ZeRO-2's per-micro-batch collectives match). */
+int train_token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp);
+/* ... and rank r's cut of its pairs into them (pairs.h pairs_token_groups): start[0..k]; returns k. */
+int train_token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, int *start);
+/* train.micro_batch_tokens over the first steps of a run on dp ranks (its batches are a function of the seed and the
+ * epoch, known in advance): the largest micro-batch's tokens in the layers' layout (tok), in attention's sequences
+ * (att), its log-prob rows (lp), the most micro-batches a rank runs in a step (kmax) and their mean (kmean), the
+ * tokens of attention's sequences, in the layers' layout and the log-prob rows of all the steps' pairs per rank and
+ * step (att_step, tok_step, lp_step: means; the planner's time). */
+typedef struct {
+    size_t tok, att, lp;
+    int kmax;
+    double kmean, att_step, tok_step, lp_step;
+} TokenSizes;
+TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int dp);
 /* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
  * (NULL or "auto": recognised from tokenizer_config.json). Used by score, analyze and the trainer. */
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
