@@ -260,7 +260,42 @@ typedef struct {
     double budget; /* --gpu-mem in bytes: what train.lmhead_cache: auto fits the cache into */
     /* time: a micro-batch on average, the same two counts and its response tokens; attention's sequence length */
     double tok_mb, layer_tok_mb, resp_mb, att_len;
+    /* train.micro_batch_tokens with --from-data: the data (its cuts by tokens are replayed per dp), the run's steps,
+     * and the held-out pairs' largest micro-batch (by pairs, as the trainer evaluates) */
+    PairSet *data;
+    long steps;
+    size_t ev_layer, ev_att, ev_lp;
 } PlanCtx;
+
+/* train.micro_batch_tokens: x as the trainer cuts the micro-batches on dp ranks: the largest one (memory), how many a
+ * rank holds at most (*n_mb: the slots) and on average (*n_avg: the time), and their mean sizes. With --from-data the
+ * run's own cuts (src/train_data.h train_token_sizes); on the planner's full-length pairs, all alike, as many pairs a
+ * micro-batch as the budget holds (at least one), the rank's pairs spread evenly over the fewest micro-batches. */
+static PlanCtx token_ctx(const PlanCtx *x, int dp, int *n_mb, double *n_avg) {
+    const Config *c = x->c;
+    PlanCtx y = *x;
+    long B_loc = c->global_batch_pairs / dp;
+    if (x->data) {
+        TokenSizes ts = train_token_sizes(c, x->data, x->steps, dp);
+        y.layer_max = ts.tok > x->ev_layer ? ts.tok : x->ev_layer;
+        y.max_tokens = ts.att > x->ev_att ? ts.att : x->ev_att;
+        y.lp_max = ts.lp > x->ev_lp ? ts.lp : x->ev_lp;
+        *n_mb = ts.kmax > 0 ? ts.kmax : 1, *n_avg = ts.kmean > 0 ? ts.kmean : 1;
+        y.tok_mb = ts.att_step / *n_avg, y.layer_tok_mb = ts.tok_step / *n_avg, y.resp_mb = ts.lp_step / *n_avg;
+        return y;
+    }
+    size_t mbp = (size_t)c->micro_batch_pairs, per = x->layer_max / mbp; /* one pair's tokens in the layers */
+    long q = (long)((size_t)c->micro_batch_tokens / (per ? per : 1)), k, g;
+    q = q < 1 ? 1 : q > B_loc ? B_loc : q;
+    k = (B_loc + q - 1) / q, g = (B_loc + k - 1) / k; /* micro-batches, and the pairs of the largest */
+    y.layer_max = (size_t)g * per, y.max_tokens = (size_t)g * (x->max_tokens / mbp);
+    y.lp_max = (size_t)g * (x->lp_max / mbp);
+    double pairs = (double)B_loc / (double)k; /* a micro-batch's pairs on average */
+    y.tok_mb = x->tok_mb / (double)mbp * pairs, y.layer_tok_mb = x->layer_tok_mb / (double)mbp * pairs;
+    y.resp_mb = x->resp_mb / (double)mbp * pairs;
+    *n_mb = (int)k, *n_avg = (double)k;
+    return y;
+}
 
 /* memory and step time of the layout (dp, pp, tp, zero) recomputing rl layers per stage (0: none; INT_MAX: all), and
  * the MLP's activation when act, the normed inputs when norm, with the LM-head logits cache as hc (LMHEAD_CACHE_*;
@@ -271,6 +306,9 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     const Config *c = x->c;
     const ModelConfig *mc = x->mc;
     int L = mc->num_hidden_layers, n_mb = c->global_batch_pairs / dp / c->micro_batch_pairs;
+    double n_avg = n_mb; /* micro-batches a rank runs on average (the time); n_mb: at most (the slots) */
+    PlanCtx tx;
+    if (c->micro_batch_tokens > 0) tx = token_ctx(x, dp, &n_mb, &n_avg), x = &tx;
     size_t max_tokens = x->max_tokens;
     Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, true, 0, 0, 0, 0, 0, 0, {0}, 0};
     double t_max = 0, comm_max = 0;
@@ -301,9 +339,9 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         MemPlan mp = plan_memory(&pl);
         if ((double)mp.total / 1073741824.0 >= r.mem_gib) r.mem = mp, r.mem_stage = stage;
         r.mem_gib = fmax(r.mem_gib, (double)mp.total / 1073741824.0);
-        double tokens = x->tok_mb * n_mb;
+        double tokens = x->tok_mb * n_avg;
         int count = L / pp + (stage < L % pp);
-        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens, x->layer_tok_mb * n_mb,
+        StageFlops f = stage_flops(mc, tp, count, plan_recompute_layers(&pl, stage), tokens, x->layer_tok_mb * n_avg,
                                    x->att_len, &mp, stage == pp - 1);
         /* measured rates: the overhead factor of the file's step without recompute, moved towards that of its step
          * with recompute by the share of this stage's layers that recompute */
@@ -315,10 +353,12 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
             rt = &mix;
         }
         t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
-        size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)n_mb, "tokens"), *resp = tok + n_mb;
-        for (int i = 0; i < n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
+        PlanLayout bl = pl; /* the traffic of the average count of average micro-batches */
+        bl.n_mb = n_avg > 1 ? (int)lround(n_avg) : 1;
+        size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)bl.n_mb, "tokens"), *resp = tok + bl.n_mb;
+        for (int i = 0; i < bl.n_mb; i++) tok[i] = (size_t)x->layer_tok_mb, resp[i] = (size_t)x->resp_mb;
         uint64_t bytes[COLL_KINDS], tpb[COLL_KINDS]; /* tpb: the TP group's part */
-        plan_step_bytes(&pl, tok, resp, 0, bytes, tpb);
+        plan_step_bytes(&bl, tok, resp, 0, bytes, tpb);
         /* A group's traffic goes over NVLink when the group lies inside a node, else over the inter-node link.
          * Ranks are placed TP innermost, then PP, then DP (mpi/comm.c grid_rank): a TP group is tp consecutive
          * ranks, a PP group lies in a block of tp x pp consecutive ranks (inside a node when the block divides
@@ -349,10 +389,10 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
     }
     r.t_compute = t_max;
-    r.t_bubble = r.t_compute * (pp - 1.0) / n_mb;
+    r.t_bubble = r.t_compute * (pp - 1.0) / n_avg;
     r.t_comm = comm_max;
     r.t_step = r.t_compute + r.t_bubble + r.t_comm;
-    r.tokens_per_s = x->tok_mb * n_mb * dp / r.t_step;
+    r.tokens_per_s = x->tok_mb * n_avg * dp / r.t_step;
     return r;
 }
 
@@ -365,6 +405,7 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     int mbp = c->micro_batch_pairs;
     PairSet *ev = train_eval_data_load(c, mc->vocab_size); /* data.eval's pairs run through the same activations */
     train_data_sizes(c, ps, ev, &x->layer_max, &x->max_tokens, &x->lp_max);
+    if (ev) train_data_sizes(c, ev, NULL, &x->ev_layer, &x->ev_att, &x->ev_lp);
     if (ev) pairs_free(ev);
     double tok = 0, layer = 0, resp = 0, s1 = 0, s2 = 0;
     for (size_t i = 0; i < ps->n; i++) {
@@ -380,7 +421,13 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     double per_mb = (double)mbp / (double)ps->n;
     x->tok_mb = tok * per_mb, x->layer_tok_mb = layer * per_mb, x->resp_mb = resp * per_mb;
     x->att_len = s1 > 0 ? s2 / s1 : 0;
-    pairs_free(ps);
+    if (c->micro_batch_tokens > 0) { /* kept: each layout's dp replays its cuts (token_ctx) */
+        long spe = (long)(ps->n / (size_t)c->global_batch_pairs);
+        if (spe == 0)
+            sd_die(c->data_train, "has %zu pairs, fewer than one global batch (%d)", ps->n, c->global_batch_pairs);
+        x->steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)spe);
+        x->data = ps;
+    } else pairs_free(ps);
 }
 
 static int cmp_rows(const void *a, const void *b) {
@@ -476,10 +523,6 @@ int cmd_plan(int argc, char **argv) {
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);
     if (batch) c->global_batch_pairs = (int)batch;
-    if (c->micro_batch_tokens > 0) /* the planner's micro-batches are of pairs (train.c cuts by tokens) */
-        fprintf(stderr, "simpo_dist: plan: note: train.micro_batch_tokens %d is planned as micro-batches of "
-                "train.micro_batch_pairs (%d) pairs; set it to the pairs the budget holds\n", c->micro_batch_tokens,
-                c->micro_batch_pairs);
     if (c->global_batch_pairs % c->micro_batch_pairs)
         sd_die("plan", "--global-batch-pairs %d: train.micro_batch_pairs (%d) must divide it", c->global_batch_pairs,
                c->micro_batch_pairs);
@@ -507,14 +550,20 @@ int cmd_plan(int argc, char **argv) {
     size_t lp_max = shared > 0 ? (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)(c->max_length - shared) : 0;
     PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
                   layer_tokens, lp_max, mem * 1073741824.0, (double)max_tokens, (double)layer_tokens,
-                  (double)max_tokens / 2, c->max_length};
+                  (double)max_tokens / 2, c->max_length, NULL, 0, 0, 0, 0};
     char sizes[160];
     snprintf(sizes, sizeof sizes, "micro-batch %d pairs x %d tokens", c->micro_batch_pairs, c->max_length);
+    if (c->micro_batch_tokens > 0)
+        snprintf(sizes, sizeof sizes, "micro-batches of up to %d tokens of pairs of %d", c->micro_batch_tokens,
+                 c->max_length);
     if (from_data) {
         if (shared > 0) sd_die("plan", "--shared-prompt and --from-data exclude each other (the data has its prompts)");
         plan_from_data(&px, &mc);
         snprintf(sizes, sizeof sizes, "micro-batch %d pairs of the data: at most %zu tokens (%zu in the layers), "
                  "%.0f on average", c->micro_batch_pairs, px.max_tokens, px.layer_max, px.tok_mb);
+        if (c->micro_batch_tokens > 0)
+            snprintf(sizes, sizeof sizes, "micro-batches of up to %d tokens of the data's pairs, cut as the run's "
+                     "steps cut them", c->micro_batch_tokens);
     }
     int nr = 0;
     for (int tp = 1; tp <= N; tp++)
@@ -523,7 +572,7 @@ int cmd_plan(int argc, char **argv) {
                 pp > L)
                 continue;
             int dp = N / (tp * pp);
-            if (c->global_batch_pairs % (dp * c->micro_batch_pairs)) continue;
+            if (c->global_batch_pairs % (dp * (c->micro_batch_tokens > 0 ? 1 : c->micro_batch_pairs))) continue;
             for (int zero = 0; zero <= 2; zero++) {
                 if (dp == 1 && zero > 0) continue;
                 Row r;
@@ -598,6 +647,7 @@ int cmd_plan(int argc, char **argv) {
         printf("# the config's layout (tp %d pp %d zero %d on %d ranks) does not divide them, is not allowed by the "
                "model and batch, or does not fit %g GiB\n", c->tp, c->pp, c->zero, N, mem);
     free(rows);
+    if (px.data) pairs_free(px.data);
     config_free(c);
     return nr ? 0 : 1;
 }

@@ -122,7 +122,7 @@ static const KeySpec KEYS[] = {
      "the step, in order, into contiguous micro-batches of at most this many tokens in the layers' layout (a pair "
      "longer than that alone), every rank into as many as the rank that needs the most, balanced; the activations "
      "are sized for the largest micro-batch the run's data order forms instead of micro_batch_pairs' longest pairs "
-     "(simpo_dist plan still plans micro_batch_pairs). The loss is the same "
+     "(and so does simpo_dist plan --from-data). The loss is the same "
      "(the mean over the global batch; kto's reference point is per micro-batch); 0: micro_batch_pairs pairs each "
      "(which still sets the held-out evaluation's micro-batches)"},
     {"train.max_steps", K_LONG, F(max_steps), "0", 0, U, 0, 0, NULL, "optimizer steps; 0: derive from train.epochs"},

@@ -21,6 +21,28 @@ awk -v p="$planned" -v m="$measured" 'BEGIN {g = m / 1073741824; d = p - g; if (
 grep -qE "^# the config's layout \(dp 2 pp 1 tp 1 zero 1\): rank [0-9]+ of [0-9]+, $planned GiB" own.txt \
   && ok "the config's layout named: $(grep "config's layout" own.txt)" || bad "own layout: $(tail -2 own.txt)"
 expect_error "plan needs --gpus" "--gpus N are required" "$BIN" plan run.yaml
+# train.micro_batch_tokens 1000 on those pairs (448 tokens in the layers each): 2 pairs a micro-batch, each dp 2
+# rank's 3 pairs in 2 micro-batches, the largest of 2 pairs; planned (full-length pairs and --from-data, the run's own
+# cuts) as the dp 2 ZeRO-1 run allocates, and not as micro_batch_pairs 1 (one pair a micro-batch) plans it
+setup pt 1
+full_length_pairs
+sed -i 's/micro_batch_pairs: 1,/micro_batch_pairs: 1, micro_batch_tokens: 1000,/' run.yaml
+grep -q "micro_batch_tokens: 1000" run.yaml || bad "run.yaml has no train.micro_batch_tokens"
+t_full=$("$BIN" plan run.yaml --gpus 2 --top 50 --shared-prompt 64 2> p1.err | awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}')
+t_data=$("$BIN" plan run.yaml --gpus 2 --top 50 --from-data 2> p2.err | awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}')
+sed 's/ micro_batch_tokens: 1000,//' run.yaml > pairs1.yaml
+p_one=$("$BIN" plan pairs1.yaml --gpus 2 --top 50 --shared-prompt 64 2>/dev/null | awk '$1==2 && $2==1 && $3==1 && $4==1 {print $5}')
+echo "parallel: {zero: 1}" >> run.yaml
+SIMPO_DEVICE_MEMORY_GIB=80 $MPI 2 "$BIN" run.yaml --quiet 2> tok.log || bad "token run failed: $(tail -3 tok.log)"
+grep -q "up to 2 micro-batches a rank and step, the largest 896 tokens" tok.log || bad "token run: $(grep micro_batch_tokens tok.log)"
+measured=$(grep "memory plan rank 0" tok.log | sed 's/.*allocated \([0-9]*\) bytes/\1/')
+for p in "$t_full" "$t_data"; do
+  awk -v p="$p" -v m="$measured" -v o="$p_one" 'BEGIN {g = m / 1073741824; d = p - g; if (d < 0) d = -d;
+       exit !(d <= 0.1 * g + 0.0005 && p > 1.5 * o)}' \
+    && ok "micro_batch_tokens: planned $p GiB vs allocated $measured bytes (one pair a micro-batch: $p_one)" \
+    || bad "micro_batch_tokens: plan $p GiB vs run $measured bytes, one pair $p_one; $(cat p1.err p2.err)"
+done
+cd "$TMP/p"
 # what-if switches, on a model big enough for the table's MiB resolution (plan reads no data): in bf16 the weight
 # copy costs 2 bytes per matmul weight (4 layers x 15.7M + the 32.8M LM head: 0.178 GiB). The logits cache (2048 x
 # 32000 on the last stage, 2 bytes each in autocast storage, the default: 0.122 GiB; 4 in exact storage: 0.244 GiB)
