@@ -260,11 +260,10 @@ typedef struct {
     double budget; /* --gpu-mem in bytes: what train.lmhead_cache: auto fits the cache into */
     /* time: a micro-batch on average, the same two counts and its response tokens; attention's sequence length */
     double tok_mb, layer_tok_mb, resp_mb, att_len;
-    /* train.micro_batch_tokens with --from-data: the data (its cuts by tokens are replayed per dp), the run's steps,
-     * and the held-out pairs' largest micro-batch (by pairs, as the trainer evaluates) */
-    PairSet *data;
+    /* train.micro_batch_tokens with --from-data: the data and the held-out pairs (NULL: none; their cuts by tokens
+     * are replayed per dp), the run's steps */
+    PairSet *data, *eval;
     long steps;
-    size_t ev_layer, ev_att, ev_lp;
 } PlanCtx;
 
 /* train.micro_batch_tokens: x as the trainer cuts the micro-batches on dp ranks: the largest one (memory), how many a
@@ -277,9 +276,8 @@ static PlanCtx token_ctx(const PlanCtx *x, int dp, int *n_mb, double *n_avg) {
     long B_loc = c->global_batch_pairs / dp;
     if (x->data) {
         TokenSizes ts = train_token_sizes(c, x->data, x->steps, dp);
-        y.layer_max = ts.tok > x->ev_layer ? ts.tok : x->ev_layer;
-        y.max_tokens = ts.att > x->ev_att ? ts.att : x->ev_att;
-        y.lp_max = ts.lp > x->ev_lp ? ts.lp : x->ev_lp;
+        y.layer_max = ts.tok, y.max_tokens = ts.att, y.lp_max = ts.lp;
+        if (x->eval) train_eval_token_sizes(c, x->eval, dp, &y.layer_max, &y.max_tokens, &y.lp_max);
         *n_mb = ts.kmax > 0 ? ts.kmax : 1, *n_avg = ts.kmean > 0 ? ts.kmean : 1;
         y.tok_mb = ts.att_step / *n_avg, y.layer_tok_mb = ts.tok_step / *n_avg, y.resp_mb = ts.lp_step / *n_avg;
         return y;
@@ -405,8 +403,8 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     int mbp = c->micro_batch_pairs;
     PairSet *ev = train_eval_data_load(c, mc->vocab_size); /* data.eval's pairs run through the same activations */
     train_data_sizes(c, ps, ev, &x->layer_max, &x->max_tokens, &x->lp_max);
-    if (ev) train_data_sizes(c, ev, NULL, &x->ev_layer, &x->ev_att, &x->ev_lp);
-    if (ev) pairs_free(ev);
+    if (ev && c->micro_batch_tokens > 0) x->eval = ev; /* token_ctx cuts it per dp */
+    else if (ev) pairs_free(ev);
     double tok = 0, layer = 0, resp = 0, s1 = 0, s2 = 0;
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];
@@ -550,7 +548,7 @@ int cmd_plan(int argc, char **argv) {
     size_t lp_max = shared > 0 ? (size_t)2 * (size_t)c->micro_batch_pairs * (size_t)(c->max_length - shared) : 0;
     PlanCtx px = {c, &mc, dtype, rt ? &rates0 : NULL, rt ? &rates1 : NULL, tflops, node, nvlink, link, max_tokens,
                   layer_tokens, lp_max, mem * 1073741824.0, (double)max_tokens, (double)layer_tokens,
-                  (double)max_tokens / 2, c->max_length, NULL, 0, 0, 0, 0};
+                  (double)max_tokens / 2, c->max_length, NULL, NULL, 0};
     char sizes[160];
     snprintf(sizes, sizeof sizes, "micro-batch %d pairs x %d tokens", c->micro_batch_pairs, c->max_length);
     if (c->micro_batch_tokens > 0)
@@ -648,6 +646,7 @@ int cmd_plan(int argc, char **argv) {
                "model and batch, or does not fit %g GiB\n", c->tp, c->pp, c->zero, N, mem);
     free(rows);
     if (px.data) pairs_free(px.data);
+    if (px.eval) pairs_free(px.eval);
     config_free(c);
     return nr ? 0 : 1;
 }

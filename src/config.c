@@ -120,11 +120,11 @@ static const KeySpec KEYS[] = {
     {"train.micro_batch_tokens", K_INT, F(micro_batch_tokens), "0", 0, U, 0, 0, NULL,
      "micro-batches by tokens instead of pairs (verl's dynamic batch size): each data-parallel rank cuts its pairs of "
      "the step, in order, into contiguous micro-batches of at most this many tokens in the layers' layout (a pair "
-     "longer than that alone), every rank into as many as the rank that needs the most, balanced; the activations "
-     "are sized for the largest micro-batch the run's data order forms instead of micro_batch_pairs' longest pairs "
-     "(and so does simpo_dist plan --from-data). The loss is the same "
-     "(the mean over the global batch; kto's reference point is per micro-batch); 0: micro_batch_pairs pairs each "
-     "(which still sets the held-out evaluation's micro-batches)"},
+     "longer than that alone), every rank into as many as the rank that needs the most, balanced, and its held-out "
+     "pairs (data.eval) into the fewest; the activations are sized for the largest micro-batch the run's data order "
+     "forms instead of micro_batch_pairs' longest pairs (and so does simpo_dist plan --from-data). The loss is the "
+     "same (the mean over the global batch; kto's reference point is per micro-batch); 0: micro_batch_pairs pairs "
+     "each"},
     {"train.max_steps", K_LONG, F(max_steps), "0", 0, U, 0, 0, NULL, "optimizer steps; 0: derive from train.epochs"},
     {"train.epochs", K_FLOAT, F(epochs), "1.0", 0, U, 1, 0, NULL, "epochs when max_steps is 0"},
     {"train.seed", K_LONG, F(seed), "0", 0, U, 0, 0, NULL, "seed of the data order"},

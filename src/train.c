@@ -632,9 +632,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
     train_data_sizes(c, t->data, t->eval, &max_tokens, &max_att, &max_lp);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
-    if (c->micro_batch_tokens > 0) { /* the run's cuts instead (the held-out pairs' micro-batches stay by pairs) */
-        if (t->eval) train_data_sizes(c, t->eval, NULL, &max_tokens, &max_att, &max_lp);
-        else max_tokens = max_att = max_lp = 0;
+    if (c->micro_batch_tokens > 0) { /* the run's cuts instead, and the held-out pairs' */
+        max_tokens = max_att = max_lp = 0;
+        if (t->eval) train_eval_token_sizes(c, t->eval, g->dp, &max_tokens, &max_att, &max_lp);
         TokenSizes ts = train_token_sizes(c, t->data, t->total_steps, g->dp);
         max_tokens = ts.tok > max_tokens ? ts.tok : max_tokens, max_att = ts.att > max_att ? ts.att : max_att;
         max_lp = ts.lp > max_lp ? ts.lp : max_lp, n_mb = ts.kmax > 0 ? ts.kmax : 1;

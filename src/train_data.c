@@ -164,3 +164,30 @@ TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int
     free(order);
     return z;
 }
+
+int train_eval_cut(const Config *c, const PairSet *ps, const size_t *idx, int n, int *start) {
+    if (n <= 0) return 0;
+    int k = pairs_token_groups_min(ps, idx, n, (size_t)c->micro_batch_tokens, c->prefix_sharing);
+    pairs_token_groups(ps, idx, n, k, c->prefix_sharing, start);
+    return k;
+}
+
+void train_eval_token_sizes(const Config *c, const PairSet *ps, int dp, size_t *tok, size_t *att, size_t *lp) {
+    size_t n = ps->n, *idx = sd_alloc((n ? n : 1) * sizeof(size_t), "eval pairs");
+    int *start = sd_alloc((n + 1) * sizeof(int), "micro-batch cut");
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    for (int d = 0; d < dp; d++) { /* train_eval.c's split: rank d takes [n d / dp, n (d + 1) / dp) */
+        size_t lo = n * (size_t)d / (size_t)dp, hi = n * (size_t)(d + 1) / (size_t)dp;
+        int k = train_eval_cut(c, ps, idx + lo, (int)(hi - lo), start);
+        for (int g = 0; g < k; g++) {
+            size_t a = 0, b = 0, r = 0;
+            for (int i = start[g]; i < start[g + 1]; i++) {
+                const Pair *p = &ps->pairs[lo + (size_t)i];
+                a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
+            }
+            *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
+        }
+    }
+    free(start);
+    free(idx);
+}

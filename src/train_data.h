@@ -40,6 +40,13 @@ int train_token_cut(const Config *c, const PairSet *ps, const size_t *idx, int d
  * (att), its log-prob rows (lp), the most micro-batches a rank runs in a step (kmax) and their mean (kmean), the
  * tokens of attention's sequences, in the layers' layout and the log-prob rows of all the steps' pairs per rank and
  * step (att_step, tok_step, lp_step: means; the planner's time). */
+/* train.micro_batch_tokens for the held-out evaluation: n pairs idx[0..n) of one DP rank (train_eval.h's split) cut
+ * into the fewest micro-batches of at most the budget, balanced (no count to agree on: the evaluation runs no
+ * collective per micro-batch across DP): start[0..k]; returns k (0 for no pairs). */
+int train_eval_cut(const Config *c, const PairSet *ps, const size_t *idx, int n, int *start);
+/* The largest of those micro-batches over every rank of dp (what the activations hold for the evaluation): its
+ * tokens in the layers' layout, in attention's sequences and its log-prob rows, each only raised. */
+void train_eval_token_sizes(const Config *c, const PairSet *ps, int dp, size_t *tok, size_t *att, size_t *lp);
 typedef struct {
     size_t tok, att, lp;
     int kmax;

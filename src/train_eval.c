@@ -2,6 +2,7 @@
 #include "train_eval.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include "train_data.h"
 #include "train_step.h"
 #include "util.h"
 
@@ -22,7 +23,15 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
     StepWork w = {.g = g, .m = m, .data = data, .lp = lp, .idx = idx, .mbp = c->micro_batch_pairs,
                   .batch_pairs = (long)n, .chosen_tokens = chosen_tokens, .share_prompt = c->prefix_sharing};
     double acc[ACC_N] = {0};
+    int *cut = NULL;
+    if (c->micro_batch_tokens > 0) { /* micro-batches by tokens, as the run's steps */
+        cut = sd_alloc((hi - lo + 1) * sizeof(int), "micro-batch cut");
+        w.n_mb = train_eval_cut(c, data, idx, (int)(hi - lo), cut), w.mb_start = cut, w.mbp = 1;
+        for (int i = 0; i < w.n_mb; i++)
+            if (cut[i + 1] - cut[i] > w.mbp) w.mbp = cut[i + 1] - cut[i];
+    }
     step_run_forward_only(&w, hi - lo, acc);
+    free(cut);
     comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */
     comm_allreduce_sum_f64(g, GROUP_DP, acc, ACC_N);
     free(idx);

@@ -130,8 +130,12 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
     int stage = g->pp_rank, mbp = w->mbp;
     SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
     double *dsum = sd_alloc(sizeof(double) * 2 * (size_t)mbp, "log-prob grads"); /* micro_loss's; not used */
-    for (size_t first = 0; first < n_pairs; first += (size_t)mbp) {
-        int P = n_pairs - first < (size_t)mbp ? (int)(n_pairs - first) : mbp;
+    /* micro-batch i: w->mb_start's cut (n_mb of them), else mbp pairs each (the last one the rest) */
+    int n_mb = w->mb_start ? w->n_mb : (int)((n_pairs + (size_t)mbp - 1) / (size_t)mbp);
+    for (int i = 0; i < n_mb; i++) {
+        size_t first = w->mb_start ? (size_t)w->mb_start[i] : (size_t)i * (size_t)mbp;
+        int P = w->mb_start ? w->mb_start[i + 1] - w->mb_start[i]
+                            : (n_pairs - first < (size_t)mbp ? (int)(n_pairs - first) : mbp);
         MicroBatch *mb = microbatch_pack_opts(w->data, w->idx + first, P, w->share_prompt);
         size_t nc = model_stage_rows(m, mb->Ntok) * (size_t)m->C; /* sequence parallelism: a block */
         const int tag = 0; /* one tag for all: messages between two ranks arrive in the order they were sent */

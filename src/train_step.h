@@ -54,7 +54,8 @@ double step_nll(const double *acc);
 /* Accumulates gradients into m->grads and the step's sums into acc[ACC_N] (above). */
 void step_run_microbatches(const StepWork *w, double *acc);
 /* Forward only (held-out evaluation, train_eval.h): this rank's n_pairs pairs w->idx[0..n_pairs) in micro-batches
- * of w->mbp (the last one holds the rest; w->n_mb is not read) through the pipeline's stages in order (no
+ * of w->mbp (the last one holds the rest; w->n_mb is not read), or with w->mb_start its w->n_mb micro-batches (w->mbp
+ * the most pairs of one), through the pipeline's stages in order (no
  * backward, so one activation slot: each stage receives, runs and sends one micro-batch after the other). acc as
  * step_run_microbatches' (the losses normalised by w->batch_pairs and w->chosen_tokens); no gradient is touched. */
 void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc);
