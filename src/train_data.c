@@ -130,12 +130,27 @@ int train_token_cut(const Config *c, const PairSet *ps, const size_t *idx, int d
     return k;
 }
 
+/* the k micro-batches of cut start[] over the pairs my[]: raises the largest one's tokens in the layers' layout, in
+ * attention's sequences and log-prob rows (*tok, *att, *lp), and adds all of theirs to sum[3] (NULL: not wanted) */
+static void cut_sizes(const Config *c, const PairSet *ps, const size_t *my, const int *start, int k, size_t *tok,
+                      size_t *att, size_t *lp, double *sum) {
+    for (int g = 0; g < k; g++) {
+        size_t a = 0, b = 0, r = 0;
+        for (int i = start[g]; i < start[g + 1]; i++) {
+            const Pair *p = &ps->pairs[my[i]];
+            a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
+        }
+        *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
+        if (sum) sum[0] += (double)a, sum[1] += (double)b, sum[2] += (double)r;
+    }
+}
+
 TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int dp) {
     TokenSizes z = {0};
     long B_loc = c->global_batch_pairs / dp, epoch = 0, pos = 0, order_epoch = -1;
     size_t n = ps->n, *order = sd_alloc((n ? n : 1) * sizeof(size_t), "epoch order");
     int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
-    double ksum = 0, att = 0, tok = 0, lp = 0;
+    double ksum = 0, sum[3] = {0, 0, 0}; /* the layers' tokens, attention's, log-prob rows */
     for (long s = 0; s < steps; s++) { /* the batches the trainer's steps take, from the run's start */
         const size_t *batch = train_batch_next(c, n, &epoch, &pos, order, &order_epoch);
         int k = train_token_count(c, ps, batch, dp); /* once a step: O(batch) */
@@ -144,21 +159,13 @@ TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int
         for (int d = 0; d < dp; d++) {
             const size_t *my = batch + (size_t)d * (size_t)B_loc;
             pairs_token_groups(ps, my, (int)B_loc, k, c->prefix_sharing, start);
-            for (int g = 0; g < k; g++) {
-                size_t a = 0, b = 0, r = 0;
-                for (int i = start[g]; i < start[g + 1]; i++) {
-                    const Pair *p = &ps->pairs[my[i]];
-                    a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
-                }
-                z.tok = a > z.tok ? a : z.tok, z.att = b > z.att ? b : z.att, z.lp = r > z.lp ? r : z.lp;
-                tok += (double)a, att += (double)b, lp += (double)r;
-            }
+            cut_sizes(c, ps, my, start, k, &z.tok, &z.att, &z.lp, sum);
         }
     }
     if (steps > 0) {
         z.kmean = ksum / (double)steps;
         double per = (double)steps * dp;
-        z.tok_step = tok / per, z.att_step = att / per, z.lp_step = lp / per;
+        z.tok_step = sum[0] / per, z.att_step = sum[1] / per, z.lp_step = sum[2] / per;
     }
     free(start);
     free(order);
@@ -179,14 +186,7 @@ void train_eval_token_sizes(const Config *c, const PairSet *ps, int dp, size_t *
     for (int d = 0; d < dp; d++) { /* train_eval.c's split: rank d takes [n d / dp, n (d + 1) / dp) */
         size_t lo = n * (size_t)d / (size_t)dp, hi = n * (size_t)(d + 1) / (size_t)dp;
         int k = train_eval_cut(c, ps, idx + lo, (int)(hi - lo), start);
-        for (int g = 0; g < k; g++) {
-            size_t a = 0, b = 0, r = 0;
-            for (int i = start[g]; i < start[g + 1]; i++) {
-                const Pair *p = &ps->pairs[lo + (size_t)i];
-                a += pair_tokens(p, c->prefix_sharing), b += pair_tokens(p, false), r += pair_logprob_rows(p);
-            }
-            *tok = a > *tok ? a : *tok, *att = b > *att ? b : *att, *lp = r > *lp ? r : *lp;
-        }
+        cut_sizes(c, ps, idx + lo, start, k, tok, att, lp, NULL);
     }
     free(start);
     free(idx);
