@@ -420,10 +420,7 @@ static void plan_from_data(PlanCtx *x, const ModelConfig *mc) {
     x->tok_mb = tok * per_mb, x->layer_tok_mb = layer * per_mb, x->resp_mb = resp * per_mb;
     x->att_len = s1 > 0 ? s2 / s1 : 0;
     if (c->micro_batch_tokens > 0) { /* kept: each layout's dp replays its cuts (token_ctx) */
-        long spe = (long)(ps->n / (size_t)c->global_batch_pairs);
-        if (spe == 0)
-            sd_die(c->data_train, "has %zu pairs, fewer than one global batch (%d)", ps->n, c->global_batch_pairs);
-        x->steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)spe);
+        x->steps = train_total_steps(c, ps->n, NULL);
         x->data = ps;
     } else pairs_free(ps);
 }

@@ -325,8 +325,7 @@ static void check_comm_plan(ProcessGrid *g, const PlanLayout *pl, const StepWork
     bool share_prompt = w->share_prompt;
     size_t *tok = sd_calloc((size_t)pl->n_mb * 2, sizeof(size_t), "plan"), *resp = tok + pl->n_mb;
     for (int i = 0; i < pl->n_mb; i++) {
-        int p0 = w->mb_start ? w->mb_start[i] : i * w->mbp, p1 = w->mb_start ? w->mb_start[i + 1] : (i + 1) * w->mbp;
-        for (int p = p0; p < p1; p++) {
+        for (size_t p = step_mb_first(w, i); p < step_mb_first(w, i + 1); p++) {
             const Pair *pr = &ps->pairs[idx[p]];
             tok[i] += pair_tokens(pr, share_prompt); /* the layers' layout (pairs.h) */
             resp[i] += pair_logprob_rows(pr);
@@ -625,11 +624,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
-    t->steps_per_epoch = (long)(t->data->n / (size_t)c->global_batch_pairs);
-    if (t->steps_per_epoch == 0)
-        sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)",
-               t->data->n, c->global_batch_pairs);
-    t->total_steps = c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)t->steps_per_epoch);
+    t->total_steps = train_total_steps(c, t->data->n, &t->steps_per_epoch);
     train_data_sizes(c, t->data, t->eval, &max_tokens, &max_att, &max_lp);
     int n_mb = c->global_batch_pairs / g->dp / c->micro_batch_pairs;
     if (c->micro_batch_tokens > 0) { /* the run's cuts instead, and the held-out pairs' */
@@ -822,11 +817,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         StepWork work = {.g = g, .m = m, .data = t->data, .lp = &t->lp, .idx = idx + (size_t)g->dp_rank * (size_t)B_loc,
                          .n_mb = (int)(B_loc / mbp), .mbp = (int)mbp, .batch_pairs = B, .chosen_tokens = chosen_tokens,
                          .share_prompt = c->prefix_sharing};
-        if (cut) { /* train.micro_batch_tokens: this step's cut */
-            work.n_mb = train_token_cut(c, t->data, idx, g->dp, g->dp_rank, cut), work.mb_start = cut, work.mbp = 1;
-            for (int i = 0; i < work.n_mb; i++)
-                if (cut[i + 1] - cut[i] > work.mbp) work.mbp = cut[i + 1] - cut[i]; /* the most pairs of one */
-        }
+        if (cut) step_use_cut(&work, train_token_cut(c, t->data, idx, g->dp, g->dp_rank, cut), cut); /* by tokens */
         step_run_microbatches(&work, acc);
         model_grads_end(m);
         if (inject_step == step_no && g->rank == 0) { /* tests */

@@ -1,6 +1,7 @@
 /* train_data.c — the training pairs a config names: an HDF5 dataset from `prepare`, or JSONL of token ids, chat
  * messages or text (tokenized here with data.tokenizer and its chat template). See train_data.h. */
 #include "train_data.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,15 @@ void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval
 ModelConfig train_model_config(const Config *c) {
     if (c->model_init) return model_config_load(c->model_init);
     return c->model_config;
+}
+
+long train_total_steps(const Config *c, size_t n, long *per_epoch) {
+    long spe = (long)(n / (size_t)c->global_batch_pairs);
+    if (spe == 0)
+        sd_die(c->data_train, "has %zu pairs, fewer than one global batch (train.global_batch_pairs %d)", n,
+               c->global_batch_pairs);
+    if (per_epoch) *per_epoch = spe;
+    return c->max_steps > 0 ? c->max_steps : (long)ceil(c->epochs * (double)spe);
 }
 
 const size_t *train_batch_next(const Config *c, size_t n, long *epoch, long *pos, size_t *order, long *order_epoch) {

@@ -25,6 +25,10 @@ PairSet *train_eval_data_load(const Config *c, int vocab_size);
  * its log-prob rows (pairs.h pairs_largest_microbatch, pairs_largest_logprob_rows). */
 void train_data_sizes(const Config *c, const PairSet *train, const PairSet *eval, size_t *layer_tokens,
                       size_t *att_tokens, size_t *lp_rows);
+/* The steps of a run on n training pairs: train.max_steps, else train.epochs of whole global batches (the incomplete
+ * tail of an epoch dropped); *per_epoch (NULL: not wanted) the steps of an epoch. Dies naming data.train when n
+ * holds no whole global batch. */
+long train_total_steps(const Config *c, size_t n, long *per_epoch);
 /* The next global batch from data position (*epoch, *pos), which it advances (an incomplete tail skipped: the next
  * epoch starts), in order[n] (the epoch order, remade when *order_epoch is not *epoch): its train.global_batch_pairs
  * pair indices start at the returned pointer, valid until the next call. What the trainer's steps take. */

@@ -26,9 +26,7 @@ EvalMetrics eval_run(ProcessGrid *g, Model *m, const PairSet *data, const LossPa
     int *cut = NULL;
     if (c->micro_batch_tokens > 0) { /* micro-batches by tokens, as the run's steps */
         cut = sd_alloc((hi - lo + 1) * sizeof(int), "micro-batch cut");
-        w.n_mb = train_eval_cut(c, data, idx, (int)(hi - lo), cut), w.mb_start = cut, w.mbp = 1;
-        for (int i = 0; i < w.n_mb; i++)
-            if (cut[i + 1] - cut[i] > w.mbp) w.mbp = cut[i + 1] - cut[i];
+        step_use_cut(&w, train_eval_cut(c, data, idx, (int)(hi - lo), cut), cut);
     }
     step_run_forward_only(&w, hi - lo, acc);
     free(cut);

@@ -54,6 +54,16 @@ double step_mean_logit(const double *acc, bool chosen, int vocab_size) {
     return n > 0 ? acc[chosen ? ACC_LOGITS_W : ACC_LOGITS_L] / n : 0.0;
 }
 
+void step_use_cut(StepWork *w, int k, const int *start) {
+    w->n_mb = k, w->mb_start = start, w->mbp = 1;
+    for (int i = 0; i < k; i++)
+        if (start[i + 1] - start[i] > w->mbp) w->mbp = start[i + 1] - start[i];
+}
+
+size_t step_mb_first(const StepWork *w, int i) {
+    return w->mb_start ? (size_t)w->mb_start[i] : (size_t)i * (size_t)w->mbp;
+}
+
 void step_run_microbatches(const StepWork *w, double *acc) {
     Model *m = w->m;
     ProcessGrid *g = w->g;
@@ -61,7 +71,7 @@ void step_run_microbatches(const StepWork *w, double *acc) {
     MicroBatch **mbs = sd_alloc(sizeof *mbs * (size_t)n_mb, "micro-batches");
     /* micro-batch i: its pairs' first index into w->idx (by pairs, or train.micro_batch_tokens' cut) */
     size_t *first = sd_alloc(sizeof *first * ((size_t)n_mb + 1), "micro-batch starts");
-    for (int i = 0; i <= n_mb; i++) first[i] = w->mb_start ? (size_t)w->mb_start[i] : (size_t)i * (size_t)mbp;
+    for (int i = 0; i <= n_mb; i++) first[i] = step_mb_first(w, i);
     for (int i = 0; i < n_mb; i++)
         mbs[i] = microbatch_pack_opts(w->data, w->idx + first[i], (int)(first[i + 1] - first[i]), w->share_prompt);
     model_sparse_embed_begin(m, mbs, n_mb); /* the embedding rows the step's gradient holds (no-op when dense) */
@@ -133,9 +143,8 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
     /* micro-batch i: w->mb_start's cut (n_mb of them), else mbp pairs each (the last one the rest) */
     int n_mb = w->mb_start ? w->n_mb : (int)((n_pairs + (size_t)mbp - 1) / (size_t)mbp);
     for (int i = 0; i < n_mb; i++) {
-        size_t first = w->mb_start ? (size_t)w->mb_start[i] : (size_t)i * (size_t)mbp;
-        int P = w->mb_start ? w->mb_start[i + 1] - w->mb_start[i]
-                            : (n_pairs - first < (size_t)mbp ? (int)(n_pairs - first) : mbp);
+        size_t first = step_mb_first(w, i), end = w->mb_start ? step_mb_first(w, i + 1) : first + (size_t)mbp;
+        int P = (int)((end < n_pairs ? end : n_pairs) - first); /* by pairs: the last one the rest */
         MicroBatch *mb = microbatch_pack_opts(w->data, w->idx + first, P, w->share_prompt);
         size_t nc = model_stage_rows(m, mb->Ntok) * (size_t)m->C; /* sequence parallelism: a block */
         const int tag = 0; /* one tag for all: messages between two ranks arrive in the order they were sent */

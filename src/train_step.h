@@ -51,6 +51,11 @@ double step_mean_logit(const double *acc, bool chosen, int vocab_size);
  * that loss.sft_weight weighs), whatever the objective */
 double step_nll(const double *acc);
 
+/* w's micro-batches: the k of the cut start[0..k] (train.micro_batch_tokens; borrowed), mbp the most pairs of one. */
+void step_use_cut(StepWork *w, int k, const int *start);
+/* The first pair (index into w->idx) of micro-batch i, i <= w->n_mb: the cut's, or i x mbp. */
+size_t step_mb_first(const StepWork *w, int i);
+
 /* Accumulates gradients into m->grads and the step's sums into acc[ACC_N] (above). */
 void step_run_microbatches(const StepWork *w, double *acc);
 /* Forward only (held-out evaluation, train_eval.h): this rank's n_pairs pairs w->idx[0..n_pairs) in micro-batches
