@@ -8,6 +8,7 @@
 #endif
 #include "pairs.h"
 #include <cjson/cJSON.h>
+#include "parquet.h"
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,12 +23,15 @@ typedef struct {
     char *line;
     cJSON *obj;
     PairSet *ps;
-    char where[4096];   /* "<file>:<line>" */
+    ParquetFile *pq;    /* a Parquet file's rows instead of lines */
+    bool pushed;        /* load_release is on sd_die's cleanup stack (the Parquet reader dies by itself) */
+    char where[4096];   /* "<file>:<line>" or "<file>: row <n>" */
 } Load;
 
 static void load_release(void *arg) {
     Load *L = arg;
     if (L->f) fclose(L->f);
+    parquet_close(L->pq);
     free(L->line);
     cJSON_Delete(L->obj);
     pairs_free(L->ps);
@@ -35,12 +39,18 @@ static void load_release(void *arg) {
 SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (L->pushed) { /* the cleanup stack releases L */
+        char msg[3072];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        sd_die(L->where, "%s", msg);
+    }
     sd_die_release(load_release, L, L->where, fmt, ap);
 }
 
 /* An array of token ids (field `field` of the line's object); the caller frees. */
-static int *read_ids(Load *L, const char *field, int *n_out, int vocab, bool allow_empty) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(L->obj, field);
+static int *read_ids(Load *L, const cJSON *obj, const char *field, int *n_out, int vocab, bool allow_empty) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, field);
     const char *what = allow_empty ? "an array of token ids" : "a non-empty array of token ids";
     if (!a) load_die(L, "field '%s' is missing (expected %s)", field, what);
     if (!cJSON_IsArray(a)) load_die(L, "field '%s': expected %s", field, what);
@@ -62,6 +72,39 @@ static int *read_ids(Load *L, const char *field, int *n_out, int vocab, bool all
     for (const cJSON *x = a->child; x; x = x->next) ids[i++] = (int)x->valuedouble;
     *n_out = n;
     return ids;
+}
+
+/* One pair from a JSONL line's (or a Parquet row's) object into p (counted in L->ps already). */
+static void pair_from_object(Load *L, const cJSON *obj, const PairsFormat *fmt, Pair *p) {
+    const int vocab_size = fmt->vocab_size;
+    if (!strcmp(fmt->format, "ids") || cJSON_GetObjectItemCaseSensitive(obj, "prompt_ids")) {
+        p->prompt = read_ids(L, obj, "prompt_ids", &p->n_prompt, vocab_size, true);
+        p->chosen = read_ids(L, obj, "chosen_ids", &p->n_chosen, vocab_size, false);
+        p->rejected = read_ids(L, obj, "rejected_ids", &p->n_rejected, vocab_size, false);
+    } else {
+        char err[512];
+        if (!L->pushed) sd_cleanup_push(load_release, L); /* the chat template dies itself on what it rejects */
+        bool ok = pair_from_text(obj, fmt, L->where, p, err, sizeof err);
+        if (!L->pushed) sd_cleanup_pop();
+        if (!ok) load_die(L, "%s", err);
+    }
+    if ((long)p->n_prompt + p->n_chosen > PAIRS_MAX_PAIR_TOKENS ||
+        (long)p->n_prompt + p->n_rejected > PAIRS_MAX_PAIR_TOKENS)
+        load_die(L, "a sequence of %d tokens (prompt %d + response %d) exceeds the limit of %d tokens", 
+                 p->n_prompt + (p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected), p->n_prompt,
+                 p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected, PAIRS_MAX_PAIR_TOKENS);
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(obj, "ref_chosen_logp"),
+                *rr = cJSON_GetObjectItemCaseSensitive(obj, "ref_rejected_logp");
+    if ((rc != NULL) != (rr != NULL))
+        load_die(L, "field '%s' is missing (ref_chosen_logp and ref_rejected_logp come together)",
+                 rc ? "ref_rejected_logp" : "ref_chosen_logp");
+    if (rc) {
+        if (!cJSON_IsNumber(rc)) load_die(L, "field 'ref_chosen_logp': expected a number");
+        if (!cJSON_IsNumber(rr)) load_die(L, "field 'ref_rejected_logp': expected a number");
+        p->has_ref = true;
+        p->ref_chosen_logp = rc->valuedouble;
+        p->ref_rejected_logp = rr->valuedouble;
+    } else L->ps->all_have_ref = false;
 }
 
 PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
@@ -90,8 +133,53 @@ static ssize_t read_line_bounded(char **buf, size_t *cap, FILE *f, size_t max) {
     return (ssize_t)n;
 }
 
+/* A new, zeroed pair at the end of ps (counted now, so that pairs_free releases a half-read pair on an error). */
+static Pair *new_pair(PairSet *ps, size_t *cap, int line) {
+    if (ps->n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        ps->pairs = sd_realloc(ps->pairs, sd_mul_size(*cap, sizeof(Pair), "pairs"), "pairs");
+    }
+    Pair *p = &ps->pairs[ps->n++];
+    memset(p, 0, sizeof *p);
+    p->line = line;
+    return p;
+}
+
+/* The rows of a Parquet file (a dataset as the Hugging Face Hub keeps it), each row's object read as a JSONL
+ * line's would be; a pair's line is its row (1-based). Only the columns a pair may use are read. */
+static PairSet *pairs_load_parquet(const char *path, const PairsFormat *fmt) {
+    static const char *const fields[] = {"prompt_ids", "chosen_ids", "rejected_ids", "prompt", "chosen",
+                                         "rejected", "ref_chosen_logp", "ref_rejected_logp"};
+    Load L;
+    memset(&L, 0, sizeof L);
+    snprintf(L.where, sizeof L.where, "%s", path);
+    L.pushed = true;
+    sd_cleanup_push(load_release, &L);
+    L.pq = parquet_open(path, fields, (int)(sizeof fields / sizeof *fields));
+    if (!parquet_has_field(L.pq, "chosen") && !parquet_has_field(L.pq, "chosen_ids"))
+        load_die(&L, "has neither a 'chosen' nor a 'chosen_ids' column (a preference dataset has prompt, chosen, "
+                     "rejected, or prompt_ids, chosen_ids, rejected_ids)");
+    L.ps = sd_calloc(1, sizeof(PairSet), "pairs");
+    L.ps->source = sd_strdup(path);
+    L.ps->all_have_ref = true;
+    size_t cap = 0;
+    const cJSON *row;
+    int64_t r;
+    while ((row = parquet_next_row(L.pq, &r))) {
+        if (r > INT32_MAX) load_die(&L, "more than %d rows", INT32_MAX);
+        snprintf(L.where, sizeof L.where, "%s: row %lld", path, (long long)r);
+        pair_from_object(&L, row, fmt, new_pair(L.ps, &cap, (int)r));
+    }
+    snprintf(L.where, sizeof L.where, "%s", path);
+    if (L.ps->n == 0) load_die(&L, "holds no preference pairs (no rows)");
+    parquet_close(L.pq);
+    L.pq = NULL;
+    sd_cleanup_pop();
+    return L.ps;
+}
+
 PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
-    const int vocab_size = fmt->vocab_size;
+    if (parquet_is_parquet(path)) return pairs_load_parquet(path, fmt);
     Load L;
     memset(&L, 0, sizeof L);
     snprintf(L.where, sizeof L.where, "%s", path);
@@ -121,42 +209,7 @@ PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
         if (!L.obj || !cJSON_IsObject(L.obj))
             load_die(&L, "invalid JSON (expected one object per line: prompt_ids, chosen_ids, rejected_ids, or "
                          "prompt, chosen, rejected)");
-        if (ps->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            ps->pairs = sd_realloc(ps->pairs, sd_mul_size(cap, sizeof(Pair), "pairs"), "pairs");
-        }
-        Pair *p = &ps->pairs[ps->n];
-        memset(p, 0, sizeof *p);
-        p->line = lineno;
-        ps->n++; /* counted now so that pairs_free releases a half-read pair on an error */
-        if (!strcmp(fmt->format, "ids") || cJSON_GetObjectItemCaseSensitive(L.obj, "prompt_ids")) {
-            p->prompt = read_ids(&L, "prompt_ids", &p->n_prompt, vocab_size, true);
-            p->chosen = read_ids(&L, "chosen_ids", &p->n_chosen, vocab_size, false);
-            p->rejected = read_ids(&L, "rejected_ids", &p->n_rejected, vocab_size, false);
-        } else {
-            char err[512];
-            sd_cleanup_push(load_release, &L); /* the chat template dies itself on what it rejects */
-            bool ok = pair_from_text(L.obj, fmt, L.where, p, err, sizeof err);
-            sd_cleanup_pop();
-            if (!ok) load_die(&L, "%s", err);
-        }
-        if ((long)p->n_prompt + p->n_chosen > PAIRS_MAX_PAIR_TOKENS ||
-            (long)p->n_prompt + p->n_rejected > PAIRS_MAX_PAIR_TOKENS)
-            load_die(&L, "a sequence of %d tokens (prompt %d + response %d) exceeds the limit of %d tokens", 
-                     p->n_prompt + (p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected), p->n_prompt,
-                     p->n_chosen > p->n_rejected ? p->n_chosen : p->n_rejected, PAIRS_MAX_PAIR_TOKENS);
-        const cJSON *rc = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_chosen_logp"),
-                    *rr = cJSON_GetObjectItemCaseSensitive(L.obj, "ref_rejected_logp");
-        if ((rc != NULL) != (rr != NULL))
-            load_die(&L, "field '%s' is missing (ref_chosen_logp and ref_rejected_logp come together)",
-                     rc ? "ref_rejected_logp" : "ref_chosen_logp");
-        if (rc) {
-            if (!cJSON_IsNumber(rc)) load_die(&L, "field 'ref_chosen_logp': expected a number");
-            if (!cJSON_IsNumber(rr)) load_die(&L, "field 'ref_rejected_logp': expected a number");
-            p->has_ref = true;
-            p->ref_chosen_logp = rc->valuedouble;
-            p->ref_rejected_logp = rr->valuedouble;
-        } else ps->all_have_ref = false;
+        pair_from_object(&L, L.obj, fmt, new_pair(ps, &cap, lineno));
         cJSON_Delete(L.obj);
         L.obj = NULL;
     }

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}; shift || true
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(safetensors stindex config hfconfig pairs pairs_chat tokenizer chat ckpt)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(safetensors stindex config hfconfig pairs pairs_chat tokenizer chat ckpt parquet)
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIMPO_FUZZ=ON -DSIMPO_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target $(printf 'fuzz_%s ' "${names[@]}") >/dev/null

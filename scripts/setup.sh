@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libyaml-dev
-      libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev curl ca-certificates python3"
+      libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev libsnappy-dev libzstd-dev liblz4-dev
+      libbrotli-dev curl ca-certificates python3"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

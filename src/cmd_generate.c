@@ -12,6 +12,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "generate.h"
+#include "parquet.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -30,7 +31,8 @@ static const char *USAGE =
     "  --data FILE          JSONL, one prompt per line: {\"prompt\": TEXT} | {\"messages\": [{\"role\": ..,\n"
     "                       \"content\": ..}, ..]} (chat-templated; a final assistant message is dropped) |\n"
     "                       {\"prompt_ids\": [..]}. Each line is written back, in order, with \"output\" (text,\n"
-    "                       with a tokenizer), \"output_ids\" and \"finish_reason\" (stop | length | context) added\n"
+    "                       with a tokenizer), \"output_ids\" and \"finish_reason\" (stop | length | context) added.\n"
+    "                       Or a Parquet file: each row's prompt_ids, else prompt, else messages\n"
     "  --tokenizer DIR      tokenizer.json, and tokenizer_config.json for the chat template\n"
     "  --max-new-tokens N   default 256\n"
     "  --temperature T      0 (default): greedy, the most probable token; > 0: sample softmax(logits / T)\n"
@@ -174,43 +176,73 @@ static int *json_ids(const cJSON *arr, int *n, const char *where) {
     return a.v;
 }
 
+/* One prompt from a --data object o (owned by the prompt from here on). A JSONL line names exactly one of its
+ * fields; a Parquet row (table) has every column of its file, so the first present of prompt_ids, prompt,
+ * messages is taken (a preference dataset's `prompt` is the user's text; its `messages` end with the answer). */
+static void add_prompt(Prompt **ps, int *n, int *cap, cJSON *o, int line, const char *where, bool table, Text *tx,
+                       int V, int max_pos) {
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
+                *fm = cJSON_GetObjectItemCaseSensitive(o, "messages"),
+                *fi = cJSON_GetObjectItemCaseSensitive(o, "prompt_ids");
+    if (table) {
+        if (fi && !cJSON_IsNull(fi)) fp = fm = NULL;
+        else if (fp && !cJSON_IsNull(fp)) fi = fm = NULL;
+        else fi = fp = NULL;
+    }
+    int nf = (fp != NULL) + (fm != NULL) + (fi != NULL);
+    if (nf != 1) {
+        cJSON_Delete(o);
+        sd_die(where, table ? "expected a 'prompt', 'messages' or 'prompt_ids' column that is not null"
+                            : "expected exactly one of 'prompt' (text), 'messages' or 'prompt_ids', found %d", nf);
+    }
+    if (*n == *cap) *ps = sd_realloc(*ps, (size_t)(*cap *= 2) * sizeof **ps, "prompts");
+    Prompt *q = &(*ps)[(*n)++];
+    q->line = line;
+    q->obj = o;
+    if (fi) q->ids = json_ids(fi, &q->n, where);
+    else if (fm) q->ids = messages_prompt(tx, fm, &q->n, where);
+    else {
+        if (!cJSON_IsString(fp)) sd_die(where, "field 'prompt': expected a string");
+        q->ids = text_prompt(tx, fp->valuestring, &q->n, where, "field 'prompt'");
+    }
+    gen_check_prompt(q->ids, q->n, V, max_pos, where);
+}
+
+/* The prompts of --data: JSONL lines, or a Parquet file's rows (its prompt_ids, prompt, prompt_id and messages
+ * columns, written back with each output). */
 static Prompt *load_data(const char *path, Text *tx, int V, int max_pos, int *count) {
-    size_t len;
-    char *text = sd_read_file(path, &len);
-    if (!text) sd_die(path, "cannot read: %s", strerror(errno));
     int cap = 16, n = 0, line = 0;
     Prompt *ps = sd_alloc((size_t)cap * sizeof *ps, "prompts");
     char where[512];
-    for (char *p = text; *p;) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        line++;
-        char *s = p;
-        p = nl ? nl + 1 : p + strlen(p);
-        if (strspn(s, " \t\r") == strlen(s)) continue; /* blank */
-        snprintf(where, sizeof where, "%s:%d", path, line);
-        cJSON *o = cJSON_Parse(s);
-        if (!o) sd_die(where, "invalid JSON");
-        if (!cJSON_IsObject(o)) sd_die(where, "expected a JSON object");
-        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
-                    *fm = cJSON_GetObjectItemCaseSensitive(o, "messages"),
-                    *fi = cJSON_GetObjectItemCaseSensitive(o, "prompt_ids");
-        int nf = (fp != NULL) + (fm != NULL) + (fi != NULL);
-        if (nf != 1)
-            sd_die(where, "expected exactly one of 'prompt' (text), 'messages' or 'prompt_ids', found %d", nf);
-        if (n == cap) ps = sd_realloc(ps, (size_t)(cap *= 2) * sizeof *ps, "prompts");
-        Prompt *q = &ps[n++];
-        q->line = line;
-        q->obj = o;
-        if (fi) q->ids = json_ids(fi, &q->n, where);
-        else if (fm) q->ids = messages_prompt(tx, fm, &q->n, where);
-        else {
-            if (!cJSON_IsString(fp)) sd_die(where, "field 'prompt': expected a string");
-            q->ids = text_prompt(tx, fp->valuestring, &q->n, where, "field 'prompt'");
+    if (parquet_is_parquet(path)) {
+        static const char *const cols[] = {"prompt_id", "prompt", "messages", "prompt_ids"};
+        ParquetFile *pq = parquet_open(path, cols, 4);
+        const cJSON *row;
+        int64_t r;
+        while ((row = parquet_next_row(pq, &r))) {
+            snprintf(where, sizeof where, "%s: row %lld", path, (long long)r);
+            add_prompt(&ps, &n, &cap, cJSON_Duplicate(row, 1), (int)r, where, true, tx, V, max_pos);
         }
-        gen_check_prompt(q->ids, q->n, V, max_pos, where);
+        parquet_close(pq);
+    } else {
+        size_t len;
+        char *text = sd_read_file(path, &len);
+        if (!text) sd_die(path, "cannot read: %s", strerror(errno));
+        for (char *p = text; *p;) {
+            char *nl = strchr(p, '\n');
+            if (nl) *nl = 0;
+            line++;
+            char *s = p;
+            p = nl ? nl + 1 : p + strlen(p);
+            if (strspn(s, " \t\r") == strlen(s)) continue; /* blank */
+            snprintf(where, sizeof where, "%s:%d", path, line);
+            cJSON *o = cJSON_Parse(s);
+            if (!o) sd_die(where, "invalid JSON");
+            if (!cJSON_IsObject(o)) sd_die(where, "expected a JSON object");
+            add_prompt(&ps, &n, &cap, o, line, where, false, tx, V, max_pos);
+        }
+        free(text);
     }
-    free(text);
     if (n == 0) sd_die(path, "holds no prompts");
     *count = n;
     return ps;

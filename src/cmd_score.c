@@ -10,6 +10,7 @@
 #include "model.h"
 #include "score.h"
 #include "pairs.h"
+#include "parquet.h"
 #include "train_data.h"
 #include "util.h"
 
@@ -26,7 +27,8 @@ static const char *USAGE =
     "  --chat-template   auto|llama3|llama2|mistral|chatml|gemma as data.format / data.chat_template\n"
     "  --out FILE        write there instead of stdout\n"
     "  --write-ref FILE  instead: copy every pair of PAIRS.jsonl to FILE with ref_chosen_logp and\n"
-    "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n";
+    "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n"
+    "                    (a Parquet file's rows are written as JSONL lines, every column kept)\n";
 
 /* The raw text of every line of path (caller frees lines and the array). */
 static char **read_lines(const char *path, size_t *n_out) {
@@ -67,7 +69,9 @@ int cmd_score(int argc, char **argv) {
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
     score_pairs(model_dir, &mc, ps, all, &so);
     size_t nlines = 0;
-    char **lines = ref_path ? read_lines(data, &nlines) : NULL;
+    /* the source rows to copy: a Parquet file's (every column), or the JSONL's lines */
+    ParquetFile *pq = ref_path && parquet_is_parquet(data) ? parquet_open(data, NULL, 0) : NULL;
+    char **lines = ref_path && !pq ? read_lines(data, &nlines) : NULL;
     char *tmp = NULL;
     if (ref_path) { /* written to a temporary name, renamed when complete */
         tmp = sd_alloc(strlen(ref_path) + 5, "path");
@@ -80,7 +84,13 @@ int cmd_score(int argc, char **argv) {
         const SeqLogp *s = &all[2 * i];
         if (ref_path) {
             const Pair *p = &ps->pairs[i];
-            cJSON *o = cJSON_Parse(lines[p->line - 1]);
+            cJSON *o = NULL;
+            if (pq) { /* every row is a pair, in order */
+                int64_t r = 0;
+                const cJSON *row = parquet_next_row(pq, &r);
+                if (!row || r != p->line) sd_die(data, "row %d changed while it was read", p->line);
+                o = cJSON_Duplicate(row, 1);
+            } else o = cJSON_Parse(lines[p->line - 1]);
             cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_chosen_logp");
             cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_rejected_logp");
             cJSON_AddNumberToObject(o, "ref_chosen_logp", s[0].sum);
@@ -101,6 +111,7 @@ int cmd_score(int argc, char **argv) {
     if (ref_path && rename(tmp, ref_path) != 0) sd_die(ref_path, "cannot rename %s into place", tmp);
     for (size_t i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
+    parquet_close(pq);
     free(tmp);
     free(all);
     pairs_free(ps);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "comm.h"
 #include "commands.h"
+#include "parquet.h"
 #include "config.h"
 
 static const char *USAGE =
@@ -29,13 +30,14 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("simpo_dist %s\nbackends: cpu (fp32, OpenMP + OpenBLAS)%s\ncollectives: mpi\n", SIMPO_VERSION,
+        printf("simpo_dist %s\nbackends: cpu (fp32, OpenMP + OpenBLAS)%s\ncollectives: mpi\n"
+               "data: jsonl, hdf5 (prepared), parquet (%s)\n", SIMPO_VERSION,
 #ifdef SIMPO_HAVE_CUDA
-               ", cuda"
+               ", cuda",
 #else
-               ""
+               "",
 #endif
-        );
+               parquet_codecs());
         return 0;
     }
     if (!strcmp(argv[1], "--config-reference")) {

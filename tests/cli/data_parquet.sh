@@ -1,0 +1,89 @@
+# Parquet in, as the Hugging Face Hub keeps preference datasets: an UltraFeedback-schema file (prompt, prompt_id,
+# chosen/rejected/messages as lists of {content, role} structs, scores; written by arrow-rs, see
+# tests/fixtures/parquet/README.md) trains, prepares and scores exactly as the same pairs in JSONL do; pre-tokenized
+# pairs with reference log-probs likewise; `score --write-ref` turns the rows into JSONL; `generate --data` reads a
+# prompts file; a file without pair columns or a damaged file is an error naming it.
+source "$(dirname "$0")/lib.bash"
+TOK=${SIMPO_TOKENIZERS:?}/llama3
+[ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
+PQ=$FIX/parquet
+cd "$TMP"
+mkdir -p cfg/data
+cp "$PQ/uf.parquet" cfg/data/uf_pq.parquet   # prepare names its output after the stem: uf_pq.h5
+# the same 16 pairs as JSON lines, in the file's column order (the fixture's expected rows)
+cp "$PQ/uf.jsonl" cfg/data/uf.jsonl
+strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//; s/, "tflops_per_rank": [^,}]*//; s/, "mfu": [^,}]*//' "$1"; }
+
+# 16 chat pairs, 2 steps of 8 (micro-batches of 4), shuffled
+sed -e "s|../third_party/tokenizers/llama3|$TOK|" \
+    -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 2|' \
+    -e 's|train: data/text_pairs.jsonl,|train: data/uf.jsonl,|' \
+    -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_jsonl, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
+    "$SRC/configs/tiny_text.yaml" > cfg/jsonl.yaml
+sed -e 's|train: data/uf.jsonl|train: data/uf_pq.parquet|' -e 's|dir: out_jsonl|dir: out_pq|' cfg/jsonl.yaml > cfg/pq.yaml
+"$BIN" cfg/jsonl.yaml 2> jsonl.log || bad "JSONL run: $(tail -3 jsonl.log)"
+if "$BIN" cfg/pq.yaml 2> pq.log; then ok "trains from an UltraFeedback-schema Parquet file"; else bad "Parquet run: $(tail -3 pq.log)"; fi
+grep -q "16 pairs" pq.log && ok "the log counts its 16 pairs" || bad "log: $(grep -i pair pq.log | head -3)"
+if [ -s cfg/out_pq/metrics.jsonl ] && [ "$(wc -l < cfg/out_pq/metrics.jsonl)" = 2 ] &&
+   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) >/dev/null; then
+  ok "Parquet trains to the metrics of the same pairs in JSONL, bit for bit"
+else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) | head -4)"; fi
+
+# prepare: the same token ids, lengths and source rows as from the JSONL
+"$BIN" prepare cfg/jsonl.yaml > prep1.log 2>&1 && "$BIN" prepare cfg/pq.yaml > prep2.log 2>&1 \
+  && ok "prepare from JSONL and from Parquet" || bad "prepare: $(cat prep1.log prep2.log | tail -2)"
+same=1
+for d in prompt_ids chosen_ids rejected_ids prompt_offsets lengths source_line; do
+  cmp -s <(h5dump -d /$d -y -w 0 cfg/data/uf.h5 | sed 1d) <(h5dump -d /$d -y -w 0 cfg/data/uf_pq.h5 2>/dev/null | sed 1d) || { same=0; echo "differs: $d"; }
+done
+[ -f cfg/data/uf_pq.h5 ] || ls cfg/data
+[ $same = 1 ] && [ -f cfg/data/uf_pq.h5 ] && ok "prepared datasets equal (ids, offsets, lengths, source rows)" \
+  || bad "prepared datasets differ"
+
+# score --write-ref: the rows as JSONL, every column kept, with the reference log-probs = the JSONL's own
+"$BIN" export --checkpoint cfg/out_pq --out hf 2>/dev/null || bad "export"
+"$BIN" score --model hf --data cfg/data/uf.jsonl --tokenizer "$TOK" --write-ref ref_jsonl.jsonl 2>/dev/null
+"$BIN" score --model hf --data cfg/data/uf_pq.parquet --tokenizer "$TOK" --write-ref ref_pq.jsonl 2> score.log
+[ "$(wc -l < ref_pq.jsonl)" = 16 ] && cmp -s ref_jsonl.jsonl ref_pq.jsonl \
+  && ok "score --write-ref: Parquet rows written as the JSONL's lines, with the same reference log-probs" \
+  || bad "write-ref: $(tail -2 score.log) $(diff ref_jsonl.jsonl ref_pq.jsonl | head -3)"
+grep -q '"score_chosen":' ref_pq.jsonl && grep -q '"messages":' ref_pq.jsonl && ok "write-ref keeps the other columns" \
+  || bad "columns lost: $(head -c 300 ref_pq.jsonl)"
+
+# pre-tokenized pairs with reference log-probs (tiny.yaml's vocabulary), DPO reads them
+sed -e 's|train: data/tiny_pairs.jsonl, eval: data/tiny_eval.jsonl|train: ids_pq.parquet|' -e 's|dir: [^,}]*|dir: out_ids|' -e 's|, eval_every_steps: 30, eval_on_start: true||' \
+    "$SRC/configs/tiny.yaml" > ids.yaml
+cp "$PQ/ids.parquet" ids_pq.parquet
+cp "$PQ/ids.jsonl" ids.jsonl
+grep -q "train: ids_pq.parquet," ids.yaml || bad "tiny.yaml's data changed: edit this test"
+sed -e 's|train: ids_pq.parquet|train: ids.jsonl|' ids.yaml > ids_jsonl.yaml
+"$BIN" prepare ids.yaml > p3.log 2>&1 && "$BIN" prepare ids_jsonl.yaml > p4.log 2>&1 || bad "prepare ids: $(cat p3.log p4.log | tail -2)"
+same=1
+for d in prompt_ids chosen_ids rejected_ids lengths ref_chosen_logp ref_rejected_logp; do
+  cmp -s <(h5dump -d /$d -y -w 0 ids.h5 | sed 1d) <(h5dump -d /$d -y -w 0 ids_pq.h5 2>/dev/null | sed 1d) || { same=0; echo "differs: $d"; }
+done
+[ $same = 1 ] && [ -f ids_pq.h5 ] && h5dump -d /ref_chosen_logp ids_pq.h5 >/dev/null 2>&1 \
+  && ok "token-id pairs and their reference log-probs read as from JSONL" || bad "ids datasets differ"
+
+# generate --data: a prompts file's rows (prompt, else messages), outputs as from the same prompts in JSONL
+python3 - "$PQ/prompts.jsonl" > prompts.jsonl <<'EOF'
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    print(json.dumps({"prompt": o["prompt"]} if o.get("prompt") is not None else {"messages": o["messages"]}))
+EOF
+"$BIN" generate --model hf --tokenizer "$TOK" --data "$PQ/prompts.parquet" --max-new-tokens 4 --out gen_pq.jsonl 2> g1.log
+"$BIN" generate --model hf --tokenizer "$TOK" --data prompts.jsonl --max-new-tokens 4 --out gen_jsonl.jsonl 2> g2.log
+ids_of() { grep -o '"output_ids":\[[^]]*\]' "$1"; }
+[ "$(ids_of gen_pq.jsonl | wc -l)" = 5 ] && [ "$(ids_of gen_pq.jsonl)" = "$(ids_of gen_jsonl.jsonl)" ] \
+  && ok "generate --data reads a Parquet file's prompts" || bad "generate: $(cat g1.log g2.log | tail -2)"
+
+# errors name the file
+sed -e 's|train: data/uf.jsonl|train: data/prompts.parquet|' cfg/jsonl.yaml > cfg/noprs.yaml
+cp "$PQ/prompts.parquet" cfg/data/
+expect_error "a Parquet file without pair columns" "prompts.parquet: has neither a 'chosen' nor a 'chosen_ids' column" \
+  "$BIN" cfg/noprs.yaml
+head -c 3000 "$PQ/uf.parquet" > cfg/data/cut.parquet
+sed -e 's|train: data/uf.jsonl|train: data/cut.parquet|' cfg/jsonl.yaml > cfg/cut.yaml
+expect_error "a truncated Parquet file" "cut.parquet: the Parquet file does not end with PAR1" "$BIN" cfg/cut.yaml
+finish
