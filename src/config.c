@@ -47,7 +47,8 @@ static const KeySpec KEYS[] = {
      "matmuls round anyway (bit for bit the numbers of fp32 storage)"},
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
-     "training pairs: JSONL (token ids, chat messages or text) or an HDF5 dataset from `prepare` (required); or "
+     "training pairs: JSONL (token ids, chat messages or text), a Parquet file of the same columns (a Hub "
+     "dataset's, e.g. UltraFeedback's train_prefs) or an HDF5 dataset from `prepare` (required); or "
      "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
      "{uf.jsonl: 1.0, extra.jsonl: 0.25}): the first floor(fraction x pairs) pairs of each file, in file order, "
      "joined in the mapping's order (data.shuffle then mixes them)"},
