@@ -5,6 +5,7 @@
 #include "config.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <math.h>
@@ -48,7 +49,8 @@ static const KeySpec KEYS[] = {
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
      "training pairs: JSONL (token ids, chat messages or text), a Parquet file of the same columns (a Hub "
-     "dataset's, e.g. UltraFeedback's train_prefs) or an HDF5 dataset from `prepare` (required); or "
+     "dataset's, e.g. UltraFeedback's train_prefs) or an HDF5 dataset from `prepare` (required); a glob "
+     "pattern (data/train-*.parquet: a split in shards) takes every match, sorted, each whole; or "
      "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
      "{uf.jsonl: 1.0, extra.jsonl: 0.25}): the first floor(fraction x pairs) pairs of each file, in file order, "
      "joined in the mapping's order (data.shuffle then mixes them)"},
@@ -398,6 +400,19 @@ static bool same_file(const char *a, const char *b) {
     return same;
 }
 
+/* *shown (a data key's string field) = the parts' resolved paths joined by " + " */
+static void mixture_name(const DataPart *mix, int n, char **shown) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(mix[i].path) + 3;
+    free(*shown);
+    *shown = sd_alloc(len, "data mixture");
+    (*shown)[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(*shown, " + ");
+        strcat(*shown, mix[i].path);
+    }
+}
+
 /* data.train / data.eval as a mapping {path: fraction, ...}: the parts in the mapping's order into *mix, and into
  * *shown (the key's string field) the resolved paths joined by " + " */
 static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mix, int *n_mix, char **shown) {
@@ -407,7 +422,6 @@ static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mi
     if (n == 0) sd_die(w, "key '%s': expected a path, or a mapping of paths to fractions in (0, 1]; found an empty "
                           "mapping", k->key);
     *mix = sd_calloc(n, sizeof **mix, "data mixture");
-    size_t len = 1;
     for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(x->doc, p->key), *fn = yaml_document_get_node(x->doc, p->value);
         where_at(x, kn, w, sizeof w);
@@ -426,15 +440,44 @@ static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mi
             sd_die(w, "key '%s': the fraction of %s: expected a number in (0, 1] (the share of its pairs taken, "
                       "from its start), found '%s'", k->key, (const char *)kn->data.scalar.value,
                    fn->type == YAML_SCALAR_NODE ? s : "a mapping or list");
-        len += strlen(d->path) + 3;
     }
-    free(*shown);
-    *shown = sd_alloc(len, "data mixture");
-    (*shown)[0] = 0;
-    for (int i = 0; i < *n_mix; i++) {
-        if (i) strcat(*shown, " + ");
-        strcat(*shown, (*mix)[i].path);
+    mixture_name(*mix, *n_mix, shown);
+}
+
+/* data.train / data.eval as a glob pattern (`data/train-*.parquet`: a Hub split kept in shards) naming no existing
+ * file itself: every match, in sorted order, each whole (a mixture at 1.0). True when the value was a pattern. */
+static bool set_glob(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mix, int *n_mix, char **shown) {
+    const char *v = (const char *)vn->data.scalar.value;
+    if (!strpbrk(v, "*?[")) return false;
+    char *pat = sd_path_join(x->base_dir, v);
+    if (sd_file_exists(pat)) { /* a file whose name holds such a character */
+        free(pat);
+        return false;
     }
+    char w[512];
+    where_at(x, vn, w, sizeof w);
+    glob_t g;
+    int rc = glob(pat, GLOB_ERR, NULL, &g);
+    free(pat);
+    if (rc != 0) {
+        if (rc != GLOB_NOMATCH) globfree(&g);
+        sd_die(w, "key '%s': the pattern '%s' matches no file", k->key, v);
+    }
+    if (g.gl_pathc == 1) { /* one file: the plain path */
+        free(*shown);
+        *shown = sd_strdup(g.gl_pathv[0]);
+        globfree(&g);
+        return true;
+    }
+    *mix = sd_calloc(g.gl_pathc, sizeof **mix, "data mixture");
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        (*mix)[i].path = sd_strdup(g.gl_pathv[i]);
+        (*mix)[i].fraction = 1.0;
+    }
+    *n_mix = (int)g.gl_pathc;
+    globfree(&g);
+    mixture_name(*mix, *n_mix, shown);
+    return true;
 }
 
 static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
@@ -450,6 +493,10 @@ static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
                     (char **)((char *)c + k->off));
         return;
     }
+    if ((train || !strcmp(k->key, "data.eval")) && vn->type == YAML_SCALAR_NODE &&
+        set_glob(k, x, vn, train ? &c->train_mix : &c->eval_mix, train ? &c->n_train_mix : &c->n_eval_mix,
+                 (char **)((char *)c + k->off)))
+        return;
     if (k->type == K_MODEL) {
         if (vn->type != YAML_MAPPING_NODE)
             sd_die(w, "key 'model.config': expected a mapping of Hugging Face config.json fields");

@@ -40,6 +40,15 @@ done
 [ $same = 1 ] && [ -f cfg/data/uf_pq.h5 ] && ok "prepared datasets equal (ids, offsets, lengths, source rows)" \
   || bad "prepared datasets differ"
 
+# a split kept in shards, named by a glob pattern: every shard, in name order, each whole
+mkdir -p cfg/data/shards
+cp "$PQ/uf-rowgroups.parquet" cfg/data/shards/train-00001-of-00002.parquet
+cp "$PQ/uf.parquet" cfg/data/shards/train-00000-of-00002.parquet
+sed -e 's|train: data/uf.jsonl|train: "data/shards/train-*.parquet"|' cfg/jsonl.yaml > cfg/shards.yaml
+"$BIN" prepare cfg/shards.yaml --out shards.h5 > shards.log 2>&1 || bad "prepare shards: $(tail -2 shards.log)"
+grep -q "32 pairs" shards.log && grep -q "train-00000-of-00002.parquet 16 of 16, .*train-00001-of-00002.parquet 16 of 16" shards.log \
+  && ok "a glob pattern takes every shard, in order" || bad "shards: $(cat shards.log)"
+
 # score --write-ref: the rows as JSONL, every column kept, with the reference log-probs = the JSONL's own
 "$BIN" export --checkpoint cfg/out_pq --out hf 2>/dev/null || bad "export"
 "$BIN" score --model hf --data cfg/data/uf.jsonl --tokenizer "$TOK" --write-ref ref_jsonl.jsonl 2>/dev/null

@@ -153,6 +153,35 @@ int main(void) {
     CHECK(err("model: {init: m}\ndata: {train: {}}\n", "found an empty mapping"), "empty mixture");
     CHECK(err("model: {init: m}\ndata: {eval: {a.jsonl: 1, a.jsonl: 0.5}, train: p.jsonl}\n",
               "key 'data.eval': the file a.jsonl appears twice"), "mixture file twice");
+    /* a glob pattern: every match, sorted, as a mixture at 1.0; one match: the plain path; none: an error */
+    {
+        char tmpl[] = "/tmp/sd_cfg_glob_XXXXXX";
+        char *gd = mkdtemp(tmpl);
+        CHECK(gd != NULL, "mkdtemp");
+        const char *names[] = {"train-00001-of-00002.parquet", "train-00000-of-00002.parquet", "test-00000.parquet"};
+        for (int i = 0; i < 3 && gd; i++) {
+            char *f = sd_path_join(gd, names[i]);
+            sd_write_file_atomic(f, "x", 1);
+            free(f);
+        }
+        Config *g = config_load_string("model: {init: m}\ndata: {train: train-*.parquet, eval: 'test-*'}\n", "g.yaml", gd);
+        char *a0 = sd_path_join(gd, names[1]), *a1 = sd_path_join(gd, names[0]), *e0 = sd_path_join(gd, names[2]);
+        CHECK(g->n_train_mix == 2 && !strcmp(g->train_mix[0].path, a0) && !strcmp(g->train_mix[1].path, a1) &&
+                  g->train_mix[0].fraction == 1.0 && g->train_mix[1].fraction == 1.0,
+              "glob: two shards in order (%d parts)", g->n_train_mix);
+        CHECK(!g->eval_mix && !strcmp(g->data_eval, e0), "glob with one match: the path (%s)", g->data_eval);
+        config_free(g);
+        g_yaml = "model: {init: m}\ndata: {train: 'valid-*.parquet'}\n";
+        CHECK(expect_die(load_it, NULL, "key 'data.train': the pattern 'valid-*.parquet' matches no file"),
+              "glob without a match");
+        free(a0), free(a1), free(e0);
+        for (int i = 0; i < 3 && gd; i++) {
+            char *f = sd_path_join(gd, names[i]);
+            remove(f);
+            free(f);
+        }
+        if (gd) rmdir(gd);
+    }
     /* optim.schedule wsd and its decay keys: parsed, round-tripped only under wsd, refused elsewhere by line */
     {
         Config *w = config_load_string(MIN "optim: {schedule: wsd, decay_steps: 7, decay_type: 1-sqrt}\n", "w.yaml", "/b");
