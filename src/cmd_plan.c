@@ -275,7 +275,7 @@ static PlanCtx token_ctx(const PlanCtx *x, int dp, int *n_mb, double *n_avg) {
     PlanCtx y = *x;
     long B_loc = c->global_batch_pairs / dp;
     if (x->data) {
-        TokenSizes ts = train_token_sizes(c, x->data, x->steps, dp);
+        TokenSizes ts = train_token_sizes(c, x->data, 0, 0, x->steps, dp);
         y.layer_max = ts.tok, y.max_tokens = ts.att, y.lp_max = ts.lp;
         if (x->eval) train_eval_token_sizes(c, x->eval, dp, &y.layer_max, &y.max_tokens, &y.lp_max);
         *n_mb = ts.kmax > 0 ? ts.kmax : 1, *n_avg = ts.kmean > 0 ? ts.kmean : 1;

@@ -621,6 +621,26 @@ int train_run(const Config *c, const TrainOptions *opt) {
                     "step (eval.jsonl)\n", t->eval->n, t->eval->n_truncated,
                     c->eval_on_start ? "before the first step, " : "", every);
     }
+    /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
+    char *latest = NULL;
+    {
+        char pick[4096] = "";
+        if (g->rank == 0) {
+            latest = ckpt_find_latest_valid(c->ckpt_dir);
+            if (latest) snprintf(pick, sizeof pick, "%s", latest);
+            free(latest);
+        }
+        comm_bcast_bytes(g, GROUP_WORLD, pick, sizeof pick, 0);
+        latest = pick[0] ? sd_strdup(pick) : NULL;
+    }
+    /* where a resumed run goes on: the data position and step of that checkpoint (loaded whole below) */
+    long from_epoch = 0, from_pos = 0, from_step = 0;
+    if (latest) {
+        CkptReader *r = ckpt_open(latest);
+        const CkptMeta *meta = ckpt_meta(r);
+        from_epoch = meta->data_epoch, from_pos = meta->data_pos, from_step = meta->step;
+        ckpt_close(r);
+    }
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
@@ -630,7 +650,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->micro_batch_tokens > 0) { /* the run's cuts instead, and the held-out pairs' */
         max_tokens = max_att = max_lp = 0;
         if (t->eval) train_eval_token_sizes(c, t->eval, g->dp, &max_tokens, &max_att, &max_lp);
-        TokenSizes ts = train_token_sizes(c, t->data, t->total_steps, g->dp);
+        long left = t->total_steps > from_step ? t->total_steps - from_step : 0;
+        TokenSizes ts = train_token_sizes(c, t->data, from_epoch, from_pos, left, g->dp);
         max_tokens = ts.tok > max_tokens ? ts.tok : max_tokens, max_att = ts.att > max_att ? ts.att : max_att;
         max_lp = ts.lp > max_lp ? ts.lp : max_lp, n_mb = ts.kmax > 0 ? ts.kmax : 1;
         if (g->rank == 0)
@@ -730,18 +751,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
     t->metrics_path = sd_path_join(c->ckpt_dir, "metrics.jsonl");
     t->eval_path = sd_path_join(c->ckpt_dir, "eval.jsonl");
     if (c->tensorboard_dir && !eval_only && g->rank == 0) t->tf = tf_open(c->tensorboard_dir);
-    /* rank 0 verifies and picks the newest sound checkpoint; every rank loads the one it names */
-    char *latest = NULL;
-    {
-        char pick[4096] = "";
-        if (g->rank == 0) {
-            latest = ckpt_find_latest_valid(c->ckpt_dir);
-            if (latest) snprintf(pick, sizeof pick, "%s", latest);
-            free(latest);
-        }
-        comm_bcast_bytes(g, GROUP_WORLD, pick, sizeof pick, 0);
-        latest = pick[0] ? sd_strdup(pick) : NULL;
-    }
     if (latest) {
         load_checkpoint(t, latest);
         if (g->rank == 0 && eval_only) {

@@ -155,13 +155,13 @@ static void cut_sizes(const Config *c, const PairSet *ps, const size_t *my, cons
     }
 }
 
-TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int dp) {
+TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long epoch, long pos, long steps, int dp) {
     TokenSizes z = {0};
-    long B_loc = c->global_batch_pairs / dp, epoch = 0, pos = 0, order_epoch = -1;
+    long B_loc = c->global_batch_pairs / dp, order_epoch = -1;
     size_t n = ps->n, *order = sd_alloc((n ? n : 1) * sizeof(size_t), "epoch order");
     int *start = sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut");
     double ksum = 0, sum[3] = {0, 0, 0}; /* the layers' tokens, attention's, log-prob rows */
-    for (long s = 0; s < steps; s++) { /* the batches the trainer's steps take, from the run's start */
+    for (long s = 0; s < steps; s++) { /* the batches the trainer's steps take, from (epoch, pos) on */
         const size_t *batch = train_batch_next(c, n, &epoch, &pos, order, &order_epoch);
         int k = train_token_count(c, ps, batch, dp); /* once a step: O(batch) */
         z.kmax = k > z.kmax ? k : z.kmax;

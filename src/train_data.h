@@ -39,11 +39,6 @@ const size_t *train_batch_next(const Config *c, size_t n, long *epoch, long *pos
 int train_token_count(const Config *c, const PairSet *ps, const size_t *idx, int dp);
 /* ... and rank r's cut of its pairs into them (pairs.h pairs_token_groups): start[0..k]; returns k. */
 int train_token_cut(const Config *c, const PairSet *ps, const size_t *idx, int dp, int r, int *start);
-/* train.micro_batch_tokens over the first steps of a run on dp ranks (its batches are a function of the seed and the
- * epoch, known in advance): the largest micro-batch's tokens in the layers' layout (tok), in attention's sequences
- * (att), its log-prob rows (lp), the most micro-batches a rank runs in a step (kmax) and their mean (kmean), the
- * tokens of attention's sequences, in the layers' layout and the log-prob rows of all the steps' pairs per rank and
- * step (att_step, tok_step, lp_step: means; the planner's time). */
 /* train.micro_batch_tokens for the held-out evaluation: n pairs idx[0..n) of one DP rank (train_eval.h's split) cut
  * into the fewest micro-batches of at most the budget, balanced (no count to agree on: the evaluation runs no
  * collective per micro-batch across DP): start[0..k]; returns k (0 for no pairs). */
@@ -56,7 +51,14 @@ typedef struct {
     int kmax;
     double kmean, att_step, tok_step, lp_step;
 } TokenSizes;
-TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long steps, int dp);
+/* train.micro_batch_tokens over `steps` steps of a run on dp ranks from data position (epoch, pos) (0, 0: the run's
+ * start; a resumed run's checkpoint position: the batches it will take, whatever batch size or seed the run that
+ * wrote it had; its batches are a function of the seed and the epoch, known in advance): the largest micro-batch's
+ * tokens in the layers' layout (tok), in attention's sequences (att), its log-prob rows (lp), the most
+ * micro-batches a rank runs in a step (kmax) and their mean (kmean), the tokens of attention's sequences, in the
+ * layers' layout and the log-prob rows of all the steps' pairs per rank and step (att_step, tok_step, lp_step:
+ * means; the planner's time). */
+TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long epoch, long pos, long steps, int dp);
 /* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
  * (NULL or "auto": recognised from tokenizer_config.json). Used by score, analyze and the trainer. */
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
