@@ -58,4 +58,21 @@ tok_case all 1 1000 -
 setup six 2; sed -i 's/micro_batch_pairs: 2,/micro_batch_pairs: 6,/' run.yaml
 "$BIN" run.yaml 2> train.log || bad "six failed: $(tail -3 train.log)"
 same_state "$TMP/all" "$TMP/six" "budget 1000 = micro_batch_pairs 6"
+# a run resumed with another batch size and seed sizes the micro-batches it will take from its checkpoint's data
+# position on (configs/tiny.yaml's 384 pairs, budget 60: stopped after 2 steps of 48 pairs, resumed with 16 pairs a
+# step and seed 1 it reaches pairs a replay from step 0 at 16 a step never cuts: sized from there, a micro-batch of
+# 82 tokens in attention's sequences met activations sized for 80)
+mkdir -p "$TMP/resume" && cd "$TMP/resume" && cp -r "$SRC/configs/data" .
+sed -e 's|train: data/tiny_pairs.jsonl, eval: data/tiny_eval.jsonl|train: data/tiny_pairs.jsonl|' \
+    -e 's|, eval_every_steps: 30, eval_on_start: true||' -e 's|dir: ../out/tiny, every_steps: 30|dir: out, every_steps: 2|' \
+    -e 's|micro_batch_pairs: 8, max_steps: 60|micro_batch_pairs: 8, micro_batch_tokens: 60, max_steps: 12|' \
+    "$SRC/configs/tiny.yaml" > b.yaml
+sed -e 's|global_batch_pairs: 16|global_batch_pairs: 48|' b.yaml > a.yaml
+sed -i 's|seed: 0}|seed: 1}|' b.yaml
+grep -q "global_batch_pairs: 48, micro_batch_pairs: 8, micro_batch_tokens: 60, max_steps: 12, seed: 0}" a.yaml \
+  || bad "configs/tiny.yaml changed: edit this test"
+"$BIN" a.yaml --stop-at-step 2 2> a.log || bad "first run: $(tail -2 a.log)"
+if "$BIN" b.yaml 2> b.log && grep -q "resuming from" b.log && tail -1 out/metrics.jsonl | grep -q "\"step\": 12,"; then
+  ok "resumed with another batch size and seed: its micro-batches fit"
+else bad "resume: $(grep -E 'sized|resuming|error' b.log | head -3)"; fi
 finish
