@@ -147,6 +147,9 @@ void pq_meta_free(PqMeta *m);
 void pq_cursor_start(ParquetFile *pf, PqCursor *c, const PqRowGroup *rg);
 /* Makes the next level entry available: false at the chunk's end. */
 bool pq_cursor_more(ParquetFile *pf, PqCursor *c);
+/* Whether this build decompresses codec c; pq_die_codec dies naming it (and the package that would). */
+bool pq_codec_supported(int c);
+SD_NORETURN void pq_die_codec(ParquetFile *pf, int codec);
 /* Frees the cursor's pages and dictionary. */
 void pq_cursor_release(PqCursor *c);
 

@@ -47,6 +47,40 @@ const char *parquet_codecs(void) {
         ;
 }
 
+static const char *codec_name(int c);
+static const char *codec_package(int c);
+
+bool pq_codec_supported(int c) {
+    switch (c) {
+    case PQ_UNCOMPRESSED: return true;
+#ifdef SIMPO_HAVE_SNAPPY
+    case PQ_SNAPPY: return true;
+#endif
+#ifdef SIMPO_HAVE_ZLIB
+    case PQ_GZIP: return true;
+#endif
+#ifdef SIMPO_HAVE_ZSTD
+    case PQ_ZSTD: return true;
+#endif
+#ifdef SIMPO_HAVE_LZ4
+    case PQ_LZ4_RAW: return true;
+#endif
+#ifdef SIMPO_HAVE_BROTLI
+    case PQ_BROTLI: return true;
+#endif
+    default: return false;
+    }
+}
+
+void pq_die_codec(ParquetFile *pf, int codec) {
+    const char *pkg = codec_package(codec);
+    if (pkg)
+        pq_die(pf, "compressed with %s, which this build does not decompress (it has: %s); install %s and rebuild",
+               codec_name(codec), parquet_codecs(), pkg);
+    pq_die(pf, "compressed with %s (codec %d), which simpo_dist does not read (it reads: %s)", codec_name(codec),
+           codec, parquet_codecs());
+}
+
 static const char *codec_name(int c) {
     static const char *names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO", "BROTLI", "LZ4", "ZSTD", "LZ4_RAW"};
     return c >= 0 && c < 8 ? names[c] : "an unknown codec";
@@ -133,14 +167,7 @@ static void decompress(ParquetFile *pf, int codec, const uint8_t *src, size_t n,
         break;
     }
 #endif
-    default: {
-        const char *pkg = codec_package(codec);
-        if (pkg)
-            pq_die(pf, "compressed with %s, which this build does not decompress (it has: %s); install %s and "
-                       "rebuild", codec_name(codec), parquet_codecs(), pkg);
-        pq_die(pf, "compressed with %s (codec %d), which simpo_dist does not read (it reads: %s)",
-               codec_name(codec), codec, parquet_codecs());
-    }
+    default: pq_die_codec(pf, codec);
     }
     if (!ok) pq_die(pf, "the %s data does not decompress to the %zu bytes its page header gives", codec_name(codec),
                     want);

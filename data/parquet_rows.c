@@ -276,6 +276,15 @@ ParquetFile *parquet_open(const char *path, const char *const *fields, int nfiel
                        pf->paths[c][0]->name);
         }
     }
+    /* a codec the build lacks: said at once, not at the first page of that column */
+    for (int g = 0; g < m->nrg; g++)
+        for (int c = 0; c < pf->ncur; c++) {
+            const PqColumnMeta *cm = &m->rgs[g].cols[pf->cur[c].leaf];
+            if (!pq_codec_supported(cm->codec)) {
+                snprintf(pf->where, sizeof pf->where, "%s: column '%s'", pf->path, pf->paths[c][0]->name);
+                pq_die_codec(pf, cm->codec);
+            }
+        }
     if (rows != m->num_rows)
         pq_die(pf, "its row groups hold %lld rows, the footer says %lld", (long long)rows, (long long)m->num_rows);
     /* dotted names for errors: the leaf's path_in_schema in the first row group */
