@@ -8,7 +8,7 @@
 #endif
 #include "pairs.h"
 #include <cjson/cJSON.h>
-#include "parquet.h"
+#include "records.h"
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -17,35 +17,25 @@
 #include <string.h>
 #include "util.h"
 
-/* What pairs_load_jsonl holds while it reads; released by load_die before dying. */
+/* What pairs_load_jsonl holds while it reads: on sd_die's cleanup stack for the whole load, so any error (ours,
+ * the record reader's, the tokenizer's or the chat template's) releases it. */
 typedef struct {
-    FILE *f;
-    char *line;
-    cJSON *obj;
+    Records *rec;
     PairSet *ps;
-    ParquetFile *pq;    /* a Parquet file's rows instead of lines */
-    bool pushed;        /* load_release is on sd_die's cleanup stack (the Parquet reader dies by itself) */
-    char where[4096];   /* "<file>:<line>" or "<file>: row <n>" */
 } Load;
 
 static void load_release(void *arg) {
     Load *L = arg;
-    if (L->f) fclose(L->f);
-    parquet_close(L->pq);
-    free(L->line);
-    cJSON_Delete(L->obj);
+    records_close(L->rec);
     pairs_free(L->ps);
 }
 SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
+    char msg[3072];
     va_list ap;
     va_start(ap, fmt);
-    if (L->pushed) { /* the cleanup stack releases L */
-        char msg[3072];
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        sd_die(L->where, "%s", msg);
-    }
-    sd_die_release(load_release, L, L->where, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sd_die(records_where(L->rec), "%s", msg);
 }
 
 /* An array of token ids (field `field` of the line's object); the caller frees. */
@@ -83,9 +73,7 @@ static void pair_from_object(Load *L, const cJSON *obj, const PairsFormat *fmt, 
         p->rejected = read_ids(L, obj, "rejected_ids", &p->n_rejected, vocab_size, false);
     } else {
         char err[512];
-        if (!L->pushed) sd_cleanup_push(load_release, L); /* the chat template dies itself on what it rejects */
-        bool ok = pair_from_text(obj, fmt, L->where, p, err, sizeof err);
-        if (!L->pushed) sd_cleanup_pop();
+        bool ok = pair_from_text(obj, fmt, records_where(L->rec), p, err, sizeof err);
         if (!ok) load_die(L, "%s", err);
     }
     if ((long)p->n_prompt + p->n_chosen > PAIRS_MAX_PAIR_TOKENS ||
@@ -112,27 +100,6 @@ PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
     return pairs_load_jsonl_fmt(path, &f);
 }
 
-/* getline with a bound: reads one line into *buf (grown as needed); returns its length, -1 at end of file, and
- * -2 when the line is longer than max bytes (the rest is not read). */
-static ssize_t read_line_bounded(char **buf, size_t *cap, FILE *f, size_t max) {
-    size_t n = 0;
-    int c;
-    while ((c = getc(f)) != EOF) {
-        if (n + 2 > *cap) {
-            size_t nc = *cap ? 2 * *cap : 4096;
-            if (nc > max + 2) nc = max + 2;
-            if (n + 2 > nc) return -2;
-            *buf = sd_realloc(*buf, nc, "line");
-            *cap = nc;
-        }
-        (*buf)[n++] = (char)c;
-        if (c == '\n') break;
-    }
-    if (n == 0 && c == EOF) return -1;
-    (*buf)[n] = 0;
-    return (ssize_t)n;
-}
-
 /* A new, zeroed pair at the end of ps (counted now, so that pairs_free releases a half-read pair on an error). */
 static Pair *new_pair(PairSet *ps, size_t *cap, int line) {
     if (ps->n == *cap) {
@@ -145,82 +112,30 @@ static Pair *new_pair(PairSet *ps, size_t *cap, int line) {
     return p;
 }
 
-/* The rows of a Parquet file (a dataset as the Hugging Face Hub keeps it), each row's object read as a JSONL
- * line's would be; a pair's line is its row (1-based). Only the columns a pair may use are read. */
-static PairSet *pairs_load_parquet(const char *path, const PairsFormat *fmt) {
+PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
+    /* the fields a pair may use: a Parquet file's other columns are not read */
     static const char *const fields[] = {"prompt_ids", "chosen_ids", "rejected_ids", "prompt", "chosen",
                                          "rejected", "ref_chosen_logp", "ref_rejected_logp"};
-    Load L;
-    memset(&L, 0, sizeof L);
-    snprintf(L.where, sizeof L.where, "%s", path);
-    L.pushed = true;
+    Load L = {0};
     sd_cleanup_push(load_release, &L);
-    L.pq = parquet_open(path, fields, (int)(sizeof fields / sizeof *fields));
-    if (!parquet_has_field(L.pq, "chosen") && !parquet_has_field(L.pq, "chosen_ids"))
+    L.rec = records_open(path, fields, (int)(sizeof fields / sizeof *fields));
+    if (!records_has_field(L.rec, "chosen") && !records_has_field(L.rec, "chosen_ids"))
         load_die(&L, "has neither a 'chosen' nor a 'chosen_ids' column (a preference dataset has prompt, chosen, "
                      "rejected, or prompt_ids, chosen_ids, rejected_ids)");
     L.ps = sd_calloc(1, sizeof(PairSet), "pairs");
     L.ps->source = sd_strdup(path);
     L.ps->all_have_ref = true;
     size_t cap = 0;
-    const cJSON *row;
-    int64_t r;
-    while ((row = parquet_next_row(L.pq, &r))) {
-        if (r > INT32_MAX) load_die(&L, "more than %d rows", INT32_MAX);
-        snprintf(L.where, sizeof L.where, "%s: row %lld", path, (long long)r);
-        pair_from_object(&L, row, fmt, new_pair(L.ps, &cap, (int)r));
+    const cJSON *obj;
+    long num;
+    while ((obj = records_next(L.rec, &num))) {
+        if (num > INT32_MAX) load_die(&L, "beyond record %d", INT32_MAX);
+        pair_from_object(&L, obj, fmt, new_pair(L.ps, &cap, (int)num));
     }
-    snprintf(L.where, sizeof L.where, "%s", path);
-    if (L.ps->n == 0) load_die(&L, "holds no preference pairs (no rows)");
-    parquet_close(L.pq);
-    L.pq = NULL;
+    if (L.ps->n == 0) load_die(&L, "holds no preference pairs (empty file)");
+    records_close(L.rec);
     sd_cleanup_pop();
     return L.ps;
-}
-
-PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
-    if (parquet_is_parquet(path)) return pairs_load_parquet(path, fmt);
-    Load L;
-    memset(&L, 0, sizeof L);
-    snprintf(L.where, sizeof L.where, "%s", path);
-    L.f = fopen(path, "r");
-    if (!L.f) load_die(&L, "cannot open: %s", strerror(errno));
-    L.ps = sd_calloc(1, sizeof(PairSet), "pairs");
-    PairSet *ps = L.ps;
-    ps->source = sd_strdup(path);
-    ps->all_have_ref = true;
-    size_t cap = 0, lcap = 0;
-    ssize_t len;
-    int lineno = 0;
-    errno = 0;
-    for (;;) {
-        len = read_line_bounded(&L.line, &lcap, L.f, PAIRS_MAX_LINE_BYTES);
-        if (len == -1) break;
-        lineno++;
-        snprintf(L.where, sizeof L.where, "%s:%d", path, lineno);
-        if (len == -2) load_die(&L, "line longer than %d bytes (the limit of one preference pair)", PAIRS_MAX_LINE_BYTES);
-        bool blank = true;
-        for (ssize_t i = 0; i < len && blank; i++)
-            blank = L.line[i] == ' ' || L.line[i] == '\t' || L.line[i] == '\n' || L.line[i] == '\r';
-        if (blank) continue;
-        if ((ssize_t)strlen(L.line) != len) load_die(&L, "invalid JSON (the line holds a NUL byte)");
-        /* require_null_terminated: nothing but whitespace may follow the object */
-        L.obj = cJSON_ParseWithOpts(L.line, NULL, 1);
-        if (!L.obj || !cJSON_IsObject(L.obj))
-            load_die(&L, "invalid JSON (expected one object per line: prompt_ids, chosen_ids, rejected_ids, or "
-                         "prompt, chosen, rejected)");
-        pair_from_object(&L, L.obj, fmt, new_pair(ps, &cap, lineno));
-        cJSON_Delete(L.obj);
-        L.obj = NULL;
-    }
-    snprintf(L.where, sizeof L.where, "%s", path);
-    if (ferror(L.f)) load_die(&L, "read error: %s", strerror(errno ? errno : EIO));
-    free(L.line);
-    L.line = NULL;
-    fclose(L.f);
-    L.f = NULL;
-    if (ps->n == 0) load_die(&L, "holds no preference pairs (empty file)");
-    return ps;
 }
 
 void pairs_free(PairSet *ps) {

@@ -12,7 +12,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "generate.h"
-#include "parquet.h"
+#include "records.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -32,7 +32,8 @@ static const char *USAGE =
     "                       \"content\": ..}, ..]} (chat-templated; a final assistant message is dropped) |\n"
     "                       {\"prompt_ids\": [..]}. Each line is written back, in order, with \"output\" (text,\n"
     "                       with a tokenizer), \"output_ids\" and \"finish_reason\" (stop | length | context) added.\n"
-    "                       Or a Parquet file: each row's prompt_ids, else prompt, else messages\n"
+    "                       Or a JSON array of such objects, or a Parquet file: each row's prompt_ids, else\n"
+    "                       prompt, else messages\n"
     "  --tokenizer DIR      tokenizer.json, and tokenizer_config.json for the chat template\n"
     "  --max-new-tokens N   default 256\n"
     "  --temperature T      0 (default): greedy, the most probable token; > 0: sample softmax(logits / T)\n"
@@ -208,41 +209,19 @@ static void add_prompt(Prompt **ps, int *n, int *cap, cJSON *o, int line, const 
     gen_check_prompt(q->ids, q->n, V, max_pos, where);
 }
 
-/* The prompts of --data: JSONL lines, or a Parquet file's rows (its prompt_ids, prompt, prompt_id and messages
- * columns, written back with each output). */
+/* The prompts of --data: JSONL lines, a JSON array's elements, or a Parquet file's rows (its prompt_ids, prompt,
+ * prompt_id and messages columns), each written back with its output. */
 static Prompt *load_data(const char *path, Text *tx, int V, int max_pos, int *count) {
-    int cap = 16, n = 0, line = 0;
+    static const char *const cols[] = {"prompt_id", "prompt", "messages", "prompt_ids"};
+    int cap = 16, n = 0;
     Prompt *ps = sd_alloc((size_t)cap * sizeof *ps, "prompts");
-    char where[512];
-    if (parquet_is_parquet(path)) {
-        static const char *const cols[] = {"prompt_id", "prompt", "messages", "prompt_ids"};
-        ParquetFile *pq = parquet_open(path, cols, 4);
-        const cJSON *row;
-        int64_t r;
-        while ((row = parquet_next_row(pq, &r))) {
-            snprintf(where, sizeof where, "%s: row %lld", path, (long long)r);
-            add_prompt(&ps, &n, &cap, cJSON_Duplicate(row, 1), (int)r, where, true, tx, V, max_pos);
-        }
-        parquet_close(pq);
-    } else {
-        size_t len;
-        char *text = sd_read_file(path, &len);
-        if (!text) sd_die(path, "cannot read: %s", strerror(errno));
-        for (char *p = text; *p;) {
-            char *nl = strchr(p, '\n');
-            if (nl) *nl = 0;
-            line++;
-            char *s = p;
-            p = nl ? nl + 1 : p + strlen(p);
-            if (strspn(s, " \t\r") == strlen(s)) continue; /* blank */
-            snprintf(where, sizeof where, "%s:%d", path, line);
-            cJSON *o = cJSON_Parse(s);
-            if (!o) sd_die(where, "invalid JSON");
-            if (!cJSON_IsObject(o)) sd_die(where, "expected a JSON object");
-            add_prompt(&ps, &n, &cap, o, line, where, false, tx, V, max_pos);
-        }
-        free(text);
-    }
+    Records *rec = records_open(path, cols, 4);
+    const cJSON *o;
+    long num;
+    while ((o = records_next(rec, &num)))
+        add_prompt(&ps, &n, &cap, cJSON_Duplicate(o, 1), (int)num, records_where(rec), records_is_table(rec), tx, V,
+                   max_pos);
+    records_close(rec);
     if (n == 0) sd_die(path, "holds no prompts");
     *count = n;
     return ps;

@@ -10,7 +10,7 @@
 #include "model.h"
 #include "score.h"
 #include "pairs.h"
-#include "parquet.h"
+#include "records.h"
 #include "train_data.h"
 #include "util.h"
 
@@ -28,28 +28,8 @@ static const char *USAGE =
     "  --out FILE        write there instead of stdout\n"
     "  --write-ref FILE  instead: copy every pair of PAIRS.jsonl to FILE with ref_chosen_logp and\n"
     "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n"
-    "                    (a Parquet file's rows are written as JSONL lines, every column kept)\n";
-
-/* The raw text of every line of path (caller frees lines and the array). */
-static char **read_lines(const char *path, size_t *n_out) {
-    size_t len;
-    char *text = sd_read_file(path, &len);
-    if (!text) sd_die(path, "cannot read");
-    size_t cap = 64, n = 0;
-    char **lines = sd_alloc(cap * sizeof(char *), "lines");
-    for (char *p = text; *p;) {
-        char *nl = strchr(p, '\n');
-        size_t l = nl ? (size_t)(nl - p) : strlen(p);
-        if (n == cap) lines = sd_realloc(lines, (cap *= 2) * sizeof(char *), "lines");
-        lines[n] = sd_alloc(l + 1, "line");
-        memcpy(lines[n], p, l);
-        lines[n++][l] = 0;
-        p += l + (nl != NULL);
-    }
-    free(text);
-    *n_out = n;
-    return lines;
-}
+    "                    (JSONL out, whatever PAIRS is: a JSON array's elements, a Parquet file's rows with\n"
+    "                    every column)\n";
 
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL, *tok = NULL, *fmt = NULL,
@@ -68,10 +48,8 @@ int cmd_score(int argc, char **argv) {
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
     score_pairs(model_dir, &mc, ps, all, &so);
-    size_t nlines = 0;
-    /* the source rows to copy: a Parquet file's (every column), or the JSONL's lines */
-    ParquetFile *pq = ref_path && parquet_is_parquet(data) ? parquet_open(data, NULL, 0) : NULL;
-    char **lines = ref_path && !pq ? read_lines(data, &nlines) : NULL;
+    /* the records to copy, each whole (a Parquet file's every column): one a pair, in order */
+    Records *rec = ref_path ? records_open(data, NULL, 0) : NULL;
     char *tmp = NULL;
     if (ref_path) { /* written to a temporary name, renamed when complete */
         tmp = sd_alloc(strlen(ref_path) + 5, "path");
@@ -84,13 +62,10 @@ int cmd_score(int argc, char **argv) {
         const SeqLogp *s = &all[2 * i];
         if (ref_path) {
             const Pair *p = &ps->pairs[i];
-            cJSON *o = NULL;
-            if (pq) { /* every row is a pair, in order */
-                int64_t r = 0;
-                const cJSON *row = parquet_next_row(pq, &r);
-                if (!row || r != p->line) sd_die(data, "row %d changed while it was read", p->line);
-                o = cJSON_Duplicate(row, 1);
-            } else o = cJSON_Parse(lines[p->line - 1]);
+            long num = 0;
+            const cJSON *src = records_next(rec, &num);
+            if (!src || num != p->line) sd_die(data, "changed while it was read (record of line or row %d)", p->line);
+            cJSON *o = cJSON_Duplicate(src, 1);
             cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_chosen_logp");
             cJSON_DeleteItemFromObjectCaseSensitive(o, "ref_rejected_logp");
             cJSON_AddNumberToObject(o, "ref_chosen_logp", s[0].sum);
@@ -109,9 +84,7 @@ int cmd_score(int argc, char **argv) {
     }
     if (out != stdout && fclose(out) != 0) sd_die(dest, "write failed");
     if (ref_path && rename(tmp, ref_path) != 0) sd_die(ref_path, "cannot rename %s into place", tmp);
-    for (size_t i = 0; i < nlines; i++) free(lines[i]);
-    free(lines);
-    parquet_close(pq);
+    records_close(rec);
     free(tmp);
     free(all);
     pairs_free(ps);

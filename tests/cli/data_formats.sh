@@ -1,8 +1,10 @@
-# Parquet in, as the Hugging Face Hub keeps preference datasets: an UltraFeedback-schema file (prompt, prompt_id,
-# chosen/rejected/messages as lists of {content, role} structs, scores; written by arrow-rs, see
-# tests/fixtures/parquet/README.md) trains, prepares and scores exactly as the same pairs in JSONL do; pre-tokenized
-# pairs with reference log-probs likewise; `score --write-ref` turns the rows into JSONL; `generate --data` reads a
-# prompts file; a file without pair columns or a damaged file is an error naming it.
+# Data as the Hugging Face Hub keeps it and as the SimPO repository's scripts write it: an UltraFeedback-schema
+# Parquet file (prompt, prompt_id, chosen/rejected/messages as lists of {content, role} structs, scores; written by
+# arrow-rs, see tests/fixtures/parquet/README.md) and the same rows as an indented JSON array (json.dump of a list:
+# the SimPO repository's on-policy data generation) train, prepare and score exactly as the same pairs in JSONL do;
+# pre-tokenized pairs with reference log-probs likewise; a split in shards by a glob pattern; `score --write-ref`
+# turns the rows into JSONL; `generate --data` reads a prompts file; a file without pair columns or a damaged file
+# is an error naming it.
 source "$(dirname "$0")/lib.bash"
 TOK=${SIMPO_TOKENIZERS:?}/llama3
 [ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
@@ -28,6 +30,15 @@ if [ -s cfg/out_pq/metrics.jsonl ] && [ "$(wc -l < cfg/out_pq/metrics.jsonl)" = 
    diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) >/dev/null; then
   ok "Parquet trains to the metrics of the same pairs in JSONL, bit for bit"
 else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) | head -4)"; fi
+
+# the same pairs as an indented JSON array
+python3 -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=4)' \
+  cfg/data/uf.jsonl cfg/data/uf_arr.json
+sed -e 's|train: data/uf.jsonl|train: data/uf_arr.json|' -e 's|dir: out_jsonl|dir: out_arr|' cfg/jsonl.yaml > cfg/arr.yaml
+if "$BIN" cfg/arr.yaml 2> arr.log && [ -s cfg/out_arr/metrics.jsonl ] &&
+   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_arr/metrics.jsonl) >/dev/null; then
+  ok "a JSON array of the pairs trains to the JSONL's metrics, bit for bit"
+else bad "JSON array run: $(tail -2 arr.log)"; fi
 
 # prepare: the same token ids, lengths and source rows as from the JSONL
 "$BIN" prepare cfg/jsonl.yaml > prep1.log 2>&1 && "$BIN" prepare cfg/pq.yaml > prep2.log 2>&1 \
@@ -56,6 +67,9 @@ grep -q "32 pairs" shards.log && grep -q "train-00000-of-00002.parquet 16 of 16,
 [ "$(wc -l < ref_pq.jsonl)" = 16 ] && cmp -s ref_jsonl.jsonl ref_pq.jsonl \
   && ok "score --write-ref: Parquet rows written as the JSONL's lines, with the same reference log-probs" \
   || bad "write-ref: $(tail -2 score.log) $(diff ref_jsonl.jsonl ref_pq.jsonl | head -3)"
+"$BIN" score --model hf --data cfg/data/uf_arr.json --tokenizer "$TOK" --write-ref ref_arr.jsonl 2> score2.log
+[ "$(wc -l < ref_arr.jsonl)" = 16 ] && cmp -s ref_jsonl.jsonl ref_arr.jsonl \
+  && ok "score --write-ref: a JSON array's elements written as JSONL lines" || bad "write-ref array: $(tail -2 score2.log)"
 grep -q '"score_chosen":' ref_pq.jsonl && grep -q '"messages":' ref_pq.jsonl && ok "write-ref keeps the other columns" \
   || bad "columns lost: $(head -c 300 ref_pq.jsonl)"
 
@@ -83,7 +97,12 @@ for l in open(sys.argv[1]):
 EOF
 "$BIN" generate --model hf --tokenizer "$TOK" --data "$PQ/prompts.parquet" --max-new-tokens 4 --out gen_pq.jsonl 2> g1.log
 "$BIN" generate --model hf --tokenizer "$TOK" --data prompts.jsonl --max-new-tokens 4 --out gen_jsonl.jsonl 2> g2.log
+python3 -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=2)' \
+  prompts.jsonl prompts.json
+"$BIN" generate --model hf --tokenizer "$TOK" --data prompts.json --max-new-tokens 4 --out gen_arr.jsonl 2> g3.log
 ids_of() { grep -o '"output_ids":\[[^]]*\]' "$1"; }
+[ "$(ids_of gen_arr.jsonl | wc -l)" = 5 ] && [ "$(ids_of gen_arr.jsonl)" = "$(ids_of gen_jsonl.jsonl)" ] \
+  && ok "generate --data reads a JSON array of prompts" || bad "generate array: $(tail -2 g3.log)"
 [ "$(ids_of gen_pq.jsonl | wc -l)" = 5 ] && [ "$(ids_of gen_pq.jsonl)" = "$(ids_of gen_jsonl.jsonl)" ] \
   && ok "generate --data reads a Parquet file's prompts" || bad "generate: $(cat g1.log g2.log | tail -2)"
 
