@@ -48,7 +48,8 @@ static const KeySpec KEYS[] = {
      "matmuls round anyway (bit for bit the numbers of fp32 storage)"},
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
-     "training pairs: JSONL (token ids, chat messages or text), a Parquet file of the same columns (a Hub "
+     "training pairs: JSONL (token ids, chat messages or text), a JSON array of such objects, a Parquet file of the "
+     "same columns (a Hub "
      "dataset's, e.g. UltraFeedback's train_prefs) or an HDF5 dataset from `prepare` (required); a glob "
      "pattern (data/train-*.parquet: a split in shards) takes every match, sorted, each whole; or "
      "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
