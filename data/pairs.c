@@ -42,7 +42,11 @@ SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) 
 static int *read_ids(Load *L, const cJSON *obj, const char *field, int *n_out, int vocab, bool allow_empty) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, field);
     const char *what = allow_empty ? "an array of token ids" : "a non-empty array of token ids";
-    if (!a) load_die(L, "field '%s' is missing (expected %s)", field, what);
+    if (!a) {
+        char names[512];
+        records_field_names(L->rec, obj, names, sizeof names);
+        load_die(L, "field '%s' is missing (expected %s; the record has: %s)", field, what, names);
+    }
     if (!cJSON_IsArray(a)) load_die(L, "field '%s': expected %s", field, what);
     int n = cJSON_GetArraySize(a);
     if (n == 0 && !allow_empty) load_die(L, "field '%s': expected %s", field, what);
@@ -74,6 +78,11 @@ static void pair_from_object(Load *L, const cJSON *obj, const PairsFormat *fmt, 
     } else {
         char err[512];
         bool ok = pair_from_text(obj, fmt, records_where(L->rec), p, err, sizeof err);
+        if (!ok && strstr(err, "missing")) { /* say what the record has instead */
+            char names[512];
+            records_field_names(L->rec, obj, names, sizeof names);
+            load_die(L, "%s (the record has: %s)", err, names);
+        }
         if (!ok) load_die(L, "%s", err);
     }
     if ((long)p->n_prompt + p->n_chosen > PAIRS_MAX_PAIR_TOKENS ||
@@ -119,9 +128,12 @@ PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt) {
     Load L = {0};
     sd_cleanup_push(load_release, &L);
     L.rec = records_open(path, fields, (int)(sizeof fields / sizeof *fields));
-    if (!records_has_field(L.rec, "chosen") && !records_has_field(L.rec, "chosen_ids"))
+    if (!records_has_field(L.rec, "chosen") && !records_has_field(L.rec, "chosen_ids")) {
+        char names[512];
+        records_field_names(L.rec, NULL, names, sizeof names);
         load_die(&L, "has neither a 'chosen' nor a 'chosen_ids' column (a preference dataset has prompt, chosen, "
-                     "rejected, or prompt_ids, chosen_ids, rejected_ids)");
+                     "rejected, or prompt_ids, chosen_ids, rejected_ids; this one has: %s)", names);
+    }
     L.ps = sd_calloc(1, sizeof(PairSet), "pairs");
     L.ps->source = sd_strdup(path);
     L.ps->all_have_ref = true;

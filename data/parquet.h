@@ -39,6 +39,8 @@ ParquetFile *parquet_open(const char *path, const char *const *fields, int nfiel
 int64_t parquet_num_rows(const ParquetFile *pf);
 /* Whether the file's schema has this top-level field and it was selected. */
 bool parquet_has_field(const ParquetFile *pf, const char *name);
+/* The file's top-level field names, selected or not, in schema order, joined by ", " into buf (cut to n bytes). */
+void parquet_field_names(const ParquetFile *pf, char *buf, size_t n);
 /* The next row as a JSON object (owned by pf: valid until the next call or parquet_close), NULL after the last.
  * *row_out (may be NULL) gets its 1-based number. */
 const struct cJSON *parquet_next_row(ParquetFile *pf, int64_t *row_out);

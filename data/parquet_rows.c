@@ -307,6 +307,22 @@ ParquetFile *parquet_open(const char *path, const char *const *fields, int nfiel
 
 int64_t parquet_num_rows(const ParquetFile *pf) { return pf->meta.num_rows; }
 
+void parquet_field_names(const ParquetFile *pf, char *buf, size_t n) {
+    if (!n) return;
+    buf[0] = 0;
+    /* the root's children: walk the depth-first list, skipping each child's subtree */
+    const PqMeta *m = &pf->meta;
+    int si = 1, pending = 1; /* elements still to visit in the current subtree */
+    size_t len = 0;
+    for (int k = 0; k < m->schema[0].num_children && si < m->nschema; k++) {
+        const char *name = m->schema[si].name ? m->schema[si].name : "?";
+        int w = snprintf(buf + len, n - len, "%s%s", k ? ", " : "", name);
+        if (w < 0 || (size_t)w >= n - len) return;
+        len += (size_t)w;
+        for (pending = 1; pending > 0 && si < m->nschema; si++) pending += m->schema[si].num_children - 1;
+    }
+}
+
 bool parquet_has_field(const ParquetFile *pf, const char *name) {
     for (int k = 0; k < pf->root->nfields; k++)
         if (!strcmp(pf->root->fields[k]->name, name)) return true;

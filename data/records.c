@@ -194,6 +194,21 @@ bool records_has_field(const Records *r, const char *name) {
     return r->kind != REC_PARQUET || parquet_has_field(r->pq, name);
 }
 
+void records_field_names(const Records *r, const cJSON *obj, char *buf, size_t n) {
+    if (!n) return;
+    if (r->kind == REC_PARQUET) {
+        parquet_field_names(r->pq, buf, n);
+        return;
+    }
+    size_t len = 0;
+    buf[0] = 0;
+    for (const cJSON *m = obj ? obj->child : NULL; m; m = m->next) {
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", m->string ? m->string : "?");
+        if (w < 0 || (size_t)w >= n - len) return;
+        len += (size_t)w;
+    }
+}
+
 void records_close(Records *r) {
     if (!r) return;
     if (r->f) fclose(r->f);

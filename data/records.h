@@ -12,6 +12,7 @@
 #ifndef SD_RECORDS_H
 #define SD_RECORDS_H
 #include <stdbool.h>
+#include <stddef.h>
 
 #define RECORDS_MAX_BYTES (64 << 20)
 
@@ -31,6 +32,9 @@ const char *records_where(const Records *r);
 bool records_is_table(const Records *r);
 /* Parquet: whether the file has this (selected) column; other formats: true (a record says). */
 bool records_has_field(const Records *r, const char *name);
+/* The fields records may have, joined by ", " into buf (cut to n bytes): a Parquet file's top-level columns (all,
+ * selected or not), else obj's members (the current record's). For errors that name a missing field. */
+void records_field_names(const Records *r, const struct cJSON *obj, char *buf, size_t n);
 /* Frees r; NULL is ignored. */
 void records_close(Records *r);
 /* records_close for sd_cleanup_push. */

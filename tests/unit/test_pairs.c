@@ -338,6 +338,7 @@ int main(void) {
     CHECK(bad(buf, vocab, want), "%s", want)
     BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2]", 0, "bad.jsonl:2: invalid JSON");
     BAD("{\"prompt_ids\": [1], \"rejected_ids\": [3]}", 0, "bad.jsonl:2: field 'chosen_ids' is missing");
+    BAD("{\"prompt_ids\": [1], \"rejected_ids\": [3]}", 0, "the record has: prompt_ids, rejected_ids)");
     BAD("{\"prompt_ids\": [1], \"chosen_ids\": [], \"rejected_ids\": [3]}", 0, "field 'chosen_ids': expected a non-empty");
     BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2.5], \"rejected_ids\": [3]}", 0, "field 'chosen_ids': element 0");
     BAD("{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [-3]}", 0, "field 'rejected_ids': element 0");

@@ -240,7 +240,9 @@ int main(int argc, char **argv) {
     /* a pair file without the pair columns: the loader names what it needs */
     char *p = sd_path_join(dir, "prompts.parquet");
     a.path = p;
-    CHECK(expect_die(load_pairs, &a, "has neither a 'chosen' nor a 'chosen_ids' column"), "no pair columns");
+    CHECK(expect_die(load_pairs, &a, "has neither a 'chosen' nor a 'chosen_ids' column (a preference dataset has "
+                                     "prompt, chosen, rejected, or prompt_ids, chosen_ids, rejected_ids; this one "
+                                     "has: prompt, messages)"), "no pair columns: the file's columns named");
     free(p);
 
     /* byte flips all over an uncompressed and a compressed file: each read ends in rows or a clear error */
