@@ -30,12 +30,9 @@ static void load_release(void *arg) {
     pairs_free(L->ps);
 }
 SD_NORETURN SD_PRINTF(2, 3) static void load_die(Load *L, const char *fmt, ...) {
-    char msg[3072];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sd_die(records_where(L->rec), "%s", msg);
+    sd_vdie(records_where(L->rec), fmt, ap);
 }
 
 /* An array of token ids (field `field` of the line's object); the caller frees. */

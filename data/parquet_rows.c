@@ -49,10 +49,7 @@ static void release(void *arg) { parquet_close(arg); }
 void pq_die(ParquetFile *pf, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sd_die(pf->where, "%s", msg);
+    sd_vdie(pf->where, fmt, ap);
 }
 
 bool parquet_is_parquet(const char *path) {

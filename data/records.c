@@ -34,12 +34,9 @@ void records_release(void *r) { records_close(r); }
 
 /* Dies naming r->where; r is released by the caller's cleanup, not here. */
 SD_NORETURN SD_PRINTF(2, 3) static void rec_die(Records *r, const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sd_die(r->where, "%s", msg);
+    sd_vdie(r->where, fmt, ap);
 }
 
 static int rec_getc(Records *r) {

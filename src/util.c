@@ -48,14 +48,17 @@ void sd_set_abort_hook(void (*hook)(int), int rank, int world) {
 void sd_set_die_trap(void (*trap)(const char *)) { g_die_trap = trap; }
 
 void sd_die(const char *where, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sd_vdie(where, fmt, ap);
+}
+
+void sd_vdie(const char *where, const char *fmt, va_list ap) {
     char msg[4096];
     int off = 0;
     if (g_world > 1) off = snprintf(msg, sizeof msg, "[rank %d] ", g_rank);
     off += snprintf(msg + off, sizeof msg - (size_t)off, "simpo_dist: %s: ", where ? where : "error");
-    va_list ap;
-    va_start(ap, fmt);
     if (off < (int)sizeof msg) vsnprintf(msg + off, sizeof msg - (size_t)off, fmt, ap);
-    va_end(ap);
     run_cleanups();
     if (g_die_trap) g_die_trap(msg);
     /* During start-up every rank checks the same config, data and layout and would print the same line: the

@@ -22,6 +22,8 @@
 
 /* Stops the job. `where` names the user's input (file:line, config key, tensor) or our own module. */
 SD_NORETURN void sd_die(const char *where, const char *fmt, ...) SD_PRINTF(2, 3);
+/* sd_die with a va_list (for a module's own die function that adds its context). */
+SD_NORETURN void sd_vdie(const char *where, const char *fmt, va_list ap);
 /* sd_die for a parser that holds resources the message may quote: formats the message first, then calls
  * release(arg), then dies with where (copied before release). */
 SD_NORETURN void sd_die_release(void (*release)(void *), void *arg, const char *where, const char *fmt, va_list ap);
