@@ -7,14 +7,16 @@
 #include "records.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "arrow_ipc.h"
 #include "parquet.h"
 #include "util.h"
 
-typedef enum { REC_JSONL, REC_ARRAY, REC_PARQUET } Kind;
+typedef enum { REC_JSONL, REC_ARRAY, REC_PARQUET, REC_ARROW } Kind;
 
 struct Records {
     Kind kind;
@@ -24,6 +26,12 @@ struct Records {
     size_t cap;
     cJSON *obj;             /* the current record (JSONL, array) */
     ParquetFile *pq;
+    ArrowFile *ar;          /* the current file of a save_to_disk directory, or one .arrow file */
+    char **files;           /* a directory's data files, in order [nfiles] */
+    int nfiles, file;       /* and the one being read */
+    char **fields;          /* the projection, kept for the directory's next file [nfields] */
+    int nfields;
+    long rows;              /* Arrow rows given so far, over all files */
     long line;              /* lines read so far */
     long elems;             /* array elements read so far */
     int state;              /* array: 0 before the first element, 1 after an element, 2 after ']' */
@@ -55,12 +63,80 @@ static void buf_push(Records *r, size_t n, char c) {
     r->buf[n] = c;
 }
 
+/* A datasets save_to_disk directory: its Arrow files, in state.json's order (else data-*.arrow sorted). */
+static void list_dir(Records *r, const char *dir) {
+    char *dd = sd_path_join(dir, "dataset_dict.json");
+    char *text = sd_read_file(dd, NULL);
+    free(dd);
+    if (text) { /* a DatasetDict: its splits are directories of their own */
+        cJSON *o = cJSON_Parse(text);
+        free(text);
+        char names[1024] = "";
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "splits");
+        size_t len = 0;
+        for (const cJSON *e = cJSON_IsArray(sp) ? sp->child : NULL; e; e = e->next)
+            if (cJSON_IsString(e) && len < sizeof names) {
+                int w = snprintf(names + len, sizeof names - len, "%s%s/%s", len ? ", " : "", dir, e->valuestring);
+                if (w > 0) len += (size_t)w;
+            }
+        cJSON_Delete(o);
+        rec_die(r, "a datasets DatasetDict (dataset_dict.json): name one split's directory%s%s", len ? ": " : "",
+                names);
+    }
+    char *st = sd_path_join(dir, "state.json");
+    text = sd_read_file(st, NULL);
+    if (text) {
+        cJSON *o = cJSON_Parse(text);
+        free(text);
+        const cJSON *df = cJSON_GetObjectItemCaseSensitive(o, "_data_files");
+        int n = cJSON_IsArray(df) ? cJSON_GetArraySize(df) : -1;
+        if (n <= 0) {
+            cJSON_Delete(o);
+            free(st);
+            rec_die(r, "state.json lists no _data_files (expected [{\"filename\": \"data-00000-of-00001.arrow\"}, ...])");
+        }
+        r->files = sd_calloc((size_t)n, sizeof *r->files, "data files");
+        for (const cJSON *e = df->child; e; e = e->next) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(e, "filename");
+            if (!cJSON_IsString(fn) || !*fn->valuestring || strchr(fn->valuestring, '/')) {
+                cJSON_Delete(o);
+                free(st);
+                rec_die(r, "state.json: _data_files[%d] has no plain file name", r->nfiles);
+            }
+            r->files[r->nfiles++] = sd_path_join(dir, fn->valuestring);
+        }
+        cJSON_Delete(o);
+    } else {
+        char *pat = sd_path_join(dir, "data-*.arrow");
+        glob_t g;
+        int rc = glob(pat, 0, NULL, &g);
+        free(pat);
+        if (rc == 0) {
+            r->files = sd_calloc(g.gl_pathc, sizeof *r->files, "data files");
+            for (size_t i = 0; i < g.gl_pathc; i++) r->files[r->nfiles++] = sd_strdup(g.gl_pathv[i]);
+        }
+        if (rc != GLOB_NOMATCH) globfree(&g);
+    }
+    free(st);
+    if (r->nfiles == 0)
+        rec_die(r, "a directory without data-*.arrow files (expected a datasets save_to_disk directory, or a file)");
+}
+
 Records *records_open(const char *path, const char *const *fields, int nfields) {
     Records *r = sd_calloc(1, sizeof *r, "records");
     r->path = sd_strdup(path);
     snprintf(r->where, sizeof r->where, "%s", path);
     sd_cleanup_push(records_release, r);
-    if (parquet_is_parquet(path)) {
+    r->fields = sd_calloc((size_t)nfields + 1, sizeof *r->fields, "fields");
+    for (int i = 0; i < nfields; i++) r->fields[r->nfields++] = sd_strdup(fields[i]);
+    if (sd_dir_exists(path)) {
+        list_dir(r, path);
+        r->kind = REC_ARROW;
+        r->ar = arrow_open(r->files[0], fields, nfields);
+    } else if (arrow_is_arrow(path)) {
+        r->kind = REC_ARROW;
+        r->ar = arrow_open(path, fields, nfields);
+    } else if (parquet_is_parquet(path)) {
         r->kind = REC_PARQUET;
         r->pq = parquet_open(path, fields, nfields);
     } else {
@@ -174,7 +250,18 @@ const cJSON *records_next(Records *r, long *num) {
     r->obj = NULL;
     long k = 0;
     const cJSON *o;
-    if (r->kind == REC_PARQUET) {
+    if (r->kind == REC_ARROW) {
+        int64_t row = 0;
+        while (!(o = arrow_next_row(r->ar, &row)) && r->file + 1 < r->nfiles) { /* the directory's next file */
+            arrow_close(r->ar);
+            r->ar = NULL;
+            r->ar = arrow_open(r->files[++r->file], (const char *const *)r->fields, r->nfields);
+        }
+        k = o ? ++r->rows : 0;
+        const char *file = r->nfiles ? r->files[r->file] : r->path;
+        if (o) snprintf(r->where, sizeof r->where, "%s: row %lld", file, (long long)row);
+        else snprintf(r->where, sizeof r->where, "%s", r->path);
+    } else if (r->kind == REC_PARQUET) {
         int64_t row = 0;
         o = parquet_next_row(r->pq, &row);
         k = (long)row;
@@ -186,8 +273,9 @@ const cJSON *records_next(Records *r, long *num) {
 }
 
 const char *records_where(const Records *r) { return r->where; }
-bool records_is_table(const Records *r) { return r->kind == REC_PARQUET; }
+bool records_is_table(const Records *r) { return r->kind == REC_PARQUET || r->kind == REC_ARROW; }
 bool records_has_field(const Records *r, const char *name) {
+    if (r->kind == REC_ARROW) return arrow_has_field(r->ar, name);
     return r->kind != REC_PARQUET || parquet_has_field(r->pq, name);
 }
 
@@ -195,6 +283,10 @@ void records_field_names(const Records *r, const cJSON *obj, char *buf, size_t n
     if (!n) return;
     if (r->kind == REC_PARQUET) {
         parquet_field_names(r->pq, buf, n);
+        return;
+    }
+    if (r->kind == REC_ARROW) {
+        arrow_field_names(r->ar, buf, n);
         return;
     }
     size_t len = 0;
@@ -210,6 +302,11 @@ void records_close(Records *r) {
     if (!r) return;
     if (r->f) fclose(r->f);
     parquet_close(r->pq);
+    arrow_close(r->ar);
+    for (int i = 0; i < r->nfiles; i++) free(r->files[i]);
+    free(r->files);
+    for (int i = 0; i < r->nfields; i++) free(r->fields[i]);
+    free(r->fields);
     cJSON_Delete(r->obj);
     free(r->buf);
     free(r->path);

@@ -1,10 +1,11 @@
-# Data as the Hugging Face Hub keeps it and as the SimPO repository's scripts write it: an UltraFeedback-schema
-# Parquet file (prompt, prompt_id, chosen/rejected/messages as lists of {content, role} structs, scores; written by
-# arrow-rs, see tests/fixtures/parquet/README.md) and the same rows as an indented JSON array (json.dump of a list:
-# the SimPO repository's on-policy data generation) train, prepare and score exactly as the same pairs in JSONL do;
-# pre-tokenized pairs with reference log-probs likewise; a split in shards by a glob pattern; `score --write-ref`
-# turns the rows into JSONL; `generate --data` reads a prompts file; a file without pair columns or a damaged file
-# is an error naming it.
+# Data as the Hugging Face Hub keeps it, as datasets' save_to_disk writes it, and as the SimPO repository's
+# scripts write it: an UltraFeedback-schema Parquet file (prompt, prompt_id, chosen/rejected/messages as lists of
+# {content, role} structs, scores; written by arrow-rs, see tests/fixtures/parquet/README.md), the same rows as a
+# save_to_disk directory of Arrow streams (written by apache-arrow, tests/fixtures/arrow/README.md) and as an
+# indented JSON array (json.dump of a list: the SimPO repository's on-policy data generation) train, prepare and
+# score exactly as the same pairs in JSONL do; pre-tokenized pairs with reference log-probs likewise; a split in
+# shards by a glob pattern; `score --write-ref` turns the rows into JSONL; `generate --data` reads a prompts file;
+# a file without pair columns, a damaged file or a DatasetDict's directory is an error naming it.
 source "$(dirname "$0")/lib.bash"
 TOK=${SIMPO_TOKENIZERS:?}/llama3
 [ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
@@ -39,6 +40,18 @@ if "$BIN" cfg/arr.yaml 2> arr.log && [ -s cfg/out_arr/metrics.jsonl ] &&
    diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_arr/metrics.jsonl) >/dev/null; then
   ok "a JSON array of the pairs trains to the JSONL's metrics, bit for bit"
 else bad "JSON array run: $(tail -2 arr.log)"; fi
+
+# the same pairs as a datasets save_to_disk directory (two Arrow stream files, written by apache-arrow)
+cp -r "$FIX/arrow/uf-disk" cfg/data/uf-disk
+sed -e 's|train: data/uf.jsonl|train: data/uf-disk|' -e 's|dir: out_jsonl|dir: out_disk|' cfg/jsonl.yaml > cfg/disk.yaml
+if "$BIN" cfg/disk.yaml 2> disk.log && [ -s cfg/out_disk/metrics.jsonl ] &&
+   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_disk/metrics.jsonl) >/dev/null; then
+  ok "a save_to_disk directory of the pairs trains to the JSONL's metrics, bit for bit"
+else bad "save_to_disk run: $(tail -2 disk.log)"; fi
+cp -r "$FIX/arrow/uf-dict" cfg/data/uf-dict
+sed -e 's|train: data/uf.jsonl|train: data/uf-dict|' cfg/jsonl.yaml > cfg/dict.yaml
+expect_error "a DatasetDict's directory names its splits" "uf-dict: a datasets DatasetDict (dataset_dict.json): name one split's directory: cfg/data/uf-dict/train_prefs, cfg/data/uf-dict/test_prefs" \
+  "$BIN" cfg/dict.yaml
 
 # prepare: the same token ids, lengths and source rows as from the JSONL
 "$BIN" prepare cfg/jsonl.yaml > prep1.log 2>&1 && "$BIN" prepare cfg/pq.yaml > prep2.log 2>&1 \
