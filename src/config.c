@@ -49,8 +49,8 @@ static const KeySpec KEYS[] = {
     {"device", K_SENUM, F(device), "auto", U, U, 0, 0, "auto|cpu|cuda", "backend: auto picks cuda when built and present"},
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
      "training pairs: JSONL (token ids, chat messages or text), a JSON array of such objects, a Parquet file of the "
-     "same columns (a Hub "
-     "dataset's, e.g. UltraFeedback's train_prefs) or an HDF5 dataset from `prepare` (required); a glob "
+     "same columns (a Hub dataset's, e.g. UltraFeedback's train_prefs), a datasets save_to_disk directory or .arrow "
+     "file, or an HDF5 dataset from `prepare` (required); a glob "
      "pattern (data/train-*.parquet: a split in shards) takes every match, sorted, each whole; or "
      "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
      "{uf.jsonl: 1.0, extra.jsonl: 0.25}): the first floor(fraction x pairs) pairs of each file, in file order, "

@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("simpo_dist %s\nbackends: cpu (fp32, OpenMP + OpenBLAS)%s\ncollectives: mpi\n"
-               "data: jsonl, hdf5 (prepared), parquet (%s)\n", SIMPO_VERSION,
+               "data: jsonl, json arrays, parquet (%s), arrow (datasets save_to_disk), hdf5 (prepared)\n", SIMPO_VERSION,
 #ifdef SIMPO_HAVE_CUDA
                ", cuda",
 #else
