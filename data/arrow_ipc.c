@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "records.h"
 #include "util.h"
 
 #define AR_MAX_META (64 << 20) /* bytes of one message's metadata */
 #define AR_MAX_DEPTH 64        /* nested types */
+#define AR_MAX_BATCH (1 << 24) /* rows of one record batch (datasets writes 1,000; a table's one batch: its rows) */
 
 /* Type union ids (Schema.fbs) */
 enum { T_NULL = 1, T_INT, T_FLOAT, T_BINARY, T_UTF8, T_BOOL, T_DECIMAL, T_DATE, T_TIME, T_TIMESTAMP, T_INTERVAL,
@@ -54,6 +56,7 @@ struct ArrowFile {
     size_t meta_cap, body_cap;
     int64_t body_len;
     int64_t batch_len, batch_row, row;
+    long values;             /* JSON values of the current row (RECORDS_MAX_ROW_VALUES) */
     int64_t *blocks;         /* an IPC file: its record batches' offsets, from the footer [nblocks] */
     size_t nblocks, block;
     bool file_mode;
@@ -439,6 +442,7 @@ static bool next_batch(ArrowFile *af) {
         if (fb_ref(&b, hdr, 3)) ar_die(af, "a compressed record batch (LZ4 or ZSTD buffers), which simpo_dist does not "
                                            "read (datasets writes them uncompressed)");
         if (b.bad || len < 0) ar_die(af, "its RecordBatch flatbuffer is malformed");
+        if (len > AR_MAX_BATCH) ar_die(af, "a record batch of %lld rows (at most %d)", (long long)len, AR_MAX_BATCH);
         Assign a = {&b, b.p + n0, b.p + b0, nn, nb, 0, 0};
         for (int k = 0; k < af->ncols; k++) {
             assign(af, &a, &af->cols[k], af->selected[k], 0);
@@ -462,6 +466,9 @@ static int64_t offset_at(const ACol *c, int64_t i) {
 }
 
 static cJSON *value(ArrowFile *af, const ACol *c, int64_t i) {
+    if (++af->values > RECORDS_MAX_ROW_VALUES)
+        ar_die(af, "row %lld holds more than %d values (the limit of one record)", (long long)af->row,
+               RECORDS_MAX_ROW_VALUES);
     if (c->type == T_NULL || is_null(c, i)) return cJSON_CreateNull();
     switch (c->type) {
     case T_BOOL: return cJSON_CreateBool((c->data[i >> 3] >> (i & 7)) & 1);
@@ -519,6 +526,7 @@ const cJSON *arrow_next_row(ArrowFile *af, int64_t *row_out) {
         return NULL;
     }
     af->row++;
+    af->values = 0;
     int64_t i = af->batch_row++;
     af->row_obj = cJSON_CreateObject();
     for (int k = 0; k < af->ncols && af->row_obj; k++)

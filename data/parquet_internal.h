@@ -127,6 +127,7 @@ struct ParquetFile {
     int rg;                       /* current row group, -1 before the first */
     int64_t rg_row, row;          /* rows given in the current group, in the file */
     struct cJSON *row_obj;
+    long values;                  /* level entries placed in the current row (RECORDS_MAX_ROW_VALUES) */
     uint8_t *hdr_buf;             /* page header read buffer */
     size_t hdr_cap;
     char *str_buf;                /* a string value made NUL-terminated */

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "parquet_internal.h"
+#include "records.h"
 
 #define PQ_MAX_FOOTER_BYTES (256 << 20)
 #define PQ_MAX_REP 64       /* nested lists in one path */
@@ -366,6 +367,9 @@ static cJSON *item_get(PqJNode *a, cJSON *arr, int64_t idx, bool *can_add) {
 /* One level entry (r, d; the value v when d is the maximum) of selected leaf c in the current row. */
 static void place(ParquetFile *pf, int c, int r, int d, const PqValue *v, int64_t *idx) {
     PqCursor *cu = &pf->cur[c];
+    if (++pf->values > RECORDS_MAX_ROW_VALUES)
+        pq_die(pf, "row %lld holds more than %d values (the limit of one record)", (long long)pf->row,
+               RECORDS_MAX_ROW_VALUES);
     if (r == 0)
         for (int k = 0; k <= cu->max_rep; k++) idx[k] = 0;
     else {
@@ -422,6 +426,7 @@ const cJSON *parquet_next_row(ParquetFile *pf, int64_t *row_out) {
     }
     pf->row++;
     pf->rg_row++;
+    pf->values = 0;
     pf->row_obj = cJSON_CreateObject();
     if (!pf->row_obj) sd_die("memory", "out of memory building a row of %s", pf->path);
     /* the members come in schema order: the leaves are in schema order. Forget the last row's items (a new

@@ -20,6 +20,9 @@
 #include <stddef.h>
 
 #define RECORDS_MAX_BYTES (64 << 20)
+/* JSON values one Parquet or Arrow row may build (nulls and empty lists count): a row of token ids holds some
+ * thousands; the bound keeps a file whose levels or offsets claim billions of nulls from taking all memory. */
+#define RECORDS_MAX_ROW_VALUES (1 << 24)
 
 typedef struct Records Records;
 struct cJSON;
