@@ -277,7 +277,7 @@ ArrowFile *arrow_open(const char *path, const char *const *fields, int nfields) 
         if (af->size >= 8 + 10 && fseeko(af->f, af->size - 10, SEEK_SET) == 0 && fread(t, 1, 10, af->f) == 10 &&
             !memcmp(t + 4, "ARROW1", 6))
             fl = (int32_t)le(t, 4);
-        if (fl <= 0 || fl > AR_MAX_META || fl > af->size - 8 - 10)
+        if (fl < 4 || fl > AR_MAX_META || fl > af->size - 8 - 10) /* 4: the flatbuffer's root offset */
             ar_die(af, "an Arrow IPC file without a valid footer (truncated, or still being written?)");
         af->meta = sd_realloc(af->meta, af->meta_cap = (size_t)fl, "arrow footer");
         if (fseeko(af->f, af->size - 10 - fl, SEEK_SET) != 0) ar_die(af, "cannot seek to the footer");
