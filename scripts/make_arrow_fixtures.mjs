@@ -13,6 +13,11 @@
 // apache-arrow 21.2.0 writes anything; parquet-wasm 0.8.0 is used only to READ BACK the stream
 // files with a second, independent IPC reader: arrow-rs's StreamReader, compiled to wasm.)
 //
+// The helpers shared with make_parquet_fixtures.mjs (package loading, the schema language and the
+// `types` / `uf` schemas, Arrow type/batch construction, validate, the read-back comparison) are
+// in ./fixture_common.mjs, next to this script; it is imported relative to the script and
+// resolves packages from the current directory too, so the command above is all it takes.
+//
 // Inputs (relative to this script): ../tests/fixtures/parquet/types.jsonl (40 rows) and
 // ../tests/fixtures/parquet/uf.jsonl (16 rows), which are the EXPECTED rows of these fixtures
 // too. The rows are parsed into JS values, checked against the declared schema (and
@@ -26,146 +31,39 @@
 // Any difference aborts with exit code 1.
 // The output is deterministic: running it twice gives byte-identical files.
 
-import { createRequire } from 'node:module'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import {
+  req, load, pkgVersion, arrow, TYPES_SCHEMA, UF_SCHEMA,
+  arrowSchema, makeBatch, validate, normArrow as commonNormArrow, sameJson,
+} from './fixture_common.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const outDir = path.resolve(process.argv[2] ?? path.join(here, '../tests/fixtures/arrow'))
 const pqDir = path.join(here, '../tests/fixtures/parquet')
 
 // ---------------------------------------------------------------- package loading
-const req = createRequire(path.join(process.cwd(), '/'))
-const arrowMain = req.resolve('apache-arrow').replace(/Arrow\.node\.js$/, 'Arrow.node.mjs')
-const arrowDir = path.dirname(arrowMain)
-const arrow = await import(pathToFileURL(arrowMain).href)
+// (req, load, pkgVersion and apache-arrow itself come from fixture_common.mjs)
+const arrowDir = path.dirname(req.resolve('apache-arrow'))
 const { Footer } = await import(pathToFileURL(path.join(arrowDir, 'ipc/metadata/file.mjs')).href)
-const ARROW_VERSION = JSON.parse(fs.readFileSync(path.join(arrowDir, 'package.json'), 'utf8')).version
+const ARROW_VERSION = pkgVersion('apache-arrow')
 if (ARROW_VERSION !== '21.2.0') throw new Error(`apache-arrow ${ARROW_VERSION} found, 21.2.0 expected (pinned)`)
-const pw = await import(pathToFileURL(req.resolve('parquet-wasm')).href)
-const PW_VERSION = (() => { // package.json is not in parquet-wasm's "exports": walk up from its entry point
-  for (let dir = path.dirname(req.resolve('parquet-wasm')); ; dir = path.dirname(dir)) {
-    const pj = path.join(dir, 'package.json')
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'parquet-wasm') return JSON.parse(fs.readFileSync(pj, 'utf8')).version
-    if (path.dirname(dir) === dir) throw new Error('parquet-wasm package.json not found')
-  }
-})()
+const pw = await load('parquet-wasm')
+const PW_VERSION = pkgVersion('parquet-wasm') // package.json is not in parquet-wasm's "exports"
 if (PW_VERSION !== '0.8.0') throw new Error(`parquet-wasm ${PW_VERSION} found, 0.8.0 expected (pinned)`)
 console.log('apache-arrow', ARROW_VERSION, '/ parquet-wasm', PW_VERSION)
 
 // ---------------------------------------------------------------- type descriptors
-// (same tiny schema language as make_parquet_fixtures.mjs)
-const utf8 = (nullable = true) => ({ t: 'utf8', nullable })
-const i32 = (nullable = true) => ({ t: 'i32', nullable })
-const i64 = (nullable = true) => ({ t: 'i64', nullable })
-const f64 = (nullable = true) => ({ t: 'f64', nullable })
-const f32 = (nullable = true) => ({ t: 'f32', nullable })
-const bool = (nullable = true) => ({ t: 'bool', nullable })
-const list = (of, nullable = true) => ({ t: 'list', of, nullable })
-const struct = (fields, nullable = true) => ({ t: 'struct', fields, nullable })
-const msgT = (nullable = true) => struct([['content', utf8()], ['role', utf8()]], nullable)
-const LIST_ITEM = 'item' // list child field name, as pyarrow (and so `datasets`) writes it
-
-// large = true: LargeUtf8 for every string, LargeList for every list (at every level)
-function arrowType(d, large) {
-  switch (d.t) {
-    case 'utf8': return large ? new arrow.LargeUtf8() : new arrow.Utf8()
-    case 'i32': return new arrow.Int32()
-    case 'i64': return new arrow.Int64()
-    case 'f64': return new arrow.Float64()
-    case 'f32': return new arrow.Float32()
-    case 'bool': return new arrow.Bool()
-    case 'list': {
-      const child = new arrow.Field(LIST_ITEM, arrowType(d.of, large), d.of.nullable)
-      return large ? new arrow.LargeList(child) : new arrow.List(child)
-    }
-    case 'struct': return new arrow.Struct(d.fields.map(([n, fd]) => new arrow.Field(n, arrowType(fd, large), fd.nullable)))
-  }
-  throw new Error(d.t)
-}
-
-// expected-JSON value -> value accepted by vectorFromArray (int64 -> BigInt)
-function toWriterValue(v, d) {
-  if (v === null) return null
-  switch (d.t) {
-    case 'i64': return BigInt(v)
-    case 'list': return v.map(x => toWriterValue(x, d.of))
-    case 'struct': return Object.fromEntries(d.fields.map(([n, fd]) => [n, toWriterValue(v[n], fd)]))
-    default: return v
-  }
-}
-
-// checks that the expected data matches the declared schema exactly
-function validate(v, d, where) {
-  const bad = msg => { throw new Error(`bad expected value at ${where}: ${msg}: ${JSON.stringify(v)}`) }
-  if (v === null) { if (!d.nullable) bad('null in non-nullable'); return }
-  switch (d.t) {
-    case 'utf8': if (typeof v !== 'string') bad('not string'); return
-    case 'bool': if (typeof v !== 'boolean') bad('not bool'); return
-    case 'i32': if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) bad('not int32'); return
-    case 'i64': if (!Number.isSafeInteger(v)) bad('not safe int64'); return
-    case 'f64': if (typeof v !== 'number' || !Number.isFinite(v) || Object.is(v, -0)) bad('not finite f64'); return
-    case 'f32': if (typeof v !== 'number' || Math.fround(v) !== v || !Number.isFinite(v) || Object.is(v, -0)) bad('not exact f32'); return
-    case 'list': if (!Array.isArray(v)) bad('not array'); v.forEach((x, i) => validate(x, d.of, `${where}[${i}]`)); return
-    case 'struct': {
-      if (typeof v !== 'object' || Array.isArray(v)) bad('not object')
-      const keys = Object.keys(v), want = d.fields.map(f => f[0])
-      if (JSON.stringify(keys) !== JSON.stringify(want)) bad(`keys ${keys} != ${want}`)
-      d.fields.forEach(([n, fd]) => validate(v[n], fd, `${where}.${n}`))
-      return
-    }
-  }
-  throw new Error(d.t)
-}
-
-// apache-arrow value -> canonical JSON value
-function normArrow(v, d) {
-  if (v === null || v === undefined) return null
-  switch (d.t) {
-    case 'i64': {
-      if (typeof v !== 'bigint') throw new Error(`int64 read back as ${typeof v}`)
-      const n = Number(v)
-      if (BigInt(n) !== v) throw new Error(`int64 ${v} not exactly representable`)
-      return n
-    }
-    case 'list': { const out = []; for (let j = 0; j < v.length; j++) out.push(normArrow(v.get(j), d.of)); return out }
-    case 'struct': return Object.fromEntries(d.fields.map(([n, fd]) => [n, normArrow(v[n], fd)]))
-    default: return v
-  }
-}
-function sameJson(a, b) {
-  if (a === null || b === null) return a === b
-  if (typeof a !== typeof b) return false
-  if (typeof a === 'number') return Object.is(a, b)
-  if (typeof a !== 'object') return a === b
-  if (Array.isArray(a) !== Array.isArray(b)) return false
-  if (Array.isArray(a)) return a.length === b.length && a.every((x, i) => sameJson(x, b[i]))
-  const ka = Object.keys(a), kb = Object.keys(b)
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameJson(a[k], b[k]))
-}
+// The schema language, TYPES_SCHEMA, UF_SCHEMA, the Arrow type/batch construction, validate,
+// normArrow and sameJson are shared with make_parquet_fixtures.mjs: see fixture_common.mjs.
+// Their Arrow options here: { large } (true: LargeUtf8 for every string, LargeList for every
+// list, at every level); list child fields keep the default name 'item', as pyarrow writes them.
+// apache-arrow value -> canonical JSON value (int64 must come back as a BigInt)
+const normArrow = (v, d) => commonNormArrow(v, d, true)
 
 // ---------------------------------------------------------------- schemas and expected rows
-const TYPES_SCHEMA = [
-  ['s', utf8()],
-  ['i32', i32()],
-  ['i64', i64()],
-  ['f64', f64()],
-  ['f32', f32()],
-  ['b', bool()],
-  ['li', list(i32())],
-  ['ls', list(utf8())],
-  ['st', struct([['a', i32()], ['b', utf8()]])],
-  ['msgs', list(msgT())],
-  ['ll', list(list(i64()))],
-  ['req', i64(false)],
-]
-const UF_SCHEMA = [
-  ['prompt', utf8()], ['prompt_id', utf8()],
-  ['chosen', list(msgT())], ['rejected', list(msgT())], ['messages', list(msgT())],
-  ['score_chosen', f64()], ['score_rejected', f64()],
-]
-
+// (TYPES_SCHEMA and UF_SCHEMA are in fixture_common.mjs)
 function readJsonl(file, schema, nRows) {
   const lines = fs.readFileSync(path.join(pqDir, file), 'utf8').split('\n')
   if (lines.pop() !== '') throw new Error(`${file}: no final newline`)
@@ -218,24 +116,12 @@ function pyIndent2(v) {
 const hfSchemaMetadata = schema => new Map([['huggingface', pyDumps({ info: { features: hfFeatures(schema) } })]])
 
 // ---------------------------------------------------------------- building and writing
-function arrowSchema(schema, large, metadata) {
-  return new arrow.Schema(schema.map(([n, d]) => new arrow.Field(n, arrowType(d, large), d.nullable)), metadata)
-}
-function makeBatch(aschema, schema, rows, large) {
-  const children = schema.map(([n, d]) => {
-    const vec = arrow.vectorFromArray(rows.map(r => toWriterValue(r[n], d)), arrowType(d, large))
-    if (vec.data.length !== 1) throw new Error('expected a single chunk')
-    return vec.data[0]
-  })
-  const data = arrow.makeData({ type: new arrow.Struct(aschema.fields), length: rows.length, nullCount: 0, children })
-  return new arrow.RecordBatch(aschema, data)
-}
-// rows split into consecutive batches of the given sizes
-function makeBatches(aschema, schema, rows, sizes, large) {
+// rows split into consecutive batches of the given sizes (opts: the Arrow options, { large })
+function makeBatches(aschema, schema, rows, sizes, opts) {
   if (sizes.reduce((a, b) => a + b, 0) !== rows.length) throw new Error('batch sizes do not add up')
   const out = []
   let at = 0
-  for (const n of sizes) { out.push(makeBatch(aschema, schema, rows.slice(at, at + n), large)); at += n }
+  for (const n of sizes) { out.push(makeBatch(aschema, schema, rows.slice(at, at + n), opts)); at += n }
   return out
 }
 function writeIpc(format, aschema, batches) {
@@ -400,8 +286,8 @@ function put(rel, data) {
   return fs.statSync(p).size
 }
 function ipcFixture(rel, { format, schema, large = false, metadata, rows, batchSizes, expected, note }) {
-  const aschema = arrowSchema(schema, large, metadata)
-  const batches = makeBatches(aschema, schema, rows, batchSizes.length ? batchSizes : [], large)
+  const aschema = arrowSchema(schema, { large }, metadata)
+  const batches = makeBatches(aschema, schema, rows, batchSizes.length ? batchSizes : [], { large })
   const bytes = writeIpc(format, aschema, batches)
   const info = verify(rel, bytes, format, aschema, schema, rows, batchSizes)
   const size = put(rel, bytes)

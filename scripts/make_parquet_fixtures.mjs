@@ -15,6 +15,11 @@
 // its dist/ folder, hence 1.8.9. parquet-wasm-arrowrs12 is an npm alias of parquet-wasm 0.3.1,
 // whose arrow-rs 12.0.0 writer still splits data pages in the middle of a row.)
 //
+// The helpers shared with make_arrow_fixtures.mjs (package loading, the schema language, Arrow
+// type/batch construction, validate, the read-back comparison) are in ./fixture_common.mjs,
+// next to this script; it is imported relative to the script and resolves packages from the
+// current directory too, so the command above is all it takes.
+//
 // Inputs (relative to this script): ../configs/data/text_pairs.jsonl (first 16 lines)
 // and ../configs/data/tiny_pairs.jsonl (first 24 lines).
 //
@@ -33,39 +38,23 @@
 // dictionary enabled, default page sizes, one row group) and DIR/uf-big.jsonl (same rows),
 // then reads the parquet file back with hyparquet and compares every row.
 
-import { createRequire } from 'node:module'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
+import {
+  req, load, pkgVersion, arrow, utf8, i32, i64, f64, list, struct, msgT, kvmap, TYPES_SCHEMA, UF_SCHEMA,
+  arrowSchema, makeBatch, toWriterValue, validate, bigToNum, normArrow, sameJson,
+} from './fixture_common.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const outDir = path.resolve(process.argv[2] ?? path.join(here, '../tests/fixtures/parquet'))
 const dataDir = path.join(here, '../configs/data')
 
 // ---------------------------------------------------------------- package loading
-const req = createRequire(path.join(process.cwd(), '/'))
-async function load(spec) {
-  let p = req.resolve(spec)
-  if (spec === 'apache-arrow') p = p.replace(/Arrow\.node\.js$/, 'Arrow.node.mjs')
-  return import(pathToFileURL(p).href)
-}
-function pkgVersion(name) {
-  let dir = path.dirname(req.resolve(name))
-  for (;;) {
-    const pj = path.join(dir, 'package.json')
-    if (fs.existsSync(pj)) {
-      const j = JSON.parse(fs.readFileSync(pj, 'utf8'))
-      if (j.name === name) return j.version
-    }
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error(`no package.json for ${name}`)
-    dir = up
-  }
-}
+// (req, load, pkgVersion and apache-arrow itself come from fixture_common.mjs)
 const pw = await load('parquet-wasm')
-const arrow = await load('apache-arrow')
 const hyp = await load('hyparquet')
 const { parquetHeader } = await load('hyparquet/src/column.js')
 const { decompressPage } = await load('hyparquet/src/datapage.js')
@@ -91,35 +80,10 @@ const V = Object.fromEntries(['parquet-wasm', 'apache-arrow', 'hyparquet', 'hypa
 console.log('package versions:', V)
 
 // ---------------------------------------------------------------- type descriptors
-// A tiny schema language used to build the Arrow types, the hyparquet-writer schema,
-// the JS -> writer value conversion and the reader -> JSON normalisation.
-const utf8 = (nullable = true) => ({ t: 'utf8', nullable })
-const i32 = (nullable = true) => ({ t: 'i32', nullable })
-const i64 = (nullable = true) => ({ t: 'i64', nullable })
-const f64 = (nullable = true) => ({ t: 'f64', nullable })
-const f32 = (nullable = true) => ({ t: 'f32', nullable })
-const bool = (nullable = true) => ({ t: 'bool', nullable })
-const list = (of, nullable = true) => ({ t: 'list', of, nullable })
-const struct = (fields, nullable = true) => ({ t: 'struct', fields, nullable })
-const msgT = (nullable = true) => struct([['content', utf8()], ['role', utf8()]], nullable)
-// a Parquet MAP as the C reader renders it: {"key_value": [{"key": k, "value": v}, ...]}
-// (only used for expected rows and read-back normalisation, never given to arrowType/hySchema)
-const kvmap = (key, value, nullable = true) => ({ t: 'kvmap', key, value, nullable })
-const LIST_ITEM = 'item' // Arrow list child field name given to arrow-rs (Arrow's own convention)
-
-function arrowType(d, itemName = LIST_ITEM) {
-  switch (d.t) {
-    case 'utf8': return new arrow.Utf8()
-    case 'i32': return new arrow.Int32()
-    case 'i64': return new arrow.Int64()
-    case 'f64': return new arrow.Float64()
-    case 'f32': return new arrow.Float32()
-    case 'bool': return new arrow.Bool()
-    case 'list': return new arrow.List(new arrow.Field(itemName, arrowType(d.of, itemName), d.of.nullable))
-    case 'struct': return new arrow.Struct(d.fields.map(([n, fd]) => new arrow.Field(n, arrowType(fd, itemName), fd.nullable)))
-  }
-  throw new Error(d.t)
-}
+// The schema language (utf8() ... kvmap(), TYPES_SCHEMA, UF_SCHEMA), the Arrow types and record
+// batches built from it (list child field 'item' unless given), toWriterValue, validate,
+// normArrow and sameJson are in fixture_common.mjs (shared with make_arrow_fixtures.mjs); the
+// hyparquet parts are here.
 
 // hyparquet-writer schema elements (depth first), standard 3-level LIST: <name>/list/element
 function hySchema(name, d) {
@@ -144,56 +108,7 @@ function hySchema(name, d) {
   throw new Error(d.t)
 }
 
-// expected-JSON value -> value accepted by the writers (int64 -> BigInt)
-function toWriterValue(v, d) {
-  if (v === null) return null
-  switch (d.t) {
-    case 'i64': return BigInt(v)
-    case 'list': return v.map(x => toWriterValue(x, d.of))
-    case 'struct': return Object.fromEntries(d.fields.map(([n, fd]) => [n, toWriterValue(v[n], fd)]))
-    default: return v
-  }
-}
-
-// checks that the hand-made expected data matches the declared schema exactly
-function validate(v, d, where) {
-  const bad = msg => { throw new Error(`bad expected value at ${where}: ${msg}: ${JSON.stringify(v)}`) }
-  if (v === null) { if (!d.nullable) bad('null in non-nullable'); return }
-  switch (d.t) {
-    case 'utf8': if (typeof v !== 'string') bad('not string'); return
-    case 'bool': if (typeof v !== 'boolean') bad('not bool'); return
-    case 'i32': if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) bad('not int32'); return
-    case 'i64': if (!Number.isSafeInteger(v)) bad('not safe int64'); return
-    case 'f64': if (typeof v !== 'number' || !Number.isFinite(v) || Object.is(v, -0)) bad('not finite f64'); return
-    case 'f32': if (typeof v !== 'number' || Math.fround(v) !== v || !Number.isFinite(v) || Object.is(v, -0)) bad('not exact f32'); return
-    case 'list': if (!Array.isArray(v)) bad('not array'); v.forEach((x, i) => validate(x, d.of, `${where}[${i}]`)); return
-    case 'struct': {
-      if (typeof v !== 'object' || Array.isArray(v)) bad('not object')
-      const keys = Object.keys(v), want = d.fields.map(f => f[0])
-      if (JSON.stringify(keys) !== JSON.stringify(want)) bad(`keys ${keys} != ${want}`)
-      d.fields.forEach(([n, fd]) => validate(v[n], fd, `${where}.${n}`))
-      return
-    }
-    case 'kvmap': {
-      if (typeof v !== 'object' || Array.isArray(v) || JSON.stringify(Object.keys(v)) !== '["key_value"]' || !Array.isArray(v.key_value)) bad('not {key_value: [...]}')
-      v.key_value.forEach((kv, i) => validate(kv, struct([['key', d.key], ['value', d.value]], false), `${where}.key_value[${i}]`))
-      return
-    }
-  }
-  throw new Error(d.t)
-}
-
-// reader value -> canonical JSON value (used for both readers)
-function normArrow(v, d) {
-  if (v === null || v === undefined) return null
-  switch (d.t) {
-    case 'i64': return bigToNum(v)
-    case 'list': { const out = []; for (let j = 0; j < v.length; j++) out.push(normArrow(v.get(j), d.of)); return out }
-    case 'struct': return Object.fromEntries(d.fields.map(([n, fd]) => [n, normArrow(v[n], fd)]))
-    case 'kvmap': return { key_value: Array.from(v, ([k, x]) => ({ key: normArrow(k, d.key), value: normArrow(x, d.value) })) } // MapRow
-    default: return v
-  }
-}
+// hyparquet value -> canonical JSON value (normArrow, in fixture_common.mjs, is the apache-arrow one)
 function normHy(v, d) {
   if (v === null || v === undefined) return null
   switch (d.t) {
@@ -204,37 +119,9 @@ function normHy(v, d) {
     default: return v
   }
 }
-function bigToNum(v) {
-  const n = Number(v)
-  if (typeof v === 'bigint' && BigInt(n) !== v) throw new Error(`int64 ${v} not exactly representable`)
-  return n
-}
-function sameJson(a, b) {
-  if (a === null || b === null) return a === b
-  if (typeof a !== typeof b) return false
-  if (typeof a === 'number') return Object.is(a, b)
-  if (typeof a !== 'object') return a === b
-  if (Array.isArray(a) !== Array.isArray(b)) return false
-  if (Array.isArray(a)) return a.length === b.length && a.every((x, i) => sameJson(x, b[i]))
-  const ka = Object.keys(a), kb = Object.keys(b)
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameJson(a[k], b[k]))
-}
 
 // ---------------------------------------------------------------- the `types` table
-const TYPES_SCHEMA = [
-  ['s', utf8()],
-  ['i32', i32()],
-  ['i64', i64()],
-  ['f64', f64()],
-  ['f32', f32()],
-  ['b', bool()],
-  ['li', list(i32())],
-  ['ls', list(utf8())],
-  ['st', struct([['a', i32()], ['b', utf8()]])],
-  ['msgs', list(msgT())],
-  ['ll', list(list(i64()))],
-  ['req', i64(false)],
-]
+// TYPES_SCHEMA is in fixture_common.mjs
 const NONASCII = 'héllo – 漢字 🙂'
 const LONG = 'long string ' + 'abcdefghij'.repeat(11) + ' ' + NONASCII // > 128 bytes: forces page splits
 function typesRows(n = 40) {
@@ -290,11 +177,7 @@ function fallbackRows() {
 }
 
 // `uf` table: UltraFeedback-binarized shape from configs/data/text_pairs.jsonl
-const UF_SCHEMA = [
-  ['prompt', utf8()], ['prompt_id', utf8()],
-  ['chosen', list(msgT())], ['rejected', list(msgT())], ['messages', list(msgT())],
-  ['score_chosen', f64()], ['score_rejected', f64()],
-]
+// (UF_SCHEMA is in fixture_common.mjs)
 let ufStringLines = []
 function ufRows() {
   const lines = fs.readFileSync(path.join(dataDir, 'text_pairs.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 16)
@@ -440,16 +323,9 @@ function pyaRows() {
 }
 
 // ---------------------------------------------------------------- writers
-function arrowTable(schema, rows, itemName = LIST_ITEM) {
-  const fields = schema.map(([n, d]) => new arrow.Field(n, arrowType(d, itemName), d.nullable))
-  const children = schema.map(([n, d]) => {
-    const vec = arrow.vectorFromArray(rows.map(r => toWriterValue(r[n], d)), arrowType(d, itemName))
-    if (vec.data.length !== 1) throw new Error('expected a single chunk')
-    return vec.data[0]
-  })
-  const aschema = new arrow.Schema(fields)
-  const data = arrow.makeData({ type: new arrow.Struct(fields), length: rows.length, nullCount: 0, children })
-  return new arrow.Table([new arrow.RecordBatch(aschema, data)])
+function arrowTable(schema, rows, itemName) {
+  const opts = { itemName }
+  return new arrow.Table([makeBatch(arrowSchema(schema, opts), schema, rows, opts)])
 }
 
 const C = pw.Compression, E = pw.Encoding
