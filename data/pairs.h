@@ -57,6 +57,9 @@ typedef struct {
     const struct ChatTemplate *chat;    /* NULL: no chat lines */
     int vocab_size;                     /* > 0: every id (given or produced) is checked against it */
 } PairsFormat;
+/* The pairs of path, whatever holds them (data/records.h: JSONL, a JSON array, Parquet, Arrow / a save_to_disk
+ * directory): each record read as a JSONL line (Pair.line: its line, or its row). A Parquet or Arrow file without a
+ * chosen or chosen_ids column is refused at once, naming its columns. */
 PairSet *pairs_load_jsonl_fmt(const char *path, const PairsFormat *fmt);
 /* The tokenized dataset in HDF5 (layout in data/pairs_h5.c and docs/formats.md). pairs_write_h5 writes PATH.tmp
  * and renames it; tokenizer and data_format are recorded as attributes (may be NULL). pairs_load_h5 checks every
