@@ -24,7 +24,7 @@ typedef struct {
     int n_prompt, n_chosen, n_rejected;
     bool has_ref;
     double ref_chosen_logp, ref_rejected_logp;
-    int line;                              /* 1-based line in the source file */
+    int line;                              /* 1-based line in the source file (a Parquet or Arrow row) */
 } Pair;
 
 typedef struct {
