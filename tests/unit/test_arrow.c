@@ -4,66 +4,12 @@
  * two files read as one; a DatasetDict's directory refused naming its splits. Every row must be the JSON of the
  * expected JSONL line (the Parquet fixtures' expected rows: the same data). Then damage: a clear error naming the
  * file, never a crash (the byte flips run under ASan in CI). */
-#include <cjson/cJSON.h>
-#include <setjmp.h>
-#include "records.h"
-#include "test_util.h"
+#include "records_check.h"
 
-/* rows of path (a file or a directory) against lines [first, first + n) of the JSONL want (n < 0: all);
- * returns the rows compared, -1 on a difference */
 static long compare(const char *path, const char *want, int first, int n) {
-    size_t len;
-    char *text = sd_read_file(want, &len);
-    if (!text) { fprintf(stderr, "cannot read %s\n", want); exit(1); }
-    Records *r = records_open(path, NULL, 0);
-    long rows = 0, line = 0, num;
-    char *save = NULL;
-    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        line++;
-        if (line < first || (n >= 0 && line >= first + n)) continue;
-        cJSON *w = cJSON_Parse(l);
-        const cJSON *got = records_next(r, &num);
-        bool same = got && cJSON_Compare(got, w, 1) && num == rows + 1;
-        const cJSON *a = got ? got->child : NULL, *b = w->child; /* and the members' order */
-        for (; same && a && b; a = a->next, b = b->next) same = !strcmp(a->string, b->string);
-        same = same && !a && !b;
-        if (!same) {
-            char *g = got ? cJSON_PrintUnformatted(got) : NULL, *e = cJSON_PrintUnformatted(w);
-            fprintf(stderr, "%s row %ld:\n  got  %s\n  want %s\n", path, rows + 1, g ? g : "(none)", e);
-            free(g), free(e), cJSON_Delete(w), records_close(r), free(text);
-            return -1;
-        }
-        cJSON_Delete(w);
-        rows++;
-    }
-    bool end = records_next(r, NULL) == NULL;
-    records_close(r);
-    free(text);
-    if (!end) fprintf(stderr, "%s has more rows than wanted\n", path);
-    return end ? rows : -1;
+    return rc_compare(path, want, first, n, NULL, 0);
 }
 
-static jmp_buf jb;
-static void trap(const char *msg) {
-    (void)msg;
-    longjmp(jb, 1);
-}
-static void close_cb(void *r) { records_close(r); }
-/* all rows of path with errors trapped in this process: 1 when rejected */
-static int read_guarded(const char *path) {
-    static Records *volatile r;
-    sd_set_die_trap(trap);
-    int rejected = 0;
-    if (setjmp(jb) == 0) {
-        r = records_open(path, NULL, 0);
-        sd_cleanup_push(close_cb, r);
-        while (records_next(r, NULL)) {}
-        sd_cleanup_pop();
-        records_close(r);
-    } else rejected = 1;
-    sd_set_die_trap(NULL);
-    return rejected;
-}
 static const char *g_path;
 static void read_all(void *arg) {
     (void)arg;
@@ -71,12 +17,6 @@ static void read_all(void *arg) {
     while (records_next(r, NULL)) {}
     records_close(r);
 }
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    fclose(f);
-}
-
 int main(void) {
     char *dir = fixture_path("arrow"), *types = fixture_path("parquet/types.jsonl"), *uf = fixture_path("parquet/uf.jsonl");
     const char *whole[] = {"types.arrow", "types-large.arrow", "types-file.arrow", "types-one-batch.arrow"};
@@ -121,23 +61,12 @@ int main(void) {
     char *bytes = sd_read_file(p, &n);
     const char *tmp = "arrow_damaged.arrow";
     g_path = tmp;
-    write_bytes(tmp, bytes, n / 2);
+    rc_write_bytes(tmp, bytes, n / 2);
     CHECK(expect_die(read_all, NULL, "arrow_damaged.arrow: message"), "a truncated stream names the message");
     CHECK(strstr(t_die_msg, "ends inside") || strstr(t_die_msg, "left in the file"), "and says it is cut");
     /* byte flips all over the stream: rows or a clear error */
-    char *mut = sd_alloc(n, "mutant");
-    int rejected = 0, read = 0;
-    for (size_t pos = 0; pos < n; pos += n / 300 + 1)
-        for (int flip = 0; flip < 2; flip++) {
-            memcpy(mut, bytes, n);
-            mut[pos] ^= flip ? (char)0x01 : (char)0xa5;
-            write_bytes(tmp, mut, n);
-            if (read_guarded(tmp)) rejected++;
-            else read++;
-        }
-    printf("types.arrow: %d damaged copies rejected, %d read\n", rejected, read);
-    CHECK(rejected > 0, "some damage is detected");
+    CHECK(rc_flip_sweep(p, tmp, 0, 300) > 0, "some damage is detected");
     remove(tmp);
-    free(mut), free(bytes), free(p), free(dir), free(types), free(uf);
+    free(bytes), free(p), free(dir), free(types), free(uf);
     TEST_END();
 }

@@ -7,10 +7,9 @@
  * `test_parquet --dump FILE.parquet` prints a file's rows as JSONL (a debugging aid). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <setjmp.h>
 #include "parquet.h"
 #include "pairs.h"
-#include "test_util.h"
+#include "records_check.h"
 
 static char *read_all(const char *path, size_t *n) {
     char *s = sd_read_file(path, n);
@@ -21,53 +20,14 @@ static char *read_all(const char *path, size_t *n) {
     return s;
 }
 
-static void close_cb(void *pf) { parquet_close(pf); }
-
-/* Compares a file's rows with a JSONL file's objects; returns the rows compared (-1 on a mismatch). */
+/* rc_compare of the whole file, and the footer's row count agrees */
 static long compare_file(const char *pq, const char *jsonl, const char *const *fields, int nfields) {
-    size_t n;
-    char *text = read_all(jsonl, &n);
-    ParquetFile *pf = parquet_open(pq, fields, nfields);
-    long rows = 0;
-    char *save = NULL;
-    const cJSON *row;
-    int64_t r = 0;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *want = cJSON_Parse(line);
-        if (!want) { fprintf(stderr, "bad expected line in %s\n", jsonl); exit(1); }
-        if (nfields) { /* only the selected members, in the file's order */
-            cJSON *sel = cJSON_CreateObject();
-            for (cJSON *m = want->child; m; m = m->next)
-                for (int k = 0; k < nfields; k++)
-                    if (!strcmp(m->string, fields[k])) cJSON_AddItemToObject(sel, m->string, cJSON_Duplicate(m, 1));
-            cJSON_Delete(want);
-            want = sel;
-        }
-        row = parquet_next_row(pf, &r);
-        bool same = row && cJSON_Compare(row, want, 1) && r == rows + 1;
-        /* the same members in the same order (cJSON_Compare does not look at the order) */
-        const cJSON *a = row ? row->child : NULL, *b = want->child;
-        for (; same && a && b; a = a->next, b = b->next) same = !strcmp(a->string, b->string);
-        same = same && !a && !b;
-        if (!same) {
-            char *got = row ? cJSON_PrintUnformatted(row) : NULL;
-            char *exp = cJSON_PrintUnformatted(want);
-            fprintf(stderr, "%s row %ld:\n  got  %s\n  want %s\n", pq, rows + 1, got ? got : "(no row)", exp);
-            free(got);
-            free(exp);
-            cJSON_Delete(want);
-            parquet_close(pf);
-            free(text);
-            return -1;
-        }
-        cJSON_Delete(want);
-        rows++;
-    }
-    bool end = parquet_next_row(pf, NULL) == NULL && parquet_num_rows(pf) == rows;
+    long rows = rc_compare(pq, jsonl, 1, -1, fields, nfields);
+    ParquetFile *pf = parquet_open(pq, NULL, 0);
+    bool count = parquet_num_rows(pf) == rows;
     parquet_close(pf);
-    free(text);
-    if (!end) fprintf(stderr, "%s has more rows than %s\n", pq, jsonl);
-    return end ? rows : -1;
+    if (rows >= 0 && !count) fprintf(stderr, "%s: the footer's row count is not %ld\n", pq, rows);
+    return count ? rows : -1;
 }
 
 /* Whether this build lacks a codec path uses (a build without libsnappy-dev, say: those files are skipped). */
@@ -101,35 +61,6 @@ static bool codec_missing(const char *path) {
 static bool ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* ---- damaged files ---- */
-static jmp_buf jb;
-static void trap(const char *msg) {
-    (void)msg;
-    longjmp(jb, 1);
-}
-/* Reads every row of path in this process with errors trapped: 1 when it was rejected, 0 when it read. */
-static int read_guarded(const char *path) {
-    static ParquetFile *volatile pf;
-    pf = NULL;
-    sd_set_die_trap(trap);
-    int rejected = 0;
-    if (setjmp(jb) == 0) {
-        pf = parquet_open(path, NULL, 0);
-        sd_cleanup_push(close_cb, pf);
-        while (parquet_next_row(pf, NULL)) {}
-        sd_cleanup_pop();
-        parquet_close(pf);
-    } else rejected = 1; /* the cleanups closed pf */
-    sd_set_die_trap(NULL);
-    return rejected;
-}
-
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    fclose(f);
 }
 
 typedef struct { const char *path; } OpenArg;
@@ -229,7 +160,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; b && i + 6 <= m; i++)
             if (!memcmp(b + i, "\x15\x10\x15\x06\x15\x06", 6)) b[i + 1] = 0x04, patched++;
         const char *pd = "parquet_plain_dictionary.parquet";
-        if (b) write_bytes(pd, b, m);
+        if (b) rc_write_bytes(pd, b, m);
         CHECK(patched >= 20, "relabelled %d data pages", patched);
         CHECK(compare_file(pd, types_jl, NULL, 0) == 40, "PLAIN_DICTIONARY data pages read as RLE_DICTIONARY ones");
         remove(pd);
@@ -244,18 +175,18 @@ int main(int argc, char **argv) {
     char *bytes = read_all(types, &n);
     const char *tmp = "parquet_damaged.parquet";
     a.path = tmp;
-    write_bytes(tmp, bytes, n / 2);
+    rc_write_bytes(tmp, bytes, n / 2);
     CHECK(expect_die(open_read, &a, "does not end with PAR1"), "a truncated file");
-    write_bytes(tmp, "PAR1", 4);
+    rc_write_bytes(tmp, "PAR1", 4);
     CHECK(expect_die(open_read, &a, "too short"), "a 4-byte file");
     char *b2 = sd_alloc(n, "copy");
     memcpy(b2, bytes, n);
     b2[n - 8] = (char)0xff, b2[n - 7] = (char)0xff; /* footer length beyond the file */
-    write_bytes(tmp, b2, n);
+    rc_write_bytes(tmp, b2, n);
     CHECK(expect_die(open_read, &a, "footer claims"), "a footer longer than the file");
     memcpy(b2, bytes, n);
     memcpy(b2, "PAR2", 4);
-    write_bytes(tmp, b2, n);
+    rc_write_bytes(tmp, b2, n);
     CHECK(expect_die(open_read, &a, "does not start with PAR1"), "bad magic");
     /* a pair file without the pair columns: the loader names what it needs */
     char *p = sd_path_join(dir, "prompts.parquet");
@@ -267,28 +198,9 @@ int main(int argc, char **argv) {
 
     /* byte flips all over an uncompressed and a compressed file: each read ends in rows or a clear error */
     const char *sweep[] = {"types-v1-none.parquet", "types-v2-snappy.parquet", "types-delta.parquet"};
-    for (int s = 0; s < 3; s++) {
-        char *path = sd_path_join(dir, sweep[s]);
-        size_t m;
-        char *orig = sd_read_file(path, &m);
-        CHECK(orig != NULL, "read %s", sweep[s]);
-        if (!orig) { free(path); continue; }
-        char *mut = sd_alloc(m, "mutant");
-        int rejected = 0, read = 0;
-        size_t step = m / 400 + 1;
-        for (size_t pos = 4; pos + 8 < m; pos += step) {
-            for (int flip = 0; flip < 2; flip++) {
-                memcpy(mut, orig, m);
-                mut[pos] ^= flip ? (char)0x01 : (char)0xa5;
-                write_bytes(tmp, mut, m);
-                if (read_guarded(tmp)) rejected++;
-                else read++;
-            }
-        }
-        printf("%s: %d damaged copies rejected, %d read\n", sweep[s], rejected, read);
-        CHECK(rejected > 0, "%s: some damage is detected", sweep[s]);
-        free(mut);
-        free(orig);
+    for (int k = 0; k < 3; k++) {
+        char *path = sd_path_join(dir, sweep[k]);
+        CHECK(rc_flip_sweep(path, tmp, 4, 400) > 0, "%s: some damage is detected", sweep[k]);
         free(path);
     }
     remove(tmp);
