@@ -23,31 +23,25 @@ sed -e "s|../third_party/tokenizers/llama3|$TOK|" \
     -e 's|train: data/text_pairs.jsonl,|train: data/uf.jsonl,|' \
     -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_jsonl, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
     "$SRC/configs/tiny_text.yaml" > cfg/jsonl.yaml
-sed -e 's|train: data/uf.jsonl|train: data/uf_pq.parquet|' -e 's|dir: out_jsonl|dir: out_pq|' cfg/jsonl.yaml > cfg/pq.yaml
+# same_run NAME DATA WHAT: trains on DATA (under cfg/) as cfg/NAME.yaml into out_NAME; its metrics must be the JSONL
+# run's, bit for bit
+same_run() {
+  sed -e "s|train: data/uf.jsonl|train: $2|" -e "s|dir: out_jsonl|dir: out_$1|" cfg/jsonl.yaml > "cfg/$1.yaml"
+  if "$BIN" "cfg/$1.yaml" 2> "$1.log" && [ "$(wc -l < "cfg/out_$1/metrics.jsonl")" = 2 ] &&
+     diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time "cfg/out_$1/metrics.jsonl") >/dev/null; then
+    ok "$3 trains to the metrics of the same pairs in JSONL, bit for bit"
+  else bad "$3: $(tail -2 "$1.log")"; fi
+}
 "$BIN" cfg/jsonl.yaml 2> jsonl.log || bad "JSONL run: $(tail -3 jsonl.log)"
-if "$BIN" cfg/pq.yaml 2> pq.log; then ok "trains from an UltraFeedback-schema Parquet file"; else bad "Parquet run: $(tail -3 pq.log)"; fi
+same_run pq data/uf_pq.parquet "an UltraFeedback-schema Parquet file"
 grep -q "16 pairs" pq.log && ok "the log counts its 16 pairs" || bad "log: $(grep -i pair pq.log | head -3)"
-if [ -s cfg/out_pq/metrics.jsonl ] && [ "$(wc -l < cfg/out_pq/metrics.jsonl)" = 2 ] &&
-   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) >/dev/null; then
-  ok "Parquet trains to the metrics of the same pairs in JSONL, bit for bit"
-else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_pq/metrics.jsonl) | head -4)"; fi
-
 # the same pairs as an indented JSON array
 python3 -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=4)' \
   cfg/data/uf.jsonl cfg/data/uf_arr.json
-sed -e 's|train: data/uf.jsonl|train: data/uf_arr.json|' -e 's|dir: out_jsonl|dir: out_arr|' cfg/jsonl.yaml > cfg/arr.yaml
-if "$BIN" cfg/arr.yaml 2> arr.log && [ -s cfg/out_arr/metrics.jsonl ] &&
-   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_arr/metrics.jsonl) >/dev/null; then
-  ok "a JSON array of the pairs trains to the JSONL's metrics, bit for bit"
-else bad "JSON array run: $(tail -2 arr.log)"; fi
-
+same_run arr data/uf_arr.json "a JSON array of the pairs"
 # the same pairs as a datasets save_to_disk directory (two Arrow stream files, written by apache-arrow)
 cp -r "$FIX/arrow/uf-disk" cfg/data/uf-disk
-sed -e 's|train: data/uf.jsonl|train: data/uf-disk|' -e 's|dir: out_jsonl|dir: out_disk|' cfg/jsonl.yaml > cfg/disk.yaml
-if "$BIN" cfg/disk.yaml 2> disk.log && [ -s cfg/out_disk/metrics.jsonl ] &&
-   diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_disk/metrics.jsonl) >/dev/null; then
-  ok "a save_to_disk directory of the pairs trains to the JSONL's metrics, bit for bit"
-else bad "save_to_disk run: $(tail -2 disk.log)"; fi
+same_run disk data/uf-disk "a save_to_disk directory"
 cp -r "$FIX/arrow/uf-dict" cfg/data/uf-dict
 sed -e 's|train: data/uf.jsonl|train: data/uf-dict|' cfg/jsonl.yaml > cfg/dict.yaml
 expect_error "a DatasetDict's directory names its splits" "uf-dict: a datasets DatasetDict (dataset_dict.json): name one split's directory: cfg/data/uf-dict/train_prefs, cfg/data/uf-dict/test_prefs" \
