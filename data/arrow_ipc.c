@@ -333,7 +333,6 @@ void arrow_field_names(const ArrowFile *af, char *buf, size_t n) {
 
 /* ---- a record batch's buffers onto the fields ---- */
 typedef struct {
-    FB *b;
     const uint8_t *nodes, *bufs;   /* FieldNode and Buffer structs, 16 bytes each */
     size_t nn, nb, ni, bi;
 } Assign;
@@ -350,7 +349,7 @@ static const uint8_t *take_buffer(ArrowFile *af, Assign *a, uint64_t *len, const
 }
 
 /* assigns the nodes and buffers of one field (depth first); checks the selected ones' buffers */
-static void assign(ArrowFile *af, Assign *a, ACol *c, bool check, int depth) {
+static void assign(ArrowFile *af, Assign *a, ACol *c, bool check) {
     if (a->ni >= a->nn) ar_die(af, "its record batch has fewer field nodes than the schema has fields");
     const uint8_t *node = a->nodes + 16 * a->ni++;
     c->len = (int64_t)le(node, 8), c->nulls = (int64_t)le(node + 8, 8);
@@ -385,7 +384,7 @@ static void assign(ArrowFile *af, Assign *a, ACol *c, bool check, int depth) {
         c->valid = take_buffer(af, a, &c->valid_n, c->name);
         c->data = take_buffer(af, a, &c->data_n, c->name);
     }
-    for (int k = 0; k < kids; k++) assign(af, a, &c->kids[k], check, depth + 1);
+    for (int k = 0; k < kids; k++) assign(af, a, &c->kids[k], check); /* depth bounded by the schema's */
     if (!check) return;
     /* the selected field's buffers hold what its len values need */
     uint64_t n = (uint64_t)c->len;
@@ -443,9 +442,9 @@ static bool next_batch(ArrowFile *af) {
                                            "read (datasets writes them uncompressed)");
         if (b.bad || len < 0) ar_die(af, "its RecordBatch flatbuffer is malformed");
         if (len > AR_MAX_BATCH) ar_die(af, "a record batch of %lld rows (at most %d)", (long long)len, AR_MAX_BATCH);
-        Assign a = {&b, b.p + n0, b.p + b0, nn, nb, 0, 0};
+        Assign a = {b.p + n0, b.p + b0, nn, nb, 0, 0};
         for (int k = 0; k < af->ncols; k++) {
-            assign(af, &a, &af->cols[k], af->selected[k], 0);
+            assign(af, &a, &af->cols[k], af->selected[k]);
             if (af->selected[k] && af->cols[k].len < len)
                 ar_die(af, "field '%s' has %lld values in a batch of %lld rows", af->cols[k].name,
                        (long long)af->cols[k].len, (long long)len);

@@ -9,7 +9,6 @@
 #include "pairs.h"
 #include <cjson/cJSON.h>
 #include "records.h"
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

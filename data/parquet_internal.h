@@ -67,7 +67,7 @@ typedef struct {
     int32_t uncompressed, compressed;
     /* data page (v1 and v2) */
     int32_t num_values, encoding, def_encoding, rep_encoding;
-    int32_t num_nulls, num_rows, def_len, rep_len;
+    int32_t def_len, rep_len;     /* v2: the levels' bytes */
     bool is_compressed;           /* v2: whether the values section is compressed (default true) */
     /* dictionary page */
     int32_t dict_num_values, dict_encoding;
@@ -117,7 +117,6 @@ struct ParquetFile {
     PqJNode *root;
     PqJNode **nodes;              /* every JNode allocated, [nnodes] */
     int nnodes, cap_nodes;
-    int *leaf_first_elem;         /* schema index of each leaf [nleaves] */
     int nleaves;
     PqCursor *cur;                /* [ncur] the selected leaves */
     int ncur;

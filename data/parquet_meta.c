@@ -311,8 +311,6 @@ long pq_parse_page_header(const uint8_t *p, size_t n, PqPageHeader *h) {
                 else if (id == 5 && fid == 2) h->encoding = tc_int32(&t, ft);
                 else if (id == 5 && fid == 3) h->def_encoding = tc_int32(&t, ft);
                 else if (id == 5 && fid == 4) h->rep_encoding = tc_int32(&t, ft);
-                else if (id == 8 && fid == 2) h->num_nulls = tc_int32(&t, ft);
-                else if (id == 8 && fid == 3) h->num_rows = tc_int32(&t, ft);
                 else if (id == 8 && fid == 4) h->encoding = tc_int32(&t, ft);
                 else if (id == 8 && fid == 5) h->def_len = tc_int32(&t, ft);
                 else if (id == 8 && fid == 6) h->rep_len = tc_int32(&t, ft);

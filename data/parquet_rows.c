@@ -42,7 +42,6 @@ struct PqJNode {
     int nfields;
     /* J_LEAF */
     int cur;              /* index into pf->cur */
-    int elem;             /* schema index */
 };
 
 static void release(void *arg) { parquet_close(arg); }
@@ -117,7 +116,6 @@ static PqJNode *build_content(Build *B, const char *name, int d, int r) {
         return o;
     }
     PqJNode *l = new_node(pf, J_LEAF, name, d);
-    l->elem = si;
     l->cur = -1;
     int leaf = B->leaf++;
     if (leaf >= pf->nleaves) pq_die(pf, "the schema has more leaves than it was counted to have");
