@@ -633,14 +633,6 @@ int train_run(const Config *c, const TrainOptions *opt) {
         comm_bcast_bytes(g, GROUP_WORLD, pick, sizeof pick, 0);
         latest = pick[0] ? sd_strdup(pick) : NULL;
     }
-    /* where a resumed run goes on: the data position and step of that checkpoint (loaded whole below) */
-    long from_epoch = 0, from_pos = 0, from_step = 0;
-    if (latest) {
-        CkptReader *r = ckpt_open(latest);
-        const CkptMeta *meta = ckpt_meta(r);
-        from_epoch = meta->data_epoch, from_pos = meta->data_pos, from_step = meta->step;
-        ckpt_close(r);
-    }
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
@@ -650,6 +642,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->micro_batch_tokens > 0) { /* the run's cuts instead, and the held-out pairs' */
         max_tokens = max_att = max_lp = 0;
         if (t->eval) train_eval_token_sizes(c, t->eval, g->dp, &max_tokens, &max_att, &max_lp);
+        /* a resumed run's cuts from its checkpoint's data position and step on (the checkpoint loads whole below) */
+        long from_epoch = 0, from_pos = 0, from_step = 0;
+        if (latest) {
+            CkptReader *r = ckpt_open(latest);
+            const CkptMeta *meta = ckpt_meta(r);
+            from_epoch = meta->data_epoch, from_pos = meta->data_pos, from_step = meta->step;
+            ckpt_close(r);
+        }
         long left = t->total_steps > from_step ? t->total_steps - from_step : 0;
         TokenSizes ts = train_token_sizes(c, t->data, from_epoch, from_pos, left, g->dp);
         max_tokens = ts.tok > max_tokens ? ts.tok : max_tokens, max_att = ts.att > max_att ? ts.att : max_att;
