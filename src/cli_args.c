@@ -1,8 +1,33 @@
 /* cli_args.c — see cli_args.h. */
 #include "cli_args.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "hub_cache.h"
 #include "util.h"
+
+/* the resolved directories, reachable until exit */
+static char *kept[16];
+static int n_kept;
+
+const char *cli_model_dir(const char *opt, const char *value) {
+    if (!value) return NULL;
+    char *p = hub_resolve(NULL, value, HUB_MODEL, opt);
+    if (!strcmp(p, value) || n_kept == (int)(sizeof kept / sizeof *kept)) {
+        if (strcmp(p, value)) return p; /* more than 16 (no command has them): left to the exit */
+        free(p);
+        return value;
+    }
+    return kept[n_kept++] = p;
+}
+
+const char *cli_model_tokenizer(const char *model_dir) {
+    if (!model_dir) return NULL;
+    char *tj = sd_path_join(model_dir, "tokenizer.json");
+    bool has = sd_file_exists(tj);
+    free(tj);
+    return has ? model_dir : NULL;
+}
 
 bool cli_parse(const char *cmd, const char *usage, int argc, char **argv, const CliOpt *opts, int nopts) {
     for (int i = 1; i < argc; i++) {

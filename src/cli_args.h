@@ -14,4 +14,12 @@ typedef struct {
 /* Parses argv[1..argc) (argv[0] is the subcommand). Prints usage and returns true on --help / -h (the command
  * then returns 0); dies on anything else it does not know. */
 bool cli_parse(const char *cmd, const char *usage, int argc, char **argv, const CliOpt *opts, int nopts);
+
+/* `value` of option `opt` (NULL: none) as a local directory or a Hub name from the cache (hub_resolve): a model's
+ * or tokenizer's directory; the returned path is value itself or kept until exit (the command does not free it) */
+const char *cli_model_dir(const char *opt, const char *value);
+
+/* model_dir itself where it holds a tokenizer.json (the reference trainer loads the model's own tokenizer), else
+ * NULL: the default of a command's --tokenizer */
+const char *cli_model_tokenizer(const char *model_dir);
 #endif

@@ -178,7 +178,11 @@ int cmd_analyze(int argc, char **argv) {
                            {"--format", &fmt, NULL},          {"--chat-template", &family, NULL},
                            {"--device", &device, NULL},       {"--dtype", &dtype, NULL}};
     if (cli_parse("analyze", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
+    model_dir = cli_model_dir("--model", model_dir);
+    ref_dir = cli_model_dir("--ref", ref_dir);
+    tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("analyze", "--model and --data are required (see simpo_dist analyze --help)");
+    if (!tok) tok = cli_model_tokenizer(model_dir);
     double beta = beta_s ? parse_positive("--beta", beta_s) : 2.0;
     double dpo_beta = dpo_beta_s ? parse_positive("--dpo-beta", dpo_beta_s) : 0.1;
     double kb = buckets_s ? parse_positive("--buckets", buckets_s) : 4;

@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "export_hf.h"
+#include "cli_args.h"
 #include "util.h"
 
 static const char *USAGE =
@@ -31,7 +32,7 @@ int cmd_export(int argc, char **argv) {
         if (i + 1 >= argc) sd_die("export", "unknown argument or missing value: '%s' (see --help)", argv[i]);
         if (!strcmp(argv[i], "--checkpoint")) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
-        else if (!strcmp(argv[i], "--tokenizer")) tok = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer")) tok = cli_model_dir("--tokenizer", argv[++i]);
         else if (!strcmp(argv[i], "--dtype")) {
             const char *d = argv[++i];
             if (strcmp(d, "fp32") && strcmp(d, "bf16"))

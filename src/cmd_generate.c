@@ -259,7 +259,10 @@ int cmd_generate(int argc, char **argv) {
                            {"--top-p", &top_p_s, NULL},         {"--seed", &seed_s, NULL},
                            {"--no-chat", NULL, &no_chat}};
     if (cli_parse("generate", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
+    model_dir = cli_model_dir("--model", model_dir);
+    tok_dir = cli_model_dir("--tokenizer", tok_dir);
     if (!model_dir) sd_die("generate", "--model is required (see simpo_dist generate --help)");
+    if (!tok_dir) tok_dir = cli_model_tokenizer(model_dir);
     if ((prompt != NULL) + (prompt_ids != NULL) + (data != NULL) != 1)
         sd_die("generate", "give exactly one of --prompt, --prompt-ids and --data (see simpo_dist generate --help)");
     GenParams gp = {0};

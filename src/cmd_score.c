@@ -40,7 +40,10 @@ int cmd_score(int argc, char **argv) {
                            {"--chat-template", &family, NULL}, {"--device", &device, NULL},
                            {"--dtype", &dtype, NULL}};
     if (cli_parse("score", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
+    model_dir = cli_model_dir("--model", model_dir);
+    tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
+    if (!tok) tok = cli_model_tokenizer(model_dir);
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ScoreOpts so = score_opts("score", device, dtype);
     ModelConfig mc = model_config_load(model_dir);

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "pairs.h"
 #include "tokenizer.h"
+#include "cli_args.h"
 #include "util.h"
 
 static const char *USAGE =
@@ -47,7 +48,7 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--chat")) chat = 1;
         else if (!strcmp(argv[i], "--tokenizer") || !strcmp(argv[i], "--chat-template")) {
             if (i + 1 >= argc) sd_die("tokenize", "%s needs a value", argv[i]);
-            if (!strcmp(argv[i], "--tokenizer")) dir = argv[++i];
+            if (!strcmp(argv[i], "--tokenizer")) dir = cli_model_dir("--tokenizer", argv[++i]);
             else family = argv[++i], chat = 1;
         } else sd_die("tokenize", "unknown argument '%s' (see simpo_dist tokenize --help)", argv[i]);
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
+#include "hub_cache.h"
 #include "util.h"
 
 typedef enum { K_INT, K_LONG, K_FLOAT, K_BOOL, K_STR, K_PATH, K_ENUM, K_SENUM, K_PAIR, K_MODEL } KType;
@@ -35,7 +36,9 @@ typedef struct {
 #define U NAN
 static const KeySpec KEYS[] = {
     {"model.init", K_PATH, F(model_init), NULL, U, U, 0, 0, NULL,
-     "Hugging Face model directory (config.json + safetensors) to start from; or give model.config"},
+     "Hugging Face model directory (config.json + safetensors) to start from, or a Hub name (ORG/NAME[@REVISION], "
+     "e.g. meta-llama/Meta-Llama-3-8B-Instruct) found in the local Hugging Face cache (HF_HUB_CACHE, HF_HOME or "
+     "~/.cache/huggingface/hub; nothing is downloaded: `huggingface-cli download` fills it); or give model.config"},
     {"model.config", K_MODEL, F(model_config), NULL, U, U, 0, 0, NULL,
      "HF config.json fields (mapping) of a randomly initialised model; or give model.init"},
     {"model.seed", K_LONG, F(model_seed), "0", 0, U, 0, 0, NULL, "seed of the random initialisation"},
@@ -50,7 +53,10 @@ static const KeySpec KEYS[] = {
     {"data.train", K_PATH, F(data_train), NULL, U, U, 0, 0, NULL,
      "training pairs: JSONL (token ids, chat messages or text), a JSON array of such objects, a Parquet file of the "
      "same columns (a Hub dataset's, e.g. UltraFeedback's train_prefs), a datasets save_to_disk directory or .arrow "
-     "file, or an HDF5 dataset from `prepare` (required); a glob "
+     "file, or an HDF5 dataset from `prepare` (required); a dataset by name, a Hub dataset in the local Hugging "
+     "Face cache (ORG/NAME[@REVISION], e.g. princeton-nlp/llama3-ultrafeedback-armorm, as `huggingface-cli "
+     "download --repo-type dataset` keeps it) or a directory of one (a --local-dir download, a save_to_disk "
+     "DatasetDict): its split data.train_split, found as datasets' load_dataset finds it (docs/formats.md); a glob "
      "pattern (data/train-*.parquet: a split in shards) takes every match, sorted, each whole; or "
      "a mixture, a mapping of such files to fractions in (0, 1] (alignment-handbook's dataset_mixer, e.g. "
      "{uf.jsonl: 1.0, extra.jsonl: 0.25}): the first floor(fraction x pairs) pairs of each file, in file order, "
@@ -58,7 +64,9 @@ static const KeySpec KEYS[] = {
     {"data.format", K_SENUM, F(data_format), "auto", U, U, 0, 0, "auto|ids|chat|text",
      "JSONL lines: token ids, chat messages (rendered with the chat template) or plain text; auto detects"},
     {"data.tokenizer", K_PATH, F(data_tokenizer), NULL, U, U, 0, 0, NULL,
-     "HF tokenizer directory (tokenizer.json + tokenizer_config.json) for chat and text data"},
+     "HF tokenizer directory (tokenizer.json + tokenizer_config.json) for chat and text data, or a Hub name as "
+     "model.init; default: model.init's directory where it has a tokenizer.json (as the reference trainer loads "
+     "the model's tokenizer)"},
     {"data.chat_template", K_SENUM, F(chat_template), "auto", U, U, 0, 0, "auto|llama3|llama2|mistral|chatml|gemma",
      "chat template family; auto recognises tokenizer_config.json's template"},
     {"data.prepared", K_PATH, F(data_prepared), NULL, U, U, 0, 0, NULL,
@@ -70,6 +78,11 @@ static const KeySpec KEYS[] = {
      "metrics.jsonl with the reference trainer's eval_ names (docs/cli.md); when: train.eval_every_steps, "
      "train.eval_on_start; `simpo_dist CONFIG --eval-only` evaluates the newest checkpoint once, training nothing; "
      "a mixture too, as data.train"},
+    {"data.train_split", K_STR, F(train_split), "train", U, U, 0, 0, NULL,
+     "the split data.train takes from a dataset it names (a Hub name or a dataset directory; alignment-handbook's "
+     "dataset_splits), e.g. train_prefs for HuggingFaceH4/ultrafeedback_binarized"},
+    {"data.eval_split", K_STR, F(eval_split), "test", U, U, 0, 0, NULL,
+     "the split data.eval takes from a dataset it names, e.g. test_prefs"},
     {"data.max_length", K_INT, F(max_length), "2048", 2, 1048576, 0, 0, NULL,
      "longest prompt + response in tokens; longer pairs are truncated like the SimPO reference trainer"},
     {"data.max_prompt_length", K_INT, F(max_prompt_length), "1800", 1, 1048576, 0, 0, NULL,
@@ -336,7 +349,11 @@ static void set_scalar(Config *c, const KeySpec *k, const char *s, const char *w
         if (!*s) sd_die(where, "key '%s': expected a %s, found an empty value", k->key, type_name(k));
         char **dst = (char **)field;
         free(*dst);
-        *dst = k->type == K_PATH ? sd_path_join(base_dir, s) : sd_strdup(s);
+        if (!strcmp(k->key, "model.init") || !strcmp(k->key, "data.tokenizer")) { /* a path or a Hub name */
+            char w2[600];
+            snprintf(w2, sizeof w2, "%s: key '%s'", where, k->key);
+            *dst = hub_resolve(base_dir, s, HUB_MODEL, w2);
+        } else *dst = k->type == K_PATH ? sd_path_join(base_dir, s) : sd_strdup(s);
         break;
     }
     case K_ENUM:
@@ -414,6 +431,64 @@ static void mixture_name(const DataPart *mix, int n, char **shown) {
     }
 }
 
+/* A data value naming a dataset rather than a file: a Hub dataset in the cache (a name that is no path) or a
+ * directory other than a save_to_disk split's. Sets *part to a part whose split the config's data.*_split picks
+ * once every key is read (resolve_splits): its one "file" the directory, n_files -1. False: a file (or pattern). */
+static bool dataset_part(const KeySpec *k, Ctx *x, yaml_node_t *vn, const char *v, DataPart *part) {
+    static const char *file_ext[] = {".jsonl", ".json", ".parquet", ".arrow", ".h5", ".hdf5"};
+    size_t n = strlen(v);
+    for (size_t i = 0; i < sizeof file_ext / sizeof *file_ext; i++)
+        if (n >= strlen(file_ext[i]) && !strcmp(v + n - strlen(file_ext[i]), file_ext[i])) return false;
+    if (strpbrk(v, "*?[")) return false;
+    char w[512], w2[600];
+    snprintf(w2, sizeof w2, "%s: key '%s'", where_at(x, vn, w, sizeof w), k->key);
+    char *dir = hub_resolve(x->base_dir, v, HUB_DATASET, w2);
+    if (!sd_dir_exists(dir) || hub_is_split_dir(dir)) {
+        free(dir);
+        return false;
+    }
+    part->path = hub_is_repo_id(v) && strcmp(dir, v) ? sd_strdup(v) : sd_strdup(dir);
+    part->files = sd_alloc(sizeof *part->files, "data files");
+    part->files[0] = dir;
+    part->n_files = -1;
+    return true;
+}
+
+/* the splits of the data parts dataset_part left: each directory's data files of data.train_split (data.eval_split),
+ * the part named "NAME split SPLIT" */
+static void resolve_splits(Config *c, const Ctx *x) {
+    for (int e = 0; e < 2; e++) {
+        DataPart *mix = e ? c->eval_mix : c->train_mix;
+        int n = e ? c->n_eval_mix : c->n_train_mix;
+        const char *split = e ? c->eval_split : c->train_split, *key = e ? "data.eval" : "data.train";
+        bool any = false;
+        for (int i = 0; i < n; i++) {
+            if (mix[i].n_files >= 0) continue;
+            char w[600];
+            snprintf(w, sizeof w, "%s:%d: key '%s' (split '%s', %s)", x->file, x->line[find_key(key)], key, split,
+                     e ? "data.eval_split" : "data.train_split");
+            char *dir = mix[i].files[0];
+            free(mix[i].files);
+            mix[i].files = NULL; /* the part holds nothing while the split is looked for (an error frees c) */
+            mix[i].n_files = 0;
+            sd_cleanup_push(free, dir);
+            int nf = 0;
+            char **files = hub_split_files(dir, split, &nf, w);
+            sd_cleanup_pop();
+            free(dir);
+            mix[i].files = files;
+            mix[i].n_files = nf;
+            size_t len = strlen(mix[i].path) + strlen(split) + 16;
+            char *name = sd_alloc(len, "data name");
+            snprintf(name, len, "%s split %s", mix[i].path, split);
+            free(mix[i].path);
+            mix[i].path = name;
+            any = true;
+        }
+        if (any) mixture_name(mix, n, (char **)(e ? &c->data_eval : &c->data_train));
+    }
+}
+
 /* data.train / data.eval as a mapping {path: fraction, ...}: the parts in the mapping's order into *mix, and into
  * *shown (the key's string field) the resolved paths joined by " + " */
 static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mix, int *n_mix, char **shown) {
@@ -429,7 +504,8 @@ static void set_mixture(const KeySpec *k, Ctx *x, yaml_node_t *vn, DataPart **mi
         if (kn->type != YAML_SCALAR_NODE || !*(const char *)kn->data.scalar.value)
             sd_die(w, "key '%s': expected a file path as each mixture key", k->key);
         DataPart *d = &(*mix)[(*n_mix)++];
-        d->path = sd_path_join(x->base_dir, (const char *)kn->data.scalar.value);
+        if (!dataset_part(k, x, kn, (const char *)kn->data.scalar.value, d))
+            d->path = sd_path_join(x->base_dir, (const char *)kn->data.scalar.value);
         for (int i = 0; i + 1 < *n_mix; i++)
             if (same_file((*mix)[i].path, d->path))
                 sd_die(w, "key '%s': the file %s appears twice", k->key, (const char *)kn->data.scalar.value);
@@ -492,6 +568,17 @@ static void set_node(Config *c, Ctx *x, int ki, yaml_node_t *vn) {
     if ((train || !strcmp(k->key, "data.eval")) && vn->type == YAML_MAPPING_NODE) { /* a mixture */
         set_mixture(k, x, vn, train ? &c->train_mix : &c->eval_mix, train ? &c->n_train_mix : &c->n_eval_mix,
                     (char **)((char *)c + k->off));
+        return;
+    }
+    DataPart ds = {0};
+    if ((train || !strcmp(k->key, "data.eval")) && vn->type == YAML_SCALAR_NODE &&
+        dataset_part(k, x, vn, (const char *)vn->data.scalar.value, &ds)) { /* a dataset's split: one part */
+        DataPart **mix = train ? &c->train_mix : &c->eval_mix;
+        *mix = sd_calloc(1, sizeof **mix, "data mixture");
+        ds.fraction = 1.0;
+        (*mix)[0] = ds;
+        *(train ? &c->n_train_mix : &c->n_eval_mix) = 1;
+        mixture_name(*mix, 1, (char **)((char *)c + k->off));
         return;
     }
     if ((train || !strcmp(k->key, "data.eval")) && vn->type == YAML_SCALAR_NODE &&
@@ -651,6 +738,12 @@ static Config *load(const char *yaml_text, size_t len, const char *name, const c
             set_node(c, &x, ki, v2);
         }
     }
+    resolve_splits(c, &x);
+    if (!c->data_tokenizer && c->model_init) { /* the model's own tokenizer, as the reference trainer loads it */
+        char *tj = sd_path_join(c->model_init, "tokenizer.json");
+        if (sd_file_exists(tj)) c->data_tokenizer = sd_strdup(c->model_init);
+        free(tj);
+    }
     validate(c, &x);
     sd_cleanup_pop();
     yaml_document_delete(&st.doc);
@@ -682,8 +775,14 @@ void config_free(Config *c) {
     for (int i = 0; i < NKEYS; i++)
         if (KEYS[i].type == K_STR || KEYS[i].type == K_PATH || KEYS[i].type == K_SENUM)
             free(*(char **)((char *)c + KEYS[i].off));
-    for (int i = 0; i < c->n_train_mix; i++) free(c->train_mix[i].path);
-    for (int i = 0; i < c->n_eval_mix; i++) free(c->eval_mix[i].path);
+    for (int e = 0; e < 2; e++) {
+        DataPart *mix = e ? c->eval_mix : c->train_mix;
+        for (int i = 0, n = e ? c->n_eval_mix : c->n_train_mix; i < n; i++) {
+            free(mix[i].path);
+            for (int j = 0; j < (mix[i].n_files < 0 ? 1 : mix[i].n_files); j++) free(mix[i].files[j]);
+            free(mix[i].files);
+        }
+    }
     free(c->train_mix);
     free(c->eval_mix);
     free(c->source);

@@ -22,11 +22,13 @@ typedef enum {
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR, SCHED_COSINE, SCHED_WSD } LrSchedule;
 typedef enum { DECAY_COSINE = 0, DECAY_LINEAR, DECAY_1_SQRT } LrDecay; /* optim.decay_type's choices */
 
-/* One file of a data mixture (data.train or data.eval given as a mapping {path: fraction}, alignment-handbook's
- * dataset_mixer): its first floor(fraction x pairs) pairs, in file order. */
+/* One part of a data mixture (data.train or data.eval given as a mapping {path: fraction}, alignment-handbook's
+ * dataset_mixer; or one dataset's split, or a glob's file): its first floor(fraction x pairs) pairs, in order. */
 typedef struct {
-    char *path;                 /* resolved against the config's directory */
+    char *path;                 /* a file resolved against the config's directory; a dataset's split: "NAME split S" */
     double fraction;            /* in (0, 1] */
+    char **files;               /* a dataset's split (hub_cache.h): its n_files data files, read as one; NULL: path */
+    int n_files;
 } DataPart;
 
 typedef struct {
@@ -44,7 +46,10 @@ typedef struct {
 
     /* data: */
     char *data_train;           /* data.train (required): JSONL path; for a mixture the files joined by " + " */
-    DataPart *train_mix;        /* data.train as a mapping {path: fraction} (n_train_mix parts), else NULL */
+    DataPart *train_mix;        /* data.train as a mapping {path: fraction}, a glob's files or a dataset's split
+                                   (n_train_mix parts), else NULL */
+    char *train_split;          /* data.train_split (default train): the split of a dataset named in data.train */
+    char *eval_split;           /* data.eval_split (default test): the split of a dataset named in data.eval */
     int n_train_mix;
     int max_length;             /* data.max_length (default 2048) */
     int max_prompt_length;      /* data.max_prompt_length (default 1800) */

@@ -37,6 +37,17 @@ PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size)
     return pairs_load_any(path, vocab_size, c->data_format, c->data_tokenizer, c->chat_template);
 }
 
+/* one part of a mixture: its file, or a dataset split's files read as one set of pairs, in order */
+static PairSet *load_part(const Config *c, const DataPart *part, int vocab_size) {
+    if (!part->files) return train_data_load_path(c, part->path, vocab_size);
+    PairSet *all = train_data_load_path(c, part->files[0], vocab_size);
+    for (int f = 1; f < part->n_files; f++) {
+        PairSet *ps = train_data_load_path(c, part->files[f], vocab_size);
+        pairs_append(all, ps, ps->n);
+    }
+    return all;
+}
+
 /* the pairs of data.train or data.eval (key): the file path, or the mixture's parts (config.h DataPart) joined: the
  * first floor(fraction x pairs) pairs of each, as alignment-handbook's mix_datasets selects them */
 static PairSet *load_data(const Config *c, const char *key, const char *path, const DataPart *mix, int n_mix,
@@ -50,7 +61,7 @@ static PairSet *load_data(const Config *c, const char *key, const char *path, co
     all->note = sd_alloc(cap, "mixture note");
     all->note[0] = 0;
     for (int i = 0; i < n_mix; i++) {
-        PairSet *ps = train_data_load_path(c, mix[i].path, vocab_size);
+        PairSet *ps = load_part(c, &mix[i], vocab_size);
         size_t n = ps->n, keep = (size_t)(mix[i].fraction * (double)n); /* Python's int(fraction * len) */
         if (keep == 0)
             sd_die(mix[i].path, "%s: the fraction %g of its %zu pairs keeps none", key, mix[i].fraction, n);

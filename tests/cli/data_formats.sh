@@ -5,7 +5,8 @@
 # indented JSON array (json.dump of a list: the SimPO repository's on-policy data generation) train, prepare and
 # score exactly as the same pairs in JSONL do; pre-tokenized pairs with reference log-probs likewise; a split in
 # shards by a glob pattern; `score --write-ref` turns the rows into JSONL; `generate --data` reads a prompts file;
-# a file without pair columns, a damaged file or a DatasetDict's directory is an error naming it.
+# a DatasetDict's directory gives its split data.train_split; a file without pair columns, a damaged file or a
+# DatasetDict without that split is an error naming it.
 source "$(dirname "$0")/lib.bash"
 TOK=${SIMPO_TOKENIZERS:?}/llama3
 [ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
@@ -44,8 +45,18 @@ cp -r "$FIX/arrow/uf-disk" cfg/data/uf-disk
 same_run disk data/uf-disk "a save_to_disk directory"
 cp -r "$FIX/arrow/uf-dict" cfg/data/uf-dict
 sed -e 's|train: data/uf.jsonl|train: data/uf-dict|' cfg/jsonl.yaml > cfg/dict.yaml
-expect_error "a DatasetDict's directory names its splits" "uf-dict: a datasets DatasetDict (dataset_dict.json): name one split's directory: cfg/data/uf-dict/train_prefs, cfg/data/uf-dict/test_prefs" \
-  "$BIN" cfg/dict.yaml
+expect_error "a DatasetDict's directory without the split names its splits" \
+  "uf-dict (a datasets DatasetDict) has no split 'train' (its splits: train_prefs, test_prefs)" "$BIN" cfg/dict.yaml
+# its split data.train_split (train_prefs: rows 1..12) = the same 12 rows in JSONL
+head -12 cfg/data/uf.jsonl > cfg/data/uf12.jsonl
+sed -e 's|train: data/uf.jsonl|train: data/uf12.jsonl|' -e 's|dir: out_jsonl|dir: out_j12|' cfg/jsonl.yaml > cfg/j12.yaml
+sed -e 's|train: data/uf.jsonl|train: data/uf-dict, train_split: train_prefs|' -e 's|dir: out_jsonl|dir: out_dict|' \
+  cfg/jsonl.yaml > cfg/dict2.yaml
+if "$BIN" cfg/j12.yaml 2> j12.log && "$BIN" cfg/dict2.yaml 2> dict2.log && grep -q "12 pairs" dict2.log &&
+   [ "$(wc -l < cfg/out_dict/metrics.jsonl)" = 2 ] &&
+   diff <(strip_time cfg/out_j12/metrics.jsonl) <(strip_time cfg/out_dict/metrics.jsonl) >/dev/null; then
+  ok "a DatasetDict's split (data.train_split) trains to the metrics of its rows in JSONL, bit for bit"
+else bad "DatasetDict split: $(tail -2 j12.log dict2.log)"; fi
 
 # prepare: the same token ids, lengths and source rows as from the JSONL
 "$BIN" prepare cfg/jsonl.yaml > prep1.log 2>&1 && "$BIN" prepare cfg/pq.yaml > prep2.log 2>&1 \

@@ -1,0 +1,101 @@
+# Models, tokenizers and datasets by Hub name (ORG/NAME) from a local Hugging Face cache laid out as
+# huggingface_hub lays it out (refs/main naming a snapshot of links into blobs): the tiny-a fixture's model and
+# pairs by name train to the numbers of the same files by path, bit for bit; `score`, `tokenize` take names too;
+# an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3 tokenizer by name, and the same
+# files as a `--local-dir` download directory, train as the files themselves do; HF_HOME finds the cache; what the
+# cache lacks is an error naming the directory looked for and the command that fetches it.
+source "$(dirname "$0")/lib.bash"
+TOK=${SIMPO_TOKENIZERS:?}/llama3
+[ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
+cd "$TMP"
+HF=$TMP/hf
+HASH=0123456789abcdef0123456789abcdef01234567
+# cache_file KIND ORG NAME REL SRC: SRC as file REL of the repository's main revision (a link to its blob)
+cache_file() {
+  local repo="$HF/$1s--$2--$3" rel=$4 src=$5 blob
+  mkdir -p "$repo/refs" "$repo/blobs" "$repo/snapshots/$HASH/$(dirname "$rel")"
+  printf %s "$HASH" > "$repo/refs/main"
+  blob=$(sha256sum "$src" | cut -c1-64)
+  cp "$src" "$repo/blobs/$blob"
+  ln -sf "$(realpath --relative-to="$repo/snapshots/$HASH/$(dirname "$rel")" "$repo/blobs/$blob")" \
+    "$repo/snapshots/$HASH/$rel"
+}
+cache_file model test-org tiny-a config.json "$FIX/tiny-a/model/config.json"
+cache_file model test-org tiny-a model.safetensors "$FIX/tiny-a/model/model.safetensors"
+cache_file dataset test-org tiny-pairs data/train-00000-of-00001.jsonl "$FIX/tiny-a/pairs.jsonl"
+cache_file model test-org llama3-tok tokenizer.json "$TOK/tokenizer.json"
+cache_file model test-org llama3-tok tokenizer_config.json "$TOK/tokenizer_config.json"
+cache_file dataset test-org uf data/train_prefs-00000-of-00001.parquet "$FIX/parquet/uf.parquet"
+cache_file dataset test-org uf data/test_prefs-00000-of-00001.parquet "$FIX/parquet/uf.parquet"
+[ -L "$HF/models--test-org--tiny-a/snapshots/$HASH/config.json" ] && cmp -s "$FIX/tiny-a/model/config.json" \
+  "$HF/models--test-org--tiny-a/snapshots/$HASH/config.json" || bad "the cache's links"
+export HF_HUB_CACHE=$HF
+
+# the fixture run by path and by name
+cp -r "$FIX/tiny-a" fx
+sed -e 's|init: model|init: test-org/tiny-a|' -e 's|train: pairs.jsonl|train: test-org/tiny-pairs|' \
+    -e 's|dir: out|dir: out_hub|' fx/run.yaml > fx/hub.yaml
+grep -q "init: test-org/tiny-a" fx/hub.yaml && grep -q "train: test-org/tiny-pairs" fx/hub.yaml || bad "run.yaml changed"
+"$BIN" fx/run.yaml 2> path.log || bad "run by path: $(tail -2 path.log)"
+if "$BIN" fx/hub.yaml 2> hub.log && [ "$(wc -l < fx/out_hub/metrics.jsonl)" = 2 ] &&
+   [ "$(run_nums fx/out/metrics.jsonl)" = "$(run_nums fx/out_hub/metrics.jsonl)" ]; then
+  ok "model.init and data.train by Hub name train to the numbers of the same files by path, bit for bit"
+else bad "by name: $(tail -3 hub.log)"; fi
+grep -q "test-org/tiny-pairs split train" hub.log && ok "the log names the dataset and its split" \
+  || bad "log: $(grep -i 'data.train' hub.log | head -2)"
+
+# score by name = by path
+"$BIN" score --model "$FIX/tiny-a/model" --data "$FIX/tiny-a/pairs.jsonl" --out s_path.jsonl 2>/dev/null
+"$BIN" score --model test-org/tiny-a --data "$FIX/tiny-a/pairs.jsonl" --out s_hub.jsonl 2> s.log
+[ -s s_hub.jsonl ] && cmp -s s_path.jsonl s_hub.jsonl && ok "score --model ORG/NAME" || bad "score: $(tail -2 s.log)"
+# HF_HOME/hub is the cache where HF_HUB_CACHE is not set
+mkdir -p home && ln -s "$HF" home/hub
+HF_HUB_CACHE= HF_HOME=$TMP/home "$BIN" score --model test-org/tiny-a --data "$FIX/tiny-a/pairs.jsonl" \
+  --out s_home.jsonl 2> s2.log && cmp -s s_path.jsonl s_home.jsonl && ok "HF_HOME/hub" || bad "HF_HOME: $(tail -2 s2.log)"
+# tokenize --tokenizer ORG/NAME
+echo '{"text": "Hello, world! Preference pairs."}' > t.jsonl
+"$BIN" tokenize --tokenizer "$TOK" < t.jsonl > t_path.out 2>/dev/null
+"$BIN" tokenize --tokenizer test-org/llama3-tok < t.jsonl > t_hub.out 2> t.log
+[ -s t_hub.out ] && cmp -s t_path.out t_hub.out && ok "tokenize --tokenizer ORG/NAME" || bad "tokenize: $(tail -2 t.log)"
+
+# an UltraFeedback-schema dataset's split and the Llama 3 tokenizer by name = the Parquet file and tokenizer by path
+mkdir -p cfg/data
+cp "$FIX/parquet/uf.parquet" cfg/data/uf.parquet
+strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//; s/, "tflops_per_rank": [^,}]*//; s/, "mfu": [^,}]*//' "$1"; }
+sed -e "s|../third_party/tokenizers/llama3|$TOK|" \
+    -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 2|' \
+    -e 's|train: data/text_pairs.jsonl,|train: data/uf.parquet,|' \
+    -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_file, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
+    "$SRC/configs/tiny_text.yaml" > cfg/file.yaml
+grep -q "train: data/uf.parquet," cfg/file.yaml || bad "tiny_text.yaml changed: edit this test"
+sed -e "s|tokenizer: $TOK|tokenizer: test-org/llama3-tok|" \
+    -e 's|train: data/uf.parquet,|train: test-org/uf, train_split: train_prefs, eval: test-org/uf, eval_split: test_prefs,|' \
+    -e 's|dir: out_file|dir: out_hub|' cfg/file.yaml > cfg/hub.yaml
+grep -q "tokenizer: test-org/llama3-tok" cfg/hub.yaml || bad "the tokenizer line changed: edit this test"
+# a directory as `huggingface-cli download --local-dir` leaves it (plain files, no cache layout)
+mkdir -p cfg/uf-local/data && cp "$FIX/parquet/uf.parquet" cfg/uf-local/data/train_prefs-00000-of-00001.parquet
+sed -e 's|train: data/uf.parquet,|train: uf-local, train_split: train_prefs,|' -e 's|dir: out_file|dir: out_local|' \
+  cfg/file.yaml > cfg/local.yaml
+"$BIN" cfg/file.yaml 2> file.log || bad "the file run: $(tail -2 file.log)"
+for run in hub local; do
+  if "$BIN" "cfg/$run.yaml" 2> "$run.log" && [ "$(wc -l < "cfg/out_$run/metrics.jsonl")" = 2 ] &&
+     diff <(strip_time cfg/out_file/metrics.jsonl) <(strip_time "cfg/out_$run/metrics.jsonl") >/dev/null; then
+    ok "$run: a dataset's split (data.train_split) trains to the metrics of its Parquet file, bit for bit"
+  else bad "$run: $(tail -2 "$run.log")"; fi
+done
+[ -s cfg/out_hub/eval.jsonl ] && grep -q '"eval_pairs": 16' cfg/out_hub/eval.jsonl \
+  && ok "data.eval by name with data.eval_split" || bad "eval: $(head -c 300 cfg/out_hub/eval.jsonl 2>&1)"
+
+# what the cache lacks
+sed -e 's|init: test-org/tiny-a|init: test-org/absent|' fx/hub.yaml > fx/absent.yaml
+expect_error "a model not in the cache names the directory and the command" \
+  "key 'model.init': 'test-org/absent' is not a path, nor a model in the Hugging Face cache (no $HF/models--test-org--absent" \
+  "$BIN" fx/absent.yaml
+expect_error "... and the download command" "huggingface-cli download test-org/absent\`" "$BIN" fx/absent.yaml
+sed -e 's|train_split: train_prefs, ||' cfg/hub.yaml > cfg/nosplit.yaml
+expect_error "a split the dataset lacks lists the splits it has" \
+  "key 'data.train' (split 'train', data.train_split): $HF/datasets--test-org--uf/snapshots/$HASH has no data files of split 'train' (by data/SPLIT-NNNNN-of-NNNNN files; splits found: test_prefs, train_prefs" \
+  "$BIN" cfg/nosplit.yaml
+expect_error "a revision not in the cache" "has no revision 'v9'" \
+  "$BIN" score --model test-org/tiny-a@v9 --data "$FIX/tiny-a/pairs.jsonl"
+finish
