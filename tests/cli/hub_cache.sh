@@ -1,6 +1,6 @@
 # Models, tokenizers and datasets by Hub name (ORG/NAME) from a local Hugging Face cache laid out as
 # huggingface_hub lays it out (refs/main naming a snapshot of links into blobs): the tiny-a fixture's model and
-# pairs by name train to the numbers of the same files by path, bit for bit; `score`, `tokenize` take names too;
+# pairs by name (in one file or two shards) train to the numbers of the same files by path, bit for bit; `score`, `tokenize` take names too;
 # an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3 tokenizer by name, and the same
 # files as a `--local-dir` download directory, train as the files themselves do; HF_HOME finds the cache; what the
 # cache lacks is an error naming the directory looked for and the command that fetches it.
@@ -41,6 +41,14 @@ if "$BIN" fx/hub.yaml 2> hub.log && [ "$(wc -l < fx/out_hub/metrics.jsonl)" = 2 
    [ "$(run_nums fx/out/metrics.jsonl)" = "$(run_nums fx/out_hub/metrics.jsonl)" ]; then
   ok "model.init and data.train by Hub name train to the numbers of the same files by path, bit for bit"
 else bad "by name: $(tail -3 hub.log)"; fi
+# the same pairs in two shards (data/train-0000N-of-00002.jsonl): read as one split, in order
+head -3 "$FIX/tiny-a/pairs.jsonl" > shard0.jsonl && tail -n +4 "$FIX/tiny-a/pairs.jsonl" > shard1.jsonl
+cache_file dataset test-org tiny-shards data/train-00001-of-00002.jsonl shard1.jsonl
+cache_file dataset test-org tiny-shards data/train-00000-of-00002.jsonl shard0.jsonl
+sed -e 's|test-org/tiny-pairs|test-org/tiny-shards|' -e 's|dir: out_hub|dir: out_shards|' fx/hub.yaml > fx/shards.yaml
+if "$BIN" fx/shards.yaml 2> shards.log && [ "$(run_nums fx/out/metrics.jsonl)" = "$(run_nums fx/out_shards/metrics.jsonl)" ]; then
+  ok "a split in two shards trains as its one file"
+else bad "shards: $(tail -3 shards.log)"; fi
 grep -q "test-org/tiny-pairs split train" hub.log && ok "the log names the dataset and its split" \
   || bad "log: $(grep -i 'data.train' hub.log | head -2)"
 

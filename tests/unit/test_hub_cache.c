@@ -203,6 +203,12 @@ int main(void) {
     put("ds3/README.md", "---\nconfigs:\n- config_name: a\n  data_files: a.jsonl\n- config_name: b\n  data_files: b.jsonl\n---\n");
     die_dir = "ds3", die_split = "train";
     CHECK(expect_die(split_it, NULL, "the dataset has configs a, b and none is the default"), "no default config");
+    /* the config named "default" without `default: true`, after another */
+    put("ds7/README.md", "---\nconfigs:\n- config_name: extra\n  data_files: x/*.jsonl\n- config_name: default\n"
+                         "  data_files: d/*.jsonl\n---\n");
+    put("ds7/x/0.jsonl", "x");
+    put("ds7/d/0.jsonl", "x");
+    check_split("ds7", "train", "d/0.jsonl");
     put("ds3b/README.md", "---\nconfigs:\n- config_name: only\n  data_files: d/*.parquet\n---\n");
     put("ds3b/d/x.parquet", "x");
     check_split("ds3b", "train", "d/x.parquet");
