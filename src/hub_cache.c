@@ -80,6 +80,94 @@ static char *snapshot_names(const char *snaps, int *count) {
     return out;
 }
 
+/* datasets' camelcase_to_snakecase: "_" between an upper-case run and a capitalised word and after a lower-case
+ * letter or digit before a capital, then lower case ("MyData" -> "my_data"); caller frees */
+static char *snake_case(const char *s, size_t n) {
+    char *out = sd_alloc(2 * n + 1, "name");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool up = isupper((unsigned char)s[i]);
+        if (up && i > 0 && (islower((unsigned char)s[i - 1]) || isdigit((unsigned char)s[i - 1]) ||
+                            (isupper((unsigned char)s[i - 1]) && i + 1 < n && islower((unsigned char)s[i + 1]))))
+            out[k++] = '_';
+        out[k++] = (char)tolower((unsigned char)s[i]);
+    }
+    out[k] = 0;
+    return out;
+}
+
+char *hub_datasets_cache_dir(void) {
+    const char *v = getenv("HF_DATASETS_CACHE");
+    if (v && *v) return sd_strdup(v);
+    char *hub = NULL, *base;
+    if ((v = getenv("HF_HOME")) && *v) return sd_path_join(v, "datasets");
+    if ((v = getenv("XDG_CACHE_HOME")) && *v) base = sd_strdup(v);
+    else {
+        const char *home = getenv("HOME");
+        base = sd_path_join(home && *home ? home : "/", ".cache");
+    }
+    hub = sd_path_join(base, "huggingface");
+    char *dir = sd_path_join(hub, "datasets");
+    free(hub);
+    free(base);
+    return dir;
+}
+
+/* the datasets library's own cache of a dataset load_dataset prepared (DIR/ORG___NAME/CONFIG/VERSION/HASH/ with
+ * dataset_info.json and NAME-SPLIT*.arrow; NAME snake-cased in newer versions): the most recently modified HASH
+ * directory, as datasets' offline reload picks it; NULL when there is none */
+static char *datasets_cache_entry(const char *id, size_t name_len) {
+    const char *slash = memchr(id, '/', name_len);
+    char *dc = hub_datasets_cache_dir(), *best = NULL;
+    double best_t = -1;
+    for (int snake = 0; snake < 2; snake++) {
+        char *last = snake ? snake_case(slash + 1, name_len - (size_t)(slash + 1 - id))
+                           : sd_strdup(slash + 1);
+        size_t len = (size_t)(slash - id) + strlen(last) + 4;
+        char *rel = sd_alloc(len, "path");
+        snprintf(rel, len, "%.*s___%s", (int)(slash - id), id, last);
+        free(last);
+        char *root = sd_path_join(dc, rel);
+        free(rel);
+        /* ROOT/CONFIG/VERSION/HASH */
+        DIR *d1 = opendir(root);
+        for (struct dirent *a; d1 && (a = readdir(d1));) {
+            if (a->d_name[0] == '.') continue;
+            char *p1 = sd_path_join(root, a->d_name);
+            DIR *d2 = opendir(p1);
+            for (struct dirent *b; d2 && (b = readdir(d2));) {
+                if (b->d_name[0] == '.') continue;
+                char *p2 = sd_path_join(p1, b->d_name);
+                DIR *d3 = opendir(p2);
+                for (struct dirent *c; d3 && (c = readdir(d3));) {
+                    if (c->d_name[0] == '.') continue;
+                    char *p3 = sd_path_join(p2, c->d_name), *info = sd_path_join(p3, "dataset_info.json");
+                    struct stat st;
+                    if (sd_file_exists(info) && stat(p3, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        double t = (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+                        if (t > best_t) {
+                            free(best);
+                            best = sd_strdup(p3);
+                            best_t = t;
+                        }
+                    }
+                    free(info);
+                    free(p3);
+                }
+                if (d3) closedir(d3);
+                free(p2);
+            }
+            if (d2) closedir(d2);
+            free(p1);
+        }
+        if (d1) closedir(d1);
+        free(root);
+        if (best) break;
+    }
+    free(dc);
+    return best;
+}
+
 char *hub_snapshot(const char *id, HubKind kind, const char *where) {
     const char *at = strchr(id, '@');
     size_t name_len = at ? (size_t)(at - id) : strlen(id);
@@ -94,11 +182,22 @@ char *hub_snapshot(const char *id, HubKind kind, const char *where) {
     repo_name[k] = 0;
     char *cache = hub_cache_dir(), *repo = sd_path_join(cache, repo_name);
     free(repo_name);
-    if (!sd_dir_exists(repo))
-        sd_die(where, "'%s' is not a path, nor a %s in the Hugging Face cache (no %s; HF_HUB_CACHE or HF_HOME "
-                      "name another cache): nothing is downloaded at run time, fetch it first with "
-                      "`huggingface-cli download %.*s%s%s`", id, what, repo, (int)name_len, id,
+    if (!sd_dir_exists(repo)) {
+        char *prepared = kind == HUB_DATASET && !at ? datasets_cache_entry(id, name_len) : NULL;
+        if (prepared) {
+            free(repo);
+            free(cache);
+            return prepared;
+        }
+        char *dc = hub_datasets_cache_dir();
+        sd_die(where, "'%s' is not a path, nor a %s in the Hugging Face cache (no %s%s%s%s; HF_HUB_CACHE, "
+                      "%sHF_HOME name other caches): nothing is downloaded at run time, fetch it first with "
+                      "`huggingface-cli download %.*s%s%s`", id, what, repo,
+               kind == HUB_DATASET ? ", nor datasets' cache of it in " : "", kind == HUB_DATASET ? dc : "",
+               kind == HUB_DATASET && at ? " (not searched for a revision)" : "",
+               kind == HUB_DATASET ? "HF_DATASETS_CACHE or " : "or ", (int)name_len, id,
                kind == HUB_DATASET ? " --repo-type dataset" : "", at ? " --revision REV" : "");
+    }
     char *refs = sd_path_join(repo, "refs"), *ref = sd_path_join(refs, rev), *snaps = sd_path_join(repo, "snapshots");
     char *hash = read_line(ref), *snap = NULL;
     if (hash && *hash) snap = sd_path_join(snaps, hash);
@@ -371,6 +470,46 @@ static bool readme_split(const char *dir, const FileList *l, const char *split, 
     return true;
 }
 
+/* whether rel (a top-level name) is NAME-SPLIT.arrow or NAME-SPLIT-NNNNN-of-NNNNN.arrow */
+static bool cache_file_of(const char *rel, const char *split) {
+    size_t n = strlen(rel), k = strlen(split);
+    if (strchr(rel, '/') || !strncmp(rel, "cache-", 6) || n < k + 8 || strcmp(rel + n - 6, ".arrow")) return false;
+    const char *end = rel + n - 6; /* the ".arrow" */
+    if (end - rel > 15 && end[-15] == '-' && !strncmp(end - 9, "-of-", 4)) { /* a shard: -NNNNN-of-NNNNN */
+        bool digits = true;
+        for (int i = 0; i < 5; i++)
+            digits = digits && isdigit((unsigned char)end[-14 + i]) && isdigit((unsigned char)end[-5 + i]);
+        if (digits) end -= 15;
+    }
+    return k > 0 && end - rel > (long)k + 1 && end[-(long)k - 1] == '-' && !strncmp(end - k, split, k);
+}
+
+/* datasets' own cache of a prepared dataset (dataset_info.json with "splits", NAME-SPLIT*.arrow beside it; map()'s
+ * cache-*.arrow files are not data): the split's files into *f, dataset_info's split names into *names. False when
+ * dir is no such directory (no split of dataset_info.json has such a file: a Hub repository's own info file). */
+static bool cache_split(const char *dir, const FileList *l, const char *split, Found *f, char **names) {
+    char *ip = sd_path_join(dir, "dataset_info.json");
+    if (!sd_file_exists(ip)) {
+        free(ip);
+        return false;
+    }
+    char *text = sd_read_file(ip, NULL);
+    free(ip);
+    cJSON *j = cJSON_Parse(text), *splits = cJSON_GetObjectItemCaseSensitive(j, "splits"), *e;
+    free(text);
+    bool is_cache = false;
+    if (!cJSON_IsObject(splits)) splits = NULL;
+    cJSON_ArrayForEach(e, splits)
+        for (int i = 0; i < l->n && !is_cache; i++) is_cache = cache_file_of(l->rel[i], e->string);
+    if (is_cache) {
+        cJSON_ArrayForEach(e, splits) add_name(names, e->string);
+        for (int i = 0; i < l->n; i++)
+            if (cache_file_of(l->rel[i], split)) found_add(f, dir, l->rel[i]);
+    }
+    cJSON_Delete(j);
+    return is_cache;
+}
+
 char **hub_split_files(const char *dir, const char *split, int *n, const char *where) {
     Found f = {NULL, 0};
     char *names = sd_strdup("");
@@ -400,7 +539,8 @@ char **hub_split_files(const char *dir, const char *split, int *n, const char *w
     walk(dir, "", &l, 0);
     qsort(l.rel, (size_t)l.n, sizeof *l.rel, cmp_str);
     const char *rule = "README.md's configs";
-    if (!readme_split(dir, &l, split, &f, &names, where)) {
+    if (cache_split(dir, &l, split, &f, &names)) rule = "dataset_info.json's splits (datasets' cache)";
+    else if (!readme_split(dir, &l, split, &f, &names, where)) {
         rule = "data/SPLIT-NNNNN-of-NNNNN files";
         char name[256];
         bool sharded = false;

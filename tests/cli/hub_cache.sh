@@ -1,9 +1,10 @@
 # Models, tokenizers and datasets by Hub name (ORG/NAME) from a local Hugging Face cache laid out as
 # huggingface_hub lays it out (refs/main naming a snapshot of links into blobs): the tiny-a fixture's model and
-# pairs by name (in one file or two shards) train to the numbers of the same files by path, bit for bit; `score`, `tokenize` take names too;
-# an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3 tokenizer by name, and the same
-# files as a `--local-dir` download directory, train as the files themselves do; HF_HOME finds the cache; what the
-# cache lacks is an error naming the directory looked for and the command that fetches it.
+# pairs by name (in one file or two shards) train to the numbers of the same files by path, bit for bit; `score`
+# and `tokenize` take names too; an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3
+# tokenizer by name, the same files as a `--local-dir` download directory, and a split in datasets' own cache
+# (load_dataset's Arrow files) train as the files themselves do; HF_HOME finds the cache; what the cache lacks is
+# an error naming the directory looked for and the command that fetches it.
 source "$(dirname "$0")/lib.bash"
 TOK=${SIMPO_TOKENIZERS:?}/llama3
 [ -f "$TOK/tokenizer.json" ] || { bad "$TOK missing: run scripts/setup.sh"; finish; }
@@ -93,6 +94,23 @@ for run in hub local; do
 done
 [ -s cfg/out_hub/eval.jsonl ] && grep -q '"eval_pairs": 16' cfg/out_hub/eval.jsonl \
   && ok "data.eval by name with data.eval_split" || bad "eval: $(head -c 300 cfg/out_hub/eval.jsonl 2>&1)"
+
+# datasets' own cache (load_dataset's Arrow files; the Hub cache lacks the dataset): the split's file there trains
+# as the same rows in JSONL (uf-dict's train_prefs: uf.jsonl's rows 1..12, written by apache-arrow)
+DSC=$TMP/dsc/test-org___ufc/default/0.0.0/0123abcd
+mkdir -p "$DSC"
+cp "$FIX/arrow/uf-dict/train_prefs/data-00000-of-00001.arrow" "$DSC/ufc-train_prefs.arrow"
+cp "$FIX/arrow/uf-dict/test_prefs/data-00000-of-00001.arrow" "$DSC/ufc-test_prefs.arrow"
+echo '{"dataset_name": "ufc", "splits": {"train_prefs": {"name": "train_prefs"}, "test_prefs": {"name": "test_prefs"}}}' \
+  > "$DSC/dataset_info.json"
+head -12 "$FIX/parquet/uf.jsonl" > cfg/data/uf12.jsonl
+sed -e 's|train: data/uf.parquet,|train: data/uf12.jsonl,|' -e 's|dir: out_file|dir: out_j12|' cfg/file.yaml > cfg/j12.yaml
+sed -e 's|train: data/uf.parquet,|train: test-org/ufc, train_split: train_prefs,|' -e 's|dir: out_file|dir: out_dsc|' \
+  cfg/file.yaml > cfg/dsc.yaml
+if "$BIN" cfg/j12.yaml 2> j12.log && HF_DATASETS_CACHE=$TMP/dsc "$BIN" cfg/dsc.yaml 2> dsc.log &&
+   grep -q "12 pairs" dsc.log && diff <(strip_time cfg/out_j12/metrics.jsonl) <(strip_time cfg/out_dsc/metrics.jsonl) >/dev/null; then
+  ok "a split from datasets' own cache trains to the metrics of its rows in JSONL, bit for bit"
+else bad "datasets' cache: $(tail -2 j12.log dsc.log)"; fi
 
 # what the cache lacks
 sed -e 's|init: test-org/tiny-a|init: test-org/absent|' fx/hub.yaml > fx/absent.yaml

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "config.h"
@@ -242,6 +243,55 @@ int main(void) {
     die_dir = "dd", die_split = "train";
     CHECK(expect_die(split_it, NULL, "(a datasets DatasetDict) has no split 'train'"), "a DatasetDict without it");
     CHECK(strstr(t_die_msg, "train_prefs") && strstr(t_die_msg, "test_prefs"), "lists: %s", t_die_msg);
+
+    /* datasets' own cache (load_dataset's prepared Arrow files) where the Hub cache lacks the dataset: the newest
+     * HASH directory, the name snake-cased as newer datasets versions write it; map()'s cache-*.arrow are no split */
+    char *dsc = at("dscache");
+    setenv("HF_DATASETS_CACHE", dsc, 1);
+    d = hub_datasets_cache_dir();
+    CHECK(!strcmp(d, dsc), "HF_DATASETS_CACHE: %s", d);
+    free(d);
+    unsetenv("HF_DATASETS_CACHE");
+    d = hub_datasets_cache_dir();
+    CHECK(!strcmp(d, "/h/datasets"), "HF_HOME/datasets: %s", d);
+    free(d);
+    setenv("HF_DATASETS_CACHE", dsc, 1);
+    const char *info = "{\"dataset_name\": \"my_data\", \"splits\": {\"train\": {\"name\": \"train\"}, "
+                       "\"test\": {\"name\": \"test\", \"shard_lengths\": [2, 1]}}}";
+    put("dscache/Org___my_data/default/0.0.0/old/dataset_info.json", info);
+    put("dscache/Org___my_data/default/0.0.0/old/my_data-train.arrow", "old");
+    put("dscache/Org___my_data/default/0.0.0/new/dataset_info.json", info);
+    put("dscache/Org___my_data/default/0.0.0/new/my_data-train.arrow", "x");
+    put("dscache/Org___my_data/default/0.0.0/new/my_data-test-00001-of-00002.arrow", "x");
+    put("dscache/Org___my_data/default/0.0.0/new/my_data-test-00000-of-00002.arrow", "x");
+    put("dscache/Org___my_data/default/0.0.0/new/cache-0123abcd.arrow", "x");
+    char *old = at("dscache/Org___my_data/default/0.0.0/old");
+    struct timespec past[2] = {{1000000, 0}, {1000000, 0}};
+    CHECK(utimensat(AT_FDCWD, old, past, 0) == 0, "set an old time");
+    free(old);
+    snap = hub_snapshot("Org/MyData", HUB_DATASET, "test");
+    CHECK(strstr(snap, "dscache/Org___my_data/default/0.0.0/new") != NULL, "datasets' cache, newest: %s", snap);
+    free(snap);
+    check_split("dscache/Org___my_data/default/0.0.0/new", "train", "my_data-train.arrow");
+    check_split("dscache/Org___my_data/default/0.0.0/new", "test",
+                "my_data-test-00000-of-00002.arrow my_data-test-00001-of-00002.arrow");
+    die_dir = "dscache/Org___my_data/default/0.0.0/new", die_split = "validation";
+    CHECK(expect_die(split_it, NULL, "by dataset_info.json's splits (datasets' cache); splits found: train, test"),
+          "a split datasets' cache lacks");
+    put("dscache/org___plain/default/0.0.0/h/dataset_info.json", "{\"splits\": {\"train_prefs\": {}}}");
+    put("dscache/org___plain/default/0.0.0/h/plain-train_prefs.arrow", "x");
+    snap = hub_snapshot("org/plain", HUB_DATASET, "test");
+    CHECK(strstr(snap, "dscache/org___plain/default/0.0.0/h") != NULL, "the name as written: %s", snap);
+    free(snap);
+    check_split("dscache/org___plain/default/0.0.0/h", "train_prefs", "plain-train_prefs.arrow");
+    die_id = "org/plain@v1";
+    CHECK(expect_die(snapshot_it, (void *)1, "(not searched for a revision)"), "datasets' cache has no revisions");
+    die_id = "org/absent";
+    CHECK(expect_die(snapshot_it, (void *)1, "nor datasets' cache of it in"), "a dataset in neither cache");
+    /* a Hub snapshot's own dataset_info.json (no Arrow files of its splits) is not datasets' cache */
+    put("ds1/dataset_info.json", "{\"splits\": {\"train_prefs\": {}}}");
+    check_split("ds1", "train_prefs", "data/train_prefs-00000-of-00001.parquet");
+    free(dsc);
 
     /* the config: model.init and data.train by Hub name, data.train_split; data.eval as a mixture; data.tokenizer
      * defaults to the model's directory (it has tokenizer.json) */
