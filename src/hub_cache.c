@@ -473,7 +473,7 @@ static bool readme_split(const char *dir, const FileList *l, const char *split, 
 /* whether rel (a top-level name) is NAME-SPLIT.arrow or NAME-SPLIT-NNNNN-of-NNNNN.arrow */
 static bool cache_file_of(const char *rel, const char *split) {
     size_t n = strlen(rel), k = strlen(split);
-    if (strchr(rel, '/') || !strncmp(rel, "cache-", 6) || n < k + 8 || strcmp(rel + n - 6, ".arrow")) return false;
+    if (strchr(rel, '/') || n < k + 8 || strcmp(rel + n - 6, ".arrow")) return false;
     const char *end = rel + n - 6; /* the ".arrow" */
     if (end - rel > 15 && end[-15] == '-' && !strncmp(end - 9, "-of-", 4)) { /* a shard: -NNNNN-of-NNNNN */
         bool digits = true;

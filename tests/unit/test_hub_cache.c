@@ -258,17 +258,27 @@ int main(void) {
     setenv("HF_DATASETS_CACHE", dsc, 1);
     const char *info = "{\"dataset_name\": \"my_data\", \"splits\": {\"train\": {\"name\": \"train\"}, "
                        "\"test\": {\"name\": \"test\", \"shard_lengths\": [2, 1]}}}";
-    put("dscache/Org___my_data/default/0.0.0/old/dataset_info.json", info);
-    put("dscache/Org___my_data/default/0.0.0/old/my_data-train.arrow", "old");
+    const char *olds[] = {"aaa", "old", "zzz", "nex"}; /* older than "new", around it in name and directory order */
+    for (int i = 0; i < 4; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "dscache/Org___my_data/default/0.0.0/%s/dataset_info.json", olds[i]);
+        put(rel, info);
+        snprintf(rel, sizeof rel, "dscache/Org___my_data/default/0.0.0/%s/my_data-train.arrow", olds[i]);
+        put(rel, "old");
+    }
     put("dscache/Org___my_data/default/0.0.0/new/dataset_info.json", info);
     put("dscache/Org___my_data/default/0.0.0/new/my_data-train.arrow", "x");
     put("dscache/Org___my_data/default/0.0.0/new/my_data-test-00001-of-00002.arrow", "x");
     put("dscache/Org___my_data/default/0.0.0/new/my_data-test-00000-of-00002.arrow", "x");
     put("dscache/Org___my_data/default/0.0.0/new/cache-0123abcd.arrow", "x");
-    char *old = at("dscache/Org___my_data/default/0.0.0/old");
-    struct timespec past[2] = {{1000000, 0}, {1000000, 0}};
-    CHECK(utimensat(AT_FDCWD, old, past, 0) == 0, "set an old time");
-    free(old);
+    for (int i = 0; i < 4; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "dscache/Org___my_data/default/0.0.0/%s", olds[i]);
+        char *old = at(rel);
+        struct timespec past[2] = {{1000000 + i, 0}, {1000000 + i, 0}};
+        CHECK(utimensat(AT_FDCWD, old, past, 0) == 0, "set an old time");
+        free(old);
+    }
     snap = hub_snapshot("Org/MyData", HUB_DATASET, "test");
     CHECK(strstr(snap, "dscache/Org___my_data/default/0.0.0/new") != NULL, "datasets' cache, newest: %s", snap);
     free(snap);
