@@ -68,15 +68,15 @@ int cmd_prepare(int argc, char **argv) {
     Config *c = config_load(cfg_path);
     if (!c->train_mix && pairs_is_h5(c->data_train)) sd_die(c->data_train, "is already a prepared HDF5 dataset");
     if (c->train_mix && !out && !c->data_prepared)
-        sd_die(c->source, "data.train is a mixture of %d files: name the dataset to write with data.prepared or "
-               "--out FILE", c->n_train_mix);
+        sd_die(c->source, "data.train is %s (%s): name the dataset to write with data.prepared or --out FILE",
+               c->train_mix[0].files ? "a dataset's split" : "a mixture", c->data_train);
     ModelConfig mc = train_model_config(c);
     char *dest = out ? sd_strdup(out) : c->data_prepared ? sd_strdup(c->data_prepared) : default_out(c->data_train);
     prepare_one(c, c->data_train, c->train_mix ? train_data_load(c, mc.vocab_size) : NULL, dest, mc.vocab_size);
     free(dest);
     if (c->eval_mix) {
-        printf("data.eval: a mixture of %d files, read at the start (prepare its files one by one to tokenize them "
-               "once)\n", c->n_eval_mix);
+        printf("data.eval: %s, read at the start (prepare its files one by one to tokenize them once)\n",
+               c->data_eval);
     } else if (c->data_eval && pairs_is_h5(c->data_eval)) {
         printf("data.eval %s: already a prepared HDF5 dataset\n", c->data_eval);
     } else if (c->data_eval) {

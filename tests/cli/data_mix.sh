@@ -32,7 +32,7 @@ cp base.yaml ev.yaml; sed -i 's/shuffle: false}/shuffle: false, eval: {a.jsonl: 
 grep -q '"eval_pairs": 4' out_ev/eval.jsonl && grep -q "data.eval: a mixture: ./a.jsonl 2 of 4, ./b.jsonl 2 of 2" ev.log \
   && ok "held-out mixture: 4 pairs evaluated" || bad "eval mixture: $(cat out_ev/eval.jsonl) $(grep mixture ev.log)"
 # prepare: one dataset of the mixture's pairs, named by --out (or data.prepared); training on it = the mixture
-expect_error "prepare needs a name for a mixture" "data.train is a mixture of 2 files: name the dataset to write" \
+expect_error "prepare needs a name for a mixture" "data.train is a mixture (./big.jsonl + ./a.jsonl): name the dataset to write" \
   "$BIN" prepare frac.yaml
 "$BIN" prepare frac.yaml --out mix.h5 > prep.txt 2>&1 && grep -q "prepared mix.h5: 6 pairs" prep.txt \
   && grep -q "mixture: ./big.jsonl 3 of 12, ./a.jsonl 3 of 4" prep.txt && ok "prepare writes the mixture" \

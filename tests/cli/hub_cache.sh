@@ -112,6 +112,12 @@ if "$BIN" cfg/j12.yaml 2> j12.log && HF_DATASETS_CACHE=$TMP/dsc "$BIN" cfg/dsc.y
   ok "a split from datasets' own cache trains to the metrics of its rows in JSONL, bit for bit"
 else bad "datasets' cache: $(tail -2 j12.log dsc.log)"; fi
 
+# prepare of a dataset's split: no default name beside its files (they are the cache's); --out names it
+expect_error "prepare of a dataset's split needs --out" "data.train is a dataset's split (test-org/uf split train_prefs): name the dataset" \
+  "$BIN" prepare cfg/hub.yaml
+"$BIN" prepare cfg/hub.yaml --out uf_hub.h5 > prep.log 2>&1 && [ -s uf_hub.h5 ] && grep -q "16 pairs" prep.log \
+  && ok "prepare --out of a dataset's split" || bad "prepare: $(tail -2 prep.log)"
+
 # what the cache lacks
 sed -e 's|init: test-org/tiny-a|init: test-org/absent|' fx/hub.yaml > fx/absent.yaml
 expect_error "a model not in the cache names the directory and the command" \
