@@ -20,6 +20,8 @@ static const char *USAGE =
     "  simpo_dist tokenize --tokenizer DIR [--chat] < in.jsonl   text or messages to token ids\n"
     "  simpo_dist generate --model HF_DIR (--prompt TEXT | --prompt-ids IDS | --data PROMPTS.jsonl) ...\n"
     "                                         continue prompts (KV cache; greedy, temperature, top-p)\n"
+    "  simpo_dist convert RECIPE.yaml [--processes N] [--out FILE]   a SimPO reference recipe (run_simpo.py's\n"
+    "                                         YAML) as a simpo_dist config\n"
     "  simpo_dist --config-reference          every config key (docs/config.md)\n"
     "  simpo_dist --version | --help          (each subcommand also takes --help)\n"
     "Under MPI: mpirun -np N simpo_dist CONFIG.yaml\n";
@@ -44,6 +46,8 @@ int main(int argc, char **argv) {
         config_print_reference();
         return 0;
     }
+    /* convert only translates one YAML file into another: no MPI start-up (a third of a second) for it */
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 1, argv + 1);
     comm_init(&argc, &argv);
     int rc;
     if (!strcmp(argv[1], "score")) rc = cmd_score(argc - 1, argv + 1);
