@@ -1,7 +1,7 @@
 # Models, tokenizers and datasets by Hub name (ORG/NAME) from a local Hugging Face cache laid out as
 # huggingface_hub lays it out (refs/main naming a snapshot of links into blobs): the tiny-a fixture's model and
-# pairs by name (in one file or two shards) train to the numbers of the same files by path, bit for bit; `score`
-# and `tokenize` take names too; an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3
+# pairs by name (in one file or two shards) train to the numbers of the same files by path, bit for bit, and so
+# does a SimPO reference recipe naming them, converted by `simpo_dist convert`; `score` and `tokenize` take names; an UltraFeedback-schema dataset's split (data.train_split) through the Llama 3
 # tokenizer by name, the same files as a `--local-dir` download directory, and a split in datasets' own cache
 # (load_dataset's Arrow files) train as the files themselves do; HF_HOME finds the cache; what the cache lacks is
 # an error naming the directory looked for and the command that fetches it.
@@ -52,6 +52,40 @@ if "$BIN" fx/shards.yaml 2> shards.log && [ "$(run_nums fx/out/metrics.jsonl)" =
 else bad "shards: $(tail -3 shards.log)"; fi
 grep -q "test-org/tiny-pairs split train" hub.log && ok "the log names the dataset and its split" \
   || bad "log: $(grep -i 'data.train' hub.log | head -2)"
+
+# a SimPO reference recipe naming the model and data on the Hub, converted (simpo_dist convert), runs as is and
+# trains to the numbers of the hand-written config of the same settings
+cat > recipe.yaml <<'EOF'
+model_name_or_path: test-org/tiny-a
+dataset_mixer:
+  test-org/tiny-pairs: 1.0
+dataset_splits:
+- train
+bf16: false
+beta: 2.0
+gamma_beta_ratio: 0.5
+learning_rate: 1.0e-3
+weight_decay: 0.01
+lr_scheduler_type: constant
+max_steps: 2
+max_length: 256
+max_prompt_length: 128
+per_device_train_batch_size: 2
+gradient_accumulation_steps: 3
+seed: 0
+logging_steps: 1
+save_steps: 2
+output_dir: out_recipe
+EOF
+"$BIN" convert recipe.yaml --processes 1 --out fx/recipe_run.yaml 2> conv.log || bad "convert: $(tail -n 2 conv.log)"
+sed -e 's|, shuffle: false||' -e 's|dir: out_hub|dir: out_shuf|' fx/hub.yaml > fx/shuf.yaml
+grep -q "shuffle" fx/shuf.yaml && bad "run.yaml's shuffle changed: edit this test"
+if "$BIN" fx/shuf.yaml 2> shuf.log && "$BIN" fx/recipe_run.yaml 2> recipe.log &&
+   [ "$(wc -l < fx/out_recipe/metrics.jsonl)" = 2 ] &&
+   [ "$(run_nums fx/out_shuf/metrics.jsonl)" = "$(run_nums fx/out_recipe/metrics.jsonl)" ]; then
+  ok "a converted reference recipe with Hub names trains to the hand-written config's numbers, bit for bit"
+else bad "recipe: $(tail -n 3 recipe.log shuf.log)"; fi
+[ -f fx/out_recipe/hf/config.json ] && ok "and exports the final model (output_dir/hf)" || bad "no export: $(ls fx/out_recipe)"
 
 # score by name = by path
 "$BIN" score --model "$FIX/tiny-a/model" --data "$FIX/tiny-a/pairs.jsonl" --out s_path.jsonl 2>/dev/null
