@@ -141,10 +141,22 @@ static void ct_finish(ChatTemplate *ct, const char *bos, const char *eos) {
     ct->eos = sd_strdup(eos ? eos : default_eos(ct->family));
 }
 
+/* alignment-handbook's test of a template for a system turn; without a template, the families whose do */
+static void set_mentions_system(ChatTemplate *ct, const char *tmpl) {
+    ct->mentions_system = tmpl ? strstr(tmpl, "system") || strstr(tmpl, "<|im_start|>")
+                               : ct->family == CHAT_CHATML || ct->family == CHAT_LLAMA2;
+}
+
+bool chat_wants_empty_system(const ChatTemplate *ct) {
+    return ct->mentions_system &&
+           (ct->family == CHAT_LLAMA3 || ct->family == CHAT_LLAMA2 || ct->family == CHAT_CHATML);
+}
+
 ChatTemplate *chat_template_from_text(const char *tmpl, const char *bos, const char *eos, const char *name) {
     ChatTemplate *ct = ct_new(name);
     sd_cleanup_push(ct_free_void, ct);
     detect(tmpl, name, ct);
+    set_mentions_system(ct, tmpl);
     ct_finish(ct, bos, eos);
     sd_cleanup_pop();
     return ct;
@@ -205,6 +217,7 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
     } else {
         detect(tmpl, path, ct);
     }
+    set_mentions_system(ct, tmpl);
     const char *bos = token_field(cfg, "bos_token"), *eos = token_field(cfg, "eos_token");
     /* Llama 3.1+ configs name <|eot_id|> as eos; the template's BOS is still <|begin_of_text|> */
     ct_finish(ct, bos, ct->family == CHAT_LLAMA3 ? NULL : eos);

@@ -1,7 +1,7 @@
 /* chat_template.h — the chat templates of the model families simpo_dist knows, rendered in C.
  *
  * defines: ChatFamily, ChatMessage, ChatTemplate, chat_template_load, chat_template_from_text, chat_template_free,
- *          chat_render_prompt, chat_render_response, chat_family_name.
+ *          chat_render_prompt, chat_render_response, chat_wants_empty_system, chat_family_name.
  * A tokenizer_config.json's Jinja `chat_template` is recognised by its markers and rendered by code written for
  * its family (the output HF's apply_chat_template gives for these templates):
  *   llama3   <|start_header_id|>role<|end_header_id|>\n\n content|trim <|eot_id|>, BOS first; end of turn <|eot_id|>
@@ -34,6 +34,8 @@ typedef struct ChatTemplate {
     ChatFamily family;
     char *bos, *eos;          /* bos_token / eos_token strings from tokenizer_config.json (family defaults if absent) */
     char *default_system;     /* chatml: system message the template inserts when none is given (NULL: none) */
+    bool mentions_system;     /* the template's text has "system" or "<|im_start|>" (alignment-handbook's test; a
+                                 family named without a template: chatml and llama2 do) */
     char *source;             /* file name for messages */
 } ChatTemplate;
 
@@ -53,6 +55,12 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
                          const char *where);
 /* The response text of a pair: content stripped of leading/trailing whitespace + the end-of-turn token. */
 char *chat_render_response(const ChatTemplate *ct, const char *content);
+/* alignment-handbook's maybe_insert_system_message (the SimPO run script's auto_insert_empty_system_msg;
+ * data.insert_empty_system): whether a prompt without a system message gets an empty one first. Where the template
+ * mentions a system turn, for the families whose rendering shows it: llama3, llama2 (an empty <<SYS>> block),
+ * chatml (an empty system turn instead of the template's default one); the SimPO recipes' mistral and gemma
+ * templates fold an empty system message away (and the stock ones reject it), so not those. */
+bool chat_wants_empty_system(const ChatTemplate *ct);
 /* The end-of-turn token string (generation stops there). Borrowed. */
 const char *chat_end_of_turn(const ChatTemplate *ct);
 const char *chat_family_name(ChatFamily f);

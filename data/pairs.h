@@ -56,6 +56,8 @@ typedef struct {
     const struct Tokenizer *tok;        /* NULL: only id lines */
     const struct ChatTemplate *chat;    /* NULL: no chat lines */
     int vocab_size;                     /* > 0: every id (given or produced) is checked against it */
+    bool insert_empty_system;           /* data.insert_empty_system: chat prompts without a system message get an
+                                           empty one where the template wants it (chat_wants_empty_system) */
 } PairsFormat;
 /* The pairs of path, whatever holds them (data/records.h: JSONL, a JSON array, Parquet, Arrow / a save_to_disk
  * directory): each record read as a JSONL line (Pair.line: its line, or its row). A Parquet or Arrow file without a

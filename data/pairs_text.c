@@ -116,6 +116,13 @@ static bool chat_line(const cJSON *obj, const PairsFormat *f, const char *where,
                                    "as whole conversations)", jp ? "not a string or list" : "missing");
         }
     }
+    ChatMessage *with_system = NULL;
+    if (ok && f->insert_empty_system && chat_wants_empty_system(f->chat) && (pn == 0 || strcmp(pm[0].role, "system"))) {
+        with_system = sd_alloc(sd_mul_size((size_t)pn + 1, sizeof *with_system, "messages"), "messages");
+        with_system[0].role = "system", with_system[0].content = "";
+        for (int i = 0; i < pn; i++) with_system[i + 1] = pm[i];
+        pm = with_system, pn++;
+    }
     if (ok) {
         prompt = chat_render_prompt(f->chat, pm, pn, true, where);
         rw = chat_render_response(f->chat, cw);
@@ -124,6 +131,7 @@ static bool chat_line(const cJSON *obj, const PairsFormat *f, const char *where,
              (p->chosen = encode(f, rw, &p->n_chosen, "chosen", err, errlen)) &&
              (p->rejected = encode(f, rl, &p->n_rejected, "rejected", err, errlen));
     }
+    free(with_system);
     free(prompt);
     free(rw);
     free(rl);

@@ -891,26 +891,14 @@ static void conv_data(Conv *c, Run *r, const Eval *ev) {
         ChatFamily f = c->ct->family;
         line_s(c, "chat_template", chat_family_name(f), "chat_template (%s): the Jinja template is %s's",
                at_key(c, "chat_template"), chat_family_name(f));
-        /* alignment-handbook's maybe_insert_system_message: an empty system turn before a prompt without one when
-         * the template mentions "system" (or is ChatML). The Gemma and Mistral templates SimPO uses fold a system
-         * message into the first user turn, trimmed, so an empty one changes nothing there; Llama 3, Llama 2 and
-         * ChatML render it as a turn of its own, which simpo_dist does not add. */
-        if (insert && (strstr(tmpl, "system") || strstr(tmpl, "<|im_start|>")) &&
-            (f == CHAT_LLAMA3 || f == CHAT_LLAMA2 || f == CHAT_CHATML))
-            sd_die(get(c, "auto_insert_empty_system_msg") ? at_key(c, "auto_insert_empty_system_msg")
-                                                         : at_key(c, "chat_template"),
-                   "key 'auto_insert_empty_system_msg': true (alignment-handbook's default) puts an empty system turn "
-                   "before every prompt with this %s template; simpo_dist renders the prompts' own messages only: "
-                   "set auto_insert_empty_system_msg: false in the recipe to convert it so", chat_family_name(f));
     } else {
-        bput(&c->out, "  # chat_template: the recipe has none: the tokenizer's (data.chat_template auto); where that "
-                      "mentions \"system\"\n  # (Llama 3's does not), run_simpo.py adds an empty system turn to each "
-                      "prompt, simpo_dist does not\n");
+        bput(&c->out, "  # chat_template: the recipe has none: the tokenizer's (data.chat_template auto)\n");
     }
-    if (get(c, "auto_insert_empty_system_msg"))
-        note(c, "auto_insert_empty_system_msg", !insert ? "simpo_dist inserts no system turn either"
-                                                : mistral || tmpl ? "an empty system turn changes nothing with this template"
-                                                                  : "the tokenizer's template decides (see data:)");
+    /* alignment-handbook's maybe_insert_system_message, as data.insert_empty_system renders it (an empty system turn
+     * where the template mentions one; chat_template.h chat_wants_empty_system) */
+    line_s(c, "insert_empty_system", insert ? "true" : "false", "%s",
+           get(c, "auto_insert_empty_system_msg") ? "auto_insert_empty_system_msg"
+                                                  : "auto_insert_empty_system_msg (DataArguments' default)");
 
     Num ml = num(c, "max_length", "512", (NumSpec){true, true, 2, 1048576, false, false});
     Num mp = num(c, "max_prompt_length", "128", (NumSpec){true, true, 1, 1048576, false, false});

@@ -69,6 +69,13 @@ static const KeySpec KEYS[] = {
      "the model's tokenizer)"},
     {"data.chat_template", K_SENUM, F(chat_template), "auto", U, U, 0, 0, "auto|llama3|llama2|mistral|chatml|gemma",
      "chat template family; auto recognises tokenizer_config.json's template"},
+    {"data.insert_empty_system", K_BOOL, F(insert_empty_system), "false", U, U, 0, 0, NULL,
+     "alignment-handbook's auto_insert_empty_system_msg (true in the SimPO reference run script; `simpo_dist convert` "
+     "writes the recipe's): a chat prompt without a system message gets an empty one first where the chat template "
+     "mentions a system turn (\"system\" or \"<|im_start|>\" in its text): ChatML (an empty system turn instead of "
+     "the template's default one, e.g. Qwen's), Llama 2 (an empty <<SYS>> block), a Llama 3 template that mentions "
+     "one. The SimPO recipes' Mistral and Gemma templates fold an empty system message away (and the stock ones "
+     "reject it): nothing changes there. false: the template's own rendering, as TRL's trainers do"},
     {"data.prepared", K_PATH, F(data_prepared), NULL, U, U, 0, 0, NULL,
      "HDF5 dataset `simpo_dist prepare` writes (default: data.train with .h5 for its extension)"},
     {"data.eval", K_PATH, F(data_eval), NULL, U, U, 0, 0, NULL,

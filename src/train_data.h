@@ -60,9 +60,10 @@ typedef struct {
  * means; the planner's time). */
 TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long epoch, long pos, long steps, int dp);
 /* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
- * (NULL or "auto": recognised from tokenizer_config.json). Used by score, analyze and the trainer. */
+ * (NULL or "auto": recognised from tokenizer_config.json), insert_empty_system as data.insert_empty_system. Used by
+ * score, analyze and the trainer. */
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
-                        const char *chat_family);
+                        const char *chat_family, bool insert_empty_system);
 /* The model's HF config: model.init's config.json, or the model.config mapping. */
 ModelConfig train_model_config(const Config *c);
 #endif

@@ -99,6 +99,7 @@ data.train=princeton-nlp/llama3-ultrafeedback-armorm
 data.train_split=train
 data.eval=princeton-nlp/llama3-ultrafeedback-armorm
 data.eval_split=test
+data.insert_empty_system=true
 data.max_length=2048
 data.max_prompt_length=1800
 loss.type=simpo
@@ -174,6 +175,7 @@ model.dtype=fp32
 data.train={a.jsonl: 0.5, org/b: 1.0}
 data.train_split=train
 data.eval_split=test
+data.insert_empty_system=true
 data.max_length=512
 data.max_prompt_length=128
 loss.type=simpo
@@ -358,7 +360,10 @@ has tmpl_mistral 'data.chat_template=mistral'
 chatml='chat_template: "{% for m in messages %}{{ '"'"'<|im_start|>'"'"' + m['"'"'role'"'"'] + '"'"'\n'"'"' + m['"'"'content'"'"'] + '"'"'<|im_end|>\n'"'"' }}{% endfor %}"'
 conv tmpl_chatml "$chatml
 auto_insert_empty_system_msg: false"
-has tmpl_chatml 'data.chat_template=chatml'
+has tmpl_chatml 'data.chat_template=chatml' 'data.insert_empty_system=false'
+# alignment-handbook's default: an empty system turn (data.insert_empty_system)
+conv tmpl_chatml_on "$chatml"
+has tmpl_chatml_on 'data.chat_template=chatml' 'data.insert_empty_system=true'
 
 # ---- errors: RECIPE:LINE and the key, a non-zero exit, no --out file ----
 # conv_error NAME WANT 'recipe line 4' [ARGS...]: BASE + the line must fail so
@@ -377,7 +382,6 @@ conv_error fp16 "fp16.yaml:4: key 'fp16': true is not supported" 'fp16: true'
 conv_error trunc "trunc.yaml:4: key 'truncation_mode': keep_start" 'truncation_mode: keep_start'
 conv_error dropout "dropout.yaml:4: key 'disable_dropout': false" 'disable_dropout: false'
 conv_error pad "pad.yaml:4: key 'padding_value'" 'padding_value: 0'
-conv_error sysmsg_chatml "sysmsg_chatml.yaml:4: key 'auto_insert_empty_system_msg'" "$chatml"
 conv_error beta_nan "beta_nan.yaml:4: key 'beta': expected a number, found \"ten\"" 'beta: ten'
 conv_error beta_neg "beta_neg.yaml:4: key 'beta': expected a value > 0" 'beta: -1'
 conv_error ls_range "ls_range.yaml:4: key 'label_smoothing'" 'label_smoothing: 0.5'

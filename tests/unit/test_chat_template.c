@@ -170,7 +170,34 @@ static void die_llama31(void *a) {
                             NULL, NULL, "l31");
 }
 
+/* alignment-handbook's test for an empty system turn (data.insert_empty_system): the template's text mentions
+ * "system" or "<|im_start|>"; wanted where the family renders it (not mistral or gemma, whose SimPO templates fold it
+ * away); llama2 named without a template (the npm tokenizer's) has one */
+static void empty_system(void) {
+    ChatTemplate *q = chat_template_from_text(QWEN_T, NULL, NULL, "q"),
+                 *q2 = chat_template_from_text("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' }}{% endfor %}",
+                                               NULL, NULL, "chatml without the word"),
+                 *g = chat_template_from_text(GEMMA_T, NULL, NULL, "g"), *m = chat_template_from_text(MISTRAL_T, NULL, NULL, "m");
+    CHECK(q->mentions_system && chat_wants_empty_system(q), "Qwen's template: an empty system turn");
+    CHECK(q2->mentions_system && chat_wants_empty_system(q2), "any ChatML template (<|im_start|>)");
+    CHECK(!chat_wants_empty_system(g), "gemma: never");
+    CHECK(!chat_wants_empty_system(m), "mistral: never");
+    char *l3d = tok_dir("llama3"), *l2 = tok_dir("llama2");
+    ChatTemplate *l3 = chat_template_load(l3d, NULL), *ll2 = chat_template_load(l2, "llama2");
+    CHECK(!l3->mentions_system && !chat_wants_empty_system(l3), "Llama 3 Instruct's template has no system turn");
+    CHECK(ll2->mentions_system && chat_wants_empty_system(ll2), "llama2 by name: its template has one");
+    free(l3d);
+    free(l2);
+    chat_template_free(q);
+    chat_template_free(q2);
+    chat_template_free(g);
+    chat_template_free(m);
+    chat_template_free(l3);
+    chat_template_free(ll2);
+}
+
 int main(void) {
+    empty_system();
     fixture_llama3();
     llama2();
     mistral();

@@ -1,0 +1,63 @@
+# data.insert_empty_system (alignment-handbook's auto_insert_empty_system_msg, on in the SimPO reference run script):
+# a chat prompt without a system message is rendered with an empty one first where the template mentions a system
+# turn. The prompt ids `prepare` stores equal the tokenizer's ids of the text the reference's Jinja templates give
+# (written out here from the templates): a ChatML (Qwen-style) template gets an empty system turn instead of its
+# default one, the Llama 2 template an empty <<SYS>> block; the Llama 3 Instruct template (no system turn in its
+# text) renders as without it; off (the default), each renders as before. `score --insert-empty-system` scores
+# those prompts.
+source "$(dirname "$0")/lib.bash"
+L3=${SIMPO_TOKENIZERS:?}/llama3
+L2=$SIMPO_TOKENIZERS/llama2
+[ -f "$L3/tokenizer.json" ] && [ -f "$L2/tokenizer.json" ] || { bad "tokenizers missing: run scripts/setup.sh"; finish; }
+cd "$TMP"
+mkdir -p qwen && cp "$L3/tokenizer.json" qwen/
+cat > qwen/tokenizer_config.json <<'EOF'
+{"eos_token": "<|im_end|>", "chat_template": "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}{%- if not (message.role == 'system' and loop.first) %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"}
+EOF
+echo '{"chosen": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}], "rejected": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "5"}]}' > pairs.jsonl
+# prompt_ids TOKDIR FAMILY INSERT: the prompt ids prepare stores, space-separated
+prompt_ids() {
+  cat > "c_$1_$3.yaml" <<EOF
+model: {config: {vocab_size: 128256, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
+        num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128}}
+data: {train: pairs.jsonl, tokenizer: $4, chat_template: $2, insert_empty_system: $3, max_length: 100,
+       max_prompt_length: 60}
+train: {global_batch_pairs: 1, micro_batch_pairs: 1}
+EOF
+  "$BIN" prepare "c_$1_$3.yaml" --out "p_$1_$3.h5" > "p_$1_$3.log" 2>&1 || { echo "prepare failed: $(tail -2 "p_$1_$3.log")" >&2; return; }
+  h5dump -d /prompt_ids -y -w 0 "p_$1_$3.h5" | sed -n '/DATA {/,/}/p' | tr -cs '0-9' ' ' | sed 's/^ *//; s/ *$//'
+}
+# text_ids TOKDIR TEXT: the tokenizer's ids of TEXT (special-token strings matched), space-separated
+text_ids() {
+  python3 -c 'import json, sys; print(json.dumps({"text": sys.argv[1]}))' "$2" \
+    | "$BIN" tokenize --tokenizer "$1" | grep -o '"ids":\[[^]]*\]' | tr -cs '0-9' ' ' | sed 's/^ *//; s/ *$//'
+}
+check() { # NAME GOT WANT
+  if [ -n "$2" ] && [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi
+}
+q_off=$(prompt_ids q auto false qwen); q_on=$(prompt_ids q auto true qwen)
+check "ChatML, off: the template's default system turn" "$q_off" \
+  "$(text_ids qwen $'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n')"
+check "ChatML, on: an empty system turn" "$q_on" \
+  "$(text_ids qwen $'<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n')"
+l2_off=$(prompt_ids l2 llama2 false "$L2"); l2_on=$(prompt_ids l2 llama2 true "$L2")
+check "Llama 2, off: no <<SYS>> block" "$l2_off" "$(text_ids "$L2" '<s>[INST] What is 2+2? [/INST]')"
+check "Llama 2, on: an empty <<SYS>> block" "$l2_on" "$(text_ids "$L2" $'<s>[INST] <<SYS>>\n\n<</SYS>>\n\nWhat is 2+2? [/INST]')"
+l3_off=$(prompt_ids l3 auto false "$L3"); l3_on=$(prompt_ids l3 auto true "$L3")
+check "Llama 3 Instruct's template (no system turn in its text): unchanged" "$l3_on" "$l3_off"
+check "... and as the template renders it" "$l3_off" \
+  "$(text_ids "$L3" $'<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n')"
+# score takes the flag: the prompt changes the responses' log-probs under a model (a random one exported here)
+cat > train_q.yaml <<EOF
+model: {config: {vocab_size: 128256, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
+        num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128}}
+data: {train: pairs.jsonl, tokenizer: qwen, max_length: 100, max_prompt_length: 60}
+train: {global_batch_pairs: 1, micro_batch_pairs: 1, max_steps: 1}
+checkpoint: {dir: out_q, export_hf: hf_q}
+EOF
+"$BIN" train_q.yaml 2> train_q.log || bad "tiny run: $(tail -2 train_q.log)"
+"$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --out s_off.jsonl 2>/dev/null
+"$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --insert-empty-system --out s_on.jsonl 2> s.log
+[ -s s_on.jsonl ] && [ -s s_off.jsonl ] && ! cmp -s s_on.jsonl s_off.jsonl \
+  && ok "score --insert-empty-system scores the prompts with the empty system turn" || bad "score: $(tail -2 s.log)"
+finish
