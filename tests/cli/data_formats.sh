@@ -16,14 +16,9 @@ mkdir -p cfg/data
 cp "$PQ/uf.parquet" cfg/data/uf_pq.parquet   # prepare names its output after the stem: uf_pq.h5
 # the same 16 pairs as JSON lines, in the file's column order (the fixture's expected rows)
 cp "$PQ/uf.jsonl" cfg/data/uf.jsonl
-strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//; s/, "tflops_per_rank": [^,}]*//; s/, "mfu": [^,}]*//' "$1"; }
 
 # 16 chat pairs, 2 steps of 8 (micro-batches of 4), shuffled
-sed -e "s|../third_party/tokenizers/llama3|$TOK|" \
-    -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 2|' \
-    -e 's|train: data/text_pairs.jsonl,|train: data/uf.jsonl,|' \
-    -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_jsonl, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
-    "$SRC/configs/tiny_text.yaml" > cfg/jsonl.yaml
+tiny_text_config "$TOK" data/uf.jsonl out_jsonl > cfg/jsonl.yaml
 # same_run NAME DATA WHAT: trains on DATA (under cfg/) as cfg/NAME.yaml into out_NAME; its metrics must be the JSONL
 # run's, bit for bit
 same_run() {

@@ -48,7 +48,6 @@ h5ls cfg/data/text_pairs.h5 | grep -q "chosen_ids.*Dataset" && ok "h5ls shows th
 sed -e 's|train: data/text_pairs.jsonl|train: data/text_pairs.h5|' -e 's|eval: data/text_eval.jsonl|eval: data/text_eval.h5|' \
     -e 's|dir: out_jsonl|dir: out_h5|' cfg/text.yaml > cfg/h5.yaml
 "$BIN" cfg/h5.yaml 2> h5.log || bad "h5 run: $(tail -3 h5.log)"
-strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//; s/, "tflops_per_rank": [^,}]*//; s/, "mfu": [^,}]*//' "$1"; }
 if [ -s cfg/out_h5/metrics.jsonl ] && diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_h5/metrics.jsonl) >/dev/null; then
   ok "HDF5 dataset trains to the same metrics as JSONL"
 else bad "metrics differ: $(diff <(strip_time cfg/out_jsonl/metrics.jsonl) <(strip_time cfg/out_h5/metrics.jsonl) | head -4)"; fi

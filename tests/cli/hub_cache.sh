@@ -104,13 +104,7 @@ echo '{"text": "Hello, world! Preference pairs."}' > t.jsonl
 # an UltraFeedback-schema dataset's split and the Llama 3 tokenizer by name = the Parquet file and tokenizer by path
 mkdir -p cfg/data
 cp "$FIX/parquet/uf.parquet" cfg/data/uf.parquet
-strip_time() { sed -E 's/"tokens_per_s": [^,}]*//; s/"step_time_s": [^,}]*//; s/"elapsed_s": [^,}]*//; s/, "tflops_per_rank": [^,}]*//; s/, "mfu": [^,}]*//' "$1"; }
-sed -e "s|../third_party/tokenizers/llama3|$TOK|" \
-    -e 's|global_batch_pairs: 16, micro_batch_pairs: 8, max_steps: 32|global_batch_pairs: 8, micro_batch_pairs: 4, max_steps: 2|' \
-    -e 's|train: data/text_pairs.jsonl,|train: data/uf.parquet,|' \
-    -e 's|dir: ../out/tiny_text, every_steps: 16|dir: out_file, every_steps: 2|' -e 's|every_steps: 4}|every_steps: 1}|' \
-    "$SRC/configs/tiny_text.yaml" > cfg/file.yaml
-grep -q "train: data/uf.parquet," cfg/file.yaml || bad "tiny_text.yaml changed: edit this test"
+tiny_text_config "$TOK" data/uf.parquet out_file > cfg/file.yaml
 sed -e "s|tokenizer: $TOK|tokenizer: test-org/llama3-tok|" \
     -e 's|train: data/uf.parquet,|train: test-org/uf, train_split: train_prefs, eval: test-org/uf, eval_split: test_prefs,|' \
     -e 's|dir: out_file|dir: out_hub|' cfg/file.yaml > cfg/hub.yaml
