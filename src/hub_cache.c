@@ -168,7 +168,8 @@ static char *datasets_cache_entry(const char *id, size_t name_len) {
     return best;
 }
 
-char *hub_snapshot(const char *id, HubKind kind, const char *where) {
+/* hub_snapshot; tried: the path the name was looked for first (named in the error), or NULL */
+static char *snapshot(const char *id, HubKind kind, const char *where, const char *tried) {
     const char *at = strchr(id, '@');
     size_t name_len = at ? (size_t)(at - id) : strlen(id);
     const char *rev = at ? at + 1 : "main", *what = kind == HUB_MODEL ? "model" : "dataset";
@@ -190,12 +191,13 @@ char *hub_snapshot(const char *id, HubKind kind, const char *where) {
             return prepared;
         }
         char *dc = hub_datasets_cache_dir();
-        sd_die(where, "'%s' is not a path, nor a %s in the Hugging Face cache (no %s%s%s%s; HF_HUB_CACHE, "
-                      "%sHF_HOME name other caches): nothing is downloaded at run time, fetch it first with "
-                      "`huggingface-cli download %.*s%s%s`", id, what, repo,
+        sd_die(where, "'%s' is not a path%s%s%s, nor a %s in the Hugging Face cache (no %s%s%s%s; %s): nothing is "
+                      "downloaded at run time, fetch it first with `huggingface-cli download %.*s%s%s`", id,
+               tried ? " (no " : "", tried ? tried : "", tried ? ")" : "", what, repo,
                kind == HUB_DATASET ? ", nor datasets' cache of it in " : "", kind == HUB_DATASET ? dc : "",
                kind == HUB_DATASET && at ? " (not searched for a revision)" : "",
-               kind == HUB_DATASET ? "HF_DATASETS_CACHE or " : "or ", (int)name_len, id,
+               kind == HUB_DATASET ? "HF_HUB_CACHE, HF_DATASETS_CACHE or HF_HOME name other caches"
+                                   : "HF_HUB_CACHE or HF_HOME name another cache", (int)name_len, id,
                kind == HUB_DATASET ? " --repo-type dataset" : "", at ? " --revision REV" : "");
     }
     char *refs = sd_path_join(repo, "refs"), *ref = sd_path_join(refs, rev), *snaps = sd_path_join(repo, "snapshots");
@@ -228,12 +230,17 @@ char *hub_snapshot(const char *id, HubKind kind, const char *where) {
     return snap;
 }
 
+char *hub_snapshot(const char *id, HubKind kind, const char *where) { return snapshot(id, kind, where, NULL); }
+
 char *hub_resolve(const char *base_dir, const char *value, HubKind kind, const char *where) {
     char *path = base_dir ? sd_path_join(base_dir, value) : sd_strdup(value);
     struct stat st;
     if (stat(path, &st) == 0 || value[0] == '/' || !hub_is_repo_id(value)) return path;
+    sd_cleanup_push(free, path);
+    char *snap = snapshot(value, kind, where, strcmp(path, value) ? path : NULL);
+    sd_cleanup_pop();
     free(path);
-    return hub_snapshot(value, kind, where);
+    return snap;
 }
 
 bool hub_is_split_dir(const char *dir) {

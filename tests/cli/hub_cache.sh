@@ -149,7 +149,7 @@ expect_error "prepare of a dataset's split needs --out" "data.train is a dataset
 # what the cache lacks
 sed -e 's|init: test-org/tiny-a|init: test-org/absent|' fx/hub.yaml > fx/absent.yaml
 expect_error "a model not in the cache names the directory and the command" \
-  "key 'model.init': 'test-org/absent' is not a path, nor a model in the Hugging Face cache (no $HF/models--test-org--absent" \
+  "key 'model.init': 'test-org/absent' is not a path (no fx/test-org/absent), nor a model in the Hugging Face cache (no $HF/models--test-org--absent" \
   "$BIN" fx/absent.yaml
 expect_error "... and the download command" "huggingface-cli download test-org/absent\`" "$BIN" fx/absent.yaml
 sed -e 's|train_split: train_prefs, ||' cfg/hub.yaml > cfg/nosplit.yaml

@@ -332,8 +332,9 @@ int main(void) {
     config_free(c);
     /* errors name the file, line and key */
     die_yaml = "model: {init: org/nothere}\ndata: {train: ds4}\n";
-    CHECK(expect_die(load_it, NULL, "key 'model.init': 'org/nothere' is not a path, nor a model"),
-          "model.init not in the cache");
+    CHECK(expect_die(load_it, NULL, "key 'model.init': 'org/nothere' is not a path (no "), "model.init not in the cache");
+    CHECK(strstr(t_die_msg, "/org/nothere), nor a model in the Hugging Face cache"),
+          "names the path it tried (against the config's directory): %s", t_die_msg);
     CHECK(strstr(t_die_msg, "t.yaml:1:"), "names the line: %s", t_die_msg);
     die_yaml = "model: {init: org/tiny}\ndata:\n  train: org/uf\n";
     CHECK(expect_die(load_it, NULL, "t.yaml:3: key 'data.train' (split 'train', data.train_split)"),
@@ -341,7 +342,7 @@ int main(void) {
     CHECK(strstr(t_die_msg, "splits found: train_prefs, test_prefs") || strstr(t_die_msg, "test_prefs, train_prefs"),
           "lists the dataset's splits: %s", t_die_msg);
     die_yaml = "model: {init: org/tiny}\ndata: {train: other/uf}\n";
-    CHECK(expect_die(load_it, NULL, "key 'data.train': 'other/uf' is not a path, nor a dataset in the Hugging Face cache"),
+    CHECK(expect_die(load_it, NULL, "/other/uf), nor a dataset in the Hugging Face cache"),
           "a dataset not in the cache");
     /* a file-like name that does not exist stays a path (its error comes when it is read), not a Hub lookup */
     c = config_load_string("model: {init: org/tiny}\ndata: {train: data/pairs.jsonl}\n", "t.yaml", root);
