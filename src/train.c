@@ -17,6 +17,7 @@
 #include "train_eval.h"
 #include "backend_profile.h"
 #include "plan.h"
+#include "run_results.h"
 #include "zero.h"
 #include "comm.h"
 #include "loss.h"
@@ -100,29 +101,9 @@ static void export_final(const Config *c, long step, bool bf16) {
     free(dir);
 }
 
-/* A JSON object of fields of the train/eval results into path (atomically), and its text (caller frees). Numbers
- * as %.17g (cJSON's own printing settles for 15 digits where they are within an ulp), non-finite ones as null. */
-static char *write_json(cJSON *o, const char *dir, const char *name) {
-    for (cJSON *f = o->child; f; f = f->next)
-        if (cJSON_IsNumber(f)) {
-            char num[40];
-            snprintf(num, sizeof num, isfinite(f->valuedouble) ? "%.17g" : "null", f->valuedouble);
-            f->type = cJSON_Raw;
-            f->valuestring = sd_strdup(num);
-        }
-    char *text = cJSON_Print(o), *path = sd_path_join(dir, name);
-    if (!text) sd_die(path, "cannot format");
-    size_t n = strlen(text);
-    text = sd_realloc(text, n + 2, "results");
-    text[n] = '\n', text[n + 1] = 0;
-    sd_write_file_atomic(path, text, n + 1);
-    free(path);
-    return text;
-}
-
 /* Rank 0, once the last step is done: what the SimPO reference code (alignment-handbook's run script) saves at the
  * end, train_results.json, eval_results.json (after a final evaluation) and all_results.json (both), with
- * transformers' names, into checkpoint.dir. runtime: seconds of this process's steps (steps of them); train_loss the
+ * transformers' names, and trainer_state.json (its log history), into checkpoint.dir (run_results.h). runtime: seconds of this process's steps (steps of them); train_loss the
  * mean of their finite losses. */
 static void write_results(const Trainer *t, double runtime, long steps) {
     const char *dir = t->cfg->ckpt_dir;
@@ -138,7 +119,7 @@ static void write_results(const Trainer *t, double runtime, long steps) {
     cJSON_AddNumberToObject(tr, "train_steps_per_second", (double)steps / rt);
     cJSON_AddNumberToObject(tr, "num_input_tokens_seen", (double)t->tokens_seen);
     for (cJSON *f = tr->child; f; f = f->next) cJSON_AddItemToObject(all, f->string, cJSON_Duplicate(f, 1));
-    free(write_json(tr, dir, "train_results.json"));
+    free(results_write_json(tr, dir, "train_results.json"));
     if (t->final_eval.pairs) { /* eval.jsonl's line of the last evaluation, without its step, with epoch and size */
         char *line = NULL;
         size_t n = 0;
@@ -156,10 +137,17 @@ static void write_results(const Trainer *t, double runtime, long steps) {
         for (cJSON *f = ev->child; f; f = f->next)
             if (!cJSON_GetObjectItemCaseSensitive(all, f->string))
                 cJSON_AddItemToObject(all, f->string, cJSON_Duplicate(f, 1));
-        free(write_json(ev, dir, "eval_results.json"));
+        free(results_write_json(ev, dir, "eval_results.json"));
         cJSON_Delete(ev);
     }
-    free(write_json(all, dir, "all_results.json"));
+    free(results_write_json(all, dir, "all_results.json"));
+    const Config *c = t->cfg;
+    TrainerStateInfo si = {.global_step = t->optim->step, .max_steps = t->total_steps,
+                           .logging_steps = c->log_every_steps, .eval_steps = c->eval_every_steps,
+                           .save_steps = c->ckpt_every_steps, .train_batch_size = c->micro_batch_pairs,
+                           .epoch = epoch, .num_train_epochs = ceil((double)t->total_steps / (double)t->steps_per_epoch),
+                           .total_flos = t->total_flos, .tokens_seen = (long long)t->tokens_seen, .final = tr};
+    trainer_state_write(dir, &si);
     cJSON_Delete(tr);
     cJSON_Delete(all);
 }

@@ -57,6 +57,33 @@ want = {k: v for k, v in e.items() if k not in ("step", "eval_pairs")}
 want.update(epoch=2, eval_samples=6)
 sys.exit(not (r == want and e["step"] == 2 and all(a[k] == v for k, v in r.items()) and "train_loss" in a))
 PY
+# trainer_state.json (trainer.save_state): log_history = metrics.jsonl's lines (lr as learning_rate) and eval.jsonl's,
+# merged by step with each evaluation after its step's training entry, then the final results; for the whole run
+# also when it was resumed (out_rs, checked below)
+state_check() { python3 - "$1" <<'PY'
+import json, sys
+d = sys.argv[1]
+m = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+e = [json.loads(l) for l in open(d + "/eval.jsonl")]
+s, r = json.load(open(d + "/trainer_state.json")), json.load(open(d + "/train_results.json"))
+h = s["log_history"]
+want = []
+for x in m:
+    x = dict(x); x["learning_rate"] = x.pop("lr"); want.append(x)
+for x in e:  # after the training entry of its step (step 0: first)
+    i = max([k + 1 for k, w in enumerate(want) if w["step"] <= x["step"]] or [0])
+    want.insert(i, x)
+fin = dict(r); fin["step"] = 2
+want.append(fin)
+ok = (h == want and s["global_step"] == 2 and s["max_steps"] == 2 and s["epoch"] == r["epoch"]
+      and s["total_flos"] == r["total_flos"] and s["num_input_tokens_seen"] == r["num_input_tokens_seen"]
+      and s["train_batch_size"] > 0 and s["logging_steps"] == 1 and [x["step"] for x in h][:2] == [0, 1])
+if not ok: print([(x["step"], "eval_loss" in x) for x in h], s.get("global_step"))
+sys.exit(not ok)
+PY
+}
+state_check out && ok "trainer_state.json: the log history of metrics.jsonl and eval.jsonl, merged by step, and the results" \
+  || bad "trainer_state.json"
 grep -q "train/mfu" events.txt && bad "train/mfu without log.peak_tflops" || ok "no train/mfu without log.peak_tflops"
 # resumed: stopped after step 1, rerun: a second file (another process), steps 1 and 2 across the two
 sed 's/dir: out,/dir: out_rs,/; s/tensorboard_dir: tb/tensorboard_dir: tb_rs/' tb.yaml > rs.yaml
@@ -64,6 +91,7 @@ sed 's/dir: out,/dir: out_rs,/; s/tensorboard_dir: tb/tensorboard_dir: tb_rs/' t
 [ "$(ls tb_rs | grep -c '^events\.out\.tfevents\.')" -eq 2 ] && ok "a resumed run writes a second file" || bad "tb_rs: $(ls tb_rs)"
 "$TOOLS/read_tfevents" tb_rs > rs.txt && [ "$(grep -c ' train/loss ' rs.txt)" -eq 2 ] \
   && ok "steps 1 and 2 across the two files" || bad "resumed events: $(grep ' train/loss ' rs.txt)"
+state_check out_rs && ok "trainer_state.json of a resumed run: the whole history" || bad "resumed trainer_state.json"
 # two ranks (dp 2) and log.peak_tflops: rank 0 alone writes; the numbers those of metrics.jsonl, mfu among them
 sed 's/dir: out,/dir: out_dp,/; s/tensorboard_dir: tb/tensorboard_dir: tb_dp/; s/micro_batch_pairs: 2/micro_batch_pairs: 1/; s/every_steps: 1,/every_steps: 1, peak_tflops: 2.5,/' tb.yaml > dp.yaml
 $MPI 2 "$BIN" dp.yaml 2> dp.log || bad "dp 2 run: $(tail -3 dp.log)"
