@@ -197,31 +197,69 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
             if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default") && cJSON_IsString(t)) tmpl = t->valuestring;
         }
     }
-    if (!tmpl && !required && (!family_override || !strcmp(family_override, "auto"))) {
-        sd_cleanup_pop();
-        cJSON_Delete(cfg);
-        sd_cleanup_pop();
-        free(path);
-        return NULL;
-    }
-    ChatTemplate *ct = ct_new(path);
-    sd_cleanup_push(ct_free_void, ct);
-    if (family_override && strcmp(family_override, "auto")) {
-        if (!family_from_name(family_override, &ct->family))
-            sd_die("data.chat_template", "'%s' is not a chat template family (auto, llama3, llama2, mistral, chatml, "
-                                         "gemma)", family_override);
-        if (ct->family == CHAT_CHATML && tmpl) ct->default_system = chatml_default_system(tmpl);
-    } else if (!tmpl) {
-        sd_die(path, "has no chat_template; name the family with data.chat_template (llama3, llama2, mistral, "
-                     "chatml, gemma) or use data.format: text");
+    /* transformers saves the template beside the config as chat_template.jinja, which takes precedence over
+     * tokenizer_config.json's when it loads; processors' chat_template.json ({"chat_template": ...}) likewise.
+     * src: the file the template came from (messages name it) */
+    char *src = sd_path_join(dir, "chat_template.jinja"), *jtext = NULL;
+    cJSON *jcfg = NULL;
+    sd_cleanup_push(free, src);
+    if (sd_file_exists(src)) {
+        size_t jlen;
+        jtext = sd_read_file(src, &jlen);
+        if (!jtext || memchr(jtext, 0, jlen)) sd_die(src, "cannot read the chat template (or it holds a NUL byte)");
+        tmpl = jtext;
     } else {
-        detect(tmpl, path, ct);
+        free(src);
+        src = sd_path_join(dir, "chat_template.json");
+        sd_cleanup_pop();
+        sd_cleanup_push(free, src);
+        if (sd_file_exists(src)) {
+            size_t jlen;
+            char *t = sd_read_file(src, &jlen);
+            jcfg = t ? cJSON_ParseWithLength(t, jlen) : NULL;
+            free(t);
+            const cJSON *jv = cJSON_GetObjectItemCaseSensitive(jcfg, "chat_template");
+            if (!cJSON_IsString(jv)) {
+                cJSON_Delete(jcfg);
+                sd_die(src, "expected a JSON object with a string \"chat_template\"");
+            }
+            tmpl = jv->valuestring;
+        } else {
+            free(src);
+            src = sd_strdup(path);
+            sd_cleanup_pop();
+            sd_cleanup_push(free, src);
+        }
     }
-    set_mentions_system(ct, tmpl);
-    const char *bos = token_field(cfg, "bos_token"), *eos = token_field(cfg, "eos_token");
-    /* Llama 3.1+ configs name <|eot_id|> as eos; the template's BOS is still <|begin_of_text|> */
-    ct_finish(ct, bos, ct->family == CHAT_LLAMA3 ? NULL : eos);
+    sd_cleanup_push(free, jtext);
+    sd_cleanup_push(cjson_free_void, jcfg);
+    ChatTemplate *ct = NULL;
+    if (tmpl || required || (family_override && strcmp(family_override, "auto"))) {
+        ct = ct_new(src);
+        sd_cleanup_push(ct_free_void, ct);
+        if (family_override && strcmp(family_override, "auto")) {
+            if (!family_from_name(family_override, &ct->family))
+                sd_die("data.chat_template", "'%s' is not a chat template family (auto, llama3, llama2, mistral, "
+                                             "chatml, gemma)", family_override);
+            if (ct->family == CHAT_CHATML && tmpl) ct->default_system = chatml_default_system(tmpl);
+        } else if (!tmpl) {
+            sd_die(path, "has no chat_template; name the family with data.chat_template (llama3, llama2, mistral, "
+                         "chatml, gemma) or use data.format: text (no chat_template.jinja beside it either)");
+        } else {
+            detect(tmpl, src, ct);
+        }
+        set_mentions_system(ct, tmpl);
+        const char *bos = token_field(cfg, "bos_token"), *eos = token_field(cfg, "eos_token");
+        /* Llama 3.1+ configs name <|eot_id|> as eos; the template's BOS is still <|begin_of_text|> */
+        ct_finish(ct, bos, ct->family == CHAT_LLAMA3 ? NULL : eos);
+        sd_cleanup_pop(); /* ct: the caller's */
+    }
     sd_cleanup_pop();
+    cJSON_Delete(jcfg);
+    sd_cleanup_pop();
+    free(jtext);
+    sd_cleanup_pop();
+    free(src);
     sd_cleanup_pop();
     cJSON_Delete(cfg);
     sd_cleanup_pop();

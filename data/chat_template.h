@@ -39,7 +39,9 @@ typedef struct ChatTemplate {
     char *source;             /* file name for messages */
 } ChatTemplate;
 
-/* Reads DIR/tokenizer_config.json. family_override (NULL, "auto" or a family name) picks the family without
+/* Reads DIR/tokenizer_config.json (its bos/eos tokens and chat_template) and DIR/chat_template.jinja (else
+ * DIR/chat_template.json's "chat_template"), whose template, where present, takes precedence as it does in
+ * transformers' loading; ChatTemplate.source names the file the template came from. family_override (NULL, "auto" or a family name) picks the family without
  * looking at the template. Dies naming the file when there is no template and no override, or when the template
  * is not one of the known families. */
 ChatTemplate *chat_template_load(const char *dir, const char *family_override);

@@ -13,9 +13,9 @@
  * many. */
 static int copy_tokenizer_files(const char *src_dir, const char *out_dir) {
     static const char *files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                  "generation_config.json"};
+                                  "generation_config.json", "chat_template.jinja", "chat_template.json"};
     int n = 0;
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *src = sd_path_join(src_dir, files[i]), *dst = sd_path_join(out_dir, files[i]);
         size_t len;
         char *data = sd_file_exists(src) ? sd_read_file(src, &len) : NULL;

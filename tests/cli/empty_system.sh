@@ -4,11 +4,14 @@
 # (written out here from the templates): a ChatML (Qwen-style) template gets an empty system turn instead of its
 # default one, the Llama 2 template an empty <<SYS>> block; the Llama 3 Instruct template (no system turn in its
 # text) renders as without it; off (the default), each renders as before. `score --insert-empty-system` scores
-# those prompts.
+# those prompts. The template in transformers' chat_template.jinja (beside a tokenizer_config.json without one)
+# gives the same ids, and export copies that file.
 source "$(dirname "$0")/lib.bash"
 L3=${SIMPO_TOKENIZERS:?}/llama3
 L2=$SIMPO_TOKENIZERS/llama2
-[ -f "$L3/tokenizer.json" ] && [ -f "$L2/tokenizer.json" ] || { bad "tokenizers missing: run scripts/setup.sh"; finish; }
+[ -f "$L3/tokenizer.json" ] && [ -f "$L2/tokenizer.json" ] || { bad "tokenizers missing: run scripts/setup.sh"; "$BIN" export --checkpoint out_q --out hf_j --tokenizer qwen_j 2> ex.log && cmp -s hf_j/chat_template.jinja qwen_j/chat_template.jinja \
+  && ok "export copies chat_template.jinja" || bad "export: $(tail -2 ex.log; ls hf_j)"
+finish; }
 cd "$TMP"
 mkdir -p qwen && cp "$L3/tokenizer.json" qwen/
 cat > qwen/tokenizer_config.json <<'EOF'
@@ -40,6 +43,12 @@ check "ChatML, off: the template's default system turn" "$q_off" \
   "$(text_ids qwen $'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n')"
 check "ChatML, on: an empty system turn" "$q_on" \
   "$(text_ids qwen $'<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n')"
+# the same template as transformers now saves it, in chat_template.jinja beside a config without one: the same ids
+mkdir -p qwen_j && cp "$L3/tokenizer.json" qwen_j/ && echo '{"eos_token": "<|im_end|>"}' > qwen_j/tokenizer_config.json
+python3 -c 'import json, sys; open(sys.argv[2], "w").write(json.load(open(sys.argv[1]))["chat_template"])' \
+  qwen/tokenizer_config.json qwen_j/chat_template.jinja
+check "chat_template.jinja, off" "$(prompt_ids qj auto false qwen_j)" "$q_off"
+check "chat_template.jinja, on" "$(prompt_ids qj auto true qwen_j)" "$q_on"
 l2_off=$(prompt_ids l2 llama2 false "$L2"); l2_on=$(prompt_ids l2 llama2 true "$L2")
 check "Llama 2, off: no <<SYS>> block" "$l2_off" "$(text_ids "$L2" '<s>[INST] What is 2+2? [/INST]')"
 check "Llama 2, on: an empty <<SYS>> block" "$l2_on" "$(text_ids "$L2" $'<s>[INST] <<SYS>>\n\n<</SYS>>\n\nWhat is 2+2? [/INST]')"
@@ -60,4 +69,6 @@ EOF
 "$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --insert-empty-system --out s_on.jsonl 2> s.log
 [ -s s_on.jsonl ] && [ -s s_off.jsonl ] && ! cmp -s s_on.jsonl s_off.jsonl \
   && ok "score --insert-empty-system scores the prompts with the empty system turn" || bad "score: $(tail -2 s.log)"
+"$BIN" export --checkpoint out_q --out hf_j --tokenizer qwen_j 2> ex.log && cmp -s hf_j/chat_template.jinja qwen_j/chat_template.jinja \
+  && ok "export copies chat_template.jinja" || bad "export: $(tail -2 ex.log; ls hf_j)"
 finish

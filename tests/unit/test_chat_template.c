@@ -196,7 +196,51 @@ static void empty_system(void) {
     chat_template_free(ll2);
 }
 
+/* transformers' chat_template.jinja beside tokenizer_config.json takes precedence over the config's template (and
+ * processors' chat_template.json likewise); messages name the file the template came from */
+static char tdir[64];
+static void put(const char *name, const char *text) {
+    char *p = sd_path_join(tdir, name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+static void die_bad_json(void *a) { (void)a; chat_template_load(tdir, NULL); }
+static void template_files(void) {
+    snprintf(tdir, sizeof tdir, "/tmp/chat_tmplXXXXXX");
+    if (!mkdtemp(tdir)) return;
+    put("tokenizer_config.json", "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"chat_template\": \"{{ bos_token }}"
+                                 "<|start_header_id|>{{ m }}<|eot_id|>\"}");
+    ChatTemplate *ct = chat_template_load(tdir, NULL);
+    CHECK(ct->family == CHAT_LLAMA3, "tokenizer_config.json's template alone");
+    chat_template_free(ct);
+    put("chat_template.json", "{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}\"}");
+    ct = chat_template_load(tdir, NULL);
+    CHECK(ct->family == CHAT_CHATML && strstr(ct->source, "chat_template.json"), "chat_template.json over the config's");
+    chat_template_free(ct);
+    put("chat_template.jinja", GEMMA_T);
+    ct = chat_template_load(tdir, NULL);
+    CHECK(ct->family == CHAT_GEMMA && strstr(ct->source, "chat_template.jinja") && !strcmp(ct->eos, "</s>"),
+          "chat_template.jinja first; the tokens still the config's");
+    chat_template_free(ct);
+    put("tokenizer_config.json", "{\"eos_token\": \"</s>\"}");
+    ct = chat_template_load_optional(tdir, NULL);
+    CHECK(ct && ct->family == CHAT_GEMMA, "a config without a template, the .jinja file beside it");
+    chat_template_free(ct);
+    char *j = sd_path_join(tdir, "chat_template.jinja");
+    remove(j);
+    free(j);
+    put("chat_template.json", "[1, 2]");
+    CHECK(expect_die(die_bad_json, NULL, "chat_template.json: expected a JSON object with a string \"chat_template\""),
+          "a chat_template.json without the template");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tdir);
+}
+
 int main(void) {
+    template_files();
     empty_system();
     fixture_llama3();
     llama2();
