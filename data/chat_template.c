@@ -2,12 +2,14 @@
  * Rendering is written per family rather than by a Jinja interpreter: the families' templates are short, and
  * code that states each one's output is easier to check against HF than a general interpreter. Recognition is
  * strict (markers that only the supported variant has), so a variant we do not render is refused by name. */
+#define _POSIX_C_SOURCE 200809L /* localtime_r */
 #include "chat_template.h"
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "util.h"
 
 static const char *FAMILY_NAMES[] = {"llama3", "llama2", "mistral", "chatml", "gemma"};
@@ -97,12 +99,37 @@ static char *chatml_default_system(const char *tmpl) {
     return NULL;
 }
 
+/* Llama 3.1+'s date: "Today Date: " + date_string, which the template sets to a literal (3.1, 3.3: "26 Jul 2024")
+ * or, where the renderer defines strftime_now (transformers does), to today's date (3.2). Its knowledge date must be
+ * the one the renderer writes. */
+static char *llama31_date(const char *tmpl, const char *name) {
+    if (!strstr(tmpl, "Cutting Knowledge Date: December 2023\\n"))
+        sd_die(name, "chat_template: a Llama 3.1+ template whose knowledge date is not \"December 2023\": not one "
+                     "simpo_dist renders (set data.chat_template: llama3 for Llama 3's template)");
+    if (strstr(tmpl, "strftime_now(")) {
+        char buf[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        static const char *mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        localtime_r(&now, &tm);
+        snprintf(buf, sizeof buf, "%02d %s %d", tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900); /* %d %b %Y, C locale */
+        return sd_strdup(buf);
+    }
+    static const char mark[] = "set date_string = \"";
+    const char *d = strstr(tmpl, mark), *v = d ? d + sizeof mark - 1 : NULL, *e = v ? strchr(v, '"') : NULL;
+    if (!e || e - v > 40)
+        sd_die(name, "chat_template: a Llama 3.1+ template without a date_string default: not one simpo_dist renders");
+    char *s = sd_alloc((size_t)(e - v) + 1, "date");
+    memcpy(s, v, (size_t)(e - v));
+    s[e - v] = 0;
+    return s;
+}
+
 static void detect(const char *tmpl, const char *name, ChatTemplate *ct) {
     if (strstr(tmpl, "<|start_header_id|>")) {
-        if (strstr(tmpl, "Cutting Knowledge Date") || strstr(tmpl, "tools"))
-            sd_die(name, "chat_template: a Llama 3.1+ template with tools and dates; simpo_dist renders the Llama 3 "
-                         "template (set data.chat_template: llama3 to use it)");
         ct->family = CHAT_LLAMA3;
+        if (strstr(tmpl, "Cutting Knowledge Date")) ct->date_string = llama31_date(tmpl, name);
     } else if (strstr(tmpl, "<|im_start|>")) {
         ct->family = CHAT_CHATML;
         ct->default_system = chatml_default_system(tmpl);
@@ -279,6 +306,7 @@ void chat_template_free(ChatTemplate *ct) {
     free(ct->bos);
     free(ct->eos);
     free(ct->default_system);
+    free(ct->date_string);
     free(ct->source);
     free(ct);
 }
@@ -321,6 +349,23 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
     buf_str(&b, "");
     switch (ct->family) {
     case CHAT_LLAMA3:
+        if (ct->date_string) { /* Llama 3.1+: the system turn first, with the dates, then the system message */
+            buf_str(&b, ct->bos);
+            buf_str(&b, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ");
+            buf_str(&b, ct->date_string);
+            buf_str(&b, "\n\n");
+            if (n > 0 && !strcmp(msgs[0].role, "system")) buf_stripped(&b, msgs[0].content), msgs++, n--;
+            buf_str(&b, "<|eot_id|>");
+            for (int i = 0; i < n; i++) {
+                buf_str(&b, "<|start_header_id|>");
+                buf_str(&b, msgs[i].role);
+                buf_str(&b, "<|end_header_id|>\n\n");
+                buf_stripped(&b, msgs[i].content);
+                buf_str(&b, "<|eot_id|>");
+            }
+            if (add_generation_prompt) buf_str(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+            break;
+        }
         for (int i = 0; i < n; i++) {
             if (i == 0) buf_str(&b, ct->bos);
             buf_str(&b, "<|start_header_id|>");

@@ -4,7 +4,8 @@
  *          chat_render_prompt, chat_render_response, chat_wants_empty_system, chat_family_name.
  * A tokenizer_config.json's Jinja `chat_template` is recognised by its markers and rendered by code written for
  * its family (the output HF's apply_chat_template gives for these templates):
- *   llama3   <|start_header_id|>role<|end_header_id|>\n\n content|trim <|eot_id|>, BOS first; end of turn <|eot_id|>
+ *   llama3   <|start_header_id|>role<|end_header_id|>\n\n content|trim <|eot_id|>, BOS first; end of turn <|eot_id|>;
+ *            Llama 3.1+ (3.2, 3.3) open with a system turn of the knowledge and today's dates (tools are never passed)
  *   llama2   <s>[INST] <<SYS>>\n sys \n<</SYS>>\n\n user [/INST] answer </s>; end of turn </s>
  *   mistral  <s>[INST] user [/INST]answer</s> (no system role); end of turn </s>
  *   chatml   <|im_start|>role\n content<|im_end|>\n (Qwen's default system message when the template has one);
@@ -34,6 +35,10 @@ typedef struct ChatTemplate {
     ChatFamily family;
     char *bos, *eos;          /* bos_token / eos_token strings from tokenizer_config.json (family defaults if absent) */
     char *default_system;     /* chatml: system message the template inserts when none is given (NULL: none) */
+    char *date_string;        /* llama3 of Llama 3.1+ (NULL: Llama 3's template): the system turn every prompt opens
+                                 with says "Cutting Knowledge Date: December 2023\nToday Date: <this>\n\n" then the
+                                 system message, trimmed (the template's date_string default, or today's date as
+                                 "%d %b %Y" where it takes strftime_now, as transformers renders Llama 3.2's) */
     bool mentions_system;     /* the template's text has "system" or "<|im_start|>" (alignment-handbook's test; a
                                  family named without a template: chatml and llama2 do) */
     char *source;             /* file name for messages */

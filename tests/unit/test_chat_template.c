@@ -2,6 +2,7 @@
  * each other family against the output of its published Jinja template, worked by hand from the template text
  * quoted beside each case; unknown templates and rejected conversations are errors naming the file. */
 #include <cjson/cJSON.h>
+#include <time.h>
 #include "chat_template.h"
 #include "test_util.h"
 
@@ -165,9 +166,59 @@ static void die_alternate(void *a) {
     ChatMessage m[2] = {{"user", "a"}, {"user", "b"}};
     chat_render_prompt(ct, m, 2, true, "data.jsonl:3");
 }
-static void die_llama31(void *a) {
-    chat_template_from_text("{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}Cutting Knowledge Date: ",
-                            NULL, NULL, "l31");
+/* Llama 3.1 Instruct's template, as its tokenizer_config.json holds it (tools branches shortened): every prompt opens
+ * with a system turn of the dates, then the system message, trimmed; Llama 3.2's takes today's date through
+ * strftime_now (transformers defines it) */
+#define L31_HEAD "{{- bos_token }}\n{%- if custom_tools is defined %}\n    {%- set tools = custom_tools %}\n{%- endif %}\n" \
+                 "{%- if not tools_in_user_message is defined %}\n    {%- set tools_in_user_message = true %}\n{%- endif %}\n"
+#define L31_TAIL "{%- if not tools is defined %}\n    {%- set tools = none %}\n{%- endif %}\n" \
+    "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n" \
+    "    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n" \
+    "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n{%- if builtin_tools is defined or tools is not none %}\n" \
+    "    {{- \"Environment: ipython\\n\" }}\n{%- endif %}\n{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n" \
+    "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n{{- system_message }}\n{{- \"<|eot_id|>\" }}\n" \
+    "{%- for message in messages %}\n    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ " \
+    "message['content'] | trim + '<|eot_id|>' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n" \
+    "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n"
+static const char *L31_T = L31_HEAD "{%- if not date_string is defined %}\n    {%- set date_string = \"26 Jul 2024\" %}\n"
+                           "{%- endif %}\n" L31_TAIL;
+static const char *L32_T = L31_HEAD "{%- if not date_string is defined %}\n    {%- if strftime_now is defined %}\n"
+                           "        {%- set date_string = strftime_now(\"%d %b %Y\") %}\n    {%- else %}\n"
+                           "        {%- set date_string = \"26 Jul 2024\" %}\n    {%- endif %}\n{%- endif %}\n" L31_TAIL;
+static void llama31(void) {
+    ChatTemplate *ct = chat_template_from_text(L31_T, "<|begin_of_text|>", "<|eot_id|>", "l31");
+    CHECK(ct->family == CHAT_LLAMA3 && ct->date_string && !strcmp(ct->date_string, "26 Jul 2024"), "3.1: its date");
+    char *p = chat_render_prompt(ct, CONV, 1, true, "t");
+    check_str(p, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+                 "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                 "<|start_header_id|>assistant<|end_header_id|>\n\n", "3.1: the dates' system turn, no system message");
+    free(p);
+    p = chat_render_prompt(ct, SYS_CONV, 3, false, "t");
+    check_str(p, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+                 "Today Date: 26 Jul 2024\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there"
+                 "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>",
+              "3.1: the system message after the dates, no generation prompt");
+    free(p);
+    ChatMessage empty[2] = {{"system", "  "}, {"user", " Hi there \n"}};
+    char *a = chat_render_prompt(ct, empty, 2, true, "t"), *b = chat_render_prompt(ct, CONV, 1, true, "t");
+    check_str(a, b, "3.1: an empty system message renders as none (data.insert_empty_system changes nothing)");
+    free(a);
+    free(b);
+    p = chat_render_response(ct, " Ok. ");
+    check_str(p, "Ok.<|eot_id|>", "3.1 response");
+    free(p);
+    chat_template_free(ct);
+    ct = chat_template_from_text(L32_T, NULL, NULL, "l32");
+    char today[32];
+    time_t now = time(NULL);
+    strftime(today, sizeof today, "%d %b %Y", localtime(&now)); /* the C locale's month names */
+    CHECK(ct->date_string && !strcmp(ct->date_string, today), "3.2: today's date (%s), got %s", today,
+          ct->date_string ? ct->date_string : "none");
+    chat_template_free(ct);
+}
+static void die_knowledge(void *a) {
+    (void)a;
+    chat_template_from_text("<|start_header_id|> {{- \"Cutting Knowledge Date: March 2025\\n\" }}", NULL, NULL, "l4");
 }
 
 /* alignment-handbook's test for an empty system turn (data.insert_empty_system): the template's text mentions
@@ -240,6 +291,7 @@ static void template_files(void) {
 }
 
 int main(void) {
+    llama31();
     template_files();
     empty_system();
     fixture_llama3();
@@ -257,7 +309,8 @@ int main(void) {
           "gemma system");
     CHECK(expect_die(die_alternate, NULL, "data.jsonl:3: mistral chat template: conversation roles must alternate"),
           "alternation");
-    CHECK(expect_die(die_llama31, NULL, "Llama 3.1+ template"), "llama 3.1 refused by name");
+    CHECK(expect_die(die_knowledge, NULL, "l4: chat_template: a Llama 3.1+ template whose knowledge date is not"),
+          "another knowledge date refused by name");
     free(l2);
     TEST_END();
 }
