@@ -255,7 +255,12 @@ bool hub_is_split_dir(const char *dir) {
 typedef struct {
     char **rel;    /* paths relative to the directory, '/'-separated */
     int n, cap;
+    long visited;  /* directory entries looked at, against HUB_MAX_ENTRIES */
 } FileList;
+
+/* A dataset's repository holds at most thousands of files; a directory with more entries than this (a home
+ * directory or / named by mistake) is refused rather than walked for minutes */
+#define HUB_MAX_ENTRIES 100000
 
 static void list_add(FileList *l, const char *rel) {
     if (l->n == l->cap) {
@@ -274,8 +279,9 @@ static void walk(const char *root, const char *rel, FileList *l, int depth) {
         free(dir);
         return;
     }
-    for (struct dirent *e; (e = readdir(d));) {
+    for (struct dirent *e; l->visited <= HUB_MAX_ENTRIES && (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
+        l->visited++;
         char *r = *rel ? sd_path_join(rel, e->d_name) : sd_strdup(e->d_name), *full = sd_path_join(root, r);
         struct stat st;
         if (stat(full, &st) == 0) {
@@ -542,8 +548,14 @@ char **hub_split_files(const char *dir, const char *split, int *n, const char *w
         sd_die(where, "%s (a datasets DatasetDict) has no split '%s' (its splits: %s)", dir, split, names);
     }
     free(dd);
-    FileList l = {NULL, 0, 0};
+    FileList l = {NULL, 0, 0, 0};
     walk(dir, "", &l, 0);
+    if (l.visited > HUB_MAX_ENTRIES) {
+        list_free(&l);
+        free(names);
+        sd_die(where, "%s holds more than %d files and directories: not a dataset's directory (name its data files, "
+                      "or a glob pattern of them)", dir, HUB_MAX_ENTRIES);
+    }
     qsort(l.rel, (size_t)l.n, sizeof *l.rel, cmp_str);
     const char *rule = "README.md's configs";
     if (cache_split(dir, &l, split, &f, &names)) rule = "dataset_info.json's splits (datasets' cache)";

@@ -156,6 +156,9 @@ sed -e 's|train_split: train_prefs, ||' cfg/hub.yaml > cfg/nosplit.yaml
 expect_error "a split the dataset lacks lists the splits it has" \
   "key 'data.train' (split 'train', data.train_split): $HF/datasets--test-org--uf/snapshots/$HASH has no data files of split 'train' (by data/SPLIT-NNNNN-of-NNNNN files; splits found: test_prefs, train_prefs" \
   "$BIN" cfg/nosplit.yaml
+sed -e 's|train: test-org/tiny-pairs|train: /|' fx/hub.yaml > fx/root.yaml
+expect_error "a directory of more than 100000 entries (/) is no dataset's, refused without walking it all" \
+  "key 'data.train' (split 'train', data.train_split): / holds more than 100000 files and directories" "$BIN" fx/root.yaml
 expect_error "a revision not in the cache" "has no revision 'v9'" \
   "$BIN" score --model test-org/tiny-a@v9 --data "$FIX/tiny-a/pairs.jsonl"
 finish
