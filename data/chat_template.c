@@ -277,6 +277,8 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
         }
         set_mentions_system(ct, tmpl);
         const char *bos = token_field(cfg, "bos_token"), *eos = token_field(cfg, "eos_token");
+        if (bos) ct->cfg_bos = sd_strdup(bos);
+        if (eos) ct->cfg_eos = sd_strdup(eos);
         /* Llama 3.1+ configs name <|eot_id|> as eos; the template's BOS is still <|begin_of_text|> */
         ct_finish(ct, bos, ct->family == CHAT_LLAMA3 ? NULL : eos);
         sd_cleanup_pop(); /* ct: the caller's */
@@ -307,6 +309,8 @@ void chat_template_free(ChatTemplate *ct) {
     free(ct->eos);
     free(ct->default_system);
     free(ct->date_string);
+    free(ct->cfg_bos);
+    free(ct->cfg_eos);
     free(ct->source);
     free(ct);
 }
@@ -454,6 +458,63 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
         break;
     }
     return b.s;
+}
+
+/* run_simpo.py's Mistral template: the turns of msgs (a leading system message folded into the first turn) */
+static void simpo_mistral_turns(Buf *b, const ChatTemplate *ct, const ChatMessage *msgs, int n) {
+    const char *sys = NULL;
+    if (n > 0 && !strcmp(msgs[0].role, "system")) sys = msgs[0].content, msgs++, n--;
+    for (int i = 0; i < n; i++) {
+        Buf c = {0};
+        buf_str(&c, "");
+        if (i == 0 && sys) { /* system_message = messages[0]['content'].strip() + '\n\n' */
+            buf_stripped(&c, sys);
+            buf_str(&c, "\n\n");
+        }
+        buf_str(&c, msgs[i].content);
+        if (!strcmp(msgs[i].role, "user")) {
+            buf_str(b, "[INST] ");
+            buf_stripped(b, c.s);
+            buf_str(b, " [/INST]");
+        } else if (!strcmp(msgs[i].role, "assistant")) {
+            buf_str(b, " ");
+            buf_stripped(b, c.s);
+            buf_str(b, " ");
+            buf_str(b, ct->eos);
+        }
+        free(c.s);
+    }
+}
+
+char *chat_render_reference_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n, const char *where) {
+    if (ct->family != CHAT_MISTRAL) return chat_render_prompt(ct, msgs, n, false, where);
+    Buf b = {0};
+    buf_str(&b, ct->bos); /* the template has none; the trainer puts the BOS id first: the same ids */
+    simpo_mistral_turns(&b, ct, msgs, n);
+    return b.s;
+}
+
+char *chat_render_reference_response(const ChatTemplate *ct, const char *content, const char *where) {
+    if (ct->family == CHAT_LLAMA2)
+        sd_die(where, "data.chat_convention simpo_reference: the llama2 template rejects a lone assistant message, "
+                      "which the SimPO reference run script renders each response as");
+    ChatMessage m = {"assistant", content};
+    if (ct->family == CHAT_MISTRAL || ct->family == CHAT_GEMMA) {
+        Buf b = {0};
+        buf_str(&b, "");
+        if (ct->family == CHAT_MISTRAL) simpo_mistral_turns(&b, ct, &m, 1);
+        else { /* SimPO's Gemma 2 template: role assistant as model, content trimmed, no alternation rule */
+            buf_str(&b, "<start_of_turn>model\n");
+            buf_stripped(&b, content);
+            buf_str(&b, "<end_of_turn>\n");
+        }
+        return b.s;
+    }
+    char *s = chat_render_prompt(ct, &m, 1, false, where);
+    const char *bos = ct->cfg_bos ? ct->cfg_bos : ct->bos; /* the tokenizer's bos_token string */
+    size_t nb = strlen(bos);
+    if (nb && !strncmp(s, bos, nb)) memmove(s, s + nb, strlen(s + nb) + 1);
+    return s;
 }
 
 char *chat_render_response(const ChatTemplate *ct, const char *content) {

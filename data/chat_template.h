@@ -39,6 +39,8 @@ typedef struct ChatTemplate {
                                  with says "Cutting Knowledge Date: December 2023\nToday Date: <this>\n\n" then the
                                  system message, trimmed (the template's date_string default, or today's date as
                                  "%d %b %Y" where it takes strftime_now, as transformers renders Llama 3.2's) */
+    char *cfg_bos, *cfg_eos;  /* tokenizer_config.json's bos_token / eos_token as written (NULL: none, or a template
+                                 given as text): the tokenizer's BOS and EOS, which the SimPO reference's trainer adds */
     bool mentions_system;     /* the template's text has "system" or "<|im_start|>" (alignment-handbook's test; a
                                  family named without a template: chatml and llama2 do) */
     char *source;             /* file name for messages */
@@ -62,6 +64,17 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
                          const char *where);
 /* The response text of a pair: content stripped of leading/trailing whitespace + the end-of-turn token. */
 char *chat_render_response(const ChatTemplate *ct, const char *content);
+/* The SimPO reference run script's texts (data.chat_convention simpo_reference): the prompt is the template over
+ * the prompt messages without the generation prompt; a response the template over its assistant message alone, a
+ * leading BOS string removed. llama3 (3.1+ with its dates' system turn, as the template writes it) and chatml (the
+ * template's default system turn first where it has one) render as their templates do; gemma and mistral as the
+ * SimPO repository's own templates for them do (its Gemma 2 recipe's chat_template: "<start_of_turn>model\n" +
+ * content|trim + "<end_of_turn>\n"; run_simpo.py's Mistral template, for any model named mistral: BOS, then
+ * "[INST] " + content.strip() + " [/INST]" for a user turn with a system message folded into the first, " " +
+ * content.strip() + " " + EOS for an assistant one). llama2's template rejects a lone assistant message: dies with
+ * `where`, as for what the families' own rules reject. */
+char *chat_render_reference_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n, const char *where);
+char *chat_render_reference_response(const ChatTemplate *ct, const char *content, const char *where);
 /* alignment-handbook's maybe_insert_system_message (the SimPO run script's auto_insert_empty_system_msg;
  * data.insert_empty_system): whether a prompt without a system message gets an empty one first. Where the template
  * mentions a system turn, for the families whose rendering shows it: llama3, llama2 (an empty <<SYS>> block),

@@ -101,7 +101,7 @@ static void pair_from_object(Load *L, const cJSON *obj, const PairsFormat *fmt, 
 }
 
 PairSet *pairs_load_jsonl(const char *path, int vocab_size) {
-    PairsFormat f = {"ids", NULL, NULL, vocab_size, false};
+    PairsFormat f = {"ids", NULL, NULL, vocab_size, false, false};
     return pairs_load_jsonl_fmt(path, &f);
 }
 

@@ -58,6 +58,8 @@ typedef struct {
     int vocab_size;                     /* > 0: every id (given or produced) is checked against it */
     bool insert_empty_system;           /* data.insert_empty_system: chat prompts without a system message get an
                                            empty one where the template wants it (chat_wants_empty_system) */
+    bool simpo_reference;               /* data.chat_convention simpo_reference: chat pairs as the SimPO reference
+                                           run script and trainer form them (pairs_text.c reference_pair) */
 } PairsFormat;
 /* The pairs of path, whatever holds them (data/records.h: JSONL, a JSON array, Parquet, Arrow / a save_to_disk
  * directory): each record read as a JSONL line (Pair.line: its line, or its row). A Parquet or Arrow file without a

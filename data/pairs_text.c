@@ -88,6 +88,67 @@ static bool same_messages(const Messages *a, const Messages *b, int n) {
     return true;
 }
 
+/* The id of a special token's string (the tokenizer's BOS or EOS as tokenizer_config.json names it), -1: none */
+static int special_id(const PairsFormat *f, const char *s) { return s && *s ? tokenizer_token_id(f->tok, s) : -1; }
+
+/* data.chat_convention simpo_reference: the pair as the SimPO reference forms it. run_simpo.py renders the prompt
+ * without the generation prompt and each response as the template over its assistant message alone (BOS string
+ * removed; chat_render_reference_response); SimPOTrainer.tokenize_row (TRL's old CPOTrainer) tokenizes the prompt,
+ * and prompt + response, the response being what follows the prompt's ids, then puts the tokenizer's BOS id before
+ * the prompt where it is not first and its EOS id after a response not ending with it. A prompt whose last token
+ * would merge with a response's first (never at a template's special tokens) is an error: the reference gives the
+ * two sequences different prompts there, which a pair's shared prompt cannot hold. */
+static bool reference_pair(const PairsFormat *f, const ChatMessage *pm, int pn, const char *const resp[2],
+                           const char *where, Pair *p, char *err, size_t errlen) {
+    static const char *field[2] = {"chosen", "rejected"};
+    char *prompt = chat_render_reference_prompt(f->chat, pm, pn, where);
+    int np = 0, bos = special_id(f, f->chat->cfg_bos), eos = special_id(f, f->chat->cfg_eos);
+    int *pids = encode(f, prompt, &np, "prompt", err, errlen);
+    bool ok = pids != NULL;
+    int *out[2] = {NULL, NULL}, nout[2] = {0, 0};
+    for (int s = 0; ok && s < 2; s++) {
+        char *r = chat_render_reference_response(f->chat, resp[s], where);
+        size_t lp = strlen(prompt), lr = strlen(r);
+        char *full = sd_alloc(lp + lr + 1, "text");
+        memcpy(full, prompt, lp);
+        memcpy(full + lp, r, lr + 1);
+        free(r);
+        int nf = 0, *fids = encode(f, full, &nf, field[s], err, errlen);
+        free(full);
+        if (!fids) {
+            ok = false;
+            break;
+        }
+        if (nf < np || memcmp(fids, pids, (size_t)np * sizeof *fids)) {
+            free(fids);
+            ok = fail(err, errlen, "field '%s': the prompt's last token merges with the response's first when "
+                                   "tokenized together (data.chat_convention simpo_reference)", field[s]);
+            break;
+        }
+        int n = nf - np, add = eos >= 0 && (n == 0 || fids[nf - 1] != eos);
+        out[s] = sd_alloc(sd_mul_size((size_t)n + 1, sizeof(int), "ids"), "ids");
+        memcpy(out[s], fids + np, (size_t)n * sizeof(int));
+        if (add) out[s][n] = eos;
+        nout[s] = n + add;
+        free(fids);
+    }
+    if (ok) {
+        int add = bos >= 0 && (np == 0 || pids[0] != bos);
+        p->prompt = sd_alloc(sd_mul_size((size_t)np + 1, sizeof(int), "ids"), "ids");
+        if (add) p->prompt[0] = bos;
+        memcpy(p->prompt + add, pids, (size_t)np * sizeof(int));
+        p->n_prompt = np + add;
+        p->chosen = out[0], p->n_chosen = nout[0];
+        p->rejected = out[1], p->n_rejected = nout[1];
+    } else {
+        free(out[0]);
+        free(out[1]);
+    }
+    free(pids);
+    free(prompt);
+    return ok;
+}
+
 static bool chat_line(const cJSON *obj, const PairsFormat *f, const char *where, Pair *p, char *err, size_t errlen) {
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(obj, "prompt"),
                 *jc = cJSON_GetObjectItemCaseSensitive(obj, "chosen"),
@@ -123,7 +184,10 @@ static bool chat_line(const cJSON *obj, const PairsFormat *f, const char *where,
         for (int i = 0; i < pn; i++) with_system[i + 1] = pm[i];
         pm = with_system, pn++;
     }
-    if (ok) {
+    if (ok && f->simpo_reference) {
+        const char *resp[2] = {cw, cl};
+        ok = reference_pair(f, pm, pn, resp, where, p, err, errlen);
+    } else if (ok) {
         prompt = chat_render_prompt(f->chat, pm, pn, true, where);
         rw = chat_render_response(f->chat, cw);
         rl = chat_render_response(f->chat, cl);

@@ -194,7 +194,7 @@ int cmd_analyze(int argc, char **argv) {
     ScoreOpts so = score_opts("analyze", device, dtype);
 
     ModelConfig mc = model_config_load(model_dir);
-    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system);
+    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system, false);
     size_t n = ps->n;
     if (n == 0) sd_die(data, "no pairs");
     ModelConfig rc;

@@ -894,6 +894,13 @@ static void conv_data(Conv *c, Run *r, const Eval *ev) {
     } else {
         bput(&c->out, "  # chat_template: the recipe has none: the tokenizer's (data.chat_template auto)\n");
     }
+    /* run_simpo.py's texts and SimPOTrainer.tokenize_row's ids (data.chat_convention simpo_reference), except where
+     * the reference itself fails: Llama 2's template rejects the lone assistant message it renders a response as */
+    bool llama2 = !mistral && c->ct && c->ct->family == CHAT_LLAMA2;
+    line_s(c, "chat_convention", llama2 ? "trl" : "simpo_reference", "%s",
+           llama2 ? "chat_template is Llama 2's, which rejects run_simpo.py's lone responses: TRL's convention"
+                  : "run_simpo.py + SimPOTrainer: the prompt without the generation prompt, each response the "
+                    "template over its message (with Llama 3 the assistant header), BOS and EOS ids added");
     /* alignment-handbook's maybe_insert_system_message, as data.insert_empty_system renders it (an empty system turn
      * where the template mentions one; chat_template.h chat_wants_empty_system) */
     line_s(c, "insert_empty_system", insert ? "true" : "false", "%s",

@@ -16,7 +16,7 @@
 
 static const char *USAGE =
     "usage: simpo_dist score --model HF_DIR --data PAIRS.jsonl [--tokenizer DIR] [--format F] [--chat-template T]\n"
-    "                        [--insert-empty-system]\n"
+    "                        [--insert-empty-system] [--chat-convention trl|simpo_reference]\n"
     "                        [--device auto|cpu|cuda] [--dtype fp32|bf16] [--out FILE | --write-ref FILE]\n"
     "  Writes one JSON line per pair, in input order: chosen_logp, rejected_logp (sums over response tokens),\n"
     "  chosen_avg_logp, rejected_avg_logp (sum / tokens), chosen_tokens, rejected_tokens. No truncation.\n"
@@ -27,6 +27,7 @@ static const char *USAGE =
     "  --tokenizer DIR   for chat or text lines (docs/formats.md); --format auto|ids|chat|text and\n"
     "  --chat-template   auto|llama3|llama2|mistral|chatml|gemma as data.format / data.chat_template\n"
     "  --insert-empty-system  as data.insert_empty_system (the prompts as a run with it renders them)\n"
+    "  --chat-convention C    trl (default) | simpo_reference, as data.chat_convention\n"
     "  --out FILE        write there instead of stdout\n"
     "  --write-ref FILE  instead: copy every pair of PAIRS.jsonl to FILE with ref_chosen_logp and\n"
     "                    ref_rejected_logp (this model's summed log-probs) added, for dpo, ipo and rdpo\n"
@@ -35,13 +36,13 @@ static const char *USAGE =
 
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *ref_path = NULL, *tok = NULL, *fmt = NULL,
-               *family = NULL, *device = "auto", *dtype = "fp32";
+               *family = NULL, *device = "auto", *dtype = "fp32", *convention = NULL;
     bool empty_system = false;
     const CliOpt opts[] = {{"--model", &model_dir, NULL},  {"--data", &data, NULL},
                            {"--out", &out_path, NULL},     {"--write-ref", &ref_path, NULL},
                            {"--tokenizer", &tok, NULL},    {"--format", &fmt, NULL},
                            {"--chat-template", &family, NULL}, {"--device", &device, NULL},
-                           {"--insert-empty-system", NULL, &empty_system},
+                           {"--insert-empty-system", NULL, &empty_system}, {"--chat-convention", &convention, NULL},
                            {"--dtype", &dtype, NULL}};
     if (cli_parse("score", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     model_dir = cli_model_dir("--model", model_dir);
@@ -51,7 +52,8 @@ int cmd_score(int argc, char **argv) {
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ScoreOpts so = score_opts("score", device, dtype);
     ModelConfig mc = model_config_load(model_dir);
-    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system);
+    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system,
+                                 convention && !strcmp(convention, "simpo_reference"));
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
     score_pairs(model_dir, &mc, ps, all, &so);

@@ -76,6 +76,14 @@ static const KeySpec KEYS[] = {
      "the template's default one, e.g. Qwen's), Llama 2 (an empty <<SYS>> block), a Llama 3 template that mentions "
      "one. The SimPO recipes' Mistral and Gemma templates fold an empty system message away (and the stock ones "
      "reject it): nothing changes there. false: the template's own rendering, as TRL's trainers do"},
+    {"data.chat_convention", K_SENUM, F(chat_convention), "trl", U, U, 0, 0, "trl|simpo_reference",
+     "how a chat pair becomes a prompt and two responses: trl, the prompt rendered with the generation prompt (the "
+     "assistant header) and each response its last message's content, stripped, + the end-of-turn token (current "
+     "TRL's maybe_apply_chat_template; the fixtures' convention); simpo_reference, as the SimPO repository's "
+     "run_simpo.py and trainer form them: the prompt without the generation prompt, each response the template "
+     "over its assistant message alone (with Llama 3 the assistant header is the response's, counted in its length "
+     "and average log-prob), the tokenizer's BOS id before the prompt and its EOS id after a response where they "
+     "are not there (llama3 and chatml templates; docs/formats.md)"},
     {"data.prepared", K_PATH, F(data_prepared), NULL, U, U, 0, 0, NULL,
      "HDF5 dataset `simpo_dist prepare` writes (default: data.train with .h5 for its extension)"},
     {"data.eval", K_PATH, F(data_eval), NULL, U, U, 0, 0, NULL,

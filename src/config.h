@@ -59,6 +59,7 @@ typedef struct {
     char *data_tokenizer;       /* data.tokenizer: HF tokenizer directory (tokenizer.json, tokenizer_config.json) */
     char *chat_template;        /* data.chat_template: auto | llama3 | llama2 | mistral | chatml | gemma */
     bool insert_empty_system;   /* data.insert_empty_system (default false): chat_template.h chat_wants_empty_system */
+    char *chat_convention;      /* data.chat_convention: "trl" (default) | "simpo_reference" (pairs.h) */
     char *data_prepared;        /* data.prepared: where `prepare` writes the HDF5 dataset (NULL: data.train + .h5) */
     char *data_eval;            /* data.eval: held-out pairs evaluated during training (NULL: none; train_eval.h) */
     DataPart *eval_mix;         /* data.eval as a mapping, like train_mix */

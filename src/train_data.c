@@ -11,7 +11,7 @@
 #include "util.h"
 
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
-                        const char *chat_family, bool insert_empty_system) {
+                        const char *chat_family, bool insert_empty_system, bool simpo_reference) {
     if (pairs_is_h5(path)) return pairs_load_h5(path, vocab_size);
     if (!format) format = "auto";
     if (!chat_family) chat_family = "auto";
@@ -26,7 +26,7 @@ PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, co
     if (tok && vocab_size > 0 && tokenizer_vocab_size(tok) > vocab_size)
         fprintf(stderr, "simpo_dist: warning: %s has %d tokens, the model's vocab_size is %d (ids beyond it are "
                         "errors)\n", tokenizer_dir, tokenizer_vocab_size(tok), vocab_size);
-    PairsFormat f = {format, tok, ct, vocab_size, insert_empty_system};
+    PairsFormat f = {format, tok, ct, vocab_size, insert_empty_system, simpo_reference};
     PairSet *ps = pairs_load_jsonl_fmt(path, &f);
     chat_template_free(ct);
     tokenizer_free(tok);
@@ -35,7 +35,7 @@ PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, co
 
 PairSet *train_data_load_path(const Config *c, const char *path, int vocab_size) {
     return pairs_load_any(path, vocab_size, c->data_format, c->data_tokenizer, c->chat_template,
-                          c->insert_empty_system);
+                          c->insert_empty_system, !strcmp(c->chat_convention, "simpo_reference"));
 }
 
 /* one part of a mixture: its file, or a dataset split's files read as one set of pairs, in order */

@@ -60,10 +60,11 @@ typedef struct {
  * means; the planner's time). */
 TokenSizes train_token_sizes(const Config *c, const PairSet *ps, long epoch, long pos, long steps, int dp);
 /* Without a config: format "auto"|"ids"|"chat"|"text" (NULL: auto), tokenizer_dir (NULL: ids only), chat_family
- * (NULL or "auto": recognised from tokenizer_config.json), insert_empty_system as data.insert_empty_system. Used by
+ * (NULL or "auto": recognised from tokenizer_config.json), insert_empty_system as data.insert_empty_system,
+ * simpo_reference as data.chat_convention simpo_reference. Used by
  * score, analyze and the trainer. */
 PairSet *pairs_load_any(const char *path, int vocab_size, const char *format, const char *tokenizer_dir,
-                        const char *chat_family, bool insert_empty_system);
+                        const char *chat_family, bool insert_empty_system, bool simpo_reference);
 /* The model's HF config: model.init's config.json, or the model.config mapping. */
 ModelConfig train_model_config(const Config *c);
 #endif

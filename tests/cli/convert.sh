@@ -99,6 +99,7 @@ data.train=princeton-nlp/llama3-ultrafeedback-armorm
 data.train_split=train
 data.eval=princeton-nlp/llama3-ultrafeedback-armorm
 data.eval_split=test
+data.chat_convention=simpo_reference
 data.insert_empty_system=true
 data.max_length=2048
 data.max_prompt_length=1800
@@ -175,6 +176,7 @@ model.dtype=fp32
 data.train={a.jsonl: 0.5, org/b: 1.0}
 data.train_split=train
 data.eval_split=test
+data.chat_convention=simpo_reference
 data.insert_empty_system=true
 data.max_length=512
 data.max_prompt_length=128
@@ -363,7 +365,10 @@ auto_insert_empty_system_msg: false"
 has tmpl_chatml 'data.chat_template=chatml' 'data.insert_empty_system=false'
 # alignment-handbook's default: an empty system turn (data.insert_empty_system)
 conv tmpl_chatml_on "$chatml"
-has tmpl_chatml_on 'data.chat_template=chatml' 'data.insert_empty_system=true'
+has tmpl_chatml_on 'data.chat_template=chatml' 'data.insert_empty_system=true' 'data.chat_convention=simpo_reference'
+# Llama 2's template rejects the lone responses run_simpo.py renders: TRL's convention instead
+conv tmpl_llama2 'chat_template: "{% for m in messages %}{{ bos_token + '"'"'[INST] <<SYS>>'"'"' }}{% endfor %}"'
+has tmpl_llama2 'data.chat_template=llama2' 'data.chat_convention=trl'
 
 # ---- errors: RECIPE:LINE and the key, a non-zero exit, no --out file ----
 # conv_error NAME WANT 'recipe line 4' [ARGS...]: BASE + the line must fail so

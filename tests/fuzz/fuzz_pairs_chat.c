@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int k = 0; k < 2; k++) {
         static PairSet *ps;
         ps = NULL;
-        PairsFormat f = {formats[k], tok, k == 0 ? chat : NULL, 260, (size & 1) != 0}; /* odd sizes: empty system */
+        /* odd sizes: an empty system message; sizes 2 and 3 mod 4: the SimPO reference's convention */
+        PairsFormat f = {formats[k], tok, k == 0 ? chat : NULL, 260, (size & 1) != 0, (size & 2) != 0};
         int rejected = FUZZ_GUARDED({
             ps = pairs_load_jsonl_fmt(p, &f);
             fz_truncate_and_pack(ps);
