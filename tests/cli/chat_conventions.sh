@@ -1,4 +1,4 @@
-# data.insert_empty_system (alignment-handbook's auto_insert_empty_system_msg, on in the SimPO reference run script):
+# How chat pairs become prompts and responses. data.insert_empty_system (alignment-handbook's auto_insert_empty_system_msg, on in the SimPO reference run script):
 # a chat prompt without a system message is rendered with an empty one first where the template mentions a system
 # turn. The prompt ids `prepare` stores equal the tokenizer's ids of the text the reference's Jinja templates give
 # (written out here from the templates): a ChatML (Qwen-style) template gets an empty system turn instead of its
