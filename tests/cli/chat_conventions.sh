@@ -1,12 +1,14 @@
-# How chat pairs become prompts and responses. data.insert_empty_system (alignment-handbook's auto_insert_empty_system_msg, on in the SimPO reference run script):
-# a chat prompt without a system message is rendered with an empty one first where the template mentions a system
-# turn. The prompt ids `prepare` stores equal the tokenizer's ids of the text the reference's Jinja templates give
-# (written out here from the templates): a ChatML (Qwen-style) template gets an empty system turn instead of its
-# default one, the Llama 2 template an empty <<SYS>> block; the Llama 3 Instruct template (no system turn in its
-# text) renders as without it; off (the default), each renders as before. `score --insert-empty-system` scores
-# those prompts. The template in transformers' chat_template.jinja (beside a tokenizer_config.json without one)
-# gives the same ids, and export copies that file. data.chat_convention simpo_reference forms the pairs as the SimPO
-# reference run script and trainer do (the assistant header in the response, the tokenizer's BOS and EOS ids).
+# How chat pairs become prompts and responses. data.insert_empty_system (alignment-handbook's
+# auto_insert_empty_system_msg, on in the SimPO reference run script): a chat prompt without a system message is
+# rendered with an empty one first where the template mentions a system turn. The prompt ids `prepare` stores
+# equal the tokenizer's ids of the text the reference's Jinja templates give (written out here from the
+# templates): a ChatML (Qwen-style) template gets an empty system turn instead of its default one, the Llama 2
+# template an empty <<SYS>> block; the Llama 3 Instruct template (no system turn in its text) renders as without
+# it; off (the default), each renders as before. `score --insert-empty-system` scores those prompts. The template
+# in transformers' chat_template.jinja (beside a tokenizer_config.json without one) gives the same ids, and export
+# copies that file. data.chat_convention simpo_reference forms the pairs as the SimPO reference run script and
+# trainer do (the assistant header in the response, the tokenizer's BOS and EOS ids), for every family it can;
+# a run trains with it.
 source "$(dirname "$0")/lib.bash"
 L3=${SIMPO_TOKENIZERS:?}/llama3
 L2=$SIMPO_TOKENIZERS/llama2
@@ -92,6 +94,16 @@ check "simpo_reference, Gemma: the response and the tokenizer's EOS" "$(ids gref
 sed -e 's/chat_template: auto/chat_template: llama2/' c_l3ref.yaml > c_l2ref.yaml
 expect_error "simpo_reference refuses Llama 2's template, which rejects a lone assistant message" \
   "data.chat_convention simpo_reference: the llama2 template rejects a lone assistant message" "$BIN" prepare c_l2ref.yaml --out g.h5
+# a run with it: the text example's pairs, 2 steps; one more token per sequence than trl's (the tokenizer's EOS after
+# <|eot_id|>; the header moves from prompt to response)
+tiny_text_config "$L3" "$SRC/configs/data/text_pairs.jsonl" out_trl > run_trl.yaml
+sed -e 's|dir: out_trl|dir: out_ref|' -e 's|format: auto,|format: auto, chat_convention: simpo_reference,|' run_trl.yaml > run_ref.yaml
+grep -q "chat_convention: simpo_reference" run_ref.yaml || bad "tiny_text.yaml's data line changed: edit this test"
+if "$BIN" run_trl.yaml 2> trl.log && "$BIN" run_ref.yaml 2> ref.log && [ "$(wc -l < out_ref/metrics.jsonl)" = 2 ]; then
+  t=$(metric out_trl/metrics.jsonl 1 tokens); r=$(metric out_ref/metrics.jsonl 1 tokens)
+  [ "$r" = $((t + 16)) ] && ok "simpo_reference trains (step 1: $r tokens, trl's $t + 16 for 8 pairs' 16 sequences)" \
+    || bad "tokens: simpo_reference $r, trl $t"
+else bad "runs: $(tail -n 2 trl.log ref.log)"; fi
 # score takes the flag: the prompt changes the responses' log-probs under a model (a random one exported here)
 cat > train_q.yaml <<EOF
 model: {config: {vocab_size: 128256, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
