@@ -23,6 +23,7 @@
 static const char *USAGE =
     "usage: simpo_dist analyze --model HF_DIR --data PAIRS [--ref REF_DIR] [--beta B] [--dpo-beta B]\n"
     "                          [--buckets K] [--tokenizer DIR] [--format F] [--chat-template T] [--insert-empty-system]\n"
+    "                          [--chat-convention trl|simpo_reference]\n"
     "                          [--device auto|cpu|cuda] [--dtype fp32|bf16] [--out DIR]\n"
     "  Scores every pair (as simpo_dist score, --device and --dtype as there) and prints:\n"
     "  - reward accuracy (r_chosen > r_rejected) of SimPO's reward r = beta * avg_logp (--beta, default 2.0)\n"
@@ -34,7 +35,8 @@ static const char *USAGE =
     "    over all responses\n"
     "  - margins and accuracies in K quantile buckets (default 4) of the chosen-minus-rejected length\n"
     "  PAIRS: JSONL of token ids, or chat/text lines with --tokenizer DIR (--format auto|ids|chat|text,\n"
-    "  --chat-template, --insert-empty-system as simpo_dist score), or a dataset written by simpo_dist prepare\n"
+    "  --chat-template, --insert-empty-system, --chat-convention as simpo_dist score), or a dataset written by\n"
+    "  simpo_dist prepare\n"
     "  --out DIR  also writes DIR/analysis.json, DIR/reward_margin_hist.svg, DIR/logp_vs_length.svg\n";
 
 /* Response log-probs of every pair of ps under the model in model_dir (config mc), as cmd_score computes them:
@@ -170,14 +172,14 @@ static void write_plots(const char *out_dir, const Reward *simpo, const double *
 int cmd_analyze(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *ref_dir = NULL, *out_dir = NULL, *beta_s = NULL,
                *dpo_beta_s = NULL, *buckets_s = NULL, *tok = NULL, *fmt = NULL, *family = NULL, *device = "auto",
-               *dtype = "fp32";
+               *dtype = "fp32", *convention = NULL;
     bool empty_system = false;
     const CliOpt opts[] = {{"--model", &model_dir, NULL},     {"--data", &data, NULL},
                            {"--ref", &ref_dir, NULL},         {"--out", &out_dir, NULL},
                            {"--beta", &beta_s, NULL},         {"--dpo-beta", &dpo_beta_s, NULL},
                            {"--buckets", &buckets_s, NULL},   {"--tokenizer", &tok, NULL},
                            {"--format", &fmt, NULL},          {"--chat-template", &family, NULL},
-                           {"--insert-empty-system", NULL, &empty_system},
+                           {"--insert-empty-system", NULL, &empty_system}, {"--chat-convention", &convention, NULL},
                            {"--device", &device, NULL},       {"--dtype", &dtype, NULL}};
     if (cli_parse("analyze", USAGE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 0;
     model_dir = cli_model_dir("--model", model_dir);
@@ -185,6 +187,8 @@ int cmd_analyze(int argc, char **argv) {
     tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("analyze", "--model and --data are required (see simpo_dist analyze --help)");
     if (!tok) tok = cli_model_tokenizer(model_dir);
+    if (convention && strcmp(convention, "trl") && strcmp(convention, "simpo_reference"))
+        sd_die("analyze", "--chat-convention: expected trl or simpo_reference, found '%s'", convention);
     double beta = beta_s ? parse_positive("--beta", beta_s) : 2.0;
     double dpo_beta = dpo_beta_s ? parse_positive("--dpo-beta", dpo_beta_s) : 0.1;
     double kb = buckets_s ? parse_positive("--buckets", buckets_s) : 4;
@@ -194,7 +198,8 @@ int cmd_analyze(int argc, char **argv) {
     ScoreOpts so = score_opts("analyze", device, dtype);
 
     ModelConfig mc = model_config_load(model_dir);
-    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system, false);
+    PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system,
+                                 convention && !strcmp(convention, "simpo_reference"));
     size_t n = ps->n;
     if (n == 0) sd_die(data, "no pairs");
     ModelConfig rc;

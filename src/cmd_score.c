@@ -49,6 +49,8 @@ int cmd_score(int argc, char **argv) {
     tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (!tok) tok = cli_model_tokenizer(model_dir);
+    if (convention && strcmp(convention, "trl") && strcmp(convention, "simpo_reference"))
+        sd_die("score", "--chat-convention: expected trl or simpo_reference, found '%s'", convention);
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ScoreOpts so = score_opts("score", device, dtype);
     ModelConfig mc = model_config_load(model_dir);

@@ -12,9 +12,7 @@
 source "$(dirname "$0")/lib.bash"
 L3=${SIMPO_TOKENIZERS:?}/llama3
 L2=$SIMPO_TOKENIZERS/llama2
-[ -f "$L3/tokenizer.json" ] && [ -f "$L2/tokenizer.json" ] || { bad "tokenizers missing: run scripts/setup.sh"; "$BIN" export --checkpoint out_q --out hf_j --tokenizer qwen_j 2> ex.log && cmp -s hf_j/chat_template.jinja qwen_j/chat_template.jinja \
-  && ok "export copies chat_template.jinja" || bad "export: $(tail -2 ex.log; ls hf_j)"
-finish; }
+[ -f "$L3/tokenizer.json" ] && [ -f "$L2/tokenizer.json" ] || { bad "tokenizers missing: run scripts/setup.sh"; finish; }
 cd "$TMP"
 mkdir -p qwen && cp "$L3/tokenizer.json" qwen/
 cat > qwen/tokenizer_config.json <<'EOF'
@@ -117,6 +115,11 @@ EOF
 "$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --insert-empty-system --out s_on.jsonl 2> s.log
 [ -s s_on.jsonl ] && [ -s s_off.jsonl ] && ! cmp -s s_on.jsonl s_off.jsonl \
   && ok "score --insert-empty-system scores the prompts with the empty system turn" || bad "score: $(tail -2 s.log)"
+"$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --chat-convention simpo_reference --out s_ref.jsonl 2> s3.log
+[ "$(grep -o '"chosen_tokens": [0-9]*' s_ref.jsonl | grep -o '[0-9]*$')" = "$(ids qref2 qwen auto false simpo_reference chosen_ids | wc -w)" ] \
+  && ok "score --chat-convention simpo_reference scores the reference's responses" || bad "score simpo_reference: $(cat s_ref.jsonl s3.log)"
+expect_error "score --chat-convention names what it takes" "--chat-convention: expected trl or simpo_reference, found 'foo'" \
+  "$BIN" score --model hf_q --data pairs.jsonl --tokenizer qwen --chat-convention foo
 "$BIN" export --checkpoint out_q --out hf_j --tokenizer qwen_j 2> ex.log && cmp -s hf_j/chat_template.jinja qwen_j/chat_template.jinja \
   && ok "export copies chat_template.jinja" || bad "export: $(tail -2 ex.log; ls hf_j)"
 finish
