@@ -227,36 +227,27 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
     /* transformers saves the template beside the config as chat_template.jinja, which takes precedence over
      * tokenizer_config.json's when it loads; processors' chat_template.json ({"chat_template": ...}) likewise.
      * src: the file the template came from (messages name it) */
-    char *src = sd_path_join(dir, "chat_template.jinja"), *jtext = NULL;
+    char *jinja = sd_path_join(dir, "chat_template.jinja"), *jsonp = sd_path_join(dir, "chat_template.json"), *jtext = NULL;
+    const char *src = path;
     cJSON *jcfg = NULL;
-    sd_cleanup_push(free, src);
-    if (sd_file_exists(src)) {
+    sd_cleanup_push(free, jinja);
+    sd_cleanup_push(free, jsonp);
+    if (sd_file_exists(jinja)) {
         size_t jlen;
-        jtext = sd_read_file(src, &jlen);
-        if (!jtext || memchr(jtext, 0, jlen)) sd_die(src, "cannot read the chat template (or it holds a NUL byte)");
-        tmpl = jtext;
-    } else {
-        free(src);
-        src = sd_path_join(dir, "chat_template.json");
-        sd_cleanup_pop();
-        sd_cleanup_push(free, src);
-        if (sd_file_exists(src)) {
-            size_t jlen;
-            char *t = sd_read_file(src, &jlen);
-            jcfg = t ? cJSON_ParseWithLength(t, jlen) : NULL;
-            free(t);
-            const cJSON *jv = cJSON_GetObjectItemCaseSensitive(jcfg, "chat_template");
-            if (!cJSON_IsString(jv)) {
-                cJSON_Delete(jcfg);
-                sd_die(src, "expected a JSON object with a string \"chat_template\"");
-            }
-            tmpl = jv->valuestring;
-        } else {
-            free(src);
-            src = sd_strdup(path);
-            sd_cleanup_pop();
-            sd_cleanup_push(free, src);
+        jtext = sd_read_file(jinja, &jlen);
+        if (!jtext || memchr(jtext, 0, jlen)) sd_die(jinja, "cannot read the chat template (or it holds a NUL byte)");
+        tmpl = jtext, src = jinja;
+    } else if (sd_file_exists(jsonp)) {
+        size_t jlen;
+        char *t = sd_read_file(jsonp, &jlen);
+        jcfg = t ? cJSON_ParseWithLength(t, jlen) : NULL;
+        free(t);
+        const cJSON *jv = cJSON_GetObjectItemCaseSensitive(jcfg, "chat_template");
+        if (!cJSON_IsString(jv)) {
+            cJSON_Delete(jcfg);
+            sd_die(jsonp, "expected a JSON object with a string \"chat_template\"");
         }
+        tmpl = jv->valuestring, src = jsonp;
     }
     sd_cleanup_push(free, jtext);
     sd_cleanup_push(cjson_free_void, jcfg);
@@ -288,7 +279,9 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
     sd_cleanup_pop();
     free(jtext);
     sd_cleanup_pop();
-    free(src);
+    free(jsonp);
+    sd_cleanup_pop();
+    free(jinja);
     sd_cleanup_pop();
     cJSON_Delete(cfg);
     sd_cleanup_pop();

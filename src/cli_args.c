@@ -7,17 +7,17 @@
 #include "util.h"
 
 /* the resolved directories, reachable until exit */
-static char *kept[16];
+static char **kept;
 static int n_kept;
 
 const char *cli_model_dir(const char *opt, const char *value) {
     if (!value) return NULL;
     char *p = hub_resolve(NULL, value, HUB_MODEL, opt);
-    if (!strcmp(p, value) || n_kept == (int)(sizeof kept / sizeof *kept)) {
-        if (strcmp(p, value)) return p; /* more than 16 (no command has them): left to the exit */
+    if (!strcmp(p, value)) {
         free(p);
         return value;
     }
+    kept = sd_realloc(kept, sd_mul_size((size_t)n_kept + 1, sizeof *kept, "paths"), "paths");
     return kept[n_kept++] = p;
 }
 

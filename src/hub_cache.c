@@ -61,22 +61,16 @@ static char *read_line(const char *path) {
     return t;
 }
 
+static void add_name(char **names, const char *name);
+
 /* the snapshot names of a repository directory, joined by ", " (for errors); "" when none */
 static char *snapshot_names(const char *snaps, int *count) {
     char *out = sd_strdup("");
     *count = 0;
     DIR *d = opendir(snaps);
-    if (!d) return out;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        size_t len = strlen(out) + strlen(e->d_name) + 3;
-        char *grown = sd_alloc(len, "names");
-        snprintf(grown, len, "%s%s%s", out, *out ? ", " : "", e->d_name);
-        free(out);
-        out = grown;
-        ++*count;
-    }
-    closedir(d);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.') add_name(&out, e->d_name), ++*count;
+    if (d) closedir(d);
     return out;
 }
 
