@@ -83,7 +83,8 @@ static const KeySpec KEYS[] = {
      "run_simpo.py and trainer form them: the prompt without the generation prompt, each response the template "
      "over its assistant message alone (with Llama 3 the assistant header is the response's, counted in its length "
      "and average log-prob), the tokenizer's BOS id before the prompt and its EOS id after a response where they "
-     "are not there (llama3 and chatml templates; docs/formats.md)"},
+     "are not there (Mistral and Gemma by the SimPO repository's own templates for them; Llama 2's refused: it "
+     "rejects a lone response; docs/formats.md)"},
     {"data.prepared", K_PATH, F(data_prepared), NULL, U, U, 0, 0, NULL,
      "HDF5 dataset `simpo_dist prepare` writes (default: data.train with .h5 for its extension)"},
     {"data.eval", K_PATH, F(data_eval), NULL, U, U, 0, 0, NULL,
