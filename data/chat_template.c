@@ -353,18 +353,9 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
             buf_str(&b, "\n\n");
             if (n > 0 && !strcmp(msgs[0].role, "system")) buf_stripped(&b, msgs[0].content), msgs++, n--;
             buf_str(&b, "<|eot_id|>");
-            for (int i = 0; i < n; i++) {
-                buf_str(&b, "<|start_header_id|>");
-                buf_str(&b, msgs[i].role);
-                buf_str(&b, "<|end_header_id|>\n\n");
-                buf_stripped(&b, msgs[i].content);
-                buf_str(&b, "<|eot_id|>");
-            }
-            if (add_generation_prompt) buf_str(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-            break;
         }
-        for (int i = 0; i < n; i++) {
-            if (i == 0) buf_str(&b, ct->bos);
+        for (int i = 0; i < n; i++) { /* the turns, BOS before the first (3.1+: before the dates' turn) */
+            if (i == 0 && !ct->date_string) buf_str(&b, ct->bos);
             buf_str(&b, "<|start_header_id|>");
             buf_str(&b, msgs[i].role);
             buf_str(&b, "<|end_header_id|>\n\n");
