@@ -21,6 +21,12 @@ const char *cli_model_dir(const char *opt, const char *value) {
     return kept[n_kept++] = p;
 }
 
+bool cli_simpo_reference(const char *cmd, const char *convention) {
+    if (convention && strcmp(convention, "trl") && strcmp(convention, "simpo_reference"))
+        sd_die(cmd, "--chat-convention: expected trl or simpo_reference, found '%s'", convention);
+    return convention && !strcmp(convention, "simpo_reference");
+}
+
 const char *cli_model_tokenizer(const char *model_dir) {
     if (!model_dir) return NULL;
     char *tj = sd_path_join(model_dir, "tokenizer.json");

@@ -19,6 +19,10 @@ bool cli_parse(const char *cmd, const char *usage, int argc, char **argv, const 
  * or tokenizer's directory; the returned path is value itself or kept until exit (the command does not free it) */
 const char *cli_model_dir(const char *opt, const char *value);
 
+/* --chat-convention's value (NULL: trl) as data.chat_convention: true for simpo_reference; dies naming cmd on
+ * anything else than trl or simpo_reference */
+bool cli_simpo_reference(const char *cmd, const char *convention);
+
 /* model_dir itself where it holds a tokenizer.json (the reference trainer loads the model's own tokenizer), else
  * NULL: the default of a command's --tokenizer */
 const char *cli_model_tokenizer(const char *model_dir);

@@ -187,8 +187,7 @@ int cmd_analyze(int argc, char **argv) {
     tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("analyze", "--model and --data are required (see simpo_dist analyze --help)");
     if (!tok) tok = cli_model_tokenizer(model_dir);
-    if (convention && strcmp(convention, "trl") && strcmp(convention, "simpo_reference"))
-        sd_die("analyze", "--chat-convention: expected trl or simpo_reference, found '%s'", convention);
+    bool simpo_reference = cli_simpo_reference("analyze", convention);
     double beta = beta_s ? parse_positive("--beta", beta_s) : 2.0;
     double dpo_beta = dpo_beta_s ? parse_positive("--dpo-beta", dpo_beta_s) : 0.1;
     double kb = buckets_s ? parse_positive("--buckets", buckets_s) : 4;
@@ -199,7 +198,7 @@ int cmd_analyze(int argc, char **argv) {
 
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system,
-                                 convention && !strcmp(convention, "simpo_reference"));
+                                 simpo_reference);
     size_t n = ps->n;
     if (n == 0) sd_die(data, "no pairs");
     ModelConfig rc;

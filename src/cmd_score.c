@@ -49,13 +49,12 @@ int cmd_score(int argc, char **argv) {
     tok = cli_model_dir("--tokenizer", tok);
     if (!model_dir || !data) sd_die("score", "--model and --data are required (see simpo_dist score --help)");
     if (!tok) tok = cli_model_tokenizer(model_dir);
-    if (convention && strcmp(convention, "trl") && strcmp(convention, "simpo_reference"))
-        sd_die("score", "--chat-convention: expected trl or simpo_reference, found '%s'", convention);
+    bool simpo_reference = cli_simpo_reference("score", convention);
     if (out_path && ref_path) sd_die("score", "--out and --write-ref exclude each other");
     ScoreOpts so = score_opts("score", device, dtype);
     ModelConfig mc = model_config_load(model_dir);
     PairSet *ps = pairs_load_any(data, mc.vocab_size, fmt, tok, family, empty_system,
-                                 convention && !strcmp(convention, "simpo_reference"));
+                                 simpo_reference);
     if (ref_path && pairs_is_h5(data)) sd_die(data, "--write-ref copies JSONL lines; give the JSONL, not the HDF5 dataset");
     SeqLogp *all = sd_alloc(sd_mul_size(2 * ps->n, sizeof(SeqLogp), "scores"), "scores");
     score_pairs(model_dir, &mc, ps, all, &so);

@@ -31,21 +31,21 @@ bool hub_is_repo_id(const char *s) {
     return true;
 }
 
-char *hub_cache_dir(void) {
-    const char *v = getenv("HF_HUB_CACHE");
-    if (v && *v) return sd_strdup(v);
-    if ((v = getenv("HF_HOME")) && *v) return sd_path_join(v, "hub");
-    char *base;
-    if ((v = getenv("XDG_CACHE_HOME")) && *v) base = sd_strdup(v);
-    else {
-        const char *home = getenv("HOME");
-        base = sd_path_join(home && *home ? home : "/", ".cache");
-    }
-    char *hf = sd_path_join(base, "huggingface");
-    char *dir = sd_path_join(hf, "hub");
+/* DIR/sub of the Hugging Face home: $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface */
+static char *hf_home(const char *sub) {
+    const char *v = getenv("HF_HOME");
+    if (v && *v) return sd_path_join(v, sub);
+    const char *home = getenv("HOME");
+    char *base = (v = getenv("XDG_CACHE_HOME")) && *v ? sd_strdup(v) : sd_path_join(home && *home ? home : "/", ".cache");
+    char *hf = sd_path_join(base, "huggingface"), *dir = sd_path_join(hf, sub);
     free(hf);
     free(base);
     return dir;
+}
+
+char *hub_cache_dir(void) {
+    const char *v = getenv("HF_HUB_CACHE");
+    return v && *v ? sd_strdup(v) : hf_home("hub");
 }
 
 /* a file's first line, trimmed (a ref's commit hash); NULL when it cannot be read */
@@ -92,19 +92,7 @@ static char *snake_case(const char *s, size_t n) {
 
 char *hub_datasets_cache_dir(void) {
     const char *v = getenv("HF_DATASETS_CACHE");
-    if (v && *v) return sd_strdup(v);
-    char *hub = NULL, *base;
-    if ((v = getenv("HF_HOME")) && *v) return sd_path_join(v, "datasets");
-    if ((v = getenv("XDG_CACHE_HOME")) && *v) base = sd_strdup(v);
-    else {
-        const char *home = getenv("HOME");
-        base = sd_path_join(home && *home ? home : "/", ".cache");
-    }
-    hub = sd_path_join(base, "huggingface");
-    char *dir = sd_path_join(hub, "datasets");
-    free(hub);
-    free(base);
-    return dir;
+    return v && *v ? sd_strdup(v) : hf_home("datasets");
 }
 
 /* the datasets library's own cache of a dataset load_dataset prepared (DIR/ORG___NAME/CONFIG/VERSION/HASH/ with

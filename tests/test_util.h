@@ -1,6 +1,7 @@
 /* test_util.h — the tiny assertion harness every C test uses.
  * CHECK(cond, fmt, ...) records a failure with file:line and the message; TEST_END() prints
- * "N passed, M failed" and returns non-zero when anything failed. fixture_path() joins SIMPO_FIXTURES.
+ * "N passed, M failed" and returns non-zero when anything failed. fixture_path() joins SIMPO_FIXTURES;
+ * t_remove_tree() removes a temporary directory.
  * expect_die(fn, arg, substring): runs fn(arg) in a child process; it must call sd_die with a message containing
  * substring. */
 #ifndef SD_TEST_UTIL_H
@@ -35,6 +36,13 @@ static inline const char *fixture_dir(void) {
     return d ? d : "tests/fixtures";
 }
 static inline char *fixture_path(const char *rel) { return sd_path_join(fixture_dir(), rel); }
+
+/* Removes a test's temporary directory and all it holds (says so where it cannot). */
+static inline void t_remove_tree(const char *dir) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
 
 /* Runs fn(arg) in a forked child, where sd_die's trap sends the message back through a pipe and ends the child
  * with _exit (so the unwound half-built state of the failing call is not a leak of this process). Returns 1 when

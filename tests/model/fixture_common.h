@@ -59,9 +59,7 @@ static inline cJSON *load_json(const char *rel) {
 
 /* removes dir, a test's mkdtemp, when every check passed (it stays for a look when one failed) */
 static inline void fixture_remove_tmpdir(const char *dir) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (t_fail == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (t_fail == 0) t_remove_tree(dir);
 }
 
 /* the largest |got - want| of n elements (INFINITY where it is NaN), the first element that has it in *at, and the

@@ -285,9 +285,7 @@ static void template_files(void) {
     put("chat_template.json", "[1, 2]");
     CHECK(expect_die(die_bad_json, NULL, "chat_template.json: expected a JSON object with a string \"chat_template\""),
           "a chat_template.json without the template");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tdir);
+    t_remove_tree(tdir);
 }
 
 int main(void) {

@@ -351,8 +351,6 @@ int main(void) {
     free(want);
     config_free(c);
 
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+    t_remove_tree(root);
     TEST_END();
 }

@@ -393,9 +393,7 @@ int main(void) {
     g_path = sd_path_join(dir, "absent.jsonl");
     CHECK(expect_die(load_it, NULL, "absent.jsonl: cannot open: No such file or directory"), "missing file");
     free(g_path);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    t_remove_tree(dir);
     test_token_groups();
     TEST_END();
 }

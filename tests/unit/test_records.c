@@ -112,8 +112,6 @@ int main(void) {
           "an array element");
     g_path = "/nonexistent/r.jsonl";
     CHECK(expect_die(read_all, NULL, "/nonexistent/r.jsonl: cannot open"), "missing file");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_dir);
+    t_remove_tree(g_dir);
     TEST_END();
 }

@@ -61,8 +61,6 @@ int main(void) {
     cJSON_Delete(fin);
     free(text);
     free(path);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    t_remove_tree(dir);
     TEST_END();
 }

@@ -397,9 +397,7 @@ int main(void) {
         free(e);
     }
 
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    t_remove_tree(dir);
     free(d1);
     free(d2);
     free(d3);
