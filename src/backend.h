@@ -288,6 +288,17 @@ typedef struct Backend {
     void (*add_rows_b16)(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
                          size_t Ns, int C);
 
+    /* Linear biases (Qwen2's q, k and v projections). Rows of y and dy lie ld elements apart (ld >= D: a block of
+     * D columns of a wider matrix, e.g. one of the q, k, v gradients RoPE's backward packs side by side).
+     * bias_add: y[n, j] += b[j] for n < N, j < D. bias_add_b16: the same on bf16 storage, each sum formed in fp32
+     * and rounded to bf16 (nearest even) once.
+     * bias_grad: accumulates db[j] += sum_n dy[n, j], the column sums of dy[N, D] formed in double and rounded once
+     * (an fp32 add into db). bias_grad_b16: of bf16 dy, widened exactly. b, db [D] fp32. */
+    void (*bias_add)(float *y, const float *b, size_t N, int D, int ld);
+    void (*bias_add_b16)(uint16_t *y, const float *b, size_t N, int D, int ld);
+    void (*bias_grad)(float *db, const float *dy, size_t N, int D, int ld);
+    void (*bias_grad_b16)(float *db, const uint16_t *dy, size_t N, int D, int ld);
+
     /* RMSNorm as HF Llama: rstd[n] = 1/sqrt(mean(x[n,:]^2) + eps), out = x * rstd * w.
      * writes out[N,C], rstd[N]. */
     void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);

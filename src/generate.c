@@ -161,6 +161,11 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
         linear(be, g->q, g->ln, w->wq, n, C, QD, false);
         linear(be, Kn, g->ln, w->wk, n, C, KD, false);
         linear(be, Vn, g->ln, w->wv, n, C, KD, false);
+        if (m->qkv_bias) { /* Qwen2 */
+            be->bias_add(g->q, w->bq, (size_t)n, QD, QD);
+            be->bias_add(Kn, w->bk, (size_t)n, KD, KD);
+            be->bias_add(Vn, w->bv, (size_t)n, KD, KD);
+        }
         be->rope_fwd(g->q, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NH, m->HD);
         be->rope_fwd(Kn, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NKV, m->HD);
         cached_attention(g, K, V, p0, n, aopt);

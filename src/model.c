@@ -77,7 +77,7 @@ static uint64_t name_stream(const char *name) {
 
 static void build_specs(Model *m) {
     int C = m->C, FF = m->FF, V = m->V, QD = m->NH * m->HD, KD = m->NKV * m->HD;
-    m->specs = sd_calloc((size_t)m->L_loc * 11 + 4, sizeof(ParamSpec), "parameter table");
+    m->specs = sd_calloc((size_t)m->L_loc * 14 + 4, sizeof(ParamSpec), "parameter table");
     int n = 0;
     char nm[96];
     if (m->first_stage) add_spec(m, &n, P_EMBED, -1, "model.embed_tokens.weight", V, C, SPLIT_VOCAB, true);
@@ -88,6 +88,11 @@ static void build_specs(Model *m) {
         add_spec(m, &n, P_WQ, l, LNAME("self_attn.q_proj.weight"), QD, C, SPLIT_COL, true);
         add_spec(m, &n, P_WK, l, LNAME("self_attn.k_proj.weight"), KD, C, SPLIT_COL, true);
         add_spec(m, &n, P_WV, l, LNAME("self_attn.v_proj.weight"), KD, C, SPLIT_COL, true);
+        if (m->qkv_bias) { /* after the three weights, which the packed backward reads as one matrix */
+            add_spec(m, &n, P_BQ, l, LNAME("self_attn.q_proj.bias"), QD, 0, SPLIT_COL, false);
+            add_spec(m, &n, P_BK, l, LNAME("self_attn.k_proj.bias"), KD, 0, SPLIT_COL, false);
+            add_spec(m, &n, P_BV, l, LNAME("self_attn.v_proj.bias"), KD, 0, SPLIT_COL, false);
+        }
         add_spec(m, &n, P_WO, l, LNAME("self_attn.o_proj.weight"), C, QD, SPLIT_ROW, true);
         /* Gemma 2's post_attention_layernorm normalises the attention output; its norm before the MLP is
          * pre_feedforward_layernorm (Llama's post_attention_layernorm) */
@@ -138,6 +143,9 @@ static void set_view(Model *m, const ParamSpec *p, float *t, LayerW *w, float **
     case P_WD: lw->wd = t; break;
     case P_LNA: lw->lna = t; break;
     case P_LNF: lw->lnf = t; break;
+    case P_BQ: lw->bq = t; break;
+    case P_BK: lw->bk = t; break;
+    case P_BV: lw->bv = t; break;
     }
 }
 
@@ -380,6 +388,7 @@ static void set_dims(Model *m, const ModelConfig *mc) {
     m->V = mc->vocab_size;
     m->L = mc->num_hidden_layers;
     m->gemma2 = mc->arch == ARCH_GEMMA2;
+    m->qkv_bias = mc->qkv_bias;
 }
 
 ParamSpec *model_param_table(const ModelConfig *mc, int *n) {
@@ -844,7 +853,7 @@ void model_load_hf(Model *m, const char *hf_dir) {
         else { /* a TP slice: read the whole tensor, keep this rank's rectangle */
             float *full = sd_alloc(sd_mul_size(t->numel, sizeof(float), p->name), p->name);
             st_read_f32(d, t, full);
-            size_t cols = (size_t)p->shape[1], lc = (size_t)p->shape_loc[1];
+            size_t cols = p->ndim == 2 ? (size_t)p->shape[1] : 1, lc = p->ndim == 2 ? (size_t)p->shape_loc[1] : 1;
             for (int64_t r = 0; r < p->shape_loc[0]; r++)
                 memcpy(host + (size_t)r * lc, full + (size_t)(p->off[0] + r) * cols + (size_t)p->off[1],
                        lc * sizeof(float));
@@ -1250,6 +1259,37 @@ static void attention_bwd(const Model *m, const Acts *a, const MicroBatch *mb, c
     if (rope) rope_qk(m, a, a->dq, a->dk, N, true);
 }
 
+/* Qwen2's biases of the q, k, v projections, added to their outputs before RoPE (bf16 storage under proj16: the
+ * matmul's bf16 output plus the bias, rounded again, where torch's autocast adds the bias in the GEMM's epilogue and
+ * rounds once; within the bf16 mode's bounds, docs/design.md) */
+static void qkv_bias_add(const Model *m, const LayerActs *t, const LayerW *w, size_t N) {
+    const Backend *be = m->be;
+    int QD = m->NH_loc * m->HD, KD = m->NKV_loc * m->HD;
+    if (m->proj16) {
+        be->bias_add_b16((uint16_t *)t->q, w->bq, N, QD, QD);
+        be->bias_add_b16((uint16_t *)t->k, w->bk, N, KD, KD);
+        be->bias_add_b16((uint16_t *)t->v, w->bv, N, KD, KD);
+    } else {
+        be->bias_add(t->q, w->bq, N, QD, QD);
+        be->bias_add(t->k, w->bk, N, KD, KD);
+        be->bias_add(t->v, w->bv, N, KD, KD);
+    }
+}
+/* and their gradients, the column sums of the gradients before RoPE (after RoPE's backward): dq, dk, dv [N rows, ld_q
+ * / ld_kv apart] (bf16 when b16: what the weights' matmuls read too) */
+static void qkv_bias_grad(Model *m, const LayerW *dw, const void *dq, const void *dk, const void *dv, int ld_q,
+                          int ld_kv, bool b16, size_t N) {
+    const Backend *be = m->be;
+    const void *d[3] = {dq, dk, dv};
+    float *db[3] = {dw->bq, dw->bk, dw->bv};
+    int QD = m->NH_loc * m->HD, KD = m->NKV_loc * m->HD, D[3] = {QD, KD, KD}, ld[3] = {ld_q, ld_kv, ld_kv};
+    for (int i = 0; i < 3; i++) {
+        float *g = grad_acc(m, db[i]);
+        if (b16) be->bias_grad_b16(g, (const uint16_t *)d[i], N, D[i], ld[i]);
+        else be->bias_grad(g, (const float *)d[i], N, D[i], ld[i]);
+    }
+}
+
 /* whether layer l's q, k, v projections run their backward as one matmul (m->bwd_pack): the three weights, their
  * gradients and the bf16 copies the matmuls read lie one after the other (so [Wq; Wk; Wv] is one [QD + 2 KD, C]
  * matrix, and its gradient one), and the packed gradient rows fit in the MLP's gradient scratch (a->dg on: dead
@@ -1303,6 +1343,7 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     model_linear_proj(m, t->k, in, s16, LW(m, l, wk), N, C, KD);
     model_linear_proj(m, t->v, in, s16, LW(m, l, wv), N, C, KD);
     release_act(m, in);
+    if (m->qkv_bias) qkv_bias_add(m, t, w, N);
     attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
         row_parallel_norm(m, a, t->ao, t->rstda, t->x2, t->att, p16, LW(m, l, wo), w->lna, N, QD);
@@ -1512,7 +1553,10 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             grad_beta_consume(m, dw->wk, dw->wq);
             grad_beta_consume(m, dw->wv, dw->wq);
             model_linear_bwd(m, a->dtmp, dw->wq, dqkv, true, in, s16, LW(m, l, wq), N, C, (int)(QD + 2 * KD), false);
+            if (m->qkv_bias)
+                qkv_bias_grad(m, dw, dqkv, dqkv + QD, dqkv + QD + KD, (int)(QD + 2 * KD), (int)(QD + 2 * KD), true, N);
         } else {
+            if (m->qkv_bias) qkv_bias_grad(m, dw, a->dq, a->dk, a->dv, (int)QD, (int)KD, p16, N);
             model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, in, s16, LW(m, l, wq), N, C, (int)QD, false);
             model_linear_bwd(m, a->dtmp, dw->wk, a->dk, p16, in, s16, LW(m, l, wk), N, C, (int)KD, true);
             model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, in, s16, LW(m, l, wv), N, C, (int)KD, true);

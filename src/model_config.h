@@ -1,4 +1,4 @@
-/* model_config.h — Llama-family and Gemma 2 shapes, read from / written to Hugging Face config.json.
+/* model_config.h — Llama-family (Llama, Mistral, Qwen2) and Gemma 2 shapes, read from / written to Hugging Face config.json.
  *
  * defines: ModelConfig, ModelArch, RopeType, SD_MAX_LAYER_TYPES, model_config_from_json, model_config_load,
  *          model_config_to_json, model_config_to_json_as, model_config_validate, model_config_rope_tables,
@@ -13,8 +13,9 @@
 typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_LLAMA3 } RopeType;
 /* ARCH_LLAMA: LlamaForCausalLM / MistralForCausalLM. ARCH_GEMMA2: Gemma2ForCausalLM (embedding x sqrt(C), RMSNorm
  * gains stored by HF as offsets from 1, four norms per layer, GeGLU, attention scale query_pre_attn_scalar^-1/2,
- * attention and final logit soft-capping, sliding-window layers). */
-typedef enum { ARCH_LLAMA = 0, ARCH_GEMMA2 } ModelArch;
+ * attention and final logit soft-capping, sliding-window layers). ARCH_QWEN2: Qwen2ForCausalLM (Qwen2, Qwen2.5):
+ * Llama's blocks with biases on the q, k and v projections. */
+typedef enum { ARCH_LLAMA = 0, ARCH_GEMMA2, ARCH_QWEN2 } ModelArch;
 #define SD_MAX_LAYER_TYPES 1024 /* layers whose attention kind (layer_types) a Gemma 2 config can name */
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
     double rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
     int rope_original_max_position_embeddings;           /* llama3 */
     bool tie_word_embeddings;  /* default false */
+    bool qkv_bias;             /* the q, k, v projections have biases (Qwen2) */
     double initializer_range;  /* default 0.02; used for random init */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
     /* Gemma 2 only (arch ARCH_GEMMA2; zero for Llama): */
@@ -46,8 +48,11 @@ typedef struct {
 
 /* Parses config.json text. Accepts rope_theta at top level, transformers-5 "rope_parameters"
  * ({rope_theta, rope_type, ...}) and "rope_scaling" (null or {rope_type|type, factor, low_freq_factor,
- * high_freq_factor, original_max_position_embeddings}). model_type must be "llama", "mistral" (hidden_act must be
- * "silu") or "gemma2" when present (absent: llama); attention_bias/mlp_bias must be false. gemma2 reads
+ * high_freq_factor, original_max_position_embeddings}). model_type must be "llama", "mistral", "qwen2" (hidden_act
+ * must be "silu") or "gemma2" when present (absent: llama); attention_bias/mlp_bias must be false. qwen2 has biases
+ * on q, k, v (qkv_bias), transformers' Qwen2Config defaults for absent keys (max_position_embeddings 32768), and
+ * use_sliding_window must be false (its sliding_window and max_window_layers are then ignored, as transformers
+ * does). gemma2 reads
  * hidden_activation (else hidden_act; "gelu_pytorch_tanh"), query_pre_attn_scalar, attn_logit_softcapping,
  * final_logit_softcapping, sliding_window (each may be null: off), layer_types ("sliding_attention" |
  * "full_attention", one per layer), with transformers' Gemma2Config defaults for absent keys (head_dim 256,
@@ -59,8 +64,8 @@ ModelConfig model_config_from_json(const char *json_text, const char *where);
 ModelConfig model_config_load(const char *hf_dir);
 /* Checks ranges and divisibility (NH % NKV, sizes > 0); dies naming `where` and the key. */
 void model_config_validate(const ModelConfig *mc, const char *where);
-/* HF config.json (LlamaForCausalLM, model_type llama; or Gemma2ForCausalLM, model_type gemma2, with its keys and
- * layer_types written out; torch_dtype float32, rope_theta at top level plus rope_scaling when not default) that
+/* HF config.json (LlamaForCausalLM, model_type llama; Qwen2ForCausalLM, model_type qwen2; or Gemma2ForCausalLM,
+ * model_type gemma2, with its keys and layer_types written out; torch_dtype float32, rope_theta at top level plus rope_scaling when not default) that
  * transformers loads. Caller frees. */
 char *model_config_to_json(const ModelConfig *mc);
 /* the same with "torch_dtype": torch_dtype ("float32", "bfloat16": the dtype of the weights it goes with) */

@@ -3,7 +3,8 @@
  * Why: in the bf16 mode every matmul reads the bf16 copy of its weight (model_enable_weights16), so the fp32
  * weights are needed whole only by the optimizer, which under ZeRO >= 1 updates just this rank's shard. Keeping
  * only that shard saves 4 (1 - 1/dp) bytes per parameter on every rank (Megatron's distributed optimizer shards its
- * fp32 main parameters the same way). What an op reads in fp32 (the embedding's lookup, the RMSNorm gains) stays
+ * fp32 main parameters the same way). What an op reads in fp32 (the embedding's lookup, the RMSNorm gains, Qwen2's
+ * biases) stays
  * whole in m->prep: on 8 data-parallel ranks Llama 3 8B keeps 3.7 + 2 GiB of its 30. After the optimizer step the
  * ranks exchange their updated shards as the copy (2 bytes a weight, half the fp32 all-gather) and as prep's values.
  * Positions: the shard of rank r is the flat range [r S, (r + 1) S) (S = nalloc / dp, the ZeRO shards); its part of
@@ -16,8 +17,10 @@
 #include "model_internal.h"
 #include "util.h"
 
-/* parameters an op reads in fp32: the embedding (its lookup) and the RMSNorm gains */
-static bool spec_rep(const ParamSpec *p) { return p->role == P_EMBED || param_role_is_gain(p->role); }
+/* parameters an op reads in fp32: the embedding (its lookup), the RMSNorm gains and Qwen2's q, k, v biases */
+static bool spec_rep(const ParamSpec *p) {
+    return p->role == P_EMBED || param_role_is_gain(p->role) || p->role == P_BQ || p->role == P_BK || p->role == P_BV;
+}
 
 /* the position in prep of flat element x (a block boundary: the first fp32-read element at or after it) */
 static size_t rep_pos(const Model *m, size_t x) {

@@ -64,8 +64,9 @@ MemPlan plan_memory(const PlanLayout *l) {
     int first = l->pp_rank == 0, last = l->pp_rank == l->pp - 1;
     MemPlan p = {0};
     bool gemma2 = mc->arch == ARCH_GEMMA2;
-    /* parameters: per layer two gains (Gemma 2: four), q/k/v/gate/up rows and o/down columns of this TP rank */
-    size_t per_layer = (gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C;
+    /* parameters: per layer two gains (Gemma 2: four), q/k/v/gate/up rows and o/down columns of this TP rank, and
+     * Qwen2's q/k/v biases */
+    size_t per_layer = (gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C + (mc->qkv_bias ? QD + 2 * KD : 0);
     int Lrc = plan_recompute_layers(l, l->pp_rank);
     p.layer_params = (size_t)Ll * per_layer;
     p.rerun_params = (size_t)Lrc * per_layer;
@@ -102,9 +103,10 @@ MemPlan plan_memory(const PlanLayout *l) {
         p.weights16 = 2 * ((size_t)Ll * (pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C)) +
                            (last ? pad128(V * C) : 0));
     /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
-     * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains) */
+     * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains, Qwen2's q, k, v biases) */
     if (plan_params_sharded(l)) {
-        p.param_rep = (size_t)Ll * (gemma2 ? 4 : 2) * C + (first ? V * C : 0) + (last ? C : 0);
+        p.param_rep = (size_t)Ll * ((gemma2 ? 4 : 2) * C + (mc->qkv_bias ? QD + 2 * KD : 0)) + (first ? V * C : 0) +
+                      (last ? C : 0);
         p.weights = 4 * (n_pad / (size_t)l->dp + p.param_rep);
     }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and

@@ -59,7 +59,7 @@ typedef struct {
     size_t act_work;        /* bytes of the shared recompute working area (0 without recompute), in activations */
     int slots;              /* activation slots (micro-batches in flight) */
     size_t param_rep;       /* sharded master weights (plan_params_sharded): elements of the parameters held whole in
-                             * fp32 (the embedding, the RMSNorm gains; model.h prep), in weights; else 0 */
+                             * fp32 (the embedding, the RMSNorm gains, Qwen2's biases; model.h prep), in weights; else 0 */
     size_t grad_resident;   /* ZeRO-2 (plan_grads_partitioned): elements of the tied embedding's gradient this stage
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;

@@ -85,6 +85,12 @@ void cpu_add_rows(float *dst, const int *drows, const float *src, const int *sro
 void cpu_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
                       size_t Ns, int C);
 
+/* linear biases (bias.c) */
+void cpu_bias_add(float *y, const float *b, size_t N, int D, int ld);
+void cpu_bias_add_b16(uint16_t *y, const float *b, size_t N, int D, int ld);
+void cpu_bias_grad(float *db, const float *dy, size_t N, int D, int ld);
+void cpu_bias_grad_b16(float *db, const uint16_t *dy, size_t N, int D, int ld);
+
 void cpu_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
 void cpu_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
 void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);

@@ -21,10 +21,11 @@
 #define U_BF16 (1.0 / 512.0) /* bf16 unit roundoff, 2^-9 */
 
 /* b16: a bf16 run's log-probs, loss, metrics, grad norm and host gradients of model m; f32_seq: the fp32 run's
- * log-probs on the same weights; tag prefixes the printed worst errors */
-static inline void check_fixture_bf16(const cJSON *exp, const Model *m, const SeqLogp b16_seq[12], double loss,
-                                      const double met[6], double gnorm, const float *grads,
-                                      const SeqLogp f32_seq[12], const char *tag) {
+ * log-probs on the same weights; tag prefixes the printed worst errors; grads_rel: the
+ * fixture's gradient file below SIMPO_FIXTURES */
+static inline void check_fixture_bf16_at(const cJSON *exp, const Model *m, const SeqLogp b16_seq[12], double loss,
+                                         const double met[6], double gnorm, const float *grads,
+                                         const SeqLogp f32_seq[12], const char *tag, const char *grads_rel) {
     /* log-probs against the fixture */
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(exp, "pairs");
     double worst = 0, worst32 = 0;
@@ -55,7 +56,7 @@ static inline void check_fixture_bf16(const cJSON *exp, const Model *m, const Se
     }
 
     /* every gradient tensor */
-    char *gp = fixture_path("tiny-a/grads.safetensors");
+    char *gp = fixture_path(grads_rel);
     StDir *gd = st_open_file(gp);
     free(gp);
     double gworst = 0, gworst_gain = 0;
@@ -69,7 +70,7 @@ static inline void check_fixture_bf16(const cJSON *exp, const Model *m, const Se
         double maxref;
         size_t at;
         double d = fixture_max_diff(grads + p->offset, ref, p->numel, &maxref, &at);
-        bool gain = p->ndim == 1; /* RMSNorm gains: a sum over every token, with cancellation */
+        bool gain = p->ndim == 1; /* RMSNorm gains, Qwen2's biases: a sum over every token, with cancellation */
         double bound = (gain ? 32 : 16) * U_BF16;
         if (gain) gworst_gain = fmax(gworst_gain, d / maxref);
         else gworst = fmax(gworst, d / maxref);
@@ -81,5 +82,11 @@ static inline void check_fixture_bf16(const cJSON *exp, const Model *m, const Se
     printf("%sbf16 gradients: worst per-tensor error %.3g of the tensor's max (bound %.3g); RMSNorm gains %.3g (bound "
            "%.3g)\n", tag, gworst, 16 * U_BF16, gworst_gain, 32 * U_BF16);
 
+}
+/* the same against tiny-a's gradients */
+static inline void check_fixture_bf16(const cJSON *exp, const Model *m, const SeqLogp b16_seq[12], double loss,
+                                      const double met[6], double gnorm, const float *grads,
+                                      const SeqLogp f32_seq[12], const char *tag) {
+    check_fixture_bf16_at(exp, m, b16_seq, loss, met, gnorm, grads, f32_seq, tag, "tiny-a/grads.safetensors");
 }
 #endif
