@@ -1,4 +1,5 @@
-/* test_chat_template.c — chat templates: the Llama 3 fixture (HF's rendering of the npm tokenizer's template) and
+/* test_chat_template.c — chat templates: the Llama 3 fixture (HF's rendering of the npm tokenizer's template), the
+ * Qwen2.5 fixture (transformers.js's rendering of Qwen2.5-Instruct's template) and
  * each other family against the output of its published Jinja template, worked by hand from the template text
  * quoted beside each case; unknown templates and rejected conversations are errors naming the file. */
 #include <cjson/cJSON.h>
@@ -20,12 +21,14 @@ static void check_str(const char *got, const char *want, const char *what) {
     CHECK(!strcmp(got, want), "%s:\n got  [%s]\n want [%s]", what, got, want);
 }
 
-/* Every line of tokenizer-a/chat.jsonl: prompt = all messages but the last + generation prompt. */
-static void fixture_llama3(void) {
-    char *dir = tok_dir("llama3");
+/* Every line of a fixture's chat.jsonl (tokenizer-a: HF's rendering with the Llama 3 tokenizer; tokenizer-q25:
+ * transformers.js's Jinja rendering of Qwen2.5's template): prompt = all messages but the last + generation prompt,
+ * response = the last message's content, stripped, + the end of turn. */
+static void fixture_chat(const char *tok, const char *rel, ChatFamily family) {
+    char *dir = tok_dir(tok);
     ChatTemplate *ct = chat_template_load(dir, NULL);
-    CHECK(ct->family == CHAT_LLAMA3, "llama3 detected (got %s)", chat_family_name(ct->family));
-    char *path = fixture_path("tokenizer-a/chat.jsonl");
+    CHECK(ct->family == family, "%s: %s detected (got %s)", tok, chat_family_name(family), chat_family_name(ct->family));
+    char *path = fixture_path(rel);
     size_t len;
     char *text = sd_read_file(path, &len);
     CHECK(text != NULL, "read %s", path);
@@ -292,7 +295,8 @@ int main(void) {
     llama31();
     template_files();
     empty_system();
-    fixture_llama3();
+    fixture_chat("llama3", "tokenizer-a/chat.jsonl", CHAT_LLAMA3);
+    fixture_chat("qwen2_5", "tokenizer-q25/chat.jsonl", CHAT_CHATML);
     llama2();
     mistral();
     chatml();
