@@ -9,15 +9,15 @@ so the forward notices them; transformers initialises them to zero). The rest is
 1e6, rms_norm_eps 1e-6, use_sliding_window false (the config still carries sliding_window and max_window_layers).
 Weight decay as transformers' Trainer (SimPO's reference) applies it: not to the RMSNorm gains nor to the biases.
 
-Two ways to compute, the same numbers:
-  - with transformers installed (the GPU machine: /opt/torch/.venv/bin/python3): Qwen2ForCausalLM, eager attention;
-  - without (Debian's python3-torch, no transformers): the same model written out in torch below, op for op as
-    transformers computes it in float64 (RMSNorm's statistics, RoPE's cos/sin and the attention softmax in float32,
-    as transformers does for every dtype). Before it writes anything, the script checks that transcription against
-    tiny-a (TINY_A_DIR, default tests/fixtures/tiny-a: numbers transformers wrote for LlamaForCausalLM), whose
-    model is this one without the biases: log-probs, losses and every gradient, and the parameters after two AdamW
-    steps, must agree to float64 rounding (1e-10 relative), else it stops. With transformers present it also
-    checks the transcription against Qwen2ForCausalLM on the tiny-q2 model itself.
+The numbers come from the model written out in torch below (Debian's python3-torch is enough: no transformers), op
+for op as transformers computes it in float64: RMSNorm's statistics, RoPE's cos/sin and the eager attention's
+softmax in float32, as transformers does for every dtype; gradients by autograd, the steps by torch.optim.AdamW.
+Before it writes anything, the script checks that transcription against tiny-a (TINY_A_DIR, default
+tests/fixtures/tiny-a: numbers transformers wrote for LlamaForCausalLM), whose model is this one without the
+biases: log-probs, losses, grad norms, every gradient and the parameters after two AdamW steps, within what tiny-a's
+own rounding allows (its numbers came from float64 parameters that its float32 file rounds: ~1e-8 relative at the
+initial weights), else it stops. With transformers installed (the GPU machine: /opt/torch/.venv/bin/python3) it
+also checks the transcription's logits against Qwen2ForCausalLM (eager attention) on the tiny-q2 model itself.
 torch and safetensors' file format only (safetensors files are read and written here by hand).
 """
 import json, os, struct, sys
@@ -120,22 +120,14 @@ def hf_forward(cfg):
         from transformers import Qwen2Config, Qwen2ForCausalLM
     except ImportError:
         return None
-    keys = {k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype")}
+    keys = {k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype", "model_type")}
     model = Qwen2ForCausalLM(Qwen2Config(**keys, attn_implementation="eager")).double().eval()
 
     def fwd(P, ids):
         model.load_state_dict({k: v.detach() for k, v in P.items()}, strict=True)
         return model(input_ids=torch.tensor([ids])).logits[0].double()
 
-    # autograd through the module's own parameters: the gradients come back by name
-    def fwd_grad(P, ids):
-        sd = dict(model.named_parameters())
-        with torch.no_grad():
-            for k, v in P.items():
-                sd[k].copy_(v)
-        return model(input_ids=torch.tensor([ids])).logits[0].double(), sd
-
-    return fwd, fwd_grad
+    return fwd
 
 
 def seq_logps(P, cfg, p, resp):
@@ -295,7 +287,7 @@ with torch.no_grad():
 
 hf = hf_forward(cfg)
 if hf:  # the transcription against transformers' own Qwen2 on this model
-    fwd, _ = hf
+    fwd = hf
     with torch.no_grad():
         for p in pairs[:2]:
             ids = p["prompt_ids"] + p["chosen_ids"]
@@ -322,8 +314,9 @@ json.dump(dict(beta=BETA, gamma_beta_ratio=GAMMA / BETA, lr=LR, adam_beta1=B1, a
                sft_weight=0.5, weight_decay_applies_to="every parameter except RMSNorm gains and biases",
                batch="all pairs in one optimizer step, loss = mean over pairs", token_convention="as tiny-a",
                torch=torch.__version__, transformers=tf,
-               computed_by="Qwen2ForCausalLM" if hf else "the torch transcription of scripts/make_qwen2_fixture.py, "
-               "checked against tiny-a"), open(os.path.join(out, "run.json"), "w"), indent=1)
+               computed_by="the torch transcription of scripts/make_qwen2_fixture.py, checked against tiny-a" +
+               (" and against transformers' Qwen2ForCausalLM's logits" if hf else "")),
+          open(os.path.join(out, "run.json"), "w"), indent=1)
 with open(os.path.join(out, "run.yaml"), "w") as f:
     f.write("# The settings of run.json as a simpo_dist config (paths relative to this file).\n"
             "model: {init: model}\n"

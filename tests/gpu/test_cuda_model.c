@@ -4,7 +4,8 @@
  * and simpo_sft; the sparse embedding gradient bitwise the dense model; then determinism (a second GPU forward +
  * backward is bitwise identical) and no leaked device
  * memory after model_free; the bf16 mode against the fixture (fixture_bf16.h's bounds) and the CPU's bf16
- * emulation. Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
+ * emulation; the Qwen2 fixture tiny-q2 in fp32 and autocast storage. Without a CUDA device it prints
+ * "SKIPPED: no CUDA device" and exits 77.
  *
  * Tolerances: against the CPU backend, log-probs, losses, metrics and grad norms 1e-5 relative and each gradient
  * tensor 2e-5 of its largest magnitude (both are fp32 runs of the same formulas; per-op differences are ~1e-7
@@ -16,6 +17,7 @@
 #include "backend_cuda.h"
 #include "config.h"
 #include "fixture_bf16.h"
+#include "fixture_g2.h"
 #include "loss.h"
 #include "model.h"
 #include "pairs.h"
@@ -315,6 +317,37 @@ int main(void) {
               "head dim 64, %s: gradients %.3g of a tensor's max from the gathered run's", st, gw);
         free(rr.grads), free(rx.grads);
         model_free(ga), model_free(ca);
+    }
+    /* Qwen2 (tiny-q2: biases on q, k, v; backend.h bias_add / bias_grad and their bf16 forms): fp32 against the
+     * fixture's float64 numbers (its README's bounds), then autocast storage within the bf16 bounds (the biases
+     * added to bf16 q, k, v, their gradients summed from the packed bf16 rows) */
+    {
+        char *qdir = fixture_path("tiny-q2/model"), *qpp = fixture_path("tiny-q2/pairs.jsonl");
+        cJSON *qexp = load_json("tiny-q2/expected.json");
+        ModelConfig qc = model_config_load(qdir);
+        PairSet *qps = pairs_load_jsonl(qpp, qc.vocab_size);
+        gpu->set_matmul_bf16(false);
+        Model *q32 = model_create(&qc, gpu, 256, NULL, 1);
+        model_load_hf(q32, qdir);
+        Run rq = {0};
+        run(q32, qps, simpo, &rq);
+        check_fixture_logprobs(qexp, rq.seq, "GPU tiny-q2 ");
+        check_fixture_step1(qexp, rq.loss, rq.met, rq.gnorm);
+        g2_check_grads(q32, rq.grads, "tiny-q2/grads.safetensors");
+        gpu->set_matmul_bf16(true);
+        ModelOpts qo = {.autocast16 = true};
+        Model *qa = model_create_opts(&qc, gpu, 256, NULL, 1, &qo);
+        model_load_hf(qa, qdir);
+        CHECK(qa->proj16 && qa->bwd_pack, "tiny-q2 on the GPU: autocast storage, the projections' backward packed");
+        Run rqa = {0};
+        run(qa, qps, simpo, &rqa);
+        check_fixture_bf16_at(qexp, qa, rqa.seq, rqa.loss, rqa.met, rqa.gnorm, rqa.grads, rq.seq,
+                              "GPU tiny-q2 autocast ", "tiny-q2/grads.safetensors");
+        free(rq.grads), free(rqa.grads);
+        model_free(q32), model_free(qa);
+        pairs_free(qps);
+        cJSON_Delete(qexp);
+        free(qdir), free(qpp);
     }
     gpu->set_matmul_bf16(false);
     backend_cpu()->set_matmul_bf16(false);
