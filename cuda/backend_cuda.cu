@@ -375,6 +375,10 @@ const Backend *backend_cuda(void) {
         b.scatter_rows = cuda_scatter_rows;
         b.add_rows = cuda_add_rows;
         b.add_rows_b16 = cuda_add_rows_b16;
+        b.bias_add = cuda_bias_add;
+        b.bias_add_b16 = cuda_bias_add_b16;
+        b.bias_grad = cuda_bias_grad;
+        b.bias_grad_b16 = cuda_bias_grad_b16;
         b.swiglu_fwd = cuda_swiglu_fwd;
         b.geglu_fwd = cuda_geglu_fwd;
         b.geglu_bwd = cuda_geglu_bwd;

@@ -4,7 +4,8 @@
  * Each cuda_<member> function has exactly the signature and meaning of the Backend member of the same name
  * (see src/backend.h); backend_cuda.cu puts them into the function-pointer table. One concern per file:
  * backend_cuda.cu (memory, device, table), matmul.cu, elementwise.cu (add, scale, sumsq), embed.cu, norm.cu,
- * rows.cu, rope.cu, swiglu.cu, geglu.cu (Gemma 2's GeGLU and soft-capping), attention.cu, xent.cu, adamw.cu.
+ * rows.cu, bias.cu (Qwen2's linear biases), rope.cu, swiglu.cu, geglu.cu (Gemma 2's GeGLU and soft-capping),
+ * attention.cu, xent.cu, adamw.cu.
  * Every op enqueues on cu_stream(); see backend_cuda.h for the ordering contract.
  * Reductions are deterministic: fixed trees whose shape depends only on the problem size, never on timing
  * (no float atomics anywhere), so two runs of an op on the same device give bitwise-identical results.
@@ -248,6 +249,10 @@ void cuda_add_rows(float *dst, const int *drows, const float *src, const int *sr
                    int C);
 void cuda_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
                        size_t Ns, int C);
+void cuda_bias_add(float *y, const float *b, size_t N, int D, int ld);
+void cuda_bias_add_b16(uint16_t *y, const float *b, size_t N, int D, int ld);
+void cuda_bias_grad(float *db, const float *dy, size_t N, int D, int ld);
+void cuda_bias_grad_b16(float *db, const uint16_t *dy, size_t N, int D, int ld);
 void cuda_geglu_fwd(float *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t N,
                     int FF);

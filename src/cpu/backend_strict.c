@@ -347,6 +347,31 @@ static void strict_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t 
     g_cpu->add_rows_b16(H(dst, Nd * (size_t)C, "dst"), I(drows, M, "drows"), H(src, Ns * (size_t)C, "src"),
                         I(srows, M, "srows"), M, Nd, Ns, C);
 }
+/* bias ops: N rows of D elements, ld apart (the last row needs only its D); dies on D < 0 or ld < D */
+static size_t bias_extent(const char *OP, size_t N, int D, int ld) {
+    if (D < 0 || ld < D) sd_die("strict backend", "%s: D %d, ld %d (expected 0 <= D <= ld)", OP, D, ld);
+    return N ? sd_mul_size(N - 1, (size_t)ld, OP) + (size_t)D : 0;
+}
+static void strict_bias_add(float *y, const float *b, size_t N, int D, int ld) {
+    const char *OP = "bias_add";
+    size_t ny = bias_extent(OP, N, D, ld);
+    g_cpu->bias_add(F(y, ny, "y"), F(b, (size_t)D, "b"), N, D, ld);
+}
+static void strict_bias_add_b16(uint16_t *y, const float *b, size_t N, int D, int ld) {
+    const char *OP = "bias_add_b16";
+    size_t ny = bias_extent(OP, N, D, ld);
+    g_cpu->bias_add_b16(H(y, ny, "y"), F(b, (size_t)D, "b"), N, D, ld);
+}
+static void strict_bias_grad(float *db, const float *dy, size_t N, int D, int ld) {
+    const char *OP = "bias_grad";
+    size_t ny = bias_extent(OP, N, D, ld);
+    g_cpu->bias_grad(F(db, (size_t)D, "db"), F(dy, ny, "dy"), N, D, ld);
+}
+static void strict_bias_grad_b16(float *db, const uint16_t *dy, size_t N, int D, int ld) {
+    const char *OP = "bias_grad_b16";
+    size_t ny = bias_extent(OP, N, D, ld);
+    g_cpu->bias_grad_b16(F(db, (size_t)D, "db"), H(dy, ny, "dy"), N, D, ld);
+}
 static void strict_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc) {
     const char *OP = "embed_fwd";
     g_cpu->embed_fwd(F(out, N * (size_t)C, "out"), I(ids, N, "ids"), F(W, (size_t)V_loc * (size_t)C, "W"), N, C,
@@ -680,6 +705,10 @@ static const Backend g_strict = {
     .scatter_rows = strict_scatter_rows,
     .add_rows = strict_add_rows,
     .add_rows_b16 = strict_add_rows_b16,
+    .bias_add = strict_bias_add,
+    .bias_add_b16 = strict_bias_add_b16,
+    .bias_grad = strict_bias_grad,
+    .bias_grad_b16 = strict_bias_grad_b16,
     .embed_fwd = strict_embed_fwd,
     .embed_bwd = strict_embed_bwd,
     .rmsnorm_fwd = strict_rmsnorm_fwd,

@@ -9,7 +9,10 @@
  * sides are fp32 with the same formulas; they differ by summation order, fused multiply-adds and CUDA's expf
  * (<= 2 ulp) vs glibc's, so the bounds are a few u times the number of rounding steps, with ~10x margin:
  *   exact (bitwise): memory ops, gather_rows, scatter_rows, add_rows, add_rows_b16 (one fp32 add, rounded to
- *     nearest even on both sides), add, scale, embed_fwd, embed_bwd (same add order), xent_stats max and tgt
+ *     nearest even on both sides), bias_add, bias_add_b16 (likewise; section bias), add, scale, embed_fwd,
+ *     embed_bwd (same add order), xent_stats max and tgt
+ *   bias_grad, bias_grad_b16 (section bias) 2^-22 (|sum dy| + |db|) + (N + 1) 2^-52 sum |dy| per column (double
+ *     sums in another order, each rounded once, then one fp32 add; derivation at t_bias)
  *   sumsq 1e-12 relative (double accumulation of exact products, order only)
  *   matmul 1e-5 (1 + K / 1024) (fp32 dot products of length K in different blockings); 2e-3 with
  *     SIMPO_CUDA_TF32=1 (TF32 has a 10-bit mantissa); the bf16 mode (section matmul_bf16, every SIMPO_CUDA_GEMM
@@ -922,6 +925,81 @@ static void t_add_rows(size_t Nd, size_t Ns, size_t M, int C) {
     }
     free(dst), free(src), free(perm), free(srows), free(g), free(gs), free(d16), free(s16), free(g16);
     gpu->free(d_drows), gpu->free(d_srows), gpu->free(d_dst), gpu->free(d_src), gpu->free(dd16), gpu->free(ds16);
+}
+
+/* ---- linear biases (section bias): bias_add, bias_add_b16 (exact), bias_grad, bias_grad_b16 ---- */
+/* y [N rows, ld apart]: the columns past D hold large values that must stay as they are (checked bitwise with the
+ * rest) and stay out of the sums. bias_add(_b16): one fp32 add per element on both sides (bf16 rounded to nearest
+ * even on both; ties planted in row 0), so bitwise. bias_grad(_b16): both sides sum each column in double, in
+ * different orders (the two double sums S, S' differ by at most (N - 1) 2^-52 sum_n |dy[n, j]|), round once to
+ * fp32 (at most 2^-24 |S| each) and add into db (non-zero: accumulates; 2^-24 |db| each). Bound per column, with
+ * a margin of about 2 on the rounding terms: 2^-22 (|S| + |db cpu|) + (N + 1) 2^-52 sum |dy|; far tighter than 2 ulp
+ * of sum |dy| where the column cancels (column 1: alternating +-1e4 plus small parts, which a sum in fp32 anywhere
+ * would lose). The GPU's bits the same on a second run. N = 3000 spans many of the reduction's 128-row chunks,
+ * N = 40000 more rows than bias_add's grid covers in one pass. */
+static void t_bias(size_t N, int D, int ld) {
+    size_t ny = N * (size_t)ld, nd = (size_t)D;
+    float *y = hrand(ny, -2, 2), *b = hrand(nd, -1, 1), *db0 = hrand(nd, -3, 3);
+    for (size_t n = 0; n < N; n++) { /* the columns past D; column 1 cancels (fp32 sums would lose its small parts) */
+        for (int j = D; j < ld; j++) y[n * ld + j] = (float)(1000 + 100 * urand());
+        if (D > 1) y[n * ld + 1] = (float)((n % 2 ? 1e4 : -1e4) + 2 * urand() - 1);
+    }
+    uint16_t *y16 = sd_alloc(ny * 2 + 2, "y16"), *g16 = sd_alloc(ny * 2 + 2, "gpu y16");
+    cpu->to_bf16(y16, y, ny);
+    /* row 0: 1 + 2^-8, (1 + 2^-7) + 2^-8 and -1 + 1.5 2^-8 are ties (to even: 1, 1 + 2^-6, 0xbf7e); 2 + 1 exact */
+    static const uint16_t ytie[4] = {0x3f80, 0x3f81, 0xbf80, 0x4000};
+    static const float btie[4] = {0x1p-8f, 0x1p-8f, 0x1.8p-8f, 1.0f};
+    for (int c = 0; N > 0 && c < 4 && c < D; c++) y16[c] = ytie[c], b[c] = btie[c];
+    float *d_y = up(y, ny * 4), *d_b = up(b, nd * 4), *d_db = up(db0, nd * 4), *d_db16 = up(db0, nd * 4);
+    float *d_db2 = up(db0, nd * 4);
+    uint16_t *d_y16 = up(y16, ny * 2);
+    char what[96];
+
+    /* the gradients of the inputs first (the adds change them) */
+    float *db = hcopy(db0, nd), *db16 = hcopy(db0, nd);
+    cpu->bias_grad(db, y, N, D, ld);
+    gpu->bias_grad(d_db, d_y, N, D, ld);
+    cpu->bias_grad_b16(db16, y16, N, D, ld);
+    gpu->bias_grad_b16(d_db16, d_y16, N, D, ld);
+    gpu->bias_grad(d_db2, d_y, N, D, ld);
+    float *gdb = down(d_db, nd), *gdb16 = down(d_db16, nd), *gdb2 = down(d_db2, nd);
+    for (int k = 0; k < 2; k++) {
+        const float *g = k ? gdb16 : gdb, *c = k ? db16 : db;
+        double worst = 0;
+        int at = -1;
+        for (int j = 0; j < D; j++) {
+            double sum = 0, mag = 0;
+            for (size_t n = 0; n < N; n++) {
+                double v = k ? sd_bf16_to_f32(y16[n * ld + j]) : y[n * ld + j];
+                sum += v, mag += fabs(v);
+            }
+            double tol = 0x1p-22 * (fabs(sum) + fabs(c[j])) + (double)(N + 1) * 0x1p-52 * mag;
+            double r = fabs((double)g[j] - c[j]) / fmax(tol, 1e-300);
+            if (isnan(r) || r > worst) worst = isnan(r) ? INFINITY : r, at = j; /* a NaN fails */
+        }
+        snprintf(what, sizeof what, "%s N=%zu D=%d ld=%d", k ? "bias_grad_b16" : "bias_grad", N, D, ld);
+        CHECK(at < 0 || worst <= 1, "%s: db[%d] gpu %.9g cpu %.9g: %.3g times the bound", what, at,
+              at < 0 ? 0.0 : g[at], at < 0 ? 0.0 : c[at], worst);
+    }
+    snprintf(what, sizeof what, "bias_grad N=%zu D=%d ld=%d: a second run", N, D, ld);
+    bitwise(what, gdb2, gdb, nd * 4);
+
+    cpu->bias_add(y, b, N, D, ld);
+    gpu->bias_add(d_y, d_b, N, D, ld);
+    float *gy = down(d_y, ny);
+    snprintf(what, sizeof what, "bias_add N=%zu D=%d ld=%d", N, D, ld);
+    bitwise(what, gy, y, ny * 4);
+    cpu->bias_add_b16(y16, b, N, D, ld);
+    gpu->bias_add_b16(d_y16, d_b, N, D, ld);
+    gpu->download(g16, d_y16, ny * 2);
+    snprintf(what, sizeof what, "bias_add_b16 N=%zu D=%d ld=%d", N, D, ld);
+    bitwise(what, g16, y16, ny * 2);
+    if (N > 0 && D >= 4) /* the ties rounded to even on the CPU too (test_ops_bias has the semantics) */
+        CHECK(y16[0] == 0x3f80 && y16[1] == 0x3f82 && y16[2] == 0xbf7e && y16[3] == 0x4040,
+              "bias_add_b16 planted ties: %04x %04x %04x %04x", y16[0], y16[1], y16[2], y16[3]);
+    free(y), free(b), free(db0), free(y16), free(g16), free(db), free(db16), free(gdb), free(gdb16), free(gdb2);
+    free(gy);
+    gpu->free(d_y), gpu->free(d_b), gpu->free(d_db), gpu->free(d_db16), gpu->free(d_db2), gpu->free(d_y16);
 }
 
 /* ---- gated MLP activations (SwiGLU, Gemma 2's GeGLU) and soft-capping ---- */
@@ -2240,6 +2318,15 @@ int main(int argc, char **argv) {
         t_add_rows(50, 7, 30, 257);   /* C past one block of 256 threads; 7 source rows for 30: repeats */
         t_add_rows(300, 300, 0, 64);  /* M = 0: nothing changes */
         t_add_rows(1031, 517, 700, 96);
+    }
+    if (want("bias")) {
+        t_bias(1, 1, 1);
+        t_bias(0, 13, 16);       /* no rows: db unchanged, y too */
+        t_bias(37, 5, 9);        /* odd D, ld > D */
+        t_bias(9, 64, 64);       /* ld = D */
+        t_bias(3000, 200, 448);  /* 24 row chunks in the reduction; D not a multiple of 32 */
+        t_bias(700, 896, 1152);  /* Qwen2-0.5B's q bias in its packed q, k, v gradient rows */
+        t_bias(40000, 3, 5);     /* past bias_add's 32768 rows per pass */
     }
     if (want("swiglu")) {
         t_swiglu(1, 1);
