@@ -94,3 +94,13 @@ same_norms() {
     ok "$3: gradient norms of the 1-rank run ($a)"
   else bad "$3: gradient norms $b, 1 rank $a"; fi
 }
+# check_log NAME LOG: on every rank of a run's log, the memory plan equals the allocation and the first step's
+# communication bytes equal the formulas (`simpo_dist: memory plan rank ...` / `comm bytes rank ...` lines)
+check_log() {
+  local mem comm badm badc
+  mem=$(grep -c "memory plan rank" "$2"); comm=$(grep -c "comm bytes rank" "$2")
+  badm=$(grep "memory plan rank" "$2" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p!=a) print}' | wc -l)
+  badc=$(grep "comm bytes rank" "$2" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)
+  [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
+  [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
+}

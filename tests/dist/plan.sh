@@ -11,14 +11,6 @@ source "$(dirname "$0")/dist.bash"
 # every forward of the bf16 cases checks the bf16 weight copy against the weights (model.h): under ZeRO the
 # optimizer leaves other ranks' shards to the all-gather, and the copy must then be refreshed, not trusted
 export SIMPO_CHECK_WEIGHTS16=1
-check_log() { # name log
-  local mem comm badm badc
-  mem=$(grep -c "memory plan rank" "$2"); comm=$(grep -c "comm bytes rank" "$2")
-  badm=$(grep "memory plan rank" "$2" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p!=a) print}' | wc -l)
-  badc=$(grep "comm bytes rank" "$2" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)
-  [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
-  [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
-}
 run_case() { # name np micro parallel-line [recompute] [bf16] [lmhead_cache] [recompute_activation] [recompute_norm]
   rm -rf "$TMP/$1"; mkdir -p "$TMP/$1"; cp -r "$FIX/tiny-a/." "$TMP/$1/"; cd "$TMP/$1"
   full_length_pairs # activations as large as the formulas allow, next to the weights (dist.bash)

@@ -17,15 +17,6 @@ q2_setup() {
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $2/" run.yaml
   cp run.yaml base.yaml
 }
-# check_log NAME LOG: memory plan = allocation and comm bytes = formulas on every rank (as tests/dist/plan.sh)
-check_log() {
-  local mem comm badm badc
-  mem=$(grep -c "memory plan rank" "$2"); comm=$(grep -c "comm bytes rank" "$2")
-  badm=$(grep "memory plan rank" "$2" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p!=a) print}' | wc -l)
-  badc=$(grep "comm bytes rank" "$2" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)
-  [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
-  [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
-}
 # q2_case NAME NP MICRO PARALLEL [recompute]: trains under the layout, exports, checks the parameters against the
 # fixture's step 2 and the 1-rank run (REF, once it exists)
 REF=""

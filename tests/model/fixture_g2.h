@@ -4,7 +4,8 @@
  * check_fixture_steps, read_metrics), and here the variants of those that name tiny-a, for any fixture directory.
  * Gemma 2's RMSNorm gains: checkpoints hold the model's gain g = 1 + w, HF files (the fixture's step*.safetensors)
  * the offset w, so g2_compare_params subtracts 1 from the gains of the checkpoint before comparing; gradients need
- * no conversion (d/dg = d/dw). Tolerances are tiny-a's (fixture_common.h). */
+ * no conversion (d/dg = d/dw). Tolerances are tiny-a's (fixture_common.h). Also config_variant_dies, the
+ * config.json error checks of test_gemma2 and test_qwen2. Used for tiny-g2 and tiny-q2. */
 #ifndef SD_FIXTURE_G2_H
 #define SD_FIXTURE_G2_H
 #include "fixture_common.h"
@@ -104,5 +105,23 @@ static inline Config *g2_fixture_config(const char *name, const char *dir, const
     free(c->ckpt_dir);
     c->ckpt_dir = sd_path_join(dir, ckpt_sub);
     return c;
+}
+
+/* config.json text `base` with `from` replaced by `to` must make model_config_from_json die with a message holding
+ * `want` (0 also when `from` is not in base, so a stale edit fails its CHECK) */
+static char *g_variant_json;
+static inline void config_variant_parse(void *arg) {
+    (void)arg;
+    model_config_from_json(g_variant_json, "bad.json");
+}
+static inline int config_variant_dies(const char *base, const char *from, const char *to, const char *want) {
+    const char *at = strstr(base, from);
+    if (!at) return 0;
+    size_t n = strlen(base) + strlen(to) + 1;
+    g_variant_json = sd_alloc(n, "json");
+    snprintf(g_variant_json, n, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
+    int ok = expect_die(config_variant_parse, NULL, want);
+    free(g_variant_json);
+    return ok;
 }
 #endif

@@ -44,21 +44,9 @@ static char tmpdir[64];
 
 /* ---- 1. the config ---- */
 
-static char *g_bad_json;
-static void parse_bad(void *arg) {
-    (void)arg;
-    model_config_from_json(g_bad_json, "bad.json");
-}
-/* G2_JSON with `from` replaced by `to` must die naming `want` */
+/* G2_JSON with `from` replaced by `to` must die naming `want` (fixture_g2.h) */
 static int bad_variant(const char *from, const char *to, const char *want) {
-    const char *at = strstr(G2_JSON, from);
-    if (!at) return 0;
-    size_t n = strlen(G2_JSON) + strlen(to) + 1;
-    g_bad_json = sd_alloc(n, "json");
-    snprintf(g_bad_json, n, "%.*s%s%s", (int)(at - G2_JSON), G2_JSON, to, at + strlen(from));
-    int ok = expect_die(parse_bad, NULL, want);
-    free(g_bad_json);
-    return ok;
+    return config_variant_dies(G2_JSON, from, to, want);
 }
 
 static void config_checks(const ModelConfig *mc) {
