@@ -56,7 +56,7 @@ Generator *gen_create(Model *m, int cap) {
     g->gt = sd_alloc(R * FF * sizeof(float), "decoder scratch");
     g->up = sd_alloc(R * FF * sizeof(float), "decoder scratch");
     g->h = sd_alloc(R * FF * sizeof(float), "decoder scratch");
-    g->rstd = sd_alloc(R * sizeof(float), "decoder scratch");
+    g->rstd = sd_alloc(R * (size_t)m->NH * sizeof(float), "decoder scratch"); /* [R] rows, or Qwen3's [R, NH] heads */
     if (m->gemma2) g->tmp = sd_alloc(R * C * sizeof(float), "decoder scratch");
     g->xf = sd_alloc(C * sizeof(float), "decoder scratch");
     g->logits = sd_alloc((size_t)m->V * sizeof(float), "logits");
@@ -165,6 +165,10 @@ static void forward_chunk(Generator *g, const int *ids, int n) {
             be->bias_add(g->q, w->bq, (size_t)n, QD, QD);
             be->bias_add(Kn, w->bk, (size_t)n, KD, KD);
             be->bias_add(Vn, w->bv, (size_t)n, KD, KD);
+        }
+        if (m->qk_norm) { /* Qwen3: each head of q and k RMS-normalised, in place (a row is read before written) */
+            be->rmsnorm_fwd(g->q, g->rstd, g->q, w->qn, (size_t)n * m->NH, m->HD, eps);
+            be->rmsnorm_fwd(Kn, g->rstd, Kn, w->kn, (size_t)n * m->NKV, m->HD, eps);
         }
         be->rope_fwd(g->q, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NH, m->HD);
         be->rope_fwd(Kn, g->pos, m->rope_cos, m->rope_sin, (size_t)n, m->NKV, m->HD);

@@ -93,6 +93,10 @@ static void build_specs(Model *m) {
             add_spec(m, &n, P_BK, l, LNAME("self_attn.k_proj.bias"), KD, 0, SPLIT_COL, false);
             add_spec(m, &n, P_BV, l, LNAME("self_attn.v_proj.bias"), KD, 0, SPLIT_COL, false);
         }
+        if (m->qk_norm) { /* one gain of head_dim for every head: whole on every TP rank */
+            add_spec(m, &n, P_QN, l, LNAME("self_attn.q_norm.weight"), m->HD, 0, SPLIT_REPL, false);
+            add_spec(m, &n, P_KN, l, LNAME("self_attn.k_norm.weight"), m->HD, 0, SPLIT_REPL, false);
+        }
         add_spec(m, &n, P_WO, l, LNAME("self_attn.o_proj.weight"), C, QD, SPLIT_ROW, true);
         /* Gemma 2's post_attention_layernorm normalises the attention output; its norm before the MLP is
          * pre_feedforward_layernorm (Llama's post_attention_layernorm) */
@@ -146,6 +150,8 @@ static void set_view(Model *m, const ParamSpec *p, float *t, LayerW *w, float **
     case P_BQ: lw->bq = t; break;
     case P_BK: lw->bk = t; break;
     case P_BV: lw->bv = t; break;
+    case P_QN: lw->qn = t; break;
+    case P_KN: lw->kn = t; break;
     }
 }
 
@@ -185,6 +191,11 @@ void model_set_grad_view(Model *m, int i, float *t) {
 /* floats per token of an autocast activation of width w (the q, k, v, gate and up projections' outputs, attention's
  * output): w / 2 in autocast storage (w even) */
 static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
+/* Qwen3's q and k before their norms and the norms' rstd per head (fp32: no autocast storage with qk_norm), floats
+ * per token; else 0 */
+static size_t qk_norm_token_floats(const Model *m) {
+    return m->qk_norm ? (size_t)(m->NH_loc + m->NKV_loc) * (size_t)(m->HD + 1) : 0;
+}
 /* One layer's intermediates, floats per row: those in the C-wide rows (two rstd, x2, ln1 and ln2 unless norm_rc;
  * Gemma 2's attention and MLP outputs before their norms and their two rstd), which sequence parallelism cuts over
  * TP (m->max_rows of them), and those of the whole micro-batch (q, k, v, att, lse, g, u and h unless act_rc:
@@ -197,7 +208,7 @@ static size_t layer_work_row_floats(const Model *m) {
 static size_t layer_work_token_floats(const Model *m) {
     size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD, FF = (size_t)m->FF_loc;
     return 2 * proj_floats(m, QD) + 2 * proj_floats(m, KD) + (size_t)m->NH_loc + 2 * proj_floats(m, FF) +
-           (m->act_rc ? 0 : act_floats(m, FF));
+           (m->act_rc ? 0 : act_floats(m, FF)) + qk_norm_token_floats(m);
 }
 /* floats of one layer's intermediates at the arena's capacity */
 static size_t layer_work_floats(const Model *m) {
@@ -222,6 +233,10 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
     if (m->gemma2) {
         TAKE(a->ao, nl * R * C); TAKE(a->rstda, nl * R); TAKE(a->mo, nl * R * C); TAKE(a->rstdm, nl * R);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
+    if (m->qk_norm) {
+        TAKE(a->qr, nl * N * QD); TAKE(a->kr, nl * N * KD);
+        TAKE(a->rstdq, nl * N * NH); TAKE(a->rstdk, nl * N * (size_t)m->NKV_loc);
+    } else a->qr = a->kr = a->rstdq = a->rstdk = NULL;
     *cursor = c;
 }
 
@@ -389,6 +404,7 @@ static void set_dims(Model *m, const ModelConfig *mc) {
     m->L = mc->num_hidden_layers;
     m->gemma2 = mc->arch == ARCH_GEMMA2;
     m->qkv_bias = mc->qkv_bias;
+    m->qk_norm = mc->qk_norm;
 }
 
 ParamSpec *model_param_table(const ModelConfig *mc, int *n) {
@@ -484,6 +500,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     be->upload(m->rope_sin, sn, tb);
     free(cs);
     free(sn);
+    if (m->qk_norm && m->tp > 1) m->qksum = be->alloc((size_t)m->HD * sizeof(float), "q/k norm gain gradient");
     m->nslots = nslots > 0 ? nslots : 1;
     m->recompute_layers = recompute_layers < 0 ? 0 : recompute_layers < m->L_loc ? recompute_layers : m->L_loc;
     m->recompute = m->recompute_layers > 0;
@@ -492,7 +509,8 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     /* autocast storage: asked for, over act16, on a backend that has its ops */
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
-                be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0;
+                be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0 &&
+                !m->qk_norm; /* Qwen3's q/k norms read and write fp32 rows */
     m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
     /* the q, k, v and the gate, up projections' backward as one matmul each (qkv_packed, glu_packed);
      * SIMPO_BWD_PACK=0: a matmul per projection, as before */
@@ -557,6 +575,7 @@ void model_free(Model *m) {
     be->free(m->prep);
     be->free(m->rope_cos);
     be->free(m->rope_sin);
+    be->free(m->qksum);
     be->free(m->w16_base);
     free(m->w16);
     free(m->w);
@@ -1094,7 +1113,7 @@ static bool layer_recomputes(const Model *m, int l) { return l < m->recompute_la
 /* Views of layer l's activations in slot a for a micro-batch of N tokens: its input in the slot, and its
  * intermediates in the slot (saved) or, when it recomputes, in the shared working area (rerun, one layer deep). */
 typedef struct { float *x, *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo,
-                 *rstdm; } LayerActs;
+                 *rstdm, *qr, *kr, *rstdq, *rstdk; } LayerActs;
 
 static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
     size_t C = (size_t)m->C, QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD,
@@ -1109,12 +1128,19 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
                    s->q + i * N * QDp, s->k + i * N * KDp, s->v + i * N * KDp, s->att + i * N * QDp,
                    s->lse + i * N * NH, s->x2 + i * R * C, s->rstd2 + i * R,
                    m->norm_rc ? a->nbuf : s->ln2 + i * R * C16, s->g + i * N * FFp,
-                   s->u + i * N * FFp, m->act_rc ? a->hbuf : s->h + i * N * FF16, NULL, NULL, NULL, NULL};
+                   s->u + i * N * FFp, m->act_rc ? a->hbuf : s->h + i * N * FF16, NULL, NULL, NULL, NULL,
+                   NULL, NULL, NULL, NULL};
     if (m->gemma2) {
         t.ao = s->ao + i * R * C;
         t.rstda = s->rstda + i * R;
         t.mo = s->mo + i * R * C;
         t.rstdm = s->rstdm + i * R;
+    }
+    if (m->qk_norm) {
+        t.qr = s->qr + i * N * QD;
+        t.kr = s->kr + i * N * KD;
+        t.rstdq = s->rstdq + i * N * NH;
+        t.rstdk = s->rstdk + i * N * (size_t)m->NKV_loc;
     }
     return t;
 }
@@ -1290,6 +1316,31 @@ static void qkv_bias_grad(Model *m, const LayerW *dw, const void *dq, const void
     }
 }
 
+/* Qwen3: the backward of the per-head norms of q and k, from d/dq, d/dk after RoPE's backward (a->dq, a->dk) to
+ * the gradients of the projections' outputs: d/dq into a->datt (dead after attention's backward), then d/dk into
+ * a->dq (dead once read: QD >= KD), fp32. A gain's gradient is a sum over every head of every token: each TP rank
+ * holds its heads' part, summed over the TP group (m->qksum) */
+static void qk_norm_bwd(Model *m, Acts *a, const LayerActs *t, const LayerW *w, LayerW *dw, size_t N) {
+    const Backend *be = m->be;
+    int HD = m->HD;
+    size_t QD = (size_t)m->NH_loc * HD, KD = (size_t)m->NKV_loc * HD;
+    struct { float *dx, *dw; const float *dy, *x, *w, *rstd; size_t rows, n; } s[2] = {
+        {a->datt, dw->qn, a->dq, t->qr, w->qn, t->rstdq, N * (size_t)m->NH_loc, QD},
+        {a->dq, dw->kn, a->dk, t->kr, w->kn, t->rstdk, N * (size_t)m->NKV_loc, KD}};
+    for (int i = 0; i < 2; i++) {
+        be->zero(s[i].dx, N * s[i].n * sizeof(float));
+        float *g = grad_acc(m, s[i].dw);
+        if (!m->qksum) {
+            be->rmsnorm_bwd(s[i].dx, g, s[i].dy, s[i].x, s[i].w, s[i].rstd, s[i].rows, HD);
+            continue;
+        }
+        be->zero(m->qksum, (size_t)HD * sizeof(float));
+        be->rmsnorm_bwd(s[i].dx, m->qksum, s[i].dy, s[i].x, s[i].w, s[i].rstd, s[i].rows, HD);
+        tp_reduce(m->grid, m->qksum, (size_t)HD);
+        be->add(g, m->qksum, (size_t)HD);
+    }
+}
+
 /* whether layer l's q, k, v projections run their backward as one matmul (m->bwd_pack): the three weights, their
  * gradients and the bf16 copies the matmuls read lie one after the other (so [Wq; Wk; Wv] is one [QD + 2 KD, C]
  * matrix, and its gradient one), and the packed gradient rows fit in the MLP's gradient scratch (a->dg on: dead
@@ -1339,11 +1390,16 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     const float *in = sp_gather(m, a->gbuf, t->ln1, R, C16); /* the whole rows (sequence parallelism) */
     hold_act(m, in, NC);
     bool p16 = m->proj16; /* q, k, v, att in autocast storage */
-    model_linear_proj(m, t->q, in, s16, LW(m, l, wq), N, C, QD);
-    model_linear_proj(m, t->k, in, s16, LW(m, l, wk), N, C, KD);
+    model_linear_proj(m, m->qk_norm ? t->qr : t->q, in, s16, LW(m, l, wq), N, C, QD); /* Qwen3: normed below */
+    model_linear_proj(m, m->qk_norm ? t->kr : t->k, in, s16, LW(m, l, wk), N, C, KD);
     model_linear_proj(m, t->v, in, s16, LW(m, l, wv), N, C, KD);
     release_act(m, in);
     if (m->qkv_bias) qkv_bias_add(m, t, w, N);
+    if (m->qk_norm) { /* Qwen3: each head of q and k RMS-normalised (rows of HD), before RoPE */
+        float eps = (float)m->mc.rms_norm_eps;
+        be->rmsnorm_fwd(t->q, t->rstdq, t->qr, w->qn, N * (size_t)NH, HD, eps);
+        be->rmsnorm_fwd(t->k, t->rstdk, t->kr, w->kn, N * (size_t)NKV, HD, eps);
+    }
     attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
         row_parallel_norm(m, a, t->ao, t->rstda, t->x2, t->att, p16, LW(m, l, wo), w->lna, N, QD);
@@ -1555,6 +1611,11 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
             model_linear_bwd(m, a->dtmp, dw->wq, dqkv, true, in, s16, LW(m, l, wq), N, C, (int)(QD + 2 * KD), false);
             if (m->qkv_bias)
                 qkv_bias_grad(m, dw, dqkv, dqkv + QD, dqkv + QD + KD, (int)(QD + 2 * KD), (int)(QD + 2 * KD), true, N);
+        } else if (m->qk_norm) { /* Qwen3: through the q / k norms first (d/dq, d/dk before them over datt, dq) */
+            qk_norm_bwd(m, a, &t, w, dw, N);
+            model_linear_bwd(m, a->dtmp, dw->wq, a->datt, false, in, s16, LW(m, l, wq), N, C, (int)QD, false);
+            model_linear_bwd(m, a->dtmp, dw->wk, a->dq, false, in, s16, LW(m, l, wk), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, false, in, s16, LW(m, l, wv), N, C, (int)KD, true);
         } else {
             if (m->qkv_bias) qkv_bias_grad(m, dw, a->dq, a->dk, a->dv, (int)QD, (int)KD, p16, N);
             model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, in, s16, LW(m, l, wq), N, C, (int)QD, false);

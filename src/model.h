@@ -44,14 +44,15 @@ typedef enum { SPLIT_REPL = 0, SPLIT_COL, SPLIT_ROW, SPLIT_VOCAB } SplitKind;
  * Gemma 2's pre_feedforward_layernorm). Gemma 2 only: P_LNA its post_attention_layernorm (on the attention output,
  * before the residual add), P_LNF post_feedforward_layernorm (on the MLP output, before the residual add). Qwen2
  * only: P_BQ, P_BK, P_BV the q, k, v projections' biases (1-D, split under tensor parallelism as their weights' rows;
- * no weight decay, as transformers' Trainer excludes biases). */
+ * no weight decay, as transformers' Trainer excludes biases). Qwen3 only: P_QN, P_KN the gains of q_norm and k_norm
+ * (head_dim each, shared by every head: replicated under tensor parallelism, their gradient summed over it). */
 typedef enum {
     P_EMBED = 0, P_LN1, P_WQ, P_WK, P_WV, P_WO, P_LN2, P_WG, P_WU, P_WD, P_NORM, P_LMHEAD, P_LNA, P_LNF, P_BQ, P_BK,
-    P_BV
+    P_BV, P_QN, P_KN
 } ParamRole;
 /* true for the RMSNorm gains (no weight decay; Gemma 2 stores them as offsets from 1 in HF files) */
 static inline bool param_role_is_gain(ParamRole r) {
-    return r == P_LN1 || r == P_LN2 || r == P_NORM || r == P_LNA || r == P_LNF;
+    return r == P_LN1 || r == P_LN2 || r == P_NORM || r == P_LNA || r == P_LNF || r == P_QN || r == P_KN;
 }
 
 typedef struct {
@@ -71,8 +72,8 @@ typedef struct {
 } ParamSpec;
 
 /* Per-layer weight views into the flat buffers. */
-/* lna, lnf: Gemma 2; bq, bk, bv: Qwen2 (NULL otherwise) */
-typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd, *lna, *lnf, *bq, *bk, *bv; } LayerW;
+/* lna, lnf: Gemma 2; bq, bk, bv: Qwen2; qn, kn: Qwen3 (NULL otherwise) */
+typedef struct { float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd, *lna, *lnf, *bq, *bk, *bv, *qn, *kn; } LayerW;
 /* Per-layer views of the bf16 compute weights (model_enable_weights16): the matmul weights only. */
 typedef struct { uint16_t *wq, *wk, *wv, *wo, *wg, *wu, *wd; } LayerW16;
 
@@ -221,6 +222,10 @@ typedef struct Model {
                                           * recomputed in the backward. 0 without the cache */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     bool qkv_bias;                       /* mc.qkv_bias: q, k, v have biases (Qwen2) */
+    bool qk_norm;                        /* mc.qk_norm: q, k normalised per head before RoPE (Qwen3; no autocast
+                                          * storage: proj16 stays off) */
+    float *qksum;                        /* qk_norm with tp > 1: [HD] backend scratch of a q/k norm gain's partial
+                                          * gradient (this rank's heads), summed over TP; else NULL */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */
     size_t grads_from;                   /* the first flat element m->grads holds (model_grad_at): 0, or under the
                                           * sparse embedding gradient the embedding's numel (it is spec 0, at flat

@@ -120,12 +120,13 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     const char *mt = str_or(o, "model_type", NULL, where, "");
     if (mt && !strcmp(mt, "gemma2")) mc.arch = ARCH_GEMMA2;
     else if (mt && !strcmp(mt, "qwen2")) mc.arch = ARCH_QWEN2;
+    else if (mt && !strcmp(mt, "qwen3")) mc.arch = ARCH_QWEN3;
     else if (mt && !strncmp(mt, "gemma", 5) && strcmp(mt, "gemma2"))
         sd_die(where, "key 'model_type': '%s' is not supported: of the Gemma family only Gemma 2 (gemma2) is, and it "
-               "is not a Llama-family model (llama, mistral, qwen2)", mt);
+               "is not a Llama-family model (llama, mistral, qwen2, qwen3)", mt);
     else if (mt && strcmp(mt, "llama") && strcmp(mt, "mistral"))
-        sd_die(where, "key 'model_type': '%s' is not a Llama-family model (llama, mistral, qwen2) nor Gemma 2 (gemma2)",
-               mt);
+        sd_die(where, "key 'model_type': '%s' is not a Llama-family model (llama, mistral, qwen2, qwen3) nor Gemma 2 "
+               "(gemma2)", mt);
     bool gemma2 = mc.arch == ARCH_GEMMA2;
     if (gemma2) { /* transformers' Gemma2MLP reads hidden_activation; hidden_act is the generic name */
         const char *key = cJSON_GetObjectItemCaseSensitive(o, "hidden_activation") ? "hidden_activation" : "hidden_act";
@@ -147,18 +148,21 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     mc.num_hidden_layers = int_req(o, "num_hidden_layers", where);
     mc.num_attention_heads = int_req(o, "num_attention_heads", where);
     mc.num_key_value_heads = int_or(o, "num_key_value_heads", mc.num_attention_heads, where, "");
-    int hd = gemma2 ? 256 : mc.num_attention_heads > 0 ? mc.hidden_size / mc.num_attention_heads : 0;
+    bool qwen3 = mc.arch == ARCH_QWEN3;
+    int hd = gemma2 ? 256 : qwen3 ? 128 : mc.num_attention_heads > 0 ? mc.hidden_size / mc.num_attention_heads : 0;
     mc.head_dim = int_or(o, "head_dim", hd, where, "");
     bool qwen2 = mc.arch == ARCH_QWEN2;
     mc.qkv_bias = qwen2; /* Qwen2Attention: q, k, v with bias, o without */
-    if (qwen2) { /* transformers applies a sliding window only where use_sliding_window is true */
+    mc.qk_norm = qwen3;  /* Qwen3Attention: q_norm, k_norm over each head (its attention_bias, false above, would put
+                          * biases on q, k, v and o) */
+    if (qwen2 || qwen3) { /* transformers applies a sliding window only where use_sliding_window is true */
         const cJSON *sw = cJSON_GetObjectItemCaseSensitive(o, "use_sliding_window");
         if (sw && !cJSON_IsBool(sw)) sd_die(where, "key 'use_sliding_window': expected true or false");
         if (sw && cJSON_IsTrue(sw))
-            sd_die(where, "key 'use_sliding_window': only false is supported (Qwen2's sliding-window layers are not)");
+            sd_die(where, "key 'use_sliding_window': only false is supported (Qwen's sliding-window layers are not)");
     }
     mc.max_position_embeddings =
-        int_or(o, "max_position_embeddings", gemma2 ? 8192 : qwen2 ? 32768 : 2048, where, "");
+        int_or(o, "max_position_embeddings", gemma2 ? 8192 : qwen2 || qwen3 ? 32768 : 2048, where, "");
     mc.rms_norm_eps = num_or(o, "rms_norm_eps", 1e-6, where, "");
     mc.rope_theta = num_or(o, "rope_theta", 10000.0, where, "");
     mc.rope_type = ROPE_DEFAULT;
@@ -219,7 +223,7 @@ void model_config_validate(const ModelConfig *mc, const char *where) {
         if (!(mc->final_logit_softcapping >= 0))
             sd_die(where, "key 'final_logit_softcapping': expected a positive number or null");
         if (mc->sliding_window < 0) sd_die(where, "key 'sliding_window': expected a positive integer or null");
-    } else if (mc->arch != ARCH_LLAMA && mc->arch != ARCH_QWEN2)
+    } else if (mc->arch != ARCH_LLAMA && mc->arch != ARCH_QWEN2 && mc->arch != ARCH_QWEN3)
         sd_die(where, "unknown model architecture %d", (int)mc->arch);
 }
 
@@ -232,17 +236,20 @@ char *model_config_to_json(const ModelConfig *mc) { return model_config_to_json_
 
 char *model_config_to_json_as(const ModelConfig *mc, const char *torch_dtype) {
     cJSON *o = cJSON_CreateObject();
-    bool gemma2 = mc->arch == ARCH_GEMMA2, qwen2 = mc->arch == ARCH_QWEN2;
+    bool gemma2 = mc->arch == ARCH_GEMMA2, qwen2 = mc->arch == ARCH_QWEN2, qwen3 = mc->arch == ARCH_QWEN3;
     cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString(gemma2 ? "Gemma2ForCausalLM"
-                                                  : qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
-    cJSON_AddStringToObject(o, "model_type", gemma2 ? "gemma2" : qwen2 ? "qwen2" : "llama");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(gemma2  ? "Gemma2ForCausalLM"
+                                                  : qwen2 ? "Qwen2ForCausalLM"
+                                                  : qwen3 ? "Qwen3ForCausalLM"
+                                                          : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", gemma2 ? "gemma2" : qwen2 ? "qwen2" : qwen3 ? "qwen3" : "llama");
     if (gemma2) {
         cJSON_AddStringToObject(o, "hidden_activation", "gelu_pytorch_tanh");
         cJSON_AddStringToObject(o, "hidden_act", "gelu_pytorch_tanh");
         cJSON_AddFalseToObject(o, "attention_bias");
-    } else if (qwen2) { /* biases on q, k, v are Qwen2's architecture, not a key; no sliding window */
+    } else if (qwen2 || qwen3) { /* Qwen2's biases, Qwen3's q/k norms are the architecture, not keys; no window */
         cJSON_AddStringToObject(o, "hidden_act", "silu");
+        if (qwen3) cJSON_AddFalseToObject(o, "attention_bias");
         cJSON_AddFalseToObject(o, "use_sliding_window");
         cJSON_AddNullToObject(o, "sliding_window");
         cJSON_AddNumberToObject(o, "max_window_layers", mc->num_hidden_layers);

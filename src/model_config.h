@@ -14,8 +14,9 @@ typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_LLAMA3 } RopeType;
 /* ARCH_LLAMA: LlamaForCausalLM / MistralForCausalLM. ARCH_GEMMA2: Gemma2ForCausalLM (embedding x sqrt(C), RMSNorm
  * gains stored by HF as offsets from 1, four norms per layer, GeGLU, attention scale query_pre_attn_scalar^-1/2,
  * attention and final logit soft-capping, sliding-window layers). ARCH_QWEN2: Qwen2ForCausalLM (Qwen2, Qwen2.5):
- * Llama's blocks with biases on the q, k and v projections. */
-typedef enum { ARCH_LLAMA = 0, ARCH_GEMMA2, ARCH_QWEN2 } ModelArch;
+ * Llama's blocks with biases on the q, k and v projections. ARCH_QWEN3: Qwen3ForCausalLM: Llama's blocks with an RMSNorm
+ * over each head of q and of k (q_norm, k_norm: a gain of head_dim) before RoPE. */
+typedef enum { ARCH_LLAMA = 0, ARCH_GEMMA2, ARCH_QWEN2, ARCH_QWEN3 } ModelArch;
 #define SD_MAX_LAYER_TYPES 1024 /* layers whose attention kind (layer_types) a Gemma 2 config can name */
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     int rope_original_max_position_embeddings;           /* llama3 */
     bool tie_word_embeddings;  /* default false */
     bool qkv_bias;             /* the q, k, v projections have biases (Qwen2) */
+    bool qk_norm;              /* q and k are RMS-normalised per head before RoPE (Qwen3) */
     double initializer_range;  /* default 0.02; used for random init */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
     /* Gemma 2 only (arch ARCH_GEMMA2; zero for Llama): */
@@ -49,10 +51,11 @@ typedef struct {
 /* Parses config.json text. Accepts rope_theta at top level, transformers-5 "rope_parameters"
  * ({rope_theta, rope_type, ...}) and "rope_scaling" (null or {rope_type|type, factor, low_freq_factor,
  * high_freq_factor, original_max_position_embeddings}). model_type must be "llama", "mistral", "qwen2" (hidden_act
- * must be "silu") or "gemma2" when present (absent: llama); attention_bias/mlp_bias must be false. qwen2 has biases
+ * must be "silu"), "qwen3" or "gemma2" when present (absent: llama); attention_bias/mlp_bias must be false. qwen2 has biases
  * on q, k, v (qkv_bias), transformers' Qwen2Config defaults for absent keys (max_position_embeddings 32768), and
  * use_sliding_window must be false (its sliding_window and max_window_layers are then ignored, as transformers
- * does). gemma2 reads
+ * does). qwen3 has q_norm / k_norm (qk_norm), Qwen3Config's defaults (head_dim 128, max_position_embeddings
+ * 32768) and the same rule for use_sliding_window. gemma2 reads
  * hidden_activation (else hidden_act; "gelu_pytorch_tanh"), query_pre_attn_scalar, attn_logit_softcapping,
  * final_logit_softcapping, sliding_window (each may be null: off), layer_types ("sliding_attention" |
  * "full_attention", one per layer), with transformers' Gemma2Config defaults for absent keys (head_dim 256,

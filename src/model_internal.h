@@ -20,6 +20,7 @@
  * (rstd1, ln1, x2, rstd2, ln2 and Gemma 2's four) hold R rows per micro-batch (Acts below), the rest N. */
 typedef struct LayerStore {
     float *rstd1, *ln1, *q, *k, *v, *att, *lse, *x2, *rstd2, *ln2, *g, *u, *h, *ao, *rstda, *mo, *rstdm;
+    float *qr, *kr, *rstdq, *rstdk; /* Qwen3: q, k before their per-head norms, the norms' rstd (NULL otherwise) */
 } LayerStore;
 
 /* The activations of one micro-batch (slot) and the views of the rank's shared scratch. Per slot (a->base, one

@@ -45,9 +45,9 @@ static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
     return l->bf16 && l->mc.hidden_size % 2 == 0 && (l->mc.intermediate_size / tp) % 2 == 0;
 }
-/* model.c proj16: autocast storage on top of it (head dim even) */
+/* model.c proj16: autocast storage on top of it (head dim even; not with Qwen3's q/k norms) */
 static bool storage_auto16(const PlanLayout *l) {
-    return storage_act16(l) && l->autocast16 && l->mc.head_dim % 2 == 0;
+    return storage_act16(l) && l->autocast16 && l->mc.head_dim % 2 == 0 && !l->mc.qk_norm;
 }
 /* Gemma 2's final logit soft-capping (model.c head_capped) */
 static bool logits_capped(const ModelConfig *mc) { return mc->arch == ARCH_GEMMA2 && mc->final_logit_softcapping > 0; }
@@ -66,7 +66,8 @@ MemPlan plan_memory(const PlanLayout *l) {
     bool gemma2 = mc->arch == ARCH_GEMMA2;
     /* parameters: per layer two gains (Gemma 2: four), q/k/v/gate/up rows and o/down columns of this TP rank, and
      * Qwen2's q/k/v biases */
-    size_t per_layer = (gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C + (mc->qkv_bias ? QD + 2 * KD : 0);
+    size_t extra = (mc->qkv_bias ? QD + 2 * KD : 0) + (mc->qk_norm ? 2 * HD : 0); /* Qwen2's biases, Qwen3's gains */
+    size_t per_layer = (gemma2 ? 4 : 2) * C + (QD + 2 * KD) * C + C * QD + 3 * FF * C + extra;
     int Lrc = plan_recompute_layers(l, l->pp_rank);
     p.layer_params = (size_t)Ll * per_layer;
     p.rerun_params = (size_t)Lrc * per_layer;
@@ -105,8 +106,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
      * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains, Qwen2's q, k, v biases) */
     if (plan_params_sharded(l)) {
-        p.param_rep = (size_t)Ll * ((gemma2 ? 4 : 2) * C + (mc->qkv_bias ? QD + 2 * KD : 0)) + (first ? V * C : 0) +
-                      (last ? C : 0);
+        p.param_rep = (size_t)Ll * ((gemma2 ? 4 : 2) * C + extra) + (first ? V * C : 0) + (last ? C : 0);
         p.weights = 4 * (n_pad / (size_t)l->dp + p.param_rep);
     }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
@@ -136,7 +136,8 @@ MemPlan plan_memory(const PlanLayout *l) {
      * train.recompute_norm: ln1 and ln2 leave it for one buffer of one of them (model.c norm_rc) */
     size_t hbuf = l->recompute_act ? N * FF16 : 0, nbuf = l->recompute_norm ? Nr * C16 : 0;
     size_t work = Nr * (2 + C + (l->recompute_norm ? 0 : 2 * C16) + (gemma2 ? 2 * C + 2 : 0)) +
-                  N * (2 * QDp + 2 * KDp + NH + 2 * FFp + (l->recompute_act ? 0 : FF16));
+                  N * (2 * QDp + 2 * KDp + NH + 2 * FFp + (l->recompute_act ? 0 : FF16) +
+                       (mc->qk_norm ? (NH + NKV) * (HD + 1) : 0)); /* Qwen3: q, k before their norms, the rstd */
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && logits_capped(mc) ? R * V : 0;
     /* one buffer holds a non-last stage's output, then its gradient; the last stage's gathered rows hs (with the
@@ -182,6 +183,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     p.activations = (size_t)p.slots * p.act_slot + p.act_shared + p.act_work;
     /* rope tables */
     p.other = 2 * 4 * (size_t)mc->max_position_embeddings * (HD / 2);
+    if (mc->qk_norm && tp > 1) p.other += 4 * HD; /* model.c qksum */
     if (sp_rows) p.other += 4 * V + 4 * (size_t)p.slots * N; /* the sparse embedding gradient's map and ids */
     p.head_cache = 4 * cache; /* within act_shared */
     p.total = p.weights + p.weights16 + p.grads + p.optimizer + p.activations + p.other;
@@ -203,6 +205,8 @@ static void step_tp_bytes(const PlanLayout *l, const size_t *tokens, const size_
         /* vocab-parallel log-probs: max, then (sum exp, target logit, logit sum), in double; the head's input grad
          * (under sequence parallelism a reduce-scatter of the rows, below) */
         if (last) out[COLL_ALLREDUCE] += 8 * resp[i] * 4 + (l->seqpar ? 0 : 4 * resp[i] * C);
+        /* Qwen3: the q and k norm gains' gradients, each rank's heads' parts (model.c qk_norm_bwd) */
+        if (mc->qk_norm) out[COLL_ALLREDUCE] += (size_t)Ll * 2 * 4 * (size_t)mc->head_dim;
         if (!l->seqpar) {
             /* forward: embedding reduce, o and down reduces; backward: q/k/v and gate/up input grads, and under
              * recompute the o projection's reduce again (the rerun stops before the down projection; Gemma 2's

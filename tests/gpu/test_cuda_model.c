@@ -4,7 +4,7 @@
  * and simpo_sft; the sparse embedding gradient bitwise the dense model; then determinism (a second GPU forward +
  * backward is bitwise identical) and no leaked device
  * memory after model_free; the bf16 mode against the fixture (fixture_bf16.h's bounds) and the CPU's bf16
- * emulation; the Qwen2 fixture tiny-q2 in fp32 and autocast storage. Without a CUDA device it prints
+ * emulation; the Qwen fixtures tiny-q2 and tiny-q3 in fp32 and the bf16 mode. Without a CUDA device it prints
  * "SKIPPED: no CUDA device" and exits 77.
  *
  * Tolerances: against the CPU backend, log-probs, losses, metrics and grad norms 1e-5 relative and each gradient
@@ -318,12 +318,19 @@ int main(void) {
         free(rr.grads), free(rx.grads);
         model_free(ga), model_free(ca);
     }
-    /* Qwen2 (tiny-q2: biases on q, k, v; backend.h bias_add / bias_grad and their bf16 forms): fp32 against the
-     * fixture's float64 numbers (its README's bounds), then autocast storage within the bf16 bounds (the biases
-     * added to bf16 q, k, v, their gradients summed from the packed bf16 rows) */
-    {
-        char *qdir = fixture_path("tiny-q2/model"), *qpp = fixture_path("tiny-q2/pairs.jsonl");
-        cJSON *qexp = load_json("tiny-q2/expected.json");
+    /* Qwen2 (tiny-q2: biases on q, k, v; backend.h bias_add / bias_grad and their bf16 forms) and Qwen3 (tiny-q3: an
+     * RMSNorm over each head of q and k, rows of head_dim): fp32 against the fixtures' float64 numbers (their README's
+     * bounds), then the bf16 mode within the bf16 bounds: Qwen2 in autocast storage (the biases added to bf16 q, k, v,
+     * their gradients summed from the packed bf16 rows), Qwen3 in exact storage (autocast declined) */
+    for (int f = 0; f < 2; f++) {
+        const char *fx = f ? "tiny-q3" : "tiny-q2";
+        char rel[4][64];
+        snprintf(rel[0], sizeof rel[0], "%s/model", fx);
+        snprintf(rel[1], sizeof rel[1], "%s/pairs.jsonl", fx);
+        snprintf(rel[2], sizeof rel[2], "%s/expected.json", fx);
+        snprintf(rel[3], sizeof rel[3], "%s/grads.safetensors", fx);
+        char *qdir = fixture_path(rel[0]), *qpp = fixture_path(rel[1]);
+        cJSON *qexp = load_json(rel[2]);
         ModelConfig qc = model_config_load(qdir);
         PairSet *qps = pairs_load_jsonl(qpp, qc.vocab_size);
         gpu->set_matmul_bf16(false);
@@ -331,18 +338,21 @@ int main(void) {
         model_load_hf(q32, qdir);
         Run rq = {0};
         run(q32, qps, simpo, &rq);
-        check_fixture_logprobs(qexp, rq.seq, "GPU tiny-q2 ");
+        char tag[64];
+        snprintf(tag, sizeof tag, "GPU %s ", fx);
+        check_fixture_logprobs(qexp, rq.seq, tag);
         check_fixture_step1(qexp, rq.loss, rq.met, rq.gnorm);
-        g2_check_grads(q32, rq.grads, "tiny-q2/grads.safetensors");
+        g2_check_grads(q32, rq.grads, rel[3]);
         gpu->set_matmul_bf16(true);
         ModelOpts qo = {.autocast16 = true};
         Model *qa = model_create_opts(&qc, gpu, 256, NULL, 1, &qo);
         model_load_hf(qa, qdir);
-        CHECK(qa->proj16 && qa->bwd_pack, "tiny-q2 on the GPU: autocast storage, the projections' backward packed");
+        CHECK(f ? !qa->proj16 && qa->act16 : qa->proj16 && qa->bwd_pack,
+              "%s on the GPU: autocast storage, the projections' backward packed (Qwen2); exact storage (Qwen3)", fx);
         Run rqa = {0};
         run(qa, qps, simpo, &rqa);
-        check_fixture_bf16_at(qexp, qa, rqa.seq, rqa.loss, rqa.met, rqa.gnorm, rqa.grads, rq.seq,
-                              "GPU tiny-q2 autocast ", "tiny-q2/grads.safetensors");
+        snprintf(tag, sizeof tag, "GPU %s bf16 ", fx);
+        check_fixture_bf16_at(qexp, qa, rqa.seq, rqa.loss, rqa.met, rqa.gnorm, rqa.grads, rq.seq, tag, rel[3]);
         free(rq.grads), free(rqa.grads);
         model_free(q32), model_free(qa);
         pairs_free(qps);

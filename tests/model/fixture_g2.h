@@ -5,7 +5,7 @@
  * Gemma 2's RMSNorm gains: checkpoints hold the model's gain g = 1 + w, HF files (the fixture's step*.safetensors)
  * the offset w, so g2_compare_params subtracts 1 from the gains of the checkpoint before comparing; gradients need
  * no conversion (d/dg = d/dw). Tolerances are tiny-a's (fixture_common.h). Also config_variant_dies, the
- * config.json error checks of test_gemma2 and test_qwen2. Used for tiny-g2 and tiny-q2. */
+ * config.json error checks of test_gemma2 and test_qwen. Used for tiny-g2, tiny-q2 and tiny-q3. */
 #ifndef SD_FIXTURE_G2_H
 #define SD_FIXTURE_G2_H
 #include "fixture_common.h"

@@ -1,22 +1,24 @@
-/* test_qwen2.c — Qwen2 (Qwen2ForCausalLM: Llama's blocks with biases on the q, k and v projections) through the
- * model's one code path, against tests/fixtures/tiny-q2 (float64 numbers of scripts/make_qwen2_fixture.py, whose
- * torch transcription it checks against transformers' tiny-a before writing; tests/fixtures/README.md):
- *   1. config.json: Qwen2.5-7B-Instruct's (its keys as the Hub has them) read as qwen2 with biases; transformers'
- *      defaults; the round trip through model_config_to_json and the YAML config; the errors, each naming its key.
- *   2. the parameter table: the three biases after the three weights (the packed backward reads those as one
- *      matrix), 1-D, split under tensor parallelism as their weights' rows, without weight decay; the planner
- *      counts them (allocation = plan).
- *   3. the fixture: log-probs, SimPO loss and metrics, grad norm, every gradient (the biases' among them) and the
- *      other objectives, with and without recompute and prefix sharing; the trainer on its run.yaml (metrics of
- *      steps 1 and 2, parameters after each against step1/step2.safetensors).
+/* test_qwen.c — Qwen2 (Qwen2ForCausalLM: Llama's blocks with biases on the q, k and v projections) and Qwen3
+ * (Qwen3ForCausalLM: an RMSNorm over each head of q and k before RoPE, head_dim apart from hidden / heads) through the
+ * model's one code path, against tests/fixtures/tiny-q2 and tiny-q3 (float64 numbers of scripts/make_qwen_fixture.py,
+ * whose torch transcription it checks against transformers' tiny-a before writing; tests/fixtures/README.md):
+ *   1. config.json: Qwen2.5-7B-Instruct's and Qwen3-0.6B's (their keys as the Hub has them) read with biases / q-k
+ *      norms; transformers' defaults; the round trip through model_config_to_json and the YAML config; the errors,
+ *      each naming its key.
+ *   2. the parameter table: Qwen2's three biases after the three weights (the packed backward reads those as one
+ *      matrix), 1-D, split under tensor parallelism as their weights' rows; Qwen3's two gains of head_dim,
+ *      replicated; neither decays; the planner counts them (allocation = plan).
+ *   3. each fixture: log-probs, SimPO loss and metrics, grad norm, every gradient and the other objectives, with and
+ *      without recompute and prefix sharing; the trainer on its run.yaml (metrics of steps 1 and 2, parameters after
+ *      each against step1/step2.safetensors).
  *   4. the strict backend, recompute and three micro-batches in flight give the same numbers bit for bit.
- *   5. the biases act: with zero biases the model is the Llama model of the same weights, bit for bit; the
- *      fixture's biases move the log-probs.
- *   6. bf16 autocast storage (the biases added to bf16 q, k, v; their gradients summed from the bf16 gradients):
- *      within the bf16 bounds of the fixture (fixture_bf16.h), the projections' backward packed and not, prefix
- *      sharing, the strict backend bitwise the CPU.
- *   7. HF export and import: config.json (Qwen2ForCausalLM) and every tensor round-trip bit for bit.
- *   8. KV-cached decoding (src/generate.c): the fixture's responses fed token by token give HF's log-probs. */
+ *   5. what Qwen adds acts: Qwen2 with zero biases is the Llama model of the same weights bit for bit, and the
+ *      fixture's biases move the log-probs; Qwen3's norm gains move them.
+ *   6. bf16: Qwen2 in autocast storage (the biases added to bf16 q, k, v; their gradients summed from the bf16
+ *      gradients), packed and unpacked backward, prefix sharing; Qwen3 in exact storage (autocast asked for, declined:
+ *      its norms read fp32 rows); within the bf16 bounds of the fixture (fixture_bf16.h), strict bitwise the CPU.
+ *   7. HF export and import: config.json and every tensor round-trip bit for bit.
+ *   8. KV-cached decoding (src/generate.c): the fixture's responses fed token by token give its log-probs. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -43,8 +45,27 @@ static const char *Q25_JSON =
     "\"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.43.1\", \"use_cache\": true, "
     "\"use_sliding_window\": false, \"vocab_size\": 152064}";
 
+/* Qwen3-0.6B's config.json, as the Hub has it */
+static const char *Q3_JSON =
+    "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"attention_dropout\": 0.0, "
+    "\"bos_token_id\": 151643, \"eos_token_id\": 151645, \"head_dim\": 128, \"hidden_act\": \"silu\", "
+    "\"hidden_size\": 1024, \"initializer_range\": 0.02, \"intermediate_size\": 3072, "
+    "\"max_position_embeddings\": 40960, \"max_window_layers\": 28, \"model_type\": \"qwen3\", "
+    "\"num_attention_heads\": 16, \"num_hidden_layers\": 28, \"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-06, "
+    "\"rope_scaling\": null, \"rope_theta\": 1000000, \"sliding_window\": null, \"tie_word_embeddings\": true, "
+    "\"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.51.0\", \"use_cache\": true, "
+    "\"use_sliding_window\": false, \"vocab_size\": 151936}";
+
 static const LossParams SIMPO = {.type = LOSS_SIMPO, .beta = 2.0, .gamma = 1.0};
-static const char *FIX = "tiny-q2";
+static const char *FIX; /* the fixture being checked: "tiny-q2" or "tiny-q3" */
+/* FIX's file rel ("grads.safetensors", ...) as a path below SIMPO_FIXTURES, in a static buffer */
+static const char *fx(const char *rel) {
+    static char buf[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", FIX, rel);
+    return buf[k];
+}
 static char tmpdir[64];
 
 /* ---- 1. the config ---- */
@@ -102,7 +123,29 @@ static void config_checks(void) {
           "use_sliding_window not a bool");
     CHECK(bad_variant("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "key 'hidden_act'"), "activation");
     CHECK(bad_variant("\"model_type\": \"qwen2\"", "\"model_type\": \"qwen2_moe\"", "qwen2"), "qwen2_moe refused");
-    CHECK(bad_variant("\"model_type\": \"qwen2\"", "\"model_type\": \"qwen3\"", "not a Llama-family"), "qwen3 refused");
+    CHECK(bad_variant("\"model_type\": \"qwen2\"", "\"model_type\": \"qwen3_moe\"", "not a Llama-family"),
+          "qwen3_moe refused");
+    /* Qwen3-0.6B: q/k norms, head_dim 128 apart from hidden / heads (64), tied */
+    ModelConfig q3 = model_config_from_json(Q3_JSON, "Qwen3-0.6B");
+    CHECK(q3.arch == ARCH_QWEN3 && q3.qk_norm && !q3.qkv_bias && q3.head_dim == 128 && q3.tie_word_embeddings &&
+              q3.max_position_embeddings == 40960 && q3.rope_theta == 1e6,
+          "Qwen3-0.6B's config read");
+    js = model_config_to_json(&q3);
+    back = model_config_from_json(js, "round trip");
+    js2 = model_config_to_json(&back);
+    CHECK(!strcmp(js, js2) && strstr(js, "Qwen3ForCausalLM") && back.qk_norm && back.head_dim == 128,
+          "qwen3 config.json round trip:\n%s\n%s", js, js2);
+    free(js), free(js2);
+    ModelConfig d3 = model_config_from_json("{\"model_type\": \"qwen3\", \"vocab_size\": 100, \"hidden_size\": 32, "
+                                            "\"intermediate_size\": 64, \"num_hidden_layers\": 2, "
+                                            "\"num_attention_heads\": 4}", "qwen3 defaults");
+    CHECK(d3.qk_norm && d3.head_dim == 128 && d3.max_position_embeddings == 32768 && !d3.tie_word_embeddings,
+          "qwen3 defaults");
+    CHECK(config_variant_dies(Q3_JSON, "\"attention_bias\": false", "\"attention_bias\": true", "key 'attention_bias'"),
+          "qwen3 attention_bias refused");
+    CHECK(config_variant_dies(Q3_JSON, "\"use_sliding_window\": false", "\"use_sliding_window\": true",
+                              "key 'use_sliding_window'"),
+          "qwen3 use_sliding_window refused");
 }
 
 /* ---- 2. the parameter table and the plan ---- */
@@ -110,12 +153,21 @@ static void config_checks(void) {
 static void table_checks(const ModelConfig *mc) {
     int n = 0;
     ParamSpec *t = model_param_table(mc, &n);
-    CHECK(n == 1 + 2 * 12 + 2, "qwen2 parameter table: %d tensors", n);
-    int biases = 0;
+    bool q2 = mc->qkv_bias;
+    CHECK(n == 1 + 2 * (q2 ? 12 : 11) + (mc->tie_word_embeddings ? 1 : 2), "%s parameter table: %d tensors", FIX, n);
+    int extra = 0;
     for (int i = 0; i < n; i++) {
         const ParamSpec *p = &t[i];
+        if (p->role == P_QN || p->role == P_KN) { /* right after the v projection */
+            extra++;
+            const ParamSpec *w = &t[i - (p->role == P_QN ? 1 : 2)];
+            CHECK(w->role == P_WV && w->layer == p->layer, "%s does not follow the v projection", p->name);
+            CHECK(p->ndim == 1 && p->shape[0] == mc->head_dim && p->split == SPLIT_REPL && !p->decay &&
+                      param_role_is_gain(p->role) && strstr(p->name, "_norm.weight"),
+                  "%s: a replicated gain of head_dim, no decay", p->name);
+        }
         if (p->role != P_BQ && p->role != P_BK && p->role != P_BV) continue;
-        biases++;
+        extra++;
         /* right after the weights: q, k, v weights, then q, k, v biases */
         ParamRole want_w = p->role == P_BQ ? P_WQ : p->role == P_BK ? P_WK : P_WV;
         const ParamSpec *w = &t[i - 3];
@@ -126,19 +178,19 @@ static void table_checks(const ModelConfig *mc) {
         CHECK(suffix && !strcmp(suffix, "_proj.bias") && !strncmp(p->name, w->name, (size_t)(suffix - p->name)),
               "%s: HF name beside %s", p->name, w->name);
     }
-    CHECK(biases == 6, "%d biases in a 2-layer qwen2", biases);
+    CHECK(extra == (q2 ? 6 : 4), "%d biases / q-k norms in 2-layer %s", extra, FIX);
     free(t);
     /* the plan counts them: allocation = plan, with and without recompute */
     for (int rc = 0; rc < 2; rc++) {
         size_t held = fixture_model_bytes(mc, backend_cpu_strict(), 2 * 2 * 256, RC_LAYERS(rc), NULL);
         size_t want = fixture_planned_model_bytes(mc, 2 * 2 * 256, 3, RC_LAYERS(rc), false, NULL);
-        CHECK(held == want, "qwen2, recompute %d: allocated %zu bytes, planned %zu", rc, held, want);
+        CHECK(held == want, "%s, recompute %d: allocated %zu bytes, planned %zu", FIX, rc, held, want);
     }
 }
 
 /* ---- 3. the fixture ---- */
 
-static void fixture_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps, int *argc, char ***argv) {
+static void fixture_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps) {
     for (int rc = 0; rc < 2; rc++) {
         Model *m = g2_fixture_model(FIX, mc, backend_cpu(), rc);
         SeqLogp seq[12];
@@ -146,10 +198,10 @@ static void fixture_checks(const cJSON *exp, const ModelConfig *mc, const PairSe
         for (int share = 0; share < 2; share++) {
             double loss = fixture_loss_and_grads_ex(m, ps, SIMPO, seq, met, share);
             char tag[64];
-            snprintf(tag, sizeof tag, "tiny-q2%s%s ", rc ? " recompute" : "", share ? " prefix sharing" : "");
+            snprintf(tag, sizeof tag, "%s%s%s ", FIX, rc ? " recompute" : "", share ? " prefix sharing" : "");
             check_fixture_logprobs(exp, seq, tag);
             check_fixture_step1(exp, loss, met, sqrt(model_grad_sumsq(m)));
-            g2_check_grads(m, m->grads, "tiny-q2/grads.safetensors");
+            g2_check_grads(m, m->grads, fx("grads.safetensors"));
         }
         if (!rc)
             for (int k = 0; k < 3; k++) {
@@ -159,20 +211,18 @@ static void fixture_checks(const cJSON *exp, const ModelConfig *mc, const PairSe
         model_free(m);
     }
     /* the trainer on the fixture's run.yaml: steps 1 and 2 (weight decay on neither gains nor biases) */
-    comm_init(argc, argv);
-    Config *c = g2_fixture_config(FIX, tmpdir, "run");
+    Config *c = g2_fixture_config(FIX, tmpdir, FIX);
     c->ckpt_every_steps = 1;
     TrainOptions opt = {.quiet = 1};
-    CHECK(train_run(c, &opt) == 0, "train_run on tiny-q2 failed");
+    CHECK(train_run(c, &opt) == 0, "train_run on %s failed", FIX);
     cJSON *met = read_metrics(c->ckpt_dir);
     check_fixture_steps(met, exp);
     cJSON_Delete(met);
     char *s1 = sd_path_join(c->ckpt_dir, "step-00000001"), *s2 = sd_path_join(c->ckpt_dir, "step-00000002");
-    compare_params(s1, "tiny-q2/step1.safetensors", "tiny-q2 ");
-    compare_params(s2, "tiny-q2/step2.safetensors", "tiny-q2 ");
+    compare_params(s1, fx("step1.safetensors"), fx(""));
+    compare_params(s2, fx("step2.safetensors"), fx(""));
     free(s1), free(s2);
     config_free(c);
-    comm_finalize();
 }
 
 /* ---- 4. strict backend, recompute, slots in flight ---- */
@@ -181,15 +231,15 @@ static void path_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     Model *ms = g2_fixture_model(FIX, mc, backend_cpu_strict(), false);
     Model *mr = g2_fixture_model(FIX, mc, backend_cpu(), true);
     FixtureResult rs = fixture_run(ms, ps, SIMPO), rr = fixture_run(mr, ps, SIMPO);
-    fixture_check_same(base, &rs, ms->nparams, "qwen2: strict backend vs CPU");
-    fixture_check_same(base, &rr, mr->nparams, "qwen2: recompute vs saved activations");
+    fixture_check_same(base, &rs, ms->nparams, "strict backend vs CPU");
+    fixture_check_same(base, &rr, mr->nparams, "recompute vs saved activations");
     free(rs.grads), free(rr.grads);
     model_free(ms), model_free(mr);
-    char *mdir = fixture_path("tiny-q2/model");
+    char *mdir = fixture_path(fx("model"));
     Model *m3 = model_create_ex(mc, backend_cpu(), 256, NULL, 3, 0);
     model_load_hf(m3, mdir);
     FixtureResult a = fixture_run_three_in_flight(m3, ps), b = fixture_run_one_at_a_time(m3, ps);
-    fixture_check_same(&a, &b, m3->nparams, "qwen2: 3 slots in flight vs one at a time");
+    fixture_check_same(&a, &b, m3->nparams, "3 slots in flight vs one at a time");
     free(a.grads), free(b.grads);
     model_free(m3);
     free(mdir);
@@ -238,10 +288,26 @@ static void bias_checks(const ModelConfig *mc, const PairSet *ps, const FixtureR
     model_free(q), model_free(l);
 }
 
-/* ---- 6. bf16 autocast storage ---- */
+/* Qwen3: each layer's q and k norm gains scaled by 1.5 move the log-probs (the norms are applied, with their gains) */
+static void qk_norm_checks(const ModelConfig *mc, const PairSet *ps, const FixtureResult *base) {
+    Model *q = g2_fixture_model(FIX, mc, backend_cpu(), false);
+    for (int i = 0; i < q->nspecs; i++)
+        if (q->specs[i].role == P_QN || q->specs[i].role == P_KN)
+            for (size_t e = 0; e < q->specs[i].numel; e++) q->params[q->specs[i].offset + e] *= 1.5f;
+    model_params_set_done(q);
+    FixtureResult r = fixture_run(q, ps, SIMPO);
+    double moved = 0;
+    for (int s = 0; s < 12; s++) moved = fmax(moved, fabs(r.seq[s].sum - base->seq[s].sum) / fabs(base->seq[s].sum));
+    printf("qwen3: the q / k norm gains x 1.5 move the log-probs by %.3g relative\n", moved);
+    CHECK(moved > 1e-3, "qwen3: scaling the q / k norm gains hardly changes the log-probs (%.3g)", moved);
+    free(r.grads);
+    model_free(q);
+}
+
+/* ---- 6. bf16 ---- */
 
 static void bf16_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *ps, const FixtureResult *f32) {
-    char *mdir = fixture_path("tiny-q2/model");
+    char *mdir = fixture_path(fx("model"));
     FixtureResult r[2];
     size_t nparams = 0;
     const Backend *bes[2] = {backend_cpu(), backend_cpu_strict()};
@@ -251,22 +317,32 @@ static void bf16_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *
         ModelOpts o = {.autocast16 = true};
         Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
         model_load_hf(m, mdir);
-        CHECK(m->proj16 && m->bwd_pack, "qwen2: autocast storage, the projections' backward packed");
+        bool q2 = mc->qkv_bias;
+        CHECK(q2 ? m->proj16 && m->bwd_pack : !m->proj16 && !m->bwd_pack && m->act16,
+              "%s: autocast storage with the packed backward (Qwen2), exact bf16 storage (Qwen3)", FIX);
         nparams = m->nparams;
         r[k] = fixture_run(m, ps, SIMPO);
-        if (k == 0) {
+        if (k == 0 && !q2) { /* Qwen3: exact storage, its norms and their gains' gradients in fp32 */
             check_fixture_bf16_at(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
-                                  f32->seq, "qwen2 autocast ", "tiny-q2/grads.safetensors");
+                                  f32->seq, "qwen3 bf16 ", fx("grads.safetensors"));
             FixtureResult sh = fixture_run_shared(m, ps, SIMPO);
             check_fixture_bf16_at(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
-                                  "qwen2 autocast, prefix sharing ", "tiny-q2/grads.safetensors");
+                                  "qwen3 bf16, prefix sharing ", fx("grads.safetensors"));
+            free(sh.grads);
+        }
+        if (k == 0 && q2) {
+            check_fixture_bf16_at(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
+                                  f32->seq, "qwen2 autocast ", fx("grads.safetensors"));
+            FixtureResult sh = fixture_run_shared(m, ps, SIMPO);
+            check_fixture_bf16_at(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
+                                  "qwen2 autocast, prefix sharing ", fx("grads.safetensors"));
             free(sh.grads);
             /* unpacked: the biases' gradients from dq, dk, dv apart instead of the packed rows, the same sums */
             m->bwd_pack = false;
             FixtureResult three = fixture_run(m, ps, SIMPO);
             m->bwd_pack = true;
             check_fixture_bf16_at(exp, m, three.seq, three.loss, three.met, sqrt(model_grad_sumsq(m)), three.grads,
-                                  f32->seq, "qwen2 autocast, unpacked ", "tiny-q2/grads.safetensors");
+                                  f32->seq, "qwen2 autocast, unpacked ", fx("grads.safetensors"));
             double bmax = 0, bdiff = 0;
             for (int i = 0; i < m->nspecs; i++) {
                 const ParamSpec *p = &m->specs[i];
@@ -284,7 +360,7 @@ static void bf16_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *
         be->set_matmul_bf16(false);
         model_free(m);
     }
-    fixture_check_same(&r[1], &r[0], nparams, "qwen2 autocast: strict vs CPU");
+    fixture_check_same(&r[1], &r[0], nparams, "bf16: strict vs CPU");
     free(r[0].grads), free(r[1].grads);
     free(mdir);
 }
@@ -296,10 +372,13 @@ static void hf_checks(Model *m) {
     model_export_hf(m, dir, (size_t)1 << 30);
     ModelConfig mc2 = model_config_load(dir);
     char *j1 = model_config_to_json(&m->mc), *j2 = model_config_to_json(&mc2);
-    CHECK(!strcmp(j1, j2) && strstr(j2, "Qwen2ForCausalLM"), "exported config.json reads back differently");
+    bool q2 = m->qkv_bias;
+    CHECK(!strcmp(j1, j2) && strstr(j2, q2 ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM"),
+          "exported config.json reads back differently");
     free(j1), free(j2);
     StDir *d = st_open_dir(dir);
-    CHECK(d->ntensors == m->nspecs && st_find(d, "model.layers.1.self_attn.v_proj.bias"),
+    CHECK(d->ntensors == m->nspecs &&
+              st_find(d, q2 ? "model.layers.1.self_attn.v_proj.bias" : "model.layers.1.self_attn.k_norm.weight"),
           "%d tensors exported, %d parameters", d->ntensors, m->nspecs);
     st_close(d);
     Model *m2 = model_create(&mc2, backend_cpu(), 1, NULL, 1);
@@ -338,32 +417,43 @@ static void generate_checks(const cJSON *exp, Model *m, const PairSet *ps) {
         worst = fmax(worst, fmax(fabs(w - jnum(e, "chosen_logp")) / fabs(jnum(e, "chosen_logp")),
                                  fabs(l - jnum(e, "rejected_logp")) / fabs(jnum(e, "rejected_logp"))));
     }
-    printf("qwen2 decoder (KV cache) vs the fixture's log-probs: worst relative error %.3g\n", worst);
-    CHECK(worst <= 1e-5, "qwen2 decoder log-probs off the fixture's by %.3g relative", worst);
+    printf("%s decoder (KV cache) vs the fixture's log-probs: worst relative error %.3g\n", FIX, worst);
+    CHECK(worst <= 1e-5, "%s decoder log-probs off the fixture's by %.3g relative", FIX, worst);
     gen_free(g);
 }
 
 int main(int argc, char **argv) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sd_qwen2_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sd_qwen_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     config_checks();
-    cJSON *exp = load_json("tiny-q2/expected.json");
-    ModelConfig mc = g2_fixture_model_config(FIX);
-    CHECK(mc.arch == ARCH_QWEN2 && mc.qkv_bias, "tiny-q2 is read as qwen2");
-    table_checks(&mc);
-    PairSet *ps = g2_fixture_pairs(FIX, &mc);
-    Model *m = g2_fixture_model(FIX, &mc, backend_cpu(), false);
-    FixtureResult base = fixture_run(m, ps, SIMPO);
-    path_checks(&mc, ps, &base);
-    bias_checks(&mc, ps, &base);
-    bf16_checks(exp, &mc, ps, &base);
-    hf_checks(m);
-    generate_checks(exp, m, ps);
-    fixture_checks(exp, &mc, ps, &argc, &argv);
-    free(base.grads);
-    model_free(m);
-    pairs_free(ps);
-    cJSON_Delete(exp);
+    comm_init(&argc, &argv); /* the trainer's runs (fixture_checks) */
+    const char *fixtures[2] = {"tiny-q2", "tiny-q3"};
+    for (int f = 0; f < 2; f++) {
+        FIX = fixtures[f];
+        printf("---- %s\n", FIX);
+        cJSON *exp = load_json(fx("expected.json"));
+        ModelConfig mc = g2_fixture_model_config(FIX);
+        CHECK(f == 0 ? mc.arch == ARCH_QWEN2 && mc.qkv_bias && !mc.qk_norm
+                     : mc.arch == ARCH_QWEN3 && mc.qk_norm && !mc.qkv_bias && mc.head_dim * mc.num_attention_heads !=
+                                                                                 mc.hidden_size,
+              "%s is read as %s", FIX, f == 0 ? "qwen2" : "qwen3 (head_dim apart from hidden / heads)");
+        table_checks(&mc);
+        PairSet *ps = g2_fixture_pairs(FIX, &mc);
+        Model *m = g2_fixture_model(FIX, &mc, backend_cpu(), false);
+        FixtureResult base = fixture_run(m, ps, SIMPO);
+        path_checks(&mc, ps, &base);
+        if (f == 0) bias_checks(&mc, ps, &base);
+        else qk_norm_checks(&mc, ps, &base);
+        bf16_checks(exp, &mc, ps, &base);
+        hf_checks(m);
+        generate_checks(exp, m, ps);
+        fixture_checks(exp, &mc, ps);
+        free(base.grads);
+        model_free(m);
+        pairs_free(ps);
+        cJSON_Delete(exp);
+    }
+    comm_finalize();
     fixture_remove_tmpdir(tmpdir);
     TEST_END();
 }

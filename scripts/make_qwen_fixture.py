@@ -1,12 +1,15 @@
-"""make_qwen2_fixture.py OUT_DIR [TINY_A_DIR] — the tiny-q2 fixture: a 2-layer random-init Qwen2 in float64, in the
-format of tests/fixtures/tiny-a (see tests/fixtures/README.md): model/ (config.json and model.safetensors, float32),
-pairs.jsonl (with ref_chosen_logp / ref_rejected_logp from a second random model), run.json, run.yaml, expected.json
-(per-pair log-probs, SimPO metrics, loss and grad norm of 2 steps, the other objectives), grads.safetensors,
-step1.safetensors, step2.safetensors.
+"""make_qwen_fixture.py qwen2|qwen3 OUT_DIR [TINY_A_DIR] — the tiny-q2 / tiny-q3 fixture: a 2-layer random-init Qwen2
+or Qwen3 in float64, in the format of tests/fixtures/tiny-a (see tests/fixtures/README.md): model/ (config.json and
+model.safetensors, float32), pairs.jsonl (with ref_chosen_logp / ref_rejected_logp from a second random model),
+run.json, run.yaml, expected.json (per-pair log-probs, SimPO metrics, loss and grad norm of 2 steps, the other
+objectives), grads.safetensors, step1.safetensors, step2.safetensors.
 
 What Qwen2 has that Llama has not: biases on the q, k and v projections (randomised here, as a trained model's are,
 so the forward notices them; transformers initialises them to zero). The rest is set as Qwen2.5 sets it: rope_theta
 1e6, rms_norm_eps 1e-6, use_sliding_window false (the config still carries sliding_window and max_window_layers).
+What Qwen3 has that Llama has not: an RMSNorm over each head of q and of k (q_norm, k_norm: gains of head_dim, random
+here) before RoPE, and a head_dim that is not hidden_size / heads (24 here, as Qwen3's 128 is not 1024 / 16 in
+Qwen3-0.6B); tied embeddings as Qwen3's small models have them.
 Weight decay as transformers' Trainer (SimPO's reference) applies it: not to the RMSNorm gains nor to the biases.
 
 The numbers come from the model written out in torch below (Debian's python3-torch is enough: no transformers), op
@@ -17,7 +20,8 @@ tests/fixtures/tiny-a: numbers transformers wrote for LlamaForCausalLM), whose m
 biases: log-probs, losses, grad norms, every gradient and the parameters after two AdamW steps, within what tiny-a's
 own rounding allows (its numbers came from float64 parameters that its float32 file rounds: ~1e-8 relative at the
 initial weights), else it stops. With transformers installed (the GPU machine: /opt/torch/.venv/bin/python3) it
-also checks the transcription's logits against Qwen2ForCausalLM (eager attention) on the tiny-q2 model itself.
+also checks the transcription's logits against Qwen2ForCausalLM / Qwen3ForCausalLM (eager attention) on the model
+itself.
 torch and safetensors' file format only (safetensors files are read and written here by hand).
 """
 import json, os, struct, sys
@@ -25,9 +29,11 @@ import torch
 import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
-out = sys.argv[1]
+if len(sys.argv) < 3 or sys.argv[1] not in ("qwen2", "qwen3"):
+    sys.exit("usage: make_qwen_fixture.py qwen2|qwen3 OUT_DIR [TINY_A_DIR]")
+ARCH, out = sys.argv[1], sys.argv[2]
 here = os.path.dirname(os.path.abspath(__file__))
-tiny_a = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "tests", "fixtures", "tiny-a")
+tiny_a = sys.argv[3] if len(sys.argv) > 3 else os.path.join(here, "..", "tests", "fixtures", "tiny-a")
 BETA, GAMMA, LR, B1, B2, EPS, WD, CLIP = 2.0, 1.0, 1e-3, 0.9, 0.999, 1e-8, 0.01, 1.0
 
 CFG = dict(architectures=["Qwen2ForCausalLM"], attention_dropout=0.0, bos_token_id=1, eos_token_id=2, pad_token_id=0,
@@ -36,6 +42,9 @@ CFG = dict(architectures=["Qwen2ForCausalLM"], attention_dropout=0.0, bos_token_
            num_hidden_layers=2, num_key_value_heads=2, rms_norm_eps=1e-6, rope_scaling=None, rope_theta=1000000.0,
            sliding_window=4096, tie_word_embeddings=False, torch_dtype="float32", use_cache=True,
            use_sliding_window=False, vocab_size=384)
+if ARCH == "qwen3":  # Qwen3-0.6B's keys (attention_bias, head_dim), tiny
+    CFG.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", attention_bias=False, head_dim=24,
+               sliding_window=None, tie_word_embeddings=True)
 
 
 # ---- safetensors (F32 only), by hand ----
@@ -90,15 +99,18 @@ def rot_half(x):
 def logits_of(P, cfg, ids):
     """ids: list of token ids (one sequence) -> logits [T, V] (float64)"""
     C, NH, NKV, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
-    HD, T, eps = C // NH, len(ids), cfg["rms_norm_eps"]
+    HD, T, eps = cfg.get("head_dim") or C // NH, len(ids), cfg["rms_norm_eps"]
     cos, sin = rope_tables(cfg, T, HD)
     x = P["model.embed_tokens.weight"][torch.tensor(ids)]
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     for l in range(L):
         p = lambda s: P.get(f"model.layers.{l}.{s}")
         h = rmsnorm(x, p("input_layernorm.weight"), eps)
-        q = F.linear(h, p("self_attn.q_proj.weight"), p("self_attn.q_proj.bias")).view(T, NH, HD).transpose(0, 1)
-        k = F.linear(h, p("self_attn.k_proj.weight"), p("self_attn.k_proj.bias")).view(T, NKV, HD).transpose(0, 1)
+        q = F.linear(h, p("self_attn.q_proj.weight"), p("self_attn.q_proj.bias")).view(T, NH, HD)
+        k = F.linear(h, p("self_attn.k_proj.weight"), p("self_attn.k_proj.bias")).view(T, NKV, HD)
+        if p("self_attn.q_norm.weight") is not None:  # Qwen3Attention: q_norm, k_norm over each head, before RoPE
+            q, k = rmsnorm(q, p("self_attn.q_norm.weight"), eps), rmsnorm(k, p("self_attn.k_norm.weight"), eps)
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
         v = F.linear(h, p("self_attn.v_proj.weight"), p("self_attn.v_proj.bias")).view(T, NKV, HD).transpose(0, 1)
         q, k = q * cos + rot_half(q) * sin, k * cos + rot_half(k) * sin
         k, v = k.repeat_interleave(NH // NKV, 0), v.repeat_interleave(NH // NKV, 0)
@@ -115,13 +127,15 @@ def logits_of(P, cfg, ids):
 
 
 def hf_forward(cfg):
-    """the forward through transformers' Qwen2ForCausalLM, or None when transformers is not installed"""
+    """the forward through transformers' Qwen2ForCausalLM / Qwen3ForCausalLM, or None without transformers"""
     try:
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-    except ImportError:
+        import transformers
+        Config = getattr(transformers, "Qwen3Config" if ARCH == "qwen3" else "Qwen2Config")
+        Model = getattr(transformers, "Qwen3ForCausalLM" if ARCH == "qwen3" else "Qwen2ForCausalLM")
+    except (ImportError, AttributeError):
         return None
     keys = {k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype", "model_type")}
-    model = Qwen2ForCausalLM(Qwen2Config(**keys, attn_implementation="eager")).double().eval()
+    model = Model(Config(**keys, attn_implementation="eager")).double().eval()
 
     def fwd(P, ids):
         model.load_state_dict({k: v.detach() for k, v in P.items()}, strict=True)
@@ -247,10 +261,11 @@ def check_against_tiny_a():
 
 check_against_tiny_a()
 
-# the tiny-q2 model: random weights (normal, initializer_range), gains near 1, biases of the size a trained model has
+# the model: random weights (normal, initializer_range), gains near 1, biases of the size a trained model has
 cfg = CFG
 C, FF, V, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
-QD, KD = C, cfg["num_key_value_heads"] * (C // cfg["num_attention_heads"])
+HD = cfg.get("head_dim") or C // cfg["num_attention_heads"]
+QD, KD = cfg["num_attention_heads"] * HD, cfg["num_key_value_heads"] * HD
 
 
 def make_params(seed):
@@ -260,15 +275,19 @@ def make_params(seed):
     for l in range(L):
         pre = f"model.layers.{l}."
         P[pre + "input_layernorm.weight"] = 1 + r(C, std=0.2)
-        P[pre + "self_attn.q_proj.weight"], P[pre + "self_attn.q_proj.bias"] = r(QD, C), r(QD, std=0.5)
-        P[pre + "self_attn.k_proj.weight"], P[pre + "self_attn.k_proj.bias"] = r(KD, C), r(KD, std=0.5)
-        P[pre + "self_attn.v_proj.weight"], P[pre + "self_attn.v_proj.bias"] = r(KD, C), r(KD, std=0.5)
+        for x, n in (("q", QD), ("k", KD), ("v", KD)):  # each weight, then (Qwen2) its bias
+            P[pre + f"self_attn.{x}_proj.weight"] = r(n, C)
+            if ARCH == "qwen2":
+                P[pre + f"self_attn.{x}_proj.bias"] = r(n, std=0.5)
+        if ARCH == "qwen3":
+            P[pre + "self_attn.q_norm.weight"], P[pre + "self_attn.k_norm.weight"] = 1 + r(HD, std=0.3), 1 + r(HD, std=0.3)
         P[pre + "self_attn.o_proj.weight"] = r(C, QD)
         P[pre + "post_attention_layernorm.weight"] = 1 + r(C, std=0.2)
         P[pre + "mlp.gate_proj.weight"], P[pre + "mlp.up_proj.weight"] = r(FF, C), r(FF, C)
         P[pre + "mlp.down_proj.weight"] = r(C, FF)
     P["model.norm.weight"] = 1 + r(C, std=0.2)
-    P["lm_head.weight"] = r(V, C)
+    if not cfg["tie_word_embeddings"]:
+        P["lm_head.weight"] = r(V, C)
     # float32 values (the model file is float32), computed on in float64
     return {k: v.float().double().requires_grad_(True) for k, v in P.items()}
 
@@ -286,20 +305,20 @@ with torch.no_grad():
         p["ref_rejected_logp"] = float(seq_logps(Pref, cfg, p, p["rejected_ids"]).sum())
 
 hf = hf_forward(cfg)
-if hf:  # the transcription against transformers' own Qwen2 on this model
+if hf:  # the transcription against transformers' own model on this one
     fwd = hf
     with torch.no_grad():
         for p in pairs[:2]:
             ids = p["prompt_ids"] + p["chosen_ids"]
             d = float((fwd(P, ids) - logits_of(P, cfg, ids)).abs().max())
-            print(f"transcription vs Qwen2ForCausalLM: logits differ by {d:.2e}")
+            print(f"transcription vs {CFG['architectures'][0]}: logits differ by {d:.2e}")
             if d > 1e-10:
-                sys.exit("the torch transcription does not reproduce Qwen2ForCausalLM: nothing written")
+                sys.exit(f"the torch transcription does not reproduce {CFG['architectures'][0]}: nothing written")
 
 os.makedirs(os.path.join(out, "model"), exist_ok=True)
 json.dump(cfg, open(os.path.join(out, "model", "config.json"), "w"), indent=2)
 st_save(P, os.path.join(out, "model", "model.safetensors"))
-exp = dict(model="tiny-q2", steps=[], pairs=[], other_losses={})
+exp = dict(model="tiny-q2" if ARCH == "qwen2" else "tiny-q3", steps=[], pairs=[], other_losses={})
 snaps = run(P, cfg, pairs, exp)
 st_save(snaps["grads"], os.path.join(out, "grads.safetensors"))
 st_save(snaps["step1"], os.path.join(out, "step1.safetensors"))
@@ -314,8 +333,8 @@ json.dump(dict(beta=BETA, gamma_beta_ratio=GAMMA / BETA, lr=LR, adam_beta1=B1, a
                sft_weight=0.5, weight_decay_applies_to="every parameter except RMSNorm gains and biases",
                batch="all pairs in one optimizer step, loss = mean over pairs", token_convention="as tiny-a",
                torch=torch.__version__, transformers=tf,
-               computed_by="the torch transcription of scripts/make_qwen2_fixture.py, checked against tiny-a" +
-               (" and against transformers' Qwen2ForCausalLM's logits" if hf else "")),
+               computed_by="the torch transcription of scripts/make_qwen_fixture.py, checked against tiny-a" +
+               (f" and against transformers' {CFG['architectures'][0]}'s logits" if hf else "")),
           open(os.path.join(out, "run.json"), "w"), indent=1)
 with open(os.path.join(out, "run.yaml"), "w") as f:
     f.write("# The settings of run.json as a simpo_dist config (paths relative to this file).\n"
@@ -327,4 +346,4 @@ with open(os.path.join(out, "run.yaml"), "w") as f:
             "train: {global_batch_pairs: 6, micro_batch_pairs: 2, max_steps: 2, seed: 0}\n"
             "checkpoint: {dir: out, every_steps: 2}\n"
             "log: {every_steps: 1}\n")
-print("tiny-q2 written to", out, "step losses", [s["loss"] for s in exp["steps"]])
+print(exp["model"], "written to", out, "step losses", [s["loss"] for s in exp["steps"]])
