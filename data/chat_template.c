@@ -102,6 +102,11 @@ static char *chatml_default_system(const char *tmpl) {
 /* Llama 3.1+'s date: "Today Date: " + date_string, which the template sets to a literal (3.1, 3.3: "26 Jul 2024")
  * or, where the renderer defines strftime_now (transformers does), to today's date (3.2). Its knowledge date must be
  * the one the renderer writes. */
+/* Qwen3's ChatML: the template writes an answer after the last user turn with its <think> block (empty without one)
+ * and drops the reasoning of earlier answers: its expression for the first, as Qwen3's tokenizer_config.json spells
+ * it ('\n' as the two characters of the Jinja escape) */
+static bool chatml_thinks(const char *tmpl) { return strstr(tmpl, "<think>\\n' + reasoning_content") != NULL; }
+
 static char *llama31_date(const char *tmpl, const char *name) {
     if (!strstr(tmpl, "Cutting Knowledge Date: December 2023\\n"))
         sd_die(name, "chat_template: a Llama 3.1+ template whose knowledge date is not \"December 2023\": not one "
@@ -133,6 +138,7 @@ static void detect(const char *tmpl, const char *name, ChatTemplate *ct) {
     } else if (strstr(tmpl, "<|im_start|>")) {
         ct->family = CHAT_CHATML;
         ct->default_system = chatml_default_system(tmpl);
+        ct->think = chatml_thinks(tmpl);
     } else if (strstr(tmpl, "<start_of_turn>")) {
         ct->family = CHAT_GEMMA;
     } else if (strstr(tmpl, "<<SYS>>") && strstr(tmpl, "[INST]")) {
@@ -259,7 +265,10 @@ static ChatTemplate *load(const char *dir, const char *family_override, bool req
             if (!family_from_name(family_override, &ct->family))
                 sd_die("data.chat_template", "'%s' is not a chat template family (auto, llama3, llama2, mistral, "
                                              "chatml, gemma)", family_override);
-            if (ct->family == CHAT_CHATML && tmpl) ct->default_system = chatml_default_system(tmpl);
+            if (ct->family == CHAT_CHATML && tmpl) {
+                ct->default_system = chatml_default_system(tmpl);
+                ct->think = chatml_thinks(tmpl);
+            }
         } else if (!tmpl) {
             sd_die(path, "has no chat_template; name the family with data.chat_template (llama3, llama2, mistral, "
                          "chatml, gemma) or use data.format: text (no chat_template.jinja beside it either)");
@@ -340,6 +349,24 @@ static void check_alternation(Buf *b, const ChatMessage *m, int n, const char *w
     }
 }
 
+/* Qwen3's split of an answer (ct->think): with "</think>" in it, the content is what follows the last one, its leading
+ * newlines dropped, and the reasoning what precedes the first "</think>", its trailing newlines dropped, after its
+ * last "<think>", its leading newlines dropped (the template's expressions); else the content is the answer and the
+ * reasoning empty. *content points into s; the reasoning is [*r, *r + *rn). */
+static void think_split(const char *s, const char **content, const char **r, size_t *rn) {
+    const char *close = strstr(s, "</think>");
+    *r = s, *rn = 0, *content = s;
+    if (!close) return;
+    for (const char *p = close; (p = strstr(p, "</think>")) != NULL; p += 8) *content = p + 8;
+    while (**content == '\n') (*content)++;
+    const char *end = close;
+    while (end > s && end[-1] == '\n') end--;
+    const char *start = s;
+    for (const char *p = s; (p = strstr(p, "<think>")) != NULL && p < end; p += 7) start = p + 7;
+    while (start < end && *start == '\n') start++;
+    *r = start, *rn = start < end ? (size_t)(end - start) : 0;
+}
+
 char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n, bool add_generation_prompt,
                          const char *where) {
     Buf b = {0};
@@ -379,7 +406,11 @@ char *chat_render_prompt(const ChatTemplate *ct, const ChatMessage *msgs, int n,
             buf_str(&b, "<|im_start|>");
             buf_str(&b, msgs[i].role);
             buf_str(&b, "\n");
-            buf_str(&b, msgs[i].content);
+            const char *content = msgs[i].content, *r;
+            size_t rn;
+            /* Qwen3: an answer before the last user turn without its reasoning */
+            if (ct->think && !strcmp(msgs[i].role, "assistant")) think_split(msgs[i].content, &content, &r, &rn);
+            buf_str(&b, content);
             buf_str(&b, "<|im_end|>\n");
         }
         if (add_generation_prompt) buf_str(&b, "<|im_start|>assistant\n");
@@ -503,6 +534,20 @@ char *chat_render_reference_response(const ChatTemplate *ct, const char *content
 
 char *chat_render_response(const ChatTemplate *ct, const char *content) {
     Buf b = {0};
+    if (ct->think) { /* Qwen3: what its template writes for the last answer, as it writes it (no strip) */
+        const char *after, *r;
+        size_t rn;
+        think_split(content, &after, &r, &rn);
+        while (rn > 0 && r[rn - 1] == '\n') rn--; /* reasoning.strip('\n') */
+        while (rn > 0 && *r == '\n') r++, rn--;
+        buf_str(&b, "<think>\n");
+        buf_add(&b, r, rn);
+        buf_str(&b, "\n</think>\n\n");
+        while (*after == '\n') after++; /* content.lstrip('\n'), with or without a </think> */
+        buf_str(&b, after);
+        buf_str(&b, chat_end_of_turn(ct));
+        return b.s;
+    }
     buf_stripped(&b, content);
     buf_str(&b, chat_end_of_turn(ct));
     return b.s;

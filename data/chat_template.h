@@ -9,7 +9,8 @@
  *   llama2   <s>[INST] <<SYS>>\n sys \n<</SYS>>\n\n user [/INST] answer </s>; end of turn </s>
  *   mistral  <s>[INST] user [/INST]answer</s> (no system role); end of turn </s>
  *   chatml   <|im_start|>role\n content<|im_end|>\n (Qwen's default system message when the template has one);
- *            end of turn <|im_end|>
+ *            end of turn <|im_end|>. Qwen3's (ChatTemplate.think): earlier answers without their reasoning, the
+ *            response "<think>\n" reasoning "\n</think>\n\n" content, as its template writes the last answer
  *   gemma    <bos><start_of_turn>user\n content|trim <end_of_turn>\n, assistant is "model"; end of turn
  *            <end_of_turn>
  * A template that matches none of them is an error naming the file (never a silent fallback); a config can
@@ -41,6 +42,9 @@ typedef struct ChatTemplate {
                                  "%d %b %Y" where it takes strftime_now, as transformers renders Llama 3.2's) */
     char *cfg_bos, *cfg_eos;  /* tokenizer_config.json's bos_token / eos_token as written (NULL: none, or a template
                                  given as text): the tokenizer's BOS and EOS, which the SimPO reference's trainer adds */
+    bool think;               /* chatml of Qwen3: answers carry a <think> block (chat_render_response writes it, empty
+                                 unless the content has one, and does not strip the content: the template does not);
+                                 the prompt's earlier answers lose their reasoning */
     bool mentions_system;     /* the template's text has "system" or "<|im_start|>" (alignment-handbook's test; a
                                  family named without a template: chatml and llama2 do) */
     char *source;             /* file name for messages */

@@ -1,5 +1,5 @@
 /* test_chat_template.c — chat templates: the Llama 3 fixture (HF's rendering of the npm tokenizer's template), the
- * Qwen2.5 fixture (transformers.js's rendering of Qwen2.5-Instruct's template) and
+ * Qwen2.5 and Qwen3 fixtures (transformers.js's renderings of their templates: Qwen3's answers in <think> blocks) and
  * each other family against the output of its published Jinja template, worked by hand from the template text
  * quoted beside each case; unknown templates and rejected conversations are errors naming the file. */
 #include <cjson/cJSON.h>
@@ -24,7 +24,7 @@ static void check_str(const char *got, const char *want, const char *what) {
 /* Every line of a fixture's chat.jsonl (tokenizer-a: HF's rendering with the Llama 3 tokenizer; tokenizer-q25:
  * transformers.js's Jinja rendering of Qwen2.5's template): prompt = all messages but the last + generation prompt,
  * response = the last message's content, stripped, + the end of turn. */
-static void fixture_chat(const char *tok, const char *rel, ChatFamily family) {
+static void fixture_chat(const char *tok, const char *rel, ChatFamily family, int want_lines) {
     char *dir = tok_dir(tok);
     ChatTemplate *ct = chat_template_load(dir, NULL);
     CHECK(ct->family == family, "%s: %s detected (got %s)", tok, chat_family_name(family), chat_family_name(ct->family));
@@ -53,7 +53,7 @@ static void fixture_chat(const char *tok, const char *rel, ChatFamily family) {
         cJSON_Delete(o);
         lines++;
     }
-    CHECK(lines == 3, "3 fixture lines (got %d)", lines);
+    CHECK(lines == want_lines, "%s: %d fixture lines (got %d)", rel, want_lines, lines);
     free(text);
     free(path);
     chat_template_free(ct);
@@ -295,8 +295,9 @@ int main(void) {
     llama31();
     template_files();
     empty_system();
-    fixture_chat("llama3", "tokenizer-a/chat.jsonl", CHAT_LLAMA3);
-    fixture_chat("qwen2_5", "tokenizer-q25/chat.jsonl", CHAT_CHATML);
+    fixture_chat("llama3", "tokenizer-a/chat.jsonl", CHAT_LLAMA3, 3);
+    fixture_chat("qwen2_5", "tokenizer-q25/chat.jsonl", CHAT_CHATML, 3);
+    fixture_chat("qwen3", "tokenizer-q3/chat.jsonl", CHAT_CHATML, 5);
     llama2();
     mistral();
     chatml();

@@ -4,7 +4,8 @@
  * Llama 2 style (SentencePiece BPE: Prepend/Replace normalizer, byte_fallback; the file in third_party is the
  * Mistral-7B vocabulary): hand-checked cases and round trips of the same texts. Qwen2.5 (NFC normalizer, its own
  * split regex: digits one by one, case-insensitive contractions): every tests/fixtures/tokenizer-q25 line (computed
- * by transformers.js's tokenizers, @lenml/tokenizers: scripts/make_qwen_tokenizer_fixture.mjs). Then special tokens in text,
+ * by transformers.js's tokenizers, @lenml/tokenizers: scripts/make_qwen_tokenizer_fixture.mjs); Qwen3 likewise
+ * (tokenizer-q3: <think> and </think> added tokens, answers with their <think> block). Then special tokens in text,
  * small inline tokenizers (Metaspace, Digits, Split behaviours, unk, lstrip/rstrip), long words (no quadratic
  * merge), concurrent encodes, and the load errors (unsupported model, malformed JSON, bad merges and ids). */
 #include <cjson/cJSON.h>
@@ -169,7 +170,15 @@ static void test_llama3(const Tokenizer *t) {
 
 /* A varied long text: prose, code, doubled spaces, newlines, accents, CJK, emoji (byte fallback in llama2). */
 typedef struct { char *s; size_t len; } TkText;
-/* Qwen2.5-Instruct's tokenizer against tokenizer-q25 (an outside encoder's ids) */
+/* Qwen2.5-Instruct's tokenizer against tokenizer-q25, Qwen3's against tokenizer-q3 (an outside encoder's ids) */
+static void test_qwen3(const Tokenizer *t) {
+    LineArg a = {t, true, true};
+    int nl1 = each_line("tokenizer-q3/encode.jsonl", encode_line, &a);
+    int nl2 = each_line("tokenizer-q3/chat.jsonl", chat_line, &a);
+    CHECK(nl1 >= 40 && nl2 >= 5, "qwen3 fixtures: %d encode lines, %d chat lines", nl1, nl2);
+    CHECK(tokenizer_token_id(t, "<think>") == 151667 && tokenizer_token_id(t, "</think>") == 151668,
+          "qwen3 <think> ids");
+}
 static void test_qwen25(const Tokenizer *t) {
     LineArg a = {t, true, true};
     int nl1 = each_line("tokenizer-q25/encode.jsonl", encode_line, &a);
@@ -459,11 +468,13 @@ static void test_errors(const Tokenizer *l3) {
 int main(void) {
     Tokenizer *l3 = load_named("llama3");
     Tokenizer *l2 = load_named("llama2");
-    Tokenizer *q25 = load_named("qwen2_5");
+    Tokenizer *q25 = load_named("qwen2_5"), *q3 = load_named("qwen3");
     if (l3) test_llama3(l3);
     if (l2) test_llama2(l2);
     if (q25) test_qwen25(q25);
+    if (q3) test_qwen3(q3);
     tokenizer_free(q25);
+    tokenizer_free(q3);
     test_long(l3, l2);
     if (l3) test_threads(l3);
     test_small();
