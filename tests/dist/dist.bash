@@ -104,3 +104,24 @@ check_log() {
   [ "$mem" -ge 1 ] && [ "$badm" -eq 0 ] && ok "$1: memory plan = allocation on $mem ranks" || bad "$1: memory: $(grep 'memory plan' "$2" | head -3)"
   [ "$comm" -ge 1 ] && [ "$badc" -eq 0 ] && ok "$1: comm bytes = formulas on $comm ranks" || bad "$1: comm: $(grep 'comm bytes' "$2" | head -4)"
 }
+# layout_case SETUP NAME NP MICRO PARALLEL STEP2 [recompute]: `SETUP NAME MICRO` makes $TMP/NAME the current directory
+# with a run.yaml (micro_batch_pairs MICRO); then it trains on NP ranks under the layout PARALLEL (with
+# train.recompute when a 7th argument is given), checks every rank's plan and communication (check_log), exports,
+# and compares the parameters after step 2 with STEP2 (a fixture's step2.safetensors; empty: none) and with the
+# 1-rank run's export $REF once the caller has set it
+layout_case() {
+  local setup=$1 name=$2 np=$3 micro=$4 par=$5 step2=$6 rc=${7:-}
+  "$setup" "$name" "$micro"; echo "parallel: $par" >> run.yaml
+  if [ -n "$rc" ]; then sed -i 's/^train: {/train: {recompute: true, /' run.yaml
+    grep -q "^train: {recompute: true" run.yaml || bad "$name: run.yaml has no train.recompute"; fi
+  if $MPI "$np" "$BIN" run.yaml 2> train.log; then ok "$name trains"; else bad "$name failed: $(tail -3 train.log)"; return; fi
+  check_log "$name" train.log
+  "$BIN" export --checkpoint out --out hf 2> export.log || bad "$name export: $(tail -2 export.log)"
+  if [ -n "${REF:-}" ]; then
+    "$TOOLS/check_params" hf "$REF" && ok "$name params = 1 rank" || bad "$name params differ from the 1-rank run"
+  fi
+  if [ -n "$step2" ]; then
+    local fx; fx=$(basename "$(dirname "$step2")")
+    "$TOOLS/check_params" hf "$step2" && ok "$name params = $fx step2" || bad "$name params vs $fx"
+  fi
+}

@@ -42,23 +42,10 @@ YAML
   fi
   cp run.yaml base.yaml
 }
-# g2_case NAME NP MICRO PARALLEL [recompute]: trains under the layout, exports, checks the parameters against the
-# 1-rank run (REF, once it exists) and the fixture's step 2
+# g2_case NAME NP MICRO PARALLEL [recompute]: the layout against the 1-rank run and, when present, the fixture's
+# step 2 (dist.bash)
 REF=""
-g2_case() {
-  g2_setup "$1" "$3"; echo "parallel: $4" >> run.yaml
-  if [ -n "${5:-}" ]; then sed -i 's/^train: {/train: {recompute: true, /' run.yaml
-    grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"; fi
-  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; return; fi
-  check_log "$1" train.log
-  "$BIN" export --checkpoint out --out hf 2> export.log || bad "$1 export: $(tail -2 export.log)"
-  if [ -n "$REF" ]; then
-    "$TOOLS/check_params" hf "$REF" && ok "$1 params = 1 rank" || bad "$1 params differ from the 1-rank run"
-  fi
-  if [ -n "$G2" ]; then
-    "$TOOLS/check_params" hf "$G2/step2.safetensors" && ok "$1 params = tiny-g2 step2" || bad "$1 params vs tiny-g2"
-  fi
-}
+g2_case() { layout_case g2_setup "$1" "$2" "$3" "$4" "${G2:+$G2/step2.safetensors}" "${5:-}"; }
 g2_case one 1 2 "{tp: 1}"
 REF="$TMP/one/hf/model.safetensors"
 [ -f "$REF" ] && ok "the 1-rank run exported" || bad "the 1-rank run exported nothing"

@@ -21,21 +21,9 @@ q2_setup() {
   sed -i "s/micro_batch_pairs: 2/micro_batch_pairs: $2/" run.yaml
   cp run.yaml base.yaml
 }
-# q2_case NAME NP MICRO PARALLEL [recompute]: trains under the layout, exports, checks the parameters against the
-# fixture's step 2 and the 1-rank run (REF, once it exists)
+# q2_case NAME NP MICRO PARALLEL [recompute]: the layout against the fixture's step 2 and the 1-rank run (dist.bash)
 REF=""
-q2_case() {
-  q2_setup "$1" "$3"; echo "parallel: $4" >> run.yaml
-  if [ -n "${5:-}" ]; then sed -i 's/^train: {/train: {recompute: true, /' run.yaml
-    grep -q "^train: {recompute: true" run.yaml || bad "$1: run.yaml has no train.recompute"; fi
-  if $MPI $2 "$BIN" run.yaml 2> train.log; then ok "$1 trains"; else bad "$1 failed: $(tail -3 train.log)"; return; fi
-  check_log "$1" train.log
-  "$BIN" export --checkpoint out --out hf 2> export.log || bad "$1 export: $(tail -2 export.log)"
-  "$TOOLS/check_params" hf "$QF/step2.safetensors" && ok "$1 params = $QWEN_FIXTURE step2" || bad "$1 params vs $QWEN_FIXTURE"
-  if [ -n "$REF" ]; then
-    "$TOOLS/check_params" hf "$REF" && ok "$1 params = 1 rank" || bad "$1 params differ from the 1-rank run"
-  fi
-}
+q2_case() { layout_case q2_setup "$1" "$2" "$3" "$4" "$QF/step2.safetensors" "${5:-}"; }
 q2_case one 1 2 "{tp: 1}"
 REF="$TMP/one/hf/model.safetensors"
 CLS=$([ "$ARCH" = qwen2 ] && echo Qwen2ForCausalLM || echo Qwen3ForCausalLM)
