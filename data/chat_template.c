@@ -79,29 +79,35 @@ static bool family_from_name(const char *name, ChatFamily *f) {
     return false;
 }
 
-/* chatml: the system message a template writes when the conversation has none (Qwen's "You are Qwen, ..."),
- * read from the template's literal "<|im_start|>system\n<text><|im_end|>". NULL when there is none. */
+/* chatml: the system message a template writes when the conversation has none (Qwen's "You are Qwen, ..."), read
+ * from the template's "<|im_start|>system\n<text><|im_end|>" where the text has no expression in it: inside a Jinja
+ * string literal ('\n' written as an escape, as Qwen's templates have it; its escapes \n \t \\ \' \" undone), or
+ * in the template's raw text (a real newline after "system", the text as written). NULL when there is none. */
 static char *chatml_default_system(const char *tmpl) {
-    static const char *mark = "<|im_start|>system\\n";
-    for (const char *p = strstr(tmpl, mark); p; p = strstr(p + 1, mark)) {
-        const char *txt = p + strlen(mark), *end = strstr(txt, "<|im_end|>");
-        if (!end || end == txt) continue;
-        bool literal = true; /* the text must be part of the same string literal */
-        for (const char *q = txt; q < end; q++)
-            if (*q == '\'' || *q == '"' || *q == '{' || *q == '}') literal = false;
-        if (!literal) continue;
-        size_t n = (size_t)(end - txt);
-        char *s = sd_alloc(n + 1, "chat template");
-        memcpy(s, txt, n);
-        s[n] = 0;
-        return s;
-    }
+    static const char *marks[2] = {"<|im_start|>system\\n", "<|im_start|>system\n"};
+    for (int raw = 0; raw < 2; raw++)
+        for (const char *p = strstr(tmpl, marks[raw]); p; p = strstr(p + 1, marks[raw])) {
+            const char *txt = p + strlen(marks[raw]), *end = strstr(txt, "<|im_end|>");
+            if (!end || end == txt) continue;
+            bool literal = true; /* one string literal (escaped) or raw text without an expression or a tag */
+            for (const char *q = txt; q < end; q++)
+                if (*q == '{' || *q == '}' || (!raw && (*q == '\'' || *q == '"') && (q == txt || q[-1] != '\\')))
+                    literal = false;
+            if (!literal) continue;
+            size_t n = (size_t)(end - txt), k = 0;
+            char *s = sd_alloc(n + 1, "chat template");
+            for (const char *q = txt; q < end; q++) {
+                if (!raw && *q == '\\' && q + 1 < end) {
+                    char c = *++q;
+                    s[k++] = c == 'n' ? '\n' : c == 't' ? '\t' : c; /* \\ \' \" stand for themselves */
+                } else s[k++] = *q;
+            }
+            s[k] = 0;
+            return s;
+        }
     return NULL;
 }
 
-/* Llama 3.1+'s date: "Today Date: " + date_string, which the template sets to a literal (3.1, 3.3: "26 Jul 2024")
- * or, where the renderer defines strftime_now (transformers does), to today's date (3.2). Its knowledge date must be
- * the one the renderer writes. */
 /* Qwen3's ChatML: the template writes an answer after the last user turn with its <think> block (empty without one)
  * and drops the reasoning of earlier answers: its expression for the first, as Qwen3's tokenizer_config.json spells
  * it ('\n' as the two characters of the Jinja escape) */

@@ -124,6 +124,24 @@ static void chatml(void) {
     check_str(p, "Ok.<|im_end|>", "chatml response");
     free(p);
     chat_template_free(ct);
+    /* a default system message over two lines in the literal (its \n escapes undone), and one in the template's raw
+     * text (a real newline after "system"; quotes are text there) */
+    ct = chat_template_from_text("{%- if messages[0]['role'] != 'system' %}{{- '<|im_start|>system\\nLine one.\\n"
+                                 "It\\'s two.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}...",
+                                 NULL, "<|im_end|>", "escaped");
+    CHECK(ct->default_system && !strcmp(ct->default_system, "Line one.\nIt's two."),
+          "a default system message's escapes undone: [%s]", ct->default_system ? ct->default_system : "(none)");
+    chat_template_free(ct);
+    ct = chat_template_from_text("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou're \"helpful\"."
+                                 "<|im_end|>\n{% endif %}{% for message in messages %}<|im_start|>{{ message['role'] }}"
+                                 "\n{{ message['content'] }}<|im_end|>\n{% endfor %}", NULL, "<|im_end|>", "raw");
+    CHECK(ct->default_system && !strcmp(ct->default_system, "You're \"helpful\"."),
+          "a default system message in the template's raw text: [%s]", ct->default_system ? ct->default_system : "(none)");
+    chat_template_free(ct);
+    /* no default where the system text is an expression, raw or in a literal */
+    ct = chat_template_from_text("<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>", NULL, NULL, "expr");
+    CHECK(ct->default_system == NULL, "an expression is not a default system message");
+    chat_template_free(ct);
 }
 
 /* google/gemma-2-9b-it */
