@@ -446,17 +446,10 @@ extern "C" long cuda_attn_b16_direct_calls(void) { return g_b16_direct; }
 
 /* rows [n0, N) of a bf16 tensor of w elements per row widened into fp32 scratch of N rows (rows before n0 unset: no
  * kernel reads them); the caller frees it (cu_scratch_free) */
-__global__ void attn_widen_k(float *y, const uint16_t *x, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        y[i] = cu_load(&x[i]);
-}
 static float *attn_widen(const uint16_t *x, int n0, int N, size_t w, const char *what) {
     float *y = (float *)cu_scratch((size_t)N * w * sizeof(float), what);
-    const size_t off = (size_t)n0 * w, n = (size_t)(N - n0) * w;
-    if (n) {
-        attn_widen_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(y + off, x + off, n);
-        CUDA_LAUNCH_CHECK(what);
-    }
+    const size_t off = (size_t)n0 * w;
+    cuda_widen_bf16(y + off, x + off, (size_t)(N - n0) * w);
     return y;
 }
 /* the fallback's inputs: the rows [n0, N) of cu_seqlens (downloaded) and fp32 copies of q, k, v (row widths qs, ks) */

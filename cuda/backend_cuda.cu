@@ -365,6 +365,8 @@ const Backend *backend_cuda(void) {
         b.rmsnorm_fwd = cuda_rmsnorm_fwd;
         b.rmsnorm_bwd = cuda_rmsnorm_bwd;
         b.rmsnorm_bwd_out16 = cuda_rmsnorm_bwd_out16;
+        b.rmsnorm_fwd_b16 = cuda_rmsnorm_fwd_b16;
+        b.rmsnorm_bwd_b16 = cuda_rmsnorm_bwd_b16;
         b.rope_fwd = cuda_rope_fwd;
         b.rope_bwd = cuda_rope_bwd;
         b.attn_fwd = cuda_attn_fwd;

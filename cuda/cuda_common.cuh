@@ -168,6 +168,7 @@ void cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, 
 void cuda_matmul16(float *C, const void *A, bool a16, const void *B, bool b16, int M, int N, int K, bool transA,
                    bool transB, float alpha, float beta);
 void cuda_to_bf16(uint16_t *y, const float *x, size_t n);
+void cuda_widen_bf16(float *y, const uint16_t *x, size_t n); /* elementwise.cu */
 void cuda_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
 void cuda_swiglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
 void cuda_geglu_fwd16(uint16_t *out, const float *gate, const float *up, size_t N, int FF);
@@ -209,6 +210,9 @@ void cuda_beta_scale(float *x, float beta, size_t n);
 void cuda_embed_fwd(float *out, const int *ids, const float *W, size_t N, int C, int V_off, int V_loc);
 void cuda_embed_bwd(float *dW, const float *dout, const int *ids, size_t N, int C, int V_off, int V_loc);
 void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, size_t N, int C, float eps);
+void cuda_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps);
+void cuda_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                          const float *rstd, size_t N, int C);
 void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
                             const float *rstd, size_t N, int C);
 void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,

@@ -93,3 +93,15 @@ void cuda_sumsq_many(double *out, const float *const *x, const size_t *n, int co
     for (int i = 0; i < count; i++)
         if (!n[i]) out[i] = 0.0; /* nothing queued for it (its slot of d is uninitialised scratch) */
 }
+
+/* y[i] = x[i] widened exactly (bf16 storage to fp32), n elements: the b16 entries that run an fp32 kernel on copies
+ * (attention's fallback, the RMSNorm of bf16 rows) */
+__global__ void widen_bf16_k(float *y, const uint16_t *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = cu_load(&x[i]);
+}
+void cuda_widen_bf16(float *y, const uint16_t *x, size_t n) {
+    if (!n) return;
+    widen_bf16_k<<<cu_grid(n, 256), 256, 0, cu_stream()>>>(y, x, n);
+    CUDA_LAUNCH_CHECK("widen_bf16");
+}

@@ -246,3 +246,25 @@ void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *d
                             const float *rstd, size_t N, int C) {
     rmsnorm_bwd_any(dx, dx16, dw, dout, x, w, rstd, N, C);
 }
+
+/* RMSNorm on bf16 rows (backend.h rmsnorm_fwd_b16 / rmsnorm_bwd_b16: Qwen3's q / k norms in autocast storage): the
+ * fp32 entries above on widened copies in the op scratch, the outputs rounded; rows of head_dim are a small part of a
+ * layer's traffic (a fused kernel would save the copies' passes) */
+void cuda_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps) {
+    const size_t n = N * (size_t)(C > 0 ? C : 0);
+    float *xf = (float *)cu_scratch((n ? n : 1) * sizeof(float), "rmsnorm_fwd_b16 rows");
+    cuda_widen_bf16(xf, x, n);
+    cuda_rmsnorm_fwd16(out, rstd, xf, w, N, C, eps);
+    cu_scratch_free(xf);
+}
+void cuda_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                          const float *rstd, size_t N, int C) {
+    const size_t n = N * (size_t)(C > 0 ? C : 0);
+    float *f = (float *)cu_scratch((n ? 3 * n : 1) * sizeof(float), "rmsnorm_bwd_b16 rows");
+    float *dyf = f, *xf = f + n, *dxf = f + 2 * n;
+    cuda_widen_bf16(dyf, dout, n);
+    cuda_widen_bf16(xf, x, n);
+    CUDA_CHECK(cudaMemsetAsync(dxf, 0, n * sizeof(float), cu_stream()));
+    cuda_rmsnorm_bwd_out16(dxf, dx, dw, dyf, xf, w, rstd, N, C); /* dx = bf16 of the fp32 d/dx from zero */
+    cu_scratch_free(f);
+}

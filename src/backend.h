@@ -310,6 +310,13 @@ typedef struct Backend {
      * Bitwise rmsnorm_bwd then to_bf16. NULL where a backend has none. */
     void (*rmsnorm_bwd_out16)(float *dx, uint16_t *dx16, float *dw, const float *dout, const float *x, const float *w,
                               const float *rstd, size_t N, int C);
+    /* RMSNorm on bf16 rows (autocast storage of Qwen3's q / k norms over each head): rmsnorm_fwd on x widened
+     * exactly, out rounded to bf16 (nearest even), rstd fp32; rmsnorm_bwd_b16 WRITES dx[N,C] (bf16: rmsnorm_bwd's
+     * d/dx from zero, rounded) and accumulates dw[C] (fp32) from bf16 dout and x. NULL where a backend has none
+     * (the model then keeps such rows in fp32). */
+    void (*rmsnorm_fwd_b16)(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps);
+    void (*rmsnorm_bwd_b16)(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                            const float *rstd, size_t N, int C);
 
     /* Rotary embedding, HF "rotate_half" layout: for head h of row n and i < HD/2, with c = cos[pos[n]*HD/2 + i],
      * s = sin[...]: (x1, x2) = (x[i], x[i+HD/2]) -> (x1*c - x2*s, x2*c + x1*s). In place on x[N, H*HD].

@@ -15,7 +15,8 @@
     X(matmul16_out16) X(swiglu_fwd_b16) X(geglu_fwd_b16) X(swiglu_bwd_b16) X(geglu_bwd_b16) X(swiglu_bwd_pack_b16)  \
     X(geglu_bwd_pack_b16) X(rope_fwd_b16) X(rope_bwd_b16) X(rope_bwd_pack_b16) X(attn_fwd_b16) X(attn_bwd_b16)      \
     X(xent_stats_b16) X(xent_bwd_b16) X(attn_fwd_b16_rows) X(attn_bwd_b16_rows) X(attn_fwd_rows) X(attn_bwd_rows)      \
-    X(rmsnorm_bwd_out16) X(bias_add) X(bias_add_b16) X(bias_grad) X(bias_grad_b16)
+    X(rmsnorm_bwd_out16) X(bias_add) X(bias_add_b16) X(bias_grad) X(bias_grad_b16) X(rmsnorm_fwd_b16)         \
+    X(rmsnorm_bwd_b16)
 #define OP_ENUM(name) OP_##name,
 #define OP_NAME(name) #name,
 enum { OPS(OP_ENUM) OP_COUNT };
@@ -195,6 +196,14 @@ static void p_add_rows(float *dst, const int *drows, const float *src, const int
 static void p_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M,
                            size_t Nd, size_t Ns, int C) {
     TIMED(add_rows_b16, 6.0 * M * C, g_in->add_rows_b16(dst, drows, src, srows, M, Nd, Ns, C));
+}
+static void p_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C,
+                              float eps) {
+    TIMED(rmsnorm_fwd_b16, 4.0 * N * C, g_in->rmsnorm_fwd_b16(out, rstd, x, w, N, C, eps));
+}
+static void p_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                              const float *rstd, size_t N, int C) {
+    TIMED(rmsnorm_bwd_b16, 6.0 * N * C, g_in->rmsnorm_bwd_b16(dx, dw, dout, x, w, rstd, N, C));
 }
 static void p_bias_add(float *y, const float *b, size_t N, int D, int ld) {
     TIMED(bias_add, 8.0 * N * D, g_in->bias_add(y, b, N, D, ld));

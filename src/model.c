@@ -191,10 +191,11 @@ void model_set_grad_view(Model *m, int i, float *t) {
 /* floats per token of an autocast activation of width w (the q, k, v, gate and up projections' outputs, attention's
  * output): w / 2 in autocast storage (w even) */
 static size_t proj_floats(const Model *m, size_t w) { return m->proj16 ? w / 2 : w; }
-/* Qwen3's q and k before their norms and the norms' rstd per head (fp32: no autocast storage with qk_norm), floats
- * per token; else 0 */
+/* Qwen3's q and k before their norms (bf16 in autocast storage, as q and k) and the norms' rstd per head, floats per
+ * token; else 0 */
 static size_t qk_norm_token_floats(const Model *m) {
-    return m->qk_norm ? (size_t)(m->NH_loc + m->NKV_loc) * (size_t)(m->HD + 1) : 0;
+    size_t QD = (size_t)m->NH_loc * m->HD, KD = (size_t)m->NKV_loc * m->HD;
+    return m->qk_norm ? proj_floats(m, QD) + proj_floats(m, KD) + (size_t)(m->NH_loc + m->NKV_loc) : 0;
 }
 /* One layer's intermediates, floats per row: those in the C-wide rows (two rstd, x2, ln1 and ln2 unless norm_rc;
  * Gemma 2's attention and MLP outputs before their norms and their two rstd), which sequence parallelism cuts over
@@ -234,7 +235,7 @@ static void take_layer_work(const Model *m, LayerStore *a, float **cursor, size_
         TAKE(a->ao, nl * R * C); TAKE(a->rstda, nl * R); TAKE(a->mo, nl * R * C); TAKE(a->rstdm, nl * R);
     } else a->ao = a->rstda = a->mo = a->rstdm = NULL;
     if (m->qk_norm) {
-        TAKE(a->qr, nl * N * QD); TAKE(a->kr, nl * N * KD);
+        TAKE(a->qr, nl * N * proj_floats(m, QD)); TAKE(a->kr, nl * N * proj_floats(m, KD));
         TAKE(a->rstdq, nl * N * NH); TAKE(a->rstdk, nl * N * (size_t)m->NKV_loc);
     } else a->qr = a->kr = a->rstdq = a->rstdk = NULL;
     *cursor = c;
@@ -510,7 +511,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->proj16 = o && o->autocast16 && m->act16 && be->matmul16_out16 && be->swiglu_fwd_b16 && be->geglu_fwd_b16 &&
                 be->swiglu_bwd_b16 && be->geglu_bwd_b16 && be->rope_fwd_b16 && be->rope_bwd_b16 && be->attn_fwd_b16 &&
                 be->attn_bwd_b16 && be->xent_stats_b16 && be->xent_bwd_b16 && m->HD % 2 == 0 &&
-                !m->qk_norm; /* Qwen3's q/k norms read and write fp32 rows */
+                (!m->qk_norm || (be->rmsnorm_fwd_b16 && be->rmsnorm_bwd_b16)); /* Qwen3's norms on bf16 rows */
     m->head16 = m->proj16 && !model_head_capped(m); /* Gemma 2's soft-cap works on fp32 logits */
     /* the q, k, v and the gate, up projections' backward as one matmul each (qkv_packed, glu_packed);
      * SIMPO_BWD_PACK=0: a matmul per projection, as before */
@@ -1137,8 +1138,8 @@ static LayerActs layer_acts(const Model *m, const Acts *a, int l, size_t N) {
         t.rstdm = s->rstdm + i * R;
     }
     if (m->qk_norm) {
-        t.qr = s->qr + i * N * QD;
-        t.kr = s->kr + i * N * KD;
+        t.qr = s->qr + i * N * QDp;
+        t.kr = s->kr + i * N * KDp;
         t.rstdq = s->rstdq + i * N * NH;
         t.rstdk = s->rstdk + i * N * (size_t)m->NKV_loc;
     }
@@ -1318,8 +1319,9 @@ static void qkv_bias_grad(Model *m, const LayerW *dw, const void *dq, const void
 
 /* Qwen3: the backward of the per-head norms of q and k, from d/dq, d/dk after RoPE's backward (a->dq, a->dk) to
  * the gradients of the projections' outputs: d/dq into a->datt (dead after attention's backward), then d/dk into
- * a->dq (dead once read: QD >= KD), fp32. A gain's gradient is a sum over every head of every token: each TP rank
- * holds its heads' part, summed over the TP group (m->qksum) */
+ * a->dq (dead once read: QD >= KD); fp32, or bf16 in autocast storage (rmsnorm_bwd_b16 writes d/dx). A gain's
+ * gradient is a sum over every head of every token: each TP rank holds its heads' part, summed over the TP group
+ * (m->qksum) */
 static void qk_norm_bwd(Model *m, Acts *a, const LayerActs *t, const LayerW *w, LayerW *dw, size_t N) {
     const Backend *be = m->be;
     int HD = m->HD;
@@ -1328,16 +1330,22 @@ static void qk_norm_bwd(Model *m, Acts *a, const LayerActs *t, const LayerW *w, 
         {a->datt, dw->qn, a->dq, t->qr, w->qn, t->rstdq, N * (size_t)m->NH_loc, QD},
         {a->dq, dw->kn, a->dk, t->kr, w->kn, t->rstdk, N * (size_t)m->NKV_loc, KD}};
     for (int i = 0; i < 2; i++) {
-        be->zero(s[i].dx, N * s[i].n * sizeof(float));
-        float *g = grad_acc(m, s[i].dw);
-        if (!m->qksum) {
-            be->rmsnorm_bwd(s[i].dx, g, s[i].dy, s[i].x, s[i].w, s[i].rstd, s[i].rows, HD);
-            continue;
+        float *g = grad_acc(m, s[i].dw), *gw = g;
+        if (m->qksum) {
+            gw = m->qksum;
+            be->zero(gw, (size_t)HD * sizeof(float));
         }
-        be->zero(m->qksum, (size_t)HD * sizeof(float));
-        be->rmsnorm_bwd(s[i].dx, m->qksum, s[i].dy, s[i].x, s[i].w, s[i].rstd, s[i].rows, HD);
-        tp_reduce(m->grid, m->qksum, (size_t)HD);
-        be->add(g, m->qksum, (size_t)HD);
+        if (m->proj16)
+            be->rmsnorm_bwd_b16((uint16_t *)s[i].dx, gw, (const uint16_t *)s[i].dy, (const uint16_t *)s[i].x, s[i].w,
+                                s[i].rstd, s[i].rows, HD);
+        else {
+            be->zero(s[i].dx, N * s[i].n * sizeof(float));
+            be->rmsnorm_bwd(s[i].dx, gw, s[i].dy, s[i].x, s[i].w, s[i].rstd, s[i].rows, HD);
+        }
+        if (m->qksum) {
+            tp_reduce(m->grid, m->qksum, (size_t)HD);
+            be->add(g, m->qksum, (size_t)HD);
+        }
     }
 }
 
@@ -1347,7 +1355,7 @@ static void qk_norm_bwd(Model *m, Acts *a, const LayerActs *t, const LayerW *w, 
  * from the gate / up projections' backward to the next layer's MLP backward; prefix sharing's gathered rows overlay
  * it too, but attention's backward is done with them when RoPE's packs) */
 static bool qkv_packed(const Model *m, int l, size_t N) {
-    if (!m->bwd_pack || !m->be->rope_bwd_pack_b16) return false;
+    if (!m->bwd_pack || !m->be->rope_bwd_pack_b16 || m->qk_norm) return false; /* Qwen3: its norms come between */
     size_t C = (size_t)m->C, QC = (size_t)m->NH_loc * m->HD * C, KC = (size_t)m->NKV_loc * m->HD * C;
     const LayerW *w = &m->w[l], *dw = &m->dw[l];
     const bool w16 = m->w16_fresh && m->w16;
@@ -1397,8 +1405,13 @@ static void layer_forward(Model *m, Acts *a, const MicroBatch *mb, int l, const 
     if (m->qkv_bias) qkv_bias_add(m, t, w, N);
     if (m->qk_norm) { /* Qwen3: each head of q and k RMS-normalised (rows of HD), before RoPE */
         float eps = (float)m->mc.rms_norm_eps;
-        be->rmsnorm_fwd(t->q, t->rstdq, t->qr, w->qn, N * (size_t)NH, HD, eps);
-        be->rmsnorm_fwd(t->k, t->rstdk, t->kr, w->kn, N * (size_t)NKV, HD, eps);
+        if (p16) {
+            be->rmsnorm_fwd_b16((uint16_t *)t->q, t->rstdq, (const uint16_t *)t->qr, w->qn, N * (size_t)NH, HD, eps);
+            be->rmsnorm_fwd_b16((uint16_t *)t->k, t->rstdk, (const uint16_t *)t->kr, w->kn, N * (size_t)NKV, HD, eps);
+        } else {
+            be->rmsnorm_fwd(t->q, t->rstdq, t->qr, w->qn, N * (size_t)NH, HD, eps);
+            be->rmsnorm_fwd(t->k, t->rstdk, t->kr, w->kn, N * (size_t)NKV, HD, eps);
+        }
     }
     attention_fwd(m, a, mb, t, aopt);
     if (m->gemma2) { /* x2 = x + rmsnorm_a(att Wo^T) */
@@ -1613,9 +1626,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
                 qkv_bias_grad(m, dw, dqkv, dqkv + QD, dqkv + QD + KD, (int)(QD + 2 * KD), (int)(QD + 2 * KD), true, N);
         } else if (m->qk_norm) { /* Qwen3: through the q / k norms first (d/dq, d/dk before them over datt, dq) */
             qk_norm_bwd(m, a, &t, w, dw, N);
-            model_linear_bwd(m, a->dtmp, dw->wq, a->datt, false, in, s16, LW(m, l, wq), N, C, (int)QD, false);
-            model_linear_bwd(m, a->dtmp, dw->wk, a->dq, false, in, s16, LW(m, l, wk), N, C, (int)KD, true);
-            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, false, in, s16, LW(m, l, wv), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wq, a->datt, p16, in, s16, LW(m, l, wq), N, C, (int)QD, false);
+            model_linear_bwd(m, a->dtmp, dw->wk, a->dq, p16, in, s16, LW(m, l, wk), N, C, (int)KD, true);
+            model_linear_bwd(m, a->dtmp, dw->wv, a->dv, p16, in, s16, LW(m, l, wv), N, C, (int)KD, true);
         } else {
             if (m->qkv_bias) qkv_bias_grad(m, dw, a->dq, a->dk, a->dv, (int)QD, (int)KD, p16, N);
             model_linear_bwd(m, a->dtmp, dw->wq, a->dq, p16, in, s16, LW(m, l, wq), N, C, (int)QD, false);

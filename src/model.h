@@ -222,8 +222,8 @@ typedef struct Model {
                                           * recomputed in the backward. 0 without the cache */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
     bool qkv_bias;                       /* mc.qkv_bias: q, k, v have biases (Qwen2) */
-    bool qk_norm;                        /* mc.qk_norm: q, k normalised per head before RoPE (Qwen3; no autocast
-                                          * storage: proj16 stays off) */
+    bool qk_norm;                        /* mc.qk_norm: q, k normalised per head before RoPE (Qwen3; in autocast
+                                          * storage on bf16 rows: backend.h rmsnorm_fwd_b16) */
     float *qksum;                        /* qk_norm with tp > 1: [HD] backend scratch of a q/k norm gain's partial
                                           * gradient (this rank's heads), summed over TP; else NULL */
     float embed_scale;                   /* Gemma 2: the embedding output is multiplied by (float)sqrt(C); else 1 */

@@ -45,9 +45,9 @@ static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
     return l->bf16 && l->mc.hidden_size % 2 == 0 && (l->mc.intermediate_size / tp) % 2 == 0;
 }
-/* model.c proj16: autocast storage on top of it (head dim even; not with Qwen3's q/k norms) */
+/* model.c proj16: autocast storage on top of it (head dim even) */
 static bool storage_auto16(const PlanLayout *l) {
-    return storage_act16(l) && l->autocast16 && l->mc.head_dim % 2 == 0 && !l->mc.qk_norm;
+    return storage_act16(l) && l->autocast16 && l->mc.head_dim % 2 == 0;
 }
 /* Gemma 2's final logit soft-capping (model.c head_capped) */
 static bool logits_capped(const ModelConfig *mc) { return mc->arch == ARCH_GEMMA2 && mc->final_logit_softcapping > 0; }
@@ -137,7 +137,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t hbuf = l->recompute_act ? N * FF16 : 0, nbuf = l->recompute_norm ? Nr * C16 : 0;
     size_t work = Nr * (2 + C + (l->recompute_norm ? 0 : 2 * C16) + (gemma2 ? 2 * C + 2 : 0)) +
                   N * (2 * QDp + 2 * KDp + NH + 2 * FFp + (l->recompute_act ? 0 : FF16) +
-                       (mc->qk_norm ? (NH + NKV) * (HD + 1) : 0)); /* Qwen3: q, k before their norms, the rstd */
+                       (mc->qk_norm ? QDp + KDp + NH + NKV : 0)); /* Qwen3: q, k before their norms, the rstd */
     /* Gemma 2's final logit soft-capping keeps a chunk's pre-cap logits for the backward (last stage) */
     size_t capbuf = last && logits_capped(mc) ? R * V : 0;
     /* one buffer holds a non-last stage's output, then its gradient; the last stage's gathered rows hs (with the

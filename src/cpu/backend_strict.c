@@ -401,6 +401,19 @@ static void strict_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const
     g_cpu->rmsnorm_bwd_out16(F(dx, nc, "dx"), H(dx16, nc, "dx16"), F(dw, (size_t)C, "dw"), F(dout, nc, "dout"),
                              F(x, nc, "x"), F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
 }
+static void strict_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C,
+                                   float eps) {
+    const char *OP = "rmsnorm_fwd_b16";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_fwd_b16(H(out, nc, "out"), F(rstd, N, "rstd"), H(x, nc, "x"), F(w, (size_t)C, "w"), N, C, eps);
+}
+static void strict_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                                   const float *rstd, size_t N, int C) {
+    const char *OP = "rmsnorm_bwd_b16";
+    size_t nc = N * (size_t)C;
+    g_cpu->rmsnorm_bwd_b16(H(dx, nc, "dx"), F(dw, (size_t)C, "dw"), H(dout, nc, "dout"), H(x, nc, "x"),
+                           F(w, (size_t)C, "w"), F(rstd, N, "rstd"), N, C);
+}
 /* rope: the tables must hold the rows of every position the batch uses (pos is read from the shadow) */
 static void rope_tables(const char *OP, const int *pos, const float *cs, const float *sn, size_t N, int HD,
                         const int **ps, const float **css, const float **sns) {
@@ -714,6 +727,8 @@ static const Backend g_strict = {
     .rmsnorm_fwd = strict_rmsnorm_fwd,
     .rmsnorm_bwd = strict_rmsnorm_bwd,
     .rmsnorm_bwd_out16 = strict_rmsnorm_bwd_out16,
+    .rmsnorm_fwd_b16 = strict_rmsnorm_fwd_b16,
+    .rmsnorm_bwd_b16 = strict_rmsnorm_bwd_b16,
     .rope_fwd = strict_rope_fwd,
     .rope_bwd = strict_rope_bwd,
     .attn_fwd = strict_attn_fwd,

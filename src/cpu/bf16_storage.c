@@ -42,6 +42,22 @@ void cpu_rmsnorm_fwd16(uint16_t *out, float *rstd, const float *x, const float *
     cpu_to_bf16(out, t, n);
     free(t);
 }
+/* backend.h rmsnorm_fwd_b16 / rmsnorm_bwd_b16: the fp32 ops on the widened rows, the outputs rounded */
+void cpu_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps) {
+    size_t n = N * (size_t)(C > 0 ? C : 0);
+    float *xf = widen(x, n);
+    cpu_rmsnorm_fwd16(out, rstd, xf, w, N, C, eps);
+    free(xf);
+}
+void cpu_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                         const float *rstd, size_t N, int C) {
+    size_t n = N * (size_t)(C > 0 ? C : 0);
+    float *dyf = widen(dout, n), *xf = widen(x, n), *dxf = tmp_floats(n, "rmsnorm_bwd_b16");
+    memset(dxf, 0, n * sizeof(float));
+    cpu_rmsnorm_bwd(dxf, dw, dyf, xf, w, rstd, N, C);
+    cpu_to_bf16(dx, dxf, n);
+    free(dyf), free(xf), free(dxf);
+}
 /* a gated activation (SwiGLU or GeGLU) in fp32, then rounded */
 static void glu16(void (*glu)(float *, const float *, const float *, size_t, int), uint16_t *out, const float *gate,
                   const float *up, size_t N, int FF) {

@@ -85,6 +85,10 @@ void cpu_add_rows(float *dst, const int *drows, const float *src, const int *sro
 void cpu_add_rows_b16(uint16_t *dst, const int *drows, const uint16_t *src, const int *srows, size_t M, size_t Nd,
                       size_t Ns, int C);
 
+/* RMSNorm on bf16 rows (bf16_storage.c) */
+void cpu_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps);
+void cpu_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
+                         const float *rstd, size_t N, int C);
 /* linear biases (bias.c) */
 void cpu_bias_add(float *y, const float *b, size_t N, int D, int ld);
 void cpu_bias_add_b16(uint16_t *y, const float *b, size_t N, int D, int ld);

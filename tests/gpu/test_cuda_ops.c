@@ -770,6 +770,33 @@ static void t_rmsnorm(size_t N, int C, float eps, double xamp) {
     bitwise(what, g16, want16, nx * 2);
     free(h0), free(hw0), free(p1), free(p2), free(w1), free(w2), free(g16), free(want16);
     gpu->free(d16);
+    /* rmsnorm_fwd_b16 / rmsnorm_bwd_b16 (bf16 rows: Qwen3's q / k norms in autocast storage) against the CPU's: the
+     * GPU's fp32 values above round to the same bf16 but where they straddle a rounding boundary (one bf16 step) */
+    uint16_t *x16 = h16(x, nx), *dy16 = h16(dout, nx);
+    uint16_t *e_out = sd_alloc(nx * 2, "out16"), *e_dx = sd_alloc(nx * 2, "dx16");
+    float *e_r = sd_alloc(N * 4, "rstd"), *e_dw = hrand((size_t)C, -1, 1);
+    uint16_t *g_x = up(x16, nx * 2), *g_dy = up(dy16, nx * 2), *g_out = gpu->alloc(nx * 2, "out16");
+    uint16_t *g_dx = gpu->alloc(nx * 2, "dx16");
+    float *g_r = gpu->alloc(N * 4, "rstd"), *g_dw = up(e_dw, (size_t)C * 4);
+    cpu->rmsnorm_fwd_b16(e_out, e_r, x16, w, N, C, eps);
+    cpu->rmsnorm_bwd_b16(e_dx, e_dw, dy16, x16, w, e_r, N, C);
+    gpu->rmsnorm_fwd_b16(g_out, g_r, g_x, d_w, N, C, eps);
+    gpu->upload(g_r, e_r, N * 4); /* the backward from the CPU's rstd, as above */
+    gpu->rmsnorm_bwd_b16(g_dx, g_dw, g_dy, g_x, d_w, g_r, N, C);
+    uint16_t *o16 = sd_alloc(nx * 2, "out16"), *d16b = sd_alloc(nx * 2, "dx16");
+    gpu->download(o16, g_out, nx * 2), gpu->download(d16b, g_dx, nx * 2);
+    float *gw16 = down(g_dw, (size_t)C);
+    size_t far = 0;
+    for (size_t i = 0; i < nx; i++) {
+        int a = (int)(int16_t)o16[i] - (int)(int16_t)e_out[i], b = (int)(int16_t)d16b[i] - (int)(int16_t)e_dx[i];
+        far += abs(a) > 1 || abs(b) > 1;
+    }
+    snprintf(what, sizeof what, "rmsnorm_b16 N=%zu C=%d: outputs and dx within one bf16 step of the CPU's", N, C);
+    CHECK(far == 0, "%s (%zu farther)", what, far);
+    snprintf(what, sizeof what, "rmsnorm_bwd_b16 dw N=%zu C=%d (accumulates)", N, C);
+    cmp(what, gw16, e_dw, (size_t)C, 2e-6);
+    free(x16), free(dy16), free(e_out), free(e_dx), free(e_r), free(e_dw), free(o16), free(d16b), free(gw16);
+    gpu->free(g_x), gpu->free(g_dy), gpu->free(g_out), gpu->free(g_dx), gpu->free(g_r), gpu->free(g_dw);
     free(x), free(w), free(out), free(rstd), free(dout), free(dx), free(dw), free(go), free(gr);
     free(gdx), free(gdw), free(gdx2), free(gdw2);
     gpu->free(d_x), gpu->free(d_w), gpu->free(d_out), gpu->free(d_rstd), gpu->free(d_dout), gpu->free(d_dx);

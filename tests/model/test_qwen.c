@@ -15,8 +15,8 @@
  *   5. what Qwen adds acts: Qwen2 with zero biases is the Llama model of the same weights bit for bit, and the
  *      fixture's biases move the log-probs; Qwen3's norm gains move them.
  *   6. bf16: Qwen2 in autocast storage (the biases added to bf16 q, k, v; their gradients summed from the bf16
- *      gradients), packed and unpacked backward, prefix sharing; Qwen3 in exact storage (autocast asked for, declined:
- *      its norms read fp32 rows); within the bf16 bounds of the fixture (fixture_bf16.h), strict bitwise the CPU.
+ *      gradients), packed and unpacked backward, prefix sharing; Qwen3 in autocast storage (its norms on bf16 rows)
+ *      and exact storage; within the bf16 bounds of the fixture (fixture_bf16.h), strict bitwise the CPU.
  *   7. HF export and import: config.json and every tensor round-trip bit for bit.
  *   8. KV-cached decoding (src/generate.c): the fixture's responses fed token by token give its log-probs. */
 #include <cjson/cJSON.h>
@@ -318,17 +318,29 @@ static void bf16_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *
         Model *m = model_create_opts(mc, be, 256, NULL, 1, &o);
         model_load_hf(m, mdir);
         bool q2 = mc->qkv_bias;
-        CHECK(q2 ? m->proj16 && m->bwd_pack : !m->proj16 && !m->bwd_pack && m->act16,
-              "%s: autocast storage with the packed backward (Qwen2), exact bf16 storage (Qwen3)", FIX);
+        CHECK(m->proj16 && m->bwd_pack, "%s: autocast storage, the projections' backward packed where it can", FIX);
         nparams = m->nparams;
         r[k] = fixture_run(m, ps, SIMPO);
-        if (k == 0 && !q2) { /* Qwen3: exact storage, its norms and their gains' gradients in fp32 */
+        if (k == 0 && !q2) { /* Qwen3: its norms on bf16 rows (rmsnorm_fwd_b16 / _bwd_b16), q, k, v unpacked */
             check_fixture_bf16_at(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
-                                  f32->seq, "qwen3 bf16 ", fx("grads.safetensors"));
+                                  f32->seq, "qwen3 autocast ", fx("grads.safetensors"));
             FixtureResult sh = fixture_run_shared(m, ps, SIMPO);
             check_fixture_bf16_at(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
-                                  "qwen3 bf16, prefix sharing ", fx("grads.safetensors"));
+                                  "qwen3 autocast, prefix sharing ", fx("grads.safetensors"));
             free(sh.grads);
+            /* and in exact bf16 storage: the norms on fp32 rows */
+            ModelOpts ex = {0};
+            Model *me = model_create_opts(mc, be, 256, NULL, 1, &ex);
+            model_load_hf(me, mdir);
+            CHECK(!me->proj16 && me->act16, "qwen3: exact bf16 storage when autocast is not asked for");
+            FixtureResult re = fixture_run(me, ps, SIMPO);
+            check_fixture_bf16_at(exp, me, re.seq, re.loss, re.met, sqrt(model_grad_sumsq(me)), re.grads, f32->seq,
+                                  "qwen3 exact bf16 ", fx("grads.safetensors"));
+            int differ = 0;
+            for (int i = 0; i < 12; i++) differ += re.seq[i].sum != r[0].seq[i].sum;
+            CHECK(differ > 0, "qwen3: autocast storage gives exact storage's log-probs: are q, k rounded?");
+            free(re.grads);
+            model_free(me);
         }
         if (k == 0 && q2) {
             check_fixture_bf16_at(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,

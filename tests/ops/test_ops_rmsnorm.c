@@ -130,10 +130,75 @@ static void run(size_t N_, int C_) {
     free(ro), free(rr), free(rdx), free(rdw);
 }
 
+/* rmsnorm_fwd_b16 / rmsnorm_bwd_b16 (Qwen3's q / k norms in autocast storage): bf16 rows x, dout; the forward's out
+ * is bf16(rmsnorm_fwd of the widened x) and within one bf16 rounding (2^-9 relative) of a float64 evaluation; the
+ * backward writes dx = bf16(rmsnorm_bwd's d/dx from zero) (pre-filled dx overwritten) and accumulates dw; the
+ * strict backend gives the same bits */
+static void run_b16(size_t N_, int C_) {
+    size_t NC = N_ * (size_t)C_;
+    float *x = sd_alloc(NC * 4, "x"), *w = sd_alloc((size_t)C_ * 4, "w"), *dy = sd_alloc(NC * 4, "dy");
+    fill(x, NC, -3, 3);
+    fill(w, (size_t)C_, 0.5, 1.5);
+    fill(dy, NC, -1, 1);
+    uint16_t *x16 = sd_alloc(NC * 2, "x16"), *dy16 = sd_alloc(NC * 2, "dy16");
+    for (size_t i = 0; i < NC; i++) { /* the bf16 values, and x, dy as exactly those values */
+        x16[i] = sd_f32_to_bf16(x[i]), x[i] = sd_bf16_to_f32(x16[i]);
+        dy16[i] = sd_f32_to_bf16(dy[i]), dy[i] = sd_bf16_to_f32(dy16[i]);
+    }
+    /* the fp32 ops on the same values */
+    float *out = sd_alloc(NC * 4, "out"), *rstd = sd_alloc(N_ * 4, "rstd"), *dx = sd_alloc(NC * 4, "dx");
+    float *dw = sd_alloc((size_t)C_ * 4, "dw"), *dw0 = sd_alloc((size_t)C_ * 4, "dw0");
+    fill(dw0, (size_t)C_, -1, 1);
+    memcpy(dw, dw0, (size_t)C_ * 4);
+    memset(dx, 0, NC * 4);
+    be->rmsnorm_fwd(out, rstd, x, w, N_, C_, eps);
+    be->rmsnorm_bwd(dx, dw, dy, x, w, rstd, N_, C_);
+    double worst = 0;
+    for (size_t n = 0; n < N_; n++) {
+        double ss = 0;
+        for (int i = 0; i < C_; i++) ss += (double)x[n * C_ + i] * x[n * C_ + i];
+        double r = 1.0 / sqrt(ss / C_ + (double)eps);
+        for (int i = 0; i < C_; i++) {
+            double ref = (double)w[i] * x[n * C_ + i] * r;
+            worst = fmax(worst, fabs(sd_bf16_to_f32(sd_f32_to_bf16(out[n * C_ + i])) - ref) / fmax(fabs(ref), 1e-30));
+        }
+    }
+    CHECK(worst <= 1.0 / 256, "rmsnorm_fwd_b16's values vs float64: %.3g relative (one bf16 rounding: 2^-8)", worst);
+    const Backend *bs[2] = {be, backend_cpu_strict()};
+    for (int k = 0; k < 2; k++) {
+        const Backend *b = bs[k];
+        uint16_t *bx = b->alloc(NC * 2, "x"), *bdy = b->alloc(NC * 2, "dy"), *bo = b->alloc(NC * 2, "out");
+        uint16_t *bdx = b->alloc(NC * 2, "dx");
+        float *bw = b->alloc((size_t)C_ * 4, "w"), *br = b->alloc(N_ * 4, "rstd"), *bdw = b->alloc((size_t)C_ * 4, "dw");
+        uint16_t *junk = sd_alloc(NC * 2, "junk");
+        for (size_t i = 0; i < NC; i++) junk[i] = 0x4321; /* dx is written, whatever it held */
+        b->upload(bx, x16, NC * 2), b->upload(bdy, dy16, NC * 2), b->upload(bw, w, (size_t)C_ * 4);
+        b->upload(bdw, dw0, (size_t)C_ * 4), b->upload(bdx, junk, NC * 2);
+        b->rmsnorm_fwd_b16(bo, br, bx, bw, N_, C_, eps);
+        b->rmsnorm_bwd_b16(bdx, bdw, bdy, bx, bw, br, N_, C_);
+        uint16_t *ho = sd_alloc(NC * 2, "out"), *hdx = sd_alloc(NC * 2, "dx");
+        float *hr = sd_alloc(N_ * 4, "rstd"), *hw = sd_alloc((size_t)C_ * 4, "dw");
+        b->download(ho, bo, NC * 2), b->download(hdx, bdx, NC * 2), b->download(hr, br, N_ * 4);
+        b->download(hw, bdw, (size_t)C_ * 4);
+        size_t bad_o = 0, bad_dx = 0;
+        for (size_t i = 0; i < NC; i++) bad_o += ho[i] != sd_f32_to_bf16(out[i]), bad_dx += hdx[i] != sd_f32_to_bf16(dx[i]);
+        CHECK(bad_o == 0 && !memcmp(hr, rstd, N_ * 4), "rmsnorm_fwd_b16 (%s) N=%zu C=%d: %zu outputs not bf16(fp32 op's)",
+              b->name, N_, C_, bad_o);
+        CHECK(bad_dx == 0 && !memcmp(hw, dw, (size_t)C_ * 4),
+              "rmsnorm_bwd_b16 (%s) N=%zu C=%d: %zu dx not bf16(fp32 op's from zero), or dw not accumulated as it", b->name,
+              N_, C_, bad_dx);
+        free(ho), free(hdx), free(hr), free(hw), free(junk);
+        b->free(bx), b->free(bdy), b->free(bo), b->free(bdx), b->free(bw), b->free(br), b->free(bdw);
+    }
+    free(x), free(w), free(dy), free(x16), free(dy16), free(out), free(rstd), free(dx), free(dw), free(dw0);
+}
+
 int main(void) {
     be = backend_cpu();
     run(7, 16);
     run(33, 64);
     run(3, 1000);
+    run_b16(96, 16);  /* Qwen3-like rows: many heads of a small head dim */
+    run_b16(40, 128);
     TEST_END();
 }
