@@ -12,6 +12,7 @@
 #ifndef SD_PAIRS_H
 #define SD_PAIRS_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 /* Limits on one JSONL line and one pair (prompt + the longer response), errors naming the line beyond them: far
@@ -84,6 +85,10 @@ bool pairs_read_messages(const struct cJSON *a, const char *field, struct ChatMe
 bool pair_from_text(const struct cJSON *obj, const PairsFormat *fmt, const char *where, Pair *p, char *err,
                     size_t errlen);
 void pairs_free(PairSet *ps);
+/* A 64-bit fingerprint (FNV-1a) of the pairs in order: each one's token ids (prompt, chosen, rejected, with their
+ * counts) and reference log-probs (their bits, where present). What a resumed run compares with its checkpoint's
+ * (checkpoint.check_data): the same file, mixture and truncation give the same value. */
+uint64_t pairs_fingerprint(const PairSet *ps);
 /* Moves the first keep (<= src->n) pairs of src to the end of dst, in order, and frees src with the others
  * (a data mixture, train_data.c); dst->all_have_ref then holds for the pairs dst holds. */
 void pairs_append(PairSet *dst, PairSet *src, size_t keep);

@@ -584,6 +584,10 @@ static void write_index(Collect *c, const char *path, const CkptMeta *meta, int 
     write_attr_i64(m, h5file, "skipped", meta->skipped);
     write_attr_i64(m, h5file, "tokens_seen", meta->tokens_seen);
     write_attr_f64(m, h5file, "total_flos", meta->total_flos);
+    write_attr_i64(m, h5file, "data_pairs", meta->data_pairs);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)meta->data_fingerprint);
+    write_attr_str(m, h5file, "data_fingerprint", fp);
     write_attr_str(m, h5file, "config_yaml", meta->config_yaml);
     write_attr_str(m, h5file, "model_config_json", meta->model_config_json);
     write_attr_str(m, h5file, "layout", meta->layout);
@@ -786,6 +790,16 @@ CkptReader *ckpt_open(const char *step_dir) {
     if (r->meta.tokens_seen < 0 || !(r->meta.total_flos >= 0) || isinf(r->meta.total_flos))
         sd_die(where, "tokens_seen (%lld) and total_flos (%g) must be finite and >= 0",
                (long long)r->meta.tokens_seen, r->meta.total_flos);
+    r->meta.data_pairs = H5Aexists(m, "data_pairs") > 0 ? read_meta_i64(m, where, "data_pairs") : 0;
+    if (r->meta.data_pairs < 0) sd_die(where, "data_pairs (%lld) must be >= 0", (long long)r->meta.data_pairs);
+    if (H5Aexists(m, "data_fingerprint") > 0) {
+        char *fp = read_attr_str(m, where, "data_fingerprint"), *end = NULL;
+        unsigned long long v = strtoull(fp, &end, 16);
+        bool ok = strlen(fp) == 16 && end && !*end;
+        free(fp);
+        if (!ok) sd_die(where, "data_fingerprint: expected 16 hexadecimal digits");
+        r->meta.data_fingerprint = (uint64_t)v;
+    }
     r->config_yaml = read_attr_str(m, where, "config_yaml");
     r->model_config_json = read_attr_str(m, where, "model_config_json");
     r->layout = read_attr_str(m, where, "layout");

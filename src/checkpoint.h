@@ -39,6 +39,10 @@ typedef struct {
                                 * step - skipped. Absent in older checkpoints: 0 */
     int64_t tokens_seen;       /* tokens the steps so far trained on (metrics.jsonl num_input_tokens_seen) */
     double total_flos;         /* their model FLOPs (metrics.jsonl total_flos). Both absent in older checkpoints: 0 */
+    int64_t data_pairs;        /* training pairs the run read (after truncation) and their fingerprint (pairs.h
+                                * pairs_fingerprint), what a resume compares (checkpoint.check_data); 0 / 0 in older
+                                * checkpoints: nothing to compare */
+    uint64_t data_fingerprint;
 } CkptMeta;
 
 /* Saving is three phases so that several ranks can share it; the caller puts a barrier between them:

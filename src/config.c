@@ -232,6 +232,10 @@ static const KeySpec KEYS[] = {
     {"checkpoint.final", K_BOOL, F(ckpt_final), "true", U, U, 0, 0, NULL,
      "checkpoint after the last step (false: benchmarks and dry runs that keep no weights)"},
     {"checkpoint.keep", K_INT, F(ckpt_keep), "0", 0, U, 0, 0, NULL, "newest checkpoints to keep (0: all)"},
+    {"checkpoint.check_data", K_BOOL, F(ckpt_check_data), "true", U, U, 0, 0, NULL,
+     "a resumed run refuses training data other than its checkpoint's (their count and fingerprint differ: another "
+     "file, a Hub snapshot replaced in the cache, another data.max_length, ...), since its data position would "
+     "point into other pairs; false: resume anyway, with a warning"},
     {"checkpoint.export_hf", K_PATH, F(export_hf), NULL, U, U, 0, 0, NULL,
      "Hugging Face model directory to write from the final checkpoint when training ends (as `simpo_dist "
      "export`: config.json, safetensors, the tokenizer's files), replaced as a whole: written beside it first and "

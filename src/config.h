@@ -115,6 +115,7 @@ typedef struct {
     char *ckpt_dir;             /* checkpoint.dir (default "out") */
     long ckpt_every_steps;      /* checkpoint.every_steps (default 0: only at the end) */
     int ckpt_keep;              /* checkpoint.keep (default 0: keep all) */
+    bool ckpt_check_data;       /* checkpoint.check_data (default true): a resume refuses other training data */
     bool ckpt_final;            /* checkpoint.final (default true: checkpoint after the last step) */
     char *export_hf;            /* checkpoint.export_hf: Hugging Face model directory written from the final
                                  * checkpoint (NULL: none) */

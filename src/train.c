@@ -48,6 +48,7 @@ typedef struct {
     Optim *optim;
     ZeroPlan *plan;
     PairSet *data;
+    uint64_t data_fp;           /* pairs_fingerprint(data): kept in checkpoints, compared on resume */
     PairSet *eval;              /* data.eval's held-out pairs (NULL: none) */
     LossParams lp;
     long steps_per_epoch, total_steps;
@@ -78,6 +79,30 @@ static void zero_sink(void *ctx, Model *m, size_t off, float *buf, size_t n) {
     zero_reduce_bucket(t->grid, t->plan, buf, off, n, model_grad_at(m, m->grads_from));
 }
 
+
+/* checkpoint.check_data: the checkpoint at step_dir was written by a run on other training pairs (their count or
+ * fingerprint differ; an older checkpoint without them passes): an error naming what changed, or with
+ * checkpoint.check_data false a warning. Its data position indexes an epoch order of those pairs. */
+static void check_resume_data(const Config *c, const char *step_dir, const PairSet *data, uint64_t fp, bool talk) {
+    CkptReader *r = ckpt_open(step_dir);
+    const CkptMeta *meta = ckpt_meta(r);
+    int64_t pairs = meta->data_pairs;
+    uint64_t was = meta->data_fingerprint;
+    ckpt_close(r);
+    if (!pairs || (pairs == (int64_t)data->n && was == fp)) return;
+    char what[256];
+    snprintf(what, sizeof what, "the checkpoint's run trained on %lld pairs (fingerprint %016llx), data.train now "
+             "gives %zu (fingerprint %016llx)", (long long)pairs, (unsigned long long)was, data->n,
+             (unsigned long long)fp);
+    if (c->ckpt_check_data)
+        sd_die(step_dir, "%s: the training data changed (another file or mixture, a Hub snapshot replaced in the cache: "
+               "pin ORG/NAME@REVISION, another data.max_length, ...), and the checkpoint's data position would point "
+               "into other pairs. Resume on the data it was trained on, start in another checkpoint.dir, or set "
+               "checkpoint.check_data: false to resume anyway", what);
+    if (talk)
+        fprintf(stderr, "simpo_dist: warning: %s: %s; resuming anyway (checkpoint.check_data: false), its data "
+                "position taken into the new pairs' order\n", step_dir, what);
+}
 
 static void load_checkpoint(Trainer *t, const char *step_dir) {
     StatePos at;
@@ -174,7 +199,8 @@ static void save_checkpoint(Trainer *t) {
     char *cfg_yaml = config_to_yaml(c), *mc_json = model_config_to_json(&t->model->mc), layout[64];
     snprintf(layout, sizeof layout, "dp%d-pp%d-tp%d-zero%d", g->dp, g->pp, g->tp, c->zero);
     CkptMeta meta = {t->optim->step, t->epoch,   t->pos,           c->seed,        cfg_yaml,
-                     mc_json,        layout,     t->optim->skipped, t->tokens_seen, t->total_flos};
+                     mc_json,        layout,     t->optim->skipped, t->tokens_seen, t->total_flos,
+                     (int64_t)t->data->n, t->data_fp};
     char *path = state_save(c->ckpt_dir, &meta, g, t->model, t->optim);
     if (path) {
         fprintf(stderr, "simpo_dist: checkpoint %s\n", path);
@@ -621,6 +647,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
         comm_bcast_bytes(g, GROUP_WORLD, pick, sizeof pick, 0);
         latest = pick[0] ? sd_strdup(pick) : NULL;
     }
+    t->data_fp = pairs_fingerprint(t->data);
+    if (latest && !eval_only) /* (an evaluation of the checkpoint takes no step: its data position is not used) */
+        check_resume_data(c, latest, t->data, t->data_fp, g->rank == 0);
     /* activations for the largest micro-batch this data (and the held-out pairs) can form (not 2 x pairs x
      * max_length: most pairs are far shorter), in the layers' layout and as attention's sequences (pairs.h) */
     size_t max_tokens, max_att, max_lp; /* the last: the logits cache's rows */
