@@ -117,7 +117,7 @@ static void test_single(void) {
     for (size_t i = 0; i < big; i++) yaml[i] = (char)('a' + i % 26);
     yaml[big] = 0;
     CkptMeta meta = {5,    2, 17, 1234, yaml, "{\"hidden_size\": 4, \"name\": \"t\\u00e9st\"}", NULL, 0,
-                     123456789012LL, 1.5e22 /* past int64: a double */};
+                     123456789012LL, 1.5e22 /* past int64: a double */, 60917, 0xfedcba9876543210ULL};
     char *path = ckpt_save(dir, &meta, ts, 4);
     char *want = path2(dir, "step-00000005");
     CHECK(strcmp(path, want) == 0, "save returns %s", path);
@@ -148,6 +148,8 @@ static void test_single(void) {
     CHECK(m->tokens_seen == 123456789012LL && m->total_flos == 1.5e22, "meta tokens_seen %lld, total_flos %g",
           (long long)m->tokens_seen, m->total_flos);
     CHECK(strcmp(m->config_yaml, yaml) == 0, "meta config_yaml (100 kB) round-trips");
+    CHECK(m->data_pairs == 60917 && m->data_fingerprint == 0xfedcba9876543210ULL, "meta data_pairs %lld, fingerprint "
+          "%016llx (all 64 bits)", (long long)m->data_pairs, (unsigned long long)m->data_fingerprint);
     CHECK(strcmp(m->model_config_json, meta.model_config_json) == 0, "meta model_config_json");
     CHECK(m->layout && strcmp(m->layout, "") == 0, "NULL layout stored as empty string");
     ckpt_close(r);
@@ -238,7 +240,7 @@ static void test_multi(void) {
         ckpt_write_rank(dir, step, rank, ts, n);
         for (int i = 0; i < nb; i++) free(bufs[i]);
     }
-    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1", 0, 0, 0};
+    CkptMeta meta = {step, 0, 3, 7, "x: 1\n", "{}", "dp3-pp1-tp1-zero1", 0, 0, 0, 0, 0};
     char *path = ckpt_commit(dir, &meta, 3);
     CkptReader *r = ckpt_open(path);
     CHECK(strcmp(ckpt_meta(r)->layout, "dp3-pp1-tp1-zero1") == 0, "layout");
@@ -285,7 +287,7 @@ typedef struct {
 } CommitArg;
 static void do_commit(void *p) {
     CommitArg *a = p;
-    CkptMeta meta = {a->step, 0, 0, 0, "", "", "", 0, 0, 0};
+    CkptMeta meta = {a->step, 0, 0, 0, "", "", "", 0, 0, 0, 0, 0};
     char *path = ckpt_commit(a->dir, &meta, a->world);
     free(path);
 }
@@ -407,11 +409,14 @@ static void test_errors(void) {
      * is an error naming the file and the attributes */
     char *idx6 = path2(step6, "index.h5");
     hid_t f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
-    CHECK(f6 >= 0 && m6 >= 0 && H5Adelete(m6, "tokens_seen") >= 0 && H5Adelete(m6, "total_flos") >= 0,
+    CHECK(f6 >= 0 && m6 >= 0 && H5Adelete(m6, "tokens_seen") >= 0 && H5Adelete(m6, "total_flos") >= 0 &&
+              H5Adelete(m6, "data_pairs") >= 0 && H5Adelete(m6, "data_fingerprint") >= 0,
           "attributes deleted");
     H5Gclose(m6), H5Fclose(f6);
     r = ckpt_open(step6);
-    CHECK(ckpt_meta(r)->tokens_seen == 0 && ckpt_meta(r)->total_flos == 0.0, "older checkpoint: counters 0");
+    CHECK(ckpt_meta(r)->tokens_seen == 0 && ckpt_meta(r)->total_flos == 0.0 && ckpt_meta(r)->data_pairs == 0 &&
+              ckpt_meta(r)->data_fingerprint == 0,
+          "older checkpoint: counters and the data's fingerprint 0 (nothing to compare)");
     ckpt_close(r);
     f6 = H5Fopen(idx6, H5F_ACC_RDWR, H5P_DEFAULT), m6 = H5Gopen2(f6, "meta", H5P_DEFAULT);
     hid_t sp = H5Screate(H5S_SCALAR), at = H5Acreate2(m6, "total_flos", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -448,7 +453,7 @@ static void test_errors(void) {
 static void save_one(const char *dir, long step, float *data) {
     int64_t g[1] = {4}, z[1] = {0};
     CkptTensor t = tensor("w", 1, g, z, g, data, data, data);
-    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0", 0, 0, 0};
+    CkptMeta meta = {step, 0, 0, 0, "", "", "dp1-pp1-tp1-zero0", 0, 0, 0, 0, 0};
     free(ckpt_save(dir, &meta, &t, 1));
 }
 
@@ -491,7 +496,7 @@ static void test_atomic(void) {
     CHECK(!sd_file_exists(sidx), "stale .tmp content removed by prepare");
     CHECK(sd_dir_exists(stale), "fresh .tmp created");
     /* commit step 2: `latest` names it */
-    CkptMeta meta = {2, 0, 0, 0, "", "", "", 0, 0, 0};
+    CkptMeta meta = {2, 0, 0, 0, "", "", "", 0, 0, 0, 0, 0};
     char *p = ckpt_commit(dir, &meta, 1);
     CHECK(strcmp(p, s2) == 0, "commit returns step 2");
     free(p);
