@@ -1467,6 +1467,10 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
         int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
         if (len > m->rope_max)
             sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
+        if (!m->gemma2 && m->mc.sliding_window > 0 && len > m->mc.sliding_window)
+            sd_die("model", "a sequence of %d tokens is longer than the model's sliding_window (%d, Mistral v0.1), "
+                   "whose attention simpo_dist does not window: set data.max_length to at most %d", len,
+                   m->mc.sliding_window, m->mc.sliding_window);
     }
     int C = m->C, V = m->V_loc;
     be->upload(a->ids, mb->ids, N * sizeof(int));

@@ -177,6 +177,12 @@ ModelConfig model_config_from_json(const char *json_text, const char *where) {
     mc.eos_token_id = int_or(o, "eos_token_id", gemma2 ? 1 : -1, where, "");
     mc.pad_token_id = int_or(o, "pad_token_id", gemma2 ? 0 : -1, where, "");
     if (gemma2) read_gemma2(&mc, o, where);
+    else if (mt && !strcmp(mt, "mistral")) { /* MistralConfig's window (4096 by default; v0.2 on: null) */
+        double sw = pos_or_null(o, "sliding_window", 4096.0, where);
+        if (sw != floor(sw) || sw > 2147483647.0)
+            sd_die(where, "key 'sliding_window': expected a positive integer or null, found %g", sw);
+        mc.sliding_window = (int)sw;
+    }
     sd_cleanup_pop();
     cJSON_Delete(o);
     model_config_validate(&mc, where);
@@ -238,11 +244,15 @@ char *model_config_to_json_as(const ModelConfig *mc, const char *torch_dtype) {
     cJSON *o = cJSON_CreateObject();
     bool gemma2 = mc->arch == ARCH_GEMMA2, qwen2 = mc->arch == ARCH_QWEN2, qwen3 = mc->arch == ARCH_QWEN3;
     cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString(gemma2  ? "Gemma2ForCausalLM"
-                                                  : qwen2 ? "Qwen2ForCausalLM"
-                                                  : qwen3 ? "Qwen3ForCausalLM"
-                                                          : "LlamaForCausalLM"));
-    cJSON_AddStringToObject(o, "model_type", gemma2 ? "gemma2" : qwen2 ? "qwen2" : qwen3 ? "qwen3" : "llama");
+    bool mistral = mc->arch == ARCH_LLAMA && mc->sliding_window > 0; /* Mistral v0.1: its window kept */
+    cJSON_AddItemToArray(arch, cJSON_CreateString(gemma2    ? "Gemma2ForCausalLM"
+                                                  : qwen2   ? "Qwen2ForCausalLM"
+                                                  : qwen3   ? "Qwen3ForCausalLM"
+                                                  : mistral ? "MistralForCausalLM"
+                                                            : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type",
+                            gemma2 ? "gemma2" : qwen2 ? "qwen2" : qwen3 ? "qwen3" : mistral ? "mistral" : "llama");
+    if (mistral) cJSON_AddNumberToObject(o, "sliding_window", mc->sliding_window);
     if (gemma2) {
         cJSON_AddStringToObject(o, "hidden_activation", "gelu_pytorch_tanh");
         cJSON_AddStringToObject(o, "hidden_act", "gelu_pytorch_tanh");

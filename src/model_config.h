@@ -39,12 +39,14 @@ typedef struct {
     bool qk_norm;              /* q and k are RMS-normalised per head before RoPE (Qwen3) */
     double initializer_range;  /* default 0.02; used for random init */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
-    /* Gemma 2 only (arch ARCH_GEMMA2; zero for Llama): */
+    /* Gemma 2 only (arch ARCH_GEMMA2; zero for Llama, but Mistral's sliding_window): */
     ModelArch arch;
     double query_pre_attn_scalar;   /* attention scale = this^-1/2 (default 256) */
     double attn_logit_softcapping;  /* > 0: cap of the attention scores; 0: off (null) (default 50) */
     double final_logit_softcapping; /* > 0: cap of the LM-head logits; 0: off (null) (default 30) */
-    int sliding_window;             /* > 0: the window of the sliding layers; 0: none (null) (default 4096) */
+    int sliding_window;             /* > 0: the window of the sliding layers; 0: none (null) (default 4096). Also
+                                     * Mistral's (model_type mistral, arch llama): not applied, so a longer sequence
+                                     * is an error (model.c) */
     unsigned char layer_sliding[SD_MAX_LAYER_TYPES]; /* layer_types[l] == "sliding_attention" (default: even l) */
 } ModelConfig;
 
