@@ -247,12 +247,103 @@ void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *d
     rmsnorm_bwd_any(dx, dx16, dw, dout, x, w, rstd, N, C);
 }
 
-/* RMSNorm on bf16 rows (backend.h rmsnorm_fwd_b16 / rmsnorm_bwd_b16: Qwen3's q / k norms in autocast storage): the
- * fp32 entries above on widened copies in the op scratch, the outputs rounded; rows of head_dim are a small part of a
- * layer's traffic (a fused kernel would save the copies' passes) */
+/* RMSNorm on bf16 rows (backend.h rmsnorm_fwd_b16 / rmsnorm_bwd_b16: Qwen3's q / k norms in autocast storage, rows
+ * of head_dim). Up to 256 columns a warp takes a row, its elements in registers (one 2-byte read of x, dy and one
+ * write of the output: what a bf16 op needs, where widening copies would move 12 bytes an element); the arithmetic
+ * of the fp32 ops (src/cpu/norm.c: sums in double, rounded once; each dx from zero), so within one bf16 rounding of
+ * the CPU's. The gains' gradient: each block's double partials per column (its warps in order), then summed over the
+ * blocks in order (rmsnorm_bwd_dw_final_k): the same bits every run. Wider rows: the fp32 kernels on widened copies. */
+enum { RB16_WARPS = 8, RB16_MAX_J = 8, RB16_BLOCKS = 1024 };
+
+template <int J>
+__global__ void __launch_bounds__(32 * RB16_WARPS) rmsnorm_fwd_b16_k(uint16_t *out, float *rstd, const uint16_t *x,
+                                                                      const float *w, size_t N, int C, float eps) {
+    const int lane = threadIdx.x & 31;
+    for (size_t n = blockIdx.x * (size_t)RB16_WARPS + threadIdx.x / 32; n < N; n += (size_t)gridDim.x * RB16_WARPS) {
+        const uint16_t *xr = x + n * (size_t)C;
+        float v[J];
+        double ss = 0.0;
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = lane + 32 * j;
+            v[j] = i < C ? cu_load(xr + i) : 0.0f;
+            ss += (double)v[j] * v[j];
+        }
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(CU_FULL_MASK, ss, o);
+        const float ms = (float)(ss / C), r = 1.0f / sqrtf(ms + eps);
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = lane + 32 * j;
+            if (i < C) cu_store(out + n * (size_t)C + i, w[i] * (v[j] * r));
+        }
+        if (lane == 0) rstd[n] = r;
+    }
+}
+
+template <int J>
+__global__ void __launch_bounds__(32 * RB16_WARPS)
+    rmsnorm_bwd_b16_k(uint16_t *dx, double *part, const uint16_t *dout, const uint16_t *x, const float *w,
+                      const float *rstd, size_t N, int C) {
+    __shared__ double sh[RB16_WARPS][32 * J];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x / 32;
+    double pw[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) pw[j] = 0.0;
+    for (size_t n = blockIdx.x * (size_t)RB16_WARPS + wp; n < N; n += (size_t)gridDim.x * RB16_WARPS) {
+        const uint16_t *xr = x + n * (size_t)C, *dy = dout + n * (size_t)C;
+        float xv[J], dv[J];
+        double dot = 0.0;
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = lane + 32 * j;
+            xv[j] = i < C ? cu_load(xr + i) : 0.0f;
+            dv[j] = i < C ? cu_load(dy + i) : 0.0f;
+            if (i < C) dot += (double)dv[j] * w[i] * xv[j];
+        }
+        for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(CU_FULL_MASK, dot, o);
+        const float r = rstd[n], k = (float)(dot * r * r * r / C);
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = lane + 32 * j;
+            if (i >= C) continue;
+            cu_store(dx + n * (size_t)C + i, 0.0f + (r * w[i] * dv[j] - k * xv[j])); /* from zero, as the CPU's += */
+            pw[j] += (double)dv[j] * xv[j] * r;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < J; j++) sh[wp][lane + 32 * j] = pw[j];
+    __syncthreads();
+    for (int i = threadIdx.x; i < C; i += 32 * RB16_WARPS) {
+        double s = 0.0;
+        for (int t = 0; t < RB16_WARPS; t++) s += sh[t][i];
+        part[(size_t)blockIdx.x * C + i] = s;
+    }
+}
+
+static unsigned rb16_blocks(size_t N) {
+    const size_t b = (N + RB16_WARPS - 1) / RB16_WARPS;
+    return (unsigned)(b < (size_t)RB16_BLOCKS ? (b ? b : 1) : (size_t)RB16_BLOCKS);
+}
+#define RB16_DISPATCH(J_NEEDED, CALL)                                                                                  \
+    switch (J_NEEDED) {                                                                                                \
+    case 1: CALL(1); break;                                                                                            \
+    case 2: CALL(2); break;                                                                                            \
+    case 3: case 4: CALL(4); break;                                                                                    \
+    default: CALL(8); break;                                                                                           \
+    }
+
 void cuda_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const float *w, size_t N, int C, float eps) {
     const size_t n = N * (size_t)(C > 0 ? C : 0);
-    float *xf = (float *)cu_scratch((n ? n : 1) * sizeof(float), "rmsnorm_fwd_b16 rows");
+    if (!n) return;
+    const int J = (C + 31) / 32;
+    if (J <= RB16_MAX_J) {
+#define RB16_FWD(JJ) rmsnorm_fwd_b16_k<JJ><<<rb16_blocks(N), 32 * RB16_WARPS, 0, cu_stream()>>>(out, rstd, x, w, N, C, eps)
+        RB16_DISPATCH(J, RB16_FWD)
+#undef RB16_FWD
+        CUDA_LAUNCH_CHECK("rmsnorm_fwd_b16");
+        return;
+    }
+    float *xf = (float *)cu_scratch(n * sizeof(float), "rmsnorm_fwd_b16 rows");
     cuda_widen_bf16(xf, x, n);
     cuda_rmsnorm_fwd16(out, rstd, xf, w, N, C, eps);
     cu_scratch_free(xf);
@@ -260,7 +351,22 @@ void cuda_rmsnorm_fwd_b16(uint16_t *out, float *rstd, const uint16_t *x, const f
 void cuda_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const uint16_t *x, const float *w,
                           const float *rstd, size_t N, int C) {
     const size_t n = N * (size_t)(C > 0 ? C : 0);
-    float *f = (float *)cu_scratch((n ? 3 * n : 1) * sizeof(float), "rmsnorm_bwd_b16 rows");
+    if (!n) return;
+    const int J = (C + 31) / 32;
+    if (J <= RB16_MAX_J) {
+        const unsigned nb = rb16_blocks(N);
+        double *part = (double *)cu_scratch((size_t)nb * C * sizeof(double), "rmsnorm_bwd_b16 partials");
+#define RB16_BWD(JJ)                                                                                                   \
+    rmsnorm_bwd_b16_k<JJ><<<nb, 32 * RB16_WARPS, 0, cu_stream()>>>(dx, part, dout, x, w, rstd, N, C)
+        RB16_DISPATCH(J, RB16_BWD)
+#undef RB16_BWD
+        CUDA_LAUNCH_CHECK("rmsnorm_bwd_b16");
+        rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)nb, C);
+        CUDA_LAUNCH_CHECK("rmsnorm_bwd_b16 dw");
+        cu_scratch_free(part);
+        return;
+    }
+    float *f = (float *)cu_scratch(3 * n * sizeof(float), "rmsnorm_bwd_b16 rows");
     float *dyf = f, *xf = f + n, *dxf = f + 2 * n;
     cuda_widen_bf16(dyf, dout, n);
     cuda_widen_bf16(xf, x, n);
