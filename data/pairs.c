@@ -418,26 +418,21 @@ void microbatch_free(MicroBatch *mb) {
     free(mb);
 }
 
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
 uint64_t pairs_fingerprint(const PairSet *ps) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = SD_FNV_OFFSET;
     for (size_t i = 0; i < ps->n; i++) {
         const Pair *p = &ps->pairs[i];
         const int *ids[3] = {p->prompt, p->chosen, p->rejected};
         int n[3] = {p->n_prompt, p->n_chosen, p->n_rejected};
         for (int k = 0; k < 3; k++) {
-            h = fnv_bytes(h, &n[k], sizeof n[k]);
-            h = fnv_bytes(h, ids[k], (size_t)n[k] * sizeof(int));
+            h = sd_fnv1a(h, &n[k], sizeof n[k]);
+            h = sd_fnv1a(h, ids[k], (size_t)n[k] * sizeof(int));
         }
         unsigned char ref = p->has_ref;
-        h = fnv_bytes(h, &ref, 1);
+        h = sd_fnv1a(h, &ref, 1);
         if (p->has_ref) {
-            h = fnv_bytes(h, &p->ref_chosen_logp, sizeof(double));
-            h = fnv_bytes(h, &p->ref_rejected_logp, sizeof(double));
+            h = sd_fnv1a(h, &p->ref_chosen_logp, sizeof(double));
+            h = sd_fnv1a(h, &p->ref_rejected_logp, sizeof(double));
         }
     }
     return h;

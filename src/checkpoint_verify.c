@@ -12,12 +12,7 @@
 #include "checkpoint.h"
 #include "util.h"
 
-uint64_t ckpt_hash(const float *data, size_t n) {
-    const unsigned char *b = (const unsigned char *)data;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
+uint64_t ckpt_hash(const float *data, size_t n) { return sd_fnv1a(SD_FNV_OFFSET, data, n * sizeof(float)); }
 
 typedef struct {
     char *why;

@@ -69,11 +69,7 @@ static void add_spec(Model *m, int *n, ParamRole role, int layer, const char *na
 }
 
 /* stream of the init RNG for a tensor: a hash of its global name, so every stage and slicing draws the same */
-static uint64_t name_stream(const char *name) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *name; name++) h = (h ^ (unsigned char)*name) * 1099511628211ULL;
-    return h;
-}
+static uint64_t name_stream(const char *name) { return sd_fnv1a(SD_FNV_OFFSET, name, strlen(name)); }
 
 static void build_specs(Model *m) {
     int C = m->C, FF = m->FF, V = m->V, QD = m->NH * m->HD, KD = m->NKV * m->HD;

@@ -72,6 +72,11 @@ double sd_now(void);
 /* Seconds since the Unix epoch (the realtime clock: timestamps, not intervals). */
 double sd_wall_time(void);
 
+/* FNV-1a 64 over n bytes at p, continuing from h (start from SD_FNV_OFFSET): checkpoint checksums, the init RNG's
+ * stream of a tensor name, the training data's fingerprint. */
+#define SD_FNV_OFFSET 1469598103934665603ULL
+uint64_t sd_fnv1a(uint64_t h, const void *p, size_t n);
+
 /* Counter-based RNG: a deterministic function of (seed, stream, index), so a tensor initialised in slices on
  * different ranks equals the one initialised whole. */
 uint64_t sd_hash64(uint64_t seed, uint64_t stream, uint64_t index);
