@@ -43,15 +43,6 @@ __global__ void bias_grad_partial_k(double *part, const T *dy, size_t N, int D, 
         part[(size_t)blockIdx.y * D + j] = s;
     }
 }
-/* db[j] += the column's partials summed in chunk order, rounded once (nchunks 0: db[j] += 0, as the CPU's empty
- * sum, which turns a -0 into +0) */
-__global__ void bias_grad_final_k(float *db, const double *part, int nchunks, int D) {
-    const int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= D) return;
-    double s = 0.0;
-    for (int k = 0; k < nchunks; k++) s += part[(size_t)k * D + j];
-    db[j] += (float)s;
-}
 
 template <class T> static void bias_add(T *y, const float *b, size_t N, int D, int ld, const char *what) {
     if (!N || D <= 0) return;
@@ -62,11 +53,7 @@ template <class T> static void bias_add(T *y, const float *b, size_t N, int D, i
 }
 template <class T> static void bias_grad(float *db, const T *dy, size_t N, int D, int ld, const char *what) {
     if (D <= 0) return;
-    size_t rpc = BIAS_ROWS_PER_CHUNK, nch = (N + rpc - 1) / rpc;
-    if (nch > 65535) { /* grid.y limit: longer chunks */
-        rpc = (N + 65534) / 65535;
-        nch = (N + rpc - 1) / rpc;
-    }
+    size_t rpc = BIAS_ROWS_PER_CHUNK, nch = cu_row_chunks(N, &rpc);
     double *part = NULL;
     if (nch) {
         part = (double *)cu_scratch(nch * (size_t)D * sizeof(double), "bias_grad partials");
@@ -74,8 +61,7 @@ template <class T> static void bias_grad(float *db, const T *dy, size_t N, int D
         bias_grad_partial_k<T><<<pg, pb, 0, cu_stream()>>>(part, dy, N, D, ld, rpc);
         CUDA_LAUNCH_CHECK(what);
     }
-    bias_grad_final_k<<<(unsigned)((D + 255) / 256), 256, 0, cu_stream()>>>(db, part, (int)nch, D);
-    CUDA_LAUNCH_CHECK(what);
+    cuda_col_partials_add(db, part, (int)nch, D, what); /* nch 0: db += 0, as the CPU's empty sum (-0 becomes +0) */
     cu_scratch_free(part);
 }
 

@@ -80,6 +80,20 @@ void cu_scratch_free(void *p);
 void cu_download(void *host_dst, const void *src, size_t bytes);
 void cu_upload(void *dst, const void *host_src, size_t bytes);
 
+/* Column sums without atomics (rmsnorm_bwd's gain, bias_grad): a kernel writes double partials part[chunk][C] of
+ * row chunks, then cuda_col_partials_add sums each column's partials in chunk order and adds it, rounded once, into
+ * dst[C] (norm.cu; nchunks 0 adds 0). cu_row_chunks: chunks of N rows for a grid's y dimension (at most 65535),
+ * rows_per_chunk rows each unless that would need more, the chunk count returned (0 for no rows). */
+void cuda_col_partials_add(float *dst, const double *part, int nchunks, int C, const char *what);
+static inline size_t cu_row_chunks(size_t N, size_t *rows_per_chunk) {
+    size_t nch = (N + *rows_per_chunk - 1) / *rows_per_chunk;
+    if (nch > 65535) { /* grid.y limit: longer chunks */
+        *rows_per_chunk = (N + 65534) / 65535;
+        nch = (N + *rows_per_chunk - 1) / *rows_per_chunk;
+    }
+    return nch;
+}
+
 /* blocks for a grid-stride loop over n elements: enough to fill the device, capped */
 static inline unsigned cu_grid(size_t n, int threads) {
     size_t b = (n + (size_t)threads - 1) / (size_t)threads;

@@ -122,12 +122,16 @@ __global__ void rmsnorm_bwd_dw_partial_k(double *part, const float *dout, const 
         part[(size_t)blockIdx.y * C + c] = s;
     }
 }
-__global__ void rmsnorm_bwd_dw_final_k(float *dw, const double *part, int nchunks, int C) {
+__global__ void col_partials_add_k(float *dst, const double *part, int nchunks, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double s = 0.0;
     for (int k = 0; k < nchunks; k++) s += part[(size_t)k * C + c];
-    dw[c] += (float)s;
+    dst[c] += (float)s;
+}
+void cuda_col_partials_add(float *dst, const double *part, int nchunks, int C, const char *what) {
+    col_partials_add_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dst, part, nchunks, C);
+    CUDA_LAUNCH_CHECK(what);
 }
 
 /* rmsnorm_bwd_dx_k's dx, and each block's partial sums of dy x r per column into part[blockIdx.x][C] (columns
@@ -215,25 +219,19 @@ static void rmsnorm_bwd_any(float *dx, uint16_t *dx16, float *dw, const float *d
         else if (J <= 4) rmsnorm_bwd_fused<4>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
         else if (J <= 8) rmsnorm_bwd_fused<8>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
         else rmsnorm_bwd_fused<FUSED_MAX_J>(dx, dx16, part, dout, x, w, rstd, N, C, grid);
-        rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)grid, C);
-        CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");
+        cuda_col_partials_add(dw, part, (int)grid, C, "rmsnorm_bwd (dw)");
         cu_scratch_free(part);
         return;
     }
     unsigned grid = N < 65536 ? (unsigned)N : 65536u;
     rmsnorm_bwd_dx_k<<<grid, NORM_THREADS, 0, cu_stream()>>>(dx, dout, x, w, rstd, N, C);
     CUDA_LAUNCH_CHECK("rmsnorm_bwd (dx)");
-    size_t rpc = DW_ROWS_PER_CHUNK, nch = (N + rpc - 1) / rpc;
-    if (nch > 65535) { /* grid.y limit: longer chunks */
-        rpc = (N + 65534) / 65535;
-        nch = (N + rpc - 1) / rpc;
-    }
+    size_t rpc = DW_ROWS_PER_CHUNK, nch = cu_row_chunks(N, &rpc);
     double *part = (double *)cu_scratch(nch * (size_t)C * sizeof(double), "rmsnorm_bwd partials");
     dim3 pg((unsigned)((C + 31) / 32), (unsigned)nch), pb(32, DW_TY);
     rmsnorm_bwd_dw_partial_k<<<pg, pb, 0, cu_stream()>>>(part, dout, x, rstd, N, C, rpc);
     CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw partials)");
-    rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)nch, C);
-    CUDA_LAUNCH_CHECK("rmsnorm_bwd (dw)");
+    cuda_col_partials_add(dw, part, (int)nch, C, "rmsnorm_bwd (dw)");
     cu_scratch_free(part);
     if (dx16) cuda_to_bf16(dx16, dx, N * (size_t)C);
 }
@@ -252,7 +250,7 @@ void cuda_rmsnorm_bwd_out16(float *dx, uint16_t *dx16, float *dw, const float *d
  * write of the output: what a bf16 op needs, where widening copies would move 12 bytes an element); the arithmetic
  * of the fp32 ops (src/cpu/norm.c: sums in double, rounded once; each dx from zero), so within one bf16 rounding of
  * the CPU's. The gains' gradient: each block's double partials per column (its warps in order), then summed over the
- * blocks in order (rmsnorm_bwd_dw_final_k): the same bits every run. Wider rows: the fp32 kernels on widened copies. */
+ * blocks in order (cuda_col_partials_add): the same bits every run. Wider rows: the fp32 kernels on widened copies. */
 enum { RB16_WARPS = 8, RB16_MAX_J = 8, RB16_BLOCKS = 1024 };
 
 template <int J>
@@ -361,8 +359,7 @@ void cuda_rmsnorm_bwd_b16(uint16_t *dx, float *dw, const uint16_t *dout, const u
         RB16_DISPATCH(J, RB16_BWD)
 #undef RB16_BWD
         CUDA_LAUNCH_CHECK("rmsnorm_bwd_b16");
-        rmsnorm_bwd_dw_final_k<<<(unsigned)((C + 255) / 256), 256, 0, cu_stream()>>>(dw, part, (int)nb, C);
-        CUDA_LAUNCH_CHECK("rmsnorm_bwd_b16 dw");
+        cuda_col_partials_add(dw, part, (int)nb, C, "rmsnorm_bwd_b16 dw");
         cu_scratch_free(part);
         return;
     }
