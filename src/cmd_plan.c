@@ -31,8 +31,8 @@ static const char *USAGE =
     "                       [--sequence-parallel true|false]\n"
     "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
-    "  Lists every layout (dp x pp x tp, zero 0/1/2) of N ranks the model and batch allow, ranked by predicted step\n"
-    "  time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
+    "  Lists every layout (dp x pp x tp, zero 0/1/2, and 3 in bf16) of N ranks the model and batch allow, ranked\n"
+    "  by predicted step time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
     "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
@@ -310,7 +310,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
     size_t max_tokens = x->max_tokens;
     Row r = {dp, pp, tp, zero, rl, act, norm, 0, 0, true, 0, 0, 0, 0, 0, 0, {0}, 0};
     double t_max = 0, comm_max = 0;
-    bool bf16 = strcmp(x->dtype, "bf16") == 0;
+    bool bf16 = strcmp(x->dtype, "bf16") == 0, no_copy = false;
     for (int stage = 0; stage < pp; stage++) {
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
@@ -318,7 +318,10 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
                          false, c->sequence_parallel && tp > 1};
         pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
                                                                                                   * the trainer */
-        if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
+        if (zero >= 3 && dp > 1) { /* ZeRO-3 keeps the copy (as train.c), and has none to shard without it */
+            pl.weights16 = bf16;
+            if (!plan_weights16_sharded(&pl)) no_copy = true; /* odd widths: no bf16 storage */
+        } else if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
                                                                   * recompute, before auto's */
             PlanLayout wl = pl;
             wl.recompute_layers = c->recompute == RECOMPUTE_ON ? config_recompute_layers(c) : 0;
@@ -370,11 +373,11 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters (fp32, or under
          * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
          * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
-         * all-gather */
+         * all-gather; ZeRO-3: those, and the all-gathers of the layers' bf16 weights (twice per micro-batch) */
         /* the TP group's reduce-scatters and all-gathers (sequence parallelism) are not the data-parallel ones */
         double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
-        double reduce = zero == 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
+        double reduce = zero >= 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
         double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
         /* the TP group's own bytes (the step's all-reduces over DP, whatever their form, are not its: the sparse
          * embedding's is not 4 x params); sequence parallelism's reduce-scatters and all-gathers move (p-1)/p of
@@ -386,6 +389,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         free(tok);
         comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
     }
+    if (no_copy) r.mem_gib = INFINITY; /* the trainer refuses zero 3 there: never listed */
     r.t_compute = t_max;
     r.t_bubble = r.t_compute * (pp - 1.0) / n_avg;
     r.t_comm = comm_max;
@@ -568,8 +572,9 @@ int cmd_plan(int argc, char **argv) {
                 continue;
             int dp = N / (tp * pp);
             if (c->global_batch_pairs % (dp * (c->micro_batch_tokens > 0 ? 1 : c->micro_batch_pairs))) continue;
-            for (int zero = 0; zero <= 2; zero++) {
+            for (int zero = 0; zero <= 3; zero++) {
                 if (dp == 1 && zero > 0) continue;
+                if (zero == 3 && strcmp(px.dtype, "bf16") != 0) continue; /* ZeRO-3 shards the bf16 weight copy */
                 Row r;
                 if (rc_auto) { /* as train.c pick_recompute (plan_recompute_step's ladder): the first step that fits,
                                 * or all layers (the row may not fit) */

@@ -127,7 +127,7 @@ typedef struct {
     char *tensorboard_dir;      /* log.tensorboard_dir: TensorBoard event files of the metrics (NULL: none) */
 
     /* parallel: */
-    int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2, default 0) */
+    int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2|3, default 0) */
     bool sequence_parallel;     /* parallel.sequence_parallel (default false; no effect at tp 1) */
     char *comm_backend;         /* parallel.backend: mpi | nccl | auto (default auto) */
 } Config;

@@ -471,6 +471,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
         if (!grid || grid->dp != o->param_shards)
             sd_die("model", "master weights sharded %d ways need a grid of as many data-parallel ranks",
                    o->param_shards);
+        m->w16_sharded = o->shard_weights16; /* ZeRO-3: the bf16 copy sharded too (model_enable_weights16) */
         model_shard_params_init(m, o->param_shards, o->param_shard);
     } else {
         m->params = be->alloc(bytes, "parameters");
@@ -574,6 +575,11 @@ void model_free(Model *m) {
     be->free(m->rope_sin);
     be->free(m->qksum);
     be->free(m->w16_base);
+    be->free(m->g16_layer);
+    be->free(m->g16_head);
+    free(m->w16_at);
+    free(m->w16_bounds);
+    free(m->g16_from); /* and g16_to: one allocation */
     free(m->w16);
     free(m->w);
     free(m->dw);
@@ -739,17 +745,26 @@ void model_enable_weights16(Model *m) {
         sd_die("model", "bf16 compute weights need a model made in the bf16 mode (model.dtype: bf16) on a backend "
                "with bf16 storage");
     m->w16 = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW16), "bf16 weight views");
-    size_t n = 0;
-    for (int i = 0; i < m->nspecs; i++)
-        if (w16_view(m, &m->specs[i])) n += pad128(m->specs[i].numel);
-    m->w16_elems = n;
-    m->w16_base = m->be->alloc(sd_mul_size(n ? n : 1, sizeof(uint16_t), "bf16 weights"), "bf16 weights");
-    uint16_t *c = m->w16_base;
+    m->w16_at = sd_alloc(sizeof(size_t) * (size_t)m->nspecs, "bf16 weight positions");
+    size_t n = 0; /* the copy's layout: the views in table order, each padded */
     for (int i = 0; i < m->nspecs; i++) {
-        uint16_t **v = w16_view(m, &m->specs[i]);
-        if (v) *v = c, c += pad128(m->specs[i].numel);
+        m->w16_at[i] = w16_view(m, &m->specs[i]) ? n : SIZE_MAX;
+        if (m->w16_at[i] != SIZE_MAX) n += pad128(m->specs[i].numel);
     }
+    m->w16_elems = n;
     m->w16_fresh = false;
+    if (m->w16_sharded) { /* ZeRO-3: this rank's part and the gather buffers (param_shard.c) */
+        model_shard_weights16_init(m);
+        return;
+    }
+    m->w16_base = m->be->alloc(sd_mul_size(n ? n : 1, sizeof(uint16_t), "bf16 weights"), "bf16 weights");
+    for (int i = 0; i < m->nspecs; i++)
+        if (m->w16_at[i] != SIZE_MAX) *w16_view(m, &m->specs[i]) = m->w16_base + m->w16_at[i];
+}
+
+void model_set_weights16_view(Model *m, int i, uint16_t *v) {
+    uint16_t **slot = w16_view(m, &m->specs[i]);
+    if (slot) *slot = v;
 }
 
 void model_refresh_weights16(Model *m) {
@@ -764,7 +779,10 @@ void model_refresh_weights16(Model *m) {
     m->w16_fresh = true;
 }
 
-void model_weights_changed(Model *m) { m->w16_fresh = false; }
+void model_weights_changed(Model *m) {
+    m->w16_fresh = false;
+    model_weights16_gather_reset(m, true);
+}
 
 uint16_t *model_weights16_view(Model *m, int i) {
     if (!m->w16_base) return NULL;
@@ -772,10 +790,21 @@ uint16_t *model_weights16_view(Model *m, int i) {
     return v ? *v : NULL;
 }
 
-void model_weights16_written(Model *m) {
-    if (m->w16_base) m->w16_fresh = true;
+uint16_t *model_weights16_at(Model *m, int i, size_t k) {
+    if (!m->w16_base || m->w16_at[i] == SIZE_MAX) return NULL;
+    size_t pos = m->w16_at[i] + k;
+    if (!m->w16_sharded) return m->w16_base + pos;
+    if (pos < m->w16_lo || pos >= m->w16_hi)
+        sd_die("model", "element %zu of the bf16 copy of '%s' is not held on this rank (ZeRO-3: its part [%zu, %zu) "
+               "of the copy)", k, m->specs[i].name, m->w16_lo, m->w16_hi);
+    return m->w16_base + (pos - m->w16_lo);
 }
 
+void model_weights16_written(Model *m) {
+    if (!m->w16_base) return;
+    m->w16_fresh = true;
+    model_weights16_gather_reset(m, true); /* gathered views hold the weights before */
+}
 
 /* SIMPO_CHECK_WEIGHTS16=1: dies unless the fresh copy is bf16 of the current parameters (a caller wrote them
  * without model_weights_changed) */
@@ -783,20 +812,21 @@ static void check_weights16(Model *m) {
     const char *e = getenv("SIMPO_CHECK_WEIGHTS16");
     if (!m->w16_fresh || !e || strcmp(e, "1") != 0) return;
     size_t lo = m->params_from, held = model_params_held(m);
+    /* the copy as this rank holds it: whole, or (ZeRO-3) its part from position w16_lo */
+    size_t base = m->w16_sharded ? m->w16_lo : 0, nb = m->w16_sharded ? m->w16_hi - m->w16_lo : m->w16_elems;
     float *p = sd_alloc(sd_mul_size(held ? held : 1, sizeof(float), "weights check"), "weights check");
-    uint16_t *b = sd_alloc(sd_mul_size(m->w16_elems ? m->w16_elems : 1, sizeof(uint16_t), "weights check"),
-                           "weights check");
+    uint16_t *b = sd_alloc(sd_mul_size(nb ? nb : 1, sizeof(uint16_t), "weights check"), "weights check");
     model_params_to_host(m, p); /* sharded master weights: this rank's shard, which the check covers */
-    m->be->download(b, m->w16_base, m->w16_elems * sizeof(uint16_t));
+    m->be->download(b, m->w16_base, nb * sizeof(uint16_t));
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *s = &m->specs[i];
-        uint16_t **v = w16_view(m, s);
-        if (!v) continue;
-        const uint16_t *got = b + (*v - m->w16_base);
-        for (size_t j = 0; j < s->numel; j++)
-            if (s->offset + j >= lo && s->offset + j < lo + held && got[j] != sd_f32_to_bf16(p[s->offset + j - lo]))
+        if (m->w16_at[i] == SIZE_MAX) continue;
+        for (size_t j = 0; j < s->numel; j++) {
+            if (s->offset + j < lo || s->offset + j >= lo + held) continue;
+            if (b[m->w16_at[i] + j - base] != sd_f32_to_bf16(p[s->offset + j - lo]))
                 sd_die("model", "the bf16 copy of %s is stale at element %zu: the parameters were written without "
                        "model_weights_changed", s->name, j);
+        }
     }
     free(p);
     free(b);
@@ -1492,8 +1522,10 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
         }
         if (m->gemma2) be->scale(x, m->embed_scale, RC);
     } /* else: the previous stage's output was received into x */
+    model_weights16_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     for (int l = 0; l < m->L_loc; l++) {
         LayerActs t = layer_acts(m, a, l, N);
+        model_weights16_gather(m, l);
         layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * RC : a->xL);
     }
     if (m->L_loc == 0) be->copy(a->xL, x, RC * sizeof(float));
@@ -1504,6 +1536,7 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
     norm_act(m, xf, a->rstdf, a->xL, m->norm, R);
     sp_gather(m, a->xf, xf, R, C16);
 
+    model_weights16_gather(m, m->L_loc); /* ZeRO-3: the head, once per weights version */
     model_head_forward(m, a, mb, slot, out); /* lmhead.c: the log-probs of the response tokens */
 }
 
@@ -1535,7 +1568,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t C16 = act_floats(m, (size_t)C);
     const uint16_t *dx16 = NULL; /* bf16(dx) from the last norm's backward (norm_bwd), or NULL */
 
+    model_weights16_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     if (m->last_stage) {
+        model_weights16_gather(m, m->L_loc);
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions (summed over TP already; under sequence
@@ -1556,6 +1591,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
         model_grad_bucket_begin(m, l);
+        model_weights16_gather(m, l); /* ZeRO-3: also what the recompute below reads */
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */

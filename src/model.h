@@ -243,6 +243,24 @@ typedef struct Model {
     size_t params_from, params_to;
     float *prep;                         /* backend memory, prep_elems floats, owned */
     size_t prep_elems;
+    /* ZeRO-3 (ModelOpts.shard_weights16 under sharded master weights; param_shard.c), as DeepSpeed's stage 3 and
+     * FSDP keep the compute weights: the bf16 copy too holds only this rank's part, the positions [w16_lo, w16_hi)
+     * of the copy's layout (w16_base[0] is position w16_lo; w16_at gives each view's position), which its shard of
+     * the fp32 weights rounds to. Before a layer's forward and again before its backward the data-parallel group
+     * all-gathers that layer's views into g16_layer (model_weights16_gather), whose views m->w16[l] then point
+     * into; the LM head's into g16_head, once per weights version (it stays valid until the optimizer writes the
+     * weights). The views of a layer not gathered are NULL. */
+    bool w16_sharded;
+    size_t *w16_at;                      /* [nspecs] position of spec i's bf16 view in the copy's layout (SIZE_MAX:
+                                          * none); host memory, owned */
+    size_t w16_lo, w16_hi;               /* the positions this rank holds (elements; w16_sharded) */
+    size_t *w16_bounds;                  /* [dp + 1] data-parallel rank r holds positions [w16_bounds[r],
+                                          * w16_bounds[r + 1]); host memory, owned */
+    size_t *g16_from, *g16_to;           /* [L_loc + 1] local layer l's views occupy positions [g16_from[l],
+                                          * g16_to[l]) (their paddings included); index L_loc: the LM head's */
+    uint16_t *g16_layer, *g16_head;      /* gather buffers (backend memory, owned): the largest layer, the head */
+    int g16_cur;                         /* the local layer g16_layer holds, -1: none */
+    bool g16_head_cur;                   /* g16_head holds the head of the current weights */
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;
     GradDone gdone;                      /* model_set_grad_done; called while gdone_armed */
@@ -305,6 +323,9 @@ typedef struct ModelOpts {
                              * rows past N zeros); an all-gather over TP makes the whole rows before the column-parallel
                              * projections and the LM head, a reduce-scatter replaces the row-parallel projections'
                              * all-reduce; the norms' gain gradients are summed over TP (model.c) */
+    bool shard_weights16;  /* parallel.zero 3 (model.h w16_sharded): with sharded master weights (param_shards > 1), the
+                            * bf16 copy (model_enable_weights16) holds this rank's part only and each layer's weights
+                            * are all-gathered over the data-parallel group before its forward and its backward */
     int grad_shards, grad_shard; /* ZeRO-2 gradient partitioning (GradPartition) when grad_shards > 1: the flat
                                   * gradient buffer (nalloc elements, a multiple of 64 x grad_shards) is cut into
                                   * grad_shards equal shards and this model keeps shard grad_shard of them (the
@@ -354,6 +375,22 @@ void model_weights_changed(Model *m);
 /* The bf16 copy of parameter spec i (its numel elements; NULL: no copy, or not a matmul weight): the optimizer writes
  * it as it updates the weights (backend.h adamw's p16) and then calls model_weights16_written. */
 uint16_t *model_weights16_view(Model *m, int i);
+/* Element k of parameter spec i's bf16 copy as this rank holds it: in the whole copy, or under ZeRO-3 (w16_sharded)
+ * in this rank's part, where it must lie (dies otherwise: an element of another rank's shard); NULL: no copy, or not
+ * a matmul weight. What the optimizer writes as it updates its shard. */
+uint16_t *model_weights16_at(Model *m, int i, size_t k);
+/* ZeRO-3 (w16_sharded; no-op otherwise): all-gathers local layer l's bf16 views over the data-parallel group into the
+ * layer buffer and points m->w16[l] there (l == m->L_loc: the LM head's, into the head buffer, which stays valid
+ * for the weights' version), unless the buffer holds them already. A collective: every rank of the group calls it
+ * with the same l in the same order (the forward and the backward do, layer by layer). */
+void model_weights16_gather(Model *m, int l);
+/* ZeRO-3: forgets the gathered layer (with head, the head too) and sets their views NULL; the forward and the
+ * backward begin with it, so every one of them gathers each of its layers once (the counts docs/design.md gives). */
+void model_weights16_gather_reset(Model *m, bool head);
+/* ZeRO-3: the gathers of one forward without its computation (no-op otherwise): a data-parallel rank with fewer
+ * evaluation micro-batches than the others runs them in place of the missing ones, so that every rank makes the
+ * same collectives. */
+void model_forward_gathers(Model *m);
 /* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);

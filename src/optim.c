@@ -115,7 +115,8 @@ static void update_piece_part(Optim *o, Model *m, int i, double lr, double bc1, 
     const ZeroPlan *z = o->plan;
     const OwnedPiece *pc = &z->pieces[i];
     size_t off = pc->flat.start, st = off - z->own.start, n = pc->flat.end - pc->flat.start;
-    uint16_t *w16 = model_weights16_view(m, pc->param); /* the piece's bf16 compute weights, written along */
+    /* the piece's bf16 compute weights, written along (under ZeRO-3 in this rank's part of the copy) */
+    uint16_t *p16 = model_weights16_at(m, pc->param, pc->in_param);
     GradRows rows; /* the sparse embedding gradient's held rows (model.h), else dense */
     const float *g = model_grad_range(m, off, n, &rows);
     const GradRows *gr = rows.map ? &rows : NULL;
@@ -123,7 +124,6 @@ static void update_piece_part(Optim *o, Model *m, int i, double lr, double bc1, 
     if (!gr && part != GRAD_ROWS_ALL)
         sd_die("optim", "a part of the rows of a dense gradient ('%s')", m->specs[pc->param].name);
     float *p = model_param_at(m, off), *ma = o->exp_avg + st, *va = o->exp_avg_sq + st;
-    uint16_t *p16 = w16 ? w16 + pc->in_param : NULL;
     double wd = m->specs[pc->param].decay ? o->weight_decay : 0.0;
     if (ss) be->adamw_sumsq(ss + i, p, p16, g, gr, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);
     else be->adamw(p, p16, g, gr, gscale, ma, va, n, lr, o->beta1, o->beta2, o->eps, wd, bc1, bc2);

@@ -10,6 +10,11 @@
  * Positions: the shard of rank r is the flat range [r S, (r + 1) S) (S = nalloc / dp, the ZeRO shards); its part of
  * prep and of the bf16 copy is one contiguous range of each (both keep table order), so the all-gathers take one
  * block per rank.
+ * ZeRO-3 (model.h w16_sharded, parallel.zero 3) goes one step further, as DeepSpeed's stage 3 and FSDP do: the bf16
+ * copy too stays in those parts (2 (1 - 1/dp) bytes less per matmul weight: 14 of Llama 3 8B's 16 GB on 8 ranks),
+ * and each layer's part of it is all-gathered into one layer buffer before the layer's forward and again before its
+ * backward (the LM head's into its own buffer, once per optimizer step). Traffic: twice the stage's matmul weights in
+ * bf16 per micro-batch, where ZeRO-1 / 2 send them once per step.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +39,110 @@ static size_t rep_pos(const Model *m, size_t x) {
     return at;
 }
 
-/* the position in the bf16 copy of flat element x (the same rule; the copy's views are padded, model.c) */
-static size_t w16_pos(Model *m, size_t x) {
+/* the position in the bf16 copy's layout of flat element x (the same rule; the copy's views are padded, model.c) */
+static size_t w16_pos(const Model *m, size_t x) {
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        uint16_t *v = model_weights16_view(m, i);
-        if (v && p->offset + p->numel > x) return (size_t)(v - m->w16_base) + (x > p->offset ? x - p->offset : 0);
+        if (m->w16_at[i] != SIZE_MAX && p->offset + p->numel > x) return m->w16_at[i] + (x > p->offset ? x - p->offset : 0);
     }
     return m->w16_elems;
+}
+
+/* The elements of this rank's part of the bf16 copy under ZeRO-3, as allocated: at most the S elements of its fp32
+ * shard plus the padding of each view they end in (plan.c states the same bound), at most the whole copy. Every rank
+ * of the group allocates the same. */
+static size_t w16_part_elems(const Model *m) {
+    size_t views = 0;
+    for (int i = 0; i < m->nspecs; i++) views += m->w16_at[i] != SIZE_MAX;
+    size_t n = (m->params_to - m->params_from) + 128 * views;
+    return n < m->w16_elems ? n : m->w16_elems;
+}
+
+/* the group (local layer l, or the LM head at l == L_loc) a spec with a bf16 view belongs to */
+static int w16_group(const Model *m, const ParamSpec *p) { return p->layer >= 0 ? p->layer - m->L_off : m->L_loc; }
+
+void model_shard_weights16_init(Model *m) {
+    const Backend *be = m->be;
+    int dp = m->grid->dp, G = m->L_loc + 1;
+    size_t per = m->params_to - m->params_from;
+    m->w16_bounds = sd_alloc(sizeof(size_t) * ((size_t)dp + 1), "bf16 shard bounds");
+    for (int r = 0; r <= dp; r++) m->w16_bounds[r] = w16_pos(m, (size_t)r * per);
+    m->w16_lo = w16_pos(m, m->params_from), m->w16_hi = w16_pos(m, m->params_to);
+    size_t part = w16_part_elems(m);
+    if (m->w16_hi - m->w16_lo > part)
+        sd_die("model", "this rank's part of the bf16 copy (%zu elements) exceeds its bound (%zu)", m->w16_hi - m->w16_lo,
+               part);
+    m->w16_base = be->alloc(sd_mul_size(part ? part : 1, sizeof(uint16_t), "bf16 weight shard"), "bf16 weight shard");
+    /* each group's views lie together in the layout (a layer's specs are contiguous in the table) */
+    m->g16_from = sd_alloc(sizeof(size_t) * 2 * (size_t)G, "bf16 gather ranges"), m->g16_to = m->g16_from + G;
+    for (int l = 0; l < G; l++) m->g16_from[l] = SIZE_MAX, m->g16_to[l] = 0;
+    size_t views = 0;
+    for (int i = 0; i < m->nspecs; i++) {
+        const ParamSpec *p = &m->specs[i];
+        if (m->w16_at[i] == SIZE_MAX) continue;
+        int l = w16_group(m, p);
+        if (m->g16_to[l] && m->g16_to[l] != m->w16_at[i])
+            sd_die("model", "the bf16 views of '%s''s group are not contiguous", p->name);
+        if (m->g16_from[l] == SIZE_MAX) m->g16_from[l] = m->w16_at[i];
+        m->g16_to[l] = m->w16_at[i] + (p->numel + 127) / 128 * 128;
+        views++;
+    }
+    size_t most = 0;
+    for (int l = 0; l < G; l++) {
+        if (m->g16_from[l] == SIZE_MAX) m->g16_from[l] = m->g16_to[l] = 0; /* no views (a stage without the head) */
+        if (l < m->L_loc && m->g16_to[l] - m->g16_from[l] > most) most = m->g16_to[l] - m->g16_from[l];
+    }
+    size_t head = m->g16_to[m->L_loc] - m->g16_from[m->L_loc];
+    if (most) m->g16_layer = be->alloc(sd_mul_size(most, sizeof(uint16_t), "bf16 layer gather"), "bf16 layer gather");
+    if (head) m->g16_head = be->alloc(sd_mul_size(head, sizeof(uint16_t), "bf16 head gather"), "bf16 head gather");
+    m->g16_cur = -1;
+    m->g16_head_cur = false;
+    (void)views;
+}
+
+void model_weights16_gather_reset(Model *m, bool head) {
+    if (!m->w16_sharded) return;
+    for (int i = 0; i < m->nspecs; i++) {
+        if (m->w16_at[i] == SIZE_MAX) continue;
+        int l = w16_group(m, &m->specs[i]);
+        if ((l == m->g16_cur && l < m->L_loc) || (head && l == m->L_loc)) model_set_weights16_view(m, i, NULL);
+    }
+    m->g16_cur = -1;
+    if (head) m->g16_head_cur = false;
+}
+
+void model_weights16_gather(Model *m, int l) {
+    if (!m->w16_sharded) return;
+    if (!m->w16_fresh)
+        sd_die("model", "ZeRO-3: the bf16 weight shards are stale (model_params_allgather after the optimizer step)");
+    bool head = l == m->L_loc;
+    if (head ? m->g16_head_cur : m->g16_cur == l) return;
+    if (!head) model_weights16_gather_reset(m, false);
+    uint16_t *buf = head ? m->g16_head : m->g16_layer;
+    size_t from = m->g16_from[l], to = m->g16_to[l];
+    ProcessGrid *g = m->grid;
+    int dp = g->dp;
+    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)dp, "all-gather blocks");
+    for (int r = 0; r < dp; r++) { /* rank r's block: its part of the copy within [from, to) */
+        size_t a = m->w16_bounds[r] > from ? m->w16_bounds[r] : from;
+        size_t b = m->w16_bounds[r + 1] < to ? m->w16_bounds[r + 1] : to;
+        cnt[r] = b > a ? b - a : 0;
+        if (r == g->dp_rank && b > a) m->be->copy(buf + (a - from), m->w16_base + (a - m->w16_lo), (b - a) * sizeof(uint16_t));
+    }
+    if (to > from) comm_allgatherv(g, GROUP_DP, buf, sizeof(uint16_t), cnt);
+    free(cnt);
+    for (int i = 0; i < m->nspecs; i++)
+        if (m->w16_at[i] != SIZE_MAX && w16_group(m, &m->specs[i]) == l)
+            model_set_weights16_view(m, i, buf + (m->w16_at[i] - from));
+    if (head) m->g16_head_cur = true;
+    else m->g16_cur = l;
+}
+
+void model_forward_gathers(Model *m) {
+    if (!m->w16_sharded) return;
+    model_weights16_gather_reset(m, false);
+    for (int l = 0; l < m->L_loc; l++) model_weights16_gather(m, l);
+    if (m->last_stage) model_weights16_gather(m, m->L_loc);
 }
 
 void model_shard_params_init(Model *m, int shards, int shard) {
@@ -83,15 +184,21 @@ void model_param_set(Model *m, int i, const float *data) {
     if (own_part(m, p->offset, p->offset + p->numel, &s, &e))
         be->upload(model_param_at(m, s), data + (s - p->offset), (e - s) * sizeof(float));
     if (spec_rep(p)) be->upload(m->prep + rep_pos(m, p->offset), data, p->numel * sizeof(float));
-    uint16_t *v = model_weights16_view(m, i);
-    if (!v) return;
+    if (!m->w16_base || m->w16_at[i] == SIZE_MAX) return;
+    /* the bf16 copy: whole, or under ZeRO-3 this rank's part (its shard's elements) */
+    size_t from = 0, to = p->numel;
+    if (m->w16_sharded) {
+        if (!own_part(m, p->offset, p->offset + p->numel, &s, &e)) return;
+        from = s - p->offset, to = e - p->offset;
+    }
+    uint16_t *v = model_weights16_at(m, i, from);
     enum { CHUNK = 1 << 22 };
     uint16_t *b = sd_alloc(CHUNK * sizeof(uint16_t), "bf16 weights");
-    for (size_t at = 0; at < p->numel; at += CHUNK) { /* rounded as the backend's to_bf16 rounds */
-        size_t n = p->numel - at < CHUNK ? p->numel - at : CHUNK;
+    for (size_t at = from; at < to; at += CHUNK) { /* rounded as the backend's to_bf16 rounds */
+        size_t n = to - at < CHUNK ? to - at : CHUNK;
 #pragma omp parallel for schedule(static)
         for (size_t j = 0; j < n; j++) b[j] = sd_f32_to_bf16(data[at + j]);
-        be->upload(v + at, b, n * sizeof(uint16_t));
+        be->upload(v + (at - from), b, n * sizeof(uint16_t));
     }
     free(b);
 }
@@ -138,7 +245,8 @@ void model_params_allgather(Model *m) {
         wc[r] = w16_pos(m, b) - w16_pos(m, a);
     }
     comm_allgatherv(g, GROUP_DP, m->prep, sizeof(float), rc);
-    comm_allgatherv(g, GROUP_DP, m->w16_base, sizeof(uint16_t), wc);
+    /* ZeRO-3: the copy stays in parts, gathered layer by layer as the forward and backward need them */
+    if (!m->w16_sharded) comm_allgatherv(g, GROUP_DP, m->w16_base, sizeof(uint16_t), wc);
     free(rc);
     model_weights16_written(m);
 }

@@ -40,6 +40,8 @@ bool plan_params_sharded(const PlanLayout *l) {
     return l->zero >= 1 && l->dp > 1 && l->weights16 && storage_act16(l);
 }
 
+bool plan_weights16_sharded(const PlanLayout *l) { return l->zero >= 3 && plan_params_sharded(l); }
+
 /* model.c act16: in bf16 the activations that only feed matmuls in bf16 storage (hidden and local MLP widths even) */
 static bool storage_act16(const PlanLayout *l) {
     int tp = l->tp > 0 ? l->tp : 1;
@@ -100,9 +102,18 @@ MemPlan plan_memory(const PlanLayout *l) {
     bool act16 = storage_act16(l); /* bf16 storage (and so the weight copy) */
     /* the bf16 copy of the matmul weights: q, k, v, o, gate, up, down of each layer and the LM head (last stage),
      * each padded to 128 elements (model.c pad128) */
-    if (l->weights16 && act16)
-        p.weights16 = 2 * ((size_t)Ll * (pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C)) +
-                           (last ? pad128(V * C) : 0));
+    size_t layer16 = pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C);
+    size_t head16w = last ? pad128(V * C) : 0;
+    if (l->weights16 && act16) p.weights16 = 2 * ((size_t)Ll * layer16 + head16w);
+    /* ZeRO-3 (model.h w16_sharded): this rank's part of the copy, allocated at its bound (param_shard.c
+     * w16_part_elems: its fp32 shard's n_pad / dp elements plus a view's padding for each of the stage's 7 per layer
+     * and the head, at most the whole copy), one layer's gather buffer and the head's */
+    p.layer16 = layer16, p.head16 = head16w;
+    if (plan_weights16_sharded(l)) {
+        size_t part = n_pad / (size_t)l->dp + 128 * ((size_t)Ll * 7 + (last ? 1 : 0));
+        if (part > p.weights16 / 2) part = p.weights16 / 2;
+        p.weights16 = 2 * (part + (Ll ? layer16 : 0) + head16w);
+    }
     /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
      * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains, Qwen2's q, k, v biases) */
     if (plan_params_sharded(l)) {
@@ -259,7 +270,13 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         } else out[COLL_ALLREDUCE] += 4 * n_pad;
         /* the fp32 weights, or under sharded master weights the bf16 copy (with its padding) and the fp32-read
          * parameters */
-        if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
+        if (plan_weights16_sharded(l)) {
+            /* ZeRO-3: every layer's bf16 views before its forward and before its backward, per micro-batch, the
+             * head's once a step (param_shard.c); after the step the fp32-read parameters */
+            int L0, Ll;
+            stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
+            out[COLL_ALLGATHER] += 2 * ((size_t)l->n_mb * 2 * (size_t)Ll * mp.layer16 + mp.head16) + 4 * mp.param_rep;
+        } else if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
         else if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }
     /* scalars: metrics (train_step.h's ACC_N doubles) over PP and DP; grad norm over DP (sharded), TP, PP; the stop

@@ -60,6 +60,8 @@ typedef struct {
     int slots;              /* activation slots (micro-batches in flight) */
     size_t param_rep;       /* sharded master weights (plan_params_sharded): elements of the parameters held whole in
                              * fp32 (the embedding, the RMSNorm gains, Qwen2's biases; model.h prep), in weights; else 0 */
+    size_t layer16, head16; /* elements of one layer's bf16 views and of the LM head's (last stage; else 0), with their
+                             * padding: what a ZeRO-3 gather assembles */
     size_t grad_resident;   /* ZeRO-2 (plan_grads_partitioned): elements of the tied embedding's gradient this stage
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;
@@ -72,6 +74,8 @@ bool plan_grads_partitioned(const PlanLayout *l);
 /* ZeRO >= 1 with data parallelism in the bf16 mode with the bf16 weight copy: each rank holds its shard of the fp32
  * master weights (model.h params_sharded) */
 bool plan_params_sharded(const PlanLayout *l);
+/* ZeRO-3 (parallel.zero 3) on top of them: the bf16 copy sharded too (model.h w16_sharded) */
+bool plan_weights16_sharded(const PlanLayout *l);
 
 MemPlan plan_memory(const PlanLayout *l);
 /* Whether the layout's LM head keeps its logits in bf16 (model.h head16: autocast storage in the bf16 mode, even

@@ -141,7 +141,15 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
     SeqLogp *seq = sd_alloc(sizeof(SeqLogp) * 2 * (size_t)mbp, "log-probs");
     double *dsum = sd_alloc(sizeof(double) * 2 * (size_t)mbp, "log-prob grads"); /* micro_loss's; not used */
     /* micro-batch i: w->mb_start's cut (n_mb of them), else mbp pairs each (the last one the rest) */
-    int n_mb = w->mb_start ? w->n_mb : (int)((n_pairs + (size_t)mbp - 1) / (size_t)mbp);
+    int n_mb = w->mb_start ? w->n_mb : (int)((n_pairs + (size_t)mbp - 1) / (size_t)mbp), most = n_mb;
+    /* ZeRO-3: each forward all-gathers the layers' weights over DP, and the evaluation's ranks may have different
+     * numbers of micro-batches (their blocks of the pairs, or cuts by tokens): after its own, a rank with fewer makes
+     * the gathers of the forwards it lacks, so that every rank makes the same collectives in the same order */
+    if (m->w16_sharded) {
+        double d = n_mb;
+        comm_allreduce_max_f64(g, GROUP_DP, &d, 1);
+        most = (int)d;
+    }
     for (int i = 0; i < n_mb; i++) {
         size_t first = step_mb_first(w, i), end = w->mb_start ? step_mb_first(w, i + 1) : first + (size_t)mbp;
         int P = (int)((end < n_pairs ? end : n_pairs) - first); /* by pairs: the last one the rest */
@@ -158,6 +166,7 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
         }
         microbatch_free(mb);
     }
+    for (int i = n_mb; i < most; i++) model_forward_gathers(m); /* ZeRO-3 (above) */
     free(dsum);
     free(seq);
 }

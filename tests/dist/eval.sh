@@ -2,7 +2,8 @@
 # on the tiny-a fixture the evaluation of the starting weights and of those after step 1 equals the HF float64
 # reference's loss and metrics of steps 1 and 2 (its two steps train on all six pairs, the eval set here), and bit
 # for bit what the trainer logs for the next step on the same pairs; every layout (dp, pp, tp, ZeRO-2, ZeRO-1's
-# sharded master weights in bf16, an uneven split with a short last micro-batch) evaluates to the 1-rank numbers;
+# sharded master weights in bf16, an uneven split with a short last micro-batch, also under ZeRO-3) evaluates to the
+# 1-rank numbers;
 # pairs the step never saw run under the sparse embedding gradient as under the dense one; the activations are sized for held-out pairs longer than any training
 # pair; a resumed run's eval.jsonl is the uninterrupted run's; `plot` draws the eval curves; --eval-only evaluates a
 # checkpoint (under another layout too) or the starting weights and writes nothing; config errors.
@@ -118,19 +119,24 @@ for lay in dp2 pp2 tp2 dp2pp2 dp2z2 dp2z1bf16; do
     || bad "$lay: $(paste -d'|' "$TMP/$lay.txt" "$TMP/$twin.txt" | head -3)"
 done
 # an uneven split: 5 pairs in micro-batches of 2 over dp 2 (rank 0 pairs 0-1, rank 1 pairs 2-4: a micro-batch of
-# one pair) and over pp 2 (all 5 through the pipeline), against one rank (the global batch 4, as the layouts')
-for lay in "one 1 -" "dp2 2 -" "pp2 2 pp=2"; do
+# one pair) and over pp 2 (all 5 through the pipeline), against one rank (the global batch 4, as the layouts'); and
+# in bf16 under ZeRO-3, where rank 0 makes the gathers of the forward it lacks alone (every forward all-gathers the
+# layers' weights over DP)
+for lay in "one 1 - fp32" "dp2 2 - fp32" "pp2 2 pp=2 fp32" "onebf16 1 - bf16" "dp2z3bf16 2 zero=3 bf16"; do
   set -- $lay
   setup "uneven_$1" 2; head -5 pairs.jsonl > five.jsonl
   sed -i 's/global_batch_pairs: 6, micro_batch_pairs: 2/global_batch_pairs: 4, micro_batch_pairs: 2/' base.yaml
   eval_yaml five.jsonl; [ "$3" != - ] && echo "parallel: {${3/=/: }}" >> run.yaml
+  sed -i "s/^model: {/model: {dtype: $4, /" run.yaml
   if $MPI "$2" "$BIN" run.yaml 2> train.log; then evals out/eval.jsonl > "$TMP/five_$1.txt"
   else bad "uneven $1 failed: $(tail -3 train.log)"; fi
 done
 grep -q " 5 [0-9]*$" "$TMP/five_one.txt" && ok "5 held-out pairs counted" || bad "five: $(cat "$TMP/five_one.txt")"
-for lay in dp2 pp2; do
-  close "$TMP/five_$lay.txt" "$TMP/five_one.txt" 1e-5 && ok "5 pairs on $lay: as one rank (1e-5)" \
-    || bad "5 pairs on $lay: $(paste -d'|' "$TMP/five_$lay.txt" "$TMP/five_one.txt" | head -3)"
+grep -q "bf16 weight copy too (ZeRO-3" "$TMP/uneven_dp2z3bf16/train.log" || bad "uneven dp2z3bf16: not ZeRO-3"
+for lay in "dp2 one" "pp2 one" "dp2z3bf16 onebf16"; do
+  set -- $lay
+  close "$TMP/five_$1.txt" "$TMP/five_$2.txt" 1e-5 && ok "5 pairs on $1: as one rank (1e-5)" \
+    || bad "5 pairs on $1: $(paste -d'|' "$TMP/five_$1.txt" "$TMP/five_$2.txt" | head -3)"
 done
 
 # --- the sparse embedding gradient: held-out tokens the step never saw (train on 2 pairs, evaluate the other 4)

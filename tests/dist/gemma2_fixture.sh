@@ -169,16 +169,21 @@ if grep -q "dtype: bf16" run.yaml && $MPI 2 "$BIN" run.yaml 2> train.log; then
     || bad "bf16 tp2 step 2 loss '$l2'"
 else bad "bf16 tp2 failed: $(tail -3 train.log)"; fi
 # bf16 on two data-parallel ranks: ZeRO-1 shards the fp32 master weights (the tied embedding, read in fp32 by the
-# lookup and as the LM head's bf16 copy; four gains per layer) and equals the replicated ZeRO-0 run bit for bit
-for z in 0 1; do
+# lookup and as the LM head's bf16 copy; four gains per layer) and equals the replicated ZeRO-0 run bit for bit; ZeRO-3
+# (the bf16 copy sharded, the tied head gathered once a step, the layers before their forward and backward) equals
+# ZeRO-2
+for z in 0 1 2 3; do
   g2_setup bf16_z$z 1; sed -i -e "s/^model: {/model: {dtype: bf16, /" -e "s/^model:$/model:\n  dtype: bf16/" run.yaml
   echo "parallel: {zero: $z}" >> run.yaml
   SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> train.log && ok "bf16 dp2 zero$z trains" || bad "bf16 dp2 zero$z: $(tail -3 train.log)"
   check_log "bf16 dp2 zero$z" train.log
 done
-grep -q "master weights: sharded" train.log && ok "bf16 dp2 zero1: sharded master weights" || bad "zero1 log: $(grep 'master weights' train.log)"
+grep -q "master weights: sharded" "$TMP/bf16_z1/train.log" && ok "bf16 dp2 zero1: sharded master weights" \
+  || bad "zero1 log: $(grep 'master weights' "$TMP/bf16_z1/train.log")"
 for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/bf16_z0/out/step-00000002/index.h5" "$TMP/bf16_z1/out/step-00000002/index.h5" /$g /$g \
     && ok "Gemma 2 bf16 zero1 (sharded master weights) = zero0 (/$g)" || bad "Gemma 2 bf16 zero1 differs in /$g"
+  h5diff -q "$TMP/bf16_z2/out/step-00000002/index.h5" "$TMP/bf16_z3/out/step-00000002/index.h5" /$g /$g \
+    && ok "Gemma 2 bf16 zero3 = zero2 (/$g)" || bad "Gemma 2 bf16 zero3 differs from zero2 in /$g"
 done
 finish

@@ -1,6 +1,6 @@
 # The memory plan and the communication volumes of docs/design.md against what the code does: for several
 # layouts every rank's backend allocation equals the planned bytes, and the bytes its collectives counted in the
-# first step equal the formulas, kind by kind (single rank, dp, zero 1/2, tp, pp, dp x tp x pp with zero 1 and 2,
+# first step equal the formulas, kind by kind (single rank, dp, zero 1/2/3, tp, pp, dp x tp x pp with zero 1 and 2,
 # tied embeddings across stages, sequence parallelism); the same with train.recompute (also dp x tp x pp; and of one layer of two,
 # train.recompute_layers), where every rank also
 # allocates fewer bytes than in the layout without it, and with model.dtype bf16 (bf16 activation storage and the
@@ -69,6 +69,12 @@ grep -q "recompute_layers: 1" "$TMP/tp2_rc1/run.yaml" && ok "tp2_rc1 runs with t
 # model.dtype bf16: ln1, ln2 and the MLP's hidden state in bf16 storage (model.h act16), planned at 2 bytes
 run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
 run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1_bf16
+# parallel.zero 3: each rank's part of the bf16 copy at its bound, the layer and head gather buffers; the layers'
+# bf16 weights all-gathered twice per micro-batch, the head's once a step (two micro-batches per rank here)
+run_case dp2_zero3_bf16 2 1 "{zero: 3}" "" bf16
+grep -q "bf16 weight copy too (ZeRO-3" "$TMP/dp2_zero3_bf16/train.log" && ok "dp2_zero3_bf16 runs ZeRO-3" \
+  || bad "dp2_zero3_bf16: $(grep 'master weights' "$TMP/dp2_zero3_bf16/train.log")"
+run_case dp2_tp2_pp2_zero3_rc_bf16 8 1 "{tp: 2, pp: 2, zero: 3}" rc bf16
 # train.lmhead_cache: the last stage keeps a micro-batch's logits (its response tokens x vocab, fp32), the first nothing more
 run_case pp2_tp2_hc 4 1 "{pp: 2, tp: 2}" "" "" hc
 run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16
@@ -105,6 +111,10 @@ sed 's/^parallel: .*/parallel: {pp: 3, zero: 2}/; s/global_batch_pairs: 6/global
 echo "checkpoint: {dir: outz2}" >> z2.yaml
 $MPI 6 "$BIN" z2.yaml --quiet 2> z2.log || bad "tied pp3 dp2 zero2 failed: $(tail -3 z2.log)"
 check_log "tied pp3 x dp2 zero2" z2.log
+# ZeRO-3 with tied embeddings in bf16: the last stage gathers its mirror of the tied head as the LM head
+sed 's/^parallel: .*/parallel: {pp: 3, zero: 3}/; s|^model:|model:\n  dtype: bf16|; s/outz2/outz3/' z2.yaml > z3.yaml
+$MPI 6 "$BIN" z3.yaml --quiet 2> z3.log || bad "tied pp3 dp2 zero3 failed: $(tail -3 z3.log)"
+grep -q "dtype: bf16" z3.yaml && check_log "tied pp3 x dp2 zero3, bf16" z3.log
 # and in bf16: the last stage's bf16 weight copy (train.bf16_weight_cache) holds the tied head's mirror
 sed -i 's|^model:|model:\n  dtype: bf16|' run.yaml; echo "checkpoint: {dir: out16}" >> run.yaml
 $MPI 6 "$BIN" run.yaml --quiet 2> train16.log || bad "tied pp3 tp2 bf16 failed: $(tail -3 train16.log)"

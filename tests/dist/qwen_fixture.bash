@@ -8,7 +8,7 @@
 # `simpo_dist score` of the fixture's model gives its float64 log-probs; a checkpoint saved under tp2 x dp2 resumes
 # on one rank; every rank's memory plan equals its allocation and its step-1 communication the formulas; bf16 on two
 # data-parallel ranks, ZeRO-1 (sharded master weights, the new parameters held whole in fp32) equals ZeRO-0 bit for
-# bit.
+# bit, and ZeRO-3 (the bf16 copy sharded too, gathered layer by layer) equals ZeRO-2.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
 QF="$FIX/${QWEN_FIXTURE:?}"
@@ -56,17 +56,22 @@ $MPI 4 "$BIN" run.yaml --stop-at-step 1 2> a.log && "$BIN" base.yaml 2> b.log \
   && ok "dp2 tp2 -> 1 rank resume = 1 rank" || bad "dp2 tp2 -> 1 rank resume: $(tail -2 a.log b.log e.log)"
 # bf16 on two data-parallel ranks: ZeRO-1 shards the fp32 master weights (the biases, read in fp32 by their adds,
 # among them) and equals the replicated ZeRO-0 run bit for bit
-for z in 0 1; do
+for z in 0 1 2 3; do
   q2_setup bf16_z$z 1; sed -i -e "s/^model: {/model: {dtype: bf16, /" run.yaml
   echo "parallel: {zero: $z}" >> run.yaml
   grep -q "dtype: bf16" run.yaml || bad "bf16_z$z: run.yaml has no model.dtype"
   SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> train.log && ok "bf16 dp2 zero$z trains" || bad "bf16 dp2 zero$z: $(tail -3 train.log)"
   check_log "bf16 dp2 zero$z" train.log
 done
-grep -q "master weights: sharded" train.log && ok "bf16 dp2 zero1: sharded master weights" || bad "zero1 log: $(grep 'master weights' train.log)"
+grep -q "master weights: sharded" "$TMP/bf16_z1/train.log" && ok "bf16 dp2 zero1: sharded master weights" \
+  || bad "zero1 log: $(grep 'master weights' "$TMP/bf16_z1/train.log")"
+grep -q "bf16 weight copy too (ZeRO-3" "$TMP/bf16_z3/train.log" && ok "bf16 dp2 zero3: the bf16 copy sharded" \
+  || bad "zero3 log: $(grep 'master weights' "$TMP/bf16_z3/train.log")"
 for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/bf16_z0/out/step-00000002/index.h5" "$TMP/bf16_z1/out/step-00000002/index.h5" /$g /$g \
     && ok "$ARCH bf16 zero1 (sharded master weights) = zero0 (/$g)" || bad "$ARCH bf16 zero1 differs in /$g"
+  h5diff -q "$TMP/bf16_z2/out/step-00000002/index.h5" "$TMP/bf16_z3/out/step-00000002/index.h5" /$g /$g \
+    && ok "$ARCH bf16 zero3 (the bf16 copy sharded, gathered per layer) = zero2 (/$g)" || bad "$ARCH bf16 zero3 differs in /$g"
 done
 l2=$(metric "$TMP/bf16_z1/out/metrics.jsonl" 2 loss)
 awk -v x="$l2" 'BEGIN {exit !(x == x + 0 && x > 0 && x < 100)}' && ok "bf16 dp2 trains (step 2 loss $l2)" \

@@ -52,8 +52,10 @@ done
 # bf16 with the bf16 weight copy: ZeRO >= 1 shards the fp32 master weights too (model.h params_sharded; the log
 # says so); the parameters and moments after step 2 equal the replicated ZeRO-0 run bit for bit, for ZeRO-1 and 2 and
 # with dp x tp; a checkpoint written by shards resumes bit for bit, and moves to and from one rank
-bf16_case() { # NAME NP PARALLEL [--stop-at-step 1]
-  setup "$1"; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/' run.yaml; cp run.yaml base.yaml
+bf16_case() { # NAME NP PARALLEL [--stop-at-step 1] [TRAIN_KEYS]
+  setup "$1"; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/' run.yaml
+  [ -n "${5:-}" ] && sed -i "s/^train: {/train: {$5, /" run.yaml
+  cp run.yaml base.yaml
   echo "parallel: $3" >> run.yaml
   SIMPO_CHECK_WEIGHTS16=1 $MPI $2 "$BIN" run.yaml ${4:-} 2> train.log && ok "$1 trains" || bad "$1 failed: $(tail -3 train.log)"
 }
@@ -98,4 +100,44 @@ bf16_case b_to1 2 "{zero: 1}" "--stop-at-step 1"
 bf16_case b_from1 1 "{tp: 1}" "--stop-at-step 1"
 echo "parallel: {zero: 1}" >> base.yaml
 SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes with sharded master weights"   || bad "bf16 1 -> z1: $(tail -3 b.log)"
+# ZeRO-3: the bf16 weight copy sharded too, each layer's bf16 weights all-gathered before its forward and again
+# before its backward (model.h w16_sharded): the matmuls read the very bf16 values ZeRO-2's whole copy holds, so the
+# parameters and moments after step 2 equal ZeRO-2's bit for bit: dp2, dp2 x tp2, dp2 x pp2 (recompute too: the rerun
+# reads the backward's gather), tied embeddings across stages (the last stage's mirror gathered as the head)
+bf16_case b_z3 2 "{zero: 3}"
+grep -q "and the bf16 weight copy too (ZeRO-3" train.log && ok "zero3 says the bf16 copy is sharded" \
+  || bad "zero3 log: $(grep 'master weights' train.log)"
+same_as "$TMP/b_z3/out" "$TMP/b_z2/out" "bf16 zero3 = zero2"
+bf16_case b_tp_z2 4 "{tp: 2, zero: 2}"
+bf16_case b_tp_z3 4 "{tp: 2, zero: 3}"
+same_as "$TMP/b_tp_z3/out" "$TMP/b_tp_z2/out" "bf16 dp2 tp2 zero3 = zero2"
+bf16_case b_pp_z2 4 "{pp: 2, zero: 2}"
+bf16_case b_pp_z3 4 "{pp: 2, zero: 3}"
+same_as "$TMP/b_pp_z3/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 = zero2"
+bf16_case b_pp_z3_rc 4 "{pp: 2, zero: 3}" "" "recompute: true"
+grep -q "recompute: true" run.yaml || bad "b_pp_z3_rc: run.yaml has no train.recompute"
+same_as "$TMP/b_pp_z3_rc/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 with recompute = zero2 without"
+for z in 2 3; do
+  setup_tied b_tied_z$z; sed -i 's/^model:$/model:\n  dtype: bf16/' base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
+  cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
+  SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied bf16 pp2 dp2 zero$z trains" || bad "tied z$z: $(tail -3 train.log)"
+done
+same_as "$TMP/b_tied_z3/out" "$TMP/b_tied_z2/out" "tied bf16 pp2 dp2 zero3 = zero2"
+# its checkpoints: resumed bit for bit, and moved to one rank and from one rank
+bf16_case b3_resume 2 "{zero: 3}" "--stop-at-step 1"
+SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero3 resume failed: $(tail -3 b.log)"
+same_as out "$TMP/b_z3/out" "bf16 zero3 resumed = uninterrupted"
+bf16_case b3_to1 2 "{zero: 3}" "--stop-at-step 1"
+"$BIN" base.yaml 2> b.log && ok "bf16 zero3 checkpoint resumes on one rank" || bad "bf16 z3 -> 1: $(tail -3 b.log)"
+bf16_case b3_from1 1 "{tp: 1}" "--stop-at-step 1"
+echo "parallel: {zero: 3}" >> base.yaml
+SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes under zero3" \
+  || bad "bf16 1 -> z3: $(tail -3 b.log)"
+# ZeRO-3 has a bf16 copy to shard only in the bf16 mode with it: fp32, or the copy turned off, is an error
+setup z3_fp32; echo "parallel: {zero: 3}" >> run.yaml
+expect_error "zero3 in fp32" "parallel.zero 3 shards the bf16 weight copy: it needs model.dtype bf16" $MPI 2 "$BIN" run.yaml
+setup z3_nocopy; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/; s/^train: {/train: {bf16_weight_cache: false, /' run.yaml
+echo "parallel: {zero: 3}" >> run.yaml
+expect_error "zero3 without the weight copy" "train.bf16_weight_cache true or auto (this run: model.dtype bf16, train.bf16_weight_cache false)" \
+  $MPI 2 "$BIN" run.yaml
 finish
