@@ -31,6 +31,8 @@ static const char *USAGE =
     "  --processes N: the processes the recipe ran on (train.global_batch_pairs = per_device_train_batch_size\n"
     "  x gradient_accumulation_steps x N); else num_processes of --accelerate-config FILE (accelerate's\n"
     "  config, the total over machines); else 4, as the SimPO repository's deepspeed_zero3.yaml.\n"
+    "  parallel.zero: the accelerate config's DeepSpeed zero_stage (FSDP: its sharding strategy), else 3, that\n"
+    "  file's (2 in an fp32 run).\n"
     "  --out FILE: written under a temporary name and renamed when complete (default: stdout).\n"
     "  Keys that would change what is trained and have no simpo_dist equivalent (LoRA, quantisation, fp16,\n"
     "  other optimizers or schedules, ...), unknown keys and bad values stop with RECIPE:LINE and the key.\n";
@@ -650,6 +652,9 @@ static void note(Conv *c, const char *key, const char *why) {
 /* what more than one section needs */
 typedef struct {
     int processes;            /* data-parallel processes the recipe ran on */
+    int zero;                 /* parallel.zero of the accelerate config's sharding (DeepSpeed's zero_stage, FSDP's
+                               * sharding strategy) */
+    char zero_from[400];      /* where zero came from, for its comment */
     const char *output_dir;   /* checkpoint.dir, and where export_hf and tensorboard_dir go */
     long logging_steps;       /* log.every_steps, and eval_steps' default */
     const char *train_split;  /* dataset_splits' training split */
@@ -1208,6 +1213,21 @@ static void conv_checkpoint(Conv *c, Run *r) {
     free(hf);
 }
 
+/* parallel.zero: the accelerate config's sharding. Every process stays data-parallel, as under accelerate. */
+static void conv_parallel(Conv *c, Run *r) {
+    bput(&c->out, "parallel:\n");
+    char t[8];
+    int z = r->zero;
+    if (z == 3 && !flag(c, "bf16", false)) { /* stage 3 shards the bf16 weight copy of the bf16 mode */
+        line_s(c, "zero", "2", "%s; in fp32 the weights are the master weights, whole on every rank: ZeRO-2 shards "
+               "the moments and gradients", r->zero_from);
+        return;
+    }
+    snprintf(t, sizeof t, "%d", z);
+    line_s(c, "zero", t, "%s%s", r->zero_from,
+           z == 3 ? ": moments, gradients, fp32 and bf16 weights sharded" : "");
+}
+
 static void conv_log(Conv *c, Run *r) {
     bput(&c->out, "log:\n");
     const char *ls = str(c, "logging_strategy");
@@ -1272,8 +1292,53 @@ static void conv_log(Conv *c, Run *r) {
     free(others.s);
 }
 
-/* accelerate's config: num_processes, the processes over all machines */
-static int processes_from_accelerate(const char *path) {
+/* the scalar value of key k in mapping node m of c's document, or NULL */
+static yaml_node_t *map_get(Conv *c, yaml_node_t *m, const char *k) {
+    if (!m || m->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *key = node(c, p->key);
+        if (key->type == YAML_SCALAR_NODE && !strcmp(sval(key), k)) return node(c, p->value);
+    }
+    return NULL;
+}
+
+/* The ZeRO stage of an accelerate config's sharding: DeepSpeed's deepspeed_config.zero_stage (0-3), FSDP's
+ * fsdp_config.fsdp_sharding_strategy (FULL_SHARD / 1 shards parameters, gradients and optimizer state: 3;
+ * SHARD_GRAD_OP / 2: 2; NO_SHARD / 3: 0; HYBRID_SHARD / 4 shards within a node: 3), else 0 (DDP); *what names it. */
+static int zero_from_accelerate(Conv *a, const char *path, char *what, size_t cap) {
+    yaml_node_t *dt = get(a, "distributed_type");
+    const char *t = dt && dt->type == YAML_SCALAR_NODE ? sval(dt) : "";
+    if (!strcmp(t, "DEEPSPEED")) {
+        yaml_node_t *z = map_get(a, get(a, "deepspeed_config"), "zero_stage");
+        if (!z) {
+            snprintf(what, cap, "distributed_type DEEPSPEED of %s without deepspeed_config.zero_stage", path);
+            return 0;
+        }
+        const char *v = z->type == YAML_SCALAR_NODE ? sval(z) : "";
+        if (strlen(v) != 1 || v[0] < '0' || v[0] > '3')
+            sd_die(at(a, z), "key 'deepspeed_config.zero_stage': expected 0, 1, 2 or 3, found \"%s\"", v);
+        snprintf(what, cap, "deepspeed_config.zero_stage %s of %s", v, path);
+        return v[0] - '0';
+    }
+    if (!strcmp(t, "FSDP")) {
+        yaml_node_t *st = map_get(a, get(a, "fsdp_config"), "fsdp_sharding_strategy");
+        const char *v = st && st->type == YAML_SCALAR_NODE ? sval(st) : "FULL_SHARD"; /* accelerate's default */
+        int z = !strcmp(v, "FULL_SHARD") || !strcmp(v, "1") || !strcmp(v, "HYBRID_SHARD") || !strcmp(v, "4") ? 3
+                : !strcmp(v, "SHARD_GRAD_OP") || !strcmp(v, "2")                                             ? 2
+                : !strcmp(v, "NO_SHARD") || !strcmp(v, "3")                                                  ? 0
+                                                                                                             : -1;
+        if (z < 0)
+            sd_die(at(a, st), "key 'fsdp_config.fsdp_sharding_strategy': expected FULL_SHARD, SHARD_GRAD_OP, "
+                   "NO_SHARD or HYBRID_SHARD, found \"%s\"", v);
+        snprintf(what, cap, "fsdp_sharding_strategy %s of %s", v, path);
+        return z;
+    }
+    snprintf(what, cap, "distributed_type %s of %s: no sharding", *t ? t : "unset", path);
+    return 0;
+}
+
+/* accelerate's config: num_processes, the processes over all machines; its sharding as a ZeRO stage into *zero */
+static int processes_from_accelerate(const char *path, int *zero, char *what, size_t cap) {
     Conv a = {.file = path};
     sd_cleanup_push(conv_free, &a);
     size_t len;
@@ -1295,6 +1360,7 @@ static int processes_from_accelerate(const char *path) {
     if (!get(&a, "num_processes"))
         sd_die(path, "key 'num_processes': not in this accelerate config (give --processes N)");
     long n = integer(&a, "num_processes", 1, 1, false, NULL);
+    *zero = zero_from_accelerate(&a, path, what, cap);
     sd_cleanup_pop();
     conv_free(&a);
     return (int)n;
@@ -1333,10 +1399,17 @@ int cmd_convert(int argc, char **argv) {
             sd_die("convert", "--processes: expected a whole number >= 1, found '%s'", procs);
         r.processes = (int)n;
         snprintf(from, sizeof from, "--processes");
-    } else if (acc) {
-        r.processes = processes_from_accelerate(acc);
-        snprintf(from, sizeof from, "num_processes of %s", acc);
-    } else {
+    }
+    r.zero = 3; /* the reference's launch: accelerate_configs/deepspeed_zero3.yaml */
+    snprintf(r.zero_from, sizeof r.zero_from, "zero_stage 3 of the SimPO repository's deepspeed_zero3.yaml "
+             "(--accelerate-config FILE: another)");
+    if (acc) {
+        int n = processes_from_accelerate(acc, &r.zero, r.zero_from, sizeof r.zero_from);
+        if (!procs) {
+            r.processes = n;
+            snprintf(from, sizeof from, "num_processes of %s", acc);
+        }
+    } else if (!procs) {
         r.processes = 4;
         snprintf(from, sizeof from, "the SimPO repository's accelerate_configs/deepspeed_zero3.yaml; --processes N to "
                  "change");
@@ -1411,9 +1484,9 @@ int cmd_convert(int argc, char **argv) {
          "# Paths and names are the recipe's, verbatim: ORG/NAME is read from the local Hugging Face cache, and a\n"
          "# relative path resolves against this file's directory (run_simpo.py resolves it against its working\n"
          "# directory: keep this file where you ran accelerate launch, or make the paths absolute).\n"
-         "# No parallel: section: every process data-parallel, as under accelerate; `simpo_dist plan THIS_FILE\n"
-         "# --gpus %d` ranks the tensor / pipeline / ZeRO layouts that fit, then add parallel: {tp: .., pp: .., "
-         "zero: ..}.\n",
+         "# parallel: every process data-parallel, as under accelerate, with its ZeRO stage; `simpo_dist plan\n"
+         "# THIS_FILE --gpus %d` ranks the tensor / pipeline / ZeRO layouts that fit (faster ones, often), then set\n"
+         "# parallel: {tp: .., pp: .., zero: ..}.\n",
          r.processes);
     conv_model(&c);
     conv_data(&c, &r, &ev);
@@ -1422,6 +1495,7 @@ int cmd_convert(int argc, char **argv) {
     conv_train(&c, &r, &ev);
     conv_checkpoint(&c, &r);
     conv_log(&c, &r);
+    conv_parallel(&c, &r);
 
     /* the keys with no effect here, in the recipe's order */
     for (int i = 0; i < c.npairs; i++) {

@@ -29,7 +29,8 @@ check_flat() {
   local unknown
   unknown=$(flat "$conf" | cut -d= -f1 | grep -vxFf known.txt)
   [ -z "$unknown" ] && ok "$name: every key is a simpo_dist config key" || bad "$name: unknown keys: $unknown"
-  grep -q '^parallel:' "$conf" && bad "$name: has a parallel: section" || true
+  [ "$(sed -n '/^parallel:/,/^[a-z]/p' "$conf" | grep -c '^  [a-z]')" = 1 ] && ok "$name: parallel: the ZeRO stage only" \
+    || bad "$name: parallel section: $(sed -n '/^parallel:/,$p' "$conf" | head -4)"
 }
 
 # all_keys_shown NAME: each top-level key of NAME.yaml is named in NAME.out (nothing silently dropped)
@@ -95,6 +96,7 @@ head -1 v2.out | grep -q "converted from v2.yaml by simpo_dist convert, for 4 pr
 check_flat v2 v2.out <<'EOF'
 model.init=meta-llama/Meta-Llama-3-8B-Instruct
 model.dtype=bf16
+parallel.zero=3
 data.train=princeton-nlp/llama3-ultrafeedback-armorm
 data.train_split=train
 data.eval=princeton-nlp/llama3-ultrafeedback-armorm
@@ -133,7 +135,7 @@ log.every_steps=5
 log.tensorboard_dir=outputs/llama-3-8b-instruct-simpo-v2/runs
 EOF
 # sections in order, each value line naming its recipe key, the batch arithmetic spelled out
-[ "$(grep -E '^[a-z]+:' v2.out | tr -d ':\n ' )" = "modeldatalossoptimtraincheckpointlog" ] \
+[ "$(grep -E '^[a-z]+:' v2.out | tr -d ':\n ' )" = "modeldatalossoptimtraincheckpointlogparallel" ] \
   && ok "sections in order" || bad "sections: $(grep -E '^[a-z]+:' v2.out | tr '\n' ' ')"
 grep -q '^  global_batch_pairs: 128 .*# per_device_train_batch_size 2 x gradient_accumulation_steps 16 x 4 processes' v2.out \
   && ok "the batch arithmetic is commented" || bad "batch comment: $(grep global_batch v2.out)"
@@ -145,7 +147,7 @@ grep -q 'wandb sync --sync-tensorboard outputs/llama-3-8b-instruct-simpo-v2/runs
   && ok "wandb: the sync command" || bad "no wandb sync comment"
 grep -q '# gradient_checkpointing: true: ' v2.out && ! grep -q 'recompute:' v2.out \
   && ok "gradient_checkpointing: a comment, no train.recompute" || bad "gradient_checkpointing: $(grep -i recompute v2.out)"
-grep -q 'simpo_dist plan THIS_FILE' v2.out && ok "suggests simpo_dist plan" || bad "no plan suggestion"
+grep -q 'simpo_dist plan$' v2.out && grep -q '^# THIS_FILE --gpus 4' v2.out && ok "suggests simpo_dist plan" || bad "no plan suggestion"
 # nothing dropped: each recipe key appears in the output (a value's comment or the closing block), and the
 # keys with no effect are in the closing block with their value
 all_keys_shown v2
@@ -173,6 +175,7 @@ EOF
 check_flat min min.out <<'EOF'
 model.init=/models/llama
 model.dtype=fp32
+parallel.zero=2
 data.train={a.jsonl: 0.5, org/b: 1.0}
 data.train_split=train
 data.eval_split=test
@@ -226,6 +229,19 @@ flat acc.out | grep -qx 'train.global_batch_pairs=512' && grep -q '2 x gradient_
   || bad "acc: $(grep global_batch acc.out)"
 "$BIN" convert v2.yaml --accelerate-config acc.yaml --processes 1 2> /dev/null | flat /dev/stdin \
   | grep -qx 'train.global_batch_pairs=32' && ok "--processes wins over --accelerate-config" || bad "--processes 1"
+# the accelerate config's sharding as parallel.zero: DeepSpeed's zero_stage, FSDP's strategy, none for DDP
+grep -q '^  zero: 3 .*# deepspeed_config.zero_stage 3 of acc.yaml' acc.out && ok "zero_stage 3 -> parallel.zero 3" \
+  || bad "acc zero: $(grep -A1 '^parallel:' acc.out)"
+for lay in "ds1;DEEPSPEED;deepspeed_config:\n  zero_stage: 1;1" "fsdp_full;FSDP;fsdp_config:\n  fsdp_sharding_strategy: FULL_SHARD;3" \
+           "fsdp_op;FSDP;fsdp_config:\n  fsdp_sharding_strategy: SHARD_GRAD_OP;2" "ddp;MULTI_GPU;;0"; do
+  IFS=";" read -r name dt extra want <<< "$lay"
+  printf "distributed_type: $dt\nnum_processes: 8\n$extra\n" > "acc_$name.yaml"
+  "$BIN" convert v2.yaml --accelerate-config "acc_$name.yaml" 2> /dev/null | flat /dev/stdin | grep -qx "parallel.zero=$want" \
+    && ok "accelerate $name -> parallel.zero $want" || bad "accelerate $name: $("$BIN" convert v2.yaml --accelerate-config "acc_$name.yaml" 2>&1 | grep -A1 '^parallel:')"
+done
+printf 'distributed_type: DEEPSPEED\nnum_processes: 8\ndeepspeed_config:\n  zero_stage: 4\n' > acc_bad3.yaml
+expect_error "accelerate config: zero_stage 4" "acc_bad3.yaml:4: key 'deepspeed_config.zero_stage': expected 0, 1, 2 or 3" \
+  "$BIN" convert v2.yaml --accelerate-config acc_bad3.yaml
 printf 'distributed_type: MULTI_GPU\nnum_machines: 1\n' > acc_bad.yaml
 expect_error "accelerate config without num_processes" "acc_bad.yaml: key 'num_processes'" \
   "$BIN" convert v2.yaml --accelerate-config acc_bad.yaml

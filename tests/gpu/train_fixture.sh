@@ -1,7 +1,8 @@
 # The trainer on the CUDA backend (label gpu; exit 77, skipped, without a CUDA build or device): the tiny-a fixture
 # trained 2 steps with device: cuda equals the HF float64 parameters after step 2 (check_params, the fixture
 # README's rule) on 1 rank, and on 2 and 4 ranks sharing the one GPU through the MPI collectives (device buffers
-# staged through host memory; tp2 x pp2 with sequence parallelism too); a 2-rank run equals the 1-rank run; parallel.backend: nccl on 1 rank; the log names
+# staged through host memory; tp2 x pp2 with sequence parallelism too); a 2-rank run equals the 1-rank run; bf16 ZeRO-3
+# on 2 ranks equals ZeRO-2 bit for bit; parallel.backend: nccl on 1 rank; the log names
 # the CUDA backend and its peak device memory; and AdamW inside the backward gives the same state bit for bit.
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/../dist/dist.bash"
@@ -46,6 +47,14 @@ $MPI 2 "$BIN" run.yaml 2> train2.log || bad "bf16 dp2: $(tail -3 train2.log)"
 l1=$(metric one.jsonl 2 loss); l2=$(metric out/metrics.jsonl 2 loss)
 awk -v a="$l1" -v b="$l2" 'BEGIN {d = a - b; if (d < 0) d = -d; exit !(d <= 4 / 512 * a)}' && ok "bf16 dp2 step-2 loss $l2 = 1 rank $l1 within 4u" \
   || bad "bf16 dp2 loss $l2 vs 1 rank $l1"
+# ZeRO-3 on the GPU (the bf16 copy in shards, each layer's all-gathered from device memory before its forward and
+# backward, staged through host): bitwise ZeRO-2 on two ranks, which read the same bf16 weights whole
+for z in 2 3; do
+  setup "g_bf16_z$z" 1; sed -i 's|^model: {init: model}|model: {init: model, dtype: bf16}|' run.yaml
+  printf 'device: cuda\nparallel: {zero: %s}\n' "$z" >> run.yaml
+  SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> train.log && ok "bf16 dp2 zero$z trains on cuda" || bad "bf16 dp2 zero$z: $(tail -3 train.log)"
+done
+same_state "$TMP/g_bf16_z3" "$TMP/g_bf16_z2" "cuda bf16 dp2 zero3 vs zero2"
 # AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1: each bucket's update on the late stream, the embedding's free
 # rows beside the forwards), 6 micro-batches a step, nothing clipped: bitwise the run without it, fp32 and bf16
 for dt in fp32 bf16; do

@@ -116,7 +116,7 @@ int main(void) {
           "exclusive bound");
     CHECK(err(MIN "optim: {betas: [0.9]}\n", "key 'optim.betas': expected a list of two floats"), "pair");
     CHECK(err(MIN "optim: {betas: [0.9, 1.0]}\n", "key 'optim.betas'"), "pair range");
-    CHECK(err(MIN "parallel: {zero: 3}\n", "key 'parallel.zero'"), "zero range");
+    CHECK(err(MIN "parallel: {zero: 4}\n", "key 'parallel.zero': expected a value >= 0 and <= 3"), "zero range");
     CHECK(err("model: {init: m}\n", "key 'data.train' is required"), "missing data.train");
     CHECK(err("data: {train: p.jsonl}\n", "one of 'model.init' or 'model.config' is required"), "missing model");
     CHECK(err(MIN "train: {global_batch_pairs: 6, micro_batch_pairs: 4}\n", "must divide"), "divisibility");

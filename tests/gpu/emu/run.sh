@@ -3,7 +3,7 @@
 # compiles the .cu files of cuda/ with g++ against the emulation headers of this directory (cu2cpp.py rewrites
 # the launches), links tests/gpu/test_*.c with them and runs them. BUILD_DIR (default build/) must be a configured
 # and built tree: its libsimpo.a and the compile flags / link line of tests/model/test_tiny_a are reused.
-# TEST (test_cuda_ops, test_cuda_model, train_overlap, train_tune, train_seqpar) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
+# TEST (test_cuda_ops, test_cuda_model, train_overlap, train_tune, train_seqpar, train_zero3) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
 # Slow (every GPU thread is a coroutine): a few minutes for everything; the perf section is skipped. The numbers
 # are CPU numbers (glibc expf, no FMA contraction): this validates indexing, tiling, masking, barriers and
 # reductions, not GPU rounding. EMU_OUT sets the output folder (default BUILD_DIR/cuda-emu).
@@ -57,7 +57,8 @@ done
 # without the overlap: the same numbers bit for bit, each fp32-output shape timed once on a call that writes its
 # output (the emulation's heuristic offers four algorithms: the choice is the second, the first's bits at full speed),
 # the step's accumulating calls (the weight gradients' second micro-batch, beta 1) never timed.
-if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ] || [ "$only" = train_seqpar ]; then
+if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ] || [ "$only" = train_seqpar ] ||
+   [ "$only" = train_zero3 ]; then
   l=$(sed -e 's# cuda/libsimpo_cuda.a##g' -e 's# [^ ]*libcublas[^ ]*##g' -e 's# [^ ]*libculibos[^ ]*##g' \
         "$B/CMakeFiles/simpo_dist.dir/link.txt")
   l=${l/CMakeFiles\/simpo_dist.dir\/src\/main.c.o/CMakeFiles/simpo_dist.dir/src/main.c.o ${objs[*]}}
@@ -134,6 +135,32 @@ sys.exit(0 if len(a) == 2 and len(b) == 2 and all(math.isfinite(y[k]) and abs(x[
                                                   for x, y in zip(a, b) for k in keys) else 1)
 PY
   if [ $ok = 1 ]; then echo "train_seqpar: memory and traffic as planned, the numbers of tp2 without it (1e-3)"; else rc=1; fi
+fi
+# ZeRO-3 on the emulated backend: tiny-a in the bf16 mode on two data-parallel ranks sharing the emulated GPU, zero 2
+# and zero 3 (the bf16 copy in shards, each layer's views all-gathered from device memory, staged through the host,
+# before its forward and backward): every rank's allocation equals the plan and its step-1 traffic the formulas, and
+# the two runs' losses, norms, margins, parameters and moments are the same bit for bit
+if [ -z "$only" ] || [ "$only" = train_zero3 ]; then
+  echo "== train_zero3 (the trainer on the CPU emulation, 2 ranks)"
+  ok=1
+  for z in 2 3; do
+    c=zero_$z
+    rm -rf "${T:?}/$c" && mkdir -p "$T/$c" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$c/"
+    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$c/run.yaml"
+    printf 'device: cuda\nparallel: {zero: %s}\n' $z >> "$T/$c/run.yaml"
+    if ! (cd "$T/$c" && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+          SIMPO_CHECK_WEIGHTS16=1 mpirun --oversubscribe --bind-to none -np 2 "$O/simpo_dist" run.yaml 2> train.log); then
+      echo "FAILED: train_zero3 zero $z: $(tail -3 "$T/$c/train.log")"; ok=0; continue
+    fi
+    grep -q "backend cuda bf16" "$T/$c/train.log" || { echo "FAILED: train_zero3 $z: not on the emulated cuda backend"; ok=0; }
+    [ "$(grep "memory plan rank" "$T/$c/train.log" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p==a) n++} END {print n+0}')" = 2 ] \
+      && [ "$(grep "comm bytes rank" "$T/$c/train.log" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)" = 0 ] \
+      && [ "$(grep -c "comm bytes rank" "$T/$c/train.log")" = 2 ] \
+      || { echo "FAILED: train_zero3 $z: plan: $(grep -m2 'memory plan\|comm bytes' "$T/$c/train.log")"; ok=0; }
+  done
+  grep -q "bf16 weight copy too (ZeRO-3" "$T/zero_3/train.log" || { echo "FAILED: train_zero3: not ZeRO-3"; ok=0; }
+  same_run zero_2 zero_3 "train_zero3: zero 3 against zero 2" || ok=0
+  if [ $ok = 1 ]; then echo "train_zero3: memory and traffic as planned, zero 2's numbers bit for bit"; else rc=1; fi
 fi
 if [ -z "$only" ] || [ "$only" = train_overlap ]; then
   echo "== train_overlap (the trainer on the CPU emulation)"
