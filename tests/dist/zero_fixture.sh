@@ -85,21 +85,29 @@ bf16_case b_pp_z1 4 "{pp: 2, zero: 1}"
 same_as "$TMP/b_pp_z1/out" "$TMP/b_pp_z0/out" "bf16 dp2 pp2 zero1 = zero0"
 # tied embeddings across two stages: the first stage's embedding (fp32-read, whole) and the last stage's mirror
 # (a matmul weight: its bf16 copy) sharded on both
-for z in 0 1; do
-  setup_tied b_tied_z$z; sed -i 's/^model:$/model:\n  dtype: bf16/' base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
-  cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
-  SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied bf16 pp2 dp2 zero$z trains" || bad "tied z$z: $(tail -3 train.log)"
-done
+tied_bf16() { # Z...: tied embeddings across two stages in bf16 on dp2 x pp2 under each ZeRO stage Z ($TMP/b_tied_zZ)
+  for z in "$@"; do
+    setup_tied b_tied_z$z; sed -i 's/^model:$/model:\n  dtype: bf16/' base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
+    cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
+    SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied bf16 pp2 dp2 zero$z trains" || bad "tied z$z: $(tail -3 train.log)"
+  done
+}
+tied_bf16 0 1
 grep -q "master weights: sharded" train.log && ok "tied zero1: sharded master weights" || bad "tied zero1 log: $(grep 'master weights' train.log)"
 same_as "$TMP/b_tied_z1/out" "$TMP/b_tied_z0/out" "tied bf16 pp2 dp2 zero1 = zero0"
-bf16_case b_resume 2 "{zero: 1}" "--stop-at-step 1"
-SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero1 resume failed: $(tail -3 b.log)"
-same_as out "$TMP/b_z1/out" "bf16 zero1 resumed = uninterrupted"
-bf16_case b_to1 2 "{zero: 1}" "--stop-at-step 1"
-"$BIN" base.yaml 2> b.log && ok "bf16 sharded checkpoint resumes on one rank" || bad "bf16 z1 -> 1: $(tail -3 b.log)"
-bf16_case b_from1 1 "{tp: 1}" "--stop-at-step 1"
-echo "parallel: {zero: 1}" >> base.yaml
-SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes with sharded master weights"   || bad "bf16 1 -> z1: $(tail -3 b.log)"
+ckpt_moves() { # Z: a bf16 checkpoint written under ZeRO stage Z (dp2) resumes bit for bit ($TMP/b_zZ the uninterrupted
+               # run), and moves to one rank and from one rank
+  bf16_case b${1}_resume 2 "{zero: $1}" "--stop-at-step 1"
+  SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero$1 resume failed: $(tail -3 b.log)"
+  same_as out "$TMP/b_z$1/out" "bf16 zero$1 resumed = uninterrupted"
+  bf16_case b${1}_to1 2 "{zero: $1}" "--stop-at-step 1"
+  "$BIN" base.yaml 2> b.log && ok "bf16 zero$1 checkpoint resumes on one rank" || bad "bf16 z$1 -> 1: $(tail -3 b.log)"
+  bf16_case b${1}_from1 1 "{tp: 1}" "--stop-at-step 1"
+  echo "parallel: {zero: $1}" >> base.yaml
+  SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes under zero$1" \
+    || bad "bf16 1 -> z$1: $(tail -3 b.log)"
+}
+ckpt_moves 1
 # ZeRO-3: the bf16 weight copy sharded too, each layer's bf16 weights all-gathered before its forward and again
 # before its backward (model.h w16_sharded): the matmuls read the very bf16 values ZeRO-2's whole copy holds, so the
 # parameters and moments after step 2 equal ZeRO-2's bit for bit: dp2, dp2 x tp2, dp2 x pp2 (recompute too: the rerun
@@ -117,22 +125,10 @@ same_as "$TMP/b_pp_z3/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 = zero2"
 bf16_case b_pp_z3_rc 4 "{pp: 2, zero: 3}" "" "recompute: true"
 grep -q "recompute: true" run.yaml || bad "b_pp_z3_rc: run.yaml has no train.recompute"
 same_as "$TMP/b_pp_z3_rc/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 with recompute = zero2 without"
-for z in 2 3; do
-  setup_tied b_tied_z$z; sed -i 's/^model:$/model:\n  dtype: bf16/' base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
-  cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
-  SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied bf16 pp2 dp2 zero$z trains" || bad "tied z$z: $(tail -3 train.log)"
-done
+tied_bf16 2 3
 same_as "$TMP/b_tied_z3/out" "$TMP/b_tied_z2/out" "tied bf16 pp2 dp2 zero3 = zero2"
 # its checkpoints: resumed bit for bit, and moved to one rank and from one rank
-bf16_case b3_resume 2 "{zero: 3}" "--stop-at-step 1"
-SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero3 resume failed: $(tail -3 b.log)"
-same_as out "$TMP/b_z3/out" "bf16 zero3 resumed = uninterrupted"
-bf16_case b3_to1 2 "{zero: 3}" "--stop-at-step 1"
-"$BIN" base.yaml 2> b.log && ok "bf16 zero3 checkpoint resumes on one rank" || bad "bf16 z3 -> 1: $(tail -3 b.log)"
-bf16_case b3_from1 1 "{tp: 1}" "--stop-at-step 1"
-echo "parallel: {zero: 3}" >> base.yaml
-SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes under zero3" \
-  || bad "bf16 1 -> z3: $(tail -3 b.log)"
+ckpt_moves 3
 # ZeRO-3 has a bf16 copy to shard only in the bf16 mode with it: fp32, or the copy turned off, is an error
 setup z3_fp32; echo "parallel: {zero: 3}" >> run.yaml
 expect_error "zero3 in fp32" "parallel.zero 3 shards the bf16 weight copy: it needs model.dtype bf16" $MPI 2 "$BIN" run.yaml
