@@ -75,6 +75,7 @@ run_case dp2_zero3_bf16 2 1 "{zero: 3}" "" bf16
 grep -q "bf16 weight copy too (ZeRO-3" "$TMP/dp2_zero3_bf16/train.log" && ok "dp2_zero3_bf16 runs ZeRO-3" \
   || bad "dp2_zero3_bf16: $(grep 'master weights' "$TMP/dp2_zero3_bf16/train.log")"
 run_case dp2_tp2_pp2_zero3_rc_bf16 8 1 "{tp: 2, pp: 2, zero: 3}" rc bf16
+run_case dp2_tp2_zero3_sp_bf16 4 1 "{tp: 2, zero: 3, sequence_parallel: true}" "" bf16
 # train.lmhead_cache: the last stage keeps a micro-batch's logits (its response tokens x vocab, fp32), the first nothing more
 run_case pp2_tp2_hc 4 1 "{pp: 2, tp: 2}" "" "" hc
 run_case tp2_rc_bf16 2 2 "{tp: 2}" rc bf16; fewer_bytes tp2_rc tp2_rc_bf16

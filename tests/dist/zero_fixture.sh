@@ -116,6 +116,9 @@ bf16_case b_z3 2 "{zero: 3}"
 grep -q "and the bf16 weight copy too (ZeRO-3" train.log && ok "zero3 says the bf16 copy is sharded" \
   || bad "zero3 log: $(grep 'master weights' train.log)"
 same_as "$TMP/b_z3/out" "$TMP/b_z2/out" "bf16 zero3 = zero2"
+bf16_case b_dp3_z2 3 "{zero: 2}" # three shards: boundaries inside other tensors, a padded last shard
+bf16_case b_dp3_z3 3 "{zero: 3}"
+same_as "$TMP/b_dp3_z3/out" "$TMP/b_dp3_z2/out" "bf16 dp3 zero3 = zero2"
 bf16_case b_tp_z2 4 "{tp: 2, zero: 2}"
 bf16_case b_tp_z3 4 "{tp: 2, zero: 3}"
 same_as "$TMP/b_tp_z3/out" "$TMP/b_tp_z2/out" "bf16 dp2 tp2 zero3 = zero2"
