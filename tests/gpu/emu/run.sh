@@ -79,6 +79,23 @@ if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ] || 
       echo "FAILED: the emulated trainer's run $c ($*): $(tail -3 "$T/$c/train.log")"; return 1
     fi
   }
+  train2() { # CASE PARALLEL LABEL [ENV...]: tiny-a in the bf16 mode on two ranks sharing the emulated GPU (MPI staging
+             # its buffers through the host) under PARALLEL (one pair per micro-batch); every rank's allocation equals
+             # the memory plan and its step-1 traffic the formulas
+    local c=$1 par=$2 label=$3; shift 3
+    rm -rf "${T:?}/$c" && mkdir -p "$T/$c" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$c/"
+    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$c/run.yaml"
+    printf 'device: cuda\nparallel: %s\n' "$par" >> "$T/$c/run.yaml"
+    if ! (cd "$T/$c" && env "$@" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+          OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -np 2 "$O/simpo_dist" run.yaml 2> train.log); then
+      echo "FAILED: $label: $(tail -3 "$T/$c/train.log")"; return 1
+    fi
+    grep -q "backend cuda bf16" "$T/$c/train.log" || { echo "FAILED: $label: not on the emulated cuda backend"; return 1; }
+    [ "$(grep "memory plan rank" "$T/$c/train.log" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p==a) n++} END {print n+0}')" = 2 ] \
+      && [ "$(grep "comm bytes rank" "$T/$c/train.log" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)" = 0 ] \
+      && [ "$(grep -c "comm bytes rank" "$T/$c/train.log")" = 2 ] \
+      || { echo "FAILED: $label: plan: $(grep -m2 'memory plan\|comm bytes' "$T/$c/train.log")"; return 1; }
+  }
   nums() { grep -oE '"(loss|grad_norm|rewards/margins)": [-0-9.eE+]*' "$1/out/metrics.jsonl"; }
   same_run() { # A B LABEL: every logged number and the parameters and moments after step 2, bit for bit
     local good=1
@@ -112,19 +129,7 @@ if [ -z "$only" ] || [ "$only" = train_seqpar ]; then
   echo "== train_seqpar (the trainer on the CPU emulation, 2 ranks)"
   ok=1
   for sp in false true; do
-    c=sp_$sp
-    rm -rf "${T:?}/$c" && mkdir -p "$T/$c" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$c/"
-    sed -i -e 's/^model: {/model: {dtype: bf16, /' "$T/$c/run.yaml"
-    printf 'device: cuda\nparallel: {tp: 2, sequence_parallel: %s}\n' $sp >> "$T/$c/run.yaml"
-    if ! (cd "$T/$c" && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-          mpirun --oversubscribe --bind-to none -np 2 "$O/simpo_dist" run.yaml 2> train.log); then
-      echo "FAILED: train_seqpar $sp: $(tail -3 "$T/$c/train.log")"; ok=0; continue
-    fi
-    grep -q "backend cuda bf16" "$T/$c/train.log" || { echo "FAILED: train_seqpar $sp: not on the emulated cuda backend"; ok=0; }
-    [ "$(grep "memory plan rank" "$T/$c/train.log" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p==a) n++} END {print n+0}')" = 2 ] \
-      && [ "$(grep "comm bytes rank" "$T/$c/train.log" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)" = 0 ] \
-      && [ "$(grep -c "comm bytes rank" "$T/$c/train.log")" = 2 ] \
-      || { echo "FAILED: train_seqpar $sp: plan: $(grep -m2 'memory plan\|comm bytes' "$T/$c/train.log")"; ok=0; }
+    train2 sp_$sp "{tp: 2, sequence_parallel: $sp}" "train_seqpar $sp" || ok=0
   done
   grep -q "reduce_scatter [1-9]" "$T/sp_true/train.log" || { echo "FAILED: train_seqpar: no reduce-scatter"; ok=0; }
   python3 - "$T/sp_false/out/metrics.jsonl" "$T/sp_true/out/metrics.jsonl" <<'PY' || { echo "FAILED: train_seqpar: the runs differ"; ok=0; }
@@ -144,19 +149,7 @@ if [ -z "$only" ] || [ "$only" = train_zero3 ]; then
   echo "== train_zero3 (the trainer on the CPU emulation, 2 ranks)"
   ok=1
   for z in 2 3; do
-    c=zero_$z
-    rm -rf "${T:?}/$c" && mkdir -p "$T/$c" && cp -r "$SRC/tests/fixtures/tiny-a/." "$T/$c/"
-    sed -i -e 's/^model: {/model: {dtype: bf16, /' -e 's/micro_batch_pairs: 2/micro_batch_pairs: 1/' "$T/$c/run.yaml"
-    printf 'device: cuda\nparallel: {zero: %s}\n' $z >> "$T/$c/run.yaml"
-    if ! (cd "$T/$c" && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-          SIMPO_CHECK_WEIGHTS16=1 mpirun --oversubscribe --bind-to none -np 2 "$O/simpo_dist" run.yaml 2> train.log); then
-      echo "FAILED: train_zero3 zero $z: $(tail -3 "$T/$c/train.log")"; ok=0; continue
-    fi
-    grep -q "backend cuda bf16" "$T/$c/train.log" || { echo "FAILED: train_zero3 $z: not on the emulated cuda backend"; ok=0; }
-    [ "$(grep "memory plan rank" "$T/$c/train.log" | awk '{for (i=1;i<=NF;i++) {if ($i=="planned") p=$(i+1); if ($i=="allocated") a=$(i+1)}; if (p==a) n++} END {print n+0}')" = 2 ] \
-      && [ "$(grep "comm bytes rank" "$T/$c/train.log" | grep -oE "[0-9]+/[0-9]+" | awk -F/ '$1!=$2' | wc -l)" = 0 ] \
-      && [ "$(grep -c "comm bytes rank" "$T/$c/train.log")" = 2 ] \
-      || { echo "FAILED: train_zero3 $z: plan: $(grep -m2 'memory plan\|comm bytes' "$T/$c/train.log")"; ok=0; }
+    train2 zero_$z "{zero: $z}" "train_zero3 zero $z" SIMPO_CHECK_WEIGHTS16=1 || ok=0
   done
   grep -q "bf16 weight copy too (ZeRO-3" "$T/zero_3/train.log" || { echo "FAILED: train_zero3: not ZeRO-3"; ok=0; }
   same_run zero_2 zero_3 "train_zero3: zero 3 against zero 2" || ok=0
