@@ -32,7 +32,7 @@ static const char *USAGE =
     "  x gradient_accumulation_steps x N); else num_processes of --accelerate-config FILE (accelerate's\n"
     "  config, the total over machines); else 4, as the SimPO repository's deepspeed_zero3.yaml.\n"
     "  parallel.zero: the accelerate config's DeepSpeed zero_stage (FSDP: its sharding strategy), else 3, that\n"
-    "  file's (2 in an fp32 run).\n"
+    "  file's.\n"
     "  --out FILE: written under a temporary name and renamed when complete (default: stdout).\n"
     "  Keys that would change what is trained and have no simpo_dist equivalent (LoRA, quantisation, fp16,\n"
     "  other optimizers or schedules, ...), unknown keys and bad values stop with RECIPE:LINE and the key.\n";
@@ -1217,15 +1217,8 @@ static void conv_checkpoint(Conv *c, Run *r) {
 static void conv_parallel(Conv *c, Run *r) {
     bput(&c->out, "parallel:\n");
     char t[8];
-    int z = r->zero;
-    if (z == 3 && !flag(c, "bf16", false)) { /* stage 3 shards the bf16 weight copy of the bf16 mode */
-        line_s(c, "zero", "2", "%s; in fp32 the weights are the master weights, whole on every rank: ZeRO-2 shards "
-               "the moments and gradients", r->zero_from);
-        return;
-    }
-    snprintf(t, sizeof t, "%d", z);
-    line_s(c, "zero", t, "%s%s", r->zero_from,
-           z == 3 ? ": moments, gradients, fp32 and bf16 weights sharded" : "");
+    snprintf(t, sizeof t, "%d", r->zero);
+    line_s(c, "zero", t, "%s%s", r->zero_from, r->zero == 3 ? ": moments, gradients and weights sharded" : "");
 }
 
 static void conv_log(Conv *c, Run *r) {

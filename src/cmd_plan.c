@@ -31,7 +31,7 @@ static const char *USAGE =
     "                       [--sequence-parallel true|false]\n"
     "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
-    "  Lists every layout (dp x pp x tp, zero 0/1/2, and 3 in bf16) of N ranks the model and batch allow, ranked\n"
+    "  Lists every layout (dp x pp x tp, zero 0/1/2/3) of N ranks the model and batch allow, ranked\n"
     "  by predicted step time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
     "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
     "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
@@ -318,9 +318,9 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
                          false, c->sequence_parallel && tp > 1};
         pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
                                                                                                   * the trainer */
-        if (zero >= 3 && dp > 1) { /* ZeRO-3 keeps the copy (as train.c), and has none to shard without it */
+        if (zero >= 3 && dp > 1) { /* ZeRO-3 keeps the copy (as train.c) and shards it, or the fp32 weights */
             pl.weights16 = bf16;
-            if (!plan_weights16_sharded(&pl)) no_copy = true; /* odd widths: no bf16 storage */
+            if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_OFF) no_copy = true; /* the trainer refuses it */
         } else if (bf16 && c->bf16_weight_cache == WEIGHT_CACHE_AUTO) { /* as train.c pick_weight_cache: the config's
                                                                   * recompute, before auto's */
             PlanLayout wl = pl;
@@ -389,7 +389,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         free(tok);
         comm_max = fmax(comm_max, t_dp + t_tp + t_pp);
     }
-    if (no_copy) r.mem_gib = INFINITY; /* the trainer refuses zero 3 there: never listed */
+    if (no_copy) r.mem_gib = INFINITY; /* the trainer refuses zero 3 there (bf16 without the copy): never listed */
     r.t_compute = t_max;
     r.t_bubble = r.t_compute * (pp - 1.0) / n_avg;
     r.t_comm = comm_max;
@@ -574,7 +574,6 @@ int cmd_plan(int argc, char **argv) {
             if (c->global_batch_pairs % (dp * (c->micro_batch_tokens > 0 ? 1 : c->micro_batch_pairs))) continue;
             for (int zero = 0; zero <= 3; zero++) {
                 if (dp == 1 && zero > 0) continue;
-                if (zero == 3 && strcmp(px.dtype, "bf16") != 0) continue; /* ZeRO-3 shards the bf16 weight copy */
                 Row r;
                 if (rc_auto) { /* as train.c pick_recompute (plan_recompute_step's ladder): the first step that fits,
                                 * or all layers (the row may not fit) */

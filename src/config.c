@@ -263,12 +263,12 @@ static const KeySpec KEYS[] = {
      "sharded`); 2: also gradients: each DP rank holds only its shard of the fp32 gradient, one bucket (a "
      "layer, or the embedding / LM head) and, with tied embeddings, the tied tensor's gradient "
      "(`docs/design.md`), at the price of a reduce-scatter of the gradient per micro-batch instead of one "
-     "all-reduce per step; 3: also the bf16 weight copy (DeepSpeed's stage 3, FSDP): each DP rank keeps its "
-     "shard of it, and the group all-gathers a layer's bf16 weights into one layer buffer before the layer's "
-     "forward and again before its backward (the LM head's once per step): 2 (1 - 1/dp) bytes less per "
-     "matmul weight, for twice the stage's bf16 weights sent per micro-batch; needs model.dtype bf16 with "
-     "the weight copy (train.bf16_weight_cache true or auto, which zero 3 turns on). The same numbers as "
-     "zero 2 bit for bit"},
+     "all-reduce per step; 3: also the compute weights (DeepSpeed's stage 3, FSDP): in bf16 the bf16 weight "
+     "copy (train.bf16_weight_cache true or auto, which zero 3 keeps on), in fp32 the fp32 weights themselves: "
+     "each DP rank keeps its shard of them, and the group all-gathers a layer's into one layer buffer before "
+     "the layer's forward and again before its backward (the LM head's once per step): 2 or 4 (1 - 1/dp) "
+     "bytes less per matmul weight, for twice the stage's layer weights sent per micro-batch. The same "
+     "numbers as zero 2 bit for bit"},
     {"parallel.sequence_parallel", K_BOOL, F(sequence_parallel), "false", U, U, 0, 0, NULL,
      "with parallel.tp > 1 (else no effect): Megatron-Core's sequence parallelism. The layers' hidden-size "
      "rows (each layer's input, its norms and residual sums, the stage's input and output the pipeline "

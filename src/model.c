@@ -466,12 +466,13 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
     m->gp.resident_spec = -1;
     m->w = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
     m->dw = sd_calloc((size_t)m->L_loc + 1, sizeof(LayerW), "layer views");
-    if (with_grads && o && o->param_shards > 1 && m->act16 && be->to_bf16) {
-        /* sharded fp32 master weights (param_shard.c): the shard, the fp32-read parameters, the bf16 copy */
+    /* sharded fp32 master weights (param_shard.c): the shard, the fp32-read parameters and the bf16 copy the matmuls
+     * read (bf16 storage), or under ZeRO-3 without bf16 storage the fp32 weights the matmuls read, gathered */
+    if (with_grads && o && o->param_shards > 1 && ((m->act16 && be->to_bf16) || o->shard_weights)) {
         if (!grid || grid->dp != o->param_shards)
             sd_die("model", "master weights sharded %d ways need a grid of as many data-parallel ranks",
                    o->param_shards);
-        m->w16_sharded = o->shard_weights16; /* ZeRO-3: the bf16 copy sharded too (model_enable_weights16) */
+        m->zero3 = o->shard_weights; /* ZeRO-3: the compute weights sharded too (param_shard.c) */
         model_shard_params_init(m, o->param_shards, o->param_shard);
     } else {
         m->params = be->alloc(bytes, "parameters");
@@ -575,11 +576,11 @@ void model_free(Model *m) {
     be->free(m->rope_sin);
     be->free(m->qksum);
     be->free(m->w16_base);
-    be->free(m->g16_layer);
-    be->free(m->g16_head);
+    be->free(m->gw_layer);
+    be->free(m->gw_head);
     free(m->w16_at);
-    free(m->w16_bounds);
-    free(m->g16_from); /* and g16_to: one allocation */
+    free(m->gw_bounds);
+    free(m->gw_from); /* and gw_to: one allocation */
     free(m->w16);
     free(m->w);
     free(m->dw);
@@ -753,8 +754,8 @@ void model_enable_weights16(Model *m) {
     }
     m->w16_elems = n;
     m->w16_fresh = false;
-    if (m->w16_sharded) { /* ZeRO-3: this rank's part and the gather buffers (param_shard.c) */
-        model_shard_weights16_init(m);
+    if (m->zero3) { /* ZeRO-3: this rank's part and the gather buffers (param_shard.c) */
+        model_shard_weights_init(m);
         return;
     }
     m->w16_base = m->be->alloc(sd_mul_size(n ? n : 1, sizeof(uint16_t), "bf16 weights"), "bf16 weights");
@@ -781,7 +782,7 @@ void model_refresh_weights16(Model *m) {
 
 void model_weights_changed(Model *m) {
     m->w16_fresh = false;
-    model_weights16_gather_reset(m, true);
+    model_weights_gather_reset(m, true);
 }
 
 uint16_t *model_weights16_view(Model *m, int i) {
@@ -793,7 +794,7 @@ uint16_t *model_weights16_view(Model *m, int i) {
 uint16_t *model_weights16_at(Model *m, int i, size_t k) {
     if (!m->w16_base || m->w16_at[i] == SIZE_MAX) return NULL;
     size_t pos = m->w16_at[i] + k;
-    if (!m->w16_sharded) return m->w16_base + pos;
+    if (!m->zero3) return m->w16_base + pos;
     if (pos < m->w16_lo || pos >= m->w16_hi)
         sd_die("model", "element %zu of the bf16 copy of '%s' is not held on this rank (ZeRO-3: its part [%zu, %zu) "
                "of the copy)", k, m->specs[i].name, m->w16_lo, m->w16_hi);
@@ -803,7 +804,7 @@ uint16_t *model_weights16_at(Model *m, int i, size_t k) {
 void model_weights16_written(Model *m) {
     if (!m->w16_base) return;
     m->w16_fresh = true;
-    model_weights16_gather_reset(m, true); /* gathered views hold the weights before */
+    model_weights_gather_reset(m, true); /* gathered views hold the weights before */
 }
 
 /* SIMPO_CHECK_WEIGHTS16=1: dies unless the fresh copy is bf16 of the current parameters (a caller wrote them
@@ -813,7 +814,7 @@ static void check_weights16(Model *m) {
     if (!m->w16_fresh || !e || strcmp(e, "1") != 0) return;
     size_t lo = m->params_from, held = model_params_held(m);
     /* the copy as this rank holds it: whole, or (ZeRO-3) its part from position w16_lo */
-    size_t base = m->w16_sharded ? m->w16_lo : 0, nb = m->w16_sharded ? m->w16_hi - m->w16_lo : m->w16_elems;
+    size_t base = m->zero3 ? m->w16_lo : 0, nb = m->zero3 ? m->w16_hi - m->w16_lo : m->w16_elems;
     float *p = sd_alloc(sd_mul_size(held ? held : 1, sizeof(float), "weights check"), "weights check");
     uint16_t *b = sd_alloc(sd_mul_size(nb ? nb : 1, sizeof(uint16_t), "weights check"), "weights check");
     model_params_to_host(m, p); /* sharded master weights: this rank's shard, which the check covers */
@@ -1475,7 +1476,7 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
     const Backend *be = m->be;
     Acts *a = &m->acts[slot];
     size_t N = mb->Ntok;
-    if (m->params_sharded && !m->w16_fresh) /* the matmul weights exist only as the copy (param_shard.c) */
+    if (m->params_sharded && m->w16_base && !m->w16_fresh) /* the matmul weights exist only as the copy */
         sd_die("model", "the bf16 weights of a model with sharded master weights are stale (model_params_allgather "
                "after the optimizer step, model_params_set_done after a load)");
     if (N > m->max_tokens)
@@ -1522,10 +1523,10 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
         }
         if (m->gemma2) be->scale(x, m->embed_scale, RC);
     } /* else: the previous stage's output was received into x */
-    model_weights16_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
+    model_weights_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     for (int l = 0; l < m->L_loc; l++) {
         LayerActs t = layer_acts(m, a, l, N);
-        model_weights16_gather(m, l);
+        model_weights_gather(m, l);
         layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * RC : a->xL);
     }
     if (m->L_loc == 0) be->copy(a->xL, x, RC * sizeof(float));
@@ -1536,7 +1537,7 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
     norm_act(m, xf, a->rstdf, a->xL, m->norm, R);
     sp_gather(m, a->xf, xf, R, C16);
 
-    model_weights16_gather(m, m->L_loc); /* ZeRO-3: the head, once per weights version */
+    model_weights_gather(m, m->L_loc); /* ZeRO-3: the head, once per weights version */
     model_head_forward(m, a, mb, slot, out); /* lmhead.c: the log-probs of the response tokens */
 }
 
@@ -1568,9 +1569,9 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t C16 = act_floats(m, (size_t)C);
     const uint16_t *dx16 = NULL; /* bf16(dx) from the last norm's backward (norm_bwd), or NULL */
 
-    model_weights16_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
+    model_weights_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     if (m->last_stage) {
-        model_weights16_gather(m, m->L_loc);
+        model_weights_gather(m, m->L_loc);
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions (summed over TP already; under sequence
@@ -1591,7 +1592,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         const LayerW *w = &m->w[l];
         LayerW *dw = &m->dw[l];
         model_grad_bucket_begin(m, l);
-        model_weights16_gather(m, l); /* ZeRO-3: also what the recompute below reads */
+        model_weights_gather(m, l); /* ZeRO-3: also what the recompute below reads */
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */

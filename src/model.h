@@ -243,24 +243,28 @@ typedef struct Model {
     size_t params_from, params_to;
     float *prep;                         /* backend memory, prep_elems floats, owned */
     size_t prep_elems;
-    /* ZeRO-3 (ModelOpts.shard_weights16 under sharded master weights; param_shard.c), as DeepSpeed's stage 3 and
-     * FSDP keep the compute weights: the bf16 copy too holds only this rank's part, the positions [w16_lo, w16_hi)
-     * of the copy's layout (w16_base[0] is position w16_lo; w16_at gives each view's position), which its shard of
-     * the fp32 weights rounds to. Before a layer's forward and again before its backward the data-parallel group
-     * all-gathers that layer's views into g16_layer (model_weights16_gather), whose views m->w16[l] then point
-     * into; the LM head's into g16_head, once per weights version (it stays valid until the optimizer writes the
-     * weights). The views of a layer not gathered are NULL. */
-    bool w16_sharded;
+    /* ZeRO-3 (ModelOpts.shard_weights; param_shard.c), as DeepSpeed's stage 3 and FSDP keep the compute weights:
+     * the matmul weights exist on this rank only as its part of them. In bf16 that is the part of the bf16 copy its
+     * fp32 shard rounds to, the positions [w16_lo, w16_hi) of the copy's layout (w16_base[0] is position w16_lo;
+     * w16_at gives each view's position); in fp32 the weights are the compute weights and the shard itself is the
+     * part (the layout's positions are the flat offsets). Before a layer's forward and again before its backward the
+     * data-parallel group all-gathers that layer's span of the layout into gw_layer (model_weights_gather), where
+     * its matmul views (m->w16[l], or in fp32 m->w[l]'s) then point; the LM head's into gw_head, once per weights
+     * version (until the parameters change). The views of a layer not gathered are NULL. */
+    bool zero3;
+    size_t gw_esz;                       /* bytes of an element of the layout: 2 (bf16 copy) or 4 (fp32 weights) */
     size_t *w16_at;                      /* [nspecs] position of spec i's bf16 view in the copy's layout (SIZE_MAX:
                                           * none); host memory, owned */
-    size_t w16_lo, w16_hi;               /* the positions this rank holds (elements; w16_sharded) */
-    size_t *w16_bounds;                  /* [dp + 1] data-parallel rank r holds positions [w16_bounds[r],
-                                          * w16_bounds[r + 1]); host memory, owned */
-    size_t *g16_from, *g16_to;           /* [L_loc + 1] local layer l's views occupy positions [g16_from[l],
-                                          * g16_to[l]) (their paddings included); index L_loc: the LM head's */
-    uint16_t *g16_layer, *g16_head;      /* gather buffers (backend memory, owned): the largest layer, the head */
-    int g16_cur;                         /* the local layer g16_layer holds, -1: none */
-    bool g16_head_cur;                   /* g16_head holds the head of the current weights */
+    size_t w16_lo, w16_hi;               /* the bf16 positions this rank holds (elements; zero3 in bf16) */
+    size_t *gw_bounds;                   /* [dp + 1] data-parallel rank r holds the layout's positions
+                                          * [gw_bounds[r], gw_bounds[r + 1]); host memory, owned */
+    size_t *gw_from, *gw_to;             /* [L_loc + 1] local layer l's matmul weights span positions [gw_from[l],
+                                          * gw_to[l]) (bf16: their paddings included; fp32: the gains or biases
+                                          * between them too); index L_loc: the LM head's (empty where the head
+                                          * is the fp32-read embedding) */
+    void *gw_layer, *gw_head;            /* gather buffers (backend memory, owned): the widest layer, the head */
+    int gw_cur;                          /* the local layer gw_layer holds, -1: none */
+    bool gw_head_cur;                    /* gw_head holds the head of the current weights */
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;
     GradDone gdone;                      /* model_set_grad_done; called while gdone_armed */
@@ -323,9 +327,10 @@ typedef struct ModelOpts {
                              * rows past N zeros); an all-gather over TP makes the whole rows before the column-parallel
                              * projections and the LM head, a reduce-scatter replaces the row-parallel projections'
                              * all-reduce; the norms' gain gradients are summed over TP (model.c) */
-    bool shard_weights16;  /* parallel.zero 3 (model.h w16_sharded): with sharded master weights (param_shards > 1), the
-                            * bf16 copy (model_enable_weights16) holds this rank's part only and each layer's weights
-                            * are all-gathered over the data-parallel group before its forward and its backward */
+    bool shard_weights;    /* parallel.zero 3 (model.h zero3), with param_shards > 1: the compute weights too
+                            * sharded, each layer's all-gathered over the data-parallel group before its forward and
+                            * its backward; in the bf16 mode (act16) the bf16 copy (model_enable_weights16), else
+                            * the fp32 weights, which are then sharded without a copy */
     int grad_shards, grad_shard; /* ZeRO-2 gradient partitioning (GradPartition) when grad_shards > 1: the flat
                                   * gradient buffer (nalloc elements, a multiple of 64 x grad_shards) is cut into
                                   * grad_shards equal shards and this model keeps shard grad_shard of them (the
@@ -375,18 +380,18 @@ void model_weights_changed(Model *m);
 /* The bf16 copy of parameter spec i (its numel elements; NULL: no copy, or not a matmul weight): the optimizer writes
  * it as it updates the weights (backend.h adamw's p16) and then calls model_weights16_written. */
 uint16_t *model_weights16_view(Model *m, int i);
-/* Element k of parameter spec i's bf16 copy as this rank holds it: in the whole copy, or under ZeRO-3 (w16_sharded)
+/* Element k of parameter spec i's bf16 copy as this rank holds it: in the whole copy, or under ZeRO-3 (zero3)
  * in this rank's part, where it must lie (dies otherwise: an element of another rank's shard); NULL: no copy, or not
  * a matmul weight. What the optimizer writes as it updates its shard. */
 uint16_t *model_weights16_at(Model *m, int i, size_t k);
-/* ZeRO-3 (w16_sharded; no-op otherwise): all-gathers local layer l's bf16 views over the data-parallel group into the
- * layer buffer and points m->w16[l] there (l == m->L_loc: the LM head's, into the head buffer, which stays valid
- * for the weights' version), unless the buffer holds them already. A collective: every rank of the group calls it
+/* ZeRO-3 (zero3; no-op otherwise): all-gathers local layer l's matmul weights (bf16 views, or fp32 weights) over the
+ * data-parallel group into the layer buffer and points the layer's views there (l == m->L_loc: the LM head's, into
+ * the head buffer, which stays valid for the weights' version), unless the buffer holds them already. A collective: every rank of the group calls it
  * with the same l in the same order (the forward and the backward do, layer by layer). */
-void model_weights16_gather(Model *m, int l);
+void model_weights_gather(Model *m, int l);
 /* ZeRO-3: forgets the gathered layer (with head, the head too) and sets their views NULL; the forward and the
  * backward begin with it, so every one of them gathers each of its layers once (the counts docs/design.md gives). */
-void model_weights16_gather_reset(Model *m, bool head);
+void model_weights_gather_reset(Model *m, bool head);
 /* ZeRO-3: the gathers of one forward without its computation (no-op otherwise): a data-parallel rank with fewer
  * evaluation micro-batches than the others runs them in place of the missing ones, so that every rank makes the
  * same collectives. */

@@ -172,9 +172,9 @@ void model_set_param_view(Model *m, int i, float *t);
 /* param_shard.c (model.h params_sharded), at model creation after act16 is known: this rank's shard of the fp32
  * parameters, the fp32-read parameters whole (prep), their views, the bf16 copy */
 void model_shard_params_init(Model *m, int shards, int shard);
-/* param_shard.c, from model_enable_weights16 under ZeRO-3 (w16_sharded, the positions w16_at made): this rank's part
+/* param_shard.c, from model_enable_weights16 under ZeRO-3 (zero3, the positions w16_at made): this rank's part
  * of the bf16 copy, the layers' and the head's ranges, the gather buffers */
-void model_shard_weights16_init(Model *m);
+void model_shard_weights_init(Model *m);
 /* model.c: the bf16 view of spec i (its field among m->w16, lm_head16) to v (no-op for a spec without one) */
 void model_set_weights16_view(Model *m, int i, uint16_t *v);
 #endif

@@ -10,7 +10,7 @@
  * Positions: the shard of rank r is the flat range [r S, (r + 1) S) (S = nalloc / dp, the ZeRO shards); its part of
  * prep and of the bf16 copy is one contiguous range of each (both keep table order), so the all-gathers take one
  * block per rank.
- * ZeRO-3 (model.h w16_sharded, parallel.zero 3) goes one step further, as DeepSpeed's stage 3 and FSDP do: the bf16
+ * ZeRO-3 (model.h zero3, parallel.zero 3) goes one step further, as DeepSpeed's stage 3 and FSDP do: the bf16
  * copy too stays in those parts (2 (1 - 1/dp) bytes less per matmul weight: 14 of Llama 3 8B's 16 GB on 8 ranks),
  * and each layer's part of it is all-gathered into one layer buffer before the layer's forward and again before its
  * backward (the LM head's into its own buffer, once per optimizer step). Traffic: twice the stage's matmul weights in
@@ -58,91 +58,119 @@ static size_t w16_part_elems(const Model *m) {
     return n < m->w16_elems ? n : m->w16_elems;
 }
 
-/* the group (local layer l, or the LM head at l == L_loc) a spec with a bf16 view belongs to */
-static int w16_group(const Model *m, const ParamSpec *p) { return p->layer >= 0 ? p->layer - m->L_off : m->L_loc; }
+/* ZeRO-3's layout of the compute weights: spec i's matmul weight starts at position *at (bf16: its view in the copy;
+ * fp32: its flat offset); false for a spec no matmul reads through the layout (the fp32-read parameters, and in bf16
+ * whatever has no view) */
+static bool cw_at(const Model *m, int i, size_t *at) {
+    if (m->w16_at) {
+        *at = m->w16_at[i];
+        return *at != SIZE_MAX;
+    }
+    *at = m->specs[i].offset;
+    return !spec_rep(&m->specs[i]);
+}
+/* the group of a matmul weight: local layer l, or the LM head at L_loc */
+static int cw_group(const Model *m, const ParamSpec *p) { return p->layer >= 0 ? p->layer - m->L_off : m->L_loc; }
+/* the position in the layout of flat element x */
+static size_t cw_pos(const Model *m, size_t x) { return m->w16_at ? w16_pos(m, x) : x; }
+/* points spec i's matmul view (bf16 or fp32) at v */
+static void cw_view(Model *m, int i, void *v) {
+    if (m->w16_at) model_set_weights16_view(m, i, v);
+    else model_set_param_view(m, i, v);
+}
 
-void model_shard_weights16_init(Model *m) {
+void model_shard_weights_init(Model *m) {
     const Backend *be = m->be;
     int dp = m->grid->dp, G = m->L_loc + 1;
     size_t per = m->params_to - m->params_from;
-    m->w16_bounds = sd_alloc(sizeof(size_t) * ((size_t)dp + 1), "bf16 shard bounds");
-    for (int r = 0; r <= dp; r++) m->w16_bounds[r] = w16_pos(m, (size_t)r * per);
-    m->w16_lo = w16_pos(m, m->params_from), m->w16_hi = w16_pos(m, m->params_to);
-    size_t part = w16_part_elems(m);
-    if (m->w16_hi - m->w16_lo > part)
-        sd_die("model", "this rank's part of the bf16 copy (%zu elements) exceeds its bound (%zu)", m->w16_hi - m->w16_lo,
-               part);
-    m->w16_base = be->alloc(sd_mul_size(part ? part : 1, sizeof(uint16_t), "bf16 weight shard"), "bf16 weight shard");
-    /* each group's views lie together in the layout (a layer's specs are contiguous in the table) */
-    m->g16_from = sd_alloc(sizeof(size_t) * 2 * (size_t)G, "bf16 gather ranges"), m->g16_to = m->g16_from + G;
-    for (int l = 0; l < G; l++) m->g16_from[l] = SIZE_MAX, m->g16_to[l] = 0;
-    size_t views = 0;
+    m->gw_esz = m->w16_at ? sizeof(uint16_t) : sizeof(float);
+    m->gw_bounds = sd_alloc(sizeof(size_t) * ((size_t)dp + 1), "compute weight shard bounds");
+    for (int r = 0; r <= dp; r++) m->gw_bounds[r] = cw_pos(m, (size_t)r * per);
+    if (m->w16_at) { /* the bf16 copy: this rank's part of it (fp32: the shard of m->params is the part) */
+        m->w16_lo = w16_pos(m, m->params_from), m->w16_hi = w16_pos(m, m->params_to);
+        size_t part = w16_part_elems(m);
+        if (m->w16_hi - m->w16_lo > part)
+            sd_die("model", "this rank's part of the bf16 copy (%zu elements) exceeds its bound (%zu)",
+                   m->w16_hi - m->w16_lo, part);
+        m->w16_base = be->alloc(sd_mul_size(part ? part : 1, sizeof(uint16_t), "bf16 weight shard"),
+                                "bf16 weight shard");
+    }
+    /* each group's matmul weights span one range of the layout (a layer's specs are contiguous in the table) */
+    m->gw_from = sd_alloc(sizeof(size_t) * 2 * (size_t)G, "gather ranges"), m->gw_to = m->gw_from + G;
+    for (int l = 0; l < G; l++) m->gw_from[l] = SIZE_MAX, m->gw_to[l] = 0;
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        if (m->w16_at[i] == SIZE_MAX) continue;
-        int l = w16_group(m, p);
-        if (m->g16_to[l] && m->g16_to[l] != m->w16_at[i])
+        size_t at;
+        if (!cw_at(m, i, &at)) continue;
+        int l = cw_group(m, p);
+        size_t end = at + (m->w16_at ? (p->numel + 127) / 128 * 128 : p->numel); /* bf16: each view padded */
+        if (m->w16_at && m->gw_to[l] && m->gw_to[l] != at)
             sd_die("model", "the bf16 views of '%s''s group are not contiguous", p->name);
-        if (m->g16_from[l] == SIZE_MAX) m->g16_from[l] = m->w16_at[i];
-        m->g16_to[l] = m->w16_at[i] + (p->numel + 127) / 128 * 128;
-        views++;
+        if (m->gw_from[l] == SIZE_MAX) m->gw_from[l] = at;
+        m->gw_to[l] = end;
+        cw_view(m, i, NULL); /* gathered on demand */
     }
     size_t most = 0;
     for (int l = 0; l < G; l++) {
-        if (m->g16_from[l] == SIZE_MAX) m->g16_from[l] = m->g16_to[l] = 0; /* no views (a stage without the head) */
-        if (l < m->L_loc && m->g16_to[l] - m->g16_from[l] > most) most = m->g16_to[l] - m->g16_from[l];
+        if (m->gw_from[l] == SIZE_MAX) m->gw_from[l] = m->gw_to[l] = 0; /* no matmul weight (a stage without the head) */
+        if (l < m->L_loc && m->gw_to[l] - m->gw_from[l] > most) most = m->gw_to[l] - m->gw_from[l];
     }
-    size_t head = m->g16_to[m->L_loc] - m->g16_from[m->L_loc];
-    if (most) m->g16_layer = be->alloc(sd_mul_size(most, sizeof(uint16_t), "bf16 layer gather"), "bf16 layer gather");
-    if (head) m->g16_head = be->alloc(sd_mul_size(head, sizeof(uint16_t), "bf16 head gather"), "bf16 head gather");
-    m->g16_cur = -1;
-    m->g16_head_cur = false;
-    (void)views;
+    size_t head = m->gw_to[m->L_loc] - m->gw_from[m->L_loc];
+    if (most) m->gw_layer = be->alloc(sd_mul_size(most, m->gw_esz, "layer gather"), "layer gather");
+    if (head) m->gw_head = be->alloc(sd_mul_size(head, m->gw_esz, "head gather"), "head gather");
+    m->gw_cur = -1;
+    m->gw_head_cur = false;
 }
 
-void model_weights16_gather_reset(Model *m, bool head) {
-    if (!m->w16_sharded) return;
+void model_weights_gather_reset(Model *m, bool head) {
+    if (!m->zero3) return;
     for (int i = 0; i < m->nspecs; i++) {
-        if (m->w16_at[i] == SIZE_MAX) continue;
-        int l = w16_group(m, &m->specs[i]);
-        if ((l == m->g16_cur && l < m->L_loc) || (head && l == m->L_loc)) model_set_weights16_view(m, i, NULL);
+        size_t at;
+        if (!cw_at(m, i, &at)) continue;
+        int l = cw_group(m, &m->specs[i]);
+        if ((l == m->gw_cur && l < m->L_loc) || (head && l == m->L_loc)) cw_view(m, i, NULL);
     }
-    m->g16_cur = -1;
-    if (head) m->g16_head_cur = false;
+    m->gw_cur = -1;
+    if (head) m->gw_head_cur = false;
 }
 
-void model_weights16_gather(Model *m, int l) {
-    if (!m->w16_sharded) return;
-    if (!m->w16_fresh)
+void model_weights_gather(Model *m, int l) {
+    if (!m->zero3) return;
+    if (m->w16_base && !m->w16_fresh)
         sd_die("model", "ZeRO-3: the bf16 weight shards are stale (model_params_allgather after the optimizer step)");
     bool head = l == m->L_loc;
-    if (head ? m->g16_head_cur : m->g16_cur == l) return;
-    if (!head) model_weights16_gather_reset(m, false);
-    uint16_t *buf = head ? m->g16_head : m->g16_layer;
-    size_t from = m->g16_from[l], to = m->g16_to[l];
+    if (head ? m->gw_head_cur : m->gw_cur == l) return;
+    if (!head) model_weights_gather_reset(m, false);
+    char *buf = head ? m->gw_head : m->gw_layer;
+    size_t from = m->gw_from[l], to = m->gw_to[l], esz = m->gw_esz;
+    /* this rank's part of the layout: the bf16 shard from position w16_lo, or the fp32 shard from params_from */
     ProcessGrid *g = m->grid;
     int dp = g->dp;
     size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)dp, "all-gather blocks");
-    for (int r = 0; r < dp; r++) { /* rank r's block: its part of the copy within [from, to) */
-        size_t a = m->w16_bounds[r] > from ? m->w16_bounds[r] : from;
-        size_t b = m->w16_bounds[r + 1] < to ? m->w16_bounds[r + 1] : to;
+    for (int r = 0; r < dp; r++) { /* rank r's block: its part of the layout within [from, to) */
+        size_t a = m->gw_bounds[r] > from ? m->gw_bounds[r] : from;
+        size_t b = m->gw_bounds[r + 1] < to ? m->gw_bounds[r + 1] : to;
         cnt[r] = b > a ? b - a : 0;
-        if (r == g->dp_rank && b > a) m->be->copy(buf + (a - from), m->w16_base + (a - m->w16_lo), (b - a) * sizeof(uint16_t));
+        if (r == g->dp_rank && b > a) /* this rank's part: the bf16 shard from position w16_lo, or the fp32 one */
+            m->be->copy(buf + (a - from) * esz,
+                        m->w16_at ? (const void *)(m->w16_base + (a - m->w16_lo)) : (const void *)model_param_at(m, a),
+                        (b - a) * esz);
     }
-    if (to > from) comm_allgatherv(g, GROUP_DP, buf, sizeof(uint16_t), cnt);
+    if (to > from) comm_allgatherv(g, GROUP_DP, buf, esz, cnt);
     free(cnt);
-    for (int i = 0; i < m->nspecs; i++)
-        if (m->w16_at[i] != SIZE_MAX && w16_group(m, &m->specs[i]) == l)
-            model_set_weights16_view(m, i, buf + (m->w16_at[i] - from));
-    if (head) m->g16_head_cur = true;
-    else m->g16_cur = l;
+    for (int i = 0; i < m->nspecs; i++) {
+        size_t at;
+        if (cw_at(m, i, &at) && cw_group(m, &m->specs[i]) == l) cw_view(m, i, buf + (at - from) * esz);
+    }
+    if (head) m->gw_head_cur = true;
+    else m->gw_cur = l;
 }
 
 void model_forward_gathers(Model *m) {
-    if (!m->w16_sharded) return;
-    model_weights16_gather_reset(m, false);
-    for (int l = 0; l < m->L_loc; l++) model_weights16_gather(m, l);
-    if (m->last_stage) model_weights16_gather(m, m->L_loc);
+    if (!m->zero3) return;
+    model_weights_gather_reset(m, false);
+    for (int l = 0; l < m->L_loc; l++) model_weights_gather(m, l);
+    if (m->last_stage) model_weights_gather(m, m->L_loc);
 }
 
 void model_shard_params_init(Model *m, int shards, int shard) {
@@ -155,7 +183,10 @@ void model_shard_params_init(Model *m, int shards, int shard) {
     for (int i = 0; i < m->nspecs; i++) /* fp32 views of the fp32-read parameters only */
         model_set_param_view(m, i, spec_rep(&m->specs[i]) ? m->prep + rep_pos(m, m->specs[i].offset) : NULL);
     if (m->mc.tie_word_embeddings && m->first_stage && m->last_stage) m->lm_head = m->embed; /* tied, one stage */
-    model_enable_weights16(m);
+    /* the bf16 copy the matmuls read (under ZeRO-3 its part); without bf16 storage only ZeRO-3 shards the weights,
+     * which the matmuls then read gathered in fp32 */
+    if (m->act16 && m->be->to_bf16) model_enable_weights16(m);
+    else model_shard_weights_init(m);
 }
 
 float *model_param_at(const Model *m, size_t off) {
@@ -187,7 +218,7 @@ void model_param_set(Model *m, int i, const float *data) {
     if (!m->w16_base || m->w16_at[i] == SIZE_MAX) return;
     /* the bf16 copy: whole, or under ZeRO-3 this rank's part (its shard's elements) */
     size_t from = 0, to = p->numel;
-    if (m->w16_sharded) {
+    if (m->zero3) {
         if (!own_part(m, p->offset, p->offset + p->numel, &s, &e)) return;
         from = s - p->offset, to = e - p->offset;
     }
@@ -204,8 +235,10 @@ void model_param_set(Model *m, int i, const float *data) {
 }
 
 void model_params_set_done(Model *m) {
-    if (m->params_sharded) model_weights16_written(m); /* the copy was written with the weights */
-    else model_weights_changed(m);
+    if (m->params_sharded) {
+        model_weights16_written(m); /* the copy was written with the weights */
+        model_weights_gather_reset(m, true); /* ZeRO-3: what the buffers hold is the weights before */
+    } else model_weights_changed(m);
 }
 
 size_t model_param_max_numel(const Model *m) {
@@ -242,11 +275,11 @@ void model_params_allgather(Model *m) {
     for (int r = 0; r < dp; r++) {
         size_t a = (size_t)r * per, b = a + per;
         rc[r] = rep_pos(m, b) - rep_pos(m, a);
-        wc[r] = w16_pos(m, b) - w16_pos(m, a);
+        wc[r] = m->w16_at ? w16_pos(m, b) - w16_pos(m, a) : 0;
     }
     comm_allgatherv(g, GROUP_DP, m->prep, sizeof(float), rc);
     /* ZeRO-3: the copy stays in parts, gathered layer by layer as the forward and backward need them */
-    if (!m->w16_sharded) comm_allgatherv(g, GROUP_DP, m->w16_base, sizeof(uint16_t), wc);
+    if (!m->zero3) comm_allgatherv(g, GROUP_DP, m->w16_base, sizeof(uint16_t), wc);
     free(rc);
     model_weights16_written(m);
 }

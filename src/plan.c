@@ -36,11 +36,12 @@ bool plan_embed_in_one_shard(const PlanLayout *l) {
 
 /* model.c act16 (forward declared: plan_params_sharded needs it) */
 static bool storage_act16(const PlanLayout *l);
-bool plan_params_sharded(const PlanLayout *l) {
-    return l->zero >= 1 && l->dp > 1 && l->weights16 && storage_act16(l);
-}
+/* the bf16 copy exists and stands in for the fp32 weights in the matmuls: ZeRO >= 1 shards the fp32 ones */
+static bool copy_shards(const PlanLayout *l) { return l->zero >= 1 && l->dp > 1 && l->weights16 && storage_act16(l); }
+bool plan_zero3(const PlanLayout *l) { return l->zero >= 3 && l->dp > 1; }
+bool plan_params_sharded(const PlanLayout *l) { return copy_shards(l) || plan_zero3(l); }
 
-bool plan_weights16_sharded(const PlanLayout *l) { return l->zero >= 3 && plan_params_sharded(l); }
+bool plan_weights16_sharded(const PlanLayout *l) { return plan_zero3(l) && copy_shards(l); }
 
 /* model.c act16: in bf16 the activations that only feed matmuls in bf16 storage (hidden and local MLP widths even) */
 static bool storage_act16(const PlanLayout *l) {
@@ -105,7 +106,7 @@ MemPlan plan_memory(const PlanLayout *l) {
     size_t layer16 = pad128(QD * C) + 2 * pad128(KD * C) + pad128(C * QD) + 3 * pad128(FF * C);
     size_t head16w = last ? pad128(V * C) : 0;
     if (l->weights16 && act16) p.weights16 = 2 * ((size_t)Ll * layer16 + head16w);
-    /* ZeRO-3 (model.h w16_sharded): this rank's part of the copy, allocated at its bound (param_shard.c
+    /* ZeRO-3 (model.h zero3): this rank's part of the copy, allocated at its bound (param_shard.c
      * w16_part_elems: its fp32 shard's n_pad / dp elements plus a view's padding for each of the stage's 7 per layer
      * and the head, at most the whole copy), one layer's gather buffer and the head's */
     p.layer16 = layer16, p.head16 = head16w;
@@ -119,6 +120,16 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (plan_params_sharded(l)) {
         p.param_rep = (size_t)Ll * ((gemma2 ? 4 : 2) * C + extra) + (first ? V * C : 0) + (last ? C : 0);
         p.weights = 4 * (n_pad / (size_t)l->dp + p.param_rep);
+    }
+    /* ZeRO-3 without the bf16 copy (param_shard.c): the fp32 weights are the compute weights, gathered from the
+     * shards into one layer buffer (a layer's span of the flat buffer from q's weight to down's, the gains and
+     * biases between them included) and the head's (the untied head or a tied one's mirror; a tied head on the
+     * embedding's stage reads the embedding, whole) */
+    if (plan_zero3(l) && !copy_shards(l)) {
+        p.layer32 = (QD + 2 * KD) * C + (mc->qkv_bias ? QD + 2 * KD : 0) + (mc->qk_norm ? 2 * HD : 0) + C * QD +
+                    (gemma2 ? 2 : 1) * C + 3 * FF * C;
+        p.head32 = last && (!mc->tie_word_embeddings || !first) ? V * C : 0;
+        p.weights += 4 * ((Ll ? p.layer32 : 0) + p.head32);
     }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (unless it recomputes) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
@@ -276,6 +287,10 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
             int L0, Ll;
             stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
             out[COLL_ALLGATHER] += 2 * ((size_t)l->n_mb * 2 * (size_t)Ll * mp.layer16 + mp.head16) + 4 * mp.param_rep;
+        } else if (plan_zero3(l)) { /* the same in fp32, from the weights' own shards */
+            int L0, Ll;
+            stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
+            out[COLL_ALLGATHER] += 4 * ((size_t)l->n_mb * 2 * (size_t)Ll * mp.layer32 + mp.head32) + 4 * mp.param_rep;
         } else if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
         else if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }

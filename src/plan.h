@@ -62,6 +62,8 @@ typedef struct {
                              * fp32 (the embedding, the RMSNorm gains, Qwen2's biases; model.h prep), in weights; else 0 */
     size_t layer16, head16; /* elements of one layer's bf16 views and of the LM head's (last stage; else 0), with their
                              * padding: what a ZeRO-3 gather assembles */
+    size_t layer32, head32; /* ZeRO-3 without the bf16 copy: elements of a layer's span of the fp32 weights and of the
+                             * head's that a gather assembles (else 0) */
     size_t grad_resident;   /* ZeRO-2 (plan_grads_partitioned): elements of the tied embedding's gradient this stage
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;
@@ -71,10 +73,12 @@ typedef struct {
 bool plan_embed_in_one_shard(const PlanLayout *l);
 /* ZeRO-2 with data parallelism: each rank holds its shard of the gradient and one bucket (model.h GradPartition) */
 bool plan_grads_partitioned(const PlanLayout *l);
-/* ZeRO >= 1 with data parallelism in the bf16 mode with the bf16 weight copy: each rank holds its shard of the fp32
- * master weights (model.h params_sharded) */
+/* ZeRO >= 1 with data parallelism in the bf16 mode with the bf16 weight copy, or ZeRO-3 with data parallelism: each
+ * rank holds its shard of the fp32 master weights (model.h params_sharded) */
 bool plan_params_sharded(const PlanLayout *l);
-/* ZeRO-3 (parallel.zero 3) on top of them: the bf16 copy sharded too (model.h w16_sharded) */
+/* ZeRO-3 (parallel.zero 3, dp > 1): the compute weights sharded too (model.h zero3), each layer's gathered */
+bool plan_zero3(const PlanLayout *l);
+/* ... and they are the bf16 copy (bf16 with the copy and bf16 storage; else the fp32 weights themselves) */
 bool plan_weights16_sharded(const PlanLayout *l);
 
 MemPlan plan_memory(const PlanLayout *l);

@@ -712,11 +712,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
     /* train.bf16_weight_cache: auto first (the cheapest memory to give up), with the config's recompute (none
      * under auto yet) */
     bool weights16 = c->bf16_weight_cache != WEIGHT_CACHE_OFF;
-    bool zero3 = c->zero >= 3 && g->dp > 1; /* the bf16 copy sharded too (model.h w16_sharded) */
-    if (zero3 && (!bf16 || !weights16))
-        sd_die(c->source, "parallel.zero 3 shards the bf16 weight copy: it needs model.dtype bf16 and "
-               "train.bf16_weight_cache true or auto (this run: model.dtype %s, train.bf16_weight_cache %s); "
-               "parallel.zero 2 shards the rest", c->model_dtype, weights16 ? "on" : "false");
+    bool zero3 = c->zero >= 3 && g->dp > 1; /* the compute weights sharded too (model.h zero3) */
+    if (zero3 && bf16 && !weights16) /* its gathers would send the fp32 weights that the copy's would send in bf16 */
+        sd_die(c->source, "parallel.zero 3 in bf16 shards the bf16 weight copy: set train.bf16_weight_cache true or "
+               "auto (this run: false)");
     if (c->bf16_weight_cache == WEIGHT_CACHE_AUTO && !zero3) { /* under zero 3 the copy is a shard: kept */
         PlanLayout wl = apl;
         if (c->recompute == RECOMPUTE_AUTO) wl.recompute_layers = 0;
@@ -737,13 +736,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
     /* ZeRO >= 1 in the bf16 mode with the bf16 weight copy: the fp32 master weights sharded like the optimizer's
      * state (model.h params_sharded; the model keeps them whole where it has no bf16 storage) */
-    mo.param_shards = c->zero >= 1 && g->dp > 1 && apl.weights16 ? g->dp : 1;
-    mo.shard_weights16 = zero3;
+    mo.param_shards = (c->zero >= 1 && g->dp > 1 && apl.weights16) || zero3 ? g->dp : 1;
+    mo.shard_weights = zero3; /* ZeRO-3: the bf16 copy in parts, or (fp32) the weights without a copy */
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
-    if (zero3 && !m->params_sharded) /* bf16 without bf16 storage: odd widths (model.c act16) */
-        sd_die(c->source, "parallel.zero 3 needs the bf16 weight copy, which this model has none of (bf16 storage "
-               "needs an even hidden_size and intermediate_size / tp); use parallel.zero 2");
     if (sparse) model_enable_sparse_embed(m, (size_t)g->dp * n_mb * max_tokens); /* before the first backward */
     if (m->sp.grad && g->tp_rank == 0)
         fprintf(stderr, "simpo_dist: train.sparse_embedding_grad: on, the embedding's gradient for at most %zu rows a "
@@ -751,8 +747,10 @@ int train_run(const Config *c, const TrainOptions *opt) {
                 (double)m->sp.max_rows * m->C * 4 / 1048576.0, m->V_loc, (double)m->V_loc * m->C * 4 / 1048576.0);
     if (g->dp > 1 && g->rank == 0)
         fprintf(stderr, "simpo_dist: fp32 master weights: %s\n",
-                m->w16_sharded ? "sharded over the data-parallel ranks, and the bf16 weight copy too (ZeRO-3: each "
-                                 "layer's bf16 weights all-gathered before its forward and its backward)"
+                m->zero3 && m->w16_base ? "sharded over the data-parallel ranks, and the bf16 weight copy too (ZeRO-3: "
+                                          "each layer's bf16 weights all-gathered before its forward and its backward)"
+                : m->zero3 ? "sharded over the data-parallel ranks (ZeRO-3: they are the compute weights, each layer's "
+                             "all-gathered before its forward and its backward)"
                 : m->params_sharded ? "sharded over the data-parallel ranks (ZeRO >= 1 with the bf16 weight copy: the "
                                       "matmuls read the copy, the optimizer its shard)"
                 : c->zero == 0 ? "whole on every rank (parallel.zero 0)"

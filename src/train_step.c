@@ -145,7 +145,7 @@ void step_run_forward_only(const StepWork *w, size_t n_pairs, double *acc) {
     /* ZeRO-3: each forward all-gathers the layers' weights over DP, and the evaluation's ranks may have different
      * numbers of micro-batches (their blocks of the pairs, or cuts by tokens): after its own, a rank with fewer makes
      * the gathers of the forwards it lacks, so that every rank makes the same collectives in the same order */
-    if (m->w16_sharded) {
+    if (m->zero3) {
         double d = n_mb;
         comm_allreduce_max_f64(g, GROUP_DP, &d, 1);
         most = (int)d;

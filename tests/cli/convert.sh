@@ -175,7 +175,7 @@ EOF
 check_flat min min.out <<'EOF'
 model.init=/models/llama
 model.dtype=fp32
-parallel.zero=2
+parallel.zero=3
 data.train={a.jsonl: 0.5, org/b: 1.0}
 data.train_split=train
 data.eval_split=test

@@ -151,6 +151,7 @@ g2_case tp2 2 1 "{tp: 2}"
 g2_case pp2 2 1 "{pp: 2}"
 g2_case dp2_zero1 2 1 "{zero: 1}"
 g2_case dp2_zero2 2 1 "{zero: 2}" # the tied embedding's gradient whole for the step, the layers' in buckets
+g2_case dp2_zero3 2 1 "{zero: 3}" # the weights sharded, each layer's gathered before its forward and backward
 g2_case tp2_rc 2 1 "{tp: 2}" rc
 cmp -s "$TMP/tp2_rc/hf/model.safetensors" "$TMP/tp2/hf/model.safetensors" && ok "tp2 recompute = tp2 bit for bit" \
   || bad "tp2 recompute differs from tp2"

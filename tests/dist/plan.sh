@@ -71,6 +71,8 @@ run_case pp2_bf16 2 1 "{pp: 2}" "" bf16; fewer_bytes pp2 pp2_bf16
 run_case dp2_zero1_bf16 2 1 "{zero: 1}" "" bf16; fewer_bytes dp2_zero1 dp2_zero1_bf16
 # parallel.zero 3: each rank's part of the bf16 copy at its bound, the layer and head gather buffers; the layers'
 # bf16 weights all-gathered twice per micro-batch, the head's once a step (two micro-batches per rank here)
+run_case dp2_zero3 2 1 "{zero: 3}" # fp32: the weights' own shards, a layer's span of them gathered
+run_case dp2_tp2_pp2_zero3_rc 8 1 "{tp: 2, pp: 2, zero: 3}" rc
 run_case dp2_zero3_bf16 2 1 "{zero: 3}" "" bf16
 grep -q "bf16 weight copy too (ZeRO-3" "$TMP/dp2_zero3_bf16/train.log" && ok "dp2_zero3_bf16 runs ZeRO-3" \
   || bad "dp2_zero3_bf16: $(grep 'master weights' "$TMP/dp2_zero3_bf16/train.log")"
@@ -112,9 +114,12 @@ sed 's/^parallel: .*/parallel: {pp: 3, zero: 2}/; s/global_batch_pairs: 6/global
 echo "checkpoint: {dir: outz2}" >> z2.yaml
 $MPI 6 "$BIN" z2.yaml --quiet 2> z2.log || bad "tied pp3 dp2 zero2 failed: $(tail -3 z2.log)"
 check_log "tied pp3 x dp2 zero2" z2.log
-# ZeRO-3 with tied embeddings in bf16: the last stage gathers its mirror of the tied head as the LM head
+# ZeRO-3 with tied embeddings: the last stage gathers its mirror of the tied head as the LM head (fp32 and bf16)
+sed 's/^parallel: .*/parallel: {pp: 3, zero: 3}/; s/outz2/outz3f/' z2.yaml > z3f.yaml
+$MPI 6 "$BIN" z3f.yaml --quiet 2> z3f.log || bad "tied pp3 dp2 zero3 failed: $(tail -3 z3f.log)"
+check_log "tied pp3 x dp2 zero3" z3f.log
 sed 's/^parallel: .*/parallel: {pp: 3, zero: 3}/; s|^model:|model:\n  dtype: bf16|; s/outz2/outz3/' z2.yaml > z3.yaml
-$MPI 6 "$BIN" z3.yaml --quiet 2> z3.log || bad "tied pp3 dp2 zero3 failed: $(tail -3 z3.log)"
+$MPI 6 "$BIN" z3.yaml --quiet 2> z3.log || bad "tied pp3 dp2 zero3 bf16 failed: $(tail -3 z3.log)"
 grep -q "dtype: bf16" z3.yaml && check_log "tied pp3 x dp2 zero3, bf16" z3.log
 # and in bf16: the last stage's bf16 weight copy (train.bf16_weight_cache) holds the tied head's mirror
 sed -i 's|^model:|model:\n  dtype: bf16|' run.yaml; echo "checkpoint: {dir: out16}" >> run.yaml

@@ -45,6 +45,7 @@ q2_case tp2_sp 2 1 "{tp: 2, sequence_parallel: true}"
 q2_case pp2 2 1 "{pp: 2}"
 q2_case dp2_zero1 2 1 "{zero: 1}"
 q2_case dp2_zero2 2 1 "{zero: 2}"
+q2_case dp2_zero3 2 1 "{zero: 3}" # the weights sharded, each layer's gathered before its forward and backward
 q2_case tp2_rc 2 1 "{tp: 2}" rc
 cmp -s "$TMP/tp2_rc/hf/model.safetensors" "$TMP/tp2/hf/model.safetensors" && ok "tp2 recompute = tp2 bit for bit" \
   || bad "tp2 recompute differs from tp2"
