@@ -10,11 +10,12 @@
  * Positions: the shard of rank r is the flat range [r S, (r + 1) S) (S = nalloc / dp, the ZeRO shards); its part of
  * prep and of the bf16 copy is one contiguous range of each (both keep table order), so the all-gathers take one
  * block per rank.
- * ZeRO-3 (model.h zero3, parallel.zero 3) goes one step further, as DeepSpeed's stage 3 and FSDP do: the bf16
- * copy too stays in those parts (2 (1 - 1/dp) bytes less per matmul weight: 14 of Llama 3 8B's 16 GB on 8 ranks),
- * and each layer's part of it is all-gathered into one layer buffer before the layer's forward and again before its
- * backward (the LM head's into its own buffer, once per optimizer step). Traffic: twice the stage's matmul weights in
- * bf16 per micro-batch, where ZeRO-1 / 2 send them once per step.
+ * ZeRO-3 (model.h zero3, parallel.zero 3) goes one step further, as DeepSpeed's stage 3 and FSDP do: the compute
+ * weights too stay in those parts: in bf16 the copy (2 (1 - 1/dp) bytes less per matmul weight: 14 of Llama 3 8B's
+ * 16 GB on 8 ranks), in fp32, where the weights are the compute weights, the fp32 shard itself (4 (1 - 1/dp) bytes
+ * less, sharded as above without a copy). Each layer's span of them is all-gathered into one layer buffer before the
+ * layer's forward and again before its backward (the LM head's into its own buffer, once per weights version).
+ * Traffic: twice the stage's matmul weights per micro-batch, where ZeRO-1 / 2 send them once per step.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -120,9 +120,9 @@ for lay in dp2 pp2 tp2 dp2pp2 dp2z2 dp2z1bf16; do
 done
 # an uneven split: 5 pairs in micro-batches of 2 over dp 2 (rank 0 pairs 0-1, rank 1 pairs 2-4: a micro-batch of
 # one pair) and over pp 2 (all 5 through the pipeline), against one rank (the global batch 4, as the layouts'); and
-# in bf16 under ZeRO-3, where rank 0 makes the gathers of the forward it lacks alone (every forward all-gathers the
-# layers' weights over DP)
-for lay in "one 1 - fp32" "dp2 2 - fp32" "pp2 2 pp=2 fp32" "onebf16 1 - bf16" "dp2z3bf16 2 zero=3 bf16"; do
+# under ZeRO-3 (fp32 and bf16), where rank 0 makes the gathers of the forward it lacks alone (every forward
+# all-gathers the layers' weights over DP)
+for lay in "one 1 - fp32" "dp2 2 - fp32" "pp2 2 pp=2 fp32" "dp2z3 2 zero=3 fp32" "onebf16 1 - bf16" "dp2z3bf16 2 zero=3 bf16"; do
   set -- $lay
   setup "uneven_$1" 2; head -5 pairs.jsonl > five.jsonl
   sed -i 's/global_batch_pairs: 6, micro_batch_pairs: 2/global_batch_pairs: 4, micro_batch_pairs: 2/' base.yaml
@@ -133,7 +133,7 @@ for lay in "one 1 - fp32" "dp2 2 - fp32" "pp2 2 pp=2 fp32" "onebf16 1 - bf16" "d
 done
 grep -q " 5 [0-9]*$" "$TMP/five_one.txt" && ok "5 held-out pairs counted" || bad "five: $(cat "$TMP/five_one.txt")"
 grep -q "bf16 weight copy too (ZeRO-3" "$TMP/uneven_dp2z3bf16/train.log" || bad "uneven dp2z3bf16: not ZeRO-3"
-for lay in "dp2 one" "pp2 one" "dp2z3bf16 onebf16"; do
+for lay in "dp2 one" "pp2 one" "dp2z3 one" "dp2z3bf16 onebf16"; do
   set -- $lay
   close "$TMP/five_$1.txt" "$TMP/five_$2.txt" 1e-5 && ok "5 pairs on $1: as one rank (1e-5)" \
     || bad "5 pairs on $1: $(paste -d'|' "$TMP/five_$1.txt" "$TMP/five_$2.txt" | head -3)"

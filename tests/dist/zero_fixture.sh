@@ -1,28 +1,15 @@
-# ZeRO-1/2/3 (AdamW moments, gradients and weights sharded over data-parallel ranks) under mpirun on the tiny-a
-# fixture: parameters after step 2 equal the HF float64 reference for several layouts, ZeRO-1 equals the replicated
-# optimizer bit for bit and ZeRO-3 equals ZeRO-2 (fp32 and bf16), and checkpoints written with sharded state resume
-# under other layouts.
+# ZeRO-1/2 (AdamW moments and gradients sharded over data-parallel ranks) under mpirun on the tiny-a fixture:
+# parameters after step 2 equal the HF float64 reference for several layouts, ZeRO-1 equals the replicated
+# optimizer bit for bit, and checkpoints written with sharded moments resume under other layouts (ZeRO-3:
+# zero3_fixture.sh).
 source "$(dirname "$0")/../cli/lib.bash"
 source "$(dirname "$0")/dist.bash"
+source "$(dirname "$0")/zero.bash"
 run_case dp2_zero0 2 1 "{zero: 0}"
 run_case dp2_zero1 2 1 "{zero: 1}"
 run_case dp2_zero2 2 1 "{zero: 2}"
 run_case dp3_zero2 3 1 "{zero: 2}"
 run_case dp2_tp2_zero2 4 1 "{tp: 2, zero: 2}"
-# ZeRO-3 in fp32: the weights are the compute weights, sharded, each layer's gathered before its forward and backward
-run_case dp2_zero3 2 1 "{zero: 3}"
-grep -q "fp32 master weights: sharded over the data-parallel ranks (ZeRO-3: they are the compute weights" train.log \
-  && ok "fp32 zero3 says the weights are sharded" || bad "fp32 zero3 log: $(grep 'master weights' train.log)"
-run_case dp2_tp2_zero3 4 1 "{tp: 2, zero: 3}"
-run_case dp2_pp2_zero2 4 1 "{pp: 2, zero: 2}"
-run_case_rc dp2_pp2_zero3_rc 4 1 "{pp: 2, zero: 3}" dp2_pp2_zero2 # the rerun reads the backward's gather
-for lay in "dp2_zero3 dp2_zero2" "dp2_tp2_zero3 dp2_tp2_zero2"; do
-  set -- $lay
-  for g in param exp_avg exp_avg_sq; do
-    h5diff -q "$TMP/$1/out/step-00000002/index.h5" "$TMP/$2/out/step-00000002/index.h5" /$g /$g \
-      && ok "fp32 $1 = $2 bit for bit (/$g)" || bad "fp32 $1 differs from $2 in /$g"
-  done
-done
 for g in param exp_avg exp_avg_sq; do
   h5diff -q "$TMP/dp2_zero0/out/step-00000002/index.h5" "$TMP/dp2_zero1/out/step-00000002/index.h5" /$g /$g \
     && ok "zero1 = zero0 bit for bit (/$g)" || bad "zero1 differs from zero0 in /$g"
@@ -67,18 +54,6 @@ done
 # bf16 with the bf16 weight copy: ZeRO >= 1 shards the fp32 master weights too (model.h params_sharded; the log
 # says so); the parameters and moments after step 2 equal the replicated ZeRO-0 run bit for bit, for ZeRO-1 and 2 and
 # with dp x tp; a checkpoint written by shards resumes bit for bit, and moves to and from one rank
-bf16_case() { # NAME NP PARALLEL [--stop-at-step 1] [TRAIN_KEYS]
-  setup "$1"; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/' run.yaml
-  [ -n "${5:-}" ] && sed -i "s/^train: {/train: {$5, /" run.yaml
-  cp run.yaml base.yaml
-  echo "parallel: $3" >> run.yaml
-  SIMPO_CHECK_WEIGHTS16=1 $MPI $2 "$BIN" run.yaml ${4:-} 2> train.log && ok "$1 trains" || bad "$1 failed: $(tail -3 train.log)"
-}
-same_as() { # DIR REF_DIR WHAT
-  for g in param exp_avg exp_avg_sq; do
-    h5diff -q "$1/step-00000002/index.h5" "$2/step-00000002/index.h5" /$g /$g && ok "$3 (/$g)" || bad "$3: /$g differs"
-  done
-}
 bf16_case b_z0 2 "{zero: 0}"
 grep -q "master weights: whole" train.log && ok "zero0 keeps the master weights whole" || bad "zero0 log: $(grep 'master weights' train.log)"
 bf16_case b_z1 2 "{zero: 1}"
@@ -100,61 +75,8 @@ bf16_case b_pp_z1 4 "{pp: 2, zero: 1}"
 same_as "$TMP/b_pp_z1/out" "$TMP/b_pp_z0/out" "bf16 dp2 pp2 zero1 = zero0"
 # tied embeddings across two stages: the first stage's embedding (fp32-read, whole) and the last stage's mirror
 # (a matmul weight: its bf16 copy) sharded on both
-tied_case() { # DTYPE Z...: tied embeddings across two stages on dp2 x pp2 under each ZeRO stage Z ($TMP/b_tied_zZ in
-             # bf16, $TMP/f_tied_zZ in fp32)
-  local dt=$1 pre; shift; pre=$([ "$dt" = bf16 ] && echo b || echo f)
-  for z in "$@"; do
-    setup_tied ${pre}_tied_z$z; sed -i "s/^model:\$/model:\\n  dtype: $dt/" base.yaml; sed -i 's/max_steps: 3/max_steps: 2/' base.yaml
-    cp base.yaml run.yaml; echo "parallel: {pp: 2, zero: $z}" >> run.yaml
-    SIMPO_CHECK_WEIGHTS16=1 $MPI 4 "$BIN" run.yaml 2> train.log && ok "tied $dt pp2 dp2 zero$z trains" || bad "tied $dt z$z: $(tail -3 train.log)"
-  done
-}
 tied_case bf16 0 1
 grep -q "master weights: sharded" train.log && ok "tied zero1: sharded master weights" || bad "tied zero1 log: $(grep 'master weights' train.log)"
 same_as "$TMP/b_tied_z1/out" "$TMP/b_tied_z0/out" "tied bf16 pp2 dp2 zero1 = zero0"
-ckpt_moves() { # Z: a bf16 checkpoint written under ZeRO stage Z (dp2) resumes bit for bit ($TMP/b_zZ the uninterrupted
-               # run), and moves to one rank and from one rank
-  bf16_case b${1}_resume 2 "{zero: $1}" "--stop-at-step 1"
-  SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" run.yaml 2> b.log || bad "bf16 zero$1 resume failed: $(tail -3 b.log)"
-  same_as out "$TMP/b_z$1/out" "bf16 zero$1 resumed = uninterrupted"
-  bf16_case b${1}_to1 2 "{zero: $1}" "--stop-at-step 1"
-  "$BIN" base.yaml 2> b.log && ok "bf16 zero$1 checkpoint resumes on one rank" || bad "bf16 z$1 -> 1: $(tail -3 b.log)"
-  bf16_case b${1}_from1 1 "{tp: 1}" "--stop-at-step 1"
-  echo "parallel: {zero: $1}" >> base.yaml
-  SIMPO_CHECK_WEIGHTS16=1 $MPI 2 "$BIN" base.yaml 2> b.log && ok "one rank's checkpoint resumes under zero$1" \
-    || bad "bf16 1 -> z$1: $(tail -3 b.log)"
-}
 ckpt_moves 1
-# ZeRO-3: the bf16 weight copy sharded too, each layer's bf16 weights all-gathered before its forward and again
-# before its backward (model.h w16_sharded): the matmuls read the very bf16 values ZeRO-2's whole copy holds, so the
-# parameters and moments after step 2 equal ZeRO-2's bit for bit: dp2, dp2 x tp2, dp2 x pp2 (recompute too: the rerun
-# reads the backward's gather), tied embeddings across stages (the last stage's mirror gathered as the head)
-bf16_case b_z3 2 "{zero: 3}"
-grep -q "and the bf16 weight copy too (ZeRO-3" train.log && ok "zero3 says the bf16 copy is sharded" \
-  || bad "zero3 log: $(grep 'master weights' train.log)"
-same_as "$TMP/b_z3/out" "$TMP/b_z2/out" "bf16 zero3 = zero2"
-bf16_case b_dp3_z2 3 "{zero: 2}" # three shards: boundaries inside other tensors, a padded last shard
-bf16_case b_dp3_z3 3 "{zero: 3}"
-same_as "$TMP/b_dp3_z3/out" "$TMP/b_dp3_z2/out" "bf16 dp3 zero3 = zero2"
-bf16_case b_tp_z2 4 "{tp: 2, zero: 2}"
-bf16_case b_tp_z3 4 "{tp: 2, zero: 3}"
-same_as "$TMP/b_tp_z3/out" "$TMP/b_tp_z2/out" "bf16 dp2 tp2 zero3 = zero2"
-bf16_case b_pp_z2 4 "{pp: 2, zero: 2}"
-bf16_case b_pp_z3 4 "{pp: 2, zero: 3}"
-same_as "$TMP/b_pp_z3/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 = zero2"
-bf16_case b_pp_z3_rc 4 "{pp: 2, zero: 3}" "" "recompute: true"
-grep -q "recompute: true" run.yaml || bad "b_pp_z3_rc: run.yaml has no train.recompute"
-same_as "$TMP/b_pp_z3_rc/out" "$TMP/b_pp_z2/out" "bf16 dp2 pp2 zero3 with recompute = zero2 without"
-tied_case bf16 2 3
-same_as "$TMP/b_tied_z3/out" "$TMP/b_tied_z2/out" "tied bf16 pp2 dp2 zero3 = zero2"
-tied_case fp32 2 3 # the last stage's mirror of the tied head gathered in fp32
-same_as "$TMP/f_tied_z3/out" "$TMP/f_tied_z2/out" "tied fp32 pp2 dp2 zero3 = zero2"
-# its checkpoints: resumed bit for bit, and moved to one rank and from one rank
-ckpt_moves 3
-# ZeRO-3 has a bf16 copy to shard only in the bf16 mode with it: fp32, or the copy turned off, is an error
-# in bf16 without the weight copy ZeRO-3 would send the fp32 weights where the copy's gathers send bf16: an error
-setup z3_nocopy; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/; s/^train: {/train: {bf16_weight_cache: false, /' run.yaml
-echo "parallel: {zero: 3}" >> run.yaml
-expect_error "bf16 zero3 without the weight copy" "parallel.zero 3 in bf16 shards the bf16 weight copy: set train.bf16_weight_cache true or auto" \
-  $MPI 2 "$BIN" run.yaml
 finish
