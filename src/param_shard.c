@@ -44,7 +44,8 @@ static size_t rep_pos(const Model *m, size_t x) {
 static size_t w16_pos(const Model *m, size_t x) {
     for (int i = 0; i < m->nspecs; i++) {
         const ParamSpec *p = &m->specs[i];
-        if (m->w16_at[i] != SIZE_MAX && p->offset + p->numel > x) return m->w16_at[i] + (x > p->offset ? x - p->offset : 0);
+        if (m->w16_at[i] != SIZE_MAX && p->offset + p->numel > x)
+            return m->w16_at[i] + (x > p->offset ? x - p->offset : 0);
     }
     return m->w16_elems;
 }
@@ -113,7 +114,7 @@ void model_shard_weights_init(Model *m) {
     }
     size_t most = 0;
     for (int l = 0; l < G; l++) {
-        if (m->gw_from[l] == SIZE_MAX) m->gw_from[l] = m->gw_to[l] = 0; /* no matmul weight (a stage without the head) */
+        if (m->gw_from[l] == SIZE_MAX) m->gw_from[l] = m->gw_to[l] = 0; /* none (a stage without the head) */
         if (l < m->L_loc && m->gw_to[l] - m->gw_from[l] > most) most = m->gw_to[l] - m->gw_from[l];
     }
     size_t head = m->gw_to[m->L_loc] - m->gw_from[m->L_loc];
@@ -144,7 +145,6 @@ void model_weights_gather(Model *m, int l) {
     if (!head) model_weights_gather_reset(m, false);
     char *buf = head ? m->gw_head : m->gw_layer;
     size_t from = m->gw_from[l], to = m->gw_to[l], esz = m->gw_esz;
-    /* this rank's part of the layout: the bf16 shard from position w16_lo, or the fp32 shard from params_from */
     ProcessGrid *g = m->grid;
     int dp = g->dp;
     size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)dp, "all-gather blocks");
@@ -152,10 +152,11 @@ void model_weights_gather(Model *m, int l) {
         size_t a = m->gw_bounds[r] > from ? m->gw_bounds[r] : from;
         size_t b = m->gw_bounds[r + 1] < to ? m->gw_bounds[r + 1] : to;
         cnt[r] = b > a ? b - a : 0;
-        if (r == g->dp_rank && b > a) /* this rank's part: the bf16 shard from position w16_lo, or the fp32 one */
-            m->be->copy(buf + (a - from) * esz,
-                        m->w16_at ? (const void *)(m->w16_base + (a - m->w16_lo)) : (const void *)model_param_at(m, a),
-                        (b - a) * esz);
+        if (r != g->dp_rank || b <= a) continue;
+        /* this rank's part: in its bf16 shard from position w16_lo, or in its fp32 shard (positions = offsets) */
+        const void *src = m->w16_at ? (const void *)(m->w16_base + (a - m->w16_lo))
+                                    : (const void *)model_param_at(m, a);
+        m->be->copy(buf + (a - from) * esz, src, (b - a) * esz);
     }
     if (to > from) comm_allgatherv(g, GROUP_DP, buf, esz, cnt);
     free(cnt);
