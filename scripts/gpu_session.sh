@@ -33,8 +33,8 @@
 #      default paths without prefix sharing (data.prefix_sharing: false): its gain, and each step's loss against the
 #      default run's (the model-level check of prefix sharing on the tensor-core attention).
 # With --fixture it also regenerates the tiny-g2 fixture (scripts/make_gemma2_fixture.py; $OUT/tiny-g2.tar) and the
-# tiny-q2 / tiny-q3 fixtures with transformers' Qwen2 / Qwen3 models checking the script's transcription
-# ($OUT/tiny-q2.tar, tiny-q3.tar); with
+# tiny-q2 / tiny-q3 / tiny-m1 fixtures with transformers' Qwen2 / Qwen3 / Mistral models checking the script's
+# transcription ($OUT/tiny-q2.tar, tiny-q3.tar, tiny-m1.tar); with
 # --bench-tokenizer gpu_check.sh also times the tokenizer against Python's HF tokenizers (third_party/tokenizers
 # carried).
 # Every stage has its own time limit, so the outputs of the others come back even when one hangs: at most 200 s of
@@ -70,9 +70,9 @@ stamp() { echo "gpu_session: $* at $(( $(date +%s) - t0 )) s"; }
 if has --fixture; then
   ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_gemma2_fixture.py /tmp/tiny-g2 > "$OUT/tiny-g2.log" 2>&1 &&
     tar -C /tmp -cf "$OUT/tiny-g2.tar" tiny-g2 ) &
-  for q in 2 3; do
-    ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_qwen_fixture.py qwen$q /tmp/tiny-q$q > "$OUT/tiny-q$q.log" 2>&1 &&
-      tar -C /tmp -cf "$OUT/tiny-q$q.tar" tiny-q$q ) &
+  for q in qwen2:tiny-q2 qwen3:tiny-q3 mistral:tiny-m1; do
+    ( OMP_NUM_THREADS=4 timeout 120 $PY scripts/make_qwen_fixture.py ${q%%:*} /tmp/${q#*:} > "$OUT/${q#*:}.log" 2>&1 &&
+      tar -C /tmp -cf "$OUT/${q#*:}.tar" ${q#*:} ) &
   done
 fi
 tok=""

@@ -1,6 +1,6 @@
-"""make_qwen_fixture.py qwen2|qwen3 OUT_DIR [TINY_A_DIR] — the tiny-q2 / tiny-q3 fixture: a 2-layer random-init Qwen2
-or Qwen3 in float64, in the format of tests/fixtures/tiny-a (see tests/fixtures/README.md): model/ (config.json and
-model.safetensors, float32), pairs.jsonl (with ref_chosen_logp / ref_rejected_logp from a second random model),
+"""make_qwen_fixture.py qwen2|qwen3|mistral OUT_DIR [TINY_A_DIR] — the tiny-q2 / tiny-q3 / tiny-m1 fixture: a 2-layer
+random-init Qwen2, Qwen3 or Mistral v0.1 in float64, in the format of tests/fixtures/tiny-a (see
+tests/fixtures/README.md): model/ (config.json and model.safetensors, float32), pairs.jsonl (with ref_chosen_logp / ref_rejected_logp from a second random model),
 run.json, run.yaml, expected.json (per-pair log-probs, SimPO metrics, loss and grad norm of 2 steps, the other
 objectives), grads.safetensors, step1.safetensors, step2.safetensors.
 
@@ -10,6 +10,8 @@ so the forward notices them; transformers initialises them to zero). The rest is
 What Qwen3 has that Llama has not: an RMSNorm over each head of q and of k (q_norm, k_norm: gains of head_dim, random
 here) before RoPE, and a head_dim that is not hidden_size / heads (24 here, as Qwen3's 128 is not 1024 / 16 in
 Qwen3-0.6B); tied embeddings as Qwen3's small models have them.
+What Mistral v0.1 has that Llama has not: a sliding window on every layer (8 positions here, which the pairs pass;
+4096 in Mistral-7B-v0.1), key j seen by query i when i - window < j <= i, as transformers' mask has it.
 Weight decay as transformers' Trainer (SimPO's reference) applies it: not to the RMSNorm gains nor to the biases.
 
 The numbers come from the model written out in torch below (Debian's python3-torch is enough: no transformers), op
@@ -29,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
-if len(sys.argv) < 3 or sys.argv[1] not in ("qwen2", "qwen3"):
-    sys.exit("usage: make_qwen_fixture.py qwen2|qwen3 OUT_DIR [TINY_A_DIR]")
+if len(sys.argv) < 3 or sys.argv[1] not in ("qwen2", "qwen3", "mistral"):
+    sys.exit("usage: make_qwen_fixture.py qwen2|qwen3|mistral OUT_DIR [TINY_A_DIR]")
 ARCH, out = sys.argv[1], sys.argv[2]
 here = os.path.dirname(os.path.abspath(__file__))
 tiny_a = sys.argv[3] if len(sys.argv) > 3 else os.path.join(here, "..", "tests", "fixtures", "tiny-a")
@@ -45,6 +47,12 @@ CFG = dict(architectures=["Qwen2ForCausalLM"], attention_dropout=0.0, bos_token_
 if ARCH == "qwen3":  # Qwen3-0.6B's keys (attention_bias, head_dim), tiny
     CFG.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", attention_bias=False, head_dim=24,
                sliding_window=None, tie_word_embeddings=True)
+if ARCH == "mistral":  # Mistral-7B-v0.1's keys, tiny: a window of 8 positions, which the pairs' sequences pass
+    CFG = dict(architectures=["MistralForCausalLM"], attention_dropout=0.0, bos_token_id=1, eos_token_id=2,
+               hidden_act="silu", hidden_size=64, initializer_range=0.1, intermediate_size=160,
+               max_position_embeddings=256, model_type="mistral", num_attention_heads=4, num_hidden_layers=2,
+               num_key_value_heads=2, rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=8,
+               tie_word_embeddings=False, torch_dtype="float32", use_cache=True, vocab_size=384)
 
 
 # ---- safetensors (F32 only), by hand ----
@@ -103,6 +111,9 @@ def logits_of(P, cfg, ids):
     cos, sin = rope_tables(cfg, T, HD)
     x = P["model.embed_tokens.weight"][torch.tensor(ids)]
     mask = torch.ones(T, T, dtype=torch.bool).tril()
+    W = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+    if W:  # Mistral's sliding window (transformers' sliding_window_overlay): key j seen by row i when i - W < j
+        mask &= ~torch.ones(T, T, dtype=torch.bool).tril(-W)
     for l in range(L):
         p = lambda s: P.get(f"model.layers.{l}.{s}")
         h = rmsnorm(x, p("input_layernorm.weight"), eps)
@@ -130,8 +141,8 @@ def hf_forward(cfg):
     """the forward through transformers' Qwen2ForCausalLM / Qwen3ForCausalLM, or None without transformers"""
     try:
         import transformers
-        Config = getattr(transformers, "Qwen3Config" if ARCH == "qwen3" else "Qwen2Config")
-        Model = getattr(transformers, "Qwen3ForCausalLM" if ARCH == "qwen3" else "Qwen2ForCausalLM")
+        name = {"qwen2": "Qwen2", "qwen3": "Qwen3", "mistral": "Mistral"}[ARCH]
+        Config, Model = getattr(transformers, name + "Config"), getattr(transformers, name + "ForCausalLM")
     except (ImportError, AttributeError):
         return None
     keys = {k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype", "model_type")}
@@ -318,7 +329,8 @@ if hf:  # the transcription against transformers' own model on this one
 os.makedirs(os.path.join(out, "model"), exist_ok=True)
 json.dump(cfg, open(os.path.join(out, "model", "config.json"), "w"), indent=2)
 st_save(P, os.path.join(out, "model", "model.safetensors"))
-exp = dict(model="tiny-q2" if ARCH == "qwen2" else "tiny-q3", steps=[], pairs=[], other_losses={})
+exp = dict(model={"qwen2": "tiny-q2", "qwen3": "tiny-q3", "mistral": "tiny-m1"}[ARCH], steps=[], pairs=[],
+           other_losses={})
 snaps = run(P, cfg, pairs, exp)
 st_save(snaps["grads"], os.path.join(out, "grads.safetensors"))
 st_save(snaps["step1"], os.path.join(out, "step1.safetensors"))

@@ -199,9 +199,7 @@ const float *gen_feed(Generator *g, const int *ids, int n) {
     if (n < 1) sd_die("generate", "nothing to feed");
     if (n > g->cap - g->len)
         sd_die("generate", "the KV cache holds %d positions: %d more do not fit after %d", g->cap, n, g->len);
-    if (!m->gemma2 && m->mc.sliding_window > 0 && g->len + n > m->mc.sliding_window) /* Mistral v0.1 (model.c) */
-        sd_die("generate", "%d positions pass the model's sliding_window (%d, Mistral v0.1), whose attention "
-               "simpo_dist does not window: fewer new tokens or a shorter prompt", g->len + n, m->mc.sliding_window);
+    m->seq_max = g->len + n; /* Mistral v0.1's window (model.c model_attn_opts): the positions after this feed */
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= m->V)
             sd_die("generate", "token %d is outside the vocabulary [0, %d)", ids[i], m->V);

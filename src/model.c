@@ -1128,11 +1128,25 @@ static void row_parallel_norm(Model *m, Acts *a, float *pre, float *rstd, float 
 }
 
 const AttnOpts *model_attn_opts(const Model *m, int l, AttnOpts *o) {
-    if (!m->gemma2) return NULL;
+    if (!m->gemma2) {
+        /* Mistral v0.1's window on every layer; it masks nothing where no sequence is longer than it, and there the
+         * default options leave the call to the fastest kernels (the tensor cores') */
+        if (m->mc.sliding_window <= 0 || m->seq_max <= m->mc.sliding_window) return NULL;
+        *o = (AttnOpts){0.0f, 0.0f, m->mc.sliding_window}; /* scale 0: 1/sqrt(HD), as without options */
+        return o;
+    }
     o->scale = (float)pow(m->mc.query_pre_attn_scalar, -0.5); /* transformers: query_pre_attn_scalar**-0.5 */
     o->softcap = (float)m->mc.attn_logit_softcapping;
     o->window = model_config_layer_sliding(&m->mc, m->L_off + l) ? m->mc.sliding_window : 0;
     return o;
+}
+
+/* the longest sequence of a micro-batch in attention's layout (tokens) */
+static int microbatch_seq_max(const MicroBatch *mb) {
+    int most = 0;
+    for (int s = 0; s < mb->S; s++)
+        if (mb->cu_seqlens[s + 1] - mb->cu_seqlens[s] > most) most = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
+    return most;
 }
 
 /* whether the backward reruns local layer l's forward: Megatron's "block" method, the stage's first layers */
@@ -1494,11 +1508,8 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
         int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
         if (len > m->rope_max)
             sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
-        if (!m->gemma2 && m->mc.sliding_window > 0 && len > m->mc.sliding_window)
-            sd_die("model", "a sequence of %d tokens is longer than the model's sliding_window (%d, Mistral v0.1), "
-                   "whose attention simpo_dist does not window: set data.max_length to at most %d", len,
-                   m->mc.sliding_window, m->mc.sliding_window);
     }
+    m->seq_max = microbatch_seq_max(mb); /* Mistral v0.1's window (model_attn_opts) */
     int C = m->C, V = m->V_loc;
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));
@@ -1568,6 +1579,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     size_t R = model_stage_rows(m, N), RC = R * (size_t)C, R0 = m->seqpar ? (size_t)m->tp_rank * R : 0;
     size_t C16 = act_floats(m, (size_t)C);
     const uint16_t *dx16 = NULL; /* bf16(dx) from the last norm's backward (norm_bwd), or NULL */
+    m->seq_max = microbatch_seq_max(mb); /* as the forward saw them (model_attn_opts) */
 
     model_weights_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     if (m->last_stage) {

@@ -221,6 +221,9 @@ typedef struct Model {
                                           * head_cache_rows gathered rows, whole chunks; the rows after them are
                                           * recomputed in the backward. 0 without the cache */
     bool gemma2;                         /* mc.arch == ARCH_GEMMA2 */
+    int seq_max;                         /* the longest attention sequence (tokens) of the micro-batch being run
+                                          * (forward, backward) or of the decoder's positions (generate.c): Mistral
+                                          * v0.1's window passes its options only past it (model_attn_opts) */
     bool qkv_bias;                       /* mc.qkv_bias: q, k, v have biases (Qwen2) */
     bool qk_norm;                        /* mc.qk_norm: q, k normalised per head before RoPE (Qwen3; in autocast
                                           * storage on bf16 rows: backend.h rmsnorm_fwd_b16) */

@@ -23,17 +23,15 @@ expect_error "missing data file" "nothere.jsonl" "$BIN" nodata.yaml
 { head -1 pairs.jsonl; echo '{"prompt_ids": [1, 2], "chosen_ids": [3, "x"], "rejected_ids": [4]}'; } > badline.jsonl
 printf '%s\n' "$base" | sed 's/pairs.jsonl/badline.jsonl/' > badline.yaml
 expect_error "bad JSONL line" "badline.jsonl:2" "$BIN" badline.yaml
-# Mistral v0.1's sliding window (4096) is not applied: a sequence longer than it is refused, naming data.max_length
-# (tiny-a as a Mistral with a window of 12; its pairs run to 22 tokens), and trains within it; the export keeps it
+# Mistral v0.1's sliding window is applied (its numbers: dist/mistral_fixture): tiny-a as a Mistral with a window of
+# 12 (its pairs run to 22 tokens) trains, and the export keeps MistralForCausalLM and the window
 mkdir -p mistral && cp model/model.safetensors mistral/
 python3 -c 'import json; c = json.load(open("model/config.json")); c.update(model_type="mistral", sliding_window=12, architectures=["MistralForCausalLM"]); json.dump(c, open("mistral/config.json", "w"))'
-printf '%s\n' "$base" | sed 's/init: model/init: mistral/' > mistral.yaml
-expect_error "a sequence past Mistral's window" "longer than the model's sliding_window (12, Mistral v0.1)" "$BIN" mistral.yaml
-printf '%s\n' "$base" | sed 's/init: model/init: mistral/; s/max_length: 256, max_prompt_length: 128/max_length: 12, max_prompt_length: 6/; s/dir: out/dir: out_mw/' > mistral12.yaml
+printf '%s\n' "$base" | sed 's/init: model/init: mistral/; s/dir: out/dir: out_mw/' > mistral12.yaml
 if "$BIN" mistral12.yaml 2> m12.log && "$BIN" export --checkpoint out_mw --out mw_hf 2>> m12.log; then
   grep -q '"sliding_window":[[:space:]]*12' mw_hf/config.json && grep -q MistralForCausalLM mw_hf/config.json \
-    && ok "within the window it trains; the export keeps MistralForCausalLM and the window" || bad "export: $(head -c 300 mw_hf/config.json)"
-else bad "mistral within the window: $(tail -2 m12.log)"; fi
+    && ok "past its window it trains; the export keeps MistralForCausalLM and the window" || bad "export: $(head -c 300 mw_hf/config.json)"
+else bad "mistral past the window: $(tail -2 m12.log)"; fi
 { head -1 pairs.jsonl; echo '{"prompt_ids": [1, 2], "chosen_ids": [3, 4'; } > badjson.jsonl
 printf '%s\n' "$base" | sed 's/pairs.jsonl/badjson.jsonl/' > badjson.yaml
 expect_error "invalid JSON line" "badjson.jsonl:2" "$BIN" badjson.yaml

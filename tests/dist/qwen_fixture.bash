@@ -26,7 +26,7 @@ REF=""
 q2_case() { layout_case q2_setup "$1" "$2" "$3" "$4" "$QF/step2.safetensors" "${5:-}"; }
 q2_case one 1 2 "{tp: 1}"
 REF="$TMP/one/hf/model.safetensors"
-CLS=$([ "$ARCH" = qwen2 ] && echo Qwen2ForCausalLM || echo Qwen3ForCausalLM)
+CLS=$(case $ARCH in qwen2) echo Qwen2ForCausalLM;; qwen3) echo Qwen3ForCausalLM;; mistral) echo MistralForCausalLM;; esac)
 grep -qE "\"model_type\":[[:space:]]*\"$ARCH\"" "$TMP/one/hf/config.json" && grep -q "$CLS" "$TMP/one/hf/config.json" \
   && ok "exported config.json is $CLS" || bad "exported config.json: $(head -c 300 "$TMP/one/hf/config.json")"
 # score: the fixture's initial log-probs (float64, expected.json), 1e-5 relative

@@ -4,8 +4,8 @@
  * and simpo_sft; the sparse embedding gradient bitwise the dense model; then determinism (a second GPU forward +
  * backward is bitwise identical) and no leaked device
  * memory after model_free; the bf16 mode against the fixture (fixture_bf16.h's bounds) and the CPU's bf16
- * emulation; the Qwen fixtures tiny-q2 and tiny-q3 in fp32 and the bf16 mode. Without a CUDA device it prints
- * "SKIPPED: no CUDA device" and exits 77.
+ * emulation; the Qwen fixtures tiny-q2 and tiny-q3 and the Mistral one tiny-m1 in fp32 and the bf16 mode. Without
+ * a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
  *
  * Tolerances: against the CPU backend, log-probs, losses, metrics and grad norms 1e-5 relative and each gradient
  * tensor 2e-5 of its largest magnitude (both are fp32 runs of the same formulas; per-op differences are ~1e-7
@@ -321,9 +321,11 @@ int main(void) {
     /* Qwen2 (tiny-q2: biases on q, k, v; backend.h bias_add / bias_grad and their bf16 forms) and Qwen3 (tiny-q3: an
      * RMSNorm over each head of q and k, rows of head_dim): fp32 against the fixtures' float64 numbers (their README's
      * bounds), then autocast storage within the bf16 bounds: Qwen2's biases added to bf16 q, k, v, their gradients
-     * summed from the packed bf16 rows; Qwen3's norms on bf16 rows (rmsnorm_fwd_b16 / rmsnorm_bwd_b16) */
-    for (int f = 0; f < 2; f++) {
-        const char *fx = f ? "tiny-q3" : "tiny-q2";
+     * summed from the packed bf16 rows; Qwen3's norms on bf16 rows (rmsnorm_fwd_b16 / rmsnorm_bwd_b16); and Mistral
+     * v0.1 (tiny-m1: a sliding window of 8 on every layer, past which its sequences run: attention with options) */
+    const char *qfx[3] = {"tiny-q2", "tiny-q3", "tiny-m1"};
+    for (int f = 0; f < 3; f++) {
+        const char *fx = qfx[f];
         char rel[4][64];
         snprintf(rel[0], sizeof rel[0], "%s/model", fx);
         snprintf(rel[1], sizeof rel[1], "%s/pairs.jsonl", fx);

@@ -18,7 +18,10 @@
  *      gradients), packed and unpacked backward, prefix sharing; Qwen3 in autocast storage (its norms on bf16 rows)
  *      and exact storage; within the bf16 bounds of the fixture (fixture_bf16.h), strict bitwise the CPU.
  *   7. HF export and import: config.json and every tensor round-trip bit for bit.
- *   8. KV-cached decoding (src/generate.c): the fixture's responses fed token by token give its log-probs. */
+ *   8. KV-cached decoding (src/generate.c): the fixture's responses fed token by token give its log-probs.
+ * And tiny-m1 from the same script, a Mistral v0.1 (Llama with a sliding window of 8 positions on every layer, which
+ * its sequences of 19-24 tokens pass): 3, 4, 6, 7 and 8, so the window acts as transformers' MistralForCausalLM
+ * applies it in the trainer's forward and backward, in bf16 and in the decoder. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -321,24 +324,28 @@ static void bf16_checks(const cJSON *exp, const ModelConfig *mc, const PairSet *
         CHECK(m->proj16 && m->bwd_pack, "%s: autocast storage, the projections' backward packed where it can", FIX);
         nparams = m->nparams;
         r[k] = fixture_run(m, ps, SIMPO);
-        if (k == 0 && !q2) { /* Qwen3: its norms on bf16 rows (rmsnorm_fwd_b16 / _bwd_b16), q, k, v unpacked */
+        char tag[3][64]; /* Qwen3 (its norms on bf16 rows: rmsnorm_fwd_b16 / _bwd_b16; q, k, v unpacked) or Mistral */
+        snprintf(tag[0], sizeof tag[0], "%s autocast ", FIX);
+        snprintf(tag[1], sizeof tag[1], "%s autocast, prefix sharing ", FIX);
+        snprintf(tag[2], sizeof tag[2], "%s exact bf16 ", FIX);
+        if (k == 0 && !q2) {
             check_fixture_bf16_at(exp, m, r[0].seq, r[0].loss, r[0].met, sqrt(model_grad_sumsq(m)), r[0].grads,
-                                  f32->seq, "qwen3 autocast ", fx("grads.safetensors"));
+                                  f32->seq, tag[0], fx("grads.safetensors"));
             FixtureResult sh = fixture_run_shared(m, ps, SIMPO);
             check_fixture_bf16_at(exp, m, sh.seq, sh.loss, sh.met, sqrt(model_grad_sumsq(m)), sh.grads, f32->seq,
-                                  "qwen3 autocast, prefix sharing ", fx("grads.safetensors"));
+                                  tag[1], fx("grads.safetensors"));
             free(sh.grads);
             /* and in exact bf16 storage: the norms on fp32 rows */
             ModelOpts ex = {0};
             Model *me = model_create_opts(mc, be, 256, NULL, 1, &ex);
             model_load_hf(me, mdir);
-            CHECK(!me->proj16 && me->act16, "qwen3: exact bf16 storage when autocast is not asked for");
+            CHECK(!me->proj16 && me->act16, "%s: exact bf16 storage when autocast is not asked for", FIX);
             FixtureResult re = fixture_run(me, ps, SIMPO);
             check_fixture_bf16_at(exp, me, re.seq, re.loss, re.met, sqrt(model_grad_sumsq(me)), re.grads, f32->seq,
-                                  "qwen3 exact bf16 ", fx("grads.safetensors"));
+                                  tag[2], fx("grads.safetensors"));
             int differ = 0;
             for (int i = 0; i < 12; i++) differ += re.seq[i].sum != r[0].seq[i].sum;
-            CHECK(differ > 0, "qwen3: autocast storage gives exact storage's log-probs: are q, k rounded?");
+            CHECK(differ > 0, "%s: autocast storage gives exact storage's log-probs: are q, k rounded?", FIX);
             free(re.grads);
             model_free(me);
         }
@@ -384,14 +391,14 @@ static void hf_checks(Model *m) {
     model_export_hf(m, dir, (size_t)1 << 30);
     ModelConfig mc2 = model_config_load(dir);
     char *j1 = model_config_to_json(&m->mc), *j2 = model_config_to_json(&mc2);
-    bool q2 = m->qkv_bias;
-    CHECK(!strcmp(j1, j2) && strstr(j2, q2 ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM"),
+    bool q2 = m->qkv_bias, q3 = m->qk_norm;
+    CHECK(!strcmp(j1, j2) && strstr(j2, q2 ? "Qwen2ForCausalLM" : q3 ? "Qwen3ForCausalLM" : "MistralForCausalLM"),
           "exported config.json reads back differently");
     free(j1), free(j2);
     StDir *d = st_open_dir(dir);
-    CHECK(d->ntensors == m->nspecs &&
-              st_find(d, q2 ? "model.layers.1.self_attn.v_proj.bias" : "model.layers.1.self_attn.k_norm.weight"),
-          "%d tensors exported, %d parameters", d->ntensors, m->nspecs);
+    const char *own = q2 ? "model.layers.1.self_attn.v_proj.bias"
+                      : q3 ? "model.layers.1.self_attn.k_norm.weight" : "model.layers.1.self_attn.o_proj.weight";
+    CHECK(d->ntensors == m->nspecs && st_find(d, own), "%d tensors exported, %d parameters", d->ntensors, m->nspecs);
     st_close(d);
     Model *m2 = model_create(&mc2, backend_cpu(), 1, NULL, 1);
     model_load_hf(m2, dir);
@@ -439,23 +446,27 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmpdir)) return 1;
     config_checks();
     comm_init(&argc, &argv); /* the trainer's runs (fixture_checks) */
-    const char *fixtures[2] = {"tiny-q2", "tiny-q3"};
-    for (int f = 0; f < 2; f++) {
+    /* tiny-m1, a Mistral v0.1 (Llama with a sliding window of 8 on every layer, which its sequences pass), comes
+     * from the same script: its numbers through every path below but the Qwen-only ones */
+    const char *fixtures[3] = {"tiny-q2", "tiny-q3", "tiny-m1"};
+    for (int f = 0; f < 3; f++) {
         FIX = fixtures[f];
         printf("---- %s\n", FIX);
         cJSON *exp = load_json(fx("expected.json"));
         ModelConfig mc = g2_fixture_model_config(FIX);
-        CHECK(f == 0 ? mc.arch == ARCH_QWEN2 && mc.qkv_bias && !mc.qk_norm
-                     : mc.arch == ARCH_QWEN3 && mc.qk_norm && !mc.qkv_bias && mc.head_dim * mc.num_attention_heads !=
-                                                                                 mc.hidden_size,
-              "%s is read as %s", FIX, f == 0 ? "qwen2" : "qwen3 (head_dim apart from hidden / heads)");
-        table_checks(&mc);
+        CHECK(f == 0   ? mc.arch == ARCH_QWEN2 && mc.qkv_bias && !mc.qk_norm
+              : f == 1 ? mc.arch == ARCH_QWEN3 && mc.qk_norm && !mc.qkv_bias &&
+                             mc.head_dim * mc.num_attention_heads != mc.hidden_size
+                       : mc.arch == ARCH_LLAMA && mc.sliding_window == 8 && !mc.qk_norm && !mc.qkv_bias,
+              "%s is read as %s", FIX,
+              f == 0 ? "qwen2" : f == 1 ? "qwen3 (head_dim apart from hidden / heads)" : "mistral (a window of 8)");
+        if (f < 2) table_checks(&mc);
         PairSet *ps = g2_fixture_pairs(FIX, &mc);
         Model *m = g2_fixture_model(FIX, &mc, backend_cpu(), false);
         FixtureResult base = fixture_run(m, ps, SIMPO);
         path_checks(&mc, ps, &base);
         if (f == 0) bias_checks(&mc, ps, &base);
-        else qk_norm_checks(&mc, ps, &base);
+        else if (f == 1) qk_norm_checks(&mc, ps, &base);
         bf16_checks(exp, &mc, ps, &base);
         hf_checks(m);
         generate_checks(exp, m, ps);
