@@ -12,7 +12,7 @@ Runs with transformers 5.x and torch on the CPU (the GPU machine has both: /opt/
 """
 import json, os, sys
 import torch
-import torch.nn.functional as F
+import fixture_objectives  # the objectives (this directory)
 from safetensors.torch import save_file
 from transformers import Gemma2Config, Gemma2ForCausalLM
 
@@ -62,23 +62,8 @@ with torch.no_grad():
 
 
 def batch_loss(m, kind="simpo"):
-    """loss (mean over pairs), per-pair stats"""
-    losses, stats, nll, ntok = [], [], 0.0, 0
-    for p in pairs:
-        lw, ll = seq_logps(m, p, p["chosen_ids"]), seq_logps(m, p, p["rejected_ids"])
-        sw, sl, aw, al = lw.sum(), ll.sum(), lw.mean(), ll.mean()
-        stats.append((sw, sl, aw, al, len(p["chosen_ids"]), len(p["rejected_ids"])))
-        if kind == "dpo":
-            losses.append(-F.logsigmoid(0.1 * ((sw - p["ref_chosen_logp"]) - (sl - p["ref_rejected_logp"]))))
-        elif kind == "simpo_hinge":
-            losses.append(torch.relu(1 - (BETA * (aw - al) - GAMMA)))
-        else:
-            losses.append(-F.logsigmoid(BETA * (aw - al) - GAMMA))
-        nll, ntok = nll - sw, ntok + len(p["chosen_ids"])
-    loss = torch.stack(losses).mean()
-    if kind == "simpo_sft":
-        loss = loss + 0.5 * nll / ntok
-    return loss, stats
+    """loss (mean over pairs), per-pair stats (fixture_objectives.py)"""
+    return fixture_objectives.batch_loss(pairs, lambda p, resp: seq_logps(m, p, resp), kind, BETA, GAMMA)
 
 
 def grad_norm(m):

@@ -29,6 +29,7 @@ torch and safetensors' file format only (safetensors files are read and written 
 import json, os, struct, sys
 import torch
 import torch.nn.functional as F
+import fixture_objectives  # the objectives (this directory)
 
 torch.set_default_dtype(torch.float64)
 if len(sys.argv) < 3 or sys.argv[1] not in ("qwen2", "qwen3", "mistral"):
@@ -163,22 +164,7 @@ def seq_logps(P, cfg, p, resp):
 
 
 def batch_loss(P, cfg, pairs, kind="simpo"):
-    losses, stats, nll, ntok = [], [], 0.0, 0
-    for p in pairs:
-        lw, ll = seq_logps(P, cfg, p, p["chosen_ids"]), seq_logps(P, cfg, p, p["rejected_ids"])
-        sw, sl, aw, al = lw.sum(), ll.sum(), lw.mean(), ll.mean()
-        stats.append((sw, sl, aw, al, len(p["chosen_ids"]), len(p["rejected_ids"])))
-        if kind == "dpo":
-            losses.append(-F.logsigmoid(0.1 * ((sw - p["ref_chosen_logp"]) - (sl - p["ref_rejected_logp"]))))
-        elif kind == "simpo_hinge":
-            losses.append(torch.relu(1 - (BETA * (aw - al) - GAMMA)))
-        else:
-            losses.append(-F.logsigmoid(BETA * (aw - al) - GAMMA))
-        nll, ntok = nll - sw, ntok + len(p["chosen_ids"])
-    loss = torch.stack(losses).mean()
-    if kind == "simpo_sft":
-        loss = loss + 0.5 * nll / ntok
-    return loss, stats
+    return fixture_objectives.batch_loss(pairs, lambda p, resp: seq_logps(P, cfg, p, resp), kind, BETA, GAMMA)
 
 
 def grads_of(P, cfg, pairs, kind="simpo"):
