@@ -785,12 +785,6 @@ void model_weights_changed(Model *m) {
     model_weights_gather_reset(m, true);
 }
 
-uint16_t *model_weights16_view(Model *m, int i) {
-    if (!m->w16_base) return NULL;
-    uint16_t **v = w16_view(m, &m->specs[i]);
-    return v ? *v : NULL;
-}
-
 uint16_t *model_weights16_at(Model *m, int i, size_t k) {
     if (!m->w16_base || m->w16_at[i] == SIZE_MAX) return NULL;
     size_t pos = m->w16_at[i] + k;
@@ -1504,12 +1498,9 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
     check_weights16(m);
     /* the layers below write over the logits cache's region of the scratch (lmhead.c): no cached logits survive */
     m->head_cache_slot = -1;
-    for (int s = 0; s < mb->S; s++) {
-        int len = mb->cu_seqlens[s + 1] - mb->cu_seqlens[s];
-        if (len > m->rope_max)
-            sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", len, m->rope_max);
-    }
-    m->seq_max = microbatch_seq_max(mb); /* Mistral v0.1's window (model_attn_opts) */
+    m->seq_max = microbatch_seq_max(mb); /* also what Mistral v0.1's window reads (model_attn_opts) */
+    if (m->seq_max > m->rope_max)
+        sd_die("model", "a sequence of %d tokens exceeds max_position_embeddings (%d)", m->seq_max, m->rope_max);
     int C = m->C, V = m->V_loc;
     be->upload(a->ids, mb->ids, N * sizeof(int));
     be->upload(a->pos, mb->pos, N * sizeof(int));

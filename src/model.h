@@ -4,7 +4,8 @@
  * defines: SplitKind, ParamSpec, Model, model_create, model_create_ex, model_create_inference, model_free,
  *          model_init_random, model_load_hf, model_export_hf_from, model_param_table, model_forward_logprobs, model_backward, model_param, SeqLogp,
  *          model_attn_opts, model_lmhead_chunk_rows, model_arena_tokens, LayerW16, model_enable_weights16,
- *          model_refresh_weights16, model_weights_changed, model_weights16_view, model_weights16_written,
+ *          model_refresh_weights16, model_weights_changed, model_weights16_at, model_weights16_written,
+ *          model_weights_gather, model_weights_gather_reset, model_forward_gathers,
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
  *          model_sparse_embed_rows, model_sparse_embed_begin, model_sparse_embed_allreduce, model_grad_at, model_grad_range, GradSink,
@@ -380,17 +381,16 @@ size_t model_arena_tokens(size_t max_tokens);
 void model_enable_weights16(Model *m);
 void model_refresh_weights16(Model *m); /* no-op without the copy */
 void model_weights_changed(Model *m);
-/* The bf16 copy of parameter spec i (its numel elements; NULL: no copy, or not a matmul weight): the optimizer writes
- * it as it updates the weights (backend.h adamw's p16) and then calls model_weights16_written. */
-uint16_t *model_weights16_view(Model *m, int i);
 /* Element k of parameter spec i's bf16 copy as this rank holds it: in the whole copy, or under ZeRO-3 (zero3)
  * in this rank's part, where it must lie (dies otherwise: an element of another rank's shard); NULL: no copy, or not
- * a matmul weight. What the optimizer writes as it updates its shard. */
+ * a matmul weight. What the optimizer writes as it updates the weights (backend.h adamw's p16), before it calls
+ * model_weights16_written. */
 uint16_t *model_weights16_at(Model *m, int i, size_t k);
 /* ZeRO-3 (zero3; no-op otherwise): all-gathers local layer l's matmul weights (bf16 views, or fp32 weights) over the
  * data-parallel group into the layer buffer and points the layer's views there (l == m->L_loc: the LM head's, into
- * the head buffer, which stays valid for the weights' version), unless the buffer holds them already. A collective: every rank of the group calls it
- * with the same l in the same order (the forward and the backward do, layer by layer). */
+ * the head buffer, which stays valid for the weights' version), unless the buffer holds them already. A collective:
+ * every rank of the group calls it with the same l in the same order (the forward and the backward do, layer by
+ * layer). */
 void model_weights_gather(Model *m, int l);
 /* ZeRO-3: forgets the gathered layer (with head, the head too) and sets their views NULL; the forward and the
  * backward begin with it, so every one of them gathers each of its layers once (the counts docs/design.md gives). */
