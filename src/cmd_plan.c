@@ -31,10 +31,10 @@ static const char *USAGE =
     "                       [--sequence-parallel true|false]\n"
     "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
-    "  Lists every layout (dp x pp x tp, zero 0/1/2/3) of N ranks the model and batch allow, ranked\n"
-    "  by predicted step time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the formulas\n"
-    "  the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus the\n"
-    "  pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
+    "  Lists every layout (dp x pp x tp, zero 0/1/2/3) of N ranks the model and batch allow, ranked by predicted\n"
+    "  step time among those whose largest rank fits --gpu-mem (default 80). Memory per rank: src/plan.c (the\n"
+    "  formulas the trainer checks its allocations against). Step time: the busiest pipeline stage's compute, plus\n"
+    "  the pipeline bubble ((pp - 1) / micro-batches of it), plus communication: tensor-parallel all-reduces over\n"
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
     "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), or over NVLink where their group\n"
     "  lies in a node (pipeline: a block of tp x pp ranks that divides the node; data-parallel: the whole job),\n"
@@ -373,7 +373,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters (fp32, or under
          * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
          * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
-         * all-gather; ZeRO-3: those, and the all-gathers of the layers' bf16 weights (twice per micro-batch) */
+         * all-gather; ZeRO-3: those, and the all-gathers of the layers' compute weights (twice per micro-batch) */
         /* the TP group's reduce-scatters and all-gathers (sequence parallelism) are not the data-parallel ones */
         double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;

@@ -109,11 +109,11 @@ MemPlan plan_memory(const PlanLayout *l) {
     /* ZeRO-3 (model.h zero3): this rank's part of the copy, allocated at its bound (param_shard.c
      * w16_part_elems: its fp32 shard's n_pad / dp elements plus a view's padding for each of the stage's 7 per layer
      * and the head, at most the whole copy), one layer's gather buffer and the head's */
-    p.layer16 = layer16, p.head16 = head16w;
     if (plan_weights16_sharded(l)) {
         size_t part = n_pad / (size_t)l->dp + 128 * ((size_t)Ll * 7 + (last ? 1 : 0));
         if (part > p.weights16 / 2) part = p.weights16 / 2;
-        p.weights16 = 2 * (part + (Ll ? layer16 : 0) + head16w);
+        p.gather_layer = 2 * layer16, p.gather_head = 2 * head16w;
+        p.weights16 = 2 * part + (Ll ? p.gather_layer : 0) + p.gather_head;
     }
     /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
      * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains, Qwen2's q, k, v biases) */
@@ -126,10 +126,10 @@ MemPlan plan_memory(const PlanLayout *l) {
      * biases between them included) and the head's (the untied head or a tied one's mirror; a tied head on the
      * embedding's stage reads the embedding, whole) */
     if (plan_zero3(l) && !copy_shards(l)) {
-        p.layer32 = (QD + 2 * KD) * C + (mc->qkv_bias ? QD + 2 * KD : 0) + (mc->qk_norm ? 2 * HD : 0) + C * QD +
-                    (gemma2 ? 2 : 1) * C + 3 * FF * C;
-        p.head32 = last && (!mc->tie_word_embeddings || !first) ? V * C : 0;
-        p.weights += 4 * ((Ll ? p.layer32 : 0) + p.head32);
+        p.gather_layer = 4 * ((QD + 2 * KD) * C + (mc->qkv_bias ? QD + 2 * KD : 0) + (mc->qk_norm ? 2 * HD : 0) +
+                              C * QD + (gemma2 ? 2 : 1) * C + 3 * FF * C);
+        p.gather_head = last && (!mc->tie_word_embeddings || !first) ? 4 * V * C : 0;
+        p.weights += (Ll ? p.gather_layer : 0) + p.gather_head;
     }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (unless it recomputes) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;
@@ -281,16 +281,13 @@ void plan_step_bytes(const PlanLayout *l, const size_t *tokens, const size_t *re
         } else out[COLL_ALLREDUCE] += 4 * n_pad;
         /* the fp32 weights, or under sharded master weights the bf16 copy (with its padding) and the fp32-read
          * parameters */
-        if (plan_weights16_sharded(l)) {
-            /* ZeRO-3: every layer's bf16 views before its forward and before its backward, per micro-batch, the
-             * head's once a step (param_shard.c); after the step the fp32-read parameters */
+        if (plan_zero3(l)) {
+            /* ZeRO-3: every layer's compute weights before its forward and before its backward, per micro-batch,
+             * the head's once a step (param_shard.c); after the step the fp32-read parameters */
             int L0, Ll;
             stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
-            out[COLL_ALLGATHER] += 2 * ((size_t)l->n_mb * 2 * (size_t)Ll * mp.layer16 + mp.head16) + 4 * mp.param_rep;
-        } else if (plan_zero3(l)) { /* the same in fp32, from the weights' own shards */
-            int L0, Ll;
-            stage_layers(mc->num_hidden_layers, l->pp, l->pp_rank, &L0, &Ll);
-            out[COLL_ALLGATHER] += 4 * ((size_t)l->n_mb * 2 * (size_t)Ll * mp.layer32 + mp.head32) + 4 * mp.param_rep;
+            out[COLL_ALLGATHER] +=
+                (size_t)l->n_mb * 2 * (size_t)Ll * mp.gather_layer + mp.gather_head + 4 * mp.param_rep;
         } else if (plan_params_sharded(l)) out[COLL_ALLGATHER] += mp.weights16 + 4 * mp.param_rep;
         else if (l->zero >= 1) out[COLL_ALLGATHER] += 4 * n_pad;
     }

@@ -60,10 +60,9 @@ typedef struct {
     int slots;              /* activation slots (micro-batches in flight) */
     size_t param_rep;       /* sharded master weights (plan_params_sharded): elements of the parameters held whole in
                              * fp32 (the embedding, the RMSNorm gains, Qwen2's biases; model.h prep), in weights; else 0 */
-    size_t layer16, head16; /* elements of one layer's bf16 views and of the LM head's (last stage; else 0), with their
-                             * padding: what a ZeRO-3 gather assembles */
-    size_t layer32, head32; /* ZeRO-3 without the bf16 copy: elements of a layer's span of the fp32 weights and of the
-                             * head's that a gather assembles (else 0) */
+    size_t gather_layer;    /* ZeRO-3 (plan_zero3): bytes one gather of a layer assembles (its bf16 views with their
+                             * padding, or without the copy its span of the fp32 weights); else 0 */
+    size_t gather_head;     /* ... and of the LM head (last stage; 0 where the head is the embedding, whole) */
     size_t grad_resident;   /* ZeRO-2 (plan_grads_partitioned): elements of the tied embedding's gradient this stage
                              * holds whole for the step (model.h GradPartition), in grads; else 0 */
 } MemPlan;

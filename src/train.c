@@ -734,8 +734,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON;
     size_t head_rows = 0;
     if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
-    /* ZeRO >= 1 in the bf16 mode with the bf16 weight copy: the fp32 master weights sharded like the optimizer's
-     * state (model.h params_sharded; the model keeps them whole where it has no bf16 storage) */
+    /* ZeRO >= 1 in the bf16 mode with the bf16 weight copy, or ZeRO-3: the fp32 master weights sharded like the
+     * optimizer's state (model.h params_sharded; below ZeRO-3 the model keeps them whole without bf16 storage) */
     mo.param_shards = (c->zero >= 1 && g->dp > 1 && apl.weights16) || zero3 ? g->dp : 1;
     mo.shard_weights = zero3; /* ZeRO-3: the bf16 copy in parts, or (fp32) the weights without a copy */
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
