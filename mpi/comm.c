@@ -307,7 +307,7 @@ static int p2p_count(size_t n) {
     if (n > (size_t)INT32_MAX) sd_die("comm", "point-to-point message of %zu elements is too large", n);
     return (int)n;
 }
-/* CommReq.active: 1 an MPI request, 2 a queued NCCL send */
+/* CommReq.active: 1 an MPI request, 2 a queued NCCL operation */
 void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req) {
     comm_wait(req);
     g->bytes[COLL_SENDRECV] += n * sizeof(float);
@@ -346,8 +346,36 @@ void comm_wait(CommReq *req) {
 #endif
     MPI_Wait((MPI_Request *)req->opaque, MPI_STATUS_IGNORE);
     req->active = 0;
+    if (req->upload_to) req->be->upload(req->upload_to, req->staged, req->upload_n * sizeof(float));
+    req->upload_to = NULL;
     free(req->staged);
     req->staged = NULL;
+}
+void comm_iallreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, CommReq *req) {
+    comm_wait(req);
+    if (g->g[k].size == 1 || n == 0) return;
+    if (n > (size_t)INT32_MAX) sd_die("comm", "non-blocking all-reduce of %zu elements is too large", n);
+    g->bytes[COLL_ALLREDUCE] += n * sizeof(float);
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        nccl_iallreduce_f32(g->nccl, k, buf, n, req->opaque);
+        req->active = 2;
+        return;
+    }
+#endif
+    float *h = buf;
+    if (staged(g)) { /* the host copy lives until comm_wait, which sends the sum back */
+        h = req->staged = sd_alloc(sd_mul_size(n, sizeof(float), "all-reduce buffer"), "all-reduce buffer");
+        g->be->download(h, buf, n * sizeof(float));
+        req->upload_to = buf, req->upload_n = n, req->be = g->be;
+    }
+    MPI_Iallreduce(MPI_IN_PLACE, h, (int)n, MPI_FLOAT, MPI_SUM, comm_of(g, k), (MPI_Request *)req->opaque);
+    req->active = 1;
+}
+void comm_test(CommReq *req) {
+    if (req->active != 1) return;
+    int done = 0; /* a completed request becomes MPI_REQUEST_NULL, which comm_wait's MPI_Wait returns at once */
+    MPI_Test((MPI_Request *)req->opaque, &done, MPI_STATUS_IGNORE);
 }
 void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer) {
     g->bytes[COLL_SENDRECV] += n * sizeof(float);

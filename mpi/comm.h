@@ -107,14 +107,29 @@ void comm_barrier(ProcessGrid *g, GroupKind k);
 typedef struct {
     unsigned char opaque[64];
     int active;
-    float *staged;           /* host copy being sent (MPI path with a non-host-addressable backend) */
+    float *staged;           /* host copy being sent or reduced (MPI path with a non-host-addressable backend);
+                              * owned by the request: comm_wait frees it */
+    float *upload_to;        /* comm_iallreduce_sum_f32 staged: the backend buffer the sum goes back to at comm_wait */
+    size_t upload_n;         /* its length (floats) */
+    const struct Backend *be;
 } CommReq;
 /* Starts sending n floats to group rank peer; buf must stay untouched until comm_wait(req). */
 void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req);
 /* Blocks until n floats from group rank peer with this tag arrived in buf. */
 void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, int tag);
-/* Completes a send started by comm_isend_f32; no-op on an inactive request. */
+/* Completes a send started by comm_isend_f32 or an all-reduce started by comm_iallreduce_sum_f32; no-op on an
+ * inactive request. */
 void comm_wait(CommReq *req);
+/* Backend memory, in place: starts the group's sum of buf's n floats (n <= INT32_MAX), which buf holds once
+ * comm_wait(req) returns; buf must stay untouched until then. Every rank of the group starts the group's
+ * non-blocking all-reduces in the same order. With MPI the library's non-blocking algorithm runs (MPI_Iallreduce:
+ * not the blocking call's, whose summation order may differ at more than two ranks); on a non-host-addressable
+ * backend buf is copied to a host buffer now and the sum copied back at comm_wait; with NCCL the reduction is
+ * queued on the group's stream after the backend's work so far. Counted as comm_allreduce_sum_f32. */
+void comm_iallreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, CommReq *req);
+/* Lets the MPI library move a started request on (Open MPI progresses non-blocking collectives only inside MPI
+ * calls); it stays active until comm_wait. No-op on an inactive or NCCL request. */
+void comm_test(CommReq *req);
 /* Exchanges n floats with group rank peer (send from sbuf, receive into rbuf). */
 void comm_sendrecv_f32(ProcessGrid *g, GroupKind k, const float *sbuf, float *rbuf, size_t n, int peer);
 /* Copies n floats within the grid's backend memory (memcpy for host memory). */

@@ -174,6 +174,14 @@ void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int roo
     CU(cudaStreamSynchronize(c->stream));
 }
 
+/* a completion event of the work queued on c's stream so far into *opaque (nccl_wait waits for it) */
+static void record(NComm *c, void *opaque) {
+    cudaEvent_t ev;
+    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    CU(cudaEventRecord(ev, c->stream));
+    memcpy(opaque, &ev, sizeof ev);
+}
+
 /* The communicator carrying messages from group rank `from` to group rank `to`: on the pipeline group one per
  * direction (see comm_nccl.h), elsewhere the group's own. */
 static NComm *p2p_comm(NcclGrid *n, GroupKind k, int from, int to) {
@@ -187,10 +195,14 @@ void nccl_isend_f32(NcclGrid *n, GroupKind k, const float *buf, size_t count, in
     NComm *c = p2p_comm(n, k, me, peer);
     after_backend(n, c->stream);
     NC(ncclSend(buf, count, ncclFloat32, peer, c->comm, c->stream));
-    cudaEvent_t ev;
-    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    CU(cudaEventRecord(ev, c->stream));
-    memcpy(opaque, &ev, sizeof ev);
+    record(c, opaque);
+}
+
+void nccl_iallreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, void *opaque) {
+    NComm *c = comm_for(n, k);
+    after_backend(n, c->stream);
+    NC(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, c->comm, c->stream));
+    record(c, opaque);
 }
 
 void nccl_wait(void *opaque) {

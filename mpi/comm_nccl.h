@@ -30,6 +30,9 @@ void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int roo
 /* Queues the send; *opaque (at least sizeof(void *) bytes) receives what nccl_wait needs. */
 void nccl_isend_f32(NcclGrid *n, GroupKind k, const float *buf, size_t count, int peer, void *opaque);
 void nccl_wait(void *opaque);
+/* Queues the in-place sum of buf on the group's stream after the backend's work so far; *opaque as nccl_isend_f32's
+ * (nccl_wait completes it). */
+void nccl_iallreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, void *opaque);
 void nccl_recv_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int peer);
 void nccl_sendrecv_f32(NcclGrid *n, GroupKind k, const float *sbuf, float *rbuf, size_t count, int peer);
 #endif

@@ -40,11 +40,6 @@ void zero_plan_free(ZeroPlan *z) {
 
 size_t zero_state_elems(const ZeroPlan *z) { return z->stage == 0 ? z->n : z->shard; }
 
-void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, size_t n) {
-    if (g->dp == 1 || z->stage >= 2) return; /* stage 2: reduced bucket by bucket (zero_reduce_bucket) */
-    comm_allreduce_sum_f32(g, GROUP_DP, grads, n);
-}
-
 /* one reduce-scatter of the flat range [off, off + n) held in buf: its part in this rank's shard added into acc */
 static void reduce_range(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc,
                          size_t *cnt) {

@@ -1,13 +1,14 @@
 /* zero.h — ZeRO partitioning of the flat gradient / optimizer buffers across data-parallel ranks.
  *
- * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_grads, zero_reduce_bucket,
+ * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_bucket,
  *          zero_gather_params, zero_range_rects.
  * Layout (Megatron's distributed optimizer): the flat buffer of this model-parallel rank (n elements, padded by
  * the model to n_pad, a multiple of dp) is cut into dp contiguous shards of n_pad / dp elements; DP rank r owns
  * [r * shard, (r + 1) * shard), clipped to n. Shards cut through parameters; the plan lists, once, the pieces of
  * parameters this rank owns, and the AdamW step, weight-decay mask, grad norm and checkpoint writer iterate them.
- *   stage 0: no sharding (own = everything, every DP rank updates its full replica); grads all-reduced
- *   stage 1: AdamW moments for the own shard only; grads all-reduced; updated shards all-gathered
+ *   stage 0: no sharding (own = everything, every DP rank updates its full replica); grads all-reduced (in units,
+ *            mpi/grad_allreduce.h, started inside the last backward under parallel.overlap_grad_reduce)
+ *   stage 1: AdamW moments for the own shard only; grads all-reduced (as stage 0); updated shards all-gathered
  *   stage 2: as 1, but each rank holds only its shard of the gradient (model.h GradPartition): the backward hands
  *            every bucket (a layer, the head, the embedding) to zero_reduce_bucket as it completes, which
  *            reduce-scatters it and adds the own part into the shard; per micro-batch, as DeepSpeed's stage 2
@@ -41,10 +42,6 @@ ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pa
 void zero_plan_free(ZeroPlan *z);
 /* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
 size_t zero_state_elems(const ZeroPlan *z);
-/* Sums the gradients of the DP group after the step's backwards: all-reduce in place of the n elements of grads
- * (stages 0, 1; the grid's backend memory: the flat buffer, n_pad elements, or what the model holds of it, model.h
- * grads_from). Stage 2 reduced them bucket by bucket: nothing left to do. */
-void zero_reduce_grads(ProcessGrid *g, const ZeroPlan *z, float *grads, size_t n);
 /* Stage 2: buf (backend memory, n elements, overwritten) holds the flat range [off, off + n) of this rank's gradient
  * (a bucket); adds the DP group's sum of its part in this rank's shard [dp_rank * shard, (dp_rank + 1) * shard) into
  * acc, which holds that shard (acc[0] is its first element; backend memory). One reduce-scatter with per-rank

@@ -28,7 +28,7 @@ static const char *USAGE =
     "                       [--bf16-weight-cache true|false|auto]\n"
     "                       [--lmhead-cache true|false|auto] [--bf16-storage exact|autocast]\n"
     "                       [--recompute-activation true|false] [--recompute-norm true|false]\n"
-    "                       [--sequence-parallel true|false]\n"
+    "                       [--sequence-parallel true|false] [--overlap-grad-reduce true|false]\n"
     "                       [--global-batch-pairs P]\n"
     "                       [--shared-prompt T | --from-data] [--top K]\n"
     "  Lists every layout (dp x pp x tp, zero 0/1/2/3) of N ranks the model and batch allow, ranked by predicted\n"
@@ -38,7 +38,10 @@ static const char *USAGE =
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
     "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), or over NVLink where their group\n"
     "  lies in a node (pipeline: a block of tp x pp ranks that divides the node; data-parallel: the whole job),\n"
-    "  ring volumes, no overlap.\n"
+    "  ring volumes. Overlap: only the data-parallel all-reduce of the gradient under zero 0 / 1\n"
+    "  (parallel.overlap_grad_reduce, on by default): its units run beside the stage's last backward (two thirds\n"
+    "  of a micro-batch's compute), except the stage's first layer and an embedding in the gradient buffer, which\n"
+    "  complete at its end; the rest of the traffic is timed after the compute.\n"
     "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
     "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
     "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
@@ -76,7 +79,8 @@ static const char *USAGE =
     "  layer), --recompute-norm (train.recompute_norm: ln1 and ln2 likewise), --sequence-parallel\n"
     "  (parallel.sequence_parallel: where tp > 1 the hidden-size rows of the layers' inputs, norms and residuals a\n"
     "  1/tp block per rank, the pipeline's messages too; its reduce-scatters and all-gathers over TP timed at\n"
-    "  (tp - 1) / tp of their buffers), --global-batch-pairs\n"
+    "  (tp - 1) / tp of their buffers), --overlap-grad-reduce (parallel.overlap_grad_reduce: false times the\n"
+    "  whole all-reduce after the backward), --global-batch-pairs\n"
     "  (train.global_batch_pairs). The caches, --recompute-activation and --recompute-norm change memory only: the\n"
     "  time model counts neither the conversions the weight copy saves, nor the LM-head GEMM the logits cache\n"
     "  saves, nor the elementwise passes again.\n";
@@ -353,7 +357,8 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
             mix.overhead += (x->rt_rc->overhead - x->rt->overhead) * plan_recompute_layers(&pl, stage) / count;
             rt = &mix;
         }
-        t_max = fmax(t_max, stage_seconds(f, rt, x->tflops));
+        double t_stage = stage_seconds(f, rt, x->tflops);
+        t_max = fmax(t_max, t_stage);
         PlanLayout bl = pl; /* the traffic of the average count of average micro-batches */
         bl.n_mb = n_avg > 1 ? (int)lround(n_avg) : 1;
         size_t *tok = sd_alloc(sizeof(size_t) * 2 * (size_t)bl.n_mb, "tokens"), *resp = tok + bl.n_mb;
@@ -378,7 +383,21 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
         double reduce = zero >= 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
-        double t_dp = dp > 1 ? (reduce + gather) * (dp - 1.0) / dp / dp_bw : 0;
+        double t_reduce = dp > 1 ? reduce * (dp - 1.0) / dp / dp_bw : 0;
+        if (zero <= 1 && dp > 1 && c->overlap_grad_reduce != OVERLAP_GRAD_OFF) {
+            /* parallel.overlap_grad_reduce (mpi/grad_allreduce.h): the units the stage's last backward completes
+             * run beside the rest of it (two thirds of a micro-batch's compute); what completes at its end (the
+             * stage's first layer, then an embedding whose gradient is in the flat buffer: a dense one, or a tied
+             * one, which the pipeline sums after the step, the last stage's mirror too) runs after it */
+            double emb = (double)(mc->vocab_size / tp) * mc->hidden_size;
+            bool tied = mc->tie_word_embeddings;
+            double tail = (count ? (double)mp.layer_params / count : 0) +
+                          (stage == 0 && (tied || !pl.sparse_embed) ? emb : 0) +
+                          (stage == pp - 1 && pp > 1 && tied ? emb : 0);
+            double t_tail = t_reduce * fmin(1.0, tail / (double)mp.params);
+            t_reduce = fmax(t_tail, t_reduce - t_stage * 2.0 / 3.0 / n_avg);
+        }
+        double t_dp = t_reduce + (dp > 1 ? gather * (dp - 1.0) / dp / dp_bw : 0);
         /* the TP group's own bytes (the step's all-reduces over DP, whatever their form, are not its: the sparse
          * embedding's is not 4 x params); sequence parallelism's reduce-scatters and all-gathers move (p-1)/p of
          * their buffers */
@@ -436,7 +455,8 @@ static int cmp_rows(const void *a, const void *b) {
 
 int cmd_plan(int argc, char **argv) {
     const char *cfg_path = NULL, *rates_path = NULL, *dtype_arg = NULL, *recompute_arg = NULL, *w16_arg = NULL,
-               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL, *rn_arg = NULL, *sp_arg = NULL;
+               *hc_arg = NULL, *bs_arg = NULL, *ra_arg = NULL, *rn_arg = NULL, *sp_arg = NULL,
+               *og_arg = NULL;
     double gpus = 0, mem = 80, node = 8, link = 400, nvlink = 3600, tflops = 0, top = 20, batch = 0, rl_arg = 0,
            shared = 0;
     bool from_data = false;
@@ -452,7 +472,8 @@ int cmd_plan(int argc, char **argv) {
                           : !strcmp(argv[i], "--bf16-storage") ? &bs_arg
                           : !strcmp(argv[i], "--recompute-activation") ? &ra_arg
                           : !strcmp(argv[i], "--recompute-norm") ? &rn_arg
-                          : !strcmp(argv[i], "--sequence-parallel") ? &sp_arg : NULL;
+                          : !strcmp(argv[i], "--sequence-parallel") ? &sp_arg
+                          : !strcmp(argv[i], "--overlap-grad-reduce") ? &og_arg : NULL;
         if (sdst) {
             if (i + 1 >= argc) sd_die("plan", "%s needs a value", argv[i]);
             *sdst = argv[++i];
@@ -486,10 +507,11 @@ int cmd_plan(int argc, char **argv) {
     /* --recompute auto: per layout the fewest layers per stage whose recompute fits --gpu-mem */
     bool rc_auto = recompute_arg && !strcmp(recompute_arg, "auto"); /* or the config's train.recompute: auto, below */
     if (rc_auto && rl_arg) sd_die("plan", "--recompute auto chooses the layers itself: leave out --recompute-layers");
-    const char *bools[6][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
+    const char *bools[7][2] = {{"--recompute", rc_auto ? NULL : recompute_arg}, {"--bf16-weight-cache", w16_arg},
                                {"--lmhead-cache", hc_arg}, {"--recompute-activation", ra_arg},
-                               {"--recompute-norm", rn_arg}, {"--sequence-parallel", sp_arg}};
-    for (int b = 0; b < 6; b++)
+                               {"--recompute-norm", rn_arg}, {"--sequence-parallel", sp_arg},
+                               {"--overlap-grad-reduce", og_arg}};
+    for (int b = 0; b < 7; b++)
         if (bools[b][1] && strcmp(bools[b][1], "true") && strcmp(bools[b][1], "false") &&
             (b > 2 || b == 0 || strcmp(bools[b][1], "auto")))
             sd_die("plan", "%s: expected true or false%s, found '%s'", bools[b][0], b <= 2 ? " (or auto)" : "",
@@ -518,6 +540,7 @@ int cmd_plan(int argc, char **argv) {
     if (ra_arg) c->recompute_activation = !strcmp(ra_arg, "true");
     if (rn_arg) c->recompute_norm = !strcmp(rn_arg, "true");
     if (sp_arg) c->sequence_parallel = !strcmp(sp_arg, "true");
+    if (og_arg) c->overlap_grad_reduce = !strcmp(og_arg, "true") ? OVERLAP_GRAD_ON : OVERLAP_GRAD_OFF;
     if (bs_arg && strcmp(bs_arg, "exact") && strcmp(bs_arg, "autocast"))
         sd_die("plan", "--bf16-storage: expected exact or autocast, found '%s'", bs_arg);
     if (bs_arg) free(c->bf16_storage), c->bf16_storage = sd_strdup(bs_arg);

@@ -129,6 +129,8 @@ typedef struct {
     /* parallel: */
     int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2|3, default 0) */
     bool sequence_parallel;     /* parallel.sequence_parallel (default false; no effect at tp 1) */
+    int overlap_grad_reduce;    /* parallel.overlap_grad_reduce: OVERLAP_GRAD_OFF | _ON | _AUTO (default: on where it
+                                 * applies: dp > 1, zero 0 or 1) */
     char *comm_backend;         /* parallel.backend: mpi | nccl | auto (default auto) */
 } Config;
 
@@ -141,6 +143,7 @@ enum { RECOMPUTE_OFF = 0, RECOMPUTE_ON = 1, RECOMPUTE_AUTO = 2 }; /* Config.reco
 enum { LMHEAD_CACHE_OFF = 0, LMHEAD_CACHE_ON = 1, LMHEAD_CACHE_AUTO = 2 }; /* Config.lmhead_cache's choices */
 enum { SPARSE_EMBED_OFF = 0, SPARSE_EMBED_ON = 1, SPARSE_EMBED_AUTO = 2 }; /* Config.sparse_embed_grad's choices */
 enum { WEIGHT_CACHE_OFF = 0, WEIGHT_CACHE_ON = 1, WEIGHT_CACHE_AUTO = 2 }; /* Config.bf16_weight_cache's choices */
+enum { OVERLAP_GRAD_OFF = 0, OVERLAP_GRAD_ON = 1, OVERLAP_GRAD_AUTO = 2 }; /* Config.overlap_grad_reduce's */
 enum { EXPORT_DTYPE_AUTO = 0, EXPORT_DTYPE_FP32 = 1, EXPORT_DTYPE_BF16 = 2 }; /* Config.export_dtype's choices */
 /* The layers per pipeline stage that recompute (model.h model_create_ex): 0 without train.recompute,
  * train.recompute_layers when set, else INT_MAX (all); -1 under train.recompute: auto (the trainer decides). */

@@ -44,6 +44,28 @@ bool model_grad_bucket_range(const Model *m, int b, size_t *start, size_t *n) {
     return true;
 }
 
+int model_grad_units(const Model *m, size_t **off_out, size_t **n_out) {
+    int cap = 2 * (m->L_loc + 3) + 1, k = 0;
+    size_t *off = sd_alloc(sizeof(size_t) * 2 * (size_t)cap, "gradient units"), *n = off + cap;
+    size_t lo = m->grads_from, hi = m->grads_to, at = lo;
+    /* the buckets lie in increasing flat order for increasing b (embedding, layers, head; build_specs), so a pass in
+     * that order meets them sorted; a gap before one (a tied embedding) becomes a unit of its own */
+    for (int j = 0; j < m->L_loc + 2; j++) {
+        int b = j == 0 ? GRAD_BUCKET_EMBED : j > m->L_loc ? GRAD_BUCKET_HEAD : j - 1;
+        size_t st, c;
+        if (!model_grad_bucket_range(m, b, &st, &c)) continue;
+        size_t s = st > lo ? st : lo, e = st + c < hi ? st + c : hi;
+        if (s >= e) continue;
+        if (s < at) sd_die("model", "gradient bucket %d at flat %zu lies before the one ahead of it", b, s);
+        if (s > at) off[k] = at, n[k++] = s - at;
+        off[k] = s, n[k++] = e - s;
+        at = e;
+    }
+    if (at < hi) off[k] = at, n[k++] = hi - at;
+    *off_out = off, *n_out = n;
+    return k;
+}
+
 void model_partition_init(Model *m, int shards, int shard) {
     const Backend *be = m->be;
     m->partitioned = true;

@@ -9,7 +9,7 @@
  *          model_enable_head_cache, model_grad_sumsq, model_grad_sumsq_ranges, model_grads_begin,
  *          model_grads_end, MODEL_RECOMPUTE_ALL, SparseEmbedGrad, model_enable_sparse_embed,
  *          model_sparse_embed_rows, model_sparse_embed_begin, model_sparse_embed_allreduce, model_grad_at, model_grad_range, GradSink,
- *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, GradDone, model_set_grad_done,
+ *          GradPartition, model_set_grad_sink, model_grads_reduce_resident, model_grad_units, GradDone, model_set_grad_done,
  *          model_arm_grad_done, model_param_at, model_param_set,
  *          model_params_set_done, model_param_max_numel, model_params_held, model_params_to_host,
  *          model_params_allgather.
@@ -480,6 +480,12 @@ void model_set_grad_sink(Model *m, GradSink sink);
 /* After the step's last backward and model_grads_end (and the pipeline's tied-gradient sum): hands the resident
  * tied gradient to the sink. No-op unless the gradient is partitioned and this stage holds a tied embedding. */
 void model_grads_reduce_resident(Model *m);
+/* The units of the data-parallel all-reduce of an unpartitioned gradient (mpi/grad_allreduce.h): the flat ranges of
+ * the gradient buckets GradDone hands over (a layer, the final norm with an untied LM head, a dense untied
+ * embedding) inside [m->grads_from, m->grads_to), and the ranges between and after them (a tied embedding, the
+ * padding), in increasing order and without gaps. Returns their count; *off and *n are allocated (the caller frees
+ * both with free(*off): one allocation). */
+int model_grad_units(const Model *m, size_t **off, size_t **n);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -19,6 +19,7 @@
 #include "plan.h"
 #include "run_results.h"
 #include "zero.h"
+#include "grad_allreduce.h"
 #include "comm.h"
 #include "loss.h"
 #include "model.h"
@@ -63,7 +64,14 @@ typedef struct {
     double loss_sum;            /* the finite losses of the steps this process ran, and how many (train_loss) */
     long loss_steps;
     EvalMetrics final_eval;     /* the evaluation after the last step (eval_results.json), when final_eval.pairs */
+    GradAllreduce *gar;         /* ZeRO 0 / 1 over several DP ranks: the gradient's all-reduce in units (NULL: none) */
 } Trainer;
+
+/* GradDone (model.h): a unit's part of the gradient is final (grad_allreduce_ready starts the units it completes) */
+static void grad_units_done(void *ctx, Model *m, size_t off, size_t n) {
+    (void)m;
+    grad_allreduce_ready(ctx, off, n);
+}
 
 /* ZeRO >= 1 after the optimizer updated this rank's shard: every rank's weights whole again (the fp32 all-gather,
  * or under sharded master weights the bf16 copy's and the fp32-read parameters') */
@@ -820,6 +828,23 @@ int train_run(const Config *c, const TrainOptions *opt) {
             fprintf(stderr, "simpo_dist: AdamW inside the backward (SIMPO_ADAMW_OVERLAP=1): %s%s\n",
                     why ? "off, " : "on", why ? why : "");
     }
+    /* ZeRO 0 / 1 over several data-parallel ranks: the gradient's all-reduce in units (mpi/grad_allreduce.h), each
+     * started inside the step's last backward the moment it completes the unit (parallel.overlap_grad_reduce), or
+     * all after the backward: the same units, so the same numbers */
+    if (g->dp > 1 && !m->partitioned) {
+        size_t *uoff, *un;
+        int nu = model_grad_units(m, &uoff, &un);
+        t->gar = grad_allreduce_create(g, m->grads, m->grads_from, uoff, un, nu);
+        free(uoff);
+        const char *why = c->overlap_grad_reduce == OVERLAP_GRAD_OFF ? "parallel.overlap_grad_reduce: false"
+                          : inj ? "SIMPO_INJECT_NONFINITE: its NaN comes after the backward"
+                                : NULL;
+        if (!why) model_set_grad_done(m, (GradDone){grad_units_done, t->gar, NULL});
+        if (g->rank == 0)
+            fprintf(stderr, "simpo_dist: gradient all-reduce over %d data-parallel ranks in %d units, %s%s\n", g->dp,
+                    nu, why ? "after the backward: " : "each started as the step's last backward completes it",
+                    why ? why : "");
+    }
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     int *cut = c->micro_batch_tokens > 0 ? sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut") : NULL;
@@ -862,7 +887,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
         step_sync_tied_grads(g, m);
         model_grads_reduce_resident(m); /* ZeRO-2: the tied embedding's gradient, whole for the step */
-        zero_reduce_grads(g, t->plan, m->grads, m->grads_to - m->grads_from);
+        if (t->gar) grad_allreduce_finish(t->gar, NULL); /* ZeRO 0 / 1: what the backward did not start, then all */
         model_sparse_embed_allreduce(m); /* the held embedding rows (the flat buffer starts after them) */
         comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, ACC_N);
@@ -954,6 +979,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pairs_free(t->data);
     if (t->eval) pairs_free(t->eval);
     optim_free(t->optim, m->be);
+    grad_allreduce_free(t->gar);
     zero_plan_free(t->plan);
     model_free(m);
     if (export)

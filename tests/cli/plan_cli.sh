@@ -234,10 +234,10 @@ awk -v p="$fd" -v f="$full" -v b="$b" 'BEGIN {g = b / 1073741824; d = p - g; if 
 expect_error "--from-data takes the data's prompts" "--shared-prompt and --from-data exclude each other" "$BIN" plan run.yaml --gpus 2 --from-data --shared-prompt 4
 # communication over NVLink where the group lies in a node: 8 ranks in one node of 8 (the whole job), or split over
 # nodes of 4 and 2. The data-parallel time of dp 8 is link / NVLink (9) times longer across nodes (printed to
-# 0.1 ms); a pipeline of tp 2 x
+# 0.1 ms; the all-reduce timed whole, after the backward, --overlap-grad-reduce false); a pipeline of tp 2 x
 # pp 2 stays inside a node of 4 (a block of 4 consecutive ranks), not inside nodes of 2
 cd "$TMP/p"
-comm() { "$BIN" plan "$TMP/p/big.yaml" --gpus 8 --node-gpus $1 --top 100 | awk -v l="$2" '$1" "$2" "$3" "$4 == l {print $9}'; }
+comm() { "$BIN" plan "$TMP/p/big.yaml" --gpus 8 --node-gpus $1 --top 100 --overlap-grad-reduce false | awk -v l="$2" '$1" "$2" "$3" "$4 == l {print $9}'; }
 a=$(comm 8 "8 1 1 0"); b=$(comm 4 "8 1 1 0")
 awk -v a="$a" -v b="$b" 'BEGIN {exit !(a > 0 && b > 0 && b / a > 8 && b / a < 10)}' \
   && ok "dp 8: comm $a s in one node, $b s across nodes (3600 / 400 Gbit/s)" || bad "dp 8 comm: one node '$a', nodes of 4 '$b'"
@@ -267,6 +267,27 @@ done
   && ok "the header names sequence parallelism" || bad "sp header: $("$BIN" plan "$TMP/p/big.yaml" --gpus 2 --sequence-parallel true | head -1)"
 expect_error "--sequence-parallel takes true or false" "--sequence-parallel: expected true or false, found 'yes'" \
   "$BIN" plan "$TMP/p/big.yaml" --gpus 2 --sequence-parallel yes
+# --overlap-grad-reduce (parallel.overlap_grad_reduce, on by default): on 8 ranks, one micro-batch each, the dp 8
+# rows' all-reduce under zero 0 and 1 runs beside two thirds of the micro-batch's compute except the tail that
+# completes at the backward's end, the first layer and the tied embedding (15,730,688 + 32,768,000 of big.yaml's
+# 95,691,776 parameters: 0.50682); across nodes (--node-gpus 1) at 1 Gbit/s the window limits it, at 0.2 TFLOP/s the
+# tail does; zero 2 and 3 rows do not change; a wrong value is named
+ogr() { local l=$1; shift; "$BIN" plan "$TMP/p/big.yaml" --gpus 8 --node-gpus 1 --top 100 "$@" | awk -v l="$l" '$1" "$2" "$3" "$4 == l {print $7, $9}'; }
+for speed in "--link-gbps 1" "--tflops 0.2"; do
+  ar=$(ogr "8 1 1 0" $speed --overlap-grad-reduce false | cut -d' ' -f2) # zero 0: the all-reduce alone
+  for z in 0 1; do # zero 1: the same all-reduce, and its parameter all-gather after the step (not overlapped)
+    a=$(ogr "8 1 1 $z" $speed --overlap-grad-reduce false); b=$(ogr "8 1 1 $z" $speed)
+    awk -v a="$a" -v b="$b" -v ar="$ar" 'BEGIN {split(a, x, " "); split(b, y, " ")
+         e = ar - 2 / 3 * x[1]; tail = 0.50682 * ar; want = x[2] - ar + (e > tail ? e : tail)
+         d = y[2] - want; if (d < 0) d = -d; exit !(ar > 0 && y[2] < x[2] && d <= 2e-4 + 1e-3 * want)}' \
+      && ok "--overlap-grad-reduce, dp 8 zero $z ($speed): $a -> $b (compute s, comm s)" \
+      || bad "--overlap-grad-reduce, dp 8 zero $z ($speed): '$a' -> '$b' (all-reduce $ar)"
+  done
+done
+a=$(ogr "8 1 1 2" --link-gbps 1 --overlap-grad-reduce false); b=$(ogr "8 1 1 2" --link-gbps 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "--overlap-grad-reduce: zero 2 unchanged ($a)" || bad "zero 2: '$a' -> '$b'"
+expect_error "--overlap-grad-reduce takes true or false" "--overlap-grad-reduce: expected true or false, found 'on'" \
+  "$BIN" plan "$TMP/p/big.yaml" --gpus 2 --overlap-grad-reduce on
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \
   && ok "nothing fits a tiny card" || bad "tiny card: $(cat small.txt)"
 finish

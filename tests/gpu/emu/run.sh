@@ -3,7 +3,7 @@
 # compiles the .cu files of cuda/ with g++ against the emulation headers of this directory (cu2cpp.py rewrites
 # the launches), links tests/gpu/test_*.c with them and runs them. BUILD_DIR (default build/) must be a configured
 # and built tree: its libsimpo.a and the compile flags / link line of tests/model/test_tiny_a are reused.
-# TEST (test_cuda_ops, test_cuda_model, train_overlap, train_tune, train_seqpar, train_zero3) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
+# TEST (test_cuda_ops, test_cuda_model, train_overlap, train_tune, train_seqpar, train_zero3, train_grad_overlap) runs one test, with ARGS (test_cuda_ops takes a section: attn, xent, ...).
 # Slow (every GPU thread is a coroutine): a few minutes for everything; the perf section is skipped. The numbers
 # are CPU numbers (glibc expf, no FMA contraction): this validates indexing, tiling, masking, barriers and
 # reductions, not GPU rounding. EMU_OUT sets the output folder (default BUILD_DIR/cuda-emu).
@@ -58,7 +58,7 @@ done
 # output (the emulation's heuristic offers four algorithms: the choice is the second, the first's bits at full speed),
 # the step's accumulating calls (the weight gradients' second micro-batch, beta 1) never timed.
 if [ -z "$only" ] || [ "$only" = train_overlap ] || [ "$only" = train_tune ] || [ "$only" = train_seqpar ] ||
-   [ "$only" = train_zero3 ]; then
+   [ "$only" = train_zero3 ] || [ "$only" = train_grad_overlap ]; then
   l=$(sed -e 's# cuda/libsimpo_cuda.a##g' -e 's# [^ ]*libcublas[^ ]*##g' -e 's# [^ ]*libculibos[^ ]*##g' \
         "$B/CMakeFiles/simpo_dist.dir/link.txt")
   l=${l/CMakeFiles\/simpo_dist.dir\/src\/main.c.o/CMakeFiles/simpo_dist.dir/src/main.c.o ${objs[*]}}
@@ -154,6 +154,21 @@ if [ -z "$only" ] || [ "$only" = train_zero3 ]; then
   grep -q "bf16 weight copy too (ZeRO-3" "$T/zero_3/train.log" || { echo "FAILED: train_zero3: not ZeRO-3"; ok=0; }
   same_run zero_2 zero_3 "train_zero3: zero 3 against zero 2" || ok=0
   if [ $ok = 1 ]; then echo "train_zero3: memory and traffic as planned, zero 2's numbers bit for bit"; else rc=1; fi
+fi
+# The data-parallel all-reduce of ZeRO 1 in units started inside the last backward (parallel.overlap_grad_reduce) on
+# the emulated backend: two ranks sharing the emulated GPU, each unit copied to the host when it starts and its sum
+# copied back when the step waits for it (comm_iallreduce_sum_f32's staging); the same numbers bit for bit as every
+# unit after the backward, memory and traffic as planned
+if [ -z "$only" ] || [ "$only" = train_grad_overlap ]; then
+  echo "== train_grad_overlap (the trainer on the CPU emulation, 2 ranks)"
+  ok=1
+  train2 gr_on "{zero: 1}" "train_grad_overlap on" SIMPO_TRACE=dp || ok=0
+  train2 gr_off "{zero: 1, overlap_grad_reduce: false}" "train_grad_overlap off" SIMPO_TRACE=dp || ok=0
+  n=$(grep -c "started in the backward" "$T/gr_on/train.log" || true)
+  [ "$n" -ge 4 ] && ! grep -q "started in the backward" "$T/gr_off/train.log" \
+    || { echo "FAILED: train_grad_overlap: $n units started inside the backward"; ok=0; }
+  same_run gr_off gr_on "train_grad_overlap: overlapped against after the backward" || ok=0
+  if [ $ok = 1 ]; then echo "train_grad_overlap: $n units inside the backward over 2 steps, the numbers of none bit for bit"; else rc=1; fi
 fi
 if [ -z "$only" ] || [ "$only" = train_overlap ]; then
   echo "== train_overlap (the trainer on the CPU emulation)"
