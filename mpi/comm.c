@@ -191,33 +191,34 @@ static int mpi_count(size_t n, const char *what) {
     if (n > (size_t)INT32_MAX) sd_die("comm", "%s of %zu elements per rank is too large", what, n);
     return (int)n;
 }
-float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts) {
+float *comm_ireduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts, CommReq *req) {
+    comm_wait(req);
     int size = g->g[k].size, me = g->g[k].rank;
     if (size == 1) return buf;
     size_t total = 0;
     for (int r = 0; r < size; r++) total += counts[r];
     mpi_count(total, "reduce-scatter");
-    float *mine = buf;
-#ifdef SIMPO_HAVE_NCCL
-    if (g->nccl) mine = nccl_reduce_scatterv_f32(g->nccl, k, buf, counts);
-    else
-#endif
-    {
-        int *cnt = sd_alloc(sizeof(int) * (size_t)size, "reduce-scatter counts");
-        for (int r = 0; r < size; r++) cnt[r] = (int)counts[r];
-        /* MPI in place: the input is the whole buffer, this rank's sum lands at its start */
-        if (staged(g)) {
-            float *h = stage_buf(g, total ? total : 1);
-            g->be->download(h, buf, total * sizeof(float));
-            MPI_Reduce_scatter(MPI_IN_PLACE, h, cnt, MPI_FLOAT, MPI_SUM, comm_of(g, k));
-            g->be->upload(buf, h, counts[me] * sizeof(float));
-        } else {
-            MPI_Reduce_scatter(MPI_IN_PLACE, buf, cnt, MPI_FLOAT, MPI_SUM, comm_of(g, k));
-        }
-        free(cnt);
-    }
     g->bytes[COLL_REDUCE_SCATTER] += total * sizeof(float);
-    return mine;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        float *mine = nccl_ireduce_scatterv_f32(g->nccl, k, buf, counts, req->opaque);
+        req->active = 2;
+        return mine;
+    }
+#endif
+    req->counts = sd_alloc(sizeof(int) * (size_t)size, "reduce-scatter counts");
+    for (int r = 0; r < size; r++) req->counts[r] = (int)counts[r];
+    float *h = buf;
+    if (staged(g)) { /* the host copy lives until comm_wait, which sends this rank's sum back to buf's start */
+        h = req->staged = sd_alloc(sd_mul_size(total ? total : 1, sizeof(float), "reduce-scatter buffer"),
+                                   "reduce-scatter buffer");
+        g->be->download(h, buf, total * sizeof(float));
+        req->upload_to = buf, req->upload_n = counts[me], req->be = g->be;
+    }
+    /* MPI in place: the input is the whole buffer, this rank's sum lands at its start */
+    MPI_Ireduce_scatter(MPI_IN_PLACE, h, req->counts, MPI_FLOAT, MPI_SUM, comm_of(g, k), (MPI_Request *)req->opaque);
+    req->active = 1;
+    return buf;
 }
 float *comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank) {
     int size = g->g[k].size;
@@ -350,6 +351,8 @@ void comm_wait(CommReq *req) {
     req->upload_to = NULL;
     free(req->staged);
     req->staged = NULL;
+    free(req->counts);
+    req->counts = NULL;
 }
 void comm_iallreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, CommReq *req) {
     comm_wait(req);

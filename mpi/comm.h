@@ -48,6 +48,19 @@ typedef struct ProcessGrid {
     size_t stage_cap;          /* its capacity (floats) */
 } ProcessGrid;
 
+/* A request handle of a non-blocking call (comm_isend_f32, comm_iallreduce_sum_f32, comm_ireduce_scatterv_f32);
+ * zero-initialise before first use, complete with comm_wait. */
+typedef struct {
+    unsigned char opaque[64];
+    int active;
+    float *staged;           /* host copy being sent or reduced (MPI path with a non-host-addressable backend);
+                              * owned by the request: comm_wait frees it */
+    float *upload_to;        /* a staged non-blocking collective: the backend buffer the sum goes back to at comm_wait */
+    size_t upload_n;         /* its length (floats) */
+    int *counts;             /* comm_ireduce_scatterv_f32 on MPI: the counts MPI reads until completion (owned) */
+    const struct Backend *be;
+} CommReq;
+
 /* MPI_Init (if needed) and sd_die's abort hook. Safe to call once per process. */
 void comm_init(int *argc, char ***argv);
 void comm_finalize(void);
@@ -81,11 +94,13 @@ const char *comm_f32_library(const ProcessGrid *g);
 /* Backend memory (see above). In-place sums / max over a group. */
 void comm_allreduce_sum_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
-/* Backend memory, in place, blocks of unequal sizes (ZeRO-2's buckets cut through the shards): buf holds the group's
- * blocks in rank order, block r of counts[r] elements (any may be 0). Afterwards the sum over the group of this
- * rank's block lies at the returned pointer, inside buf (its start with MPI, the block's own place with NCCL); the
- * rest of buf is undefined. */
-float *comm_reduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts);
+/* Backend memory, in place, non-blocking, blocks of unequal sizes (ZeRO-2's buckets cut through the shards): buf
+ * holds the group's blocks in rank order, block r of counts[r] elements (any may be 0; their sum <= INT32_MAX; counts
+ * copied). Once comm_wait(req) returns, the sum over the group of this rank's block lies at the returned pointer,
+ * inside buf (its start with MPI, the block's own place with NCCL); the rest of buf is undefined, and buf must stay
+ * untouched until then. Staging and ordering as comm_iallreduce_sum_f32's (MPI_Ireduce_scatter; a blocking call
+ * is this and comm_wait). */
+float *comm_ireduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts, CommReq *req);
 /* Backend memory, in place, equal blocks (sequence parallelism's rows): buf holds the group's blocks of per_rank
  * elements in rank order; afterwards the sum over the group of this rank's block lies at the returned pointer, as
  * comm_reduce_scatterv_f32's does. */
@@ -101,24 +116,14 @@ void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_bcast_bytes(ProcessGrid *g, GroupKind k, void *buf, size_t bytes, int root);
 void comm_barrier(ProcessGrid *g, GroupKind k);
-/* Point-to-point (pipeline stages), backend memory. A request handle for a non-blocking send; zero-initialise
- * before first use. Messages between two ranks arrive in the order they were sent (NCCL has no tags: the tag only
- * checks the MPI path). */
-typedef struct {
-    unsigned char opaque[64];
-    int active;
-    float *staged;           /* host copy being sent or reduced (MPI path with a non-host-addressable backend);
-                              * owned by the request: comm_wait frees it */
-    float *upload_to;        /* comm_iallreduce_sum_f32 staged: the backend buffer the sum goes back to at comm_wait */
-    size_t upload_n;         /* its length (floats) */
-    const struct Backend *be;
-} CommReq;
+/* Point-to-point (pipeline stages), backend memory (CommReq above). Messages between two ranks arrive in the order
+ * they were sent (NCCL has no tags: the tag only checks the MPI path). */
 /* Starts sending n floats to group rank peer; buf must stay untouched until comm_wait(req). */
 void comm_isend_f32(ProcessGrid *g, GroupKind k, const float *buf, size_t n, int peer, int tag, CommReq *req);
 /* Blocks until n floats from group rank peer with this tag arrived in buf. */
 void comm_recv_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n, int peer, int tag);
-/* Completes a send started by comm_isend_f32 or an all-reduce started by comm_iallreduce_sum_f32; no-op on an
- * inactive request. */
+/* Completes a send started by comm_isend_f32 or a collective started by comm_iallreduce_sum_f32 or
+ * comm_ireduce_scatterv_f32; no-op on an inactive request. */
 void comm_wait(CommReq *req);
 /* Backend memory, in place: starts the group's sum of buf's n floats (n <= INT32_MAX), which buf holds once
  * comm_wait(req) returns; buf must stay untouched until then. Every rank of the group starts the group's

@@ -127,6 +127,14 @@ static void after_backend(NcclGrid *n, cudaStream_t s) {
     n->be->sync();
 }
 
+/* a completion event of the work queued on c's stream so far into *opaque (nccl_wait waits for it) */
+static void record(NComm *c, void *opaque) {
+    cudaEvent_t ev;
+    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    CU(cudaEventRecord(ev, c->stream));
+    memcpy(opaque, &ev, sizeof ev);
+}
+
 void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int max) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);
@@ -134,7 +142,7 @@ void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int 
     CU(cudaStreamSynchronize(c->stream));
 }
 
-float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts) {
+float *nccl_ireduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts, void *opaque) {
     NComm *c = comm_for(n, k);
     after_backend(n, c->stream);
     float *mine = buf;
@@ -146,7 +154,7 @@ float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size
         off += counts[r];
     }
     NC(ncclGroupEnd());
-    CU(cudaStreamSynchronize(c->stream));
+    record(c, opaque);
     return mine;
 }
 
@@ -172,14 +180,6 @@ void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int roo
     after_backend(n, c->stream);
     NC(ncclBroadcast(buf, buf, bytes, ncclUint8, root, c->comm, c->stream));
     CU(cudaStreamSynchronize(c->stream));
-}
-
-/* a completion event of the work queued on c's stream so far into *opaque (nccl_wait waits for it) */
-static void record(NComm *c, void *opaque) {
-    cudaEvent_t ev;
-    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    CU(cudaEventRecord(ev, c->stream));
-    memcpy(opaque, &ev, sizeof ev);
 }
 
 /* The communicator carrying messages from group rank `from` to group rank `to`: on the pipeline group one per

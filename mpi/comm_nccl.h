@@ -22,8 +22,9 @@ const char *nccl_unusable(ProcessGrid *g, char *why, size_t cap);
 NcclGrid *nccl_grid_create(ProcessGrid *g);
 void nccl_grid_free(NcclGrid *n);
 void nccl_allreduce_f32(NcclGrid *n, GroupKind k, float *buf, size_t count, int max);
-/* comm.h comm_reduce_scatterv_f32: one in-place reduce per rank with a block, grouped; returns this rank's block */
-float *nccl_reduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts);
+/* comm.h comm_ireduce_scatterv_f32: one in-place reduce per rank with a block, grouped, queued on the group's
+ * stream after the backend's work so far; returns this rank's block; *opaque as nccl_isend_f32's */
+float *nccl_ireduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const size_t *counts, void *opaque);
 float *nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int root);

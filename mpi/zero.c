@@ -40,30 +40,65 @@ void zero_plan_free(ZeroPlan *z) {
 
 size_t zero_state_elems(const ZeroPlan *z) { return z->stage == 0 ? z->n : z->shard; }
 
-/* one reduce-scatter of the flat range [off, off + n) held in buf: its part in this rank's shard added into acc */
+/* starts one reduce-scatter of the flat range [off, off + n) held in buf (piece k of r): its part in this rank's
+ * shard to be added into acc */
 static void reduce_range(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc,
-                         size_t *cnt) {
-    for (int r = 0; r < z->dp; r++) { /* the range's part in rank r's shard (unclipped: the padding is zero) */
-        size_t a = (size_t)r * z->shard, b = a + z->shard;
+                         size_t *cnt, ZeroBucketReq *r) {
+    for (int q = 0; q < z->dp; q++) { /* the range's part in rank q's shard (unclipped: the padding is zero) */
+        size_t a = (size_t)q * z->shard, b = a + z->shard;
         size_t s = off > a ? off : a, e = off + n < b ? off + n : b;
-        cnt[r] = s < e ? e - s : 0;
+        cnt[q] = s < e ? e - s : 0;
     }
-    size_t mine = cnt[z->dp_rank], at = off > (size_t)z->dp_rank * z->shard ? off - (size_t)z->dp_rank * z->shard : 0;
-    const float *sum = comm_reduce_scatterv_f32(g, GROUP_DP, buf, cnt);
-    if (mine && g->be) g->be->add(acc + at, sum, mine);
-    for (size_t i = 0; mine && !g->be && i < mine; i++) acc[at + i] += sum[i]; /* host buffers, no backend */
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 4;
+        r->req = sd_realloc(r->req, sizeof(CommReq) * (size_t)cap, "bucket requests");
+        memset(r->req + r->cap, 0, sizeof(CommReq) * (size_t)(cap - r->cap));
+        r->sum = sd_realloc(r->sum, sizeof(float *) * (size_t)cap, "bucket requests");
+        r->acc_at = sd_realloc(r->acc_at, sizeof(float *) * (size_t)cap, "bucket requests");
+        r->mine = sd_realloc(r->mine, sizeof(size_t) * (size_t)cap, "bucket requests");
+        r->cap = cap;
+    }
+    int k = r->n++;
+    size_t at = off > (size_t)z->dp_rank * z->shard ? off - (size_t)z->dp_rank * z->shard : 0;
+    r->mine[k] = cnt[z->dp_rank], r->acc_at[k] = acc + at;
+    r->sum[k] = comm_ireduce_scatterv_f32(g, GROUP_DP, buf, cnt, &r->req[k]);
 }
 
-void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc) {
+void zero_reduce_bucket_start(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc,
+                              ZeroBucketReq *r) {
     if (g->dp == 1) sd_die("zero", "a gradient bucket to reduce without data parallelism");
+    if (r->n) sd_die("zero", "a bucket's reduce-scatter started while its request is in flight");
     size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)z->dp, "bucket counts");
     /* in pieces MPI's int counts can carry (a 405B layer on one rank is 3.2e9 elements); SIMPO_ZERO_PIECE=n
      * (elements) makes them smaller, for tests */
     const char *e = getenv("SIMPO_ZERO_PIECE");
     size_t piece = e && atol(e) > 0 ? (size_t)atol(e) : (size_t)1 << 30;
     for (size_t at = 0; at < n; at += piece)
-        reduce_range(g, z, buf + at, off + at, n - at < piece ? n - at : piece, acc, cnt);
+        reduce_range(g, z, buf + at, off + at, n - at < piece ? n - at : piece, acc, cnt, r);
     free(cnt);
+}
+
+void zero_reduce_bucket_wait(ProcessGrid *g, ZeroBucketReq *r) {
+    for (int k = 0; k < r->n; k++) {
+        comm_wait(&r->req[k]);
+        size_t mine = r->mine[k];
+        if (mine && g->be) g->be->add(r->acc_at[k], r->sum[k], mine);
+        for (size_t i = 0; mine && !g->be && i < mine; i++) r->acc_at[k][i] += r->sum[k][i]; /* host buffers */
+    }
+    r->n = 0;
+}
+
+void zero_bucket_req_free(ZeroBucketReq *r) {
+    for (int k = 0; k < r->n; k++) comm_wait(&r->req[k]);
+    free(r->req), free(r->sum), free(r->mine), free(r->acc_at);
+    memset(r, 0, sizeof *r);
+}
+
+void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc) {
+    ZeroBucketReq r = {0};
+    zero_reduce_bucket_start(g, z, buf, off, n, acc, &r);
+    zero_reduce_bucket_wait(g, &r);
+    zero_bucket_req_free(&r);
 }
 
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params) {

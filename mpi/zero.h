@@ -1,6 +1,7 @@
 /* zero.h — ZeRO partitioning of the flat gradient / optimizer buffers across data-parallel ranks.
  *
- * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, zero_reduce_bucket,
+ * defines: Range, OwnedPiece, ZeroPlan, zero_plan_create, zero_plan_free, ZeroBucketReq, zero_reduce_bucket_start,
+ *          zero_reduce_bucket_wait, zero_bucket_req_free, zero_reduce_bucket,
  *          zero_gather_params, zero_range_rects.
  * Layout (Megatron's distributed optimizer): the flat buffer of this model-parallel rank (n elements, padded by
  * the model to n_pad, a multiple of dp) is cut into dp contiguous shards of n_pad / dp elements; DP rank r owns
@@ -11,7 +12,9 @@
  *   stage 1: AdamW moments for the own shard only; grads all-reduced (as stage 0); updated shards all-gathered
  *   stage 2: as 1, but each rank holds only its shard of the gradient (model.h GradPartition): the backward hands
  *            every bucket (a layer, the head, the embedding) to zero_reduce_bucket as it completes, which
- *            reduce-scatters it and adds the own part into the shard; per micro-batch, as DeepSpeed's stage 2
+ *            reduce-scatters it and adds the own part into the shard; per micro-batch, as DeepSpeed's stage 2 (with
+ *            two bucket buffers started by zero_reduce_bucket_start and finished by zero_reduce_bucket_wait when
+ *            the buffer is taken again: parallel.overlap_grad_reduce)
  * Ownership: zero_plan_create allocates the plan and its pieces; zero_plan_free frees both.
  */
 #ifndef SD_ZERO_H
@@ -42,10 +45,26 @@ ZeroPlan *zero_plan_create(int stage, int dp, int dp_rank, size_t n, size_t n_pa
 void zero_plan_free(ZeroPlan *z);
 /* Elements of optimizer state this rank keeps: own range (stage >= 1) or n (stage 0). */
 size_t zero_state_elems(const ZeroPlan *z);
+/* A bucket's reduce-scatter in flight (zero_reduce_bucket_start); zero-initialise before first use, release with
+ * zero_bucket_req_free. */
+typedef struct {
+    int n, cap;           /* pieces in flight; capacity of the arrays */
+    CommReq *req;         /* per piece */
+    float **sum;          /* where its sum of this rank's part lands (backend memory, inside the bucket buffer) */
+    size_t *mine;         /* that part's elements */
+    float **acc_at;       /* where it adds into the shard */
+} ZeroBucketReq;
 /* Stage 2: buf (backend memory, n elements, overwritten) holds the flat range [off, off + n) of this rank's gradient
- * (a bucket); adds the DP group's sum of its part in this rank's shard [dp_rank * shard, (dp_rank + 1) * shard) into
- * acc, which holds that shard (acc[0] is its first element; backend memory). One reduce-scatter with per-rank
- * counts (comm_reduce_scatterv_f32): every rank of the group must call it with the same range. */
+ * (a bucket); starts the DP group's sum of its part in this rank's shard [dp_rank * shard, (dp_rank + 1) * shard),
+ * which zero_reduce_bucket_wait adds into acc, the shard (acc[0] is its first element; backend memory). buf must stay
+ * untouched until then. Reduce-scatters with per-rank counts (comm_ireduce_scatterv_f32), in pieces MPI's int
+ * counts carry: every rank of the group starts the same ranges in the same order. r must not be in flight. */
+void zero_reduce_bucket_start(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc,
+                              ZeroBucketReq *r);
+/* Completes r's reduce-scatters and adds their sums into the shard, in the order they started; no-op when none. */
+void zero_reduce_bucket_wait(ProcessGrid *g, ZeroBucketReq *r);
+void zero_bucket_req_free(ZeroBucketReq *r);
+/* start, then wait: the same messages, so the same sums bit for bit as a start waited for later */
 void zero_reduce_bucket(ProcessGrid *g, const ZeroPlan *z, float *buf, size_t off, size_t n, float *acc);
 /* After each rank updated its own shard: all-gather the parameters (stages >= 1). params has n_pad elements. */
 void zero_gather_params(ProcessGrid *g, const ZeroPlan *z, float *params);

@@ -38,10 +38,12 @@ static const char *USAGE =
     "  NVLink (--nvlink-gbps, default 3600 Gbit/s) when tp <= --node-gpus (default 8), data-parallel gradient\n"
     "  traffic and pipeline sends over --link-gbps (default 400 Gbit/s per rank), or over NVLink where their group\n"
     "  lies in a node (pipeline: a block of tp x pp ranks that divides the node; data-parallel: the whole job),\n"
-    "  ring volumes. Overlap: only the data-parallel all-reduce of the gradient under zero 0 / 1\n"
-    "  (parallel.overlap_grad_reduce, on by default): its units run beside the stage's last backward (two thirds\n"
-    "  of a micro-batch's compute), except the stage's first layer and an embedding in the gradient buffer, which\n"
-    "  complete at its end; the rest of the traffic is timed after the compute.\n"
+    "  ring volumes. Overlap: only the data-parallel reduction of the gradient (parallel.overlap_grad_reduce):\n"
+    "  under zero 0 / 1 (on by default) its units run beside the stage's last backward (two thirds of a\n"
+    "  micro-batch's compute), under zero 2 / 3 (with true; a second bucket buffer in memory) every micro-batch's\n"
+    "  bucket reduce-scatters beside two thirds of the stage's compute; except, either way, the stage's first\n"
+    "  layer and an embedding in the gradient buffer, which complete at the end; the rest of the traffic is timed\n"
+    "  after the compute.\n"
     "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
     "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
     "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
@@ -80,7 +82,7 @@ static const char *USAGE =
     "  (parallel.sequence_parallel: where tp > 1 the hidden-size rows of the layers' inputs, norms and residuals a\n"
     "  1/tp block per rank, the pipeline's messages too; its reduce-scatters and all-gathers over TP timed at\n"
     "  (tp - 1) / tp of their buffers), --overlap-grad-reduce (parallel.overlap_grad_reduce: false times the\n"
-    "  whole all-reduce after the backward), --global-batch-pairs\n"
+    "  whole reduction after the backward, true overlaps zero 2 / 3's too), --global-batch-pairs\n"
     "  (train.global_batch_pairs). The caches, --recompute-activation and --recompute-norm change memory only: the\n"
     "  time model counts neither the conversions the weight copy saves, nor the LM-head GEMM the logits cache\n"
     "  saves, nor the elementwise passes again.\n";
@@ -233,7 +235,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens, 0, 0, 0, false, false};
+                     false, false, false, false, tokens, 0, 0, 0, false, false, false};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -319,7 +321,8 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         PlanLayout pl = {*mc, dp, tp, pp, zero, 0, 0, stage, x->layer_max, n_mb, rl, bf16,
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0,
-                         false, c->sequence_parallel && tp > 1};
+                         false, c->sequence_parallel && tp > 1,
+                         zero >= 2 && dp > 1 && c->overlap_grad_reduce == OVERLAP_GRAD_ON};
         pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
                                                                                                   * the trainer */
         if (zero >= 3 && dp > 1) { /* ZeRO-3 keeps the copy (as train.c) and shards it, or the fp32 weights */
@@ -377,25 +380,28 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
         double grads = 4.0 * (double)mp.params;
         /* ZeRO-0: one all-reduce of the gradient; ZeRO-1: that and an all-gather of the parameters (fp32, or under
          * sharded master weights the bf16 copy and the fp32-read parameters); ZeRO-2: a reduce-scatter of every
-         * micro-batch's gradient buckets (model.h GradPartition; not overlapped with the backward) and the
+         * micro-batch's gradient buckets (model.h GradPartition; overlapped only with two bucket buffers) and the
          * all-gather; ZeRO-3: those, and the all-gathers of the layers' compute weights (twice per micro-batch) */
         /* the TP group's reduce-scatters and all-gathers (sequence parallelism) are not the data-parallel ones */
         double dp_gathered = (double)(bytes[COLL_ALLGATHER] - tpb[COLL_ALLGATHER]);
         double gather = zero >= 1 ? (plan_params_sharded(&pl) ? dp_gathered : grads) : 0;
         double reduce = zero >= 2 ? (double)(bytes[COLL_REDUCE_SCATTER] - tpb[COLL_REDUCE_SCATTER]) : 2.0 * grads;
         double t_reduce = dp > 1 ? reduce * (dp - 1.0) / dp / dp_bw : 0;
-        if (zero <= 1 && dp > 1 && c->overlap_grad_reduce != OVERLAP_GRAD_OFF) {
-            /* parallel.overlap_grad_reduce (mpi/grad_allreduce.h): the units the stage's last backward completes
-             * run beside the rest of it (two thirds of a micro-batch's compute); what completes at its end (the
-             * stage's first layer, then an embedding whose gradient is in the flat buffer: a dense one, or a tied
-             * one, which the pipeline sums after the step, the last stage's mirror too) runs after it */
+        if (dp > 1 && (zero <= 1 ? c->overlap_grad_reduce != OVERLAP_GRAD_OFF : pl.grad_buffers2)) {
+            /* parallel.overlap_grad_reduce: under zero 0 / 1 (mpi/grad_allreduce.h) the units the stage's last
+             * backward completes run beside the rest of it (two thirds of a micro-batch's compute); under zero 2 / 3
+             * each micro-batch's buckets beside the rest of its backward and the next micro-batches' work (two
+             * thirds of the stage's compute). What completes at the end (the stage's first layer, then an embedding
+             * whose gradient is in the flat buffer: a dense one, or a tied one, which the pipeline sums after the
+             * step, the last stage's mirror too; under zero 2 / 3 the last micro-batch's) runs after it. */
             double emb = (double)(mc->vocab_size / tp) * mc->hidden_size;
             bool tied = mc->tie_word_embeddings;
             double tail = (count ? (double)mp.layer_params / count : 0) +
                           (stage == 0 && (tied || !pl.sparse_embed) ? emb : 0) +
                           (stage == pp - 1 && pp > 1 && tied ? emb : 0);
-            double t_tail = t_reduce * fmin(1.0, tail / (double)mp.params);
-            t_reduce = fmax(t_tail, t_reduce - t_stage * 2.0 / 3.0 / n_avg);
+            double per = zero <= 1 ? 1.0 : n_avg; /* the gradients the reduction carries, in the stage's */
+            double t_tail = t_reduce * fmin(1.0, tail / ((double)mp.params * per));
+            t_reduce = fmax(t_tail, t_reduce - t_stage * 2.0 / 3.0 / (zero <= 1 ? n_avg : 1.0));
         }
         double t_dp = t_reduce + (dp > 1 ? gather * (dp - 1.0) / dp / dp_bw : 0);
         /* the TP group's own bytes (the step's all-reduces over DP, whatever their form, are not its: the sparse

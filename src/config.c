@@ -278,13 +278,15 @@ static const KeySpec KEYS[] = {
      "normed rows again for the weight gradients (half as much traffic again as without) and sums the "
      "norm gains' gradients over TP. Same numbers within float rounding (the sums run in another order)"},
     {"parallel.overlap_grad_reduce", K_ENUM, F(overlap_grad_reduce), "auto", U, U, 0, 0, "false|true|auto",
-     "with more than one data-parallel rank (ranks / (tp x pp) > 1) under parallel.zero 0 or 1 (Megatron-Core's overlap_grad_reduce, DeepSpeed's "
-     "overlap_comm): the data-parallel all-reduce of the gradient goes in units (a layer, the LM head with the "
-     "final norm, an untied embedding; the rest after the backward), each started, non-blocking, the moment the "
-     "step's last backward has completed it, so it runs beside the backward of the layers before it instead of "
-     "after the whole backward; false: every unit after the backward. The same units either way, so the same "
-     "numbers bit for bit. auto: on where it applies; true with parallel.zero 2 or 3 is an error (they "
-     "reduce-scatter each micro-batch's buckets as the backward completes them, not overlapped)"},
+     "with more than one data-parallel rank (ranks / (tp x pp) > 1), the gradient's data-parallel reduction beside "
+     "the backward (Megatron-Core's overlap_grad_reduce, DeepSpeed's overlap_comm). Under parallel.zero 0 and 1 the "
+     "all-reduce goes in units (a layer, the LM head with the final norm, an untied embedding; the rest after the "
+     "backward), each started, non-blocking, the moment the step's last backward has completed it, so it runs "
+     "beside the backward of the layers before it; under zero 2 and 3 each bucket's reduce-scatter (every "
+     "micro-batch's) travels while the backward writes the next bucket into a second bucket buffer (one bucket, "
+     "the largest, more memory). The same messages either way, so the same numbers bit for bit. auto: on under "
+     "zero 0 and 1 (no memory more), off under 2 and 3; false: every unit after the backward, every bucket's sum "
+     "before the next"},
     {"parallel.backend", K_SENUM, F(comm_backend), "auto", U, U, 0, 0, "auto|mpi|nccl", "collectives backend"},
 };
 #define NKEYS (int)(sizeof KEYS / sizeof KEYS[0])
@@ -693,10 +695,6 @@ static void validate(const Config *c, const Ctx *x) {
     if (c->export_hf && !c->ckpt_final)
         sd_die(w, "key 'checkpoint.export_hf' (line %d) exports the final checkpoint: it needs checkpoint.final: true",
                x->line[find_key("checkpoint.export_hf")]);
-    if (c->overlap_grad_reduce == OVERLAP_GRAD_ON && c->zero >= 2)
-        sd_die(w, "key 'parallel.overlap_grad_reduce' (line %d) overlaps the all-reduce of ZeRO 0 and 1: it needs "
-                  "parallel.zero 0 or 1 (zero %d reduce-scatters each micro-batch's buckets instead; use auto or "
-                  "false)", x->line[find_key("parallel.overlap_grad_reduce")], c->zero);
     if (c->recompute_layers > 0 && c->recompute != RECOMPUTE_ON)
         sd_die(w, "key 'train.recompute_layers' (line %d) says how many layers recompute: it needs train.recompute: "
                   "true%s", x->line[find_key("train.recompute_layers")],

@@ -66,7 +66,7 @@ int model_grad_units(const Model *m, size_t **off_out, size_t **n_out) {
     return k;
 }
 
-void model_partition_init(Model *m, int shards, int shard) {
+void model_partition_init(Model *m, int shards, int shard, int buffers) {
     const Backend *be = m->be;
     m->partitioned = true;
     m->grads = model_alloc_shard(m, shards, shard, &m->grads_from, &m->grads_to, "gradient shard");
@@ -74,8 +74,11 @@ void model_partition_init(Model *m, int shards, int shard) {
     size_t st, n;
     for (int b = GRAD_BUCKET_EMBED; b < m->L_loc; b++)
         if (model_grad_bucket_range(m, b, &st, &n) && n > gp->bucket_cap) gp->bucket_cap = n;
-    gp->bucket = be->alloc(sd_mul_size(gp->bucket_cap ? gp->bucket_cap : 1, sizeof(float), "gradient bucket"),
-                           "gradient bucket");
+    if (buffers < 1 || buffers > 2) sd_die("model", "%d gradient bucket buffers (1 or 2)", buffers);
+    for (int k = 0; k < buffers; k++)
+        gp->buf[k] = be->alloc(sd_mul_size(gp->bucket_cap ? gp->bucket_cap : 1, sizeof(float), "gradient bucket"),
+                               "gradient bucket");
+    gp->bucket = gp->buf[0];
     gp->resident_spec = -1;
     for (int i = 0; i < m->nspecs; i++)
         if (bucket_of(m, i) == GRAD_RESIDENT) gp->resident_spec = i;
@@ -112,9 +115,23 @@ size_t model_partition_offset(const Model *m, const float *dW) {
 void model_grad_bucket_begin(Model *m, int b) {
     size_t st, n;
     if (!m->partitioned || !model_grad_bucket_range(m, b, &st, &n)) return;
-    m->gp.bucket_off = st;
+    GradPartition *gp = &m->gp;
+    if (gp->buf[1]) { /* two buffers: this bucket takes the one the bucket before the last wrote, once its sum left */
+        float *buf = gp->buf[gp->next];
+        gp->next ^= 1;
+        if (gp->sink.wait) gp->sink.wait(gp->sink.ctx, m, buf);
+        gp->bucket = buf; /* the bucket's views into it (they may point into the other) */
+        for (int i = 0; i < m->nspecs; i++)
+            if (bucket_of(m, i) == b) model_set_grad_view(m, i, buf + (m->specs[i].offset - st));
+    }
+    gp->bucket_off = st;
     for (int i = 0; i < m->nspecs; i++)
         if (bucket_of(m, i) == b) m->gfresh[i] = true; /* the bucket holds another's: the first write overwrites */
+}
+
+int model_grad_buffers(const Model *m, float *buf[2]) {
+    buf[0] = m->gp.buf[0], buf[1] = m->gp.buf[1];
+    return buf[1] ? 2 : 1;
 }
 
 void model_grad_bucket_end(Model *m, int b) {
@@ -145,7 +162,8 @@ void model_grads_reduce_resident(Model *m) {
 }
 
 void model_partition_free(Model *m) {
-    m->be->free(m->gp.bucket);
+    m->be->free(m->gp.buf[0]);
+    if (m->gp.buf[1]) m->be->free(m->gp.buf[1]);
     m->be->free(m->gp.resident);
     memset(&m->gp, 0, sizeof m->gp);
 }

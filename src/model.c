@@ -484,7 +484,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
         if (!grid || grid->dp != o->grad_shards)
             sd_die("model", "gradient partitioning into %d shards needs a grid of as many data-parallel ranks",
                    o->grad_shards);
-        model_partition_init(m, o->grad_shards, o->grad_shard);
+        model_partition_init(m, o->grad_shards, o->grad_shard, o->grad_buffers > 1 ? 2 : 1);
     } else if (with_grads) {
         m->grads = be->alloc(bytes, "gradients");
         model_repoint_grads(m);

@@ -94,9 +94,13 @@ typedef struct SparseEmbedGrad {
 struct Model;
 /* Where a partitioned gradient goes (ModelOpts.grad_shards; the trainer's ZeRO-2): reduce(ctx, m, off, buf, n)
  * gets the flat range [off, off + n) of this rank's gradient in buf (backend memory; it may overwrite it) and adds
- * the data-parallel group's sum of that range's part in this rank's shard into m->grads (model_grad_at). */
+ * the data-parallel group's sum of that range's part in this rank's shard into m->grads (model_grad_at). With wait
+ * set the sum may still be on its way when reduce returns (ModelOpts.grad_buffers 2): wait(ctx, m, buf) completes
+ * what reduce started on buf, and the model calls it before it writes buf again; the caller calls it for both
+ * buffers (model_grad_buffers) before it reads m->grads. */
 typedef struct GradSink {
     void (*reduce)(void *ctx, struct Model *m, size_t off, float *buf, size_t n);
+    void (*wait)(void *ctx, struct Model *m, const float *buf);
     void *ctx;
 } GradSink;
 
@@ -123,9 +127,13 @@ typedef struct GradDone {
  * embedding (after its scatter). A tied embedding's gradient is written by the head and by the embedding's
  * backward, and on two stages the pipeline sums its copies after the step (train_step.h step_sync_tied_grads): it
  * stays whole in `resident` for the step and goes to the sink in model_grads_reduce_resident. Backend memory owned
- * by the model: bucket [bucket_cap] (the largest bucket), resident [its spec's numel] (or NULL). */
+ * by the model: buf[0] and buf[1] (or NULL) [bucket_cap] (the largest bucket), resident [its spec's numel] (or
+ * NULL). */
 typedef struct GradPartition {
     float *bucket, *resident;
+    float *buf[2];       /* the bucket buffers: buf[1] NULL with one (ModelOpts.grad_buffers); `bucket` is the one
+                          * being written, the buckets take them in turn */
+    int next;            /* the buffer the next bucket takes */
     size_t bucket_cap;   /* elements */
     size_t bucket_off;   /* the flat element bucket[0] stands for, while a bucket is being written */
     int resident_spec;   /* the spec whose gradient is `resident`; -1: none */
@@ -340,6 +348,8 @@ typedef struct ModelOpts {
                                   * grad_shards equal shards and this model keeps shard grad_shard of them (the
                                   * data-parallel rank; grad_shards must be the grid's dp). Set the sink
                                   * (model_set_grad_sink) before the first backward. 0 or 1: the whole buffer */
+    int grad_buffers;    /* with grad_shards > 1: bucket buffers, 1 (0: 1) or 2, so that a bucket's sum may travel
+                          * while the backward writes the next (the sink's wait; parallel.overlap_grad_reduce) */
 } ModelOpts;
 Model *model_create_opts(const ModelConfig *mc, const Backend *be, size_t max_tokens, struct ProcessGrid *grid,
                          int nslots, const ModelOpts *opts);
@@ -486,6 +496,8 @@ void model_grads_reduce_resident(Model *m);
  * padding), in increasing order and without gaps. Returns their count; *off and *n are allocated (the caller frees
  * both with free(*off): one allocation). */
 int model_grad_units(const Model *m, size_t **off, size_t **n);
+/* Partitioned: the bucket buffers (backend memory, not owned), for the sink's wait; returns their count (1 or 2). */
+int model_grad_buffers(const Model *m, float *buf[2]);
 /* Layers of pipeline stage `stage`: the first L % pp stages take one extra layer (picotron distribute_layers). */
 void model_stage_layers(int L, int pp, int stage, int *first, int *count);
 void model_free(Model *m);

@@ -146,7 +146,7 @@ void model_set_grad_view(Model *m, int i, float *t);
  * with an untied LM head, and an untied embedding. */
 enum { GRAD_BUCKET_HEAD = -1, GRAD_BUCKET_EMBED = -2 };
 /* at model creation: this rank's shard of the gradient (m->grads), the bucket, the resident tied gradient, views */
-void model_partition_init(Model *m, int shards, int shard);
+void model_partition_init(Model *m, int shards, int shard, int buffers);
 void model_partition_views(Model *m);
 /* the flat element a gradient view into the bucket (as it stands now) or the resident gradient stands for */
 size_t model_partition_offset(const Model *m, const float *dW);

@@ -88,15 +88,15 @@ MemPlan plan_memory(const PlanLayout *l) {
                          : 0; /* the rows of the DP group's tokens (model_sparse_embed_begin's union) */
     if (sp_rows) p.grads = 4 * (n_pad - V * C) + 4 * sp_rows * C;
     /* ZeRO-2 with dp > 1 (model.h GradPartition): this rank's shard of the flat gradient, one bucket (the largest of
-     * a layer, the final norm with an untied head, an untied embedding) and a tied embedding's gradient (or its
-     * mirror's), whole for the step */
+     * a layer, the final norm with an untied head, an untied embedding; two under parallel.overlap_grad_reduce) and a
+     * tied embedding's gradient (or its mirror's), whole for the step */
     if (plan_grads_partitioned(l)) {
         size_t res = 0, bucket = per_layer, tied = mc->tie_word_embeddings;
         size_t head = last ? C + (tied ? 0 : V * C) : 0, emb = first && !tied ? V * C : 0;
         if (tied && (first || last)) res = V * C;
         if (head > bucket) bucket = head;
         if (emb > bucket) bucket = emb;
-        p.grads = 4 * (n_pad / (size_t)l->dp + bucket + res);
+        p.grads = 4 * (n_pad / (size_t)l->dp + (l->grad_buffers2 ? 2 : 1) * bucket + res);
         p.grad_resident = res;
     }
     p.optimizer = 2 * 4 * (l->zero >= 1 ? n_pad / (size_t)l->dp : p.params);

@@ -42,6 +42,7 @@ typedef struct {
                              * of a step's tokens only (model.h model_enable_sparse_embed, for n_mb x max_tokens
                              * tokens a step on each of the dp ranks) */
     bool seqpar;            /* parallel.sequence_parallel with tp > 1: the C-wide rows cut over TP (model.h seqpar) */
+    bool grad_buffers2;     /* ZeRO >= 2 with parallel.overlap_grad_reduce: two bucket buffers (ModelOpts.grad_buffers) */
 } PlanLayout;
 
 typedef struct {

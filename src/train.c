@@ -65,6 +65,9 @@ typedef struct {
     long loss_steps;
     EvalMetrics final_eval;     /* the evaluation after the last step (eval_results.json), when final_eval.pairs */
     GradAllreduce *gar;         /* ZeRO 0 / 1 over several DP ranks: the gradient's all-reduce in units (NULL: none) */
+    ZeroBucketReq zreq[2];      /* ZeRO-2 with two bucket buffers: the reduce-scatter in flight from each */
+    long zseq[2], zcount;       /* when each started (zero_sink_flush's order) */
+    bool ztrace;                /* SIMPO_TRACE=dp */
 } Trainer;
 
 /* GradDone (model.h): a unit's part of the gradient is final (grad_allreduce_ready starts the units it completes) */
@@ -81,10 +84,33 @@ static void gather_params(Trainer *t) {
 }
 
 /* ZeRO-2: where the model hands each complete gradient bucket (model.h GradSink): reduce-scattered over the DP group
- * into this rank's shard */
+ * into this rank's shard; with two bucket buffers (parallel.overlap_grad_reduce) started here and completed in
+ * zero_sink_wait, when the model takes the buffer again or the step ends (zero_sink_flush) */
 static void zero_sink(void *ctx, Model *m, size_t off, float *buf, size_t n) {
-    const Trainer *t = ctx;
-    zero_reduce_bucket(t->grid, t->plan, buf, off, n, model_grad_at(m, m->grads_from));
+    Trainer *t = ctx;
+    float *bufs[2];
+    if (model_grad_buffers(m, bufs) == 2 && (buf == bufs[0] || buf == bufs[1])) {
+        int k = buf == bufs[1];
+        zero_reduce_bucket_start(t->grid, t->plan, buf, off, n, model_grad_at(m, m->grads_from), &t->zreq[k]);
+        t->zseq[k] = ++t->zcount;
+        if (t->ztrace && t->grid->rank == 0)
+            fprintf(stderr, "[dp] reduce-scatter of flat [%zu, %zu) started in the backward\n", off, off + n);
+    } else { /* one buffer, or the tied embedding's gradient after the step */
+        zero_reduce_bucket(t->grid, t->plan, buf, off, n, model_grad_at(m, m->grads_from));
+    }
+}
+static void zero_sink_wait(void *ctx, Model *m, const float *buf) {
+    Trainer *t = ctx;
+    float *bufs[2];
+    model_grad_buffers(m, bufs);
+    zero_reduce_bucket_wait(t->grid, &t->zreq[buf == bufs[1]]);
+}
+/* the bucket sums still on their way, added into the shard in the order they started (the same bucket's sums of two
+ * micro-batches add in the order the blocking path adds them) */
+static void zero_sink_flush(Trainer *t) {
+    int first = t->zseq[1] < t->zseq[0];
+    zero_reduce_bucket_wait(t->grid, &t->zreq[first]);
+    zero_reduce_bucket_wait(t->grid, &t->zreq[!first]);
 }
 
 
@@ -692,12 +718,14 @@ int train_run(const Config *c, const TrainOptions *opt) {
     grid_set_backend(g, be);
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
-    /* parallel.zero 2: each DP rank holds its shard of the gradient only (model.h GradPartition) */
-    bool partition = c->zero >= 2 && g->dp > 1;
+    /* parallel.zero 2: each DP rank holds its shard of the gradient only (model.h GradPartition); with
+     * parallel.overlap_grad_reduce: true two bucket buffers, a bucket's reduce-scatter travelling while the backward
+     * writes the next */
+    bool partition = c->zero >= 2 && g->dp > 1, buffers2 = partition && c->overlap_grad_reduce == OVERLAP_GRAD_ON;
     ModelOpts mo = {.recompute_layers = config_recompute_layers(c), .autocast16 = !strcmp(c->bf16_storage, "autocast"),
                     .recompute_act = c->recompute_activation, .max_att_tokens = max_att, .max_lp_rows = max_lp,
                     .recompute_norm = c->recompute_norm, .grad_shards = partition ? g->dp : 1,
-                    .grad_shard = g->dp_rank, .param_shard = g->dp_rank,
+                    .grad_shard = g->dp_rank, .param_shard = g->dp_rank, .grad_buffers = buffers2 ? 2 : 1,
                     .sequence_parallel = c->sequence_parallel};
     /* the plan of the model about to be made (plan.c derives the bf16 storage from the widths as model.c does): what
      * train.recompute: auto and train.lmhead_cache: auto size against, the recompute first (the cache only where
@@ -706,7 +734,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
-                      mo.recompute_norm, 0, false, c->sequence_parallel && g->tp > 1};
+                      mo.recompute_norm, 0, false, c->sequence_parallel && g->tp > 1, buffers2};
     /* train.sparse_embedding_grad: where the embedding is untied and, under data parallelism, ZeRO 0 / 1 update it
      * whole on one rank (config.h config_sparse_embed) */
     bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp, plan_embed_in_one_shard(&apl));
@@ -775,7 +803,9 @@ int train_run(const Config *c, const TrainOptions *opt) {
     for (int i = 0; i < m->nspecs; i++) offs[i] = m->specs[i].offset, nums[i] = m->specs[i].numel;
     t->plan = zero_plan_create(c->zero, g->dp, g->dp_rank, m->nparams, m->nalloc, offs, nums, m->nspecs);
     free(offs);
-    if (m->partitioned) model_set_grad_sink(m, (GradSink){zero_sink, t});
+    if (m->partitioned) model_set_grad_sink(m, (GradSink){zero_sink, m->gp.buf[1] ? zero_sink_wait : NULL, t});
+    const char *trace = getenv("SIMPO_TRACE");
+    t->ztrace = trace && strstr(trace, "dp");
     t->optim = optim_create(c, m, t->plan, t->total_steps);
     t->lp = loss_params_from_config(c);
     t->order = sd_alloc(t->data->n * sizeof(size_t), "epoch order");
@@ -811,7 +841,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp, m->norm_rc, head_rows, sparse, m->seqpar};
+                     max_att, max_lp, m->norm_rc, head_rows, sparse, m->seqpar, m->gp.buf[1] != NULL};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */
@@ -845,6 +875,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
                     nu, why ? "after the backward: " : "each started as the step's last backward completes it",
                     why ? why : "");
     }
+    if (m->partitioned && g->rank == 0)
+        fprintf(stderr, "simpo_dist: gradient reduce-scatter per bucket and micro-batch, %s\n",
+                m->gp.buf[1] ? "two bucket buffers: each bucket's sum travels while the backward writes the next "
+                               "(parallel.overlap_grad_reduce: true)"
+                             : "one bucket buffer: each bucket's sum before the next (parallel.overlap_grad_reduce: "
+                               "true overlaps them for one bucket more memory)");
     long B = c->global_batch_pairs, B_loc = B / g->dp, mbp = c->micro_batch_pairs;
     size_t *idx = sd_alloc((size_t)B * sizeof(size_t), "batch");
     int *cut = c->micro_batch_tokens > 0 ? sd_alloc(((size_t)B_loc + 1) * sizeof(int), "micro-batch cut") : NULL;
@@ -879,6 +915,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
                          .share_prompt = c->prefix_sharing};
         if (cut) step_use_cut(&work, train_token_cut(c, t->data, idx, g->dp, g->dp_rank, cut), cut); /* by tokens */
         step_run_microbatches(&work, acc);
+        zero_sink_flush(t); /* ZeRO-2 with two bucket buffers: the last buckets' sums into the shard */
         model_grads_end(m);
         if (inject_step == step_no && g->rank == 0) { /* tests */
             float nan = NAN;
@@ -980,6 +1017,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     if (t->eval) pairs_free(t->eval);
     optim_free(t->optim, m->be);
     grad_allreduce_free(t->gar);
+    zero_bucket_req_free(&t->zreq[0]);
+    zero_bucket_req_free(&t->zreq[1]);
     zero_plan_free(t->plan);
     model_free(m);
     if (export)

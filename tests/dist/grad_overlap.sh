@@ -57,8 +57,45 @@ for v in on off; do
 done
 grep -q "started in the backward" "$TMP/tied_on/train.log" && ok "tied: units inside the backward" || bad "tied: none inside the backward"
 same_state "$TMP/tied_on" "$TMP/tied_off" "tied pp2 dp2: overlapped = after the backward"
-# the overlap where ZeRO 2 and 3 reduce-scatter: an error naming the key
-setup z2_overlap; echo "parallel: {zero: 2, overlap_grad_reduce: true}" >> run.yaml
-expect_error "overlap with zero 2" "parallel.overlap_grad_reduce' (line 9) overlaps the all-reduce of ZeRO 0 and 1: it needs parallel.zero 0 or 1" \
-  $MPI 2 "$BIN" run.yaml
+# ZeRO 2 and 3 (the gradient partitioned: every micro-batch's buckets reduce-scattered into the shard): with true two
+# bucket buffers, a bucket's reduce-scatter travelling while the backward writes the next (one bucket more memory,
+# which the plan counts); the same numbers bit for bit as one buffer (auto, their default), each bucket's sum added
+# into the shard in the order the buckets started
+pair2() { # NAME NP PARALLEL [MICRO] [DTYPE]
+  local name=$1 np=$2 par=$3 micro=${4:-1} dt=${5:-}
+  for v in on off; do
+    local d=$name; [ $v = off ] && d=${name}_off
+    setup "$d" "$micro"
+    [ -n "$dt" ] && sed -i "s/^model: {init: model}/model: {init: model, dtype: $dt}/" run.yaml
+    if [ $v = on ]; then echo "parallel: ${par%\}}, overlap_grad_reduce: true}" >> run.yaml; else echo "parallel: $par" >> run.yaml; fi
+    if SIMPO_TRACE=dp $MPI "$np" "$BIN" run.yaml 2> train.log; then ok "$d trains"; else bad "$d failed: $(tail -3 train.log)"; continue; fi
+    check_log "$d" train.log
+    local early; early=$(grep -c "reduce-scatter of flat .* started in the backward" train.log)
+    if [ $v = on ]; then
+      [ "$early" -ge 4 ] && grep -q "two bucket buffers: each bucket's sum travels while the backward writes the next" train.log \
+        && ok "$d: $early bucket reduce-scatters left while the backward went on" || bad "$d: $early in the backward"
+    else
+      [ "$early" -eq 0 ] && grep -q "one bucket buffer: each bucket's sum before the next" train.log \
+        && ok "$d: one bucket buffer by default" || bad "$d: $early reduce-scatters traced with one buffer"
+    fi
+    [ -z "$dt" ] && { "$TOOLS/check_params" out "$FIX/tiny-a/step2.safetensors" && ok "$d params = step2" || bad "$d params"; }
+  done
+  same_state "$TMP/$name" "$TMP/${name}_off" "$name: two bucket buffers = one"
+}
+pair2 dp2_z2 2 "{zero: 2}"
+pair2 dp3_z2 3 "{zero: 2}"
+pair2 dp2_tp2_z2 4 "{tp: 2, zero: 2}"
+pair2 dp2_z3 2 "{zero: 3}"
+pair2 b_dp2_z3 2 "{zero: 3}" 1 bf16
+# a stage whose only bucket is its layer (pp 4 of a 4-layer model), three micro-batches: the same bucket's sums of
+# consecutive micro-batches in flight from both buffers at once, added in the order they started
+for v in on off; do
+  setup_tied z2pp4_$v; sed -i 's/max_steps: 3/max_steps: 2/; s/global_batch_pairs: 4/global_batch_pairs: 6/' base.yaml
+  grep -q "global_batch_pairs: 6" base.yaml || bad "z2pp4: base.yaml has no global_batch_pairs 6"
+  cp base.yaml run.yaml
+  [ $v = on ] && echo "parallel: {pp: 4, zero: 2, overlap_grad_reduce: true}" >> run.yaml || echo "parallel: {pp: 4, zero: 2}" >> run.yaml
+  $MPI 8 "$BIN" run.yaml 2> train.log && ok "tied pp4 dp2 zero2 buffers $v trains" || bad "z2pp4 $v: $(tail -3 train.log)"
+  check_log "z2pp4 $v" train.log
+done
+same_state "$TMP/z2pp4_on" "$TMP/z2pp4_off" "tied pp4 dp2 zero2, three micro-batches: two bucket buffers = one"
 finish

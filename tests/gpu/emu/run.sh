@@ -158,7 +158,8 @@ fi
 # The data-parallel all-reduce of ZeRO 1 in units started inside the last backward (parallel.overlap_grad_reduce) on
 # the emulated backend: two ranks sharing the emulated GPU, each unit copied to the host when it starts and its sum
 # copied back when the step waits for it (comm_iallreduce_sum_f32's staging); the same numbers bit for bit as every
-# unit after the backward, memory and traffic as planned
+# unit after the backward, memory and traffic as planned; and ZeRO-2's bucket reduce-scatters from two buffers
+# (comm_ireduce_scatterv_f32's staging) against one
 if [ -z "$only" ] || [ "$only" = train_grad_overlap ]; then
   echo "== train_grad_overlap (the trainer on the CPU emulation, 2 ranks)"
   ok=1
@@ -168,7 +169,14 @@ if [ -z "$only" ] || [ "$only" = train_grad_overlap ]; then
   [ "$n" -ge 4 ] && ! grep -q "started in the backward" "$T/gr_off/train.log" \
     || { echo "FAILED: train_grad_overlap: $n units started inside the backward"; ok=0; }
   same_run gr_off gr_on "train_grad_overlap: overlapped against after the backward" || ok=0
-  if [ $ok = 1 ]; then echo "train_grad_overlap: $n units inside the backward over 2 steps, the numbers of none bit for bit"; else rc=1; fi
+  # ZeRO-2 with two bucket buffers: each bucket's reduce-scatter staged to the host and its part of the sum copied
+  # back and added into the shard when the buffer is taken again or the step ends
+  train2 gr2_on "{zero: 2, overlap_grad_reduce: true}" "train_grad_overlap zero 2 two buffers" SIMPO_TRACE=dp || ok=0
+  train2 gr2_off "{zero: 2}" "train_grad_overlap zero 2 one buffer" || ok=0
+  n2=$(grep -c "reduce-scatter of flat .* started in the backward" "$T/gr2_on/train.log" || true)
+  [ "$n2" -ge 8 ] || { echo "FAILED: train_grad_overlap: $n2 bucket reduce-scatters with two buffers"; ok=0; }
+  same_run gr2_off gr2_on "train_grad_overlap: zero 2 with two bucket buffers against one" || ok=0
+  if [ $ok = 1 ]; then echo "train_grad_overlap: $n units inside the backward over 2 steps, the numbers of none bit for bit; zero 2's $n2 bucket sums from two buffers, those of one"; else rc=1; fi
 fi
 if [ -z "$only" ] || [ "$only" = train_overlap ]; then
   echo "== train_overlap (the trainer on the CPU emulation)"
