@@ -299,6 +299,62 @@ void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const s
     }
     g->bytes[COLL_ALLGATHER] += at * esz;
 }
+static CommReq *gather_slot(CommGatherReq *r) {
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 8;
+        r->req = sd_realloc(r->req, sizeof(CommReq) * (size_t)cap, "all-gather requests");
+        memset(r->req + r->cap, 0, sizeof(CommReq) * (size_t)(cap - r->cap));
+        r->cap = cap;
+    }
+    return &r->req[r->n++];
+}
+void comm_iallgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts, CommGatherReq *r) {
+    int size = g->g[k].size, me = g->g[k].rank;
+    if (r->n) sd_die("comm", "an all-gather started while its request is in flight");
+    if (size == 1) return;
+    size_t total = 0;
+    for (int q = 0; q < size; q++) total += counts[q];
+    g->bytes[COLL_ALLGATHER] += total * esz;
+#ifdef SIMPO_HAVE_NCCL
+    if (g->nccl) {
+        CommReq *q = gather_slot(r);
+        nccl_ibcasts_bytes(g->nccl, k, buf, esz, counts, q->opaque);
+        q->active = 2;
+        return;
+    }
+#endif
+    unsigned char *h = buf;
+    if (staged(g)) { /* the blocks meet on the host; this rank's goes there first, all go back at the wait */
+        size_t at = 0;
+        for (int q = 0; q < me; q++) at += counts[q];
+        h = r->staged = sd_alloc(total > 0 ? total * esz : 1, "all-gather buffer");
+        if (counts[me]) g->be->download(h + at * esz, (unsigned char *)buf + at * esz, counts[me] * esz);
+        r->upload_to = buf, r->bytes = total * esz, r->be = g->be;
+    }
+    size_t at = 0;
+    for (int q = 0; q < size; q++) { /* one broadcast per block, in pieces of at most CHUNK bytes */
+        size_t b = counts[q] * esz;
+        for (size_t off = 0; off < b; off += CHUNK) {
+            size_t c = b - off < CHUNK ? b - off : CHUNK;
+            CommReq *rq = gather_slot(r);
+            MPI_Ibcast(h + at + off, (int)c, MPI_BYTE, q, comm_of(g, k), (MPI_Request *)rq->opaque);
+            rq->active = 1;
+        }
+        at += b;
+    }
+}
+void comm_gather_wait(CommGatherReq *r) {
+    for (int q = 0; q < r->n; q++) comm_wait(&r->req[q]);
+    r->n = 0;
+    if (r->upload_to) r->be->upload(r->upload_to, r->staged, r->bytes);
+    free(r->staged);
+    r->staged = NULL, r->upload_to = NULL;
+}
+void comm_gather_req_free(CommGatherReq *r) {
+    comm_gather_wait(r);
+    free(r->req);
+    memset(r, 0, sizeof *r);
+}
 void comm_barrier(ProcessGrid *g, GroupKind k) {
     if (g->g[k].size > 1) MPI_Barrier(comm_of(g, k));
 }

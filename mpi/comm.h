@@ -111,6 +111,23 @@ void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank
  * rank order, block r of counts[r] elements of esz bytes; afterwards every rank's buf holds every rank's block (one
  * broadcast per block: no int limit on counts or offsets). Counted as an all-gather of the whole buffer. */
 void comm_allgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts);
+/* A comm_iallgatherv in flight: zero-initialise before first use, release with comm_gather_req_free. */
+typedef struct {
+    int n, cap;              /* requests in flight (a block's broadcast, in pieces MPI's int counts carry) */
+    CommReq *req;
+    unsigned char *staged;   /* the MPI path with a non-host-addressable backend: the blocks on the host (owned) */
+    void *upload_to;         /* ... and where they go back at comm_gather_wait */
+    size_t bytes;
+    const struct Backend *be;
+} CommGatherReq;
+/* comm_allgatherv, non-blocking: buf (backend memory) holds every rank's block once comm_gather_wait(r) returns, and
+ * must stay untouched until then (this rank's block is read now). Every rank of the group starts it in the same
+ * order as its other collectives on the group. MPI_Ibcast per block; staged through a host copy for a
+ * non-host-addressable backend (uploaded whole at the wait); NCCL: queued on the group's stream after the backend's
+ * work so far. Counted as comm_allgatherv. r must not be in flight. */
+void comm_iallgatherv(ProcessGrid *g, GroupKind k, void *buf, size_t esz, const size_t *counts, CommGatherReq *r);
+void comm_gather_wait(CommGatherReq *r);
+void comm_gather_req_free(CommGatherReq *r);
 /* Host memory, MPI. */
 void comm_allreduce_sum_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);
 void comm_allreduce_max_f64(ProcessGrid *g, GroupKind k, double *buf, size_t n);

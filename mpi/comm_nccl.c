@@ -182,6 +182,20 @@ void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int roo
     CU(cudaStreamSynchronize(c->stream));
 }
 
+void nccl_ibcasts_bytes(NcclGrid *n, GroupKind k, void *buf, size_t esz, const size_t *counts, void *opaque) {
+    NComm *c = comm_for(n, k);
+    after_backend(n, c->stream);
+    size_t at = 0;
+    NC(ncclGroupStart());
+    for (int r = 0; r < c->size; r++) {
+        char *p = (char *)buf + at * esz;
+        if (counts[r]) NC(ncclBroadcast(p, p, counts[r] * esz, ncclUint8, r, c->comm, c->stream));
+        at += counts[r];
+    }
+    NC(ncclGroupEnd());
+    record(c, opaque);
+}
+
 /* The communicator carrying messages from group rank `from` to group rank `to`: on the pipeline group one per
  * direction (see comm_nccl.h), elsewhere the group's own. */
 static NComm *p2p_comm(NcclGrid *n, GroupKind k, int from, int to) {

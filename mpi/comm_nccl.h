@@ -28,6 +28,9 @@ float *nccl_ireduce_scatterv_f32(NcclGrid *n, GroupKind k, float *buf, const siz
 float *nccl_reduce_scatter_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_allgather_f32(NcclGrid *n, GroupKind k, float *buf, size_t per_rank);
 void nccl_bcast_bytes(NcclGrid *n, GroupKind k, void *buf, size_t bytes, int root);
+/* comm.h comm_iallgatherv: one broadcast per rank's block of counts[r] elements of esz bytes, grouped, queued on the
+ * group's stream after the backend's work so far; *opaque as nccl_isend_f32's */
+void nccl_ibcasts_bytes(NcclGrid *n, GroupKind k, void *buf, size_t esz, const size_t *counts, void *opaque);
 /* Queues the send; *opaque (at least sizeof(void *) bytes) receives what nccl_wait needs. */
 void nccl_isend_f32(NcclGrid *n, GroupKind k, const float *buf, size_t count, int peer, void *opaque);
 void nccl_wait(void *opaque);

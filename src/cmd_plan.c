@@ -42,8 +42,10 @@ static const char *USAGE =
     "  under zero 0 / 1 (on by default) its units run beside the stage's last backward (two thirds of a\n"
     "  micro-batch's compute), under zero 2 / 3 (with true; a second bucket buffer in memory) every micro-batch's\n"
     "  bucket reduce-scatters beside two thirds of the stage's compute; except, either way, the stage's first\n"
-    "  layer and an embedding in the gradient buffer, which complete at the end; the rest of the traffic is timed\n"
-    "  after the compute.\n"
+    "  layer and an embedding in the gradient buffer, which complete at the end; and under zero 3 with\n"
+    "  parallel.zero3_prefetch (the default; a second layer gather buffer in memory) the layers' all-gathers beside\n"
+    "  the stage's compute, all but the first of each forward and backward. The rest of the traffic is timed after\n"
+    "  the compute.\n"
     "  Sequences are assumed full length (data.max_length); with --shared-prompt T each pair's prompt is T of those\n"
     "  tokens, which data.prefix_sharing (default on) runs through the layers once: their memory, matmul FLOPs and\n"
     "  collectives count 2 x max_length - T tokens per pair (attention and the LM head all 2 x max_length).\n"
@@ -235,7 +237,7 @@ static Rates rates_load(const char *file, const char *dtype, bool recompute) {
     double shared = sp ? sp->valuedouble : 0;
     size_t tokens = (size_t)(2 * pairs * seq), layer_tokens = (size_t)(pairs * (2 * seq - shared));
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, layer_tokens, 1, step_rc ? INT_MAX : 0, strcmp(dtype, "bf16") == 0,
-                     false, false, false, false, tokens, 0, 0, 0, false, false, false};
+                     false, false, false, false, tokens, 0, 0, 0, false, false, false, false};
     MemPlan mp = plan_memory(&pl);
     StageFlops f = stage_flops(&mc, 1, mc.num_hidden_layers, plan_recompute_layers(&pl, 0), (double)tokens,
                                (double)layer_tokens, seq, &mp, true);
@@ -322,7 +324,7 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
                          bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF, hc == LMHEAD_CACHE_ON,
                          bf16 && !strcmp(c->bf16_storage, "autocast"), act, max_tokens, x->lp_max, norm, 0,
                          false, c->sequence_parallel && tp > 1,
-                         zero >= 2 && dp > 1 && c->overlap_grad_reduce == OVERLAP_GRAD_ON};
+                         zero >= 2 && dp > 1 && c->overlap_grad_reduce == OVERLAP_GRAD_ON, c->zero3_prefetch};
         pl.sparse_embed = config_sparse_embed(c, mc->tie_word_embeddings, dp, plan_embed_in_one_shard(&pl)); /* as
                                                                                                   * the trainer */
         if (zero >= 3 && dp > 1) { /* ZeRO-3 keeps the copy (as train.c) and shards it, or the fp32 weights */
@@ -403,7 +405,14 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
             double t_tail = t_reduce * fmin(1.0, tail / ((double)mp.params * per));
             t_reduce = fmax(t_tail, t_reduce - t_stage * 2.0 / 3.0 / (zero <= 1 ? n_avg : 1.0));
         }
-        double t_dp = t_reduce + (dp > 1 ? gather * (dp - 1.0) / dp / dp_bw : 0);
+        double t_gather = dp > 1 ? gather * (dp - 1.0) / dp / dp_bw : 0;
+        if (plan_zero3(&pl) && pl.zero3_prefetch && count > 1) {
+            /* parallel.zero3_prefetch: each layer's gather runs beside the layer before's compute, all but the
+             * first of each forward and backward (two per micro-batch); at most the stage's compute hides them */
+            double t_layers = 2.0 * n_avg * count * (double)mp.gather_layer * (dp - 1.0) / dp / dp_bw;
+            t_gather -= t_layers - fmax(t_layers / count, t_layers - t_stage);
+        }
+        double t_dp = t_reduce + t_gather;
         /* the TP group's own bytes (the step's all-reduces over DP, whatever their form, are not its: the sparse
          * embedding's is not 4 x params); sequence parallelism's reduce-scatters and all-gathers move (p-1)/p of
          * their buffers */

@@ -277,6 +277,11 @@ static const KeySpec KEYS[] = {
      "all-reduces become a reduce-scatter and an all-gather (the same traffic); the backward gathers the "
      "normed rows again for the weight gradients (half as much traffic again as without) and sums the "
      "norm gains' gradients over TP. Same numbers within float rounding (the sums run in another order)"},
+    {"parallel.zero3_prefetch", K_BOOL, F(zero3_prefetch), "true", U, U, 0, 0, NULL,
+     "with parallel.zero 3 (else no effect): a second layer gather buffer (one layer's compute weights more), into "
+     "which the next layer's all-gather runs, non-blocking, while the current layer computes: the forward gathers "
+     "each next layer ahead, the backward each previous one (FSDP's forward and backward prefetch, DeepSpeed's "
+     "stage-3 prefetch). The same gathers and bytes, the same numbers bit for bit"},
     {"parallel.overlap_grad_reduce", K_ENUM, F(overlap_grad_reduce), "auto", U, U, 0, 0, "false|true|auto",
      "with more than one data-parallel rank (ranks / (tp x pp) > 1), the gradient's data-parallel reduction beside "
      "the backward (Megatron-Core's overlap_grad_reduce, DeepSpeed's overlap_comm). Under parallel.zero 0 and 1 the "

@@ -129,6 +129,7 @@ typedef struct {
     /* parallel: */
     int tp, pp, zero;           /* parallel.tp, parallel.pp (default 1), parallel.zero (0|1|2|3, default 0) */
     bool sequence_parallel;     /* parallel.sequence_parallel (default false; no effect at tp 1) */
+    bool zero3_prefetch;        /* parallel.zero3_prefetch (default true): under zero 3 the next layer's gather ahead */
     int overlap_grad_reduce;    /* parallel.overlap_grad_reduce: OVERLAP_GRAD_OFF | _ON | _AUTO (default: on where it
                                  * applies: dp > 1, zero 0 or 1) */
     char *comm_backend;         /* parallel.backend: mpi | nccl | auto (default auto) */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "safetensors.h"
+#include "comm.h"
 #include "tp.h"
 #include "util.h"
 
@@ -473,6 +474,7 @@ static Model *create(const ModelConfig *mc, const Backend *be, size_t max_tokens
             sd_die("model", "master weights sharded %d ways need a grid of as many data-parallel ranks",
                    o->param_shards);
         m->zero3 = o->shard_weights; /* ZeRO-3: the compute weights sharded too (param_shard.c) */
+        m->gw_prefetch = o->shard_weights && o->zero3_prefetch;
         model_shard_params_init(m, o->param_shards, o->param_shard);
     } else {
         m->params = be->alloc(bytes, "parameters");
@@ -578,6 +580,9 @@ void model_free(Model *m) {
     be->free(m->w16_base);
     be->free(m->gw_layer);
     be->free(m->gw_head);
+    if (m->gw_spare) be->free(m->gw_spare);
+    if (m->gw_req) comm_gather_req_free(m->gw_req);
+    free(m->gw_req);
     free(m->w16_at);
     free(m->gw_bounds);
     free(m->gw_from); /* and gw_to: one allocation */
@@ -1529,6 +1534,7 @@ static void forward(Model *m, const MicroBatch *mb, int slot, SeqLogp *out, bool
     for (int l = 0; l < m->L_loc; l++) {
         LayerActs t = layer_acts(m, a, l, N);
         model_weights_gather(m, l);
+        model_weights_prefetch(m, l + 1); /* ZeRO-3: the next layer's gather beside this one's compute */
         layer_forward(m, a, mb, l, &t, l + 1 < m->L_loc ? a->x + (size_t)(l + 1) * RC : a->xL);
     }
     if (m->L_loc == 0) be->copy(a->xL, x, RC * sizeof(float));
@@ -1575,6 +1581,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
     model_weights_gather_reset(m, false); /* ZeRO-3: every layer gathered again, in order (param_shard.c) */
     if (m->last_stage) {
         model_weights_gather(m, m->L_loc);
+        model_weights_prefetch(m, m->L_loc - 1); /* ZeRO-3: the last layer's gather beside the head's backward */
         model_grad_bucket_begin(m, GRAD_BUCKET_HEAD); /* ZeRO-2 (grad_partition.c): buckets as they complete */
         model_head_backward(m, a, mb, slot, dsum); /* lmhead.c: d/d(gathered rows) into dhs */
         /* scatter the gathered rows' gradient back to token positions (summed over TP already; under sequence
@@ -1596,6 +1603,7 @@ void model_backward_slot(Model *m, const MicroBatch *mb, int slot, const double 
         LayerW *dw = &m->dw[l];
         model_grad_bucket_begin(m, l);
         model_weights_gather(m, l); /* ZeRO-3: also what the recompute below reads */
+        model_weights_prefetch(m, l - 1); /* ZeRO-3: the layer before's gather beside this one's backward */
         LayerActs t = layer_acts(m, a, l, N);
         /* recompute: the working area holds whichever layer ran last (another slot's, or layer l + 1); dx and
          * the slot's x are not touched, and dtmp (row_parallel_residual's scratch) is free between layers */

@@ -276,6 +276,12 @@ typedef struct Model {
                                           * is the fp32-read embedding) */
     void *gw_layer, *gw_head;            /* gather buffers (backend memory, owned): the widest layer, the head */
     int gw_cur;                          /* the local layer gw_layer holds, -1: none */
+    bool gw_prefetch;                    /* ModelOpts.zero3_prefetch: the next layer's gather in flight into gw_spare
+                                          * while this one computes (model_weights_prefetch) */
+    void *gw_spare;                      /* the second layer buffer (backend memory, owned; NULL without prefetch) */
+    int gw_pre;                          /* the local layer on its way into gw_spare, -1: none */
+    void *gw_req;                        /* its requests (comm.h CommGatherReq, owned) */
+    long gw_ahead;                       /* layers gathered ahead so far (SIMPO_TRACE=dp; tests) */
     bool gw_head_cur;                    /* gw_head holds the head of the current weights */
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;
@@ -339,6 +345,8 @@ typedef struct ModelOpts {
                              * rows past N zeros); an all-gather over TP makes the whole rows before the column-parallel
                              * projections and the LM head, a reduce-scatter replaces the row-parallel projections'
                              * all-reduce; the norms' gain gradients are summed over TP (model.c) */
+    bool zero3_prefetch;   /* with shard_weights: parallel.zero3_prefetch, a second layer buffer into which the next
+                            * layer's all-gather runs while the current layer computes (model_weights_prefetch) */
     bool shard_weights;    /* parallel.zero 3 (model.h zero3), with param_shards > 1: the compute weights too
                             * sharded, each layer's all-gathered over the data-parallel group before its forward and
                             * its backward; in the bf16 mode (act16) the bf16 copy (model_enable_weights16), else
@@ -409,6 +417,11 @@ void model_weights_gather_reset(Model *m, bool head);
  * evaluation micro-batches than the others runs them in place of the missing ones, so that every rank makes the
  * same collectives. */
 void model_forward_gathers(Model *m);
+/* ZeRO-3 with zero3_prefetch: starts the all-gather of local layer l into the spare layer buffer, unless l is out of
+ * range, the current layer or already on its way (then nothing); model_weights_gather(m, l) completes it. The forward
+ * prefetches each next layer, the backward each previous one, so every rank starts the same gathers in the same
+ * order, and each pass gathers each layer once, as without it. */
+void model_weights_prefetch(Model *m, int l);
 /* Every matmul weight's copy was written with the parameters (the optimizer updated them all on this rank): fresh
  * again without a refresh pass. No-op without the copy. */
 void model_weights16_written(Model *m);

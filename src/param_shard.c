@@ -17,6 +17,7 @@
  * layer's forward and again before its backward (the LM head's into its own buffer, once per weights version).
  * Traffic: twice the stage's matmul weights per micro-batch, where ZeRO-1 / 2 send them once per step.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "comm.h"
@@ -119,13 +120,62 @@ void model_shard_weights_init(Model *m) {
     }
     size_t head = m->gw_to[m->L_loc] - m->gw_from[m->L_loc];
     if (most) m->gw_layer = be->alloc(sd_mul_size(most, m->gw_esz, "layer gather"), "layer gather");
+    if (most && m->gw_prefetch && m->L_loc > 1) { /* one layer: nothing to gather ahead */
+        m->gw_spare = be->alloc(sd_mul_size(most, m->gw_esz, "layer gather"), "layer gather");
+        m->gw_req = sd_calloc(1, sizeof(CommGatherReq), "layer gather requests");
+    }
+    m->gw_pre = -1;
     if (head) m->gw_head = be->alloc(sd_mul_size(head, m->gw_esz, "head gather"), "head gather");
     m->gw_cur = -1;
     m->gw_head_cur = false;
 }
 
+/* the blocks of layer group l's span [gw_from[l], gw_to[l]) each rank holds, into cnt[dp]; this rank's copied into
+ * buf (the span's first position at buf[0]) */
+static void gather_blocks(Model *m, int l, char *buf, size_t *cnt) {
+    size_t from = m->gw_from[l], to = m->gw_to[l], esz = m->gw_esz;
+    ProcessGrid *g = m->grid;
+    for (int r = 0; r < g->dp; r++) { /* rank r's block: its part of the layout within [from, to) */
+        size_t a = m->gw_bounds[r] > from ? m->gw_bounds[r] : from;
+        size_t b = m->gw_bounds[r + 1] < to ? m->gw_bounds[r + 1] : to;
+        cnt[r] = b > a ? b - a : 0;
+        if (r != g->dp_rank || b <= a) continue;
+        /* this rank's part: in its bf16 shard from position w16_lo, or in its fp32 shard (positions = offsets) */
+        const void *src = m->w16_at ? (const void *)(m->w16_base + (a - m->w16_lo))
+                                    : (const void *)model_param_at(m, a);
+        m->be->copy(buf + (a - from) * esz, src, (b - a) * esz);
+    }
+}
+
+/* layer group l's views into buf, which holds its span */
+static void point_group(Model *m, int l, char *buf) {
+    for (int i = 0; i < m->nspecs; i++) {
+        size_t at;
+        if (cw_at(m, i, &at) && cw_group(m, &m->specs[i]) == l) cw_view(m, i, buf + (at - m->gw_from[l]) * m->gw_esz);
+    }
+}
+
+/* the prefetch in flight, completed (its layer is then in gw_spare) */
+static void prefetch_wait(Model *m) {
+    if (m->gw_pre >= 0) comm_gather_wait(m->gw_req);
+}
+
+void model_weights_prefetch(Model *m, int l) {
+    if (!m->zero3 || !m->gw_spare || l < 0 || l >= m->L_loc || l == m->gw_cur || l == m->gw_pre) return;
+    if (m->w16_base && !m->w16_fresh) return; /* stale shards: model_weights_gather says so */
+    prefetch_wait(m); /* another layer's: not read (the pass asked for another order); its traffic is spent */
+    m->gw_pre = -1;
+    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)m->grid->dp, "all-gather blocks");
+    gather_blocks(m, l, m->gw_spare, cnt);
+    if (m->gw_to[l] > m->gw_from[l]) comm_iallgatherv(m->grid, GROUP_DP, m->gw_spare, m->gw_esz, cnt, m->gw_req);
+    free(cnt);
+    m->gw_pre = l;
+}
+
 void model_weights_gather_reset(Model *m, bool head) {
     if (!m->zero3) return;
+    prefetch_wait(m); /* a layer on its way is forgotten too */
+    m->gw_pre = -1;
     for (int i = 0; i < m->nspecs; i++) {
         size_t at;
         if (!cw_at(m, i, &at)) continue;
@@ -142,28 +192,27 @@ void model_weights_gather(Model *m, int l) {
         sd_die("model", "ZeRO-3: the bf16 weight shards are stale (model_params_allgather after the optimizer step)");
     bool head = l == m->L_loc;
     if (head ? m->gw_head_cur : m->gw_cur == l) return;
-    if (!head) model_weights_gather_reset(m, false);
+    if (!head && m->gw_pre == l) { /* gathered ahead: the spare buffer becomes the layer's */
+        int pre = m->gw_pre;
+        prefetch_wait(m);
+        m->gw_pre = -1;
+        model_weights_gather_reset(m, false);
+        void *t = m->gw_layer;
+        m->gw_layer = m->gw_spare, m->gw_spare = t;
+        point_group(m, pre, m->gw_layer);
+        m->gw_cur = pre;
+        m->gw_ahead++;
+        const char *tr = getenv("SIMPO_TRACE");
+        if (tr && strstr(tr, "dp") && m->grid->rank == 0) fprintf(stderr, "[dp] layer %d gathered ahead\n", pre + m->L_off);
+        return;
+    }
+    if (!head) model_weights_gather_reset(m, false); /* also completes a prefetch of another layer, unread */
     char *buf = head ? m->gw_head : m->gw_layer;
-    size_t from = m->gw_from[l], to = m->gw_to[l], esz = m->gw_esz;
-    ProcessGrid *g = m->grid;
-    int dp = g->dp;
-    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)dp, "all-gather blocks");
-    for (int r = 0; r < dp; r++) { /* rank r's block: its part of the layout within [from, to) */
-        size_t a = m->gw_bounds[r] > from ? m->gw_bounds[r] : from;
-        size_t b = m->gw_bounds[r + 1] < to ? m->gw_bounds[r + 1] : to;
-        cnt[r] = b > a ? b - a : 0;
-        if (r != g->dp_rank || b <= a) continue;
-        /* this rank's part: in its bf16 shard from position w16_lo, or in its fp32 shard (positions = offsets) */
-        const void *src = m->w16_at ? (const void *)(m->w16_base + (a - m->w16_lo))
-                                    : (const void *)model_param_at(m, a);
-        m->be->copy(buf + (a - from) * esz, src, (b - a) * esz);
-    }
-    if (to > from) comm_allgatherv(g, GROUP_DP, buf, esz, cnt);
+    size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)m->grid->dp, "all-gather blocks");
+    gather_blocks(m, l, buf, cnt);
+    if (m->gw_to[l] > m->gw_from[l]) comm_allgatherv(m->grid, GROUP_DP, buf, m->gw_esz, cnt);
     free(cnt);
-    for (int i = 0; i < m->nspecs; i++) {
-        size_t at;
-        if (cw_at(m, i, &at) && cw_group(m, &m->specs[i]) == l) cw_view(m, i, buf + (at - from) * esz);
-    }
+    point_group(m, l, buf);
     if (head) m->gw_head_cur = true;
     else m->gw_cur = l;
 }

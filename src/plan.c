@@ -108,12 +108,13 @@ MemPlan plan_memory(const PlanLayout *l) {
     if (l->weights16 && act16) p.weights16 = 2 * ((size_t)Ll * layer16 + head16w);
     /* ZeRO-3 (model.h zero3): this rank's part of the copy, allocated at its bound (param_shard.c
      * w16_part_elems: its fp32 shard's n_pad / dp elements plus a view's padding for each of the stage's 7 per layer
-     * and the head, at most the whole copy), one layer's gather buffer and the head's */
+     * and the head, at most the whole copy), one layer's gather buffer (two with parallel.zero3_prefetch on a stage of
+     * more than one layer) and the head's */
     if (plan_weights16_sharded(l)) {
         size_t part = n_pad / (size_t)l->dp + 128 * ((size_t)Ll * 7 + (last ? 1 : 0));
         if (part > p.weights16 / 2) part = p.weights16 / 2;
         p.gather_layer = 2 * layer16, p.gather_head = 2 * head16w;
-        p.weights16 = 2 * part + (Ll ? p.gather_layer : 0) + p.gather_head;
+        p.weights16 = 2 * part + (Ll ? p.gather_layer : 0) * (Ll > 1 && l->zero3_prefetch ? 2 : 1) + p.gather_head;
     }
     /* sharded fp32 master weights (model.h params_sharded: ZeRO >= 1, dp > 1, the bf16 copy): this rank's shard, and
      * whole the parameters an op reads in fp32 (the embedding, the RMSNorm gains, Qwen2's q, k, v biases) */
@@ -129,7 +130,7 @@ MemPlan plan_memory(const PlanLayout *l) {
         p.gather_layer = 4 * ((QD + 2 * KD) * C + (mc->qkv_bias ? QD + 2 * KD : 0) + (mc->qk_norm ? 2 * HD : 0) +
                               C * QD + (gemma2 ? 2 : 1) * C + 3 * FF * C);
         p.gather_head = last && (!mc->tie_word_embeddings || !first) ? 4 * V * C : 0;
-        p.weights += (Ll ? p.gather_layer : 0) + p.gather_head;
+        p.weights += (Ll ? p.gather_layer : 0) * (Ll > 1 && l->zero3_prefetch ? 2 : 1) + p.gather_head;
     }
     /* activations (fp32; in bf16 ln1, ln2, h as noted below). Per slot, what lives from a micro-batch's forward to its backward: every layer's input and
      * (unless it recomputes) its intermediates: norms, q/k/v, attention output and lse, x2, the MLP's gate/up/hidden;

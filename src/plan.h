@@ -43,6 +43,7 @@ typedef struct {
                              * tokens a step on each of the dp ranks) */
     bool seqpar;            /* parallel.sequence_parallel with tp > 1: the C-wide rows cut over TP (model.h seqpar) */
     bool grad_buffers2;     /* ZeRO >= 2 with parallel.overlap_grad_reduce: two bucket buffers (ModelOpts.grad_buffers) */
+    bool zero3_prefetch;    /* ZeRO-3 with parallel.zero3_prefetch: a second layer gather buffer (stages of > 1 layer) */
 } PlanLayout;
 
 typedef struct {

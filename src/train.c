@@ -734,7 +734,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     PlanLayout apl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                       mo.recompute_layers, bf16, bf16 && c->bf16_weight_cache != WEIGHT_CACHE_OFF,
                       c->lmhead_cache == LMHEAD_CACHE_ON, bf16 && mo.autocast16, mo.recompute_act, max_att, max_lp,
-                      mo.recompute_norm, 0, false, c->sequence_parallel && g->tp > 1, buffers2};
+                      mo.recompute_norm, 0, false, c->sequence_parallel && g->tp > 1, buffers2,
+                      c->zero >= 3 && c->zero3_prefetch};
     /* train.sparse_embedding_grad: where the embedding is untied and, under data parallelism, ZeRO 0 / 1 update it
      * whole on one rank (config.h config_sparse_embed) */
     bool sparse = config_sparse_embed(c, mc.tie_word_embeddings, g->dp, plan_embed_in_one_shard(&apl));
@@ -774,6 +775,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
      * optimizer's state (model.h params_sharded; below ZeRO-3 the model keeps them whole without bf16 storage) */
     mo.param_shards = (c->zero >= 1 && g->dp > 1 && apl.weights16) || zero3 ? g->dp : 1;
     mo.shard_weights = zero3; /* ZeRO-3: the bf16 copy in parts, or (fp32) the weights without a copy */
+    mo.zero3_prefetch = zero3 && c->zero3_prefetch; /* the next layer's gather ahead, into a second buffer */
     t->model = model_create_opts(&mc, be, max_tokens, g, step_slots(g->pp, g->pp_rank, n_mb), &mo);
     Model *m = t->model;
     if (sparse) model_enable_sparse_embed(m, (size_t)g->dp * n_mb * max_tokens); /* before the first backward */
@@ -841,7 +843,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
 
     PlanLayout pl = {mc, g->dp, g->tp, g->pp, c->zero, g->dp_rank, g->tp_rank, g->pp_rank, max_tokens, n_mb,
                      m->recompute_layers, m->act16, m->w16_base != NULL, head_cache, m->proj16, m->act_rc,
-                     max_att, max_lp, m->norm_rc, head_rows, sparse, m->seqpar, m->gp.buf[1] != NULL};
+                     max_att, max_lp, m->norm_rc, head_rows, sparse, m->seqpar, m->gp.buf[1] != NULL,
+                     m->gw_prefetch};
     print_grid(g, m, c->global_batch_pairs / g->dp);
     print_memory_plan(g, &pl, m->be);
     sd_set_startup_phase(false); /* from here on an error may be one rank's own: every rank prints its own */

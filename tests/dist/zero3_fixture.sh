@@ -49,6 +49,29 @@ tied_case fp32 2 3 # the last stage's mirror of the tied head gathered in fp32
 same_as "$TMP/f_tied_z3/out" "$TMP/f_tied_z2/out" "tied fp32 pp2 dp2 zero3 = zero2"
 # its checkpoints: resumed bit for bit, and moved to one rank and from one rank
 ckpt_moves 3
+# parallel.zero3_prefetch (default true): each next layer's gather into a second buffer while the layer before
+# computes. tiny-a's two layers: per micro-batch the forward gathers layer 1 ahead, the backward layer 1 (beside the
+# LM head's backward) and layer 0: 3 x 3 micro-batches x 2 steps on rank 0. Without it, none; the memory plan (one
+# buffer fewer) and the traffic as planned either way, and the same numbers bit for bit, in fp32 and bf16, with
+# recompute (the rerun reads the layer gathered ahead) and over dp2 x pp2
+pf_case() { # NAME NP PARALLEL DTYPE [TRAIN_KEYS] EXPECT_AHEAD
+  local name=$1 np=$2 par=$3 dt=$4 keys=$5 want=$6
+  for v in on off; do
+    setup ${name}_$v; sed -i "s/^model: {init: model}/model: {init: model, dtype: $dt}/" run.yaml
+    [ -n "$keys" ] && sed -i "s/^train: {/train: {$keys, /" run.yaml
+    [ $v = on ] && echo "parallel: $par" >> run.yaml || echo "parallel: ${par%\}}, zero3_prefetch: false}" >> run.yaml
+    SIMPO_TRACE=dp $MPI $np "$BIN" run.yaml 2> train.log && ok "$name prefetch $v trains" || bad "$name $v: $(tail -3 train.log)"
+    check_log "$name prefetch $v" train.log
+    local n; n=$(grep -c "gathered ahead" train.log)
+    if [ $v = on ]; then [ "$n" -eq "$want" ] && ok "$name: $n layers gathered ahead" || bad "$name: $n gathered ahead, wanted $want"
+    else [ "$n" -eq 0 ] && ok "$name: none gathered ahead without it" || bad "$name: $n gathered ahead without prefetch"; fi
+  done
+  same_state "$TMP/${name}_on" "$TMP/${name}_off" "$name: prefetch = none"
+}
+pf_case pf_f32 2 "{zero: 3}" fp32 "" 18
+pf_case pf_b16 2 "{zero: 3}" bf16 "" 18
+pf_case pf_b16_rc 2 "{zero: 3}" bf16 "recompute: true" 18
+pf_case pf_pp 4 "{pp: 2, zero: 3}" bf16 "" 0 # a layer per stage: nothing to gather ahead, no second buffer
 # in bf16 without the weight copy ZeRO-3 would send the fp32 weights where the copy's gathers send bf16: an error
 setup z3_nocopy; sed -i 's/^model: {init: model}/model: {init: model, dtype: bf16}/; s/^train: {/train: {bf16_weight_cache: false, /' run.yaml
 echo "parallel: {zero: 3}" >> run.yaml

@@ -373,7 +373,7 @@ static inline size_t fixture_model_bytes(const ModelConfig *mc, const Backend *b
 static inline size_t fixture_planned_model_bytes(const ModelConfig *mc, size_t max_tokens, int n_mb,
                                                  int recompute_layers, bool bf16, MemPlan *mp) {
     PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, max_tokens, n_mb, recompute_layers, bf16, false, false, false,
-                     false, 0, 0, 0, 0, false, false, false};
+                     false, 0, 0, 0, 0, false, false, false, false};
     MemPlan p = plan_memory(&pl);
     if (mp) *mp = p;
     return p.weights + p.grads + p.activations + p.other;

@@ -54,7 +54,7 @@ static void check_weights16(Model *m, const ModelConfig *mc, const PairSet *ps, 
     size_t before = be->bytes_in_use();
     model_enable_weights16(m);
     size_t held = be->bytes_in_use() - before;
-    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0, 0, 0, 0, false, false, false};
+    PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(recompute), true, true, false, false, false, 0, 0, 0, 0, false, false, false, false};
     size_t planned = plan_memory(&pl).weights16;
     CHECK(held == planned && held > 0, "%s: the bf16 weights take %zu bytes, planned %zu", what, held, planned);
     CHECK(!m->w16_fresh, "%s: a new bf16 weight copy is not read before its first refresh", what);
@@ -182,7 +182,7 @@ static void check_autocast(const cJSON *exp, const ModelConfig *mc, const Backen
             if (shared) free(on.grads);
             free(off.grads);
         }
-        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0, 0, 0, false, false, false};
+        PlanLayout pl = {*mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, RC_LAYERS(rc), true, false, false, true, false, 0, 0, 0, 0, false, false, false, false};
         MemPlan p = plan_memory(&pl);
         size_t planned = p.weights + p.grads + p.activations + p.other;
         CHECK(held[rc] == planned, "%s, recompute %d: autocast allocated %zu bytes, planned %zu", what, rc, held[rc],

@@ -75,7 +75,7 @@ static void check_same(const char *dir, const PairSet *ps, const Backend *be, bo
     CHECK(head16 == (bf16 && autocast && mc.final_logit_softcapping == 0), "%s: bf16 logits %s", what,
           head16 ? "on" : "off");
     PlanLayout pl = {mc, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, bf16, false, true, bf16 && autocast, false, 0, lp_rows, 0,
-                     rows, false, false, false};
+                     rows, false, false, false, false};
     MemPlan with = plan_memory(&pl);
     pl.lmhead_cache = false;
     MemPlan without = plan_memory(&pl);
@@ -163,7 +163,7 @@ int main(void) {
      * budget short of that, the most whole chunks whose plan fits it (the cache lies over the layers' gradient
      * scratch, so a plan grows with the rows only once the head's region outgrows that scratch); none when not one
      * chunk fits */
-    PlanLayout fl = {mca, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, true, false, false, true, false, 0, lp, 0, 0, false, false, false};
+    PlanLayout fl = {mca, 1, 1, 1, 0, 0, 0, 0, 256, 1, 0, true, false, false, true, false, 0, lp, 0, 0, false, false, false, false};
     size_t without = plan_memory(&fl).total, all = model_arena_tokens(lp);
     size_t plan_all = plan_with_rows(fl, 0);
     CHECK(plan_all == without, "tiny-a: the whole cache (%zu bytes) fits under the layers' scratch: no more memory "
