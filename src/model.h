@@ -281,7 +281,6 @@ typedef struct Model {
     void *gw_spare;                      /* the second layer buffer (backend memory, owned; NULL without prefetch) */
     int gw_pre;                          /* the local layer on its way into gw_spare, -1: none */
     void *gw_req;                        /* its requests (comm.h CommGatherReq, owned) */
-    long gw_ahead;                       /* layers gathered ahead so far (SIMPO_TRACE=dp; tests) */
     bool gw_head_cur;                    /* gw_head holds the head of the current weights */
     bool partitioned;                    /* ModelOpts.grad_shards > 1: m->grads is this rank's shard, m->gp */
     GradPartition gp;

@@ -201,7 +201,6 @@ void model_weights_gather(Model *m, int l) {
         m->gw_layer = m->gw_spare, m->gw_spare = t;
         point_group(m, pre, m->gw_layer);
         m->gw_cur = pre;
-        m->gw_ahead++;
         const char *tr = getenv("SIMPO_TRACE");
         if (tr && strstr(tr, "dp") && m->grid->rank == 0) fprintf(stderr, "[dp] layer %d gathered ahead\n", pre + m->L_off);
         return;
@@ -220,7 +219,11 @@ void model_weights_gather(Model *m, int l) {
 void model_forward_gathers(Model *m) {
     if (!m->zero3) return;
     model_weights_gather_reset(m, false);
-    for (int l = 0; l < m->L_loc; l++) model_weights_gather(m, l);
+    for (int l = 0; l < m->L_loc; l++) { /* the forward's calls, prefetches included: MPI matches a non-blocking
+                                          * collective only with a non-blocking one */
+        model_weights_gather(m, l);
+        model_weights_prefetch(m, l + 1);
+    }
     if (m->last_stage) model_weights_gather(m, m->L_loc);
 }
 
