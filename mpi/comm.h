@@ -1,7 +1,7 @@
 /* comm.h — the process grid (dp x pp x tp over MPI_COMM_WORLD) and the collectives every module uses.
  *
  * defines: ProcessGrid, Group, grid_init, grid_free, grid_describe, grid_set_backend, grid_use_nccl,
- *          comm_nccl_built, comm_* collectives, comm_bytes.
+ *          comm_nccl_built, comm_* collectives (blocking, and non-blocking with CommReq / CommGatherReq), comm_bytes.
  * No globals: a ProcessGrid * is passed to everything that communicates. Every group of size 1 makes the
  * collectives no-ops, so single-rank code and unit tests run the same path without mpirun.
  * Rank placement: TP innermost, then PP, then DP (rank = (dp_rank * pp + pp_rank) * tp + tp_rank), so a TP group
@@ -103,7 +103,7 @@ void comm_allreduce_max_f32(ProcessGrid *g, GroupKind k, float *buf, size_t n);
 float *comm_ireduce_scatterv_f32(ProcessGrid *g, GroupKind k, float *buf, const size_t *counts, CommReq *req);
 /* Backend memory, in place, equal blocks (sequence parallelism's rows): buf holds the group's blocks of per_rank
  * elements in rank order; afterwards the sum over the group of this rank's block lies at the returned pointer, as
- * comm_reduce_scatterv_f32's does. */
+ * comm_ireduce_scatterv_f32's does (blocking). */
 float *comm_reduce_scatter_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
 /* Backend memory. In place: block r of buf (per_rank elements at r * per_rank) comes from group rank r. */
 void comm_allgather_f32(ProcessGrid *g, GroupKind k, float *buf, size_t per_rank);
