@@ -40,7 +40,8 @@ static const char *USAGE =
     "  lies in a node (pipeline: a block of tp x pp ranks that divides the node; data-parallel: the whole job),\n"
     "  ring volumes. Overlap: only the data-parallel reduction of the gradient (parallel.overlap_grad_reduce):\n"
     "  under zero 0 / 1 (on by default) its units run beside the stage's last backward (two thirds of a\n"
-    "  micro-batch's compute), under zero 2 / 3 (with true; a second bucket buffer in memory) every micro-batch's\n"
+    "  micro-batch's compute), under zero 2 / 3 (with a second bucket buffer in memory: true, or auto where it\n"
+    "  fits --gpu-mem after the recompute and the caches, as the trainer on a GPU) every micro-batch's\n"
     "  bucket reduce-scatters beside two thirds of the stage's compute; except, either way, the stage's first\n"
     "  layer and an embedding in the gradient buffer, which complete at the end; and under zero 3 with\n"
     "  parallel.zero3_prefetch (the default; a second layer gather buffer in memory) the layers' all-gathers beside\n"
@@ -84,7 +85,8 @@ static const char *USAGE =
     "  (parallel.sequence_parallel: where tp > 1 the hidden-size rows of the layers' inputs, norms and residuals a\n"
     "  1/tp block per rank, the pipeline's messages too; its reduce-scatters and all-gathers over TP timed at\n"
     "  (tp - 1) / tp of their buffers), --overlap-grad-reduce (parallel.overlap_grad_reduce: false times the\n"
-    "  whole reduction after the backward, true overlaps zero 2 / 3's too), --global-batch-pairs\n"
+    "  whole reduction after the backward, true overlaps zero 2 / 3's too, also where it does not fit),\n"
+    "  --global-batch-pairs\n"
     "  (train.global_batch_pairs). The caches, --recompute-activation and --recompute-norm change memory only: the\n"
     "  time model counts neither the conversions the weight copy saves, nor the LM-head GEMM the logits cache\n"
     "  saves, nor the elementwise passes again.\n";
@@ -345,6 +347,11 @@ static Row eval_layout(const PlanCtx *x, int dp, int pp, int tp, int zero, int r
                 pl.lmhead_cache = pl.lmhead_cache_rows > 0;
             }
             r.hc_rows = !pl.lmhead_cache ? 0 : pl.lmhead_cache_rows ? pl.lmhead_cache_rows : r.hc_full;
+        }
+        if (zero >= 2 && dp > 1 && c->overlap_grad_reduce == OVERLAP_GRAD_AUTO) { /* as train.c pick_grad_buffers */
+            PlanLayout bl = pl;
+            bl.grad_buffers2 = true;
+            pl.grad_buffers2 = (double)plan_memory(&bl).total <= x->budget;
         }
         MemPlan mp = plan_memory(&pl);
         if ((double)mp.total / 1073741824.0 >= r.mem_gib) r.mem = mp, r.mem_stage = stage;

@@ -290,8 +290,10 @@ static const KeySpec KEYS[] = {
      "beside the backward of the layers before it; under zero 2 and 3 each bucket's reduce-scatter (every "
      "micro-batch's) travels while the backward writes the next bucket into a second bucket buffer (one bucket, "
      "the largest, more memory). The same messages either way, so the same numbers bit for bit. auto: on under "
-     "zero 0 and 1 (no memory more), off under 2 and 3; false: every unit after the backward, every bucket's sum "
-     "before the next"},
+     "zero 0 and 1 (no memory more); under 2 and 3 where a memory budget is known (a GPU's free memory, or "
+     "SIMPO_DEVICE_MEMORY_GIB) and the plan with the second buffer fits it after train.recompute and the caches "
+     "(the log says `parallel.overlap_grad_reduce auto: stage S two buffers|one buffer`), else one buffer; false: "
+     "every unit after the backward, every bucket's sum before the next"},
     {"parallel.backend", K_SENUM, F(comm_backend), "auto", U, U, 0, 0, "auto|mpi|nccl", "collectives backend"},
 };
 #define NKEYS (int)(sizeof KEYS / sizeof KEYS[0])

@@ -633,6 +633,26 @@ static size_t pick_head_cache(ProcessGrid *g, const Backend *be, PlanLayout pl) 
     return rows;
 }
 
+/* parallel.overlap_grad_reduce: auto under ZeRO 2 / 3: the second gradient bucket buffer where the plan with it,
+ * after the recompute and the caches (pl), fits the memory budget (as pick_recompute's): it saves time at no cost in
+ * recompute, so it takes only memory nothing else needs. With no limit known (host memory): one buffer. The choice
+ * is each rank's own (the collectives are the same either way: one buffer waits for each start at once). */
+static bool pick_grad_buffers(ProcessGrid *g, const Backend *be, PlanLayout pl) {
+    bool env;
+    double budget = memory_budget(be, &env);
+    pl.grad_buffers2 = true;
+    double with = (double)plan_memory(&pl).total;
+    bool two = budget >= 0 && with <= budget;
+    if (budget >= 0 && g->dp_rank == 0 && g->tp_rank == 0) {
+        char why[96];
+        budget_why(why, sizeof why, budget, env, be);
+        fprintf(stderr, "simpo_dist: parallel.overlap_grad_reduce auto: stage %d %s (planned %.2f GiB with two "
+                "gradient bucket buffers, %s)\n", g->pp_rank, two ? "two buffers" : "one buffer",
+                with / 1073741824.0, why);
+    }
+    return two;
+}
+
 int train_run(const Config *c, const TrainOptions *opt) {
     Trainer T = {0}, *t = &T;
     t->cfg = c;
@@ -719,8 +739,8 @@ int train_run(const Config *c, const TrainOptions *opt) {
     pick_precision(c, g, be, gpu);
     pick_collectives(c, g, gpu);
     /* parallel.zero 2: each DP rank holds its shard of the gradient only (model.h GradPartition); with
-     * parallel.overlap_grad_reduce: true two bucket buffers, a bucket's reduce-scatter travelling while the backward
-     * writes the next */
+     * parallel.overlap_grad_reduce: true (or auto where it fits, pick_grad_buffers) two bucket buffers, a bucket's
+     * reduce-scatter travelling while the backward writes the next */
     bool partition = c->zero >= 2 && g->dp > 1, buffers2 = partition && c->overlap_grad_reduce == OVERLAP_GRAD_ON;
     ModelOpts mo = {.recompute_layers = config_recompute_layers(c), .autocast16 = !strcmp(c->bf16_storage, "autocast"),
                     .recompute_act = c->recompute_activation, .max_att_tokens = max_att, .max_lp_rows = max_lp,
@@ -771,6 +791,12 @@ int train_run(const Config *c, const TrainOptions *opt) {
     bool head_cache = c->lmhead_cache == LMHEAD_CACHE_ON;
     size_t head_rows = 0;
     if (c->lmhead_cache == LMHEAD_CACHE_AUTO) head_rows = pick_head_cache(g, be, apl), head_cache = head_rows > 0;
+    if (partition && c->overlap_grad_reduce == OVERLAP_GRAD_AUTO) { /* last: only memory nothing else needs */
+        PlanLayout bl = apl;
+        bl.lmhead_cache = head_cache, bl.lmhead_cache_rows = head_rows;
+        buffers2 = pick_grad_buffers(g, be, bl);
+        mo.grad_buffers = buffers2 ? 2 : 1, apl.grad_buffers2 = buffers2;
+    }
     /* ZeRO >= 1 in the bf16 mode with the bf16 weight copy, or ZeRO-3: the fp32 master weights sharded like the
      * optimizer's state (model.h params_sharded; below ZeRO-3 the model keeps them whole without bf16 storage) */
     mo.param_shards = (c->zero >= 1 && g->dp > 1 && apl.weights16) || zero3 ? g->dp : 1;

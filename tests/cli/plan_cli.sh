@@ -284,15 +284,17 @@ for speed in "--link-gbps 1" "--tflops 0.2"; do
       || bad "--overlap-grad-reduce, dp 8 zero $z ($speed): '$a' -> '$b' (all-reduce $ar)"
   done
 done
-a=$(ogr "8 1 1 2" --link-gbps 1 --overlap-grad-reduce false); b=$(ogr "8 1 1 2" --link-gbps 1)
-[ -n "$a" ] && [ "$a" = "$b" ] && ok "--overlap-grad-reduce: zero 2 unchanged by default ($a)" || bad "zero 2: '$a' -> '$b'"
 # true under zero 2 and 3: a second bucket buffer (big.yaml's largest bucket a layer, 15,730,688 floats: 0.0586 GiB
-# more), and each micro-batch's reduce-scatters beside two thirds of the stage's compute
+# more), and each micro-batch's reduce-scatters beside two thirds of the stage's compute; auto (the default) takes it
+# where the row fits --gpu-mem with it (80 GiB: as true; 1.18 GiB, between the two: one buffer, as false)
 ogm() { "$BIN" plan "$TMP/p/big.yaml" --gpus 8 --node-gpus 1 --link-gbps 1 --top 100 "$@" | awk '$1" "$2" "$3" "$4 == "8 1 1 2" {print $5, $7, $9}'; }
 a=$(ogm --overlap-grad-reduce false); b=$(ogm --overlap-grad-reduce true)
 awk -v a="$a" -v b="$b" 'BEGIN {split(a, x, " "); split(b, y, " "); dm = y[1] - x[1] - 15730688 * 4 / 1073741824
      dc = (x[3] - y[3]) - 2 / 3 * x[2]; if (dm < 0) dm = -dm; if (dc < 0) dc = -dc; exit !(x[1] > 0 && dm <= 0.001 && dc <= 2e-4)}' \
   && ok "--overlap-grad-reduce true, zero 2: $a -> $b (GiB, compute s, comm s)" || bad "--overlap-grad-reduce true, zero 2: '$a' -> '$b'"
+c=$(ogm); d=$(ogm --gpu-mem 1.18)
+[ -n "$c" ] && [ "$c" = "$b" ] && [ "$d" = "$a" ] && ok "--overlap-grad-reduce auto, zero 2: two buffers in 80 GiB ($c), one in 1.18 ($d)" \
+  || bad "auto zero 2: 80 GiB '$c' (true '$b'), 1.18 GiB '$d' (false '$a')"
 expect_error "--overlap-grad-reduce takes true or false" "--overlap-grad-reduce: expected true or false, found 'on'" \
   "$BIN" plan "$TMP/p/big.yaml" --gpus 2 --overlap-grad-reduce on
 "$BIN" plan run.yaml --gpus 2 --gpu-mem 0.0001 > small.txt; [ $? -ne 0 ] && grep -q "no layout fits" small.txt \

@@ -59,8 +59,8 @@ grep -q "started in the backward" "$TMP/tied_on/train.log" && ok "tied: units in
 same_state "$TMP/tied_on" "$TMP/tied_off" "tied pp2 dp2: overlapped = after the backward"
 # ZeRO 2 and 3 (the gradient partitioned: every micro-batch's buckets reduce-scattered into the shard): with true two
 # bucket buffers, a bucket's reduce-scatter travelling while the backward writes the next (one bucket more memory,
-# which the plan counts); the same numbers bit for bit as one buffer (auto, their default), each bucket's sum added
-# into the shard in the order the buckets started
+# which the plan counts); the same numbers bit for bit as one buffer (auto without a known memory budget, as on these
+# CPU ranks), each bucket's sum added into the shard in the order the buckets started
 pair2() { # NAME NP PARALLEL [MICRO] [DTYPE]
   local name=$1 np=$2 par=$3 micro=${4:-1} dt=${5:-}
   for v in on off; do
@@ -83,6 +83,18 @@ pair2() { # NAME NP PARALLEL [MICRO] [DTYPE]
   same_state "$TMP/$name" "$TMP/${name}_off" "$name: two bucket buffers = one"
 }
 pair2 dp2_z2 2 "{zero: 2}"
+# auto (the default) under zero 2: one buffer without a known memory budget (host memory: pair2's one-buffer runs),
+# two where the budget holds the plan with them, one where it does not; the numbers bit for bit alike either way
+for b in 80 0.00204; do # tiny-a at dp2: 2,108,548 bytes planned with one buffer, 2,281,092 with two
+  setup z2_auto_$b; echo "parallel: {zero: 2}" >> run.yaml
+  SIMPO_DEVICE_MEMORY_GIB=$b $MPI 2 "$BIN" run.yaml 2> train.log && ok "zero 2 auto in $b GiB trains" || bad "z2 auto $b: $(tail -3 train.log)"
+  check_log "zero 2 auto in $b GiB" train.log
+done
+grep -q "parallel.overlap_grad_reduce auto: stage 0 two buffers" "$TMP/z2_auto_80/train.log" && grep -q "two bucket buffers: each" "$TMP/z2_auto_80/train.log" \
+  && ok "zero 2 auto: two buffers in 80 GiB" || bad "zero 2 auto 80: $(grep 'overlap_grad_reduce\|bucket buffer' "$TMP/z2_auto_80/train.log")"
+grep -q "parallel.overlap_grad_reduce auto: stage 0 one buffer" "$TMP/z2_auto_0.00204/train.log" && grep -q "one bucket buffer: each" "$TMP/z2_auto_0.00204/train.log" \
+  && ok "zero 2 auto: one buffer in 0.00204 GiB" || bad "zero 2 auto 0.00204: $(grep 'overlap_grad_reduce\|bucket buffer' "$TMP/z2_auto_0.00204/train.log")"
+same_state "$TMP/z2_auto_80" "$TMP/z2_auto_0.00204" "zero 2 auto: two buffers = one"
 pair2 dp3_z2 3 "{zero: 2}"
 pair2 dp2_tp2_z2 4 "{tp: 2, zero: 2}"
 pair2 dp2_z3 2 "{zero: 3}"
