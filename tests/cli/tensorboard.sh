@@ -15,16 +15,18 @@ grep -q "tensorboard_dir: tb" tb.yaml && grep -q "eval_on_start: true" tb.yaml |
 [ "$(head -1 events.txt)" = "version brain.Event:2" ] && ok "file_version record first" || bad "first: $(head -1 events.txt)"
 # compare EVENTS METRICS PREFIX MAP: every line of METRICS has its fields at its step in EVENTS as float32
 compare() { python3 - "$@" <<'PY'
-import json, struct, sys
+import json, math, struct, sys
 ev = {}
 for l in open(sys.argv[1]):
     p = l.split()
     if p[0] != "version": ev.setdefault((int(p[0]), p[1]), []).append(float(p[2]))
 prefix, fields = sys.argv[3], dict(kv.split("=") for kv in sys.argv[4].split(","))
 f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]
-# the JSON files print rates and times with 6 digits (%.6g), the rest with 17: those within 6 digits, these as float32
+# the JSON files print rates and times with 6 digits (%.6g), the rest with 17: those within 6 digits (half a unit of
+# the sixth significant digit, plus the event's float32 rounding: 2^-24 of it), these as float32
 approx = {"tokens_per_s", "tflops_per_rank", "mfu", "eval_runtime", "eval_samples_per_second"}
-same = lambda got, want, key: abs(got - want) <= 5e-6 * abs(want) if key in approx else got == float("%.9g" % f32(want))
+six = lambda want, got: (0.5 * 10 ** (math.floor(math.log10(abs(want))) - 5) if want else 0) + abs(got) * 2 ** -24
+same = lambda got, want, key: abs(got - want) <= six(want, got) if key in approx else got == float("%.9g" % f32(want))
 bad, n = 0, 0
 for line in open(sys.argv[2]):
     r = json.loads(line)
