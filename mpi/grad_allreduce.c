@@ -19,7 +19,7 @@ struct GradAllreduce {
     ProcessGrid *g;
     float *grads;
     size_t from, to;
-    int nunits, early;
+    int nunits;
     Unit *u;
     bool trace;
 };
@@ -60,7 +60,6 @@ static void start(GradAllreduce *r, Unit *u, bool early) {
         comm_iallreduce_sum_f32(r->g, GROUP_DP, r->grads + (u->off - r->from) + at, c, &u->req[q]);
     }
     u->started = true;
-    r->early += early;
     if (r->trace && r->g->rank == 0)
         fprintf(stderr, "[dp] all-reduce of flat [%zu, %zu) started %s\n", u->off, u->off + u->n,
                 early ? "in the backward" : "after the backward");
@@ -81,7 +80,7 @@ void grad_allreduce_ready(GradAllreduce *r, size_t off, size_t n) {
         for (int q = 0; r->u[i].started && q < r->u[i].nreq; q++) comm_test(&r->u[i].req[q]);
 }
 
-void grad_allreduce_finish(GradAllreduce *r, int *started_early) {
+void grad_allreduce_finish(GradAllreduce *r) {
     for (int i = 0; i < r->nunits; i++)
         if (!r->u[i].started) start(r, &r->u[i], false);
     for (int i = 0; i < r->nunits; i++) {
@@ -89,6 +88,4 @@ void grad_allreduce_finish(GradAllreduce *r, int *started_early) {
         for (int q = 0; q < u->nreq; q++) comm_wait(&u->req[q]);
         u->left = u->n, u->started = false;
     }
-    if (started_early) *started_early = r->early;
-    r->early = 0;
 }

@@ -31,7 +31,6 @@ void grad_allreduce_free(GradAllreduce *r);
  * Parts outside [from, to) are ignored; a part marked twice in one step is an error. */
 void grad_allreduce_ready(GradAllreduce *r, size_t off, size_t n);
 /* Starts the units not started yet, in order, and waits for all of them: the group's sum of the gradient is in
- * grads afterwards, and the next step may begin. started_early (NULL: not wanted) gets how many units started in
- * grad_allreduce_ready this step. */
-void grad_allreduce_finish(GradAllreduce *r, int *started_early);
+ * grads afterwards, and the next step may begin. */
+void grad_allreduce_finish(GradAllreduce *r);
 #endif

@@ -155,16 +155,16 @@ static void point_group(Model *m, int l, char *buf) {
     }
 }
 
-/* the prefetch in flight, completed (its layer is then in gw_spare) */
-static void prefetch_wait(Model *m) {
+/* the prefetch in flight, completed and no longer pending (its layer is then in gw_spare) */
+static void prefetch_finish(Model *m) {
     if (m->gw_pre >= 0) comm_gather_wait(m->gw_req);
+    m->gw_pre = -1;
 }
 
 void model_weights_prefetch(Model *m, int l) {
     if (!m->zero3 || !m->gw_spare || l < 0 || l >= m->L_loc || l == m->gw_cur || l == m->gw_pre) return;
     if (m->w16_base && !m->w16_fresh) return; /* stale shards: model_weights_gather says so */
-    prefetch_wait(m); /* another layer's: not read (the pass asked for another order); its traffic is spent */
-    m->gw_pre = -1;
+    prefetch_finish(m); /* another layer's: not read (the pass asked for another order); its traffic is spent */
     size_t *cnt = sd_alloc(sizeof(size_t) * (size_t)m->grid->dp, "all-gather blocks");
     gather_blocks(m, l, m->gw_spare, cnt);
     if (m->gw_to[l] > m->gw_from[l]) comm_iallgatherv(m->grid, GROUP_DP, m->gw_spare, m->gw_esz, cnt, m->gw_req);
@@ -174,8 +174,7 @@ void model_weights_prefetch(Model *m, int l) {
 
 void model_weights_gather_reset(Model *m, bool head) {
     if (!m->zero3) return;
-    prefetch_wait(m); /* a layer on its way is forgotten too */
-    m->gw_pre = -1;
+    prefetch_finish(m); /* a layer on its way is forgotten too */
     for (int i = 0; i < m->nspecs; i++) {
         size_t at;
         if (!cw_at(m, i, &at)) continue;
@@ -194,8 +193,7 @@ void model_weights_gather(Model *m, int l) {
     if (head ? m->gw_head_cur : m->gw_cur == l) return;
     if (!head && m->gw_pre == l) { /* gathered ahead: the spare buffer becomes the layer's */
         int pre = m->gw_pre;
-        prefetch_wait(m);
-        m->gw_pre = -1;
+        prefetch_finish(m);
         model_weights_gather_reset(m, false);
         void *t = m->gw_layer;
         m->gw_layer = m->gw_spare, m->gw_spare = t;

@@ -953,7 +953,7 @@ int train_run(const Config *c, const TrainOptions *opt) {
         }
         step_sync_tied_grads(g, m);
         model_grads_reduce_resident(m); /* ZeRO-2: the tied embedding's gradient, whole for the step */
-        if (t->gar) grad_allreduce_finish(t->gar, NULL); /* ZeRO 0 / 1: what the backward did not start, then all */
+        if (t->gar) grad_allreduce_finish(t->gar); /* ZeRO 0 / 1: what the backward did not start, then all */
         model_sparse_embed_allreduce(m); /* the held embedding rows (the flat buffer starts after them) */
         comm_allreduce_sum_f64(g, GROUP_PP, acc, ACC_N); /* the last stage computed them */
         comm_allreduce_sum_f64(g, GROUP_DP, acc, ACC_N);
